@@ -1,0 +1,61 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { FtpServer } from '@ftp/server';
+import { LocalProvider } from '@ftp/vfs';
+import type { FtpdOptions } from './options.js';
+
+export { parseOptions, USAGE, UsageError, type FtpdOptions } from './options.js';
+
+/** A running ftpd: its server, address, and a way to stop it. */
+export interface Ftpd {
+  server: FtpServer;
+  address: AddressInfo;
+  /** The implicit FTPS listener's address, when one was asked for. */
+  implicitAddress: AddressInfo | undefined;
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Starts the reference server: one user over a local folder (created if missing). */
+export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<Ftpd> {
+  const root = resolve(options.root);
+  await mkdir(root, { recursive: true });
+  const fs = new LocalProvider(root);
+  const tls = options.tlsCert && options.tlsKey ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) } : null;
+  let anonymous;
+  if (options.anonymousRoot) {
+    const anonymousRoot = resolve(options.anonymousRoot);
+    await mkdir(anonymousRoot, { recursive: true });
+    anonymous = { fs: new LocalProvider(anonymousRoot) };
+  }
+  const server = new FtpServer({
+    logger,
+    anonymous,
+    settings: {
+      passivePortRange: options.passivePortRange,
+      publicHost: options.publicHost,
+      tlsRequired: options.tlsRequired,
+      tlsSessionReuse: options.tlsSessionReuse,
+      allowCcc: options.allowCcc,
+      maxLoginFailures: options.maxLoginFailures,
+      banDuration: options.banDuration,
+      failedLoginDelay: options.loginDelay,
+    },
+    driver: {
+      authenticate: (_session, user, password) => (user === options.user && sameSecret(password, options.password) ? { fs } : null),
+      ...(tls ? { tlsOptions: () => tls } : {}),
+    },
+  });
+  const address = await server.listen(options.port, options.host);
+  const implicitAddress = options.implicitPort !== undefined ? await server.listenImplicitTls(options.implicitPort, options.host) : undefined;
+  return { server, address, implicitAddress, close: (graceMs) => server.close(graceMs) };
+}
+
+/** Compares secrets in constant time, so response timing does not reveal a matching prefix. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

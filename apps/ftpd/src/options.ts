@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+
+/** What `ftpd` runs with: the command line over the environment (`FTPD_*`) over the embedded defaults. */
+export interface FtpdOptions {
+  host: string;
+  port: number;
+  root: string;
+  user: string;
+  password: string;
+  /** True when the password was generated (and so must be printed for the operator). */
+  passwordGenerated: boolean;
+  passivePortRange: [number, number];
+  publicHost: string | undefined;
+  logLevel: string;
+  /** PEM certificate and key files: enable AUTH TLS (and implicit FTPS with `implicitPort`). */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** Port for implicit FTPS, if any. */
+  implicitPort: number | undefined;
+  tlsRequired: 'none' | 'control' | 'all';
+  tlsSessionReuse: boolean;
+  /** Allow CCC after login. */
+  allowCcc: boolean;
+  /** A folder served read-only to user `anonymous`; none by default. */
+  anonymousRoot: string | undefined;
+  maxLoginFailures: number | undefined;
+  banDuration: number | undefined;
+  /** Milliseconds before answering a failed login (growing with each failure). */
+  loginDelay: number | undefined;
+}
+
+export const USAGE = `Usage: ftpd [options]
+
+Runs an FTP server over a local folder. With no options it serves ./data on 127.0.0.1:2121
+for one user whose password is printed at start.
+
+Options:
+  -p, --port <n>          control port (default 2121, env FTPD_PORT)
+  -H, --host <addr>       listen address (default 127.0.0.1, env FTPD_HOST)
+  -r, --root <dir>        folder served (default ./data, created if missing, env FTPD_ROOT)
+  -u, --user <name>       user name (default ftp, env FTPD_USER)
+  -P, --password <pass>   password (default: generated and printed, env FTPD_PASSWORD)
+      --pasv-range <a-b>  passive port range (default 30000-30999, env FTPD_PASV_RANGE)
+      --public-host <ip>  address advertised in PASV replies (env FTPD_PUBLIC_HOST)
+      --log-level <lvl>   fatal, error, warn, info, debug, trace or silent (default info, env FTPD_LOG_LEVEL)
+      --tls-cert <file>   PEM certificate: enables AUTH TLS (env FTPD_TLS_CERT)
+      --tls-key <file>    PEM private key (env FTPD_TLS_KEY)
+      --implicit-port <n> also listen for implicit FTPS on this port (env FTPD_IMPLICIT_PORT)
+      --tls-required <m>  none, control or all (default none, env FTPD_TLS_REQUIRED)
+      --no-tls-session-reuse  accept TLS data connections that do not resume the control session
+      --allow-ccc         allow CCC (clear control connection after login, for NAT helpers)
+      --anonymous-root <dir>  serve this folder read-only to user anonymous (env FTPD_ANONYMOUS_ROOT)
+      --max-login-failures <n>  failed logins from one address before a ban (default 10; 0: never)
+      --ban-duration <s>  seconds a banned address is refused (default 900)
+      --login-delay <ms>  pause before answering a failed login, growing per failure (default 1000)
+  -h, --help              this help
+  -v, --version           the version
+`;
+
+/** Thrown for a bad command line: the message says which option and what was expected. */
+export class UsageError extends Error {}
+
+/** Parses argv and the environment into options, or throws a UsageError. */
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOptions | 'help' | 'version' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string', short: 'H' },
+        root: { type: 'string', short: 'r' },
+        user: { type: 'string', short: 'u' },
+        password: { type: 'string', short: 'P' },
+        'pasv-range': { type: 'string' },
+        'public-host': { type: 'string' },
+        'log-level': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'implicit-port': { type: 'string' },
+        'tls-required': { type: 'string' },
+        'no-tls-session-reuse': { type: 'boolean' },
+        'allow-ccc': { type: 'boolean' },
+        'anonymous-root': { type: 'string' },
+        'max-login-failures': { type: 'string' },
+        'ban-duration': { type: 'string' },
+        'login-delay': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (v.version) return 'version';
+  const port = parsePort(v.port ?? env.FTPD_PORT ?? '2121', '--port');
+  const range = (v['pasv-range'] ?? env.FTPD_PASV_RANGE ?? '30000-30999').split('-');
+  if (range.length !== 2) throw new UsageError('--pasv-range: expected two ports as MIN-MAX, e.g. 30000-30999');
+  const min = parsePort(range[0] ?? '', '--pasv-range');
+  const max = parsePort(range[1] ?? '', '--pasv-range');
+  if (min > max) throw new UsageError('--pasv-range: MIN must not be above MAX');
+  const logLevel = v['log-level'] ?? env.FTPD_LOG_LEVEL ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new UsageError(`--log-level: expected one of fatal, error, warn, info, debug, trace, silent; got ${logLevel}`);
+  }
+  const password = v.password ?? env.FTPD_PASSWORD;
+  const user = v.user ?? env.FTPD_USER ?? 'ftp';
+  if (user === '') throw new UsageError('--user: must not be empty');
+  const tlsCert = v['tls-cert'] ?? env.FTPD_TLS_CERT;
+  const tlsKey = v['tls-key'] ?? env.FTPD_TLS_KEY;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const implicit = v['implicit-port'] ?? env.FTPD_IMPLICIT_PORT;
+  const implicitPort = implicit === undefined ? undefined : parsePort(implicit, '--implicit-port');
+  if (implicitPort !== undefined && tlsCert === undefined) throw new UsageError('--implicit-port needs --tls-cert and --tls-key');
+  const tlsRequired = v['tls-required'] ?? env.FTPD_TLS_REQUIRED ?? 'none';
+  if (tlsRequired !== 'none' && tlsRequired !== 'control' && tlsRequired !== 'all') {
+    throw new UsageError(`--tls-required: expected none, control or all; got ${tlsRequired}`);
+  }
+  if (tlsRequired !== 'none' && tlsCert === undefined) throw new UsageError('--tls-required needs --tls-cert and --tls-key');
+  return {
+    tlsCert,
+    tlsKey,
+    implicitPort,
+    tlsRequired,
+    tlsSessionReuse: v['no-tls-session-reuse'] !== true,
+    allowCcc: v['allow-ccc'] === true,
+    anonymousRoot: v['anonymous-root'] ?? env.FTPD_ANONYMOUS_ROOT,
+    maxLoginFailures: optionalCount(v['max-login-failures'], '--max-login-failures'),
+    banDuration: optionalCount(v['ban-duration'], '--ban-duration'),
+    loginDelay: optionalCount(v['login-delay'], '--login-delay'),
+    host: v.host ?? env.FTPD_HOST ?? '127.0.0.1',
+    port,
+    root: v.root ?? env.FTPD_ROOT ?? './data',
+    user,
+    password: password ?? randomBytes(9).toString('base64url'),
+    passwordGenerated: password === undefined,
+    passivePortRange: [min, max],
+    publicHost: v['public-host'] ?? env.FTPD_PUBLIC_HOST,
+    logLevel,
+  };
+}
+
+function optionalCount(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text)) throw new UsageError(`${option}: expected a whole number, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function parsePort(text: string, option: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 0 || n > 65535) throw new UsageError(`${option}: expected a port number 0-65535, got ${JSON.stringify(text)}`);
+  return n;
+}

@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'basic-ftp';
+import { describe, expect, it } from 'vitest';
+import { CLI, run } from './harness.js';
+
+const node = process.execPath;
+
+describe('ftpd command line', () => {
+  it('--help prints usage and exits 0; --version prints the version', async () => {
+    expect((await run(node, [CLI, '--help'])).stdout).toContain('Usage: ftpd');
+    expect((await run(node, [CLI, '--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it.each([
+    [['--port', 'abc'], /--port: expected a port number/],
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['--pasv-range', '5000'], /--pasv-range/],
+    [['--log-level', 'loud'], /--log-level/],
+  ])('rejects %j with exit code 2 and a message naming the option', async (args, message) => {
+    await expect(run(node, [CLI, ...args])).rejects.toThrow(message);
+  });
+
+  it('zero config: serves ./data, prints a generated password that works, exits 0 on SIGINT', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'ftpd-zero-'));
+    // Port 0 instead of the default 2121 so that the test never collides with a running server.
+    const child = spawn(node, [CLI, '--port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.resume();
+    let err = '';
+    const ready = new Promise<{ port: number; password: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner: ${err}`)), 15000);
+      child.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+        const port = /on ftp:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1];
+        const password = /password: (\S+)/.exec(err)?.[1];
+        if (port && password && /user: ftp/.test(err)) {
+          clearTimeout(timer);
+          resolve({ port: Number(port), password });
+        }
+      });
+    });
+    try {
+      const { port, password } = await ready;
+      expect(password.length).toBeGreaterThanOrEqual(12);
+      expect((await stat(join(cwd, 'data'))).isDirectory()).toBe(true);
+      const client = new Client(10000);
+      await client.access({ host: '127.0.0.1', port, user: 'ftp', password });
+      expect(await client.pwd()).toBe('/');
+      client.close();
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('says clearly when the port is taken', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    const cwd = await mkdtemp(join(tmpdir(), 'ftpd-busy-'));
+    try {
+      await expect(run(node, [CLI, '--port', String(port), '--root', cwd])).rejects.toThrow(new RegExp(`port ${port} is in use`));
+    } finally {
+      blocker.close();
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+});

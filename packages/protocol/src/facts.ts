@@ -1,0 +1,275 @@
+/**
+ * Machine listings: MLST/MLSD facts (RFC 3659 §7) and their selection with
+ * `OPTS MLST` (RFC 3659 §7.9).
+ *
+ * @module
+ */
+import { formatFtpTime } from './args.js';
+import { badArgument, expectString } from './errors.js';
+import type { ListEntry } from './listing.js';
+import { countString, sanitizeName, timeOf } from './listing.js';
+
+/**
+ * A fact name (RFC 3659 §7.5, plus the `UNIX.` facts common among servers),
+ * lower-cased: fact names are case-insensitive (RFC 3659 §7.4).
+ */
+export type MlsxFact =
+  | 'type'
+  | 'size'
+  | 'modify'
+  | 'create'
+  | 'perm'
+  | 'unique'
+  | 'unix.mode'
+  | 'unix.owner'
+  | 'unix.group'
+  | 'unix.uid'
+  | 'unix.gid'
+  | 'lang'
+  | 'media-type'
+  | 'charset';
+
+/** Facts this package can produce from a {@link FactEntry}, in FEAT order. */
+export const SUPPORTED_FACTS: readonly MlsxFact[] = Object.freeze([
+  'type',
+  'size',
+  'modify',
+  'create',
+  'perm',
+  'unique',
+  'unix.mode',
+  'unix.owner',
+  'unix.group',
+  'unix.uid',
+  'unix.gid',
+] as const);
+
+/**
+ * Facts selected until the client sends `OPTS MLST` (RFC 3659 §7.8: the
+ * server chooses its defaults, marked with `*` in FEAT).
+ *
+ * `type`, `size`, `modify` and `perm` are what clients need to mirror a
+ * tree; `unique` lets them detect two names for one file; `unix.mode`
+ * preserves permissions. `create` is left out because most file systems
+ * cannot report it; owner/group and ids cost lookups and are rarely used.
+ */
+export const DEFAULT_FACTS: readonly MlsxFact[] = Object.freeze([
+  'type',
+  'size',
+  'modify',
+  'perm',
+  'unique',
+  'unix.mode',
+] as const);
+
+/** An entry with the extra data MLSx facts can carry. */
+export interface FactEntry extends ListEntry {
+  /** Creation time (`create` fact). */
+  create?: Date | number;
+  /**
+   * The current user's rights (`perm` fact, RFC 3659 §7.5.5): letters from
+   * `a c d e f l m p r w`. When absent, a guess is made from the owner's
+   * permission bits of `mode`; a server should set it from the user's real rights.
+   */
+  perm?: string;
+  /** Unique identifier of the underlying object (`unique` fact, RFC 3659 §7.5.2), e.g. `dev-ino` in hex. */
+  unique?: string;
+  /** Numeric owner id (`unix.uid`). */
+  uid?: number;
+  /** Numeric group id (`unix.gid`). */
+  gid?: number;
+  /** Marks the listed directory itself (`type=cdir`) or its parent (`type=pdir`), RFC 3659 §7.5.1. */
+  dirRole?: 'cdir' | 'pdir';
+}
+
+/** Options of {@link formatFacts}. */
+export interface FormatFactsOptions {
+  /** Add milliseconds to `modify`/`create` (`YYYYMMDDHHMMSS.sss`). Default false. */
+  millis?: boolean;
+}
+
+const PERM_LETTERS = /[^acdeflmprw]/g;
+// Characters that would break the fact list: the separators ';' and ' ', and control characters.
+// eslint-disable-next-line no-control-regex
+const UNSAFE_VALUE = /[\u0000-\u0020;\u007f-\u009f]/g;
+
+const S_IFMT = 0o170000;
+const OTHER_TYPES: ReadonlyMap<number, string> = new Map([
+  [0o140000, 'socket'],
+  [0o060000, 'blk'],
+  [0o020000, 'chr'],
+  [0o010000, 'fifo'],
+]);
+
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+function safeValue(v: unknown): string | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v !== 'string') return undefined;
+  return v.replace(UNSAFE_VALUE, '_');
+}
+
+function safeId(v: unknown): string | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : undefined;
+}
+
+function timeValue(t: unknown, millis: boolean): string | undefined {
+  const ms = timeOf(t);
+  const year = new Date(ms).getUTCFullYear();
+  // RFC 3659 §2.3 can only express years 1000–9999: a time outside is omitted.
+  if (!(year >= 1000 && year <= 9999)) return undefined;
+  return formatFtpTime(ms, millis);
+}
+
+function modeBits(entry: FactEntry): number {
+  return typeof entry.mode === 'number' && Number.isFinite(entry.mode) ? Math.trunc(entry.mode) : 0;
+}
+
+function typeValue(entry: FactEntry): string {
+  // RFC 3659 §7.5.1: file, cdir, pdir, dir, or OS.name=type. For symbolic
+  // links the grammar-conformant `OS.unix=symlink` is used (RFC 3659 erratum
+  // 1500; the `OS.unix=slink:target` of the §7.7.4 example does not match the ABNF).
+  if (entry.dirRole === 'cdir' || entry.dirRole === 'pdir') return entry.dirRole;
+  switch (entry.type) {
+    case 'dir':
+      return 'dir';
+    case 'file':
+      return 'file';
+    case 'link':
+      return 'OS.unix=symlink';
+    default:
+      return `OS.unix=${OTHER_TYPES.get(modeBits(entry) & S_IFMT) ?? 'unknown'}`;
+  }
+}
+
+function permValue(entry: FactEntry): string {
+  if (typeof entry.perm === 'string') return asciiLower(entry.perm).replace(PERM_LETTERS, '');
+  const m = modeBits(entry);
+  const isDir = entry.type === 'dir' || entry.dirRole !== undefined;
+  let p = '';
+  if (isDir) {
+    if (m & 0o100) p += 'e';
+    if (m & 0o400) p += 'l';
+    if (m & 0o200) p += 'cdfmp';
+  } else {
+    if (m & 0o400) p += 'r';
+    if (m & 0o200) p += 'adfw';
+  }
+  return p;
+}
+
+function factValue(entry: FactEntry, fact: string, millis: boolean): string | undefined {
+  switch (fact) {
+    case 'type':
+      return typeValue(entry);
+    case 'size':
+      // Only for plain files: the size of a directory is not meaningful here (RFC 3659 §7.5.7).
+      if (entry.type !== 'file' || entry.dirRole !== undefined) return undefined;
+      return typeof entry.size === 'number' && Number.isFinite(entry.size) ? countString(entry.size) : undefined;
+    case 'modify':
+      return timeValue(entry.mtime, millis);
+    case 'create':
+      return entry.create === undefined ? undefined : timeValue(entry.create, millis);
+    case 'perm':
+      return permValue(entry);
+    case 'unique': {
+      const u = safeValue(entry.unique);
+      return u === '' ? undefined : u;
+    }
+    case 'unix.mode':
+      return `0${(modeBits(entry) & 0o7777).toString(8).padStart(3, '0')}`;
+    case 'unix.owner':
+      return safeValue(entry.owner);
+    case 'unix.group':
+      return safeValue(entry.group);
+    case 'unix.uid':
+      return safeId(entry.uid);
+    case 'unix.gid':
+      return safeId(entry.gid);
+    default:
+      // lang, media-type, charset and unknown names: no data, omitted (RFC 3659 §7.1).
+      return undefined;
+  }
+}
+
+/**
+ * One MLSx entry (RFC 3659 §7.2: `[facts] SP pathname`), without CRLF:
+ *
+ * ```text
+ * type=file;size=12;modify=20240102150405;perm=adfrw; name
+ * ```
+ *
+ * Facts are written in the order given, each as `name=value;`; a fact with
+ * no value for this entry is omitted (`size` for anything but a file,
+ * `create` when unknown, a time outside years 1000–9999…). Values are
+ * sanitised (`;`, space and control characters become `_`); the name keeps
+ * its characters except CR and LF (see {@link sanitizeName}). For MLST the
+ * caller sends this line, prefixed by one space, inside a 250 reply (RFC 3659 §7.3.1).
+ *
+ * @param entry - the entry.
+ * @param facts - the facts to write, in order (usually the client's selection).
+ * @param options - see {@link FormatFactsOptions}.
+ * @throws ProtocolError `BAD_ARGUMENT` if `entry` has no string `name` or `facts` is not an array.
+ */
+export function formatFacts(entry: FactEntry, facts: readonly MlsxFact[], options: FormatFactsOptions = {}): string {
+  if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string') {
+    badArgument('entry must be an object with a string name');
+  }
+  if (!Array.isArray(facts)) badArgument('facts must be an array');
+  const millis = options?.millis === true;
+  let out = '';
+  for (const fact of facts as readonly unknown[]) {
+    if (typeof fact !== 'string') continue;
+    const value = factValue(entry, asciiLower(fact), millis);
+    if (value !== undefined) out += `${fact}=${value};`;
+  }
+  return `${out} ${sanitizeName(entry.name)}`;
+}
+
+/**
+ * The FEAT line for MLST (RFC 3659 §7.8): every supported fact followed by
+ * `;`, the selected ones marked with `*`: `MLST type*;size*;modify*;create;…`.
+ *
+ * @param selected - the facts currently selected.
+ * @param supported - the facts offered (default {@link SUPPORTED_FACTS}).
+ */
+export function formatFeatFacts(selected: readonly MlsxFact[], supported: readonly MlsxFact[] = SUPPORTED_FACTS): string {
+  const chosen = new Set<unknown>(Array.isArray(selected) ? selected : []);
+  const list = (Array.isArray(supported) ? supported : SUPPORTED_FACTS).filter((f): f is MlsxFact => typeof f === 'string');
+  return `MLST ${list.map((f) => `${f}${chosen.has(f) ? '*' : ''};`).join('')}`;
+}
+
+/**
+ * The facts selected by `OPTS MLST fact;fact;…` (RFC 3659 §7.9): names are
+ * case-insensitive, unknown or unsupported ones are ignored, duplicates
+ * dropped, an empty list selects none. The argument may include the leading
+ * `MLST` (the whole OPTS argument) or not (the value of {@link parseOpts}).
+ *
+ * @param arg - `type;size;` or `MLST type;size;`.
+ * @param supported - the facts that may be selected (default {@link SUPPORTED_FACTS}).
+ * @throws ProtocolError `BAD_ARGUMENT` if `arg` is not a string.
+ */
+export function parseOptsMlst(arg: string, supported: readonly MlsxFact[] = SUPPORTED_FACTS): MlsxFact[] {
+  let s = expectString(arg, 'OPTS MLST argument').trim();
+  if (/^mlst(?:[ \t]|$)/i.test(s)) s = s.slice(4).trim();
+  const allowed = new Set<string>(Array.isArray(supported) ? supported : SUPPORTED_FACTS);
+  const out: MlsxFact[] = [];
+  for (const part of s.split(';')) {
+    const fact = asciiLower(part.trim());
+    if (allowed.has(fact) && !out.includes(fact as MlsxFact)) out.push(fact as MlsxFact);
+  }
+  return out;
+}
+
+/**
+ * The text of the 200 reply to `OPTS MLST` (RFC 3659 §7.9): `MLST OPTS`
+ * followed by the selected facts, each with `;`: `MLST OPTS type;size;`.
+ *
+ * @param selected - the facts now selected.
+ */
+export function formatOptsMlstReply(selected: readonly MlsxFact[]): string {
+  const list = Array.isArray(selected) ? selected.filter((f): f is MlsxFact => typeof f === 'string') : [];
+  return list.length === 0 ? 'MLST OPTS' : `MLST OPTS ${list.map((f) => `${f};`).join('')}`;
+}

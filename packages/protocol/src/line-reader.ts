@@ -1,0 +1,297 @@
+/**
+ * Control-connection framing: bytes in, command lines out.
+ *
+ * - Lines end with CRLF (RFC 959 §4.1.3, the Telnet end-of-line); a bare LF
+ *   or a bare CR ends a line too, and an LF right after a CR belongs to it.
+ *   A bare CR must end a line because clients send `ABOR\r\n` as TCP urgent
+ *   data (Python's ftplib does), and the kernel pulls the last byte, the LF,
+ *   out of the stream: waiting for it would hang the abort. In the Telnet
+ *   NVT a CR is only ever followed by LF or NUL, so no valid line loses data.
+ * - Telnet commands (RFC 854) are removed from the stream, so `ABOR` sent
+ *   after `IAC IP` / `IAC DM` (RFC 959 §4.1.3) reads as a plain `ABOR`.
+ * - Lines are decoded as UTF-8 (RFC 2640 §2.2); invalid sequences become
+ *   U+FFFD, decoding never throws.
+ * - A line longer than `maxLineLength` bytes is discarded as it arrives and
+ *   reported once, as an `overflow` event, when its end arrives. Memory is
+ *   bounded by `maxLineLength` whatever is fed.
+ *
+ * @module
+ */
+import { ProtocolError } from './errors.js';
+
+/** One framing result: a complete line, or the report of a discarded over-long line. */
+export type LineEvent =
+  | { type: 'line'; line: string }
+  | { type: 'overflow'; length: number };
+
+/** Options of {@link LineReader}. */
+export interface LineReaderOptions {
+  /**
+   * Maximum length of one line in bytes, excluding the CRLF and after Telnet
+   * sequences are removed. Longer lines are discarded and reported as an
+   * `overflow` event. Default 4096. Must be an integer in 1 … 2^30.
+   */
+  maxLineLength?: number;
+}
+
+/** Default {@link LineReaderOptions.maxLineLength}. */
+export const DEFAULT_MAX_LINE_LENGTH = 4096;
+
+const LF = 0x0a;
+const CR = 0x0d;
+// Telnet command bytes, RFC 854 "TELNET COMMAND STRUCTURE".
+const IAC = 0xff;
+const SE = 0xf0;
+const SB = 0xfa;
+const WILL = 0xfb;
+
+// Telnet parser states.
+const S_DATA = 0;
+const S_IAC = 1; // after IAC
+const S_OPTION = 2; // after IAC WILL/WONT/DO/DONT: one option byte follows
+const S_SB = 3; // inside a sub-negotiation (IAC SB … IAC SE)
+const S_SB_IAC = 4; // IAC seen inside a sub-negotiation
+
+const LITERAL_FF = Buffer.from([IAC]);
+/** A pending buffer larger than this is released once its line completes (keeps idle sessions small). */
+const KEEP_PENDING_CAPACITY = 512;
+
+/**
+ * Incremental line reader for the FTP control connection.
+ *
+ * Feed it the socket's chunks with {@link LineReader.push}; it returns the
+ * events completed by that chunk (none, one or many: commands may be
+ * pipelined). Chunks may be split anywhere: inside a CRLF, a Telnet
+ * sequence or a UTF-8 character.
+ *
+ * @example
+ * ```ts
+ * const reader = new LineReader({ maxLineLength: 1024 });
+ * socket.on('data', (chunk) => {
+ *   for (const ev of reader.push(chunk)) {
+ *     if (ev.type === 'line') handle(parseCommand(ev.line));
+ *     else reply(500, 'Line too long');
+ *   }
+ * });
+ * ```
+ */
+export class LineReader {
+  readonly #max: number;
+  /** Bytes of the current, incomplete line (allocated lazily). */
+  #pending: Buffer | null = null;
+  #pendingLen = 0;
+  /** Whether the current line is over-long and being discarded. */
+  #discarding = false;
+  /** Length so far of the line being discarded. */
+  #discardLen = 0;
+  /** Whether the last line ended with a CR, so that an LF right after it is part of that end. */
+  #afterCR = false;
+  #telnet = S_DATA;
+
+  /**
+   * Create a reader.
+   * @param options - see {@link LineReaderOptions}.
+   * @throws ProtocolError `BAD_ARGUMENT` if `maxLineLength` is not an integer in 1 … 2^30.
+   */
+  constructor(options: LineReaderOptions = {}) {
+    const max = options?.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 2 ** 30) {
+      throw new ProtocolError('BAD_ARGUMENT', 'maxLineLength must be an integer between 1 and 2^30');
+    }
+    this.#max = max;
+  }
+
+  /** Number of bytes held for the incomplete current line (at most `maxLineLength + 1`). */
+  get bufferedBytes(): number {
+    return this.#pendingLen;
+  }
+
+  /** Forget any partial line, discard state and Telnet state. */
+  reset(): void {
+    this.#pending = null;
+    this.#pendingLen = 0;
+    this.#discarding = false;
+    this.#discardLen = 0;
+    this.#afterCR = false;
+    this.#telnet = S_DATA;
+  }
+
+  /**
+   * Feed bytes received on the control connection.
+   * @param chunk - the next bytes (a `Buffer` or any `Uint8Array`).
+   * @returns the lines (and overflow reports) completed by this chunk, in order.
+   * @throws ProtocolError `BAD_ARGUMENT` if `chunk` is not a `Uint8Array`.
+   */
+  push(chunk: Buffer): LineEvent[] {
+    const buf = toBuffer(chunk);
+    const out: LineEvent[] = [];
+    const n = buf.length;
+    let pos = 0;
+    // Next CR / LF / IAC positions at or after `pos`; -1 = not searched yet, n = none.
+    // Cached so that a chunk full of Telnet sequences is still scanned in linear time.
+    let cr = -1;
+    let lf = -1;
+    let iac = -1;
+    while (pos < n) {
+      switch (this.#telnet) {
+        case S_DATA: {
+          if (this.#afterCR) {
+            // The LF of a CRLF whose CR ended the previous line (possibly in an earlier chunk).
+            const b = buf[pos] as number;
+            if (b === LF) {
+              this.#afterCR = false;
+              pos++;
+              break;
+            }
+            if (b !== IAC) this.#afterCR = false;
+          }
+          if (iac < pos) {
+            iac = buf.indexOf(IAC, pos);
+            if (iac === -1) iac = n;
+          }
+          // Plain data in [pos, iac): split it on CR and LF.
+          while (pos < iac) {
+            if (cr < pos) {
+              cr = buf.indexOf(CR, pos);
+              if (cr === -1) cr = n;
+            }
+            if (lf < pos) {
+              lf = buf.indexOf(LF, pos);
+              if (lf === -1) lf = n;
+            }
+            const end = cr < lf ? cr : lf;
+            if (end >= iac) {
+              this.#append(buf, pos, iac);
+              pos = iac;
+            } else {
+              this.#endLine(buf, pos, end, out);
+              pos = end + 1;
+              if (end === cr) {
+                if (pos < n && buf[pos] === LF) pos++;
+                else this.#afterCR = pos >= n || buf[pos] === IAC;
+              }
+            }
+          }
+          if (pos < n && pos === iac) {
+            // buf[pos] is IAC.
+            this.#telnet = S_IAC;
+            pos++;
+          }
+          break;
+        }
+        case S_IAC: {
+          const b = buf[pos] as number;
+          if (b === IAC) {
+            // IAC IAC: an escaped data byte 255 (RFC 854).
+            this.#afterCR = false;
+            this.#append(LITERAL_FF, 0, 1);
+            this.#telnet = S_DATA;
+            pos++;
+          } else if (b >= WILL) {
+            // IAC WILL/WONT/DO/DONT <option>: option negotiation, 3 bytes (RFC 854).
+            this.#telnet = S_OPTION;
+            pos++;
+          } else if (b === SB) {
+            // IAC SB … IAC SE: sub-negotiation (RFC 854), dropped whole.
+            this.#telnet = S_SB;
+            pos++;
+          } else if (b >= SE) {
+            // IAC <command> (IP, DM, AO, AYT, EC, EL, GA, NOP, BRK, SE): 2 bytes.
+            this.#telnet = S_DATA;
+            pos++;
+          } else {
+            // IAC followed by a non-command byte. This happens when the urgent
+            // byte of `IAC DM` (sent as TCP urgent data, RFC 959 §4.1.3) is
+            // pulled out of the stream by the kernel and the IAC before it
+            // is all that remains: drop the IAC, keep the byte as data.
+            this.#telnet = S_DATA;
+          }
+          break;
+        }
+        case S_OPTION:
+          this.#telnet = S_DATA;
+          pos++;
+          break;
+        case S_SB: {
+          if (iac < pos) {
+            iac = buf.indexOf(IAC, pos);
+            if (iac === -1) iac = n;
+          }
+          if (iac >= n) {
+            pos = n;
+          } else {
+            this.#telnet = S_SB_IAC;
+            pos = iac + 1;
+          }
+          break;
+        }
+        default: {
+          // S_SB_IAC: IAC SE ends the sub-negotiation; anything else (IAC IAC…) stays inside it.
+          this.#telnet = buf[pos] === SE ? S_DATA : S_SB;
+          pos++;
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Add bytes [start, end) (no LF among them) to the current line. */
+  #append(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    if (this.#discarding) {
+      this.#discardLen += end - start;
+      return;
+    }
+    const len = this.#pendingLen + (end - start);
+    if (len > this.#max) {
+      this.#discarding = true;
+      this.#discardLen = len;
+      this.#pending = null;
+      this.#pendingLen = 0;
+      return;
+    }
+    let pending = this.#pending;
+    if (pending === null || pending.length < len) {
+      const grown = Buffer.allocUnsafe(Math.min(this.#max + 1, Math.max(64, len, (pending?.length ?? 0) * 2)));
+      if (pending !== null) pending.copy(grown, 0, 0, this.#pendingLen);
+      this.#pending = pending = grown;
+    }
+    buf.copy(pending, this.#pendingLen, start, end);
+    this.#pendingLen = len;
+  }
+
+  /** The line ends with bytes [start, end) of `buf`, `buf[end]` being its CR or LF. */
+  #endLine(buf: Buffer, start: number, end: number, out: LineEvent[]): void {
+    if (this.#discarding) {
+      const total = this.#discardLen + (end - start);
+      this.#discarding = false;
+      this.#discardLen = 0;
+      out.push({ type: 'overflow', length: total });
+      return;
+    }
+    if (this.#pendingLen === 0) {
+      // Fast path: the whole line is inside this chunk, decode it in place.
+      const length = end - start;
+      if (length > this.#max) out.push({ type: 'overflow', length });
+      else out.push({ type: 'line', line: buf.toString('utf8', start, end) });
+      return;
+    }
+    const length = this.#pendingLen + (end - start);
+    if (length > this.#max) {
+      out.push({ type: 'overflow', length });
+    } else {
+      this.#append(buf, start, end);
+      const pending = this.#pending as Buffer;
+      out.push({ type: 'line', line: pending.toString('utf8', 0, length) });
+    }
+    this.#pendingLen = 0;
+    if (this.#pending !== null && this.#pending.length > KEEP_PENDING_CAPACITY) this.#pending = null;
+  }
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new ProtocolError('BAD_ARGUMENT', 'chunk must be a Buffer or Uint8Array');
+}

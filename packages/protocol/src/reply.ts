@@ -1,0 +1,111 @@
+/**
+ * Reply formatting (RFC 959 §4.2) and 257 path quoting (RFC 959 Appendix II).
+ *
+ * @module
+ */
+import { badArgument, expectString } from './errors.js';
+
+const LINE_BREAK = /\r\n|\r|\n/;
+
+/**
+ * Format a reply, single- or multi-line, ready to write to the socket.
+ *
+ * - One line: `"200 text\r\n"`. An empty text gives `"200 \r\n"` (the code,
+ *   the space RFC 959 §4.2 requires, and nothing else).
+ * - Several lines (an array, or CR/LF inside a string) use the RFC 959 §4.2
+ *   multi-line form: `"211-first\r\n"`, the middle lines as given,
+ *   `"211 last\r\n"`.
+ * - RFC 959 §4.2: "If an intermediary line begins with a 3-digit number, the
+ *   Server must pad the front to avoid confusion." A middle line that begins
+ *   with a digit gets ONE leading space; other middle lines are sent as they
+ *   are, so FEAT lines (RFC 2389 §3.2), which the caller gives with their
+ *   mandatory leading space, are not padded twice.
+ * - Every CR, LF or CRLF inside a text string starts a new line, so text
+ *   containing a line break (a file name with `\r\n`…) can never forge a
+ *   reply line: the client always sees one reply ending at the last line.
+ *
+ * @param code - reply code, an integer 100 … 699.
+ * @param text - one string, or the lines of a multi-line reply (an empty array is one empty line).
+ * @returns the wire text, ending in CRLF.
+ * @throws ProtocolError `BAD_ARGUMENT` if the code or a text is not valid.
+ * @example
+ * ```ts
+ * formatReply(200, 'OK')                       // '200 OK\r\n'
+ * formatReply(211, ['Features:', ' MDTM', 'End']) // '211-Features:\r\n MDTM\r\n211 End\r\n'
+ * ```
+ */
+export function formatReply(code: number, text: string | readonly string[]): string {
+  if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 699) {
+    badArgument('reply code must be an integer between 100 and 699');
+  }
+  let lines: string[];
+  if (typeof text === 'string') {
+    lines = text.split(LINE_BREAK);
+  } else if (Array.isArray(text)) {
+    lines = [];
+    for (const part of text as readonly unknown[]) {
+      for (const line of expectString(part, 'reply text').split(LINE_BREAK)) lines.push(line);
+    }
+    if (lines.length === 0) lines.push('');
+  } else {
+    return badArgument('reply text must be a string or an array of strings');
+  }
+  if (lines.length === 1) return `${code} ${lines[0]}\r\n`;
+  let out = `${code}-${lines[0]}\r\n`;
+  const last = lines.length - 1;
+  for (let i = 1; i < last; i++) {
+    const line = lines[i] as string;
+    const c = line.charCodeAt(0);
+    out += c >= 0x30 && c <= 0x39 ? ` ${line}\r\n` : `${line}\r\n`;
+  }
+  return `${out}${code} ${lines[last]}\r\n`;
+}
+
+/**
+ * Quote a path for a 257 reply (RFC 959 Appendix II): enclose it in double
+ * quotes and double every embedded double quote.
+ *
+ * CR and LF are left as they are: {@link formatReply} turns them into line
+ * breaks, which cannot forge a reply.
+ *
+ * @param path - the directory path.
+ * @throws ProtocolError `BAD_ARGUMENT` if `path` is not a string.
+ * @example
+ * ```ts
+ * quotePath('/my "dir"') // '"/my ""dir"""'
+ * ```
+ */
+export function quotePath(path: string): string {
+  return `"${expectString(path, 'path').replaceAll('"', '""')}"`;
+}
+
+/**
+ * Extract the path from the text of a 257 reply, for clients: the first
+ * double-quoted string, with doubled quotes undone (RFC 959 Appendix II).
+ * A trailing commentary (`"/dir" created`) is ignored.
+ *
+ * @param text - the reply text (with or without the `257 ` code).
+ * @throws ProtocolError `BAD_ARGUMENT` if there is no complete quoted string.
+ * @example
+ * ```ts
+ * unquotePath('"/my ""dir""" created') // '/my "dir"'
+ * ```
+ */
+export function unquotePath(text: string): string {
+  expectString(text, 'reply text');
+  const open = text.indexOf('"');
+  if (open === -1) badArgument('no quoted path in reply');
+  let out = '';
+  let from = open + 1;
+  for (;;) {
+    const q = text.indexOf('"', from);
+    if (q === -1) return badArgument('unterminated quoted path in reply');
+    out += text.slice(from, q);
+    if (text.charCodeAt(q + 1) === 0x22) {
+      out += '"';
+      from = q + 2;
+    } else {
+      return out;
+    }
+  }
+}

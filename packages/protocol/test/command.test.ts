@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { parseCommand } from '../src/index.js';
+
+describe('parseCommand', () => {
+  it.each([
+    ['USER anonymous', 'USER', 'anonymous'],
+    ['retr file.txt', 'RETR', 'file.txt'],
+    ['NOOP', 'NOOP', ''],
+    ['noop', 'NOOP', ''],
+    ['PWD ', 'PWD', ''],
+    ['STOR  my file.txt ', 'STOR', ' my file.txt '],
+    ['CWD dir with  two  spaces', 'CWD', 'dir with  two  spaces'],
+    ['   LIST -la', 'LIST', '-la'],
+    ['\tSYST', 'SYST', ''],
+    ['', '', ''],
+    ['   ', '', ''],
+    ['Mkd été', 'MKD', 'été'],
+    ['xcwd /a', 'XCWD', '/a'],
+    ['opts UTF8 ON', 'OPTS', 'UTF8 ON'],
+    ['PASS  secret with spaces  ', 'PASS', ' secret with spaces  '],
+    ['ST\u00d6R x', 'ST\u00d6R', 'x'],
+  ])('%j → %s %j', (line, verb, arg) => {
+    expect(parseCommand(line)).toEqual({ verb, arg });
+  });
+
+  it('upper-cases ASCII only (no Unicode case mapping)', () => {
+    // "ß".toUpperCase() is "SS" and "ı" (dotless i) upper-cases to "I": neither may happen.
+    expect(parseCommand('straße x').verb).toBe('STRAßE');
+    expect(parseCommand('lıst').verb).toBe('LıST');
+  });
+
+  it('never throws, even on non-strings', () => {
+    expect(parseCommand(undefined as unknown as string)).toEqual({ verb: '', arg: '' });
+    expect(parseCommand(42 as unknown as string)).toEqual({ verb: '', arg: '' });
+  });
+});

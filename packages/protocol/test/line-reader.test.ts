@@ -1,0 +1,322 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { LineReader } from '../src/index.js';
+import type { LineEvent } from '../src/index.js';
+import { bytes, expectProtocolError } from './helpers.js';
+
+const line = (l: string): LineEvent => ({ type: 'line', line: l });
+const overflow = (length: number): LineEvent => ({ type: 'overflow', length });
+
+interface Fixture {
+  name: string;
+  input: Buffer;
+  expected: LineEvent[];
+  max?: number;
+}
+
+// Bytes are written as latin1 strings: '\xff' is one byte 0xFF (Telnet IAC).
+const fixtures: Fixture[] = [
+  { name: 'one CRLF line', input: bytes('USER bob\r\n'), expected: [line('USER bob')] },
+  { name: 'bare LF', input: bytes('NOOP\n'), expected: [line('NOOP')] },
+  {
+    name: 'pipelined commands',
+    input: bytes('USER a\r\nPASS b\r\nSYST\nPWD\r\n'),
+    expected: [line('USER a'), line('PASS b'), line('SYST'), line('PWD')],
+  },
+  { name: 'empty lines', input: bytes('\r\n\n\r\n'), expected: [line(''), line(''), line('')] },
+  { name: 'a bare CR ends a line; CRLF is one end', input: bytes('A\rB\r\r\n'), expected: [line('A'), line('B'), line('')] },
+  {
+    name: 'ABOR whose LF was taken out of the stream as TCP urgent data (ftplib.abort)',
+    input: bytes('ABOR\r'),
+    expected: [line('ABOR')],
+  },
+  { name: 'CR, Telnet command, LF is still one line end', input: bytes('PWD\r\xff\xf1\nSYST\r\n'), expected: [line('PWD'), line('SYST')] },
+  { name: 'no terminator: nothing yet', input: bytes('NOOP'), expected: [] },
+  { name: 'NUL is kept', input: bytes('A\x00B\r\n'), expected: [line('A\u0000B')] },
+  {
+    name: 'IAC IP IAC DM before ABOR (RFC 959 §4.1.3)',
+    input: bytes('\xff\xf4\xff\xf2ABOR\r\n'),
+    expected: [line('ABOR')],
+  },
+  {
+    name: 'IAC IP IAC with the urgent DM lost',
+    input: bytes('\xff\xf4\xffABOR\r\n'),
+    expected: [line('ABOR')],
+  },
+  {
+    name: 'IAC IAC is a data byte 0xFF (invalid UTF-8 alone → U+FFFD)',
+    input: bytes('A\xff\xffB\r\n'),
+    expected: [line('A\ufffdB')],
+  },
+  {
+    name: 'IAC WILL/WONT/DO/DONT <option> are removed',
+    input: bytes('\xff\xfb\x01US\xff\xfc\x03ER\xff\xfd\xff x\xff\xfe\x0a\r\n'),
+    expected: [line('USER x')],
+  },
+  {
+    name: 'two-byte commands (NOP, AYT, GA, EC, EL, AO, BRK, SE) are removed',
+    input: bytes('N\xff\xf1O\xff\xf6O\xff\xf9P\xff\xf7\xff\xf8\xff\xf5\xff\xf3\xff\xf0\r\n'),
+    expected: [line('NOOP')],
+  },
+  {
+    name: 'sub-negotiation IAC SB … IAC SE is removed whole, even with LF and IAC IAC inside',
+    input: bytes('\xff\xfa\x18\x01\n\xff\xff\r\n\xff\xf0PWD\r\n'),
+    expected: [line('PWD')],
+  },
+  {
+    name: 'a Telnet command between CR and LF',
+    input: bytes('NOOP\r\xff\xf1\n'),
+    expected: [line('NOOP')],
+  },
+  {
+    name: 'UTF-8 names (RFC 2640)',
+    input: Buffer.from('CWD été/日本語 🎉\r\n', 'utf8'),
+    expected: [line('CWD été/日本語 🎉')],
+  },
+  { name: 'invalid UTF-8 becomes U+FFFD', input: bytes('A\xc3(\xe2\x82\r\n'), expected: [line('A\ufffd(\ufffd')] },
+  { name: 'line of exactly maxLineLength', input: bytes('12345678\r\n'), expected: [line('12345678')], max: 8 },
+  { name: 'line of exactly maxLineLength, bare LF', input: bytes('12345678\n'), expected: [line('12345678')], max: 8 },
+  {
+    name: 'over-long line reported once, next line normal',
+    input: bytes('123456789\r\nOK\r\n'),
+    expected: [overflow(9), line('OK')],
+    max: 8,
+  },
+  {
+    name: 'very long line, CR counted out of its length',
+    input: bytes(`${'x'.repeat(40)}\r\nNOOP\r\n`),
+    expected: [overflow(40), line('NOOP')],
+    max: 8,
+  },
+  {
+    name: 'Telnet sequences inside an over-long line are not counted',
+    input: bytes(`${'x'.repeat(10)}\xff\xf1${'y'.repeat(10)}\xff\xff\r\nA\r\n`),
+    expected: [overflow(21), line('A')],
+    max: 8,
+  },
+  {
+    name: 'CRs inside what would be one over-long line end shorter lines',
+    input: bytes('1234\r5678\r90\nX\n123456789\r\nY\r'),
+    expected: [line('1234'), line('5678'), line('90'), line('X'), overflow(9), line('Y')],
+    max: 8,
+  },
+  {
+    name: 'a partial line after complete ones',
+    input: bytes('A\r\nB\r\nC'),
+    expected: [line('A'), line('B')],
+  },
+];
+
+/** Run `chunks` through a fresh reader, collecting all events. */
+function run(chunks: Buffer[], max?: number): LineEvent[] {
+  const reader = new LineReader(max === undefined ? {} : { maxLineLength: max });
+  const out: LineEvent[] = [];
+  for (const c of chunks) {
+    out.push(...reader.push(c));
+    expect(reader.bufferedBytes).toBeLessThanOrEqual((max ?? 4096) + 1);
+  }
+  return out;
+}
+
+describe('LineReader fixtures', () => {
+  describe.each(fixtures)('$name', ({ input, expected, max }) => {
+    it('in one chunk', () => {
+      expect(run([input], max)).toEqual(expected);
+    });
+
+    it('split into two chunks at every byte offset', () => {
+      for (let i = 0; i <= input.length; i++) {
+        expect(run([input.subarray(0, i), input.subarray(i)], max), `split at ${i}`).toEqual(expected);
+      }
+    });
+
+    it('split into three chunks at every pair of offsets', () => {
+      for (let i = 0; i <= input.length; i++) {
+        for (let j = i; j <= input.length; j++) {
+          const chunks = [input.subarray(0, i), input.subarray(i, j), input.subarray(j)];
+          expect(run(chunks, max), `split at ${i}, ${j}`).toEqual(expected);
+        }
+      }
+    });
+
+    it('byte by byte', () => {
+      const chunks = Array.from(input, (b) => Buffer.from([b]));
+      expect(run(chunks, max)).toEqual(expected);
+    });
+  });
+});
+
+/**
+ * Straightforward reference model: strip Telnet from the whole stream
+ * byte by byte, then split on CR, LF or CRLF. The real reader must agree with it for
+ * any input and any chunking.
+ */
+function reference(input: Uint8Array, max: number): LineEvent[] {
+  const data: number[] = [];
+  let state = 'data';
+  for (let i = 0; i < input.length; i++) {
+    const b = input[i] as number;
+    if (state === 'data') {
+      if (b === 0xff) state = 'iac';
+      else data.push(b);
+    } else if (state === 'iac') {
+      if (b === 0xff) {
+        data.push(0xff);
+        state = 'data';
+      } else if (b >= 0xfb) state = 'option';
+      else if (b === 0xfa) state = 'sb';
+      else if (b >= 0xf0) state = 'data';
+      else {
+        state = 'data';
+        i--; // re-read as data
+      }
+    } else if (state === 'option') state = 'data';
+    else if (state === 'sb') {
+      if (b === 0xff) state = 'sb-iac';
+    } else state = b === 0xf0 ? 'data' : 'sb';
+  }
+  // Split on CR or LF; an LF right after a CR belongs to that CR.
+  const out: LineEvent[] = [];
+  let start = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] !== 0x0a && data[i] !== 0x0d) continue;
+    const len = i - start;
+    out.push(len > max ? overflow(len) : line(Buffer.from(data.slice(start, i)).toString('utf8')));
+    if (data[i] === 0x0d && data[i + 1] === 0x0a) i++;
+    start = i + 1;
+  }
+  return out;
+}
+
+/** Split `input` at the given (sorted, deduplicated) offsets. */
+function splitAt(input: Uint8Array, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let prev = 0;
+  for (const p of points) {
+    chunks.push(Buffer.from(input.subarray(prev, p)));
+    prev = p;
+  }
+  chunks.push(Buffer.from(input.subarray(prev)));
+  return chunks;
+}
+
+// Bytes that matter to the reader, plus a few ordinary ones.
+const interestingByte = fc.constantFrom(0xff, 0xff, 0xf4, 0xf2, 0xf0, 0xf1, 0xfa, 0xfb, 0xfe, 0x0d, 0x0a, 0x0a, 0x41, 0x42, 0x00, 0xc3, 0xa9);
+
+describe('LineReader properties', () => {
+  it('agrees with the reference model for any bytes, chunking and limit', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.array(interestingByte, { maxLength: 200 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        fc.integer({ min: 1, max: 12 }),
+        (random, interesting, cuts, max) => {
+          const input = Buffer.concat([Buffer.from(random), Buffer.from(interesting)]);
+          const expected = reference(input, max);
+          expect(run(splitAt(input, cuts), max)).toEqual(expected);
+          // Interleave the other way round too.
+          const other = Buffer.concat([Buffer.from(interesting), Buffer.from(random)]);
+          expect(run(splitAt(other, cuts), max)).toEqual(reference(other, max));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('never throws and keeps bufferedBytes ≤ maxLineLength + 1 on arbitrary bytes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }), fc.integer({ min: 1, max: 64 }), (chunks, max) => {
+        const reader = new LineReader({ maxLineLength: max });
+        for (const c of chunks) {
+          const events = reader.push(Buffer.from(c));
+          expect(reader.bufferedBytes).toBeLessThanOrEqual(max + 1);
+          for (const ev of events) {
+            if (ev.type === 'line') expect(Buffer.byteLength(ev.line)).toBeLessThanOrEqual(max * 3);
+            else expect(ev.length).toBeGreaterThan(max);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('LineReader limits and state', () => {
+  it('holds at most maxLineLength + 1 bytes while an endless line streams in', () => {
+    const reader = new LineReader({ maxLineLength: 100 });
+    const chunk = Buffer.alloc(65536, 0x41);
+    for (let i = 0; i < 64; i++) {
+      expect(reader.push(chunk)).toEqual([]);
+      expect(reader.bufferedBytes).toBeLessThanOrEqual(101);
+    }
+    expect(reader.push(bytes('\r\nNOOP\r\n'))).toEqual([overflow(64 * 65536), line('NOOP')]);
+    expect(reader.bufferedBytes).toBe(0);
+  });
+
+  it('defaults to 4096 bytes', () => {
+    const reader = new LineReader();
+    expect(reader.push(bytes(`${'a'.repeat(4096)}\r\n`))).toEqual([line('a'.repeat(4096))]);
+    expect(reader.push(bytes(`${'a'.repeat(4097)}\r\n`))).toEqual([overflow(4097)]);
+  });
+
+  it('counts bytes, not characters', () => {
+    const reader = new LineReader({ maxLineLength: 4 });
+    expect(reader.push(Buffer.from('éé\r\n'))).toEqual([line('éé')]);
+    expect(reader.push(Buffer.from('ééé\r\n'))).toEqual([overflow(6)]);
+  });
+
+  it('reports bufferedBytes for a partial line and resets', () => {
+    const reader = new LineReader();
+    reader.push(bytes('\xff\xf4US'));
+    expect(reader.bufferedBytes).toBe(2);
+    reader.push(bytes('ER\xff'));
+    reader.reset();
+    expect(reader.bufferedBytes).toBe(0);
+    // The IAC pending before reset is forgotten: 'A' is data again.
+    expect(reader.push(bytes('ABOR\r\n'))).toEqual([line('ABOR')]);
+  });
+
+  it('reset() ends the discarding of an over-long line', () => {
+    const reader = new LineReader({ maxLineLength: 4 });
+    reader.push(bytes('toolongline'));
+    reader.reset();
+    expect(reader.push(bytes('PWD\r\n'))).toEqual([line('PWD')]);
+  });
+
+  it('accepts a plain Uint8Array', () => {
+    const reader = new LineReader();
+    expect(reader.push(new Uint8Array([0x50, 0x57, 0x44, 0x0d, 0x0a]) as Buffer)).toEqual([line('PWD')]);
+  });
+
+  it('rejects bad options and bad chunks with ProtocolError', () => {
+    for (const maxLineLength of [0, -1, 1.5, Number.NaN, 2 ** 31, '10' as unknown as number]) {
+      expectProtocolError(() => new LineReader({ maxLineLength }), 'BAD_ARGUMENT');
+    }
+    const reader = new LineReader();
+    expectProtocolError(() => reader.push('NOOP\r\n' as unknown as Buffer), 'BAD_ARGUMENT');
+    expectProtocolError(() => reader.push(null as unknown as Buffer), 'BAD_ARGUMENT');
+  });
+
+  it('stays linear on a chunk full of Telnet sequences', () => {
+    const reader = new LineReader();
+    const nops = Buffer.alloc(2 * 500_000);
+    for (let i = 0; i < nops.length; i += 2) {
+      nops[i] = 0xff;
+      nops[i + 1] = 0xf1;
+    }
+    const started = performance.now();
+    expect(reader.push(Buffer.concat([nops, bytes('NOOP\r\n')]))).toEqual([line('NOOP')]);
+    // Quadratic scanning would take minutes here; linear takes milliseconds.
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('decodes many pipelined lines from one chunk', () => {
+    const reader = new LineReader();
+    const n = 10_000;
+    const events = reader.push(Buffer.from('NOOP\r\n'.repeat(n)));
+    expect(events).toHaveLength(n);
+    expect(events.every((e) => e.type === 'line' && e.line === 'NOOP')).toBe(true);
+  });
+});

@@ -1,0 +1,223 @@
+import type { Socket } from 'node:net';
+import { LineReader, formatReply } from '@ftp/protocol';
+
+/**
+ * What the control connection hands the session: a command line, an over-long line it discarded, or a count of
+ * lines it discarded because the client sent too many ahead (each is owed a 500, in order).
+ */
+export type ControlEvent = { type: 'line'; line: string } | { type: 'overflow'; length: number } | { type: 'dropped'; count: number };
+
+/** Bytes of unsent replies past which the session stops taking commands until the client reads. */
+const MAX_PENDING_REPLY_BYTES = 64 * 1024;
+
+/**
+ * The one owner of the line reader and the reply formatter: bytes in, command lines out; replies in, bytes out.
+ * It also enforces the two memory bounds of a control connection: the line length (inside the reader) and the
+ * number of commands read ahead (the socket is paused while the session is behind).
+ */
+export class ControlConnection {
+  private readonly reader: LineReader;
+  private readonly queue: ControlEvent[] = [];
+  private waiting: ((e: ControlEvent | null) => void) | null = null;
+  private ended = false;
+  private pausedForQueue = false;
+  private transferring = false;
+  /** After CCC: bytes of TLS records still to skip (the client's close_notify), null when reading commands. */
+  private tlsResidue: Buffer | null = null;
+
+  private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onEndBound = (): void => this.finish();
+  private readonly onCloseBound = (): void => {
+    this.finish();
+    this.onClosed();
+  };
+  private readonly onClosed: () => void;
+
+  constructor(
+    public socket: Socket,
+    maxLineLength: number,
+    private readonly maxQueued: number,
+    /** Called synchronously for each line; returning true means it was handled out of band (ABOR, STAT). */
+    private readonly interceptor: (e: ControlEvent) => boolean,
+    /** Called once the socket is gone: whatever the session was doing (a transfer) must stop. */
+    onClosed: () => void,
+  ) {
+    this.reader = new LineReader({ maxLineLength });
+    this.onClosed = onClosed;
+    this.attach(socket);
+  }
+
+  private attach(socket: Socket): void {
+    socket.on('data', this.onDataBound);
+    socket.on('end', this.onEndBound);
+    socket.on('close', this.onCloseBound);
+    socket.on('error', this.onEndBound);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off('data', this.onDataBound);
+    socket.off('end', this.onEndBound);
+    socket.off('close', this.onCloseBound);
+    socket.off('error', this.onEndBound);
+    socket.on('error', () => {});
+  }
+
+  /**
+   * Stops reading clear text before a TLS upgrade (AUTH TLS): the client's handshake must reach the TLS layer,
+   * and nothing the client sent in clear after AUTH may be acted upon once the session is secure (RFC 4217 §4,
+   * the STARTTLS command-injection attack).
+   */
+  prepareUpgrade(options: { watchClose?: boolean } = {}): void {
+    this.detach(this.socket);
+    // Still notice the client hanging up while no one reads (a handshake that never comes).
+    if (options.watchClose !== false) this.socket.once('close', this.onCloseBound);
+    this.socket.pause();
+    this.reader.reset();
+    this.queue.length = 0;
+  }
+
+  /**
+   * After CCC the client may still send its TLS close_notify before its next command in clear text: drop whole
+   * TLS records (content type 21 or 23, version 3.x) at the start of the stream; a command never starts so.
+   */
+  private skipTlsRecords(chunk: Buffer): Buffer {
+    let buf = this.tlsResidue && this.tlsResidue.length > 0 ? Buffer.concat([this.tlsResidue, chunk]) : chunk;
+    for (;;) {
+      if (buf.length === 0) {
+        this.tlsResidue = Buffer.alloc(0);
+        return buf;
+      }
+      const looksLikeRecord = (buf[0] === 0x15 || buf[0] === 0x17) && (buf.length < 2 || buf[1] === 0x03);
+      if (!looksLikeRecord) {
+        this.tlsResidue = null;
+        return buf;
+      }
+      if (buf.length < 5 || buf.length < 5 + buf.readUInt16BE(3)) {
+        this.tlsResidue = buf;
+        return Buffer.alloc(0);
+      }
+      buf = buf.subarray(5 + buf.readUInt16BE(3));
+    }
+  }
+
+  /** Continues on another socket: the TLS socket that now wraps the connection, or the bare one after CCC. */
+  upgrade(next: Socket, options: { afterTls?: boolean } = {}): void {
+    if (options.afterTls) this.tlsResidue = Buffer.alloc(0);
+    this.socket = next;
+    this.pausedForQueue = false;
+    this.attach(next);
+    next.resume();
+  }
+
+  /** Sends a reply and resolves once it is handed to the kernel (before a TLS handshake takes the socket). */
+  sendFlushed(code: number, text: string): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed || !this.socket.writable) return resolve();
+      this.socket.write(formatReply(code, text), () => resolve());
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.tlsResidue) {
+      chunk = this.skipTlsRecords(chunk);
+      if (chunk.length === 0) return;
+    }
+    for (const event of this.reader.push(chunk)) {
+      // Blank lines are no command (RFC 959 has none): ignore them here, so they can neither queue nor count.
+      if (event.type === 'line' && event.line.trim() === '') continue;
+      if (this.interceptor(event)) continue;
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = null;
+        w(event);
+      } else if (this.queue.length < this.hardLimit) {
+        this.queue.push(event);
+      } else {
+        // Past the limit lines are only counted, so memory stays bounded whatever one chunk holds.
+        const last = this.queue[this.queue.length - 1];
+        if (last?.type === 'dropped') last.count++;
+        else this.queue.push({ type: 'dropped', count: 1 });
+      }
+    }
+    this.pauseIfBehind();
+  }
+
+  /**
+   * Too many commands read ahead: stop reading the socket. Not while a transfer runs, though: ABOR and STAT
+   * must still be heard, and so must the client hanging up; extra lines are then dropped (and answered 500).
+   */
+  private pauseIfBehind(): void {
+    if (this.queue.length >= this.maxQueued && !this.pausedForQueue && !this.transferring) {
+      this.pausedForQueue = true;
+      this.socket.pause();
+    }
+  }
+
+  /** While a transfer runs the socket is always read (see {@link pauseIfBehind}). */
+  setTransferring(on: boolean): void {
+    this.transferring = on;
+    if (on && this.pausedForQueue) {
+      this.pausedForQueue = false;
+      this.socket.resume();
+    }
+    if (!on) this.pauseIfBehind();
+  }
+
+  /** Lines queued past this are dropped: twice the pause threshold, the slack one chunk may bring. */
+  private get hardLimit(): number {
+    return this.maxQueued * 2;
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = null;
+      w(null);
+    }
+  }
+
+  /** The next command, or null once the client is gone. Commands already read are served before the end. */
+  next(): Promise<ControlEvent | null> | ControlEvent | null {
+    const e = this.queue.shift();
+    if (this.pausedForQueue && this.queue.length < this.maxQueued / 2) {
+      this.pausedForQueue = false;
+      this.socket.resume();
+    }
+    if (e) return e;
+    if (this.ended) return null;
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+    });
+  }
+
+  /** Sends one reply. Resolves at once unless the client stopped reading, then when it catches up. */
+  send(code: number, text: string | readonly string[]): Promise<void> | void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    const flushed = this.socket.write(formatReply(code, text));
+    if (!flushed && this.socket.writableLength > MAX_PENDING_REPLY_BYTES) {
+      return new Promise((resolve) => {
+        const done = (): void => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    }
+  }
+
+  get isOpen(): boolean {
+    return !this.ended && !this.socket.destroyed;
+  }
+
+  /** Ends the connection after the replies already written are flushed. */
+  close(): void {
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    // A client that never reads must not keep a half-closed socket alive.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+}

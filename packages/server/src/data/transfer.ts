@@ -1,0 +1,293 @@
+import type { Socket } from 'node:net';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { createDeflate, createInflate } from 'node:zlib';
+import { AsciiDecoder, AsciiEncoder } from '@ftp/protocol';
+import { VfsError, type UploadStream } from '@ftp/vfs';
+import { throttleTransform, type RateLimiter } from './throttle.js';
+
+/** Why a transfer stopped early. */
+export type TransferFailure = 'aborted' | 'connection' | 'stalled' | 'local';
+
+/** Raised inside a transfer: tells the session which reply to give (426 for the client's side, 451 for ours). */
+export class TransferError extends Error {
+  constructor(
+    readonly reason: TransferFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'TransferError';
+  }
+}
+
+/** The transfer in progress on a session: progress for STAT, and the handle ABOR pulls. */
+export class Transfer {
+  bytes = 0;
+  readonly startedAt = Date.now();
+  /** The data connection, once it is made. */
+  socket: Socket | null = null;
+  private lastProgress = Date.now();
+  private stopReason: TransferFailure | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private onStop: ((reason: TransferFailure) => void) | null = null;
+  private readonly settled: Promise<void>;
+  private settle!: () => void;
+
+  constructor(
+    readonly direction: 'download' | 'upload' | 'listing',
+    readonly path: string,
+  ) {
+    this.settled = new Promise((resolve) => {
+      this.settle = resolve;
+    });
+  }
+
+  /** Resolves once the transfer's final reply (226, 426 or 451) has been sent. */
+  get done(): Promise<void> {
+    return this.settled;
+  }
+
+  /** Starts moving bytes over `socket`; a stall of `stallTimeoutMs` without progress stops the transfer. */
+  attach(socket: Socket, stallTimeoutMs: number): void {
+    this.socket = socket;
+    this.lastProgress = Date.now();
+    if (this.stopReason) socket.destroy();
+    if (stallTimeoutMs > 0) {
+      this.stallTimer = setInterval(() => {
+        if (Date.now() - this.lastProgress >= stallTimeoutMs) this.stop('stalled');
+      }, Math.min(stallTimeoutMs, 1000));
+      this.stallTimer.unref();
+    }
+  }
+
+  /**
+   * Waits for a data connection unless the transfer is stopped first (ABOR, session closed); a socket that
+   * arrives after the stop is destroyed rather than leaked.
+   */
+  race(promise: Promise<Socket>): Promise<Socket> {
+    const late = (socket: Socket): void => void socket.destroy();
+    if (this.stopReason) {
+      promise.then(late, () => {});
+      return Promise.reject(new TransferError(this.stopReason, MESSAGES.aborted));
+    }
+    return new Promise<Socket>((resolve, reject) => {
+      let stopped = false;
+      this.onStop = (reason) => {
+        stopped = true;
+        reject(new TransferError(reason, reason === 'aborted' ? MESSAGES.aborted : MESSAGES.connection));
+      };
+      promise
+        .then(
+          (socket) => (stopped ? late(socket) : resolve(socket)),
+          (err: unknown) => reject(err),
+        )
+        .finally(() => {
+          this.onStop = null;
+        });
+    });
+  }
+
+  /** Counts bytes moved; also what keeps the stall timer and the control idle timer from firing. */
+  progress(n: number): void {
+    this.bytes += n;
+    this.lastProgress = Date.now();
+  }
+
+  get idleMs(): number {
+    return Date.now() - this.lastProgress;
+  }
+
+  get reason(): TransferFailure | null {
+    return this.stopReason;
+  }
+
+  /** Stops the transfer from outside (ABOR, stall, shutdown): the data connection is cut at once. */
+  stop(reason: TransferFailure): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    this.socket?.destroy();
+    this.onStop?.(reason);
+  }
+
+  /** Releases the timers and lets ABOR's reply follow. */
+  dispose(): void {
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.settle();
+  }
+
+  /** The error for a data connection that closed before the transfer was complete. */
+  closedError(): TransferError {
+    const reason = this.stopReason ?? 'connection';
+    return new TransferError(reason, reason === 'local' ? MESSAGES.connection : MESSAGES[reason]);
+  }
+
+  /** Turns whatever a pipeline threw into a TransferError that says whose fault it was. */
+  failure(err: unknown): TransferError {
+    if (err instanceof TransferError) return err;
+    // The error says whose side failed: storage errors carry a filesystem code, the data connection's a socket code.
+    const reason = this.stopReason ?? (isSocketError(err) || !isStorageError(err) ? 'connection' : 'local');
+    const message = reason === 'local' ? (err as Error)?.message ?? 'local error' : MESSAGES[reason];
+    return new TransferError(reason, message, { cause: err });
+  }
+}
+
+const MESSAGES: Record<Exclude<TransferFailure, 'local'>, string> = {
+  aborted: 'Transfer aborted.',
+  connection: 'Data connection closed; transfer aborted.',
+  stalled: 'Data connection stalled; transfer aborted.',
+};
+
+const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+function isSocketError(err: unknown): boolean {
+  return SOCKET_ERRORS.has((err as NodeJS.ErrnoException | undefined)?.code ?? '');
+}
+
+/** A failure of the storage: a VfsError, or any errno-style code that is not the socket's. */
+function isStorageError(err: unknown): boolean {
+  if (VfsError.isInstance(err)) return true;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
+}
+
+/** TYPE A, local to network: LF becomes CRLF (RFC 959 §3.1.1.1). */
+export function asciiEncodeTransform(): Transform {
+  const encoder = new AsciiEncoder();
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      cb(null, encoder.push(chunk));
+    },
+  });
+}
+
+/** TYPE A, network to local: CRLF becomes LF. */
+export function asciiDecodeTransform(): Transform {
+  const decoder = new AsciiDecoder();
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      cb(null, decoder.push(chunk));
+    },
+    flush(cb: TransformCallback) {
+      const rest = decoder.flush();
+      cb(null, rest.length > 0 ? rest : undefined);
+    },
+  });
+}
+
+/** How bytes are coded on the data connection: TYPE A line endings, MODE Z deflate, and rate limits. */
+export interface Coding {
+  ascii: boolean;
+  /** zlib level for MODE Z; null for MODE S. */
+  deflateLevel: number | null;
+  /** Every limiter a byte must pass (the session's and the user's). */
+  limiters: readonly RateLimiter[];
+}
+
+/** Local bytes to wire bytes: TYPE A, then deflate, then the rate limit. */
+function encoders(coding: Coding): Transform[] {
+  const out: Transform[] = [];
+  if (coding.ascii) out.push(asciiEncodeTransform());
+  if (coding.deflateLevel !== null) out.push(createDeflate({ level: coding.deflateLevel }));
+  if (coding.limiters.some((l) => l.rate > 0)) out.push(throttleTransform(coding.limiters));
+  return out;
+}
+
+/** Wire bytes to local bytes: the rate limit, inflate, then TYPE A. */
+function decoders(coding: Coding): Transform[] {
+  const out: Transform[] = [];
+  if (coding.limiters.some((l) => l.rate > 0)) out.push(throttleTransform(coding.limiters));
+  if (coding.deflateLevel !== null) out.push(createInflate());
+  if (coding.ascii) out.push(asciiDecodeTransform());
+  return out;
+}
+
+/**
+ * Streams `source` to the data socket with backpressure, through the coding, and resolves once the last byte is
+ * handed to the kernel and the socket is ended. `pipeline` also fails at once for a data connection that closed
+ * before the transfer began, and for one the client closed before the end.
+ */
+export async function sendToSocket(transfer: Transfer, source: Readable, coding: Coding): Promise<void> {
+  const socket = transfer.socket!;
+  try {
+    await pipeline([source, ...encoders(coding), countingTransform(transfer), socket]);
+  } catch (err) {
+    throw transfer.failure(err);
+  }
+}
+
+/**
+ * Streams the data socket into an upload with backpressure, through the coding. Resolves when the client closed
+ * the data connection (end of file in stream mode) and the upload has stored everything. On any failure the
+ * upload is told first (`transferError`), then destroyed, so a backend can keep or discard the partial data.
+ */
+export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding): Promise<void> {
+  const socket = transfer.socket!;
+  const stages: Transform[] = [countingTransform(transfer), ...decoders(coding)];
+  let source: Readable = socket;
+  for (const stage of stages) source = source.pipe(stage);
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      const failure = transfer.failure(err);
+      socket.unpipe();
+      socket.destroy();
+      for (const stage of stages) stage.destroy();
+      try {
+        upload.transferError?.(failure);
+      } finally {
+        upload.destroy(failure);
+      }
+      reject(failure);
+    };
+    // `finished` also settles for a socket that was already closed or reset before this transfer began.
+    finished(socket, { writable: false }).catch((err: unknown) => fail(isPrematureClose(err) ? transfer.closedError() : err));
+    for (const stage of stages) stage.once('error', fail);
+    upload.once('error', fail);
+    finished(upload, { readable: false }).then(
+      () => {
+        if (settled) return;
+        settled = true;
+        resolve();
+      },
+      (err: unknown) => fail(err),
+    );
+    source.pipe(upload);
+  });
+  if (!socket.destroyed) socket.end();
+}
+
+/** Writes listing lines to the data socket in batches, through the coding, with backpressure, then ends it. */
+export async function sendLines(transfer: Transfer, lines: Iterable<string>, batchSize: number, coding: Coding): Promise<void> {
+  function* batches(): Generator<Buffer> {
+    let batch = '';
+    let count = 0;
+    for (const line of lines) {
+      batch += line + '\r\n';
+      if (++count >= batchSize) {
+        yield Buffer.from(batch, 'utf8');
+        batch = '';
+        count = 0;
+      }
+    }
+    if (batch.length > 0) yield Buffer.from(batch, 'utf8');
+  }
+  // Listings are already CRLF text: TYPE A has nothing to convert.
+  await sendToSocket(transfer, Readable.from(batches(), { objectMode: false }), { ...coding, ascii: false });
+}
+
+/** Counts the bytes that pass, for progress (STAT), the stall timer and the transfer event. */
+function countingTransform(transfer: Transfer): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      transfer.progress(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+function isPrematureClose(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+}

@@ -1,0 +1,143 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readOnly, resolvePath } from '@ftp/vfs';
+import type { LoginResult } from '../driver.js';
+import { FtpError } from '../errors.js';
+import { ALL_PERMISSIONS, type Session } from '../session.js';
+import type { TlsRequirement } from '../settings.js';
+
+const TLS_RANK: Record<TlsRequirement, number> = { none: 0, control: 1, all: 2 };
+
+function isAnonymousName(s: Session, name: string): boolean {
+  const anonymous = s.ctx.anonymous;
+  return anonymous !== undefined && (anonymous.users ?? ['anonymous']).some((u) => u.toLowerCase() === name.toLowerCase());
+}
+
+/** USER (RFC 959 §4.1.1): remembers the name; a new USER logs the previous user out. */
+/** Longest user name accepted. */
+const MAX_USER_LENGTH = 256;
+
+export function user(s: Session, arg: string): Promise<void> | void {
+  resetLogin(s);
+  s.userCommands++;
+  const limit = s.settings.maxLoginAttemptsPerSession;
+  if (limit > 0 && s.userCommands > limit * 3) {
+    s.log.warn('too many USER commands');
+    void s.reply(421, 'Too many login attempts on this connection.');
+    s.close();
+    return;
+  }
+  if (arg.length > MAX_USER_LENGTH) throw new FtpError(501, 'User name too long.');
+  // Refuse before the password crosses the network in clear (vsftpd's force_local_logins_ssl).
+  if (TLS_RANK[s.tlsRequired] >= TLS_RANK.control && !s.secure) throw new FtpError(530, 'TLS required: use AUTH TLS before logging in.');
+  s.user = arg;
+  s.log = s.baseLog.child({ user: arg, ...(s.secure ? { tls: true } : {}) });
+  if (isAnonymousName(s, arg)) return s.reply(331, 'Anonymous login ok, send your e-mail address as password.');
+  return s.reply(331, 'Password required.');
+}
+
+/** PASS: asks the driver. A failure never says whether the user exists, and is answered after a growing delay. */
+export async function pass(s: Session, arg: string): Promise<void> {
+  if (s.authenticated) return s.reply(230, 'Already logged in.');
+  if (s.user === undefined) throw new FtpError(503, 'Login with USER first.');
+  const name = s.user;
+  // A ban decided while this connection was open applies to it too.
+  if (await s.ctx.guard.isBanned(s.remoteAddress)) {
+    await s.reply(421, 'Too many failed logins from your address; try again later.');
+    s.close();
+    return;
+  }
+  const anonymous = isAnonymousName(s, name);
+  let result: LoginResult | null = null;
+  if (anonymous && s.ctx.anonymous) {
+    result = { fs: readOnly(s.ctx.anonymous.fs), permissions: { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false, site: false } };
+  } else {
+    try {
+      result = await s.ctx.driver.authenticate(s, name, arg);
+    } catch (err) {
+      s.log.warn({ err }, 'authenticator failed');
+    }
+  }
+  const required = result?.tlsRequired && TLS_RANK[result.tlsRequired] > TLS_RANK[s.tlsRequired] ? result.tlsRequired : s.tlsRequired;
+  if (result && TLS_RANK[required] >= TLS_RANK.control && !s.secure) {
+    // Answered exactly as a wrong password, so a clear-text client cannot tell a right one.
+    s.log.info('login refused: TLS required for this user');
+    return failedLogin(s, name);
+  }
+  if (!result) return failedLogin(s, name);
+  s.fs = result.fs;
+  s.permissions = { ...ALL_PERMISSIONS, ...result.permissions };
+  s.userLimits = result.rateLimits ?? {};
+  s.tlsRequired = required;
+  s.anonymous = anonymous;
+  s.home = resolvePath('/', result.home ?? '/');
+  s.cwd = s.home;
+  try {
+    const st = await s.fs.stat(s.home);
+    if (!st.isDirectory()) throw new Error('home is not a directory');
+  } catch (err) {
+    // A home that cannot be entered is the operator's mistake; log in at the root rather than refuse.
+    s.log.warn({ err, home: s.home }, 'home directory unavailable, starting at /');
+    s.home = '/';
+    s.cwd = '/';
+  }
+  s.authenticated = true;
+  s.ctx.emit('login', { session: s.id, user: name, remoteAddress: s.remoteAddress });
+  s.log.info({ anonymous }, 'logged in');
+  return s.reply(230, anonymous ? 'Anonymous access granted, restrictions apply.' : 'Login successful.');
+}
+
+async function failedLogin(s: Session, name: string): Promise<void> {
+  s.ctx.emit('login:failed', { session: s.id, user: name, remoteAddress: s.remoteAddress });
+  s.user = undefined;
+  s.loginFailures++;
+  const verdict = await s.ctx.guard.failure(s.remoteAddress);
+  s.log.info({ failures: s.loginFailures, banned: verdict.banned }, 'login failed');
+  if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+  if (verdict.banned) {
+    await s.reply(421, 'Too many failed logins; try again later.');
+    s.close();
+    return;
+  }
+  if (s.loginFailures >= s.settings.maxLoginAttemptsPerSession && s.settings.maxLoginAttemptsPerSession > 0) {
+    // As vsftpd's max_login_fails: the last failure is answered, then the connection is closed.
+    await s.reply(530, 'Login incorrect.');
+    s.close();
+    return;
+  }
+  throw new FtpError(530, 'Login incorrect.');
+}
+
+/** ACCT: accounts are not used (RFC 959 allows 202 when superfluous). */
+export function acct(s: Session): Promise<void> | void {
+  return s.reply(202, 'ACCT not needed.');
+}
+
+/** REIN (RFC 959 §4.1.1): back to the state of a new connection, keeping the control connection (and its TLS). */
+export function rein(s: Session): Promise<void> | void {
+  if (s.transfer) s.transfer.stop('aborted');
+  resetLogin(s);
+  s.setDataSetup(null);
+  s.transferType = s.settings.defaultTransferType;
+  s.restOffset = 0;
+  s.epsvAll = false;
+  return s.reply(220, 'Service ready for new user.');
+}
+
+/** QUIT: 221, then the connection closes once the reply is flushed. */
+export async function quit(s: Session): Promise<void> {
+  await s.reply(221, 'Goodbye.');
+  s.close();
+}
+
+function resetLogin(s: Session): void {
+  s.authenticated = false;
+  s.anonymous = false;
+  s.user = undefined;
+  s.fs = null;
+  s.home = '/';
+  s.cwd = '/';
+  s.renameFrom = null;
+  s.permissions = ALL_PERMISSIONS;
+  s.userLimits = {};
+  s.tlsRequired = s.settings.tlsRequired;
+}

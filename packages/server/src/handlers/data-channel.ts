@@ -1,0 +1,65 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort } from '@ftp/protocol';
+import { PassiveListener } from '../data/passive.js';
+import { FtpError } from '../errors.js';
+import type { Session } from '../session.js';
+
+async function openPassive(s: Session): Promise<PassiveListener> {
+  s.setDataSetup(null);
+  const listener = await PassiveListener.open({
+    host: s.localAddress,
+    pool: s.ctx.portPool,
+    expectedPeer: s.settings.passiveIpCheck === 'strict' ? s.remoteAddress : null,
+    onForeignPeer: (address) => s.log.warn({ address }, 'passive data connection from a foreign address refused'),
+  });
+  s.setDataSetup({ kind: 'passive', listener });
+  return listener;
+}
+
+/** PASV (RFC 959 §4.1.1): IPv4 only; advertises `publicHost` when set (servers behind NAT). */
+export async function pasv(s: Session): Promise<void> {
+  if (s.epsvAll) throw new FtpError(503, 'PASV not allowed after EPSV ALL.');
+  const host = s.settings.publicHost ?? s.localAddress;
+  if (!isIPv4(host)) throw new FtpError(425, 'PASV needs IPv4; use EPSV.');
+  const listener = await openPassive(s);
+  return s.reply(227, formatPasvReplyText(host, listener.port));
+}
+
+/** EPSV (RFC 2428 §3): any family; `EPSV ALL` forbids the other data setup commands for the session. */
+export async function epsv(s: Session, arg: string): Promise<void> {
+  const req = parseEpsvArg(arg);
+  if (req.kind === 'all') {
+    s.epsvAll = true;
+    return s.reply(200, 'EPSV ALL ok.');
+  }
+  const family = isIPv6(s.localAddress) ? 6 : 4;
+  if (req.kind === 'family' && req.family !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
+  const listener = await openPassive(s);
+  return s.reply(229, formatEpsvReplyText(listener.port));
+}
+
+/** PORT (RFC 959 §4.1.1). */
+export function port(s: Session, arg: string): Promise<void> | void {
+  if (s.epsvAll) throw new FtpError(503, 'PORT not allowed after EPSV ALL.');
+  const { host, port } = parseHostPort(arg);
+  return setActive(s, host, port, 'PORT');
+}
+
+/** EPRT (RFC 2428 §2): IPv4 or IPv6. */
+export function eprt(s: Session, arg: string): Promise<void> | void {
+  if (s.epsvAll) throw new FtpError(503, 'EPRT not allowed after EPSV ALL.');
+  const { host, port } = parseEprt(arg);
+  return setActive(s, host, port, 'EPRT');
+}
+
+function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {
+  if (!s.settings.activeMode) throw new FtpError(502, 'Active mode is disabled; use PASV or EPSV.');
+  // RFC 2577 §3: refuse bounces to third parties and to privileged ports.
+  if (s.settings.activeModeBounceCheck && host !== s.remoteAddress) {
+    s.log.warn({ host, port }, 'active data connection to a foreign address refused');
+    throw new FtpError(500, `Illegal ${verb} command: address must be the client's.`);
+  }
+  if (port < s.settings.activeModeMinPort) throw new FtpError(500, `Illegal ${verb} command: port ${port} is privileged.`);
+  s.setDataSetup({ kind: 'active', host, port });
+  return s.reply(200, `${verb} command successful.`);
+}

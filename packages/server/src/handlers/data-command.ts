@@ -1,0 +1,115 @@
+import type { Socket } from 'node:net';
+import { connectActive } from '../data/active.js';
+import { startTls } from '../tls.js';
+import { Transfer, TransferError } from '../data/transfer.js';
+import { FtpError, toReply } from '../errors.js';
+import type { Session } from '../session.js';
+
+/** What the server reports of every transfer (the `transfer` event). */
+export interface TransferEvent {
+  session: number;
+  user: string | undefined;
+  direction: Transfer['direction'];
+  path: string;
+  bytes: number;
+  durationMs: number;
+  outcome: 'ok' | 'aborted' | 'failed';
+  error?: string;
+}
+
+/**
+ * Runs one data command: takes the data setup (PASV/EPSV/PORT/EPRT), says 150, gets the data connection,
+ * lets `work` move the bytes, and gives the final reply: 226, 426 (the client's side failed or ABOR) or the
+ * storage error's reply (451, 452, 550...). The setup is used once, as RFC 959 intends.
+ */
+export async function runDataCommand(
+  s: Session,
+  direction: Transfer['direction'],
+  path: string,
+  preliminary: string,
+  work: (t: Transfer) => Promise<void>,
+): Promise<void> {
+  const setup = s.dataSetup;
+  if (!setup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
+  // RFC 4217 §9: a policy may refuse clear data connections.
+  if (s.tlsRequired === 'all' && s.prot !== 'P') throw new FtpError(521, 'Data connections must be protected: use PBSZ 0 and PROT P.');
+  s.dataSetup = null;
+  const t = new Transfer(direction, path);
+  s.transfer = t;
+  s.conn.setTransferring(true);
+  const timeoutMs = s.settings.dataConnectTimeout * 1000;
+  let outcome: TransferEvent['outcome'] = 'ok';
+  let error: string | undefined;
+  try {
+    await s.reply(150, preliminary);
+    let socket = await t.race(
+      setup.kind === 'passive' ? setup.listener.accept(timeoutMs) : connectActive(setup.host, setup.port, s.localAddress || undefined, timeoutMs),
+    );
+    if (s.prot === 'P') socket = await t.race(protect(s, socket));
+    t.attach(socket, s.settings.dataStallTimeout * 1000);
+    s.ctx.emit('transfer:start', { session: s.id, user: s.user, direction, path });
+    await work(t);
+    await s.reply(226, 'Transfer complete.');
+  } catch (err) {
+    outcome = t.reason === 'aborted' ? 'aborted' : 'failed';
+    if (err instanceof TransferError && err.reason !== 'local') {
+      error = err.message;
+      await s.reply(426, err.message);
+    } else {
+      const cause = err instanceof TransferError ? err.cause : err;
+      const reply = toReply(cause, path);
+      error = reply.text;
+      if (reply.code >= 500 || reply.code === 451) s.log.warn({ err: cause, path }, 'transfer failed');
+      await s.reply(reply.code, reply.text);
+    }
+  } finally {
+    if (setup.kind === 'passive') setup.listener.dispose(true);
+    release(t.socket, outcome === 'ok');
+    s.transfer = null;
+    s.conn.setTransferring(false);
+    t.dispose();
+    const event: TransferEvent = { session: s.id, user: s.user, direction, path, bytes: t.bytes, durationMs: Date.now() - t.startedAt, outcome, ...(error ? { error } : {}) };
+    s.log.info(event, 'transfer');
+    s.ctx.emit('transfer', event);
+  }
+}
+
+/**
+ * Runs the TLS handshake of a PROT P data connection. By default the client must resume the control
+ * connection's TLS session (vsftpd's require_ssl_reuse): proof that the data connection comes from the
+ * same client, not from someone racing to the port.
+ */
+async function protect(s: Session, socket: Socket): Promise<Socket> {
+  if (!s.tlsContext) throw new FtpError(425, "Can't open data connection: no TLS on the control connection.");
+  let secure;
+  try {
+    secure = await startTls(socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000);
+  } catch (err) {
+    throw new FtpError(425, `Can't open data connection: ${(err as Error).message}`);
+  }
+  // After CCC the control connection's TLS session has ended and clients no longer offer it: the peer address
+  // check is what remains (an operator who allows CCC accepts that).
+  if (s.settings.tlsSessionReuse && !s.clearedControl && !secure.isSessionReused()) {
+    secure.destroy();
+    s.log.warn('TLS data connection without session reuse refused');
+    throw new FtpError(522, 'TLS session of the data connection was not resumed: session reuse required.');
+  }
+  return secure;
+}
+
+/** Milliseconds a finished data connection may linger for the client to close it, before it is cut. */
+const DATA_LINGER_MS = 5000;
+
+/**
+ * Frees a data connection: at once after a failure; after a success, once the client closes its side, or after
+ * a short linger, so that a client which never closes cannot pile up sockets.
+ */
+function release(socket: Socket | null, ok: boolean): void {
+  if (!socket || socket.destroyed) return;
+  if (!ok) return void socket.destroy();
+  socket.end();
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), DATA_LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}

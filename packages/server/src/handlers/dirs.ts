@@ -1,0 +1,46 @@
+import { quotePath } from '@ftp/protocol';
+import { FtpError } from '../errors.js';
+import { requirePermission, type Session } from '../session.js';
+
+/** PWD (RFC 959 §4.1.3, Appendix II): 257 with the path quoted, `"` doubled. */
+export function pwd(s: Session): Promise<void> | void {
+  return s.reply(257, `${quotePath(s.cwd)} is the current directory.`);
+}
+
+/** CWD: enters a directory that exists. */
+export async function cwd(s: Session, arg: string): Promise<void> {
+  const path = s.resolve(arg);
+  await enter(s, path);
+  return s.reply(250, `Directory changed to ${s.cwd}.`);
+}
+
+/** CDUP: the parent of the working directory (RFC 959 says 200; 250 is what most servers send and clients accept). */
+export async function cdup(s: Session): Promise<void> {
+  await enter(s, s.resolve('..'));
+  return s.reply(250, `Directory changed to ${s.cwd}.`);
+}
+
+async function enter(s: Session, path: string): Promise<void> {
+  const st = await s.vfs.stat(path);
+  if (!st.isDirectory()) throw new FtpError(550, `${path}: Not a directory.`);
+  s.cwd = path;
+}
+
+/** MKD (RFC 959 Appendix II): 257 with the new directory's absolute path. */
+export async function mkd(s: Session, arg: string): Promise<void> {
+  requirePermission(s, 'mkdir');
+  const path = s.resolve(arg);
+  if (path === '/') throw new FtpError(550, '/: File exists.');
+  await s.vfs.mkdir(path);
+  return s.reply(257, `${quotePath(path)} created.`);
+}
+
+/** RMD: removes an empty directory. The root, the working directory and its ancestors stay. */
+export async function rmd(s: Session, arg: string): Promise<void> {
+  requirePermission(s, 'rmdir');
+  const path = s.resolve(arg);
+  if (path === '/') throw new FtpError(550, 'Cannot remove the root directory.');
+  if (s.cwd === path || s.cwd.startsWith(path + '/')) throw new FtpError(550, `${path}: is the current directory or contains it.`);
+  await s.vfs.rmdir(path);
+  return s.reply(250, `Directory ${path} removed.`);
+}

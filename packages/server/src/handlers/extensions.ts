@@ -1,0 +1,198 @@
+import {
+  formatFtpTime,
+  formatHashFeat,
+  formatHashReplyText,
+  HASH_ALGORITHMS,
+  parseFtpTime,
+  parseHashAlgorithm,
+  parseHashRange,
+  parseMfmt,
+  parseOpts,
+  type HashAlgorithm,
+} from '@ftp/protocol';
+import { describeCapabilities, hashFile, openReadStream, openWriteStream, type FileStats } from '@ftp/vfs';
+import { pipeline } from 'node:stream/promises';
+import { FtpError } from '../errors.js';
+import { requirePermission, type Session } from '../session.js';
+
+/** The FEAT line of HASH, with the session's algorithm marked. */
+export function hashFeatLine(s: Session): string {
+  return formatHashFeat(HASH_ALGORITHMS, s.hashAlgorithm);
+}
+
+/** OPTS HASH (draft-bryan-ftpext-hash §4): shows or selects the algorithm. */
+export function optsHash(s: Session, value: string): Promise<void> | void {
+  if (value.trim() === '') return s.reply(200, s.hashAlgorithm);
+  s.hashAlgorithm = parseHashAlgorithm(value.trim());
+  return s.reply(200, s.hashAlgorithm);
+}
+
+async function plainFile(s: Session, path: string): Promise<FileStats> {
+  const st = await s.vfs.stat(path);
+  if (!st.isFile()) throw new FtpError(553, `${path}: not a plain file.`);
+  return st;
+}
+
+/** RANG (draft-bryan-ftp-range): an inclusive byte range for the next HASH or RETR; `RANG 1 0` clears it. */
+export function rang(s: Session, arg: string): Promise<void> | void {
+  const range = parseHashRange(arg);
+  if (range.end === undefined) {
+    s.range = null;
+    return s.reply(350, 'Restarting at 0. End byte range at EOF.');
+  }
+  s.range = { start: range.start, end: range.end };
+  return s.reply(350, `Restarting at ${range.start}. End byte range at ${range.end}.`);
+}
+
+/** HASH (draft-bryan-ftpext-hash): the digest of a file, or of the RANG range, computed by the provider or streamed. */
+export async function hash(s: Session, arg: string): Promise<void> {
+  requirePermission(s, 'read');
+  const path = s.resolve(arg);
+  const st = await plainFile(s, path);
+  const range = s.range;
+  s.range = null;
+  const start = range ? Math.min(range.start, st.size) : 0;
+  const endExclusive = range ? Math.min(range.end + 1, st.size) : st.size;
+  const digest = await hashFile(s.vfs, path, s.hashAlgorithm, start, endExclusive);
+  const last = Math.max(start, endExclusive - 1);
+  return s.reply(213, formatHashReplyText(s.hashAlgorithm, start, last, digest, arg));
+}
+
+/** XCRC, XMD5, XSHA1, XSHA256, XSHA512: the older one-algorithm commands: `X... path [start [end]]`, 250 and the hex digest. */
+export function legacyHash(algorithm: HashAlgorithm) {
+  return async (s: Session, arg: string): Promise<void> => {
+    requirePermission(s, 'read');
+    const { path: name, rest } = splitQuotedPath(arg);
+    const numbers = rest.trim() === '' ? [] : rest.trim().split(/\s+/);
+    if (numbers.length > 2 || numbers.some((n) => !/^\d+$/.test(n))) throw new FtpError(501, 'Syntax: X<ALGO> <path> [<start> [<end>]].');
+    const path = s.resolve(name);
+    const st = await plainFile(s, path);
+    const start = Math.min(Number(numbers[0] ?? 0), st.size);
+    const end = Math.min(numbers[1] !== undefined ? Number(numbers[1]) : st.size, st.size);
+    if (end < start) throw new FtpError(501, 'The end is before the start.');
+    return s.reply(250, await hashFile(s.vfs, path, algorithm, start, end));
+  };
+}
+
+/** A path that may be double-quoted (so it can hold spaces), and what follows it. */
+function splitQuotedPath(arg: string): { path: string; rest: string } {
+  const trimmed = arg.trimStart();
+  if (trimmed.startsWith('"')) {
+    const close = trimmed.indexOf('"', 1);
+    if (close > 0) return { path: trimmed.slice(1, close), rest: trimmed.slice(close + 1) };
+  }
+  // Unquoted: trailing numbers are the range, the rest is the path.
+  const m = /^(.*?)((?:\s+\d+){0,2})$/.exec(arg);
+  return { path: m?.[1] ?? arg, rest: m?.[2] ?? '' };
+}
+
+/** AVBL (draft-peterson-streamlined-ftp-command-extensions): free bytes where the path is. */
+export async function avbl(s: Session, arg: string): Promise<void> {
+  const fs = s.vfs;
+  if (!fs.availableSpace) throw new FtpError(502, 'AVBL is not supported by this filesystem.');
+  const path = s.resolve(arg.trim() === '' ? '.' : arg);
+  const st = await fs.stat(path);
+  if (!st.isDirectory()) throw new FtpError(550, `${path}: not a directory.`);
+  const bytes = await fs.availableSpace(path);
+  return s.reply(213, Number.isFinite(bytes) ? String(Math.max(0, Math.floor(bytes))) : String(Number.MAX_SAFE_INTEGER));
+}
+
+/** COMB (ftpserverlib's extension for parallel uploads): `COMB "target" "part1" "part2" ...`, parts removed after. */
+export async function comb(s: Session, arg: string): Promise<void> {
+  requirePermission(s, 'write');
+  requirePermission(s, 'delete');
+  const names = splitNames(arg);
+  if (names.length < 2) throw new FtpError(501, 'Syntax: COMB <target> <part> [<part> ...].');
+  const [target, ...parts] = names.map((n) => s.resolve(n)) as [string, ...string[]];
+  for (const part of parts) await plainFile(s, part);
+  const fs = s.vfs;
+  if (fs.concat) {
+    await fs.concat(target, parts);
+  } else {
+    // Appending to the first part when it is the target avoids copying it.
+    const appendToFirst = parts[0] === target;
+    const upload = await openWriteStream(fs, target, appendToFirst ? { append: true } : {});
+    try {
+      for (const part of appendToFirst ? parts.slice(1) : parts) {
+        const source = await openReadStream(fs, part);
+        await pipeline(source, upload, { end: false });
+      }
+      await new Promise<void>((resolve, reject) => {
+        upload.once('error', reject);
+        upload.end(() => resolve());
+      });
+    } catch (err) {
+      upload.transferError?.(err as Error);
+      upload.destroy(err as Error);
+      throw err;
+    }
+  }
+  for (const part of parts) if (part !== target) await fs.unlink(part);
+  return s.reply(250, `Combined ${parts.length} files into ${target}.`);
+}
+
+function splitNames(arg: string): string[] {
+  const names: string[] = [];
+  const re = /"((?:[^"]|"")*)"|(\S+)/g;
+  for (let m = re.exec(arg); m; m = re.exec(arg)) names.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] as string));
+  return names;
+}
+
+/** MFMT (draft-somers-ftp-mfxx): sets the modification time; 213 with the new time. */
+export async function mfmt(s: Session, arg: string): Promise<void> {
+  const { time, path: name } = parseMfmt(arg);
+  return setModified(s, name, time);
+}
+
+async function setModified(s: Session, name: string, time: Date): Promise<void> {
+  requirePermission(s, 'site');
+  const fs = s.vfs;
+  if (!fs.setTimes) throw new FtpError(502, 'Changing times is not supported by this filesystem.');
+  const path = s.resolve(name);
+  await fs.stat(path);
+  await fs.setTimes(path, time);
+  return s.reply(213, `Modify=${formatFtpTime(time)}; ${name}`);
+}
+
+/** MDTM: with a time before the path, some clients (old WS_FTP, lftp's fallback) set the time instead. */
+export async function mdtmSet(s: Session, arg: string): Promise<boolean> {
+  const m = /^(\d{14}(?:\.\d{1,3})?)\s+(.+)$/.exec(arg);
+  if (!m) return false;
+  // A file literally named like a timestamp and a path wins: only treat it as a set when that does not exist.
+  const literal = await s.vfs.stat(s.resolve(arg)).then(
+    () => true,
+    () => false,
+  );
+  if (literal) return false;
+  await setModified(s, m[2] as string, parseFtpTime(m[1] as string));
+  return true;
+}
+
+/** Whether the provider can do what an optional FEAT line promises. */
+export function capability(s: Session, name: keyof ReturnType<typeof describeCapabilities>): boolean {
+  return s.fs !== null && describeCapabilities(s.fs)[name];
+}
+
+/** OPTS MODE Z LEVEL <0-9> (draft-preston-ftpext-deflate §4). */
+function optsModeZ(s: Session, value: string): Promise<void> | void {
+  const m = /^Z\s+LEVEL\s+(\d)$/i.exec(value.trim());
+  if (!m) throw new FtpError(501, 'Syntax: OPTS MODE Z LEVEL <0-9>.');
+  if (!s.settings.modeZ) throw new FtpError(504, 'Mode Z is disabled.');
+  s.deflateLevel = Number(m[1]);
+  return s.reply(200, `MODE Z LEVEL set to ${s.deflateLevel}.`);
+}
+
+/** LANG (RFC 2640 §4.3): English only. */
+export function lang(s: Session, arg: string): Promise<void> | void {
+  const tag = arg.trim().toUpperCase();
+  if (tag === '' || tag === 'EN' || tag.startsWith('EN-')) return s.reply(200, 'Language set to EN.');
+  throw new FtpError(504, 'Only EN is supported.');
+}
+
+/** OPTS for the extension options (HASH); returns false when the option is not one of ours. */
+export function extensionOpts(s: Session, arg: string): Promise<void> | void | false {
+  const { name, value } = parseOpts(arg);
+  if (name === 'HASH') return optsHash(s, value);
+  if (name === 'MODE') return optsModeZ(s, value);
+  return false;
+}

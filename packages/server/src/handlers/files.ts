@@ -1,0 +1,58 @@
+import { formatFtpTime } from '@ftp/protocol';
+import { FtpError } from '../errors.js';
+import { requirePermission, type Session } from '../session.js';
+import { mdtmSet } from './extensions.js';
+
+/** DELE: removes a file (a directory needs RMD). */
+export async function dele(s: Session, arg: string): Promise<void> {
+  requirePermission(s, 'delete');
+  const path = s.resolve(arg);
+  const st = await lstatOf(s, path);
+  if (st.isDirectory()) throw new FtpError(550, `${path}: Is a directory; use RMD.`);
+  await s.vfs.unlink(path);
+  return s.reply(250, `File ${path} deleted.`);
+}
+
+/** RNFR (RFC 959 §4.1.3): 350 when the source exists; RNTO must follow at once. */
+export async function rnfr(s: Session, arg: string): Promise<void> {
+  requirePermission(s, 'rename');
+  const path = s.resolve(arg);
+  if (path === '/') throw new FtpError(550, 'Cannot rename the root directory.');
+  await lstatOf(s, path);
+  s.renameFrom = path;
+  return s.reply(350, 'Ready for RNTO.');
+}
+
+/** RNTO: 503 without a preceding RNFR. */
+export async function rnto(s: Session, arg: string): Promise<void> {
+  const from = s.renameFrom;
+  s.renameFrom = null;
+  if (!from) throw new FtpError(503, 'RNFR required first.');
+  requirePermission(s, 'rename');
+  const to = s.resolve(arg);
+  if (to === '/' || to.startsWith(from + '/')) throw new FtpError(553, 'Cannot move a directory into itself.');
+  await s.vfs.rename(from, to);
+  return s.reply(250, 'Rename successful.');
+}
+
+/** SIZE (RFC 3659 §4): bytes of a plain file; a directory is 550. */
+export async function size(s: Session, arg: string): Promise<void> {
+  const path = s.resolve(arg);
+  const st = await s.vfs.stat(path);
+  if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
+  return s.reply(213, String(st.size));
+}
+
+/** MDTM (RFC 3659 §3): modification time in UTC, `YYYYMMDDHHMMSS`. */
+export async function mdtm(s: Session, arg: string): Promise<void> {
+  if (await mdtmSet(s, arg)) return;
+  const path = s.resolve(arg);
+  const st = await s.vfs.stat(path);
+  if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
+  return s.reply(213, formatFtpTime(st.mtimeMs));
+}
+
+async function lstatOf(s: Session, path: string) {
+  const fs = s.vfs;
+  return fs.lstat ? fs.lstat(path) : fs.stat(path);
+}

@@ -1,0 +1,80 @@
+import { formatFeatFacts, formatOptsMlstReply, parseOpts, parseOptsMlst } from '@ftp/protocol';
+import { COMMANDS, featureLines } from '../commands.js';
+import { FtpError } from '../errors.js';
+import type { Session } from '../session.js';
+import { extensionOpts } from './extensions.js';
+
+/** SYST: the answer every client expects, so that it parses LIST as `ls -l`. */
+export function syst(s: Session): Promise<void> | void {
+  return s.reply(215, 'UNIX Type: L8');
+}
+
+/** FEAT (RFC 2389 §3): one feature per line, each indented by a space. */
+export function feat(s: Session): Promise<void> | void {
+  return s.reply(211, ['Features:', ...featureLines(s).map((l) => ` ${l}`), 'End']);
+}
+
+/** The MLST feature line with the facts this session has selected marked by `*`. */
+export function mlstFeatLine(s: Session): string {
+  return formatFeatFacts(s.mlstFacts);
+}
+
+/** OPTS (RFC 2389 §4): UTF8 (always on: RFC 2640) and MLST fact selection (RFC 3659 §7.9). */
+export function opts(s: Session, arg: string): Promise<void> | void {
+  const { name, value } = parseOpts(arg);
+  switch (name) {
+    case 'UTF8':
+    case 'UTF-8': {
+      const v = value.trim().toUpperCase();
+      if (v === '' || v === 'ON') return s.reply(200, 'UTF8 mode enabled.');
+      if (v === 'OFF') return s.reply(504, 'UTF8 cannot be disabled.');
+      throw new FtpError(501, 'OPTS UTF8 takes ON or OFF.');
+    }
+    case 'MLST': {
+      s.mlstFacts = parseOptsMlst(value);
+      return s.reply(200, formatOptsMlstReply(s.mlstFacts));
+    }
+    default: {
+      const handled = extensionOpts(s, arg);
+      if (handled !== false) return handled;
+      throw new FtpError(501, `Option ${name.slice(0, 32)} not understood.`);
+    }
+  }
+}
+
+/** HELP (RFC 959 §4.1.3): the command list, or one command's syntax. */
+export function help(s: Session, arg: string): Promise<void> | void {
+  const topic = arg.trim().toUpperCase();
+  if (topic) {
+    const spec = COMMANDS[topic];
+    if (!spec) throw new FtpError(502, `Unknown command ${topic.slice(0, 32)}.`);
+    return s.reply(214, `Syntax: ${spec.help}${spec.handler ? '' : ' (not implemented)'}`);
+  }
+  const verbs = Object.keys(COMMANDS).filter((v) => COMMANDS[v]?.handler && !s.settings.disabledCommands.includes(v));
+  const rows: string[] = [];
+  for (let i = 0; i < verbs.length; i += 8) rows.push(' ' + verbs.slice(i, i + 8).map((v) => v.padEnd(6)).join(' ').trimEnd());
+  return s.reply(214, ['The following commands are recognized:', ...rows, 'Help OK.']);
+}
+
+/** NOOP. */
+export function noop(s: Session): Promise<void> | void {
+  return s.reply(200, 'NOOP ok.');
+}
+
+/** HOST (RFC 7151 §3): before login, names the virtual host; the driver may refuse it (504). */
+export async function host(s: Session, arg: string): Promise<void> {
+  if (s.authenticated || s.user !== undefined) throw new FtpError(503, 'HOST must come before USER.');
+  const name = arg.trim();
+  if (name.length > 255 || !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/.test(name)) throw new FtpError(501, 'HOST takes a domain name or an address.');
+  const accepted = s.ctx.driver.virtualHost ? await s.ctx.driver.virtualHost(s, name) : true;
+  if (!accepted) throw new FtpError(504, `Unknown host ${name}.`);
+  s.host = name;
+  return s.reply(220, `Host ${name} selected.`);
+}
+
+/** CLNT: the client names itself (logged, nothing else). */
+export function clnt(s: Session, arg: string): Promise<void> | void {
+  s.clientName = arg.slice(0, 128);
+  s.log.debug({ client: s.clientName }, 'client name');
+  return s.reply(200, 'Noted.');
+}

@@ -1,0 +1,241 @@
+import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
+import { basename, dirname, listDirectory, VfsError, type DirEntry, type FileStats } from '@ftp/vfs';
+import { globToRegExp, isGlob } from '../glob.js';
+import { sendLines } from '../data/transfer.js';
+import { FtpError } from '../errors.js';
+import type { Session } from '../session.js';
+import { runDataCommand } from './data-command.js';
+
+/** What a listing command was asked for: the path and whether it names a directory's contents or one entry. */
+interface Target {
+  path: string;
+  /** The entries to show; for a file, the file itself. */
+  entries: DirEntry[];
+  isDirectory: boolean;
+  /** The entries matched a wildcard in the last segment of the path. */
+  glob?: boolean;
+}
+
+/**
+ * Splits `ls`-style options from the path (`LIST -la /dir`): clients send them though RFC 959 does not
+ * define them. They are accepted and otherwise ignored: every entry is always listed.
+ */
+function listArgument(arg: string): string {
+  return parseListArgument(arg).path;
+}
+
+/** `ls` options a client may put before the path, and the path. */
+interface ListArgument {
+  path: string;
+  /** -l: long lines (for NLST). */
+  long: boolean;
+  /** -R: recurse into subdirectories (LIST). */
+  recursive: boolean;
+}
+
+function parseListArgument(arg: string): ListArgument {
+  let rest = arg.trimStart();
+  let flags = '';
+  while (rest.startsWith('-')) {
+    const m = /^-([A-Za-z0-9]*)(?:\s+|$)/.exec(rest);
+    if (!m) break;
+    flags += m[1];
+    rest = rest.slice(m[0].length);
+  }
+  // Dotfiles are always listed (-a is implied): mirroring clients must not miss them.
+  return { path: rest, long: flags.includes('l'), recursive: flags.includes('R') };
+}
+
+/** Listing lines of a directory tree, `ls -lR` style, at most `maxDepth` levels and `maxEntries` entries deep. */
+async function* recursiveLines(s: Session, root: string, first: ListEntry[], now: number): AsyncGenerator<string> {
+  const { listMaxDepth, listMaxEntries } = s.settings;
+  let emitted = 0;
+  const queue: Array<{ path: string; depth: number; entries: ListEntry[] | null }> = [{ path: root, depth: 0, entries: first }];
+  while (queue.length > 0 && emitted < listMaxEntries) {
+    const { path, depth, entries: known } = queue.shift() as { path: string; depth: number; entries: ListEntry[] | null };
+    let entries = known;
+    if (!entries) {
+      const raw = await listDirectory(s.vfs, path).catch(() => null);
+      if (!raw) continue;
+      raw.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      entries = await toListEntries(s, path, raw);
+    }
+    if (path !== root) yield '';
+    yield `${path}:`;
+    for (const e of entries) {
+      if (emitted++ >= listMaxEntries) break;
+      yield formatListLine(e, now);
+      if (e.type === 'dir' && depth + 1 <= listMaxDepth) queue.push({ path: path === '/' ? `/${e.name}` : `${path}/${e.name}`, depth: depth + 1, entries: null });
+    }
+  }
+}
+
+async function statOf(s: Session, path: string): Promise<FileStats> {
+  const fs = s.vfs;
+  return fs.lstat ? fs.lstat(path) : fs.stat(path);
+}
+
+async function resolveTarget(s: Session, arg: string): Promise<Target> {
+  const path = s.resolve(arg);
+  const st = await s.vfs.stat(path).catch(async (err: unknown) => {
+    // A dangling symlink still lists as itself.
+    const l = s.vfs.lstat ? await s.vfs.lstat(path).catch(() => null) : null;
+    if (l) return l;
+    if (VfsError.isInstance(err) && err.code === 'ENOENT' && isGlob(basename(path))) return null;
+    throw err;
+  });
+  if (st === null) {
+    const pattern = globToRegExp(basename(path));
+    const dir = dirname(path);
+    const entries = (await listDirectory(s.vfs, dir)).filter((e) => pattern.test(e.name));
+    if (entries.length === 0) throw new FtpError(550, `${path}: No files found.`);
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { path: dir, entries, isDirectory: false, glob: true };
+  }
+  if (st.isDirectory()) {
+    const entries = await listDirectory(s.vfs, path);
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { path, entries, isDirectory: true };
+  }
+  return { path, entries: [{ name: basename(path), stats: await statOf(s, path) }], isDirectory: false };
+}
+
+function entryType(st: FileStats): ListEntry['type'] {
+  if (st.isSymbolicLink()) return 'link';
+  if (st.isDirectory()) return 'dir';
+  if (st.isFile()) return 'file';
+  return 'other';
+}
+
+async function toListEntries(s: Session, dir: string, entries: DirEntry[]): Promise<ListEntry[]> {
+  const fs = s.vfs;
+  return Promise.all(
+    entries.map(async ({ name, stats }) => {
+      const entry: ListEntry = {
+        name,
+        type: entryType(stats),
+        size: stats.size,
+        mtime: stats.mtimeMs,
+        mode: stats.mode,
+        nlink: stats.nlink ?? 1,
+      };
+      if (entry.type === 'link' && fs.readlink) {
+        const target = await fs.readlink(dir === '/' ? `/${name}` : `${dir}/${name}`).catch(() => undefined);
+        if (target !== undefined) entry.target = target;
+      }
+      return entry;
+    }),
+  );
+}
+
+/** The MLSx `perm` fact (RFC 3659 §7.5.5): what this session may do with the entry. */
+function permFact(s: Session, st: FileStats): string {
+  const ro = s.vfs.readonly === true;
+  if (st.isDirectory()) return ro ? 'el' : 'cdeflmp';
+  return ro ? 'r' : 'adfrw';
+}
+
+function toFactEntry(s: Session, name: string, st: FileStats): FactEntry {
+  const entry: FactEntry = {
+    name,
+    type: entryType(st),
+    size: st.size,
+    mtime: st.mtimeMs,
+    mode: st.mode,
+    perm: permFact(s, st),
+  };
+  if (st.birthtimeMs !== undefined && st.birthtimeMs > 0) entry.create = st.birthtimeMs;
+  if (st.ino !== undefined && st.ino > 0) entry.unique = st.ino.toString(16);
+  if (st.uid !== undefined) entry.uid = st.uid;
+  if (st.gid !== undefined) entry.gid = st.gid;
+  return entry;
+}
+
+/** LIST: `ls -l` lines over the data connection. */
+export async function list(s: Session, arg: string): Promise<void> {
+  const options = parseListArgument(arg);
+  const target = await resolveTarget(s, options.path);
+  const entries = await toListEntries(s, directoryOf(s, target), target.entries);
+  const now = Date.now();
+  if (options.recursive && s.settings.listOptions && target.isDirectory) {
+    const lines: string[] = [];
+    for await (const line of recursiveLines(s, target.path, entries, now)) lines.push(line);
+    return runDataCommand(s, 'listing', target.path, 'Here comes the directory listing.', (t) =>
+      sendLines(t, lines, s.settings.listingBatchSize, s.coding('download')),
+    );
+  }
+  await runDataCommand(s, 'listing', target.path, `Here comes the directory listing.`, (t) =>
+    sendLines(t, map(entries, (e) => formatListLine(e, now)), s.settings.listingBatchSize, s.coding('download')),
+  );
+}
+
+/** NLST: names only, one per line. */
+export async function nlst(s: Session, arg: string): Promise<void> {
+  // `NLST -l` is how some clients ask for a long listing.
+  if (s.settings.listOptions && parseListArgument(arg).long) return list(s, arg);
+  const target = await resolveTarget(s, listArgument(arg));
+  // RFC 959 §4.1.3: names relative to the argument as given, so clients can RETR them (mget).
+  const raw = listArgument(arg).trim();
+  let names: string[];
+  if (target.glob) {
+    const slash = raw.lastIndexOf('/');
+    const prefix = slash >= 0 ? raw.slice(0, slash + 1) : '';
+    names = target.entries.map((e) => prefix + e.name);
+  } else if (target.isDirectory) {
+    const prefix = raw !== '' && raw !== '.' ? (raw.endsWith('/') ? raw : raw + '/') : '';
+    names = target.entries.map((e) => prefix + e.name);
+  } else names = [raw];
+  await runDataCommand(s, 'listing', target.path, 'Here comes the file list.', (t) =>
+    sendLines(t, map(names, formatNlstLine), s.settings.listingBatchSize, s.coding('download')),
+  );
+}
+
+/** MLSD (RFC 3659 §7): machine-readable facts of a directory's entries. */
+export async function mlsd(s: Session, arg: string): Promise<void> {
+  const path = s.resolve(arg);
+  const st = await s.vfs.stat(path);
+  if (!st.isDirectory()) throw new FtpError(501, `${path}: not a directory.`);
+  const entries = await listDirectory(s.vfs, path);
+  const facts = s.mlstFacts;
+  await runDataCommand(s, 'listing', path, 'Here comes the directory listing.', (t) =>
+    sendLines(t, map(entries, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts)), s.settings.listingBatchSize, s.coding('download')),
+  );
+}
+
+/** MLST (RFC 3659 §7): the facts of one entry, on the control connection. */
+export async function mlst(s: Session, arg: string): Promise<void> {
+  const path = s.resolve(arg.trim() === '' ? '.' : arg);
+  const st = await statOf(s, path);
+  const line = formatFacts(toFactEntry(s, path, st), s.mlstFacts);
+  return s.reply(250, [`Listing ${path}`, ` ${line}`, 'End']);
+}
+
+/** STAT (RFC 959 §4.1.3): server status, transfer progress, or a listing over the control connection. */
+export async function stat(s: Session, arg: string): Promise<void> {
+  if (arg.trim() === '' || s.transfer) {
+    const lines = [
+      'FTP server status:',
+      ` Connected from ${s.remoteAddress}`,
+      s.authenticated ? ` Logged in as ${s.user}` : ' Not logged in',
+      ` TYPE: ${s.transferType === 'A' ? 'ASCII' : 'BINARY'}, STRUcture: File, MODE: Stream`,
+    ];
+    const t = s.transfer;
+    if (t) lines.push(` ${t.direction} of ${t.path} in progress: ${t.bytes} bytes in ${((Date.now() - t.startedAt) / 1000).toFixed(1)} s`);
+    else lines.push(' No data connection');
+    lines.push('End of status');
+    return s.reply(211, lines);
+  }
+  const target = await resolveTarget(s, listArgument(arg));
+  const entries = await toListEntries(s, directoryOf(s, target), target.entries);
+  const now = Date.now();
+  return s.reply(213, [`Status of ${target.path}:`, ...entries.map((e) => formatListLine(e, now)), 'End of status']);
+}
+
+/** The directory the target's entries live in (for reading their symlinks). */
+function directoryOf(s: Session, target: Target): string {
+  return target.isDirectory || target.glob ? target.path : s.resolve(`${target.path}/..`);
+}
+
+function* map<T, U>(items: Iterable<T>, fn: (item: T) => U): Iterable<U> {
+  for (const item of items) yield fn(item);
+}

@@ -1,0 +1,47 @@
+import { parseSiteChmod, parseSiteCommand } from '@ftp/protocol';
+import { FtpError } from '../errors.js';
+import { requirePermission, type Session } from '../session.js';
+
+type SiteHandler = (s: Session, arg: string) => Promise<void> | void;
+
+/** SITE CHMOD <mode> <path>: permission bits, through the provider's `chmod`. */
+async function chmod(s: Session, arg: string): Promise<void> {
+  const { mode, path: name } = parseSiteChmod(arg);
+  const fs = s.vfs;
+  if (!fs.chmod) throw new FtpError(502, 'SITE CHMOD is not supported by this filesystem.');
+  const path = s.resolve(name);
+  await fs.chmod(path, mode);
+  return s.reply(200, 'SITE CHMOD command successful.');
+}
+
+/** SITE SYMLINK <target> <link>: a symbolic link, through the provider's `symlink` (which keeps it inside the root). */
+async function symlink(s: Session, arg: string): Promise<void> {
+  const fs = s.vfs;
+  if (!fs.symlink || fs.supportsSymlinks === false) throw new FtpError(502, 'SITE SYMLINK is not supported by this filesystem.');
+  const parts = arg.trim().split(/\s+/);
+  if (parts.length !== 2) throw new FtpError(501, 'Syntax: SITE SYMLINK <target> <link>.');
+  const [target, link] = parts as [string, string];
+  // The target is stored as the client gave it; resolving it is the provider's job (and it refuses escapes).
+  await fs.symlink(target, s.resolve(link));
+  return s.reply(200, 'SITE SYMLINK command successful.');
+}
+
+/** The SITE subcommands: the second-level command table. */
+const SITE_COMMANDS: Readonly<Record<string, { help: string; handler?: SiteHandler }>> = {
+  CHMOD: { help: 'SITE CHMOD <mode> <path>', handler: chmod },
+  SYMLINK: { help: 'SITE SYMLINK <target> <link>', handler: symlink },
+  HELP: { help: 'SITE HELP' },
+};
+
+/** SITE (RFC 959 §4.1.3): dispatches to the subcommand table; off entirely with `siteCommands: false`. */
+export async function site(s: Session, arg: string): Promise<void> {
+  if (!s.settings.siteCommands) throw new FtpError(502, 'SITE commands are disabled.');
+  const { verb, arg: rest } = parseSiteCommand(arg);
+  if (verb === 'HELP') {
+    return s.reply(214, ['The following SITE commands are recognized:', ...Object.values(SITE_COMMANDS).map((c) => ` ${c.help}`), 'End.']);
+  }
+  const sub = SITE_COMMANDS[verb];
+  if (!sub?.handler) throw new FtpError(500, `SITE ${verb.slice(0, 32)} not understood.`);
+  requirePermission(s, 'site');
+  return sub.handler(s, rest);
+}

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import { basename, joinPath, openReadStream, openWriteStream, type WriteStreamOptions } from '@ftp/vfs';
+import { receiveFromSocket, sendToSocket } from '../data/transfer.js';
+import { FtpError } from '../errors.js';
+import { requirePermission, type Session } from '../session.js';
+import { runDataCommand } from './data-command.js';
+
+function modeName(s: Session): string {
+  return s.transferType === 'A' ? 'ASCII' : 'BINARY';
+}
+
+/** RETR: streams a file (from the REST offset) to the data connection. */
+export async function retr(s: Session, arg: string): Promise<void> {
+  requirePermission(s, 'read');
+  const path = s.resolve(arg);
+  let offset = takeRestOffset(s);
+  const range = s.range;
+  s.range = null;
+  if (range) offset = range.start;
+  const st = await s.vfs.stat(path);
+  if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
+  // RFC 3659 §5.4: a restart point past the end of the file is refused.
+  if (offset > st.size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${st.size} bytes).`);
+  if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
+  const end = range ? Math.min(range.end, st.size - 1) : st.size - 1;
+  const source = await openReadStream(s.vfs, path, range ? { start: offset, end } : offset > 0 ? { start: offset } : undefined);
+  try {
+    await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${end + 1 - offset} bytes).`, (t) =>
+      sendToSocket(t, source, s.coding('download')),
+    );
+  } finally {
+    source.destroy();
+  }
+}
+
+/** STOR: replaces a file, or with REST writes from the offset keeping the bytes before it. */
+export function stor(s: Session, arg: string): Promise<void> {
+  const offset = takeRestOffset(s);
+  requirePermission(s, 'write');
+  if (offset > 0) requirePermission(s, 'append');
+  return store(s, s.resolve(arg), offset > 0 ? { start: offset } : {});
+}
+
+/** APPE: appends, creating the file when missing. */
+export function appe(s: Session, arg: string): Promise<void> {
+  takeRestOffset(s);
+  requirePermission(s, 'append');
+  return store(s, s.resolve(arg), { append: true });
+}
+
+/** STOU (RFC 1123 §4.1.2.9): stores under a name that does not exist yet, told in the 150 reply. */
+export async function stou(s: Session, arg: string): Promise<void> {
+  takeRestOffset(s);
+  requirePermission(s, 'write');
+  const wanted = arg.trim() ? s.resolve(arg) : joinPath(s.cwd, 'ftp-upload');
+  let path = wanted;
+  for (let i = 0; (await exists(s, path)) && i < 16; i++) path = `${wanted}.${randomBytes(4).toString('hex')}`;
+  if (await exists(s, path)) throw new FtpError(450, 'Could not find a unique file name.');
+  return store(s, path, {}, `FILE: ${basename(path)}`);
+}
+
+async function store(s: Session, path: string, options: WriteStreamOptions, preliminary?: string): Promise<void> {
+  if (path === '/') throw new FtpError(550, '/: Is a directory.');
+  const st = await s.vfs.stat(path).catch(() => null);
+  if (st?.isDirectory()) throw new FtpError(550, `${path}: Is a directory.`);
+  if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
+  // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
+  const fresh = options.start === undefined && options.append !== true;
+  await runDataCommand(s, 'upload', path, preliminary ?? `Opening ${modeName(s)} mode data connection for ${basename(path)}.`, async (t) => {
+    const upload = await openWriteStream(s.vfs, path, options);
+    try {
+      await receiveFromSocket(t, upload, s.coding('upload'));
+    } catch (err) {
+      // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them.
+      if (fresh && s.settings.partialUploads === 'discard') await s.vfs.unlink(path).catch(() => undefined);
+      throw err;
+    }
+  });
+}
+
+/** ABOR (RFC 959 §4.1.3): the transfer ends with 426, then ABOR itself is answered 226. */
+export async function abor(s: Session): Promise<void> {
+  const t = s.transfer;
+  if (t) {
+    t.stop('aborted');
+    await t.done;
+    return s.reply(226, 'Abort successful.');
+  }
+  if (s.dataSetup) {
+    s.setDataSetup(null);
+    return s.reply(226, 'Data connection closed.');
+  }
+  return s.reply(225, 'No transfer to abort.');
+}
+
+function takeRestOffset(s: Session): number {
+  const offset = s.restOffset;
+  s.restOffset = 0;
+  return offset;
+}
+
+async function exists(s: Session, path: string): Promise<boolean> {
+  try {
+    await s.vfs.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,10 @@
+export { FtpServer, type FtpServerOptions, type FtpServerEvents } from './server.js';
+export type { FtpDriver, LoginResult, Permissions, SessionInfo } from './driver.js';
+export { MemoryBanStore, type BanStore } from './login-guard.js';
+export type { AnonymousAccess } from './session.js';
+export type { TlsRequirement } from './settings.js';
+export { DEFAULT_SETTINGS, resolveSettings, type ServerSettings } from './settings.js';
+export { FtpError, toReply, type Reply } from './errors.js';
+export { COMMANDS, type CommandSpec, type Handler } from './commands.js';
+export type { TransferEvent } from './handlers/data-command.js';
+export { RateLimiter } from './data/throttle.js';

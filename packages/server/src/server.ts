@@ -1,0 +1,193 @@
+import { EventEmitter } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { PassivePortPool, plainAddress } from './data/passive.js';
+import type { FtpDriver } from './driver.js';
+import type { TransferEvent } from './handlers/data-command.js';
+import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
+import { Session, type AnonymousAccess, type SessionContext } from './session.js';
+import { resolveSettings, type ServerSettings } from './settings.js';
+import { TlsContexts } from './tls.js';
+
+/** Options of {@link FtpServer}. */
+export interface FtpServerOptions {
+  /** Users and storage. */
+  driver: FtpDriver;
+  /** Overrides of {@link DEFAULT_SETTINGS}. */
+  settings?: Partial<ServerSettings>;
+  /** A pino logger; the server logs through one child per session. Default: silent. */
+  logger?: Logger;
+  /** Where failed logins and bans are kept. Default: this process's memory. */
+  banStore?: BanStore;
+  /** Anonymous access (users `anonymous` by default), read-only over its own filesystem. Default: none. */
+  anonymous?: AnonymousAccess;
+}
+
+/** Events of {@link FtpServer}. */
+export interface FtpServerEvents {
+  'session:open': [{ session: number; remoteAddress: string }];
+  'session:close': [{ session: number; remoteAddress: string; user: string | undefined }];
+  login: [{ session: number; user: string; remoteAddress: string }];
+  'login:failed': [{ session: number; user: string; remoteAddress: string }];
+  'transfer:start': [{ session: number; user: string | undefined; direction: TransferEvent['direction']; path: string }];
+  transfer: [TransferEvent];
+  error: [Error];
+}
+
+/**
+ * An FTP server: give it a driver, then `listen()`, or hand it connections yourself with `handle()`.
+ *
+ * @example
+ * ```ts
+ * const server = new FtpServer({ driver: { authenticate: () => ({ fs: new MemoryProvider() }) } });
+ * await server.listen(2121, '127.0.0.1');
+ * ```
+ */
+export class FtpServer extends EventEmitter<FtpServerEvents> {
+  readonly settings: ServerSettings;
+  private readonly logger: Logger;
+  private readonly sessions = new Set<Session>();
+  private readonly perIp = new Map<string, number>();
+  private readonly ctx: SessionContext;
+  private listener: Server | null = null;
+  private implicitListener: Server | null = null;
+  private nextId = 1;
+  private closing = false;
+
+  constructor(readonly options: FtpServerOptions) {
+    super();
+    if (!options?.driver || typeof options.driver.authenticate !== 'function') {
+      throw new TypeError('FtpServer needs a driver with an authenticate(session, user, password) method');
+    }
+    this.settings = resolveSettings(options.settings);
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    const [min, max] = this.settings.passivePortRange;
+    this.ctx = {
+      settings: this.settings,
+      driver: options.driver,
+      logger: this.logger,
+      portPool: new PassivePortPool(min, max),
+      tls: new TlsContexts(options.driver, this.settings),
+      guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
+      anonymous: options.anonymous,
+      emit: (event, payload) => {
+        (this.emit as (e: string, p: unknown) => boolean)(event, payload);
+      },
+      onSessionClosed: (session) => this.forget(session),
+    };
+  }
+
+  /** Listens for control connections. Resolves with the bound address (port 0 picks a free one). */
+  async listen(port = 21, host = '0.0.0.0'): Promise<AddressInfo> {
+    if (this.listener) throw new Error('already listening');
+    this.listener = createServer({ noDelay: true }, (socket) => this.handle(socket));
+    return this.bind(this.listener, port, host, 'listening');
+  }
+
+  /**
+   * Listens for implicit FTPS (RFC 4217 calls it deprecated; port 990 by convention): every connection starts
+   * with a TLS handshake, using the driver's `tlsOptions`.
+   */
+  async listenImplicitTls(port = 990, host = '0.0.0.0'): Promise<AddressInfo> {
+    if (this.implicitListener) throw new Error('already listening for implicit TLS');
+    if (!this.ctx.tls.available) throw new Error('implicit TLS needs a driver with tlsOptions()');
+    this.implicitListener = createServer({ noDelay: true }, (socket) => this.handle(socket, { implicitTls: true }));
+    return this.bind(this.implicitListener, port, host, 'listening for implicit TLS');
+  }
+
+  private bind(server: Server, port: number, host: string, what: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      // A deep backlog: bursts of hundreds of clients must queue, not be refused.
+      server.listen({ port, host, backlog: 511 }, () => {
+        server.off('error', reject);
+        // An accept error (EMFILE...) must not crash a server nobody subscribed to 'error' on.
+        server.on('error', (err) => {
+          this.logger.error({ err }, 'listener error');
+          if (this.listenerCount('error') > 0) this.emit('error', err);
+        });
+        const address = server.address() as AddressInfo;
+        this.logger.info({ address: address.address, port: address.port }, what);
+        resolve(address);
+      });
+    });
+  }
+
+  /** The bound address, once listening. */
+  get address(): AddressInfo | null {
+    return (this.listener?.address() as AddressInfo | null) ?? null;
+  }
+
+  /** Sessions currently open. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Serves one control connection accepted elsewhere (a TCP socket; with `implicitTls` the TLS handshake is
+   * done here).
+   */
+  handle(socket: Socket, options: { implicitTls?: boolean } = {}): void {
+    socket.on('error', () => {});
+    const ip = plainAddress(socket.remoteAddress);
+    const { maxSessions, maxSessionsPerIp } = this.settings;
+    if (this.closing) return refuse(socket, 'Server is shutting down.', options.implicitTls);
+    if (maxSessions > 0 && this.sessions.size >= maxSessions) return refuse(socket, 'Too many connections, try again later.', options.implicitTls);
+    if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) {
+      return refuse(socket, 'Too many connections from your address.', options.implicitTls);
+    }
+    const session = new Session(this.nextId++, socket, this.ctx, options.implicitTls === true);
+    this.sessions.add(session);
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    this.emit('session:open', { session: session.id, remoteAddress: ip });
+    void this.ctx.guard.isBanned(ip).then((banned) => {
+      // A slow (shared) ban store: the client may have left meanwhile.
+      if (session.isClosed) return;
+      if (!banned) return session.run();
+      session.log.info('banned address refused');
+      if (!options.implicitTls) void session.reply(421, 'Too many failed logins from your address; try again later.');
+      session.close();
+    });
+  }
+
+  private forget(session: Session): void {
+    if (!this.sessions.delete(session)) return;
+    const n = (this.perIp.get(session.remoteAddress) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(session.remoteAddress);
+    else this.perIp.set(session.remoteAddress, n);
+    try {
+      this.options.driver.onDisconnect?.(session);
+    } catch (err) {
+      session.log.warn({ err }, 'onDisconnect failed');
+    }
+    this.emit('session:close', { session: session.id, remoteAddress: session.remoteAddress, user: session.user });
+  }
+
+  /**
+   * Stops accepting connections and ends every session: running transfers get up to `graceMs` to finish,
+   * then every client gets 421 and is disconnected.
+   */
+  async close(graceMs = 0): Promise<void> {
+    this.closing = true;
+    const listening = [this.listener, this.implicitListener].filter((l): l is Server => l !== null);
+    this.listener = null;
+    this.implicitListener = null;
+    const closed = Promise.all(listening.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    const deadline = Date.now() + graceMs;
+    while (graceMs > 0 && Date.now() < deadline && [...this.sessions].some((s) => s.transfer)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const session of [...this.sessions]) {
+      void session.reply(421, 'Server shutting down.');
+      session.close();
+    }
+    await closed;
+  }
+}
+
+function refuse(socket: Socket, text: string, implicitTls = false): void {
+  // Before an implicit TLS handshake a clear-text reply would only confuse the client: just close.
+  if (implicitTls) return void socket.destroy();
+  socket.end(`421 ${text}\r\n`);
+  setTimeout(() => socket.destroy(), 1000).unref();
+}

@@ -1,0 +1,393 @@
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import { DEFAULT_FACTS, parseCommand, type HashAlgorithm, type MlsxFact } from '@ftp/protocol';
+import { resolvePath, type FsProvider } from '@ftp/vfs';
+import { COMMANDS } from './commands.js';
+import { ControlConnection, type ControlEvent } from './control-connection.js';
+import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
+import { FtpError, isServerFault, toReply } from './errors.js';
+import type { PassiveListener, PassivePortPool } from './data/passive.js';
+import { plainAddress } from './data/passive.js';
+import type { Coding, Transfer } from './data/transfer.js';
+import { RateLimiter } from './data/throttle.js';
+import type { LoginGuard } from './login-guard.js';
+import type { ServerSettings, TlsRequirement } from './settings.js';
+import { SocketPipe } from './socket-pipe.js';
+import { startTls, type TlsContexts } from './tls.js';
+
+/** Anonymous access: read-only, inside its own filesystem. */
+export interface AnonymousAccess {
+  /** The anonymous users' filesystem (served read-only whatever it is). */
+  fs: FsProvider;
+  /** Names that log in anonymously. Default `['anonymous']`. */
+  users?: readonly string[];
+}
+
+/** What a session needs from its server. */
+export interface SessionContext {
+  readonly settings: ServerSettings;
+  readonly driver: FtpDriver;
+  readonly logger: Logger;
+  readonly portPool: PassivePortPool;
+  readonly tls: TlsContexts;
+  readonly guard: LoginGuard;
+  readonly anonymous: AnonymousAccess | undefined;
+  emit(event: string, payload: unknown): void;
+  onSessionClosed(session: Session): void;
+}
+
+/** Where the next transfer's data connection comes from. */
+export type DataSetup = { kind: 'passive'; listener: PassiveListener } | { kind: 'active'; host: string; port: number };
+
+/**
+ * One control connection: its state, and the loop that runs its commands one at a time, in order.
+ * ABOR and STAT are the exceptions (RFC 959 §4.1.3): they are served while a transfer runs.
+ */
+export class Session implements SessionInfo {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  log: Logger;
+  /** The session's logger before a user is known; user loggers derive from it, never from each other. */
+  readonly baseLog: Logger;
+  readonly conn: ControlConnection;
+
+  user: string | undefined;
+  authenticated = false;
+  fs: FsProvider | null = null;
+  home = '/';
+  cwd = '/';
+  transferType: 'A' | 'I';
+  restOffset = 0;
+  renameFrom: string | null = null;
+  epsvAll = false;
+  mlstFacts: readonly MlsxFact[] = DEFAULT_FACTS;
+  dataSetup: DataSetup | null = null;
+  transfer: Transfer | null = null;
+  clientName: string | undefined;
+  /** The control connection is protected by TLS. */
+  secure = false;
+  /** The TLS context of the control connection: data connections resume its sessions. */
+  tlsContext: SecureContext | null = null;
+  /** PBSZ was given (RFC 4217 §8: required before PROT). */
+  pbsz = false;
+  /** Data channel protection (RFC 2228 PROT): clear or private. */
+  prot: 'C' | 'P' = 'C';
+  /** What must be protected for this session: the server's setting, raised by the user's. */
+  tlsRequired: TlsRequirement;
+  /** What the logged-in user may do. */
+  permissions: Permissions = ALL_PERMISSIONS;
+  /** The user logged in anonymously. */
+  anonymous = false;
+  /** MODE: stream, or stream through deflate. */
+  mode: 'S' | 'Z' = 'S';
+  /** zlib level for MODE Z (OPTS MODE Z LEVEL). */
+  deflateLevel: number;
+  /** This session's bandwidth limits (settings), and the user's (driver), applied together. */
+  readonly sessionLimits: { download: RateLimiter; upload: RateLimiter };
+  userLimits: { download?: RateLimiter; upload?: RateLimiter } = {};
+  /** The digest HASH computes (OPTS HASH). */
+  hashAlgorithm: HashAlgorithm = 'SHA-256';
+  /** RANG: an inclusive byte range for the next HASH or RETR. */
+  range: { start: number; end: number } | null = null;
+  /** HOST (RFC 7151): the virtual host asked for. */
+  host: string | undefined;
+  /** CCC was used: the control connection's TLS session is over, so data connections cannot resume it. */
+  clearedControl = false;
+  /** The relay under the control connection's TLS when CCC is allowed (so TLS can be taken off again). */
+  private controlPipe: SocketPipe | null = null;
+  /** Failed logins on this connection. */
+  loginFailures = 0;
+  /** USER commands on this connection (bounded, so one connection cannot try names forever). */
+  userCommands = 0;
+  private closed = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private idleTimerSeconds = 0;
+
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+    readonly ctx: SessionContext,
+    private readonly implicitTls = false,
+  ) {
+    this.remoteAddress = plainAddress(socket.remoteAddress);
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = plainAddress(socket.localAddress);
+    this.transferType = ctx.settings.defaultTransferType;
+    this.tlsRequired = ctx.settings.tlsRequired;
+    this.deflateLevel = ctx.settings.deflateLevel;
+    this.sessionLimits = { download: new RateLimiter(ctx.settings.downloadRate), upload: new RateLimiter(ctx.settings.uploadRate) };
+    this.baseLog = ctx.logger.child({ session: id, remote: this.remoteAddress });
+    this.log = this.baseLog;
+    socket.setNoDelay(true);
+    this.conn = new ControlConnection(
+      socket,
+      ctx.settings.maxLineLength,
+      ctx.settings.maxPipelinedCommands,
+      (e) => this.intercept(e),
+      () => this.close(),
+    );
+    // Implicit FTPS: not one byte may be read as clear text before the handshake.
+    if (implicitTls) this.conn.prepareUpgrade();
+  }
+
+  get settings(): ServerSettings {
+    return this.ctx.settings;
+  }
+
+  /** Greets the client and serves commands until it leaves. */
+  async run(): Promise<void> {
+    try {
+      if (this.implicitTls && !(await this.startImplicitTls())) return;
+      let banner: string | readonly string[] | void = undefined;
+      try {
+        banner = await this.ctx.driver.onConnect?.(this);
+      } catch (err) {
+        this.log.info({ err }, 'connection refused by driver');
+        await this.reply(421, err instanceof Error && err.message ? err.message : 'Service not available.');
+        return;
+      }
+      await this.reply(220, banner ?? this.settings.banner);
+      this.armIdleTimer();
+      for (;;) {
+        const next = this.conn.next();
+        const event = next instanceof Promise ? await next : next;
+        if (event === null || this.closed) break;
+        await this.handle(event);
+        if (this.closed) break;
+        this.armIdleTimer();
+      }
+    } catch (err) {
+      this.log.error({ err }, 'session failed');
+    } finally {
+      this.close();
+    }
+  }
+
+  private async startImplicitTls(): Promise<boolean> {
+    const context = await this.ctx.tls.context(this).catch((err: unknown) => {
+      this.log.error({ err }, 'TLS options unavailable');
+      return null;
+    });
+    if (!context) return false;
+    try {
+      this.conn.prepareUpgrade();
+      await this.secureControl(context);
+      // Implicit FTPS protects data connections too unless the client says PROT C.
+      this.prot = 'P';
+      return true;
+    } catch (err) {
+      this.log.info({ err: (err as Error).message }, 'implicit TLS handshake failed');
+      return false;
+    }
+  }
+
+  /**
+   * Runs the TLS handshake on the control connection (after AUTH TLS, or at once for implicit FTPS) and goes on
+   * over TLS. The caller has stopped reading clear text (`prepareUpgrade`).
+   */
+  async secureControl(context: SecureContext): Promise<void> {
+    const raw = this.conn.socket;
+    const carrier = this.settings.allowCcc ? new SocketPipe(raw) : raw;
+    const secure = await startTls(carrier, context, this.settings.tlsHandshakeTimeout * 1000);
+    this.controlPipe = carrier instanceof SocketPipe ? carrier : null;
+
+    this.conn.upgrade(secure);
+    this.secure = true;
+    this.tlsContext = context;
+    this.log = this.log.child({ tls: true });
+  }
+
+  /**
+   * CCC: ends TLS on the control connection (close_notify both ways, waiting at most 2 s for the client's) and
+   * goes on in clear text. Data connection protection is unchanged (RFC 4217 §6).
+   */
+  async clearControl(): Promise<void> {
+    const pipe = this.controlPipe;
+    if (!pipe) throw new FtpError(534, 'CCC is not allowed by policy.');
+    const tls = this.conn.socket;
+    // The TLS socket is about to end while the connection lives on: its close must not end the session.
+    this.conn.prepareUpgrade({ watchClose: false });
+    await this.conn.sendFlushed(200, 'CCC ok: the control connection continues in clear text.');
+    // Our close_notify, then clear text at once: clients differ on whether they answer with theirs, and one that
+    // does not sends its next command right away. A close_notify that does come is skipped by the reader.
+    pipe.keepOpen();
+    await new Promise<void>((resolve) => {
+      tls.end(() => resolve());
+      setTimeout(resolve, 1000).unref();
+    });
+    this.controlPipe = null;
+    this.conn.upgrade(pipe.detach(), { afterTls: true });
+    this.secure = false;
+    this.clearedControl = true;
+    this.log = this.baseLog.child({ ...(this.user ? { user: this.user } : {}), ccc: true });
+  }
+
+  /** How the next transfer codes its bytes: TYPE, MODE and the bandwidth limits for its direction. */
+  coding(direction: 'download' | 'upload'): Coding {
+    const user = this.userLimits[direction];
+    return {
+      ascii: this.transferType === 'A',
+      deflateLevel: this.mode === 'Z' ? this.deflateLevel : null,
+      limiters: user ? [this.sessionLimits[direction], user] : [this.sessionLimits[direction]],
+    };
+  }
+
+  /** Sends a reply on the control connection. */
+  reply(code: number, text: string | readonly string[]): Promise<void> | void {
+    return this.conn.send(code, text);
+  }
+
+  /** Resolves a client path argument against the working directory (never above the user's root). */
+  resolve(arg: string): string {
+    return resolvePath(this.cwd, arg);
+  }
+
+  /** The user's filesystem; only reachable after login, which the command table guarantees. */
+  get vfs(): FsProvider {
+    if (!this.fs) throw new FtpError(530, 'Please login with USER and PASS.');
+    return this.fs;
+  }
+
+  /** Replaces the data connection setup, releasing the previous one. */
+  setDataSetup(setup: DataSetup | null): void {
+    if (this.dataSetup?.kind === 'passive') this.dataSetup.listener.dispose(false);
+    this.dataSetup = setup;
+  }
+
+  private intercept(event: ControlEvent): boolean {
+    if (event.type !== 'line' || !this.transfer) return false;
+    const { verb } = parseCommand(event.line);
+    const spec = COMMANDS[verb];
+    if (!spec?.duringTransfer) return false;
+    void this.handle(event);
+    return true;
+  }
+
+  private async handle(event: ControlEvent): Promise<void> {
+    if (event.type === 'overflow') {
+      this.log.warn({ length: event.length }, 'command line too long');
+      await this.reply(500, 'Command line too long.');
+      return;
+    }
+    if (event.type === 'dropped') {
+      this.log.warn({ count: event.count }, 'too many pipelined commands');
+      if (event.count > MAX_DROPPED_COMMANDS) {
+        await this.reply(421, 'Too many commands sent ahead; closing.');
+        this.close();
+        return;
+      }
+      for (let i = 0; i < event.count && !this.closed; i++) await this.reply(500, 'Too many commands sent ahead; command discarded.');
+      return;
+    }
+    const { verb, arg } = parseCommand(event.line);
+    if (verb === '') return;
+    this.armIdleTimer(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
+    // Whatever separates PASS from the password (a tab…), the line is masked.
+    this.log.debug({ cmd: /^\s*pass/i.test(event.line) ? 'PASS ****' : event.line }, 'command');
+    const spec = COMMANDS[verb];
+    if (!spec) {
+      await this.reply(500, `${printable(verb)} not understood.`);
+      return;
+    }
+    if (verb !== 'RNTO' && verb !== 'RNFR') this.renameFrom = null;
+    if (!spec.handler || this.settings.disabledCommands.includes(verb)) {
+      await this.reply(502, `${verb} not implemented.`);
+      return;
+    }
+    if (!spec.preAuth && !this.authenticated) {
+      await this.reply(530, 'Please login with USER and PASS.');
+      return;
+    }
+    if (spec.arg === 'required' && arg.length === 0) {
+      await this.reply(501, `${verb} needs an argument.`);
+      return;
+    }
+    if (spec.arg === 'none' && arg.trim().length > 0) {
+      await this.reply(501, `${verb} takes no argument.`);
+      return;
+    }
+    try {
+      await spec.handler(this, arg);
+    } catch (err) {
+      const reply = toReply(err);
+      if (isServerFault(err)) this.log.error({ err, cmd: verb }, 'command failed');
+      else this.log.debug({ err: (err as Error)?.message, cmd: verb }, 'command refused');
+      await this.reply(reply.code, reply.text);
+    }
+  }
+
+  /** Seconds of silence allowed now: `loginTimeout` before login, `idleTimeout` after. */
+  private get idleLimit(): number {
+    const { idleTimeout, loginTimeout } = this.settings;
+    return !this.authenticated && loginTimeout > 0 ? loginTimeout : idleTimeout;
+  }
+
+  /** The control idle timer: 421 and close, unless a transfer is moving bytes (which counts as activity). */
+  private armIdleTimer(): void {
+    const seconds = this.idleLimit;
+    if (this.idleTimer && seconds === this.idleTimerSeconds) {
+      this.idleTimer.refresh();
+      return;
+    }
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.idleTimerSeconds = seconds;
+    if (seconds <= 0 || this.closed) return;
+    this.idleTimer = setTimeout(() => this.onIdle(), seconds * 1000);
+    this.idleTimer.unref();
+  }
+
+  private onIdle(): void {
+    if (this.closed) return;
+    const limitMs = this.idleLimit * 1000;
+    if (this.transfer && this.transfer.idleMs < limitMs) {
+      this.idleTimer?.refresh();
+      return;
+    }
+    this.log.info('idle timeout');
+    void this.reply(421, 'Timeout: closing control connection.');
+    this.close();
+  }
+
+  /** Ends the session: stops any transfer, frees the data port, closes the control connection. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.transfer?.stop('connection');
+    this.setDataSetup(null);
+    this.conn.close();
+    this.ctx.onSessionClosed(this);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+/** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
+const MAX_DROPPED_COMMANDS = 1000;
+
+/** The permissions of a user the driver said nothing about: everything. */
+export const ALL_PERMISSIONS: Readonly<Permissions> = Object.freeze({
+  read: true,
+  write: true,
+  append: true,
+  delete: true,
+  rename: true,
+  mkdir: true,
+  rmdir: true,
+  site: true,
+});
+
+/** Refuses an operation the user may not do (550, and nothing is touched). */
+export function requirePermission(s: Session, what: keyof Permissions): void {
+  if (!s.permissions[what]) throw new FtpError(550, 'Permission denied.');
+}
+
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.slice(0, 32).replace(/[^\x20-\x7e]/g, '?');
+}

@@ -1,0 +1,191 @@
+/**
+ * Server settings: what an operator tunes. Every limit is on by default and documented next to its option
+ * (as ws does), and contradictory options are rejected when the server is constructed.
+ */
+export interface ServerSettings {
+  /** Address to advertise in PASV replies (an IPv4 address), for servers behind NAT. Default: the control connection's local address. */
+  publicHost?: string;
+  /** Inclusive range of ports for passive data connections. Default `[30000, 30999]`: below Linux's ephemeral range. */
+  passivePortRange: readonly [number, number];
+  /** Accept PORT/EPRT. Default true. */
+  activeMode: boolean;
+  /** Refuse PORT/EPRT to an address other than the client's (FTP bounce, RFC 2577). Default true. */
+  activeModeBounceCheck: boolean;
+  /** Lowest port PORT/EPRT may name (RFC 2577 §3: refuse privileged ports). Default 1024. */
+  activeModeMinPort: number;
+  /** A passive data connection must come from the control connection's IP: `strict` (default) or `off`. */
+  passiveIpCheck: 'strict' | 'off';
+  /** Seconds a logged-in or anonymous control connection may stay silent (421 then close). Default 900; 0 disables. */
+  idleTimeout: number;
+  /** Seconds a connection that has not logged in may stay silent (421 then close). Default 60; 0 uses `idleTimeout`. */
+  loginTimeout: number;
+  /** Seconds to wait for a data connection to be made (passive accept or active connect), then 425. Default 30. */
+  dataConnectTimeout: number;
+  /** Seconds a transfer may move no byte before it is cut with 426. Default 300; 0 disables. */
+  dataStallTimeout: number;
+  /** Longest accepted command line in bytes (excluding CRLF); longer ones get 500. Default 4096. */
+  maxLineLength: number;
+  /** Commands a client may send ahead without reading replies before the server stops reading its socket. Default 32. */
+  maxPipelinedCommands: number;
+  /** Most concurrent sessions (421 at connect past it). Default 1000; 0 means unlimited. */
+  maxSessions: number;
+  /** Most concurrent sessions from one IP address. Default 0 (unlimited). */
+  maxSessionsPerIp: number;
+  /** Transfer type a session starts with (RFC 959 says ASCII; clients all send TYPE, and binary loses no data). Default `I`. */
+  defaultTransferType: 'A' | 'I';
+  /** Offer MODE Z (deflate on the data connection, draft-preston-ftpext-deflate). Default true. */
+  modeZ: boolean;
+  /** zlib level MODE Z starts with (OPTS MODE Z LEVEL changes it per session). Default 6. */
+  deflateLevel: number;
+  /** Bytes per second each session may download; 0 (default) is unlimited. Per-user limits come from the driver. */
+  downloadRate: number;
+  /** Bytes per second each session may upload; 0 (default) is unlimited. */
+  uploadRate: number;
+  /** Honour `ls` options in LIST/NLST (`-R`, `-l`); false ignores them (they are still stripped from the path). Default true. */
+  listOptions: boolean;
+  /** Deepest level `LIST -R` descends to. Default 8. */
+  listMaxDepth: number;
+  /** Most entries one `LIST -R` returns. Default 100000. */
+  listMaxEntries: number;
+  /** What happens to the partial file of an interrupted STOR: `keep` (default, as most servers) or `discard` (for atomic pipelines; APPE and REST uploads are always kept). */
+  partialUploads: 'keep' | 'discard';
+  /**
+   * Commands to switch off (e.g. `['MLSD', 'MLST', 'STAT', 'SYST', 'COMB', 'HASH']`, ftpserverlib's Disable*
+   * switches in one list): they get 502 and leave FEAT and HELP. Default none.
+   */
+  disabledCommands: readonly string[];
+  /** Serve SITE commands (CHMOD, SYMLINK, HELP). Default true; false answers every SITE with 502. */
+  siteCommands: boolean;
+  /** Greeting sent with 220 when the driver gives none. */
+  banner: string;
+  /** Milliseconds to wait before answering a failed login (slows guessing). Default 1000. */
+  failedLoginDelay: number;
+  /** Listing lines per write to the data socket. Larger batches cost memory, smaller ones syscalls. Default 256. */
+  listingBatchSize: number;
+  /**
+   * What must be protected by TLS: `none` (default), `control` (login refused before AUTH TLS), or `all`
+   * (also every data connection: transfers under PROT C refused with 521). A driver may raise it per user.
+   */
+  tlsRequired: TlsRequirement;
+  /**
+   * A TLS data connection must resume the control connection's TLS session (vsftpd's `require_ssl_reuse`), so a
+   * third party who races to the data port cannot complete a transfer. Default true; turn off for clients that can't.
+   */
+  tlsSessionReuse: boolean;
+  /**
+   * Allow CCC (RFC 4217 §6): after login the control connection goes back to clear text, for firewalls that must
+   * read PORT/PASV replies; data protection is kept, but data connections can no longer be required to resume
+   * the (ended) control TLS session. Refused while `tlsRequired` is not `none`. Default false.
+   */
+  allowCcc: boolean;
+  /** Oldest TLS version accepted. Default `TLSv1.2`. */
+  tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** Seconds the TLS handshake of AUTH TLS or an implicit connection may take. Default 10. */
+  tlsHandshakeTimeout: number;
+  /** Failed logins from one address, within `loginFailureWindow`, after which the address is banned. Default 10; 0 never bans. */
+  maxLoginFailures: number;
+  /** Seconds over which failed logins are counted. Default 600. */
+  loginFailureWindow: number;
+  /** Seconds a banned address gets 421 at connect. Default 900. */
+  banDuration: number;
+  /** Failed logins on one connection before it is closed with 421. Default 3 (as vsftpd's max_login_fails). */
+  maxLoginAttemptsPerSession: number;
+}
+
+/** Which connections must be protected by TLS. */
+export type TlsRequirement = 'none' | 'control' | 'all';
+
+/** The defaults of {@link ServerSettings}. */
+export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
+  passivePortRange: [30000, 30999] as const,
+  activeMode: true,
+  activeModeBounceCheck: true,
+  activeModeMinPort: 1024,
+  passiveIpCheck: 'strict',
+  idleTimeout: 900,
+  loginTimeout: 60,
+  dataConnectTimeout: 30,
+  dataStallTimeout: 300,
+  maxLineLength: 4096,
+  maxPipelinedCommands: 32,
+  maxSessions: 1000,
+  maxSessionsPerIp: 0,
+  defaultTransferType: 'I',
+  modeZ: true,
+  deflateLevel: 6,
+  downloadRate: 0,
+  uploadRate: 0,
+  listOptions: true,
+  listMaxDepth: 8,
+  listMaxEntries: 100000,
+  partialUploads: 'keep',
+  disabledCommands: [],
+  siteCommands: true,
+  banner: 'FTP server ready.',
+  failedLoginDelay: 1000,
+  listingBatchSize: 256,
+  tlsRequired: 'none',
+  tlsSessionReuse: true,
+  allowCcc: false,
+  tlsMinVersion: 'TLSv1.2',
+  tlsHandshakeTimeout: 10,
+  maxLoginFailures: 10,
+  loginFailureWindow: 600,
+  banDuration: 900,
+  maxLoginAttemptsPerSession: 3,
+});
+
+/** Merges user settings over the defaults and rejects contradictory or out-of-range values. */
+export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSettings {
+  const s: ServerSettings = { ...DEFAULT_SETTINGS, ...stripUndefined(input) };
+  const [min, max] = s.passivePortRange;
+  if (!isPort(min) || !isPort(max) || min > max) {
+    throw new RangeError(`passivePortRange must be two ports [min, max] with 1 <= min <= max <= 65535, got [${min}, ${max}]`);
+  }
+  for (const key of [
+    'idleTimeout',
+    'loginTimeout',
+    'dataConnectTimeout',
+    'dataStallTimeout',
+    'failedLoginDelay',
+    'maxSessions',
+    'maxSessionsPerIp',
+    'maxLoginFailures',
+    'loginFailureWindow',
+    'banDuration',
+    'maxLoginAttemptsPerSession',
+    'downloadRate',
+    'uploadRate',
+    'listMaxDepth',
+    'listMaxEntries',
+  ] as const) {
+    if (!Number.isFinite(s[key]) || s[key] < 0) throw new RangeError(`${key} must be a non-negative number, got ${s[key]}`);
+  }
+  if (s.dataConnectTimeout === 0) throw new RangeError('dataConnectTimeout must be > 0: a data listener must not wait forever');
+  if (!Number.isInteger(s.maxLineLength) || s.maxLineLength < 512) throw new RangeError('maxLineLength must be an integer >= 512 (RFC 959 paths need room)');
+  if (!Number.isInteger(s.maxPipelinedCommands) || s.maxPipelinedCommands < 1) throw new RangeError('maxPipelinedCommands must be >= 1');
+  if (!Number.isInteger(s.activeModeMinPort) || s.activeModeMinPort < 1 || s.activeModeMinPort > 65535) throw new RangeError('activeModeMinPort must be a port');
+  if (s.listingBatchSize < 1) throw new RangeError('listingBatchSize must be >= 1');
+  if (s.defaultTransferType !== 'A' && s.defaultTransferType !== 'I') throw new RangeError("defaultTransferType must be 'A' or 'I'");
+  if (s.passiveIpCheck !== 'strict' && s.passiveIpCheck !== 'off') throw new RangeError("passiveIpCheck must be 'strict' or 'off'");
+  if (!['none', 'control', 'all'].includes(s.tlsRequired)) throw new RangeError("tlsRequired must be 'none', 'control' or 'all'");
+  if (s.tlsMinVersion !== 'TLSv1.2' && s.tlsMinVersion !== 'TLSv1.3') throw new RangeError("tlsMinVersion must be 'TLSv1.2' or 'TLSv1.3'");
+  if (!(s.tlsHandshakeTimeout > 0)) throw new RangeError('tlsHandshakeTimeout must be > 0');
+  if (s.partialUploads !== 'keep' && s.partialUploads !== 'discard') throw new RangeError("partialUploads must be 'keep' or 'discard'");
+  if (!Array.isArray(s.disabledCommands)) throw new RangeError('disabledCommands must be a list of command names');
+  for (const verb of ['USER', 'PASS', 'QUIT']) {
+    if (s.disabledCommands.some((d) => d.toUpperCase() === verb)) throw new RangeError(`${verb} cannot be disabled`);
+  }
+  s.disabledCommands = s.disabledCommands.map((d) => d.toUpperCase());
+  if (!Number.isInteger(s.deflateLevel) || s.deflateLevel < 0 || s.deflateLevel > 9) throw new RangeError('deflateLevel must be an integer 0-9');
+  if (s.maxLoginFailures > 0 && !(s.loginFailureWindow > 0)) throw new RangeError('loginFailureWindow must be > 0 when maxLoginFailures bans');
+  return s;
+}
+
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, stat, readlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { LocalProvider, MemoryProvider, type FsProvider } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FtpServer, type ServerSettings } from '../src/index.js';
+import { PASSWORD, RawClient, readAll, USER, writeAndClose } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function session(fs: FsProvider = new MemoryProvider(), settings: Partial<ServerSettings> = {}) {
+  const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs }) } });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close(), () => server.close());
+  await c.login();
+  return c;
+}
+
+async function put(c: RawClient, name: string, data: Buffer | string): Promise<void> {
+  const socket = await c.passive();
+  c.send(`STOR ${name}`);
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(socket, data);
+  expect((await c.next()).code).toBe(226);
+}
+
+async function get(c: RawClient, name: string): Promise<Buffer> {
+  const socket = await c.passive();
+  c.send(`RETR ${name}`);
+  expect((await c.next()).code).toBe(150);
+  const data = await readAll(socket);
+  expect((await c.next()).code).toBe(226);
+  return data;
+}
+
+const hex = (algo: string, data: Buffer): string => createHash(algo).update(data).digest('hex');
+
+describe('HASH', () => {
+  it('of a 64 MiB file equals sha256sum, and OPTS HASH switches the algorithm', async () => {
+    const c = await session();
+    const data = Buffer.alloc(64 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+    await put(c, 'big file.bin', data);
+    const r = await c.cmd('HASH big file.bin');
+    expect(r.code).toBe(213);
+    expect(r.text).toBe(`SHA-256 0-${data.length - 1} ${hex('sha256', data)} big file.bin`);
+    expect((await c.cmd('FEAT')).lines).toContain(' HASH SHA-1;SHA-256*;SHA-512;MD5;CRC32');
+    expect((await c.cmd('OPTS HASH MD5')).text).toBe('MD5');
+    expect((await c.cmd('HASH big file.bin')).text).toContain(hex('md5', data));
+    expect((await c.cmd('OPTS HASH WHIRLPOOL')).code).toBe(501);
+    expect((await c.cmd('HASH missing')).code).toBe(550);
+  });
+
+  it('RANG limits HASH and RETR to an inclusive byte range', async () => {
+    const c = await session();
+    await put(c, 'r.txt', '0123456789');
+    expect((await c.cmd('RANG 2 5')).code).toBe(350);
+    expect((await c.cmd('HASH r.txt')).text).toBe(`SHA-256 2-5 ${hex('sha256', Buffer.from('2345'))} r.txt`);
+    expect((await c.cmd('RANG 3 6')).code).toBe(350);
+    expect((await get(c, 'r.txt')).toString()).toBe('3456');
+    expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
+    expect((await c.cmd('RANG 5 2')).code).toBe(501);
+  });
+
+  it('XCRC, XMD5, XSHA1, XSHA256, XSHA512 answer 250 with the digest, whole or ranged', async () => {
+    const c = await session();
+    const data = Buffer.from('The quick brown fox jumps over the lazy dog');
+    await put(c, 'fox file.txt', data);
+    expect((await c.cmd('XCRC "fox file.txt"')).text).toBe(crc32(data).toString(16).padStart(8, '0'));
+    expect((await c.cmd('XMD5 fox file.txt')).text).toBe(hex('md5', data));
+    expect((await c.cmd('XSHA1 "fox file.txt"')).text).toBe(hex('sha1', data));
+    expect((await c.cmd('XSHA256 "fox file.txt"')).text).toBe(hex('sha256', data));
+    expect((await c.cmd('XSHA512 "fox file.txt"')).text).toBe(hex('sha512', data));
+    expect((await c.cmd('XMD5 "fox file.txt" 4 9')).text).toBe(hex('md5', data.subarray(4, 9)));
+  });
+});
+
+describe('storage commands', () => {
+  it('AVBL reports the free bytes, or 502 without the capability', async () => {
+    const c = await session(new MemoryProvider({ capacity: 1000 }));
+    await put(c, 'f', Buffer.alloc(100));
+    expect(await c.cmd('AVBL')).toMatchObject({ code: 213, text: '900' });
+    expect((await c.cmd('FEAT')).lines).toContain(' AVBL');
+    expect((await c.cmd('ALLO 500')).code).toBe(200);
+    expect((await c.cmd('ALLO 5000')).code).toBe(452);
+    const { readOnly } = await import('@ftp/vfs');
+    const base = readOnly(new MemoryProvider());
+    const plain: FsProvider = { stat: base.stat.bind(base), readdir: base.readdir.bind(base), mkdir: base.mkdir.bind(base), rmdir: base.rmdir.bind(base), unlink: base.unlink.bind(base), rename: base.rename.bind(base), open: base.open.bind(base) };
+    const d = await session(plain);
+    expect((await d.cmd('AVBL')).code).toBe(502);
+    expect((await d.cmd('ALLO 5')).code).toBe(202);
+    expect((await d.cmd('FEAT')).lines).not.toContain(' AVBL');
+  });
+
+  it('COMB of three parts gives their concatenation and removes the parts', async () => {
+    const c = await session();
+    await put(c, 'p1', 'alpha-');
+    await put(c, 'p 2', 'beta-');
+    await put(c, 'p3', 'gamma');
+    expect((await c.cmd('COMB "whole.txt" "p1" "p 2" "p3"')).code).toBe(250);
+    expect((await get(c, 'whole.txt')).toString()).toBe('alpha-beta-gamma');
+    expect((await c.cmd('SIZE p1')).code).toBe(550);
+    await put(c, 'a', 'A');
+    await put(c, 'b', 'B');
+    expect((await c.cmd('COMB a a b')).code).toBe(250);
+    expect((await get(c, 'a')).toString()).toBe('AB');
+    expect((await c.cmd('COMB x missing')).code).toBe(550);
+  });
+
+  it('MFMT and MDTM with a time set the modification time', async () => {
+    const c = await session();
+    await put(c, 't.txt', 't');
+    expect(await c.cmd('MFMT 20200102030405 t.txt')).toMatchObject({ code: 213, text: 'Modify=20200102030405; t.txt' });
+    expect((await c.cmd('MDTM t.txt')).text).toBe('20200102030405');
+    expect((await c.cmd('MDTM 20210304050607 t.txt')).code).toBe(213);
+    expect((await c.cmd('MDTM t.txt')).text).toBe('20210304050607');
+    expect((await c.cmd('MFMT 2020 t.txt')).code).toBe(501);
+    expect((await c.cmd('MFCT 20200102030405 t.txt')).code).toBe(502);
+  });
+});
+
+describe('SITE', () => {
+  it('CHMOD and SYMLINK on a local disk; HELP lists them; disabled by a setting', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ftp-site-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const c = await session(new LocalProvider(root));
+    await put(c, 'f.sh', 'echo');
+    expect((await c.cmd('SITE CHMOD 750 f.sh')).code).toBe(200);
+    expect((await stat(join(root, 'f.sh'))).mode & 0o777).toBe(0o750);
+    expect((await c.cmd('SITE SYMLINK f.sh link.sh')).code).toBe(200);
+    expect(await readlink(join(root, 'link.sh'))).toBe('f.sh');
+    // An absolute target means the user's /, never the host's: the link stays inside the root.
+    expect((await c.cmd('SITE SYMLINK /etc/passwd evil')).code).toBe(200);
+    expect(await readlink(join(root, 'evil'))).not.toBe('/etc/passwd');
+    expect((await c.cmd('SITE SYMLINK ../../../../etc/passwd evil2')).code).toBe(550);
+    expect((await c.cmd('SITE HELP')).text).toContain('SITE CHMOD');
+    expect((await c.cmd('SITE FROB')).code).toBe(500);
+    const off = await session(new MemoryProvider(), { siteCommands: false });
+    expect((await off.cmd('SITE HELP')).code).toBe(502);
+  });
+});
+
+describe('HOST and LANG', () => {
+  it('HOST picks a virtual host before login and the driver sees it', async () => {
+    const seen: Array<string | undefined> = [];
+    const fs = new MemoryProvider();
+    const server = new FtpServer({
+      settings: { failedLoginDelay: 0 },
+      driver: {
+        virtualHost: (_s, name) => name === 'ftp.example.com',
+        authenticate: (s, user, pass) => {
+          seen.push(s.host);
+          return user === USER && pass === PASSWORD ? { fs } : null;
+        },
+      },
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close());
+    const c = await RawClient.connect(port);
+    cleanups.push(() => c.close());
+    await c.next();
+    expect((await c.cmd('HOST other.example.com')).code).toBe(504);
+    expect((await c.cmd('HOST ftp.example.com')).code).toBe(220);
+    expect((await c.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await c.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect(seen).toEqual(['ftp.example.com']);
+    expect((await c.cmd('HOST ftp.example.com')).code).toBe(503);
+    expect((await c.cmd('LANG EN')).code).toBe(200);
+    expect((await c.cmd('LANG FR')).code).toBe(504);
+  });
+});

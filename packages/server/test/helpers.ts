@@ -1,0 +1,116 @@
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { ReplyParser, parseEpsvReply, type Reply } from '@ftp/protocol';
+import { MemoryProvider, type FsProvider } from '@ftp/vfs';
+import { FtpServer, type FtpServerOptions, type ServerSettings } from '../src/index.js';
+
+export const USER = 'alice';
+export const PASSWORD = 's3cret';
+
+/** Starts a server on a random loopback port with one user over `fs` (a fresh memory provider by default). */
+export async function startServer(
+  options: { fs?: FsProvider; settings?: Partial<ServerSettings>; driver?: FtpServerOptions['driver'] } = {},
+): Promise<{ server: FtpServer; port: number; fs: FsProvider; close(): Promise<void> }> {
+  const fs = options.fs ?? new MemoryProvider();
+  const server = new FtpServer({
+    settings: { failedLoginDelay: 0, passivePortRange: [40000, 44999], ...options.settings },
+    driver: options.driver ?? { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  return { server, port, fs, close: () => server.close() };
+}
+
+/** A raw control connection for testing replies exactly: every reply is kept in order. */
+export class RawClient {
+  private readonly parser = new ReplyParser();
+  private readonly replies: Reply[] = [];
+  private waiters: Array<(r: Reply) => void> = [];
+  closed = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const r of this.parser.push(chunk)) {
+        const w = this.waiters.shift();
+        if (w) w(r);
+        else this.replies.push(r);
+      }
+    });
+    socket.on('close', () => {
+      this.closed = true;
+    });
+    socket.on('error', () => {});
+  }
+
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
+    const socket = connect({ port, host, localAddress });
+    await once(socket, 'connect');
+    return new RawClient(socket);
+  }
+
+  /** The next reply, or a rejection after `timeoutMs`. */
+  next(timeoutMs = 5000): Promise<Reply> {
+    const r = this.replies.shift();
+    if (r) return Promise.resolve(r);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== done);
+        reject(new Error(`no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (reply: Reply): void => {
+        clearTimeout(timer);
+        resolve(reply);
+      };
+      this.waiters.push(done);
+    });
+  }
+
+  send(line: string | Buffer): void {
+    this.socket.write(typeof line === 'string' ? line + '\r\n' : line);
+  }
+
+  async cmd(line: string, timeoutMs?: number): Promise<Reply> {
+    this.send(line);
+    return this.next(timeoutMs);
+  }
+
+  async login(user = USER, pass = PASSWORD): Promise<void> {
+    const greeting = await this.next();
+    if (greeting.code !== 220) throw new Error(`greeting ${greeting.code}`);
+    if ((await this.cmd(`USER ${user}`)).code !== 331) throw new Error('USER');
+    const r = await this.cmd(`PASS ${pass}`);
+    if (r.code !== 230) throw new Error(`PASS ${r.code} ${r.text}`);
+  }
+
+  /** EPSV then connect: the data socket. */
+  async passive(): Promise<Socket> {
+    const r = await this.cmd('EPSV');
+    if (r.code !== 229) throw new Error(`EPSV ${r.code} ${r.text}`);
+    const port = parseEpsvReply(r.text);
+    const data = connect({ port, host: '127.0.0.1' });
+    await once(data, 'connect');
+    return data;
+  }
+
+  /** Whether the server closed the control connection within `timeoutMs`. */
+  async waitClosed(timeoutMs = 5000): Promise<boolean> {
+    if (this.closed) return true;
+    return Promise.race([once(this.socket, 'close').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Everything a data socket sends until it closes. */
+export async function readAll(socket: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  await once(socket, 'close');
+  return Buffer.concat(chunks);
+}
+
+/** Writes `data` to a data socket and closes it (end of file in stream mode). */
+export async function writeAndClose(socket: Socket, data: Buffer | string): Promise<void> {
+  await new Promise<void>((resolve) => socket.end(data, () => resolve()));
+}

@@ -1,0 +1,103 @@
+import { MemoryProvider } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FtpServer, type ServerSettings } from '../src/index.js';
+import { RawClient, readAll } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function session(settings: Partial<ServerSettings> = {}) {
+  const fs = new MemoryProvider();
+  for (const dir of ['/a', '/a/b', '/a/b/c', '/a/b/c/d']) await fs.mkdir(dir);
+  for (const file of ['/top.txt', '/a/one.txt', '/a/b/two.txt', '/a/b/c/three.txt', '/a/b/c/d/four.txt', '/.hidden']) {
+    const w = await fs.createWriteStream(file);
+    await new Promise<void>((r) => w.end('x', () => r()));
+  }
+  const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs }) } });
+  const events: string[] = [];
+  server.on('transfer:start', (e) => events.push(`start ${e.direction} ${e.path}`));
+  server.on('transfer', (e) => events.push(`end ${e.direction} ${e.path} ${e.outcome}`));
+  const { port } = await server.listen(0, '127.0.0.1');
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close(), () => server.close());
+  await c.login();
+  return { c, fs, events };
+}
+
+async function listing(c: RawClient, command: string): Promise<string[]> {
+  const socket = await c.passive();
+  c.send(command);
+  expect((await c.next()).code).toBe(150);
+  const text = (await readAll(socket)).toString();
+  expect((await c.next()).code).toBe(226);
+  return text.split('\r\n').slice(0, -1);
+}
+
+describe('LIST and NLST options', () => {
+  it('LIST -R walks the tree, ls -lR style, down to listMaxDepth', async () => {
+    const { c } = await session({ listMaxDepth: 3 });
+    const lines = await listing(c, 'LIST -laR /');
+    expect(lines[0]).toBe('/:');
+    expect(lines).toContain('/a/b:');
+    expect(lines).toContain('/a/b/c:');
+    expect(lines).not.toContain('/a/b/c/d:');
+    expect(lines.some((l) => l.endsWith(' three.txt'))).toBe(true);
+    expect(lines.some((l) => l.endsWith(' four.txt'))).toBe(false);
+    // Dotfiles are always listed.
+    expect(lines.some((l) => l.endsWith(' .hidden'))).toBe(true);
+  });
+
+  it('NLST -l gives long lines; with listOptions off the options are ignored', async () => {
+    const { c } = await session();
+    expect((await listing(c, 'NLST -l /a'))[0]).toMatch(/^d[rwx-]{9} .* b$/);
+    const off = await session({ listOptions: false });
+    expect(await listing(off.c, 'NLST -l /a')).toEqual(['/a/b', '/a/one.txt']);
+    expect((await listing(off.c, 'LIST -R /')).some((l) => l.endsWith(':'))).toBe(false);
+  });
+
+  it('emits transfer:start and transfer for every data transfer', async () => {
+    const { c, events } = await session();
+    await listing(c, 'LIST');
+    expect(events).toEqual(['start listing /', 'end listing / ok']);
+  });
+});
+
+describe('interrupted uploads', () => {
+  async function interruptedUpload(partialUploads: 'keep' | 'discard'): Promise<boolean> {
+    const { c, fs } = await session({ partialUploads });
+    const socket = await c.passive();
+    c.send('STOR partial.bin');
+    expect((await c.next()).code).toBe(150);
+    socket.write(Buffer.alloc(100000, 1));
+    await new Promise((r) => setTimeout(r, 100));
+    c.send('ABOR');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    socket.destroy();
+    return fs.stat('/partial.bin').then(
+      () => true,
+      () => false,
+    );
+  }
+
+  it('keep (default) leaves the partial file; discard removes it', async () => {
+    expect(await interruptedUpload('keep')).toBe(true);
+    expect(await interruptedUpload('discard')).toBe(false);
+  });
+
+  it('discard never removes a file an APPE was adding to', async () => {
+    const { c, fs } = await session({ partialUploads: 'discard' });
+    const socket = await c.passive();
+    c.send('APPE top.txt');
+    expect((await c.next()).code).toBe(150);
+    socket.write('more');
+    await new Promise((r) => setTimeout(r, 50));
+    c.send('ABOR');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    socket.destroy();
+    expect((await fs.stat('/top.txt')).size).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,0 +1,126 @@
+import { deflateSync, inflateSync } from 'node:zlib';
+import { MemoryProvider } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FtpServer, RateLimiter, type ServerSettings, type TransferEvent } from '../src/index.js';
+import { RawClient, readAll, USER, PASSWORD, writeAndClose } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function session(settings: Partial<ServerSettings> = {}, limits?: { download?: RateLimiter; upload?: RateLimiter }) {
+  const fs = new MemoryProvider();
+  const events: TransferEvent[] = [];
+  const server = new FtpServer({
+    settings: { failedLoginDelay: 0, ...settings },
+    driver: { authenticate: (_s, u, p) => (u === USER && p === PASSWORD ? { fs, ...(limits ? { rateLimits: limits } : {}) } : null) },
+  });
+  server.on('transfer', (e) => events.push(e));
+  const { port } = await server.listen(0, '127.0.0.1');
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close(), () => server.close());
+  await c.login();
+  return { c, events, fs };
+}
+
+async function put(c: RawClient, name: string, data: Buffer): Promise<void> {
+  const socket = await c.passive();
+  c.send(`STOR ${name}`);
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(socket, data);
+  expect((await c.next()).code).toBe(226);
+}
+
+async function get(c: RawClient, command: string): Promise<Buffer> {
+  const socket = await c.passive();
+  c.send(command);
+  expect((await c.next()).code).toBe(150);
+  const data = await readAll(socket);
+  expect((await c.next()).code).toBe(226);
+  return data;
+}
+
+describe('MODE Z', () => {
+  it('deflates downloads and listings and inflates uploads; fewer bytes cross the wire', async () => {
+    const { c, events } = await session();
+    const text = Buffer.from('All work and no play makes Jack a dull boy.\n'.repeat(50000));
+    expect((await c.cmd('FEAT')).lines).toContain(' MODE Z');
+    expect((await c.cmd('MODE Z')).code).toBe(200);
+    expect((await c.cmd('OPTS MODE Z LEVEL 9')).code).toBe(200);
+    await put(c, 'jack.txt', deflateSync(text));
+    const wire = await get(c, 'RETR jack.txt');
+    expect(inflateSync(wire).equals(text)).toBe(true);
+    expect(wire.length).toBeLessThan(text.length / 20);
+    const listing = inflateSync(await get(c, 'LIST'));
+    expect(listing.toString()).toMatch(/ jack\.txt\r\n$/);
+    const download = events.find((e) => e.direction === 'download');
+    expect(download?.bytes).toBe(wire.length);
+    expect((await c.cmd('MODE S')).code).toBe(200);
+    expect((await get(c, 'RETR jack.txt')).equals(text)).toBe(true);
+    expect((await c.cmd('OPTS MODE Z LEVEL 12')).code).toBe(501);
+  });
+
+  it('can be disabled', async () => {
+    const { c } = await session({ modeZ: false });
+    expect((await c.cmd('MODE Z')).code).toBe(504);
+    expect((await c.cmd('FEAT')).lines).not.toContain(' MODE Z');
+  });
+
+  it('a corrupt deflate stream fails the upload instead of storing garbage as complete', async () => {
+    const { c } = await session();
+    expect((await c.cmd('MODE Z')).code).toBe(200);
+    const socket = await c.passive();
+    c.send('STOR bad.bin');
+    expect((await c.next()).code).toBe(150);
+    await writeAndClose(socket, Buffer.from('this is not zlib data at all'));
+    expect([426, 451]).toContain((await c.next()).code);
+  });
+});
+
+describe('bandwidth limits', () => {
+  it('a download limited to 2 MiB/s moves 8 MiB in about 4 s', { timeout: 20000 }, async () => {
+    const { c } = await session({ downloadRate: 2 * 1024 * 1024 });
+    await put(c, 'eight', Buffer.alloc(8 * 1024 * 1024, 1));
+    const t0 = Date.now();
+    expect((await get(c, 'RETR eight')).length).toBe(8 * 1024 * 1024);
+    const seconds = (Date.now() - t0) / 1000;
+    // 4 s ± 10% in principle; generous bounds here (a loaded CI machine), exact figures in the benchmark.
+    expect(seconds).toBeGreaterThan(3.4);
+    expect(seconds).toBeLessThan(5.5);
+  });
+
+  it("a user's shared limiter caps uploads and can be changed while a transfer runs", { timeout: 20000 }, async () => {
+    const upload = new RateLimiter(1024 * 1024);
+    const { c } = await session({}, { upload });
+    const socket = await c.passive();
+    c.send('STOR four');
+    expect((await c.next()).code).toBe(150);
+    const t0 = Date.now();
+    setTimeout(() => (upload.rate = 4 * 1024 * 1024), 1000);
+    await writeAndClose(socket, Buffer.alloc(4 * 1024 * 1024, 2));
+    expect((await c.next(15000)).code).toBe(226);
+    const seconds = (Date.now() - t0) / 1000;
+    // 1 MiB in the first second at 1 MiB/s, then 3 MiB at 4 MiB/s: about 1.75 s; without the change, 4 s.
+    expect(seconds).toBeGreaterThan(1.2);
+    expect(seconds).toBeLessThan(3.2);
+  });
+});
+
+describe('STAT during a transfer', () => {
+  it('reports the transfer in progress, and the transfer goes on', async () => {
+    const { c } = await session();
+    await put(c, 'big', Buffer.alloc(8 * 1024 * 1024, 3));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => setTimeout(r, 100));
+    const stat = await c.cmd('STAT');
+    expect(stat.code).toBe(211);
+    expect(stat.text).toMatch(/download of \/big in progress: \d+ bytes/);
+    const data = await readAll(socket.resume());
+    expect(data.length).toBe(8 * 1024 * 1024);
+    expect((await c.next()).code).toBe(226);
+  });
+});

@@ -1,0 +1,168 @@
+// Each test pins a defect found in review; named after what went wrong.
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { parseEpsvReply } from '@ftp/protocol';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
+
+let ctx: Awaited<ReturnType<typeof startServer>>;
+let c: RawClient;
+
+beforeEach(async () => {
+  ctx = await startServer({ settings: { dataStallTimeout: 2 } });
+  c = await RawClient.connect(ctx.port);
+  await c.login();
+});
+afterEach(async () => {
+  c.close();
+  await ctx.close();
+});
+
+async function put(name: string, data: Buffer | string): Promise<void> {
+  const socket = await c.passive();
+  c.send(`STOR ${name}`);
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(socket, data);
+  expect((await c.next()).code).toBe(226);
+}
+
+describe('review findings', () => {
+  it('RETR over a data connection the client already closed ends with 426, not a hang', async () => {
+    await put('f', 'x'.repeat(100000));
+    const socket = await c.passive();
+    socket.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    c.send('RETR f');
+    expect((await c.next()).code).toBe(150);
+    const final = await c.next(3000);
+    expect([425, 426]).toContain(final.code);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('a client that half-closes mid-download does not get 226', async () => {
+    await put('big', Buffer.alloc(16 * 1024 * 1024, 1));
+    const socket = await c.passive();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    await once(socket, 'data');
+    socket.pause();
+    socket.end(); // FIN from the client, then it stops reading and leaves
+    await new Promise((r) => setTimeout(r, 50));
+    socket.destroy();
+    expect((await c.next(5000)).code).toBe(426);
+  });
+
+  it('repeated USER commands cannot grow the session forever', async () => {
+    for (let i = 0; i < 20 && !c.closed; i++) c.send(`USER ${'u'.repeat(200)}${i}`);
+    const codes: number[] = [];
+    for (;;) {
+      const r = await c.next(3000).catch(() => null);
+      if (!r) break;
+      codes.push(r.code);
+      if (r.code === 421) break;
+    }
+    expect(codes).toContain(421);
+    expect(await c.waitClosed()).toBe(true);
+  });
+
+  it('ABOR is heard while a transfer runs even after 40 commands were queued', async () => {
+    await put('big', Buffer.alloc(16 * 1024 * 1024, 1));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    c.send(Array.from({ length: 40 }, () => 'NOOP').join('\r\n') + '\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    c.send('ABOR');
+    const codes = [];
+    for (let i = 0; i < 42; i++) codes.push((await c.next(3000)).code);
+    expect(codes[0]).toBe(426);
+    expect(codes[1]).toBe(226);
+    // Every NOOP is answered in order afterwards: 200, or 500 for those dropped past the limit.
+    expect(codes.slice(2).every((code) => code === 200 || code === 500)).toBe(true);
+    socket.destroy();
+  });
+
+  it('a finished data connection is closed by the server even if the client keeps it open', { timeout: 15000 }, async () => {
+    await put('small', 'abc');
+    const r = await c.cmd('EPSV');
+    // allowHalfOpen: the client does not answer the server's FIN with its own.
+    const socket = connect({ port: parseEpsvReply(r.text), host: '127.0.0.1', allowHalfOpen: true });
+    await once(socket, 'connect');
+    c.send('RETR small');
+    expect((await c.next()).code).toBe(150);
+    socket.on('data', () => {});
+    expect((await c.next()).code).toBe(226);
+    // The client never closes its side. Past the server's linger time, the server's descriptor must be closed
+    // (this process holds both ends: count its descriptors, the client's staying open).
+    const openFds = (): number => readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(socket.destroyed).toBe(false);
+    expect(openFds()).toBeLessThan(before);
+    socket.destroy();
+  });
+
+  it('NLST and LIST expand wildcards in the last segment (mget)', async () => {
+    await put('a.csv', '1');
+    await put('b.csv', '2');
+    await put('c.txt', '3');
+    expect((await c.cmd('MKD d')).code).toBe(257);
+    await put('d/e.csv', '4');
+    const nlst = async (arg: string): Promise<string[]> => {
+      const socket = await c.passive();
+      c.send(`NLST ${arg}`);
+      const r = await c.next();
+      if (r.code !== 150) {
+        socket.destroy();
+        return [String(r.code)];
+      }
+      const out = (await readAll(socket)).toString();
+      expect((await c.next()).code).toBe(226);
+      return out.split('\r\n').filter(Boolean);
+    };
+    expect(await nlst('*.csv')).toEqual(['a.csv', 'b.csv']);
+    expect(await nlst('d/*.csv')).toEqual(['d/e.csv']);
+    expect(await nlst('[ac].*')).toEqual(['a.csv', 'c.txt']);
+    expect(await nlst('*.zip')).toEqual(['550']);
+  });
+
+  it('RMD of the working directory is refused', async () => {
+    expect((await c.cmd('MKD here')).code).toBe(257);
+    expect((await c.cmd('CWD here')).code).toBe(250);
+    expect((await c.cmd('RMD /here')).code).toBe(550);
+    expect((await c.cmd('CDUP')).code).toBe(250);
+    expect((await c.cmd('RMD here')).code).toBe(250);
+  });
+});
+
+it('a connection that never logs in is closed after loginTimeout', async () => {
+  const local = await startServer({ settings: { loginTimeout: 0.3, idleTimeout: 60 } });
+  const client = await RawClient.connect(local.port);
+  expect((await client.next()).code).toBe(220);
+  expect((await client.next(3000)).code).toBe(421);
+  expect(await client.waitClosed()).toBe(true);
+  client.close();
+  await local.close();
+});
+
+it('a data connection from the wrong client is dropped; the transfer still completes for the right one', async () => {
+  const local = await startServer();
+  const client = await RawClient.connect(local.port, '127.0.0.1');
+  await client.login();
+  const r = await client.cmd('EPSV');
+  const port = parseEpsvReply(r.text);
+  // An intruder on another loopback address races to the port first.
+  const intruder = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+  intruder.on('error', () => {});
+  await once(intruder, 'close');
+  const data = connect({ port, host: '127.0.0.1' });
+  await once(data, 'connect');
+  client.send('STOR ok.txt');
+  expect((await client.next()).code).toBe(150);
+  await writeAndClose(data, 'mine');
+  expect((await client.next()).code).toBe(226);
+  client.close();
+  await local.close();
+});

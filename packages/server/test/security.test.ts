@@ -1,0 +1,216 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { MemoryProvider } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FtpServer, MemoryBanStore, type FtpServerOptions, type ServerSettings } from '../src/index.js';
+import { PASSWORD, RawClient, readAll, USER, writeAndClose } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function serve(settings: Partial<ServerSettings> = {}, extra: Partial<FtpServerOptions> = {}) {
+  const fs = new MemoryProvider();
+  const server = new FtpServer({
+    settings: { failedLoginDelay: 0, ...settings },
+    driver: { authenticate: (_s, u, p) => (u === USER && p === PASSWORD ? { fs } : null) },
+    ...extra,
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  cleanups.push(() => server.close());
+  return { server, port, fs };
+}
+
+async function connect(port: number, localAddress?: string): Promise<RawClient> {
+  const c = await RawClient.connect(port, '127.0.0.1', localAddress);
+  cleanups.push(() => c.close());
+  return c;
+}
+
+describe('failed logins', () => {
+  it('a brute-force loop of 30 bad passwords ends in a ban, and the banned address gets 421 at connect', async () => {
+    const { port } = await serve({ maxLoginFailures: 10, maxLoginAttemptsPerSession: 3 });
+    let banned = false;
+    let attempts = 0;
+    for (let conn = 0; conn < 15 && !banned; conn++) {
+      const c = await connect(port, '127.0.0.3');
+      const greeting = await c.next();
+      if (greeting.code === 421) {
+        banned = true;
+        break;
+      }
+      for (let i = 0; i < 3 && attempts < 30; i++) {
+        if ((await c.cmd('USER root')).code !== 331) break;
+        attempts++;
+        const r = await c.cmd(`PASS guess${attempts}`);
+        if (r.code === 421) {
+          banned = true;
+          break;
+        }
+        expect(r.code).toBe(530);
+      }
+      c.close();
+    }
+    expect(banned).toBe(true);
+    expect(attempts).toBeLessThanOrEqual(10);
+    const again = await connect(port, '127.0.0.3');
+    expect((await again.next()).code).toBe(421);
+    // Only that address: another one still logs in, even with the right password after the ban.
+    const other = await connect(port, '127.0.0.4');
+    await other.login();
+  });
+
+  it('closes a connection after maxLoginAttemptsPerSession failures', async () => {
+    const { port } = await serve({ maxLoginAttemptsPerSession: 2, maxLoginFailures: 0 });
+    const c = await connect(port);
+    await c.next();
+    await c.cmd('USER a');
+    expect((await c.cmd('PASS b')).code).toBe(530);
+    await c.cmd('USER a');
+    expect((await c.cmd('PASS b')).code).toBe(530);
+    expect(await c.waitClosed()).toBe(true);
+  });
+
+  it('answers each failure later than the one before', async () => {
+    const { port } = await serve({ failedLoginDelay: 100, maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
+    const c = await connect(port);
+    await c.next();
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await c.cmd('USER a');
+      const t0 = Date.now();
+      expect((await c.cmd('PASS b')).code).toBe(530);
+      times.push(Date.now() - t0);
+    }
+    expect(times[0]).toBeGreaterThanOrEqual(90);
+    expect(times[1]).toBeGreaterThan(times[0]! + 50);
+    expect(times[2]).toBeGreaterThan(times[1]! + 50);
+  });
+
+  it('a shared ban store bans across servers', async () => {
+    const store = new MemoryBanStore();
+    const a = await serve({ maxLoginFailures: 2, maxLoginAttemptsPerSession: 0 }, { banStore: store });
+    const b = await serve({}, { banStore: store });
+    const c = await connect(a.port, '127.0.0.5');
+    await c.next();
+    await c.cmd('USER x');
+    await c.cmd('PASS y');
+    await c.cmd('USER x');
+    expect((await c.cmd('PASS y')).code).toBe(421);
+    const d = await connect(b.port, '127.0.0.5');
+    expect((await d.next()).code).toBe(421);
+  });
+});
+
+describe('permissions', () => {
+  it('denied operations get 550 and touch nothing', async () => {
+    const fs = new MemoryProvider();
+    await fs.mkdir('/dir');
+    const server = new FtpServer({
+      settings: { failedLoginDelay: 0 },
+      driver: {
+        authenticate: () => ({ fs, permissions: { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false } }),
+      },
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close());
+    const w = await fs.createWriteStream('/keep.txt');
+    await new Promise<void>((r) => w.end('keep', () => r()));
+    const c = await connect(port);
+    await c.login();
+    const socket = await c.passive();
+    expect((await c.cmd('STOR new.txt')).code).toBe(550);
+    expect((await c.cmd('APPE keep.txt')).code).toBe(550);
+    expect((await c.cmd('DELE keep.txt')).code).toBe(550);
+    expect((await c.cmd('RNFR keep.txt')).code).toBe(550);
+    expect((await c.cmd('MKD other')).code).toBe(550);
+    expect((await c.cmd('RMD dir')).code).toBe(550);
+    c.send('RETR keep.txt');
+    expect((await c.next()).code).toBe(150);
+    expect((await readAll(socket)).toString()).toBe('keep');
+    expect((await c.next()).code).toBe(226);
+    expect((await fs.stat('/keep.txt')).size).toBe(4);
+    await expect(fs.stat('/new.txt')).rejects.toThrow();
+    await expect(fs.stat('/other')).rejects.toThrow();
+    expect((await fs.stat('/dir')).isDirectory()).toBe(true);
+  });
+});
+
+describe('anonymous access', () => {
+  it('is read-only inside its own root, and off unless configured', async () => {
+    const pub = new MemoryProvider();
+    const w = await pub.createWriteStream('/readme.txt');
+    await new Promise<void>((r) => w.end('public', () => r()));
+    const { port, fs } = await serve({}, { anonymous: { fs: pub } });
+    const c = await connect(port);
+    await c.next();
+    expect((await c.cmd('USER anonymous')).code).toBe(331);
+    expect((await c.cmd('PASS me@example.com')).code).toBe(230);
+    const socket = await c.passive();
+    c.send('RETR readme.txt');
+    expect((await c.next()).code).toBe(150);
+    expect((await readAll(socket)).toString()).toBe('public');
+    expect((await c.next()).code).toBe(226);
+    const up = await c.passive();
+    expect((await c.cmd('STOR evil.txt')).code).toBe(550);
+    up.destroy();
+    expect((await c.cmd('MKD x')).code).toBe(550);
+    expect((await c.cmd('DELE readme.txt')).code).toBe(550);
+    expect((await c.cmd('CWD ../../..')).code).toBe(250);
+    expect((await c.cmd('PWD')).text).toMatch(/^"\/"/);
+    await expect(pub.stat('/evil.txt')).rejects.toThrow();
+    // The users' filesystem is out of reach.
+    await fs.mkdir('/private');
+    expect((await c.cmd('CWD /private')).code).toBe(550);
+
+    const { port: closedPort } = await serve();
+    const d = await connect(closedPort);
+    await d.next();
+    await d.cmd('USER anonymous');
+    expect((await d.cmd('PASS me@example.com')).code).toBe(530);
+  });
+});
+
+describe('paths and logs', () => {
+  it('refuses NUL in paths and never leaves the root', async () => {
+    const { port, fs } = await serve();
+    await fs.mkdir('/home');
+    const c = await connect(port);
+    await c.login();
+    expect((await c.cmd('CWD home\0/..')).code).toBe(501);
+    for (const path of ['../../../../etc', '/../..', 'home/../../..', '%2e%2e/%2e%2e']) {
+      const r = await c.cmd(`CWD ${path}`);
+      if (r.code === 250) expect((await c.cmd('PWD')).text).toMatch(/^"\/"/);
+    }
+  });
+
+  it('never logs a password, at any level', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'trace' }, new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) }));
+    const { port } = await serve({}, { logger });
+    const c = await connect(port);
+    await c.next();
+    await c.cmd(`USER ${USER}`);
+    await c.cmd('PASS wrong-Secret-123');
+    await c.cmd(`USER ${USER}`);
+    await c.cmd(`PASS ${PASSWORD}`);
+    await c.cmd('NOOP');
+    const all = lines.join('');
+    expect(all).toContain('PASS ****');
+    expect(all).not.toContain('wrong-Secret-123');
+    expect(all).not.toContain(PASSWORD);
+  });
+});
+
+it('an upload to a path whose directory is missing is answered 550 and the session goes on', async () => {
+  const { port } = await serve();
+  const c = await connect(port);
+  await c.login();
+  const socket = await c.passive();
+  c.send('STOR missing/dir/f.txt');
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(socket, 'x').catch(() => undefined);
+  expect((await c.next()).code).toBe(550);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+});

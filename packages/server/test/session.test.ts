@@ -1,0 +1,346 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
+
+let ctx: Awaited<ReturnType<typeof startServer>>;
+let c: RawClient;
+
+beforeEach(async () => {
+  ctx = await startServer();
+  c = await RawClient.connect(ctx.port);
+});
+afterEach(async () => {
+  c.close();
+  await ctx.close();
+});
+
+describe('before login', () => {
+  it('greets with 220 and refuses file commands with 530', async () => {
+    expect((await c.next()).code).toBe(220);
+    for (const cmd of ['PWD', 'LIST', 'RETR x', 'CWD /', 'PASV', 'STAT']) expect((await c.cmd(cmd)).code, cmd).toBe(530);
+  });
+
+  it('answers SYST, FEAT, HELP, NOOP before login', async () => {
+    await c.next();
+    expect(await c.cmd('SYST')).toMatchObject({ code: 215, text: 'UNIX Type: L8' });
+    const feat = await c.cmd('FEAT');
+    expect(feat.code).toBe(211);
+    for (const f of ['EPSV', 'EPRT', 'MDTM', 'SIZE', 'REST STREAM', 'UTF8', 'PASV']) expect(feat.lines).toContain(` ${f}`);
+    expect(feat.lines.some((l) => l.startsWith(' MLST type*;'))).toBe(true);
+    expect((await c.cmd('HELP')).code).toBe(214);
+    expect((await c.cmd('HELP RETR')).text).toContain('RETR <path>');
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('refuses a wrong password with 530 without telling whether the user exists', async () => {
+    await c.next();
+    expect((await c.cmd('USER nobody')).code).toBe(331);
+    const a = await c.cmd('PASS x');
+    expect((await c.cmd('USER alice')).code).toBe(331);
+    const b = await c.cmd('PASS x');
+    expect(a).toEqual(b);
+    expect(a.code).toBe(530);
+  });
+
+  it('PASS without USER is a bad sequence (503)', async () => {
+    await c.next();
+    expect((await c.cmd('PASS x')).code).toBe(503);
+  });
+});
+
+describe('command syntax', () => {
+  beforeEach(() => c.login());
+
+  it('500 for unknown commands, 502 for known but unimplemented ones', async () => {
+    expect((await c.cmd('FROB x')).code).toBe(500);
+    expect((await c.cmd('SMNT /x')).code).toBe(502);
+  });
+
+  it('501 for missing or bad arguments', async () => {
+    expect((await c.cmd('CWD')).code).toBe(501);
+    expect((await c.cmd('PORT 1,2,3')).code).toBe(501);
+    expect((await c.cmd('EPRT |1|999.1.1.1|80|')).code).toBe(501);
+    expect((await c.cmd('REST -5')).code).toBe(501);
+    expect((await c.cmd('TYPE Q')).code).toBe(501);
+    expect((await c.cmd('PWD extra')).code).toBe(501);
+  });
+
+  it('504 for well-formed but unsupported parameters', async () => {
+    expect((await c.cmd('TYPE E')).code).toBe(504);
+    expect((await c.cmd('MODE B')).code).toBe(504);
+    expect((await c.cmd('STRU R')).code).toBe(504);
+  });
+
+  it('accepts TYPE A, I, L 8, MODE S, STRU F and lower-case verbs', async () => {
+    for (const cmd of ['TYPE A', 'TYPE A N', 'TYPE I', 'TYPE L 8', 'MODE S', 'STRU F', 'type i']) expect((await c.cmd(cmd)).code, cmd).toBe(200);
+  });
+
+  it('answers a 1 MiB line with 500 and stays usable', async () => {
+    c.send('NOOP ' + 'x'.repeat(1024 * 1024));
+    expect((await c.next()).code).toBe(500);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('survives garbage bytes and Telnet sequences', async () => {
+    c.send(Buffer.from([0xff, 0xf4, 0xff, 0xf2, 0x00, 0x80, 0xfe, 0x0d, 0x0a]));
+    const r = await c.next();
+    expect([500, 501]).toContain(r.code);
+    c.send(Buffer.from([0xff, 0xf4, 0xff, 0xf2]));
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('serves pipelined commands in order', async () => {
+    c.send('NOOP\r\nPWD\r\nSYST\r\nTYPE I');
+    expect((await c.next()).code).toBe(200);
+    expect((await c.next()).code).toBe(257);
+    expect((await c.next()).code).toBe(215);
+    expect((await c.next()).code).toBe(200);
+  });
+
+  it('OPTS UTF8 ON and OPTS MLST select facts', async () => {
+    expect((await c.cmd('OPTS UTF8 ON')).code).toBe(200);
+    expect(await c.cmd('OPTS MLST type;size;')).toMatchObject({ code: 200, text: 'MLST OPTS type;size;' });
+    const feat = await c.cmd('FEAT');
+    expect(feat.lines.find((l) => l.startsWith(' MLST'))).toMatch(/^ MLST type\*;size\*;modify;/);
+    expect((await c.cmd('OPTS FOO')).code).toBe(501);
+  });
+
+  it('QUIT says 221 and closes', async () => {
+    expect((await c.cmd('QUIT')).code).toBe(221);
+    expect(await c.waitClosed()).toBe(true);
+  });
+
+  it('REIN logs out', async () => {
+    expect((await c.cmd('REIN')).code).toBe(220);
+    expect((await c.cmd('PWD')).code).toBe(530);
+  });
+});
+
+describe('directories and files', () => {
+  beforeEach(() => c.login());
+
+  it('PWD, MKD, CWD, CDUP, RMD with quoting of double quotes', async () => {
+    expect((await c.cmd('PWD')).text).toMatch(/^"\/" /);
+    expect((await c.cmd('MKD a "b"')).text).toMatch(/^"\/a ""b""" created/);
+    expect((await c.cmd('MKD a "b"')).code).toBe(550);
+    expect((await c.cmd('CWD a "b"')).code).toBe(250);
+    expect((await c.cmd('PWD')).text).toMatch(/^"\/a ""b""" /);
+    expect((await c.cmd('XPWD')).code).toBe(257);
+    expect((await c.cmd('CDUP')).code).toBe(250);
+    expect((await c.cmd('CWD ../../..')).code).toBe(250);
+    expect((await c.cmd('PWD')).text).toMatch(/^"\/" /);
+    expect((await c.cmd('CWD nowhere')).code).toBe(550);
+    expect((await c.cmd('RMD a "b"')).code).toBe(250);
+    expect((await c.cmd('RMD a "b"')).code).toBe(550);
+  });
+
+  it('RNFR/RNTO, DELE, SIZE, MDTM', async () => {
+    await upload(c, 'f.txt', 'hello');
+    expect(await c.cmd('SIZE f.txt')).toMatchObject({ code: 213, text: '5' });
+    expect((await c.cmd('MDTM f.txt')).text).toMatch(/^\d{14}$/);
+    expect((await c.cmd('RNTO g.txt')).code).toBe(503);
+    expect((await c.cmd('RNFR missing')).code).toBe(550);
+    expect((await c.cmd('RNFR f.txt')).code).toBe(350);
+    expect((await c.cmd('RNTO g.txt')).code).toBe(250);
+    expect((await c.cmd('SIZE f.txt')).code).toBe(550);
+    expect((await c.cmd('RNFR g.txt')).code).toBe(350);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+    expect((await c.cmd('RNTO h.txt')).code).toBe(503);
+    expect((await c.cmd('MKD d')).code).toBe(257);
+    expect((await c.cmd('SIZE d')).code).toBe(550);
+    expect((await c.cmd('DELE d')).code).toBe(550);
+    expect((await c.cmd('DELE g.txt')).code).toBe(250);
+    expect((await c.cmd('DELE g.txt')).code).toBe(550);
+  });
+
+  it('NUL in a path is refused', async () => {
+    expect((await c.cmd('MKD a\0b')).code).toBe(501);
+  });
+});
+
+async function upload(client: RawClient, name: string, data: string | Buffer, verb = 'STOR'): Promise<void> {
+  const socket = await client.passive();
+  client.send(`${verb} ${name}`);
+  expect((await client.next()).code).toBe(150);
+  await writeAndClose(socket, data);
+  expect((await client.next()).code).toBe(226);
+}
+
+async function download(client: RawClient, command: string): Promise<Buffer> {
+  const socket = await client.passive();
+  client.send(command);
+  const r = await client.next();
+  if (r.code !== 150) throw new Error(`${command}: ${r.code} ${r.text}`);
+  const data = await readAll(socket);
+  expect((await client.next()).code).toBe(226);
+  return data;
+}
+
+describe('transfers', () => {
+  beforeEach(() => c.login());
+
+  it('STOR then RETR round-trips bytes, and 425 without a data connection', async () => {
+    const data = Buffer.from(Array.from({ length: 70000 }, (_, i) => i % 251));
+    await upload(c, 'bin', data);
+    expect((await download(c, 'RETR bin')).equals(data)).toBe(true);
+    expect((await c.cmd('RETR bin')).code).toBe(425);
+    expect((await c.cmd('RETR missing')).code).toBe(550);
+  });
+
+  it('REST resumes a download and an upload; APPE appends', async () => {
+    await upload(c, 'r', '0123456789');
+    expect((await c.cmd('REST 4')).code).toBe(350);
+    expect((await download(c, 'RETR r')).toString()).toBe('456789');
+    expect((await c.cmd('REST 6')).code).toBe(350);
+    await upload(c, 'r', 'abc');
+    expect((await download(c, 'RETR r')).toString()).toBe('012345abc');
+    await upload(c, 'r', 'XY', 'APPE');
+    expect((await download(c, 'RETR r')).toString()).toBe('012345abcXY');
+    expect((await c.cmd('REST 100')).code).toBe(350);
+    const socket = await c.passive();
+    expect((await c.cmd('RETR r')).code).toBe(554);
+    socket.destroy();
+  });
+
+  it('TYPE A converts line endings both ways', async () => {
+    expect((await c.cmd('TYPE A')).code).toBe(200);
+    await upload(c, 't.txt', 'one\r\ntwo\r\n');
+    expect((await c.cmd('TYPE I')).code).toBe(200);
+    expect((await download(c, 'RETR t.txt')).toString()).toBe('one\ntwo\n');
+    expect((await c.cmd('TYPE A')).code).toBe(200);
+    expect((await download(c, 'RETR t.txt')).toString()).toBe('one\r\ntwo\r\n');
+  });
+
+  it('STOU stores under a new name given in the 150 reply', async () => {
+    await upload(c, 'u', 'first');
+    const socket = await c.passive();
+    c.send('STOU u');
+    const r = await c.next();
+    expect(r.code).toBe(150);
+    const name = /FILE: (.+)$/.exec(r.text)?.[1];
+    expect(name).toBeDefined();
+    expect(name).not.toBe('u');
+    await writeAndClose(socket, 'second');
+    expect((await c.next()).code).toBe(226);
+    expect((await download(c, `RETR ${name}`)).toString()).toBe('second');
+    expect((await download(c, 'RETR u')).toString()).toBe('first');
+  });
+
+  it('LIST, NLST, MLSD and MLST describe entries', async () => {
+    await upload(c, 'a file.txt', '12345');
+    expect((await c.cmd('MKD sub')).code).toBe(257);
+    const list = (await download(c, 'LIST -la')).toString();
+    expect(list).toMatch(/^-[rwx-]{9}\s+1 \S+\s+\S+\s+5 \w{3} [ \d]\d (\d\d:\d\d| \d{4}) a file\.txt\r$/m);
+    expect(list).toMatch(/^d[rwx-]{9} .* sub\r$/m);
+    expect((await download(c, 'NLST')).toString().split('\r\n').filter(Boolean).sort()).toEqual(['a file.txt', 'sub']);
+    expect((await download(c, 'NLST sub')).toString()).toBe('');
+    const mlsd = (await download(c, 'MLSD')).toString();
+    expect(mlsd).toMatch(/^type=file;size=5;modify=\d{14}(\.\d{3})?;perm=\w+;.* a file\.txt\r$/m);
+    expect(mlsd).toMatch(/^type=dir;.* sub\r$/m);
+    const mlst = await c.cmd('MLST a file.txt');
+    expect(mlst.code).toBe(250);
+    expect(mlst.lines[1]).toMatch(/^ type=file;size=5;.* \/a file\.txt$/);
+    expect((await c.cmd('MLST nope')).code).toBe(550);
+    const socket = await c.passive();
+    expect((await c.cmd('MLSD a file.txt')).code).toBe(501);
+    socket.destroy();
+  });
+
+  it('STAT reports status and lists a path over the control connection', async () => {
+    await upload(c, 'x', 'x');
+    const st = await c.cmd('STAT');
+    expect(st.code).toBe(211);
+    expect(st.text).toContain('Logged in as alice');
+    const sp = await c.cmd('STAT /');
+    expect(sp.code).toBe(213);
+    expect(sp.text).toMatch(/ x$/m);
+  });
+
+  it('ABOR with no transfer answers 225; during a download 426 then 226', async () => {
+    expect((await c.cmd('ABOR')).code).toBe(225);
+    await upload(c, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
+    const socket = await c.passive();
+    socket.pause(); // the server fills the socket and waits: the transfer is in progress
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => setTimeout(r, 100));
+    c.send(Buffer.from([0xff, 0xf4, 0xff, 0xf2]));
+    c.send('ABOR');
+    expect(await c.next()).toMatchObject({ code: 426, text: 'Transfer aborted.' });
+    expect((await c.next()).code).toBe(226);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+    expect((await download(c, 'RETR big')).length).toBe(8 * 1024 * 1024);
+  });
+
+  it('ABOR whose LF was lost as TCP urgent data (as ftplib sends it) still aborts', async () => {
+    await upload(c, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => setTimeout(r, 100));
+    c.send(Buffer.from('ABOR\r'));
+    expect(await c.next()).toMatchObject({ code: 426, text: 'Transfer aborted.' });
+    expect((await c.next()).code).toBe(226);
+    c.send(Buffer.from('\nNOOP\r\n'));
+    expect((await c.next()).code).toBe(200);
+  });
+
+  it('a client vanishing mid-upload leaves other sessions unharmed', async () => {
+    const other = await RawClient.connect(ctx.port);
+    await other.login();
+    const socket = await c.passive();
+    c.send('STOR partial');
+    expect((await c.next()).code).toBe(150);
+    socket.write(Buffer.alloc(100000, 1));
+    await new Promise((r) => setTimeout(r, 50));
+    socket.destroy();
+    c.close();
+    expect((await other.cmd('NOOP')).code).toBe(200);
+    await upload(other, 'ok', 'fine');
+    expect((await download(other, 'RETR ok')).toString()).toBe('fine');
+    other.close();
+  });
+});
+
+describe('data connection setup', () => {
+  beforeEach(() => c.login());
+
+  it('PASV advertises an IPv4 address and port', async () => {
+    const r = await c.cmd('PASV');
+    expect(r.code).toBe(227);
+    expect(r.text).toMatch(/\(127,0,0,1,\d+,\d+\)/);
+  });
+
+  it('EPSV ALL forbids PASV, PORT and EPRT', async () => {
+    expect((await c.cmd('EPSV ALL')).code).toBe(200);
+    expect((await c.cmd('PASV')).code).toBe(503);
+    expect((await c.cmd('PORT 127,0,0,1,200,0')).code).toBe(503);
+    expect((await c.cmd('EPRT |1|127.0.0.1|51200|')).code).toBe(503);
+    expect((await c.cmd('EPSV')).code).toBe(229);
+    expect((await c.cmd('EPSV 2')).code).toBe(522);
+  });
+
+  it('refuses PORT to another address or a privileged port', async () => {
+    expect((await c.cmd('PORT 127,0,0,2,200,0')).code).toBe(500);
+    expect((await c.cmd('PORT 127,0,0,1,0,21')).code).toBe(500);
+    expect((await c.cmd('EPRT |1|127.0.0.2|51200|')).code).toBe(500);
+    expect((await c.cmd('EPRT |1|127.0.0.1|51200|')).code).toBe(200);
+  });
+});
+
+describe('a vanished client', () => {
+  it('closing the control connection during a transfer stops it and ends the session', async () => {
+    await c.login();
+    const socket = await c.passive();
+    c.send('STOR hanging');
+    expect((await c.next()).code).toBe(150);
+    socket.write('some bytes, then silence');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ctx.server.sessionCount).toBe(1);
+    c.close();
+    const start = Date.now();
+    while (ctx.server.sessionCount > 0 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 20));
+    expect(ctx.server.sessionCount).toBe(0);
+    expect(socket.destroyed || (await new Promise((r) => socket.once('close', () => r(true))))).toBe(true);
+  });
+});

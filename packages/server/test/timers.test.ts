@@ -1,0 +1,101 @@
+import { once } from 'node:events';
+import { symlink, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalProvider } from '@ftp/vfs';
+import { afterEach, expect, it } from 'vitest';
+import { RawClient, startServer } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function session(settings: object, fs?: LocalProvider) {
+  const ctx = await startServer({ settings, ...(fs ? { fs } : {}) });
+  const c = await RawClient.connect(ctx.port);
+  cleanups.push(() => ctx.close(), () => c.close());
+  await c.login();
+  return { ctx, c };
+}
+
+async function seed(c: RawClient, name: string, size: number): Promise<void> {
+  const socket = await c.passive();
+  c.send(`STOR ${name}`);
+  expect((await c.next()).code).toBe(150);
+  await new Promise<void>((r) => socket.end(Buffer.alloc(size, 1), () => r()));
+  expect((await c.next()).code).toBe(226);
+}
+
+it('the control idle timer never fires while a transfer is making progress', async () => {
+  const size = 24 * 1024 * 1024;
+  const { c } = await session({ idleTimeout: 1, dataStallTimeout: 5 });
+  await seed(c, 'slow', size);
+  const socket = await c.passive();
+  // Read at about 6 MB/s: the server keeps sending for longer than the idle timeout (beyond what the kernel
+  // buffers hold) while the control connection is silent.
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    socket.pause();
+    setTimeout(() => socket.resume(), 10);
+  });
+  const start = Date.now();
+  c.send('RETR slow');
+  expect((await c.next()).code).toBe(150);
+  // The next reply is the transfer's own: had the idle timer fired it would be 421.
+  const final = await c.next(30000);
+  expect(final.code).toBe(226);
+  expect(Date.now() - start).toBeGreaterThan(1500);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+  await once(socket, 'close');
+  expect(received).toBe(size);
+});
+
+it('a data connection that moves no byte for dataStallTimeout ends with 426', async () => {
+  const { c } = await session({ dataStallTimeout: 0.5 });
+  const socket = await c.passive();
+  c.send('STOR stalled');
+  expect((await c.next()).code).toBe(150);
+  socket.write('a few bytes, then nothing');
+  const t0 = Date.now();
+  expect((await c.next(5000)).code).toBe(426);
+  expect(Date.now() - t0).toBeLessThan(3000);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+});
+
+it('a client that floods commands without reading replies cannot grow the server memory', { timeout: 30000 }, async () => {
+  const { c } = await session({});
+  c.socket.pause(); // never read a reply
+  global.gc?.();
+  const before = process.memoryUsage();
+  const line = Buffer.from('NOOP\r\n'.repeat(10000));
+  let written = 0;
+  // Write until the kernel buffers on both sides are full and the socket stops accepting (bounded count).
+  for (let i = 0; i < 400 && c.socket.writableLength < 8 * 1024 * 1024; i++) {
+    c.socket.write(line);
+    written += line.length;
+    await new Promise((r) => setImmediate(r));
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const after = process.memoryUsage();
+  // The server stopped reading: most of what was written is still waiting on the client side.
+  expect(c.socket.writableLength).toBeGreaterThan(written / 4);
+  expect(after.heapUsed - before.heapUsed).toBeLessThan(32 * 1024 * 1024);
+});
+
+it('a symlink inside a local-disk root that points outside is not followed', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ftp-root-'));
+  const outside = await mkdtemp(join(tmpdir(), 'ftp-outside-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }), () => rm(outside, { recursive: true, force: true }));
+  await writeFile(join(outside, 'secret.txt'), 'secret');
+  await symlink(outside, join(root, 'escape'));
+  await symlink(join(outside, 'secret.txt'), join(root, 'secret-link'));
+  const { c } = await session({}, new LocalProvider(root));
+  expect((await c.cmd('CWD escape')).code).toBe(550);
+  expect((await c.cmd('SIZE secret-link')).code).toBe(550);
+  const socket = await c.passive();
+  expect((await c.cmd('RETR escape/secret.txt')).code).toBe(550);
+  expect((await c.cmd('RETR secret-link')).code).toBe(550);
+  socket.destroy();
+});

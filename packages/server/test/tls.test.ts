@@ -1,0 +1,304 @@
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
+import { Readable, Writable } from 'node:stream';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { Client } from 'basic-ftp';
+import { parseEpsvReply, ReplyParser, type Reply } from '@ftp/protocol';
+import { MemoryProvider } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FtpServer, type ServerSettings } from '../src/index.js';
+import { SocketPipe } from '../src/socket-pipe.js';
+import { makeCertificate } from './tls-fixture.js';
+import { PASSWORD, RawClient, USER } from './helpers.js';
+
+const certificate = makeCertificate();
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function tlsServer(settings: Partial<ServerSettings> = {}, implicit = false) {
+  const fs = new MemoryProvider();
+  let tlsOptions = { ...certificate };
+  const server = new FtpServer({
+    settings: { failedLoginDelay: 0, passivePortRange: [47000, 47999], ...settings },
+    driver: {
+      authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null),
+      tlsOptions: () => tlsOptions,
+    },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const implicitPort = implicit ? (await server.listenImplicitTls(0, '127.0.0.1')).port : 0;
+  cleanups.push(() => server.close());
+  return { server, port, implicitPort, fs, rotate: (o: typeof tlsOptions) => (tlsOptions = o) };
+}
+
+async function client(port: number, secure: boolean | 'implicit'): Promise<Client> {
+  const c = new Client(10000);
+  cleanups.push(() => c.close());
+  await c.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD, secure, secureOptions: { rejectUnauthorized: false } });
+  return c;
+}
+
+async function roundTrip(c: Client): Promise<void> {
+  const data = Buffer.alloc(300000, 'x');
+  await c.uploadFrom(Readable.from([data]), 'f.bin');
+  const chunks: Buffer[] = [];
+  await c.downloadTo(new Writable({ write: (chunk: Buffer, _e, cb) => (chunks.push(chunk), cb()) }), 'f.bin');
+  expect(Buffer.concat(chunks).equals(data)).toBe(true);
+  expect((await c.list()).map((e) => e.name)).toEqual(['f.bin']);
+}
+
+/** A control connection upgraded with AUTH TLS by hand, for checking replies exactly. */
+class TlsRaw {
+  private parser = new ReplyParser();
+  private replies: Reply[] = [];
+  private waiters: Array<(r: Reply) => void> = [];
+  constructor(readonly socket: TLSSocket) {
+    socket.on('data', (d: Buffer) => {
+      for (const r of this.parser.push(d)) {
+        const w = this.waiters.shift();
+        if (w) w(r);
+        else this.replies.push(r);
+      }
+    });
+    socket.on('error', () => {});
+  }
+  static async upgrade(raw: RawClient): Promise<TlsRaw> {
+    expect((await raw.cmd('AUTH TLS')).code).toBe(234);
+    raw.socket.removeAllListeners('data');
+    const socket = tlsConnect({ socket: raw.socket, rejectUnauthorized: false });
+    await once(socket, 'secureConnect');
+    cleanups.push(() => socket.destroy());
+    return new TlsRaw(socket);
+  }
+  next(): Promise<Reply> {
+    const r = this.replies.shift();
+    if (r) return Promise.resolve(r);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no reply')), 5000);
+      this.waiters.push((x) => (clearTimeout(t), resolve(x)));
+    });
+  }
+  cmd(line: string): Promise<Reply> {
+    this.socket.write(line + '\r\n');
+    return this.next();
+  }
+}
+
+describe('explicit FTPS (AUTH TLS)', () => {
+  it('FEAT lists AUTH TLS, PBSZ and PROT only when the driver has TLS', async () => {
+    const { port } = await tlsServer();
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    const feat = await raw.cmd('FEAT');
+    for (const f of [' AUTH TLS', ' PBSZ', ' PROT']) expect(feat.lines).toContain(f);
+    const plain = new FtpServer({ driver: { authenticate: () => null } });
+    const { port: plainPort } = await plain.listen(0, '127.0.0.1');
+    cleanups.push(() => plain.close());
+    const raw2 = await RawClient.connect(plainPort);
+    cleanups.push(() => raw2.close());
+    await raw2.next();
+    expect((await raw2.cmd('FEAT')).lines).not.toContain(' AUTH TLS');
+    expect((await raw2.cmd('AUTH TLS')).code).toBe(431);
+  });
+
+  it('protects control and data connections (basic-ftp, PROT P, session reuse)', async () => {
+    const { port } = await tlsServer();
+    await roundTrip(await client(port, true));
+  });
+
+  it('PBSZ and PROT need AUTH first; PROT needs PBSZ; PROT S/E are unsupported', async () => {
+    const { port } = await tlsServer();
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    expect((await raw.cmd('PBSZ 0')).code).toBe(503);
+    expect((await raw.cmd('PROT P')).code).toBe(503);
+    expect((await raw.cmd('AUTH KERBEROS_V4')).code).toBe(504);
+    const t = await TlsRaw.upgrade(raw);
+    expect((await t.cmd('PROT P')).code).toBe(503);
+    expect((await t.cmd('PBSZ 0')).text).toBe('PBSZ=0');
+    expect((await t.cmd('PROT S')).code).toBe(536);
+    expect((await t.cmd('PROT P')).code).toBe(200);
+    expect((await t.cmd('AUTH TLS')).code).toBe(503);
+    expect((await t.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await t.cmd('CCC')).code).toBe(534);
+  });
+
+  it('discards commands sent in clear text after AUTH TLS (no command injection)', async () => {
+    const { port } = await tlsServer();
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    // The attacker appends a command to AUTH TLS in the same packet; it must never run.
+    raw.send(`AUTH TLS\r\nUSER ${USER}\r\n`);
+    expect((await raw.next()).code).toBe(234);
+    raw.socket.removeAllListeners('data');
+    const socket = tlsConnect({ socket: raw.socket, rejectUnauthorized: false });
+    await once(socket, 'secureConnect');
+    cleanups.push(() => socket.destroy());
+    const t = new TlsRaw(socket);
+    // Had USER run, PASS would be accepted; instead it is a bad sequence.
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(503);
+  });
+
+  it('picks up a new certificate for the next AUTH TLS without a restart', async () => {
+    const ctx = await tlsServer();
+    const first = await client(ctx.port, true);
+    const firstCert = (first.ftp.socket as TLSSocket).getPeerCertificate();
+    const next = makeCertificate();
+    ctx.rotate(next);
+    const second = await client(ctx.port, true);
+    const secondCert = (second.ftp.socket as TLSSocket).getPeerCertificate();
+    expect(firstCert.raw).toBeInstanceOf(Buffer);
+    expect(secondCert.raw.equals(firstCert.raw)).toBe(false);
+    await roundTrip(second);
+  });
+});
+
+describe('CCC', () => {
+  it('is refused by default; when allowed, the session goes on in clear text after login', async () => {
+    const { port } = await tlsServer({ allowCcc: true });
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    expect((await raw.cmd('AUTH TLS')).code).toBe(234);
+    raw.socket.removeAllListeners('data');
+    // The client also needs TLS over a relay it can take off again.
+    const pipe = new SocketPipe(raw.socket);
+    const socket = tlsConnect({ socket: pipe, rejectUnauthorized: false });
+    await once(socket, 'secureConnect');
+    const t = new TlsRaw(socket);
+    await t.cmd(`USER ${USER}`);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await t.cmd('PBSZ 0')).code).toBe(200);
+    expect((await t.cmd('PROT P')).code).toBe(200);
+    expect((await t.cmd('CCC')).code).toBe(200);
+    // Both sides send close_notify; the client then speaks clear text on the same TCP connection.
+    const closed = once(t.socket, 'close');
+    pipe.keepOpen();
+    t.socket.end();
+    await closed;
+    const clear = pipe.detach();
+    const parser = new ReplyParser();
+    const replies: Reply[] = [];
+    clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
+    clear.resume();
+    clear.write('PWD\r\n');
+    for (let i = 0; i < 50 && replies.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(replies[0]?.code).toBe(257);
+
+    const strict = await tlsServer({});
+    const raw2 = await RawClient.connect(strict.port);
+    cleanups.push(() => raw2.close());
+    await raw2.next();
+    const t2 = await TlsRaw.upgrade(raw2);
+    await t2.cmd(`USER ${USER}`);
+    await t2.cmd(`PASS ${PASSWORD}`);
+    expect((await t2.cmd('CCC')).code).toBe(534);
+    expect((await t2.cmd('NOOP')).code).toBe(200);
+  });
+});
+
+describe('implicit FTPS', () => {
+  it('speaks TLS from the first byte and protects data by default', async () => {
+    const { implicitPort } = await tlsServer({}, true);
+    await roundTrip(await client(implicitPort, 'implicit'));
+  });
+
+  it('a client that speaks clear text to the implicit port gets nothing and is closed', async () => {
+    const { implicitPort, server } = await tlsServer({ tlsHandshakeTimeout: 1 }, true);
+    const raw = netConnect({ port: implicitPort, host: '127.0.0.1' });
+    raw.on('error', () => {});
+    let got = '';
+    raw.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    raw.write('USER x\r\n');
+    await once(raw, 'close');
+    expect(got).not.toMatch(/^220/);
+    expect(server.sessionCount).toBe(0);
+  });
+});
+
+describe('requirement modes', () => {
+  it("tlsRequired 'control': USER before AUTH TLS is refused with 530", async () => {
+    const { port } = await tlsServer({ tlsRequired: 'control' });
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    expect((await raw.cmd(`USER ${USER}`)).code).toBe(530);
+    const c = new Client(5000);
+    cleanups.push(() => c.close());
+    await expect(c.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD })).rejects.toThrow(/530/);
+    await roundTrip(await client(port, true));
+  });
+
+  it("tlsRequired 'all': PROT C is refused (534) and clear transfers get 521", async () => {
+    const { port } = await tlsServer({ tlsRequired: 'all' });
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    const t = await TlsRaw.upgrade(raw);
+    expect((await t.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await t.cmd('PBSZ 0')).code).toBe(200);
+    expect((await t.cmd('PROT C')).code).toBe(534);
+    expect((await t.cmd('EPSV')).code).toBe(229);
+    expect((await t.cmd('LIST')).code).toBe(521);
+  });
+
+  it('a driver raises the requirement for one user', async () => {
+    const fs = new MemoryProvider();
+    const server = new FtpServer({
+      settings: { failedLoginDelay: 0 },
+      driver: {
+        authenticate: (_s, user, pass) => (pass === PASSWORD ? { fs, ...(user === 'admin' ? { tlsRequired: 'control' as const } : {}) } : null),
+        tlsOptions: () => certificate,
+      },
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close());
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    expect((await raw.cmd('USER admin')).code).toBe(331);
+    expect((await raw.cmd(`PASS ${PASSWORD}`)).code).toBe(530);
+    expect((await raw.cmd('USER guest')).code).toBe(331);
+    expect((await raw.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+  });
+});
+
+describe('TLS session reuse on data connections', () => {
+  async function dataWithoutReuse(settings: Partial<ServerSettings>): Promise<{ code: number; data: string }> {
+    const { port, fs } = await tlsServer(settings);
+    await fs.mkdir('/d');
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    const t = await TlsRaw.upgrade(raw);
+    await t.cmd(`USER ${USER}`);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    await t.cmd('PBSZ 0');
+    await t.cmd('PROT P');
+    const dataPort = parseEpsvReply((await t.cmd('EPSV')).text);
+    t.socket.write('NLST\r\n');
+    expect((await t.next()).code).toBe(150);
+    // A fresh TLS session on the data connection: what a hijacker racing to the port would have.
+    const data = tlsConnect({ port: dataPort, host: '127.0.0.1', rejectUnauthorized: false });
+    data.on('error', () => {});
+    let text = '';
+    data.on('data', (d: Buffer) => (text += d.toString()));
+    await once(data, 'close');
+    return { code: (await t.next()).code, data: text };
+  }
+
+  it('is required by default: a data connection with a new TLS session is refused (522)', async () => {
+    expect(await dataWithoutReuse({})).toEqual({ code: 522, data: '' });
+  });
+
+  it('can be turned off for clients that cannot resume', async () => {
+    expect(await dataWithoutReuse({ tlsSessionReuse: false })).toEqual({ code: 226, data: 'd\r\n' });
+  });
+});

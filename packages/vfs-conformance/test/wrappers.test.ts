@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalProvider, MemoryProvider, scoped, SqliteProvider } from '@ftp/vfs';
+import type { FsProvider } from '@ftp/vfs';
+import { describeProvider } from '../src/index.js';
+
+// The whole suite through scoped() views (a user's home inside a shared provider), with a smaller large file.
+const inner = new WeakMap<FsProvider, { provider: FsProvider; cleanup?: () => void }>();
+
+function home(provider: FsProvider, cleanup?: () => void): FsProvider {
+  const view = scoped(provider, '/home/user');
+  inner.set(view, cleanup === undefined ? { provider } : { provider, cleanup });
+  return view;
+}
+
+const teardown = async (view: FsProvider): Promise<void> => {
+  const entry = inner.get(view);
+  await entry?.provider.close?.();
+  entry?.cleanup?.();
+};
+
+describeProvider(
+  'scoped(MemoryProvider)',
+  async () => {
+    const p = new MemoryProvider();
+    await p.mkdir('/home/user', { recursive: true });
+    await p.mkdir('/home/other', { recursive: true });
+    return home(p);
+  },
+  { teardown, largeFileBytes: 8 * 1024 * 1024, contentInMemory: true },
+);
+
+describeProvider(
+  'scoped(LocalProvider)',
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ftp-vfs-scoped-'));
+    const p = new LocalProvider(dir);
+    p.mkdirSync('/home/user', { recursive: true });
+    return home(p, () => rmSync(dir, { recursive: true, force: true }));
+  },
+  { teardown, largeFileBytes: 8 * 1024 * 1024 },
+);
+
+describeProvider(
+  'scoped(SqliteProvider)',
+  () => {
+    const p = new SqliteProvider();
+    p.mkdirSync('/home/user', { recursive: true });
+    return home(p);
+  },
+  { teardown, largeFileBytes: 8 * 1024 * 1024, contentInMemory: true },
+);

@@ -1,0 +1,52 @@
+import type { FsProvider } from './spec.js';
+
+/** What a provider can do beyond the core, as {@link describeCapabilities} detects it. */
+export interface Capabilities {
+  /** `createReadStream` and `createWriteStream` (else transfers go through file handles). */
+  streaming: boolean;
+  /** `list`: entries with stats in one call (else `readdir` + one `lstat` per entry). */
+  list: boolean;
+  /** `setTimes` (MFMT). */
+  setTimes: boolean;
+  /** `chmod` (SITE CHMOD). */
+  chmod: boolean;
+  /** `hash` (HASH, XSHA…; else `hashFile` streams the file through node:crypto). */
+  hash: boolean;
+  /** `availableSpace` (AVBL). */
+  availableSpace: boolean;
+  /** `allocate` (ALLO). */
+  allocate: boolean;
+  /** `concat` (COMB). */
+  concat: boolean;
+  /** `symlink` and `readlink` that work (SITE SYMLINK, links in listings). */
+  symlink: boolean;
+  /** Every mutation fails with EROFS. */
+  readonly: boolean;
+  /** Concurrent whole-file uploads to one path end as one whole version (see `FsProvider.atomicUploads`). */
+  atomicUploads: boolean;
+}
+
+function has(p: object, name: string): boolean {
+  return typeof (p as Record<string, unknown>)[name] === 'function';
+}
+
+/**
+ * Detects the optional capabilities of a provider: a capability is there when its method is. `symlink` also
+ * honours `@platformatic/vfs`'s `supportsSymlinks` flag, since every `VirtualProvider` inherits methods that
+ * only throw.
+ */
+export function describeCapabilities(p: FsProvider): Capabilities {
+  return {
+    streaming: has(p, 'createReadStream') && has(p, 'createWriteStream'),
+    list: has(p, 'list'),
+    setTimes: has(p, 'setTimes'),
+    chmod: has(p, 'chmod'),
+    hash: has(p, 'hash'),
+    availableSpace: has(p, 'availableSpace'),
+    allocate: has(p, 'allocate'),
+    concat: has(p, 'concat'),
+    symlink: has(p, 'symlink') && has(p, 'readlink') && p.supportsSymlinks !== false,
+    readonly: p.readonly === true,
+    atomicUploads: p.atomicUploads === true,
+  };
+}

@@ -1,0 +1,64 @@
+import { toVfsError } from './errors.js';
+import { joinPath } from './paths.js';
+import type { DirEntry, FileStats, FsProvider } from './spec.js';
+
+/** How many `lstat` calls {@link listDirectory}'s fallback keeps in flight. */
+export const LIST_CONCURRENCY = 64;
+
+/** The name of a `readdir` result item: a string, or a Dirent-like object with a `name`. */
+export function direntName(entry: unknown): string | undefined {
+  if (typeof entry === 'string') return entry;
+  if (typeof entry === 'object' && entry !== null) {
+    const name = (entry as { name?: unknown }).name;
+    if (typeof name === 'string') return name;
+    if (Buffer.isBuffer(name)) return name.toString('utf8');
+  }
+  if (Buffer.isBuffer(entry)) return entry.toString('utf8');
+  return undefined;
+}
+
+/**
+ * Stats of a path without following a final symlink: `lstat` when the provider has it, else `stat`.
+ * Errors are {@link VfsError}s naming `path`.
+ */
+export async function statEntry(p: FsProvider, path: string): Promise<FileStats> {
+  try {
+    return typeof p.lstat === 'function' ? await p.lstat(path) : await p.stat(path);
+  } catch (err) {
+    throw toVfsError(err, path);
+  }
+}
+
+/**
+ * The entries of a directory with their stats. Uses the provider's `list` when present; otherwise `readdir` (names or
+ * Dirents) and one {@link statEntry} per entry, at most {@link LIST_CONCURRENCY} at a time, skipping entries that
+ * vanish between the two. Symlinks are reported as links (lstat).
+ */
+export async function listDirectory(p: FsProvider, path: string): Promise<DirEntry[]> {
+  try {
+    if (typeof p.list === 'function') return await p.list(path);
+    const raw = await p.readdir(path);
+    const names: string[] = [];
+    for (const item of raw) {
+      const name = direntName(item);
+      if (name !== undefined && name !== '.' && name !== '..') names.push(name);
+    }
+    const results: (DirEntry | undefined)[] = new Array(names.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < names.length) {
+        const i = next++;
+        const name = names[i] as string;
+        try {
+          results[i] = { name, stats: await statEntry(p, joinPath(path, name)) };
+        } catch (err) {
+          if (toVfsError(err).code !== 'ENOENT') throw err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, names.length) }, worker));
+    return results.filter((e): e is DirEntry => e !== undefined);
+  } catch (err) {
+    throw toVfsError(err, path);
+  }
+}

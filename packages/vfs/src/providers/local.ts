@@ -1,0 +1,680 @@
+import fs from 'node:fs';
+import type { Stats } from 'node:fs';
+import fsp from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import nodePath from 'node:path';
+import type { Readable } from 'node:stream';
+import { Writable } from 'node:stream';
+import { VirtualProvider } from '@platformatic/vfs';
+import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
+import { errorCodeOf, fsError, toVfsError } from '../errors.js';
+import { mapStreamErrors } from '../internal/stream-errors.js';
+import { LIST_CONCURRENCY } from '../listing.js';
+import { dirname, normalizePath, resolvePath } from '../paths.js';
+import { SPEC_VERSION } from '../spec.js';
+import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import { parseOpenFlags, VfsDirent } from '../stats.js';
+import type { NodeKind } from '../stats.js';
+import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+
+const MAX_SYMLINK_HOPS = 40;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND } = fs.constants;
+
+/** Options of {@link LocalProvider}. */
+export interface LocalProviderOptions {
+  /** Create the root directory (and its parents) when missing. Default false: a missing root throws ENOENT. */
+  create?: boolean;
+}
+
+function kindOf(d: { isDirectory(): boolean; isSymbolicLink(): boolean }): NodeKind {
+  return d.isSymbolicLink() ? 'symlink' : d.isDirectory() ? 'directory' : 'file';
+}
+
+/** A file handle of {@link LocalProvider} over a file descriptor (sync and async, as `@platformatic/vfs` expects). */
+export class LocalFileHandle {
+  #closed = false;
+
+  /** @internal */
+  constructor(
+    readonly fd: number,
+    readonly path: string,
+    readonly flags: string | number,
+    readonly mode: number,
+  ) {}
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  read<T extends NodeJS.ArrayBufferView>(buffer: T, offset = 0, length = buffer.byteLength - offset, position: number | null = null): Promise<{ bytesRead: number; buffer: T }> {
+    return new Promise((resolve, reject) => {
+      fs.read(this.fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(toVfsError(err, this.path)) : resolve({ bytesRead, buffer })));
+    });
+  }
+  readSync(buffer: NodeJS.ArrayBufferView, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    return fs.readSync(this.fd, buffer, offset, length, position);
+  }
+  write<T extends NodeJS.ArrayBufferView>(buffer: T, offset = 0, length = buffer.byteLength - offset, position: number | null = null): Promise<{ bytesWritten: number; buffer: T }> {
+    return new Promise((resolve, reject) => {
+      fs.write(this.fd, buffer, offset, length, position, (err, bytesWritten) => (err ? reject(toVfsError(err, this.path)) : resolve({ bytesWritten, buffer })));
+    });
+  }
+  writeSync(buffer: NodeJS.ArrayBufferView, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    return fs.writeSync(this.fd, buffer, offset, length, position);
+  }
+  readFile(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Promise<Buffer | string> {
+    return new Promise((resolve, reject) => {
+      fs.readFile(this.fd, options ?? null, (err, data) => (err ? reject(toVfsError(err, this.path)) : resolve(data)));
+    });
+  }
+  readFileSync(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Buffer | string {
+    const encoding = typeof options === 'string' ? options : options?.encoding;
+    return encoding ? fs.readFileSync(this.fd, encoding) : fs.readFileSync(this.fd);
+  }
+  writeFile(data: string | NodeJS.ArrayBufferView, options?: BufferEncoding | { encoding?: BufferEncoding } | null): Promise<void> {
+    return new Promise((resolve, reject) => {
+      fs.writeFile(this.fd, data, options ?? null, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
+    });
+  }
+  writeFileSync(data: string | NodeJS.ArrayBufferView, options?: BufferEncoding | { encoding?: BufferEncoding } | null): void {
+    fs.writeFileSync(this.fd, data, options ?? null);
+  }
+  stat(): Promise<Stats> {
+    return new Promise((resolve, reject) => {
+      fs.fstat(this.fd, (err, st) => (err ? reject(toVfsError(err, this.path)) : resolve(st)));
+    });
+  }
+  statSync(): Stats {
+    return fs.fstatSync(this.fd);
+  }
+  truncate(len = 0): Promise<void> {
+    return new Promise((resolve, reject) => {
+      fs.ftruncate(this.fd, len, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
+    });
+  }
+  truncateSync(len = 0): void {
+    fs.ftruncateSync(this.fd, len);
+  }
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve, reject) => {
+      fs.close(this.fd, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
+    });
+  }
+  closeSync(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    fs.closeSync(this.fd);
+  }
+}
+
+/** An upload to a local file: positional writes (batched with `writev`), truncation to the final length for REST. */
+class LocalWriteStream extends Writable implements UploadStream {
+  #fh: FileHandle;
+  #pos: number | null;
+  #truncateAtEnd: boolean;
+  #closed = false;
+  /** The error the server reported for an interrupted transfer, if any. */
+  interruptedBy: Error | undefined;
+
+  constructor(fh: FileHandle, position: number | null, truncateAtEnd: boolean) {
+    super({ highWaterMark: TRANSFER_CHUNK_SIZE });
+    this.#fh = fh;
+    this.#pos = position;
+    this.#truncateAtEnd = truncateAtEnd;
+  }
+
+  async #write(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off, this.#pos);
+      off += bytesWritten;
+      if (this.#pos !== null) this.#pos += bytesWritten;
+    }
+  }
+
+  async #writev(chunks: Buffer[]): Promise<void> {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const { bytesWritten } = await this.#fh.writev(chunks, this.#pos ?? undefined);
+    if (this.#pos !== null) this.#pos += bytesWritten;
+    if (bytesWritten < total) {
+      // Short write: finish the rest chunk by chunk.
+      let skip = bytesWritten;
+      for (const c of chunks) {
+        if (skip >= c.length) {
+          skip -= c.length;
+          continue;
+        }
+        await this.#write(skip > 0 ? c.subarray(skip) : c);
+        skip = 0;
+      }
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#write(chunk).then(() => cb(), cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.#writev(chunks.map((c) => c.chunk)).then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    (async () => {
+      if (this.#truncateAtEnd && this.#pos !== null) await this.#fh.truncate(this.#pos);
+      this.#closed = true;
+      await this.#fh.close();
+    })().then(() => cb(), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#closed) return cb(err);
+    this.#closed = true;
+    this.#fh.close().then(
+      () => cb(err),
+      () => cb(err),
+    );
+  }
+
+  /** Records the interruption; what was received stays on disk (REST can resume it). */
+  transferError(err: Error): void {
+    this.interruptedBy = err;
+  }
+}
+
+/**
+ * A local directory as the root of the tree, hardened against escapes: every path is resolved lexically under the
+ * real root, then its symlinks are resolved (`realpath`; for a path that does not exist yet, the deepest existing
+ * ancestor, following dangling links) and the result must lie inside the real root. A symlink planted inside the
+ * root that points outside (`ln -s /etc root/etc`, a link to `../..`) is therefore never followed out: `stat`,
+ * `open`, `readdir`, `list`, streams, `mkdir`, `rename`, `unlink`… through it fail with **EACCES**. `lstat` and
+ * `readlink` of the link itself work, so listings still show it. Opened files are verified once more through
+ * `/proc/self/fd` (Linux), and writes open without `O_TRUNC` and truncate only after that check, so a link swapped
+ * between check and open cannot truncate an outside file. (A race on a *parent* directory between the check and a
+ * `mkdir`/`rename` remains possible: Node has no `openat`.)
+ *
+ * Symlinks created through it (`symlink`) must resolve inside the root (else EACCES); absolute targets are stored
+ * relative to the link's directory, so `readlink` returns the relative form.
+ *
+ * Uploads are written in place (visible as written, not atomic: `atomicUploads` is false); an interrupted upload
+ * keeps what was received, so that REST can resume it. Sync methods work too (for `@platformatic/vfs`'s `create()`).
+ */
+export class LocalProvider extends VirtualProvider implements FsProvider {
+  /** The contract version this provider implements. */
+  readonly specVersion = SPEC_VERSION;
+  /** Uploads write in place: concurrent uploads to one path may interleave. */
+  readonly atomicUploads = false;
+  #root: string;
+
+  /**
+   * @param rootDir the directory that becomes `/`; it is resolved with `realpath` once, here.
+   * @throws VfsError ENOENT when it is missing (unless `create`), ENOTDIR when it is not a directory.
+   */
+  constructor(rootDir: string, options: LocalProviderOptions = {}) {
+    super();
+    try {
+      if (options.create === true) fs.mkdirSync(rootDir, { recursive: true });
+      this.#root = fs.realpathSync(rootDir);
+    } catch (err) {
+      throw toVfsError(err, rootDir);
+    }
+    if (!fs.statSync(this.#root).isDirectory()) throw fsError('ENOTDIR', 'open', rootDir);
+  }
+
+  /** The real (symlink-free) path of the root directory. */
+  get rootDir(): string {
+    return this.#root;
+  }
+
+  override get readonly(): boolean {
+    return false;
+  }
+
+  override get supportsSymlinks(): boolean {
+    return true;
+  }
+
+  override get supportsWatch(): boolean {
+    return false;
+  }
+
+  // ---------------------------------------------------------------- confinement
+
+  #host(v: string): string {
+    const p = normalizePath(v);
+    if (p === '/') return this.#root;
+    return this.#root === '/' ? p : this.#root + p;
+  }
+
+  #inside(real: string): boolean {
+    return real === this.#root || this.#root === '/' || real.startsWith(this.#root + nodePath.sep);
+  }
+
+  #toVirtual(real: string): string {
+    if (real === this.#root) return '/';
+    return this.#root === '/' ? real : real.slice(this.#root.length);
+  }
+
+  /**
+   * The host path to operate on for virtual path `v`, checked to stay inside the root once symlinks are resolved
+   * (the last component's only when `followLast`). Returns the resolved path when it exists, else the lexical one.
+   */
+  async #confine(v: string, followLast: boolean, syscall: string): Promise<string> {
+    const host = this.#host(v);
+    if (host === this.#root) return host;
+    if (followLast) return this.#confinePath(host, syscall, v);
+    const parent = await this.#confinePath(nodePath.dirname(host), syscall, v);
+    return nodePath.join(parent, nodePath.basename(host));
+  }
+
+  async #confinePath(host: string, syscall: string, v: string): Promise<string> {
+    let probe = host;
+    let hops = 0;
+    for (;;) {
+      let real: string | undefined;
+      try {
+        real = await fsp.realpath(probe);
+      } catch (err) {
+        const code = errorCodeOf(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toVfsError(err, v);
+      }
+      if (real !== undefined) {
+        if (!this.#inside(real)) throw fsError('EACCES', syscall, v);
+        return probe === host ? real : host;
+      }
+      // `probe` does not resolve: a dangling link (follow it by hand) or a missing entry (check its parent).
+      let st: Stats | undefined;
+      try {
+        st = await fsp.lstat(probe);
+      } catch {
+        st = undefined;
+      }
+      if (st?.isSymbolicLink()) {
+        if (++hops > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, v);
+        probe = nodePath.resolve(nodePath.dirname(probe), await fsp.readlink(probe));
+        continue;
+      }
+      const up = nodePath.dirname(probe);
+      if (up === probe) return host;
+      probe = up;
+    }
+  }
+
+  #confineSync(v: string, followLast: boolean, syscall: string): string {
+    const host = this.#host(v);
+    if (host === this.#root) return host;
+    if (followLast) return this.#confinePathSync(host, syscall, v);
+    const parent = this.#confinePathSync(nodePath.dirname(host), syscall, v);
+    return nodePath.join(parent, nodePath.basename(host));
+  }
+
+  #confinePathSync(host: string, syscall: string, v: string): string {
+    let probe = host;
+    let hops = 0;
+    for (;;) {
+      let real: string | undefined;
+      try {
+        real = fs.realpathSync.native(probe);
+      } catch (err) {
+        const code = errorCodeOf(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toVfsError(err, v);
+      }
+      if (real !== undefined) {
+        if (!this.#inside(real)) throw fsError('EACCES', syscall, v);
+        return probe === host ? real : host;
+      }
+      const st = fs.lstatSync(probe, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) {
+        if (++hops > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, v);
+        probe = nodePath.resolve(nodePath.dirname(probe), fs.readlinkSync(probe));
+        continue;
+      }
+      const up = nodePath.dirname(probe);
+      if (up === probe) return host;
+      probe = up;
+    }
+  }
+
+  /** Checks, through /proc/self/fd (Linux), that an opened descriptor is a file inside the root. */
+  async #verifyFd(fd: number, v: string): Promise<void> {
+    let target: string;
+    try {
+      target = await fsp.readlink(`/proc/self/fd/${fd}`);
+    } catch {
+      return;
+    }
+    this.#checkFdTarget(target, v);
+  }
+
+  #verifyFdSync(fd: number, v: string): void {
+    let target: string;
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return;
+    }
+    this.#checkFdTarget(target, v);
+  }
+
+  #checkFdTarget(target: string, v: string): void {
+    if (target.endsWith(' (deleted)')) target = target.slice(0, -' (deleted)'.length);
+    if (!this.#inside(target)) throw fsError('EACCES', 'open', v);
+  }
+
+  /** Runs `fn`, turning whatever it throws into a VfsError naming `v`. */
+  async #run<T>(v: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toVfsError(err, v);
+    }
+  }
+
+  #runSync<T>(v: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw toVfsError(err, v);
+    }
+  }
+
+  // ---------------------------------------------------------------- core (async)
+
+  override stat(path: string): Promise<Stats> {
+    return this.#run(path, async () => fsp.stat(await this.#confine(path, true, 'stat')));
+  }
+
+  override lstat(path: string): Promise<Stats> {
+    return this.#run(path, async () => fsp.lstat(await this.#confine(path, false, 'lstat')));
+  }
+
+  override readdir(path: string, options?: ReaddirOptions): Promise<string[] | VfsDirent[]> {
+    return this.#run(path, async () => {
+      const real = await this.#confine(path, true, 'scandir');
+      if (options?.withFileTypes !== true) return fsp.readdir(real);
+      const p = normalizePath(path);
+      return (await fsp.readdir(real, { withFileTypes: true })).map((d) => new VfsDirent(d.name, kindOf(d), p));
+    });
+  }
+
+  override mkdir(path: string, options?: MkdirOptions): Promise<string | undefined> {
+    return this.#run(path, async () => {
+      const recursive = options?.recursive === true;
+      const target = await this.#confine(path, recursive, 'mkdir');
+      if (target === this.#root) {
+        if (recursive) return undefined;
+        throw fsError('EEXIST', 'mkdir', path);
+      }
+      const first = await fsp.mkdir(target, { recursive, mode: options?.mode ?? 0o777 });
+      return first !== undefined && this.#inside(first) ? this.#toVirtual(first) : undefined;
+    });
+  }
+
+  override rmdir(path: string): Promise<void> {
+    return this.#run(path, async () => {
+      if (normalizePath(path) === '/') throw fsError('EBUSY', 'rmdir', path);
+      await fsp.rmdir(await this.#confine(path, false, 'rmdir'));
+    });
+  }
+
+  override unlink(path: string): Promise<void> {
+    return this.#run(path, async () => {
+      if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
+      await fsp.unlink(await this.#confine(path, false, 'unlink'));
+    });
+  }
+
+  override rename(oldPath: string, newPath: string): Promise<void> {
+    return this.#run(oldPath, async () => {
+      if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
+      const from = await this.#confine(oldPath, false, 'rename');
+      let to: string;
+      try {
+        to = await this.#confine(newPath, false, 'rename');
+      } catch (err) {
+        throw toVfsError(err, newPath);
+      }
+      await fsp.rename(from, to);
+    });
+  }
+
+  override open(path: string, flags: string | number = 'r', mode?: number): Promise<LocalFileHandle> {
+    return this.#run(path, async () => {
+      const f = parseOpenFlags(flags);
+      const real = await this.#confine(path, true, 'open');
+      const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
+      const fd = await new Promise<number>((resolve, reject) => fs.open(real, bits, mode ?? 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
+      const handle = new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666);
+      try {
+        await this.#verifyFd(fd, path);
+        if (f.truncate && f.write) await handle.truncate(0);
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        throw err;
+      }
+      return handle;
+    });
+  }
+
+  /** Reads a link; an absolute target inside the root is returned as a virtual path. */
+  override readlink(path: string): Promise<string> {
+    return this.#run(path, async () => {
+      const target = await fsp.readlink(await this.#confine(path, false, 'readlink'));
+      return nodePath.isAbsolute(target) && this.#inside(target) ? this.#toVirtual(target) : target;
+    });
+  }
+
+  /**
+   * Creates a symlink. An absolute `target` is a virtual path (stored relative to the link's directory); a relative
+   * one must not climb out of the root. Either must resolve inside the root, else EACCES.
+   */
+  override symlink(target: string, path: string): Promise<void> {
+    return this.#run(path, async () => {
+      const link = await this.#confine(path, false, 'symlink');
+      const stored = this.#linkTarget(target, link, path);
+      await this.#confinePath(nodePath.resolve(nodePath.dirname(link), stored), 'symlink', path);
+      await fsp.symlink(stored, link);
+    });
+  }
+
+  #linkTarget(target: string, link: string, v: string): string {
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw fsError('EINVAL', 'symlink', v);
+    const dir = nodePath.dirname(link);
+    if (target.startsWith('/')) return nodePath.relative(dir, this.#host(resolvePath('/', target))) || '.';
+    if (!this.#inside(nodePath.resolve(dir, target))) throw fsError('EACCES', 'symlink', v);
+    return target;
+  }
+
+  override realpath(path: string): Promise<string> {
+    return this.#run(path, async () => this.#toVirtual(await fsp.realpath(await this.#confine(path, true, 'realpath'))));
+  }
+
+  override access(path: string, mode?: number): Promise<void> {
+    return this.#run(path, async () => fsp.access(await this.#confine(path, true, 'access'), mode));
+  }
+
+  // ---------------------------------------------------------------- core (sync)
+
+  override statSync(path: string): Stats {
+    return this.#runSync(path, () => fs.statSync(this.#confineSync(path, true, 'stat')));
+  }
+
+  override lstatSync(path: string): Stats {
+    return this.#runSync(path, () => fs.lstatSync(this.#confineSync(path, false, 'lstat')));
+  }
+
+  override readdirSync(path: string, options?: ReaddirOptions): string[] | VfsDirent[] {
+    return this.#runSync(path, () => {
+      const real = this.#confineSync(path, true, 'scandir');
+      if (options?.withFileTypes !== true) return fs.readdirSync(real);
+      const p = normalizePath(path);
+      return fs.readdirSync(real, { withFileTypes: true }).map((d) => new VfsDirent(d.name, kindOf(d), p));
+    });
+  }
+
+  override mkdirSync(path: string, options?: MkdirOptions): string | undefined {
+    return this.#runSync(path, () => {
+      const recursive = options?.recursive === true;
+      const target = this.#confineSync(path, recursive, 'mkdir');
+      if (target === this.#root) {
+        if (recursive) return undefined;
+        throw fsError('EEXIST', 'mkdir', path);
+      }
+      const first = fs.mkdirSync(target, { recursive, mode: options?.mode ?? 0o777 });
+      return first !== undefined && this.#inside(first) ? this.#toVirtual(first) : undefined;
+    });
+  }
+
+  override rmdirSync(path: string): void {
+    this.#runSync(path, () => {
+      if (normalizePath(path) === '/') throw fsError('EBUSY', 'rmdir', path);
+      fs.rmdirSync(this.#confineSync(path, false, 'rmdir'));
+    });
+  }
+
+  override unlinkSync(path: string): void {
+    this.#runSync(path, () => {
+      if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
+      fs.unlinkSync(this.#confineSync(path, false, 'unlink'));
+    });
+  }
+
+  override renameSync(oldPath: string, newPath: string): void {
+    this.#runSync(oldPath, () => {
+      if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
+      fs.renameSync(this.#confineSync(oldPath, false, 'rename'), this.#confineSync(newPath, false, 'rename'));
+    });
+  }
+
+  override openSync(path: string, flags: string | number = 'r', mode?: number): LocalFileHandle {
+    return this.#runSync(path, () => {
+      const f = parseOpenFlags(flags);
+      const real = this.#confineSync(path, true, 'open');
+      const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
+      const handle = new LocalFileHandle(fs.openSync(real, bits, mode ?? 0o666), normalizePath(path), flags, mode ?? 0o666);
+      try {
+        this.#verifyFdSync(handle.fd, path);
+        if (f.truncate && f.write) handle.truncateSync(0);
+      } catch (err) {
+        handle.closeSync();
+        throw err;
+      }
+      return handle;
+    });
+  }
+
+  override readlinkSync(path: string): string {
+    return this.#runSync(path, () => {
+      const target = fs.readlinkSync(this.#confineSync(path, false, 'readlink'));
+      return nodePath.isAbsolute(target) && this.#inside(target) ? this.#toVirtual(target) : target;
+    });
+  }
+
+  override symlinkSync(target: string, path: string): void {
+    this.#runSync(path, () => {
+      const link = this.#confineSync(path, false, 'symlink');
+      const stored = this.#linkTarget(target, link, path);
+      this.#confinePathSync(nodePath.resolve(nodePath.dirname(link), stored), 'symlink', path);
+      fs.symlinkSync(stored, link);
+    });
+  }
+
+  override realpathSync(path: string): string {
+    return this.#runSync(path, () => this.#toVirtual(fs.realpathSync.native(this.#confineSync(path, true, 'realpath'))));
+  }
+
+  override accessSync(path: string, mode?: number): void {
+    this.#runSync(path, () => fs.accessSync(this.#confineSync(path, true, 'access'), mode));
+  }
+
+  // ---------------------------------------------------------------- capabilities
+
+  /** Entries with their lstat, from one `readdir` and parallel `lstat` batches; vanished entries are skipped. */
+  async list(path: string): Promise<DirEntry[]> {
+    return this.#run(path, async () => {
+      const real = await this.#confine(path, true, 'scandir');
+      const names = await fsp.readdir(real);
+      const out: (DirEntry | undefined)[] = new Array(names.length);
+      for (let i = 0; i < names.length; i += LIST_CONCURRENCY) {
+        await Promise.all(
+          names.slice(i, i + LIST_CONCURRENCY).map(async (name, j) => {
+            try {
+              out[i + j] = { name, stats: await fsp.lstat(nodePath.join(real, name)) };
+            } catch (err) {
+              if (errorCodeOf(err) !== 'ENOENT') throw err;
+            }
+          }),
+        );
+      }
+      return out.filter((e): e is DirEntry => e !== undefined);
+    });
+  }
+
+  /** `fs.createReadStream` (256 KiB reads) over a descriptor opened and checked first: open errors reject here. */
+  async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
+    checkStreamOptions(options, path);
+    return this.#run(path, async () => {
+      const fh = await fsp.open(await this.#confine(path, true, 'open'), O_RDONLY);
+      try {
+        await this.#verifyFd(fh.fd, path);
+        if ((await fh.stat()).isDirectory()) throw fsError('EISDIR', 'open', path);
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        throw err;
+      }
+      const stream = fs.createReadStream('', { fd: fh, start: options.start, end: options.end, highWaterMark: TRANSFER_CHUNK_SIZE, autoClose: true });
+      return mapStreamErrors(stream, path);
+    });
+  }
+
+  /**
+   * Opens an upload: truncates (default), writes from `start` keeping the bytes before it and truncating to the
+   * final length at the end (REST + STOR; the file is created when missing), or appends (`append`).
+   */
+  async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
+    checkStreamOptions(options, path);
+    return this.#run(path, async () => {
+      const append = options.append === true;
+      const real = await this.#confine(path, true, 'open');
+      const fh = await fsp.open(real, O_WRONLY | O_CREAT | (append ? O_APPEND : 0), options.mode ?? 0o666);
+      try {
+        await this.#verifyFd(fh.fd, path);
+        if (!append && options.start === undefined) await fh.truncate(0);
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        throw err;
+      }
+      const stream = new LocalWriteStream(fh, append ? null : (options.start ?? 0), options.start !== undefined);
+      return mapStreamErrors(stream, path);
+    });
+  }
+
+  /** Sets the modification time (`fs.utimes`, access time kept). */
+  async setTimes(path: string, mtime: Date): Promise<void> {
+    return this.#run(path, async () => {
+      const real = await this.#confine(path, true, 'utime');
+      await fsp.utimes(real, (await fsp.stat(real)).atime, mtime);
+    });
+  }
+
+  /** Changes the permission bits (`fs.chmod`). */
+  async chmod(path: string, mode: number): Promise<void> {
+    return this.#run(path, async () => fsp.chmod(await this.#confine(path, true, 'chmod'), mode & 0o7777));
+  }
+
+  /** Bytes available to this process on the file system of `path` (`fs.statfs`: `bavail × bsize`). */
+  async availableSpace(path: string): Promise<number> {
+    return this.#run(path, async () => {
+      const s = await fsp.statfs(await this.#confine(path, true, 'statfs'));
+      return s.bavail * s.bsize;
+    });
+  }
+
+  /** Fails with ENOSPC when `size` bytes would not fit in the file system of the file's directory. */
+  async allocate(path: string, size: number): Promise<void> {
+    if (size > (await this.availableSpace(dirname(normalizePath(path))))) throw fsError('ENOSPC', 'allocate', path);
+  }
+}
+

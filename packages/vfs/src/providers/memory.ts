@@ -1,0 +1,795 @@
+import { Readable, Writable } from 'node:stream';
+import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
+import { fsError, VfsError } from '../errors.js';
+import { basename, dirname, isInside, normalizePath, resolvePath, splitPath } from '../paths.js';
+import { SPEC_VERSION } from '../spec.js';
+import { SyncBackedProvider } from './sync-backed.js';
+import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
+import type { OpenFlags } from '../stats.js';
+import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+
+/** Writes smaller than this are copied into a shared block; larger ones get an exact block of their own. */
+const BLOCK_SIZE = 64 * 1024;
+const MAX_SYMLINK_HOPS = 40;
+/** Immutable zeros, shared by every gap (REST beyond the end, truncate upwards). */
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+/** Byte accounting of a provider (capacity → ENOSPC). */
+class Store {
+  used = 0;
+  constructor(readonly capacity: number) {}
+  reserve(n: number): void {
+    if (n > 0 && this.used + n > this.capacity) throw fsError('ENOSPC', 'write');
+    this.used += n;
+  }
+  release(n: number): void {
+    this.used -= n;
+  }
+}
+
+/** A frozen view of a file's content: the parts and their cumulative end offsets. */
+interface Snapshot {
+  parts: readonly Buffer[];
+  ends: readonly number[];
+  size: number;
+}
+
+/** Index of the part that holds byte `pos` (binary search over cumulative ends). */
+function partIndex(ends: readonly number[], pos: number): number {
+  let lo = 0;
+  let hi = ends.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((ends[mid] as number) <= pos) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * File content as a list of immutable parts. Appending copies the bytes once (small writes into a shared 64 KiB
+ * block, large ones into an exact block) and never moves what is stored; readers take zero-copy views. Parts are
+ * never modified in place once visible (the block being filled only grows past the views already handed out), so
+ * a reader's snapshot stays valid whatever happens to the file afterwards.
+ */
+class Content {
+  parts: Buffer[] = [];
+  ends: number[] = [];
+  size = 0;
+  /** Backing block of the last part while it has room; the last part is `tail.subarray(0, tailUsed)`. */
+  #tail: Buffer | null = null;
+  #tailUsed = 0;
+  /**
+   * Whether this content counts against the store: false once the file is deleted or replaced, and for a content
+   * being built until `attach()`.
+   */
+  attached: boolean;
+
+  constructor(readonly store: Store, attached = true) {
+    this.attached = attached;
+  }
+
+  /** A detached content holding the first `len` bytes of `src` (views, no copy), zero-extended past its end. */
+  static prefixOf(src: Content, len: number): Content {
+    const c = new Content(src.store, false);
+    c.#pushViews(src, 0, Math.min(len, src.size));
+    if (len > c.size) c.#pushZeros(len - c.size);
+    return c;
+  }
+
+  snapshot(): Snapshot {
+    return { parts: this.parts.slice(), ends: this.ends.slice(), size: this.size };
+  }
+
+  #push(part: Buffer): void {
+    this.size += part.length;
+    this.parts.push(part);
+    this.ends.push(this.size);
+  }
+
+  #pushZeros(n: number): void {
+    this.#tail = null;
+    while (n > 0) {
+      const k = Math.min(n, ZEROS.length);
+      this.#push(ZEROS.subarray(0, k));
+      n -= k;
+    }
+  }
+
+  #pushViews(src: { parts: readonly Buffer[]; ends: readonly number[] }, from: number, to: number): void {
+    if (to <= from) return;
+    this.#tail = null;
+    let i = partIndex(src.ends, from);
+    let pos = from;
+    while (pos < to) {
+      const part = src.parts[i] as Buffer;
+      const partStart = (src.ends[i] as number) - part.length;
+      const a = pos - partStart;
+      const b = Math.min(part.length, to - partStart);
+      this.#push(a === 0 && b === part.length ? part : part.subarray(a, b));
+      pos = partStart + b;
+      i++;
+    }
+  }
+
+  #append(data: Uint8Array): void {
+    let off = 0;
+    const tail = this.#tail;
+    if (tail !== null && this.#tailUsed < tail.length) {
+      const n = Math.min(tail.length - this.#tailUsed, data.length);
+      tail.set(n === data.length ? data : data.subarray(0, n), this.#tailUsed);
+      this.#tailUsed += n;
+      const last = this.parts.length - 1;
+      this.parts[last] = tail.subarray(0, this.#tailUsed);
+      this.size += n;
+      this.ends[last] = this.size;
+      off = n;
+    }
+    const rest = data.length - off;
+    if (rest === 0) return;
+    if (rest >= BLOCK_SIZE) {
+      const block = Buffer.allocUnsafeSlow(rest);
+      block.set(off === 0 ? data : data.subarray(off));
+      this.#tail = null;
+      this.#push(block);
+    } else {
+      const block = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+      block.set(data.subarray(off), 0);
+      this.#tail = block;
+      this.#tailUsed = rest;
+      this.#push(block.subarray(0, rest));
+    }
+  }
+
+  /** Writes `data` at `pos`: an append, a zero-filled gap then an append, or an overwrite (the list is rebuilt). */
+  writeAt(pos: number, data: Uint8Array): void {
+    if (data.length === 0) return;
+    const grow = Math.max(0, pos + data.length - this.size);
+    if (this.attached) this.store.reserve(grow);
+    if (pos >= this.size) {
+      if (pos > this.size) this.#pushZeros(pos - this.size);
+      this.#append(data);
+      return;
+    }
+    const old = { parts: this.parts, ends: this.ends, size: this.size };
+    const end = pos + data.length;
+    this.parts = [];
+    this.ends = [];
+    this.size = 0;
+    this.#pushViews(old, 0, pos);
+    this.#push(Buffer.from(data));
+    if (end < old.size) this.#pushViews(old, end, old.size);
+  }
+
+  append(data: Uint8Array): void {
+    this.writeAt(this.size, data);
+  }
+
+  /** Cuts (views, no copy) or zero-extends to `len` bytes. */
+  truncate(len: number): void {
+    if (len === this.size) return;
+    if (len > this.size) {
+      if (this.attached) this.store.reserve(len - this.size);
+      this.#pushZeros(len - this.size);
+      return;
+    }
+    if (this.attached) this.store.release(this.size - len);
+    const old = { parts: this.parts, ends: this.ends };
+    this.parts = [];
+    this.ends = [];
+    this.size = 0;
+    this.#pushViews(old, 0, len);
+  }
+
+  /** Copies `len` bytes at `pos` into `buf[off…]`; returns the count copied. */
+  readInto(buf: Uint8Array, off: number, len: number, pos: number): number {
+    const end = Math.min(this.size, pos + len);
+    let copied = 0;
+    if (pos >= end) return 0;
+    let i = partIndex(this.ends, pos);
+    while (pos < end) {
+      const part = this.parts[i] as Buffer;
+      const partStart = (this.ends[i] as number) - part.length;
+      const a = pos - partStart;
+      const b = Math.min(part.length, end - partStart);
+      buf.set(part.subarray(a, b), off + copied);
+      copied += b - a;
+      pos += b - a;
+      i++;
+    }
+    return copied;
+  }
+
+  /** The whole content in one buffer (for `readFile`). */
+  toBuffer(): Buffer {
+    return Buffer.concat(this.parts, this.size);
+  }
+
+  /** Trims the unused room of the block being filled (at most one 64 KiB copy), once a writer is done. */
+  seal(): void {
+    const tail = this.#tail;
+    if (tail === null) return;
+    this.#tail = null;
+    if (tail.length - this.#tailUsed < 1024) return;
+    const exact = Buffer.allocUnsafeSlow(this.#tailUsed);
+    tail.copy(exact, 0, 0, this.#tailUsed);
+    this.parts[this.parts.length - 1] = exact;
+  }
+
+  /** Starts counting this content against the store; ENOSPC when it does not fit. */
+  attach(): void {
+    if (this.attached) return;
+    this.store.reserve(this.size);
+    this.attached = true;
+  }
+
+  /** Stops counting this content against the store (file deleted or replaced). */
+  detach(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    this.store.release(this.size);
+  }
+}
+
+interface NodeBase {
+  ino: number;
+  mode: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  birthtimeMs: number;
+}
+interface FileNode extends NodeBase {
+  kind: 'file';
+  content: Content;
+}
+interface DirNode extends NodeBase {
+  kind: 'directory';
+  children: Map<string, MemNode>;
+}
+interface LinkNode extends NodeBase {
+  kind: 'symlink';
+  target: string;
+}
+type MemNode = FileNode | DirNode | LinkNode;
+
+/** Where a path leads: its (canonical) parent directory, name, and the node there if any. */
+interface Location {
+  /** Undefined for the root. */
+  dir: DirNode | undefined;
+  dirPath: string;
+  name: string;
+  node: MemNode | undefined;
+  /** Canonical path (symlinks of the parents resolved; of the last too when followed). */
+  path: string;
+}
+
+/** Options of {@link MemoryProvider}. */
+export interface MemoryProviderOptions {
+  /** Total bytes of file content allowed; writes past it fail with ENOSPC. Default `Infinity`. */
+  capacity?: number;
+}
+
+/** Reads a snapshot of a file: zero-copy views of its parts, at most 256 KiB each. */
+class MemoryReadStream extends Readable {
+  #snap: Snapshot;
+  #pos: number;
+  #end: number;
+  #index: number;
+
+  constructor(snap: Snapshot, start: number, endInclusive: number | undefined) {
+    super({ highWaterMark: TRANSFER_CHUNK_SIZE });
+    this.#snap = snap;
+    this.#pos = start;
+    this.#end = Math.min(snap.size, endInclusive === undefined ? Infinity : endInclusive + 1);
+    this.#index = start < snap.size ? partIndex(snap.ends, start) : snap.parts.length;
+  }
+
+  override _read(): void {
+    for (;;) {
+      if (this.#pos >= this.#end) {
+        this.push(null);
+        return;
+      }
+      const part = this.#snap.parts[this.#index] as Buffer;
+      const partEnd = this.#snap.ends[this.#index] as number;
+      const partStart = partEnd - part.length;
+      const a = this.#pos - partStart;
+      const b = Math.min(part.length, this.#end - partStart, a + TRANSFER_CHUNK_SIZE);
+      this.#pos = partStart + b;
+      if (b === part.length) this.#index++;
+      if (!this.push(a === 0 && b === part.length ? part : part.subarray(a, b))) return;
+    }
+  }
+}
+
+/** An upload into a memory file: visible as it is written; partial data is kept when interrupted (as on a disk). */
+class MemoryWriteStream extends Writable implements UploadStream {
+  #node: FileNode;
+  #content: Content;
+  #pos: number | null;
+  /** The error the server reported for an interrupted transfer, if any. */
+  interruptedBy: Error | undefined;
+
+  constructor(node: FileNode, content: Content, position: number | null) {
+    super({ highWaterMark: TRANSFER_CHUNK_SIZE });
+    this.#node = node;
+    this.#content = content;
+    this.#pos = position;
+  }
+
+  #write(chunk: Buffer): void {
+    const pos = this.#pos ?? this.#content.size;
+    this.#content.writeAt(pos, chunk);
+    if (this.#pos !== null) this.#pos += chunk.length;
+    this.#node.mtimeMs = Date.now();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    try {
+      this.#write(chunk);
+    } catch (err) {
+      return cb(err as Error);
+    }
+    cb();
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    try {
+      for (const { chunk } of chunks) this.#write(chunk);
+    } catch (err) {
+      return cb(err as Error);
+    }
+    cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#content.seal();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#content.seal();
+    cb(err);
+  }
+
+  /** Records the interruption; what was received stays in the file (REST can resume it). */
+  transferError(err: Error): void {
+    this.interruptedBy = err;
+  }
+}
+
+/** A file handle of {@link MemoryProvider} (sync and async, as `@platformatic/vfs` expects). */
+export class MemoryFileHandle {
+  /** Current position of reads and writes without an explicit position. */
+  position = 0;
+  #closed = false;
+
+  /** @internal */
+  constructor(
+    private readonly provider: MemoryProvider,
+    private readonly node: FileNode,
+    private readonly openFlags: OpenFlags,
+    readonly path: string,
+    readonly flags: string | number,
+    readonly mode: number,
+  ) {
+    if (openFlags.append) this.position = node.content.size;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #check(op: 'read' | 'write'): void {
+    if (this.#closed) throw fsError('EINVAL', op, this.path);
+    if (op === 'read' ? !this.openFlags.read : !this.openFlags.write) throw fsError('EINVAL', op, this.path);
+  }
+
+  readSync(buffer: Uint8Array, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    this.#check('read');
+    const pos = position ?? this.position;
+    const n = this.node.content.readInto(buffer, offset, length, pos);
+    if (position === null || position === undefined) this.position = pos + n;
+    return n;
+  }
+
+  async read<T extends Uint8Array>(buffer: T, offset?: number, length?: number, position?: number | null): Promise<{ bytesRead: number; buffer: T }> {
+    return { bytesRead: this.readSync(buffer, offset, length, position), buffer };
+  }
+
+  writeSync(buffer: Uint8Array, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    this.#check('write');
+    const content = this.node.content;
+    const pos = this.openFlags.append ? content.size : (position ?? this.position);
+    content.writeAt(pos, buffer.subarray(offset, offset + length));
+    this.node.mtimeMs = Date.now();
+    if (position === null || position === undefined || this.openFlags.append) this.position = pos + length;
+    return length;
+  }
+
+  async write<T extends Uint8Array>(buffer: T, offset?: number, length?: number, position?: number | null): Promise<{ bytesWritten: number; buffer: T }> {
+    return { bytesWritten: this.writeSync(buffer, offset, length, position), buffer };
+  }
+
+  readFileSync(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Buffer | string {
+    this.#check('read');
+    const buf = this.node.content.toBuffer();
+    const encoding = typeof options === 'string' ? options : options?.encoding;
+    return encoding ? buf.toString(encoding) : buf;
+  }
+
+  async readFile(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Promise<Buffer | string> {
+    return this.readFileSync(options);
+  }
+
+  writeFileSync(data: string | Uint8Array, options?: BufferEncoding | { encoding?: BufferEncoding } | null): void {
+    this.#check('write');
+    const encoding = typeof options === 'string' ? options : (options?.encoding ?? 'utf8');
+    const buf = typeof data === 'string' ? Buffer.from(data, encoding) : data;
+    if (!this.openFlags.append) this.node.content.truncate(0);
+    this.node.content.append(buf);
+    this.node.content.seal();
+    this.node.mtimeMs = Date.now();
+    this.position = this.node.content.size;
+  }
+
+  async writeFile(data: string | Uint8Array, options?: BufferEncoding | { encoding?: BufferEncoding } | null): Promise<void> {
+    this.writeFileSync(data, options);
+  }
+
+  statSync(): VfsStats {
+    if (this.#closed) throw fsError('EINVAL', 'fstat', this.path);
+    return this.provider.statsOf(this.node);
+  }
+
+  async stat(): Promise<VfsStats> {
+    return this.statSync();
+  }
+
+  truncateSync(len = 0): void {
+    this.#check('write');
+    this.node.content.truncate(len);
+    this.node.mtimeMs = Date.now();
+  }
+
+  async truncate(len?: number): Promise<void> {
+    this.truncateSync(len);
+  }
+
+  closeSync(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.openFlags.write) this.node.content.seal();
+  }
+
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+}
+
+/**
+ * An in-memory provider built for uploads: file content is a list of chunks, so appending never copies what is
+ * already stored (the `@platformatic/vfs` `MemoryProvider` reallocates the whole buffer on every extending write),
+ * and downloads are zero-copy views of those chunks.
+ *
+ * - Uploads are visible as they are written (like a local disk). A whole-file upload replaces the file's content
+ *   object when it opens, so two concurrent uploads to one path never interleave: the file ends as the version of
+ *   the upload opened last (`atomicUploads`). A reader sees the content as it was when its stream opened.
+ * - Symlinks: targets are stored as given and resolved inside the provider (`/` is the provider's root; `..` stops
+ *   there).
+ * - Renames of files and whole directories are O(1).
+ * - `capacity` (default Infinity) bounds the bytes stored: writes past it fail with ENOSPC; `availableSpace` and
+ *   `allocate` report against it.
+ * - Every sync method of `VirtualProvider` works too, so it can be mounted with `@platformatic/vfs`'s `create()`.
+ */
+export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> implements FsProvider {
+  /** The contract version this provider implements. */
+  readonly specVersion = SPEC_VERSION;
+  /** Concurrent whole-file uploads to one path end as one whole version. */
+  readonly atomicUploads = true;
+  #store: Store;
+  #nextIno = 1;
+  #root: DirNode;
+
+  /** @param options `capacity` in bytes (default Infinity). */
+  constructor(options: MemoryProviderOptions = {}) {
+    super();
+    const capacity = options.capacity ?? Infinity;
+    if (!(capacity >= 0)) throw new VfsError('EINVAL', 'EINVAL: capacity must be a non-negative number');
+    this.#store = new Store(capacity);
+    this.#root = this.#newDir(0o755);
+  }
+
+  override get readonly(): boolean {
+    return false;
+  }
+
+  override get supportsSymlinks(): boolean {
+    return true;
+  }
+
+  override get supportsWatch(): boolean {
+    return false;
+  }
+
+  /** Bytes of file content stored. */
+  get usedBytes(): number {
+    return this.#store.used;
+  }
+
+  // ---------------------------------------------------------------- nodes
+
+  #base(mode: number): NodeBase {
+    const now = Date.now();
+    return { ino: this.#nextIno++, mode: mode & 0o7777, mtimeMs: now, ctimeMs: now, birthtimeMs: now };
+  }
+
+  #newDir(mode: number): DirNode {
+    return { ...this.#base(mode), kind: 'directory', children: new Map() };
+  }
+
+  #newFile(mode: number): FileNode {
+    return { ...this.#base(mode), kind: 'file', content: new Content(this.#store) };
+  }
+
+  /** @internal Stats of a node. */
+  statsOf(node: MemNode): VfsStats {
+    return new VfsStats({
+      kind: node.kind,
+      size: node.kind === 'file' ? node.content.size : node.kind === 'symlink' ? Buffer.byteLength(node.target) : 4096,
+      mode: node.mode,
+      mtimeMs: node.mtimeMs,
+      ctimeMs: node.ctimeMs,
+      birthtimeMs: node.birthtimeMs,
+      ino: node.ino,
+    });
+  }
+
+  #touch(dir: DirNode): void {
+    dir.mtimeMs = dir.ctimeMs = Date.now();
+  }
+
+  #drop(node: MemNode): void {
+    if (node.kind === 'file') node.content.detach();
+  }
+
+  // ---------------------------------------------------------------- lookup
+
+  /** Resolves a path; symlinks of the parents are always followed, the last one when `followLast`. */
+  #locate(path: string, followLast: boolean, syscall: string, hops = { n: 0 }): Location {
+    const p = normalizePath(path);
+    if (p === '/') return { dir: undefined, dirPath: '/', name: '', node: this.#root, path: '/' };
+    const parent = this.#walkDir(dirname(p), syscall, path, hops);
+    const name = basename(p);
+    const node = parent.dir.children.get(name);
+    if (node !== undefined && node.kind === 'symlink' && followLast) {
+      if (++hops.n > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, path);
+      return this.#locate(resolvePath(parent.path, node.target), true, syscall, hops);
+    }
+    return { dir: parent.dir, dirPath: parent.path, name, node, path: parent.path === '/' ? `/${name}` : `${parent.path}/${name}` };
+  }
+
+  #walkDir(path: string, syscall: string, original: string, hops: { n: number }): { dir: DirNode; path: string } {
+    const loc = this.#locate(path, true, syscall, hops);
+    if (loc.node === undefined) throw fsError('ENOENT', syscall, original);
+    if (loc.node.kind !== 'directory') throw fsError('ENOTDIR', syscall, original);
+    return { dir: loc.node, path: loc.path };
+  }
+
+  #existing(path: string, followLast: boolean, syscall: string): Location & { node: MemNode } {
+    const loc = this.#locate(path, followLast, syscall);
+    if (loc.node === undefined) throw fsError('ENOENT', syscall, path);
+    return loc as Location & { node: MemNode };
+  }
+
+  // ---------------------------------------------------------------- sync core
+
+  override statSync(path: string): VfsStats {
+    return this.statsOf(this.#existing(path, true, 'stat').node);
+  }
+
+  override lstatSync(path: string): VfsStats {
+    return this.statsOf(this.#existing(path, false, 'lstat').node);
+  }
+
+  override readdirSync(path: string, options?: ReaddirOptions): string[] | VfsDirent[] {
+    const dir = this.#walkDir(path, 'scandir', path, { n: 0 });
+    if (options?.withFileTypes === true) {
+      const p = normalizePath(path);
+      return [...dir.dir.children].map(([name, node]) => new VfsDirent(name, node.kind, p));
+    }
+    return [...dir.dir.children.keys()];
+  }
+
+  override mkdirSync(path: string, options?: MkdirOptions): string | undefined {
+    const p = normalizePath(path);
+    const mode = options?.mode ?? 0o755;
+    if (options?.recursive !== true) {
+      if (p === '/') throw fsError('EEXIST', 'mkdir', path);
+      const loc = this.#locate(p, false, 'mkdir');
+      if (loc.node !== undefined) throw fsError('EEXIST', 'mkdir', path);
+      (loc.dir as DirNode).children.set(loc.name, this.#newDir(mode));
+      this.#touch(loc.dir as DirNode);
+      return undefined;
+    }
+    let first: string | undefined;
+    let cur = '/';
+    const segs = splitPath(p);
+    for (let i = 0; i < segs.length; i++) {
+      const next = cur === '/' ? `/${segs[i]}` : `${cur}/${segs[i]}`;
+      const loc = this.#locate(next, true, 'mkdir');
+      if (loc.node === undefined) {
+        (loc.dir as DirNode).children.set(loc.name, this.#newDir(mode));
+        this.#touch(loc.dir as DirNode);
+        first ??= next;
+      } else if (loc.node.kind !== 'directory') {
+        throw fsError(i === segs.length - 1 ? 'EEXIST' : 'ENOTDIR', 'mkdir', path);
+      }
+      cur = next;
+    }
+    return first;
+  }
+
+  override rmdirSync(path: string): void {
+    const loc = this.#existing(path, false, 'rmdir');
+    if (loc.dir === undefined) throw fsError('EBUSY', 'rmdir', path);
+    if (loc.node.kind !== 'directory') throw fsError('ENOTDIR', 'rmdir', path);
+    if (loc.node.children.size > 0) throw fsError('ENOTEMPTY', 'rmdir', path);
+    loc.dir.children.delete(loc.name);
+    this.#touch(loc.dir);
+  }
+
+  override unlinkSync(path: string): void {
+    const loc = this.#existing(path, false, 'unlink');
+    if (loc.node.kind === 'directory' || loc.dir === undefined) throw fsError('EISDIR', 'unlink', path);
+    loc.dir.children.delete(loc.name);
+    this.#drop(loc.node);
+    this.#touch(loc.dir);
+  }
+
+  override renameSync(oldPath: string, newPath: string): void {
+    const src = this.#existing(oldPath, false, 'rename');
+    const dst = this.#locate(newPath, false, 'rename');
+    if (src.dir === undefined || dst.dir === undefined) throw fsError('EBUSY', 'rename', oldPath);
+    if (src.node === dst.node) return;
+    if (src.node.kind === 'directory' && isInside(src.path, dst.path)) throw fsError('EINVAL', 'rename', newPath);
+    if (dst.node !== undefined) {
+      if (src.node.kind === 'directory') {
+        if (dst.node.kind !== 'directory') throw fsError('ENOTDIR', 'rename', newPath);
+        if (dst.node.children.size > 0) throw fsError('ENOTEMPTY', 'rename', newPath);
+      } else if (dst.node.kind === 'directory') {
+        throw fsError('EISDIR', 'rename', newPath);
+      }
+      this.#drop(dst.node);
+    }
+    src.dir.children.delete(src.name);
+    dst.dir.children.set(dst.name, src.node);
+    src.node.ctimeMs = Date.now();
+    this.#touch(src.dir);
+    this.#touch(dst.dir);
+  }
+
+  override openSync(path: string, flags: string | number = 'r', mode?: number): MemoryFileHandle {
+    const f = parseOpenFlags(flags);
+    const node = this.#openFile(path, f.create, f.exclusive, mode ?? 0o644, 'open');
+    if (f.truncate && f.write) this.#install(node, new Content(this.#store));
+    return new MemoryFileHandle(this, node, f, normalizePath(path), flags, mode ?? node.mode);
+  }
+
+  #openFile(path: string, create: boolean, exclusive: boolean, mode: number, syscall: string): FileNode {
+    const loc = this.#locate(path, true, syscall);
+    if (loc.node === undefined) {
+      if (!create) throw fsError('ENOENT', syscall, path);
+      const node = this.#newFile(mode);
+      (loc.dir as DirNode).children.set(loc.name, node);
+      this.#touch(loc.dir as DirNode);
+      return node;
+    }
+    if (exclusive) throw fsError('EEXIST', syscall, path);
+    if (loc.node.kind === 'directory') throw fsError('EISDIR', syscall, path);
+    return loc.node as FileNode;
+  }
+
+  /** Makes `next` the content of `node`; the old one is detached (readers keep their snapshots). */
+  #install(node: FileNode, next: Content): void {
+    const old = node.content;
+    if (!next.attached) {
+      const freed = old.attached ? old.size : 0;
+      if (next.size > this.#store.capacity - this.#store.used + freed) throw fsError('ENOSPC', 'write');
+      old.detach();
+      next.attach();
+    } else {
+      old.detach();
+    }
+    node.content = next;
+    node.mtimeMs = Date.now();
+  }
+
+  override readlinkSync(path: string): string {
+    const loc = this.#existing(path, false, 'readlink');
+    if (loc.node.kind !== 'symlink') throw fsError('EINVAL', 'readlink', path);
+    return loc.node.target;
+  }
+
+  override symlinkSync(target: string, path: string): void {
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw fsError('EINVAL', 'symlink', path);
+    const loc = this.#locate(path, false, 'symlink');
+    if (loc.node !== undefined || loc.dir === undefined) throw fsError('EEXIST', 'symlink', path);
+    loc.dir.children.set(loc.name, { ...this.#base(0o777), kind: 'symlink', target });
+    this.#touch(loc.dir);
+  }
+
+  override realpathSync(path: string): string {
+    return this.#existing(path, true, 'realpath').path;
+  }
+
+  override accessSync(path: string): void {
+    this.#existing(path, true, 'access');
+  }
+
+  override existsSync(path: string): boolean {
+    try {
+      this.#existing(path, true, 'access');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------- capabilities
+
+  /** Entries of a directory with their stats (links as links), in one call. */
+  async list(path: string): Promise<DirEntry[]> {
+    const dir = this.#walkDir(path, 'scandir', path, { n: 0 });
+    return [...dir.dir.children].map(([name, node]) => ({ name, stats: this.statsOf(node) }));
+  }
+
+  /** Streams a snapshot of the file (content as of now) as zero-copy views, `end` inclusive. */
+  async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
+    checkStreamOptions(options, path);
+    const node = this.#existing(path, true, 'open').node;
+    if (node.kind === 'directory') throw fsError('EISDIR', 'open', path);
+    const file = node as FileNode;
+    return new MemoryReadStream(file.content.snapshot(), options.start ?? 0, options.end);
+  }
+
+  /**
+   * Opens an upload: replaces the content (default), keeps the first `start` bytes and writes after them (REST +
+   * STOR), or appends (`append`, creating the file when missing).
+   */
+  async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
+    checkStreamOptions(options, path);
+    const node = this.#openFile(path, true, false, options.mode ?? 0o644, 'open');
+    if (options.append === true) return new MemoryWriteStream(node, node.content, null);
+    const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
+    this.#install(node, content);
+    return new MemoryWriteStream(node, content, content.size);
+  }
+
+  /** Sets the modification time. */
+  async setTimes(path: string, mtime: Date): Promise<void> {
+    const node = this.#existing(path, true, 'utime').node;
+    node.mtimeMs = mtime.getTime();
+    node.ctimeMs = Date.now();
+  }
+
+  /** Changes the permission bits. */
+  async chmod(path: string, mode: number): Promise<void> {
+    const node = this.#existing(path, true, 'chmod').node;
+    node.mode = mode & 0o7777;
+    node.ctimeMs = Date.now();
+  }
+
+  /** Bytes that can still be stored (`Infinity` without a capacity). */
+  async availableSpace(path: string): Promise<number> {
+    this.#existing(path, true, 'statfs');
+    return Math.max(0, this.#store.capacity - this.#store.used);
+  }
+
+  /** Fails with ENOSPC when `size` more bytes would not fit. */
+  async allocate(path: string, size: number): Promise<void> {
+    if (size > (await this.availableSpace(dirname(normalizePath(path))))) throw fsError('ENOSPC', 'allocate', path);
+  }
+}

@@ -1,0 +1,953 @@
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { Readable, Writable } from 'node:stream';
+import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
+import { fsError, toVfsError, VfsError } from '../errors.js';
+import { basename, dirname, normalizePath, resolvePath, splitPath } from '../paths.js';
+import { SPEC_VERSION } from '../spec.js';
+import { SyncBackedProvider } from './sync-backed.js';
+import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
+import type { NodeKind, OpenFlags } from '../stats.js';
+import { checkStreamOptions } from '../streams.js';
+
+/**
+ * `node:sqlite`, loaded when the first provider is created: importing this package does not load it (it is
+ * experimental, and behind a flag before Node 22.13).
+ */
+function sqlite(): typeof import('node:sqlite') {
+  const mod = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite') | undefined;
+  if (mod === undefined) throw new VfsError('ENOTSUP', 'ENOTSUP: node:sqlite is not available in this Node.js');
+  return mod;
+}
+
+const ROOT_ID = 1;
+const T_FILE = 0;
+const T_DIR = 1;
+const T_LINK = 2;
+const KINDS: readonly NodeKind[] = ['file', 'directory', 'symlink'];
+const MAX_SYMLINK_HOPS = 40;
+/** Pending uploads and orphans older than this are removed when a database is opened. */
+const STALE_MS = 24 * 3600 * 1000;
+
+/** Options of {@link SqliteProvider}. */
+export interface SqliteProviderOptions {
+  /**
+   * Bytes per stored chunk (default 256 KiB). Recorded in the database when it is created; an existing database
+   * keeps its own.
+   */
+  chunkSize?: number;
+  /** Chunks an upload buffers before writing them in one transaction (default 4: 1 MiB with the default size). */
+  batchChunks?: number;
+  /** How long a statement waits for another process's lock, in ms (default 5000). */
+  busyTimeout?: number;
+}
+
+interface Row {
+  id: number;
+  type: number;
+  size: number;
+  mtime: number;
+  birthtime: number;
+  mode: number;
+  target: string | null;
+}
+
+interface Location {
+  /** Undefined for the root. */
+  dirId: number | undefined;
+  dirPath: string;
+  name: string;
+  row: Row | undefined;
+  path: string;
+}
+
+function toBuffer(data: unknown): Buffer {
+  const u8 = data as Uint8Array;
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+/** Internals the streams and handles of the provider use. */
+interface Internals {
+  chunkSize: number;
+  batchChunks: number;
+  db: DatabaseSync;
+  st: Statements;
+  tx<T>(fn: () => T): T;
+  addReader(id: number): void;
+  removeReader(id: number): void;
+  removeFile(id: number): void;
+  statsOf(row: Row): VfsStats;
+  getNode(id: number): Row | undefined;
+}
+
+type Statements = Record<
+  | 'getChild'
+  | 'getNode'
+  | 'children'
+  | 'hasChild'
+  | 'insertNode'
+  | 'deleteNode'
+  | 'deleteChunks'
+  | 'deleteChunksFrom'
+  | 'moveNode'
+  | 'setMtime'
+  | 'setMode'
+  | 'setSize'
+  | 'getChunk'
+  | 'putChunk'
+  | 'copyChunks'
+  | 'parentOf',
+  StatementSync
+>;
+
+/** Streams a file chunk by chunk (one SELECT per 256 KiB chunk by default). */
+class SqliteReadStream extends Readable {
+  #id: number;
+  #pos: number;
+  #end: number;
+  #in: Internals;
+  #released = false;
+
+  constructor(internals: Internals, row: Row, start: number, endInclusive: number | undefined) {
+    super({ highWaterMark: internals.chunkSize });
+    this.#in = internals;
+    this.#id = row.id;
+    this.#pos = start;
+    this.#end = Math.min(row.size, endInclusive === undefined ? Infinity : endInclusive + 1);
+    internals.addReader(row.id);
+  }
+
+  override _read(): void {
+    try {
+      const cs = this.#in.chunkSize;
+      while (this.#pos < this.#end) {
+        const seq = Math.floor(this.#pos / cs);
+        const r = this.#in.st.getChunk.get(this.#id, seq);
+        if (r === undefined) throw new VfsError('EIO', `EIO: chunk ${seq} of a file is missing`);
+        const chunk = toBuffer(r.data);
+        const a = this.#pos - seq * cs;
+        const b = Math.min(chunk.length, this.#end - seq * cs);
+        if (b <= a) throw new VfsError('EIO', `EIO: chunk ${seq} of a file is short`);
+        this.#pos = seq * cs + b;
+        if (!this.push(a === 0 && b === chunk.length ? chunk : chunk.subarray(a, b))) return;
+      }
+      this.push(null);
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.#released) {
+      this.#released = true;
+      this.#in.removeReader(this.#id);
+    }
+    cb(err);
+  }
+}
+
+/**
+ * An upload into a temporary node (no parent, invisible), in chunks written `batchChunks` at a time in one
+ * transaction; on `end()` the node replaces the target in one transaction. An interrupted upload (`transferError`,
+ * or `destroy()` before the end) deletes the temporary node and its chunks.
+ */
+class SqliteWriteStream extends Writable implements UploadStream {
+  #in: Internals;
+  #tempId: number;
+  #dirId: number;
+  #name: string;
+  #seq: number;
+  #cur: Buffer | null = null;
+  #curUsed = 0;
+  #batch: Buffer[] = [];
+  #size: number;
+  #done = false;
+  #failed: Error | undefined;
+
+  /** @param prefix bytes of the start of the file already copied as whole chunks (`seq` chunks) plus `partial`. */
+  constructor(internals: Internals, tempId: number, dirId: number, name: string, seq: number, partial: Buffer | undefined) {
+    super({ highWaterMark: internals.chunkSize });
+    this.#in = internals;
+    this.#tempId = tempId;
+    this.#dirId = dirId;
+    this.#name = name;
+    this.#seq = seq;
+    this.#size = seq * internals.chunkSize;
+    if (partial !== undefined && partial.length > 0) this.#take(partial);
+  }
+
+  /** Copies `data` into chunk buffers; full chunks go to the batch, a full batch to the database. */
+  #take(data: Uint8Array): void {
+    const cs = this.#in.chunkSize;
+    let off = 0;
+    while (off < data.length) {
+      if (this.#cur === null) {
+        this.#cur = Buffer.allocUnsafeSlow(cs);
+        this.#curUsed = 0;
+      }
+      const n = Math.min(cs - this.#curUsed, data.length - off);
+      this.#cur.set(data.subarray(off, off + n), this.#curUsed);
+      this.#curUsed += n;
+      this.#size += n;
+      off += n;
+      if (this.#curUsed === cs) {
+        this.#batch.push(this.#cur);
+        this.#cur = null;
+        if (this.#batch.length >= this.#in.batchChunks) this.#in.tx(() => this.#flush());
+      }
+    }
+  }
+
+  /** Writes the batched chunks (inside the caller's transaction). */
+  #flush(): void {
+    for (const chunk of this.#batch) this.#in.st.putChunk.run(this.#tempId, this.#seq++, chunk);
+    this.#batch = [];
+    this.#in.st.setSize.run(this.#seq * this.#in.chunkSize, Date.now(), this.#tempId);
+  }
+
+  /** Appends zeros (REST beyond the end of the file). */
+  zeroFill(n: number): void {
+    const zeros = Buffer.alloc(Math.min(n, this.#in.chunkSize));
+    while (n > 0) {
+      const k = Math.min(n, zeros.length);
+      this.#take(k === zeros.length ? zeros : zeros.subarray(0, k));
+      n -= k;
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    try {
+      this.#take(chunk);
+    } catch (err) {
+      return cb(toVfsError(err));
+    }
+    cb();
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    try {
+      for (const { chunk } of chunks) this.#take(chunk);
+    } catch (err) {
+      return cb(toVfsError(err));
+    }
+    cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.#failed !== undefined) {
+      this.#abort();
+      return cb(this.#failed);
+    }
+    try {
+      this.#in.tx(() => {
+        if (this.#cur !== null && this.#curUsed > 0) this.#batch.push(this.#cur.subarray(0, this.#curUsed));
+        this.#cur = null;
+        this.#flush();
+        const st = this.#in.st;
+        const dir = this.#in.getNode(this.#dirId);
+        if (dir === undefined || dir.type !== T_DIR) throw fsError('ENOENT', 'open', this.#name);
+        const existing = st.getChild.get(this.#dirId, this.#name) as Row | undefined;
+        if (existing !== undefined) {
+          if (existing.type === T_DIR) throw fsError('EISDIR', 'open', this.#name);
+          if (existing.type === T_FILE) this.#in.removeFile(existing.id);
+          else st.deleteNode.run(existing.id);
+        }
+        const now = Date.now();
+        st.moveNode.run(this.#dirId, this.#name, this.#tempId);
+        st.setSize.run(this.#size, now, this.#tempId);
+        st.setMtime.run(now, this.#dirId);
+      });
+      this.#done = true;
+      cb();
+    } catch (err) {
+      this.#abort();
+      cb(toVfsError(err));
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.#done) this.#abort();
+    cb(err);
+  }
+
+  /** Discards the upload: the target keeps its previous content. */
+  transferError(err: Error): void {
+    this.#failed = err;
+    this.#abort();
+  }
+
+  #abort(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#cur = null;
+    this.#batch = [];
+    try {
+      this.#in.tx(() => {
+        this.#in.st.deleteChunks.run(this.#tempId);
+        this.#in.st.deleteNode.run(this.#tempId);
+      });
+    } catch {
+      // The database is closed or failing: the stale temporary node is removed the next time it is opened.
+    }
+  }
+}
+
+/** A file handle of {@link SqliteProvider}: reads and writes chunks in place (not atomic, unlike the streams). */
+export class SqliteFileHandle {
+  /** Current position of reads and writes without an explicit position. */
+  position = 0;
+  #closed = false;
+
+  /** @internal */
+  constructor(
+    private readonly internals: Internals,
+    private readonly id: number,
+    private readonly openFlags: OpenFlags,
+    readonly path: string,
+    readonly flags: string | number,
+    readonly mode: number,
+  ) {
+    if (openFlags.append) this.position = this.#size();
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #row(): Row {
+    const row = this.internals.getNode(this.id);
+    if (row === undefined) throw fsError('ENOENT', 'read', this.path);
+    return row;
+  }
+
+  #size(): number {
+    return this.#row().size;
+  }
+
+  #check(op: 'read' | 'write'): void {
+    if (this.#closed) throw fsError('EINVAL', op, this.path);
+    if (op === 'read' ? !this.openFlags.read : !this.openFlags.write) throw fsError('EINVAL', op, this.path);
+  }
+
+  readSync(buffer: Uint8Array, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    this.#check('read');
+    const pos = position ?? this.position;
+    const end = Math.min(this.#size(), pos + length);
+    const cs = this.internals.chunkSize;
+    let p = pos;
+    while (p < end) {
+      const seq = Math.floor(p / cs);
+      const r = this.internals.st.getChunk.get(this.id, seq);
+      if (r === undefined) throw new VfsError('EIO', 'EIO: missing chunk', { path: this.path });
+      const chunk = toBuffer(r.data);
+      const a = p - seq * cs;
+      const b = Math.min(chunk.length, end - seq * cs);
+      if (b <= a) throw new VfsError('EIO', 'EIO: short chunk', { path: this.path });
+      buffer.set(chunk.subarray(a, b), offset + (p - pos));
+      p = seq * cs + b;
+    }
+    const n = p - pos;
+    if (position === null || position === undefined) this.position = pos + n;
+    return n;
+  }
+
+  async read<T extends Uint8Array>(buffer: T, offset?: number, length?: number, position?: number | null): Promise<{ bytesRead: number; buffer: T }> {
+    return { bytesRead: this.readSync(buffer, offset, length, position), buffer };
+  }
+
+  /** Writes in place, chunk by chunk (read-modify-write of the chunks touched), in one transaction. */
+  writeSync(buffer: Uint8Array, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    this.#check('write');
+    const data = buffer.subarray(offset, offset + length);
+    const { st, chunkSize: cs } = this.internals;
+    let pos = 0;
+    this.internals.tx(() => {
+      const size = this.#size();
+      pos = this.openFlags.append ? size : (position ?? this.position);
+      if (pos > size) this.#zeroExtend(size, pos);
+      let p = pos;
+      const end = pos + data.length;
+      while (p < end) {
+        const seq = Math.floor(p / cs);
+        const a = p - seq * cs;
+        const b = Math.min(cs, end - seq * cs);
+        const r = st.getChunk.get(this.id, seq);
+        const old = r === undefined ? Buffer.alloc(0) : toBuffer(r.data);
+        const chunk = Buffer.alloc(Math.max(old.length, b));
+        old.copy(chunk);
+        chunk.set(data.subarray(p - pos, p - pos + (b - a)), a);
+        st.putChunk.run(this.id, seq, chunk);
+        p = seq * cs + b;
+      }
+      st.setSize.run(Math.max(size, end), Date.now(), this.id);
+    });
+    if (position === null || position === undefined || this.openFlags.append) this.position = pos + length;
+    return length;
+  }
+
+  async write<T extends Uint8Array>(buffer: T, offset?: number, length?: number, position?: number | null): Promise<{ bytesWritten: number; buffer: T }> {
+    return { bytesWritten: this.writeSync(buffer, offset, length, position), buffer };
+  }
+
+  /** Grows the file from `size` to `len` with zeros (inside the caller's transaction). */
+  #zeroExtend(size: number, len: number): void {
+    const { st, chunkSize: cs } = this.internals;
+    let p = size;
+    while (p < len) {
+      const seq = Math.floor(p / cs);
+      const b = Math.min(cs, len - seq * cs);
+      const r = st.getChunk.get(this.id, seq);
+      const old = r === undefined ? Buffer.alloc(0) : toBuffer(r.data);
+      const chunk = Buffer.alloc(b);
+      old.copy(chunk, 0, 0, Math.min(old.length, b));
+      st.putChunk.run(this.id, seq, chunk);
+      p = seq * cs + b;
+    }
+    st.setSize.run(len, Date.now(), this.id);
+  }
+
+  truncateSync(len = 0): void {
+    this.#check('write');
+    const { st, chunkSize: cs } = this.internals;
+    this.internals.tx(() => {
+      const size = this.#size();
+      if (len >= size) {
+        this.#zeroExtend(size, len);
+        return;
+      }
+      const keep = Math.ceil(len / cs);
+      st.deleteChunksFrom.run(this.id, keep);
+      if (len % cs !== 0) {
+        const seq = keep - 1;
+        const r = st.getChunk.get(this.id, seq);
+        if (r !== undefined) st.putChunk.run(this.id, seq, toBuffer(r.data).subarray(0, len % cs));
+      }
+      st.setSize.run(len, Date.now(), this.id);
+    });
+  }
+
+  async truncate(len?: number): Promise<void> {
+    this.truncateSync(len);
+  }
+
+  readFileSync(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Buffer | string {
+    const buf = Buffer.allocUnsafe(this.#size());
+    const n = this.readSync(buf, 0, buf.length, 0);
+    const out = buf.subarray(0, n);
+    const encoding = typeof options === 'string' ? options : options?.encoding;
+    return encoding ? out.toString(encoding) : out;
+  }
+
+  async readFile(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Promise<Buffer | string> {
+    return this.readFileSync(options);
+  }
+
+  writeFileSync(data: string | Uint8Array, options?: BufferEncoding | { encoding?: BufferEncoding } | null): void {
+    const encoding = typeof options === 'string' ? options : (options?.encoding ?? 'utf8');
+    const buf = typeof data === 'string' ? Buffer.from(data, encoding) : data;
+    if (!this.openFlags.append) this.truncateSync(0);
+    this.writeSync(buf, 0, buf.length, this.openFlags.append ? null : 0);
+  }
+
+  async writeFile(data: string | Uint8Array, options?: BufferEncoding | { encoding?: BufferEncoding } | null): Promise<void> {
+    this.writeFileSync(data, options);
+  }
+
+  statSync(): VfsStats {
+    return this.internals.statsOf(this.#row());
+  }
+
+  async stat(): Promise<VfsStats> {
+    return this.statSync();
+  }
+
+  closeSync(): void {
+    this.#closed = true;
+  }
+
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+}
+
+/**
+ * A SQLite file (or `:memory:`) as the tree, on `node:sqlite`'s `DatabaseSync`, built to stream: tables
+ * `nodes(id, parent, name, type, size, mtime, birthtime, mode, target)` and `chunks(node, seq, data)` (fixed-size
+ * chunks, 256 KiB by default), WAL mode. No transfer holds a file in memory (the `@platformatic/vfs`
+ * `SqliteProvider` keeps each file as one blob, rewritten on every write).
+ *
+ * - Downloads read one chunk per SELECT.
+ * - Uploads (`createWriteStream`) write chunks under a temporary, parentless node, `batchChunks` per transaction,
+ *   and replace the target atomically in one transaction at the end: readers see the old version until then, two
+ *   concurrent uploads end as one whole version (the last to finish), an interrupted upload leaves no trace.
+ *   APPE and REST + STOR are copy-on-write: the kept prefix is copied (in SQL, chunk by chunk) into the new node
+ *   first, so they cost O(file size); concurrent appends may lose one of them (last to finish wins).
+ * - A file deleted or replaced while this process reads it is kept, detached, until the reader closes.
+ * - Rename is one UPDATE, whatever the size of the subtree; `list` is one query.
+ * - Symlinks are stored as given and resolved inside the provider, like {@link MemoryProvider}'s.
+ * - File handles (`open`) read and write chunks in place (not atomic). Sync methods all work (for
+ *   `@platformatic/vfs`'s `create()`).
+ * - No `availableSpace`/`allocate`: the capabilities are absent.
+ */
+export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> implements FsProvider {
+  /** The contract version this provider implements. */
+  readonly specVersion = SPEC_VERSION;
+  /** Uploads become visible atomically at their end; concurrent ones end as one whole version. */
+  readonly atomicUploads = true;
+  /** Bytes per chunk of this database. */
+  readonly chunkSize: number;
+  #db: DatabaseSync;
+  #st: Statements;
+  #readers = new Map<number, number>();
+  #doomed = new Set<number>();
+  #internals: Internals;
+  #tempCounter = 0;
+
+  /**
+   * @param filename a database file (created when missing) or `':memory:'` (the default).
+   * @param options chunk size, upload batch size, busy timeout.
+   */
+  constructor(filename = ':memory:', options: SqliteProviderOptions = {}) {
+    super();
+    const requested = options.chunkSize ?? 256 * 1024;
+    if (!Number.isSafeInteger(requested) || requested < 1) throw new VfsError('EINVAL', 'EINVAL: chunkSize must be a positive integer');
+    const batch = options.batchChunks ?? 4;
+    if (!Number.isSafeInteger(batch) || batch < 1) throw new VfsError('EINVAL', 'EINVAL: batchChunks must be a positive integer');
+    try {
+      const { DatabaseSync: Database } = sqlite();
+      this.#db = new Database(filename, { timeout: options.busyTimeout ?? 5000 });
+      this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+      this.#db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+        CREATE TABLE IF NOT EXISTS nodes (
+          id INTEGER PRIMARY KEY,
+          parent INTEGER,
+          name TEXT NOT NULL,
+          type INTEGER NOT NULL,
+          size INTEGER NOT NULL DEFAULT 0,
+          mtime REAL NOT NULL,
+          birthtime REAL NOT NULL,
+          mode INTEGER NOT NULL,
+          target TEXT,
+          UNIQUE (parent, name)
+        );
+        CREATE TABLE IF NOT EXISTS chunks (
+          node INTEGER NOT NULL,
+          seq INTEGER NOT NULL,
+          data BLOB NOT NULL,
+          PRIMARY KEY (node, seq)
+        );
+      `);
+      const now = Date.now();
+      this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('chunkSize', requested);
+      this.#db.prepare('INSERT OR IGNORE INTO nodes (id, parent, name, type, size, mtime, birthtime, mode) VALUES (?, NULL, ?, ?, 0, ?, ?, ?)').run(ROOT_ID, '', T_DIR, now, now, 0o755);
+      this.chunkSize = Number((this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('chunkSize') as { value: number }).value);
+      // Pending uploads and orphans of a process that died.
+      const stale = now - STALE_MS;
+      this.#db.prepare('DELETE FROM chunks WHERE node IN (SELECT id FROM nodes WHERE parent IS NULL AND id != ? AND mtime < ?)').run(ROOT_ID, stale);
+      this.#db.prepare('DELETE FROM nodes WHERE parent IS NULL AND id != ? AND mtime < ?').run(ROOT_ID, stale);
+    } catch (err) {
+      throw toVfsError(err, filename);
+    }
+    const cols = 'id, type, size, mtime, birthtime, mode, target';
+    const db = this.#db;
+    this.#st = {
+      getChild: db.prepare(`SELECT ${cols} FROM nodes WHERE parent = ? AND name = ?`),
+      getNode: db.prepare(`SELECT ${cols} FROM nodes WHERE id = ?`),
+      children: db.prepare(`SELECT name, ${cols} FROM nodes WHERE parent = ?`),
+      hasChild: db.prepare('SELECT 1 AS x FROM nodes WHERE parent = ? LIMIT 1'),
+      insertNode: db.prepare('INSERT INTO nodes (parent, name, type, size, mtime, birthtime, mode, target) VALUES (?, ?, ?, 0, ?, ?, ?, ?)'),
+      deleteNode: db.prepare('DELETE FROM nodes WHERE id = ?'),
+      deleteChunks: db.prepare('DELETE FROM chunks WHERE node = ?'),
+      deleteChunksFrom: db.prepare('DELETE FROM chunks WHERE node = ? AND seq >= ?'),
+      moveNode: db.prepare('UPDATE nodes SET parent = ?, name = ? WHERE id = ?'),
+      setMtime: db.prepare('UPDATE nodes SET mtime = ? WHERE id = ?'),
+      setMode: db.prepare('UPDATE nodes SET mode = ? WHERE id = ?'),
+      setSize: db.prepare('UPDATE nodes SET size = ?, mtime = ? WHERE id = ?'),
+      getChunk: db.prepare('SELECT data FROM chunks WHERE node = ? AND seq = ?'),
+      putChunk: db.prepare('INSERT OR REPLACE INTO chunks (node, seq, data) VALUES (?, ?, ?)'),
+      copyChunks: db.prepare('INSERT INTO chunks (node, seq, data) SELECT ?, seq, data FROM chunks WHERE node = ? AND seq < ?'),
+      parentOf: db.prepare('SELECT parent FROM nodes WHERE id = ?'),
+    };
+    this.#internals = {
+      chunkSize: this.chunkSize,
+      batchChunks: batch,
+      db: this.#db,
+      st: this.#st,
+      tx: (fn) => this.#tx(fn),
+      addReader: (id) => this.#readers.set(id, (this.#readers.get(id) ?? 0) + 1),
+      removeReader: (id) => this.#removeReader(id),
+      removeFile: (id) => this.#removeFile(id),
+      statsOf: (row) => this.#statsOf(row),
+      getNode: (id) => this.#st.getNode.get(id) as Row | undefined,
+    };
+  }
+
+  override get readonly(): boolean {
+    return false;
+  }
+
+  override get supportsSymlinks(): boolean {
+    return true;
+  }
+
+  override get supportsWatch(): boolean {
+    return false;
+  }
+
+  /** Closes the database. Later calls fail. */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #tx<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const r = fn();
+      this.#db.exec('COMMIT');
+      return r;
+    } catch (err) {
+      try {
+        this.#db.exec('ROLLBACK');
+      } catch {
+        // already rolled back
+      }
+      throw err;
+    }
+  }
+
+  /** Runs a sync operation, turning whatever it throws into a VfsError naming `path`. */
+  #run<T>(path: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw toVfsError(err, path);
+    }
+  }
+
+  #statsOf(row: Row): VfsStats {
+    const kind = KINDS[row.type] ?? 'file';
+    return new VfsStats({
+      kind,
+      size: kind === 'directory' ? 4096 : kind === 'symlink' ? Buffer.byteLength(row.target ?? '') : row.size,
+      mode: row.mode,
+      mtimeMs: row.mtime,
+      birthtimeMs: row.birthtime,
+      ino: row.id,
+    });
+  }
+
+  #removeReader(id: number): void {
+    const n = (this.#readers.get(id) ?? 1) - 1;
+    if (n > 0) {
+      this.#readers.set(id, n);
+      return;
+    }
+    this.#readers.delete(id);
+    if (this.#doomed.delete(id) && this.#db.isOpen) {
+      this.#tx(() => {
+        this.#st.deleteChunks.run(id);
+        this.#st.deleteNode.run(id);
+      });
+    }
+  }
+
+  /** Deletes a file, or detaches it (parentless) until its last reader in this process closes. */
+  #removeFile(id: number): void {
+    if ((this.#readers.get(id) ?? 0) > 0) {
+      this.#st.moveNode.run(null, `.orphan-${id}`, id);
+      this.#doomed.add(id);
+      return;
+    }
+    this.#st.deleteChunks.run(id);
+    this.#st.deleteNode.run(id);
+  }
+
+  #drop(row: Row): void {
+    if (row.type === T_FILE) this.#removeFile(row.id);
+    else this.#st.deleteNode.run(row.id);
+  }
+
+  #insert(parent: number | null, name: string, type: number, mode: number, target: string | null = null): number {
+    const now = Date.now();
+    return Number(this.#st.insertNode.run(parent, name, type, now, now, mode & 0o7777, target).lastInsertRowid);
+  }
+
+  #touch(id: number): void {
+    this.#st.setMtime.run(Date.now(), id);
+  }
+
+  // ---------------------------------------------------------------- lookup
+
+  #locate(path: string, followLast: boolean, syscall: string, hops = { n: 0 }): Location {
+    const p = normalizePath(path);
+    if (p === '/') return { dirId: undefined, dirPath: '/', name: '', row: this.#st.getNode.get(ROOT_ID) as unknown as Row, path: '/' };
+    const parent = this.#walkDir(dirname(p), syscall, path, hops);
+    const name = basename(p);
+    const row = this.#st.getChild.get(parent.id, name) as Row | undefined;
+    if (row !== undefined && row.type === T_LINK && followLast) {
+      if (++hops.n > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, path);
+      return this.#locate(resolvePath(parent.path, row.target ?? ''), true, syscall, hops);
+    }
+    return { dirId: parent.id, dirPath: parent.path, name, row, path: parent.path === '/' ? `/${name}` : `${parent.path}/${name}` };
+  }
+
+  #walkDir(path: string, syscall: string, original: string, hops: { n: number }): { id: number; path: string } {
+    const loc = this.#locate(path, true, syscall, hops);
+    if (loc.row === undefined) throw fsError('ENOENT', syscall, original);
+    if (loc.row.type !== T_DIR) throw fsError('ENOTDIR', syscall, original);
+    return { id: loc.row.id, path: loc.path };
+  }
+
+  #existing(path: string, followLast: boolean, syscall: string): Location & { row: Row } {
+    const loc = this.#locate(path, followLast, syscall);
+    if (loc.row === undefined) throw fsError('ENOENT', syscall, path);
+    return loc as Location & { row: Row };
+  }
+
+  /** True when directory `id` is `ancestor` or lies below it. */
+  #isWithin(id: number, ancestor: number): boolean {
+    let cur: number | null = id;
+    while (cur !== null) {
+      if (cur === ancestor) return true;
+      const r = this.#st.parentOf.get(cur) as { parent: number | null } | undefined;
+      cur = r === undefined ? null : r.parent;
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- sync core
+
+  override statSync(path: string): VfsStats {
+    return this.#run(path, () => this.#statsOf(this.#existing(path, true, 'stat').row));
+  }
+
+  override lstatSync(path: string): VfsStats {
+    return this.#run(path, () => this.#statsOf(this.#existing(path, false, 'lstat').row));
+  }
+
+  override readdirSync(path: string, options?: ReaddirOptions): string[] | VfsDirent[] {
+    return this.#run(path, () => {
+      const dir = this.#walkDir(path, 'scandir', path, { n: 0 });
+      const rows = this.#st.children.all(dir.id) as unknown as (Row & { name: string })[];
+      if (options?.withFileTypes === true) {
+        const p = normalizePath(path);
+        return rows.map((r) => new VfsDirent(r.name, KINDS[r.type] ?? 'file', p));
+      }
+      return rows.map((r) => r.name);
+    });
+  }
+
+  override mkdirSync(path: string, options?: MkdirOptions): string | undefined {
+    return this.#run(path, () =>
+      this.#tx(() => {
+        const p = normalizePath(path);
+        const mode = options?.mode ?? 0o755;
+        if (options?.recursive !== true) {
+          if (p === '/') throw fsError('EEXIST', 'mkdir', path);
+          const loc = this.#locate(p, false, 'mkdir');
+          if (loc.row !== undefined) throw fsError('EEXIST', 'mkdir', path);
+          this.#insert(loc.dirId as number, loc.name, T_DIR, mode);
+          this.#touch(loc.dirId as number);
+          return undefined;
+        }
+        let first: string | undefined;
+        let cur = '/';
+        const segs = splitPath(p);
+        for (let i = 0; i < segs.length; i++) {
+          const next = cur === '/' ? `/${segs[i]}` : `${cur}/${segs[i]}`;
+          const loc = this.#locate(next, true, 'mkdir');
+          if (loc.row === undefined) {
+            this.#insert(loc.dirId as number, loc.name, T_DIR, mode);
+            this.#touch(loc.dirId as number);
+            first ??= next;
+          } else if (loc.row.type !== T_DIR) {
+            throw fsError(i === segs.length - 1 ? 'EEXIST' : 'ENOTDIR', 'mkdir', path);
+          }
+          cur = next;
+        }
+        return first;
+      }),
+    );
+  }
+
+  override rmdirSync(path: string): void {
+    this.#run(path, () =>
+      this.#tx(() => {
+        const loc = this.#existing(path, false, 'rmdir');
+        if (loc.dirId === undefined) throw fsError('EBUSY', 'rmdir', path);
+        if (loc.row.type !== T_DIR) throw fsError('ENOTDIR', 'rmdir', path);
+        if (this.#st.hasChild.get(loc.row.id) !== undefined) throw fsError('ENOTEMPTY', 'rmdir', path);
+        this.#st.deleteNode.run(loc.row.id);
+        this.#touch(loc.dirId);
+      }),
+    );
+  }
+
+  override unlinkSync(path: string): void {
+    this.#run(path, () =>
+      this.#tx(() => {
+        const loc = this.#existing(path, false, 'unlink');
+        if (loc.row.type === T_DIR || loc.dirId === undefined) throw fsError('EISDIR', 'unlink', path);
+        this.#drop(loc.row);
+        this.#touch(loc.dirId);
+      }),
+    );
+  }
+
+  override renameSync(oldPath: string, newPath: string): void {
+    this.#run(oldPath, () =>
+      this.#tx(() => {
+        const src = this.#existing(oldPath, false, 'rename');
+        const dst = this.#locate(newPath, false, 'rename');
+        if (src.dirId === undefined || dst.dirId === undefined) throw fsError('EBUSY', 'rename', oldPath);
+        if (dst.row !== undefined && dst.row.id === src.row.id) return;
+        if (src.row.type === T_DIR && this.#isWithin(dst.dirId, src.row.id)) throw fsError('EINVAL', 'rename', newPath);
+        if (dst.row !== undefined) {
+          if (src.row.type === T_DIR) {
+            if (dst.row.type !== T_DIR) throw fsError('ENOTDIR', 'rename', newPath);
+            if (this.#st.hasChild.get(dst.row.id) !== undefined) throw fsError('ENOTEMPTY', 'rename', newPath);
+          } else if (dst.row.type === T_DIR) {
+            throw fsError('EISDIR', 'rename', newPath);
+          }
+          this.#drop(dst.row);
+        }
+        this.#st.moveNode.run(dst.dirId, dst.name, src.row.id);
+        this.#touch(src.dirId);
+        if (dst.dirId !== src.dirId) this.#touch(dst.dirId);
+      }),
+    );
+  }
+
+  override openSync(path: string, flags: string | number = 'r', mode?: number): SqliteFileHandle {
+    return this.#run(path, () => {
+      const f = parseOpenFlags(flags);
+      const id = this.#tx(() => {
+        const loc = this.#locate(path, true, 'open');
+        if (loc.row === undefined) {
+          if (!f.create) throw fsError('ENOENT', 'open', path);
+          const newId = this.#insert(loc.dirId as number, loc.name, T_FILE, mode ?? 0o644);
+          this.#touch(loc.dirId as number);
+          return newId;
+        }
+        if (f.create && f.exclusive) throw fsError('EEXIST', 'open', path);
+        if (loc.row.type === T_DIR) throw fsError('EISDIR', 'open', path);
+        return loc.row.id;
+      });
+      const handle = new SqliteFileHandle(this.#internals, id, f, normalizePath(path), flags, mode ?? 0o644);
+      if (f.truncate && f.write) handle.truncateSync(0);
+      return handle;
+    });
+  }
+
+  override readlinkSync(path: string): string {
+    return this.#run(path, () => {
+      const loc = this.#existing(path, false, 'readlink');
+      if (loc.row.type !== T_LINK) throw fsError('EINVAL', 'readlink', path);
+      return loc.row.target ?? '';
+    });
+  }
+
+  override symlinkSync(target: string, path: string): void {
+    this.#run(path, () => {
+      if (typeof target !== 'string' || target === '' || target.includes('\0')) throw fsError('EINVAL', 'symlink', path);
+      this.#tx(() => {
+        const loc = this.#locate(path, false, 'symlink');
+        if (loc.row !== undefined || loc.dirId === undefined) throw fsError('EEXIST', 'symlink', path);
+        this.#insert(loc.dirId, loc.name, T_LINK, 0o777, target);
+        this.#touch(loc.dirId);
+      });
+    });
+  }
+
+  override realpathSync(path: string): string {
+    return this.#run(path, () => this.#existing(path, true, 'realpath').path);
+  }
+
+  override accessSync(path: string): void {
+    this.#run(path, () => this.#existing(path, true, 'access'));
+  }
+
+  override existsSync(path: string): boolean {
+    try {
+      this.accessSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------- capabilities
+
+  /** Entries with their stats (links as links), in one query. */
+  async list(path: string): Promise<DirEntry[]> {
+    return this.#run(path, () => {
+      const dir = this.#walkDir(path, 'scandir', path, { n: 0 });
+      const rows = this.#st.children.all(dir.id) as unknown as (Row & { name: string })[];
+      return rows.map((r) => ({ name: r.name, stats: this.#statsOf(r) }));
+    });
+  }
+
+  /** Streams a file chunk by chunk, `end` inclusive. */
+  async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
+    checkStreamOptions(options, path);
+    return this.#run(path, () => {
+      const row = this.#existing(path, true, 'open').row;
+      if (row.type === T_DIR) throw fsError('EISDIR', 'open', path);
+      return new SqliteReadStream(this.#internals, row, options.start ?? 0, options.end);
+    });
+  }
+
+  /**
+   * Opens an upload that becomes visible atomically when the stream finishes: replaces the file (default), keeps
+   * its first `start` bytes (REST + STOR, zero-filled past the end), or appends (`append`; the file is created when
+   * missing). `start` and `append` copy the kept prefix first (copy-on-write).
+   */
+  async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
+    checkStreamOptions(options, path);
+    return this.#run(path, () => {
+      const cs = this.chunkSize;
+      let gap = 0;
+      const stream = this.#tx(() => {
+        const loc = this.#locate(path, true, 'open');
+        if (loc.dirId === undefined || loc.row?.type === T_DIR) throw fsError('EISDIR', 'open', path);
+        const tempId = this.#insert(null, `.upload-${++this.#tempCounter}-${process.pid}`, T_FILE, options.mode ?? loc.row?.mode ?? 0o644);
+        const old = loc.row?.type === T_FILE ? loc.row : undefined;
+        const keep = old === undefined ? 0 : options.append === true ? old.size : Math.min(options.start ?? 0, old.size);
+        gap = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - (old?.size ?? 0));
+        const whole = Math.floor(keep / cs);
+        let partial: Buffer | undefined;
+        if (old !== undefined && keep > 0) {
+          this.#st.copyChunks.run(tempId, old.id, whole);
+          if (keep % cs !== 0) {
+            const r = this.#st.getChunk.get(old.id, whole);
+            if (r === undefined) throw new VfsError('EIO', 'EIO: missing chunk', { path });
+            partial = toBuffer(r.data).subarray(0, keep % cs);
+          }
+        }
+        return new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, whole, partial);
+      });
+      if (gap > 0) stream.zeroFill(gap);
+      return stream;
+    });
+  }
+
+  /** Sets the modification time. */
+  async setTimes(path: string, mtime: Date): Promise<void> {
+    this.#run(path, () => {
+      const row = this.#existing(path, true, 'utime').row;
+      this.#st.setMtime.run(mtime.getTime(), row.id);
+    });
+  }
+
+  /** Changes the permission bits. */
+  async chmod(path: string, mode: number): Promise<void> {
+    this.#run(path, () => {
+      const row = this.#existing(path, true, 'chmod').row;
+      this.#st.setMode.run(mode & 0o7777, row.id);
+    });
+  }
+}

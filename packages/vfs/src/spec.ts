@@ -1,0 +1,155 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Version of the provider contract described in this file. A provider may declare the version it was written
+ * for (`specVersion`) so that a future v2 can ship beside v1.
+ */
+export const SPEC_VERSION = 1 as const;
+
+/**
+ * What the server needs to know of a file. `fs.Stats` and `@platformatic/vfs`'s `VirtualStats` both satisfy it.
+ */
+export interface FileStats {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+  /** Size in bytes (0 for directories is fine). */
+  size: number;
+  /** Last modification, in milliseconds since the epoch. */
+  mtimeMs: number;
+  /** Creation time where the backend knows it. */
+  birthtimeMs?: number;
+  /** Unix mode bits (type bits optional; the permission bits are what matter). */
+  mode: number;
+  /** A stable id of the object where the backend has one (inode number, row id): the MLSx `unique` fact. */
+  ino?: number;
+  nlink?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** One entry of a directory listing together with its stats (the `list` capability). */
+export interface DirEntry {
+  name: string;
+  stats: FileStats;
+}
+
+/** A file handle as `@platformatic/vfs` providers return from `open()`. */
+export interface FileHandleLike {
+  read(buffer: Buffer, offset: number, length: number, position: number | null): Promise<{ bytesRead: number }>;
+  write(buffer: Buffer, offset: number, length: number, position: number | null): Promise<{ bytesWritten: number } | unknown>;
+  close(): Promise<void>;
+  stat?(): Promise<FileStats>;
+  truncate?(len?: number): Promise<void>;
+}
+
+/** Options of {@link StreamingCapability.createReadStream}. */
+export interface ReadStreamOptions {
+  /** First byte to read (REST offset). */
+  start?: number;
+  /** Last byte to read, inclusive. */
+  end?: number;
+}
+
+/** Options of {@link StreamingCapability.createWriteStream}. Exactly one of `start` / `append`, or neither (truncate). */
+export interface WriteStreamOptions {
+  /** Overwrite from this offset, keeping the bytes before it (REST + STOR). Bytes after the written ones are dropped. */
+  start?: number;
+  /** Append to the existing content (APPE); creates the file when missing. */
+  append?: boolean;
+  /** Permission bits for a file that is created. */
+  mode?: number;
+}
+
+/**
+ * A writable that a backend returns for uploads. Before an interrupted upload's stream is destroyed the server
+ * calls `transferError(err)` (if present), so that the backend can keep or discard what it received.
+ * Completion is signalled by the stream's `finish`/`close` after `end()`: only then is the upload complete.
+ */
+export interface UploadStream extends Writable {
+  transferError?(err: Error): void;
+}
+
+/** The fast path for transfers. Without it the server streams through file handles (`open`). */
+export interface StreamingCapability {
+  createReadStream(path: string, options?: ReadStreamOptions): Readable | Promise<Readable>;
+  createWriteStream(path: string, options?: WriteStreamOptions): UploadStream | Promise<UploadStream>;
+}
+
+/** Hash algorithms of the HASH extension. */
+export type HashAlgorithm = 'SHA-1' | 'SHA-256' | 'SHA-512' | 'MD5' | 'CRC32';
+
+/** Optional capabilities that FTP needs and `fs` lacks. The server detects each one and falls back where it can. */
+export interface OptionalCapabilities extends Partial<StreamingCapability> {
+  /** Entries of a directory with their stats, in one call (one query, one page, one round-trip). */
+  list?(path: string): Promise<DirEntry[]>;
+  /** Sets the modification time (MFMT). */
+  setTimes?(path: string, mtime: Date): Promise<void>;
+  /** Changes permission bits (SITE CHMOD). */
+  chmod?(path: string, mode: number): Promise<void>;
+  /** Digest of a byte range of a file, hex-encoded (HASH); `end` exclusive, omitted for "to the end". */
+  hash?(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string>;
+  /** Free bytes available under a path (AVBL); `Infinity` for unlimited. */
+  availableSpace?(path: string): Promise<number>;
+  /** Reserves room for an upload of `size` bytes (ALLO); throws ENOSPC when it cannot. */
+  allocate?(path: string, size: number): Promise<void>;
+  /** Concatenates `parts` into `target`, in order (COMB). */
+  concat?(target: string, parts: string[]): Promise<void>;
+}
+
+/**
+ * The filesystem contract the server talks to: the async core of a `@platformatic/vfs` `VirtualProvider`, plus
+ * optional capabilities. Every `@platformatic/vfs` provider satisfies the core, so any of them is an FTP backend.
+ *
+ * Paths handed to a provider are absolute, POSIX and normalised (`/a/b`, never `..`, never a trailing slash
+ * except for `/`). Errors are Node-style: an `Error` with a `code` such as `ENOENT` (see {@link VfsErrorCode}).
+ */
+export interface FsProvider extends OptionalCapabilities {
+  /** The contract version the provider was written for. */
+  readonly specVersion?: number;
+  /** True when every mutation fails with EROFS. */
+  readonly readonly?: boolean;
+  /**
+   * `@platformatic/vfs`'s flag: `false` means that `symlink`/`readlink`, although present (every `VirtualProvider`
+   * inherits them), only throw. Absent means "decide by the presence of the methods".
+   */
+  readonly supportsSymlinks?: boolean;
+  /**
+   * True when concurrent whole-file uploads (`createWriteStream` without `start`/`append`) to one path never
+   * interleave: the file ends as exactly one of the uploaded versions, whole. It says nothing of whether a partial
+   * upload is visible while it is written.
+   */
+  readonly atomicUploads?: boolean;
+  stat(path: string): Promise<FileStats>;
+  lstat?(path: string): Promise<FileStats>;
+  readdir(path: string): Promise<unknown[]>;
+  mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<unknown>;
+  rmdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  rename(oldPath: string, newPath: string): Promise<void>;
+  open(path: string, flags?: string, mode?: number): Promise<unknown>;
+  readlink?(path: string): Promise<string>;
+  symlink?(target: string, path: string): Promise<void>;
+  /** Releases connections and file descriptors. */
+  close?(): void | Promise<void>;
+}
+
+/** The Node-style error codes of the contract. */
+export type VfsErrorCode =
+  | 'ENOENT'
+  | 'EEXIST'
+  | 'ENOTDIR'
+  | 'EISDIR'
+  | 'ENOTEMPTY'
+  | 'EACCES'
+  | 'EPERM'
+  | 'EROFS'
+  | 'ENOSPC'
+  | 'EDQUOT'
+  | 'ENOTSUP'
+  | 'EINVAL'
+  | 'ENAMETOOLONG'
+  | 'ELOOP'
+  | 'EXDEV'
+  | 'EBUSY'
+  | 'EIO';

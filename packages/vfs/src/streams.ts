@@ -1,0 +1,187 @@
+import { Readable, Writable } from 'node:stream';
+import { fsError, toVfsError, VfsError } from './errors.js';
+import { mapStreamErrors } from './internal/stream-errors.js';
+import type { FileHandleLike, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from './spec.js';
+
+/** Size of the reads of the file-handle fallback (and of the providers of this package): 256 KiB. */
+export const TRANSFER_CHUNK_SIZE = 256 * 1024;
+
+/** Checks `start`/`end`/`append` of stream options; throws EINVAL for negative, fractional or contradictory ones. */
+export function checkStreamOptions(options: ReadStreamOptions & WriteStreamOptions, path: string): void {
+  for (const key of ['start', 'end'] as const) {
+    const v = options[key];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
+      throw new VfsError('EINVAL', `EINVAL: ${key} must be a non-negative integer, got ${String(v)}`, { path });
+    }
+  }
+  if (options.append === true && options.start !== undefined) {
+    throw new VfsError('EINVAL', 'EINVAL: start and append are exclusive', { path });
+  }
+}
+
+function asHandle(h: unknown, path: string): FileHandleLike {
+  const handle = h as Partial<FileHandleLike> | null;
+  if (handle === null || typeof handle !== 'object' || typeof handle.read !== 'function' || typeof handle.close !== 'function') {
+    throw new VfsError('ENOTSUP', 'ENOTSUP: open() did not return a file handle', { path });
+  }
+  return handle as FileHandleLike;
+}
+
+/** A Readable over a file handle: reads of up to 256 KiB into a fresh buffer each (pushed buffers are kept downstream). */
+class HandleReadStream extends Readable {
+  #handle: FileHandleLike;
+  #pos: number;
+  #limit: number;
+  #sizeHint: number;
+  #closed = false;
+
+  constructor(handle: FileHandleLike, start: number, endInclusive: number | undefined, sizeHint: number) {
+    super({ highWaterMark: TRANSFER_CHUNK_SIZE });
+    this.#handle = handle;
+    this.#pos = start;
+    this.#limit = endInclusive === undefined ? Infinity : endInclusive + 1;
+    this.#sizeHint = sizeHint;
+  }
+
+  override _read(): void {
+    const want = Math.min(TRANSFER_CHUNK_SIZE, this.#limit - this.#pos);
+    if (want <= 0) {
+      this.push(null);
+      return;
+    }
+    // Size the buffer to what the file probably still holds (a small file gets a small buffer), at least 8 KiB
+    // in case it grew.
+    const size = Math.min(want, Math.max(this.#sizeHint - this.#pos, 8192));
+    const buf = Buffer.allocUnsafe(size);
+    this.#handle.read(buf, 0, size, this.#pos).then(
+      ({ bytesRead }) => {
+        if (bytesRead <= 0) {
+          this.push(null);
+          return;
+        }
+        this.#pos += bytesRead;
+        this.push(bytesRead === size ? buf : buf.subarray(0, bytesRead));
+      },
+      (err: unknown) => this.destroy(err as Error),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#closed) return cb(err);
+    this.#closed = true;
+    this.#handle.close().then(
+      () => cb(err),
+      (closeErr: unknown) => cb(err ?? (closeErr as Error)),
+    );
+  }
+}
+
+function bytesWrittenOf(result: unknown, fallback: number): number {
+  if (typeof result === 'number') return result;
+  const n = (result as { bytesWritten?: unknown } | null)?.bytesWritten;
+  return typeof n === 'number' ? n : fallback;
+}
+
+/** A Writable over a file handle; for REST + STOR it truncates the file to the final length when done. */
+class HandleWriteStream extends Writable implements UploadStream {
+  #handle: FileHandleLike;
+  #pos: number | null;
+  #truncateAtEnd: boolean;
+  #closed = false;
+
+  constructor(handle: FileHandleLike, position: number | null, truncateAtEnd: boolean) {
+    super({ highWaterMark: TRANSFER_CHUNK_SIZE, decodeStrings: true });
+    this.#handle = handle;
+    this.#pos = position;
+    this.#truncateAtEnd = truncateAtEnd;
+  }
+
+  async #writeAll(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const len = chunk.length - off;
+      const n = bytesWrittenOf(await this.#handle.write(chunk, off, len, this.#pos), len);
+      if (n <= 0) throw new VfsError('EIO', 'EIO: short write');
+      off += n;
+      if (this.#pos !== null) this.#pos += n;
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#writeAll(chunk).then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    (async () => {
+      if (this.#truncateAtEnd && this.#pos !== null && typeof this.#handle.truncate === 'function') {
+        await this.#handle.truncate(this.#pos);
+      }
+      this.#closed = true;
+      await this.#handle.close();
+    })().then(() => cb(), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#closed) return cb(err);
+    this.#closed = true;
+    this.#handle.close().then(
+      () => cb(err),
+      (closeErr: unknown) => cb(err ?? (closeErr as Error)),
+    );
+  }
+}
+
+/**
+ * Opens a file for download. Uses the provider's `createReadStream` when it has one; otherwise streams through a
+ * handle from `open(path, 'r')`, 256 KiB per read, never reading the whole file. The handle is closed on end,
+ * error and destroy. Errors (thrown and emitted) are {@link VfsError}s naming `path`.
+ *
+ * @param options `start`/`end` byte offsets, `end` inclusive.
+ * @throws VfsError `EISDIR` for a directory, `ENOENT`, …
+ */
+export async function openReadStream(p: FsProvider, path: string, options: ReadStreamOptions = {}): Promise<Readable> {
+  checkStreamOptions(options, path);
+  try {
+    if (typeof p.createReadStream === 'function') {
+      return mapStreamErrors(await p.createReadStream(path, options), path);
+    }
+    const st = await p.stat(path);
+    if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
+    const handle = asHandle(await p.open(path, 'r'), path);
+    return mapStreamErrors(new HandleReadStream(handle, options.start ?? 0, options.end, st.size), path);
+  } catch (err) {
+    throw toVfsError(err, path);
+  }
+}
+
+/**
+ * Opens a file for upload. Uses the provider's `createWriteStream` when it has one; otherwise writes through a
+ * handle from `open()`: `'w'` (truncate), `'a'` (`append`), or `'r+'` for `start` (REST + STOR: created when missing,
+ * written from `start`, truncated to the final length at the end). The upload is complete once the stream has
+ * emitted `finish`. Errors (thrown and emitted) are {@link VfsError}s naming `path`.
+ */
+export async function openWriteStream(p: FsProvider, path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
+  checkStreamOptions(options, path);
+  try {
+    if (typeof p.createWriteStream === 'function') {
+      return mapStreamErrors(await p.createWriteStream(path, options), path);
+    }
+    if (options.append === true) {
+      return mapStreamErrors(new HandleWriteStream(asHandle(await p.open(path, 'a', options.mode), path), null, false), path);
+    }
+    const start = options.start ?? 0;
+    if (start === 0) {
+      return mapStreamErrors(new HandleWriteStream(asHandle(await p.open(path, 'w', options.mode), path), 0, false), path);
+    }
+    let handle: unknown;
+    try {
+      handle = await p.open(path, 'r+');
+    } catch (err) {
+      if (toVfsError(err).code !== 'ENOENT') throw err;
+      handle = await p.open(path, 'w', options.mode);
+    }
+    return mapStreamErrors(new HandleWriteStream(asHandle(handle, path), start, true), path);
+  } catch (err) {
+    throw toVfsError(err, path);
+  }
+}

@@ -1,0 +1,220 @@
+import { once } from 'node:events';
+import { create } from '@platformatic/vfs';
+import { describe, expect, it } from 'vitest';
+import { describeCapabilities, MemoryProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
+import type { MemoryFileHandle } from '../src/index.js';
+
+async function readAll(p: MemoryProvider, path: string): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for await (const c of await openReadStream(p, path)) chunks.push(c as Buffer);
+  return chunks;
+}
+
+async function code(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (err) {
+    return toVfsError(err).code;
+  }
+}
+
+describe('MemoryProvider (own)', () => {
+  it('declares its capabilities', () => {
+    expect(describeCapabilities(new MemoryProvider())).toEqual({
+      streaming: true,
+      list: true,
+      setTimes: true,
+      chmod: true,
+      hash: false,
+      availableSpace: true,
+      allocate: true,
+      concat: false,
+      symlink: true,
+      readonly: false,
+      atomicUploads: true,
+    });
+  });
+
+  it('appends in linear time: 64 MiB in 64 KiB writes through a handle', async () => {
+    const p = new MemoryProvider();
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    const h = await p.open('/f', 'w');
+    const t0 = performance.now();
+    for (let i = 0; i < 1024; i++) await h.write(chunk, 0, chunk.length, null);
+    await h.close();
+    const ms = performance.now() - t0;
+    expect((await p.stat('/f')).size).toBe(64 * 1024 * 1024);
+    // @platformatic/vfs's MemoryProvider takes ~25 s here (quadratic copying); this takes ~50 ms.
+    expect(ms).toBeLessThan(3000);
+  });
+
+  it('downloads are zero-copy views of the stored chunks', async () => {
+    const p = new MemoryProvider();
+    const ws = await openWriteStream(p, '/f');
+    ws.end(Buffer.alloc(3 * 256 * 1024, 7));
+    await once(ws, 'finish');
+    const a = await readAll(p, '/f');
+    const b = await readAll(p, '/f');
+    expect(a.length).toBe(3);
+    for (let i = 0; i < a.length; i++) expect((a[i] as Buffer).buffer).toBe((b[i] as Buffer).buffer);
+  });
+
+  it('a reader sees the file as it was when its stream opened', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'version one');
+    const rs = await openReadStream(p, '/f');
+    await p.writeFile('/f', 'version two, longer');
+    const h = await p.open('/f', 'r+');
+    await h.write(Buffer.from('V'), 0, 1, 0);
+    await h.close();
+    const chunks: Buffer[] = [];
+    for await (const c of rs) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('version one');
+    expect(await p.readFile('/f', 'utf8')).toBe('Version two, longer');
+  });
+
+  it('an upload is visible as it is written; an interrupted one keeps what it received', async () => {
+    const p = new MemoryProvider();
+    const ws = await openWriteStream(p, '/up');
+    await new Promise<void>((resolve) => ws.write(Buffer.alloc(1000, 1), () => resolve()));
+    expect((await p.stat('/up')).size).toBe(1000);
+    ws.transferError?.(new Error('connection lost'));
+    ws.destroy();
+    await once(ws, 'close');
+    expect((await p.stat('/up')).size).toBe(1000);
+  });
+
+  it('the upload opened last wins, whole', async () => {
+    const p = new MemoryProvider();
+    const a = await openWriteStream(p, '/f');
+    const b = await openWriteStream(p, '/f');
+    for (let i = 0; i < 10; i++) {
+      a.write(Buffer.alloc(1000, 0x61));
+      b.write(Buffer.alloc(500, 0x62));
+    }
+    a.end();
+    b.end();
+    await Promise.all([once(a, 'finish'), once(b, 'finish')]);
+    expect(await p.readFile('/f', 'utf8')).toBe('b'.repeat(5000));
+  });
+
+  it('random handle writes, reads and truncations match a reference buffer', async () => {
+    const p = new MemoryProvider();
+    let ref = Buffer.alloc(0);
+    const h = (await p.open('/r', 'w+')) as MemoryFileHandle;
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let step = 0; step < 400; step++) {
+      const op = rnd(10);
+      if (op < 6) {
+        const pos = rnd(ref.length + 2000);
+        const len = 1 + rnd(op < 3 ? 100 : 70_000);
+        const data = Buffer.alloc(len, rnd(256));
+        h.writeSync(data, 0, len, pos);
+        if (pos + len > ref.length) ref = Buffer.concat([ref, Buffer.alloc(pos + len - ref.length)]);
+        data.copy(ref, pos);
+      } else if (op < 7) {
+        const len = rnd(ref.length + 5000);
+        h.truncateSync(len);
+        ref = len <= ref.length ? ref.subarray(0, len) : Buffer.concat([ref, Buffer.alloc(len - ref.length)]);
+      } else {
+        const pos = rnd(ref.length + 10);
+        const len = rnd(100_000);
+        const out = Buffer.alloc(len);
+        const n = h.readSync(out, 0, len, pos);
+        expect(n).toBe(Math.max(0, Math.min(len, ref.length - pos)));
+        expect(out.subarray(0, n).equals(ref.subarray(pos, pos + n))).toBe(true);
+      }
+      expect(h.statSync().size).toBe(ref.length);
+    }
+    h.closeSync();
+    expect(((await p.readFile('/r')) as Buffer).equals(ref)).toBe(true);
+  });
+
+  it('many small writes are coalesced and read back intact', async () => {
+    const p = new MemoryProvider();
+    const ws = await openWriteStream(p, '/small');
+    const expected: Buffer[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const b = Buffer.from(`${i},`);
+      expected.push(b);
+      ws.write(b);
+    }
+    ws.end();
+    await once(ws, 'finish');
+    expect(Buffer.concat(await readAll(p, '/small')).equals(Buffer.concat(expected))).toBe(true);
+  });
+
+  it('capacity: ENOSPC past it, space freed by unlink and overwrite, availableSpace and allocate', async () => {
+    const p = new MemoryProvider({ capacity: 1000 });
+    expect(await p.availableSpace('/')).toBe(1000);
+    await p.writeFile('/a', Buffer.alloc(600));
+    expect(await p.availableSpace('/')).toBe(400);
+    expect(await code(p.allocate('/b', 500))).toBe('ENOSPC');
+    await p.allocate('/b', 400);
+    const ws = await openWriteStream(p, '/b');
+    const err = await new Promise<unknown>((resolve) => {
+      ws.on('error', resolve);
+      ws.end(Buffer.alloc(500));
+    });
+    expect(toVfsError(err).code).toBe('ENOSPC');
+    await p.writeFile('/a', Buffer.alloc(100)); // the old 600 bytes are released
+    expect(await p.availableSpace('/')).toBe(900);
+    await p.unlink('/a');
+    expect(await p.availableSpace('/')).toBe(1000);
+    expect(p.usedBytes).toBe(0);
+    expect(await new MemoryProvider().availableSpace('/')).toBe(Infinity);
+  });
+
+  it('REST beyond the end fills with zeros', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'ab');
+    const ws = await openWriteStream(p, '/f', { start: 5 });
+    ws.end(Buffer.from('Z'));
+    await once(ws, 'finish');
+    expect(await p.readFile('/f')).toEqual(Buffer.from([0x61, 0x62, 0, 0, 0, 0x5a]));
+  });
+
+  it('symlinks resolve inside the provider: .. and absolute targets stop at its root', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'root file');
+    await p.mkdir('/d');
+    await p.symlink('../../../../f', '/d/l');
+    expect(await p.readFile('/d/l', 'utf8')).toBe('root file');
+    await p.symlink('/d/loop2', '/d/loop1');
+    await p.symlink('/d/loop1', '/d/loop2');
+    expect(await code(p.stat('/d/loop1'))).toBe('ELOOP');
+    expect(await p.realpath('/d/l')).toBe('/f');
+  });
+
+  it('renames a large tree in O(1) and refuses to move a directory into itself', async () => {
+    const p = new MemoryProvider();
+    for (let i = 0; i < 2000; i++) await p.mkdir(`/t/d${i}`, { recursive: true });
+    const t0 = performance.now();
+    await p.rename('/t', '/u');
+    expect(performance.now() - t0).toBeLessThan(50);
+    expect((await p.readdir('/u')).length).toBe(2000);
+    expect(await code(p.rename('/u', '/u/d1/x'))).toBe('EINVAL');
+  });
+
+  it('can be mounted with @platformatic/vfs create() (sync API)', () => {
+    const vfs = create(new MemoryProvider(), { moduleHooks: false });
+    vfs.mkdirSync('/d');
+    vfs.writeFileSync('/d/a.txt', 'hello');
+    vfs.appendFileSync('/d/a.txt', ' world');
+    expect(vfs.readFileSync('/d/a.txt', 'utf8')).toBe('hello world');
+    expect(vfs.readdirSync('/d')).toEqual(['a.txt']);
+    expect(vfs.statSync('/d/a.txt').size).toBe(11);
+    vfs.renameSync('/d/a.txt', '/b.txt');
+    expect(vfs.existsSync('/d/a.txt')).toBe(false);
+    const fd = vfs.openSync('/b.txt');
+    const buf = Buffer.alloc(5);
+    expect(vfs.readSync(fd, buf, 0, 5, 6)).toBe(5);
+    vfs.closeSync(fd);
+    expect(buf.toString()).toBe('world');
+  });
+});

@@ -1,0 +1,263 @@
+import { once } from 'node:events';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { create } from '@platformatic/vfs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { describeCapabilities, openReadStream, openWriteStream, SqliteProvider, toVfsError } from '../src/index.js';
+import type { SqliteFileHandle, UploadStream } from '../src/index.js';
+
+const dir = fs.mkdtempSync(join(tmpdir(), 'ftp-vfs-sqlite-own-'));
+let n = 0;
+const dbFile = (): string => join(dir, `t${++n}.db`);
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function inspect(file: string): DatabaseSync {
+  return new DatabaseSync(file, { readOnly: true });
+}
+
+async function readAll(p: SqliteProvider, path: string, options?: { start?: number; end?: number }): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await openReadStream(p, path, options)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function writeAll(p: SqliteProvider, path: string, data: Buffer | string, options?: { start?: number; append?: boolean }): Promise<void> {
+  const ws = await openWriteStream(p, path, options);
+  ws.end(typeof data === 'string' ? Buffer.from(data) : data);
+  await once(ws, 'finish');
+}
+
+function write(ws: UploadStream, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => ws.write(data, (err) => (err ? reject(err) : resolve())));
+}
+
+async function code(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (err) {
+    return toVfsError(err).code;
+  }
+}
+
+const pattern = (len: number, seed: number): Buffer => {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) b[i] = (i * 7 + seed * 13 + (i >> 10)) & 0xff;
+  return b;
+};
+
+describe('SqliteProvider (own)', () => {
+  it('declares its capabilities', () => {
+    const p = new SqliteProvider();
+    expect(describeCapabilities(p)).toEqual({
+      streaming: true,
+      list: true,
+      setTimes: true,
+      chmod: true,
+      hash: false,
+      availableSpace: false,
+      allocate: false,
+      concat: false,
+      symlink: true,
+      readonly: false,
+      atomicUploads: true,
+    });
+    p.close();
+  });
+
+  it('stores files as fixed-size chunks in WAL mode, and persists across reopening', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 1000 });
+    const data = pattern(4500, 1);
+    await p.mkdir('/d');
+    await writeAll(p, '/d/f', data);
+    p.close();
+    const db = inspect(file);
+    expect((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode).toBe('wal');
+    const chunks = db.prepare("SELECT seq, length(data) AS len FROM chunks WHERE node = (SELECT id FROM nodes WHERE name = 'f') ORDER BY seq").all();
+    expect(chunks).toEqual([0, 1, 2, 3, 4].map((seq) => ({ seq, len: seq < 4 ? 1000 : 500 })));
+    db.close();
+    // A different chunkSize option does not apply to an existing database.
+    const q = new SqliteProvider(file, { chunkSize: 64 });
+    expect(q.chunkSize).toBe(1000);
+    expect((await readAll(q, '/d/f')).equals(data)).toBe(true);
+    q.close();
+  });
+
+  it('an upload is invisible until it ends, then replaces the file at once', async () => {
+    const p = new SqliteProvider(':memory:', { chunkSize: 1024, batchChunks: 2 });
+    await writeAll(p, '/f', 'old');
+    const ws = await openWriteStream(p, '/f');
+    await write(ws, pattern(10_000, 2));
+    expect(await p.readFile('/f', 'utf8')).toBe('old');
+    expect((await p.stat('/f')).size).toBe(3);
+    expect(await p.readdir('/')).toEqual(['f']);
+    const nw = await openWriteStream(p, '/new');
+    await write(nw, Buffer.from('x'));
+    expect(await code(p.stat('/new'))).toBe('ENOENT');
+    ws.end(pattern(100, 3));
+    nw.end();
+    await Promise.all([once(ws, 'finish'), once(nw, 'finish')]);
+    expect((await readAll(p, '/f')).equals(Buffer.concat([pattern(10_000, 2), pattern(100, 3)]))).toBe(true);
+    expect(await p.readFile('/new', 'utf8')).toBe('x');
+    p.close();
+  });
+
+  it('an interrupted upload leaves no trace (transferError, or destroy before the end)', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 1000, batchChunks: 1 });
+    await writeAll(p, '/f', 'keep me');
+    const a = await openWriteStream(p, '/f');
+    await write(a, pattern(5000, 4));
+    a.transferError?.(new Error('ABOR'));
+    a.destroy();
+    await once(a, 'close');
+    const b = await openWriteStream(p, '/g', { append: true });
+    await write(b, pattern(5000, 5));
+    b.destroy();
+    await once(b, 'close');
+    expect(await p.readFile('/f', 'utf8')).toBe('keep me');
+    expect(await code(p.stat('/g'))).toBe('ENOENT');
+    const db = inspect(file);
+    expect(db.prepare('SELECT count(*) AS n FROM nodes WHERE parent IS NULL AND id != 1').get()).toEqual({ n: 0 });
+    expect(db.prepare('SELECT count(*) AS n FROM chunks').get()).toEqual({ n: 1 });
+    db.close();
+    p.close();
+  });
+
+  it('a reader keeps reading a file that is replaced or deleted meanwhile; its chunks go afterwards', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 1000 });
+    const v1 = pattern(20_000, 6);
+    await writeAll(p, '/f', v1);
+    const rs = await openReadStream(p, '/f');
+    const iter = rs[Symbol.asyncIterator]();
+    const first = (await iter.next()).value as Buffer;
+    await writeAll(p, '/f', 'v2');
+    const rs2 = await openReadStream(p, '/f');
+    await p.unlink('/f');
+    const rest: Buffer[] = [first];
+    for (let r = await iter.next(); !r.done; r = await iter.next()) rest.push(r.value as Buffer);
+    expect(Buffer.concat(rest).equals(v1)).toBe(true);
+    const v2: Buffer[] = [];
+    for await (const c of rs2) v2.push(c as Buffer);
+    expect(Buffer.concat(v2).toString()).toBe('v2');
+    const db = inspect(file);
+    expect(db.prepare('SELECT count(*) AS n FROM chunks').get()).toEqual({ n: 0 });
+    expect(db.prepare('SELECT count(*) AS n FROM nodes').get()).toEqual({ n: 1 });
+    db.close();
+    p.close();
+  });
+
+  it('APPE and REST copy the kept prefix across chunk boundaries (copy-on-write)', async () => {
+    const p = new SqliteProvider(':memory:', { chunkSize: 1000 });
+    let ref = pattern(2500, 7);
+    await writeAll(p, '/f', ref);
+    for (const [start, len] of [
+      [2500, 10],
+      [2000, 1500],
+      [999, 1],
+      [1000, 0],
+      [0, 3001],
+      [5000, 20],
+    ] as const) {
+      const data = pattern(len, start);
+      await writeAll(p, '/f', data, { start });
+      ref = Buffer.concat([ref.subarray(0, Math.min(start, ref.length)), Buffer.alloc(Math.max(0, start - ref.length)), data]);
+      expect((await readAll(p, '/f')).equals(ref), `start ${start}`).toBe(true);
+      expect((await p.stat('/f')).size).toBe(ref.length);
+    }
+    for (const len of [1, 999, 1000, 2001]) {
+      const data = pattern(len, len);
+      await writeAll(p, '/f', data, { append: true });
+      ref = Buffer.concat([ref, data]);
+      expect((await readAll(p, '/f')).equals(ref), `append ${len}`).toBe(true);
+    }
+    expect((await readAll(p, '/f', { start: 1999, end: 3000 })).equals(ref.subarray(1999, 3001))).toBe(true);
+    p.close();
+  });
+
+  it('random handle writes, reads and truncations match a reference buffer', async () => {
+    const p = new SqliteProvider(':memory:', { chunkSize: 512 });
+    let ref = Buffer.alloc(0);
+    const h = (await p.open('/r', 'w+')) as SqliteFileHandle;
+    let seed = 3;
+    const rnd = (k: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % k;
+    };
+    for (let step = 0; step < 300; step++) {
+      const op = rnd(10);
+      if (op < 6) {
+        const pos = rnd(ref.length + 1500);
+        const len = 1 + rnd(2000);
+        const data = Buffer.alloc(len, rnd(256));
+        h.writeSync(data, 0, len, pos);
+        if (pos + len > ref.length) ref = Buffer.concat([ref, Buffer.alloc(pos + len - ref.length)]);
+        data.copy(ref, pos);
+      } else if (op < 7) {
+        const len = rnd(ref.length + 1500);
+        h.truncateSync(len);
+        ref = len <= ref.length ? ref.subarray(0, len) : Buffer.concat([ref, Buffer.alloc(len - ref.length)]);
+      } else {
+        const pos = rnd(ref.length + 10);
+        const len = rnd(3000);
+        const out = Buffer.alloc(len);
+        const got = h.readSync(out, 0, len, pos);
+        expect(got).toBe(Math.max(0, Math.min(len, ref.length - pos)));
+        expect(out.subarray(0, got).equals(ref.subarray(pos, pos + got))).toBe(true);
+      }
+      expect(h.statSync().size).toBe(ref.length);
+    }
+    h.closeSync();
+    expect((await readAll(p, '/r')).equals(ref)).toBe(true);
+    p.close();
+  });
+
+  it('removes stale pending uploads when a database is opened', () => {
+    const file = dbFile();
+    new SqliteProvider(file).close();
+    const db = new DatabaseSync(file);
+    db.prepare("INSERT INTO nodes (parent, name, type, size, mtime, birthtime, mode) VALUES (NULL, '.upload-old', 0, 3, 0, 0, 420)").run();
+    db.prepare("INSERT INTO chunks (node, seq, data) VALUES ((SELECT id FROM nodes WHERE name = '.upload-old'), 0, x'010203')").run();
+    db.close();
+    new SqliteProvider(file).close();
+    const check = inspect(file);
+    expect(check.prepare('SELECT count(*) AS n FROM nodes').get()).toEqual({ n: 1 });
+    expect(check.prepare('SELECT count(*) AS n FROM chunks').get()).toEqual({ n: 0 });
+    check.close();
+  });
+
+  it('renames a large tree with one UPDATE and refuses to move a directory into itself', async () => {
+    const p = new SqliteProvider();
+    p.mkdirSync('/t/a/b/c', { recursive: true });
+    for (let i = 0; i < 500; i++) p.mkdirSync(`/t/d${i}`);
+    await p.rename('/t', '/u');
+    expect((await p.readdir('/u')).length).toBe(501);
+    expect(await code(p.rename('/u', '/u/a/b/c/x'))).toBe('EINVAL');
+    expect(await code(p.rename('/u/a', '/u/a'))).toBe('resolved');
+    p.close();
+  });
+
+  it('fails cleanly once closed', async () => {
+    const p = new SqliteProvider();
+    p.close();
+    p.close();
+    expect(await code(p.stat('/'))).not.toBe('resolved');
+  });
+
+  it('can be mounted with @platformatic/vfs create() (sync API)', () => {
+    const p = new SqliteProvider();
+    const vfs = create(p, { moduleHooks: false });
+    vfs.mkdirSync('/d');
+    vfs.writeFileSync('/d/a.txt', 'hello');
+    vfs.appendFileSync('/d/a.txt', ' world');
+    expect(vfs.readFileSync('/d/a.txt', 'utf8')).toBe('hello world');
+    expect(vfs.readdirSync('/d')).toEqual(['a.txt']);
+    vfs.symlinkSync('/d/a.txt', '/l');
+    expect(vfs.readFileSync('/l', 'utf8')).toBe('hello world');
+    p.close();
+  });
+});

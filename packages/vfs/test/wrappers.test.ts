@@ -1,0 +1,155 @@
+import { constants } from 'node:fs';
+import { once } from 'node:events';
+import { MemoryProvider as PlatformaticMemory } from '@platformatic/vfs';
+import { describe, expect, it } from 'vitest';
+import { describeCapabilities, MemoryProvider, openReadStream, openWriteStream, readOnly, scoped, SqliteProvider, toVfsError } from '../src/index.js';
+import type { FsProvider } from '../src/index.js';
+
+async function code(promise: Promise<unknown> | (() => Promise<unknown>)): Promise<string> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+    return 'resolved';
+  } catch (err) {
+    return toVfsError(err).code;
+  }
+}
+
+/** A provider with only the core: no optional capability, no symlinks. */
+function bare(): FsProvider {
+  const inner = new MemoryProvider();
+  return {
+    stat: (p) => inner.stat(p),
+    readdir: (p) => inner.readdir(p),
+    mkdir: (p, o) => inner.mkdir(p, o),
+    rmdir: (p) => inner.rmdir(p),
+    unlink: (p) => inner.unlink(p),
+    rename: (a, b) => inner.rename(a, b),
+    open: (p, f, m) => inner.open(p, f, m),
+  };
+}
+
+describe('readOnly()', () => {
+  it('keeps exactly the capabilities of the inner provider, and says readonly', () => {
+    const full = readOnly(new MemoryProvider());
+    expect(describeCapabilities(full)).toEqual({ ...describeCapabilities(new MemoryProvider()), readonly: true });
+    const none = readOnly(bare());
+    expect(describeCapabilities(none)).toEqual({
+      streaming: false,
+      list: false,
+      setTimes: false,
+      chmod: false,
+      hash: false,
+      availableSpace: false,
+      allocate: false,
+      concat: false,
+      symlink: false,
+      readonly: true,
+      atomicUploads: false,
+    });
+    expect(none.lstat).toBeUndefined();
+    expect(none.readlink).toBeUndefined();
+  });
+
+  it('refuses write flags in any form, and lets reads through', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'data');
+    const ro = readOnly(p);
+    for (const flags of ['w', 'w+', 'a', 'a+', 'r+', 'wx', 'rs+', constants.O_WRONLY, constants.O_RDWR | constants.O_CREAT]) {
+      expect(await code(ro.open('/f', flags as string)), String(flags)).toBe('EROFS');
+    }
+    const h = (await ro.open('/f', 'r')) as { close(): Promise<void> };
+    await h.close();
+    expect(await code(ro.open('/f', constants.O_RDONLY as unknown as string))).toBe('resolved');
+    expect(await code(ro.open('/f', 'bogus'))).toBe('EINVAL');
+    expect(await code(ro.availableSpace?.('/') ?? Promise.reject(new Error('missing')))).toBe('resolved');
+  });
+
+  it('does not close the inner provider', async () => {
+    const p = new SqliteProvider();
+    const ro = readOnly(p);
+    expect(ro.close).toBeUndefined();
+    expect((await ro.stat('/')).isDirectory()).toBe(true);
+    p.close();
+  });
+});
+
+describe('scoped()', () => {
+  it('keeps exactly the capabilities of the inner provider', () => {
+    expect(describeCapabilities(scoped(new MemoryProvider(), '/x'))).toEqual(describeCapabilities(new MemoryProvider()));
+    expect(describeCapabilities(scoped(bare(), '/x'))).toEqual(describeCapabilities(bare()));
+    expect(describeCapabilities(scoped(new PlatformaticMemory(), '/x'))).toEqual(describeCapabilities(new PlatformaticMemory()));
+    expect(describeCapabilities(scoped(readOnly(new MemoryProvider()), '/x')).readonly).toBe(true);
+  });
+
+  it('maps paths under its root, without symlinks to resolve', async () => {
+    const p = bare();
+    await p.mkdir('/home/u', { recursive: true });
+    const s = scoped(p, '/home/u/');
+    await s.mkdir('/../../a');
+    expect((await p.stat('/home/u/a')).isDirectory()).toBe(true);
+    expect(await code(s.stat('/../../home'))).toBe('ENOENT');
+    const e = await s.stat('/nope').catch((err: unknown) => toVfsError(err));
+    expect(e).toMatchObject({ code: 'ENOENT', path: '/nope' });
+  });
+
+  it('a root of / is the identity; views nest', async () => {
+    const p = new MemoryProvider();
+    await p.mkdir('/a/b/c', { recursive: true });
+    await p.writeFile('/a/b/c/f', 'deep');
+    expect((await scoped(p, '/').readdir('/')).sort()).toEqual(['a']);
+    const nested = scoped(scoped(p, '/a'), '/b');
+    expect(await nested.readdir('/')).toEqual(['c']);
+    expect(await code(nested.stat('/../../a'))).toBe('ENOENT');
+    const chunks: Buffer[] = [];
+    for await (const c of await openReadStream(nested, '/c/f')) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('deep');
+  });
+
+  it('resolves links inside the view, refuses those leading out, and reports loops', async () => {
+    const p = new MemoryProvider();
+    await p.mkdir('/home/u/d', { recursive: true });
+    await p.mkdir('/home/other', { recursive: true });
+    await p.writeFile('/home/other/secret', 's');
+    await p.writeFile('/home/u/d/f', 'mine');
+    await p.symlink('/home/other', '/home/u/to-other');
+    await p.symlink('../other/secret', '/home/u/rel-secret');
+    await p.symlink('d/f', '/home/u/ok');
+    await p.symlink('/home/u/loop2', '/home/u/loop1');
+    await p.symlink('/home/u/loop1', '/home/u/loop2');
+    const s = scoped(p, '/home/u');
+    expect(await code(s.readdir('/to-other'))).toBe('EACCES');
+    expect(await code(openReadStream(s, '/to-other/secret'))).toBe('EACCES');
+    expect(await code(openReadStream(s, '/rel-secret'))).toBe('EACCES');
+    expect(await code(async () => {
+      const ws = await openWriteStream(s, '/to-other/new');
+      ws.end('x');
+      await once(ws, 'finish');
+    })).toBe('EACCES');
+    expect(await code(p.stat('/home/other/new'))).toBe('ENOENT');
+    expect(await code(s.rename('/ok', '/to-other/stolen'))).toBe('EACCES');
+    expect(await code(s.stat('/loop1'))).toBe('ELOOP');
+    expect((await s.stat('/ok')).size).toBe(4);
+    expect(await s.readlink?.('/ok')).toBe('d/f');
+    expect(await s.readlink?.('/to-other')).toBe('/home/other');
+    await s.symlink?.('/d/f', '/abs');
+    expect(await p.readlink('/home/u/abs')).toBe('/home/u/d/f');
+    expect(await s.readlink?.('/abs')).toBe('/d/f');
+  });
+
+  it('stream errors name the path of the view', async () => {
+    const p = new MemoryProvider({ capacity: 10 });
+    await p.mkdir('/home/u', { recursive: true });
+    const s = scoped(p, '/home/u');
+    const ws = await openWriteStream(s, '/big');
+    const err = await new Promise<unknown>((resolve) => {
+      ws.on('error', resolve);
+      ws.end(Buffer.alloc(100));
+    });
+    expect(toVfsError(err)).toMatchObject({ code: 'ENOSPC', path: '/big' });
+    expect(String((err as Error).message)).not.toContain('/home/u');
+  });
+
+  it('does not close the inner provider', () => {
+    expect(scoped(new SqliteProvider(), '/').close).toBeUndefined();
+  });
+});
