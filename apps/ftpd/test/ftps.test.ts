@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +64,12 @@ describe('FTPS with real clients', () => {
     const { stdout } = await lftp(s.port, 'set ftp:ssl-force yes; set ftp:ssl-protect-data yes; set ftp:ssl-use-ccc yes; cat after-ccc.txt; ls');
     expect(stdout).toContain('still protected data');
     expect(stdout).toContain('after-ccc.txt');
+    // curl's CCC modes wait for the server's close_notify (passive) or send theirs first (active).
+    for (const mode of ['passive', 'active']) {
+      const out = join(work, `ccc-${mode}.back`);
+      await run('curl', ['-sS', '--fail', '-k', '--ssl-reqd', '--ftp-ssl-ccc', '--ftp-ssl-ccc-mode', mode, '-o', out, `${s.url}/after-ccc.txt`]);
+      expect(await readFile(out, 'utf8')).toBe('still protected data');
+    }
   });
 
   it('Python ftplib FTP_TLS: a data channel that resumes the TLS session works, passive and active', async () => {

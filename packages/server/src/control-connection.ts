@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { LineReader, formatReply } from '@ftp/protocol';
+import type { TlsRecordFramer } from './tls-records.js';
 
 /**
  * What the control connection hands the session: a command line, an over-long line it discarded, or a count of
@@ -22,8 +23,8 @@ export class ControlConnection {
   private ended = false;
   private pausedForQueue = false;
   private transferring = false;
-  /** After CCC: bytes of TLS records still to skip (the client's close_notify), null when reading commands. */
-  private tlsResidue: Buffer | null = null;
+  /** After CCC: follows the client's last TLS records (its close_notify) so they are skipped; null otherwise. */
+  private tlsRecords: TlsRecordFramer | null = null;
 
   private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
   private readonly onEndBound = (): void => this.finish();
@@ -76,33 +77,9 @@ export class ControlConnection {
     this.queue.length = 0;
   }
 
-  /**
-   * After CCC the client may still send its TLS close_notify before its next command in clear text: drop whole
-   * TLS records (content type 21 or 23, version 3.x) at the start of the stream; a command never starts so.
-   */
-  private skipTlsRecords(chunk: Buffer): Buffer {
-    let buf = this.tlsResidue && this.tlsResidue.length > 0 ? Buffer.concat([this.tlsResidue, chunk]) : chunk;
-    for (;;) {
-      if (buf.length === 0) {
-        this.tlsResidue = Buffer.alloc(0);
-        return buf;
-      }
-      const looksLikeRecord = (buf[0] === 0x15 || buf[0] === 0x17) && (buf.length < 2 || buf[1] === 0x03);
-      if (!looksLikeRecord) {
-        this.tlsResidue = null;
-        return buf;
-      }
-      if (buf.length < 5 || buf.length < 5 + buf.readUInt16BE(3)) {
-        this.tlsResidue = buf;
-        return Buffer.alloc(0);
-      }
-      buf = buf.subarray(5 + buf.readUInt16BE(3));
-    }
-  }
-
   /** Continues on another socket: the TLS socket that now wraps the connection, or the bare one after CCC. */
-  upgrade(next: Socket, options: { afterTls?: boolean } = {}): void {
-    if (options.afterTls) this.tlsResidue = Buffer.alloc(0);
+  upgrade(next: Socket, options: { tlsRecords?: TlsRecordFramer } = {}): void {
+    this.tlsRecords = options.tlsRecords && !options.tlsRecords.clearText ? options.tlsRecords : null;
     this.socket = next;
     this.pausedForQueue = false;
     this.attach(next);
@@ -118,8 +95,10 @@ export class ControlConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.tlsResidue) {
-      chunk = this.skipTlsRecords(chunk);
+    if (this.tlsRecords) {
+      // After CCC the client may still send its close_notify before its next command: skip whole TLS records.
+      chunk = chunk.subarray(this.tlsRecords.records(chunk));
+      if (this.tlsRecords.clearText) this.tlsRecords = null;
       if (chunk.length === 0) return;
     }
     for (const event of this.reader.push(chunk)) {

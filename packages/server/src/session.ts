@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DEFAULT_FACTS, parseCommand, type HashAlgorithm, type MlsxFact } from '@ftp/protocol';
 import { resolvePath, type FsProvider } from '@ftp/vfs';
@@ -200,7 +200,7 @@ export class Session implements SessionInfo {
   }
 
   /**
-   * CCC: ends TLS on the control connection (close_notify both ways, waiting at most 2 s for the client's) and
+   * CCC: ends TLS on the control connection (close_notify in whichever order the client expects) and
    * goes on in clear text. Data connection protection is unchanged (RFC 4217 §6).
    */
   async clearControl(): Promise<void> {
@@ -209,16 +209,13 @@ export class Session implements SessionInfo {
     const tls = this.conn.socket;
     // The TLS socket is about to end while the connection lives on: its close must not end the session.
     this.conn.prepareUpgrade({ watchClose: false });
+    // Once the client reads the 200 it may send its close_notify and its next command in one segment: from
+    // here only whole TLS records go to the TLS layer, the first clear-text byte waits for the command reader.
+    pipe.beginClearing();
     await this.conn.sendFlushed(200, 'CCC ok: the control connection continues in clear text.');
-    // Our close_notify, then clear text at once: clients differ on whether they answer with theirs, and one that
-    // does not sends its next command right away. A close_notify that does come is skipped by the reader.
-    pipe.keepOpen();
-    await new Promise<void>((resolve) => {
-      tls.end(() => resolve());
-      setTimeout(resolve, 1000).unref();
-    });
+    const { socket, framer } = await pipe.clearTls(tls as TLSSocket, CCC_GRACE_MS);
     this.controlPipe = null;
-    this.conn.upgrade(pipe.detach(), { afterTls: true });
+    this.conn.upgrade(socket, { tlsRecords: framer });
     this.secure = false;
     this.clearedControl = true;
     this.log = this.baseLog.child({ ...(this.user ? { user: this.user } : {}), ccc: true });
@@ -369,6 +366,12 @@ export class Session implements SessionInfo {
 
 /** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
 const MAX_DROPPED_COMMANDS = 1000;
+
+/**
+ * How long after the CCC reply the server waits for the client's close_notify before sending its own: long
+ * enough that ours never arrives with the 200 (lftp fails then), short enough for clients that wait for ours.
+ */
+const CCC_GRACE_MS = 250;
 
 /** The permissions of a user the driver said nothing about: everything. */
 export const ALL_PERMISSIONS: Readonly<Permissions> = Object.freeze({

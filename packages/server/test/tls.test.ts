@@ -50,6 +50,31 @@ async function roundTrip(c: Client): Promise<void> {
 }
 
 /** A control connection upgraded with AUTH TLS by hand, for checking replies exactly. */
+/** A client-side relay that can hold back its writes, to send the client's close_notify and a command at once. */
+class HoldingPipe extends SocketPipe {
+  private passes = Infinity;
+  private held: Buffer[] = [];
+
+  holdAfterNextWrite(): void {
+    this.passes = 1;
+  }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.passes-- > 0) return super._write(chunk, encoding, callback);
+    this.held.push(chunk);
+    callback();
+  }
+
+  /** Writes what was held and `extra` in one write; returns the bytes written. */
+  release(extra: Buffer): Buffer {
+    const all = Buffer.concat([...this.held, extra]);
+    this.held = [];
+    this.passes = Infinity;
+    this.raw.write(all);
+    return all;
+  }
+}
+
 class TlsRaw {
   private parser = new ReplyParser();
   private replies: Reply[] = [];
@@ -168,7 +193,7 @@ describe('CCC', () => {
     expect((await raw.cmd('AUTH TLS')).code).toBe(234);
     raw.socket.removeAllListeners('data');
     // The client also needs TLS over a relay it can take off again.
-    const pipe = new SocketPipe(raw.socket);
+    const pipe = new HoldingPipe(raw.socket);
     const socket = tlsConnect({ socket: pipe, rejectUnauthorized: false });
     await once(socket, 'secureConnect');
     const t = new TlsRaw(socket);
@@ -176,18 +201,19 @@ describe('CCC', () => {
     expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
     expect((await t.cmd('PBSZ 0')).code).toBe(200);
     expect((await t.cmd('PROT P')).code).toBe(200);
+    pipe.beginClearing();
+    pipe.holdAfterNextWrite();
     expect((await t.cmd('CCC')).code).toBe(200);
-    // Both sides send close_notify; the client then speaks clear text on the same TCP connection.
-    const closed = once(t.socket, 'close');
-    pipe.keepOpen();
+    // As lftp does: the client's close_notify and its first clear-text command leave in one TCP segment.
+    const flushed = once(pipe, 'finish');
     t.socket.end();
-    await closed;
-    const clear = pipe.detach();
+    await flushed;
+    expect(pipe.release(Buffer.from('PWD\r\n'))[0]).toBeGreaterThanOrEqual(20);
+    const { socket: clear } = pipe.detach();
     const parser = new ReplyParser();
     const replies: Reply[] = [];
     clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
     clear.resume();
-    clear.write('PWD\r\n');
     for (let i = 0; i < 50 && replies.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(replies[0]?.code).toBe(257);
 
@@ -200,6 +226,30 @@ describe('CCC', () => {
     await t2.cmd(`PASS ${PASSWORD}`);
     expect((await t2.cmd('CCC')).code).toBe(534);
     expect((await t2.cmd('NOOP')).code).toBe(200);
+  });
+  it('a client that sends no close_notify and speaks clear text right after the 200 is understood', async () => {
+    const { port } = await tlsServer({ allowCcc: true });
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    expect((await raw.cmd('AUTH TLS')).code).toBe(234);
+    raw.socket.removeAllListeners('data');
+    const pipe = new SocketPipe(raw.socket);
+    const socket = tlsConnect({ socket: pipe, rejectUnauthorized: false });
+    await once(socket, 'secureConnect');
+    const t = new TlsRaw(socket);
+    await t.cmd(`USER ${USER}`);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    pipe.beginClearing();
+    expect((await t.cmd('CCC')).code).toBe(200);
+    raw.socket.write('NOOP\r\nPWD\r\n');
+    const { socket: clear } = pipe.detach();
+    const parser = new ReplyParser();
+    const replies: Reply[] = [];
+    clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
+    clear.resume();
+    for (let i = 0; i < 50 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(replies.map((r) => r.code)).toEqual([200, 257]);
   });
 });
 
