@@ -23,6 +23,11 @@ export class ControlConnection {
   private ended = false;
   private pausedForQueue = false;
   private transferring = false;
+  /**
+   * Bytes read but not yet fed to the line reader because enough commands are queued: with the socket paused,
+   * at most one read chunk is held, so a client that pipelines hundreds of commands loses none of them.
+   */
+  private unread: Buffer | null = null;
   /** After CCC: follows the client's last TLS records (its close_notify) so they are skipped; null otherwise. */
   private tlsRecords: TlsRecordFramer | null = null;
 
@@ -75,6 +80,7 @@ export class ControlConnection {
     this.socket.pause();
     this.reader.reset();
     this.queue.length = 0;
+    this.unread = null;
   }
 
   /** Continues on another socket: the TLS socket that now wraps the connection, or the bare one after CCC. */
@@ -101,7 +107,49 @@ export class ControlConnection {
       if (this.tlsRecords.clearText) this.tlsRecords = null;
       if (chunk.length === 0) return;
     }
-    for (const event of this.reader.push(chunk)) {
+    if (this.unread) {
+      // Commands are still waiting unread: keep the order, and keep holding (the socket was paused).
+      this.unread = Buffer.concat([this.unread, chunk]);
+      return;
+    }
+    this.feed(chunk);
+  }
+
+  /**
+   * Feeds the line reader no more lines than the queue has room for, so the queue never overflows outside a
+   * transfer; the rest waits in {@link unread} with the socket paused.
+   */
+  private feed(chunk: Buffer): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      const room = this.transferring ? Infinity : this.maxQueued - this.queue.length;
+      if (room <= 0) {
+        this.unread = chunk.subarray(pos);
+        this.pausedForQueue = true;
+        this.socket.pause();
+        return;
+      }
+      const end = this.afterLines(chunk, pos, room);
+      this.take(chunk.subarray(pos, end));
+      pos = end;
+    }
+    this.pauseIfBehind();
+  }
+
+  /** The offset just past the `count`-th LF at or after `from` (or the chunk's end). */
+  private afterLines(chunk: Buffer, from: number, count: number): number {
+    if (count === Infinity) return chunk.length;
+    let pos = from;
+    for (let i = 0; i < count; i++) {
+      const lf = chunk.indexOf(0x0a, pos);
+      if (lf < 0) return chunk.length;
+      pos = lf + 1;
+    }
+    return pos;
+  }
+
+  private take(bytes: Buffer): void {
+    for (const event of this.reader.push(bytes)) {
       // Blank lines are no command (RFC 959 has none): ignore them here, so they can neither queue nor count.
       if (event.type === 'line' && event.line.trim() === '') continue;
       if (this.interceptor(event)) continue;
@@ -112,13 +160,13 @@ export class ControlConnection {
       } else if (this.queue.length < this.hardLimit) {
         this.queue.push(event);
       } else {
-        // Past the limit lines are only counted, so memory stays bounded whatever one chunk holds.
+        // Only reached by lines the LF count cannot see (bare CRs) or during a transfer: past the limit lines
+        // are only counted, so memory stays bounded whatever one chunk holds.
         const last = this.queue[this.queue.length - 1];
         if (last?.type === 'dropped') last.count++;
         else this.queue.push({ type: 'dropped', count: 1 });
       }
     }
-    this.pauseIfBehind();
   }
 
   /**
@@ -135,11 +183,18 @@ export class ControlConnection {
   /** While a transfer runs the socket is always read (see {@link pauseIfBehind}). */
   setTransferring(on: boolean): void {
     this.transferring = on;
-    if (on && this.pausedForQueue) {
-      this.pausedForQueue = false;
-      this.socket.resume();
-    }
-    if (!on) this.pauseIfBehind();
+    if (on) this.resumeReading();
+    else this.pauseIfBehind();
+  }
+
+  /** Reads on: first what was held unread, then the socket (unless that refilled the queue). */
+  private resumeReading(): void {
+    if (!this.pausedForQueue) return;
+    this.pausedForQueue = false;
+    const held = this.unread;
+    this.unread = null;
+    if (held) this.feed(held);
+    if (!this.pausedForQueue) this.socket.resume();
   }
 
   /** Lines queued past this are dropped: twice the pause threshold, the slack one chunk may bring. */
@@ -159,10 +214,10 @@ export class ControlConnection {
 
   /** The next command, or null once the client is gone. Commands already read are served before the end. */
   next(): Promise<ControlEvent | null> | ControlEvent | null {
-    const e = this.queue.shift();
+    let e = this.queue.shift();
     if (this.pausedForQueue && this.queue.length < this.maxQueued / 2) {
-      this.pausedForQueue = false;
-      this.socket.resume();
+      this.resumeReading();
+      e ??= this.queue.shift();
     }
     if (e) return e;
     if (this.ended) return null;

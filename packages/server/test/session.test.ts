@@ -96,6 +96,17 @@ describe('command syntax', () => {
     expect((await c.next()).code).toBe(200);
   });
 
+  it('answers every one of 3,000 commands pipelined in one write, in order, then QUIT and FIN', async () => {
+    // More than the read-ahead limit in one segment: none may be dropped (the rest waits unread).
+    const lines = Array.from({ length: 3000 }, (_, i) => (i % 2 ? 'NOOP' : 'PWD'));
+    c.send(lines.join('\r\n') + '\r\nQUIT\r\n');
+    c.socket.end();
+    const codes: number[] = [];
+    for (let i = 0; i < 3001; i++) codes.push((await c.next(5000)).code);
+    expect(codes.slice(0, 3000)).toEqual(lines.map((l) => (l === 'PWD' ? 257 : 200)));
+    expect(codes[3000]).toBe(221);
+  });
+
   it('OPTS UTF8 ON and OPTS MLST select facts', async () => {
     expect((await c.cmd('OPTS UTF8 ON')).code).toBe(200);
     expect(await c.cmd('OPTS MLST type;size;')).toMatchObject({ code: 200, text: 'MLST OPTS type;size;' });
