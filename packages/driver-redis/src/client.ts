@@ -1,0 +1,84 @@
+import { Cluster, Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import { resolvePath, splitPath } from '@ftp/vfs';
+import { fsError, isErrorCode, redisError } from './errors.js';
+import type { LuaScript } from './scripts.js';
+
+/** A Redis connection as ioredis gives it: a single node or a Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/** Where to connect: a `redis://` URL, ioredis options, or a client (Redis or Cluster) owned by the caller. */
+export type RedisTarget = string | RedisOptions | RedisClient;
+
+/** Most symbolic links followed while resolving one path, as Linux's MAXSYMLINKS. */
+const MAX_LINK_HOPS = 40;
+
+/** Opens the connection for a target; `owned` is true when this package created it (and must close it). */
+export function connect(target: RedisTarget): { client: RedisClient; owned: boolean } {
+  if (target instanceof Redis || target instanceof Cluster) return { client: target, owned: false };
+  // A lazy connection: constructing a provider does no I/O; the first command connects.
+  if (typeof target === 'string') return { client: new Redis(target, { lazyConnect: true }), owned: true };
+  return { client: new Redis({ lazyConnect: true, ...target }), owned: true };
+}
+
+/** Runs a script by SHA, loading it (EVAL) on a node whose cache lacks it. */
+export async function evalScript(client: RedisClient, s: LuaScript, keys: readonly string[], args: readonly (string | Buffer | number)[], binary = false): Promise<unknown> {
+  try {
+    return binary ? await client.callBuffer('EVALSHA', s.sha, keys.length, ...keys, ...args) : await client.evalsha(s.sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return binary ? await client.callBuffer('EVAL', s.source, keys.length, ...keys, ...args) : await client.eval(s.source, keys.length, ...keys, ...args);
+  }
+}
+
+function text(v: unknown): string {
+  return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+}
+
+/** The path that a link at component `index` (1-based) of `path` leads to, with the components after it. */
+export function followLink(path: string, index: number, target: string): string {
+  const comps = splitPath(path);
+  const parent = `/${comps.slice(0, index - 1).join('/')}`;
+  return resolvePath(resolvePath(parent, target), comps.slice(index).join('/'));
+}
+
+/**
+ * Runs a filesystem script over `paths` (ARGV[2..]) and `args` after them, following symbolic links: each `LINK`
+ * answer rewrites one path and runs the script again (at most 40 times, then ELOOP). Error statuses become
+ * {@link VfsError}s naming `shownPath` (the path the caller asked for). Answers the rest of the reply after 'OK'.
+ */
+export async function runFs(
+  client: RedisClient,
+  tag: string,
+  route: string,
+  s: LuaScript,
+  syscall: string,
+  paths: readonly string[],
+  args: readonly (string | number | Buffer)[],
+  binary = false,
+): Promise<unknown[]> {
+  const current = [...paths];
+  const shownPath = paths[0];
+  for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
+    let reply: unknown;
+    try {
+      reply = await evalScript(client, s, [route], [tag, ...current, ...args], binary);
+    } catch (err) {
+      throw redisError(err, syscall, shownPath);
+    }
+    if (!Array.isArray(reply) || reply.length === 0) throw redisError(new Error(`unexpected reply of script ${s.name}`), syscall, shownPath);
+    const status = text(reply[0]);
+    if (status === 'OK') return reply.slice(1);
+    if (status === 'LINK') {
+      const which = Number(reply[1]) - 1;
+      const p = current[which];
+      if (p === undefined) throw redisError(new Error('bad LINK reply'), syscall, shownPath);
+      current[which] = followLink(p, Number(reply[2]), text(reply[3]));
+      continue;
+    }
+    if (isErrorCode(status)) throw fsError(status, syscall, shownPath);
+    throw redisError(new Error(`script ${s.name}: ${status}`), syscall, shownPath);
+  }
+  throw fsError('ELOOP', syscall, shownPath);
+}
+

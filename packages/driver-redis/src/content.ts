@@ -1,0 +1,51 @@
+import type { RedisClient } from './client.js';
+import { evalScript } from './client.js';
+import { redisError, VfsError } from './errors.js';
+import type { Keys } from './keys.js';
+import { PUT_CHUNK } from './scripts.js';
+
+/** Settings and helpers the streams and handles share with the provider. */
+export interface Internals {
+  readonly client: RedisClient;
+  readonly keys: Keys;
+  /** Bytes per chunk, as recorded in the filesystem's root. */
+  readonly chunkSize: number;
+  /** TTL of the content of an upload in progress, ms, refreshed by every chunk written. */
+  readonly uploadTtlMs: number;
+  /** How long the content of a replaced or deleted file stays readable, ms. */
+  readonly gracePeriodMs: number;
+  /** Chunk writes of one upload that may be in flight at once. */
+  readonly maxInFlight: number;
+}
+
+/** Reads chunk `seq` of inode `ino`; null when it does not exist. */
+export async function getChunk(fs: Internals, ino: number, seq: number): Promise<Buffer | null> {
+  try {
+    return await fs.client.hgetBuffer(fs.keys.content(ino), String(seq));
+  } catch (err) {
+    throw redisError(err, 'read');
+  }
+}
+
+/** Writes chunk `seq` of the (private) inode `ino` and refreshes the content's upload TTL. */
+export async function putChunk(fs: Internals, ino: number, seq: number, data: Buffer): Promise<void> {
+  try {
+    await evalScript(fs.client, PUT_CHUNK, [fs.keys.content(ino)], [seq, data, fs.uploadTtlMs]);
+  } catch (err) {
+    throw redisError(err, 'write');
+  }
+}
+
+/** Deletes the content of an upload that will not be committed (best effort: its TTL removes it otherwise). */
+export async function discardContent(fs: Internals, ino: number): Promise<void> {
+  try {
+    await fs.client.unlink(fs.keys.content(ino));
+  } catch {
+    // Unreachable Redis: the upload TTL expires the content by itself.
+  }
+}
+
+/** The error of a download whose chunk vanished: the file was replaced or deleted and its grace period ran out. */
+export function contentGone(seq: number): VfsError {
+  return new VfsError('EIO', `EIO: chunk ${seq} is gone: the file was replaced or deleted and its grace period ended`, { syscall: 'read' });
+}

@@ -1,0 +1,44 @@
+/**
+ * Key layout of one filesystem. Every key starts with the hash tag `{prefix}`, so that Redis Cluster puts all keys of
+ * one filesystem in one hash slot: the Lua scripts touch many keys at once, and a script may only touch keys of
+ * the slot it runs in.
+ *
+ * ```
+ * {p}:seq        string  last inode id handed out (INCR); the root is inode 0
+ * {p}:i:<ino>    hash    inode: t (f|d|l), s size, m mtime ms, b birth ms, o mode bits, l link target; root has cs
+ * {p}:d:<ino>    hash    directory entries: name → inode id
+ * {p}:c:<ino>    hash    file content: chunk number → bytes (chunkSize each, the last shorter)
+ * ```
+ */
+export class Keys {
+  /** The hash tag with its braces, e.g. `{ftp}`: every key starts with it. */
+  readonly tag: string;
+
+  /** @param prefix the filesystem's prefix; must not contain `{` or `}` (they would break the hash tag). */
+  constructor(readonly prefix: string) {
+    if (prefix === '' || /[{}]/.test(prefix)) throw new TypeError(`invalid key prefix ${JSON.stringify(prefix)}: non-empty, without { or }`);
+    this.tag = `{${prefix}}`;
+  }
+
+  /** The root inode's key: passed as KEYS[1] of every script so a Cluster client routes it to the right node. */
+  get route(): string {
+    return this.inode(0);
+  }
+
+  inode(ino: number | string): string {
+    return `${this.tag}:i:${ino}`;
+  }
+
+  dir(ino: number | string): string {
+    return `${this.tag}:d:${ino}`;
+  }
+
+  content(ino: number | string): string {
+    return `${this.tag}:c:${ino}`;
+  }
+
+  /** SCAN pattern matching every key of the filesystem (braces are not special in Redis glob patterns). */
+  get pattern(): string {
+    return `${this.tag}:*`;
+  }
+}

@@ -1,0 +1,288 @@
+import type { Readable } from 'node:stream';
+import { checkStreamOptions, createDigest, normalizePath, parseOpenFlags, SPEC_VERSION, TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
+import type { DirEntry, FsProvider, HashAlgorithm, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
+import { connect, evalScript, runFs } from './client.js';
+import type { RedisClient, RedisTarget } from './client.js';
+import type { Internals } from './content.js';
+import { fsError, redisError } from './errors.js';
+import { RedisFileHandle } from './file-handle.js';
+import { Keys } from './keys.js';
+import { RedisReadStream } from './read-stream.js';
+import { COMMIT, INIT, LIST, MEMORY_INFO, MKDIR, OPEN_READ, PREPARE, RENAME, RMDIR, SETATTR, STAT, SYMLINK, UNLINK } from './scripts.js';
+import type { LuaScript } from './scripts.js';
+import { direntsOf, entriesOf, namesOf, nodeAt, num, str } from './stats.js';
+import { RedisWriteStream } from './write-stream.js';
+import type { Committer } from './write-stream.js';
+
+/** Options of {@link RedisProvider}. */
+export interface RedisProviderOptions {
+  /**
+   * The Redis to use: a `redis://` URL or ioredis options (the provider then owns the connection and `close()` ends
+   * it), or an ioredis `Redis` / `Cluster` instance (shared; `close()` leaves it open).
+   */
+  redis: RedisTarget;
+  /**
+   * Names this filesystem: every key is `{prefix}:…`, so many filesystems share one Redis, and the braces (a hash
+   * tag) keep all keys of one filesystem in one Cluster slot. Default `ftp`. Must not contain `{` or `}`.
+   */
+  prefix?: string;
+  /**
+   * Bytes per content chunk (default 256 KiB): the unit of every read and write, and what a transfer holds in memory
+   * (a few of them). Fixed when the filesystem is created: an existing filesystem keeps its own.
+   */
+  chunkSize?: number;
+  /** TTL of an upload's content while it is written, refreshed by every chunk (default 10 minutes). */
+  uploadTtlMs?: number;
+  /**
+   * How long the content of a replaced or deleted file stays readable for downloads already running (default 10
+   * minutes); 0 deletes it at once (such downloads then fail with EIO).
+   */
+  gracePeriodMs?: number;
+  /** Chunk writes of one upload in flight at once (default 4). */
+  maxInFlightChunks?: number;
+}
+
+const DEFAULTS = { prefix: 'ftp', chunkSize: TRANSFER_CHUNK_SIZE, uploadTtlMs: 600_000, gracePeriodMs: 600_000, maxInFlightChunks: 4 };
+
+/**
+ * A whole filesystem in Redis (see the package README for the data model): directories are hashes of name → inode,
+ * inodes are hashes, file content is a hash of fixed-size chunks per inode. Every operation is one Lua script and one
+ * round-trip (plus one per symbolic link met on the path); rename moves one directory entry, whatever it names;
+ * uploads are written under a new inode and swapped in whole (`atomicUploads`).
+ */
+export class RedisProvider implements FsProvider {
+  /** @inheritdoc */
+  readonly specVersion = SPEC_VERSION;
+  /** Symbolic links are stored and followed (SITE SYMLINK). */
+  readonly supportsSymlinks = true;
+  /** Concurrent uploads to one path end as one whole version: each writes its own inode, swapped in by a script. */
+  readonly atomicUploads = true;
+  /** The ioredis client in use. */
+  readonly client: RedisClient;
+  /** The key names of this filesystem. */
+  readonly keys: Keys;
+  readonly #owned: boolean;
+  readonly #options: typeof DEFAULTS;
+  #ready: Promise<Internals> | undefined;
+
+  /** @param options where the filesystem lives; see {@link RedisProviderOptions}. */
+  constructor(options: RedisProviderOptions) {
+    const { client, owned } = connect(options.redis);
+    this.client = client;
+    this.#owned = owned;
+    this.#options = {
+      prefix: options.prefix ?? DEFAULTS.prefix,
+      chunkSize: options.chunkSize ?? DEFAULTS.chunkSize,
+      uploadTtlMs: options.uploadTtlMs ?? DEFAULTS.uploadTtlMs,
+      gracePeriodMs: options.gracePeriodMs ?? DEFAULTS.gracePeriodMs,
+      maxInFlightChunks: options.maxInFlightChunks ?? DEFAULTS.maxInFlightChunks,
+    };
+    for (const k of ['chunkSize', 'uploadTtlMs', 'maxInFlightChunks'] as const) {
+      if (!(Number.isSafeInteger(this.#options[k]) && this.#options[k] > 0)) throw new RangeError(`${k} must be a positive integer`);
+    }
+    if (!(Number.isSafeInteger(this.#options.gracePeriodMs) && this.#options.gracePeriodMs >= 0)) throw new RangeError('gracePeriodMs must be an integer >= 0');
+    this.keys = new Keys(this.#options.prefix);
+  }
+
+  /** Creates the root on first use and adopts the chunk size the filesystem was created with. */
+  #init(): Promise<Internals> {
+    this.#ready ??= (async () => {
+      const [cs] = await runFs(this.client, this.keys.tag, this.keys.route, INIT, 'init', [], [this.#options.chunkSize, Date.now()]);
+      return {
+        client: this.client,
+        keys: this.keys,
+        chunkSize: num(cs, this.#options.chunkSize),
+        uploadTtlMs: this.#options.uploadTtlMs,
+        gracePeriodMs: this.#options.gracePeriodMs,
+        maxInFlight: this.#options.maxInFlightChunks,
+      };
+    })();
+    // A failed start (Redis down) is retried by the next call rather than remembered.
+    this.#ready.catch(() => {
+      this.#ready = undefined;
+    });
+    return this.#ready;
+  }
+
+  async #run(s: LuaScript, syscall: string, paths: readonly string[], args: readonly (string | number)[] = [], binary = false): Promise<unknown[]> {
+    await this.#init();
+    return runFs(this.client, this.keys.tag, this.keys.route, s, syscall, paths.map(normalizePath), args, binary);
+  }
+
+  async #stat(path: string, follow: boolean, syscall: string): Promise<VfsStats> {
+    return nodeAt(await this.#run(STAT, syscall, [path], [follow ? '1' : '0']), 0).stats;
+  }
+
+  /** Stats of what `path` leads to (links followed). */
+  stat(path: string): Promise<VfsStats> {
+    return this.#stat(path, true, 'stat');
+  }
+
+  /** Stats of `path` itself (a link is reported as a link). */
+  lstat(path: string): Promise<VfsStats> {
+    return this.#stat(path, false, 'lstat');
+  }
+
+  /** Names in a directory, or `Dirent`s with `{ withFileTypes: true }`. */
+  async readdir(path: string, options?: { withFileTypes?: boolean }): Promise<string[] | VfsDirent[]> {
+    if (options?.withFileTypes === true) return direntsOf(await this.#run(LIST, 'scandir', [path], ['1']), normalizePath(path));
+    return namesOf(await this.#run(LIST, 'scandir', [path], ['0']));
+  }
+
+  /** Entries of a directory with their stats, in one round-trip (one script over the directory hash). */
+  async list(path: string): Promise<DirEntry[]> {
+    return entriesOf(await this.#run(LIST, 'scandir', [path], ['1']));
+  }
+
+  /** Creates a directory (and its parents with `recursive`). */
+  async mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<undefined> {
+    await this.#run(MKDIR, 'mkdir', [path], [options?.recursive === true ? '1' : '0', (options?.mode ?? 0o755) & 0o7777, Date.now()]);
+    return undefined;
+  }
+
+  /** Removes an empty directory. */
+  async rmdir(path: string): Promise<void> {
+    await this.#run(RMDIR, 'rmdir', [path], [Date.now()]);
+  }
+
+  /** Removes a file or link; a file's content stays readable for running downloads during the grace period. */
+  async unlink(path: string): Promise<void> {
+    await this.#run(UNLINK, 'unlink', [path], [Date.now(), this.#options.gracePeriodMs]);
+  }
+
+  /** Moves one directory entry, atomically, in O(1) whatever it names; replaces a file or an empty directory. */
+  async rename(oldPath: string, newPath: string): Promise<void> {
+    await this.#run(RENAME, 'rename', [oldPath, newPath], [Date.now(), this.#options.gracePeriodMs]);
+  }
+
+  /** Creates a symbolic link at `path` pointing to `target` (stored as given). */
+  async symlink(target: string, path: string): Promise<void> {
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw fsError('EINVAL', 'symlink', path);
+    await this.#run(SYMLINK, 'symlink', [path], [target, Date.now()]);
+  }
+
+  /** The target of a symbolic link. */
+  async readlink(path: string): Promise<string> {
+    const node = nodeAt(await this.#run(STAT, 'readlink', [path], ['0']), 0);
+    if (node.kind !== 'symlink' || node.target === undefined) throw fsError('EINVAL', 'readlink', path);
+    return node.target;
+  }
+
+  /** Sets the modification time (MFMT). */
+  async setTimes(path: string, mtime: Date): Promise<void> {
+    await this.#run(SETATTR, 'utimes', [path], ['m', mtime.getTime()]);
+  }
+
+  /** Sets the permission bits (SITE CHMOD). */
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.#run(SETATTR, 'chmod', [path], ['o', mode & 0o7777]);
+  }
+
+  /** The commit of an upload of `path`: swaps the new inode in (see the COMMIT script). */
+  #committer(path: string, mode: number, exclusive: boolean): Committer {
+    return async (ino, size, chunks) => {
+      await this.#run(COMMIT, 'write', [path], [ino, size, chunks, mode, Date.now(), exclusive ? '1' : '0', this.#options.gracePeriodMs]);
+    };
+  }
+
+  /**
+   * Starts an upload: a new inode, with the kept prefix of the current file copied server-side for `start`/`append`.
+   * @param keep bytes of the current file to keep; -1 for all.
+   */
+  async #prepare(path: string, keep: number, popPartial: boolean, exclusive: boolean, mustExist: boolean) {
+    const fs = await this.#init();
+    const r = await this.#run(PREPARE, 'open', [path], [keep, popPartial ? '1' : '0', fs.chunkSize, fs.uploadTtlMs, exclusive ? '1' : '0', mustExist ? '1' : '0'], true);
+    const partial = r[2];
+    return {
+      fs,
+      ino: num(r[0], 0),
+      fullChunks: num(r[1], 0),
+      head: Buffer.isBuffer(partial) ? partial : Buffer.alloc(0),
+      baseSize: num(r[3], 0),
+      baseMode: r[4] === null || r[4] === undefined ? undefined : num(r[4], 0o644),
+    };
+  }
+
+  /** A download of one version of the file, chunk by chunk (`end` inclusive). */
+  async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
+    checkStreamOptions(options, path);
+    const fs = await this.#init();
+    const [ino, size] = await this.#run(OPEN_READ, 'open', [path]);
+    const total = num(size, 0);
+    const end = Math.min(total, options.end === undefined ? Infinity : options.end + 1);
+    return new RedisReadStream(fs, num(ino, 0), Math.min(options.start ?? 0, end), end);
+  }
+
+  /**
+   * An upload, visible whole once the stream has finished. `append` and `start` copy the kept part of the current
+   * file to the new inode inside Redis (copy-on-write: cheap for small files, a server-side memory copy for big ones).
+   */
+  async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
+    checkStreamOptions(options, path);
+    const keep = options.append === true ? -1 : (options.start ?? 0);
+    const start = await this.#prepare(path, keep, true, false, false);
+    const kept = start.fullChunks * start.fs.chunkSize + start.head.length;
+    const hole = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - kept);
+    const mode = options.mode ?? start.baseMode ?? 0o644;
+    return new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole }, this.#committer(path, mode & 0o7777, false));
+  }
+
+  /**
+   * A file handle. Read-only handles read one version; writable ones (`w`, `a`, `r+`, `wx`…) work on a private copy
+   * that `close()` makes visible atomically (so a file opened with `w` appears at `close()`, not at `open()`).
+   */
+  async open(path: string, flags: string | number = 'r', mode = 0o644): Promise<RedisFileHandle> {
+    const f = parseOpenFlags(flags);
+    if (!f.write) {
+      const fs = await this.#init();
+      const [ino, size, fileMode, mtime] = await this.#run(OPEN_READ, 'open', [path]);
+      return new RedisFileHandle(fs, { ino: num(ino, 0), size: num(size, 0), mode: num(fileMode, 0o644), mtimeMs: num(mtime, 0) }, f, normalizePath(path));
+    }
+    const start = await this.#prepare(path, f.truncate ? 0 : -1, false, f.exclusive, !f.create);
+    const fileMode = (start.baseMode ?? mode) & 0o7777;
+    const commit = this.#committer(path, fileMode, f.exclusive);
+    return new RedisFileHandle(start.fs, { ino: start.ino, size: f.truncate ? 0 : start.baseSize, mode: fileMode, mtimeMs: Date.now(), commit }, f, normalizePath(path));
+  }
+
+  /** Digest of `[start, end)` of a file, streamed over its chunks (HASH). */
+  async hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
+    const digest = createDigest(algorithm);
+    const from = start ?? 0;
+    if (end !== undefined && end <= from) {
+      await this.#run(OPEN_READ, 'open', [path]);
+      return digest.digest();
+    }
+    const stream = await this.createReadStream(path, end === undefined ? { start: from } : { start: from, end: end - 1 });
+    for await (const chunk of stream) digest.update(chunk as Buffer);
+    return digest.digest();
+  }
+
+  /** Free bytes under `maxmemory` of the node that holds this filesystem (Infinity without `maxmemory`). */
+  async availableSpace(_path: string): Promise<number> {
+    let info: string;
+    try {
+      info = str(await evalScript(this.client, MEMORY_INFO, [this.keys.route], [])) ?? '';
+    } catch (err) {
+      throw redisError(err, 'statfs');
+    }
+    const field = (name: string): number => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
+    const max = field('maxmemory');
+    const used = field('used_memory');
+    if (!(max > 0)) return Infinity;
+    return Math.max(0, max - (Number.isFinite(used) ? used : 0));
+  }
+
+  /** Ends the connection when the provider opened it (a client passed in is left open). */
+  async close(): Promise<void> {
+    if (!this.#owned) return;
+    if (this.client.status !== 'ready') {
+      this.client.disconnect();
+      return;
+    }
+    try {
+      await this.client.quit();
+    } catch {
+      // Already closing: nothing left to release.
+    }
+  }
+}

@@ -1,0 +1,344 @@
+import { createHash } from 'node:crypto';
+
+/** A Lua script with its SHA-1, run by EVALSHA (EVAL once per node when the script cache lacks it). */
+export interface LuaScript {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(name: string, body: string, prelude = true): LuaScript {
+  const source = prelude ? PRELUDE + body : body;
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/*
+ * Shared by the filesystem scripts. ARGV[1] is the hash tag (`{prefix}`); keys are built from it inside the script
+ * (all in the slot of KEYS[1], the root inode, so Redis Cluster accepts them).
+ *
+ * Every script answers a table whose first element is a status: 'OK', a Node error code ('ENOENT', …), or 'LINK'
+ * when path resolution met a symbolic link it must follow: {'LINK', which, index, target}. The client then rewrites
+ * path number `which` (components 1..index replaced by the link target) and runs the script again, so a link-free
+ * path costs one round-trip and each link one more.
+ */
+const PRELUDE = `
+local P = ARGV[1]
+local function ik(i) return P .. ':i:' .. i end
+local function dk(i) return P .. ':d:' .. i end
+local function ck(i) return P .. ':c:' .. i end
+local function split(path)
+  local t = {}
+  for s in string.gmatch(path, '[^/]+') do t[#t + 1] = s end
+  return t
+end
+-- Walks path from the root. Returns r, nil on success: r.parent (false for the root), r.name, r.ino (false when the
+-- last component is missing), r.t, r.chain (the directories walked, root first, the parent last); or nil, status.
+local function resolve(which, path, follow)
+  local comps = split(path)
+  local n = #comps
+  local chain = {'0'}
+  if n == 0 then return {parent = false, name = '', ino = '0', t = 'd', chain = chain, root = true}, nil end
+  local cur = '0'
+  for i = 1, n do
+    local child = redis.call('HGET', dk(cur), comps[i])
+    local t = false
+    if child then t = redis.call('HGET', ik(child), 't') end
+    if not t then
+      if i < n then return nil, {'ENOENT'} end
+      return {parent = cur, name = comps[i], ino = false, t = false, chain = chain}, nil
+    end
+    if t == 'l' and (i < n or follow) then
+      return nil, {'LINK', which, i, redis.call('HGET', ik(child), 'l')}
+    end
+    if i == n then return {parent = cur, name = comps[i], ino = child, t = t, chain = chain}, nil end
+    if t ~= 'd' then return nil, {'ENOTDIR'} end
+    cur = child
+    chain[#chain + 1] = cur
+  end
+end
+-- Removes an inode whose entry is gone. A file's content is not deleted but given the grace period, so that a
+-- download that started before keeps reading whole chunks of this version (grace 0: deleted now).
+local function drop(ino, t, grace)
+  redis.call('DEL', ik(ino))
+  if t == 'd' then redis.call('DEL', dk(ino)) end
+  if t == 'f' then
+    if tonumber(grace) > 0 then redis.call('PEXPIRE', ck(ino), grace) else redis.call('UNLINK', ck(ino)) end
+  end
+end
+local function touch(ino, now) redis.call('HSET', ik(ino), 'm', now) end
+`;
+
+/** ARGV: tag, chunkSize, now. Creates the root when missing; answers the chunk size the filesystem was made with. */
+export const INIT = script(
+  'init',
+  `
+if redis.call('EXISTS', ik(0)) == 0 then
+  redis.call('HSET', ik(0), 't', 'd', 'm', ARGV[3], 'b', ARGV[3], 'o', 493, 'cs', ARGV[2])
+  redis.call('SETNX', P .. ':seq', 0)
+end
+return {'OK', redis.call('HGET', ik(0), 'cs')}
+`,
+);
+
+/** ARGV: tag, path, follow (1|0). Answers {'OK', ino, t, s, m, o, b, l}. */
+export const STAT = script(
+  'stat',
+  `
+local r, e = resolve(1, ARGV[2], ARGV[3] == '1')
+if e then return e end
+if not r.ino then return {'ENOENT'} end
+local f = redis.call('HMGET', ik(r.ino), 't', 's', 'm', 'o', 'b', 'l')
+return {'OK', r.ino, f[1], f[2], f[3], f[4], f[5], f[6]}
+`,
+);
+
+/**
+ * ARGV: tag, path, withStats (1|0). Answers {'OK', name, …} or, with stats, {'OK', then per entry name, ino, t, s,
+ * m, o, b, l}: a whole directory with its stats in one round-trip.
+ */
+export const LIST = script(
+  'list',
+  `
+local r, e = resolve(1, ARGV[2], true)
+if e then return e end
+if not r.ino then return {'ENOENT'} end
+if r.t ~= 'd' then return {'ENOTDIR'} end
+local all = redis.call('HGETALL', dk(r.ino))
+local out = {'OK'}
+if ARGV[3] ~= '1' then
+  for j = 1, #all, 2 do out[#out + 1] = all[j] end
+  return out
+end
+for j = 1, #all, 2 do
+  local f = redis.call('HMGET', ik(all[j + 1]), 't', 's', 'm', 'o', 'b', 'l')
+  if f[1] then
+    out[#out + 1] = all[j]
+    out[#out + 1] = all[j + 1]
+    for k = 1, 6 do out[#out + 1] = f[k] end
+  end
+end
+return out
+`,
+);
+
+/** ARGV: tag, path, recursive (1|0), mode, now. */
+export const MKDIR = script(
+  'mkdir',
+  `
+local comps = split(ARGV[2])
+local recursive = ARGV[3] == '1'
+if #comps == 0 then if recursive then return {'OK'} end return {'EEXIST'} end
+local cur = '0'
+for i = 1, #comps do
+  local child = redis.call('HGET', dk(cur), comps[i])
+  local t = false
+  if child then t = redis.call('HGET', ik(child), 't') end
+  if t then
+    if i == #comps and not recursive then return {'EEXIST'} end
+    if t == 'l' then return {'LINK', 1, i, redis.call('HGET', ik(child), 'l')} end
+    if i == #comps then if t == 'd' then return {'OK'} end return {'EEXIST'} end
+    if t ~= 'd' then return {'ENOTDIR'} end
+    cur = child
+  else
+    if i < #comps and not recursive then return {'ENOENT'} end
+    local id = redis.call('INCR', P .. ':seq')
+    redis.call('HSET', ik(id), 't', 'd', 'm', ARGV[5], 'b', ARGV[5], 'o', ARGV[4])
+    redis.call('HSET', dk(cur), comps[i], id)
+    touch(cur, ARGV[5])
+    cur = id
+  end
+end
+return {'OK'}
+`,
+);
+
+/** ARGV: tag, path, now. */
+export const RMDIR = script(
+  'rmdir',
+  `
+local r, e = resolve(1, ARGV[2], false)
+if e then return e end
+if r.root then return {'EBUSY'} end
+if not r.ino then return {'ENOENT'} end
+if r.t ~= 'd' then return {'ENOTDIR'} end
+if redis.call('HLEN', dk(r.ino)) > 0 then return {'ENOTEMPTY'} end
+redis.call('HDEL', dk(r.parent), r.name)
+drop(r.ino, 'd', 0)
+touch(r.parent, ARGV[3])
+return {'OK'}
+`,
+);
+
+/** ARGV: tag, path, now, grace. */
+export const UNLINK = script(
+  'unlink',
+  `
+local r, e = resolve(1, ARGV[2], false)
+if e then return e end
+if r.root then return {'EISDIR'} end
+if not r.ino then return {'ENOENT'} end
+if r.t == 'd' then return {'EISDIR'} end
+redis.call('HDEL', dk(r.parent), r.name)
+drop(r.ino, r.t, ARGV[4])
+touch(r.parent, ARGV[3])
+return {'OK'}
+`,
+);
+
+/**
+ * ARGV: tag, from, to, now, grace. Moves one directory entry: O(1) whatever the size of the file or tree moved.
+ * A directory may not move below itself: the directories walked to reach the target's parent must not include it.
+ */
+export const RENAME = script(
+  'rename',
+  `
+local s, e = resolve(1, ARGV[2], false)
+if e then return e end
+if s.root then return {'EBUSY'} end
+if not s.ino then return {'ENOENT'} end
+local d, e2 = resolve(2, ARGV[3], false)
+if e2 then return e2 end
+if d.root then return {'EBUSY'} end
+if d.ino == s.ino then return {'OK'} end
+if s.t == 'd' then
+  for _, a in ipairs(d.chain) do if a == s.ino then return {'EINVAL'} end end
+end
+if d.ino then
+  if d.t == 'd' then
+    if s.t ~= 'd' then return {'EISDIR'} end
+    if redis.call('HLEN', dk(d.ino)) > 0 then return {'ENOTEMPTY'} end
+  elseif s.t == 'd' then
+    return {'ENOTDIR'}
+  end
+  drop(d.ino, d.t, ARGV[5])
+end
+redis.call('HDEL', dk(s.parent), s.name)
+redis.call('HSET', dk(d.parent), d.name, s.ino)
+touch(s.parent, ARGV[4])
+touch(d.parent, ARGV[4])
+return {'OK'}
+`,
+);
+
+/** ARGV: tag, path, target, now. */
+export const SYMLINK = script(
+  'symlink',
+  `
+local r, e = resolve(1, ARGV[2], false)
+if e then return e end
+if r.root or r.ino then return {'EEXIST'} end
+local id = redis.call('INCR', P .. ':seq')
+redis.call('HSET', ik(id), 't', 'l', 'l', ARGV[3], 'm', ARGV[4], 'b', ARGV[4], 'o', 511, 's', string.len(ARGV[3]))
+redis.call('HSET', dk(r.parent), r.name, id)
+touch(r.parent, ARGV[4])
+return {'OK'}
+`,
+);
+
+/** ARGV: tag, path, field (m|o), value. Sets mtime or mode of what the path leads to. */
+export const SETATTR = script(
+  'setattr',
+  `
+local r, e = resolve(1, ARGV[2], true)
+if e then return e end
+if not r.ino then return {'ENOENT'} end
+redis.call('HSET', ik(r.ino), ARGV[3], ARGV[4])
+return {'OK'}
+`,
+);
+
+/** ARGV: tag, path. Answers {'OK', ino, size, mode, mtime} of a file to download. */
+export const OPEN_READ = script(
+  'open-read',
+  `
+local r, e = resolve(1, ARGV[2], true)
+if e then return e end
+if not r.ino then return {'ENOENT'} end
+if r.t == 'd' then return {'EISDIR'} end
+local f = redis.call('HMGET', ik(r.ino), 's', 'o', 'm')
+return {'OK', r.ino, f[1], f[2], f[3]}
+`,
+);
+
+/**
+ * Starts an upload under a new, invisible inode. ARGV: tag, path, keep (bytes of the current file to keep; -1 for
+ * all), popPartial (1|0), chunkSize, ttl, exclusive (1|0), mustExist (1|0).
+ *
+ * The kept prefix is copied server-side (COPY of the content hash, then the chunks past it dropped): copy-on-write,
+ * so the current version's chunks are never touched. With popPartial the last, partial chunk of the prefix is
+ * removed from the copy and answered, for the writer to continue it. The copy gets the upload TTL.
+ * Answers {'OK', newIno, fullChunks, partialBytes, baseSize, baseMode}.
+ */
+export const PREPARE = script(
+  'prepare',
+  `
+local r, e = resolve(1, ARGV[2], true)
+if e then return e end
+if r.root or r.t == 'd' then return {'EISDIR'} end
+if ARGV[7] == '1' and r.ino then return {'EEXIST'} end
+if ARGV[8] == '1' and not r.ino then return {'ENOENT'} end
+local id = redis.call('INCR', P .. ':seq')
+local keep = tonumber(ARGV[3])
+if keep == 0 or not r.ino then return {'OK', id, 0, '', 0, false} end
+local f = redis.call('HMGET', ik(r.ino), 's', 'o')
+local size = tonumber(f[1]) or 0
+local cs = tonumber(ARGV[5])
+local n = math.ceil(size / cs)
+if keep < 0 or keep > size then keep = size end
+local full = math.floor(keep / cs)
+local partial = ''
+if keep > 0 and redis.call('EXISTS', ck(r.ino)) == 1 then
+  redis.call('COPY', ck(r.ino), ck(id))
+  if ARGV[4] == '1' then
+    local rest = keep - full * cs
+    if rest > 0 then partial = string.sub(redis.call('HGET', ck(id), full) or '', 1, rest) end
+    for j = full, n - 1 do redis.call('HDEL', ck(id), j) end
+  else
+    full = n
+  end
+  redis.call('PEXPIRE', ck(id), ARGV[6])
+end
+return {'OK', id, full, partial, size, f[2]}
+`,
+);
+
+/**
+ * Makes an upload visible: the entry of `path` now names the new inode, in one step. ARGV: tag, path, ino, size,
+ * chunks, mode, now, exclusive (1|0), grace. The content must hold exactly `chunks` chunks: fewer means that its
+ * TTL ran out while the upload stalled (EIO, nothing changes). The replaced version gets the grace period.
+ */
+export const COMMIT = script(
+  'commit',
+  `
+local id = ARGV[3]
+local r, e = resolve(1, ARGV[2], true)
+if e then
+  -- A link is followed by running the script again: keep the content for that run.
+  if e[1] ~= 'LINK' then redis.call('UNLINK', ck(id)) end
+  return e
+end
+if r.root or r.t == 'd' then redis.call('UNLINK', ck(id)) return {'EISDIR'} end
+if ARGV[8] == '1' and r.ino then redis.call('UNLINK', ck(id)) return {'EEXIST'} end
+if redis.call('HLEN', ck(id)) ~= tonumber(ARGV[5]) then redis.call('UNLINK', ck(id)) return {'EIO'} end
+redis.call('PERSIST', ck(id))
+redis.call('HSET', ik(id), 't', 'f', 's', ARGV[4], 'm', ARGV[7], 'b', ARGV[7], 'o', ARGV[6])
+redis.call('HSET', dk(r.parent), r.name, id)
+if r.ino then drop(r.ino, r.t, ARGV[9]) end
+touch(r.parent, ARGV[7])
+return {'OK'}
+`,
+);
+
+/** KEYS[1]: content key; ARGV: chunk number, bytes, ttl. Stores one chunk of an upload and refreshes its TTL. */
+export const PUT_CHUNK = script(
+  'put-chunk',
+  `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`,
+  false,
+);
+
+/** KEYS[1]: routing key. INFO memory of the node that holds the filesystem's slot. */
+export const MEMORY_INFO = script('memory-info', `return redis.call('INFO', 'memory')`, false);

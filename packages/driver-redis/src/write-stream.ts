@@ -1,0 +1,123 @@
+import { Writable } from 'node:stream';
+import type { UploadStream } from '@ftp/vfs';
+import { discardContent, putChunk } from './content.js';
+import type { Internals } from './content.js';
+
+/** What the writer calls once every chunk is stored: makes the new inode visible (the COMMIT script). */
+export type Committer = (ino: number, size: number, chunks: number) => Promise<void>;
+
+/** Where an upload starts: the new inode, chunks already in it (a kept prefix), and the bytes that continue them. */
+export interface UploadStart {
+  ino: number;
+  /** Whole chunks already stored under `ino` (copied from the previous version). */
+  fullChunks: number;
+  /** Bytes that begin chunk `fullChunks`: the partial tail of a kept prefix. */
+  head: Buffer;
+  /** Zero bytes after `head` (REST past the end of the file leaves a hole, as a file system does). */
+  hole: number;
+}
+
+/**
+ * An upload into a new, invisible inode. Bytes are gathered into chunk-size buffers; each full chunk is written
+ * (HSET + PEXPIRE, one script) with at most `maxInFlight` writes outstanding, so memory stays within a few chunks.
+ * On `end()` the last chunk is written and the inode swapped in by one script: the upload becomes visible whole,
+ * at once. An interrupted upload (`transferError`, or `destroy()` before the end) deletes its content; if this
+ * process dies instead, the content's TTL (refreshed by every chunk) removes it.
+ */
+export class RedisWriteStream extends Writable implements UploadStream {
+  readonly #fs: Internals;
+  readonly #ino: number;
+  readonly #commit: Committer;
+  #seq: number;
+  #size: number;
+  #cur: Buffer | null = null;
+  #used = 0;
+  #inflight: Promise<void>[] = [];
+  #committed = false;
+  /** The start of the content not yet taken: the partial chunk of a kept prefix, then zeros of a hole. */
+  #head: Buffer;
+  #hole: number;
+
+  constructor(fs: Internals, start: UploadStart, commit: Committer) {
+    super({ highWaterMark: fs.chunkSize });
+    this.#fs = fs;
+    this.#ino = start.ino;
+    this.#commit = commit;
+    this.#seq = start.fullChunks;
+    this.#size = start.fullChunks * fs.chunkSize;
+    this.#head = start.head;
+    this.#hole = start.hole;
+  }
+
+  /** Copies bytes into the current chunk; each full chunk is sent, waiting whenever the window of writes is full. */
+  async #take(data: Uint8Array): Promise<void> {
+    const cs = this.#fs.chunkSize;
+    let off = 0;
+    while (off < data.length) {
+      this.#cur ??= Buffer.allocUnsafeSlow(cs);
+      const n = Math.min(cs - this.#used, data.length - off);
+      this.#cur.set(data.subarray(off, off + n), this.#used);
+      this.#used += n;
+      this.#size += n;
+      off += n;
+      if (this.#used === cs) await this.#send(this.#cur);
+    }
+  }
+
+  /** Takes what precedes the first byte written: the kept partial chunk, then the hole (in chunk-size pieces). */
+  async #takeHead(): Promise<void> {
+    if (this.#head.length > 0) {
+      const head = this.#head;
+      this.#head = Buffer.alloc(0);
+      await this.#take(head);
+    }
+    const cs = this.#fs.chunkSize;
+    while (this.#hole > 0) {
+      const n = Math.min(cs, this.#hole);
+      this.#hole -= n;
+      await this.#take(Buffer.alloc(n));
+    }
+  }
+
+  /** Sends a chunk; when the window is full, waits for the oldest write in flight. */
+  async #send(buf: Buffer): Promise<void> {
+    const p = putChunk(this.#fs, this.#ino, this.#seq++, buf);
+    p.catch(() => undefined); // Awaited later; never an unhandled rejection.
+    this.#inflight.push(p);
+    this.#cur = null;
+    this.#used = 0;
+    while (this.#inflight.length >= this.#fs.maxInFlight) await this.#inflight.shift();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#takeHead()
+      .then(() => this.#take(chunk))
+      .then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    (async () => {
+      await this.#takeHead();
+      if (this.#cur !== null && this.#used > 0) await this.#send(this.#cur.subarray(0, this.#used));
+      while (this.#inflight.length > 0) await this.#inflight.shift();
+      await this.#commit(this.#ino, this.#size, this.#seq);
+      this.#committed = true;
+    })().then(() => cb(), cb);
+  }
+
+  /** The server reports an interrupted transfer: nothing of it may become visible (destroy() follows). */
+  transferError(_err: Error): void {
+    // Nothing to record: an upload is only ever committed by _final, which an aborted stream never reaches.
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#committed) return cb(err);
+    // Wait for writes in flight first: one landing after the delete would recreate the key (with a TTL, but still).
+    const pending = this.#inflight;
+    this.#inflight = [];
+    this.#cur = null;
+    Promise.allSettled(pending)
+      .then(() => discardContent(this.#fs, this.#ino))
+      .then(() => cb(err), () => cb(err));
+  }
+}
