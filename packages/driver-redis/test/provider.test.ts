@@ -1,0 +1,229 @@
+import { once } from 'node:events';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { deterministicBytes, readAll, writeAll, writeChunk, endStream } from '@ftp/vfs-conformance';
+import { openWriteStream } from '@ftp/vfs';
+import type { UploadStream } from '@ftp/vfs';
+import { countKeys, deleteFilesystem, RedisProvider } from '../src/index.js';
+import type { RedisProviderOptions } from '../src/index.js';
+import { testPrefix, testRedis } from './redis.js';
+
+const redis = await testRedis();
+const used: string[] = [];
+const KiB = 1024;
+
+/** A provider over a fresh prefix; its keys are deleted after the test. */
+function fresh(options: Partial<RedisProviderOptions> = {}): RedisProvider {
+  const prefix = testPrefix('prov');
+  used.push(prefix);
+  return new RedisProvider({ redis, prefix, ...options });
+}
+
+afterEach(async () => {
+  for (const p of used.splice(0)) await deleteFilesystem(redis, p);
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+/** Runs `fn` and answers the commands Redis executed on keys of `prefix` meanwhile (MONITOR shows script calls too). */
+async function commandsDuring(prefix: string, fn: () => Promise<void>): Promise<string[][]> {
+  const monitor = await redis.duplicate().monitor();
+  const seen: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args.some((a) => a.includes(`{${prefix}}`))) seen.push(args);
+  });
+  try {
+    await fn();
+    // A marker command: once MONITOR shows it, every command before it has been seen.
+    await redis.get(`{${prefix}}:marker`);
+    const deadline = Date.now() + 5000;
+    while (!seen.some((a) => a[1] === `{${prefix}}:marker`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    monitor.disconnect();
+  }
+  return seen.filter((a) => a[1] !== `{${prefix}}:marker`);
+}
+
+describe('RedisProvider: data model', () => {
+  it('renames a directory of 3,000 entries with the same few commands as one of 1 entry (O(1))', async () => {
+    const p = fresh();
+    await p.mkdir('/big');
+    await p.mkdir('/small');
+    // 3,000 entries, created 100 at a time.
+    for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => p.mkdir(`/big/e${i + j}`)));
+    await p.mkdir('/small/only');
+    const prefix = p.keys.prefix;
+    const big = await commandsDuring(prefix, () => p.rename('/big', '/big2'));
+    const small = await commandsDuring(prefix, () => p.rename('/small', '/small2'));
+    const verbs = (cmds: string[][]): string[] => cmds.map((c) => (c[0] ?? '').toUpperCase());
+    expect(verbs(big)).toEqual(verbs(small));
+    expect(big.length).toBeLessThan(25);
+    expect(verbs(big).filter((v) => v === 'EVALSHA' || v === 'EVAL')).toHaveLength(1);
+    expect((await p.readdir('/big2')).length).toBe(3000);
+    expect((await p.stat('/big2/e2999')).isDirectory()).toBe(true);
+    await expect(p.stat('/big')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('resolves a deep path and lists a directory with stats in one script call each', async () => {
+    const p = fresh();
+    await p.mkdir('/a/b/c/d/e/f', { recursive: true });
+    for (let i = 0; i < 20; i++) await writeAll(p, `/a/b/c/d/e/f/file${i}`, `content ${i}`);
+    const prefix = p.keys.prefix;
+    const statCmds = await commandsDuring(prefix, async () => {
+      expect((await p.stat('/a/b/c/d/e/f/file7')).size).toBe(9);
+    });
+    expect(statCmds.filter((c) => /^eval/i.test(c[0] ?? ''))).toHaveLength(1);
+    const listCmds = await commandsDuring(prefix, async () => {
+      expect((await p.list('/a/b/c/d/e/f')).length).toBe(20);
+    });
+    expect(listCmds.filter((c) => /^eval/i.test(c[0] ?? ''))).toHaveLength(1);
+    expect(listCmds.filter((c) => !/^eval/i.test(c[0] ?? '') && c[0] !== undefined).every((c) => /^(hget|hmget|hgetall|exists)$/i.test(c[0] as string))).toBe(true);
+  });
+
+  it('keeps the chunk size a filesystem was created with', async () => {
+    const a = fresh({ chunkSize: 1000 });
+    await writeAll(a, '/f', deterministicBytes(5500, 3));
+    const b = new RedisProvider({ redis, prefix: a.keys.prefix, chunkSize: 4096 });
+    expect((await readAll(b, '/f')).equals(deterministicBytes(5500, 3))).toBe(true);
+    expect(await redis.hlen(a.keys.content((await a.stat('/f')).ino))).toBe(6);
+  });
+});
+
+describe('RedisProvider: atomic visibility', () => {
+  it('a reader during an upload sees the old file whole, then the new one whole', async () => {
+    const p = fresh({ chunkSize: 64 * KiB });
+    const oldData = deterministicBytes(300 * KiB, 1);
+    const newData = deterministicBytes(700 * KiB, 2);
+    await writeAll(p, '/f', oldData);
+    const ws = await openWriteStream(p, '/f');
+    for (let off = 0; off < newData.length; off += 50 * KiB) {
+      await writeChunk(ws, newData.subarray(off, off + 50 * KiB));
+      const seen = await readAll(p, '/f');
+      expect(seen.equals(oldData)).toBe(true);
+      expect((await p.stat('/f')).size).toBe(oldData.length);
+    }
+    await endStream(ws);
+    expect((await readAll(p, '/f')).equals(newData)).toBe(true);
+  });
+
+  it('a download that started before the file was replaced reads the old version whole (grace period)', async () => {
+    const p = fresh({ chunkSize: 16 * KiB });
+    const oldData = deterministicBytes(200 * KiB, 3);
+    await writeAll(p, '/f', oldData);
+    const rs = await p.createReadStream('/f');
+    const it = rs[Symbol.asyncIterator]();
+    const first = (await it.next()).value as Buffer;
+    await writeAll(p, '/f', deterministicBytes(300 * KiB, 4));
+    await p.unlink('/f');
+    const parts: Buffer[] = [first];
+    for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value as Buffer);
+    expect(Buffer.concat(parts).equals(oldData)).toBe(true);
+  });
+
+  it('without a grace period such a download fails cleanly with EIO instead of mixing versions', async () => {
+    const p = fresh({ chunkSize: 16 * KiB, gracePeriodMs: 0 });
+    await writeAll(p, '/f', deterministicBytes(200 * KiB, 5));
+    const rs = await p.createReadStream('/f');
+    const it = rs[Symbol.asyncIterator]();
+    await it.next();
+    await writeAll(p, '/f', deterministicBytes(200 * KiB, 6));
+    await expect((async () => {
+      for (let r = await it.next(); r.done !== true; r = await it.next()) void r;
+    })()).rejects.toMatchObject({ code: 'EIO' });
+    // The content of the replaced version is gone at once.
+    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+  });
+
+  it('deleted and replaced versions keep their content only for the grace period (a TTL)', async () => {
+    const p = fresh({ gracePeriodMs: 60_000 });
+    await writeAll(p, '/f', 'one');
+    const ino = (await p.stat('/f')).ino;
+    await writeAll(p, '/f', 'two');
+    const ttl = await redis.pttl(p.keys.content(ino));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    expect(await redis.exists(p.keys.inode(ino))).toBe(0);
+    expect(await redis.pttl(p.keys.content((await p.stat('/f')).ino))).toBe(-1);
+  });
+});
+
+describe('RedisProvider: concurrent and interrupted uploads', () => {
+  it('four interleaved uploads to one path end as exactly one of them, with no content left of the others', async () => {
+    const p = fresh({ chunkSize: 32 * KiB, gracePeriodMs: 0 });
+    const versions = [1, 2, 3, 4].map((i) => deterministicBytes(100 * KiB + i * 37 * KiB, 10 + i));
+    const streams = await Promise.all(versions.map(() => openWriteStream(p, '/same')));
+    for (let off = 0; off < 300 * KiB; off += 8 * KiB) {
+      await Promise.all(versions.map((v, i) => (off < v.length ? writeChunk(streams[i] as UploadStream, v.subarray(off, off + 8 * KiB)) : undefined)));
+    }
+    await Promise.all(streams.map((s) => endStream(s)));
+    const result = await readAll(p, '/same');
+    expect(versions.filter((v) => v.equals(result))).toHaveLength(1);
+    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+  });
+
+  it('an interrupted upload (transferError, destroy) leaves no key behind and the old file intact', async () => {
+    const p = fresh({ chunkSize: 16 * KiB });
+    await writeAll(p, '/f', 'the old content');
+    const before = await countKeys(redis, p.keys.prefix);
+    for (const options of [{}, { append: true }, { start: 4 }]) {
+      const ws = await p.createWriteStream('/f', options);
+      for (let i = 0; i < 10; i++) await writeChunk(ws, deterministicBytes(10 * KiB, i));
+      // While it is written, the upload's content exists with a TTL.
+      const pending = (await redis.keys(`{${p.keys.prefix}}:c:*`)).map((k) => redis.pttl(k));
+      expect((await Promise.all(pending)).some((t) => t > 0)).toBe(true);
+      const closed = new Promise((resolve) => ws.once('close', resolve));
+      ws.on('error', () => undefined); // The destroy error itself is expected.
+      ws.transferError?.(new Error('connection reset'));
+      ws.destroy(new Error('connection reset'));
+      await closed;
+      expect(await countKeys(redis, p.keys.prefix)).toBe(before);
+      expect((await readAll(p, '/f')).toString()).toBe('the old content');
+    }
+  });
+
+  it('an upload whose content expired while it stalled fails with EIO and changes nothing', async () => {
+    const p = fresh({ chunkSize: 4 * KiB, uploadTtlMs: 50 });
+    await writeAll(p, '/f', 'old');
+    const ws = await p.createWriteStream('/f');
+    await writeChunk(ws, deterministicBytes(10 * KiB, 1));
+    await new Promise((r) => setTimeout(r, 150));
+    ws.end(deterministicBytes(100, 2));
+    const [err] = (await once(ws, 'error')) as [NodeJS.ErrnoException];
+    expect(err.code).toBe('EIO');
+    expect((await readAll(p, '/f')).toString()).toBe('old');
+    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+  });
+
+  it('REST past the end of a file leaves a hole of zeros; APPE keeps the old bytes', async () => {
+    const p = fresh({ chunkSize: 4 * KiB });
+    await writeAll(p, '/f', 'abc');
+    await writeAll(p, '/f', 'XY', { start: 10_000 });
+    const back = await readAll(p, '/f');
+    expect(back.length).toBe(10_002);
+    expect(back.subarray(0, 3).toString()).toBe('abc');
+    expect(back.subarray(3, 10_000).every((b) => b === 0)).toBe(true);
+    await writeAll(p, '/f', 'Z', { append: true });
+    expect((await readAll(p, '/f', { start: 9_999 })).toString()).toBe('\0XYZ');
+  });
+});
+
+describe('RedisProvider: space and errors', () => {
+  it('availableSpace follows maxmemory (Infinity when unset)', async () => {
+    const p = fresh();
+    const [, max] = (await redis.config('GET', 'maxmemory')) as [string, string];
+    const space = await p.availableSpace('/');
+    if (Number(max) === 0) expect(space).toBe(Infinity);
+    else expect(space).toBeLessThanOrEqual(Number(max));
+  });
+
+  it('refuses prefixes that would break the Cluster hash tag', () => {
+    expect(() => new RedisProvider({ redis, prefix: 'a{b}' })).toThrow(TypeError);
+  });
+
+  it('a Redis that cannot be reached fails operations with EIO, not a hang', async () => {
+    const p = new RedisProvider({ redis: { host: '127.0.0.1', port: 1, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 }, prefix: testPrefix('down') });
+    p.client.on('error', () => undefined);
+    await expect(p.stat('/')).rejects.toMatchObject({ code: 'EIO' });
+    await p.close();
+  });
+});
