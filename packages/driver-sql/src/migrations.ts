@@ -1,0 +1,95 @@
+import { sql } from 'kysely';
+import { Migrator } from 'kysely/migration';
+import type { Kysely } from 'kysely';
+import type { Migration, MigrationProvider, MigrationResultSet } from 'kysely/migration';
+import type { DialectName } from './dialects.js';
+import { NAME_MAX_BYTES, ROOT_PARENT, T_DIR } from './schema.js';
+import type { Database, Tables } from './schema.js';
+
+/**
+ * The migrations of the schema, in code (no migration folder to ship). Each is applied once per table prefix;
+ * Kysely records them in `<prefix>kysely_migration` under a lock (`<prefix>kysely_migration_lock`, or an advisory
+ * lock), so several processes opening one database at once migrate it once.
+ */
+export function migrations(t: Tables, dialect: DialectName): Record<string, Migration> {
+  // The few column types that differ. MySQL: names are VARBINARY so that comparison is byte-exact (the utf8mb4
+  // collations ignore case, accents or trailing spaces, which would make 'a' and 'A' one file).
+  const id = dialect === 'postgres' ? 'bigserial' : dialect === 'mysql' ? 'bigint' : 'integer';
+  const nameType = dialect === 'mysql' ? sql`varbinary(${sql.raw(String(NAME_MAX_BYTES))})` : sql`text`;
+  const bytesType = dialect === 'postgres' ? sql`bytea` : dialect === 'mysql' ? sql`longblob` : sql`blob`;
+  const textType = dialect === 'mysql' ? sql`longtext` : sql`text`;
+  const tableEnd = dialect === 'mysql' ? sql`engine = InnoDB default character set utf8mb4` : sql``;
+  return {
+    '0001_inodes_and_chunks': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable(t.inodes)
+          .addColumn('id', id, (c) => {
+            const pk = c.primaryKey().notNull();
+            return dialect === 'mysql' ? pk.autoIncrement() : pk;
+          })
+          .addColumn('parent', 'bigint')
+          .addColumn('name', nameType, (c) => c.notNull())
+          .addColumn('type', 'smallint', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('mtime', 'bigint', (c) => c.notNull())
+          .addColumn('birthtime', 'bigint', (c) => c.notNull())
+          .addColumn('mode', 'integer', (c) => c.notNull())
+          .addColumn('target', textType)
+          .addColumn('sha256', 'varchar(64)')
+          // Also the index of "children of a directory" (its prefix), so a listing is one index range.
+          .addUniqueConstraint(`${t.inodes}_parent_name`, ['parent', 'name'])
+          .modifyEnd(tableEnd)
+          .execute();
+        await db.schema
+          .createTable(t.chunks)
+          .addColumn('inode', 'bigint', (c) => c.notNull())
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('bytes', bytesType, (c) => c.notNull())
+          .addPrimaryKeyConstraint(`${t.chunks}_pk`, ['inode', 'seq'])
+          .modifyEnd(tableEnd)
+          .execute();
+        const now = Date.now();
+        await (db as unknown as Kysely<Database>)
+          .insertInto(t.i)
+          .values({ parent: ROOT_PARENT, name: '', type: T_DIR, size: 0, mtime: now, birthtime: now, mode: 0o755, target: null, sha256: null })
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable(t.chunks).ifExists().execute();
+        await db.schema.dropTable(t.inodes).ifExists().execute();
+      },
+    },
+  };
+}
+
+class InCodeProvider implements MigrationProvider {
+  constructor(private readonly list: Record<string, Migration>) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return this.list;
+  }
+}
+
+/** A Kysely `Migrator` over the in-code migrations, with prefixed bookkeeping tables. */
+export function migrator(db: Kysely<Database>, t: Tables, dialect: DialectName): Migrator {
+  return new Migrator({
+    db: db as unknown as Kysely<unknown>,
+    provider: new InCodeProvider(migrations(t, dialect)),
+    migrationTableName: t.migration,
+    migrationLockTableName: t.migrationLock,
+  });
+}
+
+/** Applies every pending migration; throws the first failure (Kysely reports it in the result set). */
+export async function migrateToLatest(db: Kysely<Database>, t: Tables, dialect: DialectName): Promise<MigrationResultSet> {
+  const result = await migrator(db, t, dialect).migrateToLatest();
+  if (result.error !== undefined) throw result.error;
+  return result;
+}
+
+/** Drops every table of a prefix, the migration bookkeeping included (the filesystem is gone afterwards). */
+export async function dropTables(db: Kysely<Database>, t: Tables): Promise<void> {
+  for (const name of [t.chunks, t.inodes, t.migration, t.migrationLock]) {
+    await db.schema.dropTable(name).ifExists().execute();
+  }
+}

@@ -1,0 +1,592 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
+import type { DirEntry, FsProvider, HashAlgorithm, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
+import { connectUrl, dialectOfKysely } from './dialects.js';
+import type { Connection, DialectName, PoolOptions } from './dialects.js';
+import { dbError, isRetryable, isUniqueViolation } from './errors.js';
+import { SqlFileHandle } from './file-handle.js';
+import { dropTables, migrateToLatest } from './migrations.js';
+import { locate } from './resolve.js';
+import type { Location } from './resolve.js';
+import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, T_DIR, T_FILE, T_LINK, Tables, toBuffer, toInode } from './schema.js';
+import type { Database, Inode } from './schema.js';
+import { SqlReadStream } from './read-stream.js';
+import type { Store } from './store.js';
+import { SqlWriteStream } from './write-stream.js';
+
+/** Unlinked inodes (uploads, detached files) untouched for this long belong to a dead process: swept by migrate(). */
+const STALE_MS = 24 * 3600 * 1000;
+/** Attempts of a transaction that hit a deadlock or serialization failure. */
+const TX_ATTEMPTS = 5;
+const KINDS: Record<number, NodeKind> = { [T_FILE]: 'file', [T_DIR]: 'directory', [T_LINK]: 'symlink' };
+
+/** Options of {@link SqlProvider}. */
+export interface SqlProviderOptions extends PoolOptions {
+  /**
+   * The database: a URL (`postgres://user@host:5432/db`, `mysql://root@127.0.0.1:3306/db` (or `mariadb://`),
+   * `sqlite:/path/file.db`, `sqlite::memory:`), or an existing Kysely instance (not closed by {@link SqlProvider.close};
+   * its dialect is read from its adapter unless `dialect` says it).
+   */
+  connection: string | Kysely<unknown>;
+  /** The dialect of a Kysely instance whose adapter is not one of Kysely's own (a wrapper, a custom driver). */
+  dialect?: DialectName;
+  /** Prefix of every table (default `ftp_`), so several filesystems can share one database. `[A-Za-z_][A-Za-z0-9_]*`. */
+  tablePrefix?: string;
+  /** Create or upgrade the schema on first use (default true). With false, call {@link SqlProvider.migrate}. */
+  autoMigrate?: boolean;
+  /** Bytes the files may take in total (`availableSpace`, `allocate`, uploads fail with ENOSPC past it). Default: none. */
+  quota?: number;
+}
+
+/**
+ * A filesystem in a relational database — PostgreSQL (`pg`), MySQL/MariaDB (`mysql2`) or SQLite (`node:sqlite`) —
+ * through one schema and one code path (Kysely):
+ *
+ * - `inodes(id, parent, name, type, size, mtime, birthtime, mode, target, sha256)` with UNIQUE(parent, name), and
+ *   `chunks(inode, seq, bytes)` of 256 KiB;
+ * - a path resolves in one query (one self-join per component), `list` is that same query plus a join of the
+ *   children; rename of a file or a whole directory updates one row; every metadata change is one transaction;
+ * - uploads stream into a new, unlinked inode and are swapped in by one transaction at the end (atomic; an
+ *   interrupted upload leaves nothing); downloads read chunks of one inode id, and a file replaced or deleted while
+ *   this process reads it is kept until the read ends;
+ * - SHA-256 of whole-file uploads is stored, so `hash(path, 'SHA-256')` answers without reading the file.
+ */
+export class SqlProvider implements FsProvider {
+  /** The contract version this provider implements. */
+  readonly specVersion = SPEC_VERSION;
+  /** Concurrent whole-file uploads end as one whole version (swapped in by one transaction). */
+  readonly atomicUploads = true;
+  /** Symlinks are stored rows, resolved inside the filesystem. */
+  readonly supportsSymlinks = true;
+  /** Never read-only. */
+  readonly readonly = false;
+  /** The dialect in use. */
+  readonly dialect: DialectName;
+  /** The table names. */
+  readonly tables: Tables;
+  readonly #conn: Connection;
+  readonly #store: Store;
+  readonly #autoMigrate: boolean;
+  #ready: Promise<void> | undefined;
+  readonly #readers = new Map<number, number>();
+  readonly #detached = new Set<number>();
+  #closed = false;
+
+  /** Builds the provider; nothing connects until the first call (or {@link migrate}). */
+  constructor(options: SqlProviderOptions) {
+    if (options.quota !== undefined && !(options.quota >= 0)) throw new TypeError('@ftp/driver-sql: quota must be a non-negative number of bytes');
+    this.tables = new Tables(options.tablePrefix ?? 'ftp_');
+    if (typeof options.connection === 'string') {
+      this.#conn = connectUrl(options.connection, options);
+    } else {
+      const db = options.connection;
+      const dialect = options.dialect ?? dialectOfKysely(db);
+      this.#conn = { dialect, db: db as unknown as Kysely<Database>, where: `${dialect} (Kysely instance)`, owned: false };
+    }
+    this.dialect = this.#conn.dialect;
+    this.#autoMigrate = options.autoMigrate ?? true;
+    const quota = options.quota;
+    const self = this;
+    this.#store = {
+      db: this.#conn.db,
+      t: this.tables,
+      dialect: this.dialect,
+      where: this.#conn.where,
+      quota,
+      tx: (fn) => this.#tx(fn),
+      lockDir: (trx, id) => this.#lockDir(trx, id),
+      removeFile: (trx, id) => this.#removeFile(trx, id),
+      addReader: (id) => this.#readers.set(id, (this.#readers.get(id) ?? 0) + 1),
+      removeReader: (id) => self.#removeReader(id),
+      available: (q) => this.#available(q ?? this.#conn.db),
+    };
+  }
+
+  /** The Kysely instance (its tables are named `tables.inodes`, `tables.chunks`). */
+  get db(): Kysely<Database> {
+    return this.#conn.db;
+  }
+
+  /**
+   * Creates or upgrades the schema (Kysely Migrator, in-code migrations, bookkeeping in
+   * `<prefix>kysely_migration`), and sweeps unlinked inodes left by dead processes. Idempotent; concurrent
+   * callers share one run.
+   */
+  async migrate(): Promise<void> {
+    this.#ready ??= this.#migrate().catch((err: unknown) => {
+      this.#ready = undefined;
+      throw dbError(err, this.#conn.where);
+    });
+    return this.#ready;
+  }
+
+  async #migrate(): Promise<void> {
+    await migrateToLatest(this.#conn.db, this.tables, this.dialect);
+    const t = this.tables;
+    const stale = Date.now() - STALE_MS;
+    await this.#tx(async (trx) => {
+      const old = trx.selectFrom(t.inode('s')).select('s.id').where('s.parent', 'is', null).where('s.mtime', '<', stale);
+      const ids = (await old.execute()).map((r) => Number(r.id));
+      for (const id of ids) {
+        await trx.deleteFrom(t.c).where('inode', '=', id).execute();
+        await trx.deleteFrom(t.i).where('id', '=', id).execute();
+      }
+    });
+  }
+
+  /** Drops every table of this provider's prefix: the filesystem is gone. For tests and decommissioning. */
+  async dropTables(): Promise<void> {
+    try {
+      await dropTables(this.#conn.db, this.tables);
+      this.#ready = undefined;
+    } catch (err) {
+      throw dbError(err, this.#conn.where);
+    }
+  }
+
+  /** Ends the pool (or closes the SQLite database) when the provider created it. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#conn.owned) await this.#conn.db.destroy();
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  async #use<T>(path: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      if (this.#autoMigrate) await this.migrate();
+      return await fn();
+    } catch (err) {
+      throw dbError(err, this.#conn.where, path);
+    }
+  }
+
+  async #tx<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        let b = this.#conn.db.transaction();
+        // READ COMMITTED: each statement sees what the transactions it waited for committed (MySQL defaults to
+        // REPEATABLE READ, whose snapshot would hide the row a concurrent upload just installed).
+        if (this.dialect !== 'sqlite') b = b.setIsolationLevel('read committed');
+        return await b.execute((trx) => fn(trx));
+      } catch (err) {
+        if (attempt >= TX_ATTEMPTS || !isRetryable(err)) throw err;
+        await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+      }
+    }
+  }
+
+  /** Row lock on a directory: every change of a directory's entries takes it, so they are serialised. */
+  async #lockDir(trx: Kysely<Database>, id: number): Promise<boolean> {
+    let q = trx.selectFrom(this.tables.inode('d')).select(['d.id', 'd.type']).where('d.id', '=', id);
+    // SQLite has no row locks: its transactions are serialised anyway (one connection, one writer).
+    if (this.dialect !== 'sqlite') q = q.forUpdate();
+    const r = await q.executeTakeFirst();
+    return r !== undefined && Number(r.type) === T_DIR;
+  }
+
+  async #removeFile(trx: Kysely<Database>, id: number): Promise<void> {
+    const t = this.tables;
+    if ((this.#readers.get(id) ?? 0) > 0) {
+      // Detached: unlinked but kept for the readers of this process; the last one deletes it.
+      await trx.updateTable(t.i).set({ parent: null, name: `.detached-${id}`, mtime: Date.now() }).where('id', '=', id).execute();
+      this.#detached.add(id);
+      return;
+    }
+    await trx.deleteFrom(t.c).where('inode', '=', id).execute();
+    await trx.deleteFrom(t.i).where('id', '=', id).execute();
+  }
+
+  #removeReader(id: number): void {
+    const n = (this.#readers.get(id) ?? 1) - 1;
+    if (n > 0) {
+      this.#readers.set(id, n);
+      return;
+    }
+    this.#readers.delete(id);
+    if (this.#detached.delete(id) && !this.#closed) {
+      const t = this.tables;
+      this.#tx(async (trx) => {
+        await trx.deleteFrom(t.c).where('inode', '=', id).execute();
+        await trx.deleteFrom(t.i).where('id', '=', id).execute();
+      }).catch(() => {
+        // Swept by age on a later migrate().
+      });
+    }
+  }
+
+  async #available(q: Kysely<Database>): Promise<number> {
+    const quota = this.#store.quota;
+    if (quota === undefined) return Infinity;
+    const r = await q.selectFrom(this.tables.inode('i')).select((eb) => eb.fn.sum<number | string>('i.size').as('used')).where('i.type', '=', T_FILE).executeTakeFirst();
+    return Math.max(0, quota - Number(r?.used ?? 0));
+  }
+
+  #statsOf(i: Inode): VfsStats {
+    const kind = KINDS[i.type] ?? 'file';
+    return new VfsStats({
+      kind,
+      size: kind === 'directory' ? 0 : kind === 'symlink' ? Buffer.byteLength(i.target ?? '') : i.size,
+      mode: i.mode,
+      mtimeMs: i.mtime,
+      birthtimeMs: i.birthtime,
+      ino: i.id,
+    });
+  }
+
+  #locate(q: Kysely<Database>, path: string, follow: boolean, syscall: string, withChildren = false): Promise<Location> {
+    return locate(q, this.tables, normalizePath(path), follow, syscall, withChildren);
+  }
+
+  async #existing(q: Kysely<Database>, path: string, follow: boolean, syscall: string): Promise<Location & { node: Inode }> {
+    const loc = await this.#locate(q, path, follow, syscall);
+    if (loc.node === undefined) throw fsError('ENOENT', syscall, path);
+    return loc as Location & { node: Inode };
+  }
+
+  /** The entry (parent, name) as it is now, inside a transaction that holds the parent's lock. */
+  async #entry(trx: Kysely<Database>, parent: number, name: string): Promise<Inode | undefined> {
+    const r = await trx
+      .selectFrom(this.tables.inode('e'))
+      .select(INODE_COLUMNS.map((c) => `e.${c}` as const))
+      .where('e.parent', '=', parent)
+      .where('e.name', '=', name)
+      .executeTakeFirst();
+    return r === undefined ? undefined : toInode(r);
+  }
+
+  async #insert(trx: Kysely<Database>, parent: number | null, name: string, type: number, mode: number, target: string | null = null): Promise<number> {
+    if (Buffer.byteLength(name) > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', 'open', name);
+    const now = Date.now();
+    const values = { parent, name, type, size: 0, mtime: now, birthtime: now, mode: mode & 0o7777, target, sha256: null };
+    const t = this.tables;
+    if (this.dialect === 'mysql') {
+      const r = await trx.insertInto(t.i).values(values).executeTakeFirstOrThrow();
+      return Number(r.insertId);
+    }
+    const r = await trx.insertInto(t.i).values(values).returning('id').executeTakeFirstOrThrow();
+    return Number(r.id);
+  }
+
+  async #touch(trx: Kysely<Database>, id: number): Promise<void> {
+    await trx.updateTable(this.tables.i).set({ mtime: Date.now() }).where('id', '=', id).execute();
+  }
+
+  /** Locks the directories in id order (no deadlock between two renames crossing each other). */
+  async #lockDirs(trx: Kysely<Database>, ids: number[], path: string, syscall: string): Promise<void> {
+    for (const id of [...new Set(ids)].sort((a, b) => a - b)) {
+      if (!(await this.#lockDir(trx, id))) throw fsError('ENOENT', syscall, path);
+    }
+  }
+
+  // ---------------------------------------------------------------- core
+
+  /** Stats, following links. */
+  async stat(path: string): Promise<VfsStats> {
+    return this.#use(path, async () => this.#statsOf((await this.#existing(this.db, path, true, 'stat')).node));
+  }
+
+  /** Stats of a link itself. */
+  async lstat(path: string): Promise<VfsStats> {
+    return this.#use(path, async () => this.#statsOf((await this.#existing(this.db, path, false, 'lstat')).node));
+  }
+
+  async #children(path: string): Promise<Inode[]> {
+    const loc = await this.#locate(this.db, path, true, 'scandir', true);
+    if (loc.node === undefined) throw fsError('ENOENT', 'scandir', path);
+    if (loc.node.type !== T_DIR) throw fsError('ENOTDIR', 'scandir', path);
+    return loc.children ?? [];
+  }
+
+  /** Names of a directory's entries (or `VfsDirent`s with `withFileTypes`). */
+  async readdir(path: string, options?: { withFileTypes?: boolean }): Promise<string[] | VfsDirent[]> {
+    return this.#use(path, async () => {
+      const rows = await this.#children(path);
+      if (options?.withFileTypes === true) return rows.map((r) => new VfsDirent(r.name, KINDS[r.type] ?? 'file', normalizePath(path)));
+      return rows.map((r) => r.name);
+    });
+  }
+
+  /** Entries with their stats (links as links): one query for the path and the listing. */
+  async list(path: string): Promise<DirEntry[]> {
+    return this.#use(path, async () => (await this.#children(path)).map((r) => ({ name: r.name, stats: this.#statsOf(r) })));
+  }
+
+  /** Creates a directory (with its parents when `recursive`; then returns the first one created). */
+  async mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<string | undefined> {
+    const mode = options?.mode ?? 0o755;
+    return this.#use(path, () =>
+      this.#tx(async (trx) => {
+        const p = normalizePath(path);
+        if (options?.recursive !== true) {
+          if (p === '/') throw fsError('EEXIST', 'mkdir', path);
+          const loc = await this.#locate(trx, p, false, 'mkdir');
+          if (loc.node !== undefined) throw fsError('EEXIST', 'mkdir', path);
+          await this.#create(trx, loc, T_DIR, mode, null, path, 'mkdir');
+          return undefined;
+        }
+        let first: string | undefined;
+        const segs = p.split('/').filter((s) => s !== '');
+        for (let i = 1; i <= segs.length; i++) {
+          const sub = `/${segs.slice(0, i).join('/')}`;
+          const loc = await this.#locate(trx, sub, true, 'mkdir');
+          if (loc.node === undefined) {
+            await this.#create(trx, loc, T_DIR, mode, null, path, 'mkdir');
+            first ??= sub;
+          } else if (loc.node.type !== T_DIR) {
+            throw fsError(i === segs.length ? 'EEXIST' : 'ENOTDIR', 'mkdir', path);
+          }
+        }
+        return first;
+      }),
+    );
+  }
+
+  /** Inserts an entry into a located, locked parent; EEXIST when someone else created the name meanwhile. */
+  async #create(trx: Kysely<Database>, loc: Location, type: number, mode: number, target: string | null, path: string, syscall: string): Promise<number> {
+    if (loc.parent === undefined) throw fsError('EEXIST', syscall, path);
+    await this.#lockDirs(trx, [loc.parent.id], path, syscall);
+    if ((await this.#entry(trx, loc.parent.id, loc.name)) !== undefined) throw fsError('EEXIST', syscall, path);
+    try {
+      const id = await this.#insert(trx, loc.parent.id, loc.name, type, mode, target);
+      await this.#touch(trx, loc.parent.id);
+      return id;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw fsError('EEXIST', syscall, path);
+      throw err;
+    }
+  }
+
+  /** Removes an empty directory. */
+  async rmdir(path: string): Promise<void> {
+    await this.#use(path, () =>
+      this.#tx(async (trx) => {
+        const loc = await this.#existing(trx, path, false, 'rmdir');
+        if (loc.parent === undefined) throw fsError('EBUSY', 'rmdir', path);
+        if (loc.node.type !== T_DIR) throw fsError('ENOTDIR', 'rmdir', path);
+        await this.#lockDirs(trx, [loc.parent.id, loc.node.id], path, 'rmdir');
+        const child = await trx.selectFrom(this.tables.inode('c')).select('c.id').where('c.parent', '=', loc.node.id).limit(1).executeTakeFirst();
+        if (child !== undefined) throw fsError('ENOTEMPTY', 'rmdir', path);
+        await trx.deleteFrom(this.tables.i).where('id', '=', loc.node.id).execute();
+        await this.#touch(trx, loc.parent.id);
+      }),
+    );
+  }
+
+  /** Removes a file or link (a file being read by this process is kept until the read ends). */
+  async unlink(path: string): Promise<void> {
+    await this.#use(path, () =>
+      this.#tx(async (trx) => {
+        const loc = await this.#existing(trx, path, false, 'unlink');
+        if (loc.parent === undefined || loc.node.type === T_DIR) throw fsError('EISDIR', 'unlink', path);
+        await this.#lockDirs(trx, [loc.parent.id], path, 'unlink');
+        const now = await this.#entry(trx, loc.parent.id, loc.name);
+        if (now === undefined) throw fsError('ENOENT', 'unlink', path);
+        if (now.type === T_DIR) throw fsError('EISDIR', 'unlink', path);
+        if (now.type === T_FILE) await this.#removeFile(trx, now.id);
+        else await trx.deleteFrom(this.tables.i).where('id', '=', now.id).execute();
+        await this.#touch(trx, loc.parent.id);
+      }),
+    );
+  }
+
+  /** Renames or moves a file, link or whole directory: one row changes, whatever the size of the subtree. */
+  async rename(oldPath: string, newPath: string): Promise<void> {
+    await this.#use(oldPath, () =>
+      this.#tx(async (trx) => {
+        const src = await this.#existing(trx, oldPath, false, 'rename');
+        const dst = await this.#locate(trx, newPath, false, 'rename');
+        if (src.parent === undefined || dst.parent === undefined) throw fsError('EBUSY', 'rename', oldPath);
+        if (Buffer.byteLength(dst.name) > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', 'rename', newPath);
+        if (dst.node !== undefined && dst.node.id === src.node.id) return;
+        if (src.node.type === T_DIR && dst.chain.includes(src.node.id)) throw fsError('EINVAL', 'rename', newPath);
+        await this.#lockDirs(trx, [src.parent.id, dst.parent.id], oldPath, 'rename');
+        const s = await this.#entry(trx, src.parent.id, src.name);
+        if (s === undefined) throw fsError('ENOENT', 'rename', oldPath);
+        const d = await this.#entry(trx, dst.parent.id, dst.name);
+        if (d !== undefined && d.id !== s.id) {
+          if (s.type === T_DIR) {
+            if (d.type !== T_DIR) throw fsError('ENOTDIR', 'rename', newPath);
+            await this.#lockDirs(trx, [d.id], newPath, 'rename');
+            const child = await trx.selectFrom(this.tables.inode('c')).select('c.id').where('c.parent', '=', d.id).limit(1).executeTakeFirst();
+            if (child !== undefined) throw fsError('ENOTEMPTY', 'rename', newPath);
+            await trx.deleteFrom(this.tables.i).where('id', '=', d.id).execute();
+          } else if (d.type === T_DIR) {
+            throw fsError('EISDIR', 'rename', newPath);
+          } else if (d.type === T_FILE) {
+            await this.#removeFile(trx, d.id);
+          } else {
+            await trx.deleteFrom(this.tables.i).where('id', '=', d.id).execute();
+          }
+        }
+        await trx.updateTable(this.tables.i).set({ parent: dst.parent.id, name: dst.name }).where('id', '=', s.id).execute();
+        await this.#touch(trx, src.parent.id);
+        if (dst.parent.id !== src.parent.id) await this.#touch(trx, dst.parent.id);
+      }),
+    );
+  }
+
+  /** A file handle (see {@link SqlFileHandle}); `'w'` truncates, `'wx'` fails on an existing file. */
+  async open(path: string, flags: string | number = 'r', mode?: number): Promise<SqlFileHandle> {
+    const f = parseOpenFlags(flags);
+    return this.#use(path, async () => {
+      const id = await this.#tx(async (trx) => {
+        const loc = await this.#locate(trx, path, true, 'open');
+        if (loc.node === undefined) {
+          if (!f.create) throw fsError('ENOENT', 'open', path);
+          return this.#create(trx, loc, T_FILE, mode ?? 0o644, null, path, 'open');
+        }
+        if (f.create && f.exclusive) throw fsError('EEXIST', 'open', path);
+        if (loc.node.type === T_DIR) throw fsError('EISDIR', 'open', path);
+        return loc.node.id;
+      });
+      const handle = new SqlFileHandle(this.#store, id, f, normalizePath(path), (i) => this.#statsOf(i));
+      if (f.truncate && f.write) await handle.truncate(0);
+      if (f.append) handle.position = (await handle.stat()).size;
+      return handle;
+    });
+  }
+
+  /** The text of a link. */
+  async readlink(path: string): Promise<string> {
+    return this.#use(path, async () => {
+      const loc = await this.#existing(this.db, path, false, 'readlink');
+      if (loc.node.type !== T_LINK) throw fsError('EINVAL', 'readlink', path);
+      return loc.node.target ?? '';
+    });
+  }
+
+  /** Creates a link; the target is stored as given and resolved inside this filesystem. */
+  async symlink(target: string, path: string): Promise<void> {
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw fsError('EINVAL', 'symlink', path);
+    await this.#use(path, () =>
+      this.#tx(async (trx) => {
+        const loc = await this.#locate(trx, path, false, 'symlink');
+        if (loc.node !== undefined) throw fsError('EEXIST', 'symlink', path);
+        await this.#create(trx, loc, T_LINK, 0o777, target, path, 'symlink');
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- capabilities
+
+  /** Streams a file, `end` inclusive, {@link CHUNK_SIZE} chunks, four per query. */
+  async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
+    checkStreamOptions(options, path);
+    return this.#use(path, async () => {
+      const { node } = await this.#existing(this.db, path, true, 'open');
+      if (node.type === T_DIR) throw fsError('EISDIR', 'open', path);
+      return new SqlReadStream(this.#store, node.id, node.size, options.start ?? 0, options.end, normalizePath(path));
+    });
+  }
+
+  /**
+   * Opens an upload that becomes visible when it finishes, in one transaction: replaces the file, or keeps its
+   * first `start` bytes (REST + STOR; zeros past the end), or appends (`append`; created when missing). The kept
+   * part is copied in SQL, chunk rows to chunk rows, into the new inode first (the old version stays whole for its
+   * readers; concurrent appends: the last to finish wins).
+   */
+  async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
+    checkStreamOptions(options, path);
+    return this.#use(path, async () => {
+      const t = this.tables;
+      const allowance = await this.#available(this.db);
+      if (allowance <= 0) throw new VfsError('ENOSPC', 'ENOSPC: the quota of this filesystem is used up', { path });
+      const target = await this.#tx(async (trx) => {
+        const loc = await this.#locate(trx, path, true, 'open');
+        if (loc.parent === undefined || loc.node?.type === T_DIR) throw fsError('EISDIR', 'open', path);
+        if (Buffer.byteLength(loc.name) > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', 'open', path);
+        const old = loc.node?.type === T_FILE ? loc.node : undefined;
+        const tempId = await this.#insert(trx, null, `.upload-${randomUUID()}`, T_FILE, options.mode ?? old?.mode ?? 0o644);
+        const keep = old === undefined ? 0 : options.append === true ? old.size : Math.min(options.start ?? 0, old.size);
+        const gap = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - (old?.size ?? 0));
+        const whole = Math.floor(keep / CHUNK_SIZE);
+        let partial: Buffer | undefined;
+        if (old !== undefined && keep > 0) {
+          if (whole > 0) {
+            await trx
+              .insertInto(t.c)
+              .columns(['inode', 'seq', 'bytes'])
+              .expression((eb) =>
+                eb
+                  .selectFrom(t.chunk('o'))
+                  .select([sql<number>`${tempId}`.as('inode'), 'o.seq', 'o.bytes'])
+                  .where('o.inode', '=', old.id)
+                  .where('o.seq', '<', whole),
+              )
+              .execute();
+          }
+          if (keep % CHUNK_SIZE !== 0) {
+            const r = await trx.selectFrom(t.chunk('o')).select('o.bytes').where('o.inode', '=', old.id).where('o.seq', '=', whole).executeTakeFirst();
+            if (r === undefined) throw new VfsError('EIO', 'EIO: a chunk of the file is missing', { path });
+            partial = Buffer.from(toBuffer(r.bytes).subarray(0, keep % CHUNK_SIZE));
+          }
+        }
+        return { tempId, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance, oldSize: old?.size ?? 0 };
+      });
+      return new SqlWriteStream(this.#store, target, normalizePath(path));
+    });
+  }
+
+  /** Sets the modification time (MFMT). */
+  async setTimes(path: string, mtime: Date): Promise<void> {
+    await this.#use(path, async () => {
+      const { node } = await this.#existing(this.db, path, true, 'utime');
+      await this.db.updateTable(this.tables.i).set({ mtime: mtime.getTime() }).where('id', '=', node.id).execute();
+    });
+  }
+
+  /** Changes the permission bits (SITE CHMOD). */
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.#use(path, async () => {
+      const { node } = await this.#existing(this.db, path, true, 'chmod');
+      await this.db.updateTable(this.tables.i).set({ mode: mode & 0o7777 }).where('id', '=', node.id).execute();
+    });
+  }
+
+  /**
+   * Digest of `[start, end)` of a file. The SHA-256 of a whole file uploaded by a stream is stored at upload time
+   * and returned without reading; anything else streams the range.
+   */
+  async hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
+    return this.#use(path, async () => {
+      const digest = createDigest(algorithm);
+      const { node } = await this.#existing(this.db, path, true, 'open');
+      if (node.type === T_DIR) throw fsError('EISDIR', 'open', path);
+      const from = start ?? 0;
+      if (algorithm === 'SHA-256' && from === 0 && (end === undefined || end >= node.size) && node.sha256 !== null) return node.sha256;
+      if (end !== undefined && end <= from) return digest.digest();
+      const stream = new SqlReadStream(this.#store, node.id, node.size, from, end === undefined ? undefined : end - 1, normalizePath(path));
+      for await (const chunk of stream) digest.update(chunk as Buffer);
+      return digest.digest();
+    });
+  }
+
+  /** Bytes left under the quota (AVBL); Infinity without one. */
+  async availableSpace(path: string): Promise<number> {
+    return this.#use(path, () => this.#available(this.db));
+  }
+
+  /** Checks that `size` bytes fit in the quota (ALLO); ENOSPC when they do not. Nothing is reserved. */
+  async allocate(path: string, size: number): Promise<void> {
+    await this.#use(path, async () => {
+      if (size > (await this.#available(this.db))) throw new VfsError('ENOSPC', `ENOSPC: ${size} bytes do not fit in the quota`, { path });
+    });
+  }
+}
+
+/** Creates a provider and migrates its schema, so that a wrong URL or missing privileges fail here, clearly. */
+export async function createSqlProvider(options: SqlProviderOptions): Promise<SqlProvider> {
+  const p = new SqlProvider(options);
+  try {
+    await p.migrate();
+  } catch (err) {
+    await p.close().catch(() => undefined);
+    throw err;
+  }
+  return p;
+}

@@ -1,0 +1,111 @@
+import { Readable } from 'node:stream';
+import { VfsError } from '@ftp/vfs';
+import { dbError } from './errors.js';
+import { CHUNK_SIZE, toBuffer } from './schema.js';
+import type { Store } from './store.js';
+
+/** Chunks fetched per query (1 MiB): fewer round trips, memory still bounded. */
+const CHUNKS_PER_QUERY = 4;
+
+/**
+ * Streams one inode's content, {@link CHUNKS_PER_QUERY} chunks per SELECT, reading a fixed inode id: a file
+ * replaced or deleted meanwhile in this process is kept (detached) until the stream ends, so it reads the whole
+ * old version. If another process deletes it, chunks go missing and the stream fails with EIO.
+ */
+export class SqlReadStream extends Readable {
+  readonly #s: Store;
+  readonly #id: number;
+  #pos: number;
+  readonly #end: number;
+  #busy = false;
+  /** `_read` was called while a query ran: read again when it is done. */
+  #wanted = false;
+  #released = false;
+
+  /**
+   * @param size the file's size when it was opened.
+   * @param start first byte; @param endInclusive last byte.
+   */
+  constructor(store: Store, id: number, size: number, start: number, endInclusive: number | undefined, readonly path: string) {
+    super({ highWaterMark: CHUNK_SIZE * 2 });
+    this.#s = store;
+    this.#id = id;
+    this.#pos = start;
+    this.#end = Math.min(size, endInclusive === undefined ? Infinity : endInclusive + 1);
+    store.addReader(id);
+  }
+
+  override _read(): void {
+    if (this.#busy) {
+      this.#wanted = true;
+      return;
+    }
+    if (this.#pos >= this.#end) {
+      this.#release();
+      this.push(null);
+      return;
+    }
+    this.#busy = true;
+    this.#fetch().then(
+      (more) => {
+        this.#busy = false;
+        if (!more) {
+          this.#release();
+          this.push(null);
+        } else if (this.#wanted) {
+          this.#wanted = false;
+          this._read();
+        }
+      },
+      (err: unknown) => {
+        this.#busy = false;
+        this.destroy(dbError(err, this.#s.where, this.path));
+      },
+    );
+  }
+
+  /** Fetches and pushes the next chunks; false at the end. */
+  async #fetch(): Promise<boolean> {
+    const first = Math.floor(this.#pos / CHUNK_SIZE);
+    const lastNeeded = Math.floor((this.#end - 1) / CHUNK_SIZE);
+    const upTo = Math.min(first + CHUNKS_PER_QUERY - 1, lastNeeded);
+    const { t, db } = this.#s;
+    const rows = await db
+      .selectFrom(t.chunk('c'))
+      .select(['c.seq', 'c.bytes'])
+      .where('c.inode', '=', this.#id)
+      .where('c.seq', '>=', first)
+      .where('c.seq', '<=', upTo)
+      .orderBy('c.seq')
+      .execute();
+    if (this.destroyed) return false;
+    let expected = first;
+    for (const r of rows) {
+      const seq = Number(r.seq);
+      const chunk = toBuffer(r.bytes);
+      if (seq !== expected) break;
+      expected++;
+      const base = seq * CHUNK_SIZE;
+      const a = this.#pos - base;
+      const b = Math.min(chunk.length, this.#end - base);
+      if (b <= a) break;
+      this.#pos = base + b;
+      this.push(a === 0 && b === chunk.length ? chunk : chunk.subarray(a, b));
+    }
+    if (expected !== upTo + 1 && this.#pos < this.#end) {
+      throw new VfsError('EIO', 'EIO: the file was deleted or replaced by another client during the download', { path: this.path });
+    }
+    return this.#pos < this.#end;
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#s.removeReader(this.#id);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#release();
+    cb(err);
+  }
+}

@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { fsError, VfsError } from '@ftp/vfs';
+import type { UploadStream } from '@ftp/vfs';
+import { dbError } from './errors.js';
+import { CHUNK_SIZE, T_DIR, T_FILE, toInode, INODE_COLUMNS } from './schema.js';
+import type { Store } from './store.js';
+
+/** How often an upload refreshes its temporary inode's mtime (stale uploads of dead processes are swept by age). */
+const HEARTBEAT_MS = 60_000;
+
+/** Where a finished upload goes, and what it starts from. */
+export interface UploadTarget {
+  /** The temporary, unlinked inode the chunks are written under. */
+  tempId: number;
+  /** Directory and name it replaces at the end. */
+  dirId: number;
+  name: string;
+  /** Whole chunks already copied from the old version (REST/APPE). */
+  seq: number;
+  /** The start of the next chunk, kept from the old version. */
+  partial: Buffer | undefined;
+  /** Zeros to add before the data (REST beyond the end of the file). */
+  gap: number;
+  /** Whether the upload holds the whole file from byte 0 (then its SHA-256 is computed and stored). */
+  whole: boolean;
+  /** Bytes the quota still allows for this upload (Infinity without a quota). */
+  allowance: number;
+  /** Size of the version it replaces (given back to the quota at the end). */
+  oldSize: number;
+}
+
+/**
+ * An upload: fixed-size chunks written under a temporary, unlinked inode (at most one INSERT in flight while
+ * the next chunk fills, so memory stays at about three chunks), then swapped in by one transaction at `end()`:
+ * readers see the old version until then, concurrent uploads end as one whole version (the last to finish).
+ * An interrupted upload (`transferError`, or `destroy()` before the end) deletes its chunks and inode.
+ */
+export class SqlWriteStream extends Writable implements UploadStream {
+  readonly #s: Store;
+  readonly #target: UploadTarget;
+  #seq: number;
+  #cur: Buffer | null = null;
+  #used = 0;
+  #size: number;
+  #written = 0;
+  #inflight: Promise<void> | undefined;
+  #hash: Hash | undefined;
+  #done = false;
+  #abortion: Promise<void> | undefined;
+  #failed: Error | undefined;
+  #beat = Date.now();
+
+  constructor(store: Store, target: UploadTarget, readonly path: string) {
+    super({ highWaterMark: CHUNK_SIZE });
+    this.#s = store;
+    this.#target = target;
+    this.#seq = target.seq;
+    this.#size = target.seq * CHUNK_SIZE;
+    if (target.whole) this.#hash = createHash('sha256');
+    if (target.partial !== undefined && target.partial.length > 0) this.#copy(target.partial, false);
+  }
+
+  /** Copies bytes into the current chunk; returns the full chunks to store. */
+  #copy(data: Uint8Array, count: boolean): Buffer[] {
+    const full: Buffer[] = [];
+    let off = 0;
+    while (off < data.length) {
+      if (this.#cur === null) {
+        this.#cur = Buffer.allocUnsafeSlow(CHUNK_SIZE);
+        this.#used = 0;
+      }
+      const n = Math.min(CHUNK_SIZE - this.#used, data.length - off);
+      this.#cur.set(data.subarray(off, off + n), this.#used);
+      this.#used += n;
+      this.#size += n;
+      if (count) this.#written += n;
+      off += n;
+      if (this.#used === CHUNK_SIZE) {
+        full.push(this.#cur);
+        this.#cur = null;
+      }
+    }
+    return full;
+  }
+
+  /** Stores a chunk: waits for the previous INSERT, then starts this one without waiting for it. */
+  async #store(chunk: Buffer): Promise<void> {
+    if (this.#inflight !== undefined) await this.#inflight;
+    const seq = this.#seq++;
+    const { db, t } = this.#s;
+    const p = db.insertInto(t.c).values({ inode: this.#target.tempId, seq, bytes: chunk }).execute().then(() => undefined);
+    // Awaited by the next store, by _final and by the abort; this only keeps an early failure from being "unhandled".
+    p.catch(() => undefined);
+    this.#inflight = p;
+    if (Date.now() - this.#beat > HEARTBEAT_MS) {
+      this.#beat = Date.now();
+      await db.updateTable(t.i).set({ mtime: this.#beat }).where('id', '=', this.#target.tempId).execute();
+    }
+  }
+
+  async #take(data: Uint8Array): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed;
+    if (this.#written + data.length > this.#target.allowance) {
+      throw new VfsError('ENOSPC', 'ENOSPC: the upload exceeds the quota of this filesystem', { path: this.path });
+    }
+    this.#hash?.update(data);
+    for (const chunk of this.#copy(data, true)) await this.#store(chunk);
+  }
+
+  /** Appends zeros before the data (REST beyond the end). */
+  async #zeroFill(): Promise<void> {
+    let n = this.#target.gap;
+    this.#target.gap = 0;
+    const zeros = Buffer.alloc(Math.min(n, CHUNK_SIZE));
+    while (n > 0) {
+      const k = Math.min(n, zeros.length);
+      for (const chunk of this.#copy(k === zeros.length ? zeros : zeros.subarray(0, k), false)) await this.#store(chunk);
+      n -= k;
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const run = async (): Promise<void> => {
+      if (this.#target.gap > 0) await this.#zeroFill();
+      await this.#take(chunk);
+    };
+    run().then(() => cb(), (err: unknown) => cb(dbError(err, this.#s.where, this.path)));
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#commit().then(
+      () => cb(),
+      (err: unknown) => {
+        this.#abort().finally(() => cb(dbError(err, this.#s.where, this.path)));
+      },
+    );
+  }
+
+  async #commit(): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed;
+    if (this.#target.gap > 0) await this.#zeroFill();
+    if (this.#cur !== null && this.#used > 0) {
+      const last = this.#cur.subarray(0, this.#used);
+      this.#cur = null;
+      await this.#store(last);
+    }
+    if (this.#inflight !== undefined) await this.#inflight;
+    const { tempId, dirId, name } = this.#target;
+    const sha256 = this.#hash?.digest('hex') ?? null;
+    const size = this.#size;
+    await this.#s.tx(async (trx) => {
+      const { t } = this.#s;
+      if (!(await this.#s.lockDir(trx, dirId))) throw fsError('ENOENT', 'open', this.path);
+      const row = await trx.selectFrom(t.inode('i')).select(INODE_COLUMNS.map((c) => `i.${c}` as const)).where('i.parent', '=', dirId).where('i.name', '=', name).executeTakeFirst();
+      const existing = row === undefined ? undefined : toInode(row);
+      if (existing?.type === T_DIR) throw fsError('EISDIR', 'open', this.path);
+      if (this.#s.quota !== undefined) {
+        const left = await this.#s.available(trx);
+        const freed = existing?.type === T_FILE ? existing.size : 0;
+        if (size - freed > left) throw new VfsError('ENOSPC', 'ENOSPC: the upload exceeds the quota of this filesystem', { path: this.path });
+      }
+      if (existing !== undefined) {
+        if (existing.type === T_FILE) await this.#s.removeFile(trx, existing.id);
+        else await trx.deleteFrom(t.i).where('id', '=', existing.id).execute();
+      }
+      const now = Date.now();
+      await trx.updateTable(t.i).set({ parent: dirId, name, size, mtime: now, sha256 }).where('id', '=', tempId).execute();
+      await trx.updateTable(t.i).set({ mtime: now }).where('id', '=', dirId).execute();
+    });
+    this.#done = true;
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#done) return cb(err);
+    this.#abort().finally(() => cb(err));
+  }
+
+  /** The transfer failed: discard what was received (the target keeps its previous content). */
+  transferError(err: Error): void {
+    this.#failed ??= err;
+    void this.#abort();
+  }
+
+  /** Deletes the temporary inode and its chunks, once the INSERT in flight (if any) has landed. */
+  #abort(): Promise<void> {
+    if (this.#done) return Promise.resolve();
+    this.#abortion ??= (async () => {
+      this.#cur = null;
+      try {
+        await this.#inflight;
+      } catch {
+        // The failed INSERT wrote nothing.
+      }
+      const { tempId } = this.#target;
+      const { t } = this.#s;
+      try {
+        await this.#s.tx(async (trx) => {
+          await trx.deleteFrom(t.c).where('inode', '=', tempId).execute();
+          await trx.deleteFrom(t.i).where('id', '=', tempId).execute();
+        });
+      } catch {
+        // The database is failing or closed: the stale temporary inode is swept by age on a later migrate().
+      }
+      this.#done = true;
+    })();
+    return this.#abortion;
+  }
+
+  /** Resolves once an interrupted upload's rows are gone (for tests and orderly shutdowns). */
+  get settled(): Promise<void> {
+    return this.#abortion ?? Promise.resolve();
+  }
+}
