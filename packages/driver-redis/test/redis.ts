@@ -49,3 +49,16 @@ export function testPrefix(label = 't'): string {
 export async function cleanup(redis: Redis, prefixes: Iterable<string>): Promise<void> {
   for (const p of prefixes) await deleteFilesystem(redis, p);
 }
+
+/** Deletes the keys matching a SCAN pattern (for stores whose keys have no hash tag, such as the ban store's). */
+export async function deletePattern(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  for (let round = 0; round < 10_000; round++) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length > 0) n += await redis.unlink(...keys);
+    cursor = next;
+    if (cursor === '0') break;
+  }
+  return n;
+}
