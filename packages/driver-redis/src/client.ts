@@ -1,7 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
-import { resolvePath, splitPath } from '@ftp/vfs';
-import { fsError, isErrorCode, redisError } from './errors.js';
+import { fsError, resolvePath, splitPath } from '@ftp/vfs';
+import { isErrorCode, redisError } from './errors.js';
 import type { LuaScript } from './scripts.js';
 
 /** A Redis connection as ioredis gives it: a single node or a Cluster. */

@@ -1,6 +1,7 @@
 import type { RedisClient } from './client.js';
 import { evalScript } from './client.js';
-import { redisError, VfsError } from './errors.js';
+import { VfsError } from '@ftp/vfs';
+import { redisError } from './errors.js';
 import type { Keys } from './keys.js';
 import { PUT_CHUNK } from './scripts.js';
 

@@ -1,4 +1,4 @@
-import { fsError, toVfsError, VfsError, VFS_ERROR_CODES } from '@ftp/vfs';
+import { VfsError, VFS_ERROR_CODES } from '@ftp/vfs';
 import type { VfsErrorCode } from '@ftp/vfs';
 
 const CODES = new Set<string>(VFS_ERROR_CODES);
@@ -22,5 +22,3 @@ export function redisError(err: unknown, syscall: string, path?: string): VfsErr
     cause: err,
   });
 }
-
-export { fsError, toVfsError, VfsError };

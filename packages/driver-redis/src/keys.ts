@@ -37,8 +37,16 @@ export class Keys {
     return `${this.tag}:c:${ino}`;
   }
 
-  /** SCAN pattern matching every key of the filesystem (braces are not special in Redis glob patterns). */
+  /**
+   * SCAN pattern matching every key of the filesystem, and only those: glob characters of the prefix are escaped,
+   * so that a prefix such as `a*` cannot match another filesystem's keys (braces are not special in Redis globs).
+   */
   get pattern(): string {
-    return `${this.tag}:*`;
+    return this.match('*');
+  }
+
+  /** A SCAN pattern for keys of this filesystem: `{prefix}:` (escaped) followed by `glob` as is. */
+  match(glob: string): string {
+    return `${this.tag.replace(/[*?[\]\\]/g, '\\$&')}:${glob}`;
   }
 }

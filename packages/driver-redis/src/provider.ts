@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
-import { checkStreamOptions, createDigest, normalizePath, parseOpenFlags, SPEC_VERSION, TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
+import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
 import type { DirEntry, FsProvider, HashAlgorithm, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
 import type { Internals } from './content.js';
-import { fsError, redisError } from './errors.js';
+import { redisError } from './errors.js';
 import { RedisFileHandle } from './file-handle.js';
 import { Keys } from './keys.js';
 import { RedisReadStream } from './read-stream.js';

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { contentGone, getChunk } from './content.js';
 import type { Internals } from './content.js';
-import { VfsError } from './errors.js';
+import { VfsError } from '@ftp/vfs';
 
 /**
  * A download: the chunks of one inode, fetched one ahead of the consumer (memory: about two chunks). The inode id is

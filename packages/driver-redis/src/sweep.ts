@@ -34,11 +34,11 @@ export async function deleteFilesystem(client: RedisClient, prefix: string): Pro
 
 /** Counts the keys of the filesystem `prefix` (SCAN), for monitoring and tests. */
 export async function countKeys(client: Redis, prefix: string, match = '*'): Promise<number> {
-  const { tag } = new Keys(prefix);
+  const pattern = new Keys(prefix).match(match);
   let cursor = '0';
   let n = 0;
   for (let round = 0; round < MAX_SCAN_ROUNDS; round++) {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${tag}:${match}`, 'COUNT', 1000);
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
     n += keys.length;
     cursor = next;
     if (cursor === '0') break;

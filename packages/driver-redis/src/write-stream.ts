@@ -34,6 +34,8 @@ export class RedisWriteStream extends Writable implements UploadStream {
   #used = 0;
   #inflight: Promise<void>[] = [];
   #committed = false;
+  /** Set by `transferError`: the upload must not be committed, even if `end()` were called after all. */
+  #aborted: Error | undefined;
   /** The start of the content not yet taken: the partial chunk of a kept prefix, then zeros of a hole. */
   #head: Buffer;
   #hole: number;
@@ -97,6 +99,7 @@ export class RedisWriteStream extends Writable implements UploadStream {
 
   override _final(cb: (err?: Error | null) => void): void {
     (async () => {
+      if (this.#aborted !== undefined) throw this.#aborted;
       await this.#takeHead();
       if (this.#cur !== null && this.#used > 0) await this.#send(this.#cur.subarray(0, this.#used));
       while (this.#inflight.length > 0) await this.#inflight.shift();
@@ -106,8 +109,9 @@ export class RedisWriteStream extends Writable implements UploadStream {
   }
 
   /** The server reports an interrupted transfer: nothing of it may become visible (destroy() follows). */
-  transferError(_err: Error): void {
-    // Nothing to record: an upload is only ever committed by _final, which an aborted stream never reaches.
+  transferError(err: Error): void {
+    // destroy() normally follows and discards the content; should end() come instead, _final refuses to commit.
+    this.#aborted = err;
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

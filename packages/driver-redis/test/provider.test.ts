@@ -181,6 +181,20 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     }
   });
 
+  it('an upload told of a transfer error is not committed even if it is ended instead of destroyed', async () => {
+    const p = fresh();
+    await writeAll(p, '/f', 'old');
+    const ws = await p.createWriteStream('/f');
+    await writeChunk(ws, Buffer.from('partial new'));
+    ws.transferError?.(new Error('data connection lost'));
+    const failed = once(ws, 'error');
+    ws.end();
+    await failed;
+    expect((await readAll(p, '/f')).toString()).toBe('old');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+  });
+
   it('an upload whose content expired while it stalled fails with EIO and changes nothing', async () => {
     const p = fresh({ chunkSize: 4 * KiB, uploadTtlMs: 50 });
     await writeAll(p, '/f', 'old');
@@ -214,6 +228,18 @@ describe('RedisProvider: space and errors', () => {
     const space = await p.availableSpace('/');
     if (Number(max) === 0) expect(space).toBe(Infinity);
     else expect(space).toBeLessThanOrEqual(Number(max));
+  });
+
+  it('deleteFilesystem removes one filesystem only, even when its prefix has glob characters', async () => {
+    const a = fresh();
+    const globby = `${a.keys.prefix}*`;
+    used.push(globby);
+    const b = new RedisProvider({ redis, prefix: globby });
+    await writeAll(a, '/kept', 'a');
+    await writeAll(b, '/gone', 'b');
+    expect(await deleteFilesystem(redis, globby)).toBeGreaterThan(0);
+    expect((await readAll(a, '/kept')).toString()).toBe('a');
+    await expect(b.stat('/gone')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('refuses prefixes that would break the Cluster hash tag', () => {
