@@ -1,0 +1,25 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { ResolvedOptions } from './options.js';
+import type { KeyMapper } from './paths.js';
+
+/** What the parts of the provider share: the client, the bucket, the key mapping and the options. */
+export interface S3Context {
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly keys: KeyMapper;
+  readonly options: ResolvedOptions;
+  /**
+   * Whether the store answered UploadPartCopy with NotImplemented once (s3rver, some gateways): APPE and REST then
+   * re-upload the kept bytes instead of asking again each time.
+   */
+  partCopyUnsupported: boolean;
+  /** Objects larger than this are copied by multipart UploadPartCopy (S3's CopyObject limit: 5 GiB). */
+  readonly multipartCopyThreshold: number;
+  /** Size of the UploadPartCopy ranges of such a copy. */
+  readonly multipartCopyPartSize: number;
+}
+
+/** The `x-amz-copy-source` value of a key: `bucket/key`, URL-encoded segment by segment (slashes kept). */
+export function copySource(ctx: S3Context, key: string): string {
+  return `${ctx.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}

@@ -1,0 +1,94 @@
+import { HeadObjectCommand, ListObjectsV2Command, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import { VfsStats, fsError } from '@ftp/vfs';
+import type { S3Context } from './context.js';
+import { isNotFound, toS3Error } from './errors.js';
+
+/** Permission bits reported for objects and prefixes (S3 has none; these say "readable, writable by the user"). */
+export const FILE_MODE = 0o644;
+/** Permission bits reported for directories. */
+export const DIR_MODE = 0o755;
+/** The user-metadata key (`x-amz-meta-mtime`) of a modification time set by `setTimes`, in ms since the epoch. */
+export const MTIME_META = 'mtime';
+/** The user-metadata key (`x-amz-meta-sha256`) of the SHA-256 computed while the object was uploaded. */
+export const SHA256_META = 'sha256';
+
+/** The modification time of an object: the one `setTimes` stored, else S3's LastModified. */
+export function objectMtime(metadata: Record<string, string> | undefined, lastModified: Date | undefined): number {
+  const stored = metadata?.[MTIME_META];
+  if (stored !== undefined && /^\d{1,15}$/.test(stored)) return Number(stored);
+  return lastModified?.getTime() ?? Date.now();
+}
+
+/** Stats of a file from its HEAD response. */
+export function fileStats(head: HeadObjectCommandOutput): VfsStats {
+  return new VfsStats({ kind: 'file', size: head.ContentLength ?? 0, mode: FILE_MODE, mtimeMs: objectMtime(head.Metadata, head.LastModified) });
+}
+
+/** Stats of a directory; S3 keeps no time for a prefix, so it is the marker's if known, else now. */
+export function dirStats(mtimeMs = Date.now()): VfsStats {
+  return new VfsStats({ kind: 'directory', size: 0, mode: DIR_MODE, mtimeMs });
+}
+
+/** HEAD of the file object at `path`; undefined when there is no such key. */
+export async function headFile(ctx: S3Context, path: string): Promise<HeadObjectCommandOutput | undefined> {
+  if (path === '/') return undefined;
+  try {
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.fileKey(path), ChecksumMode: 'ENABLED' }));
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw toS3Error(err, path, 'stat');
+  }
+}
+
+/** What one short listing of a directory prefix tells. */
+export interface DirProbe {
+  /** The prefix has a marker or any object below it (the root always exists). */
+  exists: boolean;
+  /** Something other than the marker lies below it. */
+  nonEmpty: boolean;
+  /** LastModified of the marker, if there is one. */
+  markerMtimeMs: number | undefined;
+}
+
+/**
+ * Looks at the first two entries under the directory prefix of `path` (delimited, so the size of the tree below does
+ * not matter). The marker `dir/` sorts before every other key under `dir/`, so two entries are enough to tell an empty
+ * directory from a non-empty one.
+ */
+export async function probeDir(ctx: S3Context, path: string): Promise<DirProbe> {
+  const prefix = ctx.keys.dirKey(path);
+  let out;
+  try {
+    out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, Delimiter: '/', MaxKeys: 2 }));
+  } catch (err) {
+    throw toS3Error(err, path, 'stat');
+  }
+  const contents = out.Contents ?? [];
+  const marker = contents.find((o) => o.Key === prefix);
+  const others = contents.length - (marker === undefined ? 0 : 1) + (out.CommonPrefixes?.length ?? 0);
+  return { exists: path === '/' || contents.length > 0 || others > 0, nonEmpty: others > 0, markerMtimeMs: marker?.LastModified?.getTime() };
+}
+
+/** What a path is: a file (with its HEAD), a directory, or nothing. */
+export type PathKind = { kind: 'file'; head: HeadObjectCommandOutput } | { kind: 'directory'; probe: DirProbe } | { kind: 'none' };
+
+/**
+ * Finds what `path` is: one HEAD for a file (the common case of transfers), one short listing more for a directory.
+ * A key that is both a file and a prefix (possible in S3, written by other tools) counts as the file.
+ */
+export async function kindOf(ctx: S3Context, path: string): Promise<PathKind> {
+  if (path !== '/') {
+    const head = await headFile(ctx, path);
+    if (head !== undefined) return { kind: 'file', head };
+  }
+  const probe = await probeDir(ctx, path);
+  return probe.exists ? { kind: 'directory', probe } : { kind: 'none' };
+}
+
+/** Throws ENOENT unless `path` is an existing directory (ENOTDIR when it is a file). */
+export async function requireDirectory(ctx: S3Context, path: string, syscall: string, reported = path): Promise<void> {
+  if (path === '/') return;
+  const k = await kindOf(ctx, path);
+  if (k.kind === 'file') throw fsError('ENOTDIR', syscall, reported);
+  if (k.kind === 'none') throw fsError('ENOENT', syscall, reported);
+}

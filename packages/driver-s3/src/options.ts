@@ -1,0 +1,100 @@
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+
+/** 1 MiB. */
+export const MiB = 1024 * 1024;
+/** S3's smallest part (all but the last part of a multipart upload). */
+export const MIN_PART_SIZE = 5 * MiB;
+/** S3's largest part, and the largest object a single CopyObject / PutObject handles. */
+export const MAX_PART_SIZE = 5 * 1024 * MiB;
+/** S3's limit on the number of parts of one upload. */
+export const MAX_PARTS = 10_000;
+
+/** Options of {@link S3Provider}. */
+export interface S3ProviderOptions {
+  /** The bucket. It must exist; the provider never creates or deletes buckets. */
+  bucket: string;
+  /**
+   * Key prefix of the tree (`users/alice/`): `/` of the provider is this prefix, nothing outside it is ever read,
+   * listed or written. One bucket can so serve many users. Default: the whole bucket.
+   */
+  prefix?: string;
+  /** An S3 client to use as is (its region, endpoint and credentials apply; the options below are then ignored). */
+  client?: S3Client;
+  /** Region. Default: the SDK's (`AWS_REGION`, profile), else `us-east-1`. */
+  region?: string;
+  /** Endpoint of an S3-compatible store (`http://127.0.0.1:9000` for MinIO, `https://<account>.r2.cloudflarestorage.com`). */
+  endpoint?: string;
+  /** Path-style addressing (`endpoint/bucket/key`), which MinIO, Ceph RGW and most local stores need. Default false. */
+  forcePathStyle?: boolean;
+  /** Explicit credentials. Default: the SDK's default chain (environment, profile, SSO, instance role...). */
+  credentials?: S3ClientConfig['credentials'];
+  /** Further `S3Client` settings (retries, request handler, logger...), applied when the provider creates the client. */
+  clientConfig?: S3ClientConfig;
+  /**
+   * Bytes per part of multipart uploads, and the size under which an upload is a single PutObject. At least 5 MiB
+   * (S3's minimum part size). Default 8 MiB. An upload holds at most `partSize × (uploadConcurrency + 1)` bytes.
+   */
+  partSize?: number;
+  /** Parts of one upload in flight at once. Default 4. */
+  uploadConcurrency?: number;
+  /** Objects copied (or deleted) at once by a directory rename. Default 16. */
+  renameConcurrency?: number;
+  /**
+   * Compute the SHA-256 of uploads while they stream and store it in the object's metadata (`x-amz-meta-sha256`),
+   * so that HASH answers without reading the object. A single-part upload carries it in its PutObject; a multipart
+   * upload gets it by one server-side self-copy (CopyObject, MetadataDirective REPLACE) after completion, up to
+   * 5 GiB. Default true.
+   */
+  storeSha256?: boolean;
+}
+
+/** The options with defaults applied. */
+export interface ResolvedOptions {
+  bucket: string;
+  prefix: string;
+  partSize: number;
+  uploadConcurrency: number;
+  renameConcurrency: number;
+  storeSha256: boolean;
+}
+
+function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`S3Provider: ${name} must be an integer >= ${min}, got ${String(value)}`);
+  return value;
+}
+
+/** Checks the options and applies the defaults. @throws RangeError for a bad value. */
+export function resolveOptions(options: S3ProviderOptions): ResolvedOptions {
+  if (typeof options.bucket !== 'string' || options.bucket === '') throw new RangeError('S3Provider: bucket is required');
+  const partSize = positiveInt('partSize', options.partSize, 8 * MiB, MIN_PART_SIZE);
+  if (partSize > MAX_PART_SIZE) throw new RangeError(`S3Provider: partSize must be at most 5 GiB, got ${partSize}`);
+  return {
+    bucket: options.bucket,
+    prefix: options.prefix ?? '',
+    partSize,
+    uploadConcurrency: positiveInt('uploadConcurrency', options.uploadConcurrency, 4),
+    renameConcurrency: positiveInt('renameConcurrency', options.renameConcurrency, 16),
+    storeSha256: options.storeSha256 ?? true,
+  };
+}
+
+/**
+ * Creates the S3 client of a provider from its options. Checksums are computed only where S3 requires them
+ * (`WHEN_REQUIRED`): the SDK's newer default sends CRC32 trailers in `aws-chunked` bodies, which many S3-compatible
+ * stores (older MinIO, Ceph RGW, s3rver) do not understand.
+ */
+export function createClient(options: S3ProviderOptions): S3Client {
+  const config: S3ClientConfig = {
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...options.clientConfig,
+  };
+  if (options.region !== undefined) config.region = options.region;
+  // The SDK reads AWS_REGION (and profiles) but not the CLI's AWS_DEFAULT_REGION; without either it refuses to start.
+  else if (config.region === undefined && process.env.AWS_REGION === undefined) config.region = process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+  if (options.forcePathStyle !== undefined) config.forcePathStyle = options.forcePathStyle;
+  if (options.credentials !== undefined) config.credentials = options.credentials;
+  return new S3Client(config);
+}

@@ -1,0 +1,253 @@
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand } from '@aws-sdk/client-s3';
+import {
+  checkStreamOptions,
+  dirname,
+  fsError,
+  parseOpenFlags,
+  SPEC_VERSION,
+  VfsDirent,
+  type DirEntry,
+  type FileStats,
+  type FsProvider,
+  type HashAlgorithm,
+  type ReadStreamOptions,
+  type WriteStreamOptions,
+} from '@ftp/vfs';
+import { copySource, type S3Context } from './context.js';
+import { openDownload } from './download.js';
+import { toS3Error } from './errors.js';
+import { S3ReadHandle, S3WriteHandle } from './handles.js';
+import { hashObject } from './hash.js';
+import { listDir } from './listing.js';
+import { dirStats, fileStats, kindOf, MTIME_META, requireDirectory } from './objects.js';
+import { createClient, MAX_PART_SIZE, resolveOptions, type S3ProviderOptions } from './options.js';
+import { KeyMapper } from './paths.js';
+import { deleteKey, putMarker } from './remove.js';
+import { renamePath } from './rename.js';
+import { S3UploadStream, type UploadPlan } from './upload.js';
+
+/**
+ * An S3 bucket (or a key prefix of one) as an `@ftp/vfs` filesystem, for AWS S3 and S3-compatible stores (MinIO, R2,
+ * Ceph RGW...). Files are objects, directories are key prefixes with an empty marker object (`dir/`) so that an empty
+ * directory persists. Transfers stream both ways: ranged GETs down, multipart uploads up, with bounded memory.
+ *
+ * @example
+ * ```ts
+ * const fs = new S3Provider({ bucket: 'ftp', prefix: 'users/alice/', region: 'eu-west-1' });
+ * ```
+ */
+export class S3Provider implements FsProvider {
+  /** The contract version this provider implements. */
+  readonly specVersion = SPEC_VERSION;
+  /** S3 has no links. */
+  readonly supportsSymlinks = false;
+  /** An upload appears only once complete, whole; of two concurrent uploads, the one completed last wins. */
+  readonly atomicUploads = true;
+  /** The S3 client in use. */
+  readonly client: S3Client;
+  readonly #ctx: S3Context;
+  readonly #ownsClient: boolean;
+
+  /** @param options bucket, prefix, client or connection settings, part size and concurrency. */
+  constructor(options: S3ProviderOptions) {
+    const resolved = resolveOptions(options);
+    this.client = options.client ?? createClient(options);
+    this.#ownsClient = options.client === undefined;
+    this.#ctx = {
+      client: this.client,
+      bucket: resolved.bucket,
+      keys: new KeyMapper(resolved.prefix),
+      options: resolved,
+      partCopyUnsupported: false,
+      multipartCopyThreshold: MAX_PART_SIZE,
+      multipartCopyPartSize: 512 * 1024 * 1024,
+    };
+  }
+
+  /** The bucket. */
+  get bucket(): string {
+    return this.#ctx.bucket;
+  }
+
+  /** The normalised key prefix (`''` or `'users/alice/'`). */
+  get prefix(): string {
+    return this.#ctx.keys.prefix;
+  }
+
+  /**
+   * @internal Test hook: copy objects above `threshold` bytes with multipart UploadPartCopy ranges of `partSize`
+   * (S3's values, 5 GiB and 512 MiB, cannot be exercised against a test store in reasonable time).
+   */
+  setMultipartCopy(threshold: number, partSize: number): void {
+    (this.#ctx as { multipartCopyThreshold: number }).multipartCopyThreshold = threshold;
+    (this.#ctx as { multipartCopyPartSize: number }).multipartCopyPartSize = partSize;
+  }
+
+  /** Stats of a file (HEAD) or a directory (a prefix with a marker or objects below it). */
+  async stat(path: string): Promise<FileStats> {
+    if (path === '/') return dirStats();
+    const k = await kindOf(this.#ctx, path);
+    if (k.kind === 'file') return fileStats(k.head);
+    if (k.kind === 'directory') return dirStats(k.probe.markerMtimeMs);
+    throw fsError('ENOENT', 'stat', path);
+  }
+
+  /** Same as {@link stat}: there are no links. */
+  lstat(path: string): Promise<FileStats> {
+    return this.stat(path);
+  }
+
+  /** Names in a directory (`withFileTypes`: Dirents). */
+  async readdir(path: string, options?: { withFileTypes?: boolean }): Promise<string[] | VfsDirent[]> {
+    const entries = await listDir(this.#ctx, path);
+    if (options?.withFileTypes === true) return entries.map((e) => new VfsDirent(e.name, e.stats.isDirectory() ? 'directory' : 'file', path));
+    return entries.map((e) => e.name);
+  }
+
+  /** Entries with their stats, from the listing pages alone (ListObjectsV2, `/` delimiter, every page). */
+  list(path: string): Promise<DirEntry[]> {
+    return listDir(this.#ctx, path);
+  }
+
+  /** Creates a directory marker (`dir/`); `recursive` creates the missing parents' markers too. */
+  async mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<undefined> {
+    if (path === '/') {
+      if (options?.recursive === true) return undefined;
+      throw fsError('EEXIST', 'mkdir', path);
+    }
+    const k = await kindOf(this.#ctx, path);
+    if (k.kind === 'file') throw fsError('EEXIST', 'mkdir', path);
+    if (k.kind === 'directory') {
+      if (options?.recursive === true) return undefined;
+      throw fsError('EEXIST', 'mkdir', path);
+    }
+    const parent = dirname(path);
+    if (options?.recursive === true) {
+      if (parent !== '/') await this.mkdir(parent, { recursive: true });
+    } else {
+      await requireDirectory(this.#ctx, parent, 'mkdir', path);
+    }
+    await putMarker(this.#ctx, path, 'mkdir');
+    return undefined;
+  }
+
+  /** Removes an empty directory (its marker); ENOTEMPTY while anything lies below it. */
+  async rmdir(path: string): Promise<void> {
+    if (path === '/') throw fsError('EBUSY', 'rmdir', path);
+    const k = await kindOf(this.#ctx, path);
+    if (k.kind === 'file') throw fsError('ENOTDIR', 'rmdir', path);
+    if (k.kind === 'none') throw fsError('ENOENT', 'rmdir', path);
+    if (k.probe.nonEmpty) throw fsError('ENOTEMPTY', 'rmdir', path);
+    await deleteKey(this.#ctx, this.#ctx.keys.dirKey(path), path);
+    // The parent stays, even if this was all it held.
+    await putMarker(this.#ctx, dirname(path), 'rmdir');
+  }
+
+  /** Deletes a file. */
+  async unlink(path: string): Promise<void> {
+    const k = await kindOf(this.#ctx, path);
+    if (k.kind === 'directory') throw fsError('EISDIR', 'unlink', path);
+    if (k.kind === 'none') throw fsError('ENOENT', 'unlink', path);
+    await deleteKey(this.#ctx, this.#ctx.keys.fileKey(path), path);
+    await putMarker(this.#ctx, dirname(path), 'unlink');
+  }
+
+  /** Renames a file or a whole directory (server-side copies, then deletes; see the README for the guarantees). */
+  rename(oldPath: string, newPath: string): Promise<void> {
+    return renamePath(this.#ctx, oldPath, newPath);
+  }
+
+  /**
+   * A minimal file handle: `'r'` reads with ranged GETs, `'w'`/`'wx'`/`'a'` write sequentially into an upload that
+   * completes on `close()`. Random-access writes (`'r+'`) are not supported (ENOTSUP): S3 objects are immutable.
+   */
+  async open(path: string, flags?: string | number, mode?: number): Promise<S3ReadHandle | S3WriteHandle> {
+    const f = parseOpenFlags(flags);
+    if (!f.write) {
+      const k = await kindOf(this.#ctx, path);
+      if (k.kind === 'directory') throw fsError('EISDIR', 'open', path);
+      if (k.kind === 'none') throw fsError('ENOENT', 'open', path);
+      return new S3ReadHandle(this.#ctx, path, k.head);
+    }
+    if (f.read || (!f.truncate && !f.append)) throw fsError('ENOTSUP', 'open', path);
+    if (f.exclusive && (await kindOf(this.#ctx, path)).kind !== 'none') throw fsError('EEXIST', 'open', path);
+    const upload = await this.createWriteStream(path, f.append ? { append: true } : mode === undefined ? {} : { mode });
+    return new S3WriteHandle(path, upload);
+  }
+
+  /** Downloads a file or a byte range of it (`end` inclusive) with one streamed, ranged GET. */
+  createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
+    checkStreamOptions(options, path);
+    return openDownload(this.#ctx, path, options);
+  }
+
+  /**
+   * Uploads a file as a multipart upload (a single PutObject when it fits in one part). `append` keeps the existing
+   * bytes, `start` keeps the first `start` bytes (zero-filled past the end): kept bytes are copied server-side when
+   * there are at least 5 MiB of them, else re-uploaded from a ranged GET.
+   *
+   * @throws VfsError ENOENT when the parent directory is missing, EISDIR for a directory.
+   */
+  async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<S3UploadStream> {
+    checkStreamOptions(options, path);
+    if (path === '/') throw fsError('EISDIR', 'open', path);
+    const [self] = await Promise.all([kindOf(this.#ctx, path), requireDirectory(this.#ctx, dirname(path), 'open', path)]);
+    if (self.kind === 'directory') throw fsError('EISDIR', 'open', path);
+    const plan: UploadPlan = { path, key: this.#ctx.keys.fileKey(path) };
+    if (self.kind === 'file' && (options.append === true || (options.start ?? 0) > 0)) {
+      const size = self.head.ContentLength ?? 0;
+      const keep = options.append === true ? size : Math.min(options.start ?? 0, size);
+      plan.keep = { size: keep, etag: self.head.ETag };
+      if (options.start !== undefined && options.start > size) plan.zeroFill = options.start - size;
+    } else if (self.kind === 'none' && (options.start ?? 0) > 0) {
+      plan.zeroFill = options.start;
+    }
+    return new S3UploadStream(this.#ctx, plan);
+  }
+
+  /** HASH: a digest stored with the object when there is one for the whole file, else streamed. */
+  hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
+    return hashObject(this.#ctx, path, algorithm, start, end);
+  }
+
+  /**
+   * MFMT: stores the time in the object's metadata (`x-amz-meta-mtime`) with a server-side self-copy (CopyObject,
+   * MetadataDirective REPLACE, the other metadata kept). `stat` reports it; listings cannot (ListObjectsV2 returns
+   * no metadata) and show S3's LastModified. Directories have no times in S3 (ENOTSUP), nor do objects over 5 GiB.
+   */
+  async setTimes(path: string, mtime: Date): Promise<void> {
+    const k = await kindOf(this.#ctx, path);
+    if (k.kind === 'none') throw fsError('ENOENT', 'utime', path);
+    if (k.kind === 'directory') throw fsError('ENOTSUP', 'utime', path);
+    if ((k.head.ContentLength ?? 0) > MAX_PART_SIZE) throw fsError('ENOTSUP', 'utime', path);
+    const key = this.#ctx.keys.fileKey(path);
+    try {
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.#ctx.bucket,
+          Key: key,
+          CopySource: copySource(this.#ctx, key),
+          CopySourceIfMatch: k.head.ETag,
+          MetadataDirective: 'REPLACE',
+          Metadata: { ...k.head.Metadata, [MTIME_META]: String(Math.round(mtime.getTime())) },
+          ContentType: k.head.ContentType,
+        }),
+      );
+    } catch (err) {
+      throw toS3Error(err, path, 'utime');
+    }
+  }
+
+  /** AVBL: a bucket has no size limit. */
+  async availableSpace(_path: string): Promise<number> {
+    return Infinity;
+  }
+
+  /** Releases the client's sockets (only a client this provider created). */
+  close(): void {
+    if (this.#ownsClient) this.client.destroy();
+  }
+}
+
