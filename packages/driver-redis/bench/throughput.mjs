@@ -73,6 +73,11 @@ try {
     );
   }
   console.log(`created ${entries} files in ${ms(t0).toFixed(0)} ms`);
+  const evalStats = async () => {
+    const line = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'));
+    return line === null ? [0, 0] : [Number(line[1]), Number(line[2])];
+  };
+  const [calls0, usec0] = await evalStats();
   const runs = [];
   for (let r = 0; r < 5; r++) {
     t0 = performance.now();
@@ -80,7 +85,10 @@ try {
     runs.push(ms(t0));
     if (list.length !== entries) throw new Error(`list gave ${list.length} entries`);
   }
+  const [calls1, usec1] = await evalStats();
   console.log(`provider list() of ${entries} entries: ${runs.map((x) => x.toFixed(0)).join(', ')} ms (5 runs)`);
+  // Time Redis itself spent in the LIST script (what blocks other clients), from INFO commandstats.
+  if (calls1 > calls0) console.log(`  of which Redis busy in the script: ${((usec1 - usec0) / (calls1 - calls0) / 1000).toFixed(1)} ms per call`);
   await client.cd('/many');
   const mlsd = [];
   for (let r = 0; r < 3; r++) {
