@@ -1,5 +1,5 @@
-import { Kysely, MysqlAdapter, MysqlDialect, PostgresAdapter, PostgresDialect, SqliteAdapter, SqliteDialect } from 'kysely';
-import type { Dialect } from 'kysely';
+import { CompiledQuery, Kysely, MysqlAdapter, MysqlDialect, PostgresAdapter, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver } from 'kysely';
+import type { DatabaseConnection, Dialect, Driver } from 'kysely';
 import pg from 'pg';
 import mysql from 'mysql2';
 import type { Pool as MysqlPool } from 'mysql2';
@@ -56,6 +56,29 @@ export function dialectOfUrl(url: string): DialectName {
   throw new TypeError(`@ftp/driver-sql: unsupported database URL ${redactUrl(url)} (expected postgres://, mysql://, mariadb:// or sqlite:)`);
 }
 
+/**
+ * Kysely's SQLite driver with write transactions that take the write lock at BEGIN (`BEGIN IMMEDIATE`): a
+ * deferred transaction that reads and then writes fails with SQLITE_BUSY at once when another connection wrote
+ * meanwhile; an immediate one waits (busy timeout) instead.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+/** {@link SqliteDialect} with {@link ImmediateSqliteDriver}. */
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: ConstructorParameters<typeof SqliteDialect>[0];
+  constructor(config: ConstructorParameters<typeof SqliteDialect>[0]) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
 /** Opens a SQLite database for the driver: WAL for a file (readers do not block the writer), a busy timeout. */
 export function openSqlite(filename: string, busyTimeout = 5000): DatabaseSync {
   const { DatabaseSync: Db } = loadSqlite();
@@ -64,25 +87,30 @@ export function openSqlite(filename: string, busyTimeout = 5000): DatabaseSync {
   return db;
 }
 
-/** Builds the Kysely instance (and pool) of a URL. Nothing connects yet: the first query does. */
-export function connectUrl(url: string, options: PoolOptions = {}): Connection {
-  const dialect = dialectOfUrl(url);
-  const where = redactUrl(url);
+/**
+ * The Kysely dialect of a URL, with its pool (pg.Pool, mysql2 pool) or SQLite database. Nothing connects yet:
+ * the first query does.
+ */
+export function createDialect(url: string, options: PoolOptions = {}): { name: DialectName; dialect: Dialect } {
+  const name = dialectOfUrl(url);
   const size = options.poolSize ?? 10;
-  let d: Dialect;
-  if (dialect === 'postgres') {
-    d = new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: size }) });
-  } else if (dialect === 'mysql') {
+  if (name === 'postgres') return { name, dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: size }) }) };
+  if (name === 'mysql') {
     const uri = url.replace(/^mariadb:/i, 'mysql:');
     // VARBINARY names come back as Buffers (decoded in schema.ts); BIGINTs as numbers (sizes stay below 2^53).
     const pool: MysqlPool = mysql.createPool({ uri, connectionLimit: size, charset: 'utf8mb4' });
-    d = new MysqlDialect({ pool });
-  } else {
-    const filename = sqliteFilename(url);
-    const busyTimeout = options.busyTimeout;
-    d = new SqliteDialect({ database: async () => new NodeSqliteDatabase(openSqlite(filename, busyTimeout)) });
+    return { name, dialect: new MysqlDialect({ pool }) };
   }
-  return { dialect, db: new Kysely<Database>({ dialect: d }), where, owned: true };
+  const filename = sqliteFilename(url);
+  const busyTimeout = options.busyTimeout;
+  // One connection (Kysely serialises its use): node:sqlite is synchronous, a second one would not add throughput.
+  return { name, dialect: new ImmediateSqliteDialect({ database: async () => new NodeSqliteDatabase(openSqlite(filename, busyTimeout)) }) };
+}
+
+/** Builds the Kysely instance (and pool) of a URL. */
+export function connectUrl(url: string, options: PoolOptions = {}): Connection {
+  const { name, dialect } = createDialect(url, options);
+  return { dialect: name, db: new Kysely<Database>({ dialect }), where: redactUrl(url), owned: true };
 }
 
 /** Kysely's own adapters tell the dialect of an instance the caller built. */

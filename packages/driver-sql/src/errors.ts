@@ -83,7 +83,13 @@ function messageOf(err: unknown): string {
  * Errors that already are VfsErrors pass through.
  */
 export function dbError(err: unknown, where: string, path?: string): VfsError {
-  if (VfsError.isInstance(err)) return path === undefined || err.path === path ? err : toVfsError(err, path);
+  if (VfsError.isInstance(err)) {
+    if (path === undefined || err.path === path) return err;
+    // Our own database errors keep their message (it names the database, never a password); others are rebuilt
+    // around the virtual path.
+    if (err.message.includes('@ftp/driver-sql: ')) return new VfsError(err.code, err.message, { path, cause: err.cause });
+    return toVfsError(err, path);
+  }
   const code = dbErrorCode(err);
   if (code === undefined) return toVfsError(err, path);
   const options = path === undefined ? { cause: err } : { cause: err, path };

@@ -49,6 +49,11 @@ export function migrations(t: Tables, dialect: DialectName): Record<string, Migr
           .addPrimaryKeyConstraint(`${t.chunks}_pk`, ['inode', 'seq'])
           .modifyEnd(tableEnd)
           .execute();
+        if (dialect === 'postgres') {
+          // Chunks are stored out of line without pglz: uploads are mostly compressed already (archives, media),
+          // and trying to compress 256 KiB per row costs CPU on every write for nothing.
+          await sql`alter table ${sql.table(t.chunks)} alter column bytes set storage external`.execute(db);
+        }
         const now = Date.now();
         await (db as unknown as Kysely<Database>)
           .insertInto(t.i)

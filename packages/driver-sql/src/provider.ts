@@ -494,8 +494,7 @@ export class SqlProvider implements FsProvider {
     checkStreamOptions(options, path);
     return this.#use(path, async () => {
       const t = this.tables;
-      const allowance = await this.#available(this.db);
-      if (allowance <= 0) throw new VfsError('ENOSPC', 'ENOSPC: the quota of this filesystem is used up', { path });
+      const available = await this.#available(this.db);
       const target = await this.#tx(async (trx) => {
         const loc = await this.#locate(trx, path, true, 'open');
         if (loc.parent === undefined || loc.node?.type === T_DIR) throw fsError('EISDIR', 'open', path);
@@ -526,7 +525,10 @@ export class SqlProvider implements FsProvider {
             partial = Buffer.from(toBuffer(r.bytes).subarray(0, keep % CHUNK_SIZE));
           }
         }
-        return { tempId, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance, oldSize: old?.size ?? 0 };
+        // The bytes of the old version that this upload drops come back to the quota when it is swapped in.
+        const allowance = available + (old === undefined ? 0 : old.size - keep);
+        if (allowance <= 0) throw new VfsError('ENOSPC', 'ENOSPC: the quota of this filesystem is used up', { path });
+        return { tempId, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance };
       });
       return new SqlWriteStream(this.#store, target, normalizePath(path));
     });

@@ -7,6 +7,12 @@ import { dbError } from './errors.js';
 import { CHUNK_SIZE, T_DIR, T_FILE, toInode, INODE_COLUMNS } from './schema.js';
 import type { Store } from './store.js';
 
+/**
+ * Full chunks sent per INSERT (1 MiB): one statement, one commit per MiB instead of per chunk — commits are what
+ * an upload waits for (a WAL / redo-log flush each).
+ */
+const CHUNKS_PER_INSERT = 4;
+
 /** How often an upload refreshes its temporary inode's mtime (stale uploads of dead processes are swept by age). */
 const HEARTBEAT_MS = 60_000;
 
@@ -25,15 +31,13 @@ export interface UploadTarget {
   gap: number;
   /** Whether the upload holds the whole file from byte 0 (then its SHA-256 is computed and stored). */
   whole: boolean;
-  /** Bytes the quota still allows for this upload (Infinity without a quota). */
+  /** Bytes this upload may add under the quota (Infinity without one); checked again when it is swapped in. */
   allowance: number;
-  /** Size of the version it replaces (given back to the quota at the end). */
-  oldSize: number;
 }
 
 /**
- * An upload: fixed-size chunks written under a temporary, unlinked inode (at most one INSERT in flight while
- * the next chunk fills, so memory stays at about three chunks), then swapped in by one transaction at `end()`:
+ * An upload: fixed-size chunks written under a temporary, unlinked inode (four per INSERT, at most one INSERT in
+ * flight while the next batch fills: memory stays at about two MiB), then swapped in by one transaction at `end()`:
  * readers see the old version until then, concurrent uploads end as one whole version (the last to finish).
  * An interrupted upload (`transferError`, or `destroy()` before the end) deletes its chunks and inode.
  */
@@ -46,6 +50,8 @@ export class SqlWriteStream extends Writable implements UploadStream {
   #size: number;
   #written = 0;
   #inflight: Promise<void> | undefined;
+  /** Full chunks waiting for the next INSERT. */
+  #batch: Buffer[] = [];
   #hash: Hash | undefined;
   #done = false;
   #abortion: Promise<void> | undefined;
@@ -85,12 +91,20 @@ export class SqlWriteStream extends Writable implements UploadStream {
     return full;
   }
 
-  /** Stores a chunk: waits for the previous INSERT, then starts this one without waiting for it. */
-  async #store(chunk: Buffer): Promise<void> {
+  /** Queues a full chunk; a full batch is stored. */
+  async #queue(chunk: Buffer): Promise<void> {
+    this.#batch.push(chunk);
+    if (this.#batch.length >= CHUNKS_PER_INSERT) await this.#store();
+  }
+
+  /** Stores the batch: waits for the previous INSERT, then starts this one without waiting for it. */
+  async #store(): Promise<void> {
     if (this.#inflight !== undefined) await this.#inflight;
-    const seq = this.#seq++;
+    if (this.#batch.length === 0) return;
+    const rows = this.#batch.map((bytes) => ({ inode: this.#target.tempId, seq: this.#seq++, bytes }));
+    this.#batch = [];
     const { db, t } = this.#s;
-    const p = db.insertInto(t.c).values({ inode: this.#target.tempId, seq, bytes: chunk }).execute().then(() => undefined);
+    const p = db.insertInto(t.c).values(rows).execute().then(() => undefined);
     // Awaited by the next store, by _final and by the abort; this only keeps an early failure from being "unhandled".
     p.catch(() => undefined);
     this.#inflight = p;
@@ -106,7 +120,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
       throw new VfsError('ENOSPC', 'ENOSPC: the upload exceeds the quota of this filesystem', { path: this.path });
     }
     this.#hash?.update(data);
-    for (const chunk of this.#copy(data, true)) await this.#store(chunk);
+    for (const chunk of this.#copy(data, true)) await this.#queue(chunk);
   }
 
   /** Appends zeros before the data (REST beyond the end). */
@@ -116,7 +130,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
     const zeros = Buffer.alloc(Math.min(n, CHUNK_SIZE));
     while (n > 0) {
       const k = Math.min(n, zeros.length);
-      for (const chunk of this.#copy(k === zeros.length ? zeros : zeros.subarray(0, k), false)) await this.#store(chunk);
+      for (const chunk of this.#copy(k === zeros.length ? zeros : zeros.subarray(0, k), false)) await this.#queue(chunk);
       n -= k;
     }
   }
@@ -142,10 +156,10 @@ export class SqlWriteStream extends Writable implements UploadStream {
     if (this.#failed !== undefined) throw this.#failed;
     if (this.#target.gap > 0) await this.#zeroFill();
     if (this.#cur !== null && this.#used > 0) {
-      const last = this.#cur.subarray(0, this.#used);
+      this.#batch.push(this.#cur.subarray(0, this.#used));
       this.#cur = null;
-      await this.#store(last);
     }
+    await this.#store();
     if (this.#inflight !== undefined) await this.#inflight;
     const { tempId, dirId, name } = this.#target;
     const sha256 = this.#hash?.digest('hex') ?? null;
@@ -188,6 +202,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
     if (this.#done) return Promise.resolve();
     this.#abortion ??= (async () => {
       this.#cur = null;
+      this.#batch = [];
       try {
         await this.#inflight;
       } catch {

@@ -133,8 +133,8 @@ export const DBS: TestDb[] = [
 ];
 
 /** A migrated provider over fresh tables. */
-export async function freshProvider(db: TestDb, options: Partial<SqlProviderOptions> = {}): Promise<SqlProvider> {
-  const p = new SqlProvider({ connection: await db.url(), tablePrefix: randomPrefix(), ...options });
+export async function freshProvider(db: TestDb, options: Partial<SqlProviderOptions> = {}, url?: string): Promise<SqlProvider> {
+  const p = new SqlProvider({ connection: url ?? (await db.url()), tablePrefix: randomPrefix(), ...options });
   await p.migrate();
   return p;
 }

@@ -1,0 +1,339 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { toVfsError } from '@ftp/vfs';
+import type { UploadStream } from '@ftp/vfs';
+import { SqlProvider } from '../src/index.js';
+import { bytes, countingProvider, get, put, rowCounts } from './helpers.js';
+import { DBS, disposeProvider, freshProvider, randomPrefix } from './services.js';
+
+afterAll(() => {
+  for (const db of DBS) db.cleanup();
+});
+
+async function writeSome(ws: UploadStream, data: Buffer): Promise<void> {
+  if (!ws.write(data)) await once(ws, 'drain');
+}
+
+async function finish(ws: UploadStream): Promise<void> {
+  ws.end();
+  await once(ws, 'finish');
+}
+
+for (const db of DBS) {
+  describe(`SqlProvider (${db.dialect})`, () => {
+    it('renames a directory in O(1): the same queries whatever its size, one row changed', async () => {
+      const { p, queries } = await countingProvider(db);
+      try {
+        const costOfRename = async (dir: string, files: number): Promise<number> => {
+          await p.mkdir(`${dir}/sub/deeper`, { recursive: true });
+          for (let i = 0; i < files; i++) await put(p, `${dir}/sub/f${i}`, `file ${i}`);
+          const before = await p.db.selectFrom(p.tables.inode('i')).selectAll('i').orderBy('i.id').execute();
+          const q0 = queries();
+          await p.rename(dir, `${dir}-moved`);
+          const cost = queries() - q0;
+          const after = await p.db.selectFrom(p.tables.inode('i')).selectAll('i').orderBy('i.id').execute();
+          const changed = after.filter((r, i) => JSON.stringify(r) !== JSON.stringify(before[i])).map((r) => Number(r.id));
+          // The moved directory, and the mtime of the directory it left (and entered): nothing below it.
+          const root = (await p.stat('/')).ino;
+          const moved = (await p.stat(`${dir}-moved`)).ino;
+          expect(changed.sort()).toEqual([root, moved].sort());
+          expect((await get(p, `${dir}-moved/sub/f${files - 1}`)).toString()).toBe(`file ${files - 1}`);
+          return cost;
+        };
+        const small = await costOfRename('/small', 1);
+        const big = await costOfRename('/big', 120);
+        console.log(`[driver-sql ${db.dialect}] rename of a directory: ${small} queries with 1 file, ${big} with 120`);
+        expect(big).toBe(small);
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it('resolves a path in one query whatever its depth, and lists a directory in one query', async () => {
+      const { p, queries } = await countingProvider(db);
+      try {
+        const deep = `/${Array.from({ length: 20 }, (_, i) => `d${i}`).join('/')}`;
+        await p.mkdir(deep, { recursive: true });
+        await put(p, `${deep}/f`, 'x');
+        await put(p, '/f', 'x');
+        let q0 = queries();
+        await p.stat('/f');
+        expect(queries() - q0).toBe(1);
+        q0 = queries();
+        await p.stat(`${deep}/f`);
+        expect(queries() - q0).toBe(1);
+        q0 = queries();
+        const list = await p.list(deep.split('/').slice(0, 10).join('/'));
+        expect(queries() - q0).toBe(1);
+        expect(list.map((e) => e.name)).toEqual(['d9']);
+        // Deeper than one query's joins (24): still a bounded number of queries.
+        const deeper = `/${Array.from({ length: 30 }, (_, i) => `e${i}`).join('/')}`;
+        await p.mkdir(deeper, { recursive: true });
+        q0 = queries();
+        expect((await p.stat(deeper)).isDirectory()).toBe(true);
+        expect(queries() - q0).toBe(2);
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it('an upload is invisible until it completes, then whole', async () => {
+      const p = await freshProvider(db);
+      try {
+        await put(p, '/f', 'old');
+        const data = bytes(2_500_000, 3);
+        const ws = await p.createWriteStream('/f');
+        const wn = await p.createWriteStream('/new');
+        await writeSome(ws, data.subarray(0, 2_000_000));
+        await writeSome(wn, data.subarray(0, 2_000_000));
+        // Chunks were written (a batch of four per upload at least reaches the database), but nothing shows.
+        const deadline = Date.now() + 5000;
+        while ((await rowCounts(p)).chunks < 1 + 2 * 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        expect((await rowCounts(p)).chunks).toBeGreaterThanOrEqual(1 + 2 * 4);
+        expect((await get(p, '/f')).toString()).toBe('old');
+        expect((await p.stat('/f')).size).toBe(3);
+        expect((await p.readdir('/')).sort()).toEqual(['f']);
+        await expect(p.stat('/new')).rejects.toMatchObject({ code: 'ENOENT' });
+        await writeSome(ws, data.subarray(2_000_000));
+        await writeSome(wn, data.subarray(2_000_000));
+        await finish(ws);
+        await finish(wn);
+        expect((await get(p, '/f')).equals(data)).toBe(true);
+        expect((await get(p, '/new')).equals(data)).toBe(true);
+        expect((await p.readdir('/')).sort()).toEqual(['f', 'new']);
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it('two writers on one path through two providers (two pools) end with one whole version', async () => {
+      // Two pools over the same tables, as two servers would have. SQLite: one provider (one connection) per
+      // process — node:sqlite is synchronous, so a second connection waiting for the lock would block the event
+      // loop that the first one needs to commit.
+      const url = await db.url();
+      const prefix = randomPrefix();
+      const a = new SqlProvider({ connection: url, tablePrefix: prefix });
+      const other = db.dialect === 'sqlite' ? a : new SqlProvider({ connection: url, tablePrefix: prefix });
+      await a.migrate();
+      try {
+        const va = bytes(1_200_000, 11);
+        const vb = bytes(700_000, 12);
+        for (let round = 0; round < 3; round++) {
+          const wa = await a.createWriteStream('/same');
+          const wb = await other.createWriteStream('/same');
+          for (let off = 0; off < va.length; off += 100_000) {
+            await writeSome(wa, va.subarray(off, off + 100_000));
+            if (off < vb.length) await writeSome(wb, vb.subarray(off, off + 100_000));
+          }
+          await Promise.all([finish(wa), finish(wb)]);
+          const got = await get(a, '/same');
+          expect(got.equals(va) || got.equals(vb)).toBe(true);
+          expect((await other.stat('/same')).size).toBe(got.length);
+          // No leftover: one inode for the file (plus the root), its chunks only.
+          const rows = await rowCounts(a);
+          expect(rows.inodes).toBe(2);
+          expect(rows.chunks).toBe(Math.ceil(got.length / (256 * 1024)));
+        }
+      } finally {
+        if (other !== a) await other.close();
+        await disposeProvider(a);
+      }
+    });
+
+    it('an interrupted upload (transferError, destroy) leaves no rows; the old version stays', async () => {
+      const p = await freshProvider(db);
+      try {
+        await put(p, '/f', 'old content');
+        const before = await rowCounts(p);
+        for (const options of [{}, { append: true }, { start: 4 }]) {
+          const ws = (await p.createWriteStream('/f', options)) as UploadStream & { settled: Promise<void> };
+          await writeSome(ws, bytes(1_100_000, 5));
+          ws.on('error', () => undefined);
+          ws.transferError?.(new Error('client went away'));
+          const closed = new Promise((r) => ws.once('close', r));
+          ws.destroy(new Error('client went away'));
+          await closed;
+          await ws.settled;
+          expect(await rowCounts(p)).toEqual(before);
+          expect((await get(p, '/f')).toString()).toBe('old content');
+        }
+        // destroy() alone, before end(), discards as well.
+        const ws = (await p.createWriteStream('/g')) as UploadStream & { settled: Promise<void> };
+        await writeSome(ws, bytes(300_000, 6));
+        ws.destroy();
+        await once(ws, 'close');
+        expect(await rowCounts(p)).toEqual(before);
+        await expect(p.stat('/g')).rejects.toMatchObject({ code: 'ENOENT' });
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it('a reader of this process keeps reading the whole old version when the file is replaced or deleted', async () => {
+      const p = await freshProvider(db);
+      try {
+        const old = bytes(2_000_000, 7);
+        await put(p, '/f', old);
+        const rs = await p.createReadStream('/f');
+        const parts: Buffer[] = [];
+        const it = rs[Symbol.asyncIterator]();
+        const first = await it.next();
+        parts.push(first.value as Buffer);
+        await put(p, '/f', 'new');
+        await put(p, '/g', 'other');
+        await p.unlink('/g');
+        for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value as Buffer);
+        expect(Buffer.concat(parts).equals(old)).toBe(true);
+        expect((await get(p, '/f')).toString()).toBe('new');
+        // The detached old version is deleted once its reader is done (asynchronously).
+        const deadline = Date.now() + 5000;
+        while ((await rowCounts(p)).inodes !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(await rowCounts(p)).toEqual({ inodes: 2, chunks: 1 });
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it('stores the SHA-256 of whole uploads and answers hash() from it; other ranges are streamed', async () => {
+      const p = await freshProvider(db);
+      try {
+        const data = bytes(700_000, 8);
+        await put(p, '/f', data);
+        const sha = createHash('sha256').update(data).digest('hex');
+        const row = await p.db.selectFrom(p.tables.inode('i')).select('i.sha256').where('i.size', '=', data.length).executeTakeFirstOrThrow();
+        expect(row.sha256).toBe(sha);
+        expect(await p.hash('/f', 'SHA-256')).toBe(sha);
+        expect(await p.hash('/f', 'SHA-256', 10, 5000)).toBe(createHash('sha256').update(data.subarray(10, 5000)).digest('hex'));
+        // An append has no stored digest: hash() streams, and is still right.
+        await put(p, '/f', 'tail', { append: true });
+        expect(await p.hash('/f', 'SHA-256')).toBe(createHash('sha256').update(Buffer.concat([data, Buffer.from('tail')])).digest('hex'));
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it('quota: availableSpace, allocate and uploads past it (ENOSPC, nothing left behind)', async () => {
+      const p = await freshProvider(db, { quota: 1_000_000 });
+      try {
+        expect(await p.availableSpace('/')).toBe(1_000_000);
+        await put(p, '/a', bytes(400_000));
+        expect(await p.availableSpace('/')).toBe(600_000);
+        await expect(p.allocate('/b', 700_000)).rejects.toMatchObject({ code: 'ENOSPC' });
+        await p.allocate('/b', 500_000);
+        const before = await rowCounts(p);
+        await expect(put(p, '/b', bytes(700_000))).rejects.toMatchObject({ code: 'ENOSPC' });
+        expect(await rowCounts(p)).toEqual(before);
+        // Replacing a file gives its bytes back.
+        await put(p, '/a', bytes(900_000));
+        expect(await p.availableSpace('/')).toBe(100_000);
+        const unlimited = await freshProvider(db);
+        try {
+          expect(await unlimited.availableSpace('/')).toBe(Infinity);
+        } finally {
+          await disposeProvider(unlimited);
+        }
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it('table prefixes isolate filesystems in one database, migration tables included', async () => {
+      const url = await db.url();
+      const a = await freshProvider(db, {}, url);
+      const b = await freshProvider(db, {}, url);
+      try {
+        await put(a, '/only-in-a', 'a');
+        expect(await b.readdir('/')).toEqual([]);
+        const tables = (await a.db.introspection.getTables()).map((t) => t.name);
+        for (const p of [a, b]) {
+          for (const name of [p.tables.inodes, p.tables.chunks, p.tables.migration]) expect(tables).toContain(name);
+        }
+        expect(tables.filter((n) => n.includes('kysely_migration') && !n.startsWith('t'))).toEqual([]);
+        await b.migrate(); // idempotent
+        expect(await a.readdir('/')).toEqual(['only-in-a']);
+      } finally {
+        await disposeProvider(a);
+        await disposeProvider(b);
+      }
+    });
+
+    it('names are byte-exact: case, accents and trailing spaces are distinct', async () => {
+      const p = await freshProvider(db);
+      try {
+        for (const n of ['a', 'A', 'a ', 'é', 'e', 'e\u0301']) await put(p, `/${n}`, n);
+        expect((await p.readdir('/')).sort()).toEqual(['a', 'A', 'a ', 'é', 'e', 'e\u0301'].sort());
+        for (const n of ['a', 'A', 'a ', 'é', 'e', 'e\u0301']) expect((await get(p, `/${n}`)).toString()).toBe(n);
+        await expect(p.mkdir(`/${'x'.repeat(1100)}`)).rejects.toMatchObject({ code: 'ENAMETOOLONG' });
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+  });
+}
+
+describe('configuration errors', () => {
+  const fails = async (p: SqlProvider): Promise<Error & { code?: string }> => {
+    try {
+      await p.stat('/');
+    } catch (err) {
+      return err as Error & { code?: string };
+    } finally {
+      await p.close();
+    }
+    throw new Error('expected a failure');
+  };
+
+  it('a refused PostgreSQL port: EIO naming the URL', async () => {
+    const e = await fails(new SqlProvider({ connection: 'postgres://postgres:secret@127.0.0.1:1/test' }));
+    expect(e.code).toBe('EIO');
+    expect(e.message).toContain('@ftp/driver-sql: postgres://postgres:***@127.0.0.1:1/test');
+    expect(e.message).toMatch(/ECONNREFUSED/);
+    expect(e.message).not.toContain('secret');
+  });
+
+  it('a missing PostgreSQL database or role: the server says what', async () => {
+    const url = (await DBS[0]!.url()).replace(/\/test$/, '/no_such_db');
+    const e = await fails(new SqlProvider({ connection: url }));
+    expect(e.code).toBe('EIO');
+    expect(e.message).toContain('database "no_such_db" does not exist');
+    const role = await fails(new SqlProvider({ connection: 'postgres://no_such_role@127.0.0.1:5432/test' }));
+    expect(role.code).toBe('EACCES');
+    expect(role.message).toContain('no_such_role');
+  });
+
+  it('a wrong MariaDB password: EACCES, password not shown', async () => {
+    await DBS[1]!.url();
+    const e = await fails(new SqlProvider({ connection: 'mysql://root:wrong-pw@127.0.0.1:3306/test' }));
+    expect(e.code).toBe('EACCES');
+    expect(e.message).toContain('Access denied');
+    expect(e.message).toContain('mysql://root:***@127.0.0.1:3306/test');
+    expect(e.message).not.toContain('wrong-pw');
+  });
+
+  it('missing privileges (a MariaDB user that may only SELECT): EACCES on migrate', async () => {
+    const admin = await freshProvider(DBS[1]!);
+    const user = `ro_${randomPrefix().slice(1, 9)}`;
+    try {
+      await sql.raw(`create user '${user}'@'%' identified by 'pw'`).execute(admin.db);
+      await sql.raw(`grant select on test.* to '${user}'@'%'`).execute(admin.db);
+      const e = await fails(new SqlProvider({ connection: `mysql://${user}:pw@127.0.0.1:3306/test`, tablePrefix: randomPrefix() }));
+      expect(e.code).toBe('EACCES');
+      expect(e.message).toMatch(/denied/i);
+      expect(e.message).toContain(`mysql://${user}:***@127.0.0.1:3306/test`);
+    } finally {
+      await sql.raw(`drop user if exists '${user}'@'%'`).execute(admin.db);
+      await disposeProvider(admin);
+    }
+  });
+
+  it('a SQLite file that cannot be opened, and an unknown scheme', async () => {
+    const e = await fails(new SqlProvider({ connection: 'sqlite:/no/such/dir/fs.db' }));
+    expect(e.code).toBe('EIO');
+    expect(e.message).toContain('sqlite:/no/such/dir/fs.db');
+    expect(() => new SqlProvider({ connection: 'oracle://x' })).toThrow(/unsupported database URL/);
+    expect(() => new SqlProvider({ connection: 'sqlite::memory:', tablePrefix: 'bad-prefix' })).toThrow(/tablePrefix/);
+    expect(toVfsError(e).code).toBe('EIO');
+  });
+});
