@@ -1,0 +1,117 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listDirectory } from '@ftp/vfs';
+import { writeAll } from '@ftp/vfs-conformance';
+import { mapLimit } from '../src/concurrency.js';
+import { harness } from './fixtures/harness.js';
+import { startS3rver, startStore, useExternal } from './fixtures/store.js';
+
+const store = await startStore();
+afterAll(() => store.close());
+
+/** Objects created through the API (PutObject, 32 at a time): 2,500 is three ListObjectsV2 pages of 1,000. */
+const API_OBJECTS = Number(process.env.FTP_S3_LIST_OBJECTS ?? 2500);
+
+describe('listing', () => {
+  it(`lists a folder of ${API_OBJECTS} objects made with PutObject completely, sizes from the pages alone`, async () => {
+    const h = await harness(store);
+    try {
+      const names = Array.from({ length: API_OBJECTS }, (_, i) => `f${String(i).padStart(6, '0')}`);
+      await mapLimit(names, 32, (name, i) =>
+        store.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}big/${name}`, Body: 'x'.repeat(i % 7) })),
+      );
+      await h.p.mkdir('/big/sub');
+      h.calls.length = 0;
+      const t0 = performance.now();
+      const list = await listDirectory(h.p, '/big');
+      const ms = performance.now() - t0;
+      console.info(`[driver-s3] listed ${list.length} entries in ${ms.toFixed(0)} ms, ${h.count('ListObjectsV2Command')} ListObjectsV2 pages`);
+      expect(list.length).toBe(API_OBJECTS + 1);
+      const files = list.filter((e) => e.stats.isFile());
+      expect(files.map((e) => e.name).sort()).toEqual(names);
+      for (const e of files) expect(e.stats.size).toBe(Number(e.name.slice(1)) % 7);
+      expect(list.find((e) => e.name === 'sub')?.stats.isDirectory()).toBe(true);
+      // Pagination happened, and no request per entry: only listing pages.
+      expect(h.count('ListObjectsV2Command')).toBe(Math.ceil((API_OBJECTS + 1) / 1000));
+      expect(h.calls.every((c) => c.command === 'ListObjectsV2Command')).toBe(true);
+      expect((await h.p.readdir('/big')).length).toBe(API_OBJECTS + 1);
+    } finally {
+      await h.close();
+    }
+  }, 120_000);
+
+  it.skipIf(useExternal)('lists a folder of 25,000 objects completely (seeded in s3rver\'s on-disk format: PutObject makes ~460/s here)', async () => {
+    // An s3rver of its own, whose directory the test writes the seeded bucket into.
+    const s3rver = await startS3rver();
+    try {
+      const bucket = 'seeded';
+      const dir = join(s3rver.directory, bucket, 'folder');
+      mkdirSync(dir, { recursive: true });
+      const n = 25_000;
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        // s3rver's layout: <key>._S3rver_object, its .md5 and the metadata.json beside it.
+        const body = String(i);
+        const base = join(dir, `f${String(i).padStart(6, '0')}`);
+        writeFileSync(`${base}._S3rver_object`, body);
+        writeFileSync(`${base}._S3rver_object.md5`, createHash('md5').update(body).digest('hex'));
+        writeFileSync(`${base}._S3rver_metadata.json`, '{"content-type":"application/octet-stream"}');
+      }
+      const seedMs = performance.now() - t0;
+      const { S3Provider } = await import('../src/index.js');
+      const p = new S3Provider({ bucket, endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+      const t1 = performance.now();
+      const list = await p.list('/folder');
+      const listMs = performance.now() - t1;
+      p.close();
+      console.info(`[driver-s3] 25,000 objects: seeded in ${seedMs.toFixed(0)} ms, listed in ${listMs.toFixed(0)} ms`);
+      expect(list.length).toBe(n);
+      const seen = new Set(list.map((e) => e.name));
+      expect(seen.size).toBe(n);
+      for (const i of [0, 999, 1000, 12_345, 24_999]) expect(seen.has(`f${String(i).padStart(6, '0')}`)).toBe(true);
+      expect(list.find((e) => e.name === 'f012345')?.stats.size).toBe(5);
+    } finally {
+      await s3rver.close();
+    }
+  }, 180_000);
+
+  it('a prefix is a tree of its own: nothing outside it is listed or reachable', async () => {
+    const h = await harness(store);
+    try {
+      await store.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}users/bob/secret.txt`, Body: 'bob' }));
+      await store.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}users/alice/mine.txt`, Body: 'alice' }));
+      const { S3Provider } = await import('../src/index.js');
+      const alice = new S3Provider({ bucket: h.target.bucket, prefix: `${h.target.prefix}users/alice`, client: h.client });
+      expect(await alice.readdir('/')).toEqual(['mine.txt']);
+      expect((await alice.stat('/mine.txt')).size).toBe(5);
+      await expect(alice.stat('/secret.txt')).rejects.toMatchObject({ code: 'ENOENT' });
+      await writeAll(alice, '/new.txt', 'new');
+      expect(await h.p.readdir('/users/alice')).toEqual(['mine.txt', 'new.txt']);
+      expect(await h.p.readdir('/users/bob')).toEqual(['secret.txt']);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a prefix with objects but no marker is a directory; a marker keeps an emptied directory', async () => {
+    const h = await harness(store);
+    try {
+      await store.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}implicit/deep/f.txt`, Body: 'f' }));
+      expect((await h.p.stat('/implicit')).isDirectory()).toBe(true);
+      expect((await h.p.stat('/implicit/deep')).isDirectory()).toBe(true);
+      expect(await h.p.readdir('/implicit')).toEqual(['deep']);
+      await h.p.unlink('/implicit/deep/f.txt');
+      // Deleting the last file leaves its directory in place (the driver writes the marker).
+      expect((await h.p.stat('/implicit/deep')).isDirectory()).toBe(true);
+      expect(await h.p.readdir('/implicit/deep')).toEqual([]);
+      await h.p.rmdir('/implicit/deep');
+      expect((await h.p.stat('/implicit')).isDirectory()).toBe(true);
+      await expect(h.p.stat('/implicit/deep')).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await h.close();
+    }
+  });
+});

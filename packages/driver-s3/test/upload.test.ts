@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { hashFile, openWriteStream } from '@ftp/vfs';
+import { deterministicBytes, readAll, writeAll, writeChunk } from '@ftp/vfs-conformance';
+import type { S3UploadStream } from '../src/index.js';
+import { harness, s3ErrorLike, type Harness } from './fixtures/harness.js';
+import { startStore } from './fixtures/store.js';
+
+const store = await startStore();
+afterAll(() => store.close());
+
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+
+async function pendingUploads(h: Harness): Promise<string[]> {
+  const out = await h.client.send(new ListMultipartUploadsCommand({ Bucket: h.target.bucket, Prefix: h.target.prefix }));
+  return (out.Uploads ?? []).map((u) => u.Key ?? '');
+}
+
+/** Writes `bytes` of deterministic data in 1 MiB chunks, with backpressure, without ending the stream. */
+async function feed(ws: NodeJS.WritableStream, bytes: number, seed: number): Promise<void> {
+  for (let off = 0; off < bytes; off += MiB) await writeChunk(ws, deterministicBytes(Math.min(MiB, bytes - off), seed + off));
+}
+
+describe('uploads', () => {
+  it('a small upload is one PutObject carrying its SHA-256; HASH answers from it without a GET', async () => {
+    const h = await harness(store, { partSize: PART });
+    try {
+      const data = deterministicBytes(300_000, 1);
+      await writeAll(h.p, '/small.bin', data);
+      expect(h.count('PutObjectCommand')).toBe(1);
+      expect(h.count('CreateMultipartUploadCommand')).toBe(0);
+      const head = await h.client.send(new HeadObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}small.bin` }));
+      const sha = createHash('sha256').update(data).digest('hex');
+      expect(head.Metadata?.sha256).toBe(sha);
+      h.calls.length = 0;
+      expect(await hashFile(h.p, '/small.bin', 'SHA-256')).toBe(sha);
+      expect(h.count('GetObjectCommand')).toBe(0);
+      // Other algorithms and ranges stream.
+      expect(await hashFile(h.p, '/small.bin', 'MD5', 10, 20)).toBe(createHash('md5').update(data.subarray(10, 20)).digest('hex'));
+      expect(h.count('GetObjectCommand')).toBe(1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a large upload is multipart with bounded parts in flight, then gets its SHA-256 by a self-copy', async () => {
+    const h = await harness(store, { partSize: PART, uploadConcurrency: 2 });
+    try {
+      const size = 3 * PART + 12_345;
+      const expected = createHash('sha256');
+      const ws = await openWriteStream(h.p, '/multi.bin');
+      for (let off = 0; off < size; off += MiB) {
+        const chunk = deterministicBytes(Math.min(MiB, size - off), 7 + off);
+        expected.update(chunk);
+        await writeChunk(ws, chunk);
+      }
+      ws.end();
+      await once(ws, 'finish');
+      expect(h.count('UploadPartCommand')).toBe(4);
+      expect(h.maxInFlight('UploadPartCommand')).toBeGreaterThanOrEqual(1);
+      expect(h.maxInFlight('UploadPartCommand')).toBeLessThanOrEqual(2);
+      expect(h.count('CompleteMultipartUploadCommand')).toBe(1);
+      const sha = expected.digest('hex');
+      const head = await h.client.send(new HeadObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}multi.bin` }));
+      expect(head.ContentLength).toBe(size);
+      expect(head.Metadata?.sha256).toBe(sha);
+      const back = createHash('sha256').update(await readAll(h.p, '/multi.bin')).digest('hex');
+      expect(back).toBe(sha);
+      expect(await pendingUploads(h)).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
+  it('an interrupted upload (transferError, then destroy) aborts its multipart upload: no parts left, no object', async () => {
+    const h = await harness(store, { partSize: PART });
+    try {
+      await writeAll(h.p, '/keep.bin', 'the old version');
+      const ws = (await openWriteStream(h.p, '/keep.bin')) as S3UploadStream;
+      await feed(ws, 2 * PART + MiB, 3);
+      // Two parts sent: the multipart upload exists while the transfer runs (so the check below can fail).
+      expect(await pendingUploads(h)).toEqual([`${h.target.prefix}keep.bin`]);
+      const closed = once(ws, 'close');
+      ws.transferError?.(new Error('426 connection closed; transfer aborted'));
+      ws.destroy(new Error('426 connection closed; transfer aborted'));
+      await closed.catch(() => undefined);
+      expect(h.count('AbortMultipartUploadCommand')).toBe(1);
+      expect(await pendingUploads(h)).toEqual([]);
+      // The old version is untouched: no partial object ever replaced it.
+      expect((await readAll(h.p, '/keep.bin')).toString()).toBe('the old version');
+      // A new file interrupted the same way never appears.
+      const ws2 = await openWriteStream(h.p, '/never.bin');
+      await feed(ws2, PART + 1, 4);
+      const closed2 = once(ws2, 'close');
+      ws2.destroy();
+      await closed2;
+      await expect(h.p.stat('/never.bin')).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(await pendingUploads(h)).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
+  it('a part that fails fails the upload, which is aborted', async () => {
+    const h = await harness(store, { partSize: PART });
+    try {
+      h.failWhen((c) => c.command === 'UploadPartCommand' && c.input.PartNumber === 2, () => s3ErrorLike('InternalError', 500, 'We encountered an internal error'));
+      const ws = await openWriteStream(h.p, '/fails.bin');
+      const errored = once(ws, 'error');
+      const closed = once(ws, 'close').catch(() => undefined);
+      const writing = feed(ws, 4 * PART, 5).then(() => ws.end()).catch(() => undefined);
+      const [err] = (await errored) as [Error & { code?: string }];
+      await writing;
+      await closed;
+      expect(err.code).toBe('EIO');
+      expect(err.message).toContain('internal error');
+      expect(await pendingUploads(h)).toEqual([]);
+      await expect(h.p.stat('/fails.bin')).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
+  it('rejects a part size below S3\'s 5 MiB minimum', async () => {
+    const { S3Provider } = await import('../src/index.js');
+    expect(() => new S3Provider({ bucket: 'b', partSize: MiB })).toThrow(RangeError);
+    expect(() => new S3Provider({ bucket: '' })).toThrow(RangeError);
+  });
+
+  it('setTimes keeps a modification time in the metadata, and other metadata with it', async () => {
+    const h = await harness(store);
+    try {
+      await writeAll(h.p, '/t.txt', 'timed');
+      const when = new Date('2020-01-02T03:04:05.678Z');
+      await h.p.setTimes('/t.txt', when);
+      expect((await h.p.stat('/t.txt')).mtimeMs).toBe(when.getTime());
+      expect(await h.p.hash('/t.txt', 'SHA-256')).toBe(createHash('sha256').update('timed').digest('hex'));
+      const head = await h.client.send(new HeadObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}t.txt` }));
+      expect(head.Metadata?.sha256).toBe(createHash('sha256').update('timed').digest('hex'));
+      await expect(h.p.setTimes('/missing', when)).rejects.toMatchObject({ code: 'ENOENT' });
+      // Rename keeps it (CopyObject copies metadata).
+      await h.p.rename('/t.txt', '/u.txt');
+      expect((await h.p.stat('/u.txt')).mtimeMs).toBe(when.getTime());
+      expect(await h.p.availableSpace('/')).toBe(Infinity);
+    } finally {
+      await h.close();
+    }
+  });
+});
