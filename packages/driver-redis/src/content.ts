@@ -37,6 +37,15 @@ export async function putChunk(fs: Internals, ino: number, seq: number, data: Bu
   }
 }
 
+/** Gives the content of an upload in progress its full TTL again. */
+export async function refreshContent(fs: Internals, ino: number): Promise<void> {
+  try {
+    await fs.client.pexpire(fs.keys.content(ino), fs.uploadTtlMs);
+  } catch (err) {
+    throw redisError(err, 'write');
+  }
+}
+
 /** Deletes the content of an upload that will not be committed (best effort: its TTL removes it otherwise). */
 export async function discardContent(fs: Internals, ino: number): Promise<void> {
   try {

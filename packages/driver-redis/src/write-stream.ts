@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { UploadStream } from '@ftp/vfs';
-import { discardContent, putChunk } from './content.js';
+import { discardContent, putChunk, refreshContent } from './content.js';
 import type { Internals } from './content.js';
 
 /** What the writer calls once every chunk is stored: makes the new inode visible (the COMMIT script). */
@@ -34,6 +34,8 @@ export class RedisWriteStream extends Writable implements UploadStream {
   #used = 0;
   #inflight: Promise<void>[] = [];
   #committed = false;
+  /** When the content's TTL was last refreshed. */
+  #refreshed = Date.now();
   /** Set by `transferError`: the upload must not be committed, even if `end()` were called after all. */
   #aborted: Error | undefined;
   /** The start of the content not yet taken: the partial chunk of a kept prefix, then zeros of a hole. */
@@ -83,6 +85,7 @@ export class RedisWriteStream extends Writable implements UploadStream {
 
   /** Sends a chunk; when the window is full, waits for the oldest write in flight. */
   async #send(buf: Buffer): Promise<void> {
+    this.#refreshed = Date.now();
     const p = putChunk(this.#fs, this.#ino, this.#seq++, buf);
     p.catch(() => undefined); // Awaited later; never an unhandled rejection.
     this.#inflight.push(p);
@@ -94,7 +97,18 @@ export class RedisWriteStream extends Writable implements UploadStream {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#takeHead()
       .then(() => this.#take(chunk))
+      .then(() => this.#keepAlive())
       .then(() => cb(), cb);
+  }
+
+  /**
+   * A slow client may take longer than the TTL to fill one chunk: the content already stored would expire under it.
+   * So the TTL is also refreshed when a third of it has passed since the last chunk was sent.
+   */
+  async #keepAlive(): Promise<void> {
+    if (this.#seq === 0 || Date.now() - this.#refreshed < this.#fs.uploadTtlMs / 3) return;
+    this.#refreshed = Date.now();
+    await refreshContent(this.#fs, this.#ino);
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -208,6 +208,22 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
   });
 
+  it('a slow upload keeps its content alive although no chunk fills for longer than the TTL', async () => {
+    const p = fresh({ chunkSize: 64 * KiB, uploadTtlMs: 300 });
+    const ws = await p.createWriteStream('/slow');
+    const data: Buffer[] = [deterministicBytes(64 * KiB, 1)];
+    await writeChunk(ws, data[0] as Buffer);
+    // 12 small writes over ~720 ms: more than twice the TTL without a chunk sent.
+    for (let i = 0; i < 12; i++) {
+      await new Promise((r) => setTimeout(r, 60));
+      const piece = deterministicBytes(100, 100 + i);
+      data.push(piece);
+      await writeChunk(ws, piece);
+    }
+    await endStream(ws);
+    expect((await readAll(p, '/slow')).equals(Buffer.concat(data))).toBe(true);
+  });
+
   it('REST past the end of a file leaves a hole of zeros; APPE keeps the old bytes', async () => {
     const p = fresh({ chunkSize: 4 * KiB });
     await writeAll(p, '/f', 'abc');

@@ -1,0 +1,33 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { deterministicChunks, readAll, rejectsWithCode, writeAll } from '@ftp/vfs-conformance';
+import { countKeys, RedisProvider } from '../src/index.js';
+import { startRedis, stopRedis } from './servers.js';
+
+// A Redis of our own with a small maxmemory: the shared one must not be reconfigured by a test.
+const server = await startRedis(['--maxmemory', '12mb', '--maxmemory-policy', 'noeviction']);
+const redis = new Redis({ host: '127.0.0.1', port: server.port });
+
+afterAll(async () => {
+  await redis.quit();
+  await stopRedis(server);
+});
+
+describe('RedisProvider under maxmemory', () => {
+  it('reports the room left (AVBL), fails a too-big upload with ENOSPC and leaves no content of it', async () => {
+    const p = new RedisProvider({ redis, prefix: 'full' });
+    const before = await p.availableSpace('/');
+    expect(before).toBeLessThanOrEqual(12 * 1024 * 1024);
+    expect(before).toBeGreaterThan(0);
+    await writeAll(p, '/small', Buffer.alloc(1024 * 1024, 7));
+    const after = await p.availableSpace('/');
+    expect(after).toBeLessThan(before - 900 * 1024);
+    await rejectsWithCode(() => writeAll(p, '/huge', deterministicChunks(40 * 1024 * 1024)), 'ENOSPC');
+    // The destroyed upload deleted what it had stored (after its writes in flight landed).
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await countKeys(redis, 'full', 'c:*')).toBe(1);
+    await expect(p.stat('/huge')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readAll(p, '/small')).length).toBe(1024 * 1024);
+    expect(await p.availableSpace('/')).toBeGreaterThan(after - 512 * 1024);
+  });
+});
