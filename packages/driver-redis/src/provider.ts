@@ -272,6 +272,14 @@ export class RedisProvider implements FsProvider {
     return Math.max(0, max - (Number.isFinite(used) ? used : 0));
   }
 
+  /**
+   * ALLO: checks that `size` more bytes fit under `maxmemory` now (ENOSPC otherwise). Redis cannot reserve memory,
+   * so this is advice to the client, not a guarantee that the upload will fit.
+   */
+  async allocate(path: string, size: number): Promise<void> {
+    if (size > (await this.availableSpace(path))) throw fsError('ENOSPC', 'allocate', path);
+  }
+
   /** Ends the connection when the provider opened it (a client passed in is left open). */
   async close(): Promise<void> {
     if (!this.#owned) return;

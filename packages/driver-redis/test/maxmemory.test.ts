@@ -22,6 +22,8 @@ describe('RedisProvider under maxmemory', () => {
     await writeAll(p, '/small', Buffer.alloc(1024 * 1024, 7));
     const after = await p.availableSpace('/');
     expect(after).toBeLessThan(before - 900 * 1024);
+    await p.allocate('/', 100_000);
+    await rejectsWithCode(p.allocate('/', 64 * 1024 * 1024), 'ENOSPC');
     await rejectsWithCode(() => writeAll(p, '/huge', deterministicChunks(40 * 1024 * 1024)), 'ENOSPC');
     // The destroyed upload deleted what it had stored (after its writes in flight landed).
     await new Promise((r) => setTimeout(r, 50));

@@ -80,6 +80,24 @@ describe('RedisProvider: data model', () => {
     expect(listCmds.filter((c) => !/^eval/i.test(c[0] ?? '') && c[0] !== undefined).every((c) => /^(hget|hmget|hgetall|exists)$/i.test(c[0] as string))).toBe(true);
   });
 
+  it('follows links on the way (one more script call per link) and stops link loops with ELOOP', async () => {
+    const p = fresh();
+    await p.mkdir('/real/sub', { recursive: true });
+    await writeAll(p, '/real/sub/f', 'via links');
+    await p.symlink('/real', '/l1');
+    await p.symlink('l1/sub', '/l2');
+    const cmds = await commandsDuring(p.keys.prefix, async () => {
+      expect((await readAll(p, '/l2/f')).toString()).toBe('via links');
+    });
+    // Two links: three resolutions (the open), then one HGET of the content.
+    expect(cmds.filter((c) => /^eval/i.test(c[0] ?? ''))).toHaveLength(3);
+    await p.symlink('/loop-b', '/loop-a');
+    await p.symlink('/loop-a', '/loop-b');
+    await expect(p.stat('/loop-a/x')).rejects.toMatchObject({ code: 'ELOOP' });
+    await expect(p.stat('/loop-a')).rejects.toMatchObject({ code: 'ELOOP' });
+    expect((await p.lstat('/loop-a')).isSymbolicLink()).toBe(true);
+  });
+
   it('keeps the chunk size a filesystem was created with', async () => {
     const a = fresh({ chunkSize: 1000 });
     await writeAll(a, '/f', deterministicBytes(5500, 3));
