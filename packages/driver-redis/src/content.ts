@@ -1,9 +1,7 @@
 import type { RedisClient } from './client.js';
-import { evalScript } from './client.js';
 import { VfsError } from '@ftp/vfs';
 import { redisError } from './errors.js';
 import type { Keys } from './keys.js';
-import { PUT_CHUNK } from './scripts.js';
 
 /** Settings and helpers the streams and handles share with the provider. */
 export interface Internals {
@@ -28,13 +26,23 @@ export async function getChunk(fs: Internals, ino: number, seq: number): Promise
   }
 }
 
-/** Writes chunk `seq` of the (private) inode `ino` and refreshes the content's upload TTL. */
+/**
+ * Writes chunk `seq` of the (private) inode `ino` and refreshes the content's upload TTL, atomically (MULTI/EXEC: the
+ * key never exists without its TTL). A transaction rather than a script: Redis copies a script's arguments once more
+ * into Lua, which measured at about half the throughput for 256 KiB chunks.
+ */
 export async function putChunk(fs: Internals, ino: number, seq: number, data: Buffer): Promise<void> {
+  const key = fs.keys.content(ino);
+  let results: [Error | null, unknown][] | null;
   try {
-    await evalScript(fs.client, PUT_CHUNK, [fs.keys.content(ino)], [seq, data, fs.uploadTtlMs]);
+    results = await fs.client.multi().hset(key, String(seq), data).pexpire(key, fs.uploadTtlMs).exec();
   } catch (err) {
-    throw redisError(err, 'write');
+    // EXECABORT hides the cause (OOM under maxmemory, for one) in previousErrors.
+    const previous = (err as { previousErrors?: unknown[] }).previousErrors?.[0];
+    throw redisError(previous ?? err, 'write');
   }
+  const failed = results?.find(([e]) => e !== null)?.[0];
+  if (results === null || failed) throw redisError(failed ?? new Error('transaction discarded'), 'write');
 }
 
 /** Gives the content of an upload in progress its full TTL again. */

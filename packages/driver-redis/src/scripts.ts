@@ -329,16 +329,5 @@ return {'OK'}
 `,
 );
 
-/** KEYS[1]: content key; ARGV: chunk number, bytes, ttl. Stores one chunk of an upload and refreshes its TTL. */
-export const PUT_CHUNK = script(
-  'put-chunk',
-  `
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-`,
-  false,
-);
-
 /** KEYS[1]: routing key. INFO memory of the node that holds the filesystem's slot. */
 export const MEMORY_INFO = script('memory-info', `return redis.call('INFO', 'memory')`, false);

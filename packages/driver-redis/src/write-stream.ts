@@ -19,7 +19,7 @@ export interface UploadStart {
 
 /**
  * An upload into a new, invisible inode. Bytes are gathered into chunk-size buffers; each full chunk is written
- * (HSET + PEXPIRE, one script) with at most `maxInFlight` writes outstanding, so memory stays within a few chunks.
+ * (HSET + PEXPIRE in one MULTI) with at most `maxInFlight` writes outstanding, so memory stays within a few chunks.
  * On `end()` the last chunk is written and the inode swapped in by one script: the upload becomes visible whole,
  * at once. An interrupted upload (`transferError`, or `destroy()` before the end) deletes its content; if this
  * process dies instead, the content's TTL (refreshed by every chunk) removes it.
