@@ -32,7 +32,12 @@ export class RedisWriteStream extends Writable implements UploadStream {
   #size: number;
   #cur: Buffer | null = null;
   #used = 0;
+  /** The window of chunk writes the stream waits on. */
   #inflight: Promise<void>[] = [];
+  /** Every chunk write not settled yet, including those `_final` is awaiting: what `_destroy` must wait for. */
+  readonly #outstanding = new Set<Promise<void>>();
+  /** The run of `_final`, once started: `_destroy` must not delete content that it may be committing. */
+  #finishing: Promise<void> | undefined;
   #committed = false;
   /** When the content's TTL was last refreshed. */
   #refreshed = Date.now();
@@ -87,7 +92,12 @@ export class RedisWriteStream extends Writable implements UploadStream {
   async #send(buf: Buffer): Promise<void> {
     this.#refreshed = Date.now();
     const p = putChunk(this.#fs, this.#ino, this.#seq++, buf);
-    p.catch(() => undefined); // Awaited later; never an unhandled rejection.
+    this.#outstanding.add(p);
+    // Awaited later; never an unhandled rejection.
+    p.then(
+      () => this.#outstanding.delete(p),
+      () => this.#outstanding.delete(p),
+    );
     this.#inflight.push(p);
     this.#cur = null;
     this.#used = 0;
@@ -112,14 +122,15 @@ export class RedisWriteStream extends Writable implements UploadStream {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    (async () => {
+    this.#finishing = (async () => {
       if (this.#aborted !== undefined) throw this.#aborted;
       await this.#takeHead();
       if (this.#cur !== null && this.#used > 0) await this.#send(this.#cur.subarray(0, this.#used));
       while (this.#inflight.length > 0) await this.#inflight.shift();
       await this.#commit(this.#ino, this.#size, this.#seq);
       this.#committed = true;
-    })().then(() => cb(), cb);
+    })();
+    this.#finishing.then(() => cb(), cb);
   }
 
   /** The server reports an interrupted transfer: nothing of it may become visible (destroy() follows). */
@@ -130,12 +141,11 @@ export class RedisWriteStream extends Writable implements UploadStream {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (this.#committed) return cb(err);
-    // Wait for writes in flight first: one landing after the delete would recreate the key (with a TTL, but still).
-    const pending = this.#inflight;
-    this.#inflight = [];
     this.#cur = null;
-    Promise.allSettled(pending)
-      .then(() => discardContent(this.#fs, this.#ino))
+    // Wait for the writes in flight (one landing after the delete would recreate the key, with a TTL but still) and
+    // for a commit already sent (deleting after it would empty a file that is visible by then).
+    Promise.allSettled([...this.#outstanding, this.#finishing])
+      .then(() => (this.#committed ? undefined : discardContent(this.#fs, this.#ino)))
       .then(() => cb(err), () => cb(err));
   }
 }

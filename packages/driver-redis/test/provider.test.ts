@@ -199,6 +199,28 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     }
   });
 
+  it('a destroy() racing the commit never leaves a visible file without its content', async () => {
+    const p = fresh({ chunkSize: 16 * KiB, gracePeriodMs: 0 });
+    const oldData = deterministicBytes(40 * KiB, 1);
+    const newData = deterministicBytes(50 * KiB, 2);
+    await writeAll(p, '/f', oldData);
+    for (let i = 0; i < 30; i++) {
+      const ws = await p.createWriteStream('/f');
+      ws.on('error', () => undefined);
+      await writeChunk(ws, newData);
+      const closed = new Promise((resolve) => ws.once('close', resolve));
+      ws.end();
+      // Destroy at a different moment of the end each round: before, during or after the commit.
+      await new Promise((r) => setTimeout(r, i % 6));
+      ws.destroy();
+      await closed;
+      const seen = await readAll(p, '/f');
+      expect(seen.equals(oldData) || seen.equals(newData)).toBe(true);
+      await writeAll(p, '/f', oldData);
+    }
+    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+  });
+
   it('an upload told of a transfer error is not committed even if it is ended instead of destroyed', async () => {
     const p = fresh();
     await writeAll(p, '/f', 'old');
