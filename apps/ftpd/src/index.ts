@@ -39,6 +39,7 @@ export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<F
       tlsRequired: options.tlsRequired,
       tlsSessionReuse: options.tlsSessionReuse,
       allowCcc: options.allowCcc,
+      tlsUploadRequiresCloseNotify: options.tlsUploadRequiresCloseNotify,
       maxLoginFailures: options.maxLoginFailures,
       banDuration: options.banDuration,
       failedLoginDelay: options.loginDelay,

@@ -22,6 +22,7 @@ export interface FtpdOptions {
   tlsSessionReuse: boolean;
   /** Allow CCC after login. */
   allowCcc: boolean;
+  tlsUploadRequiresCloseNotify: boolean;
   /** A folder served read-only to user `anonymous`; none by default. */
   anonymousRoot: string | undefined;
   maxLoginFailures: number | undefined;
@@ -50,6 +51,7 @@ Options:
       --tls-required <m>  none, control or all (default none, env FTPD_TLS_REQUIRED)
       --no-tls-session-reuse  accept TLS data connections that do not resume the control session
       --allow-ccc         allow CCC (clear control connection after login, for NAT helpers)
+      --strict-tls-eof    fail TLS uploads that end without close_notify (vsftpd's strict_ssl_read_eof)
       --anonymous-root <dir>  serve this folder read-only to user anonymous (env FTPD_ANONYMOUS_ROOT)
       --max-login-failures <n>  failed logins from one address before a ban (default 10; 0: never)
       --ban-duration <s>  seconds a banned address is refused (default 900)
@@ -84,6 +86,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
         'tls-required': { type: 'string' },
         'no-tls-session-reuse': { type: 'boolean' },
         'allow-ccc': { type: 'boolean' },
+        'strict-tls-eof': { type: 'boolean' },
         'anonymous-root': { type: 'string' },
         'max-login-failures': { type: 'string' },
         'ban-duration': { type: 'string' },
@@ -129,6 +132,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     tlsRequired,
     tlsSessionReuse: v['no-tls-session-reuse'] !== true,
     allowCcc: v['allow-ccc'] === true,
+    tlsUploadRequiresCloseNotify: v['strict-tls-eof'] === true,
     anonymousRoot: v['anonymous-root'] ?? env.FTPD_ANONYMOUS_ROOT,
     maxLoginFailures: optionalCount(v['max-login-failures'], '--max-login-failures'),
     banDuration: optionalCount(v['ban-duration'], '--ban-duration'),

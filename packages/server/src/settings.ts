@@ -78,6 +78,12 @@ export interface ServerSettings {
    * the (ended) control TLS session. Refused while `tlsRequired` is not `none`. Default false.
    */
   allowCcc: boolean;
+  /**
+   * A TLS upload whose data connection ends without the client's close_notify counts as interrupted (426), as
+   * vsftpd's `strict_ssl_read_eof`: a FIN alone can be forged or come from a broken connection. Default false,
+   * since some clients never send it. Such uploads are relayed through a JavaScript pipe, which costs throughput.
+   */
+  tlsUploadRequiresCloseNotify: boolean;
   /** Oldest TLS version accepted. Default `TLSv1.2`. */
   tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
   /** Seconds the TLS handshake of AUTH TLS or an implicit connection may take. Default 10. */
@@ -127,6 +133,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   tlsRequired: 'none',
   tlsSessionReuse: true,
   allowCcc: false,
+  tlsUploadRequiresCloseNotify: false,
   tlsMinVersion: 'TLSv1.2',
   tlsHandshakeTimeout: 10,
   maxLoginFailures: 10,

@@ -6,7 +6,8 @@ import { TlsRecordFramer } from './tls-records.js';
 /**
  * A duplex that relays a TCP socket, so that TLS can be layered over it and later taken off again (CCC,
  * RFC 4217 §6): Node's TLS over a bare socket takes the socket over for good. Only the control connection
- * goes through it, and only when CCC is allowed; its traffic is small.
+ * goes through it, and only when CCC is allowed; its traffic is small. Uploads over TLS go through it only when
+ * a missing close_notify must fail them (`tlsUploadRequiresCloseNotify`), the one way to tell it from a FIN.
  */
 export class SocketPipe extends Duplex {
   private readonly onData = (chunk: Buffer): void => {
@@ -24,6 +25,7 @@ export class SocketPipe extends Duplex {
     if (!this.push(chunk)) this.raw.pause();
   };
   private readonly onEnd = (): void => {
+    this.tcpEnded = true;
     this.push(null);
   };
   private readonly onError = (err: Error): void => {
@@ -33,6 +35,11 @@ export class SocketPipe extends Duplex {
     this.destroy();
   };
   private keepRawOpen = false;
+  /**
+   * The peer's TCP FIN has arrived. A TLS layer above that ends while this is still false ended on the peer's
+   * close_notify (it is decoded before the FIN is relayed); one that ends after it saw a bare FIN.
+   */
+  tcpEnded = false;
   private detached = false;
   /** Set by {@link beginClearing}: only whole TLS records are relayed from then on. */
   private framer: TlsRecordFramer | null = null;

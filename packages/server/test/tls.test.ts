@@ -49,7 +49,6 @@ async function roundTrip(c: Client): Promise<void> {
   expect((await c.list()).map((e) => e.name)).toEqual(['f.bin']);
 }
 
-/** A control connection upgraded with AUTH TLS by hand, for checking replies exactly. */
 /** A client-side relay that can hold back its writes, to send the client's close_notify and a command at once. */
 class HoldingPipe extends SocketPipe {
   private passes = Infinity;
@@ -75,6 +74,7 @@ class HoldingPipe extends SocketPipe {
   }
 }
 
+/** A control connection upgraded with AUTH TLS by hand, for checking replies exactly. */
 class TlsRaw {
   private parser = new ReplyParser();
   private replies: Reply[] = [];
@@ -350,5 +350,44 @@ describe('TLS session reuse on data connections', () => {
 
   it('can be turned off for clients that cannot resume', async () => {
     expect(await dataWithoutReuse({ tlsSessionReuse: false })).toEqual({ code: 226, data: 'd\r\n' });
+  });
+});
+
+describe('uploads that end without close_notify (tlsUploadRequiresCloseNotify)', () => {
+  /** Uploads 200 KB over a PROT P data connection ended with close_notify or with a bare TCP FIN. */
+  async function upload(settings: Partial<ServerSettings>, ending: 'close_notify' | 'fin'): Promise<{ code: number; stored: number | null }> {
+    const { port, fs } = await tlsServer({ tlsSessionReuse: false, ...settings });
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    const t = await TlsRaw.upgrade(raw);
+    await t.cmd(`USER ${USER}`);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    await t.cmd('PBSZ 0');
+    await t.cmd('PROT P');
+    const dataPort = parseEpsvReply((await t.cmd('EPSV')).text);
+    const tcp = netConnect({ port: dataPort, host: '127.0.0.1' });
+    await once(tcp, 'connect');
+    t.socket.write('STOR up.bin\r\n');
+    expect((await t.next()).code).toBe(150);
+    const data = tlsConnect({ socket: tcp, rejectUnauthorized: false });
+    data.on('error', () => {});
+    await once(data, 'secureConnect');
+    await new Promise<void>((resolve) => data.write(Buffer.alloc(200_000, 7), () => resolve()));
+    if (ending === 'close_notify') data.end();
+    else tcp.end(); // the TCP FIN, with no TLS alert before it
+    const code = (await t.next()).code;
+    const stored = await fs.stat('/up.bin').then((st) => st.size, () => null);
+    data.destroy();
+    return { code, stored };
+  }
+
+  it('is off by default: a bare FIN ends the upload', async () => {
+    expect(await upload({}, 'fin')).toEqual({ code: 226, stored: 200_000 });
+  });
+
+  it('when on, a bare FIN fails the upload with 426 and a close_notify completes it', async () => {
+    expect(await upload({ tlsUploadRequiresCloseNotify: true, partialUploads: 'discard' }, 'fin')).toEqual({ code: 426, stored: null });
+    expect(await upload({ tlsUploadRequiresCloseNotify: true }, 'close_notify')).toEqual({ code: 226, stored: 200_000 });
   });
 });

@@ -27,6 +27,8 @@ export class Transfer {
   readonly startedAt = Date.now();
   /** The data connection, once it is made. */
   socket: Socket | null = null;
+  /** Whether the data connection's end marks a complete upload (false: a TLS upload that ended without close_notify). */
+  endedCleanly: () => boolean = () => true;
   private lastProgress = Date.now();
   private stopReason: TransferFailure | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
@@ -132,7 +134,8 @@ export class Transfer {
   }
 }
 
-const MESSAGES: Record<Exclude<TransferFailure, 'local'>, string> = {
+const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean', string> = {
+  unclean: 'Data connection ended without TLS close_notify; upload incomplete.',
   aborted: 'Transfer aborted.',
   connection: 'Data connection closed; transfer aborted.',
   stalled: 'Data connection stalled; transfer aborted.',
@@ -254,7 +257,12 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
       },
       (err: unknown) => fail(err),
     );
-    source.pipe(upload);
+    // The upload is ended only once the end of the data is known to be genuine, so a rejected end never commits.
+    source.once('end', () => {
+      if (transfer.endedCleanly()) upload.end();
+      else fail(new TransferError('connection', MESSAGES.unclean));
+    });
+    source.pipe(upload, { end: false });
   });
   if (!socket.destroyed) socket.end();
 }

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
+import { SocketPipe } from '../socket-pipe.js';
 import { startTls } from '../tls.js';
 import { Transfer, TransferError } from '../data/transfer.js';
 import { FtpError, toReply } from '../errors.js';
@@ -45,7 +46,7 @@ export async function runDataCommand(
     let socket = await t.race(
       setup.kind === 'passive' ? setup.listener.accept(timeoutMs) : connectActive(setup.host, setup.port, s.localAddress || undefined, timeoutMs),
     );
-    if (s.prot === 'P') socket = await t.race(protect(s, socket));
+    if (s.prot === 'P') socket = await t.race(protect(s, socket, t));
     t.attach(socket, s.settings.dataStallTimeout * 1000);
     s.ctx.emit('transfer:start', { session: s.id, user: s.user, direction, path });
     await work(t);
@@ -79,11 +80,13 @@ export async function runDataCommand(
  * connection's TLS session (vsftpd's require_ssl_reuse): proof that the data connection comes from the
  * same client, not from someone racing to the port.
  */
-async function protect(s: Session, socket: Socket): Promise<Socket> {
+async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket> {
   if (!s.tlsContext) throw new FtpError(425, "Can't open data connection: no TLS on the control connection.");
+  // Only a relay can tell a close_notify from a bare FIN (see SocketPipe.tcpEnded).
+  const relay = s.settings.tlsUploadRequiresCloseNotify && t.direction === 'upload' ? new SocketPipe(socket) : null;
   let secure;
   try {
-    secure = await startTls(socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000);
+    secure = await startTls(relay ?? socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000);
   } catch (err) {
     throw new FtpError(425, `Can't open data connection: ${(err as Error).message}`);
   }
@@ -93,6 +96,11 @@ async function protect(s: Session, socket: Socket): Promise<Socket> {
     secure.destroy();
     s.log.warn('TLS data connection without session reuse refused');
     throw new FtpError(522, 'TLS session of the data connection was not resumed: session reuse required.');
+  }
+  if (relay) {
+    let closeNotify = false;
+    secure.once('end', () => (closeNotify = !relay.tcpEnded));
+    t.endedCleanly = () => closeNotify;
   }
   return secure;
 }
