@@ -7,8 +7,15 @@ import type { Store } from './store.js';
 /** Chunks fetched per query (1 MiB): fewer round trips, memory still bounded. */
 const CHUNKS_PER_QUERY = 4;
 
+interface Batch {
+  first: number;
+  upTo: number;
+  rows: { seq: number; bytes: Buffer }[];
+}
+
 /**
- * Streams one inode's content, {@link CHUNKS_PER_QUERY} chunks per SELECT, reading a fixed inode id: a file
+ * Streams one inode's content, {@link CHUNKS_PER_QUERY} chunks per SELECT, the next SELECT already running while
+ * the current batch is consumed (at most two batches, 2 MiB, in memory). It reads a fixed inode id: a file
  * replaced or deleted meanwhile in this process is kept (detached) until the stream ends, so it reads the whole
  * old version. If another process deletes it, chunks go missing and the stream fails with EIO.
  */
@@ -21,6 +28,8 @@ export class SqlReadStream extends Readable {
   /** `_read` was called while a query ran: read again when it is done. */
   #wanted = false;
   #released = false;
+  /** The prefetched next batch. */
+  #next: Promise<Batch> | undefined;
 
   /**
    * @param size the file's size when it was opened.
@@ -35,6 +44,23 @@ export class SqlReadStream extends Readable {
     store.addReader(id);
   }
 
+  #query(first: number): Promise<Batch> {
+    const upTo = Math.min(first + CHUNKS_PER_QUERY - 1, Math.floor((this.#end - 1) / CHUNK_SIZE));
+    const { t, db } = this.#s;
+    const p = db
+      .selectFrom(t.chunk('c'))
+      .select(['c.seq', 'c.bytes'])
+      .where('c.inode', '=', this.#id)
+      .where('c.seq', '>=', first)
+      .where('c.seq', '<=', upTo)
+      .orderBy('c.seq')
+      .execute()
+      .then((rows) => ({ first, upTo, rows: rows.map((r) => ({ seq: Number(r.seq), bytes: toBuffer(r.bytes) })) }));
+    // Awaited by the next _read; a prefetch the stream no longer needs must not fail "unhandled".
+    p.catch(() => undefined);
+    return p;
+  }
+
   override _read(): void {
     if (this.#busy) {
       this.#wanted = true;
@@ -46,7 +72,7 @@ export class SqlReadStream extends Readable {
       return;
     }
     this.#busy = true;
-    this.#fetch().then(
+    this.#step().then(
       (more) => {
         this.#busy = false;
         if (!more) {
@@ -64,25 +90,14 @@ export class SqlReadStream extends Readable {
     );
   }
 
-  /** Fetches and pushes the next chunks; false at the end. */
-  async #fetch(): Promise<boolean> {
-    const first = Math.floor(this.#pos / CHUNK_SIZE);
-    const lastNeeded = Math.floor((this.#end - 1) / CHUNK_SIZE);
-    const upTo = Math.min(first + CHUNKS_PER_QUERY - 1, lastNeeded);
-    const { t, db } = this.#s;
-    const rows = await db
-      .selectFrom(t.chunk('c'))
-      .select(['c.seq', 'c.bytes'])
-      .where('c.inode', '=', this.#id)
-      .where('c.seq', '>=', first)
-      .where('c.seq', '<=', upTo)
-      .orderBy('c.seq')
-      .execute();
+  /** Pushes the next batch (prefetching the one after it); false at the end. */
+  async #step(): Promise<boolean> {
+    const batch = await (this.#next ?? this.#query(Math.floor(this.#pos / CHUNK_SIZE)));
+    this.#next = undefined;
     if (this.destroyed) return false;
-    let expected = first;
-    for (const r of rows) {
-      const seq = Number(r.seq);
-      const chunk = toBuffer(r.bytes);
+    if (batch.upTo + 1 <= Math.floor((this.#end - 1) / CHUNK_SIZE)) this.#next = this.#query(batch.upTo + 1);
+    let expected = batch.first;
+    for (const { seq, bytes: chunk } of batch.rows) {
       if (seq !== expected) break;
       expected++;
       const base = seq * CHUNK_SIZE;
@@ -92,7 +107,7 @@ export class SqlReadStream extends Readable {
       this.#pos = base + b;
       this.push(a === 0 && b === chunk.length ? chunk : chunk.subarray(a, b));
     }
-    if (expected !== upTo + 1 && this.#pos < this.#end) {
+    if (expected !== batch.upTo + 1 && this.#pos < this.#end) {
       throw new VfsError('EIO', 'EIO: the file was deleted or replaced by another client during the download', { path: this.path });
     }
     return this.#pos < this.#end;
@@ -101,6 +116,7 @@ export class SqlReadStream extends Readable {
   #release(): void {
     if (this.#released) return;
     this.#released = true;
+    this.#next = undefined;
     this.#s.removeReader(this.#id);
   }
 

@@ -13,6 +13,9 @@ import type { Store } from './store.js';
  */
 const CHUNKS_PER_INSERT = 4;
 
+/** INSERTs an upload keeps running at once: the database writes one batch while the next one arrives. */
+const INSERTS_IN_FLIGHT = 2;
+
 /** How often an upload refreshes its temporary inode's mtime (stale uploads of dead processes are swept by age). */
 const HEARTBEAT_MS = 60_000;
 
@@ -36,8 +39,8 @@ export interface UploadTarget {
 }
 
 /**
- * An upload: fixed-size chunks written under a temporary, unlinked inode (four per INSERT, at most one INSERT in
- * flight while the next batch fills: memory stays at about two MiB), then swapped in by one transaction at `end()`:
+ * An upload: fixed-size chunks written under a temporary, unlinked inode (four per INSERT, two INSERTs in flight
+ * while the next batch fills: memory stays at about three MiB), then swapped in by one transaction at `end()`:
  * readers see the old version until then, concurrent uploads end as one whole version (the last to finish).
  * An interrupted upload (`transferError`, or `destroy()` before the end) deletes its chunks and inode.
  */
@@ -49,7 +52,8 @@ export class SqlWriteStream extends Writable implements UploadStream {
   #used = 0;
   #size: number;
   #written = 0;
-  #inflight: Promise<void> | undefined;
+  /** INSERTs running (at most {@link INSERTS_IN_FLIGHT}, on different pool connections). */
+  #inflight: Promise<void>[] = [];
   /** Full chunks waiting for the next INSERT. */
   #batch: Buffer[] = [];
   #hash: Hash | undefined;
@@ -97,17 +101,23 @@ export class SqlWriteStream extends Writable implements UploadStream {
     if (this.#batch.length >= CHUNKS_PER_INSERT) await this.#store();
   }
 
-  /** Stores the batch: waits for the previous INSERT, then starts this one without waiting for it. */
+  /** Stores the batch: waits for a free INSERT slot, then starts it without waiting for it. */
   async #store(): Promise<void> {
-    if (this.#inflight !== undefined) await this.#inflight;
+    while (this.#inflight.length >= INSERTS_IN_FLIGHT) await this.#inflight[0];
     if (this.#batch.length === 0) return;
     const rows = this.#batch.map((bytes) => ({ inode: this.#target.tempId, seq: this.#seq++, bytes }));
     this.#batch = [];
     const { db, t } = this.#s;
-    const p = db.insertInto(t.c).values(rows).execute().then(() => undefined);
-    // Awaited by the next store, by _final and by the abort; this only keeps an early failure from being "unhandled".
+    const p: Promise<void> = db
+      .insertInto(t.c)
+      .values(rows)
+      .execute()
+      .then(() => {
+        this.#inflight = this.#inflight.filter((x) => x !== p);
+      });
+    // Awaited by a later store, by _final and by the abort; this only keeps an early failure from being "unhandled".
     p.catch(() => undefined);
-    this.#inflight = p;
+    this.#inflight.push(p);
     if (Date.now() - this.#beat > HEARTBEAT_MS) {
       this.#beat = Date.now();
       await db.updateTable(t.i).set({ mtime: this.#beat }).where('id', '=', this.#target.tempId).execute();
@@ -160,7 +170,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
       this.#cur = null;
     }
     await this.#store();
-    if (this.#inflight !== undefined) await this.#inflight;
+    await Promise.all(this.#inflight);
     const { tempId, dirId, name } = this.#target;
     const sha256 = this.#hash?.digest('hex') ?? null;
     const size = this.#size;
@@ -203,11 +213,8 @@ export class SqlWriteStream extends Writable implements UploadStream {
     this.#abortion ??= (async () => {
       this.#cur = null;
       this.#batch = [];
-      try {
-        await this.#inflight;
-      } catch {
-        // The failed INSERT wrote nothing.
-      }
+      // Let the INSERTs in flight land first, or their rows would outlive the cleanup (a failed one wrote nothing).
+      await Promise.allSettled(this.#inflight);
       const { tempId } = this.#target;
       const { t } = this.#s;
       try {
