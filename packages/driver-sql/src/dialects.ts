@@ -113,6 +113,24 @@ export function connectUrl(url: string, options: PoolOptions = {}): Connection {
   return { dialect: name, db: new Kysely<Database>({ dialect }), where: redactUrl(url), owned: true };
 }
 
+/** An existing pool or database the caller owns (it is not closed by the provider). */
+export type ExistingConnection =
+  | { dialect: 'postgres'; pool: pg.Pool }
+  | { dialect: 'mysql'; pool: MysqlPool }
+  | { dialect: 'sqlite'; database: DatabaseSync };
+
+/** Builds a Kysely instance over a pool or database the caller owns. */
+export function connectExisting(c: ExistingConnection): Connection {
+  let d: Dialect;
+  if (c.dialect === 'postgres') d = new PostgresDialect({ pool: c.pool });
+  else if (c.dialect === 'mysql') d = new MysqlDialect({ pool: c.pool });
+  else {
+    const wrapped = new NodeSqliteDatabase(c.database);
+    d = new ImmediateSqliteDialect({ database: wrapped });
+  }
+  return { dialect: c.dialect, db: new Kysely<Database>({ dialect: d }), where: `${c.dialect} (caller's ${c.dialect === 'sqlite' ? 'database' : 'pool'})`, owned: false };
+}
+
 /** Kysely's own adapters tell the dialect of an instance the caller built. */
 export function dialectOfKysely(db: Kysely<unknown>): DialectName {
   const adapter = db.getExecutor().adapter;

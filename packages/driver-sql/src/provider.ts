@@ -4,8 +4,8 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
 import type { DirEntry, FsProvider, HashAlgorithm, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
-import { connectUrl, dialectOfKysely } from './dialects.js';
-import type { Connection, DialectName, PoolOptions } from './dialects.js';
+import { connectExisting, connectUrl, dialectOfKysely } from './dialects.js';
+import type { Connection, DialectName, ExistingConnection, PoolOptions } from './dialects.js';
 import { dbError, isRetryable, isUniqueViolation } from './errors.js';
 import { SqlFileHandle } from './file-handle.js';
 import { dropTables, migrateToLatest } from './migrations.js';
@@ -27,10 +27,12 @@ const KINDS: Record<number, NodeKind> = { [T_FILE]: 'file', [T_DIR]: 'directory'
 export interface SqlProviderOptions extends PoolOptions {
   /**
    * The database: a URL (`postgres://user@host:5432/db`, `mysql://root@127.0.0.1:3306/db` (or `mariadb://`),
-   * `sqlite:/path/file.db`, `sqlite::memory:`), or an existing Kysely instance (not closed by {@link SqlProvider.close};
-   * its dialect is read from its adapter unless `dialect` says it).
+   * `sqlite:/path/file.db`, `sqlite::memory:`); an existing Kysely instance (its dialect is read from its adapter
+   * unless `dialect` says it); or an existing pool / database: `{ dialect: 'postgres', pool }` (pg.Pool),
+   * `{ dialect: 'mysql', pool }` (mysql2 callback pool), `{ dialect: 'sqlite', database }` (node:sqlite
+   * `DatabaseSync`). What the caller passes in is never closed by {@link SqlProvider.close}.
    */
-  connection: string | Kysely<unknown>;
+  connection: string | Kysely<unknown> | ExistingConnection;
   /** The dialect of a Kysely instance whose adapter is not one of Kysely's own (a wrapper, a custom driver). */
   dialect?: DialectName;
   /** Prefix of every table (default `ftp_`), so several filesystems can share one database. `[A-Za-z_][A-Za-z0-9_]*`. */
@@ -81,6 +83,8 @@ export class SqlProvider implements FsProvider {
     this.tables = new Tables(options.tablePrefix ?? 'ftp_');
     if (typeof options.connection === 'string') {
       this.#conn = connectUrl(options.connection, options);
+    } else if ('pool' in options.connection || 'database' in options.connection) {
+      this.#conn = connectExisting(options.connection);
     } else {
       const db = options.connection;
       const dialect = options.dialect ?? dialectOfKysely(db);
@@ -151,6 +155,7 @@ export class SqlProvider implements FsProvider {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Kysely.destroy() would end a caller's pool too: only instances built here are destroyed.
     if (this.#conn.owned) await this.#conn.db.destroy();
   }
 

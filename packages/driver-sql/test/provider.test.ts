@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toVfsError } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
 import { SqlProvider } from '../src/index.js';
 import { bytes, countingProvider, get, put, rowCounts } from './helpers.js';
-import { DBS, disposeProvider, freshProvider, randomPrefix } from './services.js';
+import { DBS, disposeProvider, freshProvider, postgresUrl, randomPrefix } from './services.js';
 
 afterAll(() => {
   for (const db of DBS) db.cleanup();
@@ -272,6 +273,29 @@ for (const db of DBS) {
     });
   });
 }
+
+describe('existing pools and databases', () => {
+  it("a caller's pg.Pool and node:sqlite DatabaseSync are used, and left open by close()", async () => {
+    const pool = new pg.Pool({ connectionString: await postgresUrl(), max: 2 });
+    const { DatabaseSync } = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
+    const database = new DatabaseSync(':memory:');
+    try {
+      for (const connection of [{ dialect: 'postgres' as const, pool }, { dialect: 'sqlite' as const, database }]) {
+        const p = new SqlProvider({ connection, tablePrefix: randomPrefix() });
+        await put(p, '/f', 'via the caller');
+        expect((await get(p, '/f')).toString()).toBe('via the caller');
+        expect(p.dialect).toBe(connection.dialect);
+        await p.dropTables();
+        await p.close();
+      }
+      expect((await pool.query('select 1 as one')).rows[0].one).toBe(1);
+      expect(database.isOpen).toBe(true);
+    } finally {
+      await pool.end();
+      database.close();
+    }
+  });
+});
 
 describe('configuration errors', () => {
   const fails = async (p: SqlProvider): Promise<Error & { code?: string }> => {
