@@ -25,14 +25,17 @@ export class Keys {
     return this.inode(0);
   }
 
+  /** The hash of inode `ino`'s metadata. */
   inode(ino: number | string): string {
     return `${this.tag}:i:${ino}`;
   }
 
+  /** The hash of directory `ino`'s entries (name → inode id). */
   dir(ino: number | string): string {
     return `${this.tag}:d:${ino}`;
   }
 
+  /** The hash of file `ino`'s content chunks (chunk number → bytes). */
   content(ino: number | string): string {
     return `${this.tag}:c:${ino}`;
   }
