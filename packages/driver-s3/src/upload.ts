@@ -63,6 +63,8 @@ export class S3UploadStream extends Writable implements UploadStream {
   readonly #abort = new AbortController();
   #buf: Buffer | null = null;
   #filled = 0;
+  /** Part buffers whose UploadPart has settled, reused: at most `uploadConcurrency + 1` are ever allocated. */
+  readonly #free: Buffer[] = [];
   #nextPart = 1;
   readonly #parts: CompletedPart[] = [];
   readonly #inflight = new Set<Promise<void>>();
@@ -181,7 +183,7 @@ export class S3UploadStream extends Writable implements UploadStream {
     this.#size += data.length;
     let off = 0;
     while (off < data.length) {
-      this.#buf ??= Buffer.allocUnsafe(this.#partSize);
+      this.#buf ??= this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#partSize);
       const n = data.copy(this.#buf, this.#filled, off);
       this.#filled += n;
       off += n;
@@ -215,6 +217,8 @@ export class S3UploadStream extends Writable implements UploadStream {
       })
       .finally(() => {
         this.#inflight.delete(p);
+        // The SDK is done with the body (retries included): its memory serves the next part.
+        if (body.length === this.#partSize && !this.#abort.signal.aborted) this.#free.push(body);
       });
     this.#inflight.add(p);
   }
@@ -256,6 +260,7 @@ export class S3UploadStream extends Writable implements UploadStream {
       await this.#sendPart(last);
     }
     while (this.#inflight.size > 0) await Promise.race(this.#inflight);
+    this.#free.length = 0;
     if (this.#failure !== undefined) throw this.#failure;
     const uploadId = await this.#uploadId;
     const parts = [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
@@ -286,6 +291,7 @@ export class S3UploadStream extends Writable implements UploadStream {
     if (this.#completed) return cb(err);
     this.#abort.abort();
     this.#buf = null;
+    this.#free.length = 0;
     this.#abortUpload().then(
       () => cb(err),
       (abortErr: unknown) => cb(err ?? this.#fail(abortErr)),

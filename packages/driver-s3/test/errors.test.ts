@@ -1,0 +1,110 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeAll } from '@ftp/vfs-conformance';
+import { openReadStream, toVfsError } from '@ftp/vfs';
+import { S3Provider, toS3Error } from '../src/index.js';
+import { s3ErrorLike } from './fixtures/harness.js';
+import { startStore, useExternal } from './fixtures/store.js';
+
+const store = await startStore();
+afterAll(() => store.close());
+
+describe('error mapping', () => {
+  it('maps S3 error codes and HTTP statuses to the contract, keeping the message of the rest', () => {
+    const cases: [Error, string][] = [
+      [s3ErrorLike('NoSuchKey', 404), 'ENOENT'],
+      [s3ErrorLike('NotFound', 404), 'ENOENT'],
+      [s3ErrorLike('AccessDenied', 403), 'EACCES'],
+      [s3ErrorLike('Forbidden', 403), 'EACCES'],
+      [s3ErrorLike('InvalidAccessKeyId', 403), 'EACCES'],
+      [s3ErrorLike('SignatureDoesNotMatch', 403), 'EACCES'],
+      [s3ErrorLike('SlowDown', 503), 'EBUSY'],
+      [s3ErrorLike('NotImplemented', 501), 'ENOTSUP'],
+      [s3ErrorLike('EntityTooLarge', 400), 'ENOSPC'],
+      [s3ErrorLike('UnknownThing', 403), 'EACCES'],
+      [s3ErrorLike('UnknownThing', 404), 'ENOENT'],
+      [s3ErrorLike('InternalError', 500, 'We encountered an internal error. Please try again.'), 'EIO'],
+      [s3ErrorLike('NoSuchBucket', 404, 'The specified bucket does not exist'), 'EIO'],
+      [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'EIO'],
+    ];
+    for (const [err, code] of cases) {
+      const mapped = toS3Error(err, '/p', 'stat');
+      expect(mapped.code, err.name).toBe(code);
+      expect(mapped.path).toBe('/p');
+      expect(mapped.cause).toBe(err);
+      expect(toVfsError(mapped).code).toBe(code);
+    }
+    expect(toS3Error(s3ErrorLike('InternalError', 500, 'We encountered an internal error.'), '/p').message).toContain('InternalError: We encountered an internal error.');
+    expect(toS3Error(s3ErrorLike('NoSuchBucket', 404, 'The specified bucket does not exist'), '/p').message).toContain('NoSuchBucket');
+  });
+
+  it('unknown credentials are EACCES', async () => {
+    const t = await store.target();
+    const p = new S3Provider({ bucket: t.bucket, prefix: t.prefix, ...store.settings, credentials: { accessKeyId: 'NOBODY-KNOWS-ME', secretAccessKey: 'wrong' } });
+    try {
+      await expect(p.readdir('/')).rejects.toMatchObject({ code: 'EACCES' });
+      await expect(p.stat('/x')).rejects.toMatchObject({ code: 'EACCES' });
+      await expect(writeAll(p, '/x', 'x')).rejects.toMatchObject({ code: 'EACCES' });
+    } finally {
+      p.close();
+      await t.cleanup();
+    }
+  });
+
+  it('a missing bucket is EIO naming NoSuchBucket (not ENOENT: the path is not the problem)', async () => {
+    const p = new S3Provider({ bucket: `no-such-bucket-${Date.now()}`, ...store.settings });
+    try {
+      const err = await p.readdir('/').then(
+        () => undefined,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(err?.code).toBe('EIO');
+      expect(err?.message).toContain('NoSuchBucket');
+    } finally {
+      p.close();
+    }
+  });
+
+  it('an unreachable store is EIO', async () => {
+    const p = new S3Provider({ bucket: 'b', endpoint: 'http://127.0.0.1:1', forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, clientConfig: { maxAttempts: 1 } });
+    try {
+      await expect(p.stat('/x')).rejects.toMatchObject({ code: 'EIO' });
+    } finally {
+      p.close();
+    }
+  });
+
+  it('throttling is retried by the SDK; throttling that persists is EBUSY', async () => {
+    const t = await store.target();
+    const client = new S3Client({ ...store.settings, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', retryStrategy: undefined, maxAttempts: 3 });
+    let throttleNext = 0;
+    let attempts = 0;
+    // Inside the retry loop (deserialize step): each attempt passes here.
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        attempts++;
+        if (throttleNext > 0) {
+          throttleNext--;
+          throw Object.assign(s3ErrorLike('SlowDown', 503, 'Please reduce your request rate.'), { $retryable: { throttling: true } });
+        }
+        return next(args);
+      },
+      { step: 'deserialize', name: 'throttle' },
+    );
+    const p = new S3Provider({ bucket: t.bucket, prefix: t.prefix, client });
+    try {
+      await writeAll(p, '/f', 'x');
+      throttleNext = 2;
+      attempts = 0;
+      expect((await p.stat('/f')).size).toBe(1);
+      expect(attempts).toBe(3);
+      throttleNext = 100;
+      await expect(openReadStream(p, '/f')).rejects.toMatchObject({ code: 'EBUSY' });
+      throttleNext = 0;
+    } finally {
+      p.close();
+      client.destroy();
+      await t.cleanup();
+    }
+  }, 60_000);
+});
