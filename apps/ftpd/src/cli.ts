@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { hashPassword } from './passwords.js';
+import { startFromConfig } from './serve-config.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -15,7 +18,138 @@ function makeLogger(level: string): Logger {
   return pino({ level });
 }
 
+/** Reads a password: hidden at a terminal (asked twice), else the first line of standard input. */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let text = '';
+    for await (const chunk of stdin) {
+      text += String(chunk);
+      if (text.includes('\n')) break;
+    }
+    return text.split(/\r?\n/)[0] ?? '';
+  }
+  const ask = (prompt: string): Promise<string> =>
+    new Promise((resolve) => {
+      process.stderr.write(prompt);
+      stdin.setRawMode(true);
+      stdin.resume();
+      let typed = '';
+      const onData = (b: Buffer): void => {
+        for (const ch of b.toString('utf8')) {
+          if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+            stdin.off('data', onData);
+            stdin.setRawMode(false);
+            stdin.pause();
+            process.stderr.write('\n');
+            return resolve(typed);
+          }
+          if (ch === '\u0003') process.exit(130);
+          typed = ch === '\u007f' ? typed.slice(0, -1) : typed + ch;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  const first = await ask('Password: ');
+  const again = await ask('Again: ');
+  if (first !== again) throw new UsageError('the passwords differ');
+  return first;
+}
+
+async function hashPasswordCommand(): Promise<number> {
+  const password = await readPassword();
+  if (password === '') {
+    process.stderr.write('ftpd hash-password: empty password\n');
+    return 2;
+  }
+  process.stdout.write(`${await hashPassword(password)}\n`);
+  return 0;
+}
+
+function checkConfigCommand(file: string | undefined): number {
+  if (!file) {
+    process.stderr.write('Usage: ftpd check-config FILE\n');
+    return 2;
+  }
+  try {
+    const c = loadConfig(file);
+    process.stdout.write(
+      `${file}: ok (${c.listeners.length} listener(s), ${Object.keys(c.backends).length} backend(s), ${c.users.length} user(s)${c.anonymous ? ', anonymous access' : ''})\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+/** `ftpd --config FILE`: the whole server from a configuration file. */
+async function serveConfig(file: string): Promise<number> {
+  let config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ftpd: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const logger = makeLogger(config.log.level);
+  const ftpd = await startFromConfig(config, logger).catch((err: NodeJS.ErrnoException) => {
+    logger.fatal({ err }, `cannot start: ${err.message}`);
+    process.stderr.write(`ftpd: cannot start: ${err.message}\n`);
+    return null;
+  });
+  if (!ftpd) return 1;
+  for (const l of ftpd.listeners) {
+    const host = l.family === 'IPv6' ? `[${l.address}]` : l.address;
+    process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${host}:${l.port}\n`);
+  }
+  logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
+  const onHup = (): void => {
+    ftpd.reloadTls().then(
+      () => logger.info('TLS certificate reloaded'),
+      (err: unknown) => logger.error({ err }, 'TLS certificate reload failed; the previous one stays'),
+    );
+  };
+  process.on('SIGHUP', onHup);
+  await waitForStop(logger, (graceMs) => ftpd.close(graceMs));
+  process.off('SIGHUP', onHup);
+  return 0;
+}
+
+/** Resolves once SIGINT or SIGTERM has stopped the server (running transfers get a few seconds). */
+async function waitForStop(logger: Logger, close: (graceMs: number) => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'shutting down');
+      void close(5000).then(resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  logger.info('stopped');
+  logger.flush?.();
+}
+
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'hash-password') return hashPasswordCommand();
+  if (argv[0] === 'check-config') return checkConfigCommand(argv[1]);
+  const configAt = argv.findIndex((a) => a === '--config' || a === '-c');
+  const configFile = configAt >= 0 ? argv[configAt + 1] : argv.find((a) => a.startsWith('--config='))?.slice(9) ?? process.env.FTPD_CONFIG;
+  if (configFile !== undefined) {
+    const others = argv.filter((a, i) => i !== configAt && i !== configAt + 1 && !a.startsWith('--config='));
+    if (configFile === '' || others.length > 0) {
+      process.stderr.write(`ftpd: --config FILE takes no other option (the file says everything${others.length ? `; got ${others.join(' ')}` : ''})\n`);
+      return 2;
+    }
+    return serveConfig(configFile);
+  }
   let options;
   try {
     options = parseOptions(process.argv.slice(2), process.env);
@@ -51,16 +185,7 @@ async function main(): Promise<number> {
       `  user: ${options.user}\n  password: ${shown}\n`,
   );
   logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info({ signal }, 'shutting down');
-      void ftpd.close(5000).then(resolve);
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  logger.info('stopped');
-  logger.flush?.();
+  await waitForStop(logger, (graceMs) => ftpd.close(graceMs));
   return 0;
 }
 

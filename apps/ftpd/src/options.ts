@@ -32,6 +32,9 @@ export interface FtpdOptions {
 }
 
 export const USAGE = `Usage: ftpd [options]
+       ftpd --config FILE        serve what a YAML configuration file says (env FTPD_CONFIG)
+       ftpd check-config FILE    validate a configuration file and exit (0: valid, 1: not)
+       ftpd hash-password        read a password (hidden at a terminal, else from stdin), print its hash
 
 Runs an FTP server over a local folder. With no options it serves ./data on 127.0.0.1:2121
 for one user whose password is printed at start.

@@ -146,3 +146,46 @@ export function lftp(port: number, script: string, options: { cwd?: string; time
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
 }
+
+/** A running `ftpd --config FILE` child process and its listeners' ports, in the file's order. */
+export interface ConfiguredFtpdProcess {
+  proc: ChildProcess;
+  ports: number[];
+  stderr(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts the built CLI with a configuration file and waits until every listener is announced. */
+export async function startFtpdConfig(file: string, listeners: number, env: NodeJS.ProcessEnv = {}): Promise<ConfiguredFtpdProcess> {
+  const proc = spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let err = '';
+  proc.stdout?.resume();
+  const ports = await new Promise<number[]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ftpd did not start: ${err}`)), 15000);
+    proc.stderr?.on('data', (c: Buffer) => {
+      err += c.toString();
+      const found = [...err.matchAll(/listening on ftps?:\/\/[^\s]+:(\d+)/g)].map((m) => Number(m[1]));
+      if (found.length >= listeners) {
+        clearTimeout(timer);
+        resolve(found);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`ftpd exited with ${code}: ${err}`));
+    });
+  });
+  return {
+    proc,
+    ports,
+    stderr: () => err,
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode !== null) return proc.exitCode;
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+      proc.kill(signal);
+      const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 10000))]);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      return code;
+    },
+  };
+}

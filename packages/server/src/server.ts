@@ -49,8 +49,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private readonly sessions = new Set<Session>();
   private readonly perIp = new Map<string, number>();
   private readonly ctx: SessionContext;
-  private listener: Server | null = null;
-  private implicitListener: Server | null = null;
+  /** Every listening socket, plain and implicit TLS; `listen` may be called once per address. */
+  private readonly sockets: Array<{ server: Server; implicitTls: boolean }> = [];
   private nextId = 1;
   private closing = false;
 
@@ -77,11 +77,12 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     };
   }
 
-  /** Listens for control connections. Resolves with the bound address (port 0 picks a free one). */
+  /**
+   * Listens for control connections. Resolves with the bound address (port 0 picks a free one). May be called
+   * again for more addresses (IPv4 and IPv6, several interfaces): all share the sessions, limits and bans.
+   */
   async listen(port = 21, host = '0.0.0.0'): Promise<AddressInfo> {
-    if (this.listener) throw new Error('already listening');
-    this.listener = createServer({ noDelay: true }, (socket) => this.handle(socket));
-    return this.bind(this.listener, port, host, 'listening');
+    return this.bind(createServer({ noDelay: true }, (socket) => this.handle(socket)), port, host, false);
   }
 
   /**
@@ -89,13 +90,13 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    * with a TLS handshake, using the driver's `tlsOptions`.
    */
   async listenImplicitTls(port = 990, host = '0.0.0.0'): Promise<AddressInfo> {
-    if (this.implicitListener) throw new Error('already listening for implicit TLS');
     if (!this.ctx.tls.available) throw new Error('implicit TLS needs a driver with tlsOptions()');
-    this.implicitListener = createServer({ noDelay: true }, (socket) => this.handle(socket, { implicitTls: true }));
-    return this.bind(this.implicitListener, port, host, 'listening for implicit TLS');
+    return this.bind(createServer({ noDelay: true }, (socket) => this.handle(socket, { implicitTls: true })), port, host, true);
   }
 
-  private bind(server: Server, port: number, host: string, what: string): Promise<AddressInfo> {
+  private bind(server: Server, port: number, host: string, implicitTls: boolean): Promise<AddressInfo> {
+    if (this.closing) return Promise.reject(new Error('the server is closed'));
+    const what = implicitTls ? 'listening for implicit TLS' : 'listening';
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       // A deep backlog: bursts of hundreds of clients must queue, not be refused.
@@ -106,6 +107,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
           this.logger.error({ err }, 'listener error');
           if (this.listenerCount('error') > 0) this.emit('error', err);
         });
+        this.sockets.push({ server, implicitTls });
         const address = server.address() as AddressInfo;
         this.logger.info({ address: address.address, port: address.port }, what);
         resolve(address);
@@ -113,9 +115,10 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     });
   }
 
-  /** The bound address, once listening. */
+  /** The first plain listener's bound address, once listening. */
   get address(): AddressInfo | null {
-    return (this.listener?.address() as AddressInfo | null) ?? null;
+    const first = this.sockets.find((l) => !l.implicitTls);
+    return (first?.server.address() as AddressInfo | null) ?? null;
   }
 
   /** Sessions currently open. */
@@ -169,9 +172,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    */
   async close(graceMs = 0): Promise<void> {
     this.closing = true;
-    const listening = [this.listener, this.implicitListener].filter((l): l is Server => l !== null);
-    this.listener = null;
-    this.implicitListener = null;
+    const listening = this.sockets.splice(0).map((l) => l.server);
     const closed = Promise.all(listening.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     const deadline = Date.now() + graceMs;
     while (graceMs > 0 && Date.now() < deadline && [...this.sessions].some((s) => s.transfer)) {

@@ -1,0 +1,40 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { LocalProvider, MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
+import type { BackendConfig } from './config/schema.js';
+
+/** Opens one configured backend. Each is opened once and shared by every user (and view) that names it. */
+export async function openBackend(b: BackendConfig): Promise<FsProvider> {
+  switch (b.type) {
+    case 'memory':
+      return new MemoryProvider();
+    case 'local':
+      if (b.create) await mkdir(b.root, { recursive: true });
+      return new LocalProvider(b.root);
+    case 'sqlite':
+      await mkdir(dirname(b.file), { recursive: true });
+      return new SqliteProvider(b.file);
+  }
+}
+
+/** Opens every backend of a configuration by name; on a failure the ones already open are closed again. */
+export async function openBackends(backends: Record<string, BackendConfig>): Promise<Map<string, FsProvider>> {
+  const open = new Map<string, FsProvider>();
+  try {
+    for (const [name, b] of Object.entries(backends)) {
+      try {
+        open.set(name, await openBackend(b));
+      } catch (err) {
+        throw new Error(`backend "${name}" (${b.type}): ${(err as Error).message}`, { cause: err });
+      }
+    }
+  } catch (err) {
+    await closeBackends(open);
+    throw err;
+  }
+  return open;
+}
+
+export async function closeBackends(open: Map<string, FsProvider>): Promise<void> {
+  for (const p of open.values()) await p.close?.();
+}

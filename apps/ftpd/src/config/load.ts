@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { config, type FtpdConfig } from './schema.js';
+
+/** A configuration that cannot be used: every problem, each naming the file, the field and what was expected. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${file}: invalid configuration\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Path = ReadonlyArray<string | number | symbol>;
+
+/** `users[0].backend`: how a person reads a field path. */
+export function fieldPath(path: Path): string {
+  let out = '';
+  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? String(key) : `.${String(key)}`;
+  return out || '(top level)';
+}
+
+/**
+ * Environment overrides for containers: `FTPD_SERVER__IDLE_TIMEOUT=300` sets `server.idleTimeout`. Levels are
+ * separated by `__`, each level in SCREAMING_SNAKE_CASE (camelCase in the file), array items by their index
+ * (`FTPD_LISTENERS__0__PORT`). Values are read as YAML scalars (`300` is a number, `true` a boolean); a name ending
+ * in `_FILE` reads the value from that file instead (`FTPD_USERS__0__PASSWORD_HASH_FILE=/run/secrets/alice`).
+ * Variables without `__` (`FTPD_PORT`…) belong to the zero-config mode and are ignored here.
+ */
+export function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, problems: string[]): void {
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('FTPD_') || !name.includes('__') || raw === undefined) continue;
+    let value: unknown;
+    let levels = name.slice(5).split('__');
+    const last = levels[levels.length - 1]!;
+    if (last.endsWith('_FILE')) {
+      levels = [...levels.slice(0, -1), last.slice(0, -5)];
+      try {
+        value = readSecretFile(raw);
+      } catch (err) {
+        problems.push(`${name}: cannot read ${raw}: ${(err as Error).message}`);
+        continue;
+      }
+    } else {
+      value = parseScalar(raw);
+    }
+    const keys = levels.map((l) => (/^\d+$/.test(l) ? Number(l) : camel(l)));
+    let node: Record<string | number, unknown> = doc;
+    keys.forEach((key, i) => {
+      if (i === keys.length - 1) {
+        node[key] = value;
+        return;
+      }
+      const next = node[key];
+      if (typeof next !== 'object' || next === null) node[key] = typeof keys[i + 1] === 'number' ? [] : {};
+      node = node[key] as Record<string | number, unknown>;
+    });
+  }
+}
+
+function parseScalar(text: string): unknown {
+  const doc = parseDocument(text);
+  return doc.errors.length > 0 ? text : doc.toJS();
+}
+
+function camel(snake: string): string {
+  return snake.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** A secret file's content, without the final newline editors and `echo` add. */
+function readSecretFile(path: string): string {
+  return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+}
+
+/**
+ * Replaces every `{ fromFile: path }` with the file's content (paths relative to the config file), so any
+ * field, not only passwords, can come from a mounted secret.
+ */
+function resolveSecrets(node: unknown, base: string, path: (string | number)[], problems: string[]): unknown {
+  if (Array.isArray(node)) return node.map((v, i) => resolveSecrets(v, base, [...path, i], problems));
+  if (typeof node !== 'object' || node === null) return node;
+  const entries = Object.entries(node);
+  if (entries.length === 1 && entries[0]![0] === 'fromFile' && typeof entries[0]![1] === 'string') {
+    const file = resolve(base, entries[0]![1]);
+    try {
+      return readSecretFile(file);
+    } catch (err) {
+      problems.push(`${fieldPath(path)}: cannot read ${file}: ${(err as Error).message}`);
+      return node;
+    }
+  }
+  return Object.fromEntries(entries.map(([k, v]) => [k, resolveSecrets(v, base, [...path, k], problems)]));
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  return `${fieldPath(issue.path)}: ${issue.message}`;
+}
+
+/**
+ * Reads, overrides (environment), resolves secrets in and validates a configuration file. Throws a
+ * {@link ConfigError} listing every problem; relative paths in the result are resolved against the file's folder.
+ */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): FtpdConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, file, env);
+}
+
+/** {@link loadConfig} for text already read; `file` names it in errors and anchors relative paths. */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): FtpdConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const first = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+        return e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ${first}` : first;
+      }),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw) || raw === null) throw new ConfigError(file, ['(top level): expected a mapping of sections (listeners, backends, users…)']);
+  const problems: string[] = [];
+  const base = dirname(resolve(file));
+  applyEnv(raw as Record<string, unknown>, env, problems);
+  const resolved = resolveSecrets(raw, base, [], problems);
+  const result = config.safeParse(resolved);
+  if (!result.success) problems.push(...result.error.issues.map(describeIssue));
+  if (problems.length > 0 || !result.success) throw new ConfigError(file, problems);
+  return anchorPaths(result.data, base);
+}
+
+/** Makes the file paths of a configuration absolute, relative to the config file's folder. */
+function anchorPaths(c: FtpdConfig, base: string): FtpdConfig {
+  const backends = Object.fromEntries(
+    Object.entries(c.backends).map(([name, b]) => [
+      name,
+      b.type === 'local' ? { ...b, root: resolve(base, b.root) } : b.type === 'sqlite' ? { ...b, file: resolve(base, b.file) } : b,
+    ]),
+  );
+  const tls = c.tls ? { ...c.tls, cert: resolve(base, c.tls.cert), key: resolve(base, c.tls.key) } : undefined;
+  return { ...c, backends, ...(tls ? { tls } : {}) };
+}

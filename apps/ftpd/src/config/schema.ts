@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import type { ServerSettings } from '@ftp/server';
+import { parseHash } from '../passwords.js';
+
+/**
+ * The schema of ftpd's configuration file (YAML). Field names follow `@ftp/server`'s settings, so its README is
+ * the reference for every limit and security setting; this file only says what ftpd adds around them.
+ */
+
+/** A secret given inline or read from a file at start (Docker and Kubernetes secrets). */
+export const secret = z.union([z.string().min(1), z.object({ fromFile: z.string().min(1) }).strict()]);
+
+const port = z.number().int().min(0).max(65535);
+const seconds = z.number().min(0);
+const count = z.number().int().min(0);
+
+/** `30000-30999` or `[30000, 30999]`. */
+const portRange = z
+  .union([
+    z.tuple([port, port]),
+    z
+      .string()
+      .regex(/^\d+-\d+$/, 'expected MIN-MAX, e.g. 30000-30999')
+      .transform((s) => s.split('-').map(Number) as [number, number]),
+  ])
+  .refine(([a, b]) => a <= b && b <= 65535, 'the first port must not be above the second, and both at most 65535');
+
+/** Every `@ftp/server` setting an operator may set; unknown keys are refused (a typo must not pass silently). */
+export const serverSettings = z
+  .object({
+    publicHost: z.ipv4(),
+    passivePortRange: portRange,
+    activeMode: z.boolean(),
+    activeModeBounceCheck: z.boolean(),
+    activeModeMinPort: port,
+    passiveIpCheck: z.enum(['strict', 'off']),
+    idleTimeout: seconds,
+    loginTimeout: seconds,
+    dataConnectTimeout: seconds,
+    dataStallTimeout: seconds,
+    maxLineLength: z.number().int().min(64),
+    maxPipelinedCommands: z.number().int().min(1),
+    maxSessions: count,
+    maxSessionsPerIp: count,
+    defaultTransferType: z.enum(['A', 'I']),
+    modeZ: z.boolean(),
+    deflateLevel: z.number().int().min(0).max(9),
+    downloadRate: count,
+    uploadRate: count,
+    listOptions: z.boolean(),
+    listMaxDepth: count,
+    listMaxEntries: count,
+    partialUploads: z.enum(['keep', 'discard']),
+    disabledCommands: z.array(z.string().regex(/^[A-Za-z]{3,4}$/, 'expected a command verb such as MLSD')),
+    siteCommands: z.boolean(),
+    banner: z.string(),
+    failedLoginDelay: count,
+    listingBatchSize: z.number().int().min(1),
+    tlsRequired: z.enum(['none', 'control', 'all']),
+    tlsSessionReuse: z.boolean(),
+    allowCcc: z.boolean(),
+    tlsUploadRequiresCloseNotify: z.boolean(),
+    tlsMinVersion: z.enum(['TLSv1.2', 'TLSv1.3']),
+    tlsHandshakeTimeout: seconds,
+    maxLoginFailures: count,
+    loginFailureWindow: seconds,
+    banDuration: seconds,
+    maxLoginAttemptsPerSession: z.number().int().min(1),
+  })
+  .partial()
+  .strict() satisfies z.ZodType<Partial<ServerSettings>>;
+
+const backend = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('memory') }).strict(),
+  z.object({ type: z.literal('local'), root: z.string().min(1), create: z.boolean().default(true) }).strict(),
+  z.object({ type: z.literal('sqlite'), file: z.string().min(1) }).strict(),
+]);
+
+const permission = z.enum(['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site']);
+
+const user = z
+  .object({
+    name: z.string().min(1).max(256).regex(/^[^\s:]+$/, 'no spaces or colons'),
+    /** An scrypt hash made by `ftpd hash-password` (or `{ fromFile: path }`, resolved before validation). */
+    passwordHash: z.string().refine((h) => parseHash(h) !== null, 'expected an scrypt hash as `ftpd hash-password` prints it ($scrypt$ln=…)'),
+    backend: z.string().min(1),
+    /** The sub-tree of the backend the user sees as `/` (a chroot). Default `/`. */
+    home: z.string().startsWith('/').default('/'),
+    /** What the user may do: a list of permissions, or `all` (the default), or `read-only`. */
+    permissions: z.union([z.literal('all'), z.literal('read-only'), z.array(permission)]).default('all'),
+    /** Bytes per second for all of the user's sessions together; 0 is unlimited. */
+    downloadRate: count.default(0),
+    uploadRate: count.default(0),
+    /** Raises the server's `tlsRequired` for this user. */
+    tlsRequired: z.enum(['none', 'control', 'all']).optional(),
+  })
+  .strict();
+
+export const config = z
+  .object({
+    listeners: z
+      .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false) }).strict())
+      .min(1)
+      .default([{ host: '127.0.0.1', port: 2121, implicitTls: false }]),
+    /** PEM files, read at start and again on SIGHUP. */
+    tls: z.object({ cert: z.string().min(1), key: z.string().min(1), passphrase: secret.optional() }).strict().optional(),
+    backends: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'), backend),
+    users: z.array(user).default([]),
+    /** Read-only access for `anonymous` (and `ftp`, by RFC 1635 custom) to a backend's sub-tree. */
+    anonymous: z.object({ backend: z.string().min(1), home: z.string().startsWith('/').default('/') }).strict().optional(),
+    server: serverSettings.default({}),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const names = Object.keys(c.backends);
+    const known = (name: string, path: (string | number)[]): void => {
+      if (!names.includes(name)) ctx.addIssue({ code: 'custom', path, message: `unknown backend "${name}" (defined: ${names.join(', ') || 'none'})` });
+    };
+    const seen = new Set<string>();
+    c.users.forEach((u, i) => {
+      known(u.backend, ['users', i, 'backend']);
+      if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: `user "${u.name}" is defined twice` });
+      seen.add(u.name);
+      if (c.anonymous && (u.name === 'anonymous' || u.name === 'ftp')) {
+        ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: `"${u.name}" is the anonymous login while anonymous access is on` });
+      }
+    });
+    if (c.anonymous) known(c.anonymous.backend, ['anonymous', 'backend']);
+    const needsTls = c.listeners.some((l) => l.implicitTls) || (c.server.tlsRequired ?? 'none') !== 'none' || c.users.some((u) => (u.tlsRequired ?? 'none') !== 'none');
+    if (needsTls && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'implicit TLS listeners and TLS requirements need tls.cert and tls.key' });
+    if (c.users.length === 0 && !c.anonymous) ctx.addIssue({ code: 'custom', path: ['users'], message: 'no user and no anonymous access: nobody could log in' });
+  });
+
+/** A validated configuration, defaults filled in. */
+export type FtpdConfig = z.infer<typeof config>;
+/** One backend's settings. */
+export type BackendConfig = z.infer<typeof backend>;
+/** One user. */
+export type UserConfig = z.infer<typeof user>;

@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import type { Logger } from 'pino';
+import { FtpServer } from '@ftp/server';
+import { closeBackends, openBackends } from './backends.js';
+import type { FtpdConfig } from './config/schema.js';
+import { accountsDriver } from './users.js';
+
+/** A server started from a configuration file. */
+export interface ConfiguredFtpd {
+  server: FtpServer;
+  /** Each listener's bound address, in the order of the configuration. */
+  listeners: Array<AddressInfo & { implicitTls: boolean }>;
+  /** Reads the certificate and key files again; new TLS sessions use them, running ones are untouched. */
+  reloadTls(): Promise<void>;
+  close(graceMs?: number): Promise<void>;
+}
+
+async function readTls(tls: NonNullable<FtpdConfig['tls']>): Promise<SecureContextOptions> {
+  const [cert, key] = await Promise.all([readFile(tls.cert), readFile(tls.key)]);
+  return { cert, key, ...(typeof tls.passphrase === 'string' ? { passphrase: tls.passphrase } : {}) };
+}
+
+/** Opens the backends, builds the users and starts every listener of a validated configuration. */
+export async function startFromConfig(config: FtpdConfig, logger: Logger): Promise<ConfiguredFtpd> {
+  let tlsOptions = config.tls ? await readTls(config.tls) : null;
+  const backends = await openBackends(config.backends);
+  const { anonymous, authenticate } = accountsDriver(config, backends);
+  const server = new FtpServer({
+    logger,
+    settings: config.server,
+    ...(anonymous ? { anonymous: { ...anonymous, users: ['anonymous', 'ftp'] } } : {}),
+    driver: {
+      authenticate,
+      // The same object until a reload: the server then keeps its TLS context (see FtpDriver.tlsOptions).
+      ...(config.tls ? { tlsOptions: () => tlsOptions } : {}),
+    },
+  });
+  const listeners: ConfiguredFtpd['listeners'] = [];
+  try {
+    for (const l of config.listeners) {
+      const address = l.implicitTls ? await server.listenImplicitTls(l.port, l.host) : await server.listen(l.port, l.host);
+      listeners.push({ ...address, implicitTls: l.implicitTls });
+    }
+  } catch (err) {
+    await server.close(0);
+    await closeBackends(backends);
+    throw err;
+  }
+  return {
+    server,
+    listeners,
+    async reloadTls() {
+      if (config.tls) tlsOptions = await readTls(config.tls);
+    },
+    async close(graceMs) {
+      await server.close(graceMs);
+      await closeBackends(backends);
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { RateLimiter, type FtpDriver, type LoginResult, type Permissions } from '@ftp/server';
+import { readOnly, scoped, type FsProvider } from '@ftp/vfs';
+import type { FtpdConfig, UserConfig } from './config/schema.js';
+import { parseHash, verifyPassword } from './passwords.js';
+
+const ALL: readonly (keyof Permissions)[] = ['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site'];
+
+/** The permissions of a user as the server wants them: every one named, `false` for those not granted. */
+export function permissionsOf(p: UserConfig['permissions']): Permissions {
+  const granted = new Set<string>(p === 'all' ? ALL : p === 'read-only' ? ['read'] : p);
+  return Object.fromEntries(ALL.map((k) => [k, granted.has(k)])) as unknown as Permissions;
+}
+
+/** What a configured user gets at login, built once: views and limiters are shared by all their sessions. */
+interface Account {
+  hash: NonNullable<ReturnType<typeof parseHash>>;
+  login: LoginResult;
+}
+
+function viewOf(backends: Map<string, FsProvider>, backend: string, home: string): FsProvider {
+  const p = backends.get(backend);
+  if (!p) throw new Error(`unknown backend "${backend}"`);
+  return home === '/' ? p : scoped(p, home);
+}
+
+/**
+ * The `authenticate` half of ftpd's driver: users from the configuration, scrypt-checked (unknown users cost the
+ * same check, so timing does not tell who exists), each in their own view of their backend.
+ */
+export function accountsDriver(config: FtpdConfig, backends: Map<string, FsProvider>): Pick<FtpDriver, 'authenticate'> & { anonymous: { fs: FsProvider } | undefined } {
+  const accounts = new Map<string, Account>();
+  for (const u of config.users) {
+    const permissions = permissionsOf(u.permissions);
+    let fs = viewOf(backends, u.backend, u.home);
+    // A user who may change nothing gets a read-only view too: then FEAT and every write path agree.
+    if (ALL.every((k) => k === 'read' || !permissions[k])) fs = readOnly(fs);
+    const rateLimits = {
+      ...(u.downloadRate > 0 ? { download: new RateLimiter(u.downloadRate) } : {}),
+      ...(u.uploadRate > 0 ? { upload: new RateLimiter(u.uploadRate) } : {}),
+    };
+    accounts.set(u.name, {
+      hash: parseHash(u.passwordHash)!,
+      login: { fs, permissions, rateLimits, ...(u.tlsRequired ? { tlsRequired: u.tlsRequired } : {}) },
+    });
+  }
+  const anonymous = config.anonymous ? { fs: readOnly(viewOf(backends, config.anonymous.backend, config.anonymous.home)) } : undefined;
+  return {
+    anonymous,
+    async authenticate(_session, user, password) {
+      const account = accounts.get(user);
+      const ok = await verifyPassword(password, account?.hash ?? null);
+      return ok && account ? account.login : null;
+    },
+  };
+}

@@ -1,0 +1,211 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../src/passwords.js';
+import { CLI, makeCertificateFiles, run, startFtpdConfig, type ConfiguredFtpdProcess } from './harness.js';
+
+const examples = fileURLToPath(new URL('../examples/', import.meta.url));
+let work: string;
+let hash: string;
+const running: ConfiguredFtpdProcess[] = [];
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ftpd-config-'));
+  hash = await hashPassword('s3cret pass');
+});
+afterAll(async () => {
+  for (const s of running) expect(await s.stop()).toBe(0);
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Runs the CLI and resolves with its exit code and output, whatever the code. */
+function cli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20000, env: { ...process.env, ...options.env } }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+async function serve(name: string, yaml: string, listeners = 1, env: NodeJS.ProcessEnv = {}): Promise<ConfiguredFtpdProcess> {
+  const file = join(work, name);
+  await writeFile(file, yaml);
+  const s = await startFtpdConfig(file, listeners, env);
+  running.push(s);
+  return s;
+}
+
+describe('ftpd check-config', () => {
+  it('accepts every example in examples/', async () => {
+    const files = (await readdir(examples)).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThanOrEqual(4);
+    for (const f of files) {
+      const r = await cli(['check-config', join(examples, f)]);
+      expect({ f, code: r.code, err: r.stderr }).toEqual({ f, code: 0, err: '' });
+      expect(r.stdout).toContain(': ok (');
+    }
+  });
+
+  it('names the file, the field path and what was expected, and exits 1', async () => {
+    const file = join(work, 'bad.yaml');
+    await writeFile(
+      file,
+      ['listeners:', '  - port: 99999', 'backends:', '  disk: { type: lokal, root: /x }', 'users:', '  - name: bob', '    passwordHash: plain', '    backend: disk', 'server:', '  idleTimout: 5', ''].join('\n'),
+    );
+    const r = await cli(['check-config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${file}: invalid configuration`);
+    expect(r.stderr).toMatch(/listeners\[0\]\.port: .*65535/);
+    expect(r.stderr).toMatch(/backends\.disk\.type: .*'memory' \| 'local' \| 'sqlite'/);
+    expect(r.stderr).toMatch(/users\[0\]\.passwordHash: expected an scrypt hash/);
+    expect(r.stderr).toMatch(/server: Unrecognized key: "idleTimout"/);
+  });
+
+  it('reports references to unknown backends and YAML syntax errors with their line', async () => {
+    const refs = join(work, 'refs.yaml');
+    await writeFile(refs, `backends:\n  disk: { type: memory }\nusers:\n  - { name: bob, passwordHash: "${hash}", backend: dsk }\n`);
+    const r1 = await cli(['check-config', refs]);
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toContain('users[0].backend: unknown backend "dsk" (defined: disk)');
+    const syntax = join(work, 'syntax.yaml');
+    await writeFile(syntax, 'backends:\n  disk: [\n');
+    const r2 = await cli(['check-config', syntax]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/line \d+, column \d+: /);
+  });
+
+  it('a server given an invalid file does not start', async () => {
+    const file = join(work, 'nostart.yaml');
+    await writeFile(file, 'backends: {}\n');
+    const r = await cli(['--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/users: no user and no anonymous access/);
+  });
+
+  it('environment variables override the file, and secrets can come from files', async () => {
+    const file = join(work, 'env.yaml');
+    await writeFile(file, `backends:\n  m: { type: memory }\nusers:\n  - { name: bob, passwordHash: { fromFile: ./bob.hash }, backend: m }\n`);
+    const r1 = await cli(['check-config', file]);
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toMatch(/users\[0\]\.passwordHash: cannot read .*bob\.hash/);
+    await writeFile(join(work, 'bob.hash'), `${hash}\n`);
+    expect((await cli(['check-config', file])).code).toBe(0);
+    const bad = await cli(['check-config', file], { env: { FTPD_SERVER__IDLE_TIMEOUT: 'soon' } });
+    expect(bad.stderr).toMatch(/server\.idleTimeout: .*expected number/);
+    expect((await cli(['check-config', file], { env: { FTPD_SERVER__IDLE_TIMEOUT: '30', FTPD_LISTENERS__0__PORT: '0' } })).code).toBe(0);
+    const missing = await cli(['check-config', file], { env: { FTPD_USERS__0__PASSWORD_HASH_FILE: join(work, 'nope') } });
+    expect(missing.stderr).toMatch(/FTPD_USERS__0__PASSWORD_HASH_FILE: cannot read/);
+  });
+});
+
+describe('ftpd hash-password', () => {
+  it('reads the password from standard input and prints a hash that logs in', async () => {
+    const r = await cli(['hash-password'], { input: 'from stdin\n' });
+    expect(r.code).toBe(0);
+    const printed = r.stdout.trim();
+    expect(printed).toMatch(/^\$scrypt\$ln=15,r=8,p=1\$/);
+    const s = await serve('hashed.yaml', `listeners: [{ port: 0 }]\nbackends: { m: { type: memory } }\nusers:\n  - { name: carol, passwordHash: "${printed}", backend: m }\n`);
+    await run('curl', ['-sS', '--fail', `ftp://carol:from%20stdin@127.0.0.1:${s.ports[0]}/`, '-l']);
+    await expect(run('curl', ['-sS', '--fail', `ftp://carol:wrong@127.0.0.1:${s.ports[0]}/`, '-l'])).rejects.toThrow(/530|denied/i);
+  });
+});
+
+describe('ftpd --config with real clients', () => {
+  it('serves users in their own homes with their permissions, and anonymous read-only', async () => {
+    const root = join(work, 'disk');
+    await mkdir(join(root, 'pub'), { recursive: true });
+    await writeFile(join(root, 'pub', 'readme.txt'), 'public');
+    const s = await serve(
+      'users.yaml',
+      [
+        'listeners: [{ host: 127.0.0.1, port: 0 }, { host: "::1", port: 0 }]',
+        'backends:',
+        `  disk: { type: local, root: ${JSON.stringify(root)} }`,
+        'users:',
+        `  - { name: alice, passwordHash: "${hash}", backend: disk, home: /alice }`,
+        `  - { name: viewer, passwordHash: "${hash}", backend: disk, home: /alice, permissions: read-only }`,
+        `  - { name: dropper, passwordHash: "${hash}", backend: disk, home: /drop, permissions: [write] }`,
+        'anonymous: { backend: disk, home: /pub }',
+        'server: { failedLoginDelay: 0 }',
+        '',
+      ].join('\n'),
+      2,
+    );
+    const [v4, v6] = s.ports;
+    const url = (user: string, port = v4): string => `ftp://${user}:s3cret%20pass@127.0.0.1:${port}`;
+    const src = join(work, 'up.txt');
+    await writeFile(src, 'alice data');
+    await mkdir(join(root, 'alice'), { recursive: true });
+    await mkdir(join(root, 'drop'), { recursive: true });
+    await run('curl', ['-sS', '--fail', '-T', src, `${url('alice')}/a.txt`]);
+    expect(await readFile(join(root, 'alice', 'a.txt'), 'utf8')).toBe('alice data');
+    // The same server on its IPv6 listener.
+    expect((await run('curl', ['-sS', '--fail', '-g', `ftp://alice:s3cret%20pass@[::1]:${v6}/a.txt`])).stdout).toBe('alice data');
+    // read-only: downloads work, uploads are refused and touch nothing.
+    expect((await run('curl', ['-sS', '--fail', `${url('viewer')}/a.txt`])).stdout).toBe('alice data');
+    await expect(run('curl', ['-sS', '--fail', '-T', src, `${url('viewer')}/b.txt`])).rejects.toThrow(/550|denied|upload/i);
+    // write only: uploads work, downloads and deletes are refused.
+    await run('curl', ['-sS', '--fail', '-T', src, `${url('dropper')}/in.txt`]);
+    await expect(run('curl', ['-sS', '--fail', `${url('dropper')}/in.txt`])).rejects.toThrow(/550|denied|RETR/i);
+    await expect(run('curl', ['-sS', '--fail', '-Q', 'DELE in.txt', `${url('dropper')}/`])).rejects.toThrow(/550|QUOT/i);
+    // anonymous sees only /pub, read-only; alice's files are not reachable.
+    expect((await run('curl', ['-sS', '--fail', `ftp://anonymous:x@127.0.0.1:${v4}/readme.txt`])).stdout).toBe('public');
+    await expect(run('curl', ['-sS', '--fail', `ftp://anonymous:x@127.0.0.1:${v4}/../alice/a.txt`, '--path-as-is'])).rejects.toThrow();
+    await expect(run('curl', ['-sS', '--fail', '-T', src, `ftp://anonymous:x@127.0.0.1:${v4}/x.txt`])).rejects.toThrow();
+    // A wrong password and an unknown user get the same 530.
+    await expect(run('curl', ['-sS', '--fail', `ftp://alice:nope@127.0.0.1:${v4}/`])).rejects.toThrow(/530|denied/i);
+    await expect(run('curl', ['-sS', '--fail', `ftp://mallory:nope@127.0.0.1:${v4}/`])).rejects.toThrow(/530|denied/i);
+  });
+
+  it('TLS required, implicit and explicit listeners, and the certificate reloaded on SIGHUP', async () => {
+    const first = await makeCertificateFiles(await mkdtemp(join(work, 'cert1-')));
+    const second = await makeCertificateFiles(await mkdtemp(join(work, 'cert2-')));
+    const cert = join(work, 'cert.pem');
+    const key = join(work, 'key.pem');
+    await writeFile(cert, await readFile(first.cert));
+    await writeFile(key, await readFile(first.key));
+    const s = await serve(
+      'tls.yaml',
+      [
+        'listeners: [{ port: 0 }, { port: 0, implicitTls: true }]',
+        `tls: { cert: ${JSON.stringify(cert)}, key: ${JSON.stringify(key)} }`,
+        'backends: { m: { type: memory } }',
+        `users: [{ name: alice, passwordHash: "${hash}", backend: m }]`,
+        'server: { tlsRequired: all, failedLoginDelay: 0 }',
+        '',
+      ].join('\n'),
+      2,
+    );
+    const [explicit, implicit] = s.ports;
+    const src = join(work, 'tls.txt');
+    await writeFile(src, 'over tls');
+    await run('curl', ['-sS', '--fail', '-k', '--ssl-reqd', '-T', src, `ftp://alice:s3cret%20pass@127.0.0.1:${explicit}/t.txt`]);
+    expect((await run('curl', ['-sS', '--fail', '-k', `ftps://alice:s3cret%20pass@127.0.0.1:${implicit}/t.txt`])).stdout).toBe('over tls');
+    await expect(run('curl', ['-sS', '--fail', `ftp://alice:s3cret%20pass@127.0.0.1:${explicit}/t.txt`])).rejects.toThrow(/530|denied/i);
+
+    const fingerprint = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = tlsConnect({ port: implicit!, host: '127.0.0.1', rejectUnauthorized: false }, () => {
+          resolve(socket.getPeerCertificate().fingerprint256);
+          socket.destroy();
+        });
+        socket.on('error', reject);
+      });
+    const before = await fingerprint();
+    await writeFile(cert, await readFile(second.cert));
+    await writeFile(key, await readFile(second.key));
+    s.proc.kill('SIGHUP');
+    let after = before;
+    for (let i = 0; i < 50 && after === before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await fingerprint();
+    }
+    expect(after).not.toBe(before);
+    expect(s.proc.exitCode).toBe(null);
+  });
+});
