@@ -93,8 +93,9 @@ describe('rename', () => {
     const h = await harness(store);
     try {
       // S3's limit is 5 GiB; the test lowers it (and the range size) to exercise the same code in seconds.
-      h.p.setMultipartCopy(6 * MiB, 5 * MiB);
-      const data = deterministicBytes(12 * MiB + 3, 9);
+      // 15 MiB in ranges of at most 6 MiB: three ranges of 5 MiB + 1 byte (S3 wants >= 5 MiB but the last).
+      h.p.setMultipartCopy(6 * MiB, 6 * MiB);
+      const data = deterministicBytes(15 * MiB + 3, 9);
       await writeAll(h.p, '/huge.bin', data);
       const sha = (await h.client.send(new HeadObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}huge.bin` }))).Metadata?.sha256;
       expect(sha).toMatch(/^[0-9a-f]{64}$/);
