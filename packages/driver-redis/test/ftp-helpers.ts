@@ -44,3 +44,57 @@ export async function download(client: Client, path: string): Promise<Buffer> {
 }
 
 export { PassThrough };
+
+/** A bare control connection: send a command, await the final reply line (`NNN text`). Enough for STOR/ABOR tests. */
+export class RawFtp {
+  #buffer = '';
+  #waiters: ((line: string) => void)[] = [];
+  #lines: string[] = [];
+
+  private constructor(readonly socket: import('node:net').Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      this.#buffer += text;
+      for (let i = this.#buffer.indexOf('\r\n'); i >= 0; i = this.#buffer.indexOf('\r\n')) {
+        const line = this.#buffer.slice(0, i);
+        this.#buffer = this.#buffer.slice(i + 2);
+        if (!/^\d{3} /.test(line)) continue; // Continuation lines of multi-line replies.
+        const w = this.#waiters.shift();
+        if (w) w(line);
+        else this.#lines.push(line);
+      }
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async connect(port: number): Promise<RawFtp> {
+    const { connect } = await import('node:net');
+    const socket = connect({ port, host: '127.0.0.1' });
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const c = new RawFtp(socket);
+    await c.next();
+    return c;
+  }
+
+  /** The next final reply line, or a rejection after 5 s. */
+  next(): Promise<string> {
+    const l = this.#lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no reply within 5 s')), 5000);
+      this.#waiters.push((line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+    });
+  }
+
+  async cmd(line: string): Promise<string> {
+    this.socket.write(`${line}\r\n`);
+    return this.next();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

@@ -4,8 +4,9 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { deterministicBytes } from '@ftp/vfs-conformance';
 import type { FtpServer } from '@ftp/server';
-import { deleteFilesystem, RedisBanStore, RedisProvider } from '../src/index.js';
-import { download, ftpClient, startFtp, upload, USER } from './ftp-helpers.js';
+import { countKeys, deleteFilesystem, RedisBanStore, RedisProvider } from '../src/index.js';
+import { download, ftpClient, PASSWORD, RawFtp, startFtp, upload, USER } from './ftp-helpers.js';
+import { connect } from 'node:net';
 import { deletePattern, testPrefix, testRedis } from './redis.js';
 
 const redis = await testRedis();
@@ -79,6 +80,37 @@ describe('through @ftp/server with a real FTP client', () => {
     }
     const { stdout } = await promisify(execFile)('curl', ['-s', '--range', '500000-', `ftp://${USER}:s3cret@127.0.0.1:${port}/h.bin`], { encoding: 'buffer', timeout: 10_000 });
     expect(Buffer.compare(stdout, data.subarray(500_000))).toBe(0);
+  });
+
+  it('an upload whose data connection is reset leaves no file and no key behind', async () => {
+    const p = provider(filesystem());
+    const { port } = await server(p);
+    const ok = await ftpClient(port);
+    cleanups.push(async () => ok.close());
+    await upload(ok, 'keep.txt', Buffer.from('kept'));
+    const c = await RawFtp.connect(port);
+    cleanups.push(async () => c.close());
+    expect(await c.cmd(`USER ${USER}`)).toMatch(/^331/);
+    expect(await c.cmd(`PASS ${PASSWORD}`)).toMatch(/^230/);
+    expect(await c.cmd('TYPE I')).toMatch(/^200/);
+    const epsv = await c.cmd('EPSV');
+    const dataPort = Number(/\(\|\|\|(\d+)\|\)/.exec(epsv)?.[1]);
+    const data = connect({ port: dataPort, host: '127.0.0.1' });
+    await new Promise((resolve) => data.once('connect', resolve));
+    c.socket.write('STOR broken.bin\r\n');
+    expect(await c.next()).toMatch(/^150/);
+    // 2 MiB, so that chunks are stored before the reset.
+    for (let i = 0; i < 32; i++) await new Promise<void>((resolve) => data.write(deterministicBytes(64 * 1024, i), () => resolve()));
+    await new Promise((r) => setTimeout(r, 100));
+    data.resetAndDestroy();
+    expect(await c.next()).toMatch(/^4\d\d/);
+    await expect(p.stat('/broken.bin')).rejects.toMatchObject({ code: 'ENOENT' });
+    // The content of the aborted upload is deleted (after its writes in flight): poll for it, 3 s at most.
+    const deadline = Date.now() + 3000;
+    while ((await countKeys(redis, p.keys.prefix, 'c:*')) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1); // keep.txt's content only
+    // Nothing else either: seq, the root's inode and entries, keep.txt's inode and content.
+    expect(await countKeys(redis, p.keys.prefix)).toBe(5);
   });
 
   it('two FtpServer instances over one Redis: uploaded through one, listed and downloaded through the other', async () => {
