@@ -108,8 +108,12 @@ try {
   }
   console.log(`FTP LIST (curl, incl. process start) of ${entries} entries: ${list.map((x) => x.toFixed(0)).join(', ')} ms (3 runs)`);
 } finally {
-  client.close();
-  await server.close();
-  await deleteFilesystem(redis, prefix);
-  await redis.quit();
+  // The keys go whatever happened above (a failed close included).
+  try {
+    client.close();
+    await server.close();
+  } finally {
+    console.log(`deleted ${await deleteFilesystem(redis, prefix)} keys of ${prefix}`);
+    await redis.quit();
+  }
 }
