@@ -162,6 +162,40 @@ describe('ftpd --config with real clients', () => {
     await expect(run('curl', ['-sS', '--fail', `ftp://mallory:nope@127.0.0.1:${v4}/`])).rejects.toThrow(/530|denied/i);
   });
 
+  it('mounts put three backends in one tree; moving between them is refused', async () => {
+    const root = join(work, 'mount-disk');
+    const s = await serve(
+      'mounts.yaml',
+      [
+        'listeners: [{ port: 0 }]',
+        'backends:',
+        `  disk: { type: local, root: ${JSON.stringify(root)} }`,
+        `  db: { type: sqlite, file: ${JSON.stringify(join(work, 'mounts.db'))} }`,
+        '  tmp: { type: memory }',
+        'users:',
+        `  - name: alice`,
+        `    passwordHash: "${hash}"`,
+        '    backend: disk',
+        '    mounts: { /db: { backend: db, home: / }, /deep/scratch: { backend: tmp } }',
+        `  - { name: dbadmin, passwordHash: "${hash}", backend: db }`,
+        'server: { failedLoginDelay: 0 }',
+        '',
+      ].join('\n'),
+    );
+    const url = (user: string): string => `ftp://${user}:s3cret%20pass@127.0.0.1:${s.ports[0]}`;
+    const src = join(work, 'mounted.txt');
+    await writeFile(src, 'in sqlite');
+    await run('curl', ['-sS', '--fail', '-T', src, `${url('alice')}/db/m.txt`]);
+    await run('curl', ['-sS', '--fail', '-T', src, `${url('alice')}/deep/scratch/s.txt`]);
+    await run('curl', ['-sS', '--fail', '-T', src, `${url('alice')}/d.txt`]);
+    // The file is in the SQLite backend (seen by a user whose home is that backend), not on disk.
+    expect((await run('curl', ['-sS', '--fail', `${url('dbadmin')}/m.txt`])).stdout).toBe('in sqlite');
+    expect(await readdir(root)).toEqual(['d.txt']);
+    const listing = (await run('curl', ['-sS', '--fail', `${url('alice')}/`, '-l'])).stdout.split(/\r?\n/).filter(Boolean).sort();
+    expect(listing).toEqual(['d.txt', 'db', 'deep']);
+    await expect(run('curl', ['-sS', '--fail', '-Q', 'RNFR d.txt', '-Q', 'RNTO db/d.txt', `${url('alice')}/`])).rejects.toThrow(/550|QUOT/i);
+  });
+
   it('TLS required, implicit and explicit listeners, and the certificate reloaded on SIGHUP', async () => {
     const first = await makeCertificateFiles(await mkdtemp(join(work, 'cert1-')));
     const second = await makeCertificateFiles(await mkdtemp(join(work, 'cert2-')));

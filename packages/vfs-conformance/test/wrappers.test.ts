@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalProvider, MemoryProvider, scoped, SqliteProvider } from '@ftp/vfs';
+import { LocalProvider, MemoryProvider, mounts, scoped, SqliteProvider } from '@ftp/vfs';
 import type { FsProvider } from '@ftp/vfs';
 import { describeProvider } from '../src/index.js';
 
@@ -50,4 +50,28 @@ describeProvider(
     return home(p);
   },
   { teardown, largeFileBytes: 8 * 1024 * 1024, contentInMemory: true },
+);
+
+// The suite inside a mount point (paths routed to the mounted provider) and beside one (routed to the root).
+const mounted = new WeakMap<FsProvider, () => void>();
+
+describeProvider(
+  'scoped(mounts(MemoryProvider, { /data: LocalProvider }), /data)',
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ftp-vfs-mounts-'));
+    const view = scoped(mounts(new MemoryProvider(), { '/data': new LocalProvider(dir) }), '/data');
+    mounted.set(view, () => rmSync(dir, { recursive: true, force: true }));
+    return view;
+  },
+  { teardown: (view) => mounted.get(view)?.(), largeFileBytes: 8 * 1024 * 1024 },
+);
+
+describeProvider(
+  'scoped(mounts(MemoryProvider, { /archive: SqliteProvider }), /home)',
+  async () => {
+    const root = new MemoryProvider();
+    await root.mkdir('/home', { recursive: true });
+    return scoped(mounts(root, { '/archive': new SqliteProvider() }), '/home');
+  },
+  { teardown: () => undefined, largeFileBytes: 8 * 1024 * 1024, contentInMemory: true },
 );

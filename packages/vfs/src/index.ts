@@ -11,3 +11,4 @@ export * from './providers/local.js';
 export * from './providers/sqlite.js';
 export * from './wrappers/read-only.js';
 export * from './wrappers/scoped.js';
+export * from './wrappers/mounts.js';

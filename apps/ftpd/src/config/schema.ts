@@ -91,6 +91,13 @@ const user = z
     /** Bytes per second for all of the user's sessions together; 0 is unlimited. */
     downloadRate: count.default(0),
     uploadRate: count.default(0),
+    /** Virtual folders: `{ /archive: { backend: s3, home: /alice } }` shows that backend's sub-tree at /archive. */
+    mounts: z
+      .record(
+        z.string().regex(/^\/.*[^/]$/, 'a mount point is an absolute path other than / (no trailing slash)'),
+        z.object({ backend: z.string().min(1), home: z.string().startsWith('/').default('/') }).strict(),
+      )
+      .default({}),
     /** Raises the server's `tlsRequired` for this user. */
     tlsRequired: z.enum(['none', 'control', 'all']).optional(),
   })
@@ -120,6 +127,7 @@ export const config = z
     const seen = new Set<string>();
     c.users.forEach((u, i) => {
       known(u.backend, ['users', i, 'backend']);
+      for (const [at, m] of Object.entries(u.mounts)) known(m.backend, ['users', i, 'mounts', at, 'backend']);
       if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: `user "${u.name}" is defined twice` });
       seen.add(u.name);
       if (c.anonymous && (u.name === 'anonymous' || u.name === 'ftp')) {

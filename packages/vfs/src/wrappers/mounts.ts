@@ -1,0 +1,221 @@
+import { describeCapabilities } from '../capabilities.js';
+import { fsError, toVfsError } from '../errors.js';
+import { hashFile } from '../hash.js';
+import { listDirectory } from '../listing.js';
+import { basename, dirname, joinPath, normalizePath, relativeTo } from '../paths.js';
+import { SPEC_VERSION } from '../spec.js';
+import type { DirEntry, FileStats, FsProvider, HashAlgorithm, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
+import { VfsStats } from '../stats.js';
+import { openReadStream, openWriteStream } from '../streams.js';
+
+/** Where a path of the tree lives: which provider, and the path inside it. */
+interface Route {
+  fs: FsProvider;
+  path: string;
+  /** The mount point it falls under (`/` for the root provider). */
+  at: string;
+}
+
+/**
+ * Several providers under one tree (virtual folders): `mounts(disk, { '/archive': s3, '/reports': sql })` serves
+ * `/archive/...` from `s3` and everything else from `disk`. A mount point shows in its parent's listing even when
+ * the parent provider has no such folder; folders on the way to a deeper mount point (`/a` of `/a/b`) are
+ * virtual, read-only directories.
+ *
+ * What cannot cross providers fails as a real filesystem would: a rename from one to another with EXDEV, COMB of
+ * parts on different providers with EXDEV, removing or renaming a mount point (or a virtual folder) with EBUSY.
+ * An optional capability is there when any provider has it; a provider without it falls back where `@ftp/vfs`
+ * can (streams through file handles, `list` as readdir + stat, `hash` by streaming) and answers ENOTSUP otherwise.
+ * The wrapper never closes the providers (they may be shared).
+ */
+export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvider>>): FsProvider {
+  const points = Object.entries(table).map(([path, fs]) => {
+    const at = normalizePath(path);
+    if (at === '/') throw new TypeError('mounts: "/" is the root provider, not a mount point');
+    return { at, fs };
+  });
+  if (new Set(points.map((m) => m.at)).size !== points.length) throw new TypeError('mounts: a mount point is given twice');
+  // Longest first, so /a/b wins over /a.
+  points.sort((a, b) => b.at.length - a.at.length);
+  const all = [root, ...points.map((m) => m.fs)];
+  const caps = all.map(describeCapabilities);
+
+  /** Folders that exist only to lead to a mount point (every proper ancestor of one, but `/`). */
+  const virtual = new Set<string>();
+  for (const { at } of points) for (let d = dirname(at); d !== '/'; d = dirname(d)) virtual.add(d);
+  const isMountPoint = (n: string): boolean => points.some((m) => m.at === n);
+
+  function route(v: string): Route {
+    const n = normalizePath(v);
+    for (const m of points) {
+      const inner = relativeTo(m.at, n);
+      if (inner !== undefined) return { fs: m.fs, path: inner, at: m.at };
+    }
+    return { fs: root, path: n, at: '/' };
+  }
+
+  /** Mount points and virtual folders directly inside `dir` (the names its listing must show). */
+  function childrenOf(dir: string): string[] {
+    const names = new Set<string>();
+    for (const p of [...points.map((m) => m.at), ...virtual]) if (dirname(p) === dir) names.add(basename(p));
+    return [...names];
+  }
+
+  const virtualStats = (): FileStats => new VfsStats({ kind: 'directory', size: 0, mode: 0o555, mtimeMs: 0 });
+
+  /** Stats of a mount point or virtual folder; null for an ordinary path. */
+  async function specialStats(n: string): Promise<FileStats | null> {
+    const m = points.find((p) => p.at === n);
+    if (m) return m.fs.stat('/');
+    if (!virtual.has(n)) return null;
+    try {
+      const st = await root.stat(n);
+      if (st.isDirectory()) return st;
+    } catch {
+      // Not in the root provider: a purely virtual folder.
+    }
+    return virtualStats();
+  }
+
+  const busy = (syscall: string, v: string): never => {
+    throw fsError('EBUSY', syscall, v);
+  };
+  const guard = (syscall: string, v: string): void => {
+    const n = normalizePath(v);
+    if (isMountPoint(n) || virtual.has(n)) busy(syscall, v);
+  };
+  const run = async <T>(v: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toVfsError(err, v);
+    }
+  };
+  const unsupported = (syscall: string, v: string): never => {
+    throw fsError('ENOTSUP', syscall, v);
+  };
+
+  async function entries(v: string): Promise<DirEntry[]> {
+    const n = normalizePath(v);
+    const r = route(n);
+    let own: DirEntry[] = [];
+    try {
+      own = await listDirectory(r.fs, r.path);
+    } catch (err) {
+      // A purely virtual folder has nothing of its own.
+      if (!(virtual.has(n) && toVfsError(err).code === 'ENOENT')) throw err;
+    }
+    const extra = childrenOf(n);
+    if (extra.length === 0) return own;
+    const shadowed = new Set(extra);
+    const added = await Promise.all(extra.map(async (name) => ({ name, stats: (await specialStats(joinPath(n, name))) ?? virtualStats() })));
+    return [...own.filter((e) => !shadowed.has(e.name)), ...added];
+  }
+
+  /** Routes two paths that must live on one provider (rename, COMB). */
+  function sameProvider(syscall: string, a: string, b: string): [Route, Route] {
+    const ra = route(a);
+    const rb = route(b);
+    if (ra.fs !== rb.fs || ra.at !== rb.at) throw fsError('EXDEV', syscall, a);
+    return [ra, rb];
+  }
+
+  const w: { -readonly [K in keyof FsProvider]: FsProvider[K] } = {
+    specVersion: SPEC_VERSION,
+    stat: (v) => run(v, async () => (await specialStats(normalizePath(v))) ?? route(v).fs.stat(route(v).path)),
+    lstat: (v) =>
+      run(v, async () => {
+        const special = await specialStats(normalizePath(v));
+        if (special) return special;
+        const r = route(v);
+        return typeof r.fs.lstat === 'function' ? r.fs.lstat(r.path) : r.fs.stat(r.path);
+      }),
+    readdir: (v) => run(v, async () => (await entries(v)).map((e) => e.name)),
+    list: (v) => run(v, () => entries(v)),
+    mkdir: (v, options) =>
+      run(v, async () => {
+        const n = normalizePath(v);
+        if (isMountPoint(n) || virtual.has(n)) {
+          if (options?.recursive) return undefined;
+          throw fsError('EEXIST', 'mkdir', v);
+        }
+        const r = route(n);
+        return r.fs.mkdir(r.path, options);
+      }),
+    rmdir: (v) =>
+      run(v, async () => {
+        // Also refuses a real folder that holds a mount point: it is an ancestor of one.
+        guard('rmdir', v);
+        const r = route(v);
+        return r.fs.rmdir(r.path);
+      }),
+    unlink: (v) =>
+      run(v, async () => {
+        guard('unlink', v);
+        const r = route(v);
+        return r.fs.unlink(r.path);
+      }),
+    rename: (from, to) =>
+      run(from, async () => {
+        guard('rename', from);
+        guard('rename', to);
+        const [a, b] = sameProvider('rename', from, to);
+        return a.fs.rename(a.path, b.path);
+      }),
+    open: (v, flags, mode) =>
+      run(v, async () => {
+        const r = route(v);
+        return r.fs.open(r.path, flags, mode);
+      }),
+    createReadStream: (v: string, options?: ReadStreamOptions) => run(v, async () => openReadStream(route(v).fs, route(v).path, options)),
+    createWriteStream: (v: string, options?: WriteStreamOptions) =>
+      run(v, async () => {
+        const n = normalizePath(v);
+        // Mount points and virtual folders are directories.
+        if (isMountPoint(n) || virtual.has(n)) throw fsError('EISDIR', 'open', v);
+        return openWriteStream(route(v).fs, route(v).path, options);
+      }),
+  };
+  w.readonly = caps.every((c) => c.readonly);
+  w.atomicUploads = caps.every((c) => c.atomicUploads);
+  w.supportsSymlinks = caps.every((c) => c.symlink);
+  if (w.supportsSymlinks) {
+    w.readlink = (v) => run(v, async () => route(v).fs.readlink!(route(v).path));
+    w.symlink = (target, v) =>
+      run(v, async () => {
+        guard('symlink', v);
+        // An absolute target names a path of this tree: it must stay on the link's own provider.
+        const r = route(v);
+        if (target.startsWith('/')) {
+          const t = route(target);
+          if (t.fs !== r.fs || t.at !== r.at) throw fsError('EXDEV', 'symlink', v);
+          return r.fs.symlink!(t.path, r.path);
+        }
+        return r.fs.symlink!(target, r.path);
+      });
+  }
+  if (caps.some((c) => c.hash)) {
+    w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number) => run(v, () => hashFile(route(v).fs, route(v).path, algorithm, start, end));
+  }
+  if (caps.some((c) => c.setTimes)) {
+    w.setTimes = (v, mtime) => run(v, async () => (route(v).fs.setTimes ?? unsupported('utime', v)).call(route(v).fs, route(v).path, mtime));
+  }
+  if (caps.some((c) => c.chmod)) {
+    w.chmod = (v, mode) => run(v, async () => (route(v).fs.chmod ?? unsupported('chmod', v)).call(route(v).fs, route(v).path, mode));
+  }
+  if (caps.some((c) => c.availableSpace)) {
+    w.availableSpace = (v) => run(v, async () => (route(v).fs.availableSpace ?? unsupported('statfs', v)).call(route(v).fs, route(v).path));
+  }
+  if (caps.some((c) => c.allocate)) {
+    w.allocate = (v, size) => run(v, async () => (route(v).fs.allocate ?? unsupported('allocate', v)).call(route(v).fs, route(v).path, size));
+  }
+  if (caps.some((c) => c.concat)) {
+    w.concat = (target, parts) =>
+      run(target, async () => {
+        const t = route(target);
+        const inner = parts.map((part) => sameProvider('concat', target, part)[1].path);
+        return (t.fs.concat ?? unsupported('concat', target)).call(t.fs, t.path, inner);
+      });
+  }
+  return w;
+}

@@ -1,0 +1,102 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { describeCapabilities, hashFile, listDirectory, MemoryProvider, mounts, openReadStream, openWriteStream, readOnly, type FsProvider } from '../src/index.js';
+
+async function put(p: FsProvider, path: string, text: string): Promise<void> {
+  const w = await openWriteStream(p, path);
+  await new Promise<void>((resolve, reject) => w.end(Buffer.from(text), (err?: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise((r) => setImmediate(r));
+}
+
+async function get(p: FsProvider, path: string): Promise<string> {
+  let s = '';
+  for await (const c of await openReadStream(p, path)) s += String(c);
+  return s;
+}
+
+function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+  return promise.then(
+    () => undefined,
+    (err: NodeJS.ErrnoException) => err.code,
+  );
+}
+
+/** A root with /home, a mount at /archive and a deeper one at /mnt/deep/store (so /mnt and /mnt/deep are virtual). */
+async function tree() {
+  const root = new MemoryProvider();
+  const archive = new MemoryProvider();
+  const store = new MemoryProvider();
+  await root.mkdir('/home');
+  const fs = mounts(root, { '/archive': archive, '/mnt/deep/store/': store });
+  return { root, archive, store, fs };
+}
+
+describe('mounts', () => {
+  it('routes each path to the provider of its longest mount point', async () => {
+    const { root, archive, store, fs } = await tree();
+    await put(fs, '/home/a.txt', 'root');
+    await put(fs, '/archive/b.txt', 'archive');
+    await put(fs, '/mnt/deep/store/c.txt', 'store');
+    expect(await get(root, '/home/a.txt')).toBe('root');
+    expect(await get(archive, '/b.txt')).toBe('archive');
+    expect(await get(store, '/c.txt')).toBe('store');
+    expect(await get(fs, '/archive/b.txt')).toBe('archive');
+    expect(await codeOf(root.stat('/archive/b.txt'))).toBe('ENOENT');
+  });
+
+  it('lists mount points and the virtual folders that lead to them', async () => {
+    const { fs } = await tree();
+    expect((await listDirectory(fs, '/')).map((e) => e.name).sort()).toEqual(['archive', 'home', 'mnt']);
+    expect((await fs.readdir('/mnt')).sort()).toEqual(['deep']);
+    expect((await listDirectory(fs, '/mnt/deep')).map((e) => [e.name, e.stats.isDirectory()])).toEqual([['store', true]]);
+    expect((await fs.stat('/mnt')).isDirectory()).toBe(true);
+    expect((await fs.stat('/archive')).isDirectory()).toBe(true);
+    expect(await codeOf(fs.stat('/mnt/nothing'))).toBe('ENOENT');
+  });
+
+  it('refuses what cannot cross providers, and keeps mount points in place', async () => {
+    const { fs } = await tree();
+    await put(fs, '/home/a.txt', 'x');
+    await put(fs, '/archive/b.txt', 'y');
+    expect(await codeOf(fs.rename('/home/a.txt', '/archive/a.txt'))).toBe('EXDEV');
+    expect(await codeOf(fs.rename('/archive/b.txt', '/home/b.txt'))).toBe('EXDEV');
+    expect(await codeOf(fs.rmdir('/archive'))).toBe('EBUSY');
+    expect(await codeOf(fs.rename('/archive', '/old'))).toBe('EBUSY');
+    expect(await codeOf(fs.rename('/home', '/mnt'))).toBe('EBUSY');
+    expect(await codeOf(fs.rmdir('/mnt'))).toBe('EBUSY');
+    expect(await codeOf(fs.unlink('/archive'))).toBe('EBUSY');
+    expect(await codeOf(fs.mkdir('/archive'))).toBe('EEXIST');
+    await fs.mkdir('/archive', { recursive: true });
+    // Renames inside one provider still work.
+    await fs.rename('/archive/b.txt', '/archive/c.txt');
+    expect(await get(fs, '/archive/c.txt')).toBe('y');
+  });
+
+  it('a real folder that holds a mount point cannot be removed, and lists it beside its own entries', async () => {
+    const root = new MemoryProvider();
+    await root.mkdir('/srv');
+    await root.mkdir('/srv/own');
+    const fs = mounts(root, { '/srv/data': new MemoryProvider() });
+    expect(await codeOf(fs.rmdir('/srv'))).toBe('EBUSY');
+    expect((await fs.readdir('/srv')).sort()).toEqual(['data', 'own']);
+    await root.rmdir('/srv/own');
+    expect((await fs.readdir('/srv')).sort()).toEqual(['data']);
+  });
+
+  it('has a capability when any provider has it, falls back or says ENOTSUP where one lacks it', async () => {
+    const fs = mounts(new MemoryProvider(), { '/ro': readOnly(new MemoryProvider()) });
+    expect(describeCapabilities(fs).setTimes).toBe(true);
+    expect(describeCapabilities(fs).readonly).toBe(false);
+    await put(fs, '/f.txt', 'hash me');
+    expect(await hashFile(fs, '/f.txt', 'SHA-256')).toBe(createHash('sha256').update('hash me').digest('hex'));
+    await fs.setTimes!('/f.txt', new Date(1_000_000_000_000));
+    expect((await fs.stat('/f.txt')).mtimeMs).toBe(1_000_000_000_000);
+    expect(await codeOf(put(fs, '/ro/x.txt', 'no'))).toBe('EROFS');
+    expect(describeCapabilities(mounts(readOnly(new MemoryProvider()), { '/a': readOnly(new MemoryProvider()) })).readonly).toBe(true);
+  });
+
+  it('rejects a mount at / and a mount point given twice', () => {
+    expect(() => mounts(new MemoryProvider(), { '/': new MemoryProvider() })).toThrow(TypeError);
+    expect(() => mounts(new MemoryProvider(), { '/a': new MemoryProvider(), '/a/': new MemoryProvider() })).toThrow(TypeError);
+  });
+});
