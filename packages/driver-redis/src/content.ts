@@ -1,7 +1,9 @@
 import type { RedisClient } from './client.js';
 import { VfsError } from '@ftp/vfs';
+import { evalScript } from './client.js';
 import { redisError } from './errors.js';
 import type { Keys } from './keys.js';
+import { COPY_CHUNKS } from './scripts.js';
 
 /** Settings and helpers the streams and handles share with the provider. */
 export interface Internals {
@@ -43,6 +45,26 @@ export async function putChunk(fs: Internals, ino: number, seq: number, data: Bu
   }
   const failed = results?.find(([e]) => e !== null)?.[0];
   if (results === null || failed) throw redisError(failed ?? new Error('transaction discarded'), 'write');
+}
+
+/** Bytes copied per COPY_CHUNKS call: 2 MiB, measured at about 10 ms of Redis time per step. */
+const COPY_STEP_BYTES = 2 * 1024 * 1024;
+
+/** Copies chunks `0 … count-1` of inode `from` to the upload inode `to`, inside Redis, a batch per round-trip. */
+export async function copyChunks(fs: Internals, from: number, to: number, count: number): Promise<void> {
+  const src = fs.keys.content(from);
+  const dst = fs.keys.content(to);
+  const batch = Math.max(1, Math.floor(COPY_STEP_BYTES / fs.chunkSize));
+  for (let first = 0; first < count; first += batch) {
+    const last = Math.min(count, first + batch) - 1;
+    let ok: unknown;
+    try {
+      ok = await evalScript(fs.client, COPY_CHUNKS, [src, dst], [first, last, fs.uploadTtlMs]);
+    } catch (err) {
+      throw redisError(err, 'copy');
+    }
+    if (Number(ok) !== 1) throw contentGone(first);
+  }
 }
 
 /** Gives the content of an upload in progress its full TTL again. */

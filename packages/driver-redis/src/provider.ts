@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
-import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
+import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
 import type { DirEntry, FsProvider, HashAlgorithm, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
+import { contentGone, copyChunks, discardContent, getChunk } from './content.js';
 import type { Internals } from './content.js';
 import { redisError } from './errors.js';
 import { RedisFileHandle } from './file-handle.js';
@@ -40,6 +41,18 @@ export interface RedisProviderOptions {
   gracePeriodMs?: number;
   /** Chunk writes of one upload in flight at once (default 4). */
   maxInFlightChunks?: number;
+}
+
+/** An upload started by `#prepare`: its new inode and what of the current file it already holds. */
+interface PreparedUpload {
+  fs: Internals;
+  ino: number;
+  /** Whole chunks copied into the new inode. */
+  fullChunks: number;
+  /** The partial chunk that follows them (popPartial), for the writer to continue. */
+  head: Buffer;
+  baseSize: number;
+  baseMode: number | undefined;
 }
 
 const DEFAULTS = { prefix: 'ftp', chunkSize: TRANSFER_CHUNK_SIZE, uploadTtlMs: 600_000, gracePeriodMs: 600_000, maxInFlightChunks: 4 };
@@ -186,21 +199,36 @@ export class RedisProvider implements FsProvider {
   }
 
   /**
-   * Starts an upload: a new inode, with the kept prefix of the current file copied server-side for `start`/`append`.
-   * @param keep bytes of the current file to keep; -1 for all.
+   * Starts an upload: a new inode, with the first `keep` bytes of the current file (-1: all of it) copied to it inside
+   * Redis (copy-on-write for `start`/`append` and writable handles). With `popPartial` the last partial chunk of the
+   * kept prefix is not copied but answered as `head`, for a writer to continue it.
    */
-  async #prepare(path: string, keep: number, popPartial: boolean, exclusive: boolean, mustExist: boolean) {
+  async #prepare(path: string, keep: number, popPartial: boolean, exclusive: boolean, mustExist: boolean): Promise<PreparedUpload> {
     const fs = await this.#init();
-    const r = await this.#run(PREPARE, 'open', [path], [keep, popPartial ? '1' : '0', fs.chunkSize, fs.uploadTtlMs, exclusive ? '1' : '0', mustExist ? '1' : '0'], true);
-    const partial = r[2];
-    return {
-      fs,
-      ino: num(r[0], 0),
-      fullChunks: num(r[1], 0),
-      head: Buffer.isBuffer(partial) ? partial : Buffer.alloc(0),
-      baseSize: num(r[3], 0),
-      baseMode: r[4] === null || r[4] === undefined ? undefined : num(r[4], 0o644),
-    };
+    const r = await this.#run(PREPARE, 'open', [path], [exclusive ? '1' : '0', mustExist ? '1' : '0']);
+    const ino = num(r[0], 0);
+    const baseIno = r[1] === null || r[1] === undefined ? undefined : num(r[1], 0);
+    const baseSize = num(r[2], 0);
+    const baseMode = r[3] === null || r[3] === undefined ? undefined : num(r[3], 0o644);
+    const prepared: PreparedUpload = { fs, ino, fullChunks: 0, head: Buffer.alloc(0), baseSize, baseMode };
+    if (baseIno === undefined || keep === 0 || baseSize === 0) return prepared;
+    const cs = fs.chunkSize;
+    const kept = keep < 0 || keep > baseSize ? baseSize : keep;
+    const rest = popPartial ? kept % cs : 0;
+    const full = popPartial ? Math.floor(kept / cs) : Math.ceil(kept / cs);
+    try {
+      await copyChunks(fs, baseIno, ino, full);
+      if (rest > 0) {
+        const chunk = await getChunk(fs, baseIno, full);
+        if (chunk === null || chunk.length < rest) throw contentGone(full);
+        prepared.head = Buffer.from(chunk.subarray(0, rest));
+      }
+    } catch (err) {
+      await discardContent(fs, ino);
+      throw toVfsError(err, path);
+    }
+    prepared.fullChunks = full;
+    return prepared;
   }
 
   /** A download of one version of the file, chunk by chunk (`end` inclusive). */

@@ -261,13 +261,9 @@ return {'OK', r.ino, f[1], f[2], f[3]}
 );
 
 /**
- * Starts an upload under a new, invisible inode. ARGV: tag, path, keep (bytes of the current file to keep; -1 for
- * all), popPartial (1|0), chunkSize, ttl, exclusive (1|0), mustExist (1|0).
- *
- * The kept prefix is copied server-side (COPY of the content hash, then the chunks past it dropped): copy-on-write,
- * so the current version's chunks are never touched. With popPartial the last, partial chunk of the prefix is
- * removed from the copy and answered, for the writer to continue it. The copy gets the upload TTL.
- * Answers {'OK', newIno, fullChunks, partialBytes, baseSize, baseMode}.
+ * Starts an upload under a new, invisible inode. ARGV: tag, path, exclusive (1|0), mustExist (1|0).
+ * Answers {'OK', newIno, baseIno or false, baseSize, baseMode}: the current file, whose prefix the caller may copy
+ * (APPE, REST+STOR, writable handles) with COPY_CHUNKS.
  */
 export const PREPARE = script(
   'prepare',
@@ -275,31 +271,33 @@ export const PREPARE = script(
 local r, e = resolve(1, ARGV[2], true)
 if e then return e end
 if r.root or r.t == 'd' then return {'EISDIR'} end
-if ARGV[7] == '1' and r.ino then return {'EEXIST'} end
-if ARGV[8] == '1' and not r.ino then return {'ENOENT'} end
+if ARGV[3] == '1' and r.ino then return {'EEXIST'} end
+if ARGV[4] == '1' and not r.ino then return {'ENOENT'} end
 local id = redis.call('INCR', P .. ':seq')
-local keep = tonumber(ARGV[3])
-if keep == 0 or not r.ino then return {'OK', id, 0, '', 0, false} end
+if not r.ino then return {'OK', id, false, 0, false} end
 local f = redis.call('HMGET', ik(r.ino), 's', 'o')
-local size = tonumber(f[1]) or 0
-local cs = tonumber(ARGV[5])
-local n = math.ceil(size / cs)
-if keep < 0 or keep > size then keep = size end
-local full = math.floor(keep / cs)
-local partial = ''
-if keep > 0 and redis.call('EXISTS', ck(r.ino)) == 1 then
-  redis.call('COPY', ck(r.ino), ck(id))
-  if ARGV[4] == '1' then
-    local rest = keep - full * cs
-    if rest > 0 then partial = string.sub(redis.call('HGET', ck(id), full) or '', 1, rest) end
-    for j = full, n - 1 do redis.call('HDEL', ck(id), j) end
-  else
-    full = n
-  end
-  redis.call('PEXPIRE', ck(id), ARGV[6])
-end
-return {'OK', id, full, partial, size, f[2]}
+return {'OK', id, r.ino, tonumber(f[1]) or 0, f[2]}
 `,
+);
+
+/**
+ * KEYS[1]: source content, KEYS[2]: destination content (same filesystem, same slot). ARGV: first chunk, last chunk
+ * (inclusive), ttl. Copies chunks inside Redis, a batch per call: copy-on-write of a kept prefix never moves the
+ * bytes through the client, and a big file is copied in many short steps instead of one long block of Redis.
+ * Answers 1, or 0 when a source chunk is gone (the file was replaced and its grace period ended).
+ */
+export const COPY_CHUNKS = script(
+  'copy-chunks',
+  `
+for j = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+  local v = redis.call('HGET', KEYS[1], j)
+  if not v then return 0 end
+  redis.call('HSET', KEYS[2], j, v)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+`,
+  false,
 );
 
 /**

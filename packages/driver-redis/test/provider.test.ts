@@ -264,6 +264,23 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     expect((await readAll(p, '/slow')).equals(Buffer.concat(data))).toBe(true);
   });
 
+  it('APPE copies the kept chunks inside Redis in short batches, never through the client', async () => {
+    const p = fresh({ chunkSize: 4 * KiB });
+    const data = deterministicBytes(1100 * 4 * KiB + 1000, 8); // 1,100 full chunks and a partial one
+    await writeAll(p, '/f', data);
+    let ws: UploadStream | undefined;
+    const cmds = await commandsDuring(p.keys.prefix, async () => {
+      ws = await p.createWriteStream('/f', { append: true });
+    });
+    const evals = cmds.filter((c) => /^evalsha$/i.test(c[0] ?? ''));
+    // PREPARE, then 1,100 full chunks copied 512 (2 MiB) per call; the partial chunk is read once to be continued.
+    expect(evals).toHaveLength(1 + Math.ceil(1100 / 512));
+    expect(cmds.filter((c) => /^hget$/i.test(c[0] ?? '') && c[2] === '1100')).not.toHaveLength(0);
+    await writeChunk(ws as UploadStream, Buffer.from('appended'));
+    await endStream(ws as UploadStream);
+    expect((await readAll(p, '/f')).equals(Buffer.concat([data, Buffer.from('appended')]))).toBe(true);
+  });
+
   it('REST past the end of a file leaves a hole of zeros; APPE keeps the old bytes', async () => {
     const p = fresh({ chunkSize: 4 * KiB });
     await writeAll(p, '/f', 'abc');
