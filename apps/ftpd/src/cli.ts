@@ -109,6 +109,7 @@ async function serveConfig(file: string): Promise<number> {
     const host = l.family === 'IPv6' ? `[${l.address}]` : l.address;
     process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${host}:${l.port}\n`);
   }
+  if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
   logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
   const onHup = (): void => {
     ftpd.reloadTls().then(
@@ -117,20 +118,28 @@ async function serveConfig(file: string): Promise<number> {
     );
   };
   process.on('SIGHUP', onHup);
-  await waitForStop(logger, (graceMs) => ftpd.close(graceMs));
+  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
   process.off('SIGHUP', onHup);
   return 0;
 }
 
 /** Resolves once SIGINT or SIGTERM has stopped the server (running transfers get a few seconds). */
-async function waitForStop(logger: Logger, close: (graceMs: number) => Promise<void>): Promise<void> {
+async function waitForStop(logger: Logger, close: (graceMs: number) => Promise<void>, graceMs: number): Promise<void> {
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string): void => {
-      logger.info({ signal }, 'shutting down');
-      void close(5000).then(resolve);
+      // A second signal while draining stops at once: the operator does not want to wait.
+      if (stopping) {
+        logger.info({ signal }, 'stopping now');
+        void close(0);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal, graceMs }, 'shutting down: no new connections, running transfers may finish');
+      void close(graceMs).then(resolve);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   logger.info('stopped');
   logger.flush?.();
@@ -185,7 +194,7 @@ async function main(): Promise<number> {
       `  user: ${options.user}\n  password: ${shown}\n`,
   );
   logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');
-  await waitForStop(logger, (graceMs) => ftpd.close(graceMs));
+  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), 5000);
   return 0;
 }
 

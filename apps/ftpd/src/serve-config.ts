@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { FtpServer } from '@ftp/server';
 import { closeBackends, openBackends } from './backends.js';
 import type { FtpdConfig } from './config/schema.js';
+import { Metrics, startMetricsServer } from './metrics.js';
 import { accountsDriver } from './users.js';
 
 /** A server started from a configuration file. */
@@ -12,6 +14,8 @@ export interface ConfiguredFtpd {
   server: FtpServer;
   /** Each listener's bound address, in the order of the configuration. */
   listeners: Array<AddressInfo & { implicitTls: boolean }>;
+  /** The metrics and health listener's address, when configured. */
+  metricsAddress: AddressInfo | undefined;
   /** Reads the certificate and key files again; new TLS sessions use them, running ones are untouched. */
   reloadTls(): Promise<void>;
   close(graceMs?: number): Promise<void>;
@@ -38,12 +42,19 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
     },
   });
   const listeners: ConfiguredFtpd['listeners'] = [];
+  let closing = false;
+  let metricsServer: Server | undefined;
+  let metricsAddress: AddressInfo | undefined;
   try {
+    if (config.metrics) {
+      ({ server: metricsServer, address: metricsAddress } = await startMetricsServer(new Metrics(server), () => !closing, config.metrics.port, config.metrics.host));
+    }
     for (const l of config.listeners) {
       const address = l.implicitTls ? await server.listenImplicitTls(l.port, l.host) : await server.listen(l.port, l.host);
       listeners.push({ ...address, implicitTls: l.implicitTls });
     }
   } catch (err) {
+    metricsServer?.close();
     await server.close(0);
     await closeBackends(backends);
     throw err;
@@ -51,12 +62,15 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
   return {
     server,
     listeners,
+    metricsAddress,
     async reloadTls() {
       if (config.tls) tlsOptions = await readTls(config.tls);
     },
     async close(graceMs) {
+      closing = true;
       await server.close(graceMs);
       await closeBackends(backends);
+      if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
     },
   };
 }

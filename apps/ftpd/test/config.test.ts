@@ -242,4 +242,54 @@ describe('ftpd --config with real clients', () => {
     expect(after).not.toBe(before);
     expect(s.proc.exitCode).toBe(null);
   });
+
+  it('metrics and health over HTTP; SIGTERM lets a running transfer finish, then exits 0', { timeout: 60000 }, async () => {
+    const root = join(work, 'drain');
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, 'slow.bin'), Buffer.alloc(3 * 1024 * 1024, 1));
+    const s = await serve(
+      'metrics.yaml',
+      [
+        'listeners: [{ port: 0 }]',
+        'metrics: { port: 0 }',
+        'shutdownGrace: 20',
+        `backends: { disk: { type: local, root: ${JSON.stringify(root)} } }`,
+        `users: [{ name: alice, passwordHash: "${hash}", backend: disk, downloadRate: 1048576 }]`,
+        'server: { failedLoginDelay: 0 }',
+        '',
+      ].join('\n'),
+    );
+    const metricsPort = Number(/metrics on http:\/\/[^:]+:(\d+)/.exec(s.stderr())?.[1]);
+    const http = async (path: string): Promise<{ status: number; body: string }> => {
+      const r = await fetch(`http://127.0.0.1:${metricsPort}${path}`);
+      return { status: r.status, body: await r.text() };
+    };
+    const url = `ftp://alice:s3cret%20pass@127.0.0.1:${s.ports[0]}`;
+    await writeFile(join(work, 'metrics-up.txt'), 'counted');
+    await run('curl', ['-sS', '--fail', '-T', join(work, 'metrics-up.txt'), `${url}/m.txt`]);
+    await expect(run('curl', ['-sS', '--fail', `ftp://alice:bad@127.0.0.1:${s.ports[0]}/`])).rejects.toThrow();
+    await expect(run('curl', ['-sS', '--fail', `${url}/missing.txt`])).rejects.toThrow();
+    expect(await http('/healthz')).toEqual({ status: 200, body: '{"status":"ok"}' });
+    const m = (await http('/metrics')).body;
+    expect(m).toMatch(/^ftpd_logins_total\{outcome="ok"\} [1-9]/m);
+    expect(m).toMatch(/^ftpd_logins_total\{outcome="failed"\} 1$/m);
+    expect(m).toMatch(/^ftpd_transfers_total\{direction="upload",outcome="ok"\} 1$/m);
+    expect(m).toMatch(/^ftpd_transfer_bytes_total\{direction="in"\} [1-9]/m);
+    expect(m).toMatch(/^ftpd_error_replies_total\{code="530"\} 1$/m);
+    expect(m).toMatch(/^ftpd_error_replies_total\{code="550"\} [1-9]/m);
+    expect(m).toMatch(/^# TYPE ftpd_sessions gauge$/m);
+
+    // A 3 MiB download at 1 MiB/s is running when SIGTERM comes: it completes, new clients are refused.
+    const out = join(work, 'slow.back');
+    const download = run('curl', ['-sS', '--fail', '-o', out, `${url}/slow.bin`], { timeoutMs: 30000 });
+    await new Promise((r) => setTimeout(r, 800));
+    const exited = new Promise<number | null>((resolve) => s.proc.once('exit', (code) => resolve(code)));
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await http('/healthz').catch(() => ({ status: 0, body: '' }))).status).toBe(503);
+    await expect(run('curl', ['-sS', '--fail', `${url}/`, '-l'], { timeoutMs: 5000 })).rejects.toThrow();
+    await download;
+    expect((await readFile(out)).length).toBe(3 * 1024 * 1024);
+    expect(await exited).toBe(0);
+  });
 });

@@ -31,6 +31,12 @@ export interface FtpServerEvents {
   'login:failed': [{ session: number; user: string; remoteAddress: string }];
   'transfer:start': [{ session: number; user: string | undefined; direction: TransferEvent['direction']; path: string }];
   transfer: [TransferEvent];
+  /** A 4xx or 5xx reply was sent (for metrics of errors by code). */
+  'reply:error': [{ session: number; code: number }];
+  /** An address was banned after too many failed logins. */
+  ban: [{ remoteAddress: string }];
+  /** A connection was refused before its session began (421). */
+  'session:refused': [{ remoteAddress: string; reason: 'banned' | 'max-sessions' | 'max-sessions-per-ip' | 'shutting-down' }];
   error: [Error];
 }
 
@@ -134,11 +140,13 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     socket.on('error', () => {});
     const ip = plainAddress(socket.remoteAddress);
     const { maxSessions, maxSessionsPerIp } = this.settings;
-    if (this.closing) return refuse(socket, 'Server is shutting down.', options.implicitTls);
-    if (maxSessions > 0 && this.sessions.size >= maxSessions) return refuse(socket, 'Too many connections, try again later.', options.implicitTls);
-    if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) {
-      return refuse(socket, 'Too many connections from your address.', options.implicitTls);
-    }
+    const refused = (reason: FtpServerEvents['session:refused'][0]['reason'], text: string): void => {
+      this.emit('session:refused', { remoteAddress: ip, reason });
+      refuse(socket, text, options.implicitTls);
+    };
+    if (this.closing) return refused('shutting-down', 'Server is shutting down.');
+    if (maxSessions > 0 && this.sessions.size >= maxSessions) return refused('max-sessions', 'Too many connections, try again later.');
+    if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
     const session = new Session(this.nextId++, socket, this.ctx, options.implicitTls === true);
     this.sessions.add(session);
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
@@ -148,6 +156,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       if (session.isClosed) return;
       if (!banned) return session.run();
       session.log.info('banned address refused');
+      this.emit('session:refused', { remoteAddress: ip, reason: 'banned' });
       if (!options.implicitTls) void session.reply(421, 'Too many failed logins from your address; try again later.');
       session.close();
     });

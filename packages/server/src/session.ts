@@ -233,6 +233,8 @@ export class Session implements SessionInfo {
 
   /** Sends a reply on the control connection. */
   reply(code: number, text: string | readonly string[]): Promise<void> | void {
+    // Only failures are counted (metrics of errors by code): a success costs nothing more.
+    if (code >= 400) this.ctx.emit('reply:error', { session: this.id, code });
     return this.conn.send(code, text);
   }
 

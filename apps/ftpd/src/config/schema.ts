@@ -116,6 +116,10 @@ export const config = z
     /** Read-only access for `anonymous` (and `ftp`, by RFC 1635 custom) to a backend's sub-tree. */
     anonymous: z.object({ backend: z.string().min(1), home: z.string().startsWith('/').default('/') }).strict().optional(),
     server: serverSettings.default({}),
+    /** Prometheus metrics (`/metrics`) and a health check (`/healthz`) over HTTP; off unless given. */
+    metrics: z.object({ host: z.string().min(1).default('127.0.0.1'), port }).strict().optional(),
+    /** Seconds running transfers get to finish at SIGTERM/SIGINT before clients get 421. */
+    shutdownGrace: seconds.default(30),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
   })
   .strict()

@@ -92,6 +92,7 @@ async function failedLogin(s: Session, name: string): Promise<void> {
   s.loginFailures++;
   const verdict = await s.ctx.guard.failure(s.remoteAddress);
   s.log.info({ failures: s.loginFailures, banned: verdict.banned }, 'login failed');
+  if (verdict.banned) s.ctx.emit('ban', { remoteAddress: s.remoteAddress });
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
   if (verdict.banned) {
     await s.reply(421, 'Too many failed logins; try again later.');

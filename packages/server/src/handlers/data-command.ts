@@ -70,7 +70,8 @@ export async function runDataCommand(
     s.conn.setTransferring(false);
     t.dispose();
     const event: TransferEvent = { session: s.id, user: s.user, direction, path, bytes: t.bytes, durationMs: Date.now() - t.startedAt, outcome, ...(error ? { error } : {}) };
-    s.log.info(event, 'transfer');
+    // The rate an operator reads in the log; the event keeps the raw figures.
+    s.log.info({ ...event, bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
     s.ctx.emit('transfer', event);
   }
 }
