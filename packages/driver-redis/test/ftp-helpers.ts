@@ -1,4 +1,4 @@
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { FtpServer } from '@ftp/server';
 import type { FtpServerOptions, ServerSettings } from '@ftp/server';
@@ -43,7 +43,6 @@ export async function download(client: Client, path: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export { PassThrough };
 
 /** A bare control connection: send a command, await the final reply line (`NNN text`). Enough for STOR/ABOR tests. */
 export class RawFtp {
