@@ -259,6 +259,8 @@ describe('ftpd --config with real clients', () => {
         '',
       ].join('\n'),
     );
+    // The metrics line may come in a later chunk than the listeners'.
+    for (let i = 0; i < 50 && !/metrics on/.test(s.stderr()); i++) await new Promise((r) => setTimeout(r, 100));
     const metricsPort = Number(/metrics on http:\/\/[^:]+:(\d+)/.exec(s.stderr())?.[1]);
     const http = async (path: string): Promise<{ status: number; body: string }> => {
       const r = await fetch(`http://127.0.0.1:${metricsPort}${path}`);

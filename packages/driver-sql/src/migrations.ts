@@ -26,7 +26,9 @@ export function migrations(t: Tables, dialect: DialectName): Record<string, Migr
           .createTable(t.inodes)
           .addColumn('id', id, (c) => {
             const pk = c.primaryKey().notNull();
-            return dialect === 'mysql' ? pk.autoIncrement() : pk;
+            // SQLite: AUTOINCREMENT so that ids are never reused (a reader in another process holds an id; the
+            // MLSx `unique` fact must stay unique). PostgreSQL's bigserial and MySQL's AUTO_INCREMENT never reuse.
+            return dialect === 'postgres' ? pk : pk.autoIncrement();
           })
           .addColumn('parent', 'bigint')
           .addColumn('name', nameType, (c) => c.notNull())
