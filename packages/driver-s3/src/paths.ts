@@ -1,4 +1,4 @@
-import { vfsError } from '@ftp/vfs';
+import { normalizePath, vfsError } from '@ftp/vfs';
 
 /** S3's limit on the length of a key, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;
@@ -20,6 +20,9 @@ export class KeyMapper {
 
   /** The key of a file at `path`. `/` has no file key (it is always a directory). */
   fileKey(path: string): string {
+    // S3 keys are literal ('a/../b' is a key of its own), but URLs carrying them may be normalised on the way (an
+    // HTTP proxy, a gateway), which could reach outside the prefix: only normalised absolute paths become keys.
+    if (!path.startsWith('/') || path.includes('\0') || normalizePath(path) !== path) throw vfsError('EINVAL', undefined, path);
     const key = this.prefix + path.slice(1);
     // A key past S3's limit would be refused by the store with a less helpful InvalidArgument / KeyTooLong.
     if (Buffer.byteLength(key) >= MAX_KEY_BYTES) throw vfsError('ENAMETOOLONG', undefined, path);

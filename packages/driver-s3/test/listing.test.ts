@@ -116,3 +116,19 @@ describe('listing', () => {
     }
   });
 });
+
+describe('paths', () => {
+  it('only normalised absolute paths become keys (EINVAL otherwise), so nothing can address keys outside the prefix', async () => {
+    const { KeyMapper } = await import('../src/paths.js');
+    const keys = new KeyMapper('/users/alice');
+    expect(keys.prefix).toBe('users/alice/');
+    expect(keys.fileKey('/a/b.txt')).toBe('users/alice/a/b.txt');
+    expect(keys.dirKey('/a')).toBe('users/alice/a/');
+    expect(keys.dirKey('/')).toBe('users/alice/');
+    for (const bad of ['/../bob/secret', '/a/./b', '/a//b', 'relative', '/a/', '/nul\0']) {
+      expect(() => keys.fileKey(bad), bad).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    expect(() => keys.fileKey(`/${'x'.repeat(1100)}`)).toThrow(expect.objectContaining({ code: 'ENAMETOOLONG' }));
+    expect(new KeyMapper('').dirKey('/')).toBe('');
+  });
+});
