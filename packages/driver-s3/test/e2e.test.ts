@@ -5,7 +5,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Readable, Writable } from 'node:stream';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { CreateBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { parseEpsvReply, ReplyParser, type Reply } from '@ftp/protocol';
 import { Client } from 'basic-ftp';
 import { build } from 'tsup';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,6 +57,42 @@ async function buildDriver(): Promise<{ module: string; dir: string }> {
   const dir = mkdtempSync(join(parent, 'e2e-build-'));
   await build({ entry: { index: join(PACKAGE_DIR, 'src/index.ts') }, format: ['esm'], outDir: dir, dts: false, silent: true, target: 'node22', config: false, removeNodeProtocol: false });
   return { module: pathToFileURL(join(dir, 'index.js')).href, dir };
+}
+
+/** A bare FTP control connection: replies in order, each awaited with a timeout. */
+async function control(port: number): Promise<{ socket: Socket; next(timeoutMs?: number): Promise<Reply>; cmd(line: string): Promise<Reply> }> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  await once(socket, 'connect');
+  const parser = new ReplyParser();
+  const queue: Reply[] = [];
+  const waiters: ((r: Reply) => void)[] = [];
+  socket.on('data', (chunk: Buffer) => {
+    for (const r of parser.push(chunk)) {
+      const w = waiters.shift();
+      if (w) w(r);
+      else queue.push(r);
+    }
+  });
+  socket.on('error', () => undefined);
+  const next = (timeoutMs = 30_000): Promise<Reply> => {
+    const r = queue.shift();
+    if (r) return Promise.resolve(r);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
+      waiters.push((reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+    });
+  };
+  return {
+    socket,
+    next,
+    cmd(line) {
+      socket.write(`${line}\r\n`);
+      return next();
+    },
+  };
 }
 
 let built: { module: string; dir: string } | undefined;
@@ -158,4 +197,46 @@ describe('end to end over FTP', () => {
       ftpClient.close();
     }
   }, 300_000);
+
+  it('an upload whose data connection is reset mid-transfer leaves no object and no multipart upload behind', async () => {
+    const c = await control(ftp!.info.port);
+    try {
+      expect((await c.next()).code).toBe(220);
+      expect((await c.cmd('USER alice')).code).toBe(331);
+      expect((await c.cmd('PASS s3cret')).code).toBe(230);
+      expect((await c.cmd('TYPE I')).code).toBe(200);
+      const epsv = await c.cmd('EPSV');
+      expect(epsv.code).toBe(229);
+      const data = connect({ port: parseEpsvReply(epsv.text), host: '127.0.0.1' });
+      await once(data, 'connect');
+      expect((await c.cmd('STOR broken.bin')).code).toBe(150);
+      // 24 MiB: three 8 MiB parts reach the store before the reset.
+      for (const chunk of deterministicChunks(24 * MiB, { seed: 5, chunkSize: MiB })) {
+        if (!data.write(chunk)) await once(data, 'drain');
+      }
+      const deadline = Date.now() + 20_000;
+      let pending: string[] = [];
+      while (Date.now() < deadline) {
+        pending = ((await client!.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? []).map((u) => u.Key ?? '');
+        if (pending.length > 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // The multipart upload exists while the transfer runs (so the final check can fail).
+      expect(pending).toEqual(['broken.bin']);
+      data.resetAndDestroy();
+      const reply = await c.next();
+      expect(reply.code).toBeGreaterThanOrEqual(400);
+      // The abort runs as the upload stream is destroyed: poll (bounded) until the store shows it.
+      const until = Date.now() + 20_000;
+      while (Date.now() < until) {
+        pending = ((await client!.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? []).map((u) => u.Key ?? '');
+        if (pending.length === 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(pending).toEqual([]);
+      await expect(client!.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'broken.bin' }))).rejects.toMatchObject({ name: 'NotFound' });
+    } finally {
+      c.socket.destroy();
+    }
+  }, 60_000);
 });
