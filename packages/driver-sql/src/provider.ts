@@ -308,6 +308,9 @@ export class SqlProvider implements FsProvider {
   }
 
   /** Names of a directory's entries (or `VfsDirent`s with `withFileTypes`). */
+  async readdir(path: string, options?: { withFileTypes?: false }): Promise<string[]>;
+  async readdir(path: string, options: { withFileTypes: true }): Promise<VfsDirent[]>;
+  async readdir(path: string, options?: { withFileTypes?: boolean }): Promise<string[] | VfsDirent[]>;
   async readdir(path: string, options?: { withFileTypes?: boolean }): Promise<string[] | VfsDirent[]> {
     return this.#use(path, async () => {
       const rows = await this.#children(path);
@@ -339,12 +342,19 @@ export class SqlProvider implements FsProvider {
         for (let i = 1; i <= segs.length; i++) {
           const sub = `/${segs.slice(0, i).join('/')}`;
           const loc = await this.#locate(trx, sub, true, 'mkdir');
-          if (loc.node === undefined) {
-            await this.#create(trx, loc, T_DIR, mode, null, path, 'mkdir');
-            first ??= sub;
-          } else if (loc.node.type !== T_DIR) {
-            throw fsError(i === segs.length ? 'EEXIST' : 'ENOTDIR', 'mkdir', path);
+          let node = loc.node;
+          if (node === undefined && loc.parent !== undefined) {
+            // Under the parent's lock: another client may have created it while we waited (mkdir -p races).
+            await this.#lockDirs(trx, [loc.parent.id], path, 'mkdir');
+            node = await this.#entry(trx, loc.parent.id, loc.name);
+            if (node === undefined) {
+              await this.#insertChild(trx, loc.parent.id, loc.name, T_DIR, mode, null, path, 'mkdir');
+              first ??= sub;
+              continue;
+            }
+            if (node.type === T_LINK) node = (await this.#locate(trx, sub, true, 'mkdir')).node;
           }
+          if (node !== undefined && node.type !== T_DIR) throw fsError(i === segs.length ? 'EEXIST' : 'ENOTDIR', 'mkdir', path);
         }
         return first;
       }),
@@ -356,11 +366,17 @@ export class SqlProvider implements FsProvider {
     if (loc.parent === undefined) throw fsError('EEXIST', syscall, path);
     await this.#lockDirs(trx, [loc.parent.id], path, syscall);
     if ((await this.#entry(trx, loc.parent.id, loc.name)) !== undefined) throw fsError('EEXIST', syscall, path);
+    return this.#insertChild(trx, loc.parent.id, loc.name, type, mode, target, path, syscall);
+  }
+
+  /** Inserts an entry into a locked directory and touches the directory. */
+  async #insertChild(trx: Kysely<Database>, parent: number, name: string, type: number, mode: number, target: string | null, path: string, syscall: string): Promise<number> {
     try {
-      const id = await this.#insert(trx, loc.parent.id, loc.name, type, mode, target);
-      await this.#touch(trx, loc.parent.id);
+      const id = await this.#insert(trx, parent, name, type, mode, target);
+      await this.#touch(trx, parent);
       return id;
     } catch (err) {
+      // Only without the lock (SQLite shares none across processes): the unique key is the last word.
       if (isUniqueViolation(err)) throw fsError('EEXIST', syscall, path);
       throw err;
     }
@@ -409,9 +425,19 @@ export class SqlProvider implements FsProvider {
         if (Buffer.byteLength(dst.name) > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', 'rename', newPath);
         if (dst.node !== undefined && dst.node.id === src.node.id) return;
         if (src.node.type === T_DIR && dst.chain.includes(src.node.id)) throw fsError('EINVAL', 'rename', newPath);
-        await this.#lockDirs(trx, [src.parent.id, dst.parent.id], oldPath, 'rename');
+        // A directory moving to another parent also takes the root's lock: such moves are serialised, so two of
+        // them cannot each pass the "not into itself" check and together make a cycle (the kernel's rename lock).
+        const crossDir = src.node.type === T_DIR && src.parent.id !== dst.parent.id;
+        const root = dst.chain[0];
+        await this.#lockDirs(trx, crossDir && root !== undefined ? [root, src.parent.id, dst.parent.id] : [src.parent.id, dst.parent.id], oldPath, 'rename');
         const s = await this.#entry(trx, src.parent.id, src.name);
         if (s === undefined) throw fsError('ENOENT', 'rename', oldPath);
+        if (s.type === T_DIR && s.id !== src.node.id) throw fsError('EBUSY', 'rename', oldPath);
+        if (crossDir) {
+          // Checked again under the lock: the destination's ancestors as they are now.
+          const again = await this.#locate(trx, newPath, false, 'rename');
+          if (again.parent?.id !== dst.parent.id || again.chain.includes(s.id)) throw fsError('EINVAL', 'rename', newPath);
+        }
         const d = await this.#entry(trx, dst.parent.id, dst.name);
         if (d !== undefined && d.id !== s.id) {
           if (s.type === T_DIR) {

@@ -143,6 +143,34 @@ for (const db of DBS) {
       }
     });
 
+    it('races between two pools: concurrent mkdir -p both succeed, crossing directory moves never make a cycle', async () => {
+      const url = await db.url();
+      const prefix = randomPrefix();
+      const a = new SqlProvider({ connection: url, tablePrefix: prefix });
+      const b = db.dialect === 'sqlite' ? a : new SqlProvider({ connection: url, tablePrefix: prefix });
+      await a.migrate();
+      try {
+        for (let round = 0; round < 5; round++) {
+          await Promise.all([a.mkdir(`/r${round}/x/y/z`, { recursive: true }), b.mkdir(`/r${round}/x/y/z`, { recursive: true })]);
+          expect((await a.stat(`/r${round}/x/y/z`)).isDirectory()).toBe(true);
+          await a.mkdir(`/p${round}`);
+          await a.mkdir(`/q${round}`);
+          const results = await Promise.allSettled([a.rename(`/p${round}`, `/q${round}/p`), b.rename(`/q${round}`, `/p${round}/q`)]);
+          // One of them moved; the other found its source gone or its target inside itself. Both roots stay
+          // reachable from /: no directory became its own ancestor.
+          expect(results.filter((r) => r.status === 'fulfilled').length).toBe(1);
+          for (const r of results) if (r.status === 'rejected') expect(['ENOENT', 'EINVAL']).toContain((r.reason as { code: string }).code);
+          const top = await a.readdir('/');
+          expect(top.includes(`p${round}`) !== top.includes(`q${round}`)).toBe(true);
+        }
+        const rows = await rowCounts(a);
+        expect(rows.inodes).toBe(1 + 5 * (4 + 2));
+      } finally {
+        if (b !== a) await b.close();
+        await disposeProvider(a);
+      }
+    });
+
     it('an interrupted upload (transferError, destroy) leaves no rows; the old version stays', async () => {
       const p = await freshProvider(db);
       try {
