@@ -17,6 +17,12 @@ import { isNotImplemented, toS3Error } from './errors.js';
 import { MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE } from './options.js';
 import { SHA256_META } from './objects.js';
 
+/**
+ * Size of the first buffer of an upload, doubled as it fills up to `partSize`: most uploads are small, and a whole
+ * part buffer per upload would cost every small upload `partSize` bytes.
+ */
+const FIRST_BUFFER = 64 * 1024;
+
 /** Shared zeros for the gap of a REST offset beyond the end of the file. */
 const ZEROS = Buffer.alloc(1024 * 1024);
 
@@ -183,7 +189,9 @@ export class S3UploadStream extends Writable implements UploadStream {
     this.#size += data.length;
     let off = 0;
     while (off < data.length) {
-      this.#buf ??= this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#partSize);
+      // Until a multipart upload exists the data may end as one small PutObject: start small, grow.
+      this.#buf ??= this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#uploadId === undefined ? Math.min(FIRST_BUFFER, this.#partSize) : this.#partSize);
+      if (this.#filled === this.#buf.length) this.#grow(data.length - off);
       const n = data.copy(this.#buf, this.#filled, off);
       this.#filled += n;
       off += n;
@@ -194,6 +202,15 @@ export class S3UploadStream extends Writable implements UploadStream {
         await this.#sendPart(part);
       }
     }
+  }
+
+  /** Replaces the (full) first buffer by one at least twice as large, at most `partSize`. */
+  #grow(need: number): void {
+    const old = this.#buf as Buffer;
+    const size = Math.min(this.#partSize, Math.max(old.length * 2, this.#filled + need));
+    const next = Buffer.allocUnsafeSlow(size);
+    old.copy(next, 0, 0, this.#filled);
+    this.#buf = next;
   }
 
   async #sendPart(body: Buffer): Promise<void> {
