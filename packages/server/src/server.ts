@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { PassivePortPool, plainAddress } from './data/passive.js';
+import { PassivePorts, plainAddress } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
@@ -72,7 +72,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       settings: this.settings,
       driver: options.driver,
       logger: this.logger,
-      portPool: new PassivePortPool(min, max),
+      portPool: new PassivePorts(min, max),
       tls: new TlsContexts(options.driver, this.settings),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
       anonymous: options.anonymous,
@@ -125,6 +125,11 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   get address(): AddressInfo | null {
     const first = this.sockets.find((l) => !l.implicitTls);
     return (first?.server.address() as AddressInfo | null) ?? null;
+  }
+
+  /** Passive data ports listening now (opened on demand, shared by sessions, closed after a linger). */
+  get passivePortsOpen(): number {
+    return this.ctx.portPool.openCount;
   }
 
   /** Sessions currently open. */
@@ -191,6 +196,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       void session.reply(421, 'Server shutting down.');
       session.close();
     }
+    this.ctx.portPool.closeAll();
     await closed;
   }
 }

@@ -7,7 +7,7 @@ import { COMMANDS } from './commands.js';
 import { ControlConnection, type ControlEvent } from './control-connection.js';
 import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
 import { FtpError, isServerFault, toReply } from './errors.js';
-import type { PassiveListener, PassivePortPool } from './data/passive.js';
+import type { PassivePorts, PassiveReservation } from './data/passive.js';
 import { plainAddress } from './data/passive.js';
 import type { Coding, Transfer } from './data/transfer.js';
 import { RateLimiter } from './data/throttle.js';
@@ -29,7 +29,7 @@ export interface SessionContext {
   readonly settings: ServerSettings;
   readonly driver: FtpDriver;
   readonly logger: Logger;
-  readonly portPool: PassivePortPool;
+  readonly portPool: PassivePorts;
   readonly tls: TlsContexts;
   readonly guard: LoginGuard;
   readonly anonymous: AnonymousAccess | undefined;
@@ -38,7 +38,7 @@ export interface SessionContext {
 }
 
 /** Where the next transfer's data connection comes from. */
-export type DataSetup = { kind: 'passive'; listener: PassiveListener } | { kind: 'active'; host: string; port: number };
+export type DataSetup = { kind: 'passive'; listener: PassiveReservation } | { kind: 'active'; host: string; port: number };
 
 /**
  * One control connection: its state, and the loop that runs its commands one at a time, in order.

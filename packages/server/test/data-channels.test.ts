@@ -104,9 +104,9 @@ describe('passive mode', () => {
     c.send('RETR x');
     expect((await c.next()).code).toBe(150);
     expect((await c.next(3000)).code).toBe(425);
-    const probe = connect({ port, host: '127.0.0.1' });
-    const [err] = (await once(probe, 'error')) as [NodeJS.ErrnoException];
-    expect(err.code).toBe('ECONNREFUSED');
+    // The reservation is gone: the (shared, lingering) port drops a late connection at once.
+    expect(await dropped(port)).toBe(true);
+    expect((await c.cmd('NOOP')).code).toBe(200);
   });
 
   it('a new PASV replaces the previous listener', async () => {
@@ -114,11 +114,64 @@ describe('passive mode', () => {
     const first = parseEpsvReply((await c.cmd('EPSV')).text);
     const second = parseEpsvReply((await c.cmd('EPSV')).text);
     expect(second).not.toBe(first);
-    const probe = connect({ port: first, host: '127.0.0.1' });
-    const [err] = (await once(probe, 'error')) as [NodeJS.ErrnoException];
-    expect(err.code).toBe('ECONNREFUSED');
+    expect(await dropped(first)).toBe(true);
+  });
+
+  it('ports are shared between clients of different addresses and reused without a listen per transfer', async () => {
+    const ctx = await startServer({ settings: { passivePortRange: [47100, 47101] } });
+    cleanups.push(() => ctx.close());
+    const login = async (from: string): Promise<RawClient> => {
+      const c = await RawClient.connect(ctx.port, '127.0.0.1', from);
+      cleanups.push(() => c.close());
+      await c.login();
+      return c;
+    };
+    const [a1, a2, a3, b1] = [await login('127.0.0.1'), await login('127.0.0.1'), await login('127.0.0.1'), await login('127.0.0.2')];
+    const pa1 = parseEpsvReply((await a1.cmd('EPSV')).text);
+    const pa2 = parseEpsvReply((await a2.cmd('EPSV')).text);
+    const pb1 = parseEpsvReply((await b1.cmd('EPSV')).text);
+    // Two ports for three waiting sessions: a port is never shared by one address, but is by two.
+    expect(pa1).not.toBe(pa2);
+    expect([pa1, pa2]).toContain(pb1);
+    // A third session of 127.0.0.1 finds both ports taken for its address.
+    expect((await a3.cmd('EPSV')).code).toBe(425);
+    // Each client's data connection reaches its own session on the shared port.
+    const store = async (c: RawClient, port: number, from: string, name: string, data: string): Promise<void> => {
+      const socket = connect({ port, host: '127.0.0.1', localAddress: from });
+      await once(socket, 'connect');
+      c.send(`STOR ${name}`);
+      expect((await c.next()).code).toBe(150);
+      await new Promise<void>((resolve) => socket.end(data, () => resolve()));
+      expect((await c.next()).code).toBe(226);
+    };
+    await store(b1, pb1, '127.0.0.2', 'b', 'from .2');
+    await store(a1, pa1, '127.0.0.1', 'a', 'from .1');
+    const text = async (path: string): Promise<string> => {
+      let out = '';
+      for await (const chunk of await ctx.fs.createReadStream!(path)) out += String(chunk);
+      return out;
+    };
+    expect(await text('/b')).toBe('from .2');
+    expect(await text('/a')).toBe('from .1');
+    // The ports stay open for the next transfers instead of a listen() and close() each.
+    expect(ctx.server.passivePortsOpen).toBe(2);
+    expect((await a3.cmd('EPSV')).code).toBe(229);
   });
 });
+
+/** Whether a connection to `port` is refused or closed by the server without a byte. */
+async function dropped(port: number): Promise<boolean> {
+  const probe = connect({ port, host: '127.0.0.1' });
+  let bytes = 0;
+  probe.on('data', (d: Buffer) => (bytes += d.length));
+  const outcome = await Promise.race([
+    once(probe, 'close').then(() => 'closed'),
+    once(probe, 'error').then(([e]) => ((e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'refused' : 'error')),
+    new Promise((r) => setTimeout(() => r('open'), 2000)),
+  ]);
+  probe.destroy();
+  return (outcome === 'closed' || outcome === 'refused') && bytes === 0;
+}
 
 async function upload(c: RawClient, name: string, data: string, host = '127.0.0.1'): Promise<void> {
   const r = await c.cmd('EPSV');

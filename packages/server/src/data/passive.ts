@@ -1,15 +1,102 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { FtpError } from '../errors.js';
 
+/** Normalises `::ffff:1.2.3.4` to `1.2.3.4` so that IPv4 peers compare equal however the socket reports them. */
+export function plainAddress(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** What a session asks of the pool for one PASV/EPSV. */
+export interface ReserveOptions {
+  /** Local address to listen on: the control connection's local address. */
+  host: string;
+  /** Only a connection from this address is taken; null takes any (and then the port is not shared). */
+  expectedPeer: string | null;
+  /** Called for a connection that was refused because no session of its address was waiting on the port. */
+  onForeignPeer?: (address: string) => void;
+}
+
+/** Any peer: the key of a reservation made with `expectedPeer: null`. */
+const ANY = '*';
+
 /**
- * Hands out passive ports round-robin from a fixed range, shared by every session of a server. A fixed range
- * below the kernel's ephemeral range avoids colliding with outgoing connections and TIME_WAIT sockets.
+ * One listening port of the range and the sessions waiting on it, at most one per client address. Connections
+ * are told apart by their source address, so one port serves many clients at once (a small firewall range is
+ * enough for many users) while a client never shares a port with itself.
  */
-export class PassivePortPool {
+class PortListener {
+  readonly waiting = new Map<string, PassiveReservation>();
+  private idleTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    readonly server: Server,
+    readonly port: number,
+    private readonly onIdle: () => void,
+    private readonly lingerMs: number,
+  ) {
+    server.on('connection', (s) => this.onConnection(s));
+  }
+
+  /** Whether a session with this expectation may wait here too. */
+  accepts(expectedPeer: string | null): boolean {
+    if (this.waiting.has(ANY)) return false;
+    return expectedPeer === null ? this.waiting.size === 0 : !this.waiting.has(expectedPeer);
+  }
+
+  add(r: PassiveReservation): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.waiting.set(r.key, r);
+  }
+
+  remove(r: PassiveReservation): void {
+    if (this.waiting.get(r.key) !== r) return;
+    this.waiting.delete(r.key);
+    // Kept open a little: the next PASV of a busy session reuses the port without a listen() per transfer.
+    if (this.waiting.size === 0 && !this.closed) {
+      this.idleTimer = setTimeout(this.onIdle, this.lingerMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  private onConnection(s: Socket): void {
+    s.on('error', () => {});
+    const peer = plainAddress(s.remoteAddress);
+    const r = this.waiting.get(peer) ?? this.waiting.get(ANY);
+    if (!r) {
+      for (const other of this.waiting.values()) other.foreignPeer(peer);
+      s.destroy();
+      return;
+    }
+    this.remove(r);
+    r.deliver(s);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.server.close();
+    for (const r of [...this.waiting.values()]) r.close();
+  }
+}
+
+/**
+ * The passive ports of a server: listeners on a fixed range, opened when first needed, shared by all sessions
+ * (told apart by client address) and closed after a linger without use. A fixed range below the kernel's
+ * ephemeral range avoids colliding with outgoing connections and TIME_WAIT sockets; reusing open listeners saves
+ * a listen() and a close() per transfer.
+ */
+export class PassivePorts {
   private cursor: number;
+  private readonly listeners = new Map<string, PortListener>();
+  private closed = false;
+
   constructor(
     readonly min: number,
     readonly max: number,
+    private readonly lingerMs = 10_000,
   ) {
     this.cursor = min + Math.floor(Math.random() * (max - min + 1));
   }
@@ -18,83 +105,113 @@ export class PassivePortPool {
     return this.max - this.min + 1;
   }
 
-  next(): number {
+  /** Listening ports now open (for tests and metrics). */
+  get openCount(): number {
+    return this.listeners.size;
+  }
+
+  private nextPort(): number {
     const port = this.cursor;
     this.cursor = port >= this.max ? this.min : port + 1;
     return port;
   }
-}
 
-/** Normalises `::ffff:1.2.3.4` to `1.2.3.4` so that IPv4 peers compare equal however the socket reports them. */
-export function plainAddress(address: string | undefined): string {
-  if (!address) return '';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-export interface PassiveOptions {
-  /** Local address to listen on: the control connection's local address. */
-  host: string;
-  pool: PassivePortPool;
-  /** Only connections from this address are accepted; null accepts any. */
-  expectedPeer: string | null;
-  /** Called for a connection that was refused because it came from another address. */
-  onForeignPeer?: (address: string) => void;
-}
-
-/**
- * A passive data listener: listens on one port of the pool and keeps the first connection from the expected
- * peer until a transfer takes it. Connections from other addresses are dropped without touching the transfer.
- */
-export class PassiveListener {
-  private socket: Socket | null = null;
-  private waiter: ((s: Socket) => void) | null = null;
-  private closed = false;
-
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-    private readonly options: PassiveOptions,
-  ) {
-    server.on('connection', (s) => this.onConnection(s));
-  }
-
-  /** Opens a listener on the next free port of the pool, or fails with 425 when the whole range is busy. */
-  static async open(options: PassiveOptions): Promise<PassiveListener> {
-    const { pool } = options;
-    for (let attempt = 0; attempt < pool.size; attempt++) {
-      const port = pool.next();
-      // allowHalfOpen: a client's early FIN must not end our side silently and pass for a complete download.
-      const server = createServer({ noDelay: true, allowHalfOpen: true });
-      const ok = await new Promise<boolean>((resolve) => {
-        server.once('error', () => resolve(false));
-        server.listen({ port, host: options.host, backlog: 8, exclusive: true }, () => resolve(true));
-      });
-      if (ok) {
-        server.removeAllListeners('error');
-        server.on('error', () => {});
-        return new PassiveListener(server, port, options);
-      }
-      server.close();
+  /** A port this session's client may connect to, or 425 when every port of the range is taken for it. */
+  async reserve(options: ReserveOptions): Promise<PassiveReservation> {
+    if (this.closed) throw new FtpError(425, 'Server is shutting down.');
+    for (let attempt = 0; attempt < this.size; attempt++) {
+      const port = this.nextPort();
+      const key = `${options.host}|${port}`;
+      let listener = this.listeners.get(key);
+      if (listener && !listener.accepts(options.expectedPeer)) continue;
+      listener ??= (await this.open(options.host, port, key)) ?? undefined;
+      // Another session may have taken the slot while the listener opened.
+      if (!listener || !listener.accepts(options.expectedPeer)) continue;
+      const r = new PassiveReservation(listener, options);
+      listener.add(r);
+      return r;
     }
     throw new FtpError(425, 'No passive port available, try again later.');
   }
 
-  private onConnection(s: Socket): void {
-    const peer = plainAddress(s.remoteAddress);
-    if (this.closed || this.socket || (this.options.expectedPeer !== null && peer !== this.options.expectedPeer)) {
-      if (!this.closed && !this.socket && this.options.expectedPeer !== null) this.options.onForeignPeer?.(peer);
-      s.destroy();
-      return;
+  private async open(host: string, port: number, key: string): Promise<PortListener | null> {
+    // allowHalfOpen: a client's early FIN must not end our side silently and pass for a complete download.
+    const server = createServer({ noDelay: true, allowHalfOpen: true });
+    const ok = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen({ port, host, backlog: 128, exclusive: true }, () => resolve(true));
+    });
+    if (!ok || this.closed) {
+      server.close();
+      return null;
     }
-    s.on('error', () => {});
+    server.removeAllListeners('error');
+    server.on('error', () => {});
+    const existing = this.listeners.get(key);
+    if (existing) {
+      // Opened twice at once by two sessions: keep the first.
+      server.close();
+      return existing;
+    }
+    const listener = new PortListener(
+      server,
+      port,
+      () => {
+        if (this.listeners.get(key) === listener && listener.waiting.size === 0) {
+          this.listeners.delete(key);
+          listener.close();
+        }
+      },
+      this.lingerMs,
+    );
+    this.listeners.set(key, listener);
+    return listener;
+  }
+
+  /** Closes every listener (server shutdown). */
+  closeAll(): void {
+    this.closed = true;
+    for (const l of this.listeners.values()) l.close();
+    this.listeners.clear();
+  }
+}
+
+/**
+ * One session's claim on a passive port: the first connection from its client is kept until a transfer takes
+ * it. Connections from other addresses never reach it.
+ */
+export class PassiveReservation {
+  readonly key: string;
+  private socket: Socket | null = null;
+  private waiter: ((s: Socket) => void) | null = null;
+  private abortWait: (() => void) | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly listener: PortListener,
+    private readonly options: ReserveOptions,
+  ) {
+    this.key = options.expectedPeer ?? ANY;
+  }
+
+  get port(): number {
+    return this.listener.port;
+  }
+
+  /** @internal the port listener hands over the data connection. */
+  deliver(s: Socket): void {
+    if (this.closed) return void s.destroy();
     this.socket = s;
-    // One data connection per listener: stop listening to free the port for other sessions.
-    this.server.close();
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
       w(s);
     }
+  }
+
+  /** @internal a connection from another address came to this port. */
+  foreignPeer(address: string): void {
+    this.options.onForeignPeer?.(address);
   }
 
   /** The data connection: at once if it already arrived, else when it does, or 425 after `timeoutMs`. */
@@ -119,18 +236,16 @@ export class PassiveListener {
     });
   }
 
-  private abortWait: (() => void) | null = null;
-
-  /** Stops listening and drops any connection that no transfer took. */
+  /** Gives the port back and drops a waiting accept. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.server.close();
+    this.listener.remove(this);
     if (this.waiter) this.abortWait?.();
     this.abortWait = null;
   }
 
-  /** Releases the listener; a socket already handed to a transfer is the transfer's to close. */
+  /** Releases the reservation; a socket already handed to a transfer is the transfer's to close. */
   dispose(keepSocket: boolean): void {
     this.close();
     if (!keepSocket && this.socket) this.socket.destroy();

@@ -1,14 +1,13 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort } from '@ftp/protocol';
-import { PassiveListener } from '../data/passive.js';
+import type { PassiveReservation } from '../data/passive.js';
 import { FtpError } from '../errors.js';
 import type { Session } from '../session.js';
 
-async function openPassive(s: Session): Promise<PassiveListener> {
+async function openPassive(s: Session): Promise<PassiveReservation> {
   s.setDataSetup(null);
-  const listener = await PassiveListener.open({
+  const listener = await s.ctx.portPool.reserve({
     host: s.localAddress,
-    pool: s.ctx.portPool,
     expectedPeer: s.settings.passiveIpCheck === 'strict' ? s.remoteAddress : null,
     onForeignPeer: (address) => s.log.warn({ address }, 'passive data connection from a foreign address refused'),
   });
