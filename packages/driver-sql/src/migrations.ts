@@ -67,6 +67,21 @@ export function migrations(t: Tables, dialect: DialectName): Record<string, Migr
         await db.schema.dropTable(t.inodes).ifExists().execute();
       },
     },
+    '0002_reader_leases': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable(t.readers)
+          .addColumn('inode', 'bigint', (c) => c.notNull())
+          .addColumn('token', 'varchar(64)', (c) => c.notNull())
+          .addColumn('expires', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint(`${t.readers}_pk`, ['inode', 'token'])
+          .modifyEnd(tableEnd)
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable(t.readers).ifExists().execute();
+      },
+    },
   };
 }
 
@@ -96,7 +111,7 @@ export async function migrateToLatest(db: Kysely<Database>, t: Tables, dialect: 
 
 /** Drops every table of a prefix, the migration bookkeeping included (the filesystem is gone afterwards). */
 export async function dropTables(db: Kysely<Database>, t: Tables): Promise<void> {
-  for (const name of [t.chunks, t.inodes, t.migration, t.migrationLock]) {
+  for (const name of [t.readers, t.chunks, t.inodes, t.migration, t.migrationLock]) {
     await db.schema.dropTable(name).ifExists().execute();
   }
 }

@@ -4,6 +4,10 @@ import { dbError } from './errors.js';
 import { CHUNK_SIZE, toBuffer } from './schema.js';
 import type { Store } from './store.js';
 
+/** How long a reader lease lives unless renewed; a reader renews it after half of that. */
+export const LEASE_MS = 10 * 60_000;
+const RENEW_AFTER_MS = LEASE_MS / 2;
+
 /** Chunks fetched per query (1 MiB): fewer round trips, memory still bounded. */
 const CHUNKS_PER_QUERY = 4;
 
@@ -15,9 +19,10 @@ interface Batch {
 
 /**
  * Streams one inode's content, {@link CHUNKS_PER_QUERY} chunks per SELECT, the next SELECT already running while
- * the current batch is consumed (at most two batches, 2 MiB, in memory). It reads a fixed inode id: a file
- * replaced or deleted meanwhile in this process is kept (detached) until the stream ends, so it reads the whole
- * old version. If another process deletes it, chunks go missing and the stream fails with EIO.
+ * the current batch is consumed (at most two batches, 2 MiB, in memory). It reads a fixed inode id under a
+ * reader lease (a row of `<prefix>readers`, renewed while it reads): a file replaced or deleted meanwhile, by any
+ * process, is only unlinked until the stream ends, so it reads the whole old version. Should the chunks go missing
+ * anyway (a lease that expired: a stalled reader), the stream fails with EIO.
  */
 export class SqlReadStream extends Readable {
   readonly #s: Store;
@@ -30,18 +35,20 @@ export class SqlReadStream extends Readable {
   #released = false;
   /** The prefetched next batch. */
   #next: Promise<Batch> | undefined;
+  readonly #token: string;
+  #renewed = Date.now();
 
   /**
    * @param size the file's size when it was opened.
    * @param start first byte; @param endInclusive last byte.
    */
-  constructor(store: Store, id: number, size: number, start: number, endInclusive: number | undefined, readonly path: string) {
+  constructor(store: Store, id: number, token: string, size: number, start: number, endInclusive: number | undefined, readonly path: string) {
     super({ highWaterMark: CHUNK_SIZE * 2 });
     this.#s = store;
     this.#id = id;
     this.#pos = start;
     this.#end = Math.min(size, endInclusive === undefined ? Infinity : endInclusive + 1);
-    store.addReader(id);
+    this.#token = token;
   }
 
   #query(first: number): Promise<Batch> {
@@ -92,6 +99,10 @@ export class SqlReadStream extends Readable {
 
   /** Pushes the next batch (prefetching the one after it); false at the end. */
   async #step(): Promise<boolean> {
+    if (Date.now() - this.#renewed > RENEW_AFTER_MS) {
+      this.#renewed = Date.now();
+      await this.#s.renew(this.#id, this.#token);
+    }
     const batch = await (this.#next ?? this.#query(Math.floor(this.#pos / CHUNK_SIZE)));
     this.#next = undefined;
     if (this.destroyed) return false;
@@ -117,7 +128,7 @@ export class SqlReadStream extends Readable {
     if (this.#released) return;
     this.#released = true;
     this.#next = undefined;
-    this.#s.removeReader(this.#id);
+    void this.#s.release(this.#id, this.#token);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

@@ -46,12 +46,25 @@ export interface ChunkTable {
 }
 
 /**
+ * One row of `<prefix>readers`: a download in progress of inode `inode`, by any process. While a live lease exists
+ * a deleted or replaced file is only unlinked, and its last reader deletes it.
+ */
+export interface ReaderTable {
+  inode: number;
+  /** Random id of the download. */
+  token: string;
+  /** Milliseconds since the epoch after which the lease is dead (its process stopped renewing it). */
+  expires: number;
+}
+
+/**
  * The database as the queries see it. Table names carry a runtime prefix, so the queries always alias them to
  * these names (`<prefix>inodes as inodes`, see {@link Tables}): the types and the SQL then agree.
  */
 export interface Database {
   inodes: InodeTable;
   chunks: ChunkTable;
+  readers: ReaderTable;
 }
 
 /** Real (prefixed) table names, and typed aliases for queries. */
@@ -60,16 +73,21 @@ export class Tables {
   readonly inodes: string;
   /** `<prefix>chunks`. */
   readonly chunks: string;
+  /** `<prefix>readers`. */
+  readonly readers: string;
   /** Kysely's migration bookkeeping tables, prefixed as well so several filesystems share one database. */
   readonly migration: string;
+  /** Kysely's migration lock table. */
   readonly migrationLock: string;
 
+  /** @param prefix prepended to every table name. */
   constructor(readonly prefix: string) {
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,39}$/.test(prefix) && prefix !== '') {
       throw new TypeError(`@ftp/driver-sql: tablePrefix must match [A-Za-z_][A-Za-z0-9_]{0,39}, got ${JSON.stringify(prefix)}`);
     }
     this.inodes = `${prefix}inodes`;
     this.chunks = `${prefix}chunks`;
+    this.readers = `${prefix}readers`;
     this.migration = `${prefix}kysely_migration`;
     this.migrationLock = `${prefix}kysely_migration_lock`;
   }
@@ -82,6 +100,16 @@ export class Tables {
   /** The chunks table under alias `alias`. */
   chunk<A extends string>(alias: A): `chunks as ${A}` {
     return `${this.chunks} as ${alias}` as `chunks as ${A}`;
+  }
+
+  /** The readers table under alias `alias`. */
+  reader<A extends string>(alias: A): `readers as ${A}` {
+    return `${this.readers} as ${alias}` as `readers as ${A}`;
+  }
+
+  /** The readers table for INSERT/UPDATE/DELETE. */
+  get r(): 'readers' {
+    return this.readers as 'readers';
   }
 
   /** The inodes table for INSERT/UPDATE/DELETE (columns must then stay unqualified). */

@@ -13,12 +13,14 @@ export interface Store {
   tx<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
   /** Locks a directory row until the end of the transaction; false when it is gone or no longer a directory. */
   lockDir(trx: Kysely<Database>, id: number): Promise<boolean>;
-  /** Deletes a file's inode and chunks, or detaches it until the last reader of this process is done. */
+  /** Deletes a file's inode and chunks, or detaches it while live reader leases (any process) hold it. */
   removeFile(trx: Kysely<Database>, id: number): Promise<void>;
-  /** Counts a reader of inode `id` (its chunks are kept while it reads). */
-  addReader(id: number): void;
-  /** A reader of `id` is done; removes a detached inode when it was the last. */
-  removeReader(id: number): void;
+  /** A reader lease on inode `id` (ENOENT when it is gone); its chunks are kept while the lease lives. */
+  lease(id: number, path: string): Promise<string>;
+  /** Extends a lease (long downloads). */
+  renew(id: number, token: string): Promise<void>;
+  /** Ends a lease; deletes a detached inode when it was the last live one. Never throws. */
+  release(id: number, token: string): Promise<void>;
   /** Bytes the quota still allows (Infinity without a quota). */
   available(q?: Kysely<Database>): Promise<number>;
   /** The quota, if any. */

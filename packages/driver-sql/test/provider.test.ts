@@ -200,27 +200,39 @@ for (const db of DBS) {
       }
     });
 
-    it('a reader of this process keeps reading the whole old version when the file is replaced or deleted', async () => {
-      const p = await freshProvider(db);
+    it('a reader keeps reading the whole old version when another client replaces or deletes the file', async () => {
+      // Another provider (another pool: another server) does the replacing; SQLite: the same provider (one
+      // connection per process, see the README).
+      const url = await db.url();
+      const prefix = randomPrefix();
+      const p = new SqlProvider({ connection: url, tablePrefix: prefix });
+      const other = db.dialect === 'sqlite' ? p : new SqlProvider({ connection: url, tablePrefix: prefix });
+      await p.migrate();
       try {
-        const old = bytes(2_000_000, 7);
+        const old = bytes(3_000_000, 7);
         await put(p, '/f', old);
-        const rs = await p.createReadStream('/f');
-        const parts: Buffer[] = [];
-        const it = rs[Symbol.asyncIterator]();
-        const first = await it.next();
-        parts.push(first.value as Buffer);
-        await put(p, '/f', 'new');
-        await put(p, '/g', 'other');
-        await p.unlink('/g');
-        for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value as Buffer);
-        expect(Buffer.concat(parts).equals(old)).toBe(true);
-        expect((await get(p, '/f')).toString()).toBe('new');
-        // The detached old version is deleted once its reader is done (asynchronously).
+        await put(p, '/g', old);
+        const readers = [await p.createReadStream('/f'), await p.createReadStream('/g')];
+        const leases = async (): Promise<number> => Number((await p.db.selectFrom(p.tables.reader('r')).select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()).n);
+        expect(await leases()).toBe(2);
+        const its = readers.map((r) => r[Symbol.asyncIterator]());
+        const parts: Buffer[][] = [[], []];
+        for (let i = 0; i < 2; i++) parts[i]!.push((await its[i]!.next()).value as Buffer);
+        await put(other, '/f', 'new');
+        await other.unlink('/g');
+        expect((await get(other, '/f')).toString()).toBe('new');
+        await expect(other.stat('/g')).rejects.toMatchObject({ code: 'ENOENT' });
+        for (let i = 0; i < 2; i++) {
+          for (let r = await its[i]!.next(); r.done !== true; r = await its[i]!.next()) parts[i]!.push(r.value as Buffer);
+          expect(Buffer.concat(parts[i]!).equals(old)).toBe(true);
+        }
+        // The detached old versions are deleted once their readers are done (asynchronously), leases too.
         const deadline = Date.now() + 5000;
-        while ((await rowCounts(p)).inodes !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        while (((await rowCounts(p)).inodes !== 2 || (await leases()) !== 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         expect(await rowCounts(p)).toEqual({ inodes: 2, chunks: 1 });
+        expect(await leases()).toBe(0);
       } finally {
+        if (other !== p) await other.close();
         await disposeProvider(p);
       }
     });
