@@ -54,8 +54,8 @@ export interface SqlProviderOptions extends PoolOptions {
  * - a path resolves in one query (one self-join per component), `list` is that same query plus a join of the
  *   children; rename of a file or a whole directory updates one row; every metadata change is one transaction;
  * - uploads stream into a new, unlinked inode and are swapped in by one transaction at the end (atomic; an
- *   interrupted upload leaves nothing); downloads read chunks of one inode id, and a file replaced or deleted while
- *   this process reads it is kept until the read ends;
+ *   interrupted upload leaves nothing); downloads read chunks of one inode id under a reader lease, so a file replaced or
+ *   deleted meanwhile, by any server on the database, is kept until its readers are done;
  * - SHA-256 of whole-file uploads is stored, so `hash(path, 'SHA-256')` answers without reading the file.
  */
 export class SqlProvider implements FsProvider {
@@ -430,7 +430,7 @@ export class SqlProvider implements FsProvider {
     );
   }
 
-  /** Removes a file or link (a file being read by this process is kept until the read ends). */
+  /** Removes a file or link (a file with live reader leases is unlinked now and deleted by its last reader). */
   async unlink(path: string): Promise<void> {
     await this.#use(path, () =>
       this.#tx(async (trx) => {

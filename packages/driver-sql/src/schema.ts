@@ -12,7 +12,7 @@ export const T_LINK = 2;
 
 /**
  * `inodes.parent` of the root directory. Ids start at 1, so no inode has id 0; an inode whose parent is NULL is
- * unlinked (an upload in progress, or a file deleted while this process still reads it).
+ * unlinked (an upload in progress, or a deleted file that readers still hold).
  */
 export const ROOT_PARENT = 0;
 
