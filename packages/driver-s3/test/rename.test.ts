@@ -111,4 +111,22 @@ describe('rename', () => {
       await h.close();
     }
   }, 60_000);
+
+  it('renames names with URL-reserved characters exactly (the copy source is URL-encoded)', async () => {
+    const h = await harness(store);
+    try {
+      const dir = '/répertoire 目录 (1) #%&';
+      const name = "a+b ?c=d;e@f:g,h$i [j] 'k' \"l\".txt";
+      await h.p.mkdir(dir);
+      await writeAll(h.p, `${dir}/${name}`, 'reserved');
+      await h.p.rename(`${dir}/${name}`, `${dir}/${name}.moved`);
+      expect(await h.p.readdir(dir)).toEqual([`${name}.moved`]);
+      await h.p.rename(dir, '/dossier #2 & more+');
+      expect(await h.p.readdir('/dossier #2 & more+')).toEqual([`${name}.moved`]);
+      expect((await readAll(h.p, `/dossier #2 & more+/${name}.moved`)).toString()).toBe('reserved');
+      await expect(h.p.stat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await h.close();
+    }
+  });
 });
