@@ -36,7 +36,7 @@ export function storedDigest(head: HeadObjectCommandOutput, algorithm: HashAlgor
  * HEAD; anything else streams the range through one ranged GET (never held whole).
  */
 export async function hashObject(ctx: S3Context, path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
-  const k = await kindOf(ctx, path);
+  const k = await kindOf(ctx, path, true);
   if (k.kind === 'directory') throw fsError('EISDIR', 'open', path);
   if (k.kind === 'none') throw fsError('ENOENT', 'open', path);
   const size = k.head.ContentLength ?? 0;

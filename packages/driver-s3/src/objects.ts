@@ -29,11 +29,14 @@ export function dirStats(mtimeMs = Date.now()): VfsStats {
   return new VfsStats({ kind: 'directory', size: 0, mode: DIR_MODE, mtimeMs });
 }
 
-/** HEAD of the file object at `path`; undefined when there is no such key. */
-export async function headFile(ctx: S3Context, path: string): Promise<HeadObjectCommandOutput | undefined> {
+/**
+ * HEAD of the file object at `path`; undefined when there is no such key. `checksums` asks for the stored checksums
+ * too (only HASH needs them; with SSE-KMS they also need kms:Decrypt).
+ */
+export async function headFile(ctx: S3Context, path: string, checksums = false): Promise<HeadObjectCommandOutput | undefined> {
   if (path === '/') return undefined;
   try {
-    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.fileKey(path), ChecksumMode: 'ENABLED' }));
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.fileKey(path), ...(checksums ? { ChecksumMode: 'ENABLED' as const } : {}) }));
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw toS3Error(err, path, 'stat');
@@ -76,9 +79,9 @@ export type PathKind = { kind: 'file'; head: HeadObjectCommandOutput } | { kind:
  * Finds what `path` is: one HEAD for a file (the common case of transfers), one short listing more for a directory.
  * A key that is both a file and a prefix (possible in S3, written by other tools) counts as the file.
  */
-export async function kindOf(ctx: S3Context, path: string): Promise<PathKind> {
+export async function kindOf(ctx: S3Context, path: string, checksums = false): Promise<PathKind> {
   if (path !== '/') {
-    const head = await headFile(ctx, path);
+    const head = await headFile(ctx, path, checksums);
     if (head !== undefined) return { kind: 'file', head };
   }
   const probe = await probeDir(ctx, path);

@@ -125,7 +125,11 @@ export class S3Provider implements FsProvider {
     }
     const parent = dirname(path);
     if (options?.recursive === true) {
-      if (parent !== '/') await this.mkdir(parent, { recursive: true });
+      if (parent !== '/') {
+        const up = await kindOf(this.#ctx, parent);
+        if (up.kind === 'file') throw fsError('ENOTDIR', 'mkdir', path);
+        if (up.kind === 'none') await this.mkdir(parent, { recursive: true });
+      }
     } else {
       await requireDirectory(this.#ctx, parent, 'mkdir', path);
     }

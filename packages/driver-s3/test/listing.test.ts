@@ -111,6 +111,11 @@ describe('listing', () => {
       await h.p.rmdir('/implicit/deep');
       expect((await h.p.stat('/implicit')).isDirectory()).toBe(true);
       await expect(h.p.stat('/implicit/deep')).rejects.toMatchObject({ code: 'ENOENT' });
+      // Below a file there is no directory, recursive or not.
+      await writeAll(h.p, '/implicit/file', 'f');
+      await expect(h.p.mkdir('/implicit/file/sub', { recursive: true })).rejects.toMatchObject({ code: 'ENOTDIR' });
+      await expect(h.p.mkdir('/implicit/file/sub')).rejects.toMatchObject({ code: 'ENOTDIR' });
+      await expect(h.p.readdir('/implicit/file')).rejects.toMatchObject({ code: 'ENOTDIR' });
     } finally {
       await h.close();
     }
