@@ -1,4 +1,4 @@
-export { FtpServer, type FtpServerOptions, type FtpServerEvents } from './server.js';
+export { FtpServer, type FtpServerOptions, type FtpServerEvents, type ListenOptions } from './server.js';
 export type { FtpDriver, LoginResult, Permissions, SessionInfo } from './driver.js';
 export { MemoryBanStore, type BanStore } from './login-guard.js';
 export type { AnonymousAccess } from './session.js';

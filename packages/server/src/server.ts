@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
+import { Advertiser } from './data/advertise.js';
 import { PassivePorts, plainAddress } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
@@ -21,6 +22,12 @@ export interface FtpServerOptions {
   banStore?: BanStore;
   /** Anonymous access (users `anonymous` by default), read-only over its own filesystem. Default: none. */
   anonymous?: AnonymousAccess;
+}
+
+/** Options of one listener ({@link FtpServer.listen}). */
+export interface ListenOptions {
+  /** The address PASV advertises to clients of this listener (when no `publicHosts` network matches first). */
+  publicHost?: string;
 }
 
 /** Events of {@link FtpServer}. */
@@ -73,6 +80,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       driver: options.driver,
       logger: this.logger,
       portPool: new PassivePorts(min, max),
+      advertiser: new Advertiser(this.settings),
       tls: new TlsContexts(options.driver, this.settings),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
       anonymous: options.anonymous,
@@ -87,17 +95,17 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    * Listens for control connections. Resolves with the bound address (port 0 picks a free one). May be called
    * again for more addresses (IPv4 and IPv6, several interfaces): all share the sessions, limits and bans.
    */
-  async listen(port = 21, host = '0.0.0.0'): Promise<AddressInfo> {
-    return this.bind(createServer({ noDelay: true }, (socket) => this.handle(socket)), port, host, false);
+  async listen(port = 21, host = '0.0.0.0', options: ListenOptions = {}): Promise<AddressInfo> {
+    return this.bind(createServer({ noDelay: true }, (socket) => this.handle(socket, options)), port, host, false);
   }
 
   /**
    * Listens for implicit FTPS (RFC 4217 calls it deprecated; port 990 by convention): every connection starts
    * with a TLS handshake, using the driver's `tlsOptions`.
    */
-  async listenImplicitTls(port = 990, host = '0.0.0.0'): Promise<AddressInfo> {
+  async listenImplicitTls(port = 990, host = '0.0.0.0', options: ListenOptions = {}): Promise<AddressInfo> {
     if (!this.ctx.tls.available) throw new Error('implicit TLS needs a driver with tlsOptions()');
-    return this.bind(createServer({ noDelay: true }, (socket) => this.handle(socket, { implicitTls: true })), port, host, true);
+    return this.bind(createServer({ noDelay: true }, (socket) => this.handle(socket, { ...options, implicitTls: true })), port, host, true);
   }
 
   private bind(server: Server, port: number, host: string, implicitTls: boolean): Promise<AddressInfo> {
@@ -141,7 +149,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    * Serves one control connection accepted elsewhere (a TCP socket; with `implicitTls` the TLS handshake is
    * done here).
    */
-  handle(socket: Socket, options: { implicitTls?: boolean } = {}): void {
+  handle(socket: Socket, options: ListenOptions & { implicitTls?: boolean } = {}): void {
     socket.on('error', () => {});
     const ip = plainAddress(socket.remoteAddress);
     const { maxSessions, maxSessionsPerIp } = this.settings;
@@ -152,7 +160,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     if (this.closing) return refused('shutting-down', 'Server is shutting down.');
     if (maxSessions > 0 && this.sessions.size >= maxSessions) return refused('max-sessions', 'Too many connections, try again later.');
     if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
-    const session = new Session(this.nextId++, socket, this.ctx, options.implicitTls === true);
+    const session = new Session(this.nextId++, socket, this.ctx, options.implicitTls === true, options.publicHost);
     this.sessions.add(session);
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.emit('session:open', { session: session.id, remoteAddress: ip });

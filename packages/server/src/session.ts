@@ -7,6 +7,7 @@ import { COMMANDS } from './commands.js';
 import { ControlConnection, type ControlEvent } from './control-connection.js';
 import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
 import { FtpError, isServerFault, toReply } from './errors.js';
+import type { Advertiser } from './data/advertise.js';
 import type { PassivePorts, PassiveReservation } from './data/passive.js';
 import { plainAddress } from './data/passive.js';
 import type { Coding, Transfer } from './data/transfer.js';
@@ -30,6 +31,7 @@ export interface SessionContext {
   readonly driver: FtpDriver;
   readonly logger: Logger;
   readonly portPool: PassivePorts;
+  readonly advertiser: Advertiser;
   readonly tls: TlsContexts;
   readonly guard: LoginGuard;
   readonly anonymous: AnonymousAccess | undefined;
@@ -110,6 +112,8 @@ export class Session implements SessionInfo {
     readonly socket: Socket,
     readonly ctx: SessionContext,
     private readonly implicitTls = false,
+    /** The public host of the listener the client came through, if it has its own. */
+    readonly listenerPublicHost: string | undefined = undefined,
   ) {
     this.remoteAddress = plainAddress(socket.remoteAddress);
     this.remotePort = socket.remotePort ?? 0;

@@ -1,3 +1,6 @@
+import { isIPv4 } from 'node:net';
+import { subnet } from './data/advertise.js';
+
 /**
  * Server settings: what an operator tunes. Every limit is on by default and documented next to its option
  * (as ws does), and contradictory options are rejected when the server is constructed.
@@ -5,6 +8,16 @@
 export interface ServerSettings {
   /** Address to advertise in PASV replies (an IPv4 address), for servers behind NAT. Default: the control connection's local address. */
   publicHost?: string;
+  /**
+   * Addresses to advertise by client network, first match first, before `publicHost`: e.g.
+   * `[{ network: '10.0.0.0/8', host: '10.0.0.5' }]` gives LAN clients the LAN address and others the public one.
+   */
+  publicHosts?: ReadonlyArray<{ network: string; host: string }>;
+  /**
+   * Ports to advertise when a NAT or container maps them (Docker's `-p 31000-31099:30000-30099`): port p of
+   * `passivePortRange` is advertised as `passivePortsAdvertised[0] + p - passivePortRange[0]`. Same size as the range.
+   */
+  passivePortsAdvertised?: readonly [number, number];
   /** Inclusive range of ports for passive data connections. Default `[30000, 30999]`: below Linux's ephemeral range. */
   passivePortRange: readonly [number, number];
   /** Accept PORT/EPRT. Default true. */
@@ -148,6 +161,17 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
   const [min, max] = s.passivePortRange;
   if (!isPort(min) || !isPort(max) || min > max) {
     throw new RangeError(`passivePortRange must be two ports [min, max] with 1 <= min <= max <= 65535, got [${min}, ${max}]`);
+  }
+  if (s.publicHost !== undefined && !isIPv4(s.publicHost)) throw new RangeError(`publicHost must be an IPv4 address (PASV has no other), got ${s.publicHost}`);
+  for (const { network, host } of s.publicHosts ?? []) {
+    subnet(network);
+    if (!isIPv4(host)) throw new RangeError(`publicHosts: host must be an IPv4 address, got ${host}`);
+  }
+  if (s.passivePortsAdvertised) {
+    const [a, b] = s.passivePortsAdvertised;
+    if (!isPort(a) || !isPort(b) || b - a !== max - min) {
+      throw new RangeError(`passivePortsAdvertised must be two ports spanning as many ports as passivePortRange (${max - min + 1}), got [${a}, ${b}]`);
+    }
   }
   for (const key of [
     'idleTimeout',

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatEprt, formatHostPort, parseEpsvReply, parsePasvReply } from '@ftp/protocol';
+import { FtpServer } from '../src/index.js';
 import { RawClient, readAll, startServer } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -182,3 +183,45 @@ async function upload(c: RawClient, name: string, data: string, host = '127.0.0.
   await new Promise<void>((resolve) => socket.end(data, () => resolve()));
   expect((await c.next()).code).toBe(226);
 }
+
+describe('what PASV and EPSV advertise (NAT, containers, load balancers)', () => {
+  it('the address by client network first, then the listener\'s, then publicHost', async () => {
+    const ctx = await startServer({
+      settings: { publicHost: '203.0.113.1', publicHosts: [{ network: '127.0.0.2/32', host: '10.9.9.9' }], passivePortRange: [47300, 47309] },
+    });
+    cleanups.push(() => ctx.close());
+    const viaListener = await ctx.server.listen(0, '127.0.0.1', { publicHost: '198.51.100.7' });
+    const pasvHost = async (port: number, from: string): Promise<string> => {
+      const c = await RawClient.connect(port, '127.0.0.1', from);
+      cleanups.push(() => c.close());
+      await c.login();
+      return parsePasvReply((await c.cmd('PASV')).text).host;
+    };
+    expect(await pasvHost(ctx.port, '127.0.0.2')).toBe('10.9.9.9');
+    expect(await pasvHost(ctx.port, '127.0.0.1')).toBe('203.0.113.1');
+    expect(await pasvHost(viaListener.port, '127.0.0.1')).toBe('198.51.100.7');
+    expect(await pasvHost(viaListener.port, '127.0.0.2')).toBe('10.9.9.9');
+  });
+
+  it('ports mapped by a NAT are advertised as the outside sees them', async () => {
+    const { c } = await session('127.0.0.1', { passivePortRange: [47310, 47319], passivePortsAdvertised: [57310, 57319] });
+    const advertised = parseEpsvReply((await c.cmd('EPSV')).text);
+    expect(advertised).toBeGreaterThanOrEqual(57310);
+    expect(advertised).toBeLessThanOrEqual(57319);
+    expect(parsePasvReply((await c.cmd('PASV')).text).port).toBeGreaterThanOrEqual(57310);
+    // The data connection goes to the port actually listened on (where the NAT forwards it).
+    const listening = parseEpsvReply((await c.cmd('EPSV')).text) - 10000;
+    const data = connect({ port: listening, host: '127.0.0.1' });
+    await once(data, 'connect');
+    c.send('NLST');
+    expect((await c.next()).code).toBe(150);
+    await readAll(data);
+    expect((await c.next()).code).toBe(226);
+  });
+
+  it('rejects a bad network, a non-IPv4 public host and a mapped range of another size', () => {
+    expect(() => new FtpServer({ driver: { authenticate: () => null }, settings: { publicHosts: [{ network: '10.0.0.0/33', host: '1.2.3.4' }] } })).toThrow(/prefix/);
+    expect(() => new FtpServer({ driver: { authenticate: () => null }, settings: { publicHost: '::1' } })).toThrow(/IPv4/);
+    expect(() => new FtpServer({ driver: { authenticate: () => null }, settings: { passivePortRange: [30000, 30009], passivePortsAdvertised: [40000, 40008] } })).toThrow(/spanning/);
+  });
+});

@@ -29,7 +29,9 @@ const portRange = z
 export const serverSettings = z
   .object({
     publicHost: z.ipv4(),
+    publicHosts: z.array(z.object({ network: z.string().min(1), host: z.ipv4() }).strict()),
     passivePortRange: portRange,
+    passivePortsAdvertised: portRange,
     activeMode: z.boolean(),
     activeModeBounceCheck: z.boolean(),
     activeModeMinPort: port,
@@ -106,7 +108,7 @@ const user = z
 export const config = z
   .object({
     listeners: z
-      .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false) }).strict())
+      .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false), publicHost: z.ipv4().optional() }).strict())
       .min(1)
       .default([{ host: '127.0.0.1', port: 2121, implicitTls: false }]),
     /** PEM files, read at start and again on SIGHUP. */

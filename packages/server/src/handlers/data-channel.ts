@@ -18,10 +18,10 @@ async function openPassive(s: Session): Promise<PassiveReservation> {
 /** PASV (RFC 959 §4.1.1): IPv4 only; advertises `publicHost` when set (servers behind NAT). */
 export async function pasv(s: Session): Promise<void> {
   if (s.epsvAll) throw new FtpError(503, 'PASV not allowed after EPSV ALL.');
-  const host = s.settings.publicHost ?? s.localAddress;
+  const host = s.ctx.advertiser.host(s.remoteAddress, s.localAddress, s.listenerPublicHost);
   if (!isIPv4(host)) throw new FtpError(425, 'PASV needs IPv4; use EPSV.');
   const listener = await openPassive(s);
-  return s.reply(227, formatPasvReplyText(host, listener.port));
+  return s.reply(227, formatPasvReplyText(host, s.ctx.advertiser.port(listener.port)));
 }
 
 /** EPSV (RFC 2428 §3): any family; `EPSV ALL` forbids the other data setup commands for the session. */
@@ -34,7 +34,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
   const family = isIPv6(s.localAddress) ? 6 : 4;
   if (req.kind === 'family' && req.family !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
   const listener = await openPassive(s);
-  return s.reply(229, formatEpsvReplyText(listener.port));
+  return s.reply(229, formatEpsvReplyText(s.ctx.advertiser.port(listener.port)));
 }
 
 /** PORT (RFC 959 §4.1.1). */

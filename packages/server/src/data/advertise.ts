@@ -1,0 +1,43 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { ServerSettings } from '../settings.js';
+
+/**
+ * What PASV and EPSV replies advertise, for servers behind NAT, load balancers and containers: the address by
+ * client network (`publicHosts`, first match), then the listener's, then `publicHost`, then the control
+ * connection's own; and the port, mapped onto `passivePortsAdvertised` when the outside sees other port numbers.
+ */
+export class Advertiser {
+  private readonly networks: Array<{ list: BlockList; host: string }>;
+
+  constructor(private readonly settings: ServerSettings) {
+    this.networks = (settings.publicHosts ?? []).map(({ network, host }) => ({ list: subnet(network), host }));
+  }
+
+  /** The address to put in a PASV reply for a client at `remote` on a listener whose public host is `listenerHost`. */
+  host(remote: string, local: string, listenerHost: string | undefined): string {
+    const family = isIPv6(remote) ? 'ipv6' : 'ipv4';
+    for (const n of this.networks) if (n.list.check(remote, family)) return n.host;
+    return listenerHost ?? this.settings.publicHost ?? local;
+  }
+
+  /** The port to advertise for a listening passive port. */
+  port(listening: number): number {
+    const outside = this.settings.passivePortsAdvertised;
+    return outside ? outside[0] + (listening - this.settings.passivePortRange[0]) : listening;
+  }
+}
+
+/** A BlockList holding one CIDR network (`10.0.0.0/8`, `fd00::/8`, or a bare address); throws on a bad one. */
+export function subnet(cidr: string): BlockList {
+  const [address = '', bits] = cidr.split('/');
+  const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : null;
+  if (!type) throw new RangeError(`publicHosts: "${cidr}" is not a network (expected e.g. 10.0.0.0/8)`);
+  const max = type === 'ipv4' ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) {
+    throw new RangeError(`publicHosts: "${cidr}" has a bad prefix length`);
+  }
+  const list = new BlockList();
+  list.addSubnet(address, prefix, type);
+  return list;
+}
