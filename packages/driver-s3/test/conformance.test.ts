@@ -24,7 +24,7 @@ describeProvider(
     },
     skip: [
       'symlinks: S3 has no links',
-      'set-times: ListObjectsV2 returns no metadata, so listings show S3 LastModified, not the time setTimes stores (stat shows it: test/own.test.ts)',
+      'set-times: ListObjectsV2 returns no metadata, so listings show S3 LastModified, not the time setTimes stores (stat shows it: test/upload.test.ts)',
     ],
     largeFileTimeout: 120_000,
   },
