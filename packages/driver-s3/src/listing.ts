@@ -1,10 +1,9 @@
 import { ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
-import { fsError, type DirEntry } from '@ftp/vfs';
+import { fsError, VfsStats, type DirEntry } from '@ftp/vfs';
 import type { S3Context } from './context.js';
 import { toS3Error } from './errors.js';
 import { dirStats, FILE_MODE, headFile, objectMtime } from './objects.js';
 import { entryName } from './paths.js';
-import { VfsStats } from '@ftp/vfs';
 
 /** Safety bound on the pages of one listing (10 million keys at 1,000 per page): no loop runs unbounded. */
 const MAX_PAGES = 10_000;

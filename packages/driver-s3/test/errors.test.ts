@@ -4,7 +4,7 @@ import { writeAll } from '@ftp/vfs-conformance';
 import { openReadStream, toVfsError } from '@ftp/vfs';
 import { S3Provider, toS3Error } from '../src/index.js';
 import { s3ErrorLike } from './fixtures/harness.js';
-import { startStore, useExternal } from './fixtures/store.js';
+import { startStore } from './fixtures/store.js';
 
 const store = await startStore();
 afterAll(() => store.close());
