@@ -124,6 +124,27 @@ describe('uploads', () => {
     }
   }, 60_000);
 
+  it('many small uploads at once hold small buffers, not a part buffer each', async () => {
+    const h = await harness(store, { partSize: 8 * MiB });
+    try {
+      const n = 40;
+      const streams = await Promise.all(Array.from({ length: n }, (_, i) => openWriteStream(h.p, `/s${i}.txt`)));
+      const before = process.memoryUsage().arrayBuffers;
+      for (const [i, ws] of streams.entries()) await writeChunk(ws, Buffer.from(`small file ${i}`));
+      const held = process.memoryUsage().arrayBuffers - before;
+      // 40 part buffers of 8 MiB would be 320 MiB; 40 first buffers of 64 KiB are 2.5 MiB.
+      expect(held).toBeLessThan(16 * MiB);
+      await Promise.all(streams.map(async (ws) => {
+        ws.end();
+        await once(ws, 'finish');
+      }));
+      expect((await readAll(h.p, '/s7.txt')).toString()).toBe('small file 7');
+      expect(h.count('PutObjectCommand')).toBe(n);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
   it('rejects a part size below S3\'s 5 MiB minimum', async () => {
     const { S3Provider } = await import('../src/index.js');
     expect(() => new S3Provider({ bucket: 'b', partSize: MiB })).toThrow(RangeError);
