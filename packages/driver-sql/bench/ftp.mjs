@@ -82,7 +82,26 @@ try {
       const mlsd = await c.list('/many');
       const mlsdMs = performance.now() - t;
       if (mlsd.length !== entries) throw new Error(`MLSD returned ${mlsd.length}`);
-      rows.push({ dialect, 'upload MiB/s': up.toFixed(0), 'download MiB/s': down.toFixed(0), [`list(${entries}) ms`]: listMs.toFixed(0), [`MLSD(${entries}) ms`]: mlsdMs.toFixed(0) });
+      // Path resolution: one query whatever the depth (one self-join per component).
+      const deep = `/${Array.from({ length: 20 }, (_, i) => `d${i}`).join('/')}`;
+      await fs.mkdir(deep, { recursive: true });
+      const statUs = async (path) => {
+        const n = 200;
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) await fs.stat(path);
+        return (((performance.now() - t0) / n) * 1000).toFixed(0);
+      };
+      const shallow = await statUs('/d0');
+      const deepUs = await statUs(deep);
+      rows.push({
+        dialect,
+        'upload MiB/s': up.toFixed(0),
+        'download MiB/s': down.toFixed(0),
+        [`list(${entries}) ms`]: listMs.toFixed(0),
+        [`MLSD(${entries}) ms`]: mlsdMs.toFixed(0),
+        'stat depth 1 µs': shallow,
+        'stat depth 20 µs': deepUs,
+      });
     } finally {
       c.close();
       await server.close();

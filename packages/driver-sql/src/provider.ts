@@ -9,7 +9,7 @@ import type { Connection, DialectName, ExistingConnection, PoolOptions } from '.
 import { dbError, isRetryable, isUniqueViolation } from './errors.js';
 import { SqlFileHandle } from './file-handle.js';
 import { dropTables, migrateToLatest } from './migrations.js';
-import { locate } from './resolve.js';
+import { locate, maxJoins } from './resolve.js';
 import type { Location } from './resolve.js';
 import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, nameOf, T_DIR, T_FILE, T_LINK, Tables, toBuffer, toInode } from './schema.js';
 import type { Database, Inode } from './schema.js';
@@ -276,7 +276,7 @@ export class SqlProvider implements FsProvider {
   }
 
   #locate(q: Kysely<Database>, path: string, follow: boolean, syscall: string, withChildren = false): Promise<Location> {
-    return locate(q, this.tables, normalizePath(path), follow, syscall, withChildren);
+    return locate(q, this.tables, normalizePath(path), follow, syscall, withChildren, maxJoins(this.dialect));
   }
 
   async #existing(q: Kysely<Database>, path: string, follow: boolean, syscall: string): Promise<Location & { node: Inode }> {
