@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { CopyObjectCommand } from '@aws-sdk/client-s3';
 import {
   checkStreamOptions,
   dirname,
@@ -15,17 +14,17 @@ import {
   type ReadStreamOptions,
   type WriteStreamOptions,
 } from '@ftp/vfs';
-import { copySource, type S3Context } from './context.js';
+import type { S3Context } from './context.js';
 import { openDownload } from './download.js';
-import { toS3Error } from './errors.js';
 import { S3ReadHandle, S3WriteHandle } from './handles.js';
 import { hashObject } from './hash.js';
 import { listDir } from './listing.js';
-import { dirStats, fileStats, kindOf, MTIME_META, requireDirectory } from './objects.js';
+import { dirStats, fileStats, kindOf, requireDirectory } from './objects.js';
 import { createClient, MAX_PART_SIZE, resolveOptions, type S3ProviderOptions } from './options.js';
 import { KeyMapper } from './paths.js';
 import { deleteKey, putMarker } from './remove.js';
 import { renamePath } from './rename.js';
+import { setObjectTime } from './times.js';
 import { S3UploadStream, type UploadPlan } from './upload.js';
 
 /**
@@ -217,31 +216,11 @@ export class S3Provider implements FsProvider {
   }
 
   /**
-   * MFMT: stores the time in the object's metadata (`x-amz-meta-mtime`) with a server-side self-copy (CopyObject,
-   * MetadataDirective REPLACE, the other metadata kept). `stat` reports it; listings cannot (ListObjectsV2 returns
-   * no metadata) and show S3's LastModified. Directories have no times in S3 (ENOTSUP), nor do objects over 5 GiB.
+   * MFMT: stores the time in the object's metadata (`x-amz-meta-mtime`) with a server-side self-copy; `stat`
+   * reports it, listings cannot (see {@link setObjectTime}).
    */
-  async setTimes(path: string, mtime: Date): Promise<void> {
-    const k = await kindOf(this.#ctx, path);
-    if (k.kind === 'none') throw fsError('ENOENT', 'utime', path);
-    if (k.kind === 'directory') throw fsError('ENOTSUP', 'utime', path);
-    if ((k.head.ContentLength ?? 0) > MAX_PART_SIZE) throw fsError('ENOTSUP', 'utime', path);
-    const key = this.#ctx.keys.fileKey(path);
-    try {
-      await this.client.send(
-        new CopyObjectCommand({
-          Bucket: this.#ctx.bucket,
-          Key: key,
-          CopySource: copySource(this.#ctx, key),
-          CopySourceIfMatch: k.head.ETag,
-          MetadataDirective: 'REPLACE',
-          Metadata: { ...k.head.Metadata, [MTIME_META]: String(Math.round(mtime.getTime())) },
-          ContentType: k.head.ContentType,
-        }),
-      );
-    } catch (err) {
-      throw toS3Error(err, path, 'utime');
-    }
+  setTimes(path: string, mtime: Date): Promise<void> {
+    return setObjectTime(this.#ctx, path, mtime);
   }
 
   /** AVBL: a bucket has no size limit. */
