@@ -11,9 +11,10 @@ import { SqlFileHandle } from './file-handle.js';
 import { dropTables, migrateToLatest } from './migrations.js';
 import { locate, maxJoins } from './resolve.js';
 import type { Location } from './resolve.js';
-import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, nameOf, T_DIR, T_FILE, T_LINK, Tables, toBuffer, toInode } from './schema.js';
+import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, T_DIR, T_FILE, T_LINK, Tables, toBuffer, toInode } from './schema.js';
 import type { Database, Inode } from './schema.js';
-import { LEASE_MS, SqlReadStream } from './read-stream.js';
+import { SqlReadStream } from './read-stream.js';
+import { InodeLifecycle } from './lifecycle.js';
 import type { Store } from './store.js';
 import { SqlWriteStream } from './write-stream.js';
 
@@ -21,8 +22,6 @@ import { SqlWriteStream } from './write-stream.js';
 const STALE_MS = 24 * 3600 * 1000;
 /** Attempts of a transaction that hit a deadlock or serialization failure. */
 const TX_ATTEMPTS = 5;
-/** Name prefix of a file unlinked while readers still hold it. */
-const DETACHED = '.detached-';
 const KINDS: Record<number, NodeKind> = { [T_FILE]: 'file', [T_DIR]: 'directory', [T_LINK]: 'symlink' };
 
 /** Options of {@link SqlProvider}. */
@@ -74,6 +73,7 @@ export class SqlProvider implements FsProvider {
   readonly #conn: Connection;
   readonly #store: Store;
   readonly #autoMigrate: boolean;
+  readonly #life: InodeLifecycle;
   #ready: Promise<void> | undefined;
   #closed = false;
 
@@ -93,6 +93,7 @@ export class SqlProvider implements FsProvider {
     this.dialect = this.#conn.dialect;
     this.#autoMigrate = options.autoMigrate ?? true;
     const quota = options.quota;
+    this.#life = new InodeLifecycle(this.#conn.db, this.tables, this.dialect, (fn) => this.#tx(fn));
     this.#store = {
       db: this.#conn.db,
       t: this.tables,
@@ -101,10 +102,10 @@ export class SqlProvider implements FsProvider {
       quota,
       tx: (fn) => this.#tx(fn),
       lockDir: (trx, id) => this.#lockDir(trx, id),
-      removeFile: (trx, id) => this.#removeFile(trx, id),
-      lease: (id, path) => this.#lease(id, path),
-      renew: (id, token) => this.#renew(id, token),
-      release: (id, token) => this.#release(id, token),
+      removeFile: (trx, id) => this.#life.removeFile(trx, id),
+      lease: (id, path) => this.#life.lease(id, path),
+      renew: (id, token) => this.#life.renew(id, token),
+      release: (id, token) => (this.#closed ? Promise.resolve() : this.#life.release(id, token)),
       available: (q) => this.#available(q ?? this.#conn.db),
     };
   }
@@ -129,14 +130,7 @@ export class SqlProvider implements FsProvider {
 
   async #migrate(): Promise<void> {
     await migrateToLatest(this.#conn.db, this.tables, this.dialect);
-    const t = this.tables;
-    const stale = Date.now() - STALE_MS;
-    await this.#tx(async (trx) => {
-      await trx.deleteFrom(t.r).where('expires', '<', Date.now()).execute();
-      const old = trx.selectFrom(t.inode('s')).select('s.id').where('s.parent', 'is', null).where('s.mtime', '<', stale);
-      const ids = (await old.execute()).map((r) => Number(r.id));
-      for (const id of ids) if ((await this.#liveLeases(trx, id)) === 0) await this.#deleteInode(trx, id);
-    });
+    await this.#life.sweep(Date.now() - STALE_MS);
   }
 
   /** Drops every table of this provider's prefix: the filesystem is gone. For tests and decommissioning. */
@@ -190,70 +184,6 @@ export class SqlProvider implements FsProvider {
     if (this.dialect !== 'sqlite') q = q.forUpdate();
     const r = await q.executeTakeFirst();
     return r !== undefined && Number(r.type) === T_DIR;
-  }
-
-  /** Row lock on an inode (deleters and readers taking or ending a lease serialise on it). */
-  async #lockInode(trx: Kysely<Database>, id: number): Promise<{ parent: number | null; name: string } | undefined> {
-    let q = trx.selectFrom(this.tables.inode('n')).select(['n.parent', 'n.name']).where('n.id', '=', id);
-    if (this.dialect !== 'sqlite') q = q.forUpdate();
-    const r = await q.executeTakeFirst();
-    return r === undefined ? undefined : { parent: r.parent === null ? null : Number(r.parent), name: nameOf(r.name) };
-  }
-
-  async #liveLeases(trx: Kysely<Database>, id: number): Promise<number> {
-    const r = await trx
-      .selectFrom(this.tables.reader('r'))
-      .select((eb) => eb.fn.countAll<number | string>().as('n'))
-      .where('r.inode', '=', id)
-      .where('r.expires', '>', Date.now())
-      .executeTakeFirst();
-    return Number(r?.n ?? 0);
-  }
-
-  async #deleteInode(trx: Kysely<Database>, id: number): Promise<void> {
-    const t = this.tables;
-    await trx.deleteFrom(t.c).where('inode', '=', id).execute();
-    await trx.deleteFrom(t.r).where('inode', '=', id).execute();
-    await trx.deleteFrom(t.i).where('id', '=', id).execute();
-  }
-
-  async #removeFile(trx: Kysely<Database>, id: number): Promise<void> {
-    await this.#lockInode(trx, id);
-    if ((await this.#liveLeases(trx, id)) > 0) {
-      // Detached: unlinked but kept for its readers (in any process); the last one deletes it.
-      await trx.updateTable(this.tables.i).set({ parent: null, name: `${DETACHED}${id}`, mtime: Date.now() }).where('id', '=', id).execute();
-      return;
-    }
-    await this.#deleteInode(trx, id);
-  }
-
-  async #lease(id: number, path: string): Promise<string> {
-    const token = randomUUID();
-    await this.#tx(async (trx) => {
-      // Under the inode's lock: a deleter either went first (the row is gone: ENOENT) or will see this lease.
-      if ((await this.#lockInode(trx, id)) === undefined) throw fsError('ENOENT', 'open', path);
-      await trx.insertInto(this.tables.r).values({ inode: id, token, expires: Date.now() + LEASE_MS }).execute();
-    });
-    return token;
-  }
-
-  async #renew(id: number, token: string): Promise<void> {
-    await this.db.updateTable(this.tables.r).set({ expires: Date.now() + LEASE_MS }).where('inode', '=', id).where('token', '=', token).execute();
-  }
-
-  async #release(id: number, token: string): Promise<void> {
-    if (this.#closed) return;
-    try {
-      await this.#tx(async (trx) => {
-        const row = await this.#lockInode(trx, id);
-        await trx.deleteFrom(this.tables.r).where('inode', '=', id).where('token', '=', token).execute();
-        if (row !== undefined && row.parent === null && row.name.startsWith(DETACHED) && (await this.#liveLeases(trx, id)) === 0) {
-          await this.#deleteInode(trx, id);
-        }
-      });
-    } catch {
-      // The lease expires by itself; a detached inode is then swept by migrate().
-    }
   }
 
   async #available(q: Kysely<Database>): Promise<number> {
@@ -440,7 +370,7 @@ export class SqlProvider implements FsProvider {
         const now = await this.#entry(trx, loc.parent.id, loc.name);
         if (now === undefined) throw fsError('ENOENT', 'unlink', path);
         if (now.type === T_DIR) throw fsError('EISDIR', 'unlink', path);
-        if (now.type === T_FILE) await this.#removeFile(trx, now.id);
+        if (now.type === T_FILE) await this.#life.removeFile(trx, now.id);
         else await trx.deleteFrom(this.tables.i).where('id', '=', now.id).execute();
         await this.#touch(trx, loc.parent.id);
       }),
@@ -481,7 +411,7 @@ export class SqlProvider implements FsProvider {
           } else if (d.type === T_DIR) {
             throw fsError('EISDIR', 'rename', newPath);
           } else if (d.type === T_FILE) {
-            await this.#removeFile(trx, d.id);
+            await this.#life.removeFile(trx, d.id);
           } else {
             await trx.deleteFrom(this.tables.i).where('id', '=', d.id).execute();
           }
@@ -543,7 +473,7 @@ export class SqlProvider implements FsProvider {
     return this.#use(path, async () => {
       const { node } = await this.#existing(this.db, path, true, 'open');
       if (node.type === T_DIR) throw fsError('EISDIR', 'open', path);
-      const token = await this.#lease(node.id, path);
+      const token = await this.#life.lease(node.id, path);
       return new SqlReadStream(this.#store, node.id, token, node.size, options.start ?? 0, options.end, normalizePath(path));
     });
   }
@@ -626,7 +556,7 @@ export class SqlProvider implements FsProvider {
       const from = start ?? 0;
       if (algorithm === 'SHA-256' && from === 0 && (end === undefined || end >= node.size) && node.sha256 !== null) return node.sha256;
       if (end !== undefined && end <= from) return digest.digest();
-      const token = await this.#lease(node.id, path);
+      const token = await this.#life.lease(node.id, path);
       const stream = new SqlReadStream(this.#store, node.id, token, node.size, from, end === undefined ? undefined : end - 1, normalizePath(path));
       for await (const chunk of stream) digest.update(chunk as Buffer);
       return digest.digest();
