@@ -50,7 +50,7 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
       ({ server: metricsServer, address: metricsAddress } = await startMetricsServer(new Metrics(server), () => !closing, config.metrics.port, config.metrics.host));
     }
     for (const l of config.listeners) {
-      const options = l.publicHost ? { publicHost: l.publicHost } : {};
+      const options = { ...(l.publicHost ? { publicHost: l.publicHost } : {}), proxyProtocol: l.proxyProtocol };
       const address = l.implicitTls ? await server.listenImplicitTls(l.port, l.host, options) : await server.listen(l.port, l.host, options);
       listeners.push({ ...address, implicitTls: l.implicitTls });
     }

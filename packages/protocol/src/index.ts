@@ -80,3 +80,6 @@ export {
 export type { MlsxFact, FactEntry, FormatFactsOptions } from './facts.js';
 
 export { AsciiEncoder, AsciiDecoder } from './ascii.js';
+
+export { parseProxyHeader } from './proxy.js';
+export type { ProxyHeader, ProxyEndpoint } from './proxy.js';

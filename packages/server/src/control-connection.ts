@@ -51,6 +51,8 @@ export class ControlConnection {
     this.reader = new LineReader({ maxLineLength });
     this.onClosed = onClosed;
     this.attach(socket);
+    // A socket whose PROXY header was read first is paused with the bytes after it put back.
+    socket.resume();
   }
 
   private attach(socket: Socket): void {

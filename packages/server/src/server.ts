@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, isIPv6, type AddressInfo, type BlockList, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { Advertiser } from './data/advertise.js';
+import { Advertiser, subnets } from './data/advertise.js';
 import { PassivePorts, plainAddress } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
+import { readProxyHeader } from './proxy-header.js';
 import { Session, type AnonymousAccess, type SessionContext } from './session.js';
 import { resolveSettings, type ServerSettings } from './settings.js';
 import { TlsContexts } from './tls.js';
@@ -28,7 +29,16 @@ export interface FtpServerOptions {
 export interface ListenOptions {
   /** The address PASV advertises to clients of this listener (when no `publicHosts` network matches first). */
   publicHost?: string;
+  /**
+   * Every connection starts with a PROXY protocol header (v1 or v2) from a load balancer, which names the real
+   * client for limits, bans, logs and the passive address check. Connections without one are closed; so are
+   * connections from outside `proxyProtocolFrom` when that is set.
+   */
+  proxyProtocol?: boolean;
 }
+
+/** How long a connection on a PROXY listener may take to send its header. */
+const PROXY_HEADER_TIMEOUT_MS = 5000;
 
 /** Events of {@link FtpServer}. */
 export interface FtpServerEvents {
@@ -61,6 +71,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private readonly logger: Logger;
   private readonly sessions = new Set<Session>();
   private readonly perIp = new Map<string, number>();
+  /** The load balancers allowed to send PROXY headers; null: any (the listener is firewalled). */
+  private readonly proxies: BlockList | null;
   private readonly ctx: SessionContext;
   /** Every listening socket, plain and implicit TLS; `listen` may be called once per address. */
   private readonly sockets: Array<{ server: Server; implicitTls: boolean }> = [];
@@ -73,13 +85,14 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       throw new TypeError('FtpServer needs a driver with an authenticate(session, user, password) method');
     }
     this.settings = resolveSettings(options.settings);
+    this.proxies = this.settings.proxyProtocolFrom ? subnets(this.settings.proxyProtocolFrom) : null;
     this.logger = options.logger ?? pino({ level: 'silent' });
     const [min, max] = this.settings.passivePortRange;
     this.ctx = {
       settings: this.settings,
       driver: options.driver,
       logger: this.logger,
-      portPool: new PassivePorts(min, max),
+      portPool: new PassivePorts(min, max, undefined, this.settings.passiveProxyProtocol ? { timeoutMs: PROXY_HEADER_TIMEOUT_MS } : null),
       advertiser: new Advertiser(this.settings),
       tls: new TlsContexts(options.driver, this.settings),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
@@ -151,7 +164,24 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    */
   handle(socket: Socket, options: ListenOptions & { implicitTls?: boolean } = {}): void {
     socket.on('error', () => {});
-    const ip = plainAddress(socket.remoteAddress);
+    if (!options.proxyProtocol) return this.start(socket, options, undefined);
+    // Behind a load balancer: the real client is in the PROXY header, and only the proxy may send one.
+    const from = plainAddress(socket.remoteAddress);
+    if (this.proxies && !this.proxies.check(from, isIPv6(from) ? 'ipv6' : 'ipv4')) {
+      this.logger.warn({ remote: from }, 'PROXY listener: connection from an untrusted address closed');
+      return void socket.destroy();
+    }
+    readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS).then(
+      (header) => this.start(socket, options, header.source ?? undefined),
+      (err: Error) => {
+        this.logger.warn({ remote: from, err: err.message }, 'PROXY listener: no valid PROXY header, connection closed');
+        socket.destroy();
+      },
+    );
+  }
+
+  private start(socket: Socket, options: ListenOptions & { implicitTls?: boolean }, client: { address: string; port: number } | undefined): void {
+    const ip = plainAddress(client?.address ?? socket.remoteAddress);
     const { maxSessions, maxSessionsPerIp } = this.settings;
     const refused = (reason: FtpServerEvents['session:refused'][0]['reason'], text: string): void => {
       this.emit('session:refused', { remoteAddress: ip, reason });
@@ -160,7 +190,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     if (this.closing) return refused('shutting-down', 'Server is shutting down.');
     if (maxSessions > 0 && this.sessions.size >= maxSessions) return refused('max-sessions', 'Too many connections, try again later.');
     if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
-    const session = new Session(this.nextId++, socket, this.ctx, options.implicitTls === true, options.publicHost);
+    const session = new Session(this.nextId++, socket, this.ctx, { implicitTls: options.implicitTls === true, publicHost: options.publicHost, client });
     this.sessions.add(session);
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.emit('session:open', { session: session.id, remoteAddress: ip });

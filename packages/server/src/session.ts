@@ -25,6 +25,16 @@ export interface AnonymousAccess {
   users?: readonly string[];
 }
 
+/** How a control connection reached the server. */
+export interface SessionOrigin {
+  /** Implicit FTPS: the TLS handshake comes first. */
+  implicitTls?: boolean;
+  /** The listener's own public host (PASV). */
+  publicHost?: string | undefined;
+  /** The real client, from a PROXY protocol header, when a load balancer is in between. */
+  client?: { address: string; port: number } | undefined;
+}
+
 /** What a session needs from its server. */
 export interface SessionContext {
   readonly settings: ServerSettings;
@@ -104,6 +114,9 @@ export class Session implements SessionInfo {
   /** USER commands on this connection (bounded, so one connection cannot try names forever). */
   userCommands = 0;
   private closed = false;
+  private readonly implicitTls: boolean;
+  /** The public host of the listener the client came through, if it has its own. */
+  readonly listenerPublicHost: string | undefined;
   private idleTimer: NodeJS.Timeout | null = null;
   private idleTimerSeconds = 0;
 
@@ -111,12 +124,12 @@ export class Session implements SessionInfo {
     readonly id: number,
     readonly socket: Socket,
     readonly ctx: SessionContext,
-    private readonly implicitTls = false,
-    /** The public host of the listener the client came through, if it has its own. */
-    readonly listenerPublicHost: string | undefined = undefined,
+    origin: SessionOrigin = {},
   ) {
-    this.remoteAddress = plainAddress(socket.remoteAddress);
-    this.remotePort = socket.remotePort ?? 0;
+    this.implicitTls = origin.implicitTls === true;
+    this.listenerPublicHost = origin.publicHost;
+    this.remoteAddress = plainAddress(origin.client?.address ?? socket.remoteAddress);
+    this.remotePort = origin.client?.port ?? socket.remotePort ?? 0;
     this.localAddress = plainAddress(socket.localAddress);
     this.transferType = ctx.settings.defaultTransferType;
     this.tlsRequired = ctx.settings.tlsRequired;
@@ -133,7 +146,7 @@ export class Session implements SessionInfo {
       () => this.close(),
     );
     // Implicit FTPS: not one byte may be read as clear text before the handshake.
-    if (implicitTls) this.conn.prepareUpgrade();
+    if (this.implicitTls) this.conn.prepareUpgrade();
   }
 
   get settings(): ServerSettings {

@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import { subnet } from './data/advertise.js';
+import { subnet, subnets } from './data/advertise.js';
 
 /**
  * Server settings: what an operator tunes. Every limit is on by default and documented next to its option
@@ -18,6 +18,14 @@ export interface ServerSettings {
    * `passivePortRange` is advertised as `passivePortsAdvertised[0] + p - passivePortRange[0]`. Same size as the range.
    */
   passivePortsAdvertised?: readonly [number, number];
+  /**
+   * Passive data connections come through a load balancer that starts each with a PROXY protocol header (as the
+   * control connections of a `proxyProtocol` listener do): the header's client is then the one checked by
+   * `passiveIpCheck`. Default false.
+   */
+  passiveProxyProtocol: boolean;
+  /** Networks allowed to send PROXY headers (e.g. `['10.0.0.0/24']`); others are closed. Default: any. */
+  proxyProtocolFrom?: readonly string[];
   /** Inclusive range of ports for passive data connections. Default `[30000, 30999]`: below Linux's ephemeral range. */
   passivePortRange: readonly [number, number];
   /** Accept PORT/EPRT. Default true. */
@@ -117,6 +125,7 @@ export type TlsRequirement = 'none' | 'control' | 'all';
 /** The defaults of {@link ServerSettings}. */
 export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   passivePortRange: [30000, 30999] as const,
+  passiveProxyProtocol: false,
   activeMode: true,
   activeModeBounceCheck: true,
   activeModeMinPort: 1024,
@@ -167,6 +176,7 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
     subnet(network);
     if (!isIPv4(host)) throw new RangeError(`publicHosts: host must be an IPv4 address, got ${host}`);
   }
+  if (s.proxyProtocolFrom) subnets(s.proxyProtocolFrom);
   if (s.passivePortsAdvertised) {
     const [a, b] = s.passivePortsAdvertised;
     if (!isPort(a) || !isPort(b) || b - a !== max - min) {

@@ -32,6 +32,8 @@ export const serverSettings = z
     publicHosts: z.array(z.object({ network: z.string().min(1), host: z.ipv4() }).strict()),
     passivePortRange: portRange,
     passivePortsAdvertised: portRange,
+    passiveProxyProtocol: z.boolean(),
+    proxyProtocolFrom: z.array(z.string().min(1)),
     activeMode: z.boolean(),
     activeModeBounceCheck: z.boolean(),
     activeModeMinPort: port,
@@ -108,9 +110,9 @@ const user = z
 export const config = z
   .object({
     listeners: z
-      .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false), publicHost: z.ipv4().optional() }).strict())
+      .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false), publicHost: z.ipv4().optional(), proxyProtocol: z.boolean().default(false) }).strict())
       .min(1)
-      .default([{ host: '127.0.0.1', port: 2121, implicitTls: false }]),
+      .default([{ host: '127.0.0.1', port: 2121, implicitTls: false, proxyProtocol: false }]),
     /** PEM files, read at start and again on SIGHUP. */
     tls: z.object({ cert: z.string().min(1), key: z.string().min(1), passphrase: secret.optional() }).strict().optional(),
     backends: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'), backend),

@@ -27,17 +27,29 @@ export class Advertiser {
   }
 }
 
+/** A BlockList holding every one of these CIDR networks. */
+export function subnets(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const { address, prefix, type } = parseSubnet(cidr);
+    list.addSubnet(address, prefix, type);
+  }
+  return list;
+}
+
 /** A BlockList holding one CIDR network (`10.0.0.0/8`, `fd00::/8`, or a bare address); throws on a bad one. */
 export function subnet(cidr: string): BlockList {
+  return subnets([cidr]);
+}
+
+function parseSubnet(cidr: string): { address: string; prefix: number; type: 'ipv4' | 'ipv6' } {
   const [address = '', bits] = cidr.split('/');
   const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : null;
-  if (!type) throw new RangeError(`publicHosts: "${cidr}" is not a network (expected e.g. 10.0.0.0/8)`);
+  if (!type) throw new RangeError(`"${cidr}" is not a network (expected e.g. 10.0.0.0/8)`);
   const max = type === 'ipv4' ? 32 : 128;
   const prefix = bits === undefined ? max : Number(bits);
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) {
-    throw new RangeError(`publicHosts: "${cidr}" has a bad prefix length`);
+    throw new RangeError(`"${cidr}" has a bad prefix length`);
   }
-  const list = new BlockList();
-  list.addSubnet(address, prefix, type);
-  return list;
+  return { address, prefix, type };
 }

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { FtpError } from '../errors.js';
+import { readProxyHeader } from '../proxy-header.js';
 
 /** Normalises `::ffff:1.2.3.4` to `1.2.3.4` so that IPv4 peers compare equal however the socket reports them. */
 export function plainAddress(address: string | undefined): string {
@@ -15,6 +16,11 @@ export interface ReserveOptions {
   expectedPeer: string | null;
   /** Called for a connection that was refused because no session of its address was waiting on the port. */
   onForeignPeer?: (address: string) => void;
+}
+
+/** Data connections start with a PROXY protocol header, awaited this long. */
+export interface ProxyOptions {
+  timeoutMs: number;
 }
 
 /** Any peer: the key of a reservation made with `expectedPeer: null`. */
@@ -35,8 +41,17 @@ class PortListener {
     readonly port: number,
     private readonly onIdle: () => void,
     private readonly lingerMs: number,
+    private readonly proxy: ProxyOptions | null,
   ) {
-    server.on('connection', (s) => this.onConnection(s));
+    server.on('connection', (s) => {
+      s.on('error', () => {});
+      if (!this.proxy) return this.route(s, plainAddress(s.remoteAddress));
+      // Through a load balancer: the client's address is in the PROXY header, read before routing.
+      readProxyHeader(s, this.proxy.timeoutMs).then(
+        (h) => this.route(s, plainAddress(h.source?.address ?? s.remoteAddress)),
+        () => s.destroy(),
+      );
+    });
   }
 
   /** Whether a session with this expectation may wait here too. */
@@ -61,9 +76,8 @@ class PortListener {
     }
   }
 
-  private onConnection(s: Socket): void {
-    s.on('error', () => {});
-    const peer = plainAddress(s.remoteAddress);
+  private route(s: Socket, peer: string): void {
+    if (this.closed) return void s.destroy();
     const r = this.waiting.get(peer) ?? this.waiting.get(ANY);
     if (!r) {
       for (const other of this.waiting.values()) other.foreignPeer(peer);
@@ -97,6 +111,7 @@ export class PassivePorts {
     readonly min: number,
     readonly max: number,
     private readonly lingerMs = 10_000,
+    private readonly proxy: ProxyOptions | null = null,
   ) {
     this.cursor = min + Math.floor(Math.random() * (max - min + 1));
   }
@@ -163,6 +178,7 @@ export class PassivePorts {
         }
       },
       this.lingerMs,
+      this.proxy,
     );
     this.listeners.set(key, listener);
     return listener;
