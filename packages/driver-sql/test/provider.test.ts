@@ -303,6 +303,39 @@ for (const db of DBS) {
       }
     });
 
+    it('file handles write in place across chunk boundaries, truncate, extend and append', async () => {
+      const p = await freshProvider(db);
+      try {
+        const base = bytes(600_000, 13);
+        await put(p, '/h', base);
+        const expected = Buffer.from(base);
+        const h = await p.open('/h', 'r+');
+        const patch = bytes(100_000, 14);
+        await h.write(patch, 0, patch.length, 250_000); // straddles the first chunk boundary (262,144)
+        patch.copy(expected, 250_000);
+        const buf = Buffer.alloc(120_000);
+        const { bytesRead } = await h.read(buf, 0, buf.length, 240_000);
+        expect(bytesRead).toBe(120_000);
+        expect(buf.equals(expected.subarray(240_000, 360_000))).toBe(true);
+        await h.truncate(300_000);
+        await h.write(Buffer.from('end'), 0, 3, 310_000); // past the end: zeros in between
+        await h.close();
+        const want = Buffer.concat([expected.subarray(0, 300_000), Buffer.alloc(10_000), Buffer.from('end')]);
+        expect((await get(p, '/h')).equals(want)).toBe(true);
+        expect((await p.stat('/h')).size).toBe(want.length);
+        const a = await p.open('/h', 'a');
+        await a.write(Buffer.from('+more'), 0, 5, null);
+        await a.close();
+        expect((await get(p, '/h')).subarray(-8).toString()).toBe('end+more');
+        // The stored digest no longer applies: hash() streams and agrees.
+        expect(await p.hash('/h', 'SHA-256')).toBe(createHash('sha256').update(Buffer.concat([want, Buffer.from('+more')])).digest('hex'));
+        await expect(p.open('/missing', 'r')).rejects.toMatchObject({ code: 'ENOENT' });
+        await expect(p.open('/h', 'wx')).rejects.toMatchObject({ code: 'EEXIST' });
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
     it('names are byte-exact: case, accents and trailing spaces are distinct', async () => {
       const p = await freshProvider(db);
       try {
