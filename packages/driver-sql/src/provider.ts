@@ -471,11 +471,25 @@ export class SqlProvider implements FsProvider {
   async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
     checkStreamOptions(options, path);
     return this.#use(path, async () => {
-      const { node } = await this.#existing(this.db, path, true, 'open');
-      if (node.type === T_DIR) throw fsError('EISDIR', 'open', path);
-      const token = await this.#life.lease(node.id, path);
+      const { node, token } = await this.#leased(path);
       return new SqlReadStream(this.#store, node.id, token, node.size, options.start ?? 0, options.end, normalizePath(path));
     });
+  }
+
+  /**
+   * Locates a file and takes a reader lease on it. Between the two another server may have replaced the file
+   * (the inode found is gone): then the path is looked up again, a bounded number of times.
+   */
+  async #leased(path: string): Promise<{ node: Inode; token: string }> {
+    for (let attempt = 1; ; attempt++) {
+      const { node } = await this.#existing(this.db, path, true, 'open');
+      if (node.type === T_DIR) throw fsError('EISDIR', 'open', path);
+      try {
+        return { node, token: await this.#life.lease(node.id, path) };
+      } catch (err) {
+        if (attempt >= 3 || (err as { code?: unknown }).code !== 'ENOENT') throw err;
+      }
+    }
   }
 
   /**
@@ -551,12 +565,13 @@ export class SqlProvider implements FsProvider {
   async hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
     return this.#use(path, async () => {
       const digest = createDigest(algorithm);
-      const { node } = await this.#existing(this.db, path, true, 'open');
-      if (node.type === T_DIR) throw fsError('EISDIR', 'open', path);
+      const found = await this.#existing(this.db, path, true, 'open');
+      if (found.node.type === T_DIR) throw fsError('EISDIR', 'open', path);
       const from = start ?? 0;
-      if (algorithm === 'SHA-256' && from === 0 && (end === undefined || end >= node.size) && node.sha256 !== null) return node.sha256;
+      const stored = found.node.sha256;
+      if (algorithm === 'SHA-256' && from === 0 && (end === undefined || end >= found.node.size) && stored !== null) return stored;
       if (end !== undefined && end <= from) return digest.digest();
-      const token = await this.#life.lease(node.id, path);
+      const { node, token } = await this.#leased(path);
       const stream = new SqlReadStream(this.#store, node.id, token, node.size, from, end === undefined ? undefined : end - 1, normalizePath(path));
       for await (const chunk of stream) digest.update(chunk as Buffer);
       return digest.digest();
