@@ -336,6 +336,23 @@ for (const db of DBS) {
       }
     });
 
+    it('servers starting at once migrate one schema once (Kysely migration lock)', async () => {
+      const url = await db.url();
+      const prefix = randomPrefix();
+      // SQLite: one connection per process (see the README), so the "servers" share it.
+      const first = new SqlProvider({ connection: url, tablePrefix: prefix });
+      const all = db.dialect === 'sqlite' ? [first] : [first, ...Array.from({ length: 3 }, () => new SqlProvider({ connection: url, tablePrefix: prefix }))];
+      try {
+        await Promise.all(all.flatMap((p) => [p.migrate(), p.migrate()]));
+        expect(await rowCounts(first)).toEqual({ inodes: 1, chunks: 0 });
+        const applied = await sql<{ name: string }>`select name from ${sql.table(first.tables.migration)} order by name`.execute(first.db);
+        expect(applied.rows.map((r) => r.name)).toEqual(['0001_inodes_and_chunks', '0002_reader_leases']);
+      } finally {
+        for (const p of all.slice(1)) await p.close();
+        await disposeProvider(first);
+      }
+    });
+
     it('names are byte-exact: case, accents and trailing spaces are distinct', async () => {
       const p = await freshProvider(db);
       try {
