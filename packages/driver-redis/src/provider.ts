@@ -70,6 +70,8 @@ export class RedisProvider implements FsProvider {
   readonly supportsSymlinks = true;
   /** Concurrent uploads to one path end as one whole version: each writes its own inode, swapped in by a script. */
   readonly atomicUploads = true;
+  /** An upload's inode is hidden until the commit swaps it in; an interrupted one leaves the old version. */
+  readonly uploadsVisibleWhenComplete = true;
   /** The ioredis client in use. */
   readonly client: RedisClient;
   /** The key names of this filesystem. */

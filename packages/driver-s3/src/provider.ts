@@ -44,6 +44,8 @@ export class S3Provider implements FsProvider {
   readonly supportsSymlinks = false;
   /** An upload appears only once complete, whole; of two concurrent uploads, the one completed last wins. */
   readonly atomicUploads = true;
+  /** A multipart upload is no object until completed; an aborted one leaves the previous object as it was. */
+  readonly uploadsVisibleWhenComplete = true;
   /** The S3 client in use. */
   readonly client: S3Client;
   readonly #ctx: S3Context;

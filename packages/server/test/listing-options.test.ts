@@ -1,4 +1,4 @@
-import { MemoryProvider } from '@ftp/vfs';
+import { MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
 import { RawClient, readAll } from './helpers.js';
@@ -8,11 +8,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-async function session(settings: Partial<ServerSettings> = {}) {
-  const fs = new MemoryProvider();
+async function session(settings: Partial<ServerSettings> = {}, fs: FsProvider = new MemoryProvider()) {
   for (const dir of ['/a', '/a/b', '/a/b/c', '/a/b/c/d']) await fs.mkdir(dir);
   for (const file of ['/top.txt', '/a/one.txt', '/a/b/two.txt', '/a/b/c/three.txt', '/a/b/c/d/four.txt', '/.hidden']) {
-    const w = await fs.createWriteStream(file);
+    const w = await fs.createWriteStream!(file);
     await new Promise<void>((r) => w.end('x', () => r()));
   }
   const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs }) } });
@@ -85,6 +84,23 @@ describe('interrupted uploads', () => {
   it('keep (default) leaves the partial file; discard removes it', async () => {
     expect(await interruptedUpload('keep')).toBe(true);
     expect(await interruptedUpload('discard')).toBe(false);
+  });
+
+  it('discard never deletes the previous version kept by a provider whose uploads show only when complete', async () => {
+    const sqlite = new SqliteProvider();
+    cleanups.push(() => sqlite.close());
+    const { c, fs } = await session({ partialUploads: 'discard' }, sqlite);
+    const socket = await c.passive();
+    c.send('STOR top.txt');
+    expect((await c.next()).code).toBe(150);
+    socket.write(Buffer.alloc(100000, 2));
+    await new Promise((r) => setTimeout(r, 100));
+    c.send('ABOR');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    socket.destroy();
+    // The interrupted upload never replaced it: the previous one-byte version is still there.
+    expect((await fs.stat('/top.txt')).size).toBe(1);
   });
 
   it('discard never removes a file an APPE was adding to', async () => {

@@ -594,6 +594,34 @@ function concurrencyTests(ctx: Ctx): void {
       expect((await ctx.p.stat('/same')).size).toBe(result.length);
     },
   );
+
+  itIf(
+    ctx.caps.uploadsVisibleWhenComplete,
+    'an upload is invisible until complete, and an interrupted one leaves the previous version whole',
+    'the provider does not claim uploadsVisibleWhenComplete (its uploads are visible as written)',
+    async () => {
+      const old = deterministicBytes(300_000, 21);
+      await writeAll(ctx.p, '/kept', old);
+      // Written but not ended (a backend may hold the bytes until a batch fills: no drain is awaited).
+      const w = await openWriteStream(ctx.p, '/kept');
+      w.write(deterministicBytes(200_000, 22));
+      const fresh = await openWriteStream(ctx.p, '/new-file');
+      fresh.write(deterministicBytes(100_000, 23));
+      await new Promise((r) => setTimeout(r, 50));
+      expect((await readAll(ctx.p, '/kept')).equals(old)).toBe(true);
+      await expectCode(ctx.p.stat('/new-file'), ['ENOENT']);
+      for (const s of [w, fresh]) {
+        const err = new Error('data connection lost');
+        (s as { transferError?: (e: Error) => void }).transferError?.(err);
+        const closed = new Promise((r) => s.once('close', r));
+        s.on('error', () => undefined);
+        s.destroy(err);
+        await closed;
+      }
+      expect((await readAll(ctx.p, '/kept')).equals(old)).toBe(true);
+      await expectCode(ctx.p.stat('/new-file'), ['ENOENT']);
+    },
+  );
 }
 
 function unicodeTests(ctx: Ctx): void {

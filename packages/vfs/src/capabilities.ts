@@ -24,6 +24,8 @@ export interface Capabilities {
   readonly: boolean;
   /** Concurrent whole-file uploads to one path end as one whole version (see `FsProvider.atomicUploads`). */
   atomicUploads: boolean;
+  /** Uploads are invisible until complete; an interrupted one leaves the previous version (`FsProvider.uploadsVisibleWhenComplete`). */
+  uploadsVisibleWhenComplete: boolean;
 }
 
 function has(p: object, name: string): boolean {
@@ -48,5 +50,6 @@ export function describeCapabilities(p: FsProvider): Capabilities {
     symlink: has(p, 'symlink') && has(p, 'readlink') && p.supportsSymlinks !== false,
     readonly: p.readonly === true,
     atomicUploads: p.atomicUploads === true,
+    uploadsVisibleWhenComplete: p.uploadsVisibleWhenComplete === true,
   };
 }

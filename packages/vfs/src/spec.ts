@@ -120,6 +120,12 @@ export interface FsProvider extends OptionalCapabilities {
    * upload is visible while it is written.
    */
   readonly atomicUploads?: boolean;
+  /**
+   * True when an upload becomes visible only once it completes: while it is written, and after it is interrupted
+   * (`transferError` then destroy), the path shows its previous version (or nothing). The server then has nothing
+   * partial to discard, and must not delete the path for an interrupted upload.
+   */
+  readonly uploadsVisibleWhenComplete?: boolean;
   stat(path: string): Promise<FileStats>;
   lstat?(path: string): Promise<FileStats>;
   readdir(path: string): Promise<unknown[]>;

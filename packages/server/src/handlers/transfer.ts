@@ -71,8 +71,11 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
     try {
       await receiveFromSocket(t, upload, s.coding('upload'));
     } catch (err) {
-      // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them.
-      if (fresh && s.settings.partialUploads === 'discard') await s.vfs.unlink(path).catch(() => undefined);
+      // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
+      // whose uploads show only when complete kept the previous version: deleting the path would lose it.
+      if (fresh && s.settings.partialUploads === 'discard' && s.vfs.uploadsVisibleWhenComplete !== true) {
+        await s.vfs.unlink(path).catch(() => undefined);
+      }
       throw err;
     }
   });

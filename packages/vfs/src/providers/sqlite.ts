@@ -495,6 +495,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
   readonly specVersion = SPEC_VERSION;
   /** Uploads become visible atomically at their end; concurrent ones end as one whole version. */
   readonly atomicUploads = true;
+  /** An upload is a hidden node until `end()` swaps it in. */
+  readonly uploadsVisibleWhenComplete = true;
   /** Bytes per chunk of this database. */
   readonly chunkSize: number;
   #db: DatabaseSync;

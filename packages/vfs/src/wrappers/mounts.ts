@@ -178,6 +178,7 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   };
   w.readonly = caps.every((c) => c.readonly);
   w.atomicUploads = caps.every((c) => c.atomicUploads);
+  w.uploadsVisibleWhenComplete = caps.every((c) => c.uploadsVisibleWhenComplete);
   w.supportsSymlinks = caps.every((c) => c.symlink);
   if (w.supportsSymlinks) {
     w.readlink = (v) => run(v, async () => route(v).fs.readlink!(route(v).path));
