@@ -62,6 +62,11 @@ export class SqlProvider implements FsProvider {
   readonly specVersion = SPEC_VERSION;
   /** Concurrent whole-file uploads end as one whole version (swapped in by one transaction). */
   readonly atomicUploads = true;
+  /**
+   * An upload shows nothing until it completes, and an interrupted one leaves the previous version (or nothing):
+   * the server has no partial file to discard.
+   */
+  readonly uploadsVisibleWhenComplete = true;
   /** Symlinks are stored rows, resolved inside the filesystem. */
   readonly supportsSymlinks = true;
   /** Never read-only. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqlProvider } from '../src/index.js';
-import { bytes, rowCounts } from './helpers.js';
+import { bytes, get, put, rowCounts } from './helpers.js';
 import { ftpClient, RawFtp, startFtp } from './ftp-helpers.js';
 import { DBS, disposeProvider, freshProvider, postgresUrl, randomPrefix } from './services.js';
 
@@ -68,6 +68,8 @@ for (const db of DBS) {
       const raw = await RawFtp.connect(port);
       try {
         expect((await raw.cmd('TYPE I')).code).toBe(200);
+        // The aborted upload replaces an existing file: its old version must survive.
+        await put(p, '/partial.bin', 'old version');
         const before = await rowCounts(p);
         const dataSocket = await raw.passive();
         raw.socket.write('STOR /partial.bin\r\n');
@@ -84,7 +86,22 @@ for (const db of DBS) {
         const until = Date.now() + 10_000;
         while (JSON.stringify(await rowCounts(p)) !== JSON.stringify(before) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
         expect(await rowCounts(p)).toEqual(before);
-        await expect(p.stat('/partial.bin')).rejects.toMatchObject({ code: 'ENOENT' });
+        expect((await get(p, '/partial.bin')).toString()).toBe('old version');
+        // A new file aborted the same way does not appear at all.
+        const data2 = await raw.passive();
+        raw.socket.write('STOR /never.bin\r\n');
+        expect((await raw.next()).code).toBe(150);
+        data2.write(bytes(2 * 1024 * 1024, 5));
+        const d2 = Date.now() + 10_000;
+        while ((await rowCounts(p)).chunks === before.chunks && Date.now() < d2) await new Promise((r) => setTimeout(r, 20));
+        raw.socket.write('ABOR\r\n');
+        expect((await raw.next()).code).toBeGreaterThanOrEqual(400);
+        await raw.next();
+        data2.destroy();
+        const d3 = Date.now() + 10_000;
+        while (JSON.stringify(await rowCounts(p)) !== JSON.stringify(before) && Date.now() < d3) await new Promise((r) => setTimeout(r, 20));
+        expect(await rowCounts(p)).toEqual(before);
+        await expect(p.stat('/never.bin')).rejects.toMatchObject({ code: 'ENOENT' });
       } finally {
         raw.close();
         await server.close();
