@@ -1,5 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { RedisProvider } from '@ftp/driver-redis';
+import { S3Provider } from '@ftp/driver-s3';
 import { LocalProvider, MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import type { BackendConfig } from './config/schema.js';
 
@@ -14,6 +16,25 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
     case 'sqlite':
       await mkdir(dirname(b.file), { recursive: true });
       return new SqliteProvider(b.file);
+    case 's3':
+      return new S3Provider({
+        bucket: b.bucket,
+        prefix: b.prefix,
+        ...(b.region ? { region: b.region } : {}),
+        ...(b.endpoint ? { endpoint: b.endpoint } : {}),
+        ...(b.forcePathStyle !== undefined ? { forcePathStyle: b.forcePathStyle } : {}),
+        ...(b.accessKeyId && b.secretAccessKey
+          ? { credentials: { accessKeyId: b.accessKeyId, secretAccessKey: b.secretAccessKey, ...(b.sessionToken ? { sessionToken: b.sessionToken } : {}) } }
+          : {}),
+        ...(b.partSize ? { partSize: b.partSize } : {}),
+        ...(b.uploadConcurrency ? { uploadConcurrency: b.uploadConcurrency } : {}),
+      });
+    case 'redis': {
+      const p = new RedisProvider({ redis: b.url, prefix: b.prefix, ...(b.chunkSize ? { chunkSize: b.chunkSize } : {}) });
+      // Fail at start, not at the first login, when Redis is unreachable.
+      await p.stat('/');
+      return p;
+    }
   }
 }
 

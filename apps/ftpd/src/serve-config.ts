@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
+import { RedisBanStore } from '@ftp/driver-redis';
 import { FtpServer } from '@ftp/server';
 import { closeBackends, openBackends } from './backends.js';
 import type { FtpdConfig } from './config/schema.js';
@@ -30,10 +31,12 @@ async function readTls(tls: NonNullable<FtpdConfig['tls']>): Promise<SecureConte
 export async function startFromConfig(config: FtpdConfig, logger: Logger): Promise<ConfiguredFtpd> {
   let tlsOptions = config.tls ? await readTls(config.tls) : null;
   const backends = await openBackends(config.backends);
+  const banStore = config.bans ? new RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
   const { anonymous, authenticate } = accountsDriver(config, backends);
   const server = new FtpServer({
     logger,
     settings: config.server,
+    ...(banStore ? { banStore } : {}),
     ...(anonymous ? { anonymous: { ...anonymous, users: ['anonymous', 'ftp'] } } : {}),
     driver: {
       authenticate,
@@ -58,6 +61,7 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
     metricsServer?.close();
     await server.close(0);
     await closeBackends(backends);
+    await banStore?.close();
     throw err;
   }
   return {
@@ -71,6 +75,7 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
       closing = true;
       await server.close(graceMs);
       await closeBackends(backends);
+      await banStore?.close();
       if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
     },
   };

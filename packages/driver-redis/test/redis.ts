@@ -1,42 +1,17 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { deleteFilesystem } from '../src/index.js';
+import { ensureLocalRedis } from '../src/testing.js';
 
 const HOST = '127.0.0.1';
 const PORT = 6379;
 
-async function ping(): Promise<boolean> {
-  const probe = new Redis({ host: HOST, port: PORT, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
 /**
- * A client of the test Redis on 127.0.0.1:6379, started (`redis-server --daemonize yes`) when it is down. A Redis
- * that cannot be reached nor started fails the run loudly, in CI and elsewhere: these tests are never skipped.
+ * A client of the test Redis on 127.0.0.1:6379, started when it is down (see `ensureLocalRedis`). A Redis that
+ * cannot be reached nor started fails the run loudly, in CI and elsewhere: these tests are never skipped.
  */
 export async function testRedis(): Promise<Redis> {
-  if (!(await ping())) {
-    try {
-      await promisify(execFile)('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', String(PORT), '--save', '', '--appendonly', 'no']);
-    } catch (err) {
-      throw new Error(`Redis is down on ${HOST}:${PORT} and redis-server could not be started${process.env.CI === 'true' ? ' (CI)' : ''}: ${String(err)}`);
-    }
-    const deadline = Date.now() + 10_000;
-    while (!(await ping())) {
-      if (Date.now() > deadline) throw new Error(`redis-server started but ${HOST}:${PORT} does not answer PING within 10 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await ensureLocalRedis(PORT);
   return new Redis({ host: HOST, port: PORT });
 }
 

@@ -78,6 +78,35 @@ const backend = z.discriminatedUnion('type', [
   z.object({ type: z.literal('memory') }).strict(),
   z.object({ type: z.literal('local'), root: z.string().min(1), create: z.boolean().default(true) }).strict(),
   z.object({ type: z.literal('sqlite'), file: z.string().min(1) }).strict(),
+  z
+    .object({
+      type: z.literal('s3'),
+      bucket: z.string().min(1),
+      /** Key prefix inside the bucket (one bucket, many filesystems). */
+      prefix: z.string().default(''),
+      region: z.string().min(1).optional(),
+      /** For MinIO, R2, Ceph… (`http://minio:9000`). */
+      endpoint: z.url().optional(),
+      forcePathStyle: z.boolean().optional(),
+      /** Without these, the AWS SDK's default chain (environment, profile, instance role). */
+      accessKeyId: z.string().min(1).optional(),
+      secretAccessKey: z.string().min(1).optional(),
+      sessionToken: z.string().min(1).optional(),
+      partSize: z.number().int().min(5 * 1024 * 1024).optional(),
+      uploadConcurrency: z.number().int().min(1).max(64).optional(),
+    })
+    .strict()
+    .refine((b) => (b.accessKeyId === undefined) === (b.secretAccessKey === undefined), 'accessKeyId and secretAccessKey go together'),
+  z
+    .object({
+      type: z.literal('redis'),
+      /** `redis://[:password@]host:6379/0` (or `rediss://` for TLS). */
+      url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL'),
+      /** Names this filesystem in Redis (many filesystems per Redis). */
+      prefix: z.string().regex(/^[^{}]+$/, 'no braces').default('ftp'),
+      chunkSize: z.number().int().min(4096).optional(),
+    })
+    .strict(),
 ]);
 
 const permission = z.enum(['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site']);
@@ -120,6 +149,11 @@ export const config = z
     /** Read-only access for `anonymous` (and `ftp`, by RFC 1635 custom) to a backend's sub-tree. */
     anonymous: z.object({ backend: z.string().min(1), home: z.string().startsWith('/').default('/') }).strict().optional(),
     server: serverSettings.default({}),
+    /** Where failed logins and bans are kept: this process (default) or Redis, shared by several ftpd instances. */
+    bans: z
+      .object({ type: z.literal('redis'), url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL'), prefix: z.string().min(1).default('ftpd:ban') })
+      .strict()
+      .optional(),
     /** Prometheus metrics (`/metrics`) and a health check (`/healthz`) over HTTP; off unless given. */
     metrics: z.object({ host: z.string().min(1).default('127.0.0.1'), port }).strict().optional(),
     /** Seconds running transfers get to finish at SIGTERM/SIGINT before clients get 421. */
