@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RedisProvider } from '@ftp/driver-redis';
 import { S3Provider } from '@ftp/driver-s3';
+import { createSqlProvider } from '@ftp/driver-sql';
 import { LocalProvider, MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import type { BackendConfig } from './config/schema.js';
 
@@ -35,6 +36,9 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
       await p.stat('/');
       return p;
     }
+    case 'sql':
+      // Migrates at once: a wrong URL or missing privileges stop the start with a clear message.
+      return createSqlProvider({ connection: b.url, tablePrefix: b.tablePrefix, ...(b.quota !== undefined ? { quota: b.quota } : {}) });
   }
 }
 

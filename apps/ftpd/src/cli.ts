@@ -191,6 +191,7 @@ async function main(): Promise<number> {
   process.stderr.write(
     `ftpd ${version()} serving ${options.root} on ftp://${host}:${address.port}\n` +
       (ftpd.implicitAddress ? `  implicit FTPS on ftps://${host}:${ftpd.implicitAddress.port}\n` : '') +
+      (ftpd.fingerprint ? `  self-signed certificate, SHA-256 ${ftpd.fingerprint}\n` : '') +
       `  user: ${options.user}\n  password: ${shown}\n`,
   );
   logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { FtpServer } from '@ftp/server';
 import { LocalProvider } from '@ftp/vfs';
 import type { FtpdOptions } from './options.js';
+import { selfSignedCertificate } from './self-signed.js';
 
 export { parseOptions, USAGE, UsageError, type FtpdOptions } from './options.js';
 
@@ -15,6 +16,8 @@ export interface Ftpd {
   address: AddressInfo;
   /** The implicit FTPS listener's address, when one was asked for. */
   implicitAddress: AddressInfo | undefined;
+  /** The SHA-256 fingerprint of the certificate made by `--self-signed`, for clients to check. */
+  fingerprint: string | undefined;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -23,7 +26,8 @@ export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<F
   const root = resolve(options.root);
   await mkdir(root, { recursive: true });
   const fs = new LocalProvider(root);
-  const tls = options.tlsCert && options.tlsKey ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) } : null;
+  const generated = options.selfSigned ? await selfSignedCertificate() : null;
+  const tls = generated ?? (options.tlsCert && options.tlsKey ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) } : null);
   let anonymous;
   if (options.anonymousRoot) {
     const anonymousRoot = resolve(options.anonymousRoot);
@@ -51,7 +55,7 @@ export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<F
   });
   const address = await server.listen(options.port, options.host);
   const implicitAddress = options.implicitPort !== undefined ? await server.listenImplicitTls(options.implicitPort, options.host) : undefined;
-  return { server, address, implicitAddress, close: (graceMs) => server.close(graceMs) };
+  return { server, address, implicitAddress, fingerprint: generated?.fingerprint, close: (graceMs) => server.close(graceMs) };
 }
 
 /** Compares secrets in constant time, so response timing does not reveal a matching prefix. */

@@ -16,6 +16,8 @@ export interface FtpdOptions {
   /** PEM certificate and key files: enable AUTH TLS (and implicit FTPS with `implicitPort`). */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  /** Make a throw-away certificate at start (for trying FTPS locally). */
+  selfSigned: boolean;
   /** Port for implicit FTPS, if any. */
   implicitPort: number | undefined;
   tlsRequired: 'none' | 'control' | 'all';
@@ -50,6 +52,7 @@ Options:
       --log-level <lvl>   fatal, error, warn, info, debug, trace or silent (default info, env FTPD_LOG_LEVEL)
       --tls-cert <file>   PEM certificate: enables AUTH TLS (env FTPD_TLS_CERT)
       --tls-key <file>    PEM private key (env FTPD_TLS_KEY)
+      --self-signed       make a throw-away certificate at start, for trying FTPS locally
       --implicit-port <n> also listen for implicit FTPS on this port (env FTPD_IMPLICIT_PORT)
       --tls-required <m>  none, control or all (default none, env FTPD_TLS_REQUIRED)
       --no-tls-session-reuse  accept TLS data connections that do not resume the control session
@@ -84,6 +87,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
         'public-host': { type: 'string' },
         'log-level': { type: 'string' },
         'tls-cert': { type: 'string' },
+        'self-signed': { type: 'boolean' },
         'tls-key': { type: 'string' },
         'implicit-port': { type: 'string' },
         'tls-required': { type: 'string' },
@@ -120,17 +124,21 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
   const tlsCert = v['tls-cert'] ?? env.FTPD_TLS_CERT;
   const tlsKey = v['tls-key'] ?? env.FTPD_TLS_KEY;
   if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const selfSigned = v['self-signed'] === true;
+  if (selfSigned && tlsCert !== undefined) throw new UsageError('--self-signed or --tls-cert/--tls-key, not both');
+  const hasTls = selfSigned || tlsCert !== undefined;
   const implicit = v['implicit-port'] ?? env.FTPD_IMPLICIT_PORT;
   const implicitPort = implicit === undefined ? undefined : parsePort(implicit, '--implicit-port');
-  if (implicitPort !== undefined && tlsCert === undefined) throw new UsageError('--implicit-port needs --tls-cert and --tls-key');
+  if (implicitPort !== undefined && !hasTls) throw new UsageError('--implicit-port needs --tls-cert and --tls-key (or --self-signed)');
   const tlsRequired = v['tls-required'] ?? env.FTPD_TLS_REQUIRED ?? 'none';
   if (tlsRequired !== 'none' && tlsRequired !== 'control' && tlsRequired !== 'all') {
     throw new UsageError(`--tls-required: expected none, control or all; got ${tlsRequired}`);
   }
-  if (tlsRequired !== 'none' && tlsCert === undefined) throw new UsageError('--tls-required needs --tls-cert and --tls-key');
+  if (tlsRequired !== 'none' && !hasTls) throw new UsageError('--tls-required needs --tls-cert and --tls-key (or --self-signed)');
   return {
     tlsCert,
     tlsKey,
+    selfSigned,
     implicitPort,
     tlsRequired,
     tlsSessionReuse: v['no-tls-session-reuse'] !== true,

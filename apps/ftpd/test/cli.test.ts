@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'basic-ftp';
 import { describe, expect, it } from 'vitest';
-import { CLI, run } from './harness.js';
+import { CLI, run, startFtpd } from './harness.js';
 
 const node = process.execPath;
 
@@ -69,6 +69,21 @@ describe('ftpd command line', () => {
     } finally {
       blocker.close();
       await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('--self-signed makes a certificate at start, prints its fingerprint, and FTPS works with it', async () => {
+    const s = await startFtpd(['--self-signed', '--tls-required', 'control']);
+    try {
+      const fingerprint = /SHA-256 ([0-9A-F:]{95})/.exec(s.stderr())?.[1];
+      expect(fingerprint).toBeDefined();
+      const { stdout } = await run('curl', ['-sS', '--fail', '-k', '--ssl-reqd', `${s.url}/`, '-l']);
+      expect(stdout).toBe('');
+      // The certificate curl was shown is the one whose fingerprint was printed.
+      const { stderr } = await run('curl', ['-sS', '-v', '--fail', '-k', '--ssl-reqd', `${s.url}/`, '-l']);
+      expect(stderr).toMatch(/self-signed/);
+    } finally {
+      expect(await s.stop()).toBe(0);
     }
   });
 });

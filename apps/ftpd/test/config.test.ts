@@ -44,8 +44,11 @@ describe('ftpd check-config', () => {
   it('accepts every example in examples/', async () => {
     const files = (await readdir(examples)).filter((f) => f.endsWith('.yaml'));
     expect(files.length).toBeGreaterThanOrEqual(4);
+    // Secrets the examples read from files are given here the way a container would (an _FILE override).
+    const dbUrl = join(work, 'db-url');
+    await writeFile(dbUrl, 'postgres://ftpd@127.0.0.1:5432/test\n');
     for (const f of files) {
-      const r = await cli(['check-config', join(examples, f)]);
+      const r = await cli(['check-config', join(examples, f)], { env: f === 'postgres.yaml' ? { FTPD_BACKENDS__DB__URL_FILE: dbUrl } : {} });
       expect({ f, code: r.code, err: r.stderr }).toEqual({ f, code: 0, err: '' });
       expect(r.stdout).toContain(': ok (');
     }
@@ -194,6 +197,26 @@ describe('ftpd --config with real clients', () => {
     const listing = (await run('curl', ['-sS', '--fail', `${url('alice')}/`, '-l'])).stdout.split(/\r?\n/).filter(Boolean).sort();
     expect(listing).toEqual(['d.txt', 'db', 'deep']);
     await expect(run('curl', ['-sS', '--fail', '-Q', 'RNFR d.txt', '-Q', 'RNTO db/d.txt', `${url('alice')}/`])).rejects.toThrow(/550|QUOT/i);
+  });
+
+  it('an sql backend (SQLite URL) creates its tables and serves files', async () => {
+    const s = await serve(
+      'sql.yaml',
+      [
+        'listeners: [{ port: 0 }]',
+        `backends: { db: { type: sql, url: "sqlite:${join(work, 'sql-backend.db')}", tablePrefix: ftpd_, quota: 1000000 } }`,
+        `users: [{ name: alice, passwordHash: "${hash}", backend: db }]`,
+        '',
+      ].join('\n'),
+    );
+    const url = `ftp://alice:s3cret%20pass@127.0.0.1:${s.ports[0]}`;
+    const src = join(work, 'sql.txt');
+    await writeFile(src, 'in a table');
+    await run('curl', ['-sS', '--fail', '-T', src, `${url}/f.txt`]);
+    expect((await run('curl', ['-sS', '--fail', `${url}/f.txt`])).stdout).toBe('in a table');
+    // The quota is the backend's: AVBL reports what is left of it.
+    const { stderr } = await run('curl', ['-sS', '-v', '-Q', 'AVBL', `${url}/`, '-l']);
+    expect(stderr).toMatch(new RegExp(`213 ${1000000 - 'in a table'.length}\\b`));
   });
 
   it('TLS required, implicit and explicit listeners, and the certificate reloaded on SIGHUP', async () => {

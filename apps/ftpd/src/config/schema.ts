@@ -107,6 +107,17 @@ const backend = z.discriminatedUnion('type', [
       chunkSize: z.number().int().min(4096).optional(),
     })
     .strict(),
+  z
+    .object({
+      type: z.literal('sql'),
+      /** `postgres://user:pass@host:5432/db`, `mysql://root@host:3306/db` (or `mariadb://`), `sqlite:/var/lib/ftpd/fs.db`. */
+      url: z.string().regex(/^(postgres(ql)?|mysql|mariadb|sqlite):/, 'expected a postgres://, mysql://, mariadb:// or sqlite: URL'),
+      /** Prefix of the tables, so several filesystems share one database. */
+      tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _ only').default('ftp_'),
+      /** Bytes the files may take in total (AVBL, ALLO, and uploads fail with 452 past it). */
+      quota: z.number().int().min(0).optional(),
+    })
+    .strict(),
 ]);
 
 const permission = z.enum(['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site']);
