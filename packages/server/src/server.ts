@@ -194,6 +194,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.sessions.add(session);
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.emit('session:open', { session: session.id, remoteAddress: ip });
+    session.log.info({ port: session.remotePort }, 'connected');
     void this.ctx.guard.isBanned(ip).then((banned) => {
       // A slow (shared) ban store: the client may have left meanwhile.
       if (session.isClosed) return;
@@ -216,6 +217,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       session.log.warn({ err }, 'onDisconnect failed');
     }
     this.emit('session:close', { session: session.id, remoteAddress: session.remoteAddress, user: session.user });
+    session.log.info('disconnected');
   }
 
   /**
