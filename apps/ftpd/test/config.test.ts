@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -307,7 +307,8 @@ describe('ftpd --config with real clients', () => {
     // A 3 MiB download at 1 MiB/s is running when SIGTERM comes: it completes, new clients are refused.
     const out = join(work, 'slow.back');
     const download = run('curl', ['-sS', '--fail', '-o', out, `${url}/slow.bin`], { timeoutMs: 30000 });
-    await new Promise((r) => setTimeout(r, 800));
+    // SIGTERM only once bytes flow (a loaded machine may take a while to start curl).
+    for (let i = 0; i < 100 && ((await stat(out).catch(() => null))?.size ?? 0) === 0; i++) await new Promise((r) => setTimeout(r, 100));
     const exited = new Promise<number | null>((resolve) => s.proc.once('exit', (code) => resolve(code)));
     s.proc.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));

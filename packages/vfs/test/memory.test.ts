@@ -33,6 +33,7 @@ describe('MemoryProvider (own)', () => {
       symlink: true,
       readonly: false,
       atomicUploads: true,
+      uploadsVisibleWhenComplete: false,
     });
   });
 

@@ -63,6 +63,7 @@ describe('SqliteProvider (own)', () => {
       symlink: true,
       readonly: false,
       atomicUploads: true,
+      uploadsVisibleWhenComplete: true,
     });
     p.close();
   });

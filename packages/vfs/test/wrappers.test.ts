@@ -45,6 +45,7 @@ describe('readOnly()', () => {
       symlink: false,
       readonly: true,
       atomicUploads: false,
+      uploadsVisibleWhenComplete: false,
     });
     expect(none.lstat).toBeUndefined();
     expect(none.readlink).toBeUndefined();
