@@ -1,5 +1,5 @@
 import { RateLimiter, type FtpDriver, type LoginResult, type Permissions } from '@ftp/server';
-import { mounts, readOnly, scoped, type FsProvider } from '@ftp/vfs';
+import { mounts, quota, readOnly, scoped, type FsProvider } from '@ftp/vfs';
 import type { FtpdConfig, UserConfig } from './config/schema.js';
 import { parseHash, verifyPassword } from './passwords.js';
 
@@ -34,6 +34,7 @@ export function accountsDriver(config: FtpdConfig, backends: Map<string, FsProvi
     let fs = viewOf(backends, u.backend, u.home);
     const table = Object.entries(u.mounts);
     if (table.length > 0) fs = mounts(fs, Object.fromEntries(table.map(([at, m]) => [at, viewOf(backends, m.backend, m.home)])));
+    if (u.quota !== undefined) fs = quota(fs, { bytes: u.quota });
     // A user who may change nothing gets a read-only view too: then FEAT and every write path agree.
     if (ALL.every((k) => k === 'read' || !permissions[k])) fs = readOnly(fs);
     const rateLimits = {

@@ -219,6 +219,19 @@ describe('ftpd --config with real clients', () => {
     expect(stderr).toMatch(new RegExp(`213 ${1000000 - 'in a table'.length}\\b`));
   });
 
+  it('a user quota refuses the upload that would pass it with 552, and AVBL answers against it', async () => {
+    const s = await serve(
+      'quota.yaml',
+      ['listeners: [{ port: 0 }]', 'backends: { m: { type: memory } }', `users: [{ name: alice, passwordHash: "${hash}", backend: m, quota: 100 }]`, ''].join('\n'),
+    );
+    const url = `ftp://alice:s3cret%20pass@127.0.0.1:${s.ports[0]}`;
+    const src = join(work, 'sixty.bin');
+    await writeFile(src, Buffer.alloc(60, 1));
+    await run('curl', ['-sS', '--fail', '-T', src, `${url}/one.bin`]);
+    expect((await run('curl', ['-sS', '-v', '-Q', 'AVBL', `${url}/`, '-l'])).stderr).toMatch(/213 40\b/);
+    await expect(run('curl', ['-sS', '--fail', '-T', src, `${url}/two.bin`])).rejects.toThrow(/Exceeded storage allocation/);
+  });
+
   it('TLS required, implicit and explicit listeners, and the certificate reloaded on SIGHUP', async () => {
     const first = await makeCertificateFiles(await mkdtemp(join(work, 'cert1-')));
     const second = await makeCertificateFiles(await mkdtemp(join(work, 'cert2-')));

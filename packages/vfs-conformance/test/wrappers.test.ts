@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalProvider, MemoryProvider, mounts, scoped, SqliteProvider } from '@ftp/vfs';
+import { LocalProvider, MemoryProvider, mounts, quota, scoped, SqliteProvider } from '@ftp/vfs';
 import type { FsProvider } from '@ftp/vfs';
 import { describeProvider } from '../src/index.js';
 
@@ -75,3 +75,11 @@ describeProvider(
   },
   { teardown: () => undefined, largeFileBytes: 8 * 1024 * 1024, contentInMemory: true },
 );
+
+// The whole suite through a quota far above what it writes: the wrapper must pass everything through unchanged.
+describeProvider('quota(MemoryProvider, 1 GiB)', () => quota(new MemoryProvider(), { bytes: 1024 ** 3 }), {
+  teardown: () => undefined,
+  largeFileBytes: 8 * 1024 * 1024,
+  contentInMemory: true,
+  skip: ['space: the quota, not the provider, answers availableSpace and allocate (own tests in @ftp/vfs)'],
+});

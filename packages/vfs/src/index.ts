@@ -12,3 +12,4 @@ export * from './providers/sqlite.js';
 export * from './wrappers/read-only.js';
 export * from './wrappers/scoped.js';
 export * from './wrappers/mounts.js';
+export * from './wrappers/quota.js';

@@ -142,6 +142,8 @@ const user = z
         z.object({ backend: z.string().min(1), home: z.string().startsWith('/').default('/') }).strict(),
       )
       .default({}),
+    /** Bytes the user's files may take in total (over their whole tree, mounts included); none by default. */
+    quota: z.number().int().min(0).optional(),
     /** Raises the server's `tlsRequired` for this user. */
     tlsRequired: z.enum(['none', 'control', 'all']).optional(),
   })

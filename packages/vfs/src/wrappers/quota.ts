@@ -1,0 +1,190 @@
+import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { fsError, toVfsError, vfsError } from '../errors.js';
+import { listDirectory } from '../listing.js';
+import { joinPath } from '../paths.js';
+import { SPEC_VERSION } from '../spec.js';
+import type { FsProvider, UploadStream, WriteStreamOptions } from '../spec.js';
+import { openWriteStream } from '../streams.js';
+
+/** Options of {@link quota}. */
+export interface QuotaOptions {
+  /** Bytes the files under the provider may take in total. */
+  bytes: number;
+}
+
+/** Deepest folder the first usage count descends into; deeper trees are not counted (and said so nowhere else). */
+const MAX_DEPTH = 64;
+
+/**
+ * A provider whose files may take at most `bytes` in total (a per-user quota): an upload that would pass it fails
+ * with EDQUOT (552) as soon as it does, `availableSpace` (AVBL) and `allocate` (ALLO) answer against it. Usage is
+ * counted once by walking the tree (on first need), then kept up to date by the uploads, deletes and renames that go
+ * through this wrapper; concurrent uploads reserve what they write, so together they cannot pass the quota either.
+ * Changes made to the inner provider by other means are seen at the next count (after a write through a file
+ * handle, which is not metered). The wrapper never closes the inner provider.
+ */
+export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
+  const limit = options.bytes;
+  if (!(limit >= 0)) throw new TypeError('quota: bytes must be a non-negative number');
+  /** Bytes the files take, once counted; null until then (or after an unmetered change). */
+  let used: number | null = null;
+  let counting: Promise<number> | null = null;
+  /** Bytes written by uploads in progress. */
+  let reserved = 0;
+
+  async function count(dir: string, depth: number): Promise<number> {
+    let sum = 0;
+    for (const e of await listDirectory(p, dir)) {
+      if (e.stats.isDirectory()) {
+        if (depth < MAX_DEPTH) sum += await count(joinPath(dir, e.name), depth + 1);
+      } else if (e.stats.isFile()) {
+        sum += e.stats.size;
+      }
+    }
+    return sum;
+  }
+  const usage = async (): Promise<number> => {
+    if (used !== null) return used;
+    counting ??= count('/', 0).finally(() => (counting = null));
+    used = await counting;
+    return used;
+  };
+  const adjust = (delta: number): void => {
+    if (used !== null) used = Math.max(0, used + delta);
+  };
+  const sizeOf = async (path: string): Promise<number> => {
+    try {
+      const st = typeof p.lstat === 'function' ? await p.lstat(path) : await p.stat(path);
+      return st.isFile() ? st.size : 0;
+    } catch {
+      return 0;
+    }
+  };
+
+  const w = delegate(p);
+  w.availableSpace = async (path) => {
+    const left = Math.max(0, limit - (await usage()) - reserved);
+    const inner = typeof p.availableSpace === 'function' ? await p.availableSpace(path) : Infinity;
+    return Math.min(left, inner);
+  };
+  w.allocate = async (path, size) => {
+    if ((await usage()) + reserved + size > limit) throw fsError('EDQUOT', 'allocate', path);
+    if (typeof p.allocate === 'function') await p.allocate(path, size);
+  };
+  w.unlink = async (path) => {
+    const size = await sizeOf(path);
+    await p.unlink(path);
+    adjust(-size);
+  };
+  w.rename = async (from, to) => {
+    const replaced = from === to ? 0 : await sizeOf(to);
+    await p.rename(from, to);
+    adjust(-replaced);
+  };
+  w.open = async (path, flags, mode) => {
+    // Writes through file handles are not metered: count again next time.
+    if (flags !== undefined && (typeof flags !== 'string' || /[wa+]/.test(flags))) used = null;
+    return p.open(path, flags, mode);
+  };
+  if (typeof p.concat === 'function') {
+    const concat = p.concat;
+    w.concat = async (target, parts) => {
+      await concat.call(p, target, parts);
+      used = null;
+    };
+  }
+  w.createWriteStream = async (path: string, opts: WriteStreamOptions = {}): Promise<UploadStream> => {
+    await usage();
+    const old = await sizeOf(path);
+    // What stays of the old file: all of it for APPE, the first `start` bytes for REST, nothing otherwise.
+    const kept = opts.append ? old : Math.min(old, opts.start ?? 0);
+    const room = (): number => limit - ((used ?? 0) - old + kept) - reserved;
+    if (room() < 0) throw vfsError('EDQUOT', 'Storage quota exceeded.', path);
+    const inner = await openWriteStream(p, path, opts);
+    return new MeteredUpload(inner, path, {
+      room,
+      reserve: (n) => (reserved += n),
+      release: (n) => (reserved -= n),
+      done: (written) => adjust(kept + written - old),
+      // A failed upload may have left part of itself (providers that write in place): count again.
+      failed: () => (used = null),
+    });
+  };
+  return w;
+}
+
+/** A provider object whose every method calls `p`'s (bound: class providers keep private state). */
+function delegate(p: FsProvider): { -readonly [K in keyof FsProvider]: FsProvider[K] } {
+  const w: Record<string, unknown> = { specVersion: SPEC_VERSION };
+  for (const key of METHODS) {
+    const fn = (p as unknown as Record<string, unknown>)[key];
+    if (typeof fn === 'function') w[key] = (fn as (...args: unknown[]) => unknown).bind(p);
+  }
+  for (const flag of ['readonly', 'supportsSymlinks', 'atomicUploads', 'uploadsVisibleWhenComplete'] as const) {
+    if (p[flag] !== undefined) w[flag] = p[flag];
+  }
+  return w as unknown as { -readonly [K in keyof FsProvider]: FsProvider[K] };
+}
+
+const METHODS = [
+  'stat', 'lstat', 'readdir', 'mkdir', 'rmdir', 'unlink', 'rename', 'open', 'readlink', 'symlink', 'list', 'setTimes', 'chmod',
+  'hash', 'availableSpace', 'allocate', 'concat', 'createReadStream', 'createWriteStream',
+] as const;
+
+interface Meter {
+  /** Bytes this upload may still write. */
+  room(): number;
+  reserve(n: number): void;
+  release(n: number): void;
+  /** The upload completed with `written` bytes. */
+  done(written: number): void;
+  failed(): void;
+}
+
+/** An upload that counts its bytes against the quota and fails with EDQUOT past it. */
+class MeteredUpload extends Writable implements UploadStream {
+  private written = 0;
+
+  constructor(
+    private readonly inner: UploadStream,
+    private readonly path: string,
+    private readonly meter: Meter,
+  ) {
+    super({ highWaterMark: inner.writableHighWaterMark });
+    inner.on('error', (err) => this.destroy(toVfsError(err, path)));
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (chunk.length > this.meter.room()) return cb(vfsError('EDQUOT', 'Storage quota exceeded.', this.path));
+    this.written += chunk.length;
+    this.meter.reserve(chunk.length);
+    if (this.inner.write(chunk)) cb();
+    else this.inner.once('drain', () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.inner.end();
+    finished(this.inner).then(
+      () => {
+        this.meter.release(this.written);
+        this.meter.done(this.written);
+        cb();
+      },
+      (err: unknown) => cb(toVfsError(err, this.path)),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.writableFinished) {
+      this.meter.release(this.written);
+      this.meter.failed();
+    }
+    if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
+    cb(err);
+  }
+
+  transferError(err: Error): void {
+    this.inner.transferError?.(err);
+  }
+}

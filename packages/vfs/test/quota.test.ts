@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryProvider, openWriteStream, quota, type FsProvider } from '../src/index.js';
+
+async function put(p: FsProvider, path: string, bytes: number, options = {}): Promise<void> {
+  const w = await openWriteStream(p, path, options);
+  await new Promise<void>((resolve, reject) => {
+    w.once('error', reject);
+    w.end(Buffer.alloc(bytes, 7), (err?: Error | null) => (err ? reject(err) : resolve()));
+  });
+}
+
+const code = (promise: Promise<unknown>): Promise<string | undefined> =>
+  promise.then(
+    () => undefined,
+    (err: NodeJS.ErrnoException) => err.code,
+  );
+
+describe('quota', () => {
+  it('counts what is there, refuses what would pass the limit, and frees what is deleted or replaced', async () => {
+    const inner = new MemoryProvider();
+    await inner.mkdir('/d');
+    await put(inner, '/d/old', 300);
+    const q = quota(inner, { bytes: 1000 });
+    expect(await q.availableSpace!('/')).toBe(700);
+    await put(q, '/a', 600);
+    expect(await q.availableSpace!('/')).toBe(100);
+    expect(await code(put(q, '/b', 200))).toBe('EDQUOT');
+    // Replacing a file frees its old size first.
+    await put(q, '/a', 650);
+    expect(await q.availableSpace!('/')).toBe(50);
+    expect(await code(put(q, '/a', 10, { append: true }))).toBeUndefined();
+    expect(await code(put(q, '/a', 100, { append: true }))).toBe('EDQUOT');
+    await q.unlink('/d/old');
+    expect(await q.availableSpace!('/')).toBeGreaterThanOrEqual(300);
+    expect(await code(q.allocate!('/x', 10_000))).toBe('EDQUOT');
+  });
+
+  it('concurrent uploads reserve what they write: together they cannot pass the limit', async () => {
+    const q = quota(new MemoryProvider(), { bytes: 1000 });
+    const results = await Promise.all([code(put(q, '/one', 600)), code(put(q, '/two', 600))]);
+    expect(results.filter((r) => r === 'EDQUOT')).toHaveLength(1);
+    expect(await q.availableSpace!('/')).toBe(400);
+  });
+
+  it('keeps the inner provider\'s capabilities and flags', () => {
+    const inner = new MemoryProvider();
+    const q = quota(inner, { bytes: 1 });
+    expect(q.atomicUploads).toBe(inner.atomicUploads);
+    expect(typeof q.setTimes).toBe('function');
+    expect(typeof q.hash).toBe('undefined');
+  });
+});
