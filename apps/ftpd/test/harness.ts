@@ -65,15 +65,21 @@ export async function startFtpd(extraArgs: string[] = []): Promise<RunningFtpd> 
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     rssKiB: async () => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${proc.pid}/status`, 'utf8'))?.[1] ?? NaN),
     stop: async (signal = 'SIGTERM') => {
-      if (proc.exitCode !== null) return proc.exitCode;
-      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-      proc.kill(signal);
-      const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 10000))]);
-      if (proc.exitCode === null) proc.kill('SIGKILL');
+      const code = await stopProcess(proc, signal);
       await rm(root, { recursive: true, force: true });
       return code;
     },
   };
+}
+
+/** Sends `signal`, waits 10 s at most for the exit (then SIGKILL), and resolves with the exit code (null if killed). */
+async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
+  if (proc.exitCode !== null) return proc.exitCode;
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  proc.kill(signal);
+  const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 10000))]);
+  if (proc.exitCode === null) proc.kill('SIGKILL');
+  return code;
 }
 
 /** Runs a command with a time limit; rejects with its stderr on a non-zero exit. */
@@ -179,13 +185,6 @@ export async function startFtpdConfig(file: string, listeners: number, env: Node
     proc,
     ports,
     stderr: () => err,
-    stop: async (signal = 'SIGTERM') => {
-      if (proc.exitCode !== null) return proc.exitCode;
-      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-      proc.kill(signal);
-      const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 10000))]);
-      if (proc.exitCode === null) proc.kill('SIGKILL');
-      return code;
-    },
+    stop: (signal = 'SIGTERM') => stopProcess(proc, signal),
   };
 }

@@ -8,20 +8,21 @@ import { Redis } from 'ioredis';
  * elsewhere: tests that need Redis never skip silently.
  */
 export async function ensureLocalRedis(port = 6379): Promise<void> {
-  if (await ping(port)) return;
+  if (await redisAnswers(port)) return;
   try {
     await promisify(execFile)('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', String(port), '--save', '', '--appendonly', 'no']);
   } catch (err) {
     throw new Error(`Redis is down on 127.0.0.1:${port} and redis-server could not be started${process.env.CI === 'true' ? ' (CI)' : ''}: ${String(err)}`);
   }
   const deadline = Date.now() + 10_000;
-  while (!(await ping(port))) {
+  while (!(await redisAnswers(port))) {
     if (Date.now() > deadline) throw new Error(`redis-server started but 127.0.0.1:${port} does not answer PING within 10 s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-async function ping(port: number): Promise<boolean> {
+/** Whether a Redis answers PING on a loopback port (within about a second). */
+export async function redisAnswers(port: number): Promise<boolean> {
   const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
   probe.on('error', () => undefined);
   try {

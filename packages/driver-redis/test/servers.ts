@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { redisAnswers } from '../src/testing.js';
 
 const run = promisify(execFile);
 
@@ -14,19 +14,6 @@ export interface RedisProcess {
   child: ChildProcess;
 }
 
-async function answers(port: number): Promise<boolean> {
-  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
 /**
  * Starts `redis-server` on a free random loopback port (below 30000, so that a Cluster bus port, +10000, is valid
  * too) with `extra` arguments; waits for PING (10 s at most). Throws when it cannot: these tests never skip.
@@ -34,11 +21,11 @@ async function answers(port: number): Promise<boolean> {
 export async function startRedis(extra: readonly string[] = [], dir?: string): Promise<RedisProcess> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 9_000);
-    if (await answers(port)) continue; // Taken.
+    if (await redisAnswers(port)) continue; // Taken.
     const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(dir === undefined ? [] : ['--dir', dir]), ...extra], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && child.exitCode === null) {
-      if (await answers(port)) return { port, child };
+      if (await redisAnswers(port)) return { port, child };
       await new Promise((r) => setTimeout(r, 50));
     }
     child.kill('SIGKILL');

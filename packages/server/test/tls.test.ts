@@ -185,20 +185,36 @@ describe('explicit FTPS (AUTH TLS)', () => {
 });
 
 describe('CCC', () => {
-  it('is refused by default; when allowed, the session goes on in clear text after login', async () => {
+  /** A logged-in session over TLS that the client runs over a relay it can take off again (as the server does). */
+  async function cccSession(): Promise<{ raw: RawClient; pipe: HoldingPipe; t: TlsRaw }> {
     const { port } = await tlsServer({ allowCcc: true });
     const raw = await RawClient.connect(port);
     cleanups.push(() => raw.close());
     await raw.next();
     expect((await raw.cmd('AUTH TLS')).code).toBe(234);
     raw.socket.removeAllListeners('data');
-    // The client also needs TLS over a relay it can take off again.
     const pipe = new HoldingPipe(raw.socket);
     const socket = tlsConnect({ socket: pipe, rejectUnauthorized: false });
     await once(socket, 'secureConnect');
     const t = new TlsRaw(socket);
     await t.cmd(`USER ${USER}`);
     expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    return { raw, pipe, t };
+  }
+
+  /** The replies the server sends in clear text once the relay is taken off, waiting for `count` of them. */
+  async function clearReplies(pipe: SocketPipe, count: number): Promise<number[]> {
+    const { socket: clear } = pipe.detach();
+    const parser = new ReplyParser();
+    const replies: Reply[] = [];
+    clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
+    clear.resume();
+    for (let i = 0; i < 50 && replies.length < count; i++) await new Promise((r) => setTimeout(r, 20));
+    return replies.map((r) => r.code);
+  }
+
+  it('is refused by default; when allowed, the session goes on in clear text after login', async () => {
+    const { pipe, t } = await cccSession();
     expect((await t.cmd('PBSZ 0')).code).toBe(200);
     expect((await t.cmd('PROT P')).code).toBe(200);
     pipe.beginClearing();
@@ -209,13 +225,7 @@ describe('CCC', () => {
     t.socket.end();
     await flushed;
     expect(pipe.release(Buffer.from('PWD\r\n'))[0]).toBeGreaterThanOrEqual(20);
-    const { socket: clear } = pipe.detach();
-    const parser = new ReplyParser();
-    const replies: Reply[] = [];
-    clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
-    clear.resume();
-    for (let i = 0; i < 50 && replies.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(replies[0]?.code).toBe(257);
+    expect(await clearReplies(pipe, 1)).toEqual([257]);
 
     const strict = await tlsServer({});
     const raw2 = await RawClient.connect(strict.port);
@@ -227,29 +237,13 @@ describe('CCC', () => {
     expect((await t2.cmd('CCC')).code).toBe(534);
     expect((await t2.cmd('NOOP')).code).toBe(200);
   });
+
   it('a client that sends no close_notify and speaks clear text right after the 200 is understood', async () => {
-    const { port } = await tlsServer({ allowCcc: true });
-    const raw = await RawClient.connect(port);
-    cleanups.push(() => raw.close());
-    await raw.next();
-    expect((await raw.cmd('AUTH TLS')).code).toBe(234);
-    raw.socket.removeAllListeners('data');
-    const pipe = new SocketPipe(raw.socket);
-    const socket = tlsConnect({ socket: pipe, rejectUnauthorized: false });
-    await once(socket, 'secureConnect');
-    const t = new TlsRaw(socket);
-    await t.cmd(`USER ${USER}`);
-    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    const { raw, pipe, t } = await cccSession();
     pipe.beginClearing();
     expect((await t.cmd('CCC')).code).toBe(200);
     raw.socket.write('NOOP\r\nPWD\r\n');
-    const { socket: clear } = pipe.detach();
-    const parser = new ReplyParser();
-    const replies: Reply[] = [];
-    clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
-    clear.resume();
-    for (let i = 0; i < 50 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(replies.map((r) => r.code)).toEqual([200, 257]);
+    expect(await clearReplies(pipe, 2)).toEqual([200, 257]);
   });
 });
 
