@@ -1,12 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { RedisProvider } from '@ftp/driver-redis';
-import { S3Provider } from '@ftp/driver-s3';
-import { createSqlProvider } from '@ftp/driver-sql';
 import { LocalProvider, MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import type { BackendConfig } from './config/schema.js';
 
-/** Opens one configured backend. Each is opened once and shared by every user (and view) that names it. */
+/**
+ * Opens one configured backend. Each is opened once and shared by every user (and view) that names it. Drivers are
+ * imported only when a backend needs them: the AWS SDK alone doubles the start time and memory of a server that
+ * never talks to S3.
+ */
 export async function openBackend(b: BackendConfig): Promise<FsProvider> {
   switch (b.type) {
     case 'memory':
@@ -17,7 +18,8 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
     case 'sqlite':
       await mkdir(dirname(b.file), { recursive: true });
       return new SqliteProvider(b.file);
-    case 's3':
+    case 's3': {
+      const { S3Provider } = await import('@ftp/driver-s3');
       return new S3Provider({
         bucket: b.bucket,
         prefix: b.prefix,
@@ -30,15 +32,19 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
         ...(b.partSize ? { partSize: b.partSize } : {}),
         ...(b.uploadConcurrency ? { uploadConcurrency: b.uploadConcurrency } : {}),
       });
+    }
     case 'redis': {
+      const { RedisProvider } = await import('@ftp/driver-redis');
       const p = new RedisProvider({ redis: b.url, prefix: b.prefix, ...(b.chunkSize ? { chunkSize: b.chunkSize } : {}) });
       // Fail at start, not at the first login, when Redis is unreachable.
       await p.stat('/');
       return p;
     }
-    case 'sql':
+    case 'sql': {
+      const { createSqlProvider } = await import('@ftp/driver-sql');
       // Migrates at once: a wrong URL or missing privileges stop the start with a clear message.
       return createSqlProvider({ connection: b.url, tablePrefix: b.tablePrefix, ...(b.quota !== undefined ? { quota: b.quota } : {}) });
+    }
   }
 }
 

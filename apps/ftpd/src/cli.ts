@@ -3,9 +3,12 @@ import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
-import { ConfigError, loadConfig } from './config/load.js';
-import { hashPassword } from './passwords.js';
-import { startFromConfig } from './serve-config.js';
+// The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
+// zero-config server starts light.
+const configModules = async () => {
+  const [{ ConfigError, loadConfig }, { startFromConfig }] = await Promise.all([import('./config/load.js'), import('./serve-config.js')]);
+  return { ConfigError, loadConfig, startFromConfig };
+};
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -62,15 +65,17 @@ async function hashPasswordCommand(): Promise<number> {
     process.stderr.write('ftpd hash-password: empty password\n');
     return 2;
   }
+  const { hashPassword } = await import('./passwords.js');
   process.stdout.write(`${await hashPassword(password)}\n`);
   return 0;
 }
 
-function checkConfigCommand(file: string | undefined): number {
+async function checkConfigCommand(file: string | undefined): Promise<number> {
   if (!file) {
     process.stderr.write('Usage: ftpd check-config FILE\n');
     return 2;
   }
+  const { ConfigError, loadConfig } = await configModules();
   try {
     const c = loadConfig(file);
     process.stdout.write(
@@ -88,6 +93,7 @@ function checkConfigCommand(file: string | undefined): number {
 
 /** `ftpd --config FILE`: the whole server from a configuration file. */
 async function serveConfig(file: string): Promise<number> {
+  const { ConfigError, loadConfig, startFromConfig } = await configModules();
   let config;
   try {
     config = loadConfig(file);

@@ -3,7 +3,6 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
-import { RedisBanStore } from '@ftp/driver-redis';
 import { FtpServer } from '@ftp/server';
 import { closeBackends, openBackends } from './backends.js';
 import type { FtpdConfig } from './config/schema.js';
@@ -31,7 +30,7 @@ async function readTls(tls: NonNullable<FtpdConfig['tls']>): Promise<SecureConte
 export async function startFromConfig(config: FtpdConfig, logger: Logger): Promise<ConfiguredFtpd> {
   let tlsOptions = config.tls ? await readTls(config.tls) : null;
   const backends = await openBackends(config.backends);
-  const banStore = config.bans ? new RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
+  const banStore = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
   const { anonymous, authenticate } = accountsDriver(config, backends);
   const server = new FtpServer({
     logger,

@@ -41,7 +41,7 @@ async function serve(name: string, yaml: string, listeners = 1, env: NodeJS.Proc
 }
 
 describe('ftpd check-config', () => {
-  it('accepts every example in examples/', async () => {
+  it('accepts every example in examples/', { timeout: 90000 }, async () => {
     const files = (await readdir(examples)).filter((f) => f.endsWith('.yaml'));
     expect(files.length).toBeGreaterThanOrEqual(4);
     // Secrets the examples read from files are given here the way a container would (an _FILE override).
