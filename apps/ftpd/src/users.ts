@@ -15,6 +15,21 @@ export function permissionsOf(p: UserConfig['permissions']): Permissions {
 interface Account {
   hash: NonNullable<ReturnType<typeof parseHash>>;
   login: LoginResult;
+  /** Creates the user's home (and mounted homes) on the backends, once, at the first login. */
+  ensureHomes: () => Promise<void>;
+}
+
+/** mkdir -p of a home on its backend, once; a backend that cannot (read-only) keeps its error for the login. */
+function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ backend: string; home: string }>): () => Promise<void> {
+  let made: Promise<void> | null = null;
+  return () => {
+    made ??= (async () => {
+      for (const { backend, home } of homes) {
+        if (home !== '/') await backends.get(backend)?.mkdir(home, { recursive: true }).catch(() => undefined);
+      }
+    })();
+    return made;
+  };
 }
 
 function viewOf(backends: Map<string, FsProvider>, backend: string, home: string): FsProvider {
@@ -43,6 +58,7 @@ export function accountsDriver(config: FtpdConfig, backends: Map<string, FsProvi
     };
     accounts.set(u.name, {
       hash: parseHash(u.passwordHash)!,
+      ensureHomes: homeMaker(backends, [{ backend: u.backend, home: u.home }, ...Object.values(u.mounts)]),
       login: { fs, permissions, rateLimits, ...(u.tlsRequired ? { tlsRequired: u.tlsRequired } : {}) },
     });
   }
@@ -52,7 +68,10 @@ export function accountsDriver(config: FtpdConfig, backends: Map<string, FsProvi
     async authenticate(_session, user, password) {
       const account = accounts.get(user);
       const ok = await verifyPassword(password, account?.hash ?? null);
-      return ok && account ? account.login : null;
+      if (!ok || !account) return null;
+      // A new user's home appears on first login (an S3 prefix or SQL folder nobody made yet).
+      await account.ensureHomes();
+      return account.login;
     },
   };
 }

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { hashPassword } from '../src/passwords.js';
+import { run, sha256File, startFtpdConfig, makeFiles, type ConfiguredFtpdProcess } from './harness.js';
+
+// A real S3 HTTP endpoint: s3rver as @ftp/driver-s3's own tests run it (its fixture patches what s3rver lacks:
+// multipart abort and copy, If-Match), in a process of its own.
+const fixtures = fileURLToPath(new URL('../../../packages/driver-s3/test/fixtures/', import.meta.url));
+let work: string;
+let s3rver: ChildProcess;
+let endpoint: string;
+const running: ConfiguredFtpdProcess[] = [];
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ftpd-s3-'));
+  const store = join(work, 's3');
+  // s3rver keeps a bucket as a folder of its store.
+  await mkdir(join(store, 'ftp-files'), { recursive: true });
+  s3rver = spawn(process.execPath, ['--openssl-legacy-provider', '--import', join(fixtures, 'ts-hooks.mjs'), join(fixtures, 's3rver-main.ts'), store], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('s3rver did not start within 20 s')), 20000);
+    createInterface({ input: s3rver.stdout! }).once('line', (l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+    s3rver.once('exit', (code) => reject(new Error(`s3rver exited (${code})`)));
+  });
+  endpoint = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`;
+});
+afterAll(async () => {
+  for (const s of running) await s.stop();
+  s3rver?.kill('SIGTERM');
+  await rm(work, { recursive: true, force: true });
+});
+
+it('an s3 backend through the built ftpd: upload, list, download, rename, delete', { timeout: 60000 }, async () => {
+  const hash = await hashPassword('pw');
+  const file = join(work, 'ftpd.yaml');
+  await writeFile(
+    file,
+    [
+      'listeners: [{ port: 0 }]',
+      'backends:',
+      `  bucket: { type: s3, bucket: ftp-files, region: us-east-1, endpoint: "${endpoint}", forcePathStyle: true, accessKeyId: S3RVER, secretAccessKey: S3RVER }`,
+      `users: [{ name: alice, passwordHash: "${hash}", backend: bucket, home: /alice }]`,
+      '',
+    ].join('\n'),
+  );
+  const s = await startFtpdConfig(file, 1);
+  running.push(s);
+  const url = `ftp://alice:pw@127.0.0.1:${s.ports[0]}`;
+  const files = await makeFiles(work, [3 * 1024 * 1024]);
+  const big = files.get(3 * 1024 * 1024)!;
+  await run('curl', ['-sS', '--fail', '--ftp-create-dirs', '-T', big.path, `${url}/in/big.bin`]);
+  expect((await run('curl', ['-sS', '--fail', `${url}/in/`, '-l'])).stdout.trim()).toBe('big.bin');
+  await run('curl', ['-sS', '--fail', '-o', join(work, 'back.bin'), `${url}/in/big.bin`]);
+  expect(await sha256File(join(work, 'back.bin'))).toBe(big.sha256);
+  await run('curl', ['-sS', '--fail', '-Q', 'RNFR in/big.bin', '-Q', 'RNTO in/moved.bin', '-Q', 'DELE in/moved.bin', `${url}/`, '-l']);
+  expect((await run('curl', ['-sS', '--fail', `${url}/in/`, '-l'])).stdout.trim()).toBe('');
+});
