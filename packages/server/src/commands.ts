@@ -75,7 +75,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   SIZE: { arg: 'required', feat: 'SIZE', help: 'SIZE <path>', handler: files.size },
   MDTM: { arg: 'required', feat: 'MDTM', help: 'MDTM <path>', handler: files.mdtm },
   MFMT: { arg: 'required', feat: (s) => (ext.capability(s, 'setTimes') ? 'MFMT' : undefined), help: 'MFMT <time> <path>', handler: ext.mfmt },
-  MFCT: { arg: 'required', help: 'MFCT <time> <path>' },
+  MFCT: { arg: 'required', feat: (s) => (ext.capability(s, 'setCreationTime') ? 'MFCT' : undefined), help: 'MFCT <time> <path>', handler: ext.mfct },
   // Digests (draft-bryan-ftpext-hash) and their older one-algorithm forms
   HASH: { arg: 'required', feat: ext.hashFeatLine, help: 'HASH <path>', handler: ext.hash },
   RANG: { arg: 'required', feat: 'RANG STREAM', help: 'RANG <start> <end>', handler: ext.rang },

@@ -121,7 +121,19 @@ describe('storage commands', () => {
     expect((await c.cmd('MDTM 20210304050607 t.txt')).code).toBe(213);
     expect((await c.cmd('MDTM t.txt')).text).toBe('20210304050607');
     expect((await c.cmd('MFMT 2020 t.txt')).code).toBe(501);
+    expect(await c.cmd('MFCT 20190102030405 t.txt')).toMatchObject({ code: 213, text: 'Create=20190102030405; t.txt' });
+    expect((await c.cmd('OPTS MLST type;create;')).code).toBe(200);
+    expect((await c.cmd('MLST t.txt')).lines.join('\n')).toContain('create=20190102030405');
+    expect((await c.cmd('FEAT')).lines).toContain(' MFCT');
+  });
+
+  it('MFCT is 502 and not in FEAT on a filesystem that keeps no creation time (local disk)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ftp-mfct-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const c = await session(new LocalProvider(root));
+    await put(c, 't.txt', 't');
     expect((await c.cmd('MFCT 20200102030405 t.txt')).code).toBe(502);
+    expect((await c.cmd('FEAT')).lines).not.toContain(' MFCT');
   });
 });
 

@@ -8,6 +8,8 @@ export interface Capabilities {
   list: boolean;
   /** `setTimes` (MFMT). */
   setTimes: boolean;
+  /** `setCreationTime` (MFCT). */
+  setCreationTime: boolean;
   /** `chmod` (SITE CHMOD). */
   chmod: boolean;
   /** `hash` (HASH, XSHA…; else `hashFile` streams the file through node:crypto). */
@@ -42,6 +44,7 @@ export function describeCapabilities(p: FsProvider): Capabilities {
     streaming: has(p, 'createReadStream') && has(p, 'createWriteStream'),
     list: has(p, 'list'),
     setTimes: has(p, 'setTimes'),
+    setCreationTime: has(p, 'setCreationTime'),
     chmod: has(p, 'chmod'),
     hash: has(p, 'hash'),
     availableSpace: has(p, 'availableSpace'),

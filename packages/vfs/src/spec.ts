@@ -85,6 +85,8 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
   list?(path: string): Promise<DirEntry[]>;
   /** Sets the modification time (MFMT). */
   setTimes?(path: string, mtime: Date): Promise<void>;
+  /** Sets the creation time (MFCT), for backends that store one. */
+  setCreationTime?(path: string, birthtime: Date): Promise<void>;
   /** Changes permission bits (SITE CHMOD). */
   chmod?(path: string, mode: number): Promise<void>;
   /** Digest of a byte range of a file, hex-encoded (HASH); `end` exclusive, omitted for "to the end". */

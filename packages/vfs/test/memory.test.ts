@@ -25,6 +25,7 @@ describe('MemoryProvider (own)', () => {
       streaming: true,
       list: true,
       setTimes: true,
+      setCreationTime: true,
       chmod: true,
       hash: false,
       availableSpace: true,

@@ -55,6 +55,7 @@ describe('SqliteProvider (own)', () => {
       streaming: true,
       list: true,
       setTimes: true,
+      setCreationTime: true,
       chmod: true,
       hash: false,
       availableSpace: false,

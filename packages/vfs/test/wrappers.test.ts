@@ -37,6 +37,7 @@ describe('readOnly()', () => {
       streaming: false,
       list: false,
       setTimes: false,
+      setCreationTime: false,
       chmod: false,
       hash: false,
       availableSpace: false,

@@ -144,6 +144,18 @@ export async function mfmt(s: Session, arg: string): Promise<void> {
   return setModified(s, name, time);
 }
 
+/** MFCT (draft-somers-ftp-mfxx): sets the creation time, where the filesystem keeps one. */
+export async function mfct(s: Session, arg: string): Promise<void> {
+  const { time, path: name } = parseMfmt(arg);
+  requirePermission(s, 'site');
+  const fs = s.vfs;
+  if (!fs.setCreationTime) throw new FtpError(502, 'Changing the creation time is not supported by this filesystem.');
+  const path = s.resolve(name);
+  await fs.stat(path);
+  await fs.setCreationTime(path, time);
+  return s.reply(213, `Create=${formatFtpTime(time)}; ${name}`);
+}
+
 async function setModified(s: Session, name: string, time: Date): Promise<void> {
   requirePermission(s, 'site');
   const fs = s.vfs;

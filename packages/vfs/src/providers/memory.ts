@@ -775,6 +775,13 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     node.ctimeMs = Date.now();
   }
 
+  /** Sets the creation time. */
+  async setCreationTime(path: string, birthtime: Date): Promise<void> {
+    const node = this.#existing(path, true, 'utime').node;
+    node.birthtimeMs = birthtime.getTime();
+    node.ctimeMs = Date.now();
+  }
+
   /** Changes the permission bits. */
   async chmod(path: string, mode: number): Promise<void> {
     const node = this.#existing(path, true, 'chmod').node;

@@ -91,6 +91,7 @@ type Statements = Record<
   | 'deleteChunksFrom'
   | 'moveNode'
   | 'setMtime'
+  | 'setBirthtime'
   | 'setMode'
   | 'setSize'
   | 'getChunk'
@@ -565,6 +566,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       deleteChunksFrom: db.prepare('DELETE FROM chunks WHERE node = ? AND seq >= ?'),
       moveNode: db.prepare('UPDATE nodes SET parent = ?, name = ? WHERE id = ?'),
       setMtime: db.prepare('UPDATE nodes SET mtime = ? WHERE id = ?'),
+      setBirthtime: db.prepare('UPDATE nodes SET birthtime = ? WHERE id = ?'),
       setMode: db.prepare('UPDATE nodes SET mode = ? WHERE id = ?'),
       setSize: db.prepare('UPDATE nodes SET size = ?, mtime = ? WHERE id = ?'),
       getChunk: db.prepare('SELECT data FROM chunks WHERE node = ? AND seq = ?'),
@@ -942,6 +944,14 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     this.#run(path, () => {
       const row = this.#existing(path, true, 'utime').row;
       this.#st.setMtime.run(mtime.getTime(), row.id);
+    });
+  }
+
+  /** Sets the creation time. */
+  async setCreationTime(path: string, birthtime: Date): Promise<void> {
+    this.#run(path, () => {
+      const row = this.#existing(path, true, 'utime').row;
+      this.#st.setBirthtime.run(birthtime.getTime(), row.id);
     });
   }
 

@@ -201,6 +201,9 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   if (caps.some((c) => c.setTimes)) {
     w.setTimes = (v, mtime) => run(v, async () => (route(v).fs.setTimes ?? unsupported('utime', v)).call(route(v).fs, route(v).path, mtime));
   }
+  if (caps.some((c) => c.setCreationTime)) {
+    w.setCreationTime = (v, t) => run(v, async () => (route(v).fs.setCreationTime ?? unsupported('utime', v)).call(route(v).fs, route(v).path, t));
+  }
   if (caps.some((c) => c.chmod)) {
     w.chmod = (v, mode) => run(v, async () => (route(v).fs.chmod ?? unsupported('chmod', v)).call(route(v).fs, route(v).path, mode));
   }

@@ -46,6 +46,7 @@ export function readOnly(p: FsProvider): FsProvider {
   if (typeof p.hash === 'function') w.hash = (...args) => (p.hash as NonNullable<FsProvider['hash']>).apply(p, args);
   if (typeof p.availableSpace === 'function') w.availableSpace = (path) => (p.availableSpace as NonNullable<FsProvider['availableSpace']>).call(p, path);
   if (typeof p.setTimes === 'function') w.setTimes = (path) => refuse('utime', path);
+  if (typeof p.setCreationTime === 'function') w.setCreationTime = (path) => refuse('utime', path);
   if (typeof p.chmod === 'function') w.chmod = (path) => refuse('chmod', path);
   if (typeof p.allocate === 'function') w.allocate = (path) => refuse('allocate', path);
   if (typeof p.concat === 'function') w.concat = (target) => refuse('concat', target);

@@ -124,6 +124,8 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   }
   if (typeof availableSpace === 'function') w.availableSpace = (v) => run(v, async () => availableSpace.call(p, await at(v, true)));
   if (typeof setTimes === 'function') w.setTimes = (v, mtime) => run(v, async () => setTimes.call(p, await at(v, true), mtime));
+  const setCreationTime = p.setCreationTime;
+  if (typeof setCreationTime === 'function') w.setCreationTime = (v, t) => run(v, async () => setCreationTime.call(p, await at(v, true), t));
   if (typeof chmod === 'function') w.chmod = (v, mode) => run(v, async () => chmod.call(p, await at(v, true), mode));
   if (typeof allocate === 'function') w.allocate = (v, size) => run(v, async () => allocate.call(p, await at(v, true), size));
   if (typeof concat === 'function') {
