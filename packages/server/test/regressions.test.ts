@@ -166,3 +166,14 @@ it('a data connection from the wrong client is dropped; the transfer still compl
   client.close();
   await local.close();
 });
+
+it('an empty upload whose data connection closed before STOR completes (curl -T of a 0-byte file hung)', async () => {
+  const socket = await c.passive();
+  socket.end();
+  await once(socket, 'finish');
+  await new Promise((r) => setTimeout(r, 100));
+  c.send('STOR empty.bin');
+  expect((await c.next()).code).toBe(150);
+  expect((await c.next(3000)).code).toBe(226);
+  expect((await ctx.fs.stat('/empty.bin')).size).toBe(0);
+});

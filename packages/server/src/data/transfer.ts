@@ -263,10 +263,13 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
       (err: unknown) => fail(err),
     );
     // The upload is ended only once the end of the data is known to be genuine, so a rejected end never commits.
-    source.once('end', () => {
+    const onEnd = (): void => {
       if (transfer.endedCleanly()) upload.end();
       else fail(new TransferError('connection', MESSAGES.unclean));
-    });
+    };
+    // A socket emits 'end' as soon as its FIN arrives, read or not: an empty upload may be over already.
+    if (source.readableEnded) onEnd();
+    else source.once('end', onEnd);
     source.pipe(upload, { end: false });
   });
   if (!socket.destroyed) socket.end();
