@@ -314,19 +314,24 @@ describe('requirement modes', () => {
   });
 });
 
+/** A session logged in over TLS with PROT P, and the passive port EPSV gave it. */
+async function protectedSession(port: number): Promise<{ t: TlsRaw; dataPort: number }> {
+  const raw = await RawClient.connect(port);
+  cleanups.push(() => raw.close());
+  await raw.next();
+  const t = await TlsRaw.upgrade(raw);
+  await t.cmd(`USER ${USER}`);
+  expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+  await t.cmd('PBSZ 0');
+  await t.cmd('PROT P');
+  return { t, dataPort: parseEpsvReply((await t.cmd('EPSV')).text) };
+}
+
 describe('TLS session reuse on data connections', () => {
   async function dataWithoutReuse(settings: Partial<ServerSettings>): Promise<{ code: number; data: string }> {
     const { port, fs } = await tlsServer(settings);
     await fs.mkdir('/d');
-    const raw = await RawClient.connect(port);
-    cleanups.push(() => raw.close());
-    await raw.next();
-    const t = await TlsRaw.upgrade(raw);
-    await t.cmd(`USER ${USER}`);
-    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
-    await t.cmd('PBSZ 0');
-    await t.cmd('PROT P');
-    const dataPort = parseEpsvReply((await t.cmd('EPSV')).text);
+    const { t, dataPort } = await protectedSession(port);
     t.socket.write('NLST\r\n');
     expect((await t.next()).code).toBe(150);
     // A fresh TLS session on the data connection: what a hijacker racing to the port would have.
@@ -351,15 +356,7 @@ describe('uploads that end without close_notify (tlsUploadRequiresCloseNotify)',
   /** Uploads 200 KB over a PROT P data connection ended with close_notify or with a bare TCP FIN. */
   async function upload(settings: Partial<ServerSettings>, ending: 'close_notify' | 'fin'): Promise<{ code: number; stored: number | null }> {
     const { port, fs } = await tlsServer({ tlsSessionReuse: false, ...settings });
-    const raw = await RawClient.connect(port);
-    cleanups.push(() => raw.close());
-    await raw.next();
-    const t = await TlsRaw.upgrade(raw);
-    await t.cmd(`USER ${USER}`);
-    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
-    await t.cmd('PBSZ 0');
-    await t.cmd('PROT P');
-    const dataPort = parseEpsvReply((await t.cmd('EPSV')).text);
+    const { t, dataPort } = await protectedSession(port);
     const tcp = netConnect({ port: dataPort, host: '127.0.0.1' });
     await once(tcp, 'connect');
     t.socket.write('STOR up.bin\r\n');
