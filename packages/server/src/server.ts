@@ -171,13 +171,19 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       this.logger.warn({ remote: from }, 'PROXY listener: connection from an untrusted address closed');
       return void socket.destroy();
     }
-    readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS).then(
-      (header) => this.start(socket, options, header.source ?? undefined),
-      (err: Error) => {
-        this.logger.warn({ remote: from, err: err.message }, 'PROXY listener: no valid PROXY header, connection closed');
+    readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS)
+      .then(
+        (header) => this.start(socket, options, header.source ?? undefined),
+        (err: Error) => {
+          this.logger.warn({ remote: from, err: err.message }, 'PROXY listener: no valid PROXY header, connection closed');
+          socket.destroy();
+        },
+      )
+      // Nothing about one connection may become an unhandled rejection (it would end the process).
+      .catch((err: unknown) => {
+        this.logger.error({ err }, 'PROXY listener: session start failed');
         socket.destroy();
-      },
-    );
+      });
   }
 
   private start(socket: Socket, options: ListenOptions & { implicitTls?: boolean }, client: { address: string; port: number } | undefined): void {

@@ -47,10 +47,9 @@ class PortListener {
       s.on('error', () => {});
       if (!this.proxy) return this.route(s, plainAddress(s.remoteAddress));
       // Through a load balancer: the client's address is in the PROXY header, read before routing.
-      readProxyHeader(s, this.proxy.timeoutMs).then(
-        (h) => this.route(s, plainAddress(h.source?.address ?? s.remoteAddress)),
-        () => s.destroy(),
-      );
+      readProxyHeader(s, this.proxy.timeoutMs)
+        .then((h) => this.route(s, plainAddress(h.source?.address ?? s.remoteAddress)))
+        .catch(() => s.destroy());
     });
   }
 
