@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { Generated, Selectable } from 'kysely';
 
 /** Bytes per stored content chunk. Fixed by the storage format: every chunk but a file's last one is full. */
 export const CHUNK_SIZE = 256 * 1024;
@@ -124,18 +124,7 @@ export class Tables {
 }
 
 /** An inode row as the provider uses it (numbers normalised: pg returns BIGINT as strings). */
-export interface Inode {
-  id: number;
-  parent: number | null;
-  name: string;
-  type: number;
-  size: number;
-  mtime: number;
-  birthtime: number;
-  mode: number;
-  target: string | null;
-  sha256: string | null;
-}
+export type Inode = Selectable<InodeTable>;
 
 /** Columns selected for an {@link Inode}. */
 export const INODE_COLUMNS = ['id', 'parent', 'name', 'type', 'size', 'mtime', 'birthtime', 'mode', 'target', 'sha256'] as const;
