@@ -47,6 +47,7 @@ export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<F
       maxLoginFailures: options.maxLoginFailures,
       banDuration: options.banDuration,
       failedLoginDelay: options.loginDelay,
+      maxSessions: options.maxSessions,
     },
     driver: {
       authenticate: (_session, user, password) => (user === options.user && sameSecret(password, options.password) ? { fs } : null),

@@ -31,6 +31,8 @@ export interface FtpdOptions {
   banDuration: number | undefined;
   /** Milliseconds before answering a failed login (growing with each failure). */
   loginDelay: number | undefined;
+  /** Most concurrent sessions (421 past it); 0 means unlimited. */
+  maxSessions: number | undefined;
 }
 
 export const USAGE = `Usage: ftpd [options]
@@ -62,6 +64,7 @@ Options:
       --max-login-failures <n>  failed logins from one address before a ban (default 10; 0: never)
       --ban-duration <s>  seconds a banned address is refused (default 900)
       --login-delay <ms>  pause before answering a failed login, growing per failure (default 1000)
+      --max-sessions <n>  most concurrent sessions, 421 past it (default 1000; 0: unlimited; env FTPD_MAX_SESSIONS)
   -h, --help              this help
   -v, --version           the version
 `;
@@ -98,6 +101,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
         'max-login-failures': { type: 'string' },
         'ban-duration': { type: 'string' },
         'login-delay': { type: 'string' },
+        'max-sessions': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -148,6 +152,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     maxLoginFailures: optionalCount(v['max-login-failures'], '--max-login-failures'),
     banDuration: optionalCount(v['ban-duration'], '--ban-duration'),
     loginDelay: optionalCount(v['login-delay'], '--login-delay'),
+    maxSessions: optionalCount(v['max-sessions'] ?? env.FTPD_MAX_SESSIONS, '--max-sessions'),
     host: v.host ?? env.FTPD_HOST ?? '127.0.0.1',
     port,
     root: v.root ?? env.FTPD_ROOT ?? './data',

@@ -19,6 +19,7 @@ describe('ftpd command line', () => {
     [['--bogus'], /Unknown option '--bogus'/],
     [['--pasv-range', '5000'], /--pasv-range/],
     [['--log-level', 'loud'], /--log-level/],
+    [['--max-sessions', 'many'], /--max-sessions: expected a whole number/],
   ])('rejects %j with exit code 2 and a message naming the option', async (args, message) => {
     await expect(run(node, [CLI, ...args])).rejects.toThrow(message);
   });
@@ -55,6 +56,32 @@ describe('ftpd command line', () => {
     } finally {
       child.kill('SIGKILL');
       await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('--max-sessions limits concurrent sessions (421 past it)', async () => {
+    const s = await startFtpd(['--max-sessions', '2']);
+    const { connect } = await import('node:net');
+    const greet = (): Promise<{ text: string; close: () => void }> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(s.port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (/\r\n$/.test(text)) resolve({ text, close: () => socket.destroy() });
+        });
+        socket.on('error', reject);
+      });
+    try {
+      const first = await greet();
+      const second = await greet();
+      const third = await greet();
+      expect(first.text).toMatch(/^220/);
+      expect(second.text).toMatch(/^220/);
+      expect(third.text).toMatch(/^421/);
+      for (const c of [first, second, third]) c.close();
+    } finally {
+      await s.stop();
     }
   });
 
