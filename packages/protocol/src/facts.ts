@@ -105,23 +105,41 @@ function asciiLower(s: string): string {
   return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
+/** The fact names this module knows, already lower-case: the common case skips {@link asciiLower}. */
+const KNOWN_FACTS: ReadonlySet<string> = new Set<string>([...SUPPORTED_FACTS, 'lang', 'media-type', 'charset']);
+
 function safeValue(v: unknown): string | undefined {
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
   if (typeof v !== 'string') return undefined;
-  return v.replace(UNSAFE_VALUE, '_');
+  // Test before replacing: almost every value is clean, and a test allocates nothing.
+  UNSAFE_VALUE.lastIndex = 0;
+  return UNSAFE_VALUE.test(v) ? v.replace(UNSAFE_VALUE, '_') : v;
 }
 
 function safeId(v: unknown): string | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : undefined;
 }
 
+/** The last time formatted, in whole seconds: the entries of one directory often share their modification second. */
+let lastSecond = Number.NaN;
+let lastSecondText = '';
+
 function timeValue(t: unknown, millis: boolean): string | undefined {
   const ms = timeOf(t);
-  const year = new Date(ms).getUTCFullYear();
-  // RFC 3659 §2.3 can only express years 1000–9999: a time outside is omitted.
-  if (!(year >= 1000 && year <= 9999)) return undefined;
-  return formatFtpTime(ms, millis);
+  // RFC 3659 §2.3 can only express years 1000–9999: a time outside is omitted (also NaN).
+  if (!(ms >= MIN_FTP_TIME && ms < MAX_FTP_TIME)) return undefined;
+  if (millis) return formatFtpTime(ms, true);
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    lastSecondText = formatFtpTime(second * 1000, false);
+    lastSecond = second;
+  }
+  return lastSecondText;
 }
+
+/** 1000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: the times RFC 3659 §2.3 can express are in between. */
+const MIN_FTP_TIME = Date.UTC(1000, 0, 1);
+const MAX_FTP_TIME = Date.UTC(10000, 0, 1);
 
 function modeBits(entry: FactEntry): number {
   return typeof entry.mode === 'number' && Number.isFinite(entry.mode) ? Math.trunc(entry.mode) : 0;
@@ -220,12 +238,13 @@ export function formatFacts(entry: FactEntry, facts: readonly MlsxFact[], option
   if (!Array.isArray(facts)) badArgument('facts must be an array');
   const millis = options?.millis === true;
   let out = '';
-  for (const fact of facts as readonly unknown[]) {
+  for (let i = 0; i < facts.length; i++) {
+    const fact: unknown = facts[i];
     if (typeof fact !== 'string') continue;
-    const value = factValue(entry, asciiLower(fact), millis);
-    if (value !== undefined) out += `${fact}=${value};`;
+    const value = factValue(entry, KNOWN_FACTS.has(fact) ? fact : asciiLower(fact), millis);
+    if (value !== undefined) out += fact + '=' + value + ';';
   }
-  return `${out} ${sanitizeName(entry.name)}`;
+  return out + ' ' + sanitizeName(entry.name);
 }
 
 /**

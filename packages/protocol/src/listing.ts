@@ -54,7 +54,9 @@ const TYPE_CHARS: ReadonlyMap<number, string> = new Map([
  * @throws ProtocolError `BAD_ARGUMENT` if `name` is not a string.
  */
 export function sanitizeName(name: string): string {
-  return expectString(name, 'name').replace(/[\r\n]/g, '?');
+  expectString(name, 'name');
+  // Most names have neither: looking costs no allocation, replacing does.
+  return name.indexOf('\r') < 0 && name.indexOf('\n') < 0 ? name : name.replace(/[\r\n]/g, '?');
 }
 
 /** @internal A non-negative count as decimal digits (no exponent notation), 0 when not a finite number. */
@@ -150,17 +152,51 @@ export function formatListLine(entry: ListEntry, now?: Date | number): string {
   if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string') {
     badArgument('entry must be an object with a string name');
   }
-  const nlink = entry.nlink === undefined ? '1' : countString(entry.nlink);
+  const nlink = entry.nlink === undefined || entry.nlink === 1 ? '1' : countString(entry.nlink);
   const size = countString(entry.size);
   let name = sanitizeName(entry.name);
   if (entry.type === 'link' && typeof entry.target === 'string' && entry.target !== '') {
     name += ` -> ${sanitizeName(entry.target)}`;
   }
-  return (
-    `${formatMode(entry.type, entry.mode)} ${nlink.padStart(3)} ` +
-    `${token(entry.owner, 'ftp').padEnd(8)} ${token(entry.group, 'ftp').padEnd(8)} ` +
-    `${size.padStart(8)} ${formatListDate(entry.mtime, now)} ${name}`
-  );
+  // The owner and group columns are the same on almost every line (the default `ftp`): computed once.
+  const owners = entry.owner === undefined && entry.group === undefined ? DEFAULT_OWNERS : `${token(entry.owner, 'ftp').padEnd(8)} ${token(entry.group, 'ftp').padEnd(8)}`;
+  return modeColumn(entry.type, entry.mode) + ' ' + nlink.padStart(3) + ' ' + owners + ' ' + size.padStart(8) + ' ' + listDate(entry.mtime, now) + ' ' + name;
+}
+
+const DEFAULT_OWNERS = `${'ftp'.padEnd(8)} ${'ftp'.padEnd(8)}`;
+
+/** The mode strings met so far, by type and mode: a directory holds few distinct ones. */
+const MODE_COLUMNS = new Map<string, string>();
+
+function modeColumn(type: ListEntry['type'], mode: number): string {
+  if (typeof mode !== 'number') return formatMode(type, mode);
+  const key = type + mode;
+  let text = MODE_COLUMNS.get(key);
+  if (text === undefined) {
+    text = formatMode(type, mode);
+    if (MODE_COLUMNS.size < 1024) MODE_COLUMNS.set(key, text);
+  }
+  return text;
+}
+
+/** The last date column written, for one minute and one `now`: the entries of a directory often share it. */
+let lastDateMinute = Number.NaN;
+let lastDateNow: unknown = undefined;
+let lastDateText = '';
+
+function listDate(mtime: Date | number, now: Date | number | undefined): string {
+  // Only a number `now` can be compared cheaply; anything else takes the general path.
+  if (typeof mtime !== 'number' || typeof now !== 'number' || !Number.isFinite(mtime)) return formatListDate(mtime, now);
+  const minute = Math.floor(mtime / 60_000);
+  // The recent/old choice depends on the exact time: cache only minutes wholly on one side of it (and not in the future).
+  const edge = now - RECENT_MS;
+  if ((minute + 1) * 60_000 > now || (minute * 60_000 <= edge && (minute + 1) * 60_000 > edge)) return formatListDate(mtime, now);
+  if (minute !== lastDateMinute || now !== lastDateNow) {
+    lastDateText = formatListDate(minute * 60_000, now);
+    lastDateMinute = minute;
+    lastDateNow = now;
+  }
+  return lastDateText;
 }
 
 /**

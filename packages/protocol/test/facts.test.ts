@@ -120,3 +120,15 @@ describe('FEAT and OPTS MLST (RFC 3659 §7.8, §7.9)', () => {
     expect(formatOptsMlstReply([])).toBe('MLST OPTS');
   });
 });
+
+describe('formatFacts over many entries (cached times)', () => {
+  it('writes each entry its own modify time, also when consecutive entries differ by milliseconds only', () => {
+    const t = Date.UTC(2024, 0, 2, 3, 4, 5);
+    const times = [t, t + 999, t + 1000, t - 1, t, Date.UTC(999, 11, 31), Date.UTC(1000, 0, 1), Date.UTC(9999, 11, 31, 23, 59, 59, 999), Date.UTC(10000, 0, 1)];
+    const want = ['20240102030405', '20240102030405', '20240102030406', '20240102030404', '20240102030405', undefined, '10000101000000', '99991231235959', undefined];
+    times.forEach((mtime, i) => {
+      const line = formatFacts({ name: 'f', type: 'file', size: 1, mtime, mode: 0o644 }, ['modify', 'MODIFY' as never]);
+      expect(line).toBe(want[i] === undefined ? ' f' : `modify=${want[i]};MODIFY=${want[i]}; f`);
+    });
+  });
+});

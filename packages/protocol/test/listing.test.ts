@@ -116,3 +116,22 @@ describe('formatNlstLine', () => {
     expectProtocolError(() => formatNlstLine(undefined as unknown as string), 'BAD_ARGUMENT');
   });
 });
+
+describe('formatListLine over many entries (cached columns)', () => {
+  it('writes the same date column as formatListDate for every time, around the six-month edge too', () => {
+    const now = Date.UTC(2024, 5, 15, 12, 30, 45, 500);
+    const edge = now - 180 * 24 * 60 * 60 * 1000;
+    const times = [now, now - 1, now + 1, now - 30_000, now + 60_000, edge, edge - 1, edge + 1, edge - 59_999, edge + 59_999, Date.UTC(2020, 0, 1), Date.UTC(2020, 0, 1, 0, 0, 30)];
+    for (const mtime of [...times, ...times.reverse()]) {
+      const line = formatListLine({ name: 'f', type: 'file', size: 1, mtime, mode: 0o644 }, now);
+      expect(line).toContain(` ${formatListDate(mtime, now)} f`);
+    }
+  });
+
+  it('keeps mode, owner and group columns apart for each entry', () => {
+    const a = formatListLine({ name: 'a', type: 'dir', size: 0, mtime: 0, mode: 0o755 }, 0);
+    const b = formatListLine({ name: 'b', type: 'file', size: 0, mtime: 0, mode: 0o755, owner: 'alice', group: 'staff' }, 0);
+    expect(a.startsWith('drwxr-xr-x   1 ftp      ftp      ')).toBe(true);
+    expect(b.startsWith('-rwxr-xr-x   1 alice    staff    ')).toBe(true);
+  });
+});

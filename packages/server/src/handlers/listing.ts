@@ -109,23 +109,34 @@ function entryType(st: FileStats): ListEntry['type'] {
 
 async function toListEntries(s: Session, dir: string, entries: DirEntry[]): Promise<ListEntry[]> {
   const fs = s.vfs;
-  return Promise.all(
-    entries.map(async ({ name, stats }) => {
-      const entry: ListEntry = {
-        name,
-        type: entryType(stats),
-        size: stats.size,
-        mtime: stats.mtimeMs,
-        mode: stats.mode,
-        nlink: stats.nlink ?? 1,
-      };
-      if (entry.type === 'link' && fs.readlink) {
-        const target = await fs.readlink(dir === '/' ? `/${name}` : `${dir}/${name}`).catch(() => undefined);
-        if (target !== undefined) entry.target = target;
-      }
-      return entry;
-    }),
-  );
+  const out: ListEntry[] = new Array(entries.length);
+  // Plain entries are converted in one synchronous pass; only symlinks wait (for their targets).
+  let links: Promise<void>[] | null = null;
+  for (let i = 0; i < entries.length; i++) {
+    const { name, stats } = entries[i] as DirEntry;
+    const entry: ListEntry = {
+      name,
+      type: entryType(stats),
+      size: stats.size,
+      mtime: stats.mtimeMs,
+      mode: stats.mode,
+      nlink: stats.nlink ?? 1,
+    };
+    out[i] = entry;
+    if (entry.type === 'link' && fs.readlink) {
+      const readlink = fs.readlink.bind(fs);
+      (links ??= []).push(
+        readlink(dir === '/' ? `/${name}` : `${dir}/${name}`).then(
+          (target) => {
+            if (target !== undefined) entry.target = target;
+          },
+          () => undefined,
+        ),
+      );
+    }
+  }
+  if (links) await Promise.all(links);
+  return out;
 }
 
 /** The MLSx `perm` fact (RFC 3659 §7.5.5): what this session may do with the entry. */
