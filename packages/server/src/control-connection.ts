@@ -11,6 +11,34 @@ export type ControlEvent = { type: 'line'; line: string } | { type: 'overflow'; 
 /** Bytes of unsent replies past which the session stops taking commands until the client reads. */
 const MAX_PENDING_REPLY_BYTES = 64 * 1024;
 
+/** What a control connection reports to its session. */
+export interface ControlOwner {
+  /** Called synchronously for each line; returning true means it was handled out of band (ABOR, STAT). */
+  intercept(e: ControlEvent): boolean;
+  /** An event was queued, or the client left, while the owner was waiting for one (see {@link ControlConnection.next}). */
+  wake(): void;
+  /** Called once the socket is gone: whatever the session was doing (a transfer) must stop. */
+  connectionClosed(): void;
+}
+
+/** The connection a socket's listeners serve: shared listener functions instead of closures per connection. */
+const OWNER = Symbol('controlConnection');
+type OwnedSocket = Socket & { [OWNER]?: ControlConnection };
+
+function onSocketData(this: OwnedSocket, chunk: Buffer): void {
+  this[OWNER]?.onData(chunk);
+}
+function onSocketEnd(this: OwnedSocket): void {
+  this[OWNER]?.finish();
+}
+function onSocketClose(this: OwnedSocket): void {
+  const conn = this[OWNER];
+  if (!conn) return;
+  conn.finish();
+  conn.owner.connectionClosed();
+}
+function ignore(): void {}
+
 /**
  * The one owner of the line reader and the reply formatter: bytes in, command lines out; replies in, bytes out.
  * It also enforces the two memory bounds of a control connection: the line length (inside the reader) and the
@@ -18,8 +46,10 @@ const MAX_PENDING_REPLY_BYTES = 64 * 1024;
  */
 export class ControlConnection {
   private readonly reader: LineReader;
-  private readonly queue: ControlEvent[] = [];
-  private waiting: ((e: ControlEvent | null) => void) | null = null;
+  /** Events read ahead of the session (allocated when the first one must wait). */
+  private queue: ControlEvent[] | null = null;
+  /** The owner asked for an event and got none: it is to be woken when one arrives (or the client leaves). */
+  private waiting = false;
   private ended = false;
   private pausedForQueue = false;
   private transferring = false;
@@ -31,43 +61,33 @@ export class ControlConnection {
   /** After CCC: follows the client's last TLS records (its close_notify) so they are skipped; null otherwise. */
   private tlsRecords: TlsRecordFramer | null = null;
 
-  private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
-  private readonly onEndBound = (): void => this.finish();
-  private readonly onCloseBound = (): void => {
-    this.finish();
-    this.onClosed();
-  };
-  private readonly onClosed: () => void;
-
   constructor(
     public socket: Socket,
     maxLineLength: number,
     private readonly maxQueued: number,
-    /** Called synchronously for each line; returning true means it was handled out of band (ABOR, STAT). */
-    private readonly interceptor: (e: ControlEvent) => boolean,
-    /** Called once the socket is gone: whatever the session was doing (a transfer) must stop. */
-    onClosed: () => void,
+    /** The session: intercepts lines (ABOR, STAT during a transfer), is woken for events, told of the close. */
+    readonly owner: ControlOwner,
   ) {
     this.reader = new LineReader({ maxLineLength });
-    this.onClosed = onClosed;
     this.attach(socket);
     // A socket whose PROXY header was read first is paused with the bytes after it put back.
     socket.resume();
   }
 
   private attach(socket: Socket): void {
-    socket.on('data', this.onDataBound);
-    socket.on('end', this.onEndBound);
-    socket.on('close', this.onCloseBound);
-    socket.on('error', this.onEndBound);
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('close', onSocketClose);
+    socket.on('error', onSocketEnd);
   }
 
   private detach(socket: Socket): void {
-    socket.off('data', this.onDataBound);
-    socket.off('end', this.onEndBound);
-    socket.off('close', this.onCloseBound);
-    socket.off('error', this.onEndBound);
-    socket.on('error', () => {});
+    socket.off('data', onSocketData);
+    socket.off('end', onSocketEnd);
+    socket.off('close', onSocketClose);
+    socket.off('error', onSocketEnd);
+    socket.on('error', ignore);
   }
 
   /**
@@ -78,10 +98,10 @@ export class ControlConnection {
   prepareUpgrade(options: { watchClose?: boolean } = {}): void {
     this.detach(this.socket);
     // Still notice the client hanging up while no one reads (a handshake that never comes).
-    if (options.watchClose !== false) this.socket.once('close', this.onCloseBound);
+    if (options.watchClose !== false) this.socket.once('close', onSocketClose);
     this.socket.pause();
     this.reader.reset();
-    this.queue.length = 0;
+    this.queue = null;
     this.unread = null;
   }
 
@@ -102,7 +122,8 @@ export class ControlConnection {
     });
   }
 
-  private onData(chunk: Buffer): void {
+  /** @internal the socket's data listener. */
+  onData(chunk: Buffer): void {
     if (this.tlsRecords) {
       // After CCC the client may still send its close_notify before its next command: skip whole TLS records.
       chunk = chunk.subarray(this.tlsRecords.records(chunk));
@@ -124,7 +145,7 @@ export class ControlConnection {
   private feed(chunk: Buffer): void {
     let pos = 0;
     while (pos < chunk.length) {
-      const room = this.transferring ? Infinity : this.maxQueued - this.queue.length;
+      const room = this.transferring ? Infinity : this.maxQueued - this.queued;
       if (room <= 0) {
         this.unread = chunk.subarray(pos);
         this.pausedForQueue = true;
@@ -154,21 +175,29 @@ export class ControlConnection {
     for (const event of this.reader.push(bytes)) {
       // Blank lines are no command (RFC 959 has none): ignore them here, so they can neither queue nor count.
       if (event.type === 'line' && event.line.trim() === '') continue;
-      if (this.interceptor(event)) continue;
-      if (this.waiting) {
-        const w = this.waiting;
-        this.waiting = null;
-        w(event);
-      } else if (this.queue.length < this.hardLimit) {
-        this.queue.push(event);
+      if (this.owner.intercept(event)) continue;
+      const queue = (this.queue ??= []);
+      if (queue.length < this.hardLimit) {
+        queue.push(event);
       } else {
         // Only reached by lines the LF count cannot see (bare CRs) or during a transfer: past the limit lines
         // are only counted, so memory stays bounded whatever one chunk holds.
-        const last = this.queue[this.queue.length - 1];
+        const last = queue[queue.length - 1];
         if (last?.type === 'dropped') last.count++;
-        else this.queue.push({ type: 'dropped', count: 1 });
+        else queue.push({ type: 'dropped', count: 1 });
       }
+      this.wakeOwner();
     }
+  }
+
+  private get queued(): number {
+    return this.queue?.length ?? 0;
+  }
+
+  private wakeOwner(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    this.owner.wake();
   }
 
   /**
@@ -176,7 +205,7 @@ export class ControlConnection {
    * must still be heard, and so must the client hanging up; extra lines are then dropped (and answered 500).
    */
   private pauseIfBehind(): void {
-    if (this.queue.length >= this.maxQueued && !this.pausedForQueue && !this.transferring) {
+    if (this.queued >= this.maxQueued && !this.pausedForQueue && !this.transferring) {
       this.pausedForQueue = true;
       this.socket.pause();
     }
@@ -204,28 +233,30 @@ export class ControlConnection {
     return this.maxQueued * 2;
   }
 
-  private finish(): void {
+  /** @internal the socket ended, failed or closed: no more commands will come. */
+  finish(): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.waiting) {
-      const w = this.waiting;
-      this.waiting = null;
-      w(null);
-    }
+    this.wakeOwner();
   }
 
-  /** The next command, or null once the client is gone. Commands already read are served before the end. */
-  next(): Promise<ControlEvent | null> | ControlEvent | null {
-    let e = this.queue.shift();
-    if (this.pausedForQueue && this.queue.length < this.maxQueued / 2) {
+  /**
+   * The next command: an event, `null` once the client is gone (commands already read are served before the
+   * end), or `undefined` when none has arrived yet; the owner's `wake()` is then called once one has (or the
+   * client left). Nothing is held while the session waits: no promise, no closure.
+   */
+  next(): ControlEvent | null | undefined {
+    let e = this.queue?.shift();
+    if (this.pausedForQueue && this.queued < this.maxQueued / 2) {
       this.resumeReading();
-      e ??= this.queue.shift();
+      e ??= this.queue?.shift();
     }
     if (e) return e;
+    // An idle connection keeps no queue array.
+    this.queue = null;
     if (this.ended) return null;
-    return new Promise((resolve) => {
-      this.waiting = resolve;
-    });
+    this.waiting = true;
+    return undefined;
   }
 
   /** Sends one reply. Resolves at once unless the client stopped reading, then when it catches up. */

@@ -78,6 +78,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private readonly sockets: Array<{ server: Server; implicitTls: boolean }> = [];
   private nextId = 1;
   private closing = false;
+  /** One timer for every session's idle limit (see {@link sweepIdle}), running while there are sessions. */
+  private idleSweep: NodeJS.Timeout | null = null;
 
   constructor(readonly options: FtpServerOptions) {
     super();
@@ -163,7 +165,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    * done here).
    */
   handle(socket: Socket, options: ListenOptions & { implicitTls?: boolean } = {}): void {
-    socket.on('error', () => {});
+    socket.on('error', ignore);
     if (!options.proxyProtocol) return this.start(socket, options, undefined);
     // Behind a load balancer: the real client is in the PROXY header, and only the proxy may send one.
     const from = plainAddress(socket.remoteAddress);
@@ -198,6 +200,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
     const session = new Session(this.nextId++, socket, this.ctx, { implicitTls: options.implicitTls === true, publicHost: options.publicHost, client });
     this.sessions.add(session);
+    this.watchIdle();
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.emit('session:open', { session: session.id, remoteAddress: ip });
     session.log.info({ port: session.remotePort }, 'connected');
@@ -210,6 +213,28 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       if (!options.implicitTls) void session.reply(421, 'Too many failed logins from your address; try again later.');
       session.close();
     });
+  }
+
+  /**
+   * Starts the idle sweep: every session's silence is checked by one interval timer (a quarter of the shortest
+   * limit, at most a second apart) rather than by a timer per session, which an idle session would hold.
+   */
+  private watchIdle(): void {
+    if (this.idleSweep) return;
+    const limits = [this.settings.idleTimeout, this.settings.loginTimeout].filter((t) => t > 0);
+    if (limits.length === 0) return;
+    const periodMs = Math.max(10, Math.min(1000, (Math.min(...limits) * 1000) / 4));
+    this.idleSweep = setInterval(() => this.sweepIdle(), periodMs);
+    this.idleSweep.unref();
+  }
+
+  private sweepIdle(): void {
+    const now = Date.now();
+    for (const session of this.sessions) session.checkIdle(now);
+    if (this.sessions.size === 0 && this.idleSweep) {
+      clearInterval(this.idleSweep);
+      this.idleSweep = null;
+    }
   }
 
   private forget(session: Session): void {
@@ -243,9 +268,13 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       session.close();
     }
     this.ctx.portPool.closeAll();
+    if (this.idleSweep) clearInterval(this.idleSweep);
+    this.idleSweep = null;
     await closed;
   }
 }
+
+function ignore(): void {}
 
 function refuse(socket: Socket, text: string, implicitTls = false): void {
   // Before an implicit TLS handshake a clear-text reply would only confuse the client: just close.

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_FACTS, parseCommand, type HashAlgorithm, type MlsxFact } from '@ftp/protocol';
 import { resolvePath, type FsProvider } from '@ftp/vfs';
 import { COMMANDS } from './commands.js';
-import { ControlConnection, type ControlEvent } from './control-connection.js';
+import { ControlConnection, type ControlEvent, type ControlOwner } from './control-connection.js';
 import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
 import { FtpError, isServerFault, toReply } from './errors.js';
 import type { Advertiser } from './data/advertise.js';
@@ -56,14 +56,16 @@ export type DataSetup = { kind: 'passive'; listener: PassiveReservation } | { ki
  * One control connection: its state, and the loop that runs its commands one at a time, in order.
  * ABOR and STAT are the exceptions (RFC 959 §4.1.3): they are served while a transfer runs.
  */
-export class Session implements SessionInfo {
+export class Session implements SessionInfo, ControlOwner {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
-  log: Logger;
-  /** The session's logger before a user is known; user loggers derive from it, never from each other. */
-  readonly baseLog: Logger;
   readonly conn: ControlConnection;
+  /** The session's loggers, made at first use: an idle session, or one whose server logs nothing, has none. */
+  private baseLogger: Logger | null = null;
+  private logger: Logger | null = null;
+  /** The bindings of {@link log} beyond the session's own (user, tls, ccc). */
+  private logBindings: Record<string, unknown> | null = null;
 
   user: string | undefined;
   authenticated = false;
@@ -96,9 +98,9 @@ export class Session implements SessionInfo {
   mode: 'S' | 'Z' = 'S';
   /** zlib level for MODE Z (OPTS MODE Z LEVEL). */
   deflateLevel: number;
-  /** This session's bandwidth limits (settings), and the user's (driver), applied together. */
-  readonly sessionLimits: { download: RateLimiter; upload: RateLimiter };
-  userLimits: { download?: RateLimiter; upload?: RateLimiter } = {};
+  /** This session's bandwidth limits (settings), made at the first transfer; applied with the user's (driver). */
+  private limits: { download: RateLimiter; upload: RateLimiter } | null = null;
+  userLimits: { download?: RateLimiter; upload?: RateLimiter } = NO_LIMITS;
   /** The digest HASH computes (OPTS HASH). */
   hashAlgorithm: HashAlgorithm = 'SHA-256';
   /** RANG: an inclusive byte range for the next HASH or RETR. */
@@ -117,8 +119,10 @@ export class Session implements SessionInfo {
   private readonly implicitTls: boolean;
   /** The public host of the listener the client came through, if it has its own. */
   readonly listenerPublicHost: string | undefined;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private idleTimerSeconds = 0;
+  /** When the client last sent a command (ms); the server's idle sweep compares it with the limit. */
+  private lastActivity = Date.now();
+  /** Commands are being served; false while the session waits for the next one (and holds nothing for it). */
+  private serving = false;
 
   constructor(
     readonly id: number,
@@ -134,17 +138,8 @@ export class Session implements SessionInfo {
     this.transferType = ctx.settings.defaultTransferType;
     this.tlsRequired = ctx.settings.tlsRequired;
     this.deflateLevel = ctx.settings.deflateLevel;
-    this.sessionLimits = { download: new RateLimiter(ctx.settings.downloadRate), upload: new RateLimiter(ctx.settings.uploadRate) };
-    this.baseLog = ctx.logger.child({ session: id, remote: this.remoteAddress });
-    this.log = this.baseLog;
     socket.setNoDelay(true);
-    this.conn = new ControlConnection(
-      socket,
-      ctx.settings.maxLineLength,
-      ctx.settings.maxPipelinedCommands,
-      (e) => this.intercept(e),
-      () => this.close(),
-    );
+    this.conn = new ControlConnection(socket, ctx.settings.maxLineLength, ctx.settings.maxPipelinedCommands, this);
     // Implicit FTPS: not one byte may be read as clear text before the handshake.
     if (this.implicitTls) this.conn.prepareUpgrade();
   }
@@ -153,35 +148,100 @@ export class Session implements SessionInfo {
     return this.ctx.settings;
   }
 
-  /** Greets the client and serves commands until it leaves. */
+  /**
+   * The session's logger (pino child: session id, remote address, and the user once known), made when first
+   * used. While the server's logger is silent the session makes none and uses the server's, which logs nothing.
+   */
+  get log(): Logger {
+    if (this.logger) return this.logger;
+    if (!this.ctx.logger.isLevelEnabled('fatal')) return this.ctx.logger;
+    this.logger = this.logBindings ? this.baseLog.child(this.logBindings) : this.baseLog;
+    return this.logger;
+  }
+
+  /** The session's logger before a user is known; user loggers derive from it, never from each other. */
+  get baseLog(): Logger {
+    if (this.baseLogger) return this.baseLogger;
+    if (!this.ctx.logger.isLevelEnabled('fatal')) return this.ctx.logger;
+    this.baseLogger = this.ctx.logger.child({ session: this.id, remote: this.remoteAddress });
+    return this.baseLogger;
+  }
+
+  /** Sets what {@link log} adds to the session's own bindings (`{ user }`, `{ tls: true }`…); made at first use. */
+  setLogBindings(bindings: Record<string, unknown> | null): void {
+    this.logBindings = bindings && Object.keys(bindings).length > 0 ? bindings : null;
+    this.logger = null;
+  }
+
+  /** The bindings {@link log} adds now. */
+  get logContext(): Readonly<Record<string, unknown>> {
+    return this.logBindings ?? {};
+  }
+
+  /** This session's bandwidth limits (settings): made at the first transfer, not for every connection. */
+  get sessionLimits(): { download: RateLimiter; upload: RateLimiter } {
+    this.limits ??= { download: new RateLimiter(this.settings.downloadRate), upload: new RateLimiter(this.settings.uploadRate) };
+    return this.limits;
+  }
+
+  /**
+   * Greets the client, then serves its commands as they come. Between commands nothing waits on the session's
+   * behalf (no pending promise, no timer): the control connection wakes it ({@link wake}) when a command arrives,
+   * and the server's idle sweep ({@link checkIdle}) ends it when none does.
+   */
   async run(): Promise<void> {
     try {
-      if (this.implicitTls && !(await this.startImplicitTls())) return;
+      if (this.implicitTls && !(await this.startImplicitTls())) return this.close();
       let banner: string | readonly string[] | void = undefined;
       try {
         banner = await this.ctx.driver.onConnect?.(this);
       } catch (err) {
         this.log.info({ err }, 'connection refused by driver');
         await this.reply(421, err instanceof Error && err.message ? err.message : 'Service not available.');
-        return;
+        return this.close();
       }
       await this.reply(220, banner ?? this.settings.banner);
-      this.armIdleTimer();
+    } catch (err) {
+      this.log.error({ err }, 'session failed');
+      return this.close();
+    }
+    this.touch();
+    void this.serve();
+  }
+
+  /** Serves the commands already read, in order, one at a time; returns when there are none left. */
+  private async serve(): Promise<void> {
+    if (this.serving || this.closed) return;
+    this.serving = true;
+    try {
       for (;;) {
-        const next = this.conn.next();
-        const event = next instanceof Promise ? await next : next;
+        const event = this.conn.next();
+        // None yet: the control connection calls wake() when one comes.
+        if (event === undefined) return;
         if (event === null || this.closed) break;
         await this.handle(event);
         if (this.closed) break;
-        this.armIdleTimer();
+        this.touch();
       }
     } catch (err) {
       this.log.error({ err }, 'session failed');
     } finally {
-      this.close();
+      this.serving = false;
     }
+    this.close();
   }
 
+  /** @internal ControlOwner: a command arrived (or the client left) while the session waited. */
+  wake(): void {
+    // Later, not now: the connection is still splitting its chunk, and a command such as AUTH TLS must see the
+    // lines after it only once it has had the chance to discard them.
+    queueMicrotask(() => void this.serve());
+  }
+
+  /** @internal ControlOwner: the control connection's socket is gone. */
+  connectionClosed(): void {
+    this.close();
+  }
   private async startImplicitTls(): Promise<boolean> {
     const context = await this.ctx.tls.context(this).catch((err: unknown) => {
       this.log.error({ err }, 'TLS options unavailable');
@@ -213,7 +273,7 @@ export class Session implements SessionInfo {
     this.conn.upgrade(secure);
     this.secure = true;
     this.tlsContext = context;
-    this.log = this.log.child({ tls: true });
+    this.setLogBindings({ ...this.logContext, tls: true });
   }
 
   /**
@@ -235,7 +295,7 @@ export class Session implements SessionInfo {
     this.conn.upgrade(socket, { tlsRecords: framer });
     this.secure = false;
     this.clearedControl = true;
-    this.log = this.baseLog.child({ ...(this.user ? { user: this.user } : {}), ccc: true });
+    this.setLogBindings({ ...(this.user ? { user: this.user } : {}), ccc: true });
   }
 
   /** How the next transfer codes its bytes: TYPE, MODE and the bandwidth limits for its direction. */
@@ -272,7 +332,8 @@ export class Session implements SessionInfo {
     this.dataSetup = setup;
   }
 
-  private intercept(event: ControlEvent): boolean {
+  /** @internal ControlOwner: ABOR and STAT while a transfer runs are served at once, out of order. */
+  intercept(event: ControlEvent): boolean {
     if (event.type !== 'line' || !this.transfer) return false;
     const { verb } = parseCommand(event.line);
     const spec = COMMANDS[verb];
@@ -299,9 +360,10 @@ export class Session implements SessionInfo {
     }
     const { verb, arg } = parseCommand(event.line);
     if (verb === '') return;
-    this.armIdleTimer(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
+    this.touch(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
+    const log = this.log;
     // Whatever separates PASS from the password (a tab…), the line is masked.
-    this.log.debug({ cmd: /^\s*pass/i.test(event.line) ? 'PASS ****' : event.line }, 'command');
+    if (log.isLevelEnabled('debug')) log.debug({ cmd: /^\s*pass/i.test(event.line) ? 'PASS ****' : event.line }, 'command');
     const spec = COMMANDS[verb];
     if (!spec) {
       await this.reply(500, `${printable(verb)} not understood.`);
@@ -340,28 +402,20 @@ export class Session implements SessionInfo {
     return !this.authenticated && loginTimeout > 0 ? loginTimeout : idleTimeout;
   }
 
-  /** The control idle timer: 421 and close, unless a transfer is moving bytes (which counts as activity). */
-  private armIdleTimer(): void {
-    const seconds = this.idleLimit;
-    if (this.idleTimer && seconds === this.idleTimerSeconds) {
-      this.idleTimer.refresh();
-      return;
-    }
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    this.idleTimerSeconds = seconds;
-    if (seconds <= 0 || this.closed) return;
-    this.idleTimer = setTimeout(() => this.onIdle(), seconds * 1000);
-    this.idleTimer.unref();
+  /** The client was active: the idle limit counts from now. */
+  private touch(): void {
+    this.lastActivity = Date.now();
   }
 
-  private onIdle(): void {
+  /**
+   * @internal The server's idle sweep: 421 and close once the client has been silent past the limit, unless a
+   * transfer is moving bytes (which counts as activity).
+   */
+  checkIdle(now: number): void {
     if (this.closed) return;
     const limitMs = this.idleLimit * 1000;
-    if (this.transfer && this.transfer.idleMs < limitMs) {
-      this.idleTimer?.refresh();
-      return;
-    }
+    if (limitMs <= 0 || now - this.lastActivity < limitMs) return;
+    if (this.transfer && this.transfer.idleMs < limitMs) return;
     this.log.info('idle timeout');
     void this.reply(421, 'Timeout: closing control connection.');
     this.close();
@@ -371,7 +425,6 @@ export class Session implements SessionInfo {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.transfer?.stop('connection');
     this.setDataSetup(null);
     this.conn.close();
@@ -382,6 +435,9 @@ export class Session implements SessionInfo {
     return this.closed;
   }
 }
+
+/** No per-user limits: one shared object, not one per session. */
+export const NO_LIMITS: Readonly<{ download?: RateLimiter; upload?: RateLimiter }> = Object.freeze({});
 
 /** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
 const MAX_DROPPED_COMMANDS = 1000;

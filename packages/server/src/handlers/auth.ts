@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readOnly, resolvePath } from '@ftp/vfs';
 import type { LoginResult } from '../driver.js';
 import { FtpError } from '../errors.js';
-import { ALL_PERMISSIONS, type Session } from '../session.js';
+import { ALL_PERMISSIONS, NO_LIMITS, type Session } from '../session.js';
 import type { TlsRequirement } from '../settings.js';
 
 const TLS_RANK: Record<TlsRequirement, number> = { none: 0, control: 1, all: 2 };
@@ -30,7 +30,7 @@ export function user(s: Session, arg: string): Promise<void> | void {
   // Refuse before the password crosses the network in clear (vsftpd's force_local_logins_ssl).
   if (TLS_RANK[s.tlsRequired] >= TLS_RANK.control && !s.secure) throw new FtpError(530, 'TLS required: use AUTH TLS before logging in.');
   s.user = arg;
-  s.log = s.baseLog.child({ user: arg, ...(s.secure ? { tls: true } : {}) });
+  s.setLogBindings(s.secure ? { user: arg, tls: true } : { user: arg });
   if (isAnonymousName(s, arg)) return s.reply(331, 'Anonymous login ok, send your e-mail address as password.');
   return s.reply(331, 'Password required.');
 }
@@ -65,8 +65,8 @@ export async function pass(s: Session, arg: string): Promise<void> {
   }
   if (!result) return failedLogin(s, name);
   s.fs = result.fs;
-  s.permissions = { ...ALL_PERMISSIONS, ...result.permissions };
-  s.userLimits = result.rateLimits ?? {};
+  s.permissions = result.permissions ? { ...ALL_PERMISSIONS, ...result.permissions } : ALL_PERMISSIONS;
+  s.userLimits = result.rateLimits ?? NO_LIMITS;
   s.tlsRequired = required;
   s.anonymous = anonymous;
   s.home = resolvePath('/', result.home ?? '/');
@@ -139,6 +139,6 @@ function resetLogin(s: Session): void {
   s.cwd = '/';
   s.renameFrom = null;
   s.permissions = ALL_PERMISSIONS;
-  s.userLimits = {};
+  s.userLimits = NO_LIMITS;
   s.tlsRequired = s.settings.tlsRequired;
 }
