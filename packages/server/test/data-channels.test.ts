@@ -118,6 +118,29 @@ describe('passive mode', () => {
     expect(await dropped(first)).toBe(true);
   });
 
+  it('one transfer after another reuses the open port; a PASV replacing an unused one moves on unless no other port is left', async () => {
+    const { ctx, c } = await session();
+    const ports = new Set<number>();
+    for (let i = 0; i < 3; i++) {
+      const port = parseEpsvReply((await c.cmd('EPSV')).text);
+      ports.add(port);
+      const socket = connect({ port, host: '127.0.0.1' });
+      await once(socket, 'connect');
+      c.send(`STOR f${i}`);
+      expect((await c.next()).code).toBe(150);
+      await new Promise<void>((resolve) => socket.end('x', () => resolve()));
+      expect((await c.next()).code).toBe(226);
+    }
+    expect(ports.size).toBe(1);
+    expect(ctx.server.passivePortsOpen).toBe(1);
+
+    const single = await session('127.0.0.1', { passivePortRange: [46200, 46200] });
+    const first = parseEpsvReply((await single.c.cmd('EPSV')).text);
+    const again = await single.c.cmd('EPSV');
+    expect(again.code).toBe(229);
+    expect(parseEpsvReply(again.text)).toBe(first);
+  });
+
   it('ports are shared between clients of different addresses and reused without a listen per transfer', async () => {
     const ctx = await startServer({ settings: { passivePortRange: [47100, 47101] } });
     cleanups.push(() => ctx.close());

@@ -16,6 +16,8 @@ export interface ReserveOptions {
   expectedPeer: string | null;
   /** Called for a connection that was refused because no session of its address was waiting on the port. */
   onForeignPeer?: (address: string) => void;
+  /** A port not to reuse while others are open (the one this session just gave back unused). */
+  avoidPort?: number | undefined;
 }
 
 /** Data connections start with a PROXY protocol header, awaited this long. */
@@ -38,6 +40,7 @@ class PortListener {
 
   constructor(
     readonly server: Server,
+    readonly host: string,
     readonly port: number,
     private readonly onIdle: () => void,
     private readonly lingerMs: number,
@@ -130,14 +133,24 @@ export class PassivePorts {
     return port;
   }
 
-  /** A port this session's client may connect to, or 425 when every port of the range is taken for it. */
+  /**
+   * A port this session's client may connect to, or 425 when every port of the range is taken for it. A port
+   * already listening that can take this client is used first: a session doing one transfer after another then
+   * costs no listen() per transfer (opening one took a third of a small file's transfer time here).
+   */
   async reserve(options: ReserveOptions): Promise<PassiveReservation> {
     if (this.closed) throw new FtpError(425, 'Server is shutting down.');
+    for (const listener of this.listeners.values()) {
+      if (listener.port === options.avoidPort || listener.host !== options.host || !listener.accepts(options.expectedPeer)) continue;
+      const r = new PassiveReservation(listener, options);
+      listener.add(r);
+      return r;
+    }
     for (let attempt = 0; attempt < this.size; attempt++) {
       const port = this.nextPort();
       const key = `${options.host}|${port}`;
       let listener = this.listeners.get(key);
-      if (listener && !listener.accepts(options.expectedPeer)) continue;
+      if (listener && (port === options.avoidPort || !listener.accepts(options.expectedPeer))) continue;
       listener ??= (await this.open(options.host, port, key)) ?? undefined;
       // Another session may have taken the slot while the listener opened.
       if (!listener || !listener.accepts(options.expectedPeer)) continue;
@@ -145,6 +158,8 @@ export class PassivePorts {
       listener.add(r);
       return r;
     }
+    // Only the avoided port is left: better it than a 425.
+    if (options.avoidPort !== undefined) return this.reserve({ ...options, avoidPort: undefined });
     throw new FtpError(425, 'No passive port available, try again later.');
   }
 
@@ -169,6 +184,7 @@ export class PassivePorts {
     }
     const listener = new PortListener(
       server,
+      host,
       port,
       () => {
         if (this.listeners.get(key) === listener && listener.waiting.size === 0) {

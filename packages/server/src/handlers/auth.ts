@@ -71,8 +71,19 @@ export async function pass(s: Session, arg: string): Promise<void> {
   s.anonymous = anonymous;
   s.home = resolvePath('/', result.home ?? '/');
   s.cwd = s.home;
+  // The root is always a directory, and were it unreachable the fallback would be the root anyway: no stat.
+  if (s.home !== '/') await checkHome(s);
+  s.authenticated = true;
+  s.ctx.emit('login', { session: s.id, user: name, remoteAddress: s.remoteAddress });
+  s.log.info({ anonymous }, 'logged in');
+  return s.reply(230, anonymous ? 'Anonymous access granted, restrictions apply.' : 'Login successful.');
+}
+
+/** Logs in at the root, with a warning, when the user's home cannot be entered. */
+async function checkHome(s: Session): Promise<void> {
+  const fs = s.fs!;
   try {
-    const st = await s.fs.stat(s.home);
+    const st = await fs.stat(s.home);
     if (!st.isDirectory()) throw new Error('home is not a directory');
   } catch (err) {
     // A home that cannot be entered is the operator's mistake; log in at the root rather than refuse.
@@ -80,10 +91,6 @@ export async function pass(s: Session, arg: string): Promise<void> {
     s.home = '/';
     s.cwd = '/';
   }
-  s.authenticated = true;
-  s.ctx.emit('login', { session: s.id, user: name, remoteAddress: s.remoteAddress });
-  s.log.info({ anonymous }, 'logged in');
-  return s.reply(230, anonymous ? 'Anonymous access granted, restrictions apply.' : 'Login successful.');
 }
 
 async function failedLogin(s: Session, name: string): Promise<void> {

@@ -5,9 +5,13 @@ import { FtpError } from '../errors.js';
 import type { Session } from '../session.js';
 
 async function openPassive(s: Session): Promise<PassiveReservation> {
+  // A PASV that replaces an unused one gets another port: a late connection to the old one must not become the
+  // new transfer's. (After a transfer the port is reused: that saves a listen() per transfer.)
+  const replaced = s.dataSetup?.kind === 'passive' ? s.dataSetup.listener.port : undefined;
   s.setDataSetup(null);
   const listener = await s.ctx.portPool.reserve({
     host: s.localAddress,
+    avoidPort: replaced,
     expectedPeer: s.settings.passiveIpCheck === 'strict' ? s.remoteAddress : null,
     onForeignPeer: (address) => s.log.warn({ address }, 'passive data connection from a foreign address refused'),
   });
