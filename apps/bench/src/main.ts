@@ -1,0 +1,229 @@
+/**
+ * `pnpm bench`: starts each server on a loopback port with a fresh home, runs the workloads against it with the
+ * same clients, and writes a Markdown table (servers side by side, our ratio to each peer) to results/.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { BENCH_ROOT } from './peers.js';
+import { renderMarkdown, type Report, type ServerResult } from './report.js';
+import { makeSeed, seedHome, seedListingOverFtp } from './seed.js';
+import { ftpSrv } from './servers/ftp-srv.js';
+import { OUR_BACKENDS, ours } from './servers/ours.js';
+import { pureFtpd } from './servers/pure-ftpd.js';
+import { pyftpdlib } from './servers/pyftpdlib.js';
+import type { RunningServer, ServerSpec, StartContext } from './servers/types.js';
+import { SYSTEM_USER, vsftpd } from './servers/vsftpd.js';
+import { curlUpload } from './workloads/bulk.js';
+import { BACKEND_WORKLOADS, WORKLOADS } from './workloads/index.js';
+import type { Row, Seed, WorkloadContext } from './workloads/types.js';
+
+const USAGE = `Usage: pnpm bench [options]
+
+  --servers <list>     ours,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all); "ours-scrypt" adds
+                       scrypt-hashed logins for ours (in the default set)
+  --backends <list>    extra backends for ours, besides local disk: ${Object.keys(OUR_BACKENDS).filter((b) => b !== 'local').join(', ')}, or all
+                       (default: none); they run the storage workloads only
+  --workloads <list>   ${WORKLOADS.map((w) => w.id).join(',')} (default: all)
+  --runs <n>           runs per figure (default 3; the figure is their median)
+  --size-mib <n>       size of the RETR/STOR file (default 1024)
+  --client-seconds <n> length of each 200-client run (default 10)
+  --out <dir>          where the results go (default apps/bench/results)
+  -h, --help
+`;
+
+const PEERS: Record<string, () => ServerSpec> = { vsftpd, 'pure-ftpd': pureFtpd, pyftpdlib, 'ftp-srv': ftpSrv };
+
+function list(value: string | undefined, all: string[]): string[] {
+  if (value === undefined || value === 'all') return all;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = items.filter((i) => !all.includes(i));
+  if (unknown.length > 0) throw new Error(`unknown: ${unknown.join(', ')} (known: ${all.join(', ')})`);
+  return items;
+}
+
+function positive(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a whole number ≥ 1, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Enough descriptors for 10,000 sessions (each one a socket here and one in the server, which inherits this). */
+function raiseFileLimit(): string {
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), '--nofile=65536:65536'], { stdio: 'ignore' });
+  } catch {
+    // not permitted here (no CAP_SYS_RESOURCE): the inherited limit is reported below
+  }
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const limit = m?.[1] ?? 'unknown';
+  const enough = limit === 'unlimited' || Number(limit) > 10_100;
+  return `open files limit ${limit}${enough ? '' : ' (too low for the 10,000-session workload)'}`;
+}
+
+function machine(note: string): string[] {
+  const cpus = os.cpus();
+  let curl = 'curl not found';
+  try {
+    curl = execFileSync('curl', ['--version']).toString().split('\n', 1)[0]!.split(' ').slice(0, 2).join(' ');
+  } catch {
+    // reported as such
+  }
+  return [
+    `Machine: ${os.hostname()}, ${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${Math.round(os.totalmem() / 1024 ** 3)} GiB, Linux ${os.release()}`,
+    `Node ${process.version}, ${curl}; ${note}`,
+  ];
+}
+
+function makeCertificate(work: string): { cert: string; key: string } {
+  const cert = path.join(work, 'cert.pem');
+  const key = path.join(work, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  chmodSync(key, 0o644); // servers that drop privileges read it after dropping them
+  return { cert, key };
+}
+
+function failedRows(workload: string, message: string): Row[] {
+  return [{ workload, metric: 'throughput', unit: '', better: 'info', figure: null, note: message }];
+}
+
+async function benchServer(spec: ServerSpec, index: number, workloadIds: string[], seed: Seed, work: string, tls: { cert: string; key: string }, runs: number, clientSeconds: number): Promise<ServerResult> {
+  const log = (m: string): void => void process.stderr.write(`[${spec.name}] ${m}\n`);
+  const missing = await spec.prepare();
+  if (missing !== null) {
+    log(`missing: ${missing}`);
+    return { name: spec.name, ours: spec.ours, missing, rows: [] };
+  }
+  const slug = spec.name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '');
+  const home = path.join(work, 'homes', slug);
+  const serverWork = path.join(work, 'servers', slug);
+  mkdirSync(home, { recursive: true, mode: 0o755 });
+  mkdirSync(serverWork, { recursive: true });
+  if (spec.homeOnDisk) seedHome(seed, home);
+  const start: StartContext = {
+    port: 21000 + index,
+    passive: [10000 + index * 1000, 10000 + index * 1000 + 999],
+    home,
+    work: serverWork,
+    user: SYSTEM_USER, // vsftpd logs in system accounts only; every server gets the same name
+    password: 'bench-password',
+    tls,
+  };
+  const rows: Row[] = [];
+  let server: RunningServer = await spec.start(start);
+  try {
+    const ctx: WorkloadContext = {
+      spec,
+      server,
+      start,
+      seed,
+      runs,
+      clientSeconds,
+      log,
+      async restart() {
+        await server.stop();
+        server = await spec.start(start);
+        ctx.server = server;
+        return server;
+      },
+    };
+    if (!spec.homeOnDisk) {
+      log('uploading the seed files');
+      if (workloadIds.some((w) => w.endsWith('retr'))) await curlUpload(ctx, seed.bigFile, seed.bigName);
+      await curlUpload(ctx, path.join(path.dirname(seed.bigFile), seed.mibName), seed.mibName);
+      if (workloadIds.includes('list')) await seedListingOverFtp(seed, start.port, start.user, start.password);
+    }
+    for (const workload of WORKLOADS) {
+      if (!workloadIds.includes(workload.id)) continue;
+      const t0 = performance.now();
+      try {
+        const got = await workload.run(ctx);
+        rows.push(...got);
+        const head = got[0];
+        log(`${workload.id}: ${head?.figure ? `${head.metric} ${head.figure.median.toFixed(1)} ${head.unit}` : head?.note ?? 'skipped'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      } catch (e) {
+        log(`${workload.id} failed: ${(e as Error).message}`);
+        rows.push(...failedRows(workload.id, (e as Error).message));
+        if (ctx.server !== server) ctx.server = server;
+      }
+    }
+  } finally {
+    await server.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+  return { name: spec.name, ours: spec.ours, rows };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      servers: { type: 'string' },
+      backends: { type: 'string' },
+      workloads: { type: 'string' },
+      runs: { type: 'string' },
+      'size-mib': { type: 'string' },
+      'client-seconds': { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const serverNames = list(values.servers, ['ours', 'ours-scrypt', ...Object.keys(PEERS)]);
+  const backends = values.backends === undefined ? [] : list(values.backends, Object.keys(OUR_BACKENDS).filter((b) => b !== 'local'));
+  const workloadIds = list(values.workloads, WORKLOADS.map((w) => w.id));
+  const runs = positive(values.runs, 3, 'runs');
+  const sizeMiB = positive(values['size-mib'], 1024, 'size-mib');
+  const clientSeconds = positive(values['client-seconds'], 10, 'client-seconds');
+  const outDir = values.out ?? path.join(BENCH_ROOT, 'results');
+
+  const began = Date.now();
+  const limitNote = raiseFileLimit();
+  const work = mkdtempSync(path.join(os.tmpdir(), 'ftp-bench-'));
+  chmodSync(work, 0o755);
+  process.on('SIGINT', () => {
+    rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  });
+  try {
+    process.stderr.write(`preparing ${sizeMiB} MiB of seed data in ${work}\n`);
+    const seed = makeSeed(work, sizeMiB, 10_000);
+    const tls = makeCertificate(work);
+    const plan: Array<{ spec: ServerSpec; workloads: string[] }> = [];
+    if (serverNames.includes('ours')) plan.push({ spec: ours('local'), workloads: workloadIds });
+    for (const b of backends) plan.push({ spec: ours(b), workloads: workloadIds.filter((w) => BACKEND_WORKLOADS.has(w)) });
+    if (serverNames.includes('ours-scrypt') && workloadIds.includes('logins')) plan.push({ spec: ours('local', { scrypt: true }), workloads: ['logins'] });
+    for (const [name, make] of Object.entries(PEERS)) if (serverNames.includes(name)) plan.push({ spec: make(), workloads: workloadIds });
+    const servers: ServerResult[] = [];
+    for (const [i, { spec, workloads }] of plan.entries()) servers.push(await benchServer(spec, i, workloads, seed, work, tls, runs, clientSeconds));
+
+    const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '');
+    const report: Report = {
+      title: `FTP server benchmark, ${stamp.slice(0, 10)} on ${os.hostname()}`,
+      machine: machine(limitNote),
+      command: `pnpm bench ${process.argv.slice(2).join(' ')}`.trim(),
+      runs,
+      durationSeconds: (Date.now() - began) / 1000,
+      workloads: WORKLOADS.filter((w) => workloadIds.includes(w.id)).map((w) => ({ id: w.id, title: w.id.endsWith('retr') || w.id.endsWith('stor') ? `${w.title} (${sizeMiB} MiB)` : w.title })),
+      servers,
+    };
+    mkdirSync(outDir, { recursive: true });
+    const base = path.join(outDir, `${stamp}-${os.hostname()}`);
+    const markdown = renderMarkdown(report);
+    writeFileSync(`${base}.md`, markdown);
+    writeFileSync(`${base}.json`, JSON.stringify(report, null, 2));
+    process.stdout.write(`${markdown}\nwritten to ${base}.md (and .json)\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).message}\n`);
+  process.exit(1);
+});

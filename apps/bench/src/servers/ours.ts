@@ -1,0 +1,61 @@
+/**
+ * Our reference server, apps/ftpd: the command line for the local-disk backend (plain password check), a
+ * config file for the other backends and for scrypt-hashed logins.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BENCH_ROOT, output } from '../peers.js';
+import { spawnServer } from './process.js';
+import type { ServerSpec, StartContext } from './types.js';
+
+const CLI = path.resolve(BENCH_ROOT, '../ftpd/dist/cli.js');
+
+async function prepare(): Promise<string | null> {
+  return existsSync(CLI) ? null : `${CLI} is not built (run pnpm build)`;
+}
+
+/** The backends ours can be benchmarked on, as ftpd config `backends` entries (null: the command line, local disk). */
+export const OUR_BACKENDS: Record<string, (ctx: StartContext) => Record<string, unknown> | null> = {
+  local: () => null,
+  memory: () => ({ type: 'memory' }),
+  sqlite: (ctx) => ({ type: 'sqlite', file: path.join(ctx.work, 'fs.db') }),
+  redis: (ctx) => ({ type: 'redis', url: 'redis://127.0.0.1:6379/0', prefix: `bench-${path.basename(ctx.work)}-${Date.now()}` }),
+  postgres: () => ({ type: 'sql', url: 'postgres://postgres@127.0.0.1:5432/test', tablePrefix: `bench${Date.now()}_` }),
+  mysql: () => ({ type: 'sql', url: 'mysql://root@127.0.0.1:3306/test', tablePrefix: `bench${Date.now()}_` }),
+};
+
+/** ftpd on one backend. `scrypt` logs in through a config file's scrypt hash instead of the plain check. */
+export function ours(backend: string, options: { scrypt?: boolean } = {}): ServerSpec {
+  const make = OUR_BACKENDS[backend];
+  if (make === undefined) throw new Error(`unknown backend ${backend} (known: ${Object.keys(OUR_BACKENDS).join(', ')})`);
+  const viaConfig = backend !== 'local' || options.scrypt === true;
+  return {
+    name: options.scrypt ? 'ours (scrypt)' : backend === 'local' ? 'ours' : `ours (${backend})`,
+    ours: true,
+    homeOnDisk: backend === 'local',
+    prepare,
+    async start(ctx) {
+      const common = { detached: true, env: { ...process.env, NODE_ENV: 'production' } };
+      if (!viaConfig) {
+        const args = [CLI, '--port', String(ctx.port), '--root', ctx.home, '--user', ctx.user, '--password', ctx.password];
+        args.push('--pasv-range', `${ctx.passive[0]}-${ctx.passive[1]}`, '--log-level', 'warn', '--max-sessions', '0');
+        args.push('--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key, '--max-login-failures', '0');
+        return spawnServer(process.execPath, args, ctx.port, common);
+      }
+      const hash = (await output(process.execPath, [CLI, 'hash-password'], { input: `${ctx.password}\n` })).trim();
+      const backendConfig = make(ctx) ?? { type: 'local', root: ctx.home };
+      const config = {
+        listeners: [{ host: '127.0.0.1', port: ctx.port }],
+        tls: { cert: ctx.tls.cert, key: ctx.tls.key },
+        backends: { bench: backendConfig },
+        users: [{ name: ctx.user, passwordHash: hash, backend: 'bench' }],
+        server: { passivePortRange: ctx.passive, maxSessions: 0, maxLoginFailures: 0 },
+        shutdownGrace: 0,
+        log: { level: 'warn' },
+      };
+      const file = path.join(ctx.work, 'ftpd.json.yaml');
+      writeFileSync(file, JSON.stringify(config, null, 2)); // JSON is YAML
+      return spawnServer(process.execPath, [CLI, '--config', file], ctx.port, common);
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Idle logged-in sessions: the server's memory (PSS of its whole process tree, so forking servers are billed
+ * for every session process and shared pages are split fairly) before and after opening them, per session.
+ * Each run starts a fresh server process, so memory freed by earlier workloads cannot hide the cost.
+ */
+import { FtpClient } from '../ftp-client.js';
+import { treeMemory } from '../proc.js';
+import { summarize } from '../stats.js';
+import { repeat } from './measure.js';
+import type { Row, Workload, WorkloadContext } from './types.js';
+
+const KIB = 1024;
+const OPENERS = 50;
+
+const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Opens `count` logged-in sessions; returns them and how many failed. */
+async function openSessions(ctx: WorkloadContext, count: number): Promise<{ sessions: FtpClient[]; failed: number; error: string }> {
+  const sessions: FtpClient[] = [];
+  let next = 0;
+  let failed = 0;
+  let error = '';
+  const opener = async (): Promise<void> => {
+    while (next < count) {
+      next++;
+      try {
+        const c = await FtpClient.connect({ host: '127.0.0.1', port: ctx.start.port, timeoutMs: 20_000 });
+        sessions.push(c);
+        await c.login(ctx.start.user, ctx.start.password);
+      } catch (e) {
+        failed++;
+        error ||= (e as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: OPENERS }, opener));
+  return { sessions, failed, error };
+}
+
+/** Memory per idle session (KiB, PSS and RSS) with `count` sessions on a fresh server; also the total PSS in MiB. */
+export async function idleFootprint(ctx: WorkloadContext, count: number): Promise<{ pssKiB: number; rssKiB: number; totalMiB: number; failed: number }> {
+  const server = await ctx.restart();
+  // One session first, so that code paths loaded on first use are not billed to the idle ones.
+  const warm = await openSessions(ctx, 1);
+  warm.sessions.forEach((s) => s.destroy());
+  await settle(1000);
+  const before = treeMemory(server.pid);
+  const opened = await openSessions(ctx, count);
+  try {
+    await settle(1500);
+    const after = treeMemory(server.pid);
+    const n = Math.max(1, opened.sessions.length - opened.failed);
+    if (opened.failed > 0) ctx.log(`  ${opened.failed} of ${count} sessions failed, e.g. ${opened.error}`);
+    return {
+      pssKiB: (after.pssBytes - before.pssBytes) / n / KIB,
+      rssKiB: (after.rssBytes - before.rssBytes) / n / KIB,
+      totalMiB: after.pssBytes / KIB / KIB,
+      failed: opened.failed,
+    };
+  } finally {
+    opened.sessions.forEach((s) => s.destroy());
+  }
+}
+
+export function idle(count = 1000, options: { oursOnly?: boolean; runs?: number } = {}): Workload {
+  const id = count === 1000 ? 'idle' : `idle-${count}`;
+  return {
+    id,
+    title: `${count.toLocaleString('en')} idle logged-in sessions`,
+    async run(ctx) {
+      if (options.oursOnly && !ctx.spec.ours) return [];
+      const { values, errors } = await repeat(
+        options.runs ?? ctx.runs,
+        async () => {
+          const f = await idleFootprint(ctx, count);
+          // A server that caps its sessions is measured on those it took; the failures are reported beside it.
+          if (f.failed > count * 0.9) throw new Error(`${f.failed} of ${count} sessions failed`);
+          return [f.pssKiB, f.rssKiB, f.totalMiB, f.failed];
+        },
+        4,
+      );
+      const note = errors.length ? `${errors.length} failed: ${errors[0]}` : undefined;
+      return [
+        { workload: id, metric: 'memory per session (PSS)', unit: 'KiB', better: 'lower', figure: summarize(values[0]!), note },
+        { workload: id, metric: 'memory per session (RSS)', unit: 'KiB', better: 'lower', figure: summarize(values[1]!) },
+        { workload: id, metric: 'server total with them (PSS)', unit: 'MiB', better: 'lower', figure: summarize(values[2]!) },
+        { workload: id, metric: 'failed sessions', unit: 'count', better: 'info', figure: summarize(values[3]!) },
+      ] satisfies Row[];
+    },
+  };
+}
