@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import fsp from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
@@ -151,78 +150,100 @@ export class LocalFileHandle {
   }
 }
 
-/** An upload to a local file: positional writes (batched with `writev`), truncation to the final length for REST. */
+/** Bytes an upload buffers before it pushes back on the data connection: room for several socket reads per write. */
+const UPLOAD_BUFFER = 4 * TRANSFER_CHUNK_SIZE;
+
+/**
+ * An upload to a local file: positional writes (batched with `writev`), truncation to the final length for REST.
+ * It works on the bare descriptor with callback calls: a `FileHandle`'s promise per write costs more than the
+ * write itself at these sizes.
+ */
 class LocalWriteStream extends Writable implements UploadStream {
-  #fh: FileHandle;
+  #fd: number;
   #pos: number | null;
   #truncateAtEnd: boolean;
   #closed = false;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
 
-  constructor(fh: FileHandle, position: number | null, truncateAtEnd: boolean) {
-    super({ highWaterMark: TRANSFER_CHUNK_SIZE });
-    this.#fh = fh;
+  constructor(fd: number, position: number | null, truncateAtEnd: boolean) {
+    super({ highWaterMark: UPLOAD_BUFFER });
+    this.#fd = fd;
     this.#pos = position;
     this.#truncateAtEnd = truncateAtEnd;
   }
 
-  async #write(chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off, this.#pos);
-      off += bytesWritten;
-      if (this.#pos !== null) this.#pos += bytesWritten;
-    }
-  }
-
-  async #writev(chunks: Buffer[]): Promise<void> {
+  /** Writes all of `chunks` (short writes are resumed where they stopped). */
+  #writeAll(chunks: Buffer[], cb: (err?: Error | null) => void): void {
     const total = chunks.reduce((n, c) => n + c.length, 0);
-    const { bytesWritten } = await this.#fh.writev(chunks, this.#pos ?? undefined);
-    if (this.#pos !== null) this.#pos += bytesWritten;
-    if (bytesWritten < total) {
-      // Short write: finish the rest chunk by chunk.
-      let skip = bytesWritten;
+    const done = (err: NodeJS.ErrnoException | null, written: number): void => {
+      if (err) return cb(err);
+      if (this.#pos !== null) this.#pos += written;
+      if (written >= total) return cb();
+      // Short write: drop what was written and go on with the rest.
+      let skip = written;
+      const rest: Buffer[] = [];
       for (const c of chunks) {
-        if (skip >= c.length) {
-          skip -= c.length;
-          continue;
+        if (skip >= c.length) skip -= c.length;
+        else {
+          rest.push(skip > 0 ? c.subarray(skip) : c);
+          skip = 0;
         }
-        await this.#write(skip > 0 ? c.subarray(skip) : c);
-        skip = 0;
       }
-    }
+      this.#writeAll(rest, cb);
+    };
+    if (chunks.length === 1) fs.write(this.#fd, chunks[0]!, 0, chunks[0]!.length, this.#pos, done);
+    else fs.writev(this.#fd, chunks, this.#pos, done);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#write(chunk).then(() => cb(), cb);
+    this.#writeAll([chunk], cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.#writev(chunks.map((c) => c.chunk)).then(() => cb(), cb);
+    this.#writeAll(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    (async () => {
-      if (this.#truncateAtEnd && this.#pos !== null) await this.#fh.truncate(this.#pos);
+    const close = (err?: Error | null): void => {
+      if (err) return cb(err);
       this.#closed = true;
-      await this.#fh.close();
-    })().then(() => cb(), cb);
+      fs.close(this.#fd, (e) => cb(e));
+    };
+    if (this.#truncateAtEnd && this.#pos !== null) fs.ftruncate(this.#fd, this.#pos, close);
+    else close();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (this.#closed) return cb(err);
     this.#closed = true;
-    this.#fh.close().then(
-      () => cb(err),
-      () => cb(err),
-    );
+    fs.close(this.#fd, () => cb(err));
   }
 
   /** Records the interruption; what was received stays on disk (REST can resume it). */
   transferError(err: Error): void {
     this.interruptedBy = err;
   }
+}
+
+/** `fs.open` with a callback, as a promise: a bare descriptor for the streams. */
+function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function fstatFd(fd: number): Promise<Stats> {
+  return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+}
+
+function ftruncateFd(fd: number, length: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.ftruncate(fd, length, (err) => (err ? reject(err) : resolve())));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
 /**
@@ -643,19 +664,29 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     });
   }
 
-  /** `fs.createReadStream` (256 KiB reads) over a descriptor opened and checked first: open errors reject here. */
+  /**
+   * `fs.createReadStream` over a descriptor opened and checked first (open errors reject here). Reads are 256 KiB,
+   * or the size of what is left to read when less: a small file does not cost a 256 KiB buffer per download.
+   */
   async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
     checkStreamOptions(options, path);
     return this.#run(path, async () => {
-      const fh = await fsp.open(await this.#confine(path, true, 'open'), O_RDONLY);
+      const fd = await openFd(await this.#confine(path, true, 'open'), O_RDONLY);
+      let size: number;
       try {
-        await this.#verifyFd(fh.fd, path);
-        if ((await fh.stat()).isDirectory()) throw fsError('EISDIR', 'open', path);
+        await this.#verifyFd(fd, path);
+        const st = await fstatFd(fd);
+        if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
+        size = st.size;
       } catch (err) {
-        await fh.close().catch(() => undefined);
+        await closeFd(fd);
         throw err;
       }
-      const stream = fs.createReadStream('', { fd: fh, start: options.start, end: options.end, highWaterMark: TRANSFER_CHUNK_SIZE, autoClose: true });
+      const from = options.start ?? 0;
+      const to = Math.min(options.end ?? Infinity, size - 1);
+      // At least 1 byte: a file that grows after the open is still read to its end, a small buffer at a time.
+      const highWaterMark = Math.max(1, Math.min(TRANSFER_CHUNK_SIZE, to - from + 1));
+      const stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true });
       return mapStreamErrors(stream, path);
     });
   }
@@ -669,15 +700,15 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     return this.#run(path, async () => {
       const append = options.append === true;
       const real = await this.#confine(path, true, 'open');
-      const fh = await fsp.open(real, O_WRONLY | O_CREAT | (append ? O_APPEND : 0), options.mode ?? 0o666);
+      const fd = await openFd(real, O_WRONLY | O_CREAT | (append ? O_APPEND : 0), options.mode ?? 0o666);
       try {
-        await this.#verifyFd(fh.fd, path);
-        if (!append && options.start === undefined) await fh.truncate(0);
+        await this.#verifyFd(fd, path);
+        if (!append && options.start === undefined) await ftruncateFd(fd, 0);
       } catch (err) {
-        await fh.close().catch(() => undefined);
+        await closeFd(fd);
         throw err;
       }
-      const stream = new LocalWriteStream(fh, append ? null : (options.start ?? 0), options.start !== undefined);
+      const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined);
       return mapStreamErrors(stream, path);
     });
   }
