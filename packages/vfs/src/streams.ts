@@ -185,3 +185,25 @@ export async function openWriteStream(p: FsProvider, path: string, options: Writ
     throw toVfsError(err, path);
   }
 }
+
+/**
+ * Reads the next bytes of a read stream's file into a buffer the caller owns; resolves to how many were read, 0 at
+ * the end. The server uses it to send a file from a few reused buffers, with no allocation per chunk.
+ */
+export type ChunkReader = (into: Buffer) => Promise<number>;
+
+const CHUNK_READER = Symbol.for('@ftp/vfs.chunkReader');
+
+/**
+ * Gives a read stream a {@link ChunkReader} (providers whose streams read a file descriptor). A consumer that
+ * uses it must not read the stream as well, and destroys the stream when done, which releases the file.
+ */
+export function attachChunkReader<T extends Readable>(stream: T, reader: ChunkReader): T {
+  Object.defineProperty(stream, CHUNK_READER, { value: reader });
+  return stream;
+}
+
+/** The stream's {@link ChunkReader}, if its provider gave it one (wrappers pass the stream through unchanged). */
+export function chunkReaderOf(stream: Readable): ChunkReader | undefined {
+  return (stream as unknown as Record<symbol, ChunkReader | undefined>)[CHUNK_READER];
+}

@@ -3,7 +3,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createDeflate, createInflate } from 'node:zlib';
 import { AsciiDecoder, AsciiEncoder } from '@ftp/protocol';
-import { VfsError, type UploadStream } from '@ftp/vfs';
+import { chunkReaderOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
+import { releaseBuffer, takeBuffer } from './buffer-pool.js';
 import { throttleTransform, type RateLimiter } from './throttle.js';
 
 /** Why a transfer stopped early. */
@@ -213,6 +214,8 @@ function decoders(coding: Coding): Transform[] {
 export async function sendToSocket(transfer: Transfer, source: Readable, coding: Coding): Promise<void> {
   const socket = transfer.socket!;
   const stages: Readable[] = [source, ...encoders(coding)];
+  const reader = stages.length === 1 ? chunkReaderOf(source) : undefined;
+  if (reader !== undefined) return sendChunks(transfer, source, reader, socket);
   // Counted by watching the last stage rather than by one more Transform: a stage costs a copy of the stream
   // machinery per chunk, which is what bounds a transfer's speed here.
   countBytes(transfer, stages[stages.length - 1]!);
@@ -221,6 +224,49 @@ export async function sendToSocket(transfer: Transfer, source: Readable, coding:
   } catch (err) {
     throw transfer.failure(err);
   }
+}
+
+/**
+ * Sends a file read straight into two reused buffers: one is being written to the socket while the next chunk is
+ * read into the other. For plain stream-mode sends of providers that offer a {@link ChunkReader}.
+ */
+async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkReader, socket: Socket): Promise<void> {
+  let current = takeBuffer();
+  let spare = takeBuffer();
+  let socketError: unknown = null;
+  const onError = (err: unknown): void => {
+    socketError ??= err;
+  };
+  socket.on('error', onError);
+  try {
+    let n = await reader(current);
+    while (n > 0) {
+      transfer.progress(n);
+      // Both settle before a buffer is touched again: a read into a buffer still being written would corrupt it.
+      const [wrote, read] = await Promise.allSettled([writeChunk(socket, current.subarray(0, n)), reader(spare)]);
+      if (wrote.status === 'rejected') throw wrote.reason;
+      if (read.status === 'rejected') throw read.reason;
+      n = read.value;
+      [current, spare] = [spare, current];
+    }
+    socket.end();
+    await finished(socket, { readable: false });
+  } catch (err) {
+    socket.destroy();
+    throw transfer.failure(socketError ?? err);
+  } finally {
+    socket.off('error', onError);
+    source.destroy();
+    releaseBuffer(current);
+    releaseBuffer(spare);
+  }
+}
+
+function writeChunk(socket: Socket, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.destroyed) return reject(socket.errored ?? new TransferError('connection', MESSAGES.connection));
+    socket.write(chunk, (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 /**

@@ -13,7 +13,7 @@ import { SPEC_VERSION } from '../spec.js';
 import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
-import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+import { attachChunkReader, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -687,6 +687,19 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // At least 1 byte: a file that grows after the open is still read to its end, a small buffer at a time.
       const highWaterMark = Math.max(1, Math.min(TRANSFER_CHUNK_SIZE, to - from + 1));
       const stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true });
+      let pos = from;
+      const limit = options.end === undefined ? Infinity : options.end + 1;
+      attachChunkReader(stream, (into) => {
+        const want = Math.min(into.length, limit - pos);
+        if (want <= 0) return Promise.resolve(0);
+        return new Promise((resolve, reject) =>
+          fs.read(fd, into, 0, want, pos, (err, n) => {
+            if (err) return reject(toVfsError(err, path));
+            pos += n;
+            resolve(n);
+          }),
+        );
+      });
       return mapStreamErrors(stream, path);
     });
   }

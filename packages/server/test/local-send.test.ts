@@ -1,0 +1,97 @@
+// Downloads from a local-disk provider take the reused-buffer path (sendChunks): these check that it sends every
+// byte, honours REST, and ends with the right reply when the client aborts or goes away.
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalProvider } from '@ftp/vfs';
+import { afterEach, expect, it } from 'vitest';
+import { RawClient, readAll, startServer } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function setup(files: Record<string, Buffer>) {
+  const root = await mkdtemp(join(tmpdir(), 'local-send-'));
+  for (const [name, data] of Object.entries(files)) await writeFile(join(root, name), data);
+  const ctx = await startServer({ fs: new LocalProvider(root), settings: { dataStallTimeout: 5 } });
+  cleanups.push(() => ctx.close(), () => rm(root, { recursive: true, force: true }));
+  return ctx;
+}
+
+async function client(port: number): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  expect((await c.cmd('TYPE I')).code).toBe(200);
+  return c;
+}
+
+it('parallel downloads of different files each get their own bytes (buffers are reused, never shared)', async () => {
+  const files = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`f${i}.bin`, pattern(1_500_000 + i * 77_777, i)]));
+  const ctx = await setup(files);
+  await Promise.all(
+    Object.entries(files).map(async ([name, data]) => {
+      const c = await client(ctx.port);
+      for (let round = 0; round < 2; round++) {
+        const socket = await c.passive();
+        c.send(`RETR ${name}`);
+        expect((await c.next()).code).toBe(150);
+        const got = await readAll(socket);
+        expect((await c.next()).code).toBe(226);
+        expect(sha(got)).toBe(sha(data));
+      }
+    }),
+  );
+});
+
+it('REST then RETR sends the rest of the file; an empty file and REST at the end send nothing', async () => {
+  const data = pattern(1_000_003, 9);
+  const ctx = await setup({ 'a.bin': data, 'empty.bin': Buffer.alloc(0) });
+  const c = await client(ctx.port);
+  for (const [name, offset, expected] of [
+    ['a.bin', 262_145, data.subarray(262_145)],
+    ['a.bin', data.length, Buffer.alloc(0)],
+    ['empty.bin', 0, Buffer.alloc(0)],
+  ] as const) {
+    if (offset > 0) expect((await c.cmd(`REST ${offset}`)).code).toBe(350);
+    const socket = await c.passive();
+    c.send(`RETR ${name}`);
+    expect((await c.next()).code).toBe(150);
+    const got = await readAll(socket);
+    expect((await c.next()).code).toBe(226);
+    expect(got.equals(expected)).toBe(true);
+  }
+});
+
+it('ABOR during a download gets 426 then 226, and a client that drops the data connection gets 426', async () => {
+  const ctx = await setup({ 'big.bin': pattern(64 * 1024 * 1024, 3) });
+  const c = await client(ctx.port);
+  let socket = await c.passive();
+  socket.pause(); // read nothing: the server's writes back up
+  c.send('RETR big.bin');
+  expect((await c.next()).code).toBe(150);
+  await new Promise((r) => setTimeout(r, 100));
+  c.send('ABOR');
+  expect((await c.next()).code).toBe(426);
+  expect((await c.next()).code).toBe(226);
+  socket.destroy();
+
+  socket = await c.passive();
+  c.send('RETR big.bin');
+  expect((await c.next()).code).toBe(150);
+  await new Promise<void>((r) => socket.once('data', () => r()));
+  socket.destroy();
+  expect((await c.next(10_000)).code).toBe(426);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+});
