@@ -122,26 +122,36 @@ export class FtpClient {
       const view = buf.subarray(0, n);
       for (let i = view.indexOf(10); i !== -1; i = view.indexOf(10, i + 1)) lines++;
     });
-    const ended = untilEnd(data, this.#timeoutMs);
-    if (options.started) options.started.at = performance.now();
-    await this.command(line, 150, 125);
-    await ended;
-    await this.expect(226, 250);
-    return { bytes, lines };
+    try {
+      const ended = handled(untilEnd(data, this.#timeoutMs));
+      if (options.started) options.started.at = performance.now();
+      await this.command(line, 150, 125);
+      await ended;
+      await this.expect(226, 250);
+      return { bytes, lines };
+    } finally {
+      data.destroy();
+    }
   }
 
   /** Uploads `body` with STOR. */
   async upload(path: string, body: Buffer): Promise<void> {
     const data = await this.openData();
-    const closed = new Promise<void>((resolve, reject) => {
-      data.once('error', reject);
-      data.once('close', () => resolve());
-    });
-    data.resume(); // nothing is expected from the server, but never leave its FIN unread
-    await this.command(`STOR ${path}`, 150, 125);
-    data.end(body);
-    await closed;
-    await this.expect(226, 250);
+    try {
+      const closed = handled(
+        new Promise<void>((resolve, reject) => {
+          data.once('error', reject);
+          data.once('close', () => resolve());
+        }),
+      );
+      data.resume(); // nothing is expected from the server, but never leave its FIN unread
+      await this.command(`STOR ${path}`, 150, 125);
+      data.end(body);
+      await closed;
+      await this.expect(226, 250);
+    } finally {
+      data.destroy();
+    }
   }
 
   async quit(): Promise<void> {
@@ -179,10 +189,17 @@ export function connectSocket(host: string, port: number, timeoutMs: number, onD
   });
 }
 
+/** The same promise, marked as handled: it may reject while the caller is still awaiting something else. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 /** Resolves when the peer has ended the socket (its bytes go to the socket's own reader). */
 function untilEnd(socket: net.Socket, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => socket.destroy(new FtpClientError(`data not complete within ${timeoutMs} ms`)), timeoutMs);
+    socket.once('close', () => clearTimeout(timer));
     socket.once('error', (e) => {
       clearTimeout(timer);
       reject(e);

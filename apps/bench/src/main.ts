@@ -31,6 +31,7 @@ const USAGE = `Usage: pnpm bench [options]
   --size-mib <n>       size of the RETR/STOR file (default 1024)
   --client-seconds <n> length of each 200-client run (default 10)
   --out <dir>          where the results go (default apps/bench/results)
+  --profile            CPU-profile our server (node --cpu-prof) into <out>/profiles, one file per process
   -h, --help
 `;
 
@@ -167,6 +168,7 @@ async function main(): Promise<void> {
       'size-mib': { type: 'string' },
       'client-seconds': { type: 'string' },
       out: { type: 'string' },
+      profile: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -195,8 +197,9 @@ async function main(): Promise<void> {
     const seed = makeSeed(work, sizeMiB, 10_000);
     const tls = makeCertificate(work);
     const plan: Array<{ spec: ServerSpec; workloads: string[] }> = [];
-    if (serverNames.includes('ours')) plan.push({ spec: ours('local'), workloads: workloadIds });
-    for (const b of backends) plan.push({ spec: ours(b), workloads: workloadIds.filter((w) => BACKEND_WORKLOADS.has(w)) });
+    const profileDir = values.profile ? path.join(outDir, 'profiles') : undefined;
+    if (serverNames.includes('ours')) plan.push({ spec: ours('local', { profileDir }), workloads: workloadIds });
+    for (const b of backends) plan.push({ spec: ours(b, { profileDir }), workloads: workloadIds.filter((w) => BACKEND_WORKLOADS.has(w)) });
     if (serverNames.includes('ours-scrypt') && workloadIds.includes('logins')) plan.push({ spec: ours('local', { scrypt: true }), workloads: ['logins'] });
     for (const [name, make] of Object.entries(PEERS)) if (serverNames.includes(name)) plan.push({ spec: make(), workloads: workloadIds });
     const servers: ServerResult[] = [];

@@ -25,7 +25,7 @@ export const OUR_BACKENDS: Record<string, (ctx: StartContext) => Record<string, 
 };
 
 /** ftpd on one backend. `scrypt` logs in through a config file's scrypt hash instead of the plain check. */
-export function ours(backend: string, options: { scrypt?: boolean } = {}): ServerSpec {
+export function ours(backend: string, options: { scrypt?: boolean; profileDir?: string } = {}): ServerSpec {
   const make = OUR_BACKENDS[backend];
   if (make === undefined) throw new Error(`unknown backend ${backend} (known: ${Object.keys(OUR_BACKENDS).join(', ')})`);
   const viaConfig = backend !== 'local' || options.scrypt === true;
@@ -36,11 +36,13 @@ export function ours(backend: string, options: { scrypt?: boolean } = {}): Serve
     prepare,
     async start(ctx) {
       const common = { detached: true, env: { ...process.env, NODE_ENV: 'production' } };
+      // --profile: a CPU profile per server process, for finding where a missed target's time goes.
+      const node = options.profileDir ? [`--cpu-prof`, `--cpu-prof-dir=${options.profileDir}`] : [];
       if (!viaConfig) {
         const args = [CLI, '--port', String(ctx.port), '--root', ctx.home, '--user', ctx.user, '--password', ctx.password];
         args.push('--pasv-range', `${ctx.passive[0]}-${ctx.passive[1]}`, '--log-level', 'warn', '--max-sessions', '0');
         args.push('--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key, '--max-login-failures', '0');
-        return spawnServer(process.execPath, args, ctx.port, common);
+        return spawnServer(process.execPath, [...node, ...args], ctx.port, common);
       }
       const hash = (await output(process.execPath, [CLI, 'hash-password'], { input: `${ctx.password}\n` })).trim();
       const backendConfig = make(ctx) ?? { type: 'local', root: ctx.home };
@@ -55,7 +57,7 @@ export function ours(backend: string, options: { scrypt?: boolean } = {}): Serve
       };
       const file = path.join(ctx.work, 'ftpd.json.yaml');
       writeFileSync(file, JSON.stringify(config, null, 2)); // JSON is YAML
-      return spawnServer(process.execPath, [CLI, '--config', file], ctx.port, common);
+      return spawnServer(process.execPath, [...node, CLI, '--config', file], ctx.port, common);
     },
   };
 }

@@ -12,6 +12,7 @@ async function loginLoop(ctx: WorkloadContext, parallel: number): Promise<number
   let done = 0;
   let failed = 0;
   let started = 0;
+  let firstError = '';
   const worker = async (): Promise<void> => {
     while (performance.now() < deadline && started < MAX_LOGINS) {
       started++;
@@ -21,14 +22,15 @@ async function loginLoop(ctx: WorkloadContext, parallel: number): Promise<number
         await client.login(ctx.start.user, ctx.start.password);
         await client.quit();
         done++;
-      } catch {
+      } catch (e) {
         failed++;
+        firstError ||= (e as Error).message;
         client?.destroy();
       }
     }
   };
   const m = await measure(ctx.server.pid, () => Promise.all(Array.from({ length: parallel }, worker)));
-  if (failed > done) throw new Error(`${failed} of ${failed + done} logins failed`);
+  if (failed > done) throw new Error(`${failed} of ${failed + done} logins failed, e.g. ${firstError}`);
   return [done / m.seconds, (m.serverCpu / Math.max(1, done)) * 1000];
 }
 
