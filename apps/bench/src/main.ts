@@ -111,7 +111,7 @@ async function benchServer(spec: ServerSpec, index: number, workloadIds: string[
     work: serverWork,
     user: SYSTEM_USER, // vsftpd logs in system accounts only; every server gets the same name
     password: 'bench-password',
-    tls,
+    tls: spec.alwaysTls ? tls : null,
   };
   const rows: Row[] = [];
   let server: RunningServer = await spec.start(start);
@@ -139,6 +139,11 @@ async function benchServer(spec: ServerSpec, index: number, workloadIds: string[
     }
     for (const workload of WORKLOADS) {
       if (!workloadIds.includes(workload.id)) continue;
+      const wantTls = spec.alwaysTls === true || workload.id.startsWith('ftps-');
+      if ((start.tls !== null) !== wantTls) {
+        start.tls = wantTls ? tls : null;
+        await ctx.restart();
+      }
       const t0 = performance.now();
       try {
         const got = await workload.run(ctx);

@@ -16,7 +16,7 @@ const server = new FtpSrv({
   pasv_min: Number(lo),
   pasv_max: Number(hi),
   anonymous: false,
-  tls: { key: fs.readFileSync(key), cert: fs.readFileSync(cert) },
+  tls: cert === '-' ? false : { key: fs.readFileSync(key), cert: fs.readFileSync(cert) },
   log: bunyan.createLogger({ name: 'ftp-srv', level: 'warn' }),
 });
 server.on('login', ({ username, password: given }, resolve, reject) => {
@@ -44,7 +44,7 @@ export function ftpSrv(): ServerSpec {
     async start(ctx) {
       const script = path.join(prefix, 'bench-server.cjs');
       writeFileSync(script, SCRIPT);
-      const args = [script, String(ctx.port), String(ctx.passive[0]), String(ctx.passive[1]), ctx.home, ctx.user, ctx.password, ctx.tls.cert, ctx.tls.key];
+      const args = [script, String(ctx.port), String(ctx.passive[0]), String(ctx.passive[1]), ctx.home, ctx.user, ctx.password, ctx.tls?.cert ?? '-', ctx.tls?.key ?? '-'];
       return spawnServer(process.execPath, args, ctx.port, { env: { ...process.env, NODE_ENV: 'production' } });
     },
   };

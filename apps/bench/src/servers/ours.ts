@@ -32,6 +32,7 @@ export function ours(backend: string, options: { scrypt?: boolean; profileDir?: 
   return {
     name: options.scrypt ? 'ours (scrypt)' : backend === 'local' ? 'ours' : `ours (${backend})`,
     ours: true,
+    alwaysTls: true,
     homeOnDisk: backend === 'local',
     prepare,
     async start(ctx) {
@@ -41,14 +42,15 @@ export function ours(backend: string, options: { scrypt?: boolean; profileDir?: 
       if (!viaConfig) {
         const args = [CLI, '--port', String(ctx.port), '--root', ctx.home, '--user', ctx.user, '--password', ctx.password];
         args.push('--pasv-range', `${ctx.passive[0]}-${ctx.passive[1]}`, '--log-level', 'warn', '--max-sessions', '0');
-        args.push('--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key, '--max-login-failures', '0');
+        args.push('--max-login-failures', '0');
+        if (ctx.tls) args.push('--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key);
         return spawnServer(process.execPath, [...node, ...args], ctx.port, common);
       }
       const hash = (await output(process.execPath, [CLI, 'hash-password'], { input: `${ctx.password}\n` })).trim();
       const backendConfig = make(ctx) ?? { type: 'local', root: ctx.home };
       const config = {
         listeners: [{ host: '127.0.0.1', port: ctx.port }],
-        tls: { cert: ctx.tls.cert, key: ctx.tls.key },
+        ...(ctx.tls ? { tls: { cert: ctx.tls.cert, key: ctx.tls.key } } : {}),
         backends: { bench: backendConfig },
         users: [{ name: ctx.user, passwordHash: hash, backend: 'bench' }],
         server: { passivePortRange: ctx.passive, maxSessions: 0, maxLoginFailures: 0 },

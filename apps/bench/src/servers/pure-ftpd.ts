@@ -1,5 +1,5 @@
 /** pure-ftpd from Debian's package, unpacked, with a virtual user (PureDB) mapped to the bench account. */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { debianPackage, output } from '../peers.js';
 import { spawnServer } from './process.js';
@@ -31,9 +31,6 @@ export function pureFtpd(): ServerSpec {
       const hash = (await output('openssl', ['passwd', '-1', ctx.password])).trim();
       writeFileSync(passwd, `${ctx.user}:${hash}:${account.uid}:${account.gid}::${ctx.home}/./::::::::::::\n`, { mode: 0o600 });
       await output(path.join(root, 'usr/bin/pure-pw'), ['mkdb', db, '-f', passwd]);
-      const cert = path.join(ctx.work, 'pure-ftpd.pem');
-      const { readFileSync } = await import('node:fs');
-      writeFileSync(cert, readFileSync(ctx.tls.key, 'utf8') + readFileSync(ctx.tls.cert, 'utf8'), { mode: 0o600 });
       const args = [
         '--bind', `127.0.0.1,${ctx.port}`,
         '--passiveportrange', `${ctx.passive[0]}:${ctx.passive[1]}`,
@@ -42,9 +39,12 @@ export function pureFtpd(): ServerSpec {
         '--dontresolve',
         '--maxclientsnumber', '20000',
         '--maxclientsperip', '20000',
-        '--tls', '1',
-        '--certfile', cert,
       ];
+      if (ctx.tls) {
+        const cert = path.join(ctx.work, 'pure-ftpd.pem');
+        writeFileSync(cert, readFileSync(ctx.tls.key, 'utf8') + readFileSync(ctx.tls.cert, 'utf8'), { mode: 0o600 });
+        args.push('--tls', '1', '--certfile', cert);
+      }
       return spawnServer(path.join(root, 'usr/sbin/pure-ftpd'), args, ctx.port);
     },
   };

@@ -17,6 +17,8 @@ logging.basicConfig(level=logging.WARNING)
 authorizer = DummyAuthorizer()
 authorizer.add_user(user, password, home, perm='elradfmwMT')
 try:
+    if cert == '-':
+        raise ImportError('plain only')
     from pyftpdlib.handlers import TLS_FTPHandler as Handler
     Handler.certfile = cert
     Handler.keyfile = key
@@ -51,7 +53,7 @@ export function pyftpdlib(): ServerSpec {
     async start(ctx) {
       const script = path.join(ctx.work, 'pyftpdlib-server.py');
       writeFileSync(script, SCRIPT);
-      const args = [script, String(ctx.port), String(ctx.passive[0]), String(ctx.passive[1]), ctx.home, ctx.user, ctx.password, ctx.tls.cert, ctx.tls.key];
+      const args = [script, String(ctx.port), String(ctx.passive[0]), String(ctx.passive[1]), ctx.home, ctx.user, ctx.password, ctx.tls?.cert ?? '-', ctx.tls?.key ?? '-'];
       return spawnServer(PYTHON, args, ctx.port, { env: { ...process.env, PYTHONPATH: pythonPath } });
     },
   };

@@ -12,8 +12,11 @@ export interface StartContext {
   work: string;
   user: string;
   password: string;
-  /** Certificate and key (PEM files) for explicit FTPS. */
-  tls: { cert: string; key: string };
+  /**
+   * Certificate and key (PEM files) for explicit FTPS, or null for a plain-only server. Peers get TLS only for the
+   * FTPS workloads: forking servers set it up again for every session, which would slow their plain logins.
+   */
+  tls: { cert: string; key: string } | null;
 }
 
 /** A started server. */
@@ -29,6 +32,8 @@ export interface ServerSpec {
   name: string;
   /** Ours or a peer: the report gives our ratio to every peer. */
   ours: boolean;
+  /** Keeps TLS configured for every workload (its cost is per server, not per session); else only for FTPS ones. */
+  alwaysTls?: boolean;
   /** The files under test live in `home` on local disk (else they are uploaded through FTP first). */
   homeOnDisk: boolean;
   /** Installs (if needed) and checks the server; resolves to null when it can run, else why it cannot. */

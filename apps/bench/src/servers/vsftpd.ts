@@ -57,14 +57,11 @@ export function vsftpd(): ServerSpec {
         'xferlog_enable=NO',
         'dirmessage_enable=NO',
         'idle_session_timeout=900',
-        'ssl_enable=YES',
-        `rsa_cert_file=${ctx.tls.cert}`,
-        `rsa_private_key_file=${ctx.tls.key}`,
-        'force_local_logins_ssl=NO',
-        'force_local_data_ssl=NO',
-        'require_ssl_reuse=NO',
-        'ssl_ciphers=HIGH',
       ];
+      if (ctx.tls) {
+        lines.push('ssl_enable=YES', `rsa_cert_file=${ctx.tls.cert}`, `rsa_private_key_file=${ctx.tls.key}`);
+        lines.push('force_local_logins_ssl=NO', 'force_local_data_ssl=NO', 'require_ssl_reuse=NO', 'ssl_ciphers=HIGH');
+      }
       writeFileSync(conf, `${lines.join('\n')}\n`);
       return spawnServer(binary, [conf], ctx.port);
     },

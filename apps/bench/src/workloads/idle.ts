@@ -15,8 +15,9 @@ const OPENERS = 50;
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Opens `count` logged-in sessions; returns them and how many failed. */
-async function openSessions(ctx: WorkloadContext, count: number): Promise<{ sessions: FtpClient[]; failed: number; error: string }> {
+async function openSessions(ctx: WorkloadContext, count: number): Promise<{ sessions: FtpClient[]; loggedIn: number; failed: number; error: string }> {
   const sessions: FtpClient[] = [];
+  let loggedIn = 0;
   let next = 0;
   let failed = 0;
   let error = '';
@@ -27,6 +28,7 @@ async function openSessions(ctx: WorkloadContext, count: number): Promise<{ sess
         const c = await FtpClient.connect({ host: '127.0.0.1', port: ctx.start.port, timeoutMs: 20_000 });
         sessions.push(c);
         await c.login(ctx.start.user, ctx.start.password);
+        loggedIn++;
       } catch (e) {
         failed++;
         error ||= (e as Error).message;
@@ -34,7 +36,7 @@ async function openSessions(ctx: WorkloadContext, count: number): Promise<{ sess
     }
   };
   await Promise.all(Array.from({ length: OPENERS }, opener));
-  return { sessions, failed, error };
+  return { sessions, loggedIn, failed, error };
 }
 
 /** Memory per idle session (KiB, PSS and RSS) with `count` sessions on a fresh server; also the total PSS in MiB. */
@@ -49,7 +51,8 @@ export async function idleFootprint(ctx: WorkloadContext, count: number): Promis
   try {
     await settle(1500);
     const after = treeMemory(server.pid);
-    const n = Math.max(1, opened.sessions.length - opened.failed);
+    const n = opened.loggedIn;
+    if (n === 0) throw new Error(`no session logged in: ${opened.error}`);
     if (opened.failed > 0) ctx.log(`  ${opened.failed} of ${count} sessions failed, e.g. ${opened.error}`);
     return {
       pssKiB: (after.pssBytes - before.pssBytes) / n / KIB,
