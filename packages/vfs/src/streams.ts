@@ -207,3 +207,16 @@ export function attachChunkReader<T extends Readable>(stream: T, reader: ChunkRe
 export function chunkReaderOf(stream: Readable): ChunkReader | undefined {
   return (stream as unknown as Record<symbol, ChunkReader | undefined>)[CHUNK_READER];
 }
+
+const FILE_SIZE = Symbol.for('@ftp/vfs.fileSize');
+
+/** Records the size of the file a read stream reads, as its provider saw it at open (saves the server a stat). */
+export function attachFileSize<T extends Readable>(stream: T, size: number): T {
+  Object.defineProperty(stream, FILE_SIZE, { value: size });
+  return stream;
+}
+
+/** The size its provider recorded with {@link attachFileSize}, if any. */
+export function fileSizeOf(stream: Readable): number | undefined {
+  return (stream as unknown as Record<symbol, number | undefined>)[FILE_SIZE];
+}

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { basename, joinPath, openReadStream, openWriteStream, type WriteStreamOptions } from '@ftp/vfs';
+import type { Readable } from 'node:stream';
+import { basename, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type WriteStreamOptions } from '@ftp/vfs';
 import { receiveFromSocket, sendToSocket } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { requirePermission, type Session } from '../session.js';
@@ -17,19 +18,44 @@ export async function retr(s: Session, arg: string): Promise<void> {
   const range = s.range;
   s.range = null;
   if (range) offset = range.start;
-  const st = await s.vfs.stat(path);
-  if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
-  // RFC 3659 §5.4: a restart point past the end of the file is refused.
-  if (offset > st.size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${st.size} bytes).`);
-  if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
-  const end = range ? Math.min(range.end, st.size - 1) : st.size - 1;
-  const source = await openReadStream(s.vfs, path, range ? { start: offset, end } : offset > 0 ? { start: offset } : undefined);
+  let source: Readable;
+  let size: number;
+  if (offset === 0 && range === null) {
+    // A whole-file RETR opens first: a provider that records the size at open (local disk) spares the stat.
+    source = await openReadStream(s.vfs, path).catch((err: unknown) => {
+      throw errorCodeOf(err) === 'EISDIR' ? new FtpError(550, `${path}: not a plain file.`) : err;
+    });
+    const recorded = fileSizeOf(source);
+    size = recorded ?? (await statFile(s, path, source));
+  } else {
+    // With REST or a range the size is checked before the open: some backends refuse a start past the end.
+    size = await statFile(s, path);
+    // RFC 3659 §5.4: a restart point past the end of the file is refused.
+    if (offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
+    if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
+    const end = range ? Math.min(range.end, size - 1) : size - 1;
+    source = await openReadStream(s.vfs, path, range ? { start: offset, end } : { start: offset });
+  }
   try {
+    if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
+    const end = range ? Math.min(range.end, size - 1) : size - 1;
     await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${end + 1 - offset} bytes).`, (t) =>
       sendToSocket(t, source, s.coding('download')),
     );
   } finally {
     source.destroy();
+  }
+}
+
+/** The size of a plain file (550 for anything else); destroys `opened` when it fails. */
+async function statFile(s: Session, path: string, opened?: Readable): Promise<number> {
+  try {
+    const st = await s.vfs.stat(path);
+    if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
+    return st.size;
+  } catch (err) {
+    opened?.destroy();
+    throw err;
   }
 }
 

@@ -13,7 +13,7 @@ import { SPEC_VERSION } from '../spec.js';
 import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
-import { attachChunkReader, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -234,10 +234,6 @@ function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
   return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
-function fstatFd(fd: number): Promise<Stats> {
-  return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
-}
-
 function ftruncateFd(fd: number, length: number): Promise<void> {
   return new Promise((resolve, reject) => fs.ftruncate(fd, length, (err) => (err ? reject(err) : resolve())));
 }
@@ -400,14 +396,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   /** Checks, through /proc/self/fd (Linux), that an opened descriptor is a file inside the root. */
-  async #verifyFd(fd: number, v: string): Promise<void> {
-    let target: string;
-    try {
-      target = await fsp.readlink(`/proc/self/fd/${fd}`);
-    } catch {
-      return;
-    }
-    this.#checkFdTarget(target, v);
+  /**
+   * Checks where an opened descriptor really points. Synchronous on purpose: /proc/self/fd is in memory and never
+   * waits on a disk, and an async readlink would cost a thread-pool round trip on every open.
+   */
+  #verifyFd(fd: number, v: string): void {
+    this.#verifyFdSync(fd, v);
   }
 
   #verifyFdSync(fd: number, v: string): void {
@@ -510,7 +504,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const fd = await new Promise<number>((resolve, reject) => fs.open(real, bits, mode ?? 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
       const handle = new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666);
       try {
-        await this.#verifyFd(fd, path);
+        this.#verifyFd(fd, path);
         if (f.truncate && f.write) await handle.truncate(0);
       } catch (err) {
         await handle.close().catch(() => undefined);
@@ -674,8 +668,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const fd = await openFd(await this.#confine(path, true, 'open'), O_RDONLY);
       let size: number;
       try {
-        await this.#verifyFd(fd, path);
-        const st = await fstatFd(fd);
+        this.#verifyFd(fd, path);
+        // fstat of an open descriptor reads the in-memory inode: no thread-pool round trip needed.
+        const st = fs.fstatSync(fd);
         if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
         size = st.size;
       } catch (err) {
@@ -689,6 +684,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true });
       let pos = from;
       const limit = options.end === undefined ? Infinity : options.end + 1;
+      attachFileSize(stream, size);
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
         if (want <= 0) return Promise.resolve(0);
@@ -715,8 +711,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const real = await this.#confine(path, true, 'open');
       const fd = await openFd(real, O_WRONLY | O_CREAT | (append ? O_APPEND : 0), options.mode ?? 0o666);
       try {
-        await this.#verifyFd(fd, path);
-        if (!append && options.start === undefined) await ftruncateFd(fd, 0);
+        this.#verifyFd(fd, path);
+        // A new (empty) file needs no truncation: one thread-pool round trip fewer per upload of a new file.
+        if (!append && options.start === undefined && fs.fstatSync(fd).size > 0) await ftruncateFd(fd, 0);
       } catch (err) {
         await closeFd(fd);
         throw err;
