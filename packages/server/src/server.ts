@@ -203,7 +203,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.watchIdle();
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.emit('session:open', { session: session.id, remoteAddress: ip });
-    session.log.info({ port: session.remotePort }, 'connected');
+    session.logAt('info')?.info({ port: session.remotePort }, 'connected');
     void this.ctx.guard.isBanned(ip).then((banned) => {
       // A slow (shared) ban store: the client may have left meanwhile.
       if (session.isClosed) return;
@@ -248,7 +248,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       session.log.warn({ err }, 'onDisconnect failed');
     }
     this.emit('session:close', { session: session.id, remoteAddress: session.remoteAddress, user: session.user });
-    session.log.info('disconnected');
+    session.logAt('info')?.info('disconnected');
   }
 
   /**

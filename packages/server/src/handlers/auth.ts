@@ -75,7 +75,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
   if (s.home !== '/') await checkHome(s);
   s.authenticated = true;
   s.ctx.emit('login', { session: s.id, user: name, remoteAddress: s.remoteAddress });
-  s.log.info({ anonymous }, 'logged in');
+  s.logAt('info')?.info({ anonymous }, 'logged in');
   return s.reply(230, anonymous ? 'Anonymous access granted, restrictions apply.' : 'Login successful.');
 }
 

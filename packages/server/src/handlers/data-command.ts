@@ -71,7 +71,7 @@ export async function runDataCommand(
     t.dispose();
     const event: TransferEvent = { session: s.id, user: s.user, direction, path, bytes: t.bytes, durationMs: Date.now() - t.startedAt, outcome, ...(error ? { error } : {}) };
     // The rate an operator reads in the log; the event keeps the raw figures.
-    s.log.info({ ...event, bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
+    s.logAt('info')?.info({ ...event, bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
     s.ctx.emit('transfer', event);
   }
 }
