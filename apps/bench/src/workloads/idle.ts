@@ -11,6 +11,8 @@ import type { Row, Workload, WorkloadContext } from './types.js';
 
 const KIB = 1024;
 const OPENERS = 50;
+/** Opening stops here (a server with slow logins is measured on the sessions it took by then, and says so). */
+const OPEN_SECONDS = 12;
 
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -21,8 +23,9 @@ async function openSessions(ctx: WorkloadContext, count: number): Promise<{ sess
   let next = 0;
   let failed = 0;
   let error = '';
+  const deadline = performance.now() + OPEN_SECONDS * 1000;
   const opener = async (): Promise<void> => {
-    while (next < count) {
+    while (next < count && performance.now() < deadline) {
       next++;
       try {
         const c = await FtpClient.connect({ host: '127.0.0.1', port: ctx.start.port, timeoutMs: 20_000 });
@@ -54,11 +57,12 @@ export async function idleFootprint(ctx: WorkloadContext, count: number): Promis
     const n = opened.loggedIn;
     if (n === 0) throw new Error(`no session logged in: ${opened.error}`);
     if (opened.failed > 0) ctx.log(`  ${opened.failed} of ${count} sessions failed, e.g. ${opened.error}`);
+    if (n + opened.failed < count) ctx.log(`  ${n} of ${count} sessions opened within ${OPEN_SECONDS} s`);
     return {
       pssKiB: (after.pssBytes - before.pssBytes) / n / KIB,
       rssKiB: (after.rssBytes - before.rssBytes) / n / KIB,
       totalMiB: after.pssBytes / KIB / KIB,
-      failed: opened.failed,
+      failed: count - n,
     };
   } finally {
     opened.sessions.forEach((s) => s.destroy());
@@ -87,7 +91,7 @@ export function idle(count = 1000, options: { oursOnly?: boolean; runs?: number 
         { workload: id, metric: 'memory per session (PSS)', unit: 'KiB', better: 'lower', figure: summarize(values[0]!), note },
         { workload: id, metric: 'memory per session (RSS)', unit: 'KiB', better: 'lower', figure: summarize(values[1]!) },
         { workload: id, metric: 'server total with them (PSS)', unit: 'MiB', better: 'lower', figure: summarize(values[2]!) },
-        { workload: id, metric: 'failed sessions', unit: 'count', better: 'info', figure: summarize(values[3]!) },
+        { workload: id, metric: 'sessions not opened', unit: 'count', better: 'info', figure: summarize(values[3]!) },
       ] satisfies Row[];
     },
   };
