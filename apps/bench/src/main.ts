@@ -31,6 +31,7 @@ const USAGE = `Usage: pnpm bench [options]
   --size-mib <n>       size of the RETR/STOR file (default 1024)
   --client-seconds <n> length of each 200-client run (default 10)
   --out <dir>          where the results go (default apps/bench/results)
+  --render <file.json> re-render a results file (after a change to the report) and exit
   --profile            CPU-profile our server (node --cpu-prof) into <out>/profiles, one file per process
   -h, --help
 `;
@@ -159,6 +160,7 @@ async function benchServer(spec: ServerSpec, index: number, workloadIds: string[
   } finally {
     await server.stop();
     rmSync(home, { recursive: true, force: true });
+    execFileSync('sync');
   }
   return { name: spec.name, ours: spec.ours, rows };
 }
@@ -174,11 +176,19 @@ async function main(): Promise<void> {
       'client-seconds': { type: 'string' },
       out: { type: 'string' },
       profile: { type: 'boolean' },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (values.render !== undefined) {
+    const report = JSON.parse(readFileSync(values.render, 'utf8')) as Report;
+    const markdown = renderMarkdown(report);
+    writeFileSync(values.render.replace(/\.json$/, '.md'), markdown);
+    process.stdout.write(markdown);
     return;
   }
   const serverNames = list(values.servers, ['ours', 'ours-scrypt', ...Object.keys(PEERS)]);
@@ -200,6 +210,7 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`preparing ${sizeMiB} MiB of seed data in ${work}\n`);
     const seed = makeSeed(work, sizeMiB, 10_000);
+    execFileSync('sync'); // the seed's writeback must not land in the first server's figures
     const tls = makeCertificate(work);
     const plan: Array<{ spec: ServerSpec; workloads: string[] }> = [];
     const profileDir = values.profile ? path.join(outDir, 'profiles') : undefined;

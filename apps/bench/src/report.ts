@@ -157,15 +157,50 @@ export function targets(report: Report): string[] {
   return lines;
 }
 
+/** The headline figure of each workload, servers side by side: what the top-level README shows. */
+const HEADLINES: Array<[string, string, string]> = [
+  ['retr', 'throughput', 'RETR 1 GiB (MiB/s)'],
+  ['retr', 'server+client+kernel CPU', 'RETR CPU, all (s/GiB)'],
+  ['stor', 'throughput', 'STOR 1 GiB (MiB/s)'],
+  ['stor', 'server+client+kernel CPU', 'STOR CPU, all (s/GiB)'],
+  ['ftps-retr', 'throughput', 'FTPS RETR (MiB/s)'],
+  ['ftps-stor', 'throughput', 'FTPS STOR (MiB/s)'],
+  ['files', 'uploads', '16 KiB uploads (/s)'],
+  ['files', 'downloads', '16 KiB downloads (/s)'],
+  ['list', 'LIST', 'LIST 10k (ms)'],
+  ['list', 'MLSD', 'MLSD 10k (ms)'],
+  ['clients', 'transfers', '200 clients (transfers/s)'],
+  ['clients', 'p99 session', '200 clients p99 (ms)'],
+  ['clients', 'failed sessions', '200 clients failed (per run)'],
+  ['logins', 'sequential', 'logins sequential (/s)'],
+  ['logins', '50 parallel', 'logins 50 parallel (/s)'],
+  ['idle', 'memory per session (PSS)', 'idle session (KiB)'],
+];
+
+export function summary(report: Report): string[] {
+  const present = report.servers.filter((s) => s.missing === undefined && s.name !== 'ours (scrypt)');
+  const lines = [`| median | ${present.map((s) => s.name).join(' | ')} |`, `|---|${present.map(() => '---').join('|')}|`];
+  for (const [w, m, label] of HEADLINES) {
+    const cells = present.map((s) => {
+      const r = find(s, w, m);
+      return r === undefined ? '–' : r.figure === null ? 'failed' : formatNumber(r.figure.median);
+    });
+    if (cells.every((c) => c === '–')) continue;
+    lines.push(`| ${label} | ${cells.join(' | ')} |`);
+  }
+  return lines;
+}
+
 export function renderMarkdown(report: Report): string {
   const out = [`# ${report.title}`, ''];
   out.push(...report.machine.map((m) => `- ${m}`));
   out.push(`- Command: \`${report.command}\``);
   out.push(`- Each figure: median of ${report.runs} runs, (min–max); the whole run took ${Math.round(report.durationSeconds)} s.`);
+  out.push('- Server CPU is the server\'s process tree from /proc. A forking server whose session processes exit without being reaped inside that tree (vsftpd\'s) is under-counted there; the machine-wide server+client+kernel figure has no such gap.');
   out.push('- **N×** after a peer\'s figure: how many times better ours is (ours ÷ peer when higher is better, peer ÷ ours when lower is better; above 1× ours wins).');
   const missing = report.servers.filter((s) => s.missing !== undefined);
   if (missing.length > 0) out.push(`- **Missing:** ${missing.map((s) => `${s.name} (${s.missing})`).join('; ')}`);
-  out.push('');
+  out.push('', '## Summary', '', ...summary(report), '');
   for (const w of report.workloads) {
     const t = table(report, w.id);
     if (t.length === 0) continue;

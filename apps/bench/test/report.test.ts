@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { advantage, formatNumber, renderMarkdown, targets, type Report } from '../src/report.js';
+import { advantage, formatNumber, renderMarkdown, summary, targets, type Report } from '../src/report.js';
 import { summarize } from '../src/stats.js';
 import type { Row } from '../src/workloads/types.js';
 
@@ -50,5 +50,19 @@ describe('report', () => {
     expect(lines.find((l) => l.startsWith('| LIST of 10k'))).toContain('| **no** |');
     expect(lines.find((l) => l.startsWith('| MLSD of 10k'))).toContain('| yes |');
     expect(lines.find((l) => l.startsWith('| ≥ 3× ftp-srv: retr'))).toBe('| ≥ 3× ftp-srv: retr throughput | 3.60 | ftp-srv 250 MiB/s | yes |');
+  });
+
+  it('summarizes the headline figure of each workload, leaving out rows no server has and the scrypt column', () => {
+    const lines = summary(
+      report([
+        { name: 'ours', ours: true, rows: [row('retr', 'throughput', [900, 1000, 1100]), row('list', 'MLSD', [20], 'lower', 'ms')] },
+        { name: 'ours (scrypt)', ours: true, rows: [row('logins', 'sequential', [5])] },
+        { name: 'vsftpd', ours: false, rows: [row('retr', 'throughput', [500]), { ...row('list', 'MLSD', []), figure: null, note: '500 Unknown command' }] },
+      ]),
+    );
+    expect(lines[0]).toBe('| median | ours | vsftpd |');
+    expect(lines).toContain('| RETR 1 GiB (MiB/s) | 1000 | 500 |');
+    expect(lines).toContain('| MLSD 10k (ms) | 20.0 | failed |');
+    expect(lines.some((l) => l.startsWith('| STOR'))).toBe(false);
   });
 });

@@ -3,7 +3,7 @@
  * for the server alone and for the whole machine (server + curl + kernel), which above ~1 GiB/s is the fairer
  * comparison because curl itself becomes the limit.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { summarize } from '../stats.js';
 import { measure, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
@@ -47,6 +47,9 @@ function bulk(direction: 'retr' | 'stor', tls: boolean): Workload {
         ctx.runs,
         async () => {
           const m = await measure(ctx.server.pid, () => curl(args, 300));
+          // Write back what the upload left dirty before the next run: else the kernel's writeback of one run
+          // bills its CPU (and disk) to the next, or to the next server.
+          execFileSync('sync');
           if (m.value.bytes !== seed.bigBytes) throw new Error(`moved ${m.value.bytes} of ${seed.bigBytes} bytes`);
           const gib = m.value.bytes / GIB;
           return [m.value.bytes / MIB / m.value.transferSeconds, m.serverCpu / gib, m.machineCpu / gib, m.clientCpu / gib];
