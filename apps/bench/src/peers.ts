@@ -73,3 +73,13 @@ export async function output(cmd: string, args: string[], options: { input?: str
     child.stdin.end(options.input ?? '');
   });
 }
+
+/** Runs a server's preparation; resolves to null when it worked, else to why it did not (the "missing" reason). */
+export async function whyNot(prepare: () => Promise<unknown>): Promise<string | null> {
+  try {
+    await prepare();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

@@ -192,31 +192,40 @@ export async function openWriteStream(p: FsProvider, path: string, options: Writ
  */
 export type ChunkReader = (into: Buffer) => Promise<number>;
 
-const CHUNK_READER = Symbol.for('@ftp/vfs.chunkReader');
+/** A value a provider pins on a stream it returns, under a registered symbol (it survives wrappers and bundles). */
+function streamTag<V>(name: string): { set<T extends Readable>(stream: T, value: V): T; get(stream: Readable): V | undefined } {
+  const key = Symbol.for(`@ftp/vfs.${name}`);
+  return {
+    set(stream, value) {
+      Object.defineProperty(stream, key, { value });
+      return stream;
+    },
+    get: (stream) => (stream as unknown as Record<symbol, V | undefined>)[key],
+  };
+}
+
+const chunkReaderTag = streamTag<ChunkReader>('chunkReader');
+const fileSizeTag = streamTag<number>('fileSize');
 
 /**
  * Gives a read stream a {@link ChunkReader} (providers whose streams read a file descriptor). A consumer that
  * uses it must not read the stream as well, and destroys the stream when done, which releases the file.
  */
 export function attachChunkReader<T extends Readable>(stream: T, reader: ChunkReader): T {
-  Object.defineProperty(stream, CHUNK_READER, { value: reader });
-  return stream;
+  return chunkReaderTag.set(stream, reader);
 }
 
 /** The stream's {@link ChunkReader}, if its provider gave it one (wrappers pass the stream through unchanged). */
 export function chunkReaderOf(stream: Readable): ChunkReader | undefined {
-  return (stream as unknown as Record<symbol, ChunkReader | undefined>)[CHUNK_READER];
+  return chunkReaderTag.get(stream);
 }
-
-const FILE_SIZE = Symbol.for('@ftp/vfs.fileSize');
 
 /** Records the size of the file a read stream reads, as its provider saw it at open (saves the server a stat). */
 export function attachFileSize<T extends Readable>(stream: T, size: number): T {
-  Object.defineProperty(stream, FILE_SIZE, { value: size });
-  return stream;
+  return fileSizeTag.set(stream, size);
 }
 
 /** The size its provider recorded with {@link attachFileSize}, if any. */
 export function fileSizeOf(stream: Readable): number | undefined {
-  return (stream as unknown as Record<symbol, number | undefined>)[FILE_SIZE];
+  return fileSizeTag.get(stream);
 }

@@ -1,7 +1,7 @@
 /** ftp-srv (npm), installed into its own scratch folder and run on our Node. */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { npmPackage } from '../peers.js';
+import { npmPackage, whyNot } from '../peers.js';
 import { spawnServer } from './process.js';
 import type { ServerSpec } from './types.js';
 
@@ -33,14 +33,10 @@ export function ftpSrv(): ServerSpec {
     name: 'ftp-srv',
     ours: false,
     homeOnDisk: true,
-    async prepare() {
-      try {
+    prepare: () =>
+      whyNot(async () => {
         prefix = await npmPackage('ftp-srv', '4');
-        return null;
-      } catch (e) {
-        return (e as Error).message;
-      }
-    },
+      }),
     async start(ctx) {
       const script = path.join(prefix, 'bench-server.cjs');
       writeFileSync(script, SCRIPT);

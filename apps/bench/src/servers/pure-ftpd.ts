@@ -1,7 +1,7 @@
 /** pure-ftpd from Debian's package, unpacked, with a virtual user (PureDB) mapped to the bench account. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { debianPackage, output } from '../peers.js';
+import { debianPackage, output, whyNot } from '../peers.js';
 import { spawnServer } from './process.js';
 import { chownTree, ensureSystemUser, type SystemUser } from './system-user.js';
 import type { ServerSpec } from './types.js';
@@ -13,14 +13,10 @@ export function pureFtpd(): ServerSpec {
     name: 'pure-ftpd',
     ours: false,
     homeOnDisk: true,
-    async prepare() {
-      try {
+    prepare: () =>
+      whyNot(async () => {
         root = await debianPackage('pure-ftpd', 'usr/sbin/pure-ftpd');
-        return null;
-      } catch (e) {
-        return (e as Error).message;
-      }
-    },
+      }),
     async start(ctx) {
       account ??= ensureSystemUser(ctx.password);
       chownTree(ctx.home, account);

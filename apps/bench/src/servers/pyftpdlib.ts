@@ -1,7 +1,7 @@
 /** pyftpdlib from Debian's package, unpacked, on the system's /usr/bin/python3 (Debian's, with its modules). */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { debianPackage, output } from '../peers.js';
+import { debianPackage, output, whyNot } from '../peers.js';
 import { spawnServer } from './process.js';
 import type { ServerSpec } from './types.js';
 
@@ -40,16 +40,12 @@ export function pyftpdlib(): ServerSpec {
     name: 'pyftpdlib',
     ours: false,
     homeOnDisk: true,
-    async prepare() {
-      try {
+    prepare: () =>
+      whyNot(async () => {
         const root = await debianPackage('python3-pyftpdlib', 'usr/lib/python3/dist-packages/pyftpdlib/__init__.py');
         pythonPath = path.join(root, 'usr/lib/python3/dist-packages');
         await output(PYTHON, ['-c', 'import pyftpdlib'], { env: { ...process.env, PYTHONPATH: pythonPath } });
-        return null;
-      } catch (e) {
-        return (e as Error).message;
-      }
-    },
+      }),
     async start(ctx) {
       const script = path.join(ctx.work, 'pyftpdlib-server.py');
       writeFileSync(script, SCRIPT);

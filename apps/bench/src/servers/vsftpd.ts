@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { debianPackage } from '../peers.js';
+import { debianPackage, whyNot } from '../peers.js';
 import { spawnServer } from './process.js';
 import { chownTree, ensureSystemUser, SYSTEM_USER, type SystemUser } from './system-user.js';
 import type { ServerSpec } from './types.js';
@@ -14,14 +14,10 @@ export function vsftpd(): ServerSpec {
     name: 'vsftpd',
     ours: false,
     homeOnDisk: true,
-    async prepare() {
-      try {
+    prepare: () =>
+      whyNot(async () => {
         binary = path.join(await debianPackage('vsftpd', 'usr/sbin/vsftpd'), 'usr/sbin/vsftpd');
-        return null;
-      } catch (e) {
-        return (e as Error).message;
-      }
-    },
+      }),
     async start(ctx) {
       account ??= ensureSystemUser(ctx.password);
       chownTree(ctx.home, account);
