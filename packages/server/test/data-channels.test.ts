@@ -3,7 +3,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatEprt, formatHostPort, parseEpsvReply, parsePasvReply } from '@ftp/protocol';
 import { FtpServer } from '../src/index.js';
-import { RawClient, readAll, startServer } from './helpers.js';
+import { freePortRange, RawClient, readAll, startServer } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -134,7 +134,7 @@ describe('passive mode', () => {
     expect(ports.size).toBe(1);
     expect(ctx.server.passivePortsOpen).toBe(1);
 
-    const single = await session('127.0.0.1', { passivePortRange: [46200, 46200] });
+    const single = await session('127.0.0.1', { passivePortRange: await freePortRange(1) });
     const first = parseEpsvReply((await single.c.cmd('EPSV')).text);
     const again = await single.c.cmd('EPSV');
     expect(again.code).toBe(229);
@@ -142,7 +142,7 @@ describe('passive mode', () => {
   });
 
   it('ports are shared between clients of different addresses and reused without a listen per transfer', async () => {
-    const ctx = await startServer({ settings: { passivePortRange: [47100, 47101] } });
+    const ctx = await startServer({ settings: { passivePortRange: await freePortRange(2) } });
     cleanups.push(() => ctx.close());
     const login = async (from: string): Promise<RawClient> => {
       const c = await RawClient.connect(ctx.port, '127.0.0.1', from);

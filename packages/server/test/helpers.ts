@@ -114,3 +114,24 @@ export async function readAll(socket: Socket): Promise<Buffer> {
 export async function writeAndClose(socket: Socket, data: Buffer | string): Promise<void> {
   await new Promise<void>((resolve) => socket.end(data, () => resolve()));
 }
+
+/**
+ * `count` consecutive ports that are free now, below the kernel's ephemeral range (32768+), so that no outgoing
+ * connection of a parallel test can take one meanwhile. For tests that need an exact, tiny passive range.
+ */
+export async function freePortRange(count: number): Promise<[number, number]> {
+  const { createServer } = await import('node:net');
+  const bindable = (port: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 22000 + Math.floor(Math.random() * (32000 - 22000 - count));
+    let ok = true;
+    for (let p = base; p < base + count && ok; p++) ok = await bindable(p);
+    if (ok) return [base, base + count - 1];
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
