@@ -59,7 +59,7 @@ export type DataSetup = { kind: 'passive'; listener: PassiveReservation } | { ki
 export class Session implements SessionInfo, ControlOwner {
   readonly remoteAddress: string;
   readonly remotePort: number;
-  #localAddress: string | undefined;
+  readonly localAddress: string;
   readonly conn: ControlConnection;
   /** The session's loggers, made at first use: an idle session, or one whose server logs nothing, has none. */
   private baseLogger: Logger | null = null;
@@ -134,6 +134,7 @@ export class Session implements SessionInfo, ControlOwner {
     this.listenerPublicHost = origin.publicHost;
     this.remoteAddress = plainAddress(origin.client?.address ?? socket.remoteAddress);
     this.remotePort = origin.client?.port ?? socket.remotePort ?? 0;
+    this.localAddress = plainAddress(socket.localAddress);
     this.transferType = ctx.settings.defaultTransferType;
     this.tlsRequired = ctx.settings.tlsRequired;
     this.deflateLevel = ctx.settings.deflateLevel;
@@ -141,12 +142,6 @@ export class Session implements SessionInfo, ControlOwner {
     this.conn = new ControlConnection(socket, ctx.settings.maxLineLength, ctx.settings.maxPipelinedCommands, this);
     // Implicit FTPS: not one byte may be read as clear text before the handshake.
     if (this.implicitTls) this.conn.prepareUpgrade();
-  }
-
-  /** The address the client reached (asked of the socket when first needed: a getsockname per login saved). */
-  get localAddress(): string {
-    this.#localAddress ??= plainAddress(this.socket.localAddress);
-    return this.#localAddress;
   }
 
   get settings(): ServerSettings {

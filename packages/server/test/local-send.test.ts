@@ -83,7 +83,9 @@ it('ABOR during a download gets 426 then 226, and a client that drops the data c
   expect((await c.next()).code).toBe(150);
   await new Promise((r) => setTimeout(r, 100));
   c.send('ABOR');
-  expect((await c.next()).code).toBe(426);
+  const aborted = await c.next();
+  expect(aborted.code).toBe(426);
+  expect(aborted.text).toMatch(/abort/i);
   expect((await c.next()).code).toBe(226);
   socket.destroy();
 
@@ -93,5 +95,21 @@ it('ABOR during a download gets 426 then 226, and a client that drops the data c
   await new Promise<void>((r) => socket.once('data', () => r()));
   socket.destroy();
   expect((await c.next(10_000)).code).toBe(426);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+});
+
+it('RETR of a FIFO is refused with 550 at once, and leaves the server responsive', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const dir = await mkdtemp(join(tmpdir(), 'local-fifo-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  execFileSync('mkfifo', [join(dir, 'pipe')]);
+  const fifoCtx = await startServer({ fs: new LocalProvider(dir) });
+  cleanups.push(() => fifoCtx.close());
+  const c = await client(fifoCtx.port);
+  await c.passive();
+  const started = Date.now();
+  // Several at once: before the fix each held a thread-pool thread until a writer opened the FIFO.
+  for (let i = 0; i < 5; i++) expect((await c.cmd('RETR pipe')).code).toBe(550);
+  expect(Date.now() - started).toBeLessThan(3000);
   expect((await c.cmd('NOOP')).code).toBe(200);
 });

@@ -55,3 +55,37 @@ describe('local read streams', () => {
     expect(fs.readFileSync(join(root, 'copy.bin')).equals(data)).toBe(true);
   });
 });
+
+describe('local uploads', () => {
+  it('close the descriptor only after a write in progress has returned, when destroyed mid-write', async () => {
+    const events: string[] = [];
+    let inFlight = 0;
+    const { write, writev, close } = fs;
+    const patched = fs as unknown as Record<string, unknown>;
+    patched.write = (...args: unknown[]) => {
+      inFlight++;
+      const cb = args.pop() as (...r: unknown[]) => void;
+      return (write as unknown as (...a: unknown[]) => void)(...args, (...r: unknown[]) => {
+        inFlight--;
+        events.push('write done');
+        cb(...r);
+      });
+    };
+    patched.writev = writev;
+    patched.close = (fd: number, cb: (err: Error | null) => void) => {
+      events.push(`close with ${inFlight} in flight`);
+      return close(fd, cb);
+    };
+    try {
+      const ws = await openWriteStream(p, '/destroyed.bin');
+      ws.on('error', () => undefined);
+      ws.write(Buffer.alloc(32 * 1024 * 1024, 1));
+      ws.destroy(new Error('client went away'));
+      await new Promise((r) => ws.once('close', r));
+      expect(events).toContain('write done');
+      expect(events.filter((e) => e.startsWith('close'))).toEqual(['close with 0 in flight']);
+    } finally {
+      Object.assign(patched, { write, writev, close });
+    }
+  });
+});

@@ -243,7 +243,7 @@ async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkRea
     while (n > 0) {
       transfer.progress(n);
       // Both settle before a buffer is touched again: a read into a buffer still being written would corrupt it.
-      const [wrote, read] = await Promise.allSettled([writeChunk(socket, current.subarray(0, n)), reader(spare)]);
+      const [wrote, read] = await Promise.allSettled([writeChunk(transfer, socket, current.subarray(0, n)), reader(spare)]);
       if (wrote.status === 'rejected') throw wrote.reason;
       if (read.status === 'rejected') throw read.reason;
       n = read.value;
@@ -262,9 +262,10 @@ async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkRea
   }
 }
 
-function writeChunk(socket: Socket, chunk: Buffer): Promise<void> {
+function writeChunk(transfer: Transfer, socket: Socket, chunk: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (socket.destroyed) return reject(socket.errored ?? new TransferError('connection', MESSAGES.connection));
+    // Destroyed between two chunks: by ABOR or the stall timer (their reason says which reply), or by the client.
+    if (socket.destroyed) return reject(socket.errored ?? transfer.closedError());
     socket.write(chunk, (err) => (err ? reject(err) : resolve()));
   });
 }

@@ -23,7 +23,9 @@ export async function retr(s: Session, arg: string): Promise<void> {
   if (offset === 0 && range === null) {
     // A whole-file RETR opens first: a provider that records the size at open (local disk) spares the stat.
     source = await openReadStream(s.vfs, path).catch((err: unknown) => {
-      throw errorCodeOf(err) === 'EISDIR' ? new FtpError(550, `${path}: not a plain file.`) : err;
+      // EISDIR, or EINVAL from a provider that streams regular files only (a FIFO, a device).
+      const code = errorCodeOf(err);
+      throw code === 'EISDIR' || code === 'EINVAL' ? new FtpError(550, `${path}: not a plain file.`) : err;
     });
     const recorded = fileSizeOf(source);
     size = recorded ?? (await statFile(s, path, source));

@@ -58,7 +58,7 @@ function lstatAll(dir: string, names: string[]): Promise<DirEntry[]> {
   });
 }
 
-const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_NONBLOCK } = fs.constants;
 
 /** Options of {@link LocalProvider}. */
 export interface LocalProviderOptions {
@@ -162,7 +162,13 @@ class LocalWriteStream extends Writable implements UploadStream {
   #fd: number;
   #pos: number | null;
   #truncateAtEnd: boolean;
+  /** The descriptor is closed, or its close is queued: nothing may use it any more. */
   #closed = false;
+  #destroyed = false;
+  /** A write or truncate is running in the thread pool. */
+  #busy = false;
+  /** The close `_destroy` asked for while an operation was still running. */
+  #closeWhenIdle: (() => void) | null = null;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
 
@@ -171,6 +177,28 @@ class LocalWriteStream extends Writable implements UploadStream {
     this.#fd = fd;
     this.#pos = position;
     this.#truncateAtEnd = truncateAtEnd;
+  }
+
+  /**
+   * Runs one operation on the descriptor. `Writable` calls `_destroy` without waiting for a `_write` or `_final`
+   * in progress: the descriptor is closed only once that operation has returned, or its number could be reused by
+   * another open and the late write land in someone else's file.
+   */
+  #io<A extends unknown[]>(start: (done: (err: NodeJS.ErrnoException | null, ...rest: A) => void) => void, cb: (err: NodeJS.ErrnoException | null, ...rest: A) => void): void {
+    if (this.#destroyed) {
+      cb(Object.assign(new Error('upload destroyed'), { code: 'ECANCELED' }) as NodeJS.ErrnoException, ...([] as unknown as A));
+      return;
+    }
+    this.#busy = true;
+    start((err, ...rest) => {
+      this.#busy = false;
+      const close = this.#closeWhenIdle;
+      if (close) {
+        this.#closeWhenIdle = null;
+        close();
+      }
+      cb(err, ...rest);
+    });
   }
 
   /** Writes all of `chunks` (short writes are resumed where they stopped). */
@@ -192,8 +220,8 @@ class LocalWriteStream extends Writable implements UploadStream {
       }
       this.#writeAll(rest, cb);
     };
-    if (chunks.length === 1) fs.write(this.#fd, chunks[0]!, 0, chunks[0]!.length, this.#pos, done);
-    else fs.writev(this.#fd, chunks, this.#pos, done);
+    if (chunks.length === 1) this.#io<[number]>((d) => fs.write(this.#fd, chunks[0]!, 0, chunks[0]!.length, this.#pos, d), done);
+    else this.#io<[number]>((d) => fs.writev(this.#fd, chunks, this.#pos, d), done);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -210,17 +238,21 @@ class LocalWriteStream extends Writable implements UploadStream {
   override _final(cb: (err?: Error | null) => void): void {
     const close = (err?: Error | null): void => {
       if (err) return cb(err);
+      if (this.#closed) return cb();
       this.#closed = true;
       fs.close(this.#fd, (e) => cb(e));
     };
-    if (this.#truncateAtEnd && this.#pos !== null) fs.ftruncate(this.#fd, this.#pos, close);
+    if (this.#truncateAtEnd && this.#pos !== null) this.#io<[]>((d) => fs.ftruncate(this.#fd, this.#pos!, d), (err) => close(err));
     else close();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#destroyed = true;
     if (this.#closed) return cb(err);
     this.#closed = true;
-    fs.close(this.#fd, () => cb(err));
+    const close = (): void => fs.close(this.#fd, () => cb(err));
+    if (this.#busy) this.#closeWhenIdle = close;
+    else close();
   }
 
   /** Records the interruption; what was received stays on disk (REST can resume it). */
@@ -665,13 +697,16 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
     checkStreamOptions(options, path);
     return this.#run(path, async () => {
-      const fd = await openFd(await this.#confine(path, true, 'open'), O_RDONLY);
+      // O_NONBLOCK: opening a FIFO must not hold a thread-pool thread until some writer shows up.
+      const fd = await openFd(await this.#confine(path, true, 'open'), O_RDONLY | O_NONBLOCK);
       let size: number;
       try {
         this.#verifyFd(fd, path);
         // fstat of an open descriptor reads the in-memory inode: no thread-pool round trip needed.
         const st = fs.fstatSync(fd);
         if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
+        // Only regular files are streamed: a FIFO or a device (/dev/zero) would block or never end.
+        if (!st.isFile()) throw fsError('EINVAL', 'open', path);
         size = st.size;
       } catch (err) {
         await closeFd(fd);
