@@ -7,7 +7,7 @@ import type { Row, Workload } from './types.js';
 const FILES = 1000;
 const SIZE = 16 * 1024;
 /** Each direction stops here even if not all files are done (slow servers take minutes otherwise). */
-const BOUND_SECONDS = 5;
+const BOUND_SECONDS = 4;
 
 export const files: Workload = {
   id: 'files',

@@ -4,7 +4,7 @@ import { summarize } from '../stats.js';
 import { measure, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
 
-const SECONDS = 2;
+const SECONDS = 1.5;
 const MAX_LOGINS = 50_000;
 
 async function loginLoop(ctx: WorkloadContext, parallel: number): Promise<number[]> {
