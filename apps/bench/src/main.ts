@@ -89,7 +89,7 @@ function makeCertificate(work: string): { cert: string; key: string } {
 }
 
 function failedRows(workload: string, message: string): Row[] {
-  return [{ workload, metric: 'throughput', unit: '', better: 'info', figure: null, note: message }];
+  return [{ workload, metric: 'the whole workload', unit: 'run', better: 'info', figure: null, note: message }];
 }
 
 async function benchServer(spec: ServerSpec, index: number, workloadIds: string[], seed: Seed, work: string, tls: { cert: string; key: string }, runs: number, clientSeconds: number): Promise<ServerResult> {

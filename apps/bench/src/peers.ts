@@ -3,7 +3,7 @@
  * apps/bench/.peers (vsftpd and pure-ftpd conflict as installed packages: both provide ftp-server), ftp-srv is
  * installed from npm into its own scratch folder.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +61,6 @@ export async function npmPackage(name: string, version: string): Promise<string>
 
 /** Runs a command to completion; resolves to its stdout. */
 export async function output(cmd: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';

@@ -34,9 +34,7 @@ export async function retr(s: Session, arg: string): Promise<void> {
     size = await statFile(s, path);
     // RFC 3659 §5.4: a restart point past the end of the file is refused.
     if (offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
-    if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
-    const end = range ? Math.min(range.end, size - 1) : size - 1;
-    source = await openReadStream(s.vfs, path, range ? { start: offset, end } : { start: offset });
+    source = await openReadStream(s.vfs, path, range ? { start: offset, end: Math.min(range.end, size - 1) } : { start: offset });
   }
   try {
     if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
