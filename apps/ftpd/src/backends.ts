@@ -14,7 +14,7 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
       return new MemoryProvider();
     case 'local':
       if (b.create) await mkdir(b.root, { recursive: true });
-      return new LocalProvider(b.root);
+      return new LocalProvider(b.root, { syncMetadata: b.syncMetadata });
     case 'sqlite':
       await mkdir(dirname(b.file), { recursive: true });
       return new SqliteProvider(b.file);

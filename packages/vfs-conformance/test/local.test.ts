@@ -7,18 +7,21 @@ import { describeProvider } from '../src/index.js';
 
 const roots = new WeakMap<FsProvider, string>();
 
-describeProvider(
-  'LocalProvider',
-  () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ftp-vfs-local-'));
-    const p = new LocalProvider(dir);
-    roots.set(p, dir);
-    return p;
-  },
-  {
-    teardown: (p) => {
-      const dir = roots.get(p);
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+// Both modes: metadata calls on the main thread (the default) and through the thread pool (network disks).
+for (const syncMetadata of [true, false]) {
+  describeProvider(
+    `LocalProvider (syncMetadata: ${syncMetadata})`,
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ftp-vfs-local-'));
+      const p = new LocalProvider(dir, { syncMetadata });
+      roots.set(p, dir);
+      return p;
     },
-  },
-);
+    {
+      teardown: (p) => {
+        const dir = roots.get(p);
+        if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      },
+    },
+  );
+}

@@ -50,194 +50,203 @@ beforeAll(() => {
   fs.symlinkSync('inside.txt', join(root, 'inlink')); // legit
   fs.symlinkSync('..', join(root, 'sub', 'uplink')); // legit: back to the root
   fs.symlinkSync('/../../..', join(root, 'sub', 'abs-up')); // absolute, resolves to the host's /
-  p = new LocalProvider(root);
 });
 
 afterAll(() => {
   fs.rmSync(base, { recursive: true, force: true });
 });
 
-describe('LocalProvider: symlinks planted inside the root are not followed out (EACCES)', () => {
-  it('a link to /etc: stat, readdir, list, open, streams', async () => {
-    expect(await code(p.stat('/etc'))).toBe('EACCES');
-    expect(await code(p.stat('/etc/passwd'))).toBe('EACCES');
-    expect(await code(p.readdir('/etc'))).toBe('EACCES');
-    expect(await code(p.list('/etc'))).toBe('EACCES');
-    expect(await code(listDirectory(p, '/etc'))).toBe('EACCES');
-    expect(await code(p.open('/etc/passwd', 'r'))).toBe('EACCES');
-    expect(await code(openReadStream(p, '/etc/passwd'))).toBe('EACCES');
-    expect(await code(p.realpath('/etc'))).toBe('EACCES');
-    expect(await code(p.access('/etc/passwd'))).toBe('EACCES');
-    expect(await code(p.availableSpace('/etc'))).toBe('EACCES');
+// Both modes of the provider: every check must hold whether metadata calls run synchronously or in the pool.
+for (const syncMetadata of [true, false]) {
+  describe(`syncMetadata: ${syncMetadata}`, () => {
+    beforeAll(() => {
+      p = new LocalProvider(root, { syncMetadata });
+    });
+
+  describe('LocalProvider: symlinks planted inside the root are not followed out (EACCES)', () => {
+    it('a link to /etc: stat, readdir, list, open, streams', async () => {
+      expect(await code(p.stat('/etc'))).toBe('EACCES');
+      expect(await code(p.stat('/etc/passwd'))).toBe('EACCES');
+      expect(await code(p.readdir('/etc'))).toBe('EACCES');
+      expect(await code(p.list('/etc'))).toBe('EACCES');
+      expect(await code(listDirectory(p, '/etc'))).toBe('EACCES');
+      expect(await code(p.open('/etc/passwd', 'r'))).toBe('EACCES');
+      expect(await code(openReadStream(p, '/etc/passwd'))).toBe('EACCES');
+      expect(await code(p.realpath('/etc'))).toBe('EACCES');
+      expect(await code(p.access('/etc/passwd'))).toBe('EACCES');
+      expect(await code(p.availableSpace('/etc'))).toBe('EACCES');
+    });
+
+    it('a link to ../.. and an absolute link to the host root', async () => {
+      expect(await code(p.stat('/up'))).toBe('EACCES');
+      expect(await code(p.readdir('/up'))).toBe('EACCES');
+      expect(await code(p.stat('/up/outside/secret.txt'))).toBe('EACCES');
+      expect(await code(p.readdir('/sub/abs-up'))).toBe('EACCES');
+    });
+
+    it('a link to a directory outside: no reading, writing, creating, renaming or deleting through it', async () => {
+      expect(await code(p.readdir('/out'))).toBe('EACCES');
+      expect(await code(download('/out/secret.txt'))).toBe('EACCES');
+      expect(await code(upload('/out/planted.txt', 'x'))).toBe('EACCES');
+      expect(fs.existsSync(join(outside, 'planted.txt'))).toBe(false);
+      expect(await code(p.mkdir('/out/newdir'))).toBe('EACCES');
+      expect(await code(p.mkdir('/out/a/b', { recursive: true }))).toBe('EACCES');
+      expect(fs.existsSync(join(outside, 'newdir'))).toBe(false);
+      expect(fs.existsSync(join(outside, 'a'))).toBe(false);
+      expect(await code(p.rename('/inside.txt', '/out/moved.txt'))).toBe('EACCES');
+      expect(await code(p.rename('/out/secret.txt', '/stolen.txt'))).toBe('EACCES');
+      expect(await code(p.unlink('/out/secret.txt'))).toBe('EACCES');
+      expect(await code(p.rmdir('/out/outdir'))).toBe('EACCES');
+      expect(await code(p.symlink('/inside.txt', '/out/l'))).toBe('EACCES');
+      expect(fs.readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('secret');
+      expect(fs.existsSync(join(outside, 'outdir'))).toBe(true);
+      expect(fs.readFileSync(join(root, 'inside.txt'), 'utf8')).toBe('inside');
+    });
+
+    it('a link to a file outside: no read, write, truncate, append, REST, setTimes, chmod', async () => {
+      expect(await code(download('/secretlink'))).toBe('EACCES');
+      expect(await code(upload('/secretlink', 'pwned'))).toBe('EACCES');
+      expect(await code(upload('/secretlink', 'pwned', { append: true }))).toBe('EACCES');
+      expect(await code(upload('/secretlink', 'pwned', { start: 2 }))).toBe('EACCES');
+      expect(await code(p.open('/secretlink', 'w'))).toBe('EACCES');
+      expect(await code(p.open('/secretlink', 'r+'))).toBe('EACCES');
+      expect(await code(p.setTimes('/secretlink', new Date(0)))).toBe('EACCES');
+      expect(await code(p.chmod('/secretlink', 0o777))).toBe('EACCES');
+      expect(fs.readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('secret');
+      expect(fs.statSync(join(outside, 'secret.txt')).mtimeMs).toBeGreaterThan(0);
+    });
+
+    it('a dangling link to outside: writing through it does not create the target', async () => {
+      expect(await code(upload('/dangling-out', 'x'))).toBe('EACCES');
+      expect(await code(p.open('/dangling-out', 'w'))).toBe('EACCES');
+      expect(await code(p.mkdir('/dangling-out', { recursive: true }))).toBe('EACCES');
+      expect(fs.existsSync(join(outside, 'newfile'))).toBe(false);
+    });
+
+    it('the links themselves are visible: lstat, readlink, listing; unlinking a link is allowed', async () => {
+      expect((await p.lstat('/etc')).isSymbolicLink()).toBe(true);
+      expect(await p.readlink('/etc')).toBe('/etc');
+      expect(await p.readlink('/secretlink')).toBe('../outside/secret.txt');
+      const list = await p.list('/');
+      expect(list.find((e) => e.name === 'etc')?.stats.isSymbolicLink()).toBe(true);
+      fs.symlinkSync('/etc', join(root, 'etc2'));
+      await p.unlink('/etc2');
+      expect(fs.existsSync('/etc')).toBe(true);
+    });
+
+    it('links inside the root work', async () => {
+      expect(await download('/inlink')).toBe('inside');
+      expect((await p.readdir('/sub/uplink')).sort()).toContain('inside.txt');
+      expect(await download('/sub/uplink/inside.txt')).toBe('inside');
+    });
+
+    it('symlink() refuses targets that leave the root', async () => {
+      expect(await code(p.symlink('../../outside/secret.txt', '/l1'))).toBe('EACCES');
+      expect(await code(p.symlink('../x', '/l2'))).toBe('EACCES');
+      expect(await code(p.symlink('/etc/passwd', '/l3'))).toBe('EACCES'); // through the planted /etc link
+      expect(await code(p.symlink('/out/secret.txt', '/l4'))).toBe('EACCES');
+      expect(fs.existsSync(join(root, 'l1'))).toBe(false);
+      // An absolute virtual target is stored relative to the link's directory.
+      await p.symlink('/inside.txt', '/sub/ok');
+      expect(fs.readlinkSync(join(root, 'sub', 'ok'))).toBe('../inside.txt');
+      expect(await download('/sub/ok')).toBe('inside');
+      await p.unlink('/sub/ok');
+    });
+
+    it('a link moved deeper after creation is checked when used', async () => {
+      const d = `/moved-${syncMetadata}`; // a folder per mode: the fixtures are shared
+      await p.mkdir(d);
+      await p.symlink('../inside.txt', `${d}/rel`); // fine here: root/inside.txt
+      expect(await download(`${d}/rel`)).toBe('inside');
+      await p.mkdir(`${d}/d2`);
+      await p.rename(`${d}/rel`, `${d}/d2/rel`); // now points to root/d1/inside.txt (missing)
+      expect(await code(download(`${d}/d2/rel`))).toBe('ENOENT');
+      await p.rename(`${d}/d2/rel`, '/rel'); // now points to base/inside.txt: outside
+      expect(await code(download('/rel'))).toBe('EACCES');
+      await p.unlink('/rel');
+    });
+
+    it('the sync API is confined as well', () => {
+      const sync = (fn: () => unknown): string => {
+        try {
+          fn();
+          return 'resolved';
+        } catch (err) {
+          return toVfsError(err).code;
+        }
+      };
+      expect(sync(() => p.statSync('/etc/passwd'))).toBe('EACCES');
+      expect(sync(() => p.readdirSync('/out'))).toBe('EACCES');
+      expect(sync(() => p.openSync('/secretlink', 'r'))).toBe('EACCES');
+      expect(sync(() => p.openSync('/dangling-out', 'w'))).toBe('EACCES');
+      expect(sync(() => p.mkdirSync('/out/x'))).toBe('EACCES');
+      expect(sync(() => p.symlinkSync('../..', '/l5'))).toBe('EACCES');
+      expect(fs.existsSync(join(outside, 'newfile'))).toBe(false);
+      expect(p.lstatSync('/etc').isSymbolicLink()).toBe(true);
+    });
+
+    it("@platformatic/vfs's RealFSProvider, for comparison, follows the planted link out", () => {
+      const real = new RealFSProvider(root);
+      expect(real.readFileSync('/secretlink', 'utf8')).toBe('secret');
+    });
   });
 
-  it('a link to ../.. and an absolute link to the host root', async () => {
-    expect(await code(p.stat('/up'))).toBe('EACCES');
-    expect(await code(p.readdir('/up'))).toBe('EACCES');
-    expect(await code(p.stat('/up/outside/secret.txt'))).toBe('EACCES');
-    expect(await code(p.readdir('/sub/abs-up'))).toBe('EACCES');
-  });
+  describe('LocalProvider: paths cannot leave the root', () => {
+    let clean: string;
+    let q: LocalProvider;
+    beforeAll(() => {
+      clean = fs.mkdtempSync(join(tmpdir(), 'ftp-vfs-clean-'));
+      fs.writeFileSync(join(clean, 'a.txt'), 'a');
+      q = new LocalProvider(clean);
+    });
+    afterAll(() => fs.rmSync(clean, { recursive: true, force: true }));
 
-  it('a link to a directory outside: no reading, writing, creating, renaming or deleting through it', async () => {
-    expect(await code(p.readdir('/out'))).toBe('EACCES');
-    expect(await code(download('/out/secret.txt'))).toBe('EACCES');
-    expect(await code(upload('/out/planted.txt', 'x'))).toBe('EACCES');
-    expect(fs.existsSync(join(outside, 'planted.txt'))).toBe(false);
-    expect(await code(p.mkdir('/out/newdir'))).toBe('EACCES');
-    expect(await code(p.mkdir('/out/a/b', { recursive: true }))).toBe('EACCES');
-    expect(fs.existsSync(join(outside, 'newdir'))).toBe(false);
-    expect(fs.existsSync(join(outside, 'a'))).toBe(false);
-    expect(await code(p.rename('/inside.txt', '/out/moved.txt'))).toBe('EACCES');
-    expect(await code(p.rename('/out/secret.txt', '/stolen.txt'))).toBe('EACCES');
-    expect(await code(p.unlink('/out/secret.txt'))).toBe('EACCES');
-    expect(await code(p.rmdir('/out/outdir'))).toBe('EACCES');
-    expect(await code(p.symlink('/inside.txt', '/out/l'))).toBe('EACCES');
-    expect(fs.readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('secret');
-    expect(fs.existsSync(join(outside, 'outdir'))).toBe(true);
-    expect(fs.readFileSync(join(root, 'inside.txt'), 'utf8')).toBe('inside');
-  });
+    it('.. never climbs above the root', async () => {
+      expect(await code(q.stat('/../../../../etc/passwd'))).toBe('ENOENT');
+      expect(await code(q.stat('../../etc/passwd'))).toBe('ENOENT');
+      expect((await q.readdir('/../..')).sort()).toEqual(['a.txt']);
+      expect((await q.stat('/../a.txt')).size).toBe(1);
+      await q.mkdir('/../../made');
+      expect(fs.existsSync(join(clean, 'made'))).toBe(true);
+    });
 
-  it('a link to a file outside: no read, write, truncate, append, REST, setTimes, chmod', async () => {
-    expect(await code(download('/secretlink'))).toBe('EACCES');
-    expect(await code(upload('/secretlink', 'pwned'))).toBe('EACCES');
-    expect(await code(upload('/secretlink', 'pwned', { append: true }))).toBe('EACCES');
-    expect(await code(upload('/secretlink', 'pwned', { start: 2 }))).toBe('EACCES');
-    expect(await code(p.open('/secretlink', 'w'))).toBe('EACCES');
-    expect(await code(p.open('/secretlink', 'r+'))).toBe('EACCES');
-    expect(await code(p.setTimes('/secretlink', new Date(0)))).toBe('EACCES');
-    expect(await code(p.chmod('/secretlink', 0o777))).toBe('EACCES');
-    expect(fs.readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('secret');
-    expect(fs.statSync(join(outside, 'secret.txt')).mtimeMs).toBeGreaterThan(0);
-  });
+    it('absolute host paths resolve under the root', async () => {
+      expect(await code(q.stat('/etc/passwd'))).toBe('ENOENT');
+      expect(await code(q.open('/etc/passwd', 'r'))).toBe('ENOENT');
+      // The root's own host path is just a path under the root (RealFSProvider accepts it as a host path).
+      expect(await code(q.stat(join(clean, 'a.txt')))).toBe('ENOENT');
+      expect(await code(q.readdir(clean))).toBe('ENOENT');
+    });
 
-  it('a dangling link to outside: writing through it does not create the target', async () => {
-    expect(await code(upload('/dangling-out', 'x'))).toBe('EACCES');
-    expect(await code(p.open('/dangling-out', 'w'))).toBe('EACCES');
-    expect(await code(p.mkdir('/dangling-out', { recursive: true }))).toBe('EACCES');
-    expect(fs.existsSync(join(outside, 'newfile'))).toBe(false);
-  });
+    it('cannot remove or rename the root', async () => {
+      expect(await code(q.rmdir('/'))).toBe('EBUSY');
+      expect(await code(q.unlink('/'))).toBe('EISDIR');
+      expect(await code(q.rename('/', '/x'))).toBe('EBUSY');
+      expect(await code(q.rename('/a.txt', '/'))).toBe('EBUSY');
+      expect(fs.existsSync(clean)).toBe(true);
+    });
 
-  it('the links themselves are visible: lstat, readlink, listing; unlinking a link is allowed', async () => {
-    expect((await p.lstat('/etc')).isSymbolicLink()).toBe(true);
-    expect(await p.readlink('/etc')).toBe('/etc');
-    expect(await p.readlink('/secretlink')).toBe('../outside/secret.txt');
-    const list = await p.list('/');
-    expect(list.find((e) => e.name === 'etc')?.stats.isSymbolicLink()).toBe(true);
-    fs.symlinkSync('/etc', join(root, 'etc2'));
-    await p.unlink('/etc2');
-    expect(fs.existsSync('/etc')).toBe(true);
-  });
+    it('error messages name the virtual path, not the host path', async () => {
+      const err = await q.stat('/missing').catch((e: unknown) => e);
+      expect(toVfsError(err).message).toBe("ENOENT: no such file or directory, stat '/missing'");
+      expect(String((err as Error).message)).not.toContain(clean);
+    });
 
-  it('links inside the root work', async () => {
-    expect(await download('/inlink')).toBe('inside');
-    expect((await p.readdir('/sub/uplink')).sort()).toContain('inside.txt');
-    expect(await download('/sub/uplink/inside.txt')).toBe('inside');
-  });
+    it('a missing root throws ENOENT unless create is set; realpath of the root is used', () => {
+      const missing = join(clean, 'nope', 'deeper');
+      expect(() => new LocalProvider(missing)).toThrowError(expect.objectContaining({ code: 'ENOENT' }));
+      const made = new LocalProvider(missing, { create: true });
+      expect(made.rootDir).toBe(fs.realpathSync(missing));
+      expect(() => new LocalProvider(join(clean, 'a.txt'))).toThrowError(expect.objectContaining({ code: 'ENOTDIR' }));
+    });
 
-  it('symlink() refuses targets that leave the root', async () => {
-    expect(await code(p.symlink('../../outside/secret.txt', '/l1'))).toBe('EACCES');
-    expect(await code(p.symlink('../x', '/l2'))).toBe('EACCES');
-    expect(await code(p.symlink('/etc/passwd', '/l3'))).toBe('EACCES'); // through the planted /etc link
-    expect(await code(p.symlink('/out/secret.txt', '/l4'))).toBe('EACCES');
-    expect(fs.existsSync(join(root, 'l1'))).toBe(false);
-    // An absolute virtual target is stored relative to the link's directory.
-    await p.symlink('/inside.txt', '/sub/ok');
-    expect(fs.readlinkSync(join(root, 'sub', 'ok'))).toBe('../inside.txt');
-    expect(await download('/sub/ok')).toBe('inside');
-    await p.unlink('/sub/ok');
+    it('can be mounted with @platformatic/vfs create()', () => {
+      const vfs = create(q, { moduleHooks: false });
+      expect(vfs.readFileSync('/a.txt', 'utf8')).toBe('a');
+      vfs.writeFileSync('/b.txt', 'bee');
+      expect(fs.readFileSync(join(clean, 'b.txt'), 'utf8')).toBe('bee');
+      expect(vfs.readdirSync('/').sort()).toContain('b.txt');
+    });
   });
-
-  it('a link moved deeper after creation is checked when used', async () => {
-    await p.mkdir('/d1');
-    await p.symlink('../inside.txt', '/d1/rel'); // fine here: root/inside.txt
-    expect(await download('/d1/rel')).toBe('inside');
-    await p.mkdir('/d1/d2');
-    await p.rename('/d1/rel', '/d1/d2/rel'); // now points to root/d1/inside.txt (missing)
-    expect(await code(download('/d1/d2/rel'))).toBe('ENOENT');
-    await p.rename('/d1/d2/rel', '/rel'); // now points to base/inside.txt: outside
-    expect(await code(download('/rel'))).toBe('EACCES');
-    await p.unlink('/rel');
   });
-
-  it('the sync API is confined as well', () => {
-    const sync = (fn: () => unknown): string => {
-      try {
-        fn();
-        return 'resolved';
-      } catch (err) {
-        return toVfsError(err).code;
-      }
-    };
-    expect(sync(() => p.statSync('/etc/passwd'))).toBe('EACCES');
-    expect(sync(() => p.readdirSync('/out'))).toBe('EACCES');
-    expect(sync(() => p.openSync('/secretlink', 'r'))).toBe('EACCES');
-    expect(sync(() => p.openSync('/dangling-out', 'w'))).toBe('EACCES');
-    expect(sync(() => p.mkdirSync('/out/x'))).toBe('EACCES');
-    expect(sync(() => p.symlinkSync('../..', '/l5'))).toBe('EACCES');
-    expect(fs.existsSync(join(outside, 'newfile'))).toBe(false);
-    expect(p.lstatSync('/etc').isSymbolicLink()).toBe(true);
-  });
-
-  it("@platformatic/vfs's RealFSProvider, for comparison, follows the planted link out", () => {
-    const real = new RealFSProvider(root);
-    expect(real.readFileSync('/secretlink', 'utf8')).toBe('secret');
-  });
-});
-
-describe('LocalProvider: paths cannot leave the root', () => {
-  let clean: string;
-  let q: LocalProvider;
-  beforeAll(() => {
-    clean = fs.mkdtempSync(join(tmpdir(), 'ftp-vfs-clean-'));
-    fs.writeFileSync(join(clean, 'a.txt'), 'a');
-    q = new LocalProvider(clean);
-  });
-  afterAll(() => fs.rmSync(clean, { recursive: true, force: true }));
-
-  it('.. never climbs above the root', async () => {
-    expect(await code(q.stat('/../../../../etc/passwd'))).toBe('ENOENT');
-    expect(await code(q.stat('../../etc/passwd'))).toBe('ENOENT');
-    expect((await q.readdir('/../..')).sort()).toEqual(['a.txt']);
-    expect((await q.stat('/../a.txt')).size).toBe(1);
-    await q.mkdir('/../../made');
-    expect(fs.existsSync(join(clean, 'made'))).toBe(true);
-  });
-
-  it('absolute host paths resolve under the root', async () => {
-    expect(await code(q.stat('/etc/passwd'))).toBe('ENOENT');
-    expect(await code(q.open('/etc/passwd', 'r'))).toBe('ENOENT');
-    // The root's own host path is just a path under the root (RealFSProvider accepts it as a host path).
-    expect(await code(q.stat(join(clean, 'a.txt')))).toBe('ENOENT');
-    expect(await code(q.readdir(clean))).toBe('ENOENT');
-  });
-
-  it('cannot remove or rename the root', async () => {
-    expect(await code(q.rmdir('/'))).toBe('EBUSY');
-    expect(await code(q.unlink('/'))).toBe('EISDIR');
-    expect(await code(q.rename('/', '/x'))).toBe('EBUSY');
-    expect(await code(q.rename('/a.txt', '/'))).toBe('EBUSY');
-    expect(fs.existsSync(clean)).toBe(true);
-  });
-
-  it('error messages name the virtual path, not the host path', async () => {
-    const err = await q.stat('/missing').catch((e: unknown) => e);
-    expect(toVfsError(err).message).toBe("ENOENT: no such file or directory, stat '/missing'");
-    expect(String((err as Error).message)).not.toContain(clean);
-  });
-
-  it('a missing root throws ENOENT unless create is set; realpath of the root is used', () => {
-    const missing = join(clean, 'nope', 'deeper');
-    expect(() => new LocalProvider(missing)).toThrowError(expect.objectContaining({ code: 'ENOENT' }));
-    const made = new LocalProvider(missing, { create: true });
-    expect(made.rootDir).toBe(fs.realpathSync(missing));
-    expect(() => new LocalProvider(join(clean, 'a.txt'))).toThrowError(expect.objectContaining({ code: 'ENOTDIR' }));
-  });
-
-  it('can be mounted with @platformatic/vfs create()', () => {
-    const vfs = create(q, { moduleHooks: false });
-    expect(vfs.readFileSync('/a.txt', 'utf8')).toBe('a');
-    vfs.writeFileSync('/b.txt', 'bee');
-    expect(fs.readFileSync(join(clean, 'b.txt'), 'utf8')).toBe('bee');
-    expect(vfs.readdirSync('/').sort()).toContain('b.txt');
-  });
-});
+}

@@ -60,7 +60,7 @@ describe('local uploads', () => {
   it('close the descriptor only after a write in progress has returned, when destroyed mid-write', async () => {
     const events: string[] = [];
     let inFlight = 0;
-    const { write, writev, close } = fs;
+    const { write, writev, close, closeSync } = fs;
     const patched = fs as unknown as Record<string, unknown>;
     patched.write = (...args: unknown[]) => {
       inFlight++;
@@ -76,6 +76,11 @@ describe('local uploads', () => {
       events.push(`close with ${inFlight} in flight`);
       return close(fd, cb);
     };
+    // With syncMetadata (the default) the upload closes synchronously.
+    patched.closeSync = (fd: number) => {
+      events.push(`close with ${inFlight} in flight`);
+      return closeSync(fd);
+    };
     try {
       const ws = await openWriteStream(p, '/destroyed.bin');
       ws.on('error', () => undefined);
@@ -85,7 +90,7 @@ describe('local uploads', () => {
       expect(events).toContain('write done');
       expect(events.filter((e) => e.startsWith('close'))).toEqual(['close with 0 in flight']);
     } finally {
-      Object.assign(patched, { write, writev, close });
+      Object.assign(patched, { write, writev, close, closeSync });
     }
   });
 });

@@ -23,15 +23,16 @@ export const files: Workload = {
           await client.command('TYPE I', 200);
           client.write('MKD small');
           await client.next(); // 257, or 550 when it exists from an earlier run
-          const round = async (step: (i: number) => Promise<void>): Promise<number> => {
+          const round = async (count: number, step: (i: number) => Promise<void>): Promise<number> => {
             const deadline = performance.now() + BOUND_SECONDS * 1000;
             let done = 0;
-            while (done < FILES && performance.now() < deadline) await step(done++);
+            while (done < count && performance.now() < deadline) await step(done++);
             return done;
           };
-          const up = await measure(ctx.server.pid, () => round((i) => client.upload(`small/f${i}.bin`, body)));
+          const up = await measure(ctx.server.pid, () => round(FILES, (i) => client.upload(`small/f${i}.bin`, body)));
+          // Only the files the bounded upload round got to exist.
           const down = await measure(ctx.server.pid, () =>
-            round(async (i) => {
+            round(up.value, async (i) => {
               const got = await client.download(`RETR small/f${i}.bin`);
               if (got.bytes !== SIZE) throw new Error(`RETR small/f${i}.bin gave ${got.bytes} bytes`);
             }),

@@ -76,7 +76,15 @@ export const serverSettings = z
 
 const backend = z.discriminatedUnion('type', [
   z.object({ type: z.literal('memory') }).strict(),
-  z.object({ type: z.literal('local'), root: z.string().min(1), create: z.boolean().default(true) }).strict(),
+  z
+    .object({
+      type: z.literal('local'),
+      root: z.string().min(1),
+      create: z.boolean().default(true),
+      /** false for network or FUSE file systems (NFS, SMB, sshfs): see LocalProviderOptions.syncMetadata. */
+      syncMetadata: z.boolean().default(true),
+    })
+    .strict(),
   z.object({ type: z.literal('sqlite'), file: z.string().min(1) }).strict(),
   z
     .object({

@@ -70,8 +70,10 @@ export async function runDataCommand(
     s.conn.setTransferring(false);
     t.dispose();
     const event: TransferEvent = { session: s.id, user: s.user, direction, path, bytes: t.bytes, durationMs: Date.now() - t.startedAt, outcome, ...(error ? { error } : {}) };
-    // The rate an operator reads in the log; the event keeps the raw figures.
-    s.logAt('info')?.info({ ...event, bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
+    // The rate an operator reads in the log; the event keeps the raw figures. The session's logger already
+    // names the session and the user.
+    const { session: _session, user: _user, ...logged } = event;
+    s.logAt('info')?.info({ ...logged, bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
     s.ctx.emit('transfer', event);
   }
 }
@@ -116,7 +118,8 @@ const DATA_LINGER_MS = 5000;
 function release(socket: Socket | null, ok: boolean): void {
   if (!socket || socket.destroyed) return;
   if (!ok) return void socket.destroy();
-  socket.end();
+  // A download has ended its side already; a second end() would only build (and drop) an error object.
+  if (!socket.writableEnded) socket.end();
   socket.resume();
   const timer = setTimeout(() => socket.destroy(), DATA_LINGER_MS);
   timer.unref();
