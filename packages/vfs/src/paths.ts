@@ -36,9 +36,20 @@ export function resolvePath(cwd: string, arg: string): string {
   return stack.length === 0 ? '/' : `/${stack.join('/')}`;
 }
 
+/**
+ * Whether `path` is absolute and already in normal form: no empty, `.` or `..` segment and no trailing slash.
+ * Providers normalise every path they get, and nearly all of them already are.
+ */
+function isNormal(path: string): boolean {
+  if (path === '/') return true;
+  if (path.charCodeAt(0) !== 0x2f || path.charCodeAt(path.length - 1) === 0x2f) return false;
+  if (path.includes('//') || path.includes('/./') || path.includes('/../') || path.includes('\0')) return false;
+  return !path.endsWith('/.') && !path.endsWith('/..');
+}
+
 /** Normalises an absolute path (`resolvePath('/', path)`). */
 export function normalizePath(path: string): string {
-  return resolvePath('/', path);
+  return isNormal(path) ? path : resolvePath('/', path);
 }
 
 /** The segments of a normalised absolute path: `/a/b` → `['a', 'b']`, `/` → `[]`. */

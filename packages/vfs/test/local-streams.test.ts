@@ -94,3 +94,69 @@ describe('local uploads', () => {
     }
   });
 });
+
+/** Calls to the thread-pool variants of `fs` functions while `fn` runs. */
+async function poolCalls(names: ('read' | 'write' | 'writev' | 'close')[], fn: () => Promise<void>): Promise<string[]> {
+  const calls: string[] = [];
+  const patched = fs as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const saved = Object.fromEntries(names.map((n) => [n, patched[n]!]));
+  for (const n of names) patched[n] = (...args: unknown[]) => (calls.push(n), saved[n]!(...args));
+  try {
+    await fn();
+  } finally {
+    Object.assign(patched, saved);
+  }
+  return calls;
+}
+
+function upload(provider: LocalProvider, path: string, parts: Buffer[], options: { start?: number } = {}): Promise<void> {
+  return openWriteStream(provider, path, options).then(
+    (ws) =>
+      new Promise<void>((resolve, reject) => {
+        ws.on('error', reject);
+        for (const part of parts) ws.write(part);
+        ws.end(() => resolve());
+      }),
+  );
+}
+
+describe('small files (syncMetadata)', () => {
+  it('a small upload and a small download make no thread-pool round trip; with syncMetadata false they do', async () => {
+    const small = data.subarray(0, 16 * 1024);
+    const asyncProvider = new LocalProvider(root, { syncMetadata: false });
+    for (const provider of [p, asyncProvider]) {
+      const calls = await poolCalls(['read', 'write', 'writev', 'close'], async () => {
+        await upload(provider, '/small.bin', [small]);
+        const stream = await openReadStream(provider, '/small.bin');
+        const into = Buffer.alloc(65536);
+        const reader = chunkReaderOf(stream)!;
+        expect(await reader(into)).toBe(small.length);
+        expect(into.subarray(0, small.length).equals(small)).toBe(true);
+        expect(await reader(into)).toBe(0);
+        stream.destroy();
+        await new Promise((r) => stream.once('close', r));
+      });
+      expect(fs.readFileSync(join(root, 'small.bin')).equals(small)).toBe(true);
+      if (provider === p) expect(calls).toEqual([]);
+      else expect([...new Set(calls)].sort()).toEqual(['close', 'read', 'write']);
+    }
+  });
+
+  it('a small first chunk followed by more lands in order, also after REST', async () => {
+    const parts = [data.subarray(0, 100), data.subarray(100, 200_000), data.subarray(200_000, 200_010)];
+    await upload(p, '/order.bin', parts);
+    expect(fs.readFileSync(join(root, 'order.bin')).equals(data.subarray(0, 200_010))).toBe(true);
+    fs.writeFileSync(join(root, 'rest.bin'), Buffer.alloc(50, 0x61));
+    await upload(p, '/rest.bin', [Buffer.from('xyz')], { start: 10 });
+    expect(fs.readFileSync(join(root, 'rest.bin')).toString()).toBe('a'.repeat(10) + 'xyz');
+  });
+
+  it('an upload destroyed after a small first chunk keeps that chunk (REST can resume from it)', async () => {
+    const ws = await openWriteStream(p, '/cut.bin');
+    ws.on('error', () => undefined);
+    await new Promise<void>((resolve) => ws.write(data.subarray(0, 1000), () => resolve()));
+    ws.destroy(new Error('client went away'));
+    await new Promise((r) => ws.once('close', r));
+    expect(fs.readFileSync(join(root, 'cut.bin')).equals(data.subarray(0, 1000))).toBe(true);
+  });
+});

@@ -83,6 +83,27 @@ describe('path helpers', () => {
   });
 
   it.each([
+    ['/', '/'],
+    ['/a/b', '/a/b'],
+    ['/a/b/', '/a/b'],
+    ['/a/.', '/a'],
+    ['/a/..', '/'],
+    ['/.', '/'],
+    ['/..', '/'],
+    ['/a/./b', '/a/b'],
+    ['/a/../b', '/b'],
+    ['//a', '/a'],
+    ['/a..b/.c', '/a..b/.c'],
+    ['a/b', '/a/b'],
+  ])('normalizePath(%j) is %j (already-normal paths pass through unchanged)', (path, expected) => {
+    expect(normalizePath(path)).toBe(expected);
+  });
+
+  it('normalizePath refuses a NUL byte even in an otherwise normal path', () => {
+    expect(() => normalizePath('/a\0b')).toThrow(VfsError);
+  });
+
+  it.each([
     ['/', '/', ''],
     ['/a', '/', 'a'],
     ['/a/b', '/a', 'b'],

@@ -183,6 +183,27 @@ export class LocalFileHandle {
 const UPLOAD_BUFFER = 4 * TRANSFER_CHUNK_SIZE;
 
 /**
+ * With `syncMetadata`, reads and writes up to this size are synchronous too: a small file's one read (or one
+ * write) from the page cache takes microseconds, its thread-pool round trip ~100 µs. Bulk transfers move 64–256 KiB
+ * chunks and stay in the pool.
+ */
+const SMALL_IO = 64 * 1024;
+
+/** `fs` overrides for a read stream of the sync mode: its descriptor is closed synchronously. */
+const SYNC_CLOSE_FS = {
+  read: fs.read,
+  close(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
+    let failure: NodeJS.ErrnoException | null = null;
+    try {
+      fs.closeSync(fd);
+    } catch (err) {
+      failure = err as NodeJS.ErrnoException;
+    }
+    cb(failure);
+  },
+};
+
+/**
  * An upload to a local file: positional writes (batched with `writev`), truncation to the final length for REST.
  * It works on the bare descriptor with callback calls: a `FileHandle`'s promise per write costs more than the
  * write itself at these sizes.
@@ -200,6 +221,13 @@ class LocalWriteStream extends Writable implements UploadStream {
   #closeWhenIdle: (() => void) | null = null;
   /** Close (and truncate at the end) synchronously: see {@link LocalProviderOptions.syncMetadata}. */
   #syncClose: boolean;
+  /**
+   * A small first chunk, acknowledged but not yet written (sync mode): if the upload ends right after it, as a
+   * small file does, it is written synchronously in `_final`; otherwise it goes out with the next write.
+   */
+  #held: Buffer | null = null;
+  /** Whether anything has been handed to `_write` yet (only a first chunk is held). */
+  #started = false;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
 
@@ -269,14 +297,45 @@ class LocalWriteStream extends Writable implements UploadStream {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#writeAll([chunk], cb);
+    if (!this.#started) {
+      this.#started = true;
+      if (this.#syncClose && chunk.length <= SMALL_IO) {
+        this.#held = chunk;
+        return cb();
+      }
+    }
+    this.#writeAll(this.#withHeld([chunk]), cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.#writeAll(
-      chunks.map((c) => c.chunk),
-      cb,
-    );
+    this.#started = true;
+    this.#writeAll(this.#withHeld(chunks.map((c) => c.chunk)), cb);
+  }
+
+  /** `chunks`, after the held first chunk if there is one (which is then no longer held). */
+  #withHeld(chunks: Buffer[]): Buffer[] {
+    const held = this.#held;
+    if (held === null) return chunks;
+    this.#held = null;
+    return [held, ...chunks];
+  }
+
+  /** Writes the held chunk synchronously (small files end right after it). */
+  #flushHeldSync(): NodeJS.ErrnoException | null {
+    const held = this.#held;
+    if (held === null) return null;
+    this.#held = null;
+    try {
+      let done = 0;
+      while (done < held.length) {
+        const n = fs.writeSync(this.#fd, held, done, held.length - done, this.#pos);
+        done += n;
+        if (this.#pos !== null) this.#pos += n;
+      }
+      return null;
+    } catch (err) {
+      return err as NodeJS.ErrnoException;
+    }
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -286,6 +345,8 @@ class LocalWriteStream extends Writable implements UploadStream {
       this.#closed = true;
       this.#closeFd((e) => cb(e));
     };
+    const failed = this.#flushHeldSync();
+    if (failed) return close(failed);
     if (this.#truncateAtEnd && this.#pos !== null) this.#io<[]>((d) => fs.ftruncate(this.#fd, this.#pos!, d), (err) => close(err));
     else close();
   }
@@ -294,7 +355,11 @@ class LocalWriteStream extends Writable implements UploadStream {
     this.#destroyed = true;
     if (this.#closed) return cb(err);
     this.#closed = true;
-    const close = (): void => this.#closeFd(() => cb(err));
+    const close = (): void => {
+      // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it).
+      this.#flushHeldSync();
+      this.#closeFd(() => cb(err));
+    };
     if (this.#busy) this.#closeWhenIdle = close;
     else close();
   }
@@ -793,13 +858,23 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const to = Math.min(options.end ?? Infinity, size - 1);
       // At least 1 byte: a file that grows after the open is still read to its end, a small buffer at a time.
       const highWaterMark = Math.max(1, Math.min(TRANSFER_CHUNK_SIZE, to - from + 1));
-      const stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true });
+      const stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true, ...(this.#sync ? { fs: SYNC_CLOSE_FS } : {}) });
+      const sync = this.#sync;
       let pos = from;
       const limit = options.end === undefined ? Infinity : options.end + 1;
       attachFileSize(stream, size);
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
         if (want <= 0) return Promise.resolve(0);
+        if (sync && want <= SMALL_IO) {
+          try {
+            const n = fs.readSync(fd, into, 0, want, pos);
+            pos += n;
+            return Promise.resolve(n);
+          } catch (err) {
+            return Promise.reject(toVfsError(err, path));
+          }
+        }
         return new Promise((resolve, reject) =>
           fs.read(fd, into, 0, want, pos, (err, n) => {
             if (err) return reject(toVfsError(err, path));
