@@ -199,6 +199,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     if (maxSessions > 0 && this.sessions.size >= maxSessions) return refused('max-sessions', 'Too many connections, try again later.');
     if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
     const session = new Session(this.nextId++, socket, this.ctx, { implicitTls: options.implicitTls === true, publicHost: options.publicHost, client });
+    // The control connection handles errors now: two 'error' listeners would cost every socket a listener array.
+    socket.off('error', ignore);
     this.sessions.add(session);
     this.watchIdle();
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);

@@ -150,12 +150,16 @@ export class Session implements SessionInfo, ControlOwner {
 
   /**
    * The session's logger (pino child: session id, remote address, and the user once known), made when first
-   * used. While the server's logger is silent the session makes none and uses the server's, which logs nothing.
+   * used and dropped again when the session goes idle, so an idle session holds no logger. While the server's
+   * logger is silent the session makes none and uses the server's, which logs nothing.
    */
   get log(): Logger {
     if (this.logger) return this.logger;
-    if (!this.ctx.logger.isLevelEnabled('fatal')) return this.ctx.logger;
-    this.logger = this.logBindings ? this.baseLog.child(this.logBindings) : this.baseLog;
+    const server = this.ctx.logger;
+    if (!server.isLevelEnabled('fatal')) return server;
+    // One child with every binding rather than a child of the base logger: pino's output is the same, and the
+    // base logger does not become a prototype (V8 gives each prototype its own map and bookkeeping).
+    this.logger = this.logBindings ? server.child({ session: this.id, remote: this.remoteAddress, ...this.logBindings }) : this.baseLog;
     return this.logger;
   }
 
@@ -167,7 +171,7 @@ export class Session implements SessionInfo, ControlOwner {
     return this.ctx.logger.isLevelEnabled(level) ? this.log : null;
   }
 
-  /** The session's logger before a user is known; user loggers derive from it, never from each other. */
+  /** The session's logger before a user is known (made at first use, dropped while idle as {@link log} is). */
   get baseLog(): Logger {
     if (this.baseLogger) return this.baseLogger;
     if (!this.ctx.logger.isLevelEnabled('fatal')) return this.ctx.logger;
@@ -224,8 +228,13 @@ export class Session implements SessionInfo, ControlOwner {
     try {
       for (;;) {
         const event = this.conn.next();
-        // None yet: the control connection calls wake() when one comes.
-        if (event === undefined) return;
+        if (event === undefined) {
+          // None yet: the control connection calls wake() when one comes. Until then the session is idle, and
+          // keeps no logger (a child logger and its bindings string cost more than making one again).
+          this.logger = null;
+          this.baseLogger = null;
+          return;
+        }
         if (event === null || this.closed) break;
         await this.handle(event);
         if (this.closed) break;
@@ -369,9 +378,9 @@ export class Session implements SessionInfo, ControlOwner {
     const { verb, arg } = parseCommand(event.line);
     if (verb === '') return;
     this.touch(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
-    const log = this.log;
-    // Whatever separates PASS from the password (a tab…), the line is masked.
-    if (log.isLevelEnabled('debug')) log.debug({ cmd: /^\s*pass/i.test(event.line) ? 'PASS ****' : event.line }, 'command');
+    // Whatever separates PASS from the password (a tab…), the line is masked. The level is asked of the server's
+    // logger: asking the session's would make a child logger for every session just to learn that debug is off.
+    if (this.ctx.logger.isLevelEnabled('debug')) this.log.debug({ cmd: /^\s*pass/i.test(event.line) ? 'PASS ****' : event.line }, 'command');
     const spec = COMMANDS[verb];
     if (!spec) {
       await this.reply(500, `${printable(verb)} not understood.`);
