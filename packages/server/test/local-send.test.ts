@@ -113,3 +113,27 @@ it('RETR of a FIFO is refused with 550 at once, and leaves the server responsive
   expect(Date.now() - started).toBeLessThan(3000);
   expect((await c.cmd('NOOP')).code).toBe(200);
 });
+
+// With syncMetadata (the default) the open runs on the main thread: an open that waited for a FIFO's reader would
+// hang every session, not one thread-pool thread.
+it.each([true, false])('STOR and APPE to a FIFO are refused with 550, and the server stays responsive (syncMetadata %s)', async (syncMetadata) => {
+  const { execFileSync } = await import('node:child_process');
+  const dir = await mkdtemp(join(tmpdir(), 'local-fifo-up-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  execFileSync('mkfifo', [join(dir, 'pipe')]);
+  const fifoCtx = await startServer({ fs: new LocalProvider(dir, { syncMetadata }), settings: { dataConnectTimeout: 5 } });
+  cleanups.push(() => fifoCtx.close());
+  const c = await client(fifoCtx.port);
+  const started = Date.now();
+  for (const cmd of ['STOR pipe', 'APPE pipe']) {
+    const data = await c.passive();
+    data.on('error', () => undefined); // the server cuts it: ECONNRESET
+    expect((await c.cmd(cmd)).code).toBe(150);
+    data.end(Buffer.from('hello'));
+    const reply = await c.next(5000);
+    expect(reply.code).toBe(550);
+    expect(reply.text).toContain('not a plain file');
+  }
+  expect(Date.now() - started).toBeLessThan(4000);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+});

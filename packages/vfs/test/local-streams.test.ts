@@ -160,3 +160,30 @@ describe('small files (syncMetadata)', () => {
     expect(fs.readFileSync(join(root, 'cut.bin')).equals(data.subarray(0, 1000))).toBe(true);
   });
 });
+
+describe('FIFOs never block the event loop (syncMetadata)', () => {
+  it('open() of a FIFO waits in the thread pool for the other end, and uploads to a FIFO fail with EINVAL', async () => {
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mkfifo', [join(root, 'fifo')]);
+    for (const provider of [p, new LocalProvider(root, { syncMetadata: false })]) {
+      const opening = provider.open('/fifo', 'r');
+      // Still running: a timer fires while the open waits for a writer.
+      await new Promise((r) => setTimeout(r, 20));
+      // ENXIO until the reader's open is under way: retried, bounded.
+      let writer = -1;
+      for (let i = 0; writer < 0 && i < 200; i++) {
+        try {
+          writer = fs.openSync(join(root, 'fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+        } catch {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      expect(writer).toBeGreaterThanOrEqual(0);
+      const handle = await opening;
+      fs.closeSync(writer);
+      await handle.close();
+      await expect(openWriteStream(provider, '/fifo')).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(openWriteStream(provider, '/fifo', { append: true })).rejects.toMatchObject({ code: 'EINVAL' });
+    }
+  });
+});

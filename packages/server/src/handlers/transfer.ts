@@ -93,7 +93,10 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
   const fresh = options.start === undefined && options.append !== true;
   await runDataCommand(s, 'upload', path, preliminary ?? `Opening ${modeName(s)} mode data connection for ${basename(path)}.`, async (t) => {
-    const upload = await openWriteStream(s.vfs, path, options);
+    const upload = await openWriteStream(s.vfs, path, options).catch((err: unknown) => {
+      // EINVAL from a provider that writes regular files only (a FIFO, a device).
+      throw errorCodeOf(err) === 'EINVAL' ? new FtpError(550, `${path}: not a plain file.`) : err;
+    });
     try {
       await receiveFromSocket(t, upload, s.coding('upload'));
     } catch (err) {

@@ -662,7 +662,16 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   override open(path: string, flags: string | number = 'r', mode?: number): Promise<LocalFileHandle> {
-    if (this.#sync) return this.#settle(() => this.openSync(path, flags, mode));
+    if (this.#sync) {
+      let handle: LocalFileHandle | null;
+      try {
+        handle = this.#openSync(path, flags, mode, true);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      // A FIFO or a device would block the event loop: those are opened in the thread pool.
+      if (handle !== null) return Promise.resolve(handle);
+    }
     return this.#run(path, async () => {
       const f = parseOpenFlags(flags);
       const real = await this.#confine(path, true, 'open');
@@ -775,11 +784,34 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   override openSync(path: string, flags: string | number = 'r', mode?: number): LocalFileHandle {
+    return this.#openSync(path, flags, mode, false)!;
+  }
+
+  /**
+   * `openSync`; with `plainOnly`, opened with O_NONBLOCK (opening a FIFO never waits for its other end) and null,
+   * with nothing left open, when the path is not a regular file or a directory.
+   */
+  #openSync(path: string, flags: string | number, mode: number | undefined, plainOnly: boolean): LocalFileHandle | null {
     return this.#runSync(path, () => {
       const f = parseOpenFlags(flags);
       const real = this.#confineSync(path, true, 'open');
       const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
-      const handle = new LocalFileHandle(fs.openSync(real, bits, mode ?? 0o666), normalizePath(path), flags, mode ?? 0o666);
+      let fd: number;
+      try {
+        fd = fs.openSync(real, bits | (plainOnly ? O_NONBLOCK : 0), mode ?? 0o666);
+      } catch (err) {
+        // ENXIO: a FIFO opened for writing with no reader.
+        if (plainOnly && (err as NodeJS.ErrnoException).code === 'ENXIO') return null;
+        throw err;
+      }
+      if (plainOnly) {
+        const st = fs.fstatSync(fd);
+        if (!st.isFile() && !st.isDirectory()) {
+          fs.closeSync(fd);
+          return null;
+        }
+      }
+      const handle = new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666);
       try {
         this.#verifyFdSync(handle.fd, path);
         if (f.truncate && f.write) handle.truncateSync(0);
@@ -895,13 +927,23 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     checkStreamOptions(options, path);
     return this.#run(path, async () => {
       const append = options.append === true;
-      const flags = O_WRONLY | O_CREAT | (append ? O_APPEND : 0);
+      // O_NONBLOCK: opening a FIFO must not wait for a reader (it fails with ENXIO instead); it has no effect on a
+      // regular file's reads and writes.
+      const flags = O_WRONLY | O_CREAT | O_NONBLOCK | (append ? O_APPEND : 0);
       const mode = options.mode ?? 0o666;
-      const fd = this.#sync ? fs.openSync(this.#confineSync(path, true, 'open'), flags, mode) : await openFd(await this.#confine(path, true, 'open'), flags, mode);
+      let fd: number;
+      try {
+        fd = this.#sync ? fs.openSync(this.#confineSync(path, true, 'open'), flags, mode) : await openFd(await this.#confine(path, true, 'open'), flags, mode);
+      } catch (err) {
+        throw (err as NodeJS.ErrnoException).code === 'ENXIO' ? fsError('EINVAL', 'open', path) : err;
+      }
       try {
         this.#verifyFd(fd, path);
+        const st = fs.fstatSync(fd);
+        // Only regular files are written: a FIFO with a reader or a device would take the upload somewhere else.
+        if (!st.isFile()) throw fsError(st.isDirectory() ? 'EISDIR' : 'EINVAL', 'open', path);
         // A new (empty) file needs no truncation: one call fewer per upload of a new file.
-        if (!append && options.start === undefined && fs.fstatSync(fd).size > 0) {
+        if (!append && options.start === undefined && st.size > 0) {
           if (this.#sync) fs.ftruncateSync(fd, 0);
           else await ftruncateFd(fd, 0);
         }
