@@ -5,7 +5,7 @@ import pretty from 'pino-pretty';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
 
-// Before any code gets hot: idle sessions cost about half as much memory with these (see v8-flags.ts).
+// Before our code runs hot: Maglev alone keeps ~5 MiB resident after a burst of logins (see v8-flags.ts).
 applyFtpdV8Flags();
 // The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
 // zero-config server starts light.

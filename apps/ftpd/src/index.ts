@@ -25,14 +25,14 @@ export interface Ftpd {
 export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<Ftpd> {
   const root = resolve(options.root);
   await mkdir(root, { recursive: true });
-  const fs = new LocalProvider(root);
+  const fs = new LocalProvider(root, { syncMetadata: options.syncMetadata });
   const generated = options.selfSigned ? await selfSignedCertificate() : null;
   const tls = generated ?? (options.tlsCert && options.tlsKey ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) } : null);
   let anonymous;
   if (options.anonymousRoot) {
     const anonymousRoot = resolve(options.anonymousRoot);
     await mkdir(anonymousRoot, { recursive: true });
-    anonymous = { fs: new LocalProvider(anonymousRoot) };
+    anonymous = { fs: new LocalProvider(anonymousRoot, { syncMetadata: options.syncMetadata }) };
   }
   const server = new FtpServer({
     logger,

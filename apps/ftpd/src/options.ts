@@ -33,6 +33,8 @@ export interface FtpdOptions {
   loginDelay: number | undefined;
   /** Most concurrent sessions (421 past it); 0 means unlimited. */
   maxSessions: number | undefined;
+  /** Metadata calls on the main thread (the local disk's default); false for network or FUSE file systems. */
+  syncMetadata: boolean;
 }
 
 export const USAGE = `Usage: ftpd [options]
@@ -65,6 +67,9 @@ Options:
       --ban-duration <s>  seconds a banned address is refused (default 900)
       --login-delay <ms>  pause before answering a failed login, growing per failure (default 1000)
       --max-sessions <n>  most concurrent sessions, 421 past it (default 1000; 0: unlimited; env FTPD_MAX_SESSIONS)
+      --async-metadata    do file-system metadata calls in the thread pool: for NFS, SMB or FUSE roots, where
+                          one call can hang (default: on the main thread, fastest on a local disk;
+                          env FTPD_ASYNC_METADATA=1)
   -h, --help              this help
   -v, --version           the version
 `;
@@ -102,6 +107,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
         'ban-duration': { type: 'string' },
         'login-delay': { type: 'string' },
         'max-sessions': { type: 'string' },
+        'async-metadata': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -153,6 +159,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     banDuration: optionalCount(v['ban-duration'], '--ban-duration'),
     loginDelay: optionalCount(v['login-delay'], '--login-delay'),
     maxSessions: optionalCount(v['max-sessions'] ?? env.FTPD_MAX_SESSIONS, '--max-sessions'),
+    syncMetadata: !(v['async-metadata'] === true || ['1', 'true', 'yes'].includes((env.FTPD_ASYNC_METADATA ?? '').toLowerCase())),
     host: v.host ?? env.FTPD_HOST ?? '127.0.0.1',
     port,
     root: v.root ?? env.FTPD_ROOT ?? './data',

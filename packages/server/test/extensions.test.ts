@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, stat, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,13 @@ const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
+
+/** A scratch folder, removed after the test. */
+function mkdtempDirSync(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ext-rang-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 async function session(fs: FsProvider = new MemoryProvider(), settings: Partial<ServerSettings> = {}) {
   const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs }) } });
@@ -66,6 +74,23 @@ describe('HASH', () => {
     expect((await get(c, 'r.txt')).toString()).toBe('3456');
     expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
     expect((await c.cmd('RANG 5 2')).code).toBe(501);
+  });
+
+  it.each([
+    ['memory', () => new MemoryProvider()],
+    ['local disk', () => new LocalProvider(mkdtempDirSync())],
+  ])('RETR of a range that starts at or past the end is refused with 554 (%s), and leaves nothing open', async (_name, make) => {
+    const c = await session(make());
+    await put(c, 'ten.txt', '0123456789');
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (const start of [10, 11, 10]) {
+      expect((await c.cmd(`RANG ${start} 20`)).code).toBe(350);
+      expect((await c.cmd('RETR ten.txt')).code).toBe(554);
+    }
+    expect(fds()).toBeLessThanOrEqual(before + 1);
+    expect((await c.cmd('RANG 9 20')).code).toBe(350);
+    expect((await get(c, 'ten.txt')).toString()).toBe('9');
   });
 
   it('XCRC, XMD5, XSHA1, XSHA256, XSHA512 answer 250 with the digest, whole or ranged', async () => {

@@ -77,6 +77,17 @@ for (const syncMetadata of [true, false]) {
       expect(await code(p.availableSpace('/etc'))).toBe('EACCES');
     });
 
+    it('a path through a link to outside fails with EACCES whatever lies behind it (no ENOTDIR oracle)', async () => {
+      // root/out -> ../outside, where secret.txt is a file: /out/secret.txt/x must not say "not a directory".
+      expect(await code(p.stat('/out/secret.txt/x'))).toBe('EACCES');
+      expect(await code(p.stat('/out/missing/x'))).toBe('EACCES');
+      expect(await code(p.open('/out/secret.txt/x', 'r'))).toBe('EACCES');
+      expect(await code(p.mkdir('/out/secret.txt/y'))).toBe('EACCES');
+      expect(await code(p.list('/out/secret.txt/x'))).toBe('EACCES');
+      expect(await code(openWriteStream(p, '/out/secret.txt/x'))).toBe('EACCES');
+      expect(await code(p.unlink('/out/secret.txt/x'))).toBe('EACCES');
+    });
+
     it('a link to ../.. and an absolute link to the host root', async () => {
       expect(await code(p.stat('/up'))).toBe('EACCES');
       expect(await code(p.readdir('/up'))).toBe('EACCES');

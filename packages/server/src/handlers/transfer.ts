@@ -34,6 +34,8 @@ export async function retr(s: Session, arg: string): Promise<void> {
     size = await statFile(s, path);
     // RFC 3659 §5.4: a restart point past the end of the file is refused.
     if (offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
+    // A range must name at least one byte of the file (its end is clamped to the last byte).
+    if (range && offset >= size) throw new FtpError(554, `Range start ${offset} is beyond the end of the file (${size} bytes).`);
     source = await openReadStream(s.vfs, path, range ? { start: offset, end: Math.min(range.end, size - 1) } : { start: offset });
   }
   try {
@@ -93,9 +95,11 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
   const fresh = options.start === undefined && options.append !== true;
   await runDataCommand(s, 'upload', path, preliminary ?? `Opening ${modeName(s)} mode data connection for ${basename(path)}.`, async (t) => {
-    const upload = await openWriteStream(s.vfs, path, options).catch((err: unknown) => {
-      // EINVAL from a provider that writes regular files only (a FIFO, a device).
-      throw errorCodeOf(err) === 'EINVAL' ? new FtpError(550, `${path}: not a plain file.`) : err;
+    const upload = await openWriteStream(s.vfs, path, options).catch(async (err: unknown) => {
+      // EINVAL from a provider that writes regular files only (a FIFO, a device); any other EINVAL stays as it is.
+      if (errorCodeOf(err) !== 'EINVAL') throw err;
+      const st = await s.vfs.stat(path).catch(() => null);
+      throw st !== null && !st.isFile() ? new FtpError(550, `${path}: not a plain file.`) : err;
     });
     try {
       await receiveFromSocket(t, upload, s.coding('upload'));

@@ -84,13 +84,15 @@ export interface LocalProviderOptions {
   /** Create the root directory (and its parents) when missing. Default false: a missing root throws ENOENT. */
   create?: boolean;
   /**
-   * Make metadata calls (`realpath`, `stat`, `open`, `close`, `readdir`, `mkdir`, `rename`, `unlink`…)
-   * synchronously on the main thread. File contents are always read and written through the thread pool.
+   * Make metadata calls (`realpath`, `stat`, `open`, `close`, `readdir`, `mkdir`, `rename`, `unlink`…), and reads
+   * and writes of at most 64 KiB (a small file's only one), synchronously on the main thread. Bulk reads and
+   * writes, and truncating or deleting a file above 64 MiB, stay in the thread pool.
    *
    * Default `true`. On a local disk such a call takes a few microseconds, while handing it to Node's
    * thread pool costs 100–150 µs of latency and ~90 µs of CPU (measured on a 2-core VM). That hand-off made most
    * of the cost of a small-file transfer. Set it to `false` for network or FUSE file systems (NFS, SMB, sshfs),
-   * where one call can stall for seconds and would stall every session with it.
+   * where one call can stall for seconds and would stall every session with it. The same holds for a cold cache on
+   * a spinning disk, where a listing's lstat calls cost milliseconds each.
    */
   syncMetadata?: boolean;
 }
@@ -189,6 +191,9 @@ const UPLOAD_BUFFER = 4 * TRANSFER_CHUNK_SIZE;
  */
 const SMALL_IO = 64 * 1024;
 
+/** Files above this size are truncated and unlinked in the thread pool even with `syncMetadata`. */
+const BIG_FILE = 64 * 1024 * 1024;
+
 /** `fs` overrides for a read stream of the sync mode: its descriptor is closed synchronously. */
 const SYNC_CLOSE_FS = {
   read: fs.read,
@@ -219,7 +224,7 @@ class LocalWriteStream extends Writable implements UploadStream {
   #busy = false;
   /** The close `_destroy` asked for while an operation was still running. */
   #closeWhenIdle: (() => void) | null = null;
-  /** Close (and truncate at the end) synchronously: see {@link LocalProviderOptions.syncMetadata}. */
+  /** Close synchronously, and hold a small first chunk: see {@link LocalProviderOptions.syncMetadata}. */
   #syncClose: boolean;
   /**
    * A small first chunk, acknowledged but not yet written (sync mode): if the upload ends right after it, as a
@@ -357,8 +362,8 @@ class LocalWriteStream extends Writable implements UploadStream {
     this.#closed = true;
     const close = (): void => {
       // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it).
-      this.#flushHeldSync();
-      this.#closeFd(() => cb(err));
+      const failed = this.#flushHeldSync();
+      this.#closeFd(() => cb(err ?? failed));
     };
     if (this.#busy) this.#closeWhenIdle = close;
     else close();
@@ -532,7 +537,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         if (!this.#inside(real)) throw fsError('EACCES', syscall, v);
         return probe === host ? real : host;
       }
-      const st = fs.lstatSync(probe, { throwIfNoEntry: false });
+      // Any error (ENOTDIR, EACCES…) is treated as "not there", as the async variant does: an error that differed
+      // would tell a client what lies behind a link it may not follow.
+      let st: Stats | undefined;
+      try {
+        st = fs.lstatSync(probe, { throwIfNoEntry: false });
+      } catch {
+        st = undefined;
+      }
       if (st?.isSymbolicLink()) {
         if (++hops > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, v);
         probe = nodePath.resolve(nodePath.dirname(probe), fs.readlinkSync(probe));
@@ -639,7 +651,16 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   override unlink(path: string): Promise<void> {
-    if (this.#sync) return this.#settle(() => this.unlinkSync(path));
+    if (this.#sync) {
+      // Freeing a big file's blocks can take milliseconds: those are unlinked in the thread pool.
+      let st: Stats | undefined;
+      try {
+        st = this.#runSync(path, () => fs.lstatSync(this.#confineSync(path, false, 'unlink'), { throwIfNoEntry: false }));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (st === undefined || st.size <= BIG_FILE) return this.#settle(() => this.unlinkSync(path));
+    }
     return this.#run(path, async () => {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
       await fsp.unlink(await this.#confine(path, false, 'unlink'));
@@ -850,8 +871,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   // ---------------------------------------------------------------- capabilities
 
   /**
-   * Entries with their lstat, from one `readdir` and a sliding window of `lstat` calls (see {@link lstatAll});
-   * vanished entries are skipped.
+   * Entries with their lstat, from one `readdir` and a sliding window of `lstat` calls (see {@link lstatAll}), or
+   * with `syncMetadata` synchronous calls a slice at a time (see {@link lstatAllSync}); vanished entries are skipped.
    */
   async list(path: string): Promise<DirEntry[]> {
     if (this.#sync) {
@@ -890,7 +911,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const to = Math.min(options.end ?? Infinity, size - 1);
       // At least 1 byte: a file that grows after the open is still read to its end, a small buffer at a time.
       const highWaterMark = Math.max(1, Math.min(TRANSFER_CHUNK_SIZE, to - from + 1));
-      const stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true, ...(this.#sync ? { fs: SYNC_CLOSE_FS } : {}) });
+      let stream: fs.ReadStream;
+      try {
+        stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true, ...(this.#sync ? { fs: SYNC_CLOSE_FS } : {}) });
+      } catch (err) {
+        // Refused options (a start past the end): the descriptor is not the stream's yet.
+        await this.#closeQuietly(fd);
+        throw err;
+      }
       const sync = this.#sync;
       let pos = from;
       const limit = options.end === undefined ? Infinity : options.end + 1;
@@ -898,9 +926,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
         if (want <= 0) return Promise.resolve(0);
-        if (sync && want <= SMALL_IO) {
+        // What is left of the file as seen at open decides, not the caller's buffer (servers read into 256 KiB).
+        if (sync && size - pos <= SMALL_IO) {
           try {
-            const n = fs.readSync(fd, into, 0, want, pos);
+            const n = fs.readSync(fd, into, 0, Math.min(want, SMALL_IO), pos);
             pos += n;
             return Promise.resolve(n);
           } catch (err) {
@@ -944,7 +973,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         if (!st.isFile()) throw fsError(st.isDirectory() ? 'EISDIR' : 'EINVAL', 'open', path);
         // A new (empty) file needs no truncation: one call fewer per upload of a new file.
         if (!append && options.start === undefined && st.size > 0) {
-          if (this.#sync) fs.ftruncateSync(fd, 0);
+          // Freeing a big file's blocks can take milliseconds: only small ones are truncated on the main thread.
+          if (this.#sync && st.size <= BIG_FILE) fs.ftruncateSync(fd, 0);
           else await ftruncateFd(fd, 0);
         }
       } catch (err) {
