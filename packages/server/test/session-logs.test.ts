@@ -56,3 +56,18 @@ it('a server that logs nothing still serves sessions (no session logger is made)
   expect((await c.cmd('PWD')).code).toBe(257);
   expect(lines).toEqual([]);
 });
+
+it('after REIN, log lines no longer name the user who was logged in', async () => {
+  const { port, lines } = await serverLogging('debug');
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  expect((await c.cmd('REIN')).code).toBe(220);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+  await c.cmd('QUIT');
+  await new Promise((r) => setTimeout(r, 50));
+  const noop = lines.find((l) => l.msg === 'command' && l.cmd === 'NOOP');
+  expect(noop).toBeDefined();
+  expect(noop).not.toHaveProperty('user');
+  expect(typeof noop?.session).toBe('number');
+});

@@ -141,6 +141,9 @@ function resetLogin(s: Session): void {
   s.authenticated = false;
   s.anonymous = false;
   s.user = undefined;
+  // Later lines must not name a user who is no longer logged in (TLS and CCC still hold).
+  const { user: _previous, ...connection } = s.logContext;
+  s.setLogBindings(connection);
   s.fs = null;
   s.home = '/';
   s.cwd = '/';
