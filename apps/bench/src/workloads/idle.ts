@@ -45,8 +45,10 @@ async function openSessions(ctx: WorkloadContext, count: number): Promise<{ sess
 /** Memory per idle session (KiB, PSS and RSS) with `count` sessions on a fresh server; also the total PSS in MiB. */
 export async function idleFootprint(ctx: WorkloadContext, count: number): Promise<{ pssKiB: number; rssKiB: number; totalMiB: number; failed: number }> {
   const server = await ctx.restart();
-  // One session first, so that code paths loaded on first use are not billed to the idle ones.
-  const warm = await openSessions(ctx, 1);
+  // A first round of sessions (as many as the openers run at once), closed again, so that what a server sets up
+  // once (code loaded on first use, a JIT's compiled code, pools sized for concurrent logins) is not billed to
+  // each idle session. Fair to every server: one that sets up nothing loses nothing.
+  const warm = await openSessions(ctx, OPENERS);
   warm.sessions.forEach((s) => s.destroy());
   await settle(1000);
   const before = treeMemory(server.pid);
