@@ -55,6 +55,33 @@ it('parallel downloads of different files each get their own bytes (buffers are 
   );
 });
 
+it('big files (sent through 1 MiB buffers) and small ones downloaded at once each get their own bytes, REST included', async () => {
+  const files: Record<string, Buffer> = {
+    'big0.bin': pattern(9 * 1024 * 1024 + 12_345, 1),
+    'big1.bin': pattern(10 * 1024 * 1024 - 1, 2),
+    'big2.bin': pattern(8 * 1024 * 1024, 3),
+    'small.bin': pattern(300_001, 4),
+  };
+  const ctx = await setup(files);
+  const fetch = async (c: RawClient, name: string, rest = 0): Promise<Buffer> => {
+    if (rest > 0) expect((await c.cmd(`REST ${rest}`)).code).toBe(350);
+    const socket = await c.passive();
+    c.send(`RETR ${name}`);
+    expect((await c.next()).code).toBe(150);
+    const got = await readAll(socket);
+    expect((await c.next()).code).toBe(226);
+    return got;
+  };
+  await Promise.all(
+    Object.entries(files).map(async ([name, data]) => {
+      const c = await client(ctx.port);
+      expect(sha(await fetch(c, name))).toBe(sha(data));
+      const rest = Math.floor(data.length / 3) + 7;
+      expect(sha(await fetch(c, name, rest))).toBe(sha(data.subarray(rest)));
+    }),
+  );
+});
+
 it('REST then RETR sends the rest of the file; an empty file and REST at the end send nothing', async () => {
   const data = pattern(1_000_003, 9);
   const ctx = await setup({ 'a.bin': data, 'empty.bin': Buffer.alloc(0) });

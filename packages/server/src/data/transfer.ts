@@ -3,8 +3,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createDeflate, createInflate } from 'node:zlib';
 import { AsciiDecoder, AsciiEncoder } from '@ftp/protocol';
-import { chunkReaderOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
-import { releaseBuffer, takeBuffer } from './buffer-pool.js';
+import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
+import { BIG_FILE_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
 import { throttleTransform, type RateLimiter } from './throttle.js';
 
 /** Why a transfer stopped early. */
@@ -231,8 +231,9 @@ export async function sendToSocket(transfer: Transfer, source: Readable, coding:
  * read into the other. For plain stream-mode sends of providers that offer a {@link ChunkReader}.
  */
 async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkReader, socket: Socket): Promise<void> {
-  let current = takeBuffer();
-  let spare = takeBuffer();
+  const big = (fileSizeOf(source) ?? 0) >= BIG_FILE_SIZE;
+  let current = takeBuffer(big);
+  let spare = takeBuffer(big);
   let socketError: unknown = null;
   const onError = (err: unknown): void => {
     socketError ??= err;
