@@ -199,3 +199,26 @@ describe('refused ranges', () => {
     }
   });
 });
+
+describe('big folders (syncMetadata)', () => {
+  it('list() lets other work run while it reads a folder of 5,000 entries, and returns them all', async () => {
+    const dir = join(root, 'many');
+    fs.mkdirSync(dir);
+    for (let i = 0; i < 5000; i++) fs.writeFileSync(join(dir, `e${i}`), '');
+    let listed = false;
+    let ranDuring = 0;
+    const tick = (): void => {
+      if (listed) return;
+      ranDuring++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const entries = await p.list('/many');
+    listed = true;
+    expect(entries).toHaveLength(5000);
+    expect(new Set(entries.map((e) => e.name)).size).toBe(5000);
+    expect(entries.every((e) => e.stats.isFile())).toBe(true);
+    // One yield per 1,000 entries at least.
+    expect(ranDuring).toBeGreaterThanOrEqual(4);
+  });
+});

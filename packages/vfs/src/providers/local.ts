@@ -62,19 +62,25 @@ function lstatAll(dir: string, names: string[]): Promise<DirEntry[]> {
 const LSTAT_SLICE = 1000;
 
 /**
- * {@link lstatAll} with synchronous calls, a slice at a time with other sessions' work in between, so that a big
- * folder never holds the event loop for more than a few milliseconds.
+ * {@link lstatAll} with synchronous calls, reading the folder as it goes (`opendir`), a slice at a time with other
+ * sessions' work in between: a folder of a million entries never holds the event loop for more than a few
+ * milliseconds at a time (a `readdirSync` of it would, for about a second).
  */
-async function lstatAllSync(dir: string, names: string[]): Promise<DirEntry[]> {
+async function lstatAllSync(dir: string): Promise<DirEntry[]> {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   const out: DirEntry[] = [];
-  for (let i = 0; i < names.length; i++) {
-    if (i > 0 && i % LSTAT_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const name = names[i] as string;
-    const stats = fs.lstatSync(prefix + name, { throwIfNoEntry: false });
-    if (stats !== undefined) out.push({ name, stats });
+  const handle = fs.opendirSync(dir, { bufferSize: 256 });
+  try {
+    for (let i = 1; ; i++) {
+      if (i % LSTAT_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const entry = handle.readSync();
+      if (entry === null) return out;
+      const stats = fs.lstatSync(prefix + entry.name, { throwIfNoEntry: false });
+      if (stats !== undefined) out.push({ name: entry.name, stats });
+    }
+  } finally {
+    handle.closeSync();
   }
-  return out;
 }
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_NONBLOCK } = fs.constants;
@@ -877,7 +883,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   async list(path: string): Promise<DirEntry[]> {
     if (this.#sync) {
       const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));
-      return this.#run(path, () => lstatAllSync(real, fs.readdirSync(real)));
+      return this.#run(path, () => lstatAllSync(real));
     }
     return this.#run(path, async () => {
       const real = await this.#confine(path, true, 'scandir');
