@@ -105,6 +105,9 @@ for (const syncMetadata of [true, false]) {
       expect(fs.existsSync(join(outside, 'newdir'))).toBe(false);
       expect(fs.existsSync(join(outside, 'a'))).toBe(false);
       expect(await code(p.rename('/inside.txt', '/out/moved.txt'))).toBe('EACCES');
+      // The error names the target (RNTO's path), not the source.
+      await expect(p.rename('/inside.txt', '/out/moved.txt')).rejects.toMatchObject({ code: 'EACCES', path: '/out/moved.txt' });
+      await expect(p.rename('/out/secret.txt', '/stolen.txt')).rejects.toMatchObject({ code: 'EACCES', path: '/out/secret.txt' });
       expect(await code(p.rename('/out/secret.txt', '/stolen.txt'))).toBe('EACCES');
       expect(await code(p.unlink('/out/secret.txt'))).toBe('EACCES');
       expect(await code(p.rmdir('/out/outdir'))).toBe('EACCES');

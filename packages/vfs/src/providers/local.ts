@@ -675,17 +675,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   override rename(oldPath: string, newPath: string): Promise<void> {
     if (this.#sync) return this.#settle(() => this.renameSync(oldPath, newPath));
-    return this.#run(oldPath, async () => {
+    return (async () => {
       if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
-      const from = await this.#confine(oldPath, false, 'rename');
-      let to: string;
-      try {
-        to = await this.#confine(newPath, false, 'rename');
-      } catch (err) {
-        throw toVfsError(err, newPath);
-      }
-      await fsp.rename(from, to);
-    });
+      const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
+      // A target that may not be used is named as such (RNTO's path, not RNFR's).
+      const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
+      await this.#run(oldPath, () => fsp.rename(from, to));
+    })();
   }
 
   override open(path: string, flags: string | number = 'r', mode?: number): Promise<LocalFileHandle> {
@@ -804,10 +800,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   override renameSync(oldPath: string, newPath: string): void {
-    this.#runSync(oldPath, () => {
-      if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
-      fs.renameSync(this.#confineSync(oldPath, false, 'rename'), this.#confineSync(newPath, false, 'rename'));
-    });
+    if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
+    const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
+    // A target that may not be used is named as such (RNTO's path, not RNFR's).
+    const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
+    this.#runSync(oldPath, () => fs.renameSync(from, to));
   }
 
   override openSync(path: string, flags: string | number = 'r', mode?: number): LocalFileHandle {
@@ -823,6 +820,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const f = parseOpenFlags(flags);
       const real = this.#confineSync(path, true, 'open');
       const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
+      if (plainOnly) {
+        // A FIFO is not opened here at all: even a non-blocking open and close would wake its other end.
+        const before = fs.statSync(real, { throwIfNoEntry: false });
+        if (before !== undefined && !before.isFile() && !before.isDirectory()) return null;
+      }
       let fd: number;
       try {
         fd = fs.openSync(real, bits | (plainOnly ? O_NONBLOCK : 0), mode ?? 0o666);
