@@ -1,6 +1,6 @@
 import { TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
 import { expect, it } from 'vitest';
-import { BIG_CHUNK_SIZE, releaseBuffer, takeBuffer } from '../src/data/buffer-pool.js';
+import { BIG_CHUNK_SIZE, MAX_BIG_IN_USE, releaseBuffer, takeBuffer } from '../src/data/buffer-pool.js';
 
 it('big-file buffers are 1 MiB, small ones 256 KiB, and each size is reused only as itself', () => {
   const big = takeBuffer(true);
@@ -11,4 +11,17 @@ it('big-file buffers are 1 MiB, small ones 256 KiB, and each size is reused only
   releaseBuffer(small);
   expect(takeBuffer()).toBe(small);
   expect(takeBuffer(true)).toBe(big);
+  releaseBuffer(big);
+});
+
+it('past MAX_BIG_IN_USE big buffers out, big requests get small buffers, until big ones come back', () => {
+  const bigs = Array.from({ length: MAX_BIG_IN_USE }, () => takeBuffer(true));
+  expect(bigs.every((b) => b.length === BIG_CHUNK_SIZE)).toBe(true);
+  const over = takeBuffer(true);
+  expect(over.length).toBe(TRANSFER_CHUNK_SIZE);
+  releaseBuffer(over);
+  releaseBuffer(bigs.pop()!);
+  const again = takeBuffer(true);
+  expect(again.length).toBe(BIG_CHUNK_SIZE);
+  for (const b of [again, ...bigs]) releaseBuffer(b);
 });

@@ -18,16 +18,29 @@ export const BIG_CHUNK_SIZE = 1024 * 1024;
 export const BIG_FILE_SIZE = 8 * 1024 * 1024;
 const KEPT_BIG = 4;
 const freeBig: Buffer[] = [];
+/**
+ * Big buffers in use at most (64 MiB): past that, downloads get the 256 KiB ones, so a thousand big downloads at
+ * once cost no more memory than they did before big buffers existed.
+ */
+export const MAX_BIG_IN_USE = 64;
+let bigInUse = 0;
 
-/** A buffer of TRANSFER_CHUNK_SIZE bytes, or BIG_CHUNK_SIZE with `big` (contents undefined); give it back with {@link releaseBuffer}. */
+/**
+ * A buffer of TRANSFER_CHUNK_SIZE bytes, or of BIG_CHUNK_SIZE when `big` is asked for and fewer than
+ * {@link MAX_BIG_IN_USE} are out (contents undefined); give it back with {@link releaseBuffer}.
+ */
 export function takeBuffer(big = false): Buffer {
-  if (big) return freeBig.pop() ?? Buffer.allocUnsafeSlow(BIG_CHUNK_SIZE);
+  if (big && bigInUse < MAX_BIG_IN_USE) {
+    bigInUse++;
+    return freeBig.pop() ?? Buffer.allocUnsafeSlow(BIG_CHUNK_SIZE);
+  }
   return free.pop() ?? Buffer.allocUnsafeSlow(TRANSFER_CHUNK_SIZE);
 }
 
 /** Returns a buffer once nothing reads or writes it any more. */
 export function releaseBuffer(buffer: Buffer): void {
   if (buffer.length === BIG_CHUNK_SIZE) {
+    bigInUse--;
     if (freeBig.length < KEPT_BIG) freeBig.push(buffer);
   } else if (free.length < KEPT) free.push(buffer);
 }
