@@ -164,27 +164,38 @@ describe('small files (syncMetadata)', () => {
 
 describe('FIFOs never block the event loop (syncMetadata)', () => {
   it('open() of a FIFO waits in the thread pool for the other end, and uploads to a FIFO fail with EINVAL', async () => {
-    const { execFileSync } = await import('node:child_process');
-    execFileSync('mkfifo', [join(root, 'fifo')]);
-    for (const provider of [p, new LocalProvider(root, { syncMetadata: false })]) {
-      const opening = provider.open('/fifo', 'r');
-      // Still running: a timer fires while the open waits for a writer.
-      await new Promise((r) => setTimeout(r, 20));
-      // ENXIO until the reader's open is under way: retried, bounded.
-      let writer = -1;
-      for (let i = 0; writer < 0 && i < 200; i++) {
-        try {
-          writer = fs.openSync(join(root, 'fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-        } catch {
-          await new Promise((r) => setTimeout(r, 10));
+    const { execFileSync, spawn } = await import('node:child_process');
+    const fifo = join(root, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Opens the FIFO at both ends after 2 s: an open that blocks this process is freed then, so a regression
+    // fails the time checks below instead of hanging the run.
+    const helper = spawn('sh', ['-c', 'sleep 2; exec 3<>"$1"; sleep 5', 'sh', fifo], { stdio: 'ignore' });
+    try {
+      const started = Date.now();
+      for (const provider of [p, new LocalProvider(root, { syncMetadata: false })]) {
+        await expect(openWriteStream(provider, '/fifo')).rejects.toMatchObject({ code: 'EINVAL' });
+        await expect(openWriteStream(provider, '/fifo', { append: true })).rejects.toMatchObject({ code: 'EINVAL' });
+        const opening = provider.open('/fifo', 'r');
+        // Still running: a timer fires while the open waits for a writer.
+        await new Promise((r) => setTimeout(r, 20));
+        expect(Date.now() - started).toBeLessThan(1500);
+        // ENXIO until the reader's open is under way: retried, bounded.
+        let writer = -1;
+        for (let i = 0; writer < 0 && i < 100; i++) {
+          try {
+            writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+          } catch {
+            await new Promise((r) => setTimeout(r, 10));
+          }
         }
+        expect(writer).toBeGreaterThanOrEqual(0);
+        const handle = await opening;
+        fs.closeSync(writer);
+        await handle.close();
       }
-      expect(writer).toBeGreaterThanOrEqual(0);
-      const handle = await opening;
-      fs.closeSync(writer);
-      await handle.close();
-      await expect(openWriteStream(provider, '/fifo')).rejects.toMatchObject({ code: 'EINVAL' });
-      await expect(openWriteStream(provider, '/fifo', { append: true })).rejects.toMatchObject({ code: 'EINVAL' });
+      expect(Date.now() - started).toBeLessThan(1500);
+    } finally {
+      helper.kill();
     }
   });
 });

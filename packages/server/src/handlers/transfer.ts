@@ -20,6 +20,8 @@ export async function retr(s: Session, arg: string): Promise<void> {
   if (range) offset = range.start;
   let source: Readable;
   let size: number;
+  /** The last byte sent (inclusive). */
+  let end: number;
   if (offset === 0 && range === null) {
     // A whole-file RETR opens first: a provider that records the size at open (local disk) spares the stat.
     source = await openReadStream(s.vfs, path).catch((err: unknown) => {
@@ -29,6 +31,7 @@ export async function retr(s: Session, arg: string): Promise<void> {
     });
     const recorded = fileSizeOf(source);
     size = recorded ?? (await statFile(s, path, source));
+    end = size - 1;
   } else {
     // With REST or a range the size is checked before the open: some backends refuse a start past the end.
     size = await statFile(s, path);
@@ -36,11 +39,11 @@ export async function retr(s: Session, arg: string): Promise<void> {
     if (offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
     // A range must name at least one byte of the file (its end is clamped to the last byte).
     if (range && offset >= size) throw new FtpError(554, `Range start ${offset} is beyond the end of the file (${size} bytes).`);
-    source = await openReadStream(s.vfs, path, range ? { start: offset, end: Math.min(range.end, size - 1) } : { start: offset });
+    end = range ? Math.min(range.end, size - 1) : size - 1;
+    source = await openReadStream(s.vfs, path, range ? { start: offset, end } : { start: offset });
   }
   try {
     if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
-    const end = range ? Math.min(range.end, size - 1) : size - 1;
     await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${end + 1 - offset} bytes).`, (t) =>
       sendToSocket(t, source, s.coding('download')),
     );

@@ -200,19 +200,19 @@ const SMALL_IO = 64 * 1024;
 /** Files above this size are truncated and unlinked in the thread pool even with `syncMetadata`. */
 const BIG_FILE = 64 * 1024 * 1024;
 
+/** `fs.close` with the signature of the callback one, done synchronously (sync mode). */
+function closeSyncTo(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
+  let failure: NodeJS.ErrnoException | null = null;
+  try {
+    fs.closeSync(fd);
+  } catch (err) {
+    failure = err as NodeJS.ErrnoException;
+  }
+  cb(failure);
+}
+
 /** `fs` overrides for a read stream of the sync mode: its descriptor is closed synchronously. */
-const SYNC_CLOSE_FS = {
-  read: fs.read,
-  close(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
-    let failure: NodeJS.ErrnoException | null = null;
-    try {
-      fs.closeSync(fd);
-    } catch (err) {
-      failure = err as NodeJS.ErrnoException;
-    }
-    cb(failure);
-  },
-};
+const SYNC_CLOSE_FS = { read: fs.read, close: closeSyncTo };
 
 /**
  * An upload to a local file: positional writes (batched with `writev`), truncation to the final length for REST.
@@ -252,14 +252,7 @@ class LocalWriteStream extends Writable implements UploadStream {
 
   /** Closes the descriptor; `cb` gets close's error, if any. */
   #closeFd(cb: (err: NodeJS.ErrnoException | null) => void): void {
-    if (!this.#syncClose) return void fs.close(this.#fd, cb);
-    let failure: NodeJS.ErrnoException | null = null;
-    try {
-      fs.closeSync(this.#fd);
-    } catch (err) {
-      failure = err as NodeJS.ErrnoException;
-    }
-    cb(failure);
+    (this.#syncClose ? closeSyncTo : fs.close)(this.#fd, cb);
   }
 
   /**
@@ -562,16 +555,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     }
   }
 
-  /** Checks, through /proc/self/fd (Linux), that an opened descriptor is a file inside the root. */
   /**
-   * Checks where an opened descriptor really points. Synchronous on purpose: /proc/self/fd is in memory and never
-   * waits on a disk, and an async readlink would cost a thread-pool round trip on every open.
+   * Checks, through /proc/self/fd (Linux), that an opened descriptor is a file inside the root. Synchronous in
+   * both modes: /proc/self/fd is in memory and never waits on a disk, and an async readlink would cost a
+   * thread-pool round trip on every open.
    */
   #verifyFd(fd: number, v: string): void {
-    this.#verifyFdSync(fd, v);
-  }
-
-  #verifyFdSync(fd: number, v: string): void {
     let target: string;
     try {
       target = fs.readlinkSync(`/proc/self/fd/${fd}`);
@@ -657,19 +646,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   override unlink(path: string): Promise<void> {
-    if (this.#sync) {
-      // Freeing a big file's blocks can take milliseconds: those are unlinked in the thread pool.
-      let st: Stats | undefined;
-      try {
-        st = this.#runSync(path, () => fs.lstatSync(this.#confineSync(path, false, 'unlink'), { throwIfNoEntry: false }));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-      if (st === undefined || st.size <= BIG_FILE) return this.#settle(() => this.unlinkSync(path));
-    }
     return this.#run(path, async () => {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
-      await fsp.unlink(await this.#confine(path, false, 'unlink'));
+      if (!this.#sync) return fsp.unlink(await this.#confine(path, false, 'unlink'));
+      const target = this.#confineSync(path, false, 'unlink');
+      // Freeing a big file's blocks can take milliseconds: those are unlinked in the thread pool.
+      const st = fs.lstatSync(target, { throwIfNoEntry: false });
+      if (st !== undefined && st.size > BIG_FILE) return fsp.unlink(target);
+      fs.unlinkSync(target);
     });
   }
 
@@ -842,7 +826,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       }
       const handle = new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666);
       try {
-        this.#verifyFdSync(handle.fd, path);
+        this.#verifyFd(handle.fd, path);
         if (f.truncate && f.write) handle.truncateSync(0);
       } catch (err) {
         handle.closeSync();
@@ -996,12 +980,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   /** Closes a descriptor a failed open leaves behind, ignoring errors. */
   async #closeQuietly(fd: number): Promise<void> {
-    if (!this.#sync) return closeFd(fd);
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // nothing more to do with it
-    }
+    if (this.#sync) closeSyncTo(fd, () => undefined);
+    else await closeFd(fd);
   }
 
   /** Sets the modification time (`fs.utimes`, access time kept). */
