@@ -11,9 +11,15 @@ describe('/proc readings', () => {
   });
 
   it('finds a child in the tree of this process and bills its CPU time to the tree', async () => {
-    const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 300; while (Date.now() < end); setTimeout(() => {}, 5000)']);
+    // The child burns 0.3 s of its own CPU (not of wall time: on a loaded machine 300 ms of wall time may give it
+    // less), bounded by 5 s of wall time, then says so and waits.
+    const burn = 'const end = Date.now() + 5000; while (process.cpuUsage().user < 300000 && Date.now() < end); console.log("done"); setTimeout(() => {}, 5000)';
+    const child = spawn(process.execPath, ['-e', burn]);
     try {
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the child did not finish burning CPU within 8 s')), 8000);
+        child.stdout.once('data', () => (clearTimeout(timer), resolve()));
+      });
       const tree = processTree(process.pid);
       expect(tree.map((s) => s.pid)).toContain(child.pid);
       expect(treeCpuSeconds(child.pid!)).toBeGreaterThanOrEqual(0.2);
