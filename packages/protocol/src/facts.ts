@@ -120,21 +120,25 @@ function safeId(v: unknown): string | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : undefined;
 }
 
-/** The last time formatted, in whole seconds: the entries of one directory often share their modification second. */
-let lastSecond = Number.NaN;
-let lastSecondText = '';
+/** The last minute formatted (`YYYYMMDDHHMM`): the entries of one directory often share it. */
+let lastMinute = Number.NaN;
+let lastMinuteText = '';
+/** `00` … `59`: the seconds of a time value, appended to its minute's cached text. */
+const SECONDS: readonly string[] = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
 
 function timeValue(t: unknown, millis: boolean): string | undefined {
   const ms = timeOf(t);
   // RFC 3659 §2.3 can only express years 1000–9999: a time outside is omitted (also NaN).
   if (!(ms >= MIN_FTP_TIME && ms < MAX_FTP_TIME)) return undefined;
   if (millis) return formatFtpTime(ms, true);
+  // The entries of a folder mostly share a minute, not a second: `YYYYMMDDHHMM` is cached, the seconds appended.
   const second = Math.floor(ms / 1000);
-  if (second !== lastSecond) {
-    lastSecondText = formatFtpTime(second * 1000, false);
-    lastSecond = second;
+  const minute = Math.floor(second / 60);
+  if (minute !== lastMinute) {
+    lastMinuteText = formatFtpTime(minute * 60_000, false).slice(0, 12);
+    lastMinute = minute;
   }
-  return lastSecondText;
+  return lastMinuteText + SECONDS[second - minute * 60];
 }
 
 /** 1000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: the times RFC 3659 §2.3 can express are in between. */
@@ -162,8 +166,18 @@ function typeValue(entry: FactEntry): string {
   }
 }
 
+/** Clean `perm` values by what was given: a server passes the same few strings for every entry. */
+const PERM_VALUES = new Map<string, string>();
+
 function permValue(entry: FactEntry): string {
-  if (typeof entry.perm === 'string') return asciiLower(entry.perm).replace(PERM_LETTERS, '');
+  if (typeof entry.perm === 'string') {
+    let clean = PERM_VALUES.get(entry.perm);
+    if (clean === undefined) {
+      clean = asciiLower(entry.perm).replace(PERM_LETTERS, '');
+      if (PERM_VALUES.size < 256) PERM_VALUES.set(entry.perm, clean);
+    }
+    return clean;
+  }
   const m = modeBits(entry);
   const isDir = entry.type === 'dir' || entry.dirRole !== undefined;
   let p = '';

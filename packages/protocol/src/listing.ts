@@ -166,11 +166,14 @@ export function formatListLine(entry: ListEntry, now?: Date | number): string {
 const DEFAULT_OWNERS = `${'ftp'.padEnd(8)} ${'ftp'.padEnd(8)}`;
 
 /** The mode strings met so far, by type and mode: a directory holds few distinct ones. */
-const MODE_COLUMNS = new Map<string, string>();
+const MODE_COLUMNS = new Map<number, string>();
+const TYPE_KEYS: Record<ListEntry['type'], number> = { file: 0, dir: 1, link: 2, other: 3 };
 
 function modeColumn(type: ListEntry['type'], mode: number): string {
-  if (typeof mode !== 'number') return formatMode(type, mode);
-  const key = type + mode;
+  const typeKey = TYPE_KEYS[type];
+  // A numeric key (no string built per line); anything unusual takes the general path.
+  if (typeof mode !== 'number' || typeKey === undefined || !Number.isInteger(mode) || mode < 0 || mode > 0o177777) return formatMode(type, mode);
+  const key = typeKey * 0o200000 + mode;
   let text = MODE_COLUMNS.get(key);
   if (text === undefined) {
     text = formatMode(type, mode);
@@ -179,22 +182,22 @@ function modeColumn(type: ListEntry['type'], mode: number): string {
   return text;
 }
 
-/** The last date column written, for one minute and one `now`: the entries of a directory often share it. */
+/** The last date column written, by minute and recent/old choice: the entries of a directory often share it. */
 let lastDateMinute = Number.NaN;
-let lastDateNow: unknown = undefined;
+let lastDateRecent = false;
 let lastDateText = '';
 
 function listDate(mtime: Date | number, now: Date | number | undefined): string {
-  // Only a number `now` can be compared cheaply; anything else takes the general path.
-  if (typeof mtime !== 'number' || typeof now !== 'number' || !Number.isFinite(mtime)) return formatListDate(mtime, now);
+  // Only number times can be compared cheaply; anything else takes the general path.
+  if (typeof mtime !== 'number' || typeof now !== 'number' || !Number.isFinite(mtime) || !Number.isFinite(now)) return formatListDate(mtime, now);
+  // The column depends on the minute and on the recent/old choice only (see formatListDate), and the choice on
+  // the exact time: it is made for every entry, and the text cached for both.
+  const recent = mtime <= now && now - mtime < RECENT_MS;
   const minute = Math.floor(mtime / 60_000);
-  // The recent/old choice depends on the exact time: cache only minutes wholly on one side of it (and not in the future).
-  const edge = now - RECENT_MS;
-  if ((minute + 1) * 60_000 > now || (minute * 60_000 <= edge && (minute + 1) * 60_000 > edge)) return formatListDate(mtime, now);
-  if (minute !== lastDateMinute || now !== lastDateNow) {
-    lastDateText = formatListDate(minute * 60_000, now);
+  if (minute !== lastDateMinute || recent !== lastDateRecent) {
+    lastDateText = formatListDate(mtime, now);
     lastDateMinute = minute;
-    lastDateNow = now;
+    lastDateRecent = recent;
   }
   return lastDateText;
 }

@@ -3,6 +3,7 @@ import {
   DEFAULT_FACTS,
   formatFacts,
   formatFeatFacts,
+  formatFtpTime,
   formatOptsMlstReply,
   parseOptsMlst,
   SUPPORTED_FACTS,
@@ -130,5 +131,21 @@ describe('formatFacts over many entries (cached times)', () => {
       const line = formatFacts({ name: 'f', type: 'file', size: 1, mtime, mode: 0o644 }, ['modify', 'MODIFY' as never]);
       expect(line).toBe(want[i] === undefined ? ' f' : `modify=${want[i]};MODIFY=${want[i]}; f`);
     });
+  });
+
+  it('matches formatFtpTime for random times across minutes, hours and the years before 1970, in any order', () => {
+    let seed = 11;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const bases = [Date.UTC(2024, 0, 2, 3, 59, 30), Date.UTC(1969, 11, 31, 23, 59, 30), Date.UTC(1000, 0, 1, 0, 1, 0)];
+    for (let i = 0; i < 5000; i++) {
+      const mtime = (bases[rnd(3)] as number) + rnd(180_000) - 60_000;
+      const perm = ['adfrw', 'ADFRW', 'cdeflmp', 'r;x'][rnd(4)] as string;
+      const line = formatFacts({ name: 'f', type: 'file', size: 1, mtime, mode: 0o644, perm }, ['modify', 'perm']);
+      if (mtime < Date.UTC(1000, 0, 1)) expect(line).toBe(`perm=${perm.toLowerCase().replace(/[^acdeflmprw]/g, '')}; f`);
+      else expect(line).toBe(`modify=${formatFtpTime(mtime)};perm=${perm.toLowerCase().replace(/[^acdeflmprw]/g, '')}; f`);
+    }
   });
 });

@@ -128,6 +128,26 @@ describe('formatListLine over many entries (cached columns)', () => {
     }
   });
 
+  it('matches the uncached formatters for random times, nows and modes in any order', () => {
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const types = ['file', 'dir', 'link', 'other'] as const;
+    const base = Date.UTC(2024, 5, 15, 12, 30, 45, 500);
+    for (let i = 0; i < 5000; i++) {
+      const now = base + rnd(3) * 1000;
+      const edge = now - 180 * 24 * 60 * 60 * 1000;
+      const around = [now, edge, Date.UTC(2001, 0, 1)][rnd(3)] as number;
+      const mtime = around + (rnd(240_000) - 120_000);
+      const type = types[rnd(4)] as (typeof types)[number];
+      const mode = [0o644, 0o755, 0o4755, 0o1777, 0o010644, 0o140600, 0o060660][rnd(7)] as number;
+      const line = formatListLine({ name: 'f', type, size: 1, mtime, mode }, now);
+      expect(line).toBe(`${formatMode(type, mode)}   1 ftp      ftp             1 ${formatListDate(mtime, now)} f`);
+    }
+  });
+
   it('keeps mode, owner and group columns apart for each entry', () => {
     const a = formatListLine({ name: 'a', type: 'dir', size: 0, mtime: 0, mode: 0o755 }, 0);
     const b = formatListLine({ name: 'b', type: 'file', size: 0, mtime: 0, mode: 0o755, owner: 'alice', group: 'staff' }, 0);

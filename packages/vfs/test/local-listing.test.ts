@@ -1,0 +1,136 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { LocalProvider, type DirEntry } from '../src/index.js';
+import { LstatThread, LstatThreadGone } from '../src/internal/lstat-thread.js';
+import { PackedStats, rowPresent, STAT_FIELD_NAMES, STAT_FIELDS } from '../src/internal/packed-stats.js';
+
+const ENTRIES = 2600;
+let root: string;
+let dir: string;
+
+beforeAll(() => {
+  root = fs.mkdtempSync(join(tmpdir(), 'vfs-local-listing-'));
+  dir = join(root, 'big');
+  fs.mkdirSync(dir);
+  for (let i = 0; i < ENTRIES - 4; i++) fs.writeFileSync(join(dir, `f${i}`), 'x'.repeat(i % 97));
+  fs.mkdirSync(join(dir, 'sub'));
+  fs.symlinkSync('f1', join(dir, 'link'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  fs.utimesSync(join(dir, 'f7'), new Date(1_000_000_123), new Date(946_684_800_500));
+  fs.chmodSync(join(dir, 'f8'), 0o4751);
+  fs.writeFileSync(join(dir, 'big-size'), '');
+  fs.truncateSync(join(dir, 'big-size'), 3 * 2 ** 32 + 5);
+});
+afterAll(async () => {
+  LstatThread.setEnabled(true);
+  await LstatThread.stopShared();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+afterEach(() => vi.restoreAllMocks());
+
+/** Lists until the shared thread is up (the first big listing only starts it); bounded. */
+async function withThreadOnline(p: LocalProvider): Promise<void> {
+  for (let i = 0; i < 200 && LstatThread.available() === null; i++) {
+    await p.list('/big');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(LstatThread.available()).not.toBeNull();
+}
+
+/** Every stats field of `e` against the file system's own lstat of it. */
+function expectSameAsLstat(e: DirEntry): void {
+  const want = fs.lstatSync(join(dir, e.name));
+  for (const f of STAT_FIELD_NAMES) expect([e.name, f, (e.stats as unknown as Record<string, number>)[f]]).toEqual([e.name, f, want[f]]);
+  const st = e.stats as PackedStats;
+  expect([st.isFile(), st.isDirectory(), st.isSymbolicLink(), st.isFIFO(), st.isSocket(), st.isBlockDevice(), st.isCharacterDevice()]).toEqual([
+    want.isFile(),
+    want.isDirectory(),
+    want.isSymbolicLink(),
+    want.isFIFO(),
+    want.isSocket(),
+    want.isBlockDevice(),
+    want.isCharacterDevice(),
+  ]);
+  expect(st.mtime.getTime()).toBe(want.mtime.getTime());
+}
+
+describe('big folders: lookups shared with the listing thread', () => {
+  it('gives every entry once with exactly the stats lstat gives, with part of the slices done by the thread', async () => {
+    const p = new LocalProvider(root);
+    await withThreadOnline(p);
+    const spy = vi.spyOn(LstatThread.prototype, 'lstat');
+    const entries = await p.list('/big');
+    expect(spy).toHaveBeenCalled();
+    expect(entries).toHaveLength(ENTRIES);
+    expect(new Set(entries.map((e) => e.name)).size).toBe(ENTRIES);
+    for (const e of entries) expectSameAsLstat(e);
+    const big = entries.find((e) => e.name === 'big-size');
+    expect(big?.stats.size).toBe(3 * 2 ** 32 + 5);
+    expect(entries.find((e) => e.name === 'f8')?.stats.mode).toBe(0o104751);
+    expect((entries.find((e) => e.name === 'fifo')?.stats as PackedStats).isFIFO()).toBe(true);
+    expect(JSON.parse(JSON.stringify(big?.stats))).toMatchObject({ size: 3 * 2 ** 32 + 5, mode: fs.lstatSync(join(dir, 'big-size')).mode });
+  });
+
+  it('keeps every lookup on the main thread with listingThread: false, with the same result', async () => {
+    const spy = vi.spyOn(LstatThread.prototype, 'lstat');
+    const entries = await new LocalProvider(root, { listingThread: false }).list('/big');
+    expect(spy).not.toHaveBeenCalled();
+    expect(entries).toHaveLength(ENTRIES);
+    for (const e of entries) expectSameAsLstat(e);
+  });
+
+  it('still lists every entry when the thread ends in the middle of a listing', async () => {
+    const p = new LocalProvider(root);
+    await withThreadOnline(p);
+    const spy = vi.spyOn(LstatThread.prototype, 'lstat');
+    const listing = p.list('/big');
+    // The first slice went to the thread before list() first yielded; the thread now goes away under it.
+    expect(spy).toHaveBeenCalledTimes(1);
+    await LstatThread.stopShared();
+    const entries = await listing;
+    expect(entries).toHaveLength(ENTRIES);
+    for (const e of entries.slice(0, 600)) expectSameAsLstat(e);
+  });
+
+  it('reports a failed lookup with its code, and marks a vanished entry as such', async () => {
+    const p = new LocalProvider(root);
+    await withThreadOnline(p);
+    const thread = LstatThread.available() as LstatThread;
+    // ENOTDIR: a lookup through a file, unlike a missing entry, fails the listing.
+    await expect(thread.lstat(join(dir, 'f1') + '/', ['x'])).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'lstat' });
+    const rows = await thread.lstat(`${dir}/`, ['f2', 'gone', 'sub']);
+    expect(rows).toHaveLength(3 * STAT_FIELDS);
+    expect([rowPresent(rows, 0), rowPresent(rows, 1), rowPresent(rows, 2)]).toEqual([true, false, true]);
+    expect(new PackedStats(rows, 2 * STAT_FIELDS).isDirectory()).toBe(true);
+  });
+
+  it('rejects with LstatThreadGone once the thread has ended', async () => {
+    const p = new LocalProvider(root);
+    await withThreadOnline(p);
+    const thread = LstatThread.available() as LstatThread;
+    await thread.stop();
+    await expect(thread.lstat(`${dir}/`, ['f1'])).rejects.toBeInstanceOf(LstatThreadGone);
+  });
+
+  it('never holds a process open: a script that lists a big folder ends by itself, at once', () => {
+    const dist = resolve(__dirname, '../dist/index.js');
+    expect(fs.existsSync(dist), `${dist} is built before the tests (turbo: test depends on build)`).toBe(true);
+    const script = `
+      import { LocalProvider } from ${JSON.stringify(dist)};
+      const p = new LocalProvider(${JSON.stringify(root)});
+      let n = 0;
+      for (let i = 0; i < 5; i++) { n = (await p.list('/big')).length; await new Promise((r) => setTimeout(r, 50)); }
+      console.log('listed', n);
+    `;
+    const started = Date.now();
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(run.stderr).toBe('');
+    expect(run.stdout.trim()).toBe(`listed ${ENTRIES}`);
+    expect(run.status).toBe(0);
+    // The thread's idle timer (30 s) must not keep it alive.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
