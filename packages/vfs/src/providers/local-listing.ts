@@ -80,7 +80,10 @@ export async function lstatAllSync(dir: string, options: LstatAllSyncOptions = {
       if (names.length === 0) break;
       // A folder of one slice is over before a thread could help.
       const thread = useThread && (slices.length > 0 || names.length === LSTAT_SLICE) ? LstatThread.available() : null;
-      slices.push(thread ? inThread(thread, prefix, names) : here(prefix, names));
+      const slice = thread ? inThread(thread, prefix, names) : here(prefix, names);
+      // A lookup that failed here fails the listing now, before the rest of the folder is read.
+      if (!(slice instanceof Promise) && slice.rows === undefined) throw slice.error;
+      slices.push(slice);
       if (names.length < LSTAT_SLICE) break;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
