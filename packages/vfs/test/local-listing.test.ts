@@ -82,6 +82,19 @@ describe('big folders: lookups shared with the listing thread', () => {
     for (const e of entries) expectSameAsLstat(e);
   });
 
+  it('serves many listings at once, each with every entry once', async () => {
+    const p = new LocalProvider(root);
+    await withThreadOnline(p);
+    const spy = vi.spyOn(LstatThread.prototype, 'lstat');
+    const all = await Promise.all(Array.from({ length: 12 }, () => p.list('/big')));
+    expect(spy).toHaveBeenCalled();
+    for (const entries of all) {
+      expect(entries).toHaveLength(ENTRIES);
+      expect(new Set(entries.map((e) => e.name)).size).toBe(ENTRIES);
+      expect(entries.find((e) => e.name === 'f96')?.stats.size).toBe(96 % 97);
+    }
+  });
+
   it('still lists every entry when the thread ends in the middle of a listing', async () => {
     const p = new LocalProvider(root);
     await withThreadOnline(p);
