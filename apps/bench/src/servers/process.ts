@@ -8,6 +8,9 @@ import type { RunningServer } from './types.js';
  * leave behind) and resolves once it greets on `port`.
  */
 export async function spawnServer(command: string, args: readonly string[], port: number, options: SpawnOptions = {}): Promise<RunningServer> {
+  // Another server on the port (a second `pnpm bench`, a left-over process) would greet in its place, and its
+  // figures would be reported as this server's.
+  if (await accepts(port)) throw new Error(`port ${port} is already in use (is another pnpm bench running?)`);
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, ...options });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -40,6 +43,20 @@ export async function spawnServer(command: string, args: readonly string[], port
     throw new Error(`${command} did not start: ${(e as Error).message}${stderr ? `; stderr: ${stderr.trim().slice(0, 600)}` : ''}`);
   }
   return { pid: child.pid!, stop };
+}
+
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const done = (yes: boolean): void => {
+      socket.destroy();
+      resolve(yes);
+    };
+    socket.setTimeout(2000, () => done(true));
+    socket.once('connect', () => done(true));
+    socket.on('error', () => done(false));
+  });
 }
 
 /** Polls until something on 127.0.0.1:`port` sends an FTP 220 greeting. */
