@@ -7,7 +7,7 @@ import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
-import { Session, type AnonymousAccess, type SessionContext } from './session.js';
+import { clock, Session, type AnonymousAccess, type SessionContext } from './session.js';
 import { resolveSettings, type ServerSettings } from './settings.js';
 import { TlsContexts } from './tls.js';
 
@@ -231,7 +231,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   }
 
   private sweepIdle(): void {
-    const now = Date.now();
+    const now = clock();
     for (const session of this.sessions) session.checkIdle(now);
     if (this.sessions.size === 0 && this.idleSweep) {
       clearInterval(this.idleSweep);

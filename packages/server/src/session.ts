@@ -1,21 +1,24 @@
 import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { DEFAULT_FACTS, parseCommand, type HashAlgorithm, type MlsxFact } from '@ftp/protocol';
+import { parseCommand } from '@ftp/protocol';
 import { resolvePath, type FsProvider } from '@ftp/vfs';
 import { COMMANDS } from './commands.js';
 import { ControlConnection, type ControlEvent, type ControlOwner } from './control-connection.js';
 import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
 import { FtpError, isServerFault, toReply } from './errors.js';
 import type { Advertiser } from './data/advertise.js';
-import type { PassivePorts, PassiveReservation } from './data/passive.js';
+import type { PassivePorts } from './data/passive.js';
 import { plainAddress } from './data/passive.js';
-import type { Coding, Transfer } from './data/transfer.js';
+import type { Coding } from './data/transfer.js';
 import { RateLimiter } from './data/throttle.js';
 import type { LoginGuard } from './login-guard.js';
-import type { ServerSettings, TlsRequirement } from './settings.js';
+import { SessionStateHolder, type DataSetup } from './session-state.js';
+import type { ServerSettings } from './settings.js';
 import { SocketPipe } from './socket-pipe.js';
 import { startTls, type TlsContexts } from './tls.js';
+
+export { ALL_PERMISSIONS, NO_LIMITS, type DataSetup } from './session-state.js';
 
 /** Anonymous access: read-only, inside its own filesystem. */
 export interface AnonymousAccess {
@@ -49,80 +52,34 @@ export interface SessionContext {
   onSessionClosed(session: Session): void;
 }
 
-/** Where the next transfer's data connection comes from. */
-export type DataSetup = { kind: 'passive'; listener: PassiveReservation } | { kind: 'active'; host: string; port: number };
-
 /**
  * One control connection: its state, and the loop that runs its commands one at a time, in order.
  * ABOR and STAT are the exceptions (RFC 959 §4.1.3): they are served while a transfer runs.
+ *
+ * An idle session is what a server holds most of, so a session keeps only what every logged-in session needs
+ * in its own fields; what commands such as TYPE, PROT or PASV change lives in a {@link SessionState} shared
+ * with every other session until the first change (the accessors below read it and copy it on write).
  */
-export class Session implements SessionInfo, ControlOwner {
+export class Session extends SessionStateHolder implements SessionInfo, ControlOwner {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
   readonly conn: ControlConnection;
-  /** The session's loggers, made at first use: an idle session, or one whose server logs nothing, has none. */
-  private baseLogger: Logger | null = null;
+  /** The session's logger, made at first use: an idle session, or one whose server logs nothing, has none. */
   private logger: Logger | null = null;
-  /** The bindings of {@link log} beyond the session's own (user, tls, ccc). */
-  private logBindings: Record<string, unknown> | null = null;
+  /** The user {@link log} names (its `user` binding): set by USER, kept after a failed PASS. */
+  private logUser: unknown = undefined;
 
   user: string | undefined;
-  authenticated = false;
   fs: FsProvider | null = null;
   home = '/';
   cwd = '/';
-  transferType: 'A' | 'I';
-  restOffset = 0;
-  renameFrom: string | null = null;
-  epsvAll = false;
-  mlstFacts: readonly MlsxFact[] = DEFAULT_FACTS;
-  dataSetup: DataSetup | null = null;
-  transfer: Transfer | null = null;
-  clientName: string | undefined;
-  /** The control connection is protected by TLS. */
-  secure = false;
-  /** The TLS context of the control connection: data connections resume its sessions. */
-  tlsContext: SecureContext | null = null;
-  /** PBSZ was given (RFC 4217 §8: required before PROT). */
-  pbsz = false;
-  /** Data channel protection (RFC 2228 PROT): clear or private. */
-  prot: 'C' | 'P' = 'C';
-  /** What must be protected for this session: the server's setting, raised by the user's. */
-  tlsRequired: TlsRequirement;
-  /** What the logged-in user may do. */
-  permissions: Permissions = ALL_PERMISSIONS;
-  /** The user logged in anonymously. */
-  anonymous = false;
-  /** MODE: stream, or stream through deflate. */
-  mode: 'S' | 'Z' = 'S';
-  /** zlib level for MODE Z (OPTS MODE Z LEVEL). */
-  deflateLevel: number;
-  /** This session's bandwidth limits (settings), made at the first transfer; applied with the user's (driver). */
-  private limits: { download: RateLimiter; upload: RateLimiter } | null = null;
-  userLimits: { download?: RateLimiter; upload?: RateLimiter } = NO_LIMITS;
-  /** The digest HASH computes (OPTS HASH). */
-  hashAlgorithm: HashAlgorithm = 'SHA-256';
-  /** RANG: an inclusive byte range for the next HASH or RETR. */
-  range: { start: number; end: number } | null = null;
-  /** HOST (RFC 7151): the virtual host asked for. */
-  host: string | undefined;
-  /** CCC was used: the control connection's TLS session is over, so data connections cannot resume it. */
-  clearedControl = false;
-  /** The relay under the control connection's TLS when CCC is allowed (so TLS can be taken off again). */
-  private controlPipe: SocketPipe | null = null;
-  /** Failed logins on this connection. */
-  loginFailures = 0;
   /** USER commands on this connection (bounded, so one connection cannot try names forever). */
   userCommands = 0;
-  private closed = false;
-  private readonly implicitTls: boolean;
-  /** The public host of the listener the client came through, if it has its own. */
-  readonly listenerPublicHost: string | undefined;
-  /** When the client last sent a command (ms); the server's idle sweep compares it with the limit. */
-  private lastActivity = Date.now();
-  /** Commands are being served; false while the session waits for the next one (and holds nothing for it). */
-  private serving = false;
+  /** AUTHENTICATED, CLOSED, SERVING: one bit each. */
+  private flags = 0;
+  /** When the client last sent a command, in ms of {@link clock}; the server's idle sweep compares it with the limit. */
+  private lastActivity = clock();
 
   constructor(
     readonly id: number,
@@ -130,21 +87,19 @@ export class Session implements SessionInfo, ControlOwner {
     readonly ctx: SessionContext,
     origin: SessionOrigin = {},
   ) {
-    this.implicitTls = origin.implicitTls === true;
-    this.listenerPublicHost = origin.publicHost;
+    super(ctx.settings);
+    if (origin.implicitTls === true) this.implicitTls = true;
+    if (origin.publicHost !== undefined) this.listenerPublicHost = origin.publicHost;
     this.remoteAddress = plainAddress(origin.client?.address ?? socket.remoteAddress);
     this.remotePort = origin.client?.port ?? socket.remotePort ?? 0;
     this.localAddress = plainAddress(socket.localAddress);
-    this.transferType = ctx.settings.defaultTransferType;
-    this.tlsRequired = ctx.settings.tlsRequired;
-    this.deflateLevel = ctx.settings.deflateLevel;
     socket.setNoDelay(true);
-    this.conn = new ControlConnection(socket, ctx.settings.maxLineLength, ctx.settings.maxPipelinedCommands, this);
+    this.conn = new ControlConnection(socket, ctx.settings, this);
     // Implicit FTPS: not one byte may be read as clear text before the handshake.
     if (this.implicitTls) this.conn.prepareUpgrade();
   }
 
-  get settings(): ServerSettings {
+  override get settings(): ServerSettings {
     return this.ctx.settings;
   }
 
@@ -157,9 +112,10 @@ export class Session implements SessionInfo, ControlOwner {
     if (this.logger) return this.logger;
     const server = this.ctx.logger;
     if (!server.isLevelEnabled('fatal')) return server;
-    // One child with every binding rather than a child of the base logger: pino's output is the same, and the
-    // base logger does not become a prototype (V8 gives each prototype its own map and bookkeeping).
-    this.logger = this.logBindings ? server.child({ session: this.id, remote: this.remoteAddress, ...this.logBindings }) : this.baseLog;
+    // One child with every binding rather than a child of a base logger: pino's output is the same, and no
+    // logger becomes a prototype (V8 gives each prototype its own map and bookkeeping).
+    const own = { session: this.id, remote: this.remoteAddress };
+    this.logger = server.child(this.logUser === undefined && !this.logConnection ? own : { ...own, ...this.logContext });
     return this.logger;
   }
 
@@ -171,29 +127,50 @@ export class Session implements SessionInfo, ControlOwner {
     return this.ctx.logger.isLevelEnabled(level) ? this.log : null;
   }
 
-  /** The session's logger before a user is known (made at first use, dropped while idle as {@link log} is). */
-  get baseLog(): Logger {
-    if (this.baseLogger) return this.baseLogger;
-    if (!this.ctx.logger.isLevelEnabled('fatal')) return this.ctx.logger;
-    this.baseLogger = this.ctx.logger.child({ session: this.id, remote: this.remoteAddress });
-    return this.baseLogger;
-  }
-
   /** Sets what {@link log} adds to the session's own bindings (`{ user }`, `{ tls: true }`…); made at first use. */
   setLogBindings(bindings: Record<string, unknown> | null): void {
-    this.logBindings = bindings && Object.keys(bindings).length > 0 ? bindings : null;
+    // The user is kept apart: every logged-in session has one, the rest (tls, ccc) only some.
+    const { user, ...connection } = bindings ?? {};
+    this.logUser = user;
+    this.logConnection = Object.keys(connection).length > 0 ? connection : null;
     this.logger = null;
   }
 
   /** The bindings {@link log} adds now. */
   get logContext(): Readonly<Record<string, unknown>> {
-    return this.logBindings ?? {};
+    const connection = this.logConnection;
+    if (this.logUser === undefined) return connection ?? {};
+    return { user: this.logUser, ...connection };
   }
 
-  /** This session's bandwidth limits (settings): made at the first transfer, not for every connection. */
-  get sessionLimits(): { download: RateLimiter; upload: RateLimiter } {
-    this.limits ??= { download: new RateLimiter(this.settings.downloadRate), upload: new RateLimiter(this.settings.uploadRate) };
-    return this.limits;
+  /** Whether the user is logged in. */
+  get authenticated(): boolean {
+    return (this.flags & AUTHENTICATED) !== 0;
+  }
+  set authenticated(value: boolean) {
+    this.flags = value ? this.flags | AUTHENTICATED : this.flags & ~AUTHENTICATED;
+  }
+  private get closed(): boolean {
+    return (this.flags & CLOSED) !== 0;
+  }
+  /** Commands are being served; false while the session waits for the next one (and holds nothing for it). */
+  private get serving(): boolean {
+    return (this.flags & SERVING) !== 0;
+  }
+  private set serving(value: boolean) {
+    this.flags = value ? this.flags | SERVING : this.flags & ~SERVING;
+  }
+
+  /**
+   * This session's bandwidth limit for a direction (settings), or null when the settings set none: made at the
+   * first limited transfer, not for every connection (an unlimited limiter would only keep the state from being
+   * shared again).
+   */
+  private sessionLimit(direction: 'download' | 'upload'): RateLimiter | null {
+    const { downloadRate, uploadRate } = this.settings;
+    if (downloadRate <= 0 && uploadRate <= 0) return null;
+    this.limits ??= { download: new RateLimiter(downloadRate), upload: new RateLimiter(uploadRate) };
+    return this.limits[direction];
   }
 
   /**
@@ -230,9 +207,10 @@ export class Session implements SessionInfo, ControlOwner {
         const event = this.conn.next();
         if (event === undefined) {
           // None yet: the control connection calls wake() when one comes. Until then the session is idle, and
-          // keeps no logger (a child logger and its bindings string cost more than making one again).
+          // keeps no logger (a child logger and its bindings string cost more than making one again), nor a
+          // state of its own that differs from the defaults no more (after PASV and a transfer, say).
           this.logger = null;
-          this.baseLogger = null;
+          this.shareDefaults();
           return;
         }
         if (event === null || this.closed) break;
@@ -317,12 +295,12 @@ export class Session implements SessionInfo, ControlOwner {
 
   /** How the next transfer codes its bytes: TYPE, MODE and the bandwidth limits for its direction. */
   coding(direction: 'download' | 'upload'): Coding {
+    const limiters: RateLimiter[] = [];
+    const own = this.sessionLimit(direction);
+    if (own) limiters.push(own);
     const user = this.userLimits[direction];
-    return {
-      ascii: this.transferType === 'A',
-      deflateLevel: this.mode === 'Z' ? this.deflateLevel : null,
-      limiters: user ? [this.sessionLimits[direction], user] : [this.sessionLimits[direction]],
-    };
+    if (user) limiters.push(user);
+    return { ascii: this.transferType === 'A', deflateLevel: this.mode === 'Z' ? this.deflateLevel : null, limiters };
   }
 
   /** Sends a reply on the control connection. */
@@ -421,11 +399,11 @@ export class Session implements SessionInfo, ControlOwner {
 
   /** The client was active: the idle limit counts from now. */
   private touch(): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = clock();
   }
 
   /**
-   * @internal The server's idle sweep: 421 and close once the client has been silent past the limit, unless a
+   * @internal The server's idle sweep (`now` from {@link clock}): 421 and close once the client has been silent past the limit, unless a
    * transfer is moving bytes (which counts as activity).
    */
   checkIdle(now: number): void {
@@ -441,7 +419,7 @@ export class Session implements SessionInfo, ControlOwner {
   /** Ends the session: stops any transfer, frees the data port, closes the control connection. */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
+    this.flags |= CLOSED;
     this.transfer?.stop('connection');
     this.setDataSetup(null);
     this.conn.close();
@@ -453,8 +431,10 @@ export class Session implements SessionInfo, ControlOwner {
   }
 }
 
-/** No per-user limits: one shared object, not one per session. */
-export const NO_LIMITS: Readonly<{ download?: RateLimiter; upload?: RateLimiter }> = Object.freeze({});
+// Session.flags.
+const AUTHENTICATED = 1;
+const CLOSED = 2;
+const SERVING = 4;
 
 /** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
 const MAX_DROPPED_COMMANDS = 1000;
@@ -465,17 +445,15 @@ const MAX_DROPPED_COMMANDS = 1000;
  */
 const CCC_GRACE_MS = 250;
 
-/** The permissions of a user the driver said nothing about: everything. */
-export const ALL_PERMISSIONS: Readonly<Permissions> = Object.freeze({
-  read: true,
-  write: true,
-  append: true,
-  delete: true,
-  rename: true,
-  mkdir: true,
-  rmdir: true,
-  site: true,
-});
+/**
+ * Milliseconds since this module loaded: the idle clock. A small integer V8 keeps in the session's field itself
+ * for 24 days of uptime, where a `Date.now()` costs every session a 16-byte heap number (past 24 days it still
+ * counts right). `Math.floor` is what makes it one: a difference of two doubles stays a heap number, whole or not.
+ */
+export function clock(): number {
+  return Math.floor(Date.now() - CLOCK_EPOCH);
+}
+const CLOCK_EPOCH = Date.now();
 
 /** Refuses an operation the user may not do (550, and nothing is touched). */
 export function requirePermission(s: Session, what: keyof Permissions): void {

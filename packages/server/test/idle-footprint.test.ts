@@ -56,9 +56,8 @@ it('an idle session drops the loggers it made for its log lines, and makes them 
   const { port, sessions, lines } = await server('info');
   const c = await loggedIn(port);
   const [s] = sessions;
-  const held = s as unknown as { logger: Logger | null; baseLogger: Logger | null };
+  const held = s as unknown as { logger: Logger | null };
   expect(held.logger).toBeNull();
-  expect(held.baseLogger).toBeNull();
   // A line logged after the drop still carries the session's bindings and the user's.
   expect((await c.cmd('USER nobody')).code).toBe(331);
   expect((await c.cmd('PASS wrong')).code).toBe(530);
@@ -70,4 +69,85 @@ it('a session socket has one error listener, not one per layer', async () => {
   const { port, sessions } = await server('silent');
   await loggedIn(port);
   expect(sessions[0]!.socket.listenerCount('error')).toBe(1);
+});
+
+/** What a session holds, for the tests below (private fields read on purpose: they are what costs memory). */
+interface Held {
+  state: object;
+  logUser: unknown;
+  conn: { reader: unknown };
+}
+const held = (s: Session): Held => s as unknown as Held;
+
+it('idle logged-in sessions share one frozen state of defaults instead of a copy each', async () => {
+  const { port, sessions } = await server('silent');
+  await loggedIn(port);
+  await loggedIn(port);
+  const [a, b] = sessions.map(held);
+  expect(typeof a!.state).toBe('object');
+  expect(Object.isFrozen(a!.state)).toBe(true);
+  expect(a!.state).toBe(b!.state);
+  // The commands every client sends at login change nothing (TYPE I is the default).
+  expect(sessions[0]!.authenticated).toBe(true);
+});
+
+it('a session gets its own state at its first change, which no other session sees', async () => {
+  const { port, sessions } = await server('silent');
+  const c = await loggedIn(port);
+  await loggedIn(port);
+  expect((await c.cmd('TYPE A')).code).toBe(200);
+  const [a, b] = sessions;
+  expect(held(a!).state).not.toBe(held(b!).state);
+  expect(Object.isFrozen(held(a!).state)).toBe(false);
+  expect(a!.transferType).toBe('A');
+  expect(b!.transferType).toBe('I');
+  // Back to the defaults: once idle, the session shares them again.
+  expect((await c.cmd('TYPE I')).code).toBe(200);
+  expect(held(a!).state).toBe(held(b!).state);
+});
+
+it('after a passive listing the idle session shares the defaults again (no data setup, no rate limiter kept)', async () => {
+  const { port, sessions } = await server('silent');
+  const c = await loggedIn(port);
+  const data = await c.passive();
+  const closed = new Promise((r) => data.on('close', r));
+  data.resume();
+  expect((await c.cmd('LIST')).code).toBe(150);
+  expect((await c.next()).code).toBe(226);
+  await closed;
+  expect((await c.cmd('NOOP')).code).toBe(200);
+  expect(Object.isFrozen(held(sessions[0]!).state)).toBe(true);
+});
+
+it('a logged-in session keeps its user for log lines as a name, not as a bindings object', async () => {
+  const { port, sessions, lines } = await server('info');
+  await loggedIn(port);
+  expect(held(sessions[0]!).logUser).toBe(USER);
+  const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'logged in');
+  expect(logged).toMatchObject({ session: sessions[0]!.id, remote: '127.0.0.1', user: USER });
+});
+
+it('an idle control connection has no line reader of its own; a partial line gets one until it is complete', async () => {
+  const { port, sessions } = await server('silent');
+  const c = await loggedIn(port);
+  const conn = held(sessions[0]!).conn;
+  expect(conn.reader).toBeNull();
+  c.send(Buffer.from('NO'));
+  await new Promise((r) => setTimeout(r, 50));
+  expect(conn.reader).not.toBeNull();
+  expect((await c.cmd('OP')).code).toBe(200);
+  expect(conn.reader).toBeNull();
+});
+
+it('a Telnet sub-negotiation spanning chunks of whole lines is still skipped (the reader that saw it is kept)', async () => {
+  const { port, sessions } = await server('silent');
+  const c = await loggedIn(port);
+  // IAC SB … IAC SE, with line ends inside, sent in three chunks: none of it is a command.
+  c.send(Buffer.from([0xff, 0xfa, 0x18, ...Buffer.from('DELE x\r\n')]));
+  await new Promise((r) => setTimeout(r, 50));
+  c.send(Buffer.from('RMD y\r\n'));
+  await new Promise((r) => setTimeout(r, 50));
+  expect(held(sessions[0]!).conn.reader).not.toBeNull();
+  c.send(Buffer.from([0xff, 0xf0]));
+  expect((await c.cmd('NOOP')).code).toBe(200);
 });
