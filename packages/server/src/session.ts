@@ -36,6 +36,8 @@ export interface SessionOrigin {
   publicHost?: string | undefined;
   /** The real client, from a PROXY protocol header, when a load balancer is in between. */
   client?: { address: string; port: number } | undefined;
+  /** The connection's local address when the listener knows it (bound to one address); else the socket is asked. */
+  localAddress?: string | undefined;
 }
 
 /** What a session needs from its server. */
@@ -92,7 +94,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     if (origin.publicHost !== undefined) this.listenerPublicHost = origin.publicHost;
     this.remoteAddress = plainAddress(origin.client?.address ?? socket.remoteAddress);
     this.remotePort = origin.client?.port ?? socket.remotePort ?? 0;
-    this.localAddress = plainAddress(socket.localAddress);
+    this.localAddress = origin.localAddress ?? plainAddress(socket.localAddress);
     socket.setNoDelay(true);
     this.conn = new ControlConnection(socket, ctx.settings, this);
     // Implicit FTPS: not one byte may be read as clear text before the handshake.
@@ -125,6 +127,16 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
    */
   logAt(level: 'info' | 'debug'): Logger | null {
     return this.ctx.logger.isLevelEnabled(level) ? this.log : null;
+  }
+
+  /**
+   * The session's logger without the user's bindings (session id and remote address only). Not kept: it is
+   * {@link log} until a user is known, and made at each use after that (nothing in the server uses it).
+   */
+  get baseLog(): Logger {
+    if (this.logUser === undefined && !this.logConnection) return this.log;
+    const server = this.ctx.logger;
+    return server.isLevelEnabled('fatal') ? server.child({ session: this.id, remote: this.remoteAddress }) : server;
   }
 
   /** Sets what {@link log} adds to the session's own bindings (`{ user }`, `{ tls: true }`…); made at first use. */

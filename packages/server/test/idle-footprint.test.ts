@@ -1,3 +1,4 @@
+import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { afterEach, expect, it } from 'vitest';
@@ -150,4 +151,38 @@ it('a Telnet sub-negotiation spanning chunks of whole lines is still skipped (th
   expect(held(sessions[0]!).conn.reader).not.toBeNull();
   c.send(Buffer.from([0xff, 0xf0]));
   expect((await c.cmd('NOOP')).code).toBe(200);
+});
+
+it('sessions of a listener bound to one address do not ask their sockets for the local address', async () => {
+  const sessions: Session[] = [];
+  const ftp = new FtpServer({
+    driver: { authenticate: (s, user, pass) => (user === USER && pass === PASSWORD ? (sessions.push(s as Session), { fs: new MemoryProvider() }) : null) },
+  });
+  const { port } = await ftp.listen(0, '127.0.0.1');
+  cleanups.push(() => ftp.close());
+  // Counts the reads of each accepted socket's local address (Node caches the address on the socket once read).
+  let asked = 0;
+  const [listener] = (ftp as unknown as { sockets: Array<{ server: Server }> }).sockets;
+  listener!.server.prependListener('connection', (socket: Socket) => {
+    const read = Object.getOwnPropertyDescriptor(Socket.prototype, 'localAddress')!.get!;
+    Object.defineProperty(socket, 'localAddress', { get: () => (asked++, read.call(socket)) });
+  });
+  const c = await loggedIn(port);
+  expect(asked).toBe(0);
+  expect(sessions[0]!.localAddress).toBe('127.0.0.1');
+  // PASV still advertises it.
+  expect((await c.cmd('PASV')).text).toMatch(/\(127,0,0,1,\d+,\d+\)/);
+});
+
+it('a connection handed to handle() takes its local address from its socket', async () => {
+  const sessions: Session[] = [];
+  const ftp = new FtpServer({
+    driver: { authenticate: (s, user, pass) => (user === USER && pass === PASSWORD ? (sessions.push(s as Session), { fs: new MemoryProvider() }) : null) },
+  });
+  const outer = createServer((socket) => ftp.handle(socket));
+  await new Promise<void>((r) => outer.listen(0, '127.0.0.1', r));
+  cleanups.push(() => ftp.close(), () => new Promise((r) => outer.close(r)));
+  const c = await loggedIn((outer.address() as AddressInfo).port);
+  expect(sessions[0]!.localAddress).toBe('127.0.0.1');
+  expect((await c.cmd('EPSV')).code).toBe(229);
 });
