@@ -102,10 +102,18 @@ export class SessionState {
 
 const sharedDefaults = new WeakMap<ServerSettings, Readonly<SessionState>>();
 
-/** The state every session of a server starts with: one frozen object per settings, shared, never changed. */
+/**
+ * The state every session of a server starts with: one frozen object per settings, shared, never changed. Made
+ * again if the settings it comes from were changed since (a session then starts as it did when it read them).
+ */
 export function defaultState(settings: ServerSettings): Readonly<SessionState> {
   let state = sharedDefaults.get(settings);
-  if (state === undefined) {
+  if (
+    state === undefined ||
+    state.transferType !== settings.defaultTransferType ||
+    state.tlsRequired !== settings.tlsRequired ||
+    state.deflateLevel !== settings.deflateLevel
+  ) {
     state = Object.freeze(new SessionState(settings));
     sharedDefaults.set(settings, state);
   }

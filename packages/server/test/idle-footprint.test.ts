@@ -186,3 +186,16 @@ it('a connection handed to handle() takes its local address from its socket', as
   expect(sessions[0]!.localAddress).toBe('127.0.0.1');
   expect((await c.cmd('EPSV')).code).toBe(229);
 });
+
+it('sessions that start after a settings change start with the changed defaults, as before the state was shared', async () => {
+  const sessions: Session[] = [];
+  const ftp = new FtpServer({
+    driver: { authenticate: (s, user, pass) => (user === USER && pass === PASSWORD ? (sessions.push(s as Session), { fs: new MemoryProvider() }) : null) },
+  });
+  const { port } = await ftp.listen(0, '127.0.0.1');
+  cleanups.push(() => ftp.close());
+  await loggedIn(port);
+  (ftp.settings as { defaultTransferType: 'A' | 'I' }).defaultTransferType = 'A';
+  await loggedIn(port);
+  expect(sessions.map((s) => s.transferType)).toEqual(['I', 'A']);
+});
