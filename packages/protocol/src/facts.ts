@@ -132,7 +132,8 @@ function timeValue(t: unknown, millis: boolean): string | undefined {
   if (!(ms >= MIN_FTP_TIME && ms < MAX_FTP_TIME)) return undefined;
   if (millis) return formatFtpTime(ms, true);
   // The entries of a folder mostly share a minute, not a second: `YYYYMMDDHHMM` is cached, the seconds appended.
-  const second = Math.floor(ms / 1000);
+  // Of the time as a Date holds it (a fraction of a millisecond dropped toward zero), as formatFtpTime shows it.
+  const second = Math.floor(Math.trunc(ms) / 1000);
   const minute = Math.floor(second / 60);
   if (minute !== lastMinute) {
     lastMinuteText = formatFtpTime(minute * 60_000, false).slice(0, 12);

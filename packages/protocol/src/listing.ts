@@ -167,10 +167,23 @@ const DEFAULT_OWNERS = `${'ftp'.padEnd(8)} ${'ftp'.padEnd(8)}`;
 
 /** The mode strings met so far, by type and mode: a directory holds few distinct ones. */
 const MODE_COLUMNS = new Map<number, string>();
-const TYPE_KEYS: Record<ListEntry['type'], number> = { file: 0, dir: 1, link: 2, other: 3 };
+function typeKeyOf(type: ListEntry['type']): number | undefined {
+  switch (type) {
+    case 'file':
+      return 0;
+    case 'dir':
+      return 1;
+    case 'link':
+      return 2;
+    case 'other':
+      return 3;
+    default:
+      return undefined;
+  }
+}
 
 function modeColumn(type: ListEntry['type'], mode: number): string {
-  const typeKey = TYPE_KEYS[type];
+  const typeKey = typeKeyOf(type);
   // A numeric key (no string built per line); anything unusual takes the general path.
   if (typeof mode !== 'number' || typeKey === undefined || !Number.isInteger(mode) || mode < 0 || mode > 0o177777) return formatMode(type, mode);
   const key = typeKey * 0o200000 + mode;
@@ -189,11 +202,13 @@ let lastDateText = '';
 
 function listDate(mtime: Date | number, now: Date | number | undefined): string {
   // Only number times can be compared cheaply; anything else takes the general path.
-  if (typeof mtime !== 'number' || typeof now !== 'number' || !Number.isFinite(mtime) || !Number.isFinite(now)) return formatListDate(mtime, now);
+  // Times a Date cannot hold are shown as the epoch by formatListDate: not cached.
+  if (typeof mtime !== 'number' || typeof now !== 'number' || !(Math.abs(mtime) <= 8.64e15) || !Number.isFinite(now)) return formatListDate(mtime, now);
   // The column depends on the minute and on the recent/old choice only (see formatListDate), and the choice on
-  // the exact time: it is made for every entry, and the text cached for both.
+  // the exact time: it is made for every entry, and the text cached for both. A Date drops a fraction of a
+  // millisecond toward zero, so the minute is taken of the time as a Date holds it.
   const recent = mtime <= now && now - mtime < RECENT_MS;
-  const minute = Math.floor(mtime / 60_000);
+  const minute = Math.floor(Math.trunc(mtime) / 60_000);
   if (minute !== lastDateMinute || recent !== lastDateRecent) {
     lastDateText = formatListDate(mtime, now);
     lastDateMinute = minute;

@@ -139,13 +139,19 @@ describe('formatFacts over many entries (cached times)', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed % n;
     };
-    const bases = [Date.UTC(2024, 0, 2, 3, 59, 30), Date.UTC(1969, 11, 31, 23, 59, 30), Date.UTC(1000, 0, 1, 0, 1, 0)];
+    const bases = [Date.UTC(2024, 0, 2, 3, 59, 30), Date.UTC(1969, 11, 31, 23, 59, 30), Date.UTC(1000, 0, 1, 0, 1, 0), 0];
     for (let i = 0; i < 5000; i++) {
-      const mtime = (bases[rnd(3)] as number) + rnd(180_000) - 60_000;
+      const mtime = (bases[rnd(4)] as number) + rnd(180_000) - 60_000 + ([0, 0, 0.5, -0.25][rnd(4)] as number);
       const perm = ['adfrw', 'ADFRW', 'cdeflmp', 'r;x'][rnd(4)] as string;
       const line = formatFacts({ name: 'f', type: 'file', size: 1, mtime, mode: 0o644, perm }, ['modify', 'perm']);
       if (mtime < Date.UTC(1000, 0, 1)) expect(line).toBe(`perm=${perm.toLowerCase().replace(/[^acdeflmprw]/g, '')}; f`);
       else expect(line).toBe(`modify=${formatFtpTime(mtime)};perm=${perm.toLowerCase().replace(/[^acdeflmprw]/g, '')}; f`);
+    }
+  });
+
+  it('shows a time a fraction of a millisecond before the epoch as formatFtpTime does', () => {
+    for (const mtime of [-0.5, -1000.5, -59_999.9, 0.5]) {
+      expect(formatFacts({ name: 'f', type: 'file', size: 1, mtime, mode: 0o644 }, ['modify'])).toBe(`modify=${formatFtpTime(mtime)}; f`);
     }
   });
 });

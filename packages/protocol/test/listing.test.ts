@@ -139,13 +139,31 @@ describe('formatListLine over many entries (cached columns)', () => {
     for (let i = 0; i < 5000; i++) {
       const now = base + rnd(3) * 1000;
       const edge = now - 180 * 24 * 60 * 60 * 1000;
-      const around = [now, edge, Date.UTC(2001, 0, 1)][rnd(3)] as number;
-      const mtime = around + (rnd(240_000) - 120_000);
+      const around = [now, edge, Date.UTC(2001, 0, 1), 0, 8.64e15, -8.64e15][rnd(6)] as number;
+      // Fractions of a millisecond too: a Date drops them toward zero, around the epoch as well.
+      const mtime = around + (rnd(240_000) - 120_000) + ([0, 0, 0.5, -0.25, 0.9999][rnd(5)] as number);
       const type = types[rnd(4)] as (typeof types)[number];
       const mode = [0o644, 0o755, 0o4755, 0o1777, 0o010644, 0o140600, 0o060660][rnd(7)] as number;
       const line = formatListLine({ name: 'f', type, size: 1, mtime, mode }, now);
       expect(line).toBe(`${formatMode(type, mode)}   1 ftp      ftp             1 ${formatListDate(mtime, now)} f`);
     }
+  });
+
+  it('gives an entry the same date column whatever entry came before it (a fraction before the epoch)', () => {
+    const now = Date.UTC(2024, 5, 15);
+    const a = { name: 'a', type: 'file' as const, size: 1, mtime: -0.1, mode: 0o644 };
+    const b = { name: 'b', type: 'file' as const, size: 1, mtime: -30_000, mode: 0o644 };
+    const unrelated = { ...a, mtime: Date.UTC(2010, 0, 1) };
+    for (const order of [[a, b], [b, a]]) {
+      formatListLine(unrelated, now);
+      for (const e of order) expect(formatListLine(e, now)).toContain(` ${formatListDate(e.mtime, now)} ${e.name}`);
+    }
+    expect(formatListLine({ ...a, mtime: 8.64e15 + 1 }, now)).toContain(` ${formatListDate(8.64e15 + 1, now)} a`);
+  });
+
+  it('gives types outside the four their own mode column (no shared cache key)', () => {
+    const odd = (type: string, mode: number): string => formatListLine({ name: 'x', type: type as 'other', size: 0, mtime: 0, mode }, 0).slice(0, 10);
+    expect([odd('toString', 0o755), odd('constructor', 0o140644)]).toEqual([formatMode('toString' as 'other', 0o755), formatMode('constructor' as 'other', 0o140644)]);
   });
 
   it('keeps mode, owner and group columns apart for each entry', () => {

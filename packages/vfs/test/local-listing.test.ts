@@ -128,22 +128,62 @@ describe('big folders: lookups shared with the listing thread', () => {
     await expect(thread.lstat(`${dir}/`, ['f1'])).rejects.toBeInstanceOf(LstatThreadGone);
   });
 
-  it('never holds a process open: a script that lists a big folder ends by itself, at once', () => {
+  it('never holds a process open, and a script whose last await is a listing gets it (run as a file, with node flags)', () => {
     const dist = resolve(__dirname, '../dist/index.js');
     expect(fs.existsSync(dist), `${dist} is built before the tests (turbo: test depends on build)`).toBe(true);
-    const script = `
+    const script = join(root, 'lists.mjs');
+    fs.writeFileSync(
+      script,
+      `
+      import fs from 'node:fs';
       import { LocalProvider } from ${JSON.stringify(dist)};
+      // Node names a worker's OS thread 'WorkerThread': the listing thread is up (and did not die at start).
+      const listingThread = () => fs.readdirSync('/proc/self/task').some((t) => fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim() === 'WorkerThread');
       const p = new LocalProvider(${JSON.stringify(root)});
-      let n = 0;
-      for (let i = 0; i < 5; i++) { n = (await p.list('/big')).length; await new Promise((r) => setTimeout(r, 50)); }
-      console.log('listed', n);
-    `;
-    const started = Date.now();
-    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
-    expect(run.stderr).toBe('');
-    expect(run.stdout.trim()).toBe(`listed ${ENTRIES}`);
-    expect(run.status).toBe(0);
-    // The thread's idle timer (30 s) must not keep it alive.
-    expect(Date.now() - started).toBeLessThan(10_000);
+      for (let i = 0; i < 4; i++) { await p.list('/big'); await new Promise((r) => setTimeout(r, 50)); }
+      const entries = await p.list('/big');
+      // Long enough for a thread that would fail at start to be gone.
+      await new Promise((r) => setTimeout(r, 500));
+      console.log('listed', entries.length, 'thread', listingThread());
+    `,
+    );
+    fs.writeFileSync(join(root, 'preload.cjs'), '');
+    // As a file; from standard input as ESM (the thread must not take that flag); with a preload (nor load it).
+    for (const flags of [[script], ['--input-type=module'], ['--require', join(root, 'preload.cjs'), script]]) {
+      const started = Date.now();
+      const input = flags.includes(script) ? undefined : fs.readFileSync(script, 'utf8');
+      const run = spawnSync(process.execPath, flags, { encoding: 'utf8', timeout: 20_000, input });
+      expect([flags.join(' '), run.stderr]).toEqual([flags.join(' '), '']);
+      // The listing thread is up, and did not hold the process open after.
+      expect(run.stdout.trim()).toBe(`listed ${ENTRIES} thread true`);
+      expect(run.status).toBe(0);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    }
+  });
+
+  it('refuses to go on listing a folder swapped for a link to outside the root halfway through (EACCES)', async () => {
+    const outside = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-outside-'));
+    try {
+      for (const thread of [true, false]) {
+        const base = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-swap-'));
+        fs.mkdirSync(join(base, 'sw'));
+        for (let i = 0; i < 1500; i++) {
+          fs.writeFileSync(join(base, 'sw', `f${i}`), '');
+          if (thread) fs.writeFileSync(join(outside, `f${i}`), 'secret');
+        }
+        // As a user can make one: a link inside the root whose target climbs out once it is moved (SITE SYMLINK, RNTO).
+        fs.symlinkSync(outside, join(base, 'esc'));
+        const p = new LocalProvider(base, { listingThread: thread });
+        if (thread) await withThreadOnline(new LocalProvider(root));
+        const listing = p.list('/sw');
+        // The first slice is done; now another session swaps the folder for the link.
+        await p.rename('/sw', '/sw-old');
+        await p.rename('/esc', '/sw');
+        await expect(listing).rejects.toMatchObject({ code: 'EACCES' });
+        fs.rmSync(base, { recursive: true, force: true });
+      }
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
   });
 });

@@ -51,11 +51,17 @@ export class LstatThread {
   readonly #pending = new Map<number, Pending>();
   #ready = false;
   #gone = false;
+  /** It has answered a slice: it works here. */
+  #answered = false;
+  /** {@link stop} was called: the end is wanted, not a failure. */
+  #stopping = false;
   #nextId = 1;
   #idleTimer: NodeJS.Timeout | null = null;
 
   private constructor() {
-    this.#worker = new Worker(SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    // execArgv []: none of the process's own flags (--input-type=module would make the CommonJS source fail, and a
+    // --require preload, such as an APM agent, would load again inside the thread).
+    this.#worker = new Worker(SOURCE, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
     this.#worker.on('online', () => {
       this.#ready = true;
       this.#armIdle();
@@ -108,13 +114,19 @@ export class LstatThread {
     // Held open while it owes an answer (a script's last await may be on it); unref'd again when idle.
     if (this.#pending.size === 0) this.#worker.ref();
     return new Promise((resolve, reject) => {
+      try {
+        this.#worker.postMessage({ id, prefix, names });
+      } catch (err) {
+        if (this.#pending.size === 0) this.#worker.unref();
+        return reject(new LstatThreadGone(`the listing thread took no slice: ${(err as Error).message}`));
+      }
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, prefix, names });
     });
   }
 
   /** Ends the thread; slices still queued reject with {@link LstatThreadGone}. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#end(new LstatThreadGone('the listing thread was stopped'));
     await this.#worker.terminate();
   }
@@ -123,6 +135,7 @@ export class LstatThread {
     const p = this.#pending.get(reply.id);
     if (!p) return;
     this.#pending.delete(reply.id);
+    this.#answered = true;
     if (reply.error) p.reject(Object.assign(new Error(reply.error.message), reply.error));
     else p.resolve(reply.rows as Float64Array);
     this.#armIdle();
@@ -138,6 +151,9 @@ export class LstatThread {
 
   #end(err: Error): void {
     if (this.#gone) return;
+    // A thread that fails before it ever answered would fail again: listings stay on the main thread from then on,
+    // rather than start a thread (and pay for its start) for every big listing.
+    if (!this.#answered && !this.#stopping) LstatThread.#disabled = true;
     this.#gone = true;
     this.#ready = false;
     if (this.#idleTimer) clearTimeout(this.#idleTimer);

@@ -53,6 +53,40 @@ const LSTAT_SLICE = 500;
 /** A slice's outcome: its names and packed rows, or the error that failed it. */
 type SliceResult = { names: string[]; rows: Float64Array; error?: undefined } | { names: string[]; rows?: undefined; error: unknown };
 
+/**
+ * Renames and symlinks made through any {@link LocalProvider} of this process. A listing looks its entries up by
+ * path after confining the folder once, so a folder swapped for a link to outside the root in the middle (two FTP
+ * sessions can do it with SITE SYMLINK, RNFR and RNTO) would have the rest looked up out there. The main thread's
+ * slices check the folder is still itself right before they run, and nothing can change between that check and
+ * their lookups (a slice is synchronous); the thread's slices run beside other sessions' commands, so one that
+ * ran while this count moved is looked up again on the main thread.
+ */
+let namespaceChanges = 0;
+
+/** Called by {@link LocalProvider} around every rename and symlink (see {@link namespaceChanges}). */
+export function noteNamespaceChange(): void {
+  namespaceChanges++;
+}
+
+/** What a folder is, for telling it from whatever may replace it under the same path. */
+interface FolderIdentity {
+  dev: number;
+  ino: number;
+}
+
+function folderIdentity(dir: string): FolderIdentity {
+  const st = fs.lstatSync(dir);
+  return { dev: st.dev, ino: st.ino };
+}
+
+/** Throws EACCES unless `dir` is still the folder `id` names (not replaced, not a link). */
+function checkFolder(dir: string, id: FolderIdentity): void {
+  const st = fs.lstatSync(dir, { throwIfNoEntry: false });
+  if (st === undefined || !st.isDirectory() || st.dev !== id.dev || st.ino !== id.ino) {
+    throw Object.assign(new Error(`EACCES: the folder was replaced while it was being listed, scandir '${dir}'`), { code: 'EACCES', syscall: 'scandir', path: dir });
+  }
+}
+
 /** Options of {@link lstatAllSync}. */
 export interface LstatAllSyncOptions {
   /** Let a second thread look up every other slice (see {@link LstatThread}). Default true. */
@@ -73,6 +107,8 @@ export async function lstatAllSync(dir: string, options: LstatAllSyncOptions = {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   const useThread = options.thread !== false;
   const slices: Array<SliceResult | Promise<SliceResult>> = [];
+  // In the same synchronous stretch as the caller's confinement of `dir`: this is the folder that was checked.
+  const id = folderIdentity(dir);
   const handle = fs.opendirSync(dir, { bufferSize: 256 });
   try {
     for (;;) {
@@ -80,7 +116,7 @@ export async function lstatAllSync(dir: string, options: LstatAllSyncOptions = {
       if (names.length === 0) break;
       // A folder of one slice is over before a thread could help.
       const thread = useThread && (slices.length > 0 || names.length === LSTAT_SLICE) ? LstatThread.available() : null;
-      const slice = thread ? inThread(thread, prefix, names) : here(prefix, names);
+      const slice = thread ? inThread(thread, prefix, names, dir, id) : hereChecked(prefix, names, dir, id);
       // A lookup that failed here fails the listing now, before the rest of the folder is read.
       if (!(slice instanceof Promise) && slice.rows === undefined) throw slice.error;
       slices.push(slice);
@@ -120,10 +156,24 @@ function here(prefix: string, names: string[]): SliceResult {
   }
 }
 
-/** A slice looked up by the thread; done here instead if the thread goes away first. Never rejects. */
-function inThread(thread: LstatThread, prefix: string, names: string[]): Promise<SliceResult> {
+/** {@link here}, after checking that `dir` is still the folder that was confined (see {@link namespaceChanges}). */
+function hereChecked(prefix: string, names: string[], dir: string, id: FolderIdentity): SliceResult {
+  try {
+    checkFolder(dir, id);
+  } catch (error) {
+    return { names, error };
+  }
+  return here(prefix, names);
+}
+
+/**
+ * A slice looked up by the thread; done here instead if the thread goes away first, or if a rename or symlink
+ * happened while it ran (see {@link namespaceChanges}). Never rejects.
+ */
+function inThread(thread: LstatThread, prefix: string, names: string[], dir: string, id: FolderIdentity): Promise<SliceResult> {
+  const changes = namespaceChanges;
   return thread.lstat(prefix, names).then(
-    (rows) => ({ names, rows }),
-    (error: unknown) => (error instanceof LstatThreadGone ? here(prefix, names) : { names, error }),
+    (rows) => (namespaceChanges === changes ? { names, rows } : hereChecked(prefix, names, dir, id)),
+    (error: unknown) => (error instanceof LstatThreadGone ? hereChecked(prefix, names, dir, id) : { names, error }),
   );
 }

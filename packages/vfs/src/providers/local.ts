@@ -14,7 +14,7 @@ import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStream
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
-import { lstatAll, lstatAllSync } from './local-listing.js';
+import { lstatAll, lstatAllSync, noteNamespaceChange } from './local-listing.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -609,7 +609,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
-      await this.#run(oldPath, () => fsp.rename(from, to));
+      noteNamespaceChange();
+      try {
+        await this.#run(oldPath, () => fsp.rename(from, to));
+      } finally {
+        noteNamespaceChange();
+      }
     })();
   }
 
@@ -660,7 +665,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const link = await this.#confine(path, false, 'symlink');
       const stored = this.#linkTarget(target, link, path);
       await this.#confinePath(nodePath.resolve(nodePath.dirname(link), stored), 'symlink', path);
-      await fsp.symlink(stored, link);
+      noteNamespaceChange();
+      try {
+        await fsp.symlink(stored, link);
+      } finally {
+        noteNamespaceChange();
+      }
     });
   }
 
@@ -733,6 +743,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
+    noteNamespaceChange();
     this.#runSync(oldPath, () => fs.renameSync(from, to));
   }
 
@@ -793,6 +804,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const link = this.#confineSync(path, false, 'symlink');
       const stored = this.#linkTarget(target, link, path);
       this.#confinePathSync(nodePath.resolve(nodePath.dirname(link), stored), 'symlink', path);
+      noteNamespaceChange();
       fs.symlinkSync(stored, link);
     });
   }
