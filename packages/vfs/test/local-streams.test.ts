@@ -143,6 +143,28 @@ describe('small files (syncMetadata)', () => {
     }
   });
 
+  it('a download of a file up to 1 MiB makes no thread-pool read; a bigger one, and any without syncMetadata, do', async () => {
+    const mib = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => (i * 13) & 0xff));
+    fs.writeFileSync(join(root, 'mib.bin'), mib);
+    fs.writeFileSync(join(root, 'mib1.bin'), Buffer.concat([mib, Buffer.from('!')]));
+    const reads = async (provider: LocalProvider, path: string, want: Buffer): Promise<number> => {
+      const calls = await poolCalls(['read'], async () => {
+        const stream = await openReadStream(provider, path);
+        const reader = chunkReaderOf(stream)!;
+        const into = Buffer.alloc(256 * 1024);
+        const got: Buffer[] = [];
+        for (let n = await reader(into); n > 0; n = await reader(into)) got.push(Buffer.from(into.subarray(0, n)));
+        expect(Buffer.concat(got).equals(want)).toBe(true);
+        stream.destroy();
+        await new Promise((r) => stream.once('close', r));
+      });
+      return calls.length;
+    };
+    expect(await reads(p, '/mib.bin', mib)).toBe(0);
+    expect(await reads(p, '/mib1.bin', Buffer.concat([mib, Buffer.from('!')]))).toBeGreaterThan(0);
+    expect(await reads(new LocalProvider(root, { syncMetadata: false }), '/mib.bin', mib)).toBeGreaterThan(0);
+  });
+
   it('a small first chunk followed by more lands in order, also after REST', async () => {
     const parts = [data.subarray(0, 100), data.subarray(100, 200_000), data.subarray(200_000, 200_010)];
     await upload(p, '/order.bin', parts);

@@ -25,9 +25,9 @@ export interface LocalProviderOptions {
   /** Create the root directory (and its parents) when missing. Default false: a missing root throws ENOENT. */
   create?: boolean;
   /**
-   * Make metadata calls (`realpath`, `stat`, `open`, `close`, `readdir`, `mkdir`, `rename`, `unlink`…), and reads
-   * and writes of at most 64 KiB (a small file's only one), synchronously on the main thread. Bulk reads and
-   * writes, and truncating or deleting a file above 64 MiB, stay in the thread pool.
+   * Make metadata calls (`realpath`, `stat`, `open`, `close`, `readdir`, `mkdir`, `rename`, `unlink`…), writes of
+   * at most 64 KiB (a small file's only one), and the reads of files of at most 1 MiB, synchronously on the main
+   * thread. Bulk reads and writes, and truncating or deleting a file above 64 MiB, stay in the thread pool.
    *
    * Default `true`. On a local disk such a call takes a few microseconds, while handing it to Node's
    * thread pool costs 100–150 µs of latency and ~90 µs of CPU (measured on a 2-core VM). That hand-off made most
@@ -138,6 +138,15 @@ const UPLOAD_BUFFER = 4 * TRANSFER_CHUNK_SIZE;
  * chunks and stay in the pool.
  */
 const SMALL_IO = 64 * 1024;
+
+/**
+ * With `syncMetadata`, a file of at most this size is read synchronously, whole (at most four reads of 256 KiB, as
+ * the server reads). From the page cache a 256 KiB read takes ~10 µs here, a thread-pool round trip ~56 µs of
+ * latency and most of that in CPU: 200 clients each downloading 1 MiB files went from ~1,100 to ~1,400 transfers/s
+ * with ~30 % less server CPU per transfer. Bigger files stream through the pool, where the read of one buffer
+ * overlaps the sending of the other.
+ */
+const SYNC_READ_FILE = 1024 * 1024;
 
 /** Files above this size are truncated and unlinked in the thread pool even with `syncMetadata`. */
 const BIG_FILE = 64 * 1024 * 1024;
@@ -876,10 +885,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
         if (want <= 0) return Promise.resolve(0);
-        // What is left of the file as seen at open decides, not the caller's buffer (servers read into 256 KiB).
-        if (sync && size - pos <= SMALL_IO) {
+        // The size of the file as seen at open decides, not the caller's buffer (servers read into 256 KiB).
+        // A file that grows after the open is read synchronously to SYNC_READ_FILE (and one buffer past it) at most.
+        const syncBytes = !sync ? 0 : size <= SYNC_READ_FILE ? (pos <= SYNC_READ_FILE ? want : 0) : size - pos <= SMALL_IO ? SMALL_IO : 0;
+        if (syncBytes > 0) {
           try {
-            const n = fs.readSync(fd, into, 0, Math.min(want, SMALL_IO), pos);
+            const n = fs.readSync(fd, into, 0, Math.min(want, syncBytes), pos);
             pos += n;
             return Promise.resolve(n);
           } catch (err) {
