@@ -69,6 +69,8 @@ export async function output(cmd: string, args: string[], options: { input?: str
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().slice(0, 300)}`))));
+    // A command that exits without reading its input closes the pipe (EPIPE): its exit code tells the outcome.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
