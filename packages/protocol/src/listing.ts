@@ -34,6 +34,11 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 /** Files modified in the last 180 days (and not in the future) show a time, others a year, as `ls -l`. */
 const RECENT_MS = 180 * 24 * 60 * 60 * 1000;
 
+/** Whether `ls -l` shows a time rather than a year: modified in the last 180 days, and not in the future. */
+function isRecent(t: number, now: number): boolean {
+  return t <= now && now - t < RECENT_MS;
+}
+
 const S_IFMT = 0o170000;
 const TYPE_CHARS: ReadonlyMap<number, string> = new Map([
   [0o140000, 's'],
@@ -126,7 +131,7 @@ export function formatListDate(mtime: Date | number, now: Date | number = Date.n
   if (!Number.isFinite(n)) n = Date.now();
   const d = new Date(t);
   const day = `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, '0')}`;
-  if (t <= n && n - t < RECENT_MS) {
+  if (isRecent(t, n)) {
     return `${day} ${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
   }
   return `${day} ${String(d.getUTCFullYear()).padStart(5, ' ')}`;
@@ -167,6 +172,7 @@ const DEFAULT_OWNERS = `${'ftp'.padEnd(8)} ${'ftp'.padEnd(8)}`;
 
 /** The mode strings met so far, by type and mode: a directory holds few distinct ones. */
 const MODE_COLUMNS = new Map<number, string>();
+
 function typeKeyOf(type: ListEntry['type']): number | undefined {
   switch (type) {
     case 'file':
@@ -207,7 +213,7 @@ function listDate(mtime: Date | number, now: Date | number | undefined): string 
   // The column depends on the minute and on the recent/old choice only (see formatListDate), and the choice on
   // the exact time: it is made for every entry, and the text cached for both. A Date drops a fraction of a
   // millisecond toward zero, so the minute is taken of the time as a Date holds it.
-  const recent = mtime <= now && now - mtime < RECENT_MS;
+  const recent = isRecent(mtime, now);
   const minute = Math.floor(Math.trunc(mtime) / 60_000);
   if (minute !== lastDateMinute || recent !== lastDateRecent) {
     lastDateText = formatListDate(mtime, now);

@@ -244,12 +244,13 @@ export class ControlConnection {
    * Telnet bytes is kept (it may be inside a sub-negotiation that spans lines).
    */
   private frame(bytes: Buffer): LineEvent[] {
-    const wholeLines = bytes.length > 0 && bytes[bytes.length - 1] === LF && bytes.indexOf(IAC) === -1;
+    const telnet = bytes.indexOf(IAC) !== -1;
+    const wholeLines = !telnet && bytes.length > 0 && bytes[bytes.length - 1] === LF;
     if (this.reader === null) {
       if (wholeLines) return sharedReader(this.limits.maxLineLength).push(bytes);
       this.reader = new LineReader({ maxLineLength: this.limits.maxLineLength });
     }
-    if (!wholeLines && bytes.indexOf(IAC) !== -1) this.set(TELNET_SEEN, true);
+    if (telnet) this.set(TELNET_SEEN, true);
     const events = this.reader.push(bytes);
     if (wholeLines && !this.is(TELNET_SEEN)) this.reader = null;
     return events;

@@ -161,13 +161,44 @@ describe('big folders: lookups shared with the listing thread', () => {
     }
   });
 
+  it('refuses a folder swapped between two slices when the next slice goes to the thread (EACCES)', async () => {
+    const outside = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-outside-'));
+    const base = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-swap-'));
+    try {
+      fs.mkdirSync(join(base, 'sw'));
+      for (let i = 0; i < 1000; i++) {
+        fs.writeFileSync(join(base, 'sw', `f${i}`), '');
+        fs.writeFileSync(join(outside, `f${i}`), 'secret');
+      }
+      fs.symlinkSync(outside, join(base, 'esc'));
+      const p = new LocalProvider(base);
+      await withThreadOnline(new LocalProvider(root));
+      const available = LstatThread.available.bind(LstatThread);
+      let calls = 0;
+      // The first slice stays on the main thread; right before the second is handed to the thread, the swap.
+      vi.spyOn(LstatThread, 'available').mockImplementation(() => {
+        if (++calls === 1) return null;
+        if (calls === 2) {
+          p.renameSync('/sw', '/sw-old');
+          p.renameSync('/esc', '/sw');
+        }
+        return available();
+      });
+      await expect(p.list('/sw')).rejects.toMatchObject({ code: 'EACCES' });
+      expect(calls).toBeGreaterThanOrEqual(2);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to go on listing a folder swapped for a link to outside the root halfway through (EACCES)', async () => {
     const outside = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-outside-'));
     try {
-      for (const thread of [true, false]) {
+      for (const [thread, count] of [[true, 1500], [false, 1500]] as const) {
         const base = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-swap-'));
         fs.mkdirSync(join(base, 'sw'));
-        for (let i = 0; i < 1500; i++) {
+        for (let i = 0; i < count; i++) {
           fs.writeFileSync(join(base, 'sw', `f${i}`), '');
           if (thread) fs.writeFileSync(join(outside, `f${i}`), 'secret');
         }

@@ -68,28 +68,25 @@ export function noteNamespaceChange(): void {
   namespaceChanges++;
 }
 
-/** What a folder is, for telling it from whatever may replace it under the same path. */
-interface FolderIdentity {
+/** The folder a listing confined: its path, the prefix of its entries, and what it is (device and inode). */
+interface Folder {
+  dir: string;
+  prefix: string;
   dev: number;
   ino: number;
 }
 
-function folderIdentity(dir: string): FolderIdentity {
-  const st = fs.lstatSync(dir);
-  return { dev: st.dev, ino: st.ino };
-}
-
-/** Throws EACCES unless `dir` is still the folder `id` names (not replaced, not a link). */
-function checkFolder(dir: string, id: FolderIdentity): void {
-  const st = fs.lstatSync(dir, { throwIfNoEntry: false });
-  if (st === undefined || !st.isDirectory() || st.dev !== id.dev || st.ino !== id.ino) {
-    throw Object.assign(new Error(`EACCES: the folder was replaced while it was being listed, scandir '${dir}'`), { code: 'EACCES', syscall: 'scandir', path: dir });
+/** Throws EACCES unless `folder.dir` is still the folder that was confined (not replaced, not a link). */
+function checkFolder(folder: Folder): void {
+  const st = fs.lstatSync(folder.dir, { throwIfNoEntry: false });
+  if (st === undefined || !st.isDirectory() || st.dev !== folder.dev || st.ino !== folder.ino) {
+    throw Object.assign(new Error(`EACCES: the folder was replaced while it was being listed, scandir '${folder.dir}'`), { code: 'EACCES', syscall: 'scandir', path: folder.dir });
   }
 }
 
 /** Options of {@link lstatAllSync}. */
 export interface LstatAllSyncOptions {
-  /** Let a second thread look up every other slice (see {@link LstatThread}). Default true. */
+  /** Let a second thread look up the slices it has room for (see {@link LstatThread}). Default true. */
   thread?: boolean;
 }
 
@@ -104,11 +101,11 @@ export interface LstatAllSyncOptions {
  * an `fs.Stats` with fifteen fields, which was most of what its garbage collections cost.
  */
 export async function lstatAllSync(dir: string, options: LstatAllSyncOptions = {}): Promise<DirEntry[]> {
-  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   const useThread = options.thread !== false;
   const slices: Array<SliceResult | Promise<SliceResult>> = [];
   // In the same synchronous stretch as the caller's confinement of `dir`: this is the folder that was checked.
-  const id = folderIdentity(dir);
+  const { dev, ino } = fs.lstatSync(dir);
+  const folder: Folder = { dir, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino };
   const handle = fs.opendirSync(dir, { bufferSize: 256 });
   try {
     for (;;) {
@@ -116,7 +113,7 @@ export async function lstatAllSync(dir: string, options: LstatAllSyncOptions = {
       if (names.length === 0) break;
       // A folder of one slice is over before a thread could help.
       const thread = useThread && (slices.length > 0 || names.length === LSTAT_SLICE) ? LstatThread.available() : null;
-      const slice = thread ? inThread(thread, prefix, names, dir, id) : hereChecked(prefix, names, dir, id);
+      const slice = lookUp(folder, names, thread);
       // A lookup that failed here fails the listing now, before the rest of the folder is read.
       if (!(slice instanceof Promise) && slice.rows === undefined) throw slice.error;
       slices.push(slice);
@@ -148,32 +145,21 @@ function readNames(handle: fs.Dir, max: number): string[] {
   return names;
 }
 
-function here(prefix: string, names: string[]): SliceResult {
-  try {
-    return { names, rows: packLstats(fs.lstatSync, prefix, names, STAT_FIELD_NAMES) };
-  } catch (error) {
-    return { names, error };
-  }
-}
-
-/** {@link here}, after checking that `dir` is still the folder that was confined (see {@link namespaceChanges}). */
-function hereChecked(prefix: string, names: string[], dir: string, id: FolderIdentity): SliceResult {
-  try {
-    checkFolder(dir, id);
-  } catch (error) {
-    return { names, error };
-  }
-  return here(prefix, names);
-}
-
 /**
- * A slice looked up by the thread; done here instead if the thread goes away first, or if a rename or symlink
- * happened while it ran (see {@link namespaceChanges}). Never rejects.
+ * Looks up a slice of `folder`: after checking, synchronously, that the folder is still the one confined (see
+ * {@link namespaceChanges}), here, or by `thread` when given. A thread's slice is looked up again here if the thread
+ * goes away first, or if a rename or symlink happened while it ran. Never rejects.
  */
-function inThread(thread: LstatThread, prefix: string, names: string[], dir: string, id: FolderIdentity): Promise<SliceResult> {
+function lookUp(folder: Folder, names: string[], thread: LstatThread | null): SliceResult | Promise<SliceResult> {
+  try {
+    checkFolder(folder);
+    if (thread === null) return { names, rows: packLstats(fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES) };
+  } catch (error) {
+    return { names, error };
+  }
   const changes = namespaceChanges;
-  return thread.lstat(prefix, names).then(
-    (rows) => (namespaceChanges === changes ? { names, rows } : hereChecked(prefix, names, dir, id)),
-    (error: unknown) => (error instanceof LstatThreadGone ? hereChecked(prefix, names, dir, id) : { names, error }),
+  return thread.lstat(folder.prefix, names).then(
+    (rows) => (namespaceChanges === changes ? { names, rows } : lookUp(folder, names, null)),
+    (error: unknown) => (error instanceof LstatThreadGone ? lookUp(folder, names, null) : { names, error }),
   );
 }

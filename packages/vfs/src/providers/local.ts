@@ -37,8 +37,8 @@ export interface LocalProviderOptions {
    */
   syncMetadata?: boolean;
   /**
-   * With `syncMetadata`, let a worker thread look up half of a big folder's entries (from 500 entries on) while
-   * the main thread does the rest: the lookups of a 10,000-entry LIST take ~14 ms instead of ~25 on two cores.
+   * With `syncMetadata`, let a worker thread look up the slices of 500 entries of a big folder it has room for
+   * while the main thread does the rest: the lookups of a 10,000-entry LIST take ~14 ms instead of ~25 on two cores.
    * One thread serves every provider of the process; it starts with the first big listing and ends after 30 s
    * unused. Default `true` (it is never used on a one-CPU machine).
    */
