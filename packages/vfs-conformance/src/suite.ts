@@ -402,6 +402,28 @@ function streamTests(ctx: Ctx): void {
     expect(await readText(ctx.p, '/f', { start: 30, end: 1000 })).toBe(text.slice(30));
   });
 
+  it('an upload that claims releasesChunks stores chunks whose memory was reused after their callback', async () => {
+    const ws = await openWriteStream(ctx.p, '/reused');
+    if (ws.releasesChunks !== true) {
+      ws.destroy();
+      return; // Nothing claimed, nothing to hold to: the server copies for such uploads.
+    }
+    // Sizes around the small-first-chunk and batching thresholds of the local provider, and one big chunk.
+    const sizes = [1, 16 * 1024, 65_536, 65_537, 300_000, MiB, 7];
+    const buffer = Buffer.alloc(MiB + 1);
+    const expected: Buffer[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const chunk = buffer.subarray(0, size);
+      chunk.fill(0x41 + i);
+      expected.push(Buffer.from(chunk));
+      // The next chunk overwrites this memory as soon as the callback has run, as the server's reads do.
+      await new Promise<void>((resolve, reject) => ws.write(chunk, (err) => (err ? reject(err) : resolve())));
+      chunk.fill(0x7a);
+    }
+    await endStream(ws);
+    expect((await readAll(ctx.p, '/reused')).equals(Buffer.concat(expected))).toBe(true);
+  });
+
   it('reads ranges across chunk boundaries of a 1 MiB file', async () => {
     const data = deterministicBytes(MiB + 123, 7);
     await writeAll(ctx.p, '/big', data);

@@ -68,6 +68,13 @@ export interface WriteStreamOptions {
  */
 export interface UploadStream extends Writable {
   transferError?(err: Error): void;
+  /**
+   * True when the stream keeps no reference to a chunk once that chunk's write callback has run, so the caller
+   * may reuse the chunk's memory for later data. The server then reads an upload straight into a few reused
+   * buffers instead of a fresh one per socket read (much less CPU per GiB). Leave it unset when chunks outlive
+   * their callback (queued for a batch or a multipart part, say).
+   */
+  readonly releasesChunks?: boolean;
 }
 
 /** The fast path for transfers. Without it the server streams through file handles (`open`). */

@@ -37,6 +37,14 @@ export function takeBuffer(big = false): Buffer {
   return free.pop() ?? Buffer.allocUnsafeSlow(TRANSFER_CHUNK_SIZE);
 }
 
+/**
+ * Gives up a buffer that something may still read or write (an upload destroyed with writes in flight): it is
+ * left to the garbage collector, never handed out again, and no longer counts as in use.
+ */
+export function forgetBuffer(buffer: Buffer): void {
+  if (buffer.length === BIG_CHUNK_SIZE) bigInUse--;
+}
+
 /** Returns a buffer once nothing reads or writes it any more. */
 export function releaseBuffer(buffer: Buffer): void {
   if (buffer.length === BIG_CHUNK_SIZE) {

@@ -5,6 +5,7 @@ import { createDeflate, createInflate } from 'node:zlib';
 import { AsciiDecoder, AsciiEncoder } from '@ftp/protocol';
 import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
 import { BIG_FILE_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
+import { feedThroughBuffers } from './receive-pooled.js';
 import { throttleTransform, type RateLimiter } from './throttle.js';
 
 /** Why a transfer stopped early. */
@@ -279,10 +280,23 @@ function writeChunk(transfer: Transfer, socket: Socket, chunk: Buffer): Promise<
 export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding): Promise<void> {
   const socket = transfer.socket!;
   const stages: Transform[] = decoders(coding);
-  countBytes(transfer, socket);
+  // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
+  const feed = stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
+  if (feed === null) countBytes(transfer, socket);
   let source: Readable = socket;
   for (const stage of stages) source = source.pipe(stage);
-  await new Promise<void>((resolve, reject) => {
+  try {
+    await pipeInto(transfer, source, stages, upload, feed === null);
+  } finally {
+    feed?.dispose();
+  }
+  if (!socket.destroyed) socket.end();
+}
+
+/** Waits for `source` to end and `upload` to store everything; `pipe`: whether to pipe (else it is fed already). */
+function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, pipe: boolean): Promise<void> {
+  const socket = transfer.socket!;
+  return new Promise<void>((resolve, reject) => {
     let settled = false;
     const fail = (err: unknown): void => {
       if (settled) return;
@@ -318,9 +332,8 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
     // A socket emits 'end' as soon as its FIN arrives, read or not: an empty upload may be over already.
     if (source.readableEnded) onEnd();
     else source.once('end', onEnd);
-    source.pipe(upload, { end: false });
+    if (pipe) source.pipe(upload, { end: false });
   });
-  if (!socket.destroyed) socket.end();
 }
 
 /** Writes listing lines to the data socket in batches, through the coding, with backpressure, then ends it. */

@@ -192,6 +192,8 @@ class LocalWriteStream extends Writable implements UploadStream {
   #started = false;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
+  /** A chunk is written (or copied, when held) before its callback runs. */
+  readonly releasesChunks = true;
 
   constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean) {
     super({ highWaterMark: UPLOAD_BUFFER });
@@ -255,7 +257,8 @@ class LocalWriteStream extends Writable implements UploadStream {
     if (!this.#started) {
       this.#started = true;
       if (this.#syncClose && chunk.length <= SMALL_IO) {
-        this.#held = chunk;
+        // A copy: the caller may reuse the chunk's memory once called back (`releasesChunks`).
+        this.#held = Buffer.from(chunk);
         return cb();
       }
     }
