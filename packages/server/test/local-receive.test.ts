@@ -5,11 +5,15 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { Client } from 'basic-ftp';
 import { LocalProvider, MemoryProvider, type UploadStream } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
 import { pooledReadsAvailable } from '../src/data/pooled-reads.js';
-import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
+import { PASSWORD, RawClient, readAll, startServer, USER, writeAndClose } from './helpers.js';
+import { makeCertificate } from './tls-fixture.js';
+
+const certificate = makeCertificate();
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -138,13 +142,16 @@ it('an aborted upload keeps a prefix of what was sent, and the next uploads are 
   }
 });
 
-/** An upload that keeps a copy of each chunk and notes the memory each one came in. */
+/** An upload that keeps a copy of each chunk and notes the memory each one came in; `delayMs` per write. */
 class RecordingUpload extends Writable implements UploadStream {
   readonly releasesChunks: boolean;
   readonly chunks: Buffer[] = [];
   readonly memory = new Set<ArrayBufferLike>();
 
-  constructor(releasesChunks: boolean) {
+  constructor(
+    releasesChunks: boolean,
+    private readonly delayMs = 0,
+  ) {
     super();
     this.releasesChunks = releasesChunks;
   }
@@ -152,21 +159,67 @@ class RecordingUpload extends Writable implements UploadStream {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.memory.add(chunk.buffer);
     this.chunks.push(Buffer.from(chunk));
-    setImmediate(cb);
+    if (this.delayMs > 0) setTimeout(cb, this.delayMs);
+    else setImmediate(cb);
   }
 }
 
+/** A memory provider whose uploads are {@link RecordingUpload}s. */
+function recordingProvider(releasesChunks: boolean, delayMs = 0): { fs: MemoryProvider; uploads: RecordingUpload[] } {
+  const fs = new MemoryProvider();
+  const uploads: RecordingUpload[] = [];
+  Object.assign(fs, {
+    createWriteStream: async () => {
+      const u = new RecordingUpload(releasesChunks, delayMs);
+      uploads.push(u);
+      return u;
+    },
+  });
+  return { fs, uploads };
+}
+
+async function tlsClient(port: number): Promise<Client> {
+  const c = new Client(20_000);
+  cleanups.push(() => c.close());
+  await c.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD, secure: true, secureOptions: { rejectUnauthorized: false } });
+  return c;
+}
+
+const tlsDriver = (fs: MemoryProvider | LocalProvider) => ({
+  authenticate: (_s: unknown, user: string, pass: string) => (user === USER && pass === PASSWORD ? { fs } : null),
+  tlsOptions: () => certificate,
+});
+
+it('PROT P uploads to local disk keep every byte, in order', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'local-receive-tls-'));
+  const fs = new LocalProvider(root, { syncMetadata: true });
+  const ctx = await startServer({ fs, driver: tlsDriver(fs) });
+  cleanups.push(() => rm(root, { recursive: true, force: true }), () => ctx.close());
+  const c = await tlsClient(ctx.port);
+  for (const [i, size] of [0, 5, 16_384, 16_385, 1_000_000, 6_000_001].entries()) {
+    const data = pattern(size, 40 + i);
+    await c.uploadFrom(Readable.from([data]), `t${i}.bin`);
+    expect(sha(await readFile(join(root, `t${i}.bin`)))).toBe(sha(data));
+  }
+});
+
+it('PROT P uploads read into reused buffers, and a slow disk gets the records in big writes', async () => {
+  const { fs, uploads } = recordingProvider(true, 3);
+  const ctx = await startServer({ fs, driver: tlsDriver(fs) });
+  cleanups.push(() => ctx.close());
+  const c = await tlsClient(ctx.port);
+  const data = pattern(8 * 1024 * 1024, 41);
+  await c.uploadFrom(Readable.from([data]), 'slow.bin');
+  const u = uploads[0]!;
+  expect(sha(Buffer.concat(u.chunks))).toBe(sha(data));
+  expect(u.memory.size).toBeLessThanOrEqual(4);
+  // TLS hands over 16 KiB records; one write per record would be 512 writes.
+  expect(u.chunks.length).toBeLessThan(128);
+});
+
 for (const releasesChunks of [true, false]) {
   it(`a ${releasesChunks ? 'releasesChunks' : 'plain'} upload gets ${releasesChunks ? 'a few reused buffers' : 'a fresh buffer per read'}`, async () => {
-    const fs = new MemoryProvider();
-    const uploads: RecordingUpload[] = [];
-    Object.assign(fs, {
-      createWriteStream: async () => {
-        const u = new RecordingUpload(releasesChunks);
-        uploads.push(u);
-        return u;
-      },
-    });
+    const { fs, uploads } = recordingProvider(releasesChunks);
     const ctx = await startServer({ fs });
     cleanups.push(() => ctx.close());
     const c = await client(ctx.port);

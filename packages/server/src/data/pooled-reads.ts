@@ -8,7 +8,6 @@
  * same fields are set here, found by their names; a Node without them gets ordinary reads.
  */
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 
 /** The socket's fields behind `onread` (net.js): the buffer read into, the callback, the next-buffer function. */
 interface OnreadFields {
@@ -41,23 +40,19 @@ interface HandleWithUserBuffer {
 }
 
 /**
- * Makes `socket` read into `first`, then into whatever `next` returns after each read. `onRead` gets the bytes
- * read (a view of the buffer they landed in) and the buffer itself; the buffer is the caller's again only once it
- * is no longer the one being read into. Returning false pauses the socket (`resume()` goes on).
+ * Makes `socket` read into `first`, then into whatever `next` returns after each read. `onRead` gets how many
+ * bytes landed at the start of the buffer read into; `next` is asked for the following one right after (it must
+ * not be empty). Returning false pauses the socket (`resume()` goes on). A TLS socket hands over its clear text
+ * the same way, a record at most per read.
  *
  * Data the socket had already buffered is returned, to be handled before anything `onRead` gets (it arrived
- * first). Returns null, changing nothing, when the socket cannot be taken over: TLS, a Node without the fields,
- * or a socket that already reads into a buffer of its own. 'end', 'error' and 'close' are emitted as usual; no
- * 'data' events are.
+ * first). Returns null, changing nothing, when the socket cannot be taken over: a Node without the fields, or a
+ * socket that already reads into a buffer of its own. 'end', 'error' and 'close' are emitted as usual; no 'data'
+ * events are.
  */
-export function readIntoBuffers(
-  socket: Socket,
-  first: Buffer,
-  next: () => Buffer,
-  onRead: (bytes: Buffer, buffer: Buffer) => boolean,
-): Buffer[] | null {
+export function readIntoBuffers(socket: Socket, first: Buffer, next: () => Buffer, onRead: (length: number) => boolean): Buffer[] | null {
   const f = onreadFields();
-  if (f === null || socket instanceof TLSSocket || !(socket instanceof Socket) || socket.destroyed) return null;
+  if (f === null || !(socket instanceof Socket) || socket.destroyed) return null;
   const handle = (socket as unknown as { _handle: HandleWithUserBuffer | null })._handle;
   const own = socket as unknown as Record<symbol, unknown>;
   if (typeof handle?.useUserBuffer !== 'function' || own[f.buffer] !== null || own[f.callback] !== null || own[f.generator] !== null) return null;
@@ -65,7 +60,7 @@ export function readIntoBuffers(
   socket.pause();
   own[f.buffer] = first;
   own[f.generator] = next;
-  own[f.callback] = (length: number, buffer: Buffer): boolean => onRead(buffer.subarray(0, length), buffer);
+  own[f.callback] = onRead;
   handle.useUserBuffer(first);
   const earlier: Buffer[] = [];
   for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) earlier.push(chunk);

@@ -5,38 +5,73 @@ import { readIntoBuffers } from './pooled-reads.js';
 import type { Transfer } from './transfer.js';
 
 /**
- * Bytes an upload may have handed to storage and not yet had back, before the socket is paused: two big
- * buffers (a disk write of one while the next is read), or four of the 256 KiB ones once big buffers run out
- * (as much as the ordinary path buffers).
+ * Room a buffer must have left to be read into: below it the next buffer is taken. TLS hands over at most a
+ * 16 KiB record per read, a socket what it holds (often the whole buffer when storage is the slower side).
  */
-function inFlightLimit(buffer: Buffer): number {
+const MIN_ROOM = 64 * 1024;
+
+/**
+ * Bytes of full buffers an upload may have waiting on storage before the socket is paused: two big buffers, or
+ * four of the 256 KiB ones once big buffers run out (about what the ordinary path buffers).
+ */
+function waitingLimit(buffer: Buffer): number {
   return buffer.length === BIG_CHUNK_SIZE ? 2 * BIG_CHUNK_SIZE : 4 * buffer.length;
 }
 
-/** A socket feeding an upload through reused buffers; {@link dispose} once the upload has finished or failed. */
+/** A socket feeding an upload through reused buffers. */
 export interface PooledFeed {
+  /** Hands storage what was read and not yet handed over: call at the end of the data, before `upload.end()`. */
+  flush(): void;
+  /** Once the upload has finished or failed: buffers go back to the pool, or are forgotten if still in use. */
   dispose(): void;
 }
 
 /**
- * Feeds the data socket into `upload` through the shared transfer buffers, for plain (unencoded, unencrypted)
- * uploads to storage that lets chunk memory be reused ({@link UploadStream.releasesChunks}). A buffer goes back to
- * the pool once storage has called back for it. Returns null, changing nothing, when the socket cannot be read
- * this way: the caller pipes it as usual.
+ * Feeds the data socket into `upload` through the shared transfer buffers, for unencoded uploads to storage that
+ * lets chunk memory be reused ({@link UploadStream.releasesChunks}), in clear or over TLS.
+ *
+ * Reads fill a buffer one after the other; whenever storage has nothing in hand, it gets all that arrived since its
+ * last write in one chunk. So a fast disk gets each read at once, and a disk slower than the network gets few big
+ * writes (TLS reads are 16 KiB records: one write each would cost more than the decryption). A buffer goes back to
+ * the pool once storage has called back for every chunk of it. Returns null, changing nothing, when the socket
+ * cannot be read this way: the caller pipes it as usual.
  */
 export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: UploadStream): PooledFeed | null {
-  /** Buffers handed to storage whose write has not called back. */
-  const held = new Set<Buffer>();
-  let heldBytes = 0;
+  let target = takeBuffer(true);
+  /** Bytes read into `target`, and how many of them storage has been handed. */
+  let filled = 0;
+  let handed = 0;
+  /** Writes storage has not called back for, per buffer. */
+  const pending = new Map<Buffer, number>();
+  let writing = 0;
+  /** Bytes of buffers no longer read into whose writes are pending. */
+  let waiting = 0;
   let paused = false;
   let disposed = false;
-  let target = takeBuffer(true);
-  const onWritten = (buffer: Buffer): void => {
+
+  const hand = (): void => {
+    if (filled === handed) return;
+    const buffer = target;
+    const chunk = buffer.subarray(handed, filled);
+    handed = filled;
+    pending.set(buffer, (pending.get(buffer) ?? 0) + 1);
+    writing++;
+    upload.write(chunk, () => written(buffer));
+  };
+  const written = (buffer: Buffer): void => {
     if (disposed) return;
-    held.delete(buffer);
-    heldBytes -= buffer.length;
-    releaseBuffer(buffer);
-    if (paused && heldBytes < inFlightLimit(target) && !socket.destroyed) {
+    writing--;
+    const left = pending.get(buffer)! - 1;
+    if (left > 0) pending.set(buffer, left);
+    else {
+      pending.delete(buffer);
+      if (buffer !== target) {
+        waiting -= buffer.length;
+        releaseBuffer(buffer);
+      }
+    }
+    if (writing === 0) hand();
+    if (paused && waiting < waitingLimit(target) && !socket.destroyed) {
       paused = false;
       socket.resume();
     }
@@ -44,14 +79,21 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   const earlier = readIntoBuffers(
     socket,
     target,
-    () => (target = takeBuffer(true)),
-    (bytes, buffer) => {
-      transfer.progress(bytes.length);
-      held.add(buffer);
-      heldBytes += buffer.length;
-      // write()'s answer is not the limit: the bytes held are (the upload's own buffer would stop at one chunk).
-      upload.write(bytes, () => onWritten(buffer));
-      if (heldBytes < inFlightLimit(buffer)) return true;
+    // The next read lands after the bytes already there.
+    () => target.subarray(filled),
+    (length) => {
+      transfer.progress(length);
+      filled += length;
+      if (writing === 0) hand();
+      if (target.length - filled < MIN_ROOM) {
+        hand();
+        const full = target;
+        target = takeBuffer(true);
+        filled = handed = 0;
+        if (pending.has(full)) waiting += full.length;
+        else releaseBuffer(full);
+      }
+      if (waiting < waitingLimit(target)) return true;
       paused = true;
       return false;
     },
@@ -66,15 +108,18 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   }
   socket.resume();
   return {
+    flush: hand,
     dispose(): void {
       if (disposed) return;
       disposed = true;
       // Storage may still write from a buffer it has not called back for: those are never reused. The buffer
       // being read into is free once the socket can read no more (its end was read, or it is closed).
-      for (const buffer of held) forgetBuffer(buffer);
-      held.clear();
-      if (socket.destroyed || socket.readableEnded) releaseBuffer(target);
-      else forgetBuffer(target);
+      for (const buffer of pending.keys()) forgetBuffer(buffer);
+      if (!pending.has(target)) {
+        if (socket.destroyed || socket.readableEnded) releaseBuffer(target);
+        else forgetBuffer(target);
+      }
+      pending.clear();
     },
   };
 }

@@ -5,7 +5,7 @@ import { createDeflate, createInflate } from 'node:zlib';
 import { AsciiDecoder, AsciiEncoder } from '@ftp/protocol';
 import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
 import { BIG_FILE_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
-import { feedThroughBuffers } from './receive-pooled.js';
+import { feedThroughBuffers, type PooledFeed } from './receive-pooled.js';
 import { throttleTransform, type RateLimiter } from './throttle.js';
 
 /** Why a transfer stopped early. */
@@ -286,15 +286,15 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
   let source: Readable = socket;
   for (const stage of stages) source = source.pipe(stage);
   try {
-    await pipeInto(transfer, source, stages, upload, feed === null);
+    await pipeInto(transfer, source, stages, upload, feed);
   } finally {
     feed?.dispose();
   }
   if (!socket.destroyed) socket.end();
 }
 
-/** Waits for `source` to end and `upload` to store everything; `pipe`: whether to pipe (else it is fed already). */
-function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, pipe: boolean): Promise<void> {
+/** Waits for `source` to end and `upload` to store everything: piped, or fed by `feed` when there is one. */
+function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, feed: PooledFeed | null): Promise<void> {
   const socket = transfer.socket!;
   return new Promise<void>((resolve, reject) => {
     let settled = false;
@@ -326,13 +326,14 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
     );
     // The upload is ended only once the end of the data is known to be genuine, so a rejected end never commits.
     const onEnd = (): void => {
-      if (transfer.endedCleanly()) upload.end();
-      else fail(new TransferError('connection', MESSAGES.unclean));
+      if (!transfer.endedCleanly()) return fail(new TransferError('connection', MESSAGES.unclean));
+      feed?.flush();
+      upload.end();
     };
     // A socket emits 'end' as soon as its FIN arrives, read or not: an empty upload may be over already.
     if (source.readableEnded) onEnd();
     else source.once('end', onEnd);
-    if (pipe) source.pipe(upload, { end: false });
+    if (feed === null) source.pipe(upload, { end: false });
   });
 }
 
