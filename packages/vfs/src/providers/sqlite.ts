@@ -164,6 +164,8 @@ class SqliteWriteStream extends Writable implements UploadStream {
   #size: number;
   #done = false;
   #failed: Error | undefined;
+  /** Every chunk is copied into chunk buffers of the stream's own before its callback. */
+  readonly releasesChunks = true;
 
   /** @param prefix bytes of the start of the file already copied as whole chunks (`seq` chunks) plus `partial`. */
   constructor(internals: Internals, tempId: number, dirId: number, name: string, seq: number, partial: Buffer | undefined) {
