@@ -310,8 +310,6 @@ class MemoryWriteStream extends Writable implements UploadStream {
   #pos: number | null;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
-  /** Every chunk is copied into the file's own blocks before its callback. */
-  readonly releasesChunks = true;
 
   constructor(node: FileNode, content: Content, position: number | null) {
     super({ highWaterMark: TRANSFER_CHUNK_SIZE });
