@@ -11,11 +11,20 @@ import type { Transfer } from './transfer.js';
 const MIN_ROOM = 64 * 1024;
 
 /**
+ * The buffer an upload starts with, its own (not the pool's): a client that connects and sends nothing, or a
+ * small file, must not hold one of the few big buffers downloads share. Pool buffers follow once it is full.
+ */
+const FIRST_BUFFER = 64 * 1024;
+
+/** Buffers an upload keeps for itself between two reads, rather than giving them back to the pool and taking again. */
+const SPARES = 2;
+
+/**
  * Bytes of full buffers an upload may have waiting on storage before the socket is paused: two big buffers, or
  * four of the 256 KiB ones once big buffers run out (about what the ordinary path buffers).
  */
 function waitingLimit(buffer: Buffer): number {
-  return buffer.length === BIG_CHUNK_SIZE ? 2 * BIG_CHUNK_SIZE : 4 * buffer.length;
+  return buffer.length === BIG_CHUNK_SIZE ? 2 * BIG_CHUNK_SIZE : 4 * Math.max(buffer.length, FIRST_BUFFER);
 }
 
 /** A socket feeding an upload through reused buffers. */
@@ -37,7 +46,16 @@ export interface PooledFeed {
  * cannot be read this way: the caller pipes it as usual.
  */
 export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: UploadStream): PooledFeed | null {
-  let target = takeBuffer(true);
+  const first = Buffer.allocUnsafeSlow(FIRST_BUFFER);
+  let target: Buffer = first;
+  /** Pool buffers done with, kept for the next ones this upload needs. */
+  const spares: Buffer[] = [];
+  /** Done with `buffer`: kept as a spare, or back to the pool (the first one is left to the collector). */
+  const recycle = (buffer: Buffer): void => {
+    if (buffer === first) return;
+    if (spares.length < SPARES) spares.push(buffer);
+    else releaseBuffer(buffer);
+  };
   /** Bytes read into `target`, and how many of them storage has been handed. */
   let filled = 0;
   let handed = 0;
@@ -67,7 +85,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       pending.delete(buffer);
       if (buffer !== target) {
         waiting -= buffer.length;
-        releaseBuffer(buffer);
+        recycle(buffer);
       }
     }
     if (writing === 0) hand();
@@ -85,23 +103,20 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       transfer.progress(length);
       filled += length;
       if (writing === 0) hand();
-      if (target.length - filled < MIN_ROOM) {
+      if (target.length - filled < Math.min(MIN_ROOM, target.length / 4)) {
         hand();
         const full = target;
-        target = takeBuffer(true);
+        target = spares.pop() ?? takeBuffer(true);
         filled = handed = 0;
         if (pending.has(full)) waiting += full.length;
-        else releaseBuffer(full);
+        else recycle(full);
       }
       if (waiting < waitingLimit(target)) return true;
       paused = true;
       return false;
     },
   );
-  if (earlier === null) {
-    releaseBuffer(target);
-    return null;
-  }
+  if (earlier === null) return null;
   for (const chunk of earlier) {
     transfer.progress(chunk.length);
     upload.write(chunk);
@@ -114,12 +129,13 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       disposed = true;
       // Storage may still write from a buffer it has not called back for: those are never reused. The buffer
       // being read into is free once the socket can read no more (its end was read, or it is closed).
-      for (const buffer of pending.keys()) forgetBuffer(buffer);
-      if (!pending.has(target)) {
+      for (const buffer of pending.keys()) if (buffer !== first) forgetBuffer(buffer);
+      if (!pending.has(target) && target !== first) {
         if (socket.destroyed || socket.readableEnded) releaseBuffer(target);
         else forgetBuffer(target);
       }
       pending.clear();
+      for (const buffer of spares.splice(0)) releaseBuffer(buffer);
     },
   };
 }
