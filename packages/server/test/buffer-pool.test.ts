@@ -1,6 +1,6 @@
 import { TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
 import { expect, it } from 'vitest';
-import { BIG_CHUNK_SIZE, MAX_BIG_IN_USE, releaseBuffer, takeBuffer } from '../src/data/buffer-pool.js';
+import { BIG_CHUNK_SIZE, FIRST_UPLOAD_SIZE, MAX_BIG_IN_USE, releaseBuffer, takeBuffer, takeFirstUploadBuffer } from '../src/data/buffer-pool.js';
 
 it('big-file buffers are 1 MiB, small ones 256 KiB, and each size is reused only as itself', () => {
   const big = takeBuffer(true);
@@ -24,4 +24,15 @@ it('past MAX_BIG_IN_USE big buffers out, big requests get small buffers, until b
   const again = takeBuffer(true);
   expect(again.length).toBe(BIG_CHUNK_SIZE);
   for (const b of [again, ...bigs]) releaseBuffer(b);
+});
+
+it('first-upload buffers are 64 KiB, reused as themselves, never handed out for a 256 KiB request', () => {
+  const first = takeFirstUploadBuffer();
+  expect(first.length).toBe(FIRST_UPLOAD_SIZE);
+  releaseBuffer(first);
+  const chunk = takeBuffer();
+  expect(chunk.length).toBe(TRANSFER_CHUNK_SIZE);
+  expect(takeFirstUploadBuffer()).toBe(first);
+  releaseBuffer(chunk);
+  releaseBuffer(first);
 });

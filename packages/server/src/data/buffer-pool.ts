@@ -26,6 +26,19 @@ export const MAX_BIG_IN_USE = 64;
 let bigInUse = 0;
 
 /**
+ * Size of the buffer an upload starts reading into: a small file fits in it whole, and a client that opens an
+ * upload and sends nothing holds no more than this.
+ */
+export const FIRST_UPLOAD_SIZE = 64 * 1024;
+const KEPT_FIRST = 64;
+const freeFirst: Buffer[] = [];
+
+/** A buffer of {@link FIRST_UPLOAD_SIZE} bytes (contents undefined); give it back with {@link releaseBuffer}. */
+export function takeFirstUploadBuffer(): Buffer {
+  return freeFirst.pop() ?? Buffer.allocUnsafeSlow(FIRST_UPLOAD_SIZE);
+}
+
+/**
  * A buffer of TRANSFER_CHUNK_SIZE bytes, or of BIG_CHUNK_SIZE when `big` is asked for and fewer than
  * {@link MAX_BIG_IN_USE} are out (contents undefined); give it back with {@link releaseBuffer}.
  */
@@ -50,5 +63,7 @@ export function releaseBuffer(buffer: Buffer): void {
   if (buffer.length === BIG_CHUNK_SIZE) {
     bigInUse--;
     if (freeBig.length < KEPT_BIG) freeBig.push(buffer);
+  } else if (buffer.length === FIRST_UPLOAD_SIZE) {
+    if (freeFirst.length < KEPT_FIRST) freeFirst.push(buffer);
   } else if (free.length < KEPT) free.push(buffer);
 }

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { UploadStream } from '@ftp/vfs';
-import { BIG_CHUNK_SIZE, forgetBuffer, releaseBuffer, takeBuffer } from './buffer-pool.js';
+import { BIG_CHUNK_SIZE, FIRST_UPLOAD_SIZE, forgetBuffer, releaseBuffer, takeBuffer, takeFirstUploadBuffer } from './buffer-pool.js';
 import { readIntoBuffers } from './pooled-reads.js';
 import type { Transfer } from './transfer.js';
 
@@ -10,12 +10,6 @@ import type { Transfer } from './transfer.js';
  */
 const MIN_ROOM = 64 * 1024;
 
-/**
- * The buffer an upload starts with, its own (not the pool's): a client that connects and sends nothing, or a
- * small file, must not hold one of the few big buffers downloads share. Pool buffers follow once it is full.
- */
-const FIRST_BUFFER = 64 * 1024;
-
 /** Buffers an upload keeps for itself between two reads, rather than giving them back to the pool and taking again. */
 const SPARES = 2;
 
@@ -24,7 +18,7 @@ const SPARES = 2;
  * four of the 256 KiB ones once big buffers run out (about what the ordinary path buffers).
  */
 function waitingLimit(buffer: Buffer): number {
-  return buffer.length === BIG_CHUNK_SIZE ? 2 * BIG_CHUNK_SIZE : 4 * Math.max(buffer.length, FIRST_BUFFER);
+  return buffer.length === BIG_CHUNK_SIZE ? 2 * BIG_CHUNK_SIZE : 4 * Math.max(buffer.length, FIRST_UPLOAD_SIZE);
 }
 
 /** A socket feeding an upload through reused buffers. */
@@ -46,14 +40,14 @@ export interface PooledFeed {
  * cannot be read this way: the caller pipes it as usual.
  */
 export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: UploadStream): PooledFeed | null {
-  const first = Buffer.allocUnsafeSlow(FIRST_BUFFER);
-  let target: Buffer = first;
-  /** Pool buffers done with, kept for the next ones this upload needs. */
+  // A small buffer first: a client that opens an upload and sends nothing, or a small file, must not hold one of
+  // the few big buffers downloads share. Those follow once it is full.
+  let target = takeFirstUploadBuffer();
+  /** Bigger buffers done with, kept for the next ones this upload needs. */
   const spares: Buffer[] = [];
-  /** Done with `buffer`: kept as a spare, or back to the pool (the first one is left to the collector). */
+  /** Done with `buffer`: kept as a spare, or back to the pool. */
   const recycle = (buffer: Buffer): void => {
-    if (buffer === first) return;
-    if (spares.length < SPARES) spares.push(buffer);
+    if (buffer.length > FIRST_UPLOAD_SIZE && spares.length < SPARES) spares.push(buffer);
     else releaseBuffer(buffer);
   };
   /** Bytes read into `target`, and how many of them storage has been handed. */
@@ -116,7 +110,10 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       return false;
     },
   );
-  if (earlier === null) return null;
+  if (earlier === null) {
+    releaseBuffer(target);
+    return null;
+  }
   for (const chunk of earlier) {
     transfer.progress(chunk.length);
     upload.write(chunk);
@@ -129,8 +126,8 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       disposed = true;
       // Storage may still write from a buffer it has not called back for: those are never reused. The buffer
       // being read into is free once the socket can read no more (its end was read, or it is closed).
-      for (const buffer of pending.keys()) if (buffer !== first) forgetBuffer(buffer);
-      if (!pending.has(target) && target !== first) {
+      for (const buffer of pending.keys()) forgetBuffer(buffer);
+      if (!pending.has(target)) {
         if (socket.destroyed || socket.readableEnded) releaseBuffer(target);
         else forgetBuffer(target);
       }
