@@ -3,9 +3,12 @@ import { setFlagsFromString } from 'node:v8';
 /**
  * The V8 settings ftpd runs with, chosen by measurement (issue 9, `pnpm bench --workloads idle,idle-10000`):
  *
- * - `--no-maglev`: Maglev, V8's mid-tier compiler, compiles on background threads whose malloc arenas keep about
- *   5 MiB resident after a burst of logins, whatever the number of sessions (at 1,000 idle sessions: ~5 KiB each).
- *   TurboFan still optimizes hot code; the transfer, listing and login workloads showed no loss beyond noise.
+ * - `--no-maglev`: Maglev, V8's mid-tier compiler, keeps about 6 MiB resident after a burst of logins, whatever the
+ *   number of sessions (1,000 idle sessions: 10.6–11.6 KiB each with it, 4.5–4.7 without; limiting it to one
+ *   thread or to the main thread does not help). The price, measured per thread from /proc on a 2-core VM: a login
+ *   costs ~320 µs of main-thread CPU instead of ~230, a 16 KiB upload ~360–455 µs of user time instead of ~250–305
+ *   (16 KiB files up and down: 20–35 % fewer per second); big transfers and listings do not change. For servers
+ *   busy with logins or small files, `node --maglev …/cli.js` puts it back.
  *
  * Not set, though measured: `--semi-space-growth-factor=1` (a young generation that never grows) took a further
  * ~2.5 KiB off an idle session, but under load it promotes medium-lived objects early: a synthetic load with 2,000
