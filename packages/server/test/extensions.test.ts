@@ -7,7 +7,7 @@ import { crc32 } from 'node:zlib';
 import { LocalProvider, MemoryProvider, type FsProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
-import { PASSWORD, RawClient, readAll, USER, writeAndClose } from './helpers.js';
+import { PASSWORD, RawClient, USER } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -30,22 +30,8 @@ async function session(fs: FsProvider = new MemoryProvider(), settings: Partial<
   return c;
 }
 
-async function put(c: RawClient, name: string, data: Buffer | string): Promise<void> {
-  const socket = await c.passive();
-  c.send(`STOR ${name}`);
-  expect((await c.next()).code).toBe(150);
-  await writeAndClose(socket, data);
-  expect((await c.next()).code).toBe(226);
-}
-
-async function get(c: RawClient, name: string): Promise<Buffer> {
-  const socket = await c.passive();
-  c.send(`RETR ${name}`);
-  expect((await c.next()).code).toBe(150);
-  const data = await readAll(socket);
-  expect((await c.next()).code).toBe(226);
-  return data;
-}
+const put = (c: RawClient, name: string, data: Buffer | string): Promise<void> => c.store(name, data);
+const get = (c: RawClient, name: string): Promise<Buffer> => c.retrieve(`RETR ${name}`);
 
 const hex = (algo: string, data: Buffer): string => createHash(algo).update(data).digest('hex');
 

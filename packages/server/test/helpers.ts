@@ -41,6 +41,15 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
+  /** A logged-in session in TYPE I, closed by `cleanups` (a test file's list, run after each test). */
+  static async binarySession(port: number, cleanups: Array<() => unknown>): Promise<RawClient> {
+    const c = await RawClient.connect(port);
+    cleanups.push(() => c.close());
+    await c.login();
+    await c.expectCode('TYPE I', 200);
+    return c;
+  }
+
   static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
     const socket = connect({ port, host, localAddress });
     await once(socket, 'connect');
@@ -89,6 +98,29 @@ export class RawClient {
     const data = connect({ port, host: '127.0.0.1' });
     await once(data, 'connect');
     return data;
+  }
+
+  /** STOR over a fresh EPSV connection: `data`, then the end of the file; throws unless 150 and 226 come. */
+  async store(name: string, data: Buffer | string): Promise<void> {
+    const socket = await this.passive();
+    await this.expectCode(`STOR ${name}`, 150);
+    await writeAndClose(socket, data);
+    await this.expectCode(null, 226);
+  }
+
+  /** A download command (RETR, LIST…) over a fresh EPSV connection: its bytes; throws unless 150 and 226 come. */
+  async retrieve(command: string): Promise<Buffer> {
+    const socket = await this.passive();
+    await this.expectCode(command, 150);
+    const data = await readAll(socket);
+    await this.expectCode(null, 226);
+    return data;
+  }
+
+  /** Sends `line` (unless null) and checks the next reply's code. */
+  private async expectCode(line: string | null, code: number): Promise<void> {
+    const r = line === null ? await this.next() : await this.cmd(line);
+    if (r.code !== code) throw new Error(`${line ?? 'reply'}: expected ${code}, got ${r.code} ${r.text}`);
   }
 
   /** Whether the server closed the control connection within `timeoutMs`. */

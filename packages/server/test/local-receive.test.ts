@@ -10,7 +10,7 @@ import { Client } from 'basic-ftp';
 import { LocalProvider, MemoryProvider, type UploadStream } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
 import { pooledReadsAvailable } from '../src/data/pooled-reads.js';
-import { PASSWORD, RawClient, readAll, startServer, USER, writeAndClose } from './helpers.js';
+import { PASSWORD, RawClient, startServer, USER, writeAndClose } from './helpers.js';
 import { makeCertificate } from './tls-fixture.js';
 
 const certificate = makeCertificate();
@@ -35,30 +35,10 @@ async function localServer(syncMetadata: boolean) {
   return { ...ctx, root };
 }
 
-async function client(port: number): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
-  expect((await c.cmd('TYPE I')).code).toBe(200);
-  return c;
-}
+const client = (port: number): Promise<RawClient> => RawClient.binarySession(port, cleanups);
 
-async function upload(c: RawClient, name: string, data: Buffer): Promise<void> {
-  const socket = await c.passive();
-  c.send(`STOR ${name}`);
-  expect((await c.next()).code).toBe(150);
-  await writeAndClose(socket, data);
-  expect((await c.next()).code).toBe(226);
-}
-
-async function download(c: RawClient, name: string): Promise<Buffer> {
-  const socket = await c.passive();
-  c.send(`RETR ${name}`);
-  expect((await c.next()).code).toBe(150);
-  const got = await readAll(socket);
-  expect((await c.next()).code).toBe(226);
-  return got;
-}
+const upload = (c: RawClient, name: string, data: Buffer): Promise<void> => c.store(name, data);
+const download = (c: RawClient, name: string): Promise<Buffer> => c.retrieve(`RETR ${name}`);
 
 it('this Node lets uploads read into reused buffers (else they still work, with a fresh buffer per read)', () => {
   // Fails loudly when a Node upgrade drops the socket fields the fast path sets: uploads would cost ~2x the CPU.

@@ -29,13 +29,7 @@ async function setup(files: Record<string, Buffer>) {
   return ctx;
 }
 
-async function client(port: number): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
-  expect((await c.cmd('TYPE I')).code).toBe(200);
-  return c;
-}
+const client = (port: number): Promise<RawClient> => RawClient.binarySession(port, cleanups);
 
 /** RETR (after REST when `rest` > 0) over a fresh EPSV connection: the bytes, once the 226 came. */
 async function download(c: RawClient, name: string, rest = 0): Promise<Buffer> {

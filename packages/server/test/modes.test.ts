@@ -24,22 +24,8 @@ async function session(settings: Partial<ServerSettings> = {}, limits?: { downlo
   return { c, events, fs };
 }
 
-async function put(c: RawClient, name: string, data: Buffer): Promise<void> {
-  const socket = await c.passive();
-  c.send(`STOR ${name}`);
-  expect((await c.next()).code).toBe(150);
-  await writeAndClose(socket, data);
-  expect((await c.next()).code).toBe(226);
-}
-
-async function get(c: RawClient, command: string): Promise<Buffer> {
-  const socket = await c.passive();
-  c.send(command);
-  expect((await c.next()).code).toBe(150);
-  const data = await readAll(socket);
-  expect((await c.next()).code).toBe(226);
-  return data;
-}
+const put = (c: RawClient, name: string, data: Buffer): Promise<void> => c.store(name, data);
+const get = (c: RawClient, command: string): Promise<Buffer> => c.retrieve(command);
 
 describe('MODE Z', () => {
   it('deflates downloads and listings and inflates uploads; fewer bytes cross the wire', async () => {
