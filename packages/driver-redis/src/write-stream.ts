@@ -25,6 +25,8 @@ export interface UploadStart {
  * process dies instead, the content's TTL (refreshed by every chunk) removes it.
  */
 export class RedisWriteStream extends Writable implements UploadStream {
+  /** Every chunk is copied into the stream's own chunk buffers before its callback: the caller may reuse its memory. */
+  readonly releasesChunks = true;
   readonly #fs: Internals;
   readonly #ino: number;
   readonly #commit: Committer;

@@ -63,6 +63,8 @@ export function copyRanges(size: number, maxPart = MAX_PART_SIZE): [number, numb
  * emitted once the abort is done.
  */
 export class S3UploadStream extends Writable implements UploadStream {
+  /** Every chunk is copied into a part buffer (hashed first) before its callback: the caller may reuse its memory. */
+  readonly releasesChunks = true;
   readonly #ctx: S3Context;
   readonly #plan: UploadPlan;
   readonly #partSize: number;

@@ -75,6 +75,33 @@ describe('uploads', () => {
     }
   }, 60_000);
 
+  it('a multipart upload claims releasesChunks: chunks written from one buffer, reused after each callback, are stored', async () => {
+    // The server reads uploads into a few reused buffers for such streams: parts in flight must not hold the chunks.
+    const h = await harness(store, { partSize: PART, uploadConcurrency: 2 });
+    try {
+      const ws = (await openWriteStream(h.p, '/reused.bin')) as S3UploadStream;
+      expect(ws.releasesChunks).toBe(true);
+      const buffer = Buffer.alloc(MiB);
+      const expected = createHash('sha256');
+      const sizes = [65_536, 100_003, MiB, 7];
+      for (let i = 0, size = 0; size < 2 * PART + 54_321; i++) {
+        const chunk = buffer.subarray(0, sizes[i % sizes.length]);
+        chunk.set(deterministicBytes(chunk.length, i));
+        expected.update(chunk);
+        size += chunk.length;
+        // Reused as soon as the callback has run, as the server does.
+        await new Promise<void>((resolve, reject) => ws.write(chunk, (err) => (err ? reject(err) : resolve())));
+        chunk.fill(0x7a);
+      }
+      ws.end();
+      await once(ws, 'finish');
+      expect(h.count('UploadPartCommand')).toBe(3);
+      expect(createHash('sha256').update(await readAll(h.p, '/reused.bin')).digest('hex')).toBe(expected.digest('hex'));
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
   it('an interrupted upload (transferError, then destroy) aborts its multipart upload: no parts left, no object', async () => {
     const h = await harness(store, { partSize: PART });
     try {

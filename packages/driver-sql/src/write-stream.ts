@@ -45,6 +45,8 @@ export interface UploadTarget {
  * An interrupted upload (`transferError`, or `destroy()` before the end) deletes its chunks and inode.
  */
 export class SqlWriteStream extends Writable implements UploadStream {
+  /** Every chunk is hashed and copied into the stream's own chunk buffers before its callback (nothing awaits between). */
+  readonly releasesChunks = true;
   readonly #s: Store;
   readonly #target: UploadTarget;
   #seq: number;
