@@ -102,11 +102,42 @@ export function migrator(db: Kysely<Database>, t: Tables, dialect: DialectName):
   });
 }
 
-/** Applies every pending migration; throws the first failure (Kysely reports it in the result set). */
-export async function migrateToLatest(db: Kysely<Database>, t: Tables, dialect: DialectName): Promise<MigrationResultSet> {
-  const result = await migrator(db, t, dialect).migrateToLatest();
-  if (result.error !== undefined) throw result.error;
-  return result;
+/** Attempts at running the Migrator when another process's DDL disturbs it (see {@link migrateToLatest}). */
+const MIGRATE_ATTEMPTS = 8;
+
+/**
+ * Applies every pending migration; throws the first failure (Kysely reports it in the result set).
+ *
+ * A prefix already at the latest migration is recognised with one query on its own bookkeeping table, and the
+ * Migrator is not run: it lists every table of the database to find its own, which on a big database is slow, and
+ * which on PostgreSQL fails (42P01, undefined table) when another process drops a table meanwhile. When it must
+ * run (a new prefix, an upgrade), that failure is retried a few times.
+ */
+export async function migrateToLatest(db: Kysely<Database>, t: Tables, dialect: DialectName): Promise<void> {
+  const names = Object.keys(migrations(t, dialect));
+  if (await allApplied(db, t, names)) return;
+  for (let attempt = 1; ; attempt++) {
+    const result: MigrationResultSet = await migrator(db, t, dialect).migrateToLatest();
+    if (result.error === undefined) return;
+    if (!isUndefinedTable(result.error) || attempt >= MIGRATE_ATTEMPTS) throw result.error;
+    await new Promise((resolve) => setTimeout(resolve, 10 * attempt + Math.random() * 20));
+  }
+}
+
+/** Whether the prefix's bookkeeping lists every one of `names` (false when it has no bookkeeping yet). */
+async function allApplied(db: Kysely<Database>, t: Tables, names: string[]): Promise<boolean> {
+  try {
+    const rows = await (db as unknown as Kysely<Record<string, { name: string }>>).selectFrom(t.migration).select('name').execute();
+    const applied = new Set(rows.map((r) => r.name));
+    return names.every((n) => applied.has(n));
+  } catch {
+    return false;
+  }
+}
+
+/** PostgreSQL's "relation does not exist", as raised by the Migrator's listing of the database's tables. */
+function isUndefinedTable(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === '42P01';
 }
 
 /** Drops every table of a prefix, the migration bookkeeping included (the filesystem is gone afterwards). */
