@@ -105,6 +105,14 @@ export interface ServerSettings {
    * since some clients never send it. Such uploads are relayed through a JavaScript pipe, which costs throughput.
    */
   tlsUploadRequiresCloseNotify: boolean;
+  /**
+   * Uploads in binary stream mode (clear or PROT P) to storage that allows it (`UploadStream.releasesChunks`, as
+   * the local disk does) are read straight into the server's shared transfer buffers, about half the CPU per GiB.
+   * Node offers that only for sockets it connects itself, so it is done through fields of the accepted socket
+   * that Node does not document (checked at run time; without them, ordinary reads). Default true; false reads a
+   * fresh buffer per socket read, as Node does by default.
+   */
+  reuseUploadBuffers: boolean;
   /** Oldest TLS version accepted. Default `TLSv1.2`. */
   tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
   /** Seconds the TLS handshake of AUTH TLS or an implicit connection may take. Default 10. */
@@ -156,6 +164,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   tlsSessionReuse: true,
   allowCcc: false,
   tlsUploadRequiresCloseNotify: false,
+  reuseUploadBuffers: true,
   tlsMinVersion: 'TLSv1.2',
   tlsHandshakeTimeout: 10,
   maxLoginFailures: 10,

@@ -64,6 +64,7 @@ export const serverSettings = z
     tlsSessionReuse: z.boolean(),
     allowCcc: z.boolean(),
     tlsUploadRequiresCloseNotify: z.boolean(),
+    reuseUploadBuffers: z.boolean(),
     tlsMinVersion: z.enum(['TLSv1.2', 'TLSv1.3']),
     tlsHandshakeTimeout: seconds,
     maxLoginFailures: count,

@@ -277,11 +277,11 @@ function writeChunk(transfer: Transfer, socket: Socket, chunk: Buffer): Promise<
  * the data connection (end of file in stream mode) and the upload has stored everything. On any failure the
  * upload is told first (`transferError`), then destroyed, so a backend can keep or discard the partial data.
  */
-export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding): Promise<void> {
+export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding, reuseBuffers = true): Promise<void> {
   const socket = transfer.socket!;
   const stages: Transform[] = decoders(coding);
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
-  const feed = stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
+  const feed = reuseBuffers && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
   if (feed === null) countBytes(transfer, socket);
   let source: Readable = socket;
   for (const stage of stages) source = source.pipe(stage);
