@@ -1,5 +1,5 @@
 /**
- * Reads a plain TCP socket into buffers the caller hands out and takes back, instead of a fresh one per read.
+ * Reads a TCP or TLS socket into buffers the caller hands out and takes back, instead of a fresh one per read.
  *
  * Node reads an accepted socket into a new 64 KiB buffer each time: an allocation, page faults on cache-cold
  * memory and garbage for every read. On a 2-core VM a sink that only counts 1 GiB costs 0.78 s of CPU that way

@@ -53,11 +53,14 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   /** Bytes read into `target`, and how many of them storage has been handed. */
   let filled = 0;
   let handed = 0;
-  /** Writes storage has not called back for, per buffer. */
+  /** Writes storage has not called back for, per buffer (none listed: storage has nothing in hand). */
   const pending = new Map<Buffer, number>();
-  let writing = 0;
-  /** Bytes of buffers no longer read into whose writes are pending. */
-  let waiting = 0;
+  /** Bytes of buffers no longer read into whose writes are pending (a few buffers at most). */
+  const waiting = (): number => {
+    let bytes = 0;
+    for (const buffer of pending.keys()) if (buffer !== target) bytes += buffer.length;
+    return bytes;
+  };
   let paused = false;
   let disposed = false;
 
@@ -67,23 +70,18 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     const chunk = buffer.subarray(handed, filled);
     handed = filled;
     pending.set(buffer, (pending.get(buffer) ?? 0) + 1);
-    writing++;
     upload.write(chunk, () => written(buffer));
   };
   const written = (buffer: Buffer): void => {
     if (disposed) return;
-    writing--;
     const left = pending.get(buffer)! - 1;
     if (left > 0) pending.set(buffer, left);
     else {
       pending.delete(buffer);
-      if (buffer !== target) {
-        waiting -= buffer.length;
-        recycle(buffer);
-      }
+      if (buffer !== target) recycle(buffer);
     }
-    if (writing === 0) hand();
-    if (paused && waiting < waitingLimit(target) && !socket.destroyed) {
+    if (pending.size === 0) hand();
+    if (paused && waiting() < waitingLimit(target) && !socket.destroyed) {
       paused = false;
       socket.resume();
     }
@@ -96,16 +94,16 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     (length) => {
       transfer.progress(length);
       filled += length;
-      if (writing === 0) hand();
+      if (pending.size === 0) hand();
       if (target.length - filled < Math.min(MIN_ROOM, target.length / 4)) {
         hand();
         const full = target;
         target = spares.pop() ?? takeBuffer(true);
         filled = handed = 0;
-        if (pending.has(full)) waiting += full.length;
-        else recycle(full);
+        // Still written from: recycled by its last callback.
+        if (!pending.has(full)) recycle(full);
       }
-      if (waiting < waitingLimit(target)) return true;
+      if (waiting() < waitingLimit(target)) return true;
       paused = true;
       return false;
     },
