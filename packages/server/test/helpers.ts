@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { ReplyParser, parseEpsvReply, type Reply } from '@ftp/protocol';
@@ -167,3 +168,13 @@ export async function freePortRange(count: number): Promise<[number, number]> {
   }
   throw new Error(`no ${count} consecutive free ports found`);
 }
+
+/** `size` bytes of a pattern that differs with `seed` and along the data (so a shifted or reused chunk shows). */
+export function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
+  return b;
+}
+
+/** SHA-256 of `data`, hex: compares big payloads with a readable failure. */
+export const sha = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');

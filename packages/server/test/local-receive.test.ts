@@ -1,7 +1,6 @@
 // Plain uploads to storage that lets chunk memory be reused (`releasesChunks`, the local-disk provider's) are read
 // straight into the shared transfer buffers: these check every byte lands, in order, whatever the timing, and that
 // a buffer is never reused while storage may still write from it.
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import { Client } from 'basic-ftp';
 import { LocalProvider, MemoryProvider, type UploadStream } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
 import { pooledReadsAvailable } from '../src/data/pooled-reads.js';
-import { PASSWORD, RawClient, startServer, USER, writeAndClose } from './helpers.js';
+import { PASSWORD, RawClient, startServer, USER, writeAndClose, pattern, sha } from './helpers.js';
 import { makeCertificate } from './tls-fixture.js';
 
 const certificate = makeCertificate();
@@ -20,13 +19,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  for (let i = 0; i < size; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
-  return b;
-}
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 async function localServer(syncMetadata: boolean) {
   const root = await mkdtemp(join(tmpdir(), 'local-receive-'));

@@ -1,25 +1,18 @@
 // Downloads from a local-disk provider take the reused-buffer path (sendChunks): these check that it sends every
 // byte, honours REST, and ends with the right reply when the client aborts or goes away.
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalProvider } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
-import { RawClient, readAll, startServer } from './helpers.js';
+import { RawClient, readAll, startServer, pattern, sha } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
-}
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 async function setup(files: Record<string, Buffer>) {
   const root = await mkdtemp(join(tmpdir(), 'local-send-'));

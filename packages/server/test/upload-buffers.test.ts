@@ -1,7 +1,6 @@
 // The buffers uploads are read into (receive-pooled.ts) are shared with every other transfer: these check that none
 // is reused while storage may still write from it, whatever ends the upload, that the pool's count of big buffers
 // comes back, that idle uploads hold none of them, and that a busy upload recycles its own.
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as netServer, type Socket } from 'node:net';
@@ -12,14 +11,13 @@ import { formatHostPort } from '@ftp/protocol';
 import { LocalProvider, MemoryProvider, type UploadStream } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
 import { BIG_CHUNK_SIZE, MAX_BIG_IN_USE, releaseBuffer, takeBuffer } from '../src/data/buffer-pool.js';
-import { RawClient, startServer, writeAndClose } from './helpers.js';
+import { RawClient, startServer, writeAndClose, pattern, sha } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** How many big buffers the pool would still hand out. */
 function bigAvailable(): number {
@@ -61,11 +59,6 @@ class CheckingUpload extends Writable implements UploadStream {
   }
 }
 
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  for (let i = 0; i < size; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
-  return b;
-}
 
 async function setup(make: () => CheckingUpload, settings = {}) {
   const fs = new MemoryProvider();
