@@ -1,6 +1,7 @@
 /**
- * `pnpm bench`: starts each server on a loopback port with a fresh home, runs the workloads against it with the
- * same clients, and writes a Markdown table (servers side by side, our ratio to each peer) to results/.
+ * `pnpm bench`: starts each server on a loopback port with a fresh home, runs the workloads against them with the
+ * same clients, in interleaved rounds (rounds.ts), and writes a Markdown table (servers side by side, our ratio to
+ * each peer) to results/.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_ROOT } from './peers.js';
 import { renderMarkdown, type Report, type ServerResult } from './report.js';
+import { mergeRounds, roundOrder } from './rounds.js';
 import { makeSeed, seedHome, seedListingOverFtp } from './seed.js';
 import { ftpSrv } from './servers/ftp-srv.js';
 import { OUR_BACKENDS, ours } from './servers/ours.js';
@@ -18,7 +20,7 @@ import type { RunningServer, ServerSpec, StartContext } from './servers/types.js
 import { SYSTEM_USER, vsftpd } from './servers/vsftpd.js';
 import { curlUpload } from './workloads/bulk.js';
 import { BACKEND_WORKLOADS, WORKLOADS } from './workloads/index.js';
-import type { Row, Seed, WorkloadContext } from './workloads/types.js';
+import type { Row, Seed, Workload, WorkloadContext } from './workloads/types.js';
 
 const USAGE = `Usage: pnpm bench [options]
 
@@ -27,7 +29,8 @@ const USAGE = `Usage: pnpm bench [options]
   --backends <list>    extra backends for ours, besides local disk: ${Object.keys(OUR_BACKENDS).filter((b) => b !== 'local').join(', ')}, or all
                        (default: none); they run the storage workloads only
   --workloads <list>   ${WORKLOADS.map((w) => w.id).join(',')} (default: all)
-  --runs <n>           runs per figure (default 3; the figure is their median)
+  --runs <n>           runs per figure (default 3; the figure is their median), taken in rounds:
+                       one run of every server, then the next
   --size-mib <n>       size of the RETR/STOR file (default 1024)
   --client-seconds <n> length of each 200-client run (default 10)
   --out <dir>          where the results go (default apps/bench/results)
@@ -88,11 +91,27 @@ function makeCertificate(work: string): { cert: string; key: string } {
   return { cert, key };
 }
 
+function isBench(b: Bench | ServerResult): b is Bench {
+  return 'ctx' in b;
+}
+
 function failedRows(workload: string, message: string): Row[] {
   return [{ workload, metric: 'the whole workload', unit: 'run', better: 'info', figure: null, note: message }];
 }
 
-async function benchServer(spec: ServerSpec, index: number, workloadIds: string[], seed: Seed, work: string, tls: { cert: string; key: string }, runs: number, clientSeconds: number): Promise<ServerResult> {
+/** A server under test: its context (the running process, its ports and home) and the rows gathered so far. */
+interface Bench {
+  spec: ServerSpec;
+  /** The workloads it takes. */
+  workloads: string[];
+  ctx: WorkloadContext;
+  home: string;
+  tls: { cert: string; key: string };
+  rows: Row[];
+}
+
+/** Starts a server with a fresh home (seeded on disk, or over FTP); a server that cannot run is reported as missing. */
+async function openBench(spec: ServerSpec, index: number, workloadIds: string[], seed: Seed, work: string, tls: { cert: string; key: string }, clientSeconds: number): Promise<Bench | ServerResult> {
   const log = (m: string): void => void process.stderr.write(`[${spec.name}] ${m}\n`);
   const missing = await spec.prepare();
   if (missing !== null) {
@@ -114,55 +133,92 @@ async function benchServer(spec: ServerSpec, index: number, workloadIds: string[
     password: 'bench-password',
     tls: spec.alwaysTls ? tls : null,
   };
-  const rows: Row[] = [];
-  let server: RunningServer = await spec.start(start);
+  let server: RunningServer;
   try {
-    const ctx: WorkloadContext = {
-      spec,
-      server,
-      start,
-      seed,
-      runs,
-      clientSeconds,
-      log,
-      async restart() {
-        await server.stop();
-        server = await spec.start(start);
-        ctx.server = server;
-        return server;
-      },
-    };
-    if (!spec.homeOnDisk) {
-      log('uploading the seed files');
+    server = await spec.start(start);
+  } catch (e) {
+    log(`did not start: ${(e as Error).message}`);
+    rmSync(home, { recursive: true, force: true });
+    return { name: spec.name, ours: spec.ours, missing: `did not start: ${(e as Error).message}`, rows: [] };
+  }
+  const ctx: WorkloadContext = {
+    spec,
+    server,
+    start,
+    seed,
+    runs: 1,
+    clientSeconds,
+    log,
+    async restart() {
+      await ctx.server.stop();
+      ctx.server = await spec.start(start);
+      return ctx.server;
+    },
+  };
+  const bench: Bench = { spec, workloads: workloadIds, ctx, home, tls, rows: [] };
+  if (!spec.homeOnDisk) {
+    log('uploading the seed files');
+    try {
       if (workloadIds.some((w) => w.endsWith('retr'))) await curlUpload(ctx, seed.bigFile, seed.bigName);
       await curlUpload(ctx, path.join(path.dirname(seed.bigFile), seed.mibName), seed.mibName);
       if (workloadIds.includes('list')) await seedListingOverFtp(seed, start.port, start.user, start.password);
+    } catch (e) {
+      await closeBench(bench);
+      throw e;
     }
-    for (const workload of WORKLOADS) {
-      if (!workloadIds.includes(workload.id)) continue;
-      const wantTls = spec.alwaysTls === true || workload.id.startsWith('ftps-');
-      if ((start.tls !== null) !== wantTls) {
-        start.tls = wantTls ? tls : null;
-        await ctx.restart();
-      }
-      const t0 = performance.now();
-      try {
-        const got = await workload.run(ctx);
-        rows.push(...got);
-        const head = got[0];
-        log(`${workload.id}: ${head?.figure ? `${head.metric} ${head.figure.median.toFixed(1)} ${head.unit}` : head?.note ?? 'skipped'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-      } catch (e) {
-        log(`${workload.id} failed: ${(e as Error).message}`);
-        rows.push(...failedRows(workload.id, (e as Error).message));
-        if (ctx.server !== server) ctx.server = server;
-      }
+  }
+  return bench;
+}
+
+/** Runs `workload` `runs` times on one server (restarting it first when the workload needs TLS and it has none, or the reverse). */
+async function runWorkload(bench: Bench, workload: Workload, runs: number, label = ''): Promise<Row[]> {
+  const { ctx, spec } = bench;
+  const t0 = performance.now();
+  try {
+    const wantTls = spec.alwaysTls === true || workload.id.startsWith('ftps-');
+    if ((ctx.start.tls !== null) !== wantTls) {
+      ctx.start.tls = wantTls ? bench.tls : null;
+      await ctx.restart();
     }
+    ctx.runs = runs;
+    const got = await workload.run(ctx);
+    const head = got[0];
+    ctx.log(`${workload.id}${label}: ${head?.figure ? `${head.metric} ${head.figure.median.toFixed(1)} ${head.unit}` : head?.note ?? 'skipped'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    return got;
+  } catch (e) {
+    ctx.log(`${workload.id}${label} failed: ${(e as Error).message}`);
+    return failedRows(workload.id, (e as Error).message);
   } finally {
-    await server.stop();
-    rmSync(home, { recursive: true, force: true });
+    // What the run left dirty is written back now, not billed to the next server's run.
     execFileSync('sync');
   }
-  return { name: spec.name, ours: spec.ours, rows };
+}
+
+async function closeBench(bench: Bench): Promise<void> {
+  await bench.ctx.server.stop();
+  rmSync(bench.home, { recursive: true, force: true });
+  execFileSync('sync');
+}
+
+/**
+ * Every workload on every server. Most run in interleaved rounds with every server up (see rounds.ts); the memory
+ * workloads (`alone`) then run one server at a time, with the others stopped.
+ */
+async function benchAll(benches: Bench[], runs: number): Promise<void> {
+  for (const workload of WORKLOADS.filter((w) => !w.alone)) {
+    const taking = benches.filter((b) => b.workloads.includes(workload.id));
+    const rounds = new Map<Bench, Row[][]>(taking.map((b) => [b, []]));
+    for (let round = 0; round < runs; round++) {
+      for (const b of roundOrder(taking, round)) rounds.get(b)!.push(await runWorkload(b, workload, 1, runs > 1 ? ` (round ${round + 1} of ${runs})` : ''));
+    }
+    for (const [b, got] of rounds) b.rows.push(...mergeRounds(got));
+  }
+  const alone = WORKLOADS.filter((w) => w.alone);
+  for (const b of benches) await b.ctx.server.stop();
+  for (const b of benches) {
+    for (const workload of alone) if (b.workloads.includes(workload.id)) b.rows.push(...(await runWorkload(b, workload, runs)));
+    await b.ctx.server.stop();
+  }
 }
 
 async function main(): Promise<void> {
@@ -218,8 +274,14 @@ async function main(): Promise<void> {
     for (const b of backends) plan.push({ spec: ours(b, { profileDir }), workloads: workloadIds.filter((w) => BACKEND_WORKLOADS.has(w)) });
     if (serverNames.includes('ours-scrypt') && workloadIds.includes('logins')) plan.push({ spec: ours('local', { scrypt: true }), workloads: ['logins'] });
     for (const [name, make] of Object.entries(PEERS)) if (serverNames.includes(name)) plan.push({ spec: make(), workloads: workloadIds });
-    const servers: ServerResult[] = [];
-    for (const [i, { spec, workloads }] of plan.entries()) servers.push(await benchServer(spec, i, workloads, seed, work, tls, runs, clientSeconds));
+    const opened: Array<Bench | ServerResult> = [];
+    try {
+      for (const [i, { spec, workloads }] of plan.entries()) opened.push(await openBench(spec, i, workloads, seed, work, tls, clientSeconds));
+      await benchAll(opened.filter(isBench), runs);
+    } finally {
+      for (const b of opened.filter(isBench)) await closeBench(b);
+    }
+    const servers: ServerResult[] = opened.map((b) => (isBench(b) ? { name: b.spec.name, ours: b.spec.ours, rows: b.rows } : b));
 
     const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '');
     const report: Report = {

@@ -76,6 +76,7 @@ export function idle(count = 1000, options: { oursOnly?: boolean; runs?: number 
   return {
     id,
     title: `${count.toLocaleString('en')} idle logged-in sessions`,
+    alone: true,
     async run(ctx) {
       if (options.oursOnly && !ctx.spec.ours) return [];
       const { values, errors } = await repeat(

@@ -42,5 +42,10 @@ export interface Row {
 export interface Workload {
   id: string;
   title: string;
+  /**
+   * Measured with no other server running, one server after the other, rather than in interleaved rounds beside
+   * them (memory workloads: PSS splits pages shared with other processes, such as another Node server's binary).
+   */
+  alone?: boolean;
   run(ctx: WorkloadContext): Promise<Row[]>;
 }
