@@ -68,6 +68,13 @@ export interface ServerSettings {
   listMaxDepth: number;
   /** Most entries one `LIST -R` returns. Default 100000. */
   listMaxEntries: number;
+  /**
+   * Most entries LIST and NLST sort by name. A bigger folder is listed in the order it is read, a slice at a time
+   * (with a provider that lists in slices, such as local disk), so that listing it holds a few hundred entries
+   * instead of all of them (~550 bytes each): a million-entry folder would otherwise cost ~550 MB per listing.
+   * Clients sort listings themselves. 0 never sorts. Default 20000.
+   */
+  listSortMax: number;
   /** What happens to the partial file of an interrupted STOR: `keep` (default, as most servers) or `discard` (for atomic pipelines; APPE and REST uploads are always kept). */
   partialUploads: 'keep' | 'discard';
   /**
@@ -154,6 +161,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   listOptions: true,
   listMaxDepth: 8,
   listMaxEntries: 100000,
+  listSortMax: 20000,
   partialUploads: 'keep',
   disabledCommands: [],
   siteCommands: true,
@@ -208,6 +216,7 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
     'uploadRate',
     'listMaxDepth',
     'listMaxEntries',
+    'listSortMax',
   ] as const) {
     if (!Number.isFinite(s[key]) || s[key] < 0) throw new RangeError(`${key} must be a non-negative number, got ${s[key]}`);
   }

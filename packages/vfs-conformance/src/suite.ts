@@ -6,6 +6,7 @@ import {
   hashFile,
   HASH_ALGORITHMS,
   listDirectory,
+  listDirectorySlices,
   openReadStream,
   openWriteStream,
   readOnly,
@@ -399,6 +400,40 @@ function listingTests(ctx: Ctx): void {
     }
     expect(await names(ctx.p, '/many')).toEqual(expected);
     expect(await readdirNames(ctx.p, '/many')).toEqual(expected);
+  });
+
+  // Providers with `listSlices` get a folder of several slices (local disk: 500 entries a slice); the others are
+  // checked through the one-slice fallback, on fewer entries.
+  it('lists a folder slice by slice as listDirectory does, and can stop in the middle', async () => {
+    const count = typeof ctx.p.listSlices === 'function' ? 1_001 : 20;
+    await ctx.p.mkdir('/sliced');
+    for (let i = 0; i < count; i++) await writeAll(ctx.p, `/sliced/e${i}`, 'x'.repeat(i % 7));
+    const whole = await listDirectory(ctx.p, '/sliced');
+    const slices = await listDirectorySlices(ctx.p, '/sliced');
+    const got: Array<{ name: string; size: number; file: boolean }> = [];
+    for await (const slice of slices) for (const e of slice) got.push({ name: e.name, size: e.stats.size, file: e.stats.isFile() });
+    const view = (list: Array<{ name: string; size: number; file: boolean }>): string[] => list.map((e) => `${e.name}:${e.size}:${e.file}`).sort();
+    expect(got).toHaveLength(count);
+    expect(view(got)).toEqual(view(whole.map((e) => ({ name: e.name, size: e.stats.size, file: e.stats.isFile() }))));
+    // Stopped after its first slice, and before it started: the folder lists again in full afterwards.
+    const stopped = await listDirectorySlices(ctx.p, '/sliced');
+    expect((await stopped.next()).done).toBe(false);
+    expect((await stopped.return()).done).toBe(true);
+    expect((await stopped.next()).done).toBe(true);
+    await (await listDirectorySlices(ctx.p, '/sliced')).return();
+    expect(await names(ctx.p, '/sliced')).toHaveLength(count);
+    const empty = await listDirectorySlices(ctx.p, '/');
+    await empty.return();
+    await ctx.p.mkdir('/hollow');
+    const none: string[] = [];
+    for await (const slice of await listDirectorySlices(ctx.p, '/hollow')) none.push(...slice.map((e) => e.name));
+    expect(none).toEqual([]);
+  });
+
+  it('refuses to list a file or a missing folder slice by slice, when it is opened', async () => {
+    await writeAll(ctx.p, '/f', 'x');
+    await expectCode(listDirectorySlices(ctx.p, '/f'), 'ENOTDIR');
+    await expectCode(listDirectorySlices(ctx.p, '/missing'), 'ENOENT');
   });
 }
 

@@ -1,6 +1,6 @@
 import { toVfsError } from './errors.js';
 import { joinPath } from './paths.js';
-import type { DirEntry, FileStats, FsProvider } from './spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider } from './spec.js';
 
 /** How many `lstat` calls {@link listDirectory}'s fallback keeps in flight. */
 export const LIST_CONCURRENCY = 64;
@@ -58,6 +58,47 @@ export async function listDirectory(p: FsProvider, path: string): Promise<DirEnt
     };
     await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, names.length) }, worker));
     return results.filter((e): e is DirEntry => e !== undefined);
+  } catch (err) {
+    throw toVfsError(err, path);
+  }
+}
+
+/** Slices already in hand, as {@link DirSlices}. */
+export function slicesOf(slices: readonly DirEntry[][]): DirSlices {
+  let i = 0;
+  const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
+  return {
+    next: async () => (i < slices.length ? { done: false, value: slices[i++] as DirEntry[] } : done()),
+    return: async () => {
+      i = slices.length;
+      return done();
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/** `slices` with the errors of its `next()` as {@link VfsError}s naming `path`. */
+export function mapSliceErrors(slices: DirSlices, path: string): DirSlices {
+  return {
+    next: () => slices.next().catch((err: unknown) => Promise.reject(toVfsError(err, path))),
+    return: () => slices.return(),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/**
+ * The entries of a directory a slice at a time: the provider's `listSlices` when present, else everything
+ * {@link listDirectory} gives as one slice. Resolves once the directory is open; errors are {@link VfsError}s.
+ * The caller iterates to the end or calls `return()`.
+ */
+export async function listDirectorySlices(p: FsProvider, path: string): Promise<DirSlices> {
+  try {
+    if (typeof p.listSlices === 'function') return mapSliceErrors(await p.listSlices(path), path);
+    return slicesOf([await listDirectory(p, path)]);
   } catch (err) {
     throw toVfsError(err, path);
   }

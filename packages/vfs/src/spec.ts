@@ -34,6 +34,15 @@ export interface DirEntry {
   stats: FileStats;
 }
 
+/**
+ * A directory's entries a slice at a time (the `listSlices` capability). `next()` gives the next slice as it is
+ * read; `return()` releases what the listing holds (an open directory) when it is stopped early. Entries that
+ * vanish while it runs are left out.
+ */
+export interface DirSlices extends AsyncIterableIterator<DirEntry[]> {
+  return(): Promise<IteratorResult<DirEntry[]>>;
+}
+
 /** A file handle as `@platformatic/vfs` providers return from `open()`. */
 export interface FileHandleLike {
   read(buffer: Buffer, offset: number, length: number, position: number | null): Promise<{ bytesRead: number }>;
@@ -90,6 +99,12 @@ export type HashAlgorithm = 'SHA-1' | 'SHA-256' | 'SHA-512' | 'MD5' | 'CRC32';
 export interface OptionalCapabilities extends Partial<StreamingCapability> {
   /** Entries of a directory with their stats, in one call (one query, one page, one round-trip). */
   list?(path: string): Promise<DirEntry[]>;
+  /**
+   * The entries of a directory a slice at a time, read as they are consumed, so that a listing of any size is
+   * served holding a few slices rather than every entry. Resolves once the directory is open (its own errors,
+   * such as ENOENT or ENOTDIR, reject here); the caller iterates to the end or calls `return()`.
+   */
+  listSlices?(path: string): Promise<DirSlices>;
   /** Sets the modification time (MFMT). */
   setTimes?(path: string, mtime: Date): Promise<void>;
   /** Sets the creation time (MFCT), for backends that store one. */

@@ -218,3 +218,61 @@ describe('big folders: lookups shared with the listing thread', () => {
     }
   });
 });
+
+describe('big folders a slice at a time (listSlices)', () => {
+  const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+  it('gives the folder in slices of at most 500 entries, every entry once, while the folder is read as they are taken', async () => {
+    const p = new LocalProvider(root);
+    const slices = await p.listSlices('/big');
+    const names = new Set<string>();
+    let count = 0;
+    for await (const slice of slices) {
+      expect(slice.length).toBeLessThanOrEqual(500);
+      count++;
+      for (const e of slice) names.add(e.name);
+    }
+    expect(count).toBeGreaterThanOrEqual(Math.ceil(ENTRIES / 500));
+    expect(names.size).toBe(ENTRIES);
+    expect(names.has('link') && names.has('fifo') && names.has('sub')).toBe(true);
+  });
+
+  it('closes the folder when stopped early, when never started, and after a full listing', async () => {
+    const p = new LocalProvider(root);
+    const before = openFds();
+    const early = await p.listSlices('/big');
+    await early.next();
+    expect(openFds()).toBe(before + 1);
+    await early.return();
+    expect(openFds()).toBe(before);
+    await (await p.listSlices('/big')).return();
+    expect(openFds()).toBe(before);
+    for await (const _ of await p.listSlices('/big')) void _;
+    expect(openFds()).toBe(before);
+  });
+
+  it('holds a few slices for a consumer that stops taking them, not the folder', async () => {
+    const p = new LocalProvider(root);
+    LstatThread.setEnabled(false);
+    try {
+      const looked = vi.spyOn(fs, 'lstatSync');
+      const slices = await p.listSlices('/big');
+      await slices.next();
+      // The consumer holds its first slice and waits: the lookups stop a few slices ahead.
+      await new Promise((r) => setTimeout(r, 100));
+      const entryLookups = looked.mock.calls.filter(([path]) => String(path).startsWith(join(dir, '/'))).length;
+      expect(entryLookups).toBeGreaterThanOrEqual(500);
+      expect(entryLookups).toBeLessThanOrEqual(5 * 500);
+      expect(entryLookups).toBeLessThan(ENTRIES);
+      await slices.return();
+    } finally {
+      LstatThread.setEnabled(true);
+    }
+  });
+
+  it('refuses a folder that is a file or missing when it is opened, with the virtual path', async () => {
+    const p = new LocalProvider(root);
+    await expect(p.listSlices('/big/f1')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(p.listSlices('/nope')).rejects.toMatchObject({ code: 'ENOENT', path: '/nope' });
+  });
+});

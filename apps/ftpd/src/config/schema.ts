@@ -53,6 +53,7 @@ export const serverSettings = z
     uploadRate: count,
     listOptions: z.boolean(),
     listMaxDepth: count,
+    listSortMax: count,
     listMaxEntries: count,
     partialUploads: z.enum(['keep', 'discard']),
     disabledCommands: z.array(z.string().regex(/^[A-Za-z]{3,4}$/, 'expected a command verb such as MLSD')),

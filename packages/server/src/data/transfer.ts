@@ -337,17 +337,23 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
   });
 }
 
-/** Writes listing lines to the data socket in batches, through the coding, with backpressure, then ends it. */
-export async function sendLines(transfer: Transfer, lines: Iterable<string>, batchSize: number, coding: Coding): Promise<void> {
-  function* batches(): Generator<Buffer> {
+/**
+ * Writes listing lines to the data socket in batches, through the coding, with backpressure, then ends it. The
+ * lines come as they are made: in groups (a slice of a folder each), so that a big folder is never all in hand.
+ */
+export async function sendLines(transfer: Transfer, lines: Iterable<string> | AsyncIterable<Iterable<string>>, batchSize: number, coding: Coding): Promise<void> {
+  const groups: AsyncIterable<Iterable<string>> | Iterable<Iterable<string>> = Symbol.asyncIterator in lines ? lines : [lines];
+  async function* batches(): AsyncGenerator<Buffer> {
     let batch = '';
     let count = 0;
-    for (const line of lines) {
-      batch += line + '\r\n';
-      if (++count >= batchSize) {
-        yield Buffer.from(batch, 'utf8');
-        batch = '';
-        count = 0;
+    for await (const group of groups) {
+      for (const line of group) {
+        batch += line + '\r\n';
+        if (++count >= batchSize) {
+          yield Buffer.from(batch, 'utf8');
+          batch = '';
+          count = 0;
+        }
       }
     }
     if (batch.length > 0) yield Buffer.from(batch, 'utf8');

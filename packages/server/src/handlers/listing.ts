@@ -1,5 +1,5 @@
 import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
-import { basename, dirname, listDirectory, VfsError, type DirEntry, type FileStats } from '@ftp/vfs';
+import { basename, dirname, listDirectory, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
 import { globToRegExp, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -9,8 +9,8 @@ import { runDataCommand } from './data-command.js';
 /** What a listing command was asked for: the path and whether it names a directory's contents or one entry. */
 interface Target {
   path: string;
-  /** The entries to show; for a file, the file itself. */
-  entries: DirEntry[];
+  /** The entries to show, a slice at a time (see {@link namedOrder}); for a file, the file itself. The caller ends them (`return()`). */
+  slices: DirSlices;
   isDirectory: boolean;
   /** The entries matched a wildcard in the last segment of the path. */
   glob?: boolean;
@@ -89,15 +89,71 @@ async function resolveTarget(s: Session, arg: string): Promise<Target> {
     const dir = dirname(path);
     const entries = (await listDirectory(s.vfs, dir)).filter((e) => pattern.test(e.name));
     if (entries.length === 0) throw new FtpError(550, `${path}: No files found.`);
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { path: dir, entries, isDirectory: false, glob: true };
+    return { path: dir, slices: slicesOf([entries.sort(byName)]), isDirectory: false, glob: true };
   }
-  if (st.isDirectory()) {
-    const entries = await listDirectory(s.vfs, path);
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { path, entries, isDirectory: true };
+  if (st.isDirectory()) return { path, slices: await namedOrder(s, path), isDirectory: true };
+  return { path, slices: slicesOf([[{ name: basename(path), stats: await statOf(s, path) }]]), isDirectory: false };
+}
+
+function byName(a: DirEntry, b: DirEntry): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/**
+ * A folder's entries for LIST and NLST: sorted by name when it has at most `listSortMax` of them, else in the order
+ * they are read, a slice at a time, so that a huge folder is never all in hand (see `listSortMax`).
+ */
+async function namedOrder(s: Session, path: string): Promise<DirSlices> {
+  const slices = await listDirectorySlices(s.vfs, path);
+  const max = s.settings.listSortMax;
+  const gathered: DirEntry[] = [];
+  try {
+    for (;;) {
+      const got = await slices.next();
+      if (got.done === true) return slicesOf([gathered.sort(byName)]);
+      for (const e of got.value) gathered.push(e);
+      if (gathered.length > max) return withFirst(gathered, slices);
+    }
+  } catch (err) {
+    await slices.return();
+    throw err;
   }
-  return { path, entries: [{ name: basename(path), stats: await statOf(s, path) }], isDirectory: false };
+}
+
+/** `first`, then the rest of `slices`. */
+function withFirst(first: DirEntry[], slices: DirSlices): DirSlices {
+  let pending: DirEntry[] | null = first;
+  return {
+    next() {
+      if (pending === null) return slices.next();
+      const value = pending;
+      pending = null;
+      return Promise.resolve({ done: false, value });
+    },
+    return() {
+      pending = null;
+      return slices.return();
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/** Every entry of the target at once (STAT's reply, LIST -R's first level). */
+async function allEntries(target: Target): Promise<DirEntry[]> {
+  const out: DirEntry[] = [];
+  for await (const slice of target.slices) for (const e of slice) out.push(e);
+  return out;
+}
+
+/** Runs a listing's data command, ending the target's slices however it ends. */
+async function sendListing(s: Session, target: Target, preliminary: string, groups: AsyncIterable<Iterable<string>>): Promise<void> {
+  try {
+    await runDataCommand(s, 'listing', target.path, preliminary, (t) => sendLines(t, groups, s.settings.listingBatchSize, s.coding('download')));
+  } finally {
+    await target.slices.return();
+  }
 }
 
 function entryType(st: FileStats): ListEntry['type'] {
@@ -166,18 +222,20 @@ function toFactEntry(s: Session, name: string, st: FileStats): FactEntry {
 export async function list(s: Session, arg: string): Promise<void> {
   const options = parseListArgument(arg);
   const target = await resolveTarget(s, options.path);
-  const entries = await toListEntries(s, directoryOf(s, target), target.entries);
+  const dir = directoryOf(s, target);
   const now = Date.now();
   if (options.recursive && s.settings.listOptions && target.isDirectory) {
+    const entries = await toListEntries(s, dir, await allEntries(target));
     const lines: string[] = [];
     for await (const line of recursiveLines(s, target.path, entries, now)) lines.push(line);
     return runDataCommand(s, 'listing', target.path, 'Here comes the directory listing.', (t) =>
       sendLines(t, lines, s.settings.listingBatchSize, s.coding('download')),
     );
   }
-  await runDataCommand(s, 'listing', target.path, `Here comes the directory listing.`, (t) =>
-    sendLines(t, map(entries, (e) => formatListLine(e, now)), s.settings.listingBatchSize, s.coding('download')),
-  );
+  async function* groups(): AsyncGenerator<string[]> {
+    for await (const slice of target.slices) yield (await toListEntries(s, dir, slice)).map((e) => formatListLine(e, now));
+  }
+  await sendListing(s, target, 'Here comes the directory listing.', groups());
 }
 
 /** NLST: names only, one per line. */
@@ -187,30 +245,41 @@ export async function nlst(s: Session, arg: string): Promise<void> {
   const target = await resolveTarget(s, listArgument(arg));
   // RFC 959 §4.1.3: names relative to the argument as given, so clients can RETR them (mget).
   const raw = listArgument(arg).trim();
-  let names: string[];
+  let prefix = '';
   if (target.glob) {
     const slash = raw.lastIndexOf('/');
-    const prefix = slash >= 0 ? raw.slice(0, slash + 1) : '';
-    names = target.entries.map((e) => prefix + e.name);
-  } else if (target.isDirectory) {
-    const prefix = raw !== '' && raw !== '.' ? (raw.endsWith('/') ? raw : raw + '/') : '';
-    names = target.entries.map((e) => prefix + e.name);
-  } else names = [raw];
-  await runDataCommand(s, 'listing', target.path, 'Here comes the file list.', (t) =>
-    sendLines(t, map(names, formatNlstLine), s.settings.listingBatchSize, s.coding('download')),
-  );
+    prefix = slash >= 0 ? raw.slice(0, slash + 1) : '';
+  } else if (target.isDirectory) prefix = raw !== '' && raw !== '.' ? (raw.endsWith('/') ? raw : raw + '/') : '';
+  async function* groups(): AsyncGenerator<Iterable<string>> {
+    if (!target.isDirectory && !target.glob) {
+      yield [formatNlstLine(raw)];
+      return;
+    }
+    for await (const slice of target.slices) yield map(slice, (e) => formatNlstLine(prefix + e.name));
+  }
+  await sendListing(s, target, 'Here comes the file list.', groups());
 }
 
-/** MLSD (RFC 3659 §7): machine-readable facts of a directory's entries. */
+/** MLSD (RFC 3659 §7): machine-readable facts of a directory's entries, a slice at a time as the folder is read. */
 export async function mlsd(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg);
   const st = await s.vfs.stat(path);
   if (!st.isDirectory()) throw new FtpError(501, `${path}: not a directory.`);
-  const entries = await listDirectory(s.vfs, path);
+  const slices = await listDirectorySlices(s.vfs, path);
+  // The first slice before the 150: a folder that cannot be read is refused rather than failed halfway.
+  let first: IteratorResult<DirEntry[]>;
+  try {
+    first = await slices.next();
+  } catch (err) {
+    await slices.return();
+    throw err;
+  }
+  const target: Target = { path, slices: first.done === true ? slices : withFirst(first.value, slices), isDirectory: true };
   const facts = s.mlstFacts;
-  await runDataCommand(s, 'listing', path, 'Here comes the directory listing.', (t) =>
-    sendLines(t, map(entries, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts)), s.settings.listingBatchSize, s.coding('download')),
-  );
+  async function* groups(): AsyncGenerator<Iterable<string>> {
+    for await (const slice of target.slices) yield map(slice, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts));
+  }
+  await sendListing(s, target, 'Here comes the directory listing.', groups());
 }
 
 /** MLST (RFC 3659 §7): the facts of one entry, on the control connection. */
@@ -237,7 +306,7 @@ export async function stat(s: Session, arg: string): Promise<void> {
     return s.reply(211, lines);
   }
   const target = await resolveTarget(s, listArgument(arg));
-  const entries = await toListEntries(s, directoryOf(s, target), target.entries);
+  const entries = await toListEntries(s, directoryOf(s, target), await allEntries(target));
   const now = Date.now();
   return s.reply(213, [`Status of ${target.path}:`, ...entries.map((e) => formatListLine(e, now)), 'End of status']);
 }

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { DirEntry } from '../spec.js';
+import type { DirEntry, DirSlices } from '../spec.js';
 import { LstatThread, LstatThreadGone } from '../internal/lstat-thread.js';
 import { packLstats, PackedStats, rowPresent, STAT_FIELD_NAMES, STAT_FIELDS } from '../internal/packed-stats.js';
 
@@ -84,11 +84,18 @@ function checkFolder(folder: Folder): void {
   }
 }
 
-/** Options of {@link lstatAllSync}. */
+/** Options of {@link lstatAllSync} and {@link lstatSlices}. */
 export interface LstatAllSyncOptions {
   /** Let a second thread look up the slices it has room for (see {@link LstatThread}). Default true. */
   thread?: boolean;
 }
+
+/**
+ * Slices {@link lstatSlices} reads and looks up ahead of the one its consumer waits for: enough to keep the
+ * listing thread and the main thread busy, few enough that a listing held up by a slow client holds ~2,000
+ * entries, whatever the size of the folder.
+ */
+const SLICES_AHEAD = 4;
 
 /**
  * {@link lstatAll} with synchronous calls, reading the folder as it goes (`opendir`), a slice at a time with other
@@ -101,36 +108,81 @@ export interface LstatAllSyncOptions {
  * an `fs.Stats` with fifteen fields, which was most of what its garbage collections cost.
  */
 export async function lstatAllSync(dir: string, options: LstatAllSyncOptions = {}): Promise<DirEntry[]> {
-  const useThread = options.thread !== false;
-  const slices: Array<SliceResult | Promise<SliceResult>> = [];
+  const slices = lstatSlices(dir, options);
+  const out: DirEntry[] = [];
+  for (;;) {
+    const got = await slices.next();
+    if (got.done === true) return out;
+    for (const entry of got.value) out.push(entry);
+  }
+}
+
+/**
+ * {@link lstatAllSync} a slice at a time, read as the consumer asks: a listing of a million entries sent to a
+ * client holds a few slices, not a million entries (~550 bytes each when gathered). The folder is checked and
+ * opened now, in the caller's synchronous stretch after its confinement of `dir`; throws if it cannot be.
+ */
+export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): DirSlices {
   // In the same synchronous stretch as the caller's confinement of `dir`: this is the folder that was checked.
   const { dev, ino } = fs.lstatSync(dir);
   const folder: Folder = { dir, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino };
   const handle = fs.opendirSync(dir, { bufferSize: 256 });
+  const slices = readSlices(folder, handle, options.thread !== false);
+  // A generator that never started runs no `finally`: the folder is closed here then.
+  let started = false;
+  return {
+    next() {
+      started = true;
+      return slices.next();
+    },
+    async return() {
+      if (!started) {
+        started = true;
+        handle.closeSync();
+      }
+      return slices.return(undefined);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean): AsyncGenerator<DirEntry[], undefined> {
+  const ahead: Array<SliceResult | Promise<SliceResult>> = [];
+  let read = 0;
+  let more = true;
   try {
     for (;;) {
-      const names = readNames(handle, LSTAT_SLICE);
-      if (names.length === 0) break;
-      // A folder of one slice is over before a thread could help.
-      const thread = useThread && (slices.length > 0 || names.length === LSTAT_SLICE) ? LstatThread.available() : null;
-      const slice = lookUp(folder, names, thread);
-      // A lookup that failed here fails the listing now, before the rest of the folder is read.
-      if (!(slice instanceof Promise) && slice.rows === undefined) throw slice.error;
-      slices.push(slice);
-      if (names.length < LSTAT_SLICE) break;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (more && ahead.length < SLICES_AHEAD) {
+        // Other sessions' work runs between two slices.
+        if (read > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        const names = readNames(handle, LSTAT_SLICE);
+        more = names.length === LSTAT_SLICE;
+        if (names.length === 0) break;
+        // A folder of one slice is over before a thread could help.
+        const thread = useThread && (read > 0 || more) ? LstatThread.available() : null;
+        read++;
+        const slice = lookUp(folder, names, thread);
+        // A lookup that failed here fails the listing now, before more of the folder is read.
+        if (!(slice instanceof Promise) && slice.rows === undefined) throw slice.error;
+        ahead.push(slice);
+      }
+      const next = ahead.shift();
+      if (next === undefined) return undefined;
+      const slice = await next;
+      if (slice.rows === undefined) throw slice.error;
+      yield entriesOf(slice.names, slice.rows);
     }
   } finally {
     handle.closeSync();
   }
+}
+
+function entriesOf(names: string[], rows: Float64Array): DirEntry[] {
   const out: DirEntry[] = [];
-  for (const pending of slices) {
-    const slice = await pending;
-    if (slice.rows === undefined) throw slice.error;
-    const { names, rows } = slice;
-    for (let i = 0; i < names.length; i++) {
-      if (rowPresent(rows, i)) out.push({ name: names[i] as string, stats: new PackedStats(rows, i * STAT_FIELDS) });
-    }
+  for (let i = 0; i < names.length; i++) {
+    if (rowPresent(rows, i)) out.push({ name: names[i] as string, stats: new PackedStats(rows, i * STAT_FIELDS) });
   }
   return out;
 }

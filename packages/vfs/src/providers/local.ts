@@ -10,11 +10,12 @@ import { errorCodeOf, fsError, toVfsError } from '../errors.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { dirname, normalizePath, resolvePath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
-import { lstatAll, lstatAllSync, noteNamespaceChange } from './local-listing.js';
+import { lstatAll, lstatAllSync, lstatSlices, noteNamespaceChange } from './local-listing.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -836,6 +837,19 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * with `syncMetadata` synchronous calls a slice at a time, shared with the listing thread (see
    * {@link lstatAllSync}); vanished entries are skipped.
    */
+  /**
+   * {@link list} a slice at a time (see {@link lstatSlices}), with `syncMetadata`; without it, the whole
+   * {@link list} as one slice.
+   */
+  async listSlices(path: string): Promise<DirSlices> {
+    if (!this.#sync) return slicesOf([await this.list(path)]);
+    const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));
+    return mapSliceErrors(
+      this.#runSync(path, () => lstatSlices(real, { thread: this.#listingThread })),
+      path,
+    );
+  }
+
   async list(path: string): Promise<DirEntry[]> {
     if (this.#sync) {
       const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));

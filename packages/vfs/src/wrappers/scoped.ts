@@ -1,6 +1,7 @@
 import { describeCapabilities } from '../capabilities.js';
 import { fsError, toVfsError } from '../errors.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
+import { mapSliceErrors } from '../listing.js';
 import { dirname, isInside, normalizePath, relativeTo, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
 import type { FsProvider, HashAlgorithm, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
@@ -119,6 +120,8 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   }
   const { list, hash, availableSpace, setTimes, chmod, allocate, concat, createReadStream, createWriteStream } = p;
   if (typeof list === 'function') w.list = (v) => run(v, async () => list.call(p, await at(v, true)));
+  const listSlices = p.listSlices;
+  if (typeof listSlices === 'function') w.listSlices = (v) => run(v, async () => mapSliceErrors(await listSlices.call(p, await at(v, true)), v));
   if (typeof hash === 'function') {
     w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number) => run(v, async () => hash.call(p, await at(v, true), algorithm, start, end));
   }

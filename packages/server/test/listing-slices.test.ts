@@ -1,0 +1,174 @@
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalProvider, MemoryProvider, slicesOf, type DirEntry, type DirSlices, type FsProvider } from '@ftp/vfs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FtpServer, type ServerSettings } from '../src/index.js';
+import { RawClient, readAll } from './helpers.js';
+
+// Listings a slice at a time: a big folder is sent as it is read, never held whole.
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const ENTRIES = 1_234;
+let root: string;
+beforeAll(() => {
+  root = fs.mkdtempSync(join(tmpdir(), 'ftp-listing-slices-'));
+  fs.mkdirSync(join(root, 'big'));
+  // Created in an order unlike the sorted one, so that "sorted" means something.
+  for (let i = ENTRIES - 1; i >= 0; i--) fs.writeFileSync(join(root, 'big', `e${String((i * 7919) % ENTRIES).padStart(5, '0')}`), 'x'.repeat(i % 5));
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+async function session(fsp: FsProvider, settings: Partial<ServerSettings> = {}): Promise<RawClient> {
+  const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs: fsp }) } });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close(), () => server.close());
+  await c.login();
+  return c;
+}
+
+async function listing(c: RawClient, command: string): Promise<string[]> {
+  const socket = await c.passive();
+  c.send(command);
+  expect((await c.next()).code).toBe(150);
+  const text = (await readAll(socket)).toString();
+  expect((await c.next()).code).toBe(226);
+  return text.split('\r\n').slice(0, -1);
+}
+
+const namesOf = (lines: string[]): string[] => lines.map((l) => l.slice(l.lastIndexOf(' ') + 1).replace(/^.*;\s?/, ''));
+const sorted = (names: string[]): string[] => [...names].sort();
+
+describe('big folders on local disk', () => {
+  it('LIST and NLST sort a folder of at most listSortMax entries, and list a bigger one whole, in the order it is read', async () => {
+    const small = await session(new LocalProvider(root), { listSortMax: 5_000 });
+    const listed = namesOf(await listing(small, 'LIST /big'));
+    expect(listed).toHaveLength(ENTRIES);
+    expect(listed).toEqual(sorted(listed));
+    expect(await listing(small, 'NLST /big')).toEqual(sorted(listed).map((n) => `/big/${n}`));
+
+    const big = await session(new LocalProvider(root), { listSortMax: 100 });
+    const unsorted = namesOf(await listing(big, 'LIST /big'));
+    expect(sorted(unsorted)).toEqual(sorted(listed));
+    const nlst = await listing(big, 'NLST big');
+    expect(sorted(nlst)).toEqual(sorted(listed).map((n) => `big/${n}`));
+    const mlsd = namesOf(await listing(big, 'MLSD /big'));
+    expect(sorted(mlsd)).toEqual(sorted(listed));
+  });
+});
+
+/**
+ * A folder of `count` slices of 100 entries, made as they are asked for; the slice `gateAt` waits for `gate`.
+ * Counts the slices made and whether the listing was ended.
+ */
+function gatedFolder(count: number, gateAt: number, gate: Promise<void>, failAt?: number) {
+  const made = { slices: 0, ended: false };
+  const p = new MemoryProvider() as MemoryProvider & { listSlices(path: string): Promise<DirSlices> };
+  p.listSlices = async (path: string): Promise<DirSlices> => {
+    if (path !== '/huge') return slicesOf([await p.list!(path)]);
+    const file = await p.stat('/seed');
+    let i = 0;
+    const slices: DirSlices = {
+      async next(): Promise<IteratorResult<DirEntry[]>> {
+        if (made.ended || i >= count) return { done: true, value: undefined };
+        if (i === gateAt) await gate;
+        if (i === failAt) throw Object.assign(new Error('EIO: i/o error, lstat'), { code: 'EIO' });
+        const slice = Array.from({ length: 100 }, (_, k) => ({ name: `s${i}-${k}`, stats: file }));
+        i++;
+        made.slices++;
+        return { done: false, value: slice };
+      },
+      async return(): Promise<IteratorResult<DirEntry[]>> {
+        made.ended = true;
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return slices;
+      },
+    };
+    return slices;
+  };
+  return { p, made };
+}
+
+async function seeded(p: MemoryProvider): Promise<void> {
+  await p.mkdir('/huge');
+  const w = await p.createWriteStream!('/seed');
+  await new Promise<void>((r) => w.end('x', () => r()));
+}
+
+describe('a folder sent as it is read', () => {
+  for (const [command, settings] of [
+    ['MLSD /huge', {}],
+    ['LIST /huge', { listSortMax: 150 }],
+    ['NLST /huge', { listSortMax: 150 }],
+  ] as const) {
+    it(`${command}: the client has lines before the folder's later slices are even read`, async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const { p, made } = gatedFolder(10, 4, gate);
+      await seeded(p);
+      const c = await session(p, settings);
+      const socket = await c.passive();
+      c.send(command);
+      expect((await c.next()).code).toBe(150);
+      // Lines arrive while the fifth slice waits for the gate: the listing did not wait for the whole folder.
+      const first = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no listing line arrived while the folder was still being read')), 5_000);
+        socket.once('data', (d: Buffer) => (clearTimeout(timer), resolve(d.toString())));
+      });
+      expect(first).toMatch(/s0-0/);
+      expect(made.slices).toBeLessThanOrEqual(4);
+      open();
+      const rest = (await readAll(socket)).toString();
+      expect((await c.next()).code).toBe(226);
+      expect((first + rest).split('\r\n').filter(Boolean)).toHaveLength(1_000);
+      expect(made.slices).toBe(10);
+    });
+  }
+
+  it('a slice that fails after the 150 ends the transfer with an error reply, and the session goes on', async () => {
+    const { p, made } = gatedFolder(10, -1, Promise.resolve(), 3);
+    await seeded(p);
+    const c = await session(p);
+    const socket = await c.passive();
+    c.send('MLSD /huge');
+    expect((await c.next()).code).toBe(150);
+    await readAll(socket).catch(() => Buffer.alloc(0));
+    const reply = await c.next();
+    expect(reply.code).toBeGreaterThanOrEqual(450);
+    expect(reply.code).not.toBe(226);
+    expect(made.slices).toBe(3);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('a listing the client walks away from, or never takes, is ended (its folder released)', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const walked = gatedFolder(10, 2, gate);
+    await seeded(walked.p);
+    const c = await session(walked.p);
+    const socket = await c.passive();
+    c.send('MLSD /huge');
+    expect((await c.next()).code).toBe(150);
+    socket.destroy();
+    open();
+    expect((await c.next()).code).toBe(426);
+    expect(walked.made.ended).toBe(true);
+
+    // No data connection ever comes: the 425 after the connect timeout still ends the listing.
+    const never = gatedFolder(10, -1, Promise.resolve());
+    await seeded(never.p);
+    const c2 = await session(never.p, { dataConnectTimeout: 0.3 });
+    expect((await c2.cmd('PASV')).code).toBe(227);
+    c2.send('MLSD /huge');
+    expect((await c2.next()).code).toBe(150);
+    expect((await c2.next()).code).toBe(425);
+    expect(never.made.ended).toBe(true);
+  });
+});
