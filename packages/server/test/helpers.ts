@@ -136,6 +136,18 @@ export class RawClient {
 }
 
 /** Everything a data socket sends until it closes. */
+/** The lines a listing command sends over a passive data connection; throws unless it gets 150, then 226. */
+export async function listingLines(c: RawClient, command: string): Promise<string[]> {
+  const socket = await c.passive();
+  c.send(command);
+  const started = await c.next();
+  if (started.code !== 150) throw new Error(`${command}: expected 150, got ${started.code} ${started.text}`);
+  const text = (await readAll(socket)).toString();
+  const done = await c.next();
+  if (done.code !== 226) throw new Error(`${command}: expected 226, got ${done.code} ${done.text}`);
+  return text.split('\r\n').slice(0, -1);
+}
+
 export async function readAll(socket: Socket): Promise<Buffer> {
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));

@@ -1,7 +1,7 @@
 import { MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
-import { RawClient, readAll } from './helpers.js';
+import { listingLines as listing, RawClient, readAll } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -23,15 +23,6 @@ async function session(settings: Partial<ServerSettings> = {}, fs: FsProvider = 
   cleanups.push(() => c.close(), () => server.close());
   await c.login();
   return { c, fs, events };
-}
-
-async function listing(c: RawClient, command: string): Promise<string[]> {
-  const socket = await c.passive();
-  c.send(command);
-  expect((await c.next()).code).toBe(150);
-  const text = (await readAll(socket)).toString();
-  expect((await c.next()).code).toBe(226);
-  return text.split('\r\n').slice(0, -1);
 }
 
 describe('LIST and NLST options', () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { LocalProvider, MemoryProvider, slicesOf, type DirEntry, type DirSlices, type FsProvider } from '@ftp/vfs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
-import { RawClient, readAll } from './helpers.js';
+import { listingLines as listing, RawClient, readAll } from './helpers.js';
 
 // Listings a slice at a time: a big folder is sent as it is read, never held whole.
 
@@ -30,15 +30,6 @@ async function session(fsp: FsProvider, settings: Partial<ServerSettings> = {}):
   cleanups.push(() => c.close(), () => server.close());
   await c.login();
   return c;
-}
-
-async function listing(c: RawClient, command: string): Promise<string[]> {
-  const socket = await c.passive();
-  c.send(command);
-  expect((await c.next()).code).toBe(150);
-  const text = (await readAll(socket)).toString();
-  expect((await c.next()).code).toBe(226);
-  return text.split('\r\n').slice(0, -1);
 }
 
 const namesOf = (lines: string[]): string[] => lines.map((l) => l.slice(l.lastIndexOf(' ') + 1).replace(/^.*;\s?/, ''));
