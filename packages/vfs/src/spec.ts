@@ -102,7 +102,8 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
   /**
    * The entries of a directory a slice at a time, read as they are consumed, so that a listing of any size is
    * served holding a few slices rather than every entry. Resolves once the directory is open (its own errors,
-   * such as ENOENT or ENOTDIR, reject here); the caller iterates to the end or calls `return()`.
+   * such as ENOENT or ENOTDIR, reject here); the caller iterates to the end or calls `return()`. A `next()` that
+   * rejects ends the listing: the provider releases what it held, and `return()` after it must still resolve.
    */
   listSlices?(path: string): Promise<DirSlices>;
   /** Sets the modification time (MFMT). */

@@ -343,11 +343,25 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
  */
 export async function sendLines(transfer: Transfer, lines: Iterable<string> | AsyncIterable<Iterable<string>>, batchSize: number, coding: Coding): Promise<void> {
   const groups: AsyncIterable<Iterable<string>> | Iterable<Iterable<string>> = Symbol.asyncIterator in lines ? lines : [lines];
+  // A group still being read (a slice on its way from storage) must not hold up ABOR's reply or the 426 of a
+  // client that left: waiting for the next group ends when the data connection closes.
+  const socket = transfer.socket!;
+  let onClose = (): void => undefined;
+  const closed = new Promise<never>((_, reject) => {
+    onClose = () => reject(transfer.closedError());
+    socket.once('close', onClose);
+  });
+  closed.catch(() => undefined);
   async function* batches(): AsyncGenerator<Buffer> {
     let batch = '';
     let count = 0;
-    for await (const group of groups) {
-      for (const line of group) {
+    const it = Symbol.asyncIterator in groups ? groups[Symbol.asyncIterator]() : groups[Symbol.iterator]();
+    for (;;) {
+      const pending = Promise.resolve(it.next());
+      pending.catch(() => undefined); // abandoned when the connection closes first; its error is then no one's
+      const got = await Promise.race([pending, closed]);
+      if (got.done === true) break;
+      for (const line of got.value) {
         batch += line + '\r\n';
         if (++count >= batchSize) {
           yield Buffer.from(batch, 'utf8');
@@ -358,8 +372,12 @@ export async function sendLines(transfer: Transfer, lines: Iterable<string> | As
     }
     if (batch.length > 0) yield Buffer.from(batch, 'utf8');
   }
-  // Listings are already CRLF text: TYPE A has nothing to convert.
-  await sendToSocket(transfer, Readable.from(batches(), { objectMode: false }), { ...coding, ascii: false });
+  try {
+    // Listings are already CRLF text: TYPE A has nothing to convert.
+    await sendToSocket(transfer, Readable.from(batches(), { objectMode: false }), { ...coding, ascii: false });
+  } finally {
+    socket.off('close', onClose);
+  }
 }
 
 /** Counts the bytes a stream emits, for progress (STAT), the stall timer and the transfer event. */

@@ -112,11 +112,27 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
       const got = await slices.next();
       if (got.done === true) return slicesOf([gathered.sort(byName)]);
       for (const e of got.value) gathered.push(e);
-      if (gathered.length > max) return withFirst(gathered, slices);
+      if (gathered.length > max) {
+        // One more slice tells a folder that came whole (a provider without listSlices) from a big one: the
+        // first is sorted, since it is in hand anyway.
+        const more = await slices.next();
+        if (more.done === true) return slicesOf([gathered.sort(byName)]);
+        for (const e of more.value) gathered.push(e);
+        return withFirst(gathered, slices);
+      }
     }
   } catch (err) {
-    await slices.return();
+    await endSlices(s, slices);
     throw err;
+  }
+}
+
+/** Ends a listing's slices; a provider that fails to is logged, since the client's reply is already decided. */
+async function endSlices(s: Session, slices: DirSlices): Promise<void> {
+  try {
+    await slices.return();
+  } catch (err) {
+    s.log.warn({ err }, 'a listing failed to end');
   }
 }
 
@@ -140,11 +156,19 @@ function withFirst(first: DirEntry[], slices: DirSlices): DirSlices {
   };
 }
 
-/** Every entry of the target at once (STAT's reply, LIST -R's first level). */
-async function allEntries(target: Target): Promise<DirEntry[]> {
+/** Every entry of the target at once, sorted by name (STAT's reply, LIST -R's first level: held whole anyway). */
+async function allEntries(s: Session, target: Target): Promise<DirEntry[]> {
   const out: DirEntry[] = [];
-  for await (const slice of target.slices) for (const e of slice) out.push(e);
-  return out;
+  try {
+    for (;;) {
+      const got = await target.slices.next();
+      if (got.done === true) break;
+      for (const e of got.value) out.push(e);
+    }
+  } finally {
+    await endSlices(s, target.slices);
+  }
+  return out.sort(byName);
 }
 
 /** Runs a listing's data command, ending the target's slices however it ends. */
@@ -152,7 +176,7 @@ async function sendListing(s: Session, target: Target, preliminary: string, grou
   try {
     await runDataCommand(s, 'listing', target.path, preliminary, (t) => sendLines(t, groups, s.settings.listingBatchSize, s.coding('download')));
   } finally {
-    await target.slices.return();
+    await endSlices(s, target.slices);
   }
 }
 
@@ -225,7 +249,7 @@ export async function list(s: Session, arg: string): Promise<void> {
   const dir = directoryOf(s, target);
   const now = Date.now();
   if (options.recursive && s.settings.listOptions && target.isDirectory) {
-    const entries = await toListEntries(s, dir, await allEntries(target));
+    const entries = await toListEntries(s, dir, await allEntries(s, target));
     const lines: string[] = [];
     for await (const line of recursiveLines(s, target.path, entries, now)) lines.push(line);
     return runDataCommand(s, 'listing', target.path, 'Here comes the directory listing.', (t) =>
@@ -271,7 +295,7 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
   try {
     first = await slices.next();
   } catch (err) {
-    await slices.return();
+    await endSlices(s, slices);
     throw err;
   }
   const target: Target = { path, slices: first.done === true ? slices : withFirst(first.value, slices), isDirectory: true };
@@ -306,7 +330,7 @@ export async function stat(s: Session, arg: string): Promise<void> {
     return s.reply(211, lines);
   }
   const target = await resolveTarget(s, listArgument(arg));
-  const entries = await toListEntries(s, directoryOf(s, target), await allEntries(target));
+  const entries = await toListEntries(s, directoryOf(s, target), await allEntries(s, target));
   const now = Date.now();
   return s.reply(213, [`Status of ${target.path}:`, ...entries.map((e) => formatListLine(e, now)), 'End of status']);
 }

@@ -833,11 +833,6 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   // ---------------------------------------------------------------- capabilities
 
   /**
-   * Entries with their lstat, from one `readdir` and a sliding window of `lstat` calls (see {@link lstatAll}), or
-   * with `syncMetadata` synchronous calls a slice at a time, shared with the listing thread (see
-   * {@link lstatAllSync}); vanished entries are skipped.
-   */
-  /**
    * {@link list} a slice at a time (see {@link lstatSlices}), with `syncMetadata`; without it, the whole
    * {@link list} as one slice.
    */
@@ -850,6 +845,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     );
   }
 
+  /**
+   * Entries with their lstat, from one `readdir` and a sliding window of `lstat` calls (see {@link lstatAll}), or
+   * with `syncMetadata` synchronous calls a slice at a time, shared with the listing thread (see
+   * {@link lstatAllSync}); vanished entries are skipped.
+   */
   async list(path: string): Promise<DirEntry[]> {
     if (this.#sync) {
       const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));

@@ -1,0 +1,309 @@
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { LocalProvider, MemoryProvider, slicesOf, type DirEntry, type DirSlices, type FsProvider } from '@ftp/vfs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FtpServer, type ServerSettings } from '../src/index.js';
+import { listingLines as listing, RawClient, readAll } from './helpers.js';
+
+// Listings sent a slice at a time, from review: folder handles on every path, ABOR mid-listing, ordering,
+// backpressure and the DirSlices contract. LIST/NLST read one slice past listSortMax before the 150 (to tell a
+// folder that came whole from a big one), so the held-back slices below come after that one.
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const ENTRIES = 3_000;
+let root: string;
+beforeAll(() => {
+  root = fs.mkdtempSync(join(tmpdir(), 'ftp-review-slices-'));
+  fs.mkdirSync(join(root, 'big'));
+  for (let i = ENTRIES - 1; i >= 0; i--) fs.writeFileSync(join(root, 'big', `e${String((i * 7919) % ENTRIES).padStart(5, '0')}`), 'x');
+  fs.mkdirSync(join(root, 'big', 'zsub'));
+  fs.writeFileSync(join(root, 'big', 'zsub', 'b'), '');
+  fs.writeFileSync(join(root, 'big', 'zsub', 'a'), '');
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+/** Open descriptors of this process on anything under the test root (the folders a listing holds open). */
+const rootFds = (): number =>
+  fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(root);
+    } catch {
+      return false;
+    }
+  }).length;
+
+async function settled(): Promise<number> {
+  for (let i = 0; i < 50 && rootFds() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  return rootFds();
+}
+
+async function session(fsp: FsProvider, settings: Partial<ServerSettings> = {}): Promise<RawClient> {
+  const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs: fsp }) } });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close(), () => server.close());
+  await c.login();
+  return c;
+}
+
+const namesOf = (lines: string[]): string[] => lines.map((l) => l.slice(l.lastIndexOf(' ') + 1));
+const sorted = (names: string[]): string[] => [...names].sort();
+
+describe('folder handles are released on every path (local disk)', () => {
+  for (const sortMax of [100, 20_000]) {
+    it(`listSortMax ${sortMax}: LIST, NLST, MLSD, STAT, LIST -R, globs, files, TYPE A, MODE Z`, async () => {
+      const c = await session(new LocalProvider(root), { listSortMax: sortMax });
+      expect(await settled()).toBe(0);
+      for (const command of ['LIST /big', 'NLST /big', 'MLSD /big', 'LIST -R /big', 'NLST -l /big', 'NLST /big/e00001', 'LIST /big/e0000*', 'MLSD /big/zsub']) {
+        expect((await listing(c, command)).length).toBeGreaterThan(0);
+        expect([command, await settled()]).toEqual([command, 0]);
+      }
+      expect((await c.cmd('STAT /big')).code).toBe(213);
+      expect(await settled()).toBe(0);
+      expect((await c.cmd('TYPE A')).code).toBe(200);
+      const ascii = await listing(c, 'LIST /big');
+      expect(ascii).toHaveLength(ENTRIES + 1);
+      expect(await settled()).toBe(0);
+      expect((await c.cmd('MODE Z')).code).toBe(200);
+      const z = inflateSync(await c.retrieve('MLSD /big')).toString().split('\r\n').slice(0, -1);
+      expect(z).toHaveLength(ENTRIES + 1);
+      expect((await c.cmd('MODE S')).code).toBe(200);
+      expect(await settled()).toBe(0);
+      // No PASV: 425 after the folder was opened.
+      for (const command of ['LIST /big', 'MLSD /big', 'NLST /big']) {
+        expect((await c.cmd(command)).code).toBe(425);
+        expect([command, await settled()]).toEqual([command, 0]);
+      }
+    });
+  }
+
+  it('a client that walks away, ABORs, never connects, or quits mid-listing', async () => {
+    // Local disk, with the third slice held back until `open()`: the listing is mid-folder when the client acts.
+    let open: () => void = () => undefined;
+    const local = new LocalProvider(root);
+    const held = local as LocalProvider & { listSlices(path: string): Promise<DirSlices> };
+    const inner = local.listSlices.bind(local);
+    held.listSlices = async (path: string) => {
+      const slices = await inner(path);
+      const gate = new Promise<void>((r) => (open = r));
+      let n = 0;
+      const wrapped: DirSlices = {
+        async next() {
+          if (n++ === 2) await gate;
+          return slices.next();
+        },
+        return: () => slices.return(),
+        [Symbol.asyncIterator]() {
+          return wrapped;
+        },
+      };
+      return wrapped;
+    };
+    const c = await session(held, { listSortMax: 100, dataConnectTimeout: 0.3 });
+    for (const command of ['LIST /big', 'MLSD /big', 'NLST /big']) {
+      // ABOR while the listing waits for its next slice.
+      let socket = await c.passive();
+      c.send(command);
+      expect((await c.next()).code).toBe(150);
+      await new Promise((r) => setTimeout(r, 50));
+      c.send('ABOR');
+      setTimeout(() => open(), 100);
+      expect([(await c.next()).code, (await c.next()).code]).toEqual([426, 226]);
+      socket.destroy();
+      expect([command, 'ABOR', await settled()]).toEqual([command, 'ABOR', 0]);
+      // The data connection dropped by the client.
+      socket = await c.passive();
+      c.send(command);
+      expect((await c.next()).code).toBe(150);
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      open();
+      expect((await c.next()).code).toBe(426);
+      expect([command, 'drop', await settled()]).toEqual([command, 'drop', 0]);
+      // Never connects.
+      expect((await c.cmd('PASV')).code).toBe(227);
+      c.send(command);
+      expect((await c.next()).code).toBe(150);
+      expect((await c.next()).code).toBe(425);
+      open();
+      expect([command, 'never', await settled()]).toEqual([command, 'never', 0]);
+    }
+    // The control connection closed while the listing waits.
+    const c2 = await session(held, { listSortMax: 100 });
+    const socket = await c2.passive();
+    c2.send('MLSD /big');
+    expect((await c2.next()).code).toBe(150);
+    c2.close();
+    await new Promise((r) => setTimeout(r, 50));
+    open();
+    expect(await settled()).toBe(0);
+    socket.destroy();
+  });
+});
+
+describe('ABOR and a slow slice', () => {
+  for (const command of ['MLSD /huge', 'LIST /huge']) {
+    it(`${command}: ABOR is answered while the next slice is still on its way (it was before: all was read before the 150)`, async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const { p, made } = countedFolder(10, -1, { at: 3, gate });
+      await seeded(p);
+      const c = await session(p, { listSortMax: 150 });
+      const socket = await c.passive();
+      c.send(command);
+      expect((await c.next()).code).toBe(150);
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      c.send('ABOR');
+      const late = setTimeout(() => open(), 3_000);
+      const codes = [(await c.next(6_000)).code, (await c.next(6_000)).code];
+      const waited = Date.now() - t0;
+      clearTimeout(late);
+      open();
+      socket.destroy();
+      expect(codes).toEqual([426, 226]);
+      expect(waited).toBeLessThan(1_000);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(made.ended).toBe(true);
+    });
+  }
+});
+
+describe('ordering', () => {
+  it('STAT of a folder bigger than listSortMax stays sorted (it is held whole anyway)', async () => {
+    const c = await session(new LocalProvider(root), { listSortMax: 100 });
+    const r = await c.cmd('STAT /big');
+    expect(r.code).toBe(213);
+    const names = namesOf(r.lines.slice(1, -1).map((l) => l.trim()));
+    expect(names).toHaveLength(ENTRIES + 1);
+    expect(names).toEqual(sorted(names));
+  });
+
+  it('LIST -R: the first level of a folder bigger than listSortMax is sorted like the levels below it', async () => {
+    const c = await session(new LocalProvider(root), { listSortMax: 100 });
+    const lines = await listing(c, 'LIST -R /big');
+    const first = lines.slice(1, lines.indexOf(''));
+    const names = namesOf(first);
+    expect(names).toHaveLength(ENTRIES + 1);
+    expect(names).toEqual(sorted(names));
+  });
+
+  it('LIST of a provider that lists in one piece (no listSlices) past listSortMax: sorted as before', async () => {
+    const p = new MemoryProvider();
+    await p.mkdir('/m');
+    for (let i = 300; i > 0; i--) {
+      const w = await p.createWriteStream!(`/m/n${String(i).padStart(3, '0')}`);
+      await new Promise<void>((r) => w.end('x', () => r()));
+    }
+    const c = await session(p, { listSortMax: 100 });
+    const names = namesOf(await listing(c, 'LIST /m'));
+    expect(names).toHaveLength(300);
+    expect(names).toEqual(sorted(names));
+  });
+});
+
+/** `count` slices of 100 entries made as asked for; counts them and whether the listing was ended. */
+function countedFolder(count: number, failAt = -1, hold?: { at: number; gate: Promise<void> }) {
+  const made = { slices: 0, ended: false };
+  const p = new MemoryProvider() as MemoryProvider & { listSlices(path: string): Promise<DirSlices> };
+  p.listSlices = async (path: string): Promise<DirSlices> => {
+    if (path !== '/huge') return slicesOf([await p.list!(path)]);
+    const file = await p.stat('/seed');
+    let i = 0;
+    const slices: DirSlices = {
+      async next(): Promise<IteratorResult<DirEntry[]>> {
+        if (made.ended || i >= count) return { done: true, value: undefined };
+        if (hold !== undefined && i === hold.at) await hold.gate;
+        if (i === failAt) throw Object.assign(new Error('EIO: i/o error, lstat'), { code: 'EIO' });
+        const slice = Array.from({ length: 100 }, (_, k) => ({ name: `s${String(i).padStart(6, '0')}-${'n'.repeat(60)}-${k}`, stats: file }));
+        i++;
+        made.slices++;
+        return { done: false, value: slice };
+      },
+      async return(): Promise<IteratorResult<DirEntry[]>> {
+        made.ended = true;
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return slices;
+      },
+    };
+    return slices;
+  };
+  return { p, made };
+}
+
+async function seeded(p: MemoryProvider): Promise<void> {
+  await p.mkdir('/huge');
+  const w = await p.createWriteStream!('/seed');
+  await new Promise<void>((r) => w.end('x', () => r()));
+}
+
+describe('backpressure and the DirSlices contract', () => {
+  it('a client that reads nothing holds the listing a bounded way ahead', async () => {
+    const { p, made } = countedFolder(3_000);
+    await seeded(p);
+    const c = await session(p);
+    const socket = await c.passive();
+    socket.pause();
+    c.send('MLSD /huge');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => setTimeout(r, 500));
+    const a = made.slices;
+    await new Promise((r) => setTimeout(r, 500));
+    // Steady (nothing read), and far short of the folder (kernel socket buffers are a few MiB on loopback).
+    expect(made.slices).toBe(a);
+    console.log('slices made for a client that reads nothing:', a, 'of 3000');
+    expect(a).toBeLessThan(1_000);
+    socket.destroy();
+    expect((await c.next()).code).toBe(426);
+    expect(made.ended).toBe(true);
+  });
+
+  it('a return() that rejects after the 226 does not put a second reply on the control connection', async () => {
+    const { p } = countedFolder(3);
+    const inner = p.listSlices.bind(p);
+    p.listSlices = async (path: string) => {
+      const slices = await inner(path);
+      const broken: DirSlices = {
+        next: () => slices.next(),
+        return: async () => {
+          await slices.return();
+          throw Object.assign(new Error('EIO: i/o error, closedir'), { code: 'EIO' });
+        },
+        [Symbol.asyncIterator]() {
+          return broken;
+        },
+      };
+      return broken;
+    };
+    await seeded(p);
+    const c = await session(p);
+    const socket = await c.passive();
+    c.send('MLSD /huge');
+    expect((await c.next()).code).toBe(150);
+    await readAll(socket);
+    expect((await c.next()).code).toBe(226);
+    // The next reply must be NOOP's.
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  for (const command of ['STAT /huge', 'LIST -R /huge']) {
+    it(`${command}: a slice that fails past listSortMax still ends the listing (return())`, async () => {
+      const { p, made } = countedFolder(10, 3);
+      await seeded(p);
+      const c = await session(p, { listSortMax: 150 });
+      const socket = command.startsWith('LIST') ? await c.passive() : null;
+      const r = await c.cmd(command);
+      expect(r.code).toBeGreaterThanOrEqual(450);
+      socket?.destroy();
+      expect(made.ended).toBe(true);
+    });
+  }
+});
