@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalProvider, MemoryProvider, slicesOf, type DirEntry, type DirSlices, type FsProvider } from '@ftp/vfs';
+import { LocalProvider, type FsProvider } from '@ftp/vfs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FtpServer, type ServerSettings } from '../src/index.js';
+import type { ServerSettings } from '../src/index.js';
 import { listingLines as listing, RawClient, readAll } from './helpers.js';
+import { countedFolder, loggedIn, seeded } from './sliced-folder.js';
 
 // Listings a slice at a time: a big folder is sent as it is read, never held whole.
 
@@ -23,14 +24,7 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-async function session(fsp: FsProvider, settings: Partial<ServerSettings> = {}): Promise<RawClient> {
-  const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs: fsp }) } });
-  const { port } = await server.listen(0, '127.0.0.1');
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close(), () => server.close());
-  await c.login();
-  return c;
-}
+const session = (fsp: FsProvider, settings: Partial<ServerSettings> = {}): Promise<RawClient> => loggedIn(fsp, settings, cleanups);
 
 const namesOf = (lines: string[]): string[] => lines.map((l) => l.slice(l.lastIndexOf(' ') + 1).replace(/^.*;\s?/, ''));
 const sorted = (names: string[]): string[] => [...names].sort();
@@ -53,46 +47,6 @@ describe('big folders on local disk', () => {
   });
 });
 
-/**
- * A folder of `count` slices of 100 entries, made as they are asked for; the slice `gateAt` waits for `gate`.
- * Counts the slices made and whether the listing was ended.
- */
-function gatedFolder(count: number, gateAt: number, gate: Promise<void>, failAt?: number) {
-  const made = { slices: 0, ended: false };
-  const p = new MemoryProvider() as MemoryProvider & { listSlices(path: string): Promise<DirSlices> };
-  p.listSlices = async (path: string): Promise<DirSlices> => {
-    if (path !== '/huge') return slicesOf([await p.list!(path)]);
-    const file = await p.stat('/seed');
-    let i = 0;
-    const slices: DirSlices = {
-      async next(): Promise<IteratorResult<DirEntry[]>> {
-        if (made.ended || i >= count) return { done: true, value: undefined };
-        if (i === gateAt) await gate;
-        if (i === failAt) throw Object.assign(new Error('EIO: i/o error, lstat'), { code: 'EIO' });
-        const slice = Array.from({ length: 100 }, (_, k) => ({ name: `s${i}-${k}`, stats: file }));
-        i++;
-        made.slices++;
-        return { done: false, value: slice };
-      },
-      async return(): Promise<IteratorResult<DirEntry[]>> {
-        made.ended = true;
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]() {
-        return slices;
-      },
-    };
-    return slices;
-  };
-  return { p, made };
-}
-
-async function seeded(p: MemoryProvider): Promise<void> {
-  await p.mkdir('/huge');
-  const w = await p.createWriteStream!('/seed');
-  await new Promise<void>((r) => w.end('x', () => r()));
-}
-
 describe('a folder sent as it is read', () => {
   for (const [command, settings] of [
     ['MLSD /huge', {}],
@@ -102,7 +56,7 @@ describe('a folder sent as it is read', () => {
     it(`${command}: the client has lines before the folder's later slices are even read`, async () => {
       let open!: () => void;
       const gate = new Promise<void>((r) => (open = r));
-      const { p, made } = gatedFolder(10, 4, gate);
+      const { p, made } = countedFolder(10, -1, { at: 4, gate });
       await seeded(p);
       const c = await session(p, settings);
       const socket = await c.passive();
@@ -113,7 +67,7 @@ describe('a folder sent as it is read', () => {
         const timer = setTimeout(() => reject(new Error('no listing line arrived while the folder was still being read')), 5_000);
         socket.once('data', (d: Buffer) => (clearTimeout(timer), resolve(d.toString())));
       });
-      expect(first).toMatch(/s0-0/);
+      expect(first).toMatch(/s000000-n+-0/);
       expect(made.slices).toBeLessThanOrEqual(4);
       open();
       const rest = (await readAll(socket)).toString();
@@ -124,7 +78,7 @@ describe('a folder sent as it is read', () => {
   }
 
   it('a slice that fails after the 150 ends the transfer with an error reply, and the session goes on', async () => {
-    const { p, made } = gatedFolder(10, -1, Promise.resolve(), 3);
+    const { p, made } = countedFolder(10, 3);
     await seeded(p);
     const c = await session(p);
     const socket = await c.passive();
@@ -141,7 +95,7 @@ describe('a folder sent as it is read', () => {
   it('a listing the client walks away from, or never takes, is ended (its folder released)', async () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    const walked = gatedFolder(10, 2, gate);
+    const walked = countedFolder(10, -1, { at: 2, gate });
     await seeded(walked.p);
     const c = await session(walked.p);
     const socket = await c.passive();
@@ -153,7 +107,7 @@ describe('a folder sent as it is read', () => {
     expect(walked.made.ended).toBe(true);
 
     // No data connection ever comes: the 425 after the connect timeout still ends the listing.
-    const never = gatedFolder(10, -1, Promise.resolve());
+    const never = countedFolder(10);
     await seeded(never.p);
     const c2 = await session(never.p, { dataConnectTimeout: 0.3 });
     expect((await c2.cmd('PASV')).code).toBe(227);

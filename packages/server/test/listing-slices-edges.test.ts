@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { LocalProvider, MemoryProvider, slicesOf, type DirEntry, type DirSlices, type FsProvider } from '@ftp/vfs';
+import { LocalProvider, MemoryProvider, type DirSlices, type FsProvider } from '@ftp/vfs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FtpServer, type ServerSettings } from '../src/index.js';
+import type { ServerSettings } from '../src/index.js';
 import { listingLines as listing, RawClient, readAll } from './helpers.js';
+import { countedFolder, loggedIn, seeded } from './sliced-folder.js';
 
 // Listings sent a slice at a time, from review: folder handles on every path, ABOR mid-listing, ordering,
 // backpressure and the DirSlices contract. LIST/NLST read one slice past listSortMax before the 150 (to tell a
@@ -43,14 +44,7 @@ async function settled(): Promise<number> {
   return rootFds();
 }
 
-async function session(fsp: FsProvider, settings: Partial<ServerSettings> = {}): Promise<RawClient> {
-  const server = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs: fsp }) } });
-  const { port } = await server.listen(0, '127.0.0.1');
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close(), () => server.close());
-  await c.login();
-  return c;
-}
+const session = (fsp: FsProvider, settings: Partial<ServerSettings> = {}): Promise<RawClient> => loggedIn(fsp, settings, cleanups);
 
 const namesOf = (lines: string[]): string[] => lines.map((l) => l.slice(l.lastIndexOf(' ') + 1));
 const sorted = (names: string[]): string[] => [...names].sort();
@@ -207,43 +201,6 @@ describe('ordering', () => {
     expect(names).toEqual(sorted(names));
   });
 });
-
-/** `count` slices of 100 entries made as asked for; counts them and whether the listing was ended. */
-function countedFolder(count: number, failAt = -1, hold?: { at: number; gate: Promise<void> }) {
-  const made = { slices: 0, ended: false };
-  const p = new MemoryProvider() as MemoryProvider & { listSlices(path: string): Promise<DirSlices> };
-  p.listSlices = async (path: string): Promise<DirSlices> => {
-    if (path !== '/huge') return slicesOf([await p.list!(path)]);
-    const file = await p.stat('/seed');
-    let i = 0;
-    const slices: DirSlices = {
-      async next(): Promise<IteratorResult<DirEntry[]>> {
-        if (made.ended || i >= count) return { done: true, value: undefined };
-        if (hold !== undefined && i === hold.at) await hold.gate;
-        if (i === failAt) throw Object.assign(new Error('EIO: i/o error, lstat'), { code: 'EIO' });
-        const slice = Array.from({ length: 100 }, (_, k) => ({ name: `s${String(i).padStart(6, '0')}-${'n'.repeat(60)}-${k}`, stats: file }));
-        i++;
-        made.slices++;
-        return { done: false, value: slice };
-      },
-      async return(): Promise<IteratorResult<DirEntry[]>> {
-        made.ended = true;
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]() {
-        return slices;
-      },
-    };
-    return slices;
-  };
-  return { p, made };
-}
-
-async function seeded(p: MemoryProvider): Promise<void> {
-  await p.mkdir('/huge');
-  const w = await p.createWriteStream!('/seed');
-  await new Promise<void>((r) => w.end('x', () => r()));
-}
 
 describe('backpressure and the DirSlices contract', () => {
   it('a client that reads nothing holds the listing a bounded way ahead', async () => {
