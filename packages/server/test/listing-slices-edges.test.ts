@@ -216,7 +216,6 @@ describe('backpressure and the DirSlices contract', () => {
     await new Promise((r) => setTimeout(r, 500));
     // Steady (nothing read), and far short of the folder (kernel socket buffers are a few MiB on loopback).
     expect(made.slices).toBe(a);
-    console.log('slices made for a client that reads nothing:', a, 'of 3000');
     expect(a).toBeLessThan(1_000);
     socket.destroy();
     expect((await c.next()).code).toBe(426);

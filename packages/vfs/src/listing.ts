@@ -79,6 +79,16 @@ export function slicesOf(slices: readonly DirEntry[][]): DirSlices {
   };
 }
 
+/** Every entry of `slices`, in order (a listing held whole). A failed slice rejects; the listing has then ended. */
+export async function collectSlices(slices: DirSlices): Promise<DirEntry[]> {
+  const out: DirEntry[] = [];
+  for (;;) {
+    const got = await slices.next();
+    if (got.done === true) return out;
+    for (const entry of got.value) out.push(entry);
+  }
+}
+
 /** `slices` with the errors of its `next()` as {@link VfsError}s naming `path`. */
 export function mapSliceErrors(slices: DirSlices, path: string): DirSlices {
   return {

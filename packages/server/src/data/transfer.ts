@@ -342,7 +342,7 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
  * lines come as they are made: in groups (a slice of a folder each), so that a big folder is never all in hand.
  */
 export async function sendLines(transfer: Transfer, lines: Iterable<string> | AsyncIterable<Iterable<string>>, batchSize: number, coding: Coding): Promise<void> {
-  const groups: AsyncIterable<Iterable<string>> | Iterable<Iterable<string>> = Symbol.asyncIterator in lines ? lines : [lines];
+  const groups: AsyncIterator<Iterable<string>> | Iterator<Iterable<string>> = Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : [lines][Symbol.iterator]();
   // A group still being read (a slice on its way from storage) must not hold up ABOR's reply or the 426 of a
   // client that left: waiting for the next group ends when the data connection closes.
   const socket = transfer.socket!;
@@ -355,9 +355,8 @@ export async function sendLines(transfer: Transfer, lines: Iterable<string> | As
   async function* batches(): AsyncGenerator<Buffer> {
     let batch = '';
     let count = 0;
-    const it = Symbol.asyncIterator in groups ? groups[Symbol.asyncIterator]() : groups[Symbol.iterator]();
     for (;;) {
-      const pending = Promise.resolve(it.next());
+      const pending = Promise.resolve(groups.next());
       pending.catch(() => undefined); // abandoned when the connection closes first; its error is then no one's
       const got = await Promise.race([pending, closed]);
       if (got.done === true) break;

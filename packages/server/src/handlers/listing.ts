@@ -1,5 +1,5 @@
 import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
-import { basename, dirname, listDirectory, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
+import { basename, collectSlices, dirname, listDirectory, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
 import { globToRegExp, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -107,19 +107,16 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
   const slices = await listDirectorySlices(s.vfs, path);
   const max = s.settings.listSortMax;
   const gathered: DirEntry[] = [];
+  // Past the limit, one more slice is read: it tells a folder that came whole (a provider without listSlices),
+  // sorted since it is in hand anyway, from a big one.
+  let over = false;
   try {
     for (;;) {
       const got = await slices.next();
       if (got.done === true) return slicesOf([gathered.sort(byName)]);
       for (const e of got.value) gathered.push(e);
-      if (gathered.length > max) {
-        // One more slice tells a folder that came whole (a provider without listSlices) from a big one: the
-        // first is sorted, since it is in hand anyway.
-        const more = await slices.next();
-        if (more.done === true) return slicesOf([gathered.sort(byName)]);
-        for (const e of more.value) gathered.push(e);
-        return withFirst(gathered, slices);
-      }
+      if (over) return withFirst(gathered, slices);
+      over = gathered.length > max;
     }
   } catch (err) {
     await endSlices(s, slices);
@@ -158,17 +155,11 @@ function withFirst(first: DirEntry[], slices: DirSlices): DirSlices {
 
 /** Every entry of the target at once, sorted by name (STAT's reply, LIST -R's first level: held whole anyway). */
 async function allEntries(s: Session, target: Target): Promise<DirEntry[]> {
-  const out: DirEntry[] = [];
   try {
-    for (;;) {
-      const got = await target.slices.next();
-      if (got.done === true) break;
-      for (const e of got.value) out.push(e);
-    }
+    return (await collectSlices(target.slices)).sort(byName);
   } finally {
     await endSlices(s, target.slices);
   }
-  return out.sort(byName);
 }
 
 /** Runs a listing's data command, ending the target's slices however it ends. */

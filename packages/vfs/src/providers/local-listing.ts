@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { DirEntry, DirSlices } from '../spec.js';
+import { collectSlices } from '../listing.js';
 import { LstatThread, LstatThreadGone } from '../internal/lstat-thread.js';
 import { packLstats, PackedStats, rowPresent, STAT_FIELD_NAMES, STAT_FIELDS } from '../internal/packed-stats.js';
 
@@ -107,14 +108,8 @@ const SLICES_AHEAD = 4;
  * the entries' stats read from it ({@link PackedStats}): a listing holds one small object per entry rather than
  * an `fs.Stats` with fifteen fields, which was most of what its garbage collections cost.
  */
-export async function lstatAllSync(dir: string, options: LstatAllSyncOptions = {}): Promise<DirEntry[]> {
-  const slices = lstatSlices(dir, options);
-  const out: DirEntry[] = [];
-  for (;;) {
-    const got = await slices.next();
-    if (got.done === true) return out;
-    for (const entry of got.value) out.push(entry);
-  }
+export function lstatAllSync(dir: string, options: LstatAllSyncOptions = {}): Promise<DirEntry[]> {
+  return collectSlices(lstatSlices(dir, options));
 }
 
 /**
