@@ -1,5 +1,5 @@
 import { ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
-import { fsError, VfsStats, type DirEntry } from '@ftp/vfs';
+import { collectSlices, fsError, VfsStats, type DirEntry, type DirSlices } from '@ftp/vfs';
 import type { S3Context } from './context.js';
 import { toS3Error } from './errors.js';
 import { dirStats, FILE_MODE, headFile, objectMtime } from './objects.js';
@@ -8,48 +8,146 @@ import { entryName } from './paths.js';
 /** Safety bound on the pages of one listing (10 million keys at 1,000 per page): no loop runs unbounded. */
 const MAX_PAGES = 10_000;
 
+/** One ListObjectsV2 page (`/` delimiter): its objects, its common prefixes and where the next page starts. */
+interface Page {
+  contents: _Object[];
+  prefixes: string[];
+  next: string | undefined;
+}
+
+async function fetchPage(ctx: S3Context, prefix: string, path: string, token: string | undefined): Promise<Page> {
+  let out;
+  try {
+    out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
+  } catch (err) {
+    throw toS3Error(err, path, 'scandir');
+  }
+  const prefixes: string[] = [];
+  for (const cp of out.CommonPrefixes ?? []) if (cp.Prefix !== undefined) prefixes.push(cp.Prefix);
+  return { contents: out.Contents ?? [], prefixes, next: out.IsTruncated === true ? out.NextContinuationToken : undefined };
+}
+
 /**
- * The entries of a directory with their stats, from ListObjectsV2 with a `/` delimiter, every page (sizes and times
- * come from the listing itself: no request per entry). Common prefixes are directories; the directory's own marker
- * is left out. A name that is both an object and a prefix is listed once, as the file (as `stat` sees it).
+ * The entries of a directory a ListObjectsV2 page at a time (`/` delimiter; sizes and times come from the pages
+ * themselves: no request per entry). The first page is read when it is called, so that a file or a missing path
+ * fails there; while the caller sends one slice, the next page is already being fetched (a page takes tens of
+ * milliseconds on a real store). Common prefixes are directories; the directory's own marker is left out.
+ *
+ * A name that is both an object and a prefix (`a` and `a/…`, made by another tool) is listed once, as the file (as
+ * `stat` sees it), and a prefix a store repeats is listed once, with bounded memory (see {@link TakenPrefixes}).
+ *
+ * @throws VfsError ENOTDIR for a file, ENOENT for a path that is neither a file nor a prefix.
+ */
+export async function listDirSlices(ctx: S3Context, path: string): Promise<DirSlices> {
+  const prefix = ctx.keys.dirKey(path);
+  // S3 keeps no time for a prefix: report the time of the listing (one value for the whole listing).
+  const now = Date.now();
+  let pages = 1;
+  let page = await fetchPage(ctx, prefix, path, undefined);
+  // A store may answer a page with nothing in it and more to come: an empty folder is one with no entry at all.
+  while (page.contents.length === 0 && page.prefixes.length === 0 && page.next !== undefined) {
+    if (++pages > MAX_PAGES) throw fsError('EIO', 'scandir', path);
+    page = await fetchPage(ctx, prefix, path, page.next);
+  }
+  if (page.contents.length === 0 && page.prefixes.length === 0 && path !== '/') {
+    if ((await headFile(ctx, path)) !== undefined) throw fsError('ENOTDIR', 'scandir', path);
+    throw fsError('ENOENT', 'scandir', path);
+  }
+  const taken = new TakenPrefixes();
+  let ready: Promise<Page> | null = Promise.resolve(page);
+  let finished = false;
+  const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
+  const slices: DirSlices = {
+    async next() {
+      // Pages whose every entry is left out give no slice: the loop goes on to the next (bounded by MAX_PAGES).
+      while (!finished && ready !== null) {
+        const current = await ready.catch((err: unknown) => {
+          finished = true;
+          throw err;
+        });
+        if (finished) return done();
+        ready = null;
+        if (current.next !== undefined) {
+          if (++pages > MAX_PAGES) ready = Promise.reject(fsError('EIO', 'scandir', path));
+          else ready = fetchPage(ctx, prefix, path, current.next);
+          // A fetch ahead that nobody waits for (the listing was stopped) must not be an unhandled rejection.
+          ready.catch(() => undefined);
+        }
+        const entries = entriesOf(current, prefix, taken, now);
+        if (entries.length > 0) return { done: false, value: entries };
+      }
+      finished = true;
+      return done();
+    },
+    async return() {
+      finished = true;
+      ready = null;
+      return done();
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+  return slices;
+}
+
+/** The entries of one page: objects as files, then prefixes as directories unless the name is taken. */
+function entriesOf(page: Page, prefix: string, taken: TakenPrefixes, now: number): DirEntry[] {
+  const out: DirEntry[] = [];
+  let lastObject = '';
+  for (const obj of page.contents) {
+    const key = obj.Key;
+    if (key === undefined) continue;
+    if (key > lastObject) lastObject = key;
+    const name = entryName(prefix, key);
+    if (name === undefined) continue;
+    out.push({ name, stats: objectStats(obj) });
+    taken.add(`${key}/`);
+  }
+  for (const key of page.prefixes) {
+    const name = entryName(prefix, key);
+    if (name === undefined || taken.has(key)) continue;
+    out.push({ name, stats: dirStats(now) });
+    taken.add(key);
+  }
+  taken.forgetBelow(lastObject);
+  return out;
+}
+
+/** How many taken prefixes a listing remembers at most: two pages' worth. */
+const MAX_TAKEN = 2_000;
+
+/**
+ * The common prefixes a listing must not give (again): those of a file's name (`a/` once `a` is listed: S3 sorts
+ * `a` first) and those already listed (some stores, s3rver among them, repeat a common prefix on every page).
+ * Keys come in order, so a prefix below the greatest object key listed so far can no longer come and is
+ * forgotten; the cap bounds what a folder of nothing but subfolders could make a store repeat.
+ */
+class TakenPrefixes {
+  #keys = new Set<string>();
+
+  add(key: string): void {
+    this.#keys.add(key);
+    // A Set iterates in insertion order: the first key is the oldest.
+    if (this.#keys.size > MAX_TAKEN) this.#keys.delete(this.#keys.values().next().value as string);
+  }
+
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
+  forgetBelow(bound: string): void {
+    for (const key of this.#keys) if (key < bound) this.#keys.delete(key);
+  }
+}
+
+/**
+ * Every entry of a directory with its stats: {@link listDirSlices}, gathered.
  *
  * @throws VfsError ENOTDIR for a file, ENOENT for a path that is neither a file nor a prefix.
  */
 export async function listDir(ctx: S3Context, path: string): Promise<DirEntry[]> {
-  const prefix = ctx.keys.dirKey(path);
-  const files = new Map<string, DirEntry>();
-  const dirs = new Map<string, DirEntry>();
-  let anything = false;
-  let token: string | undefined;
-  // S3 keeps no time for a prefix: report the time of the listing (one value for the whole listing).
-  const now = Date.now();
-  for (let page = 0; page < MAX_PAGES; page++) {
-    let out;
-    try {
-      out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
-    } catch (err) {
-      throw toS3Error(err, path, 'scandir');
-    }
-    for (const obj of out.Contents ?? []) {
-      anything = true;
-      const name = obj.Key === undefined ? undefined : entryName(prefix, obj.Key);
-      if (name !== undefined) files.set(name, { name, stats: objectStats(obj) });
-    }
-    for (const cp of out.CommonPrefixes ?? []) {
-      anything = true;
-      const name = cp.Prefix === undefined ? undefined : entryName(prefix, cp.Prefix);
-      if (name !== undefined && !dirs.has(name)) dirs.set(name, { name, stats: dirStats(now) });
-    }
-    token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
-    if (token === undefined) break;
-  }
-  if (!anything && path !== '/') {
-    // Nothing under the prefix: a file, or nothing at all.
-    if ((await headFile(ctx, path)) !== undefined) throw fsError('ENOTDIR', 'scandir', path);
-    throw fsError('ENOENT', 'scandir', path);
-  }
-  for (const [name, entry] of dirs) if (!files.has(name)) files.set(name, entry);
-  return [...files.values()];
+  return collectSlices(await listDirSlices(ctx, path));
 }
 
 /** Stats of a listed object (ListObjectsV2 has no user metadata: the time is S3's LastModified). */

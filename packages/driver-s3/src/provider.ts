@@ -8,6 +8,7 @@ import {
   SPEC_VERSION,
   VfsDirent,
   type DirEntry,
+  type DirSlices,
   type FileStats,
   type FsProvider,
   type HashAlgorithm,
@@ -18,7 +19,7 @@ import type { S3Context } from './context.js';
 import { openDownload } from './download.js';
 import { S3ReadHandle, S3WriteHandle } from './handles.js';
 import { hashObject } from './hash.js';
-import { listDir } from './listing.js';
+import { listDir, listDirSlices } from './listing.js';
 import { dirStats, fileStats, kindOf, requireDirectory } from './objects.js';
 import { createClient, MAX_PART_SIZE, resolveOptions, type S3ProviderOptions } from './options.js';
 import { KeyMapper } from './paths.js';
@@ -110,6 +111,14 @@ export class S3Provider implements FsProvider {
   /** Entries with their stats, from the listing pages alone (ListObjectsV2, `/` delimiter, every page). */
   list(path: string): Promise<DirEntry[]> {
     return listDir(this.#ctx, path);
+  }
+
+  /**
+   * Entries with their stats a listing page (up to 1,000 entries) at a time, the next page fetched while the
+   * caller sends the last: a listing of a huge prefix holds one or two pages, never the whole folder.
+   */
+  listSlices(path: string): Promise<DirSlices> {
+    return listDirSlices(this.#ctx, path);
   }
 
   /** Creates a directory marker (`dir/`); `recursive` creates the missing parents' markers too. */

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listDirectory } from '@ftp/vfs';
 import { writeAll } from '@ftp/vfs-conformance';
@@ -67,8 +67,15 @@ describe('listing', () => {
       const t1 = performance.now();
       const list = await p.list('/folder');
       const listMs = performance.now() - t1;
+      // Sliced, the first page can go out before the other 24 are read.
+      const t2 = performance.now();
+      const slices = await p.listSlices('/folder');
+      const first = await slices.next();
+      const firstMs = performance.now() - t2;
+      await slices.return();
       p.close();
-      console.info(`[driver-s3] 25,000 objects: seeded in ${seedMs.toFixed(0)} ms, listed in ${listMs.toFixed(0)} ms`);
+      expect(first.value).toHaveLength(1000);
+      console.info(`[driver-s3] 25,000 objects: seeded in ${seedMs.toFixed(0)} ms, listed in ${listMs.toFixed(0)} ms, first slice of 1,000 in ${firstMs.toFixed(0)} ms`);
       expect(list.length).toBe(n);
       const seen = new Set(list.map((e) => e.name));
       expect(seen.size).toBe(n);
@@ -119,6 +126,102 @@ describe('listing', () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('listing a page at a time (listSlices)', () => {
+  /** `/d` holds 1,100 files `a!0000`… (`!` sorts before `/`), the object `a/x` and the directory `b`: two pages. */
+  async function seed(h: Awaited<ReturnType<typeof harness>>): Promise<string[]> {
+    const many = Array.from({ length: 1100 }, (_, i) => `a!${String(i).padStart(4, '0')}`);
+    const keys = ['a/x', ...many].map((name) => `${h.target.prefix}d/${name}`);
+    await mapLimit(keys, 32, (Key) => store.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key, Body: 'xyz' })));
+    await h.p.mkdir('/d/b');
+    return ['a', ...many, 'b'].sort();
+  }
+
+  it('gives a slice per page, fetching one page ahead, each entry once', async () => {
+    const h = await harness(store);
+    try {
+      const expected = await seed(h);
+      h.calls.length = 0;
+      const slices = await h.p.listSlices('/d');
+      // Opened: the first page only (it tells a folder from a file or nothing).
+      expect(h.count('ListObjectsV2Command')).toBe(1);
+      const sizes: number[] = [];
+      const got: Array<{ name: string; dir: boolean }> = [];
+      for await (const slice of slices) {
+        sizes.push(slice.length);
+        for (const e of slice) got.push({ name: e.name, dir: e.stats.isDirectory() });
+      }
+      // Two pages, two slices (s3rver repeats the prefix `a/` on its second page: listed once all the same).
+      expect(sizes).toHaveLength(2);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(1001);
+      expect(got.map((e) => e.name).sort()).toEqual(expected);
+      expect(got.filter((e) => e.dir).map((e) => e.name).sort()).toEqual(['a', 'b']);
+      expect(h.count('ListObjectsV2Command')).toBe(2);
+      expect(h.calls.every((c) => c.command === 'ListObjectsV2Command')).toBe(true);
+      expect((await h.p.list('/d')).map((e) => e.name).sort()).toEqual(expected);
+    } finally {
+      await h.close();
+    }
+  }, 120_000);
+
+  it('stopped after a slice, fetches nothing more; a failed page ends the listing with its error', async () => {
+    const h = await harness(store);
+    try {
+      await seed(h);
+      h.calls.length = 0;
+      const stopped = await h.p.listSlices('/d');
+      expect((await stopped.next()).done).toBe(false);
+      expect((await stopped.return()).done).toBe(true);
+      expect((await stopped.next()).done).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+      // The first page, and the second fetched ahead: no third.
+      expect(h.count('ListObjectsV2Command')).toBe(2);
+
+      const failing = await h.p.listSlices('/d');
+      h.failWhen((c) => c.command === 'ListObjectsV2Command', () => Object.assign(new Error('please reduce your request rate'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }));
+      expect((await failing.next()).done).toBe(false);
+      await expect(failing.next()).rejects.toMatchObject({ code: expect.any(String), path: '/d' });
+      expect((await failing.next()).done).toBe(true);
+    } finally {
+      await h.close();
+    }
+  }, 120_000);
+
+  it('lists a name that is a file and a prefix once, as the file, even when the prefix is pages later', async () => {
+    // Scripted pages (s3rver cannot hold both `a` and `a/x`): page 1 ends with the file `a`, page 2 is `a!…` keys,
+    // page 3 brings the prefix `a/` (and repeats `c/`, as some stores do), and an empty page 4 ends it.
+    const obj = (name: string) => ({ Key: `d/${name}`, Size: name.length, LastModified: new Date(0) });
+    const pages: Record<string, { Contents?: object[]; CommonPrefixes?: object[]; IsTruncated: boolean; NextContinuationToken?: string }> = {
+      '': { Contents: [obj('0'), obj('a')], IsTruncated: true, NextContinuationToken: 't2' },
+      t2: { Contents: [obj('a!1'), obj('a!2')], IsTruncated: true, NextContinuationToken: 't3' },
+      t3: { Contents: [obj('a.txt')], CommonPrefixes: [{ Prefix: 'd/a/' }, { Prefix: 'd/c/' }], IsTruncated: true, NextContinuationToken: 't4' },
+      t4: { CommonPrefixes: [{ Prefix: 'd/c/' }], IsTruncated: true, NextContinuationToken: 't5' },
+      t5: { Contents: [obj('z')], IsTruncated: false },
+    };
+    const sent: string[] = [];
+    const client = {
+      send: async (command: ListObjectsV2Command) => {
+        const token = command.input.ContinuationToken ?? '';
+        sent.push(token);
+        return pages[token];
+      },
+      destroy: () => undefined,
+    };
+    const { S3Provider } = await import('../src/index.js');
+    const p = new S3Provider({ bucket: 'b', client: client as unknown as S3Client });
+    const slices: Array<Array<[string, boolean]>> = [];
+    for await (const slice of await p.listSlices('/d')) slices.push(slice.map((e) => [e.name, e.stats.isFile()]));
+    // Page 4 only repeated `c/`: it gives no slice of its own.
+    expect(slices).toEqual([
+      [['0', true], ['a', true]],
+      [['a!1', true], ['a!2', true]],
+      [['a.txt', true], ['c', false]],
+      [['z', true]],
+    ]);
+    expect(sent).toEqual(['', 't2', 't3', 't4', 't5']);
+    p.close();
   });
 });
 
