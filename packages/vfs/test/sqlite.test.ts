@@ -263,3 +263,67 @@ describe('SqliteProvider (own)', () => {
     p.close();
   });
 });
+
+describe('SqliteProvider listSlices', () => {
+  it('lists a big folder 500 entries a slice, in name order, as list does, and stops when asked', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file);
+    try {
+      await p.mkdir('/big');
+      const names = Array.from({ length: 1203 }, (_, i) => `n${String((i * 7919) % 1203).padStart(4, '0')}`);
+      // Names that order differently by bytes than by locale or case: the keyset must follow the index's order.
+      names.push('Zeta', 'alpha', 'ä', 'é', 'e\u0301', '😀');
+      for (const name of names) await writeAll(p, `/big/${name}`, name);
+      const db = inspect(file);
+      const plan = db.prepare("EXPLAIN QUERY PLAN SELECT name FROM nodes WHERE parent = 2 AND name > 'a' ORDER BY name LIMIT 500").all();
+      db.close();
+      expect(JSON.stringify(plan)).toMatch(/USING (COVERING )?INDEX/);
+      const slices = await p.listSlices('/big');
+      const sizes: number[] = [];
+      const got: string[] = [];
+      for await (const slice of slices) {
+        sizes.push(slice.length);
+        for (const e of slice) {
+          got.push(e.name);
+          expect(e.stats.size).toBe(Buffer.byteLength(e.name));
+        }
+      }
+      expect(sizes).toEqual([500, 500, 209]);
+      expect(got).toEqual([...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      expect((await p.list('/big')).map((e) => e.name).sort()).toEqual([...got].sort());
+      const stopped = await p.listSlices('/big');
+      expect((await stopped.next()).value).toHaveLength(500);
+      expect((await stopped.return()).done).toBe(true);
+      expect((await stopped.next()).done).toBe(true);
+    } finally {
+      p.close();
+    }
+  });
+
+  it('refuses a file or a missing folder when opened; lists changes it has not passed; ends when the folder goes', async () => {
+    const p = new SqliteProvider(dbFile());
+    try {
+      await writeAll(p, '/f', 'x');
+      expect(await code(p.listSlices('/f'))).toBe('ENOTDIR');
+      expect(await code(p.listSlices('/missing'))).toBe('ENOENT');
+      await p.mkdir('/d');
+      for (let i = 0; i < 600; i++) await writeAll(p, `/d/m${String(i).padStart(3, '0')}`, 'x');
+      const slices = await p.listSlices('/d');
+      const first = await slices.next();
+      expect(first.value?.at(-1)?.name).toBe('m499');
+      await p.unlink('/d/m000'); // already listed
+      await p.unlink('/d/m599'); // not yet: left out
+      await writeAll(p, '/d/z', 'new'); // not yet: listed
+      const second = await slices.next();
+      expect(second.value?.map((e) => e.name)).toEqual([...Array.from({ length: 99 }, (_, i) => `m${500 + i}`), 'z']);
+      expect((await slices.next()).done).toBe(true);
+      const gone = await p.listSlices('/d');
+      await gone.next();
+      for (const name of await p.readdir('/d')) await p.unlink(`/d/${name as string}`);
+      await p.rmdir('/d');
+      expect((await gone.next()).done).toBe(true);
+    } finally {
+      p.close();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { fsError, toVfsError, VfsError } from '../errors.js';
 import { basename, dirname, normalizePath, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
 import { SyncBackedProvider } from './sync-backed.js';
-import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { NodeKind, OpenFlags } from '../stats.js';
 import { checkStreamOptions } from '../streams.js';
@@ -80,10 +80,14 @@ interface Internals {
   getNode(id: number): Row | undefined;
 }
 
+/** Entries per slice of a sliced listing (`listSlices`): the local provider's slice, a few hundred KB of entries. */
+const LIST_SLICE = 500;
+
 type Statements = Record<
   | 'getChild'
   | 'getNode'
   | 'children'
+  | 'childrenAfter'
   | 'hasChild'
   | 'insertNode'
   | 'deleteNode'
@@ -561,6 +565,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       getChild: db.prepare(`SELECT ${cols} FROM nodes WHERE parent = ? AND name = ?`),
       getNode: db.prepare(`SELECT ${cols} FROM nodes WHERE id = ?`),
       children: db.prepare(`SELECT name, ${cols} FROM nodes WHERE parent = ?`),
+      // Keyset paging on the UNIQUE (parent, name) index: each slice is one index range, whatever the folder's size.
+      childrenAfter: db.prepare(`SELECT name, ${cols} FROM nodes WHERE parent = ? AND name > ? ORDER BY name LIMIT ${LIST_SLICE}`),
       hasChild: db.prepare('SELECT 1 AS x FROM nodes WHERE parent = ? LIMIT 1'),
       insertNode: db.prepare('INSERT INTO nodes (parent, name, type, size, mtime, birthtime, mode, target) VALUES (?, ?, ?, 0, ?, ?, ?, ?)'),
       deleteNode: db.prepare('DELETE FROM nodes WHERE id = ?'),
@@ -895,6 +901,37 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       const rows = this.#st.children.all(dir.id) as unknown as (Row & { name: string })[];
       return rows.map((r) => ({ name: r.name, stats: this.#statsOf(r) }));
     });
+  }
+
+  /**
+   * Entries with their stats {@link LIST_SLICE} at a time in name order, one indexed query per slice: a listing of a
+   * huge folder holds one slice, and the database is never busy for the whole folder at once. The folder is found
+   * when it is called (ENOENT, ENOTDIR there); entries added or removed meanwhile are listed if the listing has not
+   * passed their name yet, and a folder removed meanwhile ends the listing.
+   */
+  async listSlices(path: string): Promise<DirSlices> {
+    const dir = this.#run(path, () => this.#walkDir(path, 'scandir', path, { n: 0 }).id);
+    let after = '';
+    let finished = false;
+    const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
+    const slices: DirSlices = {
+      next: async () => {
+        if (finished) return done();
+        const rows = this.#run(path, () => this.#st.childrenAfter.all(dir, after) as unknown as (Row & { name: string })[]);
+        if (rows.length < LIST_SLICE) finished = true;
+        if (rows.length === 0) return done();
+        after = rows[rows.length - 1]!.name;
+        return { done: false, value: rows.map((r) => ({ name: r.name, stats: this.#statsOf(r) })) };
+      },
+      return: async () => {
+        finished = true;
+        return done();
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return slices;
   }
 
   /** Streams a file chunk by chunk, `end` inclusive. */
