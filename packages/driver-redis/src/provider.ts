@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
-import type { DirEntry, FsProvider, HashAlgorithm, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
+import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
 import { contentGone, copyChunks, discardContent, getChunk } from './content.js';
@@ -8,8 +8,10 @@ import type { Internals } from './content.js';
 import { redisError } from './errors.js';
 import { RedisFileHandle } from './file-handle.js';
 import { Keys } from './keys.js';
+import { LIST_PAGE_SIZE, pagedSlices, pageOf } from './list-slices.js';
+import type { ListPage } from './list-slices.js';
 import { RedisReadStream } from './read-stream.js';
-import { COMMIT, INIT, LIST, MEMORY_INFO, MKDIR, OPEN_READ, PREPARE, RENAME, RMDIR, SETATTR, STAT, SYMLINK, UNLINK } from './scripts.js';
+import { COMMIT, INIT, LIST, LIST_PAGE, MEMORY_INFO, MKDIR, OPEN_READ, PREPARE, RENAME, RMDIR, SETATTR, STAT, SYMLINK, UNLINK } from './scripts.js';
 import type { LuaScript } from './scripts.js';
 import { direntsOf, entriesOf, namesOf, nodeAt, num, str } from './stats.js';
 import { RedisWriteStream } from './write-stream.js';
@@ -147,6 +149,17 @@ export class RedisProvider implements FsProvider {
   /** Entries of a directory with their stats, in one round-trip (one script over the directory hash). */
   async list(path: string): Promise<DirEntry[]> {
     return entriesOf(await this.#run(LIST, 'scandir', [path], ['1']));
+  }
+
+  /**
+   * Entries of a directory with their stats, a page of {@link LIST_PAGE_SIZE} at a time, one script call each (see
+   * {@link pagedSlices}): a big directory never holds Redis for longer than a page, nor the server's memory with
+   * more than a page of stats. The first page is read as the directory is opened, so a small directory costs one
+   * round-trip, as {@link list} does.
+   */
+  async listSlices(path: string): Promise<DirSlices> {
+    const read = async (ino: string, cursor: string): Promise<ListPage> => pageOf(await this.#run(LIST_PAGE, 'scandir', [path], [ino, cursor, LIST_PAGE_SIZE]));
+    return pagedSlices(await read('', '0'), read, normalizePath(path));
   }
 
   /** Creates a directory (and its parents with `recursive`). */

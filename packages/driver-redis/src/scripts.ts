@@ -66,6 +66,23 @@ local function drop(ino, t, grace)
   end
 end
 local function touch(ino, now) redis.call('HSET', ik(ino), 'm', now) end
+-- The directory that path leads to, links followed: its inode id, nil; or nil, status (ENOENT, ENOTDIR, LINK…).
+local function opendir(path)
+  local r, e = resolve(1, path, true)
+  if e then return nil, e end
+  if not r.ino then return nil, {'ENOENT'} end
+  if r.t ~= 'd' then return nil, {'ENOTDIR'} end
+  return r.ino, nil
+end
+-- Appends a directory entry to a listing reply: name, ino, t, s, m, o, b, l. An entry whose inode hash is missing
+-- is left out rather than answered without stats.
+local function addEntry(out, name, ino)
+  local f = redis.call('HMGET', ik(ino), 't', 's', 'm', 'o', 'b', 'l')
+  if not f[1] then return end
+  out[#out + 1] = name
+  out[#out + 1] = ino
+  for k = 1, 6 do out[#out + 1] = f[k] end
+end
 `;
 
 /** ARGV: tag, chunkSize, now. Creates the root when missing; answers the chunk size the filesystem was made with. */
@@ -99,24 +116,40 @@ return {'OK', r.ino, f[1], f[2], f[3], f[4], f[5], f[6]}
 export const LIST = script(
   'list',
   `
-local r, e = resolve(1, ARGV[2], true)
+local ino, e = opendir(ARGV[2])
 if e then return e end
-if not r.ino then return {'ENOENT'} end
-if r.t ~= 'd' then return {'ENOTDIR'} end
-local all = redis.call('HGETALL', dk(r.ino))
+local all = redis.call('HGETALL', dk(ino))
 local out = {'OK'}
 if ARGV[3] ~= '1' then
   for j = 1, #all, 2 do out[#out + 1] = all[j] end
   return out
 end
-for j = 1, #all, 2 do
-  local f = redis.call('HMGET', ik(all[j + 1]), 't', 's', 'm', 'o', 'b', 'l')
-  if f[1] then
-    out[#out + 1] = all[j]
-    out[#out + 1] = all[j + 1]
-    for k = 1, 6 do out[#out + 1] = f[k] end
-  end
+for j = 1, #all, 2 do addEntry(out, all[j], all[j + 1]) end
+return out
+`,
+);
+
+/**
+ * One page of a directory listed a page at a time. ARGV: tag, path, ino, cursor, count. With ino '' the
+ * directory is opened from path (its errors and links answered as LIST answers them); otherwise path is only
+ * named in errors and the page is read from that inode, so a listing goes on in the directory it opened even if
+ * the directory is renamed meanwhile (inode ids are never reused). Answers {'OK', ino, next cursor, entries in the
+ * directory now, then per entry name, ino, t, s, m, o, b, l}: one HSCAN call with COUNT, and the stats of what it
+ * returned, read in the same script, so an entry is answered with the stats it has, or not at all.
+ */
+export const LIST_PAGE = script(
+  'list-page',
+  `
+local ino = ARGV[3]
+if ino == '' then
+  local e
+  ino, e = opendir(ARGV[2])
+  if e then return e end
 end
+local page = redis.call('HSCAN', dk(ino), ARGV[4], 'COUNT', ARGV[5])
+local out = {'OK', ino, page[1], redis.call('HLEN', dk(ino))}
+local kv = page[2]
+for j = 1, #kv, 2 do addEntry(out, kv[j], kv[j + 1]) end
 return out
 `,
 );

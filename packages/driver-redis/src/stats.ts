@@ -39,10 +39,10 @@ export function nodeAt(reply: readonly unknown[], at: number): NodeInfo {
   return { ino, kind, stats, target };
 }
 
-/** Decodes a LIST reply with stats: per entry name then the 7 node fields. */
-export function entriesOf(reply: readonly unknown[]): DirEntry[] {
+/** Decodes a LIST reply with stats, from index `from` on: per entry name then the 7 node fields. */
+export function entriesOf(reply: readonly unknown[], from = 0): DirEntry[] {
   const out: DirEntry[] = [];
-  for (let i = 0; i + 7 < reply.length; i += 8) out.push({ name: str(reply[i]) ?? '', stats: nodeAt(reply, i + 1).stats });
+  for (let i = from; i + 7 < reply.length; i += 8) out.push({ name: str(reply[i]) ?? '', stats: nodeAt(reply, i + 1).stats });
   return out;
 }
 

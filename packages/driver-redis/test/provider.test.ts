@@ -5,6 +5,7 @@ import { openWriteStream } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
 import { countKeys, deleteFilesystem, RedisProvider } from '../src/index.js';
 import type { RedisProviderOptions } from '../src/index.js';
+import { commandsDuring } from './monitor.js';
 import { testPrefix, testRedis } from './redis.js';
 
 const redis = await testRedis();
@@ -25,27 +26,6 @@ afterAll(async () => {
   await redis.quit();
 });
 
-/** Runs `fn` and answers the commands Redis executed on keys of `prefix` meanwhile (MONITOR shows script calls too). */
-async function commandsDuring(prefix: string, fn: () => Promise<void>): Promise<string[][]> {
-  const monitor = await redis.duplicate().monitor();
-  const seen: string[][] = [];
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args.some((a) => a.includes(`{${prefix}}`))) seen.push(args);
-  });
-  try {
-    await fn();
-    // A marker command: once MONITOR shows it, every command before it has been seen.
-    await redis.get(`{${prefix}}:marker`);
-    const deadline = Date.now() + 5000;
-    while (!seen.some((a) => a[1] === `{${prefix}}:marker`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  } finally {
-    monitor.disconnect();
-  }
-  // A script's first use after Redis (re)started is EVALSHA, NOSCRIPT, then EVAL of the source: one script call.
-  const commands = seen.filter((a) => a[1] !== `{${prefix}}:marker`);
-  return commands.filter((a, i) => !(/^eval$/i.test(a[0] ?? '') && /^evalsha$/i.test(commands[i - 1]?.[0] ?? '')));
-}
-
 describe('RedisProvider: data model', () => {
   it('renames a directory of 3,000 entries with the same few commands as one of 1 entry (O(1))', async () => {
     const p = fresh();
@@ -55,8 +35,8 @@ describe('RedisProvider: data model', () => {
     for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => p.mkdir(`/big/e${i + j}`)));
     await p.mkdir('/small/only');
     const prefix = p.keys.prefix;
-    const big = await commandsDuring(prefix, () => p.rename('/big', '/big2'));
-    const small = await commandsDuring(prefix, () => p.rename('/small', '/small2'));
+    const big = await commandsDuring(redis, prefix, () => p.rename('/big', '/big2'));
+    const small = await commandsDuring(redis, prefix, () => p.rename('/small', '/small2'));
     const verbs = (cmds: string[][]): string[] => cmds.map((c) => (c[0] ?? '').toUpperCase());
     expect(verbs(big)).toEqual(verbs(small));
     expect(big.length).toBeLessThan(25);
@@ -71,11 +51,11 @@ describe('RedisProvider: data model', () => {
     await p.mkdir('/a/b/c/d/e/f', { recursive: true });
     for (let i = 0; i < 20; i++) await writeAll(p, `/a/b/c/d/e/f/file${i}`, `content ${i}`);
     const prefix = p.keys.prefix;
-    const statCmds = await commandsDuring(prefix, async () => {
+    const statCmds = await commandsDuring(redis, prefix, async () => {
       expect((await p.stat('/a/b/c/d/e/f/file7')).size).toBe(9);
     });
     expect(statCmds.filter((c) => /^eval/i.test(c[0] ?? ''))).toHaveLength(1);
-    const listCmds = await commandsDuring(prefix, async () => {
+    const listCmds = await commandsDuring(redis, prefix, async () => {
       expect((await p.list('/a/b/c/d/e/f')).length).toBe(20);
     });
     expect(listCmds.filter((c) => /^eval/i.test(c[0] ?? ''))).toHaveLength(1);
@@ -88,7 +68,7 @@ describe('RedisProvider: data model', () => {
     await writeAll(p, '/real/sub/f', 'via links');
     await p.symlink('/real', '/l1');
     await p.symlink('l1/sub', '/l2');
-    const cmds = await commandsDuring(p.keys.prefix, async () => {
+    const cmds = await commandsDuring(redis, p.keys.prefix, async () => {
       expect((await readAll(p, '/l2/f')).toString()).toBe('via links');
     });
     // Two links: three resolutions (the open), then one HGET of the content.
@@ -271,7 +251,7 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     const data = deterministicBytes(1100 * 4 * KiB + 1000, 8); // 1,100 full chunks and a partial one
     await writeAll(p, '/f', data);
     let ws: UploadStream | undefined;
-    const cmds = await commandsDuring(p.keys.prefix, async () => {
+    const cmds = await commandsDuring(redis, p.keys.prefix, async () => {
       ws = await p.createWriteStream('/f', { append: true });
     });
     const evals = cmds.filter((c) => /^evalsha$/i.test(c[0] ?? ''));
