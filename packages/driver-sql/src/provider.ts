@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
-import type { DirEntry, FsProvider, HashAlgorithm, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
+import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
 import { connectExisting, connectUrl, dialectOfKysely } from './dialects.js';
 import type { Connection, DialectName, ExistingConnection, PoolOptions } from './dialects.js';
 import { dbError, isRetryable, isUniqueViolation } from './errors.js';
@@ -15,6 +15,7 @@ import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, T_DIR, T_FILE, T_LINK, Table
 import type { Database, Inode } from './schema.js';
 import { SqlReadStream } from './read-stream.js';
 import { InodeLifecycle } from './lifecycle.js';
+import { childrenPage, childSlices } from './list-slices.js';
 import type { Store } from './store.js';
 import { SqlWriteStream } from './write-stream.js';
 
@@ -51,7 +52,8 @@ export interface SqlProviderOptions extends PoolOptions {
  * - `inodes(id, parent, name, type, size, mtime, birthtime, mode, target, sha256)` with UNIQUE(parent, name), and
  *   `chunks(inode, seq, bytes)` of 256 KiB;
  * - a path resolves in one query (one self-join per component), `list` is that same query plus a join of the
- *   children; rename of a file or a whole directory updates one row; every metadata change is one transaction;
+ *   children, `listSlices` pages through them 1,000 at a time (keyset on the same index); rename of a file or a
+ *   whole directory updates one row; every metadata change is one transaction;
  * - uploads stream into a new, unlinked inode and are swapped in by one transaction at the end (atomic; an
  *   interrupted upload leaves nothing); downloads read chunks of one inode id under a reader lease, so a file replaced or
  *   deleted meanwhile, by any server on the database, is kept until its readers are done;
@@ -267,11 +269,21 @@ export class SqlProvider implements FsProvider {
     return this.#use(path, async () => this.#statsOf((await this.#existing(this.db, path, false, 'lstat')).node));
   }
 
-  async #children(path: string): Promise<Inode[]> {
-    const loc = await this.#locate(this.db, path, true, 'scandir', true);
+  /** The directory at `path`, links followed, with its children when asked; ENOENT or ENOTDIR as `scandir`. */
+  async #directory(path: string, withChildren: boolean): Promise<Location & { node: Inode }> {
+    const loc = await this.#locate(this.db, path, true, 'scandir', withChildren);
     if (loc.node === undefined) throw fsError('ENOENT', 'scandir', path);
     if (loc.node.type !== T_DIR) throw fsError('ENOTDIR', 'scandir', path);
-    return loc.children ?? [];
+    return loc as Location & { node: Inode };
+  }
+
+  async #children(path: string): Promise<Inode[]> {
+    return (await this.#directory(path, true)).children ?? [];
+  }
+
+  /** A listed entry: its name and its stats (links as links). */
+  #entryOf(row: Inode): DirEntry {
+    return { name: row.name, stats: this.#statsOf(row) };
   }
 
   /** Names of a directory's entries (or `VfsDirent`s with `withFileTypes`). */
@@ -288,7 +300,24 @@ export class SqlProvider implements FsProvider {
 
   /** Entries with their stats (links as links): one query for the path and the listing. */
   async list(path: string): Promise<DirEntry[]> {
-    return this.#use(path, async () => (await this.#children(path)).map((r) => ({ name: r.name, stats: this.#statsOf(r) })));
+    return this.#use(path, async () => (await this.#children(path)).map((r) => this.#entryOf(r)));
+  }
+
+  /**
+   * {@link list} a page at a time, for folders of any size: the directory is resolved now (its errors reject here,
+   * as `list`'s would), then each `next()` reads the next `SLICE_ROWS` (1,000) entries in name order, one query on
+   * the `(parent, name)` index (see {@link childSlices}). The directory is followed by id, as an open directory
+   * is: renamed meanwhile, it goes on being listed; deleted, its listing ends.
+   */
+  async listSlices(path: string): Promise<DirSlices> {
+    return this.#use(path, async () => {
+      const dir = (await this.#directory(path, false)).node.id;
+      return childSlices(
+        // Not through #use: a page never migrates (tables dropped under a listing fail it rather than come back empty).
+        (after, limit) => childrenPage(this.db, this.tables, dir, after, limit).catch((err: unknown) => Promise.reject(dbError(err, this.#conn.where, path))),
+        (row) => this.#entryOf(row),
+      );
+    });
   }
 
   /** Creates a directory (with its parents when `recursive`; then returns the first one created). */
