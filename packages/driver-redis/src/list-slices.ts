@@ -1,4 +1,4 @@
-import type { DirEntry, DirSlices } from '@ftp/vfs';
+import { slicesFromGenerator, type DirEntry, type DirSlices } from '@ftp/vfs';
 import { redisError } from './errors.js';
 import { entriesOf, num, str } from './stats.js';
 
@@ -58,14 +58,7 @@ export function pageLimit(entries: number): number {
  * `path` names the directory in the errors raised here.
  */
 export function pagedSlices(first: ListPage, read: PageReader, path: string): DirSlices {
-  const pages = readPages(first, read, path);
-  return {
-    next: () => pages.next(),
-    return: () => pages.return(undefined),
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  return slicesFromGenerator(readPages(first, read, path));
 }
 
 async function* readPages(first: ListPage, read: PageReader, path: string): AsyncGenerator<DirEntry[], undefined> {

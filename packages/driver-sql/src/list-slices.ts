@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { DirEntry, DirSlices } from '@ftp/vfs';
+import { slicesFromGenerator, type DirEntry, type DirSlices } from '@ftp/vfs';
 import { INODE_COLUMNS, toInode } from './schema.js';
 import type { Database, Inode, Tables } from './schema.js';
 
@@ -51,15 +51,7 @@ export type PageReader = (after: PageKey | undefined, limit: number) => Promise<
  */
 export function childSlices(read: PageReader, toEntry: (row: Inode) => DirEntry, size: number = SLICE_ROWS): DirSlices {
   if (!(Number.isInteger(size) && size > 0)) throw new RangeError(`@ftp/driver-sql: a page holds at least one row, got ${size}`);
-  const pages = readPages(read, toEntry, size);
-  // DirSlices' return() takes no argument; a generator's requires one.
-  return {
-    next: () => pages.next(),
-    return: () => pages.return(undefined),
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  return slicesFromGenerator(readPages(read, toEntry, size));
 }
 
 // A generator: it queues a return() behind a next() in flight, and a page that throws finishes it (later calls: done).

@@ -63,6 +63,20 @@ export async function listDirectory(p: FsProvider, path: string): Promise<DirEnt
   }
 }
 
+/**
+ * An async generator of slices as {@link DirSlices} (whose `return()` takes no argument). A generator queues a
+ * `return()` behind a `next()` in flight, and one that throws is finished: later calls give done.
+ */
+export function slicesFromGenerator(pages: AsyncGenerator<DirEntry[], undefined>): DirSlices {
+  return {
+    next: () => pages.next(),
+    return: () => pages.return(undefined),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
 /** Slices already in hand, as {@link DirSlices}. */
 export function slicesOf(slices: readonly DirEntry[][]): DirSlices {
   let i = 0;

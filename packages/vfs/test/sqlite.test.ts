@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { create } from '@platformatic/vfs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeCapabilities, openReadStream, openWriteStream, SqliteProvider, toVfsError } from '../src/index.js';
-import type { SqliteFileHandle, UploadStream } from '../src/index.js';
+import type { DirEntry, SqliteFileHandle, UploadStream } from '../src/index.js';
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'ftp-vfs-sqlite-own-'));
 let n = 0;
@@ -315,7 +315,7 @@ describe('SqliteProvider listSlices', () => {
       await p.unlink('/d/m599'); // not yet: left out
       await writeAll(p, '/d/z', 'new'); // not yet: listed
       const second = await slices.next();
-      expect(second.value?.map((e) => e.name)).toEqual([...Array.from({ length: 99 }, (_, i) => `m${500 + i}`), 'z']);
+      expect((second.value as DirEntry[] | undefined)?.map((e) => e.name)).toEqual([...Array.from({ length: 99 }, (_, i) => `m${500 + i}`), 'z']);
       expect((await slices.next()).done).toBe(true);
       const gone = await p.listSlices('/d');
       await gone.next();
