@@ -1,5 +1,5 @@
 import { ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
-import { collectSlices, fsError, VfsStats, type DirEntry, type DirSlices } from '@ftp/vfs';
+import { collectSlices, fsError, slicesFromGenerator, VfsStats, type DirEntry, type DirSlices } from '@ftp/vfs';
 import type { S3Context } from './context.js';
 import { toS3Error } from './errors.js';
 import { dirStats, FILE_MODE, headFile, objectMtime } from './objects.js';
@@ -54,41 +54,23 @@ export async function listDirSlices(ctx: S3Context, path: string): Promise<DirSl
     throw fsError('ENOENT', 'scandir', path);
   }
   const taken = new TakenPrefixes();
-  let ready: Promise<Page> | null = Promise.resolve(page);
-  let finished = false;
-  const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
-  const slices: DirSlices = {
-    async next() {
-      // Pages whose every entry is left out give no slice: the loop goes on to the next (bounded by MAX_PAGES).
-      while (!finished && ready !== null) {
-        const current = await ready.catch((err: unknown) => {
-          finished = true;
-          throw err;
-        });
-        if (finished) return done();
-        ready = null;
-        if (current.next !== undefined) {
-          if (++pages > MAX_PAGES) ready = Promise.reject(fsError('EIO', 'scandir', path));
-          else ready = fetchPage(ctx, prefix, path, current.next);
-          // A fetch ahead that nobody waits for (the listing was stopped) must not be an unhandled rejection.
-          ready.catch(() => undefined);
-        }
-        const entries = entriesOf(current, prefix, taken, now);
-        if (entries.length > 0) return { done: false, value: entries };
+  async function* slices(): AsyncGenerator<DirEntry[], undefined> {
+    for (let current = page; ; ) {
+      let ahead: Promise<Page> | null = null;
+      if (current.next !== undefined) {
+        // Past the bound, the listing still gives this page, then fails.
+        ahead = ++pages > MAX_PAGES ? Promise.reject(fsError('EIO', 'scandir', path)) : fetchPage(ctx, prefix, path, current.next);
+        // A fetch ahead that nobody waits for (the listing was stopped) must not be an unhandled rejection.
+        ahead.catch(() => undefined);
       }
-      finished = true;
-      return done();
-    },
-    async return() {
-      finished = true;
-      ready = null;
-      return done();
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-  return slices;
+      // A page whose every entry is left out gives no slice.
+      const entries = entriesOf(current, prefix, taken, now);
+      if (entries.length > 0) yield entries;
+      if (ahead === null) return undefined;
+      current = await ahead;
+    }
+  }
+  return slicesFromGenerator(slices());
 }
 
 /** The entries of one page: objects as files, then prefixes as directories unless the name is taken. */

@@ -54,7 +54,7 @@ export function childSlices(read: PageReader, toEntry: (row: Inode) => DirEntry,
   return slicesFromGenerator(readPages(read, toEntry, size));
 }
 
-// A generator: it queues a return() behind a next() in flight, and a page that throws finishes it (later calls: done).
+// A generator: a page that throws finishes it (later calls: done); slicesFromGenerator ends it after a page in flight.
 async function* readPages(read: PageReader, toEntry: (row: Inode) => DirEntry, size: number): AsyncGenerator<DirEntry[], undefined> {
   let after: PageKey | undefined;
   for (;;) {

@@ -64,13 +64,33 @@ export async function listDirectory(p: FsProvider, path: string): Promise<DirEnt
 }
 
 /**
- * An async generator of slices as {@link DirSlices} (whose `return()` takes no argument). A generator queues a
- * `return()` behind a `next()` in flight, and one that throws is finished: later calls give done.
+ * An async generator of slices as {@link DirSlices} (whose `return()` takes no argument). One that throws is
+ * finished: later calls give done. A generator queues a `return()` behind a `next()` in flight; here `return()`
+ * resolves at once instead (the generator is ended when that slice comes in), so that a listing stopped while a
+ * page is read from a slow or hung store does not hold up the session that stopped it.
  */
 export function slicesFromGenerator(pages: AsyncGenerator<DirEntry[], undefined>): DirSlices {
+  let reading: Promise<unknown> | null = null;
+  let ended = false;
+  const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
   return {
-    next: () => pages.next(),
-    return: () => pages.return(undefined),
+    next: () => {
+      if (ended) return Promise.resolve(done());
+      const got = pages.next();
+      const current = got.finally(() => {
+        if (reading === current) reading = null;
+      });
+      current.catch(() => undefined);
+      reading = current;
+      return got;
+    },
+    return: () => {
+      ended = true;
+      const closing = pages.return(undefined);
+      if (reading === null) return closing;
+      closing.catch(() => undefined); // runs after the slice being read; nobody waits for it
+      return Promise.resolve(done());
+    },
     [Symbol.asyncIterator]() {
       return this;
     },

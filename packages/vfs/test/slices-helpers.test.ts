@@ -37,4 +37,28 @@ describe('slice helpers', () => {
     expect((await f.next()).done).toBe(true);
     expect((await collectSlices(slicesFromGenerator(pages()))).map((e) => e.name)).toEqual(['a', 'b']);
   });
+
+  it('slicesFromGenerator: return() during a slice being read resolves at once; the generator ends after it', async () => {
+    let release = (): void => undefined;
+    let finallyRan = false;
+    async function* slow(): AsyncGenerator<DirEntry[], undefined> {
+      try {
+        await new Promise<void>((r) => (release = r));
+        yield [entry('late')];
+        yield [entry('never')];
+      } finally {
+        finallyRan = true;
+      }
+      return undefined;
+    }
+    const s = slicesFromGenerator(slow());
+    const reading = s.next();
+    expect((await s.return()).done).toBe(true);
+    expect(finallyRan).toBe(false);
+    expect((await s.next()).done).toBe(true);
+    release();
+    expect((await reading).value?.[0]?.name).toBe('late');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(finallyRan).toBe(true);
+  });
 });

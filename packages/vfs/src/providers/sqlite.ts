@@ -4,6 +4,7 @@ import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
 import { fsError, toVfsError, VfsError } from '../errors.js';
 import { basename, dirname, normalizePath, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
+import { slicesFromGenerator } from '../listing.js';
 import { SyncBackedProvider } from './sync-backed.js';
 import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
@@ -911,27 +912,19 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
    */
   async listSlices(path: string): Promise<DirSlices> {
     const dir = this.#run(path, () => this.#walkDir(path, 'scandir', path, { n: 0 }).id);
-    let after = '';
-    let finished = false;
-    const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
-    const slices: DirSlices = {
-      next: async () => {
-        if (finished) return done();
-        const rows = this.#run(path, () => this.#st.childrenAfter.all(dir, after) as unknown as (Row & { name: string })[]);
-        if (rows.length < LIST_SLICE) finished = true;
-        if (rows.length === 0) return done();
+    const page = (after: string): (Row & { name: string })[] =>
+      this.#run(path, () => this.#st.childrenAfter.all(dir, after) as unknown as (Row & { name: string })[]);
+    const statsOf = (r: Row): VfsStats => this.#statsOf(r);
+    async function* slices(): AsyncGenerator<DirEntry[], undefined> {
+      // Names strictly increase from slice to slice: the loop ends however the folder changes meanwhile.
+      for (let after = ''; ; ) {
+        const rows = page(after);
+        if (rows.length > 0) yield rows.map((r) => ({ name: r.name, stats: statsOf(r) }));
+        if (rows.length < LIST_SLICE) return undefined;
         after = rows[rows.length - 1]!.name;
-        return { done: false, value: rows.map((r) => ({ name: r.name, stats: this.#statsOf(r) })) };
-      },
-      return: async () => {
-        finished = true;
-        return done();
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-    return slices;
+      }
+    }
+    return slicesFromGenerator(slices());
   }
 
   /** Streams a file chunk by chunk, `end` inclusive. */
