@@ -25,7 +25,8 @@ import type { Row, Seed, Workload, WorkloadContext } from './workloads/types.js'
 const USAGE = `Usage: pnpm bench [options]
 
   --servers <list>     ours,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all); "ours-scrypt" adds
-                       scrypt-hashed logins for ours (in the default set)
+                       scrypt-hashed logins for ours, "ours-workers" the 200-client and login workloads
+                       with one ftpd process per CPU (--workers auto; both in the default set)
   --backends <list>    extra backends for ours, besides local disk: ${Object.keys(OUR_BACKENDS).filter((b) => b !== 'local').join(', ')}, or all
                        (default: none); they run the storage workloads only
   --workloads <list>   ${WORKLOADS.map((w) => w.id).join(',')} (default: all)
@@ -247,7 +248,7 @@ async function main(): Promise<void> {
     process.stdout.write(markdown);
     return;
   }
-  const serverNames = list(values.servers, ['ours', 'ours-scrypt', ...Object.keys(PEERS)]);
+  const serverNames = list(values.servers, ['ours', 'ours-scrypt', 'ours-workers', ...Object.keys(PEERS)]);
   const backends = values.backends === undefined ? [] : list(values.backends, Object.keys(OUR_BACKENDS).filter((b) => b !== 'local'));
   const workloadIds = list(values.workloads, WORKLOADS.map((w) => w.id));
   const runs = positive(values.runs, 3, 'runs');
@@ -273,6 +274,11 @@ async function main(): Promise<void> {
     if (serverNames.includes('ours')) plan.push({ spec: ours('local', { profileDir }), workloads: workloadIds });
     for (const b of backends) plan.push({ spec: ours(b, { profileDir }), workloads: workloadIds.filter((w) => BACKEND_WORKLOADS.has(w)) });
     if (serverNames.includes('ours-scrypt') && workloadIds.includes('logins')) plan.push({ spec: ours('local', { scrypt: true }), workloads: ['logins'] });
+    // Several processes only change the workloads with many sessions at once; on one CPU there is nothing to add.
+    const concurrent = workloadIds.filter((w) => w === 'clients' || w === 'logins');
+    if (serverNames.includes('ours-workers') && concurrent.length > 0 && os.availableParallelism() > 1) {
+      plan.push({ spec: ours('local', { workers: os.availableParallelism(), profileDir }), workloads: concurrent });
+    }
     for (const [name, make] of Object.entries(PEERS)) if (serverNames.includes(name)) plan.push({ spec: make(), workloads: workloadIds });
     const opened: Array<Bench | ServerResult> = [];
     try {

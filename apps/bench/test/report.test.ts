@@ -52,6 +52,21 @@ describe('report', () => {
     expect(lines.find((l) => l.startsWith('| ≥ 3× ftp-srv: retr'))).toBe('| ≥ 3× ftp-srv: retr throughput | 3.60 | ftp-srv 250 MiB/s | yes |');
   });
 
+  it('gives the many-session targets for the worker-process column too, and only those', () => {
+    const lines = targets(
+      report([
+        { name: 'ours', ours: true, rows: [row('clients', 'transfers', [900], 'higher', '/s'), row('retr', 'throughput', [900])] },
+        { name: 'ours (2 workers)', ours: true, rows: [row('clients', 'transfers', [1300], 'higher', '/s')] },
+        { name: 'pyftpdlib', ours: false, rows: [row('clients', 'transfers', [1100], 'higher', '/s')] },
+        { name: 'ftp-srv', ours: false, rows: [row('clients', 'transfers', [400], 'higher', '/s'), row('retr', 'throughput', [250])] },
+      ]),
+    );
+    expect(lines).toContain('| 200 clients ≥ 1.0× pyftpdlib transfers/s | 900 | pyftpdlib 1100/s | **no** |');
+    expect(lines).toContain('| 200 clients ≥ 1.0× pyftpdlib transfers/s, ours (2 workers) | 1300 | pyftpdlib 1100/s | yes |');
+    expect(lines).toContain('| ≥ 3× ftp-srv: clients transfers, ours (2 workers) | 3.25 | ftp-srv 400 /s | yes |');
+    expect(lines.some((l) => l.includes('retr') && l.includes('workers'))).toBe(false);
+  });
+
   it('summarizes the headline figure of each workload, leaving out rows no server has and the scrypt column', () => {
     const lines = summary(
       report([

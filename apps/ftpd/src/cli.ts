@@ -1,9 +1,13 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { availableParallelism } from 'node:os';
+import { DEFAULT_SETTINGS } from '@ftp/server';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
+import type { WorkerListener, WorkerSetup } from './workers/messages.js';
 
 // Before our code runs hot: Maglev alone keeps ~5 MiB resident after a burst of logins (see v8-flags.ts).
 applyFtpdV8Flags();
@@ -109,6 +113,17 @@ async function serveConfig(file: string): Promise<number> {
     throw err;
   }
   const logger = makeLogger(config.log.level);
+  const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
+  if (workers > 1) {
+    const addresses = config.listeners.map((l) => ({ host: l.host, port: l.port }));
+    return supervise(logger, workers, addresses, config.metrics, config.server, (ports) => ({
+      mode: 'config',
+      config: { ...config, listeners: config.listeners.map((l, i) => ({ ...l, port: ports[i] ?? l.port })) },
+      limits: sessionLimits(config.server).some((n) => n > 0),
+    }), (listeners) => {
+      for (const l of listeners) process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${hostOf(l)}:${l.port}\n`);
+    }, true);
+  }
   const ftpd = await startFromConfig(config, logger).catch((err: NodeJS.ErrnoException) => {
     logger.fatal({ err }, `cannot start: ${err.message}`);
     process.stderr.write(`ftpd: cannot start: ${err.message}\n`);
@@ -155,7 +170,66 @@ async function waitForStop(logger: Logger, close: (graceMs: number) => Promise<v
   logger.flush?.();
 }
 
+function hostOf(l: { address: string; family: string }): string {
+  return l.family === 'IPv6' ? `[${l.address}]` : l.address;
+}
+
+/** The session limits a supervisor counts for all workers: maxSessions and maxSessionsPerIp, defaults filled in. */
+function sessionLimits(settings: { maxSessions?: number | undefined; maxSessionsPerIp?: number | undefined }): [number, number] {
+  return [settings.maxSessions ?? DEFAULT_SETTINGS.maxSessions, settings.maxSessionsPerIp ?? DEFAULT_SETTINGS.maxSessionsPerIp];
+}
+
+/**
+ * Runs `workers` processes on the same ports (see workers/supervisor.ts) until SIGINT or SIGTERM. `reloadOnHup`:
+ * SIGHUP makes every worker read its TLS files again (configuration mode).
+ */
+async function supervise(
+  logger: Logger,
+  workers: number,
+  addresses: Array<{ host: string; port: number }>,
+  metrics: { host: string; port: number } | undefined,
+  settings: { maxSessions?: number | undefined; maxSessionsPerIp?: number | undefined },
+  setupFor: (ports: number[]) => WorkerSetup,
+  banner: (listeners: WorkerListener[]) => void,
+  reloadOnHup: boolean,
+): Promise<number> {
+  const { Supervisor, choosePorts } = await import('./workers/supervisor.js');
+  let ports: number[];
+  try {
+    ports = await choosePorts(addresses);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { port?: number };
+    const why = e.code === 'EADDRINUSE' ? `port ${e.port ?? ''} is in use` : e.code === 'EACCES' ? `no permission to listen on port ${e.port ?? ''}` : e.message;
+    logger.fatal({ err }, `cannot start: ${why}`);
+    process.stderr.write(`ftpd: cannot start: ${why}\n`);
+    return 1;
+  }
+  const [maxSessions, maxSessionsPerIp] = sessionLimits(settings);
+  const supervisor = new Supervisor({ workers, setup: setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics, logger });
+  let listeners: WorkerListener[];
+  try {
+    listeners = await supervisor.start();
+  } catch (err) {
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    process.stderr.write(`ftpd: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  banner(listeners);
+  process.stderr.write(`  ${workers} worker processes\n`);
+  if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);
+  logger.info({ listeners, workers }, 'ready');
+  const onHup = (): void => supervisor.reload();
+  if (reloadOnHup) process.on('SIGHUP', onHup);
+  await waitForStop(logger, () => supervisor.stop(), 0);
+  process.off('SIGHUP', onHup);
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (cluster.isWorker) {
+    const { runWorker } = await import('./workers/worker.js');
+    return runWorker(makeLogger);
+  }
   const argv = process.argv.slice(2);
   if (argv[0] === 'hash-password') return hashPasswordCommand();
   if (argv[0] === 'check-config') return checkConfigCommand(argv[1]);
@@ -188,6 +262,30 @@ async function main(): Promise<number> {
     return 0;
   }
   const logger = makeLogger(options.logLevel);
+  if (options.workers > 1) {
+    const cliOptions = options;
+    const addresses = [{ host: options.host, port: options.port }, ...(options.implicitPort !== undefined ? [{ host: options.host, port: options.implicitPort }] : [])];
+    // One certificate for every worker: a client sees the same fingerprint whichever worker it reaches.
+    const made = options.selfSigned ? await (await import('./self-signed.js')).selfSignedCertificate() : null;
+    const tls = made ? { cert: made.cert.toString(), key: made.key.toString(), fingerprint: made.fingerprint } : null;
+    const settings = { maxSessions: options.maxSessions };
+    return supervise(logger, options.workers, addresses, undefined, settings, (ports) => ({
+      mode: 'cli',
+      options: { ...cliOptions, port: ports[0] ?? cliOptions.port, implicitPort: cliOptions.implicitPort === undefined ? undefined : ports[1] },
+      tls,
+      limits: sessionLimits(settings).some((n) => n > 0),
+    }), (listeners) => {
+      const plain = listeners.find((l) => !l.implicitTls);
+      const implicit = listeners.find((l) => l.implicitTls);
+      const shown = cliOptions.passwordGenerated ? cliOptions.password : '(as given)';
+      process.stderr.write(
+        `ftpd ${version()} serving ${cliOptions.root} on ftp://${plain ? hostOf(plain) : cliOptions.host}:${plain?.port ?? cliOptions.port}\n` +
+          (implicit ? `  implicit FTPS on ftps://${hostOf(implicit)}:${implicit.port}\n` : '') +
+          (tls?.fingerprint ? `  self-signed certificate, SHA-256 ${tls.fingerprint}\n` : '') +
+          `  user: ${cliOptions.user}\n  password: ${shown}\n`,
+      );
+    }, false);
+  }
   const ftpd = await startFtpd(options, logger).catch((err: NodeJS.ErrnoException) => {
     const why = err.code === 'EADDRINUSE' ? `port ${options.port} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${options.port}` : err.message;
     logger.fatal({ err }, `cannot start: ${why}`);

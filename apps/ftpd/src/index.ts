@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { FtpServer } from '@ftp/server';
+import { FtpServer, type BanStore, type SessionGate } from '@ftp/server';
 import { LocalProvider } from '@ftp/vfs';
 import type { FtpdOptions } from './options.js';
 import { selfSignedCertificate } from './self-signed.js';
@@ -21,12 +21,24 @@ export interface Ftpd {
   close(graceMs?: number): Promise<void>;
 }
 
+/**
+ * What a worker process adds when several share the port (see `--workers`): listeners with `reusePort`, the
+ * supervisor's shared session count and bans, and the certificate it made once for all of them.
+ */
+export interface WorkerHooks {
+  banStore: BanStore;
+  /** Given when a session limit is set: the limits then hold for all workers together. */
+  sessionGate: SessionGate | undefined;
+  /** The certificate the supervisor made for `--self-signed`. */
+  selfSigned: { cert: string; key: string; fingerprint: string | undefined } | null;
+}
+
 /** Starts the reference server: one user over a local folder (created if missing). */
-export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<Ftpd> {
+export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: WorkerHooks): Promise<Ftpd> {
   const root = resolve(options.root);
   await mkdir(root, { recursive: true });
   const fs = new LocalProvider(root, { syncMetadata: options.syncMetadata });
-  const generated = options.selfSigned ? await selfSignedCertificate() : null;
+  const generated = worker?.selfSigned ?? (options.selfSigned ? await selfSignedCertificate() : null);
   const tls = generated ?? (options.tlsCert && options.tlsKey ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) } : null);
   let anonymous;
   if (options.anonymousRoot) {
@@ -37,6 +49,8 @@ export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<F
   const server = new FtpServer({
     logger,
     anonymous,
+    ...(worker ? { banStore: worker.banStore } : {}),
+    ...(worker?.sessionGate ? { sessionGate: worker.sessionGate } : {}),
     settings: {
       passivePortRange: options.passivePortRange,
       publicHost: options.publicHost,
@@ -54,8 +68,9 @@ export async function startFtpd(options: FtpdOptions, logger: Logger): Promise<F
       ...(tls ? { tlsOptions: () => tls } : {}),
     },
   });
-  const address = await server.listen(options.port, options.host);
-  const implicitAddress = options.implicitPort !== undefined ? await server.listenImplicitTls(options.implicitPort, options.host) : undefined;
+  const shared = worker ? { reusePort: true } : {};
+  const address = await server.listen(options.port, options.host, shared);
+  const implicitAddress = options.implicitPort !== undefined ? await server.listenImplicitTls(options.implicitPort, options.host, shared) : undefined;
   return { server, address, implicitAddress, fingerprint: generated?.fingerprint, close: (graceMs) => server.close(graceMs) };
 }
 

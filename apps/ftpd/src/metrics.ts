@@ -18,6 +18,16 @@ class Family {
     this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
 
+  /** The values by label set, for summing the figures of several worker processes. */
+  entries(): Array<[string, number]> {
+    return [...this.values];
+  }
+
+  /** Adds a label set's value as {@link entries} gave it. */
+  addEntry(key: string, by: number): void {
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
     if (this.values.size === 0 && this.type === 'gauge') lines.push(`${this.name} 0`);
@@ -58,24 +68,61 @@ export class Metrics {
     server.on('ban', () => this.bans.add());
   }
 
-  render(): string {
+  private families(): Family[] {
     const sessions = new Family(this.sessions.name, this.sessions.help, 'gauge');
     sessions.add({}, this.open);
-    return [sessions, this.sessionsTotal, this.refused, this.logins, this.transfers, this.bytes, this.errors, this.bans].map((f) => f.render()).join('\n') + '\n';
+    return [sessions, this.sessionsTotal, this.refused, this.logins, this.transfers, this.bytes, this.errors, this.bans];
   }
+
+  render(): string {
+    return renderFamilies(this.families());
+  }
+
+  /** Every figure, for a supervisor to sum over its workers ({@link renderSnapshots}). */
+  snapshot(): MetricsSnapshot {
+    return this.families().map((f) => ({ name: f.name, help: f.help, type: f.type, values: f.entries() }));
+  }
+}
+
+/** One process's figures, as {@link Metrics.snapshot} gives them (plain data, to cross an IPC channel). */
+export type MetricsSnapshot = Array<{ name: string; help: string; type: 'counter' | 'gauge'; values: Array<[string, number]> }>;
+
+/** The figures of several worker processes added up, in the Prometheus text format. */
+export function renderSnapshots(snapshots: readonly MetricsSnapshot[]): string {
+  const families = new Map<string, Family>();
+  for (const snapshot of snapshots) {
+    for (const f of snapshot) {
+      let family = families.get(f.name);
+      if (!family) families.set(f.name, (family = new Family(f.name, f.help, f.type)));
+      for (const [key, value] of f.values) family.addEntry(key, value);
+    }
+  }
+  return renderFamilies([...families.values()]);
+}
+
+function renderFamilies(families: readonly Family[]): string {
+  return families.map((f) => f.render()).join('\n') + '\n';
 }
 
 /**
  * The HTTP listener for operators: `GET /metrics` (Prometheus text format) and `GET /healthz` (200 while serving,
  * 503 once shutting down, so a load balancer drains the instance first).
  */
-export async function startMetricsServer(metrics: Metrics, health: () => boolean, port: number, host: string): Promise<{ server: Server; address: AddressInfo }> {
+export async function startMetricsServer(
+  metrics: { render(): string | Promise<string> },
+  health: () => boolean,
+  port: number,
+  host: string,
+): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
     } else if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+      Promise.resolve(metrics.render()).then(
+        (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
+        () => res.writeHead(500).end(),
+      );
     } else if (path === '/healthz') {
       const ok = health();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'shutting down' }));

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 
 /** What `ftpd` runs with: the command line over the environment (`FTPD_*`) over the embedded defaults. */
@@ -35,6 +36,8 @@ export interface FtpdOptions {
   maxSessions: number | undefined;
   /** Metadata calls on the main thread (the local disk's default); false for network or FUSE file systems. */
   syncMetadata: boolean;
+  /** Processes serving the port together (1: this one alone). */
+  workers: number;
 }
 
 export const USAGE = `Usage: ftpd [options]
@@ -67,6 +70,8 @@ Options:
       --ban-duration <s>  seconds a banned address is refused (default 900)
       --login-delay <ms>  pause before answering a failed login, growing per failure (default 1000)
       --max-sessions <n>  most concurrent sessions, 421 past it (default 1000; 0: unlimited; env FTPD_MAX_SESSIONS)
+      --workers <n|auto>  processes serving the port together, the kernel spreading connections (default 1;
+                          auto: one per CPU; Linux and FreeBSD; env FTPD_WORKERS)
       --async-metadata    do file-system metadata calls in the thread pool: for NFS, SMB or FUSE roots, where
                           one call can hang (default: on the main thread, fastest on a local disk;
                           env FTPD_ASYNC_METADATA=1)
@@ -108,6 +113,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
         'login-delay': { type: 'string' },
         'max-sessions': { type: 'string' },
         'async-metadata': { type: 'boolean' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -159,6 +165,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     banDuration: optionalCount(v['ban-duration'], '--ban-duration'),
     loginDelay: optionalCount(v['login-delay'], '--login-delay'),
     maxSessions: optionalCount(v['max-sessions'] ?? env.FTPD_MAX_SESSIONS, '--max-sessions'),
+    workers: parseWorkers(v.workers ?? env.FTPD_WORKERS ?? '1', '--workers'),
     syncMetadata: !(v['async-metadata'] === true || ['1', 'true', 'yes'].includes((env.FTPD_ASYNC_METADATA ?? '').toLowerCase())),
     host: v.host ?? env.FTPD_HOST ?? '127.0.0.1',
     port,
@@ -170,6 +177,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     publicHost: v['public-host'] ?? env.FTPD_PUBLIC_HOST,
     logLevel,
   };
+}
+
+/** `auto` (one per CPU) or a count from 1 to 256. */
+export function parseWorkers(text: string, option: string): number {
+  if (text === 'auto') return availableParallelism();
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 256) throw new UsageError(`${option}: expected auto or a number from 1 to 256, got ${JSON.stringify(text)}`);
+  return Number(text);
 }
 
 function optionalCount(text: string | undefined, option: string): number | undefined {

@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { FtpServer } from '@ftp/server';
 import { closeBackends, openBackends } from './backends.js';
 import type { FtpdConfig } from './config/schema.js';
-import { Metrics, startMetricsServer } from './metrics.js';
+import type { WorkerHooks } from './index.js';
+import { Metrics, startMetricsServer, type MetricsSnapshot } from './metrics.js';
 import { accountsDriver } from './users.js';
 
 /** A server started from a configuration file. */
@@ -26,16 +27,22 @@ async function readTls(tls: NonNullable<FtpdConfig['tls']>): Promise<SecureConte
   return { cert, key, ...(typeof tls.passphrase === 'string' ? { passphrase: tls.passphrase } : {}) };
 }
 
+/** What a worker process of a configured server adds (see `workers`); its metrics go to the supervisor. */
+export type ConfigWorkerHooks = Omit<WorkerHooks, 'selfSigned'> & { serveMetrics(source: () => MetricsSnapshot): void };
+
 /** Opens the backends, builds the users and starts every listener of a validated configuration. */
-export async function startFromConfig(config: FtpdConfig, logger: Logger): Promise<ConfiguredFtpd> {
+export async function startFromConfig(config: FtpdConfig, logger: Logger, worker?: ConfigWorkerHooks): Promise<ConfiguredFtpd> {
   let tlsOptions = config.tls ? await readTls(config.tls) : null;
   const backends = await openBackends(config.backends);
-  const banStore = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
+  // Redis, when configured, is shared by every process; else workers share their supervisor's memory.
+  const redisBans = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
+  const banStore = redisBans ?? worker?.banStore;
   const { anonymous, authenticate } = accountsDriver(config, backends);
   const server = new FtpServer({
     logger,
     settings: config.server,
     ...(banStore ? { banStore } : {}),
+    ...(worker?.sessionGate ? { sessionGate: worker.sessionGate } : {}),
     ...(anonymous ? { anonymous: { ...anonymous, users: ['anonymous', 'ftp'] } } : {}),
     driver: {
       authenticate,
@@ -49,10 +56,13 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
   let metricsAddress: AddressInfo | undefined;
   try {
     if (config.metrics) {
-      ({ server: metricsServer, address: metricsAddress } = await startMetricsServer(new Metrics(server), () => !closing, config.metrics.port, config.metrics.host));
+      const metrics = new Metrics(server);
+      // A worker's figures are served, summed with the other workers', by the supervisor.
+      if (worker) worker.serveMetrics(() => metrics.snapshot());
+      else ({ server: metricsServer, address: metricsAddress } = await startMetricsServer(metrics, () => !closing, config.metrics.port, config.metrics.host));
     }
     for (const l of config.listeners) {
-      const options = { ...(l.publicHost ? { publicHost: l.publicHost } : {}), proxyProtocol: l.proxyProtocol };
+      const options = { ...(l.publicHost ? { publicHost: l.publicHost } : {}), proxyProtocol: l.proxyProtocol, ...(worker ? { reusePort: true } : {}) };
       const address = l.implicitTls ? await server.listenImplicitTls(l.port, l.host, options) : await server.listen(l.port, l.host, options);
       listeners.push({ ...address, implicitTls: l.implicitTls });
     }
@@ -60,7 +70,7 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
     metricsServer?.close();
     await server.close(0);
     await closeBackends(backends);
-    await banStore?.close();
+    await redisBans?.close();
     throw err;
   }
   return {
@@ -74,7 +84,7 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger): Promi
       closing = true;
       await server.close(graceMs);
       await closeBackends(backends);
-      await banStore?.close();
+      await redisBans?.close();
       if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
     },
   };

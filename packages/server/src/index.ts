@@ -1,6 +1,7 @@
 export { FtpServer, type FtpServerOptions, type FtpServerEvents, type ListenOptions } from './server.js';
 export type { FtpDriver, LoginResult, Permissions, SessionInfo } from './driver.js';
 export { MemoryBanStore, type BanStore } from './login-guard.js';
+export { SessionCounts, type SessionGate, type SessionGateVerdict } from './session-gate.js';
 export type { AnonymousAccess } from './session.js';
 export type { TlsRequirement } from './settings.js';
 export { DEFAULT_SETTINGS, resolveSettings, type ServerSettings } from './settings.js';

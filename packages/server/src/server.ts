@@ -7,6 +7,7 @@ import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
+import type { SessionGate, SessionGateVerdict } from './session-gate.js';
 import { clock, Session, type AnonymousAccess, type SessionContext } from './session.js';
 import { resolveSettings, type ServerSettings } from './settings.js';
 import { TlsContexts } from './tls.js';
@@ -23,6 +24,11 @@ export interface FtpServerOptions {
   banStore?: BanStore;
   /** Anonymous access (users `anonymous` by default), read-only over its own filesystem. Default: none. */
   anonymous?: AnonymousAccess;
+  /**
+   * Counts sessions with other server instances (worker processes sharing the port), so that `maxSessions` and
+   * `maxSessionsPerIp` hold for all of them together. Default: none (this server's own count).
+   */
+  sessionGate?: SessionGate;
 }
 
 /** Options of one listener ({@link FtpServer.listen}). */
@@ -35,6 +41,12 @@ export interface ListenOptions {
    * connections from outside `proxyProtocolFrom` when that is set.
    */
   proxyProtocol?: boolean;
+  /**
+   * Share the port with other processes that listen on it the same way (`SO_REUSEPORT`: Linux, FreeBSD): the
+   * kernel spreads new connections between them. For worker processes of one server; the port then does not
+   * fail with EADDRINUSE when another such process holds it.
+   */
+  reusePort?: boolean;
 }
 
 /** How one listener's connections reach the server (`handle()` callers give the first two). */
@@ -78,6 +90,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private readonly logger: Logger;
   private readonly sessions = new Set<Session>();
   private readonly perIp = new Map<string, number>();
+  /** Sessions the shared {@link SessionGate} admitted, to be given back when they end. */
+  private readonly gated = new Set<Session>();
   /** The load balancers allowed to send PROXY headers; null: any (the listener is firewalled). */
   private readonly proxies: BlockList | null;
   private readonly ctx: SessionContext;
@@ -136,6 +150,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       port,
       host,
       listener.implicitTls === true,
+      listener.reusePort === true,
     );
     // Every connection to a listener bound to one address has that address: its sessions need not ask their
     // sockets (a system call, and an address object Node keeps on every socket: ~90 bytes of an idle session).
@@ -143,13 +158,14 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     return address;
   }
 
-  private bind(server: Server, port: number, host: string, implicitTls: boolean): Promise<AddressInfo> {
+  private bind(server: Server, port: number, host: string, implicitTls: boolean, reusePort: boolean): Promise<AddressInfo> {
     if (this.closing) return Promise.reject(new Error('the server is closed'));
     const what = implicitTls ? 'listening for implicit TLS' : 'listening';
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       // A deep backlog: bursts of hundreds of clients must queue, not be refused.
-      server.listen({ port, host, backlog: 511 }, () => {
+      // exclusive: in a cluster worker, bind this process's own socket instead of sharing the primary's.
+      server.listen({ port, host, backlog: 511, ...(reusePort ? { reusePort: true, exclusive: true } : {}) }, () => {
         server.off('error', reject);
         // An accept error (EMFILE...) must not crash a server nobody subscribed to 'error' on.
         server.on('error', (err) => {
@@ -231,15 +247,39 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.emit('session:open', { session: session.id, remoteAddress: ip });
     session.logAt('info')?.info({ port: session.remotePort }, 'connected');
-    void this.ctx.guard.isBanned(ip).then((banned) => {
-      // A slow (shared) ban store: the client may have left meanwhile.
+    const begin = (banned: boolean, verdict: SessionGateVerdict): void => {
+      // A slow (shared) ban store or gate: the client may have left meanwhile.
       if (session.isClosed) return;
-      if (!banned) return session.run();
+      if (verdict !== 'ok') {
+        this.emit('session:refused', { remoteAddress: ip, reason: verdict });
+        if (!options.implicitTls) void session.reply(421, verdict === 'max-sessions' ? 'Too many connections, try again later.' : 'Too many connections from your address.');
+        session.close();
+        return;
+      }
+      if (!banned) return void session.run();
       session.log.info('banned address refused');
       this.emit('session:refused', { remoteAddress: ip, reason: 'banned' });
       if (!options.implicitTls) void session.reply(421, 'Too many failed logins from your address; try again later.');
       session.close();
-    });
+    };
+    const gate = this.options.sessionGate;
+    if (!gate) return void this.ctx.guard.isBanned(ip).then((banned) => begin(banned, 'ok'));
+    void Promise.all([this.ctx.guard.isBanned(ip), this.admit(gate, session, ip)]).then(([banned, verdict]) => begin(banned, verdict));
+  }
+
+  /** Asks the shared gate to count the session; an admitted session that has already ended is given back at once. */
+  private async admit(gate: SessionGate, session: Session, ip: string): Promise<SessionGateVerdict> {
+    let verdict: SessionGateVerdict;
+    try {
+      verdict = await gate.enter(ip);
+    } catch (err) {
+      session.log.warn({ err }, 'session gate failed; session admitted');
+      return 'ok';
+    }
+    if (verdict !== 'ok') return verdict;
+    if (session.isClosed) gate.leave(ip);
+    else this.gated.add(session);
+    return 'ok';
   }
 
   /**
@@ -266,6 +306,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
 
   private forget(session: Session): void {
     if (!this.sessions.delete(session)) return;
+    if (this.gated.delete(session)) this.options.sessionGate?.leave(session.remoteAddress);
     const n = (this.perIp.get(session.remoteAddress) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(session.remoteAddress);
     else this.perIp.set(session.remoteAddress, n);

@@ -24,13 +24,17 @@ export const OUR_BACKENDS: Record<string, (ctx: StartContext) => Record<string, 
   mysql: () => ({ type: 'sql', url: 'mysql://root@127.0.0.1:3306/test', tablePrefix: `bench${Date.now()}_` }),
 };
 
-/** ftpd on one backend. `scrypt` logs in through a config file's scrypt hash instead of the plain check. */
-export function ours(backend: string, options: { scrypt?: boolean; profileDir?: string } = {}): ServerSpec {
+/**
+ * ftpd on one backend. `scrypt` logs in through a config file's scrypt hash instead of the plain check; `workers`
+ * runs that many processes on the port (`--workers`).
+ */
+export function ours(backend: string, options: { scrypt?: boolean; profileDir?: string; workers?: number } = {}): ServerSpec {
   const make = OUR_BACKENDS[backend];
   if (make === undefined) throw new Error(`unknown backend ${backend} (known: ${Object.keys(OUR_BACKENDS).join(', ')})`);
   const viaConfig = backend !== 'local' || options.scrypt === true;
+  if (viaConfig && options.workers) throw new Error('workers are benchmarked on the command line (local disk) only');
   return {
-    name: options.scrypt ? 'ours (scrypt)' : backend === 'local' ? 'ours' : `ours (${backend})`,
+    name: options.scrypt ? 'ours (scrypt)' : options.workers ? `ours (${options.workers} workers)` : backend === 'local' ? 'ours' : `ours (${backend})`,
     ours: true,
     alwaysTls: true,
     homeOnDisk: backend === 'local',
@@ -43,6 +47,7 @@ export function ours(backend: string, options: { scrypt?: boolean; profileDir?: 
         const args = [CLI, '--port', String(ctx.port), '--root', ctx.home, '--user', ctx.user, '--password', ctx.password];
         args.push('--pasv-range', `${ctx.passive[0]}-${ctx.passive[1]}`, '--log-level', 'warn', '--max-sessions', '0');
         args.push('--max-login-failures', '0');
+        if (options.workers) args.push('--workers', String(options.workers));
         if (ctx.tls) args.push('--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key);
         return spawnServer(process.execPath, [...node, ...args], ctx.port, common);
       }

@@ -179,6 +179,12 @@ export const config = z
       .optional(),
     /** Prometheus metrics (`/metrics`) and a health check (`/healthz`) over HTTP; off unless given. */
     metrics: z.object({ host: z.string().min(1).default('127.0.0.1'), port }).strict().optional(),
+    /**
+     * Worker processes serving the listeners together (the kernel spreads connections, `SO_REUSEPORT`): 1 (the
+     * default) runs one process; `auto` one per CPU. Limits and bans hold for all of them together. Backends and
+     * settings that live in one process's memory (memory and SQLite backends, user quotas and rates) need 1.
+     */
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
     /** Seconds running transfers get to finish at SIGTERM/SIGINT before clients get 421. */
     shutdownGrace: seconds.default(30),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
@@ -202,6 +208,18 @@ export const config = z
     if (c.anonymous) known(c.anonymous.backend, ['anonymous', 'backend']);
     const needsTls = c.listeners.some((l) => l.implicitTls) || (c.server.tlsRequired ?? 'none') !== 'none' || c.users.some((u) => (u.tlsRequired ?? 'none') !== 'none');
     if (needsTls && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'implicit TLS listeners and TLS requirements need tls.cert and tls.key' });
+    if (c.workers !== 1) {
+      // Each worker would hold its own copy: files, quotas or rates would silently differ between sessions.
+      const why = 'lives in one process; it needs workers: 1';
+      for (const [name, b] of Object.entries(c.backends)) {
+        const local = b.type === 'memory' || b.type === 'sqlite' || (b.type === 'sql' && b.url.startsWith('sqlite:'));
+        if (local) ctx.addIssue({ code: 'custom', path: ['backends', name], message: `a ${b.type === 'sql' ? 'SQLite (sql)' : b.type} backend ${why}` });
+      }
+      c.users.forEach((u, i) => {
+        if (u.quota !== undefined) ctx.addIssue({ code: 'custom', path: ['users', i, 'quota'], message: `a user quota is counted in memory and ${why}` });
+        if (u.downloadRate > 0 || u.uploadRate > 0) ctx.addIssue({ code: 'custom', path: ['users', i], message: `a per-user rate ${why}` });
+      });
+    }
     if (c.users.length === 0 && !c.anonymous) ctx.addIssue({ code: 'custom', path: ['users'], message: 'no user and no anonymous access: nobody could log in' });
   });
 

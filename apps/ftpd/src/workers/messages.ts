@@ -1,0 +1,47 @@
+import type { SessionGateVerdict } from '@ftp/server';
+import type { FtpdConfig } from '../config/schema.js';
+import type { MetricsSnapshot } from '../metrics.js';
+import type { FtpdOptions } from '../options.js';
+
+/**
+ * What a worker is told to run: the command line's options or a validated configuration, with every listener
+ * port already chosen (a port 0 is picked once by the supervisor, so that all workers share it).
+ */
+export type WorkerSetup =
+  | { mode: 'cli'; options: FtpdOptions; tls: { cert: string; key: string; fingerprint: string | undefined } | null; limits: boolean }
+  | { mode: 'config'; config: FtpdConfig; limits: boolean };
+
+/** One bound listener, as a worker reports it. */
+export interface WorkerListener {
+  address: string;
+  family: string;
+  port: number;
+  implicitTls: boolean;
+}
+
+/** Messages from a worker to the supervisor. Requests carry an `id` the answer repeats. */
+export type ToSupervisor =
+  | { t: 'ready'; listeners: WorkerListener[] }
+  | { t: 'failed'; message: string }
+  | { t: 'enter'; id: number; ip: string }
+  | { t: 'leave'; ip: string }
+  | { t: 'failure'; id: number; key: string; windowMs: number }
+  | { t: 'ban'; key: string; until: number }
+  | { t: 'metrics'; id: number; snapshot: MetricsSnapshot };
+
+/** Messages from the supervisor to a worker. */
+export type ToWorker =
+  | { t: 'setup'; setup: WorkerSetup; bans: Array<[string, number]> }
+  | { t: 'entered'; id: number; verdict: SessionGateVerdict }
+  | { t: 'failures'; id: number; count: number }
+  | { t: 'banned'; key: string; until: number }
+  | { t: 'metrics?'; id: number }
+  /** Stop: running transfers get the grace period; a second stop ends them at once. */
+  | { t: 'stop' }
+  /** Read the TLS certificate files again (SIGHUP to the supervisor). */
+  | { t: 'reload' };
+
+/** Whether a value received over IPC looks like one of our messages (anything else is ignored). */
+export function isMessage<T extends { t: string }>(m: unknown): m is T {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}

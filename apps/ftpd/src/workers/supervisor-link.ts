@@ -1,0 +1,128 @@
+import type { BanStore, SessionGate, SessionGateVerdict } from '@ftp/server';
+import type { MetricsSnapshot } from '../metrics.js';
+import { isMessage, type ToSupervisor, type ToWorker, type WorkerSetup } from './messages.js';
+
+/** How long a worker waits for the supervisor's answer before going on without it. */
+const ANSWER_TIMEOUT_MS = 2000;
+/** Most bans a worker keeps a copy of (the supervisor's own store is bounded the same way). */
+const MAX_BANS = 100_000;
+
+/**
+ * A worker's side of the IPC channel to its supervisor: the shared session count, the shared failed-login count
+ * and a copy of the bans (pushed by the supervisor, so that checking a new connection costs no round trip).
+ */
+export class SupervisorLink {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (m: ToWorker) => void; timer: NodeJS.Timeout }>();
+  private readonly bans = new Map<string, number>();
+  private setupWaiter: ((m: { setup: WorkerSetup }) => void) | null = null;
+  private metricsSource: (() => MetricsSnapshot) | null = null;
+  private readonly orders = { stop: [] as Array<() => void>, reload: [] as Array<() => void> };
+
+  constructor() {
+    process.on('message', (m: unknown) => {
+      if (isMessage<ToWorker>(m)) this.receive(m);
+    });
+  }
+
+  /** Resolves with what this worker is to run, once the supervisor sends it. */
+  setup(): Promise<WorkerSetup> {
+    return new Promise((resolve) => {
+      this.setupWaiter = (m) => resolve(m.setup);
+    });
+  }
+
+  send(m: ToSupervisor): void {
+    // A supervisor that is gone: the worker shuts down on 'disconnect'; until then messages are dropped.
+    if (!process.connected || !process.send) return;
+    try {
+      process.send(m);
+    } catch {
+      // Same as above.
+    }
+  }
+
+  /** Runs `then` at each of the supervisor's `stop` or `reload` orders. */
+  on(order: 'stop' | 'reload', then: () => void): void {
+    this.orders[order].push(then);
+  }
+
+  /** Answers the supervisor's requests for this worker's metrics. */
+  serveMetrics(source: () => MetricsSnapshot): void {
+    this.metricsSource = source;
+  }
+
+  readonly banStore: BanStore = {
+    addFailure: (key, windowMs) => this.request<{ count: number }>((id) => ({ t: 'failure', id, key, windowMs })).then((m) => m.count),
+    ban: (key, until) => {
+      this.remember(key, until);
+      this.send({ t: 'ban', key, until });
+    },
+    isBanned: (key) => {
+      const until = this.bans.get(key);
+      if (until === undefined) return false;
+      if (until > Date.now()) return true;
+      this.bans.delete(key);
+      return false;
+    },
+  };
+
+  readonly sessionGate: SessionGate = {
+    enter: (ip: string) => this.request<{ verdict: SessionGateVerdict }>((id) => ({ t: 'enter', id, ip })).then((m) => m.verdict),
+    leave: (ip: string) => this.send({ t: 'leave', ip }),
+  };
+
+  private request<T>(message: (id: number) => ToSupervisor): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error('the supervisor did not answer'));
+      }, ANSWER_TIMEOUT_MS);
+      timer.unref();
+      this.pending.set(id, { resolve: resolve as (m: ToWorker) => void, timer });
+      if (!process.connected) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        return reject(new Error('no supervisor'));
+      }
+      this.send(message(id));
+    });
+  }
+
+  private remember(key: string, until: number): void {
+    this.bans.delete(key);
+    this.bans.set(key, until);
+    if (this.bans.size > MAX_BANS) {
+      const oldest = this.bans.keys().next().value;
+      if (oldest !== undefined) this.bans.delete(oldest);
+    }
+  }
+
+  private receive(m: ToWorker): void {
+    switch (m.t) {
+      case 'setup':
+        for (const [key, until] of m.bans) this.remember(key, until);
+        this.setupWaiter?.(m);
+        this.setupWaiter = null;
+        return;
+      case 'banned':
+        return this.remember(m.key, m.until);
+      case 'stop':
+      case 'reload':
+        for (const then of this.orders[m.t]) then();
+        return;
+      case 'metrics?':
+        if (this.metricsSource) this.send({ t: 'metrics', id: m.id, snapshot: this.metricsSource() });
+        return;
+      case 'entered':
+      case 'failures': {
+        const waiter = this.pending.get(m.id);
+        if (!waiter) return;
+        this.pending.delete(m.id);
+        clearTimeout(waiter.timer);
+        waiter.resolve(m);
+      }
+    }
+  }
+}

@@ -1,0 +1,234 @@
+import cluster, { type Worker } from 'node:cluster';
+import { createServer, type Server } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { MemoryBanStore, SessionCounts } from '@ftp/server';
+import { renderSnapshots, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
+import { isMessage, type ToSupervisor, type ToWorker, type WorkerListener, type WorkerSetup } from './messages.js';
+
+/** What the supervisor runs. */
+export interface SupervisorPlan {
+  workers: number;
+  /** What every worker runs; its listener ports must already be chosen ({@link choosePorts}). */
+  setup: WorkerSetup;
+  /** The session limits the supervisor counts for all workers together (0: unlimited). */
+  limits: { maxSessions: number; maxSessionsPerIp: number };
+  /** Where the supervisor serves the workers' metrics summed, and its health check. */
+  metrics: { host: string; port: number } | undefined;
+  logger: Logger;
+}
+
+/** Most active bans kept (as the server's own memory store: a scan of many addresses cannot exhaust memory). */
+const MAX_BANS = 100_000;
+/** How long `/metrics` waits for the workers' figures. */
+const METRICS_WAIT_MS = 1000;
+/** A worker that lived this long had no start-up problem: its restart delay starts again from the shortest. */
+const STABLE_MS = 60_000;
+
+function liveWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+}
+
+/**
+ * Binds each address once, without sharing, to find out that it is free (a second server of the same user would
+ * otherwise join the workers' `SO_REUSEPORT` group silently) and to choose one port for a port 0, which every worker
+ * then binds. Throws the bind error (EADDRINUSE, EACCES) as a single server would.
+ */
+export async function choosePorts(addresses: ReadonlyArray<{ host: string; port: number }>): Promise<number[]> {
+  const probes: Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (const { host, port } of addresses) {
+      const probe = createServer();
+      probes.push(probe);
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen({ host, port, exclusive: true }, () => resolve());
+      });
+      ports.push((probe.address() as AddressInfo).port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(probes.map((p) => new Promise((resolve) => p.close(resolve))));
+  }
+}
+
+/**
+ * The primary process of `workers > 1`: forks the workers, gives each the setup, counts sessions and failed
+ * logins for all of them, passes bans on, restarts a worker that dies, and stops them all on SIGINT/SIGTERM.
+ */
+export class Supervisor {
+  private readonly counts: SessionCounts;
+  /** Each live worker's admitted sessions by address, given back when the worker dies. */
+  private readonly perWorker = new Map<number, Map<string, number>>();
+  private readonly failures = new MemoryBanStore();
+  private readonly bans = new Map<string, number>();
+  private readonly ready = new Set<Worker>();
+  private readonly metricsWaiters = new Map<number, (s: MetricsSnapshot) => void>();
+  private nextRequest = 1;
+  private stopping = false;
+  private restartDelayMs = 500;
+  private metricsServer: Server | undefined;
+  metricsAddress: AddressInfo | undefined;
+  private allExited: (() => void) | null = null;
+
+  constructor(private readonly plan: SupervisorPlan) {
+    this.counts = new SessionCounts(plan.limits.maxSessions, plan.limits.maxSessionsPerIp);
+  }
+
+  /**
+   * Starts the first worker, then the others once it listens, and resolves with the first one's listeners.
+   * Rejects (after stopping any started worker) when a worker cannot start.
+   */
+  async start(): Promise<WorkerListener[]> {
+    if (this.plan.metrics) {
+      const started = await startMetricsServer({ render: () => this.renderMetrics() }, () => !this.stopping && this.ready.size > 0, this.plan.metrics.port, this.plan.metrics.host);
+      this.metricsServer = started.server;
+      this.metricsAddress = started.address;
+    }
+    try {
+      const listeners = await this.fork();
+      await Promise.all(Array.from({ length: this.plan.workers - 1 }, () => this.fork()));
+      return listeners;
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Stops every worker (running transfers get their grace period; called again, at once) and resolves when all have exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const workers = liveWorkers();
+    const exited = workers.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.allExited = resolve));
+    for (const w of workers) this.send(w, { t: 'stop' });
+    await exited;
+    if (this.metricsServer) await new Promise((resolve) => this.metricsServer?.close(resolve));
+  }
+
+  /** Tells every worker to read its TLS files again. */
+  reload(): void {
+    for (const w of this.ready) this.send(w, { t: 'reload' });
+  }
+
+  private fork(): Promise<WorkerListener[]> {
+    const worker = cluster.fork();
+    this.perWorker.set(worker.id, new Map());
+    return new Promise((resolve, reject) => {
+      let started = false;
+      const bornAt = Date.now();
+      worker.on('message', (m: unknown) => {
+        if (!isMessage<ToSupervisor>(m)) return;
+        if (m.t === 'ready') {
+          started = true;
+          this.ready.add(worker);
+          resolve(m.listeners);
+        } else if (m.t === 'failed') {
+          reject(new Error(m.message));
+        } else {
+          this.answer(worker, m);
+        }
+      });
+      worker.on('error', () => {}); // an IPC write to a worker that is exiting; 'exit' follows
+      worker.on('exit', (code, signal) => {
+        this.ready.delete(worker);
+        this.forgetSessions(worker.id);
+        if (!started) reject(new Error(`a worker exited while starting (${signal ?? `code ${code}`})`));
+        if (this.stopping) {
+          if (liveWorkers().length === 0) this.allExited?.();
+          return;
+        }
+        if (!started) return;
+        // A worker that dies young may die again at once: wait longer each time, up to half a minute.
+        this.restartDelayMs = Date.now() - bornAt > STABLE_MS ? 500 : Math.min(this.restartDelayMs * 2, 30_000);
+        this.plan.logger.error({ worker: worker.id, code, signal, restartInMs: this.restartDelayMs }, 'worker died; starting another');
+        setTimeout(() => {
+          if (!this.stopping) this.fork().catch((err: Error) => this.plan.logger.error({ err }, 'a new worker could not start'));
+        }, this.restartDelayMs).unref();
+      });
+      this.send(worker, { t: 'setup', setup: this.plan.setup, bans: this.activeBans() });
+    });
+  }
+
+  private answer(worker: Worker, m: Exclude<ToSupervisor, { t: 'ready' | 'failed' }>): void {
+    switch (m.t) {
+      case 'enter': {
+        const verdict = this.counts.enter(m.ip);
+        if (verdict === 'ok') {
+          const mine = this.perWorker.get(worker.id);
+          mine?.set(m.ip, (mine.get(m.ip) ?? 0) + 1);
+        }
+        return this.send(worker, { t: 'entered', id: m.id, verdict });
+      }
+      case 'leave': {
+        const mine = this.perWorker.get(worker.id);
+        const n = mine?.get(m.ip);
+        if (!mine || n === undefined) return;
+        if (n <= 1) mine.delete(m.ip);
+        else mine.set(m.ip, n - 1);
+        return this.counts.leave(m.ip);
+      }
+      case 'failure':
+        return this.send(worker, { t: 'failures', id: m.id, count: this.failures.addFailure(m.key, m.windowMs) });
+      case 'ban': {
+        this.bans.delete(m.key);
+        this.bans.set(m.key, m.until);
+        this.pruneBans();
+        for (const w of this.ready) if (w !== worker) this.send(w, { t: 'banned', key: m.key, until: m.until });
+        return;
+      }
+      case 'metrics':
+        this.metricsWaiters.get(m.id)?.(m.snapshot);
+        this.metricsWaiters.delete(m.id);
+    }
+  }
+
+  private forgetSessions(workerId: number): void {
+    for (const [ip, n] of this.perWorker.get(workerId) ?? []) this.counts.leave(ip, n);
+    this.perWorker.delete(workerId);
+  }
+
+  private activeBans(): Array<[string, number]> {
+    this.pruneBans();
+    return [...this.bans];
+  }
+
+  private pruneBans(): void {
+    const now = Date.now();
+    for (const [key, until] of this.bans) if (until <= now) this.bans.delete(key);
+    while (this.bans.size > MAX_BANS) {
+      const oldest = this.bans.keys().next().value;
+      if (oldest === undefined) break;
+      this.bans.delete(oldest);
+    }
+  }
+
+  private async renderMetrics(): Promise<string> {
+    const asked = [...this.ready].map(
+      (w) =>
+        new Promise<MetricsSnapshot | null>((resolve) => {
+          const id = this.nextRequest++;
+          const timer = setTimeout(() => {
+            this.metricsWaiters.delete(id);
+            resolve(null);
+          }, METRICS_WAIT_MS);
+          this.metricsWaiters.set(id, (s) => {
+            clearTimeout(timer);
+            resolve(s);
+          });
+          this.send(w, { t: 'metrics?', id });
+        }),
+    );
+    const snapshots = (await Promise.all(asked)).filter((s): s is MetricsSnapshot => s !== null);
+    return renderSnapshots(snapshots);
+  }
+
+  private send(worker: Worker, m: ToWorker): void {
+    if (!worker.isConnected()) return;
+    try {
+      worker.send(m);
+    } catch {
+      // The worker is exiting; its 'exit' handles the rest.
+    }
+  }
+}

@@ -1,0 +1,241 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { platform, tmpdir } from 'node:os';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Client } from 'basic-ftp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../src/passwords.js';
+import { CLI, PASSWORD, run, startFtpd, startFtpdConfig, USER, type RunningFtpd } from './harness.js';
+
+/** Connects, reads the first reply line, sends the given lines one reply at a time, and closes. */
+async function talk(port: number, lines: string[] = []): Promise<string[]> {
+  const socket = connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  const replies: string[] = [];
+  let buffer = '';
+  let wake: (() => void) | null = null;
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    wake?.();
+  });
+  socket.on('close', () => wake?.());
+  socket.on('error', () => wake?.());
+  const next = async (): Promise<string> => {
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      const end = buffer.indexOf('\r\n');
+      if (end >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (/^\d{3} /.test(line)) return line;
+        continue;
+      }
+      if (socket.destroyed) return '(closed)';
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 100);
+      });
+    }
+    return '(timeout)';
+  };
+  try {
+    replies.push(await next());
+    for (const line of lines) {
+      if (socket.destroyed) break;
+      socket.write(`${line}\r\n`);
+      replies.push(await next());
+    }
+  } finally {
+    socket.destroy();
+  }
+  return replies;
+}
+
+/** The pids of the worker processes, from their log lines. */
+function workerPids(ftpd: RunningFtpd): Set<number> {
+  return new Set(ftpd.logs().filter((l) => l.worker !== undefined && l.msg === 'listening').map((l) => l.pid as number));
+}
+
+async function waitFor(check: () => boolean, ms = 10000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const linux = platform() === 'linux';
+
+describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share the port with SO_REUSEPORT, tested on Linux)', () => {
+  it('two workers share the port: both serve sessions, transfers work, SIGTERM stops every process', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--log-level', 'info']);
+    try {
+      await waitFor(() => /2 worker processes/.test(ftpd.stderr()));
+      expect(ftpd.stderr()).toMatch(/2 worker processes/);
+      await waitFor(() => workerPids(ftpd).size === 2);
+      const pids = workerPids(ftpd);
+      expect(pids.size).toBe(2);
+      // The kernel hashes each connection to one of the two sockets: 40 connections all on one would be 2^-39.
+      for (let i = 0; i < 40; i++) expect((await talk(ftpd.port, ['QUIT']))[0]).toMatch(/^220 /);
+      const served = new Set(ftpd.logs().filter((l) => l.msg === 'connected').map((l) => l.pid));
+      expect(served).toEqual(pids);
+      const client = new Client(10000);
+      await client.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
+      await writeFile(join(ftpd.root, 'seed.txt'), 'seed');
+      expect((await client.list()).map((e) => e.name)).toContain('seed.txt');
+      client.close();
+      expect(await ftpd.stop('SIGTERM')).toBe(0);
+      for (const pid of pids) expect(alive(pid)).toBe(false);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('a worker that dies is replaced, and the port keeps answering', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--log-level', 'info']);
+    try {
+      await waitFor(() => workerPids(ftpd).size === 2);
+      const [victim] = [...workerPids(ftpd)];
+      process.kill(victim!, 'SIGKILL');
+      await waitFor(() => workerPids(ftpd).size === 3);
+      expect(workerPids(ftpd).size).toBe(3);
+      expect(ftpd.logs().some((l) => l.msg === 'worker died; starting another')).toBe(true);
+      for (let i = 0; i < 20; i++) expect((await talk(ftpd.port, ['QUIT']))[0]).toMatch(/^220 /);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('--max-sessions holds for all workers together', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--max-sessions', '3']);
+    const held: Array<ReturnType<typeof connect>> = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = connect(ftpd.port, '127.0.0.1');
+        held.push(s);
+        await new Promise<void>((resolve) => s.once('data', () => resolve()));
+      }
+      // Each worker alone holds at most 3: without the shared count some of these would be let in.
+      for (let i = 0; i < 12; i++) expect((await talk(ftpd.port))[0]).toMatch(/^421 Too many connections/);
+      held.pop()?.destroy();
+      let admitted = '';
+      for (let i = 0; i < 20 && !admitted.startsWith('220'); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        admitted = (await talk(ftpd.port, ['QUIT']))[0] ?? '';
+      }
+      expect(admitted).toMatch(/^220 /);
+    } finally {
+      for (const s of held) s.destroy();
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('a ban made by one worker is kept by all of them', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--max-login-failures', '3', '--login-delay', '0']);
+    try {
+      for (let i = 0; i < 3; i++) await talk(ftpd.port, [`USER ${USER}`, 'PASS wrong']);
+      // 20 new connections are spread over both workers; every one is refused.
+      for (let i = 0; i < 20; i++) expect((await talk(ftpd.port))[0]).toMatch(/^421 Too many failed logins/);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('--self-signed: one certificate for all workers, FTPS works on each', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--self-signed', '--log-level', 'info']);
+    try {
+      expect(ftpd.stderr().match(/SHA-256/g)).toHaveLength(1);
+      await writeFile(join(ftpd.root, 'tls.txt'), 'over tls');
+      for (let i = 0; i < 6; i++) {
+        const { stdout } = await run('curl', ['-s', '--ssl-reqd', '-k', '-u', `${USER}:${PASSWORD}`, `ftp://127.0.0.1:${ftpd.port}/tls.txt`]);
+        expect(stdout).toBe('over tls');
+      }
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('a port in use stops the start with exit code 1 and says so', async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      await expect(run(process.execPath, [CLI, '--port', String(port), '--workers', '2', '--password', 'x'])).rejects.toThrow(new RegExp(`port ${port} is in use`));
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('rejects a bad --workers with exit code 2', async () => {
+    await expect(run(process.execPath, [CLI, '--workers', '0'])).rejects.toThrow(/--workers: expected auto or a number from 1 to 256/);
+    await expect(run(process.execPath, [CLI, '--workers', 'many'])).rejects.toThrow(/--workers/);
+  });
+});
+
+describe.skipIf(!linux)('ftpd --config with workers (SKIPPED off Linux: SO_REUSEPORT)', () => {
+  let work: string;
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'ftpd-workers-'));
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('refuses backends and user settings that live in one process', async () => {
+    const file = join(work, 'bad.yaml');
+    const hash = await hashPassword('pw');
+    await writeFile(
+      file,
+      JSON.stringify({
+        workers: 2,
+        backends: { mem: { type: 'memory' }, db: { type: 'sqlite', file: join(work, 'fs.db') } },
+        users: [{ name: 'a', passwordHash: hash, backend: 'mem', quota: 1000, downloadRate: 10 }],
+      }),
+    );
+    const failed = run(process.execPath, [CLI, 'check-config', file]);
+    await expect(failed).rejects.toThrow(/memory backend lives in one process; it needs workers: 1/);
+    await expect(run(process.execPath, [CLI, 'check-config', file])).rejects.toThrow(/sqlite backend lives in one process/);
+    await expect(run(process.execPath, [CLI, 'check-config', file])).rejects.toThrow(/user quota is counted in memory/);
+    await expect(run(process.execPath, [CLI, 'check-config', file])).rejects.toThrow(/per-user rate/);
+  });
+
+  it('serves the metrics of all workers summed, and the health check', async () => {
+    const metricsPort = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const file = join(work, 'ok.yaml');
+    await writeFile(
+      file,
+      JSON.stringify({
+        workers: 2,
+        listeners: [{ host: '127.0.0.1', port: 0 }],
+        backends: { disk: { type: 'local', root: join(work, 'root') } },
+        users: [{ name: 'a', passwordHash: await hashPassword('pw'), backend: 'disk' }],
+        metrics: { host: '127.0.0.1', port: metricsPort },
+        log: { level: 'warn' },
+      }),
+    );
+    const ftpd = await startFtpdConfig(file, 1);
+    try {
+      await waitFor(() => /2 worker processes/.test(ftpd.stderr()));
+      expect(ftpd.stderr()).toMatch(/2 worker processes/);
+      for (let i = 0; i < 10; i++) expect((await talk(ftpd.ports[0]!, ['USER a', 'PASS pw', 'QUIT']))[1]).toMatch(/^331 /);
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(text).toMatch(/^ftpd_sessions_total 10$/m);
+      expect(text).toMatch(/^ftpd_logins_total\{outcome="ok"\} 10$/m);
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
+      expect(await ftpd.stop('SIGTERM')).toBe(0);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+});

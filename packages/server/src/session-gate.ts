@@ -1,0 +1,49 @@
+/** Which limit refuses a session, or `ok`. */
+export type SessionGateVerdict = 'ok' | 'max-sessions' | 'max-sessions-per-ip';
+
+/**
+ * Counts sessions across several server instances (processes sharing a port with `reusePort`), so that
+ * `maxSessions` and `maxSessionsPerIp` hold for all of them together. Each instance still checks its own count
+ * first; the gate is asked only for connections that pass it. A gate that fails (throws or rejects) admits the
+ * session: a coordinator that is down must not lock every client out.
+ */
+export interface SessionGate {
+  /** Admits one more session from `ip`, or says which limit refuses it. Every admitted session is given back with `leave`. */
+  enter(ip: string): SessionGateVerdict | Promise<SessionGateVerdict>;
+  /** An admitted session from `ip` has ended. */
+  leave(ip: string): void;
+}
+
+/** Counts sessions in total and per address against two limits (0: unlimited); the bookkeeping of a {@link SessionGate}. */
+export class SessionCounts {
+  private total = 0;
+  private readonly perIp = new Map<string, number>();
+
+  constructor(
+    private readonly maxSessions: number,
+    private readonly maxSessionsPerIp: number,
+  ) {}
+
+  enter(ip: string): SessionGateVerdict {
+    if (this.maxSessions > 0 && this.total >= this.maxSessions) return 'max-sessions';
+    const n = this.perIp.get(ip) ?? 0;
+    if (this.maxSessionsPerIp > 0 && n >= this.maxSessionsPerIp) return 'max-sessions-per-ip';
+    this.total++;
+    this.perIp.set(ip, n + 1);
+    return 'ok';
+  }
+
+  leave(ip: string, count = 1): void {
+    const n = this.perIp.get(ip);
+    if (n === undefined) return;
+    const taken = Math.min(n, count);
+    this.total -= taken;
+    if (n - taken <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n - taken);
+  }
+
+  /** Sessions counted now. */
+  get size(): number {
+    return this.total;
+  }
+}
