@@ -193,6 +193,10 @@ async function supervise(
   banner: (listeners: WorkerListener[]) => void,
   reloadOnHup: boolean,
 ): Promise<number> {
+  if (!['linux', 'freebsd'].includes(process.platform)) {
+    process.stderr.write(`ftpd: more than one worker needs SO_REUSEPORT port sharing, which Node offers on Linux and FreeBSD only (this is ${process.platform})\n`);
+    return 2;
+  }
   const { Supervisor, choosePorts } = await import('./workers/supervisor.js');
   let ports: number[];
   try {

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { platform, tmpdir } from 'node:os';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
@@ -93,6 +94,32 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       expect(await ftpd.stop('SIGTERM')).toBe(0);
       for (const pid of pids) expect(alive(pid)).toBe(false);
     } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('SIGTERM waits for a running transfer; a second SIGTERM stops at once', async () => {
+    const ftpd = await startFtpd(['--workers', '2']);
+    const client = new Client(10000);
+    try {
+      await writeFile(join(ftpd.root, 'big.bin'), Buffer.alloc(64 * 1024 * 1024, 7));
+      await client.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
+      // A sink that never finishes a write: the download stays in progress, held back by the client.
+      const stuck = new Writable({ write: () => undefined });
+      const downloading = client.downloadTo(stuck, 'big.bin').catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+      const exited = new Promise<number | null>((resolve) => ftpd.proc.once('exit', (code) => resolve(code)));
+      ftpd.proc.kill('SIGTERM');
+      const early = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 1500))]);
+      expect(early).toBe('running');
+      const second = Date.now();
+      ftpd.proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - second).toBeLessThan(3000);
+      client.close();
+      await downloading;
+    } finally {
+      client.close();
       await ftpd.stop('SIGKILL');
     }
   });

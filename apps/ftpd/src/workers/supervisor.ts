@@ -71,6 +71,7 @@ export class Supervisor {
   private metricsServer: Server | undefined;
   metricsAddress: AddressInfo | undefined;
   private allExited: (() => void) | null = null;
+  private exited: Promise<void> | null = null;
 
   constructor(private readonly plan: SupervisorPlan) {
     this.counts = new SessionCounts(plan.limits.maxSessions, plan.limits.maxSessionsPerIp);
@@ -100,10 +101,13 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.stopping = true;
     const workers = liveWorkers();
-    const exited = workers.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.allExited = resolve));
+    // A second stop (a second signal) only repeats the order, which the workers take as "now".
+    this.exited ??= (async () => {
+      if (workers.length > 0) await new Promise<void>((resolve) => (this.allExited = resolve));
+      if (this.metricsServer) await new Promise((resolve) => this.metricsServer?.close(resolve));
+    })();
     for (const w of workers) this.send(w, { t: 'stop' });
-    await exited;
-    if (this.metricsServer) await new Promise((resolve) => this.metricsServer?.close(resolve));
+    await this.exited;
   }
 
   /** Tells every worker to read its TLS files again. */

@@ -59,10 +59,12 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
     process.on('SIGINT', () => {});
     process.on('SIGTERM', () => stop('SIGTERM'));
     link.on('stop', () => stop('supervisor'));
-    process.on('disconnect', () => stop('supervisor gone'));
+    process.once('disconnect', () => stop('supervisor gone'));
   });
   logger.info('stopped');
   logger.flush?.();
-  process.disconnect?.();
+  process.removeAllListeners('disconnect');
+  // The IPC channel would keep the process alive.
+  if (process.connected) process.disconnect?.();
   return 0;
 }
