@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { platform, tmpdir } from 'node:os';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -57,9 +57,9 @@ function workerPids(ftpd: RunningFtpd): Set<number> {
   return new Set(ftpd.logs().filter((l) => l.worker !== undefined && l.msg === 'listening').map((l) => l.pid as number));
 }
 
-async function waitFor(check: () => boolean, ms = 10000): Promise<void> {
+async function waitFor(check: () => boolean | Promise<boolean>, ms = 10000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
 const alive = (pid: number): boolean => {
@@ -261,6 +261,108 @@ describe.skipIf(!linux)('ftpd --config with workers (SKIPPED off Linux: SO_REUSE
       expect(text).toMatch(/^ftpd_logins_total\{outcome="ok"\} 10$/m);
       expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
       expect(await ftpd.stop('SIGTERM')).toBe(0);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+});
+
+/** The worker processes of a supervisor, now. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(' ').filter(Boolean).map(Number);
+}
+
+/** Kills one worker and resolves with the pid of its replacement as soon as it is forked (still starting). */
+async function killAndCatchReplacement(ftpd: RunningFtpd): Promise<number> {
+  const before = await childrenOf(ftpd.proc.pid!);
+  process.kill(before[0]!, 'SIGKILL');
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const fresh = (await childrenOf(ftpd.proc.pid!)).find((pid) => !before.includes(pid));
+    if (fresh !== undefined) return fresh;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error('no replacement worker');
+}
+
+describe.skipIf(!linux)('ftpd --workers: the supervisor under trouble (SKIPPED off Linux: SO_REUSEPORT)', () => {
+  it('a session the supervisor answers late for is given back: a stalled supervisor does not lock --max-sessions for good', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--max-sessions', '1']);
+    try {
+      // The worker waits 2 s for the supervisor's count, then admits the session uncounted; the supervisor counts it later.
+      process.kill(ftpd.proc.pid!, 'SIGSTOP');
+      const during = talk(ftpd.port, ['NOOP']);
+      await new Promise((r) => setTimeout(r, 2600));
+      process.kill(ftpd.proc.pid!, 'SIGCONT');
+      expect((await during)[0]).toMatch(/^220 /);
+      let reply = '';
+      for (let i = 0; i < 20 && !reply.startsWith('220'); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        reply = (await talk(ftpd.port, ['QUIT']))[0] ?? '';
+      }
+      expect(reply).toMatch(/^220 /);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('every worker dead at once: the supervisor stays and starts new ones', async () => {
+    const ftpd = await startFtpd(['--workers', '2']);
+    try {
+      await waitFor(async () => (await childrenOf(ftpd.proc.pid!)).length === 2);
+      for (const pid of await childrenOf(ftpd.proc.pid!)) process.kill(pid, 'SIGKILL');
+      let reply = '';
+      const deadline = Date.now() + 8000;
+      while (!reply.startsWith('220') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        reply = (await talk(ftpd.port, ['QUIT']))[0] ?? '';
+      }
+      expect(ftpd.proc.exitCode).toBe(null);
+      expect(reply).toMatch(/^220 /);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('a worker killed while it starts is replaced too', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--log-level', 'info']);
+    try {
+      await waitFor(() => workerPids(ftpd).size === 2);
+      const fresh = await killAndCatchReplacement(ftpd);
+      process.kill(fresh, 'SIGKILL');
+      // Restart delays of 1 s, then 2 s: a third worker serves within 6 s (the one killed while starting never did).
+      await waitFor(() => workerPids(ftpd).size === 3, 6000);
+      expect(workerPids(ftpd).size).toBe(3);
+      expect(workerPids(ftpd).has(fresh)).toBe(false);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('SIGTERM while a worker starts stops it too, once it serves', async () => {
+    const ftpd = await startFtpd(['--workers', '2']);
+    try {
+      await waitFor(async () => (await childrenOf(ftpd.proc.pid!)).length === 2);
+      await killAndCatchReplacement(ftpd);
+      const exited = new Promise<number | null>((resolve) => ftpd.proc.once('exit', (code) => resolve(code)));
+      ftpd.proc.kill('SIGTERM');
+      expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 6000))])).toBe(0);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('a ban made while a worker starts reaches that worker', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--max-login-failures', '1', '--login-delay', '0', '--log-level', 'info']);
+    try {
+      await waitFor(async () => (await childrenOf(ftpd.proc.pid!)).length === 2);
+      const fresh = await killAndCatchReplacement(ftpd);
+      // The only worker listening now bans this address while the replacement still starts.
+      expect((await talk(ftpd.port, [`USER ${USER}`, 'PASS wrong']))[2]).toMatch(/^421 Too many failed logins/);
+      expect(workerPids(ftpd).has(fresh)).toBe(false);
+      await waitFor(() => workerPids(ftpd).has(fresh));
+      for (let i = 0; i < 20; i++) expect((await talk(ftpd.port))[0]).toMatch(/^421 Too many failed logins/);
     } finally {
       await ftpd.stop('SIGKILL');
     }

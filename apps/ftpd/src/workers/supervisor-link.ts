@@ -18,6 +18,8 @@ export class SupervisorLink {
   private setupWaiter: ((m: { setup: WorkerSetup }) => void) | null = null;
   private metricsSource: (() => MetricsSnapshot) | null = null;
   private readonly orders = { stop: [] as Array<() => void>, reload: [] as Array<() => void> };
+  /** Stop orders that came while nobody listened yet (the worker was still starting): run when someone does. */
+  private earlyStops = 0;
 
   constructor() {
     process.on('message', (m: unknown) => {
@@ -33,7 +35,7 @@ export class SupervisorLink {
   }
 
   send(m: ToSupervisor): void {
-    // A supervisor that is gone: the worker shuts down on 'disconnect'; until then messages are dropped.
+    // A supervisor that is gone: Node's cluster ends this worker on 'disconnect'; until then messages are dropped.
     if (!process.connected || !process.send) return;
     try {
       process.send(m);
@@ -45,6 +47,7 @@ export class SupervisorLink {
   /** Runs `then` at each of the supervisor's `stop` or `reload` orders. */
   on(order: 'stop' | 'reload', then: () => void): void {
     this.orders[order].push(then);
+    if (order === 'stop') for (; this.earlyStops > 0; this.earlyStops--) then();
   }
 
   /** Answers the supervisor's requests for this worker's metrics. */
@@ -68,15 +71,25 @@ export class SupervisorLink {
   };
 
   readonly sessionGate: SessionGate = {
-    enter: (ip: string) => this.request<{ verdict: SessionGateVerdict }>((id) => ({ t: 'enter', id, ip })).then((m) => m.verdict),
+    enter: (ip: string) =>
+      this.request<{ verdict: SessionGateVerdict }>(
+        (id) => ({ t: 'enter', id, ip }),
+        // The server admitted the session uncounted when the answer was late: a late admission is given back at
+        // once, or the supervisor would count that session for as long as this worker lives.
+        (late) => {
+          if (late.t === 'entered' && late.verdict === 'ok') this.send({ t: 'leave', ip });
+        },
+      ).then((m) => m.verdict),
     leave: (ip: string) => this.send({ t: 'leave', ip }),
   };
 
-  private request<T>(message: (id: number) => ToSupervisor): Promise<T> {
+  /** Asks the supervisor; after {@link ANSWER_TIMEOUT_MS} rejects, and an answer that still comes goes to `late`. */
+  private request<T>(message: (id: number) => ToSupervisor, late?: (m: ToWorker) => void): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(id);
+        if (late) this.pending.set(id, { resolve: late, timer });
+        else this.pending.delete(id);
         reject(new Error('the supervisor did not answer'));
       }, ANSWER_TIMEOUT_MS);
       timer.unref();
@@ -109,6 +122,9 @@ export class SupervisorLink {
       case 'banned':
         return this.remember(m.key, m.until);
       case 'stop':
+        if (this.orders.stop.length === 0) this.earlyStops++;
+        for (const then of this.orders.stop) then();
+        return;
       case 'reload':
         for (const then of this.orders[m.t]) then();
         return;

@@ -67,7 +67,11 @@ export class Supervisor {
   private readonly metricsWaiters = new Map<number, (s: MetricsSnapshot) => void>();
   private nextRequest = 1;
   private stopping = false;
+  /** Set once the first start succeeded: from then on a worker that dies, even while starting, is replaced. */
+  private serving = false;
   private restartDelayMs = 500;
+  /** Replacements waiting for their delay; they keep the supervisor alive while no worker runs. */
+  private readonly restarts = new Set<NodeJS.Timeout>();
   private metricsServer: Server | undefined;
   metricsAddress: AddressInfo | undefined;
   private allExited: (() => void) | null = null;
@@ -90,6 +94,7 @@ export class Supervisor {
     try {
       const listeners = await this.fork();
       await Promise.all(Array.from({ length: this.plan.workers - 1 }, () => this.fork()));
+      this.serving = true;
       return listeners;
     } catch (err) {
       await this.stop();
@@ -100,6 +105,8 @@ export class Supervisor {
   /** Stops every worker (running transfers get their grace period; called again, at once) and resolves when all have exited. */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const timer of this.restarts) clearTimeout(timer);
+    this.restarts.clear();
     const workers = liveWorkers();
     // A second stop (a second signal) only repeats the order, which the workers take as "now".
     this.exited ??= (async () => {
@@ -142,13 +149,17 @@ export class Supervisor {
           if (liveWorkers().length === 0) this.allExited?.();
           return;
         }
-        if (!started) return;
+        // A failure of the first start is start()'s to report; any later one must not shrink the pool for good.
+        if (!started && !this.serving) return;
         // A worker that dies young may die again at once: wait longer each time, up to half a minute.
         this.restartDelayMs = Date.now() - bornAt > STABLE_MS ? 500 : Math.min(this.restartDelayMs * 2, 30_000);
         this.plan.logger.error({ worker: worker.id, code, signal, restartInMs: this.restartDelayMs }, 'worker died; starting another');
-        setTimeout(() => {
-          if (!this.stopping) this.fork().catch((err: Error) => this.plan.logger.error({ err }, 'a new worker could not start'));
-        }, this.restartDelayMs).unref();
+        // Not unref'd: with every worker dead, this timer is all that keeps the supervisor from exiting (with 0).
+        const timer = setTimeout(() => {
+          this.restarts.delete(timer);
+          this.fork().catch((err: Error) => this.plan.logger.error({ err }, 'a new worker could not start'));
+        }, this.restartDelayMs);
+        this.restarts.add(timer);
       });
       this.send(worker, { t: 'setup', setup: this.plan.setup, bans: this.activeBans() });
     });
@@ -178,7 +189,8 @@ export class Supervisor {
         this.bans.delete(m.key);
         this.bans.set(m.key, m.until);
         this.pruneBans();
-        for (const w of this.ready) if (w !== worker) this.send(w, { t: 'banned', key: m.key, until: m.until });
+        // Starting workers too: their setup's copy of the bans is older than this one.
+        for (const w of liveWorkers()) if (w !== worker) this.send(w, { t: 'banned', key: m.key, until: m.until });
         return;
       }
       case 'metrics':

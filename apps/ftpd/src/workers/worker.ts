@@ -6,8 +6,10 @@ import type { WorkerListener } from './messages.js';
 
 /**
  * A worker process of `workers > 1`: waits for its setup, serves it on the shared ports, and stops when the
- * supervisor says so or is gone. SIGINT is left to the supervisor: at a terminal's Ctrl-C the whole process group
- * gets it, and the supervisor's stop order is the one that counts. SIGTERM sent to one worker stops that worker
+ * supervisor says so (an order that comes while it starts is kept for when it serves). A supervisor that is gone
+ * ends it at once, without a grace period: Node's cluster exits a worker whose primary disconnects before any
+ * listener of ours runs. SIGINT is left to the supervisor: at a terminal's Ctrl-C the whole process group gets it,
+ * and the supervisor's stop order is the one that counts. SIGTERM sent to one worker stops that worker
  * (gracefully); the supervisor starts another.
  */
 export async function runWorker(makeLogger: (level: string) => Logger): Promise<number> {
@@ -59,7 +61,6 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
     process.on('SIGINT', () => {});
     process.on('SIGTERM', () => stop('SIGTERM'));
     link.on('stop', () => stop('supervisor'));
-    process.once('disconnect', () => stop('supervisor gone'));
   });
   logger.info('stopped');
   logger.flush?.();
