@@ -116,13 +116,21 @@ async function serveConfig(file: string): Promise<number> {
   const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
   if (workers > 1) {
     const addresses = config.listeners.map((l) => ({ host: l.host, port: l.port }));
-    return supervise(logger, workers, addresses, config.metrics, config.server, (ports) => ({
-      mode: 'config',
-      config: { ...config, listeners: config.listeners.map((l, i) => ({ ...l, port: ports[i] ?? l.port })) },
-      limits: sessionLimits(config.server).some((n) => n > 0),
-    }), (listeners) => {
-      for (const l of listeners) process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${hostOf(l)}:${l.port}\n`);
-    }, true);
+    return supervise(logger, {
+      workers,
+      addresses,
+      settings: config.server,
+      metrics: config.metrics,
+      setupFor: (ports) => ({
+        mode: 'config',
+        config: { ...config, listeners: config.listeners.map((l, i) => ({ ...l, port: ports[i] ?? l.port })) },
+        limits: sessionLimits(config.server).some((n) => n > 0),
+      }),
+      banner: (listeners) => {
+        for (const l of listeners) process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${hostOf(l)}:${l.port}\n`);
+      },
+      reloadOnHup: true,
+    });
   }
   const ftpd = await startFromConfig(config, logger).catch((err: NodeJS.ErrnoException) => {
     logger.fatal({ err }, `cannot start: ${err.message}`);
@@ -179,28 +187,38 @@ function sessionLimits(settings: { maxSessions?: number | undefined; maxSessions
   return [settings.maxSessions ?? DEFAULT_SETTINGS.maxSessions, settings.maxSessionsPerIp ?? DEFAULT_SETTINGS.maxSessionsPerIp];
 }
 
-/**
- * Runs `workers` processes on the same ports (see workers/supervisor.ts) until SIGINT or SIGTERM. `reloadOnHup`:
- * SIGHUP makes every worker read its TLS files again (configuration mode).
- */
-async function supervise(
-  logger: Logger,
-  workers: number,
-  addresses: Array<{ host: string; port: number }>,
-  metrics: { host: string; port: number } | undefined,
-  settings: { maxSessions?: number | undefined; maxSessionsPerIp?: number | undefined },
-  setupFor: (ports: number[]) => WorkerSetup,
-  banner: (listeners: WorkerListener[]) => void,
-  reloadOnHup: boolean,
-): Promise<number> {
+/** What {@link supervise} runs. */
+interface SupervisedServer {
+  workers: number;
+  /** The listeners' addresses, in order; a port 0 is chosen once for all workers. */
+  addresses: Array<{ host: string; port: number }>;
+  /** The session limits and passive ports, as the server settings say them. */
+  settings: { maxSessions?: number | undefined; maxSessionsPerIp?: number | undefined; passivePortRange?: readonly [number, number] | undefined };
+  metrics: { host: string; port: number } | undefined;
+  /** What every worker runs, given the chosen ports. */
+  setupFor: (ports: number[]) => WorkerSetup;
+  /** Prints what is served, once the first worker listens. */
+  banner: (listeners: WorkerListener[]) => void;
+  /** SIGHUP makes every worker read its TLS files again (configuration mode). */
+  reloadOnHup: boolean;
+}
+
+/** Runs several worker processes on the same ports (see workers/supervisor.ts) until SIGINT or SIGTERM. */
+async function supervise(logger: Logger, run: SupervisedServer): Promise<number> {
   if (!['linux', 'freebsd'].includes(process.platform)) {
     process.stderr.write(`ftpd: more than one worker needs SO_REUSEPORT port sharing, which Node offers on Linux and FreeBSD only (this is ${process.platform})\n`);
     return 2;
   }
   const { Supervisor, choosePorts } = await import('./workers/supervisor.js');
+  const { passiveRangeProblem } = await import('./workers/passive-slices.js');
+  const problem = passiveRangeProblem(run.settings.passivePortRange, run.workers);
+  if (problem) {
+    process.stderr.write(`ftpd: ${problem}\n`);
+    return 2;
+  }
   let ports: number[];
   try {
-    ports = await choosePorts(addresses);
+    ports = await choosePorts(run.addresses);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { port?: number };
     const why = e.code === 'EADDRINUSE' ? `port ${e.port ?? ''} is in use` : e.code === 'EACCES' ? `no permission to listen on port ${e.port ?? ''}` : e.message;
@@ -208,8 +226,8 @@ async function supervise(
     process.stderr.write(`ftpd: cannot start: ${why}\n`);
     return 1;
   }
-  const [maxSessions, maxSessionsPerIp] = sessionLimits(settings);
-  const supervisor = new Supervisor({ workers, setup: setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics, logger });
+  const [maxSessions, maxSessionsPerIp] = sessionLimits(run.settings);
+  const supervisor = new Supervisor({ workers: run.workers, setup: run.setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics: run.metrics, logger });
   let listeners: WorkerListener[];
   try {
     listeners = await supervisor.start();
@@ -218,12 +236,12 @@ async function supervise(
     process.stderr.write(`ftpd: cannot start: ${(err as Error).message}\n`);
     return 1;
   }
-  banner(listeners);
-  process.stderr.write(`  ${workers} worker processes\n`);
+  run.banner(listeners);
+  process.stderr.write(`  ${run.workers} worker processes\n`);
   if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);
-  logger.info({ listeners, workers }, 'ready');
+  logger.info({ listeners, workers: run.workers }, 'ready');
   const onHup = (): void => supervisor.reload();
-  if (reloadOnHup) process.on('SIGHUP', onHup);
+  if (run.reloadOnHup) process.on('SIGHUP', onHup);
   await waitForStop(logger, () => supervisor.stop(), 0);
   process.off('SIGHUP', onHup);
   return 0;
@@ -272,23 +290,31 @@ async function main(): Promise<number> {
     // One certificate for every worker: a client sees the same fingerprint whichever worker it reaches.
     const made = options.selfSigned ? await (await import('./self-signed.js')).selfSignedCertificate() : null;
     const tls = made ? { cert: made.cert.toString(), key: made.key.toString(), fingerprint: made.fingerprint } : null;
-    const settings = { maxSessions: options.maxSessions };
-    return supervise(logger, options.workers, addresses, undefined, settings, (ports) => ({
-      mode: 'cli',
-      options: { ...cliOptions, port: ports[0] ?? cliOptions.port, implicitPort: cliOptions.implicitPort === undefined ? undefined : ports[1] },
-      tls,
-      limits: sessionLimits(settings).some((n) => n > 0),
-    }), (listeners) => {
-      const plain = listeners.find((l) => !l.implicitTls);
-      const implicit = listeners.find((l) => l.implicitTls);
-      const shown = cliOptions.passwordGenerated ? cliOptions.password : '(as given)';
-      process.stderr.write(
-        `ftpd ${version()} serving ${cliOptions.root} on ftp://${plain ? hostOf(plain) : cliOptions.host}:${plain?.port ?? cliOptions.port}\n` +
-          (implicit ? `  implicit FTPS on ftps://${hostOf(implicit)}:${implicit.port}\n` : '') +
-          (tls?.fingerprint ? `  self-signed certificate, SHA-256 ${tls.fingerprint}\n` : '') +
-          `  user: ${cliOptions.user}\n  password: ${shown}\n`,
-      );
-    }, false);
+    const settings = { maxSessions: options.maxSessions, passivePortRange: options.passivePortRange };
+    return supervise(logger, {
+      workers: options.workers,
+      addresses,
+      settings,
+      metrics: undefined,
+      setupFor: (ports) => ({
+        mode: 'cli',
+        options: { ...cliOptions, port: ports[0] ?? cliOptions.port, implicitPort: cliOptions.implicitPort === undefined ? undefined : ports[1] },
+        tls,
+        limits: sessionLimits(settings).some((n) => n > 0),
+      }),
+      banner: (listeners) => {
+        const plain = listeners.find((l) => !l.implicitTls);
+        const implicit = listeners.find((l) => l.implicitTls);
+        const shown = cliOptions.passwordGenerated ? cliOptions.password : '(as given)';
+        process.stderr.write(
+          `ftpd ${version()} serving ${cliOptions.root} on ftp://${plain ? hostOf(plain) : cliOptions.host}:${plain?.port ?? cliOptions.port}\n` +
+            (implicit ? `  implicit FTPS on ftps://${hostOf(implicit)}:${implicit.port}\n` : '') +
+            (tls?.fingerprint ? `  self-signed certificate, SHA-256 ${tls.fingerprint}\n` : '') +
+            `  user: ${cliOptions.user}\n  password: ${shown}\n`,
+        );
+      },
+      reloadOnHup: false,
+    });
   }
   const ftpd = await startFtpd(options, logger).catch((err: NodeJS.ErrnoException) => {
     const why = err.code === 'EADDRINUSE' ? `port ${options.port} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${options.port}` : err.message;

@@ -15,7 +15,7 @@ class Family {
     const key = Object.entries(labels)
       .map(([k, v]) => `${k}="${String(v).replace(/["\\\n]/g, '_')}"`)
       .join(',');
-    this.values.set(key, (this.values.get(key) ?? 0) + by);
+    this.addEntry(key, by);
   }
 
   /** The values by label set, for summing the figures of several worker processes. */

@@ -9,8 +9,8 @@ import { hashPassword } from '../src/passwords.js';
 import { CLI, PASSWORD, run, startFtpd, startFtpdConfig, USER, type RunningFtpd } from './harness.js';
 
 /** Connects, reads the first reply line, sends the given lines one reply at a time, and closes. */
-async function talk(port: number, lines: string[] = []): Promise<string[]> {
-  const socket = connect(port, '127.0.0.1');
+async function talk(port: number, lines: string[] = [], from?: string, keepOpen?: (close: () => void) => void): Promise<string[]> {
+  const socket = connect({ port, host: '127.0.0.1', ...(from ? { localAddress: from } : {}) });
   socket.setEncoding('utf8');
   const replies: string[] = [];
   let buffer = '';
@@ -47,7 +47,8 @@ async function talk(port: number, lines: string[] = []): Promise<string[]> {
       replies.push(await next());
     }
   } finally {
-    socket.destroy();
+    if (keepOpen) keepOpen(() => socket.destroy());
+    else socket.destroy();
   }
   return replies;
 }
@@ -197,6 +198,36 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
     } finally {
       holder.close();
     }
+  });
+
+  it('each worker has its own share of the passive ports: no PASV fails while the range has room', async () => {
+    const base = 46000 + Math.floor(Math.random() * 1000) * 2;
+    const ftpd = await startFtpd(['--workers', '2', '--pasv-range', `${base}-${base + 1}`]);
+    const held: Array<() => void> = [];
+    try {
+      const login = [`USER ${USER}`, `PASS ${PASSWORD}`, 'EPSV'];
+      // One client keeps its passive port; others, from another address, still get one on either worker.
+      const first = await talk(ftpd.port, login, '127.0.0.1', (close) => held.push(close));
+      expect(first[3]).toMatch(/^229 /);
+      for (let i = 0; i < 10; i++) {
+        const r = await talk(ftpd.port, login, '127.0.0.2');
+        expect(r[3]).toMatch(/^229 /);
+        const port = Number(/\|\|\|(\d+)\|/.exec(r[3] ?? '')?.[1]);
+        expect(port === base || port === base + 1).toBe(true);
+      }
+      for (const close of held.splice(0)) close();
+      // One session at a time, nothing else open: a port the other worker keeps open for reuse is not in the way.
+      for (let i = 0; i < 10; i++) expect((await talk(ftpd.port, login))[3]).toMatch(/^229 /);
+    } finally {
+      for (const close of held) close();
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('refuses a passive range with fewer ports than workers', async () => {
+    await expect(run(process.execPath, [CLI, '--port', '0', '--workers', '3', '--pasv-range', '47000-47001', '--password', 'x'])).rejects.toThrow(
+      /passive port range 47000-47001 has 2 port\(s\) for 3 workers/,
+    );
   });
 
   it('rejects a bad --workers with exit code 2', async () => {

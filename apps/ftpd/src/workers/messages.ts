@@ -31,7 +31,8 @@ export type ToSupervisor =
 
 /** Messages from the supervisor to a worker. */
 export type ToWorker =
-  | { t: 'setup'; setup: WorkerSetup; bans: Array<[string, number]> }
+  /** `slot` of `slots`: which share of the passive port range is this worker's. */
+  | { t: 'setup'; setup: WorkerSetup; slot: number; slots: number; bans: Array<[string, number]> }
   | { t: 'entered'; id: number; verdict: SessionGateVerdict }
   | { t: 'failures'; id: number; count: number }
   | { t: 'banned'; key: string; until: number }

@@ -1,11 +1,11 @@
 import type { BanStore, SessionGate, SessionGateVerdict } from '@ftp/server';
 import type { MetricsSnapshot } from '../metrics.js';
 import { isMessage, type ToSupervisor, type ToWorker, type WorkerSetup } from './messages.js';
+import { slicePassiveSettings } from './passive-slices.js';
+import { BanList } from './ban-list.js';
 
 /** How long a worker waits for the supervisor's answer before going on without it. */
 const ANSWER_TIMEOUT_MS = 2000;
-/** Most bans a worker keeps a copy of (the supervisor's own store is bounded the same way). */
-const MAX_BANS = 100_000;
 
 /**
  * A worker's side of the IPC channel to its supervisor: the shared session count, the shared failed-login count
@@ -14,8 +14,8 @@ const MAX_BANS = 100_000;
 export class SupervisorLink {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (m: ToWorker) => void; timer: NodeJS.Timeout }>();
-  private readonly bans = new Map<string, number>();
-  private setupWaiter: ((m: { setup: WorkerSetup }) => void) | null = null;
+  private readonly bans = new BanList();
+  private setupWaiter: ((m: { setup: WorkerSetup; slot: number; slots: number }) => void) | null = null;
   private metricsSource: (() => MetricsSnapshot) | null = null;
   private readonly orders = { stop: [] as Array<() => void>, reload: [] as Array<() => void> };
   /** Stop orders that came while nobody listened yet (the worker was still starting): run when someone does. */
@@ -27,10 +27,18 @@ export class SupervisorLink {
     });
   }
 
-  /** Resolves with what this worker is to run, once the supervisor sends it. */
+  /** Resolves with what this worker is to run, once the supervisor sends it, its own share of the passive ports set. */
   setup(): Promise<WorkerSetup> {
     return new Promise((resolve) => {
-      this.setupWaiter = (m) => resolve(m.setup);
+      this.setupWaiter = ({ setup, slot, slots }) => {
+        if (setup.mode === 'cli') {
+          const { passivePortRange } = slicePassiveSettings(setup.options, slot, slots);
+          resolve({ ...setup, options: { ...setup.options, passivePortRange } });
+        } else {
+          const server = { ...setup.config.server, ...slicePassiveSettings(setup.config.server, slot, slots) };
+          resolve({ ...setup, config: { ...setup.config, server } });
+        }
+      };
     });
   }
 
@@ -58,16 +66,10 @@ export class SupervisorLink {
   readonly banStore: BanStore = {
     addFailure: (key, windowMs) => this.request<{ count: number }>((id) => ({ t: 'failure', id, key, windowMs })).then((m) => m.count),
     ban: (key, until) => {
-      this.remember(key, until);
+      this.bans.add(key, until);
       this.send({ t: 'ban', key, until });
     },
-    isBanned: (key) => {
-      const until = this.bans.get(key);
-      if (until === undefined) return false;
-      if (until > Date.now()) return true;
-      this.bans.delete(key);
-      return false;
-    },
+    isBanned: (key) => this.bans.has(key),
   };
 
   readonly sessionGate: SessionGate = {
@@ -103,24 +105,15 @@ export class SupervisorLink {
     });
   }
 
-  private remember(key: string, until: number): void {
-    this.bans.delete(key);
-    this.bans.set(key, until);
-    if (this.bans.size > MAX_BANS) {
-      const oldest = this.bans.keys().next().value;
-      if (oldest !== undefined) this.bans.delete(oldest);
-    }
-  }
-
   private receive(m: ToWorker): void {
     switch (m.t) {
       case 'setup':
-        for (const [key, until] of m.bans) this.remember(key, until);
+        for (const [key, until] of m.bans) this.bans.add(key, until);
         this.setupWaiter?.(m);
         this.setupWaiter = null;
         return;
       case 'banned':
-        return this.remember(m.key, m.until);
+        return this.bans.add(m.key, m.until);
       case 'stop':
         if (this.orders.stop.length === 0) this.earlyStops++;
         for (const then of this.orders.stop) then();

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MemoryBanStore, SessionCounts } from '@ftp/server';
 import { renderSnapshots, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
+import { BanList } from './ban-list.js';
 import { isMessage, type ToSupervisor, type ToWorker, type WorkerListener, type WorkerSetup } from './messages.js';
 
 /** What the supervisor runs. */
@@ -18,8 +19,6 @@ export interface SupervisorPlan {
   logger: Logger;
 }
 
-/** Most active bans kept (as the server's own memory store: a scan of many addresses cannot exhaust memory). */
-const MAX_BANS = 100_000;
 /** How long `/metrics` waits for the workers' figures. */
 const METRICS_WAIT_MS = 1000;
 /** A worker that lived this long had no start-up problem: its restart delay starts again from the shortest. */
@@ -62,7 +61,7 @@ export class Supervisor {
   /** Each live worker's admitted sessions by address, given back when the worker dies. */
   private readonly perWorker = new Map<number, Map<string, number>>();
   private readonly failures = new MemoryBanStore();
-  private readonly bans = new Map<string, number>();
+  private readonly bans = new BanList();
   private readonly ready = new Set<Worker>();
   private readonly metricsWaiters = new Map<number, (s: MetricsSnapshot) => void>();
   private nextRequest = 1;
@@ -92,8 +91,8 @@ export class Supervisor {
       this.metricsAddress = started.address;
     }
     try {
-      const listeners = await this.fork();
-      await Promise.all(Array.from({ length: this.plan.workers - 1 }, () => this.fork()));
+      const listeners = await this.fork(0);
+      await Promise.all(Array.from({ length: this.plan.workers - 1 }, (_, i) => this.fork(i + 1)));
       this.serving = true;
       return listeners;
     } catch (err) {
@@ -122,7 +121,8 @@ export class Supervisor {
     for (const w of this.ready) this.send(w, { t: 'reload' });
   }
 
-  private fork(): Promise<WorkerListener[]> {
+  /** Starts a worker on share `slot` of the passive ports (a replacement takes its predecessor's). */
+  private fork(slot: number): Promise<WorkerListener[]> {
     const worker = cluster.fork();
     this.perWorker.set(worker.id, new Map());
     return new Promise((resolve, reject) => {
@@ -157,22 +157,22 @@ export class Supervisor {
         // Not unref'd: with every worker dead, this timer is all that keeps the supervisor from exiting (with 0).
         const timer = setTimeout(() => {
           this.restarts.delete(timer);
-          this.fork().catch((err: Error) => this.plan.logger.error({ err }, 'a new worker could not start'));
+          this.fork(slot).catch((err: Error) => this.plan.logger.error({ err }, 'a new worker could not start'));
         }, this.restartDelayMs);
         this.restarts.add(timer);
       });
-      this.send(worker, { t: 'setup', setup: this.plan.setup, bans: this.activeBans() });
+      this.send(worker, { t: 'setup', setup: this.plan.setup, slot, slots: this.plan.workers, bans: this.bans.active() });
     });
   }
 
   private answer(worker: Worker, m: Exclude<ToSupervisor, { t: 'ready' | 'failed' }>): void {
     switch (m.t) {
       case 'enter': {
+        const mine = this.perWorker.get(worker.id);
+        // A worker already gone (its last messages can come after its exit): nothing would give the session back.
+        if (!mine) return;
         const verdict = this.counts.enter(m.ip);
-        if (verdict === 'ok') {
-          const mine = this.perWorker.get(worker.id);
-          mine?.set(m.ip, (mine.get(m.ip) ?? 0) + 1);
-        }
+        if (verdict === 'ok') mine.set(m.ip, (mine.get(m.ip) ?? 0) + 1);
         return this.send(worker, { t: 'entered', id: m.id, verdict });
       }
       case 'leave': {
@@ -186,9 +186,7 @@ export class Supervisor {
       case 'failure':
         return this.send(worker, { t: 'failures', id: m.id, count: this.failures.addFailure(m.key, m.windowMs) });
       case 'ban': {
-        this.bans.delete(m.key);
-        this.bans.set(m.key, m.until);
-        this.pruneBans();
+        this.bans.add(m.key, m.until);
         // Starting workers too: their setup's copy of the bans is older than this one.
         for (const w of liveWorkers()) if (w !== worker) this.send(w, { t: 'banned', key: m.key, until: m.until });
         return;
@@ -202,21 +200,6 @@ export class Supervisor {
   private forgetSessions(workerId: number): void {
     for (const [ip, n] of this.perWorker.get(workerId) ?? []) this.counts.leave(ip, n);
     this.perWorker.delete(workerId);
-  }
-
-  private activeBans(): Array<[string, number]> {
-    this.pruneBans();
-    return [...this.bans];
-  }
-
-  private pruneBans(): void {
-    const now = Date.now();
-    for (const [key, until] of this.bans) if (until <= now) this.bans.delete(key);
-    while (this.bans.size > MAX_BANS) {
-      const oldest = this.bans.keys().next().value;
-      if (oldest === undefined) break;
-      this.bans.delete(oldest);
-    }
   }
 
   private async renderMetrics(): Promise<string> {
