@@ -1,6 +1,21 @@
 import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeCapabilities, hashFile, listDirectory, MemoryProvider, mounts, openReadStream, openWriteStream, readOnly, type FsProvider } from '../src/index.js';
+import {
+  describeCapabilities,
+  hashFile,
+  listDirectory,
+  LocalProvider,
+  MemoryProvider,
+  mounts,
+  openReadStream,
+  openWriteStream,
+  readOnly,
+  type DirSlices,
+  type FsProvider,
+} from '../src/index.js';
 
 async function put(p: FsProvider, path: string, text: string): Promise<void> {
   const w = await openWriteStream(p, path);
@@ -52,6 +67,47 @@ describe('mounts', () => {
     expect((await fs.stat('/mnt')).isDirectory()).toBe(true);
     expect((await fs.stat('/archive')).isDirectory()).toBe(true);
     expect(await codeOf(fs.stat('/mnt/nothing'))).toBe('ENOENT');
+  });
+
+  it('passes paged listings through: a big folder comes a slice at a time, mount points in a slice of their own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfs-mounts-slices-'));
+    try {
+      mkdirSync(join(dir, 'big'));
+      for (let i = 0; i < 1200; i++) writeFileSync(join(dir, 'big', `f${i}`), '');
+      // A file the mount point hides: it must not be listed twice.
+      writeFileSync(join(dir, 'big', 'archive'), 'hidden');
+      const fs = mounts(new LocalProvider(dir), { '/big/archive': new MemoryProvider() });
+      expect(typeof fs.listSlices).toBe('function');
+      const slices = (await fs.listSlices!('/big')) as DirSlices;
+      const sizes: number[] = [];
+      const names: string[] = [];
+      for await (const slice of slices) {
+        sizes.push(slice.length);
+        for (const e of slice) names.push(e.name);
+      }
+      expect(sizes.length).toBeGreaterThan(2);
+      expect(names).toHaveLength(1201);
+      expect(names.filter((n) => n === 'archive')).toHaveLength(1);
+      expect(names.at(-1)).toBe('archive');
+      expect((await fs.list('/big')).find((e) => e.name === 'archive')?.stats.isDirectory()).toBe(true);
+
+      // Stopped early, the inner listing is ended (its folder closed), and a folder outside any mount passes through.
+      const early = await fs.listSlices!('/big');
+      expect((await early.next()).done).toBe(false);
+      await early.return();
+      expect((await early.next()).done).toBe(true);
+      expect(await codeOf(fs.listSlices!('/nothing'))).toBe('ENOENT');
+      expect(await codeOf(fs.listSlices!('/big/f1'))).toBe('ENOTDIR');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a purely virtual folder lists as its mount points alone, through listSlices too', async () => {
+    const { fs } = await tree();
+    const names: string[] = [];
+    for await (const slice of await fs.listSlices!('/mnt')) for (const e of slice) names.push(e.name);
+    expect(names).toEqual(['deep']);
   });
 
   it('refuses what cannot cross providers, and keeps mount points in place', async () => {

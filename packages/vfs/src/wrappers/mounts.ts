@@ -1,10 +1,10 @@
 import { describeCapabilities } from '../capabilities.js';
 import { fsError, toVfsError } from '../errors.js';
 import { hashFile } from '../hash.js';
-import { listDirectory } from '../listing.js';
+import { collectSlices, listDirectorySlices, slicesFromGenerator } from '../listing.js';
 import { basename, dirname, joinPath, normalizePath, relativeTo } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, FileStats, FsProvider, HashAlgorithm, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
 import { VfsStats } from '../stats.js';
 import { openReadStream, openWriteStream } from '../streams.js';
 
@@ -95,21 +95,41 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
     throw fsError('ENOTSUP', syscall, v);
   };
 
-  async function entries(v: string): Promise<DirEntry[]> {
+  /**
+   * A folder's entries a slice at a time, as its provider reads them, with the mount points and virtual folders
+   * inside it (which hide same-named entries of the provider) in a last slice of their own.
+   */
+  async function slices(v: string): Promise<DirSlices> {
     const n = normalizePath(v);
     const r = route(n);
-    let own: DirEntry[] = [];
+    let own: DirSlices | null = null;
     try {
-      own = await listDirectory(r.fs, r.path);
+      own = await listDirectorySlices(r.fs, r.path);
     } catch (err) {
       // A purely virtual folder has nothing of its own.
       if (!(virtual.has(n) && toVfsError(err).code === 'ENOENT')) throw err;
     }
     const extra = childrenOf(n);
-    if (extra.length === 0) return own;
+    if (extra.length === 0 && own) return own;
+    return slicesFromGenerator(withSpecialEntries(own, n, extra));
+  }
+
+  async function* withSpecialEntries(own: DirSlices | null, n: string, extra: string[]): AsyncGenerator<DirEntry[], undefined> {
     const shadowed = new Set(extra);
-    const added = await Promise.all(extra.map(async (name) => ({ name, stats: (await specialStats(joinPath(n, name))) ?? virtualStats() })));
-    return [...own.filter((e) => !shadowed.has(e.name)), ...added];
+    if (own) {
+      try {
+        for (;;) {
+          const got = await own.next();
+          if (got.done === true) break;
+          const kept = got.value.filter((e) => !shadowed.has(e.name));
+          if (kept.length > 0) yield kept;
+        }
+      } finally {
+        await own.return();
+      }
+    }
+    yield await Promise.all(extra.map(async (name) => ({ name, stats: (await specialStats(joinPath(n, name))) ?? virtualStats() })));
+    return undefined;
   }
 
   /** Routes two paths that must live on one provider (rename, COMB). */
@@ -130,8 +150,9 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
         const r = route(v);
         return typeof r.fs.lstat === 'function' ? r.fs.lstat(r.path) : r.fs.stat(r.path);
       }),
-    readdir: (v) => run(v, async () => (await entries(v)).map((e) => e.name)),
-    list: (v) => run(v, () => entries(v)),
+    readdir: (v) => run(v, async () => (await collectSlices(await slices(v))).map((e) => e.name)),
+    list: (v) => run(v, async () => collectSlices(await slices(v))),
+    listSlices: (v) => run(v, () => slices(v)),
     mkdir: (v, options) =>
       run(v, async () => {
         const n = normalizePath(v);
