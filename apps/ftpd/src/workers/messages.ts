@@ -26,7 +26,10 @@ export type ToSupervisor =
   | { t: 'enter'; id: number; ip: string }
   | { t: 'leave'; ip: string }
   | { t: 'failure'; id: number; key: string; windowMs: number }
-  | { t: 'ban'; key: string; until: number }
+  /** A ban this worker made; answered with `ban-done` once every other worker has it. */
+  | { t: 'ban'; id: number; key: string; until: number }
+  /** This worker has the ban the supervisor pushed with `id`. */
+  | { t: 'banned-ack'; id: number }
   | { t: 'metrics'; id: number; snapshot: MetricsSnapshot };
 
 /** Messages from the supervisor to a worker. */
@@ -35,7 +38,8 @@ export type ToWorker =
   | { t: 'setup'; setup: WorkerSetup; slot: number; slots: number; bans: Array<[string, number]> }
   | { t: 'entered'; id: number; verdict: SessionGateVerdict }
   | { t: 'failures'; id: number; count: number }
-  | { t: 'banned'; key: string; until: number }
+  | { t: 'banned'; id: number; key: string; until: number }
+  | { t: 'ban-done'; id: number }
   | { t: 'metrics?'; id: number }
   /** Stop: running transfers get the grace period; a second stop ends them at once. */
   | { t: 'stop' }

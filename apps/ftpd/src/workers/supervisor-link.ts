@@ -65,9 +65,10 @@ export class SupervisorLink {
 
   readonly banStore: BanStore = {
     addFailure: (key, windowMs) => this.request<{ count: number }>((id) => ({ t: 'failure', id, key, windowMs })).then((m) => m.count),
+    // Resolves once every worker has the ban, so that the banned client's next connection is refused wherever it lands.
     ban: (key, until) => {
       this.bans.add(key, until);
-      this.send({ t: 'ban', key, until });
+      return this.request((id) => ({ t: 'ban', id, key, until })).then(() => undefined);
     },
     isBanned: (key) => this.bans.has(key),
   };
@@ -113,7 +114,8 @@ export class SupervisorLink {
         this.setupWaiter = null;
         return;
       case 'banned':
-        return this.bans.add(m.key, m.until);
+        this.bans.add(m.key, m.until);
+        return this.send({ t: 'banned-ack', id: m.id });
       case 'stop':
         if (this.orders.stop.length === 0) this.earlyStops++;
         for (const then of this.orders.stop) then();
@@ -125,7 +127,8 @@ export class SupervisorLink {
         if (this.metricsSource) this.send({ t: 'metrics', id: m.id, snapshot: this.metricsSource() });
         return;
       case 'entered':
-      case 'failures': {
+      case 'failures':
+      case 'ban-done': {
         const waiter = this.pending.get(m.id);
         if (!waiter) return;
         this.pending.delete(m.id);

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MemoryBanStore, SessionCounts } from '@ftp/server';
-import { renderSnapshots, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
+import { renderSnapshots, startMetricsServer } from '../metrics.js';
 import { BanList } from './ban-list.js';
 import { isMessage, type ToSupervisor, type ToWorker, type WorkerListener, type WorkerSetup } from './messages.js';
 
@@ -19,8 +19,8 @@ export interface SupervisorPlan {
   logger: Logger;
 }
 
-/** How long `/metrics` waits for the workers' figures. */
-const METRICS_WAIT_MS = 1000;
+/** How long the supervisor waits for a worker's answer (its metrics, its copy of a ban). */
+const ANSWER_WAIT_MS = 1000;
 /** A worker that lived this long had no start-up problem: its restart delay starts again from the shortest. */
 const STABLE_MS = 60_000;
 
@@ -63,7 +63,8 @@ export class Supervisor {
   private readonly failures = new MemoryBanStore();
   private readonly bans = new BanList();
   private readonly ready = new Set<Worker>();
-  private readonly metricsWaiters = new Map<number, (s: MetricsSnapshot) => void>();
+  /** Answers awaited from workers (metrics, ban acknowledgements), by request id. */
+  private readonly waiters = new Map<number, (m: ToSupervisor) => void>();
   private nextRequest = 1;
   private stopping = false;
   /** Set once the first start succeeded: from then on a worker that dies, even while starting, is replaced. */
@@ -187,13 +188,18 @@ export class Supervisor {
         return this.send(worker, { t: 'failures', id: m.id, count: this.failures.addFailure(m.key, m.windowMs) });
       case 'ban': {
         this.bans.add(m.key, m.until);
-        // Starting workers too: their setup's copy of the bans is older than this one.
-        for (const w of liveWorkers()) if (w !== worker) this.send(w, { t: 'banned', key: m.key, until: m.until });
+        // Starting workers too: their setup's copy of the bans is older than this one. The banning worker hears
+        // back once all have it (or have not answered in time).
+        const others = liveWorkers().filter((w) => w !== worker);
+        void Promise.all(others.map((w) => this.ask(w, (id) => ({ t: 'banned', id, key: m.key, until: m.until })))).then(() =>
+          this.send(worker, { t: 'ban-done', id: m.id }),
+        );
         return;
       }
       case 'metrics':
-        this.metricsWaiters.get(m.id)?.(m.snapshot);
-        this.metricsWaiters.delete(m.id);
+      case 'banned-ack':
+        this.waiters.get(m.id)?.(m);
+        this.waiters.delete(m.id);
     }
   }
 
@@ -203,23 +209,24 @@ export class Supervisor {
   }
 
   private async renderMetrics(): Promise<string> {
-    const asked = [...this.ready].map(
-      (w) =>
-        new Promise<MetricsSnapshot | null>((resolve) => {
-          const id = this.nextRequest++;
-          const timer = setTimeout(() => {
-            this.metricsWaiters.delete(id);
-            resolve(null);
-          }, METRICS_WAIT_MS);
-          this.metricsWaiters.set(id, (s) => {
-            clearTimeout(timer);
-            resolve(s);
-          });
-          this.send(w, { t: 'metrics?', id });
-        }),
-    );
-    const snapshots = (await Promise.all(asked)).filter((s): s is MetricsSnapshot => s !== null);
-    return renderSnapshots(snapshots);
+    const answers = await Promise.all([...this.ready].map((w) => this.ask(w, (id) => ({ t: 'metrics?', id }))));
+    return renderSnapshots(answers.flatMap((a) => (a?.t === 'metrics' ? [a.snapshot] : [])));
+  }
+
+  /** Sends a worker a request and resolves with its answer, or null after {@link ANSWER_WAIT_MS}. */
+  private ask(worker: Worker, message: (id: number) => ToWorker): Promise<ToSupervisor | null> {
+    const id = this.nextRequest++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        resolve(null);
+      }, ANSWER_WAIT_MS);
+      this.waiters.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      this.send(worker, message(id));
+    });
   }
 
   private send(worker: Worker, m: ToWorker): void {
