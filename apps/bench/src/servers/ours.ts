@@ -37,6 +37,7 @@ export function ours(backend: string, options: { scrypt?: boolean; profileDir?: 
     name: options.scrypt ? 'ours (scrypt)' : options.workers ? `ours (${options.workers} workers)` : backend === 'local' ? 'ours' : `ours (${backend})`,
     ours: true,
     alwaysTls: true,
+    slowLogins: options.scrypt === true,
     homeOnDisk: backend === 'local',
     prepare,
     async start(ctx) {

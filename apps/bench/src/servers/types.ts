@@ -34,6 +34,11 @@ export interface ServerSpec {
   ours: boolean;
   /** Keeps TLS configured for every workload (its cost is per server, not per session); else only for FTPS ones. */
   alwaysTls?: boolean;
+  /**
+   * Each login takes a deliberate ~0.1 s (scrypt): only the sequential login rate is measured; 50 at once would only
+   * queue on the thread pool, and take seconds to drain each run.
+   */
+  slowLogins?: boolean;
   /** The files under test live in `home` on local disk (else they are uploaded through FTP first). */
   homeOnDisk: boolean;
   /** Installs (if needed) and checks the server; resolves to null when it can run, else why it cannot. */
