@@ -64,8 +64,9 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
   });
   logger.info('stopped');
   logger.flush?.();
+  // The IPC channel would keep the process alive, so it is closed; without Node's cluster handler, which would
+  // exit on the spot, the process then ends by itself once its last output is written.
   process.removeAllListeners('disconnect');
-  // The IPC channel would keep the process alive.
   if (process.connected) process.disconnect?.();
   return 0;
 }
