@@ -126,9 +126,7 @@ async function serveConfig(file: string): Promise<number> {
         config: { ...config, listeners: config.listeners.map((l, i) => ({ ...l, port: ports[i] ?? l.port })) },
         limits: sessionLimits(config.server).some((n) => n > 0),
       }),
-      banner: (listeners) => {
-        for (const l of listeners) process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${hostOf(l)}:${l.port}\n`);
-      },
+      banner: listenersBanner,
       reloadOnHup: true,
     });
   }
@@ -138,10 +136,7 @@ async function serveConfig(file: string): Promise<number> {
     return null;
   });
   if (!ftpd) return 1;
-  for (const l of ftpd.listeners) {
-    const host = l.family === 'IPv6' ? `[${l.address}]` : l.address;
-    process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${host}:${l.port}\n`);
-  }
+  listenersBanner(ftpd.listeners);
   if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
   logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
   const onHup = (): void => {
@@ -180,6 +175,34 @@ async function waitForStop(logger: Logger, close: (graceMs: number) => Promise<v
 
 function hostOf(l: { address: string; family: string }): string {
   return l.family === 'IPv6' ? `[${l.address}]` : l.address;
+}
+
+/** Says why the server could not start, in the log and on stderr; a port in use or a privileged port by name. */
+function cannotStart(logger: Logger, err: NodeJS.ErrnoException, port: number | undefined): void {
+  const why = err.code === 'EADDRINUSE' ? `port ${port ?? ''} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${port ?? ''}` : err.message;
+  logger.fatal({ err }, `cannot start: ${why}`);
+  process.stderr.write(`ftpd: cannot start: ${why}\n`);
+}
+
+/** The command line server's banner: where it serves, the certificate's fingerprint, who logs in. */
+function serverBanner(
+  options: { root: string; user: string; password: string; passwordGenerated: boolean },
+  plain: { address: string; family: string; port: number },
+  implicit: { port: number } | undefined,
+  fingerprint: string | undefined,
+): void {
+  const shown = options.passwordGenerated ? options.password : '(as given)';
+  process.stderr.write(
+    `ftpd ${version()} serving ${options.root} on ftp://${hostOf(plain)}:${plain.port}\n` +
+      (implicit ? `  implicit FTPS on ftps://${hostOf(plain)}:${implicit.port}\n` : '') +
+      (fingerprint ? `  self-signed certificate, SHA-256 ${fingerprint}\n` : '') +
+      `  user: ${options.user}\n  password: ${shown}\n`,
+  );
+}
+
+/** A configured server's banner: one line per listener. */
+function listenersBanner(listeners: ReadonlyArray<{ address: string; family: string; port: number; implicitTls: boolean }>): void {
+  for (const l of listeners) process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${hostOf(l)}:${l.port}\n`);
 }
 
 /** The session limits a supervisor counts for all workers: maxSessions and maxSessionsPerIp, defaults filled in. */
@@ -221,9 +244,7 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
     ports = await choosePorts(run.addresses);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { port?: number };
-    const why = e.code === 'EADDRINUSE' ? `port ${e.port ?? ''} is in use` : e.code === 'EACCES' ? `no permission to listen on port ${e.port ?? ''}` : e.message;
-    logger.fatal({ err }, `cannot start: ${why}`);
-    process.stderr.write(`ftpd: cannot start: ${why}\n`);
+    cannotStart(logger, e, e.port);
     return 1;
   }
   const [maxSessions, maxSessionsPerIp] = sessionLimits(run.settings);
@@ -304,34 +325,18 @@ async function main(): Promise<number> {
       }),
       banner: (listeners) => {
         const plain = listeners.find((l) => !l.implicitTls);
-        const implicit = listeners.find((l) => l.implicitTls);
-        const shown = cliOptions.passwordGenerated ? cliOptions.password : '(as given)';
-        process.stderr.write(
-          `ftpd ${version()} serving ${cliOptions.root} on ftp://${plain ? hostOf(plain) : cliOptions.host}:${plain?.port ?? cliOptions.port}\n` +
-            (implicit ? `  implicit FTPS on ftps://${hostOf(implicit)}:${implicit.port}\n` : '') +
-            (tls?.fingerprint ? `  self-signed certificate, SHA-256 ${tls.fingerprint}\n` : '') +
-            `  user: ${cliOptions.user}\n  password: ${shown}\n`,
-        );
+        if (plain) serverBanner(cliOptions, plain, listeners.find((l) => l.implicitTls), tls?.fingerprint);
       },
       reloadOnHup: false,
     });
   }
   const ftpd = await startFtpd(options, logger).catch((err: NodeJS.ErrnoException) => {
-    const why = err.code === 'EADDRINUSE' ? `port ${options.port} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${options.port}` : err.message;
-    logger.fatal({ err }, `cannot start: ${why}`);
-    process.stderr.write(`ftpd: cannot start: ${why}\n`);
+    cannotStart(logger, err, options.port);
     return null;
   });
   if (!ftpd) return 1;
   const { address } = ftpd;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const shown = options.passwordGenerated ? options.password : '(as given)';
-  process.stderr.write(
-    `ftpd ${version()} serving ${options.root} on ftp://${host}:${address.port}\n` +
-      (ftpd.implicitAddress ? `  implicit FTPS on ftps://${host}:${ftpd.implicitAddress.port}\n` : '') +
-      (ftpd.fingerprint ? `  self-signed certificate, SHA-256 ${ftpd.fingerprint}\n` : '') +
-      `  user: ${options.user}\n  password: ${shown}\n`,
-  );
+  serverBanner(options, address, ftpd.implicitAddress, ftpd.fingerprint);
   logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');
   await waitForStop(logger, (graceMs) => ftpd.close(graceMs), 5000);
   return 0;

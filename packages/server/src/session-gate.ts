@@ -33,13 +33,20 @@ export class SessionCounts {
     return 'ok';
   }
 
-  leave(ip: string, count = 1): void {
+  /** Gives back up to `count` sessions of `ip`; returns how many were counted (0 for an address it does not know). */
+  leave(ip: string, count = 1): number {
     const n = this.perIp.get(ip);
-    if (n === undefined) return;
+    if (n === undefined) return 0;
     const taken = Math.min(n, count);
     this.total -= taken;
     if (n - taken <= 0) this.perIp.delete(ip);
     else this.perIp.set(ip, n - taken);
+    return taken;
+  }
+
+  /** Sessions counted now, by address. */
+  byAddress(): IterableIterator<[string, number]> {
+    return this.perIp.entries();
   }
 
   /** Sessions counted now. */

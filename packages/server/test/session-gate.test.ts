@@ -148,3 +148,20 @@ it.skipIf(!reusePortWorks)('reusePort: two servers listen on one port and the ke
   expect(served.one).toBeGreaterThan(0);
   expect(served.two).toBeGreaterThan(0);
 });
+
+it('SessionCounts: limits in total and per address, gives back only what it counted', () => {
+  const counts = new SessionCounts(3, 2);
+  expect(counts.enter('a')).toBe('ok');
+  expect(counts.enter('a')).toBe('ok');
+  expect(counts.enter('a')).toBe('max-sessions-per-ip');
+  expect(counts.enter('b')).toBe('ok');
+  expect(counts.enter('c')).toBe('max-sessions');
+  expect([...counts.byAddress()]).toEqual([
+    ['a', 2],
+    ['b', 1],
+  ]);
+  expect(counts.leave('a', 5)).toBe(2);
+  expect(counts.leave('nobody')).toBe(0);
+  expect(counts.size).toBe(1);
+  expect(counts.enter('c')).toBe('ok');
+});

@@ -58,8 +58,8 @@ export async function choosePorts(addresses: ReadonlyArray<{ host: string; port:
  */
 export class Supervisor {
   private readonly counts: SessionCounts;
-  /** Each live worker's admitted sessions by address, given back when the worker dies. */
-  private readonly perWorker = new Map<number, Map<string, number>>();
+  /** Each live worker's admitted sessions (counted without limits), given back when the worker dies. */
+  private readonly perWorker = new Map<number, SessionCounts>();
   private readonly failures = new MemoryBanStore();
   private readonly bans = new BanList();
   private readonly ready = new Set<Worker>();
@@ -125,7 +125,7 @@ export class Supervisor {
   /** Starts a worker on share `slot` of the passive ports (a replacement takes its predecessor's). */
   private fork(slot: number): Promise<WorkerListener[]> {
     const worker = cluster.fork();
-    this.perWorker.set(worker.id, new Map());
+    this.perWorker.set(worker.id, new SessionCounts(0, 0));
     return new Promise((resolve, reject) => {
       let started = false;
       const bornAt = Date.now();
@@ -173,17 +173,13 @@ export class Supervisor {
         // A worker already gone (its last messages can come after its exit): nothing would give the session back.
         if (!mine) return;
         const verdict = this.counts.enter(m.ip);
-        if (verdict === 'ok') mine.set(m.ip, (mine.get(m.ip) ?? 0) + 1);
+        if (verdict === 'ok') mine.enter(m.ip);
         return this.send(worker, { t: 'entered', id: m.id, verdict });
       }
-      case 'leave': {
-        const mine = this.perWorker.get(worker.id);
-        const n = mine?.get(m.ip);
-        if (!mine || n === undefined) return;
-        if (n <= 1) mine.delete(m.ip);
-        else mine.set(m.ip, n - 1);
-        return this.counts.leave(m.ip);
-      }
+      case 'leave':
+        // Only what this worker was counted for: a confused or stale message cannot free another worker's sessions.
+        if (this.perWorker.get(worker.id)?.leave(m.ip)) this.counts.leave(m.ip);
+        return;
       case 'failure':
         return this.send(worker, { t: 'failures', id: m.id, count: this.failures.addFailure(m.key, m.windowMs) });
       case 'ban': {
@@ -204,7 +200,7 @@ export class Supervisor {
   }
 
   private forgetSessions(workerId: number): void {
-    for (const [ip, n] of this.perWorker.get(workerId) ?? []) this.counts.leave(ip, n);
+    for (const [ip, n] of this.perWorker.get(workerId)?.byAddress() ?? []) this.counts.leave(ip, n);
     this.perWorker.delete(workerId);
   }
 
