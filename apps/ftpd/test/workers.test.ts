@@ -1,7 +1,9 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { platform, tmpdir } from 'node:os';
 import { connect, createServer, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,6 +53,33 @@ async function talk(port: number, lines: string[] = [], from?: string, keepOpen?
     else socket.destroy();
   }
   return replies;
+}
+
+/** The SHA-256 fingerprint of the certificate an explicit FTPS connection (AUTH TLS) is given. */
+async function certificateOf(port: number): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  const onData = (chunk: Buffer): void => {
+    text += String(chunk);
+  };
+  socket.on('data', onData);
+  const reply = async (code: RegExp): Promise<void> => {
+    for (let i = 0; i < 100 && !code.test(text); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!code.test(text)) throw new Error(`no ${code} in ${JSON.stringify(text)}`);
+  };
+  try {
+    await reply(/^220 /m);
+    socket.write('AUTH TLS\r\n');
+    await reply(/^234 /m);
+    socket.off('data', onData);
+    const secure = tlsConnect({ socket, rejectUnauthorized: false });
+    await once(secure, 'secureConnect');
+    const fingerprint = secure.getPeerCertificate().fingerprint256;
+    secure.destroy();
+    return fingerprint;
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** The pids of the worker processes, from their log lines. */
@@ -184,6 +213,17 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
         const { stdout } = await run('curl', ['-s', '--ssl-reqd', '-k', '-u', `${USER}:${PASSWORD}`, `ftp://127.0.0.1:${ftpd.port}/tls.txt`]);
         expect(stdout).toBe('over tls');
       }
+      // Every connection, whichever worker takes it, shows the certificate the banner names.
+      const printed = /SHA-256 (\S+)/.exec(ftpd.stderr())?.[1];
+      const seen = new Set<string>();
+      const served = new Set<unknown>();
+      for (let i = 0; i < 30 && served.size < 2; i++) {
+        seen.add(await certificateOf(ftpd.port));
+        served.clear();
+        for (const l of ftpd.logs()) if (l.msg === 'connected') served.add(l.pid);
+      }
+      expect(served.size).toBe(2);
+      expect([...seen]).toEqual([printed]);
     } finally {
       await ftpd.stop('SIGKILL');
     }
