@@ -27,10 +27,11 @@ export interface RunningFtpd {
 }
 
 /** Starts the built CLI as a real user would, and waits until it prints its address. */
-export async function startFtpd(extraArgs: string[] = []): Promise<RunningFtpd> {
+export async function startFtpd(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningFtpd> {
   const root = await mkdtemp(join(tmpdir(), 'ftpd-e2e-'));
   const proc = spawn(process.execPath, [CLI, '--port', '0', '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'warn', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let err = '';
   let out = '';
