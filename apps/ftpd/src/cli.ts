@@ -6,14 +6,25 @@ import pretty from 'pino-pretty';
 import { availableParallelism } from 'node:os';
 import { DEFAULT_SETTINGS } from '@ftp/server';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
-import { idleReleaseDisabled, releaseMemoryWhenIdle } from './idle-memory.js';
+import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
 import type { WorkerListener, WorkerSetup } from './workers/messages.js';
 
 // Before our code runs hot: Maglev alone keeps ~5 MiB resident after a burst of logins (see v8-flags.ts).
 applyFtpdV8Flags();
 // Every ftpd process (a worker or the supervisor too) hands back the memory a burst of work grew, once it is quiet.
-if (!idleReleaseDisabled(process.env)) releaseMemoryWhenIdle();
+startIdleRelease();
+
+function startIdleRelease(): void {
+  let quietMs: number | null;
+  try {
+    quietMs = idleReleaseQuietMs(process.env);
+  } catch (err) {
+    process.stderr.write(`ftpd: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (quietMs !== null) releaseMemoryWhenIdle({ quietMs });
+}
 // The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
 // zero-config server starts light.
 const configModules = async () => {

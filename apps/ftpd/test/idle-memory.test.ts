@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { runInNewContext } from 'node:vm';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { idleReleaseDisabled, memoryReducingCollection, releaseMemoryWhenIdle, type IdleMemoryRelease } from '../src/idle-memory.js';
-import { PASSWORD, startFtpd, USER, type RunningFtpd } from './harness.js';
+import { DEFAULT_IDLE_MEMORY_POLICY, idleReleaseQuietMs, memoryReducingCollection, releaseMemoryWhenIdle, type IdleMemoryRelease } from '../src/idle-memory.js';
+import { CLI, PASSWORD, startFtpd, USER, type RunningFtpd } from './harness.js';
 
 /**
  * A scripted event loop: each tick of the release loop reads the next sample's busy milliseconds (of 250), and a
@@ -38,6 +39,7 @@ function scripted(busyPerTick: number[], pauseMs = 10) {
   };
 }
 
+/** Half a second of quiet (two samples) in the scripted tests: the default's 30 s works the same, only longer. */
 describe('the release policy', () => {
   let release: IdleMemoryRelease | undefined;
   beforeEach(() => void vi.useFakeTimers());
@@ -48,7 +50,7 @@ describe('the release policy', () => {
 
   it('releases once the loop has been quiet for two samples, after start-up', () => {
     const loop = scripted([0, 0, 0, 0, 0, 0]);
-    release = releaseMemoryWhenIdle({}, loop.deps);
+    release = releaseMemoryWhenIdle({ quietMs: 500 }, loop.deps);
     loop.advance(250);
     expect(loop.collections()).toBe(0);
     loop.advance(250);
@@ -62,7 +64,7 @@ describe('the release policy', () => {
   it('waits while the loop is busy, and releases when it goes quiet after enough work', () => {
     // Start-up release first (ticks 1–2), then work: 200 ms busy samples, then quiet.
     const loop = scripted([0, 0, 200, 200, 200, 0, 0, 0, 0]);
-    release = releaseMemoryWhenIdle({}, loop.deps);
+    release = releaseMemoryWhenIdle({ quietMs: 500 }, loop.deps);
     loop.advance(500);
     expect(loop.collections()).toBe(1);
     loop.advance(750); // three busy samples
@@ -76,7 +78,7 @@ describe('the release policy', () => {
   it('does not release for a little work, and not for a sample that is merely light', () => {
     // 10 ms a sample is 4 % utilization: not quiet. Then 20 ms of work in all is below the 50 ms worth a pause.
     const loop = scripted([0, 0, 10, 10, 10, 5, 5, 0, 0, 0, 0]);
-    release = releaseMemoryWhenIdle({}, loop.deps);
+    release = releaseMemoryWhenIdle({ quietMs: 500 }, loop.deps);
     loop.advance(500);
     expect(loop.collections()).toBe(1);
     loop.advance(250 * 9);
@@ -86,7 +88,7 @@ describe('the release policy', () => {
   it('spaces releases by twenty pauses and asks for twice a pause of work in between', () => {
     // A 100 ms pause: the next release needs 200 ms of work and may come 2 s after the first at the earliest.
     const loop = scripted([0, 0, 150, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 100);
-    release = releaseMemoryWhenIdle({}, loop.deps);
+    release = releaseMemoryWhenIdle({ quietMs: 500 }, loop.deps);
     loop.advance(500);
     expect(loop.collections()).toBe(1);
     expect(release.lastPauseMs).toBe(100);
@@ -111,9 +113,14 @@ describe('the collection', () => {
     expect(runInNewContext('typeof gc')).toBe('undefined');
   });
 
-  it('is turned off by FTPD_RELEASE_IDLE_MEMORY=off (or 0, false, no) only', () => {
-    for (const v of ['off', 'OFF', '0', 'false', 'no']) expect(idleReleaseDisabled({ FTPD_RELEASE_IDLE_MEMORY: v })).toBe(true);
-    for (const v of [undefined, '', 'on', '1', 'yes']) expect(idleReleaseDisabled({ FTPD_RELEASE_IDLE_MEMORY: v })).toBe(false);
+  it('waits 30 s by default; FTPD_RELEASE_IDLE_MEMORY sets the seconds or turns it off', () => {
+    expect(DEFAULT_IDLE_MEMORY_POLICY.quietMs).toBe(30_000);
+    expect(idleReleaseQuietMs({})).toBe(30_000);
+    expect(idleReleaseQuietMs({ FTPD_RELEASE_IDLE_MEMORY: ' ' })).toBe(30_000);
+    expect(idleReleaseQuietMs({ FTPD_RELEASE_IDLE_MEMORY: '1.5' })).toBe(1500);
+    expect(idleReleaseQuietMs({ FTPD_RELEASE_IDLE_MEMORY: '600' })).toBe(600_000);
+    for (const v of ['off', 'OFF', '0', 'false', 'no']) expect(idleReleaseQuietMs({ FTPD_RELEASE_IDLE_MEMORY: v })).toBeNull();
+    for (const v of ['on', '-1', '0.1', '1e3', '100000', '5s']) expect(() => idleReleaseQuietMs({ FTPD_RELEASE_IDLE_MEMORY: v })).toThrow(/FTPD_RELEASE_IDLE_MEMORY: expected off or the seconds/);
   });
 });
 
@@ -155,15 +162,22 @@ describe('ftpd', () => {
     servers = [];
   });
 
-  it('is smaller after a burst of logins and a quiet second than the same server with the release off', { timeout: 60000 }, async () => {
+  it('is smaller after a burst of logins and the quiet it was told to wait for than the same server with the release off', { timeout: 60000 }, async () => {
     // The same work on both; what differs is the young generation V8 grew for the burst, which only a collection
     // gives back (~3–6 MiB here). Memory, unlike time, barely varies between runs.
-    const on = await startFtpd();
+    const on = await startFtpd([], { FTPD_RELEASE_IDLE_MEMORY: '0.5' });
     const off = await startFtpd([], { FTPD_RELEASE_IDLE_MEMORY: 'off' });
     servers = [on, off];
     for (const s of servers) await loginBurst(s.port, 1500);
     await settle(2000);
     const [rssOn, rssOff] = [await on.rssKiB(), await off.rssKiB()];
     expect(rssOff - rssOn).toBeGreaterThan(2048);
+  });
+
+  it('refuses a bad FTPD_RELEASE_IDLE_MEMORY with exit code 2', async () => {
+    const env = { ...process.env, FTPD_RELEASE_IDLE_MEMORY: 'sometimes' };
+    const child = spawnSync(process.execPath, [CLI, '--port', '0', '--password', 'x'], { env, encoding: 'utf8', timeout: 30000 });
+    expect(child.status).toBe(2);
+    expect(child.stderr).toMatch(/FTPD_RELEASE_IDLE_MEMORY: expected off or the seconds .* got "sometimes"/);
   });
 });
