@@ -48,15 +48,18 @@ describe('big folders on local disk', () => {
 });
 
 describe('a folder sent as it is read', () => {
-  for (const [command, settings] of [
-    ['MLSD /huge', {}],
-    ['LIST /huge', { listSortMax: 150 }],
-    ['NLST /huge', { listSortMax: 150 }],
+  for (const [command, settings, sorted] of [
+    ['MLSD /huge', {}, false],
+    ['LIST /huge', { listSortMax: 150 }, false],
+    ['NLST /huge', { listSortMax: 150 }, false],
+    // A provider that sorts before it looks entries up: LIST streams below listSortMax too.
+    ['LIST /huge', {}, true],
+    ['NLST /huge', {}, true],
   ] as const) {
-    it(`${command}: the client has lines before the folder's later slices are even read`, async () => {
+    it(`${command}${sorted ? ' (sorted by the provider)' : ''}: the client has lines before the folder's later slices are even read`, async () => {
       let open!: () => void;
       const gate = new Promise<void>((r) => (open = r));
-      const { p, made } = countedFolder(10, -1, { at: 4, gate });
+      const { p, made } = countedFolder(10, -1, { at: 4, gate }, sorted);
       await seeded(p);
       const c = await session(p, settings);
       const socket = await c.passive();
@@ -72,8 +75,13 @@ describe('a folder sent as it is read', () => {
       open();
       const rest = (await readAll(socket)).toString();
       expect((await c.next()).code).toBe(226);
-      expect((first + rest).split('\r\n').filter(Boolean)).toHaveLength(1_000);
+      const lines = (first + rest).split('\r\n').filter(Boolean);
+      expect(lines).toHaveLength(1_000);
       expect(made.slices).toBe(10);
+      if (sorted) {
+        expect(made.sortedUpTo).toBe(20_000);
+        expect(lines).toEqual([...lines].sort());
+      }
     });
   }
 

@@ -1,15 +1,20 @@
-import { MemoryProvider, slicesOf, type DirEntry, type DirSlices, type FsProvider } from '@ftp/vfs';
+import { MemoryProvider, slicesOf, type DirEntry, type DirSlices, type FsProvider, type ListSlicesOptions } from '@ftp/vfs';
 import { FtpServer, type ServerSettings } from '../src/index.js';
 import { RawClient } from './helpers.js';
 
 // A folder listed a slice at a time, made as it is asked for: for tests of listings sent as they are read.
 
-/** `count` slices of 100 entries made as asked for; counts them and whether the listing was ended. */
-export function countedFolder(count: number, failAt = -1, hold?: { at: number; gate: Promise<void> }) {
-  const made = { slices: 0, ended: false };
-  const p = new MemoryProvider() as MemoryProvider & { listSlices(path: string): Promise<DirSlices> };
-  p.listSlices = async (path: string): Promise<DirSlices> => {
+/**
+ * `count` slices of 100 entries made as asked for; counts them and whether the listing was ended. `sorted`: the
+ * entries come in name order and the slices say so (as the local disk's do when asked), and `made.sortedUpTo`
+ * records what the server asked for.
+ */
+export function countedFolder(count: number, failAt = -1, hold?: { at: number; gate: Promise<void> }, sorted = false) {
+  const made: { slices: number; ended: boolean; sortedUpTo?: number | undefined } = { slices: 0, ended: false };
+  const p = new MemoryProvider() as MemoryProvider & { listSlices(path: string, options?: ListSlicesOptions): Promise<DirSlices> };
+  p.listSlices = async (path: string, options?: ListSlicesOptions): Promise<DirSlices> => {
     if (path !== '/huge') return slicesOf([await p.list!(path)]);
+    made.sortedUpTo = options?.sortedUpTo;
     const file = await p.stat('/seed');
     let i = 0;
     const slices: DirSlices = {
@@ -17,7 +22,7 @@ export function countedFolder(count: number, failAt = -1, hold?: { at: number; g
         if (made.ended || i >= count) return { done: true, value: undefined };
         if (hold !== undefined && i === hold.at) await hold.gate;
         if (i === failAt) throw Object.assign(new Error('EIO: i/o error, lstat'), { code: 'EIO' });
-        const slice = Array.from({ length: 100 }, (_, k) => ({ name: `s${String(i).padStart(6, '0')}-${'n'.repeat(60)}-${k}`, stats: file }));
+        const slice = Array.from({ length: 100 }, (_, k) => ({ name: `s${String(i).padStart(6, '0')}-${'n'.repeat(60)}-${sorted ? String(k).padStart(3, '0') : k}`, stats: file }));
         i++;
         made.slices++;
         return { done: false, value: slice };
@@ -29,6 +34,7 @@ export function countedFolder(count: number, failAt = -1, hold?: { at: number; g
       [Symbol.asyncIterator]() {
         return slices;
       },
+      sorted,
     };
     return slices;
   };

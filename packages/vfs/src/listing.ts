@@ -1,6 +1,6 @@
 import { toVfsError } from './errors.js';
 import { joinPath } from './paths.js';
-import type { DirEntry, DirSlices, FileStats, FsProvider } from './spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider, ListSlicesOptions } from './spec.js';
 
 /** How many `lstat` calls {@link listDirectory}'s fallback keeps in flight. */
 export const LIST_CONCURRENCY = 64;
@@ -128,6 +128,10 @@ export function mapSliceErrors(slices: DirSlices, path: string): DirSlices {
   return {
     next: () => slices.next().catch((err: unknown) => Promise.reject(toVfsError(err, path))),
     return: () => slices.return(),
+    // A getter: a provider may know only once its first slice has come.
+    get sorted() {
+      return slices.sorted === true;
+    },
     [Symbol.asyncIterator]() {
       return this;
     },
@@ -139,9 +143,9 @@ export function mapSliceErrors(slices: DirSlices, path: string): DirSlices {
  * {@link listDirectory} gives as one slice. Resolves once the directory is open; errors are {@link VfsError}s.
  * The caller iterates to the end or calls `return()`.
  */
-export async function listDirectorySlices(p: FsProvider, path: string): Promise<DirSlices> {
+export async function listDirectorySlices(p: FsProvider, path: string, options?: ListSlicesOptions): Promise<DirSlices> {
   try {
-    if (typeof p.listSlices === 'function') return mapSliceErrors(await p.listSlices(path), path);
+    if (typeof p.listSlices === 'function') return mapSliceErrors(await p.listSlices(path, options), path);
     return slicesOf([await listDirectory(p, path)]);
   } catch (err) {
     throw toVfsError(err, path);

@@ -41,6 +41,21 @@ export interface DirEntry {
  */
 export interface DirSlices extends AsyncIterableIterator<DirEntry[]> {
   return(): Promise<IteratorResult<DirEntry[]>>;
+  /**
+   * True when every slice comes sorted by name (`a < b`, UTF-16 code units, as `Array.prototype.sort`), across
+   * slices too: what {@link ListSlicesOptions.sortedUpTo} asks for. Settled once the first `next()` has resolved.
+   */
+  readonly sorted?: boolean;
+}
+
+/** Options of {@link OptionalCapabilities.listSlices}. */
+export interface ListSlicesOptions {
+  /**
+   * Sort the entries by name when the folder has at most this many, and say so with {@link DirSlices.sorted}. A
+   * provider that can sort before it looks entries up (the local disk reads names, sorts them, then looks them up
+   * a slice at a time) spares its caller holding every entry to sort them. A provider may ignore it.
+   */
+  sortedUpTo?: number;
 }
 
 /** A file handle as `@platformatic/vfs` providers return from `open()`. */
@@ -105,7 +120,7 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * such as ENOENT or ENOTDIR, reject here); the caller iterates to the end or calls `return()`. A `next()` that
    * rejects ends the listing: the provider releases what it held, and `return()` after it must still resolve.
    */
-  listSlices?(path: string): Promise<DirSlices>;
+  listSlices?(path: string, options?: ListSlicesOptions): Promise<DirSlices>;
   /** Sets the modification time (MFMT). */
   setTimes?(path: string, mtime: Date): Promise<void>;
   /** Sets the creation time (MFCT), for backends that store one. */

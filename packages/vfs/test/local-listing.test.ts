@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { LocalProvider, type DirEntry } from '../src/index.js';
+import { LocalProvider, readOnly, scoped, type DirEntry, type DirSlices } from '../src/index.js';
 import { LstatThread, LstatThreadGone } from '../src/internal/lstat-thread.js';
 import { PackedStats, rowPresent, STAT_FIELD_NAMES, STAT_FIELDS } from '../src/internal/packed-stats.js';
 
@@ -268,6 +268,58 @@ describe('big folders a slice at a time (listSlices)', () => {
     } finally {
       LstatThread.setEnabled(true);
     }
+  });
+
+  /** Every slice of a listing, and whether it said it was sorted once its first slice had come. */
+  async function take(slices: DirSlices): Promise<{ names: string[]; count: number; sorted: boolean | undefined }> {
+    const names: string[] = [];
+    let count = 0;
+    let sorted: boolean | undefined;
+    for await (const slice of slices) {
+      sorted ??= slices.sorted;
+      expect(slice.length).toBeLessThanOrEqual(500);
+      count++;
+      for (const e of slice) names.push(e.name);
+    }
+    return { names, count, sorted };
+  }
+
+  it('sortedUpTo: a folder of at most that many comes in name order across slices, still a slice at a time', async () => {
+    const p = new LocalProvider(root);
+    const got = await take(await p.listSlices('/big', { sortedUpTo: ENTRIES }));
+    expect(got.sorted).toBe(true);
+    expect(got.count).toBeGreaterThanOrEqual(Math.ceil(ENTRIES / 500));
+    expect(got.names).toHaveLength(ENTRIES);
+    // Read order on disk is not name order (f0, f1, f10, f100 … sorted; hash order as read).
+    expect(got.names).toEqual([...got.names].sort());
+    expect((await take(await p.listSlices('/big'))).names).not.toEqual(got.names);
+  });
+
+  it('sortedUpTo: a bigger folder comes in read order, every entry once, across the names read to find out', async () => {
+    const p = new LocalProvider(root);
+    for (const max of [ENTRIES - 1, 1_000, 499, 500, 1]) {
+      const got = await take(await p.listSlices('/big', { sortedUpTo: max }));
+      expect(got.sorted).toBe(false);
+      expect(got.names).toHaveLength(ENTRIES);
+      expect(new Set(got.names).size).toBe(ENTRIES);
+    }
+    // Through the wrappers that pass listings on: the option goes in and the answer comes out.
+    const inBig = scoped(p, '/big');
+    const wrapped = await take(await readOnly(inBig).listSlices!('/', { sortedUpTo: ENTRIES }));
+    expect(wrapped.sorted).toBe(true);
+    expect(wrapped.names).toEqual([...wrapped.names].sort());
+  });
+
+  it('sortedUpTo: the folder is closed when a sorted listing is stopped early, never started, or read to the end', async () => {
+    const p = new LocalProvider(root);
+    const before = openFds();
+    const early = await p.listSlices('/big', { sortedUpTo: ENTRIES });
+    await early.next();
+    await early.return();
+    expect(openFds()).toBe(before);
+    await (await p.listSlices('/big', { sortedUpTo: ENTRIES })).return();
+    await take(await p.listSlices('/big', { sortedUpTo: ENTRIES }));
+    expect(openFds()).toBe(before);
   });
 
   it('refuses a folder that is a file or missing when it is opened, with the virtual path', async () => {

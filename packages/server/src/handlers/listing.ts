@@ -104,8 +104,9 @@ function byName(a: DirEntry, b: DirEntry): number {
  * they are read, a slice at a time, so that a huge folder is never all in hand (see `listSortMax`).
  */
 async function namedOrder(s: Session, path: string): Promise<DirSlices> {
-  const slices = await listDirectorySlices(s.vfs, path);
   const max = s.settings.listSortMax;
+  // A provider that can sort before it looks entries up (the local disk) streams a sorted listing as it is read.
+  const slices = await listDirectorySlices(s.vfs, path, max > 0 ? { sortedUpTo: max } : undefined);
   const gathered: DirEntry[] = [];
   // Past the limit, one more slice is read: it tells a folder that came whole (a provider without listSlices),
   // sorted since it is in hand anyway, from a big one.
@@ -113,7 +114,9 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
   try {
     for (;;) {
       const got = await slices.next();
-      if (got.done === true) return slicesOf([gathered.sort(byName)]);
+      if (got.done === true) return slicesOf([slices.sorted === true ? gathered : gathered.sort(byName)]);
+      // Whether the slices come sorted is known once the first one has come.
+      if (slices.sorted === true) return withFirst(got.value, slices);
       for (const e of got.value) gathered.push(e);
       if (over) return withFirst(gathered, slices);
       over = gathered.length > max;

@@ -89,6 +89,11 @@ function checkFolder(folder: Folder): void {
 export interface LstatAllSyncOptions {
   /** Let a second thread look up the slices it has room for (see {@link LstatThread}). Default true. */
   thread?: boolean;
+  /**
+   * Read every name first and look the entries up in name order when the folder has at most this many (see
+   * `ListSlicesOptions.sortedUpTo`); past it, the folder is listed in the order it is read.
+   */
+  sortedUpTo?: number;
 }
 
 /**
@@ -122,7 +127,8 @@ export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): Dir
   const { dev, ino } = fs.lstatSync(dir);
   const folder: Folder = { dir, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino };
   const handle = fs.opendirSync(dir, { bufferSize: 256 });
-  const slices = readSlices(folder, handle, options.thread !== false);
+  const order = { sorted: false };
+  const slices = readSlices(folder, handle, options.thread !== false, options.sortedUpTo, order);
   // A generator that never started runs no `finally`: the folder is closed here then.
   let started = false;
   return {
@@ -137,31 +143,66 @@ export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): Dir
       }
       return slices.return(undefined);
     },
+    get sorted() {
+      return order.sorted;
+    },
     [Symbol.asyncIterator]() {
       return this;
     },
   };
 }
 
-async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean): AsyncGenerator<DirEntry[], undefined> {
+/** Other sessions' work runs between two stretches of a listing. */
+const yieldToOthers = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * All the names of a folder of at most `max` entries, sorted, or null (and the names read so far in `read`) when
+ * it has more. Read a slice at a time with other work in between, as the lookups are.
+ */
+async function sortedNames(handle: fs.Dir, max: number, read: string[]): Promise<string[] | null> {
+  for (;;) {
+    const got = readNames(handle, Math.min(LSTAT_SLICE, max + 1 - read.length));
+    for (const name of got) read.push(name);
+    if (read.length > max) return null;
+    if (got.length === 0 || read.length === max + 1) break;
+    await yieldToOthers();
+  }
+  return read.sort();
+}
+
+async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, sortedUpTo: number | undefined, order: { sorted: boolean }): AsyncGenerator<DirEntry[], undefined> {
   const ahead: Array<SliceResult | Promise<SliceResult>> = [];
   let read = 0;
   let more = true;
+  // Names read before the lookups start: all of them in name order (the folder is then done with), or the first
+  // `sortedUpTo + 1` of a bigger folder, in the order they were read.
+  const pending: string[] = [];
+  let taken = 0;
   try {
+    if (sortedUpTo !== undefined) {
+      const all = await sortedNames(handle, sortedUpTo, pending);
+      if (all !== null) {
+        order.sorted = true;
+        more = false;
+      }
+    }
+    const takePending = (): string[] => pending.slice(taken, (taken += LSTAT_SLICE));
     for (;;) {
-      while (more && ahead.length < SLICES_AHEAD) {
-        // Other sessions' work runs between two slices.
-        if (read > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        const names = readNames(handle, LSTAT_SLICE);
-        more = names.length === LSTAT_SLICE;
+      while (ahead.length < SLICES_AHEAD) {
+        if (read > 0) await yieldToOthers();
+        const fromFolder = taken >= pending.length;
+        const names = fromFolder ? (more ? readNames(handle, LSTAT_SLICE) : []) : takePending();
         if (names.length === 0) break;
+        if (fromFolder && names.length < LSTAT_SLICE) more = false;
+        const last = taken >= pending.length && !more;
         // A folder of one slice is over before a thread could help.
-        const thread = useThread && (read > 0 || more) ? LstatThread.available() : null;
+        const thread = useThread && (read > 0 || !last) ? LstatThread.available() : null;
         read++;
         const slice = lookUp(folder, names, thread);
         // A lookup that failed here fails the listing now, before more of the folder is read.
         if (!(slice instanceof Promise) && slice.rows === undefined) throw slice.error;
         ahead.push(slice);
+        if (last) break;
       }
       const next = ahead.shift();
       if (next === undefined) return undefined;

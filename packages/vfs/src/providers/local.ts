@@ -10,7 +10,7 @@ import { errorCodeOf, fsError, toVfsError } from '../errors.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { dirname, normalizePath, resolvePath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
@@ -834,13 +834,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   /**
    * {@link list} a slice at a time (see {@link lstatSlices}), with `syncMetadata`; without it, the whole
-   * {@link list} as one slice.
+   * {@link list} as one slice. With `sortedUpTo`, a folder of at most that many entries has its names read and
+   * sorted first and is looked up in name order, so a sorted listing streams too instead of being gathered whole.
    */
-  async listSlices(path: string): Promise<DirSlices> {
+  async listSlices(path: string, options: ListSlicesOptions = {}): Promise<DirSlices> {
     if (!this.#sync) return slicesOf([await this.list(path)]);
     const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));
     return mapSliceErrors(
-      this.#runSync(path, () => lstatSlices(real, { thread: this.#listingThread })),
+      this.#runSync(path, () => lstatSlices(real, { thread: this.#listingThread, sortedUpTo: options.sortedUpTo })),
       path,
     );
   }

@@ -121,7 +121,7 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   const { list, hash, availableSpace, setTimes, chmod, allocate, concat, createReadStream, createWriteStream } = p;
   if (typeof list === 'function') w.list = (v) => run(v, async () => list.call(p, await at(v, true)));
   const listSlices = p.listSlices;
-  if (typeof listSlices === 'function') w.listSlices = (v) => run(v, async () => mapSliceErrors(await listSlices.call(p, await at(v, true)), v));
+  if (typeof listSlices === 'function') w.listSlices = (v, options) => run(v, async () => mapSliceErrors(await listSlices.call(p, await at(v, true), options), v));
   if (typeof hash === 'function') {
     w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number) => run(v, async () => hash.call(p, await at(v, true), algorithm, start, end));
   }
