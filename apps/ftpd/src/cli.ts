@@ -12,18 +12,20 @@ import type { WorkerListener, WorkerSetup } from './workers/messages.js';
 
 // Before our code runs hot: Maglev alone keeps ~5 MiB resident after a burst of logins (see v8-flags.ts).
 applyFtpdV8Flags();
-// Every ftpd process (a worker or the supervisor too) hands back the memory a burst of work grew, once it is quiet.
-startIdleRelease();
-
-function startIdleRelease(): void {
+/**
+ * Every serving ftpd process (each worker and the supervisor too) hands back the memory a burst of work grew, once
+ * it has been quiet (see idle-memory.ts). False, after saying why, when FTPD_RELEASE_IDLE_MEMORY is not valid.
+ */
+function startIdleRelease(): boolean {
   let quietMs: number | null;
   try {
     quietMs = idleReleaseQuietMs(process.env);
   } catch (err) {
     process.stderr.write(`ftpd: ${(err as Error).message}\n`);
-    process.exit(2);
+    return false;
   }
   if (quietMs !== null) releaseMemoryWhenIdle({ quietMs });
+  return true;
 }
 // The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
 // zero-config server starts light.
@@ -284,6 +286,7 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
 
 async function main(): Promise<number> {
   if (cluster.isWorker) {
+    if (!startIdleRelease()) return 2;
     const { runWorker } = await import('./workers/worker.js');
     return runWorker(makeLogger);
   }
@@ -298,6 +301,7 @@ async function main(): Promise<number> {
       process.stderr.write(`ftpd: --config FILE takes no other option (the file says everything${others.length ? `; got ${others.join(' ')}` : ''})\n`);
       return 2;
     }
+    if (!startIdleRelease()) return 2;
     return serveConfig(configFile);
   }
   let options;
@@ -318,6 +322,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
+  if (!startIdleRelease()) return 2;
   const logger = makeLogger(options.logLevel);
   if (options.workers > 1) {
     const cliOptions = options;

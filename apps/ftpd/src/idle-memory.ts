@@ -77,8 +77,11 @@ export function releaseMemoryWhenIdle(policy: Partial<IdleMemoryPolicy> = {}, de
   const timer = setInterval(() => {
     const sample = utilization(last);
     last = utilization();
-    busyMs += sample.active;
-    quiet = sample.utilization <= p.quietUtilization ? quiet + 1 : 0;
+    const isQuiet = sample.utilization <= p.quietUtilization;
+    // Only work counts: the tick's own work and the runtime's housekeeping in a quiet sample would otherwise add up,
+    // over minutes of quiet, to a release that nothing made worth it.
+    if (!isQuiet) busyMs += sample.active;
+    quiet = isQuiet ? quiet + 1 : 0;
     if (quiet < quietTicks || busyMs < Math.max(p.minBusyMs, 2 * lastPauseMs) || now() < notBefore) return;
     const start = now();
     collect();
@@ -111,7 +114,8 @@ type GcFunction = (options: { type: 'major'; execution: 'sync'; flavor: 'last-re
  * release, not at start-up.
  */
 export function memoryReducingCollection(): () => void {
-  let gc: GcFunction | undefined;
+  // Started with --expose-gc: the function is there, and the flag is the operator's, left as it is.
+  let gc = typeof (globalThis as { gc?: unknown }).gc === 'function' ? (globalThis as { gc: GcFunction }).gc : undefined;
   return () => {
     if (gc === undefined) {
       setFlagsFromString('--expose-gc');
@@ -126,16 +130,18 @@ export function memoryReducingCollection(): () => void {
 }
 
 /**
- * The quiet time `FTPD_RELEASE_IDLE_MEMORY` asks for, in ms: unset or empty is the default (30 s), `off` (or `0`,
- * `false`, `no`) is null (no release), a number is seconds (0.25 to 86,400). Anything else throws, naming the variable.
+ * The quiet time `FTPD_RELEASE_IDLE_MEMORY` asks for, in ms: unset, empty, `on`, `true` or `yes` is the default
+ * (30 s); `off`, `false`, `no` or any number equal to 0 is null (no release); another number is seconds (0.25 to
+ * 86,400). Anything else throws, naming the variable.
  */
 export function idleReleaseQuietMs(env: NodeJS.ProcessEnv): number | null {
   const raw = (env.FTPD_RELEASE_IDLE_MEMORY ?? '').trim();
-  if (raw === '') return DEFAULT_IDLE_MEMORY_POLICY.quietMs;
-  if (/^(off|0|false|no)$/i.test(raw)) return null;
-  const seconds = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (raw === '' || /^(on|true|yes)$/i.test(raw)) return DEFAULT_IDLE_MEMORY_POLICY.quietMs;
+  if (/^(off|false|no)$/i.test(raw)) return null;
+  const seconds = /^(\d+\.?\d*|\.\d+)$/.test(raw) ? Number(raw) : NaN;
+  if (seconds === 0) return null;
   if (!(seconds >= 0.25 && seconds <= 86_400)) {
-    throw new Error(`FTPD_RELEASE_IDLE_MEMORY: expected off or the seconds of quiet before memory is released (0.25 to 86400), got ${JSON.stringify(raw)}`);
+    throw new Error(`FTPD_RELEASE_IDLE_MEMORY: expected off, on or the seconds of quiet before memory is released (0.25 to 86400), got ${JSON.stringify(raw)}`);
   }
   return Math.round(seconds * 1000);
 }

@@ -164,10 +164,9 @@ async function sortedNames(handle: fs.Dir, max: number, read: string[]): Promise
     const got = readNames(handle, Math.min(LSTAT_SLICE, max + 1 - read.length));
     for (const name of got) read.push(name);
     if (read.length > max) return null;
-    if (got.length === 0 || read.length === max + 1) break;
+    if (got.length === 0) return read.sort();
     await yieldToOthers();
   }
-  return read.sort();
 }
 
 async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, sortedUpTo: number | undefined, order: { sorted: boolean }): AsyncGenerator<DirEntry[], undefined> {
@@ -188,12 +187,12 @@ async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, s
     }
     const takePending = (): string[] => pending.slice(taken, (taken += LSTAT_SLICE));
     for (;;) {
-      while (ahead.length < SLICES_AHEAD) {
+      while (ahead.length < SLICES_AHEAD && (more || taken < pending.length)) {
         if (read > 0) await yieldToOthers();
         const fromFolder = taken >= pending.length;
-        const names = fromFolder ? (more ? readNames(handle, LSTAT_SLICE) : []) : takePending();
-        if (names.length === 0) break;
+        const names = fromFolder ? readNames(handle, LSTAT_SLICE) : takePending();
         if (fromFolder && names.length < LSTAT_SLICE) more = false;
+        if (names.length === 0) break;
         const last = taken >= pending.length && !more;
         // A folder of one slice is over before a thread could help.
         const thread = useThread && (read > 0 || !last) ? LstatThread.available() : null;

@@ -4,7 +4,7 @@ import { hashFile } from '../hash.js';
 import { collectSlices, listDirectorySlices, slicesFromGenerator } from '../listing.js';
 import { basename, dirname, joinPath, normalizePath, relativeTo } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, ListSlicesOptions, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
 import { VfsStats } from '../stats.js';
 import { openReadStream, openWriteStream } from '../streams.js';
 
@@ -99,17 +99,18 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
    * A folder's entries a slice at a time, as its provider reads them, with the mount points and virtual folders
    * inside it (which hide same-named entries of the provider) in a last slice of their own.
    */
-  async function slices(v: string): Promise<DirSlices> {
+  async function slices(v: string, options?: ListSlicesOptions): Promise<DirSlices> {
     const n = normalizePath(v);
     const r = route(n);
+    const extra = childrenOf(n);
     let own: DirSlices | null = null;
     try {
-      own = await listDirectorySlices(r.fs, r.path);
+      // Sorted only when nothing is added: mount points come in a slice of their own after the folder's.
+      own = await listDirectorySlices(r.fs, r.path, extra.length === 0 ? options : undefined);
     } catch (err) {
       // A purely virtual folder has nothing of its own.
       if (!(virtual.has(n) && toVfsError(err).code === 'ENOENT')) throw err;
     }
-    const extra = childrenOf(n);
     if (extra.length === 0 && own) return own;
     return slicesFromGenerator(withSpecialEntries(own, n, extra));
   }
@@ -152,7 +153,7 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
       }),
     readdir: (v) => run(v, async () => (await collectSlices(await slices(v))).map((e) => e.name)),
     list: (v) => run(v, async () => collectSlices(await slices(v))),
-    listSlices: (v) => run(v, () => slices(v)),
+    listSlices: (v, options) => run(v, () => slices(v, options)),
     mkdir: (v, options) =>
       run(v, async () => {
         const n = normalizePath(v);
