@@ -52,7 +52,13 @@ export class FtpClient {
     const timeoutMs = options.timeoutMs ?? 30_000;
     const socket = await connectSocket(options.host, options.port, timeoutMs);
     const client = new FtpClient(socket, options.host, timeoutMs);
-    await client.expect(220);
+    try {
+      await client.expect(220);
+    } catch (err) {
+      // A server that accepted but never greeted (a full backlog, a refusal) must not keep this process alive.
+      client.destroy();
+      throw err;
+    }
     return client;
   }
 

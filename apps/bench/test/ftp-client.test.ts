@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,20 @@ describe('the load generator client, against ftpd', () => {
     } finally {
       child.kill('SIGKILL');
       await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('closes its connection when the server accepts it but never greets (a full backlog): nothing keeps the bench alive', async () => {
+    const closed: Promise<void>[] = [];
+    const silent = net.createServer((socket) => closed.push(new Promise((resolve) => socket.on('close', () => resolve()))));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as net.AddressInfo;
+      await expect(FtpClient.connect({ host: '127.0.0.1', port, timeoutMs: 200 })).rejects.toThrow(/no reply within 200 ms/);
+      expect(closed).toHaveLength(1);
+      await closed[0];
+    } finally {
+      silent.close();
     }
   });
 });
