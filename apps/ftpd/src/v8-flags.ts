@@ -10,6 +10,9 @@ import { setFlagsFromString } from 'node:v8';
  *   (16 KiB files up and down: 20–35 % fewer per second); big transfers and listings do not change. For servers
  *   busy with logins or small files, `node --maglev …/cli.js` puts it back.
  *
+ * The idle release (idle-memory.ts) does not win this back: that memory is malloc's, not V8's heap. With Maglev and
+ * a release after half a second of quiet, 1,000 idle sessions still cost 3.5–4.8 KiB each, against 0.2–0.8 without.
+ *
  * Not set, though measured: `--semi-space-growth-factor=1` (a young generation that never grows) took a further
  * ~2.5 KiB off an idle session, but under load it promotes medium-lived objects early: a synthetic load with 2,000
  * objects in flight went from 54 minor and 0 major collections to 1,791 minor and 39 major. A server under load
