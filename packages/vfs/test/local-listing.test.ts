@@ -192,6 +192,64 @@ describe('big folders: lookups shared with the listing thread', () => {
     }
   });
 
+  it('refuses a slice when another process swaps the folder while it is looked up, on the thread or here (EACCES)', async () => {
+    // Another process's renames are not counted by this one: only looking at the folder again after the slice tells.
+    // The swap lands in the last slice, so no later slice's check could catch it first.
+    const outside = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-outside-'));
+    try {
+      for (const thread of [true, false]) {
+        const base = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-swap-'));
+        fs.mkdirSync(join(base, 'sw'));
+        // Two slices (500 + 300): with the thread online both go to it.
+        for (let i = 0; i < 800; i++) {
+          fs.writeFileSync(join(base, 'sw', `f${i}`), '');
+          fs.writeFileSync(join(outside, `f${i}`), 'secret');
+        }
+        fs.symlinkSync(outside, join(base, 'esc'));
+        let swapped = false;
+        const swap = (): void => {
+          swapped = true;
+          fs.renameSync(join(base, 'sw'), join(base, 'sw-old'));
+          fs.renameSync(join(base, 'esc'), join(base, 'sw'));
+        };
+        const p = new LocalProvider(base, { listingThread: thread });
+        let spy;
+        if (thread) {
+          await withThreadOnline(new LocalProvider(root));
+          const lstat = LstatThread.prototype.lstat;
+          // After the last slice was checked and handed over, before the thread looks its entries up.
+          spy = vi.spyOn(LstatThread.prototype, 'lstat').mockImplementation(function (this: LstatThread, prefix: string, names: string[]) {
+            if (names.length === 300) swap();
+            return lstat.call(this, prefix, names);
+          });
+        } else {
+          const lstatSync = fs.lstatSync;
+          let calls = 0;
+          // In the middle of the last slice, looked up here.
+          spy = vi.spyOn(fs, 'lstatSync').mockImplementation(((path: string, options?: fs.StatSyncOptions) => {
+            if (String(path).startsWith(join(base, 'sw', 'f')) && ++calls === 600) swap();
+            return lstatSync(path, options);
+          }) as typeof fs.lstatSync);
+        }
+        try {
+          const seen: number[] = [];
+          const listing = (async () => {
+            for await (const slice of await p.listSlices('/sw')) for (const e of slice) seen.push(e.stats.size);
+          })();
+          await expect(listing).rejects.toMatchObject({ code: 'EACCES' });
+          expect(swapped).toBe(true);
+          // Nothing from outside the root reached the caller.
+          expect(seen.filter((size) => size === 6)).toEqual([]);
+        } finally {
+          spy.mockRestore();
+          fs.rmSync(base, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to go on listing a folder swapped for a link to outside the root halfway through (EACCES)', async () => {
     const outside = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-outside-'));
     try {

@@ -240,13 +240,27 @@ function readNames(handle: fs.Dir, max: number): string[] {
 function lookUp(folder: Folder, names: string[], thread: LstatThread | null): SliceResult | Promise<SliceResult> {
   try {
     checkFolder(folder);
-    if (thread === null) return { names, rows: packLstats(fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES) };
+    if (thread === null) return stillThere(folder, names, packLstats(fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES));
   } catch (error) {
     return { names, error };
   }
   const changes = namespaceChanges;
   return thread.lstat(folder.prefix, names).then(
-    (rows) => (namespaceChanges === changes ? { names, rows } : lookUp(folder, names, null)),
+    (rows) => (namespaceChanges === changes ? stillThere(folder, names, rows) : lookUp(folder, names, null)),
     (error: unknown) => (error instanceof LstatThreadGone ? lookUp(folder, names, null) : { names, error }),
   );
+}
+
+/**
+ * A slice's rows, if its folder is still the one confined once they are in. {@link namespaceChanges} only counts
+ * this process: another process (another ftpd worker, anything else on the host) may swap the folder while a slice
+ * is looked up, and the rows are then refused rather than sent.
+ */
+function stillThere(folder: Folder, names: string[], rows: Float64Array): SliceResult {
+  try {
+    checkFolder(folder);
+    return { names, rows };
+  } catch (error) {
+    return { names, error };
+  }
 }
