@@ -114,7 +114,7 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
   try {
     for (;;) {
       const got = await slices.next();
-      if (got.done === true) return slicesOf([slices.sorted === true ? gathered : gathered.sort(byName)]);
+      if (got.done === true) return slicesOf([gathered.sort(byName)]);
       // Whether the slices come sorted is known once the first one has come.
       if (slices.sorted === true) return withFirst(got.value, slices);
       for (const e of got.value) gathered.push(e);

@@ -156,15 +156,18 @@ export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): Dir
 const yieldToOthers = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * All the names of a folder of at most `max` entries, sorted, or null (and the names read so far in `read`) when
- * it has more. Read a slice at a time with other work in between, as the lookups are.
+ * Reads the names of a folder into `read`, a slice at a time with other work in between, as the lookups are. True,
+ * with `read` sorted, when the folder has at most `max`; false, with the first `max + 1` in the order read, if not.
  */
-async function sortedNames(handle: fs.Dir, max: number, read: string[]): Promise<string[] | null> {
+async function readSortedNames(handle: fs.Dir, max: number, read: string[]): Promise<boolean> {
   for (;;) {
     const got = readNames(handle, Math.min(LSTAT_SLICE, max + 1 - read.length));
     for (const name of got) read.push(name);
-    if (read.length > max) return null;
-    if (got.length === 0) return read.sort();
+    if (read.length > max) return false;
+    if (got.length === 0) {
+      read.sort();
+      return true;
+    }
     await yieldToOthers();
   }
 }
@@ -178,12 +181,9 @@ async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, s
   const pending: string[] = [];
   let taken = 0;
   try {
-    if (sortedUpTo !== undefined) {
-      const all = await sortedNames(handle, sortedUpTo, pending);
-      if (all !== null) {
-        order.sorted = true;
-        more = false;
-      }
+    if (sortedUpTo !== undefined && (await readSortedNames(handle, sortedUpTo, pending))) {
+      order.sorted = true;
+      more = false;
     }
     const takePending = (): string[] => pending.slice(taken, (taken += LSTAT_SLICE));
     for (;;) {
