@@ -89,9 +89,11 @@ export interface FormatFactsOptions {
 }
 
 const PERM_LETTERS = /[^acdeflmprw]/g;
-// Characters that would break the fact list: the separators ';' and ' ', and control characters.
+// Characters that would break the fact list: the separators ';' and ' ', control characters, and the other Unicode
+// spaces (no-break, ideographic, line separator…), which a client splitting on whitespace would also cut at, as
+// the LIST owner and group columns already treat them.
 // eslint-disable-next-line no-control-regex
-const UNSAFE_VALUE = /[\u0000-\u0020;\u007f-\u009f]/g;
+const UNSAFE_VALUE = /[\s;\u0000-\u001f\u007f-\u009f]/g;
 
 const S_IFMT = 0o170000;
 const OTHER_TYPES: ReadonlyMap<number, string> = new Map([

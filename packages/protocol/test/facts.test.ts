@@ -71,6 +71,11 @@ describe('formatFacts (RFC 3659 §7)', () => {
     expect(formatFacts(entry, ['unique', 'unix.mode', 'unix.owner', 'unix.group', 'unix.uid', 'unix.gid'])).toBe(
       'unique=fd01g1234;unix.mode=04755;unix.owner=john_doe;unix.group=staff_x;unix.uid=1000;unix.gid=50; name',
     );
+    // Other Unicode spaces too: a client splitting the line on whitespace would cut there (found by the property test).
+    for (const space of ['\u00a0', '\u1680', '\u2000', '\u2028', '\u202f', '\u3000', '\ufeff']) {
+      expect(formatFacts(file({ group: `a${space}b` }), ['unix.group'])).toBe('unix.group=a_b; name');
+    }
+    expect(formatFacts(file({ owner: 'zoë' }), ['unix.owner'])).toBe('unix.owner=zoë; name');
     expect(formatFacts(file({ mode: 0o7 }), ['unix.mode'])).toBe('unix.mode=0007; name');
     expect(formatFacts(file({ uid: -1, gid: 1.5, unique: '' }), ['unix.uid', 'unix.gid', 'unique'])).toBe(' name');
   });
