@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream } from '../src/index.js';
 
@@ -253,5 +254,94 @@ describe('big folders (syncMetadata)', () => {
     expect(entries.every((e) => e.stats.isFile())).toBe(true);
     // One yield per 1,000 entries at least.
     expect(ranDuring).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('uploads over an existing file', () => {
+  type Patched = Record<string, (...a: unknown[]) => unknown>;
+
+  /** Runs `fn` with `fs.ftruncate` (thread pool) and `fs.ftruncateSync` (event loop) recorded, or replaced by `pool`. */
+  async function truncations(fn: () => Promise<void>, pool?: (real: (...a: unknown[]) => unknown, args: unknown[]) => unknown): Promise<string[]> {
+    const calls: string[] = [];
+    const patched = fs as unknown as Patched;
+    const { ftruncate, ftruncateSync } = patched;
+    patched.ftruncate = (...args: unknown[]) => (calls.push('pool'), pool ? pool(ftruncate!, args) : ftruncate!(...args));
+    patched.ftruncateSync = (...args: unknown[]) => (calls.push('event loop'), ftruncateSync!(...args));
+    try {
+      await fn();
+    } finally {
+      Object.assign(patched, { ftruncate, ftruncateSync });
+    }
+    return calls;
+  }
+
+  it('are emptied in the thread pool, never on the event loop, before the first byte lands, in both modes', async () => {
+    for (const provider of [p, new LocalProvider(root, { syncMetadata: false })]) {
+      fs.writeFileSync(join(root, 'old.bin'), data);
+      // A small first chunk (held in sync mode), then more: all of it after the truncation, in order.
+      const calls = await truncations(() => upload(provider, '/old.bin', [Buffer.from('new'), Buffer.from(' content')]));
+      expect(calls).toEqual(['pool']);
+      expect(fs.readFileSync(join(root, 'old.bin')).toString()).toBe('new content');
+    }
+  });
+
+  it('an empty upload leaves the old file empty; a new file or APPE is not truncated at all', async () => {
+    fs.writeFileSync(join(root, 'old.bin'), data);
+    expect(await truncations(() => upload(p, '/old.bin', []))).toEqual(['pool']);
+    expect(fs.statSync(join(root, 'old.bin')).size).toBe(0);
+    fs.rmSync(join(root, 'fresh.bin'), { force: true });
+    expect(await truncations(() => upload(p, '/fresh.bin', [Buffer.from('x')]))).toEqual([]);
+    fs.writeFileSync(join(root, 'appe.bin'), 'abc');
+    const appended = await truncations(async () => {
+      const ws = await openWriteStream(p, '/appe.bin', { append: true });
+      await new Promise<void>((resolve, reject) => (ws.on('error', reject), ws.end(Buffer.from('def'), () => resolve())));
+    });
+    expect(appended).toEqual([]);
+    expect(fs.readFileSync(join(root, 'appe.bin')).toString()).toBe('abcdef');
+  });
+
+  it('a truncation that fails fails the upload with its error, writes nothing and closes the descriptor', async () => {
+    fs.writeFileSync(join(root, 'eio.bin'), 'old content');
+    const before = fs.readdirSync('/proc/self/fd').length;
+    let failure: unknown;
+    await truncations(
+      async () => {
+        const ws = await openWriteStream(p, '/eio.bin');
+        ws.end(Buffer.from('new'));
+        await finished(ws).catch((e: unknown) => (failure = e));
+      },
+      (_real, args) => setImmediate(() => (args.at(-1) as (e: Error) => void)(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }))),
+    );
+    expect((failure as NodeJS.ErrnoException | undefined)?.code).toBe('EIO');
+    expect(fs.readFileSync(join(root, 'eio.bin')).toString()).toBe('old content');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(before);
+  });
+
+  it('an upload destroyed while its truncation runs closes the descriptor only after the truncation returned', async () => {
+    fs.writeFileSync(join(root, 'slow.bin'), data);
+    const events: string[] = [];
+    const patched = fs as unknown as Patched;
+    const { closeSync, close } = patched;
+    patched.closeSync = (...a: unknown[]) => (events.push('close'), closeSync!(...a));
+    patched.close = (...a: unknown[]) => (events.push('close'), close!(...a));
+    try {
+      await truncations(
+        async () => {
+          const ws = await openWriteStream(p, '/slow.bin');
+          ws.on('error', () => undefined);
+          ws.destroy(new Error('client went away'));
+          await new Promise((r) => ws.once('close', r));
+        },
+        (real, args) => {
+          const cb = args.pop() as (e: Error | null) => void;
+          return real(...args, (e: Error | null) => setTimeout(() => (events.push('truncated'), cb(e)), 30));
+        },
+      );
+    } finally {
+      Object.assign(patched, { closeSync, close });
+    }
+    expect(events).toEqual(['truncated', 'close']);
+    expect(fs.statSync(join(root, 'slow.bin')).size).toBe(0);
   });
 });

@@ -44,6 +44,8 @@ export function ours(backend: string, options: { scrypt?: boolean; profileDir?: 
       const common = { detached: true, env: { ...process.env, NODE_ENV: 'production' } };
       // --profile: a CPU profile per server process, for finding where a missed target's time goes.
       const node = options.profileDir ? [`--cpu-prof`, `--cpu-prof-dir=${options.profileDir}`] : [];
+      // BENCH_OURS_NODE_ARGS: runtime flags for trying a V8 setting on our server alone (split on spaces).
+      node.push(...(process.env.BENCH_OURS_NODE_ARGS ?? '').split(' ').filter(Boolean));
       if (!viaConfig) {
         const args = [CLI, '--port', String(ctx.port), '--root', ctx.home, '--user', ctx.user, '--password', ctx.password];
         args.push('--pasv-range', `${ctx.passive[0]}-${ctx.passive[1]}`, '--log-level', 'warn', '--max-sessions', '0');
