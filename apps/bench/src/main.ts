@@ -294,7 +294,8 @@ async function main(): Promise<void> {
     const report: Report = {
       title: `FTP server benchmark, ${stamp.slice(0, 10)} on ${os.hostname()}`,
       machine: machine(limitNote),
-      command: `pnpm bench ${process.argv.slice(2).join(' ')}`.trim(),
+      // Flags tried on our server are part of what was measured: shown with the command.
+      command: `${process.env.BENCH_OURS_NODE_ARGS ? `BENCH_OURS_NODE_ARGS=${JSON.stringify(process.env.BENCH_OURS_NODE_ARGS)} ` : ''}pnpm bench ${process.argv.slice(2).join(' ')}`.trim(),
       runs,
       durationSeconds: (Date.now() - began) / 1000,
       workloads: WORKLOADS.filter((w) => workloadIds.includes(w.id)).map((w) => ({ id: w.id, title: w.id.endsWith('retr') || w.id.endsWith('stor') ? `${w.title} (${sizeMiB} MiB)` : w.title })),
