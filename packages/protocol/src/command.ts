@@ -39,5 +39,12 @@ export function parseCommand(line: string): ParsedCommand {
 
 /** @internal Upper-case ASCII letters only (no locale or Unicode case mapping). */
 export function asciiUpper(s: string): string {
-  return s.replace(/[a-z]+/g, (m) => m.toUpperCase());
+  // Clients mostly send verbs in capitals already: looking allocates nothing, replacing does.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) return s.replace(ASCII_LOWER, (m) => m.toUpperCase());
+  }
+  return s;
 }
+
+const ASCII_LOWER = /[a-z]+/g;

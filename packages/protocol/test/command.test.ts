@@ -34,3 +34,16 @@ describe('parseCommand', () => {
     expect(parseCommand(42 as unknown as string)).toEqual({ verb: '', arg: '' });
   });
 });
+
+describe('parseCommand verb case', () => {
+  it('upper-cases ASCII letters only, whatever mix a verb comes in, and leaves other letters as they are', () => {
+    expect(parseCommand('retr a').verb).toBe('RETR');
+    expect(parseCommand('RETR a').verb).toBe('RETR');
+    expect(parseCommand('ReTr a').verb).toBe('RETR');
+    expect(parseCommand('X-a1b').verb).toBe('X-A1B');
+    // Unicode case mapping would turn ß into SS, ı into I and ﬀ into FF: none of them is an FTP verb's letter.
+    expect(parseCommand('ßıﬀé a').verb).toBe('ßıﬀé');
+    expect(parseCommand('aßb a').verb).toBe('AßB');
+    expect(parseCommand('`{@[ a').verb).toBe('`{@[');
+  });
+});

@@ -124,7 +124,8 @@ export class LoginGuard {
  * rotating through addresses of one's own prefix neither escapes a ban nor floods the store.
  */
 export function banKey(address: string): string {
-  if (!isIPv6(address)) return address;
+  // An IPv4 address has no colon: the common case skips isIPv6's long regular expression (once per login).
+  if (!address.includes(':') || !isIPv6(address)) return address;
   const [head = '', tail = ''] = address.split('::');
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
