@@ -160,3 +160,18 @@ describe('formatFacts over many entries (cached times)', () => {
     }
   });
 });
+
+describe('formatFacts with a fact list that changes between calls', () => {
+  it('writes the list as it is at each call, also when the same array was changed in place', () => {
+    const entry = { name: 'a.txt', type: 'file' as const, size: 12, mtime: Date.UTC(2024, 0, 2, 15, 4, 5), mode: 0o100640 };
+    const facts: MlsxFact[] = ['type'];
+    expect(formatFacts(entry, facts)).toBe('type=file; a.txt');
+    facts.push('size');
+    expect(formatFacts(entry, facts)).toBe('type=file;size=12; a.txt');
+    facts[0] = 'unix.mode';
+    expect(formatFacts(entry, facts)).toBe('unix.mode=0640;size=12; a.txt');
+    facts.length = 0;
+    expect(formatFacts(entry, facts)).toBe(' a.txt');
+    expect(formatFacts({ ...entry, mode: 0o100755 }, ['unix.mode'])).toBe('unix.mode=0755; a.txt');
+  });
+});
