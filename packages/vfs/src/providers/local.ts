@@ -29,8 +29,7 @@ export interface LocalProviderOptions {
    * Make metadata calls (`realpath`, `stat`, `open`, `close`, `readdir`, `mkdir`, `rename`, `unlink`…), writes of
    * at most 64 KiB (a small file's only one), and the reads of files of at most 1 MiB, synchronously on the main
    * thread. Bulk reads and writes, deleting a file above 64 MiB, and emptying an existing file an upload replaces
-   * (freeing its blocks took 0.2–0.45 ms even for 16 KiB on ext4; it runs while the 150 goes out and the data
-   * arrives), stay in the thread pool.
+   * (freeing its blocks took 0.2–0.45 ms even for 16 KiB on ext4), stay in the thread pool.
    *
    * Default `true`. On a local disk such a call takes a few microseconds, while handing it to Node's
    * thread pool costs 100–150 µs of latency and ~90 µs of CPU (measured on a 2-core VM). That hand-off made most
@@ -193,51 +192,17 @@ class LocalWriteStream extends Writable implements UploadStream {
   #held: Buffer | null = null;
   /** Whether anything has been handed to `_write` yet (only a first chunk is held). */
   #started = false;
-  /** The truncation of the old content is still running in the thread pool (see the constructor). */
-  #truncating = false;
-  /** Why that truncation failed: every write and the end then fail with it. */
-  #truncateError: NodeJS.ErrnoException | null = null;
-  /** A write or the end that came while the truncation ran: run once it is done. */
-  #afterTruncate: (() => void) | null = null;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
   /** A chunk is written (or copied, when held) before its callback runs. */
   readonly releasesChunks = true;
 
-  /**
-   * @param truncateFirst - empty the file before the first byte is written. It runs in the thread pool while the
-   * server sends its 150 and the data arrives: freeing an existing file's blocks took 0.2–0.45 ms even for 16 KiB
-   * (ext4, this VM), and on the event loop every other session waited for it.
-   */
-  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean, truncateFirst = false) {
+  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean) {
     super({ highWaterMark: UPLOAD_BUFFER });
     this.#fd = fd;
     this.#pos = position;
     this.#truncateAtEnd = truncateAtEnd;
     this.#syncClose = syncClose;
-    if (truncateFirst) {
-      this.#truncating = true;
-      this.#io<[]>(
-        (d) => fs.ftruncate(fd, 0, d),
-        (err) => {
-          this.#truncating = false;
-          this.#truncateError = err;
-          const next = this.#afterTruncate;
-          this.#afterTruncate = null;
-          next?.();
-        },
-      );
-    }
-  }
-
-  /** Runs `step` once the truncation is over; false (and `cb` called with its error) if it failed. */
-  #whenTruncated(step: () => void, cb: (err?: Error | null) => void): void {
-    if (this.#truncating) {
-      this.#afterTruncate = () => this.#whenTruncated(step, cb);
-      return;
-    }
-    if (this.#truncateError) return cb(this.#truncateError);
-    step();
   }
 
   /** Closes the descriptor; `cb` gets close's error, if any. */
@@ -269,7 +234,6 @@ class LocalWriteStream extends Writable implements UploadStream {
 
   /** Writes all of `chunks` (short writes are resumed where they stopped). */
   #writeAll(chunks: Buffer[], cb: (err?: Error | null) => void): void {
-    if (this.#truncating || this.#truncateError) return this.#whenTruncated(() => this.#writeAll(chunks, cb), cb);
     const total = chunks.reduce((n, c) => n + c.length, 0);
     const done = (err: NodeJS.ErrnoException | null, written: number): void => {
       if (err) return cb(err);
@@ -341,8 +305,6 @@ class LocalWriteStream extends Writable implements UploadStream {
       this.#closed = true;
       this.#closeFd((e) => cb(e));
     };
-    // An empty upload over an old file ends once the file is empty; a held chunk is written after the truncation.
-    if (this.#truncating || this.#truncateError) return this.#whenTruncated(() => this._final(cb), cb);
     const failed = this.#flushHeldSync();
     if (failed) return close(failed);
     if (this.#truncateAtEnd && this.#pos !== null) this.#io<[]>((d) => fs.ftruncate(this.#fd, this.#pos!, d), (err) => close(err));
@@ -354,9 +316,7 @@ class LocalWriteStream extends Writable implements UploadStream {
     if (this.#closed) return cb(err);
     this.#closed = true;
     const close = (): void => {
-      // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it), but
-      // never over old content a failed truncation left: that would be a mix of the two files.
-      if (this.#truncateError) this.#held = null;
+      // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it).
       const failed = this.#flushHeldSync();
       this.#closeFd(() => cb(err ?? failed));
     };
@@ -373,6 +333,10 @@ class LocalWriteStream extends Writable implements UploadStream {
 /** `fs.open` with a callback, as a promise: a bare descriptor for the streams. */
 function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
   return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function ftruncateFd(fd: number, length: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.ftruncate(fd, length, (err) => (err ? reject(err) : resolve())));
 }
 
 function closeFd(fd: number): Promise<void> {
@@ -982,21 +946,21 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       } catch (err) {
         throw (err as NodeJS.ErrnoException).code === 'ENXIO' ? fsError('EINVAL', 'open', path) : err;
       }
-      let oldSize: number;
       try {
         this.#verifyFd(fd, path);
         const st = fs.fstatSync(fd);
-        oldSize = st.size;
         // Only regular files are written: a FIFO with a reader or a device would take the upload somewhere else.
         if (!st.isFile()) throw fsError(st.isDirectory() ? 'EISDIR' : 'EINVAL', 'open', path);
+        // A new (empty) file needs no truncation: one call fewer per upload of a new file. An old one is emptied in
+        // the thread pool, whatever its size and the mode: freeing even a 16 KiB file's blocks took 0.2–0.45 ms on
+        // ext4 here (more when the journal is busy), and on the event loop every other session waited for it. It
+        // is done before the stream exists, so nothing can write, or end the upload, before the file is empty.
+        if (!append && options.start === undefined && st.size > 0) await ftruncateFd(fd, 0);
       } catch (err) {
         await this.#closeQuietly(fd);
         throw err;
       }
-      // A new (empty) file needs no truncation: one call fewer per upload of a new file. An old one is emptied by
-      // the stream, in the thread pool, before its first write.
-      const truncateFirst = !append && options.start === undefined && oldSize > 0;
-      const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync, truncateFirst);
+      const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync);
       return mapStreamErrors(stream, path);
     });
   }
