@@ -293,6 +293,22 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
   if (!socket.destroyed) socket.end();
 }
 
+/** How long a failed upload's storage may take to close before the failure is told anyway (ms). */
+export const UPLOAD_CLOSE_WAIT_MS = 5000;
+
+/** Resolves once `upload` has closed (or could not say so), or after {@link UPLOAD_CLOSE_WAIT_MS}. */
+function uploadClosed(upload: UploadStream): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, UPLOAD_CLOSE_WAIT_MS);
+    timer.unref();
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    finished(upload).then(done, done);
+  });
+}
+
 /** Waits for `source` to end and `upload` to store everything: piped, or fed by `feed` when there is one. */
 function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, feed: PooledFeed | null): Promise<void> {
   const socket = transfer.socket!;
@@ -310,7 +326,10 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       } finally {
         upload.destroy(failure);
       }
-      reject(failure);
+      // The failure (426, 451…) is told once the upload has closed: a write still running in storage would
+      // otherwise land after it, under the client's next command on the same file (an APPE, a REST + STOR). A
+      // storage that takes longer to close is not waited for past UPLOAD_CLOSE_WAIT_MS.
+      void uploadClosed(upload).then(() => reject(failure));
     };
     // `finished` also settles for a socket that was already closed or reset before this transfer began.
     finished(socket, { writable: false }).catch((err: unknown) => fail(isPrematureClose(err) ? transfer.closedError() : err));

@@ -176,12 +176,16 @@ class MeteredUpload extends Writable implements UploadStream {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.writableFinished) {
-      this.meter.release(this.written);
-      this.meter.failed();
-    }
+    const failed = !this.writableFinished;
+    if (failed) this.meter.release(this.written);
     if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
-    cb(err);
+    // Closed once the inner upload is: a write still running there lands before anyone is told the upload is over,
+    // and the usage is counted again only after it (else the count could miss it and stay wrong).
+    const closed = (): void => {
+      if (failed) this.meter.failed();
+      cb(err);
+    };
+    finished(this.inner).then(closed, closed);
   }
 
   transferError(err: Error): void {
