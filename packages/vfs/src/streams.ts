@@ -107,27 +107,49 @@ class HandleWriteStream extends Writable implements UploadStream {
     }
   }
 
+  /**
+   * The write or truncate running on the handle. `Writable` calls `_destroy` without waiting for it: the handle is
+   * closed only once it has returned, or its descriptor could be reused by another open and the late write land in
+   * someone else's file (and the upload would look closed while its last bytes were still on their way).
+   */
+  #running: Promise<unknown> | null = null;
+
+  #run(op: Promise<void>, cb: (err?: Error | null) => void): void {
+    const running = op.then(() => cb(), cb);
+    this.#running = running;
+    void running.finally(() => {
+      if (this.#running === running) this.#running = null;
+    });
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#writeAll(chunk).then(() => cb(), cb);
+    this.#run(this.#writeAll(chunk), cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    (async () => {
-      if (this.#truncateAtEnd && this.#pos !== null && typeof this.#handle.truncate === 'function') {
-        await this.#handle.truncate(this.#pos);
-      }
-      this.#closed = true;
-      await this.#handle.close();
-    })().then(() => cb(), cb);
+    this.#run(
+      (async () => {
+        if (this.#truncateAtEnd && this.#pos !== null && typeof this.#handle.truncate === 'function') {
+          await this.#handle.truncate(this.#pos);
+        }
+        this.#closed = true;
+        await this.#handle.close();
+      })(),
+      cb,
+    );
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.#closed) return cb(err);
-    this.#closed = true;
-    this.#handle.close().then(
-      () => cb(err),
-      (closeErr: unknown) => cb(err ?? (closeErr as Error)),
-    );
+    const close = (): void => {
+      if (this.#closed) return cb(err);
+      this.#closed = true;
+      this.#handle.close().then(
+        () => cb(err),
+        (closeErr: unknown) => cb(err ?? (closeErr as Error)),
+      );
+    };
+    if (this.#running) void this.#running.then(close, close);
+    else close();
   }
 }
 

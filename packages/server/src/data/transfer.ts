@@ -277,7 +277,12 @@ function writeChunk(transfer: Transfer, socket: Socket, chunk: Buffer): Promise<
  * the data connection (end of file in stream mode) and the upload has stored everything. On any failure the
  * upload is told first (`transferError`), then destroyed, so a backend can keep or discard the partial data.
  */
-export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding, reuseBuffers = true): Promise<void> {
+/**
+ * @param waitForStorage - on failure, wait (bounded) for the storage to close the upload before reporting it: for
+ * storage that writes in place, where a late write would land under the client's next command. Storage that shows
+ * an upload only once complete (a temporary object) has nothing to wait for, and its clean-up may be slow.
+ */
+export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding, reuseBuffers = true, waitForStorage = true): Promise<void> {
   const socket = transfer.socket!;
   const stages: Transform[] = decoders(coding);
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
@@ -286,7 +291,7 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
   let source: Readable = socket;
   for (const stage of stages) source = source.pipe(stage);
   try {
-    await pipeInto(transfer, source, stages, upload, feed);
+    await pipeInto(transfer, source, stages, upload, feed, waitForStorage);
   } finally {
     feed?.dispose();
   }
@@ -310,7 +315,7 @@ function uploadClosed(upload: UploadStream): Promise<void> {
 }
 
 /** Waits for `source` to end and `upload` to store everything: piped, or fed by `feed` when there is one. */
-function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, feed: PooledFeed | null): Promise<void> {
+function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, feed: PooledFeed | null, waitForStorage: boolean): Promise<void> {
   const socket = transfer.socket!;
   return new Promise<void>((resolve, reject) => {
     let settled = false;
@@ -329,7 +334,8 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       // The failure (426, 451…) is told once the upload has closed: a write still running in storage would
       // otherwise land after it, under the client's next command on the same file (an APPE, a REST + STOR). A
       // storage that takes longer to close is not waited for past UPLOAD_CLOSE_WAIT_MS.
-      void uploadClosed(upload).then(() => reject(failure));
+      if (waitForStorage) void uploadClosed(upload).then(() => reject(failure));
+      else reject(failure);
     };
     // `finished` also settles for a socket that was already closed or reset before this transfer began.
     finished(socket, { writable: false }).catch((err: unknown) => fail(isPrematureClose(err) ? transfer.closedError() : err));

@@ -105,7 +105,7 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
       throw st !== null && !st.isFile() ? new FtpError(550, `${path}: not a plain file.`) : err;
     });
     try {
-      await receiveFromSocket(t, upload, s.coding('upload'), s.settings.reuseUploadBuffers);
+      await receiveFromSocket(t, upload, s.coding('upload'), s.settings.reuseUploadBuffers, s.vfs.uploadsVisibleWhenComplete !== true);
     } catch (err) {
       // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
       // whose uploads show only when complete kept the previous version: deleting the path would lose it.
