@@ -8,8 +8,9 @@ import { LocalProvider, MemoryProvider, quota, type FsProvider } from '@ftp/vfs'
 import { afterEach, expect, it } from 'vitest';
 import { RawClient, startServer, writeAndClose } from './helpers.js';
 
-// An aborted upload may still have a write running in storage. Its 426 must wait for it: else the write lands under
-// the client's next command on the same file (here an APPE, which then loses its bytes).
+// An aborted upload may still have a write (or the local provider's truncation of the old file) running in storage.
+// Its 426 must wait for it: else it lands under the client's next command on the same file (here an APPE, which then
+// loses its bytes). And a truncation that fails must not turn into the loss of the old file.
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -17,6 +18,35 @@ afterEach(async () => {
 });
 
 type Patched = Record<string, (...a: unknown[]) => unknown>;
+
+/** STOR `name` with `body` on the data connection, then ABOR `waitMs` later: 426, then 226. */
+async function abortedStor(c: RawClient, name: string, body: Buffer | string, waitMs: number, events?: string[]): Promise<void> {
+  const socket = await c.passive();
+  // The server resets a data connection it stops reading: expected here.
+  socket.on('error', () => undefined);
+  c.send(`STOR ${name}`);
+  expect((await c.next()).code).toBe(150);
+  socket.write(body);
+  await new Promise((r) => setTimeout(r, waitMs));
+  c.send('ABOR');
+  const code = (await c.next()).code;
+  events?.push(`reply ${code}`);
+  expect(code).toBe(426);
+  expect((await c.next()).code).toBe(226);
+  socket.destroy();
+}
+
+/** APPE `text` to `name`; the file's content right after the 226, and again once anything late has landed. */
+async function appendAndSettle(c: RawClient, file: string, name: string, text: string): Promise<{ right: string; later: string }> {
+  const s2 = await c.passive();
+  c.send(`APPE ${name}`);
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(s2, text);
+  expect((await c.next()).code).toBe(226);
+  const right = (await readFile(file)).toString('latin1');
+  await new Promise((r) => setTimeout(r, 400));
+  return { right, later: (await readFile(file)).toString('latin1') };
+}
 
 for (const wrapped of [false, true]) {
   it(`an APPE right after an aborted STOR keeps its bytes, though the STOR's last write was still running${wrapped ? ' (quota wrapper)' : ''}`, async () => {
@@ -40,26 +70,9 @@ for (const wrapped of [false, true]) {
     patched.write = slow(write!);
     patched.writev = slow(writev!);
     cleanups.push(() => Object.assign(patched, { write, writev }));
-    const socket = await c.passive();
-    // The server resets the data connection it stops reading: expected here.
-    socket.on('error', () => undefined);
-    c.send('STOR f.bin');
-    expect((await c.next()).code).toBe(150);
     // More than one transfer buffer: a 1 MiB write starts in storage while more data arrives.
-    socket.write(Buffer.alloc(3 << 20, 0x78));
-    await new Promise((r) => setTimeout(r, 50));
-    c.send('ABOR');
-    expect((await c.next()).code).toBe(426);
-    expect((await c.next()).code).toBe(226);
-    socket.destroy();
-    const s2 = await c.passive();
-    c.send('APPE f.bin');
-    expect((await c.next()).code).toBe(150);
-    await writeAndClose(s2, 'appended');
-    expect((await c.next()).code).toBe(226);
-    const right = (await readFile(join(root, 'f.bin'))).toString('latin1');
-    await new Promise((r) => setTimeout(r, 300));
-    const later = (await readFile(join(root, 'f.bin'))).toString('latin1');
+    await abortedStor(c, 'f.bin', Buffer.alloc(3 << 20, 0x78), 50);
+    const { right, later } = await appendAndSettle(c, join(root, 'f.bin'), 'f.bin', 'appended');
     expect(right.endsWith('appended')).toBe(true);
     expect(right.slice(0, -'appended'.length)).toMatch(/^x*$/);
     expect(later).toBe(right);
@@ -104,16 +117,7 @@ it('file-handle fallback (a provider with open() only): the 426 waits for the wr
     return close!(...args);
   };
   cleanups.push(() => Object.assign(patched, { write, close }));
-  const socket = await c.passive();
-  socket.on('error', () => undefined);
-  c.send('STOR f.bin');
-  expect((await c.next()).code).toBe(150);
-  socket.write(Buffer.alloc(3 << 20, 0x78));
-  await new Promise((r) => setTimeout(r, 50));
-  c.send('ABOR');
-  events.push(`reply ${(await c.next()).code}`);
-  expect((await c.next()).code).toBe(226);
-  socket.destroy();
+  await abortedStor(c, 'f.bin', Buffer.alloc(3 << 20, 0x78), 50, events);
   await new Promise((r) => setTimeout(r, 300));
   expect(events).toEqual(['write done', 'close', 'reply 426']);
 });
@@ -147,4 +151,51 @@ it('storage that shows an upload only once complete is not waited for: its slow 
   expect((await c.next()).code).toBe(426);
   expect(Date.now() - asked).toBeLessThan(1500);
   expect((await c.next()).code).toBe(226);
+});
+
+for (const syncMetadata of [true, false]) {
+  it(`a STOR whose truncation fails leaves the old file, even with partialUploads: 'discard' (syncMetadata: ${syncMetadata})`, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    await writeFile(join(root, 'precious.txt'), 'precious old content');
+    const ctx = await startServer({ fs: new LocalProvider(root, { syncMetadata }), settings: { partialUploads: 'discard' } });
+    cleanups.push(() => ctx.close());
+    const c = await RawClient.binarySession(ctx.port, cleanups);
+    const patched = nodefs as unknown as Patched;
+    const { ftruncate, ftruncateSync } = patched;
+    const eio = () => Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO', errno: -5, syscall: 'ftruncate' });
+    patched.ftruncate = (...args: unknown[]) => void setImmediate(() => (args.at(-1) as (e: Error) => void)(eio()));
+    patched.ftruncateSync = () => {
+      throw eio();
+    };
+    cleanups.push(() => Object.assign(patched, { ftruncate, ftruncateSync }));
+    const socket = await c.passive();
+    c.send('STOR precious.txt');
+    // The file is opened once the data connection is up (after the 150), and the open fails: nothing was written,
+    // so there is no partial upload to discard and the old content must stay.
+    expect((await c.next()).code).toBe(150);
+    await writeAndClose(socket, 'new').catch(() => undefined);
+    expect((await c.next()).code).toBe(451);
+    Object.assign(patched, { ftruncate, ftruncateSync });
+    expect(await readFile(join(root, 'precious.txt'), 'utf8')).toBe('precious old content');
+  });
+}
+
+it('an APPE right after an aborted STOR is not wiped by the STOR\'s late truncation (slow truncation, e.g. a big old file)', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  await writeFile(join(root, 'f.bin'), Buffer.alloc(100_000, 7));
+  const ctx = await startServer({ fs: new LocalProvider(root) });
+  cleanups.push(() => ctx.close());
+  const c = await RawClient.binarySession(ctx.port, cleanups);
+  const patched = nodefs as unknown as Patched;
+  const { ftruncate } = patched;
+  // Freeing the blocks of a big old file takes a while: the real call starts 200 ms late.
+  patched.ftruncate = (...args: unknown[]) => void setTimeout(() => ftruncate!(...args), 200);
+  cleanups.push(() => Object.assign(patched, { ftruncate }));
+  await abortedStor(c, 'f.bin', 'x', 30);
+  // The client appends to what the server kept (an empty file, or the old one): its bytes must stay.
+  const { right, later } = await appendAndSettle(c, join(root, 'f.bin'), 'f.bin', 'appended');
+  expect(right.endsWith('appended')).toBe(true);
+  expect(later).toBe(right);
 });
