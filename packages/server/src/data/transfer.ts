@@ -276,8 +276,7 @@ function writeChunk(transfer: Transfer, socket: Socket, chunk: Buffer): Promise<
  * Streams the data socket into an upload with backpressure, through the coding. Resolves when the client closed
  * the data connection (end of file in stream mode) and the upload has stored everything. On any failure the
  * upload is told first (`transferError`), then destroyed, so a backend can keep or discard the partial data.
- */
-/**
+ *
  * @param waitForStorage - on failure, wait (bounded) for the storage to close the upload before reporting it: for
  * storage that writes in place, where a late write would land under the client's next command. Storage that shows
  * an upload only once complete (a temporary object) has nothing to wait for, and its clean-up may be slow.
