@@ -108,18 +108,15 @@ class HandleWriteStream extends Writable implements UploadStream {
   }
 
   /**
-   * The write or truncate running on the handle. `Writable` calls `_destroy` without waiting for it: the handle is
-   * closed only once it has returned, or its descriptor could be reused by another open and the late write land in
-   * someone else's file (and the upload would look closed while its last bytes were still on their way).
+   * The last write or truncate started on the handle (settled or not). `Writable` calls `_destroy` without waiting
+   * for it: the handle is closed only once it has returned, or its descriptor could be reused by another open and
+   * the late write land in someone else's file (and the upload would look closed while its last bytes were still on
+   * their way).
    */
-  #running: Promise<unknown> | null = null;
+  #running: Promise<void> | null = null;
 
   #run(op: Promise<void>, cb: (err?: Error | null) => void): void {
-    const running = op.then(() => cb(), cb);
-    this.#running = running;
-    void running.finally(() => {
-      if (this.#running === running) this.#running = null;
-    });
+    this.#running = op.then(() => cb(), cb);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
