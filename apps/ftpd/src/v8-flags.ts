@@ -1,17 +1,32 @@
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * The V8 settings ftpd runs with, chosen by measurement (issue 9, `pnpm bench --workloads idle,idle-10000`):
+ * Invocations after which TurboFan optimizes a function once Maglev is off: V8's own Maglev threshold. V8's default
+ * (3,000) assumes Maglev runs in between; without it, a function runs as baseline code until then.
+ */
+export const TURBOFAN_INVOCATIONS = 400;
+
+/**
+ * The V8 settings ftpd runs with, chosen by measurement (issue 9, `pnpm bench`):
  *
  * - `--no-maglev`: Maglev, V8's mid-tier compiler, keeps about 6 MiB resident after a burst of logins, whatever the
  *   number of sessions (1,000 idle sessions: 10.6–11.6 KiB each with it, 4.5–4.7 without; limiting it to one
- *   thread or to the main thread does not help). The price, measured per thread from /proc on a 2-core VM: a login
- *   costs ~320 µs of main-thread CPU instead of ~230, a 16 KiB upload ~360–455 µs of user time instead of ~250–305
- *   (16 KiB files up and down: 20–35 % fewer per second); big transfers and listings do not change. For servers
- *   busy with logins or small files, `node --maglev …/cli.js` puts it back.
+ *   thread or to the main thread does not help, nor do glibc's arena and trim settings: the memory is its compile
+ *   threads' malloc arenas and the main heap, fragmented).
+ * - `--invocation-count-for-turbofan=400`: with Maglev off, V8 still waits for 3,000 calls of a function before
+ *   TurboFan optimizes it (that default counts on Maglev in between), so code run once per file or per login
+ *   stayed baseline code through whole benchmark rounds. At Maglev's own threshold, measured on a 2-core VM with
+ *   `pnpm bench --servers ours --workloads files --runs 5`, three A/B pairs (median of each run's five rounds):
+ *   16 KiB uploads 734–942 → 1,149–1,233 per second and 0.73–0.97 → 0.51–0.63 ms of server CPU each; downloads
+ *   1,946–2,227 → 2,121–2,660 per second and 0.35–0.47 → 0.26–0.36 ms each. The first round of 1,000 files pays
+ *   for the compiling either way. Idle sessions: 4.8 → 5.3 KiB each (what TurboFan compiles while they log in;
+ *   thresholds of 800 and 1,500 cost 6.3–6.5 KiB, compiling later, inside the burst).
  *
- * The idle release (idle-memory.ts) does not win this back: that memory is malloc's, not V8's heap. With Maglev and
- * a release after half a second of quiet, 1,000 idle sessions still cost 3.5–4.8 KiB each, against 0.2–0.8 without.
+ * Maglev and TurboFan with a shorter wait together were no faster than the above.
+ *
+ * The idle release (idle-memory.ts) does not win Maglev's memory back: that memory is malloc's, not V8's heap.
+ * With Maglev and a release after half a second of quiet, 1,000 idle sessions still cost 3.5–4.8 KiB each,
+ * against 0.2–0.8 without.
  *
  * Not set, though measured: `--semi-space-growth-factor=1` (a young generation that never grows) took a further
  * ~2.5 KiB off an idle session, but under load it promotes medium-lived objects early: a synthetic load with 2,000
@@ -19,12 +34,19 @@ import { setFlagsFromString } from 'node:v8';
  * matters more than an idle one. Heap sizes (`--max-semi-space-size`) can only be set at launch:
  * `NODE_OPTIONS=--max-semi-space-size=2 ftpd …` for memory-bound deployments.
  *
- * The flag is read by V8 as it compiles, so setting it at start-up, before ftpd's own code runs hot, works. A
- * Maglev flag the operator chose (`node --maglev`, `NODE_OPTIONS=--maglev`) wins.
+ * Both flags are read by V8 as it decides what to compile, so setting them at start-up, before ftpd's own code
+ * runs hot, works. The operator's own choice wins: any Maglev flag (`node --maglev`, `NODE_OPTIONS=--maglev`)
+ * leaves Maglev and TurboFan's threshold as V8 has them, except that with `--no-maglev` the threshold is still
+ * lowered; a TurboFan threshold given is kept.
  */
 export function ftpdV8Flags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
   const chosen = `${execArgv.join(' ')} ${nodeOptions ?? ''}`;
-  return /maglev/.test(chosen) ? [] : ['--no-maglev'];
+  const flags: string[] = [];
+  const maglevChosen = /maglev/.test(chosen);
+  if (!maglevChosen) flags.push('--no-maglev');
+  const maglevOff = !maglevChosen || /(^|\s)--no[-_]maglev(\s|$)/.test(chosen);
+  if (maglevOff && !/invocation[-_]count[-_]for[-_]turbofan/.test(chosen)) flags.push(`--invocation-count-for-turbofan=${TURBOFAN_INVOCATIONS}`);
+  return flags;
 }
 
 /** Applies {@link ftpdV8Flags} to this process; returns the flags set. */
