@@ -15,7 +15,8 @@ export class Advertiser {
 
   /** The address to put in a PASV reply for a client at `remote` on a listener whose public host is `listenerHost`. */
   host(remote: string, local: string, listenerHost: string | undefined): string {
-    const family = isIPv6(remote) ? 'ipv6' : 'ipv4';
+    if (this.networks.length === 0) return listenerHost ?? this.settings.publicHost ?? local;
+    const family = remote.includes(':') && isIPv6(remote) ? 'ipv6' : 'ipv4';
     for (const n of this.networks) if (n.list.check(remote, family)) return n.host;
     return listenerHost ?? this.settings.publicHost ?? local;
   }

@@ -35,7 +35,8 @@ export async function epsv(s: Session, arg: string): Promise<void> {
     s.epsvAll = true;
     return s.reply(200, 'EPSV ALL ok.');
   }
-  const family = isIPv6(s.localAddress) ? 6 : 4;
+  // A socket's own address: an IPv4 one has no colon, and skips isIPv6's long regular expression (once per file).
+  const family = s.localAddress.includes(':') && isIPv6(s.localAddress) ? 6 : 4;
   if (req.kind === 'family' && req.family !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
   const listener = await openPassive(s);
   return s.reply(229, formatEpsvReplyText(s.ctx.advertiser.port(listener.port)));
