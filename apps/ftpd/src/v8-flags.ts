@@ -9,7 +9,7 @@ export const TURBOFAN_INVOCATIONS = 400;
 /**
  * The V8 settings ftpd runs with, chosen by measurement (issue 9, `pnpm bench`):
  *
- * - `--no-maglev`: Maglev, V8's mid-tier compiler, keeps about 6 MiB resident after a burst of logins, whatever the
+ * - `--no-maglev`: Maglev, V8's mid-tier compiler, keeps 5–7 MiB resident after a burst of logins, whatever the
  *   number of sessions (1,000 idle sessions: 10.6–11.6 KiB each with it, 4.5–4.7 without; limiting it to one
  *   thread or to the main thread does not help, nor do glibc's arena and trim settings: the memory is its compile
  *   threads' malloc arenas and the main heap, fragmented).
@@ -35,23 +35,33 @@ export const TURBOFAN_INVOCATIONS = 400;
  * `NODE_OPTIONS=--max-semi-space-size=2 ftpd …` for memory-bound deployments.
  *
  * Both flags are read by V8 as it decides what to compile, so setting them at start-up, before ftpd's own code
- * runs hot, works. The operator's own choice wins: any Maglev flag (`node --maglev`, `NODE_OPTIONS=--maglev`)
- * leaves Maglev and TurboFan's threshold as V8 has them, except that with `--no-maglev` the threshold is still
- * lowered; a TurboFan threshold given is kept.
+ * runs hot, works. The operator's own choice, in the `node` arguments (Node refuses V8's compiler flags in
+ * `NODE_OPTIONS`), wins:
+ * - Maglev turned on (`node --maglev …/cli.js`, the last of `--maglev`/`--no-maglev` deciding) leaves V8's tiering
+ *   as it is; so does any other Maglev flag (`--maglev-inlining`…), taken as the operator working with Maglev.
+ * - Maglev turned off by the operator still gets the lower TurboFan threshold.
+ * - A TurboFan threshold given is kept.
  */
-export function ftpdV8Flags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
-  const chosen = `${execArgv.join(' ')} ${nodeOptions ?? ''}`;
-  const flags: string[] = [];
-  const maglevChosen = /maglev/.test(chosen);
-  if (!maglevChosen) flags.push('--no-maglev');
-  const maglevOff = !maglevChosen || /(^|\s)--no[-_]maglev(\s|$)/.test(chosen);
-  if (maglevOff && !/invocation[-_]count[-_]for[-_]turbofan/.test(chosen)) flags.push(`--invocation-count-for-turbofan=${TURBOFAN_INVOCATIONS}`);
+export function ftpdV8Flags(execArgv: readonly string[]): string[] {
+  let maglev: boolean | undefined;
+  let maglevTuned = false;
+  let turbofanChosen = false;
+  for (const arg of execArgv) {
+    // V8 reads `--no-x`, `--nox`, `-no-x` and underscores alike; the last on/off flag wins.
+    const onOff = /^--?(no[-_]?)?maglev$/.exec(arg);
+    if (onOff) maglev = onOff[1] === undefined;
+    else if (/^--?[a-z0-9_-]*maglev[a-z0-9_-]*(=|$)/i.test(arg)) maglevTuned = true;
+    if (/^--?invocation[-_]count[-_]for[-_]turbofan(=|$)/.test(arg)) turbofanChosen = true;
+  }
+  if (maglev === true || (maglev === undefined && maglevTuned)) return [];
+  const flags = maglev === undefined ? ['--no-maglev'] : [];
+  if (!turbofanChosen) flags.push(`--invocation-count-for-turbofan=${TURBOFAN_INVOCATIONS}`);
   return flags;
 }
 
 /** Applies {@link ftpdV8Flags} to this process; returns the flags set. */
 export function applyFtpdV8Flags(): string[] {
-  const flags = ftpdV8Flags(process.execArgv, process.env.NODE_OPTIONS);
+  const flags = ftpdV8Flags(process.execArgv);
   for (const flag of flags) setFlagsFromString(flag);
   return flags;
 }
