@@ -10,7 +10,7 @@ import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
 import type { WorkerListener, WorkerSetup } from './workers/messages.js';
 
-// Before our code runs hot: Maglev alone keeps 5–7 MiB resident after a burst of logins (see v8-flags.ts).
+// Before our code runs hot: Maglev alone keeps 4–7 MiB resident after a burst of logins (see v8-flags.ts).
 applyFtpdV8Flags();
 /**
  * Every serving ftpd process (each worker and the supervisor too) hands back the memory a burst of work grew, once

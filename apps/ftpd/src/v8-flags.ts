@@ -9,10 +9,11 @@ export const TURBOFAN_INVOCATIONS = 400;
 /**
  * The V8 settings ftpd runs with, chosen by measurement (issue 9, `pnpm bench`):
  *
- * - `--no-maglev`: Maglev, V8's mid-tier compiler, keeps 5–7 MiB resident after a burst of logins, whatever the
+ * - `--no-maglev`: Maglev, V8's mid-tier compiler, keeps 4–7 MiB resident after a burst of logins, whatever the
  *   number of sessions (1,000 idle sessions: 10.6–11.6 KiB each with it, 4.5–4.7 without; limiting it to one
- *   thread or to the main thread does not help, nor do glibc's arena and trim settings: the memory is its compile
- *   threads' malloc arenas and the main heap, fragmented).
+ *   thread or to the main thread does not help). smaps puts it in malloc's memory: the compile threads' arenas
+ *   (~1.8 MiB) and the main heap (1.2–1.9 MiB), besides V8's pages. glibc's settings did not bring it back: with
+ *   `MALLOC_ARENA_MAX=1`, 6.8–11.5 KiB per idle session; with trim and mmap thresholds of 64 KiB too, 8.4–11.9.
  * - `--invocation-count-for-turbofan=400`: with Maglev off, V8 still waits for 3,000 calls of a function before
  *   TurboFan optimizes it (that default counts on Maglev in between), so code run once per file or per login
  *   stayed baseline code through whole benchmark rounds. At Maglev's own threshold, measured on a 2-core VM with

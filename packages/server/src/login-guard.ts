@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { isIPv6Address } from './ip-address.js';
 import type { ServerSettings } from './settings.js';
 
 /**
@@ -124,8 +124,7 @@ export class LoginGuard {
  * rotating through addresses of one's own prefix neither escapes a ban nor floods the store.
  */
 export function banKey(address: string): string {
-  // An IPv4 address has no colon: the common case skips isIPv6's long regular expression (once per login).
-  if (!address.includes(':') || !isIPv6(address)) return address;
+  if (!isIPv6Address(address)) return address;
   const [head = '', tail = ''] = address.split('::');
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];

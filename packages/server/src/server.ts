@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { createServer, isIPv6, type AddressInfo, type BlockList, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type BlockList, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { Advertiser, subnets } from './data/advertise.js';
 import { PassivePorts, plainAddress } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
+import { isIPv6Address } from './ip-address.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
 import type { SessionGate, SessionGateVerdict } from './session-gate.js';
@@ -205,7 +206,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     if (!options.proxyProtocol) return this.start(socket, options, undefined);
     // Behind a load balancer: the real client is in the PROXY header, and only the proxy may send one.
     const from = plainAddress(socket.remoteAddress);
-    if (this.proxies && !this.proxies.check(from, isIPv6(from) ? 'ipv6' : 'ipv4')) {
+    if (this.proxies && !this.proxies.check(from, isIPv6Address(from) ? 'ipv6' : 'ipv4')) {
       this.logger.warn({ remote: from }, 'PROXY listener: connection from an untrusted address closed');
       return void socket.destroy();
     }

@@ -1,4 +1,5 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { isIPv6Address } from '../ip-address.js';
 import type { ServerSettings } from '../settings.js';
 
 /**
@@ -15,8 +16,7 @@ export class Advertiser {
 
   /** The address to put in a PASV reply for a client at `remote` on a listener whose public host is `listenerHost`. */
   host(remote: string, local: string, listenerHost: string | undefined): string {
-    if (this.networks.length === 0) return listenerHost ?? this.settings.publicHost ?? local;
-    const family = remote.includes(':') && isIPv6(remote) ? 'ipv6' : 'ipv4';
+    const family = isIPv6Address(remote) ? 'ipv6' : 'ipv4';
     for (const n of this.networks) if (n.list.check(remote, family)) return n.host;
     return listenerHost ?? this.settings.publicHost ?? local;
   }

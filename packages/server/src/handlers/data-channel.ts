@@ -1,7 +1,8 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort } from '@ftp/protocol';
 import type { PassiveReservation } from '../data/passive.js';
 import { FtpError } from '../errors.js';
+import { isIPv6Address } from '../ip-address.js';
 import type { Session } from '../session.js';
 
 async function openPassive(s: Session): Promise<PassiveReservation> {
@@ -35,8 +36,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
     s.epsvAll = true;
     return s.reply(200, 'EPSV ALL ok.');
   }
-  // A socket's own address: an IPv4 one has no colon, and skips isIPv6's long regular expression (once per file).
-  const family = s.localAddress.includes(':') && isIPv6(s.localAddress) ? 6 : 4;
+  const family = isIPv6Address(s.localAddress) ? 6 : 4;
   if (req.kind === 'family' && req.family !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
   const listener = await openPassive(s);
   return s.reply(229, formatEpsvReplyText(s.ctx.advertiser.port(listener.port)));
