@@ -89,12 +89,23 @@ export class LoginGuard {
     private readonly settings: ServerSettings,
   ) {}
 
-  async isBanned(address: string): Promise<boolean> {
+  /**
+   * Whether `address` is banned now: a plain answer when the store answers at once (the memory store, so that a
+   * login takes no extra turns of the event loop), a promise when it answers later. A store that fails or is down
+   * answers false: it must not lock everybody out.
+   */
+  isBanned(address: string): boolean | Promise<boolean> {
+    let answer: boolean | Promise<boolean>;
     try {
-      return await this.store.isBanned(banKey(address));
+      answer = this.store.isBanned(banKey(address));
     } catch {
-      return false; // A store that is down must not lock everybody out.
+      return false;
     }
+    if (typeof answer === 'boolean') return answer;
+    return Promise.resolve(answer).then(
+      (banned) => banned === true,
+      () => false,
+    );
   }
 
   async failure(address: string): Promise<FailureVerdict> {

@@ -264,8 +264,12 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       session.close();
     };
     const gate = this.options.sessionGate;
-    if (!gate) return void this.ctx.guard.isBanned(ip).then((banned) => begin(banned, 'ok'));
-    void Promise.all([this.ctx.guard.isBanned(ip), this.admit(gate, session, ip)]).then(([banned, verdict]) => begin(banned, verdict));
+    const banned = this.ctx.guard.isBanned(ip);
+    if (!gate) {
+      if (typeof banned === 'boolean') return begin(banned, 'ok');
+      return void banned.then((b) => begin(b, 'ok'));
+    }
+    void Promise.all([banned, this.admit(gate, session, ip)]).then(([b, verdict]) => begin(b, verdict));
   }
 
   /** Asks the shared gate to count the session; an admitted session that has already ended is given back at once. */

@@ -103,6 +103,46 @@ describe('failed logins', () => {
   });
 });
 
+describe('ban stores that answer later or fail', () => {
+  /** A store answering through promises, as a shared (Redis) store does. */
+  function asyncStore(banned: Set<string>) {
+    return {
+      addFailure: async () => 1,
+      ban: async (key: string) => void banned.add(key),
+      isBanned: async (key: string) => banned.has(key),
+    };
+  }
+
+  it('an address an async store bans gets 421 at connect, and at PASS when the ban came while connected', async () => {
+    const banned = new Set<string>();
+    const { port } = await serve({}, { banStore: asyncStore(banned) });
+    const open = await connect(port, '127.0.0.6');
+    expect((await open.next()).code).toBe(220);
+    banned.add('127.0.0.6');
+    const refused = await connect(port, '127.0.0.6');
+    expect((await refused.next()).code).toBe(421);
+    expect((await open.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await open.cmd(`PASS ${PASSWORD}`)).code).toBe(421);
+    // Others are not touched.
+    const other = await connect(port, '127.0.0.7');
+    await other.login();
+  });
+
+  it('a store that throws or rejects locks nobody out', async () => {
+    const broken = (fail: () => never | Promise<never>) => ({ addFailure: fail, ban: fail, isBanned: fail });
+    const throwing = await serve({ maxLoginFailures: 3 }, { banStore: broken(() => { throw new Error('store down'); }) });
+    const rejecting = await serve({ maxLoginFailures: 3 }, { banStore: broken(() => Promise.reject(new Error('store down'))) });
+    for (const { port } of [throwing, rejecting]) {
+      const c = await connect(port);
+      await c.next();
+      await c.cmd('USER x');
+      expect((await c.cmd('PASS wrong')).code).toBe(530);
+      const d = await connect(port);
+      await d.login();
+    }
+  });
+});
+
 describe('permissions', () => {
   it('denied operations get 550 and touch nothing', async () => {
     const fs = new MemoryProvider();

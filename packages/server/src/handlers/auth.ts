@@ -41,7 +41,8 @@ export async function pass(s: Session, arg: string): Promise<void> {
   if (s.user === undefined) throw new FtpError(503, 'Login with USER first.');
   const name = s.user;
   // A ban decided while this connection was open applies to it too.
-  if (await s.ctx.guard.isBanned(s.remoteAddress)) {
+  const banned = s.ctx.guard.isBanned(s.remoteAddress);
+  if (typeof banned === 'boolean' ? banned : await banned) {
     await s.reply(421, 'Too many failed logins from your address; try again later.');
     s.close();
     return;
