@@ -342,6 +342,11 @@ export class ControlConnection {
     }
   }
 
+  /** Replies are piling up unsent: the client is not reading them. */
+  get backlogged(): boolean {
+    return this.socket.writableLength > MAX_PENDING_REPLY_BYTES;
+  }
+
   get isOpen(): boolean {
     return !this.is(ENDED) && !this.socket.destroyed;
   }

@@ -339,13 +339,27 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     this.dataSetup = setup;
   }
 
-  /** @internal ControlOwner: ABOR and STAT while a transfer runs are served at once, out of order. */
+  /**
+   * @internal ControlOwner: ABOR and STAT while a transfer runs are served at once, out of order; one at a time,
+   * and STAT only while the client reads its replies. A client sending thousands of STATs during a transfer
+   * without reading would otherwise have every reply buffered (the control connection keeps being read during a
+   * transfer, so that ABOR is heard): the rest wait in the command queue, bounded like any pipelined commands.
+   */
   intercept(event: ControlEvent): boolean {
-    if (event.type !== 'line' || !this.transfer) return false;
+    if (event.type !== 'line' || !this.transfer || (this.flags & INTERCEPTING) !== 0) return false;
     const { verb } = parseCommand(event.line);
     const spec = COMMANDS[verb];
     if (!spec?.duringTransfer) return false;
-    void this.handle(event);
+    if (verb !== 'ABOR' && this.conn.backlogged) return false;
+    this.flags |= INTERCEPTING;
+    const done = (): void => {
+      this.flags &= ~INTERCEPTING;
+    };
+    this.handle(event).then(done, (err: unknown) => {
+      done();
+      this.log.error({ err }, 'session failed');
+      this.close();
+    });
     return true;
   }
 
@@ -447,6 +461,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
 const AUTHENTICATED = 1;
 const CLOSED = 2;
 const SERVING = 4;
+/** A command is being answered out of order (ABOR or STAT during a transfer). */
+const INTERCEPTING = 8;
 
 /** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
 const MAX_DROPPED_COMMANDS = 1000;

@@ -109,4 +109,29 @@ describe('STAT during a transfer', () => {
     expect(data.length).toBe(8 * 1024 * 1024);
     expect((await c.next()).code).toBe(226);
   });
+
+  it('a flood of STATs during a transfer is answered one at a time, not all buffered at once', { timeout: 20000 }, async () => {
+    const { c } = await session();
+    await put(c, 'big', Buffer.alloc(8 * 1024 * 1024, 3));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    // 20,000 STATs in one go, while the download is held: each served out of order would leave its reply in the
+    // server's memory until the client reads. Past the queue's bound they are dropped, and so many dropped
+    // commands end the session once the transfer is over.
+    c.send(Array.from({ length: 20_000 }, () => 'STAT').join('\r\n'));
+    await new Promise((r) => setTimeout(r, 300));
+    socket.resume().on('data', () => undefined);
+    const codes = new Map<number, number>();
+    for (let i = 0; i < 25_000; i++) {
+      const r = await c.next(5000).catch(() => null);
+      if (!r) break;
+      codes.set(r.code, (codes.get(r.code) ?? 0) + 1);
+      if (r.code === 421) break;
+    }
+    expect(codes.get(211) ?? 0).toBeLessThan(200);
+    expect(codes.get(421)).toBe(1);
+    expect(await c.waitClosed()).toBe(true);
+  });
 });
