@@ -340,20 +340,22 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   }
 
   /**
-   * @internal ControlOwner: ABOR and STAT while a transfer runs are served at once, out of order; one at a time,
-   * and STAT only while the client reads its replies. A client sending thousands of STATs during a transfer
-   * without reading would otherwise have every reply buffered (the control connection keeps being read during a
-   * transfer, so that ABOR is heard): the rest wait in the command queue, bounded like any pipelined commands.
+   * @internal ControlOwner: ABOR and STAT while a transfer runs are served at once, out of order: one ABOR and one
+   * STAT at a time, and STAT only while the client reads its replies. A client sending thousands of STATs during a
+   * transfer without reading would otherwise have every reply buffered (the control connection keeps being read
+   * during a transfer, so that ABOR is heard): the rest wait in the command queue, bounded like any pipelined
+   * commands. ABOR never waits for a STAT.
    */
   intercept(event: ControlEvent): boolean {
-    if (event.type !== 'line' || !this.transfer || (this.flags & INTERCEPTING) !== 0) return false;
+    if (event.type !== 'line' || !this.transfer) return false;
     const { verb } = parseCommand(event.line);
     const spec = COMMANDS[verb];
     if (!spec?.duringTransfer) return false;
-    if (verb !== 'ABOR' && this.conn.backlogged) return false;
-    this.flags |= INTERCEPTING;
+    const flag = verb === 'ABOR' ? ABOR_INTERCEPTED : STAT_INTERCEPTED;
+    if ((this.flags & flag) !== 0 || (flag === STAT_INTERCEPTED && this.conn.backlogged)) return false;
+    this.flags |= flag;
     const done = (): void => {
-      this.flags &= ~INTERCEPTING;
+      this.flags &= ~flag;
     };
     this.handle(event).then(done, (err: unknown) => {
       done();
@@ -461,8 +463,10 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
 const AUTHENTICATED = 1;
 const CLOSED = 2;
 const SERVING = 4;
-/** A command is being answered out of order (ABOR or STAT during a transfer). */
-const INTERCEPTING = 8;
+/** A STAT is being answered out of order, during a transfer. */
+const STAT_INTERCEPTED = 8;
+/** An ABOR is being answered out of order, during a transfer. */
+const ABOR_INTERCEPTED = 16;
 
 /** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
 const MAX_DROPPED_COMMANDS = 1000;

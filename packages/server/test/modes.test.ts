@@ -110,6 +110,20 @@ describe('STAT during a transfer', () => {
     expect((await c.next()).code).toBe(226);
   });
 
+  it('an ABOR sent right behind a STAT (one segment) still aborts the transfer', async () => {
+    const { c } = await session();
+    await put(c, 'big', Buffer.alloc(8 * 1024 * 1024, 3));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    c.send('STAT\r\nABOR');
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await c.next(3000)).code);
+    expect(codes).toEqual([211, 426, 226]);
+    socket.destroy();
+  });
+
   it('a flood of STATs during a transfer is answered one at a time, not all buffered at once', { timeout: 20000 }, async () => {
     const { c } = await session();
     await put(c, 'big', Buffer.alloc(8 * 1024 * 1024, 3));
