@@ -124,6 +124,25 @@ describe('storage commands', () => {
     expect((await c.cmd('COMB x missing')).code).toBe(550);
   });
 
+  it.each([
+    ['memory', () => new MemoryProvider()],
+    ['local disk', () => new LocalProvider(mkdtempDirSync())],
+  ])('COMB refuses overlapping names before writing anything (%s)', async (_name, make) => {
+    const c = await session(make());
+    await put(c, 'x', 'XXXX');
+    await put(c, 'y', 'YYYY');
+    // The target as a later part would be emptied before it is read.
+    expect((await c.cmd('COMB x y x')).code).toBe(553);
+    // A part named twice would be copied twice, then its second unlink would fail after the write.
+    expect((await c.cmd('COMB t y y')).code).toBe(553);
+    expect((await get(c, 'x')).toString()).toBe('XXXX');
+    expect((await get(c, 'y')).toString()).toBe('YYYY');
+    expect((await c.cmd('SIZE t')).code).toBe(550);
+    // The target as the first part is still appended to.
+    expect((await c.cmd('COMB x x y')).code).toBe(250);
+    expect((await get(c, 'x')).toString()).toBe('XXXXYYYY');
+  });
+
   it('MFMT and MDTM with a time set the modification time', async () => {
     const c = await session();
     await put(c, 't.txt', 't');

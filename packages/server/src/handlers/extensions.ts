@@ -105,6 +105,7 @@ export async function comb(s: Session, arg: string): Promise<void> {
   if (names.length < 2) throw new FtpError(501, 'Syntax: COMB <target> <part> [<part> ...].');
   const [target, ...parts] = names.map((n) => s.resolve(n)) as [string, ...string[]];
   for (const part of parts) await plainFile(s, part);
+  await refuseOverlaps(s, target, parts);
   const fs = s.vfs;
   if (fs.concat) {
     await fs.concat(target, parts);
@@ -129,6 +130,31 @@ export async function comb(s: Session, arg: string): Promise<void> {
   }
   for (const part of parts) if (part !== target) await fs.unlink(part);
   return s.reply(250, `Combined ${parts.length} files into ${target}.`);
+}
+
+/**
+ * Refuses, before anything is written, a COMB whose parts overlap: a part named twice (by its name or through a
+ * link) would be copied twice and then unlinked twice, and a target that is also a later part would be emptied
+ * before it is read, losing its contents. The target may be the first part only (the others are then appended).
+ */
+async function refuseOverlaps(s: Session, target: string, parts: readonly string[]): Promise<void> {
+  const fs = s.vfs;
+  const realpath = fs.realpath?.bind(fs);
+  const identity = (path: string): Promise<string> => (realpath ? realpath(path).catch(() => path) : Promise.resolve(path));
+  const seen = new Set<string>();
+  for (const part of parts) {
+    const id = await identity(part);
+    if (seen.has(id)) throw new FtpError(553, `${part}: named more than once; nothing was combined.`);
+    seen.add(id);
+  }
+  const targetId = await identity(target);
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] as string;
+    // The first part as the target is appended to, which needs it named as itself, not through a link.
+    if ((await identity(part)) === targetId && (i > 0 || part !== target)) {
+      throw new FtpError(553, `${target}: the target can only be the first part; nothing was combined.`);
+    }
+  }
 }
 
 function splitNames(arg: string): string[] {
