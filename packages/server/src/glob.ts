@@ -22,9 +22,24 @@ export function globToRegExp(segment: string): RegExp {
       let body = segment.slice(i + 1, end);
       const negate = body.startsWith('!') || body.startsWith('^');
       if (negate) body = body.slice(1);
-      out += `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
+      const set = `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
+      if (!isValidSet(set)) {
+        // A set the client cannot have meant (a range out of order, `[z-a]`): its `[` is an ordinary character.
+        out += '\\[';
+        continue;
+      }
+      out += set;
       i = end;
     } else out += c.replace(/[.+^${}()|\\\]]/g, '\\$&');
   }
   return new RegExp(`^${out}$`, 's');
+}
+
+function isValidSet(set: string): boolean {
+  try {
+    new RegExp(set);
+    return true;
+  } catch {
+    return false;
+  }
 }

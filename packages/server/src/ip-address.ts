@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { isIPv6, SocketAddress } from 'node:net';
 
 /**
  * Whether `address` (an address as a socket gives it) is IPv6. One without a colon cannot be: the common IPv4 case
@@ -6,4 +6,17 @@ import { isIPv6 } from 'node:net';
  */
 export function isIPv6Address(address: string): boolean {
   return address.includes(':') && isIPv6(address);
+}
+
+/**
+ * `address` in the one spelling a socket reports (an IPv6 address compressed and in lower case: `0:0::1` and `::1`
+ * are one address); an IPv4 address, or anything that is not an IPv6 address, as it is.
+ */
+export function canonicalAddress(address: string): string {
+  if (!isIPv6Address(address)) return address;
+  try {
+    return new SocketAddress({ address, family: 'ipv6' }).address;
+  } catch {
+    return address;
+  }
 }

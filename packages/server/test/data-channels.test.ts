@@ -61,6 +61,18 @@ describe('active mode', () => {
     expect((await c.next()).code).toBe(226);
     expect((await c.cmd('PASV')).code).toBe(425);
     expect((await c.cmd('EPSV 1')).code).toBe(522);
+    // Any spelling of the client's IPv6 address is the client's (RFC 2428 §2).
+    for (const spelling of ['0:0:0:0:0:0:0:1', '0::1', '0000:0000:0000:0000:0000:0000:0000:0001']) {
+      const again = await activeListener('::1');
+      expect((await c.cmd(`EPRT |2|${spelling}|${again.port}|`)).code, spelling).toBe(200);
+      c.send('RETR six.txt');
+      expect((await c.next()).code).toBe(150);
+      expect((await readAll(await again.accepted)).toString()).toBe('over ipv6');
+      expect((await c.next()).code).toBe(226);
+    }
+    // An unknown network protocol is 522 with the known ones (RFC 2428 §2, §3), not 504.
+    expect(await c.cmd('EPSV 3')).toMatchObject({ code: 522, text: expect.stringContaining('(1,2)') });
+    expect((await c.cmd(`EPRT |3|x|${port}|`)).code).toBe(522);
   });
 
   it('425 when the client does not accept the connection', async () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { mkdtemp, rm, stat, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,6 +141,19 @@ describe('storage commands', () => {
     // The target as the first part is still appended to.
     expect((await c.cmd('COMB x x y')).code).toBe(250);
     expect((await get(c, 'x')).toString()).toBe('XXXXYYYY');
+  });
+
+  it('COMB sees through a link to a part (local disk)', async () => {
+    const dir = mkdtempDirSync();
+    const c = await session(new LocalProvider(dir));
+    await put(c, 'x', 'XXXX');
+    await put(c, 'y', 'YYYY');
+    symlinkSync('x', join(dir, 'lx'));
+    expect((await c.cmd('COMB lx y x')).code).toBe(553);
+    expect((await c.cmd('COMB lx x y')).code).toBe(553);
+    expect((await c.cmd('COMB t x lx')).code).toBe(553);
+    expect((await get(c, 'x')).toString()).toBe('XXXX');
+    expect((await get(c, 'y')).toString()).toBe('YYYY');
   });
 
   it('MFMT and MDTM with a time set the modification time', async () => {

@@ -126,6 +126,12 @@ describe('review findings', () => {
     expect(await nlst('d/*.csv')).toEqual(['d/e.csv']);
     expect(await nlst('[ac].*')).toEqual(['a.csv', 'c.txt']);
     expect(await nlst('*.zip')).toEqual(['550']);
+    // A set no client can have meant (a range out of order) is plain text, not a server error (451).
+    expect(await nlst('[z-a]')).toEqual(['550']);
+    expect(await nlst('*[z-a]*')).toEqual(['550']);
+    await put('x[z-a]', '5');
+    expect(await nlst('x[z-a]')).toEqual(['x[z-a]']);
+    expect(await nlst('?[z-a]')).toEqual(['x[z-a]']);
   });
 
   it('RMD of the working directory is refused', async () => {

@@ -104,8 +104,9 @@ export async function comb(s: Session, arg: string): Promise<void> {
   const names = splitNames(arg);
   if (names.length < 2) throw new FtpError(501, 'Syntax: COMB <target> <part> [<part> ...].');
   const [target, ...parts] = names.map((n) => s.resolve(n)) as [string, ...string[]];
-  for (const part of parts) await plainFile(s, part);
-  await refuseOverlaps(s, target, parts);
+  const partStats: FileStats[] = [];
+  for (const part of parts) partStats.push(await plainFile(s, part));
+  await refuseOverlaps(s, target, parts, partStats);
   const fs = s.vfs;
   if (fs.concat) {
     await fs.concat(target, parts);
@@ -136,25 +137,23 @@ export async function comb(s: Session, arg: string): Promise<void> {
  * Refuses, before anything is written, a COMB whose parts overlap: a part named twice (by its name or through a
  * link) would be copied twice and then unlinked twice, and a target that is also a later part would be emptied
  * before it is read, losing its contents. The target may be the first part only (the others are then appended).
+ * Two names are one file when their paths are equal, or when the filesystem gives both the same id (`ino`) and
+ * the same size and time.
  */
-async function refuseOverlaps(s: Session, target: string, parts: readonly string[]): Promise<void> {
-  const fs = s.vfs;
-  const realpath = fs.realpath?.bind(fs);
-  const identity = (path: string): Promise<string> => (realpath ? realpath(path).catch(() => path) : Promise.resolve(path));
-  const seen = new Set<string>();
-  for (const part of parts) {
-    const id = await identity(part);
-    if (seen.has(id)) throw new FtpError(553, `${part}: named more than once; nothing was combined.`);
-    seen.add(id);
+async function refuseOverlaps(s: Session, target: string, parts: readonly string[], partStats: readonly FileStats[]): Promise<void> {
+  const identity = (path: string, st: FileStats | null): string => (st && st.ino ? `${st.ino}:${st.size}:${st.mtimeMs}` : `path:${path}`);
+  const partIds = parts.map((part, i) => identity(part, partStats[i] ?? null));
+  if (new Set(partIds).size !== partIds.length || new Set(parts).size !== parts.length) {
+    throw new FtpError(553, 'A part is named more than once; nothing was combined.');
   }
-  const targetId = await identity(target);
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i] as string;
+  const targetStats = await s.vfs.stat(target).catch(() => null);
+  const targetId = identity(target, targetStats);
+  parts.forEach((part, i) => {
     // The first part as the target is appended to, which needs it named as itself, not through a link.
-    if ((await identity(part)) === targetId && (i > 0 || part !== target)) {
+    if ((partIds[i] === targetId || part === target) && (i > 0 || part !== target)) {
       throw new FtpError(553, `${target}: the target can only be the first part; nothing was combined.`);
     }
-  }
+  });
 }
 
 function splitNames(arg: string): string[] {
