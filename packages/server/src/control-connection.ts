@@ -17,6 +17,12 @@ export interface ControlOwner {
   intercept(e: ControlEvent): boolean;
   /** An event was queued, or the client left, while the owner was waiting for one (see {@link ControlConnection.next}). */
   wake(): void;
+  /**
+   * The client sent its FIN (or the socket failed): no more commands will come. Those already read are still
+   * served (the server's sockets are half-open), so a session already serving them needs nothing more; one that
+   * has not started yet must end the connection itself.
+   */
+  inputEnded(): void;
   /** Called once the socket is gone: whatever the session was doing (a transfer) must stop. */
   connectionClosed(): void;
 }
@@ -29,7 +35,10 @@ function onSocketData(this: OwnedSocket, chunk: Buffer): void {
   this[OWNER]?.onData(chunk);
 }
 function onSocketEnd(this: OwnedSocket): void {
-  this[OWNER]?.finish();
+  const conn = this[OWNER];
+  if (!conn) return;
+  conn.finish();
+  conn.owner.inputEnded();
 }
 function onSocketClose(this: OwnedSocket): void {
   const conn = this[OWNER];

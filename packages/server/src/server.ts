@@ -147,7 +147,10 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
 
   private async listenOn(port: number, host: string, listener: Listener): Promise<AddressInfo> {
     const address = await this.bind(
-      createServer({ noDelay: true }, (socket) => this.handle(socket, listener)),
+      // allowHalfOpen: a client that sends its last commands and then its FIN (a script piping into a socket)
+      // still gets their replies, and a transfer it started still finishes; the session ends the connection
+      // once the commands already read are served.
+      createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.handle(socket, listener)),
       port,
       host,
       listener.implicitTls === true,

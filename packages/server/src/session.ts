@@ -191,6 +191,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
    * and the server's idle sweep ({@link checkIdle}) ends it when none does.
    */
   async run(): Promise<void> {
+    this.flags |= STARTED;
     try {
       if (this.implicitTls && !(await this.startImplicitTls())) return this.close();
       let banner: string | readonly string[] | void = undefined;
@@ -246,6 +247,11 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   }
 
   /** @internal ControlOwner: the control connection's socket is gone. */
+  /** @internal ControlOwner: the client will send no more; before {@link run}, nothing would serve what it sent. */
+  inputEnded(): void {
+    if ((this.flags & STARTED) === 0) this.close();
+  }
+
   connectionClosed(): void {
     this.close();
   }
@@ -467,6 +473,8 @@ const SERVING = 4;
 const STAT_INTERCEPTED = 8;
 /** An ABOR is being answered out of order, during a transfer. */
 const ABOR_INTERCEPTED = 16;
+/** {@link Session.run} has begun: the client's commands will be served. */
+const STARTED = 32;
 
 /** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
 const MAX_DROPPED_COMMANDS = 1000;

@@ -339,8 +339,45 @@ describe('data connection setup', () => {
   });
 });
 
+describe('a client that half-closes the control connection', () => {
+  it('gets the replies to the commands it sent before its FIN, then the connection ends', async () => {
+    // A failed login is answered after a delay: the FIN arrives while the PASS is still being served.
+    const slow = await startServer({ settings: { failedLoginDelay: 200 } });
+    const client = await RawClient.connect(slow.port);
+    try {
+      expect((await client.next()).code).toBe(220);
+      client.send('USER nobody\r\nPASS wrong\r\nNOOP');
+      client.socket.end();
+      const codes = [];
+      for (let i = 0; i < 3; i++) codes.push((await client.next(3000)).code);
+      expect(codes).toEqual([331, 530, 200]);
+      expect(await client.waitClosed()).toBe(true);
+      const start = Date.now();
+      while (slow.server.sessionCount > 0 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 20));
+      expect(slow.server.sessionCount).toBe(0);
+    } finally {
+      client.close();
+      await slow.close();
+    }
+  });
+
+  it('gets the whole of a download it started, and its 226', async () => {
+    await c.login();
+    await upload(c, 'big', Buffer.alloc(4 * 1024 * 1024, 7));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    c.socket.end();
+    const data = await readAll(socket.resume());
+    expect(data.length).toBe(4 * 1024 * 1024);
+    expect((await c.next(3000)).code).toBe(226);
+    expect(await c.waitClosed()).toBe(true);
+  });
+});
+
 describe('a vanished client', () => {
-  it('closing the control connection during a transfer stops it and ends the session', async () => {
+  it('a client gone during a transfer (control and data connections closed) ends its session at once', async () => {
     await c.login();
     const socket = await c.passive();
     c.send('STOR hanging');
@@ -349,6 +386,7 @@ describe('a vanished client', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(ctx.server.sessionCount).toBe(1);
     c.close();
+    socket.destroy();
     const start = Date.now();
     while (ctx.server.sessionCount > 0 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 20));
     expect(ctx.server.sessionCount).toBe(0);
