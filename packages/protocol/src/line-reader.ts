@@ -9,14 +9,18 @@
  *   NVT a CR is only ever followed by LF or NUL, so no valid line loses data.
  * - Telnet commands (RFC 854) are removed from the stream, so `ABOR` sent
  *   after `IAC IP` / `IAC DM` (RFC 959 §4.1.3) reads as a plain `ABOR`.
- * - Lines are decoded as UTF-8 (RFC 2640 §2.2); invalid sequences become
- *   U+FFFD, decoding never throws.
+ * - Lines are decoded as UTF-8 (RFC 2640 §2.2). A line that is not valid
+ *   UTF-8 comes from a client writing its own 8-bit charset: it is decoded as
+ *   Latin-1, one character per byte (RFC 2640's own test: valid UTF-8 is
+ *   unlikely by chance), so that two names differing in such bytes stay two
+ *   names instead of both becoming U+FFFD. Decoding never throws.
  * - A line longer than `maxLineLength` bytes is discarded as it arrives and
  *   reported once, as an `overflow` event, when its end arrives. Memory is
  *   bounded by `maxLineLength` whatever is fed.
  *
  * @module
  */
+import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from './errors.js';
 
 /** One framing result: a complete line, or the report of a discarded over-long line. */
@@ -274,7 +278,7 @@ export class LineReader {
       // Fast path: the whole line is inside this chunk, decode it in place.
       const length = end - start;
       if (length > this.#max) out.push({ type: 'overflow', length });
-      else out.push({ type: 'line', line: buf.toString('utf8', start, end) });
+      else out.push({ type: 'line', line: decodeLine(buf, start, end) });
       return;
     }
     const length = this.#pendingLen + (end - start);
@@ -283,11 +287,19 @@ export class LineReader {
     } else {
       this.#append(buf, start, end);
       const pending = this.#pending as Buffer;
-      out.push({ type: 'line', line: pending.toString('utf8', 0, length) });
+      out.push({ type: 'line', line: decodeLine(pending, 0, length) });
     }
     this.#pendingLen = 0;
     if (this.#pending !== null && this.#pending.length > KEEP_PENDING_CAPACITY) this.#pending = null;
   }
+}
+
+/** Bytes [start, end) of `buf` as text: UTF-8, or Latin-1 when they are not valid UTF-8 (see the module's notes). */
+function decodeLine(buf: Buffer, start: number, end: number): string {
+  const line = buf.toString('utf8', start, end);
+  // Only a line whose decoding replaced something can be invalid; a valid one may hold U+FFFD itself.
+  if (line.indexOf('\uFFFD') === -1 || isUtf8(buf.subarray(start, end))) return line;
+  return buf.toString('latin1', start, end);
 }
 
 function toBuffer(chunk: unknown): Buffer {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LineReader } from '../src/index.js';
@@ -44,9 +45,9 @@ const fixtures: Fixture[] = [
     expected: [line('ABOR')],
   },
   {
-    name: 'IAC IAC is a data byte 0xFF (invalid UTF-8 alone → U+FFFD)',
+    name: 'IAC IAC is a data byte 0xFF (not UTF-8 alone: Latin-1 ÿ)',
     input: bytes('A\xff\xffB\r\n'),
-    expected: [line('A\ufffdB')],
+    expected: [line('A\u00ffB')],
   },
   {
     name: 'IAC WILL/WONT/DO/DONT <option> are removed',
@@ -73,7 +74,13 @@ const fixtures: Fixture[] = [
     input: Buffer.from('CWD été/日本語 🎉\r\n', 'utf8'),
     expected: [line('CWD été/日本語 🎉')],
   },
-  { name: 'invalid UTF-8 becomes U+FFFD', input: bytes('A\xc3(\xe2\x82\r\n'), expected: [line('A\ufffd(\ufffd')] },
+  { name: 'a line that is not UTF-8 is read as Latin-1, a character per byte', input: bytes('A\xc3(\xe2\x82\r\n'), expected: [line('A\u00c3(\u00e2\u0082')] },
+  {
+    name: 'two 8-bit names stay two names (not both U+FFFD)',
+    input: bytes('STOR caf\xe9.txt\r\nSTOR caf\xe8.txt\r\n'),
+    expected: [line('STOR café.txt'), line('STOR cafè.txt')],
+  },
+  { name: 'valid UTF-8 that holds U+FFFD keeps it', input: Buffer.from('CWD a\ufffdb\r\n', 'utf8'), expected: [line('CWD a\ufffdb')] },
   { name: 'line of exactly maxLineLength', input: bytes('12345678\r\n'), expected: [line('12345678')], max: 8 },
   { name: 'line of exactly maxLineLength, bare LF', input: bytes('12345678\n'), expected: [line('12345678')], max: 8 },
   {
@@ -181,7 +188,8 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
   for (let i = 0; i < data.length; i++) {
     if (data[i] !== 0x0a && data[i] !== 0x0d) continue;
     const len = i - start;
-    out.push(len > max ? overflow(len) : line(Buffer.from(data.slice(start, i)).toString('utf8')));
+    const raw = Buffer.from(data.slice(start, i));
+    out.push(len > max ? overflow(len) : line(isUtf8(raw) ? raw.toString('utf8') : raw.toString('latin1')));
     if (data[i] === 0x0d && data[i + 1] === 0x0a) i++;
     start = i + 1;
   }

@@ -28,6 +28,20 @@ async function put(name: string, data: Buffer | string): Promise<void> {
 }
 
 describe('review findings', () => {
+  it('two names in a legacy 8-bit charset are two files, not one overwritten', async () => {
+    for (const [byte, content] of [[0xe9, 'first'], [0xe8, 'second']] as const) {
+      const socket = await c.passive();
+      c.send(Buffer.concat([Buffer.from('STOR caf'), Buffer.from([byte]), Buffer.from('.txt\r\n')]));
+      expect((await c.next()).code).toBe(150);
+      await writeAndClose(socket, content);
+      expect((await c.next()).code).toBe(226);
+    }
+    expect((await ctx.fs.stat('/café.txt')).size).toBe(5);
+    expect((await ctx.fs.stat('/cafè.txt')).size).toBe(6);
+    c.send(Buffer.concat([Buffer.from('SIZE caf'), Buffer.from([0xe9]), Buffer.from('.txt\r\n')]));
+    expect(await c.next()).toMatchObject({ code: 213, text: '5' });
+  });
+
   it('RETR over a data connection the client already closed ends with 426, not a hang', async () => {
     await put('f', 'x'.repeat(100000));
     const socket = await c.passive();
