@@ -167,6 +167,11 @@ export class ControlConnection {
     this.set(PAUSED_FOR_QUEUE, false);
     this.attach(next);
     next.resume();
+    // The client's FIN may have come while no one listened (during CCC's hand-back): no 'end' will follow.
+    if (next.readableEnded) {
+      this.finish();
+      this.owner.inputEnded();
+    }
   }
 
   /** Sends a reply and resolves once it is handed to the kernel (before a TLS handshake takes the socket). */

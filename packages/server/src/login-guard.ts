@@ -103,7 +103,8 @@ export class LoginGuard {
     }
     if (typeof answer === 'boolean') return answer;
     return Promise.resolve(answer).then(
-      (banned) => banned === true,
+      // Any truthy answer bans, as before (a store may answer 1, as Redis's EXISTS does).
+      (banned) => Boolean(banned),
       () => false,
     );
   }

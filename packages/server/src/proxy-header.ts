@@ -13,6 +13,7 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
+      socket.off('end', onClose);
       if (err) return reject(err);
       socket.pause();
       const rest = buffered.subarray(header!.length);
@@ -32,5 +33,7 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
     const timer = setTimeout(() => finish(new Error('no PROXY header in time')), timeoutMs);
     socket.on('data', onData);
     socket.once('close', onClose);
+    // The socket is half-open: a FIN alone does not close it.
+    socket.once('end', onClose);
   });
 }

@@ -246,12 +246,12 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     queueMicrotask(() => void this.serve());
   }
 
-  /** @internal ControlOwner: the control connection's socket is gone. */
   /** @internal ControlOwner: the client will send no more; before {@link run}, nothing would serve what it sent. */
   inputEnded(): void {
     if ((this.flags & STARTED) === 0) this.close();
   }
 
+  /** @internal ControlOwner: the control connection's socket is gone. */
   connectionClosed(): void {
     this.close();
   }

@@ -64,6 +64,8 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
     const closed = (): void => fail(new FtpError(421, 'Connection closed during the TLS handshake.'));
     tlsSocket.once('error', fail);
     tlsSocket.once('close', closed);
+    // A half-open socket (the server's sockets are) ends without closing: a FIN before the handshake is the end.
+    tlsSocket.once('end', closed);
     // Over a relay (CCC) the TLS socket may not see the connection go: watch the carrier too.
     socket.once('close', closed);
     socket.once('end', closed);
@@ -72,6 +74,7 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       settled = true;
       clearTimeout(timer);
       tlsSocket.removeListener('error', fail);
+      tlsSocket.removeListener('end', closed);
       socket.removeListener('close', closed);
       socket.removeListener('end', closed);
       tlsSocket.on('error', () => {});

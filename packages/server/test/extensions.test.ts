@@ -4,7 +4,7 @@ import { mkdtemp, rm, stat, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { LocalProvider, MemoryProvider, type FsProvider } from '@ftp/vfs';
+import { LocalProvider, MemoryProvider, mounts, type FsProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
 import { PASSWORD, RawClient, USER } from './helpers.js';
@@ -154,6 +154,16 @@ describe('storage commands', () => {
     expect((await c.cmd('COMB t x lx')).code).toBe(553);
     expect((await get(c, 'x')).toString()).toBe('XXXX');
     expect((await get(c, 'y')).toString()).toBe('YYYY');
+  });
+
+  it('COMB does not take two files of two mounted filesystems for one (same inode number, size and time)', async () => {
+    const c = await session(mounts(new MemoryProvider(), { '/a': new MemoryProvider(), '/b': new MemoryProvider() }));
+    await put(c, 'a/p1', 'AAAA');
+    await put(c, 'b/p2', 'BBBB');
+    expect((await c.cmd('MFMT 20240101000000 a/p1')).code).toBe(213);
+    expect((await c.cmd('MFMT 20240101000000 b/p2')).code).toBe(213);
+    expect((await c.cmd('COMB a/t a/p1 b/p2')).code).toBe(250);
+    expect((await get(c, 'a/t')).toString()).toBe('AAAABBBB');
   });
 
   it('MFMT and MDTM with a time set the modification time', async () => {

@@ -67,6 +67,17 @@ describe('PROXY protocol on control connections', () => {
     expect(await c2.waitClosed(3000)).toBe(true);
   });
 
+  it('lets go at once of a connection that hangs up before its header (a load balancer health check)', async () => {
+    const { port, server } = await proxied();
+    const c = await RawClient.connect(port);
+    cleanups.push(() => c.close());
+    c.socket.end();
+    const start = Date.now();
+    expect(await c.waitClosed(3000)).toBe(true);
+    expect(Date.now() - start).toBeLessThan(1000);
+    expect(server.sessionCount).toBe(0);
+  });
+
   it('bans the real client, not the load balancer', async () => {
     const { port } = await proxied({ maxLoginFailures: 2 });
     for (let i = 0; i < 2; i++) {

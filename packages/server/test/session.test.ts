@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { TransferEvent } from '../src/index.js';
 import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
 
 let ctx: Awaited<ReturnType<typeof startServer>>;
@@ -377,19 +378,33 @@ describe('a client that half-closes the control connection', () => {
 });
 
 describe('a vanished client', () => {
-  it('a client gone during a transfer (control and data connections closed) ends its session at once', async () => {
-    await c.login();
-    const socket = await c.passive();
-    c.send('STOR hanging');
-    expect((await c.next()).code).toBe(150);
-    socket.write('some bytes, then silence');
-    await new Promise((r) => setTimeout(r, 50));
-    expect(ctx.server.sessionCount).toBe(1);
-    c.close();
-    socket.destroy();
-    const start = Date.now();
-    while (ctx.server.sessionCount > 0 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 20));
-    expect(ctx.server.sessionCount).toBe(0);
-    expect(socket.destroyed || (await new Promise((r) => socket.once('close', () => r(true))))).toBe(true);
+  it('a client that closes the control connection during a stalled upload is let go at the data stall timeout', async () => {
+    const slow = await startServer({ settings: { dataStallTimeout: 1 } });
+    const events: TransferEvent[] = [];
+    slow.server.on('transfer', (e) => events.push(e));
+    const client = await RawClient.connect(slow.port);
+    try {
+      await client.login();
+      const socket = await client.passive();
+      client.send('STOR hanging');
+      expect((await client.next()).code).toBe(150);
+      socket.write('some bytes, then silence');
+      socket.on('data', () => undefined);
+      await new Promise((r) => setTimeout(r, 50));
+      client.close();
+      // The FIN alone ends nothing: the upload it started may still be coming (the connection is half-open).
+      await new Promise((r) => setTimeout(r, 300));
+      expect(slow.server.sessionCount).toBe(1);
+      // The silent data connection is given up after the stall timeout, and the session with it.
+      const start = Date.now();
+      while (slow.server.sessionCount > 0 && Date.now() - start < 4000) await new Promise((r) => setTimeout(r, 20));
+      expect(slow.server.sessionCount).toBe(0);
+      expect(await new Promise((r) => (socket.destroyed ? r(true) : socket.once('close', () => r(true))))).toBe(true);
+      expect(events.map((e) => e.outcome)).not.toContain('ok');
+      expect(events.length).toBe(1);
+    } finally {
+      client.close();
+      await slow.close();
+    }
   });
 });

@@ -238,6 +238,18 @@ describe('CCC', () => {
     expect((await t2.cmd('NOOP')).code).toBe(200);
   });
 
+  it('a client that hangs up while the TLS layer is being taken off is let go at once', async () => {
+    const { pipe, t } = await cccSession();
+    pipe.beginClearing();
+    expect((await t.cmd('CCC')).code).toBe(200);
+    const { socket: clear } = pipe.detach();
+    clear.on('error', () => {});
+    clear.resume();
+    clear.end();
+    const closed = new Promise((r) => (clear.destroyed ? r(true) : clear.once('close', () => r(true))));
+    expect(await Promise.race([closed, new Promise((r) => setTimeout(() => r(false), 3000))])).toBe(true);
+  });
+
   it('a client that sends no close_notify and speaks clear text right after the 200 is understood', async () => {
     const { raw, pipe, t } = await cccSession();
     pipe.beginClearing();
@@ -263,6 +275,38 @@ describe('implicit FTPS', () => {
     await once(raw, 'close');
     expect(got).not.toMatch(/^220/);
     expect(server.sessionCount).toBe(0);
+  });
+});
+
+describe('a FIN before the handshake', () => {
+  /** How long the server keeps a session after the client's FIN, in ms (the sessions must be gone by then). */
+  async function timeToRelease(server: FtpServer): Promise<number> {
+    const start = Date.now();
+    while (server.sessionCount > 0 && Date.now() - start < 5000) await new Promise((r) => setTimeout(r, 10));
+    return Date.now() - start;
+  }
+
+  it('ends the session at once on the implicit port, not at the handshake timeout', async () => {
+    const { implicitPort, server } = await tlsServer({ tlsHandshakeTimeout: 10 }, true);
+    const raw = netConnect({ port: implicitPort, host: '127.0.0.1' });
+    raw.on('error', () => {});
+    await once(raw, 'connect');
+    for (let i = 0; i < 200 && server.sessionCount === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(server.sessionCount).toBe(1);
+    raw.end();
+    expect(await timeToRelease(server)).toBeLessThan(1000);
+    expect(await new Promise((r) => (raw.destroyed ? r(true) : raw.once('close', () => r(true))))).toBe(true);
+  });
+
+  it('ends the session at once after AUTH TLS', async () => {
+    const { port, server } = await tlsServer({ tlsHandshakeTimeout: 10 });
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    expect((await raw.cmd('AUTH TLS')).code).toBe(234);
+    raw.socket.end();
+    expect(await timeToRelease(server)).toBeLessThan(1000);
+    expect(await raw.waitClosed(3000)).toBe(true);
   });
 });
 

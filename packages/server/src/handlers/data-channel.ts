@@ -73,7 +73,7 @@ export function eprt(s: Session, arg: string): Promise<void> | void {
 function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {
   if (!s.settings.activeMode) throw new FtpError(502, 'Active mode is disabled; use PASV or EPSV.');
   // RFC 2577 §3: refuse bounces to third parties and to privileged ports.
-  if (s.settings.activeModeBounceCheck && host !== s.remoteAddress) {
+  if (s.settings.activeModeBounceCheck && host !== canonicalAddress(s.remoteAddress)) {
     s.log.warn({ host, port }, 'active data connection to a foreign address refused');
     throw new FtpError(500, `Illegal ${verb} command: address must be the client's.`);
   }

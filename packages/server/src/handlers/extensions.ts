@@ -10,7 +10,7 @@ import {
   parseOpts,
   type HashAlgorithm,
 } from '@ftp/protocol';
-import { describeCapabilities, hashFile, openReadStream, openWriteStream, type FileStats } from '@ftp/vfs';
+import { describeCapabilities, dirname, hashFile, openReadStream, openWriteStream, resolvePath, type FileStats } from '@ftp/vfs';
 import { pipeline } from 'node:stream/promises';
 import { FtpError } from '../errors.js';
 import { requirePermission, type Session } from '../session.js';
@@ -137,23 +137,39 @@ export async function comb(s: Session, arg: string): Promise<void> {
  * Refuses, before anything is written, a COMB whose parts overlap: a part named twice (by its name or through a
  * link) would be copied twice and then unlinked twice, and a target that is also a later part would be emptied
  * before it is read, losing its contents. The target may be the first part only (the others are then appended).
- * Two names are one file when their paths are equal, or when the filesystem gives both the same id (`ino`) and
- * the same size and time.
  */
 async function refuseOverlaps(s: Session, target: string, parts: readonly string[], partStats: readonly FileStats[]): Promise<void> {
-  const identity = (path: string, st: FileStats | null): string => (st && st.ino ? `${st.ino}:${st.size}:${st.mtimeMs}` : `path:${path}`);
-  const partIds = parts.map((part, i) => identity(part, partStats[i] ?? null));
-  if (new Set(partIds).size !== partIds.length || new Set(parts).size !== parts.length) {
-    throw new FtpError(553, 'A part is named more than once; nothing was combined.');
-  }
-  const targetStats = await s.vfs.stat(target).catch(() => null);
-  const targetId = identity(target, targetStats);
+  const partIds = await Promise.all(parts.map((part, i) => fileIdentity(s, part, partStats[i] ?? null)));
+  if (new Set(partIds).size !== partIds.length) throw new FtpError(553, 'A part is named more than once; nothing was combined.');
+  const targetId = await fileIdentity(s, target, await s.vfs.stat(target).catch(() => null));
   parts.forEach((part, i) => {
     // The first part as the target is appended to, which needs it named as itself, not through a link.
-    if ((partIds[i] === targetId || part === target) && (i > 0 || part !== target)) {
+    if (partIds[i] === targetId && (i > 0 || part !== target)) {
       throw new FtpError(553, `${target}: the target can only be the first part; nothing was combined.`);
     }
   });
+}
+
+/** Links followed to find what a name is (a cycle or a longer chain is left as it stands). */
+const MAX_LINK_HOPS = 8;
+
+/**
+ * What `path` names, for telling two names of one file apart: the device and inode where the filesystem gives
+ * both (hard links too), else the path with the links of its last part followed.
+ */
+async function fileIdentity(s: Session, path: string, st: FileStats | null): Promise<string> {
+  const dev = (st as { dev?: unknown } | null)?.dev;
+  if (st?.ino && typeof dev === 'number' && dev !== 0) return `inode ${dev}:${st.ino}`;
+  const fs = s.vfs;
+  let current = path;
+  for (let hop = 0; hop < MAX_LINK_HOPS && fs.lstat && fs.readlink; hop++) {
+    const link = await fs.lstat(current).catch(() => null);
+    if (!link?.isSymbolicLink()) break;
+    const to = await fs.readlink(current).catch(() => null);
+    if (to === null) break;
+    current = resolvePath(dirname(current), to);
+  }
+  return `path ${current}`;
 }
 
 function splitNames(arg: string): string[] {

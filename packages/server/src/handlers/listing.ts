@@ -1,6 +1,6 @@
 import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
 import { basename, collectSlices, dirname, listDirectory, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
-import { globToRegExp, isGlob } from '../glob.js';
+import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import type { Session } from '../session.js';
@@ -85,9 +85,9 @@ async function resolveTarget(s: Session, arg: string): Promise<Target> {
     throw err;
   });
   if (st === null) {
-    const pattern = globToRegExp(basename(path));
+    const matches = globMatcher(basename(path));
     const dir = dirname(path);
-    const entries = (await listDirectory(s.vfs, dir)).filter((e) => pattern.test(e.name));
+    const entries = (await listDirectory(s.vfs, dir)).filter((e) => matches(e.name));
     if (entries.length === 0) throw new FtpError(550, `${path}: No files found.`);
     return { path: dir, slices: slicesOf([entries.sort(byName)]), isDirectory: false, glob: true };
   }
