@@ -94,13 +94,19 @@ describe('bandwidth limits', () => {
 });
 
 describe('STAT during a transfer', () => {
-  it('reports the transfer in progress, and the transfer goes on', async () => {
+  /** A download of 8 MiB started and held: the client does not read its data connection yet. */
+  async function heldDownload() {
     const { c } = await session();
     await put(c, 'big', Buffer.alloc(8 * 1024 * 1024, 3));
     const socket = await c.passive();
     socket.pause();
     c.send('RETR big');
     expect((await c.next()).code).toBe(150);
+    return { c, socket };
+  }
+
+  it('reports the transfer in progress, and the transfer goes on', async () => {
+    const { c, socket } = await heldDownload();
     await new Promise((r) => setTimeout(r, 100));
     const stat = await c.cmd('STAT');
     expect(stat.code).toBe(211);
@@ -111,12 +117,7 @@ describe('STAT during a transfer', () => {
   });
 
   it('an ABOR sent right behind a STAT (one segment) still aborts the transfer', async () => {
-    const { c } = await session();
-    await put(c, 'big', Buffer.alloc(8 * 1024 * 1024, 3));
-    const socket = await c.passive();
-    socket.pause();
-    c.send('RETR big');
-    expect((await c.next()).code).toBe(150);
+    const { c, socket } = await heldDownload();
     c.send('STAT\r\nABOR');
     const codes = [];
     for (let i = 0; i < 3; i++) codes.push((await c.next(3000)).code);
@@ -125,12 +126,7 @@ describe('STAT during a transfer', () => {
   });
 
   it('a flood of STATs during a transfer is answered one at a time, not all buffered at once', { timeout: 20000 }, async () => {
-    const { c } = await session();
-    await put(c, 'big', Buffer.alloc(8 * 1024 * 1024, 3));
-    const socket = await c.passive();
-    socket.pause();
-    c.send('RETR big');
-    expect((await c.next()).code).toBe(150);
+    const { c, socket } = await heldDownload();
     // 20,000 STATs in one go, while the download is held: each served out of order would leave its reply in the
     // server's memory until the client reads. Past the queue's bound they are dropped, and so many dropped
     // commands end the session once the transfer is over.
