@@ -60,6 +60,11 @@ describe('HASH', () => {
     expect((await get(c, 'r.txt')).toString()).toBe('3456');
     expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
     expect((await c.cmd('RANG 5 2')).code).toBe(501);
+    // A range past the end names no byte: refused as RETR refuses it, not a digest of nothing.
+    expect((await c.cmd('RANG 10 20')).code).toBe(350);
+    expect((await c.cmd('HASH r.txt')).code).toBe(554);
+    // The range was used up: the next HASH is of the whole file.
+    expect((await c.cmd('HASH r.txt')).text).toBe(`SHA-256 0-9 ${hex('sha256', Buffer.from('0123456789'))} r.txt`);
   });
 
   it.each([

@@ -51,6 +51,8 @@ export async function hash(s: Session, arg: string): Promise<void> {
   const st = await plainFile(s, path);
   const range = s.range;
   s.range = null;
+  // As for RETR: a range must name at least one byte of the file (its end is clamped to the last byte).
+  if (range && range.start >= st.size) throw new FtpError(554, `Range start ${range.start} is beyond the end of the file (${st.size} bytes).`);
   const start = range ? Math.min(range.start, st.size) : 0;
   const endExclusive = range ? Math.min(range.end + 1, st.size) : st.size;
   const digest = await hashFile(s.vfs, path, s.hashAlgorithm, start, endExclusive);
