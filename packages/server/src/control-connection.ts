@@ -57,6 +57,7 @@ export interface ControlLimits {
 }
 
 const LF = 0x0a;
+const CR = 0x0d;
 /** Telnet's Interpret As Command byte: the line reader keeps Telnet state across chunks once it sees one. */
 const IAC = 0xff;
 
@@ -219,14 +220,23 @@ export class ControlConnection {
     this.pauseIfBehind();
   }
 
-  /** The offset just past the `count`-th LF at or after `from` (or the chunk's end). */
+  /**
+   * The offset just past the `count`-th line end at or after `from` (or the chunk's end). A line ends with CRLF, LF
+   * or a bare CR, as the line reader has it: counting LFs alone let a client ending its commands with CR put a
+   * whole chunk of them past the queue's bound.
+   */
   private afterLines(chunk: Buffer, from: number, count: number): number {
     if (count === Infinity) return chunk.length;
     let pos = from;
+    let cr = chunk.indexOf(CR, pos);
     for (let i = 0; i < count; i++) {
-      const lf = chunk.indexOf(0x0a, pos);
-      if (lf < 0) return chunk.length;
-      pos = lf + 1;
+      const lf = chunk.indexOf(LF, pos);
+      if (cr !== -1 && cr < pos) cr = chunk.indexOf(CR, pos);
+      if (cr !== -1 && (lf === -1 || cr < lf)) {
+        // A CR ends a line; the LF right after it, when there is one, belongs to it.
+        pos = chunk[cr + 1] === LF ? cr + 2 : cr + 1;
+      } else if (lf !== -1) pos = lf + 1;
+      else return chunk.length;
     }
     return pos;
   }

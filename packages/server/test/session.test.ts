@@ -108,6 +108,17 @@ describe('command syntax', () => {
     expect(codes[3000]).toBe(221);
   });
 
+  it('answers every one of 1,500 commands ending in a bare CR or LF, pipelined in one write', async () => {
+    // The read-ahead bound counts line ends as the line reader does: bare CRs too (it counted only LFs, so 100
+    // commands ending in CR got 64 answers and then 500s).
+    const ends = ['\r', '\n', '\r\n'];
+    const lines = Array.from({ length: 1500 }, (_, i) => `${i % 2 ? 'NOOP' : 'PWD'}${i < 1000 ? '\r' : ends[i % 3]}`);
+    c.send(Buffer.from(lines.join('')));
+    const codes: number[] = [];
+    for (let i = 0; i < 1500; i++) codes.push((await c.next(5000)).code);
+    expect(codes).toEqual(lines.map((l) => (l.startsWith('PWD') ? 257 : 200)));
+  });
+
   it('OPTS UTF8 ON and OPTS MLST select facts', async () => {
     expect((await c.cmd('OPTS UTF8 ON')).code).toBe(200);
     expect(await c.cmd('OPTS MLST type;size;')).toMatchObject({ code: 200, text: 'MLST OPTS type;size;' });
