@@ -131,19 +131,26 @@ export class Transfer {
     if (err instanceof TransferError) return err;
     // The error says whose side failed: storage errors carry a filesystem code, the data connection's a socket code.
     const reason = this.stopReason ?? (isSocketError(err) || !isStorageError(err) ? 'connection' : 'local');
-    const message = reason === 'local' ? (err as Error)?.message ?? 'local error' : MESSAGES[reason];
+    // The client's MODE Z data that does not inflate: the connection was fine, what came over it was not.
+    const message = reason === 'local' ? (err as Error)?.message ?? 'local error' : reason === 'connection' && isZlibError(err) ? MESSAGES.undeflatable : MESSAGES[reason];
     return new TransferError(reason, message, { cause: err });
   }
 }
 
-const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean', string> = {
+const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean' | 'undeflatable', string> = {
   unclean: 'Data connection ended without TLS close_notify; upload incomplete.',
+  undeflatable: 'Data received is not valid MODE Z (deflate) data; transfer aborted.',
   aborted: 'Transfer aborted.',
   connection: 'Data connection closed; transfer aborted.',
   stalled: 'Data connection stalled; transfer aborted.',
 };
 
 const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+/** An error of zlib's (`Z_DATA_ERROR`, `Z_BUF_ERROR`…): data that does not inflate. */
+function isZlibError(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code?.startsWith('Z_') === true;
+}
 
 function isSocketError(err: unknown): boolean {
   return SOCKET_ERRORS.has((err as NodeJS.ErrnoException | undefined)?.code ?? '');
