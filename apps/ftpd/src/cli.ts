@@ -291,6 +291,8 @@ async function main(): Promise<number> {
     return runWorker(makeLogger);
   }
   const argv = process.argv.slice(2);
+  // `pnpm start -- --port 2222` (the README's form) hands the `--` on: a leading one separates nothing here.
+  if (argv[0] === '--') argv.shift();
   if (argv[0] === 'hash-password') return hashPasswordCommand();
   if (argv[0] === 'check-config') return checkConfigCommand(argv[1]);
   const configAt = argv.findIndex((a) => a === '--config' || a === '-c');
@@ -306,7 +308,7 @@ async function main(): Promise<number> {
   }
   let options;
   try {
-    options = parseOptions(process.argv.slice(2), process.env);
+    options = parseOptions(argv, process.env);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`ftpd: ${err.message}\n\n${USAGE}`);

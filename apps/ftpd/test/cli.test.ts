@@ -14,6 +14,11 @@ describe('ftpd command line', () => {
     expect((await run(node, [CLI, '--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
 
+  it('takes its options after a leading `--`, as `pnpm start -- --port 2222` (the README) passes them', async () => {
+    expect((await run(node, [CLI, '--', '--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+    await expect(run(node, [CLI, '--', '--port', 'abc'])).rejects.toThrow(/--port: expected a port number/);
+  });
+
   it.each([
     [['--port', 'abc'], /--port: expected a port number/],
     [['--bogus'], /Unknown option '--bogus'/],
