@@ -6,7 +6,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { asciiUpper } from './command.js';
-import { badArgument, excerpt, expectString, unsupported } from './errors.js';
+import { badArgument, excerpt, expectString, unsupportedNetwork } from './errors.js';
 
 /** An IPv4 host and a TCP port. */
 export interface HostPort {
@@ -124,8 +124,8 @@ export function parsePasvReply(text: string): HostPort {
  * delimiter is the first character, any of ASCII 33–126.
  *
  * @param arg - the EPRT argument (surrounding spaces are ignored).
- * @throws ProtocolError `UNSUPPORTED` for a net-prt other than 1 or 2 (a
- *   server replies 522); `BAD_ARGUMENT` for anything malformed, an address
+ * @throws ProtocolError `UNSUPPORTED_NETWORK` for a net-prt other than 1 or 2
+ *   (a server replies 522); `BAD_ARGUMENT` for anything malformed, an address
  *   not valid for its family (IPv6 zone ids are refused), or a bad port.
  */
 export function parseEprt(arg: string): ExtendedAddress {
@@ -143,7 +143,7 @@ export function parseEprt(arg: string): ExtendedAddress {
   let family: 4 | 6;
   if (prt === '1') family = 4;
   else if (prt === '2') family = 6;
-  else return unsupported('network protocol not supported, use (1,2)');
+  else return unsupportedNetwork();
   if (family === 4 ? !isIPv4(addr) : addr.includes('%') || !isIPv6(addr)) {
     badArgument(`invalid IPv${family} address: ${excerpt(addr)}`);
   }
@@ -200,8 +200,8 @@ export function parseEpsvReply(text: string): number {
  * (case-insensitive), `1` (IPv4) or `2` (IPv6).
  *
  * @param arg - the EPSV argument (surrounding spaces are ignored).
- * @throws ProtocolError `UNSUPPORTED` for another protocol number (a server
- *   replies 522); `BAD_ARGUMENT` for anything else.
+ * @throws ProtocolError `UNSUPPORTED_NETWORK` for another protocol number (a
+ *   server replies 522); `BAD_ARGUMENT` for anything else.
  */
 export function parseEpsvArg(arg: string): EpsvArg {
   const s = expectString(arg, 'EPSV argument').trim();
@@ -209,6 +209,6 @@ export function parseEpsvArg(arg: string): EpsvArg {
   if (asciiUpper(s) === 'ALL') return { kind: 'all' };
   if (s === '1') return { kind: 'family', family: 4 };
   if (s === '2') return { kind: 'family', family: 6 };
-  if (/^\d+$/.test(s)) unsupported('network protocol not supported, use (1,2)');
+  if (/^\d+$/.test(s)) unsupportedNetwork();
   return badArgument('EPSV argument must be empty, ALL, 1 or 2');
 }

@@ -17,18 +17,21 @@ const BRAND: unique symbol = Symbol.for('@ftp/protocol.ProtocolError');
  * - `BAD_ARGUMENT`: the input is malformed. A server answers
  *   `501 Syntax error in parameters or arguments` (RFC 959 §4.2.1).
  * - `UNSUPPORTED`: the input is well formed but names something this package
- *   does not implement (`TYPE E`, `MODE B`, `EPRT |3|…`). A server answers
- *   `504 Command not implemented for that parameter` (RFC 959 §4.2.1), or
- *   `522` for an unsupported network protocol in EPRT/EPSV (RFC 2428 §2, §3).
+ *   does not implement (`TYPE E`, `MODE B`). A server answers
+ *   `504 Command not implemented for that parameter` (RFC 959 §4.2.1).
+ * - `UNSUPPORTED_NETWORK`: EPRT or EPSV names a network protocol other than
+ *   1 (IPv4) and 2 (IPv6). A server answers `522 Network protocol not
+ *   supported, use (1,2)` (RFC 2428 §2, §3).
  * - `LINE_TOO_LONG`: a command line exceeded the configured maximum. The
  *   line reader reports this as an `overflow` event rather than throwing;
  *   the code exists so a caller can raise it itself. A server answers `500`.
  */
-export type ProtocolErrorCode = 'BAD_ARGUMENT' | 'UNSUPPORTED' | 'LINE_TOO_LONG';
+export type ProtocolErrorCode = 'BAD_ARGUMENT' | 'UNSUPPORTED' | 'UNSUPPORTED_NETWORK' | 'LINE_TOO_LONG';
 
 const REPLY_CODES: Readonly<Record<ProtocolErrorCode, number>> = {
   BAD_ARGUMENT: 501,
   UNSUPPORTED: 504,
+  UNSUPPORTED_NETWORK: 522,
   LINE_TOO_LONG: 500,
 };
 
@@ -63,7 +66,8 @@ export class ProtocolError extends Error {
 
   /**
    * The FTP reply code a server usually sends for this error:
-   * 501 for `BAD_ARGUMENT`, 504 for `UNSUPPORTED`, 500 for `LINE_TOO_LONG`.
+   * 501 for `BAD_ARGUMENT`, 504 for `UNSUPPORTED`, 522 for `UNSUPPORTED_NETWORK`,
+   * 500 for `LINE_TOO_LONG`.
    */
   get replyCode(): number {
     return REPLY_CODES[this.code];
@@ -93,6 +97,11 @@ export function badArgument(message: string): never {
 /** @internal Throw an `UNSUPPORTED` error. */
 export function unsupported(message: string): never {
   throw new ProtocolError('UNSUPPORTED', message);
+}
+
+/** @internal Throw an `UNSUPPORTED_NETWORK` error (EPRT/EPSV, RFC 2428). */
+export function unsupportedNetwork(): never {
+  throw new ProtocolError('UNSUPPORTED_NETWORK', 'Network protocol not supported, use (1,2)');
 }
 
 /** @internal Assert that `value` is a string, else throw `BAD_ARGUMENT`. */

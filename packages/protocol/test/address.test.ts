@@ -88,9 +88,9 @@ describe('EPRT (RFC 2428 §2)', () => {
     expect(parseEprt(' |1|10.0.0.1|21| ')).toEqual({ family: 4, host: '10.0.0.1', port: 21 });
   });
 
-  it('answers UNSUPPORTED for other network protocols (server replies 522)', () => {
-    expectProtocolError(() => parseEprt('|3|1.2.3.4|21|'), 'UNSUPPORTED');
-    expectProtocolError(() => parseEprt('|0|1.2.3.4|21|'), 'UNSUPPORTED');
+  it('answers UNSUPPORTED_NETWORK for other network protocols (server replies 522)', () => {
+    expectProtocolError(() => parseEprt('|3|1.2.3.4|21|'), 'UNSUPPORTED_NETWORK');
+    expectProtocolError(() => parseEprt('|0|1.2.3.4|21|'), 'UNSUPPORTED_NETWORK');
   });
 
   it.each([
@@ -147,9 +147,9 @@ describe('EPSV (RFC 2428 §3)', () => {
     expect(parseEpsvArg(arg)).toEqual(expected);
   });
 
-  it('answers UNSUPPORTED for other protocol numbers and BAD_ARGUMENT for garbage', () => {
-    expectProtocolError(() => parseEpsvArg('3'), 'UNSUPPORTED');
-    expectProtocolError(() => parseEpsvArg('99999999999'), 'UNSUPPORTED');
+  it('answers UNSUPPORTED_NETWORK for other protocol numbers and BAD_ARGUMENT for garbage', () => {
+    expectProtocolError(() => parseEpsvArg('3'), 'UNSUPPORTED_NETWORK');
+    expectProtocolError(() => parseEpsvArg('99999999999'), 'UNSUPPORTED_NETWORK');
     expectProtocolError(() => parseEpsvArg('ALLX'), 'BAD_ARGUMENT');
     expectProtocolError(() => parseEpsvArg('|1|'), 'BAD_ARGUMENT');
     expectProtocolError(() => parseEpsvArg('-1'), 'BAD_ARGUMENT');

@@ -10,6 +10,7 @@ describe('ProtocolError', () => {
     expect(e.code).toBe('BAD_ARGUMENT');
     expect(e.replyCode).toBe(501);
     expect(new ProtocolError('UNSUPPORTED', 'x').replyCode).toBe(504);
+    expect(new ProtocolError('UNSUPPORTED_NETWORK', 'x').replyCode).toBe(522);
     expect(new ProtocolError('LINE_TOO_LONG', 'x').replyCode).toBe(500);
   });
 

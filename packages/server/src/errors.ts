@@ -53,9 +53,9 @@ export interface Reply {
 export function toReply(err: unknown, path?: string): Reply {
   if (FtpError.isInstance(err)) return { code: err.replyCode, text: err.message };
   if (ProtocolError.isInstance(err)) {
-    if (err.code === 'UNSUPPORTED') return { code: 504, text: err.message || 'Parameter not implemented.' };
     if (err.code === 'LINE_TOO_LONG') return { code: 500, text: 'Command line too long.' };
-    return { code: 501, text: err.message || 'Syntax error in parameters.' };
+    // 504, or 522 for EPRT/EPSV (RFC 2428), as the protocol package says; 501 for anything malformed.
+    return { code: err.replyCode, text: err.message || (err.code === 'BAD_ARGUMENT' ? 'Syntax error in parameters.' : 'Parameter not implemented.') };
   }
   const vfsErr = VfsError.isInstance(err) ? err : toVfsError(err);
   const [code, text] = VFS_REPLIES[vfsErr.code] ?? VFS_REPLIES.EIO;

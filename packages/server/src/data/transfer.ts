@@ -131,8 +131,9 @@ export class Transfer {
     if (err instanceof TransferError) return err;
     // The error says whose side failed: storage errors carry a filesystem code, the data connection's a socket code.
     const reason = this.stopReason ?? (isSocketError(err) || !isStorageError(err) ? 'connection' : 'local');
+    if (reason === 'local') return new TransferError(reason, (err as Error)?.message ?? 'local error', { cause: err });
     // The client's MODE Z data that does not inflate: the connection was fine, what came over it was not.
-    const message = reason === 'local' ? (err as Error)?.message ?? 'local error' : reason === 'connection' && isZlibError(err) ? MESSAGES.undeflatable : MESSAGES[reason];
+    const message = reason === 'connection' && isZlibError(err) ? MESSAGES.undeflatable : MESSAGES[reason];
     return new TransferError(reason, message, { cause: err });
   }
 }

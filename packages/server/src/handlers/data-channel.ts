@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort, ProtocolError } from '@ftp/protocol';
+import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort } from '@ftp/protocol';
 import type { PassiveReservation } from '../data/passive.js';
 import { FtpError } from '../errors.js';
 import { canonicalAddress, isIPv6Address } from '../ip-address.js';
@@ -29,22 +29,9 @@ export async function pasv(s: Session): Promise<void> {
   return s.reply(227, formatPasvReplyText(host, s.ctx.advertiser.port(listener.port)));
 }
 
-/**
- * An unknown network protocol number in EPRT or EPSV is answered 522 with the ones known (RFC 2428 §2, §3), not
- * with the 504 the protocol package's error would map to.
- */
-function withNetworkProtocol<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (ProtocolError.isInstance(err) && err.code === 'UNSUPPORTED') throw new FtpError(522, 'Network protocol not supported, use (1,2).');
-    throw err;
-  }
-}
-
 /** EPSV (RFC 2428 §3): any family; `EPSV ALL` forbids the other data setup commands for the session. */
 export async function epsv(s: Session, arg: string): Promise<void> {
-  const req = withNetworkProtocol(() => parseEpsvArg(arg));
+  const req = parseEpsvArg(arg);
   if (req.kind === 'all') {
     s.epsvAll = true;
     return s.reply(200, 'EPSV ALL ok.');
@@ -65,7 +52,7 @@ export function port(s: Session, arg: string): Promise<void> | void {
 /** EPRT (RFC 2428 §2): IPv4 or IPv6. */
 export function eprt(s: Session, arg: string): Promise<void> | void {
   if (s.epsvAll) throw new FtpError(503, 'EPRT not allowed after EPSV ALL.');
-  const { host, port } = withNetworkProtocol(() => parseEprt(arg));
+  const { host, port } = parseEprt(arg);
   // RFC 2428 allows any spelling of an IPv6 address: compared (and connected to) in the socket's own.
   return setActive(s, canonicalAddress(host), port, 'EPRT');
 }
