@@ -5,8 +5,14 @@
  *   or a bare CR ends a line too, and an LF right after a CR belongs to it.
  *   A bare CR must end a line because clients send `ABOR\r\n` as TCP urgent
  *   data (Python's ftplib does), and the kernel pulls the last byte, the LF,
- *   out of the stream: waiting for it would hang the abort. In the Telnet
- *   NVT a CR is only ever followed by LF or NUL, so no valid line loses data.
+ *   out of the stream: waiting for it would hang the abort.
+ * - CR NUL is a CR inside the line, not an end (RFC 854's NVT; RFC 2640 §3.1
+ *   and RFC 3659 §2.2 for pathnames): lftp sends a name holding a CR that
+ *   way. Ending the line there would run the command on the name's first
+ *   part (`STOR a<CR><NUL>b` overwriting `a`). A CR that is the last byte
+ *   fed is therefore held ({@link LineReader.holding}) until the next byte
+ *   tells which it is, or until the caller gives up waiting
+ *   ({@link LineReader.release}) — the urgent-data ABOR above.
  * - Telnet commands (RFC 854) are removed from the stream, so `ABOR` sent
  *   after `IAC IP` / `IAC DM` (RFC 959 §4.1.3) reads as a plain `ABOR`.
  * - Lines are decoded as UTF-8 (RFC 2640 §2.2). A line that is not valid
@@ -41,6 +47,7 @@ export interface LineReaderOptions {
 /** Default {@link LineReaderOptions.maxLineLength}. */
 export const DEFAULT_MAX_LINE_LENGTH = 4096;
 
+const NUL = 0x00;
 const LF = 0x0a;
 const CR = 0x0d;
 // Telnet command bytes, RFC 854 "TELNET COMMAND STRUCTURE".
@@ -57,6 +64,8 @@ const S_SB = 3; // inside a sub-negotiation (IAC SB … IAC SE)
 const S_SB_IAC = 4; // IAC seen inside a sub-negotiation
 
 const LITERAL_FF = Buffer.from([IAC]);
+const LITERAL_CR = Buffer.from([CR]);
+const NOTHING = Buffer.alloc(0);
 /** A pending buffer larger than this is released once its line completes (keeps idle sessions small). */
 const KEEP_PENDING_CAPACITY = 512;
 
@@ -90,6 +99,8 @@ export class LineReader {
   #discardLen = 0;
   /** Whether the last line ended with a CR, so that an LF right after it is part of that end. */
   #afterCR = false;
+  /** Whether the last byte fed was a CR ending the current line, unless a NUL follows (see {@link holding}). */
+  #heldCR = false;
   #telnet = S_DATA;
 
   /**
@@ -110,8 +121,29 @@ export class LineReader {
     return this.#pendingLen;
   }
 
+  /**
+   * Whether the last byte fed was a CR that ends the current line unless the next byte is a NUL (CR NUL is a CR
+   * inside the line). The line comes out with the next {@link push}, or with {@link release} when the caller
+   * stops waiting for more bytes (a client whose urgent-data ABOR lost its LF sends nothing more).
+   */
+  get holding(): boolean {
+    return this.#heldCR;
+  }
+
+  /** Ends the line a held CR ({@link holding}) ended: its event, or none when nothing is held. */
+  release(): LineEvent[] {
+    if (!this.#heldCR) return [];
+    const out: LineEvent[] = [];
+    this.#heldCR = false;
+    this.#endLine(NOTHING, 0, 0, out);
+    // An LF arriving after all still belongs to this line's end.
+    this.#afterCR = true;
+    return out;
+  }
+
   /** Forget any partial line, discard state and Telnet state. */
   reset(): void {
+    this.#heldCR = false;
     this.#pending = null;
     this.#pendingLen = 0;
     this.#discarding = false;
@@ -139,9 +171,24 @@ export class LineReader {
     while (pos < n) {
       switch (this.#telnet) {
         case S_DATA: {
+          const b = buf[pos] as number;
+          if (this.#heldCR && b !== IAC) {
+            // The data byte after a held CR (Telnet commands in between are transparent): CR NUL is a CR in the
+            // line, anything else ends it there.
+            this.#heldCR = false;
+            if (b === NUL) {
+              this.#append(LITERAL_CR, 0, 1);
+              pos++;
+              break;
+            }
+            this.#endLine(NOTHING, 0, 0, out);
+            if (b === LF) {
+              pos++;
+              break;
+            }
+          }
           if (this.#afterCR) {
-            // The LF of a CRLF whose CR ended the previous line (possibly in an earlier chunk).
-            const b = buf[pos] as number;
+            // The LF of a CRLF whose CR ended the previous line (one given up waiting for: see release()).
             if (b === LF) {
               this.#afterCR = false;
               pos++;
@@ -167,13 +214,19 @@ export class LineReader {
             if (end >= iac) {
               this.#append(buf, pos, iac);
               pos = iac;
+            } else if (end === cr && (end + 1 >= n || buf[end + 1] === IAC)) {
+              // Whether this CR ends the line depends on the next data byte, not here yet.
+              this.#append(buf, pos, end);
+              this.#heldCR = true;
+              pos = end + 1;
+            } else if (end === cr && buf[end + 1] === NUL) {
+              // CR NUL: a CR inside the line; the NUL is padding.
+              this.#append(buf, pos, end + 1);
+              pos = end + 2;
             } else {
               this.#endLine(buf, pos, end, out);
               pos = end + 1;
-              if (end === cr) {
-                if (pos < n && buf[pos] === LF) pos++;
-                else this.#afterCR = pos >= n || buf[pos] === IAC;
-              }
+              if (end === cr && buf[pos] === LF) pos++;
             }
           }
           if (pos < n && pos === iac) {
@@ -186,8 +239,12 @@ export class LineReader {
         case S_IAC: {
           const b = buf[pos] as number;
           if (b === IAC) {
-            // IAC IAC: an escaped data byte 255 (RFC 854).
+            // IAC IAC: an escaped data byte 255 (RFC 854), which ends a line a held CR ended.
             this.#afterCR = false;
+            if (this.#heldCR) {
+              this.#heldCR = false;
+              this.#endLine(NOTHING, 0, 0, out);
+            }
             this.#append(LITERAL_FF, 0, 1);
             this.#telnet = S_DATA;
             pos++;
@@ -240,7 +297,7 @@ export class LineReader {
     return out;
   }
 
-  /** Add bytes [start, end) (no LF among them) to the current line. */
+  /** Add bytes [start, end) (no line end among them) to the current line. */
   #append(buf: Buffer, start: number, end: number): void {
     if (end <= start) return;
     if (this.#discarding) {

@@ -35,6 +35,14 @@ const fixtures: Fixture[] = [
   { name: 'no terminator: nothing yet', input: bytes('NOOP'), expected: [] },
   { name: 'NUL is kept', input: bytes('A\x00B\r\n'), expected: [line('A\u0000B')] },
   {
+    name: 'CR NUL is a CR inside the line (RFC 854, RFC 2640 §3.1): lftp names a file a<CR>b so',
+    input: bytes('STOR a\r\x00b\r\nDELE a\r\x00\r\x00\r\n'),
+    expected: [line('STOR a\rb'), line('DELE a\r\r')],
+  },
+  { name: 'Telnet commands between CR and NUL are transparent', input: bytes('RETR a\r\xff\xf1\x00b\r\n'), expected: [line('RETR a\rb')] },
+  { name: 'CR then an escaped 0xFF: the CR ends the line', input: bytes('A\r\xff\xffB\r\n'), expected: [line('A'), line('\u00ffB')] },
+  { name: 'a line ending in CR, then CR NUL inside the next', input: bytes('NOOP\rSTOR x\r\x00\r\n'), expected: [line('NOOP'), line('STOR x\r')] },
+  {
     name: 'IAC IP IAC DM before ABOR (RFC 959 §4.1.3)',
     input: bytes('\xff\xf4\xff\xf2ABOR\r\n'),
     expected: [line('ABOR')],
@@ -114,7 +122,10 @@ const fixtures: Fixture[] = [
   },
 ];
 
-/** Run `chunks` through a fresh reader, collecting all events. */
+/**
+ * Run `chunks` through a fresh reader, collecting all events; a CR still held at the end is released, as the server
+ * does once no more bytes come (the urgent-data ABOR).
+ */
 function run(chunks: Buffer[], max?: number): LineEvent[] {
   const reader = new LineReader(max === undefined ? {} : { maxLineLength: max });
   const out: LineEvent[] = [];
@@ -122,6 +133,8 @@ function run(chunks: Buffer[], max?: number): LineEvent[] {
     out.push(...reader.push(c));
     expect(reader.bufferedBytes).toBeLessThanOrEqual((max ?? 4096) + 1);
   }
+  out.push(...reader.release());
+  expect(reader.holding).toBe(false);
   return out;
 }
 
@@ -155,8 +168,8 @@ describe('LineReader fixtures', () => {
 
 /**
  * Straightforward reference model: strip Telnet from the whole stream
- * byte by byte, then split on CR, LF or CRLF. The real reader must agree with it for
- * any input and any chunking.
+ * byte by byte, then split on CR, LF or CRLF, CR NUL being a CR inside a line. The real
+ * reader must agree with it for any input and any chunking.
  */
 function reference(input: Uint8Array, max: number): LineEvent[] {
   const data: number[] = [];
@@ -182,16 +195,24 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
       if (b === 0xff) state = 'sb-iac';
     } else state = b === 0xf0 ? 'data' : 'sb';
   }
-  // Split on CR or LF; an LF right after a CR belongs to that CR.
+  // Split on CR or LF; an LF right after a CR belongs to that CR; CR NUL is a CR in the line.
   const out: LineEvent[] = [];
-  let start = 0;
+  let current: number[] = [];
   for (let i = 0; i < data.length; i++) {
-    if (data[i] !== 0x0a && data[i] !== 0x0d) continue;
-    const len = i - start;
-    const raw = Buffer.from(data.slice(start, i));
-    out.push(len > max ? overflow(len) : line(isUtf8(raw) ? raw.toString('utf8') : raw.toString('latin1')));
-    if (data[i] === 0x0d && data[i + 1] === 0x0a) i++;
-    start = i + 1;
+    const b = data[i] as number;
+    if (b === 0x0d && data[i + 1] === 0x00) {
+      current.push(b);
+      i++;
+      continue;
+    }
+    if (b !== 0x0a && b !== 0x0d) {
+      current.push(b);
+      continue;
+    }
+    const raw = Buffer.from(current);
+    out.push(raw.length > max ? overflow(raw.length) : line(isUtf8(raw) ? raw.toString('utf8') : raw.toString('latin1')));
+    if (b === 0x0d && data[i + 1] === 0x0a) i++;
+    current = [];
   }
   return out;
 }
@@ -291,6 +312,23 @@ describe('LineReader limits and state', () => {
     reader.push(bytes('toolongline'));
     reader.reset();
     expect(reader.push(bytes('PWD\r\n'))).toEqual([line('PWD')]);
+  });
+
+  it('holds a CR that ends a chunk until the next byte says what it is, or until released', () => {
+    const reader = new LineReader();
+    expect(reader.push(bytes('STOR a\r'))).toEqual([]);
+    expect(reader.holding).toBe(true);
+    expect(reader.push(bytes('\x00b\r\n'))).toEqual([line('STOR a\rb')]);
+    expect(reader.holding).toBe(false);
+    // The urgent-data ABOR: nothing follows the CR until the reply, so the caller releases it.
+    expect(reader.push(bytes('ABOR\r'))).toEqual([]);
+    expect(reader.release()).toEqual([line('ABOR')]);
+    expect(reader.release()).toEqual([]);
+    // An LF arriving after all is still that line's end, not an empty line.
+    expect(reader.push(bytes('\nNOOP\r\n'))).toEqual([line('NOOP')]);
+    reader.push(bytes('X\r'));
+    reader.reset();
+    expect(reader.holding).toBe(false);
   });
 
   it('accepts a plain Uint8Array', () => {

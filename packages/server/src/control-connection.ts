@@ -37,6 +37,8 @@ function onSocketData(this: OwnedSocket, chunk: Buffer): void {
 function onSocketEnd(this: OwnedSocket): void {
   const conn = this[OWNER];
   if (!conn) return;
+  // A CR that ended the client's last bytes ended its last line: nothing can follow it now.
+  conn.releaseHeldCR();
   conn.finish();
   conn.owner.inputEnded();
 }
@@ -58,8 +60,18 @@ export interface ControlLimits {
 
 const LF = 0x0a;
 const CR = 0x0d;
+const NUL = 0x00;
 /** Telnet's Interpret As Command byte: the line reader keeps Telnet state across chunks once it sees one. */
 const IAC = 0xff;
+
+/**
+ * How long a CR that ended the client's bytes waits for the next one before it ends the line. Only a client that
+ * sends nothing after a bare CR waits: ftplib's urgent-data ABOR (its LF is taken out of the stream), or one ending
+ * lines with CR alone. A CR NUL split by the network arrives well within it.
+ */
+const HELD_CR_WAIT_MS = 100;
+/** The wait of each connection holding a CR (a map: the rare case should not cost every session a field). */
+const heldCRTimers = new Map<ControlConnection, NodeJS.Timeout>();
 
 /** One reader per line length for every connection between lines (see {@link ControlConnection.frame}). */
 const sharedReaders = new Map<number, LineReader>();
@@ -155,6 +167,7 @@ export class ControlConnection {
     // Still notice the client hanging up while no one reads (a handshake that never comes).
     if (options.watchClose !== false) this.socket.once('close', onSocketClose);
     this.socket.pause();
+    this.stopWaitingOnHeldCR();
     this.reader = null;
     this.set(TELNET_SEEN, false);
     this.queue = null;
@@ -197,6 +210,43 @@ export class ControlConnection {
       return;
     }
     this.feed(chunk);
+    this.waitOnHeldCR();
+  }
+
+  /**
+   * The client's bytes ended with a CR whose line may go on (CR NUL, a CR inside a name): wait a moment for the next
+   * byte, then end the line there (ftplib's urgent-data ABOR sends nothing more; see the line reader).
+   */
+  private waitOnHeldCR(): void {
+    const pending = heldCRTimers.get(this);
+    if (pending !== undefined) {
+      clearTimeout(pending);
+      heldCRTimers.delete(this);
+    }
+    if (this.reader?.holding !== true) return;
+    heldCRTimers.set(
+      this,
+      setTimeout(() => {
+        heldCRTimers.delete(this);
+        // Bytes held unread (the queue is full) come next: the reader sees them before deciding.
+        if (this.unread === null) this.releaseHeldCR();
+      }, HELD_CR_WAIT_MS),
+    );
+  }
+
+  /** Ends the line a held CR ended (the wait is over, or the client sent its FIN). */
+  releaseHeldCR(): void {
+    const reader = this.reader;
+    if (reader?.holding !== true || this.socket.destroyed) return;
+    this.deliver(reader.release());
+    this.pauseIfBehind();
+  }
+
+  private stopWaitingOnHeldCR(): void {
+    const pending = heldCRTimers.get(this);
+    if (pending === undefined) return;
+    clearTimeout(pending);
+    heldCRTimers.delete(this);
   }
 
   /**
@@ -228,21 +278,32 @@ export class ControlConnection {
   private afterLines(chunk: Buffer, from: number, count: number): number {
     if (count === Infinity) return chunk.length;
     let pos = from;
+    // The next CR and LF at or after `pos` (-1: none), each searched again only once passed, so a chunk of CR NULs
+    // is still one scan.
     let cr = chunk.indexOf(CR, pos);
-    for (let i = 0; i < count; i++) {
-      const lf = chunk.indexOf(LF, pos);
+    let lf = chunk.indexOf(LF, pos);
+    for (let i = 0; i < count; ) {
       if (cr !== -1 && cr < pos) cr = chunk.indexOf(CR, pos);
+      if (lf !== -1 && lf < pos) lf = chunk.indexOf(LF, pos);
       if (cr !== -1 && (lf === -1 || cr < lf)) {
-        // A CR ends a line; the LF right after it, when there is one, belongs to it.
-        pos = chunk[cr + 1] === LF ? cr + 2 : cr + 1;
-      } else if (lf !== -1) pos = lf + 1;
-      else return chunk.length;
+        // A CR ends a line, except as CR NUL (a CR inside it); the LF right after it belongs to it.
+        const next = chunk[cr + 1];
+        pos = next === LF || next === NUL ? cr + 2 : cr + 1;
+        if (next !== NUL) i++;
+      } else if (lf !== -1) {
+        pos = lf + 1;
+        i++;
+      } else return chunk.length;
     }
     return pos;
   }
 
   private take(bytes: Buffer): void {
-    for (const event of this.frame(bytes)) {
+    this.deliver(this.frame(bytes));
+  }
+
+  private deliver(events: LineEvent[]): void {
+    for (const event of events) {
       // Blank lines are no command (RFC 959 has none): ignore them here, so they can neither queue nor count.
       if (event.type === 'line' && event.line.trim() === '') continue;
       if (this.owner.intercept(event)) continue;
@@ -315,6 +376,7 @@ export class ControlConnection {
     const held = this.unread;
     this.unread = null;
     if (held) this.feed(held);
+    if (!this.unread) this.waitOnHeldCR();
     if (!this.is(PAUSED_FOR_QUEUE)) this.socket.resume();
   }
 
@@ -326,6 +388,7 @@ export class ControlConnection {
   /** @internal the socket ended, failed or closed: no more commands will come. */
   finish(): void {
     if (this.is(ENDED)) return;
+    this.stopWaitingOnHeldCR();
     this.set(ENDED, true);
     this.wakeOwner();
   }

@@ -201,7 +201,15 @@ async function download(client: RawClient, command: string): Promise<Buffer> {
 describe('transfers', () => {
   beforeEach(() => c.login());
 
+  it('a session starts in ASCII (RFC 959 §3.1.1.1): clients that rely on it send no TYPE A', async () => {
+    await upload(c, 'text.txt', 'one\r\ntwo\r\n');
+    expect((await download(c, 'RETR text.txt')).toString()).toBe('one\r\ntwo\r\n');
+    expect((await c.cmd('TYPE I')).code).toBe(200);
+    expect((await download(c, 'RETR text.txt')).toString()).toBe('one\ntwo\n');
+  });
+
   it('STOR then RETR round-trips bytes, and 425 without a data connection', async () => {
+    expect((await c.cmd('TYPE I')).code).toBe(200);
     const data = Buffer.from(Array.from({ length: 70000 }, (_, i) => i % 251));
     await upload(c, 'bin', data);
     expect((await download(c, 'RETR bin')).equals(data)).toBe(true);
@@ -222,6 +230,27 @@ describe('transfers', () => {
     const socket = await c.passive();
     expect((await c.cmd('RETR r')).code).toBe(554);
     socket.destroy();
+  });
+
+  it('a name holding a CR, sent as CR NUL (as lftp does), is that name and not its first part', async () => {
+    await upload(c, 'a', 'first');
+    await upload(c, 'a\r\0b', 'second');
+    expect((await download(c, 'RETR a')).toString()).toBe('first');
+    expect((await download(c, 'RETR a\r\0b')).toString()).toBe('second');
+    expect((await c.cmd('DELE a\r\0b')).code).toBe(250);
+    expect((await download(c, 'RETR a')).toString()).toBe('first');
+    expect((await c.cmd('SIZE a\r\0b')).code).toBe(550);
+  });
+
+  it('a CR NUL split between two writes is still a CR inside the name', async () => {
+    await upload(c, 'x', 'keep me');
+    await upload(c, 'x\r\0y', 'delete me');
+    c.send(Buffer.from('DELE x\r'));
+    await new Promise((r) => setTimeout(r, 30));
+    c.send(Buffer.from('\0y\r\n'));
+    expect((await c.next()).code).toBe(250);
+    expect((await download(c, 'RETR x')).toString()).toBe('keep me');
+    expect((await c.cmd('SIZE x\r\0y')).code).toBe(550);
   });
 
   it('TYPE A converts line endings both ways', async () => {
