@@ -100,30 +100,39 @@ export class SessionState {
   }
 }
 
-const sharedDefaults = new WeakMap<ServerSettings, Readonly<SessionState>>();
-
-/**
- * The state every session of a server starts with: one frozen object per settings, shared, never changed. Made
- * again if the settings it comes from were changed since (a session then starts as it did when it read them).
- */
-export function defaultState(settings: ServerSettings): Readonly<SessionState> {
-  let state = sharedDefaults.get(settings);
-  if (
-    state === undefined ||
-    state.transferType !== settings.defaultTransferType ||
-    state.tlsRequired !== settings.tlsRequired ||
-    state.deflateLevel !== settings.deflateLevel
-  ) {
-    state = Object.freeze(new SessionState(settings));
-    sharedDefaults.set(settings, state);
-  }
-  return state;
+/** The two shared states of a server's settings: its defaults in each transfer type. */
+interface SharedStates {
+  A: Readonly<SessionState>;
+  I: Readonly<SessionState>;
 }
 
-/** Whether a session's own state holds the defaults again in every field (the session may then share them). */
-export function isDefault(state: Readonly<SessionState>, defaults: Readonly<SessionState>): boolean {
-  for (const key in defaults) {
-    if (state[key as keyof SessionState] !== defaults[key as keyof SessionState]) return false;
+const sharedStates = new WeakMap<ServerSettings, SharedStates>();
+
+/**
+ * A frozen state holding the defaults in transfer type `type`: one per settings and type, shared by every session
+ * whose state holds nothing else. Two, because clients switch type at login (most send `TYPE I`, the default being
+ * ASCII): an idle session in either type needs no copy of its own. Made again if the settings they come from were
+ * changed since (a session then starts as it did when it read them).
+ */
+export function sharedState(settings: ServerSettings, type: 'A' | 'I'): Readonly<SessionState> {
+  let states = sharedStates.get(settings);
+  if (states === undefined || states.A.tlsRequired !== settings.tlsRequired || states.A.deflateLevel !== settings.deflateLevel) {
+    const make = (transferType: 'A' | 'I'): Readonly<SessionState> => Object.freeze(Object.assign(new SessionState(settings), { transferType }));
+    states = { A: make('A'), I: make('I') };
+    sharedStates.set(settings, states);
+  }
+  return states[type];
+}
+
+/** The state every session of a server starts with (see {@link sharedState}). */
+export function defaultState(settings: ServerSettings): Readonly<SessionState> {
+  return sharedState(settings, settings.defaultTransferType);
+}
+
+/** Whether a session's own state holds the same as `shared` in every field (the session may then share it). */
+export function isDefault(state: Readonly<SessionState>, shared: Readonly<SessionState>): boolean {
+  for (const key in shared) {
+    if (state[key as keyof SessionState] !== shared[key as keyof SessionState]) return false;
   }
   return true;
 }
@@ -314,17 +323,24 @@ export abstract class SessionStateHolder {
     this.change('implicitTls', value);
   }
 
-  /** Goes back to the shared defaults when the session's own state holds nothing else (call it when idle). */
+  /** Goes back to a shared state when the session's own state holds nothing else (call it when idle). */
   protected shareDefaults(): void {
-    const defaults = defaultState(this.settings);
-    if (this.state !== defaults && isDefault(this.state, defaults)) this.state = defaults;
+    const shared = sharedState(this.settings, this.state.transferType);
+    if (this.state !== shared && isDefault(this.state, shared)) this.state = shared;
   }
 
-  /** Sets one field of the state, first copying the shared defaults unless the value is the default already. */
+  /**
+   * Sets one field of the state. A shared state is first copied, unless the value is already there, or only the
+   * transfer type changes: the shared state of the other type is taken then.
+   */
   private change<K extends keyof SessionState>(key: K, value: SessionState[K]): void {
     let state = this.state as SessionState;
     if (Object.isFrozen(state)) {
       if (state[key] === value) return;
+      if (key === 'transferType') {
+        this.state = sharedState(this.settings, value as 'A' | 'I');
+        return;
+      }
       this.state = state = state.copy(this.settings);
     }
     state[key] = value;

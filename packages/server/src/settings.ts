@@ -52,7 +52,11 @@ export interface ServerSettings {
   maxSessions: number;
   /** Most concurrent sessions from one IP address. Default 0 (unlimited). */
   maxSessionsPerIp: number;
-  /** Transfer type a session starts with (RFC 959 says ASCII; clients all send TYPE, and binary loses no data). Default `I`. */
+  /**
+   * Transfer type a session starts with, until the client sends TYPE. Default `A`, as RFC 959 §3.1.1.1 says: lftp,
+   * ncftp and Windows' ftp send no `TYPE A` before an ASCII transfer because it is the default, so a server starting
+   * in binary stored their text with CRLF line ends. Clients that move binary files send `TYPE I` first.
+   */
   defaultTransferType: 'A' | 'I';
   /** Offer MODE Z (deflate on the data connection, draft-preston-ftpext-deflate). Default true. */
   modeZ: boolean;
@@ -153,7 +157,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   maxPipelinedCommands: 32,
   maxSessions: 1000,
   maxSessionsPerIp: 0,
-  defaultTransferType: 'I',
+  defaultTransferType: 'A',
   modeZ: true,
   deflateLevel: 6,
   downloadRate: 0,

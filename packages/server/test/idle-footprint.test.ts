@@ -88,22 +88,42 @@ it('idle logged-in sessions share one frozen state of defaults instead of a copy
   expect(typeof a!.state).toBe('object');
   expect(Object.isFrozen(a!.state)).toBe(true);
   expect(a!.state).toBe(b!.state);
-  // The commands every client sends at login change nothing (TYPE I is the default).
   expect(sessions[0]!.authenticated).toBe(true);
+});
+
+it('TYPE I, which most clients send at login, switches to the shared state of that type, not to a copy', async () => {
+  const { port, sessions } = await server('silent');
+  const c = await loggedIn(port);
+  const d = await loggedIn(port);
+  const [a, b] = sessions;
+  expect(a!.transferType).toBe('A');
+  expect((await c.cmd('TYPE I')).code).toBe(200);
+  expect((await d.cmd('TYPE I')).code).toBe(200);
+  expect(a!.transferType).toBe('I');
+  expect(Object.isFrozen(held(a!).state)).toBe(true);
+  expect(held(a!).state).toBe(held(b!).state);
+  expect((await c.cmd('TYPE A')).code).toBe(200);
+  expect(held(a!).state).not.toBe(held(b!).state);
+  expect(Object.isFrozen(held(a!).state)).toBe(true);
 });
 
 it('a session gets its own state at its first change, which no other session sees', async () => {
   const { port, sessions } = await server('silent');
   const c = await loggedIn(port);
   await loggedIn(port);
-  expect((await c.cmd('TYPE A')).code).toBe(200);
+  expect((await c.cmd('TYPE I')).code).toBe(200);
+  expect((await c.cmd('MODE Z')).code).toBe(200);
   const [a, b] = sessions;
   expect(held(a!).state).not.toBe(held(b!).state);
   expect(Object.isFrozen(held(a!).state)).toBe(false);
-  expect(a!.transferType).toBe('A');
-  expect(b!.transferType).toBe('I');
-  // Back to the defaults: once idle, the session shares them again.
-  expect((await c.cmd('TYPE I')).code).toBe(200);
+  expect(a!.transferType).toBe('I');
+  expect(b!.transferType).toBe('A');
+  expect(a!.mode).toBe('Z');
+  expect(b!.mode).toBe('S');
+  // Back to the defaults of its type: once idle, the session shares them again.
+  expect((await c.cmd('MODE S')).code).toBe(200);
+  expect(Object.isFrozen(held(a!).state)).toBe(true);
+  expect((await c.cmd('TYPE A')).code).toBe(200);
   expect(held(a!).state).toBe(held(b!).state);
 });
 
@@ -195,7 +215,7 @@ it('sessions that start after a settings change start with the changed defaults,
   const { port } = await ftp.listen(0, '127.0.0.1');
   cleanups.push(() => ftp.close());
   await loggedIn(port);
-  (ftp.settings as { defaultTransferType: 'A' | 'I' }).defaultTransferType = 'A';
+  (ftp.settings as { defaultTransferType: 'A' | 'I' }).defaultTransferType = 'I';
   await loggedIn(port);
-  expect(sessions.map((s) => s.transferType)).toEqual(['I', 'A']);
+  expect(sessions.map((s) => s.transferType)).toEqual(['A', 'I']);
 });

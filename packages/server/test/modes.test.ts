@@ -21,6 +21,8 @@ async function session(settings: Partial<ServerSettings> = {}, limits?: { downlo
   const c = await RawClient.connect(port);
   cleanups.push(() => c.close(), () => server.close());
   await c.login();
+  // Binary, as clients moving files set it (a session starts in ASCII, RFC 959).
+  expect((await c.cmd('TYPE I')).code).toBe(200);
   return { c, events, fs };
 }
 
