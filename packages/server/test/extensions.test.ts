@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { mkdtemp, rm, stat, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +183,16 @@ describe('storage commands', () => {
     expect((await c.cmd('OPTS MLST type;create;')).code).toBe(200);
     expect((await c.cmd('MLST t.txt')).lines.join('\n')).toContain('create=20190102030405');
     expect((await c.cmd('FEAT')).lines).toContain(' MFCT');
+  });
+
+  it('the MLSx unique fact holds the device and the inode (RFC 3659 §7.5.2: distinct across mounted filesystems)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ftp-unique-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const c = await session(new LocalProvider(root));
+    await put(c, 'u.txt', 'u');
+    const st = statSync(join(root, 'u.txt'));
+    const line = (await c.cmd('MLST u.txt')).lines[1] ?? '';
+    expect(/unique=([^;]+);/.exec(line)?.[1]).toBe(`${st.dev.toString(16)}u${st.ino.toString(16)}`);
   });
 
   it('MFCT is 502 and not in FEAT on a filesystem that keeps no creation time (local disk)', async () => {

@@ -175,6 +175,31 @@ describe('permissions', () => {
     await expect(fs.stat('/other')).rejects.toThrow();
     expect((await fs.stat('/dir')).isDirectory()).toBe(true);
   });
+
+  it('the MLSx perm fact says what this user may do (RFC 3659 §7.5.5), not what the filesystem allows', async () => {
+    const fs = new MemoryProvider();
+    await fs.mkdir('/dir');
+    const w = await fs.createWriteStream('/f.txt');
+    await new Promise<void>((r) => w.end('x', () => r()));
+    const perms: Array<Record<string, boolean>> = [
+      {},
+      { append: false, delete: false, rename: false, rmdir: false, site: false },
+      { read: false, write: false, mkdir: false },
+    ];
+    const facts: string[] = [];
+    for (const permissions of perms) {
+      const server = new FtpServer({ settings: { failedLoginDelay: 0 }, driver: { authenticate: () => ({ fs, permissions }) } });
+      const { port } = await server.listen(0, '127.0.0.1');
+      cleanups.push(() => server.close());
+      const c = await connect(port);
+      await c.login();
+      for (const name of ['dir', 'f.txt']) {
+        const r = await c.cmd(`MLST ${name}`);
+        facts.push(/perm=([a-z]*);/.exec(r.lines[1] ?? '')?.[1] ?? 'none');
+      }
+    }
+    expect(facts).toEqual(['cdeflmp', 'adfrw', 'celm', 'rw', 'deflp', 'adf']);
+  });
 });
 
 describe('anonymous access', () => {

@@ -208,6 +208,19 @@ describe('transfers', () => {
     expect((await download(c, 'RETR text.txt')).toString()).toBe('one\ntwo\n');
   });
 
+  it('STOR and APPE into a folder that is missing, or is a file, get 550 before any 150', async () => {
+    await upload(c, 'plain', 'p');
+    const socket = await c.passive();
+    expect(await c.cmd('STOR nodir/x/f.txt')).toMatchObject({ code: 550, text: '/nodir/x: No such directory.' });
+    expect((await c.cmd('APPE nodir/f.txt')).code).toBe(550);
+    expect(await c.cmd('STOR plain/f.txt')).toMatchObject({ code: 550, text: '/plain: Not a directory.' });
+    // The data connection set up is still there for a STOR that can be served.
+    c.send('STOR ok.txt');
+    expect((await c.next()).code).toBe(150);
+    await writeAndClose(socket, 'ok');
+    expect((await c.next()).code).toBe(226);
+  });
+
   it('STOR then RETR round-trips bytes, and 425 without a data connection', async () => {
     expect((await c.cmd('TYPE I')).code).toBe(200);
     const data = Buffer.from(Array.from({ length: 70000 }, (_, i) => i % 251));

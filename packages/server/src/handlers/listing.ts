@@ -3,6 +3,7 @@ import { basename, collectSlices, dirname, listDirectory, listDirectorySlices, s
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
+import type { Permissions } from '../driver.js';
 import type { Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
 
@@ -213,11 +214,40 @@ async function toListEntries(s: Session, dir: string, entries: DirEntry[]): Prom
   return out;
 }
 
-/** The MLSx `perm` fact (RFC 3659 §7.5.5): what this session may do with the entry. */
+/** The `perm` facts of a folder and of a file for one set of permissions: writable, then read-only filesystem. */
+type PermFacts = readonly [dir: string, file: string, readOnlyDir: string, readOnlyFile: string];
+const permFactsOf = new WeakMap<Readonly<Permissions>, PermFacts>();
+
+/**
+ * The MLSx `perm` fact (RFC 3659 §7.5.5): what this session may do with the entry, from the user's permissions and
+ * whether the filesystem is writable. Made once per permissions object, not per entry of a listing.
+ */
 function permFact(s: Session, st: FileStats): string {
+  const p = s.permissions;
+  let facts = permFactsOf.get(p);
+  if (facts === undefined) {
+    const letters = (pairs: ReadonlyArray<readonly [string, boolean]>): string => pairs.map(([letter, on]) => (on ? letter : '')).join('');
+    // Folder: c create files (STOR), d RMD, e CWD, f RNFR, l list, m MKD, p delete what is inside (DELE).
+    const dir = letters([['c', p.write], ['d', p.rmdir], ['e', true], ['f', p.rename], ['l', true], ['m', p.mkdir], ['p', p.delete]]);
+    // File: a APPE, d DELE, f RNFR, r RETR, w STOR over it.
+    const file = letters([['a', p.append], ['d', p.delete], ['f', p.rename], ['r', p.read], ['w', p.write]]);
+    facts = [dir, file, 'el', p.read ? 'r' : ''];
+    permFactsOf.set(p, facts);
+  }
   const ro = s.vfs.readonly === true;
-  if (st.isDirectory()) return ro ? 'el' : 'cdeflmp';
-  return ro ? 'r' : 'adfrw';
+  if (st.isDirectory()) return ro ? facts[2] : facts[0];
+  return ro ? facts[3] : facts[1];
+}
+
+/**
+ * The MLSx `unique` fact (RFC 3659 §7.5.2): device and inode where the filesystem gives both, so two files of two
+ * mounted filesystems with the same inode number differ; the inode alone where it gives no device.
+ */
+function uniqueFact(st: FileStats): string | undefined {
+  const ino = st.ino;
+  if (ino === undefined || !(ino > 0)) return undefined;
+  const dev = (st as { dev?: unknown }).dev;
+  return typeof dev === 'number' && dev > 0 ? `${dev.toString(16)}u${ino.toString(16)}` : ino.toString(16);
 }
 
 function toFactEntry(s: Session, name: string, st: FileStats): FactEntry {
@@ -230,7 +260,8 @@ function toFactEntry(s: Session, name: string, st: FileStats): FactEntry {
     perm: permFact(s, st),
   };
   if (st.birthtimeMs !== undefined && st.birthtimeMs > 0) entry.create = st.birthtimeMs;
-  if (st.ino !== undefined && st.ino > 0) entry.unique = st.ino.toString(16);
+  const unique = uniqueFact(st);
+  if (unique !== undefined) entry.unique = unique;
   if (st.uid !== undefined) entry.uid = st.uid;
   if (st.gid !== undefined) entry.gid = st.gid;
   return entry;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { basename, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type WriteStreamOptions } from '@ftp/vfs';
+import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type WriteStreamOptions } from '@ftp/vfs';
 import { receiveFromSocket, sendToSocket } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { requirePermission, type Session } from '../session.js';
@@ -94,6 +94,9 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   if (path === '/') throw new FtpError(550, '/: Is a directory.');
   const st = await s.vfs.stat(path).catch(() => null);
   if (st?.isDirectory()) throw new FtpError(550, `${path}: Is a directory.`);
+  // A new file needs its folder: refused now, not after a 150 the client has begun sending on (RFC 959 §4.2 has
+  // no 550 after the preliminary reply; curl reported a broken pipe).
+  if (st === null) await requireFolder(s, dirname(path));
   if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
   // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
   const fresh = options.start === undefined && options.append !== true;
@@ -115,6 +118,13 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
       throw err;
     }
   });
+}
+
+/** Throws 550 unless `folder` is one (it is missing, or a file). */
+async function requireFolder(s: Session, folder: string): Promise<void> {
+  const st = await s.vfs.stat(folder).catch(() => null);
+  if (st === null) throw new FtpError(550, `${folder}: No such directory.`);
+  if (!st.isDirectory()) throw new FtpError(550, `${folder}: Not a directory.`);
 }
 
 /** ABOR (RFC 959 §4.1.3): the transfer ends with 426, then ABOR itself is answered 226. */
