@@ -195,6 +195,20 @@ describe('storage commands', () => {
     expect(/unique=([^;]+);/.exec(line)?.[1]).toBe(`${st.dev.toString(16)}u${st.ino.toString(16)}`);
   });
 
+  it('MFMT answers with the time the filesystem kept, which MDTM then gives (ext4 clamps out-of-range years)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ftp-mfmt-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const c = await session(new LocalProvider(root));
+    await put(c, 't.txt', 't');
+    for (const asked of ['20200102030405', '19000101000000', '99991231235959']) {
+      const set = await c.cmd(`MFMT ${asked} t.txt`);
+      expect(set.code).toBe(213);
+      const kept = (await c.cmd('MDTM t.txt')).text;
+      expect(set.text).toBe(`Modify=${kept}; t.txt`);
+      if (asked === '20200102030405') expect(kept).toBe(asked);
+    }
+  });
+
   it('MFCT is 502 and not in FEAT on a filesystem that keeps no creation time (local disk)', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ftp-mfct-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));

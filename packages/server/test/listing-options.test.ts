@@ -47,6 +47,17 @@ describe('LIST and NLST options', () => {
     expect((await listing(off.c, 'LIST -R /')).some((l) => l.endsWith(':'))).toBe(false);
   });
 
+  it('LIST -d gives the folder its own line, ls -d style; with listOptions off its entries', async () => {
+    const { c } = await session();
+    const lines = await listing(c, 'LIST -d /a/b');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^d[rwx-]{9} .* b$/);
+    expect(await listing(c, 'LIST -ld /')).toHaveLength(1);
+    expect((await listing(c, 'LIST -d /top.txt'))[0]).toMatch(/^-.* top\.txt$/);
+    const off = await session({ listOptions: false });
+    expect((await listing(off.c, 'LIST -d /a/b')).map((l) => l.split(' ').pop())).toEqual(['c', 'two.txt']);
+  });
+
   it('emits transfer:start and transfer for every data transfer', async () => {
     const { c, events } = await session();
     await listing(c, 'LIST');

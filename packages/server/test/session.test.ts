@@ -127,6 +127,13 @@ describe('command syntax', () => {
     expect((await c.cmd('OPTS FOO')).code).toBe(501);
   });
 
+  it('FEAT offers only facts listings give: no owner or group names (uid and gid are given)', async () => {
+    const mlst = (await c.cmd('FEAT')).lines.find((l) => l.startsWith(' MLST')) ?? '';
+    expect(mlst).toContain('unix.uid;');
+    expect(mlst).not.toMatch(/unix\.owner|unix\.group/i);
+    expect(await c.cmd('OPTS MLST unix.owner;type;')).toMatchObject({ code: 200, text: 'MLST OPTS type;' });
+  });
+
   it('QUIT says 221 and closes', async () => {
     expect((await c.cmd('QUIT')).code).toBe(221);
     expect(await c.waitClosed()).toBe(true);
@@ -173,6 +180,17 @@ describe('directories and files', () => {
     expect((await c.cmd('DELE d')).code).toBe(550);
     expect((await c.cmd('DELE g.txt')).code).toBe(250);
     expect((await c.cmd('DELE g.txt')).code).toBe(550);
+  });
+
+  it('RNTO with a trailing slash names a folder: a file is not renamed to name/ as if it were name', async () => {
+    await upload(c, 'file.txt', 'f');
+    expect((await c.cmd('RNFR file.txt')).code).toBe(350);
+    expect((await c.cmd('RNTO other/')).code).toBe(553);
+    expect((await c.cmd('SIZE file.txt')).code).toBe(213);
+    expect((await c.cmd('MKD dir')).code).toBe(257);
+    expect((await c.cmd('RNFR dir')).code).toBe(350);
+    expect((await c.cmd('RNTO moved/')).code).toBe(250);
+    expect((await c.cmd('CWD moved')).code).toBe(250);
   });
 
   it('NUL in a path is refused', async () => {

@@ -1,10 +1,10 @@
 import { once } from 'node:events';
-import { symlink, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalProvider } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
-import { RawClient, startServer } from './helpers.js';
+import { RawClient, readAll, startServer } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -98,4 +98,33 @@ it('a symlink inside a local-disk root that points outside is not followed', asy
   expect((await c.cmd('RETR escape/secret.txt')).code).toBe(550);
   expect((await c.cmd('RETR secret-link')).code).toBe(550);
   socket.destroy();
+});
+
+it('MLSD and MLST give a link the facts of what it leads to, as RETR and SIZE follow it; a link leading nowhere allowed stays a link', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ftp-root-'));
+  const outside = await mkdtemp(join(tmpdir(), 'ftp-outside-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }), () => rm(outside, { recursive: true, force: true }));
+  await writeFile(join(root, 'real.txt'), 'four');
+  await writeFile(join(outside, 'secret.txt'), 'secret');
+  await mkdir(join(root, 'folder'));
+  await symlink('real.txt', join(root, 'to-file'));
+  await symlink('folder', join(root, 'to-folder'));
+  await symlink('missing', join(root, 'dangling'));
+  await symlink(join(outside, 'secret.txt'), join(root, 'escape'));
+  const { c } = await session({}, new LocalProvider(root));
+  const socket = await c.passive();
+  c.send('MLSD');
+  expect((await c.next()).code).toBe(150);
+  const lines = (await readAll(socket)).toString().split('\r\n');
+  expect((await c.next()).code).toBe(226);
+  const facts = (name: string): string => lines.find((l) => l.endsWith(` ${name}`)) ?? `no ${name}`;
+  expect(facts('to-file')).toMatch(/(^|;)type=file;/);
+  expect(facts('to-file')).toMatch(/;size=4;/);
+  expect(facts('to-folder')).toMatch(/(^|;)type=dir;/);
+  expect(facts('dangling')).toMatch(/type=OS\.unix=symlink;/);
+  expect(facts('escape')).toMatch(/type=OS\.unix=symlink;/);
+  expect(facts('escape')).not.toMatch(/size=6/);
+  expect((await c.cmd('MLST to-file')).lines[1]).toMatch(/type=file;.*size=4;/);
+  expect((await c.cmd('MLST escape')).lines[1]).toMatch(/type=OS\.unix=symlink;/);
+  expect((await c.cmd('SIZE to-file')).text).toBe('4');
 });

@@ -206,7 +206,12 @@ async function setModified(s: Session, name: string, time: Date): Promise<void> 
   const path = s.resolve(name);
   await fs.stat(path);
   await fs.setTimes(path, time);
-  return s.reply(213, `Modify=${formatFtpTime(time)}; ${name}`);
+  // The time the filesystem kept, which MDTM will give: ext4 clamps 1900 to 1901 and 9999 to 2446.
+  const kept = await fs.stat(path).then(
+    (st) => new Date(st.mtimeMs),
+    () => time,
+  );
+  return s.reply(213, `Modify=${formatFtpTime(kept)}; ${name}`);
 }
 
 /** MDTM: with a time before the path, some clients (old WS_FTP, lftp's fallback) set the time instead. */

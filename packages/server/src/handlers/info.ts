@@ -1,4 +1,4 @@
-import { formatFeatFacts, formatOptsMlstReply, parseOpts, parseOptsMlst } from '@ftp/protocol';
+import { formatFeatFacts, formatOptsMlstReply, parseOpts, parseOptsMlst, SUPPORTED_FACTS, type MlsxFact } from '@ftp/protocol';
 import { COMMANDS, featureLines } from '../commands.js';
 import { FtpError } from '../errors.js';
 import type { Session } from '../session.js';
@@ -14,9 +14,15 @@ export function feat(s: Session): Promise<void> | void {
   return s.reply(211, ['Features:', ...featureLines(s).map((l) => ` ${l}`), 'End']);
 }
 
+/**
+ * The facts listings give: the protocol's, less the owner and group names, which the server has no way to look up
+ * (it gives `unix.uid` and `unix.gid`). FEAT offered them and MLSD never sent them.
+ */
+const SERVED_FACTS: readonly MlsxFact[] = SUPPORTED_FACTS.filter((f) => f !== 'unix.owner' && f !== 'unix.group');
+
 /** The MLST feature line with the facts this session has selected marked by `*`. */
 export function mlstFeatLine(s: Session): string {
-  return formatFeatFacts(s.mlstFacts);
+  return formatFeatFacts(s.mlstFacts, SERVED_FACTS);
 }
 
 /** OPTS (RFC 2389 §4): UTF8 (always on: RFC 2640) and MLST fact selection (RFC 3659 §7.9). */
@@ -31,7 +37,7 @@ export function opts(s: Session, arg: string): Promise<void> | void {
       throw new FtpError(501, 'OPTS UTF8 takes ON or OFF.');
     }
     case 'MLST': {
-      s.mlstFacts = parseOptsMlst(value);
+      s.mlstFacts = parseOptsMlst(value, SERVED_FACTS);
       return s.reply(200, formatOptsMlstReply(s.mlstFacts));
     }
     default: {

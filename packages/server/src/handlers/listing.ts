@@ -1,5 +1,5 @@
 import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
-import { basename, collectSlices, dirname, listDirectory, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
+import { basename, collectSlices, dirname, joinPath, listDirectory, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -32,6 +32,8 @@ interface ListArgument {
   long: boolean;
   /** -R: recurse into subdirectories (LIST). */
   recursive: boolean;
+  /** -d: a folder's own line, not its entries (LIST). */
+  itself: boolean;
 }
 
 function parseListArgument(arg: string): ListArgument {
@@ -44,7 +46,7 @@ function parseListArgument(arg: string): ListArgument {
     rest = rest.slice(m[0].length);
   }
   // Dotfiles are always listed (-a is implied): mirroring clients must not miss them.
-  return { path: rest, long: flags.includes('l'), recursive: flags.includes('R') };
+  return { path: rest, long: flags.includes('l'), recursive: flags.includes('R'), itself: flags.includes('d') };
 }
 
 /** Listing lines of a directory tree, `ls -lR` style, at most `maxDepth` levels and `maxEntries` entries deep. */
@@ -76,7 +78,7 @@ async function statOf(s: Session, path: string): Promise<FileStats> {
   return fs.lstat ? fs.lstat(path) : fs.stat(path);
 }
 
-async function resolveTarget(s: Session, arg: string): Promise<Target> {
+async function resolveTarget(s: Session, arg: string, folderItself = false): Promise<Target> {
   const path = s.resolve(arg);
   const st = await s.vfs.stat(path).catch(async (err: unknown) => {
     // A dangling symlink still lists as itself.
@@ -92,8 +94,8 @@ async function resolveTarget(s: Session, arg: string): Promise<Target> {
     if (entries.length === 0) throw new FtpError(550, `${path}: No files found.`);
     return { path: dir, slices: slicesOf([entries.sort(byName)]), isDirectory: false, glob: true };
   }
-  if (st.isDirectory()) return { path, slices: await namedOrder(s, path), isDirectory: true };
-  return { path, slices: slicesOf([[{ name: basename(path), stats: await statOf(s, path) }]]), isDirectory: false };
+  if (st.isDirectory() && !folderItself) return { path, slices: await namedOrder(s, path), isDirectory: true };
+  return { path, slices: slicesOf([[{ name: basename(path) || '/', stats: await statOf(s, path) }]]), isDirectory: false };
 }
 
 function byName(a: DirEntry, b: DirEntry): number {
@@ -270,7 +272,7 @@ function toFactEntry(s: Session, name: string, st: FileStats): FactEntry {
 /** LIST: `ls -l` lines over the data connection. */
 export async function list(s: Session, arg: string): Promise<void> {
   const options = parseListArgument(arg);
-  const target = await resolveTarget(s, options.path);
+  const target = await resolveTarget(s, options.path, options.itself && s.settings.listOptions);
   const dir = directoryOf(s, target);
   const now = Date.now();
   if (options.recursive && s.settings.listOptions && target.isDirectory) {
@@ -326,15 +328,40 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
   const target: Target = { path, slices: first.done === true ? slices : withFirst(first.value, slices), isDirectory: true };
   const facts = s.mlstFacts;
   async function* groups(): AsyncGenerator<Iterable<string>> {
-    for await (const slice of target.slices) yield map(slice, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts));
+    for await (const slice of target.slices) {
+      const entries = hasLink(slice) ? await followLinks(s, path, slice) : slice;
+      yield map(entries, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts));
+    }
   }
   await sendListing(s, target, 'Here comes the directory listing.', groups());
 }
 
-/** MLST (RFC 3659 §7): the facts of one entry, on the control connection. */
+function hasLink(entries: readonly DirEntry[]): boolean {
+  for (const e of entries) if (e.stats.isSymbolicLink()) return true;
+  return false;
+}
+
+/**
+ * MLSx entries of links with the facts of what they lead to (RFC 3659 §7.5.1 lets a server report the object
+ * referenced), as RETR, SIZE and MDTM follow them: a link to a file read as `type=OS.unix=symlink` without a size,
+ * so rclone found every such download "corrupted" (0 against its size) and lftp's mirror left links out. A link
+ * that leads nowhere the session may go (dangling, out of the root) stays a link.
+ */
+async function followLinks(s: Session, dir: string, entries: readonly DirEntry[]): Promise<DirEntry[]> {
+  return Promise.all(
+    entries.map(async (e) => {
+      if (!e.stats.isSymbolicLink()) return e;
+      const followed = await s.vfs.stat(joinPath(dir, e.name)).catch(() => null);
+      return followed === null ? e : { name: e.name, stats: followed };
+    }),
+  );
+}
+
+/** MLST (RFC 3659 §7): the facts of one entry, on the control connection (a link's: see {@link followLinks}). */
 export async function mlst(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg.trim() === '' ? '.' : arg);
-  const st = await statOf(s, path);
+  const own = await statOf(s, path);
+  const st = own.isSymbolicLink() ? ((await s.vfs.stat(path).catch(() => null)) ?? own) : own;
   const line = formatFacts(toFactEntry(s, path, st), s.mlstFacts);
   return s.reply(250, [`Listing ${path}`, ` ${line}`, 'End']);
 }

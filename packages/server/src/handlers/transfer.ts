@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type WriteStreamOptions } from '@ftp/vfs';
+import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
 import { receiveFromSocket, sendToSocket } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { requirePermission, type Session } from '../session.js';
@@ -120,10 +120,19 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   });
 }
 
-/** Throws 550 unless `folder` is one (it is missing, or a file). */
+/**
+ * Throws 550 when `folder` is missing or is a file. Any other failure to look it up is left to the open that
+ * follows, which reports it as before.
+ */
 async function requireFolder(s: Session, folder: string): Promise<void> {
-  const st = await s.vfs.stat(folder).catch(() => null);
-  if (st === null) throw new FtpError(550, `${folder}: No such directory.`);
+  let st: FileStats;
+  try {
+    st = await s.vfs.stat(folder);
+  } catch (err) {
+    const code = errorCodeOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FtpError(550, `${folder}: No such directory.`);
+    return;
+  }
   if (!st.isDirectory()) throw new FtpError(550, `${folder}: Not a directory.`);
 }
 
