@@ -246,6 +246,32 @@ export function parseMfmt(arg: string): { time: Date; path: string } {
   return { time: parseFtpTime(s.slice(0, sp)), path: s.slice(sp + 1) };
 }
 
+/** The five-argument SITE UTIME: `<path> <atime> <mtime> <ctime> UTC` (ncftp, lftp), the path first. */
+const SITE_UTIME_FIVE = /^(.+?) (\d{14}) (\d{14}) (\d{14}) UTC$/i;
+
+/**
+ * Parse the argument of SITE UTIME, which sets a file's modification time where MFMT is unknown to the client
+ * (lftp before 4.9.3 and ncftp use it). Two forms are in use:
+ * - `YYYYMMDDHHMMSS <path>` (ProFTPD's mod_site_misc, lftp's `use-site-utime2`): as MFMT;
+ * - `<path> <atime> <mtime> <ctime> UTC` (ncftp, lftp's `use-site-utime`): the path first, three UTC times.
+ *
+ * @param arg - the argument after `SITE UTIME`.
+ * @returns the modification time to set and the path (spaces kept).
+ * @throws ProtocolError `BAD_ARGUMENT` if it is neither form, or a time is invalid.
+ * @example
+ * ```ts
+ * parseSiteUtime('a b.txt 20240101000000 20240102000000 20240101000000 UTC') // { time: 2024-01-02, path: 'a b.txt' }
+ * parseSiteUtime('20240102000000 a b.txt') // the same
+ * ```
+ */
+export function parseSiteUtime(arg: string): { time: Date; path: string } {
+  const s = expectString(arg, 'SITE UTIME argument');
+  const five = SITE_UTIME_FIVE.exec(s);
+  if (five !== null) return { time: parseFtpTime(five[3] as string), path: five[1] as string };
+  if (!/^\d{14}(\.\d+)? ./.test(s)) badArgument('expected SITE UTIME <time> <path> or SITE UTIME <path> <atime> <mtime> <ctime> UTC');
+  return parseMfmt(s);
+}
+
 /**
  * Parse the argument of OPTS (RFC 2389 §4): `command-name [SP command-options]`.
  *

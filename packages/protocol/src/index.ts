@@ -46,6 +46,7 @@ export {
   parseFtpTime,
   formatFtpTime,
   parseMfmt,
+  parseSiteUtime,
   parseOpts,
   parseSiteCommand,
   parseSiteChmod,

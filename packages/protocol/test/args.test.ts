@@ -8,6 +8,7 @@ import {
   parseHashAlgorithm,
   parseHashRange,
   parseMfmt,
+  parseSiteUtime,
   parseMode,
   parseOpts,
   parseRestOffset,
@@ -162,6 +163,19 @@ describe('parseFtpTime / formatFtpTime (RFC 3659 §2.3)', () => {
     expectProtocolError(() => parseMfmt('20240102150405'), 'BAD_ARGUMENT');
     expectProtocolError(() => parseMfmt('20240102150405 '), 'BAD_ARGUMENT');
     expectProtocolError(() => parseMfmt('2024 file'), 'BAD_ARGUMENT');
+  });
+
+  it('parses both forms of SITE UTIME (ncftp and lftp: path first with three UTC times; ProFTPD: time first)', () => {
+    const five = parseSiteUtime('my file.txt 20240101000000 20240102150405 20240103000000 UTC');
+    expect(five.path).toBe('my file.txt');
+    expect(five.time.toISOString()).toBe('2024-01-02T15:04:05.000Z');
+    expect(parseSiteUtime('a 20240101000000 20240102150405 20240103000000 utc').path).toBe('a');
+    const two = parseSiteUtime('20240102150405 my file.txt');
+    expect(two).toEqual({ time: new Date('2024-01-02T15:04:05.000Z'), path: 'my file.txt' });
+    expectProtocolError(() => parseSiteUtime('my file.txt'), 'BAD_ARGUMENT');
+    expectProtocolError(() => parseSiteUtime('20240102150405'), 'BAD_ARGUMENT');
+    expectProtocolError(() => parseSiteUtime('f 20240101000000 20241302000000 20240103000000 UTC'), 'BAD_ARGUMENT');
+    expectProtocolError(() => parseSiteUtime(''), 'BAD_ARGUMENT');
   });
 });
 

@@ -233,6 +233,12 @@ describe('SITE', () => {
     expect((await c.cmd('SITE SYMLINK /etc/passwd evil')).code).toBe(200);
     expect(await readlink(join(root, 'evil'))).not.toBe('/etc/passwd');
     expect((await c.cmd('SITE SYMLINK ../../../../etc/passwd evil2')).code).toBe(550);
+    expect((await c.cmd('SITE UTIME f.sh 20240101000000 20230405060708 20240101000000 UTC')).code).toBe(200);
+    expect((await c.cmd('MDTM f.sh')).text).toBe('20230405060708');
+    expect((await c.cmd('SITE UTIME 20220102030405 f.sh')).code).toBe(200);
+    expect((await c.cmd('MDTM f.sh')).text).toBe('20220102030405');
+    expect((await c.cmd('SITE UTIME missing 20240101000000 20230405060708 20240101000000 UTC')).code).toBe(550);
+    expect((await c.cmd('SITE UTIME f.sh')).code).toBe(501);
     expect((await c.cmd('SITE HELP')).text).toContain('SITE CHMOD');
     expect((await c.cmd('SITE FROB')).code).toBe(500);
     const off = await session(new MemoryProvider(), { siteCommands: false });

@@ -1,4 +1,4 @@
-import { parseSiteChmod, parseSiteCommand } from '@ftp/protocol';
+import { formatFtpTime, parseSiteChmod, parseSiteCommand, parseSiteUtime } from '@ftp/protocol';
 import { FtpError } from '../errors.js';
 import { requirePermission, type Session } from '../session.js';
 
@@ -26,10 +26,25 @@ async function symlink(s: Session, arg: string): Promise<void> {
   return s.reply(200, 'SITE SYMLINK command successful.');
 }
 
+/**
+ * SITE UTIME, in either form (see `parseSiteUtime`): the modification time, as MFMT sets it, for clients that know
+ * no MFMT (lftp before 4.9.3 and ncftp keep uploaded files' times this way).
+ */
+async function utime(s: Session, arg: string): Promise<void> {
+  const { time, path: name } = parseSiteUtime(arg);
+  const fs = s.vfs;
+  if (!fs.setTimes) throw new FtpError(502, 'SITE UTIME is not supported by this filesystem.');
+  const path = s.resolve(name);
+  await fs.stat(path);
+  await fs.setTimes(path, time);
+  return s.reply(200, `SITE UTIME command successful (Modify=${formatFtpTime(time)}).`);
+}
+
 /** The SITE subcommands: the second-level command table. */
 const SITE_COMMANDS: Readonly<Record<string, { help: string; handler?: SiteHandler }>> = {
   CHMOD: { help: 'SITE CHMOD <mode> <path>', handler: chmod },
   SYMLINK: { help: 'SITE SYMLINK <target> <link>', handler: symlink },
+  UTIME: { help: 'SITE UTIME <time> <path> | SITE UTIME <path> <atime> <mtime> <ctime> UTC', handler: utime },
   HELP: { help: 'SITE HELP' },
 };
 
