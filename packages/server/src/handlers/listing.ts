@@ -249,8 +249,16 @@ function uniqueFact(st: FileStats): string | undefined {
   const ino = st.ino;
   if (ino === undefined || !(ino > 0)) return undefined;
   const dev = (st as { dev?: unknown }).dev;
-  return typeof dev === 'number' && dev > 0 ? `${dev.toString(16)}u${ino.toString(16)}` : ino.toString(16);
+  if (typeof dev !== 'number' || !(dev > 0)) return ino.toString(16);
+  // A folder's entries share one device: its hex is made once, not per entry of a 10,000-entry MLSD.
+  if (dev !== lastDev) {
+    lastDev = dev;
+    lastDevPrefix = `${dev.toString(16)}u`;
+  }
+  return lastDevPrefix + ino.toString(16);
 }
+let lastDev = -1;
+let lastDevPrefix = '';
 
 function toFactEntry(s: Session, name: string, st: FileStats): FactEntry {
   const entry: FactEntry = {
