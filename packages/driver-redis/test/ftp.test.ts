@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { deterministicBytes } from '@ftp/vfs-conformance';
+import { openReadStream } from '@ftp/vfs';
 import type { FtpServer } from '@ftp/server';
 import { countKeys, deleteFilesystem, RedisBanStore, RedisProvider } from '../src/index.js';
 import { download, ftpClient, PASSWORD, RawFtp, startFtp, upload, USER } from './ftp-helpers.js';
@@ -82,9 +83,9 @@ describe('through @ftp/server with a real FTP client', () => {
     expect(Buffer.compare(stdout, data.subarray(500_000))).toBe(0);
   });
 
-  it('an upload whose data connection is reset leaves no file and no key behind', async () => {
+  it('with partialUploads: discard, an upload whose data connection is reset leaves no file and no key behind', async () => {
     const p = provider(filesystem());
-    const { port } = await server(p);
+    const { port } = await server(p, { partialUploads: 'discard' });
     const ok = await ftpClient(port);
     cleanups.push(async () => ok.close());
     await upload(ok, 'keep.txt', Buffer.from('kept'));
@@ -111,6 +112,33 @@ describe('through @ftp/server with a real FTP client', () => {
     expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1); // keep.txt's content only
     // Nothing else either: seq, the root's inode and entries, keep.txt's inode and content.
     expect(await countKeys(redis, p.keys.prefix)).toBe(5);
+  });
+
+  it('with partialUploads: keep (the default), an upload whose data connection is reset stores what arrived', async () => {
+    const p = provider(filesystem());
+    const { port } = await server(p);
+    const c = await RawFtp.connect(port);
+    cleanups.push(async () => c.close());
+    expect(await c.cmd(`USER ${USER}`)).toMatch(/^331/);
+    expect(await c.cmd(`PASS ${PASSWORD}`)).toMatch(/^230/);
+    expect(await c.cmd('TYPE I')).toMatch(/^200/);
+    const epsv = await c.cmd('EPSV');
+    const data = connect({ port: Number(/\(\|\|\|(\d+)\|\)/.exec(epsv)?.[1]), host: '127.0.0.1' });
+    await new Promise((resolve) => data.once('connect', resolve));
+    c.socket.write('STOR broken.bin\r\n');
+    expect(await c.next()).toMatch(/^150/);
+    const sent = Buffer.concat(Array.from({ length: 32 }, (_, i) => deterministicBytes(64 * 1024, i)));
+    await new Promise<void>((resolve) => data.write(sent, () => resolve()));
+    await new Promise((r) => setTimeout(r, 100));
+    data.resetAndDestroy();
+    expect(await c.next()).toMatch(/^4\d\d/);
+    // Stored before the 426: a client resuming from SIZE resumes from what it sent.
+    const size = (await p.stat('/broken.bin')).size;
+    expect(size).toBeGreaterThan(0);
+    expect(size).toBeLessThanOrEqual(sent.length);
+    const parts: Buffer[] = [];
+    for await (const chunk of await openReadStream(p, '/broken.bin')) parts.push(chunk as Buffer);
+    expect(Buffer.concat(parts).equals(sent.subarray(0, size))).toBe(true);
   });
 
   it('two FtpServer instances over one Redis: uploaded through one, listed and downloaded through the other', async () => {

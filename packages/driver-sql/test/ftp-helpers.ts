@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { Client } from 'basic-ftp';
-import { FtpServer } from '@ftp/server';
+import { FtpServer, type ServerSettings } from '@ftp/server';
 import { parseEpsvReply, ReplyParser } from '@ftp/protocol';
 import type { Reply } from '@ftp/protocol';
 import type { FsProvider } from '@ftp/vfs';
@@ -13,12 +13,12 @@ export const PASSWORD = 'pw';
 let nextRange = 47000 + (process.pid % 20) * 100;
 
 /** An FtpServer on a random loopback port, one user over `fs`, its own passive port range. */
-export async function startFtp(fs: FsProvider): Promise<{ server: FtpServer; port: number }> {
+export async function startFtp(fs: FsProvider, settings: Partial<ServerSettings> = {}): Promise<{ server: FtpServer; port: number }> {
   const start = nextRange;
   nextRange += 100;
   if (nextRange >= 49900) nextRange = 47000;
   const server = new FtpServer({
-    settings: { failedLoginDelay: 0, passivePortRange: [start, start + 99] },
+    settings: { failedLoginDelay: 0, passivePortRange: [start, start + 99], ...settings },
     driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
   });
   const { port } = await server.listen(0, '127.0.0.1');

@@ -62,9 +62,9 @@ for (const db of DBS) {
       }
     });
 
-    it('ABOR in the middle of an upload leaves no rows behind', async () => {
+    it('with partialUploads: discard, ABOR in the middle of an upload leaves no rows behind', async () => {
       const p = await freshProvider(db);
-      const { server, port } = await startFtp(p);
+      const { server, port } = await startFtp(p, { partialUploads: 'discard' });
       const raw = await RawFtp.connect(port);
       try {
         expect((await raw.cmd('TYPE I')).code).toBe(200);
@@ -102,6 +102,40 @@ for (const db of DBS) {
         while (JSON.stringify(await rowCounts(p)) !== JSON.stringify(before) && Date.now() < d3) await new Promise((r) => setTimeout(r, 20));
         expect(await rowCounts(p)).toEqual(before);
         await expect(p.stat('/never.bin')).rejects.toMatchObject({ code: 'ENOENT' });
+      } finally {
+        raw.close();
+        await server.close();
+        await disposeProvider(p);
+      }
+    });
+
+    it('with partialUploads: keep (the default), ABOR in the middle of an overwrite stores what arrived, no more rows', async () => {
+      const p = await freshProvider(db);
+      const { server, port } = await startFtp(p);
+      const raw = await RawFtp.connect(port);
+      try {
+        expect((await raw.cmd('TYPE I')).code).toBe(200);
+        await put(p, '/partial.bin', 'old version');
+        const before = await rowCounts(p);
+        const dataSocket = await raw.passive();
+        raw.socket.write('STOR /partial.bin\r\n');
+        expect((await raw.next()).code).toBe(150);
+        const sent = bytes(2 * 1024 * 1024, 4);
+        dataSocket.write(sent);
+        const deadline = Date.now() + 10_000;
+        while ((await rowCounts(p)).chunks === before.chunks && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        raw.socket.write('ABOR\r\n');
+        const replies = [await raw.next(), await raw.next()].map((r) => r.code);
+        expect(replies[0]).toBeGreaterThanOrEqual(400);
+        dataSocket.destroy();
+        // Stored before the 426: what arrived replaced the old version, as on a disk written in place.
+        const got = await get(p, '/partial.bin');
+        expect(got.length).toBeGreaterThan(0);
+        expect(got.equals(sent.subarray(0, got.length))).toBe(true);
+        // The old version's rows go (once nothing reads it): one file, one inode, as before.
+        const until = Date.now() + 10_000;
+        while ((await rowCounts(p)).inodes !== before.inodes && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        expect((await rowCounts(p)).inodes).toBe(before.inodes);
       } finally {
         raw.close();
         await server.close();

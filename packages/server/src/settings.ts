@@ -79,7 +79,13 @@ export interface ServerSettings {
    * Clients sort listings themselves. 0 never sorts. Default 20000.
    */
   listSortMax: number;
-  /** What happens to the partial file of an interrupted STOR: `keep` (default, as most servers) or `discard` (for atomic pipelines; APPE and REST uploads are always kept). */
+  /**
+   * What happens to the partial file of an interrupted STOR: `keep` (default, as most servers) or `discard` (for
+   * atomic pipelines; APPE and REST uploads are always kept). On storage that shows an upload only once complete
+   * (S3, SQL, Redis, SQLite), `keep` stores what arrived in place of the previous version, as a disk written in place
+   * does: a client resuming from SIZE would otherwise append its file's tail to the previous version; `discard` keeps
+   * the previous version.
+   */
   partialUploads: 'keep' | 'discard';
   /**
    * Commands to switch off (e.g. `['MLSD', 'MLST', 'STAT', 'SYST', 'COMB', 'HASH']`, ftpserverlib's Disable*

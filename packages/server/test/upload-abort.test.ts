@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
-import { LocalProvider, MemoryProvider, quota, type FsProvider } from '@ftp/vfs';
+import { LocalProvider, MemoryProvider, quota, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
 import { RawClient, startServer, writeAndClose } from './helpers.js';
 
@@ -199,3 +199,53 @@ it('an APPE right after an aborted STOR is not wiped by the STOR\'s late truncat
   expect(right.endsWith('appended')).toBe(true);
   expect(later).toBe(right);
 });
+
+for (const partialUploads of ['keep', 'discard'] as const) {
+  it(`storage that shows only complete uploads: an interrupted overwrite ${partialUploads === 'keep' ? 'keeps what arrived, so a resume from SIZE gives the whole file' : 'keeps the previous version (partialUploads: discard)'}`, async () => {
+    const fs = new SqliteProvider();
+    expect(fs.uploadsVisibleWhenComplete).toBe(true);
+    const ctx = await startServer({ fs, settings: { partialUploads } });
+    cleanups.push(() => ctx.close());
+    const c = await RawClient.binarySession(ctx.port, cleanups);
+    const old = Buffer.alloc(1000, 'o');
+    const body = Buffer.from(Array.from({ length: 600_000 }, (_, i) => i % 251));
+    const first = await c.passive();
+    c.send('STOR f.bin');
+    expect((await c.next()).code).toBe(150);
+    await writeAndClose(first, old);
+    expect((await c.next()).code).toBe(226);
+    // The overwrite breaks off (a reset) after 400,000 bytes have gone out.
+    const socket = await c.passive();
+    socket.on('error', () => undefined);
+    c.send('STOR f.bin');
+    expect((await c.next()).code).toBe(150);
+    await new Promise<void>((r) => socket.write(body.subarray(0, 400_000), () => r()));
+    await new Promise((r) => setTimeout(r, 200));
+    socket.resetAndDestroy();
+    expect((await c.next()).code).toBe(426);
+    const size = Number((await c.cmd('SIZE f.bin')).text);
+    if (partialUploads === 'discard') {
+      expect(size).toBe(1000);
+      return;
+    }
+    expect(size).toBeGreaterThan(0);
+    expect(size).toBeLessThanOrEqual(400_000);
+    // What a client does next: REST at the size the server reports, and the rest of the file.
+    expect((await c.cmd(`REST ${size}`)).code).toBe(350);
+    const rest = await c.passive();
+    c.send('STOR f.bin');
+    expect((await c.next()).code).toBe(150);
+    await writeAndClose(rest, body.subarray(size));
+    expect((await c.next()).code).toBe(226);
+    const back = await c.passive();
+    c.send('RETR f.bin');
+    expect((await c.next()).code).toBe(150);
+    const got = await new Promise<Buffer>((resolve) => {
+      const parts: Buffer[] = [];
+      back.on('data', (d: Buffer) => parts.push(d));
+      back.on('end', () => resolve(Buffer.concat(parts)));
+    });
+    expect((await c.next()).code).toBe(226);
+    expect(got.equals(body)).toBe(true);
+  });
+}

@@ -282,23 +282,24 @@ function writeChunk(transfer: Transfer, socket: Socket, chunk: Buffer): Promise<
 
 /**
  * Streams the data socket into an upload with backpressure, through the coding. Resolves when the client closed
- * the data connection (end of file in stream mode) and the upload has stored everything. On any failure the
- * upload is told first (`transferError`), then destroyed, so a backend can keep or discard the partial data.
+ * the data connection (end of file in stream mode) and the upload has stored everything. On a failure the upload
+ * is told first (`transferError`), then destroyed, so a backend can keep or discard the partial data; or, with
+ * `keepPartial`, ended so that it stores what arrived (see {@link ReceiveOptions}).
  *
- * @param waitForStorage - on failure, wait (bounded) for the storage to close the upload before reporting it: for
- * storage that writes in place, where a late write would land under the client's next command. Storage that shows
- * an upload only once complete (a temporary object) has nothing to wait for, and its clean-up may be slow.
+ * `waitForStorage`: on failure, wait (bounded) for the storage to close the upload before reporting it, for storage
+ * that writes in place, where a late write would land under the client's next command. Storage that shows an upload
+ * only once complete (a temporary object) has nothing to wait for, and its clean-up may be slow.
  */
-export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding, reuseBuffers = true, waitForStorage = true): Promise<void> {
+export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding, options: ReceiveOptions = {}): Promise<void> {
   const socket = transfer.socket!;
   const stages: Transform[] = decoders(coding);
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
-  const feed = reuseBuffers && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
+  const feed = options.reuseBuffers !== false && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
   if (feed === null) countBytes(transfer, socket);
   let source: Readable = socket;
   for (const stage of stages) source = source.pipe(stage);
   try {
-    await pipeInto(transfer, source, stages, upload, feed, waitForStorage);
+    await pipeInto(transfer, source, stages, upload, feed, options);
   } finally {
     feed?.dispose();
   }
@@ -321,8 +322,43 @@ function uploadClosed(upload: UploadStream): Promise<void> {
   });
 }
 
+/** How {@link receiveFromSocket} treats its storage. */
+export interface ReceiveOptions {
+  /** Read plain uploads into the shared transfer buffers when the storage lets them be reused. Default true. */
+  reuseBuffers?: boolean;
+  /** On failure, wait (bounded) for the storage to close before telling the failure. Default true. */
+  waitForStorage?: boolean;
+  /**
+   * On a failure of the data connection (reset, abort, stall), store what arrived instead of discarding it, and
+   * tell the failure once it is stored: for storage that shows an upload only when complete, so that a client
+   * resuming with SIZE and REST resumes from what it sent, not from the previous version's size. Default false.
+   */
+  keepPartial?: boolean;
+}
+
+/**
+ * Resolves once `upload` has stored what it was given ('finish'), failed or closed, or after
+ * {@link UPLOAD_CLOSE_WAIT_MS}: not its clean-up after that, which may be slow.
+ */
+function uploadStored(upload: UploadStream): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      upload.off('finish', done);
+      upload.off('error', done);
+      upload.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, UPLOAD_CLOSE_WAIT_MS);
+    timer.unref();
+    upload.once('finish', done);
+    upload.once('error', done);
+    upload.once('close', done);
+  });
+}
+
 /** Waits for `source` to end and `upload` to store everything: piped, or fed by `feed` when there is one. */
-function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, feed: PooledFeed | null, waitForStorage: boolean): Promise<void> {
+function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, feed: PooledFeed | null, options: ReceiveOptions): Promise<void> {
   const socket = transfer.socket!;
   return new Promise<void>((resolve, reject) => {
     let settled = false;
@@ -333,6 +369,13 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       socket.unpipe();
       socket.destroy();
       for (const stage of stages) stage.destroy();
+      if (options.keepPartial === true && failure.reason !== 'local' && !upload.destroyed && !upload.writableEnded) {
+        // What arrived is stored as the file (as an upload written in place keeps it), then the failure told.
+        feed?.flush();
+        upload.end();
+        void uploadStored(upload).then(() => reject(failure));
+        return;
+      }
       try {
         upload.transferError?.(failure);
       } finally {
@@ -341,7 +384,7 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       // The failure (426, 451…) is told once the upload has closed: a write still running in storage would
       // otherwise land after it, under the client's next command on the same file (an APPE, a REST + STOR). A
       // storage that takes longer to close is not waited for past UPLOAD_CLOSE_WAIT_MS.
-      if (waitForStorage) void uploadClosed(upload).then(() => reject(failure));
+      if (options.waitForStorage !== false) void uploadClosed(upload).then(() => reject(failure));
       else reject(failure);
     };
     // `finished` also settles for a socket that was already closed or reset before this transfer began.

@@ -108,7 +108,13 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
       throw st !== null && !st.isFile() ? new FtpError(550, `${path}: not a plain file.`) : err;
     });
     try {
-      await receiveFromSocket(t, upload, s.coding('upload'), s.settings.reuseUploadBuffers, s.vfs.uploadsVisibleWhenComplete !== true);
+      const wholeOnly = s.vfs.uploadsVisibleWhenComplete === true;
+      await receiveFromSocket(t, upload, s.coding('upload'), {
+        reuseBuffers: s.settings.reuseUploadBuffers,
+        waitForStorage: !wholeOnly,
+        // Storage written in place keeps what arrived by itself; one that shows only complete uploads is told to.
+        keepPartial: wholeOnly && (s.settings.partialUploads === 'keep' || !fresh),
+      });
     } catch (err) {
       // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
       // whose uploads show only when complete kept the previous version: deleting the path would lose it.
