@@ -110,17 +110,21 @@ describe('mounts', () => {
     expect(names).toEqual(['deep']);
   });
 
-  it('refuses what cannot cross providers, and keeps mount points in place', async () => {
+  it('refuses what cannot cross providers, and keeps mount points in place (EPERM: for good, where EBUSY would be a 450 that clients retry)', async () => {
     const { fs } = await tree();
     await put(fs, '/home/a.txt', 'x');
     await put(fs, '/archive/b.txt', 'y');
     expect(await codeOf(fs.rename('/home/a.txt', '/archive/a.txt'))).toBe('EXDEV');
     expect(await codeOf(fs.rename('/archive/b.txt', '/home/b.txt'))).toBe('EXDEV');
-    expect(await codeOf(fs.rmdir('/archive'))).toBe('EBUSY');
-    expect(await codeOf(fs.rename('/archive', '/old'))).toBe('EBUSY');
-    expect(await codeOf(fs.rename('/home', '/mnt'))).toBe('EBUSY');
-    expect(await codeOf(fs.rmdir('/mnt'))).toBe('EBUSY');
-    expect(await codeOf(fs.unlink('/archive'))).toBe('EBUSY');
+    expect(await codeOf(fs.rmdir('/archive'))).toBe('EPERM');
+    expect(await codeOf(fs.rename('/archive', '/old'))).toBe('EPERM');
+    expect(await codeOf(fs.rename('/home', '/mnt'))).toBe('EPERM');
+    expect(await codeOf(fs.rmdir('/mnt'))).toBe('EPERM');
+    expect(await codeOf(fs.unlink('/archive'))).toBe('EPERM');
+    expect(await codeOf(fs.rmdir('/mnt/deep'))).toBe('EPERM');
+    expect(await codeOf(fs.rename('/home/a.txt', '/archive'))).toBe('EPERM');
+    expect(await codeOf(fs.rmdir('/'))).toBe('EPERM');
+    expect(await codeOf(fs.rename('/', '/x'))).toBe('EPERM');
     expect(await codeOf(fs.mkdir('/archive'))).toBe('EEXIST');
     await fs.mkdir('/archive', { recursive: true });
     // Renames inside one provider still work.
@@ -133,7 +137,7 @@ describe('mounts', () => {
     await root.mkdir('/srv');
     await root.mkdir('/srv/own');
     const fs = mounts(root, { '/srv/data': new MemoryProvider() });
-    expect(await codeOf(fs.rmdir('/srv'))).toBe('EBUSY');
+    expect(await codeOf(fs.rmdir('/srv'))).toBe('EPERM');
     expect((await fs.readdir('/srv')).sort()).toEqual(['data', 'own']);
     await root.rmdir('/srv/own');
     expect((await fs.readdir('/srv')).sort()).toEqual(['data']);

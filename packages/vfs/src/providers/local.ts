@@ -657,7 +657,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   override rmdir(path: string): Promise<void> {
     if (this.#sync) return this.#settle(() => this.rmdirSync(path));
     return this.#run(path, async () => {
-      if (normalizePath(path) === '/') throw fsError('EBUSY', 'rmdir', path);
+      if (normalizePath(path) === '/') throw fsError('EPERM', 'rmdir', path);
       await fsp.rmdir(await this.#confine(path, false, 'rmdir'));
     });
   }
@@ -677,7 +677,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   override rename(oldPath: string, newPath: string): Promise<void> {
     if (this.#sync) return this.#settle(() => this.renameSync(oldPath, newPath));
     return (async () => {
-      if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
+      if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EPERM', 'rename', oldPath);
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
@@ -801,7 +801,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   override rmdirSync(path: string): void {
     this.#runSync(path, () => {
-      if (normalizePath(path) === '/') throw fsError('EBUSY', 'rmdir', path);
+      // EPERM, not EBUSY: that is "450 try again later", and a client would retry this for ever.
+      if (normalizePath(path) === '/') throw fsError('EPERM', 'rmdir', path);
       fs.rmdirSync(this.#confineSync(path, false, 'rmdir'));
     });
   }
@@ -814,7 +815,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   override renameSync(oldPath: string, newPath: string): void {
-    if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
+    // EPERM (550), not EBUSY (450: a transient refusal that clients retry).
+    if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EPERM', 'rename', oldPath);
     const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));

@@ -23,7 +23,9 @@ interface Route {
  * virtual, read-only directories.
  *
  * What cannot cross providers fails as a real filesystem would: a rename from one to another with EXDEV, COMB of
- * parts on different providers with EXDEV, removing or renaming a mount point (or a virtual folder) with EBUSY.
+ * parts on different providers with EXDEV. Removing, renaming or replacing a mount point (or a virtual folder, or a
+ * folder on the way to a mount point) fails with EPERM: it is permanent, where EBUSY would be the server's "450 try
+ * again later" and have clients retry it for ever.
  * An optional capability is there when any provider has it; a provider without it falls back where `@ftp/vfs`
  * can (streams through file handles, `list` as readdir + stat, `hash` by streaming) and answers ENOTSUP otherwise.
  * The wrapper never closes the providers (they may be shared).
@@ -77,12 +79,10 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
     return virtualStats();
   }
 
-  const busy = (syscall: string, v: string): never => {
-    throw fsError('EBUSY', syscall, v);
-  };
+  /** Refuses to remove, rename or replace a mount point or a folder leading to one: EPERM, for good. */
   const guard = (syscall: string, v: string): void => {
     const n = normalizePath(v);
-    if (isMountPoint(n) || virtual.has(n)) busy(syscall, v);
+    if (isMountPoint(n) || virtual.has(n)) throw fsError('EPERM', syscall, v);
   };
   const run = async <T>(v: string, fn: () => Promise<T>): Promise<T> => {
     try {
