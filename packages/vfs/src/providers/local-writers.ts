@@ -15,7 +15,10 @@ import { fsError } from '../errors.js';
  */
 const writers: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.writers')] ??= new Set<string>()) as Set<string>;
 
-/** The registry key of an opened file: its device and inode (exact below 2^53, which inode numbers stay under). */
+/**
+ * The registry key of an opened file: its device and inode. Node gives them as doubles, exact up to 2^53; two inodes
+ * of one device beyond that could share a key, which errs on the safe side (a needless EBUSY, never two writers).
+ */
 function keyOf(st: Stats): string {
   return `${st.dev}:${st.ino}`;
 }
