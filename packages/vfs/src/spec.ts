@@ -21,8 +21,14 @@ export interface FileStats {
   birthtimeMs?: number;
   /** Unix mode bits (type bits optional; the permission bits are what matter). */
   mode: number;
-  /** A stable id of the object where the backend has one (inode number, row id): the MLSx `unique` fact. */
+  /** A stable id of the object where the backend has one (inode number, row id): with `dev`, the MLSx `unique` fact. */
   ino?: number;
+  /**
+   * The device the object lives on (`fs.Stats.dev`): `ino` is unique within it. 0 or absent for backends without
+   * devices; the mounts wrapper then gives each mounted provider one of its own, set on the stats it returns (stats
+   * are the caller's: return a fresh object per call, as `fs.stat` does).
+   */
+  dev?: number;
   nlink?: number;
   uid?: number;
   gid?: number;

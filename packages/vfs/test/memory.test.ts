@@ -203,6 +203,15 @@ describe('MemoryProvider (own)', () => {
     expect(await code(p.rename('/u', '/u/d1/x'))).toBe('EINVAL');
   });
 
+  it('refuses to remove or rename the root with EPERM, not EBUSY (the server answers that 450 "try again later")', async () => {
+    const p = new MemoryProvider();
+    await p.mkdir('/d');
+    expect(await code(p.rmdir('/'))).toBe('EPERM');
+    expect(await code(p.rename('/', '/x'))).toBe('EPERM');
+    expect(await code(p.rename('/d', '/'))).toBe('EPERM');
+    expect(await p.readdir('/')).toEqual(['d']);
+  });
+
   it('can be mounted with @platformatic/vfs create() (sync API)', () => {
     const vfs = create(new MemoryProvider(), { moduleHooks: false });
     vfs.mkdirSync('/d');

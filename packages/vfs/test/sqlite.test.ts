@@ -243,6 +243,16 @@ describe('SqliteProvider (own)', () => {
     p.close();
   });
 
+  it('refuses to remove or rename the root with EPERM, not EBUSY (the server answers that 450 "try again later")', async () => {
+    const p = new SqliteProvider();
+    await p.mkdir('/d');
+    expect(await code(p.rmdir('/'))).toBe('EPERM');
+    expect(await code(p.rename('/', '/x'))).toBe('EPERM');
+    expect(await code(p.rename('/d', '/'))).toBe('EPERM');
+    expect(await p.readdir('/')).toEqual(['d']);
+    p.close();
+  });
+
   it('fails cleanly once closed', async () => {
     const p = new SqliteProvider();
     p.close();

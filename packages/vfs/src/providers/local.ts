@@ -16,6 +16,7 @@ import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import { lstatAll, lstatAllSync, lstatSlices, noteNamespaceChange } from './local-listing.js';
+import { refuseIfWritten, releaseWriter, takeWriter } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -51,9 +52,14 @@ function kindOf(d: { isDirectory(): boolean; isSymbolicLink(): boolean }): NodeK
   return d.isSymbolicLink() ? 'symlink' : d.isDirectory() ? 'directory' : 'file';
 }
 
-/** A file handle of {@link LocalProvider} over a file descriptor (sync and async, as `@platformatic/vfs` expects). */
+/**
+ * A file handle of {@link LocalProvider} over a file descriptor (sync and async, as `@platformatic/vfs` expects).
+ * One opened for writing holds the file's writer registration (see {@link LocalProvider}) until it is closed.
+ */
 export class LocalFileHandle {
   #closed = false;
+  /** The writer registration this handle releases when closed, if it holds one. */
+  #writer: string | null;
 
   /** @internal */
   constructor(
@@ -61,7 +67,10 @@ export class LocalFileHandle {
     readonly path: string,
     readonly flags: string | number,
     readonly mode: number,
-  ) {}
+    writer: string | null = null,
+  ) {
+    this.#writer = writer;
+  }
 
   /** Whether `close()` was called. */
   get closed(): boolean {
@@ -120,6 +129,7 @@ export class LocalFileHandle {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.#releaseWriter();
     return new Promise((resolve, reject) => {
       fs.close(this.fd, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
     });
@@ -127,7 +137,13 @@ export class LocalFileHandle {
   closeSync(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#releaseWriter();
     fs.closeSync(this.fd);
+  }
+  #releaseWriter(): void {
+    if (this.#writer === null) return;
+    releaseWriter(this.#writer);
+    this.#writer = null;
   }
 }
 
@@ -192,21 +208,32 @@ class LocalWriteStream extends Writable implements UploadStream {
   #held: Buffer | null = null;
   /** Whether anything has been handed to `_write` yet (only a first chunk is held). */
   #started = false;
+  /** The file's writer registration (see {@link takeWriter}), released when the descriptor is closed. */
+  #writer: string | null;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
   /** A chunk is written (or copied, when held) before its callback runs. */
   readonly releasesChunks = true;
 
-  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean) {
+  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean, writer: string) {
     super({ highWaterMark: UPLOAD_BUFFER });
     this.#fd = fd;
     this.#pos = position;
     this.#truncateAtEnd = truncateAtEnd;
     this.#syncClose = syncClose;
+    this.#writer = writer;
   }
 
-  /** Closes the descriptor; `cb` gets close's error, if any. */
+  /**
+   * Closes the descriptor (called once, when no operation is running on it any more); `cb` gets close's error, if
+   * any. The writer registration goes first: by the time the stream says `finish` or `close`, the file may be
+   * uploaded or downloaded again.
+   */
   #closeFd(cb: (err: NodeJS.ErrnoException | null) => void): void {
+    if (this.#writer !== null) {
+      releaseWriter(this.#writer);
+      this.#writer = null;
+    }
     (this.#syncClose ? closeSyncTo : fs.close)(this.#fd, cb);
   }
 
@@ -343,6 +370,18 @@ function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
+/**
+ * Registers an opened regular file: as its writer when `write` (the key to release on close), else as a reader,
+ * who is refused while a writer has it open. Directories, FIFOs and devices are not registered.
+ * @throws VfsError EBUSY
+ */
+function claimFile(st: Stats, write: boolean, path: string): string | null {
+  if (!st.isFile()) return null;
+  if (write) return takeWriter(st, path);
+  refuseIfWritten(st, path);
+  return null;
+}
+
 /** realpath(3) in the thread pool: one call, where `fs.promises.realpath` lstats every component in turn. */
 function realpathNative(path: string): Promise<string> {
   return new Promise((resolve, reject) => fs.realpath.native(path, (err, real) => (err ? reject(err) : resolve(real))));
@@ -362,13 +401,32 @@ function realpathNative(path: string): Promise<string> {
  * Symlinks created through it (`symlink`) must resolve inside the root (else EACCES); absolute targets are stored
  * relative to the link's directory, so `readlink` returns the relative form.
  *
- * Uploads are written in place (visible as written, not atomic: `atomicUploads` is false); an interrupted upload
- * keeps what was received, so that REST can resume it. Sync methods work too (for `@platformatic/vfs`'s `create()`).
+ * Uploads are written in place (visible as written); an interrupted upload keeps what was received, so that REST can
+ * resume it. Sync methods work too (for `@platformatic/vfs`'s `create()`).
+ *
+ * **One writer per file.** Node has no fcntl locks, so the provider keeps its own registry of the files open for
+ * writing, by device and inode, shared by every `LocalProvider` of the process (vsftpd's `lock_upload_files`, in
+ * process). A file is registered as soon as it is opened for writing (`createWriteStream`, whatever its `start` or
+ * `append`; `open`/`openSync` with a write flag, so `writeFile`, `appendFile` and `copyFile` too), after the
+ * `/proc/self/fd` check and before anything is truncated, and released when the descriptor is closed: when the
+ * upload finishes, fails or is destroyed, or the handle is closed. While it is registered:
+ * - a second writer is refused with **EBUSY** (the server's "450 File busy, try again later"): two uploads to one
+ *   file would otherwise interleave their blocks, and both be reported complete;
+ * - a reader (`createReadStream`, `open` for reading) is refused with EBUSY too: it would read a mix of old and new
+ *   bytes, and a truncated file as complete.
+ *
+ * Readers are not registered: they do not block each other, nor a writer (a download that was open before an upload
+ * started may still see the file change under it). The refusal is immediate, never a wait. The registry is per
+ * process: several `ftpd --workers` processes, or other programs, writing one folder do not see each other's
+ * writers, so `atomicUploads` stays false. Its cost is a string and a `Set` lookup per open.
  */
 export class LocalProvider extends VirtualProvider implements FsProvider {
   /** The contract version this provider implements. */
   readonly specVersion = SPEC_VERSION;
-  /** Uploads write in place: concurrent uploads to one path may interleave. */
+  /**
+   * False: uploads write in place. In one process a second upload of a file being written is refused (EBUSY), but
+   * uploads from several processes to one path may still interleave.
+   */
   readonly atomicUploads = false;
   #root: string;
   /** See {@link LocalProviderOptions.syncMetadata}. */
@@ -599,7 +657,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   override rmdir(path: string): Promise<void> {
     if (this.#sync) return this.#settle(() => this.rmdirSync(path));
     return this.#run(path, async () => {
-      if (normalizePath(path) === '/') throw fsError('EBUSY', 'rmdir', path);
+      if (normalizePath(path) === '/') throw fsError('EPERM', 'rmdir', path);
       await fsp.rmdir(await this.#confine(path, false, 'rmdir'));
     });
   }
@@ -619,7 +677,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   override rename(oldPath: string, newPath: string): Promise<void> {
     if (this.#sync) return this.#settle(() => this.renameSync(oldPath, newPath));
     return (async () => {
-      if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
+      if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EPERM', 'rename', oldPath);
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
@@ -648,15 +706,18 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const real = await this.#confine(path, true, 'open');
       const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
       const fd = await new Promise<number>((resolve, reject) => fs.open(real, bits, mode ?? 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
-      const handle = new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666);
+      let writer: string | null = null;
       try {
         this.#verifyFd(fd, path);
-        if (f.truncate && f.write) await handle.truncate(0);
+        // fstat of an open descriptor reads the in-memory inode, as the streams do.
+        writer = claimFile(fs.fstatSync(fd), f.write, path);
+        if (f.truncate && f.write) await ftruncateFd(fd, 0);
       } catch (err) {
-        await handle.close().catch(() => undefined);
+        if (writer !== null) releaseWriter(writer);
+        await closeFd(fd);
         throw err;
       }
-      return handle;
+      return new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666, writer);
     });
   }
 
@@ -740,7 +801,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   override rmdirSync(path: string): void {
     this.#runSync(path, () => {
-      if (normalizePath(path) === '/') throw fsError('EBUSY', 'rmdir', path);
+      // EPERM, not EBUSY: that is "450 try again later", and a client would retry this for ever.
+      if (normalizePath(path) === '/') throw fsError('EPERM', 'rmdir', path);
       fs.rmdirSync(this.#confineSync(path, false, 'rmdir'));
     });
   }
@@ -753,7 +815,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   override renameSync(oldPath: string, newPath: string): void {
-    if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EBUSY', 'rename', oldPath);
+    // EPERM (550), not EBUSY (450: a transient refusal that clients retry).
+    if (normalizePath(oldPath) === '/' || normalizePath(newPath) === '/') throw fsError('EPERM', 'rename', oldPath);
     const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
@@ -787,22 +850,25 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         if (plainOnly && (err as NodeJS.ErrnoException).code === 'ENXIO') return null;
         throw err;
       }
+      let st: Stats | undefined;
       if (plainOnly) {
-        const st = fs.fstatSync(fd);
+        st = fs.fstatSync(fd);
         if (!st.isFile() && !st.isDirectory()) {
           fs.closeSync(fd);
           return null;
         }
       }
-      const handle = new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666);
+      let writer: string | null = null;
       try {
-        this.#verifyFd(handle.fd, path);
-        if (f.truncate && f.write) handle.truncateSync(0);
+        this.#verifyFd(fd, path);
+        writer = claimFile(st ?? fs.fstatSync(fd), f.write, path);
+        if (f.truncate && f.write) fs.ftruncateSync(fd, 0);
       } catch (err) {
-        handle.closeSync();
+        if (writer !== null) releaseWriter(writer);
+        fs.closeSync(fd);
         throw err;
       }
-      return handle;
+      return new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666, writer);
     });
   }
 
@@ -880,6 +946,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
         // Only regular files are streamed: a FIFO or a device (/dev/zero) would block or never end.
         if (!st.isFile()) throw fsError('EINVAL', 'open', path);
+        // An upload rewriting it would be read half old, half new, and look complete.
+        refuseIfWritten(st, path);
         size = st.size;
       } catch (err) {
         await this.#closeQuietly(fd);
@@ -946,21 +1014,26 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       } catch (err) {
         throw (err as NodeJS.ErrnoException).code === 'ENXIO' ? fsError('EINVAL', 'open', path) : err;
       }
+      let writer: string | null = null;
       try {
         this.#verifyFd(fd, path);
         const st = fs.fstatSync(fd);
         // Only regular files are written: a FIFO with a reader or a device would take the upload somewhere else.
         if (!st.isFile()) throw fsError(st.isDirectory() ? 'EISDIR' : 'EINVAL', 'open', path);
+        // One writer at a time, registered before anything is truncated: a second upload would interleave its
+        // blocks with the first one's.
+        writer = takeWriter(st, path);
         // A new (empty) file needs no truncation: one call fewer per upload of a new file. An old one is emptied in
         // the thread pool, whatever its size and the mode: freeing even a 16 KiB file's blocks took 0.2–0.45 ms on
         // ext4 here (more when the journal is busy), and on the event loop every other session waited for it. It
         // is done before the stream exists, so nothing can write, or end the upload, before the file is empty.
         if (!append && options.start === undefined && st.size > 0) await ftruncateFd(fd, 0);
       } catch (err) {
+        if (writer !== null) releaseWriter(writer);
         await this.#closeQuietly(fd);
         throw err;
       }
-      const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync);
+      const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync, writer);
       return mapStreamErrors(stream, path);
     });
   }

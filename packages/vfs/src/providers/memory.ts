@@ -634,7 +634,8 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
 
   override rmdirSync(path: string): void {
     const loc = this.#existing(path, false, 'rmdir');
-    if (loc.dir === undefined) throw fsError('EBUSY', 'rmdir', path);
+    // The root: EPERM (550), not EBUSY (450: a transient refusal that clients retry).
+    if (loc.dir === undefined) throw fsError('EPERM', 'rmdir', path);
     if (loc.node.kind !== 'directory') throw fsError('ENOTDIR', 'rmdir', path);
     if (loc.node.children.size > 0) throw fsError('ENOTEMPTY', 'rmdir', path);
     loc.dir.children.delete(loc.name);
@@ -652,7 +653,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   override renameSync(oldPath: string, newPath: string): void {
     const src = this.#existing(oldPath, false, 'rename');
     const dst = this.#locate(newPath, false, 'rename');
-    if (src.dir === undefined || dst.dir === undefined) throw fsError('EBUSY', 'rename', oldPath);
+    if (src.dir === undefined || dst.dir === undefined) throw fsError('EPERM', 'rename', oldPath);
     if (src.node === dst.node) return;
     if (src.node.kind === 'directory' && isInside(src.path, dst.path)) throw fsError('EINVAL', 'rename', newPath);
     if (dst.node !== undefined) {

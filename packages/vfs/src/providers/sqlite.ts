@@ -791,7 +791,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     this.#run(path, () =>
       this.#tx(() => {
         const loc = this.#existing(path, false, 'rmdir');
-        if (loc.dirId === undefined) throw fsError('EBUSY', 'rmdir', path);
+        // The root: EPERM (550), not EBUSY (450: a transient refusal that clients retry).
+        if (loc.dirId === undefined) throw fsError('EPERM', 'rmdir', path);
         if (loc.row.type !== T_DIR) throw fsError('ENOTDIR', 'rmdir', path);
         if (this.#st.hasChild.get(loc.row.id) !== undefined) throw fsError('ENOTEMPTY', 'rmdir', path);
         this.#st.deleteNode.run(loc.row.id);
@@ -816,7 +817,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       this.#tx(() => {
         const src = this.#existing(oldPath, false, 'rename');
         const dst = this.#locate(newPath, false, 'rename');
-        if (src.dirId === undefined || dst.dirId === undefined) throw fsError('EBUSY', 'rename', oldPath);
+        if (src.dirId === undefined || dst.dirId === undefined) throw fsError('EPERM', 'rename', oldPath);
         if (dst.row !== undefined && dst.row.id === src.row.id) return;
         if (src.row.type === T_DIR && this.#isWithin(dst.dirId, src.row.id)) throw fsError('EINVAL', 'rename', newPath);
         if (dst.row !== undefined) {

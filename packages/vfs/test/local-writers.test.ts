@@ -1,0 +1,283 @@
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
+import type { UploadStream, VfsErrorCode } from '../src/index.js';
+import { openWriterCount } from '../src/providers/local-writers.js';
+
+let root: string;
+
+beforeAll(() => {
+  root = fs.realpathSync(fs.mkdtempSync(join(tmpdir(), 'vfs-local-writers-')));
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+// Whatever a test did, no registration may outlive its stream or handle.
+afterEach(() => expect(openWriterCount()).toBe(0));
+
+const bytes = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+const OLD = bytes(1024 * 1024, 1);
+const A = bytes(512 * 1024, 2);
+const B = bytes(384 * 1024, 3);
+/** Above the 64 KiB a sync-mode upload holds back: it is written to the file before its callback runs. */
+const BLOCK = 128 * 1024;
+
+async function code(op: Promise<unknown> | (() => unknown)): Promise<VfsErrorCode | 'resolved'> {
+  try {
+    await (typeof op === 'function' ? op() : op);
+    return 'resolved';
+  } catch (err) {
+    return toVfsError(err).code;
+  }
+}
+
+function write(ws: UploadStream, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => ws.write(chunk, (err) => (err ? reject(err) : resolve())));
+}
+
+function end(ws: UploadStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.end(() => resolve());
+  });
+}
+
+async function destroyed(ws: UploadStream, err?: Error): Promise<void> {
+  ws.on('error', () => undefined);
+  const closed = new Promise((r) => ws.once('close', r));
+  ws.destroy(err);
+  await closed;
+}
+
+async function readAll(p: LocalProvider, path: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await openReadStream(p, path)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const onDisk = (name: string): Buffer => fs.readFileSync(join(root, name));
+const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+/** Runs `fn` with `fs[name]` replaced (the provider calls `fs.x` through the module object). */
+async function patched<T>(name: 'write' | 'ftruncate' | 'ftruncateSync', replacement: (real: (...a: unknown[]) => unknown, args: unknown[]) => unknown, fn: () => Promise<T>): Promise<T> {
+  const target = fs as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const real = target[name]!;
+  target[name] = (...args: unknown[]) => replacement(real, args);
+  try {
+    return await fn();
+  } finally {
+    target[name] = real;
+  }
+}
+
+for (const syncMetadata of [true, false]) {
+  describe(`LocalProvider writer registry (syncMetadata: ${syncMetadata})`, () => {
+    const make = (): LocalProvider => new LocalProvider(root, { syncMetadata });
+
+    it('a second upload of a file being uploaded is refused with EBUSY, through another provider and another name too, before it truncates anything', async () => {
+      // The bug: two STORs of one file interleaved their blocks, ended as neither upload, and both got 226.
+      const p = make();
+      const other = make();
+      fs.writeFileSync(join(root, 'same.bin'), OLD);
+      fs.rmSync(join(root, 'hard.bin'), { force: true });
+      fs.linkSync(join(root, 'same.bin'), join(root, 'hard.bin'));
+      fs.rmSync(join(root, 'soft.bin'), { force: true });
+      fs.symlinkSync('same.bin', join(root, 'soft.bin'));
+      const first = await openWriteStream(p, '/same.bin');
+      await write(first, A.subarray(0, BLOCK));
+      const before = openFds();
+      for (const provider of [p, other]) {
+        for (const path of ['/same.bin', '/hard.bin', '/soft.bin']) {
+          expect(await code(openWriteStream(provider, path))).toBe('EBUSY');
+          expect(await code(openWriteStream(provider, path, { append: true }))).toBe('EBUSY');
+          expect(await code(openWriteStream(provider, path, { start: 10 }))).toBe('EBUSY');
+        }
+      }
+      // Refused before truncating, and with the descriptor closed.
+      expect(onDisk('same.bin').equals(A.subarray(0, BLOCK))).toBe(true);
+      expect(openFds()).toBeLessThanOrEqual(before + 1);
+      await write(first, A.subarray(BLOCK));
+      await end(first);
+      expect(onDisk('same.bin').equals(A)).toBe(true);
+      // Once it is done, the next upload goes through.
+      const second = await openWriteStream(other, '/hard.bin');
+      await write(second, B);
+      await end(second);
+      expect(onDisk('same.bin').equals(B)).toBe(true);
+    });
+
+    it('two uploads of one file never end as a mix of both: the file is one of them whole', async () => {
+      const p = make();
+      const wa = await openWriteStream(p, '/race.bin');
+      const wb = await openWriteStream(p, '/race.bin').catch((err: unknown) => err as Error);
+      const step = 64 * 1024;
+      for (let off = 0; off < A.length; off += step) {
+        await write(wa, A.subarray(off, off + step));
+        if (!(wb instanceof Error) && off < B.length) await write(wb, B.subarray(off, off + step));
+      }
+      await end(wa);
+      if (!(wb instanceof Error)) await end(wb);
+      const result = onDisk('race.bin');
+      expect(result.equals(A) || result.equals(B)).toBe(true);
+    });
+
+    it('a download of a file being uploaded is refused with EBUSY, and reads the new version whole once it is done', async () => {
+      // The bug: a RETR during another session's STOR of the file got a truncated mix of old and new bytes, as complete.
+      const p = make();
+      fs.writeFileSync(join(root, 'swap.bin'), OLD);
+      const up = await openWriteStream(p, '/swap.bin');
+      await write(up, A.subarray(0, BLOCK));
+      const before = openFds();
+      expect(await code(openReadStream(p, '/swap.bin'))).toBe('EBUSY');
+      expect(await code(openReadStream(make(), '/swap.bin', { start: 100 }))).toBe('EBUSY');
+      expect(await code(p.open('/swap.bin', 'r'))).toBe('EBUSY');
+      expect(await code(() => p.openSync('/swap.bin', 'r'))).toBe('EBUSY');
+      expect(await code(() => p.readFileSync('/swap.bin'))).toBe('EBUSY');
+      expect(openFds()).toBeLessThanOrEqual(before + 1);
+      await write(up, A.subarray(BLOCK));
+      await end(up);
+      expect((await readAll(p, '/swap.bin')).equals(A)).toBe(true);
+    });
+
+    it('readers do not block each other, nor a writer', async () => {
+      const p = make();
+      fs.writeFileSync(join(root, 'shared.bin'), OLD);
+      const r1 = await openReadStream(p, '/shared.bin');
+      const r2 = await openReadStream(p, '/shared.bin');
+      const h = await p.open('/shared.bin', 'r');
+      const up = await openWriteStream(p, '/shared.bin', { append: true });
+      await write(up, B);
+      await end(up);
+      r1.destroy();
+      r2.destroy();
+      await h.close();
+      expect((await readAll(p, '/shared.bin')).equals(Buffer.concat([OLD, B]))).toBe(true);
+    });
+
+    it('the registration ends with the upload: when it finishes (before finish is emitted), fails mid-write or is destroyed', async () => {
+      const p = make();
+      // Finished: by the time the stream says `finish`, the file can be downloaded and uploaded again.
+      const done = await openWriteStream(p, '/life.bin');
+      let atFinish = -1;
+      done.once('finish', () => (atFinish = openWriterCount()));
+      await write(done, A);
+      await end(done);
+      expect(atFinish).toBe(0);
+      // Destroyed, with and without an error, before and after a write.
+      for (const data of [null, A]) {
+        const ws = await openWriteStream(p, '/life.bin');
+        if (data) await write(ws, data);
+        expect(openWriterCount()).toBe(1);
+        await destroyed(ws, data ? new Error('data connection lost') : undefined);
+        expect(openWriterCount()).toBe(0);
+      }
+      // A write that fails.
+      const failing = await openWriteStream(p, '/life.bin');
+      failing.on('error', () => undefined);
+      const closed = new Promise((r) => failing.once('close', r));
+      await patched(
+        'write',
+        (_real, args) => setImmediate(() => (args.at(-1) as (e: Error) => void)(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }))),
+        async () => expect(await code(write(failing, A.subarray(0, BLOCK)))).toBe('EIO'),
+      );
+      await closed;
+      expect(openWriterCount()).toBe(0);
+      // Destroyed again after it finished: it must not release whoever writes the file now.
+      const next = await openWriteStream(p, '/life.bin');
+      done.destroy();
+      failing.destroy();
+      expect(await code(openWriteStream(p, '/life.bin'))).toBe('EBUSY');
+      await end(next);
+    });
+
+    it('an upload destroyed during a write keeps the file registered until that write has returned', async () => {
+      const p = make();
+      const ws = await openWriteStream(p, '/slow.bin');
+      let release: () => void = () => undefined;
+      await patched(
+        'write',
+        (real, args) => {
+          release = () => real(...args);
+        },
+        async () => {
+          ws.write(A);
+          await new Promise((r) => setImmediate(r));
+          ws.on('error', () => undefined);
+          ws.destroy(new Error('client went away'));
+        },
+      );
+      // The write is still running: a new upload now would have its blocks overwritten by it.
+      expect(await code(openWriteStream(p, '/slow.bin'))).toBe('EBUSY');
+      const closed = new Promise((r) => ws.once('close', r));
+      release();
+      await closed;
+      expect(openWriterCount()).toBe(0);
+      await end(await openWriteStream(p, '/slow.bin'));
+    });
+
+    it('nothing stays registered when the open fails, before or after the registration', async () => {
+      const p = make();
+      fs.mkdirSync(join(root, 'adir'), { recursive: true });
+      expect(await code(openWriteStream(p, '/adir'))).toBe('EISDIR');
+      // A directory opened for reading is not registered.
+      p.openSync('/adir', 'r').closeSync();
+      expect(openWriterCount()).toBe(0);
+      // The truncation of the old file comes after the registration: when it fails, the registration goes.
+      fs.writeFileSync(join(root, 'eio.bin'), OLD);
+      const before = openFds();
+      const eio = (): Error => Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' });
+      const failure = await patched(
+        'ftruncate',
+        (_real, args) => setImmediate(() => (args.at(-1) as (e: Error) => void)(eio())),
+        () =>
+          patched(
+            'ftruncateSync',
+            () => {
+              throw eio();
+            },
+            async () => [await code(openWriteStream(p, '/eio.bin')), await code(p.open('/eio.bin', 'w')), await code(() => p.openSync('/eio.bin', 'w'))],
+          ),
+      );
+      expect(failure).toEqual(['EIO', 'EIO', 'EIO']);
+      expect(openWriterCount()).toBe(0);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(openFds()).toBeLessThanOrEqual(before);
+      const ws = await openWriteStream(p, '/eio.bin');
+      await write(ws, B);
+      await end(ws);
+      expect(onDisk('eio.bin').equals(B)).toBe(true);
+    });
+
+    it('file handles opened for writing register too (writeFile, appendFile, copyFile), sync and async, until closed', async () => {
+      const p = make();
+      fs.writeFileSync(join(root, 'h.bin'), OLD);
+      const h = p.openSync('/h.bin', 'r+');
+      expect(await code(openWriteStream(p, '/h.bin'))).toBe('EBUSY');
+      // 'w' would truncate: refused before it does.
+      expect(await code(() => p.openSync('/h.bin', 'w'))).toBe('EBUSY');
+      expect(await code(p.open('/h.bin', 'a'))).toBe('EBUSY');
+      expect(await code(p.writeFile('/h.bin', 'x'))).toBe('EBUSY');
+      expect(await code(() => p.appendFileSync('/h.bin', 'x'))).toBe('EBUSY');
+      expect(await code(p.copyFile('/shared.bin', '/h.bin'))).toBe('EBUSY');
+      expect(await code(openReadStream(p, '/h.bin'))).toBe('EBUSY');
+      expect(onDisk('h.bin').equals(OLD)).toBe(true);
+      h.closeSync();
+      // Closed twice: the second close must not release a later writer's registration.
+      const later = await p.open('/h.bin', 'w');
+      h.closeSync();
+      await h.close();
+      expect(await code(() => p.openSync('/h.bin', 'a'))).toBe('EBUSY');
+      await later.close();
+      await later.close();
+      await p.writeFile('/h.bin', 'written');
+      p.appendFileSync('/h.bin', ' and appended');
+      expect(p.readFileSync('/h.bin', 'utf8')).toBe('written and appended');
+      // A stream's upload refuses the handle writers in turn.
+      const up = await openWriteStream(p, '/h.bin');
+      expect(await code(p.open('/h.bin', 'r+'))).toBe('EBUSY');
+      expect(await code(() => p.writeFileSync('/h.bin', 'x'))).toBe('EBUSY');
+      await end(up);
+      expect(onDisk('h.bin').length).toBe(0);
+    });
+  });
+}
