@@ -13,6 +13,13 @@ export interface S3Context {
    * re-upload the kept bytes instead of asking again each time.
    */
   partCopyUnsupported: boolean;
+  /**
+   * Whether the store refused If-Match / If-None-Match on PutObject or CompleteMultipartUpload (NotImplemented, 501,
+   * 400) once: APPE and REST + STOR then rely on their HEAD just before completing, without the header.
+   */
+  conditionalWritesUnsupported: boolean;
+  /** Whether the store refused If-Match on DeleteObject (or ETags in DeleteObjects) once: renames then delete without. */
+  conditionalDeletesUnsupported: boolean;
   /** Objects larger than this are copied by multipart UploadPartCopy (S3's CopyObject limit: 5 GiB). */
   readonly multipartCopyThreshold: number;
   /** Size of the UploadPartCopy ranges of such a copy. */

@@ -7,6 +7,7 @@ import {
   UploadPartCopyCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
+import { VfsError } from '@ftp/vfs';
 import { mapLimit } from './concurrency.js';
 import { copySource, type S3Context } from './context.js';
 import { copyRanges } from './upload.js';
@@ -14,19 +15,24 @@ import { copyRanges } from './upload.js';
 /**
  * Copies one object server-side, metadata included (no byte passes through this process): CopyObject up to
  * `multipartCopyThreshold` (S3's limit: 5 GiB), a multipart upload of UploadPartCopy ranges above it.
+ * With `etag`, only that version of the source is copied (`x-amz-copy-source-if-match`): a source replaced since it
+ * was looked at fails with 412 (EBUSY once mapped) instead of copying something else.
  * Throws the SDK's error; the caller maps it.
  */
-export async function copyObject(ctx: S3Context, srcKey: string, dstKey: string, size: number): Promise<void> {
+export async function copyObject(ctx: S3Context, srcKey: string, dstKey: string, size: number, etag?: string): Promise<void> {
   if (size <= ctx.multipartCopyThreshold) {
-    await ctx.client.send(new CopyObjectCommand({ Bucket: ctx.bucket, Key: dstKey, CopySource: copySource(ctx, srcKey) }));
+    await ctx.client.send(new CopyObjectCommand({ Bucket: ctx.bucket, Key: dstKey, CopySource: copySource(ctx, srcKey), CopySourceIfMatch: etag }));
     return;
   }
-  await multipartCopy(ctx, srcKey, dstKey, size);
+  await multipartCopy(ctx, srcKey, dstKey, size, etag);
 }
 
-async function multipartCopy(ctx: S3Context, srcKey: string, dstKey: string, size: number): Promise<void> {
+async function multipartCopy(ctx: S3Context, srcKey: string, dstKey: string, size: number, etag: string | undefined): Promise<void> {
   // A multipart upload does not inherit the source's metadata: take it (and the version, for If-Match) first.
   const head = await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: srcKey }));
+  if (etag !== undefined && head.ETag !== etag) {
+    throw new VfsError('EBUSY', `EBUSY: '${srcKey}' was replaced while it was being renamed`, { syscall: 'rename' });
+  }
   const created = await ctx.client.send(
     new CreateMultipartUploadCommand({ Bucket: ctx.bucket, Key: dstKey, Metadata: head.Metadata, ContentType: head.ContentType }),
   );

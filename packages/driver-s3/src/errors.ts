@@ -27,6 +27,8 @@ const S3_CODES: Record<string, VfsErrorCode> = {
   RequestLimitExceeded: 'EBUSY',
   ServiceUnavailable: 'EBUSY',
   PreconditionFailed: 'EBUSY',
+  // A conditional write that raced another write of the same key (S3: fetch the ETag and retry).
+  ConditionalRequestConflict: 'EBUSY',
   OperationAborted: 'EBUSY',
   InvalidArgument: 'EINVAL',
 };
@@ -64,6 +66,22 @@ export function isNotFound(err: unknown): boolean {
 export function isNotImplemented(err: unknown): boolean {
   const code = s3CodeOf(err);
   return code === 'NotImplemented' || code === 'MethodNotAllowed' || httpStatusOf(err) === 501;
+}
+
+/** True when a condition (If-Match, If-None-Match, x-amz-copy-source-if-match) did not hold: 412, or S3's 409. */
+export function isPreconditionFailed(err: unknown): boolean {
+  const code = s3CodeOf(err);
+  return code === 'PreconditionFailed' || code === 'ConditionalRequestConflict' || httpStatusOf(err) === 412;
+}
+
+/**
+ * True for an answer that may mean "this store does not take that condition header" (NotImplemented, 501, or a
+ * 400 such as InvalidArgument / InvalidRequest): the driver then repeats the request without the header.
+ */
+export function isConditionRefused(err: unknown): boolean {
+  if (isNotImplemented(err)) return true;
+  const code = s3CodeOf(err);
+  return httpStatusOf(err) === 400 && (code === 'InvalidArgument' || code === 'InvalidRequest' || code === 'NotImplemented' || code === 'BadRequest');
 }
 
 /**

@@ -141,6 +141,8 @@ function objectStats(obj: _Object): VfsStats {
 export interface ListedObject {
   key: string;
   size: number;
+  /** The ETag the listing gave (the version seen), if any. */
+  etag: string | undefined;
 }
 
 /** Every object under a key prefix (no delimiter), page by page, for directory renames. */
@@ -153,7 +155,7 @@ export async function* walkObjects(ctx: S3Context, prefix: string, path: string)
     } catch (err) {
       throw toS3Error(err, path, 'scandir');
     }
-    for (const obj of out.Contents ?? []) if (obj.Key !== undefined) yield { key: obj.Key, size: obj.Size ?? 0 };
+    for (const obj of out.Contents ?? []) if (obj.Key !== undefined) yield { key: obj.Key, size: obj.Size ?? 0, etag: obj.ETag };
     token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
     if (token === undefined) return;
   }

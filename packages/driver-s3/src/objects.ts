@@ -7,15 +7,40 @@ import { isNotFound, toS3Error } from './errors.js';
 export const FILE_MODE = 0o644;
 /** Permission bits reported for directories. */
 export const DIR_MODE = 0o755;
-/** The user-metadata key (`x-amz-meta-mtime`) of a modification time set by `setTimes`, in ms since the epoch. */
+/**
+ * The user-metadata key (`x-amz-meta-mtime`) of a modification time set by `setTimes`: whole ms since the epoch as a
+ * decimal integer, with a leading `-` for times before 1970 (`-1000` is 1969-12-31T23:59:59Z).
+ */
 export const MTIME_META = 'mtime';
+
+/** The largest distance from the epoch a JavaScript Date can hold (±100,000,000 days), in ms. */
+const MAX_TIME_MS = 8.64e15;
+
+/** The `x-amz-meta-mtime` value of a time (whole ms, rounded); throws on a time no Date can hold. */
+export function encodeMtime(ms: number): string {
+  const whole = Math.round(ms);
+  if (!Number.isFinite(whole) || Math.abs(whole) > MAX_TIME_MS) throw new RangeError(`not a time: ${ms}`);
+  return String(whole === 0 ? 0 : whole); // never "-0"
+}
+
+/**
+ * The time an `x-amz-meta-mtime` value holds, in ms since the epoch; undefined for anything else (the value is set
+ * by whoever can write the object). Reads what every version of the driver wrote: non-negative integers up to 15
+ * digits, and now negative ones (before 1970) and 16-digit ones (after the year 33658), within a Date's range.
+ */
+export function decodeMtime(value: string | undefined): number | undefined {
+  if (value === undefined || !/^-?\d{1,16}$/.test(value)) return undefined;
+  const ms = Number(value);
+  if (Math.abs(ms) > MAX_TIME_MS) return undefined;
+  return ms === 0 ? 0 : ms; // "-0" is 0
+}
 /** The user-metadata key (`x-amz-meta-sha256`) of the SHA-256 computed while the object was uploaded. */
 export const SHA256_META = 'sha256';
 
 /** The modification time of an object: the one `setTimes` stored, else S3's LastModified. */
 export function objectMtime(metadata: Record<string, string> | undefined, lastModified: Date | undefined): number {
-  const stored = metadata?.[MTIME_META];
-  if (stored !== undefined && /^\d{1,15}$/.test(stored)) return Number(stored);
+  const stored = decodeMtime(metadata?.[MTIME_META]);
+  if (stored !== undefined) return stored;
   return lastModified?.getTime() ?? Date.now();
 }
 

@@ -63,6 +63,8 @@ export class S3Provider implements FsProvider {
       keys: new KeyMapper(resolved.prefix),
       options: resolved,
       partCopyUnsupported: false,
+      conditionalWritesUnsupported: false,
+      conditionalDeletesUnsupported: false,
       multipartCopyThreshold: MAX_PART_SIZE,
       multipartCopyPartSize: 512 * 1024 * 1024,
     };
@@ -214,9 +216,13 @@ export class S3Provider implements FsProvider {
       const size = self.head.ContentLength ?? 0;
       const keep = options.append === true ? size : Math.min(options.start ?? 0, size);
       plan.keep = { size: keep, etag: self.head.ETag };
+      // The new object replaces exactly the version whose bytes it keeps: completed only if that is still there.
+      if (self.head.ETag !== undefined) plan.replaces = { etag: self.head.ETag };
       if (options.start !== undefined && options.start > size) plan.zeroFill = options.start - size;
-    } else if (self.kind === 'none' && (options.start ?? 0) > 0) {
-      plan.zeroFill = options.start;
+    } else if (self.kind === 'none' && (options.append === true || (options.start ?? 0) > 0)) {
+      if ((options.start ?? 0) > 0) plan.zeroFill = options.start;
+      // APPE / REST onto no file: it must still be missing at the end (a file created meanwhile is not overwritten).
+      plan.replaces = 'nothing';
     }
     return new S3UploadStream(this.#ctx, plan);
   }

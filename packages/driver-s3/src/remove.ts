@@ -1,7 +1,7 @@
-import { DeleteObjectCommand, DeleteObjectsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, DeleteObjectsCommand, HeadObjectCommand, type DeleteObjectsCommandOutput, PutObjectCommand, type ObjectIdentifier } from '@aws-sdk/client-s3';
 import { mapLimit } from './concurrency.js';
 import type { S3Context } from './context.js';
-import { toS3Error } from './errors.js';
+import { isConditionRefused, isNotFound, isPreconditionFailed, toS3Error } from './errors.js';
 
 /** DeleteObjects takes at most 1,000 keys per request. */
 const DELETE_BATCH = 1000;
@@ -21,23 +21,89 @@ export async function deleteKey(ctx: S3Context, key: string, path: string): Prom
   }
 }
 
-/** Deletes many objects, 1,000 per DeleteObjects request, a few requests at once; returns what failed. */
-export async function deleteKeys(ctx: S3Context, keys: readonly string[]): Promise<DeleteFailure[]> {
+/**
+ * Deletes the object at `key` only if it is still the version `etag` (the one just copied by a rename): a HEAD
+ * first, then DeleteObject with If-Match, so that a newer object written there meanwhile (an upload that completed
+ * during the rename) is left in place. Returns false when the key holds another version (or nothing) and was kept.
+ *
+ * Stores that ignore If-Match on DeleteObject leave one round-trip between the HEAD and the delete in which a newer
+ * object can still be deleted; a store that refuses the header (NotImplemented, 400) is asked again without it, and
+ * not asked with it again (the HEAD stays).
+ */
+export async function deleteIfUnchanged(ctx: S3Context, key: string, etag: string | undefined, path: string): Promise<boolean> {
+  if (etag === undefined) {
+    await deleteKey(ctx, key, path);
+    return true;
+  }
+  let current: string | undefined;
+  try {
+    current = (await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }))).ETag;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw toS3Error(err, path, 'unlink');
+  }
+  if (current !== etag) return false;
+  if (!ctx.conditionalDeletesUnsupported) {
+    try {
+      await ctx.client.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key, IfMatch: etag }));
+      return true;
+    } catch (err) {
+      if (isPreconditionFailed(err)) return false;
+      if (isNotFound(err)) return false;
+      if (!isConditionRefused(err)) throw toS3Error(err, path, 'unlink');
+      ctx.conditionalDeletesUnsupported = true;
+    }
+  }
+  await deleteKey(ctx, key, path);
+  return true;
+}
+
+/** What {@link deleteKeys} did not delete: failures, and the keys kept because they hold another version now. */
+export interface DeleteOutcome {
+  failures: DeleteFailure[];
+  changed: string[];
+}
+
+/**
+ * Deletes many objects, 1,000 per DeleteObjects request, a few requests at once; returns what failed. With `etags`
+ * (key → the version to delete), each object is deleted only if it is still that version (the ETag of DeleteObjects'
+ * object identifier); those that are not are kept and listed as `changed`. A store that refuses ETags there
+ * (NotImplemented, 400) gets the batch again without them and is not sent them again.
+ */
+export async function deleteKeys(ctx: S3Context, keys: readonly string[], etags?: ReadonlyMap<string, string | undefined>): Promise<DeleteOutcome> {
+  const outcome: DeleteOutcome = { failures: [], changed: [] };
   const batches: string[][] = [];
   for (let i = 0; i < keys.length; i += DELETE_BATCH) batches.push(keys.slice(i, i + DELETE_BATCH));
-  const failures: DeleteFailure[] = [];
-  const results = await mapLimit(batches, 4, (batch) =>
-    ctx.client.send(new DeleteObjectsCommand({ Bucket: ctx.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })),
-  );
+  const failures = outcome.failures;
+  const send = (batch: string[], conditional: boolean): Promise<DeleteObjectsCommandOutput> => {
+    const objects: ObjectIdentifier[] = batch.map((Key) => {
+      const ETag = conditional ? etags?.get(Key) : undefined;
+      return ETag === undefined ? { Key } : { Key, ETag };
+    });
+    return ctx.client.send(new DeleteObjectsCommand({ Bucket: ctx.bucket, Delete: { Objects: objects, Quiet: true } }));
+  };
+  const results = await mapLimit(batches, 4, async (batch) => {
+    const conditional = etags !== undefined && !ctx.conditionalDeletesUnsupported;
+    try {
+      return await send(batch, conditional);
+    } catch (err) {
+      if (!conditional || !isConditionRefused(err)) throw err;
+      ctx.conditionalDeletesUnsupported = true;
+      return send(batch, false);
+    }
+  });
   for (const [i, r] of results.entries()) {
     if (!r.ok) {
       const reason = r.error instanceof Error ? r.error.message : String(r.error);
       for (const key of batches[i] ?? []) failures.push({ key, reason });
       continue;
     }
-    for (const e of r.value.Errors ?? []) failures.push({ key: e.Key ?? '?', reason: `${e.Code ?? 'Error'}: ${e.Message ?? ''}` });
+    for (const e of r.value.Errors ?? []) {
+      if (e.Code === 'PreconditionFailed' || e.Code === 'ConditionalRequestConflict') outcome.changed.push(e.Key ?? '?');
+      else failures.push({ key: e.Key ?? '?', reason: `${e.Code ?? 'Error'}: ${e.Message ?? ''}` });
+    }
   }
-  return failures;
+  return outcome;
 }
 
 /**

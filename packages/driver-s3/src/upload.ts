@@ -5,6 +5,7 @@ import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
+  HeadObjectCommand,
   PutObjectCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -13,7 +14,7 @@ import {
 import { VfsError, type UploadStream } from '@ftp/vfs';
 import { copySource, type S3Context } from './context.js';
 import { openDownload } from './download.js';
-import { isNotImplemented, toS3Error } from './errors.js';
+import { isConditionRefused, isNotFound, isNotImplemented, isPreconditionFailed, toS3Error } from './errors.js';
 import { MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE } from './options.js';
 import { SHA256_META } from './objects.js';
 
@@ -41,6 +42,21 @@ export interface UploadPlan {
   keep?: KeptPrefix;
   /** Zero bytes between the kept prefix and the client's data (REST offset past the end). */
   zeroFill?: number;
+  /**
+   * What the key must still hold when the upload completes, or the upload fails (EBUSY) and writes nothing: the
+   * version whose bytes it keeps (APPE, REST + STOR), or `'nothing'` (APPE / REST onto a missing file). Enforced by a
+   * HEAD just before completing and by If-Match / If-None-Match on the PutObject or CompleteMultipartUpload.
+   */
+  replaces?: { etag: string } | 'nothing';
+}
+
+/** The error of an upload whose object was changed by another client meanwhile. */
+function changedMeanwhile(path: string, cause?: unknown): VfsError {
+  return new VfsError('EBUSY', `EBUSY: '${path}' was changed by another client during this upload; nothing was written (try again)`, {
+    path,
+    syscall: 'write',
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 /** Splits `size` bytes into parts of at most 5 GiB and at least 5 MiB (`size` >= 5 MiB): [start, endInclusive][]. */
@@ -261,6 +277,40 @@ export class S3UploadStream extends Writable implements UploadStream {
     );
   }
 
+  /**
+   * For an upload that replaces a known version (or nothing): checks with a HEAD that the key still holds it — the
+   * only check on stores without conditional writes — and returns the condition headers for the completing request.
+   */
+  async #completionConditions(): Promise<{ IfMatch?: string; IfNoneMatch?: string }> {
+    const replaces = this.#plan.replaces;
+    if (replaces === undefined) return {};
+    let etag: string | undefined;
+    try {
+      etag = (await this.#ctx.client.send(new HeadObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key }), this.#signal())).ETag;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (replaces === 'nothing' ? etag !== undefined : etag !== replaces.etag) throw changedMeanwhile(this.#plan.path);
+    if (this.#ctx.conditionalWritesUnsupported) return {};
+    return replaces === 'nothing' ? { IfNoneMatch: '*' } : { IfMatch: replaces.etag };
+  }
+
+  /**
+   * Sends the request that makes the object appear, with the conditions: a failed condition is EBUSY; a store that
+   * refuses the headers (NotImplemented, 400) gets the request again without them, and is not asked again.
+   */
+  async #complete<T>(conditions: { IfMatch?: string; IfNoneMatch?: string }, send: (c: { IfMatch?: string; IfNoneMatch?: string }) => Promise<T>): Promise<T> {
+    try {
+      return await send(conditions);
+    } catch (err) {
+      if (conditions.IfMatch === undefined && conditions.IfNoneMatch === undefined) throw err;
+      if (isPreconditionFailed(err)) throw changedMeanwhile(this.#plan.path, err);
+      if (!isConditionRefused(err)) throw err;
+      this.#ctx.conditionalWritesUnsupported = true;
+      return send({});
+    }
+  }
+
   async #finish(): Promise<void> {
     await this.#ready;
     const digest = this.#hash?.digest('hex');
@@ -269,7 +319,10 @@ export class S3UploadStream extends Writable implements UploadStream {
       // Everything fits in one part: a single PutObject, which carries the digest directly.
       const body = this.#buf === null ? Buffer.alloc(0) : this.#buf.subarray(0, this.#filled);
       this.#buf = null;
-      await this.#ctx.client.send(new PutObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, Body: body, Metadata: metadata }), this.#signal());
+      const conditions = await this.#completionConditions();
+      await this.#complete(conditions, (c) =>
+        this.#ctx.client.send(new PutObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, Body: body, Metadata: metadata, ...c }), this.#signal()),
+      );
       return;
     }
     if (this.#filled > 0 || this.#parts.length + this.#inflight.size === 0) {
@@ -283,9 +336,12 @@ export class S3UploadStream extends Writable implements UploadStream {
     if (this.#failure !== undefined) throw this.#failure;
     const uploadId = await this.#uploadId;
     const parts = [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-    const done = await this.#ctx.client.send(
-      new CompleteMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
-      this.#signal(),
+    const conditions = await this.#completionConditions();
+    const done = await this.#complete(conditions, (c) =>
+      this.#ctx.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...c }),
+        this.#signal(),
+      ),
     );
     if (metadata !== undefined && this.#size <= MAX_PART_SIZE) {
       // A multipart upload's metadata is fixed before its bytes are seen: record the digest with one server-side

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deterministicBytes, readAll, writeAll } from '@ftp/vfs-conformance';
-import { harness, type Harness } from './fixtures/harness.js';
+import { openWriteStream } from '@ftp/vfs';
+import { deterministicBytes, endStream, readAll, writeAll, writeChunk } from '@ftp/vfs-conformance';
+import { harness, s3ErrorLike, type Harness } from './fixtures/harness.js';
 import { S3RVER_ONLY, startStore, useExternal } from './fixtures/store.js';
 
 const MiB = 1024 * 1024;
@@ -136,6 +137,169 @@ describe('APPE and REST + STOR', () => {
       );
       await expect(writeAll(h.p, '/c.txt', ' more', { append: true })).rejects.toMatchObject({ code: expect.stringMatching(/EBUSY|EIO/) });
       expect((await readAll(h.p, '/c.txt')).toString()).toBe('original');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('APPE and REST + STOR against concurrent writers: no write is lost', () => {
+  async function pending(h: Harness): Promise<number> {
+    const out = await h.client.send(new ListMultipartUploadsCommand({ Bucket: h.target.bucket, Prefix: h.target.prefix }));
+    return (out.Uploads ?? []).length;
+  }
+
+  /** Another client's PutObject. */
+  const store = (h: Harness, name: string, body: string): Promise<unknown> =>
+    h.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}${name}`, Body: body }));
+
+  /** The error a stream ends with, or undefined. */
+  const outcome = (p: Promise<unknown>): Promise<(Error & { code?: string }) | undefined> =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e as Error & { code?: string },
+    );
+
+  for (const [what, size] of [
+    ['one PutObject each', 10],
+    ['multipart uploads', 6 * MiB],
+  ] as const) {
+    it(`two concurrent APPEs (${what}): the one completing second fails with EBUSY and writes nothing`, async () => {
+      const h = await harness(withCopy, { partSize: PART });
+      try {
+        const base = Buffer.from('base:');
+        await writeAll(h.p, '/log.bin', base);
+        const a = deterministicBytes(size, 11);
+        const b = deterministicBytes(size, 12);
+        // Both start from the same version (as curl -a twice, 0.2 s apart); A completes first.
+        const wa = await openWriteStream(h.p, '/log.bin', { append: true });
+        const wb = await openWriteStream(h.p, '/log.bin', { append: true });
+        await writeChunk(wa, a);
+        await writeChunk(wb, b);
+        expect(await outcome(endStream(wa))).toBeUndefined();
+        const err = await outcome(endStream(wb));
+        expect(err?.code).toBe('EBUSY');
+        expect(err?.message).toContain('changed by another client');
+        expect((await readAll(h.p, '/log.bin')).equals(Buffer.concat([base, a]))).toBe(true);
+        expect(await pending(h)).toBe(0); // B's multipart upload was aborted
+        // B retried now appends to A's version: nothing lost.
+        await writeAll(h.p, '/log.bin', b, { append: true });
+        expect((await readAll(h.p, '/log.bin')).equals(Buffer.concat([base, a, b]))).toBe(true);
+      } finally {
+        await h.close();
+      }
+    }, 60_000);
+  }
+
+  it('an APPE and a STOR that completes first: the APPE fails with EBUSY, the STOR stays', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      await writeAll(h.p, '/f.txt', 'old content');
+      const appe = await openWriteStream(h.p, '/f.txt', { append: true });
+      await writeChunk(appe, Buffer.from(' + tail'));
+      await writeAll(h.p, '/f.txt', 'new content from STOR');
+      expect((await outcome(endStream(appe)))?.code).toBe('EBUSY');
+      expect((await readAll(h.p, '/f.txt')).toString()).toBe('new content from STOR');
+      // REST + STOR keeps a prefix of a version the same way.
+      const rest = await openWriteStream(h.p, '/f.txt', { start: 4 });
+      await writeChunk(rest, Buffer.from('XYZ'));
+      await writeAll(h.p, '/f.txt', 'newer');
+      expect((await outcome(endStream(rest)))?.code).toBe('EBUSY');
+      expect((await readAll(h.p, '/f.txt')).toString()).toBe('newer');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('an APPE onto a missing file fails with EBUSY when the file is created meanwhile (If-None-Match)', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      const appe = await openWriteStream(h.p, '/n.txt', { append: true });
+      await writeChunk(appe, Buffer.from('appended'));
+      await writeAll(h.p, '/n.txt', 'created meanwhile');
+      expect((await outcome(endStream(appe)))?.code).toBe('EBUSY');
+      expect((await readAll(h.p, '/n.txt')).toString()).toBe('created meanwhile');
+      // Alone, it creates the file.
+      await writeAll(h.p, '/m.txt', 'appended', { append: true });
+      expect((await readAll(h.p, '/m.txt')).toString()).toBe('appended');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('the completing request carries the condition; on a store that ignores it the HEAD before completing still catches a change', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      await writeAll(h.p, '/g.txt', 'v1');
+      h.calls.length = 0;
+      await writeAll(h.p, '/g.txt', '+', { append: true });
+      const put = h.calls.find((c) => c.command === 'PutObjectCommand');
+      expect(put?.input.IfMatch).toMatch(/^"?[0-9a-f]+"?$/);
+      // A store that ignores the headers (as stock s3rver does): strip them before they are sent.
+      h.failWhen(
+        (c) => {
+          if (c.command === 'PutObjectCommand' || c.command === 'CompleteMultipartUploadCommand') {
+            delete c.input.IfMatch;
+            delete c.input.IfNoneMatch;
+          }
+          return false;
+        },
+        () => new Error('unused'),
+      );
+      const appe = await openWriteStream(h.p, '/g.txt', { append: true });
+      await writeChunk(appe, Buffer.from('lost?'));
+      await writeAll(h.p, '/g.txt', 'v2 by STOR');
+      expect((await outcome(endStream(appe)))?.code).toBe('EBUSY');
+      expect((await readAll(h.p, '/g.txt')).toString()).toBe('v2 by STOR');
+    } finally {
+      await h.close();
+    }
+  });
+
+  for (const [what, size] of [
+    ['PutObject', 10],
+    ['CompleteMultipartUpload', 6 * MiB],
+  ] as const) {
+    it(`a change between the last HEAD and the ${what} is refused by the store (If-Match): EBUSY, the change stays`, async () => {
+      const h = await harness(withCopy, { partSize: PART });
+      try {
+        await writeAll(h.p, '/h.bin', 'v1');
+        const appe = await openWriteStream(h.p, '/h.bin', { append: true });
+        await writeChunk(appe, deterministicBytes(size, 3));
+        // Another client's STOR lands just after the driver's HEAD before completing.
+        let done = false;
+        h.afterCall(
+          (c) => !done && c.command === 'HeadObjectCommand',
+          async () => {
+            done = true;
+            await store(h, 'h.bin', 'v2 by STOR');
+          },
+        );
+        const err = await outcome(endStream(appe));
+        expect(done).toBe(true);
+        expect(err?.code).toBe('EBUSY');
+        expect((await readAll(h.p, '/h.bin')).toString()).toBe('v2 by STOR');
+        expect(await pending(h)).toBe(0);
+      } finally {
+        await h.close();
+      }
+    }, 60_000);
+  }
+
+  it('a store that refuses the condition headers (NotImplemented) gets the request again without them, and is not asked again', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      await writeAll(h.p, '/r.txt', 'v1');
+      h.failWhen(
+        (c) => c.command === 'PutObjectCommand' && (c.input.IfMatch !== undefined || c.input.IfNoneMatch !== undefined),
+        () => s3ErrorLike('NotImplemented', 501, 'A header you provided implies functionality that is not implemented'),
+      );
+      await writeAll(h.p, '/r.txt', '+a', { append: true });
+      expect((await readAll(h.p, '/r.txt')).toString()).toBe('v1+a');
+      h.calls.length = 0;
+      await writeAll(h.p, '/r.txt', '+b', { append: true });
+      expect((await readAll(h.p, '/r.txt')).toString()).toBe('v1+a+b');
+      expect(h.calls.filter((c) => c.command === 'PutObjectCommand').map((c) => c.input.IfMatch)).toEqual([undefined]);
     } finally {
       await h.close();
     }

@@ -1,4 +1,4 @@
-import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deterministicBytes, readAll, writeAll } from '@ftp/vfs-conformance';
 import { mapLimit } from '../src/concurrency.js';
@@ -125,6 +125,159 @@ describe('rename', () => {
       expect(await h.p.readdir('/dossier #2 & more+')).toEqual([`${name}.moved`]);
       expect((await readAll(h.p, `/dossier #2 & more+/${name}.moved`)).toString()).toBe('reserved');
       await expect(h.p.stat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('rename racing an upload that completes meanwhile: the newer object is never deleted', () => {
+  /** Another client's upload completing at `path`. */
+  const upload = async (h: Harness, path: string, body: string): Promise<void> => {
+    await h.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}${path.slice(1)}`, Body: body }));
+  };
+  const text = async (h: Harness, path: string): Promise<string> => (await readAll(h.p, path)).toString();
+
+  it('a file rename: an upload landing at the old name during the copy stays there (p1 old, p0 new)', async () => {
+    const h = await harness(store);
+    try {
+      await h.p.mkdir('/t');
+      await writeAll(h.p, '/t/p0', 'OLD content');
+      h.afterCall(
+        (c) => c.command === 'CopyObjectCommand',
+        () => upload(h, '/t/p0', 'NEW content'),
+      );
+      await h.p.rename('/t/p0', '/t/p1');
+      expect(await text(h, '/t/p1')).toBe('OLD content');
+      expect(await text(h, '/t/p0')).toBe('NEW content');
+      const copy = h.calls.find((c) => c.command === 'CopyObjectCommand');
+      expect(copy?.input.CopySourceIfMatch).toMatch(/^"[0-9a-f]+"$/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a file rename: an upload landing after the check, just before the delete, is kept by DeleteObject If-Match', async () => {
+    const h = await harness(store);
+    try {
+      await writeAll(h.p, '/p0', 'OLD');
+      let copied = false;
+      let landed = false;
+      h.afterCall(
+        (c) => c.command === 'CopyObjectCommand',
+        async () => {
+          copied = true;
+        },
+      );
+      h.afterCall(
+        (c) => copied && !landed && c.command === 'HeadObjectCommand' && c.input.Key === `${h.target.prefix}p0`,
+        async () => {
+          landed = true;
+          await upload(h, '/p0', 'NEW');
+        },
+      );
+      await h.p.rename('/p0', '/p1');
+      expect(landed).toBe(true);
+      expect(await text(h, '/p1')).toBe('OLD');
+      expect(await text(h, '/p0')).toBe('NEW');
+      expect(h.calls.find((c) => c.command === 'DeleteObjectCommand')?.input.IfMatch).toMatch(/^"[0-9a-f]+"$/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a file rename whose source was replaced before the copy fails with EBUSY and moves nothing', async () => {
+    const h = await harness(store);
+    try {
+      await writeAll(h.p, '/p0', 'OLD');
+      let landed = false;
+      h.afterCall(
+        (c) => !landed && c.command === 'HeadObjectCommand' && c.input.Key === `${h.target.prefix}p0`,
+        async () => {
+          landed = true;
+          await upload(h, '/p0', 'NEW');
+        },
+      );
+      await expect(h.p.rename('/p0', '/p1')).rejects.toMatchObject({ code: 'EBUSY' });
+      expect(await text(h, '/p0')).toBe('NEW');
+      await expect(h.p.stat('/p1')).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a store that refuses If-Match on DeleteObject (NotImplemented): the rename completes, and it is not asked again', async () => {
+    const h = await harness(store);
+    try {
+      await writeAll(h.p, '/a', 'A');
+      await writeAll(h.p, '/b', 'B');
+      h.failWhen(
+        (c) => c.command === 'DeleteObjectCommand' && c.input.IfMatch !== undefined,
+        () => s3ErrorLike('NotImplemented', 501, 'A header you provided implies functionality that is not implemented'),
+      );
+      await h.p.rename('/a', '/a2');
+      expect(await text(h, '/a2')).toBe('A');
+      await expect(h.p.stat('/a')).rejects.toMatchObject({ code: 'ENOENT' });
+      h.calls.length = 0;
+      await h.p.rename('/b', '/b2');
+      await expect(h.p.stat('/b')).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(h.calls.filter((c) => c.command === 'DeleteObjectCommand').map((c) => c.input.IfMatch)).toEqual([undefined]);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a directory rename: files replaced during the copies, or between the check and the delete, stay at the old name', async () => {
+    const h = await harness(store, { renameConcurrency: 2 });
+    try {
+      await h.p.mkdir('/d/sub', { recursive: true });
+      for (const f of ['/d/f1', '/d/f2', '/d/sub/f3', '/d/f4']) await writeAll(h.p, f, `old ${f}`);
+      let copies = 0;
+      let relisted = false;
+      h.afterCall(
+        (c) => c.command === 'CopyObjectCommand' && String(c.input.CopySource).endsWith('/d/f1'),
+        () => upload(h, '/d/f1', 'new f1 (during the copies)'),
+      );
+      h.afterCall(
+        (c) => c.command === 'CopyObjectCommand',
+        async () => {
+          copies++;
+        },
+      );
+      // The listing made after every copy (the check before deleting): f2 lands right after it.
+      h.afterCall(
+        (c) => copies === 6 && !relisted && c.command === 'ListObjectsV2Command' && c.input.Delimiter === undefined,
+        async () => {
+          relisted = true;
+          await upload(h, '/d/sub/f3', 'new f3 (before the delete)');
+        },
+      );
+      await h.p.rename('/d', '/e');
+      expect(relisted).toBe(true);
+      // The moved tree holds what was renamed...
+      for (const f of ['/e/f1', '/e/f2', '/e/sub/f3', '/e/f4']) expect(await text(h, f)).toBe(`old ${f.replace('/e/', '/d/')}`);
+      // ...and the uploads that completed meanwhile are still where they were written.
+      expect(await text(h, '/d/f1')).toBe('new f1 (during the copies)');
+      expect(await text(h, '/d/sub/f3')).toBe('new f3 (before the delete)');
+      expect((await allKeys(h)).filter((k) => k.startsWith('d/'))).toEqual(['d/f1', 'd/sub/f3']);
+      const batch = h.calls.find((c) => c.command === 'DeleteObjectsCommand')?.input as { Delete?: { Objects?: { ETag?: string }[] } };
+      expect(batch.Delete?.Objects?.every((o) => typeof o.ETag === 'string')).toBe(true);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
+  it('a directory rename on a store that refuses ETags in DeleteObjects (NotImplemented) completes, without them', async () => {
+    const h = await harness(store);
+    try {
+      await h.p.mkdir('/d');
+      for (const f of ['/d/x', '/d/y']) await writeAll(h.p, f, f);
+      h.failWhen(
+        (c) => c.command === 'DeleteObjectsCommand' && JSON.stringify(c.input).includes('"ETag"'),
+        () => s3ErrorLike('NotImplemented', 501, 'not implemented'),
+      );
+      await h.p.rename('/d', '/e');
+      expect((await allKeys(h)).sort()).toEqual(['e/', 'e/x', 'e/y']);
     } finally {
       await h.close();
     }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashFile, openWriteStream } from '@ftp/vfs';
 import { deterministicBytes, readAll, writeAll, writeChunk } from '@ftp/vfs-conformance';
@@ -193,6 +193,54 @@ describe('uploads', () => {
       await h.p.rename('/t.txt', '/u.txt');
       expect((await h.p.stat('/u.txt')).mtimeMs).toBe(when.getTime());
       expect(await h.p.availableSpace('/')).toBe(Infinity);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('setTimes keeps times before 1970 and far in the future; stat gives them back exactly', async () => {
+    const h = await harness(store);
+    try {
+      await writeAll(h.p, '/old.txt', 'old');
+      const metaOf = async (name: string): Promise<string | undefined> =>
+        (await h.client.send(new HeadObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}${name}` }))).Metadata?.mtime;
+      const times = [
+        -1000, // 1969-12-31T23:59:59Z (MFMT 19691231235959)
+        Date.UTC(1900, 0, 1),
+        new Date("0001-01-01T00:00:00Z").getTime(), // MFMT's earliest
+        0,
+        Date.UTC(9999, 11, 31, 23, 59, 59), // MFMT's latest
+        8.64e15, // a Date's latest (16 digits)
+        -8.64e15,
+        Date.UTC(2020, 0, 2, 3, 4, 5, 678),
+      ];
+      for (const t of times) {
+        await h.p.setTimes('/old.txt', new Date(t));
+        expect(await metaOf('old.txt')).toBe(String(t));
+        expect((await h.p.stat('/old.txt')).mtimeMs).toBe(t);
+      }
+      await h.p.setTimes('/old.txt', new Date(-1000));
+      await expect(h.p.setTimes('/old.txt', new Date(Number.NaN))).rejects.toMatchObject({ code: 'EINVAL' });
+      expect((await h.p.stat('/old.txt')).mtimeMs).toBe(-1000);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('reads the times stored by earlier versions, and ignores values that are no time', async () => {
+    const h = await harness(store);
+    try {
+      const put = (name: string, mtime: string): Promise<unknown> =>
+        h.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}${name}`, Body: 'x', Metadata: { mtime } }));
+      await put('earlier.txt', '1577934245678');
+      expect((await h.p.stat('/earlier.txt')).mtimeMs).toBe(1577934245678);
+      await put('zero.txt', '0');
+      expect((await h.p.stat('/zero.txt')).mtimeMs).toBe(0);
+      for (const bad of ['abc', '1e3', '12.5', '--1', '', '99999999999999999', '8640000000000001']) {
+        await put('bad.txt', bad);
+        const { mtimeMs } = await h.p.stat('/bad.txt');
+        expect(Math.abs(mtimeMs - Date.now()), `"${bad}" is ignored`).toBeLessThan(120_000);
+      }
     } finally {
       await h.close();
     }
