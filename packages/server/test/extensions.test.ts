@@ -209,6 +209,17 @@ describe('storage commands', () => {
     }
   });
 
+  it('the unique fact differs between two memory filesystems mounted side by side (same inode numbers)', async () => {
+    const c = await session(mounts(new MemoryProvider(), { '/a': new MemoryProvider(), '/b': new MemoryProvider() }));
+    await put(c, 'a/f', 'A');
+    await put(c, 'b/f', 'B');
+    const unique = async (path: string): Promise<string | undefined> => /unique=([^;]+);/.exec((await c.cmd(`MLST ${path}`)).lines[1] ?? '')?.[1];
+    const [a, b, ma, mb] = [await unique('a/f'), await unique('b/f'), await unique('a'), await unique('b')];
+    expect(a).toBeDefined();
+    expect(a).not.toBe(b);
+    expect(ma).not.toBe(mb);
+  });
+
   it('MFCT is 502 and not in FEAT on a filesystem that keeps no creation time (local disk)', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ftp-mfct-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));

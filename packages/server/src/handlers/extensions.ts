@@ -160,8 +160,8 @@ const MAX_LINK_HOPS = 8;
  * both (hard links too), else the path with the links of its last part followed.
  */
 async function fileIdentity(s: Session, path: string, st: FileStats | null): Promise<string> {
-  const dev = (st as { dev?: unknown } | null)?.dev;
-  if (st?.ino && typeof dev === 'number' && dev !== 0) return `inode ${dev}:${st.ino}`;
+  const dev = st?.dev;
+  if (st?.ino && dev !== undefined && dev !== 0) return `inode ${dev}:${st.ino}`;
   const fs = s.vfs;
   let current = path;
   for (let hop = 0; hop < MAX_LINK_HOPS && fs.lstat && fs.readlink; hop++) {

@@ -248,8 +248,8 @@ function permFact(s: Session, st: FileStats): string {
 function uniqueFact(st: FileStats): string | undefined {
   const ino = st.ino;
   if (ino === undefined || !(ino > 0)) return undefined;
-  const dev = (st as { dev?: unknown }).dev;
-  if (typeof dev !== 'number' || !(dev > 0)) return ino.toString(16);
+  const dev = st.dev;
+  if (dev === undefined || !(dev > 0)) return ino.toString(16);
   // A folder's entries share one device: its hex is made once, not per entry of a 10,000-entry MLSD.
   if (dev !== lastDev) {
     lastDev = dev;
