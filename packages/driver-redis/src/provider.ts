@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE } from '@ftp/vfs';
+import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
@@ -53,6 +53,8 @@ interface PreparedUpload {
   fullChunks: number;
   /** The partial chunk that follows them (popPartial), for the writer to continue. */
   head: Buffer;
+  /** The inode the path named when the upload started (undefined: no file there). */
+  baseIno: number | undefined;
   baseSize: number;
   baseMode: number | undefined;
 }
@@ -206,10 +208,24 @@ export class RedisProvider implements FsProvider {
     await this.#run(SETATTR, 'chmod', [path], ['o', mode & 0o7777]);
   }
 
-  /** The commit of an upload of `path`: swaps the new inode in (see the COMMIT script). */
-  #committer(path: string, mode: number, exclusive: boolean): Committer {
+  /**
+   * The commit of an upload of `path`: swaps the new inode in (see the COMMIT script). With `base` (an upload that
+   * continues the file: APPE, REST+STOR, a writable handle without truncation) the swap happens only if the path
+   * still names the inode the upload started from (`null`: still no file); otherwise the upload is discarded with
+   * EBUSY. Without it (a whole-file STOR) the last upload to commit wins.
+   */
+  #committer(path: string, mode: number, exclusive: boolean, base?: PreparedUpload): Committer {
+    const expected = base === undefined ? '*' : base.baseIno === undefined ? '' : String(base.baseIno);
     return async (ino, size, chunks) => {
-      await this.#run(COMMIT, 'write', [path], [ino, size, chunks, mode, Date.now(), exclusive ? '1' : '0', this.#options.gracePeriodMs]);
+      try {
+        await this.#run(COMMIT, 'write', [path], [ino, size, chunks, mode, Date.now(), exclusive ? '1' : '0', this.#options.gracePeriodMs, expected]);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'EBUSY') throw err;
+        throw new VfsError('EBUSY', `EBUSY: '${normalizePath(path)}' was changed by another client while this upload continued it; nothing was written, try again`, {
+          syscall: 'write',
+          path,
+        });
+      }
     };
   }
 
@@ -225,7 +241,7 @@ export class RedisProvider implements FsProvider {
     const baseIno = r[1] === null || r[1] === undefined ? undefined : num(r[1], 0);
     const baseSize = num(r[2], 0);
     const baseMode = r[3] === null || r[3] === undefined ? undefined : num(r[3], 0o644);
-    const prepared: PreparedUpload = { fs, ino, fullChunks: 0, head: Buffer.alloc(0), baseSize, baseMode };
+    const prepared: PreparedUpload = { fs, ino, fullChunks: 0, head: Buffer.alloc(0), baseIno, baseSize, baseMode };
     if (baseIno === undefined || keep === 0 || baseSize === 0) return prepared;
     const cs = fs.chunkSize;
     const kept = keep < 0 || keep > baseSize ? baseSize : keep;
@@ -258,16 +274,20 @@ export class RedisProvider implements FsProvider {
 
   /**
    * An upload, visible whole once the stream has finished. `append` and `start` copy the kept part of the current
-   * file to the new inode inside Redis (copy-on-write: cheap for small files, a server-side memory copy for big ones).
+   * file to the new inode inside Redis (copy-on-write: cheap for small files, a server-side memory copy for big ones),
+   * and commit only if the file is still the version they started from (EBUSY otherwise: no lost write). A plain
+   * upload replaces whatever is there when it commits (last writer wins).
    */
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
     checkStreamOptions(options, path);
+    const continues = options.append === true || (options.start ?? 0) > 0;
     const keep = options.append === true ? -1 : (options.start ?? 0);
     const start = await this.#prepare(path, keep, true, false, false);
     const kept = start.fullChunks * start.fs.chunkSize + start.head.length;
     const hole = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - kept);
     const mode = options.mode ?? start.baseMode ?? 0o644;
-    return new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole }, this.#committer(path, mode & 0o7777, false));
+    const commit = this.#committer(path, mode & 0o7777, false, continues ? start : undefined);
+    return new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole }, commit);
   }
 
   /**
@@ -283,7 +303,8 @@ export class RedisProvider implements FsProvider {
     }
     const start = await this.#prepare(path, f.truncate ? 0 : -1, false, f.exclusive, !f.create);
     const fileMode = (start.baseMode ?? mode) & 0o7777;
-    const commit = this.#committer(path, fileMode, f.exclusive);
+    // A handle that keeps the content (r+, a) commits only over the version it copied; `w` replaces (last wins).
+    const commit = this.#committer(path, fileMode, f.exclusive, f.truncate ? undefined : start);
     return new RedisFileHandle(start.fs, { ino: start.ino, size: f.truncate ? 0 : start.baseSize, mode: fileMode, mtimeMs: Date.now(), commit }, f, normalizePath(path));
   }
 

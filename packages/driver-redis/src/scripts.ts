@@ -335,8 +335,14 @@ return 1
 
 /**
  * Makes an upload visible: the entry of `path` now names the new inode, in one step. ARGV: tag, path, ino, size,
- * chunks, mode, now, exclusive (1|0), grace. The content must hold exactly `chunks` chunks: fewer means that its
+ * chunks, mode, now, exclusive (1|0), grace, base. The content must hold exactly `chunks` chunks: fewer means that its
  * TTL ran out while the upload stalled (EIO, nothing changes). The replaced version gets the grace period.
+ *
+ * `base` makes the commit conditional (compare-and-set, atomic since the script is): '*' replaces whatever is there
+ * (STOR: last writer wins); otherwise the path must still name the inode the upload started from (APPE, REST+STOR,
+ * writable handles that keep the content), or nothing ('') when there was no file then. An inode's content is never
+ * rewritten (every write makes a new inode), so the same id is the same content. When it differs the upload is
+ * discarded and EBUSY answered: another client replaced, deleted, renamed over or appended to the file meanwhile.
  */
 export const COMMIT = script(
   'commit',
@@ -350,6 +356,7 @@ if e then
 end
 if r.root or r.t == 'd' then redis.call('UNLINK', ck(id)) return {'EISDIR'} end
 if ARGV[8] == '1' and r.ino then redis.call('UNLINK', ck(id)) return {'EEXIST'} end
+if ARGV[10] ~= '*' and (r.ino or '') ~= ARGV[10] then redis.call('UNLINK', ck(id)) return {'EBUSY'} end
 if redis.call('HLEN', ck(id)) ~= tonumber(ARGV[5]) then redis.call('UNLINK', ck(id)) return {'EIO'} end
 redis.call('PERSIST', ck(id))
 redis.call('HSET', ik(id), 't', 'f', 's', ARGV[4], 'm', ARGV[7], 'b', ARGV[7], 'o', ARGV[6])

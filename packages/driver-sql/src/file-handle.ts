@@ -114,7 +114,12 @@ export class SqlFileHandle {
       await trx.deleteFrom(t.c).where('inode', '=', this.id).where('seq', '=', seq).execute();
       await trx.insertInto(t.c).values({ inode: this.id, seq, bytes: chunk }).execute();
     }
-    await trx.updateTable(t.i).set({ size: newSize, mtime: Date.now(), sha256: null }).where('id', '=', this.id).execute();
+    // gen + 1: an APPE or REST + STOR that copied the previous content must not commit over this write.
+    await trx
+      .updateTable(t.i)
+      .set((eb) => ({ size: newSize, mtime: Date.now(), sha256: null, gen: eb('gen', '+', 1) }))
+      .where('id', '=', this.id)
+      .execute();
   }
 
   /** Cuts or zero-extends the file to `len` bytes. */
@@ -138,7 +143,11 @@ export class SqlFileHandle {
             await trx.insertInto(t.c).values({ inode: this.id, seq, bytes: Buffer.from(chunk.subarray(0, len % CHUNK_SIZE)) }).execute();
           }
         }
-        await trx.updateTable(t.i).set({ size: len, mtime: Date.now(), sha256: null }).where('id', '=', this.id).execute();
+        await trx
+          .updateTable(t.i)
+          .set((eb) => ({ size: len, mtime: Date.now(), sha256: null, gen: eb('gen', '+', 1) }))
+          .where('id', '=', this.id)
+          .execute();
       });
     } catch (err) {
       throw dbError(err, this.s.where, this.path);

@@ -82,6 +82,19 @@ export function migrations(t: Tables, dialect: DialectName): Record<string, Migr
         await db.schema.dropTable(t.readers).ifExists().execute();
       },
     },
+    // The content generation of an inode (see InodeTable.gen). A constant default: instant on PostgreSQL >= 11,
+    // MySQL >= 8.0 and MariaDB >= 10.3 (no table rewrite), a schema-only change on SQLite.
+    '0003_inode_generation': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .alterTable(t.inodes)
+          .addColumn('gen', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable(t.inodes).dropColumn('gen').execute();
+      },
+    },
   };
 }
 

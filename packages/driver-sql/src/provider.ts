@@ -570,7 +570,10 @@ export class SqlProvider implements FsProvider {
         // The bytes of the old version that this upload drops come back to the quota when it is swapped in.
         const allowance = available + (old === undefined ? 0 : old.size - keep);
         if (allowance <= 0) throw new VfsError('ENOSPC', 'ENOSPC: the quota of this filesystem is used up', { path });
-        return { tempId, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance };
+        // APPE and REST + STOR commit only over the version they copied from (or still no file); STOR replaces.
+        const continues = options.append === true || (options.start ?? 0) > 0;
+        const base = continues ? (old === undefined ? null : { id: old.id, gen: old.gen }) : undefined;
+        return { tempId, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance, base };
       });
       return new SqlWriteStream(this.#store, target, normalizePath(path));
     });

@@ -74,7 +74,7 @@ async function walk(q: Q, t: Tables, startId: number | undefined, names: string[
     levels.push(
       i === last
         ? toInode(Object.fromEntries(INODE_COLUMNS.map((c) => [c, first[`${a}_${c}`]])))
-        : toInode({ id, type: first[`${a}_type`], target: first[`${a}_target`], parent: null, name: names[i - 1] ?? '', size: 0, mtime: 0, birthtime: 0, mode: 0, sha256: null }),
+        : toInode({ id, type: first[`${a}_type`], target: first[`${a}_target`], parent: null, name: names[i - 1] ?? '', size: 0, mtime: 0, birthtime: 0, mode: 0, sha256: null, gen: 0 }),
     );
   }
   const children: Inode[] = [];

@@ -36,6 +36,12 @@ export interface InodeTable {
   target: string | null;
   /** Hex SHA-256 of the whole content, computed while a whole-file upload streamed; NULL when unknown. */
   sha256: string | null;
+  /**
+   * Content generation: bumped by every in-place change of the content (file handle writes and truncations).
+   * Stream uploads never change an inode's content (they swap in a new inode), so (id, gen) names one content:
+   * an upload that continues a file (APPE, REST + STOR) commits only if the file is still that (id, gen).
+   */
+  gen: Generated<number>;
 }
 
 /** One row of `<prefix>chunks`: bytes `[seq * CHUNK_SIZE, seq * CHUNK_SIZE + bytes.length)` of inode `inode`. */
@@ -127,7 +133,7 @@ export class Tables {
 export type Inode = Selectable<InodeTable>;
 
 /** Columns selected for an {@link Inode}. */
-export const INODE_COLUMNS = ['id', 'parent', 'name', 'type', 'size', 'mtime', 'birthtime', 'mode', 'target', 'sha256'] as const;
+export const INODE_COLUMNS = ['id', 'parent', 'name', 'type', 'size', 'mtime', 'birthtime', 'mode', 'target', 'sha256', 'gen'] as const;
 
 /** A name column value as a string: MySQL returns VARBINARY as a Buffer. */
 export function nameOf(v: unknown): string {
@@ -161,6 +167,7 @@ export function toInode(r: Record<string, unknown>): Inode {
     mode: num(r.mode),
     target: strOrNull(r.target),
     sha256: strOrNull(r.sha256),
+    gen: r.gen === null || r.gen === undefined ? 0 : num(r.gen),
   };
 }
 

@@ -36,6 +36,12 @@ export interface UploadTarget {
   whole: boolean;
   /** Bytes this upload may add under the quota (Infinity without one); checked again when it is swapped in. */
   allowance: number;
+  /**
+   * For an upload that continues the file (APPE, REST + STOR): the version it started from, `null` when there was
+   * no file. The swap then happens only if the entry is still that inode at that generation (or still absent);
+   * otherwise the upload fails with EBUSY. Undefined for a whole-file upload: it replaces whatever is there.
+   */
+  base?: { id: number; gen: number } | null;
 }
 
 /**
@@ -176,12 +182,23 @@ export class SqlWriteStream extends Writable implements UploadStream {
     const { tempId, dirId, name } = this.#target;
     const sha256 = this.#hash?.digest('hex') ?? null;
     const size = this.#size;
+    const { base } = this.#target;
     await this.#s.tx(async (trx) => {
       const { t } = this.#s;
       if (!(await this.#s.lockDir(trx, dirId))) throw fsError('ENOENT', 'open', this.path);
-      const row = await trx.selectFrom(t.inode('i')).select(INODE_COLUMNS.map((c) => `i.${c}` as const)).where('i.parent', '=', dirId).where('i.name', '=', name).executeTakeFirst();
+      let q = trx.selectFrom(t.inode('i')).select(INODE_COLUMNS.map((c) => `i.${c}` as const)).where('i.parent', '=', dirId).where('i.name', '=', name);
+      // A conditional commit also locks the file's row: a file handle's in-place write (which bumps gen without the
+      // directory's lock) then either committed before this read, and is seen, or waits for this transaction.
+      if (base !== undefined && this.#s.dialect !== 'sqlite') q = q.forUpdate();
+      const row = await q.executeTakeFirst();
       const existing = row === undefined ? undefined : toInode(row);
       if (existing?.type === T_DIR) throw fsError('EISDIR', 'open', this.path);
+      if (base !== undefined && (base === null ? existing !== undefined : existing?.id !== base.id || existing.gen !== base.gen)) {
+        throw new VfsError('EBUSY', `EBUSY: '${this.path}' was changed by another client while this upload continued it; nothing was written, try again`, {
+          path: this.path,
+          syscall: 'write',
+        });
+      }
       if (this.#s.quota !== undefined) {
         const left = await this.#s.available(trx);
         const freed = existing?.type === T_FILE ? existing.size : 0;

@@ -350,7 +350,7 @@ for (const db of DBS) {
         await Promise.all(all.flatMap((p) => [p.migrate(), p.migrate()]));
         expect(await rowCounts(first)).toEqual({ inodes: 1, chunks: 0 });
         const applied = await sql<{ name: string }>`select name from ${sql.table(first.tables.migration)} order by name`.execute(first.db);
-        expect(applied.rows.map((r) => r.name)).toEqual(['0001_inodes_and_chunks', '0002_reader_leases']);
+        expect(applied.rows.map((r) => r.name)).toEqual(['0001_inodes_and_chunks', '0002_reader_leases', '0003_inode_generation']);
       } finally {
         for (const p of all.slice(1)) await p.close();
         await disposeProvider(first);

@@ -1,0 +1,162 @@
+import { PassThrough, Readable } from 'node:stream';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { endStream, readAll, writeAll, writeChunk } from '@ftp/vfs-conformance';
+import { openWriteStream } from '@ftp/vfs';
+import type { UploadStream, WriteStreamOptions } from '@ftp/vfs';
+import { deleteFilesystem, RedisProvider } from '../src/index.js';
+import type { RedisProviderOptions } from '../src/index.js';
+import { ftpClient, startFtp } from './ftp-helpers.js';
+import { testPrefix, testRedis } from './redis.js';
+
+const redis = await testRedis();
+const used: string[] = [];
+const KiB = 1024;
+
+/** A provider over a fresh prefix (small chunks: the kept prefix spans whole chunks and a partial one). */
+function fresh(options: Partial<RedisProviderOptions> = {}): RedisProvider {
+  const prefix = testPrefix('race');
+  used.push(prefix);
+  return new RedisProvider({ redis, prefix, chunkSize: 64 * KiB, ...options });
+}
+
+afterEach(async () => {
+  for (const p of used.splice(0)) await deleteFilesystem(redis, p);
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+/** An upload started and partly written, not finished: what a slow FTP client's APPE / REST+STOR is meanwhile. */
+async function started(p: RedisProvider, path: string, options: WriteStreamOptions, first: Buffer): Promise<UploadStream> {
+  const ws = await openWriteStream(p, path, options);
+  await writeChunk(ws, first);
+  return ws;
+}
+
+const fill = (c: string, n: number): Buffer => Buffer.alloc(n, c);
+
+describe('RedisProvider: uploads that continue a file never lose a concurrent write', () => {
+  it('two overlapping appends: the first to finish is kept, the second fails with EBUSY', async () => {
+    // No grace period: replaced content goes at once, so any content key left would be the loser's.
+    const p = fresh({ gracePeriodMs: 0 });
+    await writeAll(p, '/f', 'BASE');
+    const a = await started(p, '/f', { append: true }, fill('A', 100 * KiB));
+    const b = await started(p, '/f', { append: true }, fill('B', 70 * KiB));
+    await endStream(b);
+    await writeChunk(a, fill('A', 30 * KiB));
+    await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
+    expect((await readAll(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB)]))).toBe(true);
+    // The loser left nothing behind; appending again, now, works.
+    await writeAll(p, '/f', fill('A', 130 * KiB), { append: true });
+    expect((await readAll(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB), fill('A', 130 * KiB)]))).toBe(true);
+    expect(await redis.keys(`{${p.keys.prefix}}:c:*`)).toHaveLength(1);
+  });
+
+  it('append vs overwrite: an append that a STOR overtook fails with EBUSY, the STOR stays', async () => {
+    const p = fresh();
+    await writeAll(p, '/f', 'BASE');
+    const a = await started(p, '/f', { append: true }, fill('A', 100 * KiB));
+    await writeAll(p, '/f', 'NEW CONTENT');
+    await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
+    expect((await readAll(p, '/f')).toString()).toBe('NEW CONTENT');
+  });
+
+  it('overwrite vs append: a STOR that finishes after an append replaces it (last writer wins, both succeed)', async () => {
+    const p = fresh();
+    await writeAll(p, '/f', 'BASE');
+    const s = await started(p, '/f', {}, fill('S', 100 * KiB));
+    await writeAll(p, '/f', 'TAIL', { append: true });
+    expect((await readAll(p, '/f')).toString()).toBe('BASETAIL');
+    await endStream(s);
+    expect((await readAll(p, '/f')).equals(fill('S', 100 * KiB))).toBe(true);
+  });
+
+  it('REST + STOR vs overwrite: the resumed upload fails with EBUSY, the STOR stays', async () => {
+    const p = fresh();
+    await writeAll(p, '/f', fill('o', 150 * KiB));
+    const r = await started(p, '/f', { start: 100 * KiB }, fill('R', 80 * KiB));
+    await writeAll(p, '/f', 'REPLACED');
+    await expect(endStream(r)).rejects.toMatchObject({ code: 'EBUSY' });
+    expect((await readAll(p, '/f')).toString()).toBe('REPLACED');
+    // Unraced, the same resume works.
+    await writeAll(p, '/f', fill('R', 10), { start: 4 });
+    expect((await readAll(p, '/f')).toString()).toBe(`REPL${'R'.repeat(10)}`);
+  });
+
+  it('an append to a missing file fails when another upload created the file meanwhile; deletion and rename count as changes', async () => {
+    const p = fresh();
+    const a = await started(p, '/new', { append: true }, fill('A', 10));
+    await writeAll(p, '/new', 'created');
+    await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
+    expect((await readAll(p, '/new')).toString()).toBe('created');
+
+    const d = await started(p, '/new', { append: true }, fill('A', 10));
+    await p.unlink('/new');
+    await expect(endStream(d)).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(p.stat('/new')).rejects.toMatchObject({ code: 'ENOENT' });
+
+    await writeAll(p, '/x', 'X');
+    await writeAll(p, '/y', 'Y');
+    const m = await started(p, '/x', { append: true }, fill('A', 10));
+    await p.rename('/y', '/x');
+    await expect(endStream(m)).rejects.toMatchObject({ code: 'EBUSY' });
+    expect((await readAll(p, '/x')).toString()).toBe('Y');
+    // Metadata changes are not content changes: MFMT / SITE CHMOD during an append do not fail it.
+    const t = await started(p, '/x', { append: true }, fill('A', 3));
+    await p.setTimes('/x', new Date(1_000_000));
+    await p.chmod('/x', 0o600);
+    await endStream(t);
+    expect((await readAll(p, '/x')).toString()).toBe('YAAA');
+  });
+
+  it('two STORs still end as the last one to finish (unconditional, as documented)', async () => {
+    const p = fresh();
+    await writeAll(p, '/f', 'BASE');
+    const s1 = await started(p, '/f', {}, fill('1', 100 * KiB));
+    const s2 = await started(p, '/f', {}, fill('2', 70 * KiB));
+    await endStream(s2);
+    await endStream(s1);
+    expect((await readAll(p, '/f')).equals(fill('1', 100 * KiB))).toBe(true);
+  });
+
+  it('a writable handle that keeps the content (r+) commits only over the version it copied', async () => {
+    const p = fresh();
+    await writeAll(p, '/f', 'BASE');
+    const h = await p.open('/f', 'r+');
+    await h.write(Buffer.from('b'), 0, 1, 0);
+    await writeAll(p, '/f', 'OTHER');
+    await expect(h.close()).rejects.toMatchObject({ code: 'EBUSY' });
+    expect((await readAll(p, '/f')).toString()).toBe('OTHER');
+    const w = await p.open('/f', 'w');
+    await w.write(Buffer.from('truncating'));
+    await writeAll(p, '/f', 'OTHER2');
+    await w.close();
+    expect((await readAll(p, '/f')).toString()).toBe('truncating');
+  });
+});
+
+describe('RedisProvider over FTP: racing APPEs', () => {
+  it('the slower APPE gets 450 instead of 226, and the other one is kept', async () => {
+    const p = fresh();
+    await writeAll(p, '/f.bin', 'BASE');
+    const { server, port } = await startFtp(p);
+    const c1 = await ftpClient(port);
+    const c2 = await ftpClient(port);
+    try {
+      const slow = new PassThrough();
+      const first = c1.appendFrom(slow, '/f.bin');
+      first.catch(() => undefined);
+      slow.write(fill('A', 256 * KiB));
+      // Wait until the first upload is under way (its bytes reached the provider) before the second starts.
+      await new Promise((r) => setTimeout(r, 200));
+      await c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin');
+      slow.end(fill('A', 64 * KiB));
+      await expect(first).rejects.toMatchObject({ code: 450 });
+      expect((await readAll(p, '/f.bin')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 160 * KiB)]))).toBe(true);
+    } finally {
+      c1.close();
+      c2.close();
+      await server.close();
+    }
+  });
+});
