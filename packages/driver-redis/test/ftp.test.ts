@@ -83,40 +83,8 @@ describe('through @ftp/server with a real FTP client', () => {
     expect(Buffer.compare(stdout, data.subarray(500_000))).toBe(0);
   });
 
-  it('with partialUploads: discard, an upload whose data connection is reset leaves no file and no key behind', async () => {
-    const p = provider(filesystem());
-    const { port } = await server(p, { partialUploads: 'discard' });
-    const ok = await ftpClient(port);
-    cleanups.push(async () => ok.close());
-    await upload(ok, 'keep.txt', Buffer.from('kept'));
-    const c = await RawFtp.connect(port);
-    cleanups.push(async () => c.close());
-    expect(await c.cmd(`USER ${USER}`)).toMatch(/^331/);
-    expect(await c.cmd(`PASS ${PASSWORD}`)).toMatch(/^230/);
-    expect(await c.cmd('TYPE I')).toMatch(/^200/);
-    const epsv = await c.cmd('EPSV');
-    const dataPort = Number(/\(\|\|\|(\d+)\|\)/.exec(epsv)?.[1]);
-    const data = connect({ port: dataPort, host: '127.0.0.1' });
-    await new Promise((resolve) => data.once('connect', resolve));
-    c.socket.write('STOR broken.bin\r\n');
-    expect(await c.next()).toMatch(/^150/);
-    // 2 MiB, so that chunks are stored before the reset.
-    for (let i = 0; i < 32; i++) await new Promise<void>((resolve) => data.write(deterministicBytes(64 * 1024, i), () => resolve()));
-    await new Promise((r) => setTimeout(r, 100));
-    data.resetAndDestroy();
-    expect(await c.next()).toMatch(/^4\d\d/);
-    await expect(p.stat('/broken.bin')).rejects.toMatchObject({ code: 'ENOENT' });
-    // The content of the aborted upload is deleted (after its writes in flight): poll for it, 3 s at most.
-    const deadline = Date.now() + 3000;
-    while ((await countKeys(redis, p.keys.prefix, 'c:*')) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1); // keep.txt's content only
-    // Nothing else either: seq, the root's inode and entries, keep.txt's inode and content.
-    expect(await countKeys(redis, p.keys.prefix)).toBe(5);
-  });
-
-  it('with partialUploads: keep (the default), an upload whose data connection is reset stores what arrived', async () => {
-    const p = provider(filesystem());
-    const { port } = await server(p);
+  /** 2 MiB sent to STOR broken.bin (so that chunks are stored), then the data connection reset: the 4xx, and the bytes. */
+  async function resetUpload(port: number): Promise<Buffer> {
     const c = await RawFtp.connect(port);
     cleanups.push(async () => c.close());
     expect(await c.cmd(`USER ${USER}`)).toMatch(/^331/);
@@ -132,6 +100,29 @@ describe('through @ftp/server with a real FTP client', () => {
     await new Promise((r) => setTimeout(r, 100));
     data.resetAndDestroy();
     expect(await c.next()).toMatch(/^4\d\d/);
+    return sent;
+  }
+
+  it('with partialUploads: discard, an upload whose data connection is reset leaves no file and no key behind', async () => {
+    const p = provider(filesystem());
+    const { port } = await server(p, { partialUploads: 'discard' });
+    const ok = await ftpClient(port);
+    cleanups.push(async () => ok.close());
+    await upload(ok, 'keep.txt', Buffer.from('kept'));
+    await resetUpload(port);
+    await expect(p.stat('/broken.bin')).rejects.toMatchObject({ code: 'ENOENT' });
+    // The content of the aborted upload is deleted (after its writes in flight): poll for it, 3 s at most.
+    const deadline = Date.now() + 3000;
+    while ((await countKeys(redis, p.keys.prefix, 'c:*')) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1); // keep.txt's content only
+    // Nothing else either: seq, the root's inode and entries, keep.txt's inode and content.
+    expect(await countKeys(redis, p.keys.prefix)).toBe(5);
+  });
+
+  it('with partialUploads: keep (the default), an upload whose data connection is reset stores what arrived', async () => {
+    const p = provider(filesystem());
+    const { port } = await server(p);
+    const sent = await resetUpload(port);
     // Stored before the 426: a client resuming from SIZE resumes from what it sent.
     const size = (await p.stat('/broken.bin')).size;
     expect(size).toBeGreaterThan(0);

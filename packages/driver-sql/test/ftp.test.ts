@@ -25,7 +25,30 @@ function sink(): { stream: Writable; data: () => Buffer } {
 }
 
 for (const db of DBS) {
-  describe(`FTP over SqlProvider (${db.dialect})`, () => {
+  /**
+ * Overwrites /partial.bin ("old version") with 2 MiB over `raw` and aborts once chunks have reached the database:
+ * the row counts before, and the bytes sent.
+ */
+async function abortedOverwrite(raw: RawFtp, p: SqlProvider): Promise<{ before: { inodes: number; chunks: number }; sent: Buffer }> {
+  expect((await raw.cmd('TYPE I')).code).toBe(200);
+  await put(p, '/partial.bin', 'old version');
+  const before = await rowCounts(p);
+  const dataSocket = await raw.passive();
+  raw.socket.write('STOR /partial.bin\r\n');
+  expect((await raw.next()).code).toBe(150);
+  const sent = bytes(2 * 1024 * 1024, 4);
+  dataSocket.write(sent);
+  const deadline = Date.now() + 10_000;
+  while ((await rowCounts(p)).chunks === before.chunks && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  expect((await rowCounts(p)).chunks).toBeGreaterThan(before.chunks);
+  raw.socket.write('ABOR\r\n');
+  const replies = [await raw.next(), await raw.next()].map((r) => r.code);
+  expect(replies[0]).toBeGreaterThanOrEqual(400);
+  dataSocket.destroy();
+  return { before, sent };
+}
+
+describe(`FTP over SqlProvider (${db.dialect})`, () => {
     it('a real FTP client: MKD, STOR, LIST/MLSD, RETR, APPE, REST, HASH, RNFR/RNTO, DELE', async () => {
       const p = await freshProvider(db);
       const { server, port } = await startFtp(p);
@@ -67,22 +90,8 @@ for (const db of DBS) {
       const { server, port } = await startFtp(p, { partialUploads: 'discard' });
       const raw = await RawFtp.connect(port);
       try {
-        expect((await raw.cmd('TYPE I')).code).toBe(200);
         // The aborted upload replaces an existing file: its old version must survive.
-        await put(p, '/partial.bin', 'old version');
-        const before = await rowCounts(p);
-        const dataSocket = await raw.passive();
-        raw.socket.write('STOR /partial.bin\r\n');
-        expect((await raw.next()).code).toBe(150);
-        dataSocket.write(bytes(2 * 1024 * 1024, 4));
-        // Wait until the upload has reached the database, then abort it.
-        const deadline = Date.now() + 10_000;
-        while ((await rowCounts(p)).chunks === before.chunks && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        expect((await rowCounts(p)).chunks).toBeGreaterThan(before.chunks);
-        raw.socket.write('ABOR\r\n');
-        const replies = [await raw.next(), await raw.next()].map((r) => r.code);
-        expect(replies[0]).toBeGreaterThanOrEqual(400);
-        dataSocket.destroy();
+        const { before } = await abortedOverwrite(raw, p);
         const until = Date.now() + 10_000;
         while (JSON.stringify(await rowCounts(p)) !== JSON.stringify(before) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
         expect(await rowCounts(p)).toEqual(before);
@@ -114,20 +123,7 @@ for (const db of DBS) {
       const { server, port } = await startFtp(p);
       const raw = await RawFtp.connect(port);
       try {
-        expect((await raw.cmd('TYPE I')).code).toBe(200);
-        await put(p, '/partial.bin', 'old version');
-        const before = await rowCounts(p);
-        const dataSocket = await raw.passive();
-        raw.socket.write('STOR /partial.bin\r\n');
-        expect((await raw.next()).code).toBe(150);
-        const sent = bytes(2 * 1024 * 1024, 4);
-        dataSocket.write(sent);
-        const deadline = Date.now() + 10_000;
-        while ((await rowCounts(p)).chunks === before.chunks && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        raw.socket.write('ABOR\r\n');
-        const replies = [await raw.next(), await raw.next()].map((r) => r.code);
-        expect(replies[0]).toBeGreaterThanOrEqual(400);
-        dataSocket.destroy();
+        const { before, sent } = await abortedOverwrite(raw, p);
         // Stored before the 426: what arrived replaced the old version, as on a disk written in place.
         const got = await get(p, '/partial.bin');
         expect(got.length).toBeGreaterThan(0);
