@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
 import type { UploadStream, VfsErrorCode } from '../src/index.js';
-import { openWriterCount } from '../src/providers/local-writers.js';
+import { openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 
 let root: string;
 
@@ -137,6 +137,37 @@ for (const syncMetadata of [true, false]) {
       await write(up, A.subarray(BLOCK));
       await end(up);
       expect((await readAll(p, '/swap.bin')).equals(A)).toBe(true);
+    });
+
+    it('an upload that has written nothing for a while gives way to a resume or a download (its client is gone)', async () => {
+      const p = make();
+      fs.writeFileSync(join(root, 'stale.bin'), OLD);
+      const stale = await openWriteStream(p, '/stale.bin');
+      const failed = new Promise<VfsErrorCode>((resolve) => stale.once('error', (err) => resolve(toVfsError(err).code)));
+      await write(stale, A.subarray(0, BLOCK));
+      // Busy a moment ago: still refused.
+      expect(await code(openWriteStream(p, '/stale.bin', { start: BLOCK }))).toBe('EBUSY');
+      const now = Date.now();
+      const clock = vi.spyOn(Date, 'now').mockReturnValue(now + WRITER_TAKEOVER_IDLE_MS + 1);
+      try {
+        // The client resumes where its upload stopped: the idle upload is ended (EBUSY) and the resume writes.
+        const resume = await openWriteStream(p, '/stale.bin', { start: BLOCK });
+        expect(await failed).toBe('EBUSY');
+        await write(resume, A.subarray(BLOCK));
+        await end(resume);
+      } finally {
+        clock.mockRestore();
+      }
+      expect(onDisk('stale.bin').equals(A)).toBe(true);
+      // A file handle opened for writing is not an upload whose client can vanish: it is never taken over.
+      const h = await p.open('/stale.bin', 'r+');
+      const later = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 10 * WRITER_TAKEOVER_IDLE_MS);
+      try {
+        expect(await code(openReadStream(p, '/stale.bin'))).toBe('EBUSY');
+      } finally {
+        later.mockRestore();
+        await h.close();
+      }
     });
 
     it('readers do not block each other, nor a writer', async () => {

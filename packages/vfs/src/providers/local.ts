@@ -16,7 +16,7 @@ import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import { lstatAll, lstatAllSync, lstatSlices, noteNamespaceChange } from './local-listing.js';
-import { refuseIfWritten, releaseWriter, takeWriter } from './local-writers.js';
+import { refuseIfWritten, releaseWriter, takeWriter, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -59,7 +59,7 @@ function kindOf(d: { isDirectory(): boolean; isSymbolicLink(): boolean }): NodeK
 export class LocalFileHandle {
   #closed = false;
   /** The writer registration this handle releases when closed, if it holds one. */
-  #writer: string | null;
+  #writer: WriterClaim | null;
 
   /** @internal */
   constructor(
@@ -67,7 +67,7 @@ export class LocalFileHandle {
     readonly path: string,
     readonly flags: string | number,
     readonly mode: number,
-    writer: string | null = null,
+    writer: WriterClaim | null = null,
   ) {
     this.#writer = writer;
   }
@@ -209,19 +209,21 @@ class LocalWriteStream extends Writable implements UploadStream {
   /** Whether anything has been handed to `_write` yet (only a first chunk is held). */
   #started = false;
   /** The file's writer registration (see {@link takeWriter}), released when the descriptor is closed. */
-  #writer: string | null;
+  #writer: WriterClaim | null;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
   /** A chunk is written (or copied, when held) before its callback runs. */
   readonly releasesChunks = true;
 
-  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean, writer: string) {
+  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean, writer: WriterClaim) {
     super({ highWaterMark: UPLOAD_BUFFER });
     this.#fd = fd;
     this.#pos = position;
     this.#truncateAtEnd = truncateAtEnd;
     this.#syncClose = syncClose;
     this.#writer = writer;
+    // An upload idle long enough gives the file up to a newcomer (its client is most likely gone): see takeWriter.
+    writer.revoke = (err) => this.destroy(err);
   }
 
   /**
@@ -248,8 +250,11 @@ class LocalWriteStream extends Writable implements UploadStream {
       return;
     }
     this.#busy = true;
+    const writer = this.#writer;
+    if (writer !== null) writer.idleSince = 0;
     start((err, ...rest) => {
       this.#busy = false;
+      if (writer !== null) writer.idleSince = Date.now();
       const close = this.#closeWhenIdle;
       if (close) {
         this.#closeWhenIdle = null;
@@ -375,7 +380,7 @@ function closeFd(fd: number): Promise<void> {
  * who is refused while a writer has it open. Directories, FIFOs and devices are not registered.
  * @throws VfsError EBUSY
  */
-function claimFile(st: Stats, write: boolean, path: string): string | null {
+function claimFile(st: Stats, write: boolean, path: string): WriterClaim | null {
   if (!st.isFile()) return null;
   if (write) return takeWriter(st, path);
   refuseIfWritten(st, path);
@@ -706,7 +711,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const real = await this.#confine(path, true, 'open');
       const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
       const fd = await new Promise<number>((resolve, reject) => fs.open(real, bits, mode ?? 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
-      let writer: string | null = null;
+      let writer: WriterClaim | null = null;
       try {
         this.#verifyFd(fd, path);
         // fstat of an open descriptor reads the in-memory inode, as the streams do.
@@ -858,7 +863,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
           return null;
         }
       }
-      let writer: string | null = null;
+      let writer: WriterClaim | null = null;
       try {
         this.#verifyFd(fd, path);
         writer = claimFile(st ?? fs.fstatSync(fd), f.write, path);
@@ -1014,7 +1019,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       } catch (err) {
         throw (err as NodeJS.ErrnoException).code === 'ENXIO' ? fsError('EINVAL', 'open', path) : err;
       }
-      let writer: string | null = null;
+      let writer: WriterClaim | null = null;
       try {
         this.#verifyFd(fd, path);
         const st = fs.fstatSync(fd);
