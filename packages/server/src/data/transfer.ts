@@ -334,13 +334,18 @@ export interface ReceiveOptions {
    * resuming with SIZE and REST resumes from what it sent, not from the previous version's size. Default false.
    */
   keepPartial?: boolean;
+  /**
+   * How long a kept partial upload may take to be stored before the failure is told anyway (ms). Long: a later
+   * upload of the file must not be overtaken by it. Default {@link UPLOAD_CLOSE_WAIT_MS}.
+   */
+  storeWaitMs?: number;
 }
 
 /**
- * Resolves once `upload` has stored what it was given ('finish'), failed or closed, or after
- * {@link UPLOAD_CLOSE_WAIT_MS}: not its clean-up after that, which may be slow.
+ * Resolves once `upload` has stored what it was given ('finish'), failed or closed, or after `waitMs`: not its
+ * clean-up after that, which may be slow.
  */
-function uploadStored(upload: UploadStream): Promise<void> {
+function uploadStored(upload: UploadStream, waitMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
@@ -349,7 +354,7 @@ function uploadStored(upload: UploadStream): Promise<void> {
       upload.off('close', done);
       resolve();
     };
-    const timer = setTimeout(done, UPLOAD_CLOSE_WAIT_MS);
+    const timer = setTimeout(done, waitMs);
     timer.unref();
     upload.once('finish', done);
     upload.once('error', done);
@@ -362,6 +367,8 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
   const socket = transfer.socket!;
   return new Promise<void>((resolve, reject) => {
     let settled = false;
+    /** The data ended without TLS's close_notify where one is required: possibly truncated, never stored as kept. */
+    let unclean = false;
     const fail = (err: unknown): void => {
       if (settled) return;
       settled = true;
@@ -369,11 +376,11 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       socket.unpipe();
       socket.destroy();
       for (const stage of stages) stage.destroy();
-      if (options.keepPartial === true && failure.reason !== 'local' && !upload.destroyed && !upload.writableEnded) {
+      if (options.keepPartial === true && failure.reason !== 'local' && !unclean && !upload.destroyed && !upload.writableEnded) {
         // What arrived is stored as the file (as an upload written in place keeps it), then the failure told.
         feed?.flush();
         upload.end();
-        void uploadStored(upload).then(() => reject(failure));
+        void uploadStored(upload, options.storeWaitMs ?? UPLOAD_CLOSE_WAIT_MS).then(() => reject(failure));
         return;
       }
       try {
@@ -399,9 +406,13 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       },
       (err: unknown) => fail(err),
     );
-    // The upload is ended only once the end of the data is known to be genuine, so a rejected end never commits.
+    // The upload is ended only once the end of the data is known to be genuine, so a rejected end never commits
+    // (not even as a kept partial upload).
     const onEnd = (): void => {
-      if (!transfer.endedCleanly()) return fail(new TransferError('connection', MESSAGES.unclean));
+      if (!transfer.endedCleanly()) {
+        unclean = true;
+        return fail(new TransferError('connection', MESSAGES.unclean));
+      }
       feed?.flush();
       upload.end();
     };

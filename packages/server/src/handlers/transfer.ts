@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
-import { receiveFromSocket, sendToSocket } from '../data/transfer.js';
+import { receiveFromSocket, sendToSocket, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { requirePermission, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
@@ -100,6 +100,10 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
   // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
   const fresh = options.start === undefined && options.append !== true;
+  // What arrived of an interrupted upload stays (APPE and REST uploads always: earlier bytes go with them). Storage
+  // written in place keeps it by itself; storage that shows only complete uploads is told to store it.
+  const keep = !fresh || s.settings.partialUploads === 'keep';
+  const wholeOnly = s.vfs.uploadsVisibleWhenComplete === true;
   await runDataCommand(s, 'upload', path, preliminary ?? `Opening ${modeName(s)} mode data connection for ${basename(path)}.`, async (t) => {
     const upload = await openWriteStream(s.vfs, path, options).catch(async (err: unknown) => {
       // EINVAL from a provider that writes regular files only (a FIFO, a device); any other EINVAL stays as it is.
@@ -108,17 +112,17 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
       throw st !== null && !st.isFile() ? new FtpError(550, `${path}: not a plain file.`) : err;
     });
     try {
-      const wholeOnly = s.vfs.uploadsVisibleWhenComplete === true;
       await receiveFromSocket(t, upload, s.coding('upload'), {
         reuseBuffers: s.settings.reuseUploadBuffers,
         waitForStorage: !wholeOnly,
-        // Storage written in place keeps what arrived by itself; one that shows only complete uploads is told to.
-        keepPartial: wholeOnly && (s.settings.partialUploads === 'keep' || !fresh),
+        keepPartial: wholeOnly && keep,
+        // The next command may be a resume of this file: it must find the partial upload stored, not overtake it.
+        storeWaitMs: Math.max(UPLOAD_CLOSE_WAIT_MS, s.settings.dataStallTimeout * 1000),
       });
     } catch (err) {
       // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
       // whose uploads show only when complete kept the previous version: deleting the path would lose it.
-      if (fresh && s.settings.partialUploads === 'discard' && s.vfs.uploadsVisibleWhenComplete !== true) {
+      if (!keep && !wholeOnly) {
         await s.vfs.unlink(path).catch(() => undefined);
       }
       throw err;
