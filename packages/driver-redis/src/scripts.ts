@@ -191,7 +191,8 @@ export const RMDIR = script(
   `
 local r, e = resolve(1, ARGV[2], false)
 if e then return e end
-if r.root then return {'EBUSY'} end
+-- The root: EPERM (FTP 550), for good; EBUSY would be 450 "try again later", which clients retry for ever.
+if r.root then return {'EPERM'} end
 if not r.ino then return {'ENOENT'} end
 if r.t ~= 'd' then return {'ENOTDIR'} end
 if redis.call('HLEN', dk(r.ino)) > 0 then return {'ENOTEMPTY'} end
@@ -227,11 +228,11 @@ export const RENAME = script(
   `
 local s, e = resolve(1, ARGV[2], false)
 if e then return e end
-if s.root then return {'EBUSY'} end
+if s.root then return {'EPERM'} end
 if not s.ino then return {'ENOENT'} end
 local d, e2 = resolve(2, ARGV[3], false)
 if e2 then return e2 end
-if d.root then return {'EBUSY'} end
+if d.root then return {'EPERM'} end
 if d.ino == s.ino then return {'OK'} end
 if s.t == 'd' then
   for _, a in ipairs(d.chain) do if a == s.ino then return {'EINVAL'} end end

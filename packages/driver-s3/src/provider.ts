@@ -151,7 +151,8 @@ export class S3Provider implements FsProvider {
 
   /** Removes an empty directory (its marker); ENOTEMPTY while anything lies below it. */
   async rmdir(path: string): Promise<void> {
-    if (path === '/') throw fsError('EBUSY', 'rmdir', path);
+    // The root: EPERM (FTP 550), for good; EBUSY would be 450 "try again later", which clients retry for ever.
+    if (path === '/') throw fsError('EPERM', 'rmdir', path);
     const k = await kindOf(this.#ctx, path);
     if (k.kind === 'file') throw fsError('ENOTDIR', 'rmdir', path);
     if (k.kind === 'none') throw fsError('ENOENT', 'rmdir', path);

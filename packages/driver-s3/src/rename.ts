@@ -32,7 +32,8 @@ function describeFailures(failures: readonly { key: string; reason: string }[]):
  * under both names. It never half-finishes silently.
  */
 export async function renamePath(ctx: S3Context, from: string, to: string): Promise<void> {
-  if (from === '/' || to === '/') throw fsError('EBUSY', 'rename', from);
+  // The root: EPERM (FTP 550), for good; EBUSY would be 450 "try again later", which clients retry for ever.
+  if (from === '/' || to === '/') throw fsError('EPERM', 'rename', from);
   const src = await kindOf(ctx, from);
   if (src.kind === 'none') throw fsError('ENOENT', 'rename', from);
   if (from === to) return;

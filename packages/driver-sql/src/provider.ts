@@ -383,7 +383,8 @@ export class SqlProvider implements FsProvider {
     await this.#use(path, () =>
       this.#tx(async (trx) => {
         const loc = await this.#existing(trx, path, false, 'rmdir');
-        if (loc.parent === undefined) throw fsError('EBUSY', 'rmdir', path);
+        // The root: EPERM (FTP 550), for good; EBUSY would be 450 "try again later", which clients retry for ever.
+        if (loc.parent === undefined) throw fsError('EPERM', 'rmdir', path);
         if (loc.node.type !== T_DIR) throw fsError('ENOTDIR', 'rmdir', path);
         await this.#lockDirs(trx, [loc.parent.id, loc.node.id], path, 'rmdir');
         const child = await trx.selectFrom(this.tables.inode('c')).select('c.id').where('c.parent', '=', loc.node.id).limit(1).executeTakeFirst();
@@ -417,7 +418,7 @@ export class SqlProvider implements FsProvider {
       this.#tx(async (trx) => {
         const src = await this.#existing(trx, oldPath, false, 'rename');
         const dst = await this.#locate(trx, newPath, false, 'rename');
-        if (src.parent === undefined || dst.parent === undefined) throw fsError('EBUSY', 'rename', oldPath);
+        if (src.parent === undefined || dst.parent === undefined) throw fsError('EPERM', 'rename', oldPath);
         if (Buffer.byteLength(dst.name) > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', 'rename', newPath);
         if (dst.node !== undefined && dst.node.id === src.node.id) return;
         if (src.node.type === T_DIR && dst.chain.includes(src.node.id)) throw fsError('EINVAL', 'rename', newPath);
@@ -428,6 +429,7 @@ export class SqlProvider implements FsProvider {
         await this.#lockDirs(trx, crossDir && root !== undefined ? [root, src.parent.id, dst.parent.id] : [src.parent.id, dst.parent.id], oldPath, 'rename');
         const s = await this.#entry(trx, src.parent.id, src.name);
         if (s === undefined) throw fsError('ENOENT', 'rename', oldPath);
+        // Another client replaced the folder between the lookup and the lock: transient, worth a retry (EBUSY, 450).
         if (s.type === T_DIR && s.id !== src.node.id) throw fsError('EBUSY', 'rename', oldPath);
         if (crossDir) {
           // Checked again under the lock: the destination's ancestors as they are now.

@@ -286,6 +286,13 @@ function rmdirTests(ctx: Ctx): void {
     await expectCode(ctx.p.rmdir('/missing'), 'ENOENT');
     expect(await readText(ctx.p, '/d/f')).toBe('x');
   });
+
+  it('refuses to remove the root with EPERM (permanent: FTP 550, where EBUSY would be a 450 that clients retry)', async () => {
+    await expectCode(ctx.p.rmdir('/'), 'EPERM');
+    expect((await ctx.p.stat('/')).isDirectory()).toBe(true);
+    await ctx.p.mkdir('/d');
+    expect(await readdirNames(ctx.p, '/')).toEqual(['d']);
+  });
 }
 
 function unlinkTests(ctx: Ctx): void {
@@ -344,6 +351,16 @@ function renameTests(ctx: Ctx): void {
     await expectCode(ctx.p.rename('/missing', '/x'), 'ENOENT');
     await writeAll(ctx.p, '/a', 'x');
     await expectCode(ctx.p.rename('/a', '/no/such/b'), 'ENOENT');
+    expect(await readText(ctx.p, '/a')).toBe('x');
+  });
+
+  it('refuses to rename the root, or anything onto it, with EPERM (permanent: FTP 550, not EBUSY\'s 450)', async () => {
+    await writeAll(ctx.p, '/a', 'x');
+    await ctx.p.mkdir('/d');
+    await expectCode(ctx.p.rename('/', '/x'), 'EPERM');
+    await expectCode(ctx.p.rename('/a', '/'), 'EPERM');
+    await expectCode(ctx.p.rename('/d', '/'), 'EPERM');
+    expect(await readdirNames(ctx.p, '/')).toEqual(['a', 'd']);
     expect(await readText(ctx.p, '/a')).toBe('x');
   });
 

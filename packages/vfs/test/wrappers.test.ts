@@ -94,6 +94,23 @@ describe('scoped()', () => {
     expect(e).toMatchObject({ code: 'ENOENT', path: '/nope' });
   });
 
+  it('refuses to remove or rename its own root, or to rename onto it (EPERM): the inner folder stays', async () => {
+    const p = bare();
+    await p.mkdir('/home/u', { recursive: true });
+    await p.mkdir('/home/u/d');
+    const s = scoped(p, '/home/u');
+    await s.rmdir('/d');
+    expect(await code(s.rmdir('/'))).toBe('EPERM');
+    expect(await code(s.rmdir('/d/..'))).toBe('EPERM');
+    expect(await code(s.rename('/', '/x'))).toBe('EPERM');
+    await s.mkdir('/e');
+    expect(await code(s.rename('/e', '/'))).toBe('EPERM');
+    expect(await code(s.rename('/e', '/..'))).toBe('EPERM');
+    expect((await p.stat('/home/u')).isDirectory()).toBe(true);
+    expect(await p.readdir('/home/u')).toEqual(['e']);
+    expect(await p.readdir('/home')).toEqual(['u']);
+  });
+
   it('a root of / is the identity; views nest', async () => {
     const p = new MemoryProvider();
     await p.mkdir('/a/b/c', { recursive: true });

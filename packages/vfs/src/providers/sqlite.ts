@@ -51,7 +51,17 @@ interface Row {
   birthtime: number;
   mode: number;
   target: string | null;
+  /** Content generation: + 1 on every in-place change of the content (file handles); see {@link SqliteProvider}. */
+  gen: number;
 }
+
+/**
+ * The version of a file an upload continues (APPE, REST + STOR): its node id and generation, `null` when there was
+ * no file. Stream uploads never change a node's content (they swap in a new node) and file handles bump `gen`, so
+ * (id, gen) names one content. Node ids are not reused while the upload runs: SQLite gives a new row the largest
+ * rowid + 1, and the upload's own temporary node, newer than the file, exists until the commit.
+ */
+type Base = { id: number; gen: number } | null;
 
 interface Location {
   /** Undefined for the root. */
@@ -81,6 +91,25 @@ interface Internals {
   getNode(id: number): Row | undefined;
 }
 
+/**
+ * Brings a database made by an earlier version up to date, in place and keeping everything: `nodes.gen` (the content
+ * generation, see {@link Base}) is added with the constant default 0, a schema-only change in SQLite (no row is
+ * rewritten, instant whatever the size). Checked and done under the write lock, so two processes opening one old
+ * file at once add it once. Earlier versions still open an upgraded file (they name their columns).
+ */
+function upgradeSchema(db: DatabaseSync): void {
+  const hasGen = (): boolean => (db.prepare('PRAGMA table_info(nodes)').all() as { name: string }[]).some((c) => c.name === 'gen');
+  if (hasGen()) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    if (!hasGen()) db.exec('ALTER TABLE nodes ADD COLUMN gen INTEGER NOT NULL DEFAULT 0');
+    db.exec('COMMIT');
+  } catch (err) {
+    db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
 /** Entries per slice of a sliced listing (`listSlices`): the local provider's slice, a few hundred KB of entries. */
 const LIST_SLICE = 500;
 
@@ -99,6 +128,7 @@ type Statements = Record<
   | 'setBirthtime'
   | 'setMode'
   | 'setSize'
+  | 'setContentSize'
   | 'getChunk'
   | 'putChunk'
   | 'copyChunks'
@@ -169,13 +199,29 @@ class SqliteWriteStream extends Writable implements UploadStream {
   #size: number;
   #done = false;
   #failed: Error | undefined;
+  /** See {@link Base}; undefined for a whole-file upload (STOR), which replaces whatever is there. */
+  #base: Base | undefined;
   /** Every chunk is copied into chunk buffers of the stream's own before its callback. */
   readonly releasesChunks = true;
 
-  /** @param prefix bytes of the start of the file already copied as whole chunks (`seq` chunks) plus `partial`. */
-  constructor(internals: Internals, tempId: number, dirId: number, name: string, seq: number, partial: Buffer | undefined) {
+  /**
+   * @param seq chunks of the start of the file already copied; `partial` the bytes after them.
+   * @param base for an upload that continues the file, the version it copied from: the commit happens only if the
+   *   entry is still that version (or still absent), else EBUSY. Undefined for a whole-file upload.
+   */
+  constructor(
+    internals: Internals,
+    tempId: number,
+    dirId: number,
+    name: string,
+    seq: number,
+    partial: Buffer | undefined,
+    base: Base | undefined,
+    private readonly path: string,
+  ) {
     super({ highWaterMark: internals.chunkSize });
     this.#in = internals;
+    this.#base = base;
     this.#tempId = tempId;
     this.#dirId = dirId;
     this.#name = name;
@@ -255,6 +301,15 @@ class SqliteWriteStream extends Writable implements UploadStream {
         const dir = this.#in.getNode(this.#dirId);
         if (dir === undefined || dir.type !== T_DIR) throw fsError('ENOENT', 'open', this.#name);
         const existing = st.getChild.get(this.#dirId, this.#name) as Row | undefined;
+        // Under BEGIN IMMEDIATE (the database's write lock, across processes too): nothing changes the entry between
+        // this check and the swap.
+        const base = this.#base;
+        if (base !== undefined && (base === null ? existing !== undefined : existing?.id !== base.id || existing.gen !== base.gen)) {
+          throw new VfsError('EBUSY', `EBUSY: '${this.path}' was changed by another client while this upload continued it; nothing was written, try again`, {
+            path: this.path,
+            syscall: 'write',
+          });
+        }
         if (existing !== undefined) {
           if (existing.type === T_DIR) throw fsError('EISDIR', 'open', this.#name);
           if (existing.type === T_FILE) this.#in.removeFile(existing.id);
@@ -388,7 +443,7 @@ export class SqliteFileHandle {
         st.putChunk.run(this.id, seq, chunk);
         p = seq * cs + b;
       }
-      st.setSize.run(Math.max(size, end), Date.now(), this.id);
+      st.setContentSize.run(Math.max(size, end), Date.now(), this.id);
     });
     if (position === null || position === undefined || this.openFlags.append) this.position = pos + length;
     return length;
@@ -412,7 +467,7 @@ export class SqliteFileHandle {
       st.putChunk.run(this.id, seq, chunk);
       p = seq * cs + b;
     }
-    st.setSize.run(len, Date.now(), this.id);
+    st.setContentSize.run(len, Date.now(), this.id);
   }
 
   truncateSync(len = 0): void {
@@ -431,7 +486,7 @@ export class SqliteFileHandle {
         const r = st.getChunk.get(this.id, seq);
         if (r !== undefined) st.putChunk.run(this.id, seq, toBuffer(r.data).subarray(0, len % cs));
       }
-      st.setSize.run(len, Date.now(), this.id);
+      st.setContentSize.run(len, Date.now(), this.id);
     });
   }
 
@@ -481,16 +536,23 @@ export class SqliteFileHandle {
 
 /**
  * A SQLite file (or `:memory:`) as the tree, on `node:sqlite`'s `DatabaseSync`, built to stream: tables
- * `nodes(id, parent, name, type, size, mtime, birthtime, mode, target)` and `chunks(node, seq, data)` (fixed-size
+ * `nodes(id, parent, name, type, size, mtime, birthtime, mode, target, gen)` and `chunks(node, seq, data)` (fixed-size
  * chunks, 256 KiB by default), WAL mode. No transfer holds a file in memory (the `@platformatic/vfs`
  * `SqliteProvider` keeps each file as one blob, rewritten on every write).
  *
  * - Downloads read one chunk per SELECT.
  * - Uploads (`createWriteStream`) write chunks under a temporary, parentless node, `batchChunks` per transaction,
  *   and replace the target atomically in one transaction at the end: readers see the old version until then, two
- *   concurrent uploads end as one whole version (the last to finish), an interrupted upload leaves no trace.
- *   APPE and REST + STOR are copy-on-write: the kept prefix is copied (in SQL, chunk by chunk) into the new node
- *   first, so they cost O(file size); concurrent appends may lose one of them (last to finish wins).
+ *   concurrent whole-file uploads (STOR) end as one whole version (the last to finish), an interrupted upload
+ *   leaves no trace.
+ * - APPE and REST + STOR are copy-on-write: the kept prefix is copied (in SQL, chunk by chunk) into the new node
+ *   first, so they cost O(file size). They never lose a racing write: they commit only if the file is still the
+ *   version they copied — the same node id and the same `gen`, a generation that file handles' in-place writes bump
+ *   (or still no file, for an APPE that creates it) — and otherwise fail with EBUSY (FTP 450), leaving nothing.
+ *   So of two overlapping APPEs the first to finish is kept and the second fails; an APPE overtaken by a STOR, a
+ *   delete or a rename onto the path fails and the other change stands; a STOR that finishes after an APPE replaces
+ *   it (both succeed, as if one minute later). MFMT and CHMOD are not content: they fail nothing. The check is one
+ *   compare on the row the commit reads anyway, under the write lock (processes sharing the file included).
  * - A file deleted or replaced while this process reads it is kept, detached, until the reader closes.
  * - Rename is one UPDATE, whatever the size of the subtree; `list` is one query.
  * - Symlinks are stored as given and resolved inside the provider, like {@link MemoryProvider}'s.
@@ -540,6 +602,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
           birthtime REAL NOT NULL,
           mode INTEGER NOT NULL,
           target TEXT,
+          gen INTEGER NOT NULL DEFAULT 0,
           UNIQUE (parent, name)
         );
         CREATE TABLE IF NOT EXISTS chunks (
@@ -549,6 +612,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
           PRIMARY KEY (node, seq)
         );
       `);
+      upgradeSchema(this.#db);
       const now = Date.now();
       this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('chunkSize', requested);
       this.#db.prepare('INSERT OR IGNORE INTO nodes (id, parent, name, type, size, mtime, birthtime, mode) VALUES (?, NULL, ?, ?, 0, ?, ?, ?)').run(ROOT_ID, '', T_DIR, now, now, 0o755);
@@ -560,7 +624,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     } catch (err) {
       throw toVfsError(err, filename);
     }
-    const cols = 'id, type, size, mtime, birthtime, mode, target';
+    const cols = 'id, type, size, mtime, birthtime, mode, target, gen';
     const db = this.#db;
     this.#st = {
       getChild: db.prepare(`SELECT ${cols} FROM nodes WHERE parent = ? AND name = ?`),
@@ -578,6 +642,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       setBirthtime: db.prepare('UPDATE nodes SET birthtime = ? WHERE id = ?'),
       setMode: db.prepare('UPDATE nodes SET mode = ? WHERE id = ?'),
       setSize: db.prepare('UPDATE nodes SET size = ?, mtime = ? WHERE id = ?'),
+      // File handles change content in place: gen + 1, so an upload that copied the previous content cannot commit.
+      setContentSize: db.prepare('UPDATE nodes SET size = ?, mtime = ?, gen = gen + 1 WHERE id = ?'),
       getChunk: db.prepare('SELECT data FROM chunks WHERE node = ? AND seq = ?'),
       putChunk: db.prepare('INSERT OR REPLACE INTO chunks (node, seq, data) VALUES (?, ?, ?)'),
       copyChunks: db.prepare('INSERT INTO chunks (node, seq, data) SELECT ?, seq, data FROM chunks WHERE node = ? AND seq < ?'),
@@ -941,7 +1007,9 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
   /**
    * Opens an upload that becomes visible atomically when the stream finishes: replaces the file (default), keeps
    * its first `start` bytes (REST + STOR, zero-filled past the end), or appends (`append`; the file is created when
-   * missing). `start` and `append` copy the kept prefix first (copy-on-write).
+   * missing). `start` and `append` copy the kept prefix first (copy-on-write), and commit only if the file is still
+   * the version they copied (same node, same generation; or still missing): otherwise the stream fails with EBUSY
+   * and nothing of it is written. A whole-file upload replaces whatever is there when it finishes.
    */
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
     checkStreamOptions(options, path);
@@ -956,6 +1024,9 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
         const keep = old === undefined ? 0 : options.append === true ? old.size : Math.min(options.start ?? 0, old.size);
         gap = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - (old?.size ?? 0));
         const whole = Math.floor(keep / cs);
+        // APPE and REST + STOR commit only over the version they copied from (or still no file); STOR replaces.
+        const continues = options.append === true || (options.start ?? 0) > 0;
+        const base = continues ? (old === undefined ? null : { id: old.id, gen: old.gen }) : undefined;
         let partial: Buffer | undefined;
         if (old !== undefined && keep > 0) {
           this.#st.copyChunks.run(tempId, old.id, whole);
@@ -965,7 +1036,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
             partial = toBuffer(r.data).subarray(0, keep % cs);
           }
         }
-        return new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, whole, partial);
+        return new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, whole, partial, base, normalizePath(path));
       });
       if (gap > 0) stream.zeroFill(gap);
       return stream;

@@ -79,16 +79,29 @@ export function scoped(p: FsProvider, root: string): FsProvider {
     }
   };
   const at = async (v: string, followLast: boolean): Promise<string> => toInner(await resolve(v, followLast));
+  /**
+   * The view's own root may not be removed or renamed (nor replaced by a rename): EPERM, for good, as every provider
+   * answers for its root. Passed through, it would remove or move `root` itself in the inner provider (a user's home).
+   */
+  const notRoot = (v: string, syscall: string): void => {
+    if (normalizePath(v) === '/') throw fsError('EPERM', syscall, v);
+  };
 
   const w: { -readonly [K in keyof FsProvider]: FsProvider[K] } = {
     specVersion: SPEC_VERSION,
     stat: (v) => run(v, async () => p.stat(await at(v, true))),
     readdir: (v, ...rest: unknown[]) => run(v, async () => (p.readdir as (path: string, ...rest: unknown[]) => Promise<unknown[]>).call(p, await at(v, true), ...rest)),
     mkdir: (v, options) => run(v, async () => p.mkdir(await at(v, false), options)),
-    rmdir: (v) => run(v, async () => p.rmdir(await at(v, false))),
+    rmdir: (v) =>
+      run(v, async () => {
+        notRoot(v, 'rmdir');
+        return p.rmdir(await at(v, false));
+      }),
     unlink: (v) => run(v, async () => p.unlink(await at(v, false))),
     rename: (from, to) =>
       run(from, async () => {
+        notRoot(from, 'rename');
+        notRoot(to, 'rename');
         const a = await at(from, false);
         const b = await run(to, () => at(to, false));
         return p.rename(a, b);
