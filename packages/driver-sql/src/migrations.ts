@@ -137,6 +137,22 @@ export async function migrateToLatest(db: Kysely<Database>, t: Tables, dialect: 
   }
 }
 
+/**
+ * The migrations not applied to the prefix yet (all of them when it has no bookkeeping): what a provider with
+ * `autoMigrate: false` checks once before it serves, so that a schema left behind by an upgrade is named in a
+ * clear error instead of failing every query on a missing column.
+ */
+export async function pendingMigrations(db: Kysely<Database>, t: Tables, dialect: DialectName): Promise<string[]> {
+  const names = Object.keys(migrations(t, dialect));
+  try {
+    const rows = await (db as unknown as Kysely<Record<string, { name: string }>>).selectFrom(t.migration).select('name').execute();
+    const applied = new Set(rows.map((r) => r.name));
+    return names.filter((n) => !applied.has(n));
+  } catch {
+    return names;
+  }
+}
+
 /** Whether the prefix's bookkeeping lists every one of `names` (false when it has no bookkeeping yet). */
 async function allApplied(db: Kysely<Database>, t: Tables, names: string[]): Promise<boolean> {
   try {

@@ -8,7 +8,7 @@ import { connectExisting, connectUrl, dialectOfKysely } from './dialects.js';
 import type { Connection, DialectName, ExistingConnection, PoolOptions } from './dialects.js';
 import { dbError, isRetryable, isUniqueViolation } from './errors.js';
 import { SqlFileHandle } from './file-handle.js';
-import { dropTables, migrateToLatest } from './migrations.js';
+import { dropTables, migrateToLatest, pendingMigrations } from './migrations.js';
 import { locate, maxJoins } from './resolve.js';
 import type { Location } from './resolve.js';
 import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, T_DIR, T_FILE, T_LINK, Tables, toBuffer, toInode } from './schema.js';
@@ -80,6 +80,8 @@ export class SqlProvider implements FsProvider {
   readonly #conn: Connection;
   readonly #store: Store;
   readonly #autoMigrate: boolean;
+  /** The one check of the schema made with `autoMigrate: false` (see {@link SqlProvider.#checkSchema}). */
+  #schemaChecked: Promise<void> | undefined;
   readonly #life: InodeLifecycle;
   #ready: Promise<void> | undefined;
   #closed = false;
@@ -135,6 +137,15 @@ export class SqlProvider implements FsProvider {
     return this.#ready;
   }
 
+  /** With `autoMigrate: false`: fails, once and clearly, when the schema is behind this version (run `migrate()`). */
+  async #checkSchema(): Promise<void> {
+    const pending = await pendingMigrations(this.#conn.db, this.tables, this.dialect).catch(() => []);
+    if (pending.length === 0) return;
+    this.#schemaChecked = undefined;
+    // Marked as this package's own error, so that its message survives the mapping to a VfsError.
+    throw new VfsError('EIO', `EIO: @ftp/driver-sql: ${this.#conn.where}: the schema of ${this.tables.inodes} is behind this version (missing ${pending.join(', ')}): run migrate() first (autoMigrate is false)`);
+  }
+
   async #migrate(): Promise<void> {
     await migrateToLatest(this.#conn.db, this.tables, this.dialect);
     await this.#life.sweep(Date.now() - STALE_MS);
@@ -162,7 +173,7 @@ export class SqlProvider implements FsProvider {
 
   async #use<T>(path: string | undefined, fn: () => Promise<T>): Promise<T> {
     try {
-      if (this.#autoMigrate) await this.migrate();
+      await (this.#autoMigrate ? this.migrate() : (this.#schemaChecked ??= this.#checkSchema()));
       return await fn();
     } catch (err) {
       throw dbError(err, this.#conn.where, path);

@@ -283,6 +283,20 @@ for (const db of DBS) {
       }
     });
 
+    it('with autoMigrate: false, a schema behind this version fails with an error that says to run migrate()', async () => {
+      const url = await db.url();
+      const prefix = randomPrefix();
+      const p = new SqlProvider({ connection: url, tablePrefix: prefix, autoMigrate: false });
+      try {
+        await expect(p.stat('/')).rejects.toThrow(/behind this version.*0001.*run migrate\(\)/s);
+        await p.migrate();
+        expect((await p.stat('/')).isDirectory()).toBe(true);
+      } finally {
+        await p.dropTables().catch(() => undefined);
+        await p.close();
+      }
+    });
+
     it('table prefixes isolate filesystems in one database, migration tables included', async () => {
       const url = await db.url();
       const a = await freshProvider(db, {}, url);

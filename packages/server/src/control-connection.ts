@@ -70,6 +70,12 @@ const IAC = 0xff;
  * lines with CR alone. A CR NUL split by the network arrives well within it.
  */
 const HELD_CR_WAIT_MS = 100;
+/**
+ * The wait outside a transfer, longer: a CR NUL split by a lost segment arrives after a retransmission (200 ms or
+ * more), and ending the line early runs the command on the name's first part. ftplib's ABOR outside a transfer
+ * has nothing to abort and waits a second.
+ */
+const HELD_CR_IDLE_WAIT_MS = 1000;
 /** The wait of each connection holding a CR (a map: the rare case should not cost every session a field). */
 const heldCRTimers = new Map<ControlConnection, NodeJS.Timeout>();
 
@@ -92,6 +98,8 @@ const PAUSED_FOR_QUEUE = 4;
 const TRANSFERRING = 8;
 /** The connection's own reader was fed Telnet bytes, so its state may outlive a line: it is kept. */
 const TELNET_SEEN = 16;
+/** A wait on a held CR is armed (its timer is in `heldCRTimers`): chunks without one skip the map. */
+const CR_TIMER = 32;
 
 /**
  * The one owner of the line reader and the reply formatter: bytes in, command lines out; replies in, bytes out.
@@ -107,7 +115,7 @@ export class ControlConnection {
   private reader: LineReader | null = null;
   /** Events read ahead of the session (allocated when the first one must wait). */
   private queue: ControlEvent[] | null = null;
-  /** WAITING, ENDED, PAUSED_FOR_QUEUE, TRANSFERRING, TELNET_SEEN. */
+  /** WAITING, ENDED, PAUSED_FOR_QUEUE, TRANSFERRING, TELNET_SEEN, CR_TIMER. */
   private flags = 0;
   /**
    * Bytes read but not yet fed to the line reader because enough commands are queued: with the socket paused,
@@ -218,34 +226,35 @@ export class ControlConnection {
    * byte, then end the line there (ftplib's urgent-data ABOR sends nothing more; see the line reader).
    */
   private waitOnHeldCR(): void {
-    const pending = heldCRTimers.get(this);
-    if (pending !== undefined) {
-      clearTimeout(pending);
-      heldCRTimers.delete(this);
-    }
+    if (this.is(CR_TIMER)) this.stopWaitingOnHeldCR();
     if (this.reader?.holding !== true) return;
+    this.set(CR_TIMER, true);
     heldCRTimers.set(
       this,
-      setTimeout(() => {
-        heldCRTimers.delete(this);
-        // Bytes held unread (the queue is full) come next: the reader sees them before deciding.
-        if (this.unread === null) this.releaseHeldCR();
-      }, HELD_CR_WAIT_MS),
+      setTimeout(
+        () => {
+          heldCRTimers.delete(this);
+          this.set(CR_TIMER, false);
+          // Bytes held unread (the queue is full) come next: the reader sees them before deciding.
+          if (this.unread === null) this.releaseHeldCR();
+        },
+        this.is(TRANSFERRING) ? HELD_CR_WAIT_MS : HELD_CR_IDLE_WAIT_MS,
+      ),
     );
   }
 
   /** Ends the line a held CR ended (the wait is over, or the client sent its FIN). */
   releaseHeldCR(): void {
     const reader = this.reader;
-    if (reader?.holding !== true || this.socket.destroyed) return;
+    if (reader?.holding !== true || this.socket.destroyed || this.unread !== null) return;
     this.deliver(reader.release());
     this.pauseIfBehind();
   }
 
   private stopWaitingOnHeldCR(): void {
-    const pending = heldCRTimers.get(this);
-    if (pending === undefined) return;
-    clearTimeout(pending);
+    if (!this.is(CR_TIMER)) return;
+    this.set(CR_TIMER, false);
+    clearTimeout(heldCRTimers.get(this));
     heldCRTimers.delete(this);
   }
 

@@ -338,8 +338,12 @@ export abstract class SessionStateHolder {
     if (Object.isFrozen(state)) {
       if (state[key] === value) return;
       if (key === 'transferType') {
-        this.state = sharedState(this.settings, value as 'A' | 'I');
-        return;
+        const other = sharedState(this.settings, value as 'A' | 'I');
+        // Only the other state of the same pair: settings changed since this session started must not reach it.
+        if (other.tlsRequired === state.tlsRequired && other.deflateLevel === state.deflateLevel) {
+          this.state = other;
+          return;
+        }
       }
       this.state = state = state.copy(this.settings);
     }

@@ -111,6 +111,9 @@ it('MLSD and MLST give a link the facts of what it leads to, as RETR and SIZE fo
   await symlink('folder', join(root, 'to-folder'));
   await symlink('missing', join(root, 'dangling'));
   await symlink(join(outside, 'secret.txt'), join(root, 'escape'));
+  // Links to the folder itself or above stay links: as folders, mirroring clients would descend into them forever.
+  await symlink('.', join(root, 'loop'));
+  await symlink('..', join(root, 'folder', 'up'));
   const { c } = await session({}, new LocalProvider(root));
   const socket = await c.passive();
   c.send('MLSD');
@@ -124,6 +127,12 @@ it('MLSD and MLST give a link the facts of what it leads to, as RETR and SIZE fo
   expect(facts('dangling')).toMatch(/type=OS\.unix=symlink;/);
   expect(facts('escape')).toMatch(/type=OS\.unix=symlink;/);
   expect(facts('escape')).not.toMatch(/size=6/);
+  expect(facts('loop')).toMatch(/type=OS\.unix=symlink;/);
+  const inFolder = await c.passive();
+  c.send('MLSD folder');
+  expect((await c.next()).code).toBe(150);
+  expect((await readAll(inFolder)).toString()).toMatch(/type=OS\.unix=symlink;.* up\r\n/);
+  expect((await c.next()).code).toBe(226);
   expect((await c.cmd('MLST to-file')).lines[1]).toMatch(/type=file;.*size=4;/);
   expect((await c.cmd('MLST escape')).lines[1]).toMatch(/type=OS\.unix=symlink;/);
   expect((await c.cmd('SIZE to-file')).text).toBe('4');

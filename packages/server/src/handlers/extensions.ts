@@ -200,18 +200,25 @@ export async function mfct(s: Session, arg: string): Promise<void> {
 }
 
 async function setModified(s: Session, name: string, time: Date): Promise<void> {
+  const kept = await setModificationTime(s, name, time);
+  return s.reply(213, `Modify=${formatFtpTime(kept)}; ${name}`);
+}
+
+/**
+ * Sets `name`'s modification time (MFMT, MDTM with a time, SITE UTIME); returns the time the filesystem kept, which
+ * MDTM will then give: ext4 clamps 1900 to 1901 and 9999 to 2446.
+ */
+export async function setModificationTime(s: Session, name: string, time: Date): Promise<Date> {
   requirePermission(s, 'site');
   const fs = s.vfs;
   if (!fs.setTimes) throw new FtpError(502, 'Changing times is not supported by this filesystem.');
   const path = s.resolve(name);
   await fs.stat(path);
   await fs.setTimes(path, time);
-  // The time the filesystem kept, which MDTM will give: ext4 clamps 1900 to 1901 and 9999 to 2446.
-  const kept = await fs.stat(path).then(
+  return fs.stat(path).then(
     (st) => new Date(st.mtimeMs),
     () => time,
   );
-  return s.reply(213, `Modify=${formatFtpTime(kept)}; ${name}`);
 }
 
 /** MDTM: with a time before the path, some clients (old WS_FTP, lftp's fallback) set the time instead. */

@@ -1,5 +1,5 @@
 import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
-import { basename, collectSlices, dirname, joinPath, listDirectory, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
+import { basename, collectSlices, dirname, joinPath, listDirectory, resolvePath, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -257,6 +257,8 @@ function uniqueFact(st: FileStats): string | undefined {
   }
   return lastDevPrefix + ino.toString(16);
 }
+// The device of the last entry and its hex: safe as module state because an entry's fact is made in one synchronous
+// call, nothing in between.
 let lastDev = -1;
 let lastDevPrefix = '';
 
@@ -359,10 +361,24 @@ async function followLinks(s: Session, dir: string, entries: readonly DirEntry[]
   return Promise.all(
     entries.map(async (e) => {
       if (!e.stats.isSymbolicLink()) return e;
-      const followed = await s.vfs.stat(joinPath(dir, e.name)).catch(() => null);
-      return followed === null ? e : { name: e.name, stats: followed };
+      const path = joinPath(dir, e.name);
+      const followed = await s.vfs.stat(path).catch(() => null);
+      if (followed === null) return e;
+      // A link to this folder or one above it (`loop -> .`, `up -> ..`) stays a link: as a folder, mirroring clients
+      // would descend into it until the path is too long.
+      if (followed.isDirectory() && (await leadsAbove(s, dir, path))) return e;
+      return { name: e.name, stats: followed };
     }),
   );
+}
+
+/** Whether the link at `path` (in `dir`) names `dir` itself or a folder above it. */
+async function leadsAbove(s: Session, dir: string, path: string): Promise<boolean> {
+  if (!s.vfs.readlink) return false;
+  const to = await s.vfs.readlink(path).catch(() => null);
+  if (to === null) return false;
+  const target = resolvePath(dir, to);
+  return target === '/' || dir === target || dir.startsWith(`${target}/`);
 }
 
 /** MLST (RFC 3659 §7): the facts of one entry, on the control connection (a link's: see {@link followLinks}). */

@@ -1,5 +1,6 @@
 import { formatFtpTime, parseSiteChmod, parseSiteCommand, parseSiteUtime } from '@ftp/protocol';
 import { FtpError } from '../errors.js';
+import { setModificationTime } from './extensions.js';
 import { requirePermission, type Session } from '../session.js';
 
 type SiteHandler = (s: Session, arg: string) => Promise<void> | void;
@@ -31,13 +32,9 @@ async function symlink(s: Session, arg: string): Promise<void> {
  * no MFMT (lftp before 4.9.3 and ncftp keep uploaded files' times this way).
  */
 async function utime(s: Session, arg: string): Promise<void> {
-  const { time, path: name } = parseSiteUtime(arg);
-  const fs = s.vfs;
-  if (!fs.setTimes) throw new FtpError(502, 'SITE UTIME is not supported by this filesystem.');
-  const path = s.resolve(name);
-  await fs.stat(path);
-  await fs.setTimes(path, time);
-  return s.reply(200, `SITE UTIME command successful (Modify=${formatFtpTime(time)}).`);
+  const { time, path } = parseSiteUtime(arg);
+  const kept = await setModificationTime(s, path, time);
+  return s.reply(200, `SITE UTIME command successful (Modify=${formatFtpTime(kept)}).`);
 }
 
 /** The SITE subcommands: the second-level command table. */

@@ -135,6 +135,9 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
  * follows, which reports it as before.
  */
 async function requireFolder(s: Session, folder: string): Promise<void> {
+  // The root always is one, and a session uploading many new files into one folder checks it once (a lookup is a
+  // round trip on S3 or SQL): a folder removed since is then reported by the open, after the 150, as before.
+  if (folder === '/' || checkedFolders.get(s) === folder) return;
   let st: FileStats;
   try {
     st = await s.vfs.stat(folder);
@@ -144,7 +147,11 @@ async function requireFolder(s: Session, folder: string): Promise<void> {
     return;
   }
   if (!st.isDirectory()) throw new FtpError(550, `${folder}: Not a directory.`);
+  checkedFolders.set(s, folder);
 }
+
+/** The folder each uploading session last found to exist (see {@link requireFolder}); idle sessions hold none. */
+const checkedFolders = new WeakMap<Session, string>();
 
 /** ABOR (RFC 959 §4.1.3): the transfer ends with 426, then ABOR itself is answered 226. */
 export async function abor(s: Session): Promise<void> {
