@@ -51,7 +51,11 @@ export async function deleteIfUnchanged(ctx: S3Context, key: string, etag: strin
       if (isPreconditionFailed(err)) return false;
       if (isNotFound(err)) return false;
       if (!isConditionRefused(err)) throw toS3Error(err, path, 'unlink');
+      await deleteKey(ctx, key, path);
+      // Taken to refuse the condition only once the plain delete went through (a 400 for another reason would
+      // otherwise switch conditional deletes off for the whole process).
       ctx.conditionalDeletesUnsupported = true;
+      return true;
     }
   }
   await deleteKey(ctx, key, path);
@@ -88,8 +92,9 @@ export async function deleteKeys(ctx: S3Context, keys: readonly string[], etags?
       return await send(batch, conditional);
     } catch (err) {
       if (!conditional || !isConditionRefused(err)) throw err;
+      const plain = await send(batch, false);
       ctx.conditionalDeletesUnsupported = true;
-      return send(batch, false);
+      return plain;
     }
   });
   for (const [i, r] of results.entries()) {

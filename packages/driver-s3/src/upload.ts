@@ -297,7 +297,8 @@ export class S3UploadStream extends Writable implements UploadStream {
 
   /**
    * Sends the request that makes the object appear, with the conditions: a failed condition is EBUSY; a store that
-   * refuses the headers (NotImplemented, 400) gets the request again without them, and is not asked again.
+   * refuses the headers (NotImplemented, 400) gets the request again without them, and once that succeeds is not
+   * asked with them again.
    */
   async #complete<T>(conditions: { IfMatch?: string; IfNoneMatch?: string }, send: (c: { IfMatch?: string; IfNoneMatch?: string }) => Promise<T>): Promise<T> {
     try {
@@ -306,8 +307,11 @@ export class S3UploadStream extends Writable implements UploadStream {
       if (conditions.IfMatch === undefined && conditions.IfNoneMatch === undefined) throw err;
       if (isPreconditionFailed(err)) throw changedMeanwhile(this.#plan.path, err);
       if (!isConditionRefused(err)) throw err;
+      const done = await send({});
+      // Only a store that then takes the request without them is taken to refuse the headers: a 400 for another
+      // reason must not switch conditional writes off for the whole process.
       this.#ctx.conditionalWritesUnsupported = true;
-      return send({});
+      return done;
     }
   }
 

@@ -286,6 +286,26 @@ describe('APPE and REST + STOR against concurrent writers: no write is lost', ()
     }, 60_000);
   }
 
+  it('a 400 that the request without the headers gets too does not switch conditional writes off', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      await writeAll(h.p, '/r.txt', 'v1');
+      // The store fails both tries for another reason (a bad request, a transient fault): the headers are not to blame.
+      let failing = 2;
+      h.failWhen(
+        (c) => c.command === 'PutObjectCommand' && failing-- > 0,
+        () => s3ErrorLike('InvalidRequest', 400, 'something else is wrong with this request'),
+      );
+      await expect(writeAll(h.p, '/r.txt', '+a', { append: true })).rejects.toThrow();
+      h.calls.length = 0;
+      await writeAll(h.p, '/r.txt', '+b', { append: true });
+      expect((await readAll(h.p, '/r.txt')).toString()).toBe('v1+b');
+      expect(h.calls.filter((c) => c.command === 'PutObjectCommand').map((c) => c.input.IfMatch !== undefined)).toEqual([true]);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('a store that refuses the condition headers (NotImplemented) gets the request again without them, and is not asked again', async () => {
     const h = await harness(withCopy, { partSize: PART });
     try {
