@@ -130,7 +130,7 @@ export function defaultState(settings: ServerSettings): Readonly<SessionState> {
 }
 
 /** Whether a session's own state holds the same as `shared` in every field (the session may then share it). */
-export function isDefault(state: Readonly<SessionState>, shared: Readonly<SessionState>): boolean {
+export function holdsSameAs(state: Readonly<SessionState>, shared: Readonly<SessionState>): boolean {
   for (const key in shared) {
     if (state[key as keyof SessionState] !== shared[key as keyof SessionState]) return false;
   }
@@ -326,7 +326,7 @@ export abstract class SessionStateHolder {
   /** Goes back to a shared state when the session's own state holds nothing else (call it when idle). */
   protected shareDefaults(): void {
     const shared = sharedState(this.settings, this.state.transferType);
-    if (this.state !== shared && isDefault(this.state, shared)) this.state = shared;
+    if (this.state !== shared && holdsSameAs(this.state, shared)) this.state = shared;
   }
 
   /**

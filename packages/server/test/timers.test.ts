@@ -135,5 +135,8 @@ it('MLSD and MLST give a link the facts of what it leads to, as RETR and SIZE fo
   expect((await c.next()).code).toBe(226);
   expect((await c.cmd('MLST to-file')).lines[1]).toMatch(/type=file;.*size=4;/);
   expect((await c.cmd('MLST escape')).lines[1]).toMatch(/type=OS\.unix=symlink;/);
+  // MLST follows a link as MLSD does, a link back up included.
+  expect((await c.cmd('MLST loop')).lines[1]).toMatch(/type=OS\.unix=symlink;/);
+  expect((await c.cmd('MLST to-folder')).lines[1]).toMatch(/type=dir;/);
   expect((await c.cmd('SIZE to-file')).text).toBe('4');
 });

@@ -309,15 +309,20 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
 /** How long a failed upload's storage may take to close before the failure is told anyway (ms). */
 export const UPLOAD_CLOSE_WAIT_MS = 5000;
 
-/** Resolves once `upload` has closed (or could not say so), or after {@link UPLOAD_CLOSE_WAIT_MS}. */
-function uploadClosed(upload: UploadStream): Promise<void> {
+/**
+ * Resolves once `upload` has closed (or could not say so), or after `waitMs`; with `stored`, already once it has
+ * stored what it was given ('finish'): not its clean-up after that, which may be slow.
+ */
+function uploadSettled(upload: UploadStream, waitMs: number, stored = false): Promise<void> {
   return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, UPLOAD_CLOSE_WAIT_MS);
-    timer.unref();
     const done = (): void => {
       clearTimeout(timer);
+      upload.off('finish', done);
       resolve();
     };
+    const timer = setTimeout(done, waitMs);
+    timer.unref();
+    if (stored) upload.once('finish', done);
     finished(upload).then(done, done);
   });
 }
@@ -341,27 +346,6 @@ export interface ReceiveOptions {
   storeWaitMs?: number;
 }
 
-/**
- * Resolves once `upload` has stored what it was given ('finish'), failed or closed, or after `waitMs`: not its
- * clean-up after that, which may be slow.
- */
-function uploadStored(upload: UploadStream, waitMs: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      upload.off('finish', done);
-      upload.off('error', done);
-      upload.off('close', done);
-      resolve();
-    };
-    const timer = setTimeout(done, waitMs);
-    timer.unref();
-    upload.once('finish', done);
-    upload.once('error', done);
-    upload.once('close', done);
-  });
-}
-
 /** Waits for `source` to end and `upload` to store everything: piped, or fed by `feed` when there is one. */
 function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upload: UploadStream, feed: PooledFeed | null, options: ReceiveOptions): Promise<void> {
   const socket = transfer.socket!;
@@ -380,7 +364,7 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
         // What arrived is stored as the file (as an upload written in place keeps it), then the failure told.
         feed?.flush();
         upload.end();
-        void uploadStored(upload, options.storeWaitMs ?? UPLOAD_CLOSE_WAIT_MS).then(() => reject(failure));
+        void uploadSettled(upload, options.storeWaitMs ?? UPLOAD_CLOSE_WAIT_MS, true).then(() => reject(failure));
         return;
       }
       try {
@@ -391,7 +375,7 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       // The failure (426, 451…) is told once the upload has closed: a write still running in storage would
       // otherwise land after it, under the client's next command on the same file (an APPE, a REST + STOR). A
       // storage that takes longer to close is not waited for past UPLOAD_CLOSE_WAIT_MS.
-      if (options.waitForStorage !== false) void uploadClosed(upload).then(() => reject(failure));
+      if (options.waitForStorage !== false) void uploadSettled(upload, UPLOAD_CLOSE_WAIT_MS).then(() => reject(failure));
       else reject(failure);
     };
     // `finished` also settles for a socket that was already closed or reset before this transfer began.

@@ -358,18 +358,19 @@ function hasLink(entries: readonly DirEntry[]): boolean {
  * that leads nowhere the session may go (dangling, out of the root) stays a link.
  */
 async function followLinks(s: Session, dir: string, entries: readonly DirEntry[]): Promise<DirEntry[]> {
-  return Promise.all(
-    entries.map(async (e) => {
-      if (!e.stats.isSymbolicLink()) return e;
-      const path = joinPath(dir, e.name);
-      const followed = await s.vfs.stat(path).catch(() => null);
-      if (followed === null) return e;
-      // A link to this folder or one above it (`loop -> .`, `up -> ..`) stays a link: as a folder, mirroring clients
-      // would descend into it until the path is too long.
-      if (followed.isDirectory() && (await leadsAbove(s, dir, path))) return e;
-      return { name: e.name, stats: followed };
-    }),
-  );
+  return Promise.all(entries.map(async (e) => (e.stats.isSymbolicLink() ? ((await followedLink(s, dir, e.name)) ?? e) : e)));
+}
+
+/**
+ * The stats of what the link `name` in `dir` leads to, or null when it stays a link: it leads nowhere the session
+ * may go, or to `dir` itself or a folder above it (`loop -> .`, `up -> ..`), which as a folder mirroring clients
+ * would descend into until the path is too long.
+ */
+async function followedLink(s: Session, dir: string, name: string): Promise<DirEntry | null> {
+  const path = joinPath(dir, name);
+  const followed = await s.vfs.stat(path).catch(() => null);
+  if (followed === null || (followed.isDirectory() && (await leadsAbove(s, dir, path)))) return null;
+  return { name, stats: followed };
 }
 
 /** Whether the link at `path` (in `dir`) names `dir` itself or a folder above it. */
@@ -385,7 +386,7 @@ async function leadsAbove(s: Session, dir: string, path: string): Promise<boolea
 export async function mlst(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg.trim() === '' ? '.' : arg);
   const own = await statOf(s, path);
-  const st = own.isSymbolicLink() ? ((await s.vfs.stat(path).catch(() => null)) ?? own) : own;
+  const st = own.isSymbolicLink() ? ((await followedLink(s, dirname(path), basename(path)))?.stats ?? own) : own;
   const line = formatFacts(toFactEntry(s, path, st), s.mlstFacts);
   return s.reply(250, [`Listing ${path}`, ` ${line}`, 'End']);
 }
