@@ -414,21 +414,31 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
 export async function sendLines(transfer: Transfer, lines: Iterable<string> | AsyncIterable<Iterable<string>>, batchSize: number, coding: Coding): Promise<void> {
   const groups: AsyncIterator<Iterable<string>> | Iterator<Iterable<string>> = Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : [lines][Symbol.iterator]();
   // A group still being read (a slice on its way from storage) must not hold up ABOR's reply or the 426 of a
-  // client that left: waiting for the next group ends when the data connection closes.
+  // client that left: waiting for the next group ends when the data connection closes. Each wait is its own
+  // promise, dropped once settled. (A race against one promise that lives as long as the connection would keep a
+  // reaction, and through it every group of lines already sent, until the listing ends: all of a big folder.)
   const socket = transfer.socket!;
-  let onClose = (): void => undefined;
-  const closed = new Promise<never>((_, reject) => {
-    onClose = () => reject(transfer.closedError());
-    socket.once('close', onClose);
-  });
-  closed.catch(() => undefined);
+  let closedError: Error | null = null;
+  let failWait: ((err: Error) => void) | null = null;
+  const onClose = (): void => {
+    closedError = transfer.closedError();
+    failWait?.(closedError);
+  };
+  socket.once('close', onClose);
+  const nextGroup = (): Promise<IteratorResult<Iterable<string>>> =>
+    new Promise((resolve, reject) => {
+      if (closedError) return reject(closedError);
+      failWait = reject;
+      // abandoned when the connection closes first; its error is then no one's
+      Promise.resolve(groups.next()).then(resolve, reject);
+    });
   async function* batches(): AsyncGenerator<Buffer> {
     let batch = '';
     let count = 0;
+    let got: IteratorResult<Iterable<string>> | null;
     for (;;) {
-      const pending = Promise.resolve(groups.next());
-      pending.catch(() => undefined); // abandoned when the connection closes first; its error is then no one's
-      const got = await Promise.race([pending, closed]);
+      got = await nextGroup();
+      failWait = null;
       if (got.done === true) break;
       for (const line of got.value) {
         batch += line + '\r\n';
@@ -438,6 +448,9 @@ export async function sendLines(transfer: Transfer, lines: Iterable<string> | As
           count = 0;
         }
       }
+      // Dropped before the next wait: a suspended generator keeps its variables, and this one would keep the group
+      // just sent until the next one came.
+      got = null;
     }
     if (batch.length > 0) yield Buffer.from(batch, 'utf8');
   }
