@@ -412,54 +412,82 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
  * lines come as they are made: in groups (a slice of a folder each), so that a big folder is never all in hand.
  */
 export async function sendLines(transfer: Transfer, lines: Iterable<string> | AsyncIterable<Iterable<string>>, batchSize: number, coding: Coding): Promise<void> {
-  const groups: AsyncIterator<Iterable<string>> | Iterator<Iterable<string>> = Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : [lines][Symbol.iterator]();
-  // A group still being read (a slice on its way from storage) must not hold up ABOR's reply or the 426 of a
-  // client that left: waiting for the next group ends when the data connection closes. Each wait is its own
-  // promise, dropped once settled. (A race against one promise that lives as long as the connection would keep a
-  // reaction, and through it every group of lines already sent, until the listing ends: all of a big folder.)
+  const groups = new GroupWaiter(Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : [lines][Symbol.iterator]());
   const socket = transfer.socket!;
-  let closedError: Error | null = null;
-  let failWait: ((err: Error) => void) | null = null;
-  const onClose = (): void => {
-    closedError = transfer.closedError();
-    failWait?.(closedError);
-  };
+  const onClose = (): void => groups.closed(transfer.closedError());
   socket.once('close', onClose);
-  const nextGroup = (): Promise<IteratorResult<Iterable<string>>> =>
-    new Promise((resolve, reject) => {
-      if (closedError) return reject(closedError);
-      failWait = reject;
-      // abandoned when the connection closes first; its error is then no one's
-      Promise.resolve(groups.next()).then(resolve, reject);
-    });
-  async function* batches(): AsyncGenerator<Buffer> {
-    let batch = '';
-    let count = 0;
-    let got: IteratorResult<Iterable<string>> | null;
-    for (;;) {
-      got = await nextGroup();
-      failWait = null;
-      if (got.done === true) break;
-      for (const line of got.value) {
-        batch += line + '\r\n';
-        if (++count >= batchSize) {
-          yield Buffer.from(batch, 'utf8');
-          batch = '';
-          count = 0;
-        }
-      }
-      // Dropped before the next wait: a suspended generator keeps its variables, and this one would keep the group
-      // just sent until the next one came.
-      got = null;
-    }
-    if (batch.length > 0) yield Buffer.from(batch, 'utf8');
-  }
   try {
     // Listings are already CRLF text: TYPE A has nothing to convert.
-    await sendToSocket(transfer, Readable.from(batches(), { objectMode: false }), { ...coding, ascii: false });
+    await sendToSocket(transfer, Readable.from(batchesOf(groups, batchSize), { objectMode: false }), { ...coding, ascii: false });
   } finally {
     socket.off('close', onClose);
   }
+}
+
+/**
+ * A listing's groups of lines, one wait at a time. A group still being read (a slice on its way from storage) must
+ * not hold up ABOR's reply or the 426 of a client that left: a wait ends when the data connection closes. Each
+ * wait is its own promise, dropped once settled. (A race against one promise that lives as long as the connection
+ * would keep a reaction, and through it every group of lines already sent, until the listing ends: all of a big
+ * folder.)
+ */
+class GroupWaiter {
+  readonly #groups: AsyncIterator<Iterable<string>> | Iterator<Iterable<string>>;
+  #closedError: Error | null = null;
+  #fail: ((err: Error) => void) | null = null;
+
+  constructor(groups: AsyncIterator<Iterable<string>> | Iterator<Iterable<string>>) {
+    this.#groups = groups;
+  }
+
+  /** The data connection closed: the wait in progress, and any later one, fail with `err`. */
+  closed(err: Error): void {
+    this.#closedError = err;
+    this.#fail?.(err);
+  }
+
+  next(): Promise<IteratorResult<Iterable<string>>> {
+    return new Promise((resolve, reject) => {
+      if (this.#closedError) return reject(this.#closedError);
+      this.#fail = reject;
+      // Abandoned when the connection closes first: its outcome then goes nowhere.
+      Promise.resolve(this.#groups.next()).then(resolve, reject);
+    });
+  }
+
+  /** The wait is over: its promise is no longer held. */
+  settled(): void {
+    this.#fail = null;
+  }
+}
+
+/**
+ * The lines of `groups`, CRLF-ended, in buffers of `batchSize` lines. At module level, as are the listings' own
+ * generators: a generator function made per listing gives its generator objects a new shape each time, and the
+ * optimized code that had inlined their `next` was thrown away at every listing (V8 "wrong map" deoptimizations
+ * through a server's first listings).
+ */
+async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerator<Buffer> {
+  let batch = '';
+  let count = 0;
+  let got: IteratorResult<Iterable<string>> | null;
+  for (;;) {
+    got = await groups.next();
+    groups.settled();
+    if (got.done === true) break;
+    for (const line of got.value) {
+      batch += line + '\r\n';
+      if (++count >= batchSize) {
+        yield Buffer.from(batch, 'utf8');
+        batch = '';
+        count = 0;
+      }
+    }
+    // Dropped before the next wait: a suspended generator keeps its variables, and this one would keep the group
+    // just sent until the next one came.
+    got = null;
+  }
+  if (batch.length > 0) yield Buffer.from(batch, 'utf8');
 }
 
 /** Counts the bytes a stream emits, for progress (STAT), the stall timer and the transfer event. */

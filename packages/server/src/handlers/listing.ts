@@ -293,10 +293,14 @@ export async function list(s: Session, arg: string): Promise<void> {
       sendLines(t, lines, s.settings.listingBatchSize, s.coding('download')),
     );
   }
-  async function* groups(): AsyncGenerator<string[]> {
-    for await (const slice of target.slices) yield (await toListEntries(s, dir, slice)).map((e) => formatListLine(e, now));
-  }
-  await sendListing(s, target, 'Here comes the directory listing.', groups());
+  await sendListing(s, target, 'Here comes the directory listing.', listLines(s, dir, target.slices, now));
+}
+
+// The listings' generators are made once, here, not per command: see `batchesOf` in transfer.ts.
+
+/** LIST's lines, a slice at a time. */
+async function* listLines(s: Session, dir: string, slices: DirSlices, now: number): AsyncGenerator<string[]> {
+  for await (const slice of slices) yield (await toListEntries(s, dir, slice)).map((e) => formatListLine(e, now));
 }
 
 /** NLST: names only, one per line. */
@@ -311,14 +315,16 @@ export async function nlst(s: Session, arg: string): Promise<void> {
     const slash = raw.lastIndexOf('/');
     prefix = slash >= 0 ? raw.slice(0, slash + 1) : '';
   } else if (target.isDirectory) prefix = raw !== '' && raw !== '.' ? (raw.endsWith('/') ? raw : raw + '/') : '';
-  async function* groups(): AsyncGenerator<Iterable<string>> {
-    if (!target.isDirectory && !target.glob) {
-      yield [formatNlstLine(raw)];
-      return;
-    }
-    for await (const slice of target.slices) yield map(slice, (e) => formatNlstLine(prefix + e.name));
+  await sendListing(s, target, 'Here comes the file list.', nlstLines(target, raw, prefix));
+}
+
+/** NLST's lines: the names of a folder's (or a pattern's) entries after `prefix`, or `raw` itself for a file. */
+async function* nlstLines(target: Target, raw: string, prefix: string): AsyncGenerator<Iterable<string>> {
+  if (!target.isDirectory && !target.glob) {
+    yield [formatNlstLine(raw)];
+    return;
   }
-  await sendListing(s, target, 'Here comes the file list.', groups());
+  for await (const slice of target.slices) yield map(slice, (e) => formatNlstLine(prefix + e.name));
 }
 
 /** MLSD (RFC 3659 §7): machine-readable facts of a directory's entries, a slice at a time as the folder is read. */
@@ -336,14 +342,16 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
     throw err;
   }
   const target: Target = { path, slices: first.done === true ? slices : withFirst(first.value, slices), isDirectory: true };
+  await sendListing(s, target, 'Here comes the directory listing.', mlsdLines(s, path, target.slices));
+}
+
+/** MLSD's lines, a slice at a time. */
+async function* mlsdLines(s: Session, path: string, slices: DirSlices): AsyncGenerator<Iterable<string>> {
   const facts = s.mlstFacts;
-  async function* groups(): AsyncGenerator<Iterable<string>> {
-    for await (const slice of target.slices) {
-      const entries = hasLink(slice) ? await followLinks(s, path, slice) : slice;
-      yield map(entries, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts));
-    }
+  for await (const slice of slices) {
+    const entries = hasLink(slice) ? await followLinks(s, path, slice) : slice;
+    yield map(entries, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts));
   }
-  await sendListing(s, target, 'Here comes the directory listing.', groups());
 }
 
 function hasLink(entries: readonly DirEntry[]): boolean {
