@@ -401,6 +401,8 @@ describe('data connection setup', () => {
     expect((await c.cmd('EPRT |1|127.0.0.1|51200|')).code).toBe(503);
     expect((await c.cmd('EPSV')).code).toBe(229);
     expect((await c.cmd('EPSV 2')).code).toBe(522);
+    // On IPv4 only protocol 1 works, whatever the number asked for.
+    expect(await c.cmd('EPSV 3')).toMatchObject({ code: 522, text: expect.stringContaining('(1)') });
   });
 
   it('refuses PORT to another address or a privileged port', async () => {

@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort } from '@ftp/protocol';
+import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort, ProtocolError } from '@ftp/protocol';
 import type { PassiveReservation } from '../data/passive.js';
 import { FtpError } from '../errors.js';
 import { canonicalAddress, isIPv6Address } from '../ip-address.js';
@@ -31,13 +31,21 @@ export async function pasv(s: Session): Promise<void> {
 
 /** EPSV (RFC 2428 §3): any family; `EPSV ALL` forbids the other data setup commands for the session. */
 export async function epsv(s: Session, arg: string): Promise<void> {
-  const req = parseEpsvArg(arg);
+  const family = isIPv6Address(s.localAddress) ? 6 : 4;
+  // A passive port is opened on the control connection's own family only: the 522 names that one (RFC 2428 §3),
+  // for an unknown protocol number as for the other family.
+  const onlyOurs = (): FtpError => new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
+  let req: ReturnType<typeof parseEpsvArg>;
+  try {
+    req = parseEpsvArg(arg);
+  } catch (err) {
+    throw err instanceof ProtocolError && err.code === 'UNSUPPORTED_NETWORK' ? onlyOurs() : err;
+  }
   if (req.kind === 'all') {
     s.epsvAll = true;
     return s.reply(200, 'EPSV ALL ok.');
   }
-  const family = isIPv6Address(s.localAddress) ? 6 : 4;
-  if (req.kind === 'family' && req.family !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
+  if (req.kind === 'family' && req.family !== family) throw onlyOurs();
   const listener = await openPassive(s);
   return s.reply(229, formatEpsvReplyText(s.ctx.advertiser.port(listener.port)));
 }
