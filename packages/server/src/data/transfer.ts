@@ -454,11 +454,6 @@ class GroupWaiter {
       Promise.resolve(this.#groups.next()).then(resolve, reject);
     });
   }
-
-  /** The wait is over: its promise is no longer held. */
-  settled(): void {
-    this.#fail = null;
-  }
 }
 
 /**
@@ -473,7 +468,6 @@ async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerato
   let got: IteratorResult<Iterable<string>> | null;
   for (;;) {
     got = await groups.next();
-    groups.settled();
     if (got.done === true) break;
     for (const line of got.value) {
       batch += line + '\r\n';

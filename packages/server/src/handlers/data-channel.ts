@@ -39,7 +39,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
   try {
     req = parseEpsvArg(arg);
   } catch (err) {
-    throw err instanceof ProtocolError && err.code === 'UNSUPPORTED_NETWORK' ? onlyOurs() : err;
+    throw ProtocolError.isInstance(err) && err.code === 'UNSUPPORTED_NETWORK' ? onlyOurs() : err;
   }
   if (req.kind === 'all') {
     s.epsvAll = true;
