@@ -62,6 +62,7 @@ export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: W
       banDuration: options.banDuration,
       failedLoginDelay: options.loginDelay,
       maxSessions: options.maxSessions,
+      modeZ: options.modeZ,
     },
     driver: {
       authenticate: (_session, user, password) => (user === options.user && sameSecret(password, options.password) ? { fs } : null),

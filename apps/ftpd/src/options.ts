@@ -38,6 +38,8 @@ export interface FtpdOptions {
   syncMetadata: boolean;
   /** Processes serving the port together (1: this one alone). */
   workers: number;
+  /** Offer MODE Z (deflate on data connections); off by default, see `modeZ` in @ftp/server. */
+  modeZ: boolean;
 }
 
 export const USAGE = `Usage: ftpd [options]
@@ -72,6 +74,8 @@ Options:
       --max-sessions <n>  most concurrent sessions, 421 past it (default 1000; 0: unlimited; env FTPD_MAX_SESSIONS)
       --workers <n|auto>  processes serving the port together, the kernel spreading connections (default 1;
                           auto: one per CPU; Linux and FreeBSD; env FTPD_WORKERS)
+      --mode-z            offer MODE Z (deflate on data connections; off by default: lftp turns it on by itself
+                          and loses the end of big listings with it; env FTPD_MODE_Z=1)
       --async-metadata    do file-system metadata calls in the thread pool: for NFS, SMB or FUSE roots, where
                           one call can hang (default: on the main thread, fastest on a local disk;
                           env FTPD_ASYNC_METADATA=1)
@@ -113,6 +117,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
         'login-delay': { type: 'string' },
         'max-sessions': { type: 'string' },
         'async-metadata': { type: 'boolean' },
+        'mode-z': { type: 'boolean' },
         workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -167,6 +172,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     maxSessions: optionalCount(v['max-sessions'] ?? env.FTPD_MAX_SESSIONS, '--max-sessions'),
     workers: parseWorkers(v.workers ?? env.FTPD_WORKERS ?? '1', '--workers'),
     syncMetadata: !(v['async-metadata'] === true || ['1', 'true', 'yes'].includes((env.FTPD_ASYNC_METADATA ?? '').toLowerCase())),
+    modeZ: v['mode-z'] === true || ['1', 'true', 'yes'].includes((env.FTPD_MODE_Z ?? '').toLowerCase()),
     host: v.host ?? env.FTPD_HOST ?? '127.0.0.1',
     port,
     root: v.root ?? env.FTPD_ROOT ?? './data',

@@ -1,14 +1,23 @@
 import { expect, it } from 'vitest';
 import { parseOptions } from '../src/index.js';
 
+/** The options `argv` and `env` give (a test failure for a usage error or a help/version request). */
+function parsed(argv: string[], env: NodeJS.ProcessEnv = {}): Exclude<ReturnType<typeof parseOptions>, string> {
+  const o = parseOptions(argv, env);
+  if (typeof o === 'string') throw new Error(o);
+  return o;
+}
+
 it('--async-metadata (or FTPD_ASYNC_METADATA=1) sends the local disk’s metadata calls to the thread pool', () => {
-  const sync = (argv: string[], env: NodeJS.ProcessEnv = {}): boolean => {
-    const o = parseOptions(argv, env);
-    if (typeof o === 'string') throw new Error(o);
-    return o.syncMetadata;
-  };
-  expect(sync([])).toBe(true);
-  expect(sync(['--async-metadata'])).toBe(false);
-  expect(sync([], { FTPD_ASYNC_METADATA: '1' })).toBe(false);
-  expect(sync([], { FTPD_ASYNC_METADATA: '0' })).toBe(true);
+  expect(parsed([]).syncMetadata).toBe(true);
+  expect(parsed(['--async-metadata']).syncMetadata).toBe(false);
+  expect(parsed([], { FTPD_ASYNC_METADATA: '1' }).syncMetadata).toBe(false);
+  expect(parsed([], { FTPD_ASYNC_METADATA: '0' }).syncMetadata).toBe(true);
+});
+
+it('--mode-z (or FTPD_MODE_Z=1) offers MODE Z; it is off by default', () => {
+  expect(parsed([]).modeZ).toBe(false);
+  expect(parsed(['--mode-z']).modeZ).toBe(true);
+  expect(parsed([], { FTPD_MODE_Z: '1' }).modeZ).toBe(true);
+  expect(parsed([], { FTPD_MODE_Z: '0' }).modeZ).toBe(false);
 });

@@ -25,7 +25,7 @@ async function server(level: string): Promise<{ port: number; children: () => nu
   const sessions: Session[] = [];
   const ftp = new FtpServer({
     logger,
-    settings: { failedLoginDelay: 0 },
+    settings: { failedLoginDelay: 0, modeZ: true },
     driver: {
       authenticate: (s, user, pass) => {
         if (user !== USER || pass !== PASSWORD) return null;

@@ -52,7 +52,7 @@ const sorted = (names: string[]): string[] => [...names].sort();
 describe('folder handles are released on every path (local disk)', () => {
   for (const sortMax of [100, 20_000]) {
     it(`listSortMax ${sortMax}: LIST, NLST, MLSD, STAT, LIST -R, globs, files, TYPE A, MODE Z`, async () => {
-      const c = await session(new LocalProvider(root), { listSortMax: sortMax });
+      const c = await session(new LocalProvider(root), { listSortMax: sortMax, modeZ: true });
       expect(await settled()).toBe(0);
       for (const command of ['LIST /big', 'NLST /big', 'MLSD /big', 'LIST -R /big', 'NLST -l /big', 'NLST /big/e00001', 'LIST /big/e0000*', 'MLSD /big/zsub']) {
         expect((await listing(c, command)).length).toBeGreaterThan(0);

@@ -31,7 +31,7 @@ const get = (c: RawClient, command: string): Promise<Buffer> => c.retrieve(comma
 
 describe('MODE Z', () => {
   it('deflates downloads and listings and inflates uploads; fewer bytes cross the wire', async () => {
-    const { c, events } = await session();
+    const { c, events } = await session({ modeZ: true });
     const text = Buffer.from('All work and no play makes Jack a dull boy.\n'.repeat(50000));
     expect((await c.cmd('FEAT')).lines).toContain(' MODE Z');
     expect((await c.cmd('MODE Z')).code).toBe(200);
@@ -49,14 +49,17 @@ describe('MODE Z', () => {
     expect((await c.cmd('OPTS MODE Z LEVEL 12')).code).toBe(501);
   });
 
-  it('can be disabled', async () => {
-    const { c } = await session({ modeZ: false });
-    expect((await c.cmd('MODE Z')).code).toBe(504);
-    expect((await c.cmd('FEAT')).lines).not.toContain(' MODE Z');
+  it('is off unless enabled: not in FEAT, and MODE Z refused (lftp would turn it on by itself)', async () => {
+    for (const settings of [{}, { modeZ: false }]) {
+      const { c } = await session(settings);
+      expect((await c.cmd('MODE Z')).code).toBe(504);
+      expect((await c.cmd('FEAT')).lines).not.toContain(' MODE Z');
+      expect((await c.cmd('MODE S')).code).toBe(200);
+    }
   });
 
   it('a corrupt deflate stream fails the upload instead of storing garbage as complete', async () => {
-    const { c } = await session();
+    const { c } = await session({ modeZ: true });
     expect((await c.cmd('MODE Z')).code).toBe(200);
     const socket = await c.passive();
     c.send('STOR bad.bin');
