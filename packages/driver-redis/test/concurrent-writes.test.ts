@@ -1,8 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { endStream, readAll, writeAll, writeChunk } from '@ftp/vfs-conformance';
-import { openWriteStream } from '@ftp/vfs';
-import type { UploadStream, WriteStreamOptions } from '@ftp/vfs';
+import { endStream, readAll, startUpload, writeAll, writeChunk } from '@ftp/vfs-conformance';
 import { deleteFilesystem, RedisProvider } from '../src/index.js';
 import type { RedisProviderOptions } from '../src/index.js';
 import { ftpClient, startFtp } from './ftp-helpers.js';
@@ -26,13 +24,6 @@ afterAll(async () => {
   await redis.quit();
 });
 
-/** An upload started and partly written, not finished: what a slow FTP client's APPE / REST+STOR is meanwhile. */
-async function started(p: RedisProvider, path: string, options: WriteStreamOptions, first: Buffer): Promise<UploadStream> {
-  const ws = await openWriteStream(p, path, options);
-  await writeChunk(ws, first);
-  return ws;
-}
-
 const fill = (c: string, n: number): Buffer => Buffer.alloc(n, c);
 
 describe('RedisProvider: uploads that continue a file never lose a concurrent write', () => {
@@ -40,8 +31,8 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
     // No grace period: replaced content goes at once, so any content key left would be the loser's.
     const p = fresh({ gracePeriodMs: 0 });
     await writeAll(p, '/f', 'BASE');
-    const a = await started(p, '/f', { append: true }, fill('A', 100 * KiB));
-    const b = await started(p, '/f', { append: true }, fill('B', 70 * KiB));
+    const a = await startUpload(p, '/f', { append: true }, fill('A', 100 * KiB));
+    const b = await startUpload(p, '/f', { append: true }, fill('B', 70 * KiB));
     await endStream(b);
     await writeChunk(a, fill('A', 30 * KiB));
     await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
@@ -55,7 +46,7 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
   it('append vs overwrite: an append that a STOR overtook fails with EBUSY, the STOR stays', async () => {
     const p = fresh();
     await writeAll(p, '/f', 'BASE');
-    const a = await started(p, '/f', { append: true }, fill('A', 100 * KiB));
+    const a = await startUpload(p, '/f', { append: true }, fill('A', 100 * KiB));
     await writeAll(p, '/f', 'NEW CONTENT');
     await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
     expect((await readAll(p, '/f')).toString()).toBe('NEW CONTENT');
@@ -64,7 +55,7 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
   it('overwrite vs append: a STOR that finishes after an append replaces it (last writer wins, both succeed)', async () => {
     const p = fresh();
     await writeAll(p, '/f', 'BASE');
-    const s = await started(p, '/f', {}, fill('S', 100 * KiB));
+    const s = await startUpload(p, '/f', {}, fill('S', 100 * KiB));
     await writeAll(p, '/f', 'TAIL', { append: true });
     expect((await readAll(p, '/f')).toString()).toBe('BASETAIL');
     await endStream(s);
@@ -74,7 +65,7 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
   it('REST + STOR vs overwrite: the resumed upload fails with EBUSY, the STOR stays', async () => {
     const p = fresh();
     await writeAll(p, '/f', fill('o', 150 * KiB));
-    const r = await started(p, '/f', { start: 100 * KiB }, fill('R', 80 * KiB));
+    const r = await startUpload(p, '/f', { start: 100 * KiB }, fill('R', 80 * KiB));
     await writeAll(p, '/f', 'REPLACED');
     await expect(endStream(r)).rejects.toMatchObject({ code: 'EBUSY' });
     expect((await readAll(p, '/f')).toString()).toBe('REPLACED');
@@ -85,24 +76,24 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
 
   it('an append to a missing file fails when another upload created the file meanwhile; deletion and rename count as changes', async () => {
     const p = fresh();
-    const a = await started(p, '/new', { append: true }, fill('A', 10));
+    const a = await startUpload(p, '/new', { append: true }, fill('A', 10));
     await writeAll(p, '/new', 'created');
     await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
     expect((await readAll(p, '/new')).toString()).toBe('created');
 
-    const d = await started(p, '/new', { append: true }, fill('A', 10));
+    const d = await startUpload(p, '/new', { append: true }, fill('A', 10));
     await p.unlink('/new');
     await expect(endStream(d)).rejects.toMatchObject({ code: 'EBUSY' });
     await expect(p.stat('/new')).rejects.toMatchObject({ code: 'ENOENT' });
 
     await writeAll(p, '/x', 'X');
     await writeAll(p, '/y', 'Y');
-    const m = await started(p, '/x', { append: true }, fill('A', 10));
+    const m = await startUpload(p, '/x', { append: true }, fill('A', 10));
     await p.rename('/y', '/x');
     await expect(endStream(m)).rejects.toMatchObject({ code: 'EBUSY' });
     expect((await readAll(p, '/x')).toString()).toBe('Y');
     // Metadata changes are not content changes: MFMT / SITE CHMOD during an append do not fail it.
-    const t = await started(p, '/x', { append: true }, fill('A', 3));
+    const t = await startUpload(p, '/x', { append: true }, fill('A', 3));
     await p.setTimes('/x', new Date(1_000_000));
     await p.chmod('/x', 0o600);
     await endStream(t);
@@ -112,8 +103,8 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
   it('two STORs still end as the last one to finish (unconditional, as documented)', async () => {
     const p = fresh();
     await writeAll(p, '/f', 'BASE');
-    const s1 = await started(p, '/f', {}, fill('1', 100 * KiB));
-    const s2 = await started(p, '/f', {}, fill('2', 70 * KiB));
+    const s1 = await startUpload(p, '/f', {}, fill('1', 100 * KiB));
+    const s2 = await startUpload(p, '/f', {}, fill('2', 70 * KiB));
     await endStream(s2);
     await endStream(s1);
     expect((await readAll(p, '/f')).equals(fill('1', 100 * KiB))).toBe(true);

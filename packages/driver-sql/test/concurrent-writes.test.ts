@@ -1,7 +1,6 @@
-import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { UploadStream, WriteStreamOptions } from '@ftp/vfs';
+import { endStream, startUpload } from '@ftp/vfs-conformance';
 import { SqlProvider } from '../src/index.js';
 import { ftpClient, startFtp } from './ftp-helpers.js';
 import { get, put, rowCounts } from './helpers.js';
@@ -14,34 +13,17 @@ afterAll(() => {
 const KiB = 1024;
 const fill = (c: string, n: number): Buffer => Buffer.alloc(n, c);
 
-/** An upload started and partly written, not finished: what a slow FTP client's APPE / REST+STOR is meanwhile. */
-async function started(p: SqlProvider, path: string, options: WriteStreamOptions, first: Buffer): Promise<UploadStream> {
-  const ws = await p.createWriteStream(path, options);
-  if (!ws.write(first)) await once(ws, 'drain');
-  return ws;
-}
-
-/** Ends an upload; resolves when it is committed, rejects with the commit's error. */
-async function finish(ws: UploadStream): Promise<void> {
-  const done = new Promise<void>((resolve, reject) => {
-    ws.once('finish', resolve);
-    ws.once('error', reject);
-  });
-  ws.end();
-  await done;
-}
-
 for (const db of DBS) {
   describe(`SqlProvider (${db.dialect}): uploads that continue a file never lose a concurrent write`, () => {
     it('two overlapping appends: the first to finish is kept, the second fails with EBUSY and leaves nothing', async () => {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', 'BASE');
-        const a = await started(p, '/f', { append: true }, fill('A', 300 * KiB));
-        const b = await started(p, '/f', { append: true }, fill('B', 70 * KiB));
-        await finish(b);
+        const a = await startUpload(p, '/f', { append: true }, fill('A', 300 * KiB));
+        const b = await startUpload(p, '/f', { append: true }, fill('B', 70 * KiB));
+        await endStream(b);
         a.write(fill('A', 30 * KiB));
-        await expect(finish(a)).rejects.toMatchObject({ code: 'EBUSY' });
+        await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
         expect((await get(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB)]))).toBe(true);
         // The loser's inode and chunks are gone: the root, the file, one chunk.
         expect(await rowCounts(p)).toEqual({ inodes: 2, chunks: 1 });
@@ -56,9 +38,9 @@ for (const db of DBS) {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', 'BASE');
-        const a = await started(p, '/f', { append: true }, fill('A', 100 * KiB));
+        const a = await startUpload(p, '/f', { append: true }, fill('A', 100 * KiB));
         await put(p, '/f', 'NEW CONTENT');
-        await expect(finish(a)).rejects.toMatchObject({ code: 'EBUSY' });
+        await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
         expect((await get(p, '/f')).toString()).toBe('NEW CONTENT');
       } finally {
         await disposeProvider(p);
@@ -69,10 +51,10 @@ for (const db of DBS) {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', 'BASE');
-        const s = await started(p, '/f', {}, fill('S', 100 * KiB));
+        const s = await startUpload(p, '/f', {}, fill('S', 100 * KiB));
         await put(p, '/f', 'TAIL', { append: true });
         expect((await get(p, '/f')).toString()).toBe('BASETAIL');
-        await finish(s);
+        await endStream(s);
         expect((await get(p, '/f')).equals(fill('S', 100 * KiB))).toBe(true);
       } finally {
         await disposeProvider(p);
@@ -83,9 +65,9 @@ for (const db of DBS) {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', fill('o', 600 * KiB));
-        const r = await started(p, '/f', { start: 300 * KiB }, fill('R', 80 * KiB));
+        const r = await startUpload(p, '/f', { start: 300 * KiB }, fill('R', 80 * KiB));
         await put(p, '/f', 'REPLACED');
-        await expect(finish(r)).rejects.toMatchObject({ code: 'EBUSY' });
+        await expect(endStream(r)).rejects.toMatchObject({ code: 'EBUSY' });
         expect((await get(p, '/f')).toString()).toBe('REPLACED');
         await put(p, '/f', fill('R', 10), { start: 4 });
         expect((await get(p, '/f')).toString()).toBe(`REPL${'R'.repeat(10)}`);
@@ -98,33 +80,33 @@ for (const db of DBS) {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', 'BASE');
-        const h0 = await started(p, '/f', { append: true }, fill('A', 10));
+        const h0 = await startUpload(p, '/f', { append: true }, fill('A', 10));
         const fh = await p.open('/f', 'r+');
         await fh.write(Buffer.from('b'), 0, 1, 0);
         await fh.close();
-        await expect(finish(h0)).rejects.toMatchObject({ code: 'EBUSY' });
+        await expect(endStream(h0)).rejects.toMatchObject({ code: 'EBUSY' });
         expect((await get(p, '/f')).toString()).toBe('bASE');
 
-        const c = await started(p, '/new', { append: true }, fill('A', 10));
+        const c = await startUpload(p, '/new', { append: true }, fill('A', 10));
         await put(p, '/new', 'created');
-        await expect(finish(c)).rejects.toMatchObject({ code: 'EBUSY' });
+        await expect(endStream(c)).rejects.toMatchObject({ code: 'EBUSY' });
         expect((await get(p, '/new')).toString()).toBe('created');
 
-        const d = await started(p, '/new', { append: true }, fill('A', 10));
+        const d = await startUpload(p, '/new', { append: true }, fill('A', 10));
         await p.unlink('/new');
-        await expect(finish(d)).rejects.toMatchObject({ code: 'EBUSY' });
+        await expect(endStream(d)).rejects.toMatchObject({ code: 'EBUSY' });
         await expect(p.stat('/new')).rejects.toMatchObject({ code: 'ENOENT' });
 
         await put(p, '/y', 'Y');
-        const m = await started(p, '/f', { append: true }, fill('A', 10));
+        const m = await startUpload(p, '/f', { append: true }, fill('A', 10));
         await p.rename('/y', '/f');
-        await expect(finish(m)).rejects.toMatchObject({ code: 'EBUSY' });
+        await expect(endStream(m)).rejects.toMatchObject({ code: 'EBUSY' });
         expect((await get(p, '/f')).toString()).toBe('Y');
 
-        const t = await started(p, '/f', { append: true }, fill('A', 3));
+        const t = await startUpload(p, '/f', { append: true }, fill('A', 3));
         await p.setTimes('/f', new Date(1_000_000));
         await p.chmod('/f', 0o600);
-        await finish(t);
+        await endStream(t);
         expect((await get(p, '/f')).toString()).toBe('YAAA');
         expect(await rowCounts(p)).toEqual({ inodes: 2, chunks: 1 });
       } finally {
@@ -136,10 +118,10 @@ for (const db of DBS) {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', 'BASE');
-        const s1 = await started(p, '/f', {}, fill('1', 100 * KiB));
-        const s2 = await started(p, '/f', {}, fill('2', 70 * KiB));
-        await finish(s2);
-        await finish(s1);
+        const s1 = await startUpload(p, '/f', {}, fill('1', 100 * KiB));
+        const s2 = await startUpload(p, '/f', {}, fill('2', 70 * KiB));
+        await endStream(s2);
+        await endStream(s1);
         expect((await get(p, '/f')).equals(fill('1', 100 * KiB))).toBe(true);
       } finally {
         await disposeProvider(p);
@@ -153,9 +135,9 @@ for (const db of DBS) {
       const b = db.dialect === 'sqlite' ? a : new SqlProvider({ connection: url, tablePrefix: prefix });
       try {
         await put(a, '/f', 'BASE');
-        const wa = await started(a, '/f', { append: true }, fill('A', 100 * KiB));
-        const wb = await started(b, '/f', { append: true }, fill('B', 100 * KiB));
-        const results = await Promise.allSettled([finish(wa), finish(wb)]);
+        const wa = await startUpload(a, '/f', { append: true }, fill('A', 100 * KiB));
+        const wb = await startUpload(b, '/f', { append: true }, fill('B', 100 * KiB));
+        const results = await Promise.allSettled([endStream(wa), endStream(wb)]);
         // Whatever the order, exactly one commits and the other is told.
         expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
         const lost = results.find((r) => r.status === 'rejected');

@@ -105,6 +105,16 @@ export async function writeChunk(ws: NodeJS.WritableStream, chunk: Uint8Array): 
   if (!ws.write(chunk)) await once(ws as unknown as NodeJS.EventEmitter, 'drain');
 }
 
+/**
+ * An upload opened through {@link openWriteStream} and given `first`, then left open: what a slow client's STOR,
+ * APPE or REST + STOR is while another write to the file happens (finish it with {@link endStream}).
+ */
+export async function startUpload(p: FsProvider, path: string, options: WriteStreamOptions, first: Uint8Array): Promise<NodeJS.WritableStream> {
+  const ws = await openWriteStream(p, path, options);
+  await writeChunk(ws, first);
+  return ws;
+}
+
 /** Ends a writable stream and waits until it has finished (the upload is complete). */
 export async function endStream(ws: NodeJS.WritableStream): Promise<void> {
   ws.end();

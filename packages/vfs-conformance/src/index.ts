@@ -10,6 +10,7 @@ export {
   readText,
   rejectsWithCode,
   sha256Stream,
+  startUpload,
   writeAll,
   writeChunk,
 } from './helpers.js';
