@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_ROOT } from './peers.js';
+import { describePageReporting, reportedKib } from './page-reporting.js';
 import { renderMarkdown, type Report, type ServerResult } from './report.js';
 import { mergeRounds, roundOrder } from './rounds.js';
 import { makeSeed, seedHome, seedListingOverFtp } from './seed.js';
@@ -257,6 +258,7 @@ async function main(): Promise<void> {
   const outDir = values.out ?? path.join(BENCH_ROOT, 'results');
 
   const began = Date.now();
+  const reportedAtStart = reportedKib();
   const limitNote = raiseFileLimit();
   const work = mkdtempSync(path.join(os.tmpdir(), 'ftp-bench-'));
   chmodSync(work, 0o755);
@@ -293,7 +295,7 @@ async function main(): Promise<void> {
     const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '');
     const report: Report = {
       title: `FTP server benchmark, ${stamp.slice(0, 10)} on ${os.hostname()}`,
-      machine: machine(limitNote),
+      machine: [...machine(limitNote), describePageReporting(reportedAtStart)],
       // Flags tried on our server are part of what was measured: shown with the command.
       command: `${process.env.BENCH_OURS_NODE_ARGS ? `BENCH_OURS_NODE_ARGS=${JSON.stringify(process.env.BENCH_OURS_NODE_ARGS)} ` : ''}pnpm bench ${process.argv.slice(2).join(' ')}`.trim(),
       runs,
