@@ -101,6 +101,37 @@ describe('MemoryProvider (own)', () => {
     expect(await p.readFile('/f', 'utf8')).toBe('b'.repeat(5000));
   });
 
+  it('an APPE or a REST + STOR of a file being uploaded is refused with EBUSY when it opens, until that upload ends or is destroyed', async () => {
+    // The bug: two APPEs of one file wrote into the same content chunk by chunk (A B A B…), and an APPE or a REST
+    // during a STOR wrote into, or kept a zero-filled prefix of, the half-written file; all of them got 226.
+    // (The outcomes of every race are in @ftp/vfs-conformance's concurrent-writers group: this pins the moment.)
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'base');
+    for (const first of [{}, { append: true }, { start: 2 }]) {
+      const up = await openWriteStream(p, '/f', first);
+      up.write(Buffer.from('x'));
+      expect(await code(openWriteStream(p, '/f', { append: true }))).toBe('EBUSY');
+      expect(await code(openWriteStream(p, '/f', { start: 1 }))).toBe('EBUSY');
+      // A whole-file upload, or REST 0, replaces the content instead: not refused (the one opened last wins).
+      const stor = await openWriteStream(p, '/f', { start: 0 });
+      stor.end('new');
+      await once(stor, 'finish');
+      up.end();
+      await once(up, 'finish');
+    }
+    expect(await p.readFile('/f', 'utf8')).toBe('new');
+    // Released when the upload is destroyed (an interrupted transfer), and on a missing file it creates.
+    const gone = await openWriteStream(p, '/g', { append: true });
+    gone.write(Buffer.from('partial'));
+    expect(await code(openWriteStream(p, '/g', { append: true }))).toBe('EBUSY');
+    gone.destroy();
+    await once(gone, 'close');
+    const again = await openWriteStream(p, '/g', { append: true });
+    again.end(' more');
+    await once(again, 'finish');
+    expect(await p.readFile('/g', 'utf8')).toBe('partial more');
+  });
+
   it('random handle writes, reads and truncations match a reference buffer', async () => {
     const p = new MemoryProvider();
     let ref = Buffer.alloc(0);

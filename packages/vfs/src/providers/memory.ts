@@ -65,6 +65,11 @@ class Content {
    * being built until `attach()`.
    */
   attached: boolean;
+  /**
+   * The upload stream writing this content, until it ends: an upload that continues the file (APPE, REST + STOR)
+   * is refused meanwhile, as it would write into, or keep a prefix of, bytes still arriving.
+   */
+  writer: object | null = null;
 
   constructor(readonly store: Store, attached = true) {
     this.attached = attached;
@@ -316,6 +321,12 @@ class MemoryWriteStream extends Writable implements UploadStream {
     this.#node = node;
     this.#content = content;
     this.#pos = position;
+    content.writer = this;
+  }
+
+  /** Lets other uploads continue the content again (once: a later writer's registration is left alone). */
+  #release(): void {
+    if (this.#content.writer === this) this.#content.writer = null;
   }
 
   #write(chunk: Buffer): void {
@@ -345,11 +356,13 @@ class MemoryWriteStream extends Writable implements UploadStream {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.#content.seal();
+    this.#release();
     cb();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#content.seal();
+    this.#release();
     cb(err);
   }
 
@@ -476,7 +489,10 @@ export class MemoryFileHandle {
  *
  * - Uploads are visible as they are written (like a local disk). A whole-file upload replaces the file's content
  *   object when it opens, so two concurrent uploads to one path never interleave: the file ends as the version of
- *   the upload opened last (`atomicUploads`). A reader sees the content as it was when its stream opened.
+ *   the upload opened last (`atomicUploads`). An upload that continues a file (APPE, REST + STOR) while another
+ *   upload still writes it is refused with EBUSY when it opens (FTP 450), so that it never interleaves its bytes
+ *   with the other's nor keeps a prefix of a half-written file. A reader sees the content as it was when its stream
+ *   opened.
  * - Symlinks: targets are stored as given and resolved inside the provider (`/` is the provider's root; `..` stops
  *   there).
  * - Renames of files and whole directories are O(1).
@@ -759,10 +775,14 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   /**
    * Opens an upload: replaces the content (default), keeps the first `start` bytes and writes after them (REST +
    * STOR), or appends (`append`, creating the file when missing).
+   *
+   * @throws VfsError EBUSY for an append or a REST + STOR while another upload of the file is still writing it.
    */
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
     checkStreamOptions(options, path);
     const node = this.#openFile(path, true, false, options.mode ?? 0o644, 'open');
+    const continues = options.append === true || (options.start ?? 0) > 0;
+    if (continues && node.content.writer !== null) throw fsError('EBUSY', 'open', path);
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
     this.#install(node, content);
