@@ -16,6 +16,7 @@ import {
   VFS_ERROR_CODES,
 } from '@ftp/vfs';
 import type { Capabilities, FsProvider, HashAlgorithm } from '@ftp/vfs';
+import { concurrentWriterTests } from './concurrent-writers.js';
 import {
   deterministicBytes,
   deterministicChunks,
@@ -41,6 +42,7 @@ export const GROUPS = [
   'streams',
   'large-file',
   'concurrency',
+  'concurrent-writers',
   'unicode',
   'errors',
   'set-times',
@@ -177,6 +179,7 @@ export function describeProvider(name: string, factory: () => FsProvider | Promi
       streams: streamTests,
       'large-file': largeFileTests,
       concurrency: concurrencyTests,
+      'concurrent-writers': concurrentWriterTests,
       unicode: unicodeTests,
       errors: errorTests,
       'set-times': setTimesTests,

@@ -1,0 +1,231 @@
+import { expect, it } from 'vitest';
+import { toVfsError } from '@ftp/vfs';
+import type { FsProvider, WriteStreamOptions } from '@ftp/vfs';
+import { endStream, readAll, startUpload, writeAll, writeChunk } from './helpers.js';
+
+// The `concurrent-writers` group: two uploads to one file that overlap in time never lose or mix data. Backends
+// refuse in different ways (local disk: the second writer with EBUSY when it opens; SQL, Redis, SQLite and S3: an
+// upload that continues a file, with EBUSY when it ends; overwrites there are last-writer-wins), so the group states
+// only what all of them keep:
+// - each writer succeeds, or fails with EBUSY when it opens or when it ends (no other error, no hang), and at least
+//   one of the two succeeds;
+// - the file then holds what one serial order of the successful writers gives (each whole, none interleaved, the
+//   bytes an append or a REST keeps from the file never lost);
+// - a refused writer leaves nothing that changes the file, and the file takes normal writes afterwards.
+
+const KiB = 1024;
+/** Bytes per write: several per upload, and several 256 KiB chunks (SQL, Redis, SQLite) per upload. */
+const STEP = 64 * KiB;
+/** How long one open, write or end may take before the group calls it a hang. */
+const HANG_MS = 30_000;
+
+/** One upload of a race: STOR, APPE or REST + STOR, with bytes of its own fill letter (so a mix shows). */
+interface Writer {
+  readonly label: string;
+  readonly options: WriteStreamOptions;
+  readonly data: Buffer;
+}
+
+const fill = (letter: string, n: number): Buffer => Buffer.alloc(n, letter);
+const stor = (letter: string, n: number): Writer => ({ label: `STOR ${letter}`, options: {}, data: fill(letter, n) });
+const appe = (letter: string, n: number): Writer => ({ label: `APPE ${letter}`, options: { append: true }, data: fill(letter, n) });
+const rest = (letter: string, n: number, start: number): Writer => ({ label: `REST ${start} + STOR ${letter}`, options: { start }, data: fill(letter, n) });
+
+/** What the file holds once `w` has run alone on `before` (`undefined`: no file). */
+function applyWriter(before: Buffer | undefined, w: Writer): Buffer {
+  const old = before ?? Buffer.alloc(0);
+  if (w.options.append === true) return Buffer.concat([old, w.data]);
+  const start = w.options.start;
+  if (start === undefined) return w.data;
+  // The kept prefix, zero-filled past the end of the old content.
+  const prefix = Buffer.alloc(start);
+  old.copy(prefix, 0, 0, Math.min(start, old.length));
+  return Buffer.concat([prefix, w.data]);
+}
+
+/** Content as runs of bytes, `o×307200 A×337927`: what a failure message shows instead of the bytes. */
+function runs(buf: Buffer | undefined): string {
+  if (buf === undefined) return '(no file)';
+  if (buf.length === 0) return '(empty)';
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 1; i <= buf.length; i++) {
+    if (i === buf.length || buf[i] !== buf[start]) {
+      const b = buf[start] as number;
+      out.push(`${b >= 0x21 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`}×${i - start}`);
+      start = i;
+    }
+  }
+  return out.length > 12 ? `${out.slice(0, 12).join(' ')} … (${out.length} runs)` : out.join(' ');
+}
+
+/** A writer's open, write or end that did not settle: the test fails with it (it is no outcome). */
+class Hang extends Error {}
+
+/** `promise`, or a {@link Hang} naming `what` once {@link HANG_MS} have passed. */
+async function within<T>(what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Hang(`${what}: still pending after ${HANG_MS} ms (a writer must succeed or fail with EBUSY, never hang)`)), HANG_MS);
+  });
+  try {
+    return await Promise.race([promise, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** How a writer of a race ended. */
+type Outcome = { ok: true } | { ok: false; stage: 'open' | 'write' | 'end'; code: string; message: string };
+
+const failed = (stage: 'open' | 'write' | 'end', err: unknown): Outcome => {
+  if (err instanceof Hang) throw err;
+  const e = toVfsError(err);
+  return { ok: false, stage, code: e.code, message: e.message };
+};
+
+/** The orders in which the two uploads end, once both have written everything. */
+const END_ORDERS = ['the first opened ends first', 'the second opened ends first', 'both end at once'] as const;
+type EndOrder = (typeof END_ORDERS)[number];
+
+/**
+ * Runs one race on `path`: `base` written first (unless undefined), then `first` opened, then `second`, their bytes
+ * written alternately in {@link STEP} pieces, then both ended in `order`. Checks the outcomes and the content, then
+ * that the file takes normal writes again.
+ */
+async function race(p: FsProvider, dir: string, base: Buffer | undefined, writers: readonly [Writer, Writer], order: EndOrder): Promise<void> {
+  const path = `${dir}/file.bin`;
+  const where = `${writers[0].label} vs ${writers[1].label}, ${order}`;
+  await p.mkdir(dir);
+  if (base !== undefined) await writeAll(p, path, base);
+
+  const streams: (NodeJS.WritableStream | undefined)[] = [undefined, undefined];
+  const outcomes: (Outcome | undefined)[] = [undefined, undefined];
+  try {
+    for (const [i, w] of writers.entries()) {
+      try {
+        streams[i] = await within(`${where}: opening ${w.label}`, startUpload(p, path, w.options, w.data.subarray(0, STEP)));
+      } catch (err) {
+        outcomes[i] = failed('open', err);
+      }
+    }
+    const longest = Math.max(...writers.map((w) => w.data.length));
+    for (let off = STEP; off < longest; off += STEP) {
+      for (const [i, w] of writers.entries()) {
+        const ws = streams[i];
+        if (ws === undefined || outcomes[i] !== undefined || off >= w.data.length) continue;
+        try {
+          await within(`${where}: writing ${w.label}`, writeChunk(ws, w.data.subarray(off, off + STEP)));
+        } catch (err) {
+          outcomes[i] = failed('write', err);
+        }
+      }
+    }
+    const end = async (i: number): Promise<void> => {
+      const ws = streams[i];
+      if (ws === undefined || outcomes[i] !== undefined) return;
+      try {
+        await within(`${where}: ending ${writers[i]?.label}`, endStream(ws));
+        outcomes[i] = { ok: true };
+      } catch (err) {
+        outcomes[i] = failed('end', err);
+      }
+    };
+    if (order === 'the first opened ends first') {
+      await end(0);
+      await end(1);
+    } else if (order === 'the second opened ends first') {
+      await end(1);
+      await end(0);
+    } else {
+      await Promise.all([end(0), end(1)]);
+    }
+  } finally {
+    // A failed assertion above must not leave an upload open (a lock, a pending multipart upload).
+    for (const ws of streams) {
+      const s = ws as (NodeJS.WritableStream & { destroyed?: boolean; destroy?: () => void; on?: (e: string, f: () => void) => void }) | undefined;
+      if (s !== undefined && s.destroyed !== true) {
+        s.on?.('error', () => undefined);
+        s.destroy?.();
+      }
+    }
+  }
+
+  // Each writer succeeded, or was refused with EBUSY when it opened or ended; at least one succeeded.
+  const said = writers.map((w, i) => {
+    const o = outcomes[i];
+    return `${w.label}: ${o === undefined ? '?' : o.ok ? 'ok' : `${o.code} at ${o.stage} (${o.message})`}`;
+  });
+  for (const o of outcomes) {
+    expect(o, `${where}: every writer has an outcome (${said.join('; ')})`).toBeDefined();
+    if (o !== undefined && !o.ok) {
+      expect(`${o.code} at ${o.stage}`, `${where}: a refused writer fails with EBUSY when it opens or ends (${said.join('; ')})`).toMatch(/^EBUSY at (open|end)$/);
+    }
+  }
+  const succeeded = writers.filter((_, i) => outcomes[i]?.ok === true);
+  expect(succeeded.length, `${where}: at least one writer succeeds (${said.join('; ')})`).toBeGreaterThan(0);
+
+  // The content is one serial order of the writers that succeeded.
+  const content = await readAll(p, path);
+  const orders = succeeded.length === 2 ? [succeeded, [...succeeded].reverse()] : [succeeded];
+  const expected = orders.map((serial) => serial.reduce<Buffer | undefined>(applyWriter, base) as Buffer);
+  const matched = expected.some((e) => e.equals(content));
+  expect(
+    matched,
+    `${where}: the file holds ${runs(content)}; a serial order of the successful writers (${said.join('; ')}) gives ${expected.map(runs).join(' or ')}`,
+  ).toBe(true);
+  expect((await p.stat(path)).size, `${where}: stat agrees with the content`).toBe(content.length);
+  // Nothing else appeared beside the file (no visible leftover of the refused writer).
+  const names = (await p.readdir(dir)).map((e) => (typeof e === 'string' ? e : (e as { name: string }).name));
+  expect(names, `${where}: the folder holds the file only`).toEqual(['file.bin']);
+
+  // Written again normally: each refused writer, retried alone, lands on what is there; then an append and a STOR.
+  let now = content;
+  for (const [i, w] of writers.entries()) {
+    if (outcomes[i]?.ok === true) continue;
+    await writeAll(p, path, w.data, w.options);
+    now = applyWriter(now, w);
+    const back = await readAll(p, path);
+    expect(back.equals(now), `${where}: ${w.label} retried alone gives ${runs(now)}, got ${runs(back)}`).toBe(true);
+  }
+  const tail = fill('t', 10 * KiB + 1);
+  await writeAll(p, path, tail, { append: true });
+  const appended = await readAll(p, path);
+  expect(appended.equals(Buffer.concat([now, tail])), `${where}: an append afterwards gives ${runs(Buffer.concat([now, tail]))}, got ${runs(appended)}`).toBe(true);
+  const fresh = fill('n', 3 * KiB);
+  await writeAll(p, path, fresh);
+  expect((await readAll(p, path)).equals(fresh), `${where}: a STOR afterwards replaces the file`).toBe(true);
+}
+
+/** The races: [name, base content or undefined for no file, the writer opened first, the writer opened second]. */
+function races(): [string, Buffer | undefined, Writer, Writer][] {
+  const base = fill('o', 300 * KiB);
+  // Sizes not multiples of a chunk; the first opened writes more than the second.
+  const big = 330 * KiB + 7;
+  const small = 270 * KiB + 3;
+  // Past the first piece a REST writer sends, inside the base.
+  const offset = 200 * KiB;
+  return [
+    ['STOR vs STOR', base, stor('S', big), stor('T', small)],
+    ['APPE vs APPE', base, appe('A', big), appe('B', small)],
+    ['STOR, then APPE', base, stor('S', big), appe('A', small)],
+    ['APPE, then STOR', base, appe('A', big), stor('S', small)],
+    ['REST + STOR, then STOR', base, rest('R', big, offset), stor('S', small)],
+    ['STOR, then REST + STOR', base, stor('S', big), rest('R', small, offset)],
+    ['APPE onto a missing file, then a STOR that creates it', undefined, appe('A', big), stor('S', small)],
+    ['a STOR that creates the file, then an APPE onto it while missing', undefined, stor('S', big), appe('A', small)],
+    ['two APPEs onto a missing file', undefined, appe('A', big), appe('B', small)],
+  ];
+}
+
+/**
+ * Registers the `concurrent-writers` group: for every race of {@link races}, each order of {@link END_ORDERS}, in
+ * folders of its own on the test's provider.
+ */
+export function concurrentWriterTests(ctx: { readonly p: FsProvider }): void {
+  for (const [name, base, first, second] of races()) {
+    it(`${name}: each writer succeeds or gets EBUSY, the file is one serial outcome, and takes writes again`, async () => {
+      for (const [k, order] of END_ORDERS.entries()) await race(ctx.p, `/race${k}`, base, [first, second], order);
+    }, 120_000);
+  }
+}
