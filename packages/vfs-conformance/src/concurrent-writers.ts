@@ -43,7 +43,7 @@ function applyWriter(before: Buffer | undefined, w: Writer): Buffer {
   return Buffer.concat([prefix, w.data]);
 }
 
-/** Content as runs of bytes, `o×307200 A×337927`: what a failure message shows instead of the bytes. */
+/** Content as runs of bytes, `o×409600 A×337927`: what a failure message shows instead of the bytes. */
 function runs(buf: Buffer | undefined): string {
   if (buf === undefined) return '(no file)';
   if (buf.length === 0) return '(empty)';
@@ -199,12 +199,13 @@ async function race(p: FsProvider, dir: string, base: Buffer | undefined, writer
 
 /** The races: [name, base content or undefined for no file, the writer opened first, the writer opened second]. */
 function races(): [string, Buffer | undefined, Writer, Writer][] {
-  const base = fill('o', 300 * KiB);
+  // What an APPE or a REST keeps spans a whole 256 KiB chunk and part of the next (copied apart by chunked backends).
+  const base = fill('o', 400 * KiB);
   // Sizes not multiples of a chunk; the first opened writes more than the second.
   const big = 330 * KiB + 7;
   const small = 270 * KiB + 3;
-  // Past the first piece a REST writer sends, inside the base.
-  const offset = 200 * KiB;
+  // Inside the base, past its first chunk and past the first piece a REST writer sends.
+  const offset = 300 * KiB;
   return [
     ['STOR vs STOR', base, stor('S', big), stor('T', small)],
     ['APPE vs APPE', base, appe('A', big), appe('B', small)],
