@@ -26,8 +26,11 @@ afterAll(async () => {
 
 const fill = (c: string, n: number): Buffer => Buffer.alloc(n, c);
 
+// What any backend keeps under racing uploads (each writer ok or EBUSY, the file one serial outcome, writable again)
+// is the conformance suite's concurrent-writers group (test/conformance.test.ts, test/cluster.test.ts). Here: when
+// this backend refuses (at commit, the continuing upload whose file changed), whom, and what it leaves in Redis.
 describe('RedisProvider: uploads that continue a file never lose a concurrent write', () => {
-  it('two overlapping appends: the first to finish is kept, the second fails with EBUSY', async () => {
+  it('two overlapping appends: the second to finish fails with EBUSY when it commits, and leaves no key', async () => {
     // No grace period: replaced content goes at once, so any content key left would be the loser's.
     const p = fresh({ gracePeriodMs: 0 });
     await writeAll(p, '/f', 'BASE');
@@ -36,20 +39,16 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
     await endStream(b);
     await writeChunk(a, fill('A', 30 * KiB));
     await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
-    expect((await readAll(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB)]))).toBe(true);
-    // The loser left nothing behind; appending again, now, works.
-    await writeAll(p, '/f', fill('A', 130 * KiB), { append: true });
-    expect((await readAll(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB), fill('A', 130 * KiB)]))).toBe(true);
+    // The loser left nothing behind: the one content key is the winner's.
     expect(await redis.keys(`{${p.keys.prefix}}:c:*`)).toHaveLength(1);
   });
 
-  it('append vs overwrite: an append that a STOR overtook fails with EBUSY, the STOR stays', async () => {
+  it('append vs overwrite: an append that a STOR overtook fails with EBUSY when it commits', async () => {
     const p = fresh();
     await writeAll(p, '/f', 'BASE');
     const a = await startUpload(p, '/f', { append: true }, fill('A', 100 * KiB));
     await writeAll(p, '/f', 'NEW CONTENT');
     await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
-    expect((await readAll(p, '/f')).toString()).toBe('NEW CONTENT');
   });
 
   it('overwrite vs append: a STOR that finishes after an append replaces it (last writer wins, both succeed)', async () => {
@@ -62,16 +61,12 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
     expect((await readAll(p, '/f')).equals(fill('S', 100 * KiB))).toBe(true);
   });
 
-  it('REST + STOR vs overwrite: the resumed upload fails with EBUSY, the STOR stays', async () => {
+  it('REST + STOR vs overwrite: the resumed upload fails with EBUSY when it commits', async () => {
     const p = fresh();
     await writeAll(p, '/f', fill('o', 150 * KiB));
     const r = await startUpload(p, '/f', { start: 100 * KiB }, fill('R', 80 * KiB));
     await writeAll(p, '/f', 'REPLACED');
     await expect(endStream(r)).rejects.toMatchObject({ code: 'EBUSY' });
-    expect((await readAll(p, '/f')).toString()).toBe('REPLACED');
-    // Unraced, the same resume works.
-    await writeAll(p, '/f', fill('R', 10), { start: 4 });
-    expect((await readAll(p, '/f')).toString()).toBe(`REPL${'R'.repeat(10)}`);
   });
 
   it('an append to a missing file fails when another upload created the file meanwhile; deletion and rename count as changes', async () => {
@@ -79,7 +74,6 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
     const a = await startUpload(p, '/new', { append: true }, fill('A', 10));
     await writeAll(p, '/new', 'created');
     await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
-    expect((await readAll(p, '/new')).toString()).toBe('created');
 
     const d = await startUpload(p, '/new', { append: true }, fill('A', 10));
     await p.unlink('/new');

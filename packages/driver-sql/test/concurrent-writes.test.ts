@@ -14,8 +14,11 @@ const KiB = 1024;
 const fill = (c: string, n: number): Buffer => Buffer.alloc(n, c);
 
 for (const db of DBS) {
+  // What any backend keeps under racing uploads (each writer ok or EBUSY, the file one serial outcome, writable again)
+  // is the conformance suite's concurrent-writers group (test/conformance.test.ts). Here: when this backend refuses
+  // (at commit, the continuing upload whose file changed), whom, and what it leaves in the tables.
   describe(`SqlProvider (${db.dialect}): uploads that continue a file never lose a concurrent write`, () => {
-    it('two overlapping appends: the first to finish is kept, the second fails with EBUSY and leaves nothing', async () => {
+    it('two overlapping appends: the second to finish fails with EBUSY when it commits, and leaves no row', async () => {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', 'BASE');
@@ -24,24 +27,20 @@ for (const db of DBS) {
         await endStream(b);
         a.write(fill('A', 30 * KiB));
         await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
-        expect((await get(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB)]))).toBe(true);
         // The loser's inode and chunks are gone: the root, the file, one chunk.
         expect(await rowCounts(p)).toEqual({ inodes: 2, chunks: 1 });
-        await put(p, '/f', fill('A', 330 * KiB), { append: true });
-        expect((await get(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB), fill('A', 330 * KiB)]))).toBe(true);
       } finally {
         await disposeProvider(p);
       }
     });
 
-    it('append vs overwrite: an append that a STOR overtook fails with EBUSY, the STOR stays', async () => {
+    it('append vs overwrite: an append that a STOR overtook fails with EBUSY when it commits', async () => {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', 'BASE');
         const a = await startUpload(p, '/f', { append: true }, fill('A', 100 * KiB));
         await put(p, '/f', 'NEW CONTENT');
         await expect(endStream(a)).rejects.toMatchObject({ code: 'EBUSY' });
-        expect((await get(p, '/f')).toString()).toBe('NEW CONTENT');
       } finally {
         await disposeProvider(p);
       }
@@ -61,16 +60,13 @@ for (const db of DBS) {
       }
     });
 
-    it('REST + STOR vs overwrite: the resumed upload fails with EBUSY, the STOR stays', async () => {
+    it('REST + STOR vs overwrite: the resumed upload fails with EBUSY when it commits', async () => {
       const p = await freshProvider(db);
       try {
         await put(p, '/f', fill('o', 600 * KiB));
         const r = await startUpload(p, '/f', { start: 300 * KiB }, fill('R', 80 * KiB));
         await put(p, '/f', 'REPLACED');
         await expect(endStream(r)).rejects.toMatchObject({ code: 'EBUSY' });
-        expect((await get(p, '/f')).toString()).toBe('REPLACED');
-        await put(p, '/f', fill('R', 10), { start: 4 });
-        expect((await get(p, '/f')).toString()).toBe(`REPL${'R'.repeat(10)}`);
       } finally {
         await disposeProvider(p);
       }
@@ -90,7 +86,6 @@ for (const db of DBS) {
         const c = await startUpload(p, '/new', { append: true }, fill('A', 10));
         await put(p, '/new', 'created');
         await expect(endStream(c)).rejects.toMatchObject({ code: 'EBUSY' });
-        expect((await get(p, '/new')).toString()).toBe('created');
 
         const d = await startUpload(p, '/new', { append: true }, fill('A', 10));
         await p.unlink('/new');

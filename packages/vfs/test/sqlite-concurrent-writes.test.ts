@@ -9,6 +9,9 @@ import type { UploadStream, WriteStreamOptions } from '../src/index.js';
 
 // Racing writers on the SQLite provider: an upload that continues a file (APPE, REST + STOR) commits only over the
 // version it copied, else EBUSY; STOR vs STOR stays last writer wins (as driver-sql and driver-redis).
+// What any backend keeps under racing uploads (each writer ok or EBUSY, the file one serial outcome, writable again)
+// is @ftp/vfs-conformance's concurrent-writers group, which runs on this provider there (test/sqlite.test.ts). Here:
+// when it refuses, whom, with what error, and what it leaves in the database.
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'ftp-vfs-sqlite-race-'));
 let n = 0;
@@ -62,7 +65,7 @@ function rows(file: string): { nodes: number; chunks: number } {
 const open = (file: string): SqliteProvider => new SqliteProvider(file, { chunkSize: 64 * KiB, batchChunks: 2 });
 
 describe('SqliteProvider: uploads that continue a file never lose a concurrent write', () => {
-  it('two overlapping appends: the first to finish is kept, the second fails with EBUSY and leaves nothing', async () => {
+  it('two overlapping appends: the second to finish fails with EBUSY when it commits, and leaves no row', async () => {
     const file = dbFile();
     const p = open(file);
     try {
@@ -72,25 +75,20 @@ describe('SqliteProvider: uploads that continue a file never lose a concurrent w
       await finish(b);
       a.write(fill('A', 30 * KiB));
       await expect(finish(a)).rejects.toMatchObject({ code: 'EBUSY', syscall: 'write', path: '/f' });
-      expect((await get(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB)]))).toBe(true);
       // The loser's node and chunks are gone: the root, the file and its two chunks.
       expect(rows(file)).toEqual({ nodes: 2, chunks: 2 });
-      // Retried, the append lands after the other one.
-      await put(p, '/f', fill('A', 330 * KiB), { append: true });
-      expect((await get(p, '/f')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 70 * KiB), fill('A', 330 * KiB)]))).toBe(true);
     } finally {
       p.close();
     }
   });
 
-  it('append vs overwrite: an append that a STOR overtook fails with EBUSY, the STOR stays', async () => {
+  it('append vs overwrite: an append that a STOR overtook fails with EBUSY when it commits', async () => {
     const p = open(dbFile());
     try {
       await put(p, '/f', 'BASE');
       const a = await started(p, '/f', { append: true }, fill('A', 100 * KiB));
       await put(p, '/f', 'NEW CONTENT');
       await expect(finish(a)).rejects.toMatchObject({ code: 'EBUSY' });
-      expect((await get(p, '/f')).toString()).toBe('NEW CONTENT');
     } finally {
       p.close();
     }
@@ -110,16 +108,13 @@ describe('SqliteProvider: uploads that continue a file never lose a concurrent w
     }
   });
 
-  it('REST + STOR vs overwrite: the resumed upload fails with EBUSY, the STOR stays', async () => {
+  it('REST + STOR vs overwrite: the resumed upload fails with EBUSY when it commits', async () => {
     const p = open(dbFile());
     try {
       await put(p, '/f', fill('o', 600 * KiB));
       const r = await started(p, '/f', { start: 300 * KiB }, fill('R', 80 * KiB));
       await put(p, '/f', 'REPLACED');
       await expect(finish(r)).rejects.toMatchObject({ code: 'EBUSY' });
-      expect((await get(p, '/f')).toString()).toBe('REPLACED');
-      await put(p, '/f', fill('R', 10), { start: 4 });
-      expect((await get(p, '/f')).toString()).toBe(`REPL${'R'.repeat(10)}`);
     } finally {
       p.close();
     }
@@ -147,7 +142,6 @@ describe('SqliteProvider: uploads that continue a file never lose a concurrent w
       const c = await started(p, '/new', { append: true }, fill('A', 10));
       await put(p, '/new', 'created');
       await expect(finish(c)).rejects.toMatchObject({ code: 'EBUSY' });
-      expect((await get(p, '/new')).toString()).toBe('created');
 
       const c2 = await started(p, '/new2', { append: true }, fill('A', 10));
       const created = await p.open('/new2', 'w');
@@ -178,17 +172,6 @@ describe('SqliteProvider: uploads that continue a file never lose a concurrent w
       await finish(back);
       expect((await get(p, '/f')).toString()).toBe('YAAABB');
       expect(rows(file)).toEqual({ nodes: 2, chunks: 1 });
-    } finally {
-      p.close();
-    }
-  });
-
-  it('an APPE onto a missing file creates it when nothing else did', async () => {
-    const p = open(dbFile());
-    try {
-      const a = await started(p, '/n', { append: true }, fill('A', 5));
-      await finish(a);
-      expect((await get(p, '/n')).toString()).toBe('AAAAA');
     } finally {
       p.close();
     }
