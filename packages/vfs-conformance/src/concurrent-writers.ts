@@ -141,7 +141,7 @@ async function race(p: FsProvider, dir: string, base: Buffer | undefined, writer
       await Promise.all([end(0), end(1)]);
     }
   } finally {
-    // A failed assertion above must not leave an upload open (a lock, a pending multipart upload).
+    // A hang above must not leave an upload open (a lock, a pending multipart upload).
     for (const ws of streams) {
       const s = ws as (NodeJS.WritableStream & { destroyed?: boolean; destroy?: () => void; on?: (e: string, f: () => void) => void }) | undefined;
       if (s !== undefined && s.destroyed !== true) {
