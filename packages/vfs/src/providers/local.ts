@@ -166,6 +166,16 @@ const SMALL_IO = 64 * 1024;
  */
 const SYNC_READ_FILE = 1024 * 1024;
 
+/**
+ * The most one write call hands the kernel. Linux picks the page-cache folios of a write by its length: a write of
+ * 1 MiB or more fills 1–2 MiB folios, which a virtual machine that hands freed memory back to its host must have
+ * faulted in again, page by page. Measured on a 2-core VM (Linux 6.18, ext4), 1 GiB written to a new file, same
+ * data, 3 s apart: 512 KiB writes 8.4 GB/s and 0.12 s of CPU, 1 MiB writes 1.3–1.5 GB/s and 0.73–0.81 s, 2 MiB
+ * writes 0.6 GB/s (dd and a Python loop alike). Uploads hand storage up to 1 MiB at once, so a write is split
+ * into calls of at most this size; four calls per MiB cost nothing next to the copy itself.
+ */
+const MAX_WRITE_CALL = 2 * TRANSFER_CHUNK_SIZE;
+
 /** Files above this size are unlinked in the thread pool even with `syncMetadata`. */
 const BIG_FILE = 64 * 1024 * 1024;
 
@@ -182,6 +192,31 @@ function closeSyncTo(fd: number, cb: (err: NodeJS.ErrnoException | null) => void
 
 /** `fs` overrides for a read stream of the sync mode: its descriptor is closed synchronously. */
 const SYNC_CLOSE_FS = { read: fs.read, close: closeSyncTo };
+
+/** The first `limit` bytes of `chunks` (views, not copies). */
+function firstBytes(chunks: Buffer[], limit: number): Buffer[] {
+  const out: Buffer[] = [];
+  let left = limit;
+  for (const c of chunks) {
+    if (left === 0) break;
+    out.push(c.length <= left ? c : c.subarray(0, left));
+    left -= Math.min(left, c.length);
+  }
+  return out;
+}
+
+/** What follows the first `skip` bytes of `chunks` (views, not copies). */
+function afterBytes(chunks: Buffer[], skip: number): Buffer[] {
+  const rest: Buffer[] = [];
+  for (const c of chunks) {
+    if (skip >= c.length) skip -= c.length;
+    else {
+      rest.push(skip > 0 ? c.subarray(skip) : c);
+      skip = 0;
+    }
+  }
+  return rest;
+}
 
 /**
  * An upload to a local file: positional writes (batched with `writev`), truncation to the final length for REST.
@@ -264,27 +299,21 @@ class LocalWriteStream extends Writable implements UploadStream {
     });
   }
 
-  /** Writes all of `chunks` (short writes are resumed where they stopped). */
+  /**
+   * Writes all of `chunks`, in calls of at most {@link MAX_WRITE_CALL} bytes (a short write is resumed where it
+   * stopped, as is the rest of a longer batch).
+   */
   #writeAll(chunks: Buffer[], cb: (err?: Error | null) => void): void {
     const total = chunks.reduce((n, c) => n + c.length, 0);
+    const call = total <= MAX_WRITE_CALL ? chunks : firstBytes(chunks, MAX_WRITE_CALL);
     const done = (err: NodeJS.ErrnoException | null, written: number): void => {
       if (err) return cb(err);
       if (this.#pos !== null) this.#pos += written;
       if (written >= total) return cb();
-      // Short write: drop what was written and go on with the rest.
-      let skip = written;
-      const rest: Buffer[] = [];
-      for (const c of chunks) {
-        if (skip >= c.length) skip -= c.length;
-        else {
-          rest.push(skip > 0 ? c.subarray(skip) : c);
-          skip = 0;
-        }
-      }
-      this.#writeAll(rest, cb);
+      this.#writeAll(afterBytes(chunks, written), cb);
     };
-    if (chunks.length === 1) this.#io<[number]>((d) => fs.write(this.#fd, chunks[0]!, 0, chunks[0]!.length, this.#pos, d), done);
-    else this.#io<[number]>((d) => fs.writev(this.#fd, chunks, this.#pos, d), done);
+    if (call.length === 1) this.#io<[number]>((d) => fs.write(this.#fd, call[0]!, 0, call[0]!.length, this.#pos, d), done);
+    else this.#io<[number]>((d) => fs.writev(this.#fd, call, this.#pos, d), done);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
