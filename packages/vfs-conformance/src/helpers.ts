@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -100,20 +100,33 @@ export async function rejectsWithCode(promise: Promise<unknown> | (() => Promise
   throw new Error(`expected a rejection with ${expected.join(' or ')}, but it resolved${value === undefined ? '' : ` with ${String(value)}`}`);
 }
 
-/** Writes `chunk` and waits for `drain` when the stream asks for it. */
+/**
+ * Writes `chunk` and waits for `drain` when the stream asks for it. Rejects with the stream's error when it has
+ * already failed (a write to it would never drain) or fails while waiting.
+ */
 export async function writeChunk(ws: NodeJS.WritableStream, chunk: Uint8Array): Promise<void> {
+  const failed = (ws as Partial<Writable>).errored;
+  if (failed) throw failed;
   if (!ws.write(chunk)) await once(ws as unknown as NodeJS.EventEmitter, 'drain');
 }
 
 /**
  * An upload opened through {@link openWriteStream} and given `first`, then left open: what a slow client's STOR,
  * APPE or REST + STOR is while another write to the file happens (finish it with {@link endStream}).
+ *
+ * The stream may fail while it waits, before anyone ends it (a racing write can make a backend refuse it early:
+ * S3 reading the prefix a REST keeps): its failure is then what {@link writeChunk} and {@link endStream} report,
+ * not an `error` event nobody listens to, which would be an uncaught exception.
  */
 export async function startUpload(p: FsProvider, path: string, options: WriteStreamOptions, first: Uint8Array): Promise<NodeJS.WritableStream> {
   const ws = await openWriteStream(p, path, options);
+  ws.on('error', reportedByEndStream);
   await writeChunk(ws, first);
   return ws;
 }
+
+/** The `error` listener of {@link startUpload}'s streams: `finished()` in {@link endStream} rejects with the error. */
+function reportedByEndStream(): void {}
 
 /** Ends a writable stream and waits until it has finished (the upload is complete). */
 export async function endStream(ws: NodeJS.WritableStream): Promise<void> {
