@@ -101,4 +101,26 @@ describe.each([false, true])('LocalProvider uploads (syncMetadata: %s) write in 
     expectCalls(calls, data.length);
     expect(fs.readFileSync(join(root, name)).equals(Buffer.concat([old, data]))).toBe(true);
   });
+
+  it('a destroy between the calls of a split chunk writes nothing more (the descriptor may already be reused)', async () => {
+    const name = `destroyed-${syncMetadata}.bin`;
+    const calls: number[] = [];
+    const write = fs.write;
+    let ws: UploadStream | undefined;
+    vi.spyOn(fs, 'write').mockImplementation(((fd: number, buffer: Buffer, offset: number, length: number, position: number | null, cb: never) => {
+      calls.push(length);
+      // The client goes away while the first part is in the kernel.
+      if (calls.length === 1) ws!.destroy(new Error('client gone'));
+      return write(fd, buffer, offset, length, position, cb);
+    }) as typeof fs.write);
+    ws = await provider().createWriteStream(`/${name}`);
+    const closed = new Promise<void>((resolve) => ws!.once('close', () => resolve()));
+    ws.on('error', () => undefined);
+    ws.write(bytes(2 * MiB, 10));
+    await closed;
+    // Give a wrongly continued write time to show.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toEqual([MAX_CALL]);
+    expect(fs.statSync(join(root, name)).size).toBe(MAX_CALL);
+  });
 });
