@@ -2,8 +2,8 @@
  * Free page reporting: a virtual machine's kernel handing memory it has freed back to the hypervisor. Writing into
  * such memory again costs a host fault per page, so a round that grows the page cache into it (an upload) is slowed
  * by the machine, not by the server that runs it. Measured on the 2-core VM this bench was built on: a 1 GiB STOR
- * to the same server ran at 3,208 MiB/s and, four rounds later with the page cache grown into returned memory,
- * 333–576 MiB/s, the server's CPU going from 0.3 to 1.8 s (all of it the kernel's copy into the page cache);
+ * to the same server ran at 3,208 MiB/s and, four and five rounds later with the page cache grown into returned
+ * memory, 489 and 333 MiB/s, the server's CPU going from 0.3 to 1.8 s (mostly the kernel's copy into the page cache);
  * touching 1.5 GiB of returned memory took the machine ~5 s. The report names the mechanism so such rounds can be
  * read for what they are.
  */

@@ -171,8 +171,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     loginDelay: optionalCount(v['login-delay'], '--login-delay'),
     maxSessions: optionalCount(v['max-sessions'] ?? env.FTPD_MAX_SESSIONS, '--max-sessions'),
     workers: parseWorkers(v.workers ?? env.FTPD_WORKERS ?? '1', '--workers'),
-    syncMetadata: !(v['async-metadata'] === true || ['1', 'true', 'yes'].includes((env.FTPD_ASYNC_METADATA ?? '').toLowerCase())),
-    modeZ: v['mode-z'] === true || ['1', 'true', 'yes'].includes((env.FTPD_MODE_Z ?? '').toLowerCase()),
+    syncMetadata: !switchedOn(v['async-metadata'], env.FTPD_ASYNC_METADATA),
+    modeZ: switchedOn(v['mode-z'], env.FTPD_MODE_Z),
     host: v.host ?? env.FTPD_HOST ?? '127.0.0.1',
     port,
     root: v.root ?? env.FTPD_ROOT ?? './data',
@@ -190,6 +190,11 @@ export function parseWorkers(text: string, option: string): number {
   if (text === 'auto') return availableParallelism();
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 256) throw new UsageError(`${option}: expected auto or a number from 1 to 256, got ${JSON.stringify(text)}`);
   return Number(text);
+}
+
+/** A switch given on the command line, or in the environment as `1`, `true` or `yes` (any case). */
+function switchedOn(flag: boolean | undefined, envValue: string | undefined): boolean {
+  return flag === true || ['1', 'true', 'yes'].includes((envValue ?? '').toLowerCase());
 }
 
 function optionalCount(text: string | undefined, option: string): number | undefined {
