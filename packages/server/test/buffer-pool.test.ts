@@ -36,3 +36,12 @@ it('first-upload buffers are 64 KiB, reused as themselves, never handed out for 
   releaseBuffer(chunk);
   releaseBuffer(first);
 });
+
+it('a burst of downloads that had 200 buffers out gets all 200 back next time, none allocated anew', () => {
+  const first = Array.from({ length: 200 }, () => takeBuffer());
+  for (const b of first) releaseBuffer(b);
+  const known = new Set(first);
+  const again = Array.from({ length: 200 }, () => takeBuffer());
+  expect(again.filter((b) => known.has(b)).length).toBe(200);
+  for (const b of again) releaseBuffer(b);
+});
