@@ -14,7 +14,7 @@ import { renderMarkdown, type Report, type ServerResult } from './report.js';
 import { mergeRounds, roundOrder } from './rounds.js';
 import { makeSeed, seedHome, seedListingOverFtp } from './seed.js';
 import { ftpSrv } from './servers/ftp-srv.js';
-import { OUR_BACKENDS, ours } from './servers/ours.js';
+import { OUR_BACKENDS, ours, parseVariant } from './servers/ours.js';
 import { pureFtpd } from './servers/pure-ftpd.js';
 import { pyftpdlib } from './servers/pyftpdlib.js';
 import type { RunningServer, ServerSpec, StartContext } from './servers/types.js';
@@ -37,6 +37,8 @@ const USAGE = `Usage: pnpm bench [options]
   --client-seconds <n> length of each 200-client run (default 10)
   --out <dir>          where the results go (default apps/bench/results)
   --render <file.json> re-render a results file (after a change to the report) and exit
+  --variant "<N=v …>"  adds "ours (variant)": ours on the local disk with these environment variables, in
+                       the same rounds, for an A/B of a change an environment variable switches
   --profile            CPU-profile our server (node --cpu-prof) into <out>/profiles, one file per process
   -h, --help
 `;
@@ -234,6 +236,7 @@ async function main(): Promise<void> {
       'client-seconds': { type: 'string' },
       out: { type: 'string' },
       profile: { type: 'boolean' },
+      variant: { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -256,6 +259,7 @@ async function main(): Promise<void> {
   const sizeMiB = positive(values['size-mib'], 1024, 'size-mib');
   const clientSeconds = positive(values['client-seconds'], 10, 'client-seconds');
   const outDir = values.out ?? path.join(BENCH_ROOT, 'results');
+  const variant = values.variant === undefined ? undefined : parseVariant(values.variant);
 
   const began = Date.now();
   const reportedAtStart = reportedKib();
@@ -275,6 +279,7 @@ async function main(): Promise<void> {
     const profileDir = values.profile ? path.join(outDir, 'profiles') : undefined;
     if (serverNames.includes('ours')) plan.push({ spec: ours('local', { profileDir }), workloads: workloadIds });
     for (const b of backends) plan.push({ spec: ours(b, { profileDir }), workloads: workloadIds.filter((w) => BACKEND_WORKLOADS.has(w)) });
+    if (variant) plan.push({ spec: ours('local', { variant, profileDir }), workloads: workloadIds });
     if (serverNames.includes('ours-scrypt') && workloadIds.includes('logins')) plan.push({ spec: ours('local', { scrypt: true }), workloads: ['logins'] });
     // Several processes only change the workloads with many sessions at once: the 200 clients (logins, one client
     // or 50 against ~0.3 ms of work each, were no faster in two runs); on one CPU there is nothing to add.

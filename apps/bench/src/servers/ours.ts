@@ -25,23 +25,38 @@ export const OUR_BACKENDS: Record<string, (ctx: StartContext) => Record<string, 
 };
 
 /**
- * ftpd on one backend. `scrypt` logs in through a config file's scrypt hash instead of the plain check; `workers`
- * runs that many processes on the port (`--workers`).
+ * Environment variables from `NAME=value` words separated by spaces (`--variant`), for trying a change that an
+ * environment variable switches (a throwaway A/B build) against the same build without it, in the same rounds.
  */
-export function ours(backend: string, options: { scrypt?: boolean; profileDir?: string; workers?: number } = {}): ServerSpec {
+export function parseVariant(words: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const word of words.split(/\s+/).filter(Boolean)) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(word);
+    if (m === null) throw new Error(`--variant: expected NAME=value words, got ${JSON.stringify(word)}`);
+    env[m[1]!] = m[2]!;
+  }
+  if (Object.keys(env).length === 0) throw new Error('--variant: no NAME=value given');
+  return env;
+}
+
+/**
+ * ftpd on one backend. `scrypt` logs in through a config file's scrypt hash instead of the plain check; `workers`
+ * runs that many processes on the port (`--workers`); `variant` adds environment variables (`--variant`).
+ */
+export function ours(backend: string, options: { scrypt?: boolean; profileDir?: string; workers?: number; variant?: Record<string, string> } = {}): ServerSpec {
   const make = OUR_BACKENDS[backend];
   if (make === undefined) throw new Error(`unknown backend ${backend} (known: ${Object.keys(OUR_BACKENDS).join(', ')})`);
   const viaConfig = backend !== 'local' || options.scrypt === true;
   if (viaConfig && options.workers) throw new Error('workers are benchmarked on the command line (local disk) only');
   return {
-    name: options.scrypt ? 'ours (scrypt)' : options.workers ? `ours (${options.workers} workers)` : backend === 'local' ? 'ours' : `ours (${backend})`,
+    name: options.variant ? 'ours (variant)' : options.scrypt ? 'ours (scrypt)' : options.workers ? `ours (${options.workers} workers)` : backend === 'local' ? 'ours' : `ours (${backend})`,
     ours: true,
     alwaysTls: true,
     slowLogins: options.scrypt === true,
     homeOnDisk: backend === 'local',
     prepare,
     async start(ctx) {
-      const common = { detached: true, env: { ...process.env, NODE_ENV: 'production' } };
+      const common = { detached: true, env: { ...process.env, NODE_ENV: 'production', ...options.variant } };
       // --profile: a CPU profile per server process, for finding where a missed target's time goes.
       const node = options.profileDir ? [`--cpu-prof`, `--cpu-prof-dir=${options.profileDir}`] : [];
       // BENCH_OURS_NODE_ARGS: runtime flags for trying a V8 setting on our server alone (split on spaces).
