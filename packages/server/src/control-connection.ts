@@ -438,6 +438,20 @@ export class ControlConnection {
     }
   }
 
+  /**
+   * Sends a preliminary reply (150) that the replies after it may join: held until the end of this turn of the
+   * event loop, so a transfer that ends within it (a small file, a short listing) costs the client one segment
+   * and the server one write for its 150 and 226, instead of two of each.
+   */
+  sendPreliminary(code: number, text: string): void {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return;
+    socket.cork();
+    socket.write(formatReply(code, text));
+    // The socket corked, not whichever one the connection has by then.
+    setImmediate(() => socket.uncork());
+  }
+
   /** Replies are piling up unsent: the client is not reading them. */
   get backlogged(): boolean {
     return this.socket.writableLength > MAX_PENDING_REPLY_BYTES;

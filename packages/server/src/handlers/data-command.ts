@@ -42,7 +42,10 @@ export async function runDataCommand(
   let outcome: TransferEvent['outcome'] = 'ok';
   let error: string | undefined;
   try {
-    await s.reply(150, preliminary);
+    // A client sends its upload only once it has the 150: that one goes at once. A download's or a listing's may
+    // wait for the 226 of a transfer that ends in this turn of the event loop (see sendPreliminary).
+    if (direction === 'upload') await s.reply(150, preliminary);
+    else s.conn.sendPreliminary(150, preliminary);
     let socket = await t.race(
       setup.kind === 'passive' ? setup.listener.accept(timeoutMs) : connectActive(setup.host, setup.port, s.localAddress || undefined, timeoutMs),
     );

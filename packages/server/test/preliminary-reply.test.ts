@@ -1,0 +1,95 @@
+// The 150 of a download or listing may share one write with the 226 when the transfer ends at once; it must never
+// wait longer than that (a client may wait for it before reading), and an upload's 150 goes at once.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalProvider } from '@ftp/vfs';
+import { afterEach, expect, it, vi } from 'vitest';
+import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function setup(files: Record<string, Buffer>) {
+  const root = await mkdtemp(join(tmpdir(), 'preliminary-'));
+  for (const [name, data] of Object.entries(files)) await writeFile(join(root, name), data);
+  const ctx = await startServer({ fs: new LocalProvider(root) });
+  cleanups.push(() => ctx.close(), () => rm(root, { recursive: true, force: true }));
+  return ctx;
+}
+
+/** Every write any socket of this process hands the kernel that holds a reply, as one string per write. */
+function replyWrites(): string[] {
+  const writes: string[] = [];
+  const text = (chunk: unknown): string => (Buffer.isBuffer(chunk) || typeof chunk === 'string' ? chunk.toString() : '');
+  const keep = (s: string): void => {
+    if (/^(150|226) /m.test(s)) writes.push(s);
+  };
+  const write = Socket.prototype._write;
+  const writev = Socket.prototype._writev!;
+  vi.spyOn(Socket.prototype, '_write').mockImplementation(function (this: Socket, chunk, encoding, cb) {
+    keep(text(chunk));
+    return write.call(this, chunk, encoding, cb);
+  });
+  vi.spyOn(Socket.prototype, '_writev').mockImplementation(function (this: Socket, chunks, cb) {
+    keep(chunks.map((c) => text(c.chunk)).join(''));
+    return writev.call(this, chunks, cb);
+  });
+  return writes;
+}
+
+it('a small download sends its 150 and 226 in one write', async () => {
+  const { port } = await setup({ 'small.bin': Buffer.alloc(16 * 1024, 7) });
+  const c = await RawClient.binarySession(port, cleanups);
+  const writes = replyWrites();
+  const data = await c.passive();
+  c.send('RETR small.bin');
+  expect((await c.next()).code).toBe(150);
+  expect((await readAll(data)).length).toBe(16 * 1024);
+  expect((await c.next()).code).toBe(226);
+  expect(writes).toHaveLength(1);
+  expect(writes[0]).toMatch(/^150 .*\r\n226 .*\r\n$/s);
+});
+
+it('a short listing sends its 150 and 226 in one write', async () => {
+  const { port } = await setup({ a: Buffer.from('x'), b: Buffer.from('y') });
+  const c = await RawClient.binarySession(port, cleanups);
+  const writes = replyWrites();
+  const data = await c.passive();
+  c.send('NLST');
+  expect((await c.next()).code).toBe(150);
+  expect((await readAll(data)).toString()).toBe('a\r\nb\r\n');
+  expect((await c.next()).code).toBe(226);
+  expect(writes).toEqual([expect.stringMatching(/^150 .*\r\n226 .*\r\n$/s)]);
+});
+
+it('the 150 of a download that cannot end at once arrives while the client has not read a byte of it', async () => {
+  const { port } = await setup({ 'big.bin': Buffer.alloc(32 * 1024 * 1024, 1) });
+  const c = await RawClient.binarySession(port, cleanups);
+  const data = await c.passive();
+  data.pause();
+  c.send('RETR big.bin');
+  // Nothing is read from the data connection: the transfer is stuck on it, and the 150 must come anyway.
+  expect((await c.next(2000)).code).toBe(150);
+  data.resume();
+  expect((await readAll(data)).length).toBe(32 * 1024 * 1024);
+  expect((await c.next()).code).toBe(226);
+});
+
+it("an upload's 150 is written before the client sends anything, on its own", async () => {
+  const { port } = await setup({});
+  const c = await RawClient.binarySession(port, cleanups);
+  const writes = replyWrites();
+  const data = await c.passive();
+  c.send('STOR up.bin');
+  expect((await c.next()).code).toBe(150);
+  expect(writes).toHaveLength(1);
+  await writeAndClose(data, 'hello');
+  expect((await c.next()).code).toBe(226);
+  expect(writes).toHaveLength(2);
+  expect(writes.map((w) => w.slice(0, 3))).toEqual(['150', '226']);
+});
