@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { BENCH_ROOT } from './peers.js';
 import { describePageReporting, reportedKib } from './page-reporting.js';
 import { renderMarkdown, type Report, type ServerResult } from './report.js';
-import { mergeRounds, roundOrder } from './rounds.js';
+import { mergeRounds, RoundPlanner } from './rounds.js';
 import { makeSeed, seedHome, seedListingOverFtp } from './seed.js';
 import { ftpSrv } from './servers/ftp-srv.js';
 import { OUR_BACKENDS, ours, parseVariant } from './servers/ours.js';
@@ -209,11 +209,12 @@ async function closeBench(bench: Bench): Promise<void> {
  * workloads (`alone`) then run one server at a time, with the others stopped.
  */
 async function benchAll(benches: Bench[], runs: number): Promise<void> {
+  const planner = new RoundPlanner<Bench>();
   for (const workload of WORKLOADS.filter((w) => !w.alone)) {
     const taking = benches.filter((b) => b.workloads.includes(workload.id));
     const rounds = new Map<Bench, Row[][]>(taking.map((b) => [b, []]));
     for (let round = 0; round < runs; round++) {
-      for (const b of roundOrder(taking, round)) rounds.get(b)!.push(await runWorkload(b, workload, 1, runs > 1 ? ` (round ${round + 1} of ${runs})` : ''));
+      for (const b of planner.next(taking)) rounds.get(b)!.push(await runWorkload(b, workload, 1, runs > 1 ? ` (round ${round + 1} of ${runs})` : ''));
     }
     for (const [b, got] of rounds) b.rows.push(...mergeRounds(got));
   }

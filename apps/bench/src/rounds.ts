@@ -3,17 +3,61 @@
  *
  * On a shared VM the machine's speed drifts by up to 3× within minutes (other guests, the host reclaiming free
  * memory). Measured one server after the other, a drift lands on whichever server was being measured, and the
- * ratios between servers show it. Measured in rounds (run 1 of every server, then run 2 of every server…, each
- * round starting with a different server), every server's median is taken over the same conditions.
+ * ratios between servers show it. Measured in rounds (run 1 of every server, then run 2 of every server…), every
+ * server's median is taken over the same conditions.
+ *
+ * The order of the servers changes from round to round, and not only which comes first: a run inherits the state
+ * the run before it leaves (memory it freed, which this VM hands back to its host and the next writer faults in
+ * again; writeback; caches). A rotation kept every server after the same one in every round but the one it started:
+ * in three full runs, every STOR round that fell below ~1,400 MiB/s while the others ran near 2,000 came right after
+ * ftp-srv's, and with the rotation that was ours in two rounds of three.
  */
 import { summarize } from './stats.js';
 import type { Row } from './workloads/types.js';
 
-/** The servers of round `round` (0-based), rotated so that no server is always measured first or after the same one. */
-export function roundOrder<T>(servers: readonly T[], round: number): T[] {
-  if (servers.length === 0) return [];
-  const shift = round % servers.length;
-  return [...servers.slice(shift), ...servers.slice(0, shift)];
+/**
+ * Plans the order of each round over the whole run, across workloads: each server as seldom as possible first and,
+ * within that, each server as seldom as possible right after one it has already followed (the last of a round
+ * precedes the first of the next, and the last of a workload the first of the next workload). Greedy, one position
+ * at a time, ties to the earlier server in the list: deterministic.
+ */
+export class RoundPlanner<T> {
+  /** How often each server ran right after another: `followed.get(a).get(b)` runs of b right after a. */
+  readonly #followed = new Map<T, Map<T, number>>();
+  readonly #first = new Map<T, number>();
+  #last: T | undefined;
+
+  /** The order of the next round of `servers` (any subset of the servers planned so far, or new ones). */
+  next(servers: readonly T[]): T[] {
+    const left = [...servers];
+    const order: T[] = [];
+    // Being first again weighs more than any repeated neighbour.
+    const firstWeight = left.length + 1;
+    while (left.length > 0) {
+      const previous = order.length > 0 ? order[order.length - 1] : this.#last;
+      let best = 0;
+      let bestCost = Infinity;
+      for (let i = 0; i < left.length; i++) {
+        const s = left[i] as T;
+        const after = previous === undefined ? 0 : (this.#followed.get(previous)?.get(s) ?? 0);
+        const cost = order.length === 0 ? (this.#first.get(s) ?? 0) * firstWeight + after : after;
+        if (cost < bestCost) {
+          best = i;
+          bestCost = cost;
+        }
+      }
+      const chosen = left.splice(best, 1)[0] as T;
+      if (previous !== undefined) {
+        const counts = this.#followed.get(previous) ?? new Map<T, number>();
+        counts.set(chosen, (counts.get(chosen) ?? 0) + 1);
+        this.#followed.set(previous, counts);
+      }
+      if (order.length === 0) this.#first.set(chosen, (this.#first.get(chosen) ?? 0) + 1);
+      order.push(chosen);
+    }
+    if (order.length > 0) this.#last = order[order.length - 1];
+    return order;
+  }
 }
 
 /**

@@ -1,18 +1,58 @@
 import { describe, expect, it } from 'vitest';
-import { mergeRounds, roundOrder } from '../src/rounds.js';
+import { mergeRounds, RoundPlanner } from '../src/rounds.js';
 import { summarize } from '../src/stats.js';
 import type { Row } from '../src/workloads/types.js';
 
 const row = (metric: string, runs: number[], note?: string): Row => ({ workload: 'retr', metric, unit: 'MiB/s', better: 'higher', figure: summarize(runs), ...(note ? { note } : {}) });
 
-describe('roundOrder', () => {
-  it('starts each round with the next server, so none is always first or always after the same one', () => {
-    const s = ['a', 'b', 'c'];
-    expect(roundOrder(s, 0)).toEqual(['a', 'b', 'c']);
-    expect(roundOrder(s, 1)).toEqual(['b', 'c', 'a']);
-    expect(roundOrder(s, 2)).toEqual(['c', 'a', 'b']);
-    expect(roundOrder(s, 3)).toEqual(['a', 'b', 'c']);
-    expect(roundOrder([], 1)).toEqual([]);
+/** The planner's orders for `rounds` rounds of `servers`, and who ran right after whom, in sequence. */
+function plan(servers: string[], rounds: number, planner = new RoundPlanner<string>()): { orders: string[][]; pairs: string[] } {
+  const orders = Array.from({ length: rounds }, () => planner.next(servers));
+  const sequence = orders.flat();
+  return { orders, pairs: sequence.slice(1).map((s, i) => `${sequence[i]}>${s}`) };
+}
+
+const countOf = (items: string[]): Map<string, number> => {
+  const m = new Map<string, number>();
+  for (const i of items) m.set(i, (m.get(i) ?? 0) + 1);
+  return m;
+};
+
+describe('RoundPlanner', () => {
+  const five = ['ours', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'];
+
+  it('runs every server once a round', () => {
+    for (const order of plan(five, 4).orders) expect([...order].sort()).toEqual([...five].sort());
+  });
+
+  it('in three rounds of five servers, none comes first twice and none follows the same server twice', () => {
+    const { orders, pairs } = plan(five, 3);
+    expect(new Set(orders.map((o) => o[0])).size).toBe(3);
+    expect(Math.max(...countOf(pairs).values())).toBe(1);
+  });
+
+  it('no server keeps following the same one (a rotation put ours after ftp-srv in every round but the first)', () => {
+    const { pairs } = plan(five, 6);
+    expect(countOf(pairs).get('ftp-srv>ours') ?? 0).toBeLessThanOrEqual(2);
+    // 29 neighbour pairs over 20 possible ones: none more than twice.
+    expect(Math.max(...countOf(pairs).values())).toBeLessThanOrEqual(2);
+    expect(Math.max(...countOf(plan(five, 6).orders.map((o) => o[0])).values())).toBeLessThanOrEqual(2);
+  });
+
+  it('carries on across workloads with different servers: the next workload does not start after the same one again', () => {
+    const planner = new RoundPlanner<string>();
+    const first = plan(five, 3, planner);
+    const next = plan(['ours', 'vsftpd', 'ours (2 workers)', 'pyftpdlib'], 3, planner);
+    for (const order of next.orders) expect([...order].sort()).toEqual(['ours', 'ours (2 workers)', 'pyftpdlib', 'vsftpd']);
+    const last = first.orders[2]![4]!;
+    expect(next.orders[0]![0]).not.toBe(last);
+    expect(next.orders[0]![0]).not.toBe(first.orders[0]![0]);
+  });
+
+  it('is deterministic and handles one server or none', () => {
+    expect(plan(five, 3).orders).toEqual(plan(five, 3).orders);
+    expect(plan(['ours'], 2).orders).toEqual([['ours'], ['ours']]);
+    expect(new RoundPlanner<string>().next([])).toEqual([]);
   });
 });
 
