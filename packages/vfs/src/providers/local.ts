@@ -170,9 +170,9 @@ const SYNC_READ_FILE = 1024 * 1024;
  * The most one write call hands the kernel. Linux picks the page-cache folios of a write by its length: a write of
  * 1 MiB or more fills 1–2 MiB folios, which a virtual machine that hands freed memory back to its host must have
  * faulted in again, page by page. Measured on a 2-core VM (Linux 6.18, ext4), 1 GiB written to a new file, same
- * data, 3 s apart: 512 KiB writes 8.4 GB/s and 0.12 s of CPU, 1 MiB writes 1.3–1.5 GB/s and 0.73–0.81 s, 2 MiB
+ * data, 3 s apart: 512 KiB writes 8.4 GB/s and 0.12 s of CPU, 1 MiB writes 1.1–1.5 GB/s and 0.73–0.96 s, 2 MiB
  * writes 0.6 GB/s (dd and a Python loop alike). Uploads hand storage up to 1 MiB at once, so a write is split
- * into calls of at most this size; four calls per MiB cost nothing next to the copy itself.
+ * into calls of at most this size; two calls per MiB cost nothing next to the copy itself.
  */
 const MAX_WRITE_CALL = 2 * TRANSFER_CHUNK_SIZE;
 
