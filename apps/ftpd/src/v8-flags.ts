@@ -35,6 +35,8 @@ export const TURBOFAN_INVOCATIONS = 400;
  * matters more than an idle one. Heap sizes (`--max-semi-space-size`) can only be set at launch:
  * `NODE_OPTIONS=--max-semi-space-size=2 ftpd …` for memory-bound deployments.
  *
+ * Flags V8 reads only at launch are in launch-flags.ts (ftpd starts itself again with them).
+ *
  * Both flags are read by V8 as it decides what to compile, so setting them at start-up, before ftpd's own code
  * runs hot, works. The operator's own choice, in the `node` arguments (Node refuses V8's compiler flags in
  * `NODE_OPTIONS`), wins:

@@ -1,0 +1,373 @@
+import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import { availableParallelism } from 'node:os';
+import { DEFAULT_SETTINGS } from '@ftp/server';
+import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
+import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
+import { applyFtpdV8Flags } from './v8-flags.js';
+import type { WorkerListener, WorkerSetup } from './workers/messages.js';
+
+// Before our code runs hot: Maglev alone keeps 4–7 MiB resident after a burst of logins (see v8-flags.ts).
+applyFtpdV8Flags();
+/**
+ * Every serving ftpd process (each worker and the supervisor too) hands back the memory a burst of work grew, once
+ * it has been quiet (see idle-memory.ts). False, after saying why, when FTPD_RELEASE_IDLE_MEMORY is not valid.
+ */
+function startIdleRelease(): boolean {
+  let quietMs: number | null;
+  try {
+    quietMs = idleReleaseQuietMs(process.env);
+  } catch (err) {
+    process.stderr.write(`ftpd: ${(err as Error).message}\n`);
+    return false;
+  }
+  if (quietMs !== null) releaseMemoryWhenIdle({ quietMs });
+  return true;
+}
+// The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
+// zero-config server starts light.
+const configModules = async () => {
+  const [{ ConfigError, loadConfig }, { startFromConfig }] = await Promise.all([import('./config/load.js'), import('./serve-config.js')]);
+  return { ConfigError, loadConfig, startFromConfig };
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function makeLogger(level: string): Logger {
+  // Pretty for a person at a terminal, JSON lines for log collectors.
+  if (process.stdout.isTTY) return pino({ level }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }));
+  return pino({ level });
+}
+
+/** Reads a password: hidden at a terminal (asked twice), else the first line of standard input. */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let text = '';
+    for await (const chunk of stdin) {
+      text += String(chunk);
+      if (text.includes('\n')) break;
+    }
+    return text.split(/\r?\n/)[0] ?? '';
+  }
+  const ask = (prompt: string): Promise<string> =>
+    new Promise((resolve) => {
+      process.stderr.write(prompt);
+      stdin.setRawMode(true);
+      stdin.resume();
+      let typed = '';
+      const onData = (b: Buffer): void => {
+        for (const ch of b.toString('utf8')) {
+          if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+            stdin.off('data', onData);
+            stdin.setRawMode(false);
+            stdin.pause();
+            process.stderr.write('\n');
+            return resolve(typed);
+          }
+          if (ch === '\u0003') process.exit(130);
+          typed = ch === '\u007f' ? typed.slice(0, -1) : typed + ch;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  const first = await ask('Password: ');
+  const again = await ask('Again: ');
+  if (first !== again) throw new UsageError('the passwords differ');
+  return first;
+}
+
+async function hashPasswordCommand(): Promise<number> {
+  const password = await readPassword();
+  if (password === '') {
+    process.stderr.write('ftpd hash-password: empty password\n');
+    return 2;
+  }
+  const { hashPassword } = await import('./passwords.js');
+  process.stdout.write(`${await hashPassword(password)}\n`);
+  return 0;
+}
+
+async function checkConfigCommand(file: string | undefined): Promise<number> {
+  if (!file) {
+    process.stderr.write('Usage: ftpd check-config FILE\n');
+    return 2;
+  }
+  const { ConfigError, loadConfig } = await configModules();
+  try {
+    const c = loadConfig(file);
+    process.stdout.write(
+      `${file}: ok (${c.listeners.length} listener(s), ${Object.keys(c.backends).length} backend(s), ${c.users.length} user(s)${c.anonymous ? ', anonymous access' : ''})\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+/** `ftpd --config FILE`: the whole server from a configuration file. */
+async function serveConfig(file: string): Promise<number> {
+  const { ConfigError, loadConfig, startFromConfig } = await configModules();
+  let config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ftpd: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const logger = makeLogger(config.log.level);
+  const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
+  if (workers > 1) {
+    const addresses = config.listeners.map((l) => ({ host: l.host, port: l.port }));
+    return supervise(logger, {
+      workers,
+      addresses,
+      settings: config.server,
+      metrics: config.metrics,
+      setupFor: (ports) => ({
+        mode: 'config',
+        config: { ...config, listeners: config.listeners.map((l, i) => ({ ...l, port: ports[i] ?? l.port })) },
+        limits: sessionLimits(config.server).some((n) => n > 0),
+      }),
+      banner: listenersBanner,
+      reloadOnHup: true,
+    });
+  }
+  const ftpd = await startFromConfig(config, logger).catch((err: NodeJS.ErrnoException) => {
+    logger.fatal({ err }, `cannot start: ${err.message}`);
+    process.stderr.write(`ftpd: cannot start: ${err.message}\n`);
+    return null;
+  });
+  if (!ftpd) return 1;
+  listenersBanner(ftpd.listeners);
+  if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
+  logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
+  const onHup = (): void => {
+    ftpd.reloadTls().then(
+      () => logger.info('TLS certificate reloaded'),
+      (err: unknown) => logger.error({ err }, 'TLS certificate reload failed; the previous one stays'),
+    );
+  };
+  process.on('SIGHUP', onHup);
+  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
+  process.off('SIGHUP', onHup);
+  return 0;
+}
+
+/** Resolves once SIGINT or SIGTERM has stopped the server (running transfers get a few seconds). */
+async function waitForStop(logger: Logger, close: (graceMs: number) => Promise<void>, graceMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      // A second signal while draining stops at once: the operator does not want to wait.
+      if (stopping) {
+        logger.info({ signal }, 'stopping now');
+        void close(0);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal, graceMs }, 'shutting down: no new connections, running transfers may finish');
+      void close(graceMs).then(resolve);
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+  logger.info('stopped');
+  logger.flush?.();
+}
+
+function hostOf(l: { address: string; family: string }): string {
+  return l.family === 'IPv6' ? `[${l.address}]` : l.address;
+}
+
+/** Says why the server could not start, in the log and on stderr; a port in use or a privileged port by name. */
+function cannotStart(logger: Logger, err: NodeJS.ErrnoException, port: number | undefined): void {
+  const why = err.code === 'EADDRINUSE' ? `port ${port ?? ''} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${port ?? ''}` : err.message;
+  logger.fatal({ err }, `cannot start: ${why}`);
+  process.stderr.write(`ftpd: cannot start: ${why}\n`);
+}
+
+/** The command line server's banner: where it serves, the certificate's fingerprint, who logs in. */
+function serverBanner(
+  options: { root: string; user: string; password: string; passwordGenerated: boolean },
+  plain: { address: string; family: string; port: number },
+  implicit: { port: number } | undefined,
+  fingerprint: string | undefined,
+): void {
+  const shown = options.passwordGenerated ? options.password : '(as given)';
+  process.stderr.write(
+    `ftpd ${version()} serving ${options.root} on ftp://${hostOf(plain)}:${plain.port}\n` +
+      (implicit ? `  implicit FTPS on ftps://${hostOf(plain)}:${implicit.port}\n` : '') +
+      (fingerprint ? `  self-signed certificate, SHA-256 ${fingerprint}\n` : '') +
+      `  user: ${options.user}\n  password: ${shown}\n`,
+  );
+}
+
+/** A configured server's banner: one line per listener. */
+function listenersBanner(listeners: ReadonlyArray<{ address: string; family: string; port: number; implicitTls: boolean }>): void {
+  for (const l of listeners) process.stderr.write(`ftpd ${version()} listening on ${l.implicitTls ? 'ftps' : 'ftp'}://${hostOf(l)}:${l.port}\n`);
+}
+
+/** The session limits a supervisor counts for all workers: maxSessions and maxSessionsPerIp, defaults filled in. */
+function sessionLimits(settings: { maxSessions?: number | undefined; maxSessionsPerIp?: number | undefined }): [number, number] {
+  return [settings.maxSessions ?? DEFAULT_SETTINGS.maxSessions, settings.maxSessionsPerIp ?? DEFAULT_SETTINGS.maxSessionsPerIp];
+}
+
+/** What {@link supervise} runs. */
+interface SupervisedServer {
+  workers: number;
+  /** The listeners' addresses, in order; a port 0 is chosen once for all workers. */
+  addresses: Array<{ host: string; port: number }>;
+  /** The session limits and passive ports, as the server settings say them. */
+  settings: { maxSessions?: number | undefined; maxSessionsPerIp?: number | undefined; passivePortRange?: readonly [number, number] | undefined };
+  metrics: { host: string; port: number } | undefined;
+  /** What every worker runs, given the chosen ports. */
+  setupFor: (ports: number[]) => WorkerSetup;
+  /** Prints what is served, once the first worker listens. */
+  banner: (listeners: WorkerListener[]) => void;
+  /** SIGHUP makes every worker read its TLS files again (configuration mode). */
+  reloadOnHup: boolean;
+}
+
+/** Runs several worker processes on the same ports (see workers/supervisor.ts) until SIGINT or SIGTERM. */
+async function supervise(logger: Logger, run: SupervisedServer): Promise<number> {
+  if (!['linux', 'freebsd'].includes(process.platform)) {
+    process.stderr.write(`ftpd: more than one worker needs SO_REUSEPORT port sharing, which Node offers on Linux and FreeBSD only (this is ${process.platform})\n`);
+    return 2;
+  }
+  const { Supervisor, choosePorts } = await import('./workers/supervisor.js');
+  const { passiveRangeProblem } = await import('./workers/passive-slices.js');
+  const problem = passiveRangeProblem(run.settings.passivePortRange, run.workers);
+  if (problem) {
+    process.stderr.write(`ftpd: ${problem}\n`);
+    return 2;
+  }
+  let ports: number[];
+  try {
+    ports = await choosePorts(run.addresses);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { port?: number };
+    cannotStart(logger, e, e.port);
+    return 1;
+  }
+  const [maxSessions, maxSessionsPerIp] = sessionLimits(run.settings);
+  const supervisor = new Supervisor({ workers: run.workers, setup: run.setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics: run.metrics, logger });
+  let listeners: WorkerListener[];
+  try {
+    listeners = await supervisor.start();
+  } catch (err) {
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    process.stderr.write(`ftpd: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  run.banner(listeners);
+  process.stderr.write(`  ${run.workers} worker processes\n`);
+  if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);
+  logger.info({ listeners, workers: run.workers }, 'ready');
+  const onHup = (): void => supervisor.reload();
+  if (run.reloadOnHup) process.on('SIGHUP', onHup);
+  await waitForStop(logger, () => supervisor.stop(), 0);
+  process.off('SIGHUP', onHup);
+  return 0;
+}
+
+async function main(): Promise<number> {
+  if (cluster.isWorker) {
+    if (!startIdleRelease()) return 2;
+    const { runWorker } = await import('./workers/worker.js');
+    return runWorker(makeLogger);
+  }
+  const argv = process.argv.slice(2);
+  // `pnpm start -- --port 2222` (the README's form) hands the `--` on: a leading one separates nothing here.
+  if (argv[0] === '--') argv.shift();
+  if (argv[0] === 'hash-password') return hashPasswordCommand();
+  if (argv[0] === 'check-config') return checkConfigCommand(argv[1]);
+  const configAt = argv.findIndex((a) => a === '--config' || a === '-c');
+  const configFile = configAt >= 0 ? argv[configAt + 1] : argv.find((a) => a.startsWith('--config='))?.slice(9) ?? process.env.FTPD_CONFIG;
+  if (configFile !== undefined) {
+    const others = argv.filter((a, i) => i !== configAt && i !== configAt + 1 && !a.startsWith('--config='));
+    if (configFile === '' || others.length > 0) {
+      process.stderr.write(`ftpd: --config FILE takes no other option (the file says everything${others.length ? `; got ${others.join(' ')}` : ''})\n`);
+      return 2;
+    }
+    if (!startIdleRelease()) return 2;
+    return serveConfig(configFile);
+  }
+  let options;
+  try {
+    options = parseOptions(argv, process.env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`ftpd: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (options === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (options === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (!startIdleRelease()) return 2;
+  const logger = makeLogger(options.logLevel);
+  if (options.workers > 1) {
+    const cliOptions = options;
+    const addresses = [{ host: options.host, port: options.port }, ...(options.implicitPort !== undefined ? [{ host: options.host, port: options.implicitPort }] : [])];
+    // One certificate for every worker: a client sees the same fingerprint whichever worker it reaches.
+    const made = options.selfSigned ? await (await import('./self-signed.js')).selfSignedCertificate() : null;
+    const tls = made ? { cert: made.cert.toString(), key: made.key.toString(), fingerprint: made.fingerprint } : null;
+    const settings = { maxSessions: options.maxSessions, passivePortRange: options.passivePortRange };
+    return supervise(logger, {
+      workers: options.workers,
+      addresses,
+      settings,
+      metrics: undefined,
+      setupFor: (ports) => ({
+        mode: 'cli',
+        options: { ...cliOptions, port: ports[0] ?? cliOptions.port, implicitPort: cliOptions.implicitPort === undefined ? undefined : ports[1] },
+        tls,
+        limits: sessionLimits(settings).some((n) => n > 0),
+      }),
+      banner: (listeners) => {
+        const plain = listeners.find((l) => !l.implicitTls);
+        if (plain) serverBanner(cliOptions, plain, listeners.find((l) => l.implicitTls), tls?.fingerprint);
+      },
+      reloadOnHup: false,
+    });
+  }
+  const ftpd = await startFtpd(options, logger).catch((err: NodeJS.ErrnoException) => {
+    cannotStart(logger, err, options.port);
+    return null;
+  });
+  if (!ftpd) return 1;
+  const { address } = ftpd;
+  serverBanner(options, address, ftpd.implicitAddress, ftpd.fingerprint);
+  logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');
+  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), 5000);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`ftpd: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
