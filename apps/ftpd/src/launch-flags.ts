@@ -16,7 +16,8 @@
  *   `node`'s command line; Node refuses both in `NODE_OPTIONS`);
  * - when `FTPD_RELAUNCH` is `off`, `false`, `no` or `0`;
  * - after a relaunch (`FTPD_RELAUNCHED` is set in the new process's environment, so it can never loop);
- * - with a debugger flag (`--inspect…`, `--debug…`): the debugger would be attached to a process that is replaced;
+ * - with a debugger flag (`--inspect…`, `--debug…`, on the command line or in `NODE_OPTIONS`): the debugger would
+ *   be attached to a process that is replaced;
  * - with `LISTEN_FDS` set (systemd socket activation): descriptors other than 0–2 do not survive the exec;
  * - where `process.execve` is missing (Node before 22.15) or fails (Windows): ftpd then runs without the flags.
  */
@@ -46,7 +47,8 @@ export function relaunchArgs(state: LaunchState): string[] | null {
   if (argv.length < 2) return null;
   const missing = LAUNCH_FLAGS.filter((flag) => !execArgv.some((arg) => sameFlag(arg, flag)));
   if (missing.length === 0) return null;
-  if (execArgv.some((arg) => /^--?(inspect|debug)/.test(arg))) return null;
+  const debugging = (arg: string): boolean => /^--?(inspect|debug)/.test(arg);
+  if (execArgv.some(debugging) || (env.NODE_OPTIONS ?? '').split(/\s+/).some(debugging)) return null;
   return [execPath, ...missing, ...execArgv, ...argv.slice(1)];
 }
 

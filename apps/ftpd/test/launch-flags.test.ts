@@ -39,6 +39,8 @@ describe('relaunchArgs', () => {
     expect(relaunchArgs(state([], { FTPD_RELAUNCH: 'on' }))).not.toBeNull();
     for (const debug of ['--inspect', '--inspect-brk=0.0.0.0:9229', '--inspect-port=0', '--debug-port=1']) expect(relaunchArgs(state([debug])), debug).toBeNull();
     expect(relaunchArgs(state([], { LISTEN_FDS: '1' }))).toBeNull();
+    expect(relaunchArgs(state([], { NODE_OPTIONS: '--max-old-space-size=512 --inspect=9230' }))).toBeNull();
+    expect(relaunchArgs(state([], { NODE_OPTIONS: '--max-old-space-size=512' }))).not.toBeNull();
     expect(relaunchArgs({ execPath: NODE, execArgv: [], argv: [NODE], env: {} })).toBeNull();
   });
 });
