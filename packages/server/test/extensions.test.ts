@@ -238,6 +238,13 @@ describe('SITE', () => {
     await put(c, 'f.sh', 'echo');
     expect((await c.cmd('SITE CHMOD 750 f.sh')).code).toBe(200);
     expect((await stat(join(root, 'f.sh'))).mode & 0o777).toBe(0o750);
+    // Setuid, setgid and sticky never reach the file (the server may write as root), and the reply says so.
+    const special = await c.cmd('SITE CHMOD 6755 f.sh');
+    expect(special.code).toBe(200);
+    expect(special.text).toContain('mode set to 0755');
+    expect((await stat(join(root, 'f.sh'))).mode & 0o7777).toBe(0o755);
+    expect((await c.cmd('SITE CHMOD 1777 .')).code).toBe(200);
+    expect((await stat(root)).mode & 0o7777).toBe(0o777);
     expect((await c.cmd('SITE SYMLINK f.sh link.sh')).code).toBe(200);
     expect(await readlink(join(root, 'link.sh'))).toBe('f.sh');
     // An absolute target means the user's /, never the host's: the link stays inside the root.

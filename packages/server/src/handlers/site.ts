@@ -5,14 +5,24 @@ import { requirePermission, type Session } from '../session.js';
 
 type SiteHandler = (s: Session, arg: string) => Promise<void> | void;
 
-/** SITE CHMOD <mode> <path>: permission bits, through the provider's `chmod`. */
+/**
+ * The mode bits a client may set: read, write and execute for owner, group and others. Setuid, setgid and sticky
+ * are dropped: an FTP user could otherwise upload a program and make it run as the account the server writes files
+ * as (root, for a server started as root), for any local user.
+ */
+const CLIENT_MODE_BITS = 0o777;
+
+/** SITE CHMOD <mode> <path>: permission bits, through the provider's `chmod` (see {@link CLIENT_MODE_BITS}). */
 async function chmod(s: Session, arg: string): Promise<void> {
-  const { mode, path: name } = parseSiteChmod(arg);
+  const { mode: asked, path: name } = parseSiteChmod(arg);
   const fs = s.vfs;
   if (!fs.chmod) throw new FtpError(502, 'SITE CHMOD is not supported by this filesystem.');
   const path = s.resolve(name);
+  const mode = asked & CLIENT_MODE_BITS;
   await fs.chmod(path, mode);
-  return s.reply(200, 'SITE CHMOD command successful.');
+  if (mode === asked) return s.reply(200, 'SITE CHMOD command successful.');
+  // Said, not silent: a mirroring client should not believe the special bits were set.
+  return s.reply(200, `SITE CHMOD command successful: mode set to 0${mode.toString(8).padStart(3, '0')} (setuid, setgid and sticky bits are not allowed).`);
 }
 
 /** SITE SYMLINK <target> <link>: a symbolic link, through the provider's `symlink` (which keeps it inside the root). */
