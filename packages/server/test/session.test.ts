@@ -261,6 +261,18 @@ describe('transfers', () => {
     const socket = await c.passive();
     expect((await c.cmd('RETR r')).code).toBe(554);
     socket.destroy();
+    // An upload past the end is refused too, before its 150, rather than padded with zeros; the file is unchanged.
+    expect((await c.cmd('REST 100')).code).toBe(350);
+    const past = await c.cmd('STOR r');
+    expect(past.code).toBe(554);
+    expect(past.text).toContain('beyond the end of the file (11 bytes)');
+    expect((await c.cmd('REST 5')).code).toBe(350);
+    expect((await c.cmd('STOR new-file')).code).toBe(554);
+    expect((await download(c, 'RETR r')).toString()).toBe('012345abcXY');
+    // Resuming exactly at the end still appends.
+    expect((await c.cmd('REST 11')).code).toBe(350);
+    await upload(c, 'r', '!');
+    expect((await download(c, 'RETR r')).toString()).toBe('012345abcXY!');
   });
 
   it('a name holding a CR, sent as CR NUL (as lftp does), is that name and not its first part', async () => {

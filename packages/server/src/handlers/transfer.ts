@@ -94,6 +94,11 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   if (path === '/') throw new FtpError(550, '/: Is a directory.');
   const st = await s.vfs.stat(path).catch(() => null);
   if (st?.isDirectory()) throw new FtpError(550, `${path}: Is a directory.`);
+  // As for RETR (RFC 3659 §5.4, RFC 1123 §4.1.3.4): a restart point past the end is refused, not filled with zeros.
+  const size = st?.size ?? 0;
+  if (options.start !== undefined && options.start > size) {
+    throw new FtpError(554, `Restart offset ${options.start} is beyond the end of the file (${size} bytes).`);
+  }
   // A new file needs its folder: refused now, not after a 150 the client has begun sending on (RFC 959 §4.2 has
   // no 550 after the preliminary reply; curl reported a broken pipe).
   if (st === null) await requireFolder(s, dirname(path));
