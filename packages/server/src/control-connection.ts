@@ -464,8 +464,11 @@ export class ControlConnection {
   /** Ends the connection after the replies already written are flushed. */
   close(): void {
     if (this.socket.destroyed) return;
-    this.socket.end();
-    // A client that never reads must not keep a half-closed socket alive.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    const socket = this.socket;
+    socket.end();
+    // A client that never reads must not keep a half-closed socket alive. Cleared when the socket closes: the
+    // timer would otherwise keep the session, its socket and its TLS state for 2 s after every QUIT.
+    const timer = setTimeout(() => socket.destroy(), 2000).unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 }

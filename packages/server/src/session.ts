@@ -457,6 +457,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     this.transfer?.stop('connection');
     this.setDataSetup(null);
     this.conn.close();
+    // No data connection of this session can start any more: its TLS context may serve another session.
+    if (this.tlsContext) this.ctx.tls.release(this.tlsContext);
     this.ctx.onSessionClosed(this);
   }
 

@@ -79,7 +79,14 @@ class TlsRaw {
   private parser = new ReplyParser();
   private replies: Reply[] = [];
   private waiters: Array<(r: Reply) => void> = [];
-  constructor(readonly socket: TLSSocket) {
+  /** The last TLS session (ticket) the server gave this control connection, for resuming it elsewhere. */
+  session: Buffer | undefined;
+  constructor(
+    readonly socket: TLSSocket,
+    session?: () => Buffer | undefined,
+  ) {
+    this.session = session?.();
+    socket.on('session', (s: Buffer) => (this.session = s));
     socket.on('data', (d: Buffer) => {
       for (const r of this.parser.push(d)) {
         const w = this.waiters.shift();
@@ -93,9 +100,12 @@ class TlsRaw {
     expect((await raw.cmd('AUTH TLS')).code).toBe(234);
     raw.socket.removeAllListeners('data');
     const socket = tlsConnect({ socket: raw.socket, rejectUnauthorized: false });
+    // TLS 1.3 tickets may come with the end of the handshake: listened for before it.
+    let session: Buffer | undefined;
+    socket.on('session', (s: Buffer) => (session = s));
     await once(socket, 'secureConnect');
     cleanups.push(() => socket.destroy());
-    return new TlsRaw(socket);
+    return new TlsRaw(socket, () => session);
   }
   next(): Promise<Reply> {
     const r = this.replies.shift();
@@ -393,6 +403,42 @@ describe('TLS session reuse on data connections', () => {
 
   it('can be turned off for clients that cannot resume', async () => {
     expect(await dataWithoutReuse({ tlsSessionReuse: false })).toEqual({ code: 226, data: 'd\r\n' });
+  });
+
+  /** Runs NLST with a data connection that offers `session`; the reply code and what came over it. */
+  async function nlstResuming(t: TlsRaw, dataPort: number, session: Buffer | undefined): Promise<{ code: number; data: string; resumed: boolean }> {
+    t.socket.write('NLST\r\n');
+    expect((await t.next()).code).toBe(150);
+    // Over a connected socket, as basic-ftp does: Node's client offers a session only that way.
+    const tcp = netConnect(dataPort, '127.0.0.1');
+    await once(tcp, 'connect');
+    const data = tlsConnect({ socket: tcp, rejectUnauthorized: false, session });
+    data.on('error', () => {});
+    let text = '';
+    let resumed = false;
+    data.on('secureConnect', () => (resumed = data.isSessionReused()));
+    data.on('data', (d: Buffer) => (text += d.toString()));
+    await once(data, 'close');
+    return { code: (await t.next()).code, data: text, resumed };
+  }
+
+  it("a session's TLS context serves the next session only with new ticket keys: the old session cannot be resumed on the new one's data port", async () => {
+    const { port, fs } = await tlsServer();
+    await fs.mkdir('/d');
+    const a = await protectedSession(port);
+    // A's own data connection resumes A's session, as every client's does.
+    expect(await nlstResuming(a.t, a.dataPort, a.t.session)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
+    const stolen = a.t.session;
+    expect(stolen).toBeDefined();
+    expect((await a.t.cmd('QUIT')).code).toBe(221);
+    await once(a.t.socket, 'close');
+    // B logs in on the context A used (one set of options, one session at a time: the same context comes back).
+    const b = await protectedSession(port);
+    // A, a user of the same server, races to B's data port with its own old session: refused, nothing sent.
+    expect(await nlstResuming(b.t, b.dataPort, stolen)).toEqual({ code: 522, data: '', resumed: false });
+    // B's own data connections still resume B's session.
+    const b2 = parseEpsvReply((await b.t.cmd('EPSV')).text);
+    expect(await nlstResuming(b.t, b2, b.t.session)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
   });
 });
 
