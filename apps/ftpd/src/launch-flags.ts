@@ -1,3 +1,5 @@
+import { accessSync, constants } from 'node:fs';
+
 /**
  * V8 settings that only take effect when the process starts, which ftpd gets by starting itself again at once with
  * them (`process.execve`: the same process id, the same arguments, before anything is opened or listened on).
@@ -18,7 +20,10 @@
  * - after a relaunch (`FTPD_RELAUNCHED` is set in the new process's environment, so it can never loop);
  * - with a debugger flag (`--inspect…`, `--debug…`, on the command line or in `NODE_OPTIONS`): the debugger would
  *   be attached to a process that is replaced;
- * - with `LISTEN_FDS` set (systemd socket activation): descriptors other than 0–2 do not survive the exec;
+ * - with `LISTEN_FDS` set (systemd socket activation), or an IPC channel to a parent (`child_process.fork`, PM2's
+ *   fork mode) or a cluster primary (`NODE_UNIQUE_ID`): descriptors other than 0–2 do not survive the exec;
+ * - when `node` itself cannot be run again (its file gone or not executable): before Node 26 a failed exec ends the
+ *   process instead of throwing;
  * - where `process.execve` is missing (Node before 22.15) or fails (Windows): ftpd then runs without the flags.
  */
 export const LAUNCH_FLAGS: readonly string[] = ['--no-concurrent-recompilation'];
@@ -34,6 +39,8 @@ export interface LaunchState {
   /** `process.argv`: `[execPath, script, ...arguments]`. */
   argv: readonly string[];
   env: NodeJS.ProcessEnv;
+  /** The process has an IPC channel to its parent (`process.channel`). */
+  ipc?: boolean;
 }
 
 /**
@@ -42,7 +49,7 @@ export interface LaunchState {
  */
 export function relaunchArgs(state: LaunchState): string[] | null {
   const { execPath, execArgv, argv, env } = state;
-  if (env[RELAUNCHED_ENV] !== undefined || env.LISTEN_FDS !== undefined) return null;
+  if (env[RELAUNCHED_ENV] !== undefined || env.LISTEN_FDS !== undefined || env.NODE_UNIQUE_ID !== undefined || state.ipc === true) return null;
   if (/^(off|false|no|0)$/i.test((env.FTPD_RELAUNCH ?? '').trim())) return null;
   if (argv.length < 2) return null;
   const missing = LAUNCH_FLAGS.filter((flag) => !execArgv.some((arg) => sameFlag(arg, flag)));
@@ -67,8 +74,13 @@ function sameFlag(arg: string, flag: string): boolean {
  * before any module of the server is loaded: the first process's work is thrown away.
  */
 export function relaunchWithLaunchFlags(proc: NodeJS.Process = process): void {
-  const args = relaunchArgs({ execPath: proc.execPath, execArgv: proc.execArgv, argv: proc.argv, env: proc.env });
+  const args = relaunchArgs({ execPath: proc.execPath, execArgv: proc.execArgv, argv: proc.argv, env: proc.env, ipc: proc.channel !== undefined });
   if (args === null || typeof proc.execve !== 'function') return;
+  try {
+    accessSync(proc.execPath, constants.X_OK);
+  } catch {
+    return;
+  }
   try {
     proc.execve(proc.execPath, args, { ...proc.env, [RELAUNCHED_ENV]: '1' });
   } catch {

@@ -1,8 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'basic-ftp';
 import { describe, expect, it } from 'vitest';
 import { LAUNCH_FLAGS, relaunchArgs, RELAUNCHED_ENV, type LaunchState } from '../src/launch-flags.js';
-import { PASSWORD, startFtpd, USER } from './harness.js';
+import { CLI, PASSWORD, startFtpd, USER } from './harness.js';
 
 const NODE = '/usr/local/bin/node';
 const state = (execArgv: string[], env: NodeJS.ProcessEnv = {}, args = ['--port', '21']): LaunchState => ({
@@ -39,6 +43,9 @@ describe('relaunchArgs', () => {
     expect(relaunchArgs(state([], { FTPD_RELAUNCH: 'on' }))).not.toBeNull();
     for (const debug of ['--inspect', '--inspect-brk=0.0.0.0:9229', '--inspect-port=0', '--debug-port=1']) expect(relaunchArgs(state([debug])), debug).toBeNull();
     expect(relaunchArgs(state([], { LISTEN_FDS: '1' }))).toBeNull();
+    // A parent's IPC channel (fork, PM2) and a cluster worker's identity do not survive an exec.
+    expect(relaunchArgs({ ...state([]), ipc: true })).toBeNull();
+    expect(relaunchArgs(state([], { NODE_UNIQUE_ID: '1' }))).toBeNull();
     expect(relaunchArgs(state([], { NODE_OPTIONS: '--max-old-space-size=512 --inspect=9230' }))).toBeNull();
     expect(relaunchArgs(state([], { NODE_OPTIONS: '--max-old-space-size=512' }))).not.toBeNull();
     expect(relaunchArgs({ execPath: NODE, execArgv: [], argv: [NODE], env: {} })).toBeNull();
@@ -71,6 +78,24 @@ describe.runIf(process.platform === 'linux')('ftpd started as a user starts it',
       }
     } finally {
       expect(await ftpd.stop('SIGINT')).toBe(0);
+    }
+  });
+
+  it('started by a parent with an IPC channel (fork, PM2) it runs as started and the channel stays', { timeout: 30_000 }, async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ftpd-fork-'));
+    const child = fork(CLI, ['--port', '0', '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'warn'], { silent: true });
+    try {
+      let err = '';
+      child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+      for (let i = 0; i < 150 && !/user: /.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(err).toMatch(/on ftp:\/\/127\.0\.0\.1:\d+/);
+      const { argv } = processOf(child.pid as number);
+      for (const flag of LAUNCH_FLAGS) expect(argv).not.toContain(flag);
+      expect(child.connected).toBe(true);
+    } finally {
+      child.kill('SIGINT');
+      if (child.exitCode === null) await once(child, 'exit');
+      rmSync(root, { recursive: true, force: true });
     }
   });
 

@@ -280,6 +280,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   async secureControl(context: SecureContext): Promise<void> {
     const raw = this.conn.socket;
     const carrier = this.settings.allowCcc ? new SocketPipe(raw) : raw;
+    this.ctx.tls.use(context, raw);
     const secure = await startTls(carrier, context, this.settings.tlsHandshakeTimeout * 1000);
     this.controlPipe = carrier instanceof SocketPipe ? carrier : null;
 
@@ -457,7 +458,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     this.transfer?.stop('connection');
     this.setDataSetup(null);
     this.conn.close();
-    // No data connection of this session can start any more: its TLS context may serve another session.
+    // No data connection of this session can start any more: its TLS context may serve another session once the
+    // connections that began a handshake with it have closed (see TlsContexts.use).
     if (this.tlsContext) this.ctx.tls.release(this.tlsContext);
     this.ctx.onSessionClosed(this);
   }

@@ -42,6 +42,10 @@ export class TlsContexts {
   readonly #optionsOf = new WeakMap<SecureContext, object>();
   /** Contexts in a free list now: a context released twice is kept once. */
   readonly #idle = new WeakSet<SecureContext>();
+  /** Connections (control and data) that began a TLS handshake with a context and have not closed yet. */
+  readonly #uses = new WeakMap<SecureContext, number>();
+  /** Contexts whose session has ended but which a connection still uses: reused once the last one closes. */
+  readonly #ending = new WeakSet<SecureContext>();
 
   constructor(
     private readonly driver: FtpDriver,
@@ -73,10 +77,37 @@ export class TlsContexts {
   }
 
   /**
-   * The session that used `context` has ended: the context gets new ticket keys (every ticket issued under the
-   * old ones is refused from now on) and goes back to serve the next session with the same options.
+   * `socket` (a control or data connection, before its handshake) is about to speak TLS with `context`: until it
+   * closes, the context is not reused. A handshake still running when its session ends (a client holding back its
+   * last data connection's messages) would otherwise be answered with tickets under the next session's keys.
+   */
+  use(context: SecureContext, socket: Duplex): void {
+    if (socket.destroyed) return;
+    this.#uses.set(context, (this.#uses.get(context) ?? 0) + 1);
+    socket.once('close', () => {
+      const left = (this.#uses.get(context) ?? 1) - 1;
+      this.#uses.set(context, left);
+      if (left === 0 && this.#ending.has(context)) {
+        this.#ending.delete(context);
+        this.#recycle(context);
+      }
+    });
+  }
+
+  /**
+   * The session that used `context` has ended. Once no connection that began a handshake with it is open (see
+   * {@link use}), the context gets new ticket keys (every ticket issued under the old ones is refused from then on)
+   * and goes back to serve the next session with the same options.
    */
   release(context: SecureContext): void {
+    if ((this.#uses.get(context) ?? 0) > 0) {
+      this.#ending.add(context);
+      return;
+    }
+    this.#recycle(context);
+  }
+
+  #recycle(context: SecureContext): void {
     const options = this.#optionsOf.get(context);
     if (!options || this.#idle.has(context)) return;
     try {

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { SecureContext } from 'node:tls';
 import { DEFAULT_SETTINGS, type FtpDriver, type SessionInfo } from '../src/index.js';
@@ -39,6 +41,30 @@ describe('TlsContexts', () => {
     expect(await tls.context(session)).not.toBe(old);
     options = null;
     expect(await tls.context(session)).toBeNull();
+  });
+
+  it('a context stays out of use while a connection that began a handshake with it is open', async () => {
+    const options = { ...certificate };
+    const tls = contexts(() => options);
+    const ctx = (await tls.context(session)) as SecureContext;
+    // A data connection of the ended session, its handshake held back by the client.
+    const held = new PassThrough();
+    const control = new PassThrough();
+    tls.use(ctx, control);
+    tls.use(ctx, held);
+    control.destroy();
+    await once(control, 'close');
+    tls.release(ctx);
+    expect(await tls.context(session)).not.toBe(ctx);
+    held.destroy();
+    await once(held, 'close');
+    expect(await tls.context(session)).toBe(ctx);
+    // A socket already closed does not count.
+    const closed = new PassThrough();
+    closed.destroy();
+    tls.use(ctx, closed);
+    tls.release(ctx);
+    expect(await tls.context(session)).toBe(ctx);
   });
 
   it('keeps at most 32 free contexts per set of options', async () => {

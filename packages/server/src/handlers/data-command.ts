@@ -91,6 +91,8 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
   // Only a relay can tell a close_notify from a bare FIN (see SocketPipe.tcpEnded).
   const relay = s.settings.tlsUploadRequiresCloseNotify && t.direction === 'upload' ? new SocketPipe(socket) : null;
   let secure;
+  // Until this socket closes, its session's context is not handed to another session (see TlsContexts.use).
+  s.ctx.tls.use(s.tlsContext, socket);
   try {
     secure = await startTls(relay ?? socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000);
   } catch (err) {
