@@ -16,7 +16,8 @@ import { accessSync, constants } from 'node:fs';
  * Not relaunched, and the process left as it is:
  * - when the operator chose either way (`--concurrent-recompilation` or `--no-concurrent-recompilation` on
  *   `node`'s command line; Node refuses both in `NODE_OPTIONS`);
- * - when `FTPD_RELAUNCH` is `off`, `false`, `no` or `0`;
+ * - when `FTPD_RELAUNCH` is `off`, `false`, `no` or `0`, or for a command that prints and exits (`hash-password`,
+ *   `check-config`, `--help`, `--version`);
  * - after a relaunch (`FTPD_RELAUNCHED` is set in the new process's environment, so it can never loop);
  * - with a debugger flag (`--inspect…`, `--debug…`, on the command line or in `NODE_OPTIONS`): the debugger would
  *   be attached to a process that is replaced;
@@ -27,6 +28,9 @@ import { accessSync, constants } from 'node:fs';
  * - where `process.execve` is missing (Node before 22.15) or fails (Windows): ftpd then runs without the flags.
  */
 export const LAUNCH_FLAGS: readonly string[] = ['--no-concurrent-recompilation'];
+
+/** ftpd's commands that print something and exit rather than serve. */
+const ONE_SHOT_COMMANDS: ReadonlySet<string> = new Set(['hash-password', 'check-config', '--help', '-h', '--version', '-v']);
 
 /** Set in the relaunched process's environment: it must not relaunch again. */
 export const RELAUNCHED_ENV = 'FTPD_RELAUNCHED';
@@ -52,6 +56,9 @@ export function relaunchArgs(state: LaunchState): string[] | null {
   if (env[RELAUNCHED_ENV] !== undefined || env.LISTEN_FDS !== undefined || env.NODE_UNIQUE_ID !== undefined || state.ipc === true) return null;
   if (/^(off|false|no|0)$/i.test((env.FTPD_RELAUNCH ?? '').trim())) return null;
   if (argv.length < 2) return null;
+  // Commands that print and exit gain nothing from the flag, only a second start of Node.
+  const first = argv[2] === '--' ? argv[3] : argv[2];
+  if (first !== undefined && ONE_SHOT_COMMANDS.has(first)) return null;
   const missing = LAUNCH_FLAGS.filter((flag) => !execArgv.some((arg) => sameFlag(arg, flag)));
   if (missing.length === 0) return null;
   const debugging = (arg: string): boolean => /^--?(inspect|debug)/.test(arg);

@@ -49,6 +49,9 @@ describe('relaunchArgs', () => {
     expect(relaunchArgs(state([], { NODE_OPTIONS: '--max-old-space-size=512 --inspect=9230' }))).toBeNull();
     expect(relaunchArgs(state([], { NODE_OPTIONS: '--max-old-space-size=512' }))).not.toBeNull();
     expect(relaunchArgs({ execPath: NODE, execArgv: [], argv: [NODE], env: {} })).toBeNull();
+    // Commands that print and exit, with or without pnpm's leading `--`; serving with `--config` relaunches.
+    for (const args of [['hash-password'], ['check-config', 'f.yaml'], ['--help'], ['--', '--version'], ['-v']]) expect(relaunchArgs(state([], {}, args)), args.join(' ')).toBeNull();
+    expect(relaunchArgs(state([], {}, ['--config', 'f.yaml']))).not.toBeNull();
   });
 });
 
