@@ -16,7 +16,7 @@ import type { LoginGuard } from './login-guard.js';
 import { SessionStateHolder, type DataSetup } from './session-state.js';
 import type { ServerSettings } from './settings.js';
 import { SocketPipe } from './socket-pipe.js';
-import { startTls, type TlsContexts } from './tls.js';
+import type { TlsContexts } from './tls.js';
 
 export { ALL_PERMISSIONS, NO_LIMITS, type DataSetup } from './session-state.js';
 
@@ -280,8 +280,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   async secureControl(context: SecureContext): Promise<void> {
     const raw = this.conn.socket;
     const carrier = this.settings.allowCcc ? new SocketPipe(raw) : raw;
-    this.ctx.tls.use(context, raw);
-    const secure = await startTls(carrier, context, this.settings.tlsHandshakeTimeout * 1000);
+    const secure = await this.ctx.tls.handshake(raw, context, this.settings.tlsHandshakeTimeout * 1000, carrier);
     this.controlPipe = carrier instanceof SocketPipe ? carrier : null;
 
     this.conn.upgrade(secure);
@@ -459,7 +458,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     this.setDataSetup(null);
     this.conn.close();
     // No data connection of this session can start any more: its TLS context may serve another session once the
-    // connections that began a handshake with it have closed (see TlsContexts.use).
+    // connections that began a handshake with it have closed (see TlsContexts.handshake).
     if (this.tlsContext) this.ctx.tls.release(this.tlsContext);
     this.ctx.onSessionClosed(this);
   }

@@ -11,8 +11,8 @@ const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 /**
  * Free contexts kept per set of TLS options for the next TLS control connections. A context costs 25–37 KiB of
  * OpenSSL memory that V8 counts as ~1 KiB, so one made per login and dropped waited for a full collection that
- * seldom came: 6,000 TLS logins one after the other grew the server from 71 to 291 MB (115 MB with a collection
- * every second). 32 cover logins one after another and a burst's tail.
+ * seldom came: 6,000 TLS logins one after the other grew the server from 71 to 291 MB (3,000 with a collection forced
+ * every second: 115 MB, level). 32 cover logins one after another and a burst's tail.
  */
 const FREE_CONTEXTS = 32;
 
@@ -40,8 +40,6 @@ export class TlsContexts {
   readonly #free = new WeakMap<object, SecureContext[]>();
   /** The options each reusable context was built from; absent for a context that cannot be reused. */
   readonly #optionsOf = new WeakMap<SecureContext, object>();
-  /** Contexts in a free list now: a context released twice is kept once. */
-  readonly #idle = new WeakSet<SecureContext>();
   /** Connections (control and data) that began a TLS handshake with a context and have not closed yet. */
   readonly #uses = new WeakMap<SecureContext, number>();
   /** Contexts whose session has ended but which a connection still uses: reused once the last one closes. */
@@ -62,10 +60,7 @@ export class TlsContexts {
     const options = await this.driver.tlsOptions?.(session);
     if (!options) return null;
     const reused = this.#free.get(options)?.pop();
-    if (reused) {
-      this.#idle.delete(reused);
-      return reused;
-    }
+    if (reused) return reused;
     const context = createSecureContext({
       ...options,
       // The stricter of the server's minimum and the driver's: a driver cannot lower the floor by accident.
@@ -77,11 +72,17 @@ export class TlsContexts {
   }
 
   /**
-   * `socket` (a control or data connection, before its handshake) is about to speak TLS with `context`: until it
-   * closes, the context is not reused. A handshake still running when its session ends (a client holding back its
-   * last data connection's messages) would otherwise be answered with tickets under the next session's keys.
+   * Runs the server side of a TLS handshake with `context` over `carrier` (the connection `socket`, or a relay over
+   * it; see {@link startTls}). Until `socket` closes, the context is not reused: a handshake still running when its
+   * session ends (a client holding back its last data connection's messages) would otherwise be answered with
+   * tickets under the next session's keys.
    */
-  use(context: SecureContext, socket: Duplex): void {
+  handshake(socket: Socket, context: SecureContext, timeoutMs: number, carrier: Duplex = socket): Promise<TLSSocket> {
+    this.#use(context, socket);
+    return startTls(carrier, context, timeoutMs);
+  }
+
+  #use(context: SecureContext, socket: Socket): void {
     if (socket.destroyed) return;
     this.#uses.set(context, (this.#uses.get(context) ?? 0) + 1);
     socket.once('close', () => {
@@ -96,7 +97,7 @@ export class TlsContexts {
 
   /**
    * The session that used `context` has ended. Once no connection that began a handshake with it is open (see
-   * {@link use}), the context gets new ticket keys (every ticket issued under the old ones is refused from then on)
+   * {@link handshake}), the context gets new ticket keys (every ticket issued under the old ones is refused from then on)
    * and goes back to serve the next session with the same options.
    */
   release(context: SecureContext): void {
@@ -109,7 +110,8 @@ export class TlsContexts {
 
   #recycle(context: SecureContext): void {
     const options = this.#optionsOf.get(context);
-    if (!options || this.#idle.has(context)) return;
+    // Released twice, it is kept once (the list holds at most FREE_CONTEXTS).
+    if (!options || this.#free.get(options)?.includes(context)) return;
     try {
       nativeOf(context)?.setTicketKeys(randomBytes(48));
     } catch {
@@ -121,7 +123,6 @@ export class TlsContexts {
     if (!free) this.#free.set(options, (free = []));
     if (free.length >= FREE_CONTEXTS) return;
     free.push(context);
-    this.#idle.add(context);
   }
 }
 

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { createServer, connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { SecureContext } from 'node:tls';
 import { DEFAULT_SETTINGS, type FtpDriver, type SessionInfo } from '../src/index.js';
 import { TlsContexts } from '../src/tls.js';
@@ -8,6 +8,25 @@ import { makeCertificate } from './tls-fixture.js';
 
 const certificate = makeCertificate();
 const session = {} as SessionInfo;
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+/** The server's side of a loopback connection whose client sends nothing: a handshake over it waits. */
+async function silentConnection(): Promise<Socket> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const [accepted] = (await once(server, 'connection')) as [Socket];
+  cleanups.push(() => {
+    client.destroy();
+    server.close();
+  });
+  return accepted;
+}
 
 function contexts(options: () => object | null): TlsContexts {
   const driver = { authenticate: () => null, tlsOptions: options } as unknown as FtpDriver;
@@ -47,11 +66,10 @@ describe('TlsContexts', () => {
     const options = { ...certificate };
     const tls = contexts(() => options);
     const ctx = (await tls.context(session)) as SecureContext;
-    // A data connection of the ended session, its handshake held back by the client.
-    const held = new PassThrough();
-    const control = new PassThrough();
-    tls.use(ctx, control);
-    tls.use(ctx, held);
+    // The session's control connection, and a data connection whose handshake the client holds back.
+    const control = await silentConnection();
+    const held = await silentConnection();
+    const handshakes = [tls.handshake(control, ctx, 10_000), tls.handshake(held, ctx, 10_000)].map((h) => h.catch(() => undefined));
     control.destroy();
     await once(control, 'close');
     tls.release(ctx);
@@ -60,11 +78,13 @@ describe('TlsContexts', () => {
     await once(held, 'close');
     expect(await tls.context(session)).toBe(ctx);
     // A socket already closed does not count.
-    const closed = new PassThrough();
+    const closed = await silentConnection();
     closed.destroy();
-    tls.use(ctx, closed);
+    await once(closed, 'close');
+    await tls.handshake(closed, ctx, 10_000).catch(() => undefined);
     tls.release(ctx);
     expect(await tls.context(session)).toBe(ctx);
+    await Promise.all(handshakes);
   });
 
   it('keeps at most 32 free contexts per set of options', async () => {

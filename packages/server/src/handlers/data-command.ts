@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
 import { SocketPipe } from '../socket-pipe.js';
-import { startTls } from '../tls.js';
 import { Transfer, TransferError } from '../data/transfer.js';
 import { FtpError, toReply } from '../errors.js';
 import type { Session } from '../session.js';
@@ -91,10 +90,8 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
   // Only a relay can tell a close_notify from a bare FIN (see SocketPipe.tcpEnded).
   const relay = s.settings.tlsUploadRequiresCloseNotify && t.direction === 'upload' ? new SocketPipe(socket) : null;
   let secure;
-  // Until this socket closes, its session's context is not handed to another session (see TlsContexts.use).
-  s.ctx.tls.use(s.tlsContext, socket);
   try {
-    secure = await startTls(relay ?? socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000);
+    secure = await s.ctx.tls.handshake(socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000, relay ?? socket);
   } catch (err) {
     throw new FtpError(425, `Can't open data connection: ${(err as Error).message}`);
   }
