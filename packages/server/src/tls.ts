@@ -1,10 +1,11 @@
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { createSecureContext, TLSSocket, type SecureContext, type SecureVersion } from 'node:tls';
 import type { FtpDriver, SessionInfo } from './driver.js';
 import { FtpError } from './errors.js';
 import type { ServerSettings } from './settings.js';
+import { TlsSessionIds } from './tls-session-ids.js';
 
 const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 
@@ -44,6 +45,8 @@ export class TlsContexts {
   readonly #uses = new WeakMap<SecureContext, number>();
   /** Contexts whose session has ended but which a connection still uses: reused once the last one closes. */
   readonly #ending = new WeakSet<SecureContext>();
+  /** Each context's TLS 1.2 sessions, for resumption by session ID (absent while none was asked for). */
+  readonly #sessionIds = new WeakMap<SecureContext, TlsSessionIds>();
 
   constructor(
     private readonly driver: FtpDriver,
@@ -79,7 +82,15 @@ export class TlsContexts {
    */
   handshake(socket: Socket, context: SecureContext, timeoutMs: number, carrier: Duplex = socket): Promise<TLSSocket> {
     this.#use(context, socket);
-    return startTls(carrier, context, timeoutMs);
+    return startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context));
+  }
+
+  /** The context's store of TLS 1.2 sessions; none when TLS 1.2 is not allowed (TLS 1.3 resumes by ticket only). */
+  #sessionIdsOf(context: SecureContext): TlsSessionIds | undefined {
+    if (this.settings.tlsMinVersion !== 'TLSv1.2') return undefined;
+    let ids = this.#sessionIds.get(context);
+    if (!ids) this.#sessionIds.set(context, (ids = new TlsSessionIds()));
+    return ids;
   }
 
   #use(context: SecureContext, socket: Socket): void {
@@ -97,8 +108,8 @@ export class TlsContexts {
 
   /**
    * The session that used `context` has ended. Once no connection that began a handshake with it is open (see
-   * {@link handshake}), the context gets new ticket keys (every ticket issued under the old ones is refused from then on)
-   * and goes back to serve the next session with the same options.
+   * {@link handshake}), the context gets new ticket keys and forgets its stored sessions (nothing issued under it
+   * can be resumed from then on) and goes back to serve the next session with the same options.
    */
   release(context: SecureContext): void {
     if ((this.#uses.get(context) ?? 0) > 0) {
@@ -112,6 +123,7 @@ export class TlsContexts {
     const options = this.#optionsOf.get(context);
     // Released twice, it is kept once (the list holds at most FREE_CONTEXTS).
     if (!options || this.#free.get(options)?.includes(context)) return;
+    this.#sessionIds.get(context)?.clear();
     try {
       nativeOf(context)?.setTicketKeys(randomBytes(48));
     } catch {
@@ -126,19 +138,24 @@ export class TlsContexts {
   }
 }
 
-/**
- * Runs the server side of a TLS handshake over an accepted (or connected) socket and resolves once it is done.
- * The server is the TLS server on every connection, data connections included (RFC 4217 §4).
- */
+/** The stricter of two minimum TLS versions. */
 function stricter(floor: SecureVersion, asked: SecureVersion | undefined): SecureVersion {
   if (!asked) return floor;
   return TLS_VERSIONS.indexOf(asked) > TLS_VERSIONS.indexOf(floor) ? asked : floor;
 }
 
-export function startTls(socket: Socket | Duplex, context: SecureContext, timeoutMs: number): Promise<TLSSocket> {
+/**
+ * Runs the server side of a TLS handshake over an accepted (or connected) socket and resolves once it is done.
+ * The server is the TLS server on every connection, data connections included (RFC 4217 §4). `sessionIds`, when
+ * given, stores and resumes TLS 1.2 sessions by ID (see {@link TlsSessionIds}).
+ */
+export function startTls(socket: Socket | Duplex, context: SecureContext, timeoutMs: number, sessionIds?: TlsSessionIds): Promise<TLSSocket> {
   if (socket.destroyed) return Promise.reject(new FtpError(421, 'Connection closed before the TLS handshake.'));
   return new Promise((resolve, reject) => {
-    const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: context, requestCert: false });
+    // Node looks for stored sessions on the socket's `server` (its newSession/resumeSession events), which needs
+    // nothing else of a server from a socket it did not accept itself.
+    const server = sessionIds as unknown as Server | undefined;
+    const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: context, requestCert: false, ...(server ? { server } : {}) });
     let settled = false;
     const timer = setTimeout(() => fail(new FtpError(421, 'TLS handshake timed out.')), timeoutMs);
     const fail = (err: unknown): void => {
@@ -166,7 +183,12 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       socket.removeListener('close', closed);
       socket.removeListener('end', closed);
       tlsSocket.on('error', () => {});
-      resolve(tlsSocket);
+      // Node emits 'secure' from inside OpenSSL's handshake, and a promise settled there resumes its awaiter
+      // before OpenSSL has left it (TLS 1.3 still has its session tickets to write). A caller that ends the
+      // socket at once, as a short listing does, would then shut TLS down "while in init": no close_notify, a
+      // bare FIN, and clients that check (Python's ftplib) fail the transfer. One turn of the loop later the
+      // handshake is over.
+      setImmediate(() => resolve(tlsSocket));
     });
   });
 }

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { Readable, Writable } from 'node:stream';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { constants } from 'node:crypto';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client } from 'basic-ftp';
 import { parseEpsvReply, ReplyParser, type Reply } from '@ftp/protocol';
 import { MemoryProvider } from '@ftp/vfs';
@@ -96,10 +97,10 @@ class TlsRaw {
     });
     socket.on('error', () => {});
   }
-  static async upgrade(raw: RawClient): Promise<TlsRaw> {
+  static async upgrade(raw: RawClient, options: ConnectionOptions = {}): Promise<TlsRaw> {
     expect((await raw.cmd('AUTH TLS')).code).toBe(234);
     raw.socket.removeAllListeners('data');
-    const socket = tlsConnect({ socket: raw.socket, rejectUnauthorized: false });
+    const socket = tlsConnect({ socket: raw.socket, rejectUnauthorized: false, ...options });
     // TLS 1.3 tickets may come with the end of the handshake: listened for before it.
     let session: Buffer | undefined;
     socket.on('session', (s: Buffer) => (session = s));
@@ -369,11 +370,11 @@ describe('requirement modes', () => {
 });
 
 /** A session logged in over TLS with PROT P, and the passive port EPSV gave it. */
-async function protectedSession(port: number): Promise<{ t: TlsRaw; dataPort: number }> {
+async function protectedSession(port: number, options: ConnectionOptions = {}): Promise<{ t: TlsRaw; dataPort: number }> {
   const raw = await RawClient.connect(port);
   cleanups.push(() => raw.close());
   await raw.next();
-  const t = await TlsRaw.upgrade(raw);
+  const t = await TlsRaw.upgrade(raw, options);
   await t.cmd(`USER ${USER}`);
   expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
   await t.cmd('PBSZ 0');
@@ -406,13 +407,13 @@ describe('TLS session reuse on data connections', () => {
   });
 
   /** Runs NLST with a data connection that offers `session`; the reply code and what came over it. */
-  async function nlstResuming(t: TlsRaw, dataPort: number, session: Buffer | undefined): Promise<{ code: number; data: string; resumed: boolean }> {
+  async function nlstResuming(t: TlsRaw, dataPort: number, session: Buffer | undefined, options: ConnectionOptions = {}): Promise<{ code: number; data: string; resumed: boolean }> {
     t.socket.write('NLST\r\n');
     expect((await t.next()).code).toBe(150);
     // Over a connected socket, as basic-ftp does: Node's client offers a session only that way.
     const tcp = netConnect(dataPort, '127.0.0.1');
     await once(tcp, 'connect');
-    const data = tlsConnect({ socket: tcp, rejectUnauthorized: false, session });
+    const data = tlsConnect({ socket: tcp, rejectUnauthorized: false, session, ...options });
     data.on('error', () => {});
     let text = '';
     let resumed = false;
@@ -439,6 +440,27 @@ describe('TLS session reuse on data connections', () => {
     // B's own data connections still resume B's session.
     const b2 = parseEpsvReply((await b.t.cmd('EPSV')).text);
     expect(await nlstResuming(b.t, b2, b.t.session)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
+  });
+  it('TLS 1.2 clients that send no ticket (curl) resume by session ID; only their own session, and not after it ends', async () => {
+    const { port, fs } = await tlsServer();
+    await fs.mkdir('/d');
+    // What curl's ClientHello looks like under TLS 1.2: no session_ticket extension, so a session ID is all it has.
+    const noTickets: ConnectionOptions = { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET };
+    const a = await protectedSession(port, noTickets);
+    expect(a.t.socket.getProtocol()).toBe('TLSv1.2');
+    const aSession = a.t.session;
+    expect(aSession).toBeDefined();
+    expect(await nlstResuming(a.t, a.dataPort, aSession, noTickets)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
+    // Another session's ID is not resumed on A's data port, nor A's on its.
+    const b = await protectedSession(port, noTickets);
+    expect(await nlstResuming(a.t, parseEpsvReply((await a.t.cmd('EPSV')).text), b.t.session, noTickets)).toEqual({ code: 522, data: '', resumed: false });
+    expect(await nlstResuming(b.t, b.dataPort, aSession, noTickets)).toEqual({ code: 522, data: '', resumed: false });
+    // A ends; C logs in on the context A used: A's session ID is forgotten with it.
+    expect((await a.t.cmd('QUIT')).code).toBe(221);
+    await once(a.t.socket, 'close');
+    const c = await protectedSession(port, noTickets);
+    expect(await nlstResuming(c.t, c.dataPort, aSession, noTickets)).toEqual({ code: 522, data: '', resumed: false });
+    expect(await nlstResuming(c.t, parseEpsvReply((await c.t.cmd('EPSV')).text), c.t.session, noTickets)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
   });
 });
 

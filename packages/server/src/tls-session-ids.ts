@@ -1,0 +1,44 @@
+import { EventEmitter } from 'node:events';
+
+/** Sessions kept per TLS context: the control connection's, and a few of its data connections'. */
+const KEPT = 8;
+
+/**
+ * The TLS 1.2 sessions of one TLS context (so of one FTP session: see `TlsContexts`), for data connections that
+ * resume by session ID. TLS 1.3 and TLS 1.2 clients that take tickets resume from the ticket alone; a TLS 1.2 client
+ * that sends no ticket extension (curl with OpenSSL) can only resume by ID, which needs the server to keep the
+ * session. Without this store such a client could not open a single protected data connection while session
+ * reuse is required.
+ *
+ * Node asks for stored sessions through the `newSession` and `resumeSession` events of a TLS socket's `server`
+ * option; an object of its own per context, rather than a server shared by all, keeps one FTP session's data
+ * connections from resuming another's session (the point of requiring reuse). Entries are small (~130 bytes) and
+ * bounded; {@link clear} drops them when the context is recycled for another FTP session.
+ */
+export class TlsSessionIds extends EventEmitter {
+  readonly #sessions = new Map<string, Buffer>();
+
+  constructor() {
+    super();
+    this.on('newSession', (id: Buffer, session: Buffer, done: () => void) => {
+      const key = id.toString('hex');
+      this.#sessions.delete(key);
+      this.#sessions.set(key, session);
+      if (this.#sessions.size > KEPT) this.#sessions.delete(this.#sessions.keys().next().value!);
+      done();
+    });
+    this.on('resumeSession', (id: Buffer, answer: (err: Error | null, session: Buffer | null) => void) => {
+      answer(null, this.#sessions.get(id.toString('hex')) ?? null);
+    });
+  }
+
+  /** How many sessions are kept. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Forgets every session: none of them can be resumed any more. */
+  clear(): void {
+    this.#sessions.clear();
+  }
+}
