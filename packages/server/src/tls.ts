@@ -183,12 +183,7 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       socket.removeListener('close', closed);
       socket.removeListener('end', closed);
       tlsSocket.on('error', () => {});
-      // Node emits 'secure' from inside OpenSSL's handshake, and a promise settled there resumes its awaiter
-      // before OpenSSL has left it (TLS 1.3 still has its session tickets to write). A caller that ends the
-      // socket at once, as a short listing does, would then shut TLS down "while in init": no close_notify, a
-      // bare FIN, and clients that check (Python's ftplib) fail the transfer. One turn of the loop later the
-      // handshake is over.
-      setImmediate(() => resolve(tlsSocket));
+      resolve(tlsSocket);
     });
   });
 }

@@ -47,6 +47,23 @@ describe('LIST and NLST options', () => {
     expect((await listing(off.c, 'LIST -R /')).some((l) => l.endsWith(':'))).toBe(false);
   });
 
+  it('a name that begins with spaces or a dash is listed: only options and their spaces come off, `--` ends them', async () => {
+    const { c, fs } = await session();
+    for (const file of ['/  lead.txt', '/-dash.txt']) {
+      const w = await fs.createWriteStream!(file);
+      await new Promise<void>((r) => w.end('x', () => r()));
+    }
+    // RFC 959: one space between the command and its argument; the rest is the name.
+    expect(await listing(c, 'NLST   lead.txt')).toEqual(['  lead.txt']);
+    expect((await listing(c, "LIST   lead.txt"))[0]).toMatch(/^-[rwx-]{9} .*\d {3}lead\.txt$/);
+    expect(await listing(c, 'NLST -- -dash.txt')).toEqual(['-dash.txt']);
+    expect((await listing(c, 'LIST -l -- -dash.txt'))[0]).toMatch(/^-[rwx-]{9} .* -dash\.txt$/);
+    expect(await listing(c, 'NLST -dash.txt')).toEqual(['-dash.txt']);
+    // Options after extra spaces are still options; a blank argument lists the current folder.
+    expect((await listing(c, 'LIST   -la /a')).map((l) => l.split(' ').pop())).toEqual(['b', 'one.txt']);
+    expect(await listing(c, 'NLST  ')).toContain('top.txt');
+  });
+
   it('LIST -d gives the folder its own line, ls -d style; with listOptions off its entries', async () => {
     const { c } = await session();
     const lines = await listing(c, 'LIST -d /a/b');

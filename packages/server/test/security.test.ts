@@ -181,6 +181,8 @@ describe('permissions', () => {
     await fs.mkdir('/dir');
     const w = await fs.createWriteStream('/f.txt');
     await new Promise<void>((r) => w.end('x', () => r()));
+    // A link that cannot be followed is listed as a link: it can be removed or renamed, never read or written.
+    await fs.symlink('/missing', '/link');
     const perms: Array<Record<string, boolean>> = [
       {},
       { append: false, delete: false, rename: false, rmdir: false, site: false },
@@ -193,12 +195,15 @@ describe('permissions', () => {
       cleanups.push(() => server.close());
       const c = await connect(port);
       await c.login();
-      for (const name of ['dir', 'f.txt']) {
+      for (const name of ['dir', 'f.txt', 'link']) {
         const r = await c.cmd(`MLST ${name}`);
         facts.push(/perm=([a-z]*);/.exec(r.lines[1] ?? '')?.[1] ?? 'none');
       }
+      // And a listing says the same of the link as MLST.
+      const linkLine = /^type=OS\.unix=symlink;.*perm=([a-z]*);.* link\r$/m.exec((await c.retrieve('MLSD')).toString());
+      expect(linkLine?.[1]).toBe(facts.at(-1));
     }
-    expect(facts).toEqual(['cdeflmp', 'adfrw', 'celm', 'rw', 'deflp', 'adf']);
+    expect(facts).toEqual(['cdeflmp', 'adfrw', 'df', 'celm', 'rw', '', 'deflp', 'adf', 'df']);
   });
 });
 

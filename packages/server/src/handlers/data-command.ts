@@ -102,6 +102,14 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
     s.log.warn('TLS data connection without session reuse refused');
     throw new FtpError(522, 'TLS session of the data connection was not resumed: session reuse required.');
   }
+  if (t.direction !== 'upload') {
+    // Node emits 'secure' from inside OpenSSL's handshake, and the promise settled there resumes this function
+    // before OpenSSL has left it (under TLS 1.3 it still has its session tickets to write). A download that ends
+    // the connection at once, as a short listing does, would shut TLS down "while in init": no close_notify, a bare
+    // FIN, and clients that check for it (Python's ftplib) fail the transfer. One turn of the loop later the
+    // handshake is over. (An upload ends only after the client's end of data, well after the handshake.)
+    await new Promise((resolve) => setImmediate(resolve));
+  }
   if (relay) {
     let closeNotify = false;
     secure.once('end', () => (closeNotify = !relay.tcpEnded));

@@ -37,13 +37,16 @@ interface ListArgument {
 }
 
 function parseListArgument(arg: string): ListArgument {
-  let rest = arg.trimStart();
+  // Only options and the spaces around them come off: a name may begin with spaces (RFC 959 separates a command
+  // from its argument by one space), and `--` ends the options, for a name that begins with a dash.
+  let rest = arg.trim() === '' ? '' : arg;
   let flags = '';
-  while (rest.startsWith('-')) {
-    const m = /^-([A-Za-z0-9]*)(?:\s+|$)/.exec(rest);
+  for (;;) {
+    const m = /^\s*-(-|[A-Za-z0-9]*)(?:\s+|$)/.exec(rest);
     if (!m) break;
-    flags += m[1];
     rest = rest.slice(m[0].length);
+    if (m[1] === '-') break;
+    flags += m[1];
   }
   // Dotfiles are always listed (-a is implied): mirroring clients must not miss them.
   return { path: rest, long: flags.includes('l'), recursive: flags.includes('R'), itself: flags.includes('d') };
@@ -216,8 +219,11 @@ async function toListEntries(s: Session, dir: string, entries: DirEntry[]): Prom
   return out;
 }
 
-/** The `perm` facts of a folder and of a file for one set of permissions: writable, then read-only filesystem. */
-type PermFacts = readonly [dir: string, file: string, readOnlyDir: string, readOnlyFile: string];
+/**
+ * The `perm` facts of a folder, a file and anything else (a link that cannot be followed, a FIFO, a device) for one
+ * set of permissions: on a writable filesystem, then on a read-only one.
+ */
+type PermFacts = readonly [dir: string, file: string, other: string, readOnlyDir: string, readOnlyFile: string];
 const permFactsOf = new WeakMap<Readonly<Permissions>, PermFacts>();
 
 /**
@@ -233,12 +239,16 @@ function permFact(s: Session, st: FileStats): string {
     const dir = letters([['c', p.write], ['d', p.rmdir], ['e', true], ['f', p.rename], ['l', true], ['m', p.mkdir], ['p', p.delete]]);
     // File: a APPE, d DELE, f RNFR, r RETR, w STOR over it.
     const file = letters([['a', p.append], ['d', p.delete], ['f', p.rename], ['r', p.read], ['w', p.write]]);
-    facts = [dir, file, 'el', p.read ? 'r' : ''];
+    // Anything else is only ever removed or renamed: transfers take plain files only, and a link listed as a link
+    // is one whose target is outside the root or missing (clients such as rclone take `r` as a promise).
+    const other = letters([['d', p.delete], ['f', p.rename]]);
+    facts = [dir, file, other, 'el', p.read ? 'r' : ''];
     permFactsOf.set(p, facts);
   }
   const ro = s.vfs.readonly === true;
-  if (st.isDirectory()) return ro ? facts[2] : facts[0];
-  return ro ? facts[3] : facts[1];
+  if (st.isDirectory()) return ro ? facts[3] : facts[0];
+  if (!st.isFile()) return ro ? '' : facts[2];
+  return ro ? facts[4] : facts[1];
 }
 
 /**
@@ -307,9 +317,9 @@ async function* listLines(s: Session, dir: string, slices: DirSlices, now: numbe
 export async function nlst(s: Session, arg: string): Promise<void> {
   // `NLST -l` is how some clients ask for a long listing.
   if (s.settings.listOptions && parseListArgument(arg).long) return list(s, arg);
-  const target = await resolveTarget(s, listArgument(arg));
   // RFC 959 §4.1.3: names relative to the argument as given, so clients can RETR them (mget).
-  const raw = listArgument(arg).trim();
+  const raw = listArgument(arg);
+  const target = await resolveTarget(s, raw);
   let prefix = '';
   if (target.glob) {
     const slash = raw.lastIndexOf('/');
