@@ -15,6 +15,12 @@
  *   ({@link LineReader.release}) — the urgent-data ABOR above.
  * - Telnet commands (RFC 854) are removed from the stream, so `ABOR` sent
  *   after `IAC IP` / `IAC DM` (RFC 959 §4.1.3) reads as a plain `ABOR`.
+ *   netkit/inetutils `ftp` send the `IAC` of that `IAC DM` as TCP urgent
+ *   data, which the kernel takes out of the stream, so what arrives is
+ *   `IAC IP`, a bare DM byte (0xF2), then `ABOR`. A 0xF2 that is the first
+ *   data byte after an `IAC IP` (other Telnet commands in between allowed,
+ *   no complete `IAC DM`) is therefore dropped as that remnant. Anywhere else
+ *   0xF2 is data: it leads 4-byte UTF-8 sequences (U+80000 … U+BFFFF).
  * - Lines are decoded as UTF-8 (RFC 2640 §2.2). A line that is not valid
  *   UTF-8 comes from a client writing its own 8-bit charset: it is decoded as
  *   Latin-1, one character per byte (RFC 2640's own test: valid UTF-8 is
@@ -53,6 +59,8 @@ const CR = 0x0d;
 // Telnet command bytes, RFC 854 "TELNET COMMAND STRUCTURE".
 const IAC = 0xff;
 const SE = 0xf0;
+const DM = 0xf2;
+const IP = 0xf4;
 const SB = 0xfa;
 const WILL = 0xfb;
 
@@ -102,6 +110,11 @@ export class LineReader {
   /** Whether the last byte fed was a CR ending the current line, unless a NUL follows (see {@link holding}). */
   #heldCR = false;
   #telnet = S_DATA;
+  /**
+   * Whether an `IAC IP` came and no data byte or `IAC DM` since: a 0xF2 as the next data byte is the DM of a Synch
+   * whose IAC was taken out of the stream as TCP urgent data, and is dropped.
+   */
+  #afterIP = false;
 
   /**
    * Create a reader.
@@ -150,6 +163,7 @@ export class LineReader {
     this.#discardLen = 0;
     this.#afterCR = false;
     this.#telnet = S_DATA;
+    this.#afterIP = false;
   }
 
   /**
@@ -172,6 +186,16 @@ export class LineReader {
       switch (this.#telnet) {
         case S_DATA: {
           const b = buf[pos] as number;
+          if (this.#afterIP && b !== IAC) {
+            // The first data byte after IAC IP: a DM byte there is what is left of the Synch's `IAC DM` once its
+            // IAC was read as TCP urgent data (netkit ftp's abort), not data; it is as transparent as the Telnet
+            // commands around it.
+            this.#afterIP = false;
+            if (b === DM) {
+              pos++;
+              break;
+            }
+          }
           if (this.#heldCR && b !== IAC) {
             // The data byte after a held CR (Telnet commands in between are transparent): CR NUL is a CR in the
             // line, anything else ends it there.
@@ -257,7 +281,10 @@ export class LineReader {
             this.#telnet = S_SB;
             pos++;
           } else if (b >= SE) {
-            // IAC <command> (IP, DM, AO, AYT, EC, EL, GA, NOP, BRK, SE): 2 bytes.
+            // IAC <command> (IP, DM, AO, AYT, EC, EL, GA, NOP, BRK, SE): 2 bytes. IP starts an interrupt whose Synch
+            // may arrive without its IAC; a whole IAC DM ends it.
+            if (b === IP) this.#afterIP = true;
+            else if (b === DM) this.#afterIP = false;
             this.#telnet = S_DATA;
             pos++;
           } else {

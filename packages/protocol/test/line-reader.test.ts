@@ -53,6 +53,36 @@ const fixtures: Fixture[] = [
     expected: [line('ABOR')],
   },
   {
+    name: 'IAC IP then the bare DM left when the IAC of IAC DM was taken as TCP urgent data (netkit ftp)',
+    input: bytes('\xff\xf4\xf2ABOR\r\n'),
+    expected: [line('ABOR')],
+  },
+  {
+    name: 'IAC IP, other Telnet commands (AO, NOP, WILL x), then the bare DM',
+    input: bytes('\xff\xf4\xff\xf5\xff\xf1\xff\xfb\x01\xf2ABOR\r\n'),
+    expected: [line('ABOR')],
+  },
+  {
+    name: 'a bare DM after IAC IP is dropped after a held CR too',
+    input: bytes('NOOP\r\xff\xf4\xf2ABOR\r\n'),
+    expected: [line('NOOP'), line('ABOR')],
+  },
+  {
+    name: 'a UTF-8 name with the lead byte 0xF2 (U+9F600) keeps its bytes',
+    input: bytes('STOR \xf2\x9f\x98\x80.txt\r\nCWD \xf2\x9f\x98\x80\r\n'),
+    expected: [line('STOR \u{9f600}.txt'), line('CWD \u{9f600}')],
+  },
+  {
+    name: '0xF2 is data when it is not the first data byte after IAC IP, or comes after a whole IAC DM',
+    input: bytes('\xff\xf4ABOR\r\n\xf2\x9f\x98\x80\r\n\xff\xf4\xff\xf2\xf2\x9f\x98\x80\r\n\xff\xf1\xf2\x9f\x98\x80\r\n'),
+    expected: [line('ABOR'), line('\u{9f600}'), line('\u{9f600}'), line('\u{9f600}')],
+  },
+  {
+    name: 'only one DM byte is dropped after IAC IP',
+    input: bytes('\xff\xf4\xf2\xf2\x9f\x98\x80\r\n'),
+    expected: [line('\u{9f600}')],
+  },
+  {
     name: 'IAC IAC is a data byte 0xFF (not UTF-8 alone: Latin-1 ÿ)',
     input: bytes('A\xff\xffB\r\n'),
     expected: [line('A\u00ffB')],
@@ -174,19 +204,28 @@ describe('LineReader fixtures', () => {
 function reference(input: Uint8Array, max: number): LineEvent[] {
   const data: number[] = [];
   let state = 'data';
+  // After IAC IP until a data byte or IAC DM: a DM byte (0xF2) as the next data byte is the remnant of a Synch.
+  let afterIP = false;
   for (let i = 0; i < input.length; i++) {
     const b = input[i] as number;
     if (state === 'data') {
       if (b === 0xff) state = 'iac';
-      else data.push(b);
+      else if (afterIP) {
+        afterIP = false;
+        if (b !== 0xf2) data.push(b);
+      } else data.push(b);
     } else if (state === 'iac') {
       if (b === 0xff) {
         data.push(0xff);
+        afterIP = false;
         state = 'data';
       } else if (b >= 0xfb) state = 'option';
       else if (b === 0xfa) state = 'sb';
-      else if (b >= 0xf0) state = 'data';
-      else {
+      else if (b >= 0xf0) {
+        if (b === 0xf4) afterIP = true;
+        else if (b === 0xf2) afterIP = false;
+        state = 'data';
+      } else {
         state = 'data';
         i--; // re-read as data
       }
@@ -305,6 +344,20 @@ describe('LineReader limits and state', () => {
     expect(reader.bufferedBytes).toBe(0);
     // The IAC pending before reset is forgotten: 'A' is data again.
     expect(reader.push(bytes('ABOR\r\n'))).toEqual([line('ABOR')]);
+  });
+
+  it('drops the bare DM after IAC IP across chunk boundaries, and reset() forgets the IAC IP', () => {
+    const reader = new LineReader();
+    expect(reader.push(bytes('\xff\xf4'))).toEqual([]);
+    expect(reader.push(bytes('\xf2ABOR\r\n'))).toEqual([line('ABOR')]);
+    expect(reader.push(bytes('\xff'))).toEqual([]);
+    expect(reader.push(bytes('\xf4'))).toEqual([]);
+    expect(reader.push(bytes('\xf2'))).toEqual([]);
+    expect(reader.bufferedBytes).toBe(0);
+    expect(reader.push(bytes('ABOR\r\n'))).toEqual([line('ABOR')]);
+    reader.push(bytes('\xff\xf4'));
+    reader.reset();
+    expect(reader.push(bytes('\xf2\x9f\x98\x80\r\n'))).toEqual([line('\u{9f600}')]);
   });
 
   it('reset() ends the discarding of an over-long line', () => {

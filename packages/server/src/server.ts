@@ -11,6 +11,7 @@ import { readProxyHeader } from './proxy-header.js';
 import type { SessionGate, SessionGateVerdict } from './session-gate.js';
 import { clock, Session, type AnonymousAccess, type SessionContext } from './session.js';
 import { resolveSettings, type ServerSettings } from './settings.js';
+import { ListingSortBudget } from './listing-sort-budget.js';
 import { TlsContexts } from './tls.js';
 
 /** Options of {@link FtpServer}. */
@@ -119,6 +120,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       portPool: new PassivePorts(min, max, undefined, this.settings.passiveProxyProtocol ? { timeoutMs: PROXY_HEADER_TIMEOUT_MS } : null),
       advertiser: new Advertiser(this.settings),
       tls: new TlsContexts(options.driver, this.settings),
+      listSortBudget: new ListingSortBudget(this.settings.listSortBudget),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
       anonymous: options.anonymous,
       emit: (event, payload) => {

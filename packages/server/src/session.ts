@@ -16,6 +16,7 @@ import type { LoginGuard } from './login-guard.js';
 import { SessionStateHolder, type DataSetup } from './session-state.js';
 import type { ServerSettings } from './settings.js';
 import { SocketPipe } from './socket-pipe.js';
+import type { ListingSortBudget } from './listing-sort-budget.js';
 import type { TlsContexts } from './tls.js';
 
 export { ALL_PERMISSIONS, NO_LIMITS, type DataSetup } from './session-state.js';
@@ -48,6 +49,8 @@ export interface SessionContext {
   readonly portPool: PassivePorts;
   readonly advertiser: Advertiser;
   readonly tls: TlsContexts;
+  /** The names listings may hold at once to sort them (`listSortBudget`). */
+  readonly listSortBudget: ListingSortBudget;
   readonly guard: LoginGuard;
   readonly anonymous: AnonymousAccess | undefined;
   emit(event: string, payload: unknown): void;
@@ -330,7 +333,15 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
 
   /** Resolves a client path argument against the working directory (never above the user's root). */
   resolve(arg: string): string {
-    return resolvePath(this.cwd, arg);
+    const path = resolvePath(this.cwd, arg);
+    const { maxPathDepth, maxPathLength } = this.settings;
+    if (maxPathLength > 0 && path.length > maxPathLength / 3 && Buffer.byteLength(path) > maxPathLength) {
+      throw new FtpError(553, `Path too long: at most ${maxPathLength} bytes.`);
+    }
+    if (maxPathDepth > 0 && path.length > maxPathDepth && depthOf(path) > maxPathDepth) {
+      throw new FtpError(553, `Path too deep: at most ${maxPathDepth} folders.`);
+    }
+    return path;
   }
 
   /** The user's filesystem; only reachable after login, which the command table guarantees. */
@@ -506,4 +517,11 @@ export function requirePermission(s: Session, what: keyof Permissions): void {
 function printable(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.slice(0, 32).replace(/[^\x20-\x7e]/g, '?');
+}
+
+/** Components of a normalized absolute path (`/` is 0, `/a/b` is 2). */
+function depthOf(path: string): number {
+  let depth = 0;
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47 && i + 1 < path.length) depth++;
+  return depth;
 }

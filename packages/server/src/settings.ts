@@ -85,6 +85,21 @@ export interface ServerSettings {
    */
   listSortMax: number;
   /**
+   * Most names held at once for sorting, across every listing of the server (see `listSortMax`, ~220 bytes a
+   * name). A listing that would go past it sorts fewer (a folder bigger than that comes in the order it is read), so
+   * clients that start listings of big folders and never read them cannot hold more than this between them.
+   * Default 200000.
+   */
+  listSortBudget: number;
+  /**
+   * Most folders deep a path may go (`/a/b/c` is 3), and most bytes (UTF-8) it may have; past either a command gets
+   * 553. A local disk checks every component of a path on every command (confinement), and the kernel walks the path
+   * again for each check: a 2,000-deep path took ~135 ms per command here, on the thread every session shares.
+   * 0 turns a limit off. Defaults 128 and 4096 (Linux's PATH_MAX).
+   */
+  maxPathDepth: number;
+  maxPathLength: number;
+  /**
    * What happens to the partial file of an interrupted STOR: `keep` (default, as most servers) or `discard` (for
    * atomic pipelines; APPE and REST uploads are always kept). On storage that shows an upload only once complete
    * (S3, SQL, Redis, SQLite), `keep` stores what arrived in place of the previous version, as a disk written in place
@@ -177,6 +192,9 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   listMaxDepth: 8,
   listMaxEntries: 100000,
   listSortMax: 20000,
+  listSortBudget: 200000,
+  maxPathDepth: 128,
+  maxPathLength: 4096,
   partialUploads: 'keep',
   disabledCommands: [],
   siteCommands: true,
@@ -232,6 +250,9 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
     'listMaxDepth',
     'listMaxEntries',
     'listSortMax',
+    'listSortBudget',
+    'maxPathDepth',
+    'maxPathLength',
   ] as const) {
     if (!Number.isFinite(s[key]) || s[key] < 0) throw new RangeError(`${key} must be a non-negative number, got ${s[key]}`);
   }

@@ -1,6 +1,6 @@
 import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { constants, randomBytes } from 'node:crypto';
 import { createSecureContext, TLSSocket, type SecureContext, type SecureVersion } from 'node:tls';
 import type { FtpDriver, SessionInfo } from './driver.js';
 import { FtpError } from './errors.js';
@@ -68,6 +68,9 @@ export class TlsContexts {
       ...options,
       // The stricter of the server's minimum and the driver's: a driver cannot lower the floor by accident.
       minVersion: stricter(this.settings.tlsMinVersion, options.minVersion),
+      // No renegotiation (TLS 1.2): each is a full handshake of server CPU at the client's will, and Node's own limit
+      // does not apply to sockets it did not accept itself. OpenSSL refuses them with a no_renegotiation alert.
+      secureOptions: (options.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
       ticketKeys: randomBytes(48),
     });
     if (nativeOf(context)) this.#optionsOf.set(context, options);

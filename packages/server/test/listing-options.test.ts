@@ -1,5 +1,5 @@
-import { MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { listDirectory, MemoryProvider, slicesOf, SqliteProvider, type DirSlices, type FsProvider, type ListSlicesOptions } from '@ftp/vfs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
 import { listingLines as listing, RawClient, readAll } from './helpers.js';
 
@@ -22,7 +22,7 @@ async function session(settings: Partial<ServerSettings> = {}, fs: FsProvider = 
   const c = await RawClient.connect(port);
   cleanups.push(() => c.close(), () => server.close());
   await c.login();
-  return { c, fs, events };
+  return { c, fs, events, port };
 }
 
 describe('LIST and NLST options', () => {
@@ -62,6 +62,40 @@ describe('LIST and NLST options', () => {
     // Options after extra spaces are still options; a blank argument lists the current folder.
     expect((await listing(c, 'LIST   -la /a')).map((l) => l.split(' ').pop())).toEqual(['b', 'one.txt']);
     expect(await listing(c, 'NLST  ')).toContain('top.txt');
+  });
+
+  it('listings share listSortBudget: a listing held up keeps its share, the next sorts less, and all is given back', async () => {
+    // A provider that says what each listing asked to sort, and whose first listing waits until it is let go.
+    const asked: Array<number | undefined> = [];
+    let letGo: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    class Recording extends MemoryProvider {
+      async listSlices(path: string, options?: ListSlicesOptions): Promise<DirSlices> {
+        asked.push(options?.sortedUpTo);
+        if (asked.length === 1) await gate;
+        return slicesOf([await listDirectory(this, path)]);
+      }
+    }
+    const fs = new Recording();
+    const { c, port } = await session({ listSortMax: 1000, listSortBudget: 1500 }, fs);
+    const other = await RawClient.connect(port);
+    cleanups.push(() => other.close());
+    await other.login();
+    const second = { c: other };
+    const socket = await c.passive();
+    c.send('NLST /a');
+    // The first listing waits inside the provider, holding 1000 of the 1500.
+    await vi.waitFor(() => expect(asked).toEqual([1000]));
+    expect(await listing(second.c, 'NLST /a')).toEqual(['/a/b', '/a/one.txt']);
+    expect(asked).toEqual([1000, 500]);
+    letGo();
+    expect((await c.next()).code).toBe(150);
+    await readAll(socket);
+    expect((await c.next()).code).toBe(226);
+    // Everything was given back: the next listings get their whole share again.
+    await listing(second.c, 'NLST /a');
+    await listing(c, 'LIST /a');
+    expect(asked).toEqual([1000, 500, 1000, 1000]);
   });
 
   it('LIST -d gives the folder its own line, ls -d style; with listOptions off its entries', async () => {

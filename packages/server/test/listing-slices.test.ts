@@ -85,6 +85,40 @@ describe('a folder sent as it is read', () => {
     });
   }
 
+  for (const [said, sorts] of [
+    ['a provider that sorts, past its limit (sorted: false)', false],
+    ['a provider that never sorts (sorted unset)', undefined],
+  ] as const) {
+    it(`LIST below listSortMax from ${said}: ${sorts === false ? 'streamed at once, nothing gathered' : 'gathered to be sorted'}`, async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const { p } = countedFolder(10, -1, { at: 4, gate }, sorts);
+      await seeded(p);
+      const c = await session(p, {});
+      const socket = await c.passive();
+      let early = '';
+      socket.on('data', (d: Buffer) => (early += d.toString()));
+      c.send('LIST /huge');
+      // While the fifth slice waits: a streamed listing has begun (150 and lines); a gathered one has not.
+      const preliminary = c.next().then((r) => r.code);
+      const begun = await Promise.race([preliminary, new Promise((r) => setTimeout(() => r('waiting'), 1_000))]);
+      await new Promise((r) => setTimeout(r, 100));
+      // Gathering 20,000 entries to sort them held a stalled client's whole listing in memory.
+      if (sorts === false) {
+        expect(begun).toBe(150);
+        expect(early).toMatch(/s000000-n+-0/);
+      } else {
+        expect(begun).toBe('waiting');
+        expect(early).toBe('');
+      }
+      open();
+      if (sorts === undefined) expect(await preliminary).toBe(150);
+      await new Promise((r) => socket.once('close', r));
+      expect((await c.next()).code).toBe(226);
+      expect(early.split('\r\n').filter(Boolean)).toHaveLength(1_000);
+    });
+  }
+
   it('a slice that fails after the 150 ends the transfer with an error reply, and the session goes on', async () => {
     const { p, made } = countedFolder(10, 3);
     await seeded(p);

@@ -148,6 +148,24 @@ describe('command syntax', () => {
 describe('directories and files', () => {
   beforeEach(() => c.login());
 
+  it('a path deeper than maxPathDepth (128) or longer than maxPathLength (4096 bytes) gets 553, relative ones too', async () => {
+    const deep = '/d'.repeat(128);
+    for (let depth = 1; depth <= 128; depth++) expect((await c.cmd(`MKD ${'/d'.repeat(depth)}`)).code).toBe(257);
+    expect((await c.cmd(`CWD ${deep}`)).code).toBe(250);
+    const past = await c.cmd('MKD d');
+    expect(past.code).toBe(553);
+    expect(past.text).toMatch(/too deep/);
+    expect((await c.cmd(`CWD ${deep}/d`)).code).toBe(553);
+    expect((await c.cmd('CWD ..')).code).toBe(250);
+    // Past 4,096 bytes (UTF-8) in 17 levels: too long, however shallow; a relative name counts from the folder it is in.
+    const level = '/' + 'é'.repeat(120);
+    for (let depth = 1; depth <= 16; depth++) expect((await c.cmd(`MKD ${level.repeat(depth)}`)).code).toBe(257);
+    expect((await c.cmd(`CWD ${level.repeat(16)}`)).code).toBe(250);
+    expect((await c.cmd(`MKD ${'y'.repeat(200)}`)).code).toBe(257);
+    expect((await c.cmd(`MKD ${'y'.repeat(250)}`)).text).toMatch(/^Path too long/);
+    expect((await c.cmd(`LIST ${'/x'.repeat(200)}`)).code).toBe(553);
+  });
+
   it('PWD, MKD, CWD, CDUP, RMD with quoting of double quotes', async () => {
     expect((await c.cmd('PWD')).text).toMatch(/^"\/" /);
     expect((await c.cmd('MKD a "b"')).text).toMatch(/^"\/a ""b""" created/);

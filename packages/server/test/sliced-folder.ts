@@ -9,7 +9,7 @@ import { RawClient } from './helpers.js';
  * entries come in name order and the slices say so (as the local disk's do when asked), and `made.sortedUpTo`
  * records what the server asked for.
  */
-export function countedFolder(count: number, failAt = -1, hold?: { at: number; gate: Promise<void> }, sorted = false) {
+export function countedFolder(count: number, failAt = -1, hold?: { at: number; gate: Promise<void> }, sorted?: boolean) {
   const made: { slices: number; ended: boolean; sortedUpTo?: number | undefined } = { slices: 0, ended: false };
   const p = new MemoryProvider() as MemoryProvider & { listSlices(path: string, options?: ListSlicesOptions): Promise<DirSlices> };
   p.listSlices = async (path: string, options?: ListSlicesOptions): Promise<DirSlices> => {

@@ -145,6 +145,22 @@ describe('explicit FTPS (AUTH TLS)', () => {
     await roundTrip(await client(port, true));
   });
 
+  it('refuses a client-initiated renegotiation (TLS 1.2): each would be a full handshake at the client\'s will', async () => {
+    const { port } = await tlsServer();
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    const t = await TlsRaw.upgrade(raw, { maxVersion: 'TLSv1.2' });
+    expect((await t.cmd(`USER ${USER}`)).code).toBe(331);
+    // Refused, the client's renegotiation fails or never completes; accepted, it completes at once.
+    const outcome = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('never completed'), 2000);
+      const asked = t.socket.renegotiate({ rejectUnauthorized: false }, (err) => (clearTimeout(timer), resolve(err ? 'failed' : 'completed')));
+      if (!asked) resolve('not asked');
+    });
+    expect(['failed', 'never completed']).toContain(outcome);
+  });
+
   it('PBSZ and PROT need AUTH first; PROT needs PBSZ; PROT S/E are unsupported', async () => {
     const { port } = await tlsServer();
     const raw = await RawClient.connect(port);

@@ -128,9 +128,10 @@ export function mapSliceErrors(slices: DirSlices, path: string): DirSlices {
   return {
     next: () => slices.next().catch((err: unknown) => Promise.reject(toVfsError(err, path))),
     return: () => slices.return(),
-    // A getter: a provider may know only once its first slice has come.
+    // A getter: a provider may know only once its first slice has come. Unset stays unset: false says the provider
+    // sorts but this folder was past its limit, unset that it does not sort at all (its caller may gather to sort).
     get sorted() {
-      return slices.sorted === true;
+      return slices.sorted;
     },
     [Symbol.asyncIterator]() {
       return this;

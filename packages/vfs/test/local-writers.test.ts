@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
+import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
 import type { UploadStream, VfsErrorCode } from '../src/index.js';
-import { openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
+import { openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 
 let root: string;
 
@@ -13,12 +13,17 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 // Whatever a test did, no registration may outlive its stream or handle.
-afterEach(() => expect(openWriterCount()).toBe(0));
+afterEach(() => {
+  expect(openWriterCount()).toBe(0);
+  expect(openReaderCount()).toBe(0);
+});
 
 const bytes = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
 const OLD = bytes(1024 * 1024, 1);
 const A = bytes(512 * 1024, 2);
 const B = bytes(384 * 1024, 3);
+/** Several of a download's 256 KiB reads, and above the 1 MiB a sync-mode download reads synchronously. */
+const BIG = bytes(3 * 1024 * 1024 + 12345, 4);
 /** Above the 64 KiB a sync-mode upload holds back: it is written to the file before its callback runs. */
 const BLOCK = 128 * 1024;
 
@@ -59,7 +64,7 @@ const onDisk = (name: string): Buffer => fs.readFileSync(join(root, name));
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 
 /** Runs `fn` with `fs[name]` replaced (the provider calls `fs.x` through the module object). */
-async function patched<T>(name: 'write' | 'ftruncate' | 'ftruncateSync', replacement: (real: (...a: unknown[]) => unknown, args: unknown[]) => unknown, fn: () => Promise<T>): Promise<T> {
+async function patched<T>(name: 'write' | 'read' | 'ftruncate' | 'ftruncateSync', replacement: (real: (...a: unknown[]) => unknown, args: unknown[]) => unknown, fn: () => Promise<T>): Promise<T> {
   const target = fs as unknown as Record<string, (...a: unknown[]) => unknown>;
   const real = target[name]!;
   target[name] = (...args: unknown[]) => replacement(real, args);
@@ -73,7 +78,8 @@ async function patched<T>(name: 'write' | 'ftruncate' | 'ftruncateSync', replace
 // That two racing uploads of one file never end as a mix of both (whatever their kinds and the order they end in) is
 // @ftp/vfs-conformance's concurrent-writers group, run on this provider in both modes there (test/local.test.ts).
 // Here: the registry behind it — the moment of refusal (at open, before truncating), other names and providers of
-// the file, readers, idle take-over, and that no registration outlives its stream or handle.
+// the file, readers (refused while a writer has the file, and refusing writers while they have it), idle take-over,
+// and that no registration outlives its stream or handle.
 for (const syncMetadata of [true, false]) {
   describe(`LocalProvider writer registry (syncMetadata: ${syncMetadata})`, () => {
     const make = (): LocalProvider => new LocalProvider(root, { syncMetadata });
@@ -159,18 +165,143 @@ for (const syncMetadata of [true, false]) {
       }
     });
 
-    it('readers do not block each other, nor a writer', async () => {
+    it('an upload of a file being downloaded is refused with EBUSY in every mode, through another provider and name too, before it truncates or writes anything', async () => {
+      // The bug: a STOR during another session's RETR of the file rewrote it in place, and the RETR sent the start
+      // of the old file and the rest of the new one, reported complete.
+      const p = make();
+      const other = make();
+      fs.writeFileSync(join(root, 'dl.bin'), BIG);
+      fs.rmSync(join(root, 'dl-hard.bin'), { force: true });
+      fs.linkSync(join(root, 'dl.bin'), join(root, 'dl-hard.bin'));
+      // The server's download: the chunk reader, into its own buffers. And a plain stream read, part way.
+      const viaChunks = await openReadStream(p, '/dl.bin');
+      const reader = chunkReaderOf(viaChunks)!;
+      const into = Buffer.alloc(BLOCK);
+      const sent: Buffer[] = [];
+      let n = await reader(into);
+      sent.push(Buffer.from(into.subarray(0, n)));
+      const viaStream = await openReadStream(other, '/dl-hard.bin', { start: 10 });
+      const iter = viaStream[Symbol.asyncIterator]();
+      const streamed: Buffer[] = [(await iter.next()).value as Buffer];
+      expect(openReaderCount()).toBe(1);
+      const before = openFds();
+      for (const provider of [p, other]) {
+        for (const path of ['/dl.bin', '/dl-hard.bin']) {
+          expect(await code(openWriteStream(provider, path))).toBe('EBUSY');
+          expect(await code(openWriteStream(provider, path, { start: 10 }))).toBe('EBUSY');
+          expect(await code(openWriteStream(provider, path, { append: true }))).toBe('EBUSY');
+          expect(await code(provider.open(path, 'w'))).toBe('EBUSY');
+          expect(await code(provider.open(path, 'a'))).toBe('EBUSY');
+          expect(await code(provider.open(path, 'r+'))).toBe('EBUSY');
+          expect(await code(() => provider.openSync(path, 'w'))).toBe('EBUSY');
+          expect(await code(provider.writeFile(path, 'x'))).toBe('EBUSY');
+        }
+      }
+      // Refused before truncating or writing, and with the descriptors closed.
+      expect(onDisk('dl.bin').equals(BIG)).toBe(true);
+      expect(openFds()).toBeLessThanOrEqual(before + 1);
+      // Both downloads get the file whole, as it was.
+      for (n = await reader(into); n > 0; n = await reader(into)) sent.push(Buffer.from(into.subarray(0, n)));
+      expect(Buffer.concat(sent).equals(BIG)).toBe(true);
+      for (let r = await iter.next(); !r.done; r = await iter.next()) streamed.push(r.value as Buffer);
+      expect(Buffer.concat(streamed).equals(BIG.subarray(10))).toBe(true);
+      // The stream read to its end has closed; the chunk reader's stream still holds the file until destroyed.
+      expect(await code(openWriteStream(p, '/dl.bin'))).toBe('EBUSY');
+      const closed = new Promise((r) => viaChunks.once('close', r));
+      viaChunks.destroy();
+      await closed;
+      expect(openReaderCount()).toBe(0);
+      const up = await openWriteStream(other, '/dl-hard.bin');
+      await write(up, B);
+      await end(up);
+      expect(onDisk('dl.bin').equals(B)).toBe(true);
+    });
+
+    it('a download holds the file until its descriptor closes: read to the end, destroyed early or before reading, failed, or refused its range', async () => {
+      const p = make();
+      fs.writeFileSync(join(root, 'held.bin'), OLD);
+      const upload = async (): Promise<void> => {
+        const ws = await openWriteStream(p, '/held.bin', { start: 0 });
+        await write(ws, OLD);
+        await end(ws);
+      };
+      const closedAfter = async (rs: Awaited<ReturnType<typeof openReadStream>>, act: () => void): Promise<void> => {
+        rs.on('error', () => undefined);
+        const closed = new Promise((r) => rs.once('close', r));
+        act();
+        await closed;
+      };
+      // Read to the end.
+      expect((await readAll(p, '/held.bin')).equals(OLD)).toBe(true);
+      expect(openReaderCount()).toBe(0);
+      await upload();
+      // Destroyed after one chunk (ABOR, the client went away), with and without an error, and before any read.
+      for (const err of [undefined, new Error('data connection lost')]) {
+        const rs = await openReadStream(p, '/held.bin');
+        await rs[Symbol.asyncIterator]().next().catch(() => undefined);
+        expect(await code(openWriteStream(p, '/held.bin', { append: true }))).toBe('EBUSY');
+        await closedAfter(rs, () => rs.destroy(err));
+        expect(openReaderCount()).toBe(0);
+        await upload();
+      }
+      const idle = await openReadStream(p, '/held.bin', { start: 5, end: 9 });
+      expect(await code(openWriteStream(p, '/held.bin'))).toBe('EBUSY');
+      await closedAfter(idle, () => idle.destroy());
+      await upload();
+      // A read that fails: the stream errors and closes its descriptor.
+      const failing = await patched(
+        'read',
+        (_real, args) => setImmediate(() => (args.at(-1) as (e: Error) => void)(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }))),
+        async () => {
+          const rs = await openReadStream(p, '/held.bin');
+          const failed = new Promise<VfsErrorCode>((resolve) => rs.once('error', (err) => resolve(toVfsError(err).code)));
+          await closedAfter(rs, () => rs.resume());
+          return failed;
+        },
+      );
+      expect(failing).toBe('EIO');
+      expect(openReaderCount()).toBe(0);
+      await upload();
+      // A range the stream refuses (start after end): nothing stays registered, nothing stays open.
+      const before = openFds();
+      expect(await code(openReadStream(p, '/held.bin', { start: 10, end: 5 }))).not.toBe('resolved');
+      expect(openReaderCount()).toBe(0);
+      expect(openFds()).toBeLessThanOrEqual(before);
+      await upload();
+      expect(onDisk('held.bin').equals(OLD)).toBe(true);
+    });
+
+    it('readers do not block each other; an upload is refused until the last of them has closed, handles read-only included', async () => {
       const p = make();
       fs.writeFileSync(join(root, 'shared.bin'), OLD);
       const r1 = await openReadStream(p, '/shared.bin');
-      const r2 = await openReadStream(p, '/shared.bin');
+      const r2 = await openReadStream(make(), '/shared.bin', { start: 100 });
       const h = await p.open('/shared.bin', 'r');
+      const hs = p.openSync('/shared.bin', 'r');
+      expect((p.readFileSync('/shared.bin') as Buffer).equals(OLD)).toBe(true);
+      // One entry for the file, however many read it.
+      expect(openReaderCount()).toBe(1);
+      const first = Buffer.alloc(BLOCK);
+      expect(await chunkReaderOf(r2)!(first)).toBe(BLOCK);
+      expect(first.equals(OLD.subarray(100, 100 + BLOCK))).toBe(true);
+      const refused = async (): Promise<void> => {
+        expect(await code(openWriteStream(p, '/shared.bin', { append: true }))).toBe('EBUSY');
+        expect(await code(() => p.openSync('/shared.bin', 'w'))).toBe('EBUSY');
+      };
+      await refused();
+      r1.destroy();
+      await refused();
+      r2.destroy();
+      await refused();
+      await h.close();
+      // Closed twice: the second close must not count for another reader.
+      await h.close();
+      await refused();
+      hs.closeSync();
+      expect(openReaderCount()).toBe(0);
       const up = await openWriteStream(p, '/shared.bin', { append: true });
       await write(up, B);
       await end(up);
-      r1.destroy();
-      r2.destroy();
-      await h.close();
       expect((await readAll(p, '/shared.bin')).equals(Buffer.concat([OLD, B]))).toBe(true);
     });
 

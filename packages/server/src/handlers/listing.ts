@@ -1,5 +1,5 @@
 import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
-import { basename, collectSlices, dirname, joinPath, listDirectory, resolvePath, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
+import { basename, dirname, joinPath, listDirectory, resolvePath, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -52,6 +52,9 @@ function parseListArgument(arg: string): ListArgument {
   return { path: rest, long: flags.includes('l'), recursive: flags.includes('R'), itself: flags.includes('d') };
 }
 
+/** Lines of a recursive listing handed on at a time (about a slice's worth). */
+const RECURSIVE_GROUP = 500;
+
 /** Listing lines of a directory tree, `ls -lR` style, at most `maxDepth` levels and `maxEntries` entries deep. */
 async function* recursiveLines(s: Session, root: string, first: ListEntry[], now: number): AsyncGenerator<string> {
   const { listMaxDepth, listMaxEntries } = s.settings;
@@ -61,7 +64,9 @@ async function* recursiveLines(s: Session, root: string, first: ListEntry[], now
     const { path, depth, entries: known } = queue.shift() as { path: string; depth: number; entries: ListEntry[] | null };
     let entries = known;
     if (!entries) {
-      const raw = await listDirectory(s.vfs, path).catch(() => null);
+      const raw = await listDirectorySlices(s.vfs, path)
+        .then((slices) => entriesUpTo(slices, listMaxEntries - emitted))
+        .catch(() => null);
       if (!raw) continue;
       raw.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       entries = await toListEntries(s, path, raw);
@@ -110,30 +115,69 @@ function byName(a: DirEntry, b: DirEntry): number {
  * they are read, a slice at a time, so that a huge folder is never all in hand (see `listSortMax`).
  */
 async function namedOrder(s: Session, path: string): Promise<DirSlices> {
-  const max = s.settings.listSortMax;
-  // A provider that can sort before it looks entries up (the local disk) streams a sorted listing as it is read.
-  const slices = await listDirectorySlices(s.vfs, path, max > 0 ? { sortedUpTo: max } : undefined);
-  const gathered: DirEntry[] = [];
-  // Past the limit, one more slice is read: it tells a folder that came whole (a provider without listSlices),
-  // sorted since it is in hand anyway, from a big one.
-  let over = false;
+  // What this listing may hold to sort, out of what all listings may (`listSortBudget`); given back when it ends.
+  const budget = s.ctx.listSortBudget;
+  const max = budget.take(s.settings.listSortMax);
+  let held = true;
+  const giveBack = (): void => {
+    if (held) budget.give(max);
+    held = false;
+  };
   try {
-    for (;;) {
-      const got = await slices.next();
-      if (got.done === true) return slicesOf([gathered.sort(byName)]);
-      // Whether the slices come sorted is known once the first one has come.
-      if (slices.sorted === true) return withFirst(got.value, slices);
-      for (const e of got.value) gathered.push(e);
-      if (over) return withFirst(gathered, slices);
-      over = gathered.length > max;
+    // A provider that can sort before it looks entries up (the local disk) streams a sorted listing as it is read.
+    const slices = await listDirectorySlices(s.vfs, path, max > 0 ? { sortedUpTo: max } : undefined);
+    const gathered: DirEntry[] = [];
+    // Past the limit, one more slice is read: it tells a folder that came whole (a provider without listSlices),
+    // sorted since it is in hand anyway, from a big one.
+    let over = false;
+    try {
+      for (;;) {
+        const got = await slices.next();
+        if (got.done === true) return givingBack(slicesOf([gathered.sort(byName)]), giveBack);
+        // Whether the slices come sorted is known once the first one has come. A provider that sorts (`sorted` set)
+        // and did not is listing a folder bigger than `max`: it streams, nothing to gather (gathered, a big folder
+        // held ~20,000 entries with their stats and lines per listing, for as long as a client did not read it).
+        if (slices.sorted !== undefined) return givingBack(withFirst(got.value, slices), giveBack);
+        for (const e of got.value) gathered.push(e);
+        if (over) return givingBack(withFirst(gathered, slices), giveBack);
+        over = gathered.length > max;
+      }
+    } catch (err) {
+      await endSlices(s, slices);
+      throw err;
     }
   } catch (err) {
-    await endSlices(s, slices);
+    giveBack();
     throw err;
   }
 }
 
-/** Ends a listing's slices; a provider that fails to is logged, since the client's reply is already decided. */
+/** `slices`, calling `done` once when they end: read to the end, failed, or closed early. */
+function givingBack(slices: DirSlices, done: () => void): DirSlices {
+  return {
+    async next() {
+      try {
+        const got = await slices.next();
+        if (got.done === true) done();
+        return got;
+      } catch (err) {
+        done();
+        throw err;
+      }
+    },
+    return() {
+      done();
+      return slices.return();
+    },
+    get sorted() {
+      return slices.sorted;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
 async function endSlices(s: Session, slices: DirSlices): Promise<void> {
   try {
     await slices.return();
@@ -165,10 +209,35 @@ function withFirst(first: DirEntry[], slices: DirSlices): DirSlices {
 /** Every entry of the target at once, sorted by name (STAT's reply, LIST -R's first level: held whole anyway). */
 async function allEntries(s: Session, target: Target): Promise<DirEntry[]> {
   try {
-    return (await collectSlices(target.slices)).sort(byName);
+    return (await entriesUpTo(target.slices, s.settings.listMaxEntries)).sort(byName);
   } finally {
     await endSlices(s, target.slices);
   }
+}
+
+/** The first `max` entries `slices` give (a recursive listing shows no more than `listMaxEntries` in all). */
+async function entriesUpTo(slices: DirSlices, max: number): Promise<DirEntry[]> {
+  const out: DirEntry[] = [];
+  for await (const slice of slices) {
+    for (const e of slice) {
+      if (out.length >= max) return out;
+      out.push(e);
+    }
+  }
+  return out;
+}
+
+/** Lines in groups of `size`, for {@link sendLines}: a recursive listing is sent as it is walked, not held whole. */
+async function* inGroups(lines: AsyncIterable<string>, size: number): AsyncGenerator<string[]> {
+  let group: string[] = [];
+  for await (const line of lines) {
+    group.push(line);
+    if (group.length >= size) {
+      yield group;
+      group = [];
+    }
+  }
+  if (group.length > 0) yield group;
 }
 
 /** Runs a listing's data command, ending the target's slices however it ends. */
@@ -297,10 +366,8 @@ export async function list(s: Session, arg: string): Promise<void> {
   const now = Date.now();
   if (options.recursive && s.settings.listOptions && target.isDirectory) {
     const entries = await toListEntries(s, dir, await allEntries(s, target));
-    const lines: string[] = [];
-    for await (const line of recursiveLines(s, target.path, entries, now)) lines.push(line);
     return runDataCommand(s, 'listing', target.path, 'Here comes the directory listing.', (t) =>
-      sendLines(t, lines, s.settings.listingBatchSize, s.coding('download')),
+      sendLines(t, inGroups(recursiveLines(s, target.path, entries, now), RECURSIVE_GROUP), s.settings.listingBatchSize, s.coding('download')),
     );
   }
   await sendListing(s, target, 'Here comes the directory listing.', listLines(s, dir, target.slices, now));

@@ -2,20 +2,27 @@ import type { Stats } from 'node:fs';
 import { fsError } from '../errors.js';
 
 /**
- * The local files this process has open for writing, by `dev:ino`: what {@link LocalProvider} checks before an
- * upload writes a byte or a download reads one. It stands in for vsftpd's `lock_upload_files` (fcntl locks), which
- * Node cannot take: a second writer of a file, or a reader of a file being written, is refused with EBUSY (the
- * server's "450 File busy, try again later", RFC 959), so two uploads never interleave their blocks and a download
- * never reads a file that an upload is rewriting under it.
+ * The local files this process has open, by `dev:ino`: what {@link LocalProvider} checks before an upload writes a
+ * byte or a download reads one. It stands in for vsftpd's `lock_upload_files` (fcntl locks), which Node cannot take,
+ * both ways: a second writer of a file, a reader of a file being written, and a writer of a file being read are
+ * refused with EBUSY (the server's "450 File busy, try again later", RFC 959), so two uploads never interleave their
+ * blocks, a download never reads a file that an upload is rewriting under it, and an upload never rewrites a file
+ * under a download that is still reading it. Readers do not block each other.
  *
  * An upload idle for {@link WRITER_TAKEOVER_IDLE_MS} gives way to the newcomer (its client is most likely gone).
+ * A reader is never taken over: the server ends a stalled download itself (its data stall timeout).
  *
- * One map for the whole process, kept under a registered symbol so that every `LocalProvider` shares it, those of
- * another copy of this package too. A key is taken with the file open (after the `/proc/self/fd` check, before any
- * truncation) and released exactly once, when the descriptor is closed. Its cost is a string and a `Set` lookup
- * per open. It is not seen by other processes (several `ftpd --workers`, or any other program writing the folder).
+ * Two maps for the whole process (writers, and the count of readers), each kept under a registered symbol so that
+ * every `LocalProvider` shares them, those of another copy of this package too. A key is taken with the file open
+ * (after the `/proc/self/fd` check, before any truncation) and released exactly once, when the descriptor is closed;
+ * a reader count that falls to zero removes its entry. Its cost is a string and a `Map` lookup or two per open, on
+ * the `fstat` the open does anyway. It is not seen by other processes (several `ftpd --workers`, or any other
+ * program writing the folder).
  */
 const writers: Map<string, WriterClaim> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.writers.v2')] ??= new Map<string, WriterClaim>()) as Map<string, WriterClaim>;
+
+/** How many readers (read streams, handles opened read-only) have each file open, by `dev:ino`; never 0. */
+const readers: Map<string, number> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.readers.v1')] ??= new Map<string, number>()) as Map<string, number>;
 
 /**
  * How long an upload must have written nothing before another writer or a reader of its file may take it over
@@ -36,9 +43,20 @@ export interface WriterClaim {
   revoke: ((err: Error) => void) | null;
 }
 
+/** A reader's registration: what {@link takeReader} returns and {@link releaseReader} gives back (once). */
+export interface ReaderClaim {
+  readonly key: string;
+  readonly reader: true;
+  released: boolean;
+}
+
+/** Either registration, as a file handle holds it: released with {@link releaseClaim}. */
+export type FileClaim = WriterClaim | ReaderClaim;
+
 /**
  * The registry key of an opened file: its device and inode. Node gives them as doubles, exact up to 2^53; two inodes
- * of one device beyond that could share a key, which errs on the safe side (a needless EBUSY, never two writers).
+ * of one device beyond that could share a key, which errs on the safe side (a needless EBUSY, never two writers nor
+ * a writer under a reader).
  */
 function keyOf(st: Stats): string {
   return `${st.dev}:${st.ino}`;
@@ -59,10 +77,13 @@ function freeOrTakenOver(key: string, path: string): boolean {
 
 /**
  * Registers a writer of the opened file `st` and returns its claim, to release when its descriptor closes.
- * @throws VfsError EBUSY when another writer of this process has the file open and is not idle.
+ * @throws VfsError EBUSY when a reader of this process has the file open (it would read the file rewritten under
+ * it), or another writer that is not idle.
  */
 export function takeWriter(st: Stats, path: string): WriterClaim {
   const key = keyOf(st);
+  // Readers first: an upload refused because of them must not end an idle writer on its way.
+  if (readers.size > 0 && readers.has(key)) throw fsError('EBUSY', 'open', path);
   if (!freeOrTakenOver(key, path)) throw fsError('EBUSY', 'open', path);
   const claim: WriterClaim = { key, path, idleSince: Date.now(), revoke: null };
   writers.set(key, claim);
@@ -75,15 +96,38 @@ export function releaseWriter(claim: WriterClaim): void {
 }
 
 /**
- * Refuses to read the opened file `st` while a writer of this process has it open and is not idle (readers do not
- * block each other nor writers).
- * @throws VfsError EBUSY
+ * Registers a reader of the opened file `st` (readers do not block each other) and returns its claim, to release
+ * when its descriptor closes.
+ * @throws VfsError EBUSY while a writer of this process has the file open and is not idle.
  */
-export function refuseIfWritten(st: Stats, path: string): void {
-  if (writers.size > 0 && !freeOrTakenOver(keyOf(st), path)) throw fsError('EBUSY', 'open', path);
+export function takeReader(st: Stats, path: string): ReaderClaim {
+  const key = keyOf(st);
+  if (writers.size > 0 && !freeOrTakenOver(key, path)) throw fsError('EBUSY', 'open', path);
+  readers.set(key, (readers.get(key) ?? 0) + 1);
+  return { key, reader: true, released: false };
+}
+
+/** Releases what {@link takeReader} took (a second call does nothing); the file's entry goes with its last reader. */
+export function releaseReader(claim: ReaderClaim): void {
+  if (claim.released) return;
+  claim.released = true;
+  const n = readers.get(claim.key) ?? 0;
+  if (n > 1) readers.set(claim.key, n - 1);
+  else readers.delete(claim.key);
+}
+
+/** Releases a writer's or a reader's registration. */
+export function releaseClaim(claim: FileClaim): void {
+  if ('reader' in claim) releaseReader(claim);
+  else releaseWriter(claim);
 }
 
 /** @internal How many files are registered as being written (for tests: it must fall back to 0). */
 export function openWriterCount(): number {
   return writers.size;
+}
+
+/** @internal How many files are registered as being read (for tests: it must fall back to 0). */
+export function openReaderCount(): number {
+  return readers.size;
 }

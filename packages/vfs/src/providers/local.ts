@@ -16,7 +16,7 @@ import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import { lstatAll, lstatAllSync, lstatSlices, noteNamespaceChange } from './local-listing.js';
-import { refuseIfWritten, releaseWriter, takeWriter, type WriterClaim } from './local-writers.js';
+import { releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -54,12 +54,13 @@ function kindOf(d: { isDirectory(): boolean; isSymbolicLink(): boolean }): NodeK
 
 /**
  * A file handle of {@link LocalProvider} over a file descriptor (sync and async, as `@platformatic/vfs` expects).
- * One opened for writing holds the file's writer registration (see {@link LocalProvider}) until it is closed.
+ * One opened for writing holds the file's writer registration, one opened read-only its reader registration (see
+ * {@link LocalProvider}), until it is closed.
  */
 export class LocalFileHandle {
   #closed = false;
-  /** The writer registration this handle releases when closed, if it holds one. */
-  #writer: WriterClaim | null;
+  /** The writer or reader registration this handle releases when closed, if it holds one. */
+  #claim: FileClaim | null;
 
   /** @internal */
   constructor(
@@ -67,9 +68,9 @@ export class LocalFileHandle {
     readonly path: string,
     readonly flags: string | number,
     readonly mode: number,
-    writer: WriterClaim | null = null,
+    claim: FileClaim | null = null,
   ) {
-    this.#writer = writer;
+    this.#claim = claim;
   }
 
   /** Whether `close()` was called. */
@@ -129,7 +130,7 @@ export class LocalFileHandle {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
-    this.#releaseWriter();
+    this.#release();
     return new Promise((resolve, reject) => {
       fs.close(this.fd, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
     });
@@ -137,13 +138,13 @@ export class LocalFileHandle {
   closeSync(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#releaseWriter();
+    this.#release();
     fs.closeSync(this.fd);
   }
-  #releaseWriter(): void {
-    if (this.#writer === null) return;
-    releaseWriter(this.#writer);
-    this.#writer = null;
+  #release(): void {
+    if (this.#claim === null) return;
+    releaseClaim(this.#claim);
+    this.#claim = null;
   }
 }
 
@@ -190,8 +191,20 @@ function closeSyncTo(fd: number, cb: (err: NodeJS.ErrnoException | null) => void
   cb(failure);
 }
 
-/** `fs` overrides for a read stream of the sync mode: its descriptor is closed synchronously. */
-const SYNC_CLOSE_FS = { read: fs.read, close: closeSyncTo };
+/**
+ * `fs` overrides for a read stream: its reader registration is released as its descriptor is closed (at the end,
+ * on an error, when destroyed), synchronously in sync mode.
+ */
+function readStreamFs(reader: ReaderClaim, syncClose: boolean): Pick<typeof fs, 'read' | 'close'> {
+  const close = syncClose ? closeSyncTo : fs.close;
+  return {
+    read: fs.read,
+    close: ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      releaseReader(reader);
+      close(fd, cb);
+    }) as typeof fs.close,
+  };
+}
 
 /** The first `limit` bytes of `chunks` (views, not copies). */
 function firstBytes(chunks: Buffer[], limit: number): Buffer[] {
@@ -405,15 +418,13 @@ function closeFd(fd: number): Promise<void> {
 }
 
 /**
- * Registers an opened regular file: as its writer when `write` (the key to release on close), else as a reader,
- * who is refused while a writer has it open. Directories, FIFOs and devices are not registered.
- * @throws VfsError EBUSY
+ * Registers an opened regular file as its writer when `write`, else as a reader; the claim is released when the
+ * descriptor closes. Directories, FIFOs and devices are not registered.
+ * @throws VfsError EBUSY (a writer while the file is read or written, a reader while it is written)
  */
-function claimFile(st: Stats, write: boolean, path: string): WriterClaim | null {
+function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
   if (!st.isFile()) return null;
-  if (write) return takeWriter(st, path);
-  refuseIfWritten(st, path);
-  return null;
+  return write ? takeWriter(st, path) : takeReader(st, path);
 }
 
 /** realpath(3) in the thread pool: one call, where `fs.promises.realpath` lstats every component in turn. */
@@ -438,27 +449,30 @@ function realpathNative(path: string): Promise<string> {
  * Uploads are written in place (visible as written); an interrupted upload keeps what was received, so that REST can
  * resume it. Sync methods work too (for `@platformatic/vfs`'s `create()`).
  *
- * **One writer per file.** Node has no fcntl locks, so the provider keeps its own registry of the files open for
- * writing, by device and inode, shared by every `LocalProvider` of the process (vsftpd's `lock_upload_files`, in
- * process). A file is registered as soon as it is opened for writing (`createWriteStream`, whatever its `start` or
- * `append`; `open`/`openSync` with a write flag, so `writeFile`, `appendFile` and `copyFile` too), after the
- * `/proc/self/fd` check and before anything is truncated, and released when the descriptor is closed: when the
- * upload finishes, fails or is destroyed, or the handle is closed. While it is registered:
+ * **One writer per file, and no writer while it is read.** Node has no fcntl locks, so the provider keeps its own
+ * registry of the files open, by device and inode, shared by every `LocalProvider` of the process (vsftpd's
+ * `lock_upload_files`, in process, both ways). A file is registered as soon as it is opened, after the
+ * `/proc/self/fd` check and before anything is truncated: as written when opened for writing (`createWriteStream`,
+ * whatever its `start` or `append`; `open`/`openSync` with a write flag, so `writeFile`, `appendFile` and `copyFile`
+ * too), as read when opened for reading (`createReadStream`, hence a download and its chunk reader; `open`/`openSync`
+ * read-only, so `readFile`). It is released when the descriptor is closed: when the upload finishes, fails or is
+ * destroyed, when the download ends, fails or is destroyed, or when the handle is closed. Then:
  * - a second writer is refused with **EBUSY** (the server's "450 File busy, try again later"): two uploads to one
  *   file would otherwise interleave their blocks, and both be reported complete;
- * - a reader (`createReadStream`, `open` for reading) is refused with EBUSY too: it would read a mix of old and new
- *   bytes, and a truncated file as complete.
+ * - a reader of a file being written is refused with EBUSY too: it would read a mix of old and new bytes, and a
+ *   truncated file as complete;
+ * - a writer of a file being read is refused with EBUSY, before it truncates or writes anything: the download would
+ *   otherwise send the start of the old file and the rest of the new one, as complete.
  *
- * Readers are not registered: they do not block each other, nor a writer (a download that was open before an upload
- * started may still see the file change under it). The refusal is immediate, never a wait. The registry is per
- * process: several `ftpd --workers` processes, or other programs, writing one folder do not see each other's
- * writers, so `atomicUploads` stays false. Its cost is a string and a `Set` lookup per open.
+ * Readers do not block each other. The refusal is immediate, never a wait. The registry is per process: several
+ * `ftpd --workers` processes, or other programs, writing one folder do not see each other's readers and writers, so
+ * `atomicUploads` stays false. Its cost is a string and a `Map` lookup or two per open, on the `fstat` it does anyway.
  */
 export class LocalProvider extends VirtualProvider implements FsProvider {
   /** The contract version this provider implements. */
   readonly specVersion = SPEC_VERSION;
   /**
-   * False: uploads write in place. In one process a second upload of a file being written is refused (EBUSY), but
+   * False: uploads write in place. In one process an upload of a file being written or read is refused (EBUSY), but
    * uploads from several processes to one path may still interleave.
    */
   readonly atomicUploads = false;
@@ -740,18 +754,18 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const real = await this.#confine(path, true, 'open');
       const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
       const fd = await new Promise<number>((resolve, reject) => fs.open(real, bits, mode ?? 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
-      let writer: WriterClaim | null = null;
+      let claim: FileClaim | null = null;
       try {
         this.#verifyFd(fd, path);
         // fstat of an open descriptor reads the in-memory inode, as the streams do.
-        writer = claimFile(fs.fstatSync(fd), f.write, path);
+        claim = claimFile(fs.fstatSync(fd), f.write, path);
         if (f.truncate && f.write) await ftruncateFd(fd, 0);
       } catch (err) {
-        if (writer !== null) releaseWriter(writer);
+        if (claim !== null) releaseClaim(claim);
         await closeFd(fd);
         throw err;
       }
-      return new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666, writer);
+      return new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666, claim);
     });
   }
 
@@ -892,17 +906,17 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
           return null;
         }
       }
-      let writer: WriterClaim | null = null;
+      let claim: FileClaim | null = null;
       try {
         this.#verifyFd(fd, path);
-        writer = claimFile(st ?? fs.fstatSync(fd), f.write, path);
+        claim = claimFile(st ?? fs.fstatSync(fd), f.write, path);
         if (f.truncate && f.write) fs.ftruncateSync(fd, 0);
       } catch (err) {
-        if (writer !== null) releaseWriter(writer);
+        if (claim !== null) releaseClaim(claim);
         fs.closeSync(fd);
         throw err;
       }
-      return new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666, writer);
+      return new LocalFileHandle(fd, normalizePath(path), flags, mode ?? 0o666, claim);
     });
   }
 
@@ -973,6 +987,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // O_NONBLOCK: opening a FIFO must not hold a thread-pool thread until some writer shows up.
       const fd = this.#sync ? fs.openSync(this.#confineSync(path, true, 'open'), O_RDONLY | O_NONBLOCK) : await openFd(await this.#confine(path, true, 'open'), O_RDONLY | O_NONBLOCK);
       let size: number;
+      let reader: ReaderClaim;
       try {
         this.#verifyFd(fd, path);
         // fstat of an open descriptor reads the in-memory inode: no thread-pool round trip needed.
@@ -980,8 +995,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
         // Only regular files are streamed: a FIFO or a device (/dev/zero) would block or never end.
         if (!st.isFile()) throw fsError('EINVAL', 'open', path);
-        // An upload rewriting it would be read half old, half new, and look complete.
-        refuseIfWritten(st, path);
+        // Refused while an upload rewrites it (it would be read half old, half new, and look complete); registered
+        // as a reader until its descriptor closes, so that no upload rewrites it under this download either.
+        reader = takeReader(st, path);
         size = st.size;
       } catch (err) {
         await this.#closeQuietly(fd);
@@ -993,9 +1009,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const highWaterMark = Math.max(1, Math.min(TRANSFER_CHUNK_SIZE, to - from + 1));
       let stream: fs.ReadStream;
       try {
-        stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true, ...(this.#sync ? { fs: SYNC_CLOSE_FS } : {}) });
+        // The stream closes the descriptor (end, error, destroy), and releases the reader registration as it does.
+        stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true, fs: readStreamFs(reader, this.#sync) });
       } catch (err) {
         // Refused options (a start past the end): the descriptor is not the stream's yet.
+        releaseReader(reader);
         await this.#closeQuietly(fd);
         throw err;
       }
@@ -1054,8 +1072,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         const st = fs.fstatSync(fd);
         // Only regular files are written: a FIFO with a reader or a device would take the upload somewhere else.
         if (!st.isFile()) throw fsError(st.isDirectory() ? 'EISDIR' : 'EINVAL', 'open', path);
-        // One writer at a time, registered before anything is truncated: a second upload would interleave its
-        // blocks with the first one's.
+        // One writer at a time and none while the file is being read, registered before anything is truncated: a
+        // second upload would interleave its blocks with the first one's, a download would get a torn mix of old
+        // and new bytes as complete.
         writer = takeWriter(st, path);
         // A new (empty) file needs no truncation: one call fewer per upload of a new file. An old one is emptied in
         // the thread pool, whatever its size and the mode: freeing even a 16 KiB file's blocks took 0.2–0.45 ms on
