@@ -21,6 +21,8 @@ beforeAll(() => {
   fs.mkdirSync(join(root, 'big'));
   // Created in an order unlike the sorted one, so that "sorted" means something.
   for (let i = ENTRIES - 1; i >= 0; i--) fs.writeFileSync(join(root, 'big', `e${String((i * 7919) % ENTRIES).padStart(5, '0')}`), 'x'.repeat(i % 5));
+  fs.mkdirSync(join(root, 'small'));
+  for (let i = 39; i >= 0; i--) fs.writeFileSync(join(root, 'small', `s${String((i * 17) % 40).padStart(2, '0')}`), '');
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -44,6 +46,18 @@ describe('big folders on local disk', () => {
     expect(sorted(nlst)).toEqual(sorted(listed).map((n) => `big/${n}`));
     const mlsd = namesOf(await listing(big, 'MLSD /big'));
     expect(sorted(mlsd)).toEqual(sorted(listed));
+  });
+});
+
+describe('listSortBudget', () => {
+  it('with none left, a folder of one slice is still sorted and a bigger one comes in the order it is read', async () => {
+    const c = await session(new LocalProvider(root), { listSortBudget: 0 });
+    const small = await listing(c, 'NLST /small');
+    expect(small).toHaveLength(40);
+    expect(small).toEqual(sorted(small));
+    const big = namesOf(await listing(c, 'LIST /big'));
+    expect(big).toHaveLength(ENTRIES);
+    expect(big).not.toEqual(sorted(big));
   });
 });
 

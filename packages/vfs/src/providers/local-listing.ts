@@ -127,7 +127,8 @@ export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): Dir
   const { dev, ino } = fs.lstatSync(dir);
   const folder: Folder = { dir, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino };
   const handle = fs.opendirSync(dir, { bufferSize: 256 });
-  const order = { sorted: false };
+  // Unset when not asked to sort: the caller may then gather a small folder to sort it itself.
+  const order: { sorted: boolean | undefined } = { sorted: options.sortedUpTo === undefined ? undefined : false };
   const slices = readSlices(folder, handle, options.thread !== false, options.sortedUpTo, order);
   // A generator that never started runs no `finally`: the folder is closed here then.
   let started = false;
@@ -172,7 +173,7 @@ async function readSortedNames(handle: fs.Dir, max: number, read: string[]): Pro
   }
 }
 
-async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, sortedUpTo: number | undefined, order: { sorted: boolean }): AsyncGenerator<DirEntry[], undefined> {
+async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, sortedUpTo: number | undefined, order: { sorted: boolean | undefined }): AsyncGenerator<DirEntry[], undefined> {
   const ahead: Array<SliceResult | Promise<SliceResult>> = [];
   let read = 0;
   let more = true;
