@@ -42,6 +42,32 @@ describe('quota', () => {
     expect(await q.availableSpace!('/')).toBe(400);
   });
 
+  it('an upload that failed over quota keeps counting what it left: the uploads still running cannot use it again', async () => {
+    const inner = new MemoryProvider();
+    const q = quota(inner, { bytes: 1000 });
+    const write = (w: NodeJS.WritableStream, bytes: number): Promise<string | undefined> =>
+      new Promise((resolve) => {
+        const onError = (err: NodeJS.ErrnoException): void => resolve(err.code);
+        w.once('error', onError);
+        w.write(Buffer.alloc(bytes, 1), (err?: Error | null) => {
+          w.removeListener('error', onError);
+          resolve(err ? (err as NodeJS.ErrnoException).code : undefined);
+        });
+      });
+    const a = await openWriteStream(q, '/a', {});
+    const b = await openWriteStream(q, '/b', {});
+    a.on('error', () => {});
+    b.on('error', () => {});
+    expect(await write(a, 600)).toBeUndefined();
+    expect(await write(b, 300)).toBeUndefined();
+    // B passes the quota and fails; what it wrote stays (a provider that writes in place keeps a partial upload).
+    expect(await write(b, 300)).toBe('EDQUOT');
+    await new Promise((r) => setTimeout(r, 20));
+    const partial = (await inner.stat('/b')).size;
+    // A may now write only what is left beside its own 600 and B's remains.
+    expect(await write(a, 1000 - 600 - partial + 1)).toBe('EDQUOT');
+  });
+
   it('keeps the inner provider\'s capabilities and flags', () => {
     const inner = new MemoryProvider();
     const q = quota(inner, { bytes: 1 });

@@ -27,8 +27,13 @@ const MAX_DEPTH = 64;
 export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   const limit = options.bytes;
   if (!(limit >= 0)) throw new TypeError('quota: bytes must be a non-negative number');
-  /** Bytes the files take, once counted; null until then (or after an unmetered change). */
+  /** Bytes the files take, once counted; null until then. */
   let used: number | null = null;
+  /**
+   * `used` may be wrong (an unmetered change, or a failed upload that may have left part of itself): counted again at
+   * the next upload or query. Until then uploads in progress go on with the last figure, never with none.
+   */
+  let stale = false;
   let counting: Promise<number> | null = null;
   /** Bytes written by uploads in progress. */
   let reserved = 0;
@@ -45,7 +50,8 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
     return sum;
   }
   const usage = async (): Promise<number> => {
-    if (used !== null) return used;
+    if (used !== null && !stale) return used;
+    stale = false;
     counting ??= count('/', 0).finally(() => (counting = null));
     used = await counting;
     return used;
@@ -84,14 +90,14 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   };
   w.open = async (path, flags, mode) => {
     // Writes through file handles are not metered: count again next time.
-    if (flags !== undefined && (typeof flags !== 'string' || /[wa+]/.test(flags))) used = null;
+    if (flags !== undefined && (typeof flags !== 'string' || /[wa+]/.test(flags))) stale = true;
     return p.open(path, flags, mode);
   };
   if (typeof p.concat === 'function') {
     const concat = p.concat;
     w.concat = async (target, parts) => {
       await concat.call(p, target, parts);
-      used = null;
+      stale = true;
     };
   }
   w.createWriteStream = async (path: string, opts: WriteStreamOptions = {}): Promise<UploadStream> => {
@@ -107,8 +113,12 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
       reserve: (n) => (reserved += n),
       release: (n) => (reserved -= n),
       done: (written) => adjust(kept + written - old),
-      // A failed upload may have left part of itself (providers that write in place): count again.
-      failed: () => (used = null),
+      // A failed upload may have left part of itself (providers that write in place): counted as if it had, so that
+      // the uploads still running cannot write into that room again, and counted for real at the next chance.
+      failed: (written) => {
+        adjust(kept + written - old);
+        stale = true;
+      },
     });
   };
   return w;
@@ -139,7 +149,8 @@ interface Meter {
   release(n: number): void;
   /** The upload completed with `written` bytes. */
   done(written: number): void;
-  failed(): void;
+  /** The upload failed after writing `written` bytes. */
+  failed(written: number): void;
 }
 
 /** An upload that counts its bytes against the quota and fails with EDQUOT past it. */
@@ -182,7 +193,7 @@ class MeteredUpload extends Writable implements UploadStream {
     // Closed once the inner upload is: a write still running there lands before anyone is told the upload is over,
     // and the usage is counted again only after it (else the count could miss it and stay wrong).
     const closed = (): void => {
-      if (failed) this.meter.failed();
+      if (failed) this.meter.failed(this.written);
       cb(err);
     };
     finished(this.inner).then(closed, closed);
