@@ -32,6 +32,8 @@ export class Transfer {
   /** Whether the data connection's end marks a complete upload (false: a TLS upload that ended without close_notify). */
   endedCleanly: () => boolean = () => true;
   private lastProgress = Date.now();
+  /** The data socket's write queue at the last stall check (-1: none seen yet). */
+  private lastQueued = -1;
   private stopReason: TransferFailure | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private onStop: ((reason: TransferFailure) => void) | null = null;
@@ -59,6 +61,14 @@ export class Transfer {
     if (this.stopReason) socket.destroy();
     if (stallTimeoutMs > 0) {
       this.stallTimer = setInterval(() => {
+        // A socket write of a big buffer calls back only at its end: one of 1 MiB to a client reading 4 KB/s takes
+        // minutes while bytes flow all along. The write queue changing between two checks is progress too (it shrinks as
+        // the kernel takes bytes; it grows only when a write is added, after the one before it completed).
+        const queued = writeQueueOf(socket);
+        if (queued !== undefined) {
+          if (queued !== this.lastQueued) this.lastProgress = Date.now();
+          this.lastQueued = queued;
+        }
         if (Date.now() - this.lastProgress >= stallTimeoutMs) this.stop('stalled');
       }, Math.min(stallTimeoutMs, 1000));
       this.stallTimer.unref();
@@ -482,6 +492,16 @@ async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerato
     got = null;
   }
   if (batch.length > 0) yield Buffer.from(batch, 'utf8');
+}
+
+/**
+ * Bytes queued on the socket's handle and not yet taken by the kernel: libuv's write queue, which Node's handle
+ * reports live (`writeQueueSize`), shrinking as a slow client drains a big write. Undefined where the handle has none
+ * (a TLS socket's handle, a relay): the stall timer then counts completed writes only.
+ */
+function writeQueueOf(socket: Socket): number | undefined {
+  const queued = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle?.writeQueueSize;
+  return typeof queued === 'number' ? queued : undefined;
 }
 
 /** Counts the bytes a stream emits, for progress (STAT), the stall timer and the transfer event. */
