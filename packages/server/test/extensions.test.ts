@@ -94,6 +94,9 @@ describe('HASH', () => {
     expect((await c.cmd('XSHA256 "fox file.txt"')).text).toBe(hex('sha256', data));
     expect((await c.cmd('XSHA512 "fox file.txt"')).text).toBe(hex('sha512', data));
     expect((await c.cmd('XMD5 "fox file.txt" 4 9')).text).toBe(hex('md5', data.subarray(4, 9)));
+    // A range that starts past the end names no byte: 554, as HASH answers, not the digest of nothing.
+    expect((await c.cmd(`XCRC "fox file.txt" ${data.length + 1} ${data.length + 5}`)).code).toBe(554);
+    expect((await c.cmd(`XCRC "fox file.txt" ${data.length}`)).text).toBe('00000000');
   });
 });
 

@@ -291,6 +291,10 @@ describe('transfers', () => {
     expect((await c.cmd('REST 11')).code).toBe(350);
     await upload(c, 'r', '!');
     expect((await download(c, 'RETR r')).toString()).toBe('012345abcXY!');
+    // A REST that fails clears the one before it: the download starts at 0, not at 5.
+    expect((await c.cmd('REST 5')).code).toBe(350);
+    expect((await c.cmd('REST five')).code).toBe(501);
+    expect((await download(c, 'RETR r')).toString()).toBe('012345abcXY!');
   });
 
   it('a name holding a CR, sent as CR NUL (as lftp does), is that name and not its first part', async () => {

@@ -69,6 +69,8 @@ export function legacyHash(algorithm: HashAlgorithm) {
     if (numbers.length > 2 || numbers.some((n) => !/^\d+$/.test(n))) throw new FtpError(501, 'Syntax: X<ALGO> <path> [<start> [<end>]].');
     const path = s.resolve(name);
     const st = await plainFile(s, path);
+    // As HASH and RETR: a range that starts past the end names no byte of the file (not an empty digest).
+    if (Number(numbers[0] ?? 0) > st.size) throw new FtpError(554, `Range start ${numbers[0]} is beyond the end of the file (${st.size} bytes).`);
     const start = Math.min(Number(numbers[0] ?? 0), st.size);
     const end = Math.min(numbers[1] !== undefined ? Number(numbers[1]) : st.size, st.size);
     if (end < start) throw new FtpError(501, 'The end is before the start.');

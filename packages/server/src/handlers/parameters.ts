@@ -24,6 +24,8 @@ export function stru(s: Session, arg: string): Promise<void> | void {
 
 /** REST (RFC 3659 §5): the offset the next RETR, STOR or APPE starts from. */
 export function rest(s: Session, arg: string): Promise<void> | void {
+  // A REST that fails clears the one before it: the next transfer must not start at an offset the client replaced.
+  s.restOffset = 0;
   s.restOffset = parseRestOffset(arg);
   return s.reply(350, `Restarting at ${s.restOffset}. Send STORE or RETRIEVE to initiate transfer.`);
 }
