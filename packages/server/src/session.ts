@@ -283,7 +283,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   async secureControl(context: SecureContext): Promise<void> {
     const raw = this.conn.socket;
     const carrier = this.settings.allowCcc ? new SocketPipe(raw) : raw;
-    const secure = await this.ctx.tls.handshake(raw, context, this.settings.tlsHandshakeTimeout * 1000, carrier);
+    const secure = await this.ctx.tls.handshake(raw, context, this.settings.tlsHandshakeTimeout * 1000, 'control', carrier);
     this.controlPipe = carrier instanceof SocketPipe ? carrier : null;
 
     this.conn.upgrade(secure);

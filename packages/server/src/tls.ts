@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { constants, randomBytes } from 'node:crypto';
@@ -68,8 +69,8 @@ export class TlsContexts {
       ...options,
       // The stricter of the server's minimum and the driver's: a driver cannot lower the floor by accident.
       minVersion: stricter(this.settings.tlsMinVersion, options.minVersion),
-      // No renegotiation (TLS 1.2): each is a full handshake of server CPU at the client's will, and Node's own limit
-      // does not apply to sockets it did not accept itself. OpenSSL refuses them with a no_renegotiation alert.
+      // No renegotiation (TLS 1.2): each is a full handshake of server CPU at the client's will; Node's own limit
+      // (3 in 10 minutes) reports through an error event and leaves the connection up. OpenSSL refuses them outright.
       secureOptions: (options.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
       ticketKeys: randomBytes(48),
     });
@@ -79,13 +80,14 @@ export class TlsContexts {
 
   /**
    * Runs the server side of a TLS handshake with `context` over `carrier` (the connection `socket`, or a relay over
-   * it; see {@link startTls}). Until `socket` closes, the context is not reused: a handshake still running when its
+   * it; see {@link startTls}); `role` says whether it is the control connection's (whose TLS 1.2 sessions are kept
+   * for its data connections to resume by ID) or a data connection's (which resumes them and adds none). Until `socket` closes, the context is not reused: a handshake still running when its
    * session ends (a client holding back its last data connection's messages) would otherwise be answered with
    * tickets under the next session's keys.
    */
-  handshake(socket: Socket, context: SecureContext, timeoutMs: number, carrier: Duplex = socket): Promise<TLSSocket> {
+  handshake(socket: Socket, context: SecureContext, timeoutMs: number, role: 'control' | 'data', carrier: Duplex = socket): Promise<TLSSocket> {
     this.#use(context, socket);
-    return startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context));
+    return startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.[role]);
   }
 
   /** The context's store of TLS 1.2 sessions; none when TLS 1.2 is not allowed (TLS 1.3 resumes by ticket only). */
@@ -150,9 +152,9 @@ function stricter(floor: SecureVersion, asked: SecureVersion | undefined): Secur
 /**
  * Runs the server side of a TLS handshake over an accepted (or connected) socket and resolves once it is done.
  * The server is the TLS server on every connection, data connections included (RFC 4217 §4). `sessionIds`, when
- * given, stores and resumes TLS 1.2 sessions by ID (see {@link TlsSessionIds}).
+ * given, stores and resumes TLS 1.2 sessions by ID (one side of a {@link TlsSessionIds}).
  */
-export function startTls(socket: Socket | Duplex, context: SecureContext, timeoutMs: number, sessionIds?: TlsSessionIds): Promise<TLSSocket> {
+export function startTls(socket: Socket | Duplex, context: SecureContext, timeoutMs: number, sessionIds?: EventEmitter): Promise<TLSSocket> {
   if (socket.destroyed) return Promise.reject(new FtpError(421, 'Connection closed before the TLS handshake.'));
   return new Promise((resolve, reject) => {
     // Node looks for stored sessions on the socket's `server` (its newSession/resumeSession events), which needs

@@ -69,7 +69,7 @@ describe('TlsContexts', () => {
     // The session's control connection, and a data connection whose handshake the client holds back.
     const control = await silentConnection();
     const held = await silentConnection();
-    const handshakes = [tls.handshake(control, ctx, 10_000), tls.handshake(held, ctx, 10_000)].map((h) => h.catch(() => undefined));
+    const handshakes = [tls.handshake(control, ctx, 10_000, 'control'), tls.handshake(held, ctx, 10_000, 'data')].map((h) => h.catch(() => undefined));
     control.destroy();
     await once(control, 'close');
     tls.release(ctx);
@@ -81,7 +81,7 @@ describe('TlsContexts', () => {
     const closed = await silentConnection();
     closed.destroy();
     await once(closed, 'close');
-    await tls.handshake(closed, ctx, 10_000).catch(() => undefined);
+    await tls.handshake(closed, ctx, 10_000, 'data').catch(() => undefined);
     tls.release(ctx);
     expect(await tls.context(session)).toBe(ctx);
     await Promise.all(handshakes);
