@@ -51,3 +51,35 @@ it("Node's handle reports the write queue live while a slow reader drains it (wh
   expect(sizes.every((n) => typeof n === 'number')).toBe(true);
   expect(new Set(sizes).size).toBeGreaterThan(1);
 });
+
+
+it('under TLS, the connection under the TLS socket reports its write queue live (what attach is given as `tcp`)', async () => {
+  const { TLSSocket, connect: tlsConnect, createSecureContext } = await import('node:tls');
+  const { makeCertificate } = await import('./tls-fixture.js');
+  const secureContext = createSecureContext(makeCertificate());
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection');
+  const client = tlsConnect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', rejectUnauthorized: false });
+  client.on('error', () => {});
+  const [tcp] = (await accepted) as [Socket];
+  const secure = new TLSSocket(tcp, { isServer: true, secureContext });
+  secure.on('error', () => {});
+  await once(secure, 'secure');
+  secure.write(Buffer.alloc(16 * 1024 * 1024));
+  client.on('data', () => {
+    client.pause();
+    setTimeout(() => client.resume(), 3);
+  });
+  const sizes: unknown[] = [];
+  for (let i = 0; i < 5; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    sizes.push((tcp as unknown as { _handle: { writeQueueSize: unknown } | null })._handle?.writeQueueSize);
+  }
+  client.destroy();
+  secure.destroy();
+  server.close();
+  expect(sizes.every((n) => typeof n === 'number')).toBe(true);
+  expect(new Set(sizes).size).toBeGreaterThan(1);
+});

@@ -54,8 +54,11 @@ export class Transfer {
     return this.settled;
   }
 
-  /** Starts moving bytes over `socket`; a stall of `stallTimeoutMs` without progress stops the transfer. */
-  attach(socket: Socket, stallTimeoutMs: number): void {
+  /**
+   * Starts moving bytes over `socket`; a stall of `stallTimeoutMs` without progress stops the transfer. `tcp` is the
+   * connection under `socket` when that is a TLS socket: its write queue is what shows a slow download moving.
+   */
+  attach(socket: Socket, stallTimeoutMs: number, tcp: Socket = socket): void {
     this.socket = socket;
     this.lastProgress = Date.now();
     if (this.stopReason) socket.destroy();
@@ -64,7 +67,7 @@ export class Transfer {
         // A socket write of a big buffer calls back only at its end: one of 1 MiB to a client reading 4 KB/s takes
         // minutes while bytes flow all along. The write queue changing between two checks is progress too (it shrinks as
         // the kernel takes bytes; it grows only when a write is added, after the one before it completed).
-        const queued = writeQueueOf(socket);
+        const queued = writeQueueOf(tcp);
         if (queued !== undefined) {
           if (queued !== this.lastQueued) this.lastProgress = Date.now();
           this.lastQueued = queued;
@@ -424,6 +427,8 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
 export async function sendLines(transfer: Transfer, lines: Iterable<string> | AsyncIterable<Iterable<string>>, batchSize: number, coding: Coding): Promise<void> {
   const groups = new GroupWaiter(Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : [lines][Symbol.iterator]());
   const socket = transfer.socket!;
+  // Closed before this listens (during a TLS connection's settling turn, say): its 'close' will not come again.
+  if (socket.destroyed) throw transfer.closedError();
   const onClose = (): void => groups.closed(transfer.closedError());
   socket.once('close', onClose);
   try {
@@ -497,7 +502,7 @@ async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerato
 /**
  * Bytes queued on the socket's handle and not yet taken by the kernel: libuv's write queue, which Node's handle
  * reports live (`writeQueueSize`), shrinking as a slow client drains a big write. Undefined where the handle has none
- * (a TLS socket's handle, a relay): the stall timer then counts completed writes only.
+ * (a relay): the stall timer then counts completed writes only.
  */
 function writeQueueOf(socket: Socket): number | undefined {
   const queued = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle?.writeQueueSize;

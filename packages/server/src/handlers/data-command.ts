@@ -48,8 +48,10 @@ export async function runDataCommand(
     let socket = await t.race(
       setup.kind === 'passive' ? setup.listener.accept(timeoutMs) : connectActive(setup.host, setup.port, s.localAddress || undefined, timeoutMs),
     );
+    // Under TLS the connection's own socket still shows the stall timer its write queue (see Transfer.attach).
+    const tcp = socket;
     if (s.prot === 'P') socket = await t.race(protect(s, socket, t));
-    t.attach(socket, s.settings.dataStallTimeout * 1000);
+    t.attach(socket, s.settings.dataStallTimeout * 1000, tcp);
     s.ctx.emit('transfer:start', { session: s.id, user: s.user, direction, path });
     await work(t);
     await s.reply(226, 'Transfer complete.');
@@ -109,6 +111,8 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
     // FIN, and clients that check for it (Python's ftplib) fail the transfer. One turn of the loop later the
     // handshake is over. (An upload ends only after the client's end of data, well after the handshake.)
     await new Promise((resolve) => setImmediate(resolve));
+    // Gone meanwhile: said now, for a sender that listens for 'close' only from here on would wait for nothing.
+    if (secure.destroyed) throw t.closedError();
   }
   if (relay) {
     let closeNotify = false;
