@@ -61,6 +61,23 @@ describe('listSortBudget', () => {
   });
 });
 
+describe('listSortBudget on local disk', () => {
+  it('a listing gives back what its folder does not hold: one waiting for its data connection keeps none of a small folder\'s share', async () => {
+    const a = await session(new LocalProvider(root), { listSortMax: 2000, listSortBudget: 2000 });
+    // A lists a small folder and never connects: its listing waits (dataConnectTimeout) with the folder read.
+    expect((await a.cmd('EPSV')).code).toBe(229);
+    a.send('NLST /small');
+    expect((await a.next()).code).toBe(150);
+    const b = await RawClient.connect(a.socket.remotePort!);
+    cleanups.push(() => b.close());
+    await b.login();
+    // B's folder of 1,234 entries is sorted only if A gave back what its 40 names did not need.
+    const names = await listing(b, 'NLST /big');
+    expect(names).toHaveLength(ENTRIES);
+    expect(names).toEqual(sorted(names));
+  });
+});
+
 describe('a folder sent as it is read', () => {
   for (const [command, settings, sorted] of [
     ['MLSD /huge', {}, false],

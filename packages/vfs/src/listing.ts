@@ -133,6 +133,9 @@ export function mapSliceErrors(slices: DirSlices, path: string): DirSlices {
     get sorted() {
       return slices.sorted;
     },
+    get held() {
+      return slices.held;
+    },
     [Symbol.asyncIterator]() {
       return this;
     },

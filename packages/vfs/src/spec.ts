@@ -52,6 +52,11 @@ export interface DirSlices extends AsyncIterableIterator<DirEntry[]> {
    * slices too: what {@link ListSlicesOptions.sortedUpTo} asks for. Settled once the first `next()` has resolved.
    */
   readonly sorted?: boolean;
+  /**
+   * Names the provider has read ahead and holds for this listing (to sort them, see {@link ListSlicesOptions.sortedUpTo}),
+   * once a `next()` has resolved: a caller that budgets what listings hold gives back the rest. Unset: unknown.
+   */
+  readonly held?: number;
 }
 
 /** Options of {@link OptionalCapabilities.listSlices}. */

@@ -118,11 +118,14 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
   // What this listing may hold to sort, out of what all listings may (`listSortBudget`); given back when it ends.
   const budget = s.ctx.listSortBudget;
   const max = budget.take(s.settings.listSortMax);
-  let held = true;
-  const giveBack = (): void => {
-    if (held) budget.give(max);
-    held = false;
+  // What this listing still has of the budget: less as a provider that says what it holds (`held`) hands names on.
+  let kept = max;
+  const keep = (held: number | undefined): void => {
+    const now = held === undefined ? kept : Math.max(0, Math.min(kept, held));
+    budget.give(kept - now);
+    kept = now;
   };
+  const giveBack = (): void => keep(0);
   try {
     // A provider that can sort before it looks entries up (the local disk) streams a sorted listing as it is read.
     const slices = await listDirectorySlices(s.vfs, path, max > 0 ? { sortedUpTo: max } : undefined);
@@ -133,13 +136,14 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
     try {
       for (;;) {
         const got = await slices.next();
+        keep(slices.held);
         if (got.done === true) return givingBack(slicesOf([gathered.sort(byName)]), giveBack);
         // Whether the slices come sorted is known once the first one has come. A provider that sorts (`sorted` set)
         // and did not is listing a folder bigger than `max`: it streams, nothing to gather (gathered, a big folder
         // held ~20,000 entries with their stats and lines per listing, for as long as a client did not read it).
-        if (slices.sorted !== undefined) return givingBack(withFirst(got.value, slices), giveBack);
+        if (slices.sorted !== undefined) return givingBack(withFirst(got.value, slices), giveBack, () => keep(slices.held));
         for (const e of got.value) gathered.push(e);
-        if (over) return givingBack(withFirst(gathered, slices), giveBack);
+        if (over) return givingBack(withFirst(gathered, slices), giveBack, () => keep(slices.held));
         over = gathered.length > max;
       }
     } catch (err) {
@@ -152,13 +156,17 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
   }
 }
 
-/** `slices`, calling `done` once when they end: read to the end, failed, or closed early. */
-function givingBack(slices: DirSlices, done: () => void): DirSlices {
+/**
+ * `slices`, calling `done` once when they end (read to the end, failed, or closed early), and `moved` after each
+ * slice they give (for what the listing still holds).
+ */
+function givingBack(slices: DirSlices, done: () => void, moved: () => void = () => {}): DirSlices {
   return {
     async next() {
       try {
         const got = await slices.next();
         if (got.done === true) done();
+        else moved();
         return got;
       } catch (err) {
         done();

@@ -128,7 +128,7 @@ export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): Dir
   const folder: Folder = { dir, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino };
   const handle = fs.opendirSync(dir, { bufferSize: 256 });
   // Unset when not asked to sort: the caller may then gather a small folder to sort it itself.
-  const order: { sorted: boolean | undefined } = { sorted: options.sortedUpTo === undefined ? undefined : false };
+  const order: Order = { sorted: options.sortedUpTo === undefined ? undefined : false, held: 0 };
   const slices = readSlices(folder, handle, options.thread !== false, options.sortedUpTo, order);
   // A generator that never started runs no `finally`: the folder is closed here then.
   let started = false;
@@ -146,6 +146,9 @@ export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): Dir
     },
     get sorted() {
       return order.sorted;
+    },
+    get held() {
+      return order.held;
     },
     [Symbol.asyncIterator]() {
       return this;
@@ -173,7 +176,13 @@ async function readSortedNames(handle: fs.Dir, max: number, read: string[]): Pro
   }
 }
 
-async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, sortedUpTo: number | undefined, order: { sorted: boolean | undefined }): AsyncGenerator<DirEntry[], undefined> {
+/** What a listing says of itself as it goes: see `DirSlices.sorted` and `DirSlices.held`. */
+interface Order {
+  sorted: boolean | undefined;
+  held: number;
+}
+
+async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, sortedUpTo: number | undefined, order: Order): AsyncGenerator<DirEntry[], undefined> {
   const ahead: Array<SliceResult | Promise<SliceResult>> = [];
   let read = 0;
   let more = true;
@@ -186,7 +195,14 @@ async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, s
       order.sorted = true;
       more = false;
     }
-    const takePending = (): string[] => pending.slice(taken, (taken += LSTAT_SLICE));
+    order.held = pending.length;
+    // Names handed on are let go here (the array itself lives as long as the listing), and no longer counted.
+    const takePending = (): string[] => {
+      const names = pending.slice(taken, taken + LSTAT_SLICE);
+      pending.fill('', taken, (taken += names.length));
+      order.held = pending.length - taken;
+      return names;
+    };
     for (;;) {
       while (ahead.length < SLICES_AHEAD && (more || taken < pending.length)) {
         if (read > 0) await yieldToOthers();
