@@ -68,6 +68,30 @@ describe('quota', () => {
     expect(await write(a, 1000 - 600 - partial + 1)).toBe('EDQUOT');
   });
 
+  it('a count that fails settles nothing: the next query counts again', async () => {
+    class Flaky extends MemoryProvider {
+      failNext = false;
+      override async readdir(...args: Parameters<MemoryProvider['readdir']>): ReturnType<MemoryProvider['readdir']> {
+        if (this.failNext) {
+          this.failNext = false;
+          throw Object.assign(new Error('EIO: i/o error, scandir'), { code: 'EIO' });
+        }
+        return super.readdir(...args);
+      }
+    }
+    const inner = new Flaky();
+    (inner as { list?: unknown }).list = undefined;
+    const q = quota(inner, { bytes: 1000 });
+    await put(q, '/a', 100);
+    expect(await q.availableSpace!('/')).toBe(900);
+    // Written through a handle (unmetered): counted again at the next query, which fails once.
+    await (await q.open('/b', 'w')).close();
+    await put(inner, '/b', 500);
+    inner.failNext = true;
+    await expect(q.availableSpace!('/')).rejects.toThrow();
+    expect(await q.availableSpace!('/')).toBe(400);
+  });
+
   it('keeps the inner provider\'s capabilities and flags', () => {
     const inner = new MemoryProvider();
     const q = quota(inner, { bytes: 1 });

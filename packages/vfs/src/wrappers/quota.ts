@@ -30,11 +30,15 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   /** Bytes the files take, once counted; null until then. */
   let used: number | null = null;
   /**
-   * `used` may be wrong (an unmetered change, or a failed upload that may have left part of itself): counted again at
-   * the next upload or query. Until then uploads in progress go on with the last figure, never with none.
+   * Bumped whenever `used` may have gone wrong (an unmetered change, or a failed upload that may have left part of
+   * itself): `used` is counted again at the next upload or query, by a count that starts after the bump (one that was
+   * already running may have missed it, and one that fails settles nothing). Until then uploads in progress go on with
+   * the last figure, never with none.
    */
-  let stale = false;
-  let counting: Promise<number> | null = null;
+  let changes = 0;
+  /** `changes` as it was when the count that set `used` began (-1: never counted). */
+  let countedAt = -1;
+  let counting: { at: number; total: Promise<number> } | null = null;
   /** Bytes written by uploads in progress. */
   let reserved = 0;
 
@@ -50,11 +54,23 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
     return sum;
   }
   const usage = async (): Promise<number> => {
-    if (used !== null && !stale) return used;
-    stale = false;
-    counting ??= count('/', 0).finally(() => (counting = null));
-    used = await counting;
-    return used;
+    if (used !== null && countedAt === changes) return used;
+    const at = changes;
+    if (counting?.at !== at) {
+      const mine: { at: number; total: Promise<number> } = { at, total: count('/', 0) };
+      counting = mine;
+      mine.total.then(
+        () => (counting === mine ? (counting = null) : undefined),
+        () => (counting === mine ? (counting = null) : undefined),
+      );
+    }
+    const total = await counting!.total;
+    // A count begun later may have settled first: the newer figure stays.
+    if (at >= countedAt) {
+      used = total;
+      countedAt = at;
+    }
+    return used ?? total;
   };
   const adjust = (delta: number): void => {
     if (used !== null) used = Math.max(0, used + delta);
@@ -90,14 +106,14 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   };
   w.open = async (path, flags, mode) => {
     // Writes through file handles are not metered: count again next time.
-    if (flags !== undefined && (typeof flags !== 'string' || /[wa+]/.test(flags))) stale = true;
+    if (flags !== undefined && (typeof flags !== 'string' || /[wa+]/.test(flags))) changes++;
     return p.open(path, flags, mode);
   };
   if (typeof p.concat === 'function') {
     const concat = p.concat;
     w.concat = async (target, parts) => {
       await concat.call(p, target, parts);
-      stale = true;
+      changes++;
     };
   }
   w.createWriteStream = async (path: string, opts: WriteStreamOptions = {}): Promise<UploadStream> => {
@@ -117,7 +133,7 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
       // the uploads still running cannot write into that room again, and counted for real at the next chance.
       failed: (written) => {
         adjust(kept + written - old);
-        stale = true;
+        changes++;
       },
     });
   };
