@@ -85,7 +85,8 @@ describe('quota', () => {
     await put(q, '/a', 100);
     expect(await q.availableSpace!('/')).toBe(900);
     // Written through a handle (unmetered): counted again at the next query, which fails once.
-    await (await q.open('/b', 'w')).close();
+    const handle = (await q.open('/b', 'w')) as { close(): Promise<void> };
+    await handle.close();
     await put(inner, '/b', 500);
     inner.failNext = true;
     await expect(q.availableSpace!('/')).rejects.toThrow();
