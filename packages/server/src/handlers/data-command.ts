@@ -62,12 +62,9 @@ export async function runDataCommand(
       await s.reply(426, err.message);
     } else {
       const cause = err instanceof TransferError ? err.cause : err;
-      const mapped = toReply(cause, path);
-      // After the 150, RFC 959 §5.4 allows 451 for a transient local error, not 450 (a file busy with another
-      // session's transfer is found when the file is opened, once the data connection is up).
-      const reply = mapped.code === 450 ? { ...mapped, code: 451 } : mapped;
+      const reply = toReply(cause, path);
       error = reply.text;
-      if (mapped.code >= 500 || mapped.code === 451) s.log.warn({ err: cause, path }, 'transfer failed');
+      if (reply.code >= 500 || reply.code === 451) s.log.warn({ err: cause, path }, 'transfer failed');
       await s.reply(reply.code, reply.text);
     }
   } finally {
