@@ -101,6 +101,26 @@ it('ABOR during a download gets 426 then 226, and a client that drops the data c
   expect((await c.cmd('NOOP')).code).toBe(200);
 });
 
+it('an upload over a file another session is downloading is refused (450, file busy), and the download is whole', async () => {
+  const data = pattern(32 * 1024 * 1024, 3);
+  const ctx = await setup({ 'big.bin': data });
+  const a = await client(ctx.port);
+  const b = await client(ctx.port);
+  const downloading = await a.passive();
+  a.send('RETR big.bin');
+  expect((await a.next()).code).toBe(150);
+  // A reads nothing yet: its download holds the file open.
+  const uploading = await b.passive();
+  b.send('STOR big.bin');
+  expect((await b.next()).code).toBe(150);
+  const refused = await b.next();
+  expect(refused.code).toBe(450);
+  expect(refused.text).toMatch(/busy/i);
+  uploading.destroy();
+  expect(sha(await readAll(downloading))).toBe(sha(data));
+  expect((await a.next()).code).toBe(226);
+});
+
 it('RETR of a FIFO is refused with 550 at once, and leaves the server responsive', async () => {
   const { execFileSync } = await import('node:child_process');
   const dir = await mkdtemp(join(tmpdir(), 'local-fifo-'));
