@@ -15,11 +15,6 @@ export class ListingSortBudget {
     this.#free = total;
   }
 
-  /** Names free for the next listing. */
-  get free(): number {
-    return this.#free;
-  }
-
   /** Takes up to `wanted` names; returns how many were granted (0 when none are left). */
   take(wanted: number): number {
     const granted = Math.max(0, Math.min(wanted, this.#free));

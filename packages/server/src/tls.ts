@@ -81,9 +81,9 @@ export class TlsContexts {
   /**
    * Runs the server side of a TLS handshake with `context` over `carrier` (the connection `socket`, or a relay over
    * it; see {@link startTls}); `role` says whether it is the control connection's (whose TLS 1.2 sessions are kept
-   * for its data connections to resume by ID) or a data connection's (which resumes them and adds none). Until `socket` closes, the context is not reused: a handshake still running when its
-   * session ends (a client holding back its last data connection's messages) would otherwise be answered with
-   * tickets under the next session's keys.
+   * for its data connections to resume by ID) or a data connection's (which resumes them and adds none). Until
+   * `socket` closes, the context is not reused: a handshake still running when its session ends (a client holding
+   * back its last data connection's messages) would otherwise be answered with tickets under the next session's keys.
    */
   handshake(socket: Socket, context: SecureContext, timeoutMs: number, role: 'control' | 'data', carrier: Duplex = socket): Promise<TLSSocket> {
     this.#use(context, socket);

@@ -68,7 +68,7 @@ async function* recursiveLines(s: Session, root: string, first: ListEntry[], now
         .then((slices) => entriesUpTo(slices, listMaxEntries - emitted))
         .catch(() => null);
       if (!raw) continue;
-      raw.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      raw.sort(byName);
       entries = await toListEntries(s, path, raw);
     }
     if (path !== root) yield '';
@@ -129,6 +129,7 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
   try {
     // A provider that can sort before it looks entries up (the local disk) streams a sorted listing as it is read.
     const slices = await listDirectorySlices(s.vfs, path, max > 0 ? { sortedUpTo: max } : undefined);
+    const moved = (): void => keep(slices.held);
     const gathered: DirEntry[] = [];
     // Past the limit, one more slice is read: it tells a folder that came whole (a provider without listSlices),
     // sorted since it is in hand anyway, from a big one.
@@ -136,14 +137,14 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
     try {
       for (;;) {
         const got = await slices.next();
-        keep(slices.held);
+        moved();
         if (got.done === true) return givingBack(slicesOf([gathered.sort(byName)]), giveBack);
         // Whether the slices come sorted is known once the first one has come. A provider that sorts (`sorted` set)
         // and did not is listing a folder bigger than `max`: it streams, nothing to gather (gathered, a big folder
         // held ~20,000 entries with their stats and lines per listing, for as long as a client did not read it).
-        if (slices.sorted !== undefined) return givingBack(withFirst(got.value, slices), giveBack, () => keep(slices.held));
+        if (slices.sorted !== undefined) return givingBack(withFirst(got.value, slices), giveBack, moved);
         for (const e of got.value) gathered.push(e);
-        if (over) return givingBack(withFirst(gathered, slices), giveBack, () => keep(slices.held));
+        if (over) return givingBack(withFirst(gathered, slices), giveBack, moved);
         over = gathered.length > max;
       }
     } catch (err) {
@@ -186,6 +187,7 @@ function givingBack(slices: DirSlices, done: () => void, moved: () => void = () 
   };
 }
 
+/** Ends a listing's slices; a provider that fails to is logged, since the client's reply is already decided. */
 async function endSlices(s: Session, slices: DirSlices): Promise<void> {
   try {
     await slices.return();
