@@ -49,3 +49,31 @@ print(first[:3], second[:3], f.voidcmd('NOOP')[:3], got < 1024 ** 3)
   const { stdout } = await run('python3', ['-c', script], { timeoutMs: 60000 });
   expect(stdout.trim()).toBe('426 226 200 True');
 });
+
+it('Python ftplib in Latin-1: names that are not UTF-8 are stored, listed and served byte for byte', async () => {
+  const { readdir, writeFile, mkdir } = await import('node:fs/promises');
+  // A file and a folder named in Latin-1 on disk before the server sees them (a legacy tree).
+  await mkdir(Buffer.from(join(ftpd.root, 'legacy-\xe9t\xe9'), 'latin1'));
+  await writeFile(Buffer.from(join(ftpd.root, 'legacy-\xe9t\xe9', 'r\xe9sum\xe9.txt'), 'latin1'), 'old bytes');
+  const script = `
+import ftplib, io
+f = ftplib.FTP(encoding='latin-1'); f.connect('127.0.0.1', ${ftpd.port}, timeout=20); f.login(${JSON.stringify(USER)}, ${JSON.stringify(PASSWORD)})
+f.voidcmd('TYPE I')
+f.storbinary('STOR caf\\xe9.txt', io.BytesIO(b'e-acute'))
+f.storbinary('STOR caf\\xe8.txt', io.BytesIO(b'e-grave'))
+print(sorted(n for n in f.nlst() if n.startswith('caf')))
+f.cwd('legacy-\\xe9t\\xe9'); print(f.pwd())
+out = io.BytesIO(); f.retrbinary('RETR r\\xe9sum\\xe9.txt', out.write); print(out.getvalue().decode())
+print([name for name, facts in f.mlsd()])
+f.quit()
+`;
+  const { stdout } = await run('python3', ['-c', script], { timeoutMs: 60000 });
+  expect(stdout.trim().split('\n')).toEqual([
+    "['caf\xe8.txt', 'caf\xe9.txt']",
+    '/legacy-\xe9t\xe9',
+    'old bytes',
+    "['r\xe9sum\xe9.txt']",
+  ]);
+  const onDisk = (await readdir(ftpd.root, { encoding: 'buffer' })).map((n) => n.toString('latin1'));
+  expect(onDisk).toEqual(expect.arrayContaining(['caf\xe9.txt', 'caf\xe8.txt']));
+});

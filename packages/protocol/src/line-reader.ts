@@ -21,18 +21,19 @@
  *   data byte after an `IAC IP` (other Telnet commands in between allowed,
  *   no complete `IAC DM`) is therefore dropped as that remnant. Anywhere else
  *   0xF2 is data: it leads 4-byte UTF-8 sequences (U+80000 … U+BFFFF).
- * - Lines are decoded as UTF-8 (RFC 2640 §2.2). A line that is not valid
- *   UTF-8 comes from a client writing its own 8-bit charset: it is decoded as
- *   Latin-1, one character per byte (RFC 2640's own test: valid UTF-8 is
- *   unlikely by chance), so that two names differing in such bytes stay two
- *   names instead of both becoming U+FFFD. Decoding never throws.
+ * - Lines are decoded as UTF-8 (RFC 2640 §2.2). Bytes that are not valid
+ *   UTF-8 come from a client writing its own 8-bit charset: each becomes a
+ *   byte escape (byte-escapes.ts), so the name the client sent is the name
+ *   stored and listed back, byte for byte, and two names differing in such
+ *   bytes stay two names instead of both becoming U+FFFD. Decoding never
+ *   throws.
  * - A line longer than `maxLineLength` bytes is discarded as it arrives and
  *   reported once, as an `overflow` event, when its end arrives. Memory is
  *   bounded by `maxLineLength` whatever is fed.
  *
  * @module
  */
-import { isUtf8 } from 'node:buffer';
+import { decodeEscaped } from './byte-escapes.js';
 import { ProtocolError } from './errors.js';
 
 /** One framing result: a complete line, or the report of a discarded over-long line. */
@@ -378,12 +379,9 @@ export class LineReader {
   }
 }
 
-/** Bytes [start, end) of `buf` as text: UTF-8, or Latin-1 when they are not valid UTF-8 (see the module's notes). */
+/** Bytes [start, end) of `buf` as text: UTF-8, bytes outside valid UTF-8 as byte escapes (see the module's notes). */
 function decodeLine(buf: Buffer, start: number, end: number): string {
-  const line = buf.toString('utf8', start, end);
-  // Only a line whose decoding replaced something can be invalid; a valid one may hold U+FFFD itself.
-  if (line.indexOf('\uFFFD') === -1 || isUtf8(buf.subarray(start, end))) return line;
-  return buf.toString('latin1', start, end);
+  return decodeEscaped(buf, start, end);
 }
 
 function toBuffer(chunk: unknown): Buffer {

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { encodeEscaped } from './byte-escapes.js';
 import { ProtocolError } from './errors.js';
 import { LineReader } from './line-reader.js';
 
@@ -60,14 +61,14 @@ export class ReplyParser {
 
   /**
    * Feed received data.
-   * @param chunk - bytes (decoded as UTF-8) or text.
+   * @param chunk - bytes (decoded as UTF-8, bytes outside it as byte escapes: see `decodeEscaped`) or text.
    * @returns the replies completed by this chunk, in order.
    * @throws ProtocolError `BAD_ARGUMENT` if `chunk` is neither a string nor a `Uint8Array`.
    */
   push(chunk: Buffer | string): Reply[] {
     const data: unknown = chunk;
     let bytes: Buffer;
-    if (typeof data === 'string') bytes = Buffer.from(data, 'utf8');
+    if (typeof data === 'string') bytes = encodeEscaped(data);
     else if (data instanceof Uint8Array) bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     else throw new ProtocolError('BAD_ARGUMENT', 'chunk must be a string, Buffer or Uint8Array');
     const replies: Reply[] = [];

@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LineReader } from '../src/index.js';
@@ -40,7 +39,7 @@ const fixtures: Fixture[] = [
     expected: [line('STOR a\rb'), line('DELE a\r\r')],
   },
   { name: 'Telnet commands between CR and NUL are transparent', input: bytes('RETR a\r\xff\xf1\x00b\r\n'), expected: [line('RETR a\rb')] },
-  { name: 'CR then an escaped 0xFF: the CR ends the line', input: bytes('A\r\xff\xffB\r\n'), expected: [line('A'), line('\u00ffB')] },
+  { name: 'CR then an escaped 0xFF: the CR ends the line', input: bytes('A\r\xff\xffB\r\n'), expected: [line('A'), line('\udcffB')] },
   { name: 'a line ending in CR, then CR NUL inside the next', input: bytes('NOOP\rSTOR x\r\x00\r\n'), expected: [line('NOOP'), line('STOR x\r')] },
   {
     name: 'IAC IP IAC DM before ABOR (RFC 959 §4.1.3)',
@@ -83,9 +82,9 @@ const fixtures: Fixture[] = [
     expected: [line('\u{9f600}')],
   },
   {
-    name: 'IAC IAC is a data byte 0xFF (not UTF-8 alone: Latin-1 ÿ)',
+    name: 'IAC IAC is a data byte 0xFF (not UTF-8 alone: its byte escape)',
     input: bytes('A\xff\xffB\r\n'),
-    expected: [line('A\u00ffB')],
+    expected: [line('A\udcffB')],
   },
   {
     name: 'IAC WILL/WONT/DO/DONT <option> are removed',
@@ -112,11 +111,12 @@ const fixtures: Fixture[] = [
     input: Buffer.from('CWD été/日本語 🎉\r\n', 'utf8'),
     expected: [line('CWD été/日本語 🎉')],
   },
-  { name: 'a line that is not UTF-8 is read as Latin-1, a character per byte', input: bytes('A\xc3(\xe2\x82\r\n'), expected: [line('A\u00c3(\u00e2\u0082')] },
+  { name: 'bytes that are not UTF-8 become byte escapes, one per byte', input: bytes('A\xc3(\xe2\x82\r\n'), expected: [line('A\udcc3(\udce2\udc82')] },
+  { name: 'valid UTF-8 in a line that is not stays UTF-8', input: bytes('\xc3\xa9\xe9\xf0\x9f\x8e\x89\xed\xa0\x80\r\n'), expected: [line('é\udce9🎉\udced\udca0\udc80')] },
   {
     name: 'two 8-bit names stay two names (not both U+FFFD)',
     input: bytes('STOR caf\xe9.txt\r\nSTOR caf\xe8.txt\r\n'),
-    expected: [line('STOR café.txt'), line('STOR cafè.txt')],
+    expected: [line('STOR caf\udce9.txt'), line('STOR caf\udce8.txt')],
   },
   { name: 'valid UTF-8 that holds U+FFFD keeps it', input: Buffer.from('CWD a\ufffdb\r\n', 'utf8'), expected: [line('CWD a\ufffdb')] },
   { name: 'line of exactly maxLineLength', input: bytes('12345678\r\n'), expected: [line('12345678')], max: 8 },
@@ -249,7 +249,7 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
       continue;
     }
     const raw = Buffer.from(current);
-    out.push(raw.length > max ? overflow(raw.length) : line(isUtf8(raw) ? raw.toString('utf8') : raw.toString('latin1')));
+    out.push(raw.length > max ? overflow(raw.length) : line(escapedModel(raw)));
     if (b === 0x0d && data[i + 1] === 0x0a) i++;
     current = [];
   }
@@ -419,3 +419,29 @@ describe('LineReader limits and state', () => {
     expect(events.every((e) => e.type === 'line' && e.line === 'NOOP')).toBe(true);
   });
 });
+
+/**
+ * Reference decoding (PEP 383's surrogateescape) by another route than the reader's: at each byte, the shortest
+ * slice that a strict decoder takes as one character, else the byte's escape.
+ */
+function escapedModel(raw: Buffer): string {
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let out = '';
+  for (let i = 0; i < raw.length; ) {
+    let taken = 0;
+    for (let n = 1; n <= 4 && i + n <= raw.length && taken === 0; n++) {
+      try {
+        out += strict.decode(raw.subarray(i, i + n));
+        taken = n;
+      } catch {
+        // not one whole character yet
+      }
+    }
+    if (taken === 0) {
+      out += String.fromCharCode(0xdc00 + raw[i]!);
+      taken = 1;
+    }
+    i += taken;
+  }
+  return out;
+}

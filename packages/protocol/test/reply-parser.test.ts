@@ -56,4 +56,11 @@ describe('ReplyParser', () => {
   it('rejects non-data chunks', () => {
     expectProtocolError(() => new ReplyParser().push(12 as unknown as string), 'BAD_ARGUMENT');
   });
+
+  it('keeps bytes that are not UTF-8 as byte escapes, from bytes and from text alike', () => {
+    const raw = Buffer.concat([Buffer.from('257 "/d'), Buffer.from([0xe9, 0xff, 0xff]), Buffer.from('" created\r\n')]);
+    // 0xFF arrives doubled (Telnet's IAC IAC), as RFC 959 wants it on the control connection
+    expect(new ReplyParser().push(raw)).toEqual([{ code: 257, lines: ['"/d\udce9\udcff" created'], text: '"/d\udce9\udcff" created' }]);
+    expect(new ReplyParser().push('257 "/d\udce9" created\r\n')[0]?.text).toBe('"/d\udce9" created');
+  });
 });

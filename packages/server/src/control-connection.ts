@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { LineReader, formatReply, type LineEvent } from '@ftp/protocol';
+import { LineReader, encodeEscaped, formatReply, hasByteEscapes, type LineEvent } from '@ftp/protocol';
 import type { TlsRecordFramer } from './tls-records.js';
 
 /**
@@ -78,6 +78,28 @@ const HELD_CR_WAIT_MS = 100;
 const HELD_CR_IDLE_WAIT_MS = 1000;
 /** The wait of each connection holding a CR (a map: the rare case should not cost every session a field). */
 const heldCRTimers = new Map<ControlConnection, NodeJS.Timeout>();
+
+/**
+ * A reply as the socket takes it: the text itself (written as UTF-8 without a copy), or its bytes when it names
+ * something by byte escapes (a name that is not UTF-8, sent back as the very bytes it was made of). A byte 0xFF,
+ * which only an escape can give (UTF-8 has none), goes as IAC IAC (RFC 959 §4.1; RFC 2640 §3.1): clients read
+ * the control connection as Telnet, as the server reads it.
+ */
+function wireReply(code: number, text: string | readonly string[]): string | Buffer {
+  const reply = formatReply(code, text);
+  if (!hasByteEscapes(reply)) return reply;
+  const bytes = encodeEscaped(reply);
+  return bytes.includes(0xff) ? doubleIac(bytes) : bytes;
+}
+
+function doubleIac(bytes: Buffer): Buffer {
+  const out: number[] = [];
+  for (const b of bytes) {
+    out.push(b);
+    if (b === 0xff) out.push(0xff);
+  }
+  return Buffer.from(out);
+}
 
 /** One reader per line length for every connection between lines (see {@link ControlConnection.frame}). */
 const sharedReaders = new Map<number, LineReader>();
@@ -200,7 +222,7 @@ export class ControlConnection {
   sendFlushed(code: number, text: string): Promise<void> {
     return new Promise((resolve) => {
       if (this.socket.destroyed || !this.socket.writable) return resolve();
-      this.socket.write(formatReply(code, text), () => resolve());
+      this.socket.write(wireReply(code, text), () => resolve());
     });
   }
 
@@ -424,7 +446,7 @@ export class ControlConnection {
   /** Sends one reply. Resolves at once unless the client stopped reading, then when it catches up. */
   send(code: number, text: string | readonly string[]): Promise<void> | void {
     if (this.socket.destroyed || !this.socket.writable) return;
-    const flushed = this.socket.write(formatReply(code, text));
+    const flushed = this.socket.write(wireReply(code, text));
     if (!flushed && this.socket.writableLength > MAX_PENDING_REPLY_BYTES) {
       return new Promise((resolve) => {
         const done = (): void => {
@@ -447,7 +469,7 @@ export class ControlConnection {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
     socket.cork();
-    socket.write(formatReply(code, text));
+    socket.write(wireReply(code, text));
     // The socket corked, not whichever one the connection has by then.
     setImmediate(() => socket.uncork());
   }

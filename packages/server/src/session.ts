@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { parseCommand } from '@ftp/protocol';
-import { resolvePath, type FsProvider } from '@ftp/vfs';
+import { hasByteEscapes, latin1ForEscapes, parseCommand } from '@ftp/protocol';
+import { describeCapabilities, resolvePath, type FsProvider } from '@ftp/vfs';
 import { COMMANDS } from './commands.js';
 import { ControlConnection, type ControlEvent, type ControlOwner } from './control-connection.js';
 import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
@@ -331,9 +331,13 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     return this.conn.send(code, text);
   }
 
-  /** Resolves a client path argument against the working directory (never above the user's root). */
+  /**
+   * Resolves a client path argument against the working directory (never above the user's root). Bytes of the
+   * name that are not UTF-8 arrive as byte escapes (`@ftp/protocol`); storage that keeps names as UTF-8 text
+   * (without `rawNames`) gets them as the Latin-1 characters of those bytes instead.
+   */
   resolve(arg: string): string {
-    const path = resolvePath(this.cwd, arg);
+    const path = this.forStorage(resolvePath(this.cwd, arg));
     const { maxPathDepth, maxPathLength } = this.settings;
     if (maxPathLength > 0 && path.length > maxPathLength / 3 && Buffer.byteLength(path) > maxPathLength) {
       throw new FtpError(553, `Path too long: at most ${maxPathLength} bytes.`);
@@ -342,6 +346,11 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
       throw new FtpError(553, `Path too deep: at most ${maxPathDepth} folders.`);
     }
     return path;
+  }
+
+  /** `name` as the user's storage can keep it: byte escapes as Latin-1 characters where it has no `rawNames`. */
+  forStorage(name: string): string {
+    return hasByteEscapes(name) && this.fs !== null && !describeCapabilities(this.fs).rawNames ? latin1ForEscapes(name) : name;
   }
 
   /** The user's filesystem; only reachable after login, which the command table guarantees. */

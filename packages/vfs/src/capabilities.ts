@@ -28,6 +28,8 @@ export interface Capabilities {
   atomicUploads: boolean;
   /** Uploads are invisible until complete; an interrupted one leaves the previous version (`FsProvider.uploadsVisibleWhenComplete`). */
   uploadsVisibleWhenComplete: boolean;
+  /** Names may hold byte escapes for bytes that are not UTF-8, kept as those bytes (see `FsProvider.rawNames`). */
+  rawNames: boolean;
 }
 
 function has(p: object, name: string): boolean {
@@ -54,5 +56,6 @@ export function describeCapabilities(p: FsProvider): Capabilities {
     readonly: p.readonly === true,
     atomicUploads: p.atomicUploads === true,
     uploadsVisibleWhenComplete: p.uploadsVisibleWhenComplete === true,
+    rawNames: p.rawNames === true,
   };
 }

@@ -177,6 +177,19 @@ export interface FsProvider extends OptionalCapabilities {
    * partial to discard, and must not delete the path for an interrupted upload.
    */
   readonly uploadsVisibleWhenComplete?: boolean;
+  /**
+   * True when names may hold **byte escapes** and the provider keeps them as exactly those bytes (a disk) or that
+   * string (memory). A byte escape is a lone low surrogate U+DC80 … U+DCFF standing for one raw byte 0x80 … 0xFF
+   * of a name that is not valid UTF-8 (PEP 383's "surrogateescape"; `@ftp/protocol`'s `decodeEscaped` /
+   * `encodeEscaped`): a client's `caf\xe9.txt` arrives as `'caf\udce9.txt'`, and names the provider returns
+   * (`readdir`, `list`, `realpath`, `readlink`) carry escapes for such bytes the same way. Valid UTF-8 never
+   * produces one, so the escape is unambiguous.
+   *
+   * Without it the server hands the provider no escapes: it turns each into the Latin-1 character of its byte
+   * first (`latin1ForEscapes`), since storage that keeps names as UTF-8 text would turn a lone surrogate into
+   * U+FFFD, and `caf\xe9` and `caf\xe8` into one name.
+   */
+  readonly rawNames?: boolean;
   stat(path: string): Promise<FileStats>;
   lstat?(path: string): Promise<FileStats>;
   readdir(path: string): Promise<unknown[]>;

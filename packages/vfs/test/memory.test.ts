@@ -35,6 +35,7 @@ describe('MemoryProvider (own)', () => {
       readonly: false,
       atomicUploads: true,
       uploadsVisibleWhenComplete: false,
+      rawNames: true,
     });
   });
 

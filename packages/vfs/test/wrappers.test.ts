@@ -47,6 +47,7 @@ describe('readOnly()', () => {
       readonly: true,
       atomicUploads: false,
       uploadsVisibleWhenComplete: false,
+      rawNames: false,
     });
     expect(none.lstat).toBeUndefined();
     expect(none.readlink).toBeUndefined();

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createDeflate, createInflate } from 'node:zlib';
-import { AsciiDecoder, AsciiEncoder } from '@ftp/protocol';
+import { AsciiDecoder, AsciiEncoder, encodeEscaped } from '@ftp/protocol';
 import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
 import { BIG_FILE_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
 import { feedThroughBuffers, type PooledFeed } from './receive-pooled.js';
@@ -487,7 +487,7 @@ async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerato
     for (const line of got.value) {
       batch += line + '\r\n';
       if (++count >= batchSize) {
-        yield Buffer.from(batch, 'utf8');
+        yield encodeEscaped(batch);
         batch = '';
         count = 0;
       }
@@ -496,7 +496,7 @@ async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerato
     // just sent until the next one came.
     got = null;
   }
-  if (batch.length > 0) yield Buffer.from(batch, 'utf8');
+  if (batch.length > 0) yield encodeEscaped(batch);
 }
 
 /**

@@ -33,7 +33,7 @@ async function symlink(s: Session, arg: string): Promise<void> {
   if (parts.length !== 2) throw new FtpError(501, 'Syntax: SITE SYMLINK <target> <link>.');
   const [target, link] = parts as [string, string];
   // The target is stored as the client gave it; resolving it is the provider's job (and it refuses escapes).
-  await fs.symlink(target, s.resolve(link));
+  await fs.symlink(s.forStorage(target), s.resolve(link));
   return s.reply(200, 'SITE SYMLINK command successful.');
 }
 

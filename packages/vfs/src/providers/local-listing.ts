@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import type { Stats } from 'node:fs';
+import { decodeEscaped, hasByteEscapes } from '@ftp/protocol';
 import type { DirEntry, DirSlices } from '../spec.js';
 import { collectSlices } from '../listing.js';
+import { hostArg, mayBeReplaced } from '../internal/host-names.js';
 import { LstatThread, LstatThreadGone } from '../internal/lstat-thread.js';
 import { packLstats, PackedStats, rowPresent, STAT_FIELD_NAMES, STAT_FIELDS } from '../internal/packed-stats.js';
 
@@ -11,14 +14,22 @@ import { packLstats, PackedStats, rowPresent, STAT_FIELD_NAMES, STAT_FIELDS } fr
  */
 const LSTAT_WINDOW = 1024;
 
+/** `fs.lstatSync` of a host path that may hold byte escapes (see `host-names.ts`). */
+function lstatHost(path: string, options: { throwIfNoEntry: false }): Stats | undefined {
+  return fs.lstatSync(hostArg(path), options);
+}
+
 /**
  * The entries of `dir` named `names`, with their lstat, in the order of `names`; entries that vanished meanwhile
- * are left out. Callback `fs.lstat` rather than promises: a tenth of the main-thread cost per entry.
+ * are left out. Callback `fs.lstat` rather than promises: a tenth of the main-thread cost per entry. `dir` and
+ * `names` may hold byte escapes.
  */
 export function lstatAll(dir: string, names: string[]): Promise<DirEntry[]> {
   const n = names.length;
   if (n === 0) return Promise.resolve([]);
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  // Decided once for the listing: in a folder without escapes (nearly all) the paths go to fs as they are.
+  const raw = hasByteEscapes(prefix) || names.some(hasByteEscapes);
   return new Promise((resolve, reject) => {
     const out: (DirEntry | undefined)[] = new Array(n);
     let next = 0;
@@ -28,7 +39,15 @@ export function lstatAll(dir: string, names: string[]): Promise<DirEntry[]> {
     const start = (): void => {
       const i = next++;
       const name = names[i] as string;
-      fs.lstat(prefix + name, (err, stats) => {
+      let path: string | Buffer = prefix + name;
+      try {
+        if (raw) path = hostArg(path);
+      } catch (err) {
+        // (Names read from the disk always encode; this runs in an lstat callback, where a throw would be uncaught.)
+        failed = true;
+        return reject(err);
+      }
+      fs.lstat(path, (err, stats) => {
         if (failed) return;
         if (err) {
           if (err.code !== 'ENOENT') {
@@ -72,14 +91,21 @@ export function noteNamespaceChange(): void {
 /** The folder a listing confined: its path, the prefix of its entries, and what it is (device and inode). */
 interface Folder {
   dir: string;
+  /** `dir` as `fs` takes it (its bytes when it holds byte escapes). */
+  host: string | Buffer;
   prefix: string;
   dev: number;
   ino: number;
+  /**
+   * The folder's own path holds byte escapes: every entry is looked up through {@link lstatHost}, on the main thread
+   * (the listing thread takes plain strings only). A slice with an escaped name is too (see {@link NameRepair}).
+   */
+  raw: boolean;
 }
 
 /** Throws EACCES unless `folder.dir` is still the folder that was confined (not replaced, not a link). */
 function checkFolder(folder: Folder): void {
-  const st = fs.lstatSync(folder.dir, { throwIfNoEntry: false });
+  const st = fs.lstatSync(folder.host, { throwIfNoEntry: false });
   if (st === undefined || !st.isDirectory() || st.dev !== folder.dev || st.ino !== folder.ino) {
     throw Object.assign(new Error(`EACCES: the folder was replaced while it was being listed, scandir '${folder.dir}'`), { code: 'EACCES', syscall: 'scandir', path: folder.dir });
   }
@@ -124,12 +150,13 @@ export function lstatAllSync(dir: string, options: LstatAllSyncOptions = {}): Pr
  */
 export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): DirSlices {
   // In the same synchronous stretch as the caller's confinement of `dir`: this is the folder that was checked.
-  const { dev, ino } = fs.lstatSync(dir);
-  const folder: Folder = { dir, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino };
-  const handle = fs.opendirSync(dir, { bufferSize: 256 });
+  const host = hostArg(dir);
+  const { dev, ino } = fs.lstatSync(host);
+  const folder: Folder = { dir, host, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino, raw: typeof host !== 'string' };
+  const handle = fs.opendirSync(host, { bufferSize: 256 });
   // Unset when not asked to sort: the caller may then gather a small folder to sort it itself.
   const order: Order = { sorted: options.sortedUpTo === undefined ? undefined : false, held: 0 };
-  const slices = readSlices(folder, handle, options.thread !== false, options.sortedUpTo, order);
+  const slices = readSlices(folder, handle, new NameRepair(folder), options.thread !== false, options.sortedUpTo, order);
   // A generator that never started runs no `finally`: the folder is closed here then.
   let started = false;
   return {
@@ -163,10 +190,11 @@ const yieldToOthers = (): Promise<void> => new Promise<void>((resolve) => setImm
  * Reads the names of a folder into `read`, a slice at a time with other work in between, as the lookups are. True,
  * with `read` sorted, when the folder has at most `max`; false, with the first `max + 1` in the order read, if not.
  */
-async function readSortedNames(handle: fs.Dir, max: number, read: string[]): Promise<boolean> {
+async function readSortedNames(handle: fs.Dir, repair: NameRepair, max: number, read: string[]): Promise<boolean> {
   for (;;) {
     const got = readNames(handle, Math.min(LSTAT_SLICE, max + 1 - read.length));
-    for (const name of got) read.push(name);
+    const fixed = repair.fix(got);
+    for (const name of Array.isArray(fixed) ? fixed : await fixed) read.push(name);
     if (read.length > max) return false;
     if (got.length === 0) {
       read.sort();
@@ -182,16 +210,16 @@ interface Order {
   held: number;
 }
 
-async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, sortedUpTo: number | undefined, order: Order): AsyncGenerator<DirEntry[], undefined> {
+async function* readSlices(folder: Folder, handle: fs.Dir, repair: NameRepair, useThread: boolean, sortedUpTo: number | undefined, order: Order): AsyncGenerator<DirEntry[], undefined> {
   const ahead: Array<SliceResult | Promise<SliceResult>> = [];
-  let read = 0;
+  let sliced = 0;
   let more = true;
   // Names read before the lookups start: all of them in name order (the folder is then done with), or the first
   // `sortedUpTo + 1` of a bigger folder, in the order they were read.
   const pending: string[] = [];
   let taken = 0;
   try {
-    if (sortedUpTo !== undefined && (await readSortedNames(handle, sortedUpTo, pending))) {
+    if (sortedUpTo !== undefined && (await readSortedNames(handle, repair, sortedUpTo, pending))) {
       order.sorted = true;
       more = false;
     }
@@ -205,16 +233,26 @@ async function* readSlices(folder: Folder, handle: fs.Dir, useThread: boolean, s
     };
     for (;;) {
       while (ahead.length < SLICES_AHEAD && (more || taken < pending.length)) {
-        if (read > 0) await yieldToOthers();
+        if (sliced > 0) await yieldToOthers();
         const fromFolder = taken >= pending.length;
-        const names = fromFolder ? readNames(handle, LSTAT_SLICE) : takePending();
+        let names = fromFolder ? readNames(handle, LSTAT_SLICE) : takePending();
         if (fromFolder && names.length < LSTAT_SLICE) more = false;
-        if (names.length === 0) break;
+        if (fromFolder) {
+          // Not awaited unless a name needs repair: the common case runs on in the same synchronous stretch.
+          const fixed = repair.fix(names);
+          names = Array.isArray(fixed) ? fixed : await fixed;
+        }
+        if (names.length === 0) {
+          // Every name of the slice was gone (see NameRepair): read on if there is more.
+          if (more) continue;
+          break;
+        }
         const last = taken >= pending.length && !more;
         // A folder of one slice is over before a thread could help.
-        const thread = useThread && (read > 0 || !last) ? LstatThread.available() : null;
-        read++;
-        const slice = lookUp(folder, names, thread);
+        const raw = folder.raw || (repair.used && names.some(hasByteEscapes));
+        const thread = useThread && !raw && (sliced > 0 || !last) ? LstatThread.available() : null;
+        sliced++;
+        const slice = lookUp(folder, names, thread, raw);
         // A lookup that failed here fails the listing now, before more of the folder is read.
         if (!(slice instanceof Promise) && slice.rows === undefined) throw slice.error;
         ahead.push(slice);
@@ -250,14 +288,92 @@ function readNames(handle: fs.Dir, max: number): string[] {
 }
 
 /**
+ * Gives the names of a listing that Node read with U+FFFD (bytes that are not UTF-8, which it replaced, or a valid
+ * name that holds U+FFFD) as their byte-escaped forms, so that they can be looked up and are listed as the bytes on
+ * disk. The listing reads names as strings, which costs one `indexOf` per name; the first such name has the folder
+ * read once more as bytes (through a second handle, checked to be the folder confined), keeping only those names.
+ * Several names that Node reads alike (`caf\xe9`, `caf\xe8`: both `caf\uFFFD`) are handed out one each, in turn.
+ * A name that appeared after that second read cannot be told from the others and is left out, as are entries
+ * created while a listing runs anyway.
+ */
+class NameRepair {
+  readonly #folder: Folder;
+  /** Escaped names by the string Node reads for them, once the folder has been read as bytes. */
+  #byRead: Promise<Map<string, string[]>> | null = null;
+
+  constructor(folder: Folder) {
+    this.#folder = folder;
+  }
+
+  /** Some name needed repair: the names handed out since may hold escapes. */
+  get used(): boolean {
+    return this.#byRead !== null;
+  }
+
+  /** `names`, each name Node may have replaced bytes of given as its escaped form (dropped if it is gone). */
+  fix(names: string[]): Promise<string[]> | string[] {
+    let i = 0;
+    while (i < names.length && !mayBeReplaced(names[i] as string)) i++;
+    if (i === names.length) return names;
+    return this.#fixFrom(names, i);
+  }
+
+  async #fixFrom(names: string[], from: number): Promise<string[]> {
+    const byRead = await (this.#byRead ??= this.#readBytes());
+    const out = names.slice(0, from);
+    for (let i = from; i < names.length; i++) {
+      const name = names[i] as string;
+      if (!mayBeReplaced(name)) out.push(name);
+      else {
+        const escaped = byRead.get(name)?.shift();
+        if (escaped !== undefined) out.push(escaped);
+      }
+    }
+    return out;
+  }
+
+  async #readBytes(): Promise<Map<string, string[]>> {
+    // 'buffer' works (the names come as bytes), though @types/node only lists string encodings for opendir.
+    const dir = fs.opendirSync(this.#folder.host, { encoding: 'buffer' as BufferEncoding, bufferSize: 256 });
+    const byRead = new Map<string, string[]>();
+    try {
+      // In the same synchronous stretch as the open: the names read are those of the folder that was confined.
+      checkFolder(this.#folder);
+      // Read a slice at a time with other work in between, as the listing itself is (a promise per entry of
+      // `dir.read()` tripled the time of a 10,000-entry listing).
+      for (let more = true; more; ) {
+        for (let k = 0; k < LSTAT_SLICE; k++) {
+          const entry = dir.readSync();
+          if (entry === null) {
+            more = false;
+            break;
+          }
+          const bytes = entry.name as unknown as Buffer;
+          const read = bytes.toString('utf8');
+          if (!mayBeReplaced(read)) continue;
+          const same = byRead.get(read);
+          if (same === undefined) byRead.set(read, [decodeEscaped(bytes)]);
+          else same.push(decodeEscaped(bytes));
+        }
+        if (more) await yieldToOthers();
+      }
+    } finally {
+      dir.closeSync();
+    }
+    return byRead;
+  }
+}
+
+/**
  * Looks up a slice of `folder`: after checking, synchronously, that the folder is still the one confined (see
  * {@link namespaceChanges}), here, or by `thread` when given. A thread's slice is looked up again here if the thread
- * goes away first, or if a rename or symlink happened while it ran. Never rejects.
+ * goes away first, or if a rename or symlink happened while it ran. With `raw` (names or folder with byte escapes)
+ * through {@link lstatHost}, never by the thread. Never rejects.
  */
-function lookUp(folder: Folder, names: string[], thread: LstatThread | null): SliceResult | Promise<SliceResult> {
+function lookUp(folder: Folder, names: string[], thread: LstatThread | null, raw = false): SliceResult | Promise<SliceResult> {
   try {
     checkFolder(folder);
-    if (thread === null) return stillThere(folder, names, packLstats(fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES));
+    if (thread === null) return stillThere(folder, names, packLstats(raw ? lstatHost : fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES));
   } catch (error) {
     return { names, error };
   }

@@ -15,6 +15,8 @@ import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+import * as hostFs from '../internal/host-names.js';
+import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, noteNamespaceChange } from './local-listing.js';
 import { releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
@@ -406,7 +408,7 @@ class LocalWriteStream extends Writable implements UploadStream {
 
 /** `fs.open` with a callback, as a promise: a bare descriptor for the streams. */
 function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+  return new Promise((resolve, reject) => fs.open(hostArg(path), flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
 function ftruncateFd(fd: number, length: number): Promise<void> {
@@ -427,11 +429,6 @@ function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
   return write ? takeWriter(st, path) : takeReader(st, path);
 }
 
-/** realpath(3) in the thread pool: one call, where `fs.promises.realpath` lstats every component in turn. */
-function realpathNative(path: string): Promise<string> {
-  return new Promise((resolve, reject) => fs.realpath.native(path, (err, real) => (err ? reject(err) : resolve(real))));
-}
-
 /**
  * A local directory as the root of the tree, hardened against escapes: every path is resolved lexically under the
  * real root, then its symlinks are resolved (`realpath`; for a path that does not exist yet, the deepest existing
@@ -445,6 +442,9 @@ function realpathNative(path: string): Promise<string> {
  *
  * Symlinks created through it (`symlink`) must resolve inside the root (else EACCES); absolute targets are stored
  * relative to the link's directory, so `readlink` returns the relative form.
+ *
+ * Names are the bytes on disk: one that is not valid UTF-8 comes with byte escapes (`rawNames`), and is opened,
+ * renamed or deleted through them. Paths without escapes (nearly all) stay plain strings all the way.
  *
  * Uploads are written in place (visible as written); an interrupted upload keeps what was received, so that REST can
  * resume it. Sync methods work too (for `@platformatic/vfs`'s `create()`).
@@ -476,6 +476,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * uploads from several processes to one path may still interleave.
    */
   readonly atomicUploads = false;
+  /**
+   * True: a name that is not valid UTF-8 on disk is listed with a byte escape for each such byte (`caf\xe9.txt` as
+   * `'caf\udce9.txt'`), and a path holding escapes reaches the kernel as those very bytes (see `FsProvider.rawNames`).
+   */
+  readonly rawNames = true;
   #root: string;
   /** See {@link LocalProviderOptions.syncMetadata}. */
   #sync: boolean;
@@ -491,12 +496,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     this.#sync = options.syncMetadata !== false;
     this.#listingThread = options.listingThread !== false;
     try {
-      if (options.create === true) fs.mkdirSync(rootDir, { recursive: true });
-      this.#root = fs.realpathSync(rootDir);
+      if (options.create === true) fs.mkdirSync(hostArg(rootDir), { recursive: true });
+      this.#root = hostFs.realpathSync(rootDir);
     } catch (err) {
       throw toVfsError(err, rootDir);
     }
-    if (!fs.statSync(this.#root).isDirectory()) throw fsError('ENOTDIR', 'open', rootDir);
+    if (!fs.statSync(hostArg(this.#root)).isDirectory()) throw fsError('ENOTDIR', 'open', rootDir);
   }
 
   /** The real (symlink-free) path of the root directory. */
@@ -551,7 +556,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     for (;;) {
       let real: string | undefined;
       try {
-        real = await realpathNative(probe);
+        real = await hostFs.realpath(probe);
       } catch (err) {
         const code = errorCodeOf(err);
         if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toVfsError(err, v);
@@ -563,13 +568,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // `probe` does not resolve: a dangling link (follow it by hand) or a missing entry (check its parent).
       let st: Stats | undefined;
       try {
-        st = await fsp.lstat(probe);
+        st = await fsp.lstat(hostArg(probe));
       } catch {
         st = undefined;
       }
       if (st?.isSymbolicLink()) {
         if (++hops > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, v);
-        probe = nodePath.resolve(nodePath.dirname(probe), await fsp.readlink(probe));
+        probe = nodePath.resolve(nodePath.dirname(probe), await hostFs.readlink(probe));
         continue;
       }
       const up = nodePath.dirname(probe);
@@ -592,7 +597,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     for (;;) {
       let real: string | undefined;
       try {
-        real = fs.realpathSync.native(probe);
+        real = hostFs.realpathSync(probe);
       } catch (err) {
         const code = errorCodeOf(err);
         if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toVfsError(err, v);
@@ -605,13 +610,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // would tell a client what lies behind a link it may not follow.
       let st: Stats | undefined;
       try {
-        st = fs.lstatSync(probe, { throwIfNoEntry: false });
+        st = fs.lstatSync(hostArg(probe), { throwIfNoEntry: false });
       } catch {
         st = undefined;
       }
       if (st?.isSymbolicLink()) {
         if (++hops > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, v);
-        probe = nodePath.resolve(nodePath.dirname(probe), fs.readlinkSync(probe));
+        probe = nodePath.resolve(nodePath.dirname(probe), hostFs.readlinkSync(probe));
         continue;
       }
       const up = nodePath.dirname(probe);
@@ -628,7 +633,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   #verifyFd(fd: number, v: string): void {
     let target: string;
     try {
-      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      target = hostFs.readlinkSync(`/proc/self/fd/${fd}`);
     } catch {
       return;
     }
@@ -670,21 +675,21 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   override stat(path: string): Promise<Stats> {
     if (this.#sync) return this.#settle(() => this.statSync(path));
-    return this.#run(path, async () => fsp.stat(await this.#confine(path, true, 'stat')));
+    return this.#run(path, async () => fsp.stat(hostArg(await this.#confine(path, true, 'stat'))));
   }
 
   override lstat(path: string): Promise<Stats> {
     if (this.#sync) return this.#settle(() => this.lstatSync(path));
-    return this.#run(path, async () => fsp.lstat(await this.#confine(path, false, 'lstat')));
+    return this.#run(path, async () => fsp.lstat(hostArg(await this.#confine(path, false, 'lstat'))));
   }
 
   override readdir(path: string, options?: ReaddirOptions): Promise<string[] | VfsDirent[]> {
     if (this.#sync) return this.#settle(() => this.readdirSync(path, options));
     return this.#run(path, async () => {
       const real = await this.#confine(path, true, 'scandir');
-      if (options?.withFileTypes !== true) return fsp.readdir(real);
+      if (options?.withFileTypes !== true) return hostFs.readdir(real);
       const p = normalizePath(path);
-      return (await fsp.readdir(real, { withFileTypes: true })).map((d) => new VfsDirent(d.name, kindOf(d), p));
+      return (await hostFs.readdirTyped(real)).map((d) => new VfsDirent(d.name, kindOf(d), p));
     });
   }
 
@@ -697,7 +702,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         if (recursive) return undefined;
         throw fsError('EEXIST', 'mkdir', path);
       }
-      const first = await fsp.mkdir(target, { recursive, mode: options?.mode ?? 0o777 });
+      const made = await fsp.mkdir(hostArg(target), { recursive, mode: options?.mode ?? 0o777 });
+      const first = made === undefined ? undefined : hostFs.firstCreated(target, made);
       return first !== undefined && this.#inside(first) ? this.#toVirtual(first) : undefined;
     });
   }
@@ -706,15 +712,15 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     if (this.#sync) return this.#settle(() => this.rmdirSync(path));
     return this.#run(path, async () => {
       if (normalizePath(path) === '/') throw fsError('EPERM', 'rmdir', path);
-      await fsp.rmdir(await this.#confine(path, false, 'rmdir'));
+      await fsp.rmdir(hostArg(await this.#confine(path, false, 'rmdir')));
     });
   }
 
   override unlink(path: string): Promise<void> {
     return this.#run(path, async () => {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
-      if (!this.#sync) return fsp.unlink(await this.#confine(path, false, 'unlink'));
-      const target = this.#confineSync(path, false, 'unlink');
+      if (!this.#sync) return fsp.unlink(hostArg(await this.#confine(path, false, 'unlink')));
+      const target = hostArg(this.#confineSync(path, false, 'unlink'));
       // Freeing a big file's blocks can take milliseconds: those are unlinked in the thread pool.
       const st = fs.lstatSync(target, { throwIfNoEntry: false });
       if (st !== undefined && st.size > BIG_FILE) return fsp.unlink(target);
@@ -731,7 +737,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
       noteNamespaceChange();
       try {
-        await this.#run(oldPath, () => fsp.rename(from, to));
+        await this.#run(oldPath, () => fsp.rename(hostArg(from), hostArg(to)));
       } finally {
         noteNamespaceChange();
       }
@@ -753,7 +759,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const f = parseOpenFlags(flags);
       const real = await this.#confine(path, true, 'open');
       const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
-      const fd = await new Promise<number>((resolve, reject) => fs.open(real, bits, mode ?? 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
+      const fd = await openFd(real, bits, mode ?? 0o666);
       let claim: FileClaim | null = null;
       try {
         this.#verifyFd(fd, path);
@@ -773,7 +779,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   override readlink(path: string): Promise<string> {
     if (this.#sync) return this.#settle(() => this.readlinkSync(path));
     return this.#run(path, async () => {
-      const target = await fsp.readlink(await this.#confine(path, false, 'readlink'));
+      const target = await hostFs.readlink(await this.#confine(path, false, 'readlink'));
       return nodePath.isAbsolute(target) && this.#inside(target) ? this.#toVirtual(target) : target;
     });
   }
@@ -790,7 +796,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       await this.#confinePath(nodePath.resolve(nodePath.dirname(link), stored), 'symlink', path);
       noteNamespaceChange();
       try {
-        await fsp.symlink(stored, link);
+        await fsp.symlink(hostArg(stored), hostArg(link));
       } finally {
         noteNamespaceChange();
       }
@@ -807,30 +813,30 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   override realpath(path: string): Promise<string> {
     if (this.#sync) return this.#settle(() => this.realpathSync(path));
-    return this.#run(path, async () => this.#toVirtual(await realpathNative(await this.#confine(path, true, 'realpath'))));
+    return this.#run(path, async () => this.#toVirtual(await hostFs.realpath(await this.#confine(path, true, 'realpath'))));
   }
 
   override access(path: string, mode?: number): Promise<void> {
     if (this.#sync) return this.#settle(() => this.accessSync(path, mode));
-    return this.#run(path, async () => fsp.access(await this.#confine(path, true, 'access'), mode));
+    return this.#run(path, async () => fsp.access(hostArg(await this.#confine(path, true, 'access')), mode));
   }
 
   // ---------------------------------------------------------------- core (sync)
 
   override statSync(path: string): Stats {
-    return this.#runSync(path, () => fs.statSync(this.#confineSync(path, true, 'stat')));
+    return this.#runSync(path, () => fs.statSync(hostArg(this.#confineSync(path, true, 'stat'))));
   }
 
   override lstatSync(path: string): Stats {
-    return this.#runSync(path, () => fs.lstatSync(this.#confineSync(path, false, 'lstat')));
+    return this.#runSync(path, () => fs.lstatSync(hostArg(this.#confineSync(path, false, 'lstat'))));
   }
 
   override readdirSync(path: string, options?: ReaddirOptions): string[] | VfsDirent[] {
     return this.#runSync(path, () => {
       const real = this.#confineSync(path, true, 'scandir');
-      if (options?.withFileTypes !== true) return fs.readdirSync(real);
+      if (options?.withFileTypes !== true) return hostFs.readdirSync(real);
       const p = normalizePath(path);
-      return fs.readdirSync(real, { withFileTypes: true }).map((d) => new VfsDirent(d.name, kindOf(d), p));
+      return hostFs.readdirTypedSync(real).map((d) => new VfsDirent(d.name, kindOf(d), p));
     });
   }
 
@@ -842,7 +848,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         if (recursive) return undefined;
         throw fsError('EEXIST', 'mkdir', path);
       }
-      const first = fs.mkdirSync(target, { recursive, mode: options?.mode ?? 0o777 });
+      const made = fs.mkdirSync(hostArg(target), { recursive, mode: options?.mode ?? 0o777 });
+      const first = made === undefined ? undefined : hostFs.firstCreated(target, made);
       return first !== undefined && this.#inside(first) ? this.#toVirtual(first) : undefined;
     });
   }
@@ -851,14 +858,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     this.#runSync(path, () => {
       // EPERM, not EBUSY: that is "450 try again later", and a client would retry this for ever.
       if (normalizePath(path) === '/') throw fsError('EPERM', 'rmdir', path);
-      fs.rmdirSync(this.#confineSync(path, false, 'rmdir'));
+      fs.rmdirSync(hostArg(this.#confineSync(path, false, 'rmdir')));
     });
   }
 
   override unlinkSync(path: string): void {
     this.#runSync(path, () => {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
-      fs.unlinkSync(this.#confineSync(path, false, 'unlink'));
+      fs.unlinkSync(hostArg(this.#confineSync(path, false, 'unlink')));
     });
   }
 
@@ -869,7 +876,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
     noteNamespaceChange();
-    this.#runSync(oldPath, () => fs.renameSync(from, to));
+    this.#runSync(oldPath, () => fs.renameSync(hostArg(from), hostArg(to)));
   }
 
   override openSync(path: string, flags: string | number = 'r', mode?: number): LocalFileHandle {
@@ -887,12 +894,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const bits = (f.write ? (f.read ? O_RDWR : O_WRONLY) : O_RDONLY) | (f.create ? O_CREAT : 0) | (f.exclusive ? O_EXCL : 0) | (f.append ? O_APPEND : 0);
       if (plainOnly) {
         // A FIFO is not opened here at all: even a non-blocking open and close would wake its other end.
-        const before = fs.statSync(real, { throwIfNoEntry: false });
+        const before = fs.statSync(hostArg(real), { throwIfNoEntry: false });
         if (before !== undefined && !before.isFile() && !before.isDirectory()) return null;
       }
       let fd: number;
       try {
-        fd = fs.openSync(real, bits | (plainOnly ? O_NONBLOCK : 0), mode ?? 0o666);
+        fd = fs.openSync(hostArg(real), bits | (plainOnly ? O_NONBLOCK : 0), mode ?? 0o666);
       } catch (err) {
         // ENXIO: a FIFO opened for writing with no reader.
         if (plainOnly && (err as NodeJS.ErrnoException).code === 'ENXIO') return null;
@@ -922,7 +929,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   override readlinkSync(path: string): string {
     return this.#runSync(path, () => {
-      const target = fs.readlinkSync(this.#confineSync(path, false, 'readlink'));
+      const target = hostFs.readlinkSync(this.#confineSync(path, false, 'readlink'));
       return nodePath.isAbsolute(target) && this.#inside(target) ? this.#toVirtual(target) : target;
     });
   }
@@ -933,16 +940,16 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const stored = this.#linkTarget(target, link, path);
       this.#confinePathSync(nodePath.resolve(nodePath.dirname(link), stored), 'symlink', path);
       noteNamespaceChange();
-      fs.symlinkSync(stored, link);
+      fs.symlinkSync(hostArg(stored), hostArg(link));
     });
   }
 
   override realpathSync(path: string): string {
-    return this.#runSync(path, () => this.#toVirtual(fs.realpathSync.native(this.#confineSync(path, true, 'realpath'))));
+    return this.#runSync(path, () => this.#toVirtual(hostFs.realpathSync(this.#confineSync(path, true, 'realpath'))));
   }
 
   override accessSync(path: string, mode?: number): void {
-    this.#runSync(path, () => fs.accessSync(this.#confineSync(path, true, 'access'), mode));
+    this.#runSync(path, () => fs.accessSync(hostArg(this.#confineSync(path, true, 'access')), mode));
   }
 
   // ---------------------------------------------------------------- capabilities
@@ -973,7 +980,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     }
     return this.#run(path, async () => {
       const real = await this.#confine(path, true, 'scandir');
-      return lstatAll(real, await fsp.readdir(real));
+      return lstatAll(real, await hostFs.readdir(real));
     });
   }
 
@@ -985,7 +992,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     checkStreamOptions(options, path);
     return this.#run(path, async () => {
       // O_NONBLOCK: opening a FIFO must not hold a thread-pool thread until some writer shows up.
-      const fd = this.#sync ? fs.openSync(this.#confineSync(path, true, 'open'), O_RDONLY | O_NONBLOCK) : await openFd(await this.#confine(path, true, 'open'), O_RDONLY | O_NONBLOCK);
+      const fd = this.#sync ? fs.openSync(hostArg(this.#confineSync(path, true, 'open')), O_RDONLY | O_NONBLOCK) : await openFd(await this.#confine(path, true, 'open'), O_RDONLY | O_NONBLOCK);
       let size: number;
       let reader: ReaderClaim;
       try {
@@ -1062,7 +1069,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const mode = options.mode ?? 0o666;
       let fd: number;
       try {
-        fd = this.#sync ? fs.openSync(this.#confineSync(path, true, 'open'), flags, mode) : await openFd(await this.#confine(path, true, 'open'), flags, mode);
+        fd = this.#sync ? fs.openSync(hostArg(this.#confineSync(path, true, 'open')), flags, mode) : await openFd(await this.#confine(path, true, 'open'), flags, mode);
       } catch (err) {
         throw (err as NodeJS.ErrnoException).code === 'ENXIO' ? fsError('EINVAL', 'open', path) : err;
       }
@@ -1101,32 +1108,32 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   async setTimes(path: string, mtime: Date): Promise<void> {
     if (this.#sync) {
       return this.#runSync(path, () => {
-        const real = this.#confineSync(path, true, 'utime');
+        const real = hostArg(this.#confineSync(path, true, 'utime'));
         fs.utimesSync(real, fs.statSync(real).atime, mtime);
       });
     }
     return this.#run(path, async () => {
-      const real = await this.#confine(path, true, 'utime');
+      const real = hostArg(await this.#confine(path, true, 'utime'));
       await fsp.utimes(real, (await fsp.stat(real)).atime, mtime);
     });
   }
 
   /** Changes the permission bits (`fs.chmod`). */
   async chmod(path: string, mode: number): Promise<void> {
-    if (this.#sync) return this.#runSync(path, () => fs.chmodSync(this.#confineSync(path, true, 'chmod'), mode & 0o7777));
-    return this.#run(path, async () => fsp.chmod(await this.#confine(path, true, 'chmod'), mode & 0o7777));
+    if (this.#sync) return this.#runSync(path, () => fs.chmodSync(hostArg(this.#confineSync(path, true, 'chmod')), mode & 0o7777));
+    return this.#run(path, async () => fsp.chmod(hostArg(await this.#confine(path, true, 'chmod')), mode & 0o7777));
   }
 
   /** Bytes available to this process on the file system of `path` (`fs.statfs`: `bavail × bsize`). */
   async availableSpace(path: string): Promise<number> {
     if (this.#sync) {
       return this.#runSync(path, () => {
-        const s = fs.statfsSync(this.#confineSync(path, true, 'statfs'));
+        const s = fs.statfsSync(hostArg(this.#confineSync(path, true, 'statfs')));
         return s.bavail * s.bsize;
       });
     }
     return this.#run(path, async () => {
-      const s = await fsp.statfs(await this.#confine(path, true, 'statfs'));
+      const s = await fsp.statfs(hostArg(await this.#confine(path, true, 'statfs')));
       return s.bavail * s.bsize;
     });
   }

@@ -505,6 +505,11 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   readonly specVersion = SPEC_VERSION;
   /** Concurrent whole-file uploads to one path end as one whole version. */
   readonly atomicUploads = true;
+  /**
+   * True: names are kept as the very strings given (`Map` keys, no normalisation, no UTF-8 round trip), byte escapes
+   * included (see `FsProvider.rawNames`).
+   */
+  readonly rawNames = true;
   #store: Store;
   #nextIno = 1;
   #root: DirNode;

@@ -297,6 +297,8 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   w.readonly = caps.every((c) => c.readonly);
   w.atomicUploads = caps.every((c) => c.atomicUploads);
   w.uploadsVisibleWhenComplete = caps.every((c) => c.uploadsVisibleWhenComplete);
+  // The server hands escapes only to a tree where every provider keeps them: one that did not would store U+FFFD.
+  w.rawNames = caps.every((c) => c.rawNames);
   w.supportsSymlinks = caps.every((c) => c.symlink);
   if (w.supportsSymlinks) {
     w.readlink = (v) => run(v, async () => route(v).fs.readlink!(route(v).path));

@@ -147,7 +147,7 @@ function delegate(p: FsProvider): { -readonly [K in keyof FsProvider]: FsProvide
     const fn = (p as unknown as Record<string, unknown>)[key];
     if (typeof fn === 'function') w[key] = (fn as (...args: unknown[]) => unknown).bind(p);
   }
-  for (const flag of ['readonly', 'supportsSymlinks', 'atomicUploads', 'uploadsVisibleWhenComplete'] as const) {
+  for (const flag of ['readonly', 'supportsSymlinks', 'atomicUploads', 'uploadsVisibleWhenComplete', 'rawNames'] as const) {
     if (p[flag] !== undefined) w[flag] = p[flag];
   }
   return w as unknown as { -readonly [K in keyof FsProvider]: FsProvider[K] };

@@ -39,6 +39,7 @@ export function readOnly(p: FsProvider): FsProvider {
   if (p.supportsSymlinks !== undefined) w.supportsSymlinks = p.supportsSymlinks;
   if (p.atomicUploads !== undefined) w.atomicUploads = p.atomicUploads;
   if (p.uploadsVisibleWhenComplete !== undefined) w.uploadsVisibleWhenComplete = p.uploadsVisibleWhenComplete;
+  if (p.rawNames !== undefined) w.rawNames = p.rawNames;
   if (typeof p.lstat === 'function') w.lstat = (path) => (p.lstat as NonNullable<FsProvider['lstat']>).call(p, path);
   if (typeof p.readlink === 'function') w.readlink = (path) => (p.readlink as NonNullable<FsProvider['readlink']>).call(p, path);
   if (typeof p.symlink === 'function') w.symlink = (_target, path) => refuse('symlink', path);

@@ -112,6 +112,7 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   if (p.supportsSymlinks !== undefined) w.supportsSymlinks = p.supportsSymlinks;
   if (p.atomicUploads !== undefined) w.atomicUploads = p.atomicUploads;
   if (p.uploadsVisibleWhenComplete !== undefined) w.uploadsVisibleWhenComplete = p.uploadsVisibleWhenComplete;
+  if (p.rawNames !== undefined) w.rawNames = p.rawNames;
   if (typeof lstat === 'function') w.lstat = (v) => run(v, async () => lstat.call(p, await at(v, false)));
   if (typeof readlink === 'function') {
     w.readlink = (v) =>
