@@ -17,6 +17,7 @@ import {
 } from '@ftp/vfs';
 import type { Capabilities, FsProvider, HashAlgorithm } from '@ftp/vfs';
 import { concurrentWriterTests } from './concurrent-writers.js';
+import { rawNameTests } from './raw-names.js';
 import {
   deterministicBytes,
   deterministicChunks,
@@ -44,6 +45,7 @@ export const GROUPS = [
   'concurrency',
   'concurrent-writers',
   'unicode',
+  'raw-names',
   'errors',
   'set-times',
   'chmod',
@@ -181,6 +183,7 @@ export function describeProvider(name: string, factory: () => FsProvider | Promi
       concurrency: concurrencyTests,
       'concurrent-writers': concurrentWriterTests,
       unicode: unicodeTests,
+      'raw-names': rawNameTests,
       errors: errorTests,
       'set-times': setTimesTests,
       chmod: chmodTests,
