@@ -101,16 +101,28 @@ function validSequenceLength(buf: Uint8Array, i: number, end: number): number {
  */
 export function encodeEscaped(text: string): Buffer {
   if (!hasByteEscapes(text)) return Buffer.from(text, 'utf8');
-  const parts: Buffer[] = [];
+  // One buffer: UTF-8's length of the text is an upper bound (an escape counts three bytes there, one here).
+  const out = Buffer.allocUnsafe(Buffer.byteLength(text, 'utf8'));
+  let length = 0;
   let from = 0;
   ESCAPE.lastIndex = 0;
   for (let m = ESCAPE.exec(text); m !== null; m = ESCAPE.exec(text)) {
-    if (m.index > from) parts.push(Buffer.from(text.slice(from, m.index), 'utf8'));
-    parts.push(Buffer.of(text.charCodeAt(m.index) - 0xdc00));
+    if (m.index > from) length += out.write(text.slice(from, m.index), length, 'utf8');
+    out[length++] = text.charCodeAt(m.index) - 0xdc00;
     from = m.index + 1;
   }
-  if (from < text.length) parts.push(Buffer.from(text.slice(from), 'utf8'));
-  return Buffer.concat(parts);
+  if (from < text.length) length += out.write(text.slice(from), length, 'utf8');
+  return out.subarray(0, length);
+}
+
+/** The number of bytes {@link encodeEscaped} makes of `text`, without making them. */
+export function escapedByteLength(text: string): number {
+  if (!hasByteEscapes(text)) return Buffer.byteLength(text, 'utf8');
+  ESCAPE.lastIndex = 0;
+  let escapes = 0;
+  while (ESCAPE.exec(text) !== null) escapes++;
+  // Buffer.byteLength counts a lone surrogate as U+FFFD's three bytes.
+  return Buffer.byteLength(text, 'utf8') - 2 * escapes;
 }
 
 /**

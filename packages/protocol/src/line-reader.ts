@@ -289,10 +289,12 @@ export class LineReader {
             this.#telnet = S_DATA;
             pos++;
           } else {
-            // IAC followed by a non-command byte. This happens when the urgent
-            // byte of `IAC DM` (sent as TCP urgent data, RFC 959 §4.1.3) is
-            // pulled out of the stream by the kernel and the IAC before it
-            // is all that remains: drop the IAC, keep the byte as data.
+            // IAC followed by a byte that is no Telnet command. At the start of a line or after IAC IP, it is what
+            // is left of a Synch whose `IAC DM` lost its DM to TCP urgent data (RFC 959 §4.1.3; Python's ftplib
+            // aborts so): the IAC is dropped. Inside a line, it is a client that does not double a 0xFF in a name
+            // (curl's `%FF`, Python's ftplib; a CP1251 `я`): the 0xFF is data. The byte after it is data either way.
+            const lineStart = this.#heldCR || (this.#pendingLen === 0 && !this.#discarding);
+            if (!this.#afterIP && !lineStart) this.#append(LITERAL_FF, 0, 1);
             this.#telnet = S_DATA;
           }
           break;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeEscaped, encodeEscaped, hasByteEscapes, latin1ForEscapes } from '../src/index.js';
+import { decodeEscaped, encodeEscaped, escapedByteLength, hasByteEscapes, latin1ForEscapes } from '../src/index.js';
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -41,6 +41,7 @@ describe('byte escapes (PEP 383)', () => {
       fc.property(fc.uint8Array({ maxLength: 64 }), (raw) => {
         const text = decodeEscaped(raw);
         expect(encodeEscaped(text).equals(Buffer.from(raw))).toBe(true);
+        expect(escapedByteLength(text)).toBe(raw.length);
         expect(hasByteEscapes(text)).toBe(!Buffer.from(raw).equals(Buffer.from(Buffer.from(raw).toString('utf8'), 'utf8')) ? true : false);
       }),
       { numRuns: 2000 },

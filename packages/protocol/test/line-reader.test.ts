@@ -87,6 +87,11 @@ const fixtures: Fixture[] = [
     expected: [line('A\udcffB')],
   },
   {
+    name: 'a 0xFF not doubled inside a line is data (curl, ftplib); at a line start it is a Synch remnant',
+    input: bytes('MKD a\xffb\r\n\xffABOR\r\nCWD \xff\xff\xffz\r\n\xff\xf4\xffSTAT\r\n'),
+    expected: [line('MKD a\udcffb'), line('ABOR'), line('CWD \udcff\udcffz'), line('STAT')],
+  },
+  {
     name: 'IAC WILL/WONT/DO/DONT <option> are removed',
     input: bytes('\xff\xfb\x01US\xff\xfc\x03ER\xff\xfd\xff x\xff\xfe\x0a\r\n'),
     expected: [line('USER x')],
@@ -226,6 +231,11 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
         else if (b === 0xf2) afterIP = false;
         state = 'data';
       } else {
+        // Not a command: a Synch's remnant at a line's start or after IAC IP (dropped), else a 0xFF a client did
+        // not double (data).
+        const last = data[data.length - 1];
+        const lineStart = last === undefined || last === 0x0a || last === 0x0d;
+        if (!afterIP && !lineStart) data.push(0xff);
         state = 'data';
         i--; // re-read as data
       }

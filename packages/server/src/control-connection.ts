@@ -93,12 +93,18 @@ function wireReply(code: number, text: string | readonly string[]): string | Buf
 }
 
 function doubleIac(bytes: Buffer): Buffer {
-  const out: number[] = [];
-  for (const b of bytes) {
-    out.push(b);
-    if (b === 0xff) out.push(0xff);
+  let count = 0;
+  for (let i = bytes.indexOf(0xff); i !== -1; i = bytes.indexOf(0xff, i + 1)) count++;
+  const out = Buffer.allocUnsafe(bytes.length + count);
+  let length = 0;
+  let from = 0;
+  for (let i = bytes.indexOf(0xff); i !== -1; i = bytes.indexOf(0xff, i + 1)) {
+    length += bytes.copy(out, length, from, i + 1);
+    out[length++] = 0xff;
+    from = i + 1;
   }
-  return Buffer.from(out);
+  bytes.copy(out, length, from);
+  return out;
 }
 
 /** One reader per line length for every connection between lines (see {@link ControlConnection.frame}). */

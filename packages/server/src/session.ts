@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { hasByteEscapes, latin1ForEscapes, parseCommand } from '@ftp/protocol';
+import { escapedByteLength, hasByteEscapes, latin1ForEscapes, parseCommand } from '@ftp/protocol';
 import { describeCapabilities, resolvePath, type FsProvider } from '@ftp/vfs';
 import { COMMANDS } from './commands.js';
 import { ControlConnection, type ControlEvent, type ControlOwner } from './control-connection.js';
@@ -339,7 +339,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   resolve(arg: string): string {
     const path = this.forStorage(resolvePath(this.cwd, arg));
     const { maxPathDepth, maxPathLength } = this.settings;
-    if (maxPathLength > 0 && path.length > maxPathLength / 3 && Buffer.byteLength(path) > maxPathLength) {
+    if (maxPathLength > 0 && path.length > maxPathLength / 3 && escapedByteLength(path) > maxPathLength) {
       throw new FtpError(553, `Path too long: at most ${maxPathLength} bytes.`);
     }
     if (maxPathDepth > 0 && path.length > maxPathDepth && depthOf(path) > maxPathDepth) {

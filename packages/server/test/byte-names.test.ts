@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import { MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ServerSettings } from '../src/index.js';
 import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -13,8 +14,8 @@ afterEach(async () => {
 /** `text` with `\xNN` written as raw bytes (Latin-1), the way an 8-bit client sends it. */
 const raw = (text: string): Buffer => Buffer.from(text, 'latin1');
 
-async function session(fs: FsProvider): Promise<{ c: RawClient; control: Buffer[] }> {
-  const ctx = await startServer({ fs });
+async function session(fs: FsProvider, settings: Partial<ServerSettings> = {}): Promise<{ c: RawClient; control: Buffer[] }> {
+  const ctx = await startServer({ fs, settings });
   cleanups.push(() => ctx.close());
   const c = await RawClient.binarySession(ctx.port, cleanups);
   // What the server writes on the control connection, as bytes.
@@ -82,5 +83,45 @@ describe('names that are not UTF-8, on storage that keeps UTF-8 text', () => {
     expect(await c.next()).toMatchObject({ code: 213, text: '5' });
     const names = (await download(c, raw('NLST'))).toString('utf8').split('\r\n').filter(Boolean).sort();
     expect(names).toEqual(['cafè.txt', 'café.txt']);
+  });
+});
+
+describe('bytes that are not UTF-8 elsewhere', () => {
+  it('count as one byte each against maxPathLength', async () => {
+    const { c } = await session(new MemoryProvider(), { maxPathLength: 100 });
+    // 61 bytes: within the limit (as U+FFFD's three bytes each it would be 181)
+    c.send(Buffer.concat([raw('MKD '), Buffer.alloc(60, 0xe9), raw('\r\n')]));
+    expect((await c.next()).code).toBe(257);
+    c.send(Buffer.concat([raw('MKD '), Buffer.alloc(101, 0xe9), raw('\r\n')]));
+    expect((await c.next()).code).toBe(553);
+  });
+
+  it('in credentials are read as Latin-1, so an 8-bit client logs in and no such byte matches another', async () => {
+    const seen: string[] = [];
+    const fs = new MemoryProvider();
+    const ctx = await startServer({
+      settings: { failedLoginDelay: 0 },
+      driver: {
+        authenticate: (_s, user, pass) => {
+          seen.push(`${user}:${pass}`);
+          return (user === 'ü' && pass === 'pé') || (user === 'r' && pass === 'p\ufffd') ? { fs } : null;
+        },
+      },
+    });
+    cleanups.push(() => ctx.close());
+    const login = async (user: Buffer, pass: Buffer): Promise<number> => {
+      const c = await RawClient.connect(ctx.port);
+      cleanups.push(() => c.close());
+      expect((await c.next()).code).toBe(220);
+      c.send(Buffer.concat([raw('USER '), user, raw('\r\n')]));
+      expect((await c.next()).code).toBe(331);
+      c.send(Buffer.concat([raw('PASS '), pass, raw('\r\n')]));
+      return (await c.next()).code;
+    };
+    expect(await login(raw('\xfc'), raw('p\xe9'))).toBe(230);
+    expect(await login(Buffer.from('ü'), Buffer.from('pé'))).toBe(230);
+    expect(await login(raw('r'), raw('p\x80'))).toBe(530);
+    expect(await login(raw('r'), raw('p\xff\xff'))).toBe(530);
+    expect(seen).toContain('ü:pé');
   });
 });

@@ -264,6 +264,9 @@ describe('MemoryProvider names with byte escapes', () => {
     await p.rmdir(`/${DIR_FF}`);
     expect(((await p.readdir('/')) as string[]).sort()).toEqual(['back\udce9.txt', 'caf\u00e9.txt']);
     expect(p.rawNames).toBe(true);
+    // A link's size is its target's bytes, an escape counting one (as the local disk's lstat says).
+    await p.symlink!('back\udce9.txt', '/link');
+    expect((await p.lstat('/link')).size).toBe('back\xe9.txt'.length);
   });
 });
 
@@ -279,9 +282,25 @@ describe('rawNames capability', () => {
       expect(describeCapabilities(wrap(local)).rawNames).toBe(true);
       expect(describeCapabilities(wrap(sqlite)).rawNames).toBe(false);
     }
-    // A tree of several providers has it only if every one of them does.
+    // A tree of several providers takes escapes, and routes each path in the form its provider keeps.
     expect(describeCapabilities(mounts(memory, { '/disk': local })).rawNames).toBe(true);
-    expect(describeCapabilities(mounts(memory, { '/disk': local, '/db': sqlite })).rawNames).toBe(false);
+    expect(describeCapabilities(mounts(memory, { '/disk': local, '/db': sqlite })).rawNames).toBe(true);
     sqlite.close();
+  });
+
+  it('in a tree of mounts, names reach each provider in the form it keeps', async () => {
+    const sqlite = new SqliteProvider();
+    const tree = mounts(new LocalProvider(root), { '/db': sqlite });
+    try {
+      // The local disk at the root keeps the escape as the byte; SQLite under /db gets the Latin-1 character.
+      expect((await tree.stat('/caf\udce9.txt')).size).toBe('e acute'.length);
+      await upload(tree, '/db/caf\udce9.txt', 'sql');
+      expect(await sqlite.readdir('/')).toEqual(['café.txt']);
+      expect((await tree.stat('/db/caf\udce9.txt')).size).toBe(3);
+      await tree.symlink!('caf\udce9.txt', '/db/link');
+      expect(await sqlite.readlink!('/link')).toBe('café.txt');
+    } finally {
+      sqlite.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { latin1ForEscapes } from '@ftp/protocol';
 import { readOnly, resolvePath } from '@ftp/vfs';
 import type { LoginResult } from '../driver.js';
 import { FtpError } from '../errors.js';
@@ -29,9 +30,12 @@ export function user(s: Session, arg: string): Promise<void> | void {
   if (arg.length > MAX_USER_LENGTH) throw new FtpError(501, 'User name too long.');
   // Refuse before the password crosses the network in clear (vsftpd's force_local_logins_ssl).
   if (TLS_RANK[s.tlsRequired] >= TLS_RANK.control && !s.secure) throw new FtpError(530, 'TLS required: use AUTH TLS before logging in.');
-  s.user = arg;
-  s.setLogBindings(s.secure ? { user: arg, tls: true } : { user: arg });
-  if (isAnonymousName(s, arg)) return s.reply(331, 'Anonymous login ok, send your e-mail address as password.');
+  // Credentials are compared as text, not stored as names: bytes that are not UTF-8 are read as Latin-1 (a byte
+  // escape would become U+FFFD in any UTF-8 comparison, and every such byte would then match every other).
+  const user = latin1ForEscapes(arg);
+  s.user = user;
+  s.setLogBindings(s.secure ? { user, tls: true } : { user });
+  if (isAnonymousName(s, user)) return s.reply(331, 'Anonymous login ok, send your e-mail address as password.');
   return s.reply(331, 'Password required.');
 }
 
@@ -53,7 +57,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
     result = { fs: readOnly(s.ctx.anonymous.fs), permissions: { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false, site: false } };
   } else {
     try {
-      result = await s.ctx.driver.authenticate(s, name, arg);
+      result = await s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg));
     } catch (err) {
       s.log.warn({ err }, 'authenticator failed');
     }

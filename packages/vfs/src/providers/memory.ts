@@ -1,5 +1,6 @@
 import { Readable, Writable } from 'node:stream';
 import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
+import { escapedByteLength } from '@ftp/protocol';
 import { fsError, VfsError } from '../errors.js';
 import { basename, dirname, isInside, normalizePath, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
@@ -559,7 +560,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   statsOf(node: MemNode): VfsStats {
     return new VfsStats({
       kind: node.kind,
-      size: node.kind === 'file' ? node.content.size : node.kind === 'symlink' ? Buffer.byteLength(node.target) : 4096,
+      size: node.kind === 'file' ? node.content.size : node.kind === 'symlink' ? escapedByteLength(node.target) : 4096,
       mode: node.mode,
       mtimeMs: node.mtimeMs,
       ctimeMs: node.ctimeMs,

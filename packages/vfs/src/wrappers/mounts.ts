@@ -1,4 +1,5 @@
 import { describeCapabilities } from '../capabilities.js';
+import { latin1ForEscapes } from '@ftp/protocol';
 import { fsError, toVfsError } from '../errors.js';
 import { hashFile } from '../hash.js';
 import { collectSlices, listDirectorySlices, slicesFromGenerator } from '../listing.js';
@@ -124,7 +125,7 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
     const at = normalizePath(path);
     if (at === '/') throw new TypeError('mounts: "/" is the root provider, not a mount point');
     if (!devs.has(fs)) devs.set(fs, SYNTHETIC_DEV + devs.size);
-    return { at, fs, dev: devs.get(fs) as number };
+    return { at, fs, dev: devs.get(fs) as number, raw: describeCapabilities(fs).rawNames };
   });
   if (new Set(points.map((m) => m.at)).size !== points.length) throw new TypeError('mounts: a mount point is given twice');
   // Longest first, so /a/b wins over /a.
@@ -137,13 +138,16 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   for (const { at } of points) for (let d = dirname(at); d !== '/'; d = dirname(d)) virtual.add(d);
   const isMountPoint = (n: string): boolean => points.some((m) => m.at === n);
 
+  const rootRaw = describeCapabilities(root).rawNames;
+
+  /** Where `v` lives; byte escapes in it become Latin-1 characters for a provider that cannot keep them. */
   function route(v: string): Route {
     const n = normalizePath(v);
     for (const m of points) {
       const inner = relativeTo(m.at, n);
-      if (inner !== undefined) return { fs: m.fs, path: inner, at: m.at, dev: m.dev };
+      if (inner !== undefined) return { fs: m.fs, path: m.raw ? inner : latin1ForEscapes(inner), at: m.at, dev: m.dev };
     }
-    return { fs: root, path: n, at: '/', dev: SYNTHETIC_DEV };
+    return { fs: root, path: rootRaw ? n : latin1ForEscapes(n), at: '/', dev: SYNTHETIC_DEV };
   }
 
   /** Mount points and virtual folders directly inside `dir` (the names its listing must show). */
@@ -297,8 +301,8 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   w.readonly = caps.every((c) => c.readonly);
   w.atomicUploads = caps.every((c) => c.atomicUploads);
   w.uploadsVisibleWhenComplete = caps.every((c) => c.uploadsVisibleWhenComplete);
-  // The server hands escapes only to a tree where every provider keeps them: one that did not would store U+FFFD.
-  w.rawNames = caps.every((c) => c.rawNames);
+  // Each path is routed in the form its provider keeps (see route): the tree as a whole takes byte escapes.
+  w.rawNames = true;
   w.supportsSymlinks = caps.every((c) => c.symlink);
   if (w.supportsSymlinks) {
     w.readlink = (v) => run(v, async () => route(v).fs.readlink!(route(v).path));
@@ -312,7 +316,7 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
           if (t.fs !== r.fs || t.at !== r.at) throw fsError('EXDEV', 'symlink', v);
           return r.fs.symlink!(t.path, r.path);
         }
-        return r.fs.symlink!(target, r.path);
+        return r.fs.symlink!(describeCapabilities(r.fs).rawNames ? target : latin1ForEscapes(target), r.path);
       });
   }
   if (caps.some((c) => c.hash)) {
