@@ -73,3 +73,21 @@ describe('curl', () => {
     await expect(run('curl', ['-sS', '--fail', `ftp://${'tester'}:wrong@127.0.0.1:${ftpd.port}/`])).rejects.toThrow(/530|denied/i);
   });
 });
+
+describe('curl with bytes that are not UTF-8 in the URL', () => {
+  it('makes folders and files named with those bytes (a lone 0xFF included), lists and fetches them back', async () => {
+    const local = join(work, 'latin1');
+    await writeFile(local, 'bytes');
+    // CP1251 `я` is 0xFF, which curl sends alone rather than doubled as Telnet's IAC IAC.
+    await run('curl', ['-sS', '--fail', '--ftp-create-dirs', '-T', local, `${ftpd.url}/d%FF%E9/caf%E9%FF.txt`]);
+    const { readdir } = await import('node:fs/promises');
+    expect((await readdir(join(ftpd.root), { encoding: 'buffer' })).map((n) => n.toString('latin1'))).toContain('d\xff\xe9');
+    expect((await readdir(Buffer.from(join(ftpd.root, 'd\xff\xe9'), 'latin1'), { encoding: 'buffer' })).map((n) => n.toString('latin1'))).toEqual(['caf\xe9\xff.txt']);
+    const listing = join(work, 'latin1-listing');
+    await run('curl', ['-sS', '--fail', '--list-only', '-o', listing, `${ftpd.url}/d%FF%E9/`]);
+    expect((await readFile(listing, 'latin1')).split(/\r?\n/).filter(Boolean)).toEqual(['caf\xe9\xff.txt']);
+    const back = join(work, 'latin1-back');
+    await run('curl', ['-sS', '--fail', '-o', back, `${ftpd.url}/d%FF%E9/caf%E9%FF.txt`]);
+    expect(await readFile(back, 'utf8')).toBe('bytes');
+  });
+});
