@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
-import { decodeEscaped, hasByteEscapes } from '@ftp/protocol';
+import { decodeEscaped, encodeEscaped, hasByteEscapes } from '@ftp/protocol';
 import type { DirEntry, DirSlices } from '../spec.js';
 import { collectSlices } from '../listing.js';
 import { hostArg, mayBeReplaced } from '../internal/host-names.js';
@@ -14,9 +14,12 @@ import { packLstats, PackedStats, rowPresent, STAT_FIELD_NAMES, STAT_FIELDS } fr
  */
 const LSTAT_WINDOW = 1024;
 
-/** `fs.lstatSync` of a host path that may hold byte escapes (see `host-names.ts`). */
+/**
+ * `fs.lstatSync` of a host path that may hold byte escapes (see `host-names.ts`): an entry of a confined folder, its
+ * name read from the disk, so canonical by construction (no `hostArg` check needed).
+ */
 function lstatHost(path: string, options: { throwIfNoEntry: false }): Stats | undefined {
-  return fs.lstatSync(hostArg(path), options);
+  return fs.lstatSync(hasByteEscapes(path) ? encodeEscaped(path) : path, options);
 }
 
 /**
