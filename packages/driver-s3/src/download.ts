@@ -1,6 +1,6 @@
 import { Readable, Transform } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { fsError, type ReadStreamOptions } from '@ftp/vfs';
+import { attachFileSize, fsError, type ReadStreamOptions } from '@ftp/vfs';
 import type { S3Context } from './context.js';
 import { isNotFound, s3CodeOf, httpStatusOf, toS3Error } from './errors.js';
 import { probeDir } from './objects.js';
@@ -38,6 +38,9 @@ export async function openDownload(ctx: S3Context, path: string, options: Downlo
     if (body === undefined) return Readable.from([]);
     // In Node the SDK's body is the http.IncomingMessage itself (a Readable).
     const stream = body as unknown as Readable;
+    // The whole object: its size is that of the version this GET reads. A stat made after it could see a newer
+    // version (an upload that replaced the file meanwhile), and the server would send this body cut to that size.
+    if (start === 0 && options.end === undefined && out.ContentLength !== undefined) return attachFileSize(stream, out.ContentLength);
     if (options.end !== undefined && (out.ContentLength ?? 0) > options.end - start + 1) {
       // Some stores answer a range they do not handle with more than asked (s3rver sends the whole object for
       // `bytes=0-0`): cut the excess rather than hand it on.

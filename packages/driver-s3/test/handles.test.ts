@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fileSizeOf } from '@ftp/vfs';
 import { readAll, writeAll } from '@ftp/vfs-conformance';
 import { storedDigest } from '../src/hash.js';
 import type { S3ReadHandle, S3WriteHandle } from '../src/index.js';
@@ -45,6 +46,28 @@ describe('file handles', () => {
       await expect(h.p.open('/missing', 'r')).rejects.toMatchObject({ code: 'ENOENT' });
       await h.p.mkdir('/d');
       await expect(h.p.open('/d', 'r')).rejects.toMatchObject({ code: 'EISDIR' });
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('read streams', () => {
+  it("carry the size of the version their GET reads (the server needs no stat, which could see a newer one)", async () => {
+    const h = await harness(store);
+    try {
+      await writeAll(h.p, '/f.txt', '0123456789');
+      const whole = await h.p.createReadStream!('/f.txt');
+      // Replaced after the GET: the stream still reads, and says the size of, the version it opened.
+      await writeAll(h.p, '/f.txt', 'x'.repeat(100));
+      expect(fileSizeOf(whole)).toBe(10);
+      const chunks: Buffer[] = [];
+      for await (const c of whole) chunks.push(c as Buffer);
+      expect(Buffer.concat(chunks).toString()).toBe('0123456789');
+      // A range says nothing of the file's size.
+      const part = await h.p.createReadStream!('/f.txt', { start: 2 });
+      expect(fileSizeOf(part)).toBeUndefined();
+      part.destroy();
     } finally {
       await h.close();
     }

@@ -102,6 +102,24 @@ describe('MemoryProvider (own)', () => {
     expect(await p.readFile('/f', 'utf8')).toBe('b'.repeat(5000));
   });
 
+  it('a download of a file an upload is still writing is refused with EBUSY; one opened before reads the old version whole', async () => {
+    // The bug: the download got the prefix written so far, and the server sent it with 226 as if it were the file.
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'old version');
+    const before = await openReadStream(p, '/f');
+    const up = await openWriteStream(p, '/f');
+    up.write(Buffer.from('new ver'));
+    expect(await code(openReadStream(p, '/f'))).toBe('EBUSY');
+    const chunks: Buffer[] = [];
+    for await (const c of before) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('old version');
+    up.end('sion, longer');
+    await once(up, 'finish');
+    const after: Buffer[] = [];
+    for await (const c of await openReadStream(p, '/f')) after.push(c as Buffer);
+    expect(Buffer.concat(after).toString()).toBe('new version, longer');
+  });
+
   it('an APPE or a REST + STOR of a file being uploaded is refused with EBUSY when it opens, until that upload ends or is destroyed', async () => {
     // The bug: two APPEs of one file wrote into the same content chunk by chunk (A B A B…), and an APPE or a REST
     // during a STOR wrote into, or kept a zero-filled prefix of, the half-written file; all of them got 226.

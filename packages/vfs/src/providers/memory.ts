@@ -492,8 +492,8 @@ export class MemoryFileHandle {
  *   object when it opens, so two concurrent uploads to one path never interleave: the file ends as the version of
  *   the upload opened last (`atomicUploads`). An upload that continues a file (APPE, REST + STOR) while another
  *   upload still writes it is refused with EBUSY when it opens (FTP 450), so that it never interleaves its bytes
- *   with the other's nor keeps a prefix of a half-written file. A reader sees the content as it was when its stream
- *   opened.
+ *   with the other's nor keeps a prefix of a half-written file; so is a download (it would send a prefix as if it
+ *   were the file). A reader sees the content as it was when its stream opened, whatever uploads do after.
  * - Symlinks: targets are stored as given and resolved inside the provider (`/` is the provider's root; `..` stops
  *   there).
  * - Renames of files and whole directories are O(1).
@@ -769,12 +769,18 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     return [...dir.dir.children].map(([name, node]) => ({ name, stats: this.statsOf(node) }));
   }
 
-  /** Streams a snapshot of the file (content as of now) as zero-copy views, `end` inclusive. */
+  /**
+   * Streams a snapshot of the file (content as of now) as zero-copy views, `end` inclusive.
+   * @throws VfsError EBUSY while an upload is still writing the file.
+   */
   async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
     checkStreamOptions(options, path);
     const node = this.#existing(path, true, 'open').node;
     if (node.kind === 'directory') throw fsError('EISDIR', 'open', path);
     const file = node as FileNode;
+    // A snapshot of an upload still writing would be a prefix of the file, sent as if whole: busy (450) instead, as
+    // on the local disk.
+    if (file.content.writer !== null) throw fsError('EBUSY', 'open', path);
     return new MemoryReadStream(file.content.snapshot(), options.start ?? 0, options.end);
   }
 
