@@ -4,7 +4,7 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
@@ -150,6 +150,57 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       await downloading;
     } finally {
       client.close();
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('a download in one worker of a file an upload in another is rewriting is refused (450), never sent cut', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--log-level', 'info']);
+    const uploader = new Client(10000);
+    try {
+      await waitFor(() => workerPids(ftpd).size === 2);
+      await writeFile(join(ftpd.root, 'f.bin'), Buffer.alloc(1024 * 1024, 1));
+      await uploader.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
+      const body = new PassThrough();
+      const uploading = uploader.uploadFrom(body, 'f.bin');
+      // Two chunks: a small first one alone is held until the next (a small file is written in one go).
+      body.write(Buffer.alloc(64 * 1024, 2));
+      body.write(Buffer.alloc(64 * 1024, 2));
+      await waitFor(async () => (await readFile(join(ftpd.root, 'f.bin'))).length >= 128 * 1024);
+      // The upload keeps moving (one that sits idle for 5 s is taken for abandoned, and a newcomer ends it).
+      const moving = setInterval(() => body.write(Buffer.alloc(64 * 1024, 2)), 250);
+      // Twelve sessions, hashed by the kernel to either worker (all to the uploader's: 2^-12): every one is refused.
+      const codes: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        const c = new Client(10000);
+        try {
+          await c.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
+          const sink = new PassThrough();
+          sink.resume();
+          await c.downloadTo(sink, 'f.bin');
+          codes.push(226);
+
+        } catch (err) {
+          codes.push((err as { code?: number }).code ?? 0);
+        } finally {
+          c.close();
+        }
+      }
+      clearInterval(moving);
+      expect(codes).toEqual(Array(12).fill(450));
+      body.end(Buffer.alloc(64 * 1024, 3));
+      await uploading;
+      const stored = await readFile(join(ftpd.root, 'f.bin'));
+      const after = new Client(10000);
+      await after.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
+      const chunks: Buffer[] = [];
+      const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (chunks.push(chunk), cb()) });
+      await after.downloadTo(sink, 'f.bin');
+      after.close();
+      expect(Buffer.concat(chunks).equals(stored)).toBe(true);
+      expect(stored.length).toBeGreaterThan(128 * 1024);
+    } finally {
+      uploader.close();
       await ftpd.stop('SIGKILL');
     }
   });

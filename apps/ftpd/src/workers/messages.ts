@@ -35,7 +35,8 @@ export type ToSupervisor =
 /** Messages from the supervisor to a worker. */
 export type ToWorker =
   /** `slot` of `slots`: which share of the passive port range is this worker's. */
-  | { t: 'setup'; setup: WorkerSetup; slot: number; slots: number; bans: Array<[string, number]> }
+  /** `fileClaims`: the folder where the workers claim the local files they read and write (see `shareFileClaims`). */
+  | { t: 'setup'; setup: WorkerSetup; slot: number; slots: number; bans: Array<[string, number]>; fileClaims: string }
   | { t: 'entered'; id: number; verdict: SessionGateVerdict }
   | { t: 'failures'; id: number; count: number }
   | { t: 'banned'; id: number; key: string; until: number }

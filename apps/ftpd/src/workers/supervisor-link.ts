@@ -1,4 +1,5 @@
 import type { BanStore, SessionGate, SessionGateVerdict } from '@ftp/server';
+import { shareFileClaims } from '@ftp/vfs';
 import type { MetricsSnapshot } from '../metrics.js';
 import { isMessage, type ToSupervisor, type ToWorker, type WorkerSetup } from './messages.js';
 import { slicePassiveSettings } from './passive-slices.js';
@@ -15,7 +16,7 @@ export class SupervisorLink {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (m: ToWorker) => void; timer: NodeJS.Timeout }>();
   private readonly bans = new BanList();
-  private setupWaiter: ((m: { setup: WorkerSetup; slot: number; slots: number }) => void) | null = null;
+  private setupWaiter: ((m: { setup: WorkerSetup; slot: number; slots: number; fileClaims: string }) => void) | null = null;
   private metricsSource: (() => MetricsSnapshot) | null = null;
   private readonly orders = { stop: [] as Array<() => void>, reload: [] as Array<() => void> };
   /** Stop orders that came while nobody listened yet (the worker was still starting): run when someone does. */
@@ -30,7 +31,10 @@ export class SupervisorLink {
   /** Resolves with what this worker is to run, once the supervisor sends it, its own share of the passive ports set. */
   setup(): Promise<WorkerSetup> {
     return new Promise((resolve) => {
-      this.setupWaiter = ({ setup, slot, slots }) => {
+      this.setupWaiter = ({ setup, slot, slots, fileClaims }) => {
+        // Local files are claimed where every worker sees it: a download in one worker and an upload rewriting the
+        // file in another must not meet, as they cannot within one process.
+        shareFileClaims(fileClaims);
         if (setup.mode === 'cli') {
           const { passivePortRange } = slicePassiveSettings(setup.options, slot, slots);
           resolve({ ...setup, options: { ...setup.options, passivePortRange } });

@@ -1,4 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
+import { accessSync, constants, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -76,6 +79,8 @@ export class Supervisor {
   metricsAddress: AddressInfo | undefined;
   private allExited: (() => void) | null = null;
   private exited: Promise<void> | null = null;
+  /** The folder where the workers claim the local files they open (made at start, removed at stop). */
+  private fileClaims: string | null = null;
 
   constructor(private readonly plan: SupervisorPlan) {
     this.counts = new SessionCounts(plan.limits.maxSessions, plan.limits.maxSessionsPerIp);
@@ -91,6 +96,7 @@ export class Supervisor {
       this.metricsServer = started.server;
       this.metricsAddress = started.address;
     }
+    this.fileClaims = makeClaimsFolder();
     try {
       const listeners = await this.fork(0);
       await Promise.all(Array.from({ length: this.plan.workers - 1 }, (_, i) => this.fork(i + 1)));
@@ -112,6 +118,7 @@ export class Supervisor {
     this.exited ??= (async () => {
       if (workers.length > 0) await new Promise<void>((resolve) => (this.allExited = resolve));
       if (this.metricsServer) await new Promise((resolve) => this.metricsServer?.close(resolve));
+      if (this.fileClaims !== null) rmSync(this.fileClaims, { recursive: true, force: true });
     })();
     for (const w of workers) this.send(w, { t: 'stop' });
     await this.exited;
@@ -162,7 +169,7 @@ export class Supervisor {
         }, this.restartDelayMs);
         this.restarts.add(timer);
       });
-      this.send(worker, { t: 'setup', setup: this.plan.setup, slot, slots: this.plan.workers, bans: this.bans.active() });
+      this.send(worker, { t: 'setup', setup: this.plan.setup, slot, slots: this.plan.workers, bans: this.bans.active(), fileClaims: this.fileClaims as string });
     });
   }
 
@@ -232,5 +239,34 @@ export class Supervisor {
     } catch {
       // The worker is exiting; its 'exit' handles the rest.
     }
+  }
+}
+
+/**
+ * Makes the folder where the workers claim local files: in memory (`/dev/shm`, a few µs a claim) when the machine
+ * has it, else in tmpdir. Named after this process, so that the folders of supervisors that were killed outright
+ * (SIGKILL: no clean-up) are found and removed here.
+ */
+function makeClaimsFolder(): string {
+  let parent = tmpdir();
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    parent = '/dev/shm';
+  } catch {
+    // no tmpfs: tmpdir
+  }
+  for (const name of readdirSync(parent)) {
+    const pid = /^ftpd-claims-(\d+)-/.exec(name)?.[1];
+    if (pid !== undefined && !processAlive(Number(pid))) rmSync(join(parent, name), { recursive: true, force: true });
+  }
+  return mkdtempSync(join(parent, `ftpd-claims-${process.pid}-`));
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

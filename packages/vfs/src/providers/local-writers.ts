@@ -1,5 +1,6 @@
 import type { Stats } from 'node:fs';
 import { fsError } from '../errors.js';
+import { claimRead, claimWrite, release as releaseShared, sharingFileClaims, type SharedClaim } from './shared-claims.js';
 
 /**
  * The local files this process has open, by `dev:ino`: what {@link LocalProvider} checks before an upload writes a
@@ -16,8 +17,8 @@ import { fsError } from '../errors.js';
  * every `LocalProvider` shares them, those of another copy of this package too. A key is taken with the file open
  * (after the `/proc/self/fd` check, before any truncation) and released exactly once, when the descriptor is closed;
  * a reader count that falls to zero removes its entry. Its cost is a string and a `Map` lookup or two per open, on
- * the `fstat` the open does anyway. It is not seen by other processes (several `ftpd --workers`, or any other
- * program writing the folder).
+ * the `fstat` the open does anyway. Other processes serving the same files (`ftpd --workers`) see it when
+ * `shareFileClaims` names a folder they share (`shared-claims.ts`); other programs writing the folder never do.
  */
 const writers: Map<string, WriterClaim> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.writers.v2')] ??= new Map<string, WriterClaim>()) as Map<string, WriterClaim>;
 
@@ -41,6 +42,8 @@ export interface WriterClaim {
   idleSince: number;
   /** Ends the writer (an upload stream) so another can take the file; null for one that cannot be (a file handle). */
   revoke: ((err: Error) => void) | null;
+  /** Its claim in the folder shared with other processes, if claims are shared. */
+  shared: SharedClaim | null;
 }
 
 /** A reader's registration: what {@link takeReader} returns and {@link releaseReader} gives back (once). */
@@ -48,6 +51,8 @@ export interface ReaderClaim {
   readonly key: string;
   readonly reader: true;
   released: boolean;
+  /** Its claim in the folder shared with other processes, if claims are shared. */
+  shared: SharedClaim | null;
 }
 
 /** Either registration, as a file handle holds it: released with {@link releaseClaim}. */
@@ -78,14 +83,19 @@ function freeOrTakenOver(key: string, path: string): boolean {
 /**
  * Registers a writer of the opened file `st` and returns its claim, to release when its descriptor closes.
  * @throws VfsError EBUSY when a reader of this process has the file open (it would read the file rewritten under
- * it), or another writer that is not idle.
+ * it), or another writer that is not idle; or, with shared claims, a reader or a writer of another process.
  */
 export function takeWriter(st: Stats, path: string): WriterClaim {
   const key = keyOf(st);
   // Readers first: an upload refused because of them must not end an idle writer on its way.
   if (readers.size > 0 && readers.has(key)) throw fsError('EBUSY', 'open', path);
   if (!freeOrTakenOver(key, path)) throw fsError('EBUSY', 'open', path);
-  const claim: WriterClaim = { key, path, idleSince: Date.now(), revoke: null };
+  let shared: SharedClaim | null = null;
+  if (sharingFileClaims()) {
+    shared = claimWrite(key);
+    if (shared === null) throw fsError('EBUSY', 'open', path);
+  }
+  const claim: WriterClaim = { key, path, idleSince: Date.now(), revoke: null, shared };
   writers.set(key, claim);
   return claim;
 }
@@ -93,24 +103,35 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
 /** Releases what {@link takeWriter} took, unless another writer has taken the file over since. Once, at close. */
 export function releaseWriter(claim: WriterClaim): void {
   if (writers.get(claim.key) === claim) writers.delete(claim.key);
+  if (claim.shared !== null) {
+    releaseShared(claim.shared);
+    claim.shared = null;
+  }
 }
 
 /**
  * Registers a reader of the opened file `st` (readers do not block each other) and returns its claim, to release
  * when its descriptor closes.
- * @throws VfsError EBUSY while a writer of this process has the file open and is not idle.
+ * @throws VfsError EBUSY while a writer of this process has the file open and is not idle; or, with shared
+ * claims, while a writer of another process has.
  */
 export function takeReader(st: Stats, path: string): ReaderClaim {
   const key = keyOf(st);
   if (writers.size > 0 && !freeOrTakenOver(key, path)) throw fsError('EBUSY', 'open', path);
+  let shared: SharedClaim | null = null;
+  if (sharingFileClaims()) {
+    shared = claimRead(key);
+    if (shared === null) throw fsError('EBUSY', 'open', path);
+  }
   readers.set(key, (readers.get(key) ?? 0) + 1);
-  return { key, reader: true, released: false };
+  return { key, reader: true, released: false, shared };
 }
 
 /** Releases what {@link takeReader} took (a second call does nothing); the file's entry goes with its last reader. */
 export function releaseReader(claim: ReaderClaim): void {
   if (claim.released) return;
   claim.released = true;
+  if (claim.shared !== null) releaseShared(claim.shared);
   const n = readers.get(claim.key) ?? 0;
   if (n > 1) readers.set(claim.key, n - 1);
   else readers.delete(claim.key);
