@@ -68,6 +68,34 @@ describe('quota', () => {
     expect(await write(a, 1000 - 600 - partial + 1)).toBe('EDQUOT');
   });
 
+  it('a failed upload keeps its reservation until its inner upload has closed: no room opens in between', async () => {
+    // The bug: the reservation was given back at once, but the failed upload counted as used only once its inner
+    // upload had closed; uploads running in parallel passed the quota in that gap (16 clients: 1.2 MB over 20 MiB).
+    class SlowClose extends MemoryProvider {
+      override async createWriteStream(path: string, o?: Parameters<MemoryProvider['createWriteStream']>[1]) {
+        const s = await super.createWriteStream(path, o);
+        const destroy = s._destroy.bind(s);
+        s._destroy = (err, cb) => destroy(err, (e) => setTimeout(() => cb(e), 100));
+        return s;
+      }
+    }
+    const q = quota(new SlowClose(), { bytes: 1000 });
+    const write = (w: NodeJS.WritableStream, bytes: number): Promise<string | undefined> =>
+      new Promise((resolve) => {
+        w.write(Buffer.alloc(bytes, 1), (err?: Error | null) => resolve(err ? (err as NodeJS.ErrnoException).code : undefined));
+      });
+    const a = await openWriteStream(q, '/a', {});
+    const b = await openWriteStream(q, '/b', {});
+    a.on('error', () => {});
+    b.on('error', () => {});
+    expect(await write(a, 600)).toBeUndefined();
+    expect(await write(b, 300)).toBeUndefined();
+    expect(await write(b, 300)).toBe('EDQUOT');
+    // B is being destroyed; its inner upload closes 100 ms later. Its 300 bytes must still count.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await write(a, 101)).toBe('EDQUOT');
+  });
+
   it('a count that fails settles nothing: the next query counts again', async () => {
     class Flaky extends MemoryProvider {
       failNext = false;
