@@ -1,16 +1,16 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
-import { MemoryProvider } from '@ftp/vfs';
+import { MemoryProvider, quota, type FsProvider } from '@ftp/vfs';
 import { FtpServer } from '../src/index.js';
-import { PASSWORD, RawClient, USER } from './helpers.js';
+import { PASSWORD, RawClient, USER, writeAndClose } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serverLogging(level: string): Promise<{ port: number; lines: Array<Record<string, unknown>> }> {
+async function serverLogging(level: string, fs: FsProvider = new MemoryProvider()): Promise<{ port: number; lines: Array<Record<string, unknown>> }> {
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -18,7 +18,6 @@ async function serverLogging(level: string): Promise<{ port: number; lines: Arra
       cb();
     },
   });
-  const fs = new MemoryProvider();
   const server = new FtpServer({
     logger: pino({ level }, sink),
     settings: { failedLoginDelay: 0 },
@@ -70,4 +69,24 @@ it('after REIN, log lines no longer name the user who was logged in', async () =
   expect(noop).toBeDefined();
   expect(noop).not.toHaveProperty('user');
   expect(typeof noop?.session).toBe('number');
+});
+
+it('a transfer the client caused to fail (over quota, a missing file) is no warning; its transfer line says why', async () => {
+  const { port, lines } = await serverLogging('info', quota(new MemoryProvider(), { bytes: 10 }));
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  const data = await c.passive();
+  // The server drops the data connection at the refusal: the reset is expected.
+  data.on('error', () => undefined);
+  c.send('STOR big');
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(data, Buffer.alloc(100_000, 1)).catch(() => undefined);
+  expect((await c.next()).code).toBe(552);
+  await c.passive();
+  expect((await c.cmd('RETR missing-file')).code).toBe(550);
+  await c.cmd('QUIT');
+  await new Promise((r) => setTimeout(r, 50));
+  expect(lines.find((l) => l.msg === 'transfer' && l.direction === 'upload')).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/quota/i) });
+  expect(lines.filter((l) => (l.level as number) >= 40)).toEqual([]);
 });

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
 import { SocketPipe } from '../socket-pipe.js';
 import { Transfer, TransferError } from '../data/transfer.js';
-import { FtpError, toReply } from '../errors.js';
+import { FtpError, isServerFault, toReply } from '../errors.js';
 import type { Session } from '../session.js';
 
 /** What the server reports of every transfer (the `transfer` event). */
@@ -64,7 +64,9 @@ export async function runDataCommand(
       const cause = err instanceof TransferError ? err.cause : err;
       const reply = toReply(cause, path);
       error = reply.text;
-      if (reply.code >= 500 || reply.code === 451) s.log.warn({ err: cause, path }, 'transfer failed');
+      // A refusal the client caused or can retry (quota, missing folder, busy file) is in the transfer's own log line;
+      // only a fault of the server's side is worth a warning with its stack.
+      if (isServerFault(cause)) s.log.warn({ err: cause, path }, 'transfer failed');
       await s.reply(reply.code, reply.text);
     }
   } finally {
