@@ -68,3 +68,16 @@ export function isServerFault(err: unknown): boolean {
   const code = VfsError.isInstance(err) ? err.code : toVfsError(err).code;
   return code === 'EIO';
 }
+
+/**
+ * Failures that a client's request or the moment explains (the file or folder is missing or busy, the quota is
+ * full): answered, and logged only in the transfer's own line. Anything else (EIO, a full disk, a read-only remount,
+ * permissions the system denied, a bug's EINVAL) is worth a warning with its cause.
+ */
+const REFUSALS: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOTEMPTY', 'EBUSY', 'EDQUOT', 'ENAMETOOLONG', 'ELOOP']);
+
+/** True for a failure the client's request explains (see {@link REFUSALS}); false for one worth a warning. */
+export function isRefusal(err: unknown): boolean {
+  if (FtpError.isInstance(err) || ProtocolError.isInstance(err)) return true;
+  return REFUSALS.has(VfsError.isInstance(err) ? err.code : toVfsError(err).code);
+}

@@ -90,3 +90,18 @@ it('a transfer the client caused to fail (over quota, a missing file) is no warn
   expect(lines.find((l) => l.msg === 'transfer' && l.direction === 'upload')).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/quota/i) });
   expect(lines.filter((l) => (l.level as number) >= 40)).toEqual([]);
 });
+
+it('a transfer the storage failed (a full disk) is a warning with its cause', async () => {
+  const { port, lines } = await serverLogging('info', new MemoryProvider({ capacity: 10 }));
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  const data = await c.passive();
+  data.on('error', () => undefined);
+  c.send('STOR big');
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(data, Buffer.alloc(100_000, 1)).catch(() => undefined);
+  expect((await c.next()).code).toBeGreaterThanOrEqual(450);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(lines.find((l) => l.msg === 'transfer failed')).toMatchObject({ level: 40, err: { code: 'ENOSPC' } });
+});

@@ -8,7 +8,7 @@ export * from './listing.js';
 export * from './hash.js';
 export * from './providers/memory.js';
 export * from './providers/local.js';
-export { shareFileClaims } from './providers/shared-claims.js';
+export { releaseClaimsOf, shareFileClaims } from './providers/shared-claims.js';
 export * from './providers/sqlite.js';
 export * from './wrappers/read-only.js';
 export * from './wrappers/scoped.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalProvider, openReadStream, openWriteStream, shareFileClaims, toVfsError } from '../src/index.js';
+import { LocalProvider, openReadStream, openWriteStream, releaseClaimsOf, shareFileClaims, toVfsError } from '../src/index.js';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
 
@@ -28,6 +28,7 @@ beforeEach(() => {
 
 afterEach(() => {
   shareFileClaims(null);
+  if (fs.existsSync(claims) && !fs.statSync(claims).isDirectory()) fs.rmSync(claims);
   for (const c of children.splice(0)) c.kill('SIGKILL');
   fs.rmSync(base, { recursive: true, force: true });
 });
@@ -107,13 +108,28 @@ describe('file claims shared between processes', () => {
     expect((await otherProcess('read')).said).toBe('open');
   });
 
-  it("a claim left by a process that died is no obstacle", async () => {
+  it("a dead process's claims hold until releaseClaimsOf removes them (no process removes another's)", async () => {
     const p = new LocalProvider(root);
     const { child, said } = await otherProcess('write');
     expect(said).toBe('open');
     child.kill('SIGKILL');
     await once(child, 'exit');
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
+    expect(releaseClaimsOf(claims, child.pid!)).toBe(1);
     expect(await code(openReadStream(p, '/f.bin'))).toBe('open');
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('open');
+  });
+
+  it('a claims folder that vanished is made again; one that cannot be used fails as EIO, not as the file', async () => {
+    const p = new LocalProvider(root);
+    fs.rmSync(claims, { recursive: true });
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('open');
+    expect(fs.existsSync(claims)).toBe(true);
+    // A file where the folder should be: nothing can be made in it.
+    fs.rmSync(claims, { recursive: true });
+    fs.writeFileSync(claims, '');
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('EIO');
+    expect(await code(openWriteStream(p, '/f.bin'))).toBe('EIO');
+    fs.rmSync(claims);
   });
 });

@@ -1,11 +1,12 @@
 import cluster, { type Worker } from 'node:cluster';
-import { accessSync, constants, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MemoryBanStore, SessionCounts } from '@ftp/server';
+import { releaseClaimsOf } from '@ftp/vfs';
 import { renderSnapshots, startMetricsServer } from '../metrics.js';
 import { BanList } from './ban-list.js';
 import { isMessage, type ToSupervisor, type ToWorker, type WorkerListener, type WorkerSetup } from './messages.js';
@@ -91,12 +92,12 @@ export class Supervisor {
    * Rejects (after stopping any started worker) when a worker cannot start.
    */
   async start(): Promise<WorkerListener[]> {
+    this.fileClaims = makeClaimsFolder();
     if (this.plan.metrics) {
       const started = await startMetricsServer({ render: () => this.renderMetrics() }, () => !this.stopping && this.ready.size > 0, this.plan.metrics.port, this.plan.metrics.host);
       this.metricsServer = started.server;
       this.metricsAddress = started.address;
     }
-    this.fileClaims = makeClaimsFolder();
     try {
       const listeners = await this.fork(0);
       await Promise.all(Array.from({ length: this.plan.workers - 1 }, (_, i) => this.fork(i + 1)));
@@ -149,9 +150,12 @@ export class Supervisor {
         }
       });
       worker.on('error', () => {}); // an IPC write to a worker that is exiting; 'exit' follows
+      const pid = worker.process.pid;
       worker.on('exit', (code, signal) => {
         this.ready.delete(worker);
         this.forgetSessions(worker.id);
+        // Its file claims would keep those files busy for the other workers (450) for good.
+        if (this.fileClaims !== null && pid !== undefined) releaseClaimsOf(this.fileClaims, pid);
         if (!started) reject(new Error(`a worker exited while starting (${signal ?? `code ${code}`})`));
         if (this.stopping) {
           if (liveWorkers().length === 0) this.allExited?.();
@@ -242,6 +246,9 @@ export class Supervisor {
   }
 }
 
+/** How long a dead supervisor's claims folder must have been untouched before a new supervisor removes it. */
+const STALE_CLAIMS_MS = 10 * 60_000;
+
 /**
  * Makes the folder where the workers claim local files: in memory (`/dev/shm`, a few µs a claim) when the machine
  * has it, else in tmpdir. Named after this process, so that the folders of supervisors that were killed outright
@@ -255,9 +262,22 @@ function makeClaimsFolder(): string {
   } catch {
     // no tmpfs: tmpdir
   }
+  // Only folders this user made, as folders (anyone can name an entry of /dev/shm), whose supervisor is gone and
+  // that are empty or untouched for a while (a live supervisor in another PID namespace sharing /dev/shm would look
+  // gone; its workers make an empty folder again if it goes): clean-up is a courtesy, and never stops the start.
+  const uid = process.getuid?.();
   for (const name of readdirSync(parent)) {
     const pid = /^ftpd-claims-(\d+)-/.exec(name)?.[1];
-    if (pid !== undefined && !processAlive(Number(pid))) rmSync(join(parent, name), { recursive: true, force: true });
+    if (pid === undefined || processAlive(Number(pid))) continue;
+    try {
+      const st = lstatSync(join(parent, name));
+      const stale = Date.now() - st.mtimeMs > STALE_CLAIMS_MS || readdirSync(join(parent, name)).length === 0;
+      if (st.isDirectory() && (uid === undefined || st.uid === uid) && stale) {
+        rmSync(join(parent, name), { recursive: true, force: true });
+      }
+    } catch {
+      // gone meanwhile, or not ours to remove
+    }
   }
   return mkdtempSync(join(parent, `ftpd-claims-${process.pid}-`));
 }

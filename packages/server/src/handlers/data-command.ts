@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
 import { SocketPipe } from '../socket-pipe.js';
 import { Transfer, TransferError } from '../data/transfer.js';
-import { FtpError, isServerFault, toReply } from '../errors.js';
+import { FtpError, isRefusal, toReply } from '../errors.js';
 import type { Session } from '../session.js';
 
 /** What the server reports of every transfer (the `transfer` event). */
@@ -65,8 +65,8 @@ export async function runDataCommand(
       const reply = toReply(cause, path);
       error = reply.text;
       // A refusal the client caused or can retry (quota, missing folder, busy file) is in the transfer's own log line;
-      // only a fault of the server's side is worth a warning with its stack.
-      if (isServerFault(cause)) s.log.warn({ err: cause, path }, 'transfer failed');
+      // anything else (the storage failing, a full disk, a bug) is worth a warning with its stack.
+      if (!isRefusal(cause)) s.log.warn({ err: cause, path }, 'transfer failed');
       await s.reply(reply.code, reply.text);
     }
   } finally {

@@ -67,17 +67,19 @@ function keyOf(st: Stats): string {
   return `${st.dev}:${st.ino}`;
 }
 
-/**
- * Whether the file of `key` is free, after ending its writer if that one has been idle for
- * {@link WRITER_TAKEOVER_IDLE_MS}; false while a writer is active.
- */
-function freeOrTakenOver(key: string, path: string): boolean {
+/** Whether the file of `key` has no writer of this process, or one idle long enough ({@link WRITER_TAKEOVER_IDLE_MS}) to end. */
+function freeOrIdle(key: string): boolean {
   const held = writers.get(key);
   if (held === undefined) return true;
-  if (held.revoke === null || held.idleSince === 0 || Date.now() - held.idleSince < WRITER_TAKEOVER_IDLE_MS) return false;
+  return held.revoke !== null && held.idleSince !== 0 && Date.now() - held.idleSince >= WRITER_TAKEOVER_IDLE_MS;
+}
+
+/** Ends the idle writer of `key`, if any ({@link freeOrIdle} said the file may be taken). */
+function takeOver(key: string, path: string): void {
+  const held = writers.get(key);
+  if (held === undefined) return;
   writers.delete(key);
-  held.revoke(fsError('EBUSY', 'write', held.path === path ? path : held.path));
-  return true;
+  held.revoke?.(fsError('EBUSY', 'write', held.path === path ? path : held.path));
 }
 
 /**
@@ -87,14 +89,15 @@ function freeOrTakenOver(key: string, path: string): boolean {
  */
 export function takeWriter(st: Stats, path: string): WriterClaim {
   const key = keyOf(st);
-  // Readers first: an upload refused because of them must not end an idle writer on its way.
+  // Every refusal before anything is changed: an upload refused must not end an idle writer on its way.
   if (readers.size > 0 && readers.has(key)) throw fsError('EBUSY', 'open', path);
-  if (!freeOrTakenOver(key, path)) throw fsError('EBUSY', 'open', path);
+  if (!freeOrIdle(key)) throw fsError('EBUSY', 'open', path);
   let shared: SharedClaim | null = null;
   if (sharingFileClaims()) {
     shared = claimWrite(key);
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
+  takeOver(key, path);
   const claim: WriterClaim = { key, path, idleSince: Date.now(), revoke: null, shared };
   writers.set(key, claim);
   return claim;
@@ -117,12 +120,13 @@ export function releaseWriter(claim: WriterClaim): void {
  */
 export function takeReader(st: Stats, path: string): ReaderClaim {
   const key = keyOf(st);
-  if (writers.size > 0 && !freeOrTakenOver(key, path)) throw fsError('EBUSY', 'open', path);
+  if (writers.size > 0 && !freeOrIdle(key)) throw fsError('EBUSY', 'open', path);
   let shared: SharedClaim | null = null;
   if (sharingFileClaims()) {
     shared = claimRead(key);
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
+  if (writers.size > 0) takeOver(key, path);
   readers.set(key, (readers.get(key) ?? 0) + 1);
   return { key, reader: true, released: false, shared };
 }

@@ -1,145 +1,183 @@
 import fs from 'node:fs';
+import { VfsError } from '../errors.js';
 
 /**
  * Readers and writers of local files claimed across processes, for servers that run several processes on one
  * folder (`ftpd --workers`): the in-process registry (`local-writers.ts`) cannot see a download in one process
  * while another rewrites the file in place, and Node takes no fcntl locks. So each claim is also an entry in a
- * folder the processes share (best on tmpfs), named after the file's `dev-ino`:
+ * folder the processes share (best on tmpfs), named after the file's `dev-ino`, each a symbolic link made in one
+ * system call, so that none is ever seen half-made:
  *
- * - a writer creates `<dev-ino>.w` exclusively (holding `<pid>.<n>`), then looks for readers of the file
- *   (`<dev-ino>.r.*`) and backs off if it finds a live one;
- * - a reader creates `<dev-ino>.r.<pid>.<n>`, then looks for the writer's entry and backs off if a live process
- *   holds it.
+ * - a writer makes `<dev-ino>.w` (pointing at `<pid>.<n>`) exclusively, then looks for readers of the file
+ *   (`<dev-ino>.r.<pid>.<n>`) of other processes and backs off if it finds one;
+ * - a reader makes `<dev-ino>.r.<pid>.<n>`, then backs off if another process holds `<dev-ino>.w`.
  *
- * Each side writes its own entry before it reads the other's, so of a reader and a writer racing, at least one sees
- * the other: both may back off (both get EBUSY, the server's 450, and the clients retry), never both go on.
- * Downloads, the common case, cost three system calls (create, look, remove: ~15 µs); an upload lists the folder,
- * which holds one entry per transfer running in any process. Entries name their process; one left by a process
- * that died (a killed worker) is removed by whoever meets it. A writer's idle takeover (see `local-writers.ts`)
- * stays within its own process.
+ * Each side makes its own entry before it looks for the other's, so of a reader and a writer racing, at least one
+ * sees the other (both may back off: EBUSY, the server's 450, which clients retry), never both go on; two writers
+ * cannot both make `.w`. Entries are removed only by the process that made them, and those of a process that died by
+ * {@link releaseClaimsOf} (ftpd's supervisor calls it when a worker exits): removing another's entry here could race
+ * with its replacement. A download costs three system calls (make, look, remove: ~8 µs on tmpfs); an upload lists
+ * the folder, which holds an entry per transfer running in any process. A writer's idle takeover (see
+ * `local-writers.ts`) stays within its own process. A failure of the folder itself is EIO (the server's 451, and a
+ * logged fault), never a refusal that blames the client's file.
  */
-let root: string | null = null;
-let sequence = 0;
+const state = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.sharedFileClaims.v1')] ??= { root: null, sequence: 0 }) as {
+  root: string | null;
+  sequence: number;
+};
 
 /**
  * Makes every `LocalProvider` of this process claim the files it opens in `dir` too, a folder shared by all the
- * processes serving the same files (null: this process only, the default). The folder must exist; it is never
- * removed here (the process that made it removes it).
+ * processes serving the same files (null: this process only, the default). It is made if missing (mode 0700); it
+ * is never removed here (whoever made it removes it). Kept for every copy of this package loaded in the process.
  */
 export function shareFileClaims(dir: string | null): void {
-  root = dir;
+  state.root = dir;
 }
 
 /** Whether claims are shared with other processes. */
 export function sharingFileClaims(): boolean {
-  return root !== null;
+  return state.root !== null;
 }
 
-/** A claim made in the shared folder: the entry to remove when the file is closed, and what it holds (a writer's). */
+/** A claim made in the shared folder: the entry to remove when the file is closed, and what it points at. */
 export interface SharedClaim {
   readonly entry: string;
-  readonly token?: string;
+  readonly token: string;
 }
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/** An error of the claims folder itself: EIO, with the cause. */
+function folderFailed(err: unknown): VfsError {
+  return new VfsError('EIO', `file claims folder ${state.root}: ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * Runs `make` (a system call making an entry in the folder); false when the entry exists. A folder that vanished
+ * (a clean-up of /dev/shm, systemd's RemoveIPC) is made again once.
+ */
+function make(action: () => void): boolean {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      action();
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code === 'ENOENT' && attempt === 0 && state.root !== null) {
+        try {
+          fs.mkdirSync(state.root, { recursive: true, mode: 0o700 });
+        } catch (mkdirErr) {
+          throw folderFailed(mkdirErr);
+        }
+        continue;
+      }
+      throw folderFailed(err);
+    }
   }
 }
 
-function unlinkQuietly(path: string): void {
+/** The process a writer's entry names, or null when it is gone. */
+function writerOf(entry: string): number | null {
   try {
-    fs.unlinkSync(path);
+    return Number(fs.readlinkSync(entry).split('.')[0]);
+  } catch {
+    return null;
+  }
+}
+
+const prefixOf = (key: string): string => `${state.root}/${key.replace(':', '-')}`;
+
+/**
+ * Claims the file `key` (`dev:ino`) for writing; null when another process reads or writes it.
+ * @throws VfsError EIO when the claims folder fails.
+ */
+export function claimWrite(key: string): SharedClaim | null {
+  const prefix = prefixOf(key);
+  const entry = `${prefix}.w`;
+  const token = `${process.pid}.${++state.sequence}`;
+  if (!make(() => fs.symlinkSync(token, entry))) {
+    // Another process's writer: busy. This process's own, which the in-process registry has decided to end (an
+    // idle takeover): replaced, atomically (made aside, renamed over it).
+    if (writerOf(entry) !== process.pid) return null;
+    const aside = `${entry}.${token}`;
+    make(() => fs.symlinkSync(token, aside));
+    try {
+      fs.renameSync(aside, entry);
+    } catch (err) {
+      fs.rmSync(aside, { force: true });
+      throw folderFailed(err);
+    }
+  }
+  const claim = { entry, token };
+  try {
+    const readers = `${prefix.slice(prefix.lastIndexOf('/') + 1)}.r.`;
+    const mine = `${readers}${process.pid}.`;
+    for (const name of fs.readdirSync(state.root as string)) {
+      if (name.startsWith(readers) && !name.startsWith(mine)) {
+        release(claim);
+        return null;
+      }
+    }
+  } catch (err) {
+    release(claim);
+    throw folderFailed(err);
+  }
+  return claim;
+}
+
+/**
+ * Claims the file `key` (`dev:ino`) for reading; null when another process writes it.
+ * @throws VfsError EIO when the claims folder fails.
+ */
+export function claimRead(key: string): SharedClaim | null {
+  const prefix = prefixOf(key);
+  const token = `${process.pid}.${++state.sequence}`;
+  const entry = `${prefix}.r.${token}`;
+  make(() => fs.symlinkSync(token, entry));
+  const writer = writerOf(`${prefix}.w`);
+  if (writer !== null && writer !== process.pid) {
+    release({ entry, token });
+    return null;
+  }
+  return { entry, token };
+}
+
+/** Gives a claim back: its entry is removed while it is still its own (a writer's may have been replaced). */
+export function release(claim: SharedClaim): void {
+  try {
+    if (fs.readlinkSync(claim.entry) === claim.token) fs.unlinkSync(claim.entry);
   } catch {
     // already gone
   }
 }
 
-/** The pid of a writer's entry (it holds `<pid>.<n>`), or null when it is gone or unreadable. */
-function writerPid(entry: string): number | null {
-  try {
-    return Number(fs.readFileSync(entry, 'utf8').split('.')[0]);
-  } catch {
-    return null;
-  }
-}
-
 /**
- * Whether an entry of process `pid` stands in the way: this process's own claims are the in-process registry's to
- * judge (it already has); a dead process's entry is removed.
+ * Removes the claims of process `pid` from `dir` (a process that has exited: its entries would keep its files busy
+ * for the others). Returns how many went.
  */
-function blocks(entry: string, pid: number | null): boolean {
-  if (pid === null || !Number.isInteger(pid) || pid === process.pid) return false;
-  if (alive(pid)) return true;
-  unlinkQuietly(entry);
-  return false;
-}
-
-/** Creates `entry` (exclusively, or replacing it); false when it exists and `exclusive`. */
-function create(entry: string, content: string, exclusive: boolean): boolean {
+export function releaseClaimsOf(dir: string, pid: number): number {
+  let removed = 0;
+  const own = `${pid}.`;
+  let names: string[];
   try {
-    // A reader's empty entry: open and close, one system call fewer than writeFileSync.
-    if (content === '') fs.closeSync(fs.openSync(entry, exclusive ? 'wx' : 'w'));
-    else fs.writeFileSync(entry, content, { flag: exclusive ? 'wx' : 'w' });
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
+    names = fs.readdirSync(dir);
+  } catch {
+    return 0;
   }
-}
-
-const prefixOf = (key: string): string => `${root}/${key.replace(':', '-')}`;
-
-/** Claims the file `key` (`dev:ino`) for writing; null when another live process reads or writes it. */
-export function claimWrite(key: string): SharedClaim | null {
-  const prefix = prefixOf(key);
-  const entry = `${prefix}.w`;
-  const token = `${process.pid}.${++sequence}`;
-  if (!create(entry, token, true)) {
-    const pid = writerPid(entry);
-    // This process's own writer, let go by the in-process registry (an idle takeover): replaced.
-    if (pid === process.pid) create(entry, token, false);
-    // (blocks() removes a dead process's entry.) Exclusive again: another process may be taking it over too.
-    else if (blocks(entry, pid) || !create(entry, token, true)) return null;
-  }
-  const claim = { entry, token };
-  const readers = `${prefix.slice(prefix.lastIndexOf('/') + 1)}.r.`;
-  for (const name of fs.readdirSync(root as string)) {
-    if (name.startsWith(readers) && blocks(`${root}/${name}`, Number(name.slice(readers.length).split('.')[0]))) {
-      release(claim);
-      return null;
-    }
-  }
-  return claim;
-}
-
-/** Claims the file `key` (`dev:ino`) for reading; null when another live process writes it. */
-export function claimRead(key: string): SharedClaim | null {
-  const prefix = prefixOf(key);
-  const entry = `${prefix}.r.${process.pid}.${++sequence}`;
-  create(entry, '', false);
-  const writer = `${prefix}.w`;
-  if (fs.existsSync(writer) && blocks(writer, writerPid(writer))) {
-    release({ entry });
-    return null;
-  }
-  return { entry };
-}
-
-/** Gives a claim back (a writer's only while its entry is still its own). */
-export function release(claim: SharedClaim): void {
-  if (claim.token !== undefined) {
-    let current: string | undefined;
+  for (const name of names) {
+    let target: string;
     try {
-      current = fs.readFileSync(claim.entry, 'utf8');
+      target = fs.readlinkSync(`${dir}/${name}`);
     } catch {
-      current = undefined;
+      continue;
     }
-    if (current !== claim.token) return;
+    if (!target.startsWith(own)) continue;
+    try {
+      fs.unlinkSync(`${dir}/${name}`);
+      removed++;
+    } catch {
+      // gone meanwhile
+    }
   }
-  unlinkQuietly(claim.entry);
+  return removed;
 }

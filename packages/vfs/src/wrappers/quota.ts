@@ -129,12 +129,11 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
       reserve: (n) => (reserved += n),
       release: (n) => (reserved -= n),
       done: (written) => adjust(kept + written - old),
-      // A failed upload may have left part of itself (providers that write in place): counted as if it had, so that
-      // the uploads still running cannot write into that room again, and counted for real at the next chance.
-      failed: (written) => {
-        adjust(kept + written - old);
-        changes++;
-      },
+      // A failed upload may have left part of itself (providers that write in place): counted as if it had, at once
+      // and in the same step as its reservation is given back (so that the uploads still running cannot write into
+      // that room again), and counted for real once its inner upload has closed (its last write landed).
+      failed: (written) => adjust(kept + written - old),
+      recount: () => changes++,
     });
   };
   return w;
@@ -167,11 +166,15 @@ interface Meter {
   done(written: number): void;
   /** The upload failed after writing `written` bytes. */
   failed(written: number): void;
+  /** What the failed upload left is known only once its inner upload has closed: count again then. */
+  recount(): void;
 }
 
 /** An upload that counts its bytes against the quota and fails with EDQUOT past it. */
 class MeteredUpload extends Writable implements UploadStream {
   private written = 0;
+  /** The reservation has been given back (by `_final` or `_destroy`): never twice. */
+  private settled = false;
 
   constructor(
     private readonly inner: UploadStream,
@@ -194,8 +197,11 @@ class MeteredUpload extends Writable implements UploadStream {
     this.inner.end();
     finished(this.inner).then(
       () => {
-        this.meter.release(this.written);
-        this.meter.done(this.written);
+        if (!this.settled) {
+          this.settled = true;
+          this.meter.release(this.written);
+          this.meter.done(this.written);
+        }
         cb();
       },
       (err: unknown) => cb(toVfsError(err, this.path)),
@@ -203,17 +209,21 @@ class MeteredUpload extends Writable implements UploadStream {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    const failed = !this.writableFinished;
+    // `_final` may have settled already (a destroy between its callback and 'finish').
+    const failed = !this.settled;
+    this.settled = true;
+    // The reservation goes back in the same step as the bytes are counted as used: given back alone (as it once was,
+    // until the inner upload closed), it opened room that uploads running in parallel took (16 of them passed a
+    // 20 MiB quota by 1.2 MB); waiting for the inner upload instead could hold it for as long as that takes.
+    if (failed) {
+      this.meter.release(this.written);
+      this.meter.failed(this.written);
+    }
     if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
     // Closed once the inner upload is: a write still running there lands before anyone is told the upload is over,
-    // and the usage is counted again only after it (else the count could miss it and stay wrong). The reservation
-    // is given back only then, in the same step as the bytes are counted as used: given back earlier, it opened room
-    // that uploads running in parallel took (16 of them passed a 20 MiB quota by 1.2 MB).
+    // and the usage is counted again only after it (else the count could miss it and stay wrong).
     const closed = (): void => {
-      if (failed) {
-        this.meter.release(this.written);
-        this.meter.failed(this.written);
-      }
+      if (failed) this.meter.recount();
       cb(err);
     };
     finished(this.inner).then(closed, closed);
