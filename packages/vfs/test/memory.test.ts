@@ -120,6 +120,19 @@ describe('MemoryProvider (own)', () => {
     expect(Buffer.concat(after).toString()).toBe('new version, longer');
   });
 
+  it('an upload quiet for 5 s gives the file up: a download ends it and reads what it wrote', async () => {
+    const p = new MemoryProvider();
+    const up = await openWriteStream(p, '/f');
+    up.on('error', () => undefined);
+    up.write(Buffer.from('partial'));
+    expect(await code(openReadStream(p, '/f'))).toBe('EBUSY');
+    (up as unknown as { idleSince: number }).idleSince -= 5000;
+    const chunks: Buffer[] = [];
+    for await (const c of await openReadStream(p, '/f')) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('partial');
+    expect(up.destroyed).toBe(true);
+  });
+
   it('an APPE or a REST + STOR of a file being uploaded is refused with EBUSY when it opens, until that upload ends or is destroyed', async () => {
     // The bug: two APPEs of one file wrote into the same content chunk by chunk (A B A B…), and an APPE or a REST
     // during a STOR wrote into, or kept a zero-filled prefix of, the half-written file; all of them got 226.

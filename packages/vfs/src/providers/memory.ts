@@ -9,6 +9,7 @@ import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStream
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { OpenFlags } from '../stats.js';
 import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+import { WRITER_TAKEOVER_IDLE_MS } from './local-writers.js';
 
 /** Writes smaller than this are copied into a shared block; larger ones get an exact block of their own. */
 const BLOCK_SIZE = 64 * 1024;
@@ -317,6 +318,9 @@ class MemoryWriteStream extends Writable implements UploadStream {
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
 
+  /** When it last wrote (ms): an upload quiet for {@link WRITER_TAKEOVER_IDLE_MS} gives the file up (see {@link busy}). */
+  idleSince = Date.now();
+
   constructor(node: FileNode, content: Content, position: number | null) {
     super({ highWaterMark: TRANSFER_CHUNK_SIZE });
     this.#node = node;
@@ -334,7 +338,7 @@ class MemoryWriteStream extends Writable implements UploadStream {
     const pos = this.#pos ?? this.#content.size;
     this.#content.writeAt(pos, chunk);
     if (this.#pos !== null) this.#pos += chunk.length;
-    this.#node.mtimeMs = Date.now();
+    this.#node.mtimeMs = this.idleSince = Date.now();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -371,6 +375,19 @@ class MemoryWriteStream extends Writable implements UploadStream {
   transferError(err: Error): void {
     this.interruptedBy = err;
   }
+}
+
+/**
+ * Whether an upload still writes `content`, so that a download or a continuing upload must be refused (EBUSY). One
+ * quiet for {@link WRITER_TAKEOVER_IDLE_MS} has most likely lost its client: it is ended (as on the local disk) and
+ * the file is what it wrote.
+ */
+function busy(content: Content, path: string): boolean {
+  const writer = content.writer;
+  if (writer === null) return false;
+  if (!(writer instanceof MemoryWriteStream) || Date.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
+  writer.destroy(fsError('EBUSY', 'write', path));
+  return content.writer !== null;
 }
 
 /** A file handle of {@link MemoryProvider} (sync and async, as `@platformatic/vfs` expects). */
@@ -780,7 +797,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     const file = node as FileNode;
     // A snapshot of an upload still writing would be a prefix of the file, sent as if whole: busy (450) instead, as
     // on the local disk.
-    if (file.content.writer !== null) throw fsError('EBUSY', 'open', path);
+    if (busy(file.content, path)) throw fsError('EBUSY', 'open', path);
     return new MemoryReadStream(file.content.snapshot(), options.start ?? 0, options.end);
   }
 
@@ -794,7 +811,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     checkStreamOptions(options, path);
     const node = this.#openFile(path, true, false, options.mode ?? 0o644, 'open');
     const continues = options.append === true || (options.start ?? 0) > 0;
-    if (continues && node.content.writer !== null) throw fsError('EBUSY', 'open', path);
+    if (continues && busy(node.content, path)) throw fsError('EBUSY', 'open', path);
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
     this.#install(node, content);
