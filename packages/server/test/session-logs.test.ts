@@ -71,18 +71,23 @@ it('after REIN, log lines no longer name the user who was logged in', async () =
   expect(typeof noop?.session).toBe('number');
 });
 
-it('a transfer the client caused to fail (over quota, a missing file) is no warning; its transfer line says why', async () => {
-  const { port, lines } = await serverLogging('info', quota(new MemoryProvider(), { bytes: 10 }));
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
+/** STOR of 100 kB that the storage refuses after the 150: the final reply's code. */
+async function refusedStor(c: RawClient): Promise<number> {
   const data = await c.passive();
   // The server drops the data connection at the refusal: the reset is expected.
   data.on('error', () => undefined);
   c.send('STOR big');
   expect((await c.next()).code).toBe(150);
   await writeAndClose(data, Buffer.alloc(100_000, 1)).catch(() => undefined);
-  expect((await c.next()).code).toBe(552);
+  return (await c.next()).code;
+}
+
+it('a transfer the client caused to fail (over quota, a missing file) is no warning; its transfer line says why', async () => {
+  const { port, lines } = await serverLogging('info', quota(new MemoryProvider(), { bytes: 10 }));
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  expect(await refusedStor(c)).toBe(552);
   await c.passive();
   expect((await c.cmd('RETR missing-file')).code).toBe(550);
   await c.cmd('QUIT');
@@ -96,12 +101,7 @@ it('a transfer the storage failed (a full disk) is a warning with its cause', as
   const c = await RawClient.connect(port);
   cleanups.push(() => c.close());
   await c.login();
-  const data = await c.passive();
-  data.on('error', () => undefined);
-  c.send('STOR big');
-  expect((await c.next()).code).toBe(150);
-  await writeAndClose(data, Buffer.alloc(100_000, 1)).catch(() => undefined);
-  expect((await c.next()).code).toBeGreaterThanOrEqual(450);
+  expect(await refusedStor(c)).toBeGreaterThanOrEqual(450);
   await new Promise((r) => setTimeout(r, 50));
   expect(lines.find((l) => l.msg === 'transfer failed')).toMatchObject({ level: 40, err: { code: 'ENOSPC' } });
 });

@@ -15,6 +15,30 @@ const code = (promise: Promise<unknown>): Promise<string | undefined> =>
     (err: NodeJS.ErrnoException) => err.code,
   );
 
+/** Writes `bytes` to an upload: undefined, or the code it failed with. */
+const write = (w: NodeJS.WritableStream, bytes: number): Promise<string | undefined> =>
+  new Promise((resolve) => {
+    const onError = (err: NodeJS.ErrnoException): void => resolve(err.code);
+    w.once('error', onError);
+    w.write(Buffer.alloc(bytes, 1), (err?: Error | null) => {
+      w.removeListener('error', onError);
+      resolve(err ? (err as NodeJS.ErrnoException).code : undefined);
+    });
+  });
+
+/** Uploads A and B to `q`, A with 600 bytes and B with 300, then B over the 1,000-byte quota (EDQUOT). */
+async function bFailsBesideA(q: FsProvider): Promise<NodeJS.WritableStream> {
+  const a = await openWriteStream(q, '/a', {});
+  const b = await openWriteStream(q, '/b', {});
+  a.on('error', () => {});
+  b.on('error', () => {});
+  expect(await write(a, 600)).toBeUndefined();
+  expect(await write(b, 300)).toBeUndefined();
+  // B passes the quota and fails; what it wrote stays (a provider that writes in place keeps a partial upload).
+  expect(await write(b, 300)).toBe('EDQUOT');
+  return a;
+}
+
 describe('quota', () => {
   it('counts what is there, refuses what would pass the limit, and frees what is deleted or replaced', async () => {
     const inner = new MemoryProvider();
@@ -45,30 +69,14 @@ describe('quota', () => {
   it('an upload that failed over quota keeps counting what it left: the uploads still running cannot use it again', async () => {
     const inner = new MemoryProvider();
     const q = quota(inner, { bytes: 1000 });
-    const write = (w: NodeJS.WritableStream, bytes: number): Promise<string | undefined> =>
-      new Promise((resolve) => {
-        const onError = (err: NodeJS.ErrnoException): void => resolve(err.code);
-        w.once('error', onError);
-        w.write(Buffer.alloc(bytes, 1), (err?: Error | null) => {
-          w.removeListener('error', onError);
-          resolve(err ? (err as NodeJS.ErrnoException).code : undefined);
-        });
-      });
-    const a = await openWriteStream(q, '/a', {});
-    const b = await openWriteStream(q, '/b', {});
-    a.on('error', () => {});
-    b.on('error', () => {});
-    expect(await write(a, 600)).toBeUndefined();
-    expect(await write(b, 300)).toBeUndefined();
-    // B passes the quota and fails; what it wrote stays (a provider that writes in place keeps a partial upload).
-    expect(await write(b, 300)).toBe('EDQUOT');
+    const a = await bFailsBesideA(q);
     await new Promise((r) => setTimeout(r, 20));
     const partial = (await inner.stat('/b')).size;
     // A may now write only what is left beside its own 600 and B's remains.
     expect(await write(a, 1000 - 600 - partial + 1)).toBe('EDQUOT');
   });
 
-  it('a failed upload keeps its reservation until its inner upload has closed: no room opens in between', async () => {
+  it('a failed upload counts as used in the same step its reservation goes back: no room opens while its inner upload closes', async () => {
     // The bug: the reservation was given back at once, but the failed upload counted as used only once its inner
     // upload had closed; uploads running in parallel passed the quota in that gap (16 clients: 1.2 MB over 20 MiB).
     class SlowClose extends MemoryProvider {
@@ -80,17 +88,7 @@ describe('quota', () => {
       }
     }
     const q = quota(new SlowClose(), { bytes: 1000 });
-    const write = (w: NodeJS.WritableStream, bytes: number): Promise<string | undefined> =>
-      new Promise((resolve) => {
-        w.write(Buffer.alloc(bytes, 1), (err?: Error | null) => resolve(err ? (err as NodeJS.ErrnoException).code : undefined));
-      });
-    const a = await openWriteStream(q, '/a', {});
-    const b = await openWriteStream(q, '/b', {});
-    a.on('error', () => {});
-    b.on('error', () => {});
-    expect(await write(a, 600)).toBeUndefined();
-    expect(await write(b, 300)).toBeUndefined();
-    expect(await write(b, 300)).toBe('EDQUOT');
+    const a = await bFailsBesideA(q);
     // B is being destroyed; its inner upload closes 100 ms later. Its 300 bytes must still count.
     await new Promise((r) => setTimeout(r, 20));
     expect(await write(a, 101)).toBe('EDQUOT');
