@@ -16,7 +16,7 @@ import { VfsError } from '../errors.js';
  * sees the other (both may back off: EBUSY, the server's 450, which clients retry), never both go on; two writers
  * cannot both make `.w`. Entries are removed only by the process that made them, and those of a process that died by
  * {@link releaseClaimsOf} (ftpd's supervisor calls it when a worker exits): removing another's entry here could race
- * with its replacement. A download costs three system calls (make, look, remove: ~8 µs on tmpfs); an upload lists
+ * with its replacement. A download costs three system calls (make, look, remove); an upload lists
  * the folder, which holds an entry per transfer running in any process. A writer's idle takeover (see
  * `local-writers.ts`) stays within its own process. A failure of the folder itself is EIO (the server's 451, and a
  * logged fault), never a refusal that blames the client's file.
@@ -44,6 +44,8 @@ export function sharingFileClaims(): boolean {
 export interface SharedClaim {
   readonly entry: string;
   readonly token: string;
+  /** A writer's entry may be replaced (an idle takeover in its process): removed only while still its own. */
+  readonly writer: boolean;
 }
 
 /** An error of the claims folder itself: EIO, with the cause. */
@@ -78,6 +80,8 @@ function make(action: () => void): boolean {
 
 /** The process a writer's entry names, or null when it is gone. */
 function writerOf(entry: string): number | null {
+  // Nearly always absent: checked without the cost of an exception first.
+  if (!fs.existsSync(entry)) return null;
   try {
     return Number(fs.readlinkSync(entry).split('.')[0]);
   } catch {
@@ -108,7 +112,7 @@ export function claimWrite(key: string): SharedClaim | null {
       throw folderFailed(err);
     }
   }
-  const claim = { entry, token };
+  const claim = { entry, token, writer: true };
   try {
     const readers = `${prefix.slice(prefix.lastIndexOf('/') + 1)}.r.`;
     const mine = `${readers}${process.pid}.`;
@@ -136,16 +140,16 @@ export function claimRead(key: string): SharedClaim | null {
   make(() => fs.symlinkSync(token, entry));
   const writer = writerOf(`${prefix}.w`);
   if (writer !== null && writer !== process.pid) {
-    release({ entry, token });
+    release({ entry, token, writer: false });
     return null;
   }
-  return { entry, token };
+  return { entry, token, writer: false };
 }
 
 /** Gives a claim back: its entry is removed while it is still its own (a writer's may have been replaced). */
 export function release(claim: SharedClaim): void {
   try {
-    if (fs.readlinkSync(claim.entry) === claim.token) fs.unlinkSync(claim.entry);
+    if (!claim.writer || fs.readlinkSync(claim.entry) === claim.token) fs.unlinkSync(claim.entry);
   } catch {
     // already gone
   }
