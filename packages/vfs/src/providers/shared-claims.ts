@@ -80,8 +80,8 @@ function make(action: () => void): boolean {
 
 /** The process a writer's entry names, or null when it is gone. */
 function writerOf(entry: string): number | null {
-  // Nearly always absent: checked without the cost of an exception first.
-  if (!fs.existsSync(entry)) return null;
+  // Nearly always absent: checked without the cost of an exception first (lstat: the link's target is no file).
+  if (fs.lstatSync(entry, { throwIfNoEntry: false }) === undefined) return null;
   try {
     return Number(fs.readlinkSync(entry).split('.')[0]);
   } catch {
