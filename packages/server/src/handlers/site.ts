@@ -32,7 +32,8 @@ async function symlink(s: Session, arg: string): Promise<void> {
   const parts = arg.trim().split(/\s+/);
   if (parts.length !== 2) throw new FtpError(501, 'Syntax: SITE SYMLINK <target> <link>.');
   const [target, link] = parts as [string, string];
-  // The target is stored as the client gave it; resolving it is the provider's job (and it refuses escapes).
+  // The target is stored as the client gave it (in the form of names the storage keeps); resolving it is the
+  // provider's job, and it refuses targets that leave the root.
   await fs.symlink(s.forStorage(target), s.resolve(link));
   return s.reply(200, 'SITE SYMLINK command successful.');
 }

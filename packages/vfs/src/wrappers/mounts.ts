@@ -17,6 +17,13 @@ interface Route {
   at: string;
   /** The device its stats get when their provider reports none (see {@link SYNTHETIC_DEV}). */
   dev: number;
+  /** Its provider keeps byte escapes (`rawNames`); else names reach it as Latin-1 characters ({@link inFormOf}). */
+  raw: boolean;
+}
+
+/** `name` as a provider keeps it: byte escapes as they are where it has `rawNames`, else as Latin-1 characters. */
+function inFormOf(raw: boolean, name: string): string {
+  return raw ? name : latin1ForEscapes(name);
 }
 
 /**
@@ -140,14 +147,14 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
 
   const rootRaw = describeCapabilities(root).rawNames;
 
-  /** Where `v` lives; byte escapes in it become Latin-1 characters for a provider that cannot keep them. */
+  /** Where `v` lives, in the form of names its provider keeps. */
   function route(v: string): Route {
     const n = normalizePath(v);
     for (const m of points) {
       const inner = relativeTo(m.at, n);
-      if (inner !== undefined) return { fs: m.fs, path: m.raw ? inner : latin1ForEscapes(inner), at: m.at, dev: m.dev };
+      if (inner !== undefined) return { fs: m.fs, path: inFormOf(m.raw, inner), at: m.at, dev: m.dev, raw: m.raw };
     }
-    return { fs: root, path: rootRaw ? n : latin1ForEscapes(n), at: '/', dev: SYNTHETIC_DEV };
+    return { fs: root, path: inFormOf(rootRaw, n), at: '/', dev: SYNTHETIC_DEV, raw: rootRaw };
   }
 
   /** Mount points and virtual folders directly inside `dir` (the names its listing must show). */
@@ -316,7 +323,7 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
           if (t.fs !== r.fs || t.at !== r.at) throw fsError('EXDEV', 'symlink', v);
           return r.fs.symlink!(t.path, r.path);
         }
-        return r.fs.symlink!(describeCapabilities(r.fs).rawNames ? target : latin1ForEscapes(target), r.path);
+        return r.fs.symlink!(inFormOf(r.raw, target), r.path);
       });
   }
   if (caps.some((c) => c.hash)) {

@@ -127,12 +127,13 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
     return new MeteredUpload(inner, path, {
       room,
       reserve: (n) => (reserved += n),
-      release: (n) => (reserved -= n),
-      done: (written) => adjust(kept + written - old),
-      // A failed upload may have left part of itself (providers that write in place): counted as if it had, at once
-      // and in the same step as its reservation is given back (so that the uploads still running cannot write into
-      // that room again), and counted for real once its inner upload has closed (its last write landed).
-      failed: (written) => adjust(kept + written - old),
+      // A completed upload, and a failed one alike (a provider that writes in place keeps its partial data): what it
+      // wrote moves from reserved to used in one step, so that no upload running beside it sees room in between.
+      settle: (written) => {
+        reserved -= written;
+        adjust(kept + written - old);
+      },
+      // What a failed upload left is known once its inner upload has closed (its last write landed): counted again.
       recount: () => changes++,
     });
   };
@@ -161,11 +162,8 @@ interface Meter {
   /** Bytes this upload may still write. */
   room(): number;
   reserve(n: number): void;
-  release(n: number): void;
-  /** The upload completed with `written` bytes. */
-  done(written: number): void;
-  /** The upload failed after writing `written` bytes. */
-  failed(written: number): void;
+  /** The upload ended (completed or failed) after writing `written` bytes: reserved becomes used. */
+  settle(written: number): void;
   /** What the failed upload left is known only once its inner upload has closed: count again then. */
   recount(): void;
 }
@@ -199,8 +197,7 @@ class MeteredUpload extends Writable implements UploadStream {
       () => {
         if (!this.settled) {
           this.settled = true;
-          this.meter.release(this.written);
-          this.meter.done(this.written);
+          this.meter.settle(this.written);
         }
         cb();
       },
@@ -215,10 +212,7 @@ class MeteredUpload extends Writable implements UploadStream {
     // The reservation goes back in the same step as the bytes are counted as used: given back alone (as it once was,
     // until the inner upload closed), it opened room that uploads running in parallel took (16 of them passed a
     // 20 MiB quota by 1.2 MB); waiting for the inner upload instead could hold it for as long as that takes.
-    if (failed) {
-      this.meter.release(this.written);
-      this.meter.failed(this.written);
-    }
+    if (failed) this.meter.settle(this.written);
     if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
     // Closed once the inner upload is: a write still running there lands before anyone is told the upload is over,
     // and the usage is counted again only after it (else the count could miss it and stay wrong).
