@@ -1,7 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { accessSync, constants, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -9,6 +7,7 @@ import { MemoryBanStore, SessionCounts } from '@ftp/server';
 import { releaseClaimsOf } from '@ftp/vfs';
 import { renderSnapshots, startMetricsServer } from '../metrics.js';
 import { BanList } from './ban-list.js';
+import { makeClaimsFolder } from './claims-folder.js';
 import { isMessage, type ToSupervisor, type ToWorker, type WorkerListener, type WorkerSetup } from './messages.js';
 
 /** What the supervisor runs. */
@@ -243,50 +242,5 @@ export class Supervisor {
     } catch {
       // The worker is exiting; its 'exit' handles the rest.
     }
-  }
-}
-
-/** How long a dead supervisor's claims folder must have been untouched before a new supervisor removes it. */
-const STALE_CLAIMS_MS = 10 * 60_000;
-
-/**
- * Makes the folder where the workers claim local files: in memory (`/dev/shm`, a few µs a claim) when the machine
- * has it, else in tmpdir. Named after this process, so that the folders of supervisors that were killed outright
- * (SIGKILL: no clean-up) are found and removed here.
- */
-function makeClaimsFolder(): string {
-  let parent = tmpdir();
-  try {
-    accessSync('/dev/shm', constants.W_OK);
-    parent = '/dev/shm';
-  } catch {
-    // no tmpfs: tmpdir
-  }
-  // Only folders this user made, as folders (anyone can name an entry of /dev/shm), whose supervisor is gone and
-  // that are empty or untouched for a while (a live supervisor in another PID namespace sharing /dev/shm would look
-  // gone; its workers make an empty folder again if it goes): clean-up is a courtesy, and never stops the start.
-  const uid = process.getuid?.();
-  for (const name of readdirSync(parent)) {
-    const pid = /^ftpd-claims-(\d+)-/.exec(name)?.[1];
-    if (pid === undefined || processAlive(Number(pid))) continue;
-    try {
-      const st = lstatSync(join(parent, name));
-      const stale = Date.now() - st.mtimeMs > STALE_CLAIMS_MS || readdirSync(join(parent, name)).length === 0;
-      if (st.isDirectory() && (uid === undefined || st.uid === uid) && stale) {
-        rmSync(join(parent, name), { recursive: true, force: true });
-      }
-    } catch {
-      // gone meanwhile, or not ours to remove
-    }
-  }
-  return mkdtempSync(join(parent, `ftpd-claims-${process.pid}-`));
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
