@@ -121,7 +121,7 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
 });
 
 describe('RedisProvider over FTP: racing APPEs', () => {
-  it('the slower APPE gets 450 instead of 226, and the other one is kept', async () => {
+  it('the slower APPE gets 451 (busy: said after its 150) instead of 226, and the other one is kept', async () => {
     const p = fresh();
     await writeAll(p, '/f.bin', 'BASE');
     const { server, port } = await startFtp(p);
@@ -136,7 +136,7 @@ describe('RedisProvider over FTP: racing APPEs', () => {
       await new Promise((r) => setTimeout(r, 200));
       await c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin');
       slow.end(fill('A', 64 * KiB));
-      await expect(first).rejects.toMatchObject({ code: 450 });
+      await expect(first).rejects.toMatchObject({ code: 451 });
       expect((await readAll(p, '/f.bin')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 160 * KiB)]))).toBe(true);
     } finally {
       c1.close();

@@ -147,7 +147,7 @@ for (const db of DBS) {
   });
 
   describe(`FTP over SqlProvider (${db.dialect}): racing APPEs`, () => {
-    it('the slower APPE gets 450 instead of 226, and the other one is kept', async () => {
+    it('the slower APPE gets 451 (busy: said after its 150) instead of 226, and the other one is kept', async () => {
       const p = await freshProvider(db);
       const { server, port } = await startFtp(p);
       const c1 = await ftpClient(port);
@@ -161,7 +161,7 @@ for (const db of DBS) {
         await new Promise((r) => setTimeout(r, 200));
         await c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin');
         slow.end(fill('A', 64 * KiB));
-        await expect(first).rejects.toMatchObject({ code: 450 });
+        await expect(first).rejects.toMatchObject({ code: 451 });
         expect((await get(p, '/f.bin')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 160 * KiB)]))).toBe(true);
       } finally {
         c1.close();

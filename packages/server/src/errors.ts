@@ -62,6 +62,22 @@ export function toReply(err: unknown, path?: string): Reply {
   return { code, text: path ? `${path}: ${text}` : text };
 }
 
+/**
+ * The final reply of a transfer command that has already said 150, in the set RFC 959 §5.4 allows there: 226, 250,
+ * 425, 426 and 451 for every one, and 551 and 552 too for uploads (STOR, STOU, APPE); 421 may end any command. A
+ * refusal that comes only once the transfer has begun (an upload's file opens after the data connection is up) keeps
+ * its text and its class: a transient one (450 busy, 452 no space) becomes 451, a permanent one 551 for an upload
+ * (550 permission denied, 553 name too long) and 451 for a download or a listing, which have no permanent code there.
+ * RFC 4217's security replies (522: the data connection's TLS session was not resumed) stay as they are, as vsftpd
+ * sends them.
+ */
+export function afterPreliminary(reply: Reply, direction: 'upload' | 'download' | 'listing'): Reply {
+  const { code } = reply;
+  if (code === 421 || code === 425 || code === 426 || code === 451 || code < 400 || (code >= 520 && code < 540)) return reply;
+  if (direction === 'upload' && code >= 500) return code === 551 || code === 552 ? reply : { code: 551, text: reply.text };
+  return { code: 451, text: reply.text };
+}
+
 /** True for errors that mean the storage failed rather than the request was wrong (worth logging as errors). */
 export function isServerFault(err: unknown): boolean {
   if (FtpError.isInstance(err) || ProtocolError.isInstance(err)) return false;

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
 import { SocketPipe } from '../socket-pipe.js';
 import { Transfer, TransferError } from '../data/transfer.js';
-import { FtpError, isRefusal, toReply } from '../errors.js';
+import { afterPreliminary, FtpError, isRefusal, toReply } from '../errors.js';
 import type { Session } from '../session.js';
 
 /** What the server reports of every transfer (the `transfer` event). */
@@ -20,7 +20,8 @@ export interface TransferEvent {
 /**
  * Runs one data command: takes the data setup (PASV/EPSV/PORT/EPRT), says 150, gets the data connection,
  * lets `work` move the bytes, and gives the final reply: 226, 426 (the client's side failed or ABOR) or the
- * storage error's reply (451, 452, 550...). The setup is used once, as RFC 959 intends.
+ * storage error's reply as RFC 959 allows it after a 150 (451, 551, 552: see {@link afterPreliminary}). The setup is
+ * used once, as RFC 959 intends.
  */
 export async function runDataCommand(
   s: Session,
@@ -62,7 +63,8 @@ export async function runDataCommand(
       await s.reply(426, err.message);
     } else {
       const cause = err instanceof TransferError ? err.cause : err;
-      const reply = toReply(cause, path);
+      // Said after the 150, so within RFC 959's set for that moment (a busy file: 451, not 450).
+      const reply = afterPreliminary(toReply(cause, path), direction);
       error = reply.text;
       // A refusal the client caused or can retry (quota, missing folder, busy file) is in the transfer's own log line;
       // anything else (the storage failing, a full disk, a bug) is worth a warning with its stack.

@@ -94,6 +94,9 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   if (path === '/') throw new FtpError(550, '/: Is a directory.');
   const st = await s.vfs.stat(path).catch(() => null);
   if (st?.isDirectory()) throw new FtpError(550, `${path}: Is a directory.`);
+  // A FIFO, a device or a socket is refused now, before a 150 the client would begin sending on (after it, RFC 959
+  // leaves only 551 for this). The open below still checks, for one that appears meanwhile.
+  if (st && !st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
   // As for RETR (RFC 3659 §5.4, RFC 1123 §4.1.3.4): a restart point past the end is refused, not filled with zeros.
   const size = st?.size ?? 0;
   if (options.start !== undefined && options.start > size) {

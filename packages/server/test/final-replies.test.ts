@@ -1,0 +1,81 @@
+/**
+ * RFC 959 §5.4: once a transfer command has said 150, its final reply is one of 226, 250, 425, 426, 451 (and 551,
+ * 552 for uploads). Refusals that can only come after the 150 (an upload's file opens once its data connection is
+ * up; the disk fills during it) keep their text and whether they are worth retrying, in that set.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryProvider, vfsError, type UploadStream, type WriteStreamOptions } from '@ftp/vfs';
+import { afterPreliminary } from '../src/errors.js';
+import { RawClient, startServer, writeAndClose } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('afterPreliminary', () => {
+  const text = 'x: why';
+  it.each([
+    // [code before, direction, code after]
+    [450, 'upload', 451],
+    [452, 'upload', 451],
+    [550, 'upload', 551],
+    [553, 'upload', 551],
+    [552, 'upload', 552],
+    [551, 'upload', 551],
+    [450, 'download', 451],
+    [550, 'download', 451],
+    [552, 'download', 451],
+    [550, 'listing', 451],
+    [501, 'listing', 451],
+  ] as const)('%i on a %s becomes %i, with its text', (code, direction, expected) => {
+    expect(afterPreliminary({ code, text }, direction)).toEqual({ code: expected, text });
+  });
+
+  it.each([421, 425, 426, 451, 522])('%i stays as it is in every direction', (code) => {
+    for (const direction of ['upload', 'download', 'listing'] as const) expect(afterPreliminary({ code, text }, direction)).toEqual({ code, text });
+  });
+});
+
+/** A memory provider whose uploads are refused at open with `code`, as a disk's permissions or a busy file would. */
+class RefusingUploads extends MemoryProvider {
+  constructor(private readonly code: 'EACCES' | 'EBUSY') {
+    super();
+  }
+  override createWriteStream(path: string, _options?: WriteStreamOptions): Promise<UploadStream> {
+    return Promise.reject(vfsError(this.code, undefined, path));
+  }
+}
+
+async function storAfter150(fs: MemoryProvider): Promise<{ code: number; text: string }> {
+  const ctx = await startServer({ fs });
+  cleanups.push(() => ctx.close());
+  const c = await RawClient.connect(ctx.port);
+  cleanups.push(() => c.close());
+  await c.login();
+  const data = await c.passive();
+  data.on('error', () => undefined); // the server may cut it first
+  expect((await c.cmd('STOR f.bin')).code).toBe(150);
+  await writeAndClose(data, Buffer.alloc(100_000, 1)).catch(() => undefined);
+  return c.next(5000);
+}
+
+describe('a transfer refused after its 150', () => {
+  it('a permanent refusal at the open (permission denied) is 551, with the reason', async () => {
+    const reply = await storAfter150(new RefusingUploads('EACCES'));
+    expect(reply.code).toBe(551);
+    expect(reply.text).toMatch(/f\.bin: Permission denied/);
+  });
+
+  it('a busy file is 451 (transient), with the reason', async () => {
+    const reply = await storAfter150(new RefusingUploads('EBUSY'));
+    expect(reply.code).toBe(451);
+    expect(reply.text).toMatch(/busy/i);
+  });
+
+  it('a disk that fills during the upload is 451, not 452', async () => {
+    const reply = await storAfter150(new MemoryProvider({ capacity: 10 }));
+    expect(reply.code).toBe(451);
+    expect(reply.text).toMatch(/storage space/i);
+  });
+});
