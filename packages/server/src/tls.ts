@@ -169,7 +169,7 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       clearTimeout(timer);
       tlsSocket.destroy();
       socket.destroy();
-      reject(FtpError.isInstance(err) ? err : new FtpError(421, `TLS handshake failed: ${(err as Error)?.message ?? err}`));
+      reject(FtpError.isInstance(err) ? err : new FtpError(421, `TLS handshake failed: ${handshakeFailure(err)}.`));
     };
     const closed = (): void => fail(new FtpError(421, 'Connection closed during the TLS handshake.'));
     tlsSocket.once('error', fail);
@@ -191,4 +191,15 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       resolve(tlsSocket);
     });
   });
+}
+
+/**
+ * What went wrong in a handshake, for a reply: OpenSSL's reason ("wrong version number", "http request"), not its
+ * whole error line, which spans lines and names the library's source files.
+ */
+function handshakeFailure(err: unknown): string {
+  const reason = (err as { reason?: unknown } | null)?.reason;
+  if (typeof reason === 'string' && reason !== '') return reason;
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n', 1)[0]!.trim() || 'unknown error';
 }

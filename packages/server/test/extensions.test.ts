@@ -67,6 +67,35 @@ describe('HASH', () => {
     expect((await c.cmd('HASH r.txt')).text).toBe(`SHA-256 0-9 ${hex('sha256', Buffer.from('0123456789'))} r.txt`);
   });
 
+  it('a RANG is for the next RETR or HASH only: an upload is refused, a listing ends it, REST and a bad RANG replace it', async () => {
+    const c = await session();
+    await put(c, 'r.txt', '0123456789');
+    // An upload would truncate what a ranged write must keep (draft-bryan-ftp-range §4.3): refused, before any 150.
+    for (const upload of ['STOR r.txt', 'APPE r.txt', 'STOU r.txt']) {
+      expect((await c.cmd('RANG 2 4')).code).toBe(350);
+      expect((await c.cmd(upload)).code).toBe(504);
+      expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
+    }
+    // A listing between the RANG and a RETR: the RETR is of the whole file.
+    expect((await c.cmd('RANG 2 4')).code).toBe(350);
+    expect((await c.retrieve('NLST')).toString()).toContain('r.txt');
+    expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
+    // The later of REST and RANG decides.
+    expect((await c.cmd('RANG 2 4')).code).toBe(350);
+    expect((await c.cmd('REST 5')).code).toBe(350);
+    expect((await get(c, 'r.txt')).toString()).toBe('56789');
+    expect((await c.cmd('REST 5')).code).toBe(350);
+    expect((await c.cmd('RANG 2 4')).code).toBe(350);
+    expect((await get(c, 'r.txt')).toString()).toBe('234');
+    // A refused RANG resets the selection to the whole file (draft §3).
+    expect((await c.cmd('RANG 2 4')).code).toBe(350);
+    expect((await c.cmd('RANG 5 2')).code).toBe(501);
+    expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
+    // A range past the end is named as a range in the refusal.
+    expect((await c.cmd('RANG 12 20')).code).toBe(350);
+    expect(await c.cmd('RETR r.txt')).toMatchObject({ code: 554, text: expect.stringMatching(/^Range start 12/) });
+  });
+
   it.each([
     ['memory', () => new MemoryProvider()],
     ['local disk', () => new LocalProvider(mkdtempDirSync())],

@@ -121,6 +121,9 @@ describe('command syntax', () => {
 
   it('OPTS UTF8 ON and OPTS MLST select facts', async () => {
     expect((await c.cmd('OPTS UTF8 ON')).code).toBe(200);
+    // RFC 2389 §4: OPTS answers 200, 451 or 501 (not 504).
+    expect((await c.cmd('OPTS UTF8 OFF')).code).toBe(200);
+    expect((await c.cmd('OPTS UTF8 MAYBE')).code).toBe(501);
     expect(await c.cmd('OPTS MLST type;size;')).toMatchObject({ code: 200, text: 'MLST OPTS type;size;' });
     const feat = await c.cmd('FEAT');
     expect(feat.lines.find((l) => l.startsWith(' MLST'))).toMatch(/^ MLST type\*;size\*;modify;/);

@@ -418,6 +418,21 @@ describe('TLS session reuse on data connections', () => {
     expect(await dataWithoutReuse({})).toEqual({ code: 522, data: '' });
   });
 
+  it('a data connection that does not speak TLS gets one 425 line with OpenSSL\'s reason, no source paths', async () => {
+    const { port, fs } = await tlsServer();
+    await fs.mkdir('/d');
+    const { t, dataPort } = await protectedSession(port);
+    t.socket.write('NLST\r\n');
+    expect((await t.next()).code).toBe(150);
+    const data = netConnect(dataPort, '127.0.0.1');
+    data.on('error', () => {});
+    await once(data, 'connect');
+    data.write('GET / HTTP/1.0\r\n\r\n');
+    const reply = await t.next();
+    expect(reply.code).toBe(425);
+    expect(reply.text).toBe("Can't open data connection: TLS handshake failed: http request.");
+  });
+
   it('can be turned off for clients that cannot resume', async () => {
     expect(await dataWithoutReuse({ tlsSessionReuse: false })).toEqual({ code: 226, data: 'd\r\n' });
   });

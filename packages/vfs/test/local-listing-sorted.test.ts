@@ -51,6 +51,29 @@ describe('sorted slices: bookkeeping', () => {
     });
   }
 
+  it('a folder removed while it is listed ends the listing with ENOENT (not the EACCES of a folder swapped for another)', async () => {
+    for (const when of ['before-first', 'after-first']) {
+      const base = fs.mkdtempSync(join(tmpdir(), 'vfs-gone-'));
+      try {
+        fs.mkdirSync(join(base, 'gone'));
+        for (let i = 0; i < 6000; i++) fs.writeFileSync(join(base, 'gone', `f${i}`), '');
+        const p = new LocalProvider(base, { listingThread: false });
+        const s = await p.listSlices('/gone', { sortedUpTo: 20_000 });
+        const first = s.next();
+        if (when === 'after-first') await first;
+        fs.rmSync(join(base, 'gone'), { recursive: true, force: true });
+        const err = await (async () => {
+          await first;
+          for (;;) if ((await s.next()).done) return null;
+        })().catch((e: unknown) => e);
+        expect([when, err]).toMatchObject([when, { code: 'ENOENT' }]);
+        await s.return();
+      } finally {
+        fs.rmSync(base, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('a sorted listing refuses a folder swapped for a link to outside while its names are read, or after its first slice', async () => {
     const outside = fs.mkdtempSync(join(tmpdir(), 'vfs-outside-'));
     try {

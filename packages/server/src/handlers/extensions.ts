@@ -35,11 +35,12 @@ async function plainFile(s: Session, path: string): Promise<FileStats> {
 
 /** RANG (draft-bryan-ftp-range): an inclusive byte range for the next HASH or RETR; `RANG 1 0` clears it. */
 export function rang(s: Session, arg: string): Promise<void> | void {
+  // A RANG that fails resets the selection to the whole file (draft-bryan-ftp-range §3), as REST does its offset;
+  // and the later of REST and RANG says where the next transfer starts.
+  s.range = null;
+  s.restOffset = 0;
   const range = parseHashRange(arg);
-  if (range.end === undefined) {
-    s.range = null;
-    return s.reply(350, 'Restarting at 0. End byte range at EOF.');
-  }
+  if (range.end === undefined) return s.reply(350, 'Restarting at 0. End byte range at EOF.');
   s.range = { start: range.start, end: range.end };
   return s.reply(350, `Restarting at ${range.start}. End byte range at ${range.end}.`);
 }

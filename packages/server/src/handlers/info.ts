@@ -33,7 +33,9 @@ export function opts(s: Session, arg: string): Promise<void> | void {
     case 'UTF-8': {
       const v = value.trim().toUpperCase();
       if (v === '' || v === 'ON') return s.reply(200, 'UTF8 mode enabled.');
-      if (v === 'OFF') return s.reply(504, 'UTF8 cannot be disabled.');
+      // RFC 2389 §4 allows OPTS 200, 451 or 501. Names already pass byte for byte (a name that is not UTF-8 is sent
+      // as its bytes), which is what a client turning UTF-8 off asks for; as vsftpd, the answer is 200.
+      if (v === 'OFF') return s.reply(200, 'Names are sent byte for byte, as stored.');
       throw new FtpError(501, 'OPTS UTF8 takes ON or OFF.');
     }
     case 'MLST': {

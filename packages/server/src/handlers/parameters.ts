@@ -26,6 +26,8 @@ export function stru(s: Session, arg: string): Promise<void> | void {
 export function rest(s: Session, arg: string): Promise<void> | void {
   // A REST that fails clears the one before it: the next transfer must not start at an offset the client replaced.
   s.restOffset = 0;
+  // The later of REST and RANG says where the next transfer starts.
+  s.range = null;
   s.restOffset = parseRestOffset(arg);
   return s.reply(350, `Restarting at ${s.restOffset}. Send STORE or RETRIEVE to initiate transfer.`);
 }

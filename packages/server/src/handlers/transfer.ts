@@ -35,10 +35,10 @@ export async function retr(s: Session, arg: string): Promise<void> {
   } else {
     // With REST or a range the size is checked before the open: some backends refuse a start past the end.
     size = await statFile(s, path);
-    // RFC 3659 §5.4: a restart point past the end of the file is refused.
-    if (offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
     // A range must name at least one byte of the file (its end is clamped to the last byte).
     if (range && offset >= size) throw new FtpError(554, `Range start ${offset} is beyond the end of the file (${size} bytes).`);
+    // RFC 3659 §5.4: a restart point past the end of the file is refused.
+    if (offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
     end = range ? Math.min(range.end, size - 1) : size - 1;
     source = await openReadStream(s.vfs, path, range ? { start: offset, end } : { start: offset });
   }
@@ -64,8 +64,19 @@ async function statFile(s: Session, path: string, opened?: Readable): Promise<nu
   }
 }
 
+/**
+ * A RANG before an upload asks to write a range in place, keeping the bytes after it (draft-bryan-ftp-range §4.3),
+ * which storage here cannot do: refused (and the range cleared), rather than an upload that truncates the file.
+ */
+function refuseRangedUpload(s: Session): void {
+  if (s.range === null) return;
+  s.range = null;
+  throw new FtpError(504, 'RANG is supported with RETR and HASH only; the range is cleared.');
+}
+
 /** STOR: replaces a file, or with REST writes from the offset keeping the bytes before it. */
 export function stor(s: Session, arg: string): Promise<void> {
+  refuseRangedUpload(s);
   const offset = takeRestOffset(s);
   requirePermission(s, 'write');
   if (offset > 0) requirePermission(s, 'append');
@@ -74,6 +85,7 @@ export function stor(s: Session, arg: string): Promise<void> {
 
 /** APPE: appends, creating the file when missing. */
 export function appe(s: Session, arg: string): Promise<void> {
+  refuseRangedUpload(s);
   takeRestOffset(s);
   requirePermission(s, 'append');
   return store(s, s.resolve(arg), { append: true });
@@ -81,6 +93,7 @@ export function appe(s: Session, arg: string): Promise<void> {
 
 /** STOU (RFC 1123 §4.1.2.9): stores under a name that does not exist yet, told in the 150 reply. */
 export async function stou(s: Session, arg: string): Promise<void> {
+  refuseRangedUpload(s);
   takeRestOffset(s);
   requirePermission(s, 'write');
   const wanted = arg.trim() ? s.resolve(arg) : joinPath(s.cwd, 'ftp-upload');

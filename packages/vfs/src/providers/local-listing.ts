@@ -106,10 +106,16 @@ interface Folder {
   raw: boolean;
 }
 
-/** Throws EACCES unless `folder.dir` is still the folder that was confined (not replaced, not a link). */
+/**
+ * Throws unless `folder.dir` is still the folder that was confined: ENOENT when it is gone (removed during the
+ * listing), EACCES when something else stands there now (another folder, a link).
+ */
 function checkFolder(folder: Folder): void {
   const st = fs.lstatSync(folder.host, { throwIfNoEntry: false });
-  if (st === undefined || !st.isDirectory() || st.dev !== folder.dev || st.ino !== folder.ino) {
+  if (st === undefined) {
+    throw Object.assign(new Error(`ENOENT: the folder was removed while it was being listed, scandir '${folder.dir}'`), { code: 'ENOENT', syscall: 'scandir', path: folder.dir });
+  }
+  if (!st.isDirectory() || st.dev !== folder.dev || st.ino !== folder.ino) {
     throw Object.assign(new Error(`EACCES: the folder was replaced while it was being listed, scandir '${folder.dir}'`), { code: 'EACCES', syscall: 'scandir', path: folder.dir });
   }
 }
