@@ -518,6 +518,17 @@ export function clock(): number {
 }
 const CLOCK_EPOCH = Date.now();
 
+/**
+ * The RANG range, taken by the transfer command at hand (RETR, HASH, an upload or a listing) before anything can
+ * refuse it: a range serves the next transfer command only (draft-bryan-ftp-range §4.3), whether that succeeds or
+ * not, never a later one the client meant in full.
+ */
+export function takeRange(s: Session): { start: number; end: number } | null {
+  const range = s.range;
+  if (range !== null) s.range = null;
+  return range;
+}
+
 /** Refuses an operation the user may not do (550, and nothing is touched). */
 export function requirePermission(s: Session, what: keyof Permissions): void {
   if (!s.permissions[what]) throw new FtpError(550, 'Permission denied.');

@@ -70,16 +70,25 @@ describe('HASH', () => {
   it('a RANG is for the next RETR or HASH only: an upload is refused, a listing ends it, REST and a bad RANG replace it', async () => {
     const c = await session();
     await put(c, 'r.txt', '0123456789');
-    // An upload would truncate what a ranged write must keep (draft-bryan-ftp-range §4.3): refused, before any 150.
+    // An upload would truncate what a ranged write must keep (draft-bryan-ftp-range §4.3): refused, before any 150
+    // (with a data connection ready, so that an upload that ignored the range would go ahead).
     for (const upload of ['STOR r.txt', 'APPE r.txt', 'STOU r.txt']) {
       expect((await c.cmd('RANG 2 4')).code).toBe(350);
-      expect((await c.cmd(upload)).code).toBe(504);
+      const data = await c.passive();
+      data.on('error', () => undefined);
+      expect((await c.cmd(upload)).code).toBe(501);
+      data.destroy();
       expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
     }
-    // A listing between the RANG and a RETR: the RETR is of the whole file.
+    // A listing between the RANG and a RETR, done or refused, and a refused HASH or RETR: the next RETR is whole.
     expect((await c.cmd('RANG 2 4')).code).toBe(350);
     expect((await c.retrieve('NLST')).toString()).toContain('r.txt');
     expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
+    for (const refused of ['LIST /missing', 'NLST /missing/*', 'MLSD r.txt', 'LIST', 'HASH nope', 'RETR nope']) {
+      expect((await c.cmd('RANG 2 4')).code).toBe(350);
+      expect([refused, (await c.cmd(refused)).code >= 400]).toEqual([refused, true]);
+      expect([refused, (await get(c, 'r.txt')).toString()]).toEqual([refused, '0123456789']);
+    }
     // The later of REST and RANG decides.
     expect((await c.cmd('RANG 2 4')).code).toBe(350);
     expect((await c.cmd('REST 5')).code).toBe(350);
@@ -94,6 +103,12 @@ describe('HASH', () => {
     // A range past the end is named as a range in the refusal.
     expect((await c.cmd('RANG 12 20')).code).toBe(350);
     expect(await c.cmd('RETR r.txt')).toMatchObject({ code: 554, text: expect.stringMatching(/^Range start 12/) });
+    // REIN resets every parameter (RFC 959 §4.1.1), the range with them.
+    expect((await c.cmd('RANG 2 4')).code).toBe(350);
+    expect((await c.cmd('REIN')).code).toBe(220);
+    expect((await c.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await c.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
   });
 
   it.each([

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TransferEvent } from '../src/index.js';
-import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
+import { PASSWORD, RawClient, readAll, startServer, USER, writeAndClose } from './helpers.js';
 
 let ctx: Awaited<ReturnType<typeof startServer>>;
 let c: RawClient;
@@ -140,6 +140,16 @@ describe('command syntax', () => {
   it('QUIT says 221 and closes', async () => {
     expect((await c.cmd('QUIT')).code).toBe(221);
     expect(await c.waitClosed()).toBe(true);
+  });
+
+  it('REIN puts OPTS MLST, OPTS HASH and MODE back to their defaults (RFC 959 §4.1.1: all parameters)', async () => {
+    expect((await c.cmd('OPTS MLST type;')).code).toBe(200);
+    expect((await c.cmd('OPTS HASH MD5')).code).toBe(200);
+    expect((await c.cmd('REIN')).code).toBe(220);
+    expect((await c.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await c.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await c.cmd('MLST /')).text).toMatch(/modify=/);
+    expect((await c.cmd('OPTS HASH')).text).toMatch(/SHA-256/);
   });
 
   it('REIN logs out', async () => {

@@ -35,9 +35,6 @@ export async function runDataCommand(
   // RFC 4217 §9: a policy may refuse clear data connections.
   if (s.tlsRequired === 'all' && s.prot !== 'P') throw new FtpError(521, 'Data connections must be protected: use PBSZ 0 and PROT P.');
   s.dataSetup = null;
-  // A RANG names the next RETR's bytes (which took it by now): a listing in between ends it, so that it never
-  // applies to a later download the client meant in full.
-  s.range = null;
   const t = new Transfer(direction, path);
   s.transfer = t;
   s.conn.setTransferring(true);

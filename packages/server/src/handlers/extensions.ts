@@ -13,7 +13,7 @@ import {
 import { describeCapabilities, dirname, hashFile, openReadStream, openWriteStream, resolvePath, type FileStats } from '@ftp/vfs';
 import { pipeline } from 'node:stream/promises';
 import { FtpError } from '../errors.js';
-import { requirePermission, type Session } from '../session.js';
+import { requirePermission, takeRange, type Session } from '../session.js';
 
 /** The FEAT line of HASH, with the session's algorithm marked. */
 export function hashFeatLine(s: Session): string {
@@ -47,11 +47,10 @@ export function rang(s: Session, arg: string): Promise<void> | void {
 
 /** HASH (draft-bryan-ftpext-hash): the digest of a file, or of the RANG range, computed by the provider or streamed. */
 export async function hash(s: Session, arg: string): Promise<void> {
+  const range = takeRange(s);
   requirePermission(s, 'read');
   const path = s.resolve(arg);
   const st = await plainFile(s, path);
-  const range = s.range;
-  s.range = null;
   // As for RETR: a range must name at least one byte of the file (its end is clamped to the last byte).
   if (range && range.start >= st.size) throw new FtpError(554, `Range start ${range.start} is beyond the end of the file (${st.size} bytes).`);
   const start = range ? Math.min(range.start, st.size) : 0;

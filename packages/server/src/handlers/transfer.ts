@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
 import { receiveFromSocket, sendToSocket, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
-import { requirePermission, type Session } from '../session.js';
+import { requirePermission, takeRange, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
 
 function modeName(s: Session): string {
@@ -12,11 +12,10 @@ function modeName(s: Session): string {
 
 /** RETR: streams a file (from the REST offset) to the data connection. */
 export async function retr(s: Session, arg: string): Promise<void> {
+  const range = takeRange(s);
+  let offset = takeRestOffset(s);
   requirePermission(s, 'read');
   const path = s.resolve(arg);
-  let offset = takeRestOffset(s);
-  const range = s.range;
-  s.range = null;
   if (range) offset = range.start;
   let source: Readable;
   let size: number;
@@ -69,9 +68,8 @@ async function statFile(s: Session, path: string, opened?: Readable): Promise<nu
  * which storage here cannot do: refused (and the range cleared), rather than an upload that truncates the file.
  */
 function refuseRangedUpload(s: Session): void {
-  if (s.range === null) return;
-  s.range = null;
-  throw new FtpError(504, 'RANG is supported with RETR and HASH only; the range is cleared.');
+  // 501: the one refusal of a parameter RFC 959 §5.4 lists for STOR (504 is not among them).
+  if (takeRange(s) !== null) throw new FtpError(501, 'RANG is supported with RETR and HASH only; the range is cleared.');
 }
 
 /** STOR: replaces a file, or with REST writes from the offset keeping the bytes before it. */
