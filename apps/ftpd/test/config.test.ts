@@ -232,6 +232,21 @@ describe('ftpd --config with real clients', () => {
     await expect(run('curl', ['-sS', '--fail', '-T', src, `${url}/two.bin`])).rejects.toThrow(/Exceeded storage allocation/);
   });
 
+  it('lftp stops at a quota reached during an upload: it reads the 552 and does not send the file again', async () => {
+    const s = await serve(
+      'quota-lftp.yaml',
+      ['listeners: [{ port: 0 }]', 'backends: { m: { type: memory } }', `users: [{ name: alice, passwordHash: "${hash}", backend: m, quota: 1048576 }]`, ''].join('\n'),
+    );
+    const src = join(work, 'thirty-two.bin');
+    await writeFile(src, Buffer.alloc(32 * 1024 * 1024, 7));
+    // The storage fails mid-upload, while lftp is still sending. Before, the data connection was cut before the 552
+    // went out, and lftp, seeing a reset, reconnected and sent the file again until its retries ran out.
+    for (let i = 0; i < 3; i++) {
+      const script = `set ftp:ssl-allow no; set cmd:fail-exit yes; set net:max-retries 2; set net:reconnect-interval-base 1; put ${src} -o up${i}.bin; quit`;
+      await expect(run('lftp', ['-u', 'alice,s3cret pass', '-p', String(s.ports[0]), '-e', script, '127.0.0.1'])).rejects.toThrow(/Access failed: 552 .*quota/);
+    }
+  });
+
   it('TLS required, implicit and explicit listeners, and the certificate reloaded on SIGHUP', async () => {
     const first = await makeCertificateFiles(await mkdtemp(join(work, 'cert1-')));
     const second = await makeCertificateFiles(await mkdtemp(join(work, 'cert2-')));

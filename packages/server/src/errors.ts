@@ -40,6 +40,23 @@ const VFS_REPLIES: Record<VfsErrorCode, readonly [number, string]> = {
   EIO: [451, 'Local error in processing.'],
 };
 
+/** The reply text when the server itself is out of file descriptors. */
+export const TOO_MANY_FILES = 'Too many open files on the server, try again later.';
+
+/**
+ * Whether a storage error is the server running out of descriptors (EMFILE, ENFILE): the contract calls it EBUSY,
+ * worth retrying, but it is the operator's problem, not the client's file, and said as such.
+ */
+function isShortage(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && typeof e === 'object' && e !== null; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'EMFILE' || code === 'ENFILE') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** A reply to send: code and text. */
 export interface Reply {
   code: number;
@@ -58,7 +75,8 @@ export function toReply(err: unknown, path?: string): Reply {
     return { code: err.replyCode, text: err.message || (err.code === 'BAD_ARGUMENT' ? 'Syntax error in parameters.' : 'Parameter not implemented.') };
   }
   const vfsErr = VfsError.isInstance(err) ? err : toVfsError(err);
-  const [code, text] = VFS_REPLIES[vfsErr.code] ?? VFS_REPLIES.EIO;
+  const [code, known] = VFS_REPLIES[vfsErr.code] ?? VFS_REPLIES.EIO;
+  const text = vfsErr.code === 'EBUSY' && isShortage(err) ? TOO_MANY_FILES : known;
   return { code, text: path ? `${path}: ${text}` : text };
 }
 
@@ -66,8 +84,9 @@ export function toReply(err: unknown, path?: string): Reply {
  * The final reply of a transfer command that has already said 150, in the set RFC 959 §5.4 allows there: 226, 250,
  * 425, 426 and 451 for every one, and 551 and 552 too for uploads (STOR, STOU, APPE); 421 may end any command. A
  * refusal that comes only once the transfer has begun (an upload's file opens after the data connection is up) keeps
- * its text and its class: a transient one (450 busy, 452 no space) becomes 451, a permanent one 551 for an upload
- * (550 permission denied, 553 name too long) and 451 for a download or a listing, which have no permanent code there.
+ * its text and its class: a transient one (450 busy) becomes 451, a permanent one 551 for an upload (550 permission
+ * denied, 553 name too long) and 451 for a download or a listing, which have no permanent code there; an upload that
+ * fills the storage (452) ends with 552.
  * RFC 4217's security replies (522: the data connection's TLS session was not resumed) stay as they are, as vsftpd
  * sends them.
  */
@@ -75,6 +94,9 @@ export function afterPreliminary(reply: Reply, direction: 'upload' | 'download' 
   const { code } = reply;
   if (code === 421 || code === 425 || code === 426 || code === 451 || code < 400 || (code >= 520 && code < 540)) return reply;
   if (direction === 'upload' && code >= 500) return code === 551 || code === 552 ? reply : { code: 551, text: reply.text };
+  // Storage that filled during an upload: 552 (RFC 959: "exceeded storage allocation"), not a transient 451 that
+  // clients answer by sending the same upload again at once.
+  if (direction === 'upload' && code === 452) return { code: 552, text: reply.text };
   return { code: 451, text: reply.text };
 }
 
@@ -92,8 +114,21 @@ export function isServerFault(err: unknown): boolean {
  */
 const REFUSALS: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOTEMPTY', 'EBUSY', 'EDQUOT', 'ENAMETOOLONG', 'ELOOP']);
 
+/**
+ * True for a refusal of a command (not a transfer) that the system explains rather than the request: a read-only
+ * file system, a full disk, permissions the system denied, descriptors running out. Worth a warning: the operator
+ * can act on it, the client cannot. (A client's bad argument, EINVAL or ENOTSUP, is not.)
+ */
+export function isSystemRefusal(err: unknown): boolean {
+  if (FtpError.isInstance(err) || ProtocolError.isInstance(err)) return false;
+  if (isShortage(err)) return true;
+  const code = VfsError.isInstance(err) ? err.code : toVfsError(err).code;
+  return code === 'EROFS' || code === 'ENOSPC' || code === 'EACCES';
+}
+
 /** True for a failure the client's request explains (see {@link REFUSALS}); false for one worth a warning. */
 export function isRefusal(err: unknown): boolean {
   if (FtpError.isInstance(err) || ProtocolError.isInstance(err)) return true;
+  if (isShortage(err)) return false;
   return REFUSALS.has(VfsError.isInstance(err) ? err.code : toVfsError(err).code);
 }

@@ -6,7 +6,7 @@ import { describeCapabilities, resolvePath, type FsProvider } from '@ftp/vfs';
 import { COMMANDS } from './commands.js';
 import { ControlConnection, type ControlEvent, type ControlOwner } from './control-connection.js';
 import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
-import { FtpError, isServerFault, toReply } from './errors.js';
+import { FtpError, isServerFault, isSystemRefusal, toReply } from './errors.js';
 import type { Advertiser } from './data/advertise.js';
 import type { PassivePorts } from './data/passive.js';
 import { plainAddress } from './data/passive.js';
@@ -440,6 +440,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     } catch (err) {
       const reply = toReply(err);
       if (isServerFault(err)) this.log.error({ err, cmd: verb }, 'command failed');
+      // A read-only remount, permissions the system denied, descriptors running out: the operator's to know.
+      else if (isSystemRefusal(err)) this.log.warn({ err: (err as Error)?.message, cmd: verb }, 'command refused by the system');
       else this.log.debug({ err: (err as Error)?.message, cmd: verb }, 'command refused');
       await this.reply(reply.code, reply.text);
     }

@@ -18,7 +18,7 @@ describe('afterPreliminary', () => {
   it.each([
     // [code before, direction, code after]
     [450, 'upload', 451],
-    [452, 'upload', 451],
+    [452, 'upload', 552],
     [550, 'upload', 551],
     [553, 'upload', 551],
     [552, 'upload', 552],
@@ -73,9 +73,28 @@ describe('a transfer refused after its 150', () => {
     expect(reply.text).toMatch(/busy/i);
   });
 
-  it('a disk that fills during the upload is 451, not 452', async () => {
+  it('a disk that fills during the upload is 552 (permanent: lftp does not send it again), not 452', async () => {
     const reply = await storAfter150(new MemoryProvider({ capacity: 10 }));
-    expect(reply.code).toBe(451);
+    expect(reply.code).toBe(552);
     expect(reply.text).toMatch(/storage space/i);
+  });
+
+  it('an upload the storage fails: the reply first, the data connection cut a moment after (lftp reads why)', async () => {
+    const ctx = await startServer({ fs: new MemoryProvider({ capacity: 10 }) });
+    cleanups.push(() => ctx.close());
+    const c = await RawClient.connect(ctx.port);
+    cleanups.push(() => c.close());
+    await c.login();
+    const data = await c.passive();
+    data.on('error', () => undefined); // the reset that ends it
+    const closed = new Promise<number>((resolve) => data.once('close', () => resolve(performance.now())));
+    expect((await c.cmd('STOR f.bin')).code).toBe(150);
+    data.write(Buffer.alloc(4 * 1024 * 1024, 1));
+    expect((await c.next(5000)).code).toBe(552);
+    const repliedAt = performance.now();
+    // The session goes on meanwhile.
+    expect((await c.cmd('NOOP')).code).toBe(200);
+    // Cut at the failure, the connection closed before the reply came; now it is held (unread) ~500 ms after it.
+    expect((await closed) - repliedAt).toBeGreaterThan(250);
   });
 });

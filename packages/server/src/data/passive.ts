@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { FtpError } from '../errors.js';
+import { FtpError, TOO_MANY_FILES } from '../errors.js';
 import { readProxyHeader } from '../proxy-header.js';
 
 /** Normalises `::ffff:1.2.3.4` to `1.2.3.4` so that IPv4 peers compare equal however the socket reports them. */
@@ -166,12 +166,14 @@ export class PassivePorts {
   private async open(host: string, port: number, key: string): Promise<PortListener | null> {
     // allowHalfOpen: a client's early FIN must not end our side silently and pass for a complete download.
     const server = createServer({ noDelay: true, allowHalfOpen: true });
-    const ok = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen({ port, host, backlog: 128, exclusive: true }, () => resolve(true));
+    const failure = await new Promise<string | null>((resolve) => {
+      server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      server.listen({ port, host, backlog: 128, exclusive: true }, () => resolve(null));
     });
-    if (!ok || this.closed) {
+    if (failure !== null || this.closed) {
       server.close();
+      // Out of descriptors, every other port of the range would fail alike: said at once, not after trying them all.
+      if (failure === 'EMFILE' || failure === 'ENFILE') throw new FtpError(425, TOO_MANY_FILES);
       return null;
     }
     server.removeAllListeners('error');

@@ -371,7 +371,14 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       settled = true;
       const failure = transfer.failure(err);
       socket.unpipe();
-      socket.destroy();
+      // The storage failed (a full disk, say): the data connection stays, unread, until the final reply is on its
+      // way, and is cut after it. Cut first, a client (lftp) takes the reset for a network failure and sends the
+      // upload again, never reading why. A failure of the connection itself, ABOR or a stall cut it at once.
+      if (failure.reason === 'local') {
+        // Nothing is read meanwhile: the pooled reads end here (a write's callback would otherwise resume them).
+        feed?.dispose();
+        socket.pause();
+      } else socket.destroy();
       for (const stage of stages) stage.destroy();
       if (options.keepPartial === true && failure.reason !== 'local' && !unclean && !upload.destroyed && !upload.writableEnded) {
         // What arrived is stored as the file (as an upload written in place keeps it), then the failure told.

@@ -130,12 +130,25 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
 const DATA_LINGER_MS = 5000;
 
 /**
- * Frees a data connection: at once after a failure; after a success, once the client closes its side, or after
- * a short linger, so that a client which never closes cannot pile up sockets.
+ * Milliseconds a failed transfer's data connection is held, unread, after the final reply, before it is cut. Cut at
+ * once, the reset can reach a client that is still sending (lftp) before the reply does: it takes the reset for a
+ * network failure and sends the whole upload again, over and over, never reading why (a full disk, a quota).
+ */
+const FAILED_LINGER_MS = 500;
+
+/**
+ * Frees a data connection: after a failure, unread, a moment after the reply; after a success, once the client
+ * closes its side, or after a short linger, so that a client which never closes cannot pile up sockets.
  */
 function release(socket: Socket | null, ok: boolean): void {
   if (!socket || socket.destroyed) return;
-  if (!ok) return void socket.destroy();
+  if (!ok) {
+    socket.pause();
+    const timer = setTimeout(() => socket.destroy(), FAILED_LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    return;
+  }
   // A download has ended its side already; a second end() would only build (and drop) an error object.
   if (!socket.writableEnded) socket.end();
   socket.resume();

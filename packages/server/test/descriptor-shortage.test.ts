@@ -1,0 +1,89 @@
+/**
+ * The server out of file descriptors (EMFILE, ENFILE): the client is told so (not "file busy"), a passive port is
+ * refused at once (not after trying the whole range), and the operator gets a warning.
+ */
+import { Server } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, expect, it, vi } from 'vitest';
+import { MemoryProvider, type FsProvider, type ReadStreamOptions } from '@ftp/vfs';
+import { FtpServer } from '../src/index.js';
+import { PassivePorts } from '../src/data/passive.js';
+import { PASSWORD, RawClient, USER } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const emfile = (): Error => Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' });
+
+async function serverLogging(fs: FsProvider): Promise<{ port: number; lines: Array<Record<string, unknown>> }> {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const server = new FtpServer({
+    logger: pino({ level: 'info' }, sink),
+    settings: { failedLoginDelay: 0 },
+    driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  cleanups.push(() => server.close());
+  return { port, lines };
+}
+
+class OutOfDescriptors extends MemoryProvider {
+  override createReadStream(_path: string, _options?: ReadStreamOptions): never {
+    throw emfile();
+  }
+}
+
+it('a download refused for want of descriptors says so, and warns the operator', async () => {
+  const fs = new OutOfDescriptors();
+  fs.writeFileSync('/f.txt', 'x');
+  const { port, lines } = await serverLogging(fs);
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  await c.passive();
+  const reply = await c.cmd('RETR f.txt');
+  // Still EBUSY's transient 450 (worth retrying), with the real reason.
+  expect(reply).toMatchObject({ code: 450, text: 'Too many open files on the server, try again later.' });
+  await new Promise((r) => setTimeout(r, 50));
+  expect(lines.find((l) => (l.level as number) === 40)).toMatchObject({ cmd: 'RETR', msg: 'command refused by the system' });
+});
+
+class ReadOnlyDeletes extends MemoryProvider {
+  override unlinkSync(): void {
+    throw Object.assign(new Error('EROFS: read-only file system, unlink'), { code: 'EROFS', syscall: 'unlink' });
+  }
+}
+
+it('a command the system refuses (a read-only file system) is a warning; a missing file is not', async () => {
+  const fs = new ReadOnlyDeletes();
+  fs.writeFileSync('/f.txt', 'x');
+  const { port, lines } = await serverLogging(fs);
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  expect((await c.cmd('DELE f.txt')).code).toBe(550);
+  expect((await c.cmd('RMD missing')).code).toBe(550);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(lines.filter((l) => (l.level as number) === 40).map((l) => l.cmd)).toEqual(['DELE']);
+});
+
+it('PASV out of descriptors is refused at once, not after trying every port of the range', async () => {
+  const ports = new PassivePorts(40000, 40999);
+  cleanups.push(() => ports.closeAll());
+  const listen = vi.spyOn(Server.prototype, 'listen').mockImplementation(function (this: Server) {
+    queueMicrotask(() => this.emit('error', emfile()));
+    return this;
+  });
+  await expect(ports.reserve({ host: '127.0.0.1', expectedPeer: '127.0.0.1' })).rejects.toMatchObject({ replyCode: 425, message: 'Too many open files on the server, try again later.' });
+  expect(listen).toHaveBeenCalledTimes(1);
+});
