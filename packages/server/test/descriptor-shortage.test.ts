@@ -3,13 +3,10 @@
  * refused at once (not after trying the whole range), and the operator gets a warning.
  */
 import { Server } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, expect, it, vi } from 'vitest';
 import { MemoryProvider, type FsProvider, type ReadStreamOptions } from '@ftp/vfs';
-import { FtpServer } from '../src/index.js';
 import { PassivePorts } from '../src/data/passive.js';
-import { PASSWORD, RawClient, USER } from './helpers.js';
+import { RawClient, serverLogging as loggingServer } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -20,21 +17,9 @@ afterEach(async () => {
 const emfile = (): Error => Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' });
 
 async function serverLogging(fs: FsProvider): Promise<{ port: number; lines: Array<Record<string, unknown>> }> {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const server = new FtpServer({
-    logger: pino({ level: 'info' }, sink),
-    settings: { failedLoginDelay: 0 },
-    driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
-  });
-  const { port } = await server.listen(0, '127.0.0.1');
-  cleanups.push(() => server.close());
-  return { port, lines };
+  const logging = await loggingServer('info', fs);
+  cleanups.push(() => logging.close());
+  return logging;
 }
 
 class OutOfDescriptors extends MemoryProvider {

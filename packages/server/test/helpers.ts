@@ -1,12 +1,35 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { ReplyParser, parseEpsvReply, type Reply } from '@ftp/protocol';
 import { MemoryProvider, type FsProvider } from '@ftp/vfs';
 import { FtpServer, type FtpServerOptions, type ServerSettings } from '../src/index.js';
 
 export const USER = 'alice';
 export const PASSWORD = 's3cret';
+
+/** A server like {@link startServer}'s whose log lines (pino, at `level`) are collected, parsed, in `lines`. */
+export async function serverLogging(
+  level: string,
+  fs: FsProvider = new MemoryProvider(),
+): Promise<{ port: number; lines: Array<Record<string, unknown>>; close(): Promise<void> }> {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const server = new FtpServer({
+    logger: pino({ level }, sink),
+    settings: { failedLoginDelay: 0 },
+    driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  return { port, lines, close: () => server.close() };
+}
 
 /** Starts a server on a random loopback port with one user over `fs` (a fresh memory provider by default). */
 export async function startServer(

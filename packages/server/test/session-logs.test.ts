@@ -1,31 +1,16 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import { MemoryProvider, quota, type FsProvider } from '@ftp/vfs';
-import { FtpServer } from '../src/index.js';
-import { PASSWORD, RawClient, USER, writeAndClose } from './helpers.js';
+import { PASSWORD, RawClient, serverLogging as loggingServer, USER, writeAndClose } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serverLogging(level: string, fs: FsProvider = new MemoryProvider()): Promise<{ port: number; lines: Array<Record<string, unknown>> }> {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const server = new FtpServer({
-    logger: pino({ level }, sink),
-    settings: { failedLoginDelay: 0 },
-    driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
-  });
-  const { port } = await server.listen(0, '127.0.0.1');
-  cleanups.push(() => server.close());
-  return { port, lines };
+async function serverLogging(level: string, fs?: FsProvider): Promise<{ port: number; lines: Array<Record<string, unknown>> }> {
+  const logging = await loggingServer(level, fs);
+  cleanups.push(() => logging.close());
+  return logging;
 }
 
 it('session log lines carry the session, the remote address and, once known, the user (loggers made at first use)', async () => {
