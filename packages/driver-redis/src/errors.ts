@@ -10,7 +10,7 @@ export function isErrorCode(status: string): status is VfsErrorCode {
 
 /**
  * A contract error for a failure of Redis itself: a full server (`OOM command not allowed` under `maxmemory`)
- * becomes ENOSPC, so the FTP client gets 452 (451 once an upload has begun) rather than a generic failure; anything
+ * becomes ENOSPC, so the FTP client gets 452 (552 once an upload has begun) rather than a generic failure; anything
  * else EIO.
  */
 export function redisError(err: unknown, syscall: string, path?: string): VfsError {

@@ -9,8 +9,9 @@ export class FtpError extends Error {
   constructor(
     readonly replyCode: number,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'FtpError';
   }
 
@@ -116,14 +117,18 @@ const REFUSALS: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'E
 
 /**
  * True for a refusal of a command (not a transfer) that the system explains rather than the request: a read-only
- * file system, a full disk, permissions the system denied, descriptors running out. Worth a warning: the operator
- * can act on it, the client cannot. (A client's bad argument, EINVAL or ENOTSUP, is not.)
+ * file system, a full disk, descriptors running out. Worth a warning: the operator can act on it, the client
+ * cannot. (A client's bad argument, EINVAL or ENOTSUP, is not.)
  */
 export function isSystemRefusal(err: unknown): boolean {
-  if (FtpError.isInstance(err) || ProtocolError.isInstance(err)) return false;
+  // A reply the server chose for a shortage (425 for a PASV that found no descriptor) still names it as its cause.
+  if (FtpError.isInstance(err)) return isShortage(err.cause);
+  if (ProtocolError.isInstance(err)) return false;
   if (isShortage(err)) return true;
+  // Not EACCES: the root's confinement says it to a client reaching outside (a link, SITE SYMLINK), as often as the
+  // client likes; transfers still warn of it.
   const code = VfsError.isInstance(err) ? err.code : toVfsError(err).code;
-  return code === 'EROFS' || code === 'ENOSPC' || code === 'EACCES';
+  return code === 'EROFS' || code === 'ENOSPC';
 }
 
 /** True for a failure the client's request explains (see {@link REFUSALS}); false for one worth a warning. */

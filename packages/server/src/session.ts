@@ -440,7 +440,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     } catch (err) {
       const reply = toReply(err);
       if (isServerFault(err)) this.log.error({ err, cmd: verb }, 'command failed');
-      // A read-only remount, permissions the system denied, descriptors running out: the operator's to know.
+      // A read-only remount, a full disk, descriptors running out: the operator's to know.
       else if (isSystemRefusal(err)) this.log.warn({ err: (err as Error)?.message, cmd: verb }, 'command refused by the system');
       else this.log.debug({ err: (err as Error)?.message, cmd: verb }, 'command refused');
       await this.reply(reply.code, reply.text);

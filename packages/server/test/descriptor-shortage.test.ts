@@ -47,9 +47,14 @@ class ReadOnlyDeletes extends MemoryProvider {
   override unlinkSync(): void {
     throw Object.assign(new Error('EROFS: read-only file system, unlink'), { code: 'EROFS', syscall: 'unlink' });
   }
+  // What the root's confinement says to a client reaching outside: the client's doing, as often as it likes.
+  override rmdirSync(path: string): void {
+    if (path === '/out') throw Object.assign(new Error('EACCES: permission denied, rmdir'), { code: 'EACCES', syscall: 'rmdir' });
+    super.rmdirSync(path);
+  }
 }
 
-it('a command the system refuses (a read-only file system) is a warning; a missing file is not', async () => {
+it('a command the system refuses (a read-only file system) is a warning; a missing file or a denied path is not', async () => {
   const fs = new ReadOnlyDeletes();
   fs.writeFileSync('/f.txt', 'x');
   const { port, lines } = await serverLogging(fs);
@@ -58,6 +63,8 @@ it('a command the system refuses (a read-only file system) is a warning; a missi
   await c.login();
   expect((await c.cmd('DELE f.txt')).code).toBe(550);
   expect((await c.cmd('RMD missing')).code).toBe(550);
+  fs.mkdirSync('/out');
+  expect((await c.cmd('RMD out')).code).toBe(550);
   await new Promise((r) => setTimeout(r, 50));
   expect(lines.filter((l) => (l.level as number) === 40).map((l) => l.cmd)).toEqual(['DELE']);
 });
@@ -71,4 +78,18 @@ it('PASV out of descriptors is refused at once, not after trying every port of t
   });
   await expect(ports.reserve({ host: '127.0.0.1', expectedPeer: '127.0.0.1' })).rejects.toMatchObject({ replyCode: 425, message: 'Too many open files on the server, try again later.' });
   expect(listen).toHaveBeenCalledTimes(1);
+});
+
+it('PASV out of descriptors, in a session: 425 with the reason, and a warning', async () => {
+  const { port, lines } = await serverLogging(new MemoryProvider());
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  vi.spyOn(Server.prototype, 'listen').mockImplementation(function (this: Server) {
+    queueMicrotask(() => this.emit('error', emfile()));
+    return this;
+  });
+  expect(await c.cmd('EPSV')).toMatchObject({ code: 425, text: 'Too many open files on the server, try again later.' });
+  await new Promise((r) => setTimeout(r, 50));
+  expect(lines.find((l) => (l.level as number) === 40)).toMatchObject({ cmd: 'EPSV', msg: 'command refused by the system' });
 });

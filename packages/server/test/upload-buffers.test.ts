@@ -7,11 +7,16 @@ import { createServer as netServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { formatHostPort } from '@ftp/protocol';
 import { LocalProvider, MemoryProvider, type UploadStream } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
 import { BIG_CHUNK_SIZE, MAX_BIG_IN_USE, releaseBuffer, takeBuffer } from '../src/data/buffer-pool.js';
+import { receiveFromSocket, Transfer } from '../src/data/transfer.js';
 import { RawClient, startServer, writeAndClose, pattern, sha } from './helpers.js';
+import { makeCertificate } from './tls-fixture.js';
+
+const certificate = makeCertificate();
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -337,3 +342,46 @@ it('storage that never calls back: ABOR still ends the upload (no stall timer)',
   await sleep(100);
   expect(bigAvailable()).toBe(before);
 });
+
+/** Storage that takes `limit` bytes, then fails every write at once, inside `_write` (as SQLite's full disk does). */
+class FailsAtOnce extends Writable implements UploadStream {
+  readonly releasesChunks = true;
+  written = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.written += chunk.length;
+    if (this.written > this.limit) return cb(Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC' }));
+    cb();
+  }
+}
+
+it('TLS uploads the storage fails at once: the records decrypted after the failure take no buffer (pool not leaked)', async () => {
+  const before = bigAvailable();
+  const { key, cert } = certificate;
+  let round = 0;
+  const server = createTlsServer({ key, cert }, (socket) => {
+    const t = new Transfer('upload', '/x');
+    t.attach(socket, 0);
+    // A different failing point each round: the late records fall at different places of the buffers.
+    const upload = new FailsAtOnce(1_010_000 + (round++ % 7) * 3000);
+    void receiveFromSocket(t, upload, { ascii: false, deflateLevel: null, limiters: [] } as never, { waitForStorage: false })
+      .catch(() => undefined)
+      .finally(() => setTimeout(() => socket.destroy(), 20));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as { port: number };
+  const chunk = Buffer.alloc(10_000, 7);
+  for (let i = 0; i < 21; i++) {
+    const c = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    c.on('error', () => undefined);
+    const closed = new Promise((resolve) => c.once('close', resolve));
+    await Promise.race([new Promise((resolve) => c.once('secureConnect', resolve)), closed]);
+    for (let n = 0; n < 300 && !c.destroyed; n++) if (!c.write(chunk)) await Promise.race([new Promise((resolve) => c.once('drain', resolve)), closed]);
+    await closed;
+  }
+  await sleep(300);
+  expect(bigAvailable()).toBe(before);
+}, 60_000);

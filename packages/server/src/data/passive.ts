@@ -166,14 +166,14 @@ export class PassivePorts {
   private async open(host: string, port: number, key: string): Promise<PortListener | null> {
     // allowHalfOpen: a client's early FIN must not end our side silently and pass for a complete download.
     const server = createServer({ noDelay: true, allowHalfOpen: true });
-    const failure = await new Promise<string | null>((resolve) => {
-      server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    const failure = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
       server.listen({ port, host, backlog: 128, exclusive: true }, () => resolve(null));
     });
     if (failure !== null || this.closed) {
       server.close();
       // Out of descriptors, every other port of the range would fail alike: said at once, not after trying them all.
-      if (failure === 'EMFILE' || failure === 'ENFILE') throw new FtpError(425, TOO_MANY_FILES);
+      if (failure?.code === 'EMFILE' || failure?.code === 'ENFILE') throw new FtpError(425, TOO_MANY_FILES, { cause: failure });
       return null;
     }
     server.removeAllListeners('error');

@@ -92,6 +92,9 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     // The next read lands after the bytes already there.
     () => target.subarray(filled),
     (length) => {
+      // After dispose (the upload failed), TLS still hands over the records it had decrypted: dropped, and no buffer
+      // is taken from the pool for them (it would never go back).
+      if (disposed) return false;
       transfer.progress(length);
       filled += length;
       if (pending.size === 0) hand();
