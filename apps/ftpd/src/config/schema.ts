@@ -127,7 +127,7 @@ const backend = z.discriminatedUnion('type', [
       url: z.string().regex(/^(postgres(ql)?|mysql|mariadb|sqlite):/, 'expected a postgres://, mysql://, mariadb:// or sqlite: URL'),
       /** Prefix of the tables, so several filesystems share one database. */
       tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _ only').default('ftp_'),
-      /** Bytes the files may take in total (AVBL, ALLO, and uploads fail past it: 452, or 451 once the upload's 150 is sent). */
+      /** Bytes the files may take in total (AVBL, ALLO, and uploads fail past it: 452, or 552 once the upload's 150 is sent). */
       quota: z.number().int().min(0).optional(),
     })
     .strict(),
