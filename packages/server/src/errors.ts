@@ -1,5 +1,5 @@
 import { ProtocolError } from '@ftp/protocol';
-import { VfsError, toVfsError, type VfsErrorCode } from '@ftp/vfs';
+import { errorCodeOf, type VfsErrorCode } from '@ftp/vfs';
 
 const kBrand = Symbol.for('@ftp/server.FtpError');
 
@@ -75,9 +75,9 @@ export function toReply(err: unknown, path?: string): Reply {
     // 504, or 522 for EPRT/EPSV (RFC 2428), as the protocol package says; 501 for anything malformed.
     return { code: err.replyCode, text: err.message || (err.code === 'BAD_ARGUMENT' ? 'Syntax error in parameters.' : 'Parameter not implemented.') };
   }
-  const vfsErr = VfsError.isInstance(err) ? err : toVfsError(err);
-  const [code, known] = VFS_REPLIES[vfsErr.code] ?? VFS_REPLIES.EIO;
-  const text = vfsErr.code === 'EBUSY' && isShortage(err) ? TOO_MANY_FILES : known;
+  const storage = errorCodeOf(err);
+  const [code, known] = VFS_REPLIES[storage] ?? VFS_REPLIES.EIO;
+  const text = storage === 'EBUSY' && isShortage(err) ? TOO_MANY_FILES : known;
   return { code, text: path ? `${path}: ${text}` : text };
 }
 
@@ -104,8 +104,7 @@ export function afterPreliminary(reply: Reply, direction: 'upload' | 'download' 
 /** True for errors that mean the storage failed rather than the request was wrong (worth logging as errors). */
 export function isServerFault(err: unknown): boolean {
   if (FtpError.isInstance(err) || ProtocolError.isInstance(err)) return false;
-  const code = VfsError.isInstance(err) ? err.code : toVfsError(err).code;
-  return code === 'EIO';
+  return errorCodeOf(err) === 'EIO';
 }
 
 /**
@@ -127,7 +126,7 @@ export function isSystemRefusal(err: unknown): boolean {
   if (isShortage(err)) return true;
   // Not EACCES: the root's confinement says it to a client reaching outside (a link, SITE SYMLINK), as often as the
   // client likes; transfers still warn of it.
-  const code = VfsError.isInstance(err) ? err.code : toVfsError(err).code;
+  const code = errorCodeOf(err);
   return code === 'EROFS' || code === 'ENOSPC';
 }
 
@@ -135,5 +134,5 @@ export function isSystemRefusal(err: unknown): boolean {
 export function isRefusal(err: unknown): boolean {
   if (FtpError.isInstance(err) || ProtocolError.isInstance(err)) return true;
   if (isShortage(err)) return false;
-  return REFUSALS.has(VfsError.isInstance(err) ? err.code : toVfsError(err).code);
+  return REFUSALS.has(errorCodeOf(err));
 }
