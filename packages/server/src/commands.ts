@@ -28,6 +28,11 @@ export interface CommandSpec {
   help: string;
   /** Absent for commands we know but do not implement: they get 502. */
   handler?: Handler;
+  /**
+   * The code of a permanent refusal where RFC 959 §5.4 lists no 550 for the command: STOR, STOU and RNTO may only
+   * say 553 ("file name not allowed"), as vsftpd and pure-ftpd do for uploads. Replaces 550 in the final reply.
+   */
+  refusal?: 553;
 }
 
 /**
@@ -71,7 +76,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   // Files
   DELE: { arg: 'required', help: 'DELE <path>', handler: files.dele },
   RNFR: { arg: 'required', help: 'RNFR <path>', handler: files.rnfr },
-  RNTO: { arg: 'required', help: 'RNTO <path>', handler: files.rnto },
+  RNTO: { arg: 'required', help: 'RNTO <path>', handler: files.rnto, refusal: 553 },
   SIZE: { arg: 'required', feat: 'SIZE', help: 'SIZE <path>', handler: files.size },
   MDTM: { arg: 'required', feat: 'MDTM', help: 'MDTM <path>', handler: files.mdtm },
   MFMT: { arg: 'required', feat: (s) => (ext.capability(s, 'setTimes') ? 'MFMT' : undefined), help: 'MFMT <time> <path>', handler: ext.mfmt },
@@ -105,9 +110,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   EPRT: { arg: 'required', feat: 'EPRT', help: 'EPRT |<proto>|<addr>|<port>|', handler: dataChannel.eprt },
   // Transfers
   RETR: { arg: 'required', help: 'RETR <path>', handler: transfer.retr },
-  STOR: { arg: 'required', help: 'STOR <path>', handler: transfer.stor },
+  STOR: { arg: 'required', help: 'STOR <path>', handler: transfer.stor, refusal: 553 },
   APPE: { arg: 'required', help: 'APPE <path>', handler: transfer.appe },
-  STOU: { arg: 'optional', help: 'STOU [<name>]', handler: transfer.stou },
+  STOU: { arg: 'optional', help: 'STOU [<name>]', handler: transfer.stou, refusal: 553 },
   ABOR: { arg: 'none', duringTransfer: true, help: 'ABOR', handler: transfer.abor },
 };
 

@@ -439,6 +439,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
       await spec.handler(this, arg);
     } catch (err) {
       const reply = toReply(err);
+      if (reply.code === 550 && spec.refusal) reply.code = spec.refusal;
       if (isServerFault(err)) this.log.error({ err, cmd: verb }, 'command failed');
       // A read-only remount, a full disk, descriptors running out: the operator's to know.
       else if (isSystemRefusal(err)) this.log.warn({ err: (err as Error)?.message, cmd: verb }, 'command refused by the system');

@@ -151,7 +151,7 @@ async function unblockFifoLater(fifo: string, ms: number): Promise<void> {
 
 // With syncMetadata (the default) the open runs on the main thread: an open that waited for a FIFO's reader would
 // hang every session, not one thread-pool thread.
-it.each([true, false])('STOR and APPE to a FIFO are refused with 550 before any 150, and the server stays responsive (syncMetadata %s)', async (syncMetadata) => {
+it.each([true, false])('STOR and APPE to a FIFO are refused (553 and 550) before any 150, and the server stays responsive (syncMetadata %s)', async (syncMetadata) => {
   const { execFileSync } = await import('node:child_process');
   const dir = await mkdtemp(join(tmpdir(), 'local-fifo-up-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -161,12 +161,12 @@ it.each([true, false])('STOR and APPE to a FIFO are refused with 550 before any 
   const c = await client(fifoCtx.port);
   await unblockFifoLater(join(dir, 'pipe'), 2000);
   const started = Date.now();
-  for (const cmd of ['STOR pipe', 'APPE pipe']) {
+  for (const [cmd, code] of [['STOR pipe', 553], ['APPE pipe', 550]] as const) {
     const data = await c.passive();
     data.on('error', () => undefined); // the server cuts it: ECONNRESET
     const reply = await c.cmd(cmd);
     data.destroy();
-    expect(reply.code).toBe(550);
+    expect(reply.code).toBe(code);
     expect(reply.text).toContain('not a plain file');
   }
   // Well before the helper would have freed a blocked open.

@@ -160,7 +160,7 @@ describe('permissions', () => {
     const c = await connect(port);
     await c.login();
     const socket = await c.passive();
-    expect((await c.cmd('STOR new.txt')).code).toBe(550);
+    expect((await c.cmd('STOR new.txt')).code).toBe(553); // RFC 959 §5.4: STOR has 553, not 550
     expect((await c.cmd('APPE keep.txt')).code).toBe(550);
     expect((await c.cmd('DELE keep.txt')).code).toBe(550);
     expect((await c.cmd('RNFR keep.txt')).code).toBe(550);
@@ -223,7 +223,7 @@ describe('anonymous access', () => {
     expect((await readAll(socket)).toString()).toBe('public');
     expect((await c.next()).code).toBe(226);
     const up = await c.passive();
-    expect((await c.cmd('STOR evil.txt')).code).toBe(550);
+    expect((await c.cmd('STOR evil.txt')).code).toBe(553);
     up.destroy();
     expect((await c.cmd('MKD x')).code).toBe(550);
     expect((await c.cmd('DELE readme.txt')).code).toBe(550);
@@ -273,12 +273,13 @@ describe('paths and logs', () => {
   });
 });
 
-it('an upload to a path whose directory is missing is answered 550 and the session goes on', async () => {
+it('an upload to a path whose directory is missing is answered 553 and the session goes on', async () => {
   const { port } = await serve();
   const c = await connect(port);
   await c.login();
   const socket = await c.passive();
-  expect((await c.cmd('STOR missing/dir/f.txt')).code).toBe(550);
+  expect((await c.cmd('STOR missing/dir/f.txt')).code).toBe(553);
+  expect((await c.cmd('STOU missing/dir/f.txt')).code).toBe(553);
   expect((await c.cmd('NOOP')).code).toBe(200);
   socket.destroy();
 });

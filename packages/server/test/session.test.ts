@@ -207,6 +207,12 @@ describe('directories and files', () => {
     expect((await c.cmd('NOOP')).code).toBe(200);
     expect((await c.cmd('RNTO h.txt')).code).toBe(503);
     expect((await c.cmd('MKD d')).code).toBe(257);
+    // RFC 959 §5.4 lists 553, not 550, for RNTO: into a missing folder, or onto a folder.
+    expect((await c.cmd('RNFR g.txt')).code).toBe(350);
+    expect(await c.cmd('RNTO nodir/h.txt')).toMatchObject({ code: 553 });
+    expect((await c.cmd('RNFR g.txt')).code).toBe(350);
+    expect((await c.cmd('RNTO d')).code).toBe(553);
+    expect((await c.cmd('SIZE g.txt')).code).toBe(213);
     expect((await c.cmd('SIZE d')).code).toBe(550);
     expect((await c.cmd('DELE d')).code).toBe(550);
     expect((await c.cmd('DELE g.txt')).code).toBe(250);
@@ -257,12 +263,12 @@ describe('transfers', () => {
     expect((await download(c, 'RETR text.txt')).toString()).toBe('one\ntwo\n');
   });
 
-  it('STOR and APPE into a folder that is missing, or is a file, get 550 before any 150', async () => {
+  it('STOR into a folder that is missing, or is a file, gets 553 before any 150 (RFC 959 §5.4 lists no 550 for it), APPE 550', async () => {
     await upload(c, 'plain', 'p');
     const socket = await c.passive();
-    expect(await c.cmd('STOR nodir/x/f.txt')).toMatchObject({ code: 550, text: '/nodir/x: No such directory.' });
+    expect(await c.cmd('STOR nodir/x/f.txt')).toMatchObject({ code: 553, text: '/nodir/x: No such directory.' });
     expect((await c.cmd('APPE nodir/f.txt')).code).toBe(550);
-    expect(await c.cmd('STOR plain/f.txt')).toMatchObject({ code: 550, text: '/plain: Not a directory.' });
+    expect(await c.cmd('STOR plain/f.txt')).toMatchObject({ code: 553, text: '/plain: Not a directory.' });
     // The data connection set up is still there for a STOR that can be served.
     c.send('STOR ok.txt');
     expect((await c.next()).code).toBe(150);
