@@ -5,7 +5,18 @@
  */
 import { badArgument, expectString } from './errors.js';
 
-const LINE_BREAK = /\r\n|\r|\n/;
+const LINE_BREAK = /\r\n|\n/;
+
+/** A CR that ends no line (not before LF) and is not already sent as Telnet's CR NUL. */
+const BARE_CR = /\r(?![\n\0])/g;
+
+/**
+ * `text` with every bare CR sent as CR NUL, as Telnet's NVT has it (RFC 854) and RFC 3659 §2.2 asks of pathnames
+ * on the control connection: a folder named `a<CR>b` reads back as one line that clients can send again as it is.
+ */
+function telnetCr(text: string): string {
+  return text.includes('\r') ? text.replace(BARE_CR, '\r\0') : text;
+}
 
 /**
  * Format a reply, single- or multi-line, ready to write to the socket.
@@ -20,9 +31,11 @@ const LINE_BREAK = /\r\n|\r|\n/;
  *   with a digit gets ONE leading space; other middle lines are sent as they
  *   are, so FEAT lines (RFC 2389 §3.2), which the caller gives with their
  *   mandatory leading space, are not padded twice.
- * - Every CR, LF or CRLF inside a text string starts a new line, so text
- *   containing a line break (a file name with `\r\n`…) can never forge a
+ * - Every LF or CRLF inside a text string starts a new line, so text
+ *   containing a line break (a file name with `\n`…) can never forge a
  *   reply line: the client always sees one reply ending at the last line.
+ *   A CR alone goes out as CR NUL (RFC 854, RFC 3659 §2.2): it ends no line
+ *   for any client, and what follows it begins with NUL, never a code.
  *
  * @param code - reply code, an integer 100 … 699.
  * @param text - one string, or the lines of a multi-line reply (an empty array is one empty line).
@@ -40,11 +53,11 @@ export function formatReply(code: number, text: string | readonly string[]): str
   }
   let lines: string[];
   if (typeof text === 'string') {
-    lines = text.split(LINE_BREAK);
+    lines = telnetCr(text).split(LINE_BREAK);
   } else if (Array.isArray(text)) {
     lines = [];
     for (const part of text as readonly unknown[]) {
-      for (const line of expectString(part, 'reply text').split(LINE_BREAK)) lines.push(line);
+      for (const line of telnetCr(expectString(part, 'reply text')).split(LINE_BREAK)) lines.push(line);
     }
     if (lines.length === 0) lines.push('');
   } else {

@@ -51,7 +51,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   FEAT: { preAuth: true, arg: 'none', help: 'FEAT', handler: info.feat },
   OPTS: { preAuth: true, arg: 'required', help: 'OPTS <option> [<value>]', handler: info.opts },
   HELP: { preAuth: true, arg: 'optional', help: 'HELP [<command>]', handler: info.help },
-  NOOP: { preAuth: true, arg: 'none', help: 'NOOP', handler: info.noop },
+  // An argument is ignored: RFC 959 §5.4 lists only 200 and 500 for NOOP (no 501), and keep-alives must not fail.
+  NOOP: { preAuth: true, arg: 'optional', help: 'NOOP', handler: info.noop },
   STAT: { arg: 'optional', duringTransfer: true, help: 'STAT [<path>]', handler: listing.stat },
   CLNT: { preAuth: true, arg: 'optional', help: 'CLNT <client name>', handler: info.clnt },
   HOST: { preAuth: true, arg: 'required', feat: 'HOST', help: 'HOST <domain>', handler: info.host },

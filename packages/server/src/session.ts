@@ -348,6 +348,19 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     return path;
   }
 
+  /**
+   * The path of an object a command is about to create or name anew (MKD, STOR, APPE, STOU, RNTO, SITE SYMLINK):
+   * as {@link resolve}, and refused when its name holds a CR or LF. Listings cannot show such a name (RFC 3659 §2.2
+   * has it converted or left out; LIST lines and MLSD entries end at a line break), so the file could not be found
+   * again. 550, which STOR, STOU and RNTO say as 553 (the command table's `refusal`).
+   */
+  resolveNew(arg: string): string {
+    const path = this.resolve(arg);
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    if (name.includes('\r') || name.includes('\n')) throw new FtpError(550, 'File name not allowed: it holds a line break.');
+    return path;
+  }
+
   /** `name` as the user's storage can keep it: byte escapes as Latin-1 characters where it has no `rawNames`. */
   forStorage(name: string): string {
     return hasByteEscapes(name) && this.fs !== null && !describeCapabilities(this.fs).rawNames ? latin1ForEscapes(name) : name;
@@ -530,6 +543,15 @@ export function takeRange(s: Session): { start: number; end: number } | null {
   const range = s.range;
   if (range !== null) s.range = null;
   return range;
+}
+
+/**
+ * A transfer command without a restart point (a listing) spends both REST and RANG, done or refused: a marker
+ * meant for it (RFC 959 §4.1.3: REST is "followed immediately by" its transfer) must not cut a later download short.
+ */
+export function spendRestart(s: Session): void {
+  s.range = null;
+  s.restOffset = 0;
 }
 
 /** Refuses an operation the user may not do (550, and nothing is touched). */

@@ -316,9 +316,15 @@ describe('transfers', () => {
     expect((await download(c, 'RETR r')).toString()).toBe('012345abcXY!');
   });
 
+  /** A file made on the storage itself (FTP refuses to create names with a line break: see below). */
+  async function store(path: string, body: string): Promise<void> {
+    const w = await ctx.fs.createWriteStream(path);
+    await new Promise<void>((r) => w.end(body, () => r()));
+  }
+
   it('a name holding a CR, sent as CR NUL (as lftp does), is that name and not its first part', async () => {
     await upload(c, 'a', 'first');
-    await upload(c, 'a\r\0b', 'second');
+    await store('/a\rb', 'second');
     expect((await download(c, 'RETR a')).toString()).toBe('first');
     expect((await download(c, 'RETR a\r\0b')).toString()).toBe('second');
     expect((await c.cmd('DELE a\r\0b')).code).toBe(250);
@@ -328,13 +334,35 @@ describe('transfers', () => {
 
   it('a CR NUL split between two writes is still a CR inside the name', async () => {
     await upload(c, 'x', 'keep me');
-    await upload(c, 'x\r\0y', 'delete me');
+    await store('/x\ry', 'delete me');
     c.send(Buffer.from('DELE x\r'));
     await new Promise((r) => setTimeout(r, 30));
     c.send(Buffer.from('\0y\r\n'));
     expect((await c.next()).code).toBe(250);
     expect((await download(c, 'RETR x')).toString()).toBe('keep me');
     expect((await c.cmd('SIZE x\r\0y')).code).toBe(550);
+  });
+
+  it('a new name with a line break is refused (listings could not show it), and nothing is made', async () => {
+    // RFC 959 §5.4: 553 for STOR, STOU and RNTO; 550 for MKD and APPE.
+    await upload(c, 'f', 'x');
+    const data = await c.passive();
+    data.on('error', () => undefined);
+    for (const [cmd, code] of [['MKD d\r\0e', 550], ['STOR s\r\0t', 553], ['APPE s\r\0t', 550], ['STOU u\r\0v', 553]] as const) {
+      expect([cmd, (await c.cmd(cmd)).code]).toEqual([cmd, code]);
+    }
+    data.destroy();
+    expect((await c.cmd('RNFR f')).code).toBe(350);
+    expect(await c.cmd('RNTO g\r\0h')).toMatchObject({ code: 553, text: expect.stringContaining('line break') });
+    expect((await c.retrieve('NLST')).toString()).toBe('f\r\n');
+  });
+
+  it('a CR in a path goes out as CR NUL in replies (RFC 3659 §2.2), so a client can send it back as it is', async () => {
+    await ctx.fs.mkdir('/q\rw');
+    const cwd = await c.cmd('CWD q\r\0w');
+    expect(cwd.code).toBe(250);
+    expect(await c.cmd('PWD')).toMatchObject({ code: 257, lines: ['"/q\rw" is the current directory.'] });
+    expect((await c.cmd('CDUP')).code).toBe(250);
   });
 
   it('TYPE A converts line endings both ways', async () => {

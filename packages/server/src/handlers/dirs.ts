@@ -29,7 +29,7 @@ async function enter(s: Session, path: string): Promise<void> {
 /** MKD (RFC 959 Appendix II): 257 with the new directory's absolute path. */
 export async function mkd(s: Session, arg: string): Promise<void> {
   requirePermission(s, 'mkdir');
-  const path = s.resolve(arg);
+  const path = s.resolveNew(arg);
   if (path === '/') throw new FtpError(550, '/: File exists.');
   await s.vfs.mkdir(path);
   return s.reply(257, `${quotePath(path)} created.`);

@@ -40,6 +40,8 @@ export function rang(s: Session, arg: string): Promise<void> | void {
   s.range = null;
   s.restOffset = 0;
   const range = parseHashRange(arg);
+  // draft-bryan-ftp-range §5: octet ranges are of the file as stored, which only TYPE I in MODE S sends as it is.
+  if (s.transferType !== 'I' || s.mode !== 'S') return s.reply(551, 'RANG needs TYPE I and MODE S; the range is cleared.');
   if (range.end === undefined) return s.reply(350, 'Restarting at 0. End byte range at EOF.');
   s.range = { start: range.start, end: range.end };
   return s.reply(350, `Restarting at ${range.start}. End byte range at ${range.end}.`);

@@ -29,7 +29,7 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   s.renameFrom = null;
   if (!from) throw new FtpError(503, 'RNFR required first.');
   requirePermission(s, 'rename');
-  const to = s.resolve(arg);
+  const to = s.resolveNew(arg);
   if (to === '/' || to.startsWith(from + '/')) throw new FtpError(553, 'Cannot move a directory into itself.');
   // A trailing slash names a folder (as rename(2) has it): a file is not renamed to `name/` as if it were `name`.
   if (arg.endsWith('/') && !(await lstatOf(s, from)).isDirectory()) throw new FtpError(553, `${arg}: Not a directory.`);

@@ -4,7 +4,7 @@ import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import type { Permissions } from '../driver.js';
-import { takeRange, type Session } from '../session.js';
+import { spendRestart, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
 
 /** What a listing command was asked for: the path and whether it names a directory's contents or one entry. */
@@ -370,8 +370,8 @@ function toFactEntry(s: Session, name: string, st: FileStats): FactEntry {
 
 /** LIST: `ls -l` lines over the data connection. */
 export async function list(s: Session, arg: string): Promise<void> {
-  // A listing is a transfer command: a RANG before it is spent, even when the listing is refused.
-  takeRange(s);
+  // A listing is a transfer command: a REST or RANG before it is spent, even when the listing is refused.
+  spendRestart(s);
   const options = parseListArgument(arg);
   const target = await resolveTarget(s, options.path, options.itself && s.settings.listOptions);
   const dir = directoryOf(s, target);
@@ -394,7 +394,7 @@ async function* listLines(s: Session, dir: string, slices: DirSlices, now: numbe
 
 /** NLST: names only, one per line. */
 export async function nlst(s: Session, arg: string): Promise<void> {
-  takeRange(s);
+  spendRestart(s);
   // `NLST -l` is how some clients ask for a long listing.
   if (s.settings.listOptions && parseListArgument(arg).long) return list(s, arg);
   // RFC 959 §4.1.3: names relative to the argument as given, so clients can RETR them (mget).
@@ -419,7 +419,7 @@ async function* nlstLines(target: Target, raw: string, prefix: string): AsyncGen
 
 /** MLSD (RFC 3659 §7): machine-readable facts of a directory's entries, a slice at a time as the folder is read. */
 export async function mlsd(s: Session, arg: string): Promise<void> {
-  takeRange(s);
+  spendRestart(s);
   const path = s.resolve(arg);
   const st = await s.vfs.stat(path);
   if (!st.isDirectory()) throw new FtpError(501, `${path}: not a directory.`);

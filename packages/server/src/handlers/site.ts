@@ -34,7 +34,7 @@ async function symlink(s: Session, arg: string): Promise<void> {
   const [target, link] = parts as [string, string];
   // The target is stored as the client gave it (in the form of names the storage keeps); resolving it is the
   // provider's job, and it refuses targets that leave the root.
-  await fs.symlink(s.forStorage(target), s.resolve(link));
+  await fs.symlink(s.forStorage(target), s.resolveNew(link));
   return s.reply(200, 'SITE SYMLINK command successful.');
 }
 

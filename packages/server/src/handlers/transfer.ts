@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
 import { receiveFromSocket, sendToSocket, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -34,16 +34,15 @@ export async function retr(s: Session, arg: string): Promise<void> {
   } else {
     // With REST or a range the size is checked before the open: some backends refuse a start past the end.
     size = await statFile(s, path);
-    // A range must name at least one byte of the file (its end is clamped to the last byte).
-    if (range && offset >= size) throw new FtpError(554, `Range start ${offset} is beyond the end of the file (${size} bytes).`);
     // RFC 3659 §5.4: a restart point past the end of the file is refused.
-    if (offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
+    if (!range && offset > size) throw new FtpError(554, `Restart offset ${offset} is beyond the end of the file (${size} bytes).`);
     end = range ? Math.min(range.end, size - 1) : size - 1;
-    source = await openReadStream(s.vfs, path, range ? { start: offset, end } : { start: offset });
+    // draft-bryan-ftp-range §4.3: a range that starts at or past the end transfers 0 octets (nothing is opened).
+    source = range && offset >= size ? Readable.from([]) : await openReadStream(s.vfs, path, range ? { start: offset, end } : { start: offset });
   }
   try {
     if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
-    await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${end + 1 - offset} bytes).`, (t) =>
+    await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${Math.max(0, end + 1 - offset)} bytes).`, (t) =>
       sendToSocket(t, source, s.coding('download')),
     );
   } finally {
@@ -78,7 +77,7 @@ export function stor(s: Session, arg: string): Promise<void> {
   const offset = takeRestOffset(s);
   requirePermission(s, 'write');
   if (offset > 0) requirePermission(s, 'append');
-  return store(s, s.resolve(arg), offset > 0 ? { start: offset } : {});
+  return store(s, s.resolveNew(arg), offset > 0 ? { start: offset } : {});
 }
 
 /** APPE: appends, creating the file when missing. */
@@ -86,7 +85,7 @@ export function appe(s: Session, arg: string): Promise<void> {
   refuseRangedUpload(s);
   takeRestOffset(s);
   requirePermission(s, 'append');
-  return store(s, s.resolve(arg), { append: true });
+  return store(s, s.resolveNew(arg), { append: true });
 }
 
 /** STOU (RFC 1123 §4.1.2.9): stores under a name that does not exist yet, told in the 150 reply. */
@@ -94,7 +93,7 @@ export async function stou(s: Session, arg: string): Promise<void> {
   refuseRangedUpload(s);
   takeRestOffset(s);
   requirePermission(s, 'write');
-  const wanted = arg.trim() ? s.resolve(arg) : joinPath(s.cwd, 'ftp-upload');
+  const wanted = arg.trim() ? s.resolveNew(arg) : joinPath(s.cwd, 'ftp-upload');
   let path = wanted;
   for (let i = 0; (await exists(s, path)) && i < 16; i++) path = `${wanted}.${randomBytes(4).toString('hex')}`;
   if (await exists(s, path)) throw new FtpError(450, 'Could not find a unique file name.');
