@@ -5,17 +5,19 @@
  */
 import { badArgument, expectString } from './errors.js';
 
-const LINE_BREAK = /\r\n|\n/;
-
-/** A CR that ends no line (not before LF) and is not already sent as Telnet's CR NUL. */
-const BARE_CR = /\r(?![\n\0])/g;
+/**
+ * Where a text's lines end: CR, LF, CRLF, and NUL. Clients frame replies differently (ftplib and curl read to LF,
+ * FileZilla and WinSCP end a line at CR, LF or NUL, Java's readLine at CR), so each of them is a line break here, and
+ * what follows it is a line of its own, padded when it could pass for a reply (see {@link formatReply}).
+ */
+const LINE_BREAK = /\r\n|\r|\n|\0/;
 
 /**
- * `text` with every bare CR sent as CR NUL, as Telnet's NVT has it (RFC 854) and RFC 3659 §2.2 asks of pathnames
- * on the control connection: a folder named `a<CR>b` reads back as one line that clients can send again as it is.
+ * Whether a middle line must be padded: it begins with a digit (RFC 959 §4.2), or with a byte escape, which may be
+ * the byte 0xFF, sent as Telnet's IAC IAC, which Telnet readers (netkit's ftp) drop before they read a code.
  */
-function telnetCr(text: string): string {
-  return text.includes('\r') ? text.replace(BARE_CR, '\r\0') : text;
+function needsPadding(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0xdc80 && c <= 0xdcff);
 }
 
 /**
@@ -31,11 +33,12 @@ function telnetCr(text: string): string {
  *   with a digit gets ONE leading space; other middle lines are sent as they
  *   are, so FEAT lines (RFC 2389 §3.2), which the caller gives with their
  *   mandatory leading space, are not padded twice.
- * - Every LF or CRLF inside a text string starts a new line, so text
- *   containing a line break (a file name with `\n`…) can never forge a
- *   reply line: the client always sees one reply ending at the last line.
- *   A CR alone goes out as CR NUL (RFC 854, RFC 3659 §2.2): it ends no line
- *   for any client, and what follows it begins with NUL, never a code.
+ * - Every CR, LF, CRLF or NUL inside a text string starts a new line, so text
+ *   containing a line break (a file name with `\r\n`…) can never forge a
+ *   reply line, whichever of them a client ends its lines at: the client
+ *   always sees one reply ending at the last line. A middle line beginning
+ *   with a byte escape is padded too (0xFF goes out as IAC IAC, which Telnet
+ *   readers drop before reading a code).
  *
  * @param code - reply code, an integer 100 … 699.
  * @param text - one string, or the lines of a multi-line reply (an empty array is one empty line).
@@ -53,11 +56,11 @@ export function formatReply(code: number, text: string | readonly string[]): str
   }
   let lines: string[];
   if (typeof text === 'string') {
-    lines = telnetCr(text).split(LINE_BREAK);
+    lines = text.split(LINE_BREAK);
   } else if (Array.isArray(text)) {
     lines = [];
     for (const part of text as readonly unknown[]) {
-      for (const line of telnetCr(expectString(part, 'reply text')).split(LINE_BREAK)) lines.push(line);
+      for (const line of expectString(part, 'reply text').split(LINE_BREAK)) lines.push(line);
     }
     if (lines.length === 0) lines.push('');
   } else {
@@ -68,8 +71,7 @@ export function formatReply(code: number, text: string | readonly string[]): str
   const last = lines.length - 1;
   for (let i = 1; i < last; i++) {
     const line = lines[i] as string;
-    const c = line.charCodeAt(0);
-    out += c >= 0x30 && c <= 0x39 ? ` ${line}\r\n` : `${line}\r\n`;
+    out += needsPadding(line.charCodeAt(0)) ? ` ${line}\r\n` : `${line}\r\n`;
   }
   return `${out}${code} ${lines[last]}\r\n`;
 }
@@ -78,8 +80,8 @@ export function formatReply(code: number, text: string | readonly string[]): str
  * Quote a path for a 257 reply (RFC 959 Appendix II): enclose it in double
  * quotes and double every embedded double quote.
  *
- * CR and LF are left as they are: {@link formatReply} turns them into line
- * breaks, which cannot forge a reply.
+ * CR, LF and NUL are left as they are: {@link formatReply} turns them into
+ * line breaks, which cannot forge a reply.
  *
  * @param path - the directory path.
  * @throws ProtocolError `BAD_ARGUMENT` if `path` is not a string.

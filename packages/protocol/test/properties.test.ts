@@ -150,10 +150,9 @@ describe('round trips', () => {
     fc.assert(
       fc.property(fc.integer({ min: 100, max: 599 }), text, fc.array(fc.nat(), { maxLength: 6 }), (code, t, cuts) => {
         const wire = formatReply(code, t);
-        // Expected lines: every LF/CRLF splits (a bare CR travels as CR NUL and comes back as CR); middle lines
-        // starting with a digit get one space.
-        const lines = (typeof t === 'string' ? [t] : t.length === 0 ? [''] : t).flatMap((s) => s.split(/\r\n|\n/).map((l) => l.replaceAll('\r\0', '\r')));
-        const expected = lines.map((l, i) => (i > 0 && i < lines.length - 1 && /^\d/.test(l) ? ` ${l}` : l));
+        // Expected lines: every CR/LF/CRLF/NUL splits; middle lines starting with a digit or a byte escape get one space.
+        const lines = (typeof t === 'string' ? [t] : t.length === 0 ? [''] : t).flatMap((s) => s.split(/\r\n|\r|\n|\0/));
+        const expected = lines.map((l, i) => (i > 0 && i < lines.length - 1 && /^[\d\udc80-\udcff]/.test(l) ? ` ${l}` : l));
         const parser = new ReplyParser();
         const replies = chunked(Buffer.from(wire, 'utf8'), cuts).flatMap((c) => parser.push(c));
         expect(replies).toEqual([{ code, lines: expected, text: expected.join('\n') }]);

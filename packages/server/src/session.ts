@@ -349,15 +349,13 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   }
 
   /**
-   * The path of an object a command is about to create or name anew (MKD, STOR, APPE, STOU, RNTO, SITE SYMLINK):
-   * as {@link resolve}, and refused when its name holds a CR or LF. Listings cannot show such a name (RFC 3659 §2.2
-   * has it converted or left out; LIST lines and MLSD entries end at a line break), so the file could not be found
-   * again. 550, which STOR, STOU and RNTO say as 553 (the command table's `refusal`).
+   * The path of an object a command is about to create or name anew (MKD, STOU, RNTO, COMB's target, SITE
+   * SYMLINK): as {@link resolve}, and refused by {@link refuseUnlistableName}. (STOR and APPE check only a file that
+   * does not exist yet: one already stored keeps its name.)
    */
   resolveNew(arg: string): string {
     const path = this.resolve(arg);
-    const name = path.slice(path.lastIndexOf('/') + 1);
-    if (name.includes('\r') || name.includes('\n')) throw new FtpError(550, 'File name not allowed: it holds a line break.');
+    refuseUnlistableName(path);
     return path;
   }
 
@@ -543,6 +541,21 @@ export function takeRange(s: Session): { start: number; end: number } | null {
   const range = s.range;
   if (range !== null) s.range = null;
   return range;
+}
+
+/**
+ * Refuses a new name holding a CR or LF. Listings cannot show such a name (RFC 3659 §2.2 has it converted or left
+ * out; LIST lines and MLSD entries end at a line break, so they show `?`), so the file could not be found again.
+ * 550, which STOR, STOU and RNTO say as 553 (the command table's `refusal`).
+ */
+export function refuseUnlistableName(path: string): void {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  if (name.includes('\r') || name.includes('\n')) throw new FtpError(550, 'File name not allowed: it holds a line break.');
+}
+
+/** Whether a RANG can be served: the octets of the file as stored go out as they are only in TYPE I and MODE S. */
+export function rangesSendable(s: Session): boolean {
+  return s.transferType === 'I' && s.mode === 'S';
 }
 
 /**

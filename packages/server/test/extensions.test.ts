@@ -138,7 +138,18 @@ describe('HASH', () => {
     await put(c, 'r.txt', '0123456789');
     expect((await c.cmd('TYPE A')).code).toBe(200);
     expect((await c.cmd('RANG 2 4')).code).toBe(551);
+    // The reset (RANG 1 0) is always accepted.
+    expect((await c.cmd('RANG 1 0')).code).toBe(350);
+    // A type changed after the RANG: the RETR is refused, not sent converted, and the range is spent.
     expect((await c.cmd('TYPE I')).code).toBe(200);
+    expect((await c.cmd('RANG 2 4')).code).toBe(350);
+    expect((await c.cmd('TYPE A')).code).toBe(200);
+    const data = await c.passive();
+    data.on('error', () => undefined);
+    expect((await c.cmd('RETR r.txt')).code).toBe(551);
+    data.destroy();
+    expect((await c.cmd('TYPE I')).code).toBe(200);
+    expect((await get(c, 'r.txt')).toString()).toBe('0123456789');
     expect((await c.cmd('MODE Z')).code).toBe(200);
     expect((await c.cmd('RANG 2 4')).code).toBe(551);
     expect((await c.cmd('MODE S')).code).toBe(200);

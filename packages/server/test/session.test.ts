@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openWriteStream } from '@ftp/vfs';
 import type { TransferEvent } from '../src/index.js';
 import { PASSWORD, RawClient, readAll, startServer, USER, writeAndClose } from './helpers.js';
 
@@ -318,7 +319,7 @@ describe('transfers', () => {
 
   /** A file made on the storage itself (FTP refuses to create names with a line break: see below). */
   async function store(path: string, body: string): Promise<void> {
-    const w = await ctx.fs.createWriteStream(path);
+    const w = await openWriteStream(ctx.fs, path);
     await new Promise<void>((r) => w.end(body, () => r()));
   }
 
@@ -357,12 +358,18 @@ describe('transfers', () => {
     expect((await c.retrieve('NLST')).toString()).toBe('f\r\n');
   });
 
-  it('a CR in a path goes out as CR NUL in replies (RFC 3659 §2.2), so a client can send it back as it is', async () => {
-    await ctx.fs.mkdir('/q\rw');
-    const cwd = await c.cmd('CWD q\r\0w');
-    expect(cwd.code).toBe(250);
-    expect(await c.cmd('PWD')).toMatchObject({ code: 257, lines: ['"/q\rw" is the current directory.'] });
-    expect((await c.cmd('CDUP')).code).toBe(250);
+  it('a file already stored under a name with a CR can still be replaced and appended to', async () => {
+    await store('/o\rld', 'one');
+    await upload(c, 'o\r\0ld', 'two');
+    expect((await c.cmd('APPE o\r\0ld')).code).toBe(425); // past the name check: no data connection set up
+    expect((await download(c, 'RETR o\r\0ld')).toString()).toBe('two');
+  });
+
+  it('COMB refuses a target name with a line break, and removes no part', async () => {
+    await upload(c, 'p1', 'a');
+    await upload(c, 'p2', 'b');
+    expect((await c.cmd('COMB "t\r\0u" "p1" "p2"')).code).toBe(550);
+    expect((await c.cmd('SIZE p1')).code).toBe(213);
   });
 
   it('TYPE A converts line endings both ways', async () => {

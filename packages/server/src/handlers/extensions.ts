@@ -13,7 +13,7 @@ import {
 import { describeCapabilities, dirname, hashFile, openReadStream, openWriteStream, resolvePath, type FileStats } from '@ftp/vfs';
 import { pipeline } from 'node:stream/promises';
 import { FtpError } from '../errors.js';
-import { requirePermission, takeRange, type Session } from '../session.js';
+import { rangesSendable, requirePermission, takeRange, type Session } from '../session.js';
 
 /** The FEAT line of HASH, with the session's algorithm marked. */
 export function hashFeatLine(s: Session): string {
@@ -40,9 +40,9 @@ export function rang(s: Session, arg: string): Promise<void> | void {
   s.range = null;
   s.restOffset = 0;
   const range = parseHashRange(arg);
-  // draft-bryan-ftp-range §5: octet ranges are of the file as stored, which only TYPE I in MODE S sends as it is.
-  if (s.transferType !== 'I' || s.mode !== 'S') return s.reply(551, 'RANG needs TYPE I and MODE S; the range is cleared.');
   if (range.end === undefined) return s.reply(350, 'Restarting at 0. End byte range at EOF.');
+  // draft-bryan-ftp-range §5: octet ranges are of the file as stored, which only TYPE I in MODE S sends as it is.
+  if (!rangesSendable(s)) return s.reply(551, 'RANG needs TYPE I and MODE S; the range is cleared.');
   s.range = { start: range.start, end: range.end };
   return s.reply(350, `Restarting at ${range.start}. End byte range at ${range.end}.`);
 }
@@ -53,7 +53,7 @@ export async function hash(s: Session, arg: string): Promise<void> {
   requirePermission(s, 'read');
   const path = s.resolve(arg);
   const st = await plainFile(s, path);
-  // As for RETR: a range must name at least one byte of the file (its end is clamped to the last byte).
+  // A digest must be of at least one byte of the file (its end is clamped to the last byte); RETR sends 0 octets.
   if (range && range.start >= st.size) throw new FtpError(554, `Range start ${range.start} is beyond the end of the file (${st.size} bytes).`);
   const start = range ? Math.min(range.start, st.size) : 0;
   const endExclusive = range ? Math.min(range.end + 1, st.size) : st.size;
@@ -71,7 +71,7 @@ export function legacyHash(algorithm: HashAlgorithm) {
     if (numbers.length > 2 || numbers.some((n) => !/^\d+$/.test(n))) throw new FtpError(501, 'Syntax: X<ALGO> <path> [<start> [<end>]].');
     const path = s.resolve(name);
     const st = await plainFile(s, path);
-    // As HASH and RETR: a range that starts past the end names no byte of the file (not an empty digest).
+    // As HASH: a range that starts past the end names no byte of the file (not an empty digest).
     if (Number(numbers[0] ?? 0) > st.size) throw new FtpError(554, `Range start ${numbers[0]} is beyond the end of the file (${st.size} bytes).`);
     const start = Math.min(Number(numbers[0] ?? 0), st.size);
     const end = Math.min(numbers[1] !== undefined ? Number(numbers[1]) : st.size, st.size);
@@ -109,7 +109,8 @@ export async function comb(s: Session, arg: string): Promise<void> {
   requirePermission(s, 'delete');
   const names = splitNames(arg);
   if (names.length < 2) throw new FtpError(501, 'Syntax: COMB <target> <part> [<part> ...].');
-  const [target, ...parts] = names.map((n) => s.resolve(n)) as [string, ...string[]];
+  const target = s.resolveNew(names[0] as string);
+  const parts = names.slice(1).map((n) => s.resolve(n));
   const partStats: FileStats[] = [];
   for (const part of parts) partStats.push(await plainFile(s, part));
   await refuseOverlaps(s, target, parts, partStats);

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
 import { receiveFromSocket, sendToSocket, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
-import { requirePermission, takeRange, type Session } from '../session.js';
+import { rangesSendable, refuseUnlistableName, requirePermission, takeRange, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
 
 function modeName(s: Session): string {
@@ -16,6 +16,8 @@ export async function retr(s: Session, arg: string): Promise<void> {
   let offset = takeRestOffset(s);
   requirePermission(s, 'read');
   const path = s.resolve(arg);
+  // The type or mode changed after the RANG (which checked them): a converted range is not what was asked for.
+  if (range && !rangesSendable(s)) throw new FtpError(551, 'RANG needs TYPE I and MODE S; the range is cleared.');
   if (range) offset = range.start;
   let source: Readable;
   let size: number;
@@ -77,7 +79,7 @@ export function stor(s: Session, arg: string): Promise<void> {
   const offset = takeRestOffset(s);
   requirePermission(s, 'write');
   if (offset > 0) requirePermission(s, 'append');
-  return store(s, s.resolveNew(arg), offset > 0 ? { start: offset } : {});
+  return store(s, s.resolve(arg), offset > 0 ? { start: offset } : {});
 }
 
 /** APPE: appends, creating the file when missing. */
@@ -85,7 +87,7 @@ export function appe(s: Session, arg: string): Promise<void> {
   refuseRangedUpload(s);
   takeRestOffset(s);
   requirePermission(s, 'append');
-  return store(s, s.resolveNew(arg), { append: true });
+  return store(s, s.resolve(arg), { append: true });
 }
 
 /** STOU (RFC 1123 §4.1.2.9): stores under a name that does not exist yet, told in the 150 reply. */
@@ -114,7 +116,11 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   }
   // A new file needs its folder: refused now, not after a 150 the client has begun sending on (RFC 959 §4.2 has
   // no 550 after the preliminary reply; curl reported a broken pipe).
-  if (st === null) await requireFolder(s, dirname(path));
+  if (st === null) {
+    // A file that exists keeps its name, whatever it is; a new one may not hold a line break (see resolveNew).
+    refuseUnlistableName(path);
+    await requireFolder(s, dirname(path));
+  }
   if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
   // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
   const fresh = options.start === undefined && options.append !== true;
