@@ -35,6 +35,7 @@ describe('MODE Z', () => {
     const text = Buffer.from('All work and no play makes Jack a dull boy.\n'.repeat(50000));
     expect((await c.cmd('FEAT')).lines).toContain(' MODE Z');
     expect((await c.cmd('MODE Z')).code).toBe(200);
+    expect((await c.cmd('STAT')).text).toContain('MODE: Deflate');
     expect((await c.cmd('OPTS MODE Z LEVEL 9')).code).toBe(200);
     await put(c, 'jack.txt', deflateSync(text));
     const wire = await get(c, 'RETR jack.txt');

@@ -497,7 +497,7 @@ export async function stat(s: Session, arg: string): Promise<void> {
       'FTP server status:',
       ` Connected from ${s.remoteAddress}`,
       s.authenticated ? ` Logged in as ${s.user}` : ' Not logged in',
-      ` TYPE: ${s.transferType === 'A' ? 'ASCII' : 'BINARY'}, STRUcture: File, MODE: Stream`,
+      ` TYPE: ${s.transferType === 'A' ? 'ASCII' : 'BINARY'}, STRUcture: File, MODE: ${s.mode === 'Z' ? 'Deflate' : 'Stream'}`,
     ];
     const t = s.transfer;
     if (t) lines.push(` ${t.direction} of ${t.path} in progress: ${t.bytes} bytes in ${((Date.now() - t.startedAt) / 1000).toFixed(1)} s`);
