@@ -316,13 +316,16 @@ describe('storage commands', () => {
     expect(ma).not.toBe(mb);
   });
 
-  it('MFCT is 502 and not in FEAT on a filesystem that keeps no creation time (local disk)', async () => {
+  it('MFCT is 502 and not in FEAT or HELP on a filesystem that keeps no creation time (local disk)', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ftp-mfct-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
     const c = await session(new LocalProvider(root));
     await put(c, 't.txt', 't');
     expect((await c.cmd('MFCT 20200102030405 t.txt')).code).toBe(502);
     expect((await c.cmd('FEAT')).lines).not.toContain(' MFCT');
+    const help = (await c.cmd('HELP')).text;
+    expect(help).not.toMatch(/\bMFCT\b/);
+    expect(help).toMatch(/\bMFMT\b/);
   });
 });
 

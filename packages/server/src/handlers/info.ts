@@ -58,10 +58,21 @@ export function help(s: Session, arg: string): Promise<void> | void {
     if (!spec) throw new FtpError(502, `Unknown command ${topic.slice(0, 32)}.`);
     return s.reply(214, `Syntax: ${spec.help}${spec.handler ? '' : ' (not implemented)'}`);
   }
-  const verbs = Object.keys(COMMANDS).filter((v) => COMMANDS[v]?.handler && !s.settings.disabledCommands.includes(v));
+  const verbs = Object.keys(COMMANDS).filter((v) => offered(s, v));
   const rows: string[] = [];
   for (let i = 0; i < verbs.length; i += 8) rows.push(' ' + verbs.slice(i, i + 8).map((v) => v.padEnd(6)).join(' ').trimEnd());
   return s.reply(214, ['The following commands are recognized:', ...rows, 'Help OK.']);
+}
+
+/**
+ * Whether HELP lists `verb`: implemented, not disabled, and, for a command whose FEAT line depends on the session
+ * (MFMT and MFCT on the storage's capabilities, AUTH, PBSZ and PROT on TLS), offered to this session as FEAT offers it:
+ * a command that would answer 502 is not listed as recognized.
+ */
+function offered(s: Session, verb: string): boolean {
+  const spec = COMMANDS[verb];
+  if (!spec?.handler || s.settings.disabledCommands.includes(verb)) return false;
+  return typeof spec.feat !== 'function' || spec.feat(s) !== undefined;
 }
 
 /** NOOP. */
