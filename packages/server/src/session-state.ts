@@ -138,6 +138,32 @@ export function holdsSameAs(state: Readonly<SessionState>, shared: Readonly<Sess
 }
 
 /**
+ * What REIN keeps (see {@link SessionStateHolder.resetParameters}): the control connection's TLS (RFC 4217 has no
+ * way to take it back but CCC) and its protection level, its log bindings, its count of failed logins (a REIN must
+ * not reset a brute-force limit), the client's CLNT and HOST names, its bandwidth meters, and a transfer still ending.
+ */
+const CONNECTION_FIELDS = [
+  'secure',
+  'tlsContext',
+  'pbsz',
+  'prot',
+  'clearedControl',
+  'controlPipe',
+  'logConnection',
+  'loginFailures',
+  'implicitTls',
+  'listenerPublicHost',
+  'clientName',
+  'host',
+  'limits',
+  'transfer',
+] as const satisfies readonly (keyof SessionState)[];
+
+function keepField<K extends keyof SessionState>(to: SessionState, from: Readonly<SessionState>, key: K): void {
+  to[key] = from[key];
+}
+
+/**
  * A session's view of its {@link SessionState}: each field reads the state and writes to the session's own copy,
  * made at the first change. The session extends this, so handlers use `s.transferType` and friends as fields.
  */
@@ -321,6 +347,18 @@ export abstract class SessionStateHolder {
   }
   protected set implicitTls(value: boolean) {
     this.change('implicitTls', value);
+  }
+
+  /**
+   * @internal REIN (RFC 959 §4.1.1: "all parameters are reset to the default settings"): the state goes back to the
+   * server's defaults, keeping what belongs to the connection itself ({@link CONNECTION_FIELDS}). A data setup is
+   * released by the caller first (its listener must be closed, not dropped).
+   */
+  resetParameters(): void {
+    const next = defaultState(this.settings).copy(this.settings);
+    for (const key of CONNECTION_FIELDS) keepField(next, this.state, key);
+    this.state = next;
+    this.shareDefaults();
   }
 
   /** Goes back to a shared state when the session's own state holds nothing else (call it when idle). */

@@ -72,6 +72,18 @@ describe('failed logins', () => {
     expect(await c.waitClosed()).toBe(true);
   });
 
+  it('REIN does not give a connection its failed logins back', async () => {
+    const { port } = await serve({ maxLoginAttemptsPerSession: 2, maxLoginFailures: 0 });
+    const c = await connect(port);
+    await c.next();
+    await c.cmd('USER a');
+    expect((await c.cmd('PASS b')).code).toBe(530);
+    expect((await c.cmd('REIN')).code).toBe(220);
+    await c.cmd('USER a');
+    expect((await c.cmd('PASS b')).code).toBe(530);
+    expect(await c.waitClosed()).toBe(true);
+  });
+
   it('answers each failure later than the one before', async () => {
     const { port } = await serve({ failedLoginDelay: 100, maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
     const c = await connect(port);

@@ -398,6 +398,34 @@ async function protectedSession(port: number, options: ConnectionOptions = {}): 
   return { t, dataPort: parseEpsvReply((await t.cmd('EPSV')).text) };
 }
 
+describe('REIN under TLS', () => {
+  it('keeps the control connection protected, and its PBSZ and PROT (RFC 4217 takes TLS back only with CCC)', async () => {
+    const { port } = await tlsServer();
+    const { t } = await protectedSession(port);
+    expect((await t.cmd('TYPE I')).code).toBe(200);
+    expect((await t.cmd('REIN')).code).toBe(220);
+    // Still under TLS: a second AUTH is refused.
+    expect((await t.cmd('AUTH TLS')).code).toBe(503);
+    await t.cmd(`USER ${USER}`);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await t.cmd('STAT')).text).toContain('TYPE: ASCII');
+    // PBSZ held: PROT is accepted without another PBSZ (RFC 4217 §8 wants PBSZ first).
+    expect((await t.cmd('PROT P')).code).toBe(200);
+    const dataPort = parseEpsvReply((await t.cmd('EPSV')).text);
+    t.socket.write('NLST\r\n');
+    expect((await t.next()).code).toBe(150);
+    // PROT P held: the data connection is TLS, resuming the control connection's session (over a connected socket,
+    // the way Node's client offers a session).
+    const tcp = netConnect(dataPort, '127.0.0.1');
+    await once(tcp, 'connect');
+    const data = tlsConnect({ socket: tcp, rejectUnauthorized: false, session: t.session });
+    data.on('error', () => {});
+    data.resume();
+    await once(data, 'close');
+    expect((await t.next()).code).toBe(226);
+  });
+});
+
 describe('TLS session reuse on data connections', () => {
   async function dataWithoutReuse(settings: Partial<ServerSettings>): Promise<{ code: number; data: string }> {
     const { port, fs } = await tlsServer(settings);

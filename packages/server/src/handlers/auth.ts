@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_FACTS, latin1ForEscapes } from '@ftp/protocol';
+import { latin1ForEscapes } from '@ftp/protocol';
 import { readOnly, resolvePath } from '@ftp/vfs';
 import type { LoginResult } from '../driver.js';
 import { FtpError } from '../errors.js';
@@ -130,15 +130,8 @@ export function rein(s: Session): Promise<void> | void {
   if (s.transfer) s.transfer.stop('aborted');
   resetLogin(s);
   s.setDataSetup(null);
-  s.transferType = s.settings.defaultTransferType;
-  s.restOffset = 0;
-  s.range = null;
-  s.epsvAll = false;
-  // "All parameters are reset to the default settings" (RFC 959 §4.1.1): OPTS MLST, OPTS HASH and MODE too.
-  s.mlstFacts = DEFAULT_FACTS;
-  s.hashAlgorithm = 'SHA-256';
-  s.mode = 'S';
-  s.deflateLevel = s.settings.deflateLevel;
+  // TYPE, MODE, REST, RANG, EPSV ALL, OPTS MLST and OPTS HASH among them; the connection's TLS stays.
+  s.resetParameters();
   return s.reply(220, 'Service ready for new user.');
 }
 
