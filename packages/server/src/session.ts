@@ -349,9 +349,9 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   }
 
   /**
-   * The path of an object a command is about to create or name anew (MKD, STOU, RNTO, COMB's target, SITE
-   * SYMLINK): as {@link resolve}, and refused by {@link refuseUnlistableName}. (STOR and APPE check only a file that
-   * does not exist yet: one already stored keeps its name.)
+   * The path of an object a command is about to create or name anew (MKD, RNTO, COMB's target, SITE SYMLINK): as
+   * {@link resolve}, and refused by {@link refuseUnlistableName}. (STOR, APPE and STOU check in `store` only a file
+   * that does not exist yet: one already stored keeps its name.)
    */
   resolveNew(arg: string): string {
     const path = this.resolve(arg);

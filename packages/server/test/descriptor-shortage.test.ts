@@ -6,7 +6,7 @@ import { Server } from 'node:net';
 import { afterEach, expect, it, vi } from 'vitest';
 import { MemoryProvider, type FsProvider, type ReadStreamOptions } from '@ftp/vfs';
 import { PassivePorts } from '../src/data/passive.js';
-import { RawClient, serverLogging as loggingServer } from './helpers.js';
+import { RawClient, serverLogging } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -16,10 +16,14 @@ afterEach(async () => {
 
 const emfile = (): Error => Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' });
 
-async function serverLogging(fs: FsProvider): Promise<{ port: number; lines: Array<Record<string, unknown>> }> {
-  const logging = await loggingServer('info', fs);
+/** A logged-in session on a server over `fs`, and the server's log lines. */
+async function loggedIn(fs: FsProvider): Promise<{ c: RawClient; lines: Array<Record<string, unknown>> }> {
+  const logging = await serverLogging('info', fs);
   cleanups.push(() => logging.close());
-  return logging;
+  const c = await RawClient.connect(logging.port);
+  cleanups.push(() => c.close());
+  await c.login();
+  return { c, lines: logging.lines };
 }
 
 class OutOfDescriptors extends MemoryProvider {
@@ -31,10 +35,7 @@ class OutOfDescriptors extends MemoryProvider {
 it('a download refused for want of descriptors says so, and warns the operator', async () => {
   const fs = new OutOfDescriptors();
   fs.writeFileSync('/f.txt', 'x');
-  const { port, lines } = await serverLogging(fs);
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
+  const { c, lines } = await loggedIn(fs);
   await c.passive();
   const reply = await c.cmd('RETR f.txt');
   // Still EBUSY's transient 450 (worth retrying), with the real reason.
@@ -57,10 +58,7 @@ class ReadOnlyDeletes extends MemoryProvider {
 it('a command the system refuses (a read-only file system) is a warning; a missing file or a denied path is not', async () => {
   const fs = new ReadOnlyDeletes();
   fs.writeFileSync('/f.txt', 'x');
-  const { port, lines } = await serverLogging(fs);
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
+  const { c, lines } = await loggedIn(fs);
   expect((await c.cmd('DELE f.txt')).code).toBe(550);
   expect((await c.cmd('RMD missing')).code).toBe(550);
   fs.mkdirSync('/out');
@@ -81,10 +79,7 @@ it('PASV out of descriptors is refused at once, not after trying every port of t
 });
 
 it('PASV out of descriptors, in a session: 425 with the reason, and a warning', async () => {
-  const { port, lines } = await serverLogging(new MemoryProvider());
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
+  const { c, lines } = await loggedIn(new MemoryProvider());
   vi.spyOn(Server.prototype, 'listen').mockImplementation(function (this: Server) {
     queueMicrotask(() => this.emit('error', emfile()));
     return this;

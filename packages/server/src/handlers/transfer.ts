@@ -95,7 +95,8 @@ export async function stou(s: Session, arg: string): Promise<void> {
   refuseRangedUpload(s);
   takeRestOffset(s);
   requirePermission(s, 'write');
-  const wanted = arg.trim() ? s.resolveNew(arg) : joinPath(s.cwd, 'ftp-upload');
+  // The name it picks is new: store() refuses it if it holds a line break.
+  const wanted = arg.trim() ? s.resolve(arg) : joinPath(s.cwd, 'ftp-upload');
   let path = wanted;
   for (let i = 0; (await exists(s, path)) && i < 16; i++) path = `${wanted}.${randomBytes(4).toString('hex')}`;
   if (await exists(s, path)) throw new FtpError(450, 'Could not find a unique file name.');
