@@ -2,6 +2,13 @@
 // Before any of the server's modules load: ftpd may start itself again at once with V8 flags that only take
 // effect at launch (launch-flags.ts), and whatever the first process loaded would be thrown away.
 import { relaunchWithLaunchFlags } from './launch-flags.js';
+import { unsupportedNode } from './node-version.js';
 
+// Said plainly, before a module that an older Node cannot load fails with an error about node:sqlite.
+const tooOld = unsupportedNode(process.versions.node);
+if (tooOld !== null) {
+  process.stderr.write(`${tooOld}\n`);
+  process.exit(1);
+}
 relaunchWithLaunchFlags();
 await import('./cli-main.js');

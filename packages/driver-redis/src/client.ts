@@ -1,5 +1,5 @@
-import { Cluster, Redis } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
+import type { Cluster, RedisOptions } from 'ioredis';
 import { fsError, resolvePath, splitPath } from '@ftp/vfs';
 import { isErrorCode, redisError } from './errors.js';
 import type { LuaScript } from './scripts.js';
@@ -13,11 +13,33 @@ export type RedisTarget = string | RedisOptions | RedisClient;
 /** Most symbolic links followed while resolving one path, as Linux's MAXSYMLINKS. */
 const MAX_LINK_HOPS = 40;
 
+/**
+ * Whether `target` is an ioredis client (Redis or Cluster), told by its methods rather than `instanceof`: an
+ * application with its own copy of ioredis (another version, or a duplicate install) passes clients whose classes
+ * are not this package's, and taking one for options would connect somewhere else (localhost, database 0).
+ */
+export function isRedisClient(target: unknown): target is RedisClient {
+  if (typeof target !== 'object' || target === null) return false;
+  const c = target as Record<string, unknown>;
+  return typeof c.sendCommand === 'function' && typeof c.evalsha === 'function' && typeof c.callBuffer === 'function';
+}
+
+/** Whether `client` is a Redis Cluster (ioredis sets `isCluster` on both kinds). */
+export function isCluster(client: RedisClient): client is Cluster {
+  return (client as { isCluster?: unknown }).isCluster === true;
+}
+
 /** Opens the connection for a target; `owned` is true when this package created it (and must close it). */
 export function connect(target: RedisTarget): { client: RedisClient; owned: boolean } {
-  if (target instanceof Redis || target instanceof Cluster) return { client: target, owned: false };
+  if (isRedisClient(target)) return { client: target, owned: false };
   // A lazy connection: constructing a provider does no I/O; the first command connects.
   if (typeof target === 'string') return { client: new Redis(target, { lazyConnect: true }), owned: true };
+  // Options are a plain object; anything else (a client of another library) would silently become a connection to
+  // the default Redis.
+  const proto: unknown = typeof target === 'object' && target !== null ? Object.getPrototypeOf(target) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError('redis: expected a redis:// URL, ioredis options (a plain object) or an ioredis client (Redis or Cluster)');
+  }
   return { client: new Redis({ lazyConnect: true, ...target }), owned: true };
 }
 

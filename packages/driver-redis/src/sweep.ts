@@ -1,6 +1,5 @@
-import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
-import type { RedisClient } from './client.js';
+import { isCluster, type RedisClient } from './client.js';
 import { Keys } from './keys.js';
 
 /** Most SCAN iterations per node: a bound on the loop even if keys keep appearing while it runs. */
@@ -24,7 +23,7 @@ async function sweepNode(node: Redis, pattern: string): Promise<number> {
  */
 export async function deleteFilesystem(client: RedisClient, prefix: string): Promise<number> {
   const { pattern } = new Keys(prefix);
-  if (client instanceof Cluster) {
+  if (isCluster(client)) {
     let n = 0;
     for (const node of client.nodes('master')) n += await sweepNode(node, pattern);
     return n;
