@@ -19,14 +19,20 @@ interface Account {
   ensureHomes: () => Promise<void>;
 }
 
-/** mkdir -p of a home on its backend, once; a backend that cannot (read-only) keeps its error for the login. */
-function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ backend: string; home: string }>): () => Promise<void> {
+/**
+ * mkdir -p of a user's homes on their backends, until it has worked once. A failure does not stop the login (a
+ * read-only backend keeps its error for the commands), and is tried again at the next login: remembered, a first
+ * login while the backend was down left the user without a home, every command 550, until ftpd restarted.
+ */
+export function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ backend: string; home: string }>): () => Promise<void> {
   let made: Promise<void> | null = null;
   return () => {
     made ??= (async () => {
+      let failed = false;
       for (const { backend, home } of homes) {
-        if (home !== '/') await backends.get(backend)?.mkdir(home, { recursive: true }).catch(() => undefined);
+        if (home !== '/') await backends.get(backend)?.mkdir(home, { recursive: true }).catch(() => (failed = true));
       }
+      if (failed) made = null;
     })();
     return made;
   };

@@ -29,18 +29,38 @@ export function isCluster(client: RedisClient): client is Cluster {
   return (client as { isCluster?: unknown }).isCluster === true;
 }
 
+/**
+ * ioredis settings of the connections this package opens (from a URL, or under options given, which win). ioredis's
+ * own defaults retry a command through 20 reconnections and wait for ever on a Redis that stopped answering, so
+ * while Redis was down or frozen an FTP command took 10–84 s to fail, or never did (the server's start too).
+ * - `lazyConnect`: constructing a provider does no I/O; the first command connects.
+ * - `maxRetriesPerRequest: 1`: a command fails after one reconnection that did not work (FTP clients retry a 451).
+ * - `commandTimeout`: a command Redis does not answer within 30 s fails (a frozen host, a partition). Each script
+ *   here touches one directory or one chunk, a few milliseconds of Redis's time.
+ */
+export const CONNECTION_DEFAULTS = { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 30_000, connectTimeout: 10_000 } as const satisfies RedisOptions;
+
 /** Opens the connection for a target; `owned` is true when this package created it (and must close it). */
 export function connect(target: RedisTarget): { client: RedisClient; owned: boolean } {
   if (isRedisClient(target)) return { client: target, owned: false };
-  // A lazy connection: constructing a provider does no I/O; the first command connects.
-  if (typeof target === 'string') return { client: new Redis(target, { lazyConnect: true }), owned: true };
+  if (typeof target === 'string') return { client: quiet(new Redis(target, CONNECTION_DEFAULTS)), owned: true };
   // Options are a plain object; anything else (a client of another library) would silently become a connection to
   // the default Redis.
   const proto: unknown = typeof target === 'object' && target !== null ? Object.getPrototypeOf(target) : undefined;
   if (proto !== Object.prototype && proto !== null) {
     throw new TypeError('redis: expected a redis:// URL, ioredis options (a plain object) or an ioredis client (Redis or Cluster)');
   }
-  return { client: new Redis({ lazyConnect: true, ...target }), owned: true };
+  return { client: quiet(new Redis({ ...CONNECTION_DEFAULTS, ...target })), owned: true };
+}
+
+/**
+ * A connection of ours reports its failures through the commands that fail (each an EIO the FTP client gets as
+ * 451); without a listener ioredis would also print every failed reconnection to stderr, about one a second for as
+ * long as Redis is down, outside the server's log.
+ */
+function quiet(client: Redis): Redis {
+  client.on('error', () => undefined);
+  return client;
 }
 
 /** Runs a script by SHA, loading it (EVAL) on a node whose cache lacks it. */

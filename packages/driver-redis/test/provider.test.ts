@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo } from 'node:net';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { deterministicBytes, readAll, writeAll, writeChunk, endStream } from '@ftp/vfs-conformance';
 import { openWriteStream } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
@@ -299,6 +300,38 @@ describe('RedisProvider: space and errors', () => {
 
   it('refuses prefixes that would break the Cluster hash tag', () => {
     expect(() => new RedisProvider({ redis, prefix: 'a{b}' })).toThrow(TypeError);
+  });
+
+  it('a connection it opens from a URL fails fast while Redis is down, and quietly (no ioredis lines on stderr)', async () => {
+    const printed = vi.spyOn(console, 'error');
+    try {
+      const p = new RedisProvider({ redis: 'redis://127.0.0.1:1', prefix: testPrefix('down') });
+      expect(p.client.options).toMatchObject({ maxRetriesPerRequest: 1, commandTimeout: 30_000 });
+      const t0 = Date.now();
+      await expect(p.stat('/')).rejects.toMatchObject({ code: 'EIO' });
+      await expect(p.list('/')).rejects.toMatchObject({ code: 'EIO' });
+      expect(Date.now() - t0).toBeLessThan(3000);
+      await p.close();
+      expect(printed.mock.calls.filter((c) => String(c[0]).includes('[ioredis]'))).toEqual([]);
+    } finally {
+      printed.mockRestore();
+    }
+  });
+
+  it('a Redis that accepts and never answers (frozen, partitioned) fails a command at commandTimeout, not never', async () => {
+    const silent = createServer((socket) => socket.on('error', () => undefined));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const { port } = silent.address() as AddressInfo;
+    const p = new RedisProvider({ redis: { host: '127.0.0.1', port, commandTimeout: 500 }, prefix: testPrefix('silent') });
+    try {
+      const t0 = Date.now();
+      await expect(p.stat('/')).rejects.toMatchObject({ code: 'EIO' });
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      p.client.disconnect();
+      silent.close();
+    }
   });
 
   it('a Redis that cannot be reached fails operations with EIO, not a hang', async () => {

@@ -20,6 +20,9 @@ export interface Connection {
   owned: boolean;
 }
 
+/** How long the driver's pg pool waits for a new connection before the query fails (ms). */
+export const PG_CONNECT_TIMEOUT_MS = 10_000;
+
 /** Options of the pools the driver creates from a URL. */
 export interface PoolOptions {
   /** Connections in the pg / mysql2 pool (default 10). SQLite uses one connection. */
@@ -94,7 +97,16 @@ export function openSqlite(filename: string, busyTimeout = 5000): DatabaseSync {
 export function createDialect(url: string, options: PoolOptions = {}): { name: DialectName; dialect: Dialect } {
   const name = dialectOfUrl(url);
   const size = options.poolSize ?? 10;
-  if (name === 'postgres') return { name, dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: size }) }) };
+  if (name === 'postgres') {
+    // A connection that never answers (a frozen host, a partition) fails after 10 s instead of waiting for ever;
+    // keep-alive finds a dead peer under an idle pooled connection.
+    const pool = new pg.Pool({ connectionString: url, max: size, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, keepAlive: true });
+    // An idle pooled connection that the server drops (a restart, a failover, pg_terminate_backend) is reported
+    // here; pg.Pool discards it and the next query connects again. Without a listener the 'error' event would end
+    // the whole process.
+    pool.on('error', () => undefined);
+    return { name, dialect: new PostgresDialect({ pool }) };
+  }
   if (name === 'mysql') {
     const uri = url.replace(/^mariadb:/i, 'mysql:');
     // VARBINARY names come back as Buffers (decoded in schema.ts); BIGINTs as numbers (sizes stay below 2^53).

@@ -506,3 +506,25 @@ describe('configuration errors', () => {
     expect(toVfsError(e).code).toBe('EIO');
   });
 });
+
+describe('the database drops connections', () => {
+  it('PostgreSQL ending the pool\'s idle connections (a restart, a failover) is survived: the next query connects again', async () => {
+    const url = await postgresUrl();
+    // Named, so that only this provider's connections are ended, not those of tests running beside it.
+    const name = `ftp-drop-${randomPrefix()}`;
+    const p = await freshProvider(DBS[0]!, {}, `${url}${url.includes('?') ? '&' : '?'}application_name=${name}`);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await put(p, '/f', 'before');
+      const ended = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [name]);
+      expect(ended.rowCount).toBeGreaterThan(0);
+      // The idle connections learn of it now (an 'error' event on the pool); an unhandled one would end the process.
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await get(p, '/f')).toString()).toBe('before');
+    } finally {
+      await admin.end();
+      await disposeProvider(p);
+    }
+  });
+});

@@ -249,3 +249,43 @@ for (const partialUploads of ['keep', 'discard'] as const) {
     expect(got.equals(body)).toBe(true);
   });
 }
+
+it('storage that stops answering during an upload is the storage\'s stall: 451, and what arrived is not stored as the file (partialUploads: keep)', async () => {
+  /** A temporary object whose storage freezes (a paused database, a partition) after the first write. */
+  const events: string[] = [];
+  class Freezing extends Writable {
+    #writes = 0;
+    override _write(_chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+      if (this.#writes++ === 0) cb();
+    }
+    override _final(cb: () => void): void {
+      events.push('committed');
+      cb();
+    }
+    override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+      events.push('discarded');
+      cb(err);
+    }
+  }
+  const memory = new MemoryProvider();
+  const fs = Object.assign(Object.create(memory) as FsProvider, {
+    uploadsVisibleWhenComplete: true,
+    createWriteStream: async () => new Freezing({ highWaterMark: 1024 }),
+  });
+  const ctx = await startServer({ fs, settings: { dataStallTimeout: 0.5, partialUploads: 'keep' } });
+  cleanups.push(() => ctx.close());
+  const c = await RawClient.binarySession(ctx.port, cleanups);
+  const socket = await c.passive();
+  socket.on('error', () => undefined);
+  c.send('STOR f.bin');
+  expect((await c.next()).code).toBe(150);
+  // More than the kernel buffers hold: the client is held back by the frozen storage, not silent by choice.
+  socket.write(Buffer.alloc(8 << 20, 0x61));
+  const t0 = Date.now();
+  const final = await c.next(10000);
+  expect(final.code).toBe(451);
+  expect(final.text).toMatch(/Storage did not answer/);
+  expect(Date.now() - t0).toBeLessThan(5000);
+  expect(events).toEqual(['discarded']);
+  expect((await c.cmd('NOOP')).code).toBe(200);
+});

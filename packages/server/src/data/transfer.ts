@@ -4,6 +4,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { createDeflate, createInflate } from 'node:zlib';
 import { AsciiDecoder, AsciiEncoder, encodeEscaped } from '@ftp/protocol';
 import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
+import { FtpError } from '../errors.js';
 import { BIG_FILE_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
 import { feedThroughBuffers, type PooledFeed } from './receive-pooled.js';
 import { throttleTransform, type RateLimiter } from './throttle.js';
@@ -31,6 +32,14 @@ export class Transfer {
   socket: Socket | null = null;
   /** Whether the data connection's end marks a complete upload (false: a TLS upload that ended without close_notify). */
   endedCleanly: () => boolean = () => true;
+  /**
+   * Whether storage holds writes it has not finished: an upload that has not moved for the stall timeout while
+   * storage is busy is stalled by the storage (a frozen database, a partition), not by the client, and must not be
+   * stored as a partial upload the client interrupted.
+   */
+  storageBusy: () => boolean = () => false;
+  /** Why the transfer was stopped from outside, when the reason alone does not say it (a storage stall). */
+  private stopCause: Error | null = null;
   private lastProgress = Date.now();
   /** The data socket's write queue at the last stall check (-1: none seen yet). */
   private lastQueued = -1;
@@ -72,7 +81,9 @@ export class Transfer {
           if (queued !== this.lastQueued) this.lastProgress = Date.now();
           this.lastQueued = queued;
         }
-        if (Date.now() - this.lastProgress >= stallTimeoutMs) this.stop('stalled');
+        if (Date.now() - this.lastProgress < stallTimeoutMs) return;
+        if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage did not answer for ${Math.round(stallTimeoutMs / 1000)} s; upload abandoned.`));
+        else this.stop('stalled');
       }, Math.min(stallTimeoutMs, 1000));
       this.stallTimer.unref();
     }
@@ -120,9 +131,10 @@ export class Transfer {
   }
 
   /** Stops the transfer from outside (ABOR, stall, shutdown): the data connection is cut at once. */
-  stop(reason: TransferFailure): void {
+  stop(reason: TransferFailure, cause?: Error): void {
     if (this.stopReason) return;
     this.stopReason = reason;
+    this.stopCause = cause ?? null;
     this.socket?.destroy();
     this.onStop?.(reason);
   }
@@ -136,12 +148,14 @@ export class Transfer {
   /** The error for a data connection that closed before the transfer was complete. */
   closedError(): TransferError {
     const reason = this.stopReason ?? 'connection';
+    if (this.stopCause !== null) return new TransferError(reason, this.stopCause.message, { cause: this.stopCause });
     return new TransferError(reason, reason === 'local' ? MESSAGES.connection : MESSAGES[reason]);
   }
 
   /** Turns whatever a pipeline threw into a TransferError that says whose fault it was. */
   failure(err: unknown): TransferError {
     if (err instanceof TransferError) return err;
+    if (this.stopCause !== null) return this.closedError();
     // The error says whose side failed: storage errors carry a filesystem code, the data connection's a socket code.
     const reason = this.stopReason ?? (isSocketError(err) || !isStorageError(err) ? 'connection' : 'local');
     if (reason === 'local') return new TransferError(reason, (err as Error)?.message ?? 'local error', { cause: err });
@@ -308,6 +322,7 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
   const stages: Transform[] = decoders(coding);
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
   const feed = options.reuseBuffers !== false && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
+  transfer.storageBusy = () => upload.writableLength > 0;
   if (feed === null) countBytes(transfer, socket);
   let source: Readable = socket;
   for (const stage of stages) source = source.pipe(stage);
