@@ -36,8 +36,12 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
     case 'redis': {
       const { RedisProvider } = await import('@ftp/driver-redis');
       const p = new RedisProvider({ redis: b.url, prefix: b.prefix, ...(b.chunkSize ? { chunkSize: b.chunkSize } : {}) });
-      // Fail at start, not at the first login, when Redis is unreachable.
-      await p.stat('/');
+      // Fail at start, not at the first login, when Redis is unreachable; closed, so that its reconnections do not
+      // keep the process that reports it alive.
+      await p.stat('/').catch(async (err: unknown) => {
+        await p.close().catch(() => undefined);
+        throw err;
+      });
       return p;
     }
     case 'sql': {

@@ -90,6 +90,18 @@ describe('ftpd check-config', () => {
     expect(r.stderr).toMatch(/users: no user and no anonymous access/);
   });
 
+  it('a server whose Redis is down exits 1 at once, saying why (it waited for ever, printing ioredis lines)', async () => {
+    const file = join(work, 'redis-down.yaml');
+    // Port 1: nothing listens there.
+    await writeFile(file, `listeners: [{ host: 127.0.0.1, port: 0 }]\nbackends:\n  r: { type: redis, url: "redis://127.0.0.1:1/0", prefix: down }\nusers:\n  - { name: bob, passwordHash: "${hash}", backend: r }\n`);
+    const t0 = Date.now();
+    const r = await cli(['--config', file]);
+    expect(r.code).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(15000);
+    expect(r.stderr).toContain('ftpd: cannot start: backend "r" (redis): EIO: redis: cannot reach Redis: connect ECONNREFUSED 127.0.0.1:1');
+    expect(r.stderr).not.toContain('[ioredis]');
+  });
+
   it('environment variables override the file, and secrets can come from files', async () => {
     const file = join(work, 'env.yaml');
     await writeFile(file, `backends:\n  m: { type: memory }\nusers:\n  - { name: bob, passwordHash: { fromFile: ./bob.hash }, backend: m }\n`);

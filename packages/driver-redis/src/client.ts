@@ -59,8 +59,22 @@ export function connect(target: RedisTarget): { client: RedisClient; owned: bool
  * long as Redis is down, outside the server's log.
  */
 function quiet(client: Redis): Redis {
-  client.on('error', () => undefined);
+  client.on('error', (err: Error) => lastConnectionErrors.set(client, err));
+  client.on('ready', () => lastConnectionErrors.delete(client));
   return client;
+}
+
+/** The last connection failure of each connection of ours, to say why a command gave up (see {@link explained}). */
+const lastConnectionErrors = new WeakMap<RedisClient, Error>();
+
+/**
+ * ioredis gives up on a command with "Reached the max retries per request limit", which hides why: the error says
+ * what the connection met instead ("connect ECONNREFUSED 127.0.0.1:6379"), when it is known.
+ */
+function explained(client: RedisClient, err: unknown): unknown {
+  const cause = lastConnectionErrors.get(client);
+  if (cause === undefined || !(err instanceof Error) || err.name !== 'MaxRetriesPerRequestError') return err;
+  return new Error(`cannot reach Redis: ${cause.message}`, { cause: err });
 }
 
 /** Runs a script by SHA, loading it (EVAL) on a node whose cache lacks it. */
@@ -68,7 +82,7 @@ export async function evalScript(client: RedisClient, s: LuaScript, keys: readon
   try {
     return binary ? await client.callBuffer('EVALSHA', s.sha, keys.length, ...keys, ...args) : await client.evalsha(s.sha, keys.length, ...keys, ...args);
   } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw explained(client, err);
     return binary ? await client.callBuffer('EVAL', s.source, keys.length, ...keys, ...args) : await client.eval(s.source, keys.length, ...keys, ...args);
   }
 }

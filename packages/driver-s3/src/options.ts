@@ -80,6 +80,14 @@ export function resolveOptions(options: S3ProviderOptions): ResolvedOptions {
 }
 
 /**
+ * Time limits of the client the driver creates (ms; `clientConfig.requestHandler` replaces them). The SDK's default
+ * is none: a store that accepts and stops answering (a frozen host, a partition) held an FTP command for ever. The
+ * response wait covers sending the request's body (at most a part, `partSize`), so it is generous; a download's body
+ * after the response is paced by the FTP client and bounded by the server's `dataStallTimeout`.
+ */
+export const S3_TIMEOUTS = { connectionTimeout: 10_000, requestTimeout: 120_000, throwOnRequestTimeout: true } as const;
+
+/**
  * Creates the S3 client of a provider from its options. Checksums are computed only where S3 requires them
  * (`WHEN_REQUIRED`): the SDK's newer default sends CRC32 trailers in `aws-chunked` bodies, which many S3-compatible
  * stores (older MinIO, Ceph RGW, s3rver) do not understand.
@@ -88,6 +96,7 @@ export function createClient(options: S3ProviderOptions): S3Client {
   const config: S3ClientConfig = {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: { ...S3_TIMEOUTS },
     ...options.clientConfig,
   };
   if (options.region !== undefined) config.region = options.region;

@@ -1,8 +1,11 @@
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeAll } from '@ftp/vfs-conformance';
 import { openReadStream, toVfsError } from '@ftp/vfs';
 import { S3Provider, toS3Error } from '../src/index.js';
+import { S3_TIMEOUTS } from '../src/options.js';
 import { s3ErrorLike } from './fixtures/harness.js';
 import { startStore } from './fixtures/store.js';
 
@@ -71,6 +74,27 @@ describe('error mapping', () => {
       await expect(p.stat('/x')).rejects.toMatchObject({ code: 'EIO' });
     } finally {
       p.close();
+    }
+  });
+
+  it('a store that accepts and never answers fails at the request timeout (EIO), not never; the client it makes has one', async () => {
+    const silent = createServer((socket) => socket.on('error', () => undefined));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const settings = { bucket: 'b', endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } };
+    const defaults = new S3Provider({ ...settings });
+    const p = new S3Provider({ ...settings, clientConfig: { maxAttempts: 1, requestHandler: { ...S3_TIMEOUTS, requestTimeout: 500 } } });
+    try {
+      const handler = defaults.client.config.requestHandler as unknown as { configProvider: Promise<Record<string, unknown>> };
+      expect(await handler.configProvider).toMatchObject({ connectionTimeout: 10_000, requestTimeout: 120_000, throwOnRequestTimeout: true });
+      const t0 = Date.now();
+      await expect(p.stat('/x')).rejects.toMatchObject({ code: 'EIO' });
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      p.close();
+      defaults.close();
+      silent.close();
     }
   });
 
