@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { LocalProvider, MemoryProvider, quota, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
@@ -122,6 +123,22 @@ it('file-handle fallback (a provider with open() only): the 426 waits for the wr
   expect(events).toEqual(['write done', 'close', 'reply 426']);
 });
 
+/**
+ * A session whose `STOR f.bin` has had its 150, on storage that shows an upload only once complete and whose uploads
+ * are the writable `upload` makes.
+ */
+async function storStarted(upload: () => Writable, settings: object = {}): Promise<{ c: RawClient; socket: Socket }> {
+  const fs = Object.assign(Object.create(new MemoryProvider()) as FsProvider, { uploadsVisibleWhenComplete: true, createWriteStream: async () => upload() });
+  const ctx = await startServer({ fs, settings });
+  cleanups.push(() => ctx.close());
+  const c = await RawClient.binarySession(ctx.port, cleanups);
+  const socket = await c.passive();
+  socket.on('error', () => undefined);
+  c.send('STOR f.bin');
+  expect((await c.next()).code).toBe(150);
+  return { c, socket };
+}
+
 it('storage that shows an upload only once complete is not waited for: its slow clean-up does not hold the 426', async () => {
   /** An upload to a temporary object whose clean-up (an aborted multipart upload, say) takes 3 s. */
   class SlowCleanup extends Writable {
@@ -132,18 +149,7 @@ it('storage that shows an upload only once complete is not waited for: its slow 
       setTimeout(() => cb(err), 3000).unref();
     }
   }
-  const memory = new MemoryProvider();
-  const fs = Object.assign(Object.create(memory) as FsProvider, {
-    uploadsVisibleWhenComplete: true,
-    createWriteStream: async () => new SlowCleanup(),
-  });
-  const ctx = await startServer({ fs });
-  cleanups.push(() => ctx.close());
-  const c = await RawClient.binarySession(ctx.port, cleanups);
-  const socket = await c.passive();
-  socket.on('error', () => undefined);
-  c.send('STOR f.bin');
-  expect((await c.next()).code).toBe(150);
+  const { c, socket } = await storStarted(() => new SlowCleanup());
   socket.write('some bytes');
   await new Promise((r) => setTimeout(r, 50));
   const asked = Date.now();
@@ -267,18 +273,7 @@ it('storage that stops answering during an upload is the storage\'s stall: 451, 
       cb(err);
     }
   }
-  const memory = new MemoryProvider();
-  const fs = Object.assign(Object.create(memory) as FsProvider, {
-    uploadsVisibleWhenComplete: true,
-    createWriteStream: async () => new Freezing({ highWaterMark: 1024 }),
-  });
-  const ctx = await startServer({ fs, settings: { dataStallTimeout: 0.5, partialUploads: 'keep' } });
-  cleanups.push(() => ctx.close());
-  const c = await RawClient.binarySession(ctx.port, cleanups);
-  const socket = await c.passive();
-  socket.on('error', () => undefined);
-  c.send('STOR f.bin');
-  expect((await c.next()).code).toBe(150);
+  const { c, socket } = await storStarted(() => new Freezing({ highWaterMark: 1024 }), { dataStallTimeout: 0.5, partialUploads: 'keep' });
   // More than the kernel buffers hold: the client is held back by the frozen storage, not silent by choice.
   socket.write(Buffer.alloc(8 << 20, 0x61));
   const t0 = Date.now();
