@@ -1,5 +1,5 @@
 import { RateLimiter, type FtpDriver, type LoginResult, type Permissions } from '@ftp/server';
-import { mounts, quota, readOnly, scoped, type FsProvider } from '@ftp/vfs';
+import { errorCodeOf, mounts, quota, readOnly, scoped, type FsProvider } from '@ftp/vfs';
 import type { FtpdConfig, UserConfig } from './config/schema.js';
 import { parseHash, verifyPassword } from './passwords.js';
 
@@ -19,6 +19,9 @@ interface Account {
   ensureHomes: () => Promise<void>;
 }
 
+/** Failures of a home's mkdir that another try would meet again. */
+const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOTDIR']);
+
 /**
  * mkdir -p of a user's homes on their backends, until it has worked once. A failure does not stop the login (a
  * read-only backend keeps its error for the commands), and is tried again at the next login: remembered, a first
@@ -30,7 +33,11 @@ export function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ back
     made ??= (async () => {
       let failed = false;
       for (const { backend, home } of homes) {
-        if (home !== '/') await backends.get(backend)?.mkdir(home, { recursive: true }).catch(() => (failed = true));
+        if (home === '/') continue;
+        await backends.get(backend)?.mkdir(home, { recursive: true }).catch((err: unknown) => {
+          // A backend that refuses for good (read-only, permissions) is not asked again at every login.
+          if (!PERMANENT_REFUSALS.has(errorCodeOf(err) ?? '')) failed = true;
+        });
       }
       if (failed) made = null;
     })();

@@ -22,4 +22,17 @@ describe("a user's homes", () => {
     await ensure();
     expect(asked).toEqual(['/alice', '/alice']);
   });
+
+  it('a backend that refuses for good (read-only) is not asked again at every login', async () => {
+    const asked: string[] = [];
+    const backend = Object.assign(Object.create(new MemoryProvider()) as FsProvider, {
+      mkdir: async (path: string) => {
+        asked.push(path);
+        throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+      },
+    });
+    const ensure = homeMaker(new Map([['b', backend]]), [{ backend: 'b', home: '/bob' }]);
+    for (let i = 0; i < 3; i++) await ensure();
+    expect(asked).toEqual(['/bob']);
+  });
 });

@@ -81,11 +81,13 @@ export function resolveOptions(options: S3ProviderOptions): ResolvedOptions {
 
 /**
  * Time limits of the client the driver creates (ms; `clientConfig.requestHandler` replaces them). The SDK's default
- * is none: a store that accepts and stops answering (a frozen host, a partition) held an FTP command for ever. The
- * response wait covers sending the request's body (at most a part, `partSize`), so it is generous; a download's body
- * after the response is paced by the FTP client and bounded by the server's `dataStallTimeout`.
+ * is none: a store that accepts and stops answering (a frozen host, a partition) held an FTP command for ever.
+ * `socketTimeout` is a limit on silence, not on a request's length: a part sent over a slow uplink, or a big
+ * server-side copy, takes what it takes while bytes move. A download's response is paced by the FTP client, which
+ * the server lets pause for `dataStallTimeout` (300 s by default): the limit is that long, so that it never cuts a
+ * slow client the server would keep.
  */
-export const S3_TIMEOUTS = { connectionTimeout: 10_000, requestTimeout: 120_000, throwOnRequestTimeout: true } as const;
+export const S3_TIMEOUTS = { connectionTimeout: 10_000, socketTimeout: 300_000 } as const;
 
 /**
  * Creates the S3 client of a provider from its options. Checksums are computed only where S3 requires them

@@ -105,6 +105,9 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
     // here; pg.Pool discards it and the next query connects again. Without a listener the 'error' event would end
     // the whole process.
     pool.on('error', () => undefined);
+    // pg.Pool takes its listener off a connection while it is checked out (a query or a transaction running), and an
+    // end of the connection then is an 'error' event of the connection itself: heard here, the query fails instead.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     return { name, dialect: new PostgresDialect({ pool }) };
   }
   if (name === 'mysql') {

@@ -522,6 +522,19 @@ describe('the database drops connections', () => {
       // The idle connections learn of it now (an 'error' event on the pool); an unhandled one would end the process.
       await new Promise((r) => setTimeout(r, 300));
       expect((await get(p, '/f')).toString()).toBe('before');
+      // A connection in use (checked out of the pool, inside a transaction, as every change the driver makes is)
+      // ended under it: the statement fails; the process goes on.
+      const running = p.db.transaction().execute((trx) => sql`select pg_sleep(5)`.execute(trx));
+      const failed = running.then(() => null, (err: unknown) => err as Error);
+      for (let i = 0; i < 50; i++) {
+        const busy = await admin.query("select pid from pg_stat_activity where application_name = $1 and query like '%pg_sleep%'", [name]);
+        if (busy.rowCount) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [name])).rowCount).toBeGreaterThan(0);
+      expect((await failed)?.message).toMatch(/terminat/i);
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await get(p, '/f')).toString()).toBe('before');
     } finally {
       await admin.end();
       await disposeProvider(p);

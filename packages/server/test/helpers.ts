@@ -14,6 +14,7 @@ export const PASSWORD = 's3cret';
 export async function serverLogging(
   level: string,
   fs: FsProvider = new MemoryProvider(),
+  settings: Partial<ServerSettings> = {},
 ): Promise<{ port: number; lines: Array<Record<string, unknown>>; close(): Promise<void> }> {
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -24,7 +25,7 @@ export async function serverLogging(
   });
   const server = new FtpServer({
     logger: pino({ level }, sink),
-    settings: { failedLoginDelay: 0 },
+    settings: { failedLoginDelay: 0, ...settings },
     driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
   });
   const { port } = await server.listen(0, '127.0.0.1');

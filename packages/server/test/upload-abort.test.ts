@@ -7,7 +7,8 @@ import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { LocalProvider, MemoryProvider, quota, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
-import { RawClient, startServer, writeAndClose } from './helpers.js';
+import { RawClient, serverLogging, startServer, writeAndClose } from './helpers.js';
+import type { ServerSettings } from '../src/index.js';
 
 // An aborted upload may still have a write (or the local provider's truncation of the old file) running in storage.
 // Its 426 must wait for it: else it lands under the client's next command on the same file (here an APPE, which then
@@ -127,16 +128,16 @@ it('file-handle fallback (a provider with open() only): the 426 waits for the wr
  * A session whose `STOR f.bin` has had its 150, on storage that shows an upload only once complete and whose uploads
  * are the writable `upload` makes.
  */
-async function storStarted(upload: () => Writable, settings: object = {}): Promise<{ c: RawClient; socket: Socket }> {
+async function storStarted(upload: () => Writable, settings: Partial<ServerSettings> = {}): Promise<{ c: RawClient; socket: Socket; logs: Array<Record<string, unknown>> }> {
   const fs = Object.assign(Object.create(new MemoryProvider()) as FsProvider, { uploadsVisibleWhenComplete: true, createWriteStream: async () => upload() });
-  const ctx = await startServer({ fs, settings });
+  const ctx = await serverLogging('warn', fs, settings);
   cleanups.push(() => ctx.close());
   const c = await RawClient.binarySession(ctx.port, cleanups);
   const socket = await c.passive();
   socket.on('error', () => undefined);
   c.send('STOR f.bin');
   expect((await c.next()).code).toBe(150);
-  return { c, socket };
+  return { c, socket, logs: ctx.lines };
 }
 
 it('storage that shows an upload only once complete is not waited for: its slow clean-up does not hold the 426', async () => {
@@ -273,14 +274,16 @@ it('storage that stops answering during an upload is the storage\'s stall: 451, 
       cb(err);
     }
   }
-  const { c, socket } = await storStarted(() => new Freezing({ highWaterMark: 1024 }), { dataStallTimeout: 0.5, partialUploads: 'keep' });
+  const { c, socket, logs } = await storStarted(() => new Freezing({ highWaterMark: 1024 }), { dataStallTimeout: 0.5, partialUploads: 'keep' });
   // More than the kernel buffers hold: the client is held back by the frozen storage, not silent by choice.
   socket.write(Buffer.alloc(8 << 20, 0x61));
   const t0 = Date.now();
   const final = await c.next(10000);
   expect(final.code).toBe(451);
-  expect(final.text).toMatch(/Storage did not answer/);
+  expect(final.text).toMatch(/Storage took none of the upload's data for 1 s; upload abandoned/);
   expect(Date.now() - t0).toBeLessThan(5000);
   expect(events).toEqual(['discarded']);
   expect((await c.cmd('NOOP')).code).toBe(200);
+  // The operator hears of it (a refusal the client caused would be in the transfer's own line only).
+  expect(logs.find((l) => l.msg === 'transfer failed')).toMatchObject({ level: 40, path: '/f.bin' });
 });

@@ -82,7 +82,7 @@ export class Transfer {
           this.lastQueued = queued;
         }
         if (Date.now() - this.lastProgress < stallTimeoutMs) return;
-        if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage did not answer for ${Math.round(stallTimeoutMs / 1000)} s; upload abandoned.`));
+        if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage took none of the upload's data for ${Math.round(stallTimeoutMs / 1000)} s; upload abandoned.`));
         else this.stop('stalled');
       }, Math.min(stallTimeoutMs, 1000));
       this.stallTimer.unref();

@@ -68,7 +68,8 @@ export async function runDataCommand(
       error = reply.text;
       // A refusal the client caused or can retry (quota, missing folder, busy file) is in the transfer's own log line;
       // anything else (the storage failing, a full disk, a bug) is worth a warning with its stack.
-      if (!isRefusal(cause)) s.log.warn({ err: cause, path }, 'transfer failed');
+      // A transfer stopped from outside for 'local' is one whose storage stopped taking data: worth a warning too.
+      if (!isRefusal(cause) || t.reason === 'local') s.log.warn({ err: cause, path }, 'transfer failed');
       await s.reply(reply.code, reply.text);
     }
   } finally {
