@@ -71,7 +71,7 @@ const lastConnectionErrors = new WeakMap<RedisClient, Error>();
  * ioredis gives up on a command with "Reached the max retries per request limit", which hides why: the error says
  * what the connection met instead ("connect ECONNREFUSED 127.0.0.1:6379"), when it is known.
  */
-function explained(client: RedisClient, err: unknown): unknown {
+export function explained(client: RedisClient, err: unknown): unknown {
   const cause = lastConnectionErrors.get(client);
   if (cause === undefined || !(err instanceof Error) || err.name !== 'MaxRetriesPerRequestError') return err;
   return new Error(`cannot reach Redis: ${cause.message}`, { cause: err });

@@ -1,6 +1,6 @@
 import type { RedisClient } from './client.js';
 import { VfsError } from '@ftp/vfs';
-import { evalScript } from './client.js';
+import { evalScript, explained } from './client.js';
 import { redisError } from './errors.js';
 import type { Keys } from './keys.js';
 import { COPY_CHUNKS } from './scripts.js';
@@ -24,7 +24,7 @@ export async function getChunk(fs: Internals, ino: number, seq: number): Promise
   try {
     return await fs.client.hgetBuffer(fs.keys.content(ino), String(seq));
   } catch (err) {
-    throw redisError(err, 'read');
+    throw redisError(explained(fs.client, err), 'read');
   }
 }
 
@@ -41,7 +41,7 @@ export async function putChunk(fs: Internals, ino: number, seq: number, data: Bu
   } catch (err) {
     // EXECABORT hides the cause (OOM under maxmemory, for one) in previousErrors.
     const previous = (err as { previousErrors?: unknown[] }).previousErrors?.[0];
-    throw redisError(previous ?? err, 'write');
+    throw redisError(explained(fs.client, previous ?? err), 'write');
   }
   const failed = results?.find(([e]) => e !== null)?.[0];
   if (results === null || failed) throw redisError(failed ?? new Error('transaction discarded'), 'write');
@@ -72,7 +72,7 @@ export async function refreshContent(fs: Internals, ino: number): Promise<void> 
   try {
     await fs.client.pexpire(fs.keys.content(ino), fs.uploadTtlMs);
   } catch (err) {
-    throw redisError(err, 'write');
+    throw redisError(explained(fs.client, err), 'write');
   }
 }
 

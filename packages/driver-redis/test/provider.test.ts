@@ -6,6 +6,7 @@ import { openWriteStream } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
 import { countKeys, deleteFilesystem, RedisProvider } from '../src/index.js';
 import type { RedisProviderOptions } from '../src/index.js';
+import { getChunk, putChunk } from '../src/content.js';
 import { commandsDuring } from './monitor.js';
 import { testPrefix, testRedis } from './redis.js';
 
@@ -311,6 +312,10 @@ describe('RedisProvider: space and errors', () => {
       // Why, not ioredis's "Reached the max retries per request limit".
       await expect(p.stat('/')).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining('cannot reach Redis: connect ECONNREFUSED 127.0.0.1:1') });
       await expect(p.list('/')).rejects.toMatchObject({ code: 'EIO' });
+      // File content goes through plain commands rather than scripts: the same reason.
+      const internals = { client: p.client, keys: p.keys, chunkSize: 1024, uploadTtlMs: 1000, gracePeriodMs: 0, maxInFlight: 1 };
+      await expect(getChunk(internals, 1, 0)).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining('cannot reach Redis') });
+      await expect(putChunk(internals, 1, 0, Buffer.from('x'))).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining('cannot reach Redis') });
       expect(Date.now() - t0).toBeLessThan(3000);
       await p.close();
       expect(printed.mock.calls.filter((c) => String(c[0]).includes('[ioredis]'))).toEqual([]);
