@@ -40,14 +40,16 @@ function packageOf(specifier: string): string | null {
   return specifier.startsWith('@') ? `${parts[0]}/${parts[1]}` : (parts[0] as string);
 }
 
-/** Every package the built files of `dir` import (`from '…'`, `import '…'`, `import('…')`), by file extension. */
+/** Every package the built files of `dir` import (`from '…'`, `import '…'`, `import('…')`, `require('…')`), by file extension. */
 function importsOf(dir: string, ending: string): Set<string> {
   const dist = join(dir, 'dist');
   expect(existsSync(dist), `${dist} (run pnpm build)`).toBe(true);
   const names = new Set<string>();
-  for (const file of readdirSync(dist).filter((f) => f.endsWith(ending))) {
+  const files = (readdirSync(dist, { recursive: true }) as string[]).filter((f) => f.endsWith(ending));
+  expect(files.length, `${dist}: no *${ending}`).toBeGreaterThan(0);
+  for (const file of files) {
     const text = readFileSync(join(dist, file), 'utf8');
-    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)["']([^"']+)["']/g)) {
+    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\(\s*)["']([^"']+)["']/g)) {
       const name = packageOf(m[1] as string);
       if (name !== null) names.add(name);
     }

@@ -18,7 +18,8 @@ function secondIoredis(): { Redis: typeof Redis } {
   try {
     return require('ioredis') as { Redis: typeof Redis };
   } finally {
-    for (const [key, mod] of saved) require.cache[key] ??= mod;
+    // The driver's own copy goes back into the cache: whatever requires ioredis after this test file gets it.
+    for (const [key, mod] of saved) require.cache[key] = mod;
   }
 }
 
