@@ -160,24 +160,43 @@ for (const syncMetadata of [true, false]) {
       expect(await code(p.symlink('/etc/passwd', '/l3'))).toBe('EACCES'); // through the planted /etc link
       expect(await code(p.symlink('/out/secret.txt', '/l4'))).toBe('EACCES');
       expect(fs.existsSync(join(root, 'l1'))).toBe(false);
-      // An absolute virtual target is stored relative to the link's directory.
+      // An absolute virtual target is stored as the absolute host path (no rename can change where it leads), and
+      // read back as the virtual path.
       await p.symlink('/inside.txt', '/sub/ok');
-      expect(fs.readlinkSync(join(root, 'sub', 'ok'))).toBe('../inside.txt');
+      expect(fs.readlinkSync(join(root, 'sub', 'ok'))).toBe(join(fs.realpathSync(root), 'inside.txt'));
+      expect(await p.readlink('/sub/ok')).toBe('/inside.txt');
       expect(await download('/sub/ok')).toBe('inside');
       await p.unlink('/sub/ok');
     });
 
-    it('a link moved deeper after creation is checked when used', async () => {
+    it('a link made with a climbing target leads to the same file wherever it, or its folder, is moved', async () => {
       const d = `/moved-${syncMetadata}`; // a folder per mode: the fixtures are shared
       await p.mkdir(d);
-      await p.symlink('../inside.txt', `${d}/rel`); // fine here: root/inside.txt
+      await p.symlink('../inside.txt', `${d}/rel`); // root/inside.txt
       expect(await download(`${d}/rel`)).toBe('inside');
       await p.mkdir(`${d}/d2`);
-      await p.rename(`${d}/rel`, `${d}/d2/rel`); // now points to root/d1/inside.txt (missing)
-      expect(await code(download(`${d}/d2/rel`))).toBe('ENOENT');
-      await p.rename(`${d}/d2/rel`, '/rel'); // now points to base/inside.txt: outside
-      expect(await code(download('/rel'))).toBe('EACCES');
+      await p.rename(`${d}/rel`, `${d}/d2/rel`);
+      expect(await download(`${d}/d2/rel`)).toBe('inside');
+      await p.rename(`${d}/d2/rel`, '/rel'); // stored relative, it would now lead to base/inside.txt: outside
+      expect(await download('/rel')).toBe('inside');
+      await p.rename(`${d}/d2`, `/d2-${syncMetadata}`);
       await p.unlink('/rel');
+      await p.rmdir(`/d2-${syncMetadata}`);
+    });
+
+    it('a link placed on disk that would lead out from its new place cannot be moved there (EACCES)', async () => {
+      const d = `/placed-${syncMetadata}`;
+      await p.mkdir(d);
+      await p.mkdir(`${d}/d2`);
+      fs.symlinkSync('../inside.txt', join(root, d, 'rel')); // as an older version stored it: root/inside.txt
+      expect(await download(`${d}/rel`)).toBe('inside');
+      expect(await code(p.rename(`${d}/rel`, '/rel'))).toBe('EACCES'); // would lead to base/inside.txt
+      expect(fs.existsSync(join(root, 'rel'))).toBe(false);
+      await p.rename(`${d}/rel`, `${d}/d2/rel`); // inside still (a missing file): allowed
+      expect(await code(download(`${d}/d2/rel`))).toBe('ENOENT');
+      expect(await code(p.rename('/etc', '/etc2'))).toBe('EACCES'); // the planted absolute link to /etc
+      expect(await code(() => p.renameSync(`${d}/d2/rel`, '/rel'))).toBe('EACCES');
+      await p.unlink(`${d}/d2/rel`);
     });
 
     it('the sync API is confined as well', () => {

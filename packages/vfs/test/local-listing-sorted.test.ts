@@ -88,7 +88,8 @@ describe('sorted slices: bookkeeping', () => {
         const first = s.next();
         if (when === 'after-first') await first;
         await p.rename('/sw', '/sw-old');
-        await p.rename('/esc', '/sw');
+        // Moved by another process: the provider refuses to move a link that leads out of the root.
+        fs.renameSync(join(base, 'esc'), join(base, 'sw'));
         let leaked = 0;
         let count = 0;
         const rest = (async () => {

@@ -62,7 +62,8 @@ describe('a listing suspended by a slow consumer', () => {
       // The client is slow: a long wait, during which another session swaps the folder.
       await new Promise((r) => setTimeout(r, 200));
       await p.rename('/home/sw', '/home/sw-old');
-      await p.rename('/home/esc', '/home/sw');
+      // Moved by another process: the provider refuses to move a link that leads out of the root.
+      fs.renameSync(join(base, 'home', 'esc'), join(base, 'home', 'sw'));
       let error: unknown = null;
       try {
         for (;;) {

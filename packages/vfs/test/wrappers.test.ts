@@ -15,6 +15,12 @@ async function code(promise: Promise<unknown> | (() => Promise<unknown>)): Promi
 }
 
 /** A provider with only the core: no optional capability, no symlinks. */
+async function readAll(p: FsProvider, path: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of await openReadStream(p, path)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
 function bare(): FsProvider {
   const inner = new MemoryProvider();
   return {
@@ -154,6 +160,34 @@ describe('scoped()', () => {
     await s.symlink?.('/d/f', '/abs');
     expect(await p.readlink('/home/u/abs')).toBe('/home/u/d/f');
     expect(await s.readlink?.('/abs')).toBe('/d/f');
+  });
+
+  it('stores a climbing link target as the path it leads to, and moves no link to where it would lead out', async () => {
+    const p = new MemoryProvider();
+    await p.mkdir('/home/u/a/b', { recursive: true });
+    await p.mkdir('/home/other', { recursive: true });
+    await p.writeFile('/home/u/x', 'mine');
+    await p.writeFile('/home/other/secret', 's');
+    const s = scoped(p, '/home/u');
+    // Inside the view where it is made; stored relative, it would lead to /home/x once at the view's top, and
+    // `../../other` made in /a/b to /home/other (another user's home): a race against another command could use it.
+    await s.symlink?.('../x', '/a/l');
+    await s.symlink?.('../../x', '/a/b/l2');
+    expect(await p.readlink('/home/u/a/l')).toBe('/home/u/x');
+    await s.rename('/a/l', '/l');
+    await s.rename('/a/b/l2', '/l2');
+    expect(await readAll(s, '/l')).toBe('mine');
+    expect(await readAll(s, '/l2')).toBe('mine');
+    // A target below the link's folder stays relative: it cannot climb, wherever it goes.
+    await s.symlink?.('b', '/a/down');
+    expect(await p.readlink('/home/u/a/down')).toBe('b');
+    // A link placed with a climbing target (an administrator's, an older version's) is not moved where it leads out.
+    await p.symlink('../../other/secret', '/home/u/a/placed');
+    expect(await code(s.rename('/a/placed', '/placed'))).toBe('EACCES');
+    expect(await code(p.lstat('/home/u/placed'))).toBe('ENOENT');
+    await s.rename('/a/placed', '/a/b/placed'); // leads to /home/u/other/secret there: inside, if missing
+    await p.symlink('/home/other', '/home/u/to-other');
+    expect(await code(s.rename('/to-other', '/a/to-other'))).toBe('EACCES');
   });
 
   it('stream errors name the path of the view', async () => {

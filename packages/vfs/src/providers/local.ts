@@ -440,8 +440,9 @@ function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
  * between check and open cannot truncate an outside file. (A race on a *parent* directory between the check and a
  * `mkdir`/`rename` remains possible: Node has no `openat`.)
  *
- * Symlinks created through it (`symlink`) must resolve inside the root (else EACCES); absolute targets are stored
- * relative to the link's directory, so `readlink` returns the relative form.
+ * Symlinks created through it (`symlink`) must resolve inside the root (else EACCES). Absolute targets, and relative
+ * ones with `..`, are stored as absolute host paths (`readlink` gives them back as virtual paths), so that no rename of
+ * the link or of a folder above it changes where it leads; targets below the link's folder stay relative.
  *
  * Names are the bytes on disk: one that is not valid UTF-8 comes with byte escapes (`rawNames`), and is opened,
  * renamed or deleted through them. Paths without escapes (nearly all) stay plain strings all the way.
@@ -735,6 +736,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
+      const target = await hostFs.readlink(from).catch(() => undefined);
+      if (target !== undefined && !this.#inside(nodePath.resolve(nodePath.dirname(to), target))) throw fsError('EACCES', 'rename', oldPath);
       noteNamespaceChange();
       try {
         await this.#run(oldPath, () => fsp.rename(hostArg(from), hostArg(to)));
@@ -785,8 +788,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   /**
-   * Creates a symlink. An absolute `target` is a virtual path (stored relative to the link's directory); a relative
-   * one must not climb out of the root. Either must resolve inside the root, else EACCES.
+   * Creates a symlink. An absolute `target` is a virtual path; a relative one must not climb out of the root. Either
+   * must resolve inside the root, else EACCES. Absolute and climbing targets are stored as absolute host paths (see
+   * `#linkTarget`: a rename must not change where a link leads).
    */
   override symlink(target: string, path: string): Promise<void> {
     if (this.#sync) return this.#settle(() => this.symlinkSync(target, path));
@@ -803,12 +807,20 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     });
   }
 
+  /**
+   * The target to store for a link at host path `link`: one whose meaning no rename can change. A target that
+   * climbs (any `..`) would point elsewhere once the link, or a folder above it, is moved: `a/l -> ../x` moved to
+   * `/l` leads out of the user's home or the root, and a client racing renames against another command could then
+   * use it (with async metadata or several workers, where the confinement check and the operation are not one
+   * step). So absolute targets and climbing ones are stored as absolute host paths (read back as virtual paths by
+   * `readlink`), and only targets that stay below the link's folder are kept relative.
+   */
   #linkTarget(target: string, link: string, v: string): string {
     if (typeof target !== 'string' || target === '' || target.includes('\0')) throw fsError('EINVAL', 'symlink', v);
-    const dir = nodePath.dirname(link);
-    if (target.startsWith('/')) return nodePath.relative(dir, this.#host(resolvePath('/', target))) || '.';
-    if (!this.#inside(nodePath.resolve(dir, target))) throw fsError('EACCES', 'symlink', v);
-    return target;
+    if (target.startsWith('/')) return this.#host(resolvePath('/', target));
+    const resolved = nodePath.resolve(nodePath.dirname(link), target);
+    if (!this.#inside(resolved)) throw fsError('EACCES', 'symlink', v);
+    return target.split('/').includes('..') ? resolved : target;
   }
 
   override realpath(path: string): Promise<string> {
@@ -875,8 +887,25 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
+    this.#refuseOutwardLink(from, to, oldPath);
     noteNamespaceChange();
     this.#runSync(oldPath, () => fs.renameSync(hostArg(from), hostArg(to)));
+  }
+
+  /**
+   * Refuses (EACCES) to move a link that would lead out of the root from its new place: links made through this
+   * provider never do (see `#linkTarget`), but one placed by an administrator (`ln -s /etc`) or an older version
+   * (`../..`) may. Unusable where it is, it could otherwise be renamed over a folder while another command is between
+   * its confinement check and its operation (a race open with async metadata or several processes).
+   */
+  #refuseOutwardLink(from: string, to: string, v: string): void {
+    let target: string;
+    try {
+      target = hostFs.readlinkSync(from);
+    } catch {
+      return; // not a link, or gone: the rename itself says so
+    }
+    if (!this.#inside(nodePath.resolve(nodePath.dirname(to), target))) throw fsError('EACCES', 'rename', v);
   }
 
   override openSync(path: string, flags: string | number = 'r', mode?: number): LocalFileHandle {

@@ -71,6 +71,25 @@ export function scoped(p: FsProvider, root: string): FsProvider {
     return cur;
   }
 
+  /**
+   * Whether the entry at inner path `from` is a link that, moved to inner path `to`, would lead out of the view. Links
+   * made through the view never do (their climbing targets are stored absolute), but one placed by an administrator
+   * or an older version with a `..` target may; refused, it cannot be swapped in for a folder while another
+   * command of the user's is between its confinement check and its operation (a race open wherever those are not
+   * one step: async metadata, several processes, network storage).
+   */
+  async function linkLeadsOut(from: string, to: string): Promise<boolean> {
+    if (!resolvesLinks) return false;
+    let target: string;
+    try {
+      if (!(await lstat.call(p, from)).isSymbolicLink()) return false;
+      target = await readlink.call(p, from);
+    } catch {
+      return false; // the rename itself reports a missing source
+    }
+    return !isInside(base, resolvePath(dirname(to), target));
+  }
+
   const run = async <T>(v: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -104,6 +123,7 @@ export function scoped(p: FsProvider, root: string): FsProvider {
         notRoot(to, 'rename');
         const a = await at(from, false);
         const b = await run(to, () => at(to, false));
+        if (await linkLeadsOut(a, b)) throw fsError('EACCES', 'rename', from);
         return p.rename(a, b);
       }),
     open: (v, flags, mode) => run(v, async () => p.open(await at(v, true), flags, mode)),
@@ -126,10 +146,13 @@ export function scoped(p: FsProvider, root: string): FsProvider {
     w.symlink = (target, v) =>
       run(v, async () => {
         const link = await at(v, false);
-        let stored = target;
-        if (target.startsWith('/')) stored = toInner(target);
-        else if (!isInside(base, resolvePath(dirname(link), target))) throw fsError('EACCES', 'symlink', v);
-        return symlink.call(p, stored, link);
+        if (typeof target !== 'string') throw fsError('EINVAL', 'symlink', v);
+        if (target.startsWith('/')) return symlink.call(p, toInner(target), link);
+        const resolved = resolvePath(dirname(link), target);
+        if (!isInside(base, resolved)) throw fsError('EACCES', 'symlink', v);
+        // A climbing target is handed on as the absolute path it leads to: `a/l -> ../x`, once renamed to `/l`,
+        // would lead out of the view (see `linkLeadsOut`).
+        return symlink.call(p, target.split('/').includes('..') ? resolved : target, link);
       });
   }
   const { list, hash, availableSpace, setTimes, chmod, allocate, concat, createReadStream, createWriteStream } = p;
