@@ -6,6 +6,7 @@ import { PassivePorts, plainAddress } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
 import { isIPv6Address } from './ip-address.js';
+import { FairSlots } from './fair-slots.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
 import type { SessionGate, SessionGateVerdict } from './session-gate.js';
@@ -122,6 +123,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       tls: new TlsContexts(options.driver, this.settings),
       listSortBudget: new ListingSortBudget(this.settings.listSortBudget),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
+      loginSlots: new FairSlots(this.settings.maxConcurrentLogins, this.settings.maxConcurrentLoginsPerIp),
+      hashSlots: new FairSlots(this.settings.maxConcurrentHashes, this.settings.maxConcurrentHashesPerIp),
       anonymous: options.anonymous,
       emit: (event, payload) => {
         (this.emit as (e: string, p: unknown) => boolean)(event, payload);

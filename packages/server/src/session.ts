@@ -12,6 +12,7 @@ import type { PassivePorts } from './data/passive.js';
 import { plainAddress } from './data/passive.js';
 import type { Coding } from './data/transfer.js';
 import { RateLimiter } from './data/throttle.js';
+import type { FairSlots } from './fair-slots.js';
 import type { LoginGuard } from './login-guard.js';
 import { SessionStateHolder, type DataSetup } from './session-state.js';
 import type { ServerSettings } from './settings.js';
@@ -52,6 +53,10 @@ export interface SessionContext {
   /** The names listings may hold at once to sort them (`listSortBudget`). */
   readonly listSortBudget: ListingSortBudget;
   readonly guard: LoginGuard;
+  /** Password checks at once (`maxConcurrentLogins`, `maxConcurrentLoginsPerIp`). */
+  readonly loginSlots: FairSlots;
+  /** File hashes at once (`maxConcurrentHashes`, `maxConcurrentHashesPerIp`). */
+  readonly hashSlots: FairSlots;
   readonly anonymous: AnonymousAccess | undefined;
   emit(event: string, payload: unknown): void;
   onSessionClosed(session: Session): void;
@@ -232,7 +237,9 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
         if (event === null || this.closed) break;
         await this.handle(event);
         if (this.closed) break;
-        this.touch();
+        // Before login, commands do not put the deadline off (NOOP every 30 s held a slot for ever): the login
+        // must be done within loginTimeout of the greeting (or of REIN, made while logged in).
+        if (this.authenticated) this.touch();
       }
     } catch (err) {
       this.log.error({ err }, 'session failed');
@@ -384,10 +391,12 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
    * commands. ABOR never waits for a STAT.
    */
   intercept(event: ControlEvent): boolean {
-    if (event.type !== 'line' || !this.transfer) return false;
+    if (event.type !== 'line' || (!this.transfer && !stoppable.has(this))) return false;
     const { verb } = parseCommand(event.line);
     const spec = COMMANDS[verb];
     if (!spec?.duringTransfer) return false;
+    // During a stoppable command (a HASH) only ABOR: a STAT answered first would come before the command's reply.
+    if (!this.transfer && verb !== 'ABOR') return false;
     const flag = verb === 'ABOR' ? ABOR_INTERCEPTED : STAT_INTERCEPTED;
     if ((this.flags & flag) !== 0 || (flag === STAT_INTERCEPTED && this.conn.backlogged)) return false;
     this.flags |= flag;
@@ -420,7 +429,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     }
     const { verb, arg } = parseCommand(event.line);
     if (verb === '') return;
-    this.touch(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
+    if (this.authenticated) this.touch(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
     // Whatever separates PASS from the password (a tab…), the line is masked. The level is asked of the server's
     // logger: asking the session's would make a child logger for every session just to learn that debug is off.
     if (this.ctx.logger.isLevelEnabled('debug')) this.log.debug({ cmd: /^\s*pass/i.test(event.line) ? 'PASS ****' : event.line }, 'command');
@@ -459,7 +468,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     }
   }
 
-  /** Seconds of silence allowed now: `loginTimeout` before login, `idleTimeout` after. */
+  /** Seconds allowed now: `loginTimeout` to log in (from the greeting or REIN), `idleTimeout` of silence after. */
   private get idleLimit(): number {
     const { idleTimeout, loginTimeout } = this.settings;
     return !this.authenticated && loginTimeout > 0 ? loginTimeout : idleTimeout;
@@ -484,10 +493,40 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     this.close();
   }
 
+  /**
+   * @internal Work of the running command that ABOR and the session's end stop (a HASH reading a whole file): its
+   * signal, and `done` to call when the work ends, however it ends. ABOR is heard during it as during a transfer.
+   */
+  stoppableWork(): { signal: AbortSignal; done: () => void } {
+    let finished!: () => void;
+    const work: StoppableWork = { controller: new AbortController(), finished: new Promise<void>((r) => (finished = r)) };
+    if (this.closed) work.controller.abort();
+    stoppable.set(this, work);
+    return {
+      signal: work.controller.signal,
+      done: () => {
+        if (stoppable.get(this) === work) stoppable.delete(this);
+        finished();
+      },
+    };
+  }
+
+  /**
+   * @internal ABOR: stops the running command's stoppable work; resolves once the command has called `done` (after
+   * its own reply), or null when there is none.
+   */
+  stopWork(): Promise<void> | null {
+    const work = stoppable.get(this);
+    if (work === undefined) return null;
+    work.controller.abort();
+    return work.finished;
+  }
+
   /** Ends the session: stops any transfer, frees the data port, closes the control connection. */
   close(): void {
     if (this.closed) return;
     this.flags |= CLOSED;
+    stoppable.get(this)?.controller.abort();
     this.transfer?.stop('connection');
     this.setDataSetup(null);
     this.conn.close();
@@ -503,6 +542,18 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
 }
 
 // Session.flags.
+/**
+ * The stoppable work of sessions running one (a HASH), outside the session object: an idle session then carries no
+ * field for it.
+ */
+const stoppable = new WeakMap<Session, StoppableWork>();
+
+interface StoppableWork {
+  controller: AbortController;
+  /** Resolved when the command is done with it. */
+  finished: Promise<void>;
+}
+
 const AUTHENTICATED = 1;
 const CLOSED = 2;
 const SERVING = 4;

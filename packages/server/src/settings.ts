@@ -38,7 +38,11 @@ export interface ServerSettings {
   passiveIpCheck: 'strict' | 'off';
   /** Seconds a logged-in or anonymous control connection may stay silent (421 then close). Default 900; 0 disables. */
   idleTimeout: number;
-  /** Seconds a connection that has not logged in may stay silent (421 then close). Default 60; 0 uses `idleTimeout`. */
+  /**
+   * Seconds a connection has to log in, from the greeting (or from REIN), whatever it sends meanwhile: then 421 and
+   * close (ProFTPD's TimeoutLogin). NOOPs do not put it off, so connections that never log in cannot hold session
+   * slots for ever. Default 60; 0 uses `idleTimeout`.
+   */
   loginTimeout: number;
   /** Seconds to wait for a data connection to be made (passive accept or active connect), then 425. Default 30. */
   dataConnectTimeout: number;
@@ -162,6 +166,23 @@ export interface ServerSettings {
   banDuration: number;
   /** Failed logins on one connection before it is closed with 421. Default 3 (as vsftpd's max_login_fails). */
   maxLoginAttemptsPerSession: number;
+  /**
+   * Password checks (the driver's `authenticate`) running at once over the server, and per client address (its IPv6
+   * /64); 0 is no limit. Others wait their turn, a turn per address, so a flood of guesses from one address delays
+   * another address's login by one check at most. A check holds its address's slot through the failed-login delay,
+   * and the ban is checked once the slot is held, so guesses sent in parallel are neither faster nor more numerous
+   * than `maxLoginFailures`. A scrypt check costs ~100 ms and 32 MiB on libuv's thread pool (4 threads by default),
+   * which file I/O shares. Defaults 2 and 1.
+   */
+  maxConcurrentLogins: number;
+  maxConcurrentLoginsPerIp: number;
+  /**
+   * File hashes (HASH, XCRC, XMD5, XSHA1, XSHA256, XSHA512) computed at once over the server, and per client address;
+   * 0 is no limit. Each reads its whole file (or range); others wait their turn, a turn per address. A hash stops
+   * when its client disconnects, sends ABOR, or the server closes. Defaults 2 and 1.
+   */
+  maxConcurrentHashes: number;
+  maxConcurrentHashesPerIp: number;
 }
 
 /** Which connections must be protected by TLS. */
@@ -212,6 +233,10 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   loginFailureWindow: 600,
   banDuration: 900,
   maxLoginAttemptsPerSession: 3,
+  maxConcurrentLogins: 2,
+  maxConcurrentLoginsPerIp: 1,
+  maxConcurrentHashes: 2,
+  maxConcurrentHashesPerIp: 1,
 });
 
 /** Merges user settings over the defaults and rejects contradictory or out-of-range values. */
@@ -245,6 +270,10 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
     'loginFailureWindow',
     'banDuration',
     'maxLoginAttemptsPerSession',
+    'maxConcurrentLogins',
+    'maxConcurrentLoginsPerIp',
+    'maxConcurrentHashes',
+    'maxConcurrentHashesPerIp',
     'downloadRate',
     'uploadRate',
     'listMaxDepth',

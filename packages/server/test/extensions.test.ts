@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { mkdtemp, rm, stat, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { LocalProvider, MemoryProvider, mounts, type FsProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -190,6 +191,103 @@ describe('HASH', () => {
     // A range that starts past the end names no byte: 554, as HASH answers, not the digest of nothing.
     expect((await c.cmd(`XCRC "fox file.txt" ${data.length + 1} ${data.length + 5}`)).code).toBe(554);
     expect((await c.cmd(`XCRC "fox file.txt" ${data.length}`)).text).toBe('00000000');
+  });
+});
+
+describe('HASH that nobody waits for stops', () => {
+  /** A provider with a file of `chunks` × 64 KiB read at one chunk per 5 ms, counting the chunks read. */
+  async function slowFile(chunks: number) {
+    const fs = new MemoryProvider();
+    await fs.writeFile('/big', Buffer.alloc(chunks * 65536, 7));
+    const reads = { chunks: 0, streams: 0, open: 0, peak: 0 };
+    const createReadStream = fs.createReadStream.bind(fs);
+    fs.createReadStream = async (path, options) => {
+      reads.streams++;
+      reads.peak = Math.max(reads.peak, ++reads.open);
+      const source = await createReadStream(path, options);
+      source.on('close', () => reads.open--);
+      const slow = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          reads.chunks++;
+          setTimeout(() => cb(null, chunk), 5);
+        },
+      });
+      slow.on('close', () => source.destroy());
+      return source.pipe(slow);
+    };
+    return { fs, reads };
+  }
+
+  async function server(fs: FsProvider, settings: Partial<ServerSettings> = {}) {
+    const srv = new FtpServer({ settings: { failedLoginDelay: 0, ...settings }, driver: { authenticate: () => ({ fs }) } });
+    const { port } = await srv.listen(0, '127.0.0.1');
+    cleanups.push(() => srv.close());
+    return { srv, port };
+  }
+
+  const settled = async (reads: { chunks: number }): Promise<number> => {
+    await new Promise((r) => setTimeout(r, 100));
+    return reads.chunks;
+  };
+
+  it('when its client goes away', async () => {
+    const { fs, reads } = await slowFile(600);
+    const { port } = await server(fs);
+    const c = await RawClient.connect(port);
+    await c.login();
+    c.socket.write('HASH big\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reads.chunks).toBeGreaterThan(0);
+    c.socket.resetAndDestroy();
+    const after = await settled(reads);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reads.chunks).toBe(after);
+    expect(reads.chunks).toBeLessThan(200);
+  });
+
+  it('at ABOR: 426 for the HASH, then 226, and the session goes on', async () => {
+    const { fs, reads } = await slowFile(600);
+    const { port } = await server(fs);
+    const c = await RawClient.connect(port);
+    cleanups.push(() => c.close());
+    await c.login();
+    c.socket.write('HASH big\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    c.socket.write('ABOR\r\n');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    const after = await settled(reads);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reads.chunks).toBe(after);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('when the server closes', async () => {
+    const { fs, reads } = await slowFile(600);
+    const { srv, port } = await server(fs);
+    const c = await RawClient.connect(port);
+    cleanups.push(() => c.close());
+    await c.login();
+    c.socket.write('HASH big\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    await srv.close();
+    const after = await settled(reads);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reads.chunks).toBe(after);
+    expect(reads.chunks).toBeLessThan(200);
+  });
+
+  it('runs at most maxConcurrentHashes at once, and one per address: the rest wait their turn', async () => {
+    const { fs, reads } = await slowFile(20);
+    const { port } = await server(fs, { maxConcurrentHashes: 2, maxConcurrentHashesPerIp: 1 });
+    const clients = await Promise.all(['127.0.0.31', '127.0.0.31', '127.0.0.32', '127.0.0.33'].map((a) => RawClient.connect(port, '127.0.0.1', a)));
+    for (const c of clients) cleanups.push(() => c.close());
+    await Promise.all(clients.map((c) => c.login()));
+    for (const c of clients) c.socket.write('HASH big\r\n');
+    const replies = await Promise.all(clients.map((c) => c.next()));
+    expect(replies.map((r) => r.code)).toEqual([213, 213, 213, 213]);
+    expect(reads.streams).toBe(4);
+    expect(reads.peak).toBe(2);
   });
 });
 

@@ -168,6 +168,35 @@ it('a connection that never logs in is closed after loginTimeout', async () => {
   await local.close();
 });
 
+it('commands before login do not put loginTimeout off: NOOPs every 100 ms still get 421 (ProFTPD TimeoutLogin)', async () => {
+  const local = await startServer({ settings: { loginTimeout: 0.5, idleTimeout: 60 } });
+  const client = await RawClient.connect(local.port);
+  expect((await client.next()).code).toBe(220);
+  const started = performance.now();
+  let closedBy = 0;
+  for (let i = 0; i < 50; i++) {
+    const r = await client.cmd('NOOP', 3000);
+    if (r.code === 421) {
+      closedBy = performance.now() - started;
+      break;
+    }
+    expect(r.code).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(closedBy).toBeGreaterThan(400);
+  expect(closedBy).toBeLessThan(3000);
+  client.close();
+  // Logged in, NOOPs keep the session: idleTimeout counts silence.
+  const user = await RawClient.connect(local.port);
+  await user.login();
+  for (let i = 0; i < 10; i++) {
+    expect((await user.cmd('NOOP')).code).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  user.close();
+  await local.close();
+});
+
 it('a data connection from the wrong client is dropped; the transfer still completes for the right one', async () => {
   const local = await startServer();
   const client = await RawClient.connect(local.port, '127.0.0.1');

@@ -105,6 +105,78 @@ describe('failed logins', () => {
   });
 });
 
+describe('password checks at once (maxConcurrentLogins, maxConcurrentLoginsPerIp)', () => {
+  /** A server whose checks take `ms` and count how many run at once; the right password is PASSWORD. */
+  async function slowChecks(ms: number, settings: Partial<ServerSettings>) {
+    const stats = { running: 0, peak: 0, checks: 0 };
+    const fs = new MemoryProvider();
+    const server = new FtpServer({
+      settings: { failedLoginDelay: 0, ...settings },
+      driver: {
+        authenticate: async (_s, u, p) => {
+          stats.checks++;
+          stats.peak = Math.max(stats.peak, ++stats.running);
+          await new Promise((r) => setTimeout(r, ms));
+          stats.running--;
+          return u === USER && p === PASSWORD ? { fs } : null;
+        },
+      },
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close());
+    return { port, stats };
+  }
+
+  it('guesses sent in parallel from one address are checked one at a time, and no more than maxLoginFailures of them', async () => {
+    const { port, stats } = await slowChecks(20, { maxLoginFailures: 10, maxLoginAttemptsPerSession: 0 });
+    const clients = await Promise.all(Array.from({ length: 40 }, () => connect(port, '127.0.0.21')));
+    await Promise.all(clients.map((c) => c.next()));
+    // The right password comes last: it must never be reached, since the ban falls after ten wrong ones.
+    const replies = await Promise.all(
+      clients.map(async (c, i) => {
+        await c.cmd('USER alice');
+        return (await c.cmd(`PASS ${i === clients.length - 1 ? PASSWORD : `guess${i}`}`, 20_000)).code;
+      }),
+    );
+    expect(stats.peak).toBe(1);
+    expect(stats.checks).toBe(10);
+    expect(replies.filter((code) => code === 230)).toEqual([]);
+    expect(replies.filter((code) => code === 530)).toHaveLength(9);
+    expect(replies.filter((code) => code === 421)).toHaveLength(31);
+  });
+
+  it("a flood of checks from one address delays another address's login by one check, not by the flood", async () => {
+    const { port, stats } = await slowChecks(40, { maxConcurrentLogins: 2, maxConcurrentLoginsPerIp: 1, maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
+    const flood = await Promise.all(Array.from({ length: 30 }, () => connect(port, '127.0.0.22')));
+    await Promise.all(flood.map((c) => c.next()));
+    await Promise.all(flood.map((c) => c.cmd('USER alice')));
+    for (const c of flood) c.socket.write('PASS wrong\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    const victim = await connect(port, '127.0.0.23');
+    await victim.next();
+    await victim.cmd('USER alice');
+    const started = performance.now();
+    expect((await victim.cmd(`PASS ${PASSWORD}`, 20_000)).code).toBe(230);
+    // One check of the flood's at most before it (40 ms), and its own: the flood alone takes 30 × 40 ms.
+    expect(performance.now() - started).toBeLessThan(600);
+    expect(stats.peak).toBeLessThanOrEqual(2);
+    for (const c of flood) c.close();
+  });
+
+  it('a client that leaves while its check waits costs no check', async () => {
+    const { port, stats } = await slowChecks(100, { maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
+    const clients = await Promise.all(Array.from({ length: 10 }, () => connect(port, '127.0.0.24')));
+    await Promise.all(clients.map((c) => c.next()));
+    await Promise.all(clients.map((c) => c.cmd('USER alice')));
+    for (const c of clients) c.socket.write('PASS wrong\r\n');
+    await new Promise((r) => setTimeout(r, 30));
+    // Reset, not closed: a client that only half-closes may still read its replies, and is answered.
+    for (const c of clients) c.socket.resetAndDestroy();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(stats.checks).toBeLessThanOrEqual(2);
+  });
+});
+
 describe('ban stores that answer later or fail', () => {
   /** A store answering through promises, as a shared (Redis) store does. */
   function asyncStore(banned: Set<string>) {

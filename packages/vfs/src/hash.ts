@@ -49,13 +49,29 @@ export function createDigest(algorithm: HashAlgorithm): Digest {
   };
 }
 
+/** Options of {@link hashFile}. */
+export interface HashFileOptions {
+  /**
+   * Stops the hash: the file stops being read and the promise rejects with the signal's reason (an `AbortError` by
+   * default). A provider's own `hash` cannot be stopped; the promise then rejects at once and its result is dropped.
+   */
+  signal?: AbortSignal;
+}
+
 /**
  * The hex digest of a file or of the byte range `[start, end)` of it (HASH). Uses the provider's `hash` when
  * present, else streams the range through node:crypto / `zlib.crc32` without holding it.
  */
-export async function hashFile(p: FsProvider, path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
+export async function hashFile(p: FsProvider, path: string, algorithm: HashAlgorithm, start?: number, end?: number, options: HashFileOptions = {}): Promise<string> {
+  const { signal } = options;
+  signal?.throwIfAborted();
   try {
-    if (typeof p.hash === 'function') return await p.hash(path, algorithm, start, end);
+    if (typeof p.hash === 'function') {
+      const hashed = p.hash(path, algorithm, start, end);
+      if (signal === undefined) return await hashed;
+      hashed.catch(() => undefined); // dropped once stopped
+      return await abortable(hashed, signal);
+    }
     const digest = createDigest(algorithm);
     const from = start ?? 0;
     if (end !== undefined && end <= from) {
@@ -64,9 +80,37 @@ export async function hashFile(p: FsProvider, path: string, algorithm: HashAlgor
       return digest.digest();
     }
     const stream = await openReadStream(p, path, end === undefined ? { start: from } : { start: from, end: end - 1 });
-    for await (const chunk of stream) digest.update(chunk as Buffer);
+    const stop = (): void => {
+      stream.destroy(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const chunk of stream) digest.update(chunk as Buffer);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
+    signal?.throwIfAborted();
     return digest.digest();
   } catch (err) {
+    if (signal?.aborted) throw signal.reason;
     throw toVfsError(err, path);
   }
+}
+
+/** `promise`, or the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const stop = (): void => reject(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', stop);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', stop);
+        reject(e);
+      },
+    );
+  });
 }

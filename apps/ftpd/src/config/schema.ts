@@ -75,6 +75,10 @@ export const serverSettings = z
     loginFailureWindow: seconds,
     banDuration: seconds,
     maxLoginAttemptsPerSession: z.number().int().min(1),
+    maxConcurrentLogins: count,
+    maxConcurrentLoginsPerIp: count,
+    maxConcurrentHashes: count,
+    maxConcurrentHashesPerIp: count,
   })
   .partial()
   .strict() satisfies z.ZodType<Partial<ServerSettings>>;

@@ -3,6 +3,7 @@ import { latin1ForEscapes } from '@ftp/protocol';
 import { readOnly, resolvePath } from '@ftp/vfs';
 import type { LoginResult } from '../driver.js';
 import { FtpError } from '../errors.js';
+import { banKey } from '../login-guard.js';
 import { ALL_PERMISSIONS, NO_LIMITS, type Session } from '../session.js';
 import type { TlsRequirement } from '../settings.js';
 
@@ -39,19 +40,38 @@ export function user(s: Session, arg: string): Promise<void> | void {
   return s.reply(331, 'Password required.');
 }
 
-/** PASS: asks the driver. A failure never says whether the user exists, and is answered after a growing delay. */
+/**
+ * PASS: asks the driver. A failure never says whether the user exists, and is answered after a growing delay. A
+ * password check waits for a slot (`maxConcurrentLogins`, `maxConcurrentLoginsPerIp`) and holds it through that
+ * delay: parallel guesses from one address are then answered one after another, each seeing the failures (and the
+ * ban) of those before it.
+ */
 export async function pass(s: Session, arg: string): Promise<void> {
   if (s.authenticated) return s.reply(230, 'Already logged in.');
   if (s.user === undefined) throw new FtpError(503, 'Login with USER first.');
   const name = s.user;
-  // A ban decided while this connection was open applies to it too.
+  const anonymous = isAnonymousName(s, name);
+  // Anonymous logins check no password: nothing to wait for.
+  if (anonymous && s.ctx.anonymous) return login(s, name, arg, true);
+  const slot = s.ctx.loginSlots.acquire(banKey(s.remoteAddress));
+  const release = typeof slot === 'function' ? slot : await slot;
+  try {
+    // A client that left while it waited costs no check.
+    if (s.isClosed) return;
+    return await login(s, name, arg, anonymous);
+  } finally {
+    release();
+  }
+}
+
+async function login(s: Session, name: string, arg: string, anonymous: boolean): Promise<void> {
+  // A ban decided while this connection was open (or while it waited for its check) applies to it too.
   const banned = s.ctx.guard.isBanned(s.remoteAddress);
   if (typeof banned === 'boolean' ? banned : await banned) {
     await s.reply(421, 'Too many failed logins from your address; try again later.');
     s.close();
     return;
   }
-  const anonymous = isAnonymousName(s, name);
   let result: LoginResult | null = null;
   if (anonymous && s.ctx.anonymous) {
     result = { fs: readOnly(s.ctx.anonymous.fs), permissions: { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false, site: false } };

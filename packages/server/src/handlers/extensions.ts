@@ -13,6 +13,8 @@ import {
 import { describeCapabilities, dirname, hashFile, openReadStream, openWriteStream, resolvePath, type FileStats } from '@ftp/vfs';
 import { pipeline } from 'node:stream/promises';
 import { FtpError } from '../errors.js';
+import type { ReleaseSlot } from '../fair-slots.js';
+import { banKey } from '../login-guard.js';
 import { rangesSendable, requirePermission, takeRange, type Session } from '../session.js';
 
 /** The FEAT line of HASH, with the session's algorithm marked. */
@@ -57,7 +59,8 @@ export async function hash(s: Session, arg: string): Promise<void> {
   if (range && range.start >= st.size) throw new FtpError(554, `Range start ${range.start} is beyond the end of the file (${st.size} bytes).`);
   const start = range ? Math.min(range.start, st.size) : 0;
   const endExclusive = range ? Math.min(range.end + 1, st.size) : st.size;
-  const digest = await hashFile(s.vfs, path, s.hashAlgorithm, start, endExclusive);
+  const digest = await digestOf(s, path, s.hashAlgorithm, start, endExclusive);
+  if (digest === null) return;
   const last = Math.max(start, endExclusive - 1);
   return s.reply(213, formatHashReplyText(s.hashAlgorithm, start, last, digest, arg));
 }
@@ -76,8 +79,49 @@ export function legacyHash(algorithm: HashAlgorithm) {
     const start = Math.min(Number(numbers[0] ?? 0), st.size);
     const end = Math.min(numbers[1] !== undefined ? Number(numbers[1]) : st.size, st.size);
     if (end < start) throw new FtpError(501, 'The end is before the start.');
-    return s.reply(250, await hashFile(s.vfs, path, algorithm, start, end));
+    const digest = await digestOf(s, path, algorithm, start, end);
+    if (digest !== null) return s.reply(250, digest);
   };
+}
+
+/**
+ * A file's digest, computed in a hash slot (`maxConcurrentHashes`, `maxConcurrentHashesPerIp`) and stopped by ABOR or
+ * the session's end, waiting included: null once stopped, after the 426 (a client that left gets none). A hash reads
+ * its whole file; one that nobody waits for any more must not go on reading it (a client sending HASH of a big file
+ * and leaving at once kept a core busy, past the server's stop).
+ */
+async function digestOf(s: Session, path: string, algorithm: HashAlgorithm, start: number, end: number): Promise<string | null> {
+  const work = s.stoppableWork();
+  try {
+    const release = await hashSlot(s, work.signal);
+    try {
+      return await hashFile(s.vfs, path, algorithm, start, end, { signal: work.signal });
+    } finally {
+      release();
+    }
+  } catch (err) {
+    if (!work.signal.aborted) throw err;
+    if (!s.isClosed) await s.reply(426, 'Hash aborted.');
+    return null;
+  } finally {
+    work.done();
+  }
+}
+
+/** A hash slot for the session's address, or the signal's reason if it aborts first (the slot is then given back). */
+async function hashSlot(s: Session, signal: AbortSignal): Promise<ReleaseSlot> {
+  const slot = s.ctx.hashSlots.acquire(banKey(s.remoteAddress));
+  if (typeof slot === 'function') return slot;
+  return new Promise<ReleaseSlot>((resolve, reject) => {
+    const stop = (): void => reject(signal.reason);
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+    void slot.then((release) => {
+      signal.removeEventListener('abort', stop);
+      if (signal.aborted) release();
+      else resolve(release);
+    });
+  });
 }
 
 /** A path that may be double-quoted (so it can hold spaces), and what follows it. */

@@ -98,12 +98,24 @@ async function resolveTarget(s: Session, arg: string, folderItself = false): Pro
   if (st === null) {
     const matches = globMatcher(basename(path));
     const dir = dirname(path);
-    const entries = (await listDirectory(s.vfs, dir)).filter((e) => matches(e.name));
+    const entries = await matching(await listDirectory(s.vfs, dir), matches);
     if (entries.length === 0) throw new FtpError(550, `${path}: No files found.`);
     return { path: dir, slices: slicesOf([entries.sort(byName)]), isDirectory: false, glob: true };
   }
   if (st.isDirectory() && !folderItself) return { path, slices: await namedOrder(s, path), isDirectory: true };
   return { path, slices: slicesOf([[{ name: basename(path) || '/', stats: await statOf(s, path) }]]), isDirectory: false };
+}
+
+/** Names matched at a time: between batches other sessions get the thread (a folder may hold 100,000 names). */
+const MATCH_BATCH = 2000;
+
+async function matching(entries: DirEntry[], matches: (name: string) => boolean): Promise<DirEntry[]> {
+  const kept: DirEntry[] = [];
+  for (let i = 0; i < entries.length; i += MATCH_BATCH) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const e of entries.slice(i, i + MATCH_BATCH)) if (matches(e.name)) kept.push(e);
+  }
+  return kept;
 }
 
 function byName(a: DirEntry, b: DirEntry): number {

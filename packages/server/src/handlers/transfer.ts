@@ -190,6 +190,12 @@ export async function abor(s: Session): Promise<void> {
     s.setDataSetup(null);
     return s.reply(226, 'Data connection closed.');
   }
+  // A HASH stops with its own reply (426) before this one: the handler answers before it lets ABOR go on.
+  const stopped = s.stopWork();
+  if (stopped) {
+    await stopped;
+    return s.reply(226, 'Abort successful.');
+  }
   return s.reply(225, 'No transfer to abort.');
 }
 
