@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { MemoryProvider as PlatformaticMemory, RealFSProvider, VirtualProvider } from '@platformatic/vfs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeCapabilities, hashFile, listDirectory, openReadStream, openWriteStream, readOnly, scoped, statEntry, toVfsError, TRANSFER_CHUNK_SIZE } from '../src/index.js';
+import { describeCapabilities, hashFile, listDirectory, MemoryProvider, openReadStream, openWriteStream, readOnly, scoped, statEntry, toVfsError, TRANSFER_CHUNK_SIZE } from '../src/index.js';
 import type { FsProvider, UploadStream } from '../src/index.js';
 
 // @platformatic/vfs providers have no streaming or list capability: every FTP operation goes through the fallbacks.
@@ -158,6 +158,23 @@ describe('@platformatic/vfs MemoryProvider as an FTP backend (fallback paths)', 
     expect(await hashFile(p, '/f', 'CRC32', 10, 500_000)).toBe(crc32(data.subarray(10, 500_000)).toString(16).padStart(8, '0'));
     expect(await hashFile(p, '/f', 'MD5', 7, 7)).toBe(createHash('md5').digest('hex'));
     expect(await code(hashFile(p, '/f', 'WHIRLPOOL' as 'MD5'))).toBe('EINVAL');
+  });
+
+  it('a long hash of storage that always has data ready gives the rest of the process turns, and stops when asked', async () => {
+    const p = new MemoryProvider();
+    const big = Buffer.alloc(64 * 1024 * 1024, 3);
+    await p.writeFile('/big', big);
+    const order: string[] = [];
+    setImmediate(() => order.push('other work'));
+    const digest = await hashFile(p, '/big', 'SHA-256');
+    order.push('hash');
+    expect(digest).toBe(createHash('sha256').update(big).digest('hex'));
+    // Without turns, the whole 64 MiB was hashed before anything else could run.
+    expect(order).toEqual(['other work', 'hash']);
+    const controller = new AbortController();
+    const stopped = hashFile(p, '/big', 'SHA-256', undefined, undefined, { signal: controller.signal });
+    setImmediate(() => controller.abort());
+    await expect(stopped).rejects.toMatchObject({ name: 'AbortError' });
   });
 
   it('wraps: readOnly and scoped work over it', async () => {

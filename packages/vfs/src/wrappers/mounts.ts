@@ -312,7 +312,14 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   w.rawNames = true;
   w.supportsSymlinks = caps.every((c) => c.symlink);
   if (w.supportsSymlinks) {
-    w.readlink = (v) => run(v, async () => route(v).fs.readlink!(route(v).path));
+    w.readlink = (v) =>
+      run(v, async () => {
+        const r = route(v);
+        const target = await r.fs.readlink!(r.path);
+        // An absolute target is a path of the link's provider: in this tree, it lies under that provider's mount point.
+        if (!target.startsWith('/') || r.at === '/') return target;
+        return target === '/' ? r.at : r.at + target;
+      });
     w.symlink = (target, v) =>
       run(v, async () => {
         guard('symlink', v);
