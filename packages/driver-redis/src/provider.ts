@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
-import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
+import { checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
+import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
 import { contentGone, copyChunks, discardContent, getChunk } from './content.js';
@@ -309,7 +309,7 @@ export class RedisProvider implements FsProvider {
   }
 
   /** Digest of `[start, end)` of a file, streamed over its chunks (HASH). */
-  async hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
+  async hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number, options: HashOptions = {}): Promise<string> {
     const digest = createDigest(algorithm);
     const from = start ?? 0;
     if (end !== undefined && end <= from) {
@@ -317,8 +317,7 @@ export class RedisProvider implements FsProvider {
       return digest.digest();
     }
     const stream = await this.createReadStream(path, end === undefined ? { start: from } : { start: from, end: end - 1 });
-    for await (const chunk of stream) digest.update(chunk as Buffer);
-    return digest.digest();
+    return digestStream(stream, digest, options.signal);
   }
 
   /** Free bytes under `maxmemory` of the node that holds this filesystem (Infinity without `maxmemory`). */

@@ -1,4 +1,4 @@
-import { createDigest, fsError, type HashAlgorithm } from '@ftp/vfs';
+import { createDigest, digestStream, fsError, type HashAlgorithm } from '@ftp/vfs';
 import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import type { S3Context } from './context.js';
 import { openDownload } from './download.js';
@@ -35,7 +35,7 @@ export function storedDigest(head: HeadObjectCommandOutput, algorithm: HashAlgor
  * HASH: the hex digest of `[start, end)` of a file. A whole-file digest that is stored with the object costs one
  * HEAD; anything else streams the range through one ranged GET (never held whole).
  */
-export async function hashObject(ctx: S3Context, path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
+export async function hashObject(ctx: S3Context, path: string, algorithm: HashAlgorithm, start?: number, end?: number, signal?: AbortSignal): Promise<string> {
   const k = await kindOf(ctx, path, true);
   if (k.kind === 'directory') throw fsError('EISDIR', 'open', path);
   if (k.kind === 'none') throw fsError('ENOENT', 'open', path);
@@ -49,6 +49,5 @@ export async function hashObject(ctx: S3Context, path: string, algorithm: HashAl
   }
   if (to <= from) return digest.digest();
   const body = await openDownload(ctx, path, { start: from, end: to - 1, ifMatch: k.head.ETag });
-  for await (const chunk of body) digest.update(chunk as Buffer);
-  return digest.digest();
+  return digestStream(body, digest, signal);
 }

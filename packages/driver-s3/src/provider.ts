@@ -12,6 +12,7 @@ import {
   type FileStats,
   type FsProvider,
   type HashAlgorithm,
+  type HashOptions,
   type ReadStreamOptions,
   type WriteStreamOptions,
 } from '@ftp/vfs';
@@ -229,8 +230,8 @@ export class S3Provider implements FsProvider {
   }
 
   /** HASH: a digest stored with the object when there is one for the whole file, else streamed. */
-  hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
-    return hashObject(this.#ctx, path, algorithm, start, end);
+  hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number, options: HashOptions = {}): Promise<string> {
+    return hashObject(this.#ctx, path, algorithm, start, end, options.signal);
   }
 
   /**

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import { checkStreamOptions, createDigest, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
-import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
+import { checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
+import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
 import { connectExisting, connectUrl, dialectOfKysely } from './dialects.js';
 import type { Connection, DialectName, ExistingConnection, PoolOptions } from './dialects.js';
 import { dbError, isRetryable, isUniqueViolation } from './errors.js';
@@ -612,7 +612,11 @@ export class SqlProvider implements FsProvider {
    * Digest of `[start, end)` of a file. The SHA-256 of a whole file uploaded by a stream is stored at upload time
    * and returned without reading; anything else streams the range.
    */
-  async hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string> {
+  async hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number, options: HashOptions = {}): Promise<string> {
+    // A stopped hash rejects with the signal's reason, not with a storage error made of it.
+    const stopped = (err: unknown): never => {
+      throw options.signal?.aborted ? options.signal.reason : err;
+    };
     return this.#use(path, async () => {
       const digest = createDigest(algorithm);
       const found = await this.#existing(this.db, path, true, 'open');
@@ -623,9 +627,8 @@ export class SqlProvider implements FsProvider {
       if (end !== undefined && end <= from) return digest.digest();
       const { node, token } = await this.#leased(path);
       const stream = new SqlReadStream(this.#store, node.id, token, node.size, from, end === undefined ? undefined : end - 1, normalizePath(path));
-      for await (const chunk of stream) digest.update(chunk as Buffer);
-      return digest.digest();
-    });
+      return digestStream(stream, digest, options.signal);
+    }).catch(stopped);
   }
 
   /** Bytes left under the quota (AVBL); Infinity without one. */

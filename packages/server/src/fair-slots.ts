@@ -31,14 +31,15 @@ export class FairSlots {
    * loop), else a promise of it. The caller must release it when its work ends, however it ends.
    */
   acquire(key: string): ReleaseSlot | Promise<ReleaseSlot> {
-    const holder = this.#holders.get(key) ?? { running: 0, waiting: [] };
-    if (this.#turns.size === 0 && this.#free(holder)) {
+    let holder = this.#holders.get(key);
+    if (holder === undefined) {
+      holder = { running: 0, waiting: [] };
       this.#holders.set(key, holder);
-      return this.#grant(key, holder);
     }
-    this.#holders.set(key, holder);
+    if (this.#turns.size === 0 && this.#free(holder)) return this.#grant(key, holder);
+    const waiter = holder;
     return new Promise((resolve) => {
-      holder.waiting.push(resolve);
+      waiter.waiting.push(resolve);
       this.#turns.add(key);
       this.#dispatch();
     });

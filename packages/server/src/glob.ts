@@ -143,15 +143,15 @@ class Automaton {
     }
   }
 
-  #accepts(code: number): { masks: Int32Array; at: number } {
-    if (code < TABLE_CODES) return { masks: this.#table, at: code * this.#words };
+  /** The masks of a code unit at or above {@link TABLE_CODES} (from 0). */
+  #masksOf(code: number): Int32Array {
     let masks = this.#cache.get(code);
     if (masks === undefined) {
       masks = new Int32Array(this.#words);
       this.#fill(code, masks, 0);
       if (this.#cache.size < MAX_CACHED_CODES) this.#cache.set(code, masks);
     }
-    return { masks, at: 0 };
+    return masks;
   }
 
   matches(name: string): boolean {
@@ -163,12 +163,9 @@ class Automaton {
     const loops = this.#loops;
     for (let n = 0; n < name.length; n++) {
       const code = name.charCodeAt(n);
-      let masks: Int32Array;
-      let at: number;
-      if (code < TABLE_CODES) {
-        masks = this.#table;
-        at = code * words;
-      } else ({ masks, at } = this.#accepts(code));
+      const ascii = code < TABLE_CODES;
+      const masks = ascii ? this.#table : this.#masksOf(code);
+      const at = ascii ? code * words : 0;
       let carry = 0;
       let alive = 0;
       for (let w = 0; w < words; w++) {

@@ -195,7 +195,7 @@ describe('HASH', () => {
 });
 
 describe('HASH that nobody waits for stops', () => {
-  /** A provider with a file of `chunks` × 64 KiB read at one chunk per 5 ms, counting the chunks read. */
+  /** A provider with a file of `chunks` × 64 KiB, each chunk read (at most 256 KiB) 5 ms late, counting them. */
   async function slowFile(chunks: number) {
     const fs = new MemoryProvider();
     await fs.writeFile('/big', Buffer.alloc(chunks * 65536, 7));
@@ -225,55 +225,51 @@ describe('HASH that nobody waits for stops', () => {
     return { srv, port };
   }
 
-  const settled = async (reads: { chunks: number }): Promise<number> => {
+  /** A logged-in client whose HASH of the big file has been reading for 100 ms. */
+  async function hashing(port: number) {
+    const c = await RawClient.connect(port);
+    cleanups.push(() => c.close());
+    await c.login();
+    c.socket.write('HASH big\r\n');
     await new Promise((r) => setTimeout(r, 100));
-    return reads.chunks;
-  };
+    return c;
+  }
+
+  /** Whether the file stopped being read: no chunk read in the 300 ms after 100 ms of settling. */
+  async function stoppedReading(reads: { chunks: number }): Promise<boolean> {
+    await new Promise((r) => setTimeout(r, 100));
+    const after = reads.chunks;
+    await new Promise((r) => setTimeout(r, 300));
+    return reads.chunks === after;
+  }
 
   it('when its client goes away', async () => {
     const { fs, reads } = await slowFile(600);
     const { port } = await server(fs);
-    const c = await RawClient.connect(port);
-    await c.login();
-    c.socket.write('HASH big\r\n');
-    await new Promise((r) => setTimeout(r, 100));
+    const c = await hashing(port);
     expect(reads.chunks).toBeGreaterThan(0);
     c.socket.resetAndDestroy();
-    const after = await settled(reads);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(reads.chunks).toBe(after);
+    expect(await stoppedReading(reads)).toBe(true);
     expect(reads.chunks).toBeLessThan(200);
   });
 
   it('at ABOR: 426 for the HASH, then 226, and the session goes on', async () => {
     const { fs, reads } = await slowFile(600);
     const { port } = await server(fs);
-    const c = await RawClient.connect(port);
-    cleanups.push(() => c.close());
-    await c.login();
-    c.socket.write('HASH big\r\n');
-    await new Promise((r) => setTimeout(r, 100));
+    const c = await hashing(port);
     c.socket.write('ABOR\r\n');
     expect((await c.next()).code).toBe(426);
     expect((await c.next()).code).toBe(226);
-    const after = await settled(reads);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(reads.chunks).toBe(after);
+    expect(await stoppedReading(reads)).toBe(true);
     expect((await c.cmd('NOOP')).code).toBe(200);
   });
 
   it('when the server closes', async () => {
     const { fs, reads } = await slowFile(600);
     const { srv, port } = await server(fs);
-    const c = await RawClient.connect(port);
-    cleanups.push(() => c.close());
-    await c.login();
-    c.socket.write('HASH big\r\n');
-    await new Promise((r) => setTimeout(r, 100));
+    await hashing(port);
     await srv.close();
-    const after = await settled(reads);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(reads.chunks).toBe(after);
+    expect(await stoppedReading(reads)).toBe(true);
     expect(reads.chunks).toBeLessThan(200);
   });
 

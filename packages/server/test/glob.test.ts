@@ -87,7 +87,7 @@ describe('glob matcher', () => {
     const matches = globMatcher(pattern);
     const started = performance.now();
     expect(names.filter(matches)).toEqual([]);
-    // 10,000 × 250 × 240 steps for the walk (2.4 s here, unloaded); 10,000 × 250 × 8 words now (~50 ms).
+    // The walk: 10,000 × 250 × 240 steps (it took 475 ms for 2,000 of these names); now 10,000 × 250 × 8 words (40 ms).
     expect(performance.now() - started).toBeLessThan(1000);
   });
 

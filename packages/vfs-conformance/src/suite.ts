@@ -907,6 +907,18 @@ function hashTests(ctx: Ctx): void {
       }
     }
   });
+
+  itIf(ctx.caps.hash, "the provider's hash stops at its signal: aborted, it rejects with the signal's reason, not a digest", 'the provider has no hash capability (hashFile streams the file itself: @ftp/vfs tests its signal)', async () => {
+    const hash = ctx.p.hash as NonNullable<FsProvider['hash']>;
+    await writeAll(ctx.p, '/h.bin', data);
+    // A range, so that no digest stored with the file can answer without reading it.
+    await expect(hash.call(ctx.p, '/h.bin', 'MD5', 1000, 280_000, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    const controller = new AbortController();
+    const stopped = hash.call(ctx.p, '/h.bin', 'MD5', 1000, 280_000, { signal: controller.signal });
+    controller.abort(new Error('client left'));
+    await expect(stopped).rejects.toThrow('client left');
+    expect(await hash.call(ctx.p, '/h.bin', 'MD5', 1000, 280_000)).toBe(digest('MD5', data.subarray(1000, 280_000)));
+  });
 }
 
 function spaceTests(ctx: Ctx): void {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { VfsError, toVfsError } from './errors.js';
-import type { FsProvider, HashAlgorithm } from './spec.js';
+import type { Readable } from 'node:stream';
+import type { FsProvider, HashAlgorithm, HashOptions } from './spec.js';
 import { openReadStream } from './streams.js';
 
 const NODE_ALGORITHMS: Record<Exclude<HashAlgorithm, 'CRC32'>, string> = {
@@ -49,28 +50,20 @@ export function createDigest(algorithm: HashAlgorithm): Digest {
   };
 }
 
-/** Options of {@link hashFile}. */
-export interface HashFileOptions {
-  /**
-   * Stops the hash: the file stops being read and the promise rejects with the signal's reason (an `AbortError` by
-   * default). A provider's own `hash` cannot be stopped; the promise then rejects at once and its result is dropped.
-   */
-  signal?: AbortSignal;
-}
-
 /**
  * The hex digest of a file or of the byte range `[start, end)` of it (HASH). Uses the provider's `hash` when
- * present, else streams the range through node:crypto / `zlib.crc32` without holding it.
+ * present, else streams the range through node:crypto / `zlib.crc32` without holding it ({@link digestStream}).
+ * With `options.signal`, the hash stops when it aborts and rejects with its reason; a provider's own `hash` is
+ * handed the signal (one that ignores it is waited for, so that a caller counting hashes in progress stays right).
  */
-export async function hashFile(p: FsProvider, path: string, algorithm: HashAlgorithm, start?: number, end?: number, options: HashFileOptions = {}): Promise<string> {
+export async function hashFile(p: FsProvider, path: string, algorithm: HashAlgorithm, start?: number, end?: number, options: HashOptions = {}): Promise<string> {
   const { signal } = options;
   signal?.throwIfAborted();
   try {
     if (typeof p.hash === 'function') {
-      const hashed = p.hash(path, algorithm, start, end);
-      if (signal === undefined) return await hashed;
-      hashed.catch(() => undefined); // dropped once stopped
-      return await abortable(hashed, signal);
+      const digest = await p.hash(path, algorithm, start, end, options);
+      signal?.throwIfAborted();
+      return digest;
     }
     const digest = createDigest(algorithm);
     const from = start ?? 0;
@@ -79,28 +72,7 @@ export async function hashFile(p: FsProvider, path: string, algorithm: HashAlgor
       (await openReadStream(p, path, { start: 0, end: 0 })).destroy();
       return digest.digest();
     }
-    const stream = await openReadStream(p, path, end === undefined ? { start: from } : { start: from, end: end - 1 });
-    const stop = (): void => {
-      stream.destroy(signal?.reason as Error);
-    };
-    signal?.addEventListener('abort', stop, { once: true });
-    try {
-      let sinceTurn = 0;
-      for await (const chunk of stream) {
-        digest.update(chunk as Buffer);
-        // A stream that always has data ready (memory, SQLite) would otherwise never let other sessions run: a
-        // 5 GiB hash held every session for 8 s.
-        sinceTurn += (chunk as Buffer).length;
-        if (sinceTurn >= BYTES_PER_TURN) {
-          sinceTurn = 0;
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
-      }
-    } finally {
-      signal?.removeEventListener('abort', stop);
-    }
-    signal?.throwIfAborted();
-    return digest.digest();
+    return await digestStream(await openReadStream(p, path, end === undefined ? { start: from } : { start: from, end: end - 1 }), digest, signal);
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
     throw toVfsError(err, path);
@@ -110,20 +82,33 @@ export async function hashFile(p: FsProvider, path: string, algorithm: HashAlgor
 /** Bytes hashed between turns given to the rest of the process (~5 ms of SHA-256). */
 const BYTES_PER_TURN = 4 * 1024 * 1024;
 
-/** `promise`, or the signal's reason as soon as it aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const stop = (): void => reject(signal.reason);
-    signal.addEventListener('abort', stop, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', stop);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', stop);
-        reject(e);
-      },
-    );
-  });
+/**
+ * Feeds `stream` into `digest` and returns the hex digest: what a provider's `hash` streams through. The rest of
+ * the process gets a turn every 4 MiB (a stream that always has data ready, as memory or SQLite reads, would
+ * otherwise hold every session: a 5 GiB hash held them for 8 s); with `signal`, the stream is destroyed and the
+ * signal's reason thrown as soon as it aborts (a hash nobody waits for must not read on).
+ */
+export async function digestStream(stream: Readable, digest: Digest, signal?: AbortSignal): Promise<string> {
+  const stop = (): void => {
+    stream.destroy(signal?.reason as Error);
+  };
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    let sinceTurn = 0;
+    for await (const chunk of stream) {
+      digest.update(chunk as Buffer);
+      sinceTurn += (chunk as Buffer).length;
+      if (sinceTurn >= BYTES_PER_TURN) {
+        sinceTurn = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+  } catch (err) {
+    throw signal?.aborted ? signal.reason : err;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+  signal?.throwIfAborted();
+  return digest.digest();
 }

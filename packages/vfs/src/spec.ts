@@ -1,5 +1,11 @@
 import type { Readable, Writable } from 'node:stream';
 
+/** Options of a `hash` call. */
+export interface HashOptions {
+  /** Stops the hash: the file stops being read, and the call rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
 /**
  * Version of the provider contract described in this file. A provider may declare the version it was written
  * for (`specVersion`) so that a future v2 can ship beside v1.
@@ -138,8 +144,11 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
   setCreationTime?(path: string, birthtime: Date): Promise<void>;
   /** Changes permission bits (SITE CHMOD). */
   chmod?(path: string, mode: number): Promise<void>;
-  /** Digest of a byte range of a file, hex-encoded (HASH); `end` exclusive, omitted for "to the end". */
-  hash?(path: string, algorithm: HashAlgorithm, start?: number, end?: number): Promise<string>;
+  /**
+   * Digest of a byte range of a file, hex-encoded (HASH); `end` exclusive, omitted for "to the end". With
+   * `options.signal`, stops reading when it aborts and rejects with its reason (`digestStream` does both).
+   */
+  hash?(path: string, algorithm: HashAlgorithm, start?: number, end?: number, options?: HashOptions): Promise<string>;
   /** Free bytes available under a path (AVBL); `Infinity` for unlimited. */
   availableSpace?(path: string): Promise<number>;
   /** Reserves room for an upload of `size` bytes (ALLO); throws ENOSPC when it cannot. */

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { once } from 'node:events';
 import { MemoryProvider as PlatformaticMemory } from '@platformatic/vfs';
 import { describe, expect, it } from 'vitest';
-import { describeCapabilities, MemoryProvider, openReadStream, openWriteStream, readOnly, scoped, SqliteProvider, toVfsError } from '../src/index.js';
+import { describeCapabilities, hashFile, MemoryProvider, mounts, openReadStream, openWriteStream, quota, readOnly, scoped, SqliteProvider, toVfsError } from '../src/index.js';
 import type { FsProvider } from '../src/index.js';
 
 async function code(promise: Promise<unknown> | (() => Promise<unknown>)): Promise<string> {
@@ -188,6 +188,22 @@ describe('scoped()', () => {
     await s.rename('/a/placed', '/a/b/placed'); // leads to /home/u/other/secret there: inside, if missing
     await p.symlink('/home/other', '/home/u/to-other');
     expect(await code(s.rename('/to-other', '/a/to-other'))).toBe('EACCES');
+  });
+
+  it("hand a hash's signal on to the provider's own hash (scoped, mounts, readOnly, quota)", async () => {
+    const inner = new MemoryProvider();
+    await inner.mkdir('/home/u', { recursive: true });
+    await inner.writeFile('/home/u/f', 'data');
+    const seen: Array<AbortSignal | undefined> = [];
+    (inner as FsProvider).hash = async (_path, _algorithm, _start, _end, options) => {
+      seen.push(options?.signal);
+      options?.signal?.throwIfAborted();
+      return 'digest';
+    };
+    const view = quota(readOnly(scoped(mounts(new MemoryProvider(), { '/m': inner }), '/m/home/u')), { bytes: 1e6 });
+    const controller = new AbortController();
+    expect(await hashFile(view, '/f', 'MD5', undefined, undefined, { signal: controller.signal })).toBe('digest');
+    expect(seen).toEqual([controller.signal]);
   });
 
   it('stream errors name the path of the view', async () => {

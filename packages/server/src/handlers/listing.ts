@@ -111,9 +111,10 @@ const MATCH_BATCH = 2000;
 
 async function matching(entries: DirEntry[], matches: (name: string) => boolean): Promise<DirEntry[]> {
   const kept: DirEntry[] = [];
-  for (let i = 0; i < entries.length; i += MATCH_BATCH) {
-    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    for (const e of entries.slice(i, i + MATCH_BATCH)) if (matches(e.name)) kept.push(e);
+  for (let i = 0; i < entries.length; i++) {
+    if (i > 0 && i % MATCH_BATCH === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const e = entries[i] as DirEntry;
+    if (matches(e.name)) kept.push(e);
   }
   return kept;
 }

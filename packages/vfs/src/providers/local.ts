@@ -424,6 +424,15 @@ function closeFd(fd: number): Promise<void> {
  * descriptor closes. Directories, FIFOs and devices are not registered.
  * @throws VfsError EBUSY (a writer while the file is read or written, a reader while it is written)
  */
+/** The target of the link at host path `path`; undefined when it is no link (or is gone). */
+function linkTargetSync(path: string): string | undefined {
+  try {
+    return hostFs.readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
   if (!st.isFile()) return null;
   return write ? takeWriter(st, path) : takeReader(st, path);
@@ -736,8 +745,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
-      const target = await hostFs.readlink(from).catch(() => undefined);
-      if (target !== undefined && !this.#inside(nodePath.resolve(nodePath.dirname(to), target))) throw fsError('EACCES', 'rename', oldPath);
+      this.#refuseOutwardLink(await hostFs.readlink(from).catch(() => undefined), to, oldPath);
       noteNamespaceChange();
       try {
         await this.#run(oldPath, () => fsp.rename(hostArg(from), hostArg(to)));
@@ -887,25 +895,21 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
-    this.#refuseOutwardLink(from, to, oldPath);
+    this.#refuseOutwardLink(linkTargetSync(from), to, oldPath);
     noteNamespaceChange();
     this.#runSync(oldPath, () => fs.renameSync(hostArg(from), hostArg(to)));
   }
 
   /**
-   * Refuses (EACCES) to move a link that would lead out of the root from its new place: links made through this
-   * provider never do (see `#linkTarget`), but one placed by an administrator (`ln -s /etc`) or an older version
-   * (`../..`) may. Unusable where it is, it could otherwise be renamed over a folder while another command is between
-   * its confinement check and its operation (a race open with async metadata or several processes).
+   * Refuses (EACCES) to move a link (`target`: what the entry to move holds) that would lead out of the root from
+   * its new place `to`: links made through this provider never do (see `#linkTarget`), but one placed by an
+   * administrator (`ln -s /etc`) or an older version (`../..`) may. Unusable where it is, it could otherwise be
+   * renamed over a folder while another command is between its confinement check and its operation (a race open
+   * with async metadata or several processes).
    */
-  #refuseOutwardLink(from: string, to: string, v: string): void {
-    let target: string;
-    try {
-      target = hostFs.readlinkSync(from);
-    } catch {
-      return; // not a link, or gone: the rename itself says so
-    }
-    if (!this.#inside(nodePath.resolve(nodePath.dirname(to), target))) throw fsError('EACCES', 'rename', v);
+  #refuseOutwardLink(target: string | undefined, to: string, v: string): void {
+    // No target: not a link, or gone (the rename itself says so).
+    if (target !== undefined && !this.#inside(nodePath.resolve(nodePath.dirname(to), target))) throw fsError('EACCES', 'rename', v);
   }
 
   override openSync(path: string, flags: string | number = 'r', mode?: number): LocalFileHandle {

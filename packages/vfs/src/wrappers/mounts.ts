@@ -5,7 +5,7 @@ import { hashFile } from '../hash.js';
 import { collectSlices, listDirectorySlices, slicesFromGenerator } from '../listing.js';
 import { basename, dirname, joinPath, normalizePath, relativeTo } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, ListSlicesOptions, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, HashOptions, ListSlicesOptions, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
 import { VfsStats } from '../stats.js';
 import { openReadStream, openWriteStream } from '../streams.js';
 
@@ -334,7 +334,8 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
       });
   }
   if (caps.some((c) => c.hash)) {
-    w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number) => run(v, () => hashFile(route(v).fs, route(v).path, algorithm, start, end));
+    w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number, options?: HashOptions) =>
+      run(v, () => hashFile(route(v).fs, route(v).path, algorithm, start, end, options));
   }
   if (caps.some((c) => c.setTimes)) {
     w.setTimes = (v, mtime) => run(v, async () => (route(v).fs.setTimes ?? unsupported('utime', v)).call(route(v).fs, route(v).path, mtime));

@@ -4,7 +4,7 @@ import { mapStreamErrors } from '../internal/stream-errors.js';
 import { mapSliceErrors } from '../listing.js';
 import { dirname, isInside, normalizePath, relativeTo, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { FsProvider, HashAlgorithm, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
+import type { FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -79,7 +79,8 @@ export function scoped(p: FsProvider, root: string): FsProvider {
    * one step: async metadata, several processes, network storage).
    */
   async function linkLeadsOut(from: string, to: string): Promise<boolean> {
-    if (!resolvesLinks) return false;
+    // A view of the whole tree: the inner provider keeps its own root.
+    if (!resolvesLinks || base === '/') return false;
     let target: string;
     try {
       if (!(await lstat.call(p, from)).isSymbolicLink()) return false;
@@ -160,7 +161,8 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   const listSlices = p.listSlices;
   if (typeof listSlices === 'function') w.listSlices = (v, options) => run(v, async () => mapSliceErrors(await listSlices.call(p, await at(v, true), options), v));
   if (typeof hash === 'function') {
-    w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number) => run(v, async () => hash.call(p, await at(v, true), algorithm, start, end));
+    w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number, options?: HashOptions) =>
+      run(v, async () => hash.call(p, await at(v, true), algorithm, start, end, options));
   }
   if (typeof availableSpace === 'function') w.availableSpace = (v) => run(v, async () => availableSpace.call(p, await at(v, true)));
   if (typeof setTimes === 'function') w.setTimes = (v, mtime) => run(v, async () => setTimes.call(p, await at(v, true), mtime));
