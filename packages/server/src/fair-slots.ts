@@ -28,9 +28,11 @@ export class FairSlots {
 
   /**
    * A slot for `key`: the release function at once when one is free and nobody waits (no extra turn of the event
-   * loop), else a promise of it. The caller must release it when its work ends, however it ends.
+   * loop), else a promise of it. The caller must release it when its work ends, however it ends. When `signal`
+   * aborts first, the request leaves the line and the promise rejects with the signal's reason.
    */
-  acquire(key: string): ReleaseSlot | Promise<ReleaseSlot> {
+  acquire(key: string, signal?: AbortSignal): ReleaseSlot | Promise<ReleaseSlot> {
+    signal?.throwIfAborted();
     let holder = this.#holders.get(key);
     if (holder === undefined) {
       holder = { running: 0, waiting: [] };
@@ -38,8 +40,22 @@ export class FairSlots {
     }
     if (this.#turns.size === 0 && this.#free(holder)) return this.#grant(key, holder);
     const waiter = holder;
-    return new Promise((resolve) => {
-      waiter.waiting.push(resolve);
+    return new Promise((resolve, reject) => {
+      const granted = (release: ReleaseSlot): void => {
+        signal?.removeEventListener('abort', leave);
+        resolve(release);
+      };
+      const leave = (): void => {
+        const at = waiter.waiting.indexOf(granted);
+        if (at !== -1) waiter.waiting.splice(at, 1);
+        if (waiter.waiting.length === 0) {
+          this.#turns.delete(key);
+          if (waiter.running === 0) this.#holders.delete(key);
+        }
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', leave, { once: true });
+      waiter.waiting.push(granted);
       this.#turns.add(key);
       this.#dispatch();
     });

@@ -20,7 +20,10 @@ type Token =
   /** A bracket set: UTF-16 code unit ranges, inclusive. */
   | { kind: 'set'; negate: boolean; ranges: number[] };
 
-/** Most characters other than `*` a pattern may have; a longer one matches nothing (names are at most 255 here). */
+/**
+ * Most characters and sets (`[...]`) other than `*` a pattern may have; a longer one matches nothing (names are at
+ * most 255 here).
+ */
 export const MAX_GLOB_CHARACTERS = 1024;
 
 /** A test for names against a wildcard segment: `*` any run, `?` any one character, `[a-z]`/`[!a-z]` a set. */
@@ -94,10 +97,8 @@ function matchesOne(token: Token, code: number): boolean {
   }
 }
 
-/** Code units below this have their transition masks computed once, when the pattern is compiled. */
+/** Code units below this have a transition mask each, computed when the pattern is compiled. */
 const TABLE_CODES = 128;
-/** Other code units' masks are kept once seen, up to this many (then computed per character). */
-const MAX_CACHED_CODES = 4096;
 
 /**
  * The pattern's positions as states: state i is "the first i non-star tokens matched", and a `*` after token i
@@ -114,7 +115,13 @@ class Automaton {
   readonly #lastBit: number;
   /** Masks of the states a code unit below {@link TABLE_CODES} can enter, `#words` per code unit. */
   readonly #table: Int32Array;
-  readonly #cache = new Map<number, Int32Array>();
+  /**
+   * The code units from {@link TABLE_CODES} up, cut where any token's answer changes (a character of the pattern, a
+   * set's range ends): each piece starts at `#starts[i]` and has one mask, `#words` at `i * #words` in `#pieces`. A
+   * name's other characters (say, 85 different CJK ones) then cost a binary search, never a pass over the pattern.
+   */
+  readonly #starts: number[];
+  readonly #pieces: Int32Array;
   #now: Int32Array;
   #next: Int32Array;
 
@@ -132,6 +139,19 @@ class Automaton {
     this.#lastBit = 1 << (steps.length & 31);
     this.#table = new Int32Array(TABLE_CODES * this.#words);
     for (let code = 0; code < TABLE_CODES; code++) this.#fill(code, this.#table, code * this.#words);
+    const cuts = new Set<number>([TABLE_CODES]);
+    const cut = (lo: number, hi: number): void => {
+      if (hi < TABLE_CODES) return;
+      cuts.add(Math.max(lo, TABLE_CODES));
+      cuts.add(hi + 1);
+    };
+    for (const token of steps) {
+      if (token.kind === 'char') cut(token.code, token.code);
+      else if (token.kind === 'set') for (let r = 0; r < token.ranges.length; r += 2) cut(token.ranges[r] as number, token.ranges[r + 1] as number);
+    }
+    this.#starts = [...cuts].sort((a, b) => a - b);
+    this.#pieces = new Int32Array(this.#starts.length * this.#words);
+    this.#starts.forEach((start, i) => this.#fill(start, this.#pieces, i * this.#words));
     this.#now = new Int32Array(this.#words);
     this.#next = new Int32Array(this.#words);
   }
@@ -143,15 +163,17 @@ class Automaton {
     }
   }
 
-  /** The masks of a code unit at or above {@link TABLE_CODES} (from 0). */
-  #masksOf(code: number): Int32Array {
-    let masks = this.#cache.get(code);
-    if (masks === undefined) {
-      masks = new Int32Array(this.#words);
-      this.#fill(code, masks, 0);
-      if (this.#cache.size < MAX_CACHED_CODES) this.#cache.set(code, masks);
+  /** Where the masks of a code unit at or above {@link TABLE_CODES} start in `#pieces`. */
+  #pieceOf(code: number): number {
+    const starts = this.#starts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if ((starts[mid] as number) <= code) lo = mid;
+      else hi = mid - 1;
     }
-    return masks;
+    return lo * this.#words;
   }
 
   matches(name: string): boolean {
@@ -164,8 +186,8 @@ class Automaton {
     for (let n = 0; n < name.length; n++) {
       const code = name.charCodeAt(n);
       const ascii = code < TABLE_CODES;
-      const masks = ascii ? this.#table : this.#masksOf(code);
-      const at = ascii ? code * words : 0;
+      const masks = ascii ? this.#table : this.#pieces;
+      const at = ascii ? code * words : this.#pieceOf(code);
       let carry = 0;
       let alive = 0;
       for (let w = 0; w < words; w++) {

@@ -123,7 +123,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       tls: new TlsContexts(options.driver, this.settings),
       listSortBudget: new ListingSortBudget(this.settings.listSortBudget),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
-      loginSlots: new FairSlots(this.settings.maxConcurrentLogins, this.settings.maxConcurrentLoginsPerIp),
+      loginTurns: new FairSlots(0, this.settings.maxConcurrentLoginsPerIp),
+      loginSlots: new FairSlots(this.settings.maxConcurrentLogins, 0),
       hashSlots: new FairSlots(this.settings.maxConcurrentHashes, this.settings.maxConcurrentHashesPerIp),
       anonymous: options.anonymous,
       emit: (event, payload) => {

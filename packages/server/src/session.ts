@@ -53,7 +53,9 @@ export interface SessionContext {
   /** The names listings may hold at once to sort them (`listSortBudget`). */
   readonly listSortBudget: ListingSortBudget;
   readonly guard: LoginGuard;
-  /** Password checks at once (`maxConcurrentLogins`, `maxConcurrentLoginsPerIp`). */
+  /** Logins in progress per address, each through its failed-login delay (`maxConcurrentLoginsPerIp`). */
+  readonly loginTurns: FairSlots;
+  /** Password checks at once over the server (`maxConcurrentLogins`). */
   readonly loginSlots: FairSlots;
   /** File hashes at once (`maxConcurrentHashes`, `maxConcurrentHashesPerIp`). */
   readonly hashSlots: FairSlots;

@@ -41,7 +41,7 @@ export interface ServerSettings {
   /**
    * Seconds a connection has to log in, from the greeting (or from REIN), whatever it sends meanwhile: then 421 and
    * close (ProFTPD's TimeoutLogin). NOOPs do not put it off, so connections that never log in cannot hold session
-   * slots for ever. Default 60; 0 uses `idleTimeout`.
+   * slots for ever. Default 60; 0 uses `idleTimeout` (then a deadline to log in too).
    */
   loginTimeout: number;
   /** Seconds to wait for a data connection to be made (passive accept or active connect), then 425. Default 30. */
@@ -167,12 +167,13 @@ export interface ServerSettings {
   /** Failed logins on one connection before it is closed with 421. Default 3 (as vsftpd's max_login_fails). */
   maxLoginAttemptsPerSession: number;
   /**
-   * Password checks (the driver's `authenticate`) running at once over the server, and per client address (its IPv6
-   * /64); 0 is no limit. Others wait their turn, a turn per address, so a flood of guesses from one address delays
-   * another address's login by one check at most. A check holds its address's slot through the failed-login delay,
-   * and the ban is checked once the slot is held, so guesses sent in parallel are neither faster nor more numerous
-   * than `maxLoginFailures`. A scrypt check costs ~100 ms and 32 MiB on libuv's thread pool (4 threads by default),
-   * which file I/O shares. Defaults 2 and 1.
+   * `maxConcurrentLogins`: password checks (the driver's `authenticate`) running at once over the server; a scrypt
+   * check costs ~100 ms and 32 MiB on libuv's thread pool (4 threads by default), which file I/O shares.
+   * `maxConcurrentLoginsPerIp`: logins in progress per client address (its IPv6 /64), each holding its turn through
+   * its failed-login delay, and looking at the ban once it has it, so guesses sent in parallel are neither faster
+   * nor more numerous than `maxLoginFailures`. Checks waiting for a server slot take turns by address, one each:
+   * a flood of guesses from one address delays another address by one check per address ahead of it, never by the
+   * flood, and a delay holds up only its own address. 0 is no limit. Defaults 2 and 1.
    */
   maxConcurrentLogins: number;
   maxConcurrentLoginsPerIp: number;

@@ -195,11 +195,14 @@ describe('HASH', () => {
 });
 
 describe('HASH that nobody waits for stops', () => {
-  /** A provider with a file of `chunks` × 64 KiB, each chunk read (at most 256 KiB) 5 ms late, counting them. */
+  /**
+   * A provider with a file of `chunks` × 64 KiB, each chunk read (at most 256 KiB) 20 ms late, counting them; a hash
+   * of it takes `chunks` × 5 ms. `cut` says whether a stream closed before its end (stopped, not finished).
+   */
   async function slowFile(chunks: number) {
     const fs = new MemoryProvider();
     await fs.writeFile('/big', Buffer.alloc(chunks * 65536, 7));
-    const reads = { chunks: 0, streams: 0, open: 0, peak: 0 };
+    const reads = { chunks: 0, streams: 0, open: 0, peak: 0, cut: 0 };
     const createReadStream = fs.createReadStream.bind(fs);
     fs.createReadStream = async (path, options) => {
       reads.streams++;
@@ -209,10 +212,13 @@ describe('HASH that nobody waits for stops', () => {
       const slow = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           reads.chunks++;
-          setTimeout(() => cb(null, chunk), 5);
+          setTimeout(() => cb(null, chunk), 20);
         },
       });
-      slow.on('close', () => source.destroy());
+      slow.on('close', () => {
+        if (!slow.readableEnded) reads.cut++;
+        source.destroy();
+      });
       return source.pipe(slow);
     };
     return { fs, reads };
@@ -250,7 +256,7 @@ describe('HASH that nobody waits for stops', () => {
     expect(reads.chunks).toBeGreaterThan(0);
     c.socket.resetAndDestroy();
     expect(await stoppedReading(reads)).toBe(true);
-    expect(reads.chunks).toBeLessThan(200);
+    expect(reads.cut).toBe(1);
   });
 
   it('at ABOR: 426 for the HASH, then 226, and the session goes on', async () => {
@@ -261,7 +267,26 @@ describe('HASH that nobody waits for stops', () => {
     expect((await c.next()).code).toBe(426);
     expect((await c.next()).code).toBe(226);
     expect(await stoppedReading(reads)).toBe(true);
+    expect(reads.cut).toBe(1);
     expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('at ABOR with a data connection set up (PASV before the HASH): 426 for the HASH, then 226, the port closed', async () => {
+    const { fs, reads } = await slowFile(600);
+    const { port } = await server(fs);
+    const c = await RawClient.connect(port);
+    cleanups.push(() => c.close());
+    await c.login();
+    expect((await c.cmd('PASV')).code).toBe(227);
+    c.socket.write('HASH big\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    c.socket.write('ABOR\r\n');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    expect(await stoppedReading(reads)).toBe(true);
+    expect(reads.cut).toBe(1);
+    // The passive port went with it: a transfer now needs a new PASV.
+    expect((await c.cmd('LIST')).code).toBe(425);
   });
 
   it('when the server closes', async () => {
@@ -270,11 +295,12 @@ describe('HASH that nobody waits for stops', () => {
     await hashing(port);
     await srv.close();
     expect(await stoppedReading(reads)).toBe(true);
-    expect(reads.chunks).toBeLessThan(200);
+    expect(reads.cut).toBe(1);
   });
 
   it('runs at most maxConcurrentHashes at once, and one per address: the rest wait their turn', async () => {
-    const { fs, reads } = await slowFile(20);
+    // Each hash reads for ~0.25 s: long enough for all four to be asked while the first two run.
+    const { fs, reads } = await slowFile(50);
     const { port } = await server(fs, { maxConcurrentHashes: 2, maxConcurrentHashesPerIp: 1 });
     const clients = await Promise.all(['127.0.0.31', '127.0.0.31', '127.0.0.32', '127.0.0.33'].map((a) => RawClient.connect(port, '127.0.0.1', a)));
     for (const c of clients) cleanups.push(() => c.close());

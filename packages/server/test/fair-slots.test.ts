@@ -53,21 +53,43 @@ describe('FairSlots', () => {
     expect(open.running).toBe(50);
   });
 
-  it('per key: one key at its limit does not block others, whatever the order', async () => {
+  it('per key: one key at its limit does not block others, and a freed slot goes to the key that waited first', async () => {
     const slots = new FairSlots(2, 1);
+    const order: string[] = [];
+    const granted = (name: string, slot: ReleaseSlot | Promise<ReleaseSlot>): Promise<ReleaseSlot> =>
+      Promise.resolve(slot).then((release) => (order.push(name), release));
     const a1 = slots.acquire('a') as ReleaseSlot;
-    const a2 = slots.acquire('a');
-    const b1 = slots.acquire('b');
-    const c1 = slots.acquire('c');
+    const a2 = granted('a2', slots.acquire('a'));
+    const b1 = granted('b1', slots.acquire('b'));
+    const c1 = granted('c1', slots.acquire('c'));
     await tick();
     expect(slots.running).toBe(2);
+    expect(order).toEqual(['b1']); // a is at its limit: b, behind it, takes the free slot
     a1();
     await tick();
-    // a1's slot goes to c or a2 in turn order: a waited first.
-    expect(slots.running).toBe(2);
+    expect(order).toEqual(['b1', 'a2']); // a waited before c
     (await b1)();
+    await tick();
+    expect(order).toEqual(['b1', 'a2', 'c1']);
     (await a2)();
     (await c1)();
     expect(slots.running).toBe(0);
+  });
+
+  it('a request whose signal aborts leaves the line: it rejects, and the slot goes to the next', async () => {
+    const slots = new FairSlots(1, 0);
+    const first = slots.acquire('a') as ReleaseSlot;
+    const controller = new AbortController();
+    const leaving = slots.acquire('b', controller.signal) as Promise<ReleaseSlot>;
+    const next = slots.acquire('c') as Promise<ReleaseSlot>;
+    expect(slots.waiting).toBe(2);
+    controller.abort(new Error('client left'));
+    await expect(leaving).rejects.toThrow('client left');
+    expect(slots.waiting).toBe(1);
+    first();
+    (await next)();
+    expect(slots.running).toBe(0);
+    expect(slots.waiting).toBe(0);
+    expect(() => slots.acquire('d', AbortSignal.abort())).toThrow();
   });
 });

@@ -199,6 +199,17 @@ for (const syncMetadata of [true, false]) {
       await p.unlink(`${d}/d2/rel`);
     });
 
+    it('nor a link that would lead out through another link: the check follows links on the way, as the kernel will', async () => {
+      const d = `/chain-${syncMetadata}`;
+      await p.mkdir(d);
+      expect(await code(p.symlink('etc', '/l0'))).toBe('EACCES'); // /etc is the planted link to the host's /etc
+      await p.symlink('etc', `${d}/l`); // dangling where it is made: <d>/etc does not exist
+      expect(await code(p.rename(`${d}/l`, '/l'))).toBe('EACCES'); // at the top it would lead through /etc
+      expect(await code(() => p.renameSync(`${d}/l`, '/l'))).toBe('EACCES');
+      expect(fs.existsSync(join(root, 'l'))).toBe(false);
+      await p.unlink(`${d}/l`);
+    });
+
     it('the sync API is confined as well', () => {
       const sync = (fn: () => unknown): string => {
         try {

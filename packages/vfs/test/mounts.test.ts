@@ -50,6 +50,18 @@ async function tree() {
 }
 
 describe('mounts', () => {
+  it("gives a mounted provider's absolute link targets under the mount point, normalised first", async () => {
+    const inner = new MemoryProvider();
+    await inner.writeFile('/x', 'x');
+    await inner.symlink('/x', '/abs');
+    const tree = mounts(new MemoryProvider(), { '/m': inner });
+    expect(await tree.readlink!('/m/abs')).toBe('/m/x');
+    const climbing = new MemoryProvider();
+    climbing.readlink = async () => '/a/../..';
+    const other = mounts(new MemoryProvider(), { '/m': climbing });
+    expect(await other.readlink!('/m/l')).toBe('/m');
+  });
+
   it('routes each path to the provider of its longest mount point', async () => {
     const { root, archive, store, fs } = await tree();
     await put(fs, '/home/a.txt', 'root');

@@ -188,6 +188,11 @@ describe('scoped()', () => {
     await s.rename('/a/placed', '/a/b/placed'); // leads to /home/u/other/secret there: inside, if missing
     await p.symlink('/home/other', '/home/u/to-other');
     expect(await code(s.rename('/to-other', '/a/to-other'))).toBe('EACCES');
+    // Through another link: a link to `to-other` leads out too, made at the top or moved there.
+    expect(await code(s.symlink!('to-other', '/l3'))).toBe('EACCES');
+    await s.symlink?.('to-other', '/a/l4'); // dangling in /a
+    expect(await code(s.rename('/a/l4', '/l4'))).toBe('EACCES');
+    expect(await code(p.lstat('/home/u/l4'))).toBe('ENOENT');
   });
 
   it("hand a hash's signal on to the provider's own hash (scoped, mounts, readOnly, quota)", async () => {

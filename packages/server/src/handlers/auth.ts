@@ -41,10 +41,11 @@ export function user(s: Session, arg: string): Promise<void> | void {
 }
 
 /**
- * PASS: asks the driver. A failure never says whether the user exists, and is answered after a growing delay. A
- * password check waits for a slot (`maxConcurrentLogins`, `maxConcurrentLoginsPerIp`) and holds it through that
- * delay: parallel guesses from one address are then answered one after another, each seeing the failures (and the
- * ban) of those before it.
+ * PASS: asks the driver. A failure never says whether the user exists, and is answered after a growing delay.
+ * Logins from one address take turns (`maxConcurrentLoginsPerIp`), each holding its turn through that delay:
+ * parallel guesses are answered one after another, each seeing the failures (and the ban) of those before it. The
+ * check itself waits for one of the server's `maxConcurrentLogins` slots, held only while the driver works, so a
+ * delay never holds up another address.
  */
 export async function pass(s: Session, arg: string): Promise<void> {
   if (s.authenticated) return s.reply(230, 'Already logged in.');
@@ -53,12 +54,25 @@ export async function pass(s: Session, arg: string): Promise<void> {
   const anonymous = isAnonymousName(s, name);
   // Anonymous logins check no password: nothing to wait for.
   if (anonymous && s.ctx.anonymous) return login(s, name, arg, true);
-  const slot = s.ctx.loginSlots.acquire(banKey(s.remoteAddress));
-  const release = typeof slot === 'function' ? slot : await slot;
+  const release = await s.ctx.loginTurns.acquire(banKey(s.remoteAddress));
   try {
     // A client that left while it waited costs no check.
     if (s.isClosed) return;
     return await login(s, name, arg, anonymous);
+  } finally {
+    release();
+  }
+}
+
+/** The driver's answer, in one of the server's check slots; undefined when the client left while it waited. */
+async function checkPassword(s: Session, name: string, arg: string): Promise<LoginResult | null | undefined> {
+  const release = await s.ctx.loginSlots.acquire(banKey(s.remoteAddress));
+  try {
+    if (s.isClosed) return undefined;
+    return await s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg));
+  } catch (err) {
+    s.log.warn({ err }, 'authenticator failed');
+    return null;
   } finally {
     release();
   }
@@ -76,11 +90,9 @@ async function login(s: Session, name: string, arg: string, anonymous: boolean):
   if (anonymous && s.ctx.anonymous) {
     result = { fs: readOnly(s.ctx.anonymous.fs), permissions: { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false, site: false } };
   } else {
-    try {
-      result = await s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg));
-    } catch (err) {
-      s.log.warn({ err }, 'authenticator failed');
-    }
+    const checked = await checkPassword(s, name, arg);
+    if (checked === undefined) return;
+    result = checked;
   }
   const required = result?.tlsRequired && TLS_RANK[result.tlsRequired] > TLS_RANK[s.tlsRequired] ? result.tlsRequired : s.tlsRequired;
   if (result && TLS_RANK[required] >= TLS_RANK.control && !s.secure) {

@@ -13,7 +13,6 @@ import {
 import { describeCapabilities, dirname, hashFile, openReadStream, openWriteStream, resolvePath, type FileStats } from '@ftp/vfs';
 import { pipeline } from 'node:stream/promises';
 import { FtpError } from '../errors.js';
-import type { ReleaseSlot } from '../fair-slots.js';
 import { banKey } from '../login-guard.js';
 import { rangesSendable, requirePermission, takeRange, type Session } from '../session.js';
 
@@ -93,7 +92,7 @@ export function legacyHash(algorithm: HashAlgorithm) {
 async function digestOf(s: Session, path: string, algorithm: HashAlgorithm, start: number, end: number): Promise<string | null> {
   const work = s.stoppableWork();
   try {
-    const release = await hashSlot(s, work.signal);
+    const release = await s.ctx.hashSlots.acquire(banKey(s.remoteAddress), work.signal);
     try {
       return await hashFile(s.vfs, path, algorithm, start, end, { signal: work.signal });
     } finally {
@@ -108,21 +107,6 @@ async function digestOf(s: Session, path: string, algorithm: HashAlgorithm, star
   }
 }
 
-/** A hash slot for the session's address, or the signal's reason if it aborts first (the slot is then given back). */
-async function hashSlot(s: Session, signal: AbortSignal): Promise<ReleaseSlot> {
-  const slot = s.ctx.hashSlots.acquire(banKey(s.remoteAddress));
-  if (typeof slot === 'function') return slot;
-  return new Promise<ReleaseSlot>((resolve, reject) => {
-    const stop = (): void => reject(signal.reason);
-    if (signal.aborted) stop();
-    else signal.addEventListener('abort', stop, { once: true });
-    void slot.then((release) => {
-      signal.removeEventListener('abort', stop);
-      if (signal.aborted) release();
-      else resolve(release);
-    });
-  });
-}
 
 /** A path that may be double-quoted (so it can hold spaces), and what follows it. */
 function splitQuotedPath(arg: string): { path: string; rest: string } {

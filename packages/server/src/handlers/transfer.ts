@@ -186,15 +186,17 @@ export async function abor(s: Session): Promise<void> {
     await t.done;
     return s.reply(226, 'Abort successful.');
   }
-  if (s.dataSetup) {
-    s.setDataSetup(null);
-    return s.reply(226, 'Data connection closed.');
-  }
-  // A HASH stops with its own reply (426) before this one: the handler answers before it lets ABOR go on.
+  // A HASH stops with its own reply (426) before this one: the handler answers before it lets ABOR go on. A data
+  // connection set up meanwhile (PASV before the HASH) is closed too, as ABOR says.
   const stopped = s.stopWork();
   if (stopped) {
     await stopped;
+    s.setDataSetup(null);
     return s.reply(226, 'Abort successful.');
+  }
+  if (s.dataSetup) {
+    s.setDataSetup(null);
+    return s.reply(226, 'Data connection closed.');
   }
   return s.reply(225, 'No transfer to abort.');
 }

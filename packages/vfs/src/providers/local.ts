@@ -745,7 +745,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
-      this.#refuseOutwardLink(await hostFs.readlink(from).catch(() => undefined), to, oldPath);
+      const target = await hostFs.readlink(from).catch(() => undefined);
+      // Resolved as the kernel will (through any link on the way), as a link being made is.
+      if (target !== undefined) await this.#confinePath(nodePath.resolve(nodePath.dirname(to), target), 'rename', oldPath);
       noteNamespaceChange();
       try {
         await this.#run(oldPath, () => fsp.rename(hostArg(from), hostArg(to)));
@@ -895,21 +897,21 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
-    this.#refuseOutwardLink(linkTargetSync(from), to, oldPath);
+    this.#refuseOutwardLinkSync(linkTargetSync(from), to, oldPath);
     noteNamespaceChange();
     this.#runSync(oldPath, () => fs.renameSync(hostArg(from), hostArg(to)));
   }
 
   /**
    * Refuses (EACCES) to move a link (`target`: what the entry to move holds) that would lead out of the root from
-   * its new place `to`: links made through this provider never do (see `#linkTarget`), but one placed by an
+   * its new place `to`, through any link on the way (the async rename does the same): links made through this provider never do (see `#linkTarget`), but one placed by an
    * administrator (`ln -s /etc`) or an older version (`../..`) may. Unusable where it is, it could otherwise be
    * renamed over a folder while another command is between its confinement check and its operation (a race open
    * with async metadata or several processes).
    */
-  #refuseOutwardLink(target: string | undefined, to: string, v: string): void {
-    // No target: not a link, or gone (the rename itself says so).
-    if (target !== undefined && !this.#inside(nodePath.resolve(nodePath.dirname(to), target))) throw fsError('EACCES', 'rename', v);
+  #refuseOutwardLinkSync(target: string | undefined, to: string, v: string): void {
+    // No target: not a link, or gone (the rename itself says so). Resolved through any link on the way.
+    if (target !== undefined) this.#confinePathSync(nodePath.resolve(nodePath.dirname(to), target), 'rename', v);
   }
 
   override openSync(path: string, flags: string | number = 'r', mode?: number): LocalFileHandle {

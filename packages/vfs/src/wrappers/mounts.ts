@@ -318,7 +318,9 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
         const target = await r.fs.readlink!(r.path);
         // An absolute target is a path of the link's provider: in this tree, it lies under that provider's mount point.
         if (!target.startsWith('/') || r.at === '/') return target;
-        return target === '/' ? r.at : r.at + target;
+        // Normalised first: `/a/../..` must not climb above the mount point once prefixed.
+        const inner = normalizePath(target);
+        return inner === '/' ? r.at : r.at + inner;
       });
     w.symlink = (target, v) =>
       run(v, async () => {

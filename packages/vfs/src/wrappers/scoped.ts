@@ -2,7 +2,7 @@ import { describeCapabilities } from '../capabilities.js';
 import { fsError, toVfsError } from '../errors.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { mapSliceErrors } from '../listing.js';
-import { dirname, isInside, normalizePath, relativeTo, resolvePath, splitPath } from '../paths.js';
+import { dirname, normalizePath, relativeTo, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
 import type { FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
 
@@ -88,7 +88,21 @@ export function scoped(p: FsProvider, root: string): FsProvider {
     } catch {
       return false; // the rename itself reports a missing source
     }
-    return !isInside(base, resolvePath(dirname(to), target));
+    return !(await leadsInside(resolvePath(dirname(to), target)));
+  }
+
+  /** Whether inner path `inner` lies in the view once every link on the way is followed (a link to a link out too). */
+  async function leadsInside(inner: string): Promise<boolean> {
+    const view = relativeTo(base, inner);
+    if (view === undefined) return false;
+    try {
+      await resolve(view, true);
+      return true;
+    } catch (err) {
+      const code = toVfsError(err).code;
+      if (code === 'EACCES' || code === 'ELOOP') return false;
+      throw err;
+    }
   }
 
   const run = async <T>(v: string, fn: () => Promise<T>): Promise<T> => {
@@ -148,12 +162,12 @@ export function scoped(p: FsProvider, root: string): FsProvider {
       run(v, async () => {
         const link = await at(v, false);
         if (typeof target !== 'string') throw fsError('EINVAL', 'symlink', v);
-        if (target.startsWith('/')) return symlink.call(p, toInner(target), link);
-        const resolved = resolvePath(dirname(link), target);
-        if (!isInside(base, resolved)) throw fsError('EACCES', 'symlink', v);
+        const absolute = target.startsWith('/');
+        const resolved = absolute ? toInner(target) : resolvePath(dirname(link), target);
+        if (!(await leadsInside(resolved))) throw fsError('EACCES', 'symlink', v);
         // A climbing target is handed on as the absolute path it leads to: `a/l -> ../x`, once renamed to `/l`,
         // would lead out of the view (see `linkLeadsOut`).
-        return symlink.call(p, target.split('/').includes('..') ? resolved : target, link);
+        return symlink.call(p, absolute || target.split('/').includes('..') ? resolved : target, link);
       });
   }
   const { list, hash, availableSpace, setTimes, chmod, allocate, concat, createReadStream, createWriteStream } = p;
