@@ -127,6 +127,25 @@ describe('password checks at once (maxConcurrentLogins, maxConcurrentLoginsPerIp
     return { port, stats };
   }
 
+  /** Clients from `addresses`, greeted, each with `USER alice` answered and `PASS wrong` sent (not yet answered). */
+  async function wrongPasswords(port: number, addresses: string[]): Promise<RawClient[]> {
+    const clients = await Promise.all(addresses.map((a) => connect(port, a)));
+    await Promise.all(clients.map((c) => c.next()));
+    await Promise.all(clients.map((c) => c.cmd('USER alice')));
+    for (const c of clients) c.socket.write('PASS wrong\r\n');
+    return clients;
+  }
+
+  /** How long (ms) a login with the right password from `address` takes, from its PASS to its 230. */
+  async function loginMs(port: number, address: string): Promise<number> {
+    const victim = await connect(port, address);
+    await victim.next();
+    await victim.cmd('USER alice');
+    const started = performance.now();
+    expect((await victim.cmd(`PASS ${PASSWORD}`, 20_000)).code).toBe(230);
+    return performance.now() - started;
+  }
+
   it('guesses sent in parallel from one address are checked one at a time, and no more than maxLoginFailures of them', async () => {
     const { port, stats } = await slowChecks(20, { maxLoginFailures: 10, maxLoginAttemptsPerSession: 0 });
     const clients = await Promise.all(Array.from({ length: 40 }, () => connect(port, '127.0.0.21')));
@@ -149,18 +168,10 @@ describe('password checks at once (maxConcurrentLogins, maxConcurrentLoginsPerIp
 
   it("floods of checks from two addresses delay a third address's login by one check each, not by the floods", async () => {
     const { port, stats } = await slowChecks(40, { maxConcurrentLogins: 1, maxConcurrentLoginsPerIp: 1, maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
-    const flood = await Promise.all(Array.from({ length: 40 }, (_, i) => connect(port, i % 2 === 0 ? '127.0.0.22' : '127.0.0.25')));
-    await Promise.all(flood.map((c) => c.next()));
-    await Promise.all(flood.map((c) => c.cmd('USER alice')));
-    for (const c of flood) c.socket.write('PASS wrong\r\n');
+    const flood = await wrongPasswords(port, Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? '127.0.0.22' : '127.0.0.25')));
     await new Promise((r) => setTimeout(r, 100));
-    const victim = await connect(port, '127.0.0.23');
-    await victim.next();
-    await victim.cmd('USER alice');
-    const started = performance.now();
-    expect((await victim.cmd(`PASS ${PASSWORD}`, 20_000)).code).toBe(230);
     // One check per flooding address at most before it (2 × 40 ms), and its own: the floods take 40 × 40 ms.
-    expect(performance.now() - started).toBeLessThan(600);
+    expect(await loginMs(port, '127.0.0.23')).toBeLessThan(600);
     expect(stats.peak).toBe(1);
     for (const c of flood) c.close();
   });
@@ -169,26 +180,15 @@ describe('password checks at once (maxConcurrentLogins, maxConcurrentLoginsPerIp
     // Eight addresses each with a failed login in its delay (300 ms here): with the server's check slots held
     // through the delays, a ninth address waited for them (8 × 300 ms / 2 slots).
     const { port } = await slowChecks(0, { failedLoginDelay: 300, maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
-    const guessers = await Promise.all(Array.from({ length: 8 }, (_, i) => connect(port, `127.0.0.${40 + i}`)));
-    await Promise.all(guessers.map((c) => c.next()));
-    await Promise.all(guessers.map((c) => c.cmd('USER alice')));
-    for (const c of guessers) c.socket.write('PASS wrong\r\n');
+    const guessers = await wrongPasswords(port, Array.from({ length: 8 }, (_, i) => `127.0.0.${40 + i}`));
     await new Promise((r) => setTimeout(r, 50));
-    const victim = await connect(port, '127.0.0.49');
-    await victim.next();
-    await victim.cmd('USER alice');
-    const started = performance.now();
-    expect((await victim.cmd(`PASS ${PASSWORD}`, 20_000)).code).toBe(230);
-    expect(performance.now() - started).toBeLessThan(250);
+    expect(await loginMs(port, '127.0.0.49')).toBeLessThan(250);
     expect((await Promise.all(guessers.map((c) => c.next()))).map((r) => r.code)).toEqual(Array(8).fill(530));
   });
 
   it('a client that leaves while its check waits costs no check', async () => {
     const { port, stats } = await slowChecks(100, { maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
-    const clients = await Promise.all(Array.from({ length: 10 }, () => connect(port, '127.0.0.24')));
-    await Promise.all(clients.map((c) => c.next()));
-    await Promise.all(clients.map((c) => c.cmd('USER alice')));
-    for (const c of clients) c.socket.write('PASS wrong\r\n');
+    const clients = await wrongPasswords(port, Array(10).fill('127.0.0.24'));
     await new Promise((r) => setTimeout(r, 30));
     // Reset, not closed: a client that only half-closes may still read its replies, and is answered.
     for (const c of clients) c.socket.resetAndDestroy();
