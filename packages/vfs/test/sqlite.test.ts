@@ -183,6 +183,71 @@ describe('SqliteProvider (own)', () => {
     p.close();
   });
 
+  it('APPE and REST copy a big kept part a batch at a time: other work runs in between, the bytes are exact', async () => {
+    // 64 KiB chunks: 32 per 2 MiB batch, so 12 MiB of file is 6 batches (one synchronous statement before).
+    const p = new SqliteProvider(':memory:', { chunkSize: 64 * 1024 });
+    const v1 = pattern(12 * 1024 * 1024 + 123, 8);
+    await writeAll(p, '/f', v1);
+    for (const options of [{ start: v1.length - 100 }, { append: true }]) {
+      const before = await readAll(p, '/f');
+      let turns = 0;
+      let copying = true;
+      const tick = (): void => {
+        if (!copying) return;
+        turns++;
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      const ws = await openWriteStream(p, '/f', options);
+      // Taken while the kept part is being copied: the provider answers in between the batches.
+      const otherDone = writeAll(p, '/other', 'written meanwhile');
+      ws.end(Buffer.from('tail'));
+      await once(ws, 'finish');
+      copying = false;
+      await otherDone;
+      expect(turns, JSON.stringify(options)).toBeGreaterThanOrEqual(5);
+      const kept = 'start' in options ? before.subarray(0, options.start) : before;
+      expect((await readAll(p, '/f')).equals(Buffer.concat([kept, Buffer.from('tail')])), JSON.stringify(options)).toBe(true);
+      expect(await p.readFile('/other', 'utf8')).toBe('written meanwhile');
+    }
+    p.close();
+  });
+
+  it('a continued upload discarded or changed under it during the copy stops copying and leaves no rows', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 64 * 1024 });
+    await writeAll(p, '/f', pattern(12 * 1024 * 1024, 9));
+    const rows = (): number => {
+      const db = inspect(file);
+      const n = (db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
+      db.close();
+      return n;
+    };
+    const original = rows();
+    // Discarded (ABOR) after the first batch: no later batch may copy into the deleted node.
+    const a = await openWriteStream(p, '/f', { append: true });
+    await new Promise(setImmediate);
+    a.transferError?.(new Error('ABOR'));
+    for (let i = 0; i < 20; i++) await new Promise(setImmediate);
+    expect(rows()).toBe(original);
+    a.destroy();
+    await once(a, 'close');
+    // The file written in place (a handle) after the first batch: the upload fails with EBUSY, before its end.
+    const b = await openWriteStream(p, '/f', { append: true });
+    const failed = once(b, 'error').then(([err]) => toVfsError(err).code);
+    await new Promise(setImmediate);
+    const h = (await p.open('/f', 'r+')) as SqliteFileHandle;
+    h.writeSync(Buffer.from('changed'), 0, 7, 0);
+    await h.close();
+    expect(await failed).toBe('EBUSY');
+    expect((await readAll(p, '/f', { start: 0, end: 6 })).toString()).toBe('changed');
+    expect(rows()).toBe(original);
+    const db = inspect(file);
+    expect(db.prepare('SELECT count(*) AS n FROM nodes WHERE parent IS NULL AND id != 1').get()).toEqual({ n: 0 });
+    db.close();
+    p.close();
+  });
+
   it('random handle writes, reads and truncations match a reference buffer', async () => {
     const p = new SqliteProvider(':memory:', { chunkSize: 512 });
     let ref = Buffer.alloc(0);

@@ -63,6 +63,25 @@ interface Row {
  */
 type Base = { id: number; gen: number } | null;
 
+/**
+ * What an upload that continues a file (APPE, REST + STOR) copies of it before its own bytes: the first `chunks`
+ * whole chunks of node `from` (in SQL, row to row), then the first `tail` bytes of the next one, then `gap` zeros.
+ */
+interface KeptPart {
+  from: number;
+  gen: number;
+  chunks: number;
+  tail: number;
+  gap: number;
+}
+
+/**
+ * Bytes of kept chunks copied per transaction (rounded to whole chunks, at least one). SQLite runs on this thread:
+ * one `INSERT … SELECT` of a whole 1.5 GiB file held every session for 43 s; a batch this size takes ~10–20 ms,
+ * then the other sessions get their turn.
+ */
+const COPY_BATCH_BYTES = 2 * 1024 * 1024;
+
 interface Location {
   /** Undefined for the root. */
   dirId: number | undefined;
@@ -131,7 +150,7 @@ type Statements = Record<
   | 'setContentSize'
   | 'getChunk'
   | 'putChunk'
-  | 'copyChunks'
+  | 'copyChunkRange'
   | 'parentOf',
   StatementSync
 >;
@@ -201,11 +220,13 @@ class SqliteWriteStream extends Writable implements UploadStream {
   #failed: Error | undefined;
   /** See {@link Base}; undefined for a whole-file upload (STOR), which replaces whatever is there. */
   #base: Base | undefined;
+  /** Copied in `_construct`, before the first write is taken. */
+  #kept: KeptPart | undefined;
   /** Every chunk is copied into chunk buffers of the stream's own before its callback. */
   readonly releasesChunks = true;
 
   /**
-   * @param seq chunks of the start of the file already copied; `partial` the bytes after them.
+   * @param kept what the upload keeps of the file it continues, copied before its first byte.
    * @param base for an upload that continues the file, the version it copied from: the commit happens only if the
    *   entry is still that version (or still absent), else EBUSY. Undefined for a whole-file upload.
    */
@@ -214,8 +235,7 @@ class SqliteWriteStream extends Writable implements UploadStream {
     tempId: number,
     dirId: number,
     name: string,
-    seq: number,
-    partial: Buffer | undefined,
+    kept: KeptPart | undefined,
     base: Base | undefined,
     private readonly path: string,
   ) {
@@ -225,9 +245,66 @@ class SqliteWriteStream extends Writable implements UploadStream {
     this.#tempId = tempId;
     this.#dirId = dirId;
     this.#name = name;
-    this.#seq = seq;
-    this.#size = seq * internals.chunkSize;
-    if (partial !== undefined && partial.length > 0) this.#take(partial);
+    this.#seq = 0;
+    this.#size = 0;
+    this.#kept = kept;
+  }
+
+  // Writable holds writes, `end()` and `destroy()` until this calls back.
+  override _construct(cb: (err?: Error | null) => void): void {
+    const kept = this.#kept;
+    this.#kept = undefined;
+    if (kept === undefined) return cb();
+    this.#copyKept(kept).then(
+      () => cb(),
+      (err: unknown) => cb(toVfsError(err)),
+    );
+  }
+
+  /**
+   * Copies the kept part a batch of chunks per transaction, giving the thread back between batches. Each batch
+   * first checks that the file is still the version being copied: a change makes the upload fail (EBUSY) at once
+   * rather than copy a mix of versions (the commit would refuse it anyway). A destroyed stream stops copying.
+   */
+  async #copyKept(kept: KeptPart): Promise<void> {
+    const { chunkSize: cs, st } = this.#in;
+    const perBatch = Math.max(1, Math.floor(COPY_BATCH_BYTES / cs));
+    // A turn first: whoever opened the stream is listening for its errors before the first batch can fail.
+    await new Promise(setImmediate);
+    for (let copied = kept.chunks === 0 && kept.tail === 0; !copied; ) {
+      // Destroyed, or discarded by `transferError` (its node already deleted): copy nothing more.
+      if (this.destroyed || this.#done) return;
+      copied = this.#in.tx(() => {
+        const from = this.#in.getNode(kept.from);
+        if (from === undefined || from.gen !== kept.gen) throw this.#changed();
+        const end = Math.min(kept.chunks, this.#seq + perBatch);
+        if (end > this.#seq) st.copyChunkRange.run(this.#tempId, kept.from, this.#seq, end);
+        this.#seq = end;
+        this.#size = end * cs;
+        if (end < kept.chunks) return false;
+        if (kept.tail > 0) {
+          const r = st.getChunk.get(kept.from, kept.chunks);
+          if (r === undefined) throw new VfsError('EIO', 'EIO: missing chunk', { path: this.path });
+          this.#take(toBuffer(r.data).subarray(0, kept.tail));
+        }
+        return true;
+      });
+      if (!copied) await new Promise(setImmediate);
+    }
+    for (let gap = kept.gap; gap > 0; ) {
+      if (this.destroyed || this.#done) return;
+      const n = Math.min(gap, perBatch * cs);
+      this.zeroFill(n);
+      gap -= n;
+      await new Promise(setImmediate);
+    }
+  }
+
+  #changed(): VfsError {
+    return new VfsError('EBUSY', `EBUSY: '${this.path}' was changed by another client while this upload continued it; nothing was written, try again`, {
+      path: this.path,
+      syscall: 'write',
+    });
   }
 
   /** Copies `data` into chunk buffers; full chunks go to the batch, a full batch to the database. */
@@ -305,10 +382,7 @@ class SqliteWriteStream extends Writable implements UploadStream {
         // this check and the swap.
         const base = this.#base;
         if (base !== undefined && (base === null ? existing !== undefined : existing?.id !== base.id || existing.gen !== base.gen)) {
-          throw new VfsError('EBUSY', `EBUSY: '${this.path}' was changed by another client while this upload continued it; nothing was written, try again`, {
-            path: this.path,
-            syscall: 'write',
-          });
+          throw this.#changed();
         }
         if (existing !== undefined) {
           if (existing.type === T_DIR) throw fsError('EISDIR', 'open', this.#name);
@@ -546,7 +620,7 @@ export class SqliteFileHandle {
  *   concurrent whole-file uploads (STOR) end as one whole version (the last to finish), an interrupted upload
  *   leaves no trace.
  * - APPE and REST + STOR are copy-on-write: the kept prefix is copied (in SQL, chunk by chunk) into the new node
- *   first, so they cost O(file size). They never lose a racing write: they commit only if the file is still the
+ *   first, so they cost O(file size); 2 MiB per transaction, other sessions running in between. They never lose a racing write: they commit only if the file is still the
  *   version they copied — the same node id and the same `gen`, a generation that file handles' in-place writes bump
  *   (or still no file, for an APPE that creates it) — and otherwise fail with EBUSY (FTP 450), leaving nothing.
  *   So of two overlapping APPEs the first to finish is kept and the second fails; an APPE overtaken by a STOR, a
@@ -646,7 +720,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       setContentSize: db.prepare('UPDATE nodes SET size = ?, mtime = ?, gen = gen + 1 WHERE id = ?'),
       getChunk: db.prepare('SELECT data FROM chunks WHERE node = ? AND seq = ?'),
       putChunk: db.prepare('INSERT OR REPLACE INTO chunks (node, seq, data) VALUES (?, ?, ?)'),
-      copyChunks: db.prepare('INSERT INTO chunks (node, seq, data) SELECT ?, seq, data FROM chunks WHERE node = ? AND seq < ?'),
+      copyChunkRange: db.prepare('INSERT INTO chunks (node, seq, data) SELECT ?, seq, data FROM chunks WHERE node = ? AND seq >= ? AND seq < ?'),
       parentOf: db.prepare('SELECT parent FROM nodes WHERE id = ?'),
     };
     this.#internals = {
@@ -1013,34 +1087,23 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
    */
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
     checkStreamOptions(options, path);
-    return this.#run(path, () => {
-      const cs = this.chunkSize;
-      let gap = 0;
-      const stream = this.#tx(() => {
+    return this.#run(path, () =>
+      this.#tx(() => {
         const loc = this.#locate(path, true, 'open');
         if (loc.dirId === undefined || loc.row?.type === T_DIR) throw fsError('EISDIR', 'open', path);
         const tempId = this.#insert(null, `.upload-${++this.#tempCounter}-${process.pid}`, T_FILE, options.mode ?? loc.row?.mode ?? 0o644);
         const old = loc.row?.type === T_FILE ? loc.row : undefined;
         const keep = old === undefined ? 0 : options.append === true ? old.size : Math.min(options.start ?? 0, old.size);
-        gap = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - (old?.size ?? 0));
-        const whole = Math.floor(keep / cs);
+        const gap = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - (old?.size ?? 0));
         // APPE and REST + STOR commit only over the version they copied from (or still no file); STOR replaces.
         const continues = options.append === true || (options.start ?? 0) > 0;
         const base = continues ? (old === undefined ? null : { id: old.id, gen: old.gen }) : undefined;
-        let partial: Buffer | undefined;
-        if (old !== undefined && keep > 0) {
-          this.#st.copyChunks.run(tempId, old.id, whole);
-          if (keep % cs !== 0) {
-            const r = this.#st.getChunk.get(old.id, whole);
-            if (r === undefined) throw new VfsError('EIO', 'EIO: missing chunk', { path });
-            partial = toBuffer(r.data).subarray(0, keep % cs);
-          }
-        }
-        return new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, whole, partial, base, normalizePath(path));
-      });
-      if (gap > 0) stream.zeroFill(gap);
-      return stream;
-    });
+        // The copy runs in the stream's construction, in batches: opening stays one short transaction whatever the size.
+        const kept: KeptPart | undefined =
+          keep === 0 && gap === 0 ? undefined : { from: old?.id ?? 0, gen: old?.gen ?? 0, chunks: Math.floor(keep / this.chunkSize), tail: keep % this.chunkSize, gap };
+        return new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, kept, base, normalizePath(path));
+      }),
+    );
   }
 
   /** Sets the modification time. */
