@@ -24,7 +24,7 @@ export interface ConfiguredFtpd {
 
 async function readTls(tls: NonNullable<FtpdConfig['tls']>): Promise<SecureContextOptions> {
   const [cert, key] = await Promise.all([readFile(tls.cert), readFile(tls.key)]);
-  return { cert, key, ...(typeof tls.passphrase === 'string' ? { passphrase: tls.passphrase } : {}) };
+  return { cert, key, ...(typeof tls.passphrase === 'string' ? { passphrase: tls.passphrase } : {}), ...(tls.ciphers ? { ciphers: tls.ciphers } : {}) };
 }
 
 /** What a worker process of a configured server adds (see `workers`); its metrics go to the supervisor. */

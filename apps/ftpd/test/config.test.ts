@@ -270,7 +270,7 @@ describe('ftpd --config with real clients', () => {
       'tls.yaml',
       [
         'listeners: [{ port: 0 }, { port: 0, implicitTls: true }]',
-        `tls: { cert: ${JSON.stringify(cert)}, key: ${JSON.stringify(key)} }`,
+        `tls: { cert: ${JSON.stringify(cert)}, key: ${JSON.stringify(key)}, ciphers: "ECDHE-RSA-AES128-GCM-SHA256" }`,
         'backends: { m: { type: memory } }',
         `users: [{ name: alice, passwordHash: "${hash}", backend: m }]`,
         'server: { tlsRequired: all, failedLoginDelay: 0 }',
@@ -284,6 +284,18 @@ describe('ftpd --config with real clients', () => {
     await run('curl', ['-sS', '--fail', '-k', '--ssl-reqd', '-T', src, `ftp://alice:s3cret%20pass@127.0.0.1:${explicit}/t.txt`]);
     expect((await run('curl', ['-sS', '--fail', '-k', `ftps://alice:s3cret%20pass@127.0.0.1:${implicit}/t.txt`])).stdout).toBe('over tls');
     await expect(run('curl', ['-sS', '--fail', `ftp://alice:s3cret%20pass@127.0.0.1:${explicit}/t.txt`])).rejects.toThrow(/530|denied/i);
+
+    // The configured cipher list for TLS 1.2 (TLS 1.3, which curl used, keeps its suites), in place of the default.
+    const cipherOf = (ciphers: string): Promise<string> =>
+      new Promise((resolve) => {
+        const socket = tlsConnect({ port: implicit!, host: '127.0.0.1', rejectUnauthorized: false, maxVersion: 'TLSv1.2', ciphers }, () => {
+          resolve(socket.getCipher().standardName);
+          socket.destroy();
+        });
+        socket.on('error', (err) => resolve(`refused: ${err.message}`));
+      });
+    expect(await cipherOf('ECDHE-RSA-AES256-GCM-SHA384')).toMatch(/^refused/);
+    expect(await cipherOf('ECDHE-RSA-AES128-GCM-SHA256')).toBe('TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256');
 
     const fingerprint = (): Promise<string> =>
       new Promise((resolve, reject) => {

@@ -82,7 +82,8 @@ export interface FtpDriver {
   /**
    * The TLS certificate and key (and any other `tls.createSecureContext` options), asked each time a session
    * starts TLS, so certificates can be replaced without a restart: return the same object while nothing
-   * changed (a new object builds a new context). Without it, AUTH TLS and implicit FTPS are unavailable.
+   * changed (a new object builds a new context). Without it, AUTH TLS and implicit FTPS are unavailable. Without
+   * `ciphers`, only forward-secret AEAD suites are offered (`DEFAULT_TLS_CIPHERS`).
    */
   tlsOptions?(session: SessionInfo): SecureContextOptions | null | undefined | Promise<SecureContextOptions | null | undefined>;
 }

@@ -4,6 +4,7 @@ export { MemoryBanStore, type BanStore } from './login-guard.js';
 export { SessionCounts, type SessionGate, type SessionGateVerdict } from './session-gate.js';
 export type { AnonymousAccess } from './session.js';
 export type { TlsRequirement } from './settings.js';
+export { DEFAULT_TLS_CIPHERS } from './tls.js';
 export { DEFAULT_SETTINGS, resolveSettings, type ServerSettings } from './settings.js';
 export { FtpError, toReply, type Reply } from './errors.js';
 export { COMMANDS, type CommandSpec, type Handler } from './commands.js';

@@ -11,6 +11,26 @@ import { TlsSessionIds } from './tls-session-ids.js';
 const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 
 /**
+ * Cipher suites offered when the driver's options name none: TLS 1.3's three, and for TLS 1.2 only ephemeral key
+ * exchange (forward secrecy) with AEAD ciphers, as Mozilla's "intermediate" profile. Node's own default ends in
+ * `HIGH`, which lets a TLS 1.2 client settle on RSA key exchange and CBC (`AES128-SHA`): a stolen key would then
+ * decrypt recorded sessions. Every FTPS client of the last decade (FileZilla, WinSCP, lftp, curl) has ECDHE-GCM.
+ */
+export const DEFAULT_TLS_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-GCM-SHA256',
+  'DHE-RSA-AES256-GCM-SHA384',
+].join(':');
+
+/**
  * Free contexts kept per set of TLS options for the next TLS control connections. A context costs 25–37 KiB of
  * OpenSSL memory that V8 counts as ~1 KiB, so one made per login and dropped waited for a full collection that
  * seldom came: 6,000 TLS logins one after the other grew the server from 71 to 291 MB (3,000 with a collection forced
@@ -67,6 +87,7 @@ export class TlsContexts {
     if (reused) return reused;
     const context = createSecureContext({
       ...options,
+      ciphers: options.ciphers ?? DEFAULT_TLS_CIPHERS,
       // The stricter of the server's minimum and the driver's: a driver cannot lower the floor by accident.
       minVersion: stricter(this.settings.tlsMinVersion, options.minVersion),
       // No renegotiation (TLS 1.2): each is a full handshake of server CPU at the client's will; Node's own limit

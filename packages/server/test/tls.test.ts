@@ -161,6 +161,27 @@ describe('explicit FTPS (AUTH TLS)', () => {
     expect(['failed', 'never completed']).toContain(outcome);
   });
 
+  it('offers TLS 1.2 clients only forward-secret AEAD suites, unless the driver names its own', async () => {
+    const handshake = async (port: number, ciphers: string): Promise<string> => {
+      const raw = await RawClient.connect(port);
+      cleanups.push(() => raw.close());
+      await raw.next();
+      try {
+        return (await TlsRaw.upgrade(raw, { maxVersion: 'TLSv1.2', ciphers })).socket.getCipher().standardName;
+      } catch (err) {
+        return `refused: ${(err as Error).message}`;
+      }
+    };
+    const { port, rotate } = await tlsServer();
+    // RSA key exchange with CBC (no forward secrecy), then with GCM: both in Node's own default list.
+    expect(await handshake(port, 'AES128-SHA')).toMatch(/^refused/);
+    expect(await handshake(port, 'AES128-GCM-SHA256')).toMatch(/^refused/);
+    expect(await handshake(port, 'ECDHE-RSA-AES128-GCM-SHA256')).toBe('TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256');
+    expect(await handshake(port, 'ECDHE-RSA-CHACHA20-POLY1305')).toBe('TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256');
+    rotate({ ...certificate, ciphers: 'AES128-SHA' } as typeof certificate);
+    expect(await handshake(port, 'AES128-SHA')).toBe('TLS_RSA_WITH_AES_128_CBC_SHA');
+  });
+
   it('PBSZ and PROT need AUTH first; PROT needs PBSZ; PROT S/E are unsupported', async () => {
     const { port } = await tlsServer();
     const raw = await RawClient.connect(port);

@@ -173,7 +173,16 @@ export const config = z
       .min(1)
       .default([{ host: '127.0.0.1', port: 2121, implicitTls: false, proxyProtocol: false }]),
     /** PEM files, read at start and again on SIGHUP. */
-    tls: z.object({ cert: z.string().min(1), key: z.string().min(1), passphrase: secret.optional() }).strict().optional(),
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        passphrase: secret.optional(),
+        /** OpenSSL cipher list; default: forward-secret AEAD suites only (the server's DEFAULT_TLS_CIPHERS). */
+        ciphers: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
     backends: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'), backend),
     users: z.array(user).default([]),
     /** Read-only access for `anonymous` (and `ftp`, by RFC 1635 custom) to a backend's sub-tree. */
