@@ -36,7 +36,10 @@ export interface ServerSettings {
   activeModeMinPort: number;
   /** A passive data connection must come from the control connection's IP: `strict` (default) or `off`. */
   passiveIpCheck: 'strict' | 'off';
-  /** Seconds a logged-in or anonymous control connection may stay silent (421 then close). Default 900; 0 disables. */
+  /**
+   * Seconds a logged-in or anonymous control connection may stay silent (421 then close). Default 900; 0 disables.
+   * A command still running (a HASH of a big file) is not silence: the limit counts from its reply.
+   */
   idleTimeout: number;
   /**
    * Seconds a connection has to log in, from the greeting (or from REIN), whatever it sends meanwhile: then 421 and

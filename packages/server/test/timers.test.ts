@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { mkdir, symlink, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalProvider } from '@ftp/vfs';
+import { LocalProvider, MemoryProvider, type HashAlgorithm, type HashOptions } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
 import { RawClient, readAll, startServer } from './helpers.js';
 
@@ -50,6 +50,30 @@ it('the control idle timer never fires while a transfer is making progress', asy
   expect((await c.cmd('NOOP')).code).toBe(200);
   await once(socket, 'close');
   expect(received).toBe(size);
+});
+
+it('a logged-in client waiting for a long command is not idle: its reply comes, and silence counts from it', async () => {
+  // A provider whose hash takes 2.5 s (a big file), with idleTimeout 1 s.
+  class SlowHash extends MemoryProvider {
+    async hash(_path: string, _algorithm: HashAlgorithm, _start?: number, _end?: number, options: HashOptions = {}): Promise<string> {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2500);
+        options.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()));
+      });
+      return '0'.repeat(64);
+    }
+  }
+  const fs = new SlowHash();
+  await fs.writeFile('/big', 'x');
+  const ctx = await startServer({ fs, settings: { idleTimeout: 1 } });
+  const c = await RawClient.connect(ctx.port);
+  cleanups.push(() => ctx.close(), () => c.close());
+  await c.login();
+  const start = Date.now();
+  expect((await c.cmd('HASH big', 10000)).code).toBe(213);
+  expect(Date.now() - start).toBeGreaterThan(2000);
+  // Then the idle limit applies again, from the reply.
+  expect((await c.next(5000)).code).toBe(421);
 });
 
 it('a data connection that moves no byte for dataStallTimeout ends with 426', async () => {
