@@ -59,7 +59,15 @@ interface PreparedUpload {
   baseMode: number | undefined;
 }
 
-const DEFAULTS = { prefix: 'ftp', chunkSize: TRANSFER_CHUNK_SIZE, uploadTtlMs: 600_000, gracePeriodMs: 600_000, maxInFlightChunks: 4 };
+/**
+ * Bytes per chunk of a new filesystem: 256 KiB less 64. A chunk is a Redis string of its bytes plus a ~10-byte
+ * header, and jemalloc (Redis's allocator) serves 256 KiB + 10 from its 320 KiB size class: chunks of exactly
+ * 256 KiB cost 1.25 times their size in Redis memory (`MEMORY USAGE` 327,848 bytes for one). These fit the 256 KiB
+ * class. Uploads copy into chunk buffers anyway, so chunks need not match the server's 256 KiB transfer buffers.
+ */
+const DEFAULT_CHUNK_SIZE = TRANSFER_CHUNK_SIZE - 64;
+
+const DEFAULTS = { prefix: 'ftp', chunkSize: DEFAULT_CHUNK_SIZE, uploadTtlMs: 600_000, gracePeriodMs: 600_000, maxInFlightChunks: 4 };
 
 /**
  * A whole filesystem in Redis (see the package README for the data model): directories are hashes of name → inode,

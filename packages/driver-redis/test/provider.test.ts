@@ -29,6 +29,24 @@ afterAll(async () => {
 });
 
 describe('RedisProvider: data model', () => {
+  it("stores content at about its size in Redis memory: default chunks fit jemalloc's 256 KiB size class", async () => {
+    const p = fresh();
+    const size = 8 * 1024 * KiB;
+    await writeAll(p, '/f', deterministicBytes(size, 1));
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${p.keys.tag}:c:*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== '0');
+    expect(keys).toHaveLength(1);
+    const usage = Number(await redis.memory('USAGE', keys[0]!, 'SAMPLES', '0'));
+    // 256 KiB chunks took 1.25 times the bytes (jemalloc's 320 KiB class); a hash's own overhead is well under 5 %.
+    expect(usage / size).toBeLessThan(1.05);
+    expect((await readAll(p, '/f')).equals(deterministicBytes(size, 1))).toBe(true);
+  });
+
   it('renames a directory of 3,000 entries with the same few commands as one of 1 entry (O(1))', async () => {
     const p = fresh();
     await p.mkdir('/big');
