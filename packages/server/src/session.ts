@@ -517,6 +517,22 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   }
 
   /**
+   * @internal A signal aborted when the session closes, for a wait that must end with it (a PASS waiting for its
+   * turn); `done` when the wait is over, so a logged-in session keeps nothing of it.
+   */
+  closeWatch(): { signal: AbortSignal; done: () => void } {
+    const controller = new AbortController();
+    if (this.closed) controller.abort();
+    else closeWatches.set(this, controller);
+    return {
+      signal: controller.signal,
+      done: () => {
+        if (closeWatches.get(this) === controller) closeWatches.delete(this);
+      },
+    };
+  }
+
+  /**
    * @internal ABOR: stops the running command's stoppable work; resolves once the command has called `done` (after
    * its own reply), or null when there is none.
    */
@@ -532,6 +548,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     if (this.closed) return;
     this.flags |= CLOSED;
     stoppable.get(this)?.controller.abort();
+    closeWatches.get(this)?.abort();
+    closeWatches.delete(this);
     this.transfer?.stop('connection');
     this.setDataSetup(null);
     this.conn.close();
@@ -552,6 +570,9 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
  * field for it.
  */
 const stoppable = new WeakMap<Session, StoppableWork>();
+
+/** The close watch of sessions waiting on one (see {@link Session.closeWatch}), outside the session object. */
+const closeWatches = new WeakMap<Session, AbortController>();
 
 interface StoppableWork {
   controller: AbortController;

@@ -124,7 +124,8 @@ describe('password checks at once (maxConcurrentLogins, maxConcurrentLoginsPerIp
     });
     const { port } = await server.listen(0, '127.0.0.1');
     cleanups.push(() => server.close());
-    return { port, stats };
+    const ctx = (server as unknown as { ctx: { loginTurns: { waiting: number }; loginSlots: { waiting: number } } }).ctx;
+    return { port, stats, ctx };
   }
 
   /** Clients from `addresses`, greeted, each with `USER alice` answered and `PASS wrong` sent (not yet answered). */
@@ -184,6 +185,24 @@ describe('password checks at once (maxConcurrentLogins, maxConcurrentLoginsPerIp
     await new Promise((r) => setTimeout(r, 50));
     expect(await loginMs(port, '127.0.0.49')).toBeLessThan(250);
     expect((await Promise.all(guessers.map((c) => c.next()))).map((r) => r.code)).toEqual(Array(8).fill(530));
+  });
+
+  it('a client that leaves while it waits for its turn or a check slot leaves the line at once', async () => {
+    // One check of 800 ms holds the address's turn and the server's only slot; the others wait behind it.
+    const { port, stats, ctx } = await slowChecks(800, { maxConcurrentLogins: 1, maxLoginFailures: 0, maxLoginAttemptsPerSession: 0 });
+    const holder = await wrongPasswords(port, ['127.0.0.26']);
+    await new Promise((r) => setTimeout(r, 50));
+    const sameAddress = await wrongPasswords(port, Array(10).fill('127.0.0.26'));
+    const otherAddresses = await wrongPasswords(port, Array.from({ length: 5 }, (_, i) => `127.0.0.${30 + i}`));
+    await new Promise((r) => setTimeout(r, 100));
+    expect([ctx.loginTurns.waiting, ctx.loginSlots.waiting]).toEqual([10, 5]);
+    for (const c of [...sameAddress, ...otherAddresses]) c.socket.resetAndDestroy();
+    await new Promise((r) => setTimeout(r, 100));
+    // Before the holder's check ends: nobody left in line (a closed session was kept until its turn came).
+    expect(stats.running).toBe(1);
+    expect([ctx.loginTurns.waiting, ctx.loginSlots.waiting]).toEqual([0, 0]);
+    expect((await holder[0]!.next(5000)).code).toBe(530);
+    expect(stats.checks).toBe(1);
   });
 
   it('a client that leaves while its check waits costs no check', async () => {

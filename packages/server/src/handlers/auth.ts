@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { latin1ForEscapes } from '@ftp/protocol';
 import { readOnly, resolvePath } from '@ftp/vfs';
 import type { LoginResult } from '../driver.js';
+import type { FairSlots, ReleaseSlot } from '../fair-slots.js';
 import { FtpError } from '../errors.js';
 import { banKey } from '../login-guard.js';
 import { ALL_PERMISSIONS, NO_LIMITS, type Session } from '../session.js';
@@ -54,19 +55,35 @@ export async function pass(s: Session, arg: string): Promise<void> {
   const anonymous = isAnonymousName(s, name);
   // Anonymous logins check no password: nothing to wait for.
   if (anonymous && s.ctx.anonymous) return login(s, name, arg, true);
-  const release = await s.ctx.loginTurns.acquire(banKey(s.remoteAddress));
+  // A client that leaves while it waits leaves the line at once: it costs no check, and its session is not kept.
+  const watch = s.closeWatch();
   try {
-    // A client that left while it waited costs no check.
-    if (s.isClosed) return;
-    return await login(s, name, arg, anonymous);
+    const release = await slotUnlessClosed(s.ctx.loginTurns, banKey(s.remoteAddress), watch.signal);
+    if (release === undefined) return;
+    try {
+      if (s.isClosed) return;
+      return await login(s, name, arg, anonymous, watch.signal);
+    } finally {
+      release();
+    }
   } finally {
-    release();
+    watch.done();
+  }
+}
+
+/** A slot of `slots`, or undefined when the session closed while it waited (the only way `acquire` fails). */
+async function slotUnlessClosed(slots: FairSlots, key: string, closed?: AbortSignal): Promise<ReleaseSlot | undefined> {
+  try {
+    return await slots.acquire(key, closed);
+  } catch {
+    return undefined;
   }
 }
 
 /** The driver's answer, in one of the server's check slots; undefined when the client left while it waited. */
-async function checkPassword(s: Session, name: string, arg: string): Promise<LoginResult | null | undefined> {
-  const release = await s.ctx.loginSlots.acquire(banKey(s.remoteAddress));
+async function checkPassword(s: Session, name: string, arg: string, closed?: AbortSignal): Promise<LoginResult | null | undefined> {
+  const release = await slotUnlessClosed(s.ctx.loginSlots, banKey(s.remoteAddress), closed);
+  if (release === undefined) return undefined;
   try {
     if (s.isClosed) return undefined;
     return await s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg));
@@ -78,7 +95,7 @@ async function checkPassword(s: Session, name: string, arg: string): Promise<Log
   }
 }
 
-async function login(s: Session, name: string, arg: string, anonymous: boolean): Promise<void> {
+async function login(s: Session, name: string, arg: string, anonymous: boolean, closed?: AbortSignal): Promise<void> {
   // A ban decided while this connection was open (or while it waited for its check) applies to it too.
   const banned = s.ctx.guard.isBanned(s.remoteAddress);
   if (typeof banned === 'boolean' ? banned : await banned) {
@@ -90,7 +107,7 @@ async function login(s: Session, name: string, arg: string, anonymous: boolean):
   if (anonymous && s.ctx.anonymous) {
     result = { fs: readOnly(s.ctx.anonymous.fs), permissions: { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false, site: false } };
   } else {
-    const checked = await checkPassword(s, name, arg);
+    const checked = await checkPassword(s, name, arg, closed);
     if (checked === undefined) return;
     result = checked;
   }
