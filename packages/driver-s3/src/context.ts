@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ResolvedOptions } from './options.js';
+import type { PartSchedule } from './parts.js';
 import type { KeyMapper } from './paths.js';
 
 /** What the parts of the provider share: the client, the bucket, the key mapping and the options. */
@@ -22,8 +23,10 @@ export interface S3Context {
   conditionalDeletesUnsupported: boolean;
   /** Objects larger than this are copied by multipart UploadPartCopy (S3's CopyObject limit: 5 GiB). */
   readonly multipartCopyThreshold: number;
-  /** Size of the UploadPartCopy ranges of such a copy. */
+  /** Size of the UploadPartCopy ranges of such a copy (larger for objects that would need more than 10,000). */
   readonly multipartCopyPartSize: number;
+  /** S3's part and object limits, and how upload parts grow within them (lowered by a test hook). */
+  readonly partSchedule: PartSchedule;
 }
 
 /** The `x-amz-copy-source` value of a key: `bucket/key`, URL-encoded segment by segment (slashes kept). */

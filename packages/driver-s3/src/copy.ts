@@ -10,11 +10,12 @@ import {
 import { VfsError } from '@ftp/vfs';
 import { mapLimit } from './concurrency.js';
 import { copySource, type S3Context } from './context.js';
-import { copyRanges } from './upload.js';
+import { copyRanges } from './parts.js';
 
 /**
  * Copies one object server-side, metadata included (no byte passes through this process): CopyObject up to
- * `multipartCopyThreshold` (S3's limit: 5 GiB), a multipart upload of UploadPartCopy ranges above it.
+ * `multipartCopyThreshold` (S3's limit: 5 GiB), a multipart upload of UploadPartCopy ranges above it — ranges of
+ * `multipartCopyPartSize` (512 MiB), larger for an object over 5,000 GiB so that they stay within 10,000 parts.
  * With `etag`, only that version of the source is copied (`x-amz-copy-source-if-match`): a source replaced since it
  * was looked at fails with 412 (EBUSY once mapped) instead of copying something else.
  * Throws the SDK's error; the caller maps it.
@@ -38,7 +39,7 @@ async function multipartCopy(ctx: S3Context, srcKey: string, dstKey: string, siz
   );
   const uploadId = created.UploadId;
   try {
-    const ranges = copyRanges(size, ctx.multipartCopyPartSize);
+    const ranges = copyRanges(size, ctx.multipartCopyPartSize, ctx.partSchedule);
     const results = await mapLimit(ranges, ctx.options.uploadConcurrency, async ([start, end], i): Promise<CompletedPart> => {
       const out = await ctx.client.send(
         new UploadPartCopyCommand({

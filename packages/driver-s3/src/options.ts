@@ -31,11 +31,26 @@ export interface S3ProviderOptions {
   /** Further `S3Client` settings (retries, request handler, logger...), applied when the provider creates the client. */
   clientConfig?: S3ClientConfig;
   /**
-   * Bytes per part of multipart uploads, and the size under which an upload is a single PutObject. At least 5 MiB
-   * (S3's minimum part size). Default 8 MiB. An upload holds at most `partSize × (uploadConcurrency + 1)` bytes.
+   * Bytes of the first parts of multipart uploads, and the size under which an upload is a single PutObject. 5 MiB
+   * (S3's minimum part size) to 5 GiB. Default 8 MiB.
+   *
+   * An FTP upload's size is not known in advance and S3 takes at most 10,000 parts, so parts grow with the part
+   * count: parts 1–800 are `partSize`, 801–1,600 twice that, doubling every 800 parts until a part is 1 GiB or more
+   * (never above 5 GiB). 10,000 parts then hold more than S3's 5 TiB object limit for any `partSize` (8 MiB: ~5.07
+   * TiB, 5 MiB: ~5.37 TiB); a larger upload fails with ENOSPC (FTP 552) when it passes 5 TiB.
+   *
+   * Memory of one upload: the part being filled plus the parts in flight, at most
+   * `max(partSize × uploadConcurrency, P) + P` bytes, P being the size of the part being filled. That is
+   * `partSize × (uploadConcurrency + 1)`, as with fixed parts (40 MiB by default), for the first 800 parts (6.25 GiB
+   * at 8 MiB); it grows only for uploads already that huge, to 2 × P once parts are larger than the bytes allowed in
+   * flight. Default sizes: 48 MiB from 6.25 GiB, 64 MiB from 18.75 GiB, 128 MiB from 43.75 GiB, 256 MiB from
+   * 93.75 GiB, 512 MiB from 193.75 GiB, 1 GiB from 393.75 GiB, 2 GiB (two 1 GiB parts) from 793.75 GiB on.
    */
   partSize?: number;
-  /** Parts of one upload in flight at once. Default 4. */
+  /**
+   * Parts of one upload in flight at once, default 4. Also sets the bytes in flight: at most `partSize ×
+   * uploadConcurrency`, so that once parts have grown fewer of them are in flight (always at least one).
+   */
   uploadConcurrency?: number;
   /** Objects copied (or deleted) at once by a directory rename. Default 16. */
   renameConcurrency?: number;

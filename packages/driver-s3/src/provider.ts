@@ -23,11 +23,12 @@ import { hashObject } from './hash.js';
 import { listDir, listDirSlices } from './listing.js';
 import { dirStats, fileStats, kindOf, requireDirectory } from './objects.js';
 import { createClient, MAX_PART_SIZE, resolveOptions, type S3ProviderOptions } from './options.js';
+import { S3_PART_SCHEDULE, type PartSchedule } from './parts.js';
 import { KeyMapper } from './paths.js';
 import { deleteKey, putMarker } from './remove.js';
 import { renamePath } from './rename.js';
 import { setObjectTime } from './times.js';
-import { S3UploadStream, type UploadPlan } from './upload.js';
+import { S3UploadStream, tooLarge, type UploadPlan } from './upload.js';
 
 /**
  * An S3 bucket (or a key prefix of one) as an `@ftp/vfs` filesystem, for AWS S3 and S3-compatible stores (MinIO, R2,
@@ -68,6 +69,7 @@ export class S3Provider implements FsProvider {
       conditionalDeletesUnsupported: false,
       multipartCopyThreshold: MAX_PART_SIZE,
       multipartCopyPartSize: 512 * 1024 * 1024,
+      partSchedule: S3_PART_SCHEDULE,
     };
   }
 
@@ -88,6 +90,14 @@ export class S3Provider implements FsProvider {
   setMultipartCopy(threshold: number, partSize: number): void {
     (this.#ctx as { multipartCopyThreshold: number }).multipartCopyThreshold = threshold;
     (this.#ctx as { multipartCopyPartSize: number }).multipartCopyPartSize = partSize;
+  }
+
+  /**
+   * @internal Test hook: replaces S3's part limits (10,000 parts, doubling every 800, up to ~1 GiB, 5 GiB parts,
+   * 5 TiB objects) for the uploads and copies started afterwards, so that reaching them takes megabytes.
+   */
+  setPartSchedule(schedule: Partial<PartSchedule>): void {
+    (this.#ctx as { partSchedule: PartSchedule }).partSchedule = { ...this.#ctx.partSchedule, ...schedule };
   }
 
   /** Stats of a file (HEAD) or a directory (a prefix with a marker or objects below it). */
@@ -206,7 +216,8 @@ export class S3Provider implements FsProvider {
    * bytes, `start` keeps the first `start` bytes (zero-filled past the end): kept bytes are copied server-side when
    * there are at least 5 MiB of them, else re-uploaded from a ranged GET.
    *
-   * @throws VfsError ENOENT when the parent directory is missing, EISDIR for a directory.
+   * @throws VfsError ENOENT when the parent directory is missing, EISDIR for a directory, ENOSPC for a REST offset
+   * past S3's 5 TiB object limit. The stream itself fails with ENOSPC at the write that would pass that limit.
    */
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<S3UploadStream> {
     checkStreamOptions(options, path);
@@ -226,6 +237,9 @@ export class S3Provider implements FsProvider {
       // APPE / REST onto no file: it must still be missing at the end (a file created meanwhile is not overwritten).
       plan.replaces = 'nothing';
     }
+    // A REST offset past S3's object limit: refused before the transfer starts (FTP 452), not after zero-filling.
+    const { maxObjectSize } = this.#ctx.partSchedule;
+    if ((plan.keep?.size ?? 0) + (plan.zeroFill ?? 0) > maxObjectSize) throw tooLarge(path, maxObjectSize, this.#ctx.partSchedule);
     return new S3UploadStream(this.#ctx, plan);
   }
 

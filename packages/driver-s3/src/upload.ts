@@ -15,8 +15,9 @@ import { VfsError, type UploadStream } from '@ftp/vfs';
 import { copySource, type S3Context } from './context.js';
 import { openDownload } from './download.js';
 import { isConditionRefused, isNotFound, isNotImplemented, isPreconditionFailed, toS3Error } from './errors.js';
-import { MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE } from './options.js';
+import { MAX_PART_SIZE, MIN_PART_SIZE } from './options.js';
 import { SHA256_META } from './objects.js';
+import { copyRanges, partSizeFor, scheduledBytes, type PartSchedule } from './parts.js';
 
 /**
  * Size of the first buffer of an upload, doubled as it fills up to `partSize`: most uploads are small, and a whole
@@ -59,20 +60,27 @@ function changedMeanwhile(path: string, cause?: unknown): VfsError {
   });
 }
 
-/** Splits `size` bytes into parts of at most 5 GiB and at least 5 MiB (`size` >= 5 MiB): [start, endInclusive][]. */
-export function copyRanges(size: number, maxPart = MAX_PART_SIZE): [number, number][] {
-  const count = Math.ceil(size / maxPart);
-  const each = Math.ceil(size / count);
-  const ranges: [number, number][] = [];
-  for (let start = 0; start < size; start += each) ranges.push([start, Math.min(size, start + each) - 1]);
-  return ranges;
+/** The error of an upload that would make an object larger than S3 (or the part count) allows. */
+export function tooLarge(path: string, limit: number, schedule: PartSchedule): VfsError {
+  const why =
+    limit >= schedule.maxObjectSize
+      ? `an S3 object holds at most ${limit} bytes`
+      : `a multipart upload holds at most ${limit} bytes here (${schedule.maxParts} parts, growing from partSize)`;
+  return new VfsError('ENOSPC', `ENOSPC: '${path}' is too large: ${why}; nothing was written`, { path, syscall: 'write' });
 }
 
 /**
  * An upload to S3 as a Writable. Bytes are gathered into one part buffer; a full part is sent as an UploadPart while
- * the next fills, at most `uploadConcurrency` parts in flight, so memory stays under
- * `partSize × (uploadConcurrency + 1)` whatever the size of the file. An upload that ends within the first part is a
- * single PutObject. The object appears only when complete (CompleteMultipartUpload / PutObject), whole.
+ * the next fills. An upload that ends within the first part is a single PutObject. The object appears only when
+ * complete (CompleteMultipartUpload / PutObject), whole.
+ *
+ * Its size is not known in advance, and S3 takes at most 10,000 parts: parts start at `partSize` and grow with the
+ * part count ({@link partSizeFor}: doubled every 800 parts up to about 1 GiB), so that 10,000 parts hold S3's 5 TiB
+ * whatever `partSize` is. Parts in flight are bounded in bytes, `partSize × uploadConcurrency` (at most
+ * `uploadConcurrency` of them; always at least one), so bigger parts mean fewer at once, and memory stays under
+ * `max(partSize × uploadConcurrency, P) + P` where P is the size of the part being filled: `partSize ×
+ * (uploadConcurrency + 1)` for the first 800 parts, as with fixed parts, and about twice the current part only for
+ * uploads already huge. Past what the upload can hold (5 TiB) the write that would cross it fails with ENOSPC.
  *
  * Any interruption — `transferError(err)` from the server, `destroy()`, a failed part — aborts the multipart upload
  * (in-flight parts are cancelled first), so no parts are left behind and no partial object appears; `close` is
@@ -83,15 +91,30 @@ export class S3UploadStream extends Writable implements UploadStream {
   readonly releasesChunks = true;
   readonly #ctx: S3Context;
   readonly #plan: UploadPlan;
-  readonly #partSize: number;
+  /** The first part's size (`partSize`); later parts grow from it, see {@link partSizeFor}. */
+  readonly #basePartSize: number;
+  readonly #schedule: PartSchedule;
+  /** Bytes of parts allowed in flight at once (`partSize × uploadConcurrency`), or one part when parts are bigger. */
+  readonly #inflightBudget: number;
+  /** The most bytes this object can have: S3's object limit, or what the remaining parts hold, the lower. */
+  #limit: number;
   readonly #abort = new AbortController();
   #buf: Buffer | null = null;
   #filled = 0;
-  /** Part buffers whose UploadPart has settled, reused: at most `uploadConcurrency + 1` are ever allocated. */
+  /**
+   * Part buffers whose UploadPart has settled, reused for the next parts of the same size: at most one more than
+   * the parts in flight of that size are ever allocated; buffers of a smaller size, once parts have grown, are let go.
+   */
   readonly #free: Buffer[] = [];
+  /** The number of the part being filled (the next one sent). */
   #nextPart = 1;
   readonly #parts: CompletedPart[] = [];
   readonly #inflight = new Set<Promise<void>>();
+  /** Bytes of the UploadParts in flight (bodies), and of the buffers behind them. */
+  #inflightBytes = 0;
+  #inflightHeld = 0;
+  /** A full part waiting for room in flight. */
+  #waiting: Buffer | null = null;
   #uploadId: Promise<string> | undefined;
   #failure: unknown;
   #hash: Hash | null;
@@ -106,7 +129,10 @@ export class S3UploadStream extends Writable implements UploadStream {
     super({ highWaterMark: 256 * 1024 });
     this.#ctx = ctx;
     this.#plan = plan;
-    this.#partSize = ctx.options.partSize;
+    this.#basePartSize = ctx.options.partSize;
+    this.#schedule = ctx.partSchedule;
+    this.#inflightBudget = ctx.options.partSize * ctx.options.uploadConcurrency;
+    this.#limit = Math.min(this.#schedule.maxObjectSize, scheduledBytes(1, this.#basePartSize, this.#schedule));
     this.#hash = ctx.options.storeSha256 ? createHash('sha256') : null;
     this.#ready = this.#writePrefix();
     // Failures of the prefix surface on the next write or at the end; never as an unhandled rejection.
@@ -123,6 +149,16 @@ export class S3UploadStream extends Writable implements UploadStream {
     return this.#size;
   }
 
+  /** @internal Bytes of part buffers held now: the one being filled, those in flight, the free ones (tests). */
+  get bufferedBytes(): number {
+    return (this.#buf?.length ?? 0) + (this.#waiting?.buffer.byteLength ?? 0) + this.#inflightHeld + this.#free.reduce((n, b) => n + b.length, 0);
+  }
+
+  /** Size of part `partNumber` of this upload. */
+  #partSizeFor(partNumber: number): number {
+    return partSizeFor(partNumber, this.#basePartSize, this.#schedule);
+  }
+
   #signal(): { abortSignal: AbortSignal } {
     return { abortSignal: this.#abort.signal };
   }
@@ -134,6 +170,9 @@ export class S3UploadStream extends Writable implements UploadStream {
   /** Kept bytes first: server-side UploadPartCopy where S3 allows it (>= 5 MiB), else streamed from a ranged GET. */
   async #writePrefix(): Promise<void> {
     const keep = this.#plan.keep;
+    let zeros = this.#plan.zeroFill ?? 0;
+    // Before copying anything: kept bytes and zeros that alone pass S3's object limit (a REST offset past 5 TiB).
+    if ((keep?.size ?? 0) + zeros > this.#schedule.maxObjectSize) throw tooLarge(this.#plan.path, this.#schedule.maxObjectSize, this.#schedule);
     if (keep !== undefined && keep.size > 0) {
       let copied = false;
       if (keep.size >= MIN_PART_SIZE && !this.#ctx.partCopyUnsupported) copied = await this.#copyPrefix(keep);
@@ -147,7 +186,7 @@ export class S3UploadStream extends Writable implements UploadStream {
         if (got !== keep.size) throw new VfsError('EIO', `EIO: the existing object changed while its ${keep.size} bytes were kept`, { path: this.#plan.path });
       }
     }
-    let zeros = this.#plan.zeroFill ?? 0;
+    if (this.#size + zeros > this.#limit) throw tooLarge(this.#plan.path, this.#limit, this.#schedule);
     while (zeros > 0) {
       const n = Math.min(zeros, ZEROS.length);
       await this.#push(ZEROS.subarray(0, n));
@@ -155,9 +194,13 @@ export class S3UploadStream extends Writable implements UploadStream {
     }
   }
 
-  /** Copies the kept prefix server-side as the first parts; false when the store has no UploadPartCopy. */
+  /**
+   * Copies the kept prefix server-side as the first parts (ranges up to 5 GiB: at most 1,024 of the 10,000 parts for
+   * a 5 TiB object); the streamed parts follow at the schedule's sizes from the next part number. False when the
+   * store has no UploadPartCopy.
+   */
   async #copyPrefix(keep: KeptPrefix): Promise<boolean> {
-    const ranges = copyRanges(keep.size);
+    const ranges = copyRanges(keep.size, this.#schedule.maxPartSize, this.#schedule);
     const first = this.#nextPart;
     const uploadId = await this.#ensureUpload();
     const source = copySource(this.#ctx, this.#plan.key);
@@ -185,6 +228,7 @@ export class S3UploadStream extends Writable implements UploadStream {
     }
     this.#nextPart = first + ranges.length;
     this.#size += keep.size;
+    this.#limit = Math.min(this.#schedule.maxObjectSize, this.#size + scheduledBytes(this.#nextPart, this.#basePartSize, this.#schedule));
     // The copied bytes never pass through here: no digest of the whole object can be computed.
     this.#hash = null;
     return true;
@@ -201,19 +245,23 @@ export class S3UploadStream extends Writable implements UploadStream {
     return this.#uploadId;
   }
 
-  /** Copies bytes into the part buffer; a full part is sent (waiting while `uploadConcurrency` parts are in flight). */
+  /**
+   * Copies bytes into the part buffer; a full part is sent (waiting while the parts in flight fill their budget).
+   * Bytes that would make the object larger than it can be are refused whole (ENOSPC), before any is buffered.
+   */
   async #push(data: Buffer): Promise<void> {
+    if (this.#size + data.length > this.#limit) throw tooLarge(this.#plan.path, this.#limit, this.#schedule);
     this.#hash?.update(data);
     this.#size += data.length;
     let off = 0;
     while (off < data.length) {
-      // Until a multipart upload exists the data may end as one small PutObject: start small, grow.
-      this.#buf ??= this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#uploadId === undefined ? Math.min(FIRST_BUFFER, this.#partSize) : this.#partSize);
-      if (this.#filled === this.#buf.length) this.#grow(data.length - off);
+      const partSize = this.#partSizeFor(this.#nextPart);
+      this.#buf ??= this.#takeBuffer(partSize);
+      if (this.#filled === this.#buf.length) this.#grow(partSize, data.length - off);
       const n = data.copy(this.#buf, this.#filled, off);
       this.#filled += n;
       off += n;
-      if (this.#filled === this.#partSize) {
+      if (this.#filled === partSize) {
         const part = this.#buf;
         this.#buf = null;
         this.#filled = 0;
@@ -222,10 +270,21 @@ export class S3UploadStream extends Writable implements UploadStream {
     }
   }
 
-  /** Replaces the (full) first buffer by one at least twice as large, at most `partSize`. */
-  #grow(need: number): void {
+  /** A buffer for a part of `size` bytes: a free one of that size, else a new one. */
+  #takeBuffer(size: number): Buffer {
+    // Until a multipart upload exists the data may end as one small PutObject: start small, grow.
+    if (this.#uploadId === undefined) return Buffer.allocUnsafeSlow(Math.min(FIRST_BUFFER, size));
+    const free = this.#free.pop();
+    if (free !== undefined && free.length === size) return free;
+    // Parts have grown: the free buffers are of the smaller size, never used again.
+    this.#free.length = 0;
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  /** Replaces the (full) first buffer by one at least twice as large, at most the part's size. */
+  #grow(partSize: number, need: number): void {
     const old = this.#buf as Buffer;
-    const size = Math.min(this.#partSize, Math.max(old.length * 2, this.#filled + need));
+    const size = Math.min(partSize, Math.max(old.length * 2, this.#filled + need));
     const next = Buffer.allocUnsafeSlow(size);
     old.copy(next, 0, 0, this.#filled);
     this.#buf = next;
@@ -233,15 +292,24 @@ export class S3UploadStream extends Writable implements UploadStream {
 
   async #sendPart(body: Buffer): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
-    const uploadId = await this.#ensureUpload();
-    while (this.#inflight.size >= this.#ctx.options.uploadConcurrency) {
-      await Promise.race(this.#inflight);
-      if (this.#failure !== undefined) throw this.#failure;
+    let uploadId: string;
+    this.#waiting = body;
+    try {
+      uploadId = await this.#ensureUpload();
+      // At most `uploadConcurrency` parts and `partSize × uploadConcurrency` bytes in flight; one part always may go.
+      while (this.#inflight.size > 0 && (this.#inflight.size >= this.#ctx.options.uploadConcurrency || this.#inflightBytes + body.length > this.#inflightBudget)) {
+        await Promise.race(this.#inflight);
+        if (this.#failure !== undefined) throw this.#failure;
+      }
+    } finally {
+      this.#waiting = null;
     }
     const partNumber = this.#nextPart++;
-    if (partNumber > MAX_PARTS) {
-      throw new VfsError('ENOSPC', `ENOSPC: an upload has at most ${MAX_PARTS} parts of ${this.#partSize} bytes (raise partSize)`, { path: this.#plan.path });
-    }
+    // Unreachable while #limit holds (every byte past it is refused); kept so that S3 never sees a part too many.
+    if (partNumber > this.#schedule.maxParts) throw tooLarge(this.#plan.path, this.#limit, this.#schedule);
+    const held = body.buffer.byteLength;
+    this.#inflightBytes += body.length;
+    this.#inflightHeld += held;
     const p = this.#ctx.client
       .send(new UploadPartCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, UploadId: uploadId, PartNumber: partNumber, Body: body }), this.#signal())
       .then((out) => {
@@ -252,8 +320,10 @@ export class S3UploadStream extends Writable implements UploadStream {
       })
       .finally(() => {
         this.#inflight.delete(p);
-        // The SDK is done with the body (retries included): its memory serves the next part.
-        if (body.length === this.#partSize && !this.#abort.signal.aborted) this.#free.push(body);
+        this.#inflightBytes -= body.length;
+        this.#inflightHeld -= held;
+        // The SDK is done with the body (retries included): its memory serves the next part of its size.
+        if (body.length === this.#partSizeFor(this.#nextPart) && !this.#abort.signal.aborted) this.#free.push(body);
       });
     this.#inflight.add(p);
   }
