@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
@@ -11,13 +10,14 @@ import { SqlFileHandle } from './file-handle.js';
 import { dropTables, migrateToLatest, pendingMigrations } from './migrations.js';
 import { locate, maxJoins } from './resolve.js';
 import type { Location } from './resolve.js';
-import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, T_DIR, T_FILE, T_LINK, Tables, toBuffer, toInode } from './schema.js';
+import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, T_DIR, T_FILE, T_LINK, Tables, toInode } from './schema.js';
 import type { Database, Inode } from './schema.js';
 import { SqlReadStream } from './read-stream.js';
 import { InodeLifecycle } from './lifecycle.js';
 import { childrenPage, childSlices } from './list-slices.js';
 import type { Store } from './store.js';
 import { SqlWriteStream } from './write-stream.js';
+import type { CopyTuning } from './write-stream.js';
 
 /** Unlinked inodes (uploads, detached files) untouched for this long belong to a dead process: swept by migrate(). */
 const STALE_MS = 24 * 3600 * 1000;
@@ -43,6 +43,8 @@ export interface SqlProviderOptions extends PoolOptions {
   autoMigrate?: boolean;
   /** Bytes the files may take in total (`availableSpace`, `allocate`, uploads fail with ENOSPC past it). Default: none. */
   quota?: number;
+  /** @internal For tests: how an upload that continues a file copies the part it keeps (rows per statement, a hook). */
+  uploadCopy?: CopyTuning;
 }
 
 /**
@@ -116,6 +118,7 @@ export class SqlProvider implements FsProvider {
       renew: (id, token) => this.#life.renew(id, token),
       release: (id, token) => (this.#closed ? Promise.resolve() : this.#life.release(id, token)),
       available: (q) => this.#available(q ?? this.#conn.db),
+      copyTuning: options.uploadCopy,
     };
   }
 
@@ -540,15 +543,16 @@ export class SqlProvider implements FsProvider {
   }
 
   /**
-   * Opens an upload that becomes visible when it finishes, in one transaction: replaces the file, or keeps its
-   * first `start` bytes (REST + STOR; zeros past the end), or appends (`append`; created when missing). The kept
-   * part is copied in SQL, chunk rows to chunk rows, into the new inode first (the old version stays whole for its
-   * readers; concurrent appends: the last to finish wins).
+   * Opens an upload that becomes visible when it finishes: replaces the file, or keeps its first `start` bytes
+   * (REST + STOR; zeros past the end), or appends (`append`; created when missing). One short transaction finds the
+   * file and makes the new, unlinked inode; the stream then copies the kept part into it, in SQL, chunk rows to chunk
+   * rows, a few MiB per statement, before it takes the client's data (see {@link SqlWriteStream}): the call does not
+   * wait for the copy, and neither the event loop (SQLite) nor a transaction is held for the whole of it. The old
+   * version stays whole for its readers; the upload commits only if the file is still the version it copied from.
    */
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
     checkStreamOptions(options, path);
     return this.#use(path, async () => {
-      const t = this.tables;
       const available = await this.#available(this.db);
       const target = await this.#tx(async (trx) => {
         const loc = await this.#locate(trx, path, true, 'open');
@@ -558,28 +562,9 @@ export class SqlProvider implements FsProvider {
         const tempId = await this.#insert(trx, null, `.upload-${randomUUID()}`, T_FILE, options.mode ?? old?.mode ?? 0o644);
         const keep = old === undefined ? 0 : options.append === true ? old.size : Math.min(options.start ?? 0, old.size);
         const gap = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - (old?.size ?? 0));
+        // Copied by the stream, from `base` (below), before the client's data.
         const whole = Math.floor(keep / CHUNK_SIZE);
-        let partial: Buffer | undefined;
-        if (old !== undefined && keep > 0) {
-          if (whole > 0) {
-            await trx
-              .insertInto(t.c)
-              .columns(['inode', 'seq', 'bytes'])
-              .expression((eb) =>
-                eb
-                  .selectFrom(t.chunk('o'))
-                  .select([sql<number>`${tempId}`.as('inode'), 'o.seq', 'o.bytes'])
-                  .where('o.inode', '=', old.id)
-                  .where('o.seq', '<', whole),
-              )
-              .execute();
-          }
-          if (keep % CHUNK_SIZE !== 0) {
-            const r = await trx.selectFrom(t.chunk('o')).select('o.bytes').where('o.inode', '=', old.id).where('o.seq', '=', whole).executeTakeFirst();
-            if (r === undefined) throw new VfsError('EIO', 'EIO: a chunk of the file is missing', { path });
-            partial = Buffer.from(toBuffer(r.bytes).subarray(0, keep % CHUNK_SIZE));
-          }
-        }
+        const partial = keep % CHUNK_SIZE;
         // The bytes of the old version that this upload drops come back to the quota when it is swapped in.
         const allowance = available + (old === undefined ? 0 : old.size - keep);
         if (allowance <= 0) throw new VfsError('ENOSPC', 'ENOSPC: the quota of this filesystem is used up', { path });

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { DialectName } from './dialects.js';
 import type { Database, Tables } from './schema.js';
+import type { CopyTuning } from './write-stream.js';
 
 /** What the streams and file handles share with their provider. */
 export interface Store {
@@ -25,4 +26,6 @@ export interface Store {
   available(q?: Kysely<Database>): Promise<number>;
   /** The quota, if any. */
   readonly quota: number | undefined;
+  /** @internal How uploads copy the kept part of a file (tests; default: see write-stream.ts). */
+  readonly copyTuning?: CopyTuning | undefined;
 }

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { expressionBuilder, sql } from 'kysely';
 import { fsError, VfsError } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
+import type { DialectName } from './dialects.js';
 import { dbError } from './errors.js';
-import { CHUNK_SIZE, T_DIR, T_FILE, toInode, INODE_COLUMNS } from './schema.js';
+import { CHUNK_SIZE, T_DIR, T_FILE, toBuffer, toInode, INODE_COLUMNS } from './schema.js';
+import type { Database } from './schema.js';
 import type { Store } from './store.js';
 
 /**
@@ -19,6 +22,33 @@ const INSERTS_IN_FLIGHT = 2;
 /** How often an upload refreshes its temporary inode's mtime (stale uploads of dead processes are swept by age). */
 const HEARTBEAT_MS = 60_000;
 
+/**
+ * How an upload that continues a file (APPE, REST + STOR) copies the chunk rows it keeps: `first` rows in the first
+ * INSERT … SELECT, then as many as take about `ms` (measured on each statement, at most doubling), at most `max`.
+ * One statement for the whole kept part grew with the file: for 1 GiB it froze a SQLite process (node:sqlite runs on
+ * the event loop) for 12–20 s, and held a PostgreSQL or MariaDB transaction and pooled connection for 7–15 s.
+ * - SQLite: every statement stalls every session of the process. One of a few rows costs ~1–2 ms a row here, but
+ *   larger ones cost more per row (8 rows: ~25 ms, 16: ~65 ms; a transaction past the 2 MiB page cache spills), and
+ *   the copy is no faster with them: 1 MiB at most.
+ * - PostgreSQL, MariaDB: the statement runs off the event loop; the bound caps how long one transaction holds a
+ *   pooled connection. 4 to 8 MiB per statement copied as fast as 32 MiB or one statement for the whole file (the
+ *   disk is the limit; a statement's round trips are nothing next to 4 MiB).
+ */
+const COPY_PACE: Record<DialectName, { first: number; max: number; ms: number }> = {
+  sqlite: { first: 2, max: 4, ms: 10 },
+  postgres: { first: 16, max: 32, ms: 250 },
+  mysql: { first: 16, max: 32, ms: 250 },
+};
+
+/**
+ * @internal How uploads copy the part of a file they keep (tests): a fixed number of chunk rows per statement, and
+ * a call after each statement with the rows copied so far (awaited before the next one).
+ */
+export interface CopyTuning {
+  rows?: number;
+  onBatch?: (copied: number) => void | Promise<void>;
+}
+
 /** Where a finished upload goes, and what it starts from. */
 export interface UploadTarget {
   /** The temporary, unlinked inode the chunks are written under. */
@@ -26,10 +56,13 @@ export interface UploadTarget {
   /** Directory and name it replaces at the end. */
   dirId: number;
   name: string;
-  /** Whole chunks already copied from the old version (REST/APPE). */
+  /**
+   * Whole chunks kept from the old version (REST/APPE), `base`'s first `seq` chunk rows: the stream copies them, in
+   * SQL, before it takes any data (then the data goes on from chunk `seq`).
+   */
   seq: number;
-  /** The start of the next chunk, kept from the old version. */
-  partial: Buffer | undefined;
+  /** Bytes kept from `base`'s chunk `seq` (the start of the next chunk), read after the whole ones. */
+  partial: number;
   /** Zeros to add before the data (REST beyond the end of the file). */
   gap: number;
   /** Whether the upload holds the whole file from byte 0 (then its SHA-256 is computed and stored). */
@@ -44,11 +77,26 @@ export interface UploadTarget {
   base?: { id: number; gen: number } | null;
 }
 
+/** The error of an upload that continues a file which another client changed meanwhile. */
+function changedError(path: string): VfsError {
+  return new VfsError('EBUSY', `EBUSY: '${path}' was changed by another client while this upload continued it; nothing was written, try again`, {
+    path,
+    syscall: 'write',
+  });
+}
+
 /**
  * An upload: fixed-size chunks written under a temporary, unlinked inode (four per INSERT, two INSERTs in flight
  * while the next batch fills: memory stays at about three MiB), then swapped in by one transaction at `end()`:
  * readers see the old version until then, concurrent uploads end as one whole version (the last to finish).
  * An interrupted upload (`transferError`, or `destroy()` before the end) deletes its chunks and inode.
+ *
+ * An upload that keeps the start of the file (APPE, REST + STOR) first copies it, chunk rows to chunk rows in SQL,
+ * a few MiB per statement (see {@link COPY_PACE}), while the stream is being constructed: the stream is returned at
+ * once (the client can start sending; its writes wait for the copy), no statement or transaction grows with the
+ * file, and a stream destroyed meanwhile stops after the statement running. Each statement copies only while the
+ * file is still the version the upload continues (`base`): a change stops the copy with EBUSY (the commit checks it
+ * again, so nothing copied from two versions is ever swapped in).
  */
 export class SqlWriteStream extends Writable implements UploadStream {
   /** Every chunk is hashed and copied into the stream's own chunk buffers before its callback (nothing awaits between). */
@@ -69,6 +117,8 @@ export class SqlWriteStream extends Writable implements UploadStream {
   #abortion: Promise<void> | undefined;
   #failed: Error | undefined;
   #beat = Date.now();
+  /** The copy of the kept part of the file, while it runs (see {@link _construct}). */
+  #copying: Promise<void> | undefined;
 
   constructor(store: Store, target: UploadTarget, readonly path: string) {
     super({ highWaterMark: CHUNK_SIZE });
@@ -77,7 +127,86 @@ export class SqlWriteStream extends Writable implements UploadStream {
     this.#seq = target.seq;
     this.#size = target.seq * CHUNK_SIZE;
     if (target.whole) this.#hash = createHash('sha256');
-    if (target.partial !== undefined && target.partial.length > 0) this.#copy(target.partial, false);
+  }
+
+  /** Copies the kept part of the file before the first write (Node holds writes and `end()` until `cb`). */
+  override _construct(cb: (err?: Error | null) => void): void {
+    const { base, seq, partial } = this.#target;
+    if (base === undefined || base === null || (seq === 0 && partial === 0)) return cb();
+    const copying = this.#copyKept(base).then(
+      () => cb(),
+      (err: unknown) => cb(dbError(err, this.#s.where, this.path)),
+    );
+    this.#copying = copying;
+  }
+
+  /** Whether the upload was given up (destroyed, or its transfer failed): the copy stops. */
+  get #stopped(): boolean {
+    return this.destroyed || this.#failed !== undefined;
+  }
+
+  /**
+   * Copies `base`'s first `seq` chunk rows under the temporary inode, a bounded number per statement, the event loop
+   * free between two; then reads the kept start of chunk `seq`. Stops early when the upload is given up.
+   */
+  async #copyKept(base: { id: number; gen: number }): Promise<void> {
+    const { t, dialect } = this.#s;
+    const { tempId, seq: whole, partial, dirId, name } = this.#target;
+    const tuning = this.#s.copyTuning;
+    const pace = COPY_PACE[dialect];
+    // Rows are copied only while the entry is still `base` at the generation the upload continues: a statement
+    // that runs after a change copies nothing (one snapshot for both, so never rows of two versions in one go).
+    const outer = expressionBuilder<Database, never>();
+    const isBase = outer.exists(outer.selectFrom(t.inode('e')).select('e.id').where('e.id', '=', base.id).where('e.parent', '=', dirId).where('e.name', '=', name).where('e.gen', '=', base.gen));
+    let rows = Math.max(1, tuning?.rows ?? pace.first);
+    // A turn first: whoever opened the stream is listening for its errors before the copy can fail.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let from = 0; from < whole; ) {
+      if (this.#stopped) return;
+      const to = Math.min(whole, from + rows);
+      const t0 = performance.now();
+      const copied = await this.#s.tx(async (trx) => {
+        const r = await trx
+          .insertInto(t.c)
+          .columns(['inode', 'seq', 'bytes'])
+          .expression((eb) =>
+            eb
+              .selectFrom(t.chunk('o'))
+              .select([sql<number>`${tempId}`.as('inode'), 'o.seq', 'o.bytes'])
+              .where('o.inode', '=', base.id)
+              .where('o.seq', '>=', from)
+              .where('o.seq', '<', to)
+              .where(isBase),
+          )
+          .executeTakeFirst();
+        return Number(r.numInsertedOrUpdatedRows ?? 0);
+      });
+      const ms = performance.now() - t0;
+      if (copied !== to - from) throw await this.#whyShort(base);
+      if (tuning?.rows === undefined && to - from === rows) rows = Math.max(1, Math.min(pace.max, 2 * rows, Math.floor((rows * pace.ms) / Math.max(ms, 0.1))));
+      from = to;
+      await tuning?.onBatch?.(from);
+      // A turn for every other session (on SQLite the statement itself held the event loop).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (partial === 0 || this.#stopped) return;
+    const r = await this.#s.db
+      .selectFrom(t.chunk('o'))
+      .select('o.bytes')
+      .where('o.inode', '=', base.id)
+      .where('o.seq', '=', whole)
+      .where(isBase)
+      .executeTakeFirst();
+    if (r === undefined) throw await this.#whyShort(base);
+    this.#copy(toBuffer(r.bytes).subarray(0, partial), false);
+  }
+
+  /** Why rows of `base` were not there: the file changed (EBUSY), or a chunk of it is missing (EIO). */
+  async #whyShort(base: { id: number; gen: number }): Promise<VfsError> {
+    const { t } = this.#s;
+    const e = await this.#s.db.selectFrom(t.inode('e')).select(['e.id', 'e.gen']).where('e.parent', '=', this.#target.dirId).where('e.name', '=', this.#target.name).executeTakeFirst();
+    if (e === undefined || Number(e.id) !== base.id || Number(e.gen) !== base.gen) return changedError(this.path);
+    return new VfsError('EIO', 'EIO: a chunk of the file is missing', { path: this.path });
   }
 
   /** Copies bytes into the current chunk; returns the full chunks to store. */
@@ -194,10 +323,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
       const existing = row === undefined ? undefined : toInode(row);
       if (existing?.type === T_DIR) throw fsError('EISDIR', 'open', this.path);
       if (base !== undefined && (base === null ? existing !== undefined : existing?.id !== base.id || existing.gen !== base.gen)) {
-        throw new VfsError('EBUSY', `EBUSY: '${this.path}' was changed by another client while this upload continued it; nothing was written, try again`, {
-          path: this.path,
-          syscall: 'write',
-        });
+        throw changedError(this.path);
       }
       if (this.#s.quota !== undefined) {
         const left = await this.#s.available(trx);
@@ -226,14 +352,15 @@ export class SqlWriteStream extends Writable implements UploadStream {
     void this.#abort();
   }
 
-  /** Deletes the temporary inode and its chunks, once the INSERT in flight (if any) has landed. */
+  /** Deletes the temporary inode and its chunks, once the INSERT in flight (if any) or the copy's statement has landed. */
   #abort(): Promise<void> {
     if (this.#done) return Promise.resolve();
     this.#abortion ??= (async () => {
       this.#cur = null;
       this.#batch = [];
-      // Let the INSERTs in flight land first, or their rows would outlive the cleanup (a failed one wrote nothing).
-      await Promise.allSettled(this.#inflight);
+      // Let the INSERTs in flight land first, or their rows would outlive the cleanup (a failed one wrote nothing);
+      // the copy stops after its running statement (the upload is given up, see #stopped).
+      await Promise.allSettled([...this.#inflight, this.#copying]);
       const { tempId } = this.#target;
       const { t } = this.#s;
       try {

@@ -1,0 +1,126 @@
+// How long an upload that continues a big file (APPE, REST + STOR) takes to open and to be ready for the client's
+// data, and the longest the event loop waits meanwhile (what every other session of the process waits).
+// Run after a build, from packages/driver-sql:  node bench/continue-upload.mjs [MiB list=256,1024] [dialects=postgres,mysql,sqlite]
+// COPY_ROWS=n fixes the chunk rows copied per statement (default: the driver's pace); the figures then include
+// the longest and the median gap between two statements.
+// Needs PostgreSQL (127.0.0.1:5432, db test), MariaDB (127.0.0.1:3306, root, db test); tables get a random prefix
+// and are dropped afterwards. The big file is made in SQL (one random chunk repeated). Figures only: nothing is asserted.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { SqlProvider } from '../dist/index.js';
+
+const MiB = 1024 * 1024;
+const CHUNK = 256 * 1024;
+const sizes = (process.argv[2] ?? '256,1024').split(',').map(Number);
+const dialects = (process.argv[3] ?? 'postgres,mysql,sqlite').split(',');
+const tmp = mkdtempSync(join(tmpdir(), 'driver-sql-bench-'));
+const URLS = {
+  postgres: process.env.FTP_SQL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  mysql: process.env.FTP_SQL_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test',
+  sqlite: `sqlite:${join(tmp, 'bench.db')}`,
+};
+
+/** A file of `mib` MiB at `path`: one chunk uploaded, then copied in SQL (64 rows per statement). */
+async function bigFile(fs, path, mib) {
+  await pipeline(Readable.from([randomBytes(CHUNK)]), await fs.createWriteStream(path));
+  const id = (await fs.stat(path)).ino;
+  const n = (mib * MiB) / CHUNK;
+  const t = fs.tables;
+  for (let have = 1; have < n; ) {
+    const m = Math.min(have, n - have, 64);
+    await fs.db
+      .insertInto(t.c)
+      .columns(['inode', 'seq', 'bytes'])
+      .expression((eb) => eb.selectFrom(t.chunk('o')).select(['o.inode', eb('o.seq', '+', have).as('seq'), 'o.bytes']).where('o.inode', '=', id).where('o.seq', '<', m))
+      .execute();
+    have += m;
+  }
+  await fs.db.updateTable(t.i).set({ size: n * CHUNK }).where('id', '=', id).execute();
+}
+
+/**
+ * Opens a continuing upload of `path`, writes `tail`, ends it; timings in ms, the longest event-loop stall until the
+ * tail is taken (the copy) and in all (with the commit).
+ */
+async function continueUpload(fs, path, options, tail) {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  let longest = 0;
+  let last = performance.now();
+  const tick = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  h.enable();
+  const t0 = performance.now();
+  const ws = await fs.createWriteStream(path, options);
+  const open = performance.now() - t0;
+  await new Promise((resolve, reject) => ws.write(tail, (err) => (err ? reject(err) : resolve())));
+  const ready = performance.now() - t0;
+  // The copy's stalls, apart from the commit's (which deletes the replaced version in one transaction).
+  const copyStall = Math.max(longest, performance.now() - last);
+  ws.end();
+  await new Promise((resolve, reject) => {
+    ws.once('finish', resolve);
+    ws.once('error', reject);
+  });
+  const total = performance.now() - t0;
+  // A stall still running when the upload ends counts too (a ticker that never got a turn saw none).
+  longest = Math.max(longest, performance.now() - last);
+  await new Promise((r) => setTimeout(r, 5));
+  h.disable();
+  clearInterval(tick);
+  return { open, ready, total, copyStall, stall: Math.max(longest, h.max / 1e6) };
+}
+
+const rows = [];
+try {
+  for (const dialect of dialects) {
+    const gaps = [];
+    let lastBatch = 0;
+    const onBatch = () => {
+      const now = performance.now();
+      if (lastBatch !== 0) gaps.push(now - lastBatch);
+      lastBatch = now;
+    };
+    const rowsPerStatement = process.env.COPY_ROWS === undefined ? undefined : Number(process.env.COPY_ROWS);
+    const fs = new SqlProvider({
+      connection: URLS[dialect],
+      tablePrefix: `b${randomBytes(4).toString('hex')}_`,
+      uploadCopy: { ...(rowsPerStatement === undefined ? {} : { rows: rowsPerStatement }), onBatch },
+    });
+    await fs.migrate();
+    try {
+      for (const mib of sizes) {
+        await bigFile(fs, '/big.bin', mib);
+        const size = mib * MiB;
+        const tail = randomBytes(64 * 1024);
+        for (const [mode, options, want] of [
+          ['APPE', { append: true }, size + tail.length],
+          ['REST+STOR', { start: size - 100_000 }, size - 100_000 + tail.length],
+        ]) {
+          gaps.length = 0;
+          lastBatch = 0;
+          const r = await continueUpload(fs, '/big.bin', options, tail);
+          gaps.sort((a, b) => a - b);
+          const got = (await fs.stat('/big.bin')).size;
+          if (got !== want) throw new Error(`${dialect} ${mode}: size ${got}, expected ${want}`);
+          rows.push({ dialect, MiB: mib, mode, 'open ms': r.open.toFixed(0), 'ready ms': r.ready.toFixed(0), 'total ms': r.total.toFixed(0), 'copy: longest stall ms': r.copyStall.toFixed(1), 'longest stall ms': r.stall.toFixed(1), statements: gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) });
+          console.log(JSON.stringify(rows.at(-1)));
+        }
+        await fs.unlink('/big.bin');
+      }
+    } finally {
+      await fs.dropTables();
+      await fs.close();
+    }
+  }
+  console.table(rows);
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
