@@ -248,6 +248,47 @@ describe('SqliteProvider (own)', () => {
     p.close();
   });
 
+  it('a big file deleted or replaced goes at once; its chunks are deleted a batch at a time, other work in between', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 64 * 1024 });
+    const db = inspect(file);
+    const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
+    for (const replace of [false, true]) {
+      await writeAll(p, '/f', pattern(12 * 1024 * 1024, 10));
+      if (replace) await writeAll(p, '/f', 'new version');
+      else await p.unlink('/f');
+      if (replace) expect(await p.readFile('/f', 'utf8')).toBe('new version');
+      else expect(await code(p.stat('/f'))).toBe('ENOENT');
+      expect(await p.readdir('/')).toEqual(replace ? ['f'] : []);
+      // 192 chunks, 32 a batch: several turns of the event loop while they go (none when one DELETE took them all).
+      let turns = 0;
+      const left = (): number => count('SELECT count(*) AS n FROM chunks') - (replace ? 1 : 0) + count('SELECT count(*) AS n FROM nodes WHERE parent IS NULL AND id != 1');
+      for (; left() > 0 && turns < 1000; turns++) await new Promise(setImmediate);
+      expect(turns, `replace ${replace}`).toBeGreaterThanOrEqual(4);
+      expect(left()).toBe(0);
+    }
+    // Small files still go with their entry, in the same statement.
+    await writeAll(p, '/small', pattern(100_000, 11));
+    await p.unlink('/small');
+    expect(count('SELECT count(*) AS n FROM chunks')).toBe(1);
+    db.close();
+    p.close();
+  });
+
+  it("closing the database while a big file's chunks are being deleted stops cleanly; the file stays gone", async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 64 * 1024 });
+    await writeAll(p, '/f', pattern(12 * 1024 * 1024, 12));
+    await p.unlink('/f');
+    await new Promise(setImmediate);
+    p.close();
+    for (let i = 0; i < 20; i++) await new Promise(setImmediate);
+    const again = new SqliteProvider(file);
+    expect(await again.readdir('/')).toEqual([]);
+    expect(await code(again.stat('/f'))).toBe('ENOENT');
+    again.close();
+  });
+
   it('random handle writes, reads and truncations match a reference buffer', async () => {
     const p = new SqliteProvider(':memory:', { chunkSize: 512 });
     let ref = Buffer.alloc(0);
