@@ -108,6 +108,8 @@ export class S3UploadStream extends Writable implements UploadStream {
   readonly #free: Buffer[] = [];
   /** The number of the part being filled (the next one sent). */
   #nextPart = 1;
+  /** Bytes of the kept part copied server-side so far, while {@link #copyPrefix} runs. */
+  #copiedSoFar = 0;
   readonly #parts: CompletedPart[] = [];
   readonly #inflight = new Set<Promise<void>>();
   /** Bytes of the UploadParts in flight (bodies), and of the buffers behind them. */
@@ -147,6 +149,14 @@ export class S3UploadStream extends Writable implements UploadStream {
   /** Bytes of the object written so far (kept prefix included). */
   get bytesWritten(): number {
     return this.#size;
+  }
+
+  /**
+   * Bytes of the object so far, the kept part's copied ranges included while they are copied (see
+   * `UploadStream.storedBytes`): a copy of a big object's start outlasts the server's stall timeout.
+   */
+  get storedBytes(): number {
+    return this.#size + this.#copiedSoFar;
   }
 
   /** @internal Bytes of part buffers held now: the one being filled, those in flight, the free ones (tests). */
@@ -220,6 +230,7 @@ export class S3UploadStream extends Writable implements UploadStream {
           this.#signal(),
         );
         this.#parts.push({ PartNumber: first + i, ETag: out.CopyPartResult?.ETag });
+        this.#copiedSoFar += end - start + 1;
       }
     } catch (err) {
       if (!isNotImplemented(err) || this.#parts.length > 0) throw err;
@@ -227,6 +238,7 @@ export class S3UploadStream extends Writable implements UploadStream {
       return false;
     }
     this.#nextPart = first + ranges.length;
+    this.#copiedSoFar = 0;
     this.#size += keep.size;
     this.#limit = Math.min(this.#schedule.maxObjectSize, this.#size + scheduledBytes(this.#nextPart, this.#basePartSize, this.#schedule));
     // The copied bytes never pass through here: no digest of the whole object can be computed.

@@ -209,6 +209,8 @@ describe('growing part sizes (S3 limits lowered by the test hook)', () => {
         try {
           await write(ws, data);
           accepted += data.length;
+          // What the server's stall check reads: the copied 60 MiB count as stored.
+          if (i === 0) expect(ws.storedBytes).toBe(61 * MiB);
         } catch (err) {
           refused = err as Error & { code?: string };
           break;

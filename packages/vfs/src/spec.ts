@@ -116,6 +116,13 @@ export interface UploadStream extends Writable {
    * their callback (queued for a batch or a multipart part, say).
    */
   readonly releasesChunks?: boolean;
+  /**
+   * Bytes the upload has stored so far, the part of the file it keeps included (APPE, REST + STOR), while it copies
+   * that part (in SQL, in Redis, by UploadPartCopy) before it takes the caller's first byte. The server takes a change
+   * as progress: such a copy can outlast its stall timeout without the storage being stuck. Leave it unset when the
+   * upload prepares nothing that takes long.
+   */
+  readonly storedBytes?: number;
 }
 
 /** The fast path for transfers. Without it the server streams through file handles (`open`). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryProvider, openWriteStream, quota, type FsProvider } from '../src/index.js';
+import { MemoryProvider, openWriteStream, quota, SqliteProvider, type FsProvider } from '../src/index.js';
 
 async function put(p: FsProvider, path: string, bytes: number, options = {}): Promise<void> {
   const w = await openWriteStream(p, path, options);
@@ -125,5 +125,17 @@ describe('quota', () => {
     expect(q.atomicUploads).toBe(inner.atomicUploads);
     expect(typeof q.setTimes).toBe('function');
     expect(typeof q.hash).toBe('undefined');
+  });
+});
+
+describe('quota: what the inner upload says', () => {
+  it('passes on the progress of an upload copying what it keeps (storedBytes), for the server\'s stall check', async () => {
+    const inner = new SqliteProvider(':memory:', { chunkSize: 64 * 1024 });
+    await put(inner, '/f', 5 * 1024 * 1024);
+    const q = quota(inner, { bytes: 100 * 1024 * 1024 });
+    const w = await openWriteStream(q, '/f', { append: true });
+    await new Promise<void>((resolve, reject) => w.end(Buffer.alloc(10, 1), (err?: Error | null) => (err ? reject(err) : resolve())));
+    expect(w.storedBytes).toBe(5 * 1024 * 1024 + 10);
+    inner.close();
   });
 });

@@ -192,13 +192,17 @@ describe('SqliteProvider (own)', () => {
       const before = await readAll(p, '/f');
       let turns = 0;
       let copying = true;
+      let ws: UploadStream | undefined;
+      // What the server's stall check reads while the copy runs: it grows batch by batch.
+      const stored = new Set<number | undefined>();
       const tick = (): void => {
         if (!copying) return;
         turns++;
+        if (ws) stored.add(ws.storedBytes);
         setImmediate(tick);
       };
       setImmediate(tick);
-      const ws = await openWriteStream(p, '/f', options);
+      ws = await openWriteStream(p, '/f', options);
       // Taken while the kept part is being copied: the provider answers in between the batches.
       const otherDone = writeAll(p, '/other', 'written meanwhile');
       ws.end(Buffer.from('tail'));
@@ -206,6 +210,8 @@ describe('SqliteProvider (own)', () => {
       copying = false;
       await otherDone;
       expect(turns, JSON.stringify(options)).toBeGreaterThanOrEqual(5);
+      expect(stored.size, JSON.stringify(options)).toBeGreaterThanOrEqual(4);
+      expect([...stored].every((n) => typeof n === 'number')).toBe(true);
       const kept = 'start' in options ? before.subarray(0, options.start) : before;
       expect((await readAll(p, '/f')).equals(Buffer.concat([kept, Buffer.from('tail')])), JSON.stringify(options)).toBe(true);
       expect(await p.readFile('/other', 'utf8')).toBe('written meanwhile');

@@ -38,6 +38,10 @@ export class Transfer {
    * stored as a partial upload the client interrupted.
    */
   storageBusy: () => boolean = () => false;
+  /** What storage has stored so far, when it says (see `UploadStream.storedBytes`): a change is progress. */
+  storageProgress: () => number | undefined = () => undefined;
+  /** {@link storageProgress} at the last stall check. */
+  private lastStored: number | undefined;
   /** Why the transfer was stopped from outside, when the reason alone does not say it (a storage stall). */
   private stopCause: Error | null = null;
   private lastProgress = Date.now();
@@ -80,6 +84,12 @@ export class Transfer {
         if (queued !== undefined) {
           if (queued !== this.lastQueued) this.lastProgress = Date.now();
           this.lastQueued = queued;
+        }
+        // Storage copying the kept part of an APPE or REST + STOR takes no data for as long as that lasts.
+        const stored = this.storageProgress();
+        if (stored !== this.lastStored) {
+          this.lastStored = stored;
+          this.lastProgress = Date.now();
         }
         if (Date.now() - this.lastProgress < stallTimeoutMs) return;
         if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage took none of the upload's data for ${Math.round(stallTimeoutMs / 1000)} s; upload abandoned.`));
@@ -323,6 +333,7 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
   const feed = options.reuseBuffers !== false && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
   transfer.storageBusy = () => upload.writableLength > 0;
+  transfer.storageProgress = () => upload.storedBytes;
   if (feed === null) countBytes(transfer, socket);
   let source: Readable = socket;
   for (const stage of stages) source = source.pipe(stage);

@@ -229,6 +229,11 @@ class SqliteWriteStream extends Writable implements UploadStream {
   #failed: Error | undefined;
   /** See {@link Base}; undefined for a whole-file upload (STOR), which replaces whatever is there. */
   #base: Base | undefined;
+  /** Bytes stored so far, the kept part being copied included (see {@link UploadStream.storedBytes}). */
+  get storedBytes(): number {
+    return this.#size;
+  }
+
   /** Copied in `_construct`, before the first write is taken. */
   #kept: KeptPart | undefined;
   /** Every chunk is copied into chunk buffers of the stream's own before its callback. */

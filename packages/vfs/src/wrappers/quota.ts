@@ -183,6 +183,11 @@ class MeteredUpload extends Writable implements UploadStream {
     inner.on('error', (err) => this.destroy(toVfsError(err, path)));
   }
 
+  /** The inner upload's progress while it copies what it keeps (see {@link UploadStream.storedBytes}). */
+  get storedBytes(): number | undefined {
+    return this.inner.storedBytes;
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (chunk.length > this.meter.room()) return cb(vfsError('EDQUOT', 'Storage quota exceeded.', this.path));
     this.written += chunk.length;
