@@ -15,7 +15,7 @@ import { COMMIT, INIT, LIST, LIST_PAGE, MEMORY_INFO, MKDIR, OPEN_READ, PREPARE, 
 import type { LuaScript } from './scripts.js';
 import { direntsOf, entriesOf, namesOf, nodeAt, num, str } from './stats.js';
 import { RedisWriteStream } from './write-stream.js';
-import type { Committer } from './write-stream.js';
+import type { Committer, KeptCopy } from './write-stream.js';
 
 /** Options of {@link RedisProvider}. */
 export interface RedisProviderOptions {
@@ -57,6 +57,11 @@ interface PreparedUpload {
   baseIno: number | undefined;
   baseSize: number;
   baseMode: number | undefined;
+  /**
+   * With `deferCopy`: the copy not made yet, for the upload stream to make (chunks `0 … fullChunks-1`, then the
+   * head); it resolves to the head.
+   */
+  copy?: KeptCopy;
 }
 
 /**
@@ -242,7 +247,7 @@ export class RedisProvider implements FsProvider {
    * Redis (copy-on-write for `start`/`append` and writable handles). With `popPartial` the last partial chunk of the
    * kept prefix is not copied but answered as `head`, for a writer to continue it.
    */
-  async #prepare(path: string, keep: number, popPartial: boolean, exclusive: boolean, mustExist: boolean): Promise<PreparedUpload> {
+  async #prepare(path: string, keep: number, popPartial: boolean, exclusive: boolean, mustExist: boolean, deferCopy = false): Promise<PreparedUpload> {
     const fs = await this.#init();
     const r = await this.#run(PREPARE, 'open', [path], [exclusive ? '1' : '0', mustExist ? '1' : '0']);
     const ino = num(r[0], 0);
@@ -255,18 +260,28 @@ export class RedisProvider implements FsProvider {
     const kept = keep < 0 || keep > baseSize ? baseSize : keep;
     const rest = popPartial ? kept % cs : 0;
     const full = popPartial ? Math.floor(kept / cs) : Math.ceil(kept / cs);
-    try {
-      await copyChunks(fs, baseIno, ino, full);
-      if (rest > 0) {
+    const copy: KeptCopy = async (onStep, stopped) => {
+      try {
+        await copyChunks(fs, baseIno, ino, full, onStep, stopped);
+        if (rest === 0 || stopped?.()) return Buffer.alloc(0);
         const chunk = await getChunk(fs, baseIno, full);
         if (chunk === null || chunk.length < rest) throw contentGone(full);
-        prepared.head = Buffer.from(chunk.subarray(0, rest));
+        return Buffer.from(chunk.subarray(0, rest));
+      } catch (err) {
+        throw toVfsError(err, path);
       }
+    };
+    prepared.fullChunks = full;
+    if (deferCopy) {
+      prepared.copy = copy;
+      return prepared;
+    }
+    try {
+      prepared.head = await copy();
     } catch (err) {
       await discardContent(fs, ino);
-      throw toVfsError(err, path);
+      throw err;
     }
-    prepared.fullChunks = full;
     return prepared;
   }
 
@@ -290,12 +305,13 @@ export class RedisProvider implements FsProvider {
     checkStreamOptions(options, path);
     const continues = options.append === true || (options.start ?? 0) > 0;
     const keep = options.append === true ? -1 : (options.start ?? 0);
-    const start = await this.#prepare(path, keep, true, false, false);
-    const kept = start.fullChunks * start.fs.chunkSize + start.head.length;
+    // The copy of the kept part is the stream's, before its first write: opening stays one round-trip.
+    const start = await this.#prepare(path, keep, true, false, false, true);
+    const kept = keep < 0 || keep > start.baseSize ? start.baseSize : keep;
     const hole = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - kept);
     const mode = options.mode ?? start.baseMode ?? 0o644;
     const commit = this.#committer(path, mode & 0o7777, false, continues ? start : undefined);
-    return new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole }, commit);
+    return new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);
   }
 
   /**

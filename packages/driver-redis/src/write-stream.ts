@@ -15,7 +15,15 @@ export interface UploadStart {
   head: Buffer;
   /** Zero bytes after `head` (REST past the end of the file leaves a hole, as a file system does). */
   hole: number;
+  /** The copy of the first `fullChunks` chunks and of `head`, when not made yet: the stream makes it first. */
+  copy?: KeptCopy;
 }
+
+/**
+ * Copies the kept part of the file into the upload's inode (in steps, `onStep` hearing the chunks copied after each,
+ * `stopped` ending it early); resolves to the partial chunk that follows the whole ones.
+ */
+export type KeptCopy = (onStep?: (copied: number) => void, stopped?: () => boolean) => Promise<Buffer>;
 
 /**
  * An upload into a new, invisible inode. Bytes are gathered into chunk-size buffers; each full chunk is written
@@ -48,6 +56,9 @@ export class RedisWriteStream extends Writable implements UploadStream {
   /** The start of the content not yet taken: the partial chunk of a kept prefix, then zeros of a hole. */
   #head: Buffer;
   #hole: number;
+  #copy: KeptCopy | undefined;
+  /** Chunks copied so far while the kept part is copied; undefined once done (or with nothing to copy). */
+  #copiedChunks: number | undefined;
 
   constructor(fs: Internals, start: UploadStart, commit: Committer) {
     super({ highWaterMark: fs.chunkSize });
@@ -58,6 +69,36 @@ export class RedisWriteStream extends Writable implements UploadStream {
     this.#size = start.fullChunks * fs.chunkSize;
     this.#head = start.head;
     this.#hole = start.hole;
+    this.#copy = start.copy;
+    if (start.copy !== undefined) this.#copiedChunks = 0;
+  }
+
+  /** Bytes stored so far, the kept part included as it is copied (`UploadStream.storedBytes`). */
+  get storedBytes(): number {
+    return this.#copiedChunks === undefined ? this.#size : this.#copiedChunks * this.#fs.chunkSize;
+  }
+
+  // Writable holds writes, `end()` and `destroy()` until this calls back.
+  override _construct(cb: (err?: Error | null) => void): void {
+    const copy = this.#copy;
+    this.#copy = undefined;
+    if (copy === undefined) return cb();
+    // A turn first: whoever opened the stream is listening for its errors before the copy can fail.
+    new Promise((resolve) => setImmediate(resolve))
+      .then(() =>
+        copy(
+          (n) => (this.#copiedChunks = n),
+          () => this.destroyed || this.#aborted !== undefined,
+        ),
+      )
+      .then(
+        (head) => {
+          this.#head = head;
+          this.#copiedChunks = undefined;
+          cb();
+        },
+        (err: Error) => cb(err),
+      );
   }
 
   /** Copies bytes into the current chunk; each full chunk is sent, waiting whenever the window of writes is full. */

@@ -271,14 +271,25 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     const data = deterministicBytes(1100 * 4 * KiB + 1000, 8); // 1,100 full chunks and a partial one
     await writeAll(p, '/f', data);
     let ws: UploadStream | undefined;
+    let atOpen: number | undefined;
+    const stored: number[] = [];
+    const watch = setInterval(() => ws && stored.push(ws.storedBytes ?? -1), 1);
     const cmds = await commandsDuring(redis, p.keys.prefix, async () => {
       ws = await p.createWriteStream('/f', { append: true });
+      // Opened in one round-trip (PREPARE): the stream copies before it takes its first write.
+      atOpen = ws.storedBytes;
+      const opened = ws;
+      await new Promise<void>((resolve, reject) => opened.write(Buffer.from('appended'), (err) => (err ? reject(err) : resolve())));
     });
+    clearInterval(watch);
+    expect(atOpen).toBe(0);
     const evals = cmds.filter((c) => /^evalsha$/i.test(c[0] ?? ''));
     // PREPARE, then 1,100 full chunks copied 512 (2 MiB) per call; the partial chunk is read once to be continued.
     expect(evals).toHaveLength(1 + Math.ceil(1100 / 512));
     expect(cmds.filter((c) => /^hget$/i.test(c[0] ?? '') && c[2] === '1100')).not.toHaveLength(0);
-    await writeChunk(ws as UploadStream, Buffer.from('appended'));
+    // What the server's stall check reads grows as the copy goes, to the whole file once written.
+    expect(stored.every((n, i) => n >= 0 && (i === 0 || n >= stored[i - 1]!))).toBe(true);
+    expect(ws!.storedBytes).toBe(data.length + 'appended'.length);
     await endStream(ws as UploadStream);
     expect((await readAll(p, '/f')).equals(Buffer.concat([data, Buffer.from('appended')]))).toBe(true);
   });
