@@ -483,16 +483,17 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
 
   /**
    * @internal The server's idle sweep (`now` from {@link clock}): 421 and close once the client has been silent past the limit, unless a
-   * transfer is moving bytes (which counts as activity), or, once logged in, a command is still running: the client
-   * waits for its reply, it is not idle (a HASH of a big file, a rename of a big folder on S3). Silence counts again
-   * from its reply. Before login the deadline stands whatever runs.
+   * transfer is moving bytes (which counts as activity), or, once logged in, a HASH is still reading its file: the
+   * client waits for its reply (ABOR stops it, and so does the client leaving). Silence counts again from the reply.
+   * Any other command is cut as vsftpd's idle alarm cuts it (a driver call that never returns, replies a client does
+   * not read), and so is a HASH whose client reads no replies. Before login the deadline stands whatever runs.
    */
   checkIdle(now: number): void {
     if (this.closed) return;
     const limitMs = this.idleLimit * 1000;
     if (limitMs <= 0 || now - this.lastActivity < limitMs) return;
     if (this.transfer && this.transfer.idleMs < limitMs) return;
-    if (this.authenticated && this.serving && !this.transfer) return;
+    if (this.authenticated && !this.transfer && stoppable.has(this) && !this.conn.backlogged) return;
     this.log.info('idle timeout');
     void this.reply(421, 'Timeout: closing control connection.');
     this.close();

@@ -38,7 +38,7 @@ export interface ServerSettings {
   passiveIpCheck: 'strict' | 'off';
   /**
    * Seconds a logged-in or anonymous control connection may stay silent (421 then close). Default 900; 0 disables.
-   * A command still running (a HASH of a big file) is not silence: the limit counts from its reply.
+   * A HASH still reading its file is not silence (the limit counts from its reply); any other command is cut.
    */
   idleTimeout: number;
   /**

@@ -76,6 +76,19 @@ it('a logged-in client waiting for a long command is not idle: its reply comes, 
   expect((await c.next(5000)).code).toBe(421);
 });
 
+it('a logged-in client that stops reading its replies is cut at the idle timeout, though a command waits to reply', async () => {
+  const { ctx, c } = await session({ idleTimeout: 1 });
+  // Commands whose replies pile up past what the server queues: the last one waits for a drain that never comes.
+  c.socket.pause();
+  const lines = Buffer.from('STAT\r\n'.repeat(1000));
+  for (const t0 = Date.now(); Date.now() - t0 < 1500; ) {
+    if (!c.socket.write(lines)) await Promise.race([once(c.socket, 'drain'), new Promise((r) => setTimeout(r, 300))]);
+  }
+  const deadline = Date.now() + 8000;
+  while (ctx.server.sessionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(ctx.server.sessionCount).toBe(0);
+});
+
 it('a data connection that moves no byte for dataStallTimeout ends with 426', async () => {
   const { c } = await session({ dataStallTimeout: 0.5 });
   const socket = await c.passive();
