@@ -14,7 +14,8 @@ const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
  * Cipher suites offered when the driver's options name none: TLS 1.3's three, and for TLS 1.2 only ephemeral key
  * exchange (forward secrecy) with AEAD ciphers, as Mozilla's "intermediate" profile. Node's own default ends in
  * `HIGH`, which lets a TLS 1.2 client settle on RSA key exchange and CBC (`AES128-SHA`): a stolen key would then
- * decrypt recorded sessions. Every FTPS client of the last decade (FileZilla, WinSCP, lftp, curl) has ECDHE-GCM.
+ * decrypt recorded sessions. Every FTPS client of the last decade (FileZilla, WinSCP, lftp, curl) has ECDHE-GCM;
+ * the DHE suites (with OpenSSL's well-known parameters, `dhparam: 'auto'`) are for the few that do not.
  */
 export const DEFAULT_TLS_CIPHERS = [
   'TLS_AES_256_GCM_SHA384',
@@ -88,6 +89,8 @@ export class TlsContexts {
     const context = createSecureContext({
       ...options,
       ciphers: options.ciphers ?? DEFAULT_TLS_CIPHERS,
+      // Without parameters OpenSSL leaves DHE out: clients with no ECDHE-GCM (old Windows Schannel, Java 7) need it.
+      dhparam: options.dhparam ?? 'auto',
       // The stricter of the server's minimum and the driver's: a driver cannot lower the floor by accident.
       minVersion: stricter(this.settings.tlsMinVersion, options.minVersion),
       // No renegotiation (TLS 1.2): each is a full handshake of server CPU at the client's will; Node's own limit

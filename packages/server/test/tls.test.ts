@@ -178,6 +178,8 @@ describe('explicit FTPS (AUTH TLS)', () => {
     expect(await handshake(port, 'AES128-GCM-SHA256')).toMatch(/^refused/);
     expect(await handshake(port, 'ECDHE-RSA-AES128-GCM-SHA256')).toBe('TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256');
     expect(await handshake(port, 'ECDHE-RSA-CHACHA20-POLY1305')).toBe('TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256');
+    // A client without ECDHE (old Windows Schannel): DHE, with OpenSSL's well-known parameters.
+    expect(await handshake(port, 'DHE-RSA-AES128-GCM-SHA256')).toBe('TLS_DHE_RSA_WITH_AES_128_GCM_SHA256');
     rotate({ ...certificate, ciphers: 'AES128-SHA' } as typeof certificate);
     expect(await handshake(port, 'AES128-SHA')).toBe('TLS_RSA_WITH_AES_128_CBC_SHA');
   });
