@@ -332,18 +332,62 @@ describe('SqliteProvider (own)', () => {
     p.close();
   });
 
-  it('removes stale pending uploads when a database is opened', () => {
+  it('removes stale pending uploads and detached files when a database is opened, in the background', async () => {
     const file = dbFile();
     new SqliteProvider(file).close();
     const db = new DatabaseSync(file);
     db.prepare("INSERT INTO nodes (parent, name, type, size, mtime, birthtime, mode) VALUES (NULL, '.upload-old', 0, 3, 0, 0, 420)").run();
     db.prepare("INSERT INTO chunks (node, seq, data) VALUES ((SELECT id FROM nodes WHERE name = '.upload-old'), 0, x'010203')").run();
+    db.prepare("INSERT INTO nodes (parent, name, type, size, mtime, birthtime, mode) VALUES (NULL, '.orphan-x', 0, 3, 0, 0, 420)").run();
+    db.prepare("INSERT INTO chunks (node, seq, data) VALUES ((SELECT id FROM nodes WHERE name = '.orphan-x'), 0, x'010203')").run();
+    // A pending upload of a live process (fresh mtime) stays.
+    db.prepare("INSERT INTO nodes (parent, name, type, size, mtime, birthtime, mode) VALUES (NULL, '.upload-live', 0, 3, ?, 0, 420)").run(Date.now());
     db.close();
-    new SqliteProvider(file).close();
+    const p = new SqliteProvider(file);
     const check = inspect(file);
-    expect(check.prepare('SELECT count(*) AS n FROM nodes').get()).toEqual({ n: 1 });
+    for (let i = 0; i < 100 && (check.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n > 0; i++) await new Promise(setImmediate);
+    expect(check.prepare('SELECT name FROM nodes WHERE id != 1').all()).toEqual([{ name: '.upload-live' }]);
     expect(check.prepare('SELECT count(*) AS n FROM chunks').get()).toEqual({ n: 0 });
     check.close();
+    p.close();
+  });
+
+  it('a file being copied by an APPE that is deleted meanwhile fails the APPE at the next batch (EBUSY)', async () => {
+    const p = new SqliteProvider(':memory:', { chunkSize: 64 * 1024 });
+    await writeAll(p, '/f', pattern(12 * 1024 * 1024, 13));
+    const ws = await openWriteStream(p, '/f', { append: true });
+    const failed = once(ws, 'error').then(([err]) => toVfsError(err).code);
+    await new Promise(setImmediate);
+    await new Promise(setImmediate);
+    await p.unlink('/f');
+    expect(await failed).toBe('EBUSY');
+    expect(ws.storedBytes).toBeLessThan(12 * 1024 * 1024);
+    p.close();
+  });
+
+  it('a detach rolled back leaves the file whole, and its queued deletion never touches a later node given its id', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 64 * 1024 });
+    await writeAll(p, '/a', pattern(3 << 20, 14));
+    await writeAll(p, '/boom', pattern(3 << 20, 15));
+    const db = new DatabaseSync(file);
+    const boom = (db.prepare("SELECT id FROM nodes WHERE name = 'boom'").get() as { id: number }).id;
+    // A failure after the detach (disk full, say), in the rename's transaction: it rolls back.
+    db.exec("CREATE TRIGGER fail BEFORE UPDATE OF parent ON nodes WHEN NEW.name = 'boom' AND NEW.parent IS NOT NULL BEGIN SELECT RAISE(ABORT, 'injected'); END;");
+    expect(await code(p.rename('/a', '/boom'))).toBe('EIO');
+    db.exec('DROP TRIGGER fail');
+    expect((await readAll(p, '/boom')).equals(pattern(3 << 20, 15))).toBe(true);
+    // Deleted for real: queued again; once its node is gone, the next upload gets the id back (the largest).
+    await p.unlink('/boom');
+    for (let i = 0; i < 1000 && db.prepare('SELECT 1 FROM nodes WHERE id = ?').get(boom) !== undefined; i++) await new Promise(setImmediate);
+    const ws = await openWriteStream(p, '/c');
+    await write(ws, pattern(600 * 1024, 16));
+    for (let i = 0; i < 10; i++) await new Promise(setImmediate);
+    ws.end(Buffer.from('end'));
+    await once(ws, 'finish');
+    expect((await p.stat('/c')).size).toBe(600 * 1024 + 3);
+    db.close();
+    p.close();
   });
 
   it('renames a large tree with one UPDATE and refuses to move a directory into itself', async () => {

@@ -27,8 +27,14 @@ const T_DIR = 1;
 const T_LINK = 2;
 const KINDS: readonly NodeKind[] = ['file', 'directory', 'symlink'];
 const MAX_SYMLINK_HOPS = 40;
-/** Pending uploads and orphans older than this are removed when a database is opened. */
+/**
+ * Pending uploads and detached files older than this are deleted (in the background, in batches) when a database is
+ * opened and every {@link SWEEP_EVERY_MS} after: those of a process that died, or stopped deleting them.
+ */
 const STALE_MS = 24 * 3600 * 1000;
+const SWEEP_EVERY_MS = 3600 * 1000;
+/** Tries of a batch that fails (SQLITE_BUSY from another process, say) before its file is left to the sweep. */
+const RECLAIM_TRIES = 3;
 
 /** Options of {@link SqliteProvider}. */
 export interface SqliteProviderOptions {
@@ -62,6 +68,9 @@ interface Row {
  * rowid + 1, and the upload's own temporary node, newer than the file, exists until the commit.
  */
 type Base = { id: number; gen: number } | null;
+
+/** The name of a file detached to be deleted: what its background deletion checks it still has. */
+const orphanName = (id: number): string => `.orphan-${id}`;
 
 /**
  * What an upload that continues a file (APPE, REST + STOR) copies of it before its own bytes: the first `chunks`
@@ -150,6 +159,8 @@ type Statements = Record<
   | 'deleteChunks'
   | 'deleteChunksFrom'
   | 'deleteSomeChunks'
+  | 'detachedName'
+  | 'staleDetached'
   | 'detachNode'
   | 'moveNode'
   | 'setMtime'
@@ -289,8 +300,9 @@ class SqliteWriteStream extends Writable implements UploadStream {
       // Destroyed, or discarded by `transferError` (its node already deleted): copy nothing more.
       if (this.destroyed || this.#done) return;
       copied = this.#in.tx(() => {
-        const from = this.#in.getNode(kept.from);
-        if (from === undefined || from.gen !== kept.gen) throw this.#changed();
+        // Still the file at this path, at the version copied: a delete or a replacement detaches it with its gen.
+        const from = this.#in.st.getChild.get(this.#dirId, this.#name) as Row | undefined;
+        if (from === undefined || from.id !== kept.from || from.gen !== kept.gen) throw this.#changed();
         const end = Math.min(kept.chunks, this.#seq + perBatch);
         if (end > this.#seq) st.copyChunkRange.run(this.#tempId, kept.from, this.#seq, end);
         this.#seq = end;
@@ -404,7 +416,8 @@ class SqliteWriteStream extends Writable implements UploadStream {
           else st.deleteNode.run(existing.id);
         }
         const now = Date.now();
-        st.moveNode.run(this.#dirId, this.#name, this.#tempId);
+        // The upload's own node, or it is gone (deleted under it): nothing may be reported stored.
+        if (Number(st.moveNode.run(this.#dirId, this.#name, this.#tempId).changes) !== 1) throw new VfsError('EIO', 'EIO: the upload was lost before it could be stored', { path: this.path });
         st.setSize.run(this.#size, now, this.#tempId);
         st.setMtime.run(now, this.#dirId);
       });
@@ -661,8 +674,10 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
   #st: Statements;
   #readers = new Map<number, number>();
   #doomed = new Set<number>();
-  /** Detached files whose chunks are being deleted in the background, in order. */
-  #reclaiming: number[] = [];
+  /** Detached files whose chunks are being deleted in the background, in order, with the name each must still have. */
+  #reclaiming: { id: number; name: string }[] = [];
+  #queued = new Set<number>();
+  #sweeper: NodeJS.Timeout | undefined;
   #internals: Internals;
   #tempCounter = 0;
 
@@ -707,10 +722,6 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('chunkSize', requested);
       this.#db.prepare('INSERT OR IGNORE INTO nodes (id, parent, name, type, size, mtime, birthtime, mode) VALUES (?, NULL, ?, ?, 0, ?, ?, ?)').run(ROOT_ID, '', T_DIR, now, now, 0o755);
       this.chunkSize = Number((this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('chunkSize') as { value: number }).value);
-      // Pending uploads and orphans of a process that died.
-      const stale = now - STALE_MS;
-      this.#db.prepare('DELETE FROM chunks WHERE node IN (SELECT id FROM nodes WHERE parent IS NULL AND id != ? AND mtime < ?)').run(ROOT_ID, stale);
-      this.#db.prepare('DELETE FROM nodes WHERE parent IS NULL AND id != ? AND mtime < ?').run(ROOT_ID, stale);
     } catch (err) {
       throw toVfsError(err, filename);
     }
@@ -727,6 +738,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       deleteNode: db.prepare('DELETE FROM nodes WHERE id = ?'),
       deleteChunks: db.prepare('DELETE FROM chunks WHERE node = ?'),
       deleteChunksFrom: db.prepare('DELETE FROM chunks WHERE node = ? AND seq >= ?'),
+      detachedName: db.prepare('SELECT name FROM nodes WHERE id = ? AND parent IS NULL'),
+      staleDetached: db.prepare('SELECT id, name FROM nodes WHERE parent IS NULL AND id != ? AND mtime < ?'),
       deleteSomeChunks: db.prepare('DELETE FROM chunks WHERE node = ? AND seq IN (SELECT seq FROM chunks WHERE node = ? ORDER BY seq LIMIT ?)'),
       detachNode: db.prepare('UPDATE nodes SET parent = NULL, name = ?, mtime = ? WHERE id = ?'),
       moveNode: db.prepare('UPDATE nodes SET parent = ?, name = ? WHERE id = ?'),
@@ -753,6 +766,9 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       statsOf: (row) => this.#statsOf(row),
       getNode: (id) => this.#st.getNode.get(id) as Row | undefined,
     };
+    // Pending uploads and detached files of a process that died: deleted in the background, and again every hour.
+    this.#sweepStale();
+    this.#sweeper = setInterval(() => this.#sweepStale(), SWEEP_EVERY_MS).unref();
   }
 
   override get readonly(): boolean {
@@ -769,6 +785,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
 
   /** Closes the database. Later calls fail. */
   close(): void {
+    clearInterval(this.#sweeper);
     if (this.#db.isOpen) this.#db.close();
   }
 
@@ -819,7 +836,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     }
     this.#readers.delete(id);
     if (!this.#doomed.delete(id) || !this.#db.isOpen) return;
-    if ((this.#internals.getNode(id)?.size ?? 0) > DELETE_INLINE_BYTES) return this.#reclaim(id);
+    if ((this.#internals.getNode(id)?.size ?? 0) > DELETE_INLINE_BYTES) return this.#reclaim(id, orphanName(id));
     this.#tx(() => {
       this.#st.deleteChunks.run(id);
       this.#st.deleteNode.run(id);
@@ -838,16 +855,31 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       this.#st.deleteNode.run(id);
       return;
     }
-    this.#st.detachNode.run(`.orphan-${id}`, Date.now(), id);
+    this.#st.detachNode.run(orphanName(id), Date.now(), id);
     if (read) this.#doomed.add(id);
-    // After the caller's transaction: each batch checks the node is still detached, so a rolled-back one stays whole.
-    else queueMicrotask(() => this.#reclaim(id));
+    // After the caller's transaction: each batch checks the node is still detached under its orphan name, so a
+    // rolled-back detach leaves the file whole, and a later node that got its id back is never touched.
+    else queueMicrotask(() => this.#reclaim(id, orphanName(id)));
   }
 
-  /** Queues a detached file's chunks for deletion; one loop works through the queue. */
-  #reclaim(id: number): void {
-    this.#reclaiming.push(id);
+  /** Queues a detached node's chunks for deletion (once); one loop works through the queue. */
+  #reclaim(id: number, name: string): void {
+    if (this.#queued.has(id)) return;
+    this.#queued.add(id);
+    this.#reclaiming.push({ id, name });
     if (this.#reclaiming.length === 1) void this.#reclaimLoop();
+  }
+
+  /** Queues the pending uploads and detached files left for a day (a process died, or stopped deleting them). */
+  #sweepStale(): void {
+    if (!this.#db.isOpen) return;
+    try {
+      for (const r of this.#st.staleDetached.all(ROOT_ID, Date.now() - STALE_MS) as { id: number; name: string }[]) {
+        if (!this.#doomed.has(r.id) && !this.#readers.has(r.id)) this.#reclaim(r.id, r.name);
+      }
+    } catch {
+      // A failing database: the next sweep tries again.
+    }
   }
 
   /**
@@ -858,22 +890,25 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
   async #reclaimLoop(): Promise<void> {
     const perBatch = Math.max(1, Math.floor(COPY_BATCH_BYTES / this.chunkSize));
     while (this.#reclaiming.length > 0) {
-      const id = this.#reclaiming[0]!;
-      try {
-        for (let done = false; !done; ) {
-          await new Promise(setImmediate);
-          if (!this.#db.isOpen) return;
+      const { id, name } = this.#reclaiming[0]!;
+      for (let done = false, failures = 0; !done; ) {
+        await new Promise(setImmediate);
+        if (!this.#db.isOpen) return;
+        try {
           done = this.#tx(() => {
-            if ((this.#st.parentOf.get(id) as { parent: number | null } | undefined)?.parent !== null) return true;
+            if ((this.#st.detachedName.get(id) as { name: string } | undefined)?.name !== name) return true;
             if (Number(this.#st.deleteSomeChunks.run(id, id, perBatch).changes) === perBatch) return false;
             this.#st.deleteNode.run(id);
             return true;
           });
+        } catch {
+          // Busy (another process) or failing: a few tries, then the file is left to the sweep.
+          if (++failures >= RECLAIM_TRIES) break;
+          await new Promise((resolve) => setTimeout(resolve, 1000 * failures).unref());
         }
-      } catch {
-        // A failing database: the node stays detached, for the sweep of a later open.
       }
       this.#reclaiming.shift();
+      this.#queued.delete(id);
     }
   }
 
