@@ -62,7 +62,7 @@ async function continueUpload(fs, path, options, tail) {
   const open = performance.now() - t0;
   await new Promise((resolve, reject) => ws.write(tail, (err) => (err ? reject(err) : resolve())));
   const ready = performance.now() - t0;
-  // The copy's stalls, apart from the commit's (which deletes the replaced version in one transaction).
+  // The copy's stalls, apart from the commit's (which unlinks the replaced version; its rows go in the background).
   const copyStall = Math.max(longest, performance.now() - last);
   ws.end();
   await new Promise((resolve, reject) => {

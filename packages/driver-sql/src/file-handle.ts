@@ -28,7 +28,8 @@ export class SqlFileHandle {
 
   async #row(q: Kysely<Database> = this.s.db): Promise<Inode> {
     const r = await q.selectFrom(this.s.t.inode('i')).select(INODE_COLUMNS.map((c) => `i.${c}` as const)).where('i.id', '=', this.id).executeTakeFirst();
-    if (r === undefined) throw fsError('ENOENT', 'read', this.path);
+    // Unlinked: the file was deleted or replaced, and its rows may be going (reclaimed in the background).
+    if (r === undefined || r.parent === null) throw fsError('ENOENT', 'read', this.path);
     return toInode(r);
   }
 
@@ -115,11 +116,22 @@ export class SqlFileHandle {
       await trx.insertInto(t.c).values({ inode: this.id, seq, bytes: chunk }).execute();
     }
     // gen + 1: an APPE or REST + STOR that copied the previous content must not commit over this write.
-    await trx
-      .updateTable(t.i)
-      .set((eb) => ({ size: newSize, mtime: Date.now(), sha256: null, gen: eb('gen', '+', 1) }))
+    await this.#bump(trx, newSize);
+  }
+
+  /**
+   * Sets the new size (gen + 1) of the file while it is still in the tree; ENOENT (the transaction rolls back, with
+   * the chunk rows it wrote) when a deletion committed meanwhile: rows written under a removed inode would outlive
+   * its reclaim.
+   */
+  async #bump(trx: Kysely<Database>, size: number): Promise<void> {
+    const r = await trx
+      .updateTable(this.s.t.i)
+      .set((eb) => ({ size, mtime: Date.now(), sha256: null, gen: eb('gen', '+', 1) }))
       .where('id', '=', this.id)
-      .execute();
+      .where('parent', 'is not', null)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) throw fsError('ENOENT', 'write', this.path);
   }
 
   /** Cuts or zero-extends the file to `len` bytes. */
@@ -143,11 +155,7 @@ export class SqlFileHandle {
             await trx.insertInto(t.c).values({ inode: this.id, seq, bytes: Buffer.from(chunk.subarray(0, len % CHUNK_SIZE)) }).execute();
           }
         }
-        await trx
-          .updateTable(t.i)
-          .set((eb) => ({ size: len, mtime: Date.now(), sha256: null, gen: eb('gen', '+', 1) }))
-          .where('id', '=', this.id)
-          .execute();
+        await this.#bump(trx, len);
       });
     } catch (err) {
       throw dbError(err, this.s.where, this.path);

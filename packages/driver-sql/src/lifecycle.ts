@@ -3,16 +3,32 @@ import type { Kysely } from 'kysely';
 import { fsError } from '@ftp/vfs';
 import type { DialectName } from './dialects.js';
 import { LEASE_MS } from './read-stream.js';
+import { removedInline } from './reclaim.js';
 import { nameOf } from './schema.js';
 import type { Database, Tables } from './schema.js';
 import type { Store } from './store.js';
 
-/** Name prefix of a file unlinked while readers still hold it. */
-const DETACHED = '.detached-';
+/**
+ * The name of a removed inode: unlinked (`parent` NULL) for good, its content waiting for its readers to end, then
+ * for the reclaim (see {@link Reclaimer}). Its `mtime` is the expiry of the reclaimer's claim (0: unclaimed).
+ */
+export function detachedName(id: number): string {
+  return `.detached-${id}`;
+}
+
+/** The row of an inode as its lock reads it. */
+interface LockedRow {
+  parent: number | null;
+  name: string;
+  size: number;
+  mtime: number;
+}
 
 /**
- * The end of an inode's life, and the reader leases that postpone it: a file deleted or replaced while some
- * download (in any process) holds a live lease on it is only unlinked, and the last reader deletes it.
+ * The end of an inode's life, and the reader leases that postpone it: a file deleted or replaced is unlinked and
+ * marked ({@link detachedName}) in the transaction that removes it, and its content is reclaimed once no download
+ * (in any process) holds a live lease on it — in that transaction for a small file, otherwise in the background, in
+ * bounded statements ({@link Reclaimer}).
  */
 export class InodeLifecycle {
   /** @param tx the provider's transaction runner (READ COMMITTED, retried on deadlocks). */
@@ -23,12 +39,13 @@ export class InodeLifecycle {
     private readonly tx: Store['tx'],
   ) {}
 
-  /** Row lock on an inode (deleters and readers taking or ending a lease serialise on it). */
-  async lockInode(trx: Kysely<Database>, id: number): Promise<{ parent: number | null; name: string } | undefined> {
-    let q = trx.selectFrom(this.tables.inode('n')).select(['n.parent', 'n.name']).where('n.id', '=', id);
+  /** Row lock on an inode (deleters, reclaimers and readers taking or ending a lease serialise on it). */
+  async lockInode(trx: Kysely<Database>, id: number): Promise<LockedRow | undefined> {
+    let q = trx.selectFrom(this.tables.inode('n')).select(['n.parent', 'n.name', 'n.size', 'n.mtime']).where('n.id', '=', id);
     if (this.dialect !== 'sqlite') q = q.forUpdate();
     const r = await q.executeTakeFirst();
-    return r === undefined ? undefined : { parent: r.parent === null ? null : Number(r.parent), name: nameOf(r.name) };
+    if (r === undefined) return undefined;
+    return { parent: r.parent === null ? null : Number(r.parent), name: nameOf(r.name), size: Number(r.size), mtime: Number(r.mtime) };
   }
 
   /** Leases on `id` that have not expired. */
@@ -42,7 +59,7 @@ export class InodeLifecycle {
     return Number(r?.n ?? 0);
   }
 
-  /** Deletes an inode with its chunks and leases (inside the caller's transaction). */
+  /** Deletes an inode with its chunks and leases (inside the caller's transaction): for inodes of a few chunks. */
   async deleteInode(trx: Kysely<Database>, id: number): Promise<void> {
     const t = this.tables;
     await trx.deleteFrom(t.c).where('inode', '=', id).execute();
@@ -50,23 +67,31 @@ export class InodeLifecycle {
     await trx.deleteFrom(t.i).where('id', '=', id).execute();
   }
 
-  /** Deletes a file, or unlinks it while live leases hold it (inside the caller's transaction). */
-  async removeFile(trx: Kysely<Database>, id: number): Promise<void> {
-    await this.lockInode(trx, id);
-    if ((await this.liveLeases(trx, id)) > 0) {
-      // Detached: unlinked but kept for its readers (in any process); the last one deletes it.
-      await trx.updateTable(this.tables.i).set({ parent: null, name: `${DETACHED}${id}`, mtime: Date.now() }).where('id', '=', id).execute();
-      return;
+  /**
+   * Removes a file (inside the caller's transaction). A small one that no live lease holds is deleted with its rows;
+   * any other is only unlinked and marked: true when its rows are then to be reclaimed (after the commit), false when
+   * readers hold it (the last one schedules the reclaim, see {@link release}).
+   */
+  async removeFile(trx: Kysely<Database>, id: number): Promise<boolean> {
+    const row = await this.lockInode(trx, id);
+    if (row === undefined) return false;
+    const leased = (await this.liveLeases(trx, id)) > 0;
+    if (!leased && removedInline(row.size)) {
+      await this.deleteInode(trx, id);
+      return false;
     }
-    await this.deleteInode(trx, id);
+    await trx.updateTable(this.tables.i).set({ parent: null, name: detachedName(id), mtime: 0 }).where('id', '=', id).execute();
+    return !leased;
   }
 
-  /** Takes a lease on `id` for a download; ENOENT when the inode is gone. */
+  /** Takes a lease on `id` for a download; ENOENT when the inode is gone or unlinked. */
   async lease(id: number, path: string): Promise<string> {
     const token = randomUUID();
     await this.tx(async (trx) => {
-      // Under the inode's lock: a deleter either went first (the row is gone: ENOENT) or will see this lease.
-      if ((await this.lockInode(trx, id)) === undefined) throw fsError('ENOENT', 'open', path);
+      // Under the inode's lock: a deleter either went first (the row is gone or unlinked: ENOENT, and the caller looks
+      // the path up again) or will see this lease. A removed inode takes no new lease: its content may be going.
+      const row = await this.lockInode(trx, id);
+      if (row === undefined || row.parent === null) throw fsError('ENOENT', 'open', path);
       await trx.insertInto(this.tables.r).values({ inode: id, token, expires: Date.now() + LEASE_MS }).execute();
     });
     return token;
@@ -77,29 +102,107 @@ export class InodeLifecycle {
     await this.db.updateTable(this.tables.r).set({ expires: Date.now() + LEASE_MS }).where('inode', '=', id).where('token', '=', token).execute();
   }
 
-  /** Ends a lease; the last one of a detached inode deletes it. Never throws. */
-  async release(id: number, token: string): Promise<void> {
+  /**
+   * Ends a lease. The last one of a removed inode deletes it when it is small; returns true when a big one is then to
+   * be reclaimed (by the caller, in the background). Never throws.
+   */
+  async release(id: number, token: string): Promise<boolean> {
     try {
-      await this.tx(async (trx) => {
+      return await this.tx(async (trx) => {
         const row = await this.lockInode(trx, id);
         await trx.deleteFrom(this.tables.r).where('inode', '=', id).where('token', '=', token).execute();
-        if (row !== undefined && row.parent === null && row.name.startsWith(DETACHED) && (await this.liveLeases(trx, id)) === 0) {
-          await this.deleteInode(trx, id);
-        }
+        if (row === undefined || row.parent !== null || row.name !== detachedName(id) || (await this.liveLeases(trx, id)) > 0) return false;
+        if (!removedInline(row.size)) return true;
+        await this.deleteInode(trx, id);
+        return false;
       });
     } catch {
-      // The lease expires by itself; a detached inode is then swept by migrate().
+      // The lease expires by itself; the removed inode is then found by a sweep.
+      return false;
     }
   }
 
-  /** Deletes dead leases, and unlinked inodes untouched since `before` that no live lease holds. */
-  async sweep(before: number): Promise<void> {
-    const t = this.tables;
-    await this.tx(async (trx) => {
-      await trx.deleteFrom(t.r).where('expires', '<', Date.now()).execute();
-      const old = trx.selectFrom(t.inode('s')).select('s.id').where('s.parent', 'is', null).where('s.mtime', '<', before);
-      const ids = (await old.execute()).map((r) => Number(r.id));
-      for (const id of ids) if ((await this.liveLeases(trx, id)) === 0) await this.deleteInode(trx, id);
+  /**
+   * Claims a removed inode for its reclaim: under its row lock, when it is marked, unclaimed (or the claim expired)
+   * and no live lease holds it. Its dead leases go; its `mtime` becomes the claim's expiry, returned (undefined: not
+   * claimed).
+   */
+  async claim(id: number, ms: number): Promise<number | undefined> {
+    return this.tx(async (trx) => {
+      const row = await this.lockInode(trx, id);
+      if (row === undefined || row.parent !== null || row.name !== detachedName(id)) return undefined;
+      const now = Date.now();
+      if (row.mtime > now) return undefined;
+      if ((await this.liveLeases(trx, id)) > 0) return undefined;
+      await trx.deleteFrom(this.tables.r).where('inode', '=', id).execute();
+      const until = now + ms;
+      await trx.updateTable(this.tables.i).set({ mtime: until }).where('id', '=', id).execute();
+      return until;
     });
+  }
+
+  /** Extends a claim still held (`mtime` still `until`); undefined when it is not (the inode gone, or claimed anew). */
+  async renewClaim(id: number, until: number, ms: number): Promise<number | undefined> {
+    const next = Date.now() + ms;
+    return (await this.#setClaim(id, until, next)) ? next : undefined;
+  }
+
+  /** Gives a claim back (a reclaim stopped mid-way): the next sweep may take the inode at once. */
+  async unclaim(id: number, until: number): Promise<void> {
+    await this.#setClaim(id, until, 0);
+  }
+
+  /** Sets the claim of a marked inode whose claim is still `until`; false when it was not. */
+  async #setClaim(id: number, until: number, next: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable(this.tables.i)
+      .set({ mtime: next })
+      .where('id', '=', id)
+      .where('parent', 'is', null)
+      .where('name', '=', detachedName(id))
+      .where('mtime', '=', until)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** The end of a reclaim: the marked inode row goes, with its leases and any chunk row left (none, normally). */
+  async finish(id: number): Promise<void> {
+    await this.tx(async (trx) => {
+      const row = await this.lockInode(trx, id);
+      if (row === undefined || row.parent !== null || row.name !== detachedName(id)) return;
+      await this.deleteInode(trx, id);
+    });
+  }
+
+  /**
+   * Deletes dead leases; marks unlinked inodes untouched since `staleBefore` (uploads of processes that died) for
+   * reclaim; returns the marked inodes that no unexpired claim holds (those still leased are skipped by the claim).
+   * Two short statements, and one per stale upload: the rows themselves are the reclaimer's.
+   */
+  async sweep(staleBefore: number): Promise<number[]> {
+    const t = this.tables;
+    const now = Date.now();
+    await this.db.deleteFrom(t.r).where('expires', '<', now).execute();
+    const rows = await this.db.selectFrom(t.inode('s')).select(['s.id', 's.name', 's.mtime']).where('s.parent', 'is', null).execute();
+    const ids: number[] = [];
+    for (const r of rows) {
+      const id = Number(r.id);
+      const mtime = Number(r.mtime);
+      if (nameOf(r.name) === detachedName(id)) {
+        if (mtime <= now) ids.push(id);
+        continue;
+      }
+      if (mtime >= staleBefore) continue;
+      // Only while it is still that stale (an upload alive after all refreshes its mtime, then commits by its name).
+      const u = await this.db
+        .updateTable(t.i)
+        .set({ name: detachedName(id), mtime: 0 })
+        .where('id', '=', id)
+        .where('parent', 'is', null)
+        .where('mtime', '<', staleBefore)
+        .executeTakeFirst();
+      if (Number(u.numUpdatedRows) > 0) ids.push(id);
+    }
+    return ids;
   }
 }

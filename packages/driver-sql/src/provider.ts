@@ -14,13 +14,20 @@ import { CHUNK_SIZE, INODE_COLUMNS, NAME_MAX_BYTES, T_DIR, T_FILE, T_LINK, Table
 import type { Database, Inode } from './schema.js';
 import { SqlReadStream } from './read-stream.js';
 import { InodeLifecycle } from './lifecycle.js';
+import { Reclaimer } from './reclaim.js';
+import type { ReclaimTuning } from './reclaim.js';
 import { childrenPage, childSlices } from './list-slices.js';
 import type { Store } from './store.js';
 import { SqlWriteStream } from './write-stream.js';
 import type { CopyTuning } from './write-stream.js';
 
-/** Unlinked inodes (uploads, detached files) untouched for this long belong to a dead process: swept by migrate(). */
+/** Uploads (unlinked inodes) untouched for this long belong to a dead process: swept (reclaimed). */
 const STALE_MS = 24 * 3600 * 1000;
+/**
+ * How often every provider sweeps: dead leases, stale uploads, and removed files that no process is reclaiming (one
+ * that died or closed mid-way, a lease that expired). Two small queries on the `(parent, name)` index and `readers`.
+ */
+const SWEEP_MS = 60_000;
 /** Attempts of a transaction that hit a deadlock or serialization failure. */
 const TX_ATTEMPTS = 5;
 const KINDS: Record<number, NodeKind> = { [T_FILE]: 'file', [T_DIR]: 'directory', [T_LINK]: 'symlink' };
@@ -45,6 +52,8 @@ export interface SqlProviderOptions extends PoolOptions {
   quota?: number;
   /** @internal For tests: how an upload that continues a file copies the part it keeps (rows per statement, a hook). */
   uploadCopy?: CopyTuning;
+  /** @internal For tests: how removed files are reclaimed (rows per statement, a hook, claim and sweep periods). */
+  reclaim?: ReclaimTuning;
 }
 
 /**
@@ -59,6 +68,8 @@ export interface SqlProviderOptions extends PoolOptions {
  * - uploads stream into a new, unlinked inode and are swapped in by one transaction at the end (atomic; an
  *   interrupted upload leaves nothing); downloads read chunks of one inode id under a reader lease, so a file replaced or
  *   deleted meanwhile, by any server on the database, is kept until its readers are done;
+ * - a file deleted or replaced (DELE, STOR, RNTO over it) leaves the tree in the command's short transaction; the
+ *   rows of a big one are deleted afterwards, in the background, in bounded statements ({@link Reclaimer});
  * - SHA-256 of whole-file uploads is stored, so `hash(path, 'SHA-256')` answers without reading the file.
  */
 export class SqlProvider implements FsProvider {
@@ -85,6 +96,12 @@ export class SqlProvider implements FsProvider {
   /** The one check of the schema made with `autoMigrate: false` (see {@link SqlProvider.#checkSchema}). */
   #schemaChecked: Promise<void> | undefined;
   readonly #life: InodeLifecycle;
+  readonly #reclaimer: Reclaimer;
+  readonly #sweepMs: number;
+  /** The periodic sweep, once the schema is known to be there. */
+  #sweeper: NodeJS.Timeout | undefined;
+  /** The sweep running, if any. */
+  #sweeping: Promise<void> | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
 
@@ -105,18 +122,25 @@ export class SqlProvider implements FsProvider {
     this.#autoMigrate = options.autoMigrate ?? true;
     const quota = options.quota;
     this.#life = new InodeLifecycle(this.#conn.db, this.tables, this.dialect, (fn) => this.#tx(fn));
+    const tx: Store['tx'] = (fn) => this.#tx(fn);
+    this.#reclaimer = new Reclaimer(this.#life, { db: this.#conn.db, t: this.tables, dialect: this.dialect, tx }, options.reclaim);
+    this.#sweepMs = options.reclaim?.sweepMs ?? SWEEP_MS;
     this.#store = {
       db: this.#conn.db,
       t: this.tables,
       dialect: this.dialect,
       where: this.#conn.where,
       quota,
-      tx: (fn) => this.#tx(fn),
+      tx,
       lockDir: (trx, id) => this.#lockDir(trx, id),
       removeFile: (trx, id) => this.#life.removeFile(trx, id),
+      reclaim: (id) => this.#reclaimer.schedule(id),
       lease: (id, path) => this.#life.lease(id, path),
       renew: (id, token) => this.#life.renew(id, token),
-      release: (id, token) => (this.#closed ? Promise.resolve() : this.#life.release(id, token)),
+      release: async (id, token) => {
+        if (this.#closed) return;
+        if (await this.#life.release(id, token)) void this.#reclaimer.schedule(id);
+      },
       available: (q) => this.#available(q ?? this.#conn.db),
       copyTuning: options.uploadCopy,
     };
@@ -129,8 +153,9 @@ export class SqlProvider implements FsProvider {
 
   /**
    * Creates or upgrades the schema (Kysely Migrator, in-code migrations, bookkeeping in
-   * `<prefix>kysely_migration`), and sweeps unlinked inodes left by dead processes. Idempotent; concurrent
-   * callers share one run.
+   * `<prefix>kysely_migration`), and sweeps: the content of removed files left by a process that stopped mid-way, and
+   * uploads of dead processes, is reclaimed in the background from then on (see {@link Reclaimer}). Idempotent;
+   * concurrent callers share one run.
    */
   async migrate(): Promise<void> {
     this.#ready ??= this.#migrate().catch((err: unknown) => {
@@ -143,7 +168,11 @@ export class SqlProvider implements FsProvider {
   /** With `autoMigrate: false`: fails, once and clearly, when the schema is behind this version (run `migrate()`). */
   async #checkSchema(): Promise<void> {
     const pending = await pendingMigrations(this.#conn.db, this.tables, this.dialect).catch(() => []);
-    if (pending.length === 0) return;
+    if (pending.length === 0) {
+      // migrate() swept where it ran (a deploy step, another process): this process sweeps too, from now on.
+      this.#startSweeps(true);
+      return;
+    }
     this.#schemaChecked = undefined;
     // Marked as this package's own error, so that its message survives the mapping to a VfsError.
     throw new VfsError('EIO', `EIO: @ftp/driver-sql: ${this.#conn.where}: the schema of ${this.tables.inodes} is behind this version (missing ${pending.join(', ')}): run migrate() first (autoMigrate is false)`);
@@ -151,11 +180,51 @@ export class SqlProvider implements FsProvider {
 
   async #migrate(): Promise<void> {
     await migrateToLatest(this.#conn.db, this.tables, this.dialect);
-    await this.#life.sweep(Date.now() - STALE_MS);
+    // The sweep's own queries are awaited (a failing database fails here, clearly); the reclaims are not.
+    for (const id of await this.#life.sweep(Date.now() - STALE_MS)) void this.#reclaimer.schedule(id);
+    this.#startSweeps();
+  }
+
+  /** Sweeps every {@link SWEEP_MS} from now on (a timer that keeps no process alive); the first one now when asked. */
+  #startSweeps(now = false): void {
+    if (this.#closed || this.#sweeper !== undefined) return;
+    this.#sweeper = setInterval(() => void this.#sweep(), this.#sweepMs);
+    this.#sweeper.unref();
+    if (now) void this.#sweep();
+  }
+
+  /** One sweep (see {@link InodeLifecycle.sweep}); its reclaims are scheduled. Never rejects. */
+  #sweep(): Promise<void> {
+    this.#sweeping ??= (async () => {
+      try {
+        for (const id of await this.#life.sweep(Date.now() - STALE_MS)) void this.#reclaimer.schedule(id);
+      } catch {
+        // The database is failing or the tables are gone: the next sweep tries again.
+      } finally {
+        this.#sweeping = undefined;
+      }
+    })();
+    return this.#sweeping;
+  }
+
+  /**
+   * @internal Sweeps now, and resolves once every reclaim scheduled so far (by it or before) has ended (tests,
+   * orderly shutdowns).
+   */
+  async reclaimNow(): Promise<void> {
+    await this.#use(undefined, () => this.#sweep());
+    await this.#reclaimer.idle();
+  }
+
+  /** @internal Resolves once every reclaim of removed files scheduled so far has ended (tests). */
+  reclaimed(): Promise<void> {
+    return this.#reclaimer.idle();
   }
 
   /** Drops every table of this provider's prefix: the filesystem is gone. For tests and decommissioning. */
   async dropTables(): Promise<void> {
+    // Reclaims of this filesystem are moot: stopped after their running statement.
+    await this.#reclaimer.cancel();
     try {
       await dropTables(this.#conn.db, this.tables);
       this.#ready = undefined;
@@ -164,10 +233,17 @@ export class SqlProvider implements FsProvider {
     }
   }
 
-  /** Ends the pool (or closes the SQLite database) when the provider created it. Idempotent. */
+  /**
+   * Ends the pool (or closes the SQLite database) when the provider created it. Idempotent. A reclaim running stops
+   * after its statement; what it had not deleted is reclaimed after a later sweep (the next start, or any other
+   * process on the database within a minute).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#sweeper);
+    await this.#sweeping;
+    await this.#reclaimer.stop();
     // Kysely.destroy() would end a caller's pool too: only instances built here are destroyed.
     if (this.#conn.owned) await this.#conn.db.destroy();
   }
@@ -210,7 +286,14 @@ export class SqlProvider implements FsProvider {
   async #available(q: Kysely<Database>): Promise<number> {
     const quota = this.#store.quota;
     if (quota === undefined) return Infinity;
-    const r = await q.selectFrom(this.tables.inode('i')).select((eb) => eb.fn.sum<number | string>('i.size').as('used')).where('i.type', '=', T_FILE).executeTakeFirst();
+    // The files in the tree: a removed one counts no more, even while a download still reads it or its rows are still
+    // being reclaimed (see the README, "Quota"); an upload counts once it is complete (its size is set then).
+    const r = await q
+      .selectFrom(this.tables.inode('i'))
+      .select((eb) => eb.fn.sum<number | string>('i.size').as('used'))
+      .where('i.type', '=', T_FILE)
+      .where('i.parent', 'is not', null)
+      .executeTakeFirst();
     return Math.max(0, quota - Number(r?.used ?? 0));
   }
 
@@ -409,32 +492,41 @@ export class SqlProvider implements FsProvider {
     );
   }
 
-  /** Removes a file or link (a file with live reader leases is unlinked now and deleted by its last reader). */
+  /**
+   * Removes a file or link: one short transaction unlinks it; the rows of a file of more than a few chunks are
+   * reclaimed afterwards, in the background (a file with live reader leases once its last reader is done).
+   */
   async unlink(path: string): Promise<void> {
-    await this.#use(path, () =>
-      this.#tx(async (trx) => {
+    await this.#use(path, async () => {
+      const removed = await this.#tx(async (trx) => {
         const loc = await this.#existing(trx, path, false, 'unlink');
         if (loc.parent === undefined || loc.node.type === T_DIR) throw fsError('EISDIR', 'unlink', path);
         await this.#lockDirs(trx, [loc.parent.id], path, 'unlink');
         const now = await this.#entry(trx, loc.parent.id, loc.name);
         if (now === undefined) throw fsError('ENOENT', 'unlink', path);
         if (now.type === T_DIR) throw fsError('EISDIR', 'unlink', path);
-        if (now.type === T_FILE) await this.#life.removeFile(trx, now.id);
+        let reclaim = false;
+        if (now.type === T_FILE) reclaim = await this.#life.removeFile(trx, now.id);
         else await trx.deleteFrom(this.tables.i).where('id', '=', now.id).execute();
         await this.#touch(trx, loc.parent.id);
-      }),
-    );
+        return reclaim ? now.id : undefined;
+      });
+      if (removed !== undefined) void this.#reclaimer.schedule(removed);
+    });
   }
 
-  /** Renames or moves a file, link or whole directory: one row changes, whatever the size of the subtree. */
+  /**
+   * Renames or moves a file, link or whole directory: one row changes, whatever the size of the subtree. A file it
+   * replaces is removed as {@link unlink} removes one (its rows reclaimed afterwards).
+   */
   async rename(oldPath: string, newPath: string): Promise<void> {
-    await this.#use(oldPath, () =>
-      this.#tx(async (trx) => {
+    await this.#use(oldPath, async () => {
+      const removed = await this.#tx(async (trx): Promise<number | undefined> => {
         const src = await this.#existing(trx, oldPath, false, 'rename');
         const dst = await this.#locate(trx, newPath, false, 'rename');
         if (src.parent === undefined || dst.parent === undefined) throw fsError('EPERM', 'rename', oldPath);
         if (Buffer.byteLength(dst.name) > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', 'rename', newPath);
-        if (dst.node !== undefined && dst.node.id === src.node.id) return;
+        if (dst.node !== undefined && dst.node.id === src.node.id) return undefined;
         if (src.node.type === T_DIR && dst.chain.includes(src.node.id)) throw fsError('EINVAL', 'rename', newPath);
         // A directory moving to another parent also takes the root's lock: such moves are serialised, so two of
         // them cannot each pass the "not into itself" check and together make a cycle (the kernel's rename lock).
@@ -451,6 +543,7 @@ export class SqlProvider implements FsProvider {
           if (again.parent?.id !== dst.parent.id || again.chain.includes(s.id)) throw fsError('EINVAL', 'rename', newPath);
         }
         const d = await this.#entry(trx, dst.parent.id, dst.name);
+        let removed: number | undefined;
         if (d !== undefined && d.id !== s.id) {
           if (s.type === T_DIR) {
             if (d.type !== T_DIR) throw fsError('ENOTDIR', 'rename', newPath);
@@ -461,7 +554,7 @@ export class SqlProvider implements FsProvider {
           } else if (d.type === T_DIR) {
             throw fsError('EISDIR', 'rename', newPath);
           } else if (d.type === T_FILE) {
-            await this.#life.removeFile(trx, d.id);
+            if (await this.#life.removeFile(trx, d.id)) removed = d.id;
           } else {
             await trx.deleteFrom(this.tables.i).where('id', '=', d.id).execute();
           }
@@ -469,8 +562,10 @@ export class SqlProvider implements FsProvider {
         await trx.updateTable(this.tables.i).set({ parent: dst.parent.id, name: dst.name }).where('id', '=', s.id).execute();
         await this.#touch(trx, src.parent.id);
         if (dst.parent.id !== src.parent.id) await this.#touch(trx, dst.parent.id);
-      }),
-    );
+        return removed;
+      });
+      if (removed !== undefined) void this.#reclaimer.schedule(removed);
+    });
   }
 
   /** A file handle (see {@link SqlFileHandle}); `'w'` truncates, `'wx'` fails on an existing file. */
@@ -559,7 +654,8 @@ export class SqlProvider implements FsProvider {
         if (loc.parent === undefined || loc.node?.type === T_DIR) throw fsError('EISDIR', 'open', path);
         if (Buffer.byteLength(loc.name) > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', 'open', path);
         const old = loc.node?.type === T_FILE ? loc.node : undefined;
-        const tempId = await this.#insert(trx, null, `.upload-${randomUUID()}`, T_FILE, options.mode ?? old?.mode ?? 0o644);
+        const tempName = `.upload-${randomUUID()}`;
+        const tempId = await this.#insert(trx, null, tempName, T_FILE, options.mode ?? old?.mode ?? 0o644);
         const keep = old === undefined ? 0 : options.append === true ? old.size : Math.min(options.start ?? 0, old.size);
         const gap = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - (old?.size ?? 0));
         // Copied by the stream, from `base` (below), before the client's data.
@@ -571,7 +667,7 @@ export class SqlProvider implements FsProvider {
         // APPE and REST + STOR commit only over the version they copied from (or still no file); STOR replaces.
         const continues = options.append === true || (options.start ?? 0) > 0;
         const base = continues ? (old === undefined ? null : { id: old.id, gen: old.gen }) : undefined;
-        return { tempId, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance, base };
+        return { tempId, tempName, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance, base };
       });
       return new SqlWriteStream(this.#store, target, normalizePath(path));
     });

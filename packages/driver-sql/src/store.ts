@@ -14,13 +14,18 @@ export interface Store {
   tx<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
   /** Locks a directory row until the end of the transaction; false when it is gone or no longer a directory. */
   lockDir(trx: Kysely<Database>, id: number): Promise<boolean>;
-  /** Deletes a file's inode and chunks, or detaches it while live reader leases (any process) hold it. */
-  removeFile(trx: Kysely<Database>, id: number): Promise<void>;
+  /**
+   * Removes a file inside the caller's transaction: a small one with its rows; any other is unlinked and marked, and
+   * true says to {@link reclaim} it once the transaction has committed (false while live reader leases hold it).
+   */
+  removeFile(trx: Kysely<Database>, id: number): Promise<boolean>;
+  /** Reclaims a removed inode's rows in the background; resolves when done or given up. Never rejects. */
+  reclaim(id: number): Promise<void>;
   /** A reader lease on inode `id` (ENOENT when it is gone); its chunks are kept while the lease lives. */
   lease(id: number, path: string): Promise<string>;
   /** Extends a lease (long downloads). */
   renew(id: number, token: string): Promise<void>;
-  /** Ends a lease; deletes a detached inode when it was the last live one. Never throws. */
+  /** Ends a lease; a removed inode goes (its rows reclaimed) when it was the last live one. Never throws. */
   release(id: number, token: string): Promise<void>;
   /** Bytes the quota still allows (Infinity without a quota). */
   available(q?: Kysely<Database>): Promise<number>;

@@ -9,6 +9,8 @@ import { dbError } from './errors.js';
 import { CHUNK_SIZE, T_DIR, T_FILE, toBuffer, toInode, INODE_COLUMNS } from './schema.js';
 import type { Database } from './schema.js';
 import type { Store } from './store.js';
+import { detachedName } from './lifecycle.js';
+import { INLINE_ROWS } from './reclaim.js';
 
 /**
  * Full chunks sent per INSERT (1 MiB): one statement, one commit per MiB instead of per chunk — commits are what
@@ -53,6 +55,8 @@ export interface CopyTuning {
 export interface UploadTarget {
   /** The temporary, unlinked inode the chunks are written under. */
   tempId: number;
+  /** Its name while the upload runs (a sweep renames a stale one: then it no longer commits). */
+  tempName: string;
   /** Directory and name it replaces at the end. */
   dirId: number;
   name: string;
@@ -88,8 +92,10 @@ function changedError(path: string): VfsError {
 /**
  * An upload: fixed-size chunks written under a temporary, unlinked inode (four per INSERT, two INSERTs in flight
  * while the next batch fills: memory stays at about three MiB), then swapped in by one transaction at `end()`:
- * readers see the old version until then, concurrent uploads end as one whole version (the last to finish).
- * An interrupted upload (`transferError`, or `destroy()` before the end) deletes its chunks and inode.
+ * readers see the old version until then, concurrent uploads end as one whole version (the last to finish); the
+ * version it replaces is only unlinked there, its rows reclaimed afterwards, in the background.
+ * An interrupted upload (`transferError`, or `destroy()` before the end) deletes its chunks and inode (those of more
+ * than a few chunks in the background too: see {@link settled}).
  *
  * An upload that keeps the start of the file (APPE, REST + STOR) first copies it, chunk rows to chunk rows in SQL,
  * a few MiB per statement (see {@link COPY_PACE}), while the stream is being constructed: the stream is returned at
@@ -115,6 +121,8 @@ export class SqlWriteStream extends Writable implements UploadStream {
   #hash: Hash | undefined;
   #done = false;
   #abortion: Promise<void> | undefined;
+  /** The background reclaim of an interrupted upload's rows. */
+  #reclaiming: Promise<void> | undefined;
   #failed: Error | undefined;
   #beat = Date.now();
   /** The copy of the kept part of the file, while it runs (see {@link _construct}). */
@@ -257,7 +265,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
     this.#inflight.push(p);
     if (Date.now() - this.#beat > HEARTBEAT_MS) {
       this.#beat = Date.now();
-      await db.updateTable(t.i).set({ mtime: this.#beat }).where('id', '=', this.#target.tempId).execute();
+      await db.updateTable(t.i).set({ mtime: this.#beat }).where('id', '=', this.#target.tempId).where('name', '=', this.#target.tempName).execute();
     }
   }
 
@@ -308,11 +316,11 @@ export class SqlWriteStream extends Writable implements UploadStream {
     }
     await this.#store();
     await Promise.all(this.#inflight);
-    const { tempId, dirId, name } = this.#target;
+    const { tempId, tempName, dirId, name } = this.#target;
     const sha256 = this.#hash?.digest('hex') ?? null;
     const size = this.#size;
     const { base } = this.#target;
-    await this.#s.tx(async (trx) => {
+    const replaced = await this.#s.tx(async (trx): Promise<number | undefined> => {
       const { t } = this.#s;
       if (!(await this.#s.lockDir(trx, dirId))) throw fsError('ENOENT', 'open', this.path);
       let q = trx.selectFrom(t.inode('i')).select(INODE_COLUMNS.map((c) => `i.${c}` as const)).where('i.parent', '=', dirId).where('i.name', '=', name);
@@ -330,15 +338,27 @@ export class SqlWriteStream extends Writable implements UploadStream {
         const freed = existing?.type === T_FILE ? existing.size : 0;
         if (size - freed > left) throw new VfsError('ENOSPC', 'ENOSPC: the upload exceeds the quota of this filesystem', { path: this.path });
       }
+      // The old version leaves the tree here; its rows are reclaimed after the commit (a small one's go now).
+      let reclaim = false;
       if (existing !== undefined) {
-        if (existing.type === T_FILE) await this.#s.removeFile(trx, existing.id);
+        if (existing.type === T_FILE) reclaim = await this.#s.removeFile(trx, existing.id);
         else await trx.deleteFrom(t.i).where('id', '=', existing.id).execute();
       }
       const now = Date.now();
-      await trx.updateTable(t.i).set({ parent: dirId, name, size, mtime: now, sha256 }).where('id', '=', tempId).execute();
+      const linked = await trx
+        .updateTable(t.i)
+        .set({ parent: dirId, name, size, mtime: now, sha256 })
+        .where('id', '=', tempId)
+        .where('parent', 'is', null)
+        .where('name', '=', tempName)
+        .executeTakeFirst();
+      // Swept as the upload of a dead process (untouched for a day), its rows going: nothing to swap in.
+      if (Number(linked.numUpdatedRows) !== 1) throw new VfsError('EIO', 'EIO: the upload was discarded as stale before it completed', { path: this.path });
       await trx.updateTable(t.i).set({ mtime: now }).where('id', '=', dirId).execute();
+      return reclaim ? existing?.id : undefined;
     });
     this.#done = true;
+    if (replaced !== undefined) void this.#s.reclaim(replaced);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -352,7 +372,11 @@ export class SqlWriteStream extends Writable implements UploadStream {
     void this.#abort();
   }
 
-  /** Deletes the temporary inode and its chunks, once the INSERT in flight (if any) or the copy's statement has landed. */
+  /**
+   * Deletes the temporary inode and its chunks, once the INSERT in flight (if any) or the copy's statement has landed:
+   * in one transaction for a few chunks; otherwise the inode is marked as removed (one statement) and its rows are
+   * reclaimed in the background, in bounded statements ({@link settled} waits for that too).
+   */
   #abort(): Promise<void> {
     if (this.#done) return Promise.resolve();
     this.#abortion ??= (async () => {
@@ -361,23 +385,33 @@ export class SqlWriteStream extends Writable implements UploadStream {
       // Let the INSERTs in flight land first, or their rows would outlive the cleanup (a failed one wrote nothing);
       // the copy stops after its running statement (the upload is given up, see #stopped).
       await Promise.allSettled([...this.#inflight, this.#copying]);
-      const { tempId } = this.#target;
+      const { tempId, tempName } = this.#target;
       const { t } = this.#s;
       try {
-        await this.#s.tx(async (trx) => {
-          await trx.deleteFrom(t.c).where('inode', '=', tempId).execute();
-          await trx.deleteFrom(t.i).where('id', '=', tempId).execute();
-        });
+        // #seq: the next chunk row, so at least as many as the upload wrote (or copied).
+        if (this.#seq <= INLINE_ROWS) {
+          await this.#s.tx(async (trx) => {
+            await trx.deleteFrom(t.c).where('inode', '=', tempId).execute();
+            await trx.deleteFrom(t.i).where('id', '=', tempId).execute();
+          });
+        } else {
+          const r = await this.#s.db.updateTable(t.i).set({ name: detachedName(tempId), mtime: 0 }).where('id', '=', tempId).where('name', '=', tempName).executeTakeFirst();
+          // Not renamed: a sweep marked it already (and reclaims it).
+          if (Number(r.numUpdatedRows) > 0) this.#reclaiming = this.#s.reclaim(tempId);
+        }
       } catch {
-        // The database is failing or closed: the stale temporary inode is swept by age on a later migrate().
+        // The database is failing or closed: the stale temporary inode is swept by age later.
       }
       this.#done = true;
     })();
     return this.#abortion;
   }
 
-  /** Resolves once an interrupted upload's rows are gone (for tests and orderly shutdowns). */
+  /**
+   * Resolves once an interrupted upload's rows are gone, or left for a later sweep (the provider closed meanwhile, the
+   * database failing): for tests and orderly shutdowns.
+   */
   get settled(): Promise<void> {
-    return this.#abortion ?? Promise.resolve();
+    return (this.#abortion ?? Promise.resolve()).then(() => this.#reclaiming);
   }
 }

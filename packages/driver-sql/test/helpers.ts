@@ -34,8 +34,17 @@ export async function get(p: SqlProvider, path: string): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/** Rows of the provider's tables. */
+/**
+ * Rows of the provider's tables once the reclaims it has scheduled have ended (removed files' rows go in the
+ * background, after the command): what the operations left over.
+ */
 export async function rowCounts(p: SqlProvider): Promise<{ inodes: number; chunks: number }> {
+  await p.reclaimed();
+  return rowsNow(p);
+}
+
+/** Rows of the provider's tables now, reclaims running or not. */
+export async function rowsNow(p: SqlProvider): Promise<{ inodes: number; chunks: number }> {
   const i = await p.db.selectFrom(p.tables.inode('i')).select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow();
   const c = await p.db.selectFrom(p.tables.chunk('c')).select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow();
   return { inodes: Number(i.n), chunks: Number(c.n) };

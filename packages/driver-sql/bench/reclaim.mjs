@@ -1,0 +1,143 @@
+// How long removing a big file's content holds things up: the reply time of a DELE (unlink) and the commit time of a
+// STOR that replaces the file, the longest event-loop stall from the command until its chunk rows are all gone (what
+// every other session of the process waits, on SQLite), and how long the rows take to go.
+// Run after a build, from packages/driver-sql:  node bench/reclaim.mjs [MiB list=1024] [dialects=postgres,mysql,sqlite]
+// RECLAIM_ROWS=n fixes the chunk rows deleted per statement (default: the driver's pace). The figures include the
+// statements of the reclaim, and the median and longest gap between two (the driver's @internal hook; none before it).
+// Needs PostgreSQL (127.0.0.1:5432, db test), MariaDB (127.0.0.1:3306, root, db test); tables get a random prefix
+// and are dropped afterwards. The big file is made in SQL (one random chunk repeated). Figures only: nothing is asserted.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { SqlProvider } from '../dist/index.js';
+
+const MiB = 1024 * 1024;
+const CHUNK = 256 * 1024;
+const sizes = (process.argv[2] ?? '1024').split(',').map(Number);
+const dialects = (process.argv[3] ?? 'postgres,mysql,sqlite').split(',');
+const tmp = mkdtempSync(join(tmpdir(), 'driver-sql-bench-'));
+const URLS = {
+  postgres: process.env.FTP_SQL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  mysql: process.env.FTP_SQL_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test',
+  sqlite: `sqlite:${join(tmp, 'bench.db')}`,
+};
+
+/** A file of `mib` MiB at `path`: one chunk uploaded, then copied in SQL (64 rows per statement). */
+async function bigFile(fs, path, mib) {
+  await pipeline(Readable.from([randomBytes(CHUNK)]), await fs.createWriteStream(path));
+  const id = (await fs.stat(path)).ino;
+  const n = (mib * MiB) / CHUNK;
+  const t = fs.tables;
+  for (let have = 1; have < n; ) {
+    const m = Math.min(have, n - have, 64);
+    await fs.db
+      .insertInto(t.c)
+      .columns(['inode', 'seq', 'bytes'])
+      .expression((eb) => eb.selectFrom(t.chunk('o')).select(['o.inode', eb('o.seq', '+', have).as('seq'), 'o.bytes']).where('o.inode', '=', id).where('o.seq', '<', m))
+      .execute();
+    have += m;
+  }
+  await fs.db.updateTable(t.i).set({ size: n * CHUNK }).where('id', '=', id).execute();
+  return id;
+}
+
+/** The longest event-loop stall from now until `stop()` (a 1 ms ticker and the perf_hooks histogram). */
+function stalls() {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  let longest = 0;
+  let last = performance.now();
+  const tick = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  h.enable();
+  return {
+    /** The longest so far (a stall still running counts too). */
+    now: () => Math.max(longest, performance.now() - last),
+    stop: () => {
+      longest = Math.max(longest, performance.now() - last);
+      h.disable();
+      clearInterval(tick);
+      return Math.max(longest, h.max / 1e6);
+    },
+  };
+}
+
+/** Waits until inode `id` has no chunk row left; ms from `t0`. */
+async function rowsGone(fs, id, t0) {
+  for (;;) {
+    const r = await fs.db.selectFrom(fs.tables.chunk('c')).select('c.seq').where('c.inode', '=', id).limit(1).executeTakeFirst();
+    if (r === undefined) return performance.now() - t0;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const rows = [];
+try {
+  for (const dialect of dialects) {
+    const gaps = [];
+    let lastBatch = 0;
+    const onBatch = () => {
+      const now = performance.now();
+      if (lastBatch !== 0) gaps.push(now - lastBatch);
+      lastBatch = now;
+    };
+    const fixed = process.env.RECLAIM_ROWS === undefined ? {} : { rows: Number(process.env.RECLAIM_ROWS) };
+    const fs = new SqlProvider({ connection: URLS[dialect], tablePrefix: `b${randomBytes(4).toString('hex')}_`, reclaim: { ...fixed, onBatch } });
+    const batches = () => {
+      gaps.sort((a, b) => a - b);
+      const r = { statements: lastBatch === 0 ? 0 : gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) };
+      gaps.length = 0;
+      lastBatch = 0;
+      return r;
+    };
+    await fs.migrate();
+    try {
+      for (const mib of sizes) {
+        // DELE
+        let id = await bigFile(fs, '/big.bin', mib);
+        batches();
+        await new Promise((r) => setTimeout(r, 50));
+        let s = stalls();
+        let t0 = performance.now();
+        await fs.unlink('/big.bin');
+        const reply = performance.now() - t0;
+        const replyStall = s.now();
+        const gone = await rowsGone(fs, id, t0);
+        rows.push({ dialect, MiB: mib, op: 'DELE', 'reply/commit ms': reply.toFixed(0), 'stall until reply ms': replyStall.toFixed(1), 'rows gone after ms': gone.toFixed(0), 'longest stall ms': s.stop().toFixed(1), ...batches() });
+        console.log(JSON.stringify(rows.at(-1)));
+        // STOR over the file: the commit unlinks the old version
+        id = await bigFile(fs, '/big.bin', mib);
+        batches();
+        await new Promise((r) => setTimeout(r, 50));
+        s = stalls();
+        const ws = await fs.createWriteStream('/big.bin');
+        await new Promise((resolve, reject) => ws.write(randomBytes(64 * 1024), (err) => (err ? reject(err) : resolve())));
+        t0 = performance.now();
+        ws.end();
+        await new Promise((resolve, reject) => {
+          ws.once('finish', resolve);
+          ws.once('error', reject);
+        });
+        const commit = performance.now() - t0;
+        const commitStall = s.now();
+        const gone2 = await rowsGone(fs, id, t0);
+        rows.push({ dialect, MiB: mib, op: 'STOR over it', 'reply/commit ms': commit.toFixed(0), 'stall until reply ms': commitStall.toFixed(1), 'rows gone after ms': gone2.toFixed(0), 'longest stall ms': s.stop().toFixed(1), ...batches() });
+        console.log(JSON.stringify(rows.at(-1)));
+        if ((await fs.stat('/big.bin')).size !== 64 * 1024) throw new Error('wrong size after STOR');
+        await fs.unlink('/big.bin');
+      }
+    } finally {
+      await fs.dropTables();
+      await fs.close();
+    }
+  }
+  console.table(rows);
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
