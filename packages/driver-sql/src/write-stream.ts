@@ -127,6 +127,8 @@ export class SqlWriteStream extends Writable implements UploadStream {
   #beat = Date.now();
   /** The copy of the kept part of the file, while it runs (see {@link _construct}). */
   #copying: Promise<void> | undefined;
+  /** Chunk rows copied so far while the kept part is copied; undefined when there is none to copy, or once done. */
+  #copiedRows: number | undefined;
 
   constructor(store: Store, target: UploadTarget, readonly path: string) {
     super({ highWaterMark: CHUNK_SIZE });
@@ -137,12 +139,21 @@ export class SqlWriteStream extends Writable implements UploadStream {
     if (target.whole) this.#hash = createHash('sha256');
   }
 
+  /**
+   * Bytes stored so far, the kept part included as it is copied (`UploadStream.storedBytes`): the server's stall
+   * check takes a change as progress, so a long copy is not taken for stalled storage.
+   */
+  get storedBytes(): number {
+    return this.#copiedRows === undefined ? this.#size : this.#copiedRows * CHUNK_SIZE;
+  }
+
   /** Copies the kept part of the file before the first write (Node holds writes and `end()` until `cb`). */
   override _construct(cb: (err?: Error | null) => void): void {
     const { base, seq, partial } = this.#target;
     if (base === undefined || base === null || (seq === 0 && partial === 0)) return cb();
+    this.#copiedRows = 0;
     const copying = this.#copyKept(base).then(
-      () => cb(),
+      () => ((this.#copiedRows = undefined), cb()),
       (err: unknown) => cb(dbError(err, this.#s.where, this.path)),
     );
     this.#copying = copying;
@@ -193,6 +204,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
       if (copied !== to - from) throw await this.#whyShort(base);
       if (tuning?.rows === undefined && to - from === rows) rows = Math.max(1, Math.min(pace.max, 2 * rows, Math.floor((rows * pace.ms) / Math.max(ms, 0.1))));
       from = to;
+      this.#copiedRows = from;
       await tuning?.onBatch?.(from);
       // A turn for every other session (on SQLite the statement itself held the event loop).
       await new Promise((resolve) => setImmediate(resolve));

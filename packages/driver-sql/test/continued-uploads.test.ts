@@ -280,3 +280,23 @@ describe('SqlProvider (sqlite): the copy of a continued upload leaves the event 
     }
   });
 });
+
+for (const db of DBS) {
+  describe(`SqlProvider (${db.dialect}): what a continued upload tells the server's stall check`, () => {
+    it('storedBytes grows with every copy statement, then counts the bytes written', async () => {
+      let ws: UploadStream | undefined;
+      const seen: (number | undefined)[] = [];
+      const p = await freshProvider(db, { uploadCopy: { rows: 2, onBatch: () => void seen.push(ws?.storedBytes) } });
+      try {
+        await put(p, '/f', bytes(8 * CHUNK_SIZE + 100, 31));
+        ws = await p.createWriteStream('/f', { append: true });
+        await new Promise<void>((resolve, reject) => ws!.write(Buffer.from('tail'), (err) => (err ? reject(err) : resolve())));
+        expect(seen).toEqual([2, 4, 6, 8].map((n) => n * CHUNK_SIZE));
+        await finish(ws);
+        expect(ws.storedBytes).toBe(8 * CHUNK_SIZE + 100 + 4);
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+  });
+}
