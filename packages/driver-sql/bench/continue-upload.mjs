@@ -6,42 +6,14 @@
 // Needs PostgreSQL (127.0.0.1:5432, db test), MariaDB (127.0.0.1:3306, root, db test); tables get a random prefix
 // and are dropped afterwards. The big file is made in SQL (one random chunk repeated). Figures only: nothing is asserted.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { SqlProvider } from '../dist/index.js';
+import { benchDatabases, bigFile, MiB } from './common.mjs';
 
-const MiB = 1024 * 1024;
-const CHUNK = 256 * 1024;
 const sizes = (process.argv[2] ?? '256,1024').split(',').map(Number);
 const dialects = (process.argv[3] ?? 'postgres,mysql,sqlite').split(',');
-const tmp = mkdtempSync(join(tmpdir(), 'driver-sql-bench-'));
-const URLS = {
-  postgres: process.env.FTP_SQL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-  mysql: process.env.FTP_SQL_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test',
-  sqlite: `sqlite:${join(tmp, 'bench.db')}`,
-};
-
-/** A file of `mib` MiB at `path`: one chunk uploaded, then copied in SQL (64 rows per statement). */
-async function bigFile(fs, path, mib) {
-  await pipeline(Readable.from([randomBytes(CHUNK)]), await fs.createWriteStream(path));
-  const id = (await fs.stat(path)).ino;
-  const n = (mib * MiB) / CHUNK;
-  const t = fs.tables;
-  for (let have = 1; have < n; ) {
-    const m = Math.min(have, n - have, 64);
-    await fs.db
-      .insertInto(t.c)
-      .columns(['inode', 'seq', 'bytes'])
-      .expression((eb) => eb.selectFrom(t.chunk('o')).select(['o.inode', eb('o.seq', '+', have).as('seq'), 'o.bytes']).where('o.inode', '=', id).where('o.seq', '<', m))
-      .execute();
-    have += m;
-  }
-  await fs.db.updateTable(t.i).set({ size: n * CHUNK }).where('id', '=', id).execute();
-}
+const { tmp, urls: URLS } = benchDatabases();
 
 /**
  * Opens a continuing upload of `path`, writes `tail`, ends it; timings in ms, the longest event-loop stall until the

@@ -1,0 +1,41 @@
+// What the driver's benchmarks share: the databases they run on (PostgreSQL and MariaDB on 127.0.0.1, a SQLite file
+// in a temporary folder), and a big file made in SQL from one random chunk.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+
+export const MiB = 1024 * 1024;
+export const CHUNK = 256 * 1024;
+
+/** A temporary folder for the SQLite database (remove it at the end), and each dialect's connection URL. */
+export function benchDatabases() {
+  const tmp = mkdtempSync(join(tmpdir(), 'driver-sql-bench-'));
+  const urls = {
+    postgres: process.env.FTP_SQL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    mysql: process.env.FTP_SQL_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test',
+    sqlite: `sqlite:${join(tmp, 'bench.db')}`,
+  };
+  return { tmp, urls };
+}
+
+/** A file of `mib` MiB at `path`: one chunk uploaded, then copied in SQL (64 rows per statement); its inode id. */
+export async function bigFile(fs, path, mib) {
+  await pipeline(Readable.from([randomBytes(CHUNK)]), await fs.createWriteStream(path));
+  const id = (await fs.stat(path)).ino;
+  const n = (mib * MiB) / CHUNK;
+  const t = fs.tables;
+  for (let have = 1; have < n; ) {
+    const m = Math.min(have, n - have, 64);
+    await fs.db
+      .insertInto(t.c)
+      .columns(['inode', 'seq', 'bytes'])
+      .expression((eb) => eb.selectFrom(t.chunk('o')).select(['o.inode', eb('o.seq', '+', have).as('seq'), 'o.bytes']).where('o.inode', '=', id).where('o.seq', '<', m))
+      .execute();
+    have += m;
+  }
+  await fs.db.updateTable(t.i).set({ size: n * CHUNK }).where('id', '=', id).execute();
+  return id;
+}
