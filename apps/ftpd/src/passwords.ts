@@ -44,16 +44,42 @@ export async function hashPassword(password: string, cost = DEFAULT_COST): Promi
   return `$scrypt$ln=${cost.ln},r=${cost.r},p=${cost.p}$${b64(salt)}$${b64(key)}`;
 }
 
-/** A hash no password matches, checked for unknown users so that timing does not tell who exists. */
-let decoy: Promise<Parsed> | null = null;
-function decoyHash(): Promise<Parsed> {
-  decoy ??= hashPassword(randomBytes(16).toString('hex')).then((h) => parseHash(h)!);
+/** The cost parameters of a hash. */
+export type ScryptCost = Pick<Parsed, 'ln' | 'r' | 'p'>;
+
+/** Hashes no password matches, by cost, checked for unknown users so that timing does not tell who exists. */
+const decoys = new Map<string, Promise<Parsed>>();
+function decoyHash(cost: ScryptCost): Promise<Parsed> {
+  const key = `${cost.ln},${cost.r},${cost.p}`;
+  let decoy = decoys.get(key);
+  if (decoy === undefined) decoys.set(key, (decoy = hashPassword(randomBytes(16).toString('hex'), cost).then((h) => parseHash(h)!)));
   return decoy;
 }
 
-/** Whether `password` matches `hash`, in constant time; `hash` null (unknown user) costs the same and fails. */
-export async function verifyPassword(password: string, hash: Parsed | null): Promise<boolean> {
-  const target = hash ?? (await decoyHash());
+/**
+ * The cost an unknown user's check should take: the one most of `hashes` have (ftpd's default without any). A
+ * decoy at the default cost while the users' hashes have another would tell, by the time an answer takes, which
+ * names exist.
+ */
+export function decoyCostOf(hashes: Iterable<ScryptCost>): ScryptCost {
+  const counts = new Map<string, { cost: ScryptCost; n: number }>();
+  for (const h of hashes) {
+    const key = `${h.ln},${h.r},${h.p}`;
+    const c = counts.get(key) ?? { cost: { ln: h.ln, r: h.r, p: h.p }, n: 0 };
+    c.n++;
+    counts.set(key, c);
+  }
+  let best: { cost: ScryptCost; n: number } | undefined;
+  for (const c of counts.values()) if (best === undefined || c.n > best.n) best = c;
+  return best?.cost ?? DEFAULT_COST;
+}
+
+/**
+ * Whether `password` matches `hash`, in constant time; `hash` null (unknown user) costs a check at `decoyCost` and
+ * fails.
+ */
+export async function verifyPassword(password: string, hash: Parsed | null, decoyCost: ScryptCost = DEFAULT_COST): Promise<boolean> {
+  const target = hash ?? (await decoyHash(decoyCost));
   const key = await derive(password, target.salt, target, target.hash.length);
   return timingSafeEqual(key, target.hash) && hash !== null;
 }

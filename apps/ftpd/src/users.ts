@@ -1,7 +1,7 @@
 import { RateLimiter, type FtpDriver, type LoginResult, type Permissions } from '@ftp/server';
 import { errorCodeOf, mounts, quota, readOnly, scoped, type FsProvider } from '@ftp/vfs';
 import type { FtpdConfig, UserConfig } from './config/schema.js';
-import { parseHash, verifyPassword } from './passwords.js';
+import { decoyCostOf, parseHash, verifyPassword } from './passwords.js';
 
 const ALL: readonly (keyof Permissions)[] = ['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site'];
 
@@ -75,12 +75,13 @@ export function accountsDriver(config: FtpdConfig, backends: Map<string, FsProvi
       login: { fs, permissions, rateLimits, ...(u.tlsRequired ? { tlsRequired: u.tlsRequired } : {}) },
     });
   }
+  const decoyCost = decoyCostOf([...accounts.values()].map((a) => a.hash));
   const anonymous = config.anonymous ? { fs: readOnly(viewOf(backends, config.anonymous.backend, config.anonymous.home)) } : undefined;
   return {
     anonymous,
     async authenticate(_session, user, password) {
       const account = accounts.get(user);
-      const ok = await verifyPassword(password, account?.hash ?? null);
+      const ok = await verifyPassword(password, account?.hash ?? null, decoyCost);
       if (!ok || !account) return null;
       // A new user's home appears on first login (an S3 prefix or SQL folder nobody made yet).
       await account.ensureHomes();

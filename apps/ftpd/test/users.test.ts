@@ -1,6 +1,8 @@
 import { MemoryProvider, type FsProvider } from '@ftp/vfs';
 import { describe, expect, it } from 'vitest';
-import { homeMaker } from '../src/users.js';
+import { parseConfig } from '../src/config/load.js';
+import { decoyCostOf, hashPassword } from '../src/passwords.js';
+import { accountsDriver, homeMaker } from '../src/users.js';
 
 describe("a user's homes", () => {
   it('are made at a login; a backend that failed (down at the first login) is asked again at the next one, then no more', async () => {
@@ -34,5 +36,38 @@ describe("a user's homes", () => {
     const ensure = homeMaker(new Map([['b', backend]]), [{ backend: 'b', home: '/bob' }]);
     for (let i = 0; i < 3; i++) await ensure();
     expect(asked).toEqual(['/bob']);
+  });
+});
+
+describe('password checks of unknown users', () => {
+  /** Median ms of `n` calls of `f`. */
+  async function medianMs(n: number, f: () => unknown): Promise<number> {
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await f();
+      times.push(performance.now() - t0);
+    }
+    return times.sort((a, b) => a - b)[n >> 1]!;
+  }
+
+  it("take the users' own scrypt cost, not the default: the time of an answer does not tell which names exist", async () => {
+    // Hashes made at a cost far below the default (2^10 against 2^15: ~1 ms against ~50–100 ms a check).
+    const cheap = await hashPassword('right', { ln: 10, r: 8, p: 1 });
+    const config = parseConfig(
+      ['backends: { m: { type: memory } }', `users: [{ name: alice, passwordHash: "${cheap}", backend: m }, { name: bob, passwordHash: "${cheap}", backend: m }]`, ''].join('\n'),
+      'users.yaml',
+      {},
+    );
+    const { authenticate } = accountsDriver(config, new Map([['m', new MemoryProvider()]]));
+    const session = {} as Parameters<typeof authenticate>[0];
+    expect(await authenticate(session, 'alice', 'right')).not.toBeNull();
+    expect(await authenticate(session, 'nobody', 'right')).toBeNull();
+    const known = await medianMs(5, () => authenticate(session, 'alice', 'wrong'));
+    const unknown = await medianMs(5, () => authenticate(session, 'nobody', 'wrong'));
+    // At the default cost the unknown name took 10–50 times longer than the known one.
+    expect(unknown).toBeLessThan(Math.max(5 * known, 20));
+    expect(decoyCostOf([])).toEqual({ ln: 15, r: 8, p: 1 });
+    expect(decoyCostOf([{ ln: 10, r: 8, p: 1 }, { ln: 12, r: 8, p: 1 }, { ln: 12, r: 8, p: 1 }])).toEqual({ ln: 12, r: 8, p: 1 });
   });
 });
