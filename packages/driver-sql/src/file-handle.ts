@@ -1,4 +1,4 @@
-import { fsError, VfsStats } from '@ftp/vfs';
+import { fsError, VfsError, VfsStats } from '@ftp/vfs';
 import type { OpenFlags } from '@ftp/vfs';
 import { dbError } from './errors.js';
 import { CHUNK_SIZE, INODE_COLUMNS, toBuffer, toInode } from './schema.js';
@@ -63,7 +63,12 @@ export class SqlFileHandle {
           const chunk = chunks.get(seq) ?? Buffer.alloc(0);
           const a = p - seq * CHUNK_SIZE;
           const b = Math.min(chunk.length, end - seq * CHUNK_SIZE);
-          if (b <= a) break;
+          if (b <= a) {
+            // Short of the size read above: truncated meanwhile (a short read, as a file system gives), or removed
+            // (ENOENT: its rows are going); never a short read of a file that still has the bytes.
+            if ((await this.#row()).size <= p) break;
+            throw new VfsError('EIO', `EIO: chunk ${seq} of the file is missing`, { path: this.path, syscall: 'read' });
+          }
           buffer.set(chunk.subarray(a, b), offset + (p - pos));
           p = seq * CHUNK_SIZE + b;
           n = p - pos;

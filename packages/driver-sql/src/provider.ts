@@ -286,13 +286,19 @@ export class SqlProvider implements FsProvider {
   async #available(q: Kysely<Database>): Promise<number> {
     const quota = this.#store.quota;
     if (quota === undefined) return Infinity;
-    // The files in the tree: a removed one counts no more, even while a download still reads it or its rows are still
-    // being reclaimed (see the README, "Quota"); an upload counts once it is complete (its size is set then).
+    // The files in the tree, and removed ones that a download still holds (a live lease): a DELE frees its bytes at
+    // once unless a download keeps them, so reading removed files slowly does not store past the quota. A removed
+    // file's rows still being reclaimed count no more (see the README, "Quota"); an upload counts once complete.
     const r = await q
       .selectFrom(this.tables.inode('i'))
       .select((eb) => eb.fn.sum<number | string>('i.size').as('used'))
       .where('i.type', '=', T_FILE)
-      .where('i.parent', 'is not', null)
+      .where((eb) =>
+        eb.or([
+          eb('i.parent', 'is not', null),
+          eb('i.id', 'in', eb.selectFrom(this.tables.reader('r')).select('r.inode').where('r.expires', '>', Date.now())),
+        ]),
+      )
       .executeTakeFirst();
     return Math.max(0, quota - Number(r?.used ?? 0));
   }

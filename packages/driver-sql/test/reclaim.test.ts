@@ -192,7 +192,7 @@ for (const db of DBS) {
       }
     });
 
-    it('quota: a removed file frees its bytes at once (DELE, STOR over it, held by a download), before its rows are gone', async () => {
+    it('quota: a removed file frees its bytes at once (DELE, STOR over it) before its rows are gone, unless a download holds it', async () => {
       const quota = 20 * CHUNK_SIZE;
       const gate = new Gate();
       const p = await freshProvider(db, { quota, reclaim: { rows: 2, onBatch: () => gate.wait() } });
@@ -209,15 +209,18 @@ for (const db of DBS) {
         expect(await p.availableSpace('/')).toBe(quota - 12 * CHUNK_SIZE);
         gate.open();
         await p.reclaimed();
-        // A download holds the old version of /b while a STOR replaces it: only the new version counts.
+        // A download holds the old version of /b while a STOR replaces it: both count while it reads (a client
+        // reading removed files slowly would otherwise store past the quota), the old one no more once it ends.
         const reader = (await p.createReadStream('/b'))[Symbol.asyncIterator]();
         await reader.next();
-        await put(p, '/b', bytes(10 * CHUNK_SIZE, 37));
-        expect(await p.availableSpace('/')).toBe(quota - 10 * CHUNK_SIZE);
-        await put(p, '/c', bytes(10 * CHUNK_SIZE, 38));
+        await put(p, '/b', bytes(6 * CHUNK_SIZE, 37));
+        expect(await p.availableSpace('/')).toBe(quota - 18 * CHUNK_SIZE);
+        await expect(put(p, '/c', bytes(10 * CHUNK_SIZE, 38))).rejects.toMatchObject({ code: 'ENOSPC' });
+        while ((await reader.next()).done !== true);
+        await until(async () => (await p.availableSpace('/')) === quota - 6 * CHUNK_SIZE);
+        await put(p, '/c', bytes(14 * CHUNK_SIZE, 38));
         expect(await p.availableSpace('/')).toBe(0);
         await expect(put(p, '/d', 'x')).rejects.toMatchObject({ code: 'ENOSPC' });
-        while ((await reader.next()).done !== true);
         await until(async () => (await rowsNow(p)).chunks === 20);
         expect(await rowCounts(p)).toEqual({ inodes: 3, chunks: 20 });
       } finally {
@@ -328,6 +331,20 @@ for (const db of DBS) {
         await expect(h.write(Buffer.from('x'), 0, 1, 5 * CHUNK_SIZE)).rejects.toMatchObject({ code: 'ENOENT' });
         await h.close();
         expect(await rowCounts(p)).toEqual({ inodes: 1, chunks: 0 });
+      } finally {
+        await disposeProvider(p);
+      }
+    });
+
+    it("a file handle's read never comes back short of a chunk row that is gone: EIO, not a short read", async () => {
+      const p = await freshProvider(db, { reclaim: { rows: 2 } });
+      try {
+        await put(p, '/f', bytes(4 * CHUNK_SIZE, 44));
+        const id = (await p.stat('/f')).ino;
+        const h = await p.open('/f', 'r');
+        await p.db.deleteFrom(p.tables.c).where('inode', '=', id).where('seq', '=', 2).execute();
+        await expect(h.read(Buffer.alloc(3 * CHUNK_SIZE), 0, 3 * CHUNK_SIZE, CHUNK_SIZE)).rejects.toMatchObject({ code: 'EIO' });
+        await h.close();
       } finally {
         await disposeProvider(p);
       }
