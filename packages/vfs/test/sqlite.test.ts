@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { create } from '@platformatic/vfs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { describeCapabilities, openReadStream, openWriteStream, SqliteProvider, toVfsError } from '../src/index.js';
 import type { DirEntry, SqliteFileHandle, UploadStream } from '../src/index.js';
 
@@ -350,6 +350,28 @@ describe('SqliteProvider (own)', () => {
     expect(check.prepare('SELECT count(*) AS n FROM chunks').get()).toEqual({ n: 0 });
     check.close();
     p.close();
+  });
+
+  it("the hourly sweep leaves this process's own running uploads alone, however old their node looks", async () => {
+    vi.useFakeTimers({ toFake: ['setInterval'] });
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 64 * 1024 });
+    try {
+      const ws = await openWriteStream(p, '/f');
+      await write(ws, pattern(3 << 20, 17));
+      // A node untouched for a day (an upload idle that long), as a dead process's would be.
+      const db = new DatabaseSync(file);
+      db.prepare("UPDATE nodes SET mtime = 0 WHERE name LIKE '.upload-%'").run();
+      db.close();
+      vi.advanceTimersByTime(3600 * 1000);
+      for (let i = 0; i < 50; i++) await new Promise(setImmediate);
+      ws.end(pattern(1000, 18));
+      await once(ws, 'finish');
+      expect((await readAll(p, '/f')).equals(Buffer.concat([pattern(3 << 20, 17), pattern(1000, 18)]))).toBe(true);
+    } finally {
+      vi.useRealTimers();
+      p.close();
+    }
   });
 
   it('a file being copied by an APPE that is deleted meanwhile fails the APPE at the next batch (EBUSY)', async () => {

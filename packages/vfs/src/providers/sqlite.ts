@@ -124,6 +124,8 @@ interface Internals {
   removeFile(id: number, size: number): void;
   statsOf(row: Row): VfsStats;
   getNode(id: number): Row | undefined;
+  /** Temporary nodes of this process's uploads still running: the stale sweep leaves them alone. */
+  liveUploads: Set<number>;
 }
 
 /**
@@ -268,6 +270,7 @@ class SqliteWriteStream extends Writable implements UploadStream {
     this.#in = internals;
     this.#base = base;
     this.#tempId = tempId;
+    internals.liveUploads.add(tempId);
     this.#dirId = dirId;
     this.#name = name;
     this.#seq = 0;
@@ -422,6 +425,7 @@ class SqliteWriteStream extends Writable implements UploadStream {
         st.setMtime.run(now, this.#dirId);
       });
       this.#done = true;
+      this.#in.liveUploads.delete(this.#tempId);
       cb();
     } catch (err) {
       this.#abort();
@@ -443,6 +447,7 @@ class SqliteWriteStream extends Writable implements UploadStream {
   #abort(): void {
     if (this.#done) return;
     this.#done = true;
+    this.#in.liveUploads.delete(this.#tempId);
     this.#cur = null;
     this.#batch = [];
     try {
@@ -677,6 +682,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
   /** Detached files whose chunks are being deleted in the background, in order, with the name each must still have. */
   #reclaiming: { id: number; name: string }[] = [];
   #queued = new Set<number>();
+  #liveUploads = new Set<number>();
   #sweeper: NodeJS.Timeout | undefined;
   #internals: Internals;
   #tempCounter = 0;
@@ -765,6 +771,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       removeFile: (id, size) => this.#removeFile(id, size),
       statsOf: (row) => this.#statsOf(row),
       getNode: (id) => this.#st.getNode.get(id) as Row | undefined,
+      liveUploads: this.#liveUploads,
     };
     // Pending uploads and detached files of a process that died: deleted in the background, and again every hour.
     this.#sweepStale();
@@ -875,7 +882,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     if (!this.#db.isOpen) return;
     try {
       for (const r of this.#st.staleDetached.all(ROOT_ID, Date.now() - STALE_MS) as { id: number; name: string }[]) {
-        if (!this.#doomed.has(r.id) && !this.#readers.has(r.id)) this.#reclaim(r.id, r.name);
+        if (!this.#doomed.has(r.id) && !this.#readers.has(r.id) && !this.#liveUploads.has(r.id)) this.#reclaim(r.id, r.name);
       }
     } catch {
       // A failing database: the next sweep tries again.
