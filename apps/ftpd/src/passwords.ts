@@ -49,8 +49,9 @@ export type ScryptCost = Pick<Parsed, 'ln' | 'r' | 'p'>;
 
 /** Hashes no password matches, by cost, checked for unknown users so that timing does not tell who exists. */
 const decoys = new Map<string, Promise<Parsed>>();
+const costKey = (cost: ScryptCost): string => `${cost.ln},${cost.r},${cost.p}`;
 function decoyHash(cost: ScryptCost): Promise<Parsed> {
-  const key = `${cost.ln},${cost.r},${cost.p}`;
+  const key = costKey(cost);
   let decoy = decoys.get(key);
   if (decoy === undefined) decoys.set(key, (decoy = hashPassword(randomBytes(16).toString('hex'), cost).then((h) => parseHash(h)!)));
   return decoy;
@@ -64,7 +65,7 @@ function decoyHash(cost: ScryptCost): Promise<Parsed> {
 export function decoyCostOf(hashes: Iterable<ScryptCost>): ScryptCost {
   const counts = new Map<string, { cost: ScryptCost; n: number }>();
   for (const h of hashes) {
-    const key = `${h.ln},${h.r},${h.p}`;
+    const key = costKey(h);
     const c = counts.get(key) ?? { cost: { ln: h.ln, r: h.r, p: h.p }, n: 0 };
     c.n++;
     counts.set(key, c);

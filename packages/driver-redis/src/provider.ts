@@ -57,6 +57,8 @@ interface PreparedUpload {
   baseIno: number | undefined;
   baseSize: number;
   baseMode: number | undefined;
+  /** Bytes of the current file the upload keeps (copied, or to be copied with `copy`). */
+  kept: number;
   /**
    * With `deferCopy`: the copy not made yet, for the upload stream to make (chunks `0 … fullChunks-1`, then the
    * head); it resolves to the head.
@@ -254,7 +256,7 @@ export class RedisProvider implements FsProvider {
     const baseIno = r[1] === null || r[1] === undefined ? undefined : num(r[1], 0);
     const baseSize = num(r[2], 0);
     const baseMode = r[3] === null || r[3] === undefined ? undefined : num(r[3], 0o644);
-    const prepared: PreparedUpload = { fs, ino, fullChunks: 0, head: Buffer.alloc(0), baseIno, baseSize, baseMode };
+    const prepared: PreparedUpload = { fs, ino, fullChunks: 0, head: Buffer.alloc(0), baseIno, baseSize, baseMode, kept: 0 };
     if (baseIno === undefined || keep === 0 || baseSize === 0) return prepared;
     const cs = fs.chunkSize;
     const kept = keep < 0 || keep > baseSize ? baseSize : keep;
@@ -272,6 +274,7 @@ export class RedisProvider implements FsProvider {
       }
     };
     prepared.fullChunks = full;
+    prepared.kept = kept;
     if (deferCopy) {
       prepared.copy = copy;
       return prepared;
@@ -307,8 +310,7 @@ export class RedisProvider implements FsProvider {
     const keep = options.append === true ? -1 : (options.start ?? 0);
     // The copy of the kept part is the stream's, before its first write: opening stays one round-trip.
     const start = await this.#prepare(path, keep, true, false, false, true);
-    const kept = keep < 0 || keep > start.baseSize ? start.baseSize : keep;
-    const hole = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - kept);
+    const hole = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - start.kept);
     const mode = options.mode ?? start.baseMode ?? 0o644;
     const commit = this.#committer(path, mode & 0o7777, false, continues ? start : undefined);
     return new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);

@@ -74,11 +74,10 @@ const orphanName = (id: number): string => `.orphan-${id}`;
 
 /**
  * What an upload that continues a file (APPE, REST + STOR) copies of it before its own bytes: the first `chunks`
- * whole chunks of node `from` (in SQL, row to row), then the first `tail` bytes of the next one, then `gap` zeros.
+ * whole chunks of the version it continues (its `Base`; in SQL, row to row), then the first `tail` bytes of the next
+ * one, then `gap` zeros.
  */
 interface KeptPart {
-  from: number;
-  gen: number;
   chunks: number;
   tail: number;
   gap: number;
@@ -296,6 +295,8 @@ class SqliteWriteStream extends Writable implements UploadStream {
    */
   async #copyKept(kept: KeptPart): Promise<void> {
     const { chunkSize: cs, st } = this.#in;
+    // Kept bytes come from an existing file: the version the upload continues (gap-only keeps nothing of one).
+    const source = this.#base ?? { id: 0, gen: 0 };
     const perBatch = Math.max(1, Math.floor(COPY_BATCH_BYTES / cs));
     // A turn first: whoever opened the stream is listening for its errors before the first batch can fail.
     await new Promise(setImmediate);
@@ -305,14 +306,14 @@ class SqliteWriteStream extends Writable implements UploadStream {
       copied = this.#in.tx(() => {
         // Still the file at this path, at the version copied: a delete or a replacement detaches it with its gen.
         const from = this.#in.st.getChild.get(this.#dirId, this.#name) as Row | undefined;
-        if (from === undefined || from.id !== kept.from || from.gen !== kept.gen) throw this.#changed();
+        if (from === undefined || from.id !== source.id || from.gen !== source.gen) throw this.#changed();
         const end = Math.min(kept.chunks, this.#seq + perBatch);
-        if (end > this.#seq) st.copyChunkRange.run(this.#tempId, kept.from, this.#seq, end);
+        if (end > this.#seq) st.copyChunkRange.run(this.#tempId, source.id, this.#seq, end);
         this.#seq = end;
         this.#size = end * cs;
         if (end < kept.chunks) return false;
         if (kept.tail > 0) {
-          const r = st.getChunk.get(kept.from, kept.chunks);
+          const r = st.getChunk.get(source.id, kept.chunks);
           if (r === undefined) throw new VfsError('EIO', 'EIO: missing chunk', { path: this.path });
           this.#take(toBuffer(r.data).subarray(0, kept.tail));
         }
@@ -651,10 +652,11 @@ export class SqliteFileHandle {
  *   and replace the target atomically in one transaction at the end: readers see the old version until then, two
  *   concurrent whole-file uploads (STOR) end as one whole version (the last to finish), an interrupted upload
  *   leaves no trace.
- * - APPE and REST + STOR are copy-on-write: the kept prefix is copied (in SQL, chunk by chunk) into the new node
- *   first, so they cost O(file size); 2 MiB per transaction, other sessions running in between. They never lose a racing write: they commit only if the file is still the
- *   version they copied — the same node id and the same `gen`, a generation that file handles' in-place writes bump
- *   (or still no file, for an APPE that creates it) — and otherwise fail with EBUSY (FTP 450), leaving nothing.
+ * - APPE and REST + STOR are copy-on-write: the kept prefix is copied (in SQL, chunk by chunk, 2 MiB per transaction
+ *   with other sessions running in between) into the new node first, so they cost O(file size). They never lose a
+ *   racing write: they commit only if the file is still the version they copied — the same node id and the same
+ *   `gen`, a generation that file handles' in-place writes bump (or still no file, for an APPE that creates it) — and
+ *   otherwise fail with EBUSY (FTP 450), leaving nothing.
  *   So of two overlapping APPEs the first to finish is kept and the second fails; an APPE overtaken by a STOR, a
  *   delete or a rename onto the path fails and the other change stands; a STOR that finishes after an APPE replaces
  *   it (both succeed, as if one minute later). MFMT and CHMOD are not content: they fail nothing. The check is one
@@ -844,10 +846,12 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     this.#readers.delete(id);
     if (!this.#doomed.delete(id) || !this.#db.isOpen) return;
     if ((this.#internals.getNode(id)?.size ?? 0) > DELETE_INLINE_BYTES) return this.#reclaim(id, orphanName(id));
-    this.#tx(() => {
-      this.#st.deleteChunks.run(id);
-      this.#st.deleteNode.run(id);
-    });
+    this.#tx(() => this.#deleteWithChunks(id));
+  }
+
+  #deleteWithChunks(id: number): void {
+    this.#st.deleteChunks.run(id);
+    this.#st.deleteNode.run(id);
   }
 
   /**
@@ -857,11 +861,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
    */
   #removeFile(id: number, size: number): void {
     const read = (this.#readers.get(id) ?? 0) > 0;
-    if (!read && size <= DELETE_INLINE_BYTES) {
-      this.#st.deleteChunks.run(id);
-      this.#st.deleteNode.run(id);
-      return;
-    }
+    if (!read && size <= DELETE_INLINE_BYTES) return this.#deleteWithChunks(id);
     this.#st.detachNode.run(orphanName(id), Date.now(), id);
     if (read) this.#doomed.add(id);
     // After the caller's transaction: each batch checks the node is still detached under its orphan name, so a
@@ -1200,7 +1200,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
         const base = continues ? (old === undefined ? null : { id: old.id, gen: old.gen }) : undefined;
         // The copy runs in the stream's construction, in batches: opening stays one short transaction whatever the size.
         const kept: KeptPart | undefined =
-          keep === 0 && gap === 0 ? undefined : { from: old?.id ?? 0, gen: old?.gen ?? 0, chunks: Math.floor(keep / this.chunkSize), tail: keep % this.chunkSize, gap };
+          keep === 0 && gap === 0 ? undefined : { chunks: Math.floor(keep / this.chunkSize), tail: keep % this.chunkSize, gap };
         return new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, kept, base, normalizePath(path));
       }),
     );
