@@ -181,8 +181,6 @@ export class S3UploadStream extends Writable implements UploadStream {
   async #writePrefix(): Promise<void> {
     const keep = this.#plan.keep;
     let zeros = this.#plan.zeroFill ?? 0;
-    // Before copying anything: kept bytes and zeros that alone pass S3's object limit (a REST offset past 5 TiB).
-    if ((keep?.size ?? 0) + zeros > this.#schedule.maxObjectSize) throw tooLarge(this.#plan.path, this.#schedule.maxObjectSize, this.#schedule);
     if (keep !== undefined && keep.size > 0) {
       let copied = false;
       if (keep.size >= MIN_PART_SIZE && !this.#ctx.partCopyUnsupported) copied = await this.#copyPrefix(keep);

@@ -1,4 +1,5 @@
 import { setImmediate as turn } from 'node:timers/promises';
+import { nextRows, type Pace } from './pace.js';
 import type { DialectName } from './dialects.js';
 import type { InodeLifecycle } from './lifecycle.js';
 import { CHUNK_SIZE } from './schema.js';
@@ -28,7 +29,7 @@ export function removedInline(size: number): boolean {
  *   connection and its row locks (~1 ms a row here: 32 rows, 8 MiB, take some 30–50 ms). 64 or 128 rows per statement
  *   deleted no faster (the disk and, on MariaDB, the purge of the deleted rows are the limit).
  */
-export const RECLAIM_PACE: Record<DialectName, { first: number; max: number; ms: number }> = {
+export const RECLAIM_PACE: Record<DialectName, Pace> = {
   sqlite: { first: 16, max: 32, ms: 10 },
   postgres: { first: 16, max: 32, ms: 250 },
   mysql: { first: 16, max: 32, ms: 250 },
@@ -193,7 +194,7 @@ export class Reclaimer {
           return Number(r.numDeletedRows);
         });
         const ms = performance.now() - t0;
-        if (this.tuning?.rows === undefined && n === rows) rows = Math.max(1, Math.min(pace.max, 2 * rows, Math.floor((rows * pace.ms) / Math.max(ms, 0.1))));
+        if (this.tuning?.rows === undefined && n === rows) rows = nextRows(rows, pace, ms);
         from = to;
         deleted += n;
         await this.tuning?.onBatch?.(id, deleted);

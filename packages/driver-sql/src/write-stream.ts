@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { setImmediate as turn } from 'node:timers/promises';
 import { expressionBuilder, sql } from 'kysely';
 import { fsError, VfsError } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
 import type { DialectName } from './dialects.js';
 import { dbError } from './errors.js';
+import { nextRows, type Pace } from './pace.js';
 import { CHUNK_SIZE, T_DIR, T_FILE, toBuffer, toInode, INODE_COLUMNS } from './schema.js';
 import type { Database } from './schema.js';
 import type { Store } from './store.js';
@@ -36,7 +38,7 @@ const HEARTBEAT_MS = 60_000;
  *   pooled connection. 4 to 8 MiB per statement copied as fast as 32 MiB or one statement for the whole file (the
  *   disk is the limit; a statement's round trips are nothing next to 4 MiB).
  */
-const COPY_PACE: Record<DialectName, { first: number; max: number; ms: number }> = {
+const COPY_PACE: Record<DialectName, Pace> = {
   sqlite: { first: 2, max: 4, ms: 10 },
   postgres: { first: 16, max: 32, ms: 250 },
   mysql: { first: 16, max: 32, ms: 250 },
@@ -179,7 +181,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
     const isBase = outer.exists(outer.selectFrom(t.inode('e')).select('e.id').where('e.id', '=', base.id).where('e.parent', '=', dirId).where('e.name', '=', name).where('e.gen', '=', base.gen));
     let rows = Math.max(1, tuning?.rows ?? pace.first);
     // A turn first: whoever opened the stream is listening for its errors before the copy can fail.
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     for (let from = 0; from < whole; ) {
       if (this.#stopped) return;
       const to = Math.min(whole, from + rows);
@@ -202,12 +204,12 @@ export class SqlWriteStream extends Writable implements UploadStream {
       });
       const ms = performance.now() - t0;
       if (copied !== to - from) throw await this.#whyShort(base);
-      if (tuning?.rows === undefined && to - from === rows) rows = Math.max(1, Math.min(pace.max, 2 * rows, Math.floor((rows * pace.ms) / Math.max(ms, 0.1))));
+      if (tuning?.rows === undefined && to - from === rows) rows = nextRows(rows, pace, ms);
       from = to;
       this.#copiedRows = from;
       await tuning?.onBatch?.(from);
       // A turn for every other session (on SQLite the statement itself held the event loop).
-      await new Promise((resolve) => setImmediate(resolve));
+      await turn();
     }
     if (partial === 0 || this.#stopped) return;
     const r = await this.#s.db

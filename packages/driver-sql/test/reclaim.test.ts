@@ -429,7 +429,7 @@ describe('SqlProvider (sqlite): the reclaim of a big file leaves the event loop 
         expect(turnsAt, op).toEqual([]);
         await p.reclaimed();
         ticking = false;
-        // 256 rows at the default pace (16, then up to 64 per statement of ~10 ms): several statements, turns between.
+        // 256 rows at the default pace (16, then up to 32 per statement of ~10 ms): several statements, turns between.
         expect(turnsAt.length, op).toBeGreaterThanOrEqual(4);
         for (let i = 1; i < turnsAt.length; i++) expect(turnsAt[i]!, op).toBeGreaterThan(turnsAt[i - 1]!);
         expect(await rowCounts(p), op).toEqual(op === 'DELE' ? { inodes: 1, chunks: 0 } : { inodes: 2, chunks: 1 });
