@@ -8,12 +8,14 @@ import { nameOf } from './schema.js';
 import type { Database, Tables } from './schema.js';
 import type { Store } from './store.js';
 
+const DETACHED_PREFIX = '.detached-';
+
 /**
  * The name of a removed inode: unlinked (`parent` NULL) for good, its content waiting for its readers to end, then
  * for the reclaim (see {@link Reclaimer}). Its `mtime` is the expiry of the reclaimer's claim (0: unclaimed).
  */
 export function detachedName(id: number): string {
-  return `.detached-${id}`;
+  return `${DETACHED_PREFIX}${id}`;
 }
 
 /** The row of an inode as its lock reads it. */
@@ -183,7 +185,13 @@ export class InodeLifecycle {
     const t = this.tables;
     const now = Date.now();
     await this.db.deleteFrom(t.r).where('expires', '<', now).execute();
-    const rows = await this.db.selectFrom(t.inode('s')).select(['s.id', 's.name', 's.mtime']).where('s.parent', 'is', null).execute();
+    // Unlinked inodes that are marked or stale: uploads in progress (fresh mtime, not marked) are not even read.
+    const rows = await this.db
+      .selectFrom(t.inode('s'))
+      .select(['s.id', 's.name', 's.mtime'])
+      .where('s.parent', 'is', null)
+      .where((eb) => eb.or([eb('s.mtime', '<', staleBefore), eb('s.name', 'like', `${DETACHED_PREFIX}%`)]))
+      .execute();
     const ids: number[] = [];
     for (const r of rows) {
       const id = Number(r.id);
