@@ -24,6 +24,9 @@ const server = new FtpServer({
 const { port } = await server.listen(0, '127.0.0.1');
 const client = new Client(60_000);
 const ms = (t0) => performance.now() - t0;
+// Commands Redis ran, per command name (INFO commandstats): what a transfer costs in round-trips.
+const commandCounts = async () => Object.fromEntries([...(await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+const diffCounts = (a, b) => Object.fromEntries(Object.entries(b).map(([c, n]) => [c, n - (a[c] ?? 0)]).filter(([c, n]) => n > 0 && c !== 'info'));
 
 try {
   await client.access({ host: '127.0.0.1', port, user: 'bench', password: 'bench' });
@@ -44,6 +47,7 @@ try {
   const up = ms(t0);
   const got = createHash('sha256');
   let bytes = 0;
+  const before = await commandCounts();
   t0 = performance.now();
   await client.downloadTo(
     new Writable({
@@ -56,9 +60,11 @@ try {
     'big.bin',
   );
   const down = ms(t0);
+  const during = diffCounts(before, await commandCounts());
   if (bytes !== sizeMiB * MiB || got.digest('hex') !== sent.digest('hex')) throw new Error('download differs from upload');
   console.log(`FTP STOR ${sizeMiB} MiB: ${(up / 1000).toFixed(2)} s = ${(sizeMiB / (up / 1000)).toFixed(0)} MiB/s`);
   console.log(`FTP RETR ${sizeMiB} MiB: ${(down / 1000).toFixed(2)} s = ${(sizeMiB / (down / 1000)).toFixed(0)} MiB/s`);
+  console.log(`  Redis commands during the RETR: ${Object.entries(during).map(([c, n]) => `${c} ${n}`).join(', ')}`);
   console.log(`RSS after transfers: ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB`);
   await fs.unlink('/big.bin');
 

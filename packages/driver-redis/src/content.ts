@@ -13,8 +13,10 @@ export interface Internals {
   readonly chunkSize: number;
   /** TTL of the content of an upload in progress, ms, refreshed by every chunk written. */
   readonly uploadTtlMs: number;
-  /** How long the content of a replaced or deleted file stays readable, ms. */
+  /** How long the content of a replaced or deleted file stays readable while a download reads it, ms. */
   readonly gracePeriodMs: number;
+  /** Length of a reader's lease, ms (renewed every third of it); 0 when readers take none (grace period 0). */
+  readonly leaseMs: number;
   /** Chunk writes of one upload that may be in flight at once. */
   readonly maxInFlight: number;
 }
@@ -52,14 +54,15 @@ const COPY_STEP_BYTES = 2 * 1024 * 1024;
 
 /**
  * Copies chunks `0 … count-1` of inode `from` to the upload inode `to`, inside Redis, a batch per round-trip;
- * `onStep` hears the chunks copied after each, and `stopped` ends the copy early when it says so.
+ * `onStep` hears the chunks copied after each, and `stopped` ends the copy early when it says so. Answers false when
+ * a chunk of `from` is gone (the file was deleted or replaced meanwhile).
  */
-export async function copyChunks(fs: Internals, from: number, to: number, count: number, onStep?: (copied: number) => void, stopped?: () => boolean): Promise<void> {
+export async function copyChunks(fs: Internals, from: number, to: number, count: number, onStep?: (copied: number) => void, stopped?: () => boolean): Promise<boolean> {
   const src = fs.keys.content(from);
   const dst = fs.keys.content(to);
   const batch = Math.max(1, Math.floor(COPY_STEP_BYTES / fs.chunkSize));
   for (let first = 0; first < count; first += batch) {
-    if (stopped?.()) return;
+    if (stopped?.()) return true;
     const last = Math.min(count, first + batch) - 1;
     let ok: unknown;
     try {
@@ -67,9 +70,10 @@ export async function copyChunks(fs: Internals, from: number, to: number, count:
     } catch (err) {
       throw redisError(err, 'copy');
     }
-    if (Number(ok) !== 1) throw contentGone(first);
+    if (Number(ok) !== 1) return false;
     onStep?.(Math.min(count, first + batch));
   }
+  return true;
 }
 
 /** Gives the content of an upload in progress its full TTL again. */
@@ -90,7 +94,10 @@ export async function discardContent(fs: Internals, ino: number): Promise<void> 
   }
 }
 
-/** The error of a download whose chunk vanished: the file was replaced or deleted and its grace period ran out. */
+/**
+ * The error of a read whose chunk vanished: the file was replaced or deleted and its content removed (its grace
+ * period ended, there was none, or the reader's lease had lapsed).
+ */
 export function contentGone(seq: number): VfsError {
-  return new VfsError('EIO', `EIO: chunk ${seq} is gone: the file was replaced or deleted and its grace period ended`, { syscall: 'read' });
+  return new VfsError('EIO', `EIO: chunk ${seq} is gone: the file was replaced or deleted and this version's content removed`, { syscall: 'read' });
 }

@@ -2,6 +2,7 @@ import { fsError, VfsStats } from '@ftp/vfs';
 import type { OpenFlags } from '@ftp/vfs';
 import { contentGone, discardContent, getChunk, putChunk } from './content.js';
 import type { Internals } from './content.js';
+import type { ReaderLease } from './lease.js';
 import type { Committer } from './write-stream.js';
 
 /** What a handle works on: a committed inode (read only) or a private copy that `close()` swaps in. */
@@ -12,13 +13,17 @@ export interface HandleTarget {
   mtimeMs: number;
   /** Set for a writable handle: makes the private inode visible. */
   commit?: Committer;
+  /** A read-only handle's lease on the inode, released by `close()`. */
+  lease?: ReaderLease;
 }
 
 /**
  * A file handle (`open()`), for callers that use positional reads and writes instead of streams. Reads go to one
- * inode, so they never mix versions. A writable handle works on a private copy-on-write inode (a copy of the file
- * for `r+`/`a`, empty for `w`), changed chunk by chunk (read-modify-write) and made visible by `close()`, atomically:
- * other sessions see the file as it was until then. Keep a writable handle busy: its content has the upload TTL.
+ * inode, so they never mix versions; a read-only handle holds a reader lease on it until `close()`, as a download
+ * does (the content of a file deleted or replaced meanwhile stays readable for the grace period). A writable handle
+ * works on a private copy-on-write inode (a copy of the file for `r+`/`a`, empty for `w`), changed chunk by chunk
+ * (read-modify-write) and made visible by `close()`, atomically: other sessions see the file as it was until then.
+ * Keep a writable handle busy: its content has the upload TTL.
  */
 export class RedisFileHandle {
   /** Position of reads and writes without an explicit position. */
@@ -134,6 +139,7 @@ export class RedisFileHandle {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#t.lease?.release();
     const commit = this.#t.commit;
     if (commit === undefined) return;
     try {

@@ -8,6 +8,8 @@
  * {p}:i:<ino>    hash    inode: t (f|d|l), s size, m mtime ms, b birth ms, o mode bits, l link target; root has cs
  * {p}:d:<ino>    hash    directory entries: name → inode id
  * {p}:c:<ino>    hash    file content: chunk number → bytes (chunkSize each, the last shorter)
+ * {p}:r:<ino>    zset    leases of the file's running readers: reader id → lease expiry (ms, Redis clock); only
+ *                        while a download or read-only handle is open
  * ```
  */
 export class Keys {
@@ -38,6 +40,14 @@ export class Keys {
   /** The hash of file `ino`'s content chunks (chunk number → bytes). */
   content(ino: number | string): string {
     return `${this.tag}:c:${ino}`;
+  }
+
+  /**
+   * The sorted set of leases held by readers of file `ino` (reader id → expiry, ms by the Redis clock): while one is
+   * live, a delete or replacement keeps the content for the grace period instead of deleting it at once.
+   */
+  readers(ino: number | string): string {
+    return `${this.tag}:r:${ino}`;
   }
 
   /**

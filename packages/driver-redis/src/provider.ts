@@ -10,6 +10,7 @@ import { RedisFileHandle } from './file-handle.js';
 import { Keys } from './keys.js';
 import { LIST_PAGE_SIZE, pagedSlices, pageOf } from './list-slices.js';
 import type { ListPage } from './list-slices.js';
+import { READER_LEASE_MS, ReaderLease, newReaderId } from './lease.js';
 import { RedisReadStream } from './read-stream.js';
 import { COMMIT, INIT, LIST, LIST_PAGE, MEMORY_INFO, MKDIR, OPEN_READ, PREPARE, RENAME, RMDIR, SETATTR, STAT, SYMLINK, UNLINK } from './scripts.js';
 import type { LuaScript } from './scripts.js';
@@ -37,12 +38,19 @@ export interface RedisProviderOptions {
   /** TTL of an upload's content while it is written, refreshed by every chunk (default 10 minutes). */
   uploadTtlMs?: number;
   /**
-   * How long the content of a replaced or deleted file stays readable for downloads already running (default 10
-   * minutes); 0 deletes it at once (such downloads then fail with EIO).
+   * How long the content of a replaced or deleted file stays readable for downloads (and read-only handles) that
+   * were reading it then (default 10 minutes). Content that nobody reads is deleted at once, and content that is read
+   * as soon as its last reader ends: the grace period only bounds how long a stalled or dead reader holds it.
+   * 0 deletes content at once whatever its readers (such downloads then fail with EIO), and readers take no lease.
    */
   gracePeriodMs?: number;
   /** Chunk writes of one upload in flight at once (default 4). */
   maxInFlightChunks?: number;
+  /**
+   * @internal For tests: the length of a reader's lease, ms (default {@link READER_LEASE_MS}, 60 s), renewed every
+   * third of it.
+   */
+  readerLeaseMs?: number;
 }
 
 /** An upload started by `#prepare`: its new inode and what of the current file it already holds. */
@@ -74,7 +82,7 @@ interface PreparedUpload {
  */
 const DEFAULT_CHUNK_SIZE = TRANSFER_CHUNK_SIZE - 64;
 
-const DEFAULTS = { prefix: 'ftp', chunkSize: DEFAULT_CHUNK_SIZE, uploadTtlMs: 600_000, gracePeriodMs: 600_000, maxInFlightChunks: 4 };
+const DEFAULTS = { prefix: 'ftp', chunkSize: DEFAULT_CHUNK_SIZE, uploadTtlMs: 600_000, gracePeriodMs: 600_000, maxInFlightChunks: 4, readerLeaseMs: READER_LEASE_MS };
 
 /**
  * A whole filesystem in Redis (see the package README for the data model): directories are hashes of name → inode,
@@ -110,8 +118,9 @@ export class RedisProvider implements FsProvider {
       uploadTtlMs: options.uploadTtlMs ?? DEFAULTS.uploadTtlMs,
       gracePeriodMs: options.gracePeriodMs ?? DEFAULTS.gracePeriodMs,
       maxInFlightChunks: options.maxInFlightChunks ?? DEFAULTS.maxInFlightChunks,
+      readerLeaseMs: options.readerLeaseMs ?? DEFAULTS.readerLeaseMs,
     };
-    for (const k of ['chunkSize', 'uploadTtlMs', 'maxInFlightChunks'] as const) {
+    for (const k of ['chunkSize', 'uploadTtlMs', 'maxInFlightChunks', 'readerLeaseMs'] as const) {
       if (!(Number.isSafeInteger(this.#options[k]) && this.#options[k] > 0)) throw new RangeError(`${k} must be a positive integer`);
     }
     if (!(Number.isSafeInteger(this.#options.gracePeriodMs) && this.#options.gracePeriodMs >= 0)) throw new RangeError('gracePeriodMs must be an integer >= 0');
@@ -128,6 +137,8 @@ export class RedisProvider implements FsProvider {
         chunkSize: num(cs, this.#options.chunkSize),
         uploadTtlMs: this.#options.uploadTtlMs,
         gracePeriodMs: this.#options.gracePeriodMs,
+        // Without a grace period content goes at once whatever its readers: a lease would protect nothing.
+        leaseMs: this.#options.gracePeriodMs > 0 ? this.#options.readerLeaseMs : 0,
         maxInFlight: this.#options.maxInFlightChunks,
       };
     })();
@@ -190,7 +201,7 @@ export class RedisProvider implements FsProvider {
     await this.#run(RMDIR, 'rmdir', [path], [Date.now()]);
   }
 
-  /** Removes a file or link; a file's content stays readable for running downloads during the grace period. */
+  /** Removes a file or link; a file's content is deleted at once, or kept for the grace period while it is read. */
   async unlink(path: string): Promise<void> {
     await this.#run(UNLINK, 'unlink', [path], [Date.now(), this.#options.gracePeriodMs]);
   }
@@ -262,12 +273,21 @@ export class RedisProvider implements FsProvider {
     const kept = keep < 0 || keep > baseSize ? baseSize : keep;
     const rest = popPartial ? kept % cs : 0;
     const full = popPartial ? Math.floor(kept / cs) : Math.ceil(kept / cs);
+    // The copy takes no reader lease: were the file replaced or deleted meanwhile, the upload could not commit anyway
+    // (it commits only over the version it copies), so it fails now with the EBUSY the commit would answer, and the
+    // old content is not held for it.
+    const changed = (): VfsError =>
+      new VfsError('EBUSY', `EBUSY: '${normalizePath(path)}' was replaced or deleted by another client while this upload copied it; nothing was written, try again`, {
+        syscall: 'write',
+        path,
+      });
     const copy: KeptCopy = async (onStep, stopped) => {
       try {
-        await copyChunks(fs, baseIno, ino, full, onStep, stopped);
+        if (!(await copyChunks(fs, baseIno, ino, full, onStep, stopped))) throw changed();
         if (rest === 0 || stopped?.()) return Buffer.alloc(0);
         const chunk = await getChunk(fs, baseIno, full);
-        if (chunk === null || chunk.length < rest) throw contentGone(full);
+        if (chunk === null) throw changed();
+        if (chunk.length < rest) throw contentGone(full);
         return Buffer.from(chunk.subarray(0, rest));
       } catch (err) {
         throw toVfsError(err, path);
@@ -288,14 +308,26 @@ export class RedisProvider implements FsProvider {
     return prepared;
   }
 
-  /** A download of one version of the file, chunk by chunk (`end` inclusive). */
+  /**
+   * Resolves a file to read (OPEN_READ) and, with `lease`, registers a reader's lease on its inode in the same script
+   * (no delete can come between). Answers the fields after 'OK' and the lease (undefined without one).
+   */
+  async #openRead(path: string, lease: boolean): Promise<{ fs: Internals; reply: unknown[]; lease: ReaderLease | undefined }> {
+    const fs = await this.#init();
+    const id = lease && fs.leaseMs > 0 ? newReaderId() : '';
+    const reply = await this.#run(OPEN_READ, 'open', [path], [id, fs.leaseMs]);
+    return { fs, reply, lease: id === '' ? undefined : new ReaderLease(fs, num(reply[0], 0), id) };
+  }
+
+  /** A download of one version of the file, chunk by chunk (`end` inclusive), holding a reader's lease on it. */
   async createReadStream(path: string, options: ReadStreamOptions = {}): Promise<Readable> {
     checkStreamOptions(options, path);
-    const fs = await this.#init();
-    const [ino, size] = await this.#run(OPEN_READ, 'open', [path]);
-    const total = num(size, 0);
+    // A range that is known to be empty reads no chunk: no lease (nor its release) for it.
+    const empty = options.end !== undefined && options.end < (options.start ?? 0);
+    const { fs, reply, lease } = await this.#openRead(path, !empty);
+    const total = num(reply[1], 0);
     const end = Math.min(total, options.end === undefined ? Infinity : options.end + 1);
-    return new RedisReadStream(fs, num(ino, 0), Math.min(options.start ?? 0, end), end);
+    return new RedisReadStream(fs, num(reply[0], 0), Math.min(options.start ?? 0, end), end, lease);
   }
 
   /**
@@ -323,9 +355,9 @@ export class RedisProvider implements FsProvider {
   async open(path: string, flags: string | number = 'r', mode = 0o644): Promise<RedisFileHandle> {
     const f = parseOpenFlags(flags);
     if (!f.write) {
-      const fs = await this.#init();
-      const [ino, size, fileMode, mtime] = await this.#run(OPEN_READ, 'open', [path]);
-      return new RedisFileHandle(fs, { ino: num(ino, 0), size: num(size, 0), mode: num(fileMode, 0o644), mtimeMs: num(mtime, 0) }, f, normalizePath(path));
+      const { fs, reply, lease } = await this.#openRead(path, true);
+      const [ino, size, fileMode, mtime] = reply;
+      return new RedisFileHandle(fs, { ino: num(ino, 0), size: num(size, 0), mode: num(fileMode, 0o644), mtimeMs: num(mtime, 0), lease }, f, normalizePath(path));
     }
     const start = await this.#prepare(path, f.truncate ? 0 : -1, false, f.exclusive, !f.create);
     const fileMode = (start.baseMode ?? mode) & 0o7777;
@@ -339,7 +371,7 @@ export class RedisProvider implements FsProvider {
     const digest = createDigest(algorithm);
     const from = start ?? 0;
     if (end !== undefined && end <= from) {
-      await this.#run(OPEN_READ, 'open', [path]);
+      await this.#openRead(path, false);
       return digest.digest();
     }
     const stream = await this.createReadStream(path, end === undefined ? { start: from } : { start: from, end: end - 1 });

@@ -1,13 +1,15 @@
 import { Readable } from 'node:stream';
 import { contentGone, getChunk } from './content.js';
 import type { Internals } from './content.js';
+import type { ReaderLease } from './lease.js';
 import { VfsError } from '@ftp/vfs';
 
 /**
  * A download: the chunks of one inode, fetched one ahead of the consumer (memory: about two chunks). The inode id is
- * fixed when the stream opens and an inode's chunks are never rewritten, so a download never mixes two versions;
- * if the file is replaced meanwhile, its old chunks stay readable for the grace period, after which the stream
- * fails with EIO rather than return anything else.
+ * fixed when the stream opens and an inode's chunks are never rewritten, so a download never mixes two versions.
+ * The stream holds a lease on the inode until it ends, fails or is destroyed: if the file is replaced or deleted
+ * meanwhile, its old chunks stay readable for the grace period (deleted as soon as the last reader leaves), after
+ * which the stream fails with EIO rather than return anything else.
  */
 export class RedisReadStream extends Readable {
   readonly #fs: Internals;
@@ -16,14 +18,20 @@ export class RedisReadStream extends Readable {
   #pos: number;
   /** The fetch of the chunk after the one being pushed, started early so Redis round-trips overlap the consumer. */
   #ahead: { seq: number; data: Promise<Buffer | null> } | undefined;
+  readonly #lease: ReaderLease | undefined;
 
-  /** @param end exclusive, already clamped to the file size. */
-  constructor(fs: Internals, ino: number, start: number, end: number) {
+  /**
+   * @param end exclusive, already clamped to the file size.
+   * @param lease the reader's lease on `ino` (none for a read of no bytes, or without grace period), released once
+   * the stream is done, whichever way.
+   */
+  constructor(fs: Internals, ino: number, start: number, end: number, lease?: ReaderLease) {
     super({ highWaterMark: fs.chunkSize });
     this.#fs = fs;
     this.#ino = ino;
     this.#pos = start;
     this.#end = end;
+    this.#lease = lease;
   }
 
   #fetch(seq: number): Promise<Buffer | null> {
@@ -59,5 +67,12 @@ export class RedisReadStream extends Readable {
         this.push(a === 0 && b === chunk.length ? chunk : chunk.subarray(a, b));
       },
     ).catch((err: unknown) => this.destroy(err as Error));
+  }
+
+  // Runs once, after the end (autoDestroy), an error or destroy(). The release is not awaited: the stream's close
+  // does not wait for Redis, and a release that fails leaves a lease that expires by itself.
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    void this.#lease?.release();
+    cb(err);
   }
 }

@@ -26,6 +26,7 @@ local P = ARGV[1]
 local function ik(i) return P .. ':i:' .. i end
 local function dk(i) return P .. ':d:' .. i end
 local function ck(i) return P .. ':c:' .. i end
+local function rk(i) return P .. ':r:' .. i end
 local function split(path)
   local t = {}
   for s in string.gmatch(path, '[^/]+') do t[#t + 1] = s end
@@ -56,13 +57,40 @@ local function resolve(which, path, follow)
     chain[#chain + 1] = cur
   end
 end
--- Removes an inode whose entry is gone. A file's content is not deleted but given the grace period, so that a
--- download that started before keeps reading whole chunks of this version (grace 0: deleted now).
+-- The Redis clock in ms: leases are written and judged by it, so servers with skewed clocks agree on them.
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Live downloads of inode ino: the members of its lease set whose expiry is still ahead (expired ones removed first:
+-- a reader that died leaves a member nobody else would remove).
+local function readers(ino)
+  redis.call('ZREMRANGEBYSCORE', rk(ino), '-inf', clock())
+  return redis.call('ZCARD', rk(ino))
+end
+-- Registers or renews reader id's lease on inode ino for ms. The set itself expires a second after its latest
+-- lease, so a process that dies leaves nothing behind. Over maxmemory Redis still lets a script that has written
+-- (ZREMRANGEBYSCORE) go on, so a full Redis keeps serving downloads with their leases (a few bytes each); should
+-- ZADD be refused all the same, the read goes on without a lease (a delete then frees the content at once and the
+-- reader fails with EIO). Answers 1, or 0 then.
+local function lease(ino, id, ms)
+  local t = clock()
+  local k = rk(ino)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', t)
+  local added = redis.pcall('ZADD', k, t + tonumber(ms), id)
+  if type(added) == 'table' and added.err then return 0 end
+  local last = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', k, tonumber(last[2]) - t + 1000)
+  return 1
+end
+-- Removes an inode whose entry is gone. A file's content goes at once unless a download holds a lease on it: then
+-- it gets the grace period, so that the download keeps reading whole chunks of this version (the grace bounds how
+-- long a stalled reader holds it; the last reader to leave deletes it). Grace 0: deleted at once, read or not.
 local function drop(ino, t, grace)
   redis.call('DEL', ik(ino))
   if t == 'd' then redis.call('DEL', dk(ino)) end
   if t == 'f' then
-    if tonumber(grace) > 0 then redis.call('PEXPIRE', ck(ino), grace) else redis.call('UNLINK', ck(ino)) end
+    if tonumber(grace) > 0 and readers(ino) > 0 then redis.call('PEXPIRE', ck(ino), grace) else redis.call('UNLINK', ck(ino)) end
   end
 end
 local function touch(ino, now) redis.call('HSET', ik(ino), 'm', now) end
@@ -281,7 +309,11 @@ return {'OK'}
 `,
 );
 
-/** ARGV: tag, path. Answers {'OK', ino, size, mode, mtime} of a file to download. */
+/**
+ * ARGV: tag, path, reader id, lease ms. Answers {'OK', ino, size, mode, mtime} of a file to read. With a reader id the
+ * reader's lease on the inode is registered in the same script as the path is resolved, so no delete can come
+ * between the two ('': no lease, for a read of no bytes or a filesystem without grace period).
+ */
 export const OPEN_READ = script(
   'open-read',
   `
@@ -289,8 +321,38 @@ local r, e = resolve(1, ARGV[2], true)
 if e then return e end
 if not r.ino then return {'ENOENT'} end
 if r.t == 'd' then return {'EISDIR'} end
+if ARGV[3] ~= '' then lease(r.ino, ARGV[3], ARGV[4]) end
 local f = redis.call('HMGET', ik(r.ino), 's', 'o', 'm')
 return {'OK', r.ino, f[1], f[2], f[3]}
+`,
+);
+
+/**
+ * ARGV: tag, ino, reader id, lease ms. Renews a reader's lease. Answers {'OK', 1}, or {'OK', 0} when the content is
+ * gone already (deleted while the lease had lapsed): nothing is left to protect, the reader will fail with EIO.
+ */
+export const RENEW_LEASE = script(
+  'renew-lease',
+  `
+if redis.call('EXISTS', ck(ARGV[2])) == 0 then
+  redis.call('ZREM', rk(ARGV[2]), ARGV[3])
+  return {'OK', 0}
+end
+return {'OK', lease(ARGV[2], ARGV[3], ARGV[4])}
+`,
+);
+
+/**
+ * ARGV: tag, ino, reader id. Ends a reader's lease. When the file was deleted or replaced meanwhile (its inode hash
+ * is gone: inode ids are never reused) and no other live reader remains, its content is deleted now rather than at
+ * the end of the grace period.
+ */
+export const RELEASE_LEASE = script(
+  'release-lease',
+  `
+redis.call('ZREM', rk(ARGV[2]), ARGV[3])
+if redis.call('EXISTS', ik(ARGV[2])) == 0 and readers(ARGV[2]) == 0 then redis.call('UNLINK', ck(ARGV[2])) end
+return {'OK'}
 `,
 );
 
@@ -318,7 +380,8 @@ return {'OK', id, r.ino, tonumber(f[1]) or 0, f[2]}
  * KEYS[1]: source content, KEYS[2]: destination content (same filesystem, same slot). ARGV: first chunk, last chunk
  * (inclusive), ttl. Copies chunks inside Redis, a batch per call: copy-on-write of a kept prefix never moves the
  * bytes through the client, and a big file is copied in many short steps instead of one long block of Redis.
- * Answers 1, or 0 when a source chunk is gone (the file was replaced and its grace period ended).
+ * Answers 1, or 0 when a source chunk is gone: the file was replaced or deleted meanwhile (the copy holds no lease,
+ * its upload could not commit anyway: it commits only over the version it copies).
  */
 export const COPY_CHUNKS = script(
   'copy-chunks',
@@ -337,7 +400,7 @@ return 1
 /**
  * Makes an upload visible: the entry of `path` now names the new inode, in one step. ARGV: tag, path, ino, size,
  * chunks, mode, now, exclusive (1|0), grace, base. The content must hold exactly `chunks` chunks: fewer means that its
- * TTL ran out while the upload stalled (EIO, nothing changes). The replaced version gets the grace period.
+ * TTL ran out while the upload stalled (EIO, nothing changes). The replaced version is dropped (see `drop`).
  *
  * `base` makes the commit conditional (compare-and-set, atomic since the script is): '*' replaces whatever is there
  * (STOR: last writer wins); otherwise the path must still name the inode the upload started from (APPE, REST+STOR,

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Cluster } from 'ioredis';
 import { describeProvider, readAll, writeAll } from '@ftp/vfs-conformance';
 import type { FsProvider } from '@ftp/vfs';
@@ -26,6 +26,9 @@ describe('Redis Cluster', () => {
       await writeAll(p, '/d/e/f', Buffer.alloc(300_000, 1));
       await p.rename('/d', '/moved');
       expect((await readAll(p, '/moved/e/f')).length).toBe(300_000);
+      // A download in progress: its reader lease is a key of the filesystem too.
+      const reading = await p.createReadStream('/moved/e/f');
+      await reading[Symbol.asyncIterator]().next();
       const keys: string[] = [];
       for (const node of client.nodes('master')) {
         const found = await node.keys(`{${prefix}}:*`);
@@ -33,9 +36,14 @@ describe('Redis Cluster', () => {
         keys.push(...found);
       }
       const slots = new Set(await Promise.all(keys.map((k) => client.cluster('KEYSLOT', k))));
-      expect(keys.length).toBeGreaterThanOrEqual(5);
+      expect(keys.filter((k) => k.includes('}:r:'))).toHaveLength(1);
+      expect(keys.length).toBeGreaterThanOrEqual(6);
       expect(slots.size).toBe(1);
-      expect(await deleteFilesystem(client, prefix)).toBe(keys.length);
+      // The lease goes with the download (a script on the filesystem's node, like every other).
+      reading.destroy();
+      const lease = keys.find((k) => k.includes('}:r:')) ?? '';
+      await vi.waitFor(async () => expect(await client.exists(lease)).toBe(0), { timeout: 2000, interval: 10 });
+      expect(await deleteFilesystem(client, prefix)).toBe(keys.length - 1);
     }
     expect(masters.size).toBeGreaterThan(1);
   });

@@ -1,6 +1,6 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
-import { deterministicChunks, readAll, rejectsWithCode, writeAll } from '@ftp/vfs-conformance';
+import { deterministicBytes, deterministicChunks, readAll, rejectsWithCode, writeAll } from '@ftp/vfs-conformance';
 import { countKeys, RedisProvider } from '../src/index.js';
 import { startRedis, stopRedis } from './servers.js';
 
@@ -31,5 +31,28 @@ describe('RedisProvider under maxmemory', () => {
     await expect(p.stat('/huge')).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await readAll(p, '/small')).length).toBe(1024 * 1024);
     expect(await p.availableSpace('/')).toBeGreaterThan(after - 512 * 1024);
+  });
+
+  it('a full Redis still serves downloads with their leases (a write it could refuse) and deletes at once', async () => {
+    const p = new RedisProvider({ redis, prefix: 'full-read', chunkSize: 64 * 1024 });
+    const data = deterministicBytes(1024 * 1024, 3);
+    await writeAll(p, '/f', data);
+    const ino = (await p.stat('/f')).ino;
+    // Over maxmemory from now on: Redis refuses ZADD (denyoom), as it does uploads.
+    await redis.config('SET', 'maxmemory', '1');
+    try {
+      await rejectsWithCode(() => writeAll(p, '/g', 'x'), 'ENOSPC');
+      const rs = await p.createReadStream('/f');
+      const it = rs[Symbol.asyncIterator]();
+      const parts = [(await it.next()).value as Buffer];
+      await p.unlink('/f');
+      for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value as Buffer);
+      expect(Buffer.concat(parts).equals(data)).toBe(true);
+      // Deleting is what frees a full Redis: it works, and the content goes once its reader has ended.
+      await vi.waitFor(async () => expect(await redis.exists(p.keys.content(ino))).toBe(0), { timeout: 2000, interval: 10 });
+      expect(await countKeys(redis, 'full-read')).toBe(2); // the root and seq
+    } finally {
+      await redis.config('SET', 'maxmemory', '12mb');
+    }
   });
 });

@@ -91,8 +91,9 @@ describe('RedisProvider: data model', () => {
     const cmds = await commandsDuring(redis, p.keys.prefix, async () => {
       expect((await readAll(p, '/l2/f')).toString()).toBe('via links');
     });
-    // Two links: three resolutions (the open), then one HGET of the content.
-    expect(cmds.filter((c) => /^eval/i.test(c[0] ?? ''))).toHaveLength(3);
+    // Two links: three resolutions (the open, which registers the reader's lease), one HGET of the content, then the
+    // lease's release.
+    expect(cmds.filter((c) => /^eval/i.test(c[0] ?? ''))).toHaveLength(4);
     await p.symlink('/loop-b', '/loop-a');
     await p.symlink('/loop-a', '/loop-b');
     await expect(p.stat('/loop-a/x')).rejects.toMatchObject({ code: 'ELOOP' });
@@ -154,12 +155,15 @@ describe('RedisProvider: atomic visibility', () => {
     expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
   });
 
-  it('deleted and replaced versions keep their content only for the grace period (a TTL)', async () => {
-    const p = fresh({ gracePeriodMs: 60_000 });
-    await writeAll(p, '/f', 'one');
+  it('replaced versions that a download reads keep their content only for the grace period (a TTL)', async () => {
+    const p = fresh({ gracePeriodMs: 60_000, chunkSize: 4 * KiB });
+    await writeAll(p, '/f', deterministicBytes(20 * KiB, 1));
     const ino = (await p.stat('/f')).ino;
+    const rs = await p.createReadStream('/f');
+    await rs[Symbol.asyncIterator]().next();
     await writeAll(p, '/f', 'two');
     const ttl = await redis.pttl(p.keys.content(ino));
+    rs.destroy();
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
     expect(await redis.exists(p.keys.inode(ino))).toBe(0);
@@ -342,7 +346,7 @@ describe('RedisProvider: space and errors', () => {
       await expect(p.stat('/')).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining('cannot reach Redis: connect ECONNREFUSED 127.0.0.1:1') });
       await expect(p.list('/')).rejects.toMatchObject({ code: 'EIO' });
       // File content goes through plain commands rather than scripts: the same reason.
-      const internals = { client: p.client, keys: p.keys, chunkSize: 1024, uploadTtlMs: 1000, gracePeriodMs: 0, maxInFlight: 1 };
+      const internals = { client: p.client, keys: p.keys, chunkSize: 1024, uploadTtlMs: 1000, gracePeriodMs: 0, leaseMs: 0, maxInFlight: 1 };
       await expect(getChunk(internals, 1, 0)).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining('cannot reach Redis') });
       await expect(putChunk(internals, 1, 0, Buffer.from('x'))).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining('cannot reach Redis') });
       expect(Date.now() - t0).toBeLessThan(3000);
