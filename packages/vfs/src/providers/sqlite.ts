@@ -10,6 +10,7 @@ import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, 
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { NodeKind, OpenFlags } from '../stats.js';
 import { checkStreamOptions } from '../streams.js';
+import { WalCheckpointer } from './sqlite-checkpointer.js';
 
 /**
  * `node:sqlite`, loaded when the first provider is created: importing this package does not load it (it is
@@ -117,7 +118,10 @@ interface Internals {
   batchChunks: number;
   db: DatabaseSync;
   st: Statements;
-  tx<T>(fn: () => T): T;
+  /** Runs `fn` in a write transaction; `walBytes`: about what it writes, for the checkpointer. */
+  tx<T>(fn: () => T, walBytes?: number): T;
+  /** Undefined when uploads may write now; else a promise of when they may (the WAL is being checkpointed). */
+  walRoom(): Promise<void> | undefined;
   addReader(id: number): void;
   removeReader(id: number): void;
   removeFile(id: number, size: number): void;
@@ -236,6 +240,8 @@ class SqliteWriteStream extends Writable implements UploadStream {
   #cur: Buffer | null = null;
   #curUsed = 0;
   #batch: Buffer[] = [];
+  /** {@link #takeSome} stopped after writing a batch. */
+  #wroteBatch = false;
   #size: number;
   #done = false;
   #failed: Error | undefined;
@@ -303,6 +309,8 @@ class SqliteWriteStream extends Writable implements UploadStream {
     for (let copied = kept.chunks === 0 && kept.tail === 0; !copied; ) {
       // Destroyed, or discarded by `transferError` (its node already deleted): copy nothing more.
       if (this.destroyed || this.#done) return;
+      await this.#in.walRoom();
+      if (this.destroyed || this.#done) return;
       copied = this.#in.tx(() => {
         // Still the file at this path, at the version copied: a delete or a replacement detaches it with its gen.
         const from = this.#in.st.getChild.get(this.#dirId, this.#name) as Row | undefined;
@@ -318,7 +326,7 @@ class SqliteWriteStream extends Writable implements UploadStream {
           this.#take(toBuffer(r.data).subarray(0, kept.tail));
         }
         return true;
-      });
+      }, perBatch * cs);
       if (!copied) await new Promise(setImmediate);
     }
     for (let gap = kept.gap; gap > 0; ) {
@@ -339,8 +347,17 @@ class SqliteWriteStream extends Writable implements UploadStream {
 
   /** Copies `data` into chunk buffers; full chunks go to the batch, a full batch to the database. */
   #take(data: Uint8Array): void {
+    for (let off = 0; off < data.length; ) off = this.#takeSome(data, off);
+    this.#wroteBatch = false;
+  }
+
+  /**
+   * Copies `data` from `from` on, as {@link #take}, but stops after a batch went to the database (`#wroteBatch`
+   * set): returns the offset reached.
+   */
+  #takeSome(data: Uint8Array, from: number): number {
     const cs = this.#in.chunkSize;
-    let off = 0;
+    let off = from;
     while (off < data.length) {
       if (this.#cur === null) {
         this.#cur = Buffer.allocUnsafeSlow(cs);
@@ -354,9 +371,14 @@ class SqliteWriteStream extends Writable implements UploadStream {
       if (this.#curUsed === cs) {
         this.#batch.push(this.#cur);
         this.#cur = null;
-        if (this.#batch.length >= this.#in.batchChunks) this.#in.tx(() => this.#flush());
+        if (this.#batch.length >= this.#in.batchChunks) {
+          this.#in.tx(() => this.#flush(), this.#in.batchChunks * cs);
+          this.#wroteBatch = true;
+          return off;
+        }
       }
     }
+    return off;
   }
 
   /** Writes the batched chunks (inside the caller's transaction). */
@@ -377,21 +399,53 @@ class SqliteWriteStream extends Writable implements UploadStream {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    try {
-      this.#take(chunk);
-    } catch (err) {
-      return cb(toVfsError(err));
-    }
-    cb();
+    this.#writeAll([chunk], cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    try {
-      for (const { chunk } of chunks) this.#take(chunk);
-    } catch (err) {
-      return cb(toVfsError(err));
-    }
-    cb();
+    this.#writeAll(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
+  }
+
+  /**
+   * Stores `list`, giving the event loop a turn after each batch written. The database writes are synchronous: a
+   * write that called back at once would let the sender hand over the next data in the same turn, for as long as
+   * data keeps arriving (a socket's read loop handed over tens of MiB at a time, holding every other session for
+   * 80–600 ms during a fast upload). While the checkpointer catches up ({@link Internals.walRoom}) the data waits
+   * here, and the client behind it (TCP's window). An upload discarded or destroyed meanwhile stores nothing more.
+   */
+  #writeAll(list: Uint8Array[], cb: (err?: Error | null) => void): void {
+    let i = 0;
+    let off = 0;
+    const step = (): void => {
+      if (this.#done || this.destroyed) return cb();
+      const wait = this.#in.walRoom();
+      if (wait !== undefined) {
+        void wait.then(step);
+        return;
+      }
+      try {
+        while (i < list.length) {
+          const data = list[i]!;
+          off = this.#takeSome(data, off);
+          if (off >= data.length) {
+            i++;
+            off = 0;
+          }
+          if (this.#wroteBatch) {
+            this.#wroteBatch = false;
+            setImmediate(step);
+            return;
+          }
+        }
+      } catch (err) {
+        return cb(toVfsError(err));
+      }
+      cb();
+    };
+    step();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -686,6 +740,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
   #queued = new Set<number>();
   #liveUploads = new Set<number>();
   #sweeper: NodeJS.Timeout | undefined;
+  /** Checkpoints a database file's WAL off the event loop's thread; undefined in memory (see {@link WalCheckpointer}). */
+  #wal: WalCheckpointer | undefined;
   #internals: Internals;
   #tempCounter = 0;
 
@@ -701,8 +757,17 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     if (!Number.isSafeInteger(batch) || batch < 1) throw new VfsError('EINVAL', 'EINVAL: batchChunks must be a positive integer');
     try {
       const { DatabaseSync: Database } = sqlite();
-      this.#db = new Database(filename, { timeout: options.busyTimeout ?? 5000 });
-      this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+      const busyTimeout = options.busyTimeout ?? 5000;
+      this.#db = new Database(filename, { timeout: busyTimeout });
+      const mode = this.#db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string } | undefined;
+      this.#db.exec('PRAGMA synchronous = NORMAL;');
+      if (mode?.journal_mode === 'wal' && filename !== ':memory:' && filename !== '') {
+        // Checkpoints run on a worker's connection; should it fail, this connection checkpoints by itself again.
+        this.#wal = new WalCheckpointer(filename, busyTimeout, () => {
+          if (this.#db.isOpen) this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+        });
+        this.#db.exec('PRAGMA wal_autocheckpoint = 0');
+      }
       this.#db.exec(`
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
         CREATE TABLE IF NOT EXISTS nodes (
@@ -767,7 +832,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       batchChunks: batch,
       db: this.#db,
       st: this.#st,
-      tx: (fn) => this.#tx(fn),
+      tx: (fn, walBytes) => this.#tx(fn, walBytes),
+      walRoom: () => this.#wal?.room(),
       addReader: (id) => this.#readers.set(id, (this.#readers.get(id) ?? 0) + 1),
       removeReader: (id) => this.#removeReader(id),
       removeFile: (id, size) => this.#removeFile(id, size),
@@ -792,19 +858,30 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     return false;
   }
 
+  /**
+   * Checkpoints of the database file's WAL run so far by the provider's checkpoint thread (see the README); undefined
+   * for an in-memory database, which has no WAL.
+   */
+  get walCheckpoints(): number | undefined {
+    return this.#wal?.checkpoints;
+  }
+
   /** Closes the database. Later calls fail. */
   close(): void {
     clearInterval(this.#sweeper);
+    this.#wal?.close();
     if (this.#db.isOpen) this.#db.close();
   }
 
   // ---------------------------------------------------------------- helpers
 
-  #tx<T>(fn: () => T): T {
+  #tx<T>(fn: () => T, walBytes = 0): T {
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       const r = fn();
       this.#db.exec('COMMIT');
+      // At least a page or two: a transaction of small changes still adds frames to the WAL.
+      this.#wal?.committed(walBytes + 8192);
       return r;
     } catch (err) {
       try {
