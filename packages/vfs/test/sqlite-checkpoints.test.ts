@@ -171,7 +171,7 @@ describe('SqliteProvider: uploads give the event loop a turn after each batch', 
     try {
       const ws = await openWriteStream(p, '/gone.bin');
       ws.write(Buffer.alloc(8 * MiB, 1)); // its batches go one a turn
-      ws.transferError(new Error('client went away'));
+      ws.transferError!(new Error('client went away'));
       await new Promise((r) => setTimeout(r, 50));
       const db = new DatabaseSync(file, { readOnly: true });
       try {
