@@ -4,6 +4,7 @@ import pg from 'pg';
 import mysql from 'mysql2';
 import type { Pool as MysqlPool } from 'mysql2';
 import type { DatabaseSync } from 'node:sqlite';
+import { WalCheckpointer } from '@ftp/vfs';
 import type { Database } from './schema.js';
 import { loadSqlite, NodeSqliteDatabase } from './sqlite-adapter.js';
 
@@ -18,6 +19,11 @@ export interface Connection {
   where: string;
   /** Whether {@link close} ends the pool (false for an instance the caller owns). */
   owned: boolean;
+  /**
+   * SQLite database files the driver opened: undefined when uploads may write now, else a promise of when they may
+   * (the WAL's checkpointer is catching up; see `openSqlite`).
+   */
+  walRoom?: () => Promise<void> | undefined;
 }
 
 /** How long the driver's pg pool waits for a new connection before the query fails (ms). */
@@ -82,19 +88,31 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
-/** Opens a SQLite database for the driver: WAL for a file (readers do not block the writer), a busy timeout. */
-export function openSqlite(filename: string, busyTimeout = 5000): DatabaseSync {
+/**
+ * Opens a SQLite database for the driver: WAL for a file (readers do not block the writer), a busy timeout, and
+ * the WAL's checkpoints on a worker thread (`@ftp/vfs`'s {@link WalCheckpointer}): node:sqlite runs on the event
+ * loop's thread, and a connection's automatic checkpoint copies the WAL into the database file and fsyncs both
+ * inside the commit that crosses ~4 MB. Should the worker fail, the connection checkpoints by itself again.
+ */
+export function openSqlite(filename: string, busyTimeout = 5000): NodeSqliteDatabase {
   const { DatabaseSync: Db } = loadSqlite();
   const db = new Db(filename, { timeout: busyTimeout });
-  if (filename !== ':memory:') db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
-  return db;
+  if (filename === ':memory:' || filename === '') return new NodeSqliteDatabase(db);
+  const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string } | undefined;
+  db.exec('PRAGMA synchronous = NORMAL;');
+  if (mode?.journal_mode !== 'wal') return new NodeSqliteDatabase(db);
+  const wal = new WalCheckpointer(filename, busyTimeout, () => {
+    if (db.isOpen) db.exec('PRAGMA wal_autocheckpoint = 1000');
+  });
+  db.exec('PRAGMA wal_autocheckpoint = 0');
+  return new NodeSqliteDatabase(db, wal);
 }
 
 /**
  * The Kysely dialect of a URL, with its pool (pg.Pool, mysql2 pool) or SQLite database. Nothing connects yet:
  * the first query does.
  */
-export function createDialect(url: string, options: PoolOptions = {}): { name: DialectName; dialect: Dialect } {
+export function createDialect(url: string, options: PoolOptions = {}): { name: DialectName; dialect: Dialect; walRoom?: () => Promise<void> | undefined } {
   const name = dialectOfUrl(url);
   const size = options.poolSize ?? 10;
   if (name === 'postgres') {
@@ -118,14 +136,16 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
   }
   const filename = sqliteFilename(url);
   const busyTimeout = options.busyTimeout;
+  let opened: NodeSqliteDatabase | undefined;
   // One connection (Kysely serialises its use): node:sqlite is synchronous, a second one would not add throughput.
-  return { name, dialect: new ImmediateSqliteDialect({ database: async () => new NodeSqliteDatabase(openSqlite(filename, busyTimeout)) }) };
+  const dialect = new ImmediateSqliteDialect({ database: async () => (opened = openSqlite(filename, busyTimeout)) });
+  return { name, dialect, walRoom: () => opened?.walRoom() };
 }
 
 /** Builds the Kysely instance (and pool) of a URL. */
 export function connectUrl(url: string, options: PoolOptions = {}): Connection {
-  const { name, dialect } = createDialect(url, options);
-  return { dialect: name, db: new Kysely<Database>({ dialect }), where: redactUrl(url), owned: true };
+  const { name, dialect, walRoom } = createDialect(url, options);
+  return { dialect: name, db: new Kysely<Database>({ dialect }), where: redactUrl(url), owned: true, walRoom };
 }
 
 /** An existing pool or database the caller owns (it is not closed by the provider). */

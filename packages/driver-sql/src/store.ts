@@ -31,6 +31,8 @@ export interface Store {
   available(q?: Kysely<Database>): Promise<number>;
   /** The quota, if any. */
   readonly quota: number | undefined;
+  /** SQLite database files: a promise while uploads should wait for the WAL's checkpointer (see `openSqlite`). */
+  readonly walRoom?: (() => Promise<void> | undefined) | undefined;
   /** @internal How uploads copy the kept part of a file (tests; default: see write-stream.ts). */
   readonly copyTuning?: CopyTuning | undefined;
 }

@@ -102,8 +102,7 @@ export class WalCheckpointer {
   #held = 0;
   #waiters: (() => void)[] = [];
   #waitRounds = 0;
-  /** Checkpoints the worker reported (for tests and diagnostics). */
-  checkpoints = 0;
+  #checkpoints = 0;
 
   /**
    * @param filename the database file (not `:memory:`: an in-memory database has no WAL).
@@ -113,6 +112,11 @@ export class WalCheckpointer {
     this.#filename = filename;
     this.#busyTimeout = busyTimeout;
     this.#onFailure = onFailure;
+  }
+
+  /** Checkpoints the worker has run. */
+  get checkpoints(): number {
+    return this.#checkpoints;
   }
 
   /** Whether writers are asked to wait: more than {@link WAL_HOLD_BYTES} held, and the worker working. */
@@ -185,7 +189,7 @@ export class WalCheckpointer {
   #onMessage(m: Outcome | { error: string }): void {
     if ('error' in m) return this.#fail(m.error);
     this.#asking = false;
-    this.checkpoints++;
+    this.#checkpoints++;
     // Everything in the WAL is in the database file and nothing was written since: the next write starts it over.
     if (m.busy === 0 && m.log === m.checkpointed && this.#commits === this.#commitsAtAsk) this.#held = this.#sinceAsk = 0;
     if (!this.holding) {
