@@ -4,12 +4,17 @@ import type { Internals } from './content.js';
 import { RELEASE_LEASE, RENEW_LEASE } from './scripts.js';
 
 /**
- * Length of a reader's lease: 60 s, renewed every 20 s. Long enough that two renewals can fail (a Redis failover, a
- * command timing out at the driver's 30 s `commandTimeout`, a long GC pause) before the lease lapses; short enough
- * that the lease of a process that died stops protecting deleted content within a minute. The renewal is one small
- * script call per 20 s of a download, whatever its speed (a 1 GiB RETR at 200 MiB/s renews none).
+ * Length of a reader's lease: 60 s, renewed every quarter of it (15 s). A renewal that fails is tried again at the
+ * next tick, and one that hangs (a frozen Redis answers only at the driver's 30 s `commandTimeout`) does not hold
+ * back the next one, so two renewals can fail or hang (a failover, a long GC pause) and the third still lands 15 s
+ * before the lease lapses; short enough that the lease of a process that died stops protecting deleted content
+ * within a minute. The renewal is one small script call per 15 s of a download, whatever its speed (a 1 GiB RETR
+ * at 200 MiB/s renews none).
  */
 export const READER_LEASE_MS = 60_000;
+
+/** The longest lease accepted: its renewal interval must fit a timer (Node's limit is 2^31 − 1 ms). */
+export const MAX_READER_LEASE_MS = 4 * (2 ** 31 - 1);
 
 /** This process's part of reader ids: ids must be unique across every server sharing the filesystem. */
 const PROCESS_ID = randomBytes(6).toString('base64url');
@@ -31,31 +36,33 @@ export class ReaderLease {
   readonly #fs: Internals;
   readonly #args: readonly (string | number)[];
   readonly #timer: NodeJS.Timeout;
-  #renewing = false;
+  /** Renewals sent and not yet answered: a release waits for them, or one landing after it would revive the lease. */
+  readonly #renewals = new Set<Promise<unknown>>();
   #released: Promise<void> | undefined;
 
   /** @param id the reader id OPEN_READ registered the lease under. */
   constructor(fs: Internals, ino: number, id: string) {
     this.#fs = fs;
     this.#args = [fs.keys.tag, ino, id];
-    this.#timer = setInterval(() => this.#renew(), Math.max(1, Math.floor(fs.leaseMs / 3)));
+    this.#timer = setInterval(() => this.#renew(), Math.max(1, Math.floor(fs.leaseMs / 4)));
     // A lease never keeps the process alive: when it exits, the lease expires by itself.
     this.#timer.unref();
   }
 
   #renew(): void {
-    if (this.#renewing || this.#released !== undefined) return;
-    this.#renewing = true;
-    evalScript(this.#fs.client, RENEW_LEASE, [this.#fs.keys.route], [...this.#args, this.#fs.leaseMs])
-      .then(
-        (reply) => {
-          // The content is gone (deleted while the lease had lapsed): nothing left to renew for.
-          if (Array.isArray(reply) && Number(reply[1]) === 0) clearInterval(this.#timer);
-        },
-        // Redis unreachable: the next tick tries again, and the lease outlasts two failed renewals.
-        () => undefined,
-      )
-      .finally(() => (this.#renewing = false));
+    if (this.#released !== undefined) return;
+    // Each tick sends its own renewal, even while an earlier one hangs: a late answer renews nothing that a later one
+    // has not (ZADD sets the member's expiry from the Redis clock at that moment).
+    const renewal = evalScript(this.#fs.client, RENEW_LEASE, [this.#fs.keys.route], [...this.#args, this.#fs.leaseMs]).then(
+      (reply) => {
+        // The content is gone (deleted while the lease had lapsed): nothing left to renew for.
+        if (Array.isArray(reply) && Number(reply[1]) === 0) clearInterval(this.#timer);
+      },
+      // Redis unreachable: the next tick tries again.
+      () => undefined,
+    );
+    this.#renewals.add(renewal);
+    void renewal.finally(() => this.#renewals.delete(renewal));
   }
 
   /**
@@ -65,6 +72,8 @@ export class ReaderLease {
   release(): Promise<void> {
     this.#released ??= (async () => {
       clearInterval(this.#timer);
+      // A renewal answered after the release would add the member back (with a full lease nobody renews or ends).
+      await Promise.all(this.#renewals);
       try {
         await evalScript(this.#fs.client, RELEASE_LEASE, [this.#fs.keys.route], this.#args);
       } catch {

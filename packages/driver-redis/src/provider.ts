@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
+import { attachFileSize, checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
@@ -10,7 +10,7 @@ import { RedisFileHandle } from './file-handle.js';
 import { Keys } from './keys.js';
 import { LIST_PAGE_SIZE, pagedSlices, pageOf } from './list-slices.js';
 import type { ListPage } from './list-slices.js';
-import { READER_LEASE_MS, ReaderLease, newReaderId } from './lease.js';
+import { MAX_READER_LEASE_MS, READER_LEASE_MS, ReaderLease, newReaderId } from './lease.js';
 import { RedisReadStream } from './read-stream.js';
 import { COMMIT, INIT, LIST, LIST_PAGE, MEMORY_INFO, MKDIR, OPEN_READ, PREPARE, RENAME, RMDIR, SETATTR, STAT, SYMLINK, UNLINK } from './scripts.js';
 import type { LuaScript } from './scripts.js';
@@ -124,6 +124,7 @@ export class RedisProvider implements FsProvider {
       if (!(Number.isSafeInteger(this.#options[k]) && this.#options[k] > 0)) throw new RangeError(`${k} must be a positive integer`);
     }
     if (!(Number.isSafeInteger(this.#options.gracePeriodMs) && this.#options.gracePeriodMs >= 0)) throw new RangeError('gracePeriodMs must be an integer >= 0');
+    if (this.#options.readerLeaseMs > MAX_READER_LEASE_MS) throw new RangeError(`readerLeaseMs must be at most ${MAX_READER_LEASE_MS}`);
     this.keys = new Keys(this.#options.prefix);
   }
 
@@ -316,7 +317,8 @@ export class RedisProvider implements FsProvider {
     const fs = await this.#init();
     const id = lease && fs.leaseMs > 0 ? newReaderId() : '';
     const reply = await this.#run(OPEN_READ, 'open', [path], [id, fs.leaseMs]);
-    return { fs, reply, lease: id === '' ? undefined : new ReaderLease(fs, num(reply[0], 0), id) };
+    // OPEN_READ takes no lease on an empty file (nothing to keep): answered by a size of 0.
+    return { fs, reply, lease: id === '' || num(reply[1], 0) === 0 ? undefined : new ReaderLease(fs, num(reply[0], 0), id) };
   }
 
   /** A download of one version of the file, chunk by chunk (`end` inclusive), holding a reader's lease on it. */
@@ -327,7 +329,9 @@ export class RedisProvider implements FsProvider {
     const { fs, reply, lease } = await this.#openRead(path, !empty);
     const total = num(reply[1], 0);
     const end = Math.min(total, options.end === undefined ? Infinity : options.end + 1);
-    return new RedisReadStream(fs, num(reply[0], 0), Math.min(options.start ?? 0, end), end, lease);
+    // The size of the version this stream reads: the server's 150 reply needs no STAT of its own (which could see a
+    // newer version).
+    return attachFileSize(new RedisReadStream(fs, num(reply[0], 0), Math.min(options.start ?? 0, end), end, lease), total);
   }
 
   /**

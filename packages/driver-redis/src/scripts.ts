@@ -321,8 +321,9 @@ local r, e = resolve(1, ARGV[2], true)
 if e then return e end
 if not r.ino then return {'ENOENT'} end
 if r.t == 'd' then return {'EISDIR'} end
-if ARGV[3] ~= '' then lease(r.ino, ARGV[3], ARGV[4]) end
 local f = redis.call('HMGET', ik(r.ino), 's', 'o', 'm')
+-- An empty file has no content to keep: no lease (the caller takes none either, told by the size).
+if ARGV[3] ~= '' and (tonumber(f[1]) or 0) > 0 then lease(r.ino, ARGV[3], ARGV[4]) end
 return {'OK', r.ino, f[1], f[2], f[3]}
 `,
 );
