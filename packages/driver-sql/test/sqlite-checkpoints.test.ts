@@ -1,4 +1,6 @@
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +55,7 @@ async function turnsDuring(work: () => Promise<void>): Promise<number> {
   return turns;
 }
 
-describe('SqlProvider on SQLite: the event loop stays free during uploads', () => {
+describe('SqlProvider on SQLite: the event loop stays free during uploads and downloads', () => {
   it("a database file: its connection's automatic checkpoints off (a worker checkpoints), the WAL bounded, every byte kept", async () => {
     const exec = vi.spyOn(DatabaseSync.prototype, 'exec');
     const file = dbFile();
@@ -91,6 +93,29 @@ describe('SqlProvider on SQLite: the event loop stays free during uploads', () =
         });
         expect(turns).toBeGreaterThanOrEqual(15);
         await expectBlocks(p, '/one.bin', 16);
+      } finally {
+        await p.close();
+      }
+    });
+  }
+
+  for (const where of ['memory', 'file'] as const) {
+    it(`${where}: a download gives the event loop a turn per 1 MiB batch read`, async () => {
+      const p = new SqlProvider({ connection: where === 'memory' ? 'sqlite::memory:' : `sqlite:${dbFile()}` });
+      try {
+        await p.migrate();
+        await upload(p, '/f.bin', 16);
+        let bytes = 0;
+        // A consumer that takes every chunk at once, as a socket with room does.
+        const sink = new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            bytes += chunk.length;
+            cb();
+          },
+        });
+        const turns = await turnsDuring(async () => pipeline(await p.createReadStream('/f.bin'), sink));
+        expect(bytes).toBe(16 * MiB);
+        expect(turns).toBeGreaterThanOrEqual(15);
       } finally {
         await p.close();
       }

@@ -1,4 +1,6 @@
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,7 +122,7 @@ describe('SqliteProvider: WAL checkpoints off the event loop', () => {
   });
 });
 
-describe('SqliteProvider: uploads give the event loop a turn after each batch', () => {
+describe('SqliteProvider: uploads and downloads give the event loop a turn per MiB', () => {
   /** Event-loop turns (setImmediate ticks) while `work` runs. */
   async function turnsDuring(work: () => Promise<void>): Promise<number> {
     let turns = 0;
@@ -159,6 +161,33 @@ describe('SqliteProvider: uploads give the event loop a turn after each batch', 
         expect(many).toBeGreaterThanOrEqual(15);
         expectBlocks(await readBack(p, '/one.bin'), 16);
         expectBlocks(await readBack(p, '/many.bin'), 16);
+      } finally {
+        p.close();
+      }
+    });
+  }
+
+  for (const where of ['memory', 'file'] as const) {
+    it(`a download in ${where} gives the event loop a turn per 1 MiB read, one turn at a time`, async () => {
+      const p = where === 'memory' ? new SqliteProvider() : new SqliteProvider(dbFile());
+      try {
+        await upload(p, '/f.bin', 16);
+        let bytes = 0;
+        // A consumer that takes every chunk at once, as a socket with room does (and reads again inside push).
+        const sink = new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            bytes += chunk.length;
+            cb();
+          },
+        });
+        const immediate = vi.spyOn(globalThis, 'setImmediate');
+        const turns = await turnsDuring(async () => pipeline(await openReadStream(p, '/f.bin'), sink));
+        // The ticker's own calls are one per turn (and its first); the rest are the stream's.
+        const byStream = immediate.mock.calls.length - turns - 1;
+        expect(bytes).toBe(16 * MiB);
+        expect(turns).toBeGreaterThanOrEqual(15);
+        expect(byStream).toBeGreaterThanOrEqual(15);
+        expect(byStream).toBeLessThanOrEqual(16);
       } finally {
         p.close();
       }
