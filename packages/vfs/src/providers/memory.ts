@@ -5,6 +5,7 @@ import { fsError, VfsError } from '../errors.js';
 import { basename, dirname, isInside, normalizePath, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
 import { SyncBackedProvider } from './sync-backed.js';
+import { ReadTurns } from './read-turns.js';
 import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { OpenFlags } from '../stats.js';
@@ -283,6 +284,7 @@ class MemoryReadStream extends Readable {
   #pos: number;
   #end: number;
   #index: number;
+  readonly #turns = new ReadTurns();
 
   constructor(snap: Snapshot, start: number, endInclusive: number | undefined) {
     super({ highWaterMark: TRANSFER_CHUNK_SIZE });
@@ -293,11 +295,13 @@ class MemoryReadStream extends Readable {
   }
 
   override _read(): void {
+    if (this.#turns.waiting) return;
     for (;;) {
       if (this.#pos >= this.#end) {
         this.push(null);
         return;
       }
+      if (this.#turns.due(() => !this.destroyed && this._read())) return;
       const part = this.#snap.parts[this.#index] as Buffer;
       const partEnd = this.#snap.ends[this.#index] as number;
       const partStart = partEnd - part.length;
@@ -305,7 +309,10 @@ class MemoryReadStream extends Readable {
       const b = Math.min(part.length, this.#end - partStart, a + TRANSFER_CHUNK_SIZE);
       this.#pos = partStart + b;
       if (b === part.length) this.#index++;
+      this.#turns.count(b - a);
       if (!this.push(a === 0 && b === part.length ? part : part.subarray(a, b))) return;
+      // A read inside that push may have begun the wait for a turn (see ReadTurns).
+      if (this.#turns.waiting) return;
     }
   }
 }

@@ -10,6 +10,7 @@ import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, 
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { NodeKind, OpenFlags } from '../stats.js';
 import { checkStreamOptions } from '../streams.js';
+import { ReadTurns } from './read-turns.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 
 /**
@@ -34,12 +35,6 @@ const MAX_SYMLINK_HOPS = 40;
  */
 const STALE_MS = 24 * 3600 * 1000;
 const SWEEP_EVERY_MS = 3600 * 1000;
-/**
- * A download gives the event loop a turn after reading this much. Its reads are synchronous, and a consumer that
- * takes each chunk at once (a socket with room) asks for the next in the same turn: a 1 GiB RETR held every other
- * session for 200–440 ms at a time.
- */
-const READ_TURN_BYTES = 1024 * 1024;
 /** Tries of a batch that fails (SQLITE_BUSY from another process, say) before its file is left to the sweep. */
 const RECLAIM_TRIES = 3;
 
@@ -193,10 +188,7 @@ class SqliteReadStream extends Readable {
   #end: number;
   #in: Internals;
   #released = false;
-  /** Bytes read since the event loop last had a turn (see {@link READ_TURN_BYTES}). */
-  #sinceTurn = 0;
-  /** Waiting for that turn: reads asked for meanwhile (a consumer reading inside `push`) wait with it. */
-  #waiting = false;
+  readonly #turns = new ReadTurns();
 
   constructor(internals: Internals, row: Row, start: number, endInclusive: number | undefined) {
     super({ highWaterMark: internals.chunkSize });
@@ -208,19 +200,11 @@ class SqliteReadStream extends Readable {
   }
 
   override _read(): void {
-    if (this.#waiting) return;
+    if (this.#turns.waiting) return;
     try {
       const cs = this.#in.chunkSize;
       while (this.#pos < this.#end) {
-        if (this.#sinceTurn >= READ_TURN_BYTES) {
-          this.#sinceTurn = 0;
-          this.#waiting = true;
-          setImmediate(() => {
-            this.#waiting = false;
-            if (!this.destroyed) this._read();
-          });
-          return;
-        }
+        if (this.#turns.due(() => !this.destroyed && this._read())) return;
         const seq = Math.floor(this.#pos / cs);
         const r = this.#in.st.getChunk.get(this.#id, seq);
         if (r === undefined) throw new VfsError('EIO', `EIO: chunk ${seq} of a file is missing`);
@@ -229,10 +213,10 @@ class SqliteReadStream extends Readable {
         const b = Math.min(chunk.length, this.#end - seq * cs);
         if (b <= a) throw new VfsError('EIO', `EIO: chunk ${seq} of a file is short`);
         this.#pos = seq * cs + b;
-        this.#sinceTurn += b - a;
+        this.#turns.count(b - a);
         if (!this.push(a === 0 && b === chunk.length ? chunk : chunk.subarray(a, b))) return;
         // A read inside that push (a consumer that takes the chunk at once) may have begun the wait for a turn.
-        if (this.#waiting) return;
+        if (this.#turns.waiting) return;
       }
       this.push(null);
     } catch (err) {
