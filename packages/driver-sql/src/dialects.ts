@@ -5,6 +5,7 @@ import mysql from 'mysql2';
 import type { Pool as MysqlPool } from 'mysql2';
 import type { DatabaseSync } from 'node:sqlite';
 import { WalCheckpointer } from '@ftp/vfs';
+import type { CheckpointOutcome } from '@ftp/vfs';
 import type { Database } from './schema.js';
 import { loadSqlite, NodeSqliteDatabase } from './sqlite-adapter.js';
 
@@ -101,8 +102,11 @@ export function openSqlite(filename: string, busyTimeout = 5000): NodeSqliteData
   const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string } | undefined;
   db.exec('PRAGMA synchronous = NORMAL;');
   if (mode?.journal_mode !== 'wal') return new NodeSqliteDatabase(db);
-  const wal = new WalCheckpointer(filename, busyTimeout, () => {
-    if (db.isOpen) db.exec('PRAGMA wal_autocheckpoint = 1000');
+  const wal = new WalCheckpointer(filename, busyTimeout, {
+    onFailure: () => {
+      if (db.isOpen) db.exec('PRAGMA wal_autocheckpoint = 1000');
+    },
+    catchUp: () => db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as unknown as CheckpointOutcome,
   });
   db.exec('PRAGMA wal_autocheckpoint = 0');
   return new NodeSqliteDatabase(db, wal);

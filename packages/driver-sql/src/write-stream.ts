@@ -184,6 +184,9 @@ export class SqlWriteStream extends Writable implements UploadStream {
     await turn();
     for (let from = 0; from < whole; ) {
       if (this.#stopped) return;
+      // SQLite: the copy's rows go through the WAL like an upload's (see openSqlite).
+      await this.#s.walRoom?.();
+      if (this.#stopped) return;
       const to = Math.min(whole, from + rows);
       const t0 = performance.now();
       const copied = await this.#s.tx(async (trx) => {

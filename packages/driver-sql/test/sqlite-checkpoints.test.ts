@@ -80,6 +80,36 @@ describe('SqlProvider on SQLite: the event loop stays free during uploads and do
     }
   });
 
+  it('a database file: the WAL stays bounded through an APPE copying 64 MiB and through many uploads under 1 MiB', async () => {
+    const file = dbFile();
+    const p = new SqlProvider({ connection: `sqlite:${file}` });
+    const walSize = (): number => fs.statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    try {
+      await p.migrate();
+      await upload(p, '/big.bin', 64);
+      let most = 0;
+      const sampler = setInterval(() => (most = Math.max(most, walSize())), 5);
+      try {
+        const ws = await p.createWriteStream('/big.bin', { append: true });
+        ws.end(Buffer.alloc(1000, 1));
+        await once(ws, 'finish');
+        const body = Buffer.alloc(960 * 1024, 9);
+        for (let i = 0; i < 120; i++) {
+          const small = await p.createWriteStream(`/s${i % 8}.bin`);
+          small.end(body);
+          await once(small, 'finish');
+          most = Math.max(most, walSize());
+        }
+      } finally {
+        clearInterval(sampler);
+      }
+      expect(most).toBeLessThan(WAL_HOLD_BYTES + 16 * MiB);
+      expect((await p.stat('/big.bin')).size).toBe(64 * MiB + 1000);
+    } finally {
+      await p.close();
+    }
+  });
+
   for (const where of ['memory', 'file'] as const) {
     it(`${where}: one write of 16 MiB gives the event loop a turn per 1 MiB batch`, async () => {
       const p = new SqlProvider({ connection: where === 'memory' ? 'sqlite::memory:' : `sqlite:${dbFile()}` });

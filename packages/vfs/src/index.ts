@@ -11,6 +11,7 @@ export * from './providers/local.js';
 export { releaseClaimsOf, shareFileClaims } from './providers/shared-claims.js';
 export * from './providers/sqlite.js';
 export { WalCheckpointer, WAL_HOLD_BYTES } from './providers/sqlite-checkpointer.js';
+export type { CheckpointOutcome, WalCheckpointerHooks } from './providers/sqlite-checkpointer.js';
 export * from './wrappers/read-only.js';
 export * from './wrappers/scoped.js';
 export * from './wrappers/mounts.js';

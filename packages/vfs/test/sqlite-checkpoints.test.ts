@@ -8,6 +8,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryProvider, openReadStream, openWriteStream, SqliteProvider } from '../src/index.js';
 import { WAL_HOLD_BYTES, WalCheckpointer } from '../src/providers/sqlite-checkpointer.js';
+import type { CheckpointOutcome, WalCheckpointerHooks } from '../src/providers/sqlite-checkpointer.js';
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'ftp-vfs-sqlite-ckpt-'));
 let n = 0;
@@ -112,6 +113,45 @@ describe('SqliteProvider: WAL checkpoints off the event loop', () => {
     expect(fs.existsSync(sub)).toBe(false);
   });
 
+  it('keeps the WAL bounded through many uploads under a batch (960 KiB each)', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file);
+    try {
+      const body = Buffer.alloc(960 * 1024, 9);
+      let most = 0;
+      for (let i = 0; i < 160; i++) {
+        const ws = await openWriteStream(p, `/s${i % 8}.bin`);
+        ws.end(body);
+        await once(ws, 'finish');
+        most = Math.max(most, walSize(file));
+      }
+      // 150 MiB went through the WAL: without the checkpointer's own count it never started over.
+      expect(most).toBeLessThan(WAL_HOLD_BYTES + 16 * MiB);
+    } finally {
+      p.close();
+    }
+  });
+
+  it('keeps the WAL bounded through changes that never wait (20,000 MKD and RMD)', async () => {
+    const file = dbFile();
+    const p = new SqliteProvider(file);
+    try {
+      let most = 0;
+      for (let i = 0; i < 10_000; i++) {
+        await p.mkdir(`/d${i}`);
+        await p.rmdir(`/d${i}`);
+        // The worker answers between two commands, as it would between two FTP commands.
+        if (i % 100 === 99) {
+          await new Promise((r) => setTimeout(r, 1));
+          most = Math.max(most, walSize(file));
+        }
+      }
+      expect(most).toBeLessThan(WAL_HOLD_BYTES + 16 * MiB);
+    } finally {
+      p.close();
+    }
+  });
+
   it('an in-memory database has no checkpointer', () => {
     const p = new SqliteProvider();
     try {
@@ -214,6 +254,14 @@ describe('SqliteProvider: uploads and downloads give the event loop a turn per M
   });
 });
 
+/** The hooks of a connection that writes `db`. */
+function hooks(db: DatabaseSync): WalCheckpointerHooks {
+  return {
+    onFailure: () => undefined,
+    catchUp: () => db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as unknown as CheckpointOutcome,
+  };
+}
+
 describe('WalCheckpointer', () => {
   function walDatabase(file: string): DatabaseSync {
     const db = new DatabaseSync(file);
@@ -224,7 +272,7 @@ describe('WalCheckpointer', () => {
   it('asks writers to wait past the hold, and lets them go once a checkpoint has caught up', async () => {
     const file = dbFile();
     const db = walDatabase(file);
-    const ck = new WalCheckpointer(file, 1000, () => undefined);
+    const ck = new WalCheckpointer(file, 1000, hooks(db));
     try {
       const insert = db.prepare('INSERT INTO t VALUES (?)');
       for (let i = 0; i < 8; i++) insert.run(Buffer.alloc(MiB));
@@ -246,7 +294,7 @@ describe('WalCheckpointer', () => {
 
   it('reports a worker that cannot open the database once, and then never holds writers', async () => {
     const failures: string[] = [];
-    const ck = new WalCheckpointer(join(dir, 'no-such-folder', 'x.db'), 1000, (reason) => failures.push(reason));
+    const ck = new WalCheckpointer(join(dir, 'no-such-folder', 'x.db'), 1000, { onFailure: (reason) => failures.push(reason), catchUp: () => ({ busy: 1, log: 0, checkpointed: 0 }) });
     ck.committed(WAL_HOLD_BYTES);
     const wait = ck.room();
     expect(wait).toBeInstanceOf(Promise);
@@ -259,10 +307,21 @@ describe('WalCheckpointer', () => {
     ck.close();
   });
 
+  it('close() returns at once when the worker ended before its failure was heard', () => {
+    const ck = new WalCheckpointer(join(dir, 'no-such-folder', 'y.db'), 1000, { onFailure: () => undefined, catchUp: () => ({ busy: 1, log: 0, checkpointed: 0 }) });
+    ck.committed(WAL_HOLD_BYTES);
+    // The thread stays busy, so the worker's error message is not handled before close().
+    const until = Date.now() + 500;
+    while (Date.now() < until);
+    const t0 = Date.now();
+    ck.close();
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
   it('lets waiting writers go when closed', async () => {
     const file = dbFile();
     const db = walDatabase(file);
-    const ck = new WalCheckpointer(file, 1000, () => undefined);
+    const ck = new WalCheckpointer(file, 1000, hooks(db));
     ck.committed(WAL_HOLD_BYTES);
     const wait = ck.room();
     ck.close();

@@ -7,6 +7,8 @@ import { Worker } from 'node:worker_threads';
 export const WAL_HOLD_BYTES = 32 * 1024 * 1024;
 /** Bytes committed since the last request after which the checkpointer is asked again (SQLite's own default, 1,000 pages). */
 const CHECKPOINT_EVERY_BYTES = 4 * 1024 * 1024;
+/** Or this many commits, whatever their reported size (small changes add a few pages each). */
+const CHECKPOINT_EVERY_COMMITS = 256;
 /** While writes go on, the worker also checkpoints this often, for writes made outside the provider's transactions. */
 const POLL_MS = 1000;
 /** How long `close()` waits for the worker to close its connection (it may be in the middle of a checkpoint). */
@@ -14,11 +16,27 @@ const CLOSE_WAIT_MS = 10_000;
 /** Rounds a wait for a complete checkpoint may take (other writes keep landing) before writers go on anyway. */
 const MAX_WAIT_ROUNDS = 50;
 
-/** A checkpoint's outcome: frames in the WAL, and how many of them are in the database file. */
-interface Outcome {
+/** A checkpoint's outcome (`PRAGMA wal_checkpoint`): frames in the WAL, and how many of them are in the database file. */
+export interface CheckpointOutcome {
   busy: number;
   log: number;
   checkpointed: number;
+}
+
+/** What the owner of the database's connection does for a {@link WalCheckpointer}. */
+export interface WalCheckpointerHooks {
+  /** Called once if the worker cannot run: turn the connection's automatic checkpoints back on. */
+  onFailure: (reason: string) => void;
+  /**
+   * Runs `PRAGMA wal_checkpoint(PASSIVE)` on the connection that writes. Asked only when the worker has just copied
+   * all it saw and the WAL is past {@link WAL_HOLD_BYTES}: it copies the few frames committed since (and fsyncs), so
+   * that the next write starts the WAL over, which commits that never wait (small changes) would otherwise put off.
+   */
+  catchUp: () => CheckpointOutcome;
+}
+
+interface Reply extends CheckpointOutcome {
+  pageSize: number;
 }
 
 /**
@@ -29,6 +47,11 @@ interface Outcome {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { DatabaseSync } = process.getBuiltinModule('node:sqlite');
+// Node 22 calls node:sqlite experimental: the warning once in the main thread is enough.
+process.removeAllListeners('warning');
+// close() in the main thread waits for this flag: set on every way out.
+const closed = () => { Atomics.store(workerData.closed, 0, 1); Atomics.notify(workerData.closed, 0); };
+process.on('exit', closed);
 let db;
 let timer;
 let last = -1;
@@ -40,6 +63,7 @@ try {
   process.exit(0);
 }
 const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+const pageSize = db.prepare('PRAGMA page_size').get().page_size;
 function run(reply) {
   clearTimeout(timer);
   let r;
@@ -49,7 +73,7 @@ function run(reply) {
     parentPort.postMessage({ error: String(err && err.message || err) });
     return;
   }
-  if (reply) parentPort.postMessage({ busy: r.busy, log: r.log, checkpointed: r.checkpointed });
+  if (reply) parentPort.postMessage({ busy: r.busy, log: r.log, checkpointed: r.checkpointed, pageSize });
   // Keep looking while the WAL changes: writes the provider did not report are checkpointed too.
   if (r.log !== last) timer = setTimeout(run, ${POLL_MS}, false);
   last = r.log;
@@ -59,8 +83,7 @@ parentPort.on('message', (m) => {
     clearTimeout(timer);
     try { db.close(); } catch {}
     // The provider's close() waits for this: nothing touches the files once it returns.
-    Atomics.store(workerData.closed, 0, 1);
-    Atomics.notify(workerData.closed, 0);
+    closed();
     parentPort.close();
     return;
   }
@@ -86,7 +109,7 @@ parentPort.on('message', (m) => {
 export class WalCheckpointer {
   readonly #filename: string;
   readonly #busyTimeout: number;
-  readonly #onFailure: (reason: string) => void;
+  readonly #hooks: WalCheckpointerHooks;
   #worker: Worker | undefined;
   /** Set to 1 by the worker once its connection is closed. */
   readonly #closedFlag = new Int32Array(new SharedArrayBuffer(4));
@@ -100,18 +123,20 @@ export class WalCheckpointer {
   #sinceAsk = 0;
   /** Bytes written since the WAL last could start over. */
   #held = 0;
+  /** Of those, what writers were let go with after {@link MAX_WAIT_ROUNDS} (a reader holds old frames): not held again. */
+  #floor = 0;
   #waiters: (() => void)[] = [];
   #waitRounds = 0;
   #checkpoints = 0;
 
   /**
    * @param filename the database file (not `:memory:`: an in-memory database has no WAL).
-   * @param onFailure called once if the worker cannot run: the caller turns automatic checkpoints back on.
+   * @param busyTimeout the worker connection's busy timeout (ms).
    */
-  constructor(filename: string, busyTimeout: number, onFailure: (reason: string) => void) {
+  constructor(filename: string, busyTimeout: number, hooks: WalCheckpointerHooks) {
     this.#filename = filename;
     this.#busyTimeout = busyTimeout;
-    this.#onFailure = onFailure;
+    this.#hooks = hooks;
   }
 
   /** Checkpoints the worker has run. */
@@ -121,7 +146,7 @@ export class WalCheckpointer {
 
   /** Whether writers are asked to wait: more than {@link WAL_HOLD_BYTES} held, and the worker working. */
   get holding(): boolean {
-    return this.#held >= WAL_HOLD_BYTES && !this.#failed && !this.#closed;
+    return this.#held - this.#floor >= WAL_HOLD_BYTES && !this.#failed && !this.#closed;
   }
 
   /** After a commit that wrote about `bytes` into the WAL. */
@@ -130,7 +155,7 @@ export class WalCheckpointer {
     this.#commits++;
     this.#held += bytes;
     this.#sinceAsk += bytes;
-    if (!this.#asking && (this.#sinceAsk >= CHECKPOINT_EVERY_BYTES || this.holding)) this.#ask();
+    if (!this.#asking && (this.#sinceAsk >= CHECKPOINT_EVERY_BYTES || this.#commits - this.#commitsAtAsk >= CHECKPOINT_EVERY_COMMITS || this.holding)) this.#ask();
   }
 
   /** Undefined when writers may go on now; else a promise that resolves when they may. Never rejects. */
@@ -173,7 +198,7 @@ export class WalCheckpointer {
         resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
       });
       w.unref();
-      w.on('message', (m: Outcome | { error: string }) => this.#onMessage(m));
+      w.on('message', (m: Reply | { error: string }) => this.#onMessage(m));
       w.on('error', (err) => this.#fail(err.message));
       w.on('exit', () => {
         if (!this.#closed) this.#fail('the checkpoint worker exited');
@@ -186,24 +211,40 @@ export class WalCheckpointer {
     }
   }
 
-  #onMessage(m: Outcome | { error: string }): void {
+  #onMessage(m: Reply | { error: string }): void {
     if ('error' in m) return this.#fail(m.error);
     this.#asking = false;
     this.#checkpoints++;
-    // Everything in the WAL is in the database file and nothing was written since: the next write starts it over.
-    if (m.busy === 0 && m.log === m.checkpointed && this.#commits === this.#commitsAtAsk) this.#held = this.#sinceAsk = 0;
+    if (this.#closed) return;
+    // The WAL's length as the worker saw it counts whatever was written, reported or not (changes made outside
+    // transactions, estimates short of the truth), and what was committed since comes on top.
+    this.#held = Math.max(this.#held, m.log * (m.pageSize + 24) + this.#sinceAsk);
+    if (m.busy === 0 && m.log === m.checkpointed) {
+      if (this.#commits === this.#commitsAtAsk) {
+        // Everything in the WAL is in the database file and nothing was written since: the next write starts it over.
+        this.#held = this.#sinceAsk = this.#floor = 0;
+      } else if (this.#held >= WAL_HOLD_BYTES) {
+        // Commits landed during the checkpoint, and writers that never wait (small changes) can keep that up for
+        // ever: the writing connection copies those few frames itself, so its next write starts the WAL over.
+        try {
+          const r = this.#hooks.catchUp();
+          if (r.busy === 0 && r.log === r.checkpointed) this.#held = this.#sinceAsk = this.#floor = 0;
+        } catch {
+          // Busy or closing: the next round tries again.
+        }
+      }
+    }
     if (!this.holding) {
       this.#waitRounds = 0;
       this.#release();
     } else if (++this.#waitRounds >= MAX_WAIT_ROUNDS) {
-      // Writes keep landing between checkpoints (or a reader holds old frames): let writers go rather than stall
-      // them for ever; the WAL grows until a quieter moment.
+      // A reader holds old frames, so no checkpoint can complete: let writers go rather than stall them for ever
+      // (nor ask the worker round after round); the WAL grows until the reader is done, held again past a new hold.
       this.#waitRounds = 0;
-      this.#held = 0;
+      this.#floor = this.#held;
       this.#release();
     }
-    if (this.#closed) return;
-    if (this.holding || this.#sinceAsk >= CHECKPOINT_EVERY_BYTES) this.#ask();
+    if (this.holding || this.#sinceAsk >= CHECKPOINT_EVERY_BYTES || this.#commits - this.#commitsAtAsk >= CHECKPOINT_EVERY_COMMITS) this.#ask();
   }
 
   #fail(reason: string): void {
@@ -214,7 +255,7 @@ export class WalCheckpointer {
     this.#worker = undefined;
     void w?.terminate();
     this.#release();
-    this.#onFailure(reason);
+    this.#hooks.onFailure(reason);
   }
 
   #release(): void {

@@ -12,6 +12,7 @@ import type { NodeKind, OpenFlags } from '../stats.js';
 import { checkStreamOptions } from '../streams.js';
 import { ReadTurns } from './read-turns.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
+import type { CheckpointOutcome } from './sqlite-checkpointer.js';
 
 /**
  * `node:sqlite`, loaded when the first provider is created: importing this package does not load it (it is
@@ -461,6 +462,8 @@ class SqliteWriteStream extends Writable implements UploadStream {
       return cb(this.#failed);
     }
     try {
+      // What this commit writes: the last chunks, for the checkpointer's count.
+      const last = this.#batch.length * this.#in.chunkSize + (this.#cur === null ? 0 : this.#curUsed);
       this.#in.tx(() => {
         if (this.#cur !== null && this.#curUsed > 0) this.#batch.push(this.#cur.subarray(0, this.#curUsed));
         this.#cur = null;
@@ -485,7 +488,7 @@ class SqliteWriteStream extends Writable implements UploadStream {
         if (Number(st.moveNode.run(this.#dirId, this.#name, this.#tempId).changes) !== 1) throw new VfsError('EIO', 'EIO: the upload was lost before it could be stored', { path: this.path });
         st.setSize.run(this.#size, now, this.#tempId);
         st.setMtime.run(now, this.#dirId);
-      });
+      }, last);
       this.#done = true;
       this.#in.liveUploads.delete(this.#tempId);
       cb();
@@ -770,8 +773,11 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       this.#db.exec('PRAGMA synchronous = NORMAL;');
       if (mode?.journal_mode === 'wal' && filename !== ':memory:' && filename !== '') {
         // Checkpoints run on a worker's connection; should it fail, this connection checkpoints by itself again.
-        this.#wal = new WalCheckpointer(filename, busyTimeout, () => {
-          if (this.#db.isOpen) this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+        this.#wal = new WalCheckpointer(filename, busyTimeout, {
+          onFailure: () => {
+            if (this.#db.isOpen) this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+          },
+          catchUp: () => this.#db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as unknown as CheckpointOutcome,
         });
         this.#db.exec('PRAGMA wal_autocheckpoint = 0');
       }
