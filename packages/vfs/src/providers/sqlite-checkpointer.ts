@@ -127,6 +127,8 @@ export class WalCheckpointer {
   #floor = 0;
   #waiters: (() => void)[] = [];
   #waitRounds = 0;
+  /** Complete checkpoints in a row, past the hold, with commits landing during each (see {@link #onMessage}). */
+  #writtenRounds = 0;
   #checkpoints = 0;
 
   /**
@@ -222,13 +224,14 @@ export class WalCheckpointer {
     if (m.busy === 0 && m.log === m.checkpointed) {
       if (this.#commits === this.#commitsAtAsk) {
         // Everything in the WAL is in the database file and nothing was written since: the next write starts it over.
-        this.#held = this.#sinceAsk = this.#floor = 0;
-      } else if (this.#held >= WAL_HOLD_BYTES) {
-        // Commits landed during the checkpoint, and writers that never wait (small changes) can keep that up for
-        // ever: the writing connection copies those few frames itself, so its next write starts the WAL over.
+        this.#held = this.#sinceAsk = this.#floor = this.#writtenRounds = 0;
+      } else if (this.#held >= WAL_HOLD_BYTES && ++this.#writtenRounds >= 2) {
+        // Commits landed during this checkpoint and the one before, while uploads already waited: writers that
+        // never wait (small changes) can keep that up for ever. The writing connection copies those few frames
+        // itself (its fsyncs are the cost, once per 32 MiB at most), so its next write starts the WAL over.
         try {
           const r = this.#hooks.catchUp();
-          if (r.busy === 0 && r.log === r.checkpointed) this.#held = this.#sinceAsk = this.#floor = 0;
+          if (r.busy === 0 && r.log === r.checkpointed) this.#held = this.#sinceAsk = this.#floor = this.#writtenRounds = 0;
         } catch {
           // Busy or closing: the next round tries again.
         }
