@@ -98,10 +98,12 @@ parentPort.on('message', (m) => {
  * the thread's time (a 1 GiB STOR left a second session's NOOPs unanswered for up to 0.6 s, 17 times over 100 ms).
  *
  * The provider's connection turns automatic checkpoints off and reports its commits here; a worker thread with its
- * own connection checkpoints passively (writers are never blocked by it). The WAL can only start over from its
- * beginning once everything in it is in the database file, so when more than {@link WAL_HOLD_BYTES} were written
- * since it last could, uploads wait ({@link room}) until a checkpoint has caught up with no write in between: the
- * WAL stays bounded, and the wait is a promise, not a held thread.
+ * own connection checkpoints passively (writers are never blocked by it) and reports the WAL's length. The WAL can
+ * only start over from its beginning once everything in it is in the database file, so past {@link WAL_HOLD_BYTES}
+ * uploads wait ({@link room}) until a checkpoint has caught up with no write in between: the wait is a promise, not
+ * a held thread. Writers that never wait (small changes) can land during every checkpoint: after two such rounds
+ * the writing connection copies the few frames since itself (`catchUp`), so its next write starts the WAL over. A
+ * reader holding old frames lets nothing complete: writers go on after {@link MAX_WAIT_ROUNDS} tries.
  *
  * The worker starts with the first reported commit (a database only read never starts one). If it cannot start or
  * fails, the connection's automatic checkpoints come back (`onFailure`) and nothing waits any more.
