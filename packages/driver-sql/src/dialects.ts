@@ -5,7 +5,6 @@ import mysql from 'mysql2';
 import type { Pool as MysqlPool } from 'mysql2';
 import type { DatabaseSync } from 'node:sqlite';
 import { WalCheckpointer } from '@ftp/vfs';
-import type { CheckpointOutcome } from '@ftp/vfs';
 import type { Database } from './schema.js';
 import { loadSqlite, NodeSqliteDatabase } from './sqlite-adapter.js';
 
@@ -98,17 +97,7 @@ class ImmediateSqliteDialect extends SqliteDialect {
 export function openSqlite(filename: string, busyTimeout = 5000): NodeSqliteDatabase {
   const { DatabaseSync: Db } = loadSqlite();
   const db = new Db(filename, { timeout: busyTimeout });
-  if (filename === ':memory:' || filename === '') return new NodeSqliteDatabase(db);
-  const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string } | undefined;
-  db.exec('PRAGMA synchronous = NORMAL;');
-  if (mode?.journal_mode !== 'wal') return new NodeSqliteDatabase(db);
-  const wal = new WalCheckpointer(filename, busyTimeout, {
-    onFailure: () => {
-      if (db.isOpen) db.exec('PRAGMA wal_autocheckpoint = 1000');
-    },
-    catchUp: () => db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as unknown as CheckpointOutcome,
-  });
-  db.exec('PRAGMA wal_autocheckpoint = 0');
+  const wal = WalCheckpointer.forConnection(db, filename, busyTimeout);
   return new NodeSqliteDatabase(db, wal);
 }
 

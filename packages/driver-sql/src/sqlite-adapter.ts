@@ -49,11 +49,11 @@ export class NodeSqliteDatabase implements SqliteDatabase {
    * statement, or the COMMIT itself), reports them. The size is that of its blobs, or for an INSERT of chunk rows
    * copied by SELECT a chunk per row; at least a few pages, as any commit adds frames.
    */
-  #wrote(text: string, params: readonly unknown[], changes: number): void {
+  #wrote(copiesRows: boolean, params: readonly unknown[], changes: number): void {
     if (this.#wal === undefined) return;
     let blobs = 0;
     for (const p of params) if (ArrayBuffer.isView(p)) blobs += p.byteLength;
-    this.#pending += blobs > 0 ? blobs : /^\s*insert\b[\s\S]*\bselect\b/i.test(text) ? changes * CHUNK_SIZE : 0;
+    this.#pending += blobs > 0 ? blobs : copiesRows ? changes * CHUNK_SIZE : 0;
     if (this.#db.isTransaction) return;
     this.#wal.committed(this.#pending + 8192);
     this.#pending = 0;
@@ -68,7 +68,9 @@ export class NodeSqliteDatabase implements SqliteDatabase {
     const cached = this.#cache.get(text);
     if (cached !== undefined) return cached;
     const stmt = this.#db.prepare(text);
-    const wrapped = wrap(stmt, this.#wal === undefined ? undefined : (params, changes) => this.#wrote(text, params, changes));
+    // An INSERT … SELECT (a copy of chunk rows) carries no blob: its size comes from the rows it copied.
+    const copiesRows = /^\s*insert\b[\s\S]*\bselect\b/i.test(text);
+    const wrapped = wrap(stmt, this.#wal === undefined ? undefined : (params, changes) => this.#wrote(copiesRows, params, changes));
     if (this.#cache.size >= STATEMENT_CACHE) this.#cache.clear();
     this.#cache.set(text, wrapped);
     return wrapped;

@@ -12,7 +12,6 @@ import type { NodeKind, OpenFlags } from '../stats.js';
 import { checkStreamOptions } from '../streams.js';
 import { ReadTurns } from './read-turns.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
-import type { CheckpointOutcome } from './sqlite-checkpointer.js';
 
 /**
  * `node:sqlite`, loaded when the first provider is created: importing this package does not load it (it is
@@ -769,18 +768,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
       const { DatabaseSync: Database } = sqlite();
       const busyTimeout = options.busyTimeout ?? 5000;
       this.#db = new Database(filename, { timeout: busyTimeout });
-      const mode = this.#db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string } | undefined;
-      this.#db.exec('PRAGMA synchronous = NORMAL;');
-      if (mode?.journal_mode === 'wal' && filename !== ':memory:' && filename !== '') {
-        // Checkpoints run on a worker's connection; should it fail, this connection checkpoints by itself again.
-        this.#wal = new WalCheckpointer(filename, busyTimeout, {
-          onFailure: () => {
-            if (this.#db.isOpen) this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
-          },
-          catchUp: () => this.#db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as unknown as CheckpointOutcome,
-        });
-        this.#db.exec('PRAGMA wal_autocheckpoint = 0');
-      }
+      // Checkpoints run on a worker's connection; should it fail, this connection checkpoints by itself again.
+      this.#wal = WalCheckpointer.forConnection(this.#db, filename, busyTimeout);
       this.#db.exec(`
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
         CREATE TABLE IF NOT EXISTS nodes (
