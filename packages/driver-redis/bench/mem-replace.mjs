@@ -15,5 +15,5 @@ const base = await used();
 for (const seed of [1, 2, 3]) await put(seed);
 await new Promise((r) => setTimeout(r, 1000)); // UNLINK frees big values in a background thread
 console.log(`after 3 uploads of 256 MiB to one path: ${(await used() - base).toFixed(0)} MiB`);
-console.log(`deleted ${await deleteFilesystem(redis, prefix)} keys`);
+console.log(`deleted ${await deleteFilesystem(redis, prefix, { removeIdCounter: true })} keys`);
 await redis.quit();

@@ -119,7 +119,7 @@ try {
     client.close();
     await server.close();
   } finally {
-    console.log(`deleted ${await deleteFilesystem(redis, prefix)} keys of ${prefix}`);
+    console.log(`deleted ${await deleteFilesystem(redis, prefix, { removeIdCounter: true })} keys of ${prefix}`);
     await redis.quit();
   }
 }

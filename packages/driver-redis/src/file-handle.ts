@@ -20,10 +20,11 @@ export interface HandleTarget {
 /**
  * A file handle (`open()`), for callers that use positional reads and writes instead of streams. Reads go to one
  * inode, so they never mix versions; a read-only handle holds a reader lease on it until `close()`, as a download
- * does (the content of a file deleted or replaced meanwhile stays readable for the grace period). A writable handle
- * works on a private copy-on-write inode (a copy of the file for `r+`/`a`, empty for `w`), changed chunk by chunk
- * (read-modify-write) and made visible by `close()`, atomically: other sessions see the file as it was until then.
- * Keep a writable handle busy: its content has the upload TTL.
+ * does (the content of a file deleted or replaced meanwhile stays readable for the grace period); one dropped without
+ * `close()` gives the lease back when it is garbage-collected. A writable handle works on a private copy-on-write
+ * inode (a copy of the file for `r+`/`a`, empty for `w`), changed chunk by chunk (read-modify-write) and made visible
+ * by `close()`, atomically: other sessions see the file as it was until then. Keep a writable handle busy: its
+ * content has the upload TTL.
  */
 export class RedisFileHandle {
   /** Position of reads and writes without an explicit position. */
@@ -37,6 +38,8 @@ export class RedisFileHandle {
   constructor(fs: Internals, target: HandleTarget, flags: OpenFlags, readonly path: string) {
     this.#fs = fs;
     this.#t = target;
+    // A handle dropped without close() gives its lease back once collected, rather than renew it while the process runs.
+    target.lease?.heldBy(this);
     this.#flags = flags;
     if (flags.append) this.position = target.size;
   }

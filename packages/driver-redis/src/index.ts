@@ -4,5 +4,6 @@ export { RedisFileHandle } from './file-handle.js';
 export { RedisBanStore } from './ban-store.js';
 export type { BanStoreLike, RedisBanStoreOptions } from './ban-store.js';
 export { deleteFilesystem, countKeys } from './sweep.js';
+export type { DeleteFilesystemOptions } from './sweep.js';
 export { Keys } from './keys.js';
 export type { RedisClient, RedisTarget } from './client.js';

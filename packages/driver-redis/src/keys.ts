@@ -4,7 +4,8 @@
  * the slot it runs in.
  *
  * ```
- * {p}:seq        string  last inode id handed out (INCR); the root is inode 0
+ * {p}:seq        string  last inode id handed out (INCR); the root is inode 0. Outlives deleteFilesystem (see
+ *                        `idCounter`): an id is never handed out twice under one prefix
  * {p}:i:<ino>    hash    inode: t (f|d|l), s size, m mtime ms, b birth ms, o mode bits, l link target; root has cs
  * {p}:d:<ino>    hash    directory entries: name → inode id
  * {p}:c:<ino>    hash    file content: chunk number → bytes (chunkSize each, the last shorter)
@@ -25,6 +26,15 @@ export class Keys {
   /** The root inode's key: passed as KEYS[1] of every script so a Cluster client routes it to the right node. */
   get route(): string {
     return this.inode(0);
+  }
+
+  /**
+   * The inode id counter (INCR). Running servers hold inode ids (downloads, uploads, file handles, lease timers) and
+   * act on their keys later, so an id must never name two files: `deleteFilesystem` keeps this key, and a filesystem
+   * created again under the prefix goes on counting from it.
+   */
+  get idCounter(): string {
+    return `${this.tag}:seq`;
   }
 
   /** The hash of inode `ino`'s metadata. */

@@ -26,6 +26,14 @@ export function newReaderId(): string {
 }
 
 /**
+ * Releases the lease of a reader that was garbage-collected without having released it: a read-only file handle
+ * never closed, a download stream dropped without being ended or destroyed. Its renewal timer would otherwise renew
+ * the lease for as long as the process runs (the timer holds the lease, not the reader, so the reader can be
+ * collected). Collection comes late or, in a process with little allocation, not at all: `close()` remains the way.
+ */
+const abandoned = new FinalizationRegistry<ReaderLease>((lease) => void lease.release());
+
+/**
  * The lease a reader (a download, a read-only file handle) holds on an inode's content, registered by OPEN_READ
  * atomically with resolving the path. While it is live, a delete or replacement of the file keeps the content for
  * the grace period instead of deleting it at once; releasing the last lease of a deleted file deletes its content.
@@ -66,12 +74,22 @@ export class ReaderLease {
   }
 
   /**
+   * Ties the lease to the object that reads under it: should that object be garbage-collected before it releases the
+   * lease, the lease is released then. Answers the lease.
+   */
+  heldBy(reader: object): this {
+    abandoned.register(reader, this, this);
+    return this;
+  }
+
+  /**
    * Ends the lease, once (later calls answer the same promise). Never rejects: if Redis cannot be reached, the lease
    * expires by itself and deleted content by its grace period.
    */
   release(): Promise<void> {
     this.#released ??= (async () => {
       clearInterval(this.#timer);
+      abandoned.unregister(this);
       // A renewal answered after the release would add the member back (with a full lease nobody renews or ends).
       await Promise.all(this.#renewals);
       try {

@@ -9,7 +9,8 @@ import { VfsError } from '@ftp/vfs';
  * fixed when the stream opens and an inode's chunks are never rewritten, so a download never mixes two versions.
  * The stream holds a lease on the inode until it ends, fails or is destroyed: if the file is replaced or deleted
  * meanwhile, its old chunks stay readable for the grace period (deleted as soon as the last reader leaves), after
- * which the stream fails with EIO rather than return anything else.
+ * which the stream fails with EIO rather than return anything else. A stream dropped without being ended or destroyed
+ * gives its lease back when it is garbage-collected.
  */
 export class RedisReadStream extends Readable {
   readonly #fs: Internals;
@@ -31,7 +32,7 @@ export class RedisReadStream extends Readable {
     this.#ino = ino;
     this.#pos = start;
     this.#end = end;
-    this.#lease = lease;
+    this.#lease = lease?.heldBy(this);
   }
 
   #fetch(seq: number): Promise<Buffer | null> {

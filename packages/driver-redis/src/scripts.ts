@@ -94,6 +94,16 @@ local function drop(ino, t, grace)
   end
 end
 local function touch(ino, now) redis.call('HSET', ik(ino), 'm', now) end
+-- A new inode id: the counter's next value, passing over any id that still has a key. The counter only grows
+-- (deleteFilesystem keeps it), so in use this passes over nothing and costs one EXISTS; should the counter be lost or
+-- set back while the filesystem's keys remain (deleted by hand, an older driver's deleteFilesystem running beside
+-- the servers), new files never get the id, and so the content, of a file, directory, upload or reader still there.
+local function newId()
+  while true do
+    local id = redis.call('INCR', P .. ':seq')
+    if redis.call('EXISTS', ik(id), dk(id), ck(id), rk(id)) == 0 then return id end
+  end
+end
 -- The directory that path leads to, links followed: its inode id, nil; or nil, status (ENOENT, ENOTDIR, LINK…).
 local function opendir(path)
   local r, e = resolve(1, path, true)
@@ -113,7 +123,10 @@ local function addEntry(out, name, ino)
 end
 `;
 
-/** ARGV: tag, chunkSize, now. Creates the root when missing; answers the chunk size the filesystem was made with. */
+/**
+ * ARGV: tag, chunkSize, now. Creates the root when missing; answers the chunk size the filesystem was made with. A
+ * filesystem created again after deleteFilesystem finds the counter that outlived it and goes on from there.
+ */
 export const INIT = script(
   'init',
   `
@@ -202,7 +215,7 @@ for i = 1, #comps do
     cur = child
   else
     if i < #comps and not recursive then return {'ENOENT'} end
-    local id = redis.call('INCR', P .. ':seq')
+    local id = newId()
     redis.call('HSET', ik(id), 't', 'd', 'm', ARGV[5], 'b', ARGV[5], 'o', ARGV[4])
     redis.call('HSET', dk(cur), comps[i], id)
     touch(cur, ARGV[5])
@@ -289,7 +302,7 @@ export const SYMLINK = script(
 local r, e = resolve(1, ARGV[2], false)
 if e then return e end
 if r.root or r.ino then return {'EEXIST'} end
-local id = redis.call('INCR', P .. ':seq')
+local id = newId()
 redis.call('HSET', ik(id), 't', 'l', 'l', ARGV[3], 'm', ARGV[4], 'b', ARGV[4], 'o', 511, 's', string.len(ARGV[3]))
 redis.call('HSET', dk(r.parent), r.name, id)
 touch(r.parent, ARGV[4])
@@ -329,13 +342,16 @@ return {'OK', r.ino, f[1], f[2], f[3]}
 );
 
 /**
- * ARGV: tag, ino, reader id, lease ms. Renews a reader's lease. Answers {'OK', 1}, or {'OK', 0} when the content is
- * gone already (deleted while the lease had lapsed): nothing is left to protect, the reader will fail with EIO.
+ * ARGV: tag, ino, reader id, lease ms. Renews a reader's lease. Answers {'OK', 1}, or {'OK', 0} when there is nothing
+ * left to protect: the content is gone (deleted while the lease had lapsed; the reader will fail with EIO), or the
+ * lease is (it lapsed and was cleared, or the filesystem's keys were deleted). A lease that is gone is not taken
+ * again: by then its inode id may name another file (a filesystem deleted and created again with a new counter),
+ * whose content a lease brought back would hold, and whose upload in progress its release would delete.
  */
 export const RENEW_LEASE = script(
   'renew-lease',
   `
-if redis.call('EXISTS', ck(ARGV[2])) == 0 then
+if redis.call('ZSCORE', rk(ARGV[2]), ARGV[3]) == false or redis.call('EXISTS', ck(ARGV[2])) == 0 then
   redis.call('ZREM', rk(ARGV[2]), ARGV[3])
   return {'OK', 0}
 end
@@ -345,14 +361,18 @@ return {'OK', lease(ARGV[2], ARGV[3], ARGV[4])}
 
 /**
  * ARGV: tag, ino, reader id. Ends a reader's lease. When the file was deleted or replaced meanwhile (its inode hash
- * is gone: inode ids are never reused) and no other live reader remains, its content is deleted now rather than at
- * the end of the grace period.
+ * is gone) and no other live reader remains, its content is deleted now rather than at the end of the grace period.
+ * Only a release that finds its own lease still there deletes: that lease is what shows the content under this id
+ * is the version it read. One whose lease is gone (it lapsed and was cleared, or the filesystem's keys were deleted)
+ * may be looking at another file with the same id by now, such as an upload in progress (content, no inode yet):
+ * it deletes nothing, and the version it read, if still there, goes at the end of its grace period.
  */
 export const RELEASE_LEASE = script(
   'release-lease',
   `
-redis.call('ZREM', rk(ARGV[2]), ARGV[3])
-if redis.call('EXISTS', ik(ARGV[2])) == 0 and readers(ARGV[2]) == 0 then redis.call('UNLINK', ck(ARGV[2])) end
+if redis.call('ZREM', rk(ARGV[2]), ARGV[3]) == 1 and redis.call('EXISTS', ik(ARGV[2])) == 0 and readers(ARGV[2]) == 0 then
+  redis.call('UNLINK', ck(ARGV[2]))
+end
 return {'OK'}
 `,
 );
@@ -370,7 +390,7 @@ if e then return e end
 if r.root or r.t == 'd' then return {'EISDIR'} end
 if ARGV[3] == '1' and r.ino then return {'EEXIST'} end
 if ARGV[4] == '1' and not r.ino then return {'ENOENT'} end
-local id = redis.call('INCR', P .. ':seq')
+local id = newId()
 if not r.ino then return {'OK', id, false, 0, false} end
 local f = redis.call('HMGET', ik(r.ino), 's', 'o')
 return {'OK', id, r.ino, tonumber(f[1]) or 0, f[2]}

@@ -30,7 +30,7 @@ const copyClient = new Copy({ host: '127.0.0.1', port: 6379, db: DB });
 const prefix = testPrefix('copy');
 
 afterAll(async () => {
-  await deleteFilesystem(copyClient, prefix);
+  await deleteFilesystem(copyClient, prefix, { removeIdCounter: true });
   await copyClient.quit();
   await ours.quit();
 });

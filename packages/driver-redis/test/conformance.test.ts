@@ -20,7 +20,7 @@ describeProvider(
     teardown: async (p) => {
       await (p as RedisProvider).close();
       const prefix = prefixes.get(p);
-      if (prefix !== undefined) await deleteFilesystem(redis, prefix);
+      if (prefix !== undefined) await deleteFilesystem(redis, prefix, { removeIdCounter: true });
     },
   },
 );

@@ -36,7 +36,7 @@ async function server(p: RedisProvider, settings = {}, extra = {}): Promise<{ se
 
 function filesystem(): string {
   const prefix = testPrefix('ftp');
-  cleanups.push(() => deleteFilesystem(redis, prefix));
+  cleanups.push(() => deleteFilesystem(redis, prefix, { removeIdCounter: true }));
   return prefix;
 }
 

@@ -22,7 +22,7 @@ function fresh(options: Partial<RedisProviderOptions> = {}): RedisProvider {
 }
 
 afterEach(async () => {
-  for (const p of used.splice(0)) await deleteFilesystem(redis, p);
+  for (const p of used.splice(0)) await deleteFilesystem(redis, p, { removeIdCounter: true });
 });
 afterAll(async () => {
   await redis.quit();

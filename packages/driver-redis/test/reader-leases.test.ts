@@ -1,5 +1,7 @@
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { deterministicBytes, readAll, writeAll } from '@ftp/vfs-conformance';
 import { fileSizeOf } from '@ftp/vfs';
@@ -10,6 +12,9 @@ import { commandsDuring } from './monitor.js';
 import { testPrefix, testRedis } from './redis.js';
 
 const redis = await testRedis();
+// A full garbage collection on demand, for the readers dropped without being closed.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 const used: string[] = [];
 const KiB = 1024;
 
@@ -21,7 +26,7 @@ function fresh(options: Partial<RedisProviderOptions> = {}): RedisProvider {
 }
 
 afterEach(async () => {
-  for (const p of used.splice(0)) await deleteFilesystem(redis, p);
+  for (const p of used.splice(0)) await deleteFilesystem(redis, p, { removeIdCounter: true });
 });
 afterAll(async () => {
   await redis.quit();
@@ -240,6 +245,30 @@ describe('reader leases: file handles and the APPE/REST copy', () => {
     await h.close();
     expect(await redis.exists(p.keys.content(ino))).toBe(0);
     expect(await redis.exists(p.keys.readers(ino))).toBe(0);
+  });
+
+  it('a read-only handle never closed, or a download never ended, gives its lease back once garbage-collected', async () => {
+    const p = fresh();
+    await writeAll(p, '/f', deterministicBytes(100 * KiB, 12));
+    const ino = (await p.stat('/f')).ino;
+    // Opened and used, then dropped: nothing refers to them once this function returns.
+    await (async () => {
+      const h = await p.open('/f', 'r');
+      await h.read(Buffer.alloc(10), 0, 10, 0);
+      await partly(p, '/f');
+    })();
+    expect(await redis.zcard(p.keys.readers(ino))).toBe(2);
+    await vi.waitFor(
+      async () => {
+        gc();
+        await new Promise((r) => setImmediate(r));
+        expect(await redis.exists(p.keys.readers(ino))).toBe(0);
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    // With no lease left, the delete takes the content at once.
+    await p.unlink('/f');
+    expect(await redis.exists(p.keys.content(ino))).toBe(0);
   });
 
   it('an APPE or REST+STOR whose file is deleted or replaced before its copy fails with EBUSY; the old content goes at once', async () => {

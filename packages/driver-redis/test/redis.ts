@@ -22,7 +22,7 @@ export function testPrefix(label = 't'): string {
 
 /** Deletes the keys of the given prefixes (SCAN on each pattern). */
 export async function cleanup(redis: Redis, prefixes: Iterable<string>): Promise<void> {
-  for (const p of prefixes) await deleteFilesystem(redis, p);
+  for (const p of prefixes) await deleteFilesystem(redis, p, { removeIdCounter: true });
 }
 
 /** Deletes the keys matching a SCAN pattern (for stores whose keys have no hash tag, such as the ban store's). */
