@@ -25,7 +25,7 @@ afterAll(async () => {
   const redis = new Redis(REDIS, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    await deleteFilesystem(redis, prefix);
+    await deleteFilesystem(redis, prefix, { removeIdCounter: true });
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}-ban:*`, 'COUNT', 1000);

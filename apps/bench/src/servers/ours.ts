@@ -5,6 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_ROOT, output } from '../peers.js';
+import { removeBackendData } from './backend-cleanup.js';
 import { spawnServer } from './process.js';
 import type { ServerSpec, StartContext } from './types.js';
 
@@ -82,7 +83,18 @@ export function ours(backend: string, options: { scrypt?: boolean; profileDir?: 
       };
       const file = path.join(ctx.work, 'ftpd.json.yaml');
       writeFileSync(file, JSON.stringify(config, null, 2)); // JSON is YAML
-      return spawnServer(process.execPath, [...node, CLI, '--config', file], ctx.port, common);
+      const running = await spawnServer(process.execPath, [...node, CLI, '--config', file], ctx.port, common);
+      let removed: Promise<void> | undefined;
+      return {
+        pid: running.pid,
+        async stop() {
+          await running.stop();
+          removed ??= removeBackendData(backendConfig).catch((err: unknown) => {
+            console.warn(`could not remove the ${backend} data of this run: ${(err as Error).message}`);
+          });
+          await removed;
+        },
+      };
     },
   };
 }
