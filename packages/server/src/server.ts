@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type BlockList, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { Advertiser, subnets } from './data/advertise.js';
+import { foreignPeerLog } from './data/foreign-peer-log.js';
 import { PassivePorts, plainAddress } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
@@ -118,7 +119,14 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       settings: this.settings,
       driver: options.driver,
       logger: this.logger,
-      portPool: new PassivePorts(min, max, undefined, this.settings.passiveProxyProtocol ? { timeoutMs: PROXY_HEADER_TIMEOUT_MS } : null),
+      portPool: new PassivePorts(
+        min,
+        max,
+        undefined,
+        this.settings.passiveProxyProtocol ? { timeoutMs: PROXY_HEADER_TIMEOUT_MS } : null,
+        foreignPeerLog(this.logger),
+      ),
+      listensOn: (port) => this.sockets.some((l) => (l.server.address() as AddressInfo | null)?.port === port) || this.ctx.portPool.listensOn(port),
       advertiser: new Advertiser(this.settings),
       tls: new TlsContexts(options.driver, this.settings),
       listSortBudget: new ListingSortBudget(this.settings.listSortBudget),

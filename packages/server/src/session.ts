@@ -60,6 +60,8 @@ export interface SessionContext {
   /** File hashes at once (`maxConcurrentHashes`, `maxConcurrentHashesPerIp`). */
   readonly hashSlots: FairSlots;
   readonly anonymous: AnonymousAccess | undefined;
+  /** Whether this server listens on `port` now: a control listener, or an open passive port. */
+  listensOn(port: number): boolean;
   emit(event: string, payload: unknown): void;
   onSessionClosed(session: Session): void;
 }

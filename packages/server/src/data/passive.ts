@@ -14,8 +14,6 @@ export interface ReserveOptions {
   host: string;
   /** Only a connection from this address is taken; null takes any (and then the port is not shared). */
   expectedPeer: string | null;
-  /** Called for a connection that was refused because no session of its address was waiting on the port. */
-  onForeignPeer?: (address: string) => void;
   /** A port not to reuse while others are open (the one this session just gave back unused). */
   avoidPort?: number | undefined;
 }
@@ -24,6 +22,9 @@ export interface ReserveOptions {
 export interface ProxyOptions {
   timeoutMs: number;
 }
+
+/** Told of a connection to a passive port from an address no session there waits for (it is closed at once). */
+export type ForeignPeerHook = (address: string, port: number) => void;
 
 /** Any peer: the key of a reservation made with `expectedPeer: null`. */
 const ANY = '*';
@@ -45,6 +46,7 @@ class PortListener {
     private readonly onIdle: () => void,
     private readonly lingerMs: number,
     private readonly proxy: ProxyOptions | null,
+    private readonly onForeignPeer: ForeignPeerHook | undefined,
   ) {
     server.on('connection', (s) => {
       s.on('error', () => {});
@@ -82,7 +84,8 @@ class PortListener {
     if (this.closed) return void s.destroy();
     const r = this.waiting.get(peer) ?? this.waiting.get(ANY);
     if (!r) {
-      for (const other of this.waiting.values()) other.foreignPeer(peer);
+      // Once per connection, not per session waiting here: a connect needs no login, and many sessions share a port.
+      this.onForeignPeer?.(peer, this.port);
       s.destroy();
       return;
     }
@@ -114,6 +117,7 @@ export class PassivePorts {
     readonly max: number,
     private readonly lingerMs = 10_000,
     private readonly proxy: ProxyOptions | null = null,
+    private readonly onForeignPeer?: ForeignPeerHook,
   ) {
     this.cursor = min + Math.floor(Math.random() * (max - min + 1));
   }
@@ -125,6 +129,12 @@ export class PassivePorts {
   /** Listening ports now open (for tests and metrics). */
   get openCount(): number {
     return this.listeners.size;
+  }
+
+  /** Whether a listener of the range is open on `port` (on any address). */
+  listensOn(port: number): boolean {
+    for (const listener of this.listeners.values()) if (listener.port === port) return true;
+    return false;
   }
 
   private nextPort(): number {
@@ -196,6 +206,7 @@ export class PassivePorts {
       },
       this.lingerMs,
       this.proxy,
+      this.onForeignPeer,
     );
     this.listeners.set(key, listener);
     return listener;
@@ -240,11 +251,6 @@ export class PassiveReservation {
       this.waiter = null;
       w(s);
     }
-  }
-
-  /** @internal a connection from another address came to this port. */
-  foreignPeer(address: string): void {
-    this.options.onForeignPeer?.(address);
   }
 
   /** The data connection: at once if it already arrived, else when it does, or 425 after `timeoutMs`. */

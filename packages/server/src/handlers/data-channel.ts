@@ -1,8 +1,8 @@
 import { isIPv4 } from 'node:net';
 import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort, ProtocolError } from '@ftp/protocol';
-import type { PassiveReservation } from '../data/passive.js';
+import { type PassiveReservation, plainAddress } from '../data/passive.js';
 import { FtpError } from '../errors.js';
-import { canonicalAddress, isIPv6Address } from '../ip-address.js';
+import { canonicalAddress, isIPv6Address, isThisMachine } from '../ip-address.js';
 import type { Session } from '../session.js';
 
 async function openPassive(s: Session): Promise<PassiveReservation> {
@@ -14,17 +14,21 @@ async function openPassive(s: Session): Promise<PassiveReservation> {
     host: s.localAddress,
     avoidPort: replaced,
     expectedPeer: s.settings.passiveIpCheck === 'strict' ? s.remoteAddress : null,
-    onForeignPeer: (address) => s.log.warn({ address }, 'passive data connection from a foreign address refused'),
   });
   s.setDataSetup({ kind: 'passive', listener });
   return listener;
 }
 
+const PASV_NEEDS_IPV4 = 'PASV needs IPv4; use EPSV.';
+
 /** PASV (RFC 959 §4.1.1): IPv4 only; advertises `publicHost` when set (servers behind NAT). */
 export async function pasv(s: Session): Promise<void> {
   if (s.epsvAll) throw new FtpError(503, 'PASV not allowed after EPSV ALL.');
+  // The port is opened on the control connection's own address: on an IPv6 one no IPv4 address can reach it, even
+  // an advertised one (NAT), so the client hears at once that it must use EPSV.
+  if (isIPv6Address(s.localAddress)) throw new FtpError(425, PASV_NEEDS_IPV4);
   const host = s.ctx.advertiser.host(s.remoteAddress, s.localAddress, s.listenerPublicHost);
-  if (!isIPv4(host)) throw new FtpError(425, 'PASV needs IPv4; use EPSV.');
+  if (!isIPv4(host)) throw new FtpError(425, PASV_NEEDS_IPV4);
   const listener = await openPassive(s);
   return s.reply(227, formatPasvReplyText(host, s.ctx.advertiser.port(listener.port)));
 }
@@ -43,6 +47,9 @@ export async function epsv(s: Session, arg: string): Promise<void> {
   }
   if (req.kind === 'all') {
     s.epsvAll = true;
+    // RFC 2428 §4: from here on only passive connections, so that NATs need not follow PORTs: a PORT given before
+    // is dropped too, not used by the next transfer.
+    if (s.dataSetup?.kind === 'active') s.setDataSetup(null);
     return s.reply(200, 'EPSV ALL ok.');
   }
   if (req.kind === 'family' && req.family !== family) throw onlyOurs();
@@ -61,8 +68,9 @@ export function port(s: Session, arg: string): Promise<void> | void {
 export function eprt(s: Session, arg: string): Promise<void> | void {
   if (s.epsvAll) throw new FtpError(503, 'EPRT not allowed after EPSV ALL.');
   const { host, port } = parseEprt(arg);
-  // RFC 2428 allows any spelling of an IPv6 address: compared (and connected to) in the socket's own.
-  return setActive(s, canonicalAddress(host), port, 'EPRT');
+  // RFC 2428 allows any spelling of an IPv6 address: compared (and connected to) in the socket's own, with an
+  // IPv4-mapped one (`::ffff:1.2.3.4`) as the IPv4 address it is, as the session's own address is kept.
+  return setActive(s, plainAddress(canonicalAddress(host)), port, 'EPRT');
 }
 
 function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {
@@ -73,6 +81,12 @@ function setActive(s: Session, host: string, port: number, verb: string): Promis
     throw new FtpError(500, `Illegal ${verb} command: address must be the client's.`);
   }
   if (port < s.settings.activeModeMinPort) throw new FtpError(500, `Illegal ${verb} command: port ${port} is privileged.`);
+  // A client on this machine could point the data connection at this very server: a RETR would then send a file
+  // of commands to its control port, as a new session of this machine's address (RFC 2577 §3's bounce, aimed home).
+  if (s.ctx.listensOn(port) && isThisMachine(host, s.localAddress)) {
+    s.log.warn({ host, port }, 'active data connection to this server refused');
+    throw new FtpError(500, `Illegal ${verb} command: port ${port} is this server's own.`);
+  }
   s.setDataSetup({ kind: 'active', host, port });
   return s.reply(200, `${verb} command successful.`);
 }
