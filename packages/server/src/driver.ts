@@ -69,7 +69,10 @@ export interface FtpDriver {
   onConnect?(session: SessionInfo): string | readonly string[] | void | Promise<string | readonly string[] | void>;
   /**
    * Checks a user's credentials. Returns the user's filesystem on success; `null` (or a thrown error) is a
-   * failed login, answered 530 without saying whether the user exists.
+   * failed login, answered 530 without saying whether the user exists. Anything else (`undefined`, `true`, an
+   * object without an `fs`) is a failed login too, logged as the driver's error. An answer still pending when the
+   * session ends (the client left, or `loginTimeout` closed it) is not waited for: give calls to other services
+   * their own timeout all the same.
    */
   authenticate(session: SessionInfo, user: string, password: string): LoginResult | null | Promise<LoginResult | null>;
   /**

@@ -135,9 +135,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       loginSlots: new FairSlots(this.settings.maxConcurrentLogins, 0),
       hashSlots: new FairSlots(this.settings.maxConcurrentHashes, this.settings.maxConcurrentHashesPerIp),
       anonymous: options.anonymous,
-      emit: (event, payload) => {
-        (this.emit as (e: string, p: unknown) => boolean)(event, payload);
-      },
+      emit: (event, payload) => this.notify(event as keyof FtpServerEvents, payload as never),
       onSessionClosed: (session) => this.forget(session),
     };
   }
@@ -188,7 +186,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         // An accept error (EMFILE...) must not crash a server nobody subscribed to 'error' on.
         server.on('error', (err) => {
           this.logger.error({ err }, 'listener error');
-          if (this.listenerCount('error') > 0) this.emit('error', err);
+          this.notify('error', err);
         });
         this.sockets.push({ server, implicitTls });
         const address = server.address() as AddressInfo;
@@ -246,7 +244,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     const ip = plainAddress(client?.address ?? socket.remoteAddress);
     const { maxSessions, maxSessionsPerIp } = this.settings;
     const refused = (reason: FtpServerEvents['session:refused'][0]['reason'], text: string): void => {
-      this.emit('session:refused', { remoteAddress: ip, reason });
+      this.notify('session:refused', { remoteAddress: ip, reason });
       refuse(socket, text, options.implicitTls);
     };
     if (this.closing) return refused('shutting-down', 'Server is shutting down.');
@@ -263,20 +261,20 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.sessions.add(session);
     this.watchIdle();
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
-    this.emit('session:open', { session: session.id, remoteAddress: ip });
+    this.notify('session:open', { session: session.id, remoteAddress: ip });
     session.logAt('info')?.info({ port: session.remotePort }, 'connected');
     const begin = (banned: boolean, verdict: SessionGateVerdict): void => {
       // A slow (shared) ban store or gate: the client may have left meanwhile.
       if (session.isClosed) return;
       if (verdict !== 'ok') {
-        this.emit('session:refused', { remoteAddress: ip, reason: verdict });
+        this.notify('session:refused', { remoteAddress: ip, reason: verdict });
         if (!options.implicitTls) void session.reply(421, verdict === 'max-sessions' ? 'Too many connections, try again later.' : 'Too many connections from your address.');
         session.close();
         return;
       }
       if (!banned) return void session.run();
       session.log.info('banned address refused');
-      this.emit('session:refused', { remoteAddress: ip, reason: 'banned' });
+      this.notify('session:refused', { remoteAddress: ip, reason: 'banned' });
       if (!options.implicitTls) void session.reply(421, 'Too many failed logins from your address; try again later.');
       session.close();
     };
@@ -287,6 +285,28 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       return void banned.then((b) => begin(b, 'ok'));
     }
     void Promise.all([banned, this.admit(gate, session, ip)]).then(([b, verdict]) => begin(b, verdict));
+  }
+
+  /**
+   * Tells the listeners of `event`, each on its own: one that throws (or whose promise rejects) is logged and the
+   * others still hear it. Events are notifications: a bug in a listener must not end the process, cut a session,
+   * answer a command twice or skip the counting of a failed login.
+   */
+  private notify<K extends keyof FtpServerEvents>(event: K, ...args: FtpServerEvents[K]): void {
+    if (this.listenerCount(event) === 0) return;
+    // rawListeners: a once() listener is called through its wrapper, which removes it.
+    for (const listener of this.rawListeners(event) as Array<(...a: unknown[]) => unknown>) {
+      try {
+        const returned = listener.apply(this, args);
+        if (returned instanceof Promise) returned.catch((err: unknown) => this.listenerFailed(event, err));
+      } catch (err) {
+        this.listenerFailed(event, err);
+      }
+    }
+  }
+
+  private listenerFailed(event: string, err: unknown): void {
+    this.logger.error({ err, event }, 'an event listener failed; the server carries on');
   }
 
   /** Asks the shared gate to count the session; an admitted session that has already ended is given back at once. */
@@ -337,7 +357,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     } catch (err) {
       session.log.warn({ err }, 'onDisconnect failed');
     }
-    this.emit('session:close', { session: session.id, remoteAddress: session.remoteAddress, user: session.user });
+    this.notify('session:close', { session: session.id, remoteAddress: session.remoteAddress, user: session.user });
     session.logAt('info')?.info('disconnected');
   }
 

@@ -38,6 +38,10 @@ export class Transfer {
    * stored as a partial upload the client interrupted.
    */
   storageBusy: () => boolean = () => false;
+  /** Whether storage has all of an upload and has not said it stored it (its commit): a stall then is storage's. */
+  storageCommitting: () => boolean = () => false;
+  /** Told when {@link stop} is called: the upload's wait for its storage ends with the stop's failure. */
+  afterStop: (() => void) | null = null;
   /** What storage has stored so far, when it says (see `UploadStream.storedBytes`): a change is progress. */
   storageProgress: () => number | undefined = () => undefined;
   /** {@link storageProgress} at the last stall check. */
@@ -92,7 +96,9 @@ export class Transfer {
           this.lastProgress = Date.now();
         }
         if (Date.now() - this.lastProgress < stallTimeoutMs) return;
-        if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage took none of the upload's data for ${Math.round(stallTimeoutMs / 1000)} s; upload abandoned.`));
+        const seconds = Math.round(stallTimeoutMs / 1000);
+        if (this.storageCommitting()) this.stop('local', new FtpError(451, `Storage did not finish storing the upload in ${seconds} s; upload abandoned.`));
+        else if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage took none of the upload's data for ${seconds} s; upload abandoned.`));
         else this.stop('stalled');
       }, Math.min(stallTimeoutMs, 1000));
       this.stallTimer.unref();
@@ -147,6 +153,7 @@ export class Transfer {
     this.stopCause = cause ?? null;
     this.socket?.destroy();
     this.onStop?.(reason);
+    this.afterStop?.();
   }
 
   /** Releases the timers and lets ABOR's reply follow. */
@@ -160,6 +167,18 @@ export class Transfer {
     const reason = this.stopReason ?? 'connection';
     if (this.stopCause !== null) return new TransferError(reason, this.stopCause.message, { cause: this.stopCause });
     return new TransferError(reason, reason === 'local' ? MESSAGES.connection : MESSAGES[reason]);
+  }
+
+  /**
+   * A failure that came from storage (its stream failed, or closed before its end): 451 with storage's reason,
+   * whatever the error's code (a remote store's ECONNRESET is storage's, not the client's), unless the transfer was
+   * stopped first (ABOR, a stall, the client's connection), whose reason it then was.
+   */
+  storageFailure(err: unknown): TransferError {
+    if (err instanceof TransferError) return err;
+    if (this.stopReason !== null) return this.failure(err);
+    const message = isPrematureClose(err) ? 'Storage closed the file before the transfer was complete.' : ((err as Error)?.message ?? 'local error');
+    return new TransferError('local', message, { cause: err });
   }
 
   /** Turns whatever a pipeline threw into a TransferError that says whose fault it was. */
@@ -265,10 +284,19 @@ export async function sendToSocket(transfer: Transfer, source: Readable, coding:
   // Counted by watching the last stage rather than by one more Transform: a stage costs a copy of the stream
   // machinery per chunk, which is what bounds a transfer's speed here.
   countBytes(transfer, stages[stages.length - 1]!);
+  // Whose failure came first: storage's stream (an error, or a close before its end) or the data connection. The
+  // pipeline then destroys the other with the same error, so the error alone does not say.
+  let first: 'storage' | 'connection' | null = null;
+  source.once('error', () => (first ??= 'storage'));
+  source.once('close', () => {
+    if (!source.readableEnded) first ??= 'storage';
+  });
+  socket.once('error', () => (first ??= 'connection'));
+  socket.once('close', () => (first ??= 'connection'));
   try {
     await pipeline([...stages, socket]);
   } catch (err) {
-    throw transfer.failure(err);
+    throw first === 'storage' ? transfer.storageFailure(err) : transfer.failure(err);
   }
 }
 
@@ -286,13 +314,13 @@ async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkRea
   };
   socket.on('error', onError);
   try {
-    let n = await reader(current);
+    let n = await reader(current).catch((err: unknown) => Promise.reject(transfer.storageFailure(err)));
     while (n > 0) {
       transfer.progress(n);
       // Both settle before a buffer is touched again: a read into a buffer still being written would corrupt it.
       const [wrote, read] = await Promise.allSettled([writeChunk(transfer, socket, current.subarray(0, n)), reader(spare)]);
       if (wrote.status === 'rejected') throw wrote.reason;
-      if (read.status === 'rejected') throw read.reason;
+      if (read.status === 'rejected') throw transfer.storageFailure(read.reason);
       n = read.value;
       [current, spare] = [spare, current];
     }
@@ -333,6 +361,7 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
   const feed = options.reuseBuffers !== false && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
   transfer.storageBusy = () => upload.writableLength > 0;
+  transfer.storageCommitting = () => upload.writableEnded && !upload.writableFinished && !upload.destroyed;
   transfer.storageProgress = () => upload.storedBytes;
   if (feed === null) countBytes(transfer, socket);
   let source: Readable = socket;
@@ -424,17 +453,21 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       if (options.waitForStorage !== false) void uploadSettled(upload, UPLOAD_CLOSE_WAIT_MS).then(() => reject(failure));
       else reject(failure);
     };
+    // ABOR, a stall or the session's end: also once the data is all in and storage is storing it (its commit), when
+    // the data connection has nothing left to fail with.
+    transfer.afterStop = () => fail(transfer.closedError());
     // `finished` also settles for a socket that was already closed or reset before this transfer began.
     finished(socket, { writable: false }).catch((err: unknown) => fail(isPrematureClose(err) ? transfer.closedError() : err));
     for (const stage of stages) stage.once('error', fail);
-    upload.once('error', fail);
+    // The upload's own failures are storage's, whatever their code (ours come as TransferErrors).
+    upload.once('error', (err: unknown) => fail(transfer.storageFailure(err)));
     finished(upload, { readable: false }).then(
       () => {
         if (settled) return;
         settled = true;
         resolve();
       },
-      (err: unknown) => fail(err),
+      (err: unknown) => fail(transfer.storageFailure(err)),
     );
     // The upload is ended only once the end of the data is known to be genuine, so a rejected end never commits
     // (not even as a kept partial upload).

@@ -80,19 +80,55 @@ async function slotUnlessClosed(slots: FairSlots, key: string, closed?: AbortSig
   }
 }
 
-/** The driver's answer, in one of the server's check slots; undefined when the client left while it waited. */
+/**
+ * The driver's answer, in one of the server's check slots; undefined when the client left while it waited, or
+ * while the driver worked: an answer that never comes (an LDAP or database call without a timeout) then gives its
+ * slots back when the session ends (at `loginTimeout` at the latest), instead of holding them, and every later
+ * login behind them, for ever. Anything but a login result is a failed login.
+ */
 async function checkPassword(s: Session, name: string, arg: string, closed?: AbortSignal): Promise<LoginResult | null | undefined> {
   const release = await slotUnlessClosed(s.ctx.loginSlots, banKey(s.remoteAddress), closed);
   if (release === undefined) return undefined;
   try {
     if (s.isClosed) return undefined;
-    return await s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg));
+    const answer = await unlessClosed(
+      new Promise<unknown>((resolve) => resolve(s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg)))),
+      closed,
+    );
+    if (answer === CLIENT_LEFT) return undefined;
+    if (answer === null || isLoginResult(answer)) return answer;
+    // `undefined` (a function that falls off its end), `true`, `{}`: never access, and counted as a failure.
+    s.log.error({ returned: typeof answer }, 'authenticator returned neither a login result ({ fs }) nor null; login refused');
+    return null;
   } catch (err) {
     s.log.warn({ err }, 'authenticator failed');
     return null;
   } finally {
     release();
   }
+}
+
+const CLIENT_LEFT = Symbol('client left');
+
+/** `work`'s value, or {@link CLIENT_LEFT} as soon as `closed` aborts (what `work` does later goes nowhere). */
+function unlessClosed<T>(work: Promise<T>, closed: AbortSignal | undefined): Promise<T | typeof CLIENT_LEFT> {
+  if (closed === undefined) return work;
+  if (closed.aborted) {
+    work.catch(() => {});
+    return Promise.resolve(CLIENT_LEFT);
+  }
+  return new Promise((resolve, reject) => {
+    const left = (): void => resolve(CLIENT_LEFT);
+    closed.addEventListener('abort', left, { once: true });
+    work.then(resolve, reject).finally(() => closed.removeEventListener('abort', left));
+  });
+}
+
+/** Whether the driver's answer is a login result: an object whose `fs` is a filesystem (has `stat`). */
+function isLoginResult(answer: unknown): answer is LoginResult {
+  if (typeof answer !== 'object' || answer === null) return false;
+  const fs = (answer as { fs?: unknown }).fs;
+  return typeof fs === 'object' && fs !== null && typeof (fs as { stat?: unknown }).stat === 'function';
 }
 
 async function login(s: Session, name: string, arg: string, anonymous: boolean, closed?: AbortSignal): Promise<void> {

@@ -42,7 +42,14 @@ export async function size(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg);
   const st = await s.vfs.stat(path);
   if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
+  // Digits only (RFC 3659 §4): a provider's NaN, negative or text size is its error, not a size to tell.
+  if (!Number.isSafeInteger(st.size) || st.size < 0) throw storageNonsense(path, 'size');
   return s.reply(213, String(st.size));
+}
+
+/** 451: storage answered with something that is not a value (a size or time it cannot have), not the client's error. */
+function storageNonsense(path: string, what: string): FtpError {
+  return new FtpError(451, `${path}: storage gave no valid ${what}.`);
 }
 
 /** MDTM (RFC 3659 §3): modification time in UTC, `YYYYMMDDHHMMSS`. */
@@ -51,7 +58,14 @@ export async function mdtm(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg);
   const st = await s.vfs.stat(path);
   if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
-  return s.reply(213, formatFtpTime(st.mtimeMs));
+  let time: string;
+  try {
+    time = formatFtpTime(st.mtimeMs);
+  } catch {
+    // A time outside what the reply can say (NaN, before year 1000 or after 9999): storage's answer, not a 501.
+    throw storageNonsense(path, 'modification time');
+  }
+  return s.reply(213, time);
 }
 
 async function lstatOf(s: Session, path: string) {

@@ -76,9 +76,18 @@ async function* recursiveLines(s: Session, root: string, first: ListEntry[], now
     for (const e of entries) {
       if (emitted++ >= listMaxEntries) break;
       yield formatListLine(e, now);
-      if (e.type === 'dir' && depth + 1 <= listMaxDepth) queue.push({ path: path === '/' ? `/${e.name}` : `${path}/${e.name}`, depth: depth + 1, entries: null });
+      if (e.type === 'dir' && depth + 1 <= listMaxDepth && isOneName(e.name)) queue.push({ path: path === '/' ? `/${e.name}` : `${path}/${e.name}`, depth: depth + 1, entries: null });
     }
   }
+}
+
+/**
+ * Whether a provider's entry name is one name that a path may be built from: a provider's listing (a remote
+ * store's, say) may hold `.`, `..` or names with a slash, and a path made of them would lead elsewhere than into the
+ * folder (providers are promised normalised paths).
+ */
+function isOneName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/');
 }
 
 async function statOf(s: Session, path: string): Promise<FileStats> {

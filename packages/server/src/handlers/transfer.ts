@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
-import { receiveFromSocket, sendToSocket, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
+import { receiveFromSocket, sendToSocket, TransferError, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { rangesSendable, refuseUnlistableName, requirePermission, takeRange, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
@@ -44,9 +44,17 @@ export async function retr(s: Session, arg: string): Promise<void> {
   }
   try {
     if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
-    await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${Math.max(0, end + 1 - offset)} bytes).`, (t) =>
-      sendToSocket(t, source, s.coding('download')),
-    );
+    const expected = Math.max(0, end + 1 - offset);
+    const coding = s.coding('download');
+    await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${expected} bytes).`, async (t) => {
+      await sendToSocket(t, source, coding);
+      // Storage that ends a file early (a file cut short meanwhile, a remote read that ended without an error)
+      // must not pass for a complete download: the bytes sent are those stored when nothing recodes them.
+      if (!coding.ascii && coding.deflateLevel === null && t.bytes < expected) {
+        const short = new FtpError(451, `${path}: storage ended the file after ${t.bytes} of ${expected} bytes; transfer incomplete.`);
+        throw new TransferError('local', short.message, { cause: short });
+      }
+    });
   } finally {
     source.destroy();
   }
