@@ -436,7 +436,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     if (this.authenticated) this.touch(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
     // Whatever separates PASS from the password (a tab…), the line is masked. The level is asked of the server's
     // logger: asking the session's would make a child logger for every session just to learn that debug is off.
-    if (this.ctx.logger.isLevelEnabled('debug')) this.log.debug({ cmd: /^\s*pass/i.test(event.line) ? 'PASS ****' : event.line }, 'command');
+    if (this.ctx.logger.isLevelEnabled('debug')) this.log.debug({ cmd: loggedCommand(event.line) }, 'command');
     const spec = COMMANDS[verb];
     if (!spec) {
       await this.reply(500, `${printable(verb)} not understood.`);
@@ -662,4 +662,10 @@ function depthOf(path: string): number {
   let depth = 0;
   for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47 && i + 1 < path.length) depth++;
   return depth;
+}
+
+/** A command line as logged: the arguments of PASS and ACCT (RFC 959: an account's password, often) never are. */
+function loggedCommand(line: string): string {
+  const secret = /^\s*(pass|acct)\b/i.exec(line);
+  return secret ? `${secret[1]!.toUpperCase()} ****` : line;
 }

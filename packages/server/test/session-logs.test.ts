@@ -19,6 +19,8 @@ it('session log lines carry the session, the remote address and, once known, the
   cleanups.push(() => c.close());
   await c.login();
   expect((await c.cmd('NOOP')).code).toBe(200);
+  // ACCT's argument is an account's password as often as not (RFC 959): never logged either.
+  expect((await c.cmd('ACCT acct-secret-7')).code).toBe(202);
   await c.cmd('QUIT');
   await new Promise((r) => setTimeout(r, 50));
   const connected = lines.find((l) => l.msg === 'connected');
@@ -30,6 +32,8 @@ it('session log lines carry the session, the remote address and, once known, the
   // The password never reaches the log.
   expect(commands).toContain('PASS ****');
   expect(JSON.stringify(lines)).not.toContain(PASSWORD);
+  expect(commands).toContain('ACCT ****');
+  expect(JSON.stringify(lines)).not.toContain('acct-secret-7');
 });
 
 it('a server that logs nothing still serves sessions (no session logger is made)', async () => {
