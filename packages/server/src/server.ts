@@ -12,7 +12,7 @@ import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
 import type { SessionGate, SessionGateVerdict } from './session-gate.js';
 import { clock, Session, type AnonymousAccess, type SessionContext } from './session.js';
-import { resolveSettings, type ServerSettings } from './settings.js';
+import { isPublicHost, resolveSettings, type ServerSettings } from './settings.js';
 import { ListingSortBudget } from './listing-sort-budget.js';
 import { TlsContexts } from './tls.js';
 
@@ -127,7 +127,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         foreignPeerLog(this.logger),
       ),
       listensOn: (port) => this.sockets.some((l) => (l.server.address() as AddressInfo | null)?.port === port) || this.ctx.portPool.listensOn(port),
-      advertiser: new Advertiser(this.settings),
+      advertiser: new Advertiser(this.settings, (name, err) => this.logger.warn({ err, name }, 'public host name lookup failed; PASV uses its last address')),
       tls: new TlsContexts(options.driver, this.settings),
       listSortBudget: new ListingSortBudget(this.settings.listSortBudget),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
@@ -158,6 +158,10 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   }
 
   private async listenOn(port: number, host: string, listener: Listener): Promise<AddressInfo> {
+    if (listener.publicHost !== undefined) {
+      if (!isPublicHost(listener.publicHost)) throw new RangeError(`publicHost must be an IPv4 address or a DNS name (PASV has no IPv6), got ${listener.publicHost}`);
+      this.ctx.advertiser.prepare(listener.publicHost);
+    }
     const address = await this.bind(
       // allowHalfOpen: a client that sends its last commands and then its FIN (a script piping into a socket)
       // still gets their replies, and a transfer it started still finishes; the session ends the connection

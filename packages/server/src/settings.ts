@@ -1,12 +1,17 @@
 import { isIPv4 } from 'node:net';
 import { subnet, subnets } from './data/advertise.js';
+import { isHostName } from './data/public-names.js';
 
 /**
  * Server settings: what an operator tunes. Every limit is on by default and documented next to its option
  * (as ws does), and contradictory options are rejected when the server is constructed.
  */
 export interface ServerSettings {
-  /** Address to advertise in PASV replies (an IPv4 address), for servers behind NAT. Default: the control connection's local address. */
+  /**
+   * Address to advertise in PASV replies, for servers behind NAT: an IPv4 address, or a DNS name (a dynamic DNS
+   * name, say) looked up to its IPv4 address at start and again every minute, the last answer used meanwhile.
+   * Default: the control connection's local address.
+   */
   publicHost?: string;
   /**
    * Addresses to advertise by client network, first match first, before `publicHost`: e.g.
@@ -250,10 +255,10 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
   if (!isPort(min) || !isPort(max) || min > max) {
     throw new RangeError(`passivePortRange must be two ports [min, max] with 1 <= min <= max <= 65535, got [${min}, ${max}]`);
   }
-  if (s.publicHost !== undefined && !isIPv4(s.publicHost)) throw new RangeError(`publicHost must be an IPv4 address (PASV has no other), got ${s.publicHost}`);
+  if (s.publicHost !== undefined && !isPublicHost(s.publicHost)) throw new RangeError(`publicHost must be an IPv4 address or a DNS name (PASV has no IPv6), got ${s.publicHost}`);
   for (const { network, host } of s.publicHosts ?? []) {
     subnet(network);
-    if (!isIPv4(host)) throw new RangeError(`publicHosts: host must be an IPv4 address, got ${host}`);
+    if (!isPublicHost(host)) throw new RangeError(`publicHosts: host must be an IPv4 address or a DNS name, got ${host}`);
   }
   if (s.proxyProtocolFrom) subnets(s.proxyProtocolFrom);
   if (s.passivePortsAdvertised) {
@@ -316,4 +321,9 @@ function isPort(n: number): boolean {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** What PASV can advertise: an IPv4 address, or a DNS name looked up to one (see `publicHost`). */
+export function isPublicHost(host: string): boolean {
+  return isIPv4(host) || isHostName(host);
 }

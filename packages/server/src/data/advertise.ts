@@ -1,5 +1,6 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { isIPv6Address } from '../ip-address.js';
+import { PublicNames } from './public-names.js';
 import type { ServerSettings } from '../settings.js';
 
 /**
@@ -9,16 +10,38 @@ import type { ServerSettings } from '../settings.js';
  */
 export class Advertiser {
   private readonly networks: Array<{ list: BlockList; host: string }>;
+  private readonly names: PublicNames;
 
-  constructor(private readonly settings: ServerSettings) {
+  constructor(
+    private readonly settings: ServerSettings,
+    onNameFailure?: (name: string, err: unknown) => void,
+  ) {
     this.networks = (settings.publicHosts ?? []).map(({ network, host }) => ({ list: subnet(network), host }));
+    this.names = new PublicNames(onNameFailure);
+    // Looked up now, so that the first PASV need not wait for DNS.
+    for (const host of [settings.publicHost, ...this.networks.map((n) => n.host)]) this.prepare(host);
   }
 
-  /** The address to put in a PASV reply for a client at `remote` on a listener whose public host is `listenerHost`. */
-  host(remote: string, local: string, listenerHost: string | undefined): string {
+  /** Starts looking up `host` when it is a name (a listener's public host, say), so a PASV need not wait for it. */
+  prepare(host: string | undefined): void {
+    if (host !== undefined && !isIPv4(host)) this.names.address(host).catch(() => {});
+  }
+
+  /**
+   * The address to put in a PASV reply for a client at `remote` on a listener whose public host is `listenerHost`:
+   * an IPv4 address, looked up when the one configured is a DNS name (rejects when that name has never resolved).
+   */
+  host(remote: string, local: string, listenerHost: string | undefined): string | Promise<string> {
     const family = isIPv6Address(remote) ? 'ipv6' : 'ipv4';
-    for (const n of this.networks) if (n.list.check(remote, family)) return n.host;
-    return listenerHost ?? this.settings.publicHost ?? local;
+    let chosen: string | undefined;
+    for (const n of this.networks) {
+      if (n.list.check(remote, family)) {
+        chosen = n.host;
+        break;
+      }
+    }
+    chosen ??= listenerHost ?? this.settings.publicHost ?? local;
+    return isIPv4(chosen) || chosen === local ? chosen : this.names.address(chosen);
   }
 
   /** The port to advertise for a listening passive port. */

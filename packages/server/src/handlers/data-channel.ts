@@ -27,7 +27,13 @@ export async function pasv(s: Session): Promise<void> {
   // The port is opened on the control connection's own address: on an IPv6 one no IPv4 address can reach it, even
   // an advertised one (NAT), so the client hears at once that it must use EPSV.
   if (isIPv6Address(s.localAddress)) throw new FtpError(425, PASV_NEEDS_IPV4);
-  const host = s.ctx.advertiser.host(s.remoteAddress, s.localAddress, s.listenerPublicHost);
+  const advertised = s.ctx.advertiser.host(s.remoteAddress, s.localAddress, s.listenerPublicHost);
+  const host =
+    typeof advertised === 'string'
+      ? advertised
+      : await advertised.catch((err: unknown) => {
+          throw new FtpError(425, `Cannot tell the public address: ${(err as Error)?.message ?? err}; use EPSV.`);
+        });
   if (!isIPv4(host)) throw new FtpError(425, PASV_NEEDS_IPV4);
   const listener = await openPassive(s);
   return s.reply(227, formatPasvReplyText(host, s.ctx.advertiser.port(listener.port)));
