@@ -6,6 +6,9 @@ import { availableParallelism } from 'node:os';
 import { DEFAULT_SETTINGS } from '@ftp/server';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
 import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
+import { withoutPem } from './secret-text.js';
+import { reportStartFailure } from './start-errors.js';
+import { NOTHING_TO_RELOAD, onHangUp } from './tls-reload.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
 import type { WorkerListener, WorkerSetup } from './workers/messages.js';
 
@@ -29,8 +32,8 @@ function startIdleRelease(): boolean {
 // The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
 // zero-config server starts light.
 const configModules = async () => {
-  const [{ ConfigError, loadConfig }, { startFromConfig }] = await Promise.all([import('./config/load.js'), import('./serve-config.js')]);
-  return { ConfigError, loadConfig, startFromConfig };
+  const [{ ConfigError, loadConfig }, { checkConfiguredTls }] = await Promise.all([import('./config/load.js'), import('./config/tls-check.js')]);
+  return { ConfigError, loadConfig, checkConfiguredTls };
 };
 
 function version(): string {
@@ -98,9 +101,11 @@ async function checkConfigCommand(file: string | undefined): Promise<number> {
     process.stderr.write('Usage: ftpd check-config FILE\n');
     return 2;
   }
-  const { ConfigError, loadConfig } = await configModules();
+  const { ConfigError, loadConfig, checkConfiguredTls } = await configModules();
   try {
     const c = loadConfig(file);
+    const warning = await checkConfiguredTls(c, file);
+    if (warning) process.stderr.write(`${file}: warning: ${warning}\n`);
     process.stdout.write(
       `${file}: ok (${c.listeners.length} listener(s), ${Object.keys(c.backends).length} backend(s), ${c.users.length} user(s)${c.anonymous ? ', anonymous access' : ''})\n`,
     );
@@ -116,10 +121,13 @@ async function checkConfigCommand(file: string | undefined): Promise<number> {
 
 /** `ftpd --config FILE`: the whole server from a configuration file. */
 async function serveConfig(file: string): Promise<number> {
-  const { ConfigError, loadConfig, startFromConfig } = await configModules();
+  const { ConfigError, loadConfig, checkConfiguredTls } = await configModules();
   let config;
+  let tlsWarning;
   try {
     config = loadConfig(file);
+    // Here, not only in each worker: a pair that cannot serve stops the start once, with the file's other problems' format.
+    tlsWarning = await checkConfiguredTls(config, file);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ftpd: ${err.message}\n`);
@@ -128,6 +136,10 @@ async function serveConfig(file: string): Promise<number> {
     throw err;
   }
   const logger = makeLogger(config.log.level);
+  if (tlsWarning) {
+    logger.warn(tlsWarning);
+    process.stderr.write(`ftpd: warning: ${tlsWarning}\n`);
+  }
   const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
   if (workers > 1) {
     const addresses = config.listeners.map((l) => ({ host: l.host, port: l.port }));
@@ -142,27 +154,28 @@ async function serveConfig(file: string): Promise<number> {
         limits: sessionLimits(config.server).some((n) => n > 0),
       }),
       banner: listenersBanner,
-      reloadOnHup: true,
+      reloadable: config.tls !== undefined,
     });
   }
-  const ftpd = await startFromConfig(config, logger).catch((err: NodeJS.ErrnoException) => {
-    logger.fatal({ err }, `cannot start: ${err.message}`);
-    process.stderr.write(`ftpd: cannot start: ${err.message}\n`);
+  const { startFromConfig } = await import('./serve-config.js');
+  let started: Awaited<ReturnType<typeof startFromConfig>> | null = null;
+  const stopHangUps = onHangUp(logger, async () => {
+    if (!started) return 'still starting: the files are being read now';
+    if (!config.tls) return 'no tls section';
+    await started.reloadTls();
+    return null;
+  });
+  const ftpd = await startFromConfig(config, logger).catch((err: unknown) => {
+    reportStartFailure(logger, err);
     return null;
   });
   if (!ftpd) return 1;
+  started = ftpd;
   listenersBanner(ftpd.listeners);
   if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
   logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
-  const onHup = (): void => {
-    ftpd.reloadTls().then(
-      () => logger.info('TLS certificate reloaded'),
-      (err: unknown) => logger.error({ err }, 'TLS certificate reload failed; the previous one stays'),
-    );
-  };
-  process.on('SIGHUP', onHup);
   await waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
-  process.off('SIGHUP', onHup);
+  stopHangUps();
   return 0;
 }
 
@@ -194,9 +207,8 @@ function hostOf(l: { address: string; family: string }): string {
 
 /** Says why the server could not start, in the log and on stderr; a port in use or a privileged port by name. */
 function cannotStart(logger: Logger, err: NodeJS.ErrnoException, port: number | undefined): void {
-  const why = err.code === 'EADDRINUSE' ? `port ${port ?? ''} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${port ?? ''}` : err.message;
-  logger.fatal({ err }, `cannot start: ${why}`);
-  process.stderr.write(`ftpd: cannot start: ${why}\n`);
+  const why = err.code === 'EADDRINUSE' ? `port ${port ?? ''} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${port ?? ''}` : undefined;
+  reportStartFailure(logger, err, why);
 }
 
 /** The command line server's banner: where it serves, the certificate's fingerprint, who logs in. */
@@ -237,22 +249,22 @@ interface SupervisedServer {
   setupFor: (ports: number[]) => WorkerSetup;
   /** Prints what is served, once the first worker listens. */
   banner: (listeners: WorkerListener[]) => void;
-  /** SIGHUP makes every worker read its TLS files again (configuration mode). */
-  reloadOnHup: boolean;
+  /** Whether there are TLS files for SIGHUP to make every worker read again (else SIGHUP only says so). */
+  reloadable: boolean;
 }
 
 /** Runs several worker processes on the same ports (see workers/supervisor.ts) until SIGINT or SIGTERM. */
 async function supervise(logger: Logger, run: SupervisedServer): Promise<number> {
   if (!['linux', 'freebsd'].includes(process.platform)) {
     process.stderr.write(`ftpd: more than one worker needs SO_REUSEPORT port sharing, which Node offers on Linux and FreeBSD only (this is ${process.platform})\n`);
-    return 2;
+    return 1;
   }
   const { Supervisor, choosePorts } = await import('./workers/supervisor.js');
   const { passiveRangeProblem } = await import('./workers/passive-slices.js');
   const problem = passiveRangeProblem(run.settings.passivePortRange, run.workers);
   if (problem) {
     process.stderr.write(`ftpd: ${problem}\n`);
-    return 2;
+    return 1;
   }
   let ports: number[];
   try {
@@ -263,21 +275,32 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
     return 1;
   }
   const [maxSessions, maxSessionsPerIp] = sessionLimits(run.settings);
+  let serving = false;
+  // Before the workers start: Node's default for SIGHUP would end the supervisor, and every worker with it.
+  const onHup = (): void => {
+    if (!serving) logger.info('SIGHUP: nothing to reload (still starting: the files are being read now)');
+    else if (!run.reloadable) logger.info(`SIGHUP: nothing to reload (${NOTHING_TO_RELOAD})`);
+    else {
+      // Each worker logs its own outcome.
+      logger.info('SIGHUP: the workers read the TLS files again');
+      supervisor.reload();
+    }
+  };
+  process.on('SIGHUP', onHup);
   const supervisor = new Supervisor({ workers: run.workers, setup: run.setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics: run.metrics, logger });
   let listeners: WorkerListener[];
   try {
     listeners = await supervisor.start();
   } catch (err) {
-    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
-    process.stderr.write(`ftpd: cannot start: ${(err as Error).message}\n`);
+    reportStartFailure(logger, err);
+    process.off('SIGHUP', onHup);
     return 1;
   }
+  serving = true;
   run.banner(listeners);
   process.stderr.write(`  ${run.workers} worker processes\n`);
   if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);
   logger.info({ listeners, workers: run.workers }, 'ready');
-  const onHup = (): void => supervisor.reload();
-  if (run.reloadOnHup) process.on('SIGHUP', onHup);
   await waitForStop(logger, () => supervisor.stop(), 0);
   process.off('SIGHUP', onHup);
   return 0;
@@ -294,39 +317,43 @@ async function main(): Promise<number> {
   if (argv[0] === '--') argv.shift();
   if (argv[0] === 'hash-password') return hashPasswordCommand();
   if (argv[0] === 'check-config') return checkConfigCommand(argv[1]);
-  const configAt = argv.findIndex((a) => a === '--config' || a === '-c');
-  const configFile = configAt >= 0 ? argv[configAt + 1] : argv.find((a) => a.startsWith('--config='))?.slice(9) ?? process.env.FTPD_CONFIG;
-  if (configFile !== undefined) {
-    const others = argv.filter((a, i) => i !== configAt && i !== configAt + 1 && !a.startsWith('--config='));
-    if (configFile === '' || others.length > 0) {
-      process.stderr.write(`ftpd: --config FILE takes no other option (the file says everything${others.length ? `; got ${others.join(' ')}` : ''})\n`);
-      return 2;
+  const request = configRequest(argv, process.env);
+  if (request) {
+    // --help and --version answer whatever else is set (FTPD_CONFIG in a container's environment, say).
+    if (request.others.some((a) => a === '--help' || a === '-h')) return printHelp();
+    if (request.others.some((a) => a === '--version' || a === '-v')) return printVersion();
+    if (request.file === '') return usageError(`${request.from} needs a file`);
+    if (request.others.length > 0) {
+      const why = request.from === 'FTPD_CONFIG' ? 'with FTPD_CONFIG set, ftpd takes no option' : '--config FILE takes no other option';
+      return usageError(`${why}: the file says everything (got ${request.others.join(' ')})`);
     }
     if (!startIdleRelease()) return 2;
-    return serveConfig(configFile);
+    return serveConfig(request.file);
   }
   let options;
   try {
     options = parseOptions(argv, process.env);
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`ftpd: ${err.message}\n\n${USAGE}`);
-      return 2;
-    }
+    if (err instanceof UsageError) return usageError(err.message);
     throw err;
   }
-  if (options === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (options === 'version') {
-    process.stdout.write(`${version()}\n`);
-    return 0;
-  }
+  if (options === 'help') return printHelp();
+  if (options === 'version') return printVersion();
   if (!startIdleRelease()) return 2;
   const logger = makeLogger(options.logLevel);
   if (options.workers > 1) {
     const cliOptions = options;
+    // Checked once here: each worker reading a broken pair would fail alone, after the supervisor had started.
+    if (options.tlsCert && options.tlsKey) {
+      const { CLI_TLS_NAMES, readTlsMaterial, validityWarning } = await import('./tls-material.js');
+      try {
+        const warning = validityWarning((await readTlsMaterial({ cert: options.tlsCert, key: options.tlsKey }, CLI_TLS_NAMES)).certificate, '--tls-cert');
+        if (warning) logger.warn(warning);
+      } catch (err) {
+        reportStartFailure(logger, err);
+        return 1;
+      }
+    }
     const addresses = [{ host: options.host, port: options.port }, ...(options.implicitPort !== undefined ? [{ host: options.host, port: options.implicitPort }] : [])];
     // One certificate for every worker: a client sees the same fingerprint whichever worker it reaches.
     const made = options.selfSigned ? await (await import('./self-signed.js')).selfSignedCertificate() : null;
@@ -347,18 +374,67 @@ async function main(): Promise<number> {
         const plain = listeners.find((l) => !l.implicitTls);
         if (plain) serverBanner(cliOptions, plain, listeners.find((l) => l.implicitTls), tls?.fingerprint);
       },
-      reloadOnHup: false,
+      reloadable: options.tlsCert !== undefined,
     });
   }
+  let started: Awaited<ReturnType<typeof startFtpd>> | null = null;
+  const stopHangUps = onHangUp(logger, async () => {
+    if (!started) return 'still starting: the files are being read now';
+    return (await started.reloadTls()) ? null : NOTHING_TO_RELOAD;
+  });
   const ftpd = await startFtpd(options, logger).catch((err: NodeJS.ErrnoException) => {
     cannotStart(logger, err, options.port);
     return null;
   });
   if (!ftpd) return 1;
+  started = ftpd;
   const { address } = ftpd;
   serverBanner(options, address, ftpd.implicitAddress, ftpd.fingerprint);
   logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');
-  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), 5000);
+  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), CLI_SHUTDOWN_GRACE_MS);
+  stopHangUps();
+  return 0;
+}
+
+/** Running transfers' time to finish at SIGINT/SIGTERM in zero-config mode (a file's `shutdownGrace` says it there). */
+const CLI_SHUTDOWN_GRACE_MS = 5000;
+
+/** The configuration file asked for: `--config FILE`, `-c FILE`, `--config=FILE`, else FTPD_CONFIG; and the other arguments. */
+function configRequest(argv: readonly string[], env: NodeJS.ProcessEnv): { file: string; from: string; others: string[] } | null {
+  let file: string | undefined;
+  let from = '--config';
+  const others: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--config' || a === '-c') {
+      from = a;
+      file = argv[++i] ?? '';
+    } else if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length);
+    } else {
+      others.push(a);
+    }
+  }
+  if (file === undefined && env.FTPD_CONFIG !== undefined) {
+    file = env.FTPD_CONFIG;
+    from = 'FTPD_CONFIG';
+  }
+  return file === undefined ? null : { file, from, others };
+}
+
+/** A command-line mistake: one line saying what, a pointer to --help, and exit code 2 (1 is for configuration and start errors). */
+function usageError(message: string): number {
+  process.stderr.write(`ftpd: ${message}\nRun "ftpd --help" for the options.\n`);
+  return 2;
+}
+
+function printHelp(): number {
+  process.stdout.write(USAGE);
+  return 0;
+}
+
+function printVersion(): number {
+  process.stdout.write(`${version()}\n`);
   return 0;
 }
 
@@ -367,7 +443,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`ftpd: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.stderr.write(`ftpd: ${withoutPem((err as Error)?.stack ?? String(err))}\n`);
     process.exitCode = 1;
   },
 );

@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +7,7 @@ import { FtpServer, type BanStore, type SessionGate } from '@ftp/server';
 import { LocalProvider } from '@ftp/vfs';
 import type { FtpdOptions } from './options.js';
 import { selfSignedCertificate } from './self-signed.js';
+import { CLI_TLS_NAMES, readTlsMaterial, validityWarning } from './tls-material.js';
 
 export { parseOptions, USAGE, UsageError, type FtpdOptions } from './options.js';
 
@@ -18,6 +19,12 @@ export interface Ftpd {
   implicitAddress: AddressInfo | undefined;
   /** The SHA-256 fingerprint of the certificate made by `--self-signed`, for clients to check. */
   fingerprint: string | undefined;
+  /**
+   * Reads `--tls-cert` and `--tls-key` again (SIGHUP): new TLS sessions use them, running ones are untouched.
+   * Rejects with a TlsMaterialError, keeping the current pair, when the new files would not serve; resolves false
+   * when there are no files to read again (no TLS, or `--self-signed`).
+   */
+  reloadTls(): Promise<boolean>;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -36,14 +43,22 @@ export interface WorkerHooks {
 /** Starts the reference server: one user over a local folder (created if missing). */
 export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: WorkerHooks): Promise<Ftpd> {
   const root = resolve(options.root);
-  await mkdir(root, { recursive: true });
+  await makeFolder(root, '--root');
   const fs = new LocalProvider(root, { syncMetadata: options.syncMetadata });
   const generated = worker?.selfSigned ?? (options.selfSigned ? await selfSignedCertificate() : null);
-  const tls = generated ?? (options.tlsCert && options.tlsKey ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) } : null);
+  const files = options.tlsCert && options.tlsKey ? { cert: options.tlsCert, key: options.tlsKey } : null;
+  const readFiles = async (): Promise<{ cert: string | Buffer; key: string | Buffer }> => {
+    const material = await readTlsMaterial(files!, CLI_TLS_NAMES);
+    const warning = validityWarning(material.certificate, '--tls-cert');
+    // Each worker would say it again: the supervisor says it once.
+    if (warning && !worker) logger.warn(warning);
+    return { cert: material.options.cert as Buffer, key: material.options.key as Buffer };
+  };
+  let tls = generated ?? (files ? await readFiles() : null);
   let anonymous;
   if (options.anonymousRoot) {
     const anonymousRoot = resolve(options.anonymousRoot);
-    await mkdir(anonymousRoot, { recursive: true });
+    await makeFolder(anonymousRoot, '--anonymous-root');
     anonymous = { fs: new LocalProvider(anonymousRoot, { syncMetadata: options.syncMetadata }) };
   }
   const server = new FtpServer({
@@ -72,7 +87,23 @@ export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: W
   const shared = worker ? { reusePort: true } : {};
   const address = await server.listen(options.port, options.host, shared);
   const implicitAddress = options.implicitPort !== undefined ? await server.listenImplicitTls(options.implicitPort, options.host, shared) : undefined;
-  return { server, address, implicitAddress, fingerprint: generated?.fingerprint, close: (graceMs) => server.close(graceMs) };
+  const reloadTls = async (): Promise<boolean> => {
+    if (generated || !files) return false;
+    tls = await readFiles();
+    return true;
+  };
+  return { server, address, implicitAddress, fingerprint: generated?.fingerprint, reloadTls, close: (graceMs) => server.close(graceMs) };
+}
+
+/** mkdir -p, saying plainly when the path is a file (mkdir's own EEXIST names neither the option nor the problem). */
+async function makeFolder(path: string, option: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new Error(`${option} ${path} is not a directory`);
+    throw err;
+  }
 }
 
 /** Compares secrets in constant time, so response timing does not reveal a matching prefix. */

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
@@ -8,6 +7,8 @@ import { closeBackends, openBackends } from './backends.js';
 import type { FtpdConfig } from './config/schema.js';
 import type { WorkerHooks } from './index.js';
 import { Metrics, startMetricsServer, type MetricsSnapshot } from './metrics.js';
+import { readConfiguredTls } from './config/tls-check.js';
+import { validityWarning } from './tls-material.js';
 import { accountsDriver } from './users.js';
 
 /** A server started from a configuration file. */
@@ -17,14 +18,12 @@ export interface ConfiguredFtpd {
   listeners: Array<AddressInfo & { implicitTls: boolean }>;
   /** The metrics and health listener's address, when configured. */
   metricsAddress: AddressInfo | undefined;
-  /** Reads the certificate and key files again; new TLS sessions use them, running ones are untouched. */
+  /**
+   * Reads the certificate and key files again; new TLS sessions use them, running ones are untouched. Rejects with
+   * a TlsMaterialError (and keeps the current pair) when the new files would not serve.
+   */
   reloadTls(): Promise<void>;
   close(graceMs?: number): Promise<void>;
-}
-
-async function readTls(tls: NonNullable<FtpdConfig['tls']>): Promise<SecureContextOptions> {
-  const [cert, key] = await Promise.all([readFile(tls.cert), readFile(tls.key)]);
-  return { cert, key, ...(typeof tls.passphrase === 'string' ? { passphrase: tls.passphrase } : {}), ...(tls.ciphers ? { ciphers: tls.ciphers } : {}) };
 }
 
 /** What a worker process of a configured server adds (see `workers`); its metrics go to the supervisor. */
@@ -32,12 +31,13 @@ export type ConfigWorkerHooks = Omit<WorkerHooks, 'selfSigned'> & { serveMetrics
 
 /** Opens the backends, builds the users and starts every listener of a validated configuration. */
 export async function startFromConfig(config: FtpdConfig, logger: Logger, worker?: ConfigWorkerHooks): Promise<ConfiguredFtpd> {
-  let tlsOptions = config.tls ? await readTls(config.tls) : null;
+  let tlsOptions: SecureContextOptions | null = config.tls ? (await readConfiguredTls(config.tls)).options : null;
   const backends = await openBackends(config.backends);
   // Redis, when configured, is shared by every process; else workers share their supervisor's memory.
   const redisBans = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
   const banStore = redisBans ?? worker?.banStore;
-  const { anonymous, authenticate } = accountsDriver(config, backends);
+  const { anonymous, authenticate, makeAnonymousHome } = accountsDriver(config, backends);
+  await makeAnonymousHome();
   const server = new FtpServer({
     logger,
     settings: config.server,
@@ -78,7 +78,11 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger, worker
     listeners,
     metricsAddress,
     async reloadTls() {
-      if (config.tls) tlsOptions = await readTls(config.tls);
+      if (!config.tls) return;
+      const material = await readConfiguredTls(config.tls);
+      tlsOptions = material.options;
+      const warning = validityWarning(material.certificate, 'tls.cert');
+      if (warning) logger.warn(warning);
     },
     async close(graceMs) {
       closing = true;

@@ -55,7 +55,10 @@ function viewOf(backends: Map<string, FsProvider>, backend: string, home: string
  * The `authenticate` half of ftpd's driver: users from the configuration, scrypt-checked (unknown users cost the
  * same check, so timing does not tell who exists), each in their own view of their backend.
  */
-export function accountsDriver(config: FtpdConfig, backends: Map<string, FsProvider>): Pick<FtpDriver, 'authenticate'> & { anonymous: { fs: FsProvider } | undefined } {
+export function accountsDriver(
+  config: FtpdConfig,
+  backends: Map<string, FsProvider>,
+): Pick<FtpDriver, 'authenticate'> & { anonymous: { fs: FsProvider } | undefined; makeAnonymousHome: () => Promise<void> } {
   const accounts = new Map<string, Account>();
   for (const u of config.users) {
     const permissions = permissionsOf(u.permissions);
@@ -79,6 +82,9 @@ export function accountsDriver(config: FtpdConfig, backends: Map<string, FsProvi
   const anonymous = config.anonymous ? { fs: readOnly(viewOf(backends, config.anonymous.backend, config.anonymous.home)) } : undefined;
   return {
     anonymous,
+    // Anonymous logins have no hook of ours to make the home at the first one: it is made at start, as
+    // --anonymous-root is (else 230, then 550 for every LIST).
+    makeAnonymousHome: config.anonymous ? homeMaker(backends, [config.anonymous]) : async () => {},
     async authenticate(_session, user, password) {
       const account = accounts.get(user);
       const ok = await verifyPassword(password, account?.hash ?? null, decoyCost);

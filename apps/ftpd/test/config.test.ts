@@ -44,11 +44,17 @@ describe('ftpd check-config', () => {
   it('accepts every example in examples/', { timeout: 90000 }, async () => {
     const files = (await readdir(examples)).filter((f) => f.endsWith('.yaml'));
     expect(files.length).toBeGreaterThanOrEqual(4);
-    // Secrets the examples read from files are given here the way a container would (an _FILE override).
+    // Secrets the examples read from files are given here the way a container would (an _FILE override), and the
+    // TLS files, which check-config reads, the way one mounts them (a path override).
     const dbUrl = join(work, 'db-url');
     await writeFile(dbUrl, 'postgres://ftpd@127.0.0.1:5432/test\n');
+    const tls = await makeCertificateFiles(await mkdtemp(join(work, 'example-tls-')), 30);
+    const provided: Record<string, NodeJS.ProcessEnv> = {
+      'postgres.yaml': { FTPD_BACKENDS__DB__URL_FILE: dbUrl },
+      'tls.yaml': { FTPD_TLS__CERT: tls.cert, FTPD_TLS__KEY: tls.key },
+    };
     for (const f of files) {
-      const r = await cli(['check-config', join(examples, f)], { env: f === 'postgres.yaml' ? { FTPD_BACKENDS__DB__URL_FILE: dbUrl } : {} });
+      const r = await cli(['check-config', join(examples, f)], { env: provided[f] ?? {} });
       expect({ f, code: r.code, err: r.stderr }).toEqual({ f, code: 0, err: '' });
       expect(r.stdout).toContain(': ok (');
     }

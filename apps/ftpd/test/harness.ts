@@ -138,10 +138,10 @@ export async function makeFiles(dir: string, sizes: readonly number[] = SIZES): 
 export const ODD_NAMES = ['with space.txt', `it's "quoted".txt`, 'naïve café 文件.txt', ' leading space.txt'] as const;
 
 /** A self-signed certificate and key for 127.0.0.1, written to `dir` (made with the openssl command). */
-export async function makeCertificateFiles(dir: string): Promise<{ cert: string; key: string }> {
+export async function makeCertificateFiles(dir: string, days = 2): Promise<{ cert: string; key: string }> {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', String(days), '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
   return { cert, key };
 }
 
@@ -159,6 +159,8 @@ export interface ConfiguredFtpdProcess {
   proc: ChildProcess;
   ports: number[];
   stderr(): string;
+  /** The JSON log lines the server wrote so far (stdout). */
+  logs(): Array<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -166,7 +168,8 @@ export interface ConfiguredFtpdProcess {
 export async function startFtpdConfig(file: string, listeners: number, env: NodeJS.ProcessEnv = {}): Promise<ConfiguredFtpdProcess> {
   const proc = spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
-  proc.stdout?.resume();
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   const ports = await new Promise<number[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ftpd did not start: ${err}`)), 15000);
     proc.stderr?.on('data', (c: Buffer) => {
@@ -186,6 +189,11 @@ export async function startFtpdConfig(file: string, listeners: number, env: Node
     proc,
     ports,
     stderr: () => err,
+    logs: () =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
     stop: (signal = 'SIGTERM') => stopProcess(proc, signal),
   };
 }

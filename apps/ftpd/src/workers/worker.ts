@@ -1,6 +1,8 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { startFtpd } from '../index.js';
+import { messageOf, reportStartFailure } from '../start-errors.js';
+import { NOTHING_TO_RELOAD, tlsReloader } from '../tls-reload.js';
 import { SupervisorLink } from './supervisor-link.js';
 import type { WorkerListener } from './messages.js';
 
@@ -13,39 +15,36 @@ import type { WorkerListener } from './messages.js';
  * (gracefully); the supervisor starts another.
  */
 export async function runWorker(makeLogger: (level: string) => Logger): Promise<number> {
+  // A hang-up that reaches the whole process group (a closed terminal) is the supervisor's to act on, as SIGINT is;
+  // Node's default would end the worker.
+  process.on('SIGHUP', () => {});
   const link = new SupervisorLink();
   const setup = await link.setup();
   const level = setup.mode === 'cli' ? setup.options.logLevel : setup.config.log.level;
   const logger = makeLogger(level).child({ worker: cluster.worker?.id });
   const hooks = { banStore: link.banStore, sessionGate: setup.limits ? link.sessionGate : undefined };
-  let running: { close(graceMs?: number): Promise<void>; reloadTls?(): Promise<void>; listeners: WorkerListener[] };
+  let running: { close(graceMs?: number): Promise<void>; reloadTls(): Promise<string | null>; listeners: WorkerListener[] };
   let graceMs: number;
   try {
     if (setup.mode === 'cli') {
       const ftpd = await startFtpd(setup.options, logger, { ...hooks, selfSigned: setup.tls });
       const listeners = [{ ...ftpd.address, implicitTls: false }, ...(ftpd.implicitAddress ? [{ ...ftpd.implicitAddress, implicitTls: true }] : [])];
-      running = { close: (g) => ftpd.close(g), listeners };
+      running = { close: (g) => ftpd.close(g), reloadTls: async () => ((await ftpd.reloadTls()) ? null : NOTHING_TO_RELOAD), listeners };
       graceMs = 5000;
     } else {
       const { startFromConfig } = await import('../serve-config.js');
       const ftpd = await startFromConfig(setup.config, logger, { ...hooks, serveMetrics: (source) => link.serveMetrics(source) });
-      running = { close: (g) => ftpd.close(g), reloadTls: () => ftpd.reloadTls(), listeners: ftpd.listeners };
+      running = { close: (g) => ftpd.close(g), reloadTls: async () => (await ftpd.reloadTls(), null), listeners: ftpd.listeners };
       graceMs = setup.config.shutdownGrace * 1000;
     }
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    logger.fatal({ err }, `cannot start: ${e.message}`);
-    link.send({ t: 'failed', message: e.message });
+    reportStartFailure(logger, err, messageOf(err), { stderr: false });
+    link.send({ t: 'failed', message: messageOf(err) });
     process.disconnect?.();
     return 1;
   }
   link.send({ t: 'ready', listeners: running.listeners.map((l) => ({ address: l.address, family: l.family, port: l.port, implicitTls: l.implicitTls })) });
-  link.on('reload', () => {
-    running.reloadTls?.().then(
-      () => logger.info('TLS certificate reloaded'),
-      (err: unknown) => logger.error({ err }, 'TLS certificate reload failed; the previous one stays'),
-    );
-  });
+  link.on('reload', tlsReloader(logger, () => running.reloadTls()));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (why: string): void => {
