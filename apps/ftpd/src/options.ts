@@ -83,6 +83,65 @@ Options:
   -v, --version           the version
 `;
 
+/** Every option of the zero-config mode, for parseArgs. */
+const OPTIONS = {
+  port: { type: 'string', short: 'p' },
+  host: { type: 'string', short: 'H' },
+  root: { type: 'string', short: 'r' },
+  user: { type: 'string', short: 'u' },
+  password: { type: 'string', short: 'P' },
+  'pasv-range': { type: 'string' },
+  'public-host': { type: 'string' },
+  'log-level': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'self-signed': { type: 'boolean' },
+  'tls-key': { type: 'string' },
+  'implicit-port': { type: 'string' },
+  'tls-required': { type: 'string' },
+  'no-tls-session-reuse': { type: 'boolean' },
+  'allow-ccc': { type: 'boolean' },
+  'strict-tls-eof': { type: 'boolean' },
+  'anonymous-root': { type: 'string' },
+  'max-login-failures': { type: 'string' },
+  'ban-duration': { type: 'string' },
+  'login-delay': { type: 'string' },
+  'max-sessions': { type: 'string' },
+  'async-metadata': { type: 'boolean' },
+  'mode-z': { type: 'boolean' },
+  workers: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const satisfies NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+/**
+ * `--port -1` as `--port=-1`: a value that starts with a dash and a digit is the option's value, to be checked like
+ * any other ("expected a port number"), where parseArgs would call the option "ambiguous".
+ */
+function joinDashedValues(argv: readonly string[]): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, o] of Object.entries(OPTIONS)) {
+    if (o.type !== 'string') continue;
+    takesValue.add(`--${name}`);
+    if ('short' in o) takesValue.add(`-${o.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (takesValue.has(a) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a.startsWith('--') ? a : `--${longNameOf(a)}`}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+function longNameOf(short: string): string {
+  return Object.entries(OPTIONS).find(([, o]) => 'short' in o && `-${o.short}` === short)?.[0] ?? short;
+}
+
 /** Thrown for a bad command line: the message says which option and what was expected. */
 export class UsageError extends Error {}
 
@@ -90,39 +149,7 @@ export class UsageError extends Error {}
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOptions | 'help' | 'version' {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: 'string', short: 'p' },
-        host: { type: 'string', short: 'H' },
-        root: { type: 'string', short: 'r' },
-        user: { type: 'string', short: 'u' },
-        password: { type: 'string', short: 'P' },
-        'pasv-range': { type: 'string' },
-        'public-host': { type: 'string' },
-        'log-level': { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'self-signed': { type: 'boolean' },
-        'tls-key': { type: 'string' },
-        'implicit-port': { type: 'string' },
-        'tls-required': { type: 'string' },
-        'no-tls-session-reuse': { type: 'boolean' },
-        'allow-ccc': { type: 'boolean' },
-        'strict-tls-eof': { type: 'boolean' },
-        'anonymous-root': { type: 'string' },
-        'max-login-failures': { type: 'string' },
-        'ban-duration': { type: 'string' },
-        'login-delay': { type: 'string' },
-        'max-sessions': { type: 'string' },
-        'async-metadata': { type: 'boolean' },
-        'mode-z': { type: 'boolean' },
-        workers: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    parsed = parseArgs({ args: joinDashedValues(argv), strict: true, allowPositionals: false, options: OPTIONS });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

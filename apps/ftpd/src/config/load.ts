@@ -80,8 +80,8 @@ function readSecretFile(path: string): string {
  * Replaces every `{ fromFile: path }` with the file's content (paths relative to the config file), so any
  * field, not only passwords, can come from a mounted secret.
  */
-function resolveSecrets(node: unknown, base: string, path: (string | number)[], problems: string[]): unknown {
-  if (Array.isArray(node)) return node.map((v, i) => resolveSecrets(v, base, [...path, i], problems));
+function resolveSecrets(node: unknown, base: string, path: (string | number)[], problems: string[], unread: string[]): unknown {
+  if (Array.isArray(node)) return node.map((v, i) => resolveSecrets(v, base, [...path, i], problems, unread));
   if (typeof node !== 'object' || node === null) return node;
   const entries = Object.entries(node);
   if (entries.length === 1 && entries[0]![0] === 'fromFile' && typeof entries[0]![1] === 'string') {
@@ -90,10 +90,11 @@ function resolveSecrets(node: unknown, base: string, path: (string | number)[], 
       return readSecretFile(file);
     } catch (err) {
       problems.push(`${fieldPath(path)}: cannot read ${file}: ${(err as Error).message}`);
+      unread.push(fieldPath(path));
       return node;
     }
   }
-  return Object.fromEntries(entries.map(([k, v]) => [k, resolveSecrets(v, base, [...path, k], problems)]));
+  return Object.fromEntries(entries.map(([k, v]) => [k, resolveSecrets(v, base, [...path, k], problems, unread)]));
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -114,6 +115,12 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   return parseConfig(text, file, env);
 }
 
+/**
+ * How many alias expansions (yaml counts an alias by the size of what it repeats) a file may use. yaml's default,
+ * 100, refused 150 users sharing one `*common` anchor; this allows thousands while an alias bomb still stops early.
+ */
+const MAX_ALIAS_COUNT = 10_000;
+
 /** {@link loadConfig} for text already read; `file` names it in errors and anchors relative paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): FtpdConfig {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
@@ -126,26 +133,58 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    // yaml's guard against alias bombs (a few lines that expand to gigabytes): a problem of the file, said in one line.
+    throw new ConfigError(file, [`cannot expand the file's YAML aliases: ${(err as Error).message.split('\n')[0]}`]);
+  }
   if (typeof raw !== 'object' || Array.isArray(raw) || raw === null) throw new ConfigError(file, ['(top level): expected a mapping of sections (listeners, backends, users…)']);
   const problems: string[] = [];
   const base = dirname(resolve(file));
   applyEnv(raw as Record<string, unknown>, env, problems);
-  const resolved = resolveSecrets(raw, base, [], problems);
+  // A secret file that cannot be read is one problem: the schema's complaint about the { fromFile } left in its place would repeat it.
+  const unread: string[] = [];
+  const resolved = resolveSecrets(raw, base, [], problems, unread);
   const result = config.safeParse(resolved);
-  if (!result.success) problems.push(...result.error.issues.map(describeIssue));
+  if (!result.success) problems.push(...result.error.issues.filter((i) => !unread.includes(fieldPath(i.path))).map(describeIssue));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems);
   return anchorPaths(result.data, base);
 }
 
-/** Makes the file paths of a configuration absolute, relative to the config file's folder. */
+/**
+ * Makes the file paths of a configuration absolute, relative to the config file's folder: under systemd the
+ * working directory is `/`. Every path a configuration holds: a local root, a SQLite file (sqlite backend or
+ * `sqlite:` URL), the TLS files (`fromFile` secrets are read relative to it already).
+ */
 function anchorPaths(c: FtpdConfig, base: string): FtpdConfig {
   const backends = Object.fromEntries(
-    Object.entries(c.backends).map(([name, b]) => [
-      name,
-      b.type === 'local' ? { ...b, root: resolve(base, b.root) } : b.type === 'sqlite' ? { ...b, file: resolve(base, b.file) } : b,
-    ]),
+    Object.entries(c.backends).map(([name, b]) => {
+      switch (b.type) {
+        case 'local':
+          return [name, { ...b, root: resolve(base, b.root) }];
+        case 'sqlite':
+          return [name, { ...b, file: resolve(base, b.file) }];
+        case 'sql':
+          return [name, { ...b, url: anchorSqliteUrl(b.url, base) }];
+        default:
+          return [name, b];
+      }
+    }),
   );
   const tls = c.tls ? { ...c.tls, cert: resolve(base, c.tls.cert), key: resolve(base, c.tls.key) } : undefined;
   return { ...c, backends, ...(tls ? { tls } : {}) };
+}
+
+/**
+ * A `sqlite:` URL with its file made absolute (`sqlite:fs.db` → `sqlite:/etc/ftpd/fs.db`); other URLs, and
+ * `sqlite::memory:`, as they are. The forms are driver-sql's: `sqlite:rel.db`, `sqlite:/abs.db`, `sqlite:///abs.db`.
+ */
+export function anchorSqliteUrl(url: string, base: string): string {
+  if (!url.startsWith('sqlite:')) return url;
+  let rest = url.slice('sqlite:'.length);
+  if (rest.startsWith('//')) rest = rest.slice(2);
+  if (rest === '' || rest === ':memory:' || rest.startsWith('/')) return url;
+  return `sqlite:${encodeURI(resolve(base, decodeURIComponent(rest)))}`;
 }

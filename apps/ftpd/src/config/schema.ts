@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import type { ServerSettings } from '@ftp/server';
+import { availableParallelism } from 'node:os';
 import { parseHash } from '../passwords.js';
+import { looksLikeFileContent } from '../secret-text.js';
+import { passiveRangeProblem } from '../workers/passive-slices.js';
 
 /**
  * The schema of ftpd's configuration file (YAML). Field names follow `@ftp/server`'s settings, so its README is
@@ -9,6 +12,18 @@ import { parseHash } from '../passwords.js';
 
 /** A secret given inline or read from a file at start (Docker and Kubernetes secrets). */
 export const secret = z.union([z.string().min(1), z.object({ fromFile: z.string().min(1) }).strict()]);
+
+/**
+ * A file or folder path. One holding a file's content instead (an `_FILE` override or `fromFile` on a path field
+ * reads the file into the field) is refused without being shown: it may be a private key.
+ */
+const filePath = z
+  .string()
+  .min(1)
+  .refine(
+    (v) => !looksLikeFileContent(v),
+    'holds file content (PEM text or several lines) where a file path is expected: give the path itself (an override ending in _FILE, or fromFile, puts the file\'s content in the field)',
+  );
 
 const port = z.number().int().min(0).max(65535);
 const seconds = z.number().min(0);
@@ -88,13 +103,13 @@ const backend = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('local'),
-      root: z.string().min(1),
+      root: filePath,
       create: z.boolean().default(true),
       /** false for network or FUSE file systems (NFS, SMB, sshfs): see LocalProviderOptions.syncMetadata. */
       syncMetadata: z.boolean().default(true),
     })
     .strict(),
-  z.object({ type: z.literal('sqlite'), file: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('sqlite'), file: filePath }).strict(),
   z
     .object({
       type: z.literal('s3'),
@@ -127,7 +142,10 @@ const backend = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('sql'),
-      /** `postgres://user:pass@host:5432/db`, `mysql://root@host:3306/db` (or `mariadb://`), `sqlite:/var/lib/ftpd/fs.db`. */
+      /**
+       * `postgres://user:pass@host:5432/db`, `mysql://root@host:3306/db` (or `mariadb://`), `sqlite:/var/lib/ftpd/fs.db`
+       * (a relative `sqlite:` file is relative to the configuration file).
+       */
       url: z.string().regex(/^(postgres(ql)?|mysql|mariadb|sqlite):/, 'expected a postgres://, mysql://, mariadb:// or sqlite: URL'),
       /** Prefix of the tables, so several filesystems share one database. */
       tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _ only').default('ftp_'),
@@ -175,8 +193,8 @@ export const config = z
     /** PEM files, read at start and again on SIGHUP. */
     tls: z
       .object({
-        cert: z.string().min(1),
-        key: z.string().min(1),
+        cert: filePath,
+        key: filePath,
         passphrase: secret.optional(),
         /** OpenSSL cipher list; default: forward-secret AEAD suites only (the server's DEFAULT_TLS_CIPHERS). */
         ciphers: z.string().min(1).optional(),
@@ -225,6 +243,9 @@ export const config = z
     const needsTls = c.listeners.some((l) => l.implicitTls) || (c.server.tlsRequired ?? 'none') !== 'none' || c.users.some((u) => (u.tlsRequired ?? 'none') !== 'none');
     if (needsTls && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'implicit TLS listeners and TLS requirements need tls.cert and tls.key' });
     if (c.workers !== 1) {
+      const workers = c.workers === 'auto' ? availableParallelism() : c.workers;
+      const tooFewPorts = passiveRangeProblem(c.server.passivePortRange, workers);
+      if (tooFewPorts) ctx.addIssue({ code: 'custom', path: ['server', 'passivePortRange'], message: `${tooFewPorts}${c.workers === 'auto' ? ' (auto: one per CPU of this machine)' : ''}` });
       // Each worker would hold its own copy: files, quotas or rates would silently differ between sessions.
       const why = 'lives in one process; it needs workers: 1';
       for (const [name, b] of Object.entries(c.backends)) {

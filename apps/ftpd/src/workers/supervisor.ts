@@ -72,7 +72,8 @@ export class Supervisor {
   private stopping = false;
   /** Set once the first start succeeded: from then on a worker that dies, even while starting, is replaced. */
   private serving = false;
-  private restartDelayMs = 500;
+  /** The wait before the next replacement of a worker that died young: none at first, then 500 ms doubling to 30 s. */
+  private restartDelayMs = 0;
   /** Replacements waiting for their delay; they keep the supervisor alive while no worker runs. */
   private readonly restarts = new Set<NodeJS.Timeout>();
   private metricsServer: Server | undefined;
@@ -162,14 +163,15 @@ export class Supervisor {
         }
         // A failure of the first start is start()'s to report; any later one must not shrink the pool for good.
         if (!started && !this.serving) return;
-        // A worker that dies young may die again at once: wait longer each time, up to half a minute.
-        this.restartDelayMs = Date.now() - bornAt > STABLE_MS ? 500 : Math.min(this.restartDelayMs * 2, 30_000);
-        this.plan.logger.error({ worker: worker.id, code, signal, restartInMs: this.restartDelayMs }, 'worker died; starting another');
+        // Replaced at once; one that dies young may die again at once: wait longer each time, up to half a minute.
+        const delayMs = Date.now() - bornAt > STABLE_MS ? 0 : this.restartDelayMs;
+        this.restartDelayMs = Math.min(Math.max(delayMs * 2, 500), 30_000);
+        this.plan.logger.error({ worker: worker.id, code, signal, restartInMs: delayMs }, 'worker died; starting another');
         // Not unref'd: with every worker dead, this timer is all that keeps the supervisor from exiting (with 0).
         const timer = setTimeout(() => {
           this.restarts.delete(timer);
           this.fork(slot).catch((err: Error) => this.plan.logger.error({ err }, 'a new worker could not start'));
-        }, this.restartDelayMs);
+        }, delayMs);
         this.restarts.add(timer);
       });
       this.send(worker, { t: 'setup', setup: this.plan.setup, slot, slots: this.plan.workers, bans: this.bans.active(), fileClaims: this.fileClaims as string });
