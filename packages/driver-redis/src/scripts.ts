@@ -98,11 +98,14 @@ local function touch(ino, now) redis.call('HSET', ik(ino), 'm', now) end
 -- (deleteFilesystem keeps it), so in use this passes over nothing and costs one EXISTS; should the counter be lost or
 -- set back while the filesystem's keys remain (deleted by hand, an older driver's deleteFilesystem running beside
 -- the servers), new files never get the id, and so the content, of a file, directory, upload or reader still there.
+-- At most 10,000 ids are passed over in one call (Redis runs nothing else meanwhile): nil then, and the caller answers
+-- EBUSY; the next call goes on from there.
 local function newId()
-  while true do
+  for _ = 1, 10000 do
     local id = redis.call('INCR', P .. ':seq')
     if redis.call('EXISTS', ik(id), dk(id), ck(id), rk(id)) == 0 then return id end
   end
+  return nil
 end
 -- The directory that path leads to, links followed: its inode id, nil; or nil, status (ENOENT, ENOTDIR, LINK…).
 local function opendir(path)
@@ -216,6 +219,7 @@ for i = 1, #comps do
   else
     if i < #comps and not recursive then return {'ENOENT'} end
     local id = newId()
+    if not id then return {'EBUSY'} end
     redis.call('HSET', ik(id), 't', 'd', 'm', ARGV[5], 'b', ARGV[5], 'o', ARGV[4])
     redis.call('HSET', dk(cur), comps[i], id)
     touch(cur, ARGV[5])
@@ -303,6 +307,7 @@ local r, e = resolve(1, ARGV[2], false)
 if e then return e end
 if r.root or r.ino then return {'EEXIST'} end
 local id = newId()
+if not id then return {'EBUSY'} end
 redis.call('HSET', ik(id), 't', 'l', 'l', ARGV[3], 'm', ARGV[4], 'b', ARGV[4], 'o', 511, 's', string.len(ARGV[3]))
 redis.call('HSET', dk(r.parent), r.name, id)
 touch(r.parent, ARGV[4])
@@ -391,6 +396,7 @@ if r.root or r.t == 'd' then return {'EISDIR'} end
 if ARGV[3] == '1' and r.ino then return {'EEXIST'} end
 if ARGV[4] == '1' and not r.ino then return {'ENOENT'} end
 local id = newId()
+if not id then return {'EBUSY'} end
 if not r.ino then return {'OK', id, false, 0, false} end
 local f = redis.call('HMGET', ik(r.ino), 's', 'o')
 return {'OK', id, r.ino, tonumber(f[1]) or 0, f[2]}

@@ -169,6 +169,22 @@ describe('ids whose keys remain are never handed out again, whatever the counter
   });
 });
 
+describe('passing over ids still in use', () => {
+  it('stops after 10,000 in one call (EBUSY: Redis is not held for long), and the next call goes on from there', async () => {
+    const p = server();
+    await p.mkdir('/d');
+    // The counter set back under 10,500 ids that still have keys.
+    const seq = `{${p.keys.prefix}}:seq`;
+    const last = Number(await redis.get(seq));
+    const pipeline = redis.pipeline();
+    for (let id = last + 1; id <= last + 10_500; id++) pipeline.hset(p.keys.inode(id), 't', 'f', 's', 0);
+    await pipeline.exec();
+    await expect(p.mkdir('/d/x')).rejects.toMatchObject({ code: 'EBUSY' });
+    await p.mkdir('/d/x');
+    expect((await p.stat('/d/x')).ino).toBe(last + 10_501);
+  });
+});
+
 describe('a lease only ever protects, renews and deletes the content it was taken on', () => {
   it('with every key wiped (counter included), the old download renewing and ending spares the new upload with its id', async () => {
     // Renewed every 50 ms: several renewals happen while the new upload is in progress.

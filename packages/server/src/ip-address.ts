@@ -23,12 +23,12 @@ export function canonicalAddress(address: string): string {
 }
 
 /**
- * Whether `address` (canonical, IPv4 plain) reaches this machine: the session's own local address, loopback
- * (127.0.0.0/8, ::1), the unspecified address, or an address of one of its interfaces (read only when asked: the
- * rare case of a PORT naming a port this server listens on).
+ * Whether `address` (canonical, IPv4 plain) reaches this machine: loopback (127.0.0.0/8, ::1), the unspecified
+ * address, or an address of one of its interfaces (read only when asked: the rare case of a PORT naming a port this
+ * server listens on on every address).
  */
-export function isThisMachine(address: string, localAddress: string): boolean {
-  if (address === localAddress || address === '::1' || address === '::' || address === '0.0.0.0' || address.startsWith('127.')) return true;
+export function isThisMachine(address: string): boolean {
+  if (address === '::1' || address === '::' || address === '0.0.0.0' || address.startsWith('127.')) return true;
   for (const list of Object.values(networkInterfaces())) {
     for (const iface of list ?? []) if (canonicalAddress(iface.address) === address) return true;
   }

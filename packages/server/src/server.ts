@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { errorMonitor, EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type BlockList, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { Advertiser, subnets } from './data/advertise.js';
@@ -6,7 +6,7 @@ import { foreignPeerLog } from './data/foreign-peer-log.js';
 import { PassivePorts, plainAddress } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
-import { isIPv6Address } from './ip-address.js';
+import { isIPv6Address, isThisMachine } from './ip-address.js';
 import { FairSlots } from './fair-slots.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
@@ -126,7 +126,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         this.settings.passiveProxyProtocol ? { timeoutMs: PROXY_HEADER_TIMEOUT_MS } : null,
         foreignPeerLog(this.logger),
       ),
-      listensOn: (port) => this.sockets.some((l) => (l.server.address() as AddressInfo | null)?.port === port) || this.ctx.portPool.listensOn(port),
+      ownsEndpoint: (host, port) => this.ownsEndpoint(host, port),
       advertiser: new Advertiser(this.settings, (name, err) => this.logger.warn({ err, name }, 'public host name lookup failed; PASV uses its last address')),
       tls: new TlsContexts(options.driver, this.settings),
       listSortBudget: new ListingSortBudget(this.settings.listSortBudget),
@@ -292,14 +292,34 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   }
 
   /**
+   * Whether a connection to `host`:`port` would reach this server: one of its control listeners (bound to that
+   * address, or to every address of this machine) or an open passive port on that address.
+   */
+  private ownsEndpoint(host: string, port: number): boolean {
+    for (const { server } of this.sockets) {
+      const bound = server.address() as AddressInfo | null;
+      if (bound === null || bound.port !== port) continue;
+      const wildcard = bound.address === '0.0.0.0' || bound.address === '::';
+      if (wildcard ? isThisMachine(host) : plainAddress(bound.address) === host) return true;
+    }
+    return this.ctx.portPool.listensOn(host, port);
+  }
+
+  /**
    * Tells the listeners of `event`, each on its own: one that throws (or whose promise rejects) is logged and the
    * others still hear it. Events are notifications: a bug in a listener must not end the process, cut a session,
    * answer a command twice or skip the counting of a failed login.
    */
   private notify<K extends keyof FtpServerEvents>(event: K, ...args: FtpServerEvents[K]): void {
+    // `events.errorMonitor` listeners hear an 'error' first, as `emit` has them.
+    if (event === 'error') this.callEach('error', this.rawListeners(errorMonitor as never), args);
     if (this.listenerCount(event) === 0) return;
+    this.callEach(event, this.rawListeners(event), args);
+  }
+
+  private callEach(event: string, listeners: readonly unknown[], args: unknown[]): void {
     // rawListeners: a once() listener is called through its wrapper, which removes it.
-    for (const listener of this.rawListeners(event) as Array<(...a: unknown[]) => unknown>) {
+    for (const listener of listeners as Array<(...a: unknown[]) => unknown>) {
       try {
         const returned = listener.apply(this, args);
         if (returned instanceof Promise) returned.catch((err: unknown) => this.listenerFailed(event, err));

@@ -60,8 +60,8 @@ export interface SessionContext {
   /** File hashes at once (`maxConcurrentHashes`, `maxConcurrentHashesPerIp`). */
   readonly hashSlots: FairSlots;
   readonly anonymous: AnonymousAccess | undefined;
-  /** Whether this server listens on `port` now: a control listener, or an open passive port. */
-  listensOn(port: number): boolean;
+  /** Whether a connection to `host`:`port` would reach this server now (a control listener, an open passive port). */
+  ownsEndpoint(host: string, port: number): boolean;
   emit(event: string, payload: unknown): void;
   onSessionClosed(session: Session): void;
 }
@@ -666,6 +666,7 @@ function depthOf(path: string): number {
 
 /** A command line as logged: the arguments of PASS and ACCT (RFC 959: an account's password, often) never are. */
 function loggedCommand(line: string): string {
-  const secret = /^\s*(pass|acct)\b/i.exec(line);
+  // A prefix, not a word: a line such as `PASSsecret` (a client's typo) is masked too.
+  const secret = /^\s*(pass|acct)/i.exec(line);
   return secret ? `${secret[1]!.toUpperCase()} ****` : line;
 }

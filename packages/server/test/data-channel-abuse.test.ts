@@ -75,6 +75,21 @@ describe('passive ports: connections from foreign addresses', () => {
 });
 
 describe('PASV on an IPv6 control connection', () => {
+  it('from an IPv4 client behind a PROXY-protocol balancer still advertises the IPv4 public address', async () => {
+    const fs = new MemoryProvider();
+    const server = new FtpServer({
+      settings: { failedLoginDelay: 0, publicHost: '127.0.0.1', passiveProxyProtocol: true },
+      driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
+    });
+    const { port } = await server.listen(0, '::1', { proxyProtocol: true });
+    cleanups.push(() => server.close());
+    const c = await RawClient.connect(port, '::1');
+    cleanups.push(() => c.close());
+    c.send(Buffer.from('PROXY TCP4 198.51.100.9 127.0.0.1 5555 21\r\n'));
+    await c.login();
+    expect(await c.cmd('PASV')).toMatchObject({ code: 227, text: expect.stringContaining('(127,0,0,1,') });
+  });
+
   it('is refused at once with 425, even when an IPv4 public address is set (no IPv4 address reaches the port)', async () => {
     const fs = new MemoryProvider();
     const server = new FtpServer({
@@ -106,6 +121,38 @@ describe('active mode aimed at this server', () => {
     c.send('LIST');
     expect((await c.next()).code).toBe(150);
     await readAll(await accepted);
+    expect((await c.next()).code).toBe(226);
+  });
+});
+
+describe('active mode aimed at this server, checked again when the transfer starts', () => {
+  it('a passive port opened after the PORT at the address it names is refused then (425), and nothing connects', async () => {
+    const range = await freePortRange(1);
+    const ctx = await serverLogging('warn', new MemoryProvider(), { passivePortRange: range });
+    cleanups.push(() => ctx.close());
+    const c = await client(ctx.port);
+    // Not open yet: accepted.
+    expect((await c.cmd(`PORT ${formatHostPort('127.0.0.1', range[0])}`)).code).toBe(200);
+    const other = await client(ctx.port, '127.0.0.1', '127.0.0.2');
+    expect(parseEpsvReply((await other.cmd('EPSV')).text)).toBe(range[0]);
+    expect(await c.cmd('LIST')).toMatchObject({ code: 425, text: expect.stringContaining('own') });
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('a port this server listens on at another address is not its own at this one', async () => {
+    const ctx = await serverLogging('warn');
+    cleanups.push(() => ctx.close());
+    // A client at 127.0.0.3 listens on the number of the control port (bound to 127.0.0.1), at its own address.
+    const server = createServer();
+    const accepted = once(server, 'connection');
+    await new Promise<void>((r) => server.listen(ctx.port, '127.0.0.3', () => r()));
+    cleanups.push(() => server.close());
+    const c = await client(ctx.port, '127.0.0.1', '127.0.0.3');
+    expect((await c.cmd(`EPRT |1|127.0.0.3|${ctx.port}|`)).code).toBe(200);
+    c.send('LIST');
+    expect((await c.next()).code).toBe(150);
+    const [socket] = (await accepted) as [Socket];
+    await readAll(socket);
     expect((await c.next()).code).toBe(226);
   });
 });

@@ -49,6 +49,44 @@ describe('an authenticator', () => {
     expect(await pass(await connect(port, '127.0.0.2'), USER, PASSWORD, 3000)).toBe(230);
   });
 
+  it('keeps its login slots while it works, even when its client resets right after PASS, and a failure it finds counts', async () => {
+    let running = 0;
+    let most = 0;
+    let calls = 0;
+    const { port } = await serve(
+      {
+        authenticate: async () => {
+          calls++;
+          most = Math.max(most, ++running);
+          await new Promise((r) => setTimeout(r, 150));
+          running--;
+          return null;
+        },
+      },
+      { maxConcurrentLogins: 1, maxConcurrentLoginsPerIp: 1, maxLoginFailures: 3, failedLoginDelay: 0 },
+    );
+    // Each client resets as soon as its own check has begun: a check that gave its slot back then would let the
+    // next one run beside it.
+    for (let i = 0; i < 3; i++) {
+      const c = await RawClient.connect(port);
+      c.socket.on('error', () => {});
+      await c.next();
+      c.send('USER u');
+      await c.next();
+      const before = calls;
+      c.send('PASS wrong');
+      for (let wait = 0; calls === before && wait < 100; wait++) await new Promise((r) => setTimeout(r, 10));
+      expect(calls).toBe(before + 1);
+      c.socket.resetAndDestroy();
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    expect(most).toBe(1);
+    // Three wrong passwords found after their clients left: the address is banned (421 at connect).
+    const late = await RawClient.connect(port);
+    cleanups.push(() => late.close());
+    expect((await late.next()).code).toBe(421);
+  });
+
   it('that answers undefined, true, {} or { fs: null } refuses the login (530), and each refusal counts as a failure', async () => {
     for (const answer of [undefined, true, {}, { fs: null }, 42]) {
       const { server, port } = await serve({ authenticate: () => answer as never }, { maxLoginAttemptsPerSession: 2 });
@@ -115,6 +153,51 @@ class CommitNeverEnds extends MemoryProvider {
     }) as never;
   }
 }
+
+/** A memory filesystem whose uploads take `ms` to be stored once all has arrived, and say whether they were. */
+class SlowCommit extends MemoryProvider {
+  readonly outcomes: string[] = [];
+  constructor(private readonly ms: number) {
+    super();
+  }
+  override async createWriteStream(): Promise<Writable> {
+    const outcomes = this.outcomes;
+    let finished = false;
+    return new Writable({
+      write: (_chunk, _enc, cb) => cb(),
+      final: (cb) => {
+        setTimeout(() => {
+          finished = true;
+          cb();
+        }, this.ms);
+      },
+      destroy(err, cb) {
+        outcomes.push(err ? 'discarded' : finished ? 'stored' : 'closed unfinished');
+        cb(err);
+      },
+    }) as never;
+  }
+}
+
+describe('an upload that arrived whole, being stored when its session ends', () => {
+  it('is stored all the same, whether the client resets the control connection or the server shuts down', async () => {
+    for (const end of ['reset', 'shutdown'] as const) {
+      const fs = new SlowCommit(300);
+      const { server, port } = await serve({ authenticate: () => ({ fs }) });
+      const c = await connect(port);
+      expect(await pass(c, 'u', 'p')).toBe(230);
+      const data = await c.passive();
+      c.send('STOR x');
+      expect((await c.next()).code).toBe(150);
+      await writeAndClose(data, 'all of it');
+      await new Promise((r) => setTimeout(r, 50));
+      if (end === 'reset') c.socket.resetAndDestroy();
+      else void server.close(0);
+      await new Promise((r) => setTimeout(r, 600));
+      expect(fs.outcomes, end).toEqual(['stored']);
+    }
+  });
+});
 
 describe('an upload whose storage never finishes storing it', () => {
   it('ends with 451 at dataStallTimeout, not at the idle timeout', async () => {

@@ -21,6 +21,8 @@ it('session log lines carry the session, the remote address and, once known, the
   expect((await c.cmd('NOOP')).code).toBe(200);
   // ACCT's argument is an account's password as often as not (RFC 959): never logged either.
   expect((await c.cmd('ACCT acct-secret-7')).code).toBe(202);
+  // A password typed without its space is no command, and still a password.
+  expect((await c.cmd('PASSglued-secret-8')).code).toBe(500);
   await c.cmd('QUIT');
   await new Promise((r) => setTimeout(r, 50));
   const connected = lines.find((l) => l.msg === 'connected');
@@ -34,6 +36,7 @@ it('session log lines carry the session, the remote address and, once known, the
   expect(JSON.stringify(lines)).not.toContain(PASSWORD);
   expect(commands).toContain('ACCT ****');
   expect(JSON.stringify(lines)).not.toContain('acct-secret-7');
+  expect(JSON.stringify(lines)).not.toContain('glued-secret-8');
 });
 
 it('a server that logs nothing still serves sessions (no session logger is made)', async () => {

@@ -131,10 +131,9 @@ export class PassivePorts {
     return this.listeners.size;
   }
 
-  /** Whether a listener of the range is open on `port` (on any address). */
-  listensOn(port: number): boolean {
-    for (const listener of this.listeners.values()) if (listener.port === port) return true;
-    return false;
+  /** Whether a listener of the range is open on `host`:`port`. */
+  listensOn(host: string, port: number): boolean {
+    return this.listeners.has(`${host}|${port}`);
   }
 
   private nextPort(): number {

@@ -42,6 +42,8 @@ export class Transfer {
   storageCommitting: () => boolean = () => false;
   /** Told when {@link stop} is called: the upload's wait for its storage ends with the stop's failure. */
   afterStop: (() => void) | null = null;
+  /** The stall limit the transfer was attached with (ms; 0: none). */
+  stallTimeoutMs = 0;
   /** What storage has stored so far, when it says (see `UploadStream.storedBytes`): a change is progress. */
   storageProgress: () => number | undefined = () => undefined;
   /** {@link storageProgress} at the last stall check. */
@@ -77,6 +79,7 @@ export class Transfer {
    */
   attach(socket: Socket, stallTimeoutMs: number, tcp: Socket = socket): void {
     this.socket = socket;
+    this.stallTimeoutMs = stallTimeoutMs;
     this.lastProgress = Date.now();
     if (this.stopReason) socket.destroy();
     if (stallTimeoutMs > 0) {
@@ -455,7 +458,19 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
     };
     // ABOR, a stall or the session's end: also once the data is all in and storage is storing it (its commit), when
     // the data connection has nothing left to fail with.
-    transfer.afterStop = () => fail(transfer.closedError());
+    transfer.afterStop = () => {
+      // The session ended (the client left, a shutdown) while storage stores an upload that arrived whole: the file is
+      // complete, so the storing goes on. Only one that never ends is given up, after the stall limit.
+      if (transfer.reason === 'connection' && transfer.storageCommitting()) {
+        if (transfer.stallTimeoutMs > 0) {
+          const limit = setTimeout(() => fail(new TransferError('local', `Storage did not finish storing the upload in ${Math.round(transfer.stallTimeoutMs / 1000)} s; upload abandoned.`)), transfer.stallTimeoutMs);
+          limit.unref();
+          finished(upload).then(() => clearTimeout(limit), () => clearTimeout(limit));
+        }
+        return;
+      }
+      fail(transfer.closedError());
+    };
     // `finished` also settles for a socket that was already closed or reset before this transfer began.
     finished(socket, { writable: false }).catch((err: unknown) => fail(isPrematureClose(err) ? transfer.closedError() : err));
     for (const stage of stages) stage.once('error', fail);

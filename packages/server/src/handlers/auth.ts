@@ -60,15 +60,42 @@ export async function pass(s: Session, arg: string): Promise<void> {
   try {
     const release = await slotUnlessClosed(s.ctx.loginTurns, banKey(s.remoteAddress), watch.signal);
     if (release === undefined) return;
+    let abandoned: Promise<unknown> | undefined;
     try {
       if (s.isClosed) return;
-      return await login(s, name, arg, anonymous, watch.signal);
+      return await login(s, name, arg, anonymous, { closed: watch.signal, abandoned: (check) => (abandoned = check) });
     } finally {
-      release();
+      if (abandoned === undefined) release();
+      else holdUntilSettled(s, abandoned, release);
     }
   } finally {
     watch.done();
   }
+}
+
+/**
+ * Gives a login slot back once an abandoned check (its client left while the driver worked) settles: the limits
+ * bound the driver's work, not sessions, so a client that resets after each PASS must not start checks without
+ * limit. A driver that never answers holds it for `loginTimeout` at most (a second if none), not for ever.
+ */
+function holdUntilSettled(s: Session, check: Promise<unknown>, release: ReleaseSlot): void {
+  let held = true;
+  const free = (): void => {
+    if (!held) return;
+    held = false;
+    clearTimeout(limit);
+    release();
+  };
+  const limit = setTimeout(free, Math.max(1, s.settings.loginTimeout) * 1000);
+  limit.unref();
+  check.then(free, free);
+}
+
+/** How a password check learns that its client left, and tells its caller that it goes on without it. */
+interface CheckWatch {
+  closed?: AbortSignal | undefined;
+  /** Called with the driver's check when the client left while it ran: it goes on, holding its slots. */
+  abandoned?: ((check: Promise<unknown>) => void) | undefined;
 }
 
 /** A slot of `slots`, or undefined when the session closed while it waited (the only way `acquire` fails). */
@@ -86,31 +113,46 @@ async function slotUnlessClosed(slots: FairSlots, key: string, closed?: AbortSig
  * slots back when the session ends (at `loginTimeout` at the latest), instead of holding them, and every later
  * login behind them, for ever. Anything but a login result is a failed login.
  */
-async function checkPassword(s: Session, name: string, arg: string, closed?: AbortSignal): Promise<LoginResult | null | undefined> {
-  const release = await slotUnlessClosed(s.ctx.loginSlots, banKey(s.remoteAddress), closed);
+async function checkPassword(s: Session, name: string, arg: string, watch: CheckWatch = {}): Promise<LoginResult | null | undefined> {
+  const release = await slotUnlessClosed(s.ctx.loginSlots, banKey(s.remoteAddress), watch.closed);
   if (release === undefined) return undefined;
-  try {
-    if (s.isClosed) return undefined;
-    const answer = await unlessClosed(
-      new Promise<unknown>((resolve) => resolve(s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg)))),
-      closed,
-    );
-    if (answer === CLIENT_LEFT) return undefined;
-    if (answer === null || isLoginResult(answer)) return answer;
-    // `undefined` (a function that falls off its end), `true`, `{}`: never access, and counted as a failure.
-    s.log.error({ returned: typeof answer }, 'authenticator returned neither a login result ({ fs }) nor null; login refused');
-    return null;
-  } catch (err) {
-    s.log.warn({ err }, 'authenticator failed');
-    return null;
-  } finally {
+  if (s.isClosed) {
     release();
+    return undefined;
   }
+  const check = new Promise<unknown>((resolve) => resolve(s.ctx.driver.authenticate(s, name, latin1ForEscapes(arg)))).then(
+    (answer) => {
+      if (answer === null || isLoginResult(answer)) return answer;
+      // `undefined` (a function that falls off its end), `true`, `{}`: never access, and counted as a failure.
+      s.log.error({ returned: typeof answer }, 'authenticator returned neither a login result ({ fs }) nor null; login refused');
+      return null;
+    },
+    (err: unknown) => {
+      s.log.warn({ err }, 'authenticator failed');
+      return null;
+    },
+  );
+  const answer = await unlessClosed(check, watch.closed);
+  if (answer !== CLIENT_LEFT) {
+    release();
+    return answer;
+  }
+  // The check goes on without its client: its slots stay taken until it ends, and a wrong password it finds still
+  // counts against the address (a guesser that resets after each PASS is delayed and banned like any other).
+  holdUntilSettled(s, check, release);
+  watch.abandoned?.(check);
+  void check.then(async (result) => {
+    if (result !== null) return;
+    const verdict = await s.ctx.guard.failure(s.remoteAddress);
+    s.log.info({ banned: verdict.banned }, 'login failed after the client left');
+    if (verdict.banned) s.ctx.emit('ban', { remoteAddress: s.remoteAddress });
+  }).catch((err: unknown) => s.log.warn({ err }, 'could not count a failed login'));
+  return undefined;
 }
 
 const CLIENT_LEFT = Symbol('client left');
 
-/** `work`'s value, or {@link CLIENT_LEFT} as soon as `closed` aborts (what `work` does later goes nowhere). */
+/** `work`'s value, or {@link CLIENT_LEFT} as soon as `closed` aborts. */
 function unlessClosed<T>(work: Promise<T>, closed: AbortSignal | undefined): Promise<T | typeof CLIENT_LEFT> {
   if (closed === undefined) return work;
   if (closed.aborted) {
@@ -131,7 +173,7 @@ function isLoginResult(answer: unknown): answer is LoginResult {
   return typeof fs === 'object' && fs !== null && typeof (fs as { stat?: unknown }).stat === 'function';
 }
 
-async function login(s: Session, name: string, arg: string, anonymous: boolean, closed?: AbortSignal): Promise<void> {
+async function login(s: Session, name: string, arg: string, anonymous: boolean, watch: CheckWatch = {}): Promise<void> {
   // A ban decided while this connection was open (or while it waited for its check) applies to it too.
   const banned = s.ctx.guard.isBanned(s.remoteAddress);
   if (typeof banned === 'boolean' ? banned : await banned) {
@@ -143,7 +185,7 @@ async function login(s: Session, name: string, arg: string, anonymous: boolean, 
   if (anonymous && s.ctx.anonymous) {
     result = { fs: readOnly(s.ctx.anonymous.fs), permissions: { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false, site: false } };
   } else {
-    const checked = await checkPassword(s, name, arg, closed);
+    const checked = await checkPassword(s, name, arg, watch);
     if (checked === undefined) return;
     result = checked;
   }

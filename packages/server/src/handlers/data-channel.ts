@@ -2,7 +2,7 @@ import { isIPv4 } from 'node:net';
 import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort, ProtocolError } from '@ftp/protocol';
 import { type PassiveReservation, plainAddress } from '../data/passive.js';
 import { FtpError } from '../errors.js';
-import { canonicalAddress, isIPv6Address, isThisMachine } from '../ip-address.js';
+import { canonicalAddress, isIPv6Address } from '../ip-address.js';
 import type { Session } from '../session.js';
 
 async function openPassive(s: Session): Promise<PassiveReservation> {
@@ -24,9 +24,10 @@ const PASV_NEEDS_IPV4 = 'PASV needs IPv4; use EPSV.';
 /** PASV (RFC 959 §4.1.1): IPv4 only; advertises `publicHost` when set (servers behind NAT). */
 export async function pasv(s: Session): Promise<void> {
   if (s.epsvAll) throw new FtpError(503, 'PASV not allowed after EPSV ALL.');
-  // The port is opened on the control connection's own address: on an IPv6 one no IPv4 address can reach it, even
-  // an advertised one (NAT), so the client hears at once that it must use EPSV.
-  if (isIPv6Address(s.localAddress)) throw new FtpError(425, PASV_NEEDS_IPV4);
+  // An IPv6 client cannot use an IPv4 address, even an advertised one (NAT): it hears at once that it must use EPSV.
+  // (An IPv4 client may reach an IPv6 control connection: through a PROXY-protocol load balancer, which forwards
+  // the passive ports too, the advertised IPv4 address is the balancer's.)
+  if (isIPv6Address(s.remoteAddress)) throw new FtpError(425, PASV_NEEDS_IPV4);
   const advertised = s.ctx.advertiser.host(s.remoteAddress, s.localAddress, s.listenerPublicHost);
   const host =
     typeof advertised === 'string'
@@ -89,7 +90,7 @@ function setActive(s: Session, host: string, port: number, verb: string): Promis
   if (port < s.settings.activeModeMinPort) throw new FtpError(500, `Illegal ${verb} command: port ${port} is privileged.`);
   // A client on this machine could point the data connection at this very server: a RETR would then send a file
   // of commands to its control port, as a new session of this machine's address (RFC 2577 §3's bounce, aimed home).
-  if (s.ctx.listensOn(port) && isThisMachine(host, s.localAddress)) {
+  if (s.ctx.ownsEndpoint(host, port)) {
     s.log.warn({ host, port }, 'active data connection to this server refused');
     throw new FtpError(500, `Illegal ${verb} command: port ${port} is this server's own.`);
   }

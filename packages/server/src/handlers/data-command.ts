@@ -34,6 +34,11 @@ export async function runDataCommand(
   if (!setup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
   // RFC 4217 §9: a policy may refuse clear data connections.
   if (s.tlsRequired === 'all' && s.prot !== 'P') throw new FtpError(521, 'Data connections must be protected: use PBSZ 0 and PROT P.');
+  // Checked at PORT too; again now, for a passive port of this server opened since then at the address given.
+  if (setup.kind === 'active' && s.ctx.ownsEndpoint(setup.host, setup.port)) {
+    s.setDataSetup(null);
+    throw new FtpError(425, `Can't open data connection: port ${setup.port} is this server's own.`);
+  }
   s.dataSetup = null;
   const t = new Transfer(direction, path);
   s.transfer = t;
