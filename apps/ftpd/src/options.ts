@@ -57,7 +57,7 @@ Options:
   -u, --user <name>       user name (default ftp, env FTPD_USER)
   -P, --password <pass>   password (default: generated and printed, env FTPD_PASSWORD)
       --pasv-range <a-b>  passive port range (default 30000-30999, env FTPD_PASV_RANGE)
-      --public-host <ip>  address advertised in PASV replies (env FTPD_PUBLIC_HOST)
+      --public-host <ip>  address advertised in PASV replies: IPv4, or a DNS name looked up every minute (env FTPD_PUBLIC_HOST)
       --log-level <lvl>   fatal, error, warn, info, debug, trace or silent (default info, env FTPD_LOG_LEVEL)
       --tls-cert <file>   PEM certificate: enables AUTH TLS (env FTPD_TLS_CERT)
       --tls-key <file>    PEM private key (env FTPD_TLS_KEY)

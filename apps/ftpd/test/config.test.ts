@@ -75,6 +75,18 @@ describe('ftpd check-config', () => {
     expect(r.stderr).toMatch(/server: Unrecognized key: "idleTimout"/);
   });
 
+  it('takes a DNS name as server.publicHost (PASV advertises its address) and refuses an IPv6 one', async () => {
+    const base = ['listeners:', '  - { host: 127.0.0.1, port: 0 }', 'backends:', '  m: { type: memory }', 'users:', `  - { name: bob, passwordHash: "${hash}", backend: m }`];
+    const bad = join(work, 'public-six.yaml');
+    await writeFile(bad, [...base, 'server: { publicHost: "::1" }', ''].join('\n'));
+    const refused = await cli(['check-config', bad]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/server\.publicHost: expected an IPv4 address or a DNS name/);
+    const s = await serve('public-name.yaml', [...base, 'server: { publicHost: localhost }', ''].join('\n'));
+    const r = await run('curl', ['-sS', '--ftp-pasv', '--disable-epsv', '-v', '-l', `ftp://bob:s3cret%20pass@127.0.0.1:${s.ports[0]}/`]);
+    expect(r.stderr).toMatch(/227 Entering Passive Mode \(127,0,0,1,/);
+  });
+
   it('reports references to unknown backends and YAML syntax errors with their line', async () => {
     const refs = join(work, 'refs.yaml');
     await writeFile(refs, `backends:\n  disk: { type: memory }\nusers:\n  - { name: bob, passwordHash: "${hash}", backend: dsk }\n`);

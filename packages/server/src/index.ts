@@ -5,7 +5,7 @@ export { SessionCounts, type SessionGate, type SessionGateVerdict } from './sess
 export type { AnonymousAccess } from './session.js';
 export type { TlsRequirement } from './settings.js';
 export { DEFAULT_TLS_CIPHERS } from './tls.js';
-export { DEFAULT_SETTINGS, resolveSettings, type ServerSettings } from './settings.js';
+export { DEFAULT_SETTINGS, isPublicHost, resolveSettings, type ServerSettings } from './settings.js';
 export { FtpError, toReply, type Reply } from './errors.js';
 export { COMMANDS, type CommandSpec, type Handler } from './commands.js';
 export type { TransferEvent } from './handlers/data-command.js';

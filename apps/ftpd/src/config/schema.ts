@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ServerSettings } from '@ftp/server';
+import { isPublicHost, type ServerSettings } from '@ftp/server';
 import { availableParallelism } from 'node:os';
 import { parseHash } from '../passwords.js';
 import { looksLikeFileContent } from '../secret-text.js';
@@ -40,11 +40,14 @@ const portRange = z
   ])
   .refine(([a, b]) => a <= b && b <= 65535, 'the first port must not be above the second, and both at most 65535');
 
+/** What PASV may advertise: an IPv4 address, or a DNS name (looked up, and again every minute: dynamic DNS). */
+const publicHost = z.string().refine(isPublicHost, 'expected an IPv4 address or a DNS name (PASV has no IPv6)');
+
 /** Every `@ftp/server` setting an operator may set; unknown keys are refused (a typo must not pass silently). */
 export const serverSettings = z
   .object({
-    publicHost: z.ipv4(),
-    publicHosts: z.array(z.object({ network: z.string().min(1), host: z.ipv4() }).strict()),
+    publicHost,
+    publicHosts: z.array(z.object({ network: z.string().min(1), host: publicHost }).strict()),
     passivePortRange: portRange,
     passivePortsAdvertised: portRange,
     passiveProxyProtocol: z.boolean(),
@@ -187,7 +190,7 @@ const user = z
 export const config = z
   .object({
     listeners: z
-      .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false), publicHost: z.ipv4().optional(), proxyProtocol: z.boolean().default(false) }).strict())
+      .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false), publicHost: publicHost.optional(), proxyProtocol: z.boolean().default(false) }).strict())
       .min(1)
       .default([{ host: '127.0.0.1', port: 2121, implicitTls: false, proxyProtocol: false }]),
     /** PEM files, read at start and again on SIGHUP. */
