@@ -1,11 +1,11 @@
 import { once } from 'node:events';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { deterministicBytes, readAll, writeAll } from '@ftp/vfs-conformance';
 import type { UploadStream } from '@ftp/vfs';
 import { deleteFilesystem, RedisProvider } from '../src/index.js';
 import type { RedisProviderOptions } from '../src/index.js';
-import { deletePattern, testPrefix, testRedis } from './redis.js';
+import { deletePattern, partly, testPrefix, testRedis } from './redis.js';
 
 /*
  * Objects of a running server (a download, an upload, a file handle, their lease timers) hold an inode id and act
@@ -31,21 +31,6 @@ afterAll(async () => {
 function server(prefix = testPrefix('reuse'), options: Partial<RedisProviderOptions> = {}): RedisProvider {
   if (!used.includes(prefix)) used.push(prefix);
   return new RedisProvider({ redis, prefix, chunkSize: CHUNK, ...options });
-}
-
-/** A download opened and read for its first chunk: the rest is read by `rest()`. */
-async function partly(p: RedisProvider, path: string): Promise<{ stream: Readable; rest: () => Promise<Buffer> }> {
-  const stream = await p.createReadStream(path);
-  const it = stream[Symbol.asyncIterator]();
-  const first = (await it.next()).value as Buffer;
-  return {
-    stream,
-    rest: async () => {
-      const parts = [first];
-      for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value as Buffer);
-      return Buffer.concat(parts);
-    },
-  };
 }
 
 /** Writes to an upload stream and waits until its callback (the chunks it filled are stored). */

@@ -9,7 +9,7 @@ import { countKeys, deleteFilesystem, RedisProvider } from '../src/index.js';
 import { RENEW_LEASE } from '../src/scripts.js';
 import type { RedisProviderOptions } from '../src/index.js';
 import { commandsDuring } from './monitor.js';
-import { testPrefix, testRedis } from './redis.js';
+import { partly, testPrefix, testRedis } from './redis.js';
 
 const redis = await testRedis();
 // A full garbage collection on demand, for the readers dropped without being closed.
@@ -31,21 +31,6 @@ afterEach(async () => {
 afterAll(async () => {
   await redis.quit();
 });
-
-/** A download opened and read for its first chunk: the rest is read by `rest()`. */
-async function partly(p: RedisProvider, path: string): Promise<{ stream: Readable; rest: () => Promise<Buffer> }> {
-  const stream = await p.createReadStream(path);
-  const it = stream[Symbol.asyncIterator]();
-  const first = (await it.next()).value as Buffer;
-  return {
-    stream,
-    rest: async () => {
-      const parts = [first];
-      for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value as Buffer);
-      return Buffer.concat(parts);
-    },
-  };
-}
 
 /** The Redis clock, ms (what lease expiries are written in). */
 async function redisNow(): Promise<number> {

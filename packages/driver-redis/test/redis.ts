@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { deleteFilesystem } from '../src/index.js';
+import { deleteFilesystem, type RedisProvider } from '../src/index.js';
 import { ensureLocalRedis } from '../src/testing.js';
 
 const HOST = '127.0.0.1';
@@ -36,4 +37,19 @@ export async function deletePattern(redis: Redis, pattern: string): Promise<numb
     if (cursor === '0') break;
   }
   return n;
+}
+
+/** A download opened and read for its first chunk: the rest is read by `rest()`. */
+export async function partly(p: RedisProvider, path: string): Promise<{ stream: Readable; rest: () => Promise<Buffer> }> {
+  const stream = await p.createReadStream(path);
+  const it = stream[Symbol.asyncIterator]();
+  const first = (await it.next()).value as Buffer;
+  return {
+    stream,
+    rest: async () => {
+      const parts = [first];
+      for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value as Buffer);
+      return Buffer.concat(parts);
+    },
+  };
 }

@@ -34,6 +34,17 @@ async function pass(c: RawClient, user: string, password: string, timeoutMs?: nu
 
 const forever = new Promise<never>(() => {});
 
+/** Logs in, sends a whole upload (STOR x) and closes its data connection: the client, for what comes next. */
+async function uploadWhole(port: number): Promise<RawClient> {
+  const c = await connect(port);
+  expect(await pass(c, 'u', 'p')).toBe(230);
+  const data = await c.passive();
+  c.send('STOR x');
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(data, 'all of it');
+  return c;
+}
+
 describe('an authenticator', () => {
   it('that never answers holds no login slot past its session: later logins, from its address and others, go through', async () => {
     const fs = new MemoryProvider();
@@ -184,12 +195,7 @@ describe('an upload that arrived whole, being stored when its session ends', () 
     for (const end of ['reset', 'shutdown'] as const) {
       const fs = new SlowCommit(300);
       const { server, port } = await serve({ authenticate: () => ({ fs }) });
-      const c = await connect(port);
-      expect(await pass(c, 'u', 'p')).toBe(230);
-      const data = await c.passive();
-      c.send('STOR x');
-      expect((await c.next()).code).toBe(150);
-      await writeAndClose(data, 'all of it');
+      const c = await uploadWhole(port);
       await new Promise((r) => setTimeout(r, 50));
       if (end === 'reset') c.socket.resetAndDestroy();
       else void server.close(0);
@@ -203,12 +209,7 @@ describe('an upload whose storage never finishes storing it', () => {
   it('ends with 451 at dataStallTimeout, not at the idle timeout', async () => {
     const fs = new CommitNeverEnds();
     const { port } = await serve({ authenticate: () => ({ fs }) }, { dataStallTimeout: 1 });
-    const c = await connect(port);
-    expect(await pass(c, 'u', 'p')).toBe(230);
-    const data = await c.passive();
-    c.send('STOR x');
-    expect((await c.next()).code).toBe(150);
-    await writeAndClose(data, 'all of it');
+    const c = await uploadWhole(port);
     const final = await c.next(8000);
     expect(final.code).toBe(451);
     expect(final.text).toMatch(/did not finish storing/);
@@ -218,12 +219,7 @@ describe('an upload whose storage never finishes storing it', () => {
   it('is ended by ABOR: 426, then 226', async () => {
     const fs = new CommitNeverEnds();
     const { port } = await serve({ authenticate: () => ({ fs }) });
-    const c = await connect(port);
-    expect(await pass(c, 'u', 'p')).toBe(230);
-    const data = await c.passive();
-    c.send('STOR x');
-    expect((await c.next()).code).toBe(150);
-    await writeAndClose(data, 'all of it');
+    const c = await uploadWhole(port);
     await new Promise((r) => setTimeout(r, 100));
     c.send('ABOR');
     expect((await c.next(8000)).code).toBe(426);
