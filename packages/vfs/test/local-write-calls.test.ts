@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LocalProvider } from '../src/index.js';
 import type { UploadStream } from '../src/index.js';
@@ -124,3 +125,64 @@ describe.each([false, true])('LocalProvider uploads (syncMetadata: %s) write in 
     expect(fs.statSync(join(root, name)).size).toBe(MAX_CALL);
   });
 });
+
+describe('LocalProvider: an upload that replaces a small file (syncMetadata)', () => {
+  /** The lengths given to every ftruncate (async and sync) the provider makes. */
+  function recordTruncates(): number[] {
+    const calls: number[] = [];
+    const ftruncate = fs.ftruncate;
+    const ftruncateSync = fs.ftruncateSync;
+    vi.spyOn(fs, 'ftruncate').mockImplementation(((fd: number, len: number, cb: never) => {
+      calls.push(len);
+      return ftruncate(fd, len, cb);
+    }) as typeof fs.ftruncate);
+    vi.spyOn(fs, 'ftruncateSync').mockImplementation(((fd: number, len?: number) => {
+      calls.push(len ?? 0);
+      return ftruncateSync(fd, len);
+    }) as typeof fs.ftruncateSync);
+    return calls;
+  }
+
+  it('overwrites it in place (no emptying first: its blocks are reused) and cuts it to the new length at the end', async () => {
+    const p = new LocalProvider(root, { syncMetadata: true });
+    for (const [old, next, cuts] of [
+      [16 * 1024, 16 * 1024, []],
+      [16 * 1024, 100 * 1024, []],
+      [64 * 1024, 4 * 1024, [4 * 1024]],
+    ] as const) {
+      fs.writeFileSync(join(root, 'small.bin'), bytes(old, 1));
+      const calls = recordTruncates();
+      const ws = await p.createWriteStream('/small.bin');
+      await end(ws, bytes(next, 2));
+      expect(calls, `${old} → ${next}`).toEqual(cuts);
+      expect(fs.readFileSync(join(root, 'small.bin')).equals(bytes(next, 2))).toBe(true);
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('interrupted, leaves what was received and no more of the old file (as if it had been emptied first)', async () => {
+    const p = new LocalProvider(root, { syncMetadata: true });
+    for (const received of [0, 1000]) {
+      fs.writeFileSync(join(root, 'cut.bin'), bytes(32 * 1024, 3));
+      const ws = await p.createWriteStream('/cut.bin');
+      if (received > 0) await new Promise<void>((resolve, reject) => ws.write(bytes(received, 4), (err) => (err ? reject(err) : resolve())));
+      ws.on('error', () => {});
+      ws.destroy(new Error('client gone'));
+      await finished(ws).catch(() => undefined);
+      expect(fs.readFileSync(join(root, 'cut.bin')).equals(bytes(received, 4)), `${received} received`).toBe(true);
+    }
+  });
+
+  it('a bigger old file is still emptied before the upload writes (a killed process leaves only what was received)', async () => {
+    const p = new LocalProvider(root, { syncMetadata: true });
+    fs.writeFileSync(join(root, 'big.bin'), bytes(SMALL_PLUS, 5));
+    const calls = recordTruncates();
+    const ws = await p.createWriteStream('/big.bin');
+    expect(calls).toEqual([0]);
+    expect(fs.statSync(join(root, 'big.bin')).size).toBe(0);
+    await end(ws, bytes(10, 6));
+    expect(fs.readFileSync(join(root, 'big.bin')).equals(bytes(10, 6))).toBe(true);
+  });
+});
+
+const SMALL_PLUS = 64 * 1024 + 1;
