@@ -109,9 +109,10 @@ async function slotUnlessClosed(slots: FairSlots, key: string, closed?: AbortSig
 
 /**
  * The driver's answer, in one of the server's check slots; undefined when the client left while it waited, or
- * while the driver worked: an answer that never comes (an LDAP or database call without a timeout) then gives its
- * slots back when the session ends (at `loginTimeout` at the latest), instead of holding them, and every later
- * login behind them, for ever. Anything but a login result is a failed login.
+ * while the driver worked (the session ends at `loginTimeout` at the latest). A check whose client left goes on
+ * holding its slots until the driver answers, or `loginTimeout` more has passed: an answer that never comes (an
+ * LDAP or database call without a timeout) no longer holds them, and every later login behind them, for ever.
+ * Anything but a login result is a failed login.
  */
 async function checkPassword(s: Session, name: string, arg: string, watch: CheckWatch = {}): Promise<LoginResult | null | undefined> {
   const release = await slotUnlessClosed(s.ctx.loginSlots, banKey(s.remoteAddress), watch.closed);
