@@ -6,11 +6,13 @@ import { availableParallelism } from 'node:os';
 import { DEFAULT_SETTINGS } from '@ftp/server';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
 import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
+import { oneAtATime } from './one-at-a-time.js';
 import { withoutPem } from './secret-text.js';
 import { reportStartFailure } from './start-errors.js';
 import { NOTHING_TO_RELOAD, onHangUp } from './tls-reload.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
 import type { WorkerListener, WorkerSetup } from './workers/messages.js';
+import type { Supervisor } from './workers/supervisor.js';
 
 // Before our code runs hot: Maglev alone keeps 4–7 MiB resident after a burst of logins (see v8-flags.ts).
 applyFtpdV8Flags();
@@ -32,8 +34,8 @@ function startIdleRelease(): boolean {
 // The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
 // zero-config server starts light.
 const configModules = async () => {
-  const [{ ConfigError, loadConfig }, { checkConfiguredTls }] = await Promise.all([import('./config/load.js'), import('./config/tls-check.js')]);
-  return { ConfigError, loadConfig, checkConfiguredTls };
+  const [{ ConfigError, loadConfig }, { checkConfiguredTls, readConfiguredTls }] = await Promise.all([import('./config/load.js'), import('./config/tls-check.js')]);
+  return { ConfigError, loadConfig, checkConfiguredTls, readConfiguredTls };
 };
 
 function version(): string {
@@ -121,7 +123,7 @@ async function checkConfigCommand(file: string | undefined): Promise<number> {
 
 /** `ftpd --config FILE`: the whole server from a configuration file. */
 async function serveConfig(file: string): Promise<number> {
-  const { ConfigError, loadConfig, checkConfiguredTls } = await configModules();
+  const { ConfigError, loadConfig, checkConfiguredTls, readConfiguredTls } = await configModules();
   let config;
   let tlsWarning;
   try {
@@ -140,42 +142,56 @@ async function serveConfig(file: string): Promise<number> {
     logger.warn(tlsWarning);
     process.stderr.write(`ftpd: warning: ${tlsWarning}\n`);
   }
+  const { reloadConfiguration } = await import('./config-reload.js');
+  // What runs now: SIGHUP compares the file with it, and replaces its users (see config-reload.ts).
+  let running = config;
   const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
   if (workers > 1) {
     const addresses = config.listeners.map((l) => ({ host: l.host, port: l.port }));
+    const setupFor = (c: typeof config, ports: number[]): WorkerSetup => ({
+      mode: 'config',
+      config: { ...c, listeners: c.listeners.map((l, i) => ({ ...l, port: ports[i] ?? l.port })) },
+      limits: sessionLimits(c.server).some((n) => n > 0),
+    });
     return supervise(logger, {
       workers,
       addresses,
       settings: config.server,
       metrics: config.metrics,
-      setupFor: (ports) => ({
-        mode: 'config',
-        config: { ...config, listeners: config.listeners.map((l, i) => ({ ...l, port: ports[i] ?? l.port })) },
-        limits: sessionLimits(config.server).some((n) => n > 0),
-      }),
+      setupFor: (ports) => setupFor(config, ports),
       banner: listenersBanner,
-      reloadable: config.tls !== undefined,
+      // Read and checked here, once: an invalid file is said in one line and no worker hears of it.
+      reload: async (supervisor, ports) => {
+        running = await reloadConfiguration(file, running, logger, {
+          readTls: async (tls) => void (await readConfiguredTls(tls)),
+          apply: (c, tls) => supervisor.reload({ setup: setupFor(c, ports), tls }),
+        });
+      },
     });
   }
   const { startFromConfig } = await import('./serve-config.js');
   let started: Awaited<ReturnType<typeof startFromConfig>> | null = null;
-  const stopHangUps = onHangUp(logger, async () => {
-    if (!started) return 'still starting: the files are being read now';
-    if (!config.tls) return 'no tls section';
-    await started.reloadTls();
-    return null;
+  const reloadOnHangUp = oneAtATime(logger, async () => {
+    const ftpd = started;
+    if (!ftpd) return logger.info('SIGHUP: nothing to reload (still starting: the files are being read now)');
+    running = await reloadConfiguration(file, running, logger, { readTls: (tls) => ftpd.reloadTls(tls), apply: (c) => ftpd.replaceUsers(c.users) });
   });
+  // Before the server listens: Node's default for SIGHUP ends the process, so one that came while it started would kill it.
+  process.on('SIGHUP', reloadOnHangUp);
   const ftpd = await startFromConfig(config, logger).catch((err: unknown) => {
     reportStartFailure(logger, err);
     return null;
   });
-  if (!ftpd) return 1;
+  if (!ftpd) {
+    process.off('SIGHUP', reloadOnHangUp);
+    return 1;
+  }
   started = ftpd;
   listenersBanner(ftpd.listeners);
   if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
   logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
   await waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
-  stopHangUps();
+  process.off('SIGHUP', reloadOnHangUp);
   return 0;
 }
 
@@ -249,8 +265,8 @@ interface SupervisedServer {
   setupFor: (ports: number[]) => WorkerSetup;
   /** Prints what is served, once the first worker listens. */
   banner: (listeners: WorkerListener[]) => void;
-  /** Whether there are TLS files for SIGHUP to make every worker read again (else SIGHUP only says so). */
-  reloadable: boolean;
+  /** SIGHUP's work once the workers serve (one at a time): what to tell them, given the ports chosen. */
+  reload: (supervisor: Supervisor, ports: number[]) => Promise<void>;
 }
 
 /** Runs several worker processes on the same ports (see workers/supervisor.ts) until SIGINT or SIGTERM. */
@@ -276,15 +292,11 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
   }
   const [maxSessions, maxSessionsPerIp] = sessionLimits(run.settings);
   let serving = false;
+  const reload = oneAtATime(logger, () => run.reload(supervisor, ports));
   // Before the workers start: Node's default for SIGHUP would end the supervisor, and every worker with it.
   const onHup = (): void => {
     if (!serving) logger.info('SIGHUP: nothing to reload (still starting: the files are being read now)');
-    else if (!run.reloadable) logger.info(`SIGHUP: nothing to reload (${NOTHING_TO_RELOAD})`);
-    else {
-      // Each worker logs its own outcome.
-      logger.info('SIGHUP: the workers read the TLS files again');
-      supervisor.reload();
-    }
+    else reload();
   };
   process.on('SIGHUP', onHup);
   const supervisor = new Supervisor({ workers: run.workers, setup: run.setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics: run.metrics, logger });
@@ -374,7 +386,12 @@ async function main(): Promise<number> {
         const plain = listeners.find((l) => !l.implicitTls);
         if (plain) serverBanner(cliOptions, plain, listeners.find((l) => l.implicitTls), tls?.fingerprint);
       },
-      reloadable: options.tlsCert !== undefined,
+      reload: async (supervisor) => {
+        if (options.tlsCert === undefined) return logger.info(`SIGHUP: nothing to reload (${NOTHING_TO_RELOAD})`);
+        // Each worker logs its own outcome.
+        logger.info('SIGHUP: the workers read the TLS files again');
+        supervisor.reload({ tls: true });
+      },
     });
   }
   let started: Awaited<ReturnType<typeof startFtpd>> | null = null;

@@ -4,7 +4,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { FtpServer } from '@ftp/server';
 import { closeBackends, openBackends } from './backends.js';
-import type { FtpdConfig } from './config/schema.js';
+import type { FtpdConfig, UserConfig } from './config/schema.js';
 import type { WorkerHooks } from './index.js';
 import { Metrics, startMetricsServer, type MetricsSnapshot } from './metrics.js';
 import { readConfiguredTls } from './config/tls-check.js';
@@ -19,10 +19,14 @@ export interface ConfiguredFtpd {
   /** The metrics and health listener's address, when configured. */
   metricsAddress: AddressInfo | undefined;
   /**
-   * Reads the certificate and key files again; new TLS sessions use them, running ones are untouched. Rejects with
-   * a TlsMaterialError (and keeps the current pair) when the new files would not serve.
+   * Reads the certificate and key files again: those of `tls` (a reloaded configuration's section) when given, else
+   * the running ones. New TLS sessions use them, running ones are untouched. Rejects with a TlsMaterialError (and
+   * keeps the current pair) when the new files would not serve. Without TLS at start, does nothing (a restart turns
+   * it on).
    */
-  reloadTls(): Promise<void>;
+  reloadTls(tls?: FtpdConfig['tls']): Promise<void>;
+  /** Puts a reloaded configuration's users in service: new logins get them, logged-in sessions keep what they had. */
+  replaceUsers(users: readonly UserConfig[]): void;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -32,11 +36,13 @@ export type ConfigWorkerHooks = Omit<WorkerHooks, 'selfSigned'> & { serveMetrics
 /** Opens the backends, builds the users and starts every listener of a validated configuration. */
 export async function startFromConfig(config: FtpdConfig, logger: Logger, worker?: ConfigWorkerHooks): Promise<ConfiguredFtpd> {
   let tlsOptions: SecureContextOptions | null = config.tls ? (await readConfiguredTls(config.tls)).options : null;
+  // What a SIGHUP reads again: the section of the last configuration reloaded.
+  let tlsSection = config.tls;
   const backends = await openBackends(config.backends);
   // Redis, when configured, is shared by every process; else workers share their supervisor's memory.
   const redisBans = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
   const banStore = redisBans ?? worker?.banStore;
-  const { anonymous, authenticate, makeAnonymousHome } = accountsDriver(config, backends);
+  const { anonymous, authenticate, makeAnonymousHome, replaceUsers } = accountsDriver(config, backends);
   await makeAnonymousHome();
   const server = new FtpServer({
     logger,
@@ -77,13 +83,15 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger, worker
     server,
     listeners,
     metricsAddress,
-    async reloadTls() {
-      if (!config.tls) return;
-      const material = await readConfiguredTls(config.tls);
+    async reloadTls(tls) {
+      if (!tlsSection) return;
+      const material = await readConfiguredTls(tls ?? tlsSection);
       tlsOptions = material.options;
+      tlsSection = tls ?? tlsSection;
       const warning = validityWarning(material.certificate, 'tls.cert');
       if (warning) logger.warn(warning);
     },
+    replaceUsers,
     async close(graceMs) {
       closing = true;
       await server.close(graceMs);

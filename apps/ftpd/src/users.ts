@@ -1,7 +1,8 @@
+import { isDeepStrictEqual } from 'node:util';
 import { RateLimiter, type FtpDriver, type LoginResult, type Permissions } from '@ftp/server';
 import { errorCodeOf, mounts, quota, readOnly, scoped, type FsProvider } from '@ftp/vfs';
 import type { FtpdConfig, UserConfig } from './config/schema.js';
-import { decoyCostOf, parseHash, verifyPassword } from './passwords.js';
+import { decoyCostOf, parseHash, verifyPassword, type ScryptCost } from './passwords.js';
 
 const ALL: readonly (keyof Permissions)[] = ['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site'];
 
@@ -13,6 +14,8 @@ export function permissionsOf(p: UserConfig['permissions']): Permissions {
 
 /** What a configured user gets at login, built once: views and limiters are shared by all their sessions. */
 interface Account {
+  /** The settings it was built from: at a reload, an account whose settings did not change is kept as it is. */
+  user: UserConfig;
   hash: NonNullable<ReturnType<typeof parseHash>>;
   login: LoginResult;
   /** Creates the user's home (and mounted homes) on the backends, once, at the first login. */
@@ -51,41 +54,94 @@ function viewOf(backends: Map<string, FsProvider>, backend: string, home: string
   return home === '/' ? p : scoped(p, home);
 }
 
+/** What a user's homes depend on: an account rebuilt with these unchanged keeps its home maker (homes made stay made). */
+function homesOf(u: UserConfig): Array<{ backend: string; home: string }> {
+  return [{ backend: u.backend, home: u.home }, ...Object.values(u.mounts)];
+}
+
+/** What a user's view depends on: rebuilt with these unchanged, an account keeps its view (and its quota's count). */
+function viewInputsOf(u: UserConfig): unknown {
+  return { backend: u.backend, home: u.home, mounts: u.mounts, quota: u.quota, readOnly: isReadOnly(permissionsOf(u.permissions)) };
+}
+
+/** A user who may change nothing: their view is read-only too, so that FEAT and every write path agree. */
+function isReadOnly(permissions: Permissions): boolean {
+  return ALL.every((k) => k === 'read' || !permissions[k]);
+}
+
+function viewFor(backends: Map<string, FsProvider>, u: UserConfig): FsProvider {
+  let fs = viewOf(backends, u.backend, u.home);
+  const table = Object.entries(u.mounts);
+  if (table.length > 0) fs = mounts(fs, Object.fromEntries(table.map(([at, m]) => [at, viewOf(backends, m.backend, m.home)])));
+  if (u.quota !== undefined) fs = quota(fs, { bytes: u.quota });
+  if (isReadOnly(permissionsOf(u.permissions))) fs = readOnly(fs);
+  return fs;
+}
+
+/**
+ * The account of user `u`. `previous` is the one a reload replaces: kept whole when `u` did not change, so that the
+ * sessions opened before and after share one set of limiters, one view and one quota count. Else the parts whose
+ * settings did not change are taken over from it (a new password keeps the limiters, the quota's count and the
+ * homes already made); a changed part is made anew, for new logins only (open sessions keep the one they had).
+ */
+function accountOf(backends: Map<string, FsProvider>, u: UserConfig, previous: Account | undefined): Account {
+  if (previous && isDeepStrictEqual(previous.user, u)) return previous;
+  const same = (pick: (u: UserConfig) => unknown): boolean => previous !== undefined && isDeepStrictEqual(pick(previous.user), pick(u));
+  const was = previous?.login.rateLimits;
+  const limiter = (rate: number, kept: RateLimiter | undefined): RateLimiter | undefined => (rate <= 0 ? undefined : (kept ?? new RateLimiter(rate)));
+  const download = limiter(u.downloadRate, same((x) => x.downloadRate) ? was?.download : undefined);
+  const upload = limiter(u.uploadRate, same((x) => x.uploadRate) ? was?.upload : undefined);
+  return {
+    user: u,
+    hash: parseHash(u.passwordHash)!,
+    ensureHomes: previous && same(homesOf) ? previous.ensureHomes : homeMaker(backends, homesOf(u)),
+    login: {
+      fs: previous && same(viewInputsOf) ? previous.login.fs : viewFor(backends, u),
+      permissions: permissionsOf(u.permissions),
+      rateLimits: { ...(download ? { download } : {}), ...(upload ? { upload } : {}) },
+      ...(u.tlsRequired ? { tlsRequired: u.tlsRequired } : {}),
+    },
+  };
+}
+
+/** The configured users as `authenticate` looks them up, with the decoy cost for names that are not among them. */
+interface UserTable {
+  accounts: Map<string, Account>;
+  decoyCost: ScryptCost;
+}
+
+function userTable(backends: Map<string, FsProvider>, users: readonly UserConfig[], previous: Map<string, Account>): UserTable {
+  const accounts = new Map<string, Account>();
+  for (const u of users) accounts.set(u.name, accountOf(backends, u, previous.get(u.name)));
+  return { accounts, decoyCost: decoyCostOf([...accounts.values()].map((a) => a.hash)) };
+}
+
 /**
  * The `authenticate` half of ftpd's driver: users from the configuration, scrypt-checked (unknown users cost the
- * same check, so timing does not tell who exists), each in their own view of their backend.
+ * same check, so timing does not tell who exists), each in their own view of their backend. `replaceUsers` puts
+ * another list of users in service (SIGHUP): new logins get it, sessions already logged in keep what they had.
  */
 export function accountsDriver(
   config: FtpdConfig,
   backends: Map<string, FsProvider>,
-): Pick<FtpDriver, 'authenticate'> & { anonymous: { fs: FsProvider } | undefined; makeAnonymousHome: () => Promise<void> } {
-  const accounts = new Map<string, Account>();
-  for (const u of config.users) {
-    const permissions = permissionsOf(u.permissions);
-    let fs = viewOf(backends, u.backend, u.home);
-    const table = Object.entries(u.mounts);
-    if (table.length > 0) fs = mounts(fs, Object.fromEntries(table.map(([at, m]) => [at, viewOf(backends, m.backend, m.home)])));
-    if (u.quota !== undefined) fs = quota(fs, { bytes: u.quota });
-    // A user who may change nothing gets a read-only view too: then FEAT and every write path agree.
-    if (ALL.every((k) => k === 'read' || !permissions[k])) fs = readOnly(fs);
-    const rateLimits = {
-      ...(u.downloadRate > 0 ? { download: new RateLimiter(u.downloadRate) } : {}),
-      ...(u.uploadRate > 0 ? { upload: new RateLimiter(u.uploadRate) } : {}),
-    };
-    accounts.set(u.name, {
-      hash: parseHash(u.passwordHash)!,
-      ensureHomes: homeMaker(backends, [{ backend: u.backend, home: u.home }, ...Object.values(u.mounts)]),
-      login: { fs, permissions, rateLimits, ...(u.tlsRequired ? { tlsRequired: u.tlsRequired } : {}) },
-    });
-  }
-  const decoyCost = decoyCostOf([...accounts.values()].map((a) => a.hash));
+): Pick<FtpDriver, 'authenticate'> & {
+  anonymous: { fs: FsProvider } | undefined;
+  makeAnonymousHome: () => Promise<void>;
+  /** Replaces the users; every backend they name must be open in `backends` (else it throws, and nothing changes). */
+  replaceUsers: (users: readonly UserConfig[]) => void;
+} {
+  let table = userTable(backends, config.users, new Map());
   const anonymous = config.anonymous ? { fs: readOnly(viewOf(backends, config.anonymous.backend, config.anonymous.home)) } : undefined;
   return {
     anonymous,
     // Anonymous logins have no hook of ours to make the home at the first one: it is made at start, as
     // --anonymous-root is (else 230, then 550 for every LIST).
     makeAnonymousHome: config.anonymous ? homeMaker(backends, [config.anonymous]) : async () => {},
+    replaceUsers(users) {
+      table = userTable(backends, users, table.accounts);
+    },
     async authenticate(_session, user, password) {
+      const { accounts, decoyCost } = table;
       const account = accounts.get(user);
       const ok = await verifyPassword(password, account?.hash ?? null, decoyCost);
       if (!ok || !account) return null;

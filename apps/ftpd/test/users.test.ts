@@ -71,3 +71,42 @@ describe('password checks of unknown users', () => {
     expect(decoyCostOf([{ ln: 10, r: 8, p: 1 }, { ln: 12, r: 8, p: 1 }, { ln: 12, r: 8, p: 1 }])).toEqual({ ln: 12, r: 8, p: 1 });
   });
 });
+
+describe('users replaced at a reload (SIGHUP)', () => {
+  it('an unchanged user keeps their login (view and limiters shared with open sessions); a changed one keeps the parts that did not change', async () => {
+    const [one, two] = [await hashPassword('one', { ln: 10, r: 8, p: 1 }), await hashPassword('two', { ln: 10, r: 8, p: 1 })];
+    const users = (bob: { hash: string; rate: number; home: string }): string =>
+      [
+        'backends: { m: { type: memory } }',
+        'users:',
+        `  - { name: alice, passwordHash: "${one}", backend: m, downloadRate: 1000, quota: 5000 }`,
+        `  - { name: bob, passwordHash: "${bob.hash}", backend: m, downloadRate: ${bob.rate}, uploadRate: 300, home: ${bob.home} }`,
+        '',
+      ].join('\n');
+    const config = (bob: { hash: string; rate: number; home: string }) => parseConfig(users(bob), 'users.yaml', {});
+    const driver = accountsDriver(config({ hash: one, rate: 500, home: '/bob' }), new Map([['m', new MemoryProvider()]]));
+    const session = {} as Parameters<typeof driver.authenticate>[0];
+    const login = async (name: string, password: string) => (await driver.authenticate(session, name, password))!;
+    const alice = await login('alice', 'one');
+    const bob = await login('bob', 'one');
+
+    driver.replaceUsers(config({ hash: two, rate: 500, home: '/bob' }).users);
+    expect(await login('alice', 'one')).toBe(alice);
+    expect(await driver.authenticate(session, 'bob', 'one')).toBeNull();
+    const rehashed = await login('bob', 'two');
+    expect(rehashed).not.toBe(bob);
+    expect(rehashed.fs).toBe(bob.fs);
+    expect(rehashed.rateLimits!.download).toBe(bob.rateLimits!.download);
+
+    driver.replaceUsers(config({ hash: two, rate: 800, home: '/elsewhere' }).users);
+    const moved = await login('bob', 'two');
+    expect(moved.fs).not.toBe(bob.fs);
+    expect(moved.rateLimits!.download).not.toBe(bob.rateLimits!.download);
+    expect(moved.rateLimits!.download!.rate).toBe(800);
+    expect(moved.rateLimits!.upload).toBe(bob.rateLimits!.upload);
+    expect(await login('alice', 'one')).toBe(alice);
+
+    driver.replaceUsers([]);
+    expect(await driver.authenticate(session, 'alice', 'one')).toBeNull();
+  });
+});

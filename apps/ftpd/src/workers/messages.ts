@@ -44,8 +44,15 @@ export type ToWorker =
   | { t: 'metrics?'; id: number }
   /** Stop: running transfers get the grace period; a second stop ends them at once. */
   | { t: 'stop' }
-  /** Read the TLS certificate files again (SIGHUP to the supervisor). */
-  | { t: 'reload' };
+  /**
+   * SIGHUP to the supervisor. `setup`, in config mode: the configuration reloaded, to put its users in service (the
+   * supervisor checked it; its ports are mapped as at start). `tls`: read the TLS files again (those of `setup`'s
+   * `tls` section, when given).
+   */
+  | { t: 'reload'; setup?: WorkerSetup; tls: boolean };
+
+/** What a worker is to reload (see the `reload` message). */
+export type ReloadOrder = Omit<Extract<ToWorker, { t: 'reload' }>, 't'>;
 
 /** Whether a value received over IPC looks like one of our messages (anything else is ignored). */
 export function isMessage<T extends { t: string }>(m: unknown): m is T {

@@ -1,7 +1,7 @@
 import type { BanStore, SessionGate, SessionGateVerdict } from '@ftp/server';
 import { shareFileClaims } from '@ftp/vfs';
 import type { MetricsSnapshot } from '../metrics.js';
-import { isMessage, type ToSupervisor, type ToWorker, type WorkerSetup } from './messages.js';
+import { isMessage, type ReloadOrder, type ToSupervisor, type ToWorker, type WorkerSetup } from './messages.js';
 import { slicePassiveSettings } from './passive-slices.js';
 import { BanList } from './ban-list.js';
 
@@ -18,9 +18,17 @@ export class SupervisorLink {
   private readonly bans = new BanList();
   private setupWaiter: ((m: { setup: WorkerSetup; slot: number; slots: number; fileClaims: string }) => void) | null = null;
   private metricsSource: (() => MetricsSnapshot) | null = null;
-  private readonly orders = { stop: [] as Array<() => void>, reload: [] as Array<() => void> };
+  private readonly stopOrders: Array<() => void> = [];
   /** Stop orders that came while nobody listened yet (the worker was still starting): run when someone does. */
   private earlyStops = 0;
+  private readonly reloadOrders: Array<(order: ReloadOrder) => void> = [];
+  /**
+   * The last reload order that came while nobody listened yet: a worker forked before a reload, still starting
+   * with the previous configuration, applies it once it serves.
+   */
+  private earlyReload: ReloadOrder | null = null;
+  /** This worker's share of the passive ports, from its setup: a reloaded setup is sliced the same way. */
+  private share = { slot: 0, slots: 1 };
 
   constructor() {
     process.on('message', (m: unknown) => {
@@ -35,15 +43,21 @@ export class SupervisorLink {
         // Local files are claimed where every worker sees it: a download in one worker and an upload rewriting the
         // file in another must not meet, as they cannot within one process.
         shareFileClaims(fileClaims);
-        if (setup.mode === 'cli') {
-          const { passivePortRange } = slicePassiveSettings(setup.options, slot, slots);
-          resolve({ ...setup, options: { ...setup.options, passivePortRange } });
-        } else {
-          const server = { ...setup.config.server, ...slicePassiveSettings(setup.config.server, slot, slots) };
-          resolve({ ...setup, config: { ...setup.config, server } });
-        }
+        this.share = { slot, slots };
+        resolve(this.mine(setup));
       };
     });
+  }
+
+  /** A setup as this worker runs it: with its own share of the passive ports. */
+  private mine(setup: WorkerSetup): WorkerSetup {
+    const { slot, slots } = this.share;
+    if (setup.mode === 'cli') {
+      const { passivePortRange } = slicePassiveSettings(setup.options, slot, slots);
+      return { ...setup, options: { ...setup.options, passivePortRange } };
+    }
+    const server = { ...setup.config.server, ...slicePassiveSettings(setup.config.server, slot, slots) };
+    return { ...setup, config: { ...setup.config, server } };
   }
 
   send(m: ToSupervisor): void {
@@ -56,10 +70,17 @@ export class SupervisorLink {
     }
   }
 
-  /** Runs `then` at each of the supervisor's `stop` or `reload` orders. */
-  on(order: 'stop' | 'reload', then: () => void): void {
-    this.orders[order].push(then);
-    if (order === 'stop') for (; this.earlyStops > 0; this.earlyStops--) then();
+  /** Runs `then` at each of the supervisor's `stop` orders. */
+  onStop(then: () => void): void {
+    this.stopOrders.push(then);
+    for (; this.earlyStops > 0; this.earlyStops--) then();
+  }
+
+  /** Runs `then` at each of the supervisor's `reload` orders (SIGHUP), its setup sliced as this worker's. */
+  onReload(then: (order: ReloadOrder) => void): void {
+    this.reloadOrders.push(then);
+    if (this.earlyReload) then(this.earlyReload);
+    this.earlyReload = null;
   }
 
   /** Answers the supervisor's requests for this worker's metrics. */
@@ -121,12 +142,15 @@ export class SupervisorLink {
         this.bans.add(m.key, m.until);
         return this.send({ t: 'banned-ack', id: m.id });
       case 'stop':
-        if (this.orders.stop.length === 0) this.earlyStops++;
-        for (const then of this.orders.stop) then();
+        if (this.stopOrders.length === 0) this.earlyStops++;
+        for (const then of this.stopOrders) then();
         return;
-      case 'reload':
-        for (const then of this.orders[m.t]) then();
+      case 'reload': {
+        const order = { ...(m.setup ? { setup: this.mine(m.setup) } : {}), tls: m.tls };
+        if (this.reloadOrders.length === 0) this.earlyReload = order;
+        for (const then of this.reloadOrders) then(order);
         return;
+      }
       case 'metrics?':
         if (this.metricsSource) this.send({ t: 'metrics', id: m.id, snapshot: this.metricsSource() });
         return;

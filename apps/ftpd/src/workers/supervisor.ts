@@ -83,7 +83,11 @@ export class Supervisor {
   /** The folder where the workers claim the local files they open (made at start, removed at stop). */
   private fileClaims: string | null = null;
 
+  /** What a new worker runs: the plan's setup, or the last one a reload gave. */
+  private setup: WorkerSetup;
+
   constructor(private readonly plan: SupervisorPlan) {
+    this.setup = plan.setup;
     this.counts = new SessionCounts(plan.limits.maxSessions, plan.limits.maxSessionsPerIp);
   }
 
@@ -125,9 +129,14 @@ export class Supervisor {
     await this.exited;
   }
 
-  /** Tells every worker to read its TLS files again. */
-  reload(): void {
-    for (const w of this.ready) this.send(w, { t: 'reload' });
+  /**
+   * Tells every worker to reload (SIGHUP): to read the TLS files again when `tls`, and to put the users of `setup`
+   * in service when given (a reloaded configuration; workers started from now on get it too). Workers still starting
+   * apply it once they serve.
+   */
+  reload(order: { setup?: WorkerSetup; tls: boolean }): void {
+    if (order.setup) this.setup = order.setup;
+    for (const w of liveWorkers()) this.send(w, { t: 'reload', ...order });
   }
 
   /** Starts a worker on share `slot` of the passive ports (a replacement takes its predecessor's). */
@@ -174,7 +183,7 @@ export class Supervisor {
         }, delayMs);
         this.restarts.add(timer);
       });
-      this.send(worker, { t: 'setup', setup: this.plan.setup, slot, slots: this.plan.workers, bans: this.bans.active(), fileClaims: this.fileClaims as string });
+      this.send(worker, { t: 'setup', setup: this.setup, slot, slots: this.plan.workers, bans: this.bans.active(), fileClaims: this.fileClaims as string });
     });
   }
 

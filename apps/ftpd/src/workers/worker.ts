@@ -1,10 +1,11 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { startFtpd } from '../index.js';
+import type { ConfiguredFtpd } from '../serve-config.js';
 import { messageOf, reportStartFailure } from '../start-errors.js';
 import { NOTHING_TO_RELOAD, tlsReloader } from '../tls-reload.js';
 import { SupervisorLink } from './supervisor-link.js';
-import type { WorkerListener } from './messages.js';
+import type { ReloadOrder, WorkerListener } from './messages.js';
 
 /**
  * A worker process of `workers > 1`: waits for its setup, serves it on the shared ports, and stops when the
@@ -23,18 +24,19 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
   const level = setup.mode === 'cli' ? setup.options.logLevel : setup.config.log.level;
   const logger = makeLogger(level).child({ worker: cluster.worker?.id });
   const hooks = { banStore: link.banStore, sessionGate: setup.limits ? link.sessionGate : undefined };
-  let running: { close(graceMs?: number): Promise<void>; reloadTls(): Promise<string | null>; listeners: WorkerListener[] };
+  let running: { close(graceMs?: number): Promise<void>; reload(order: ReloadOrder): void; listeners: WorkerListener[] };
   let graceMs: number;
   try {
     if (setup.mode === 'cli') {
       const ftpd = await startFtpd(setup.options, logger, { ...hooks, selfSigned: setup.tls });
       const listeners = [{ ...ftpd.address, implicitTls: false }, ...(ftpd.implicitAddress ? [{ ...ftpd.implicitAddress, implicitTls: true }] : [])];
-      running = { close: (g) => ftpd.close(g), reloadTls: async () => ((await ftpd.reloadTls()) ? null : NOTHING_TO_RELOAD), listeners };
+      const reloadTls = tlsReloader(logger, async () => ((await ftpd.reloadTls()) ? null : NOTHING_TO_RELOAD));
+      running = { close: (g) => ftpd.close(g), reload: () => reloadTls(), listeners };
       graceMs = 5000;
     } else {
       const { startFromConfig } = await import('../serve-config.js');
       const ftpd = await startFromConfig(setup.config, logger, { ...hooks, serveMetrics: (source) => link.serveMetrics(source) });
-      running = { close: (g) => ftpd.close(g), reloadTls: async () => (await ftpd.reloadTls(), null), listeners: ftpd.listeners };
+      running = { close: (g) => ftpd.close(g), reload: (order) => applyReload(ftpd, order, logger), listeners: ftpd.listeners };
       graceMs = setup.config.shutdownGrace * 1000;
     }
   } catch (err) {
@@ -44,7 +46,7 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
     return 1;
   }
   link.send({ t: 'ready', listeners: running.listeners.map((l) => ({ address: l.address, family: l.family, port: l.port, implicitTls: l.implicitTls })) });
-  link.on('reload', tlsReloader(logger, () => running.reloadTls()));
+  link.onReload((order) => running.reload(order));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (why: string): void => {
@@ -59,7 +61,7 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
     };
     process.on('SIGINT', () => {});
     process.on('SIGTERM', () => stop('SIGTERM'));
-    link.on('stop', () => stop('supervisor'));
+    link.onStop(() => stop('supervisor'));
   });
   logger.info('stopped');
   logger.flush?.();
@@ -68,4 +70,30 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
   process.removeAllListeners('disconnect');
   if (process.connected) process.disconnect?.();
   return 0;
+}
+
+/**
+ * A configured worker's share of a SIGHUP: the supervisor read and checked the file (and said what it applies, once
+ * for all); this worker puts the users in service and reads the TLS files again, and says so, or why it could not.
+ */
+function applyReload(ftpd: ConfiguredFtpd, order: ReloadOrder, logger: Logger): void {
+  const config = order.setup?.mode === 'config' ? order.setup.config : undefined;
+  let users = 'users unchanged';
+  if (config) {
+    try {
+      ftpd.replaceUsers(config.users);
+      users = `${config.users.length} user${config.users.length === 1 ? '' : 's'}`;
+    } catch (err) {
+      // The supervisor checked the backends the users name; should one be missing here all the same, they stay as they were.
+      logger.error(`SIGHUP: users not applied, the running ones stay: ${messageOf(err)}`);
+    }
+  }
+  if (!order.tls) return logger.info(`SIGHUP: configuration applied: ${users}`);
+  ftpd.reloadTls(config?.tls).then(
+    () => logger.info(`SIGHUP: configuration applied: ${users}, TLS reloaded`),
+    (err: unknown) => {
+      logger.info(`SIGHUP: configuration applied: ${users}`);
+      logger.error(`TLS certificate reload failed, the previous one stays: ${messageOf(err)}`);
+    },
+  );
 }
