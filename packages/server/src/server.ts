@@ -127,7 +127,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         foreignPeerLog(this.logger),
       ),
       ownsEndpoint: (host, port) => this.ownsEndpoint(host, port),
-      advertiser: new Advertiser(this.settings, (name, err) => this.logger.warn({ err, name }, 'public host name lookup failed; PASV uses its last address')),
+      advertiser: new Advertiser(this.settings, (name, err, last) =>
+        this.logger.warn({ err, name, address: last }, last === null ? 'public host name lookup failed; PASV answers 425 until it resolves' : 'public host name lookup failed; PASV uses its last address'),
+      ),
       tls: new TlsContexts(options.driver, this.settings),
       listSortBudget: new ListingSortBudget(this.settings.listSortBudget),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
@@ -402,6 +404,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       session.close();
     }
     this.ctx.portPool.closeAll();
+    this.ctx.advertiser.close();
     if (this.idleSweep) clearInterval(this.idleSweep);
     this.idleSweep = null;
     await closed;

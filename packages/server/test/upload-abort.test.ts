@@ -188,6 +188,30 @@ for (const syncMetadata of [true, false]) {
     Object.assign(patched, { ftruncate, ftruncateSync });
     expect(await readFile(join(root, 'precious.txt'), 'utf8')).toBe(precious);
   });
+
+  it(`a STOR over a small file whose cut fails leaves the old file whole (syncMetadata: ${syncMetadata})`, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    await writeFile(join(root, 'small.txt'), 'small old content, longer than the new');
+    const ctx = await startServer({ fs: new LocalProvider(root, { syncMetadata }) });
+    cleanups.push(() => ctx.close());
+    const c = await RawClient.binarySession(ctx.port, cleanups);
+    const patched = nodefs as unknown as Patched;
+    const { ftruncate, ftruncateSync } = patched;
+    const eio = () => Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO', errno: -5, syscall: 'ftruncate' });
+    patched.ftruncate = (...args: unknown[]) => void setImmediate(() => (args.at(-1) as (e: Error) => void)(eio()));
+    patched.ftruncateSync = () => {
+      throw eio();
+    };
+    cleanups.push(() => Object.assign(patched, { ftruncate, ftruncateSync }));
+    const socket = await c.passive();
+    c.send('STOR small.txt');
+    expect((await c.next()).code).toBe(150);
+    await writeAndClose(socket, 'new').catch(() => undefined);
+    expect((await c.next()).code).toBe(451);
+    Object.assign(patched, { ftruncate, ftruncateSync });
+    expect(await readFile(join(root, 'small.txt'), 'utf8')).toBe('small old content, longer than the new');
+  });
 }
 
 it('an APPE right after an aborted STOR is not wiped by the STOR\'s late truncation (slow truncation, e.g. a big old file)', async () => {

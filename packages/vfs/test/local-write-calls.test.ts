@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LocalProvider } from '../src/index.js';
+import { WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 import type { UploadStream } from '../src/index.js';
 
 /**
@@ -171,6 +172,50 @@ describe('LocalProvider: an upload that replaces a small file (syncMetadata)', (
       await finished(ws).catch(() => undefined);
       expect(fs.readFileSync(join(root, 'cut.bin')).equals(bytes(received, 4)), `${received} received`).toBe(true);
     }
+  });
+
+  it('a cut that fails leaves the old file whole (the new content, all held, is not written over it)', async () => {
+    const p = new LocalProvider(root, { syncMetadata: true });
+    fs.writeFileSync(join(root, 'eio.bin'), bytes(32 * 1024, 7));
+    const ws = await p.createWriteStream('/eio.bin');
+    const ftruncate = fs.ftruncate;
+    vi.spyOn(fs, 'ftruncate').mockImplementation(((_fd: number, _len: number, cb: (err: Error) => void) =>
+      setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' })))) as unknown as typeof fs.ftruncate);
+    ws.on('error', () => {});
+    const ended = new Promise<unknown>((resolve) => ws.end(bytes(1000, 8), (err?: Error | null) => resolve(err)));
+    expect(await ended).toMatchObject({ code: 'EIO' });
+    vi.spyOn(fs, 'ftruncate').mockImplementation(ftruncate);
+    expect(fs.readFileSync(join(root, 'eio.bin')).equals(bytes(32 * 1024, 7))).toBe(true);
+  });
+
+  it('destroyed while a write is in flight, keeps what that write put on disk', async () => {
+    const p = new LocalProvider(root, { syncMetadata: true });
+    fs.writeFileSync(join(root, 'busy.bin'), bytes(60 * 1024, 9));
+    const ws = await p.createWriteStream('/busy.bin');
+    ws.on('error', () => {});
+    // The first 8 KiB are held; the next write sends both, 16 KiB, to the thread pool.
+    await new Promise<void>((resolve, reject) => ws.write(bytes(8 * 1024, 10), (err) => (err ? reject(err) : resolve())));
+    ws.write(bytes(8 * 1024, 11));
+    // At once: the write is in the thread pool now.
+    ws.destroy(new Error('client gone'));
+    await finished(ws).catch(() => undefined);
+    const onDisk = fs.readFileSync(join(root, 'busy.bin'));
+    expect(onDisk.equals(Buffer.concat([bytes(8 * 1024, 10), bytes(8 * 1024, 11)]))).toBe(true);
+  });
+
+  it('taking the file over from an idle upload decides on its size after that upload wrote out what it held', async () => {
+    const p = new LocalProvider(root, { syncMetadata: true });
+    fs.writeFileSync(join(root, 'taken.bin'), bytes(1024, 12));
+    const idle = await p.createWriteStream('/taken.bin');
+    idle.on('error', () => {});
+    // 10 KiB held by the first upload, whose client then goes quiet.
+    await new Promise<void>((resolve, reject) => idle.write(bytes(10 * 1024, 13), (err) => (err ? reject(err) : resolve())));
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+    const next = await p.createWriteStream('/taken.bin');
+    clock.mockRestore();
+    await end(next, bytes(2048, 14));
+    // The newcomer's 2 KiB, not followed by the idle upload's tail.
+    expect(fs.readFileSync(join(root, 'taken.bin')).equals(bytes(2048, 14))).toBe(true);
   });
 
   it('a bigger old file is still emptied before the upload writes (a killed process leaves only what was received)', async () => {

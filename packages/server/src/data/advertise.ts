@@ -14,12 +14,17 @@ export class Advertiser {
 
   constructor(
     private readonly settings: ServerSettings,
-    onNameFailure?: (name: string, err: unknown) => void,
+    onNameFailure?: (name: string, err: unknown, lastAddress: string | null) => void,
   ) {
     this.networks = (settings.publicHosts ?? []).map(({ network, host }) => ({ list: subnet(network), host }));
     this.names = new PublicNames(onNameFailure);
     // Looked up now, so that the first PASV need not wait for DNS.
     for (const host of [settings.publicHost, ...this.networks.map((n) => n.host)]) this.prepare(host);
+  }
+
+  /** Stops looking names up (the server is closing). */
+  close(): void {
+    this.names.close();
   }
 
   /** Starts looking up `host` when it is a name (a listener's public host, say), so a PASV need not wait for it. */

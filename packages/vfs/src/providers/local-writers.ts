@@ -44,6 +44,11 @@ export interface WriterClaim {
   revoke: ((err: Error) => void) | null;
   /** Its claim in the folder shared with other processes, if claims are shared. */
   shared: SharedClaim | null;
+  /**
+   * Whether it took the file over from an idle writer, which wrote out what it held as it ended: the file's size
+   * may have changed since it was looked at.
+   */
+  readonly tookOver: boolean;
 }
 
 /** A reader's registration: what {@link takeReader} returns and {@link releaseReader} gives back (once). */
@@ -75,11 +80,12 @@ function freeOrIdle(key: string): boolean {
 }
 
 /** Ends the idle writer of `key`, if any ({@link freeOrIdle} said the file may be taken). */
-function takeOver(key: string, path: string): void {
+function takeOver(key: string, path: string): boolean {
   const held = writers.get(key);
-  if (held === undefined) return;
+  if (held === undefined) return false;
   writers.delete(key);
   held.revoke?.(fsError('EBUSY', 'write', held.path === path ? path : held.path));
+  return true;
 }
 
 /**
@@ -97,8 +103,8 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
     shared = claimWrite(key);
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
-  takeOver(key, path);
-  const claim: WriterClaim = { key, path, idleSince: Date.now(), revoke: null, shared };
+  const tookOver = takeOver(key, path);
+  const claim: WriterClaim = { key, path, idleSince: Date.now(), revoke: null, shared, tookOver };
   writers.set(key, claim);
   return claim;
 }

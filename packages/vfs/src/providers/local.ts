@@ -313,11 +313,11 @@ class LocalWriteStream extends Writable implements UploadStream {
       this.#busy = false;
       if (writer !== null) writer.idleSince = Date.now();
       const close = this.#closeWhenIdle;
-      if (close) {
-        this.#closeWhenIdle = null;
-        close();
-      }
+      this.#closeWhenIdle = null;
+      // The operation's own callback first: it records what was written (the position), which the close of a
+      // destroyed upload cuts an overwritten file at; another operation it starts fails at once (destroyed).
       cb(err, ...rest);
+      close?.();
     });
   }
 
@@ -388,6 +388,23 @@ class LocalWriteStream extends Writable implements UploadStream {
       this.#closed = true;
       this.#closeFd((e) => cb(e));
     };
+    // An old file overwritten in place whose new content is all in the held chunk is cut to its new length first:
+    // should the cut fail, the file is still the old one, whole, rather than new bytes over an old tail.
+    const held = this.#held?.length ?? 0;
+    if (held > 0 && this.#pos !== null && this.#pos + held < this.#overwritten) {
+      const length = this.#pos + held;
+      this.#overwritten = 0;
+      this.#io<[]>(
+        (d) => fs.ftruncate(this.#fd, length, d),
+        (err) => {
+          if (!err) return close(this.#flushHeldSync());
+          // Not written then, not even as what was received: the old file stays as it was.
+          this.#held = null;
+          close(err);
+        },
+      );
+      return;
+    }
     const failed = this.#flushHeldSync();
     if (failed) return close(failed);
     // REST cuts what lay past the end; an in-place overwrite cuts the old file's longer tail.
@@ -1137,6 +1154,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         // second upload would interleave its blocks with the first one's, a download would get a torn mix of old
         // and new bytes as complete.
         writer = takeWriter(st, path);
+        // An idle upload ended by this one wrote out what it held as it went: what to empty or cut is decided on
+        // the size now (it was decided on the size before, and a shorter upload left the other's tail behind).
+        const size = writer.tookOver ? fs.fstatSync(fd).size : st.size;
         // A new (empty) file needs no truncation: one call fewer per upload of a new file. An old one of at most
         // SMALL_IO (with syncMetadata) is overwritten in place instead, and cut to the upload's length at its end or
         // when it is interrupted: emptying it first freed its blocks for the upload to allocate again, a quarter of
@@ -1146,8 +1166,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         // first, in the thread pool (freeing even a 16 KiB file's blocks took 0.2–0.45 ms on ext4 here, and on the
         // event loop every other session waited for it), before the stream exists, so that a process killed during
         // its upload leaves what was received, which REST resumes, never new bytes over an old tail.
-        const replaces = !append && options.start === undefined && st.size > 0;
-        if (replaces && this.#sync && st.size <= SMALL_IO) overwritten = st.size;
+        const replaces = !append && options.start === undefined && size > 0;
+        if (replaces && this.#sync && size <= SMALL_IO) overwritten = size;
         else if (replaces) await ftruncateFd(fd, 0);
       } catch (err) {
         if (writer !== null) releaseWriter(writer);
