@@ -187,10 +187,13 @@ async function serveConfig(file: string): Promise<number> {
     return 1;
   }
   started = ftpd;
+  // Before the banner: a process manager or test may stop ftpd as soon as it reads it, and a SIGTERM that comes before
+  // the handler is installed ends the process by the signal (not the exit code 0 of a graceful stop).
+  const stopped = waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
   listenersBanner(ftpd.listeners);
   if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
   logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
-  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
+  await stopped;
   process.off('SIGHUP', reloadOnHangUp);
   return 0;
 }
@@ -309,11 +312,13 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
     return 1;
   }
   serving = true;
+  // Before the banner, as in serveConfig.
+  const stopped = waitForStop(logger, () => supervisor.stop(), 0);
   run.banner(listeners);
   process.stderr.write(`  ${run.workers} worker processes\n`);
   if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);
   logger.info({ listeners, workers: run.workers }, 'ready');
-  await waitForStop(logger, () => supervisor.stop(), 0);
+  await stopped;
   process.off('SIGHUP', onHup);
   return 0;
 }
@@ -406,9 +411,11 @@ async function main(): Promise<number> {
   if (!ftpd) return 1;
   started = ftpd;
   const { address } = ftpd;
+  // Before the banner, as in serveConfig.
+  const stopped = waitForStop(logger, (graceMs) => ftpd.close(graceMs), CLI_SHUTDOWN_GRACE_MS);
   serverBanner(options, address, ftpd.implicitAddress, ftpd.fingerprint);
   logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');
-  await waitForStop(logger, (graceMs) => ftpd.close(graceMs), CLI_SHUTDOWN_GRACE_MS);
+  await stopped;
   stopHangUps();
   return 0;
 }
