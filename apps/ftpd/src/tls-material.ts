@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
-import { shownPath } from './secret-text.js';
+import { looksLikeFileContent, shownPath } from './secret-text.js';
 
 /** The certificate and key files of a server, with what goes with them. */
 export interface TlsFiles {
@@ -82,6 +82,9 @@ export function validityWarning(certificate: X509Certificate, name: string, now 
 }
 
 async function readPem(path: string, name: string): Promise<Buffer> {
+  // A key or certificate pasted where its path belongs: said as such, whatever reading it as a path would fail with
+  // (no such file, or a name too long, depending on where the base64 happens to hold a slash).
+  if (looksLikeFileContent(path)) throw new TlsMaterialError(`${name}: holds file content (PEM text or several lines) where a file path is expected`);
   try {
     return await readFile(path);
   } catch (err) {

@@ -77,7 +77,7 @@ describe('TLS files', () => {
     // A key given on the command line in place of its path is not printed back either.
     const pasted = await cli(['--port', '0', '--root', work, '--tls-cert', first.cert, `--tls-key=${await readFile(first.key, 'utf8')}`]);
     expect(pasted.code).toBe(1);
-    expect(pasted.stderr).toMatch(/--tls-key: cannot read \(a value holding file content, not shown\): no such file/);
+    expect(pasted.stderr).toMatch(/--tls-key: holds file content \(PEM text or several lines\) where a file path is expected/);
     expect(`${pasted.stdout}${pasted.stderr}`).not.toContain(body);
   });
 
