@@ -9,6 +9,7 @@ import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
 import { oneAtATime } from './one-at-a-time.js';
 import { withoutPem } from './secret-text.js';
 import { reportStartFailure } from './start-errors.js';
+import { handleHangUps, ignoreHangUps } from './hang-ups.js';
 import { NOTHING_TO_RELOAD, onHangUp } from './tls-reload.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
 import type { WorkerListener, WorkerSetup } from './workers/messages.js';
@@ -173,20 +174,17 @@ async function serveConfig(file: string): Promise<number> {
   let started: Awaited<ReturnType<typeof startFromConfig>> | null = null;
   const reloadOnHangUp = oneAtATime(logger, async () => {
     const ftpd = started;
-    if (!ftpd) return logger.info('SIGHUP: nothing to reload (still starting: the files are being read now)');
+    if (!ftpd) return;
     running = await reloadConfiguration(file, running, logger, { readTls: (tls) => ftpd.reloadTls(tls), apply: (c) => ftpd.replaceUsers(c.users) });
   });
-  // Before the server listens: Node's default for SIGHUP ends the process, so one that came while it started would kill it.
-  process.on('SIGHUP', reloadOnHangUp);
   const ftpd = await startFromConfig(config, logger).catch((err: unknown) => {
     reportStartFailure(logger, err);
     return null;
   });
-  if (!ftpd) {
-    process.off('SIGHUP', reloadOnHangUp);
-    return 1;
-  }
+  if (!ftpd) return 1;
   started = ftpd;
+  // A hang-up that came while it started (noted since cli.ts) is done now.
+  const stopHangUps = handleHangUps(reloadOnHangUp);
   // Before the banner: a process manager or test may stop ftpd as soon as it reads it, and a SIGTERM that comes before
   // the handler is installed ends the process by the signal (not the exit code 0 of a graceful stop).
   const stopped = waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
@@ -194,7 +192,7 @@ async function serveConfig(file: string): Promise<number> {
   if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
   logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
   await stopped;
-  process.off('SIGHUP', reloadOnHangUp);
+  stopHangUps();
   return 0;
 }
 
@@ -210,6 +208,7 @@ async function waitForStop(logger: Logger, close: (graceMs: number) => Promise<v
         return;
       }
       stopping = true;
+      ignoreHangUps();
       logger.info({ signal, graceMs }, 'shutting down: no new connections, running transfers may finish');
       void close(graceMs).then(resolve);
     };
@@ -294,24 +293,17 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
     return 1;
   }
   const [maxSessions, maxSessionsPerIp] = sessionLimits(run.settings);
-  let serving = false;
   const reload = oneAtATime(logger, () => run.reload(supervisor, ports));
-  // Before the workers start: Node's default for SIGHUP would end the supervisor, and every worker with it.
-  const onHup = (): void => {
-    if (!serving) logger.info('SIGHUP: nothing to reload (still starting: the files are being read now)');
-    else reload();
-  };
-  process.on('SIGHUP', onHup);
   const supervisor = new Supervisor({ workers: run.workers, setup: run.setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics: run.metrics, logger });
   let listeners: WorkerListener[];
   try {
     listeners = await supervisor.start();
   } catch (err) {
     reportStartFailure(logger, err);
-    process.off('SIGHUP', onHup);
     return 1;
   }
-  serving = true;
+  // A hang-up that came while the workers started (noted since cli.ts) is done now.
+  const stopHangUps = handleHangUps(reload);
   // Before the banner, as in serveConfig.
   const stopped = waitForStop(logger, () => supervisor.stop(), 0);
   run.banner(listeners);
@@ -319,7 +311,7 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
   if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);
   logger.info({ listeners, workers: run.workers }, 'ready');
   await stopped;
-  process.off('SIGHUP', onHup);
+  stopHangUps();
   return 0;
 }
 
@@ -399,17 +391,12 @@ async function main(): Promise<number> {
       },
     });
   }
-  let started: Awaited<ReturnType<typeof startFtpd>> | null = null;
-  const stopHangUps = onHangUp(logger, async () => {
-    if (!started) return 'still starting: the files are being read now';
-    return (await started.reloadTls()) ? null : NOTHING_TO_RELOAD;
-  });
   const ftpd = await startFtpd(options, logger).catch((err: NodeJS.ErrnoException) => {
     cannotStart(logger, err, options.port);
     return null;
   });
   if (!ftpd) return 1;
-  started = ftpd;
+  const stopHangUps = onHangUp(logger, async () => ((await ftpd.reloadTls()) ? null : NOTHING_TO_RELOAD));
   const { address } = ftpd;
   // Before the banner, as in serveConfig.
   const stopped = waitForStop(logger, (graceMs) => ftpd.close(graceMs), CLI_SHUTDOWN_GRACE_MS);

@@ -11,4 +11,6 @@ if (tooOld !== null) {
   process.exit(1);
 }
 relaunchWithLaunchFlags();
+// Before anything slow: a SIGHUP while ftpd loads and starts must not end it (see hang-ups.ts).
+(await import('./hang-ups.js')).catchHangUps();
 await import('./cli-main.js');

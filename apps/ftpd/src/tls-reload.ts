@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { handleHangUps } from './hang-ups.js';
 import { messageOf } from './start-errors.js';
 
 /** Said when SIGHUP finds no certificate files to read again. */
@@ -21,11 +22,9 @@ export function tlsReloader(logger: Logger, reload: () => Promise<string | null>
 }
 
 /**
- * Handles SIGHUP from now until the returned function is called. To be called before the server listens: Node's
- * default for SIGHUP ends the process, so one that came while it started would kill it.
+ * Reads the TLS files again at each SIGHUP from now until the returned function is called (a hang-up that came
+ * while the server started, noted since cli.ts, at once: see hang-ups.ts).
  */
 export function onHangUp(logger: Logger, reload: () => Promise<string | null>): () => void {
-  const handler = tlsReloader(logger, reload);
-  process.on('SIGHUP', handler);
-  return () => process.off('SIGHUP', handler);
+  return handleHangUps(tlsReloader(logger, reload));
 }

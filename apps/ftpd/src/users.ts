@@ -142,12 +142,23 @@ export function accountsDriver(
     },
     async authenticate(_session, user, password) {
       const { accounts, decoyCost } = table;
-      const account = accounts.get(user);
+      let account = accounts.get(user);
       const ok = await verifyPassword(password, account?.hash ?? null, decoyCost);
       if (!ok || !account) return null;
+      // Users reloaded while the password was checked: a user removed, or whose password changed, meanwhile (a
+      // leaked one, revoked) does not get in; otherwise the account as it is now.
+      if (table.accounts !== accounts) {
+        const now = table.accounts.get(user);
+        if (now === undefined || !sameHash(now.hash, account.hash)) return null;
+        account = now;
+      }
       // A new user's home appears on first login (an S3 prefix or SQL folder nobody made yet).
       await account.ensureHomes();
       return account.login;
     },
   };
+}
+
+function sameHash(a: Account['hash'], b: Account['hash']): boolean {
+  return a === b || (a.ln === b.ln && a.r === b.r && a.p === b.p && a.salt.equals(b.salt) && a.hash.equals(b.hash));
 }

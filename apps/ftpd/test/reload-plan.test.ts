@@ -26,6 +26,21 @@ describe('what a reload may apply (planReload)', async () => {
     expect(withTls.config.tls).toBe(undefined);
   });
 
+  it('users that contradict the sections still running are refused (checked with those, not the new file\'s)', () => {
+    // Workers off and a user quota in the new file: fine for the file, not for the two workers still running.
+    const redis = 'backends: { r: { type: redis, url: "redis://127.0.0.1:6379/0" } }';
+    const running = config([redis, 'workers: 2', 'server: { passivePortRange: 30000-30099 }', `users: [{ name: bob, passwordHash: "${hash}", backend: r }]`]);
+    const next = config([redis, 'workers: 1', 'server: { passivePortRange: 30000-30099 }', `users: [{ name: bob, passwordHash: "${hash}", backend: r, quota: 5000 }]`]);
+    const plan = planReload(running, next);
+    expect(plan.users).toEqual({ refused: expect.stringMatching(/users\.0\.quota: a user quota is counted in memory/) });
+    expect(plan.config.users).toBe(running.users);
+    expect(plan.restartNeeded).toEqual(['workers']);
+    // A user requiring TLS in a file that turns TLS on, while the running server has none.
+    const plain = ['backends: { m: { type: memory } }', `users: [{ name: bob, passwordHash: "${hash}", backend: m }]`];
+    const tlsUser = ['backends: { m: { type: memory } }', 'tls: { cert: c.pem, key: k.pem }', `users: [{ name: bob, passwordHash: "${hash}", backend: m, tlsRequired: all }]`];
+    expect(planReload(config(plain), config(tlsUser)).users).toEqual({ refused: expect.stringMatching(/^tls: implicit TLS listeners and TLS requirements need/) });
+  });
+
   it('the TLS files of the new file are the ones read again', () => {
     const lines = ['backends: { m: { type: memory } }', `users: [{ name: bob, passwordHash: "${hash}", backend: m }]`];
     const plan = planReload(config([...lines, 'tls: { cert: a.pem, key: a.key }']), config([...lines, 'tls: { cert: b.pem, key: b.key }']));

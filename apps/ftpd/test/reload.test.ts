@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
-import { makeCertificateFiles, startFtpdConfig, type ConfiguredFtpdProcess } from './harness.js';
+import { execFileSync, spawn } from 'node:child_process';
+import { CLI, makeCertificateFiles, startFtpdConfig, type ConfiguredFtpdProcess } from './harness.js';
 
 /** A control connection read one final reply at a time (every wait bounded). */
 class ControlConnection {
@@ -100,7 +101,7 @@ afterAll(async () => {
 
 const user = (name: string, password: string, backend = 'm'): Log => ({ name, passwordHash: hashes.get(password), backend });
 /** A configuration (JSON is YAML): quick failed logins, no bans (the tests fail logins on purpose). */
-const configText = (parts: { users: Log[]; backends?: Log; server?: Log; listeners?: Log[]; workers?: number; tls?: Log }): string =>
+const configText = (parts: { users: Log[]; backends?: Log; server?: Log; listeners?: Log[]; workers?: number; tls?: Log; shutdownGrace?: number }): string =>
   JSON.stringify({
     listeners: parts.listeners ?? [{ host: '127.0.0.1', port: 0 }],
     ...(parts.tls ? { tls: parts.tls } : {}),
@@ -108,6 +109,7 @@ const configText = (parts: { users: Log[]; backends?: Log; server?: Log; listene
     users: parts.users,
     server: { failedLoginDelay: 0, maxLoginFailures: 0, ...parts.server },
     ...(parts.workers ? { workers: parts.workers } : {}),
+    ...(parts.shutdownGrace !== undefined ? { shutdownGrace: parts.shutdownGrace } : {}),
   });
 
 async function serve(name: string, text: string): Promise<{ s: ConfiguredFtpdProcess; file: string }> {
@@ -270,5 +272,63 @@ describe.skipIf(platform() !== 'linux')('SIGHUP with a configuration file and wo
     for (let i = 0; i < 20; i++) seen.add(await fingerprint());
     expect([...seen]).toHaveLength(1);
     expect(seen.has(before)).toBe(false);
+  });
+});
+
+describe('SIGHUP at the edges of the process', () => {
+  it('one sent while ftpd starts is done once it serves, not the end of it; one during its stop changes nothing', async () => {
+    // The password hash comes from a FIFO: ftpd is held reading its configuration, well after its code runs and
+    // long before it listens, until the test writes to it.
+    const fifo = join(work, 'hash.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const file = join(work, 'early.yaml');
+    const text = JSON.stringify({
+      listeners: [{ host: '127.0.0.1', port: 0 }],
+      backends: { m: { type: 'memory' } },
+      users: [{ name: 'bob', passwordHash: { fromFile: fifo }, backend: 'm' }],
+      server: { failedLoginDelay: 0, maxLoginFailures: 0 },
+      shutdownGrace: 1,
+    });
+    await writeFile(file, text);
+    const proc = spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | string | null>((resolve) => proc.once('exit', (code, signal) => resolve(signal ?? code)));
+    // Once ftpd's code catches SIGHUP (the process's caught-signals mask says so): Node's own default would end it.
+    const catches = async (): Promise<boolean> => /SigCgt:\s*[0-9a-f]*[13579bdf]\s*$/m.test(await readFile(`/proc/${proc.pid}/status`, 'utf8').catch(() => ''));
+    for (let i = 0; i < 400 && !(await catches()); i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 100));
+    proc.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 100));
+    // Still reading its configuration: it goes on once the hash comes, then does the reload it was asked for (which
+    // reads the hash again).
+    await writeFile(fifo, hashes.get('bob-old')!);
+    await waitFor(() => /listening on ftp:\/\/[^\s]+:(\d+)/.test(err) || proc.exitCode !== null || proc.signalCode !== null);
+    expect(proc.signalCode).toBe(null);
+    const port = Number(/listening on ftp:\/\/[^\s]+:(\d+)/.exec(err)?.[1]);
+    await writeFile(fifo, hashes.get('bob-old')!);
+    await waitFor(() => out.includes('SIGHUP: configuration reloaded'));
+    expect(out.match(/SIGHUP: configuration reloaded: 1 user \(0 added, 0 removed, 0 changed\)/g)).toHaveLength(1);
+    // Hang-ups while it drains (a reload overlapping a stop, an upload still running) are ignored, and the stop still
+    // ends with 0. (They would read the FIFO again, and wait.) Not in Node's own last milliseconds of exit, where no
+    // listener runs: no code of ours can catch those.
+    const { control } = await logIn(port, 'bob', 'bob-old');
+    const epsv = await control!.send('EPSV');
+    const data = connect({ port: Number(/\|(\d+)\|/.exec(epsv)![1]), host: '127.0.0.1' });
+    data.on('error', () => {});
+    await new Promise((r) => data.once('connect', r));
+    expect(await control!.send('STOR slow.bin')).toMatch(/^150 /);
+    data.write(Buffer.alloc(1000));
+    proc.kill('SIGTERM');
+    await waitFor(() => out.includes('shutting down'));
+    for (let i = 0; i < 3; i++) {
+      proc.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await exited).toBe(0);
+    data.destroy();
+    control!.close();
   });
 });

@@ -109,4 +109,24 @@ describe('users replaced at a reload (SIGHUP)', () => {
     driver.replaceUsers([]);
     expect(await driver.authenticate(session, 'alice', 'one')).toBeNull();
   });
+
+  it('a login whose password was being checked when the users changed gets the users as they are now', async () => {
+    const [one, two] = [await hashPassword('one', { ln: 10, r: 8, p: 1 }), await hashPassword('two', { ln: 10, r: 8, p: 1 })];
+    const config = (lines: string[]) => parseConfig(['backends: { m: { type: memory } }', 'users:', ...lines, ''].join('\n'), 'users.yaml', {});
+    const alice = `  - { name: alice, passwordHash: "${one}", backend: m }`;
+    const driver = accountsDriver(config([alice, `  - { name: bob, passwordHash: "${one}", backend: m }`]), new Map([['m', new MemoryProvider()]]));
+    const session = {} as Parameters<typeof driver.authenticate>[0];
+    // The checks start, then bob is removed and alice's password changed (revoked), before they end.
+    const bob = driver.authenticate(session, 'bob', 'one');
+    const aliceOld = driver.authenticate(session, 'alice', 'one');
+    driver.replaceUsers(config([`  - { name: alice, passwordHash: "${two}", backend: m, downloadRate: 100 }`]).users);
+    expect(await bob).toBeNull();
+    expect(await aliceOld).toBeNull();
+    // A check under the old users that the change does not concern gets the account as it is now.
+    const carolHash = `  - { name: carol, passwordHash: "${one}", backend: m }`;
+    const again = accountsDriver(config([carolHash]), new Map([['m', new MemoryProvider()]]));
+    const carol = again.authenticate(session, 'carol', 'one');
+    again.replaceUsers(config([`  - { name: carol, passwordHash: "${one}", backend: m, downloadRate: 100 }`]).users);
+    expect((await carol)?.rateLimits?.download?.rate).toBe(100);
+  });
 });

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { FtpdConfig } from './schema.js';
+import { configProblems, type FtpdConfig } from './schema.js';
 
 /**
  * The sections a running ftpd cannot change: its sockets, open backends, server object, processes and logger were
@@ -36,9 +36,19 @@ export function planReload(running: FtpdConfig, next: FtpdConfig): ReloadPlan {
   const restartNeeded: string[] = RESTART_SECTIONS.filter((s) => !isDeepStrictEqual(running[s], next[s]));
   if (!running.tls !== !next.tls) restartNeeded.push(next.tls ? 'tls (added)' : 'tls (removed)');
   const tls = running.tls && next.tls ? next.tls : null;
-  const refused = backendsNotRunning(running, next);
+  const refused = backendsNotRunning(running, next) ?? disagreements({ ...running, users: next.users, ...(tls ? { tls } : {}) });
   const users = refused ? { refused } : { change: usersChange(running, next) };
   return { config: { ...running, users: refused ? running.users : next.users, ...(tls ? { tls } : {}) }, restartNeeded, users, tls };
+}
+
+/**
+ * What the new users would contradict in the sections that keep running (the new file was checked with its own:
+ * a user quota in a file that turns workers off, a user requiring TLS in one that turns it on), in one line; or null.
+ */
+function disagreements(wouldRun: FtpdConfig): string | null {
+  const problems = configProblems(wouldRun);
+  if (problems.length === 0) return null;
+  return problems.map(({ path, message }) => `${path.join('.')}: ${message} (with the running ${path[0] === 'users' ? 'settings' : path[0]})`).join('; ');
 }
 
 /** The new users that name a backend which is new or defined otherwise than the open one, said in one line; or null. */

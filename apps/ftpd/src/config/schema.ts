@@ -187,7 +187,7 @@ const user = z
   })
   .strict();
 
-export const config = z
+const configShape = z
   .object({
     listeners: z
       .array(z.object({ host: z.string().min(1).default('127.0.0.1'), port, implicitTls: z.boolean().default(false), publicHost: publicHost.optional(), proxyProtocol: z.boolean().default(false) }).strict())
@@ -226,42 +226,12 @@ export const config = z
     shutdownGrace: seconds.default(30),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    const names = Object.keys(c.backends);
-    const known = (name: string, path: (string | number)[]): void => {
-      if (!names.includes(name)) ctx.addIssue({ code: 'custom', path, message: `unknown backend "${name}" (defined: ${names.join(', ') || 'none'})` });
-    };
-    const seen = new Set<string>();
-    c.users.forEach((u, i) => {
-      known(u.backend, ['users', i, 'backend']);
-      for (const [at, m] of Object.entries(u.mounts)) known(m.backend, ['users', i, 'mounts', at, 'backend']);
-      if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: `user "${u.name}" is defined twice` });
-      seen.add(u.name);
-      if (c.anonymous && (u.name === 'anonymous' || u.name === 'ftp')) {
-        ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: `"${u.name}" is the anonymous login while anonymous access is on` });
-      }
-    });
-    if (c.anonymous) known(c.anonymous.backend, ['anonymous', 'backend']);
-    const needsTls = c.listeners.some((l) => l.implicitTls) || (c.server.tlsRequired ?? 'none') !== 'none' || c.users.some((u) => (u.tlsRequired ?? 'none') !== 'none');
-    if (needsTls && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'implicit TLS listeners and TLS requirements need tls.cert and tls.key' });
-    if (c.workers !== 1) {
-      const workers = c.workers === 'auto' ? availableParallelism() : c.workers;
-      const tooFewPorts = passiveRangeProblem(c.server.passivePortRange, workers);
-      if (tooFewPorts) ctx.addIssue({ code: 'custom', path: ['server', 'passivePortRange'], message: `${tooFewPorts}${c.workers === 'auto' ? ' (auto: one per CPU of this machine)' : ''}` });
-      // Each worker would hold its own copy: files, quotas or rates would silently differ between sessions.
-      const why = 'lives in one process; it needs workers: 1';
-      for (const [name, b] of Object.entries(c.backends)) {
-        const local = b.type === 'memory' || b.type === 'sqlite' || (b.type === 'sql' && b.url.startsWith('sqlite:'));
-        if (local) ctx.addIssue({ code: 'custom', path: ['backends', name], message: `a ${b.type === 'sql' ? 'SQLite (sql)' : b.type} backend ${why}` });
-      }
-      c.users.forEach((u, i) => {
-        if (u.quota !== undefined) ctx.addIssue({ code: 'custom', path: ['users', i, 'quota'], message: `a user quota is counted in memory and ${why}` });
-        if (u.downloadRate > 0 || u.uploadRate > 0) ctx.addIssue({ code: 'custom', path: ['users', i], message: `a per-user rate ${why}` });
-      });
-    }
-    if (c.users.length === 0 && !c.anonymous) ctx.addIssue({ code: 'custom', path: ['users'], message: 'no user and no anonymous access: nobody could log in' });
-  });
+  .strict();
+
+/** The configuration file's schema: each section, then the sections together ({@link configProblems}). */
+export const config = configShape.superRefine((c, ctx) => {
+  for (const { path, message } of configProblems(c)) ctx.addIssue({ code: 'custom', path, message });
+});
 
 /** A validated configuration, defaults filled in. */
 export type FtpdConfig = z.infer<typeof config>;
@@ -269,3 +239,52 @@ export type FtpdConfig = z.infer<typeof config>;
 export type BackendConfig = z.infer<typeof backend>;
 /** One user. */
 export type UserConfig = z.infer<typeof user>;
+
+/** A problem of a configuration as a whole (sections that must agree), at its field path. */
+export interface ConfigProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * What makes a configuration's sections disagree (a user on an unknown backend, TLS required without TLS files,
+ * per-user state with several workers…). The schema refuses a file with any; a reload (SIGHUP) asks it of the
+ * configuration it would run: the running sections with the new users, since it changes no other.
+ */
+export function configProblems(c: z.infer<typeof configShape>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const names = Object.keys(c.backends);
+  const known = (name: string, path: (string | number)[]): void => {
+    if (!names.includes(name)) problems.push({ path, message: `unknown backend "${name}" (defined: ${names.join(', ') || 'none'})` });
+  };
+  const seen = new Set<string>();
+  c.users.forEach((u, i) => {
+    known(u.backend, ['users', i, 'backend']);
+    for (const [at, m] of Object.entries(u.mounts)) known(m.backend, ['users', i, 'mounts', at, 'backend']);
+    if (seen.has(u.name)) problems.push({ path: ['users', i, 'name'], message: `user "${u.name}" is defined twice` });
+    seen.add(u.name);
+    if (c.anonymous && (u.name === 'anonymous' || u.name === 'ftp')) {
+      problems.push({ path: ['users', i, 'name'], message: `"${u.name}" is the anonymous login while anonymous access is on` });
+    }
+  });
+  if (c.anonymous) known(c.anonymous.backend, ['anonymous', 'backend']);
+  const needsTls = c.listeners.some((l) => l.implicitTls) || (c.server.tlsRequired ?? 'none') !== 'none' || c.users.some((u) => (u.tlsRequired ?? 'none') !== 'none');
+  if (needsTls && !c.tls) problems.push({ path: ['tls'], message: 'implicit TLS listeners and TLS requirements need tls.cert and tls.key' });
+  if (c.workers !== 1) {
+    const workers = c.workers === 'auto' ? availableParallelism() : c.workers;
+    const tooFewPorts = passiveRangeProblem(c.server.passivePortRange, workers);
+    if (tooFewPorts) problems.push({ path: ['server', 'passivePortRange'], message: `${tooFewPorts}${c.workers === 'auto' ? ' (auto: one per CPU of this machine)' : ''}` });
+    // Each worker would hold its own copy: files, quotas or rates would silently differ between sessions.
+    const why = 'lives in one process; it needs workers: 1';
+    for (const [name, b] of Object.entries(c.backends)) {
+      const local = b.type === 'memory' || b.type === 'sqlite' || (b.type === 'sql' && b.url.startsWith('sqlite:'));
+      if (local) problems.push({ path: ['backends', name], message: `a ${b.type === 'sql' ? 'SQLite (sql)' : b.type} backend ${why}` });
+    }
+    c.users.forEach((u, i) => {
+      if (u.quota !== undefined) problems.push({ path: ['users', i, 'quota'], message: `a user quota is counted in memory and ${why}` });
+      if (u.downloadRate > 0 || u.uploadRate > 0) problems.push({ path: ['users', i], message: `a per-user rate ${why}` });
+    });
+  }
+  if (c.users.length === 0 && !c.anonymous) problems.push({ path: ['users'], message: 'no user and no anonymous access: nobody could log in' });
+  return problems;
+}

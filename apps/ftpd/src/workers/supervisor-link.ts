@@ -147,7 +147,9 @@ export class SupervisorLink {
         return;
       case 'reload': {
         const order = { ...(m.setup ? { setup: this.mine(m.setup) } : {}), tls: m.tls };
-        if (this.reloadOrders.length === 0) this.earlyReload = order;
+        // Early orders merge: the latest setup, and TLS to read again if any of them asked (a later order that did not
+        // must not cancel an earlier one's new files).
+        if (this.reloadOrders.length === 0) this.earlyReload = { ...this.earlyReload, ...order, tls: order.tls || this.earlyReload?.tls === true };
         for (const then of this.reloadOrders) then(order);
         return;
       }

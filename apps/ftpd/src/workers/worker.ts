@@ -36,7 +36,10 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
     } else {
       const { startFromConfig } = await import('../serve-config.js');
       const ftpd = await startFromConfig(setup.config, logger, { ...hooks, serveMetrics: (source) => link.serveMetrics(source) });
-      running = { close: (g) => ftpd.close(g), reload: (order) => applyReload(ftpd, order, logger), listeners: ftpd.listeners };
+      // One reload after the other: two orders close together must end in the later one's TLS files, not in whichever
+      // read finished last.
+      let reloads = Promise.resolve();
+      running = { close: (g) => ftpd.close(g), reload: (order) => void (reloads = reloads.then(() => applyReload(ftpd, order, logger))), listeners: ftpd.listeners };
       graceMs = setup.config.shutdownGrace * 1000;
     }
   } catch (err) {
@@ -76,7 +79,7 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
  * A configured worker's share of a SIGHUP: the supervisor read and checked the file (and said what it applies, once
  * for all); this worker puts the users in service and reads the TLS files again, and says so, or why it could not.
  */
-function applyReload(ftpd: ConfiguredFtpd, order: ReloadOrder, logger: Logger): void {
+function applyReload(ftpd: ConfiguredFtpd, order: ReloadOrder, logger: Logger): Promise<void> {
   const config = order.setup?.mode === 'config' ? order.setup.config : undefined;
   let users = 'users unchanged';
   if (config) {
@@ -88,8 +91,8 @@ function applyReload(ftpd: ConfiguredFtpd, order: ReloadOrder, logger: Logger): 
       logger.error(`SIGHUP: users not applied, the running ones stay: ${messageOf(err)}`);
     }
   }
-  if (!order.tls) return logger.info(`SIGHUP: configuration applied: ${users}`);
-  ftpd.reloadTls(config?.tls).then(
+  if (!order.tls) return Promise.resolve(logger.info(`SIGHUP: configuration applied: ${users}`));
+  return ftpd.reloadTls(config?.tls).then(
     () => logger.info(`SIGHUP: configuration applied: ${users}, TLS reloaded`),
     (err: unknown) => {
       logger.info(`SIGHUP: configuration applied: ${users}`);
