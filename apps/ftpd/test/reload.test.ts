@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { CLI, makeCertificateFiles, startFtpdConfig, type ConfiguredFtpdProcess } from './harness.js';
 
 /** A control connection read one final reply at a time (every wait bounded). */
@@ -89,12 +89,15 @@ let work: string;
 /** Password hashes by password, at scrypt's lowest cost ftpd accepts: a login takes a millisecond, not 50–100. */
 const hashes = new Map<string, string>();
 const running: ConfiguredFtpdProcess[] = [];
+/** Processes a test starts itself (see 'SIGHUP at the edges'). */
+const strays: ChildProcess[] = [];
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'ftpd-reload-'));
   for (const pw of ['bob-old', 'bob-new', 'carol-pw', 'dave-pw']) hashes.set(pw, await hashPassword(pw, { ln: 10, r: 8, p: 1 }));
 });
 afterAll(async () => {
+  for (const p of strays) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   for (const s of running) expect(await s.stop()).toBe(0);
   await rm(work, { recursive: true, force: true });
 });
@@ -291,6 +294,8 @@ describe('SIGHUP at the edges of the process', () => {
     });
     await writeFile(file, text);
     const proc = spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Ended by the test; killed should it fail on the way (it may be held reading the FIFO).
+    strays.push(proc);
     let out = '';
     let err = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
