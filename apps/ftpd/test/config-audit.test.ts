@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { hashPassword } from '../src/passwords.js';
-import { CLI, run, startFtpdConfig } from './harness.js';
+import { cliOutcome, run, startFtpdConfig } from './harness.js';
 
 const examples = fileURLToPath(new URL('../examples/', import.meta.url));
 let work: string;
@@ -20,14 +19,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Runs the CLI and resolves with its exit code and output, whatever the code. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20000, env: { ...process.env, ...env } }, (error, stdout, stderr) =>
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => cliOutcome(args, { env });
 
 describe('configuration file', () => {
   it('a relative sqlite: URL is relative to the file, as every other path (not to the working directory)', () => {

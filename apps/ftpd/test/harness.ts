@@ -197,3 +197,13 @@ export async function startFtpdConfig(file: string, listeners: number, env: Node
     stop: (signal = 'SIGTERM') => stopProcess(proc, signal),
   };
 }
+
+/** Runs the built CLI and resolves with its exit code and output, whatever the code (20 s at most). */
+export function cliOutcome(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20000, env: { ...process.env, ...options.env } }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
-import { CLI, makeCertificateFiles, run, startFtpd, startFtpdConfig } from './harness.js';
+import { cliOutcome, makeCertificateFiles, run, startFtpd, startFtpdConfig } from './harness.js';
 
 let work: string;
 let hash: string;
@@ -26,14 +25,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Runs the CLI and resolves with its exit code and output, whatever the code. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20000, env: { ...process.env, ...env } }, (error, stdout, stderr) =>
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => cliOutcome(args, { env });
 
 /** A configuration file with TLS, from the `tls:` line given. */
 async function tlsConfig(name: string, tls: string): Promise<string> {

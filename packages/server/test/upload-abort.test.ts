@@ -160,6 +160,20 @@ it('storage that shows an upload only once complete is not waited for: its slow 
   expect((await c.next()).code).toBe(226);
 });
 
+/** Makes every ftruncate (thread pool and event loop) fail with EIO, until the returned function (or the cleanup) restores them. */
+function failTruncations(): () => void {
+  const patched = nodefs as unknown as Patched;
+  const { ftruncate, ftruncateSync } = patched;
+  const eio = () => Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO', errno: -5, syscall: 'ftruncate' });
+  patched.ftruncate = (...args: unknown[]) => void setImmediate(() => (args.at(-1) as (e: Error) => void)(eio()));
+  patched.ftruncateSync = () => {
+    throw eio();
+  };
+  const restore = (): void => void Object.assign(patched, { ftruncate, ftruncateSync });
+  cleanups.push(restore);
+  return restore;
+}
+
 for (const syncMetadata of [true, false]) {
   it(`a STOR whose truncation fails leaves the old file, even with partialUploads: 'discard' (syncMetadata: ${syncMetadata})`, async () => {
     const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
@@ -170,14 +184,7 @@ for (const syncMetadata of [true, false]) {
     const ctx = await startServer({ fs: new LocalProvider(root, { syncMetadata }), settings: { partialUploads: 'discard' } });
     cleanups.push(() => ctx.close());
     const c = await RawClient.binarySession(ctx.port, cleanups);
-    const patched = nodefs as unknown as Patched;
-    const { ftruncate, ftruncateSync } = patched;
-    const eio = () => Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO', errno: -5, syscall: 'ftruncate' });
-    patched.ftruncate = (...args: unknown[]) => void setImmediate(() => (args.at(-1) as (e: Error) => void)(eio()));
-    patched.ftruncateSync = () => {
-      throw eio();
-    };
-    cleanups.push(() => Object.assign(patched, { ftruncate, ftruncateSync }));
+    const restore = failTruncations();
     const socket = await c.passive();
     c.send('STOR precious.txt');
     // The file is opened once the data connection is up (after the 150), and the open fails: nothing was written,
@@ -185,7 +192,7 @@ for (const syncMetadata of [true, false]) {
     expect((await c.next()).code).toBe(150);
     await writeAndClose(socket, 'new').catch(() => undefined);
     expect((await c.next()).code).toBe(451);
-    Object.assign(patched, { ftruncate, ftruncateSync });
+    restore();
     expect(await readFile(join(root, 'precious.txt'), 'utf8')).toBe(precious);
   });
 
@@ -196,20 +203,13 @@ for (const syncMetadata of [true, false]) {
     const ctx = await startServer({ fs: new LocalProvider(root, { syncMetadata }) });
     cleanups.push(() => ctx.close());
     const c = await RawClient.binarySession(ctx.port, cleanups);
-    const patched = nodefs as unknown as Patched;
-    const { ftruncate, ftruncateSync } = patched;
-    const eio = () => Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO', errno: -5, syscall: 'ftruncate' });
-    patched.ftruncate = (...args: unknown[]) => void setImmediate(() => (args.at(-1) as (e: Error) => void)(eio()));
-    patched.ftruncateSync = () => {
-      throw eio();
-    };
-    cleanups.push(() => Object.assign(patched, { ftruncate, ftruncateSync }));
+    const restore = failTruncations();
     const socket = await c.passive();
     c.send('STOR small.txt');
     expect((await c.next()).code).toBe(150);
     await writeAndClose(socket, 'new').catch(() => undefined);
     expect((await c.next()).code).toBe(451);
-    Object.assign(patched, { ftruncate, ftruncateSync });
+    restore();
     expect(await readFile(join(root, 'small.txt'), 'utf8')).toBe('small old content, longer than the new');
   });
 }
