@@ -292,3 +292,54 @@ describe('MemoryProvider (own)', () => {
     expect(buf.toString()).toBe('world');
   });
 });
+
+describe('MemoryProvider uploads', () => {
+  /** Event-loop turns (setImmediate ticks) while `work` runs. */
+  async function turnsDuring(work: () => Promise<void>): Promise<number> {
+    let turns = 0;
+    let on = true;
+    const tick = (): void => {
+      if (!on) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    try {
+      await work();
+    } finally {
+      on = false;
+    }
+    return turns;
+  }
+
+  it('copy every chunk before calling back (releasesChunks), and give the event loop a turn per MiB stored', async () => {
+    const p = new MemoryProvider();
+    const MiB = 1024 * 1024;
+    // One buffer, refilled for each write once the write before has called back: what is stored is a copy.
+    const reused = await turnsDuring(async () => {
+      const ws = await openWriteStream(p, '/reused.bin');
+      expect(ws.releasesChunks).toBe(true);
+      const chunk = Buffer.alloc(MiB);
+      for (let i = 0; i < 16; i++) {
+        chunk.fill(i);
+        await new Promise<void>((resolve, reject) => ws.write(chunk, (err) => (err ? reject(err) : resolve())));
+      }
+      ws.end();
+      await once(ws, 'finish');
+    });
+    // Sixteen handed over at once, past the high-water mark: stored together (_writev), a turn per MiB all the same.
+    const atOnce = await turnsDuring(async () => {
+      const ws = await openWriteStream(p, '/at-once.bin');
+      for (let i = 0; i < 16; i++) ws.write(Buffer.alloc(MiB, i));
+      ws.end();
+      await once(ws, 'finish');
+    });
+    expect(reused).toBeGreaterThanOrEqual(15);
+    expect(atOnce).toBeGreaterThanOrEqual(15);
+    for (const name of ['/reused.bin', '/at-once.bin']) {
+      const stored = Buffer.concat(await readAll(p, name));
+      expect(stored.length).toBe(16 * MiB);
+      for (let i = 0; i < 16; i++) expect(stored[i * MiB + 12345], `${name} MiB ${i}`).toBe(i);
+    }
+  });
+});
