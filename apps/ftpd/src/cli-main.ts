@@ -171,20 +171,17 @@ async function serveConfig(file: string): Promise<number> {
     });
   }
   const { startFromConfig } = await import('./serve-config.js');
-  let started: Awaited<ReturnType<typeof startFromConfig>> | null = null;
-  const reloadOnHangUp = oneAtATime(logger, async () => {
-    const ftpd = started;
-    if (!ftpd) return;
-    running = await reloadConfiguration(file, running, logger, { readTls: (tls) => ftpd.reloadTls(tls), apply: (c) => ftpd.replaceUsers(c.users) });
-  });
   const ftpd = await startFromConfig(config, logger).catch((err: unknown) => {
     reportStartFailure(logger, err);
     return null;
   });
   if (!ftpd) return 1;
-  started = ftpd;
   // A hang-up that came while it started (noted since cli.ts) is done now.
-  const stopHangUps = handleHangUps(reloadOnHangUp);
+  const stopHangUps = handleHangUps(
+    oneAtATime(logger, async () => {
+      running = await reloadConfiguration(file, running, logger, { readTls: (tls) => ftpd.reloadTls(tls), apply: (c) => ftpd.replaceUsers(c.users) });
+    }),
+  );
   // Before the banner: a process manager or test may stop ftpd as soon as it reads it, and a SIGTERM that comes before
   // the handler is installed ends the process by the signal (not the exit code 0 of a graceful stop).
   const stopped = waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);

@@ -15,8 +15,3 @@ export function looksLikeFileContent(value: string): boolean {
 export function withoutPem(text: string): string {
   return text.replace(PEM_BLOCK, '[PEM text not shown]');
 }
-
-/** A path as an error may show it: not at all when it is really a file's content. */
-export function shownPath(path: string): string {
-  return looksLikeFileContent(path) ? '(a value holding file content, not shown)' : path;
-}

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
-import { looksLikeFileContent, shownPath } from './secret-text.js';
+import { looksLikeFileContent } from './secret-text.js';
 
 /** The certificate and key files of a server, with what goes with them. */
 export interface TlsFiles {
@@ -88,8 +88,8 @@ async function readPem(path: string, name: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    // The code, not the message: the message repeats the path, which may be a key pasted where a path belongs.
-    throw new TlsMaterialError(`${name}: cannot read ${shownPath(path)}: ${readFailure(err as NodeJS.ErrnoException)}`);
+    // The code, not the message: the path is said once (it is a path: content was refused above).
+    throw new TlsMaterialError(`${name}: cannot read ${path}: ${readFailure(err as NodeJS.ErrnoException)}`);
   }
 }
 

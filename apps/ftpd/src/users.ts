@@ -149,7 +149,7 @@ export function accountsDriver(
       // leaked one, revoked) does not get in; otherwise the account as it is now.
       if (table.accounts !== accounts) {
         const now = table.accounts.get(user);
-        if (now === undefined || !sameHash(now.hash, account.hash)) return null;
+        if (now === undefined || now.user.passwordHash !== account.user.passwordHash) return null;
         account = now;
       }
       // A new user's home appears on first login (an S3 prefix or SQL folder nobody made yet).
@@ -157,8 +157,4 @@ export function accountsDriver(
       return account.login;
     },
   };
-}
-
-function sameHash(a: Account['hash'], b: Account['hash']): boolean {
-  return a === b || (a.ln === b.ln && a.r === b.r && a.p === b.p && a.salt.equals(b.salt) && a.hash.equals(b.hash));
 }

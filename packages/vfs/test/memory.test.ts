@@ -3,6 +3,7 @@ import { create } from '@platformatic/vfs';
 import { describe, expect, it } from 'vitest';
 import { describeCapabilities, MemoryProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
 import type { MemoryFileHandle } from '../src/index.js';
+import { turnsDuring } from './turns.js';
 
 async function readAll(p: MemoryProvider, path: string): Promise<Buffer[]> {
   const chunks: Buffer[] = [];
@@ -294,24 +295,6 @@ describe('MemoryProvider (own)', () => {
 });
 
 describe('MemoryProvider uploads', () => {
-  /** Event-loop turns (setImmediate ticks) while `work` runs. */
-  async function turnsDuring(work: () => Promise<void>): Promise<number> {
-    let turns = 0;
-    let on = true;
-    const tick = (): void => {
-      if (!on) return;
-      turns++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
-    try {
-      await work();
-    } finally {
-      on = false;
-    }
-    return turns;
-  }
-
   it('copy every chunk before calling back (releasesChunks), and give the event loop a turn per MiB stored', async () => {
     const p = new MemoryProvider();
     const MiB = 1024 * 1024;

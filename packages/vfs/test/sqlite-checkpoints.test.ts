@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryProvider, openReadStream, openWriteStream, SqliteProvider } from '../src/index.js';
 import { WAL_HOLD_BYTES, WalCheckpointer } from '../src/providers/sqlite-checkpointer.js';
 import type { CheckpointOutcome, WalCheckpointerHooks } from '../src/providers/sqlite-checkpointer.js';
+import { turnsDuring } from './turns.js';
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'ftp-vfs-sqlite-ckpt-'));
 let n = 0;
@@ -163,24 +164,6 @@ describe('SqliteProvider: WAL checkpoints off the event loop', () => {
 });
 
 describe('SqliteProvider: uploads and downloads give the event loop a turn per MiB', () => {
-  /** Event-loop turns (setImmediate ticks) while `work` runs. */
-  async function turnsDuring(work: () => Promise<void>): Promise<number> {
-    let turns = 0;
-    let on = true;
-    const tick = (): void => {
-      if (!on) return;
-      turns++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
-    try {
-      await work();
-    } finally {
-      on = false;
-    }
-    return turns;
-  }
-
   for (const where of ['memory', 'file'] as const) {
     it(`one write of 16 MiB, or 16 writes of 1 MiB at once, in ${where}: a turn per 1 MiB batch, every byte in place`, async () => {
       const p = where === 'memory' ? new SqliteProvider() : new SqliteProvider(dbFile());

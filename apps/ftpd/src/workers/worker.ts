@@ -16,9 +16,8 @@ import type { ReloadOrder, WorkerListener } from './messages.js';
  * (gracefully); the supervisor starts another.
  */
 export async function runWorker(makeLogger: (level: string) => Logger): Promise<number> {
-  // A hang-up that reaches the whole process group (a closed terminal) is the supervisor's to act on, as SIGINT is;
-  // Node's default would end the worker.
-  process.on('SIGHUP', () => {});
+  // A hang-up that reaches the whole process group (a closed terminal) is the supervisor's to act on, as SIGINT is:
+  // cli.ts caught SIGHUP already (hang-ups.ts), and a worker hands it to nobody.
   const link = new SupervisorLink();
   const setup = await link.setup();
   const level = setup.mode === 'cli' ? setup.options.logLevel : setup.config.log.level;
