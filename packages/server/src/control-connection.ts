@@ -402,8 +402,22 @@ export class ControlConnection {
   /** While a transfer runs the socket is always read (see {@link pauseIfBehind}). */
   setTransferring(on: boolean): void {
     this.set(TRANSFERRING, on);
-    if (on) this.resumeReading();
-    else this.pauseIfBehind();
+    if (on) {
+      this.offerQueued();
+      this.resumeReading();
+    } else this.pauseIfBehind();
+  }
+
+  /**
+   * Offers the lines queued while the command that starts a transfer was being served to the owner again: an ABOR a
+   * client sent right behind its RETR (pipelined, or while storage was slow to open the file) is meant for that
+   * transfer, and queued it would wait until the transfer had ended (at the data connection timeout when the client
+   * never connects).
+   */
+  private offerQueued(): void {
+    const queue = this.queue;
+    if (queue === null || queue.length === 0) return;
+    this.queue = queue.filter((event) => !this.owner.intercept(event));
   }
 
   /** Reads on: first what was held unread, then the socket (unless that refilled the queue). */

@@ -416,6 +416,10 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   }
 
   private async handle(event: ControlEvent): Promise<void> {
+    // RFC 959 §4.1.3: RNTO must come right after a successful RNFR. Anything else (a line too long or discarded, an
+    // unknown verb, another RNFR, refused or not) forgets the source first, so that no later RNTO renames a file an
+    // earlier RNFR named.
+    if (event.type !== 'line') this.renameFrom = null;
     if (event.type === 'overflow') {
       this.log.warn({ length: event.length }, 'command line too long');
       await this.reply(500, 'Command line too long.');
@@ -437,12 +441,12 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     // Whatever separates PASS from the password (a tab…), the line is masked. The level is asked of the server's
     // logger: asking the session's would make a child logger for every session just to learn that debug is off.
     if (this.ctx.logger.isLevelEnabled('debug')) this.log.debug({ cmd: loggedCommand(event.line) }, 'command');
+    if (verb !== 'RNTO') this.renameFrom = null;
     const spec = COMMANDS[verb];
     if (!spec) {
       await this.reply(500, `${printable(verb)} not understood.`);
       return;
     }
-    if (verb !== 'RNTO' && verb !== 'RNFR') this.renameFrom = null;
     if (!spec.handler || this.settings.disabledCommands.includes(verb)) {
       await this.reply(502, `${verb} not implemented.`);
       return;

@@ -124,6 +124,19 @@ describe('passive mode', () => {
     expect((await c.cmd('NOOP')).code).toBe(200);
   });
 
+  it('an ABOR sent right behind the RETR (pipelined) stops it at once, not at dataConnectTimeout', async () => {
+    const { c } = await session('127.0.0.1', { dataConnectTimeout: 30 });
+    await upload(c, 'x', 'x');
+    await c.cmd('EPSV');
+    const started = Date.now();
+    // One write: the ABOR is read while RETR still looks the file up, before any transfer exists.
+    c.socket.write('RETR x\r\nABOR\r\n');
+    const codes = [(await c.next(5000)).code, (await c.next(5000)).code, (await c.next(5000)).code];
+    expect(codes).toEqual([150, 426, 226]);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
   it('a new PASV replaces the previous listener', async () => {
     const { c } = await session();
     const first = parseEpsvReply((await c.cmd('EPSV')).text);

@@ -222,6 +222,20 @@ describe('directories and files', () => {
     expect((await c.cmd('DELE g.txt')).code).toBe(550);
   });
 
+  it('RNTO after anything but a successful RNFR is 503: a refused RNFR, an unknown verb or a line too long forgets the source', async () => {
+    await upload(c, 'a.txt', 'a');
+    await upload(c, 'keep.txt', 'k');
+    // Each RNFR names a.txt, then something comes between it and the RNTO onto keep.txt, which must survive.
+    const between = ['RNFR missing.txt', 'RNFR', 'RNFR /', 'XYZZ', `NOOP ${'x'.repeat(5000)}`];
+    for (const line of between) {
+      expect((await c.cmd('RNFR a.txt')).code).toBe(350);
+      expect((await c.cmd(line)).code).toBeGreaterThanOrEqual(500);
+      expect({ line, code: (await c.cmd('RNTO keep.txt')).code }).toEqual({ line, code: 503 });
+      expect(await c.cmd('SIZE keep.txt')).toMatchObject({ code: 213, text: '1' });
+      expect(await c.cmd('SIZE a.txt')).toMatchObject({ code: 213, text: '1' });
+    }
+  });
+
   it('RNTO with a trailing slash names a folder: a file is not renamed to name/ as if it were name', async () => {
     await upload(c, 'file.txt', 'f');
     expect((await c.cmd('RNFR file.txt')).code).toBe(350);

@@ -203,6 +203,30 @@ describe('explicit FTPS (AUTH TLS)', () => {
     expect((await t.cmd('CCC')).code).toBe(534);
   });
 
+  it('AUTH TLS asks for the login again (RFC 2228 §3): a USER or a login from clear text does not carry over', async () => {
+    const { port } = await tlsServer();
+    // USER in clear text, then AUTH: PASS alone does not log in.
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    expect((await raw.cmd(`USER ${USER}`)).code).toBe(331);
+    const t = await TlsRaw.upgrade(raw);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(503);
+    expect((await t.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    // Logged in in clear text, then AUTH: logged out until USER and PASS come again.
+    const raw2 = await RawClient.connect(port);
+    cleanups.push(() => raw2.close());
+    await raw2.next();
+    await raw2.cmd(`USER ${USER}`);
+    expect((await raw2.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    const t2 = await TlsRaw.upgrade(raw2);
+    expect((await t2.cmd('PWD')).code).toBe(530);
+    expect((await t2.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await t2.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await t2.cmd('PWD')).code).toBe(257);
+  });
+
   it('discards commands sent in clear text after AUTH TLS (no command injection)', async () => {
     const { port } = await tlsServer();
     const raw = await RawClient.connect(port);
@@ -482,6 +506,25 @@ describe('TLS session reuse on data connections', () => {
     const reply = await t.next();
     expect(reply.code).toBe(425);
     expect(reply.text).toBe("Can't open data connection: TLS handshake failed: http request.");
+  });
+
+  it('ABOR while the data connection has not begun its TLS handshake: 426 and 226 at once, not at the handshake timeout', async () => {
+    const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 30 });
+    await fs.writeFile('/f.bin', Buffer.alloc(100_000, 'x'));
+    const { t, dataPort } = await protectedSession(port);
+    // Connected, but no ClientHello: the server waits in the handshake.
+    const data = netConnect(dataPort, '127.0.0.1');
+    data.on('error', () => {});
+    await once(data, 'connect');
+    t.socket.write('RETR f.bin\r\n');
+    expect((await t.next()).code).toBe(150);
+    // Past the accept: the handshake is what the transfer now waits for.
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    t.socket.write('ABOR\r\n');
+    const codes = [(await t.next()).code, (await t.next()).code];
+    expect(codes).toEqual([426, 226]);
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('can be turned off for clients that cannot resume', async () => {

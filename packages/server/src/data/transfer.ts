@@ -120,17 +120,20 @@ export class Transfer {
     }
     return new Promise<Socket>((resolve, reject) => {
       let stopped = false;
-      this.onStop = (reason) => {
+      const onStop = (reason: TransferFailure): void => {
         stopped = true;
         reject(new TransferError(reason, reason === 'aborted' ? MESSAGES.aborted : MESSAGES.connection));
       };
+      this.onStop = onStop;
       promise
         .then(
           (socket) => (stopped ? late(socket) : resolve(socket)),
           (err: unknown) => reject(err),
         )
         .finally(() => {
-          this.onStop = null;
+          // Only this race's own: this runs a microtask after the caller resumed, which may have started the next
+          // race already (the TLS handshake after the accept), whose ABOR must still be heard.
+          if (this.onStop === onStop) this.onStop = null;
         });
     });
   }

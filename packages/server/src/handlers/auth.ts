@@ -269,7 +269,8 @@ export async function quit(s: Session): Promise<void> {
   s.close();
 }
 
-function resetLogin(s: Session): void {
+/** Forgets the user (REIN, and AUTH after a USER or a login in clear text); the connection and its TLS stay. */
+export function resetLogin(s: Session): void {
   s.authenticated = false;
   s.anonymous = false;
   s.user = undefined;

@@ -1,5 +1,6 @@
 import { FtpError } from '../errors.js';
 import type { Session } from '../session.js';
+import { resetLogin } from './auth.js';
 
 const MECHANISMS = new Set(['TLS', 'SSL', 'TLS-C', 'TLS-P']);
 
@@ -22,6 +23,11 @@ export async function auth(s: Session, arg: string): Promise<void> {
     s.close();
     return;
   }
+  // RFC 2228 §3: an accepted AUTH removes the state of earlier security commands (a PBSZ or PROT from before a CCC)
+  // and requires the user to log in again: a USER given, or a login made, in clear text does not carry over.
+  s.pbsz = false;
+  s.prot = 'C';
+  if (s.authenticated || s.user !== undefined) resetLogin(s);
   // The historical AUTH SSL and TLS-P also protected the data connections.
   if (mechanism === 'SSL' || mechanism === 'TLS-P') s.prot = 'P';
 }
