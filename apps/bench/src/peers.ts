@@ -68,7 +68,9 @@ export async function output(cmd: string, args: string[], options: { input?: str
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().slice(0, 300)}`))));
+    // 'close', not 'exit': a process can exit before its output has been read, and an empty hash (openssl passwd
+    // seen by the bench as the first peer started on a fresh machine) then fails every login with 530.
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().slice(0, 300)}`))));
     // A command that exits without reading its input closes the pipe (EPIPE): its exit code tells the outcome.
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');

@@ -25,6 +25,7 @@ export function pureFtpd(): ServerSpec {
       // pure-pw would hash with argon2id at 2 s a login (deliberately slow); the bench compares servers with a fast
       // check, so the line is written by hand with an MD5-crypt hash (as the system account gets, for vsftpd).
       const hash = (await output('openssl', ['passwd', '-1', ctx.password])).trim();
+      if (!hash.startsWith('$1$')) throw new Error(`openssl passwd -1 gave no MD5-crypt hash: ${JSON.stringify(hash)}`);
       writeFileSync(passwd, `${ctx.user}:${hash}:${account.uid}:${account.gid}::${ctx.home}/./::::::::::::\n`, { mode: 0o600 });
       await output(path.join(root, 'usr/bin/pure-pw'), ['mkdb', db, '-f', passwd]);
       const args = [
