@@ -137,6 +137,48 @@ for (const syncMetadata of [true, false]) {
       expect(fs.existsSync(join(outside, 'newfile'))).toBe(false);
     });
 
+    it("a dangling link's `..` climb from the folder it really is in, not from the path that led to it", async () => {
+      // Planted: sub/dd -> ../../outside/dd.txt, and sub/dx -> x/../outside/dx.txt with sub/x -> .. (the root). A
+      // client makes /<d>/b/d -> / (allowed: it leads inside), then writes through /<d>/b/d/sub/dd. Taken from the
+      // path's <d>/b/d/sub, the target looked like <d>/b/outside/dd.txt, inside; the kernel takes it from sub, the
+      // link's real folder, and created outside/dd.txt. And `x/..` is a climb from where x leads, not a no-op.
+      for (const name of ['dd.txt', 'dx.txt']) fs.rmSync(join(outside, name), { force: true });
+      fs.rmSync(join(root, 'sub', 'dd'), { force: true });
+      fs.symlinkSync('../../outside/dd.txt', join(root, 'sub', 'dd'));
+      fs.rmSync(join(root, 'sub', 'x'), { force: true });
+      fs.symlinkSync('..', join(root, 'sub', 'x'));
+      fs.rmSync(join(root, 'sub', 'dx'), { force: true });
+      fs.symlinkSync('x/../outside/dx.txt', join(root, 'sub', 'dx'));
+      const d = `/dd-${syncMetadata}`;
+      await p.mkdir(`${d}/b`, { recursive: true });
+      await p.symlink('/', `${d}/b/d`);
+      const sync = (fn: () => unknown): string => {
+        try {
+          fn();
+          return 'resolved';
+        } catch (err) {
+          return toVfsError(err).code;
+        }
+      };
+      for (const path of [`${d}/b/d/sub/dd`, '/sub/dx', `${d}/b/d/sub/dx`]) {
+        expect(await code(p.open(path, 'w')), path).toBe('EACCES');
+        expect(await code(p.open(path, 'wx')), path).toBe('EACCES');
+        expect(await code(upload(path, 'x')), path).toBe('EACCES');
+        expect(await code(upload(path, 'x', { start: 0 })), path).toBe('EACCES');
+        expect(sync(() => p.openSync(path, 'w')), path).toBe('EACCES');
+        expect(sync(() => p.writeFileSync(path, 'x')), path).toBe('EACCES');
+        expect(fs.existsSync(join(outside, 'dd.txt')), path).toBe(false);
+        expect(fs.existsSync(join(outside, 'dx.txt')), path).toBe(false);
+      }
+      // A dangling link that stays inside still works through the same folder link.
+      fs.rmSync(join(root, 'sub', 'din'), { force: true });
+      fs.symlinkSync('../sub/din.txt', join(root, 'sub', 'din'));
+      await upload(`${d}/b/d/sub/din`, 'in');
+      expect(fs.readFileSync(join(root, 'sub', 'din.txt'), 'utf8')).toBe('in');
+      for (const name of ['dd', 'x', 'dx', 'din', 'din.txt']) fs.rmSync(join(root, 'sub', name));
+      await p.unlink(`${d}/b/d`);
+    });
+
     it('the links themselves are visible: lstat, readlink, listing; unlinking a link is allowed', async () => {
       expect((await p.lstat('/etc')).isSymbolicLink()).toBe(true);
       expect(await p.readlink('/etc')).toBe('/etc');

@@ -128,22 +128,6 @@ describe.each([false, true])('LocalProvider uploads (syncMetadata: %s) write in 
 });
 
 describe('LocalProvider: an upload that replaces a small file (syncMetadata)', () => {
-  /** The lengths given to every ftruncate (async and sync) the provider makes. */
-  function recordTruncates(): number[] {
-    const calls: number[] = [];
-    const ftruncate = fs.ftruncate;
-    const ftruncateSync = fs.ftruncateSync;
-    vi.spyOn(fs, 'ftruncate').mockImplementation(((fd: number, len: number, cb: never) => {
-      calls.push(len);
-      return ftruncate(fd, len, cb);
-    }) as typeof fs.ftruncate);
-    vi.spyOn(fs, 'ftruncateSync').mockImplementation(((fd: number, len?: number) => {
-      calls.push(len ?? 0);
-      return ftruncateSync(fd, len);
-    }) as typeof fs.ftruncateSync);
-    return calls;
-  }
-
   it('overwrites it in place (no emptying first: its blocks are reused) and cuts it to the new length at the end', async () => {
     const p = new LocalProvider(root, { syncMetadata: true });
     for (const [old, next, cuts] of [
@@ -231,3 +215,101 @@ describe('LocalProvider: an upload that replaces a small file (syncMetadata)', (
 });
 
 const SMALL_PLUS = 64 * 1024 + 1;
+
+describe.each([true, false])('LocalProvider: an interrupted REST upload (syncMetadata: %s)', (syncMetadata) => {
+  const provider = (): LocalProvider => new LocalProvider(root, { syncMetadata });
+
+  /** Opens a REST upload of `name` at `start`, writes `received` (one chunk), then the client goes away. */
+  async function interrupted(name: string, start: number, received: Buffer | null): Promise<void> {
+    const ws = await provider().createWriteStream(`/${name}`, { start });
+    if (received !== null) await new Promise<void>((resolve, reject) => ws.write(received, (err) => (err ? reject(err) : resolve())));
+    ws.on('error', () => {});
+    ws.destroy(Object.assign(new Error('connection reset'), { code: 'ECONNRESET' }));
+    await finished(ws).catch(() => undefined);
+  }
+
+  it('below the old end, keeps the bytes before its start and what was received, not the old tail past them', async () => {
+    // The bug: the old tail stayed, SIZE reported the old length, and a client resuming from it left a stretch of
+    // the old file inside the new one. A small chunk (held in sync mode) and a big one (written at once).
+    for (const [old, start, received] of [
+      [100, 10, bytes(20, 21)],
+      [MiB, 1000, bytes(128 * 1024, 22)],
+      [5000, 700, null],
+    ] as const) {
+      const name = `rest-cut-${syncMetadata}.bin`;
+      fs.writeFileSync(join(root, name), bytes(old, 20));
+      await interrupted(name, start, received);
+      const expected = Buffer.concat([bytes(old, 20).subarray(0, start), received ?? Buffer.alloc(0)]);
+      expect(fs.readFileSync(join(root, name)).equals(expected), `${old} bytes, REST ${start}`).toBe(true);
+    }
+  });
+
+  it('at or past the old end, cuts nothing (no extra call), and a completed REST upload still ends where it stopped', async () => {
+    const name = `rest-end-${syncMetadata}.bin`;
+    fs.writeFileSync(join(root, name), bytes(3000, 23));
+    const calls = recordTruncates();
+    await interrupted(name, 3000, bytes(500, 24));
+    expect(calls).toEqual([]);
+    expect(fs.readFileSync(join(root, name)).equals(Buffer.concat([bytes(3000, 23), bytes(500, 24)]))).toBe(true);
+    vi.restoreAllMocks();
+    fs.writeFileSync(join(root, name), bytes(3000, 23));
+    const ws = await provider().createWriteStream(`/${name}`, { start: 100 });
+    await end(ws, bytes(200, 25));
+    expect(fs.readFileSync(join(root, name)).equals(Buffer.concat([bytes(100, 23), bytes(200, 25)]))).toBe(true);
+  });
+
+  it('is cut in the thread pool, the file registered until the cut has landed; ended by a newcomer, at once', async () => {
+    const name = `rest-pool-${syncMetadata}.bin`;
+    fs.writeFileSync(join(root, name), bytes(MiB, 26));
+    const onLoop = vi.spyOn(fs, 'ftruncateSync');
+    const pool: string[] = [];
+    const ftruncate = fs.ftruncate;
+    let landed: () => void = () => undefined;
+    vi.spyOn(fs, 'ftruncate').mockImplementation(((fd: number, len: number, cb: never) => {
+      pool.push(`${len}`);
+      landed = () => ftruncate(fd, len, cb);
+    }) as typeof fs.ftruncate);
+    const ws = await provider().createWriteStream(`/${name}`, { start: 100 });
+    await new Promise<void>((resolve, reject) => ws.write(bytes(100 * 1024, 27), (err) => (err ? reject(err) : resolve())));
+    ws.on('error', () => {});
+    const closed = new Promise((r) => ws.once('close', r));
+    ws.destroy(new Error('client gone'));
+    expect(pool).toEqual([`${100 + 100 * 1024}`]);
+    // Neither a resume nor a download may look at the file before the cut lands, even an idle upload's newcomer.
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+    await expect(provider().createWriteStream(`/${name}`, { start: 10 })).rejects.toMatchObject({ code: 'EBUSY' });
+    clock.mockRestore();
+    landed();
+    await closed;
+    expect(fs.statSync(join(root, name)).size).toBe(100 + 100 * 1024);
+    expect(onLoop).not.toHaveBeenCalled();
+    vi.restoreAllMocks();
+
+    // An idle REST upload a newcomer ends is cut before the newcomer goes on: it decides on the size it finds.
+    fs.writeFileSync(join(root, name), bytes(4000, 26));
+    const idle = await provider().createWriteStream(`/${name}`, { start: 100 });
+    idle.on('error', () => {});
+    await new Promise<void>((resolve, reject) => idle.write(bytes(100, 28), (err) => (err ? reject(err) : resolve())));
+    const later = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+    const append = await provider().createWriteStream(`/${name}`, { append: true });
+    later.mockRestore();
+    await end(append, bytes(10, 29));
+    expect(fs.readFileSync(join(root, name)).equals(Buffer.concat([bytes(100, 26), bytes(100, 28), bytes(10, 29)]))).toBe(true);
+  });
+});
+
+/** The lengths given to every ftruncate (async and sync) the provider makes. */
+function recordTruncates(): number[] {
+  const calls: number[] = [];
+  const ftruncate = fs.ftruncate;
+  const ftruncateSync = fs.ftruncateSync;
+  vi.spyOn(fs, 'ftruncate').mockImplementation(((fd: number, len: number, cb: never) => {
+    calls.push(len);
+    return ftruncate(fd, len, cb);
+  }) as typeof fs.ftruncate);
+  vi.spyOn(fs, 'ftruncateSync').mockImplementation(((fd: number, len?: number) => {
+    calls.push(len ?? 0);
+    return ftruncateSync(fd, len);
+  }) as typeof fs.ftruncateSync);
+  return calls;
+}

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { chunkReaderOf, fileSizeOf, LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
 import type { UploadStream, VfsErrorCode } from '../src/index.js';
 import { openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 
@@ -162,6 +162,81 @@ for (const syncMetadata of [true, false]) {
       } finally {
         later.mockRestore();
         await h.close();
+      }
+    });
+
+    it('a download that ends an idle upload promises the size the file has once that upload has let it go', async () => {
+      // The bug: the size was taken before the idle upload was ended, which then wrote out what it held and cut the
+      // file; the server expected the old size and failed the RETR with 451 "storage ended the file after N of M
+      // bytes". Ended: a small file overwritten in place (its first chunk held, with syncMetadata), and a REST upload
+      // stopped short of the old end.
+      const p = make();
+      for (const [name, start] of [
+        ['taken-over.bin', undefined],
+        ['taken-over-rest.bin', 100],
+      ] as const) {
+        fs.writeFileSync(join(root, name), Buffer.alloc(10 * 1024, 'O'));
+        const up = await openWriteStream(p, `/${name}`, start === undefined ? {} : { start });
+        onTestFinished(() => void up.destroy());
+        const ended = new Promise<VfsErrorCode>((resolve) => up.once('error', (err) => resolve(toVfsError(err).code)));
+        await write(up, Buffer.alloc(3 * 1024, 'N'));
+        const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+        let dl: Awaited<ReturnType<typeof openReadStream>>;
+        try {
+          dl = await openReadStream(p, `/${name}`);
+        } finally {
+          clock.mockRestore();
+        }
+        expect(await ended).toBe('EBUSY');
+        const read = chunkReaderOf(dl)!;
+        const into = Buffer.alloc(256 * 1024);
+        let total = 0;
+        const closed = new Promise((r) => dl.once('close', r));
+        try {
+          for (let n = await read(into); n > 0; n = await read(into)) total += n;
+        } finally {
+          dl.destroy();
+          await closed;
+        }
+        const size = (start ?? 0) + 3 * 1024;
+        expect([fileSizeOf(dl), total, fs.statSync(join(root, name)).size], name).toEqual([size, size, size]);
+      }
+    });
+
+    it('a file handle refuses every call once closed (EINVAL): its descriptor number may be another file\'s by then', async () => {
+      // The bug: a handle's read, write, truncate or stat after close() used the old number, which the next open had
+      // been given: a write landed in that other file, past its writer registration.
+      const p = make();
+      fs.writeFileSync(join(root, 'victim.bin'), 'victim-content');
+      for (const closing of ['close', 'closeSync'] as const) {
+        const h = await p.open('/mine.bin', 'w+');
+        if (closing === 'close') await h.close();
+        else h.closeSync();
+        const victim = await p.open('/victim.bin', 'r+');
+        onTestFinished(() => victim.close());
+        expect(victim.fd).toBe(h.fd);
+        const buf = Buffer.from('XXXXXX');
+        const calls: [string, () => unknown][] = [
+          ['read', () => h.read(Buffer.alloc(64), 0, 64, 0)],
+          ['readSync', () => h.readSync(Buffer.alloc(64), 0, 64, 0)],
+          ['write', () => h.write(buf, 0, 6, 0)],
+          ['writeSync', () => h.writeSync(buf, 0, 6, 0)],
+          ['readFile', () => h.readFile()],
+          ['readFileSync', () => h.readFileSync()],
+          ['writeFile', () => h.writeFile('XXXXXX')],
+          ['writeFileSync', () => h.writeFileSync('XXXXXX')],
+          ['stat', () => h.stat()],
+          ['statSync', () => h.statSync()],
+          ['truncate', () => h.truncate(0)],
+          ['truncateSync', () => h.truncateSync(0)],
+        ];
+        for (const [name, call] of calls) {
+          expect(await code(call), name).toBe('EINVAL');
+          // The promise methods reject, never throw: a caller's .catch() sees the refusal.
+          if (!name.endsWith('Sync')) expect(() => void (call() as Promise<unknown>).catch(() => undefined), name).not.toThrow();
+        }
+        await victim.close();
+        expect(onDisk('victim.bin').toString(), closing).toBe('victim-content');
       }
     });
 

@@ -73,6 +73,20 @@ describe('readOnly()', () => {
     expect(await code(ro.availableSpace?.('/') ?? Promise.reject(new Error('missing')))).toBe('resolved');
   });
 
+  it('refuses create, truncate and append flags even without a write flag: they change the tree too', async () => {
+    // The bug: open(O_RDONLY | O_CREAT) went through, and the inner provider created the file.
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'data');
+    const ro = readOnly(p);
+    const { O_RDONLY, O_CREAT, O_EXCL, O_TRUNC, O_APPEND } = constants;
+    for (const flags of [O_RDONLY | O_CREAT, O_RDONLY | O_CREAT | O_EXCL, O_RDONLY | O_TRUNC, O_RDONLY | O_APPEND]) {
+      expect(await code(ro.open('/new', flags as unknown as string)), String(flags)).toBe('EROFS');
+      expect(await code(ro.open('/f', flags as unknown as string)), String(flags)).toBe('EROFS');
+    }
+    expect(await code(p.stat('/new'))).toBe('ENOENT');
+    expect((await p.readFile('/f', 'utf8')) as string).toBe('data');
+  });
+
   it('does not close the inner provider', async () => {
     const p = new SqliteProvider();
     const ro = readOnly(p);

@@ -58,6 +58,11 @@ export interface ReaderClaim {
   released: boolean;
   /** Its claim in the folder shared with other processes, if claims are shared. */
   shared: SharedClaim | null;
+  /**
+   * Whether it ended an idle writer of the file, which wrote out what it held and cut the file as it ended: the size
+   * looked at before may be stale.
+   */
+  readonly tookOver: boolean;
 }
 
 /** Either registration, as a file handle holds it: released with {@link releaseClaim}. */
@@ -132,9 +137,9 @@ export function takeReader(st: Stats, path: string): ReaderClaim {
     shared = claimRead(key);
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
-  if (writers.size > 0) takeOver(key, path);
+  const tookOver = writers.size > 0 && takeOver(key, path);
   readers.set(key, (readers.get(key) ?? 0) + 1);
-  return { key, reader: true, released: false, shared };
+  return { key, reader: true, released: false, shared, tookOver };
 }
 
 /** Releases what {@link takeReader} took (a second call does nothing); the file's entry goes with its last reader. */

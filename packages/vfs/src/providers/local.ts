@@ -81,53 +81,90 @@ export class LocalFileHandle {
     return this.#closed;
   }
 
+  /**
+   * Refuses a call after `close()` with EINVAL, as `MemoryFileHandle` does: the descriptor number is free by then,
+   * and the next open may be given it, so a late read or write would reach that other file (past its registration).
+   */
+  #check(syscall: string): void {
+    if (this.#closed) throw fsError('EINVAL', syscall, this.path);
+  }
+
+  /** `#check` for the promise methods: their refusal is a rejection, never a throw. */
+  #refused(syscall: string): Promise<never> | null {
+    return this.#closed ? Promise.reject(fsError('EINVAL', syscall, this.path)) : null;
+  }
+
   read<T extends NodeJS.ArrayBufferView>(buffer: T, offset = 0, length = buffer.byteLength - offset, position: number | null = null): Promise<{ bytesRead: number; buffer: T }> {
-    return new Promise((resolve, reject) => {
-      fs.read(this.fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(toVfsError(err, this.path)) : resolve({ bytesRead, buffer })));
-    });
+    return (
+      this.#refused('read') ??
+      new Promise((resolve, reject) => {
+        fs.read(this.fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(toVfsError(err, this.path)) : resolve({ bytesRead, buffer })));
+      })
+    );
   }
   readSync(buffer: NodeJS.ArrayBufferView, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    this.#check('read');
     return fs.readSync(this.fd, buffer, offset, length, position);
   }
   write<T extends NodeJS.ArrayBufferView>(buffer: T, offset = 0, length = buffer.byteLength - offset, position: number | null = null): Promise<{ bytesWritten: number; buffer: T }> {
-    return new Promise((resolve, reject) => {
-      fs.write(this.fd, buffer, offset, length, position, (err, bytesWritten) => (err ? reject(toVfsError(err, this.path)) : resolve({ bytesWritten, buffer })));
-    });
+    return (
+      this.#refused('write') ??
+      new Promise((resolve, reject) => {
+        fs.write(this.fd, buffer, offset, length, position, (err, bytesWritten) => (err ? reject(toVfsError(err, this.path)) : resolve({ bytesWritten, buffer })));
+      })
+    );
   }
   writeSync(buffer: NodeJS.ArrayBufferView, offset = 0, length = buffer.byteLength - offset, position: number | null = null): number {
+    this.#check('write');
     return fs.writeSync(this.fd, buffer, offset, length, position);
   }
   readFile(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Promise<Buffer | string> {
-    return new Promise((resolve, reject) => {
-      fs.readFile(this.fd, options ?? null, (err, data) => (err ? reject(toVfsError(err, this.path)) : resolve(data)));
-    });
+    return (
+      this.#refused('read') ??
+      new Promise((resolve, reject) => {
+        fs.readFile(this.fd, options ?? null, (err, data) => (err ? reject(toVfsError(err, this.path)) : resolve(data)));
+      })
+    );
   }
   readFileSync(options?: BufferEncoding | { encoding?: BufferEncoding | null } | null): Buffer | string {
+    this.#check('read');
     const encoding = typeof options === 'string' ? options : options?.encoding;
     return encoding ? fs.readFileSync(this.fd, encoding) : fs.readFileSync(this.fd);
   }
   writeFile(data: string | NodeJS.ArrayBufferView, options?: BufferEncoding | { encoding?: BufferEncoding } | null): Promise<void> {
-    return new Promise((resolve, reject) => {
-      fs.writeFile(this.fd, data, options ?? null, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
-    });
+    return (
+      this.#refused('write') ??
+      new Promise((resolve, reject) => {
+        fs.writeFile(this.fd, data, options ?? null, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
+      })
+    );
   }
   writeFileSync(data: string | NodeJS.ArrayBufferView, options?: BufferEncoding | { encoding?: BufferEncoding } | null): void {
+    this.#check('write');
     fs.writeFileSync(this.fd, data, options ?? null);
   }
   stat(): Promise<Stats> {
-    return new Promise((resolve, reject) => {
-      fs.fstat(this.fd, (err, st) => (err ? reject(toVfsError(err, this.path)) : resolve(st)));
-    });
+    return (
+      this.#refused('fstat') ??
+      new Promise((resolve, reject) => {
+        fs.fstat(this.fd, (err, st) => (err ? reject(toVfsError(err, this.path)) : resolve(st)));
+      })
+    );
   }
   statSync(): Stats {
+    this.#check('fstat');
     return fs.fstatSync(this.fd);
   }
   truncate(len = 0): Promise<void> {
-    return new Promise((resolve, reject) => {
-      fs.ftruncate(this.fd, len, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
-    });
+    return (
+      this.#refused('ftruncate') ??
+      new Promise((resolve, reject) => {
+        fs.ftruncate(this.fd, len, (err) => (err ? reject(toVfsError(err, this.path)) : resolve()));
+      })
+    );
   }
   truncateSync(len = 0): void {
+    this.#check('ftruncate');
     fs.ftruncateSync(this.fd, len);
   }
   close(): Promise<void> {
@@ -266,21 +303,33 @@ class LocalWriteStream extends Writable implements UploadStream {
    * end, and when the upload is interrupted, so the file holds what was received, as if it had been emptied first.
    */
   #overwritten: number;
+  /**
+   * REST: the file's size when the upload opened (0 for other uploads). An upload interrupted short of it is cut
+   * where it stopped, as one that completes is: the old bytes past what was received would otherwise stay, SIZE
+   * would report the old length, and a client resuming from it would leave a stretch of the old file inside the new.
+   */
+  #restEnd: number;
+  /** Ended by a newcomer taking the file over (see takeWriter, takeReader), which looks at the file right after. */
+  #revoked = false;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
   /** A chunk is written (or copied, when held) before its callback runs. */
   readonly releasesChunks = true;
 
-  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean, writer: WriterClaim, overwritten = 0) {
+  constructor(fd: number, position: number | null, truncateAtEnd: boolean, syncClose: boolean, writer: WriterClaim, overwritten = 0, restEnd = 0) {
     super({ highWaterMark: UPLOAD_BUFFER });
     this.#overwritten = overwritten;
+    this.#restEnd = restEnd;
     this.#fd = fd;
     this.#pos = position;
     this.#truncateAtEnd = truncateAtEnd;
     this.#syncClose = syncClose;
     this.#writer = writer;
     // An upload idle long enough gives the file up to a newcomer (its client is most likely gone): see takeWriter.
-    writer.revoke = (err) => this.destroy(err);
+    writer.revoke = (err) => {
+      this.#revoked = true;
+      this.destroy(err);
+    };
   }
 
   /**
@@ -419,16 +468,32 @@ class LocalWriteStream extends Writable implements UploadStream {
     this.#closed = true;
     const close = (): void => {
       // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it), and
-      // no more: an old file overwritten in place is cut there (at most SMALL_IO of it, so synchronously).
+      // no more: an old file overwritten in place, or one a REST upload stopped short of the end of, is cut there
+      // (the memory and SQLite providers keep the same).
       let failed = this.#flushHeldSync();
-      if (this.#pos !== null && this.#pos < this.#overwritten) {
+      const pos = this.#pos;
+      const done = (): void => this.#closeFd(() => cb(err ?? failed));
+      // Nothing of the old file lies past what was received (a new file, APPE, REST from the end): no call at all.
+      if (pos === null || (pos >= this.#overwritten && pos >= this.#restEnd)) return done();
+      // At once for a small file overwritten in place (at most SMALL_IO of it), and when a newcomer took the file
+      // over, even without syncMetadata: the newcomer reads the file's size as soon as this returns (a rare case,
+      // an upload idle for seconds).
+      if (pos < this.#overwritten || this.#revoked) {
         try {
-          fs.ftruncateSync(this.#fd, this.#pos);
+          fs.ftruncateSync(this.#fd, pos);
         } catch (e) {
           failed ??= e as NodeJS.ErrnoException;
         }
+        return done();
       }
-      this.#closeFd(() => cb(err ?? failed));
+      // A REST tail may be gigabytes, and without syncMetadata the disk a network one: cut in the thread pool. The
+      // registration is kept until the descriptor closes, marked busy so that no newcomer takes the file over (and
+      // looks at its size) before the cut lands.
+      if (this.#writer !== null) this.#writer.idleSince = 0;
+      fs.ftruncate(this.#fd, pos, (e) => {
+        failed ??= e;
+        done();
+      });
     };
     if (this.#busy) this.#closeWhenIdle = close;
     else close();
@@ -454,10 +519,28 @@ function closeFd(fd: number): Promise<void> {
 }
 
 /**
- * Registers an opened regular file as its writer when `write`, else as a reader; the claim is released when the
- * descriptor closes. Directories, FIFOs and devices are not registered.
- * @throws VfsError EBUSY (a writer while the file is read or written, a reader while it is written)
+ * The host path link target `target` leads to from the real folder `dir`, as the kernel walks it. A `..` right
+ * after a name climbs from where that name really leads, which may be another folder entirely (the name a link):
+ * the path up to it is yielded, to be given back resolved. `nodePath.resolve` folds `name/..` away instead. Targets
+ * without such a `..` (nearly all) yield nothing.
  */
+function* walkTarget(dir: string, target: string): Generator<string, string, string> {
+  let at = target.startsWith('/') ? '/' : dir;
+  let real = true;
+  for (const name of target.split('/')) {
+    if (name === '' || name === '.') continue;
+    if (name !== '..') {
+      at = nodePath.join(at, name);
+      real = false;
+      continue;
+    }
+    if (!real) at = yield at;
+    real = true;
+    at = nodePath.dirname(at);
+  }
+  return at;
+}
+
 /** The target of the link at host path `path`; undefined when it is no link (or is gone). */
 function linkTargetSync(path: string): string | undefined {
   try {
@@ -467,6 +550,11 @@ function linkTargetSync(path: string): string | undefined {
   }
 }
 
+/**
+ * Registers an opened regular file as its writer when `write`, else as a reader; the claim is released when the
+ * descriptor closes. Directories, FIFOs and devices are not registered.
+ * @throws VfsError EBUSY (a writer while the file is read or written, a reader while it is written)
+ */
 function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
   if (!st.isFile()) return null;
   return write ? takeWriter(st, path) : takeReader(st, path);
@@ -475,13 +563,13 @@ function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
 /**
  * A local directory as the root of the tree, hardened against escapes: every path is resolved lexically under the
  * real root, then its symlinks are resolved (`realpath`; for a path that does not exist yet, the deepest existing
- * ancestor, following dangling links) and the result must lie inside the real root. A symlink planted inside the
- * root that points outside (`ln -s /etc root/etc`, a link to `../..`) is therefore never followed out: `stat`,
- * `open`, `readdir`, `list`, streams, `mkdir`, `rename`, `unlink`… through it fail with **EACCES**. `lstat` and
- * `readlink` of the link itself work, so listings still show it. Opened files are verified once more through
- * `/proc/self/fd` (Linux), and writes open without `O_TRUNC` and truncate only after that check, so a link swapped
- * between check and open cannot truncate an outside file. (A race on a *parent* directory between the check and a
- * `mkdir`/`rename` remains possible: Node has no `openat`.)
+ * ancestor, following dangling links from the folder they really are in, as the kernel does) and the result must
+ * lie inside the real root. A symlink planted inside the root that points outside (`ln -s /etc root/etc`, a link
+ * to `../..`) is therefore never followed out: `stat`, `open`, `readdir`, `list`, streams, `mkdir`, `rename`,
+ * `unlink`… through it fail with **EACCES**. `lstat` and `readlink` of the link itself work, so listings still show
+ * it. Opened files are verified once more through `/proc/self/fd` (Linux), and writes open without `O_TRUNC` and
+ * truncate only after that check, so a link swapped between check and open cannot truncate an outside file. (A race
+ * on a *parent* directory between the check and a `mkdir`/`rename` remains possible: Node has no `openat`.)
  *
  * Symlinks created through it (`symlink`) must resolve inside the root (else EACCES). Absolute targets, and relative
  * ones with `..`, are stored as absolute host paths (`readlink` gives them back as virtual paths), so that no rename of
@@ -490,8 +578,9 @@ function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
  * Names are the bytes on disk: one that is not valid UTF-8 comes with byte escapes (`rawNames`), and is opened,
  * renamed or deleted through them. Paths without escapes (nearly all) stay plain strings all the way.
  *
- * Uploads are written in place (visible as written); an interrupted upload keeps what was received, so that REST can
- * resume it. Sync methods work too (for `@platformatic/vfs`'s `create()`).
+ * Uploads are written in place (visible as written); an interrupted upload keeps what was received, and nothing of
+ * the old file past it, so that REST can resume it from SIZE. Sync methods work too (for `@platformatic/vfs`'s
+ * `create()`).
  *
  * **One writer per file, and no writer while it is read.** Node has no fcntl locks, so the provider keeps its own
  * registry of the files open, by device and inode, shared by every `LocalProvider` of the process (vsftpd's
@@ -618,7 +707,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       }
       if (st?.isSymbolicLink()) {
         if (++hops > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, v);
-        probe = nodePath.resolve(nodePath.dirname(probe), await hostFs.readlink(probe));
+        probe = await this.#danglingTarget(probe, syscall, v);
         continue;
       }
       const up = nodePath.dirname(probe);
@@ -660,12 +749,57 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       }
       if (st?.isSymbolicLink()) {
         if (++hops > MAX_SYMLINK_HOPS) throw fsError('ELOOP', syscall, v);
-        probe = nodePath.resolve(nodePath.dirname(probe), hostFs.readlinkSync(probe));
+        probe = this.#danglingTargetSync(probe, syscall, v);
         continue;
       }
       const up = nodePath.dirname(probe);
       if (up === probe) return host;
       probe = up;
+    }
+  }
+
+  /**
+   * Where the kernel goes through the dangling link at host path `link`. Its target is taken from the folder the
+   * link really is in, which the path that led to it may not show: through `a/b/d -> /`, the link `a/b/d/sub/l` is
+   * `sub/l`, and its `../../x` leads out of the root, while taken from `a/b/d/sub` it looked like `a/b/x`. That
+   * folder must be inside the root: a chain that has left it is not followed any further.
+   * @throws VfsError EACCES when the link's folder is outside the root or cannot be resolved
+   */
+  async #danglingTarget(link: string, syscall: string, v: string): Promise<string> {
+    let dir: string;
+    try {
+      dir = await hostFs.realpath(nodePath.dirname(link));
+    } catch {
+      throw fsError('EACCES', syscall, v);
+    }
+    if (!this.#inside(dir)) throw fsError('EACCES', syscall, v);
+    const walk = walkTarget(dir, await hostFs.readlink(link));
+    for (let step = walk.next(); ; ) {
+      if (step.done === true) return step.value;
+      const at = step.value;
+      // One that does not resolve is kept as it is: the kernel cannot walk through it either, and fails there.
+      step = walk.next(await hostFs.realpath(at).catch(() => at));
+    }
+  }
+
+  #danglingTargetSync(link: string, syscall: string, v: string): string {
+    let dir: string;
+    try {
+      dir = hostFs.realpathSync(nodePath.dirname(link));
+    } catch {
+      throw fsError('EACCES', syscall, v);
+    }
+    if (!this.#inside(dir)) throw fsError('EACCES', syscall, v);
+    const walk = walkTarget(dir, hostFs.readlinkSync(link));
+    for (let step = walk.next(); ; ) {
+      if (step.done === true) return step.value;
+      let real = step.value;
+      try {
+        real = hostFs.realpathSync(step.value);
+      } catch {
+        // It does not resolve: the kernel cannot walk through it either, and fails there.
+      }
+      step = walk.next(real);
     }
   }
 
@@ -1074,7 +1208,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         // Refused while an upload rewrites it (it would be read half old, half new, and look complete); registered
         // as a reader until its descriptor closes, so that no upload rewrites it under this download either.
         reader = takeReader(st, path);
-        size = st.size;
+        // An idle upload this download ended wrote out what it held and cut the file as it closed: the size is
+        // looked up again then, or the download would promise bytes the file no longer has (the server's 451 "ended
+        // the file after N of M bytes"). Otherwise the fstat above stands: no second call on every download.
+        size = reader.tookOver ? fs.fstatSync(fd).size : st.size;
       } catch (err) {
         await this.#closeQuietly(fd);
         throw err;
@@ -1145,6 +1282,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       let writer: WriterClaim | null = null;
       /** The size of a small file this upload overwrites in place (0: none; see below). */
       let overwritten = 0;
+      /** REST: the size of the file it writes into (see LocalWriteStream's `#restEnd`). */
+      let restEnd = 0;
       try {
         this.#verifyFd(fd, path);
         const st = fs.fstatSync(fd);
@@ -1169,12 +1308,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         const replaces = !append && options.start === undefined && size > 0;
         if (replaces && this.#sync && size <= SMALL_IO) overwritten = size;
         else if (replaces) await ftruncateFd(fd, 0);
+        restEnd = options.start === undefined ? 0 : size;
       } catch (err) {
         if (writer !== null) releaseWriter(writer);
         await this.#closeQuietly(fd);
         throw err;
       }
-      const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync, writer, overwritten);
+      const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync, writer, overwritten, restEnd);
       return mapStreamErrors(stream, path);
     });
   }

@@ -9,8 +9,8 @@ function refuse(syscall: string, path: string): Promise<never> {
 
 /**
  * A read-only view of a provider: every mutation (`mkdir`, `rmdir`, `unlink`, `rename`, `symlink`, `open` with a
- * write flag, `createWriteStream`, `setTimes`, `chmod`, `allocate`, `concat`) fails with EROFS; reads pass through.
- * `readonly` is true. An optional capability is present only when the inner provider has it (so capability
+ * write, create, truncate or append flag, `createWriteStream`, `setTimes`, `chmod`, `allocate`, `concat`) fails
+ * with EROFS; reads pass through. `readonly` is true. An optional capability is present only when the inner provider has it (so capability
  * detection still works). The wrapper never closes the inner provider (it is usually shared).
  */
 export function readOnly(p: FsProvider): FsProvider {
@@ -26,13 +26,16 @@ export function readOnly(p: FsProvider): FsProvider {
     unlink: (path) => refuse('unlink', path),
     rename: (from) => refuse('rename', from),
     open: async (path, flags, mode) => {
-      let write: boolean;
+      let changes: boolean;
       try {
-        write = parseOpenFlags(flags as string | number | undefined).write;
+        const f = parseOpenFlags(flags as string | number | undefined);
+        // Not only a write flag: O_CREAT makes a file, O_TRUNC empties one, even opened read-only (numeric flags
+        // allow `O_RDONLY | O_CREAT`), and O_APPEND asks for writes this view must never make.
+        changes = f.write || f.create || f.truncate || f.append;
       } catch (err) {
         throw toVfsError(err, path);
       }
-      if (write) throw fsError('EROFS', 'open', path);
+      if (changes) throw fsError('EROFS', 'open', path);
       return p.open(path, flags, mode);
     },
   };
