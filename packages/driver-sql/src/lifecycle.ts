@@ -99,9 +99,10 @@ export class InodeLifecycle {
     return token;
   }
 
-  /** Extends a lease. */
+  /** Extends a lease (never shortens it: a renewal that hung and lands after a later one changes nothing). */
   async renew(id: number, token: string): Promise<void> {
-    await this.db.updateTable(this.tables.r).set({ expires: Date.now() + LEASE_MS }).where('inode', '=', id).where('token', '=', token).execute();
+    const expires = Date.now() + LEASE_MS;
+    await this.db.updateTable(this.tables.r).set({ expires }).where('inode', '=', id).where('token', '=', token).where('expires', '<', expires).execute();
   }
 
   /**

@@ -5,12 +5,39 @@ import { dbError } from './errors.js';
 import { CHUNK_SIZE, toBuffer } from './schema.js';
 import type { Store } from './store.js';
 
-/** How long a reader lease lives unless renewed; a reader renews it after half of that. */
+/** How long a reader lease lives unless renewed. */
 export const LEASE_MS = 10 * 60_000;
-const RENEW_AFTER_MS = LEASE_MS / 2;
+/**
+ * How often an open download renews its lease, on a timer (as driver-redis does) rather than as it reads: a client
+ * that takes the bytes slowly (socket backpressure) can leave the stream unread for longer than a lease. A quarter of the lease: a renewal that fails (the database briefly out
+ * of reach) still leaves two more before the lease runs out.
+ */
+const RENEW_EVERY_MS = LEASE_MS / 4;
 
 /** Chunks fetched per query (1 MiB): fewer round trips, memory still bounded. */
 const CHUNKS_PER_QUERY = 4;
+
+/**
+ * Renews a download's lease every {@link RENEW_EVERY_MS} until stopped. The timer holds the stream only weakly: a stream
+ * dropped without being ended or destroyed would otherwise hold its lease, and the rows of a removed file, for as
+ * long as the process runs; once it is collected the lease is released instead.
+ */
+function renewLease(store: Store, id: number, token: string, stream: object): NodeJS.Timeout {
+  const ref = new WeakRef(stream);
+  const timer = setInterval(() => {
+    if (ref.deref() === undefined) {
+      clearInterval(timer);
+      void store.release(id, token);
+      return;
+    }
+    // A failure is not the download's: the next tick tries again, and its reads fail on their own if the database
+    // is gone.
+    store.renew(id, token).catch(() => undefined);
+  }, RENEW_EVERY_MS);
+  // A lease never keeps the process alive: when it exits, the lease expires by itself.
+  timer.unref();
+  return timer;
+}
 
 interface Batch {
   first: number;
@@ -21,9 +48,10 @@ interface Batch {
 /**
  * Streams one inode's content, {@link CHUNKS_PER_QUERY} chunks per SELECT, the next SELECT already running while
  * the current batch is consumed (at most two batches, 2 MiB, in memory). It reads a fixed inode id under a
- * reader lease (a row of `<prefix>readers`, renewed while it reads): a file replaced or deleted meanwhile, by any
+ * reader lease (a row of `<prefix>readers`, renewed while it is open): a file replaced or deleted meanwhile, by any
  * process, is only unlinked until the stream ends, so it reads the whole old version. Should the chunks go missing
- * anyway (a lease that expired: a stalled reader), the stream fails with EIO.
+ * anyway (a lease that expired: the process stalled, or the database was out of reach for a whole lease), the stream
+ * fails with EIO.
  */
 export class SqlReadStream extends Readable {
   readonly #s: Store;
@@ -37,7 +65,8 @@ export class SqlReadStream extends Readable {
   /** The prefetched next batch. */
   #next: Promise<Batch> | undefined;
   readonly #token: string;
-  #renewed = Date.now();
+  /** Renews the lease until it is released (see {@link renewLease}). */
+  readonly #renewal: NodeJS.Timeout;
 
   /**
    * @param size the file's size when it was opened.
@@ -50,6 +79,7 @@ export class SqlReadStream extends Readable {
     this.#pos = start;
     this.#end = Math.min(size, endInclusive === undefined ? Infinity : endInclusive + 1);
     this.#token = token;
+    this.#renewal = renewLease(store, id, token, this);
   }
 
   #query(first: number): Promise<Batch> {
@@ -100,10 +130,6 @@ export class SqlReadStream extends Readable {
 
   /** Pushes the next batch (prefetching the one after it); false at the end. */
   async #step(): Promise<boolean> {
-    if (Date.now() - this.#renewed > RENEW_AFTER_MS) {
-      this.#renewed = Date.now();
-      await this.#s.renew(this.#id, this.#token);
-    }
     // SQLite's queries run on this thread and resolve in microtasks, and a socket with room takes each batch at once:
     // a turn of the event loop per batch (1 MiB), or a download held every other session for up to 1.6 s at a time.
     if (this.#s.dialect === 'sqlite') await turn();
@@ -131,6 +157,7 @@ export class SqlReadStream extends Readable {
   #release(): void {
     if (this.#released) return;
     this.#released = true;
+    clearInterval(this.#renewal);
     this.#next = undefined;
     void this.#s.release(this.#id, this.#token);
   }

@@ -122,7 +122,7 @@ export class SqlWriteStream extends Writable implements UploadStream {
   #batch: Buffer[] = [];
   #hash: Hash | undefined;
   #done = false;
-  #abortion: Promise<void> | undefined;
+  #abortion: Promise<boolean> | undefined;
   /** The background reclaim of an interrupted upload's rows. */
   #reclaiming: Promise<void> | undefined;
   #failed: Error | undefined;
@@ -325,7 +325,9 @@ export class SqlWriteStream extends Writable implements UploadStream {
     this.#commit().then(
       () => cb(),
       (err: unknown) => {
-        this.#abort().finally(() => cb(dbError(err, this.#s.where, this.path)));
+        // A failed COMMIT (a connection dropped before its reply) may have committed all the same: the abort then
+        // finds the upload in the tree, and it did complete.
+        void this.#abort().then((landed) => cb(landed ? null : dbError(err, this.#s.where, this.path)));
       },
     );
   }
@@ -398,10 +400,11 @@ export class SqlWriteStream extends Writable implements UploadStream {
   /**
    * Deletes the temporary inode and its chunks, once the INSERT in flight (if any) or the copy's statement has landed:
    * in one transaction for a few chunks; otherwise the inode is marked as removed (one statement) and its rows are
-   * reclaimed in the background, in bounded statements ({@link settled} waits for that too).
+   * reclaimed in the background, in bounded statements ({@link settled} waits for that too). Only while the inode is
+   * still the unlinked upload: resolves true when it is in the tree instead (its swap committed after all).
    */
-  #abort(): Promise<void> {
-    if (this.#done) return Promise.resolve();
+  #abort(): Promise<boolean> {
+    if (this.#done && this.#abortion === undefined) return Promise.resolve(false);
     this.#abortion ??= (async () => {
       this.#cur = null;
       this.#batch = [];
@@ -410,22 +413,42 @@ export class SqlWriteStream extends Writable implements UploadStream {
       await Promise.allSettled([...this.#inflight, this.#copying]);
       const { tempId, tempName } = this.#target;
       const { t } = this.#s;
+      let landed = false;
       try {
+        // Only while it is still the unlinked upload, and its chunk rows only with it: the failure may be a COMMIT of
+        // the swap that went through with its reply lost (a dropped connection), and then the inode is the file:
+        // deleting it by id lost both versions. An abort racing a swap waits for the swap's row lock, then sees it.
+        let discarded: boolean;
         // #seq: the next chunk row, so at least as many as the upload wrote (or copied).
         if (this.#seq <= INLINE_ROWS) {
-          await this.#s.tx(async (trx) => {
+          discarded = await this.#s.tx(async (trx) => {
+            const r = await trx.deleteFrom(t.i).where('id', '=', tempId).where('parent', 'is', null).where('name', '=', tempName).executeTakeFirst();
+            if (Number(r.numDeletedRows) === 0) return false;
             await trx.deleteFrom(t.c).where('inode', '=', tempId).execute();
-            await trx.deleteFrom(t.i).where('id', '=', tempId).execute();
+            return true;
           });
         } else {
-          const r = await this.#s.db.updateTable(t.i).set({ name: detachedName(tempId), mtime: 0 }).where('id', '=', tempId).where('name', '=', tempName).executeTakeFirst();
-          // Not renamed: a sweep marked it already (and reclaims it).
-          if (Number(r.numUpdatedRows) > 0) this.#reclaiming = this.#s.reclaim(tempId);
+          const r = await this.#s.db
+            .updateTable(t.i)
+            .set({ name: detachedName(tempId), mtime: 0 })
+            .where('id', '=', tempId)
+            .where('parent', 'is', null)
+            .where('name', '=', tempName)
+            .executeTakeFirst();
+          discarded = Number(r.numUpdatedRows) > 0;
+          if (discarded) this.#reclaiming = this.#s.reclaim(tempId);
+        }
+        // Not discarded: either a sweep marked it already (and reclaims it), or it was linked by the swap. Only that
+        // swap ever links it; the version it replaced is left to the periodic sweep (its id went with the reply).
+        if (!discarded) {
+          const row = await this.#s.db.selectFrom(t.inode('u')).select('u.parent').where('u.id', '=', tempId).executeTakeFirst();
+          landed = row !== undefined && row.parent !== null;
         }
       } catch {
         // The database is failing or closed: the stale temporary inode is swept by age later.
       }
       this.#done = true;
+      return landed;
     })();
     return this.#abortion;
   }

@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { sql } from 'kysely';
+import { Kysely, sql } from 'kysely';
+import type { DatabaseConnection, Dialect, Driver } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toVfsError } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
-import { SqlProvider } from '../src/index.js';
+import { CHUNK_SIZE, createDialect, SqlProvider } from '../src/index.js';
+import type { Database } from '../src/index.js';
 import { bytes, countingProvider, get, put, rowCounts } from './helpers.js';
 import { DBS, disposeProvider, freshProvider, postgresUrl, randomPrefix } from './services.js';
+import type { TestDb } from './services.js';
 
 afterAll(() => {
   for (const db of DBS) db.cleanup();
@@ -20,6 +23,49 @@ async function writeSome(ws: UploadStream, data: Buffer): Promise<void> {
 async function finish(ws: UploadStream): Promise<void> {
   ws.end();
   await once(ws, 'finish');
+}
+
+/**
+ * How the next COMMIT fails: `reply-lost`, the server commits and the connection drops before its reply reaches the
+ * client (the outcome is unknown to it); `rolled-back`, the connection drops before the COMMIT, nothing committed.
+ */
+type CommitFault = 'reply-lost' | 'rolled-back';
+
+/** A provider over a Kysely instance whose next COMMIT, once `arm`ed, fails as the fault says. */
+async function faultyCommits(db: TestDb): Promise<{ p: SqlProvider; kysely: Kysely<Database>; arm: (fault: CommitFault) => void }> {
+  let armed: CommitFault | undefined;
+  const dropped = (): Error => Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+  const { dialect: inner } = createDialect(await db.url());
+  const dialect: Dialect = {
+    createAdapter: () => inner.createAdapter(),
+    createQueryCompiler: () => inner.createQueryCompiler(),
+    createIntrospector: (k) => inner.createIntrospector(k),
+    createDriver: () => {
+      const driver = inner.createDriver();
+      return new Proxy(driver, {
+        get(target, prop): unknown {
+          if (prop === 'commitTransaction') {
+            return async (conn: DatabaseConnection): Promise<void> => {
+              const fault = armed;
+              armed = undefined;
+              if (fault === 'rolled-back') {
+                await target.rollbackTransaction(conn);
+                throw dropped();
+              }
+              await target.commitTransaction(conn);
+              if (fault === 'reply-lost') throw dropped();
+            };
+          }
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      }) satisfies Driver;
+    },
+  };
+  const kysely = new Kysely<Database>({ dialect });
+  const p = new SqlProvider({ connection: kysely as unknown as Kysely<unknown>, tablePrefix: randomPrefix() });
+  await p.migrate();
+  return { p, kysely, arm: (fault) => (armed = fault) };
 }
 
 for (const db of DBS) {
@@ -202,6 +248,57 @@ for (const db of DBS) {
         await expect(p.stat('/g')).rejects.toMatchObject({ code: 'ENOENT' });
       } finally {
         await disposeProvider(p);
+      }
+    });
+
+    it('a COMMIT of the swap whose reply is lost keeps the upload it committed (the old version is not lost with it); one that did not commit leaves nothing', async () => {
+      const { p, kysely, arm } = await faultyCommits(db);
+      try {
+        /** Uploads `data`, the swap's COMMIT failing as `fault` says; resolves with how the stream ended. */
+        const upload = async (path: string, data: Buffer | string, fault: CommitFault, options?: { append?: boolean }): Promise<string> => {
+          // No reclaim of an earlier step may take the fault meant for the swap.
+          await p.reclaimNow();
+          const ws = await p.createWriteStream(path, options);
+          const ended = new Promise<string>((resolve) => {
+            ws.once('error', (e: Error & { code?: string }) => resolve(`error ${e.code}`));
+            ws.once('finish', () => resolve('finished'));
+          });
+          // The data's own statements are done when its callback runs: the next COMMIT is the swap's.
+          ws.write(data, () => {
+            arm(fault);
+            ws.end();
+          });
+          return ended;
+        };
+        const big = bytes(6 * CHUNK_SIZE + 10, 21);
+        await put(p, '/small', 'old version');
+        await put(p, '/big', 'old version');
+        // Of at most four chunks (deleted at once when discarded), of more (marked, then reclaimed), and an APPE: the
+        // file is the new version, and the upload, found in the tree, reports its success.
+        const small = await upload('/small', 'new version', 'reply-lost');
+        expect((await get(p, '/small')).toString()).toBe('new version');
+        expect(small).toBe('finished');
+        const whole = await upload('/big', big, 'reply-lost');
+        expect((await get(p, '/big')).equals(big)).toBe(true);
+        expect(whole).toBe('finished');
+        const appended = await upload('/small', ' appended', 'reply-lost', { append: true });
+        expect((await get(p, '/small')).toString()).toBe('new version appended');
+        expect(appended).toBe('finished');
+        // The versions those swaps replaced are left to the sweep (their ids went with the reply): nothing else.
+        await p.reclaimNow();
+        const kept = await rowCounts(p);
+        expect(kept).toEqual({ inodes: 3, chunks: 1 + 7 });
+        // A COMMIT that never happened: the upload fails and is discarded; the file keeps its version.
+        expect(await upload('/small', 'lost', 'rolled-back')).toBe('error EIO');
+        expect(await upload('/big', bytes(5 * CHUNK_SIZE, 22), 'rolled-back')).toBe('error EIO');
+        expect(await upload('/small', ' lost', 'rolled-back', { append: true })).toBe('error EIO');
+        await p.reclaimNow();
+        expect(await rowCounts(p)).toEqual(kept);
+        expect((await get(p, '/small')).toString()).toBe('new version appended');
+        expect((await get(p, '/big')).equals(big)).toBe(true);
+      } finally {
+        await disposeProvider(p);
+        await kysely.destroy();
       }
     });
 

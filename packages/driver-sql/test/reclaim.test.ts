@@ -1,7 +1,8 @@
 import { once } from 'node:events';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { UploadStream } from '@ftp/vfs';
 import { CHUNK_SIZE, SqlProvider } from '../src/index.js';
+import { LEASE_MS } from '../src/read-stream.js';
 import { bytes, countingProvider, get, put, rowCounts, rowsNow } from './helpers.js';
 import { DBS, disposeProvider, freshProvider, randomPrefix } from './services.js';
 
@@ -318,6 +319,72 @@ for (const db of DBS) {
       } finally {
         ws.destroy();
         await disposeProvider(b);
+      }
+    });
+
+    it('a download whose client takes nothing for longer than a lease (a slow socket) keeps it: a replacement meanwhile leaves its rows', async () => {
+      // Made before the clock is faked: its periodic sweep stays on real time (the test runs it when it needs one).
+      const p = await freshProvider(db, { reclaim: { rows: 2 } });
+      let disposed = false;
+      // A deadline on real time: Date is faked.
+      const poll = async (what: () => Promise<boolean>, ms: number): Promise<boolean> => {
+        const deadline = performance.now() + ms;
+        while (!(await what())) {
+          if (performance.now() > deadline) return false;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        return true;
+      };
+      const leaseOf = async (id: number): Promise<number | undefined> => {
+        const r = await p.db.selectFrom(p.tables.reader('r')).select('r.expires').where('r.inode', '=', id).executeTakeFirst();
+        return r === undefined ? undefined : Number(r.expires);
+      };
+      vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
+      try {
+        const data = bytes(BIG, 45);
+        await put(p, '/f', data);
+        await put(p, '/g', data);
+        const id = (await p.stat('/f')).ino;
+        const timers = vi.getTimerCount();
+        const reading = (await p.createReadStream('/f'))[Symbol.asyncIterator]();
+        const parts: Buffer[] = [(await reading.next()).value as Buffer];
+        // Eleven minutes in which the client takes nothing (backpressure: the stream is not read).
+        await vi.advanceTimersByTimeAsync(LEASE_MS + 60_000);
+        await poll(async () => ((await leaseOf(id)) ?? 0) > Date.now(), 3000);
+        await put(p, '/f', 'replacement');
+        await p.reclaimNow();
+        expect(await rowsOf(p, id)).toBe(13);
+        for (let r = await reading.next(); r.done !== true; r = await reading.next()) parts.push(r.value as Buffer);
+        expect(Buffer.concat(parts).equals(data)).toBe(true);
+        // Its lease ended with it, and its timer too; then the old version goes.
+        expect(await poll(async () => (await rowsNow(p)).inodes === 3, 5000)).toBe(true);
+        expect(await rowsOf(p, id)).toBe(0);
+        expect(vi.getTimerCount()).toBe(timers);
+        // Destroyed, or failed (a chunk row gone): the timer stops as well.
+        const destroyed = await p.createReadStream('/g');
+        expect(vi.getTimerCount()).toBe(timers + 1);
+        destroyed.destroy();
+        await once(destroyed, 'close');
+        expect(vi.getTimerCount()).toBe(timers);
+        const gid = (await p.stat('/g')).ino;
+        const failing = await p.createReadStream('/g');
+        await p.db.deleteFrom(p.tables.c).where('inode', '=', gid).where('seq', '=', 1).execute();
+        await expect((async () => {
+          for await (const _ of failing) void _;
+        })()).rejects.toMatchObject({ code: 'EIO' });
+        expect(vi.getTimerCount()).toBe(timers);
+        // A renewal that fails (the database gone) is not the process's end: the download fails on its own reads.
+        const orphan = await p.createReadStream('/g');
+        orphan.on('error', () => undefined);
+        disposed = true;
+        await disposeProvider(p);
+        await vi.advanceTimersByTimeAsync(LEASE_MS);
+        await new Promise((r) => setTimeout(r, 50));
+        orphan.destroy();
+        expect(vi.getTimerCount()).toBe(timers);
+      } finally {
+        vi.useRealTimers();
+        if (!disposed) await disposeProvider(p);
       }
     });
 
