@@ -27,8 +27,10 @@ export interface RedisBanStoreOptions {
 
 /*
  * KEYS[1]: the address's failures (a sorted set: score = time of the failure, by the Redis clock so that servers with
- * skewed clocks count alike). ARGV: window ms, unique member suffix, most kept. Drops failures older than the window,
- * adds this one, keeps the key only as long as the window. Answers the count.
+ * skewed clocks count alike). ARGV: window ms, the failure's unique member, most kept. Drops failures older than the
+ * window, adds this one, keeps the key only as long as the window. Answers the count. The member is the caller's, not
+ * made of the time: a call sent again after its reply was lost (ioredis resends such commands after reconnecting)
+ * moves its failure rather than count a second one.
  */
 const ADD_FAILURE = {
   name: 'ban-add-failure',
@@ -37,7 +39,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
 redis.call('PEXPIRE', KEYS[1], window)
 return redis.call('ZCARD', KEYS[1])
@@ -88,7 +90,7 @@ export class RedisBanStore implements BanStoreLike {
   /** @inheritdoc */
   async addFailure(key: string, windowMs: number): Promise<number> {
     const window = Math.max(1, Math.ceil(windowMs));
-    return Number(await evalScript(this.client, ADD_FAILURE_SCRIPT, [`${this.#prefix}:f:${key}`], [window, randomBytes(6).toString('hex'), this.#maxFailures]));
+    return Number(await evalScript(this.client, ADD_FAILURE_SCRIPT, [`${this.#prefix}:f:${key}`], [window, randomBytes(8).toString('hex'), this.#maxFailures]));
   }
 
   /** @inheritdoc */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Cluster, RedisOptions } from 'ioredis';
 import { fsError, resolvePath, splitPath } from '@ftp/vfs';
@@ -9,6 +10,18 @@ export type RedisClient = Redis | Cluster;
 
 /** Where to connect: a `redis://` URL, ioredis options, or a client (Redis or Cluster) owned by the caller. */
 export type RedisTarget = string | RedisOptions | RedisClient;
+
+/** This process's part of call ids: they must be unique across every server sharing the filesystem. */
+const CALL_PREFIX = randomBytes(9).toString('base64url');
+let calls = 0;
+
+/**
+ * A new id for one call of a script that changes the filesystem: the script records it, so that a copy of the call
+ * sent again after a lost reply answers OK instead of running twice (see `REPLAY_WINDOW_MS`).
+ */
+export function newCallId(): string {
+  return `${CALL_PREFIX}.${(++calls).toString(36)}`;
+}
 
 /** Most symbolic links followed while resolving one path, as Linux's MAXSYMLINKS. */
 const MAX_LINK_HOPS = 40;

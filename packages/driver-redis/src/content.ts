@@ -3,7 +3,7 @@ import { VfsError } from '@ftp/vfs';
 import { evalScript, explained } from './client.js';
 import { redisError } from './errors.js';
 import type { Keys } from './keys.js';
-import { COPY_CHUNKS } from './scripts.js';
+import { COPY_CHUNKS, DISCARD } from './scripts.js';
 
 /** Settings and helpers the streams and handles share with the provider. */
 export interface Internals {
@@ -85,12 +85,17 @@ export async function refreshContent(fs: Internals, ino: number): Promise<void> 
   }
 }
 
-/** Deletes the content of an upload that will not be committed (best effort: its TTL removes it otherwise). */
-export async function discardContent(fs: Internals, ino: number): Promise<void> {
+/**
+ * Deletes the content of an upload that will not be committed, unless a commit of it took effect after all (see the
+ * DISCARD script): a commit that failed on the client side (a timeout, a lost connection) may have run in Redis.
+ * Answers true when the upload turned out committed, false once its content is discarded, undefined when Redis
+ * could not be asked (best effort: an upload's TTL removes its content by itself).
+ */
+export async function discardContent(fs: Internals, ino: number): Promise<boolean | undefined> {
   try {
-    await fs.client.unlink(fs.keys.content(ino));
+    return Number(await evalScript(fs.client, DISCARD, [fs.keys.inode(ino), fs.keys.content(ino), fs.keys.readers(ino)], [])) === 1;
   } catch {
-    // Unreachable Redis: the upload TTL expires the content by itself.
+    return undefined;
   }
 }
 

@@ -11,6 +11,8 @@
  * {p}:c:<ino>    hash    file content: chunk number → bytes (chunkSize each, the last shorter)
  * {p}:r:<ino>    zset    leases of the file's running readers: reader id → lease expiry (ms, Redis clock); only
  *                        while a download or read-only handle is open
+ * {p}:q:<call>   string  a call (mkdir, rmdir, unlink, rename, symlink) that changed the filesystem, for
+ *                        REPLAY_WINDOW_MS: the same call sent again after its reply was lost answers OK, unrun
  * ```
  */
 export class Keys {

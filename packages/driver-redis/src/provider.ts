@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { attachFileSize, checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
-import { connect, evalScript, runFs } from './client.js';
+import { connect, evalScript, newCallId, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
 import { contentGone, copyChunks, discardContent, getChunk } from './content.js';
 import type { Internals } from './content.js';
@@ -193,29 +193,29 @@ export class RedisProvider implements FsProvider {
 
   /** Creates a directory (and its parents with `recursive`). */
   async mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<undefined> {
-    await this.#run(MKDIR, 'mkdir', [path], [options?.recursive === true ? '1' : '0', (options?.mode ?? 0o755) & 0o7777, Date.now()]);
+    await this.#run(MKDIR, 'mkdir', [path], [options?.recursive === true ? '1' : '0', (options?.mode ?? 0o755) & 0o7777, Date.now(), newCallId()]);
     return undefined;
   }
 
   /** Removes an empty directory. */
   async rmdir(path: string): Promise<void> {
-    await this.#run(RMDIR, 'rmdir', [path], [Date.now()]);
+    await this.#run(RMDIR, 'rmdir', [path], [Date.now(), newCallId()]);
   }
 
   /** Removes a file or link; a file's content is deleted at once, or kept for the grace period while it is read. */
   async unlink(path: string): Promise<void> {
-    await this.#run(UNLINK, 'unlink', [path], [Date.now(), this.#options.gracePeriodMs]);
+    await this.#run(UNLINK, 'unlink', [path], [Date.now(), this.#options.gracePeriodMs, newCallId()]);
   }
 
   /** Moves one directory entry, atomically, in O(1) whatever it names; replaces a file or an empty directory. */
   async rename(oldPath: string, newPath: string): Promise<void> {
-    await this.#run(RENAME, 'rename', [oldPath, newPath], [Date.now(), this.#options.gracePeriodMs]);
+    await this.#run(RENAME, 'rename', [oldPath, newPath], [Date.now(), this.#options.gracePeriodMs, newCallId()]);
   }
 
   /** Creates a symbolic link at `path` pointing to `target` (stored as given). */
   async symlink(target: string, path: string): Promise<void> {
     if (typeof target !== 'string' || target === '' || target.includes('\0')) throw fsError('EINVAL', 'symlink', path);
-    await this.#run(SYMLINK, 'symlink', [path], [target, Date.now()]);
+    await this.#run(SYMLINK, 'symlink', [path], [target, Date.now(), newCallId()]);
   }
 
   /** The target of a symbolic link. */

@@ -7,6 +7,15 @@ export interface LuaScript {
   readonly sha: string;
 }
 
+/**
+ * How long a call that changed the filesystem is remembered by its call id (`{p}:q:<call id>`), ms: a copy of it
+ * arriving meanwhile answers OK and changes nothing. ioredis sends again the commands left unanswered when a
+ * connection drops (`autoResendUnfulfilledCommands`), so a call Redis ran whose reply was lost runs twice; the
+ * copy comes as soon as the connection is back, and the caller waits at most the driver's 30 s `commandTimeout`
+ * for it. Two minutes cover that with room; each record is a key of about 100 bytes.
+ */
+export const REPLAY_WINDOW_MS = 120_000;
+
 function script(name: string, body: string, prelude = true): LuaScript {
   const source = prelude ? PRELUDE + body : body;
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
@@ -27,6 +36,16 @@ local function ik(i) return P .. ':i:' .. i end
 local function dk(i) return P .. ':d:' .. i end
 local function ck(i) return P .. ':c:' .. i end
 local function rk(i) return P .. ':r:' .. i end
+local function qk(c) return P .. ':q:' .. c end
+-- A script that changes the filesystem can run twice for one call (see REPLAY_WINDOW_MS): its second run would find
+-- its own work done and answer ENOENT or EEXIST, or act on whatever another client put at the path meanwhile. So the
+-- call id of each call that changed something is kept for a while, and a run that finds it answers OK at once.
+local function replayed(call) return redis.call('EXISTS', qk(call)) == 1 end
+-- Called once the script has written something else: over maxmemory Redis refuses SET only to a script that has not.
+local function done(call)
+  redis.call('SET', qk(call), 1, 'PX', ${REPLAY_WINDOW_MS})
+  return {'OK'}
+end
 local function split(path)
   local t = {}
   for s in string.gmatch(path, '[^/]+') do t[#t + 1] = s end
@@ -198,11 +217,13 @@ return out
 `,
 );
 
-/** ARGV: tag, path, recursive (1|0), mode, now. */
+/** ARGV: tag, path, recursive (1|0), mode, now, call id. */
 export const MKDIR = script(
   'mkdir',
   `
+if replayed(ARGV[6]) then return {'OK'} end
 local comps = split(ARGV[2])
+local created = false
 local recursive = ARGV[3] == '1'
 if #comps == 0 then if recursive then return {'OK'} end return {'EEXIST'} end
 local cur = '0'
@@ -224,16 +245,19 @@ for i = 1, #comps do
     redis.call('HSET', dk(cur), comps[i], id)
     touch(cur, ARGV[5])
     cur = id
+    created = true
   end
 end
+if created then return done(ARGV[6]) end
 return {'OK'}
 `,
 );
 
-/** ARGV: tag, path, now. */
+/** ARGV: tag, path, now, call id. */
 export const RMDIR = script(
   'rmdir',
   `
+if replayed(ARGV[4]) then return {'OK'} end
 local r, e = resolve(1, ARGV[2], false)
 if e then return e end
 -- The root: EPERM (FTP 550), for good; EBUSY would be 450 "try again later", which clients retry for ever.
@@ -244,14 +268,15 @@ if redis.call('HLEN', dk(r.ino)) > 0 then return {'ENOTEMPTY'} end
 redis.call('HDEL', dk(r.parent), r.name)
 drop(r.ino, 'd', 0)
 touch(r.parent, ARGV[3])
-return {'OK'}
+return done(ARGV[4])
 `,
 );
 
-/** ARGV: tag, path, now, grace. */
+/** ARGV: tag, path, now, grace, call id. */
 export const UNLINK = script(
   'unlink',
   `
+if replayed(ARGV[5]) then return {'OK'} end
 local r, e = resolve(1, ARGV[2], false)
 if e then return e end
 if r.root then return {'EISDIR'} end
@@ -260,17 +285,18 @@ if r.t == 'd' then return {'EISDIR'} end
 redis.call('HDEL', dk(r.parent), r.name)
 drop(r.ino, r.t, ARGV[4])
 touch(r.parent, ARGV[3])
-return {'OK'}
+return done(ARGV[5])
 `,
 );
 
 /**
- * ARGV: tag, from, to, now, grace. Moves one directory entry: O(1) whatever the size of the file or tree moved.
+ * ARGV: tag, from, to, now, grace, call id. Moves one directory entry: O(1) whatever the size of the file or tree moved.
  * A directory may not move below itself: the directories walked to reach the target's parent must not include it.
  */
 export const RENAME = script(
   'rename',
   `
+if replayed(ARGV[6]) then return {'OK'} end
 local s, e = resolve(1, ARGV[2], false)
 if e then return e end
 if s.root then return {'EPERM'} end
@@ -295,14 +321,15 @@ redis.call('HDEL', dk(s.parent), s.name)
 redis.call('HSET', dk(d.parent), d.name, s.ino)
 touch(s.parent, ARGV[4])
 touch(d.parent, ARGV[4])
-return {'OK'}
+return done(ARGV[6])
 `,
 );
 
-/** ARGV: tag, path, target, now. */
+/** ARGV: tag, path, target, now, call id. */
 export const SYMLINK = script(
   'symlink',
   `
+if replayed(ARGV[5]) then return {'OK'} end
 local r, e = resolve(1, ARGV[2], false)
 if e then return e end
 if r.root or r.ino then return {'EEXIST'} end
@@ -311,7 +338,7 @@ if not id then return {'EBUSY'} end
 redis.call('HSET', ik(id), 't', 'l', 'l', ARGV[3], 'm', ARGV[4], 'b', ARGV[4], 'o', 511, 's', string.len(ARGV[3]))
 redis.call('HSET', dk(r.parent), r.name, id)
 touch(r.parent, ARGV[4])
-return {'OK'}
+return done(ARGV[5])
 `,
 );
 
@@ -434,11 +461,19 @@ return 1
  * writable handles that keep the content), or nothing ('') when there was no file then. An inode's content is never
  * rewritten (every write makes a new inode), so the same id is the same content. When it differs the upload is
  * discarded and EBUSY answered: another client replaced, deleted, renamed over or appended to the file meanwhile.
+ *
+ * A second run of one commit (its reply lost with the connection, the command sent again: see REPLAY_WINDOW_MS)
+ * answers OK and changes nothing. Only this script creates the upload's inode hash, and only a visible file gets
+ * reader leases, so either key shows the upload was made visible already; the path may name it still, or another
+ * version by now (a rename, a newer upload). Run again, the script would otherwise drop the very inode it installs
+ * (the file gone behind a 226), or answer EBUSY to an append that took effect, deleting the content of the file
+ * that the first run made visible.
  */
 export const COMMIT = script(
   'commit',
   `
 local id = ARGV[3]
+if redis.call('EXISTS', ik(id), rk(id)) > 0 then return {'OK'} end
 local r, e = resolve(1, ARGV[2], true)
 if e then
   -- A link is followed by running the script again: keep the content for that run.
@@ -456,6 +491,23 @@ if r.ino then drop(r.ino, r.t, ARGV[9]) end
 touch(r.parent, ARGV[7])
 return {'OK'}
 `,
+);
+
+/**
+ * KEYS: the inode, content and reader lease keys of an upload (one slot). Deletes the content of an upload that
+ * will not be committed, unless it was committed after all: a commit whose reply timed out or was lost may have run,
+ * or may still run, before this script (sent later on the same connection). Only COMMIT creates the inode hash, and
+ * only a visible file gets leases (its content, replaced since, then waits out its readers), so either key shows
+ * the content is a file's, not the upload's; inode ids are never reused. Answers 1 then, and 0 once discarded.
+ */
+export const DISCARD = script(
+  'discard',
+  `
+if redis.call('EXISTS', KEYS[1], KEYS[3]) > 0 then return 1 end
+redis.call('UNLINK', KEYS[2])
+return 0
+`,
+  false,
 );
 
 /** KEYS[1]: routing key. INFO memory of the node that holds the filesystem's slot. */

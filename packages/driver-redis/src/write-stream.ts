@@ -49,6 +49,8 @@ export class RedisWriteStream extends Writable implements UploadStream {
   /** The run of `_final`, once started: `_destroy` must not delete content that it may be committing. */
   #finishing: Promise<void> | undefined;
   #committed = false;
+  /** Set once the content is known discarded: `_destroy` need not ask again. */
+  #discarded = false;
   /** When the content's TTL was last refreshed. */
   #refreshed = Date.now();
   /** Set by `transferError`: the upload must not be committed, even if `end()` were called after all. */
@@ -170,7 +172,15 @@ export class RedisWriteStream extends Writable implements UploadStream {
       await this.#takeHead();
       if (this.#cur !== null && this.#used > 0) await this.#send(this.#cur.subarray(0, this.#used));
       while (this.#inflight.length > 0) await this.#inflight.shift();
-      await this.#commit(this.#ino, this.#size, this.#seq);
+      try {
+        await this.#commit(this.#ino, this.#size, this.#seq);
+      } catch (err) {
+        // A commit that timed out or lost its connection may have run in Redis, or may still run (the discard goes
+        // after it on the connection): whether the upload became the file is known only once the discard answers.
+        const committed = await discardContent(this.#fs, this.#ino);
+        this.#discarded = committed === false;
+        if (committed !== true) throw err;
+      }
       this.#committed = true;
     })();
     this.#finishing.then(() => cb(), cb);
@@ -188,7 +198,7 @@ export class RedisWriteStream extends Writable implements UploadStream {
     // Wait for the writes in flight (one landing after the delete would recreate the key, with a TTL but still) and
     // for a commit already sent (deleting after it would empty a file that is visible by then).
     Promise.allSettled([...this.#outstanding, this.#finishing])
-      .then(() => (this.#committed ? undefined : discardContent(this.#fs, this.#ino)))
+      .then(() => (this.#committed || this.#discarded ? undefined : discardContent(this.#fs, this.#ino)))
       .then(() => cb(err), () => cb(err));
   }
 }

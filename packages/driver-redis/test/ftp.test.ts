@@ -8,6 +8,7 @@ import type { FtpServer } from '@ftp/server';
 import { countKeys, deleteFilesystem, RedisBanStore, RedisProvider } from '../src/index.js';
 import { download, ftpClient, PASSWORD, RawFtp, startFtp, upload, USER } from './ftp-helpers.js';
 import { connect } from 'node:net';
+import { startProxy } from './proxy.js';
 import { deletePattern, testPrefix, testRedis } from './redis.js';
 
 const redis = await testRedis();
@@ -198,5 +199,21 @@ describe('RedisBanStore', () => {
     expect(await store.isBanned('10.0.0.3')).toBe(true);
     await new Promise((r) => setTimeout(r, 150));
     expect(await store.isBanned('10.0.0.3')).toBe(false);
+  });
+
+  it('a failure whose reply is lost, and that ioredis sends again after reconnecting, counts once', async () => {
+    const banPrefix = `ftp-test-ban-${Math.random().toString(36).slice(2)}`;
+    cleanups.push(() => deletePattern(redis, `${banPrefix}:*`));
+    const proxy = await startProxy();
+    cleanups.push(() => proxy.close());
+    const store = new RedisBanStore({ redis: { host: '127.0.0.1', port: proxy.port }, prefix: banPrefix });
+    cleanups.push(() => store.close());
+    // The script is in Redis's cache from then on: the reply lost is the failure's, not a NOSCRIPT.
+    expect(await store.addFailure('10.0.0.9', 60_000)).toBe(1);
+    await store.client.ping();
+    proxy.dropNextReply();
+    expect(await store.addFailure('10.0.0.9', 60_000)).toBe(2);
+    expect(proxy.tampered).toBe(1);
+    expect(await redis.zcard(`${banPrefix}:f:10.0.0.9`)).toBe(2);
   });
 });

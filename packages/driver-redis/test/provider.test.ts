@@ -6,8 +6,11 @@ import { openWriteStream } from '@ftp/vfs';
 import type { UploadStream } from '@ftp/vfs';
 import { countKeys, deleteFilesystem, RedisProvider } from '../src/index.js';
 import type { RedisProviderOptions } from '../src/index.js';
+import type { RedisOptions } from 'ioredis';
 import { getChunk, putChunk } from '../src/content.js';
+import * as scripts from '../src/scripts.js';
 import { commandsDuring } from './monitor.js';
+import { startProxy, type RedisProxy } from './proxy.js';
 import { testPrefix, testRedis } from './redis.js';
 
 const redis = await testRedis();
@@ -308,6 +311,143 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     expect(back.subarray(3, 10_000).every((b) => b === 0)).toBe(true);
     await writeAll(p, '/f', 'Z', { append: true });
     expect((await readAll(p, '/f', { start: 9_999 })).toString()).toBe('\0XYZ');
+  });
+});
+
+describe('RedisProvider: a reply lost or late (the connection drops, a command times out)', () => {
+  /**
+   * A provider whose connection goes through `proxy`, every script already in Redis's cache: a reply the proxy loses
+   * or delays is then the reply of the very call made next, never a NOSCRIPT answered before the script runs.
+   */
+  async function proxied(proxy: RedisProxy, options: Partial<RedisProviderOptions> = {}, connection: RedisOptions = {}): Promise<RedisProvider> {
+    for (const s of Object.values(scripts)) if (typeof s === 'object' && 'source' in s) await redis.script('LOAD', s.source);
+    const prefix = testPrefix('lost');
+    used.push(prefix);
+    const p = new RedisProvider({ redis: { host: '127.0.0.1', port: proxy.port, ...connection }, prefix, chunkSize: 16 * KiB, ...options });
+    await p.stat('/');
+    return p;
+  }
+
+  /** Writes `data` and waits until Redis has answered every command the upload sent so far. */
+  async function stored(p: RedisProvider, ws: NodeJS.WritableStream, data: Buffer): Promise<void> {
+    await new Promise<void>((resolve, reject) => ws.write(data, (err) => (err ? reject(err) : resolve())));
+    await p.client.ping();
+  }
+
+  /** How an upload stream ends: 'finished', or the code of its error. */
+  async function ending(ws: NodeJS.WritableStream): Promise<string> {
+    return endStream(ws).then(
+      () => 'finished',
+      (err: NodeJS.ErrnoException) => err.code ?? 'error',
+    );
+  }
+
+  it('a commit run twice (its reply lost, ioredis sending it again) keeps the upload: STOR and APPE answer OK, the file whole', async () => {
+    const proxy = await startProxy();
+    const p = await proxied(proxy);
+    try {
+      await writeAll(p, '/f', 'the old version');
+      const first = deterministicBytes(16 * KiB, 1);
+      const stor = await p.createWriteStream('/f');
+      // One whole chunk, stored by write() itself: end() sends the commit alone.
+      await stored(p, stor, first);
+      proxy.dropNextReply();
+      expect(await ending(stor)).toBe('finished');
+      expect((await readAll(p, '/f')).equals(first)).toBe(true);
+      const second = deterministicBytes(16 * KiB, 2);
+      const appe = await p.createWriteStream('/f', { append: true });
+      await stored(p, appe, second);
+      proxy.dropNextReply();
+      expect(await ending(appe)).toBe('finished');
+      expect((await readAll(p, '/f')).equals(Buffer.concat([first, second]))).toBe(true);
+      expect(proxy.tampered).toBe(2);
+      // Nothing left of the replaced version, nor of the uploads.
+      expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+    } finally {
+      await p.close();
+      await proxy.close();
+    }
+  });
+
+  it('mkdir, symlink, rename, delete and rmdir run twice (reply lost, sent again) answer OK and act once', async () => {
+    const proxy = await startProxy();
+    const p = await proxied(proxy);
+    try {
+      await writeAll(p, '/f', 'content');
+      const lost = async (op: () => Promise<unknown>): Promise<void> => {
+        await p.client.ping();
+        proxy.dropNextReply();
+        await op();
+      };
+      await lost(() => p.mkdir('/d'));
+      await lost(() => p.symlink('/f', '/d/link'));
+      await lost(() => p.rename('/f', '/d/g'));
+      expect((await readAll(p, '/d/g')).toString()).toBe('content');
+      expect(await p.readlink('/d/link')).toBe('/f');
+      await lost(() => p.unlink('/d/link'));
+      await lost(() => p.unlink('/d/g'));
+      await lost(() => p.rmdir('/d'));
+      expect(await p.readdir('/')).toEqual([]);
+      expect(proxy.tampered).toBe(6);
+    } finally {
+      await p.close();
+      await proxy.close();
+    }
+  });
+
+  it('a commit that times out on the client but runs in Redis later: the upload fails, and its discard spares the file it made', async () => {
+    const proxy = await startProxy();
+    const p = await proxied(proxy, {}, { commandTimeout: 1000 });
+    try {
+      await writeAll(p, '/f', 'the old version');
+      const data = deterministicBytes(16 * KiB, 3);
+      const ws = await p.createWriteStream('/f');
+      await stored(p, ws, data);
+      // Every reply from the commit's on comes after 2.5 s: the commit (1 s) and the discard it sets off (2 s) time out.
+      proxy.holdNextReply(2500);
+      const outcome = await ending(ws);
+      // The held replies relayed: every command sent so far has run.
+      await vi.waitFor(() => p.client.ping(), { timeout: 5000, interval: 100 });
+      expect((await readAll(p, '/f')).equals(data)).toBe(true);
+      expect(outcome).toBe('EIO');
+      expect(proxy.tampered).toBe(1);
+      expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+    } finally {
+      await p.close();
+      await proxy.close();
+    }
+  });
+
+  it('a commit that times out but ran is reported done when Redis answers the discard in time (upload stream, writable handle)', async () => {
+    const proxy = await startProxy();
+    const p = await proxied(proxy, {}, { commandTimeout: 1000 });
+    try {
+      await writeAll(p, '/f', 'the old version');
+      // The commit's reply comes after its timeout (1 s), the discard's before its own.
+      const data = deterministicBytes(16 * KiB, 4);
+      const ws = await p.createWriteStream('/f');
+      await stored(p, ws, data);
+      proxy.holdNextReply(1500);
+      const outcome = await ending(ws);
+      expect((await readAll(p, '/f')).equals(data)).toBe(true);
+      expect(outcome).toBe('finished');
+      const byHandle = deterministicBytes(20 * KiB, 5);
+      const h = await p.open('/f', 'w');
+      await h.write(byHandle);
+      await p.client.ping();
+      proxy.holdNextReply(1500);
+      const closed = await h.close().then(
+        () => 'closed',
+        (err: NodeJS.ErrnoException) => err.code,
+      );
+      expect((await readAll(p, '/f')).equals(byHandle)).toBe(true);
+      expect(closed).toBe('closed');
+      expect(proxy.tampered).toBe(2);
+      expect(await countKeys(redis, p.keys.prefix, 'c:*')).toBe(1);
+    } finally {
+      await p.close();
+      await proxy.close();
+    }
   });
 });
 
