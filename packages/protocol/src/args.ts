@@ -247,13 +247,23 @@ export function parseMfmt(arg: string): { time: Date; path: string } {
 }
 
 /** The five-argument SITE UTIME: `<path> <atime> <mtime> <ctime> UTC` (ncftp, lftp), the path first. */
-const SITE_UTIME_FIVE = /^(.+?) (\d{14}) (\d{14}) (\d{14}) UTC$/i;
+const SITE_UTIME_FIVE = /^(.+?) (\d{14}|\d{12}) (\d{14}|\d{12}) (\d{14}|\d{12}) UTC$/i;
+
+/** A SITE UTIME time of minutes only (`YYYYMMDDhhmm`), then the path. */
+const SITE_UTIME_MINUTES = /^(\d{12}) (.+)$/s;
+
+/** A SITE UTIME time: `YYYYMMDDhhmmss`, or `YYYYMMDDhhmm` with the seconds 0. */
+function siteUtimeTime(digits: string): Date {
+  return parseFtpTime(digits.length === 12 ? `${digits}00` : digits);
+}
 
 /**
  * Parse the argument of SITE UTIME, which sets a file's modification time where MFMT is unknown to the client
  * (lftp before 4.9.3 and ncftp use it). Two forms are in use:
  * - `YYYYMMDDHHMMSS <path>` (ProFTPD's mod_site_misc, lftp's `use-site-utime2`): as MFMT;
  * - `<path> <atime> <mtime> <ctime> UTC` (ncftp, lftp's `use-site-utime`): the path first, three UTC times.
+ *
+ * In both, a time may also be given to the minute (`YYYYMMDDHHMM`, seconds 0), as ProFTPD accepts it.
  *
  * @param arg - the argument after `SITE UTIME`.
  * @returns the modification time to set and the path (spaces kept).
@@ -262,12 +272,15 @@ const SITE_UTIME_FIVE = /^(.+?) (\d{14}) (\d{14}) (\d{14}) UTC$/i;
  * ```ts
  * parseSiteUtime('a b.txt 20240101000000 20240102000000 20240101000000 UTC') // { time: 2024-01-02, path: 'a b.txt' }
  * parseSiteUtime('20240102000000 a b.txt') // the same
+ * parseSiteUtime('202401020000 a b.txt') // the same
  * ```
  */
 export function parseSiteUtime(arg: string): { time: Date; path: string } {
   const s = expectString(arg, 'SITE UTIME argument');
   const five = SITE_UTIME_FIVE.exec(s);
-  if (five !== null) return { time: parseFtpTime(five[3] as string), path: five[1] as string };
+  if (five !== null) return { time: siteUtimeTime(five[3] as string), path: five[1] as string };
+  const minutes = SITE_UTIME_MINUTES.exec(s);
+  if (minutes !== null) return { time: siteUtimeTime(minutes[1] as string), path: minutes[2] as string };
   if (!/^\d{14}(\.\d+)? ./.test(s)) badArgument('expected SITE UTIME <time> <path> or SITE UTIME <path> <atime> <mtime> <ctime> UTC');
   return parseMfmt(s);
 }

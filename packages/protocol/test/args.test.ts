@@ -177,6 +177,18 @@ describe('parseFtpTime / formatFtpTime (RFC 3659 §2.3)', () => {
     expectProtocolError(() => parseSiteUtime('f 20240101000000 20241302000000 20240103000000 UTC'), 'BAD_ARGUMENT');
     expectProtocolError(() => parseSiteUtime(''), 'BAD_ARGUMENT');
   });
+
+  it('takes a time to the minute (YYYYMMDDHHMM, seconds 0) in both forms, as ProFTPD does', () => {
+    expect(parseSiteUtime('202401021504 my file.txt')).toEqual({ time: new Date('2024-01-02T15:04:00.000Z'), path: 'my file.txt' });
+    const five = parseSiteUtime('my file.txt 202401010000 202401021504 20240103000000 UTC');
+    expect(five).toEqual({ time: new Date('2024-01-02T15:04:00.000Z'), path: 'my file.txt' });
+    // A name of digits after a full time is still a name.
+    expect(parseSiteUtime('20240102150405 202401021504')).toEqual({ time: new Date('2024-01-02T15:04:05.000Z'), path: '202401021504' });
+    expectProtocolError(() => parseSiteUtime('202401021504'), 'BAD_ARGUMENT');
+    expectProtocolError(() => parseSiteUtime('2024010215 f'), 'BAD_ARGUMENT');
+    expectProtocolError(() => parseSiteUtime('2024010215041 f'), 'BAD_ARGUMENT');
+    expectProtocolError(() => parseSiteUtime('202413021504 f'), 'BAD_ARGUMENT');
+  });
 });
 
 describe('parseOpts (RFC 2389 §4)', () => {

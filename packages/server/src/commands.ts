@@ -22,18 +22,32 @@ export interface CommandSpec {
   arg: 'required' | 'optional' | 'none';
   /** Served while a transfer runs, out of band (RFC 959 §4.1.3: ABOR, STAT). */
   duringTransfer?: boolean;
-  /** The line this command adds to FEAT (RFC 2389), if any; a function when it depends on the session. */
+  /**
+   * Whether this session is served the command at all: false where it would answer 502 whatever it is sent (the
+   * storage lacks the capability, the server has no TLS). HELP lists, and FEAT offers, only commands served.
+   */
+  served?: (session: Session) => boolean;
+  /**
+   * The line this command adds to FEAT (RFC 2389), if any; a function when it depends on the session: a feature the
+   * user may never use (MFMT without the `site` permission, COMB on a read-only view) is not offered.
+   */
   feat?: string | ((session: Session) => string | undefined);
   /** One-line syntax for HELP. */
   help: string;
   /** Absent for commands we know but do not implement: they get 502. */
   handler?: Handler;
   /**
-   * The code of a permanent refusal where RFC 959 §5.4 lists no 550 for the command: STOR, STOU and RNTO may only
-   * say 553 ("file name not allowed"), as vsftpd and pure-ftpd do for uploads. Replaces 550 in the final reply.
+   * The code of a refusal where RFC 959 §5.4 lists no 550 for the command: STOR, STOU and RNTO may only say 553
+   * ("file name not allowed"), as vsftpd and pure-ftpd do for uploads; STAT only 450, as proftpd answers it for a
+   * missing path. Replaces 550 in the reply to a refused command. LIST and NLST, which RFC 959 gives 450 too, keep
+   * 550: lftp (4.9) sends a listing refused with a 4xx again every 2 s, up to its 1,000 retries (`ls missing` would
+   * hang for half an hour), and curl takes a LIST refused with 450 for an empty listing and exits 0.
    */
-  refusal?: 553;
+  refusal?: 553 | 450;
 }
+
+/** The TLS commands are served where the driver gives TLS material. */
+const tlsServed = (s: Session): boolean => s.ctx.tls.available;
 
 /**
  * The map of the protocol: every verb the server knows. Aliases (XPWD...) are rows of their own (RFC 775).
@@ -53,14 +67,14 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   HELP: { preAuth: true, arg: 'optional', help: 'HELP [<command>]', handler: info.help },
   // An argument is ignored: RFC 959 §5.4 lists only 200 and 500 for NOOP (no 501), and keep-alives must not fail.
   NOOP: { preAuth: true, arg: 'optional', help: 'NOOP', handler: info.noop },
-  STAT: { arg: 'optional', duringTransfer: true, help: 'STAT [<path>]', handler: listing.stat },
+  STAT: { arg: 'optional', duringTransfer: true, help: 'STAT [<path>]', handler: listing.stat, refusal: 450 },
   CLNT: { preAuth: true, arg: 'optional', help: 'CLNT <client name>', handler: info.clnt },
   HOST: { preAuth: true, arg: 'required', feat: 'HOST', help: 'HOST <domain>', handler: info.host },
   LANG: { preAuth: true, arg: 'optional', feat: 'LANG EN*', help: 'LANG [EN]', handler: ext.lang },
   // Security (RFC 2228, RFC 4217)
-  AUTH: { preAuth: true, arg: 'required', feat: (s) => (s.ctx.tls.available ? 'AUTH TLS' : undefined), help: 'AUTH TLS', handler: security.auth },
-  PBSZ: { preAuth: true, arg: 'required', feat: (s) => (s.ctx.tls.available ? 'PBSZ' : undefined), help: 'PBSZ 0', handler: security.pbsz },
-  PROT: { preAuth: true, arg: 'required', feat: (s) => (s.ctx.tls.available ? 'PROT' : undefined), help: 'PROT <C|P>', handler: security.prot },
+  AUTH: { preAuth: true, arg: 'required', served: tlsServed, feat: 'AUTH TLS', help: 'AUTH TLS', handler: security.auth },
+  PBSZ: { preAuth: true, arg: 'required', served: tlsServed, feat: 'PBSZ', help: 'PBSZ 0', handler: security.pbsz },
+  PROT: { preAuth: true, arg: 'required', served: tlsServed, feat: 'PROT', help: 'PROT <C|P>', handler: security.prot },
   CCC: { arg: 'none', help: 'CCC', handler: security.ccc },
   // Navigation
   PWD: { arg: 'none', help: 'PWD', handler: dirs.pwd },
@@ -80,8 +94,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   RNTO: { arg: 'required', help: 'RNTO <path>', handler: files.rnto, refusal: 553 },
   SIZE: { arg: 'required', feat: 'SIZE', help: 'SIZE <path>', handler: files.size },
   MDTM: { arg: 'required', feat: 'MDTM', help: 'MDTM <path>', handler: files.mdtm },
-  MFMT: { arg: 'required', feat: (s) => (ext.capability(s, 'setTimes') ? 'MFMT' : undefined), help: 'MFMT <time> <path>', handler: ext.mfmt },
-  MFCT: { arg: 'required', feat: (s) => (ext.capability(s, 'setCreationTime') ? 'MFCT' : undefined), help: 'MFCT <time> <path>', handler: ext.mfct },
+  MFMT: { arg: 'required', served: (s) => ext.capability(s, 'setTimes'), feat: (s) => (ext.mayChange(s, 'site') ? 'MFMT' : undefined), help: 'MFMT <time> <path>', handler: ext.mfmt },
+  MFCT: { arg: 'required', served: (s) => ext.capability(s, 'setCreationTime'), feat: (s) => (ext.mayChange(s, 'site') ? 'MFCT' : undefined), help: 'MFCT <time> <path>', handler: ext.mfct },
   // Digests (draft-bryan-ftpext-hash) and their older one-algorithm forms
   HASH: { arg: 'required', feat: ext.hashFeatLine, help: 'HASH <path>', handler: ext.hash },
   RANG: { arg: 'required', feat: 'RANG STREAM', help: 'RANG <start> <end>', handler: ext.rang },
@@ -91,8 +105,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   XSHA256: { arg: 'required', help: 'XSHA256 <path> [<start> [<end>]]', handler: ext.legacyHash('SHA-256') },
   XSHA512: { arg: 'required', help: 'XSHA512 <path> [<start> [<end>]]', handler: ext.legacyHash('SHA-512') },
   // Storage
-  AVBL: { arg: 'optional', feat: (s) => (ext.capability(s, 'availableSpace') ? 'AVBL' : undefined), help: 'AVBL [<path>]', handler: ext.avbl },
-  COMB: { arg: 'required', feat: 'COMB', help: 'COMB <target> <part> [<part> ...]', handler: ext.comb },
+  AVBL: { arg: 'optional', served: (s) => ext.capability(s, 'availableSpace'), feat: 'AVBL', help: 'AVBL [<path>]', handler: ext.avbl },
+  COMB: { arg: 'required', feat: (s) => (ext.mayChange(s, 'write') && ext.mayChange(s, 'delete') ? 'COMB' : undefined), help: 'COMB <target> <part> [<part> ...]', handler: ext.comb },
   SITE: { arg: 'required', help: 'SITE <command> [<arguments>]', handler: site.site },
   // Listings (RFC 959, RFC 3659 §7)
   LIST: { arg: 'optional', help: 'LIST [<path>]', handler: listing.list },
@@ -121,7 +135,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
 export function featureLines(session: Session): string[] {
   const lines = new Set<string>();
   for (const [verb, spec] of Object.entries(COMMANDS)) {
-    if (!spec.feat || !spec.handler || session.settings.disabledCommands.includes(verb)) continue;
+    if (!spec.feat || !spec.handler || session.settings.disabledCommands.includes(verb) || spec.served?.(session) === false) continue;
     const line = typeof spec.feat === 'function' ? spec.feat(session) : spec.feat;
     if (line) lines.add(line);
   }

@@ -26,14 +26,21 @@ type Token =
  */
 export const MAX_GLOB_CHARACTERS = 1024;
 
-/** A test for names against a wildcard segment: `*` any run, `?` any one character, `[a-z]`/`[!a-z]` a set. */
+/**
+ * A test for names against a wildcard segment: `*` any run, `?` any one character, `[a-z]`/`[!a-z]` a set. A name
+ * that starts with a dot is matched only by a pattern that starts with one (`.*`), as the shell and glob(3) match
+ * them, and proftpd and vsftpd with them: `NLST *` (what `mget *` sends) leaves out `.htaccess` and the like.
+ */
 export function globMatcher(segment: string): (name: string) => boolean {
   const tokens = compile(segment);
   const steps = tokens.filter((t) => t.kind !== 'star');
   if (steps.length > MAX_GLOB_CHARACTERS) return () => false;
   const automaton = new Automaton(tokens, steps);
-  return (name) => automaton.matches(name);
+  if (segment.charCodeAt(0) === DOT) return (name) => automaton.matches(name);
+  return (name) => name.charCodeAt(0) !== DOT && automaton.matches(name);
 }
+
+const DOT = 0x2e;
 
 function compile(segment: string): Token[] {
   const tokens: Token[] = [];

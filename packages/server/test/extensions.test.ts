@@ -190,7 +190,28 @@ describe('HASH', () => {
     expect((await c.cmd('XMD5 "fox file.txt" 4 9')).text).toBe(hex('md5', data.subarray(4, 9)));
     // A range that starts past the end names no byte: 554, as HASH answers, not the digest of nothing.
     expect((await c.cmd(`XCRC "fox file.txt" ${data.length + 1} ${data.length + 5}`)).code).toBe(554);
-    expect((await c.cmd(`XCRC "fox file.txt" ${data.length}`)).text).toBe('00000000');
+    expect((await c.cmd(`XCRC "fox file.txt" ${data.length}`)).code).toBe(554);
+  });
+
+  it('XMD5 and the like: a file named with a trailing number wins over a range, as with MDTM and a time; a start at the end is 554, as HASH', async () => {
+    const c = await session();
+    expect((await c.cmd('TYPE I')).code).toBe(200);
+    await put(c, 'report 2024', 'the whole report');
+    await put(c, 'report', '0123456789');
+    await put(c, 'log 2 3', 'log');
+    expect((await c.cmd('XMD5 report 2024')).text).toBe(hex('md5', Buffer.from('the whole report')));
+    expect((await c.cmd('XMD5 report 2024 4')).text).toBe(hex('md5', Buffer.from('whole report')));
+    expect((await c.cmd('XMD5 report 2024 4 9')).text).toBe(hex('md5', Buffer.from('whole')));
+    expect((await c.cmd('XMD5 log 2 3')).text).toBe(hex('md5', Buffer.from('log')));
+    // No such file: the numbers are the range.
+    expect((await c.cmd('XMD5 report 2 5')).text).toBe(hex('md5', Buffer.from('234')));
+    expect((await c.cmd('XSHA1 report 7')).text).toBe(hex('sha1', Buffer.from('789')));
+    // A start at the end of the file names no byte of it: HASH after the same RANG says 554 too.
+    expect((await c.cmd('XMD5 report 10')).code).toBe(554);
+    expect((await c.cmd('XCRC report 10 12')).code).toBe(554);
+    expect((await c.cmd('RANG 10 12')).code).toBe(350);
+    expect((await c.cmd('HASH report')).code).toBe(554);
+    expect((await c.cmd('XMD5 report 9')).text).toBe(hex('md5', Buffer.from('9')));
   });
 });
 
@@ -465,6 +486,16 @@ describe('SITE', () => {
     expect((await c.cmd('SITE FROB')).code).toBe(500);
     const off = await session(new MemoryProvider(), { siteCommands: false });
     expect((await off.cmd('SITE HELP')).code).toBe(502);
+  });
+
+  it('UTIME takes a time to the minute (YYYYMMDDhhmm), in both forms, as ProFTPD does', async () => {
+    const c = await session();
+    await put(c, 'my file.txt', 'x');
+    expect((await c.cmd('SITE UTIME 202201020304 my file.txt')).code).toBe(200);
+    expect((await c.cmd('MDTM my file.txt')).text).toBe('20220102030400');
+    expect((await c.cmd('SITE UTIME my file.txt 202401010000 202304050607 202401010000 UTC')).code).toBe(200);
+    expect((await c.cmd('MDTM my file.txt')).text).toBe('20230405060700');
+    expect((await c.cmd('SITE UTIME 2022010203 my file.txt')).code).toBe(501);
   });
 });
 

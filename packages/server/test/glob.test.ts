@@ -30,6 +30,17 @@ const cases: Array<[pattern: string, name: string, expected: boolean]> = [
   ['a*b*c', 'aXcYb', false],
   ['**a', 'xxa', true],
   ['.*', '.hidden', true],
+  // A leading dot is matched only by a dot the pattern starts with, as the shell and glob(3) match it.
+  ['*', '.hidden', false],
+  ['?hidden', '.hidden', false],
+  ['[.]hidden', '.hidden', false],
+  ['[!a]hidden', '.hidden', false],
+  ['*', '..', false],
+  ['.h*', '.hidden', true],
+  ['.*', 'visible', false],
+  ['*.*', 'a.b', true],
+  ['*.*', '.b', false],
+  ['a*', 'a.', true],
   ['*\\*', 'a\\b\\', true],
   ['line\nbreak*', 'line\nbreak here', true],
 ];

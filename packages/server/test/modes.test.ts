@@ -59,6 +59,13 @@ describe('MODE Z', () => {
     }
   });
 
+  it('with MODE Z off, HELP still lists MODE, and every command of RFC 959 §5.1\'s minimum implementation', async () => {
+    const { c } = await session();
+    const verbs = (await c.cmd('HELP')).lines.slice(1, -1).join(' ').split(/\s+/);
+    for (const verb of ['USER', 'QUIT', 'PORT', 'TYPE', 'MODE', 'STRU', 'RETR', 'STOR', 'NOOP']) expect(verbs, verb).toContain(verb);
+    expect((await c.cmd('HELP MODE')).text).toContain('MODE <S|Z>');
+  });
+
   it('a corrupt deflate stream fails the upload instead of storing garbage as complete', async () => {
     const { c } = await session({ modeZ: true });
     expect((await c.cmd('MODE Z')).code).toBe(200);

@@ -149,6 +149,33 @@ describe('review findings', () => {
     expect(await nlst('?[z-a]')).toEqual(['x[z-a]']);
   });
 
+  it('NLST * and LIST * leave out names that start with a dot, as the shell and proftpd do; .* names them; plain LIST keeps them', async () => {
+    await put('.hidden', '1');
+    await put('shown', '2');
+    expect((await c.cmd('MKD .dir')).code).toBe(257);
+    await put('.dir/.inner', '3');
+    await put('.dir/inner', '4');
+    const lines = async (command: string): Promise<string[]> => {
+      const socket = await c.passive();
+      const r = await c.cmd(command);
+      if (r.code !== 150) {
+        socket.destroy();
+        return [String(r.code)];
+      }
+      const out = (await readAll(socket)).toString();
+      expect((await c.next()).code).toBe(226);
+      return out.split('\r\n').filter(Boolean);
+    };
+    const names = (listing: string[]): string[] => listing.map((l) => l.slice(l.lastIndexOf(' ') + 1));
+    expect(await lines('NLST *')).toEqual(['shown']);
+    expect(await lines('NLST ?hidden')).toEqual(['550']);
+    expect(names(await lines('LIST *'))).toEqual(['shown']);
+    expect(await lines('NLST .*')).toEqual(['.dir', '.hidden']);
+    expect(await lines('NLST .dir/*')).toEqual(['.dir/inner']);
+    expect(names(await lines('LIST'))).toEqual(['.dir', '.hidden', 'shown']);
+    expect(await lines('NLST')).toEqual(['.dir', '.hidden', 'shown']);
+  });
+
   it('RMD of the working directory is refused', async () => {
     expect((await c.cmd('MKD here')).code).toBe(257);
     expect((await c.cmd('CWD here')).code).toBe(250);

@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { MemoryProvider } from '@ftp/vfs';
+import { MemoryProvider, readOnly, type FsProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FtpServer, MemoryBanStore, type FtpServerOptions, type ServerSettings } from '../src/index.js';
+import { FtpServer, MemoryBanStore, type FtpServerOptions, type Permissions, type ServerSettings } from '../src/index.js';
 import { PASSWORD, RawClient, readAll, USER, writeAndClose } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -317,6 +317,48 @@ describe('permissions', () => {
       expect(linkLine?.[1]).toBe(facts.at(-1));
     }
     expect(facts).toEqual(['cdeflmp', 'adfrw', 'df', 'celm', 'rw', '', 'deflp', 'adf', 'df']);
+  });
+  it('FEAT offers MFMT, MFCT and COMB only to a user who may use them, on storage that can change (ftpd read-only users, anonymous)', async () => {
+    const fs = new MemoryProvider();
+    const w = await fs.createWriteStream('/f.txt');
+    await new Promise<void>((r) => w.end('x', () => r()));
+    const none = { write: false, append: false, delete: false, rename: false, mkdir: false, rmdir: false, site: false };
+    const cases: Array<[login: { fs: FsProvider; permissions?: Partial<Permissions> }, offered: string[]]> = [
+      [{ fs }, ['COMB', 'MFCT', 'MFMT']],
+      // ftpd's read-only user: nothing granted but read, and a read-only view.
+      [{ fs: readOnly(fs), permissions: none }, []],
+      // Granted, but over a read-only view: every change would fail.
+      [{ fs: readOnly(fs) }, []],
+      [{ fs, permissions: { site: false } }, ['COMB']],
+      // COMB writes the target and removes the parts.
+      [{ fs, permissions: { delete: false } }, ['MFCT', 'MFMT']],
+      [{ fs, permissions: { write: false } }, ['MFCT', 'MFMT']],
+    ];
+    for (const [login, offered] of cases) {
+      const server = new FtpServer({ settings: { failedLoginDelay: 0 }, driver: { authenticate: () => login } });
+      const { port } = await server.listen(0, '127.0.0.1');
+      cleanups.push(() => server.close());
+      const c = await connect(port);
+      await c.login();
+      const feat = (await c.cmd('FEAT')).lines.map((l) => l.trim());
+      expect(['COMB', 'MFCT', 'MFMT'].filter((f) => feat.includes(f)), JSON.stringify(login.permissions ?? 'all')).toEqual(offered);
+      // What FEAT leaves out is refused, whatever HELP says it recognizes.
+      if (!offered.includes('MFMT')) expect((await c.cmd('MFMT 20200102030405 f.txt')).code).toBe(550);
+      if (!offered.includes('COMB')) expect((await c.cmd('COMB t.txt f.txt')).code).toBe(550);
+      const help = (await c.cmd('HELP')).text;
+      expect(help).toMatch(/\bMFMT\b/);
+      expect(help).toMatch(/\bCOMB\b/);
+    }
+    // Anonymous sessions: the server's read-only view, no permission to change anything.
+    const { port } = await serve({}, { anonymous: { fs } });
+    const c = await connect(port);
+    await c.next();
+    await c.cmd('USER anonymous');
+    expect((await c.cmd('PASS me@example.com')).code).toBe(230);
+    const feat = (await c.cmd('FEAT')).lines.map((l) => l.trim());
+    expect(feat.filter((f) => ['COMB', 'MFCT', 'MFMT'].includes(f))).toEqual([]);
+    expect((await c.cmd('MFMT 20200102030405 f.txt')).code).toBe(550);
+    expect((await c.cmd('COMB t.txt f.txt')).code).toBe(550);
   });
 });
 

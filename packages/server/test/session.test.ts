@@ -442,6 +442,24 @@ describe('transfers', () => {
     expect(sp.text).toMatch(/ x$/m);
   });
 
+  it('STAT of a missing path, or of a pattern matching nothing, answers 450 (RFC 959 §5.4 lists no 550 for it); LIST and NLST keep 550', async () => {
+    await upload(c, 'x', 'x');
+    for (const command of ['STAT nope', 'STAT -la nope', 'STAT *.zip', 'STAT nope/x']) {
+      expect((await c.cmd(command)).code, command).toBe(450);
+    }
+    // lftp sends a listing refused with a 4xx again and again, curl takes one for an empty listing; and the commands
+    // whose replies do list 550 keep it.
+    const socket = await c.passive();
+    for (const command of ['LIST nope', 'NLST nope', 'LIST *.zip', 'MLSD nope', 'MLST nope', 'RETR nope', 'SIZE nope', 'MDTM nope', 'DELE nope', 'CWD nope']) {
+      expect((await c.cmd(command)).code, command).toBe(550);
+    }
+    c.send('NLST');
+    expect((await c.next()).code).toBe(150);
+    expect((await readAll(socket)).toString()).toBe('x\r\n');
+    expect((await c.next()).code).toBe(226);
+    expect((await c.cmd('STAT x')).code).toBe(213);
+  });
+
   it('ABOR with no transfer answers 225; during a download 426 then 226', async () => {
     expect((await c.cmd('ABOR')).code).toBe(225);
     await upload(c, 'big', Buffer.alloc(8 * 1024 * 1024, 7));

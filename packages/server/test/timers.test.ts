@@ -2,16 +2,16 @@ import { once } from 'node:events';
 import { mkdir, symlink, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalProvider, MemoryProvider, type HashAlgorithm, type HashOptions } from '@ftp/vfs';
-import { afterEach, expect, it } from 'vitest';
-import { RawClient, readAll, startServer } from './helpers.js';
+import { LocalProvider, MemoryProvider, type FsProvider, type HashAlgorithm, type HashOptions } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listingLines, RawClient, readAll, startServer } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-async function session(settings: object, fs?: LocalProvider) {
+async function session(settings: object, fs?: FsProvider) {
   const ctx = await startServer({ settings, ...(fs ? { fs } : {}) });
   const c = await RawClient.connect(ctx.port);
   cleanups.push(() => ctx.close(), () => c.close());
@@ -176,4 +176,87 @@ it('MLSD and MLST give a link the facts of what it leads to, as RETR and SIZE fo
   expect((await c.cmd('MLST loop')).lines[1]).toMatch(/type=OS\.unix=symlink;/);
   expect((await c.cmd('MLST to-folder')).lines[1]).toMatch(/type=dir;/);
   expect((await c.cmd('SIZE to-file')).text).toBe('4');
+});
+
+describe('a cycle through links that each look like they lead elsewhere is cut (mirroring clients went 80 levels down)', () => {
+  // cyc/a/l -> ../b/c and cyc/b/c/m -> ../../b: `cyc/a/l` is really cyc/b/c, so its `m` leads to the folder above it.
+  // x/l -> ../y and y/k -> ../x: neither leads above its own folder, but `x/l/k` is x again, on the way in.
+  const links: Array<[target: string, link: string]> = [
+    ['../b/c', 'cyc/a/l'],
+    ['../../b', 'cyc/b/c/m'],
+    ['../y', 'x/l'],
+    ['../x', 'y/k'],
+  ];
+  const folders = ['cyc', 'cyc/a', 'cyc/b', 'cyc/b/c', 'x', 'y'];
+
+  /** Each entry's type fact in an MLSD of `path`. */
+  async function types(c: RawClient, path: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const line of await listingLines(c, `MLSD ${path}`)) {
+      const [facts = '', name = ''] = line.split(/ (.*)/s);
+      out[name] = /(?:^|;)type=([^;]+);/.exec(facts)?.[1] ?? '?';
+    }
+    return out;
+  }
+
+  /** What `lftp mirror` does: every folder MLSD shows, descended into; the deepest level reached (at most 12). */
+  async function mirrorDepth(c: RawClient, root: string): Promise<number> {
+    let deepest = 0;
+    const queue: Array<[path: string, depth: number]> = [[root, 0]];
+    while (queue.length > 0) {
+      const [path, depth] = queue.shift()!;
+      deepest = Math.max(deepest, depth);
+      if (depth >= 12) continue;
+      for (const [name, type] of Object.entries(await types(c, path))) if (type === 'dir') queue.push([`${path}/${name}`, depth + 1]);
+    }
+    return deepest;
+  }
+
+  async function check(fs: FsProvider): Promise<void> {
+    const { c } = await session({}, fs);
+    const a = await types(c, 'cyc/a');
+    expect(a.l).toBe('dir');
+    expect(await types(c, 'cyc/a/l')).toEqual({ m: 'OS.unix=symlink', 'file.txt': 'file' });
+    expect((await c.cmd('MLST cyc/a/l/m')).lines[1]).toMatch(/type=OS\.unix=symlink;/);
+    expect((await types(c, 'cyc/b/c')).m).toBe('OS.unix=symlink');
+    expect((await types(c, 'x')).l).toBe('dir');
+    expect((await types(c, 'x/l')).k).toBe('OS.unix=symlink');
+    expect((await c.cmd('MLST x/l/k')).lines[1]).toMatch(/type=OS\.unix=symlink;/);
+    // A link to a folder elsewhere is still a folder, and a walk of the whole tree ends.
+    expect((await c.cmd('MLST x/l')).lines[1]).toMatch(/type=dir;/);
+    expect(await mirrorDepth(c, '/cyc')).toBeLessThanOrEqual(3);
+    expect(await mirrorDepth(c, '/')).toBeLessThanOrEqual(4);
+  }
+
+  async function seeded(fs: MemoryProvider): Promise<MemoryProvider> {
+    for (const f of folders) await fs.mkdir(`/${f}`);
+    const w = await fs.createWriteStream('/cyc/b/c/file.txt');
+    await new Promise<void>((r) => w.end('x', () => r()));
+    for (const [target, link] of links) await fs.symlink(target, `/${link}`);
+    return fs;
+  }
+
+  it('on the memory backend', async () => {
+    await check(await seeded(new MemoryProvider()));
+  });
+
+  it('on storage that gives no inode (told apart by where the links really lead)', async () => {
+    class NoInodes extends MemoryProvider {
+      override async stat(path: string) {
+        const st = await super.stat(path);
+        st.ino = 0;
+        return st;
+      }
+    }
+    await check(await seeded(new NoInodes()));
+  });
+
+  it('on the local disk', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ftp-root-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    for (const f of folders) await mkdir(join(root, f));
+    await writeFile(join(root, 'cyc/b/c/file.txt'), 'x');
+    for (const [target, link] of links) await symlink(target, join(root, link));
+    await check(new LocalProvider(root));
+  });
 });

@@ -12,6 +12,7 @@ import {
 } from '@ftp/protocol';
 import { describeCapabilities, dirname, hashFile, openReadStream, openWriteStream, resolvePath, type FileStats } from '@ftp/vfs';
 import { pipeline } from 'node:stream/promises';
+import type { Permissions } from '../driver.js';
 import { FtpError } from '../errors.js';
 import { banKey } from '../login-guard.js';
 import { rangesSendable, requirePermission, takeRange, type Session } from '../session.js';
@@ -68,13 +69,15 @@ export async function hash(s: Session, arg: string): Promise<void> {
 export function legacyHash(algorithm: HashAlgorithm) {
   return async (s: Session, arg: string): Promise<void> => {
     requirePermission(s, 'read');
-    const { path: name, rest } = splitQuotedPath(arg);
+    const { path: name, rest } = await splitHashArgument(s, arg);
     const numbers = rest.trim() === '' ? [] : rest.trim().split(/\s+/);
     if (numbers.length > 2 || numbers.some((n) => !/^\d+$/.test(n))) throw new FtpError(501, 'Syntax: X<ALGO> <path> [<start> [<end>]].');
     const path = s.resolve(name);
     const st = await plainFile(s, path);
-    // As HASH: a range that starts past the end names no byte of the file (not an empty digest).
-    if (Number(numbers[0] ?? 0) > st.size) throw new FtpError(554, `Range start ${numbers[0]} is beyond the end of the file (${st.size} bytes).`);
+    // As HASH: a range that starts at or past the end names no byte of the file (not an empty digest).
+    if (numbers[0] !== undefined && Number(numbers[0]) >= st.size) {
+      throw new FtpError(554, `Range start ${numbers[0]} is beyond the end of the file (${st.size} bytes).`);
+    }
     const start = Math.min(Number(numbers[0] ?? 0), st.size);
     const end = Math.min(numbers[1] !== undefined ? Number(numbers[1]) : st.size, st.size);
     if (end < start) throw new FtpError(501, 'The end is before the start.');
@@ -108,16 +111,35 @@ async function digestOf(s: Session, path: string, algorithm: HashAlgorithm, star
 }
 
 
-/** A path that may be double-quoted (so it can hold spaces), and what follows it. */
-function splitQuotedPath(arg: string): { path: string; rest: string } {
+/**
+ * The path of an XCRC/XMD5/XSHA* argument, which may be double-quoted (so it can hold spaces), and what follows it.
+ * Unquoted, up to two trailing numbers are the range, but as with MDTM and a time, a file named with them wins:
+ * `XMD5 report 2024` is the digest of `report 2024` where there is one, else of `report` from byte 2024.
+ */
+async function splitHashArgument(s: Session, arg: string): Promise<{ path: string; rest: string }> {
   const trimmed = arg.trimStart();
   if (trimmed.startsWith('"')) {
     const close = trimmed.indexOf('"', 1);
     if (close > 0) return { path: trimmed.slice(1, close), rest: trimmed.slice(close + 1) };
   }
-  // Unquoted: trailing numbers are the range, the rest is the path.
   const m = /^(.*?)((?:\s+\d+){0,2})$/.exec(arg);
-  return { path: m?.[1] ?? arg, rest: m?.[2] ?? '' };
+  const path = m?.[1] ?? arg;
+  const numbers = m?.[2]?.match(/\s+\d+/g) ?? [];
+  // The longest name first: the whole argument, then all but its last number.
+  for (let kept = numbers.length; kept > 0; kept--) {
+    const name = path + numbers.slice(0, kept).join('');
+    if (await exists(s, name)) return { path: name, rest: numbers.slice(kept).join('') };
+  }
+  return { path, rest: numbers.join('') };
+}
+
+async function exists(s: Session, name: string): Promise<boolean> {
+  try {
+    await s.vfs.stat(s.resolve(name));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** AVBL (draft-peterson-streamlined-ftp-command-extensions): free bytes where the path is. */
@@ -266,6 +288,14 @@ export async function mdtmSet(s: Session, arg: string): Promise<boolean> {
   if (literal) return false;
   await setModified(s, m[2] as string, parseFtpTime(m[1] as string));
   return true;
+}
+
+/**
+ * Whether the session could make changes that need `what`: the user has the permission, and the storage is not a
+ * read-only view (whose every change fails). Before login, what the user will be allowed is not known yet: yes.
+ */
+export function mayChange(s: Session, what: keyof Permissions): boolean {
+  return s.permissions[what] && s.fs?.readonly !== true;
 }
 
 /** Whether the provider can do what an optional FEAT line promises. */

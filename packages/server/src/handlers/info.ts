@@ -65,14 +65,15 @@ export function help(s: Session, arg: string): Promise<void> | void {
 }
 
 /**
- * Whether HELP lists `verb`: implemented, not disabled, and, for a command whose FEAT line depends on the session
- * (MFMT and MFCT on the storage's capabilities, AUTH, PBSZ and PROT on TLS), offered to this session as FEAT offers it:
- * a command that would answer 502 is not listed as recognized.
+ * Whether HELP lists `verb`: implemented, not disabled, and served to this session (MFMT, MFCT and AVBL where the
+ * storage can, AUTH, PBSZ and PROT where there is TLS): a command that would answer 502 is not listed as recognized.
+ * Not what FEAT offers: FEAT names MODE only for its Z, and offers MFMT only to users who may use it, yet both
+ * commands are recognized (RFC 959 §5.1 makes MODE part of the minimum implementation).
  */
 function offered(s: Session, verb: string): boolean {
   const spec = COMMANDS[verb];
   if (!spec?.handler || s.settings.disabledCommands.includes(verb)) return false;
-  return typeof spec.feat !== 'function' || spec.feat(s) !== undefined;
+  return spec.served?.(s) !== false;
 }
 
 /** NOOP. */

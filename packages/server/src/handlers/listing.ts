@@ -1,5 +1,18 @@
 import { formatFacts, formatListLine, formatNlstLine, type FactEntry, type ListEntry } from '@ftp/protocol';
-import { basename, dirname, joinPath, listDirectory, resolvePath, listDirectorySlices, slicesOf, VfsError, type DirEntry, type DirSlices, type FileStats } from '@ftp/vfs';
+import {
+  basename,
+  dirname,
+  joinPath,
+  listDirectory,
+  listDirectorySlices,
+  slicesOf,
+  splitPath,
+  VfsError,
+  type DirEntry,
+  type DirSlices,
+  type FileStats,
+  type FsProvider,
+} from '@ftp/vfs';
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -461,8 +474,10 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
 /** MLSD's lines, a slice at a time. */
 async function* mlsdLines(s: Session, path: string, slices: DirSlices): AsyncGenerator<Iterable<string>> {
   const facts = s.mlstFacts;
+  // Made at the first link: a listing without links pays nothing for it.
+  let guard: LoopGuard | undefined;
   for await (const slice of slices) {
-    const entries = hasLink(slice) ? await followLinks(s, path, slice) : slice;
+    const entries = hasLink(slice) ? await followLinks(s, (guard ??= new LoopGuard(s, path)), slice) : slice;
     yield map(entries, (e) => formatFacts(toFactEntry(s, e.name, e.stats), facts));
   }
 }
@@ -478,36 +493,134 @@ function hasLink(entries: readonly DirEntry[]): boolean {
  * so rclone found every such download "corrupted" (0 against its size) and lftp's mirror left links out. A link
  * that leads nowhere the session may go (dangling, out of the root) stays a link.
  */
-async function followLinks(s: Session, dir: string, entries: readonly DirEntry[]): Promise<DirEntry[]> {
-  return Promise.all(entries.map(async (e) => (e.stats.isSymbolicLink() ? ((await followedLink(s, dir, e.name)) ?? e) : e)));
+async function followLinks(s: Session, guard: LoopGuard, entries: readonly DirEntry[]): Promise<DirEntry[]> {
+  return Promise.all(entries.map(async (e) => (e.stats.isSymbolicLink() ? ((await followedLink(s, guard, e.name)) ?? e) : e)));
 }
 
 /**
- * The stats of what the link `name` in `dir` leads to, or null when it stays a link: it leads nowhere the session
- * may go, or to `dir` itself or a folder above it (`loop -> .`, `up -> ..`), which as a folder mirroring clients
- * would descend into until the path is too long.
+ * The stats of what the link `name` in the guard's folder leads to, or null when it stays a link: it leads nowhere
+ * the session may go, or back to a folder a client descending into it would already have been in (see
+ * {@link LoopGuard}), which as a folder mirroring clients would descend into until the path is too long.
  */
-async function followedLink(s: Session, dir: string, name: string): Promise<DirEntry | null> {
-  const path = joinPath(dir, name);
-  const followed = await s.vfs.stat(path).catch(() => null);
-  if (followed === null || (followed.isDirectory() && (await leadsAbove(s, dir, path)))) return null;
+async function followedLink(s: Session, guard: LoopGuard, name: string): Promise<DirEntry | null> {
+  const followed = await s.vfs.stat(joinPath(guard.dir, name)).catch(() => null);
+  if (followed === null || (followed.isDirectory() && (await guard.leadsBack(name, followed)))) return null;
   return { name, stats: followed };
 }
 
-/** Whether the link at `path` (in `dir`) names `dir` itself or a folder above it. */
-async function leadsAbove(s: Session, dir: string, path: string): Promise<boolean> {
-  if (!s.vfs.readlink) return false;
-  const to = await s.vfs.readlink(path).catch(() => null);
-  if (to === null) return false;
-  const target = resolvePath(dir, to);
-  return target === '/' || dir === target || dir.startsWith(`${target}/`);
+/** Links followed, in all, to find where one path really is (Linux's MAXSYMLINKS); past it the path counts as unknown. */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * Which folders a link in the listed folder `dir` may not be shown as a folder for: the listed folder itself, every
+ * folder above it where it really is, and every folder on the path that reached it. Mirroring clients descend into
+ * what MLSD calls a folder, and a link back to one of these leads them round for ever. Compared by identity (the
+ * `unique` fact: device and inode) of where the link leads, not by path: a folder reached through a link is not
+ * where its path says, so `a/l -> ../b/c` with `b/c/m -> ../../b` showed `m` in `a/l` (which is `b/c`) as a folder,
+ * then `c` in `a/l/m` (which is `b`), and so on: lftp's mirror went 80 levels down. Worked out at the listing's first
+ * link to a folder, once: a handful of calls per level of the path, whatever the folder holds.
+ */
+class LoopGuard {
+  #known: Promise<Guarded> | undefined;
+
+  constructor(
+    readonly s: Session,
+    readonly dir: string,
+  ) {}
+
+  /** Whether the link `name`, which leads to the folder `followed`, leads back to a guarded folder. */
+  async leadsBack(name: string, followed: FileStats): Promise<boolean> {
+    const known = await (this.#known ??= guarded(this.s.vfs, this.dir));
+    const id = uniqueFact(followed);
+    if (id !== undefined && known.ids.has(id)) return true;
+    if (id !== undefined && known.complete) return false;
+    // Storage that gives no identity: where the link really leads, by path. One that cannot be told stays a link.
+    const target = await walk(this.s.vfs, known.real, [name]).catch(() => null);
+    return target === null || known.paths.has(target);
+  }
+}
+
+/** The folders a {@link LoopGuard} guards: their real paths, and their identities where the storage gives them. */
+interface Guarded {
+  /** The listed folder's real path: its links' relative targets start there. */
+  real: string;
+  paths: Set<string>;
+  ids: Set<string>;
+  /** Every guarded folder had an identity. */
+  complete: boolean;
+}
+
+async function guarded(fs: FsProvider, dir: string): Promise<Guarded> {
+  // Unresolvable (a link on the way that cannot be read): the path as given, as if it held no link.
+  const along = (await realPathsAlong(fs, dir).catch(() => null)) ?? [...ancestorsOf(dir), dir];
+  const real = along[along.length - 1] as string;
+  const paths = new Set([...along, ...ancestorsOf(real)]);
+  const ids = new Set<string>();
+  let complete = true;
+  await Promise.all(
+    [...paths].map(async (p) => {
+      const st = await fs.stat(p).catch(() => null);
+      const id = st === null ? undefined : uniqueFact(st);
+      if (id === undefined) complete = false;
+      else ids.add(id);
+    }),
+  );
+  return { real, paths, ids, complete };
+}
+
+/** The folders above a normalised path, its parent first, up to `/`. */
+function ancestorsOf(path: string): string[] {
+  const out: string[] = [];
+  for (let p = path; p !== '/'; ) out.push((p = dirname(p)));
+  return out;
+}
+
+/** Where each folder on the way to `path` really is, links followed: `/`'s, then one per segment, `path`'s last. */
+async function realPathsAlong(fs: FsProvider, path: string): Promise<string[]> {
+  const out = ['/'];
+  const hops = { n: 0 };
+  let real = '/';
+  for (const name of splitPath(path)) {
+    real = await walk(fs, real, [name], hops);
+    out.push(real);
+  }
+  return out;
+}
+
+/**
+ * The real path reached from the real (link-free) folder `from` through `names`, following links as the kernel
+ * does: a relative target from the folder the link really is in, `..` from there too. Without `lstat` and `readlink`
+ * the storage shows no links, and the path is taken as it is.
+ */
+async function walk(fs: FsProvider, from: string, names: string[], hops = { n: 0 }): Promise<string> {
+  const { lstat, readlink } = fs;
+  let real = from;
+  const pending = [...names];
+  while (pending.length > 0) {
+    const name = pending.shift() as string;
+    if (name === '' || name === '.') continue;
+    if (name === '..') {
+      real = dirname(real);
+      continue;
+    }
+    const next = joinPath(real, name);
+    if (!lstat || !readlink || !(await lstat.call(fs, next)).isSymbolicLink()) {
+      real = next;
+      continue;
+    }
+    if (++hops.n > MAX_LINK_HOPS) throw new VfsError('ELOOP', undefined, { syscall: 'stat', path: next });
+    const target = await readlink.call(fs, next);
+    if (target.startsWith('/')) real = '/';
+    pending.unshift(...target.split('/'));
+  }
+  return real;
 }
 
 /** MLST (RFC 3659 §7): the facts of one entry, on the control connection (a link's: see {@link followLinks}). */
 export async function mlst(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg.trim() === '' ? '.' : arg);
   const own = await statOf(s, path);
-  const st = own.isSymbolicLink() ? ((await followedLink(s, dirname(path), basename(path)))?.stats ?? own) : own;
+  const st = own.isSymbolicLink() ? ((await followedLink(s, new LoopGuard(s, dirname(path)), basename(path)))?.stats ?? own) : own;
   const line = formatFacts(toFactEntry(s, path, st), s.mlstFacts);
   return s.reply(250, [`Listing ${path}`, ` ${line}`, 'End']);
 }
