@@ -360,6 +360,17 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   }
 
   /**
+   * As {@link resolve}, for a command that names a file (RETR, STOR, APPE, STOU, DELE, SIZE, MDTM, HASH): a trailing
+   * slash names a folder, as in any POSIX path (`open("f/")` is ENOTDIR), so `name/` is refused with `refusal` rather
+   * than taken for `name` (a STOR of `new/` made a file `new`).
+   */
+  resolveFile(arg: string, refusal: 550 | 553 = 550): string {
+    const path = this.resolve(arg);
+    if (arg.endsWith('/') && path !== '/') throw new FtpError(refusal, `${arg}: a trailing slash names a folder, not a file.`);
+    return path;
+  }
+
+  /**
    * The path of an object a command is about to create or name anew (MKD, RNTO, COMB's target, SITE SYMLINK): as
    * {@link resolve}, and refused by {@link refuseUnlistableName}. (STOR, APPE and STOU check in `store` only a file
    * that does not exist yet: one already stored keeps its name.)

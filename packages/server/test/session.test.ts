@@ -247,6 +247,29 @@ describe('directories and files', () => {
     expect((await c.cmd('CWD moved')).code).toBe(250);
   });
 
+  it('a trailing slash names a folder: RETR, STOR, APPE, STOU, DELE, SIZE, MDTM, HASH and RNFR of `file/` are refused, not taken for `file`', async () => {
+    await upload(c, 'f.txt', 'hello');
+    for (const line of ['SIZE f.txt/', 'MDTM f.txt/', 'DELE f.txt/', 'RNFR f.txt/', 'HASH f.txt/']) {
+      expect({ line, code: (await c.cmd(line)).code }).toEqual({ line, code: 550 });
+    }
+    await c.cmd('EPSV');
+    expect((await c.cmd('RETR f.txt/')).code).toBe(550);
+    for (const line of ['STOR new.txt/', 'APPE new.txt/', 'STOU new.txt/']) {
+      await c.cmd('EPSV');
+      expect({ line, code: (await c.cmd(line)).code }).toEqual({ line, code: 553 });
+    }
+    // Nothing was made, deleted or renamed: the file is whole, and no `new.txt` exists.
+    expect(await c.cmd('SIZE f.txt')).toMatchObject({ code: 213, text: '5' });
+    expect((await c.cmd('SIZE new.txt')).code).toBe(550);
+    // A folder with a trailing slash still works where a folder is meant.
+    expect((await c.cmd('MKD d/')).code).toBe(257);
+    expect((await c.cmd('CWD d/')).code).toBe(250);
+    expect((await c.cmd('CDUP')).code).toBe(250);
+    expect((await c.cmd('RNFR d/')).code).toBe(350);
+    expect((await c.cmd('RNTO e/')).code).toBe(250);
+    expect((await c.cmd('RMD e/')).code).toBe(250);
+  });
+
   it('NUL in a path is refused', async () => {
     expect((await c.cmd('MKD a\0b')).code).toBe(501);
   });

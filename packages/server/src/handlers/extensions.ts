@@ -53,7 +53,7 @@ export function rang(s: Session, arg: string): Promise<void> | void {
 export async function hash(s: Session, arg: string): Promise<void> {
   const range = takeRange(s);
   requirePermission(s, 'read');
-  const path = s.resolve(arg);
+  const path = s.resolveFile(arg);
   const st = await plainFile(s, path);
   // A digest must be of at least one byte of the file (its end is clamped to the last byte); RETR sends 0 octets.
   if (range && range.start >= st.size) throw new FtpError(554, `Range start ${range.start} is beyond the end of the file (${st.size} bytes).`);

@@ -6,7 +6,7 @@ import { mdtmSet } from './extensions.js';
 /** DELE: removes a file (a directory needs RMD). */
 export async function dele(s: Session, arg: string): Promise<void> {
   requirePermission(s, 'delete');
-  const path = s.resolve(arg);
+  const path = s.resolveFile(arg);
   const st = await lstatOf(s, path);
   if (st.isDirectory()) throw new FtpError(550, `${path}: Is a directory; use RMD.`);
   await s.vfs.unlink(path);
@@ -18,7 +18,9 @@ export async function rnfr(s: Session, arg: string): Promise<void> {
   requirePermission(s, 'rename');
   const path = s.resolve(arg);
   if (path === '/') throw new FtpError(550, 'Cannot rename the root directory.');
-  await lstatOf(s, path);
+  const st = await lstatOf(s, path);
+  // A trailing slash names a folder (rename(2) gives ENOTDIR for `file/`), as at RNTO.
+  if (arg.endsWith('/') && !st.isDirectory()) throw new FtpError(550, `${arg}: Not a directory.`);
   s.renameFrom = path;
   return s.reply(350, 'Ready for RNTO.');
 }
@@ -39,7 +41,7 @@ export async function rnto(s: Session, arg: string): Promise<void> {
 
 /** SIZE (RFC 3659 §4): bytes of a plain file; a directory is 550. */
 export async function size(s: Session, arg: string): Promise<void> {
-  const path = s.resolve(arg);
+  const path = s.resolveFile(arg);
   const st = await s.vfs.stat(path);
   if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
   // Digits only (RFC 3659 §4): a provider's NaN, negative or text size is its error, not a size to tell.
@@ -55,7 +57,7 @@ function storageNonsense(path: string, what: string): FtpError {
 /** MDTM (RFC 3659 §3): modification time in UTC, `YYYYMMDDHHMMSS`. */
 export async function mdtm(s: Session, arg: string): Promise<void> {
   if (await mdtmSet(s, arg)) return;
-  const path = s.resolve(arg);
+  const path = s.resolveFile(arg);
   const st = await s.vfs.stat(path);
   if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
   let time: string;

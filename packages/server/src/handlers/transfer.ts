@@ -15,7 +15,7 @@ export async function retr(s: Session, arg: string): Promise<void> {
   const range = takeRange(s);
   let offset = takeRestOffset(s);
   requirePermission(s, 'read');
-  const path = s.resolve(arg);
+  const path = s.resolveFile(arg);
   // The type or mode changed after the RANG (which checked them): a converted range is not what was asked for.
   if (range && !rangesSendable(s)) throw new FtpError(551, 'RANG needs TYPE I and MODE S; the range is cleared.');
   if (range) offset = range.start;
@@ -87,7 +87,7 @@ export function stor(s: Session, arg: string): Promise<void> {
   const offset = takeRestOffset(s);
   requirePermission(s, 'write');
   if (offset > 0) requirePermission(s, 'append');
-  return store(s, s.resolve(arg), offset > 0 ? { start: offset } : {});
+  return store(s, s.resolveFile(arg, 553), offset > 0 ? { start: offset } : {});
 }
 
 /** APPE: appends, creating the file when missing. */
@@ -95,7 +95,7 @@ export function appe(s: Session, arg: string): Promise<void> {
   refuseRangedUpload(s);
   takeRestOffset(s);
   requirePermission(s, 'append');
-  return store(s, s.resolve(arg), { append: true });
+  return store(s, s.resolveFile(arg, 553), { append: true });
 }
 
 /** STOU (RFC 1123 §4.1.2.9): stores under a name that does not exist yet, told in the 150 reply. */
@@ -104,7 +104,7 @@ export async function stou(s: Session, arg: string): Promise<void> {
   takeRestOffset(s);
   requirePermission(s, 'write');
   // The name it picks is new: store() refuses it if it holds a line break.
-  const wanted = arg.trim() ? s.resolve(arg) : joinPath(s.cwd, 'ftp-upload');
+  const wanted = arg.trim() ? s.resolveFile(arg, 553) : joinPath(s.cwd, 'ftp-upload');
   let path = wanted;
   for (let i = 0; (await exists(s, path)) && i < 16; i++) path = `${wanted}.${randomBytes(4).toString('hex')}`;
   if (await exists(s, path)) throw new FtpError(450, 'Could not find a unique file name.');
