@@ -236,6 +236,84 @@ describe('MemoryProvider (own)', () => {
     expect(await new MemoryProvider().availableSpace('/')).toBe(Infinity);
   });
 
+  it('capacity: an upload whose file is deleted, renamed over or replaced still counts until it ends (ENOSPC past it)', async () => {
+    // The bug: the detached content stopped counting, and the upload stored whatever the client sent (50 MiB into a
+    // 1 MiB provider, usedBytes 0).
+    const KiB = 1024;
+    const chunk = Buffer.alloc(256 * KiB, 1);
+    const write = (ws: Awaited<ReturnType<typeof openWriteStream>>): Promise<string> =>
+      new Promise((resolve) => ws.write(chunk, (err) => resolve(err ? toVfsError(err).code : 'ok')));
+    for (const detach of ['unlink', 'rename', 'stor'] as const) {
+      const p = new MemoryProvider({ capacity: 1024 * KiB });
+      await p.writeFile('/other', 'x');
+      const up = await openWriteStream(p, '/f');
+      up.on('error', () => undefined);
+      expect(await write(up)).toBe('ok');
+      let replacing: Awaited<ReturnType<typeof openWriteStream>> | undefined;
+      if (detach === 'unlink') await p.unlink('/f');
+      else if (detach === 'rename') await p.rename('/other', '/f');
+      else replacing = await openWriteStream(p, '/f');
+      // Whatever the detaching, one byte stays in a file: '/other' (or, renamed, '/f').
+      expect(p.usedBytes, detach).toBe(256 * KiB + 1);
+      expect(await write(up), detach).toBe('ok');
+      expect(await write(up), detach).toBe('ok');
+      expect(p.usedBytes, detach).toBe(768 * KiB + 1);
+      expect(await write(up), detach).toBe('ENOSPC');
+      // The failed upload ended: its bytes are given back.
+      expect(up.destroyed, detach).toBe(true);
+      expect(p.usedBytes, detach).toBe(1);
+      replacing?.end('new');
+      if (replacing !== undefined) await once(replacing, 'finish');
+      expect(p.usedBytes, detach).toBe(detach === 'stor' ? 4 : 1);
+    }
+    // An upload that ends normally after its file was deleted gives its bytes back as well.
+    const p = new MemoryProvider({ capacity: 1024 * KiB });
+    const up = await openWriteStream(p, '/f');
+    expect(await write(up)).toBe('ok');
+    await p.unlink('/f');
+    expect(p.usedBytes).toBe(256 * KiB);
+    up.end();
+    await once(up, 'finish');
+    expect(p.usedBytes).toBe(0);
+  });
+
+  it('capacity: REST k + STOR keeps k bytes, not the whole block they were cut from', async () => {
+    // The bug: the kept prefix was a view of the old 256 KiB block, so each REST 1 + STOR held 256 KiB in memory
+    // while 1 byte counted against capacity.
+    const p = new MemoryProvider({ capacity: 1024 * 1024 });
+    const big = await openWriteStream(p, '/f');
+    big.end(Buffer.alloc(256 * 1024, 1));
+    await once(big, 'finish');
+    const rest = await openWriteStream(p, '/f', { start: 1 });
+    rest.end();
+    await once(rest, 'finish');
+    const chunks = await readAll(p, '/f');
+    expect(Buffer.concat(chunks)).toEqual(Buffer.from([1]));
+    for (const c of chunks) expect(c.buffer.byteLength).toBeLessThan(256 * 1024);
+    expect(p.usedBytes).toBe(1);
+  });
+
+  it('handle writes after a truncate to 0 or an overwrite from 0 of the whole file keep the file intact', async () => {
+    // The bug: the block being filled survived the rebuilt part list, so the next append wrote into the old block
+    // and close() copied it over the real last part ("abc" then "HELLO" at 0 read back as "abc\0\0").
+    const p = new MemoryProvider();
+    const cases: [string, (h: MemoryFileHandle) => void, string][] = [
+      ['overwrite', (h) => h.writeSync(Buffer.from('HELLO'), 0, 5, 0), 'HELLO'],
+      ['overwrite + append', (h) => (h.writeSync(Buffer.from('hello'), 0, 5, 0), h.writeSync(Buffer.from('XY'), 0, 2, 5)), 'helloXY'],
+      ['truncate + write', (h) => (h.truncateSync(0), h.writeSync(Buffer.from('XYZ'), 0, 3, 0)), 'XYZ'],
+      ['writeFile', (h) => h.writeFileSync('second'), 'second'],
+    ];
+    for (const [name, act, expected] of cases) {
+      const h = (await p.open('/f', 'w+')) as MemoryFileHandle;
+      h.writeSync(Buffer.from('abc'));
+      act(h);
+      expect(h.readFileSync('latin1'), name).toBe(expected);
+      h.closeSync();
+      expect(await p.readFile('/f', 'latin1'), name).toBe(expected);
+      expect(p.usedBytes, name).toBe(expected.length);
+    }
+  });
+
   it('REST beyond the end fills with zeros', async () => {
     const p = new MemoryProvider();
     await p.writeFile('/f', 'ab');

@@ -412,6 +412,36 @@ describe('SqliteProvider (own)', () => {
     p.close();
   });
 
+  it('a file being downloaded whose replacement fails (its detach rolled back) stays when the download closes', async () => {
+    // The bug: the detach rolled back, but the file stayed marked for deletion at its last reader's close, and the
+    // download's end deleted the live file.
+    const file = dbFile();
+    const p = new SqliteProvider(file, { chunkSize: 1000 });
+    await writeAll(p, '/a', pattern(100, 17));
+    const rs = await openReadStream(p, '/a');
+    const db = new DatabaseSync(file);
+    // The upload's final move fails (as a full disk at its COMMIT would): its transaction, the detach included, rolls back.
+    db.exec("CREATE TRIGGER fail BEFORE UPDATE OF parent ON nodes WHEN OLD.parent IS NULL AND NEW.name = 'a' BEGIN SELECT RAISE(ABORT, 'injected'); END;");
+    const ws = await openWriteStream(p, '/a');
+    ws.end(Buffer.from('new'));
+    expect(toVfsError((await once(ws, 'error'))[0]).code).toBe('EIO');
+    db.exec('DROP TRIGGER fail');
+    const chunks: Buffer[] = [];
+    for await (const c of rs) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(pattern(100, 17))).toBe(true);
+    for (let i = 0; i < 10; i++) await new Promise(setImmediate);
+    expect((await readAll(p, '/a')).equals(pattern(100, 17))).toBe(true);
+    // Deleted for real while read: it goes when the download closes.
+    const rs2 = await openReadStream(p, '/a');
+    await p.unlink('/a');
+    for await (const c of rs2) expect(c).toBeDefined();
+    for (let i = 0; i < 10; i++) await new Promise(setImmediate);
+    expect(db.prepare('SELECT count(*) AS n FROM nodes').get()).toEqual({ n: 1 });
+    expect(db.prepare('SELECT count(*) AS n FROM chunks').get()).toEqual({ n: 0 });
+    db.close();
+    p.close();
+  });
+
   it('renames a large tree with one UPDATE and refuses to move a directory into itself', async () => {
     const p = new SqliteProvider();
     p.mkdirSync('/t/a/b/c', { recursive: true });

@@ -64,24 +64,34 @@ class Content {
   #tail: Buffer | null = null;
   #tailUsed = 0;
   /**
-   * Whether this content counts against the store: false once the file is deleted or replaced, and for a content
-   * being built until `attach()`.
+   * Whether this is a file's content: false once the file is deleted or replaced, and for a content being built
+   * until `attach()`.
    */
   attached: boolean;
   /**
-   * The upload stream writing this content, until it ends: an upload that continues the file (APPE, REST + STOR)
-   * is refused meanwhile, as it would write into, or keep a prefix of, bytes still arriving.
+   * Whether its bytes count against the store. A detached content still counts while its upload runs, as an unlinked
+   * file being written still takes room on a disk: otherwise a DELE, a RNTO over it or another STOR of its path would
+   * let that upload store without bound past `capacity`.
+   */
+  counted: boolean;
+  /**
+   * The upload stream writing this content, until it ends (see {@link endWriter}): an upload that continues the
+   * file (APPE, REST + STOR) is refused meanwhile, as it would write into, or keep a prefix of, bytes still arriving.
    */
   writer: object | null = null;
 
   constructor(readonly store: Store, attached = true) {
-    this.attached = attached;
+    this.attached = this.counted = attached;
   }
 
-  /** A detached content holding the first `len` bytes of `src` (views, no copy), zero-extended past its end. */
+  /**
+   * A detached content holding the first `len` bytes of `src`, zero-extended past its end. Views, except of a part
+   * much smaller than the block under it: REST k + STOR would otherwise keep whole blocks alive while only k bytes
+   * count against `capacity`.
+   */
   static prefixOf(src: Content, len: number): Content {
     const c = new Content(src.store, false);
-    c.#pushViews(src, 0, Math.min(len, src.size));
+    c.#pushViews(src, 0, Math.min(len, src.size), true);
     if (len > c.size) c.#pushZeros(len - c.size);
     return c;
   }
@@ -105,7 +115,15 @@ class Content {
     }
   }
 
-  #pushViews(src: { parts: readonly Buffer[]; ends: readonly number[] }, from: number, to: number): void {
+  /** Empties the part list; the block being filled goes with it, so that no later append writes into it. */
+  #reset(): void {
+    this.parts = [];
+    this.ends = [];
+    this.size = 0;
+    this.#tail = null;
+  }
+
+  #pushViews(src: { parts: readonly Buffer[]; ends: readonly number[] }, from: number, to: number, compact = false): void {
     if (to <= from) return;
     this.#tail = null;
     let i = partIndex(src.ends, from);
@@ -115,7 +133,9 @@ class Content {
       const partStart = (src.ends[i] as number) - part.length;
       const a = pos - partStart;
       const b = Math.min(part.length, to - partStart);
-      this.#push(a === 0 && b === part.length ? part : part.subarray(a, b));
+      let view = a === 0 && b === part.length ? part : part.subarray(a, b);
+      if (compact && view.length * 2 < view.buffer.byteLength && view.buffer !== ZEROS.buffer) view = Buffer.from(view);
+      this.#push(view);
       pos = partStart + b;
       i++;
     }
@@ -154,7 +174,7 @@ class Content {
   writeAt(pos: number, data: Uint8Array): void {
     if (data.length === 0) return;
     const grow = Math.max(0, pos + data.length - this.size);
-    if (this.attached) this.store.reserve(grow);
+    if (this.counted) this.store.reserve(grow);
     if (pos >= this.size) {
       if (pos > this.size) this.#pushZeros(pos - this.size);
       this.#append(data);
@@ -162,9 +182,7 @@ class Content {
     }
     const old = { parts: this.parts, ends: this.ends, size: this.size };
     const end = pos + data.length;
-    this.parts = [];
-    this.ends = [];
-    this.size = 0;
+    this.#reset();
     this.#pushViews(old, 0, pos);
     this.#push(Buffer.from(data));
     if (end < old.size) this.#pushViews(old, end, old.size);
@@ -178,15 +196,13 @@ class Content {
   truncate(len: number): void {
     if (len === this.size) return;
     if (len > this.size) {
-      if (this.attached) this.store.reserve(len - this.size);
+      if (this.counted) this.store.reserve(len - this.size);
       this.#pushZeros(len - this.size);
       return;
     }
-    if (this.attached) this.store.release(this.size - len);
+    if (this.counted) this.store.release(this.size - len);
     const old = { parts: this.parts, ends: this.ends };
-    this.parts = [];
-    this.ends = [];
-    this.size = 0;
+    this.#reset();
     this.#pushViews(old, 0, len);
   }
 
@@ -229,13 +245,31 @@ class Content {
   attach(): void {
     if (this.attached) return;
     this.store.reserve(this.size);
-    this.attached = true;
+    this.attached = this.counted = true;
   }
 
-  /** Stops counting this content against the store (file deleted or replaced). */
+  /** Bytes that {@link detach} gives back to the store now. */
+  get freeable(): number {
+    return this.attached && this.writer === null ? this.size : 0;
+  }
+
+  /** The file is deleted or replaced: its bytes stop counting, once its upload (if any) ends. */
   detach(): void {
     if (!this.attached) return;
     this.attached = false;
+    if (this.writer === null) this.#uncount();
+  }
+
+  /** `writer` ends (once: a later writer's registration is left alone); a detached content stops counting. */
+  endWriter(writer: object): void {
+    if (this.writer !== writer) return;
+    this.writer = null;
+    if (!this.attached) this.#uncount();
+  }
+
+  #uncount(): void {
+    if (!this.counted) return;
+    this.counted = false;
     this.store.release(this.size);
   }
 }
@@ -346,9 +380,9 @@ class MemoryWriteStream extends Writable implements UploadStream {
     content.writer = this;
   }
 
-  /** Lets other uploads continue the content again (once: a later writer's registration is left alone). */
+  /** Lets other uploads continue the content again; a detached content stops counting against the store. */
   #release(): void {
-    if (this.#content.writer === this) this.#content.writer = null;
+    this.#content.endWriter(this);
   }
 
   #write(chunk: Buffer): void {
@@ -557,7 +591,7 @@ export class MemoryFileHandle {
  *   there).
  * - Renames of files and whole directories are O(1).
  * - `capacity` (default Infinity) bounds the bytes stored: writes past it fail with ENOSPC; `availableSpace` and
- *   `allocate` report against it.
+ *   `allocate` report against it. An upload whose file is deleted or replaced meanwhile counts until it ends.
  * - Every sync method of `VirtualProvider` works too, so it can be mounted with `@platformatic/vfs`'s `create()`.
  */
 export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> implements FsProvider {
@@ -778,8 +812,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   #install(node: FileNode, next: Content): void {
     const old = node.content;
     if (!next.attached) {
-      const freed = old.attached ? old.size : 0;
-      if (next.size > this.#store.capacity - this.#store.used + freed) throw fsError('ENOSPC', 'write');
+      if (next.size > this.#store.capacity - this.#store.used + old.freeable) throw fsError('ENOSPC', 'write');
       old.detach();
       next.attach();
     } else {

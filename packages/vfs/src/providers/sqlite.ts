@@ -924,8 +924,12 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     }
     this.#readers.delete(id);
     if (!this.#doomed.delete(id) || !this.#db.isOpen) return;
+    // Doomed inside a transaction that may have rolled back since (a failing COMMIT, a failed move): only a node still
+    // detached under its orphan name goes, as in #reclaimLoop.
     if ((this.#internals.getNode(id)?.size ?? 0) > DELETE_INLINE_BYTES) return this.#reclaim(id, orphanName(id));
-    this.#tx(() => this.#deleteWithChunks(id));
+    this.#tx(() => {
+      if ((this.#st.detachedName.get(id) as { name: string } | undefined)?.name === orphanName(id)) this.#deleteWithChunks(id);
+    });
   }
 
   #deleteWithChunks(id: number): void {
