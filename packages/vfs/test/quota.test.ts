@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { MemoryProvider, openWriteStream, quota, SqliteProvider, type FsProvider } from '../src/index.js';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { joinPath, listDirectory, LocalProvider, MemoryProvider, openWriteStream, quota, SqliteProvider, type FsProvider, type UploadStream } from '../src/index.js';
 
 async function put(p: FsProvider, path: string, bytes: number, options = {}): Promise<void> {
   const w = await openWriteStream(p, path, options);
@@ -137,5 +140,179 @@ describe('quota: what the inner upload says', () => {
     await new Promise<void>((resolve, reject) => w.end(Buffer.alloc(10, 1), (err?: Error | null) => (err ? reject(err) : resolve())));
     expect(w.storedBytes).toBe(5 * 1024 * 1024 + 10);
     inner.close();
+  });
+});
+
+const tmpRoots: string[] = [];
+afterAll(() => {
+  for (const root of tmpRoots) fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** The providers the review found the bugs on; `local` where the case applies to a disk. */
+const providers: Record<string, () => FsProvider & { close?(): void }> = {
+  memory: () => new MemoryProvider(),
+  sqlite: () => new SqliteProvider(':memory:'),
+  local: () => {
+    const root = fs.mkdtempSync(join(tmpdir(), 'vfs-quota-'));
+    tmpRoots.push(root);
+    return new LocalProvider(root);
+  },
+};
+
+/** Bytes the files under `p` really take, counted from scratch. */
+async function stored(p: FsProvider, dir = '/'): Promise<number> {
+  let sum = 0;
+  for (const e of await listDirectory(p, dir)) {
+    if (e.stats.isDirectory()) sum += await stored(p, joinPath(dir, e.name));
+    else if (e.stats.isFile()) sum += e.stats.size;
+  }
+  return sum;
+}
+
+const settled = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
+const finish = (w: NodeJS.WritableStream, bytes = 0): Promise<string | undefined> =>
+  new Promise((resolve) => {
+    w.once('error', (err: NodeJS.ErrnoException) => resolve(err.code));
+    w.end(Buffer.alloc(bytes, 3), (err?: Error | null) => resolve((err as NodeJS.ErrnoException | null | undefined)?.code));
+  });
+const interrupt = async (w: UploadStream): Promise<void> => {
+  w.on('error', () => {});
+  w.transferError?.(new Error('connection reset'));
+  w.destroy(new Error('connection reset'));
+  await settled();
+};
+
+/** What the wrapper lets the user still store is what the limit leaves of what is really stored, once it has settled. */
+async function expectTruth(q: FsProvider, inner: FsProvider, limit: number): Promise<void> {
+  await settled();
+  expect(await q.availableSpace!('/')).toBe(Math.max(0, limit - (await stored(inner))));
+}
+
+describe.each(['memory', 'sqlite'])('quota on %s: what an upload replaces is what is there when it completes', (kind) => {
+  it('a rename of the file away while it is uploaded frees nothing twice', async () => {
+    const inner = providers[kind]!();
+    const q = quota(inner, { bytes: 1000 });
+    await put(q, '/a', 600);
+    for (let round = 0; round < 3; round++) {
+      const w = await openWriteStream(q, '/a', {});
+      expect(await write(w, 10)).toBeUndefined();
+      await q.rename('/a', `/keep${round}`);
+      expect(await finish(w)).toBeUndefined();
+      await expectTruth(q, inner, 1000);
+      await code(put(q, '/a', 600));
+      await expectTruth(q, inner, 1000);
+      expect(await stored(inner)).toBeLessThanOrEqual(1000);
+    }
+    inner.close?.();
+  });
+
+  it('a delete of the file while it is uploaded frees it once', async () => {
+    const inner = providers[kind]!();
+    const q = quota(inner, { bytes: 1000 });
+    await put(q, '/a', 500);
+    const w = await openWriteStream(q, '/a', {});
+    expect(await write(w, 400)).toBeUndefined();
+    await q.unlink('/a');
+    await finish(w, 100);
+    await expectTruth(q, inner, 1000);
+    inner.close?.();
+  });
+
+  it('two overlapping uploads of one file free its old size once', async () => {
+    const inner = providers[kind]!();
+    const q = quota(inner, { bytes: 1000 });
+    await put(q, '/base', 500);
+    await put(q, '/a', 400);
+    const w1 = await openWriteStream(q, '/a', {});
+    const w2 = await openWriteStream(q, '/a', {});
+    expect(await finish(w1, 5)).toBeUndefined();
+    expect(await finish(w2, 5)).toBeUndefined();
+    await expectTruth(q, inner, 1000);
+    expect(await code(put(q, '/b', 890))).toBe('EDQUOT');
+    expect(await stored(inner)).toBeLessThanOrEqual(1000);
+    inner.close?.();
+  });
+});
+
+describe.each(['memory', 'sqlite', 'local'])('quota on %s: renames, deep trees, failed uploads', (kind) => {
+  it('a rename of a file onto itself through a linked folder frees nothing', async () => {
+    const inner = providers[kind]!();
+    const q = quota(inner, { bytes: 1000 });
+    await q.mkdir('/d');
+    await q.symlink!('d', '/l');
+    await put(q, '/d/a', 900);
+    for (let i = 0; i < 3; i++) await q.rename('/d/a', '/l/a');
+    expect((await q.stat('/d/a')).size).toBe(900);
+    expect(await q.availableSpace!('/')).toBe(100);
+    expect(await code(put(q, '/b', 900))).toBe('EDQUOT');
+    inner.close?.();
+  });
+
+  it('counts files however deep they lie', async () => {
+    const inner = providers[kind]!();
+    let deep = '';
+    for (let i = 0; i < 130; i++) {
+      deep += '/d';
+      await inner.mkdir(deep);
+    }
+    await put(inner, `${deep}/f`, 900);
+    const q = quota(inner, { bytes: 1000 });
+    expect(await q.availableSpace!('/')).toBe(100);
+    // An interrupted upload makes the wrapper count again: the deep file still counts.
+    await interrupt(await openWriteStream(q, '/tmp', {}));
+    expect(await q.availableSpace!('/')).toBe(100 - (await stored(inner)) + 900);
+    inner.close?.();
+  });
+
+  it('an interrupted upload over a file frees nothing that is still stored', async () => {
+    const inner = providers[kind]!();
+    const q = quota(inner, { bytes: 1000 });
+    await put(q, '/big', 900);
+    const beside = await openWriteStream(q, '/c', {});
+    beside.on('error', () => {});
+    expect(await write(beside, 50)).toBeUndefined();
+    const w = await openWriteStream(q, '/big', {});
+    expect(await write(w, 1)).toBeUndefined();
+    await interrupt(w);
+    // The upload beside it may use only what the limit leaves of what is stored (the old file on SQLite, what the
+    // interrupted upload left in place).
+    const left = 1000 - (await stored(inner)) + (await inner.stat('/c').then((st) => st.size, () => 0)) - 50;
+    expect(await write(beside, left + 1)).toBe('EDQUOT');
+    await expectTruth(q, inner, 1000);
+    inner.close?.();
+  });
+});
+
+describe('quota on sqlite: a REST + STOR that fails at its commit', () => {
+  it('frees nothing of the file it meant to continue', async () => {
+    const inner = new SqliteProvider(':memory:');
+    const q = quota(inner, { bytes: 1000 });
+    await put(q, '/big', 900);
+    const beside = await openWriteStream(q, '/c', {});
+    beside.on('error', () => {});
+    const w = await openWriteStream(q, '/big', { start: 100 });
+    expect(await write(w, 1)).toBeUndefined();
+    // Changed under it (not through the wrapper): the commit fails with EBUSY and the file keeps its 900 bytes.
+    await put(inner, '/big', 900);
+    expect(await finish(w)).toBe('EBUSY');
+    await new Promise((r) => setImmediate(r));
+    expect(await write(beside, 101)).toBe('EDQUOT');
+    inner.close();
+  });
+});
+
+describe.each(['memory', 'local'])('quota on %s: a count while an upload is written', (kind) => {
+  it('does not charge the bytes written so far twice', async () => {
+    const inner = providers[kind]!();
+    const q = quota(inner, { bytes: 1000 });
+    const a = await openWriteStream(q, '/a', {});
+    expect(await write(a, 400)).toBeUndefined();
+    // An interrupted upload beside it makes the wrapper count again, while /a shows its 400 bytes so far.
+    await interrupt(await openWriteStream(q, '/x', {}));
+    expect(await q.availableSpace!('/')).toBe(600);
+    expect(await finish(a)).toBeUndefined();
+    expect(await q.availableSpace!('/')).toBe(600);
+    expect(await code(put(q, '/b', 600))).toBeUndefined();
+    inner.close?.();
   });
 });

@@ -2,9 +2,9 @@ import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fsError, toVfsError, vfsError } from '../errors.js';
 import { listDirectory } from '../listing.js';
-import { joinPath } from '../paths.js';
+import { basename, dirname, joinPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { FsProvider, UploadStream, WriteStreamOptions } from '../spec.js';
+import type { FileStats, FsProvider, UploadStream, WriteStreamOptions } from '../spec.js';
 import { openWriteStream } from '../streams.js';
 
 /** Options of {@link quota}. */
@@ -13,8 +13,35 @@ export interface QuotaOptions {
   bytes: number;
 }
 
-/** Deepest folder the first usage count descends into; deeper trees are not counted (and said so nowhere else). */
-const MAX_DEPTH = 64;
+/**
+ * An upload in progress, as the count sees it. Uploads are told apart by their folder entry (the folder's identity,
+ * `dev` + `ino`, and the name) rather than by path: a path through a symbolic link names the same entry, and the
+ * SQLite provider commits to the folder it opened in even when that folder is renamed meanwhile.
+ */
+interface Upload {
+  dir: string;
+  name: string;
+  /** What stays of the file it replaces (APPE, REST). */
+  kept: number;
+  /** What `used` holds for the file at the upload's entry: what the upload frees when it replaces it. */
+  counted: number;
+  /** Its entry was touched by something else while it ran: its settlement may be off, so usage is counted again. */
+  disturbed: boolean;
+  /** Once settled: what it changed relative to `counted` bytes held for its entry (the count may have seen another). */
+  delta?: (counted: number) => number;
+}
+
+/** A count of the whole tree, running. */
+interface Count {
+  at: number;
+  total: Promise<number>;
+  /** Uploads in progress when the folder of their entry began to be listed, with the size the listing saw there. */
+  seen: Map<Upload, number>;
+  /** Folders whose listing has begun. */
+  listed: Set<string>;
+  /** Settlements the walk cannot have seen, added to its total. */
+  correction: number;
+}
 
 /**
  * A provider whose files may take at most `bytes` in total (a per-user quota): an upload that would pass it fails
@@ -27,6 +54,11 @@ const MAX_DEPTH = 64;
 export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   const limit = options.bytes;
   if (!(limit >= 0)) throw new TypeError('quota: bytes must be a non-negative number');
+  /**
+   * The file an upload replaces is gone as soon as it opens (memory, local disk: the upload writes in place), or
+   * only once it completes (SQLite): then an upload that fails leaves it, and until the commit it still takes room.
+   */
+  const inPlace = p.uploadsVisibleWhenComplete !== true;
   /** Bytes the files take, once counted; null until then. */
   let used: number | null = null;
   /**
@@ -38,72 +70,190 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   let changes = 0;
   /** `changes` as it was when the count that set `used` began (-1: never counted). */
   let countedAt = -1;
-  let counting: { at: number; total: Promise<number> } | null = null;
+  let counting: Count | null = null;
+  const running = new Set<Count>();
   /** Bytes written by uploads in progress. */
   let reserved = 0;
+  const uploads = new Set<Upload>();
+  /**
+   * In place, the sum of `counted - kept` of the uploads in progress: bytes `used` still holds for files they have
+   * already replaced (or, after a count, for what they have written so far, which `reserved` holds too).
+   */
+  let replacing = 0;
+  /**
+   * Deletes, renames and the look at the file an upload replaces run one at a time: the size each takes off must be
+   * that of the file it really removes, not one that a concurrent delete or rename already took off.
+   */
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
 
-  async function count(dir: string, depth: number): Promise<number> {
+  const folderKey = (path: string, st: FileStats): string =>
+    typeof st.ino === 'number' && st.ino > 0 ? `${String(st.dev ?? 0)}:${st.ino}` : `@${path}`;
+  /** The identity of the folder `path` is in; undefined when it cannot be had. */
+  const folderOf = async (path: string): Promise<string | undefined> => {
+    const dir = dirname(path);
+    try {
+      return folderKey(dir, await p.stat(dir));
+    } catch {
+      return undefined;
+    }
+  };
+
+  const setCounted = (u: Upload, n: number): void => {
+    if (inPlace) replacing += n - u.counted;
+    u.counted = n;
+  };
+  const disturb = (u: Upload): void => {
+    u.disturbed = true;
+    // What the wrapper holds for the entry is no longer what the upload will replace: it frees nothing at its end.
+    setCounted(u, 0);
+  };
+  /** A delete or rename is about to touch the entry at `path`: the uploads writing there settle with a count. */
+  const touch = async (path: string): Promise<void> => {
+    if (uploads.size === 0) return;
+    const dir = await folderOf(path);
+    const name = basename(path);
+    for (const u of uploads) if (dir === undefined || (u.dir === dir && u.name === name)) disturb(u);
+  };
+
+  async function count(c: Count): Promise<number> {
+    // Depth-first with a list of folders still to read, not recursion: as deep as the storage goes (the server allows
+    // deeper paths than any fixed limit here would, and what lies below such a limit would escape the quota).
+    const stack: { dir: string; key: string }[] = [{ dir: '/', key: folderKey('/', await p.stat('/')) }];
     let sum = 0;
-    for (const e of await listDirectory(p, dir)) {
-      if (e.stats.isDirectory()) {
-        if (depth < MAX_DEPTH) sum += await count(joinPath(dir, e.name), depth + 1);
-      } else if (e.stats.isFile()) {
-        sum += e.stats.size;
+    for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+      const { dir, key } = next;
+      c.listed.add(key);
+      const here: Upload[] = [];
+      for (const u of uploads) {
+        if (u.dir === key) {
+          here.push(u);
+          c.seen.set(u, 0);
+        }
+      }
+      for (const e of await listDirectory(p, dir)) {
+        if (e.stats.isDirectory()) {
+          const sub = joinPath(dir, e.name);
+          stack.push({ dir: sub, key: folderKey(sub, e.stats) });
+        } else if (e.stats.isFile()) {
+          sum += e.stats.size;
+          for (const u of here) if (u.name === e.name) c.seen.set(u, e.stats.size);
+        }
       }
     }
     return sum;
   }
+  const startCount = (at: number): Count => {
+    const c = { at, seen: new Map(), listed: new Set(), correction: 0 } as Partial<Count> as Count;
+    running.add(c);
+    // Taken in the same step as the walk ends: no upload may settle between the two.
+    c.total = count(c).then(
+      (total) => {
+        running.delete(c);
+        if (counting === c) counting = null;
+        if (at >= countedAt) {
+          let sum = total + c.correction;
+          for (const [u, size] of c.seen) {
+            // Settled since the walk saw its entry: what it did after that is not in the walk's total.
+            if (u.delta !== undefined) sum += u.delta(size);
+            // Still running: what the walk saw at its entry (in place: its bytes so far, which `reserved` holds too)
+            // is what `used` now holds for it, and what it gives back when it settles.
+            else if (uploads.has(u)) setCounted(u, size);
+          }
+          used = Math.max(0, sum);
+          countedAt = at;
+        }
+        return used ?? total;
+      },
+      (err: unknown) => {
+        running.delete(c);
+        if (counting === c) counting = null;
+        throw err;
+      },
+    );
+    return c;
+  };
   const usage = async (): Promise<number> => {
     if (used !== null && countedAt === changes) return used;
-    const at = changes;
-    if (counting?.at !== at) {
-      const mine: { at: number; total: Promise<number> } = { at, total: count('/', 0) };
-      counting = mine;
-      mine.total.then(
-        () => (counting === mine ? (counting = null) : undefined),
-        () => (counting === mine ? (counting = null) : undefined),
-      );
-    }
-    const total = await counting!.total;
+    if (counting?.at !== changes) counting = startCount(changes);
     // A count begun later may have settled first: the newer figure stays.
-    if (at >= countedAt) {
-      used = total;
-      countedAt = at;
-    }
-    return used ?? total;
+    return counting.total;
+  };
+  /** Counts again soon, so that a figure left too high does not refuse uploads for long. */
+  const recount = (): void => {
+    changes++;
+    usage().catch(() => undefined);
   };
   const adjust = (delta: number): void => {
     if (used !== null) used = Math.max(0, used + delta);
   };
-  const sizeOf = async (path: string): Promise<number> => {
+  /** A delete or rename during a count: the walk may have seen the tree before or after it: counted again. */
+  const afterChange = (): void => {
+    if (running.size > 0) changes++;
+  };
+  const fileStats = async (path: string): Promise<FileStats | undefined> => {
     try {
-      const st = typeof p.lstat === 'function' ? await p.lstat(path) : await p.stat(path);
-      return st.isFile() ? st.size : 0;
+      return typeof p.lstat === 'function' ? await p.lstat(path) : await p.stat(path);
     } catch {
-      return 0;
+      return undefined;
     }
+  };
+  const sizeOf = (st: FileStats | undefined): number => (st?.isFile() ? st.size : 0);
+  const sameObject = (a: FileStats | undefined, b: FileStats | undefined): boolean =>
+    a !== undefined && b !== undefined && typeof a.ino === 'number' && a.ino > 0 && a.ino === b.ino && (a.dev ?? 0) === (b.dev ?? 0);
+
+  const settle = (u: Upload, written: number, ok: boolean): void => {
+    const grown = u.kept + written;
+    // A failed upload never frees anything: where it does not write in place the file it meant to replace is still
+    // there; in place, what it left is counted again. A count corrects what this leaves too high.
+    u.delta = ok ? (counted) => grown - counted : inPlace ? (counted) => Math.max(0, grown - counted) : () => 0;
+    uploads.delete(u);
+    if (inPlace) replacing -= u.counted - u.kept;
+    reserved -= written;
+    adjust(u.delta(u.counted));
+    // A count running meanwhile that listed the upload's folder before the upload began saw what was there before
+    // it; one that saw the upload running adds its settlement when it ends; one yet to list it will see what it left.
+    for (const c of running) if (!c.seen.has(u) && c.listed.has(u.dir)) c.correction += u.delta(u.counted);
+    // A failed one is counted again once its inner upload has closed (`recount` below).
+    if (u.disturbed && ok) recount();
   };
 
   const w = delegate(p);
+  const charged = (): number => Math.max(0, (used ?? 0) - (inPlace ? replacing : 0)) + reserved;
   w.availableSpace = async (path) => {
-    const left = Math.max(0, limit - (await usage()) - reserved);
+    await usage();
+    const left = Math.max(0, limit - charged());
     const inner = typeof p.availableSpace === 'function' ? await p.availableSpace(path) : Infinity;
     return Math.min(left, inner);
   };
   w.allocate = async (path, size) => {
-    if ((await usage()) + reserved + size > limit) throw fsError('EDQUOT', 'allocate', path);
+    await usage();
+    if (charged() + size > limit) throw fsError('EDQUOT', 'allocate', path);
     if (typeof p.allocate === 'function') await p.allocate(path, size);
   };
-  w.unlink = async (path) => {
-    const size = await sizeOf(path);
-    await p.unlink(path);
-    adjust(-size);
-  };
-  w.rename = async (from, to) => {
-    const replaced = from === to ? 0 : await sizeOf(to);
-    await p.rename(from, to);
-    adjust(-replaced);
-  };
+  w.unlink = (path) =>
+    serially(async () => {
+      const st = await fileStats(path);
+      await touch(path);
+      await p.unlink(path);
+      adjust(-sizeOf(st));
+      afterChange();
+    });
+  w.rename = (from, to) =>
+    serially(async () => {
+      const [a, b] = await Promise.all([fileStats(from), fileStats(to)]);
+      // The same file under two names (a folder reached through a link, a hard link): the rename changes nothing.
+      const replaced = from === to || sameObject(a, b) ? 0 : sizeOf(b);
+      await touch(from);
+      await touch(to);
+      await p.rename(from, to);
+      adjust(-replaced);
+      afterChange();
+    });
   w.open = async (path, flags, mode) => {
     // Writes through file handles are not metered: count again next time.
     if (flags !== undefined && (typeof flags !== 'string' || /[wa+]/.test(flags))) changes++;
@@ -118,24 +268,52 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   }
   w.createWriteStream = async (path: string, opts: WriteStreamOptions = {}): Promise<UploadStream> => {
     await usage();
-    const old = await sizeOf(path);
-    // What stays of the old file: all of it for APPE, the first `start` bytes for REST, nothing otherwise.
-    const kept = opts.append ? old : Math.min(old, opts.start ?? 0);
-    const room = (): number => limit - ((used ?? 0) - old + kept) - reserved;
-    if (room() < 0) throw vfsError('EDQUOT', 'Storage quota exceeded.', path);
-    const inner = await openWriteStream(p, path, opts);
+    const u = await serially(async () => {
+      const [dir, st] = await Promise.all([folderOf(path), fileStats(path)]);
+      const old = sizeOf(st);
+      // What stays of the old file: all of it for APPE, the first `start` bytes for REST, nothing otherwise.
+      const kept = opts.append ? old : Math.min(old, opts.start ?? 0);
+      const u: Upload = { dir: dir ?? `@${dirname(path)}`, name: basename(path), kept, counted: kept, disturbed: false };
+      setCounted(u, old);
+      for (const v of uploads) {
+        // Two uploads of one file: which replaces what depends on the order they end in.
+        if (v.dir === u.dir && v.name === u.name) {
+          disturb(v);
+          disturb(u);
+        }
+      }
+      uploads.add(u);
+      return u;
+    });
+    const room = (): number =>
+      limit - (inPlace ? charged() : Math.max(0, (used ?? 0) - u.counted) + u.kept + reserved);
+    if (room() < 0) {
+      drop(u);
+      throw vfsError('EDQUOT', 'Storage quota exceeded.', path);
+    }
+    let inner: UploadStream;
+    try {
+      inner = await openWriteStream(p, path, opts);
+    } catch (err) {
+      drop(u);
+      throw err;
+    }
     return new MeteredUpload(inner, path, {
       room,
       reserve: (n) => (reserved += n),
       // A completed upload, and a failed one alike (a provider that writes in place keeps its partial data): what it
       // wrote moves from reserved to used in one step, so that no upload running beside it sees room in between.
-      settle: (written) => {
-        reserved -= written;
-        adjust(kept + written - old);
-      },
+      settle: (written, ok) => settle(u, written, ok),
       // What a failed upload left is known once its inner upload has closed (its last write landed): counted again.
-      recount: () => changes++,
+      recount: () => {
+        if (inPlace || u.disturbed) recount();
+      },
     });
+  };
+  /** An upload that never opened: it wrote nothing and replaced nothing. */
+  const drop = (u: Upload): void => {
+    if (!uploads.delete(u)) return;
+    if (inPlace) replacing -= u.counted - u.kept;
   };
   return w;
 }
@@ -162,8 +340,8 @@ interface Meter {
   /** Bytes this upload may still write. */
   room(): number;
   reserve(n: number): void;
-  /** The upload ended (completed or failed) after writing `written` bytes: reserved becomes used. */
-  settle(written: number): void;
+  /** The upload ended (completed, or failed: `ok` false) after writing `written` bytes: reserved becomes used. */
+  settle(written: number, ok: boolean): void;
   /** What the failed upload left is known only once its inner upload has closed: count again then. */
   recount(): void;
 }
@@ -202,7 +380,7 @@ class MeteredUpload extends Writable implements UploadStream {
       () => {
         if (!this.settled) {
           this.settled = true;
-          this.meter.settle(this.written);
+          this.meter.settle(this.written, true);
         }
         cb();
       },
@@ -217,7 +395,7 @@ class MeteredUpload extends Writable implements UploadStream {
     // The reservation goes back in the same step as the bytes are counted as used: given back alone (as it once was,
     // until the inner upload closed), it opened room that uploads running in parallel took (16 of them passed a
     // 20 MiB quota by 1.2 MB); waiting for the inner upload instead could hold it for as long as that takes.
-    if (failed) this.meter.settle(this.written);
+    if (failed) this.meter.settle(this.written, false);
     if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
     // Closed once the inner upload is: a write still running there lands before anyone is told the upload is over,
     // and the usage is counted again only after it (else the count could miss it and stay wrong).
