@@ -55,6 +55,12 @@ export interface S3ProviderOptions {
   /** Objects copied (or deleted) at once by a directory rename. Default 16. */
   renameConcurrency?: number;
   /**
+   * The most objects (markers included) a directory rename moves. A rename holds every key of the tree in memory
+   * (about 600 bytes per object) until its sources are deleted; a larger tree is refused with EPERM (FTP 550) before
+   * anything is copied. Default 100,000 (about 60 MB).
+   */
+  maxRenameObjects?: number;
+  /**
    * Compute the SHA-256 of uploads while they stream and store it in the object's metadata (`x-amz-meta-sha256`),
    * so that HASH answers without reading the object. A single-part upload carries it in its PutObject; a multipart
    * upload gets it by one server-side self-copy (CopyObject, MetadataDirective REPLACE) after completion, up to
@@ -70,6 +76,7 @@ export interface ResolvedOptions {
   partSize: number;
   uploadConcurrency: number;
   renameConcurrency: number;
+  maxRenameObjects: number;
   storeSha256: boolean;
 }
 
@@ -90,6 +97,7 @@ export function resolveOptions(options: S3ProviderOptions): ResolvedOptions {
     partSize,
     uploadConcurrency: positiveInt('uploadConcurrency', options.uploadConcurrency, 4),
     renameConcurrency: positiveInt('renameConcurrency', options.renameConcurrency, 16),
+    maxRenameObjects: positiveInt('maxRenameObjects', options.maxRenameObjects, 100_000),
     storeSha256: options.storeSha256 ?? true,
   };
 }

@@ -61,7 +61,18 @@ async function moveTree(ctx: S3Context, from: string, to: string): Promise<void>
   const srcPrefix = ctx.keys.dirKey(from);
   const dstPrefix = ctx.keys.dirKey(to);
   const objects: ListedObject[] = [];
-  for await (const o of walkObjects(ctx, srcPrefix, from)) objects.push(o);
+  const limit = ctx.options.maxRenameObjects;
+  for await (const o of walkObjects(ctx, srcPrefix, from)) {
+    // Refused while listing, before any copy: every key of the tree is held until the sources are deleted, and a
+    // tree of millions would exhaust the process's memory halfway through, leaving both trees behind.
+    if (objects.length >= limit) {
+      throw new VfsError('EPERM', `EPERM: rename '${from}' to '${to}': the directory holds more than ${limit} objects (maxRenameObjects); nothing was moved`, {
+        path: from,
+        syscall: 'rename',
+      });
+    }
+    objects.push(o);
+  }
   const target = (o: ListedObject): string => dstPrefix + o.key.slice(srcPrefix.length);
   const copies = await mapLimit(objects, ctx.options.renameConcurrency, (o) => copyObject(ctx, o.key, target(o), o.size, o.etag));
   const failed: { key: string; reason: string }[] = [];

@@ -6,15 +6,17 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   HeadObjectCommand,
+  ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
+  type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { VfsError, type UploadStream } from '@ftp/vfs';
 import { copySource, type S3Context } from './context.js';
 import { openDownload } from './download.js';
-import { isConditionRefused, isNotFound, isNotImplemented, isPreconditionFailed, toS3Error } from './errors.js';
+import { httpStatusOf, isConditionRefused, isNotFound, isNotImplemented, isPreconditionFailed, s3CodeOf, toS3Error } from './errors.js';
 import { MAX_PART_SIZE, MIN_PART_SIZE } from './options.js';
 import { SHA256_META } from './objects.js';
 import { copyRanges, partSizeFor, scheduledBytes, type PartSchedule } from './parts.js';
@@ -51,6 +53,9 @@ export interface UploadPlan {
   replaces?: { etag: string } | 'nothing';
 }
 
+/** The condition headers of the request completing an upload. */
+type Conditions = { IfMatch?: string; IfNoneMatch?: string };
+
 /** The error of an upload whose object was changed by another client meanwhile. */
 function changedMeanwhile(path: string, cause?: unknown): VfsError {
   return new VfsError('EBUSY', `EBUSY: '${path}' was changed by another client during this upload; nothing was written (try again)`, {
@@ -58,6 +63,33 @@ function changedMeanwhile(path: string, cause?: unknown): VfsError {
     syscall: 'write',
     ...(cause === undefined ? {} : { cause }),
   });
+}
+
+/**
+ * Whether a completing request that failed may nevertheless have been applied: the SDK retried it (the response to
+ * an earlier attempt may have been lost after S3 committed it, and the retry then meets the new object: 412, or
+ * NoSuchUpload for a completed upload id), or it got no answer, or a 5xx (S3 may answer 5xx after committing).
+ */
+function mayHaveBeenApplied(err: unknown): boolean {
+  const attempts = (err as { $metadata?: { attempts?: unknown } } | null)?.$metadata?.attempts;
+  if (typeof attempts === 'number' && attempts > 1) return true;
+  if (s3CodeOf(err) === 'NoSuchUpload') return true;
+  const status = httpStatusOf(err);
+  return status === undefined || (status >= 500 && !isNotImplemented(err));
+}
+
+/**
+ * The ETag S3 gives the object of a multipart upload: the MD5 of the parts' binary MD5s, then `-` and the part count.
+ * Undefined when a part's ETag is no plain MD5 (SSE-KMS, SSE-C, some gateways).
+ */
+function multipartEtag(parts: readonly CompletedPart[]): string | undefined {
+  const md5 = createHash('md5');
+  for (const part of parts) {
+    const hex = /^"?([0-9a-f]{32})"?$/i.exec(part.ETag ?? '')?.[1];
+    if (hex === undefined) return undefined;
+    md5.update(Buffer.from(hex, 'hex'));
+  }
+  return `"${md5.digest('hex')}-${parts.length}"`;
 }
 
 /** The error of an upload that would make an object larger than S3 (or the part count) allows. */
@@ -84,7 +116,8 @@ export function tooLarge(path: string, limit: number, schedule: PartSchedule): V
  *
  * Any interruption — `transferError(err)` from the server, `destroy()`, a failed part — aborts the multipart upload
  * (in-flight parts are cancelled first), so no parts are left behind and no partial object appears; `close` is
- * emitted once the abort is done.
+ * emitted once the abort is done. Once the object is stored (PutObject / CompleteMultipartUpload answered, or found
+ * stored after an unanswered one), a destroy only cancels the digest's self-copy: the object stays.
  */
 export class S3UploadStream extends Writable implements UploadStream {
   /** Every chunk is copied into a part buffer (hashed first) before its callback: the caller may reuse its memory. */
@@ -349,10 +382,7 @@ export class S3UploadStream extends Writable implements UploadStream {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.#finish().then(
-      () => {
-        this.#completed = true;
-        cb();
-      },
+      () => cb(),
       (err: unknown) => cb(this.#fail(err)),
     );
   }
@@ -361,7 +391,7 @@ export class S3UploadStream extends Writable implements UploadStream {
    * For an upload that replaces a known version (or nothing): checks with a HEAD that the key still holds it — the
    * only check on stores without conditional writes — and returns the condition headers for the completing request.
    */
-  async #completionConditions(): Promise<{ IfMatch?: string; IfNoneMatch?: string }> {
+  async #completionConditions(): Promise<Conditions> {
     const replaces = this.#plan.replaces;
     if (replaces === undefined) return {};
     let etag: string | undefined;
@@ -378,20 +408,46 @@ export class S3UploadStream extends Writable implements UploadStream {
   /**
    * Sends the request that makes the object appear, with the conditions: a failed condition is EBUSY; a store that
    * refuses the headers (NotImplemented, 400) gets the request again without them, and once that succeeds is not
-   * asked with them again.
+   * asked with them again. A failure that may hide a success (see {@link mayHaveBeenApplied}) is checked against
+   * the key first (`stored`): an APPE reported failed although stored would be appended twice by the client's retry.
+   * Returns the ETag of the object written.
    */
-  async #complete<T>(conditions: { IfMatch?: string; IfNoneMatch?: string }, send: (c: { IfMatch?: string; IfNoneMatch?: string }) => Promise<T>): Promise<T> {
+  async #complete(conditions: Conditions, send: (c: Conditions) => Promise<{ ETag?: string }>, stored: () => Promise<{ ETag?: string } | undefined>): Promise<string | undefined> {
     try {
-      return await send(conditions);
+      return (await send(conditions)).ETag;
     } catch (err) {
+      if (mayHaveBeenApplied(err) && !this.#abort.signal.aborted) {
+        const found = await stored().catch(() => undefined);
+        if (found !== undefined) return found.ETag;
+      }
       if (conditions.IfMatch === undefined && conditions.IfNoneMatch === undefined) throw err;
       if (isPreconditionFailed(err)) throw changedMeanwhile(this.#plan.path, err);
       if (!isConditionRefused(err)) throw err;
-      const done = await send({});
+      const done = await this.#complete({}, send, stored);
       // Only a store that then takes the request without them is taken to refuse the headers: a 400 for another
       // reason must not switch conditional writes off for the whole process.
       this.#ctx.conditionalWritesUnsupported = true;
       return done;
+    }
+  }
+
+  /** The key's object now, or undefined when there is none. */
+  async #head(): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.#ctx.client.send(new HeadObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key }), this.#signal());
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Whether the store no longer knows the multipart upload: it was completed (nothing here aborted it). */
+  async #uploadGone(uploadId: string): Promise<boolean> {
+    try {
+      await this.#ctx.client.send(new ListPartsCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, UploadId: uploadId, MaxParts: 1 }), this.#signal());
+      return false;
+    } catch (err) {
+      return s3CodeOf(err) === 'NoSuchUpload' || httpStatusOf(err) === 404;
     }
   }
 
@@ -404,9 +460,19 @@ export class S3UploadStream extends Writable implements UploadStream {
       const body = this.#buf === null ? Buffer.alloc(0) : this.#buf.subarray(0, this.#filled);
       this.#buf = null;
       const conditions = await this.#completionConditions();
-      await this.#complete(conditions, (c) =>
-        this.#ctx.client.send(new PutObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, Body: body, Metadata: metadata, ...c }), this.#signal()),
+      // The same bytes as this upload: S3's ETag of a PutObject is their MD5 (not under SSE-KMS: the digest then).
+      const stored = async (): Promise<{ ETag?: string } | undefined> => {
+        const head = await this.#head();
+        if (head === undefined || head.ContentLength !== body.length) return undefined;
+        const md5 = `"${createHash('md5').update(body).digest('hex')}"`;
+        return head.ETag === md5 || (digest !== undefined && head.Metadata?.[SHA256_META] === digest) ? { ETag: head.ETag } : undefined;
+      };
+      await this.#complete(
+        conditions,
+        (c) => this.#ctx.client.send(new PutObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, Body: body, Metadata: metadata, ...c }), this.#signal()),
+        stored,
       );
+      this.#completed = true;
       return;
     }
     if (this.#filled > 0 || this.#parts.length + this.#inflight.size === 0) {
@@ -421,22 +487,36 @@ export class S3UploadStream extends Writable implements UploadStream {
     const uploadId = await this.#uploadId;
     const parts = [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     const conditions = await this.#completionConditions();
-    const done = await this.#complete(conditions, (c) =>
-      this.#ctx.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...c }),
-        this.#signal(),
-      ),
+    // The upload's size and S3's multipart ETag, or its size and an upload id the store no longer knows (stores
+    // whose ETags are no MD5s): an id disappears only once completed, as nothing here aborted it.
+    const stored = async (): Promise<{ ETag?: string } | undefined> => {
+      const head = await this.#head();
+      if (head === undefined || head.ContentLength !== this.#size) return undefined;
+      return head.ETag === multipartEtag(parts) || (await this.#uploadGone(uploadId)) ? { ETag: head.ETag } : undefined;
+    };
+    const etag = await this.#complete(
+      conditions,
+      (c) =>
+        this.#ctx.client.send(
+          new CompleteMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...c }),
+          this.#signal(),
+        ),
+      stored,
     );
-    if (metadata !== undefined && this.#size <= MAX_PART_SIZE) {
+    // Stored from here on: a destroy during the self-copy below must not abort the upload (S3 would answer
+    // NoSuchUpload) nor call the stored file a failure.
+    this.#completed = true;
+    if (metadata !== undefined && etag !== undefined && this.#size <= MAX_PART_SIZE) {
       // A multipart upload's metadata is fixed before its bytes are seen: record the digest with one server-side
-      // self-copy, only if the object is still the one just completed (If-Match). A failure only costs the digest.
+      // self-copy, only if the object is still the one just completed (If-Match). A failure (or a destroy meanwhile)
+      // only costs the digest: HASH then reads the object.
       await this.#ctx.client
         .send(
           new CopyObjectCommand({
             Bucket: this.#ctx.bucket,
             Key: this.#plan.key,
             CopySource: copySource(this.#ctx, this.#plan.key),
-            CopySourceIfMatch: done.ETag,
+            CopySourceIfMatch: etag,
             MetadataDirective: 'REPLACE',
             Metadata: metadata,
           }),
@@ -447,7 +527,11 @@ export class S3UploadStream extends Writable implements UploadStream {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.#completed) return cb(err);
+    // Cancels a self-copy still running; the object itself is stored and stays.
+    if (this.#completed) {
+      this.#abort.abort();
+      return cb(err);
+    }
     this.#abort.abort();
     this.#buf = null;
     this.#free.length = 0;

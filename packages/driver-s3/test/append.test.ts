@@ -318,3 +318,119 @@ describe('APPE and REST + STOR against concurrent writers: no write is lost', ()
     }
   });
 });
+
+/** What an HTTP handler's `handle` takes and gives, as far as these tests look at it. */
+interface WireRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  query?: Record<string, unknown>;
+}
+type Handle = (request: WireRequest, options?: unknown) => Promise<{ response: { statusCode: number; body: NodeJS.ReadableStream } }>;
+
+/**
+ * Makes the client lose the response to the next request for which `drop` is true: the store receives and applies
+ * it, its answer is read, then the connection "resets" (ECONNRESET), which the SDK retries.
+ */
+function loseNextResponse(h: Harness, drop: (request: WireRequest) => boolean): { dropped: () => number } {
+  const handler = h.client.config.requestHandler as unknown as { handle: Handle };
+  const inner = handler.handle.bind(handler);
+  let dropped = 0;
+  handler.handle = async (request, options) => {
+    const out = await inner(request, options);
+    if (dropped > 0 || !drop(request)) return out;
+    dropped++;
+    const body = out.response.body;
+    await new Promise<void>((resolve) => {
+      body.once('end', resolve);
+      body.once('error', () => resolve());
+      body.resume();
+    });
+    throw Object.assign(new Error('socket hang up (the response was lost)'), { code: 'ECONNRESET' });
+  };
+  return { dropped: () => dropped };
+}
+
+describe('an upload whose completing request was applied but whose response was lost (the SDK retried it)', () => {
+  const isComplete = (r: WireRequest): boolean => r.method === 'POST' && r.query?.uploadId !== undefined;
+
+  it('APPE (one PutObject with If-Match): the retry meets 412, yet the upload is reported stored and appended once', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      await writeAll(h.p, '/log.txt', 'line1\n');
+      const lost = loseNextResponse(h, (r) => r.method === 'PUT' && r.headers['if-match'] !== undefined);
+      await writeAll(h.p, '/log.txt', 'line2\n', { append: true });
+      expect(lost.dropped()).toBe(1);
+      expect((await readAll(h.p, '/log.txt')).toString()).toBe('line1\nline2\n');
+      expect(await storedSha(h, 'log.txt')).toBe(sha(Buffer.from('line1\nline2\n')));
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('APPE onto a missing file (PutObject with If-None-Match: *) is reported stored', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      const lost = loseNextResponse(h, (r) => r.method === 'PUT' && r.headers['if-none-match'] !== undefined);
+      await writeAll(h.p, '/new.txt', 'first', { append: true });
+      expect(lost.dropped()).toBe(1);
+      expect((await readAll(h.p, '/new.txt')).toString()).toBe('first');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a multipart STOR whose CompleteMultipartUpload answer is lost is reported stored, with its digest', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      const data = deterministicBytes(6 * MiB, 11);
+      const lost = loseNextResponse(h, isComplete);
+      await writeAll(h.p, '/big.bin', data);
+      expect(lost.dropped()).toBe(1);
+      expect((await readAll(h.p, '/big.bin')).equals(data)).toBe(true);
+      expect(await storedSha(h, 'big.bin')).toBe(sha(data));
+      const uploads = await h.client.send(new ListMultipartUploadsCommand({ Bucket: h.target.bucket, Prefix: h.target.prefix }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
+  it('a multipart APPE (prefix copied server-side, If-Match) whose CompleteMultipartUpload answer is lost is appended once', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      const a = deterministicBytes(6 * MiB, 12);
+      await writeAll(h.p, '/big.bin', a);
+      const lost = loseNextResponse(h, isComplete);
+      await writeAll(h.p, '/big.bin', 'tail', { append: true });
+      expect(lost.dropped()).toBe(1);
+      expect((await readAll(h.p, '/big.bin')).equals(Buffer.concat([a, Buffer.from('tail')]))).toBe(true);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
+  it('a completing request that was not applied still fails: a real change meanwhile stays EBUSY after the retry', async () => {
+    const h = await harness(withCopy, { partSize: PART });
+    try {
+      await writeAll(h.p, '/c.txt', 'v1');
+      // The first attempt fails before it reaches the store; another client writes meanwhile; the retry meets 412.
+      const handler = h.client.config.requestHandler as unknown as { handle: Handle };
+      const inner = handler.handle.bind(handler);
+      let failed = false;
+      handler.handle = async (request, options) => {
+        if (!failed && request.method === 'PUT' && request.headers['if-match'] !== undefined) {
+          failed = true;
+          await h.client.send(new PutObjectCommand({ Bucket: h.target.bucket, Key: `${h.target.prefix}c.txt`, Body: 'v2 by STOR' }));
+          throw Object.assign(new Error('connect ECONNRESET'), { code: 'ECONNRESET' });
+        }
+        return inner(request, options);
+      };
+      await expect(writeAll(h.p, '/c.txt', '+', { append: true })).rejects.toMatchObject({ code: 'EBUSY' });
+      expect(failed).toBe(true);
+      expect((await readAll(h.p, '/c.txt')).toString()).toBe('v2 by STOR');
+    } finally {
+      await h.close();
+    }
+  });
+});

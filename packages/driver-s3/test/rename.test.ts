@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deterministicBytes, readAll, writeAll } from '@ftp/vfs-conformance';
@@ -281,5 +282,110 @@ describe('rename racing an upload that completes meanwhile: the newer object is 
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('deleting the sources of a directory rename (DeleteObjects)', () => {
+  it('sends Content-MD5: a store that requires it (400 MissingContentMD5 otherwise) gets the sources deleted', async () => {
+    const h = await harness(store);
+    try {
+      await h.p.mkdir('/src');
+      for (const n of ['a', 'b', 'c']) await writeAll(h.p, `/src/${n}`, n);
+      const sent: boolean[] = [];
+      // As such a store answers, checked on the request as it goes on the wire (after the SDK's checksum headers).
+      h.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'DeleteObjectsCommand') {
+            const headers = (args.request as { headers: Record<string, string> }).headers;
+            const md5 = Object.entries(headers).find(([k]) => k.toLowerCase() === 'content-md5')?.[1];
+            sent.push(md5 !== undefined);
+            if (md5 === undefined) throw s3ErrorLike('MissingContentMD5', 400, 'Missing required header for this request: Content-Md5.');
+            const body = (args.request as { body: string | Uint8Array }).body;
+            expect(md5).toBe(createHash('md5').update(body).digest('base64'));
+          }
+          return next(args);
+        },
+        { step: 'finalizeRequest', name: 'requireContentMd5', priority: 'low' },
+      );
+      await h.p.rename('/src', '/dst');
+      expect(sent.length).toBeGreaterThan(0);
+      expect((await allKeys(h)).sort()).toEqual(['dst/', 'dst/a', 'dst/b', 'dst/c']);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('keys the store reports with a transient error (SlowDown, InternalError) are sent again, a bounded number of times', async () => {
+    const h = await harness(store);
+    try {
+      await h.p.mkdir('/src');
+      for (const n of ['a', 'b', 'c']) await writeAll(h.p, `/src/${n}`, n);
+      // The store answers 200 but deletes `a` only at the third try, and `b` never (a persistent InternalError).
+      const refusals = new Map<string, number>([
+        [`${h.target.prefix}src/a`, 2],
+        [`${h.target.prefix}src/b`, Number.POSITIVE_INFINITY],
+      ]);
+      let requests = 0;
+      h.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName !== 'DeleteObjectsCommand') return next(args);
+          requests++;
+          const input = args.input as { Delete: { Objects: { Key: string }[] } };
+          const refused = input.Delete.Objects.filter((o) => (refusals.get(o.Key) ?? 0) > 0).map((o) => o.Key);
+          for (const key of refused) refusals.set(key, (refusals.get(key) ?? 0) - 1);
+          input.Delete.Objects = input.Delete.Objects.filter((o) => !refused.includes(o.Key));
+          const out = (input.Delete.Objects.length > 0 ? await next(args) : { output: { $metadata: {} }, response: {} }) as { output: { Errors?: unknown[] } };
+          out.output.Errors = [
+            ...(out.output.Errors ?? []),
+            ...refused.map((Key) => ({ Key, Code: Key.endsWith('/a') ? 'SlowDown' : 'InternalError', Message: 'try again' })),
+          ];
+          return out as never;
+        },
+        { step: 'initialize', name: 'transientKeyErrors', priority: 'low' },
+      );
+      const err = await h.p.rename('/src', '/dst').then(
+        () => undefined,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      // `a` went on the third round; `b` is reported after the last retry, by name.
+      expect(err?.code).toBe('EIO');
+      expect(err?.message).toMatch(/1 of 4 originals could not be deleted/);
+      expect(err?.message).toContain('src/b (InternalError');
+      expect(requests).toBe(4);
+      expect((await allKeys(h)).sort()).toEqual(['dst/', 'dst/a', 'dst/b', 'dst/c', 'src/b']);
+    } finally {
+      await h.close();
+    }
+  }, 30_000);
+});
+
+describe('the size of a directory rename', () => {
+  it('a tree of more than maxRenameObjects objects is refused (EPERM) before anything is copied; one at the limit moves', async () => {
+    const h = await harness(store, { maxRenameObjects: 4 });
+    try {
+      await h.p.mkdir('/big');
+      // The marker and four files: five objects.
+      for (const n of ['a', 'b', 'c', 'd']) await writeAll(h.p, `/big/${n}`, n);
+      h.calls.length = 0;
+      const err = await h.p.rename('/big', '/moved').then(
+        () => undefined,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(err?.code).toBe('EPERM');
+      expect(err?.message).toMatch(/more than 4 objects \(maxRenameObjects\)/);
+      expect(h.count('CopyObjectCommand')).toBe(0);
+      expect((await allKeys(h)).sort()).toEqual(['big/', 'big/a', 'big/b', 'big/c', 'big/d']);
+      await h.p.unlink('/big/d');
+      await h.p.rename('/big', '/moved');
+      expect((await allKeys(h)).sort()).toEqual(['moved/', 'moved/a', 'moved/b', 'moved/c']);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('maxRenameObjects defaults to 100,000 and must be a positive integer', async () => {
+    const { resolveOptions } = await import('../src/options.js');
+    expect(resolveOptions({ bucket: 'b' }).maxRenameObjects).toBe(100_000);
+    expect(() => resolveOptions({ bucket: 'b', maxRenameObjects: 0 })).toThrow(RangeError);
   });
 });

@@ -131,6 +131,43 @@ describe('uploads', () => {
     }
   }, 60_000);
 
+  it('a destroy during the digest self-copy, after CompleteMultipartUpload, leaves the stored file alone: no abort, no error', async () => {
+    const h = await harness(store, { partSize: PART });
+    try {
+      const data = deterministicBytes(PART + MiB, 9);
+      let copyStarted!: () => void;
+      const started = new Promise<void>((resolve) => (copyStarted = resolve));
+      // A big object's server-side copy takes a while: long enough for the server's stall limit or a stop.
+      h.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'CopyObjectCommand') {
+            copyStarted();
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'slowSelfCopy' },
+      );
+      const ws = await openWriteStream(h.p, '/f.bin');
+      const errors: Error[] = [];
+      ws.on('error', (e: Error) => errors.push(e));
+      const closed = once(ws, 'close');
+      ws.end(data);
+      await started;
+      expect(h.count('CompleteMultipartUploadCommand')).toBe(1);
+      ws.destroy();
+      await closed;
+      expect(errors).toEqual([]);
+      expect(h.count('AbortMultipartUploadCommand')).toBe(0);
+      expect((await readAll(h.p, '/f.bin')).equals(data)).toBe(true);
+      // The digest is missing (the copy was abandoned), which HASH handles by reading the object.
+      expect(await h.p.hash('/f.bin', 'SHA-256')).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(await pendingUploads(h)).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
   it('a part that fails fails the upload, which is aborted', async () => {
     const h = await harness(store, { partSize: PART });
     try {
