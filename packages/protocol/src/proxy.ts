@@ -149,9 +149,45 @@ function compress(groups: string[]): string {
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
+/**
+ * A v1 address, in the one spelling v2 gives the same address: a proxy may write `2001:db8::1` as
+ * `2001:DB8:0:0:0:0:0:1`, or an IPv4 client as `0:0:0:0:0:ffff:198.51.100.9`, and whatever the server keys on the
+ * address (session limits, bans) must see one client as one.
+ */
 function checkAddress(text: string, family: 4 | 6): string {
-  if (family === 4 ? IPV4.test(text) : /^[0-9a-fA-F:.]{2,45}$/.test(text) && text.includes(':')) return text.toLowerCase();
+  if (family === 4 && IPV4.test(text)) return text;
+  const bytes = family === 6 ? ipv6Bytes(text) : null;
+  if (bytes) return ipv6(bytes, 0);
   throw bad(`bad IPv${family} address`);
+}
+
+/** The 16 bytes of an IPv6 address in text form (RFC 4291 §2.2, with an IPv4 tail or not), or null. */
+function ipv6Bytes(text: string): Buffer | null {
+  if (!/^[0-9a-fA-F:.]{2,45}$/.test(text)) return null;
+  let hex = text;
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    if (lastColon < 0 || !IPV4.test(tail)) return null;
+    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
+    hex = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = hex.split('::');
+  if (halves.length > 2) return null;
+  const split = (side: string): string[] | null => {
+    if (side === '') return [];
+    const groups = side.split(':');
+    return groups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g)) ? groups : null;
+  };
+  const left = split(halves[0]!);
+  const right = halves.length === 2 ? split(halves[1]!) : [];
+  if (!left || !right) return null;
+  const zeros = 8 - left.length - right.length;
+  if (halves.length === 2 ? zeros < 1 : zeros !== 0) return null;
+  const groups = [...left, ...Array<string>(zeros).fill('0'), ...right];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
 }
 
 function checkPort(text: string): number {

@@ -35,6 +35,20 @@ describe('parseProxyHeader', () => {
     expect(parseProxyHeader(Buffer.from('PROXY UNKNOWN whatever\r\n'))).toMatchObject({ source: null, destination: null });
   });
 
+  it('gives v1 IPv6 addresses in one spelling, as v2 does (one client must not count as several, or escape a ban)', () => {
+    const source = (address: string): string | undefined =>
+      parseProxyHeader(Buffer.from(`PROXY TCP6 ${address} ::1 4000 21\r\n`))?.source?.address;
+    expect(source('2001:db8:1:2:0:0:0:1')).toBe('2001:db8:1:2::1');
+    expect(source('2001:DB8:1:2:0000::01')).toBe('2001:db8:1:2::1');
+    expect(source('0:0:0:0:0:ffff:198.51.100.9')).toBe('::ffff:198.51.100.9');
+    expect(source('::FFFF:C633:6409')).toBe('::ffff:198.51.100.9');
+    expect(source('64:ff9b::192.0.2.33')).toBe('64:ff9b::c000:221');
+    expect(source('0:0:0:0:0:0:0:0')).toBe('::');
+    for (const bad of ['1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', '1::2::3', ':1::2', '1:2:3:4:5:6:7::8', '12345::1', '::1.2.3', '1.2.3.4', ':::']) {
+      expect(() => parseProxyHeader(Buffer.from(`PROXY TCP6 ${bad} ::1 4000 21\r\n`)), bad).toThrow(ProtocolError);
+    }
+  });
+
   it('reads v2 headers (IPv4, IPv6 with TLVs, LOCAL), at every split', () => {
     const h4 = v2(4, [203, 0, 113, 7], [10, 0, 0, 1], 40000, 21);
     everyPrefixIsIncomplete(h4);

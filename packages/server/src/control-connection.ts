@@ -224,11 +224,18 @@ export class ControlConnection {
     }
   }
 
-  /** Sends a reply and resolves once it is handed to the kernel (before a TLS handshake takes the socket). */
-  sendFlushed(code: number, text: string): Promise<void> {
+  /**
+   * Sends a reply and resolves once it is handed to the kernel (before a TLS handshake takes the socket). With
+   * `timeoutMs`, resolves false if it is not by then (a client that does not read).
+   */
+  sendFlushed(code: number, text: string, timeoutMs?: number): Promise<boolean> {
     return new Promise((resolve) => {
-      if (this.socket.destroyed || !this.socket.writable) return resolve();
-      this.socket.write(wireReply(code, text), () => resolve());
+      if (this.socket.destroyed || !this.socket.writable) return resolve(true);
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => resolve(false), timeoutMs);
+      this.socket.write(wireReply(code, text), () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
     });
   }
 

@@ -64,7 +64,9 @@ export interface LoginResult {
 export interface FtpDriver {
   /**
    * Called when a client connects; returns the greeting (one or more lines) or nothing for the default banner.
-   * Throwing refuses the client with 421.
+   * Throwing refuses the client with 421. The reply's text is the message of an `FtpError` thrown on purpose
+   * (its code is not used); any other error is logged and the client sees only `Service not available.`, since its
+   * message may tell internals (hosts, ports, paths) to a client that has not logged in.
    */
   onConnect?(session: SessionInfo): string | readonly string[] | void | Promise<string | readonly string[] | void>;
   /**

@@ -22,6 +22,12 @@ export function canonicalAddress(address: string): string {
   }
 }
 
+/** Normalises `::ffff:1.2.3.4` to `1.2.3.4` so that IPv4 peers compare equal however the socket reports them. */
+export function plainAddress(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
 /**
  * Whether `address` (canonical, IPv4 plain) reaches this machine: loopback (127.0.0.0/8, ::1), the unspecified
  * address, or an address of one of its interfaces (read only when asked: the rare case of a PORT naming a port this

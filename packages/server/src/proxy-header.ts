@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { parseProxyHeader, type ProxyHeader } from '@ftp/protocol';
+import { canonicalAddress, plainAddress } from './ip-address.js';
 
 /**
  * Reads the PROXY protocol header (v1 or v2) a load balancer sends before a connection's own bytes, and puts
@@ -18,7 +19,7 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
       socket.pause();
       const rest = buffered.subarray(header!.length);
       if (rest.length > 0) socket.unshift(rest);
-      resolve(header!);
+      resolve(withCanonicalSource(header!));
     };
     const onData = (chunk: Buffer): void => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
@@ -36,4 +37,14 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
     // The socket is half-open: a FIN alone does not close it.
     socket.once('end', onClose);
   });
+}
+
+/**
+ * The header with its client address as a direct connection's would be: the proxy may spell one address several
+ * ways (`2001:db8::1`, `2001:DB8:0:0:0:0:0:1`, `::ffff:198.51.100.9` for 198.51.100.9), and session limits, bans and
+ * the data connection's peer check must see one client as one.
+ */
+function withCanonicalSource(header: ProxyHeader): ProxyHeader {
+  if (!header.source) return header;
+  return { ...header, source: { ...header.source, address: plainAddress(canonicalAddress(header.source.address)) } };
 }

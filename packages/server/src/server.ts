@@ -8,7 +8,7 @@ import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
 import { isIPv6Address, isThisMachine } from './ip-address.js';
 import { FairSlots } from './fair-slots.js';
-import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
+import { banKey, LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
 import type { SessionGate, SessionGateVerdict } from './session-gate.js';
 import { clock, Session, type AnonymousAccess, type SessionContext } from './session.js';
@@ -255,7 +255,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     };
     if (this.closing) return refused('shutting-down', 'Server is shutting down.');
     if (maxSessions > 0 && this.sessions.size >= maxSessions) return refused('max-sessions', 'Too many connections, try again later.');
-    if (maxSessionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
+    // Counted as bans are: an IPv6 client has a whole /64 to connect from.
+    const counted = banKey(ip);
+    if (maxSessionsPerIp > 0 && (this.perIp.get(counted) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
     const session = new Session(this.nextId++, socket, this.ctx, {
       implicitTls: options.implicitTls === true,
       publicHost: options.publicHost,
@@ -266,7 +268,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     socket.off('error', ignore);
     this.sessions.add(session);
     this.watchIdle();
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    this.perIp.set(counted, (this.perIp.get(counted) ?? 0) + 1);
     this.notify('session:open', { session: session.id, remoteAddress: ip });
     session.logAt('info')?.info({ port: session.remotePort }, 'connected');
     const begin = (banned: boolean, verdict: SessionGateVerdict): void => {
@@ -375,9 +377,10 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private forget(session: Session): void {
     if (!this.sessions.delete(session)) return;
     if (this.gated.delete(session)) this.options.sessionGate?.leave(session.remoteAddress);
-    const n = (this.perIp.get(session.remoteAddress) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(session.remoteAddress);
-    else this.perIp.set(session.remoteAddress, n);
+    const counted = banKey(session.remoteAddress);
+    const n = (this.perIp.get(counted) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(counted);
+    else this.perIp.set(counted, n);
     try {
       this.options.driver.onDisconnect?.(session);
     } catch (err) {

@@ -1,3 +1,5 @@
+import { banKey } from './login-guard.js';
+
 /** Which limit refuses a session, or `ok`. */
 export type SessionGateVerdict = 'ok' | 'max-sessions' | 'max-sessions-per-ip';
 
@@ -8,13 +10,21 @@ export type SessionGateVerdict = 'ok' | 'max-sessions' | 'max-sessions-per-ip';
  * session: a coordinator that is down must not lock every client out.
  */
 export interface SessionGate {
-  /** Admits one more session from `ip`, or says which limit refuses it. Every admitted session is given back with `leave`. */
+  /**
+   * Admits one more session from `ip`, or says which limit refuses it. Every admitted session is given back with
+   * `leave`. `ip` is the client's address; `maxSessionsPerIp` counts an IPv6 one by its /64 ({@link SessionCounts}
+   * does).
+   */
   enter(ip: string): SessionGateVerdict | Promise<SessionGateVerdict>;
   /** An admitted session from `ip` has ended. */
   leave(ip: string): void;
 }
 
-/** Counts sessions in total and per address against two limits (0: unlimited); the bookkeeping of a {@link SessionGate}. */
+/**
+ * Counts sessions in total and per address against two limits (0: unlimited); the bookkeeping of a {@link SessionGate}.
+ * An IPv6 address counts under its /64 (as `maxSessionsPerIp` does, and as bans do: {@link banKey}), since one client
+ * may connect from any address of it; an IPv4 address on its own.
+ */
 export class SessionCounts {
   private total = 0;
   private readonly perIp = new Map<string, number>();
@@ -26,25 +36,30 @@ export class SessionCounts {
 
   enter(ip: string): SessionGateVerdict {
     if (this.maxSessions > 0 && this.total >= this.maxSessions) return 'max-sessions';
-    const n = this.perIp.get(ip) ?? 0;
+    const key = banKey(ip);
+    const n = this.perIp.get(key) ?? 0;
     if (this.maxSessionsPerIp > 0 && n >= this.maxSessionsPerIp) return 'max-sessions-per-ip';
     this.total++;
-    this.perIp.set(ip, n + 1);
+    this.perIp.set(key, n + 1);
     return 'ok';
   }
 
-  /** Gives back up to `count` sessions of `ip`; returns how many were counted (0 for an address it does not know). */
+  /**
+   * Gives back up to `count` sessions of `ip` (an address, or a key from {@link byAddress}); returns how many were
+   * counted (0 for an address it does not know).
+   */
   leave(ip: string, count = 1): number {
-    const n = this.perIp.get(ip);
+    const key = banKey(ip);
+    const n = this.perIp.get(key);
     if (n === undefined) return 0;
     const taken = Math.min(n, count);
     this.total -= taken;
-    if (n - taken <= 0) this.perIp.delete(ip);
-    else this.perIp.set(ip, n - taken);
+    if (n - taken <= 0) this.perIp.delete(key);
+    else this.perIp.set(key, n - taken);
     return taken;
   }
 
-  /** Sessions counted now, by address. */
+  /** Sessions counted now, by address (an IPv6 /64 as `2001:db8:1:2::/64`). */
   byAddress(): IterableIterator<[string, number]> {
     return this.perIp.entries();
   }

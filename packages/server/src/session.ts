@@ -210,8 +210,11 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
       try {
         banner = await this.ctx.driver.onConnect?.(this);
       } catch (err) {
-        this.log.info({ err }, 'connection refused by driver');
-        await this.reply(421, err instanceof Error && err.message ? err.message : 'Service not available.');
+        // Only an FtpError is meant for the client: any other error's text may name hosts, ports or paths behind
+        // the driver (`connect ECONNREFUSED 10.0.0.5:6379`) to someone who has not even logged in.
+        const deliberate = FtpError.isInstance(err) && err.message !== '';
+        this.log[deliberate ? 'info' : 'warn']({ err }, 'connection refused by driver');
+        await this.reply(421, deliberate ? err.message : 'Service not available.');
         return this.close();
       }
       await this.reply(220, banner ?? this.settings.banner);
@@ -299,7 +302,11 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
 
     this.conn.upgrade(secure);
     this.secure = true;
+    // AUTH TLS again after CCC: the context of the earlier TLS is done with (no data connection can use it any
+    // more), and data connections must again resume the new control session, which they can now.
+    if (this.tlsContext && this.tlsContext !== context) this.ctx.tls.release(this.tlsContext);
     this.tlsContext = context;
+    this.clearedControl = false;
     this.setLogBindings({ ...this.logContext, tls: true });
   }
 
@@ -316,8 +323,17 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     // Once the client reads the 200 it may send its close_notify and its next command in one segment: from
     // here only whole TLS records go to the TLS layer, the first clear-text byte waits for the command reader.
     pipe.beginClearing();
-    await this.conn.sendFlushed(200, 'CCC ok: the control connection continues in clear text.');
+    // A client that does not read could otherwise hold the hand-back (and its socket) for ever.
+    const flushed = await this.conn.sendFlushed(200, 'CCC ok: the control connection continues in clear text.', this.settings.tlsHandshakeTimeout * 1000);
+    // The session may have been closed meanwhile (shutdown, idle timeout): its socket must not be taken up again.
+    if (this.closed) return void pipe.raw.destroy();
+    if (!flushed) {
+      this.log.info('CCC reply not read in time; connection closed');
+      this.close();
+      return;
+    }
     const { socket, framer } = await pipe.clearTls(tls as TLSSocket, CCC_GRACE_MS);
+    if (this.closed) return void socket.destroy();
     this.controlPipe = null;
     this.conn.upgrade(socket, { tlsRecords: framer });
     this.secure = false;
@@ -571,6 +587,9 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     this.transfer?.stop('connection');
     this.setDataSetup(null);
     this.conn.close();
+    // During CCC's hand-back, ending the TLS layer leaves the TCP connection open (it is to go on in clear text):
+    // nothing else would ever close it.
+    this.controlPipe?.abandonIfClearing();
     // No data connection of this session can start any more: its TLS context may serve another session once the
     // connections that began a handshake with it have closed (see TlsContexts.handshake).
     if (this.tlsContext) this.ctx.tls.release(this.tlsContext);

@@ -62,7 +62,10 @@ export interface ServerSettings {
   maxPipelinedCommands: number;
   /** Most concurrent sessions (421 at connect past it). Default 1000; 0 means unlimited. */
   maxSessions: number;
-  /** Most concurrent sessions from one IP address. Default 0 (unlimited). */
+  /**
+   * Most concurrent sessions from one IP address. An IPv6 client is counted by its /64, as bans are: one subscriber
+   * has the whole prefix to connect from. Default 0 (unlimited).
+   */
   maxSessionsPerIp: number;
   /**
    * Transfer type a session starts with, until the client sends TYPE. Default `A`, as RFC 959 §3.1.1.1 says: lftp,

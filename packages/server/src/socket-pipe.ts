@@ -82,6 +82,14 @@ export class SocketPipe extends Duplex {
   }
 
   /**
+   * The session ended: if TLS was being taken off ({@link beginClearing}), the TCP connection that the TLS layer
+   * now leaves open is destroyed; otherwise ending the TLS layer closes it as usual, after the last reply.
+   */
+  abandonIfClearing(): void {
+    if (this.keepRawOpen) this.raw.destroy();
+  }
+
+  /**
    * Takes TLS off after the CCC reply was sent (call {@link beginClearing} before sending it). Clients disagree
    * on the order of close_notify (RFC 4217 §6 leaves it open): lftp sends its own first and then waits for ours,
    * and fails if ours arrives with the 200; curl's default waits for ours and never answers; others send nothing

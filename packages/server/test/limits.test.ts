@@ -1,4 +1,7 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
+import { FtpError, FtpServer } from '../src/index.js';
 import { RawClient, startServer } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -49,20 +52,32 @@ it('rejects contradictory settings in the constructor', async () => {
   await expect(startServer({ settings: { maxLineLength: 10 } })).rejects.toThrow(/maxLineLength/);
 });
 
-it('a driver whose onConnect throws refuses the client with 421', async () => {
-  const ctx = await startServer({
+it('a driver whose onConnect throws refuses the client with 421: its FtpError text, or a fixed one for any other error', async () => {
+  const logged: string[] = [];
+  let failure: Error = new FtpError(421, 'Closed for maintenance.');
+  const server = new FtpServer({
+    logger: pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, cb) => (logged.push(chunk.toString()), cb()) })),
     driver: {
       onConnect: () => {
-        throw new Error('Closed for maintenance.');
+        throw failure;
       },
       authenticate: () => null,
     },
   });
-  cleanups.push(() => ctx.close());
-  const c = await RawClient.connect(ctx.port);
+  const { port } = await server.listen(0, '127.0.0.1');
+  cleanups.push(() => server.close());
+  const c = await RawClient.connect(port);
   cleanups.push(() => c.close());
   expect(await c.next()).toMatchObject({ code: 421, text: 'Closed for maintenance.' });
   expect(await c.waitClosed()).toBe(true);
+
+  // A failure behind the driver: its text is for the log, not for a client that has not logged in.
+  failure = new Error('connect ECONNREFUSED 10.0.0.5:6379');
+  const d = await RawClient.connect(port);
+  cleanups.push(() => d.close());
+  expect(await d.next()).toMatchObject({ code: 421, text: 'Service not available.' });
+  expect(await d.waitClosed()).toBe(true);
+  expect(logged.join('')).toContain('ECONNREFUSED 10.0.0.5:6379');
 });
 
 it('close() tells every client 421 and ends the sessions', async () => {

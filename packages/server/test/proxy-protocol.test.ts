@@ -91,6 +91,36 @@ describe('PROXY protocol on control connections', () => {
     const other = await via(port, 'PROXY TCP4 203.0.113.67 127.0.0.1 5557 21\r\n');
     await other.login();
   });
+
+  it('maxSessionsPerIp counts an IPv6 client by its /64, however the header spells the address', async () => {
+    const { port } = await proxied({ maxSessionsPerIp: 2 });
+    const codes = async (header: string): Promise<number> => (await (await via(port, header)).next()).code;
+    expect(await codes('PROXY TCP6 2001:db8:1:2::1 ::1 5555 21\r\n')).toBe(220);
+    expect(await codes('PROXY TCP6 2001:db8:1:2:0:0:0:1 ::1 5556 21\r\n')).toBe(220);
+    // Another address of the same /64: the same subscriber.
+    expect(await codes('PROXY TCP6 2001:DB8:1:2::99 ::1 5557 21\r\n')).toBe(421);
+    expect(await codes('PROXY TCP6 2001:db8:1:3::1 ::1 5558 21\r\n')).toBe(220);
+    // An IPv4 client is counted by its address, also when the header gives it IPv4-mapped.
+    expect(await codes('PROXY TCP4 198.51.100.9 127.0.0.1 5559 21\r\n')).toBe(220);
+    expect(await codes('PROXY TCP6 0:0:0:0:0:ffff:198.51.100.9 ::1 5560 21\r\n')).toBe(220);
+    expect(await codes('PROXY TCP6 ::FFFF:C633:6409 ::1 5561 21\r\n')).toBe(421);
+    expect(await codes('PROXY TCP4 198.51.100.10 127.0.0.1 5562 21\r\n')).toBe(220);
+  });
+
+  it('bans a client however the header spells its address (IPv4-mapped, upper case, zeros written out)', async () => {
+    const { port, events } = await proxied({ maxLoginFailures: 2 });
+    for (const address of ['198.51.100.9', '0:0:0:0:0:ffff:198.51.100.9']) {
+      const c = await via(port, `PROXY ${address.includes(':') ? 'TCP6' : 'TCP4'} ${address} ${address.includes(':') ? '::1' : '127.0.0.1'} 5555 21\r\n`);
+      expect((await c.next()).code).toBe(220);
+      await c.cmd(`USER ${USER}`);
+      await c.cmd('PASS wrong');
+    }
+    expect((await (await via(port, 'PROXY TCP4 198.51.100.9 127.0.0.1 5556 21\r\n')).next()).code).toBe(421);
+    expect((await (await via(port, 'PROXY TCP6 ::ffff:198.51.100.9 ::1 5557 21\r\n')).next()).code).toBe(421);
+    const six = await via(port, 'PROXY TCP6 2001:DB8:0:0:0:0:0:1 ::1 5558 21\r\n');
+    await six.login();
+    expect(events.map((e) => e.remoteAddress)).toEqual(['2001:db8::1']);
+  });
 });
 
 describe('PROXY protocol on passive data connections (passiveProxyProtocol)', () => {

@@ -165,3 +165,23 @@ it('SessionCounts: limits in total and per address, gives back only what it coun
   expect(counts.size).toBe(1);
   expect(counts.enter('c')).toBe('ok');
 });
+
+it('SessionCounts: an IPv6 address counts under its /64, an IPv4 address on its own', () => {
+  const counts = new SessionCounts(0, 2);
+  expect(counts.enter('2001:db8:1:2::1')).toBe('ok');
+  expect(counts.enter('2001:db8:1:2:aaaa::2')).toBe('ok');
+  expect(counts.enter('2001:db8:1:2::3')).toBe('max-sessions-per-ip');
+  expect(counts.enter('2001:db8:1:3::1')).toBe('ok');
+  expect(counts.enter('198.51.100.1')).toBe('ok');
+  expect(counts.enter('198.51.100.2')).toBe('ok');
+  expect([...counts.byAddress()]).toEqual([
+    ['2001:db8:1:2::/64', 2],
+    ['2001:db8:1:3::/64', 1],
+    ['198.51.100.1', 1],
+    ['198.51.100.2', 1],
+  ]);
+  // Given back by any address of the /64, or by the key byAddress gave (as a supervisor does for a lost worker).
+  expect(counts.leave('2001:db8:1:2::ffff')).toBe(1);
+  expect(counts.leave('2001:db8:1:2::/64', 5)).toBe(1);
+  expect(counts.enter('2001:db8:1:2::3')).toBe('ok');
+});

@@ -260,8 +260,8 @@ describe('explicit FTPS (AUTH TLS)', () => {
 
 describe('CCC', () => {
   /** A logged-in session over TLS that the client runs over a relay it can take off again (as the server does). */
-  async function cccSession(): Promise<{ raw: RawClient; pipe: HoldingPipe; t: TlsRaw }> {
-    const { port } = await tlsServer({ allowCcc: true });
+  async function cccSession(settings: Partial<ServerSettings> = {}): Promise<{ raw: RawClient; pipe: HoldingPipe; t: TlsRaw; server: FtpServer; fs: MemoryProvider }> {
+    const { port, server, fs } = await tlsServer({ allowCcc: true, ...settings });
     const raw = await RawClient.connect(port);
     cleanups.push(() => raw.close());
     await raw.next();
@@ -273,7 +273,44 @@ describe('CCC', () => {
     const t = new TlsRaw(socket);
     await t.cmd(`USER ${USER}`);
     expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
-    return { raw, pipe, t };
+    return { raw, pipe, t, server, fs };
+  }
+
+  /** Whether the client's TCP connection closes within `ms`. */
+  function closesWithin(raw: RawClient, ms: number): Promise<boolean> {
+    if (raw.closed) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      raw.socket.once('close', () => (clearTimeout(timer), resolve(true)));
+    });
+  }
+
+  /**
+   * Sends CCC once the server can no longer hand its replies to the kernel (the client reads nothing, HELP replies
+   * fill the connection), so that the 200 stays unflushed in the server's buffers.
+   */
+  async function cccUnflushed(settings: Partial<ServerSettings>): Promise<RawClient> {
+    const { raw, pipe, t, server } = await cccSession(settings);
+    // The client stops reading: the relay no longer takes bytes off the socket.
+    pipe.detach();
+    const sessions = (server as unknown as { sessions: Set<{ controlPipe: SocketPipe | null }> }).sessions;
+    const serverRaw = [...sessions][0]!.controlPipe!.raw;
+    // Loopback buffers take megabytes; in small steps, so that the server never has so much unsent that it stops
+    // serving commands (CCC must be answered).
+    for (let i = 0; i < 5000 && serverRaw.writableLength === 0; i++) {
+      if (t.socket.writableLength === 0) t.socket.write('HELP\r\n'.repeat(20));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(serverRaw.writableLength).toBeGreaterThan(0);
+    pipe.beginClearing();
+    t.socket.write('CCC\r\n');
+    return raw;
+  }
+
+  /** Reads (and drops) what the server sent, so that the client notices the connection's end. */
+  function drain(raw: RawClient): void {
+    raw.socket.on('data', () => {});
+    raw.socket.resume();
   }
 
   /** The replies the server sends in clear text once the relay is taken off, waiting for `count` of them. */
@@ -322,6 +359,69 @@ describe('CCC', () => {
     clear.end();
     const closed = new Promise((r) => (clear.destroyed ? r(true) : clear.once('close', () => r(true))));
     expect(await Promise.race([closed, new Promise((r) => setTimeout(() => r(false), 3000))])).toBe(true);
+  });
+
+  it('a session closed while the TLS layer is being taken off (server shutdown) closes its TCP connection too', async () => {
+    const { raw, pipe, t, server } = await cccSession();
+    // The client keeps its side open, and sends no close_notify: the server waits out its grace period.
+    pipe.beginClearing();
+    expect((await t.cmd('CCC')).code).toBe(200);
+    const closing = server.close();
+    expect(await closesWithin(raw, 3000)).toBe(true);
+    expect(await Promise.race([closing.then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))])).toBe(true);
+  });
+
+  it('a session whose CCC reply the client does not read, ended by the idle timeout, closes its TCP connection', async () => {
+    const raw = await cccUnflushed({ idleTimeout: 1 });
+    // Past the idle timeout and the 2 s a closed connection is given to flush its last replies.
+    await new Promise((r) => setTimeout(r, 3500));
+    drain(raw);
+    expect(await closesWithin(raw, 3000)).toBe(true);
+  });
+
+  it('a CCC reply that cannot be sent within tlsHandshakeTimeout ends the session', async () => {
+    const raw = await cccUnflushed({ idleTimeout: 0, tlsHandshakeTimeout: 1 });
+    await new Promise((r) => setTimeout(r, 1500));
+    drain(raw);
+    expect(await closesWithin(raw, 3000)).toBe(true);
+  });
+
+  it('AUTH TLS after CCC: data connections must again resume the control connection\'s new TLS session', async () => {
+    const { pipe, t, fs } = await cccSession();
+    await fs.mkdir('/d');
+    pipe.beginClearing();
+    expect((await t.cmd('CCC')).code).toBe(200);
+    // Clear text at once, as the client of the test above: the server then sends no close_notify.
+    const { socket: clear } = pipe.detach();
+    const parser = new ReplyParser();
+    const authReply = new Promise<Reply>((resolve) => {
+      clear.on('data', (d: Buffer) => {
+        const [r] = parser.push(d);
+        if (r) resolve(r);
+      });
+    });
+    clear.resume();
+    clear.write('AUTH TLS\r\n');
+    expect((await authReply).code).toBe(234);
+    clear.removeAllListeners('data');
+    const socket = tlsConnect({ socket: clear, rejectUnauthorized: false });
+    await once(socket, 'secureConnect');
+    cleanups.push(() => socket.destroy());
+    const t2 = new TlsRaw(socket);
+    await t2.cmd(`USER ${USER}`);
+    expect((await t2.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    await t2.cmd('PBSZ 0');
+    expect((await t2.cmd('PROT P')).code).toBe(200);
+    const dataPort = parseEpsvReply((await t2.cmd('EPSV')).text);
+    t2.socket.write('NLST\r\n');
+    expect((await t2.next()).code).toBe(150);
+    // A fresh TLS session on the data connection: what a hijacker racing to the port would have.
+    const data = tlsConnect({ port: dataPort, host: '127.0.0.1', rejectUnauthorized: false });
+    data.on('error', () => {});
+    let text = '';
+    data.on('data', (d: Buffer) => (text += d.toString()));
+    await once(data, 'close');
+    expect({ code: (await t2.next()).code, data: text }).toEqual({ code: 522, data: '' });
   });
 
   it('a client that sends no close_notify and speaks clear text right after the 200 is understood', async () => {

@@ -1,12 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { FtpError, TOO_MANY_FILES } from '../errors.js';
+import { plainAddress } from '../ip-address.js';
 import { readProxyHeader } from '../proxy-header.js';
 
-/** Normalises `::ffff:1.2.3.4` to `1.2.3.4` so that IPv4 peers compare equal however the socket reports them. */
-export function plainAddress(address: string | undefined): string {
-  if (!address) return '';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
+export { plainAddress } from '../ip-address.js';
 
 /** What a session asks of the pool for one PASV/EPSV. */
 export interface ReserveOptions {
