@@ -48,7 +48,7 @@ it('an s3 backend through the built ftpd: upload, list, download, rename, delete
     [
       'listeners: [{ port: 0 }]',
       'backends:',
-      `  bucket: { type: s3, bucket: ftp-files, region: us-east-1, endpoint: "${endpoint}", forcePathStyle: true, accessKeyId: S3RVER, secretAccessKey: S3RVER }`,
+      `  bucket: { type: s3, bucket: ftp-files, region: us-east-1, endpoint: "${endpoint}", forcePathStyle: true, accessKeyId: S3RVER, secretAccessKey: S3RVER, maxRenameObjects: 1 }`,
       `users: [{ name: alice, passwordHash: "${hash}", backend: bucket, home: /alice }]`,
       '',
     ].join('\n'),
@@ -61,6 +61,14 @@ it('an s3 backend through the built ftpd: upload, list, download, rename, delete
   await run('curl', ['-sS', '--fail', '--ftp-create-dirs', '-T', big.path, `${url}/in/big.bin`]);
   expect((await run('curl', ['-sS', '--fail', `${url}/in/`, '-l'])).stdout.trim()).toBe('big.bin');
   await run('curl', ['-sS', '--fail', '-o', join(work, 'back.bin'), `${url}/in/big.bin`]);
+  // maxRenameObjects reaches the driver: a folder of more objects than that is not renamed (553, RNTO's refusal), and
+  // stays whole.
+  const refused = await run('curl', ['-sS', '-Q', 'RNFR in', '-Q', 'RNTO out', `${url}/`, '-l']).then(
+    () => null,
+    (err: Error) => err.message,
+  );
+  expect(refused).toMatch(/QUOT command failed with 553/);
+  expect((await run('curl', ['-sS', '--fail', `${url}/in/`, '-l'])).stdout.trim()).toBe('big.bin');
   expect(await sha256File(join(work, 'back.bin'))).toBe(big.sha256);
   await run('curl', ['-sS', '--fail', '-Q', 'RNFR in/big.bin', '-Q', 'RNTO in/moved.bin', '-Q', 'DELE in/moved.bin', `${url}/`, '-l']);
   expect((await run('curl', ['-sS', '--fail', `${url}/in/`, '-l'])).stdout.trim()).toBe('');

@@ -129,6 +129,8 @@ const backend = z.discriminatedUnion('type', [
       sessionToken: z.string().min(1).optional(),
       partSize: z.number().int().min(5 * 1024 * 1024).optional(),
       uploadConcurrency: z.number().int().min(1).max(64).optional(),
+      /** Objects a folder rename may move (the driver's default 100,000); a bigger tree's RNTO is refused (550). */
+      maxRenameObjects: z.number().int().min(1).optional(),
     })
     .strict()
     .refine((b) => (b.accessKeyId === undefined) === (b.secretAccessKey === undefined), 'accessKeyId and secretAccessKey go together'),
