@@ -19,6 +19,19 @@ afterEach(async () => {
   await ctx.close();
 });
 
+/** The lines a listing command sends over a passive data connection, or its reply code alone when it refuses. */
+async function dataLines(command: string): Promise<string[]> {
+  const socket = await c.passive();
+  const r = await c.cmd(command);
+  if (r.code !== 150) {
+    socket.destroy();
+    return [String(r.code)];
+  }
+  const out = (await readAll(socket)).toString();
+  expect((await c.next()).code).toBe(226);
+  return out.split('\r\n').filter(Boolean);
+}
+
 async function put(name: string, data: Buffer | string): Promise<void> {
   const socket = await c.passive();
   c.send(`STOR ${name}`);
@@ -125,18 +138,7 @@ describe('review findings', () => {
     await put('c.txt', '3');
     expect((await c.cmd('MKD d')).code).toBe(257);
     await put('d/e.csv', '4');
-    const nlst = async (arg: string): Promise<string[]> => {
-      const socket = await c.passive();
-      c.send(`NLST ${arg}`);
-      const r = await c.next();
-      if (r.code !== 150) {
-        socket.destroy();
-        return [String(r.code)];
-      }
-      const out = (await readAll(socket)).toString();
-      expect((await c.next()).code).toBe(226);
-      return out.split('\r\n').filter(Boolean);
-    };
+    const nlst = (arg: string): Promise<string[]> => dataLines(`NLST ${arg}`);
     expect(await nlst('*.csv')).toEqual(['a.csv', 'b.csv']);
     expect(await nlst('d/*.csv')).toEqual(['d/e.csv']);
     expect(await nlst('[ac].*')).toEqual(['a.csv', 'c.txt']);
@@ -155,17 +157,7 @@ describe('review findings', () => {
     expect((await c.cmd('MKD .dir')).code).toBe(257);
     await put('.dir/.inner', '3');
     await put('.dir/inner', '4');
-    const lines = async (command: string): Promise<string[]> => {
-      const socket = await c.passive();
-      const r = await c.cmd(command);
-      if (r.code !== 150) {
-        socket.destroy();
-        return [String(r.code)];
-      }
-      const out = (await readAll(socket)).toString();
-      expect((await c.next()).code).toBe(226);
-      return out.split('\r\n').filter(Boolean);
-    };
+    const lines = dataLines;
     const names = (listing: string[]): string[] => listing.map((l) => l.slice(l.lastIndexOf(' ') + 1));
     expect(await lines('NLST *')).toEqual(['shown']);
     expect(await lines('NLST ?hidden')).toEqual(['550']);

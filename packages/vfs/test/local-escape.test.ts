@@ -20,6 +20,16 @@ async function code(promise: Promise<unknown> | (() => unknown)): Promise<VfsErr
   }
 }
 
+/** The error code a synchronous call throws, or 'resolved'. */
+function sync(fn: () => unknown): string {
+  try {
+    fn();
+    return 'resolved';
+  } catch (err) {
+    return toVfsError(err).code;
+  }
+}
+
 async function upload(path: string, data: string, options?: { start?: number; append?: boolean }): Promise<void> {
   const ws = await openWriteStream(p, path, options);
   await new Promise<void>((resolve, reject) => {
@@ -152,14 +162,6 @@ for (const syncMetadata of [true, false]) {
       const d = `/dd-${syncMetadata}`;
       await p.mkdir(`${d}/b`, { recursive: true });
       await p.symlink('/', `${d}/b/d`);
-      const sync = (fn: () => unknown): string => {
-        try {
-          fn();
-          return 'resolved';
-        } catch (err) {
-          return toVfsError(err).code;
-        }
-      };
       for (const path of [`${d}/b/d/sub/dd`, '/sub/dx', `${d}/b/d/sub/dx`]) {
         expect(await code(p.open(path, 'w')), path).toBe('EACCES');
         expect(await code(p.open(path, 'wx')), path).toBe('EACCES');
@@ -253,14 +255,6 @@ for (const syncMetadata of [true, false]) {
     });
 
     it('the sync API is confined as well', () => {
-      const sync = (fn: () => unknown): string => {
-        try {
-          fn();
-          return 'resolved';
-        } catch (err) {
-          return toVfsError(err).code;
-        }
-      };
       expect(sync(() => p.statSync('/etc/passwd'))).toBe('EACCES');
       expect(sync(() => p.readdirSync('/out'))).toBe('EACCES');
       expect(sync(() => p.openSync('/secretlink', 'r'))).toBe('EACCES');
