@@ -23,7 +23,25 @@ export interface RedisBanStoreOptions {
   prefix?: string;
   /** Most failures remembered per address (default 1000): a flood cannot grow a key without bound. */
   maxFailures?: number;
+  /**
+   * How long each call waits for Redis, in ms (default 1500; `Infinity` waits as long as the client does). The server
+   * awaits `isBanned` before its greeting and after each PASS, and the connection's own deadline (30 s, meant for
+   * filesystem scripts) would hold every login that long on a Redis that accepts connections but does not answer.
+   * Past it, `isBanned` answers false and `addFailure` / `ban` reject: the server then fails open (nobody banned,
+   * the failure not counted) rather than lock everybody out or stall.
+   */
+  timeoutMs?: number;
 }
+
+/** What {@link RedisBanStore} rejects with when Redis does not answer within its `timeoutMs`. */
+export class BanStoreTimeoutError extends Error {
+  constructor(operation: string, ms: number) {
+    super(`ban store: Redis did not answer ${operation} within ${ms} ms`);
+    this.name = 'BanStoreTimeoutError';
+  }
+}
+
+const TIMED_OUT: unique symbol = Symbol('timed out');
 
 /*
  * KEYS[1]: the address's failures (a sorted set: score = time of the failure, by the Redis clock so that servers with
@@ -46,14 +64,21 @@ return redis.call('ZCARD', KEYS[1])
 `,
 };
 
-/* KEYS[1]: the address's ban (a string: until ms, expiring then). ARGV: until. A shorter ban never replaces a longer one. */
+/*
+ * KEYS[1]: the address's ban (a string expiring at the ban's end). ARGV: its duration in ms. The end is reckoned by the
+ * Redis clock alone (PX, not the caller's absolute time), so that an instance whose clock is off neither bans nobody
+ * nor ignores bans. The value, the end by the Redis clock, is for people reading the key (and for servers of an older
+ * version during an upgrade, which compare it with their clock); only the key's existence means banned. A shorter ban
+ * never replaces a longer one: the remaining TTL is compared (-2: no key).
+ */
 const BAN = {
   name: 'ban-set',
   source: `
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local untilMs = tonumber(ARGV[1])
-if cur >= untilMs then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
+local ttl = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) >= ttl then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], now + ttl, 'PX', ttl)
 return 1
 `,
 };
@@ -76,6 +101,7 @@ export class RedisBanStore implements BanStoreLike {
   readonly #owned: boolean;
   readonly #prefix: string;
   readonly #maxFailures: number;
+  readonly #timeoutMs: number;
 
   /** @param options where the bans live. */
   constructor(options: RedisBanStoreOptions) {
@@ -85,25 +111,53 @@ export class RedisBanStore implements BanStoreLike {
     this.#prefix = options.prefix ?? 'ftp:ban';
     this.#maxFailures = options.maxFailures ?? 1000;
     if (!(Number.isSafeInteger(this.#maxFailures) && this.#maxFailures > 0)) throw new RangeError('maxFailures must be a positive integer');
+    this.#timeoutMs = options.timeoutMs ?? 1500;
+    if (!(this.#timeoutMs > 0)) throw new RangeError('timeoutMs must be a positive number of milliseconds (or Infinity)');
+  }
+
+  /**
+   * `call`'s answer, or TIMED_OUT once `timeoutMs` has passed. The command itself stays queued in ioredis until the
+   * client's own deadline; its late failure is swallowed here, as nobody waits for it any more.
+   */
+  async #deadline<T>(call: Promise<T>): Promise<T | typeof TIMED_OUT> {
+    const ms = this.#timeoutMs;
+    if (!Number.isFinite(ms)) return call;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(resolve, ms, TIMED_OUT);
+      // A call still waiting must not keep the process alive.
+      timer.unref();
+    });
+    try {
+      return await Promise.race([call, expired]);
+    } finally {
+      clearTimeout(timer);
+      call.catch(() => undefined);
+    }
   }
 
   /** @inheritdoc */
   async addFailure(key: string, windowMs: number): Promise<number> {
     const window = Math.max(1, Math.ceil(windowMs));
-    return Number(await evalScript(this.client, ADD_FAILURE_SCRIPT, [`${this.#prefix}:f:${key}`], [window, randomBytes(8).toString('hex'), this.#maxFailures]));
+    const answer = await this.#deadline(evalScript(this.client, ADD_FAILURE_SCRIPT, [`${this.#prefix}:f:${key}`], [window, randomBytes(8).toString('hex'), this.#maxFailures]));
+    if (answer === TIMED_OUT) throw new BanStoreTimeoutError('addFailure', this.#timeoutMs);
+    return Number(answer);
   }
 
   /** @inheritdoc */
   async ban(key: string, untilMs: number): Promise<void> {
-    const until = Math.ceil(untilMs);
-    if (until <= Date.now()) return;
-    await evalScript(this.client, BAN_SCRIPT, [`${this.#prefix}:b:${key}`], [until]);
+    // The end is the caller's clock plus the ban's duration: only the duration means the same to every clock.
+    const duration = Math.ceil(untilMs - Date.now());
+    if (!(duration > 0)) return;
+    const answer = await this.#deadline(evalScript(this.client, BAN_SCRIPT, [`${this.#prefix}:b:${key}`], [duration]));
+    if (answer === TIMED_OUT) throw new BanStoreTimeoutError('ban', this.#timeoutMs);
   }
 
   /** @inheritdoc */
   async isBanned(key: string): Promise<boolean> {
-    const v = await this.client.get(`${this.#prefix}:b:${key}`);
-    return v !== null && Number(v) > Date.now();
+    // The key expires at the ban's end by the Redis clock: no comparison with this instance's clock.
+    const answer = await this.#deadline(this.client.exists(`${this.#prefix}:b:${key}`));
+    return answer !== TIMED_OUT && answer > 0;
   }
 
   /** Ends the connection when the store opened it. */

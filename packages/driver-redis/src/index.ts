@@ -1,7 +1,7 @@
 export { RedisProvider } from './provider.js';
 export type { RedisProviderOptions } from './provider.js';
 export { RedisFileHandle } from './file-handle.js';
-export { RedisBanStore } from './ban-store.js';
+export { BanStoreTimeoutError, RedisBanStore } from './ban-store.js';
 export type { BanStoreLike, RedisBanStoreOptions } from './ban-store.js';
 export { deleteFilesystem, countKeys } from './sweep.js';
 export type { DeleteFilesystemOptions } from './sweep.js';
