@@ -100,6 +100,21 @@ export function renderSnapshots(snapshots: readonly MetricsSnapshot[]): string {
   return renderFamilies([...families.values()]);
 }
 
+/**
+ * `total` with the counters of `snapshot` added: a worker process that exits keeps its share in the sums, which
+ * must not go backwards. Its gauges (sessions open) end with it: their families stay, empty.
+ */
+export function retireSnapshot(total: MetricsSnapshot, snapshot: MetricsSnapshot): MetricsSnapshot {
+  const families = new Map(total.map((f) => [f.name, { ...f, values: new Map(f.values) }]));
+  for (const f of snapshot) {
+    let family = families.get(f.name);
+    if (!family) families.set(f.name, (family = { ...f, values: new Map() }));
+    if (f.type !== 'counter') continue;
+    for (const [key, value] of f.values) family.values.set(key, (family.values.get(key) ?? 0) + value);
+  }
+  return [...families.values()].map((f) => ({ ...f, values: [...f.values] }));
+}
+
 function renderFamilies(families: readonly Family[]): string {
   return families.map((f) => f.render()).join('\n') + '\n';
 }

@@ -101,6 +101,8 @@ describe('configuration file', () => {
     const grace = parseConfig(`backends: { m: { type: memory } }\nusers: [{ name: a, passwordHash: "${hash}", backend: m }]\n`, 'x.yaml', {}).shutdownGrace;
     expect(grace).toBe(30);
     expect(timeout).toBeGreaterThanOrEqual(grace + 10);
+    // With workers, the supervisor alone is to be signalled first (it stops its workers itself).
+    expect(unit).toMatch(/^KillMode=mixed$/m);
   });
 });
 

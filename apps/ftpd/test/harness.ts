@@ -26,12 +26,16 @@ export interface RunningFtpd {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts the built CLI as a real user would, and waits until it prints its address. */
-export async function startFtpd(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningFtpd> {
+/**
+ * Starts the built CLI as a real user would, and waits until it prints its address. `detached`: in a process group
+ * of its own, which a test can signal as a whole, as systemd does.
+ */
+export async function startFtpd(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, options: { detached?: boolean } = {}): Promise<RunningFtpd> {
   const root = await mkdtemp(join(tmpdir(), 'ftpd-e2e-'));
   const proc = spawn(process.execPath, [CLI, '--port', '0', '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'warn', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
+    detached: options.detached === true,
   });
   let err = '';
   let out = '';

@@ -55,6 +55,59 @@ async function talk(port: number, lines: string[] = [], from?: string, keepOpen?
   return replies;
 }
 
+/**
+ * Downloads `name` over a passive data connection read at `bytesPerMs`, and resolves with the bytes received and the
+ * reply that ends the transfer (a raw session: a client library takes the 421 of a server that closes the idle
+ * session right after its 226 for a failure of the transfer).
+ */
+async function slowDownload(port: number, name: string, bytesPerMs: number): Promise<{ bytes: number; reply: string }> {
+  const control = connect(port, '127.0.0.1');
+  control.setEncoding('utf8');
+  let text = '';
+  control.on('data', (chunk: string) => (text += chunk));
+  control.on('error', () => undefined);
+  const reply = async (): Promise<string> => {
+    for (let i = 0; i < 600; i++) {
+      const line = /^(\d{3}) .*\r\n/m.exec(text);
+      if (line) {
+        text = text.slice(line.index + line[0].length);
+        return line[0].trim();
+      }
+      if (control.destroyed) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return '(none)';
+  };
+  try {
+    await reply();
+    for (const line of [`USER ${USER}`, `PASS ${PASSWORD}`, 'TYPE I']) {
+      control.write(`${line}\r\n`);
+      await reply();
+    }
+    control.write('EPSV\r\n');
+    const dataPort = Number(/\|\|\|(\d+)\|/.exec(await reply())?.[1]);
+    const data = connect(dataPort, '127.0.0.1');
+    await once(data, 'connect');
+    control.write(`RETR ${name}\r\n`);
+    let bytes = 0;
+    const started = Date.now();
+    data.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      const wait = started + bytes / bytesPerMs - Date.now();
+      if (wait > 0) {
+        data.pause();
+        setTimeout(() => data.resume(), wait);
+      }
+    });
+    data.on('error', () => undefined);
+    await once(data, 'close');
+    await reply(); // 150
+    return { bytes, reply: await reply() };
+  } finally {
+    control.destroy();
+  }
+}
+
 /** The SHA-256 fingerprint of the certificate an explicit FTPS connection (AUTH TLS) is given. */
 async function certificateOf(port: number): Promise<string> {
   const socket = connect(port, '127.0.0.1');
@@ -150,6 +203,48 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       await downloading;
     } finally {
       client.close();
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('SIGTERM to the whole process group (systemd) lets a running download finish', async () => {
+    const ftpd = await startFtpd(['--workers', '2'], {}, { detached: true });
+    try {
+      // Bigger than what the socket buffers on both sides hold (some 10 MB on loopback), read at about 10 MB/s: the
+      // server still sends it seconds after the signal, and is done well inside the command line's 5 s of grace.
+      const size = 40 * 1024 * 1024;
+      await writeFile(join(ftpd.root, 'slow.bin'), Buffer.alloc(size, 5));
+      const downloading = slowDownload(ftpd.port, 'slow.bin', 10_000);
+      await new Promise((r) => setTimeout(r, 500));
+      const exited = new Promise<number | null>((resolve) => ftpd.proc.once('exit', (code) => resolve(code)));
+      // Every worker gets the signal and, at once, the supervisor's stop order: together they are one stop, not two.
+      process.kill(-ftpd.proc.pid!, 'SIGTERM');
+      const { bytes, reply } = await downloading;
+      expect(reply).toMatch(/^226 /);
+      expect(bytes).toBe(size);
+      expect(await exited).toBe(0);
+    } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('a stuck worker does not keep the supervisor from stopping: a second SIGTERM kills it', async () => {
+    const ftpd = await startFtpd(['--workers', '2', '--log-level', 'info']);
+    let stuck: number | undefined;
+    try {
+      await waitFor(() => workerPids(ftpd).size === 2);
+      [stuck] = [...workerPids(ftpd)];
+      // A worker whose event loop never comes back hears no stop order.
+      process.kill(stuck!, 'SIGSTOP');
+      const exited = new Promise<number | null>((resolve) => ftpd.proc.once('exit', (code) => resolve(code)));
+      ftpd.proc.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 500));
+      ftpd.proc.kill('SIGTERM');
+      expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 6000))])).toBe(0);
+      expect(alive(stuck!)).toBe(false);
+      expect(ftpd.logs().some((l) => l.msg === 'worker did not stop after a second stop; killed' && l.workerPid === stuck)).toBe(true);
+    } finally {
+      if (stuck !== undefined && alive(stuck)) process.kill(stuck, 'SIGKILL');
       await ftpd.stop('SIGKILL');
     }
   });
@@ -387,6 +482,51 @@ describe.skipIf(!linux)('ftpd --config with workers (SKIPPED off Linux: SO_REUSE
       expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
       expect(await ftpd.stop('SIGTERM')).toBe(0);
     } finally {
+      await ftpd.stop('SIGKILL');
+    }
+  });
+
+  it('the summed counters do not go backwards when a worker answers late or dies', async () => {
+    const metricsPort = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const file = join(work, 'counters.yaml');
+    await writeFile(
+      file,
+      JSON.stringify({
+        workers: 2,
+        listeners: [{ host: '127.0.0.1', port: 0 }],
+        backends: { disk: { type: 'local', root: join(work, 'root') } },
+        users: [{ name: 'a', passwordHash: await hashPassword('pw'), backend: 'disk' }],
+        metrics: { host: '127.0.0.1', port: metricsPort },
+        log: { level: 'info' },
+      }),
+    );
+    const ftpd = await startFtpdConfig(file, 1);
+    let stopped: number | undefined;
+    const total = async (): Promise<number> =>
+      Number(/^ftpd_sessions_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1]);
+    try {
+      const listening = (): Set<number> => new Set(ftpd.logs().filter((l) => l.worker !== undefined && l.msg === 'listening').map((l) => l.pid as number));
+      await waitFor(() => listening().size === 2);
+      for (let i = 0; i < 10; i++) await talk(ftpd.ports[0]!, ['QUIT']);
+      expect(await total()).toBe(10);
+      // A worker that served some of them: its share is what could go missing.
+      stopped = ftpd.logs().find((l) => l.msg === 'connected')?.pid as number;
+      process.kill(stopped, 'SIGSTOP');
+      expect(await total()).toBe(10);
+      process.kill(stopped, 'SIGCONT');
+      process.kill(stopped, 'SIGKILL');
+      await waitFor(() => listening().size === 3);
+      expect(listening().size).toBe(3);
+      expect(await total()).toBe(10);
+      await talk(ftpd.ports[0]!, ['QUIT']);
+      expect(await total()).toBe(11);
+    } finally {
+      if (stopped !== undefined && alive(stopped)) process.kill(stopped, 'SIGKILL');
       await ftpd.stop('SIGKILL');
     }
   });

@@ -42,8 +42,12 @@ export type ToWorker =
   | { t: 'banned'; id: number; key: string; until: number }
   | { t: 'ban-done'; id: number }
   | { t: 'metrics?'; id: number }
-  /** Stop: running transfers get the grace period; a second stop ends them at once. */
-  | { t: 'stop' }
+  /**
+   * Stop: running transfers get the grace period. `now`: the supervisor's order is a repeated one (a second
+   * signal): end them at once. A worker that already stops on its own SIGTERM must not take the supervisor's
+   * first order for a second one: at a stop of the whole process group (systemd) both come together.
+   */
+  | { t: 'stop'; now: boolean }
   /**
    * SIGHUP to the supervisor. `setup`, in config mode: the configuration reloaded, to put its users in service (the
    * supervisor checked it; its ports are mapped as at start). `tls`: read the TLS files again (those of `setup`'s
@@ -57,4 +61,9 @@ export type ReloadOrder = Omit<Extract<ToWorker, { t: 'reload' }>, 't'>;
 /** Whether a value received over IPC looks like one of our messages (anything else is ignored). */
 export function isMessage<T extends { t: string }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}
+
+/** How long running transfers get at a stop, in the setup's terms (the command line's is fixed). */
+export function graceMsOf(setup: WorkerSetup): number {
+  return setup.mode === 'cli' ? 5000 : setup.config.shutdownGrace * 1000;
 }

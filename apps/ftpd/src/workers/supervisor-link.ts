@@ -18,9 +18,9 @@ export class SupervisorLink {
   private readonly bans = new BanList();
   private setupWaiter: ((m: { setup: WorkerSetup; slot: number; slots: number; fileClaims: string }) => void) | null = null;
   private metricsSource: (() => MetricsSnapshot) | null = null;
-  private readonly stopOrders: Array<() => void> = [];
-  /** Stop orders that came while nobody listened yet (the worker was still starting): run when someone does. */
-  private earlyStops = 0;
+  private readonly stopOrders: Array<(now: boolean) => void> = [];
+  /** Stop orders (their `now`) that came while nobody listened yet (the worker was still starting): run when someone does. */
+  private readonly earlyStops: boolean[] = [];
   private readonly reloadOrders: Array<(order: ReloadOrder) => void> = [];
   /**
    * The last reload order that came while nobody listened yet: a worker forked before a reload, still starting
@@ -70,10 +70,10 @@ export class SupervisorLink {
     }
   }
 
-  /** Runs `then` at each of the supervisor's `stop` orders. */
-  onStop(then: () => void): void {
+  /** Runs `then` at each of the supervisor's `stop` orders, with whether the order is a repeated one. */
+  onStop(then: (now: boolean) => void): void {
     this.stopOrders.push(then);
-    for (; this.earlyStops > 0; this.earlyStops--) then();
+    for (const now of this.earlyStops.splice(0)) then(now);
   }
 
   /** Runs `then` at each of the supervisor's `reload` orders (SIGHUP), its setup sliced as this worker's. */
@@ -142,8 +142,8 @@ export class SupervisorLink {
         this.bans.add(m.key, m.until);
         return this.send({ t: 'banned-ack', id: m.id });
       case 'stop':
-        if (this.stopOrders.length === 0) this.earlyStops++;
-        for (const then of this.stopOrders) then();
+        if (this.stopOrders.length === 0) this.earlyStops.push(m.now === true);
+        for (const then of this.stopOrders) then(m.now === true);
         return;
       case 'reload': {
         const order = { ...(m.setup ? { setup: this.mine(m.setup) } : {}), tls: m.tls };

@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MemoryBanStore, SessionCounts } from '@ftp/server';
 import { releaseClaimsOf } from '@ftp/vfs';
-import { renderSnapshots, startMetricsServer } from '../metrics.js';
+import { renderSnapshots, retireSnapshot, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { BanList } from './ban-list.js';
 import { makeClaimsFolder } from './claims-folder.js';
-import { isMessage, type ToSupervisor, type ToWorker, type WorkerListener, type WorkerSetup } from './messages.js';
+import { graceMsOf, isMessage, type ToSupervisor, type ToWorker, type WorkerListener, type WorkerSetup } from './messages.js';
 
 /** What the supervisor runs. */
 export interface SupervisorPlan {
@@ -24,6 +24,10 @@ export interface SupervisorPlan {
 
 /** How long the supervisor waits for a worker's answer (its metrics, its copy of a ban). */
 const ANSWER_WAIT_MS = 1000;
+/** How long workers get to exit after a repeated stop before they are killed. */
+const NOW_KILL_MS = 2000;
+/** How long past the grace period workers get to exit (closing their backends) before they are killed. */
+const GRACE_KILL_MARGIN_MS = 5000;
 /** A worker that lived this long had no start-up problem: its restart delay starts again from the shortest. */
 const STABLE_MS = 60_000;
 
@@ -76,9 +80,18 @@ export class Supervisor {
   private restartDelayMs = 0;
   /** Replacements waiting for their delay; they keep the supervisor alive while no worker runs. */
   private readonly restarts = new Set<NodeJS.Timeout>();
+  /**
+   * Each live worker's last metrics answer: a worker that does not answer in time (busy) is counted with it, so
+   * that the sums never go backwards.
+   */
+  private readonly lastMetrics = new Map<number, MetricsSnapshot>();
+  /** The counters of the workers that exited, as they last reported them. */
+  private retiredMetrics: MetricsSnapshot = [];
   private metricsServer: Server | undefined;
   metricsAddress: AddressInfo | undefined;
   private allExited: (() => void) | null = null;
+  /** The deadlines after which workers still alive at a stop are killed. */
+  private readonly killTimers: NodeJS.Timeout[] = [];
   private exited: Promise<void> | null = null;
   /** The folder where the workers claim the local files they open (made at start, removed at stop). */
   private fileClaims: string | null = null;
@@ -113,20 +126,39 @@ export class Supervisor {
     }
   }
 
-  /** Stops every worker (running transfers get their grace period; called again, at once) and resolves when all have exited. */
+  /**
+   * Stops every worker (running transfers get their grace period; called again, at once) and resolves when all have
+   * exited. A worker that does not exit in time (its event loop stuck) is killed: shortly after a repeated stop, or
+   * once the grace period and a margin have passed.
+   */
   async stop(): Promise<void> {
+    const now = this.stopping;
     this.stopping = true;
     for (const timer of this.restarts) clearTimeout(timer);
     this.restarts.clear();
     const workers = liveWorkers();
-    // A second stop (a second signal) only repeats the order, which the workers take as "now".
     this.exited ??= (async () => {
       if (workers.length > 0) await new Promise<void>((resolve) => (this.allExited = resolve));
+      for (const timer of this.killTimers) clearTimeout(timer);
       if (this.metricsServer) await new Promise((resolve) => this.metricsServer?.close(resolve));
       if (this.fileClaims !== null) rmSync(this.fileClaims, { recursive: true, force: true });
     })();
-    for (const w of workers) this.send(w, { t: 'stop' });
+    // Without a deadline a stuck worker would keep the supervisor, and so the service, from ever stopping.
+    const deadline = setTimeout(() => this.killStragglers(now ? 'a second stop' : 'the grace period'), now ? NOW_KILL_MS : graceMsOf(this.setup) + GRACE_KILL_MARGIN_MS);
+    // A worker alive keeps the supervisor alive by itself; the deadline must not once none is.
+    deadline.unref();
+    this.killTimers.push(deadline);
+    // `now` tells the workers apart the first order, which a worker already stopping on its own SIGTERM (the whole
+    // process group signalled) must not take for a second one, from a repeated one, which ends transfers at once.
+    for (const w of workers) this.send(w, { t: 'stop', now });
     await this.exited;
+  }
+
+  private killStragglers(after: string): void {
+    for (const w of liveWorkers()) {
+      this.plan.logger.error({ worker: w.id, workerPid: w.process.pid }, `worker did not stop after ${after}; killed`);
+      w.process.kill('SIGKILL');
+    }
   }
 
   /**
@@ -163,6 +195,9 @@ export class Supervisor {
       worker.on('exit', (code, signal) => {
         this.ready.delete(worker);
         this.forgetSessions(worker.id);
+        const last = this.lastMetrics.get(worker.id);
+        if (last) this.retiredMetrics = retireSnapshot(this.retiredMetrics, last);
+        this.lastMetrics.delete(worker.id);
         // Its file claims would keep those files busy for the other workers (450) for good.
         if (this.fileClaims !== null && pid !== undefined) releaseClaimsOf(this.fileClaims, pid);
         if (!started) reject(new Error(`a worker exited while starting (${signal ?? `code ${code}`})`));
@@ -226,8 +261,14 @@ export class Supervisor {
   }
 
   private async renderMetrics(): Promise<string> {
-    const answers = await Promise.all([...this.ready].map((w) => this.ask(w, (id) => ({ t: 'metrics?', id }))));
-    return renderSnapshots(answers.flatMap((a) => (a?.t === 'metrics' ? [a.snapshot] : [])));
+    await Promise.all(
+      [...this.ready].map(async (w) => {
+        const answer = await this.ask(w, (id) => ({ t: 'metrics?', id }));
+        // Kept as it comes, not after every answer: a worker that exits meanwhile is then retired with this one.
+        if (answer?.t === 'metrics' && !w.isDead()) this.lastMetrics.set(w.id, answer.snapshot);
+      }),
+    );
+    return renderSnapshots([...this.lastMetrics.values(), this.retiredMetrics]);
   }
 
   /** Sends a worker a request and resolves with its answer, or null after {@link ANSWER_WAIT_MS}. */

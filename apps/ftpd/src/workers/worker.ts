@@ -5,7 +5,7 @@ import type { ConfiguredFtpd } from '../serve-config.js';
 import { messageOf, reportStartFailure } from '../start-errors.js';
 import { NOTHING_TO_RELOAD, tlsReloader } from '../tls-reload.js';
 import { SupervisorLink } from './supervisor-link.js';
-import type { ReloadOrder, WorkerListener } from './messages.js';
+import { graceMsOf, type ReloadOrder, type WorkerListener } from './messages.js';
 
 /**
  * A worker process of `workers > 1`: waits for its setup, serves it on the shared ports, and stops when the
@@ -13,7 +13,7 @@ import type { ReloadOrder, WorkerListener } from './messages.js';
  * ends it at once, without a grace period: Node's cluster exits a worker whose primary disconnects before any
  * listener of ours runs. SIGINT is left to the supervisor: at a terminal's Ctrl-C the whole process group gets it,
  * and the supervisor's stop order is the one that counts. SIGTERM sent to one worker stops that worker
- * (gracefully); the supervisor starts another.
+ * (gracefully; a second SIGTERM, at once); the supervisor starts another.
  */
 export async function runWorker(makeLogger: (level: string) => Logger): Promise<number> {
   // A hang-up that reaches the whole process group (a closed terminal) is the supervisor's to act on, as SIGINT is:
@@ -24,14 +24,13 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
   const logger = makeLogger(level).child({ worker: cluster.worker?.id });
   const hooks = { banStore: link.banStore, sessionGate: setup.limits ? link.sessionGate : undefined };
   let running: { close(graceMs?: number): Promise<void>; reload(order: ReloadOrder): void; listeners: WorkerListener[] };
-  let graceMs: number;
+  const graceMs = graceMsOf(setup);
   try {
     if (setup.mode === 'cli') {
       const ftpd = await startFtpd(setup.options, logger, { ...hooks, selfSigned: setup.tls });
       const listeners = [{ ...ftpd.address, implicitTls: false }, ...(ftpd.implicitAddress ? [{ ...ftpd.implicitAddress, implicitTls: true }] : [])];
       const reloadTls = tlsReloader(logger, async () => ((await ftpd.reloadTls()) ? null : NOTHING_TO_RELOAD));
       running = { close: (g) => ftpd.close(g), reload: () => reloadTls(), listeners };
-      graceMs = 5000;
     } else {
       const { startFromConfig } = await import('../serve-config.js');
       const ftpd = await startFromConfig(setup.config, logger, { ...hooks, serveMetrics: (source) => link.serveMetrics(source) });
@@ -39,7 +38,6 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
       // read finished last.
       let reloads = Promise.resolve();
       running = { close: (g) => ftpd.close(g), reload: (order) => void (reloads = reloads.then(() => applyReload(ftpd, order, logger))), listeners: ftpd.listeners };
-      graceMs = setup.config.shutdownGrace * 1000;
     }
   } catch (err) {
     reportStartFailure(logger, err, messageOf(err), { stderr: false });
@@ -51,19 +49,22 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
   link.onReload((order) => running.reload(order));
   await new Promise<void>((resolve) => {
     let stopping = false;
-    const stop = (why: string): void => {
-      if (stopping) {
-        logger.info({ why }, 'stopping now');
-        void running.close(0);
-        return;
+    // Only a repeated order means "now": at a stop of the whole process group (systemd's default) this worker's own
+    // SIGTERM and the supervisor's first order arrive together, in either order, and are one stop, not two.
+    const stop = (why: string, now: boolean): void => {
+      if (!stopping) {
+        stopping = true;
+        logger.info({ why, graceMs }, 'shutting down: no new connections, running transfers may finish');
+        void running.close(graceMs).then(resolve);
       }
-      stopping = true;
-      logger.info({ why, graceMs }, 'shutting down: no new connections, running transfers may finish');
-      void running.close(graceMs).then(resolve);
+      if (!now) return;
+      logger.info({ why }, 'stopping now');
+      void running.close(0);
     };
+    let sigterms = 0;
     process.on('SIGINT', () => {});
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    link.onStop(() => stop('supervisor'));
+    process.on('SIGTERM', () => stop('SIGTERM', sigterms++ > 0));
+    link.onStop((now) => stop('supervisor', now));
   });
   logger.info('stopped');
   logger.flush?.();
