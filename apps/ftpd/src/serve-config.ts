@@ -40,7 +40,7 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger, worker
   let tlsSection = config.tls;
   const backends = await openBackends(config.backends);
   // Redis, when configured, is shared by every process; else workers share their supervisor's memory.
-  const redisBans = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix }) : undefined;
+  const redisBans = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix, ...(config.bans.timeoutMs ? { timeoutMs: config.bans.timeoutMs } : {}) }) : undefined;
   const banStore = redisBans ?? worker?.banStore;
   const { anonymous, authenticate, makeAnonymousHome, replaceUsers } = accountsDriver(config, backends);
   await makeAnonymousHome();

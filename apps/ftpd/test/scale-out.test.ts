@@ -44,7 +44,7 @@ it('two ftpd instances over one Redis see each other\'s files and share bans', {
     [
       'listeners: [{ port: 0 }]',
       `backends: { shared: { type: redis, url: "${REDIS}", prefix: ${prefix} } }`,
-      `bans: { type: redis, url: "${REDIS}", prefix: ${prefix}-ban }`,
+      `bans: { type: redis, url: "${REDIS}", prefix: ${prefix}-ban, timeoutMs: 2000 }`,
       `users: [{ name: alice, passwordHash: "${hash}", backend: shared }]`,
       `server: { passivePortRange: ${range}, maxLoginFailures: 3, failedLoginDelay: 0, maxLoginAttemptsPerSession: 5 }`,
       '',

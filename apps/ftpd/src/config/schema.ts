@@ -213,7 +213,13 @@ const configShape = z
     server: serverSettings.default({}),
     /** Where failed logins and bans are kept: this process (default) or Redis, shared by several ftpd instances. */
     bans: z
-      .object({ type: z.literal('redis'), url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL'), prefix: z.string().min(1).default('ftpd:ban') })
+      .object({
+        type: z.literal('redis'),
+        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL'),
+        prefix: z.string().min(1).default('ftpd:ban'),
+        /** Milliseconds each ban check may take before it is skipped (fail open); the store's default is 1,500. */
+        timeoutMs: z.number().positive().max(60_000).optional(),
+      })
       .strict()
       .optional(),
     /** Prometheus metrics (`/metrics`) and a health check (`/healthz`) over HTTP; off unless given. */
