@@ -345,7 +345,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   coding(direction: 'download' | 'upload'): Coding {
     const limiters: RateLimiter[] = [];
     const own = this.sessionLimit(direction);
-    if (own) limiters.push(own);
+    // The session's own limit comes from settings and never changes: one at 0 needs no throttle stage.
+    if (own && own.rate > 0) limiters.push(own);
     const user = this.userLimits[direction];
     if (user) limiters.push(user);
     return { ascii: this.transferType === 'A', deflateLevel: this.mode === 'Z' ? this.deflateLevel : null, limiters };

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { createDeflate, createInflate } from 'node:zlib';
+import { createDeflate, createInflate, type Inflate } from 'node:zlib';
 import { AsciiDecoder, AsciiEncoder, encodeEscaped } from '@ftp/protocol';
 import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
 import { FtpError } from '../errors.js';
@@ -42,6 +42,8 @@ export class Transfer {
   storageCommitting: () => boolean = () => false;
   /** Told when {@link stop} is called: the upload's wait for its storage ends with the stop's failure. */
   afterStop: (() => void) | null = null;
+  /** Whether the transfer waits for a bandwidth limit: not a stall, however long nothing moves. */
+  throttled = false;
   /** The stall limit the transfer was attached with (ms; 0: none). */
   stallTimeoutMs = 0;
   /** What storage has stored so far, when it says (see `UploadStream.storedBytes`): a change is progress. */
@@ -98,6 +100,7 @@ export class Transfer {
           this.lastStored = stored;
           this.lastProgress = Date.now();
         }
+        if (this.throttled) this.lastProgress = Date.now();
         if (Date.now() - this.lastProgress < stallTimeoutMs) return;
         const seconds = Math.round(stallTimeoutMs / 1000);
         if (this.storageCommitting()) this.stop('local', new FtpError(451, `Storage did not finish storing the upload in ${seconds} s; upload abandoned.`));
@@ -145,7 +148,7 @@ export class Transfer {
   }
 
   get idleMs(): number {
-    return Date.now() - this.lastProgress;
+    return this.throttled ? 0 : Date.now() - this.lastProgress;
   }
 
   get reason(): TransferFailure | null {
@@ -210,6 +213,39 @@ const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean' | 'undeflat
 
 const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 
+/**
+ * Whether a transfer failed on MODE Z data that does not inflate (corrupt, ended by the client before the end of the
+ * deflate stream, or followed by more bytes), rather than on a cut connection. What it stored cannot be told from
+ * the client's data (the checksum that would tell is at the stream's end): it must not be kept as a partial upload
+ * that a client would resume from.
+ */
+export function isInvalidData(err: unknown): boolean {
+  return err instanceof TransferError && isZlibError(err.cause);
+}
+
+/**
+ * Inflate that fails on bytes after the end of the deflate stream: zlib stops there and drops the rest silently,
+ * so two streams, or one followed by junk, would be stored as just the first.
+ */
+function strictInflate(): Transform {
+  const inflate = createInflate() as Inflate & Transform;
+  let fed = 0;
+  const transform = inflate._transform.bind(inflate);
+  const push = inflate.push.bind(inflate);
+  inflate._transform = (chunk: Buffer, enc, cb) => {
+    fed += chunk.length;
+    transform(chunk, enc, cb);
+  };
+  // zlib ends its output as soon as the stream ends with input left over: caught there, before that end is taken
+  // for the end of a good upload.
+  inflate.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    if (chunk !== null || inflate.bytesWritten >= fed) return push(chunk, encoding);
+    inflate.destroy(Object.assign(new Error('data after the end of the deflate stream'), { code: 'Z_DATA_ERROR' }));
+    return false;
+  };
+  return inflate;
+}
+
 /** An error of zlib's (`Z_DATA_ERROR`, `Z_BUF_ERROR`…): data that does not inflate. */
 function isZlibError(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code?.startsWith('Z_') === true;
@@ -259,20 +295,28 @@ export interface Coding {
   limiters: readonly RateLimiter[];
 }
 
+/**
+ * The rate limit's stage: whenever there is a limiter, even one at 0 now, since its rate may be raised while the
+ * transfer runs; none without.
+ */
+function throttleOf(transfer: Transfer, coding: Coding): Transform[] {
+  if (coding.limiters.length === 0) return [];
+  return [throttleTransform(coding.limiters, (on) => (transfer.throttled = on))];
+}
+
 /** Local bytes to wire bytes: TYPE A, then deflate, then the rate limit. */
-function encoders(coding: Coding): Transform[] {
+function encoders(transfer: Transfer, coding: Coding): Transform[] {
   const out: Transform[] = [];
   if (coding.ascii) out.push(asciiEncodeTransform());
   if (coding.deflateLevel !== null) out.push(createDeflate({ level: coding.deflateLevel }));
-  if (coding.limiters.some((l) => l.rate > 0)) out.push(throttleTransform(coding.limiters));
+  out.push(...throttleOf(transfer, coding));
   return out;
 }
 
 /** Wire bytes to local bytes: the rate limit, inflate, then TYPE A. */
-function decoders(coding: Coding): Transform[] {
-  const out: Transform[] = [];
-  if (coding.limiters.some((l) => l.rate > 0)) out.push(throttleTransform(coding.limiters));
-  if (coding.deflateLevel !== null) out.push(createInflate());
+function decoders(transfer: Transfer, coding: Coding): Transform[] {
+  const out: Transform[] = throttleOf(transfer, coding);
+  if (coding.deflateLevel !== null) out.push(strictInflate());
   if (coding.ascii) out.push(asciiDecodeTransform());
   return out;
 }
@@ -284,7 +328,7 @@ function decoders(coding: Coding): Transform[] {
  */
 export async function sendToSocket(transfer: Transfer, source: Readable, coding: Coding): Promise<void> {
   const socket = transfer.socket!;
-  const stages: Readable[] = [source, ...encoders(coding)];
+  const stages: Readable[] = [source, ...encoders(transfer, coding)];
   const reader = stages.length === 1 ? chunkReaderOf(source) : undefined;
   if (reader !== undefined) return sendChunks(transfer, source, reader, socket);
   // Counted by watching the last stage rather than by one more Transform: a stage costs a copy of the stream
@@ -363,7 +407,7 @@ function writeChunk(transfer: Transfer, socket: Socket, chunk: Buffer): Promise<
  */
 export async function receiveFromSocket(transfer: Transfer, upload: UploadStream, coding: Coding, options: ReceiveOptions = {}): Promise<void> {
   const socket = transfer.socket!;
-  const stages: Transform[] = decoders(coding);
+  const stages: Transform[] = decoders(transfer, coding);
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
   const feed = options.reuseBuffers !== false && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
   transfer.storageBusy = () => upload.writableLength > 0;
@@ -441,7 +485,8 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
         socket.pause();
       } else socket.destroy();
       for (const stage of stages) stage.destroy();
-      if (options.keepPartial === true && failure.reason !== 'local' && !unclean && !upload.destroyed && !upload.writableEnded) {
+      // Data that did not inflate is not the client's: never kept, whatever partialUploads says.
+      if (options.keepPartial === true && failure.reason !== 'local' && !unclean && !isInvalidData(failure) && !upload.destroyed && !upload.writableEnded) {
         // What arrived is stored as the file (as an upload written in place keeps it), then the failure told.
         feed?.flush();
         upload.end();
@@ -490,6 +535,8 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
     // The upload is ended only once the end of the data is known to be genuine, so a rejected end never commits
     // (not even as a kept partial upload).
     const onEnd = (): void => {
+      // Failed meanwhile (bytes after the deflate stream are found at its end, before this runs).
+      if (settled) return;
       if (!transfer.endedCleanly()) {
         unclean = true;
         return fail(new TransferError('connection', MESSAGES.unclean));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
-import { receiveFromSocket, sendToSocket, TransferError, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
+import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileHandleLike, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
+import { isInvalidData, receiveFromSocket, sendToSocket, TransferError, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { rangesSendable, refuseUnlistableName, requirePermission, takeRange, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
@@ -153,6 +153,12 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
         storeWaitMs: Math.max(UPLOAD_CLOSE_WAIT_MS, s.settings.dataStallTimeout * 1000),
       });
     } catch (err) {
+      // MODE Z data that did not inflate wrote bytes that are not the client's (zlib finds out at the end, after
+      // them): they go, whatever partialUploads says. Storage that shows only complete uploads dropped them itself.
+      if (isInvalidData(err)) {
+        if (!wholeOnly) await discardUpload(s, path, fresh ? null : (options.start ?? size));
+        throw err;
+      }
       // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
       // whose uploads show only when complete kept the previous version: deleting the path would lose it.
       if (!keep && !wholeOnly) {
@@ -161,6 +167,24 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
       throw err;
     }
   });
+}
+
+/**
+ * Undoes what a failed upload wrote: cuts the file back to `keep` bytes (what it held before an APPE or a REST +
+ * STOR), or deletes it (a new upload; or storage that cannot truncate, as partialUploads 'discard' does).
+ */
+async function discardUpload(s: Session, path: string, keep: number | null): Promise<void> {
+  if (keep !== null) {
+    const handle = (await s.vfs.open(path, 'r+').catch(() => null)) as FileHandleLike | null;
+    if (handle !== null) {
+      try {
+        if (typeof handle.truncate === 'function' && (await handle.truncate(keep).then(() => true, () => false))) return;
+      } finally {
+        await handle.close().catch(() => undefined);
+      }
+    }
+  }
+  await s.vfs.unlink(path).catch(() => undefined);
 }
 
 /**
