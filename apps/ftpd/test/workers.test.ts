@@ -8,7 +8,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
-import { CLI, PASSWORD, run, startFtpd, startFtpdConfig, USER, type RunningFtpd } from './harness.js';
+import { CLI, PASSWORD, run, startFtpd, startFtpdConfig, USER, type ConfiguredFtpdProcess, type RunningFtpd } from './harness.js';
 
 /** Connects, reads the first reply line, sends the given lines one reply at a time, and closes. */
 async function talk(port: number, lines: string[] = [], from?: string, keepOpen?: (close: () => void) => void): Promise<string[]> {
@@ -434,6 +434,29 @@ describe.skipIf(!linux)('ftpd --config with workers (SKIPPED off Linux: SO_REUSE
     await rm(work, { recursive: true, force: true });
   });
 
+  /** ftpd with two workers over a local folder, serving metrics on a free port of its own. */
+  async function twoWorkersWithMetrics(name: string, level: string): Promise<{ ftpd: ConfiguredFtpdProcess; metricsPort: number }> {
+    const metricsPort = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const file = join(work, name);
+    await writeFile(
+      file,
+      JSON.stringify({
+        workers: 2,
+        listeners: [{ host: '127.0.0.1', port: 0 }],
+        backends: { disk: { type: 'local', root: join(work, 'root') } },
+        users: [{ name: 'a', passwordHash: await hashPassword('pw'), backend: 'disk' }],
+        metrics: { host: '127.0.0.1', port: metricsPort },
+        log: { level },
+      }),
+    );
+    return { ftpd: await startFtpdConfig(file, 1), metricsPort };
+  }
+
   it('refuses backends and user settings that live in one process', async () => {
     const file = join(work, 'bad.yaml');
     const hash = await hashPassword('pw');
@@ -453,25 +476,7 @@ describe.skipIf(!linux)('ftpd --config with workers (SKIPPED off Linux: SO_REUSE
   });
 
   it('serves the metrics of all workers summed, and the health check', async () => {
-    const metricsPort = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const file = join(work, 'ok.yaml');
-    await writeFile(
-      file,
-      JSON.stringify({
-        workers: 2,
-        listeners: [{ host: '127.0.0.1', port: 0 }],
-        backends: { disk: { type: 'local', root: join(work, 'root') } },
-        users: [{ name: 'a', passwordHash: await hashPassword('pw'), backend: 'disk' }],
-        metrics: { host: '127.0.0.1', port: metricsPort },
-        log: { level: 'warn' },
-      }),
-    );
-    const ftpd = await startFtpdConfig(file, 1);
+    const { ftpd, metricsPort } = await twoWorkersWithMetrics('ok.yaml', 'warn');
     try {
       await waitFor(() => /2 worker processes/.test(ftpd.stderr()));
       expect(ftpd.stderr()).toMatch(/2 worker processes/);
@@ -487,25 +492,7 @@ describe.skipIf(!linux)('ftpd --config with workers (SKIPPED off Linux: SO_REUSE
   });
 
   it('the summed counters do not go backwards when a worker answers late or dies', async () => {
-    const metricsPort = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const file = join(work, 'counters.yaml');
-    await writeFile(
-      file,
-      JSON.stringify({
-        workers: 2,
-        listeners: [{ host: '127.0.0.1', port: 0 }],
-        backends: { disk: { type: 'local', root: join(work, 'root') } },
-        users: [{ name: 'a', passwordHash: await hashPassword('pw'), backend: 'disk' }],
-        metrics: { host: '127.0.0.1', port: metricsPort },
-        log: { level: 'info' },
-      }),
-    );
-    const ftpd = await startFtpdConfig(file, 1);
+    const { ftpd, metricsPort } = await twoWorkersWithMetrics('counters.yaml', 'info');
     let stopped: number | undefined;
     const total = async (): Promise<number> =>
       Number(/^ftpd_sessions_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1]);
