@@ -394,12 +394,7 @@ export class S3UploadStream extends Writable implements UploadStream {
   async #completionConditions(): Promise<Conditions> {
     const replaces = this.#plan.replaces;
     if (replaces === undefined) return {};
-    let etag: string | undefined;
-    try {
-      etag = (await this.#ctx.client.send(new HeadObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key }), this.#signal())).ETag;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    const etag = (await this.#head())?.ETag;
     if (replaces === 'nothing' ? etag !== undefined : etag !== replaces.etag) throw changedMeanwhile(this.#plan.path);
     if (this.#ctx.conditionalWritesUnsupported) return {};
     return replaces === 'nothing' ? { IfNoneMatch: '*' } : { IfMatch: replaces.etag };

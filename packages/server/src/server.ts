@@ -3,14 +3,14 @@ import { createServer, type AddressInfo, type BlockList, type Server, type Socke
 import { pino, type Logger } from 'pino';
 import { Advertiser, subnets } from './data/advertise.js';
 import { foreignPeerLog } from './data/foreign-peer-log.js';
-import { PassivePorts, plainAddress } from './data/passive.js';
+import { PassivePorts } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
-import { isIPv6Address, isThisMachine } from './ip-address.js';
+import { isIPv6Address, isThisMachine, plainAddress } from './ip-address.js';
 import { FairSlots } from './fair-slots.js';
-import { banKey, LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
+import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
 import { readProxyHeader } from './proxy-header.js';
-import type { SessionGate, SessionGateVerdict } from './session-gate.js';
+import { SessionCounts, type SessionGate, type SessionGateVerdict } from './session-gate.js';
 import { clock, Session, type AnonymousAccess, type SessionContext } from './session.js';
 import { isPublicHost, resolveSettings, type ServerSettings } from './settings.js';
 import { ListingSortBudget } from './listing-sort-budget.js';
@@ -93,7 +93,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   readonly settings: ServerSettings;
   private readonly logger: Logger;
   private readonly sessions = new Set<Session>();
-  private readonly perIp = new Map<string, number>();
+  /** This server's own sessions by address (an IPv6 /64 as one), for `maxSessionsPerIp`; the total is `sessions`. */
+  private readonly perIp: SessionCounts;
   /** Sessions the shared {@link SessionGate} admitted, to be given back when they end. */
   private readonly gated = new Set<Session>();
   /** The load balancers allowed to send PROXY headers; null: any (the listener is firewalled). */
@@ -112,6 +113,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       throw new TypeError('FtpServer needs a driver with an authenticate(session, user, password) method');
     }
     this.settings = resolveSettings(options.settings);
+    this.perIp = new SessionCounts(0, this.settings.maxSessionsPerIp);
     this.proxies = this.settings.proxyProtocolFrom ? subnets(this.settings.proxyProtocolFrom) : null;
     this.logger = options.logger ?? pino({ level: 'silent' });
     const [min, max] = this.settings.passivePortRange;
@@ -248,16 +250,15 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
 
   private start(socket: Socket, options: Listener, client: { address: string; port: number } | undefined): void {
     const ip = plainAddress(client?.address ?? socket.remoteAddress);
-    const { maxSessions, maxSessionsPerIp } = this.settings;
+    const { maxSessions } = this.settings;
     const refused = (reason: FtpServerEvents['session:refused'][0]['reason'], text: string): void => {
       this.notify('session:refused', { remoteAddress: ip, reason });
       refuse(socket, text, options.implicitTls);
     };
     if (this.closing) return refused('shutting-down', 'Server is shutting down.');
     if (maxSessions > 0 && this.sessions.size >= maxSessions) return refused('max-sessions', 'Too many connections, try again later.');
-    // Counted as bans are: an IPv6 client has a whole /64 to connect from.
-    const counted = banKey(ip);
-    if (maxSessionsPerIp > 0 && (this.perIp.get(counted) ?? 0) >= maxSessionsPerIp) return refused('max-sessions-per-ip', 'Too many connections from your address.');
+    // Counted as bans are (SessionCounts): an IPv6 client has a whole /64 to connect from.
+    if (this.perIp.enter(ip) !== 'ok') return refused('max-sessions-per-ip', 'Too many connections from your address.');
     const session = new Session(this.nextId++, socket, this.ctx, {
       implicitTls: options.implicitTls === true,
       publicHost: options.publicHost,
@@ -268,7 +269,6 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     socket.off('error', ignore);
     this.sessions.add(session);
     this.watchIdle();
-    this.perIp.set(counted, (this.perIp.get(counted) ?? 0) + 1);
     this.notify('session:open', { session: session.id, remoteAddress: ip });
     session.logAt('info')?.info({ port: session.remotePort }, 'connected');
     const begin = (banned: boolean, verdict: SessionGateVerdict): void => {
@@ -377,10 +377,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private forget(session: Session): void {
     if (!this.sessions.delete(session)) return;
     if (this.gated.delete(session)) this.options.sessionGate?.leave(session.remoteAddress);
-    const counted = banKey(session.remoteAddress);
-    const n = (this.perIp.get(counted) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(counted);
-    else this.perIp.set(counted, n);
+    this.perIp.leave(session.remoteAddress);
     try {
       this.options.driver.onDisconnect?.(session);
     } catch (err) {

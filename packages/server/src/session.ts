@@ -9,7 +9,7 @@ import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
 import { FtpError, isServerFault, isSystemRefusal, toReply } from './errors.js';
 import type { Advertiser } from './data/advertise.js';
 import type { PassivePorts } from './data/passive.js';
-import { plainAddress } from './data/passive.js';
+import { plainAddress } from './ip-address.js';
 import type { Coding } from './data/transfer.js';
 import { RateLimiter } from './data/throttle.js';
 import type { FairSlots } from './fair-slots.js';

@@ -3,7 +3,6 @@ import { FtpError, TOO_MANY_FILES } from '../errors.js';
 import { plainAddress } from '../ip-address.js';
 import { readProxyHeader } from '../proxy-header.js';
 
-export { plainAddress } from '../ip-address.js';
 
 /** What a session asks of the pool for one PASV/EPSV. */
 export interface ReserveOptions {

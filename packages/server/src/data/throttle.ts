@@ -68,11 +68,12 @@ export class RateLimiter {
       }
       this.refill();
       // A full bucket lets a slice cut for a higher rate pass too (into debt): it would never fit otherwise.
-      if (this.tokens >= Math.min(bytes, sliceFor(this.#rate))) {
+      const need = Math.min(bytes, sliceFor(this.#rate));
+      if (this.tokens >= need) {
         this.tokens -= bytes;
         return;
       }
-      const ms = Math.max(1, Math.ceil(((Math.min(bytes, sliceFor(this.#rate)) - this.tokens) / this.#rate) * 1000));
+      const ms = Math.max(1, Math.ceil(((need - this.tokens) / this.#rate) * 1000));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           this.wake = null;

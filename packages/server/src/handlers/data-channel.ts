@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort, ProtocolError } from '@ftp/protocol';
-import { type PassiveReservation, plainAddress } from '../data/passive.js';
+import type { PassiveReservation } from '../data/passive.js';
+import { plainAddress } from '../ip-address.js';
 import { FtpError } from '../errors.js';
 import { canonicalAddress, isIPv6Address } from '../ip-address.js';
 import type { Session } from '../session.js';

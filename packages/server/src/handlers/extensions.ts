@@ -16,6 +16,7 @@ import type { Permissions } from '../driver.js';
 import { FtpError } from '../errors.js';
 import { banKey } from '../login-guard.js';
 import { rangesSendable, requirePermission, takeRange, type Session } from '../session.js';
+import { exists } from './transfer.js';
 
 /** The FEAT line of HASH, with the session's algorithm marked. */
 export function hashFeatLine(s: Session): string {
@@ -128,19 +129,11 @@ async function splitHashArgument(s: Session, arg: string): Promise<{ path: strin
   // The longest name first: the whole argument, then all but its last number.
   for (let kept = numbers.length; kept > 0; kept--) {
     const name = path + numbers.slice(0, kept).join('');
-    if (await exists(s, name)) return { path: name, rest: numbers.slice(kept).join('') };
+    if (await exists(s, s.resolve(name))) return { path: name, rest: numbers.slice(kept).join('') };
   }
   return { path, rest: numbers.join('') };
 }
 
-async function exists(s: Session, name: string): Promise<boolean> {
-  try {
-    await s.vfs.stat(s.resolve(name));
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** AVBL (draft-peterson-streamlined-ftp-command-extensions): free bytes where the path is. */
 export async function avbl(s: Session, arg: string): Promise<void> {

@@ -239,7 +239,8 @@ function takeRestOffset(s: Session): number {
   return offset;
 }
 
-async function exists(s: Session, path: string): Promise<boolean> {
+/** Whether `path` (resolved) names anything in the user's storage. */
+export async function exists(s: Session, path: string): Promise<boolean> {
   try {
     await s.vfs.stat(path);
     return true;

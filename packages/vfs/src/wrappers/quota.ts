@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fsError, toVfsError, vfsError } from '../errors.js';
-import { listDirectory } from '../listing.js';
+import { listDirectory, statEntry } from '../listing.js';
 import { basename, dirname, joinPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
 import type { FileStats, FsProvider, UploadStream, WriteStreamOptions } from '../spec.js';
@@ -195,13 +195,7 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   const afterChange = (): void => {
     if (running.size > 0) changes++;
   };
-  const fileStats = async (path: string): Promise<FileStats | undefined> => {
-    try {
-      return typeof p.lstat === 'function' ? await p.lstat(path) : await p.stat(path);
-    } catch {
-      return undefined;
-    }
-  };
+  const fileStats = (path: string): Promise<FileStats | undefined> => statEntry(p, path).catch(() => undefined);
   const sizeOf = (st: FileStats | undefined): number => (st?.isFile() ? st.size : 0);
   const sameObject = (a: FileStats | undefined, b: FileStats | undefined): boolean =>
     a !== undefined && b !== undefined && typeof a.ino === 'number' && a.ino > 0 && a.ino === b.ino && (a.dev ?? 0) === (b.dev ?? 0);
