@@ -10,8 +10,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-async function session(settings: Partial<ServerSettings> = {}, limits?: { download?: RateLimiter; upload?: RateLimiter }) {
-  const fs = new MemoryProvider();
+async function session(settings: Partial<ServerSettings> = {}, limits?: { download?: RateLimiter; upload?: RateLimiter }, fs = new MemoryProvider()) {
   const server = new FtpServer({
     settings: { failedLoginDelay: 0, ...settings },
     driver: { authenticate: (_s, u, p) => (u === USER && p === PASSWORD ? { fs, ...(limits ? { rateLimits: limits } : {}) } : null) },
@@ -141,8 +140,8 @@ describe('rate changes while a transfer runs', () => {
 describe('MODE Z uploads of data that is not one valid deflate stream', () => {
   const text = Buffer.concat([pattern(200_000, 5), Buffer.from('hello world\n'.repeat(60000))]);
 
-  async function modeZ() {
-    const s = await session({ modeZ: true });
+  async function modeZ(fs?: MemoryProvider) {
+    const s = await session({ modeZ: true }, undefined, fs);
     expect((await s.c.cmd('MODE Z')).code).toBe(200);
     return s;
   }
@@ -170,6 +169,32 @@ describe('MODE Z uploads of data that is not one valid deflate stream', () => {
     expect((await c.cmd('REST 1000')).code).toBe(350);
     expect(await upload(c, 'STOR base', corruptDeflate(text))).toMatchObject({ code: 426 });
     expect(Buffer.from(await fs.readFile('/base')).equals(before.subarray(0, 1000))).toBe(true);
+  });
+
+  it('storage that cannot cut the file back keeps it, with the bytes it held before the APPE (not deleted)', async () => {
+    // Handles whose truncate fails (EIO), and handles without one: the undo cannot cut, and deleting would lose `before`.
+    class UncuttableTruncate extends MemoryProvider {
+      override async open(path: string, flags?: string | number, mode?: number) {
+        const handle = await super.open(path, flags, mode);
+        if (flags === 'r+') handle.truncate = () => Promise.reject(Object.assign(new Error('EIO'), { code: 'EIO' }));
+        return handle;
+      }
+    }
+    class NoTruncate extends MemoryProvider {
+      override async open(path: string, flags?: string | number, mode?: number) {
+        const handle = await super.open(path, flags, mode);
+        if (flags === 'r+') Object.defineProperty(handle, 'truncate', { value: undefined });
+        return handle;
+      }
+    }
+    for (const fs of [new UncuttableTruncate(), new NoTruncate()]) {
+      const { c } = await modeZ(fs);
+      const before = pattern(5000, 7);
+      await fs.writeFile('/kept', before);
+      expect(await upload(c, 'APPE kept', corruptDeflate(text))).toMatchObject({ code: 426 });
+      const after = Buffer.from(await fs.readFile('/kept'));
+      expect(after.subarray(0, before.length).equals(before)).toBe(true);
+    }
   });
 
   it('two concatenated streams, or a stream followed by junk, fail with 426 and store nothing', async () => {

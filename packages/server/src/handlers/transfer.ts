@@ -171,20 +171,25 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
 
 /**
  * Undoes what a failed upload wrote: cuts the file back to `keep` bytes (what it held before an APPE or a REST +
- * STOR), or deletes it (a new upload; or storage that cannot truncate, as partialUploads 'discard' does).
+ * STOR), or deletes it (a new upload). A file that cannot be cut back (storage without `truncate`, or a truncate
+ * that failed) is left as it is: deleting it would take the bytes it held before the upload with it, and the client
+ * was told the upload failed.
  */
 async function discardUpload(s: Session, path: string, keep: number | null): Promise<void> {
-  if (keep !== null) {
-    const handle = (await s.vfs.open(path, 'r+').catch(() => null)) as FileHandleLike | null;
-    if (handle !== null) {
-      try {
-        if (typeof handle.truncate === 'function' && (await handle.truncate(keep).then(() => true, () => false))) return;
-      } finally {
-        await handle.close().catch(() => undefined);
-      }
-    }
+  if (keep === null) {
+    await s.vfs.unlink(path).catch(() => undefined);
+    return;
   }
-  await s.vfs.unlink(path).catch(() => undefined);
+  const handle = (await s.vfs.open(path, 'r+').catch(() => null)) as FileHandleLike | null;
+  let failure: unknown = handle === null ? 'it could not be opened' : 'its storage cannot truncate';
+  try {
+    if (handle !== null && typeof handle.truncate === 'function') {
+      failure = await handle.truncate(keep).then(() => null, (err: unknown) => err);
+    }
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+  if (failure !== null) s.log.warn({ err: failure, path, keep }, 'a failed upload could not be undone: the file keeps the bytes it received');
 }
 
 /**
