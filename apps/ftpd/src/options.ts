@@ -22,7 +22,8 @@ export interface FtpdOptions {
   /** Port for implicit FTPS, if any. */
   implicitPort: number | undefined;
   tlsRequired: 'none' | 'control' | 'all';
-  tlsSessionReuse: boolean;
+  /** Whether PROT P data connections must resume the control connection's TLS session (@ftp/server's `tlsSessionReuse`). */
+  tlsSessionReuse: boolean | 'adaptive';
   /** Allow CCC after login. */
   allowCcc: boolean;
   tlsUploadRequiresCloseNotify: boolean;
@@ -65,6 +66,8 @@ Options:
       --implicit-port <n> also listen for implicit FTPS on this port (env FTPD_IMPLICIT_PORT)
       --tls-required <m>  none, control or all (default none, env FTPD_TLS_REQUIRED)
       --no-tls-session-reuse  accept TLS data connections that do not resume the control session
+      --require-tls-session-reuse  refuse them from the first (vsftpd's require_ssl_reuse; breaks Python's ftplib);
+                          by default they are refused once a data connection of the session has resumed it
       --allow-ccc         allow CCC (clear control connection after login, for NAT helpers)
       --strict-tls-eof    fail TLS uploads that end without close_notify (vsftpd's strict_ssl_read_eof)
       --anonymous-root <dir>  serve this folder read-only to user anonymous (env FTPD_ANONYMOUS_ROOT)
@@ -99,6 +102,7 @@ const OPTIONS = {
   'implicit-port': { type: 'string' },
   'tls-required': { type: 'string' },
   'no-tls-session-reuse': { type: 'boolean' },
+  'require-tls-session-reuse': { type: 'boolean' },
   'allow-ccc': { type: 'boolean' },
   'strict-tls-eof': { type: 'boolean' },
   'anonymous-root': { type: 'string' },
@@ -183,13 +187,16 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     throw new UsageError(`--tls-required: expected none, control or all; got ${tlsRequired}`);
   }
   if (tlsRequired !== 'none' && !hasTls) throw new UsageError('--tls-required needs --tls-cert and --tls-key (or --self-signed)');
+  if (v['no-tls-session-reuse'] === true && v['require-tls-session-reuse'] === true) {
+    throw new UsageError('--no-tls-session-reuse and --require-tls-session-reuse contradict each other');
+  }
   return {
     tlsCert,
     tlsKey,
     selfSigned,
     implicitPort,
     tlsRequired,
-    tlsSessionReuse: v['no-tls-session-reuse'] !== true,
+    tlsSessionReuse: v['no-tls-session-reuse'] === true ? false : v['require-tls-session-reuse'] === true ? true : 'adaptive',
     allowCcc: v['allow-ccc'] === true,
     tlsUploadRequiresCloseNotify: v['strict-tls-eof'] === true,
     anonymousRoot: v['anonymous-root'] ?? env.FTPD_ANONYMOUS_ROOT,

@@ -78,8 +78,10 @@ describe('FTPS with real clients', () => {
     expect(stdout.trim()).toBe('verdict: ok ok');
   });
 
-  it('Python ftplib FTP_TLS without session reuse is refused by default, accepted with --no-tls-session-reuse', async () => {
-    const strict = await ftpd([]);
+  it('Python ftplib FTP_TLS without session reuse works by default, is refused with --require-tls-session-reuse, works with --no-tls-session-reuse', async () => {
+    const adaptive = await ftpd([]);
+    expect((await run('python3', [ftplibTls, '127.0.0.1', String(adaptive.port), USER, PASSWORD, 'noreuse'])).stdout.trim()).toBe('verdict: ok ok');
+    const strict = await ftpd(['--require-tls-session-reuse']);
     expect((await run('python3', [ftplibTls, '127.0.0.1', String(strict.port), USER, PASSWORD, 'noreuse'])).stdout.trim()).toBe(
       'verdict: refused refused',
     );

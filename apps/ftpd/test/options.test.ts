@@ -15,6 +15,13 @@ it('--async-metadata (or FTPD_ASYNC_METADATA=1) sends the local disk’s metadat
   expect(parsed([], { FTPD_ASYNC_METADATA: '0' }).syncMetadata).toBe(true);
 });
 
+it("TLS session reuse on data connections: 'adaptive' by default, --require-tls-session-reuse always, --no-tls-session-reuse never", () => {
+  expect(parsed([]).tlsSessionReuse).toBe('adaptive');
+  expect(parsed(['--require-tls-session-reuse']).tlsSessionReuse).toBe(true);
+  expect(parsed(['--no-tls-session-reuse']).tlsSessionReuse).toBe(false);
+  expect(() => parseOptions(['--no-tls-session-reuse', '--require-tls-session-reuse'], {})).toThrow(/contradict/);
+});
+
 it('--mode-z (or FTPD_MODE_Z=1) offers MODE Z; it is off by default', () => {
   expect(parsed([]).modeZ).toBe(false);
   expect(parsed(['--mode-z']).modeZ).toBe(true);

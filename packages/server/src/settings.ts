@@ -141,10 +141,17 @@ export interface ServerSettings {
    */
   tlsRequired: TlsRequirement;
   /**
-   * A TLS data connection must resume the control connection's TLS session (vsftpd's `require_ssl_reuse`), so a
-   * third party who races to the data port cannot complete a transfer. Default true; turn off for clients that can't.
+   * Whether a PROT P data connection must resume the control connection's TLS session: proof that it comes from the
+   * same client, not from someone at the client's address racing to the port (a third party at another address is
+   * already refused by `passiveIpCheck`).
+   * - `'adaptive'` (default): required once a data connection of the session has resumed it. Clients that resume
+   *   (curl, lftp, FileZilla, basic-ftp) are held to it from their second data connection on; clients that never
+   *   resume (Python's ftplib, PHP's ftp_ssl_connect, Apache Commons Net) still work.
+   * - `true`: always required, from the first data connection (vsftpd's `require_ssl_reuse`, ProFTPD's default):
+   *   522 for clients that cannot resume.
+   * - `false`: never required.
    */
-  tlsSessionReuse: boolean;
+  tlsSessionReuse: boolean | 'adaptive';
   /**
    * Allow CCC (RFC 4217 §6): after login the control connection goes back to clear text, for firewalls that must
    * read PORT/PASV replies; data protection is kept, but data connections can no longer be required to resume
@@ -235,7 +242,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   failedLoginDelay: 1000,
   listingBatchSize: 256,
   tlsRequired: 'none',
-  tlsSessionReuse: true,
+  tlsSessionReuse: 'adaptive',
   allowCcc: false,
   tlsUploadRequiresCloseNotify: false,
   reuseUploadBuffers: true,
@@ -305,6 +312,7 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
   if (s.defaultTransferType !== 'A' && s.defaultTransferType !== 'I') throw new RangeError("defaultTransferType must be 'A' or 'I'");
   if (s.passiveIpCheck !== 'strict' && s.passiveIpCheck !== 'off') throw new RangeError("passiveIpCheck must be 'strict' or 'off'");
   if (!['none', 'control', 'all'].includes(s.tlsRequired)) throw new RangeError("tlsRequired must be 'none', 'control' or 'all'");
+  if (typeof s.tlsSessionReuse !== 'boolean' && s.tlsSessionReuse !== 'adaptive') throw new RangeError("tlsSessionReuse must be true, false or 'adaptive'");
   if (s.tlsMinVersion !== 'TLSv1.2' && s.tlsMinVersion !== 'TLSv1.3') throw new RangeError("tlsMinVersion must be 'TLSv1.2' or 'TLSv1.3'");
   if (!(s.tlsHandshakeTimeout > 0)) throw new RangeError('tlsHandshakeTimeout must be > 0');
   if (s.partialUploads !== 'keep' && s.partialUploads !== 'discard') throw new RangeError("partialUploads must be 'keep' or 'discard'");

@@ -387,7 +387,7 @@ describe('CCC', () => {
   });
 
   it('AUTH TLS after CCC: data connections must again resume the control connection\'s new TLS session', async () => {
-    const { pipe, t, fs } = await cccSession();
+    const { pipe, t, fs } = await cccSession({ tlsSessionReuse: true });
     await fs.mkdir('/d');
     pipe.beginClearing();
     expect((await t.cmd('CCC')).code).toBe(200);
@@ -589,8 +589,33 @@ describe('TLS session reuse on data connections', () => {
     return { code: (await t.next()).code, data: text };
   }
 
-  it('is required by default: a data connection with a new TLS session is refused (522)', async () => {
-    expect(await dataWithoutReuse({})).toEqual({ code: 522, data: '' });
+  it('tlsSessionReuse true: a data connection with a new TLS session is refused (522) from the first one', async () => {
+    expect(await dataWithoutReuse({ tlsSessionReuse: true })).toEqual({ code: 522, data: '' });
+  });
+
+  it("by default ('adaptive') a client that never resumes (Python's ftplib) is served, transfer after transfer", async () => {
+    const { port, fs } = await tlsServer();
+    await fs.mkdir('/d');
+    const { t, dataPort } = await protectedSession(port);
+    expect(await nlstResuming(t, dataPort, undefined)).toEqual({ code: 226, data: 'd\r\n', resumed: false });
+    expect(await nlstResuming(t, parseEpsvReply((await t.cmd('EPSV')).text), undefined)).toEqual({ code: 226, data: 'd\r\n', resumed: false });
+  });
+
+  it("by default ('adaptive') once a data connection has resumed, a later one that does not is refused (522)", async () => {
+    const { port, fs } = await tlsServer();
+    await fs.mkdir('/d');
+    const { t, dataPort } = await protectedSession(port);
+    expect(await nlstResuming(t, dataPort, t.session)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
+    // What a third party at the client's address racing to the port has: a TLS session of its own.
+    const refused = await nlstResuming(t, parseEpsvReply((await t.cmd('EPSV')).text), undefined);
+    expect(refused).toEqual({ code: 522, data: '', resumed: false });
+    // The client's own data connections go on resuming, and go on being served.
+    expect(await nlstResuming(t, parseEpsvReply((await t.cmd('EPSV')).text), t.session)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
+    // REIN keeps the control connection's TLS, and so what this client was seen to do.
+    expect((await t.cmd('REIN')).code).toBe(220);
+    await t.cmd(`USER ${USER}`);
+    expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect(await nlstResuming(t, parseEpsvReply((await t.cmd('EPSV')).text), undefined)).toEqual({ code: 522, data: '', resumed: false });
   });
 
   it('a data connection that does not speak TLS gets one 425 line with OpenSSL\'s reason, no source paths', async () => {
@@ -656,7 +681,7 @@ describe('TLS session reuse on data connections', () => {
   let made: Buffer | undefined;
 
   it("a session's TLS context serves the next session only with new ticket keys: the old session cannot be resumed on the new one's data port", async () => {
-    const { port, fs } = await tlsServer();
+    const { port, fs } = await tlsServer({ tlsSessionReuse: true });
     await fs.mkdir('/d');
     const a = await protectedSession(port);
     // A's own data connection resumes A's session, as every client's does.
@@ -674,7 +699,7 @@ describe('TLS session reuse on data connections', () => {
     expect(await nlstResuming(b.t, b2, b.t.session)).toEqual({ code: 226, data: 'd\r\n', resumed: true });
   });
   it('TLS 1.2 clients that send no ticket (curl) resume by session ID; only their own session, and not after it ends', async () => {
-    const { port, fs } = await tlsServer();
+    const { port, fs } = await tlsServer({ tlsSessionReuse: true });
     await fs.mkdir('/d');
     // What curl's ClientHello looks like under TLS 1.2: no session_ticket extension, so a session ID is all it has.
     const noTickets: ConnectionOptions = { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET };
