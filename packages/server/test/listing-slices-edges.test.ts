@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { LocalProvider, MemoryProvider, type DirSlices, type FsProvider } from '@ftp/vfs';
+import { LocalProvider, MemoryProvider, type DirSlices, type FsProvider, type NameSlices } from '@ftp/vfs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerSettings } from '../src/index.js';
 import { listingLines as listing, RawClient, readAll } from './helpers.js';
@@ -81,13 +81,11 @@ describe('folder handles are released on every path (local disk)', () => {
     // Local disk, with the third slice held back until `open()`: the listing is mid-folder when the client acts.
     let open: () => void = () => undefined;
     const local = new LocalProvider(root);
-    const held = local as LocalProvider & { listSlices(path: string): Promise<DirSlices> };
-    const inner = local.listSlices.bind(local);
-    held.listSlices = async (path: string) => {
-      const slices = await inner(path);
+    const held = local as LocalProvider & { listSlices(path: string): Promise<DirSlices>; listNameSlices(path: string): Promise<NameSlices> };
+    const gated = <S extends DirSlices | NameSlices>(slices: S): S => {
       const gate = new Promise<void>((r) => (open = r));
       let n = 0;
-      const wrapped: DirSlices = {
+      const wrapped = {
         async next() {
           if (n++ === 2) await gate;
           return slices.next();
@@ -97,8 +95,13 @@ describe('folder handles are released on every path (local disk)', () => {
           return wrapped;
         },
       };
-      return wrapped;
+      return wrapped as unknown as S;
     };
+    // NLST lists names only (listNameSlices), LIST and MLSD entries (listSlices): both are held back.
+    const inner = local.listSlices.bind(local);
+    held.listSlices = async (path: string) => gated(await inner(path));
+    const innerNames = local.listNameSlices.bind(local);
+    held.listNameSlices = async (path: string) => gated(await innerNames(path));
     const c = await session(held, { listSortMax: 100, dataConnectTimeout: 0.3 });
     for (const command of ['LIST /big', 'MLSD /big', 'NLST /big']) {
       // ABOR while the listing waits for its next slice.

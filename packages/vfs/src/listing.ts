@@ -1,6 +1,7 @@
 import { toVfsError } from './errors.js';
+import { fromGenerator, inHand, mapErrors } from './internal/sliced.js';
 import { joinPath } from './paths.js';
-import type { DirEntry, DirSlices, FileStats, FsProvider, ListSlicesOptions } from './spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider, ListSlicesOptions, NameSlices } from './spec.js';
 
 /** How many `lstat` calls {@link listDirectory}'s fallback keeps in flight. */
 export const LIST_CONCURRENCY = 64;
@@ -70,31 +71,7 @@ export async function listDirectory(p: FsProvider, path: string): Promise<DirEnt
  * page is read from a slow or hung store does not hold up the session that stopped it.
  */
 export function slicesFromGenerator(pages: AsyncGenerator<DirEntry[], undefined>): DirSlices {
-  let reading: Promise<unknown> | null = null;
-  let ended = false;
-  const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
-  return {
-    next: () => {
-      if (ended) return Promise.resolve(done());
-      const got = pages.next();
-      const current = got.finally(() => {
-        if (reading === current) reading = null;
-      });
-      current.catch(() => undefined);
-      reading = current;
-      return got;
-    },
-    return: () => {
-      ended = true;
-      const closing = pages.return(undefined);
-      if (reading === null) return closing;
-      closing.catch(() => undefined); // runs after the slice being read; nobody waits for it
-      return Promise.resolve(done());
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  return fromGenerator(pages);
 }
 
 /** Slices already in hand, as {@link DirSlices}. */
@@ -125,21 +102,7 @@ export async function collectSlices(slices: DirSlices): Promise<DirEntry[]> {
 
 /** `slices` with the errors of its `next()` as {@link VfsError}s naming `path`. */
 export function mapSliceErrors(slices: DirSlices, path: string): DirSlices {
-  return {
-    next: () => slices.next().catch((err: unknown) => Promise.reject(toVfsError(err, path))),
-    return: () => slices.return(),
-    // A getter: a provider may know only once its first slice has come. Unset stays unset: false says the provider
-    // sorts but this folder was past its limit, unset that it does not sort at all (its caller may gather to sort).
-    get sorted() {
-      return slices.sorted;
-    },
-    get held() {
-      return slices.held;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  return mapErrors(slices, path);
 }
 
 /**
@@ -154,4 +117,49 @@ export async function listDirectorySlices(p: FsProvider, path: string, options?:
   } catch (err) {
     throw toVfsError(err, path);
   }
+}
+
+/**
+ * The names of a directory's entries a slice at a time, without their stats (NLST, a wildcard matched against
+ * names): the provider's `listNameSlices` when present; else the names of {@link listDirectorySlices} (so a
+ * provider with `listSlices` or `list` keeps its own listing), or of `readdir` as one slice for a provider with
+ * neither. Resolves once the directory is open; errors are {@link VfsError}s. The caller iterates to the end or
+ * calls `return()`.
+ */
+export async function listNameSlices(p: FsProvider, path: string, options?: ListSlicesOptions): Promise<NameSlices> {
+  try {
+    if (typeof p.listNameSlices === 'function') return mapErrors(await p.listNameSlices(path, options), path);
+    if (typeof p.listSlices === 'function' || typeof p.list === 'function') return namesOf(await listDirectorySlices(p, path, options));
+    const names: string[] = [];
+    for (const item of await p.readdir(path)) {
+      const name = direntName(item);
+      if (name !== undefined && name !== '.' && name !== '..') names.push(name);
+    }
+    return inHand([names]);
+  } catch (err) {
+    throw toVfsError(err, path);
+  }
+}
+
+/** The names of `slices`' entries. */
+function namesOf(slices: DirSlices): NameSlices {
+  return {
+    async next() {
+      const got = await slices.next();
+      return got.done === true ? got : { done: false, value: got.value.map((e) => e.name) };
+    },
+    async return() {
+      await slices.return();
+      return { done: true, value: undefined };
+    },
+    get sorted() {
+      return slices.sorted;
+    },
+    get held() {
+      return slices.held;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }

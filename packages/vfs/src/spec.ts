@@ -65,7 +65,20 @@ export interface DirSlices extends AsyncIterableIterator<DirEntry[]> {
   readonly held?: number;
 }
 
-/** Options of {@link OptionalCapabilities.listSlices}. */
+/**
+ * A directory's names a slice at a time, without their stats (the `listNameSlices` capability): what
+ * {@link DirSlices} gives, each entry its name only. Same contract: `next()` gives the next slice, `return()` stops
+ * the listing early, names that vanish while it runs may be left out, `sorted` and `held` as there.
+ */
+export interface NameSlices extends AsyncIterableIterator<string[]> {
+  return(): Promise<IteratorResult<string[]>>;
+  /** As {@link DirSlices.sorted}. */
+  readonly sorted?: boolean;
+  /** As {@link DirSlices.held}. */
+  readonly held?: number;
+}
+
+/** Options of {@link OptionalCapabilities.listSlices} and {@link OptionalCapabilities.listNameSlices}. */
 export interface ListSlicesOptions {
   /**
    * Sort the entries by name when the folder has at most this many, and say so with {@link DirSlices.sorted}. A
@@ -145,6 +158,13 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * rejects ends the listing: the provider releases what it held, and `return()` after it must still resolve.
    */
   listSlices?(path: string, options?: ListSlicesOptions): Promise<DirSlices>;
+  /**
+   * {@link listSlices} with names only: for a caller that needs no stats (NLST, a wildcard matched against names),
+   * a provider that reads names apart from their stats (the local disk) spares one lookup per entry. Same
+   * contract as {@link listSlices}: the same names, in the same order, under the same confinement. Without it,
+   * `listNameSlices()` of this package takes the names of {@link listSlices} (or `list`, or `readdir`).
+   */
+  listNameSlices?(path: string, options?: ListSlicesOptions): Promise<NameSlices>;
   /** Sets the modification time (MFMT). */
   setTimes?(path: string, mtime: Date): Promise<void>;
   /** Sets the creation time (MFCT), for backends that store one. */

@@ -5,6 +5,7 @@ import {
   joinPath,
   listDirectory,
   listDirectorySlices,
+  listNameSlices,
   slicesOf,
   splitPath,
   VfsError,
@@ -12,6 +13,8 @@ import {
   type DirSlices,
   type FileStats,
   type FsProvider,
+  type ListSlicesOptions,
+  type NameSlices,
 } from '@ftp/vfs';
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
@@ -19,6 +22,13 @@ import { FtpError } from '../errors.js';
 import type { Permissions } from '../driver.js';
 import { spendRestart, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
+
+/** A listing a slice at a time: entries with their stats ({@link DirSlices}) or names only ({@link NameSlices}). */
+interface Sliced<T> extends AsyncIterableIterator<T[]> {
+  return(): Promise<IteratorResult<T[]>>;
+  readonly sorted?: boolean;
+  readonly held?: number;
+}
 
 /** What a listing command was asked for: the path and whether it names a directory's contents or one entry. */
 interface Target {
@@ -108,15 +118,20 @@ async function statOf(s: Session, path: string): Promise<FileStats> {
   return fs.lstat ? fs.lstat(path) : fs.stat(path);
 }
 
-async function resolveTarget(s: Session, arg: string, folderItself = false): Promise<Target> {
-  const path = s.resolve(arg);
-  const st = await s.vfs.stat(path).catch(async (err: unknown) => {
+/** What a listing's path names: its stats (a dangling link's own), or null for a wildcard that names nothing itself. */
+async function statTarget(s: Session, path: string): Promise<FileStats | null> {
+  return s.vfs.stat(path).catch(async (err: unknown) => {
     // A dangling symlink still lists as itself.
     const l = s.vfs.lstat ? await s.vfs.lstat(path).catch(() => null) : null;
     if (l) return l;
     if (VfsError.isInstance(err) && err.code === 'ENOENT' && isGlob(basename(path))) return null;
     throw err;
   });
+}
+
+async function resolveTarget(s: Session, arg: string, folderItself = false): Promise<Target> {
+  const path = s.resolve(arg);
+  const st = await statTarget(s, path);
   if (st === null) {
     const matches = globMatcher(basename(path));
     const dir = dirname(path);
@@ -124,7 +139,7 @@ async function resolveTarget(s: Session, arg: string, folderItself = false): Pro
     if (entries.length === 0) throw new FtpError(550, `${path}: No files found.`);
     return { path: dir, slices: slicesOf([entries.sort(byName)]), isDirectory: false, glob: true };
   }
-  if (st.isDirectory() && !folderItself) return { path, slices: await namedOrder(s, path), isDirectory: true };
+  if (st.isDirectory() && !folderItself) return { path, slices: await namedOrder(s, (options) => listDirectorySlices(s.vfs, path, options), entryName), isDirectory: true };
   return { path, slices: slicesOf([[{ name: basename(path) || '/', stats: await statOf(s, path) }]]), isDirectory: false };
 }
 
@@ -142,14 +157,19 @@ async function matching(entries: DirEntry[], matches: (name: string) => boolean)
 }
 
 function byName(a: DirEntry, b: DirEntry): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  return compareNames(a.name, b.name);
 }
 
+const entryName = (e: DirEntry): string => e.name;
+const itself = (name: string): string => name;
+
 /**
- * A folder's entries for LIST and NLST: sorted by name when it has at most `listSortMax` of them, else in the order
- * they are read, a slice at a time, so that a huge folder is never all in hand (see `listSortMax`).
+ * A folder's entries for LIST and NLST (its names only, for NLST): sorted by name when it has at most `listSortMax`
+ * of them, else in the order they are read, a slice at a time, so that a huge folder is never all in hand (see
+ * `listSortMax`). `open` opens the listing (`listDirectorySlices` or `listNameSlices` of the folder), `nameOf` names
+ * an entry.
  */
-async function namedOrder(s: Session, path: string): Promise<DirSlices> {
+async function namedOrder<T>(s: Session, open: (options?: ListSlicesOptions) => Promise<Sliced<T>>, nameOf: (entry: T) => string): Promise<Sliced<T>> {
   // What this listing may hold to sort, out of what all listings may (`listSortBudget`); given back when it ends.
   const budget = s.ctx.listSortBudget;
   const max = budget.take(s.settings.listSortMax);
@@ -163,9 +183,9 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
   const giveBack = (): void => keep(0);
   try {
     // A provider that can sort before it looks entries up (the local disk) streams a sorted listing as it is read.
-    const slices = await listDirectorySlices(s.vfs, path, max > 0 ? { sortedUpTo: max } : undefined);
+    const slices = await open(max > 0 ? { sortedUpTo: max } : undefined);
     const moved = (): void => keep(slices.held);
-    const gathered: DirEntry[] = [];
+    const gathered: T[] = [];
     // Past the limit, one more slice is read: it tells a folder that came whole (a provider without listSlices),
     // sorted since it is in hand anyway, from a big one.
     let over = false;
@@ -173,7 +193,7 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
       for (;;) {
         const got = await slices.next();
         moved();
-        if (got.done === true) return givingBack(slicesOf([gathered.sort(byName)]), giveBack);
+        if (got.done === true) return givingBack(inHand([gathered.sort((a, b) => compareNames(nameOf(a), nameOf(b)))]), giveBack);
         // Whether the slices come sorted is known once the first one has come. A provider that sorts (`sorted` set)
         // and did not is listing a folder bigger than `max`: it streams, nothing to gather (gathered, a big folder
         // held ~20,000 entries with their stats and lines per listing, for as long as a client did not read it).
@@ -196,7 +216,7 @@ async function namedOrder(s: Session, path: string): Promise<DirSlices> {
  * `slices`, calling `done` once when they end (read to the end, failed, or closed early), and `moved` after each
  * slice they give (for what the listing still holds).
  */
-function givingBack(slices: DirSlices, done: () => void, moved: () => void = () => {}): DirSlices {
+function givingBack<T>(slices: Sliced<T>, done: () => void, moved: () => void = () => {}): Sliced<T> {
   return {
     async next() {
       try {
@@ -223,7 +243,7 @@ function givingBack(slices: DirSlices, done: () => void, moved: () => void = () 
 }
 
 /** Ends a listing's slices; a provider that fails to is logged, since the client's reply is already decided. */
-async function endSlices(s: Session, slices: DirSlices): Promise<void> {
+async function endSlices(s: Session, slices: { return(): Promise<unknown> }): Promise<void> {
   try {
     await slices.return();
   } catch (err) {
@@ -232,8 +252,8 @@ async function endSlices(s: Session, slices: DirSlices): Promise<void> {
 }
 
 /** `first`, then the rest of `slices`. */
-function withFirst(first: DirEntry[], slices: DirSlices): DirSlices {
-  let pending: DirEntry[] | null = first;
+function withFirst<T>(first: T[], slices: Sliced<T>): Sliced<T> {
+  let pending: T[] | null = first;
   return {
     next() {
       if (pending === null) return slices.next();
@@ -286,12 +306,32 @@ async function* inGroups(lines: AsyncIterable<string>, size: number): AsyncGener
 }
 
 /** Runs a listing's data command, ending the target's slices however it ends. */
-async function sendListing(s: Session, target: Target, preliminary: string, groups: AsyncIterable<Iterable<string>>): Promise<void> {
+async function sendListing(s: Session, target: { path: string; slices: { return(): Promise<unknown> } }, preliminary: string, groups: AsyncIterable<Iterable<string>>): Promise<void> {
   try {
     await runDataCommand(s, 'listing', target.path, preliminary, (t) => sendLines(t, groups, s.settings.listingBatchSize, s.coding('download')));
   } finally {
     await endSlices(s, target.slices);
   }
+}
+
+/** Slices already in hand. */
+function inHand<T>(slices: T[][]): Sliced<T> {
+  let i = 0;
+  const done = (): IteratorResult<T[]> => ({ done: true, value: undefined });
+  return {
+    next: async () => (i < slices.length ? { done: false, value: slices[i++] as T[] } : done()),
+    return: async () => {
+      i = slices.length;
+      return done();
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function entryType(st: FileStats): ListEntry['type'] {
@@ -434,22 +474,59 @@ export async function nlst(s: Session, arg: string): Promise<void> {
   if (s.settings.listOptions && parseListArgument(arg).long) return list(s, arg);
   // RFC 959 §4.1.3: names relative to the argument as given, so clients can RETR them (mget).
   const raw = listArgument(arg);
-  const target = await resolveTarget(s, raw);
+  const target = await nlstTarget(s, raw);
   let prefix = '';
   if (target.glob) {
     const slash = raw.lastIndexOf('/');
     prefix = slash >= 0 ? raw.slice(0, slash + 1) : '';
-  } else if (target.isDirectory) prefix = raw !== '' && raw !== '.' ? (raw.endsWith('/') ? raw : raw + '/') : '';
-  await sendListing(s, target, 'Here comes the file list.', nlstLines(target, raw, prefix));
+  } else if (target.names !== null) prefix = raw !== '' && raw !== '.' ? (raw.endsWith('/') ? raw : raw + '/') : '';
+  await sendListing(s, { path: target.path, slices: target.names ?? inHand([]) }, 'Here comes the file list.', nlstLines(target.names, raw, prefix));
 }
 
-/** NLST's lines: the names of a folder's (or a pattern's) entries after `prefix`, or `raw` itself for a file. */
-async function* nlstLines(target: Target, raw: string, prefix: string): AsyncGenerator<Iterable<string>> {
-  if (!target.isDirectory && !target.glob) {
+/**
+ * What NLST lists: a folder's names, a pattern's matches, or (`names` null) the file named. Names only, nothing
+ * looked up past the path itself: a provider that reads names apart from stats (the local disk) lists a folder
+ * without a lookup per entry, and a pattern is matched against names, never against entries looked up first.
+ */
+async function nlstTarget(s: Session, arg: string): Promise<{ path: string; names: Sliced<string> | null; glob?: boolean }> {
+  const path = s.resolve(arg);
+  const st = await statTarget(s, path);
+  if (st === null) {
+    const dir = dirname(path);
+    const names = await matchingNames(s, dir, globMatcher(basename(path)));
+    if (names.length === 0) throw new FtpError(550, `${path}: No files found.`);
+    return { path: dir, names: inHand([names.sort()]), glob: true };
+  }
+  if (st.isDirectory()) return { path, names: await namedOrder<string>(s, (options) => listNameSlices(s.vfs, path, options), itself) };
+  return { path, names: null };
+}
+
+/** The names of `dir` that `matches` takes, as the folder is read: only they are held. */
+async function matchingNames(s: Session, dir: string, matches: (name: string) => boolean): Promise<string[]> {
+  const slices: NameSlices = await listNameSlices(s.vfs, dir);
+  const kept: string[] = [];
+  let seen = 0;
+  try {
+    for await (const slice of slices) {
+      for (const name of slice) {
+        // Between batches other sessions get the thread: a provider may give a folder of 100,000 names at once.
+        if (++seen % MATCH_BATCH === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (matches(name)) kept.push(name);
+      }
+    }
+  } finally {
+    await endSlices(s, slices);
+  }
+  return kept;
+}
+
+/** NLST's lines: the names of a folder's (or a pattern's) entries after `prefix`, or `raw` itself for a file (`names` null). */
+async function* nlstLines(names: Sliced<string> | null, raw: string, prefix: string): AsyncGenerator<Iterable<string>> {
+  if (names === null) {
     yield [formatNlstLine(raw)];
     return;
   }
-  for await (const slice of target.slices) yield map(slice, (e) => formatNlstLine(prefix + e.name));
+  for await (const slice of names) yield map(slice, (name) => formatNlstLine(prefix + name));
 }
 
 /** MLSD (RFC 3659 §7): machine-readable facts of a directory's entries, a slice at a time as the folder is read. */

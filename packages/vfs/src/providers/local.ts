@@ -7,17 +7,18 @@ import { Writable } from 'node:stream';
 import { VirtualProvider } from '@platformatic/vfs';
 import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
 import { errorCodeOf, fsError, toVfsError } from '../errors.js';
+import { inHand, mapErrors } from '../internal/sliced.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { dirname, normalizePath, resolvePath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, NameSlices, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
-import { lstatAll, lstatAllSync, lstatSlices, noteNamespaceChange } from './local-listing.js';
+import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
 import { releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
@@ -1167,6 +1168,20 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));
     return mapSliceErrors(
       this.#runSync(path, () => lstatSlices(real, { thread: this.#listingThread, sortedUpTo: options.sortedUpTo })),
+      path,
+    );
+  }
+
+  /**
+   * {@link listSlices} with names only (see `FsProvider.listNameSlices`): no entry is looked up. With `syncMetadata`
+   * the folder is read a slice at a time as {@link listSlices} reads it (see {@link nameSlices}); without it, one
+   * `readdir` as one slice (what {@link list} reads).
+   */
+  async listNameSlices(path: string, options: ListSlicesOptions = {}): Promise<NameSlices> {
+    if (!this.#sync) return this.#run(path, async () => inHand([await hostFs.readdir(await this.#confine(path, true, 'scandir'))]));
+    const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));
+    return mapErrors(
+      this.#runSync(path, () => nameSlices(real, { sortedUpTo: options.sortedUpTo })),
       path,
     );
   }

@@ -2,10 +2,11 @@ import { describeCapabilities } from '../capabilities.js';
 import { latin1ForEscapes } from '@ftp/protocol';
 import { fsError, toVfsError } from '../errors.js';
 import { hashFile } from '../hash.js';
-import { collectSlices, listDirectorySlices, slicesFromGenerator } from '../listing.js';
+import { fromGenerator } from '../internal/sliced.js';
+import { collectSlices, listDirectorySlices, listNameSlices, slicesFromGenerator } from '../listing.js';
 import { basename, dirname, joinPath, normalizePath, relativeTo } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, HashOptions, ListSlicesOptions, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, HashOptions, ListSlicesOptions, NameSlices, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
 import { VfsStats } from '../stats.js';
 import { openReadStream, openWriteStream } from '../streams.js';
 
@@ -234,6 +235,39 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
     return undefined;
   }
 
+  /** {@link slices} with names only (see `listNameSlices`): mount points and virtual folders come last here too. */
+  async function nameSlices(v: string, options?: ListSlicesOptions): Promise<NameSlices> {
+    const n = normalizePath(v);
+    const r = route(n);
+    const extra = childrenOf(n);
+    let own: NameSlices | null = null;
+    try {
+      own = await listNameSlices(r.fs, r.path, extra.length === 0 ? options : undefined);
+    } catch (err) {
+      if (!(virtual.has(n) && toVfsError(err).code === 'ENOENT')) throw err;
+    }
+    if (extra.length === 0 && own) return own;
+    return fromGenerator(withSpecialNames(own, extra));
+  }
+
+  async function* withSpecialNames(own: NameSlices | null, extra: string[]): AsyncGenerator<string[], undefined> {
+    const shadowed = new Set(extra);
+    if (own) {
+      try {
+        for (;;) {
+          const got = await own.next();
+          if (got.done === true) break;
+          const kept = got.value.filter((name) => !shadowed.has(name));
+          if (kept.length > 0) yield kept;
+        }
+      } finally {
+        await own.return();
+      }
+    }
+    yield extra;
+    return undefined;
+  }
+
   /** Routes two paths that must live on one provider (rename, COMB). */
   function sameProvider(syscall: string, a: string, b: string): [Route, Route] {
     const ra = route(a);
@@ -261,6 +295,7 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
     readdir: (v) => run(v, async () => (await collectSlices(await slices(v))).map((e) => e.name)),
     list: (v) => run(v, async () => collectSlices(await slices(v))),
     listSlices: (v, options) => run(v, () => slices(v, options)),
+    listNameSlices: (v, options) => run(v, () => nameSlices(v, options)),
     mkdir: (v, options) =>
       run(v, async () => {
         const n = normalizePath(v);

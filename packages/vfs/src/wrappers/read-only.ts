@@ -48,6 +48,7 @@ export function readOnly(p: FsProvider): FsProvider {
   if (typeof p.symlink === 'function') w.symlink = (_target, path) => refuse('symlink', path);
   if (typeof p.list === 'function') w.list = (path) => (p.list as NonNullable<FsProvider['list']>).call(p, path);
   if (typeof p.listSlices === 'function') w.listSlices = (path, options) => (p.listSlices as NonNullable<FsProvider['listSlices']>).call(p, path, options);
+  if (typeof p.listNameSlices === 'function') w.listNameSlices = (path, options) => (p.listNameSlices as NonNullable<FsProvider['listNameSlices']>).call(p, path, options);
   if (typeof p.hash === 'function') w.hash = (...args) => (p.hash as NonNullable<FsProvider['hash']>).apply(p, args);
   if (typeof p.availableSpace === 'function') w.availableSpace = (path) => (p.availableSpace as NonNullable<FsProvider['availableSpace']>).call(p, path);
   if (typeof p.setTimes === 'function') w.setTimes = (path) => refuse('utime', path);

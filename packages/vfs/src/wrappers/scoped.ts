@@ -1,5 +1,6 @@
 import { describeCapabilities } from '../capabilities.js';
 import { fsError, toVfsError } from '../errors.js';
+import { mapErrors } from '../internal/sliced.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { mapSliceErrors } from '../listing.js';
 import { dirname, normalizePath, relativeTo, resolvePath, splitPath } from '../paths.js';
@@ -174,6 +175,8 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   if (typeof list === 'function') w.list = (v) => run(v, async () => list.call(p, await at(v, true)));
   const listSlices = p.listSlices;
   if (typeof listSlices === 'function') w.listSlices = (v, options) => run(v, async () => mapSliceErrors(await listSlices.call(p, await at(v, true), options), v));
+  const listNames = p.listNameSlices;
+  if (typeof listNames === 'function') w.listNameSlices = (v, options) => run(v, async () => mapErrors(await listNames.call(p, await at(v, true), options), v));
   if (typeof hash === 'function') {
     w.hash = (v: string, algorithm: HashAlgorithm, start?: number, end?: number, options?: HashOptions) =>
       run(v, async () => hash.call(p, await at(v, true), algorithm, start, end, options));
