@@ -31,6 +31,7 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
           : {}),
         ...(b.partSize ? { partSize: b.partSize } : {}),
         ...(b.uploadConcurrency ? { uploadConcurrency: b.uploadConcurrency } : {}),
+        ...(b.uploadMemory ? { uploadMemory: b.uploadMemory } : {}),
         ...(b.maxRenameObjects ? { maxRenameObjects: b.maxRenameObjects } : {}),
       });
     }

@@ -1,7 +1,9 @@
 // ftp-s3.mjs — an FTP server whose users each get a prefix of one bucket.
 import { FtpServer } from '@ftp/server';
-import { S3Provider } from '@ftp/driver-s3';
+import { S3Provider, UploadMemoryBudget } from '@ftp/driver-s3';
 
+// One budget for the part buffers of every user's uploads: the process holds at most 256 MiB of them.
+const uploadMemory = new UploadMemoryBudget(256 * 1024 * 1024);
 const providers = new Map();
 function home(user) {
   let p = providers.get(user);
@@ -15,6 +17,7 @@ function home(user) {
       // credentials: { accessKeyId, secretAccessKey },  // default: the SDK's chain (env, profile, instance role…)
       partSize: 8 * 1024 * 1024,             // default 8 MiB (S3's minimum is 5 MiB)
       uploadConcurrency: 4,                  // parts in flight per upload (default 4)
+      uploadMemory,                          // shared by all providers (default: 256 MiB per provider)
     });
     providers.set(user, p);
   }

@@ -1,4 +1,5 @@
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { UploadMemoryBudget } from './budget.js';
 
 /** 1 MiB. */
 export const MiB = 1024 * 1024;
@@ -67,6 +68,14 @@ export interface S3ProviderOptions {
    * 5 GiB. Default true.
    */
   storeSha256?: boolean;
+  /**
+   * The bytes of part buffers that all uploads of this provider may hold at once: a number (bytes, at least 1 MiB)
+   * gives the provider a budget of its own; an {@link UploadMemoryBudget} is shared with every provider given the
+   * same instance. Default: a budget of 256 MiB for this provider (see {@link UploadMemoryBudget} for why). When it
+   * is spent, uploads wait for the parts in flight of others to complete (their data connections are not read
+   * meanwhile); none fails for it. The first 64 KiB of each upload are outside the budget, so small files never wait.
+   */
+  uploadMemory?: number | UploadMemoryBudget;
 }
 
 /** The options with defaults applied. */
@@ -78,6 +87,7 @@ export interface ResolvedOptions {
   renameConcurrency: number;
   maxRenameObjects: number;
   storeSha256: boolean;
+  uploadMemory: UploadMemoryBudget;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -99,6 +109,7 @@ export function resolveOptions(options: S3ProviderOptions): ResolvedOptions {
     renameConcurrency: positiveInt('renameConcurrency', options.renameConcurrency, 16),
     maxRenameObjects: positiveInt('maxRenameObjects', options.maxRenameObjects, 100_000),
     storeSha256: options.storeSha256 ?? true,
+    uploadMemory: options.uploadMemory instanceof UploadMemoryBudget ? options.uploadMemory : new UploadMemoryBudget(options.uploadMemory),
   };
 }
 

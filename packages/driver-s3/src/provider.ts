@@ -16,6 +16,7 @@ import {
   type ReadStreamOptions,
   type WriteStreamOptions,
 } from '@ftp/vfs';
+import type { UploadMemoryBudget } from './budget.js';
 import type { S3Context } from './context.js';
 import { openDownload } from './download.js';
 import { S3ReadHandle, S3WriteHandle } from './handles.js';
@@ -76,6 +77,11 @@ export class S3Provider implements FsProvider {
   /** The bucket. */
   get bucket(): string {
     return this.#ctx.bucket;
+  }
+
+  /** The budget the part buffers of this provider's uploads are taken from (`held`, `peak`, `waiting` for metrics). */
+  get uploadMemory(): UploadMemoryBudget {
+    return this.#ctx.options.uploadMemory;
   }
 
   /** The normalised key prefix (`''` or `'users/alice/'`). */

@@ -17,13 +17,15 @@ import { VfsError, type UploadStream } from '@ftp/vfs';
 import { copySource, type S3Context } from './context.js';
 import { openDownload } from './download.js';
 import { httpStatusOf, isConditionRefused, isNotFound, isNotImplemented, isPreconditionFailed, s3CodeOf, toS3Error } from './errors.js';
+import type { UploadMemoryBudget } from './budget.js';
 import { MAX_PART_SIZE, MIN_PART_SIZE } from './options.js';
 import { SHA256_META } from './objects.js';
 import { copyRanges, partSizeFor, scheduledBytes, type PartSchedule } from './parts.js';
 
 /**
- * Size of the first buffer of an upload, doubled as it fills up to `partSize`: most uploads are small, and a whole
- * part buffer per upload would cost every small upload `partSize` bytes.
+ * Size of the first buffer of an upload, outside the memory budget: most uploads are small, and a whole part buffer
+ * per upload would cost every small upload `partSize` bytes (and make it wait for the budget). An upload that passes
+ * it takes a whole part buffer from the budget.
  */
 const FIRST_BUFFER = 64 * 1024;
 
@@ -114,6 +116,11 @@ export function tooLarge(path: string, limit: number, schedule: PartSchedule): V
  * (uploadConcurrency + 1)` for the first 800 parts, as with fixed parts, and about twice the current part only for
  * uploads already huge. Past what the upload can hold (5 TiB) the write that would cross it fails with ENOSPC.
  *
+ * Part buffers (all but the first 64 KiB) are taken from the provider's {@link UploadMemoryBudget}, shared with the
+ * other uploads, and given back once their UploadPart has settled (or the upload is destroyed), each exactly once.
+ * When the budget is spent the upload waits for a buffer with its write callback pending (backpressure), holding
+ * nothing but its parts in flight, which settle: waiting never deadlocks, and a destroy withdraws the request.
+ *
  * Any interruption — `transferError(err)` from the server, `destroy()`, a failed part — aborts the multipart upload
  * (in-flight parts are cancelled first), so no parts are left behind and no partial object appears; `close` is
  * emitted once the abort is done. Once the object is stored (PutObject / CompleteMultipartUpload answered, or found
@@ -132,13 +139,10 @@ export class S3UploadStream extends Writable implements UploadStream {
   /** The most bytes this object can have: S3's object limit, or what the remaining parts hold, the lower. */
   #limit: number;
   readonly #abort = new AbortController();
+  readonly #budget: UploadMemoryBudget;
+  /** The buffer being filled: the first 64 KiB one (outside the budget), then part buffers from the budget. */
   #buf: Buffer | null = null;
   #filled = 0;
-  /**
-   * Part buffers whose UploadPart has settled, reused for the next parts of the same size: at most one more than
-   * the parts in flight of that size are ever allocated; buffers of a smaller size, once parts have grown, are let go.
-   */
-  readonly #free: Buffer[] = [];
   /** The number of the part being filled (the next one sent). */
   #nextPart = 1;
   /** Bytes of the kept part copied server-side so far, while {@link #copyPrefix} runs. */
@@ -167,6 +171,7 @@ export class S3UploadStream extends Writable implements UploadStream {
     this.#basePartSize = ctx.options.partSize;
     this.#schedule = ctx.partSchedule;
     this.#inflightBudget = ctx.options.partSize * ctx.options.uploadConcurrency;
+    this.#budget = ctx.options.uploadMemory;
     this.#limit = Math.min(this.#schedule.maxObjectSize, scheduledBytes(1, this.#basePartSize, this.#schedule));
     this.#hash = ctx.options.storeSha256 ? createHash('sha256') : null;
     this.#ready = this.#writePrefix();
@@ -192,9 +197,9 @@ export class S3UploadStream extends Writable implements UploadStream {
     return this.#size + this.#copiedSoFar;
   }
 
-  /** @internal Bytes of part buffers held now: the one being filled, those in flight, the free ones (tests). */
+  /** @internal Bytes of part buffers held now: the one being filled, those in flight (tests). */
   get bufferedBytes(): number {
-    return (this.#buf?.length ?? 0) + (this.#waiting?.buffer.byteLength ?? 0) + this.#inflightHeld + this.#free.reduce((n, b) => n + b.length, 0);
+    return (this.#buf?.length ?? 0) + (this.#waiting?.buffer.byteLength ?? 0) + this.#inflightHeld;
   }
 
   /** Size of part `partNumber` of this upload. */
@@ -299,8 +304,8 @@ export class S3UploadStream extends Writable implements UploadStream {
     let off = 0;
     while (off < data.length) {
       const partSize = this.#partSizeFor(this.#nextPart);
-      this.#buf ??= this.#takeBuffer(partSize);
-      if (this.#filled === this.#buf.length) this.#grow(partSize, data.length - off);
+      this.#buf ??= await this.#takeBuffer(partSize);
+      if (this.#filled === this.#buf.length) await this.#grow(partSize);
       const n = data.copy(this.#buf, this.#filled, off);
       this.#filled += n;
       off += n;
@@ -313,44 +318,67 @@ export class S3UploadStream extends Writable implements UploadStream {
     }
   }
 
-  /** A buffer for a part of `size` bytes: a free one of that size, else a new one. */
-  #takeBuffer(size: number): Buffer {
-    // Until a multipart upload exists the data may end as one small PutObject: start small, grow.
+  /**
+   * A buffer for a part of `size` bytes: until a multipart upload exists, a small one outside the budget (the data may
+   * end as one small PutObject); else one from the budget, waiting for it when the budget is spent.
+   */
+  async #takeBuffer(size: number): Promise<Buffer> {
     if (this.#uploadId === undefined) return Buffer.allocUnsafeSlow(Math.min(FIRST_BUFFER, size));
-    const free = this.#free.pop();
-    if (free !== undefined && free.length === size) return free;
-    // Parts have grown: the free buffers are of the smaller size, never used again.
-    this.#free.length = 0;
-    return Buffer.allocUnsafeSlow(size);
+    return this.#fromBudget(size);
   }
 
-  /** Replaces the (full) first buffer by one at least twice as large, at most the part's size. */
-  #grow(partSize: number, need: number): void {
+  /** A buffer from the budget; given straight back if the upload was destroyed while it waited. */
+  async #fromBudget(size: number): Promise<Buffer> {
+    const buf = await this.#budget.acquire(size, this.#abort.signal);
+    if (this.#abort.signal.aborted) {
+      this.#budget.release(buf);
+      throw this.#abort.signal.reason;
+    }
+    return buf;
+  }
+
+  /** Replaces the (full) first buffer by a whole part buffer from the budget. */
+  async #grow(partSize: number): Promise<void> {
     const old = this.#buf as Buffer;
-    const size = Math.min(partSize, Math.max(old.length * 2, this.#filled + need));
-    const next = Buffer.allocUnsafeSlow(size);
+    const next = await this.#fromBudget(partSize);
     old.copy(next, 0, 0, this.#filled);
     this.#buf = next;
   }
 
-  async #sendPart(body: Buffer): Promise<void> {
-    if (this.#failure !== undefined) throw this.#failure;
+  /**
+   * Gives a part buffer back to the budget (a no-op for the first, small one, and for one given back already). Once
+   * the upload is aborted its memory is not handed to another upload: a cancelled request's socket may not be done
+   * with it yet.
+   */
+  #release(buf: Buffer | null): void {
+    if (buf !== null) this.#budget.release(buf, !this.#abort.signal.aborted);
+  }
+
+  /** Sends `body` as the next part; `owner`, the buffer it lies in, goes back to the budget once the part settles. */
+  async #sendPart(body: Buffer, owner: Buffer = body): Promise<void> {
     let uploadId: string;
-    this.#waiting = body;
+    this.#waiting = owner;
     try {
+      if (this.#failure !== undefined) throw this.#failure;
       uploadId = await this.#ensureUpload();
       // At most `uploadConcurrency` parts and `partSize × uploadConcurrency` bytes in flight; one part always may go.
       while (this.#inflight.size > 0 && (this.#inflight.size >= this.#ctx.options.uploadConcurrency || this.#inflightBytes + body.length > this.#inflightBudget)) {
         await Promise.race(this.#inflight);
         if (this.#failure !== undefined) throw this.#failure;
       }
+    } catch (err) {
+      this.#release(owner);
+      throw err;
     } finally {
       this.#waiting = null;
     }
     const partNumber = this.#nextPart++;
     // Unreachable while #limit holds (every byte past it is refused); kept so that S3 never sees a part too many.
-    if (partNumber > this.#schedule.maxParts) throw tooLarge(this.#plan.path, this.#limit, this.#schedule);
-    const held = body.buffer.byteLength;
+    if (partNumber > this.#schedule.maxParts) {
+      this.#release(owner);
+      throw tooLarge(this.#plan.path, this.#limit, this.#schedule);
+    }
+    const held = owner.length;
     this.#inflightBytes += body.length;
     this.#inflightHeld += held;
     const p = this.#ctx.client
@@ -365,8 +393,8 @@ export class S3UploadStream extends Writable implements UploadStream {
         this.#inflight.delete(p);
         this.#inflightBytes -= body.length;
         this.#inflightHeld -= held;
-        // The SDK is done with the body (retries included): its memory serves the next part of its size.
-        if (body.length === this.#partSizeFor(this.#nextPart) && !this.#abort.signal.aborted) this.#free.push(body);
+        // The SDK is done with the body (retries included): its memory goes back to the budget, for any upload.
+        this.#release(owner);
       });
     this.#inflight.add(p);
   }
@@ -451,35 +479,51 @@ export class S3UploadStream extends Writable implements UploadStream {
     const digest = this.#hash?.digest('hex');
     const metadata = digest === undefined ? undefined : { [SHA256_META]: digest };
     if (this.#uploadId === undefined) {
-      // Everything fits in one part: a single PutObject, which carries the digest directly.
-      const body = this.#buf === null ? Buffer.alloc(0) : this.#buf.subarray(0, this.#filled);
+      const owner = this.#buf;
+      const body = owner === null ? Buffer.alloc(0) : owner.subarray(0, this.#filled);
       this.#buf = null;
-      const conditions = await this.#completionConditions();
-      // The same bytes as this upload: S3's ETag of a PutObject is their MD5 (not under SSE-KMS: the digest then).
-      const stored = async (): Promise<{ ETag?: string } | undefined> => {
-        const head = await this.#head();
-        if (head === undefined || head.ContentLength !== body.length) return undefined;
-        const md5 = `"${createHash('md5').update(body).digest('hex')}"`;
-        return head.ETag === md5 || (digest !== undefined && head.Metadata?.[SHA256_META] === digest) ? { ETag: head.ETag } : undefined;
-      };
-      await this.#complete(
-        conditions,
-        (c) => this.#ctx.client.send(new PutObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, Body: body, Metadata: metadata, ...c }), this.#signal()),
-        stored,
-      );
-      this.#completed = true;
+      try {
+        await this.#putObject(body, digest, metadata);
+      } finally {
+        this.#release(owner);
+      }
       return;
     }
     if (this.#filled > 0 || this.#parts.length + this.#inflight.size === 0) {
-      const last = this.#buf === null ? Buffer.alloc(0) : this.#buf.subarray(0, this.#filled);
+      const owner = this.#buf;
+      const last = owner === null ? Buffer.alloc(0) : owner.subarray(0, this.#filled);
       this.#buf = null;
       this.#filled = 0;
-      await this.#sendPart(last);
+      await this.#sendPart(last, owner ?? last);
     }
+    this.#release(this.#buf);
+    this.#buf = null;
+    await this.#completeMultipart(metadata);
+  }
+
+  /** Stores an upload that fits in one part: a single PutObject, which carries the digest directly. */
+  async #putObject(body: Buffer, digest: string | undefined, metadata: Record<string, string> | undefined): Promise<void> {
+    const conditions = await this.#completionConditions();
+    // The same bytes as this upload: S3's ETag of a PutObject is their MD5 (not under SSE-KMS: the digest then).
+    const stored = async (): Promise<{ ETag?: string } | undefined> => {
+      const head = await this.#head();
+      if (head === undefined || head.ContentLength !== body.length) return undefined;
+      const md5 = `"${createHash('md5').update(body).digest('hex')}"`;
+      return head.ETag === md5 || (digest !== undefined && head.Metadata?.[SHA256_META] === digest) ? { ETag: head.ETag } : undefined;
+    };
+    await this.#complete(
+      conditions,
+      (c) => this.#ctx.client.send(new PutObjectCommand({ Bucket: this.#ctx.bucket, Key: this.#plan.key, Body: body, Metadata: metadata, ...c }), this.#signal()),
+      stored,
+    );
+    this.#completed = true;
+  }
+
+  /** Waits for the parts in flight, then completes the multipart upload (and records the digest by a self-copy). */
+  async #completeMultipart(metadata: Record<string, string> | undefined): Promise<void> {
     while (this.#inflight.size > 0) await Promise.race(this.#inflight);
-    this.#free.length = 0;
     if (this.#failure !== undefined) throw this.#failure;
-    const uploadId = await this.#uploadId;
+    const uploadId = await (this.#uploadId as Promise<string>);
     const parts = [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     const conditions = await this.#completionConditions();
     // The upload's size and S3's multipart ETag, or its size and an upload id the store no longer knows (stores
@@ -528,8 +572,8 @@ export class S3UploadStream extends Writable implements UploadStream {
       return cb(err);
     }
     this.#abort.abort();
+    this.#release(this.#buf);
     this.#buf = null;
-    this.#free.length = 0;
     this.#abortUpload().then(
       () => cb(err),
       (abortErr: unknown) => cb(err ?? this.#fail(abortErr)),

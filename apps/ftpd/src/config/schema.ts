@@ -129,6 +129,11 @@ const backend = z.discriminatedUnion('type', [
       sessionToken: z.string().min(1).optional(),
       partSize: z.number().int().min(5 * 1024 * 1024).optional(),
       uploadConcurrency: z.number().int().min(1).max(64).optional(),
+      /**
+       * Bytes of part buffers all uploads to this backend may hold at once (the driver's default 256 MiB, at least
+       * 1 MiB); beyond it, uploads wait (their data connections are not read) until parts in flight complete.
+       */
+      uploadMemory: z.number().int().min(1024 * 1024).optional(),
       /** Objects a folder rename may move (the driver's default 100,000); a bigger tree's RNTO is refused (550). */
       maxRenameObjects: z.number().int().min(1).optional(),
     })
