@@ -76,18 +76,7 @@ export function slicesFromGenerator(pages: AsyncGenerator<DirEntry[], undefined>
 
 /** Slices already in hand, as {@link DirSlices}. */
 export function slicesOf(slices: readonly DirEntry[][]): DirSlices {
-  let i = 0;
-  const done = (): IteratorResult<DirEntry[]> => ({ done: true, value: undefined });
-  return {
-    next: async () => (i < slices.length ? { done: false, value: slices[i++] as DirEntry[] } : done()),
-    return: async () => {
-      i = slices.length;
-      return done();
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  return inHand(slices);
 }
 
 /** Every entry of `slices`, in order (a listing held whole). A failed slice rejects; the listing has then ended. */
