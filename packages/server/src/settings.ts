@@ -146,7 +146,9 @@ export interface ServerSettings {
    * already refused by `passiveIpCheck`).
    * - `'adaptive'` (default): required once a data connection of the session has resumed it. Clients that resume
    *   (curl, lftp, FileZilla, basic-ftp) are held to it from their second data connection on; clients that never
-   *   resume (Python's ftplib, PHP's ftp_ssl_connect, Apache Commons Net) still work.
+   *   resume (Python's ftplib, PHP's ftp_ssl_connect, Apache Commons Net) still work. Its limit: someone at the
+   *   client's address who wins the race to a session's first data connection is served (as with `false`), and the
+   *   session tickets that connection got let it resume later ones too.
    * - `true`: always required, from the first data connection (vsftpd's `require_ssl_reuse`, ProFTPD's default):
    *   522 for clients that cannot resume.
    * - `false`: never required.

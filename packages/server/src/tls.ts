@@ -8,6 +8,9 @@ import { FtpError } from './errors.js';
 import type { ServerSettings } from './settings.js';
 import { TlsSessionIds } from './tls-session-ids.js';
 
+/** Seconds a TLS session may be resumed (`sessionTimeout`), unless the driver's options say otherwise: OpenSSL's most. */
+export const SESSION_LIFETIME_S = 0x7fffffff;
+
 const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 
 /**
@@ -97,6 +100,11 @@ export class TlsContexts {
       // (3 in 10 minutes) reports through an error event and leaves the connection up. OpenSSL refuses them outright.
       secureOptions: (options.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
       ticketKeys: randomBytes(48),
+      // OpenSSL's default (2 hours from the control connection's handshake; resuming does not extend it) would refuse
+      // every data connection of a longer session that must resume (`tlsSessionReuse`): 522 in the middle of a long
+      // sync. The keys live only as long as the FTP session (see release), so a long lifetime exposes nothing; vsftpd
+      // does the same. TLS 1.3 tickets are still capped at 7 days by the protocol.
+      sessionTimeout: options.sessionTimeout ?? SESSION_LIFETIME_S,
     });
     if (nativeOf(context)) this.#optionsOf.set(context, options);
     return context;

@@ -194,6 +194,9 @@ describe('MODE Z uploads of data that is not one valid deflate stream', () => {
       expect(await upload(c, 'APPE kept', corruptDeflate(text))).toMatchObject({ code: 426 });
       const after = Buffer.from(await fs.readFile('/kept'));
       expect(after.subarray(0, before.length).equals(before)).toBe(true);
+      // An APPE that created the file held nothing before it: the file goes, as after a corrupt STOR.
+      expect(await upload(c, 'APPE created', corruptDeflate(text))).toMatchObject({ code: 426 });
+      await expect(fs.stat('/created')).rejects.toThrow();
     }
   });
 

@@ -589,6 +589,47 @@ describe('TLS session reuse on data connections', () => {
     return { code: (await t.next()).code, data: text };
   }
 
+  /**
+   * The ticket lifetime hint ([9]) of the SSL_SESSION in what Node hands a client ('session' event): a short header of
+   * Node's, then the session's DER, a SEQUENCE running to the end. In seconds.
+   */
+  function ticketLifetime(session: Buffer): number | undefined {
+    let start = 0;
+    while (start + 4 < session.length && !(session[start] === 0x30 && session[start + 1] === 0x82 && session.readUInt16BE(start + 2) + 4 === session.length - start)) start++;
+    const der = session.subarray(start);
+    const length = (at: number): [number, number] => {
+      const first = der[at] as number;
+      if (first < 0x80) return [first, at + 1];
+      let n = 0;
+      for (let i = 1; i <= (first & 0x7f); i++) n = n * 256 + (der[at + i] as number);
+      return [n, at + 1 + (first & 0x7f)];
+    };
+    let [, at] = length(1); // inside the outer SEQUENCE
+    while (at < der.length) {
+      const tag = der[at] as number;
+      const [len, body] = length(at + 1);
+      if (tag === 0xa9) {
+        const [intLen, int] = length(body + 1); // [9] { INTEGER }
+        let value = 0;
+        for (let i = 0; i < intLen; i++) value = value * 256 + (der[int + i] as number);
+        return value;
+      }
+      at = body + len;
+    }
+    return undefined;
+  }
+
+  it('sessions stay resumable as long as the FTP session lasts, not OpenSSL\'s 2 hours (a long sync would get 522 on every transfer)', async () => {
+    const { port } = await tlsServer();
+    for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const { t } = await protectedSession(port, { minVersion: version, maxVersion: version });
+      const hint = ticketLifetime(t.session as Buffer);
+      // TLS 1.3 caps a ticket at 7 days (RFC 8446 §4.6.1); TLS 1.2 tells the session's whole lifetime.
+      expect([version, hint]).toEqual([version, version === 'TLSv1.3' ? 604_800 : 2_147_483_647]);
+      await t.cmd('QUIT');
+    }
+  });
+
   it('tlsSessionReuse true: a data connection with a new TLS session is refused (522) from the first one', async () => {
     expect(await dataWithoutReuse({ tlsSessionReuse: true })).toEqual({ code: 522, data: '' });
   });

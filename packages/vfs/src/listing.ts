@@ -1,5 +1,5 @@
 import { toVfsError } from './errors.js';
-import { fromGenerator, inHand, mapErrors } from './internal/sliced.js';
+import { fromGenerator, inHand, mapErrors, namesOf } from './internal/sliced.js';
 import { joinPath } from './paths.js';
 import type { DirEntry, DirSlices, FileStats, FsProvider, ListSlicesOptions, NameSlices } from './spec.js';
 
@@ -130,25 +130,3 @@ export async function listNameSlices(p: FsProvider, path: string, options?: List
   }
 }
 
-/** The names of `slices`' entries. */
-function namesOf(slices: DirSlices): NameSlices {
-  return {
-    async next() {
-      const got = await slices.next();
-      return got.done === true ? got : { done: false, value: got.value.map((e) => e.name) };
-    },
-    async return() {
-      await slices.return();
-      return { done: true, value: undefined };
-    },
-    get sorted() {
-      return slices.sorted;
-    },
-    get held() {
-      return slices.held;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-}

@@ -14,8 +14,11 @@ import {
   quota,
   readOnly,
   scoped,
+  slicesOf,
+  type DirEntry,
   type DirSlices,
   type FsProvider,
+  type ListSlicesOptions,
   type NameSlices,
 } from '../src/index.js';
 import { LstatThread } from '../src/internal/lstat-thread.js';
@@ -201,3 +204,68 @@ function plain(local: LocalProvider): FsProvider & { stat: FsProvider['stat'] } 
     open: (path, flags, mode) => local.open(path, flags, mode),
   } as FsProvider & { stat: FsProvider['stat'] };
 }
+
+describe('a folder swapped for a link between its confinement and its open', () => {
+  it('is refused (EACCES), as LIST refuses it, rather than listing the names where the link leads', async () => {
+    const base = fs.mkdtempSync(join(tmpdir(), 'name-swap-'));
+    const jail = join(base, 'jail');
+    const outside = join(base, 'outside');
+    fs.mkdirSync(join(jail, 'd'), { recursive: true });
+    fs.writeFileSync(join(jail, 'd', 'inside.txt'), '');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(join(outside, 'SECRET_OUTSIDE'), '');
+    const realOpendir = fs.opendirSync;
+    // What another process writing in the tree (a shell user, a second server) can do at that moment.
+    const swapOnNextOpen = (): void => {
+      fs.opendirSync = ((path: fs.PathLike, options?: fs.OpenDirOptions) => {
+        fs.opendirSync = realOpendir;
+        if (String(path).endsWith('/jail/d')) {
+          fs.renameSync(join(jail, 'd'), join(jail, 'd.old'));
+          fs.symlinkSync(outside, join(jail, 'd'));
+        }
+        return realOpendir(path, options);
+      }) as typeof fs.opendirSync;
+    };
+    try {
+      const p = new LocalProvider(jail, { listingThread: false });
+      swapOnNextOpen();
+      await expect(listNameSlices(p, '/d', { sortedUpTo: 100 }).then(collectNames)).rejects.toThrow(/EACCES/);
+      fs.unlinkSync(join(jail, 'd'));
+      fs.renameSync(join(jail, 'd.old'), join(jail, 'd'));
+      // Unswapped, the same folder lists as before.
+      expect(await listNameSlices(p, '/d', { sortedUpTo: 100 }).then(collectNames)).toEqual(['inside.txt']);
+    } finally {
+      fs.opendirSync = realOpendir;
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
+
+async function collectNames(slices: AsyncIterable<string[]>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const slice of slices) out.push(...slice);
+  return out;
+}
+
+describe('a LocalProvider subclass that lists otherwise', () => {
+  it('has its names listed as its own listing gives them, not as the disk holds them (NLST shows what LIST shows)', async () => {
+    const base = fs.mkdtempSync(join(tmpdir(), 'name-subclass-'));
+    fs.writeFileSync(join(base, 'public.txt'), '');
+    fs.writeFileSync(join(base, '.htpasswd'), '');
+    class Hiding extends LocalProvider {
+      override async listSlices(path: string, options?: ListSlicesOptions): Promise<DirSlices> {
+        const kept: DirEntry[][] = [];
+        for await (const slice of await super.listSlices(path, options)) kept.push(slice.filter((e) => !e.name.startsWith('.ht')));
+        return slicesOf(kept);
+      }
+    }
+    try {
+      const p = new Hiding(base);
+      expect(await listNameSlices(p, '/').then(collectNames)).toEqual(['public.txt']);
+      // The base class still reads names alone.
+      expect((await listNameSlices(new LocalProvider(base), '/').then(collectNames)).sort()).toEqual(['.htpasswd', 'public.txt']);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+});

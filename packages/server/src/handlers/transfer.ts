@@ -156,7 +156,8 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
       // MODE Z data that did not inflate wrote bytes that are not the client's (zlib finds out at the end, after
       // them): they go, whatever partialUploads says. Storage that shows only complete uploads dropped them itself.
       if (isInvalidData(err)) {
-        if (!wholeOnly) await discardUpload(s, path, fresh ? null : (options.start ?? size));
+        // A file that did not exist before (STOR, or an APPE creating it) goes; one that did is cut back to its size.
+        if (!wholeOnly) await discardUpload(s, path, fresh || st === null ? null : (options.start ?? size));
         throw err;
       }
       // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider

@@ -1,4 +1,5 @@
 import { toVfsError } from '../errors.js';
+import type { DirSlices, NameSlices } from '../spec.js';
 
 /** `DirSlices` or `NameSlices` (see `spec.ts`). */
 export interface Sliced<T> extends AsyncIterableIterator<T[]> {
@@ -66,6 +67,29 @@ export function inHand<T>(slices: readonly T[][]): Sliced<T> {
     return: async () => {
       i = slices.length;
       return done();
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/** The names of `slices`' entries. */
+export function namesOf(slices: DirSlices): NameSlices {
+  return {
+    async next() {
+      const got = await slices.next();
+      return got.done === true ? got : { done: false, value: got.value.map((e) => e.name) };
+    },
+    async return() {
+      await slices.return();
+      return { done: true, value: undefined };
+    },
+    get sorted() {
+      return slices.sorted;
+    },
+    get held() {
+      return slices.held;
     },
     [Symbol.asyncIterator]() {
       return this;

@@ -174,15 +174,24 @@ export function lstatSlices(dir: string, options: LstatAllSyncOptions = {}): Dir
  * in the same order, kept to the same bounds (sorted up to `sortedUpTo`, past it read as they are consumed, a few
  * slices held), with the same {@link NameRepair}, and no lookup of any entry, so no listing thread either. The
  * names are read through the handle opened here, in the caller's synchronous stretch after its confinement of
- * `dir`: they are those of the folder that was confined, even if another stands at its path by the time they are
- * read (the lookups by path that {@link namespaceChanges} and {@link checkFolder} guard are what this leaves
- * out; NameRepair's second read of the folder checks it as it does for {@link lstatSlices}).
+ * `dir`, and the folder is checked ({@link checkFolder}) once the handle is open: a folder swapped for a link
+ * before the open is refused, one swapped after it goes on being read through the handle (no lookups by path
+ * follow, which is what {@link namespaceChanges} and the per-slice checks guard in {@link lstatSlices};
+ * NameRepair's second read of the folder checks it as it does there).
  */
 export function nameSlices(dir: string, options: Pick<LstatAllSyncOptions, 'sortedUpTo'> = {}): NameSlices {
   const host = hostArg(dir);
   const { dev, ino } = fs.lstatSync(host);
   const folder: Folder = { dir, host, prefix: dir.endsWith('/') ? dir : `${dir}/`, dev, ino, raw: typeof host !== 'string' };
   const handle = fs.opendirSync(host, { bufferSize: NAME_SLICE });
+  // The folder swapped for a link (or another folder) between the caller's confinement and this open: the handle
+  // may be reading somewhere else. As lstatSlices' first lookup would, refuse (EACCES) rather than send its names.
+  try {
+    checkFolder(folder);
+  } catch (err) {
+    handle.closeSync();
+    throw err;
+  }
   const order: Order = { sorted: options.sortedUpTo === undefined ? undefined : false, held: 0 };
   return asListing(readNameSlices(handle, new NameRepair(folder), options.sortedUpTo, order), handle, order);
 }

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { VirtualProvider } from '@platformatic/vfs';
 import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
 import { errorCodeOf, fsError, toVfsError } from '../errors.js';
-import { inHand, mapErrors } from '../internal/sliced.js';
+import { inHand, mapErrors, namesOf } from '../internal/sliced.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { dirname, normalizePath, resolvePath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
@@ -1178,6 +1178,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * `readdir` as one slice (what {@link list} reads).
    */
   async listNameSlices(path: string, options: ListSlicesOptions = {}): Promise<NameSlices> {
+    // A subclass that lists otherwise (hiding or adding entries in its `list` or `listSlices` methods) has NLST show
+    // what LIST shows: the names of its own listing, not the disk's.
+    const own = Object.getPrototypeOf(this) as LocalProvider;
+    if (own.listSlices !== LocalProvider.prototype.listSlices || own.list !== LocalProvider.prototype.list) {
+      return namesOf(await this.listSlices(path, options));
+    }
     if (!this.#sync) return this.#run(path, async () => inHand([await hostFs.readdir(await this.#confine(path, true, 'scandir'))]));
     const real = this.#runSync(path, () => this.#confineSync(path, true, 'scandir'));
     return mapErrors(
