@@ -23,7 +23,7 @@ export interface FtpdOptions {
   implicitPort: number | undefined;
   tlsRequired: 'none' | 'control' | 'all';
   /** Whether PROT P data connections must resume the control connection's TLS session (@ftp/server's `tlsSessionReuse`). */
-  tlsSessionReuse: boolean | 'adaptive';
+  tlsSessionReuse: boolean;
   /** Allow CCC after login. */
   allowCcc: boolean;
   tlsUploadRequiresCloseNotify: boolean;
@@ -65,9 +65,9 @@ Options:
       --self-signed       make a throw-away certificate at start, for trying FTPS locally
       --implicit-port <n> also listen for implicit FTPS on this port (env FTPD_IMPLICIT_PORT)
       --tls-required <m>  none, control or all (default none, env FTPD_TLS_REQUIRED)
-      --no-tls-session-reuse  accept TLS data connections that do not resume the control session
-      --require-tls-session-reuse  refuse them from the first (vsftpd's require_ssl_reuse; breaks Python's ftplib);
-                          by default they are refused once a data connection of the session has resumed it
+      --require-tls-session-reuse  refuse TLS data connections that do not resume the control session (vsftpd's
+                          require_ssl_reuse; Python's ftplib, and curl from its second transfer, then fail)
+      --no-tls-session-reuse  accept them (the default)
       --allow-ccc         allow CCC (clear control connection after login, for NAT helpers)
       --strict-tls-eof    fail TLS uploads that end without close_notify (vsftpd's strict_ssl_read_eof)
       --anonymous-root <dir>  serve this folder read-only to user anonymous (env FTPD_ANONYMOUS_ROOT)
@@ -196,7 +196,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     selfSigned,
     implicitPort,
     tlsRequired,
-    tlsSessionReuse: v['no-tls-session-reuse'] === true ? false : v['require-tls-session-reuse'] === true ? true : 'adaptive',
+    tlsSessionReuse: v['require-tls-session-reuse'] === true,
     allowCcc: v['allow-ccc'] === true,
     tlsUploadRequiresCloseNotify: v['strict-tls-eof'] === true,
     anonymousRoot: v['anonymous-root'] ?? env.FTPD_ANONYMOUS_ROOT,

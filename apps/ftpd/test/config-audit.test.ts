@@ -106,17 +106,6 @@ describe('configuration file', () => {
   });
 });
 
-describe('server.tlsSessionReuse', () => {
-  it("takes true, false or 'adaptive' (the server's default), and nothing else", () => {
-    const reuse = (value: string): unknown =>
-      parseConfig(`backends: { m: { type: memory } }\nusers: [{ name: a, passwordHash: "${hash}", backend: m }]\nserver: { tlsSessionReuse: ${value} }\n`, 'x.yaml', {}).server.tlsSessionReuse;
-    expect(reuse('adaptive')).toBe('adaptive');
-    expect(reuse('true')).toBe(true);
-    expect(reuse('false')).toBe(false);
-    expect(() => reuse('sometimes')).toThrow(/tlsSessionReuse/);
-  });
-});
-
 describe('command line errors', () => {
   it('a bad option: one line and a pointer to --help (not the whole usage), exit code 2', async () => {
     for (const [args, message] of [

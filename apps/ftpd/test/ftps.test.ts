@@ -78,15 +78,24 @@ describe('FTPS with real clients', () => {
     expect(stdout.trim()).toBe('verdict: ok ok');
   });
 
-  it('Python ftplib FTP_TLS without session reuse works by default, is refused with --require-tls-session-reuse, works with --no-tls-session-reuse', async () => {
-    const adaptive = await ftpd([]);
-    expect((await run('python3', [ftplibTls, '127.0.0.1', String(adaptive.port), USER, PASSWORD, 'noreuse'])).stdout.trim()).toBe('verdict: ok ok');
+  it('Python ftplib FTP_TLS without session reuse works by default, and is refused with --require-tls-session-reuse', async () => {
+    const lenient = await ftpd([]);
+    expect((await run('python3', [ftplibTls, '127.0.0.1', String(lenient.port), USER, PASSWORD, 'noreuse'])).stdout.trim()).toBe('verdict: ok ok');
     const strict = await ftpd(['--require-tls-session-reuse']);
     expect((await run('python3', [ftplibTls, '127.0.0.1', String(strict.port), USER, PASSWORD, 'noreuse'])).stdout.trim()).toBe(
       'verdict: refused refused',
     );
-    const lenient = await ftpd(['--no-tls-session-reuse']);
-    expect((await run('python3', [ftplibTls, '127.0.0.1', String(lenient.port), USER, PASSWORD, 'noreuse'])).stdout.trim()).toBe('verdict: ok ok');
+  });
+
+  it('curl: three files in one FTPS session (under TLS 1.3 it resumes only its first data connection)', async () => {
+    const s = await ftpd([]);
+    const dir = await mkdtemp(join(tmpdir(), 'ftpd-curl-three-'));
+    const names = ['one.bin', 'two.bin', 'three.bin'];
+    for (const [i, name] of names.entries()) await writeFile(join(s.root, name), Buffer.alloc(100_000 + i, i + 1));
+    const args = ['-sS', '--fail', '-k', '--ssl-reqd'];
+    for (const name of names) args.push(`${s.url}/${name}`, '-o', join(dir, name));
+    await run('curl', args);
+    for (const [i, name] of names.entries()) expect((await readFile(join(dir, name))).equals(Buffer.alloc(100_000 + i, i + 1))).toBe(true);
   });
 });
 

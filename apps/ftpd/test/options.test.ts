@@ -15,8 +15,8 @@ it('--async-metadata (or FTPD_ASYNC_METADATA=1) sends the local disk’s metadat
   expect(parsed([], { FTPD_ASYNC_METADATA: '0' }).syncMetadata).toBe(true);
 });
 
-it("TLS session reuse on data connections: 'adaptive' by default, --require-tls-session-reuse always, --no-tls-session-reuse never", () => {
-  expect(parsed([]).tlsSessionReuse).toBe('adaptive');
+it('TLS session reuse on data connections: not required by default, required with --require-tls-session-reuse', () => {
+  expect(parsed([]).tlsSessionReuse).toBe(false);
   expect(parsed(['--require-tls-session-reuse']).tlsSessionReuse).toBe(true);
   expect(parsed(['--no-tls-session-reuse']).tlsSessionReuse).toBe(false);
   expect(() => parseOptions(['--no-tls-session-reuse', '--require-tls-session-reuse'], {})).toThrow(/contradict/);

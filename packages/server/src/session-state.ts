@@ -77,11 +77,6 @@ export class SessionState {
   host: string | undefined = undefined;
   /** CCC was used: the control connection's TLS session is over, so data connections cannot resume it. */
   clearedControl = false;
-  /**
-   * A data connection resumed the control connection's TLS session: this client can, so later ones must too
-   * (`tlsSessionReuse: 'adaptive'`), also after CCC and a new AUTH TLS.
-   */
-  tlsResumed = false;
   /** The relay under the control connection's TLS when CCC is allowed (so TLS can be taken off again). */
   controlPipe: SocketPipe | null = null;
   /** Log bindings of the connection beyond the user's (`tls`, `ccc`). */
@@ -153,7 +148,6 @@ const CONNECTION_FIELDS = [
   'pbsz',
   'prot',
   'clearedControl',
-  'tlsResumed',
   'controlPipe',
   'logConnection',
   'loginFailures',
@@ -317,12 +311,6 @@ export abstract class SessionStateHolder {
   }
   set clearedControl(value: boolean) {
     this.change('clearedControl', value);
-  }
-  get tlsResumed(): boolean {
-    return this.state.tlsResumed;
-  }
-  set tlsResumed(value: boolean) {
-    this.change('tlsResumed', value);
   }
   get loginFailures(): number {
     return this.state.loginFailures;

@@ -141,19 +141,14 @@ export interface ServerSettings {
    */
   tlsRequired: TlsRequirement;
   /**
-   * Whether a PROT P data connection must resume the control connection's TLS session: proof that it comes from the
-   * same client, not from someone at the client's address racing to the port (a third party at another address is
-   * already refused by `passiveIpCheck`).
-   * - `'adaptive'` (default): required once a data connection of the session has resumed it. Clients that resume
-   *   (curl, lftp, FileZilla, basic-ftp) are held to it from their second data connection on; clients that never
-   *   resume (Python's ftplib, PHP's ftp_ssl_connect, Apache Commons Net) still work. Its limit: someone at the
-   *   client's address who wins the race to a session's first data connection is served (as with `false`), and the
-   *   session tickets that connection got let it resume later ones too.
-   * - `true`: always required, from the first data connection (vsftpd's `require_ssl_reuse`, ProFTPD's default):
-   *   522 for clients that cannot resume.
-   * - `false`: never required.
+   * A PROT P data connection must resume the control connection's TLS session (vsftpd's `require_ssl_reuse`), else
+   * 522: proof that it comes from the same client, not from someone at the client's address racing to the port (a
+   * third party at another address is refused by `passiveIpCheck` whatever this says). Default false: many clients
+   * cannot meet it — Python's ftplib, PHP's ftp_ssl_connect and Apache Commons Net never resume, and curl (7.88,
+   * OpenSSL) under TLS 1.3 resumes the first data connection of a session but not the second, which then fails.
+   * Turn on where every client resumes every time (FileZilla, lftp and basic-ftp do).
    */
-  tlsSessionReuse: boolean | 'adaptive';
+  tlsSessionReuse: boolean;
   /**
    * Allow CCC (RFC 4217 §6): after login the control connection goes back to clear text, for firewalls that must
    * read PORT/PASV replies; data protection is kept, but data connections can no longer be required to resume
@@ -244,7 +239,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   failedLoginDelay: 1000,
   listingBatchSize: 256,
   tlsRequired: 'none',
-  tlsSessionReuse: 'adaptive',
+  tlsSessionReuse: false,
   allowCcc: false,
   tlsUploadRequiresCloseNotify: false,
   reuseUploadBuffers: true,
@@ -314,7 +309,6 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
   if (s.defaultTransferType !== 'A' && s.defaultTransferType !== 'I') throw new RangeError("defaultTransferType must be 'A' or 'I'");
   if (s.passiveIpCheck !== 'strict' && s.passiveIpCheck !== 'off') throw new RangeError("passiveIpCheck must be 'strict' or 'off'");
   if (!['none', 'control', 'all'].includes(s.tlsRequired)) throw new RangeError("tlsRequired must be 'none', 'control' or 'all'");
-  if (typeof s.tlsSessionReuse !== 'boolean' && s.tlsSessionReuse !== 'adaptive') throw new RangeError("tlsSessionReuse must be true, false or 'adaptive'");
   if (s.tlsMinVersion !== 'TLSv1.2' && s.tlsMinVersion !== 'TLSv1.3') throw new RangeError("tlsMinVersion must be 'TLSv1.2' or 'TLSv1.3'");
   if (!(s.tlsHandshakeTimeout > 0)) throw new RangeError('tlsHandshakeTimeout must be > 0');
   if (s.partialUploads !== 'keep' && s.partialUploads !== 'discard') throw new RangeError("partialUploads must be 'keep' or 'discard'");

@@ -83,7 +83,7 @@ export const serverSettings = z
     failedLoginDelay: count,
     listingBatchSize: z.number().int().min(1),
     tlsRequired: z.enum(['none', 'control', 'all']),
-    tlsSessionReuse: z.union([z.boolean(), z.literal('adaptive')]),
+    tlsSessionReuse: z.boolean(),
     allowCcc: z.boolean(),
     tlsUploadRequiresCloseNotify: z.boolean(),
     reuseUploadBuffers: z.boolean(),

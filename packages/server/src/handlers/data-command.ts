@@ -93,9 +93,9 @@ export async function runDataCommand(
 }
 
 /**
- * Runs the TLS handshake of a PROT P data connection. The client must resume the control connection's TLS session
- * (proof that the data connection comes from the same client, not from someone racing to the port) as
- * `tlsSessionReuse` says: always (vsftpd's require_ssl_reuse), or by default once it has done so in this session.
+ * Runs the TLS handshake of a PROT P data connection. With `tlsSessionReuse` the client must resume the control
+ * connection's TLS session (vsftpd's require_ssl_reuse): proof that the data connection comes from the same client,
+ * not from someone at its address racing to the port.
  */
 async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket> {
   if (!s.tlsContext) throw new FtpError(425, "Can't open data connection: no TLS on the control connection.");
@@ -109,17 +109,10 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
   }
   // After CCC the control connection's TLS session has ended and clients no longer offer it: the peer address
   // check is what remains (an operator who allows CCC accepts that).
-  const reuse = s.settings.tlsSessionReuse;
-  if (reuse !== false && !s.clearedControl) {
-    if (secure.isSessionReused()) {
-      if (!s.tlsResumed) s.tlsResumed = true;
-    } else if (reuse === true || s.tlsResumed) {
-      secure.destroy();
-      s.log.warn('TLS data connection without session reuse refused');
-      throw new FtpError(522, reuse === true
-        ? 'TLS session of the data connection was not resumed: session reuse required.'
-        : 'TLS session of the data connection was not resumed, as earlier ones of this session were: session reuse required.');
-    }
+  if (s.settings.tlsSessionReuse && !s.clearedControl && !secure.isSessionReused()) {
+    secure.destroy();
+    s.log.warn('TLS data connection without session reuse refused');
+    throw new FtpError(522, 'TLS session of the data connection was not resumed: session reuse required.');
   }
   if (t.direction !== 'upload') {
     // Node emits 'secure' from inside OpenSSL's handshake, and the promise settled there resumes this function
