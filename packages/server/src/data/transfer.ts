@@ -328,9 +328,11 @@ function decoders(transfer: Transfer, coding: Coding): Transform[] {
  */
 export async function sendToSocket(transfer: Transfer, source: Readable, coding: Coding): Promise<void> {
   const socket = transfer.socket!;
+  // Stream mode without a rate limit, in TYPE I or TYPE A: straight from the file into reused buffers, line ends
+  // converted on the way (no stream stage, no buffer per read).
+  const direct = coding.deflateLevel === null && coding.limiters.length === 0 ? chunkReaderOf(source) : undefined;
+  if (direct !== undefined) return sendChunks(transfer, source, direct, socket, coding.ascii ? new AsciiEncoder() : null);
   const stages: Readable[] = [source, ...encoders(transfer, coding)];
-  const reader = stages.length === 1 ? chunkReaderOf(source) : undefined;
-  if (reader !== undefined) return sendChunks(transfer, source, reader, socket);
   // Counted by watching the last stage rather than by one more Transform: a stage costs a copy of the stream
   // machinery per chunk, which is what bounds a transfer's speed here.
   countBytes(transfer, stages[stages.length - 1]!);
@@ -352,9 +354,10 @@ export async function sendToSocket(transfer: Transfer, source: Readable, coding:
 
 /**
  * Sends a file read straight into two reused buffers: one is being written to the socket while the next chunk is
- * read into the other. For plain stream-mode sends of providers that offer a {@link ChunkReader}.
+ * read into the other. For stream-mode sends without a rate limit from providers that offer a {@link ChunkReader};
+ * in TYPE A each chunk goes through `ascii` (a new buffer only when it has line ends to convert).
  */
-async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkReader, socket: Socket): Promise<void> {
+async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkReader, socket: Socket, ascii: AsciiEncoder | null): Promise<void> {
   const big = (fileSizeOf(source) ?? 0) >= BIG_FILE_SIZE;
   let current = takeBuffer(big);
   let spare = takeBuffer(big);
@@ -366,9 +369,11 @@ async function sendChunks(transfer: Transfer, source: Readable, reader: ChunkRea
   try {
     let n = await reader(current).catch((err: unknown) => Promise.reject(transfer.storageFailure(err)));
     while (n > 0) {
-      transfer.progress(n);
+      // TYPE A: the chunk itself when it has no line end to convert, else a new buffer.
+      const wire = ascii === null ? current.subarray(0, n) : ascii.push(current.subarray(0, n));
+      transfer.progress(wire.length);
       // Both settle before a buffer is touched again: a read into a buffer still being written would corrupt it.
-      const [wrote, read] = await Promise.allSettled([writeChunk(transfer, socket, current.subarray(0, n)), reader(spare)]);
+      const [wrote, read] = await Promise.allSettled([writeChunk(transfer, socket, wire), reader(spare)]);
       if (wrote.status === 'rejected') throw wrote.reason;
       if (read.status === 'rejected') throw transfer.storageFailure(read.reason);
       n = read.value;
