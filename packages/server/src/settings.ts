@@ -144,9 +144,9 @@ export interface ServerSettings {
    * A PROT P data connection must resume the control connection's TLS session (vsftpd's `require_ssl_reuse`), else
    * 522: proof that it comes from the same client, not from someone at the client's address racing to the port (a
    * third party at another address is refused by `passiveIpCheck` whatever this says). Default false: many clients
-   * cannot meet it — Python's ftplib, PHP's ftp_ssl_connect and Apache Commons Net never resume, and curl (7.88,
+   * cannot meet it — Python's ftplib never resumes (PHP's ftp_ssl_connect and Apache Commons Net are known not to either), and curl (7.88,
    * OpenSSL) under TLS 1.3 resumes the first data connection of a session but not the second, which then fails.
-   * Turn on where every client resumes every time (FileZilla, lftp and basic-ftp do).
+   * Turn on where every client resumes every time (lftp and basic-ftp do; FileZilla is known to).
    */
   tlsSessionReuse: boolean;
   /**

@@ -9,7 +9,7 @@ import type { ServerSettings } from './settings.js';
 import { TlsSessionIds } from './tls-session-ids.js';
 
 /** Seconds a TLS session may be resumed (`sessionTimeout`), unless the driver's options say otherwise: OpenSSL's most. */
-export const SESSION_LIFETIME_S = 0x7fffffff;
+const SESSION_LIFETIME_S = 0x7fffffff;
 
 const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 

@@ -27,7 +27,6 @@ export function mapErrors<T>(slices: Sliced<T>, path: string): Sliced<T> {
   };
 }
 
-
 /** `slicesFromGenerator` of `listing.ts`, for slices of any kind. */
 export function fromGenerator<T>(pages: AsyncGenerator<T[], undefined>): Sliced<T> {
   let reading: Promise<unknown> | null = null;
@@ -56,7 +55,6 @@ export function fromGenerator<T>(pages: AsyncGenerator<T[], undefined>): Sliced<
     },
   };
 }
-
 
 /** Slices already in hand (`slicesOf` of `listing.ts`, for slices of any kind). */
 export function inHand<T>(slices: readonly T[][]): Sliced<T> {

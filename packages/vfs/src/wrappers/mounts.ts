@@ -2,8 +2,8 @@ import { describeCapabilities } from '../capabilities.js';
 import { latin1ForEscapes } from '@ftp/protocol';
 import { fsError, toVfsError } from '../errors.js';
 import { hashFile } from '../hash.js';
-import { fromGenerator } from '../internal/sliced.js';
-import { collectSlices, listDirectorySlices, listNameSlices, slicesFromGenerator } from '../listing.js';
+import { fromGenerator, type Sliced } from '../internal/sliced.js';
+import { collectSlices, listDirectorySlices, listNameSlices } from '../listing.js';
 import { basename, dirname, joinPath, normalizePath, relativeTo } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
 import type { DirEntry, DirSlices, FileStats, FsProvider, HashAlgorithm, HashOptions, ListSlicesOptions, NameSlices, ReadStreamOptions, WriteStreamOptions } from '../spec.js';
@@ -201,70 +201,61 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
    * A folder's entries a slice at a time, as its provider reads them, with the mount points and virtual folders
    * inside it (which hide same-named entries of the provider) in a last slice of their own.
    */
-  async function slices(v: string, options?: ListSlicesOptions): Promise<DirSlices> {
+  function slices(v: string, options?: ListSlicesOptions): Promise<DirSlices> {
+    return withMountPoints(
+      v,
+      options,
+      async (r, o) => new SlicesWithDev(await listDirectorySlices(r.fs, r.path, o), r.dev),
+      (e) => e.name,
+      (n, extra) => Promise.all(extra.map(async (name) => ({ name, stats: (await specialStats(joinPath(n, name))) ?? virtualStats() }))),
+    );
+  }
+
+  /** {@link slices} with names only (see `listNameSlices`): mount points and virtual folders come last here too. */
+  function nameSlices(v: string, options?: ListSlicesOptions): Promise<NameSlices> {
+    return withMountPoints(v, options, (r, o) => listNameSlices(r.fs, r.path, o), (name) => name, async (_n, extra) => extra);
+  }
+
+  /**
+   * The listing `open` makes of folder `v` on its provider, and after it the mount points and virtual folders inside
+   * it (`special` makes their items): those hide same-named items of the provider. Sorted only when nothing is added.
+   */
+  async function withMountPoints<T>(
+    v: string,
+    options: ListSlicesOptions | undefined,
+    open: (r: Route, options: ListSlicesOptions | undefined) => Promise<Sliced<T>>,
+    nameOf: (item: T) => string,
+    special: (n: string, extra: string[]) => Promise<T[]>,
+  ): Promise<Sliced<T>> {
     const n = normalizePath(v);
     const r = route(n);
     const extra = childrenOf(n);
-    let own: DirSlices | null = null;
+    let own: Sliced<T> | null = null;
     try {
-      // Sorted only when nothing is added: mount points come in a slice of their own after the folder's.
-      own = new SlicesWithDev(await listDirectorySlices(r.fs, r.path, extra.length === 0 ? options : undefined), r.dev);
+      own = await open(r, extra.length === 0 ? options : undefined);
     } catch (err) {
       // A purely virtual folder has nothing of its own.
       if (!(virtual.has(n) && toVfsError(err).code === 'ENOENT')) throw err;
     }
     if (extra.length === 0 && own) return own;
-    return slicesFromGenerator(withSpecialEntries(own, n, extra));
+    return fromGenerator(thenSpecial(own, extra, nameOf, () => special(n, extra)));
   }
 
-  async function* withSpecialEntries(own: DirSlices | null, n: string, extra: string[]): AsyncGenerator<DirEntry[], undefined> {
+  async function* thenSpecial<T>(own: Sliced<T> | null, extra: string[], nameOf: (item: T) => string, special: () => Promise<T[]>): AsyncGenerator<T[], undefined> {
     const shadowed = new Set(extra);
     if (own) {
       try {
         for (;;) {
           const got = await own.next();
           if (got.done === true) break;
-          const kept = got.value.filter((e) => !shadowed.has(e.name));
+          const kept = got.value.filter((item) => !shadowed.has(nameOf(item)));
           if (kept.length > 0) yield kept;
         }
       } finally {
         await own.return();
       }
     }
-    yield await Promise.all(extra.map(async (name) => ({ name, stats: (await specialStats(joinPath(n, name))) ?? virtualStats() })));
-    return undefined;
-  }
-
-  /** {@link slices} with names only (see `listNameSlices`): mount points and virtual folders come last here too. */
-  async function nameSlices(v: string, options?: ListSlicesOptions): Promise<NameSlices> {
-    const n = normalizePath(v);
-    const r = route(n);
-    const extra = childrenOf(n);
-    let own: NameSlices | null = null;
-    try {
-      own = await listNameSlices(r.fs, r.path, extra.length === 0 ? options : undefined);
-    } catch (err) {
-      if (!(virtual.has(n) && toVfsError(err).code === 'ENOENT')) throw err;
-    }
-    if (extra.length === 0 && own) return own;
-    return fromGenerator(withSpecialNames(own, extra));
-  }
-
-  async function* withSpecialNames(own: NameSlices | null, extra: string[]): AsyncGenerator<string[], undefined> {
-    const shadowed = new Set(extra);
-    if (own) {
-      try {
-        for (;;) {
-          const got = await own.next();
-          if (got.done === true) break;
-          const kept = got.value.filter((name) => !shadowed.has(name));
-          if (kept.length > 0) yield kept;
-        }
-      } finally {
-        await own.return();
-      }
-    }
-    yield extra;
+    yield await special();
     return undefined;
   }
 
