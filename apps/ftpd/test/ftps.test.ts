@@ -87,6 +87,37 @@ describe('FTPS with real clients', () => {
     );
   });
 
+  it('uploads from a client that never reads its data connection and closes it at once (as Go clients such as rclone do) are stored whole', { timeout: 60000 }, async () => {
+    const s = await ftpd([]);
+    // Under TLS 1.3 the server's session tickets would stay unread: the client's close then resets the connection
+    // and the end of the upload is lost (426, a truncated file). Three uploads of 5 MiB, an empty one last.
+    const script = `
+import ftplib, ssl, hashlib
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+f = ftplib.FTP_TLS(context=ctx); f.connect('127.0.0.1', ${s.port}, timeout=20); f.auth()
+f.login(${JSON.stringify(USER)}, ${JSON.stringify(PASSWORD)}); f.prot_p(); f.voidcmd('TYPE I')
+out = []
+for i, size in enumerate((5 << 20, 5 << 20, 5 << 20, 0)):
+    body = bytes([i + 1]) * size
+    conn = f.transfercmd('STOR gone%d.bin' % i)
+    conn.sendall(body)
+    version = conn.version()
+    conn.close()  # no unwrap, nothing read
+    try:
+        reply = f.voidresp()[:3]
+    except ftplib.all_errors as e:
+        reply = str(e)[:3]
+    out.append('%s %s %s' % (reply, version, hashlib.sha256(body).hexdigest()[:16]))
+print('\\n'.join(out))
+`;
+    const { stdout } = await run('python3', ['-c', script], { timeoutMs: 60000 });
+    const lines = stdout.trim().split('\n');
+    expect(lines.map((l) => l.split(' ')[0])).toEqual(['226', '226', '226', '226']);
+    for (const [i, line] of lines.entries()) {
+      expect(await sha256File(join(s.root, `gone${i}.bin`))).toMatch(new RegExp(`^${line.split(' ')[2]}`));
+    }
+  });
+
   it('curl: three files in one FTPS session (under TLS 1.3 it resumes only its first data connection)', async () => {
     const s = await ftpd([]);
     const dir = await mkdtemp(join(tmpdir(), 'ftpd-curl-three-'));

@@ -72,6 +72,12 @@ export class TlsContexts {
   readonly #ending = new WeakSet<SecureContext>();
   /** Each context's TLS 1.2 sessions, for resumption by session ID (absent while none was asked for). */
   readonly #sessionIds = new WeakMap<SecureContext, TlsSessionIds>();
+  /** What each context was built with: its upload companion is built the same way (see {@link handshake}). */
+  readonly #builtWith = new WeakMap<SecureContext, Parameters<typeof createSecureContext>[0]>();
+  /** The TLS version the control connection of each context's current session settled on. */
+  readonly #controlVersion = new WeakMap<SecureContext, string>();
+  /** Each context's companion for upload data connections, at most TLS 1.2 (see {@link handshake}). */
+  readonly #uploadContexts = new WeakMap<SecureContext, SecureContext>();
 
   constructor(
     private readonly driver: FtpDriver,
@@ -89,7 +95,7 @@ export class TlsContexts {
     if (!options) return null;
     const reused = this.#free.get(options)?.pop();
     if (reused) return reused;
-    const context = createSecureContext({
+    const built = {
       ...options,
       ciphers: options.ciphers ?? DEFAULT_TLS_CIPHERS,
       // Without parameters OpenSSL leaves DHE out: clients with no ECDHE-GCM (old Windows Schannel, Java 7) need it.
@@ -105,7 +111,9 @@ export class TlsContexts {
       // sync. The keys live only as long as the FTP session (see release), so a long lifetime exposes nothing; vsftpd
       // does the same. TLS 1.3 tickets are still capped at 7 days by the protocol.
       sessionTimeout: options.sessionTimeout ?? SESSION_LIFETIME_S,
-    });
+    };
+    const context = createSecureContext(built);
+    this.#builtWith.set(context, built);
     if (nativeOf(context)) this.#optionsOf.set(context, options);
     return context;
   }
@@ -113,13 +121,50 @@ export class TlsContexts {
   /**
    * Runs the server side of a TLS handshake with `context` over `carrier` (the connection `socket`, or a relay over
    * it; see {@link startTls}); `role` says whether it is the control connection's (whose TLS 1.2 sessions are kept
-   * for its data connections to resume by ID) or a data connection's (which resumes them and adds none). Until
+   * for its data connections to resume by ID) or a data connection's (which resumes them and adds none); an
+   * `upload`'s data connection may get a companion context capped at TLS 1.2 (see {@link #uploadContext}). Until
    * `socket` closes, the context is not reused: a handshake still running when its session ends (a client holding
    * back its last data connection's messages) would otherwise be answered with tickets under the next session's keys.
    */
-  handshake(socket: Socket, context: SecureContext, timeoutMs: number, role: 'control' | 'data', carrier: Duplex = socket): Promise<TLSSocket> {
+  handshake(socket: Socket, context: SecureContext, timeoutMs: number, role: 'control' | 'data' | 'upload', carrier: Duplex = socket): Promise<TLSSocket> {
     this.#use(context, socket);
-    return startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.[role]);
+    if (role === 'control') {
+      const secured = startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.control);
+      secured.then((tls) => this.#controlVersion.set(context, tls.getProtocol() ?? ''), () => undefined);
+      return secured;
+    }
+    const companion = role === 'upload' ? this.#uploadContext(context) : null;
+    if (companion) return startTls(carrier, companion, timeoutMs);
+    return startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.data);
+  }
+
+  /**
+   * The context for an upload's data connection when its control connection is on TLS 1.3: the same settings,
+   * capped at TLS 1.2. A TLS 1.3 server sends its session tickets after the handshake, and a client that only
+   * writes to an upload's data connection never reads them (rclone and other Go clients, basic-ftp's empty files,
+   * lftp after CCC). Closing a socket with unread bytes makes the client's kernel reset the connection instead of
+   * ending it, and the reset throws away what the server has not read yet, the end of the upload: 426 and a
+   * truncated file (OpenSSL's one-way-connection problem; the fix servers in C use, sending no tickets, is not
+   * reachable from Node). A TLS 1.2 handshake sends its ticket before it completes, then nothing.
+   *
+   * Null (the control context is used) when the control connection is not on TLS 1.3, when the data connection must
+   * resume the control connection's session (`tlsSessionReuse`: a TLS 1.3 session cannot be resumed under 1.2), or
+   * when TLS 1.2 is not allowed.
+   */
+  #uploadContext(context: SecureContext): SecureContext | null {
+    if (this.settings.tlsSessionReuse || this.#controlVersion.get(context) !== 'TLSv1.3') return null;
+    const existing = this.#uploadContexts.get(context);
+    if (existing) return existing;
+    const built = this.#builtWith.get(context);
+    if (!built || built.minVersion === 'TLSv1.3') return null;
+    let companion: SecureContext;
+    try {
+      companion = createSecureContext({ ...built, maxVersion: 'TLSv1.2', ticketKeys: randomBytes(48) });
+    } catch {
+      return null;
+    }
+    this.#uploadContexts.set(context, companion);
+    return companion;
   }
 
   /** The context's store of TLS 1.2 sessions; none when TLS 1.2 is not allowed (TLS 1.3 resumes by ticket only). */
@@ -161,6 +206,14 @@ export class TlsContexts {
     // Released twice, it is kept once (the list holds at most FREE_CONTEXTS).
     if (!options || this.#free.get(options)?.includes(context)) return;
     this.#sessionIds.get(context)?.clear();
+    this.#controlVersion.delete(context);
+    // Its upload companion's tickets die with the session too; one whose keys cannot be replaced is built anew.
+    const companion = this.#uploadContexts.get(context);
+    try {
+      if (companion) nativeOf(companion)!.setTicketKeys(randomBytes(48));
+    } catch {
+      this.#uploadContexts.delete(context);
+    }
     try {
       nativeOf(context)?.setTicketKeys(randomBytes(48));
     } catch {

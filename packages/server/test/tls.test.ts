@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
-import { Readable, Writable } from 'node:stream';
+import { Duplex, Readable, Writable } from 'node:stream';
 import { constants } from 'node:crypto';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client } from 'basic-ftp';
@@ -783,5 +783,81 @@ describe('uploads that end without close_notify (tlsUploadRequiresCloseNotify)',
   it('when on, a bare FIN fails the upload with 426 and a close_notify completes it', async () => {
     expect(await upload({ tlsUploadRequiresCloseNotify: true, partialUploads: 'discard' }, 'fin')).toEqual({ code: 426, stored: null });
     expect(await upload({ tlsUploadRequiresCloseNotify: true }, 'close_notify')).toEqual({ code: 226, stored: 200_000 });
+  });
+});
+
+describe('uploads from clients that never read their data connection (Go clients such as rclone, basic-ftp, lftp after CCC)', () => {
+  /**
+   * STOR of `body` over a PROT P data connection whose client, once its handshake is done, leaves everything the server
+   * sends unread (as a client that only writes does), then closes at once. Returns the reply, what was stored, and
+   * the TLS version of the data connection.
+   */
+  async function uploadWithoutReading(settings: Partial<ServerSettings>, body: Buffer, session?: 'resume'): Promise<{ code: number; stored: boolean; version: string | null; resumed: boolean }> {
+    const { port, fs } = await tlsServer(settings);
+    const { t, dataPort } = await protectedSession(port, { minVersion: 'TLSv1.3' });
+    t.socket.write('STOR up.bin\r\n');
+    expect((await t.next()).code).toBe(150);
+    const tcp = netConnect(dataPort, '127.0.0.1');
+    tcp.on('error', () => {});
+    await once(tcp, 'connect');
+    // The TLS client reads through this relay; once its handshake is done the socket is paused, so what the server
+    // sends from then on (TLS 1.3's session tickets) stays unread in the kernel.
+    const relay = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        tcp.write(chunk, cb);
+      },
+    });
+    tcp.on('data', (d: Buffer) => relay.push(d));
+    const data = tlsConnect({ socket: relay, rejectUnauthorized: false, ...(session ? { session: t.session } : {}) });
+    data.on('error', () => {});
+    await once(data, 'secureConnect');
+    tcp.pause();
+    const version = data.getProtocol();
+    const resumed = data.isSessionReused();
+    await new Promise<void>((resolve) => data.write(body, () => resolve()));
+    // A close with unread bytes: the kernel resets the connection (and drops what it had not sent yet).
+    tcp.destroy();
+    const code = (await t.next()).code;
+    const stored = await fs.readFile('/up.bin').then((b) => Buffer.compare(Buffer.from(b), body) === 0, () => false);
+    return { code, stored, version, resumed };
+  }
+
+  const body = Buffer.alloc(4 * 1024 * 1024, 'u');
+
+  it('get the whole file stored and 226: their data connection is TLS 1.2, which sends nothing after its handshake', async () => {
+    expect(await uploadWithoutReading({}, body)).toEqual({ code: 226, stored: true, version: 'TLSv1.2', resumed: false });
+    // Empty files too (basic-ftp's failed 425 at the handshake, 7 of 20).
+    expect(await uploadWithoutReading({}, Buffer.alloc(0))).toEqual({ code: 226, stored: true, version: 'TLSv1.2', resumed: false });
+  });
+
+  it('downloads and listings keep TLS 1.3 and resume the control connection\'s session', async () => {
+    const { port, fs } = await tlsServer();
+    await fs.mkdir('/d');
+    const { t, dataPort } = await protectedSession(port, { minVersion: 'TLSv1.3' });
+    t.socket.write('NLST\r\n');
+    expect((await t.next()).code).toBe(150);
+    const tcp = netConnect(dataPort, '127.0.0.1');
+    await once(tcp, 'connect');
+    const data = tlsConnect({ socket: tcp, rejectUnauthorized: false, session: t.session });
+    data.on('error', () => {});
+    await once(data, 'secureConnect');
+    expect([data.getProtocol(), data.isSessionReused()]).toEqual(['TLSv1.3', true]);
+    data.resume();
+    await once(data, 'close');
+    expect((await t.next()).code).toBe(226);
+  });
+
+  it('with tlsSessionReuse required, uploads stay on TLS 1.3 so that they can resume the control session', async () => {
+    const { code, version, resumed } = await uploadWithoutReading({ tlsSessionReuse: true }, Buffer.alloc(1000, 'r'), 'resume');
+    expect({ version, resumed }).toEqual({ version: 'TLSv1.3', resumed: true });
+    // A small upload fits in the server's receive buffer before the reset: it is usually stored; either way the
+    // client is told the truth.
+    expect([226, 426]).toContain(code);
+  });
+
+  it('with TLS 1.3 as the minimum, uploads stay on TLS 1.3', async () => {
+    const { version } = await uploadWithoutReading({ tlsMinVersion: 'TLSv1.3' }, Buffer.alloc(1000, 'm'));
+    expect(version).toBe('TLSv1.3');
   });
 });

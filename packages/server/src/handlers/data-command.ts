@@ -103,7 +103,9 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
   const relay = s.settings.tlsUploadRequiresCloseNotify && t.direction === 'upload' ? new SocketPipe(socket) : null;
   let secure;
   try {
-    secure = await s.ctx.tls.handshake(socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000, 'data', relay ?? socket);
+    // An upload's connection may be capped at TLS 1.2: see TlsContexts' upload contexts.
+    const role = t.direction === 'upload' ? 'upload' : 'data';
+    secure = await s.ctx.tls.handshake(socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000, role, relay ?? socket);
   } catch (err) {
     throw new FtpError(425, `Can't open data connection: ${(err as Error).message}`);
   }
