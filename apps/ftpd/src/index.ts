@@ -59,7 +59,10 @@ export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: W
   if (options.anonymousRoot) {
     const anonymousRoot = resolve(options.anonymousRoot);
     await makeFolder(anonymousRoot, '--anonymous-root');
-    anonymous = { fs: new LocalProvider(anonymousRoot, { syncMetadata: options.syncMetadata }) };
+    // Both names clients log in anonymously with (vsftpd's and the config file's), unless `ftp` is the real user
+    // (the default user's name).
+    const users = options.user.toLowerCase() === 'ftp' ? ['anonymous'] : ['anonymous', 'ftp'];
+    anonymous = { fs: new LocalProvider(anonymousRoot, { syncMetadata: options.syncMetadata }), users };
   }
   const server = new FtpServer({
     logger,

@@ -70,7 +70,8 @@ Options:
       --no-tls-session-reuse  accept them (the default)
       --allow-ccc         allow CCC (clear control connection after login, for NAT helpers)
       --strict-tls-eof    fail TLS uploads that end without close_notify (vsftpd's strict_ssl_read_eof)
-      --anonymous-root <dir>  serve this folder read-only to user anonymous (env FTPD_ANONYMOUS_ROOT)
+      --anonymous-root <dir>  serve this folder read-only to users anonymous and ftp (ftp only when --user is
+                          not ftp; env FTPD_ANONYMOUS_ROOT)
       --max-login-failures <n>  failed logins from one address before a ban (default 10; 0: never)
       --ban-duration <s>  seconds a banned address is refused (default 900)
       --login-delay <ms>  pause before answering a failed login, growing per failure (default 1000)

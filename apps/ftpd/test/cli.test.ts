@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'basic-ftp';
@@ -101,6 +101,27 @@ describe('ftpd command line', () => {
     } finally {
       blocker.close();
       await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('--anonymous-root serves its folder read-only to anonymous and ftp; ftp stays the real user when --user is ftp', async () => {
+    const pub = await mkdtemp(join(tmpdir(), 'ftpd-anon-'));
+    await writeFile(join(pub, 'readme.txt'), 'public');
+    const s = await startFtpd(['--anonymous-root', pub]);
+    const asFtp = await startFtpd(['--anonymous-root', pub, '--user', 'ftp', '--password', 'secret']);
+    try {
+      for (const name of ['anonymous', 'ftp', 'FTP']) {
+        expect((await run('curl', ['-sS', '--fail', `ftp://${name}:guest%40example.org@127.0.0.1:${s.port}/readme.txt`])).stdout).toBe('public');
+      }
+      await expect(run('curl', ['-sS', '--fail', '-T', join(pub, 'readme.txt'), `ftp://ftp:x@127.0.0.1:${s.port}/up.txt`])).rejects.toThrow();
+      // The real user named ftp logs in to its own root, with its password; anonymous still reaches the folder.
+      expect((await run('curl', ['-sS', '--fail', `ftp://ftp:secret@127.0.0.1:${asFtp.port}/`, '-l'])).stdout).toBe('');
+      await expect(run('curl', ['-sS', '--fail', `ftp://ftp:guess@127.0.0.1:${asFtp.port}/readme.txt`])).rejects.toThrow();
+      expect((await run('curl', ['-sS', '--fail', `ftp://anonymous:x@127.0.0.1:${asFtp.port}/readme.txt`])).stdout).toBe('public');
+    } finally {
+      expect(await s.stop()).toBe(0);
+      expect(await asFtp.stop()).toBe(0);
+      await rm(pub, { recursive: true, force: true });
     }
   });
 
