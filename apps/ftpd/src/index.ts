@@ -78,6 +78,7 @@ export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: W
       tlsUploadRequiresCloseNotify: options.tlsUploadRequiresCloseNotify,
       maxLoginFailures: options.maxLoginFailures,
       banDuration: options.banDuration,
+      banExempt: options.banExempt,
       failedLoginDelay: options.loginDelay,
       maxSessions: options.maxSessions,
       modeZ: options.modeZ,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 
 /** What `ftpd` runs with: the command line over the environment (`FTPD_*`) over the embedded defaults. */
@@ -31,6 +32,8 @@ export interface FtpdOptions {
   anonymousRoot: string | undefined;
   maxLoginFailures: number | undefined;
   banDuration: number | undefined;
+  /** Addresses and networks never banned (`--ban-exempt`); undefined: the server's default (loopback). */
+  banExempt: string[] | undefined;
   /** Milliseconds before answering a failed login (growing with each failure). */
   loginDelay: number | undefined;
   /** Most concurrent sessions (421 past it); 0 means unlimited. */
@@ -74,6 +77,8 @@ Options:
                           not ftp; env FTPD_ANONYMOUS_ROOT)
       --max-login-failures <n>  failed logins from one address before a ban (default 10; 0: never)
       --ban-duration <s>  seconds a banned address is refused (default 900)
+      --ban-exempt <list> addresses or networks never banned, comma-separated (default 127.0.0.0/8,::1;
+                          '' bans every address)
       --login-delay <ms>  pause before answering a failed login, growing per failure (default 1000)
       --max-sessions <n>  most concurrent sessions, 421 past it (default 1000; 0: unlimited; env FTPD_MAX_SESSIONS)
       --workers <n|auto>  processes serving the port together, the kernel spreading connections (default 1;
@@ -109,6 +114,7 @@ const OPTIONS = {
   'anonymous-root': { type: 'string' },
   'max-login-failures': { type: 'string' },
   'ban-duration': { type: 'string' },
+  'ban-exempt': { type: 'string' },
   'login-delay': { type: 'string' },
   'max-sessions': { type: 'string' },
   'async-metadata': { type: 'boolean' },
@@ -203,6 +209,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
     anonymousRoot: v['anonymous-root'] ?? env.FTPD_ANONYMOUS_ROOT,
     maxLoginFailures: optionalCount(v['max-login-failures'], '--max-login-failures'),
     banDuration: optionalCount(v['ban-duration'], '--ban-duration'),
+    banExempt: networkList(v['ban-exempt'], '--ban-exempt'),
     loginDelay: optionalCount(v['login-delay'], '--login-delay'),
     maxSessions: optionalCount(v['max-sessions'] ?? env.FTPD_MAX_SESSIONS, '--max-sessions'),
     workers: parseWorkers(v.workers ?? env.FTPD_WORKERS ?? '1', '--workers'),
@@ -230,6 +237,20 @@ export function parseWorkers(text: string, option: string): number {
 /** A switch given on the command line, or in the environment as `1`, `true` or `yes` (any case). */
 function switchedOn(flag: boolean | undefined, envValue: string | undefined): boolean {
   return flag === true || ['1', 'true', 'yes'].includes((envValue ?? '').toLowerCase());
+}
+
+/** A comma-separated list of addresses or networks, each checked (`''` is the empty list). */
+function networkList(text: string | undefined, option: string): string[] | undefined {
+  if (text === undefined) return undefined;
+  const list = text.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  for (const n of list) {
+    const [address = '', bits] = n.split('/');
+    const max = isIP(address) === 4 ? 32 : isIP(address) === 6 ? 128 : 0;
+    if (max === 0 || (bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > max))) {
+      throw new UsageError(`${option}: expected addresses or networks such as 10.0.0.0/8, got ${JSON.stringify(n)}`);
+    }
+  }
+  return list;
 }
 
 function optionalCount(text: string | undefined, option: string): number | undefined {

@@ -25,6 +25,7 @@ describe('ftpd command line', () => {
     [['--pasv-range', '5000'], /--pasv-range/],
     [['--log-level', 'loud'], /--log-level/],
     [['--max-sessions', 'many'], /--max-sessions: expected a whole number/],
+    [['--ban-exempt', '10.0.0.0/8,nowhere'], /--ban-exempt: expected addresses or networks/],
   ])('rejects %j with exit code 2 and a message naming the option', async (args, message) => {
     await expect(run(node, [CLI, ...args])).rejects.toThrow(message);
   });

@@ -147,8 +147,26 @@ for cmd in ('PORT 127,0,0,2,31,144', 'EPRT |1|127.0.0.2|8080|', 'PORT 127,0,0,1,
     expect(codes).toEqual(['500', '500', '500']);
   });
 
-  it('a brute-force loop of 30 bad passwords ends in a ban', { timeout: 60000 }, async () => {
-    const s = await ftpd(['--max-login-failures', '10', '--login-delay', '20']);
+  it('by default a brute-force loop from loopback bans nobody (each connection is still closed after 3 failures)', { timeout: 60000 }, async () => {
+    const s = await ftpd(['--max-login-failures', '5', '--login-delay', '0']);
+    const script = `
+import ftplib
+for i in range(20):
+    f = ftplib.FTP()
+    f.connect('127.0.0.1', ${s.port}, timeout=10)
+    try:
+        f.login('root', 'guess%d' % i)
+    except ftplib.error_perm:
+        pass
+    f.close()
+f = ftplib.FTP(); f.connect('127.0.0.1', ${s.port}, timeout=10)
+print(f.login(${JSON.stringify(USER)}, ${JSON.stringify(PASSWORD)})[:3])
+`;
+    expect((await run('python3', ['-c', script], { timeoutMs: 60000 })).stdout.trim()).toBe('230');
+  });
+
+  it('a brute-force loop of 30 bad passwords ends in a ban (--ban-exempt \'\': loopback is exempt by default)', { timeout: 60000 }, async () => {
+    const s = await ftpd(['--max-login-failures', '10', '--login-delay', '20', '--ban-exempt', '']);
     const script = `
 import ftplib, time
 outcome = 'not banned'

@@ -46,7 +46,7 @@ it('two ftpd instances over one Redis see each other\'s files and share bans', {
       `backends: { shared: { type: redis, url: "${REDIS}", prefix: ${prefix} } }`,
       `bans: { type: redis, url: "${REDIS}", prefix: ${prefix}-ban, timeoutMs: 2000 }`,
       `users: [{ name: alice, passwordHash: "${hash}", backend: shared }]`,
-      `server: { passivePortRange: ${range}, maxLoginFailures: 3, failedLoginDelay: 0, maxLoginAttemptsPerSession: 5 }`,
+      `server: { passivePortRange: ${range}, maxLoginFailures: 3, banExempt: [], failedLoginDelay: 0, maxLoginAttemptsPerSession: 5 }`,
       '',
     ].join('\n');
   await writeFile(join(work, 'a.yaml'), config('47500-47509'));

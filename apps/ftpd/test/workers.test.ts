@@ -341,7 +341,7 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
   });
 
   it('a ban made by one worker is kept by all of them', async () => {
-    const ftpd = await startFtpd(['--workers', '2', '--max-login-failures', '3', '--login-delay', '0']);
+    const ftpd = await startFtpd(['--workers', '2', '--max-login-failures', '3', '--login-delay', '0', '--ban-exempt', '']);
     try {
       for (let i = 0; i < 3; i++) await talk(ftpd.port, [`USER ${USER}`, 'PASS wrong']);
       // 20 new connections are spread over both workers; every one is refused.
@@ -606,7 +606,7 @@ describe.skipIf(!linux)('ftpd --workers: the supervisor under trouble (SKIPPED o
   });
 
   it('a ban made while a worker starts reaches that worker', async () => {
-    const ftpd = await startFtpd(['--workers', '2', '--max-login-failures', '1', '--login-delay', '0', '--log-level', 'info']);
+    const ftpd = await startFtpd(['--workers', '2', '--max-login-failures', '1', '--login-delay', '0', '--ban-exempt', '', '--log-level', 'info']);
     try {
       await waitFor(async () => (await childrenOf(ftpd.proc.pid!)).length === 2);
       const fresh = await killAndCatchReplacement(ftpd);

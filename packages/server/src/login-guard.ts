@@ -1,3 +1,5 @@
+import type { BlockList } from 'node:net';
+import { subnets } from './data/advertise.js';
 import { isIPv6Address } from './ip-address.js';
 import type { ServerSettings } from './settings.js';
 
@@ -84,10 +86,24 @@ export interface FailureVerdict {
  * `maxLoginFailures` failures within `loginFailureWindow` (as fail2ban does for sshd, built in).
  */
 export class LoginGuard {
+  /** `banExempt`: addresses never banned. */
+  readonly #exempt: BlockList;
+
   constructor(
     private readonly store: BanStore,
     private readonly settings: ServerSettings,
-  ) {}
+  ) {
+    this.#exempt = subnets(settings.banExempt);
+  }
+
+  /** Whether `address` is in `banExempt` (its failures are counted for the delay, never for a ban). */
+  #isExempt(address: string): boolean {
+    try {
+      return this.#exempt.check(address, isIPv6Address(address) ? 'ipv6' : 'ipv4');
+    } catch {
+      return false;
+    }
+  }
 
   /**
    * Whether `address` is banned now: a plain answer when the store answers at once (the memory store, so that a
@@ -95,6 +111,8 @@ export class LoginGuard {
    * answers false: it must not lock everybody out.
    */
   isBanned(address: string): boolean | Promise<boolean> {
+    // A shared store may hold a ban another instance made before the address was exempt there.
+    if (this.#isExempt(address)) return false;
     let answer: boolean | Promise<boolean>;
     try {
       answer = this.store.isBanned(banKey(address));
@@ -117,7 +135,7 @@ export class LoginGuard {
     } catch {
       // Keep the per-attempt delay even when the store is unreachable.
     }
-    const banned = s.maxLoginFailures > 0 && count >= s.maxLoginFailures;
+    const banned = s.maxLoginFailures > 0 && count >= s.maxLoginFailures && !this.#isExempt(address);
     if (banned) {
       try {
         await this.store.ban(banKey(address), Date.now() + s.banDuration * 1000);

@@ -179,6 +179,13 @@ export interface ServerSettings {
   loginFailureWindow: number;
   /** Seconds a banned address gets 421 at connect. Default 900. */
   banDuration: number;
+  /**
+   * Addresses and networks (`10.0.0.0/8`, `::1`) whose failed logins never earn a ban; the growing delay and
+   * `maxLoginAttemptsPerSession` still apply. Default loopback, `['127.0.0.0/8', '::1']`, as fail2ban's `ignoreip`: a
+   * client on the server's own machine (a script, a test suite, a proxy without the PROXY protocol, through which
+   * every client looks local) must not lock everybody out. `[]` bans every address.
+   */
+  banExempt: readonly string[];
   /** Failed logins on one connection before it is closed with 421. Default 3 (as vsftpd's max_login_fails). */
   maxLoginAttemptsPerSession: number;
   /**
@@ -248,6 +255,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   maxLoginFailures: 10,
   loginFailureWindow: 600,
   banDuration: 900,
+  banExempt: ['127.0.0.0/8', '::1'],
   maxLoginAttemptsPerSession: 3,
   maxConcurrentLogins: 2,
   maxConcurrentLoginsPerIp: 1,
@@ -268,6 +276,8 @@ export function resolveSettings(input: Partial<ServerSettings> = {}): ServerSett
     if (!isPublicHost(host)) throw new RangeError(`publicHosts: host must be an IPv4 address or a DNS name, got ${host}`);
   }
   if (s.proxyProtocolFrom) subnets(s.proxyProtocolFrom);
+  if (!Array.isArray(s.banExempt)) throw new RangeError('banExempt must be a list of addresses or networks');
+  subnets(s.banExempt);
   if (s.passivePortsAdvertised) {
     const [a, b] = s.passivePortsAdvertised;
     if (!isPort(a) || !isPort(b) || b - a !== max - min) {

@@ -74,7 +74,7 @@ describe('an authenticator', () => {
           return null;
         },
       },
-      { maxConcurrentLogins: 1, maxConcurrentLoginsPerIp: 1, maxLoginFailures: 3, failedLoginDelay: 0 },
+      { maxConcurrentLogins: 1, maxConcurrentLoginsPerIp: 1, maxLoginFailures: 3, failedLoginDelay: 0, banExempt: [] },
     );
     // Each client resets as soon as its own check has begun: a check that gave its slot back then would let the
     // next one run beside it.

@@ -13,7 +13,8 @@ afterEach(async () => {
 async function serve(settings: Partial<ServerSettings> = {}, extra: Partial<FtpServerOptions> = {}) {
   const fs = new MemoryProvider();
   const server = new FtpServer({
-    settings: { failedLoginDelay: 0, ...settings },
+    // Loopback is exempt from bans by default (banExempt); these tests ban loopback addresses.
+    settings: { failedLoginDelay: 0, banExempt: [], ...settings },
     driver: { authenticate: (_s, u, p) => (u === USER && p === PASSWORD ? { fs } : null) },
     ...extra,
   });
@@ -90,6 +91,40 @@ describe('failed logins', () => {
     expect(times[2]).toBeGreaterThan(times[1]! + 50);
   });
 
+  it('loopback is exempt from bans by default (as fail2ban\'s ignoreip): 30 bad passwords from 127.0.0.1 ban nobody', async () => {
+    const { port } = await serve({ banExempt: undefined, maxLoginFailures: 5, maxLoginAttemptsPerSession: 3 });
+    for (let i = 0; i < 10; i++) {
+      const c = await connect(port);
+      expect((await c.next()).code).toBe(220);
+      for (let j = 0; j < 3; j++) {
+        await c.cmd(`USER ${USER}`);
+        expect((await c.cmd('PASS wrong')).code).toBe(530);
+      }
+      // The per-connection limit still holds.
+      expect(await c.waitClosed()).toBe(true);
+    }
+    const c = await connect(port);
+    await c.login();
+  });
+
+  it('banExempt exempts the networks it names, and only those', async () => {
+    const { port } = await serve({ banExempt: ['127.0.0.16/30'], maxLoginFailures: 2, maxLoginAttemptsPerSession: 0 });
+    for (const address of ['127.0.0.17', '127.0.0.21']) {
+      const c = await connect(port, address);
+      expect((await c.next()).code).toBe(220);
+      for (let j = 0; j < 2; j++) {
+        await c.cmd(`USER ${USER}`);
+        await c.cmd('PASS wrong');
+      }
+    }
+    const exempt = await connect(port, '127.0.0.17');
+    expect((await exempt.next()).code).toBe(220);
+    const banned = await connect(port, '127.0.0.21');
+    expect((await banned.next()).code).toBe(421);
+    expect(() => new FtpServer({ settings: { banExempt: ['10.0.0.0/33'] }, driver: { authenticate: () => null } })).toThrow(/bad prefix/);
+    expect(() => new FtpServer({ settings: { banExempt: ['localhost'] }, driver: { authenticate: () => null } })).toThrow(/not a network/);
+  });
+
   it('a shared ban store bans across servers', async () => {
     const store = new MemoryBanStore();
     const a = await serve({ maxLoginFailures: 2, maxLoginAttemptsPerSession: 0 }, { banStore: store });
@@ -111,7 +146,7 @@ describe('password checks at once (maxConcurrentLogins, maxConcurrentLoginsPerIp
     const stats = { running: 0, peak: 0, checks: 0 };
     const fs = new MemoryProvider();
     const server = new FtpServer({
-      settings: { failedLoginDelay: 0, ...settings },
+      settings: { failedLoginDelay: 0, banExempt: [], ...settings },
       driver: {
         authenticate: async (_s, u, p) => {
           stats.checks++;

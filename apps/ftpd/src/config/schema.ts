@@ -92,6 +92,7 @@ export const serverSettings = z
     maxLoginFailures: count,
     loginFailureWindow: seconds,
     banDuration: seconds,
+    banExempt: z.array(z.string().min(1)),
     maxLoginAttemptsPerSession: z.number().int().min(1),
     maxConcurrentLogins: count,
     maxConcurrentLoginsPerIp: count,
