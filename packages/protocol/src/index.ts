@@ -21,7 +21,7 @@ export type { ParsedCommand } from './command.js';
 export { ReplyCode } from './codes.js';
 export type { ReplyCodeValue, ReplyCodeName } from './codes.js';
 
-export { formatReply, quotePath, unquotePath } from './reply.js';
+export { formatReply, formatReplyPiece, quotePath, unquotePath } from './reply.js';
 
 export { ReplyParser } from './reply-parser.js';
 export type { Reply, ReplyParserOptions } from './reply-parser.js';

@@ -77,6 +77,40 @@ export function formatReply(code: number, text: string | readonly string[]): str
 }
 
 /**
+ * One piece of a multi-line reply, for a reply too long to make in one go (a STAT listing of 100,000 entries):
+ * `formatReply(code, [a, ...b, c])` is the concatenation of `formatReplyPiece(code, [a, ...b1], 'first')`, any number
+ * of `formatReplyPiece(code, bn, 'middle')` and `formatReplyPiece(code, [...bk, c], 'last')`, with the same rules
+ * (line breaks inside a text start new lines; middle lines that begin with a digit are padded).
+ *
+ * @param code - reply code, an integer 100 … 699.
+ * @param lines - the piece's lines; a `first` piece needs one (it opens the reply), a `last` one too (it ends it).
+ * @param piece - where the piece goes: `first` (its first line opens the reply), `middle` or `last`.
+ * @throws ProtocolError `BAD_ARGUMENT` if the code or a text is not valid, or a `first` or `last` piece has no line.
+ */
+export function formatReplyPiece(code: number, lines: readonly string[], piece: 'first' | 'middle' | 'last'): string {
+  if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 699) {
+    badArgument('reply code must be an integer between 100 and 699');
+  }
+  const split: string[] = [];
+  for (const part of lines as readonly unknown[]) {
+    for (const line of expectString(part, 'reply text').split(LINE_BREAK)) split.push(line);
+  }
+  if (piece !== 'middle' && split.length === 0) badArgument(`the ${piece} piece of a reply needs a line`);
+  let out = '';
+  let from = 0;
+  if (piece === 'first') {
+    out = `${code}-${split[0]}\r\n`;
+    from = 1;
+  }
+  const end = piece === 'last' ? split.length - 1 : split.length;
+  for (let i = from; i < end; i++) {
+    const line = split[i] as string;
+    out += needsPadding(line.charCodeAt(0)) ? ` ${line}\r\n` : `${line}\r\n`;
+  }
+  return piece === 'last' ? `${out}${code} ${split[end]}\r\n` : out;
+}
+
+/**
  * Quote a path for a 257 reply (RFC 959 Appendix II): enclose it in double
  * quotes and double every embedded double quote.
  *

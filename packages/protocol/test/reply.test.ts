@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatReply, quotePath, ReplyCode, unquotePath } from '../src/index.js';
+import { formatReply, formatReplyPiece, quotePath, ReplyCode, unquotePath } from '../src/index.js';
 import { expectProtocolError } from './helpers.js';
 
 describe('formatReply', () => {
@@ -75,5 +75,25 @@ describe('quotePath / unquotePath (RFC 959 Appendix II)', () => {
     expectProtocolError(() => unquotePath('"unterminated'), 'BAD_ARGUMENT');
     expectProtocolError(() => unquotePath('"a""'), 'BAD_ARGUMENT');
     expectProtocolError(() => quotePath(1 as unknown as string), 'BAD_ARGUMENT');
+  });
+});
+
+describe('formatReplyPiece', () => {
+  it('pieces put together are formatReply of all their lines, however the lines are cut', () => {
+    const lines = ['Status of /x:', '-rw-r--r-- 1 a b 0 Jan 01 00:00 f', '123 starts with digits', 'two\r\nlines', '', 'caf\udce9', 'End of status'];
+    for (let cut1 = 1; cut1 < lines.length; cut1++) {
+      for (let cut2 = cut1; cut2 < lines.length; cut2++) {
+        const text =
+          formatReplyPiece(213, lines.slice(0, cut1), 'first') + formatReplyPiece(213, lines.slice(cut1, cut2), 'middle') + formatReplyPiece(213, lines.slice(cut2), 'last');
+        expect(text).toBe(formatReply(213, lines));
+      }
+    }
+  });
+
+  it('refuses a first or last piece without a line, and bad codes', () => {
+    expect(formatReplyPiece(213, [], 'middle')).toBe('');
+    expectProtocolError(() => formatReplyPiece(213, [], 'first'), 'BAD_ARGUMENT');
+    expectProtocolError(() => formatReplyPiece(213, [], 'last'), 'BAD_ARGUMENT');
+    expectProtocolError(() => formatReplyPiece(99, ['x'], 'first'), 'BAD_ARGUMENT');
   });
 });

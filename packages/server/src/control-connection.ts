@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { LineReader, encodeEscaped, formatReply, hasByteEscapes, type LineEvent } from '@ftp/protocol';
+import { LineReader, encodeEscaped, formatReply, formatReplyPiece, hasByteEscapes, type LineEvent } from '@ftp/protocol';
 import type { TlsRecordFramer } from './tls-records.js';
 
 /**
@@ -86,7 +86,11 @@ const heldCRTimers = new Map<ControlConnection, NodeJS.Timeout>();
  * the control connection as Telnet, as the server reads it.
  */
 function wireReply(code: number, text: string | readonly string[]): string | Buffer {
-  const reply = formatReply(code, text);
+  return wire(formatReply(code, text));
+}
+
+/** Formatted reply text as the socket takes it (see {@link wireReply}). */
+function wire(reply: string): string | Buffer {
   if (!hasByteEscapes(reply)) return reply;
   const bytes = encodeEscaped(reply);
   return bytes.includes(0xff) ? doubleIac(bytes) : bytes;
@@ -472,8 +476,20 @@ export class ControlConnection {
 
   /** Sends one reply. Resolves at once unless the client stopped reading, then when it catches up. */
   send(code: number, text: string | readonly string[]): Promise<void> | void {
+    return this.#write(wireReply(code, text));
+  }
+
+  /**
+   * Sends a piece of a multi-line reply too long to make in one go (see `formatReplyPiece`): its pieces, `first` to
+   * `last`, must follow each other with no other reply between them.
+   */
+  sendPiece(code: number, lines: readonly string[], piece: 'first' | 'middle' | 'last'): Promise<void> | void {
+    return this.#write(wire(formatReplyPiece(code, lines, piece)));
+  }
+
+  #write(reply: string | Buffer): Promise<void> | void {
     if (this.socket.destroyed || !this.socket.writable) return;
-    const flushed = this.socket.write(wireReply(code, text));
+    const flushed = this.socket.write(reply);
     if (!flushed && this.socket.writableLength > MAX_PENDING_REPLY_BYTES) {
       return new Promise((resolve) => {
         const done = (): void => {

@@ -70,7 +70,7 @@ describe('LIST and NLST options', () => {
     let letGo: () => void = () => {};
     const gate = new Promise<void>((resolve) => (letGo = resolve));
     class Recording extends MemoryProvider {
-      async listSlices(path: string, options?: ListSlicesOptions): Promise<DirSlices> {
+      override async listSlices(path: string, options?: ListSlicesOptions): Promise<DirSlices> {
         asked.push(options?.sortedUpTo);
         if (asked.length === 1) await gate;
         return slicesOf([await listDirectory(this, path)]);

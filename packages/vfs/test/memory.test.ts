@@ -404,3 +404,50 @@ describe('MemoryProvider uploads', () => {
     }
   });
 });
+
+describe('MemoryProvider listings a slice at a time', () => {
+  it('gives 500 entries a slice with their stats, sorted up to sortedUpTo, and names alone for NLST', async () => {
+    const p = new MemoryProvider();
+    await p.mkdir('/d');
+    for (let i = 1200; i > 0; i--) await p.writeFile(`/d/f${String(i).padStart(4, '0')}`, 'x'.repeat(i % 7));
+    const slices = await p.listSlices('/d', { sortedUpTo: 5000 });
+    const sizes: number[] = [];
+    const all: { name: string; size: number }[] = [];
+    for await (const slice of slices) {
+      sizes.push(slice.length);
+      for (const e of slice) all.push({ name: e.name, size: e.stats.size });
+    }
+    expect(sizes).toEqual([500, 500, 200]);
+    expect(slices.sorted).toBe(true);
+    expect(all.map((e) => e.name)).toEqual(all.map((e) => e.name).sort());
+    expect(all.find((e) => e.name === 'f0013')?.size).toBe(13 % 7);
+    // Past sortedUpTo: in the order the folder holds them, said so.
+    const unsorted = await p.listSlices('/d', { sortedUpTo: 100 });
+    const first = await unsorted.next();
+    expect(unsorted.sorted).toBe(false);
+    expect((first.value as { name: string }[])[0]!.name).toBe('f1200');
+    await unsorted.return();
+    const names = await p.listNameSlices('/d', { sortedUpTo: 5000 });
+    const got: string[] = [];
+    for await (const slice of names) got.push(...slice);
+    expect(got).toEqual(all.map((e) => e.name));
+    await expect(p.listSlices('/missing')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a subclass with its own list keeps it, in slices and names', async () => {
+    class Hiding extends MemoryProvider {
+      override async list(path: string) {
+        return (await super.list(path)).filter((e) => !e.name.startsWith('.'));
+      }
+    }
+    const p = new Hiding();
+    await p.mkdir('/d');
+    for (const name of ['a', '.hidden', 'b']) await p.writeFile(`/d/${name}`, '');
+    const names: string[] = [];
+    for await (const slice of await p.listSlices('/d')) names.push(...slice.map((e) => e.name));
+    expect(names.sort()).toEqual(['a', 'b']);
+    const nlst: string[] = [];
+    for await (const slice of await p.listNameSlices('/d')) nlst.push(...slice);
+    expect(nlst.sort()).toEqual(['a', 'b']);
+  });
+});

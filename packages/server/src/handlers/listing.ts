@@ -22,6 +22,7 @@ import { FtpError } from '../errors.js';
 import type { Permissions } from '../driver.js';
 import { spendRestart, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
+import { sortWithTurns, Turns } from '../turns.js';
 
 /** A listing a slice at a time: entries with their stats ({@link DirSlices}) or names only ({@link NameSlices}). */
 interface Sliced<T> extends AsyncIterableIterator<T[]> {
@@ -83,22 +84,25 @@ async function* recursiveLines(s: Session, root: string, first: ListEntry[], now
   const { listMaxDepth, listMaxEntries } = s.settings;
   let emitted = 0;
   const queue: Array<{ path: string; depth: number; entries: ListEntry[] | null }> = [{ path: root, depth: 0, entries: first }];
+  // A walk over storage that answers at once never waits otherwise: see turns.ts.
+  const turns = new Turns();
   while (queue.length > 0 && emitted < listMaxEntries) {
     const { path, depth, entries: known } = queue.shift() as { path: string; depth: number; entries: ListEntry[] | null };
     let entries = known;
     if (!entries) {
       const raw = await listDirectorySlices(s.vfs, path)
-        .then((slices) => entriesUpTo(slices, listMaxEntries - emitted))
+        .then((slices) => entriesUpTo(slices, listMaxEntries - emitted, turns))
         .catch(() => null);
       if (!raw) continue;
-      raw.sort(byName);
-      entries = await toListEntries(s, path, raw);
+      entries = await toListEntries(s, path, await sortWithTurns(raw, byName, turns), turns);
     }
+    await turns.check();
     if (path !== root) yield '';
     yield `${path}:`;
     for (const e of entries) {
       if (emitted++ >= listMaxEntries) break;
       yield formatListLine(e, now);
+      if ((emitted & 1023) === 0) await turns.check();
       if (e.type === 'dir' && depth + 1 <= listMaxDepth && isOneName(e.name)) queue.push({ path: path === '/' ? `/${e.name}` : `${path}/${e.name}`, depth: depth + 1, entries: null });
     }
   }
@@ -186,6 +190,8 @@ async function namedOrder<T>(s: Session, open: (options?: ListSlicesOptions) => 
     const slices = await open(max > 0 ? { sortedUpTo: max } : undefined);
     const moved = (): void => keep(slices.held);
     const gathered: T[] = [];
+    // Storage that answers at once hands over every slice in one go: see turns.ts.
+    const turns = new Turns();
     // Past the limit, one more slice is read: it tells a folder that came whole (a provider without listSlices),
     // sorted since it is in hand anyway, from a big one.
     let over = false;
@@ -193,7 +199,7 @@ async function namedOrder<T>(s: Session, open: (options?: ListSlicesOptions) => 
       for (;;) {
         const got = await slices.next();
         moved();
-        if (got.done === true) return givingBack(inHand([gathered.sort((a, b) => compareNames(nameOf(a), nameOf(b)))]), giveBack);
+        if (got.done === true) return givingBack(inHand([await sortWithTurns(gathered, (a, b) => compareNames(nameOf(a), nameOf(b)), turns)]), giveBack);
         // Whether the slices come sorted is known once the first one has come. A provider that sorts (`sorted` set)
         // and did not is listing a folder bigger than `max`: it streams, nothing to gather (gathered, a big folder
         // held ~20,000 entries with their stats and lines per listing, for as long as a client did not read it).
@@ -201,6 +207,7 @@ async function namedOrder<T>(s: Session, open: (options?: ListSlicesOptions) => 
         for (const e of got.value) gathered.push(e);
         if (over) return givingBack(withFirst(gathered, slices), giveBack, moved);
         over = gathered.length > max;
+        await turns.check();
       }
     } catch (err) {
       await endSlices(s, slices);
@@ -272,22 +279,23 @@ function withFirst<T>(first: T[], slices: Sliced<T>): Sliced<T> {
 }
 
 /** Every entry of the target at once, sorted by name (STAT's reply, LIST -R's first level: held whole anyway). */
-async function allEntries(s: Session, target: Target): Promise<DirEntry[]> {
+async function allEntries(s: Session, target: Target, turns: Turns): Promise<DirEntry[]> {
   try {
-    return (await entriesUpTo(target.slices, s.settings.listMaxEntries)).sort(byName);
+    return await sortWithTurns(await entriesUpTo(target.slices, s.settings.listMaxEntries, turns), byName, turns);
   } finally {
     await endSlices(s, target.slices);
   }
 }
 
 /** The first `max` entries `slices` give (a recursive listing shows no more than `listMaxEntries` in all). */
-async function entriesUpTo(slices: DirSlices, max: number): Promise<DirEntry[]> {
+async function entriesUpTo(slices: DirSlices, max: number, turns: Turns): Promise<DirEntry[]> {
   const out: DirEntry[] = [];
   for await (const slice of slices) {
     for (const e of slice) {
       if (out.length >= max) return out;
       out.push(e);
     }
+    await turns.check();
   }
   return out;
 }
@@ -341,12 +349,14 @@ function entryType(st: FileStats): ListEntry['type'] {
   return 'other';
 }
 
-async function toListEntries(s: Session, dir: string, entries: DirEntry[]): Promise<ListEntry[]> {
+async function toListEntries(s: Session, dir: string, entries: DirEntry[], turns?: Turns): Promise<ListEntry[]> {
   const fs = s.vfs;
   const out: ListEntry[] = new Array(entries.length);
-  // Plain entries are converted in one synchronous pass; only symlinks wait (for their targets).
+  // Plain entries are converted in one synchronous pass (with `turns`, a whole folder's: a turn now and then); only
+  // symlinks wait (for their targets).
   let links: Promise<void>[] | null = null;
   for (let i = 0; i < entries.length; i++) {
+    if (turns && (i & 1023) === 1023) await turns.check();
     const { name, stats } = entries[i] as DirEntry;
     const entry: ListEntry = {
       name,
@@ -452,7 +462,8 @@ export async function list(s: Session, arg: string): Promise<void> {
   const dir = directoryOf(s, target);
   const now = Date.now();
   if (options.recursive && s.settings.listOptions && target.isDirectory) {
-    const entries = await toListEntries(s, dir, await allEntries(s, target));
+    const turns = new Turns();
+    const entries = await toListEntries(s, dir, await allEntries(s, target, turns), turns);
     return runDataCommand(s, 'listing', target.path, 'Here comes the directory listing.', (t) =>
       sendLines(t, inGroups(recursiveLines(s, target.path, entries, now), RECURSIVE_GROUP), s.settings.listingBatchSize, s.coding('download')),
     );
@@ -702,6 +713,9 @@ export async function mlst(s: Session, arg: string): Promise<void> {
   return s.reply(250, [`Listing ${path}`, ` ${line}`, 'End']);
 }
 
+/** Lines of a STAT listing formatted and sent at a time. */
+const STAT_PIECE = 1000;
+
 /** STAT (RFC 959 §4.1.3): server status, transfer progress, or a listing over the control connection. */
 export async function stat(s: Session, arg: string): Promise<void> {
   if (arg.trim() === '' || s.transfer) {
@@ -718,9 +732,20 @@ export async function stat(s: Session, arg: string): Promise<void> {
     return s.reply(211, lines);
   }
   const target = await resolveTarget(s, listArgument(arg));
-  const entries = await toListEntries(s, directoryOf(s, target), await allEntries(s, target));
+  // A big folder's reply is made a turn at a time (see turns.ts): 100,000 entries held every session 0.3–0.8 s.
+  const turns = new Turns();
+  const entries = await toListEntries(s, directoryOf(s, target), await allEntries(s, target, turns), turns);
   const now = Date.now();
-  return s.reply(213, [`Status of ${target.path}:`, ...entries.map((e) => formatListLine(e, now)), 'End of status']);
+  const head = `Status of ${target.path}:`;
+  if (entries.length <= STAT_PIECE) return s.reply(213, [head, ...entries.map((e) => formatListLine(e, now)), 'End of status']);
+  // Nothing can fail from here on: the reply goes out a piece at a time, a turn of the loop between pieces.
+  await s.conn.sendPiece(213, [head], 'first');
+  for (let i = 0; i < entries.length; i += STAT_PIECE) {
+    const lines = entries.slice(i, i + STAT_PIECE).map((e) => formatListLine(e, now));
+    await s.conn.sendPiece(213, lines, 'middle');
+    await turns.check();
+  }
+  return s.conn.sendPiece(213, ['End of status'], 'last');
 }
 
 /** The directory the target's entries live in (for reading their symlinks). */

@@ -6,11 +6,13 @@ import { basename, dirname, isInside, normalizePath, resolvePath, splitPath } fr
 import { SPEC_VERSION } from '../spec.js';
 import { SyncBackedProvider } from './sync-backed.js';
 import { ReadTurns } from './read-turns.js';
-import type { DirEntry, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, NameSlices, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { OpenFlags } from '../stats.js';
 import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import { WRITER_TAKEOVER_IDLE_MS } from './local-writers.js';
+import { slicesOf } from '../listing.js';
+import { namesOf } from '../internal/sliced.js';
 
 /** Writes smaller than this are copied into a shared block; larger ones get an exact block of their own. */
 const BLOCK_SIZE = 64 * 1024;
@@ -594,6 +596,9 @@ export class MemoryFileHandle {
  *   `allocate` report against it. An upload whose file is deleted or replaced meanwhile counts until it ends.
  * - Every sync method of `VirtualProvider` works too, so it can be mounted with `@platformatic/vfs`'s `create()`.
  */
+/** Entries per slice of a sliced listing: a few hundred KB of entries, as the other providers' slices. */
+const LIST_SLICE = 500;
+
 export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> implements FsProvider {
   /** The contract version this provider implements. */
   readonly specVersion = SPEC_VERSION;
@@ -859,6 +864,50 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   async list(path: string): Promise<DirEntry[]> {
     const dir = this.#walkDir(path, 'scandir', path, { n: 0 });
     return [...dir.dir.children].map(([name, node]) => ({ name, stats: this.statsOf(node) }));
+  }
+
+  /**
+   * Entries with their stats {@link LIST_SLICE} at a time, from a snapshot of the folder's names taken when it is
+   * opened; sorted by name when it holds at most `sortedUpTo` (`sorted` says so). Making every entry's stats at
+   * once, as `list` does, took 150–290 ms for 100,000 entries, with every other session waiting.
+   */
+  async listSlices(path: string, options: ListSlicesOptions = {}): Promise<DirSlices> {
+    // A subclass that lists otherwise (its own `list`) keeps its listing.
+    if (this.list !== MemoryProvider.prototype.list) return slicesOf([await this.list(path)]);
+    return this.#slices(path, options, ([name, node]) => ({ name, stats: this.statsOf(node) }));
+  }
+
+  /** The names of {@link listSlices}, without their stats. */
+  async listNameSlices(path: string, options: ListSlicesOptions = {}): Promise<NameSlices> {
+    // A subclass that lists otherwise has NLST show what LIST shows: the names of its own listing.
+    if (this.listSlices !== MemoryProvider.prototype.listSlices || this.list !== MemoryProvider.prototype.list) {
+      return namesOf(await this.listSlices(path, options));
+    }
+    return this.#slices(path, options, ([name]) => name);
+  }
+
+  #slices<T>(path: string, options: ListSlicesOptions, make: (child: [string, MemNode]) => T): AsyncIterableIterator<T[]> & { return(): Promise<IteratorResult<T[]>>; readonly sorted?: boolean } {
+    const children = [...this.#walkDir(path, 'scandir', path, { n: 0 }).dir.children];
+    const max = options.sortedUpTo;
+    const sorted = max === undefined ? undefined : children.length <= max;
+    if (sorted === true) children.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let at = 0;
+    const done = (): IteratorResult<T[]> => ({ done: true, value: undefined });
+    return {
+      sorted,
+      async next() {
+        if (at >= children.length) return done();
+        const slice = children.slice(at, (at += LIST_SLICE)).map(make);
+        return { done: false, value: slice };
+      },
+      async return() {
+        at = children.length;
+        return done();
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   /**
