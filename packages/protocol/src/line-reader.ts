@@ -304,21 +304,35 @@ export class LineReader {
           pos++;
           break;
         case S_SB: {
-          if (iac < pos) {
-            iac = buf.indexOf(IAC, pos);
-            if (iac === -1) iac = n;
+          // Dropped up to its IAC SE, or up to a line end, which ends the line as usual: FTP negotiates no options
+          // (RFC 959 §4.1, RFC 1123 §4.1.2.12), and a sub-negotiation left open (a client's bug, a cut IAC SE) would
+          // otherwise swallow every later command, QUIT and ABOR included, until the idle timeout.
+          let end = pos;
+          while (end < n) {
+            const b = buf[end] as number;
+            if (b === IAC || b === CR || b === LF) break;
+            end++;
           }
-          if (iac >= n) {
+          if (end >= n) {
             pos = n;
-          } else {
+          } else if (buf[end] === IAC) {
             this.#telnet = S_SB_IAC;
-            pos = iac + 1;
+            pos = end + 1;
+          } else {
+            this.#telnet = S_DATA;
+            pos = end;
           }
           break;
         }
         default: {
-          // S_SB_IAC: IAC SE ends the sub-negotiation; anything else (IAC IAC…) stays inside it.
-          this.#telnet = buf[pos] === SE ? S_DATA : S_SB;
+          // S_SB_IAC: IAC SE ends the sub-negotiation; a line end ends it too (see S_SB), and is read as one;
+          // anything else (IAC IAC…) stays inside it.
+          const b = buf[pos] as number;
+          if (b === CR || b === LF) {
+            this.#telnet = S_DATA;
+            break;
+          }
+          this.#telnet = b === SE ? S_DATA : S_SB;
           pos++;
           break;
         }

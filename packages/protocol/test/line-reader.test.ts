@@ -102,9 +102,16 @@ const fixtures: Fixture[] = [
     expected: [line('NOOP')],
   },
   {
-    name: 'sub-negotiation IAC SB … IAC SE is removed whole, even with LF and IAC IAC inside',
-    input: bytes('\xff\xfa\x18\x01\n\xff\xff\r\n\xff\xf0PWD\r\n'),
+    name: 'sub-negotiation IAC SB … IAC SE is removed whole, even with IAC IAC inside',
+    input: bytes('PW\xff\xfa\x18\x01\xff\xff\x02\xff\xf0D\r\n'),
     expected: [line('PWD')],
+  },
+  {
+    // FTP negotiates no options: a sub-negotiation never left open swallowed every later command until the idle
+    // timeout (QUIT and ABOR included).
+    name: 'a sub-negotiation without IAC SE ends at the line end, which ends the line',
+    input: bytes('NOOP \xff\xfa\x18junk\r\nQUIT\r\nPW\xff\xfa\xff\nD\r\n'),
+    expected: [line('NOOP '), line('QUIT'), line('PW'), line('D')],
   },
   {
     name: 'a Telnet command between CR and LF',
@@ -241,7 +248,15 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
       }
     } else if (state === 'option') state = 'data';
     else if (state === 'sb') {
+      // A line end ends a sub-negotiation and is read as data.
       if (b === 0xff) state = 'sb-iac';
+      else if (b === 0x0d || b === 0x0a) {
+        state = 'data';
+        i--;
+      }
+    } else if (b === 0x0d || b === 0x0a) {
+      state = 'data';
+      i--;
     } else state = b === 0xf0 ? 'data' : 'sb';
   }
   // Split on CR or LF; an LF right after a CR belongs to that CR; CR NUL is a CR in the line.

@@ -687,7 +687,11 @@ export function requirePermission(s: Session, what: keyof Permissions): void {
   if (!s.permissions[what]) throw new FtpError(550, 'Permission denied.');
 }
 
-function printable(s: string): string {
+/**
+ * A word the client sent, as a reply may quote it: its first 32 characters, anything but printable ASCII as `?` (no
+ * terminal escapes, no bytes a client's reply parser could trip on).
+ */
+export function printable(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.slice(0, 32).replace(/[^\x20-\x7e]/g, '?');
 }

@@ -1,7 +1,7 @@
 import { formatFeatFacts, formatOptsMlstReply, parseOpts, parseOptsMlst, SUPPORTED_FACTS, type MlsxFact } from '@ftp/protocol';
 import { COMMANDS, featureLines } from '../commands.js';
 import { FtpError } from '../errors.js';
-import type { Session } from '../session.js';
+import { printable, type Session } from '../session.js';
 import { extensionOpts } from './extensions.js';
 
 /** SYST: the answer every client expects, so that it parses LIST as `ls -l`. */
@@ -45,7 +45,7 @@ export function opts(s: Session, arg: string): Promise<void> | void {
     default: {
       const handled = extensionOpts(s, arg);
       if (handled !== false) return handled;
-      throw new FtpError(501, `Option ${name.slice(0, 32)} not understood.`);
+      throw new FtpError(501, `Option ${printable(name)} not understood.`);
     }
   }
 }

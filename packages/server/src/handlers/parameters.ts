@@ -39,7 +39,9 @@ export function rest(s: Session, arg: string): Promise<void> | void {
 export async function allo(s: Session, arg: string): Promise<void> {
   const { size } = parseAllo(arg);
   const fs = s.vfs;
-  if (!fs.allocate) return s.reply(202, 'No storage allocation necessary.');
+  // A user who may store nothing (anonymous, read-only) has nothing to reserve room for: storage is not asked,
+  // whose refusal (EROFS) would be a warning in the log each time, as often as the client likes.
+  if (!fs.allocate || (!s.permissions.write && !s.permissions.append)) return s.reply(202, 'No storage allocation necessary.');
   await fs.allocate(s.cwd, size);
   return s.reply(200, `Room for ${size} bytes.`);
 }

@@ -1,7 +1,7 @@
 import { formatFtpTime, parseSiteChmod, parseSiteCommand, parseSiteUtime } from '@ftp/protocol';
 import { FtpError } from '../errors.js';
 import { setModificationTime } from './extensions.js';
-import { requirePermission, type Session } from '../session.js';
+import { printable, requirePermission, type Session } from '../session.js';
 
 type SiteHandler = (s: Session, arg: string) => Promise<void> | void;
 
@@ -64,7 +64,7 @@ export async function site(s: Session, arg: string): Promise<void> {
     return s.reply(214, ['The following SITE commands are recognized:', ...Object.values(SITE_COMMANDS).map((c) => ` ${c.help}`), 'End.']);
   }
   const sub = SITE_COMMANDS[verb];
-  if (!sub?.handler) throw new FtpError(500, `SITE ${verb.slice(0, 32)} not understood.`);
+  if (!sub?.handler) throw new FtpError(500, `SITE ${printable(verb)} not understood.`);
   requirePermission(s, 'site');
   return sub.handler(s, rest);
 }
