@@ -7,6 +7,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { WalCheckpointer } from '@ftp/vfs';
 import type { Database } from './schema.js';
 import { loadSqlite, NodeSqliteDatabase } from './sqlite-adapter.js';
+import type { RawPool } from './raw-io.js';
 
 /** The three SQL families the driver speaks. */
 export type DialectName = 'postgres' | 'mysql' | 'sqlite';
@@ -24,6 +25,8 @@ export interface Connection {
    * (the WAL's checkpointer is catching up; see `openSqlite`).
    */
   walRoom?: () => Promise<void> | undefined;
+  /** The pg / mysql2 pool under `db`, when known (a URL, or the caller's pool): see {@link RawPool}. */
+  raw?: RawPool;
 }
 
 /** How long the driver's pg pool waits for a new connection before the query fails (ms). */
@@ -105,7 +108,7 @@ export function openSqlite(filename: string, busyTimeout = 5000): NodeSqliteData
  * The Kysely dialect of a URL, with its pool (pg.Pool, mysql2 pool) or SQLite database. Nothing connects yet:
  * the first query does.
  */
-export function createDialect(url: string, options: PoolOptions = {}): { name: DialectName; dialect: Dialect; walRoom?: () => Promise<void> | undefined } {
+export function createDialect(url: string, options: PoolOptions = {}): { name: DialectName; dialect: Dialect; walRoom?: () => Promise<void> | undefined; raw?: RawPool } {
   const name = dialectOfUrl(url);
   const size = options.poolSize ?? 10;
   if (name === 'postgres') {
@@ -119,13 +122,13 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
     // pg.Pool takes its listener off a connection while it is checked out (a query or a transaction running), and an
     // end of the connection then is an 'error' event of the connection itself: heard here, the query fails instead.
     pool.on('connect', (client) => client.on('error', () => undefined));
-    return { name, dialect: new PostgresDialect({ pool }) };
+    return { name, dialect: new PostgresDialect({ pool }), raw: { dialect: 'postgres', pool } };
   }
   if (name === 'mysql') {
     const uri = url.replace(/^mariadb:/i, 'mysql:');
     // VARBINARY names come back as Buffers (decoded in schema.ts); BIGINTs as numbers (sizes stay below 2^53).
     const pool: MysqlPool = mysql.createPool({ uri, connectionLimit: size, charset: 'utf8mb4' });
-    return { name, dialect: new MysqlDialect({ pool }) };
+    return { name, dialect: new MysqlDialect({ pool }), raw: { dialect: 'mysql', pool } };
   }
   const filename = sqliteFilename(url);
   const busyTimeout = options.busyTimeout;
@@ -137,8 +140,8 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
 
 /** Builds the Kysely instance (and pool) of a URL. */
 export function connectUrl(url: string, options: PoolOptions = {}): Connection {
-  const { name, dialect, walRoom } = createDialect(url, options);
-  return { dialect: name, db: new Kysely<Database>({ dialect }), where: redactUrl(url), owned: true, walRoom };
+  const { name, dialect, walRoom, raw } = createDialect(url, options);
+  return { dialect: name, db: new Kysely<Database>({ dialect }), where: redactUrl(url), owned: true, walRoom, ...(raw === undefined ? {} : { raw }) };
 }
 
 /** An existing pool or database the caller owns (it is not closed by the provider). */
@@ -150,13 +153,19 @@ export type ExistingConnection =
 /** Builds a Kysely instance over a pool or database the caller owns. */
 export function connectExisting(c: ExistingConnection): Connection {
   let d: Dialect;
-  if (c.dialect === 'postgres') d = new PostgresDialect({ pool: c.pool });
-  else if (c.dialect === 'mysql') d = new MysqlDialect({ pool: c.pool });
-  else {
+  let raw: RawPool | undefined;
+  if (c.dialect === 'postgres') {
+    d = new PostgresDialect({ pool: c.pool });
+    raw = { dialect: 'postgres', pool: c.pool };
+  } else if (c.dialect === 'mysql') {
+    d = new MysqlDialect({ pool: c.pool });
+    raw = { dialect: 'mysql', pool: c.pool };
+  } else {
     const wrapped = new NodeSqliteDatabase(c.database);
     d = new ImmediateSqliteDialect({ database: wrapped });
   }
-  return { dialect: c.dialect, db: new Kysely<Database>({ dialect: d }), where: `${c.dialect} (caller's ${c.dialect === 'sqlite' ? 'database' : 'pool'})`, owned: false };
+  const where = `${c.dialect} (caller's ${c.dialect === 'sqlite' ? 'database' : 'pool'})`;
+  return { dialect: c.dialect, db: new Kysely<Database>({ dialect: d }), where, owned: false, ...(raw === undefined ? {} : { raw }) };
 }
 
 /** Kysely's own adapters tell the dialect of an instance the caller built. */

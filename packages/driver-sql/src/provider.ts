@@ -144,6 +144,7 @@ export class SqlProvider implements FsProvider {
       available: (q) => this.#available(q ?? this.#conn.db),
       copyTuning: options.uploadCopy,
       walRoom: this.#conn.walRoom,
+      raw: this.#conn.raw,
     };
   }
 

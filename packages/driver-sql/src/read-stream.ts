@@ -3,6 +3,7 @@ import { setImmediate as turn } from 'node:timers/promises';
 import { VfsError } from '@ftp/vfs';
 import { dbError } from './errors.js';
 import { CHUNK_SIZE, toBuffer } from './schema.js';
+import { copyChunksOut } from './raw-io.js';
 import type { Store } from './store.js';
 
 /** How long a reader lease lives unless renewed. */
@@ -82,18 +83,25 @@ export class SqlReadStream extends Readable {
     this.#renewal = renewLease(store, id, token, this);
   }
 
+  /**
+   * The bytes a chunk of `first`…`upTo` is expected to hold, for the COPY's buffer: a small file's one chunk needs
+   * no 256 KiB (a range ending inside a chunk may get more: the buffer then grows).
+   */
+  #rowBytes(first: number, upTo: number): number {
+    return Math.max(1, Math.min(CHUNK_SIZE, Math.ceil((this.#end - first * CHUNK_SIZE) / (upTo - first + 1))));
+  }
+
   #query(first: number): Promise<Batch> {
     const upTo = Math.min(first + CHUNKS_PER_QUERY - 1, Math.floor((this.#end - 1) / CHUNK_SIZE));
-    const { t, db } = this.#s;
-    const p = db
-      .selectFrom(t.chunk('c'))
-      .select(['c.seq', 'c.bytes'])
-      .where('c.inode', '=', this.#id)
-      .where('c.seq', '>=', first)
-      .where('c.seq', '<=', upTo)
-      .orderBy('c.seq')
-      .execute()
-      .then((rows) => ({ first, upTo, rows: rows.map((r) => ({ seq: Number(r.seq), bytes: toBuffer(r.bytes) })) }));
+    const { t, db, raw } = this.#s;
+    const select = db.selectFrom(t.chunk('c')).select(['c.seq', 'c.bytes']).where('c.inode', '=', this.#id).where('c.seq', '>=', first).where('c.seq', '<=', upTo).orderBy('c.seq');
+    // PostgreSQL: as a binary COPY (the chunks come as bytes; a SELECT's bytea comes as hex text, made into a string
+    // and decoded on this thread: see copyChunksOut).
+    const p = (
+      raw?.dialect === 'postgres'
+        ? copyChunksOut(raw.pool, select.compile(), upTo - first + 1, this.#rowBytes(first, upTo))
+        : select.execute().then((rows) => rows.map((r) => ({ seq: Number(r.seq), bytes: toBuffer(r.bytes) })))
+    ).then((rows) => ({ first, upTo, rows }));
     // Awaited by the next _read; a prefetch the stream no longer needs must not fail "unhandled".
     p.catch(() => undefined);
     return p;

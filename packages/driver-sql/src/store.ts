@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { DialectName } from './dialects.js';
 import type { Database, Tables } from './schema.js';
 import type { CopyTuning } from './write-stream.js';
+import type { RawPool } from './raw-io.js';
 
 /** What the streams and file handles share with their provider. */
 export interface Store {
@@ -33,6 +34,11 @@ export interface Store {
   readonly quota: number | undefined;
   /** SQLite database files: a promise while uploads should wait for the WAL's checkpointer (see `openSqlite`). */
   readonly walRoom?: (() => Promise<void> | undefined) | undefined;
+  /**
+   * The pg / mysql2 pool under `db`, when the driver knows it: uploads' chunk INSERTs on MySQL go as prepared
+   * statements, downloads' chunk reads on PostgreSQL as binary COPY (see raw-io.ts).
+   */
+  readonly raw?: RawPool | undefined;
   /** @internal How uploads copy the kept part of a file (tests; default: see write-stream.ts). */
   readonly copyTuning?: CopyTuning | undefined;
 }

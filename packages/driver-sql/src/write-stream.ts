@@ -13,6 +13,7 @@ import type { Database } from './schema.js';
 import type { Store } from './store.js';
 import { detachedName } from './lifecycle.js';
 import { INLINE_ROWS } from './reclaim.js';
+import { executeMysql } from './raw-io.js';
 
 /**
  * Full chunks sent per INSERT (1 MiB): one statement, one commit per MiB instead of per chunk — commits are what
@@ -271,11 +272,11 @@ export class SqlWriteStream extends Writable implements UploadStream {
     if (this.#batch.length === 0 || this.#abortion !== undefined) return;
     const rows = this.#batch.map((bytes) => ({ inode: this.#target.tempId, seq: this.#seq++, bytes }));
     this.#batch = [];
-    const { db, t } = this.#s;
-    const p: Promise<void> = db
-      .insertInto(t.c)
-      .values(rows)
-      .execute()
+    const { db, t, raw } = this.#s;
+    const insert = db.insertInto(t.c).values(rows);
+    // MySQL: as a prepared statement (the chunks go as bytes; through Kysely's query() mysql2 hex-encodes them into
+    // the SQL text on this thread: see executeMysql).
+    const p: Promise<void> = (raw?.dialect === 'mysql' ? executeMysql(raw.pool, insert.compile()) : insert.execute().then(() => undefined))
       .then(() => {
         this.#inflight = this.#inflight.filter((x) => x !== p);
       });
