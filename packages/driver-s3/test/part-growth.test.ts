@@ -83,6 +83,21 @@ describe('growing part sizes (S3 limits lowered by the test hook)', () => {
         worst = Math.max(worst, ws.bufferedBytes - bound(ws.bytesWritten));
       };
       const parts = watchParts(h, sample);
+      // The first part waits (at most 5 s) for the second to be sent: two parts are in flight at once however fast
+      // the store answers (the upload gives the event loop turns while it fills a part, time for a part to complete).
+      let secondSent = (): void => undefined;
+      const second = new Promise<void>((resolve) => (secondSent = resolve));
+      let sent = 0;
+      h.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName !== 'UploadPartCommand') return next(args);
+          const n = ++sent;
+          if (n === 2) secondSent();
+          if (n === 1) await Promise.race([second, new Promise((resolve) => setTimeout(resolve, 5000))]);
+          return next(args);
+        },
+        { step: 'initialize', name: 'holdFirstPart' },
+      );
       ws = (await openWriteStream(h.p, '/grown.bin')) as S3UploadStream;
       const expected = createHash('sha256');
       let peakFirstParts = 0;
