@@ -66,7 +66,8 @@ describe('RedisBanStore on a Redis that does not answer', () => {
     cleanups.push(() => store.close());
     const fs = new RedisProvider({ redis: 'redis://127.0.0.1:6379', prefix: testPrefix('ban-fs') });
     cleanups.push(() => fs.close());
-    const ftp = await startFtp(fs, {}, { banStore: store });
+    // Loopback is exempt from bans by default (banExempt): the store is asked only without the exemption.
+    const ftp = await startFtp(fs, { banExempt: [] }, { banStore: store });
     cleanups.push(() => ftp.server.close());
     const t0 = performance.now();
     const client = await ftpClient(ftp.port);

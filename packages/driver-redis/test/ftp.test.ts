@@ -161,7 +161,8 @@ describe('RedisBanStore', () => {
   it('bans an address for both FtpServer instances after failures counted by both', async () => {
     const banPrefix = `ftp-test-ban-${Math.random().toString(36).slice(2)}`;
     cleanups.push(() => deletePattern(redis, `${banPrefix}:*`));
-    const settings = { maxLoginFailures: 3, loginFailureWindow: 60, banDuration: 60 };
+    // Loopback is exempt from bans by default (banExempt): this test bans it.
+    const settings = { maxLoginFailures: 3, loginFailureWindow: 60, banDuration: 60, banExempt: [] };
     const prefix = filesystem();
     const storeA = new RedisBanStore({ redis: REDIS_URL, prefix: banPrefix });
     const storeB = new RedisBanStore({ redis: REDIS_URL, prefix: banPrefix });

@@ -91,13 +91,20 @@ class CopyOut {
   handleError(err: Error): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.#done(err);
     this.#reject(err);
   }
 
   handleReadyForQuery(): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.#done(null);
     this.#resolve(this.#data.subarray(0, this.#used));
+  }
+
+  /** Tells pg the statement is over, as its own queries do: it clears the statement's `query_timeout` timer then. */
+  #done(err: Error | null): void {
+    if (typeof this.callback === 'function') (this.callback as (err: Error | null) => void)(err);
   }
 }
 

@@ -58,6 +58,28 @@ describe('MySQL: chunk INSERTs are prepared statements', () => {
 });
 
 describe('PostgreSQL: chunk reads are binary COPY', () => {
+  it('a COPY tells pg it is over, so a pool with query_timeout keeps no timer per download', async () => {
+    // pg clears a statement's query_timeout timer through its callback: one left running per download kept a
+    // process alive for query_timeout after its last download, and fired on a client serving someone else.
+    const pool = new pg.Pool({ connectionString: await postgresUrl(), max: 2, idleTimeoutMillis: 0, query_timeout: 60_000 });
+    const p = new SqlProvider({ connection: { dialect: 'postgres', pool }, tablePrefix: randomPrefix() });
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    try {
+      const data = bytes(300_000, 3);
+      await put(p, '/t.bin', data);
+      await get(p, '/t.bin');
+      await new Promise((r) => setImmediate(r));
+      const before = timers();
+      for (let i = 0; i < 3; i++) expect((await get(p, '/t.bin')).equals(data)).toBe(true);
+      await new Promise((r) => setImmediate(r));
+      expect(timers() - before).toBe(0);
+      await p.dropTables();
+    } finally {
+      await p.close();
+      await pool.end();
+    }
+  });
+
   it('a download reads its chunks through COPY … (format binary), never a SELECT of the bytea column', async () => {
     const pool = new pg.Pool({ connectionString: await postgresUrl(), max: 4 });
     const texts: string[] = [];

@@ -887,7 +887,8 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   }
 
   #slices<T>(path: string, options: ListSlicesOptions, make: (child: [string, MemNode]) => T): AsyncIterableIterator<T[]> & { return(): Promise<IteratorResult<T[]>>; readonly sorted?: boolean } {
-    const children = [...this.#walkDir(path, 'scandir', path, { n: 0 }).dir.children];
+    const folder = this.#walkDir(path, 'scandir', path, { n: 0 }).dir.children;
+    const children = [...folder];
     const max = options.sortedUpTo;
     const sorted = max === undefined ? undefined : children.length <= max;
     if (sorted === true) children.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -897,8 +898,9 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
       sorted,
       async next() {
         if (at >= children.length) return done();
-        const slice = children.slice(at, (at += LIST_SLICE)).map(make);
-        return { done: false, value: slice };
+        // Entries removed (or replaced) since the listing opened are left out, as the contract says.
+        const slice = children.slice(at, (at += LIST_SLICE)).filter(([name, node]) => folder.get(name) === node);
+        return { done: false, value: slice.map(make) };
       },
       async return() {
         at = children.length;
