@@ -7,6 +7,7 @@ import type { FtpDriver, SessionInfo } from './driver.js';
 import { FtpError } from './errors.js';
 import type { ServerSettings } from './settings.js';
 import { TlsSessionIds } from './tls-session-ids.js';
+import { offeredTlsVersions, TLS12 } from './client-hello.js';
 
 /** Seconds a TLS session may be resumed (`sessionTimeout`), unless the driver's options say otherwise: OpenSSL's most. */
 const SESSION_LIFETIME_S = 0x7fffffff;
@@ -134,7 +135,13 @@ export class TlsContexts {
       return secured;
     }
     const companion = role === 'upload' ? this.#uploadContext(context) : null;
-    if (companion) return startTls(carrier, companion, timeoutMs);
+    if (companion) {
+      // A client that offers no TLS 1.2 (one set to TLS 1.3 only) keeps the session's TLS 1.3: refused by the
+      // companion, it could not upload at all.
+      return offeredTlsVersions(carrier, timeoutMs).then((versions) =>
+        versions !== null && !versions.includes(TLS12) ? startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.data) : startTls(carrier, companion, timeoutMs),
+      );
+    }
     return startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.data);
   }
 
@@ -149,14 +156,16 @@ export class TlsContexts {
    *
    * Null (the control context is used) when the control connection is not on TLS 1.3, when the data connection must
    * resume the control connection's session (`tlsSessionReuse`: a TLS 1.3 session cannot be resumed under 1.2), or
-   * when TLS 1.2 is not allowed.
+   * when TLS 1.2 is not allowed (`tlsMinVersion`, the driver's `minVersion` or `SSL_OP_NO_TLSv1_2`). A client that
+   * offers no TLS 1.2 gets the control context too (see {@link handshake}). The cost: an upload's data connection is
+   * a full TLS 1.2 handshake, never a resumption of the control session (downloads still resume).
    */
   #uploadContext(context: SecureContext): SecureContext | null {
     if (this.settings.tlsSessionReuse || this.#controlVersion.get(context) !== 'TLSv1.3') return null;
     const existing = this.#uploadContexts.get(context);
     if (existing) return existing;
     const built = this.#builtWith.get(context);
-    if (!built || built.minVersion === 'TLSv1.3') return null;
+    if (!built || built.minVersion === 'TLSv1.3' || ((built.secureOptions ?? 0) & constants.SSL_OP_NO_TLSv1_2) !== 0) return null;
     let companion: SecureContext;
     try {
       companion = createSecureContext({ ...built, maxVersion: 'TLSv1.2', ticketKeys: randomBytes(48) });

@@ -856,6 +856,42 @@ describe('uploads from clients that never read their data connection (Go clients
     expect([226, 426]).toContain(code);
   });
 
+  it('a client that offers TLS 1.3 only (curl --tlsv1.3) still uploads, on TLS 1.3', async () => {
+    const { port, fs } = await tlsServer();
+    const { t, dataPort } = await protectedSession(port, { minVersion: 'TLSv1.3' });
+    t.socket.write('STOR only13.bin\r\n');
+    expect((await t.next()).code).toBe(150);
+    const data = tlsConnect({ port: dataPort, host: '127.0.0.1', rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+    data.on('error', () => {});
+    await once(data, 'secureConnect');
+    expect(data.getProtocol()).toBe('TLSv1.3');
+    data.end(Buffer.alloc(100_000, 'k'));
+    expect((await t.next()).code).toBe(226);
+    expect((await fs.stat('/only13.bin')).size).toBe(100_000);
+  });
+
+  it('a driver that turns TLS 1.2 off (SSL_OP_NO_TLSv1_2) keeps uploads on TLS 1.3', async () => {
+    const mem = new MemoryProvider();
+    const server = new FtpServer({
+      settings: { failedLoginDelay: 0, passivePortRange: [47000, 47999] },
+      driver: {
+        authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs: mem } : null),
+        tlsOptions: () => ({ ...certificate, secureOptions: constants.SSL_OP_NO_TLSv1_2 }),
+      },
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close());
+    const { t, dataPort } = await protectedSession(port);
+    t.socket.write('STOR no12.bin\r\n');
+    expect((await t.next()).code).toBe(150);
+    const data = tlsConnect({ port: dataPort, host: '127.0.0.1', rejectUnauthorized: false });
+    data.on('error', () => {});
+    await once(data, 'secureConnect');
+    expect(data.getProtocol()).toBe('TLSv1.3');
+    data.end(Buffer.alloc(1000, 'n'));
+    expect((await t.next()).code).toBe(226);
+  });
+
   it('with TLS 1.3 as the minimum, uploads stay on TLS 1.3', async () => {
     const { version } = await uploadWithoutReading({ tlsMinVersion: 'TLSv1.3' }, Buffer.alloc(1000, 'm'));
     expect(version).toBe('TLSv1.3');
