@@ -449,7 +449,13 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     // earlier RNFR named.
     if (event.type !== 'line') this.renameFrom = null;
     if (event.type === 'overflow') {
-      this.log.warn({ length: event.length }, 'command line too long');
+      // Once a session at warning level, then at debug: the client decides how many it sends (before login too),
+      // and a line per long line let anyone fill the log (2,000 lines of 4 KB: 2,000 warnings).
+      if (overflowWarned.has(this)) this.logAt('debug')?.debug({ length: event.length }, 'command line too long');
+      else {
+        overflowWarned.add(this);
+        this.log.warn({ length: event.length }, 'command line too long (further ones of this session at debug level)');
+      }
       await this.reply(500, 'Command line too long.');
       return;
     }
@@ -686,6 +692,9 @@ export function spendRestart(s: Session): void {
 export function requirePermission(s: Session, what: keyof Permissions): void {
   if (!s.permissions[what]) throw new FtpError(550, 'Permission denied.');
 }
+
+/** Sessions that have logged a warning for a line too long (a set, so that other sessions carry no field for it). */
+const overflowWarned = new WeakSet<Session>();
 
 /**
  * A word the client sent, as a reply may quote it: its first 32 characters, anything but printable ASCII as `?` (no

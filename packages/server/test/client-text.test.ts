@@ -37,6 +37,20 @@ describe('a Telnet sub-negotiation never closed (IAC SB without IAC SE)', () => 
   });
 });
 
+describe('warnings a client can cause as often as it likes', () => {
+  it('a line too long is a warning once a session, then a debug line (it is answered 500 every time)', async () => {
+    const s = await serverLogging('debug');
+    cleanups.push(() => s.close());
+    const c = await RawClient.connect(s.port);
+    cleanups.push(() => c.close());
+    expect((await c.next()).code).toBe(220);
+    // Before login: nothing to lose for a client that wants the log filled.
+    for (let i = 0; i < 5; i++) expect((await c.cmd(`NOOP ${'x'.repeat(5000)}`)).code).toBe(500);
+    const tooLong = s.lines.filter((l) => String(l.msg).startsWith('command line too long'));
+    expect(tooLong.map((l) => l.level)).toEqual([40, 20, 20, 20, 20]);
+  });
+});
+
 describe('ALLO from a user who may store nothing', () => {
   it('is answered 202 without asking storage, so no warning is logged however often it comes', async () => {
     const logged: string[] = [];
