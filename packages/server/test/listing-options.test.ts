@@ -39,6 +39,22 @@ describe('LIST and NLST options', () => {
     expect(lines.some((l) => l.endsWith(' .hidden'))).toBe(true);
   });
 
+  it('LIST -R says in its 226 when the tree was cut at listMaxDepth or listMaxEntries, and not when it was whole', async () => {
+    /** The 226 text of a LIST -R. */
+    const final = async (c: RawClient): Promise<string> => {
+      const socket = await c.passive();
+      c.send('LIST -R /');
+      expect((await c.next()).code).toBe(150);
+      await readAll(socket);
+      const reply = await c.next();
+      expect(reply.code).toBe(226);
+      return reply.text;
+    };
+    expect(await final((await session({ listMaxDepth: 3 })).c)).toBe('Transfer complete; folders deeper than 3 levels not listed (use LIST per folder for them).');
+    expect(await final((await session({ listMaxEntries: 5 })).c)).toBe('Transfer complete; listing cut at 5 entries (use LIST per folder for the rest).');
+    expect(await final((await session()).c)).toBe('Transfer complete.');
+  });
+
   it('NLST -l gives long lines; with listOptions off the options are ignored', async () => {
     const { c } = await session();
     expect((await listing(c, 'NLST -l /a'))[0]).toMatch(/^d[rwx-]{9} .* b$/);

@@ -19,7 +19,7 @@ export interface TransferEvent {
 
 /**
  * Runs one data command: takes the data setup (PASV/EPSV/PORT/EPRT), says 150, gets the data connection,
- * lets `work` move the bytes, and gives the final reply: 226, 426 (the client's side failed or ABOR) or the
+ * lets `work` move the bytes, and gives the final reply: 226 (with the text `work` returns, if any), 426 (the client's side failed or ABOR) or the
  * storage error's reply as RFC 959 allows it after a 150 (451, 551, 552: see {@link afterPreliminary}). The setup is
  * used once, as RFC 959 intends.
  */
@@ -28,7 +28,7 @@ export async function runDataCommand(
   direction: Transfer['direction'],
   path: string,
   preliminary: string,
-  work: (t: Transfer) => Promise<void>,
+  work: (t: Transfer) => Promise<string | undefined | void>,
 ): Promise<void> {
   const setup = s.dataSetup;
   if (!setup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
@@ -59,8 +59,8 @@ export async function runDataCommand(
     if (s.prot === 'P') socket = await t.race(protect(s, socket, t));
     t.attach(socket, s.settings.dataStallTimeout * 1000, tcp);
     s.ctx.emit('transfer:start', { session: s.id, user: s.user, direction, path });
-    await work(t);
-    await s.reply(226, 'Transfer complete.');
+    const said = await work(t);
+    await s.reply(226, typeof said === 'string' ? said : 'Transfer complete.');
   } catch (err) {
     outcome = t.reason === 'aborted' ? 'aborted' : 'failed';
     if (err instanceof TransferError && err.reason !== 'local') {

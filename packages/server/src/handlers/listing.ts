@@ -79,8 +79,19 @@ function parseListArgument(arg: string): ListArgument {
 /** Lines of a recursive listing handed on at a time (about a slice's worth). */
 const RECURSIVE_GROUP = 500;
 
-/** Listing lines of a directory tree, `ls -lR` style, at most `maxDepth` levels and `maxEntries` entries deep. */
-async function* recursiveLines(s: Session, root: string, first: ListEntry[], now: number): AsyncGenerator<string> {
+/** Where a recursive listing stopped short of the whole tree (said in its 226). */
+interface RecursiveCut {
+  /** Folders below `listMaxDepth` were not listed. */
+  depth: boolean;
+  /** `listMaxEntries` entries were listed and more were left. */
+  entries: boolean;
+}
+
+/**
+ * Listing lines of a directory tree, `ls -lR` style, at most `listMaxDepth` levels and `listMaxEntries` entries deep;
+ * `cut` says afterwards which bound left part of the tree out.
+ */
+async function* recursiveLines(s: Session, root: string, first: ListEntry[], now: number, cut: RecursiveCut): AsyncGenerator<string> {
   const { listMaxDepth, listMaxEntries } = s.settings;
   let emitted = 0;
   const queue: Array<{ path: string; depth: number; entries: ListEntry[] | null }> = [{ path: root, depth: 0, entries: first }];
@@ -100,12 +111,18 @@ async function* recursiveLines(s: Session, root: string, first: ListEntry[], now
     if (path !== root) yield '';
     yield `${path}:`;
     for (const e of entries) {
-      if (emitted++ >= listMaxEntries) break;
+      if (emitted++ >= listMaxEntries) {
+        cut.entries = true;
+        break;
+      }
       yield formatListLine(e, now);
       if ((emitted & 1023) === 0) await turns.check();
-      if (e.type === 'dir' && depth + 1 <= listMaxDepth && isOneName(e.name)) queue.push({ path: path === '/' ? `/${e.name}` : `${path}/${e.name}`, depth: depth + 1, entries: null });
+      if (e.type !== 'dir' || !isOneName(e.name)) continue;
+      if (depth + 1 <= listMaxDepth) queue.push({ path: path === '/' ? `/${e.name}` : `${path}/${e.name}`, depth: depth + 1, entries: null });
+      else cut.depth = true;
     }
   }
+  if (queue.length > 0) cut.entries = true;
 }
 
 /**
@@ -464,9 +481,14 @@ export async function list(s: Session, arg: string): Promise<void> {
   if (options.recursive && s.settings.listOptions && target.isDirectory) {
     const turns = new Turns();
     const entries = await toListEntries(s, dir, await allEntries(s, target, turns), turns);
-    return runDataCommand(s, 'listing', target.path, 'Here comes the directory listing.', (t) =>
-      sendLines(t, inGroups(recursiveLines(s, target.path, entries, now), RECURSIVE_GROUP), s.settings.listingBatchSize, s.coding('download')),
-    );
+    const cut: RecursiveCut = { depth: false, entries: false };
+    return runDataCommand(s, 'listing', target.path, 'Here comes the directory listing.', async (t) => {
+      await sendLines(t, inGroups(recursiveLines(s, target.path, entries, now, cut), RECURSIVE_GROUP), s.settings.listingBatchSize, s.coding('download'));
+      // A tree listed in part says so (a client mirroring from it would otherwise take it for the whole tree).
+      if (cut.entries) return `Transfer complete; listing cut at ${s.settings.listMaxEntries} entries (use LIST per folder for the rest).`;
+      if (cut.depth) return `Transfer complete; folders deeper than ${s.settings.listMaxDepth} levels not listed (use LIST per folder for them).`;
+      return undefined;
+    });
   }
   await sendListing(s, target, 'Here comes the directory listing.', listLines(s, dir, target.slices, now));
 }
