@@ -1,5 +1,5 @@
 import { toVfsError } from './errors.js';
-import { fromGenerator, inHand, mapErrors, namesOf } from './internal/sliced.js';
+import { fromGenerator, inHand, mapErrors, namesOf, type Sliced } from './internal/sliced.js';
 import { joinPath } from './paths.js';
 import type { DirEntry, DirSlices, FileStats, FsProvider, ListSlicesOptions, NameSlices } from './spec.js';
 
@@ -74,10 +74,16 @@ export function slicesFromGenerator(pages: AsyncGenerator<DirEntry[], undefined>
   return fromGenerator(pages);
 }
 
-/** Slices already in hand, as {@link DirSlices}. */
-export function slicesOf(slices: readonly DirEntry[][]): DirSlices {
+/**
+ * Slices already in hand: as {@link DirSlices} for entries, as {@link NameSlices} for names (`slicesOf<string>`), or
+ * as the {@link Sliced} listing of any other kind.
+ */
+export function slicesOf<T = DirEntry>(slices: readonly T[][]): Sliced<T> {
   return inHand(slices);
 }
+
+/** A listing a slice at a time, whatever its slices hold: what {@link DirSlices} and {@link NameSlices} are. */
+export type { Sliced } from './internal/sliced.js';
 
 /** Every entry of `slices`, in order (a listing held whole). A failed slice rejects; the listing has then ended. */
 export async function collectSlices(slices: DirSlices): Promise<DirEntry[]> {

@@ -15,6 +15,7 @@ import {
   type FsProvider,
   type ListSlicesOptions,
   type NameSlices,
+  type Sliced,
 } from '@ftp/vfs';
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
@@ -23,13 +24,6 @@ import type { Permissions } from '../driver.js';
 import { spendRestart, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
 import { sortWithTurns, Turns } from '../turns.js';
-
-/** A listing a slice at a time: entries with their stats ({@link DirSlices}) or names only ({@link NameSlices}). */
-interface Sliced<T> extends AsyncIterableIterator<T[]> {
-  return(): Promise<IteratorResult<T[]>>;
-  readonly sorted?: boolean;
-  readonly held?: number;
-}
 
 /** What a listing command was asked for: the path and whether it names a directory's contents or one entry. */
 interface Target {
@@ -216,7 +210,7 @@ async function namedOrder<T>(s: Session, open: (options?: ListSlicesOptions) => 
       for (;;) {
         const got = await slices.next();
         moved();
-        if (got.done === true) return givingBack(inHand([await sortWithTurns(gathered, (a, b) => compareNames(nameOf(a), nameOf(b)), turns)]), giveBack);
+        if (got.done === true) return givingBack(slicesOf([await sortWithTurns(gathered, (a, b) => compareNames(nameOf(a), nameOf(b)), turns)]), giveBack);
         // Whether the slices come sorted is known once the first one has come. A provider that sorts (`sorted` set)
         // and did not is listing a folder bigger than `max`: it streams, nothing to gather (gathered, a big folder
         // held ~20,000 entries with their stats and lines per listing, for as long as a client did not read it).
@@ -337,22 +331,6 @@ async function sendListing(s: Session, target: { path: string; slices: { return(
   } finally {
     await endSlices(s, target.slices);
   }
-}
-
-/** Slices already in hand. */
-function inHand<T>(slices: T[][]): Sliced<T> {
-  let i = 0;
-  const done = (): IteratorResult<T[]> => ({ done: true, value: undefined });
-  return {
-    next: async () => (i < slices.length ? { done: false, value: slices[i++] as T[] } : done()),
-    return: async () => {
-      i = slices.length;
-      return done();
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
 }
 
 function compareNames(a: string, b: string): number {
@@ -513,7 +491,7 @@ export async function nlst(s: Session, arg: string): Promise<void> {
     const slash = raw.lastIndexOf('/');
     prefix = slash >= 0 ? raw.slice(0, slash + 1) : '';
   } else if (target.names !== null) prefix = raw !== '' && raw !== '.' ? (raw.endsWith('/') ? raw : raw + '/') : '';
-  await sendListing(s, { path: target.path, slices: target.names ?? inHand([]) }, 'Here comes the file list.', nlstLines(target.names, raw, prefix));
+  await sendListing(s, { path: target.path, slices: target.names ?? slicesOf([]) }, 'Here comes the file list.', nlstLines(target.names, raw, prefix));
 }
 
 /**
@@ -528,7 +506,7 @@ async function nlstTarget(s: Session, arg: string): Promise<{ path: string; name
     const dir = dirname(path);
     const names = await matchingNames(s, dir, globMatcher(basename(path)));
     if (names.length === 0) throw new FtpError(550, `${path}: No files found.`);
-    return { path: dir, names: inHand([names.sort()]), glob: true };
+    return { path: dir, names: slicesOf([names.sort()]), glob: true };
   }
   if (st.isDirectory()) return { path, names: await namedOrder<string>(s, (options) => listNameSlices(s.vfs, path, options), itself) };
   return { path, names: null };
