@@ -70,9 +70,11 @@ describe('PostgreSQL: chunk reads are binary COPY', () => {
       await get(p, '/t.bin');
       await new Promise((r) => setImmediate(r));
       const before = timers();
-      for (let i = 0; i < 3; i++) expect((await get(p, '/t.bin')).equals(data)).toBe(true);
+      const downloads = 6;
+      for (let i = 0; i < downloads; i++) expect((await get(p, '/t.bin')).equals(data)).toBe(true);
       await new Promise((r) => setImmediate(r));
-      expect(timers() - before).toBe(0);
+      // One left per download on the old code (6); another timer of the process may come and go meanwhile.
+      expect(timers() - before).toBeLessThanOrEqual(1);
       await p.dropTables();
     } finally {
       await p.close();
