@@ -2,10 +2,20 @@
  * Control-connection framing: bytes in, command lines out.
  *
  * - Lines end with CRLF (RFC 959 §4.1.3, the Telnet end-of-line); a bare LF
- *   or a bare CR ends a line too, and an LF right after a CR belongs to it.
- *   A bare CR must end a line because clients send `ABOR\r\n` as TCP urgent
- *   data (Python's ftplib does), and the kernel pulls the last byte, the LF,
- *   out of the stream: waiting for it would hang the abort.
+ *   ends a line too. A CR that the client's bytes end with ends a line once
+ *   the caller stops waiting for more ({@link LineReader.release}): clients
+ *   send `ABOR\r\n` as TCP urgent data (Python's ftplib does), and the
+ *   kernel pulls the last byte, the LF, out of the stream, so waiting for it
+ *   would hang the abort.
+ * - A CR followed by any byte but LF or NUL (RFC 854 allows no other) does
+ *   not end the line: the whole line, up to its real end, is reported as a
+ *   `bare-cr` event and never read as a command. Splitting there would run
+ *   two commands where the client, and anything between it and the server
+ *   that frames by CRLF (a proxy allowing some verbs, an application that
+ *   checks a name for LF), saw one: `SIZE x<CR>DELE y`. One exception: a line
+ *   that is `ABOR` so far ends at its CR (an urgent-data ABOR whose client
+ *   sent its next command without waiting), as does a held CR followed by
+ *   `IAC IP` (the Telnet interrupt that starts an abort sequence).
  * - CR NUL is a CR inside the line, not an end (RFC 854's NVT; RFC 2640 §3.1
  *   and RFC 3659 §2.2 for pathnames): lftp sends a name holding a CR that
  *   way. Ending the line there would run the command on the name's first
@@ -39,7 +49,9 @@ import { ProtocolError } from './errors.js';
 /** One framing result: a complete line, or the report of a discarded over-long line. */
 export type LineEvent =
   | { type: 'line'; line: string }
-  | { type: 'overflow'; length: number };
+  | { type: 'overflow'; length: number }
+  /** A line holding a CR followed by neither LF nor NUL (RFC 854): malformed, not a command; `length` in bytes. */
+  | { type: 'bare-cr'; length: number };
 
 /** Options of {@link LineReader}. */
 export interface LineReaderOptions {
@@ -110,6 +122,8 @@ export class LineReader {
   #afterCR = false;
   /** Whether the last byte fed was a CR ending the current line, unless a NUL follows (see {@link holding}). */
   #heldCR = false;
+  /** Whether the current line holds a CR followed by neither LF nor NUL: it ends as a `bare-cr` event. */
+  #bareCR = false;
   #telnet = S_DATA;
   /**
    * Whether an `IAC IP` came and no data byte or `IAC DM` since: a 0xF2 as the next data byte is the DM of a Synch
@@ -158,6 +172,7 @@ export class LineReader {
   /** Forget any partial line, discard state and Telnet state. */
   reset(): void {
     this.#heldCR = false;
+    this.#bareCR = false;
     this.#pending = null;
     this.#pendingLen = 0;
     this.#discarding = false;
@@ -199,17 +214,21 @@ export class LineReader {
           }
           if (this.#heldCR && b !== IAC) {
             // The data byte after a held CR (Telnet commands in between are transparent): CR NUL is a CR in the
-            // line, anything else ends it there.
+            // line, CR LF its end, CR and anything else a malformed line (but after ABOR: see the module's notes).
             this.#heldCR = false;
             if (b === NUL) {
               this.#append(LITERAL_CR, 0, 1);
               pos++;
               break;
             }
-            this.#endLine(NOTHING, 0, 0, out);
-            if (b === LF) {
-              pos++;
-              break;
+            if (b === LF || this.#lineIsAbort(NOTHING, 0, 0)) {
+              this.#endLine(NOTHING, 0, 0, out);
+              if (b === LF) {
+                pos++;
+                break;
+              }
+            } else {
+              this.#bareCR = true;
             }
           }
           if (this.#afterCR) {
@@ -248,6 +267,11 @@ export class LineReader {
               // CR NUL: a CR inside the line; the NUL is padding.
               this.#append(buf, pos, end + 1);
               pos = end + 2;
+            } else if (end === cr && buf[end + 1] !== LF && !this.#lineIsAbort(buf, pos, end)) {
+              // CR and a byte that is neither LF nor NUL: the line is malformed, and goes on to its real end.
+              this.#append(buf, pos, end);
+              this.#bareCR = true;
+              pos = end + 1;
             } else {
               this.#endLine(buf, pos, end, out);
               pos = end + 1;
@@ -264,11 +288,12 @@ export class LineReader {
         case S_IAC: {
           const b = buf[pos] as number;
           if (b === IAC) {
-            // IAC IAC: an escaped data byte 255 (RFC 854), which ends a line a held CR ended.
+            // IAC IAC: an escaped data byte 255 (RFC 854), which after a held CR is a bare CR's (see S_DATA).
             this.#afterCR = false;
             if (this.#heldCR) {
               this.#heldCR = false;
-              this.#endLine(NOTHING, 0, 0, out);
+              if (this.#lineIsAbort(NOTHING, 0, 0)) this.#endLine(NOTHING, 0, 0, out);
+              else this.#bareCR = true;
             }
             this.#append(LITERAL_FF, 0, 1);
             this.#telnet = S_DATA;
@@ -284,8 +309,16 @@ export class LineReader {
           } else if (b >= SE) {
             // IAC <command> (IP, DM, AO, AYT, EC, EL, GA, NOP, BRK, SE): 2 bytes. IP starts an interrupt whose Synch
             // may arrive without its IAC; a whole IAC DM ends it.
-            if (b === IP) this.#afterIP = true;
-            else if (b === DM) this.#afterIP = false;
+            if (b === IP) {
+              this.#afterIP = true;
+              // An interrupt starts an abort sequence (RFC 959 §4.1.3): a line a held CR ended is over.
+              if (this.#heldCR) {
+                this.#heldCR = false;
+                this.#endLine(NOTHING, 0, 0, out);
+                // An LF after all still belongs to this line's end.
+                this.#afterCR = true;
+              }
+            } else if (b === DM) this.#afterIP = false;
             this.#telnet = S_DATA;
             pos++;
           } else {
@@ -366,8 +399,31 @@ export class LineReader {
     this.#pendingLen = len;
   }
 
+  /**
+   * Whether the current line, bytes [start, end) of `buf` added, is `ABOR` (any case, spaces around it): an
+   * urgent-data ABOR whose LF the kernel took out of the stream, which ends at its CR whatever follows.
+   */
+  #lineIsAbort(buf: Buffer, start: number, end: number): boolean {
+    if (this.#discarding || this.#bareCR) return false;
+    const length = this.#pendingLen + (end - start);
+    if (length < 4 || length > 16) return false;
+    const text = (this.#pending?.toString('latin1', 0, this.#pendingLen) ?? '') + buf.toString('latin1', start, end);
+    return text.trim().toUpperCase() === 'ABOR';
+  }
+
   /** The line ends with bytes [start, end) of `buf`, `buf[end]` being its CR or LF. */
   #endLine(buf: Buffer, start: number, end: number, out: LineEvent[]): void {
+    if (this.#bareCR) {
+      // Reported whole, once, as an over-long line is (which it may also be: then as that).
+      this.#bareCR = false;
+      if (!this.#discarding) {
+        const length = this.#pendingLen + (end - start);
+        out.push(length > this.#max ? { type: 'overflow', length } : { type: 'bare-cr', length });
+        this.#pendingLen = 0;
+        if (this.#pending !== null && this.#pending.length > KEEP_PENDING_CAPACITY) this.#pending = null;
+        return;
+      }
+    }
     if (this.#discarding) {
       const total = this.#discardLen + (end - start);
       this.#discarding = false;

@@ -6,6 +6,7 @@ import { bytes, expectProtocolError } from './helpers.js';
 
 const line = (l: string): LineEvent => ({ type: 'line', line: l });
 const overflow = (length: number): LineEvent => ({ type: 'overflow', length });
+const bareCr = (length: number): LineEvent => ({ type: 'bare-cr', length });
 
 interface Fixture {
   name: string;
@@ -24,7 +25,23 @@ const fixtures: Fixture[] = [
     expected: [line('USER a'), line('PASS b'), line('SYST'), line('PWD')],
   },
   { name: 'empty lines', input: bytes('\r\n\n\r\n'), expected: [line(''), line(''), line('')] },
-  { name: 'a bare CR ends a line; CRLF is one end', input: bytes('A\rB\r\r\n'), expected: [line('A'), line('B'), line('')] },
+  { name: 'a CR followed by neither LF nor NUL makes the whole line malformed (RFC 854)', input: bytes('A\rB\r\r\nNOOP\r\n'), expected: [bareCr(2), line('NOOP')] },
+  {
+    name: 'a bare CR does not split one line into two commands',
+    input: bytes('SIZE x\rDELE y\r\nSIZE x\rDELE y\nPWD\r\n'),
+    expected: [bareCr(12), bareCr(12), line('PWD')],
+  },
+  {
+    name: 'a line that is ABOR so far ends at its CR (urgent-data ABOR, then a command)',
+    input: bytes('ABOR\rNOOP\r\n abor \rPWD\r\n'),
+    expected: [line('ABOR'), line('NOOP'), line(' abor '), line('PWD')],
+  },
+  { name: 'a longer line than ABOR is malformed', input: bytes('ABORT\rNOOP\r\n'), expected: [bareCr(9)] },
+  {
+    name: 'IAC IP after a held CR ends its line (an abort sequence follows)',
+    input: bytes('NOOP\r\xff\xf4\xff\xf2ABOR\r\nPWD\r\xff\xf4\nX\r\n'),
+    expected: [line('NOOP'), line('ABOR'), line('PWD'), line('X')],
+  },
   {
     name: 'ABOR whose LF was taken out of the stream as TCP urgent data (ftplib.abort)',
     input: bytes('ABOR\r'),
@@ -39,8 +56,8 @@ const fixtures: Fixture[] = [
     expected: [line('STOR a\rb'), line('DELE a\r\r')],
   },
   { name: 'Telnet commands between CR and NUL are transparent', input: bytes('RETR a\r\xff\xf1\x00b\r\n'), expected: [line('RETR a\rb')] },
-  { name: 'CR then an escaped 0xFF: the CR ends the line', input: bytes('A\r\xff\xffB\r\n'), expected: [line('A'), line('\udcffB')] },
-  { name: 'a line ending in CR, then CR NUL inside the next', input: bytes('NOOP\rSTOR x\r\x00\r\n'), expected: [line('NOOP'), line('STOR x\r')] },
+  { name: 'CR then an escaped 0xFF: a bare CR', input: bytes('A\r\xff\xffB\r\n'), expected: [bareCr(3)] },
+  { name: 'a bare CR, then CR NUL in the same line', input: bytes('NOOP\rSTOR x\r\x00\r\n'), expected: [bareCr(11)] },
   {
     name: 'IAC IP IAC DM before ABOR (RFC 959 §4.1.3)',
     input: bytes('\xff\xf4\xff\xf2ABOR\r\n'),
@@ -152,9 +169,9 @@ const fixtures: Fixture[] = [
     max: 8,
   },
   {
-    name: 'CRs inside what would be one over-long line end shorter lines',
+    name: 'bare CRs inside an over-long line: reported as over-long',
     input: bytes('1234\r5678\r90\nX\n123456789\r\nY\r'),
-    expected: [line('1234'), line('5678'), line('90'), line('X'), overflow(9), line('Y')],
+    expected: [overflow(10), line('X'), overflow(9), line('Y')],
     max: 8,
   },
   {
@@ -213,6 +230,9 @@ describe('LineReader fixtures', () => {
  * byte by byte, then split on CR, LF or CRLF, CR NUL being a CR inside a line. The real
  * reader must agree with it for any input and any chunking.
  */
+/** Where an IAC IP stood in the Telnet-free stream of {@link reference}. */
+const IP_MARK = -1;
+
 function reference(input: Uint8Array, max: number): LineEvent[] {
   const data: number[] = [];
   let state = 'data';
@@ -234,13 +254,15 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
       } else if (b >= 0xfb) state = 'option';
       else if (b === 0xfa) state = 'sb';
       else if (b >= 0xf0) {
-        if (b === 0xf4) afterIP = true;
-        else if (b === 0xf2) afterIP = false;
+        if (b === 0xf4) {
+          afterIP = true;
+          data.push(IP_MARK);
+        } else if (b === 0xf2) afterIP = false;
         state = 'data';
       } else {
         // Not a command: a Synch's remnant at a line's start or after IAC IP (dropped), else a 0xFF a client did
         // not double (data).
-        const last = data[data.length - 1];
+        const last = data.filter((d) => d !== IP_MARK).at(-1);
         const lineStart = last === undefined || last === 0x0a || last === 0x0d;
         if (!afterIP && !lineStart) data.push(0xff);
         state = 'data';
@@ -259,24 +281,46 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
       i--;
     } else state = b === 0xf0 ? 'data' : 'sb';
   }
-  // Split on CR or LF; an LF right after a CR belongs to that CR; CR NUL is a CR in the line.
+  // Split on LF, CRLF, or a CR the input ends with; an LF right after a CR belongs to that CR; CR NUL is a CR in the
+  // line; CR and any other byte make the line malformed (no split), unless the line is ABOR so far or an IAC IP
+  // came between them (then the CR ends the line).
   const out: LineEvent[] = [];
   let current: number[] = [];
+  let bad = false;
+  const end = (): void => {
+    const raw = Buffer.from(current);
+    out.push(raw.length > max ? overflow(raw.length) : bad ? bareCr(raw.length) : line(escapedModel(raw)));
+    current = [];
+    bad = false;
+  };
   for (let i = 0; i < data.length; i++) {
     const b = data[i] as number;
-    if (b === 0x0d && data[i + 1] === 0x00) {
-      current.push(b);
-      i++;
+    if (b === IP_MARK) continue;
+    if (b === 0x0a) {
+      end();
       continue;
     }
-    if (b !== 0x0a && b !== 0x0d) {
+    if (b !== 0x0d) {
       current.push(b);
       continue;
     }
-    const raw = Buffer.from(current);
-    out.push(raw.length > max ? overflow(raw.length) : line(escapedModel(raw)));
-    if (b === 0x0d && data[i + 1] === 0x0a) i++;
-    current = [];
+    let j = i + 1;
+    let interrupted = false;
+    for (; data[j] === IP_MARK; j++) interrupted = true;
+    const next = data[j];
+    if (next === 0x0a) {
+      end();
+      i = j;
+    } else if (next === undefined || interrupted) {
+      end();
+    } else if (next === 0x00) {
+      current.push(b);
+      i = j;
+    } else if (!bad && current.length <= max && Buffer.from(current).toString('latin1').trim().toUpperCase() === 'ABOR') {
+      end();
+    } else {
+      bad = true;
+    }
   }
   return out;
 }
@@ -327,6 +371,7 @@ describe('LineReader properties', () => {
           expect(reader.bufferedBytes).toBeLessThanOrEqual(max + 1);
           for (const ev of events) {
             if (ev.type === 'line') expect(Buffer.byteLength(ev.line)).toBeLessThanOrEqual(max * 3);
+            else if (ev.type === 'bare-cr') expect(ev.length).toBeLessThanOrEqual(max);
             else expect(ev.length).toBeGreaterThan(max);
           }
         }

@@ -3,10 +3,11 @@ import { LineReader, encodeEscaped, formatReply, formatReplyPiece, hasByteEscape
 import type { TlsRecordFramer } from './tls-records.js';
 
 /**
- * What the control connection hands the session: a command line, an over-long line it discarded, or a count of
- * lines it discarded because the client sent too many ahead (each is owed a 500, in order).
+ * What the control connection hands the session: a command line, an over-long line it discarded, a line it
+ * discarded for a CR followed by neither LF nor NUL (see the line reader), or a count of lines it discarded
+ * because the client sent too many ahead (each is owed a 500, in order).
  */
-export type ControlEvent = { type: 'line'; line: string } | { type: 'overflow'; length: number } | { type: 'dropped'; count: number };
+export type ControlEvent = LineEvent | { type: 'dropped'; count: number };
 
 /** Bytes of unsent replies past which the session stops taking commands until the client reads. */
 const MAX_PENDING_REPLY_BYTES = 64 * 1024;
@@ -319,9 +320,10 @@ export class ControlConnection {
   }
 
   /**
-   * The offset just past the `count`-th line end at or after `from` (or the chunk's end). A line ends with CRLF, LF
-   * or a bare CR, as the line reader has it: counting LFs alone let a client ending its commands with CR put a
-   * whole chunk of them past the queue's bound.
+   * The offset just past the `count`-th line end at or after `from` (or the chunk's end). A line ends with CRLF or
+   * LF; a bare CR is counted as an end too, though the line reader ends a line there only in a few cases (an ABOR,
+   * a CR the client's bytes stop at): counting more ends than there are only feeds the reader less at a time,
+   * while counting LFs alone let a client ending its commands with CR put a whole chunk of them past the bound.
    */
   private afterLines(chunk: Buffer, from: number, count: number): number {
     if (count === Infinity) return chunk.length;

@@ -459,6 +459,13 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
       await this.reply(500, 'Command line too long.');
       return;
     }
+    if (event.type === 'bare-cr') {
+      // RFC 854 allows a CR only before LF or NUL. Run as two commands, `SIZE x<CR>DELE y` would do what a proxy or
+      // an application framing by CRLF took for one SIZE: the line is refused whole.
+      this.logAt('debug')?.debug({ length: event.length }, 'command line with a bare CR');
+      await this.reply(500, 'Syntax error: a CR not followed by LF in the command line; nothing was run.');
+      return;
+    }
     if (event.type === 'dropped') {
       this.log.warn({ count: event.count }, 'too many pipelined commands');
       if (event.count > MAX_DROPPED_COMMANDS) {

@@ -111,15 +111,31 @@ describe('command syntax', () => {
     expect(codes[3000]).toBe(221);
   });
 
-  it('answers every one of 1,500 commands ending in a bare CR or LF, pipelined in one write', async () => {
-    // The read-ahead bound counts line ends as the line reader does: bare CRs too (it counted only LFs, so 100
-    // commands ending in CR got 64 answers and then 500s).
-    const ends = ['\r', '\n', '\r\n'];
-    const lines = Array.from({ length: 1500 }, (_, i) => `${i % 2 ? 'NOOP' : 'PWD'}${i < 1000 ? '\r' : ends[i % 3]}`);
+  it('answers every one of 1,500 commands ending in LF or CRLF, pipelined in one write', async () => {
+    const ends = ['\n', '\r\n'];
+    const lines = Array.from({ length: 1500 }, (_, i) => `${i % 2 ? 'NOOP' : 'PWD'}${ends[i % 2]}`);
     c.send(Buffer.from(lines.join('')));
     const codes: number[] = [];
     for (let i = 0; i < 1500; i++) codes.push((await c.next(5000)).code);
     expect(codes).toEqual(lines.map((l) => (l.startsWith('PWD') ? 257 : 200)));
+  });
+
+  it('a CR followed by neither LF nor NUL makes one malformed line, not two commands (RFC 854)', async () => {
+    await upload(c, 'kept', 'still here');
+    // A proxy or application framing by CRLF sees one SIZE here; run as two commands, the DELE would go through.
+    c.send(Buffer.from('SIZE nothere\rDELE kept\r\n'));
+    expect(await c.next()).toMatchObject({ code: 500, text: expect.stringContaining('CR not followed by LF') });
+    expect((await c.cmd('SIZE kept')).code).toBe(213);
+    // Split between writes the same (the CR waits for the byte after it).
+    c.send(Buffer.from('SIZE nothere\r'));
+    await new Promise((r) => setTimeout(r, 30));
+    c.send(Buffer.from('DELE kept\r\n'));
+    expect((await c.next()).code).toBe(500);
+    expect((await c.cmd('SIZE kept')).code).toBe(213);
+    // Commands ending in a bare CR, pipelined: one line (too long here), answered once; memory stays bounded.
+    c.send(Buffer.from('NOOP\rPWD\r'.repeat(1000) + '\n'));
+    expect(await c.next()).toMatchObject({ code: 500, text: 'Command line too long.' });
+    expect((await c.cmd('NOOP')).code).toBe(200);
   });
 
   it('OPTS UTF8 ON and OPTS MLST select facts', async () => {
@@ -326,6 +342,8 @@ describe('transfers', () => {
   });
 
   it('REST resumes a download and an upload; APPE appends', async () => {
+    // Resuming is for TYPE I (refused in TYPE A: type-a-downloads.test.ts).
+    expect((await c.cmd('TYPE I')).code).toBe(200);
     await upload(c, 'r', '0123456789');
     expect((await c.cmd('REST 4')).code).toBe(350);
     expect((await download(c, 'RETR r')).toString()).toBe('456789');
@@ -510,6 +528,42 @@ describe('transfers', () => {
     expect(await c.next()).toMatchObject({ code: 426, text: 'Transfer aborted.' });
     expect((await c.next()).code).toBe(226);
     c.send(Buffer.from('\nNOOP\r\n'));
+    expect((await c.next()).code).toBe(200);
+  });
+
+  it('ABOR cuts a download the client is not reading with a reset: what the kernel held is not delivered after the 226', async () => {
+    await upload(c, 'big', Buffer.alloc(32 * 1024 * 1024, 7));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => setTimeout(r, 200));
+    c.send('ABOR');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    // Read what is left: a graceful close would deliver all the server had queued, then end cleanly.
+    let bytes = 0;
+    socket.on('data', (b: Buffer) => (bytes += b.length));
+    const ending = await new Promise<string>((resolve) => {
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      socket.once('end', () => resolve('end'));
+      socket.resume();
+    });
+    expect(ending).toBe('ECONNRESET');
+    expect(bytes).toBeLessThan(32 * 1024 * 1024);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('an urgent-data ABOR that lost its LF, with the next command right behind it, runs both', async () => {
+    await upload(c, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => setTimeout(r, 100));
+    c.send(Buffer.from('ABOR\rNOOP\r\n'));
+    expect(await c.next()).toMatchObject({ code: 426, text: 'Transfer aborted.' });
+    expect((await c.next()).code).toBe(226);
     expect((await c.next()).code).toBe(200);
   });
 
