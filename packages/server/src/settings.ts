@@ -144,9 +144,10 @@ export interface ServerSettings {
    * A PROT P data connection must resume the control connection's TLS session (vsftpd's `require_ssl_reuse`), else
    * 522: proof that it comes from the same client, not from someone at the client's address racing to the port (a
    * third party at another address is refused by `passiveIpCheck` whatever this says). Default false: many clients
-   * cannot meet it — Python's ftplib never resumes (PHP's ftp_ssl_connect and Apache Commons Net are known not to either), and curl (7.88,
-   * OpenSSL) under TLS 1.3 resumes the first data connection of a session but not the second, which then fails.
-   * Turn on where every client resumes every time (lftp and basic-ftp do; FileZilla is known to).
+   * cannot meet it — Python's ftplib never resumes (Apache Commons Net is known not to either), and curl (7.88,
+   * OpenSSL), PHP's `ftp_ssl_connect` (8.2) and Ruby's Net::FTP (3.1) under TLS 1.3 resume the first data connection
+   * of a session but not the second, which then fails. Turn on where every client resumes every time (lftp and
+   * basic-ftp do; FileZilla is known to).
    */
   tlsSessionReuse: boolean;
   /**

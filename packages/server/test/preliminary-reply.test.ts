@@ -93,3 +93,15 @@ it("an upload's 150 is written before the client sends anything, on its own", as
   expect(writes).toHaveLength(2);
   expect(writes.map((w) => w.slice(0, 3))).toEqual(['150', '226']);
 });
+
+it('an upload the storage refuses by its name (too long for the file system) is answered 553 before any 150', async () => {
+  const { port } = await setup({});
+  const c = await RawClient.binarySession(port, cleanups);
+  const data = await c.passive();
+  data.on('error', () => undefined);
+  // 300 bytes: over NAME_MAX (255) of every Linux file system; the client would begin sending after a 150.
+  for (const verb of ['STOR', 'APPE']) {
+    expect(await c.cmd(`${verb} ${'n'.repeat(300)}`)).toMatchObject({ code: 553, text: expect.stringContaining('too long') });
+  }
+  expect((await c.cmd('NOOP')).code).toBe(200);
+});

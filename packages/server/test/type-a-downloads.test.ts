@@ -62,9 +62,20 @@ describe('TYPE A downloads', () => {
       const got = await c.retrieve('RETR big.txt');
       expect(got.length).toBe(toWire(data).length);
       expect(got.equals(toWire(data))).toBe(true);
-      // REST in TYPE A counts stored bytes (as vsftpd): the rest of the file from there, converted.
+      // A restart point in TYPE A is refused (stored bytes or wire octets: no reading of it can be trusted), and
+      // spent: the next RETR sends the whole file.
       expect((await c.cmd('REST 262143')).code).toBe(350);
-      expect((await c.retrieve('RETR big.txt')).equals(toWire(data.subarray(262_143)))).toBe(true);
+      expect(await c.cmd('RETR big.txt')).toMatchObject({ code: 501, text: expect.stringContaining('ASCII mode') });
+      expect((await c.retrieve('RETR big.txt')).equals(toWire(data))).toBe(true);
+      expect((await c.cmd('REST 5')).code).toBe(350);
+      expect((await c.cmd('STOR big.txt')).code).toBe(501);
+      expect((await c.retrieve('RETR big.txt')).equals(toWire(data))).toBe(true);
+      // REST 0 is no restart; in TYPE I the offset counts stored bytes as ever.
+      expect((await c.cmd('REST 0')).code).toBe(350);
+      expect((await c.retrieve('RETR big.txt')).equals(toWire(data))).toBe(true);
+      expect((await c.cmd('TYPE I')).code).toBe(200);
+      expect((await c.cmd('REST 262143')).code).toBe(350);
+      expect((await c.retrieve('RETR big.txt')).equals(data.subarray(262_143))).toBe(true);
     });
   }
 });

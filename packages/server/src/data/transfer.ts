@@ -31,6 +31,8 @@ export class Transfer {
   readonly startedAt = Date.now();
   /** The data connection, once it is made. */
   socket: Socket | null = null;
+  /** The TCP connection under {@link socket} (itself, unless TLS runs over it). */
+  private tcp: Socket | null = null;
   /** Whether the data connection's end marks a complete upload (false: a TLS upload that ended without close_notify). */
   endedCleanly: () => boolean = () => true;
   /**
@@ -82,6 +84,7 @@ export class Transfer {
    */
   attach(socket: Socket, stallTimeoutMs: number, tcp: Socket = socket): void {
     this.socket = socket;
+    this.tcp = tcp;
     this.stallTimeoutMs = stallTimeoutMs;
     this.lastProgress = Date.now();
     if (this.stopReason) socket.destroy();
@@ -156,11 +159,16 @@ export class Transfer {
     return this.stopReason;
   }
 
-  /** Stops the transfer from outside (ABOR, stall, shutdown): the data connection is cut at once. */
+  /**
+   * Stops the transfer from outside (ABOR, stall, shutdown): the data connection is cut at once, by a reset. Closed
+   * the usual way, it would still deliver what the kernel holds of a download — megabytes, to a client that reads
+   * slowly or not at all, after its 426 and 226 — and hold those buffers for as long as that takes.
+   */
   stop(reason: TransferFailure, cause?: Error): void {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.stopCause = cause ?? null;
+    if (this.tcp !== null) resetConnection(this.tcp);
     this.socket?.destroy();
     this.onStop?.(reason);
     this.afterStop?.();
@@ -658,4 +666,14 @@ function countBytes(transfer: Transfer, stream: Readable): void {
 
 function isPrematureClose(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
+/** Ends a TCP connection with a reset, discarding what it has not sent yet; destroys it where it cannot (no TCP handle). */
+function resetConnection(tcp: Socket): void {
+  if (tcp.destroyed) return;
+  try {
+    tcp.resetAndDestroy();
+  } catch {
+    tcp.destroy();
+  }
 }

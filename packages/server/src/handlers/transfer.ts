@@ -15,6 +15,7 @@ export async function retr(s: Session, arg: string): Promise<void> {
   const range = takeRange(s);
   let offset = takeRestOffset(s);
   requirePermission(s, 'read');
+  refuseAsciiRestart(s, offset);
   const path = s.resolveFile(arg);
   // The type or mode changed after the RANG (which checked them): a converted range is not what was asked for.
   if (range && !rangesSendable(s)) throw new FtpError(551, 'RANG needs TYPE I and MODE S; the range is cleared.');
@@ -87,6 +88,7 @@ export function stor(s: Session, arg: string): Promise<void> {
   const offset = takeRestOffset(s);
   requirePermission(s, 'write');
   if (offset > 0) requirePermission(s, 'append');
+  refuseAsciiRestart(s, offset);
   return store(s, s.resolveFile(arg, 553), offset > 0 ? { start: offset } : {});
 }
 
@@ -113,7 +115,13 @@ export async function stou(s: Session, arg: string): Promise<void> {
 
 async function store(s: Session, path: string, options: WriteStreamOptions, preliminary?: string): Promise<void> {
   if (path === '/') throw new FtpError(550, '/: Is a directory.');
-  const st = await s.vfs.stat(path).catch(() => null);
+  // Only a missing file is a new one; any other failure (a name too long, a folder not searchable) is answered now,
+  // before a 150 the client would begin sending on.
+  const st = await s.vfs.stat(path).catch((err: unknown) => {
+    const code = errorCodeOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw err;
+  });
   if (st?.isDirectory()) throw new FtpError(550, `${path}: Is a directory.`);
   // A FIFO, a device or a socket is refused now, before a 150 the client would begin sending on (after it, RFC 959
   // leaves only 551 for this). The open below still checks, for one that appears meanwhile.
@@ -243,6 +251,19 @@ function takeRestOffset(s: Session): number {
   const offset = s.restOffset;
   s.restOffset = 0;
   return offset;
+}
+
+/**
+ * A restart point for RETR or STOR in TYPE A is refused. RFC 3659 §5 counts it in octets of the data stream, which in
+ * TYPE A is the file converted (LF sent as CRLF), while clients resuming a text file commonly send their local file's
+ * size: neither reading can be trusted, and seeking either way corrupts the result without an error (the client
+ * holding `line1<CR><LF>`, 7 octets, got `ine2…`). vsftpd and pure-ftpd refuse so too. 501: the refusal of a
+ * parameter RFC 959 §5.4 lists for both commands.
+ */
+function refuseAsciiRestart(s: Session, offset: number): void {
+  if (offset > 0 && s.transferType === 'A') {
+    throw new FtpError(501, `Restart offset ${offset} refused in ASCII mode (TYPE A): resume in TYPE I.`);
+  }
 }
 
 /** Whether `path` (resolved) names anything in the user's storage. */
