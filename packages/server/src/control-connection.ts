@@ -519,6 +519,11 @@ export class ControlConnection {
     setImmediate(() => socket.uncork());
   }
 
+  /** The session has served every command read and waits for the next. */
+  get waitingForCommand(): boolean {
+    return this.is(WAITING);
+  }
+
   /** Replies are piling up unsent: the client is not reading them. */
   get backlogged(): boolean {
     return this.socket.writableLength > MAX_PENDING_REPLY_BYTES;

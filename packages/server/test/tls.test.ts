@@ -452,6 +452,56 @@ describe('implicit FTPS', () => {
   });
 });
 
+describe('a client that completes its data connection\'s TLS handshake before sending the command (aioftp)', () => {
+  /** Logs in over AUTH TLS with PROT P; each data connection is secured before its command is sent. */
+  async function handshakeFirst(port: number) {
+    const raw = await RawClient.connect(port);
+    cleanups.push(() => raw.close());
+    await raw.next();
+    const c = await TlsRaw.upgrade(raw);
+    expect((await c.cmd(`USER ${USER}`)).code).toBe(331);
+    expect((await c.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await c.cmd('PBSZ 0')).code).toBe(200);
+    expect((await c.cmd('PROT P')).code).toBe(200);
+    expect((await c.cmd('TYPE I')).code).toBe(200);
+    const secured = async (): Promise<TLSSocket> => {
+      const epsv = await c.cmd('EPSV');
+      const data = tlsConnect({ host: '127.0.0.1', port: parseEpsvReply(epsv.text), rejectUnauthorized: false });
+      data.on('error', () => {});
+      cleanups.push(() => data.destroy());
+      // Waits for the handshake, as aioftp's open_connection(ssl=…) does, before anything else.
+      await once(data, 'secureConnect');
+      return data;
+    };
+    return { c, secured };
+  }
+
+  it('uploads, downloads and lists (the server answers the handshake once the session waits for a command)', async () => {
+    const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 5 });
+    const { c, secured } = await handshakeFirst(port);
+    const body = Buffer.alloc(300_000, 'u');
+    let data = await secured();
+    expect((await c.cmd('STOR up.bin')).code).toBe(150);
+    data.end(body);
+    expect((await c.next()).code).toBe(226);
+    expect(Buffer.from(await fs.readFile('/up.bin')).equals(body)).toBe(true);
+    data = await secured();
+    const chunks: Buffer[] = [];
+    data.on('data', (d: Buffer) => chunks.push(d));
+    expect((await c.cmd('RETR up.bin')).code).toBe(150);
+    await once(data, 'end');
+    expect((await c.next()).code).toBe(226);
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    data = await secured();
+    let listing = '';
+    data.on('data', (d: Buffer) => (listing += d.toString()));
+    expect((await c.cmd('NLST')).code).toBe(150);
+    await once(data, 'end');
+    expect((await c.next()).code).toBe(226);
+    expect(listing).toBe('up.bin\r\n');
+  });
+});
+
 describe('a FIN before the handshake', () => {
   /** How long the server keeps a session after the client's FIN, in ms (the sessions must be gone by then). */
   async function timeToRelease(server: FtpServer): Promise<number> {

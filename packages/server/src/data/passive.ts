@@ -12,6 +12,11 @@ export interface ReserveOptions {
   expectedPeer: string | null;
   /** A port not to reuse while others are open (the one this session just gave back unused). */
   avoidPort?: number | undefined;
+  /**
+   * Told of a data connection that arrived before a transfer asked for it; returns how to stop watching it, called
+   * when a transfer takes it or the reservation ends (see early-tls.ts).
+   */
+  early?: ((socket: Socket) => (() => void) | undefined) | undefined;
 }
 
 /** Data connections start with a PROXY protocol header, awaited this long. */
@@ -225,6 +230,8 @@ export class PassiveReservation {
   private waiter: ((s: Socket) => void) | null = null;
   private abortWait: (() => void) | null = null;
   private closed = false;
+  /** Stops watching a connection that arrived before its transfer (see {@link ReserveOptions.early}). */
+  private stopEarly: (() => void) | null = null;
 
   constructor(
     private readonly listener: PortListener,
@@ -245,12 +252,20 @@ export class PassiveReservation {
       const w = this.waiter;
       this.waiter = null;
       w(s);
-    }
+    } else this.stopEarly = this.options.early?.(s) ?? null;
+  }
+
+  private stopWatching(): void {
+    this.stopEarly?.();
+    this.stopEarly = null;
   }
 
   /** The data connection: at once if it already arrived, else when it does, or 425 after `timeoutMs`. */
   accept(timeoutMs: number): Promise<Socket> {
-    if (this.socket) return Promise.resolve(this.socket);
+    if (this.socket) {
+      this.stopWatching();
+      return Promise.resolve(this.socket);
+    }
     if (this.closed) return Promise.reject(new FtpError(425, "Can't open data connection."));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -274,6 +289,7 @@ export class PassiveReservation {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopWatching();
     this.listener.remove(this);
     if (this.waiter) this.abortWait?.();
     this.abortWait = null;

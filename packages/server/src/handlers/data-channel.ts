@@ -1,5 +1,6 @@
 import { isIPv4 } from 'node:net';
 import { formatEpsvReplyText, formatPasvReplyText, parseEprt, parseEpsvArg, parseHostPort, ProtocolError } from '@ftp/protocol';
+import { watchForEarlyTls } from '../data/early-tls.js';
 import type { PassiveReservation } from '../data/passive.js';
 import { plainAddress } from '../ip-address.js';
 import { FtpError } from '../errors.js';
@@ -15,6 +16,7 @@ async function openPassive(s: Session): Promise<PassiveReservation> {
     host: s.localAddress,
     avoidPort: replaced,
     expectedPeer: s.settings.passiveIpCheck === 'strict' ? s.remoteAddress : null,
+    early: (socket) => watchForEarlyTls(s, socket),
   });
   s.setDataSetup({ kind: 'passive', listener });
   return listener;

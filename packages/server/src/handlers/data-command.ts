@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
+import { earlyHandshake } from '../data/early-tls.js';
 import { SocketPipe } from '../socket-pipe.js';
 import { Transfer, TransferError } from '../data/transfer.js';
 import { afterPreliminary, FtpError, isRefusal, toReply } from '../errors.js';
@@ -103,9 +104,10 @@ async function protect(s: Session, socket: Socket, t: Transfer): Promise<Socket>
   const relay = s.settings.tlsUploadRequiresCloseNotify && t.direction === 'upload' ? new SocketPipe(socket) : null;
   let secure;
   try {
-    // An upload's connection may be capped at TLS 1.2: see TlsContexts' upload contexts.
+    // An upload's connection may be capped at TLS 1.2: see TlsContexts' upload contexts. A client that began TLS
+    // before its command may have it under way already (early-tls.ts).
     const role = t.direction === 'upload' ? 'upload' : 'data';
-    secure = await s.ctx.tls.handshake(socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000, role, relay ?? socket);
+    secure = await (earlyHandshake(socket) ?? s.ctx.tls.handshake(socket, s.tlsContext, s.settings.tlsHandshakeTimeout * 1000, role, relay ?? socket));
   } catch (err) {
     throw new FtpError(425, `Can't open data connection: ${(err as Error).message}`);
   }

@@ -1,0 +1,56 @@
+/**
+ * TLS that a client starts on a passive data connection before it sends the transfer command. The server starts a
+ * data connection's handshake when a transfer takes the connection (after RETR, STOR, LIST…), as RFC 4217 orders
+ * it; a client that opens its data connections with TLS and waits for the handshake before it sends the command
+ * (Python's aioftp does) and the server then each waited for the other until a timeout. Clients that start TLS at
+ * once but send the command without waiting (basic-ftp, Node's `ftp`) are served as before: the command takes the
+ * connection first.
+ *
+ * So a PROT P data connection that has sent bytes before any transfer took it, while the session has nothing left
+ * to run and waits for a command, gets its handshake {@link EARLY_TLS_WAIT_MS} later; the transfer that takes it
+ * then uses that handshake. Its role is a download's (the direction is not known yet): an upload over it is not
+ * capped at TLS 1.2 (see TlsContexts' upload contexts), and it is not watched for close_notify, so with
+ * `tlsUploadRequiresCloseNotify` nothing starts early.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Session } from '../session.js';
+
+/** How long a connection that sent bytes waits for a transfer command before the server answers its handshake. */
+export const EARLY_TLS_WAIT_MS = 200;
+
+const handshakes = new WeakMap<Socket, Promise<TLSSocket>>();
+
+/**
+ * Watches a data connection that arrived before its transfer (see the module's notes); returns how to stop, or
+ * undefined when there is nothing to watch for (no PROT P).
+ */
+export function watchForEarlyTls(s: Session, socket: Socket): (() => void) | undefined {
+  if (!wanted(s)) return undefined;
+  let timer: NodeJS.Timeout | null = null;
+  const onReadable = (): void => {
+    socket.off('readable', onReadable);
+    timer = setTimeout(() => {
+      timer = null;
+      if (socket.destroyed || !wanted(s) || !s.conn.waitingForCommand) return;
+      const secured = s.ctx.tls.handshake(socket, s.tlsContext!, s.settings.tlsHandshakeTimeout * 1000, 'data');
+      // Failed, the connection is gone: the transfer that takes it says so.
+      secured.catch(() => undefined);
+      handshakes.set(socket, secured);
+    }, EARLY_TLS_WAIT_MS);
+  };
+  socket.on('readable', onReadable);
+  return () => {
+    socket.off('readable', onReadable);
+    if (timer !== null) clearTimeout(timer);
+  };
+}
+
+/** The handshake started early on `socket`, if one was. */
+export function earlyHandshake(socket: Socket): Promise<TLSSocket> | undefined {
+  return handshakes.get(socket);
+}
+
+function wanted(s: Session): boolean {
+  return s.prot === 'P' && Boolean(s.tlsContext) && !s.settings.tlsUploadRequiresCloseNotify && s.conn.isOpen;
+}
