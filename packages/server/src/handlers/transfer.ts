@@ -113,14 +113,16 @@ export async function stou(s: Session, arg: string): Promise<void> {
   return store(s, path, {}, `FILE: ${basename(path)}`);
 }
 
+/** Lookup failures that refuse an upload's name itself (see {@link store}). */
+const NAME_REFUSALS: ReadonlySet<string> = new Set(['ENAMETOOLONG', 'EACCES', 'EPERM', 'ELOOP']);
+
 async function store(s: Session, path: string, options: WriteStreamOptions, preliminary?: string): Promise<void> {
   if (path === '/') throw new FtpError(550, '/: Is a directory.');
-  // Only a missing file is a new one; any other failure (a name too long, a folder not searchable) is answered now,
-  // before a 150 the client would begin sending on.
+  // A name storage refuses as such (too long, in a folder that cannot be searched, a loop of links) is answered now,
+  // before a 150 the client would begin sending on; any other failure to look it up is left to the open, as ever.
   const st = await s.vfs.stat(path).catch((err: unknown) => {
-    const code = errorCodeOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw err;
+    if (NAME_REFUSALS.has(errorCodeOf(err))) throw err;
+    return null;
   });
   if (st?.isDirectory()) throw new FtpError(550, `${path}: Is a directory.`);
   // A FIFO, a device or a socket is refused now, before a 150 the client would begin sending on (after it, RFC 959
