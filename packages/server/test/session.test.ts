@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Socket } from 'node:net';
 import { openWriteStream } from '@ftp/vfs';
 import type { TransferEvent } from '../src/index.js';
 import { PASSWORD, RawClient, readAll, startServer, USER, writeAndClose } from './helpers.js';
@@ -517,13 +518,19 @@ describe('transfers', () => {
     expect((await download(c, 'RETR big')).length).toBe(8 * 1024 * 1024);
   });
 
-  it('ABOR whose LF was lost as TCP urgent data (as ftplib sends it) still aborts', async () => {
-    await upload(c, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
+  /** A RETR of a file of `mib` MiB in progress, its data connection not read: the server waits on the socket. */
+  async function blockedDownload(mib: number): Promise<Socket> {
+    await upload(c, 'big', Buffer.alloc(mib * 1024 * 1024, 7));
     const socket = await c.passive();
     socket.pause();
     c.send('RETR big');
     expect((await c.next()).code).toBe(150);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 150));
+    return socket;
+  }
+
+  it('ABOR whose LF was lost as TCP urgent data (as ftplib sends it) still aborts', async () => {
+    await blockedDownload(8);
     c.send(Buffer.from('ABOR\r'));
     expect(await c.next()).toMatchObject({ code: 426, text: 'Transfer aborted.' });
     expect((await c.next()).code).toBe(226);
@@ -532,12 +539,7 @@ describe('transfers', () => {
   });
 
   it('ABOR cuts a download the client is not reading with a reset: what the kernel held is not delivered after the 226', async () => {
-    await upload(c, 'big', Buffer.alloc(32 * 1024 * 1024, 7));
-    const socket = await c.passive();
-    socket.pause();
-    c.send('RETR big');
-    expect((await c.next()).code).toBe(150);
-    await new Promise((r) => setTimeout(r, 200));
+    const socket = await blockedDownload(32);
     c.send('ABOR');
     expect((await c.next()).code).toBe(426);
     expect((await c.next()).code).toBe(226);
@@ -555,12 +557,7 @@ describe('transfers', () => {
   });
 
   it('an urgent-data ABOR that lost its LF, with the next command right behind it, runs both', async () => {
-    await upload(c, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
-    const socket = await c.passive();
-    socket.pause();
-    c.send('RETR big');
-    expect((await c.next()).code).toBe(150);
-    await new Promise((r) => setTimeout(r, 100));
+    await blockedDownload(8);
     c.send(Buffer.from('ABOR\rNOOP\r\n'));
     expect(await c.next()).toMatchObject({ code: 426, text: 'Transfer aborted.' });
     expect((await c.next()).code).toBe(226);
