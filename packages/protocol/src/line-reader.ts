@@ -61,6 +61,12 @@ export interface LineReaderOptions {
    * `overflow` event. Default 4096. Must be an integer in 1 … 2^30.
    */
   maxLineLength?: number;
+  /**
+   * Whether a CR followed by any byte ends the line there, as LF and CRLF do (default false: such a line is a
+   * `bare-cr` event). For reading a server's replies, where no command can be smuggled and a reply must never be
+   * lost; a server reading commands keeps the default.
+   */
+  bareCrEndsLine?: boolean;
 }
 
 /** Default {@link LineReaderOptions.maxLineLength}. */
@@ -111,6 +117,7 @@ const KEEP_PENDING_CAPACITY = 512;
  */
 export class LineReader {
   readonly #max: number;
+  readonly #bareCrEndsLine: boolean;
   /** Bytes of the current, incomplete line (allocated lazily). */
   #pending: Buffer | null = null;
   #pendingLen = 0;
@@ -142,6 +149,7 @@ export class LineReader {
       throw new ProtocolError('BAD_ARGUMENT', 'maxLineLength must be an integer between 1 and 2^30');
     }
     this.#max = max;
+    this.#bareCrEndsLine = options?.bareCrEndsLine === true;
   }
 
   /** Number of bytes held for the incomplete current line (at most `maxLineLength + 1`). */
@@ -221,7 +229,7 @@ export class LineReader {
               pos++;
               break;
             }
-            if (b === LF || this.#lineIsAbort(NOTHING, 0, 0)) {
+            if (b === LF || this.#crEndsLine(NOTHING, 0, 0)) {
               this.#endLine(NOTHING, 0, 0, out);
               if (b === LF) {
                 pos++;
@@ -267,7 +275,7 @@ export class LineReader {
               // CR NUL: a CR inside the line; the NUL is padding.
               this.#append(buf, pos, end + 1);
               pos = end + 2;
-            } else if (end === cr && buf[end + 1] !== LF && !this.#lineIsAbort(buf, pos, end)) {
+            } else if (end === cr && buf[end + 1] !== LF && !this.#crEndsLine(buf, pos, end)) {
               // CR and a byte that is neither LF nor NUL: the line is malformed, and goes on to its real end.
               this.#append(buf, pos, end);
               this.#bareCR = true;
@@ -292,7 +300,7 @@ export class LineReader {
             this.#afterCR = false;
             if (this.#heldCR) {
               this.#heldCR = false;
-              if (this.#lineIsAbort(NOTHING, 0, 0)) this.#endLine(NOTHING, 0, 0, out);
+              if (this.#crEndsLine(NOTHING, 0, 0)) this.#endLine(NOTHING, 0, 0, out);
               else this.#bareCR = true;
             }
             this.#append(LITERAL_FF, 0, 1);
@@ -400,10 +408,12 @@ export class LineReader {
   }
 
   /**
-   * Whether the current line, bytes [start, end) of `buf` added, is `ABOR` (any case, spaces around it): an
-   * urgent-data ABOR whose LF the kernel took out of the stream, which ends at its CR whatever follows.
+   * Whether a CR followed by a byte other than LF or NUL ends the current line (bytes [start, end) of `buf` added to
+   * it): always with `bareCrEndsLine`; otherwise when the line is `ABOR` (any case, spaces around it), an urgent-data
+   * ABOR whose LF the kernel took out of the stream, which ends at its CR whatever follows.
    */
-  #lineIsAbort(buf: Buffer, start: number, end: number): boolean {
+  #crEndsLine(buf: Buffer, start: number, end: number): boolean {
+    if (this.#bareCrEndsLine) return true;
     if (this.#discarding || this.#bareCR) return false;
     const length = this.#pendingLen + (end - start);
     if (length < 4 || length > 16) return false;

@@ -56,7 +56,8 @@ export class ReplyParser {
    * @param options - see {@link ReplyParserOptions}.
    */
   constructor(options: ReplyParserOptions = {}) {
-    this.#reader = new LineReader({ maxLineLength: options?.maxLineLength ?? 65536 });
+    // A reply line holding a bare CR ends there, as it always did: dropping it whole could lose a reply.
+    this.#reader = new LineReader({ maxLineLength: options?.maxLineLength ?? 65536, bareCrEndsLine: true });
   }
 
   /**

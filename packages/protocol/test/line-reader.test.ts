@@ -515,3 +515,12 @@ function escapedModel(raw: Buffer): string {
   }
   return out;
 }
+
+describe('LineReader with bareCrEndsLine (for replies)', () => {
+  it('ends a line at any CR, as LF and CRLF do, and keeps CR NUL inside it', () => {
+    const reader = new LineReader({ bareCrEndsLine: true });
+    expect(reader.push(bytes('200 ok\rjunk\r\n220 a\r\x00b\r\n'))).toEqual([line('200 ok'), line('junk'), line('220 a\rb')]);
+    expect(reader.push(bytes('331 x\r'))).toEqual([]);
+    expect(reader.push(bytes('y\r\n'))).toEqual([line('331 x'), line('y')]);
+  });
+});

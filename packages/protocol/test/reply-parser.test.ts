@@ -64,3 +64,11 @@ describe('ReplyParser', () => {
     expect(new ReplyParser().push('257 "/d\udce9" created\r\n')[0]?.text).toBe('"/d\udce9" created');
   });
 });
+
+describe('ReplyParser and bare CRs', () => {
+  it('a reply line holding a bare CR ends there and the reply is not lost', () => {
+    const parser = new ReplyParser();
+    expect(parser.push('200 ok\rtrailing\r\n')).toEqual([{ code: 200, lines: ['ok'], text: 'ok' }]);
+    expect(parser.push('211-a\rb\r\n211 End\r\n')).toEqual([{ code: 211, lines: ['a', 'b', 'End'], text: 'a\nb\nEnd' }]);
+  });
+});
