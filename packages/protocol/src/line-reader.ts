@@ -14,8 +14,8 @@
  *   that frames by CRLF (a proxy allowing some verbs, an application that
  *   checks a name for LF), saw one: `SIZE x<CR>DELE y`. One exception: a line
  *   that is `ABOR` so far ends at its CR (an urgent-data ABOR whose client
- *   sent its next command without waiting), as does a held CR followed by
- *   `IAC IP` (the Telnet interrupt that starts an abort sequence).
+ *   sent its next command without waiting), also when `IAC IP` (the Telnet
+ *   interrupt that starts an abort sequence) follows the CR.
  * - CR NUL is a CR inside the line, not an end (RFC 854's NVT; RFC 2640 §3.1
  *   and RFC 3659 §2.2 for pathnames): lftp sends a name holding a CR that
  *   way. Ending the line there would run the command on the name's first
@@ -319,8 +319,10 @@ export class LineReader {
             // may arrive without its IAC; a whole IAC DM ends it.
             if (b === IP) {
               this.#afterIP = true;
-              // An interrupt starts an abort sequence (RFC 959 §4.1.3): a line a held CR ended is over.
-              if (this.#heldCR) {
+              // An interrupt after a held CR ends an urgent-data ABOR's line at once (the abort sequence follows).
+              // Any other held CR waits for its next data byte, as after every Telnet command: LF ends the line,
+              // anything else makes it malformed (`SIZE x<CR><IAC IP>DELE y` is one line, not a SIZE and a DELE).
+              if (this.#heldCR && this.#crEndsLine(NOTHING, 0, 0)) {
                 this.#heldCR = false;
                 this.#endLine(NOTHING, 0, 0, out);
                 // An LF after all still belongs to this line's end.
@@ -418,7 +420,8 @@ export class LineReader {
     const length = this.#pendingLen + (end - start);
     if (length < 4 || length > 16) return false;
     const text = (this.#pending?.toString('latin1', 0, this.#pendingLen) ?? '') + buf.toString('latin1', start, end);
-    return text.trim().toUpperCase() === 'ABOR';
+    // Spaces and tabs around it only, as parseCommand reads a verb (trim() would take NBSP, VT, FF and CR too).
+    return /^[ \t]*ABOR[ \t]*$/i.test(text);
   }
 
   /** The line ends with bytes [start, end) of `buf`, `buf[end]` being its CR or LF. */

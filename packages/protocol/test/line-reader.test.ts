@@ -38,10 +38,13 @@ const fixtures: Fixture[] = [
   },
   { name: 'a longer line than ABOR is malformed', input: bytes('ABORT\rNOOP\r\n'), expected: [bareCr(9)] },
   {
-    name: 'IAC IP after a held CR ends its line (an abort sequence follows)',
-    input: bytes('NOOP\r\xff\xf4\xff\xf2ABOR\r\nPWD\r\xff\xf4\nX\r\n'),
-    expected: [line('NOOP'), line('ABOR'), line('PWD'), line('X')],
+    name: 'IAC IP after a held CR ends an ABOR line; any other line is malformed up to its end',
+    input: bytes('NOOP\r\xff\xf4\xff\xf2ABOR\r\nPWD\r\xff\xf4\nX\r\nABOR\r\xff\xf4\xf2ABOR\r\n'),
+    expected: [bareCr(8), line('PWD'), line('X'), line('ABOR'), line('ABOR')],
   },
+  { name: 'a CR, IAC IP and a second command: one malformed line', input: bytes('SIZE x\r\xff\xf4DELE y\r\nPWD\r\n'), expected: [bareCr(12), line('PWD')] },
+  { name: 'a CR and IAC IP at the end of the input: the held CR ends the line once released', input: bytes('PWD\r\xff\xf4'), expected: [line('PWD')] },
+  { name: 'only spaces and tabs may pad an ABOR that ends at a bare CR', input: bytes('\tabor \rNOOP\r\nABOR\xa0\rDELE y\r\n'), expected: [line('\tabor '), line('NOOP'), bareCr(11)] },
   {
     name: 'ABOR whose LF was taken out of the stream as TCP urgent data (ftplib.abort)',
     input: bytes('ABOR\r'),
@@ -80,8 +83,8 @@ const fixtures: Fixture[] = [
   },
   {
     name: 'a bare DM after IAC IP is dropped after a held CR too',
-    input: bytes('NOOP\r\xff\xf4\xf2ABOR\r\n'),
-    expected: [line('NOOP'), line('ABOR')],
+    input: bytes('NOOP\r\xff\xf4\xf2ABOR\r\nABOR\r\xff\xf4\xf2NOOP\r\n'),
+    expected: [bareCr(8), line('ABOR'), line('NOOP')],
   },
   {
     name: 'a UTF-8 name with the lead byte 0xF2 (U+9F600) keeps its bytes',
@@ -282,8 +285,8 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
     } else state = b === 0xf0 ? 'data' : 'sb';
   }
   // Split on LF, CRLF, or a CR the input ends with; an LF right after a CR belongs to that CR; CR NUL is a CR in the
-  // line; CR and any other byte make the line malformed (no split), unless the line is ABOR so far or an IAC IP
-  // came between them (then the CR ends the line).
+  // line; CR and any other byte make the line malformed (no split), unless the line is ABOR so far (then the CR ends
+  // it, at once when an IAC IP follows).
   const out: LineEvent[] = [];
   let current: number[] = [];
   let bad = false;
@@ -308,15 +311,19 @@ function reference(input: Uint8Array, max: number): LineEvent[] {
     let interrupted = false;
     for (; data[j] === IP_MARK; j++) interrupted = true;
     const next = data[j];
-    if (next === 0x0a) {
+    const isAbort = !bad && current.length <= max && /^[ \t]*ABOR[ \t]*$/i.test(Buffer.from(current).toString('latin1'));
+    if (interrupted && isAbort) {
+      end();
+      if (next === 0x0a) i = j;
+    } else if (next === 0x0a) {
       end();
       i = j;
-    } else if (next === undefined || interrupted) {
+    } else if (next === undefined) {
       end();
     } else if (next === 0x00) {
       current.push(b);
       i = j;
-    } else if (!bad && current.length <= max && Buffer.from(current).toString('latin1').trim().toUpperCase() === 'ABOR') {
+    } else if (isAbort) {
       end();
     } else {
       bad = true;

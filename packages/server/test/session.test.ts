@@ -133,6 +133,10 @@ describe('command syntax', () => {
     c.send(Buffer.from('DELE kept\r\n'));
     expect((await c.next()).code).toBe(500);
     expect((await c.cmd('SIZE kept')).code).toBe(213);
+    // A Telnet interrupt between them changes nothing (only an ABOR's line ends there).
+    c.send(Buffer.from('SIZE nothere\r\xff\xf4DELE kept\r\n', 'latin1'));
+    expect((await c.next()).code).toBe(500);
+    expect((await c.cmd('SIZE kept')).code).toBe(213);
     // Commands ending in a bare CR, pipelined: one line (too long here), answered once; memory stays bounded.
     c.send(Buffer.from('NOOP\rPWD\r'.repeat(1000) + '\n'));
     expect(await c.next()).toMatchObject({ code: 500, text: 'Command line too long.' });

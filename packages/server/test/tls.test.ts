@@ -500,6 +500,44 @@ describe('a client that completes its data connection\'s TLS handshake before se
     expect((await c.next()).code).toBe(226);
     expect(listing).toBe('up.bin\r\n');
   });
+
+  it('a session busy when the handshake begins answers it once the command is done', async () => {
+    const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 5 });
+    await fs.writeFile('/f', 'content');
+    const stat = fs.stat.bind(fs);
+    fs.stat = async (path: string) => {
+      if (path === '/slow') await new Promise((r) => setTimeout(r, 700));
+      return stat(path);
+    };
+    const { c } = await handshakeFirst(port);
+    const epsv = await c.cmd('EPSV');
+    c.socket.write('SIZE slow\r\n');
+    const data = tlsConnect({ host: '127.0.0.1', port: parseEpsvReply(epsv.text), rejectUnauthorized: false });
+    data.on('error', () => {});
+    cleanups.push(() => data.destroy());
+    await once(data, 'secureConnect');
+    expect((await c.next()).code).toBe(550);
+    const chunks: Buffer[] = [];
+    data.on('data', (d: Buffer) => chunks.push(d));
+    expect((await c.cmd('RETR f')).code).toBe(150);
+    await once(data, 'end');
+    expect((await c.next()).code).toBe(226);
+    expect(Buffer.concat(chunks).toString()).toBe('content');
+  });
+
+  it('PROT C after the handshake: the connection is refused (425), no clear text goes over TLS', async () => {
+    const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 5 });
+    await fs.writeFile('/f', 'content');
+    const { c, secured } = await handshakeFirst(port);
+    const data = await secured();
+    let received = 0;
+    data.on('data', (d: Buffer) => (received += d.length));
+    expect((await c.cmd('PROT C')).code).toBe(200);
+    expect((await c.cmd('RETR f')).code).toBe(150);
+    expect(await c.next()).toMatchObject({ code: 425, text: expect.stringContaining('began TLS') });
+    await once(data, 'close');
+    expect(received).toBe(0);
+  });
 });
 
 describe('a FIN before the handshake', () => {

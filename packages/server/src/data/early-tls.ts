@@ -6,9 +6,9 @@
  * once but send the command without waiting (basic-ftp, Node's `ftp`) are served as before: the command takes the
  * connection first.
  *
- * So a PROT P data connection that has sent bytes before any transfer took it, while the session has nothing left
- * to run and waits for a command, gets its handshake {@link EARLY_TLS_WAIT_MS} later; the transfer that takes it
- * then uses that handshake. Its role is a download's (the direction is not known yet): an upload over it is not
+ * So a PROT P data connection that has sent bytes before any transfer took it gets its handshake
+ * {@link EARLY_TLS_WAIT_MS} later, or as soon after as the session has nothing left to run and waits for a command;
+ * the transfer that takes it then uses that handshake (and refuses it if PROT C came meanwhile). Its role is a download's (the direction is not known yet): an upload over it is not
  * capped at TLS 1.2 (see TlsContexts' upload contexts), and it is not watched for close_notify, so with
  * `tlsUploadRequiresCloseNotify` nothing starts early.
  */
@@ -19,6 +19,9 @@ import type { Session } from '../session.js';
 /** How long a connection that sent bytes waits for a transfer command before the server answers its handshake. */
 export const EARLY_TLS_WAIT_MS = 200;
 
+/** Checks at most (ten minutes' worth) for a session to wait for a command before the client's bytes are answered. */
+const MAX_CHECKS = 3000;
+
 const handshakes = new WeakMap<Socket, Promise<TLSSocket>>();
 
 /**
@@ -28,16 +31,23 @@ const handshakes = new WeakMap<Socket, Promise<TLSSocket>>();
 export function watchForEarlyTls(s: Session, socket: Socket): (() => void) | undefined {
   if (!wanted(s)) return undefined;
   let timer: NodeJS.Timeout | null = null;
+  let checks = 0;
+  const check = (): void => {
+    timer = null;
+    if (socket.destroyed || !wanted(s)) return;
+    // The session still runs a command (a HASH, a slow lookup): asked again until it waits, or the bound.
+    if (!s.conn.waitingForCommand) {
+      if (++checks < MAX_CHECKS) timer = setTimeout(check, EARLY_TLS_WAIT_MS);
+      return;
+    }
+    const secured = s.ctx.tls.handshake(socket, s.tlsContext!, s.settings.tlsHandshakeTimeout * 1000, 'data');
+    // Failed, the connection is gone: the transfer that takes it says so.
+    secured.catch(() => undefined);
+    handshakes.set(socket, secured);
+  };
   const onReadable = (): void => {
     socket.off('readable', onReadable);
-    timer = setTimeout(() => {
-      timer = null;
-      if (socket.destroyed || !wanted(s) || !s.conn.waitingForCommand) return;
-      const secured = s.ctx.tls.handshake(socket, s.tlsContext!, s.settings.tlsHandshakeTimeout * 1000, 'data');
-      // Failed, the connection is gone: the transfer that takes it says so.
-      secured.catch(() => undefined);
-      handshakes.set(socket, secured);
-    }, EARLY_TLS_WAIT_MS);
+    timer = setTimeout(check, EARLY_TLS_WAIT_MS);
   };
   socket.on('readable', onReadable);
   return () => {

@@ -58,6 +58,11 @@ export async function runDataCommand(
     // Under TLS the connection's own socket still shows the stall timer its write queue (see Transfer.attach).
     const tcp = socket;
     if (s.prot === 'P') socket = await t.race(protect(s, socket, t));
+    else if (earlyHandshake(socket)) {
+      // TLS began on it before the command (early-tls.ts), then PROT C: clear text cannot go over it.
+      socket.destroy();
+      throw new FtpError(425, "Can't open data connection: it began TLS before PROT C.");
+    }
     t.attach(socket, s.settings.dataStallTimeout * 1000, tcp);
     s.ctx.emit('transfer:start', { session: s.id, user: s.user, direction, path });
     const said = await work(t);
