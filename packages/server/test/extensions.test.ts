@@ -484,6 +484,16 @@ describe('SITE', () => {
     expect((await c.cmd('SITE UTIME f.sh')).code).toBe(501);
     expect((await c.cmd('SITE HELP')).text).toContain('SITE CHMOD');
     expect((await c.cmd('SITE FROB')).code).toBe(500);
+    // Storage without chmod or links (S3): SITE HELP lists what it serves, as FEAT does.
+    const bare = new MemoryProvider() as MemoryProvider & { chmod?: unknown; symlink?: unknown };
+    bare.chmod = undefined;
+    bare.symlink = undefined;
+    const limited = await session(bare);
+    const help = (await limited.cmd('SITE HELP')).text;
+    expect(help).not.toContain('SITE CHMOD');
+    expect(help).not.toContain('SITE SYMLINK');
+    expect(help).toContain('SITE UTIME');
+    expect((await limited.cmd('SITE CHMOD 644 x')).code).toBe(502);
     const off = await session(new MemoryProvider(), { siteCommands: false });
     expect((await off.cmd('SITE HELP')).code).toBe(502);
   });

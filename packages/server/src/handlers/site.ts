@@ -48,11 +48,15 @@ async function utime(s: Session, arg: string): Promise<void> {
   return s.reply(200, `SITE UTIME command successful (Modify=${formatFtpTime(kept)}).`);
 }
 
-/** The SITE subcommands: the second-level command table. */
-const SITE_COMMANDS: Readonly<Record<string, { help: string; handler?: SiteHandler }>> = {
-  CHMOD: { help: 'SITE CHMOD <mode> <path>', handler: chmod },
-  SYMLINK: { help: 'SITE SYMLINK <target> <link>', handler: symlink },
-  UTIME: { help: 'SITE UTIME <time> <path> | SITE UTIME <path> <atime> <mtime> <ctime> UTC', handler: utime },
+/**
+ * The SITE subcommands: the second-level command table. `served` says whether the user's storage can do it: SITE
+ * HELP lists only those, as HELP and FEAT list only the commands served (a mirroring client reading the list, lftp,
+ * would otherwise try SITE CHMOD on every file of an S3 bucket and report each 502).
+ */
+const SITE_COMMANDS: Readonly<Record<string, { help: string; served?: (s: Session) => boolean; handler?: SiteHandler }>> = {
+  CHMOD: { help: 'SITE CHMOD <mode> <path>', served: (s) => s.vfs.chmod !== undefined, handler: chmod },
+  SYMLINK: { help: 'SITE SYMLINK <target> <link>', served: (s) => s.vfs.symlink !== undefined && s.vfs.supportsSymlinks !== false, handler: symlink },
+  UTIME: { help: 'SITE UTIME <time> <path> | SITE UTIME <path> <atime> <mtime> <ctime> UTC', served: (s) => s.vfs.setTimes !== undefined, handler: utime },
   HELP: { help: 'SITE HELP' },
 };
 
@@ -61,7 +65,8 @@ export async function site(s: Session, arg: string): Promise<void> {
   if (!s.settings.siteCommands) throw new FtpError(502, 'SITE commands are disabled.');
   const { verb, arg: rest } = parseSiteCommand(arg);
   if (verb === 'HELP') {
-    return s.reply(214, ['The following SITE commands are recognized:', ...Object.values(SITE_COMMANDS).map((c) => ` ${c.help}`), 'End.']);
+    const served = Object.values(SITE_COMMANDS).filter((c) => c.served?.(s) !== false);
+    return s.reply(214, ['The following SITE commands are recognized:', ...served.map((c) => ` ${c.help}`), 'End.']);
   }
   const sub = SITE_COMMANDS[verb];
   if (!sub?.handler) throw new FtpError(500, `SITE ${printable(verb)} not understood.`);
