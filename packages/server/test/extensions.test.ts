@@ -485,9 +485,7 @@ describe('SITE', () => {
     expect((await c.cmd('SITE HELP')).text).toContain('SITE CHMOD');
     expect((await c.cmd('SITE FROB')).code).toBe(500);
     // Storage without chmod or links (S3): SITE HELP lists what it serves, as FEAT does.
-    const bare = new MemoryProvider() as MemoryProvider & { chmod?: unknown; symlink?: unknown };
-    bare.chmod = undefined;
-    bare.symlink = undefined;
+    const bare = Object.assign(new MemoryProvider(), { chmod: undefined, symlink: undefined }) as unknown as FsProvider;
     const limited = await session(bare);
     const help = (await limited.cmd('SITE HELP')).text;
     expect(help).not.toContain('SITE CHMOD');
