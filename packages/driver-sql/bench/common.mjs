@@ -1,7 +1,7 @@
 // What the driver's benchmarks share: the databases they run on (PostgreSQL and MariaDB on 127.0.0.1, a SQLite file
 // in a temporary folder), and a big file made in SQL from one random chunk.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +19,38 @@ export function benchDatabases() {
     sqlite: `sqlite:${join(tmp, 'bench.db')}`,
   };
   return { tmp, urls };
+}
+
+/**
+ * For each dialect, `body(dialect, open, rows)`: `open(options)` makes a migrated `Provider` (the driver's
+ * SqlProvider, of the build under test) on a fresh table prefix, with `options` added, whose tables are dropped and
+ * which is closed after `body`; `rows` collects the figures, printed as a table at the end. The SQLite folder is
+ * removed whatever happens.
+ */
+export async function benchEachDialect(Provider, dialects, body) {
+  const { tmp, urls } = benchDatabases();
+  const rows = [];
+  try {
+    for (const dialect of dialects) {
+      let fs = null;
+      const open = async (options = {}) => {
+        fs = new Provider({ connection: urls[dialect], tablePrefix: `b${randomBytes(4).toString('hex')}_`, ...options });
+        await fs.migrate();
+        return fs;
+      };
+      try {
+        await body(dialect, open, rows);
+      } finally {
+        if (fs !== null) {
+          await fs.dropTables();
+          await fs.close();
+        }
+      }
+    }
+    console.table(rows);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** A file of `mib` MiB at `path`: one chunk uploaded, then copied in SQL (64 rows per statement); its inode id. */

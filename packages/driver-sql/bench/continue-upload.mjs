@@ -6,14 +6,12 @@
 // Needs PostgreSQL (127.0.0.1:5432, db test), MariaDB (127.0.0.1:3306, root, db test); tables get a random prefix
 // and are dropped afterwards. The big file is made in SQL (one random chunk repeated). Figures only: nothing is asserted.
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SqlProvider } from '../dist/index.js';
-import { benchDatabases, bigFile, MiB } from './common.mjs';
+import { benchEachDialect, bigFile, MiB } from './common.mjs';
 
 const sizes = (process.argv[2] ?? '256,1024').split(',').map(Number);
 const dialects = (process.argv[3] ?? 'postgres,mysql,sqlite').split(',');
-const { tmp, urls: URLS } = benchDatabases();
 
 /**
  * Opens a continuing upload of `path`, writes `tail`, ends it; timings in ms, the longest event-loop stall until the
@@ -50,49 +48,33 @@ async function continueUpload(fs, path, options, tail) {
   return { open, ready, total, copyStall, stall: Math.max(longest, h.max / 1e6) };
 }
 
-const rows = [];
-try {
-  for (const dialect of dialects) {
-    const gaps = [];
-    let lastBatch = 0;
-    const onBatch = () => {
-      const now = performance.now();
-      if (lastBatch !== 0) gaps.push(now - lastBatch);
-      lastBatch = now;
-    };
-    const rowsPerStatement = process.env.COPY_ROWS === undefined ? undefined : Number(process.env.COPY_ROWS);
-    const fs = new SqlProvider({
-      connection: URLS[dialect],
-      tablePrefix: `b${randomBytes(4).toString('hex')}_`,
-      uploadCopy: { ...(rowsPerStatement === undefined ? {} : { rows: rowsPerStatement }), onBatch },
-    });
-    await fs.migrate();
-    try {
-      for (const mib of sizes) {
-        await bigFile(fs, '/big.bin', mib);
-        const size = mib * MiB;
-        const tail = randomBytes(64 * 1024);
-        for (const [mode, options, want] of [
-          ['APPE', { append: true }, size + tail.length],
-          ['REST+STOR', { start: size - 100_000 }, size - 100_000 + tail.length],
-        ]) {
-          gaps.length = 0;
-          lastBatch = 0;
-          const r = await continueUpload(fs, '/big.bin', options, tail);
-          gaps.sort((a, b) => a - b);
-          const got = (await fs.stat('/big.bin')).size;
-          if (got !== want) throw new Error(`${dialect} ${mode}: size ${got}, expected ${want}`);
-          rows.push({ dialect, MiB: mib, mode, 'open ms': r.open.toFixed(0), 'ready ms': r.ready.toFixed(0), 'total ms': r.total.toFixed(0), 'copy: longest stall ms': r.copyStall.toFixed(1), 'longest stall ms': r.stall.toFixed(1), statements: gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) });
-          console.log(JSON.stringify(rows.at(-1)));
-        }
-        await fs.unlink('/big.bin');
-      }
-    } finally {
-      await fs.dropTables();
-      await fs.close();
+await benchEachDialect(SqlProvider, dialects, async (dialect, open, rows) => {
+  const gaps = [];
+  let lastBatch = 0;
+  const onBatch = () => {
+    const now = performance.now();
+    if (lastBatch !== 0) gaps.push(now - lastBatch);
+    lastBatch = now;
+  };
+  const rowsPerStatement = process.env.COPY_ROWS === undefined ? undefined : Number(process.env.COPY_ROWS);
+  const fs = await open({ uploadCopy: { ...(rowsPerStatement === undefined ? {} : { rows: rowsPerStatement }), onBatch } });
+  for (const mib of sizes) {
+    await bigFile(fs, '/big.bin', mib);
+    const size = mib * MiB;
+    const tail = randomBytes(64 * 1024);
+    for (const [mode, options, want] of [
+      ['APPE', { append: true }, size + tail.length],
+      ['REST+STOR', { start: size - 100_000 }, size - 100_000 + tail.length],
+    ]) {
+      gaps.length = 0;
+      lastBatch = 0;
+      const r = await continueUpload(fs, '/big.bin', options, tail);
+      gaps.sort((a, b) => a - b);
+      const got = (await fs.stat('/big.bin')).size;
+      if (got !== want) throw new Error(`${dialect} ${mode}: size ${got}, expected ${want}`);
+      rows.push({ dialect, MiB: mib, mode, 'open ms': r.open.toFixed(0), 'ready ms': r.ready.toFixed(0), 'total ms': r.total.toFixed(0), 'copy: longest stall ms': r.copyStall.toFixed(1), 'longest stall ms': r.stall.toFixed(1), statements: gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) });
+      console.log(JSON.stringify(rows.at(-1)));
     }
+    await fs.unlink('/big.bin');
   }
-  console.table(rows);
-} finally {
-  rmSync(tmp, { recursive: true, force: true });
-}
+});

@@ -7,14 +7,12 @@
 // Needs PostgreSQL (127.0.0.1:5432, db test), MariaDB (127.0.0.1:3306, root, db test); tables get a random prefix
 // and are dropped afterwards. The big file is made in SQL (one random chunk repeated). Figures only: nothing is asserted.
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SqlProvider } from '../dist/index.js';
-import { benchDatabases, bigFile, MiB } from './common.mjs';
+import { benchEachDialect, bigFile, MiB } from './common.mjs';
 
 const sizes = (process.argv[2] ?? '1024').split(',').map(Number);
 const dialects = (process.argv[3] ?? 'postgres,mysql,sqlite').split(',');
-const { tmp, urls: URLS } = benchDatabases();
 
 /** The longest event-loop stall from now until `stop()` (a 1 ms ticker and the perf_hooks histogram). */
 function stalls() {
@@ -48,67 +46,55 @@ async function rowsGone(fs, id, t0) {
   }
 }
 
-const rows = [];
-try {
-  for (const dialect of dialects) {
-    const gaps = [];
-    let lastBatch = 0;
-    const onBatch = () => {
-      const now = performance.now();
-      if (lastBatch !== 0) gaps.push(now - lastBatch);
-      lastBatch = now;
-    };
-    const fixed = process.env.RECLAIM_ROWS === undefined ? {} : { rows: Number(process.env.RECLAIM_ROWS) };
-    const fs = new SqlProvider({ connection: URLS[dialect], tablePrefix: `b${randomBytes(4).toString('hex')}_`, reclaim: { ...fixed, onBatch } });
-    const batches = () => {
-      gaps.sort((a, b) => a - b);
-      const r = { statements: lastBatch === 0 ? 0 : gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) };
-      gaps.length = 0;
-      lastBatch = 0;
-      return r;
-    };
-    await fs.migrate();
-    try {
-      for (const mib of sizes) {
-        // DELE
-        let id = await bigFile(fs, '/big.bin', mib);
-        batches();
-        await new Promise((r) => setTimeout(r, 50));
-        let s = stalls();
-        let t0 = performance.now();
-        await fs.unlink('/big.bin');
-        const reply = performance.now() - t0;
-        const replyStall = s.now();
-        const gone = await rowsGone(fs, id, t0);
-        rows.push({ dialect, MiB: mib, op: 'DELE', 'reply/commit ms': reply.toFixed(0), 'stall until reply ms': replyStall.toFixed(1), 'rows gone after ms': gone.toFixed(0), 'longest stall ms': s.stop().toFixed(1), ...batches() });
-        console.log(JSON.stringify(rows.at(-1)));
-        // STOR over the file: the commit unlinks the old version
-        id = await bigFile(fs, '/big.bin', mib);
-        batches();
-        await new Promise((r) => setTimeout(r, 50));
-        s = stalls();
-        const ws = await fs.createWriteStream('/big.bin');
-        await new Promise((resolve, reject) => ws.write(randomBytes(64 * 1024), (err) => (err ? reject(err) : resolve())));
-        t0 = performance.now();
-        ws.end();
-        await new Promise((resolve, reject) => {
-          ws.once('finish', resolve);
-          ws.once('error', reject);
-        });
-        const commit = performance.now() - t0;
-        const commitStall = s.now();
-        const gone2 = await rowsGone(fs, id, t0);
-        rows.push({ dialect, MiB: mib, op: 'STOR over it', 'reply/commit ms': commit.toFixed(0), 'stall until reply ms': commitStall.toFixed(1), 'rows gone after ms': gone2.toFixed(0), 'longest stall ms': s.stop().toFixed(1), ...batches() });
-        console.log(JSON.stringify(rows.at(-1)));
-        if ((await fs.stat('/big.bin')).size !== 64 * 1024) throw new Error('wrong size after STOR');
-        await fs.unlink('/big.bin');
-      }
-    } finally {
-      await fs.dropTables();
-      await fs.close();
-    }
+await benchEachDialect(SqlProvider, dialects, async (dialect, open, rows) => {
+  const gaps = [];
+  let lastBatch = 0;
+  const onBatch = () => {
+    const now = performance.now();
+    if (lastBatch !== 0) gaps.push(now - lastBatch);
+    lastBatch = now;
+  };
+  const fixed = process.env.RECLAIM_ROWS === undefined ? {} : { rows: Number(process.env.RECLAIM_ROWS) };
+  const fs = await open({ reclaim: { ...fixed, onBatch } });
+  const batches = () => {
+    gaps.sort((a, b) => a - b);
+    const r = { statements: lastBatch === 0 ? 0 : gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) };
+    gaps.length = 0;
+    lastBatch = 0;
+    return r;
+  };
+  for (const mib of sizes) {
+    // DELE
+    let id = await bigFile(fs, '/big.bin', mib);
+    batches();
+    await new Promise((r) => setTimeout(r, 50));
+    let s = stalls();
+    let t0 = performance.now();
+    await fs.unlink('/big.bin');
+    const reply = performance.now() - t0;
+    const replyStall = s.now();
+    const gone = await rowsGone(fs, id, t0);
+    rows.push({ dialect, MiB: mib, op: 'DELE', 'reply/commit ms': reply.toFixed(0), 'stall until reply ms': replyStall.toFixed(1), 'rows gone after ms': gone.toFixed(0), 'longest stall ms': s.stop().toFixed(1), ...batches() });
+    console.log(JSON.stringify(rows.at(-1)));
+    // STOR over the file: the commit unlinks the old version
+    id = await bigFile(fs, '/big.bin', mib);
+    batches();
+    await new Promise((r) => setTimeout(r, 50));
+    s = stalls();
+    const ws = await fs.createWriteStream('/big.bin');
+    await new Promise((resolve, reject) => ws.write(randomBytes(64 * 1024), (err) => (err ? reject(err) : resolve())));
+    t0 = performance.now();
+    ws.end();
+    await new Promise((resolve, reject) => {
+      ws.once('finish', resolve);
+      ws.once('error', reject);
+    });
+    const commit = performance.now() - t0;
+    const commitStall = s.now();
+    const gone2 = await rowsGone(fs, id, t0);
+    rows.push({ dialect, MiB: mib, op: 'STOR over it', 'reply/commit ms': commit.toFixed(0), 'stall until reply ms': commitStall.toFixed(1), 'rows gone after ms': gone2.toFixed(0), 'longest stall ms': s.stop().toFixed(1), ...batches() });
+    console.log(JSON.stringify(rows.at(-1)));
+    if ((await fs.stat('/big.bin')).size !== 64 * 1024) throw new Error('wrong size after STOR');
+    await fs.unlink('/big.bin');
   }
-  console.table(rows);
-} finally {
-  rmSync(tmp, { recursive: true, force: true });
-}
+});

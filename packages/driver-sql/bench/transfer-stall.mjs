@@ -6,16 +6,14 @@
 // download is read as fast as it comes; both are checked against the data's SHA-256. Figures only: nothing is asserted.
 // DRIVER_DIST=path/to/index.js runs another build of the driver (e.g. the previous version's, for a comparison).
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 const { SqlProvider } = await import(process.env.DRIVER_DIST ?? '../dist/index.js');
-import { benchDatabases, MiB } from './common.mjs';
+import { benchEachDialect, MiB } from './common.mjs';
 
 const mib = Number(process.argv[2] ?? 200);
 const dialects = (process.argv[3] ?? 'postgres,mysql').split(',');
 const runs = Number(process.argv[4] ?? 1);
-const { tmp, urls: URLS } = benchDatabases();
 
 /**
  * Runs `fn` with a 1 ms ticker: the longest gap between two ticks (wall clock: on a busy machine it includes time the
@@ -66,53 +64,41 @@ const want = createHash('sha256');
 for (const b of source()) want.update(b);
 const wantHex = want.digest('hex');
 
-const rows = [];
-try {
-  for (const dialect of dialects) {
-    const fs = new SqlProvider({ connection: URLS[dialect], tablePrefix: `b${randomBytes(4).toString('hex')}_` });
-    await fs.migrate();
-    try {
-      for (let run = 0; run < runs; run++) {
-        const up = await probed(async () => pipeline(Readable.from(source(), { objectMode: false, highWaterMark: piece }), await fs.createWriteStream('/big.bin')));
-        const h = createHash('sha256');
-        const down = await probed(async () =>
-          pipeline(
-            await fs.createReadStream('/big.bin'),
-            new Writable({
-              highWaterMark: 1 * MiB,
-              write(chunk, _enc, cb) {
-                h.update(chunk);
-                cb();
-              },
-            }),
-          ),
-        );
-        const ok = h.digest('hex') === wantHex;
-        for (const [op, r] of [['upload', up], ['download', down]]) {
-          rows.push({
-            dialect,
-            op,
-            MiB: mib,
-            'MiB/s': ((mib * 1000) / r.ms).toFixed(1),
-            'longest stall ms': r.max.toFixed(1),
-            '(its CPU ms)': r.maxCpu.toFixed(1),
-            'p99 gap ms': r.p99.toFixed(1),
-            'gaps > 10 ms': r.over10,
-            'longest CPU between ticks ms': r.cpu.toFixed(1),
-            'p99 CPU ms': r.cpu99.toFixed(1),
-            'CPU > 10 ms': r.cpuOver10,
-            ok,
-          });
-          console.log(JSON.stringify(rows.at(-1)));
-        }
-        await fs.unlink('/big.bin');
-      }
-    } finally {
-      await fs.dropTables();
-      await fs.close();
+await benchEachDialect(SqlProvider, dialects, async (dialect, open, rows) => {
+  const fs = await open();
+  for (let run = 0; run < runs; run++) {
+    const up = await probed(async () => pipeline(Readable.from(source(), { objectMode: false, highWaterMark: piece }), await fs.createWriteStream('/big.bin')));
+    const h = createHash('sha256');
+    const down = await probed(async () =>
+      pipeline(
+        await fs.createReadStream('/big.bin'),
+        new Writable({
+          highWaterMark: 1 * MiB,
+          write(chunk, _enc, cb) {
+            h.update(chunk);
+            cb();
+          },
+        }),
+      ),
+    );
+    const ok = h.digest('hex') === wantHex;
+    for (const [op, r] of [['upload', up], ['download', down]]) {
+      rows.push({
+        dialect,
+        op,
+        MiB: mib,
+        'MiB/s': ((mib * 1000) / r.ms).toFixed(1),
+        'longest stall ms': r.max.toFixed(1),
+        '(its CPU ms)': r.maxCpu.toFixed(1),
+        'p99 gap ms': r.p99.toFixed(1),
+        'gaps > 10 ms': r.over10,
+        'longest CPU between ticks ms': r.cpu.toFixed(1),
+        'p99 CPU ms': r.cpu99.toFixed(1),
+        'CPU > 10 ms': r.cpuOver10,
+        ok,
+      });
+      console.log(JSON.stringify(rows.at(-1)));
     }
+    await fs.unlink('/big.bin');
   }
-  console.table(rows);
-} finally {
-  rmSync(tmp, { recursive: true, force: true });
-}
+});
