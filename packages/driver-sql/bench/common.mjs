@@ -53,6 +53,29 @@ export async function benchEachDialect(Provider, dialects, body) {
   }
 }
 
+/**
+ * Times between the statements of a batched job (the driver's `onBatch` hooks): `onBatch` to give the driver; `take()`
+ * the figures since the last `take()` (statements, median and longest gap), and a fresh start.
+ */
+export function batchGaps() {
+  const gaps = [];
+  let last = 0;
+  return {
+    onBatch: () => {
+      const now = performance.now();
+      if (last !== 0) gaps.push(now - last);
+      last = now;
+    },
+    take: () => {
+      gaps.sort((a, b) => a - b);
+      const r = { statements: last === 0 ? 0 : gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) };
+      gaps.length = 0;
+      last = 0;
+      return r;
+    },
+  };
+}
+
 /** A file of `mib` MiB at `path`: one chunk uploaded, then copied in SQL (64 rows per statement); its inode id. */
 export async function bigFile(fs, path, mib) {
   await pipeline(Readable.from([randomBytes(CHUNK)]), await fs.createWriteStream(path));

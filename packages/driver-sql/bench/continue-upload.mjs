@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SqlProvider } from '../dist/index.js';
-import { benchEachDialect, bigFile, MiB } from './common.mjs';
+import { batchGaps, benchEachDialect, bigFile, MiB } from './common.mjs';
 
 const sizes = (process.argv[2] ?? '256,1024').split(',').map(Number);
 const dialects = (process.argv[3] ?? 'postgres,mysql,sqlite').split(',');
@@ -49,13 +49,7 @@ async function continueUpload(fs, path, options, tail) {
 }
 
 await benchEachDialect(SqlProvider, dialects, async (dialect, open, rows) => {
-  const gaps = [];
-  let lastBatch = 0;
-  const onBatch = () => {
-    const now = performance.now();
-    if (lastBatch !== 0) gaps.push(now - lastBatch);
-    lastBatch = now;
-  };
+  const { onBatch, take: batches } = batchGaps();
   const rowsPerStatement = process.env.COPY_ROWS === undefined ? undefined : Number(process.env.COPY_ROWS);
   const fs = await open({ uploadCopy: { ...(rowsPerStatement === undefined ? {} : { rows: rowsPerStatement }), onBatch } });
   for (const mib of sizes) {
@@ -66,13 +60,11 @@ await benchEachDialect(SqlProvider, dialects, async (dialect, open, rows) => {
       ['APPE', { append: true }, size + tail.length],
       ['REST+STOR', { start: size - 100_000 }, size - 100_000 + tail.length],
     ]) {
-      gaps.length = 0;
-      lastBatch = 0;
+      batches();
       const r = await continueUpload(fs, '/big.bin', options, tail);
-      gaps.sort((a, b) => a - b);
       const got = (await fs.stat('/big.bin')).size;
       if (got !== want) throw new Error(`${dialect} ${mode}: size ${got}, expected ${want}`);
-      rows.push({ dialect, MiB: mib, mode, 'open ms': r.open.toFixed(0), 'ready ms': r.ready.toFixed(0), 'total ms': r.total.toFixed(0), 'copy: longest stall ms': r.copyStall.toFixed(1), 'longest stall ms': r.stall.toFixed(1), statements: gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) });
+      rows.push({ dialect, MiB: mib, mode, 'open ms': r.open.toFixed(0), 'ready ms': r.ready.toFixed(0), 'total ms': r.total.toFixed(0), 'copy: longest stall ms': r.copyStall.toFixed(1), 'longest stall ms': r.stall.toFixed(1), ...batches() });
       console.log(JSON.stringify(rows.at(-1)));
     }
     await fs.unlink('/big.bin');

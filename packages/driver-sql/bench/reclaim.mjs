@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SqlProvider } from '../dist/index.js';
-import { benchEachDialect, bigFile, MiB } from './common.mjs';
+import { batchGaps, benchEachDialect, bigFile, MiB } from './common.mjs';
 
 const sizes = (process.argv[2] ?? '1024').split(',').map(Number);
 const dialects = (process.argv[3] ?? 'postgres,mysql,sqlite').split(',');
@@ -47,22 +47,9 @@ async function rowsGone(fs, id, t0) {
 }
 
 await benchEachDialect(SqlProvider, dialects, async (dialect, open, rows) => {
-  const gaps = [];
-  let lastBatch = 0;
-  const onBatch = () => {
-    const now = performance.now();
-    if (lastBatch !== 0) gaps.push(now - lastBatch);
-    lastBatch = now;
-  };
+  const { onBatch, take: batches } = batchGaps();
   const fixed = process.env.RECLAIM_ROWS === undefined ? {} : { rows: Number(process.env.RECLAIM_ROWS) };
   const fs = await open({ reclaim: { ...fixed, onBatch } });
-  const batches = () => {
-    gaps.sort((a, b) => a - b);
-    const r = { statements: lastBatch === 0 ? 0 : gaps.length + 1, 'median gap ms': (gaps[gaps.length >> 1] ?? 0).toFixed(1), 'longest gap ms': (gaps.at(-1) ?? 0).toFixed(1) };
-    gaps.length = 0;
-    lastBatch = 0;
-    return r;
-  };
   for (const mib of sizes) {
     // DELE
     let id = await bigFile(fs, '/big.bin', mib);
