@@ -15,11 +15,10 @@ const CLIENT_MODE_BITS = 0o777;
 /** SITE CHMOD <mode> <path>: permission bits, through the provider's `chmod` (see {@link CLIENT_MODE_BITS}). */
 async function chmod(s: Session, arg: string): Promise<void> {
   const { mode: asked, path: name } = parseSiteChmod(arg);
-  const fs = s.vfs;
-  if (!fs.chmod) throw new FtpError(502, 'SITE CHMOD is not supported by this filesystem.');
   const path = s.resolve(name);
   const mode = asked & CLIENT_MODE_BITS;
-  await fs.chmod(path, mode);
+  // Served only where storage has chmod (see SITE_COMMANDS).
+  await s.vfs.chmod!(path, mode);
   if (mode === asked) return s.reply(200, 'SITE CHMOD command successful.');
   // Said, not silent: a mirroring client should not believe the special bits were set.
   return s.reply(200, `SITE CHMOD command successful: mode set to 0${mode.toString(8).padStart(3, '0')} (setuid, setgid and sticky bits are not allowed).`);
@@ -27,14 +26,13 @@ async function chmod(s: Session, arg: string): Promise<void> {
 
 /** SITE SYMLINK <target> <link>: a symbolic link, through the provider's `symlink` (which keeps it inside the root). */
 async function symlink(s: Session, arg: string): Promise<void> {
-  const fs = s.vfs;
-  if (!fs.symlink || fs.supportsSymlinks === false) throw new FtpError(502, 'SITE SYMLINK is not supported by this filesystem.');
   const parts = arg.trim().split(/\s+/);
   if (parts.length !== 2) throw new FtpError(501, 'Syntax: SITE SYMLINK <target> <link>.');
   const [target, link] = parts as [string, string];
   // The target is stored as the client gave it (in the form of names the storage keeps); resolving it is the
   // provider's job, and it refuses targets that leave the root.
-  await fs.symlink(s.forStorage(target), s.resolveNew(link));
+  // Served only where storage has links (see SITE_COMMANDS).
+  await s.vfs.symlink!(s.forStorage(target), s.resolveNew(link));
   return s.reply(200, 'SITE SYMLINK command successful.');
 }
 
@@ -70,6 +68,7 @@ export async function site(s: Session, arg: string): Promise<void> {
   }
   const sub = SITE_COMMANDS[verb];
   if (!sub?.handler) throw new FtpError(500, `SITE ${printable(verb)} not understood.`);
+  if (sub.served?.(s) === false) throw new FtpError(502, `SITE ${verb} is not supported by this filesystem.`);
   requirePermission(s, 'site');
   return sub.handler(s, rest);
 }
