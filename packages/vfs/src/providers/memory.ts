@@ -12,7 +12,7 @@ import type { OpenFlags } from '../stats.js';
 import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import { WRITER_TAKEOVER_IDLE_MS } from './local-writers.js';
 import { slicesOf } from '../listing.js';
-import { namesOf } from '../internal/sliced.js';
+import { namesOf, type Sliced } from '../internal/sliced.js';
 
 /** Writes smaller than this are copied into a shared block; larger ones get an exact block of their own. */
 const BLOCK_SIZE = 64 * 1024;
@@ -578,6 +578,9 @@ export class MemoryFileHandle {
   }
 }
 
+/** Entries per slice of a sliced listing: a few hundred KB of entries, as the other providers' slices. */
+const LIST_SLICE = 500;
+
 /**
  * An in-memory provider built for uploads: file content is a list of chunks, so appending never copies what is
  * already stored (the `@platformatic/vfs` `MemoryProvider` reallocates the whole buffer on every extending write),
@@ -596,9 +599,6 @@ export class MemoryFileHandle {
  *   `allocate` report against it. An upload whose file is deleted or replaced meanwhile counts until it ends.
  * - Every sync method of `VirtualProvider` works too, so it can be mounted with `@platformatic/vfs`'s `create()`.
  */
-/** Entries per slice of a sliced listing: a few hundred KB of entries, as the other providers' slices. */
-const LIST_SLICE = 500;
-
 export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> implements FsProvider {
   /** The contract version this provider implements. */
   readonly specVersion = SPEC_VERSION;
@@ -886,7 +886,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     return this.#slices(path, options, ([name]) => name);
   }
 
-  #slices<T>(path: string, options: ListSlicesOptions, make: (child: [string, MemNode]) => T): AsyncIterableIterator<T[]> & { return(): Promise<IteratorResult<T[]>>; readonly sorted?: boolean } {
+  #slices<T>(path: string, options: ListSlicesOptions, make: (child: [string, MemNode]) => T): Sliced<T> {
     const folder = this.#walkDir(path, 'scandir', path, { n: 0 }).dir.children;
     const children = [...folder];
     const max = options.sortedUpTo;
