@@ -51,29 +51,19 @@ function needsPadding(c: number): boolean {
  * ```
  */
 export function formatReply(code: number, text: string | readonly string[]): string {
-  if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 699) {
-    badArgument('reply code must be an integer between 100 and 699');
-  }
+  checkCode(code);
   let lines: string[];
   if (typeof text === 'string') {
     lines = text.split(LINE_BREAK);
   } else if (Array.isArray(text)) {
-    lines = [];
-    for (const part of text as readonly unknown[]) {
-      for (const line of expectString(part, 'reply text').split(LINE_BREAK)) lines.push(line);
-    }
+    lines = splitTexts(text);
     if (lines.length === 0) lines.push('');
   } else {
     return badArgument('reply text must be a string or an array of strings');
   }
   if (lines.length === 1) return `${code} ${lines[0]}\r\n`;
-  let out = `${code}-${lines[0]}\r\n`;
   const last = lines.length - 1;
-  for (let i = 1; i < last; i++) {
-    const line = lines[i] as string;
-    out += needsPadding(line.charCodeAt(0)) ? ` ${line}\r\n` : `${line}\r\n`;
-  }
-  return `${out}${code} ${lines[last]}\r\n`;
+  return `${code}-${lines[0]}\r\n${middleLines(lines, 1, last)}${code} ${lines[last]}\r\n`;
 }
 
 /**
@@ -88,26 +78,38 @@ export function formatReply(code: number, text: string | readonly string[]): str
  * @throws ProtocolError `BAD_ARGUMENT` if the code or a text is not valid, or a `first` or `last` piece has no line.
  */
 export function formatReplyPiece(code: number, lines: readonly string[], piece: 'first' | 'middle' | 'last'): string {
+  checkCode(code);
+  const split = splitTexts(lines);
+  if (piece !== 'middle' && split.length === 0) badArgument(`the ${piece} piece of a reply needs a line`);
+  const from = piece === 'first' ? 1 : 0;
+  const end = piece === 'last' ? split.length - 1 : split.length;
+  const head = piece === 'first' ? `${code}-${split[0]}\r\n` : '';
+  return piece === 'last' ? `${head}${middleLines(split, from, end)}${code} ${split[end]}\r\n` : `${head}${middleLines(split, from, end)}`;
+}
+
+function checkCode(code: number): void {
   if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 699) {
     badArgument('reply code must be an integer between 100 and 699');
   }
-  const split: string[] = [];
-  for (const part of lines as readonly unknown[]) {
-    for (const line of expectString(part, 'reply text').split(LINE_BREAK)) split.push(line);
+}
+
+/** The lines of `texts`, a line break inside one starting a new line. */
+function splitTexts(texts: readonly unknown[]): string[] {
+  const lines: string[] = [];
+  for (const part of texts) {
+    for (const line of expectString(part, 'reply text').split(LINE_BREAK)) lines.push(line);
   }
-  if (piece !== 'middle' && split.length === 0) badArgument(`the ${piece} piece of a reply needs a line`);
+  return lines;
+}
+
+/** Lines [from, end) as middle lines of a multi-line reply: one beginning with a digit is padded (RFC 959 §4.2). */
+function middleLines(lines: readonly string[], from: number, end: number): string {
   let out = '';
-  let from = 0;
-  if (piece === 'first') {
-    out = `${code}-${split[0]}\r\n`;
-    from = 1;
-  }
-  const end = piece === 'last' ? split.length - 1 : split.length;
   for (let i = from; i < end; i++) {
-    const line = split[i] as string;
+    const line = lines[i] as string;
     out += needsPadding(line.charCodeAt(0)) ? ` ${line}\r\n` : `${line}\r\n`;
   }
-  return piece === 'last' ? `${out}${code} ${split[end]}\r\n` : out;
+  return out;
 }
 
 /**
