@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { logOutput } from './log-output.js';
 import { availableParallelism } from 'node:os';
 import { DEFAULT_SETTINGS } from '@ftp/server';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
@@ -45,9 +46,12 @@ function version(): string {
 }
 
 function makeLogger(level: string): Logger {
-  // Pretty for a person at a terminal, JSON lines for log collectors.
+  // Pretty for a person at a terminal, JSON lines for log collectors (in batches while busy: log-output.ts).
   if (process.stdout.isTTY) return pino({ level }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }));
-  return pino({ level });
+  const output = logOutput();
+  const logger = pino({ level }, output);
+  output.onDropped = (count) => logger.warn({ dropped: count }, 'log lines dropped: the log output was not being read');
+  return logger;
 }
 
 /** Reads a password: hidden at a terminal (asked twice), else the first line of standard input. */

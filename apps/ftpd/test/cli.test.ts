@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'basic-ftp';
 import { describe, expect, it } from 'vitest';
-import { CLI, run, startFtpd } from './harness.js';
+import { CLI, PASSWORD, run, startFtpd, USER } from './harness.js';
 
 const node = process.execPath;
 
@@ -89,6 +89,35 @@ describe('ftpd command line', () => {
     } finally {
       await s.stop();
     }
+  });
+
+  it('at the default log level a burst of sessions logs every line, in order, the last ones written at SIGTERM', async () => {
+    // Lines logged close together go out in batches (log-output.ts); none may be lost or reordered, at exit either.
+    const s = await startFtpd(['--log-level', 'info']);
+    const { connect } = await import('node:net');
+    const login = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(s.port, '127.0.0.1');
+        const sends = [`USER ${USER}\r\n`, `PASS ${PASSWORD}\r\n`, 'QUIT\r\n'];
+        let text = '';
+        socket.on('data', (d: Buffer) => {
+          text += d.toString();
+          const next = sends.shift();
+          if (next !== undefined) socket.write(next);
+        });
+        socket.on('close', () => (/^230 /m.test(text) ? resolve() : reject(new Error(text))));
+        socket.on('error', reject);
+      });
+    try {
+      for (let i = 0; i < 60; i++) await login();
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+    const sessions = new Map<unknown, string[]>();
+    for (const l of s.logs()) if (l.session !== undefined) sessions.set(l.session, [...(sessions.get(l.session) ?? []), String(l.msg)]);
+    expect(sessions.size).toBe(60);
+    for (const msgs of sessions.values()) expect(msgs).toEqual(['connected', 'logged in', 'disconnected']);
+    expect(s.logs().at(-1)?.msg).toBe('stopped');
   });
 
   it('says clearly when the port is taken', async () => {

@@ -26,7 +26,10 @@ it('lftp with ftp:use-mode-z round-trips a compressible 32 MiB file with fewer b
   const expected = await sha256File(local);
   expect(await sha256File(join(work, 'back.txt'))).toBe(expected);
   expect(await sha256File(join(ftpd.root, 'up.txt'))).toBe(expected);
-  const transfers = ftpd.logs().filter((l) => l.msg === 'transfer' && l.outcome === 'ok' && (l.direction === 'download' || l.direction === 'upload'));
+  const okTransfers = () => ftpd.logs().filter((l) => l.msg === 'transfer' && l.outcome === 'ok' && (l.direction === 'download' || l.direction === 'upload'));
+  // Lines logged close together reach the output together, up to 100 ms later (log-output.ts).
+  for (let i = 0; i < 50 && okTransfers().length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  const transfers = okTransfers();
   const down = transfers.find((t) => t.path === '/server-log.txt');
   const up = transfers.find((t) => t.path === '/up.txt');
   // The wire bytes the server counted: deflated, far fewer than the file's 32 MiB.

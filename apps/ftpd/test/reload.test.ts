@@ -224,14 +224,17 @@ describe.skipIf(platform() !== 'linux')('SIGHUP with a configuration file and wo
     expect(s.logs().some((l) => l.worker !== undefined && /^SIGHUP/.test(String(l.msg)))).toBe(false);
 
     await reload(s, file, configText({ users: [user('bob', 'bob-old', 'disk'), user('carol', 'carol-pw', 'disk')], backends, workers: 2 }));
+    // Lines logged close together reach the output together, up to 100 ms later (log-output.ts): waited for.
+    await waitFor(() => s.logs().some((l) => l.worker === undefined && String(l.msg).startsWith('SIGHUP: configuration reloaded')));
     expect(s.logs().filter((l) => l.worker === undefined && String(l.msg).startsWith('SIGHUP: configuration reloaded'))).toHaveLength(1);
     await waitFor(() => applied().length >= 2);
     expect(new Set(applied().map((l) => l.pid)).size).toBe(2);
     // The kernel spreads connections over both workers' sockets: 20 logins all on one would be 2^-19.
     const connectedBefore = s.logs().filter((l) => l.msg === 'connected').length;
     for (let i = 0; i < 20; i++) expect(await loginCode(port, 'carol', 'carol-pw')).toBe('230');
-    const served = new Set(s.logs().filter((l) => l.msg === 'connected').slice(connectedBefore).map((l) => l.pid));
-    expect(served.size).toBe(2);
+    const served = (): Set<unknown> => new Set(s.logs().filter((l) => l.msg === 'connected').slice(connectedBefore).map((l) => l.pid));
+    await waitFor(() => served().size === 2);
+    expect(served().size).toBe(2);
 
     // A worker that dies is replaced by one started with the reloaded users.
     const [first] = await childrenOf(s.proc.pid!);

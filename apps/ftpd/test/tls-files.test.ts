@@ -174,6 +174,7 @@ describe('SIGHUP in zero-config mode', () => {
         after = await fingerprintAt(s.implicitPort!);
       }
       expect(after).not.toBe(before);
+      for (let i = 0; i < 50 && !s.logs().some((l) => l.msg === 'TLS certificate reloaded'); i++) await new Promise((r) => setTimeout(r, 100));
       expect(s.logs().some((l) => l.msg === 'TLS certificate reloaded')).toBe(true);
     } finally {
       expect(await s.stop()).toBe(0);

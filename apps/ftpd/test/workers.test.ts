@@ -167,8 +167,10 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       expect(pids.size).toBe(2);
       // The kernel hashes each connection to one of the two sockets: 40 connections all on one would be 2^-39.
       for (let i = 0; i < 40; i++) expect((await talk(ftpd.port, ['QUIT']))[0]).toMatch(/^220 /);
-      const served = new Set(ftpd.logs().filter((l) => l.msg === 'connected').map((l) => l.pid));
-      expect(served).toEqual(pids);
+      // Lines logged close together reach the output together, up to 100 ms later (log-output.ts): waited for.
+      const served = (): Set<unknown> => new Set(ftpd.logs().filter((l) => l.msg === 'connected').map((l) => l.pid));
+      await waitFor(() => served().size === pids.size);
+      expect(served()).toEqual(pids);
       const client = new Client(10000);
       await client.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
       await writeFile(join(ftpd.root, 'seed.txt'), 'seed');
@@ -309,6 +311,7 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       await waitFor(() => workerPids(ftpd).size === 3);
       expect(workerPids(ftpd).size).toBe(3);
       // The first replacement starts at once; only a worker that keeps dying young waits (0.5 s, then doubling).
+      await waitFor(() => ftpd.logs().some((l) => l.msg === 'worker died; starting another'));
       expect(ftpd.logs().find((l) => l.msg === 'worker died; starting another')?.restartInMs).toBe(0);
       for (let i = 0; i < 20; i++) expect((await talk(ftpd.port, ['QUIT']))[0]).toMatch(/^220 /);
     } finally {

@@ -1,0 +1,144 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { logOutput } from '../src/log-output.js';
+
+const dirs: string[] = [];
+const fds: number[] = [];
+afterEach(() => {
+  for (const fd of fds.splice(0)) closeSync(fd);
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempFile(): { path: string; fd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'log-output-'));
+  dirs.push(dir);
+  const path = join(dir, 'log');
+  const fd = openSync(path, 'w');
+  fds.push(fd);
+  return { path, fd };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const linesIn = (path: string) => readFileSync(path, 'utf8').split('\n').filter(Boolean);
+
+async function until(check: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (check()) return true;
+    await sleep(5);
+  }
+  return check();
+}
+
+describe('logOutput', () => {
+  it('writes the first line after a quiet window at once, not at the end of the window', async () => {
+    const { path, fd } = tempFile();
+    const logger = pino({ level: 'info' }, logOutput(fd, { windowMs: 60_000 }));
+    logger.info('first');
+    expect(await until(() => linesIn(path).length === 1, 2000)).toBe(true);
+    expect(JSON.parse(linesIn(path)[0]!).msg).toBe('first');
+  });
+
+  it('holds lines logged within the window and writes them together when it ends', async () => {
+    const { path, fd } = tempFile();
+    const logger = pino({ level: 'info' }, logOutput(fd, { windowMs: 1000 }));
+    logger.info('opens the window');
+    expect(await until(() => linesIn(path).length === 1, 2000)).toBe(true);
+    for (let i = 0; i < 10; i++) logger.info({ i }, 'burst');
+    await sleep(300);
+    // pino's own output writes each line as it comes: all eleven would be there by now.
+    expect(linesIn(path)).toHaveLength(1);
+    expect(await until(() => linesIn(path).length === 11, 3000)).toBe(true);
+    expect(linesIn(path).map((l) => JSON.parse(l).i)).toEqual([undefined, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('writes 4 KiB of waiting lines without waiting for the window, whole lines only', async () => {
+    const { path, fd } = tempFile();
+    const logger = pino({ level: 'info' }, logOutput(fd, { windowMs: 60_000 }));
+    logger.info('opens the window');
+    expect(await until(() => linesIn(path).length === 1, 2000)).toBe(true);
+    const pad = 'x'.repeat(200);
+    for (let i = 0; i < 100; i++) logger.info({ i, pad }, 'busy');
+    // ~25 KiB waiting: every full 4 KiB batch goes out; only the last part waits for the window.
+    expect(await until(() => linesIn(path).length >= 80, 3000)).toBe(true);
+    const text = readFileSync(path, 'utf8');
+    expect(text.endsWith('\n')).toBe(true);
+    for (const line of text.split('\n').filter(Boolean)) expect(() => JSON.parse(line)).not.toThrow();
+    expect(linesIn(path).length).toBeLessThan(101);
+  });
+
+  it('starts a new window once the output has been quiet: a later line is again written at once', async () => {
+    const { path, fd } = tempFile();
+    const logger = pino({ level: 'info' }, logOutput(fd, { windowMs: 100 }));
+    logger.info('one');
+    logger.info('two');
+    expect(await until(() => linesIn(path).length === 2, 2000)).toBe(true);
+    await sleep(400); // two windows pass: the second closes with nothing waiting
+    logger.info('three');
+    expect(await until(() => linesIn(path).length === 3, 60)).toBe(true);
+  });
+
+  it('writes what waits when the process exits', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'log-output-'));
+    dirs.push(dir);
+    const path = join(dir, 'log');
+    const script = `
+      import { openSync } from 'node:fs';
+      import { pino } from 'pino';
+      import { logOutput } from ${JSON.stringify(new URL('../src/log-output.ts', import.meta.url).pathname)};
+      const logger = pino({ level: 'info' }, logOutput(openSync(${JSON.stringify(path)}, 'w'), { windowMs: 60_000 }));
+      for (let i = 0; i < 50; i++) logger.info({ i }, 'line');
+      process.exit(0);
+    `;
+    execFileSync(process.execPath, ['--experimental-strip-types', '--no-warnings', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, timeout: 20_000 });
+    expect(linesIn(path).map((l) => JSON.parse(l).i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it('drops lines past its bound while the output is not read, and says how many after the lines it kept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'log-output-'));
+    dirs.push(dir);
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Read-write opens of a FIFO do not wait for the other end; the kernel's pipe holds 64 KiB.
+    const writeFd = openSync(fifo, 'r+');
+    fds.push(writeFd);
+    const output = logOutput(writeFd, { windowMs: 50, maxHeld: 64 * 1024 });
+    const logger = pino({ level: 'info' }, output);
+    const dropped: number[] = [];
+    output.onDropped = (count) => {
+      dropped.push(count);
+      logger.warn({ dropped: count }, 'dropped');
+    };
+    const pad = 'y'.repeat(100);
+    // ~500 KiB in one turn: 64 KiB are held, the rest dropped; the held part then fills the kernel's pipe.
+    for (let i = 0; i < 3000; i++) logger.info({ i, pad }, 'unread');
+    await sleep(300);
+    const readFd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    fds.push(readFd);
+    const chunk = Buffer.alloc(1 << 20);
+    let text = '';
+    const end = Date.now() + 5000;
+    while (Date.now() < end && !text.includes('"msg":"dropped"')) {
+      await sleep(20);
+      // Non-blocking: the FIFO always has a writer (this process), so an empty read would wait for ever.
+      try {
+        const n = readSync(readFd, chunk, 0, chunk.length, null);
+        text += chunk.subarray(0, n).toString();
+      } catch {
+        // EAGAIN: nothing yet
+      }
+    }
+    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { i?: number; msg: string; dropped?: number });
+    const kept = lines.filter((l) => l.msg === 'unread');
+    expect(dropped).toHaveLength(1);
+    expect(kept.length + dropped[0]!).toBe(3000);
+    expect(kept.length).toBeLessThan(1500);
+    expect(lines.at(-1)).toMatchObject({ msg: 'dropped', dropped: dropped[0] });
+    // What was kept is the oldest lines, in order.
+    expect(kept.map((l) => l.i)).toEqual(Array.from({ length: kept.length }, (_, i) => i));
+  });
+});
