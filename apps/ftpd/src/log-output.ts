@@ -1,4 +1,5 @@
-import { pino, type DestinationStream } from 'pino';
+import { write as fsWrite, writeSync } from 'node:fs';
+import type { DestinationStream } from 'pino';
 
 /** How long lines logged while others are being written may wait to be written together (ms). */
 export const LOG_WINDOW_MS = 100;
@@ -9,66 +10,167 @@ export const LOG_WINDOW_MS = 100;
  */
 const PIPE_ATOMIC = 4096;
 
-/** What may wait while the output is not being read; lines past it are dropped and counted, never kept. */
+/** What may wait while the output is not being written (not read, or its disk full); past it lines are dropped. */
 export const LOG_MAX_HELD = 16 * 1024 * 1024;
+
+/** How long the exit may spend writing what waits before it gives up (ms). */
+const EXIT_FLUSH_MS = 1000;
 
 /** ftpd's JSON log output: {@link logOutput}. */
 export interface LogOutput extends DestinationStream {
-  /** Writes what waits, synchronously (pino calls it at exit too). */
+  /** Starts writing what waits (pino's `logger.flush()`); `done` once nothing does, or the output failed. */
+  flush(done?: (err?: Error) => void): void;
+  /** Writes what waits, synchronously, for a second at most (also run when the process exits). */
   flushSync(): void;
-  /** Called once lines were dropped because the output was not read, when there is room again. */
+  /** Called once lines were dropped, when the output takes lines again: how many. */
   onDropped: ((count: number) => void) | null;
 }
 
 /**
- * pino's output for ftpd: asynchronous, in batches. A line logged when nothing was logged for a
- * {@link LOG_WINDOW_MS} window is written at once; lines logged within the window wait and go out together, when
- * 4 KiB have gathered or the window ends. The reason is cost: pino's default output writes every line through the
- * thread pool on its own, and at the default level (`info`, four lines a session) that was a third of a login's
- * CPU and of a small download's (`pnpm bench` logins 0.17 → 0.27 ms of server CPU each, downloads 0.28 → 0.41).
- * A busy server's lines are at most one window late; a quiet server's, not at all.
+ * pino's output for ftpd: asynchronous, in batches, and never in the server's way.
+ * - A line logged when nothing was for a {@link LOG_WINDOW_MS} window is written at once; lines logged within the
+ *   window wait and go out together, when 4 KiB have gathered or the window ends. pino's own output writes every line
+ *   through the thread pool on its own: at the default level (`info`, three lines a login) that was a third of a
+ *   login's CPU (`pnpm bench`: 0.27 ms of server CPU against 0.17 at `warn`).
+ * - A write carries whole lines, at most 4 KiB of them (a longer line alone).
+ * - An output that fails (a full disk: ENOSPC, EIO) or is not read keeps up to {@link LOG_MAX_HELD} waiting, tried
+ *   again at each window's end, and drops what comes past it, counted ({@link LogOutput.onDropped}). pino's output
+ *   threw the error at the server, and at exit retried the write every 100 ms for ever: with its log on a full disk
+ *   ftpd stopped answering, even SIGTERM. A broken pipe (EPIPE: the reader is gone) ends the output for good.
+ * - At exit, what waits is written synchronously, for a second at most.
  */
 export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number } = {}): LogOutput {
   const windowMs = options.windowMs ?? LOG_WINDOW_MS;
-  // minLength below maxWrite (sonic-boom's rule): a batch is written once it nearly fills one write.
-  const boom = pino.destination({ dest: fd, sync: false, minLength: PIPE_ATOMIC - 1, maxWrite: PIPE_ATOMIC, maxLength: options.maxHeld ?? LOG_MAX_HELD });
-  const write = boom.write;
-  let waiting = 0; // bytes given to sonic-boom and not yet written
+  const maxHeld = options.maxHeld ?? LOG_MAX_HELD;
+  let lines: string[] = []; // waiting, oldest first
+  let held = 0; // their bytes, and those of `unwritten`
+  let unwritten: Buffer | null = null; // the rest of a write the output took only part of, or that failed
+  let writing = false;
+  let failing = false; // the last write failed: wait for the window's end before trying again
+  let broken = false;
   let dropped = 0;
   let timer: NodeJS.Timeout | null = null;
-  boom.on('write', (n: number) => (waiting -= n));
-  boom.on('drop', (line: string) => {
-    waiting -= Buffer.byteLength(line);
-    dropped++;
-  });
+  let waiters: Array<(err?: Error) => void> = [];
 
-  const output: LogOutput = {
-    onDropped: null,
-    write(line: string): void {
-      waiting += Buffer.byteLength(line);
-      boom.write(line);
-      if (timer !== null) return;
-      boom.flush();
-      timer = setTimeout(endOfWindow, windowMs).unref();
-    },
-    flushSync: () => boom.flushSync(),
-  };
+  /** What goes out next, taken off the queue: the unwritten rest, else whole lines of at most 4 KiB (one longer alone). */
+  function nextChunk(): Buffer | null {
+    if (unwritten !== null) {
+      const rest = unwritten;
+      unwritten = null;
+      return rest;
+    }
+    if (lines.length === 0) return null;
+    let bytes = Buffer.byteLength(lines[0]!);
+    let count = 1;
+    while (count < lines.length) {
+      const more = Buffer.byteLength(lines[count]!);
+      if (bytes + more > PIPE_ATOMIC) break;
+      bytes += more;
+      count++;
+    }
+    const chunk = Buffer.from(count === 1 ? lines[0]! : lines.slice(0, count).join(''));
+    lines = count === lines.length ? [] : lines.slice(count);
+    return chunk;
+  }
+
+  function written(chunk: Buffer, n: number): void {
+    held -= n;
+    unwritten = n < chunk.length ? chunk.subarray(n) : null;
+  }
+
+  function settle(err?: Error): void {
+    const list = waiters;
+    waiters = [];
+    for (const done of list) done(err);
+  }
+
+  /** Starts the next write unless one is on its way; `all`: also when less than a full batch waits. */
+  function pump(all: boolean): void {
+    if (writing || broken || (failing && !all)) return;
+    if (!all && held < PIPE_ATOMIC - 1) return;
+    const chunk = nextChunk();
+    if (chunk === null) return settle();
+    writing = true;
+    fsWrite(fd, chunk, 0, chunk.length, null, (err, n) => {
+      writing = false;
+      if (err) {
+        unwritten = chunk;
+        if ((err as NodeJS.ErrnoException).code === 'EPIPE') return end(err);
+        // EAGAIN (a non-blocking pipe that is full), ENOSPC, EIO…: kept, tried again when the window ends.
+        failing = true;
+        ensureTimer();
+        return settle(err);
+      }
+      failing = false;
+      written(chunk, n);
+      pump(waiters.length > 0 || unwritten !== null);
+    });
+  }
+
+  function end(err: Error): void {
+    broken = true;
+    lines = [];
+    unwritten = null;
+    held = 0;
+    settle(err);
+  }
+
+  function ensureTimer(): void {
+    timer ??= setTimeout(endOfWindow, windowMs).unref();
+  }
 
   function endOfWindow(): void {
-    // After a broken pipe pino replaces the output's write with a no-op: nothing will be written again.
-    if (boom.write !== write) waiting = 0;
-    if (dropped > 0 && waiting < (options.maxHeld ?? LOG_MAX_HELD) / 2) {
+    timer = null;
+    if (broken) return;
+    if (dropped > 0 && !failing && held < maxHeld / 2) {
       const count = dropped;
       dropped = 0;
       output.onDropped?.(count);
     }
-    if (waiting <= 0) {
-      timer = null;
-      return;
-    }
-    // A no-op while a write is on its way; the next window's end takes what is left.
-    boom.flush();
-    timer = setTimeout(endOfWindow, windowMs).unref();
+    if (held === 0) return;
+    pump(true);
+    ensureTimer();
   }
+
+  const output: LogOutput = {
+    onDropped: null,
+    write(line: string): void {
+      if (broken) return;
+      const bytes = Buffer.byteLength(line);
+      if (held + bytes > maxHeld) {
+        dropped++;
+        return;
+      }
+      lines.push(line);
+      held += bytes;
+      if (timer === null) {
+        pump(true);
+        ensureTimer();
+      } else pump(false);
+    },
+    flush(done?: (err?: Error) => void): void {
+      if (done) {
+        if (held === 0 || broken) return void done();
+        waiters.push(done);
+      }
+      pump(true);
+    },
+    flushSync(): void {
+      const deadline = Date.now() + EXIT_FLUSH_MS;
+      // A write on its way in the thread pool keeps its bytes (taken off the queue); the rest follows it here.
+      while (!broken && Date.now() < deadline) {
+        const chunk = nextChunk();
+        if (chunk === null) return;
+        try {
+          written(chunk, writeSync(fd, chunk));
+        } catch (err) {
+          unwritten = chunk;
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        }
+      }
+    },
+  };
+  process.on('exit', () => output.flushSync());
   return output;
 }

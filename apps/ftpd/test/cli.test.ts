@@ -120,6 +120,43 @@ describe('ftpd command line', () => {
     expect(s.logs().at(-1)?.msg).toBe('stopped');
   });
 
+  it('with its log on a full disk (stdout on /dev/full) it still serves, and SIGTERM still stops it', async () => {
+    // pino's own output threw ENOSPC at the process, then retried every 100 ms for ever in its exit handler:
+    // no greeting, no reply, and SIGTERM ignored.
+    const root = await mkdtemp(join(tmpdir(), 'ftpd-full-'));
+    const { openSync, closeSync } = await import('node:fs');
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, [CLI, '--port', '0', '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: ['ignore', full, 'pipe'] });
+    closeSync(full);
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`ftpd did not start: ${err}`)), 15000);
+        child.stderr.on('data', () => {
+          const m = /on ftp:\/\/127\.0\.0\.1:(\d+)/.exec(err);
+          if (m && /user: /.test(err)) {
+            clearTimeout(timer);
+            resolve(Number(m[1]));
+          }
+        });
+      });
+      await writeFile(join(root, 'seen.txt'), 'x');
+      for (let i = 0; i < 3; i++) {
+        const client = new Client(5000);
+        await client.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD });
+        expect((await client.list()).map((e) => e.name)).toContain('seen.txt');
+        client.close();
+      }
+      child.kill('SIGTERM');
+      expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 8000))])).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('says clearly when the port is taken', async () => {
     const { createServer } = await import('node:net');
     const blocker = createServer();

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,23 @@ async function until(check: () => boolean, ms: number): Promise<boolean> {
     await sleep(5);
   }
   return check();
+}
+
+/** Reads a non-blocking FIFO until `enough` (an empty FIFO with a writer, this process, would block a plain read for ever). */
+async function readUntil(fd: number, enough: (text: string) => boolean, ms: number): Promise<string> {
+  const chunk = Buffer.alloc(1 << 20);
+  let text = '';
+  const end = Date.now() + ms;
+  while (Date.now() < end && !enough(text)) {
+    await sleep(20);
+    try {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      text += chunk.subarray(0, n).toString();
+    } catch {
+      // EAGAIN: nothing yet
+    }
+  }
+  return text;
 }
 
 describe('logOutput', () => {
@@ -82,20 +99,65 @@ describe('logOutput', () => {
     expect(await until(() => linesIn(path).length === 3, 60)).toBe(true);
   });
 
-  it('writes what waits when the process exits', () => {
+  it('writes what waits when the process exits, whether it ends on its own or by process.exit()', () => {
     const dir = mkdtempSync(join(tmpdir(), 'log-output-'));
     dirs.push(dir);
-    const path = join(dir, 'log');
+    const source = new URL('../src/log-output.ts', import.meta.url).pathname;
+    const run = (path: string, ending: string): void => {
+      const script = `
+        import { openSync } from 'node:fs';
+        import { pino } from 'pino';
+        import { logOutput } from ${JSON.stringify(source)};
+        const logger = pino({ level: 'info' }, logOutput(openSync(${JSON.stringify(path)}, 'w'), { windowMs: 60_000 }));
+        logger.info({ i: 0 }, 'line'); // written at once; the rest wait for a window that would end in a minute
+        setTimeout(() => {
+          for (let i = 1; i < 50; i++) logger.info({ i }, 'line');
+          ${ending}
+        }, 50);
+      `;
+      execFileSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, timeout: 20_000 });
+    };
+    const expected = Array.from({ length: 50 }, (_, i) => i);
+    run(join(dir, 'natural'), '');
+    expect(linesIn(join(dir, 'natural')).map((l) => JSON.parse(l).i)).toEqual(expected);
+    run(join(dir, 'exit'), 'process.exit(0);');
+    expect(linesIn(join(dir, 'exit')).map((l) => JSON.parse(l).i)).toEqual(expected);
+  });
+
+  it('keeps lines a non-blocking pipe refuses (EAGAIN) and writes them, in order, once it is read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'log-output-'));
+    dirs.push(dir);
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writeFd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    fds.push(writeFd);
+    const logger = pino({ level: 'info' }, logOutput(writeFd, { windowMs: 50 }));
+    const pad = 'z'.repeat(100);
+    for (let i = 0; i < 2000; i++) logger.info({ i, pad }, 'kept'); // ~330 KiB: five times what the pipe holds
+    await sleep(300);
+    const readFd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    fds.push(readFd);
+    const text = await readUntil(readFd, (t) => t.split('\n').length > 2000, 10_000);
+    const kept = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { i: number });
+    expect(kept.map((l) => l.i)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+  });
+
+  it('an output that fails (a full disk) loses lines, never the process: no throw, and the exit is not held up', () => {
     const script = `
       import { openSync } from 'node:fs';
       import { pino } from 'pino';
       import { logOutput } from ${JSON.stringify(new URL('../src/log-output.ts', import.meta.url).pathname)};
-      const logger = pino({ level: 'info' }, logOutput(openSync(${JSON.stringify(path)}, 'w'), { windowMs: 60_000 }));
-      for (let i = 0; i < 50; i++) logger.info({ i }, 'line');
-      process.exit(0);
+      const logger = pino({ level: 'info' }, logOutput(openSync('/dev/full', 'w'), { windowMs: 20 }));
+      for (let i = 0; i < 100; i++) logger.info({ i }, 'line');
+      setTimeout(() => { for (let i = 0; i < 100; i++) logger.info({ i }, 'later'); }, 100);
+      setTimeout(() => process.exit(7), 300);
     `;
-    execFileSync(process.execPath, ['--experimental-strip-types', '--no-warnings', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, timeout: 20_000 });
-    expect(linesIn(path).map((l) => JSON.parse(l).i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const started = Date.now();
+    // pino's own output threw ENOSPC at the process, whose exit then retried the write every 100 ms for ever.
+    const outcome = spawnSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, timeout: 20_000 });
+    expect(outcome.signal).toBeNull();
+    expect(outcome.status).toBe(7);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('drops lines past its bound while the output is not read, and says how many after the lines it kept', async () => {
@@ -119,19 +181,7 @@ describe('logOutput', () => {
     await sleep(300);
     const readFd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
     fds.push(readFd);
-    const chunk = Buffer.alloc(1 << 20);
-    let text = '';
-    const end = Date.now() + 5000;
-    while (Date.now() < end && !text.includes('"msg":"dropped"')) {
-      await sleep(20);
-      // Non-blocking: the FIFO always has a writer (this process), so an empty read would wait for ever.
-      try {
-        const n = readSync(readFd, chunk, 0, chunk.length, null);
-        text += chunk.subarray(0, n).toString();
-      } catch {
-        // EAGAIN: nothing yet
-      }
-    }
+    const text = await readUntil(readFd, (t) => t.includes('"msg":"dropped"'), 5000);
     const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { i?: number; msg: string; dropped?: number });
     const kept = lines.filter((l) => l.msg === 'unread');
     expect(dropped).toHaveLength(1);
