@@ -129,12 +129,12 @@ describe('ftpd command line', () => {
     const child = spawn(process.execPath, [CLI, '--port', '0', '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: ['ignore', full, 'pipe'] });
     closeSync(full);
     let err = '';
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       const port = await new Promise<number>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`ftpd did not start: ${err}`)), 15000);
-        child.stderr.on('data', () => {
+        child.stderr?.on('data', () => {
           const m = /on ftp:\/\/127\.0\.0\.1:(\d+)/.exec(err);
           if (m && /user: /.test(err)) {
             clearTimeout(timer);
