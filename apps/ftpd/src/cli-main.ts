@@ -45,6 +45,15 @@ function version(): string {
   return pkg.version;
 }
 
+/**
+ * For a serving process: what ftpd prints to stdout and stderr (the banner, warnings) is for a person, and a stream
+ * that fails (a full disk: ENOSPC; a closed pipe) must not end the server. Unheard, a failed write to them is an
+ * uncaught 'error': with stderr on a full disk ftpd exited at start, before serving anyone.
+ */
+function ignoreOutputErrors(): void {
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+}
+
 function makeLogger(level: string): Logger {
   // Pretty for a person at a terminal, JSON lines for log collectors (in batches while busy: log-output.ts).
   if (process.stdout.isTTY) return pino({ level }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }));
@@ -319,6 +328,7 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
 async function main(): Promise<number> {
   if (cluster.isWorker) {
     if (!startIdleRelease()) return 2;
+    ignoreOutputErrors();
     const { runWorker } = await import('./workers/worker.js');
     return runWorker(makeLogger);
   }
@@ -338,6 +348,7 @@ async function main(): Promise<number> {
       return usageError(`${why}: the file says everything (got ${request.others.join(' ')})`);
     }
     if (!startIdleRelease()) return 2;
+    ignoreOutputErrors();
     return serveConfig(request.file);
   }
   let options;
@@ -350,6 +361,7 @@ async function main(): Promise<number> {
   if (options === 'help') return printHelp();
   if (options === 'version') return printVersion();
   if (!startIdleRelease()) return 2;
+  ignoreOutputErrors();
   const logger = makeLogger(options.logLevel);
   if (options.workers > 1) {
     const cliOptions = options;

@@ -157,6 +157,42 @@ describe('ftpd command line', () => {
     }
   });
 
+  it('with stderr on a full disk too (its banner lost) it still serves, and SIGTERM still stops it', async () => {
+    // The banner's failed write was an uncaught 'error' on process.stderr: ftpd exited 1 before serving anyone.
+    const root = await mkdtemp(join(tmpdir(), 'ftpd-full-'));
+    const { openSync, closeSync } = await import('node:fs');
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+    await new Promise((r) => probe.close(r));
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, [CLI, '--port', String(port), '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: ['ignore', full, full] });
+    closeSync(full);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await writeFile(join(root, 'seen.txt'), 'x');
+      let listed: string[] = [];
+      for (let i = 0; i < 150 && child.exitCode === null && listed.length === 0; i++) {
+        const client = new Client(5000);
+        try {
+          await client.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD });
+          listed = (await client.list()).map((e) => e.name);
+        } catch {
+          await new Promise((r) => setTimeout(r, 100)); // not listening yet
+        } finally {
+          client.close();
+        }
+      }
+      expect(child.exitCode).toBeNull();
+      expect(listed).toContain('seen.txt');
+      child.kill('SIGTERM');
+      expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 8000))])).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('says clearly when the port is taken', async () => {
     const { createServer } = await import('node:net');
     const blocker = createServer();
