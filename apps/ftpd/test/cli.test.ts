@@ -123,74 +123,12 @@ describe('ftpd command line', () => {
   it('with its log on a full disk (stdout on /dev/full) it still serves, and SIGTERM still stops it', async () => {
     // pino's own output threw ENOSPC at the process, then retried every 100 ms for ever in its exit handler:
     // no greeting, no reply, and SIGTERM ignored.
-    const root = await mkdtemp(join(tmpdir(), 'ftpd-full-'));
-    const { openSync, closeSync } = await import('node:fs');
-    const full = openSync('/dev/full', 'w');
-    const child = spawn(process.execPath, [CLI, '--port', '0', '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: ['ignore', full, 'pipe'] });
-    closeSync(full);
-    let err = '';
-    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    try {
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`ftpd did not start: ${err}`)), 15000);
-        child.stderr?.on('data', () => {
-          const m = /on ftp:\/\/127\.0\.0\.1:(\d+)/.exec(err);
-          if (m && /user: /.test(err)) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
-        });
-      });
-      await writeFile(join(root, 'seen.txt'), 'x');
-      for (let i = 0; i < 3; i++) {
-        const client = new Client(5000);
-        await client.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD });
-        expect((await client.list()).map((e) => e.name)).toContain('seen.txt');
-        client.close();
-      }
-      child.kill('SIGTERM');
-      expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 8000))])).toBe(0);
-    } finally {
-      child.kill('SIGKILL');
-      await rm(root, { recursive: true, force: true });
-    }
+    await servesOnFullDisk(['stdout']);
   });
 
   it('with stderr on a full disk too (its banner lost) it still serves, and SIGTERM still stops it', async () => {
     // The banner's failed write was an uncaught 'error' on process.stderr: ftpd exited 1 before serving anyone.
-    const root = await mkdtemp(join(tmpdir(), 'ftpd-full-'));
-    const { openSync, closeSync } = await import('node:fs');
-    const { createServer } = await import('node:net');
-    const probe = createServer();
-    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
-    await new Promise((r) => probe.close(r));
-    const full = openSync('/dev/full', 'w');
-    const child = spawn(process.execPath, [CLI, '--port', String(port), '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: ['ignore', full, full] });
-    closeSync(full);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    try {
-      await writeFile(join(root, 'seen.txt'), 'x');
-      let listed: string[] = [];
-      for (let i = 0; i < 150 && child.exitCode === null && listed.length === 0; i++) {
-        const client = new Client(5000);
-        try {
-          await client.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD });
-          listed = (await client.list()).map((e) => e.name);
-        } catch {
-          await new Promise((r) => setTimeout(r, 100)); // not listening yet
-        } finally {
-          client.close();
-        }
-      }
-      expect(child.exitCode).toBeNull();
-      expect(listed).toContain('seen.txt');
-      child.kill('SIGTERM');
-      expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 8000))])).toBe(0);
-    } finally {
-      child.kill('SIGKILL');
-      await rm(root, { recursive: true, force: true });
-    }
+    await servesOnFullDisk(['stdout', 'stderr']);
   });
 
   it('says clearly when the port is taken', async () => {
@@ -243,3 +181,41 @@ describe('ftpd command line', () => {
     }
   });
 });
+
+/** Runs ftpd with `streams` on /dev/full: it must serve a login and a listing, and stop on SIGTERM with 0. */
+async function servesOnFullDisk(streams: ReadonlyArray<'stdout' | 'stderr'>): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'ftpd-full-'));
+  const { openSync, closeSync } = await import('node:fs');
+  const { createServer } = await import('node:net');
+  // The banner that names the port may be lost: the port is chosen here.
+  const probe = createServer();
+  const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+  await new Promise((r) => probe.close(r));
+  const full = openSync('/dev/full', 'w');
+  const stdio = ['ignore', streams.includes('stdout') ? full : 'ignore', streams.includes('stderr') ? full : 'ignore'] as const;
+  const child = spawn(process.execPath, [CLI, '--port', String(port), '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: [...stdio] });
+  closeSync(full);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await writeFile(join(root, 'seen.txt'), 'x');
+    let listed: string[] = [];
+    for (let i = 0; i < 150 && child.exitCode === null && listed.length === 0; i++) {
+      const client = new Client(5000);
+      try {
+        await client.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD });
+        listed = (await client.list()).map((e) => e.name);
+      } catch {
+        await new Promise((r) => setTimeout(r, 100)); // not listening yet
+      } finally {
+        client.close();
+      }
+    }
+    expect(child.exitCode).toBeNull();
+    expect(listed).toContain('seen.txt');
+    child.kill('SIGTERM');
+    expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 8000))])).toBe(0);
+  } finally {
+    child.kill('SIGKILL');
+    await rm(root, { recursive: true, force: true });
+  }
+}
