@@ -156,9 +156,9 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
       pump(true);
     },
     flushSync(): void {
-      const deadline = Date.now() + EXIT_FLUSH_MS;
+      const deadline = performance.now() + EXIT_FLUSH_MS;
       // A write on its way in the thread pool keeps its bytes (taken off the queue); the rest follows it here.
-      while (!broken && Date.now() < deadline) {
+      while (!broken && performance.now() < deadline) {
         const chunk = nextChunk();
         if (chunk === null) return;
         try {

@@ -395,8 +395,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.closing = true;
     const listening = this.sockets.splice(0).map((l) => l.server);
     const closed = Promise.all(listening.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
-    const deadline = Date.now() + graceMs;
-    while (graceMs > 0 && Date.now() < deadline && [...this.sessions].some((s) => s.transfer)) {
+    const deadline = performance.now() + graceMs;
+    while (graceMs > 0 && performance.now() < deadline && [...this.sessions].some((s) => s.transfer)) {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const session of [...this.sessions]) {

@@ -651,14 +651,15 @@ const MAX_DROPPED_COMMANDS = 1000;
 const CCC_GRACE_MS = 250;
 
 /**
- * Milliseconds since this module loaded: the idle clock. A small integer V8 keeps in the session's field itself
- * for 24 days of uptime, where a `Date.now()` costs every session a 16-byte heap number (past 24 days it still
- * counts right). `Math.floor` is what makes it one: a difference of two doubles stays a heap number, whole or not.
+ * Milliseconds since the process started, on the monotonic clock: the idle clock. Not the wall clock, which an NTP
+ * step or an operator moves: set forward two hours it ended every session as idle, set back an hour it let idle
+ * and unauthenticated sessions stay an hour more. A small integer V8 keeps in the session's field itself for 24 days
+ * of uptime, where a double costs every session a 16-byte heap number (past 24 days it still counts right).
+ * `Math.floor` is what makes it one.
  */
 export function clock(): number {
-  return Math.floor(Date.now() - CLOCK_EPOCH);
+  return Math.floor(performance.now());
 }
-const CLOCK_EPOCH = Date.now();
 
 /**
  * The RANG range, taken by the transfer command at hand (RETR, HASH, an upload or a listing) before anything can

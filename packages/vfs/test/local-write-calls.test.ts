@@ -194,7 +194,7 @@ describe('LocalProvider: an upload that replaces a small file (syncMetadata)', (
     idle.on('error', () => {});
     // 10 KiB held by the first upload, whose client then goes quiet.
     await new Promise<void>((resolve, reject) => idle.write(bytes(10 * 1024, 13), (err) => (err ? reject(err) : resolve())));
-    const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + WRITER_TAKEOVER_IDLE_MS + 1);
     const next = await p.createWriteStream('/taken.bin');
     clock.mockRestore();
     await end(next, bytes(2048, 14));
@@ -276,7 +276,7 @@ describe.each([true, false])('LocalProvider: an interrupted REST upload (syncMet
     ws.destroy(new Error('client gone'));
     expect(pool).toEqual([`${100 + 100 * 1024}`]);
     // Neither a resume nor a download may look at the file before the cut lands, even an idle upload's newcomer.
-    const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + WRITER_TAKEOVER_IDLE_MS + 1);
     await expect(provider().createWriteStream(`/${name}`, { start: 10 })).rejects.toMatchObject({ code: 'EBUSY' });
     clock.mockRestore();
     landed();
@@ -290,7 +290,7 @@ describe.each([true, false])('LocalProvider: an interrupted REST upload (syncMet
     const idle = await provider().createWriteStream(`/${name}`, { start: 100 });
     idle.on('error', () => {});
     await new Promise<void>((resolve, reject) => idle.write(bytes(100, 28), (err) => (err ? reject(err) : resolve())));
-    const later = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+    const later = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + WRITER_TAKEOVER_IDLE_MS + 1);
     const append = await provider().createWriteStream(`/${name}`, { append: true });
     later.mockRestore();
     await end(append, bytes(10, 29));

@@ -142,8 +142,8 @@ for (const syncMetadata of [true, false]) {
       await write(stale, A.subarray(0, BLOCK));
       // Busy a moment ago: still refused.
       expect(await code(openWriteStream(p, '/stale.bin', { start: BLOCK }))).toBe('EBUSY');
-      const now = Date.now();
-      const clock = vi.spyOn(Date, 'now').mockReturnValue(now + WRITER_TAKEOVER_IDLE_MS + 1);
+      const now = performance.now();
+      const clock = vi.spyOn(performance, 'now').mockReturnValue(now + WRITER_TAKEOVER_IDLE_MS + 1);
       try {
         // The client resumes where its upload stopped: the idle upload is ended (EBUSY) and the resume writes.
         const resume = await openWriteStream(p, '/stale.bin', { start: BLOCK });
@@ -156,13 +156,30 @@ for (const syncMetadata of [true, false]) {
       expect(onDisk('stale.bin').equals(A)).toBe(true);
       // A file handle opened for writing is not an upload whose client can vanish: it is never taken over.
       const h = await p.open('/stale.bin', 'r+');
-      const later = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 10 * WRITER_TAKEOVER_IDLE_MS);
+      const later = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + 10 * WRITER_TAKEOVER_IDLE_MS);
       try {
         expect(await code(openReadStream(p, '/stale.bin'))).toBe('EBUSY');
       } finally {
         later.mockRestore();
         await h.close();
       }
+    });
+
+    it('a wall clock set forward an hour does not make a running upload look idle: a second upload is still refused', async () => {
+      const p = make();
+      const up = await openWriteStream(p, '/running.bin');
+      await write(up, A.subarray(0, BLOCK));
+      const real = Date.now.bind(Date);
+      const clock = vi.spyOn(Date, 'now').mockImplementation(() => real() + 3_600_000);
+      try {
+        // With the wall clock, the upload that wrote a moment ago had been "idle for an hour" and was ended.
+        expect(await code(openWriteStream(p, '/running.bin', { start: BLOCK }))).toBe('EBUSY');
+      } finally {
+        clock.mockRestore();
+      }
+      await write(up, A.subarray(BLOCK));
+      await end(up);
+      expect((await readAll(p, '/running.bin')).equals(A)).toBe(true);
     });
 
     it('a download that ends an idle upload promises the size the file has once that upload has let it go', async () => {
@@ -180,7 +197,7 @@ for (const syncMetadata of [true, false]) {
         onTestFinished(() => void up.destroy());
         const ended = new Promise<VfsErrorCode>((resolve) => up.once('error', (err) => resolve(toVfsError(err).code)));
         await write(up, Buffer.alloc(3 * 1024, 'N'));
-        const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+        const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + WRITER_TAKEOVER_IDLE_MS + 1);
         let dl: Awaited<ReturnType<typeof openReadStream>>;
         try {
           dl = await openReadStream(p, `/${name}`);

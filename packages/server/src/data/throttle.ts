@@ -22,7 +22,8 @@ export function sliceFor(rate: number): number {
 export class RateLimiter {
   #rate: number;
   private tokens: number;
-  private last = Date.now();
+  // The monotonic clock: the wall clock set back an hour left every limited transfer waiting an hour.
+  private last = performance.now();
   private queue: Promise<void> = Promise.resolve();
   /** Ends the sleep of the caller being served, for it to look at a changed rate. */
   private wake: (() => void) | null = null;
@@ -55,7 +56,7 @@ export class RateLimiter {
   }
 
   private refill(): void {
-    const now = Date.now();
+    const now = performance.now();
     if (this.#rate > 0) this.tokens = Math.min(sliceFor(this.#rate), this.tokens + ((now - this.last) / 1000) * this.#rate);
     this.last = now;
   }
@@ -63,7 +64,7 @@ export class RateLimiter {
   private async wait(bytes: number): Promise<void> {
     for (;;) {
       if (this.#rate <= 0) {
-        this.last = Date.now();
+        this.last = performance.now();
         return;
       }
       this.refill();
@@ -79,6 +80,8 @@ export class RateLimiter {
           this.wake = null;
           resolve();
         }, ms);
+        // A wait must not keep a stopping process alive: the transfer's own sockets do while it runs.
+        timer.unref();
         this.wake = () => {
           clearTimeout(timer);
           this.wake = null;

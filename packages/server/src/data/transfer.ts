@@ -28,7 +28,7 @@ export class TransferError extends Error {
 /** The transfer in progress on a session: progress for STAT, and the handle ABOR pulls. */
 export class Transfer {
   bytes = 0;
-  readonly startedAt = Date.now();
+  readonly startedAt = performance.now();
   /** The data connection, once it is made. */
   socket: Socket | null = null;
   /** The TCP connection under {@link socket} (itself, unless TLS runs over it). */
@@ -55,7 +55,7 @@ export class Transfer {
   private lastStored: number | undefined;
   /** Why the transfer was stopped from outside, when the reason alone does not say it (a storage stall). */
   private stopCause: Error | null = null;
-  private lastProgress = Date.now();
+  private lastProgress = performance.now();
   /** The data socket's write queue at the last stall check (-1: none seen yet). */
   private lastQueued = -1;
   private stopReason: TransferFailure | null = null;
@@ -86,7 +86,7 @@ export class Transfer {
     this.socket = socket;
     this.tcp = tcp;
     this.stallTimeoutMs = stallTimeoutMs;
-    this.lastProgress = Date.now();
+    this.lastProgress = performance.now();
     if (this.stopReason) socket.destroy();
     if (stallTimeoutMs > 0) {
       this.stallTimer = setInterval(() => {
@@ -95,17 +95,17 @@ export class Transfer {
         // the kernel takes bytes; it grows only when a write is added, after the one before it completed).
         const queued = writeQueueOf(tcp);
         if (queued !== undefined) {
-          if (queued !== this.lastQueued) this.lastProgress = Date.now();
+          if (queued !== this.lastQueued) this.lastProgress = performance.now();
           this.lastQueued = queued;
         }
         // Storage copying the kept part of an APPE or REST + STOR takes no data for as long as that lasts.
         const stored = this.storageProgress();
         if (stored !== this.lastStored) {
           this.lastStored = stored;
-          this.lastProgress = Date.now();
+          this.lastProgress = performance.now();
         }
-        if (this.throttled) this.lastProgress = Date.now();
-        if (Date.now() - this.lastProgress < stallTimeoutMs) return;
+        if (this.throttled) this.lastProgress = performance.now();
+        if (performance.now() - this.lastProgress < stallTimeoutMs) return;
         const seconds = Math.round(stallTimeoutMs / 1000);
         if (this.storageCommitting()) this.stop('local', new FtpError(451, `Storage did not finish storing the upload in ${seconds} s; upload abandoned.`));
         else if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage took none of the upload's data for ${seconds} s; upload abandoned.`));
@@ -148,11 +148,11 @@ export class Transfer {
   /** Counts bytes moved; also what keeps the stall timer and the control idle timer from firing. */
   progress(n: number): void {
     this.bytes += n;
-    this.lastProgress = Date.now();
+    this.lastProgress = performance.now();
   }
 
   get idleMs(): number {
-    return this.throttled ? 0 : Date.now() - this.lastProgress;
+    return this.throttled ? 0 : performance.now() - this.lastProgress;
   }
 
   get reason(): TransferFailure | null {

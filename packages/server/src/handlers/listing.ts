@@ -726,7 +726,7 @@ export async function stat(s: Session, arg: string): Promise<void> {
       ` TYPE: ${s.transferType === 'A' ? 'ASCII' : 'BINARY'}, STRUcture: File, MODE: ${s.mode === 'Z' ? 'Deflate' : 'Stream'}`,
     ];
     const t = s.transfer;
-    if (t) lines.push(` ${t.direction} of ${t.path} in progress: ${t.bytes} bytes in ${((Date.now() - t.startedAt) / 1000).toFixed(1)} s`);
+    if (t) lines.push(` ${t.direction} of ${t.path} in progress: ${t.bytes} bytes in ${((performance.now() - t.startedAt) / 1000).toFixed(1)} s`);
     else lines.push(' No data connection');
     lines.push('End of status');
     return s.reply(211, lines);

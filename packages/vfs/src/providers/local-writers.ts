@@ -38,7 +38,10 @@ export const WRITER_TAKEOVER_IDLE_MS = 5000;
 export interface WriterClaim {
   readonly key: string;
   readonly path: string;
-  /** When its last write ended (ms, `Date.now()`); 0 while a write is running. */
+  /**
+   * When its last write ended (ms, `performance.now()`: the monotonic clock, as a wall clock set forward would make
+   * a running upload look idle); 0 while a write is running.
+   */
   idleSince: number;
   /** Ends the writer (an upload stream) so another can take the file; null for one that cannot be (a file handle). */
   revoke: ((err: Error) => void) | null;
@@ -81,7 +84,7 @@ function keyOf(st: Stats): string {
 function freeOrIdle(key: string): boolean {
   const held = writers.get(key);
   if (held === undefined) return true;
-  return held.revoke !== null && held.idleSince !== 0 && Date.now() - held.idleSince >= WRITER_TAKEOVER_IDLE_MS;
+  return held.revoke !== null && held.idleSince !== 0 && performance.now() - held.idleSince >= WRITER_TAKEOVER_IDLE_MS;
 }
 
 /** Ends the idle writer of `key`, if any ({@link freeOrIdle} said the file may be taken). */
@@ -109,7 +112,7 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
   const tookOver = takeOver(key, path);
-  const claim: WriterClaim = { key, path, idleSince: Date.now(), revoke: null, shared, tookOver };
+  const claim: WriterClaim = { key, path, idleSince: performance.now(), revoke: null, shared, tookOver };
   writers.set(key, claim);
   return claim;
 }

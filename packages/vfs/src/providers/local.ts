@@ -378,7 +378,7 @@ class LocalWriteStream extends Writable implements UploadStream {
     if (writer !== null) writer.idleSince = 0;
     start((err, ...rest) => {
       this.#busy = false;
-      if (writer !== null) writer.idleSince = Date.now();
+      if (writer !== null) writer.idleSince = performance.now();
       const close = this.#closeWhenIdle;
       this.#closeWhenIdle = null;
       // The operation's own callback first: it records what was written (the position), which the close of a

@@ -364,8 +364,11 @@ class MemoryWriteStream extends Writable implements UploadStream {
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
 
-  /** When it last wrote (ms): an upload quiet for {@link WRITER_TAKEOVER_IDLE_MS} gives the file up (see {@link busy}). */
-  idleSince = Date.now();
+  /**
+   * When it last wrote (ms, the monotonic clock): an upload quiet for {@link WRITER_TAKEOVER_IDLE_MS} gives the file
+   * up (see {@link busy}).
+   */
+  idleSince = performance.now();
   /**
    * Every chunk is copied into the file's own blocks before its callback: the server may read the next data into the
    * same memory (uploads then skip a fresh buffer per socket read, most of their CPU here).
@@ -392,7 +395,8 @@ class MemoryWriteStream extends Writable implements UploadStream {
     this.#content.writeAt(pos, chunk);
     if (this.#pos !== null) this.#pos += chunk.length;
     this.#sinceTurn += chunk.length;
-    this.#node.mtimeMs = this.idleSince = Date.now();
+    this.#node.mtimeMs = Date.now();
+    this.idleSince = performance.now();
   }
 
   /**
@@ -463,7 +467,7 @@ class MemoryWriteStream extends Writable implements UploadStream {
 function busy(content: Content, path: string): boolean {
   const writer = content.writer;
   if (writer === null) return false;
-  if (!(writer instanceof MemoryWriteStream) || Date.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
+  if (!(writer instanceof MemoryWriteStream) || performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
   writer.destroy(fsError('EBUSY', 'write', path));
   return content.writer !== null;
 }
