@@ -59,7 +59,7 @@ function makeLogger(level: string): Logger {
   if (process.stdout.isTTY) return pino({ level }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }));
   const output = logOutput();
   const logger = pino({ level }, output);
-  output.onDropped = (count) => logger.warn({ dropped: count }, 'log lines dropped: the log output was not being read');
+  output.onDropped = (count) => logger.warn({ dropped: count }, 'log lines dropped: the log output did not take them (not read, or failing)');
   return logger;
 }
 
@@ -462,12 +462,22 @@ function printVersion(): number {
   return 0;
 }
 
+/**
+ * How long the process may stay after its work is done before it ends itself. What can keep it is a write to
+ * stdout blocked in the thread pool: a pipe whose reader has stopped, which the workers' exits can leave in blocking
+ * mode (helper-108: a supervisor ignored every SIGTERM until its reader resumed). The exit then writes what waits in
+ * the log, for a second at most (log-output.ts).
+ */
+const EXIT_AFTER_MS = 3000;
+
 main().then(
   (code) => {
     process.exitCode = code;
+    setTimeout(() => process.exit(), EXIT_AFTER_MS).unref();
   },
   (err: unknown) => {
     process.stderr.write(`ftpd: ${withoutPem((err as Error)?.stack ?? String(err))}\n`);
     process.exitCode = 1;
+    setTimeout(() => process.exit(), EXIT_AFTER_MS).unref();
   },
 );

@@ -1,4 +1,4 @@
-import { write as fsWrite, writeSync } from 'node:fs';
+import { constants, fstatSync, openSync, write as fsWrite, writeSync } from 'node:fs';
 import type { DestinationStream } from 'pino';
 
 /** How long lines logged while others are being written may wait to be written together (ms). */
@@ -42,7 +42,9 @@ export interface LogOutput extends DestinationStream {
 export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number } = {}): LogOutput {
   const windowMs = options.windowMs ?? LOG_WINDOW_MS;
   const maxHeld = options.maxHeld ?? LOG_MAX_HELD;
-  let lines: string[] = []; // waiting, oldest first
+  const out = ownDescriptor(fd);
+  let lines: string[] = []; // waiting, oldest first from `head` on (a queue: taking from its front copies nothing)
+  let head = 0;
   let held = 0; // their bytes, and those of `unwritten`
   let unwritten: Buffer | null = null; // the rest of a write the output took only part of, or that failed
   let writing = false;
@@ -51,6 +53,7 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
   let dropped = 0;
   let timer: NodeJS.Timeout | null = null;
   let waiters: Array<(err?: Error) => void> = [];
+  let exiting = false; // in flushSync: lines are only queued, for it to write
 
   /** What goes out next, taken off the queue: the unwritten rest, else whole lines of at most 4 KiB (one longer alone). */
   function nextChunk(): Buffer | null {
@@ -59,17 +62,26 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
       unwritten = null;
       return rest;
     }
-    if (lines.length === 0) return null;
-    let bytes = Buffer.byteLength(lines[0]!);
-    let count = 1;
-    while (count < lines.length) {
-      const more = Buffer.byteLength(lines[count]!);
+    if (head === lines.length) return null;
+    let bytes = Buffer.byteLength(lines[head]!);
+    let end = head + 1;
+    while (end < lines.length) {
+      const more = Buffer.byteLength(lines[end]!);
       if (bytes + more > PIPE_ATOMIC) break;
       bytes += more;
-      count++;
+      end++;
     }
-    const chunk = Buffer.from(count === 1 ? lines[0]! : lines.slice(0, count).join(''));
-    lines = count === lines.length ? [] : lines.slice(count);
+    const chunk = Buffer.from(end === head + 1 ? lines[head]! : lines.slice(head, end).join(''));
+    // Slicing the rest off each time made emptying a 16 MiB backlog quadratic (7 s of CPU, helper-108): an index
+    // moves instead, and the taken lines are cut off once they are most of the array.
+    head = end;
+    if (head === lines.length) {
+      lines = [];
+      head = 0;
+    } else if (head >= 1024 && head * 2 >= lines.length) {
+      lines = lines.slice(head);
+      head = 0;
+    }
     return chunk;
   }
 
@@ -91,7 +103,7 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
     const chunk = nextChunk();
     if (chunk === null) return settle();
     writing = true;
-    fsWrite(fd, chunk, 0, chunk.length, null, (err, n) => {
+    fsWrite(out, chunk, 0, chunk.length, null, (err, n) => {
       writing = false;
       if (err) {
         unwritten = chunk;
@@ -110,9 +122,16 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
   function end(err: Error): void {
     broken = true;
     lines = [];
+    head = 0;
     unwritten = null;
     held = 0;
     settle(err);
+  }
+
+  function reportDropped(): void {
+    const count = dropped;
+    dropped = 0;
+    output.onDropped?.(count);
   }
 
   function ensureTimer(): void {
@@ -122,11 +141,7 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
   function endOfWindow(): void {
     timer = null;
     if (broken) return;
-    if (dropped > 0 && !failing && held < maxHeld / 2) {
-      const count = dropped;
-      dropped = 0;
-      output.onDropped?.(count);
-    }
+    if (dropped > 0 && !failing && held < maxHeld / 2) reportDropped();
     if (held === 0) return;
     pump(true);
     ensureTimer();
@@ -137,12 +152,14 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
     write(line: string): void {
       if (broken) return;
       const bytes = Buffer.byteLength(line);
-      if (held + bytes > maxHeld) {
+      // At exit the count of what was dropped still goes in (see flushSync).
+      if (held + bytes > maxHeld && !exiting) {
         dropped++;
         return;
       }
       lines.push(line);
       held += bytes;
+      if (exiting) return;
       if (timer === null) {
         pump(true);
         ensureTimer();
@@ -157,20 +174,45 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
     },
     flushSync(): void {
       const deadline = performance.now() + EXIT_FLUSH_MS;
-      // A write on its way in the thread pool keeps its bytes (taken off the queue); the rest follows it here.
-      while (!broken && performance.now() < deadline) {
-        const chunk = nextChunk();
-        if (chunk === null) return;
-        try {
-          written(chunk, writeSync(fd, chunk));
-        } catch (err) {
-          unwritten = chunk;
-          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      exiting = true;
+      try {
+        // Said before the end, where the lines lost are the last ones (a full queue keeps the oldest).
+        if (dropped > 0) reportDropped();
+        // A write on its way in the thread pool keeps its bytes (taken off the queue); the rest is written here,
+        // after it if it has run by then, else before it (an exit during a write may put its lines last).
+        while (!broken && performance.now() < deadline) {
+          const chunk = nextChunk();
+          if (chunk === null) return;
+          try {
+            written(chunk, writeSync(out, chunk));
+          } catch (err) {
+            unwritten = chunk;
+            if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          }
         }
+      } finally {
+        exiting = false;
       }
     },
   };
   process.on('exit', () => output.flushSync());
   return output;
+}
+
+/**
+ * What the output writes to: for a pipe, the same pipe opened again, non-blocking and ours alone. A pipe's blocking
+ * mode belongs to everyone sharing it (Node makes it blocking for its own stdout, the workers' exits switch it), and
+ * a blocking write to a pipe whose reader has stopped holds a thread-pool thread for ever — and with it the exit,
+ * which waits for that thread (helper-108: a supervisor ignored every SIGTERM until its reader resumed). Non-blocking,
+ * a full pipe answers EAGAIN and the lines wait (a write of at most 4 KiB goes in whole or not at all). Anything else,
+ * or where /proc is missing: `fd` itself.
+ */
+function ownDescriptor(fd: number): number {
+  try {
+    if (fstatSync(fd).isFIFO()) return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch {
+    // not reopenable (no reader left, no /proc): written as it is
+  }
+  return fd;
 }

@@ -94,22 +94,8 @@ describe('ftpd command line', () => {
   it('at the default log level a burst of sessions logs every line, in order, the last ones written at SIGTERM', async () => {
     // Lines logged close together go out in batches (log-output.ts); none may be lost or reordered, at exit either.
     const s = await startFtpd(['--log-level', 'info']);
-    const { connect } = await import('node:net');
-    const login = (): Promise<void> =>
-      new Promise((resolve, reject) => {
-        const socket = connect(s.port, '127.0.0.1');
-        const sends = [`USER ${USER}\r\n`, `PASS ${PASSWORD}\r\n`, 'QUIT\r\n'];
-        let text = '';
-        socket.on('data', (d: Buffer) => {
-          text += d.toString();
-          const next = sends.shift();
-          if (next !== undefined) socket.write(next);
-        });
-        socket.on('close', () => (/^230 /m.test(text) ? resolve() : reject(new Error(text))));
-        socket.on('error', reject);
-      });
     try {
-      for (let i = 0; i < 60; i++) await login();
+      for (let i = 0; i < 60; i++) await loginAndQuit(s.port);
     } finally {
       expect(await s.stop()).toBe(0);
     }
@@ -118,6 +104,40 @@ describe('ftpd command line', () => {
     expect(sessions.size).toBe(60);
     for (const msgs of sessions.values()) expect(msgs).toEqual(['connected', 'logged in', 'disconnected']);
     expect(s.logs().at(-1)?.msg).toBe('stopped');
+  });
+
+  it('with stdout on a pipe nobody reads (a stopped reader) SIGTERM still ends it, within seconds', { timeout: 30000 }, async () => {
+    // A log write blocked in the thread pool kept the process alive after its stop, until the reader came back.
+    const root = await mkdtemp(join(tmpdir(), 'ftpd-stalled-'));
+    const fifo = join(root, 'log.fifo');
+    await run('mkfifo', [fifo]);
+    const { openSync, closeSync, constants } = await import('node:fs');
+    const keep = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK); // a reader end that never reads
+    const out = openSync(fifo, 'w');
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, '--port', String(port), '--root', join(root, 'data'), '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: ['ignore', out, 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitUntilServing(port, child);
+      // Node makes its stdout pipe non-blocking; another process sharing it (a worker exiting, a shell) may make it
+      // blocking again, as here: a full pipe then holds a write in the thread pool.
+      const { spawnSync } = await import('node:child_process');
+      expect(spawnSync('/usr/bin/python3', ['-c', 'import os; os.set_blocking(1, True)'], { stdio: ['ignore', out, 'inherit'] }).status).toBe(0);
+      closeSync(out);
+      // ~150 bytes a line, three a login: the pipe's 64 KiB are full after ~150 logins.
+      for (let i = 0; i < 400; i++) await loginAndQuit(port);
+      child.kill('SIGTERM');
+      expect(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 10000))])).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      closeSync(keep);
+      try {
+        closeSync(out);
+      } catch {
+        // closed above
+      }
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('with its log on a full disk (stdout on /dev/full) it still serves, and SIGTERM still stops it', async () => {
@@ -186,11 +206,8 @@ describe('ftpd command line', () => {
 async function servesOnFullDisk(streams: ReadonlyArray<'stdout' | 'stderr'>): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'ftpd-full-'));
   const { openSync, closeSync } = await import('node:fs');
-  const { createServer } = await import('node:net');
   // The banner that names the port may be lost: the port is chosen here.
-  const probe = createServer();
-  const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
-  await new Promise((r) => probe.close(r));
+  const port = await freePort();
   const full = openSync('/dev/full', 'w');
   const stdio = ['ignore', streams.includes('stdout') ? full : 'ignore', streams.includes('stderr') ? full : 'ignore'] as const;
   const child = spawn(process.execPath, [CLI, '--port', String(port), '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'info'], { stdio: [...stdio] });
@@ -218,4 +235,47 @@ async function servesOnFullDisk(streams: ReadonlyArray<'stdout' | 'stderr'>): Pr
     child.kill('SIGKILL');
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/** A loopback port free a moment ago. */
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+/** Waits (15 s at most) until ftpd answers on `port` with its greeting. */
+async function waitUntilServing(port: number, child: { exitCode: number | null }): Promise<void> {
+  const { connect } = await import('node:net');
+  for (let i = 0; i < 150 && child.exitCode === null; i++) {
+    const greeted = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('data', (d: Buffer) => resolve(d.toString().startsWith('220')));
+      socket.once('error', () => resolve(false));
+      socket.once('close', () => resolve(false));
+      setTimeout(() => resolve(false), 1000).unref();
+    }).then((ok) => ok);
+    if (greeted) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('ftpd did not start');
+}
+
+/** One session: USER, PASS (230 expected), QUIT. */
+async function loginAndQuit(port: number): Promise<void> {
+  const { connect } = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const sends = [`USER ${USER}\r\n`, `PASS ${PASSWORD}\r\n`, 'QUIT\r\n'];
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+      const next = sends.shift();
+      if (next !== undefined) socket.write(next);
+    });
+    socket.on('close', () => (/^230 /m.test(text) ? resolve() : reject(new Error(text))));
+    socket.on('error', reject);
+  });
 }
