@@ -120,39 +120,11 @@ describe('file claims shared between processes', () => {
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('open');
   });
 
-  it("a claims folder removed under another process's upload: its claim is made again, and downloads here stay refused", { timeout: 20000 }, async () => {
-    // helper-109: the folder removed (a /dev/shm clean-up) during an upload in one worker, downloads in the other
-    // read the half-rewritten file and got 226.
-    const p = new LocalProvider(root);
-    const { child, said } = await otherProcess('write');
-    expect(said).toBe('open');
-    fs.rmSync(claims, { recursive: true });
-    // Here first, while the writer's process has not looked yet: made again, and busy for its grace.
-    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(fs.readdirSync(claims).some((n) => n.endsWith('.w'))).toBe(true);
-    await new Promise((r) => setTimeout(r, 1000)); // past the grace: refused for the writer's claim itself
-    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
-    // The folder removed again, this time made again by the writer's process, which looks every half second.
-    fs.rmSync(claims, { recursive: true });
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(fs.readdirSync(claims).some((n) => n.endsWith('.w'))).toBe(true);
-    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
-    await finish(child);
-    await new Promise((r) => setTimeout(r, 1600));
-    const chunks: Buffer[] = [];
-    for await (const c of await openReadStream(p, '/f.bin')) chunks.push(c as Buffer);
-    expect(Buffer.concat(chunks).toString()).toBe('new version');
-  });
-
   it('a claims folder that vanished is made again; one that cannot be used fails as EIO, not as the file', async () => {
     const p = new LocalProvider(root);
     fs.rmSync(claims, { recursive: true });
-    // Made again, and busy for a moment: the other processes' claims are not back in it yet.
-    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
-    expect(fs.existsSync(claims)).toBe(true);
-    await new Promise((r) => setTimeout(r, 1600));
     expect(await code(openReadStream(p, '/f.bin'))).toBe('open');
+    expect(fs.existsSync(claims)).toBe(true);
     // A file where the folder should be: nothing can be made in it.
     fs.rmSync(claims, { recursive: true });
     fs.writeFileSync(claims, '');

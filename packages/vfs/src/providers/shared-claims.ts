@@ -24,27 +24,7 @@ import { VfsError } from '../errors.js';
 const state = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.sharedFileClaims.v1')] ??= { root: null, sequence: 0 }) as {
   root: string | null;
   sequence: number;
-  /** This process's claims not yet released: made again in a folder made anew. */
-  live?: Set<SharedClaim>;
-  /** The folder as last seen (`dev:ino:birth`), null before. */
-  folder?: string | null;
-  /** When this process last found the folder made anew (performance.now()). */
-  renewedAt?: number;
-  watch?: NodeJS.Timeout | null;
 };
-// Added to the shape an earlier copy of this package may have made first (the key is shared by every copy).
-const live = (state.live ??= new Set());
-
-/**
- * How often each process looks at the folder (ms). A folder removed from under running transfers (a clean-up of
- * /dev/shm, systemd's RemoveIPC) took every claim with it, and a download in another process then read a file an
- * upload was rewriting (helper-109: 226 with a mixed file). Each process now makes the folder again and its own live
- * claims in it within this time.
- */
-const WATCH_MS = 500;
-
-/** After a process finds the folder made anew, its new claims wait this long for the others' to be made again. */
-const RENEWAL_GRACE_MS = 3 * WATCH_MS;
 
 /**
  * Makes every `LocalProvider` of this process claim the files it opens in `dir` too, a folder shared by all the
@@ -53,62 +33,6 @@ const RENEWAL_GRACE_MS = 3 * WATCH_MS;
  */
 export function shareFileClaims(dir: string | null): void {
   state.root = dir;
-  state.folder = null;
-  state.renewedAt = -Infinity;
-  if (state.watch) clearInterval(state.watch);
-  state.watch = null;
-  if (dir === null) return;
-  state.folder = folderId();
-  state.watch = setInterval(watchFolder, WATCH_MS);
-  state.watch.unref();
-}
-
-/** The folder's identity (`dev:ino:birth`: a folder made again may get the same inode), null when it is missing. */
-function folderId(): string | null {
-  try {
-    const st = fs.statSync(state.root as string, { throwIfNoEntry: false });
-    return st === undefined ? null : `${st.dev}:${st.ino}:${st.birthtimeMs}`;
-  } catch {
-    return null;
-  }
-}
-
-/** Makes the folder again when it is gone, and this process's claims in it when it is not the one they were in. */
-function watchFolder(): void {
-  if (state.root === null) return;
-  let now = folderId();
-  let remade = false;
-  if (now === null && live.size > 0) {
-    try {
-      fs.mkdirSync(state.root, { recursive: true, mode: 0o700 });
-    } catch {
-      return; // tried again at the next look; claims meanwhile fail as EIO
-    }
-    now = folderId();
-    remade = true;
-  }
-  if (now !== null && state.folder != null && (remade || now !== state.folder)) renewed();
-  if (now !== null) state.folder = now;
-}
-
-/** The folder is not the one this process's claims were made in: they are made again, and new ones wait a moment. */
-function renewed(): void {
-  state.renewedAt = performance.now();
-  let restored = 0;
-  for (const claim of live) {
-    try {
-      fs.symlinkSync(claim.token, claim.entry);
-      restored++;
-    } catch {
-      // made meanwhile (a writer's: another process's now, which this one cannot undo)
-    }
-  }
-  process.emitWarning(`file claims folder ${state.root} was removed and made again; ${restored} claim(s) of this process made again`, 'FtpVfsWarning');
-}
-
-/** Whether new claims must wait for the others' to be made again in a folder made anew. */
-function renewing(): boolean {
-  return performance.now() - (state.renewedAt ?? -Infinity) < RENEWAL_GRACE_MS;
 }
 
 /** Whether claims are shared with other processes. */
@@ -147,9 +71,6 @@ function make(action: () => void): boolean {
         } catch (mkdirErr) {
           throw folderFailed(mkdirErr);
         }
-        // Missing, so made anew whatever its identity (a folder made again may get the same inode).
-        if (state.folder != null) renewed();
-        state.folder = folderId();
         continue;
       }
       throw folderFailed(err);
@@ -192,10 +113,6 @@ export function claimWrite(key: string): SharedClaim | null {
     }
   }
   const claim = { entry, token, writer: true };
-  if (renewing()) {
-    release(claim);
-    return null;
-  }
   try {
     const readers = `${prefix.slice(prefix.lastIndexOf('/') + 1)}.r.`;
     const mine = `${readers}${process.pid}.`;
@@ -209,7 +126,6 @@ export function claimWrite(key: string): SharedClaim | null {
     release(claim);
     throw folderFailed(err);
   }
-  live.add(claim);
   return claim;
 }
 
@@ -223,18 +139,15 @@ export function claimRead(key: string): SharedClaim | null {
   const entry = `${prefix}.r.${token}`;
   make(() => fs.symlinkSync(token, entry));
   const writer = writerOf(`${prefix}.w`);
-  if ((writer !== null && writer !== process.pid) || renewing()) {
+  if (writer !== null && writer !== process.pid) {
     release({ entry, token, writer: false });
     return null;
   }
-  const claim = { entry, token, writer: false };
-  live.add(claim);
-  return claim;
+  return { entry, token, writer: false };
 }
 
 /** Gives a claim back: its entry is removed while it is still its own (a writer's may have been replaced). */
 export function release(claim: SharedClaim): void {
-  live.delete(claim);
   try {
     if (!claim.writer || fs.readlinkSync(claim.entry) === claim.token) fs.unlinkSync(claim.entry);
   } catch {
