@@ -465,10 +465,12 @@ function printVersion(): number {
 /**
  * How long the process may stay after its work is done before it ends itself. What can keep it is a write to
  * stdout blocked in the thread pool: a pipe whose reader has stopped, which the workers' exits can leave in blocking
- * mode (helper-108: a supervisor ignored every SIGTERM until its reader resumed). The exit then writes what waits in
- * the log, for a second at most (log-output.ts).
+ * mode (helper-108: a supervisor ignored every SIGTERM until its reader resumed; log-output.ts now writes pipes
+ * through a non-blocking descriptor of its own, so this is the bound for what remains, e.g. a socket). Long enough
+ * for what a stop starts and does not wait for (an S3 multipart upload cut at the end of the grace being aborted).
+ * The exit then writes what waits in the log, for a second at most.
  */
-const EXIT_AFTER_MS = 3000;
+const EXIT_AFTER_MS = 10_000;
 
 main().then(
   (code) => {

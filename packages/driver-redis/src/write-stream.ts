@@ -52,7 +52,7 @@ export class RedisWriteStream extends Writable implements UploadStream {
   /** Set once the content is known discarded: `_destroy` need not ask again. */
   #discarded = false;
   /** When the content's TTL was last refreshed. */
-  #refreshed = Date.now();
+  #refreshed = performance.now(); // elapsed time only: the monotonic clock (the wall clock can be stepped)
   /** Set by `transferError`: the upload must not be committed, even if `end()` were called after all. */
   #aborted: Error | undefined;
   /** The start of the content not yet taken: the partial chunk of a kept prefix, then zeros of a hole. */
@@ -135,7 +135,7 @@ export class RedisWriteStream extends Writable implements UploadStream {
 
   /** Sends a chunk; when the window is full, waits for the oldest write in flight. */
   async #send(buf: Buffer): Promise<void> {
-    this.#refreshed = Date.now();
+    this.#refreshed = performance.now();
     const p = putChunk(this.#fs, this.#ino, this.#seq++, buf);
     this.#outstanding.add(p);
     // Awaited later; never an unhandled rejection.
@@ -161,8 +161,8 @@ export class RedisWriteStream extends Writable implements UploadStream {
    * So the TTL is also refreshed when a third of it has passed since the last chunk was sent.
    */
   async #keepAlive(): Promise<void> {
-    if (this.#seq === 0 || Date.now() - this.#refreshed < this.#fs.uploadTtlMs / 3) return;
-    this.#refreshed = Date.now();
+    if (this.#seq === 0 || performance.now() - this.#refreshed < this.#fs.uploadTtlMs / 3) return;
+    this.#refreshed = performance.now();
     await refreshContent(this.#fs, this.#ino);
   }
 

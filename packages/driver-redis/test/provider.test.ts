@@ -273,6 +273,28 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     expect((await readAll(p, '/slow')).equals(Buffer.concat(data))).toBe(true);
   });
 
+  it('a slow upload keeps its content alive with the wall clock set back an hour meanwhile', async () => {
+    // The refresh was timed on the wall clock: set back, it stopped for as long as the step, and the content expired.
+    const p = fresh({ chunkSize: 64 * KiB, uploadTtlMs: 300 });
+    const ws = await p.createWriteStream('/slow');
+    const data: Buffer[] = [deterministicBytes(64 * KiB, 1)];
+    await writeChunk(ws, data[0] as Buffer);
+    const real = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => real() - 3_600_000);
+    try {
+      for (let i = 0; i < 12; i++) {
+        await new Promise((r) => setTimeout(r, 60));
+        const piece = deterministicBytes(100, 200 + i);
+        data.push(piece);
+        await writeChunk(ws, piece);
+      }
+    } finally {
+      clock.mockRestore();
+    }
+    await endStream(ws);
+    expect((await readAll(p, '/slow')).equals(Buffer.concat(data))).toBe(true);
+  });
+
   it('APPE copies the kept chunks inside Redis in short batches, never through the client', async () => {
     const p = fresh({ chunkSize: 4 * KiB });
     const data = deterministicBytes(1100 * 4 * KiB + 1000, 8); // 1,100 full chunks and a partial one

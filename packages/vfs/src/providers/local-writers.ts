@@ -20,7 +20,7 @@ import { claimRead, claimWrite, release as releaseShared, sharingFileClaims, typ
  * the `fstat` the open does anyway. Other processes serving the same files (`ftpd --workers`) see it when
  * `shareFileClaims` names a folder they share (`shared-claims.ts`); other programs writing the folder never do.
  */
-const writers: Map<string, WriterClaim> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.writers.v2')] ??= new Map<string, WriterClaim>()) as Map<string, WriterClaim>;
+const writers: Map<string, WriterClaim> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.writers.v3')] ??= new Map<string, WriterClaim>()) as Map<string, WriterClaim>;
 
 /** How many readers (read streams, handles opened read-only) have each file open, by `dev:ino`; never 0. */
 const readers: Map<string, number> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.readers.v1')] ??= new Map<string, number>()) as Map<string, number>;
