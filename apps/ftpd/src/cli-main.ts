@@ -46,12 +46,15 @@ function version(): string {
 }
 
 /**
- * For a serving process: what ftpd prints to stdout and stderr (the banner, warnings) is for a person, and a stream
- * that fails (a full disk: ENOSPC; a closed pipe) must not end the server. Unheard, a failed write to them is an
- * uncaught 'error': with stderr on a full disk ftpd exited at start, before serving anyone.
+ * What every serving process (a worker, the supervisor, a single server) sets up before it serves; false, after
+ * saying why, when the idle release's setting is not valid. What ftpd prints to stdout and stderr (the banner,
+ * warnings) is for a person, and a stream that fails (a full disk: ENOSPC; a closed pipe) must not end the server:
+ * unheard, a failed write to them is an uncaught 'error' (with stderr on a full disk ftpd exited at start).
  */
-function ignoreOutputErrors(): void {
+function prepareToServe(): boolean {
+  if (!startIdleRelease()) return false;
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  return true;
 }
 
 function makeLogger(level: string): Logger {
@@ -327,8 +330,7 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
 
 async function main(): Promise<number> {
   if (cluster.isWorker) {
-    if (!startIdleRelease()) return 2;
-    ignoreOutputErrors();
+    if (!prepareToServe()) return 2;
     const { runWorker } = await import('./workers/worker.js');
     return runWorker(makeLogger);
   }
@@ -347,8 +349,7 @@ async function main(): Promise<number> {
       const why = request.from === 'FTPD_CONFIG' ? 'with FTPD_CONFIG set, ftpd takes no option' : '--config FILE takes no other option';
       return usageError(`${why}: the file says everything (got ${request.others.join(' ')})`);
     }
-    if (!startIdleRelease()) return 2;
-    ignoreOutputErrors();
+    if (!prepareToServe()) return 2;
     return serveConfig(request.file);
   }
   let options;
@@ -360,8 +361,7 @@ async function main(): Promise<number> {
   }
   if (options === 'help') return printHelp();
   if (options === 'version') return printVersion();
-  if (!startIdleRelease()) return 2;
-  ignoreOutputErrors();
+  if (!prepareToServe()) return 2;
   const logger = makeLogger(options.logLevel);
   if (options.workers > 1) {
     const cliOptions = options;
@@ -472,14 +472,14 @@ function printVersion(): number {
  */
 const EXIT_AFTER_MS = 10_000;
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-    setTimeout(() => process.exit(), EXIT_AFTER_MS).unref();
-  },
-  (err: unknown) => {
-    process.stderr.write(`ftpd: ${withoutPem((err as Error)?.stack ?? String(err))}\n`);
-    process.exitCode = 1;
-    setTimeout(() => process.exit(), EXIT_AFTER_MS).unref();
-  },
-);
+main()
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`ftpd: ${withoutPem((err as Error)?.stack ?? String(err))}\n`);
+      process.exitCode = 1;
+    },
+  )
+  .then(() => setTimeout(() => process.exit(), EXIT_AFTER_MS).unref());

@@ -44,6 +44,7 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
   const maxHeld = options.maxHeld ?? LOG_MAX_HELD;
   const out = ownDescriptor(fd);
   let lines: string[] = []; // waiting, oldest first from `head` on (a queue: taking from its front copies nothing)
+  let sizes: number[] = []; // their bytes, measured once as they come
   let head = 0;
   let held = 0; // their bytes, and those of `unwritten`
   let unwritten: Buffer | null = null; // the rest of a write the output took only part of, or that failed
@@ -63,23 +64,20 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
       return rest;
     }
     if (head === lines.length) return null;
-    let bytes = Buffer.byteLength(lines[head]!);
+    let bytes = sizes[head]!;
     let end = head + 1;
-    while (end < lines.length) {
-      const more = Buffer.byteLength(lines[end]!);
-      if (bytes + more > PIPE_ATOMIC) break;
-      bytes += more;
-      end++;
-    }
+    while (end < lines.length && bytes + sizes[end]! <= PIPE_ATOMIC) bytes += sizes[end++]!;
     const chunk = Buffer.from(end === head + 1 ? lines[head]! : lines.slice(head, end).join(''));
     // Slicing the rest off each time made emptying a 16 MiB backlog quadratic (7 s of CPU, helper-108): an index
     // moves instead, and the taken lines are cut off once they are most of the array.
     head = end;
     if (head === lines.length) {
       lines = [];
+      sizes = [];
       head = 0;
     } else if (head >= 1024 && head * 2 >= lines.length) {
       lines = lines.slice(head);
+      sizes = sizes.slice(head);
       head = 0;
     }
     return chunk;
@@ -122,6 +120,7 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
   function end(err: Error): void {
     broken = true;
     lines = [];
+    sizes = [];
     head = 0;
     unwritten = null;
     held = 0;
@@ -158,6 +157,7 @@ export function logOutput(fd = 1, options: { windowMs?: number; maxHeld?: number
         return;
       }
       lines.push(line);
+      sizes.push(bytes);
       held += bytes;
       if (exiting) return;
       if (timer === null) {

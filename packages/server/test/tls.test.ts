@@ -455,14 +455,8 @@ describe('implicit FTPS', () => {
 describe('a client that completes its data connection\'s TLS handshake before sending the command (aioftp)', () => {
   /** Logs in over AUTH TLS with PROT P; each data connection is secured before its command is sent. */
   async function handshakeFirst(port: number) {
-    const raw = await RawClient.connect(port);
-    cleanups.push(() => raw.close());
-    await raw.next();
-    const c = await TlsRaw.upgrade(raw);
-    expect((await c.cmd(`USER ${USER}`)).code).toBe(331);
-    expect((await c.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
-    expect((await c.cmd('PBSZ 0')).code).toBe(200);
-    expect((await c.cmd('PROT P')).code).toBe(200);
+    // Its EPSV's port goes unused: each transfer below asks for its own.
+    const { t: c } = await protectedSession(port);
     expect((await c.cmd('TYPE I')).code).toBe(200);
     const secured = async (): Promise<TLSSocket> => {
       const epsv = await c.cmd('EPSV');
@@ -626,10 +620,10 @@ async function protectedSession(port: number, options: ConnectionOptions = {}): 
   cleanups.push(() => raw.close());
   await raw.next();
   const t = await TlsRaw.upgrade(raw, options);
-  await t.cmd(`USER ${USER}`);
+  expect((await t.cmd(`USER ${USER}`)).code).toBe(331);
   expect((await t.cmd(`PASS ${PASSWORD}`)).code).toBe(230);
-  await t.cmd('PBSZ 0');
-  await t.cmd('PROT P');
+  expect((await t.cmd('PBSZ 0')).code).toBe(200);
+  expect((await t.cmd('PROT P')).code).toBe(200);
   return { t, dataPort: parseEpsvReply((await t.cmd('EPSV')).text) };
 }
 

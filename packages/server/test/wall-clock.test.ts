@@ -1,7 +1,7 @@
 import { MemoryProvider } from '@ftp/vfs';
 import { afterEach, expect, it, vi } from 'vitest';
-import { FtpServer, type ServerSettings } from '../src/index.js';
-import { PASSWORD, pattern, RawClient, readAll, USER } from './helpers.js';
+import type { ServerSettings } from '../src/index.js';
+import { pattern, RawClient, readAll, startServer } from './helpers.js';
 
 // The wall clock moves when NTP steps it or an operator sets it; the server's timers must not. Each test moves
 // Date.now() by hours while the server runs in this process.
@@ -14,16 +14,10 @@ afterEach(async () => {
 
 async function session(settings: Partial<ServerSettings>) {
   const fs = new MemoryProvider();
-  const server = new FtpServer({
-    settings: { failedLoginDelay: 0, ...settings },
-    driver: { authenticate: (_s, u, p) => (u === USER && p === PASSWORD ? { fs } : null) },
-  });
-  const { port } = await server.listen(0, '127.0.0.1');
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close(), () => server.close());
-  await c.login();
-  expect((await c.cmd('TYPE I')).code).toBe(200);
-  return { server, c, fs };
+  const ctx = await startServer({ settings, fs });
+  cleanups.push(() => ctx.close());
+  const c = await RawClient.binarySession(ctx.port, cleanups);
+  return { server: ctx.server, c, fs };
 }
 
 /** Moves the wall clock by `ms` from now on (Date.now only: the monotonic clock goes on as it is). */

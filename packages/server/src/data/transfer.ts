@@ -93,19 +93,20 @@ export class Transfer {
         // A socket write of a big buffer calls back only at its end: one of 1 MiB to a client reading 4 KB/s takes
         // minutes while bytes flow all along. The write queue changing between two checks is progress too (it shrinks as
         // the kernel takes bytes; it grows only when a write is added, after the one before it completed).
+        const now = performance.now();
         const queued = writeQueueOf(tcp);
         if (queued !== undefined) {
-          if (queued !== this.lastQueued) this.lastProgress = performance.now();
+          if (queued !== this.lastQueued) this.lastProgress = now;
           this.lastQueued = queued;
         }
         // Storage copying the kept part of an APPE or REST + STOR takes no data for as long as that lasts.
         const stored = this.storageProgress();
         if (stored !== this.lastStored) {
           this.lastStored = stored;
-          this.lastProgress = performance.now();
+          this.lastProgress = now;
         }
-        if (this.throttled) this.lastProgress = performance.now();
-        if (performance.now() - this.lastProgress < stallTimeoutMs) return;
+        if (this.throttled) this.lastProgress = now;
+        if (now - this.lastProgress < stallTimeoutMs) return;
         const seconds = Math.round(stallTimeoutMs / 1000);
         if (this.storageCommitting()) this.stop('local', new FtpError(451, `Storage did not finish storing the upload in ${seconds} s; upload abandoned.`));
         else if (this.storageBusy()) this.stop('local', new FtpError(451, `Storage took none of the upload's data for ${seconds} s; upload abandoned.`));
