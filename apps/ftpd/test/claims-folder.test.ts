@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeClaimsFolder } from '../src/workers/claims-folder.js';
@@ -24,6 +24,8 @@ describe.skipIf(!existsSync(shm))('the workers\' claims folder (SKIPPED without 
     const live = join(shm, `ftpd-claims-${process.pid}-live`);
     made.push(empty, busy, file, live);
     mkdirSync(empty);
+    // Made by this version: nothing in it but its epoch marker.
+    symlinkSync('e0123-0', join(empty, 'epoch'));
     mkdirSync(busy);
     writeFileSync(join(busy, '1-2.w'), '');
     writeFileSync(file, '');
@@ -31,6 +33,9 @@ describe.skipIf(!existsSync(shm))('the workers\' claims folder (SKIPPED without 
     const folder = makeClaimsFolder();
     made.push(folder);
     expect(folder.startsWith(join(shm, `ftpd-claims-${process.pid}-`))).toBe(true);
+    // Marked as made before any claim, so that the workers' first claims need not wait (see startFileClaimsFolder).
+    expect(readdirSync(folder)).toEqual(['epoch']);
+    expect(readlinkSync(join(folder, 'epoch'))).toMatch(/^e[0-9a-f]+-0$/);
     expect(existsSync(empty)).toBe(false);
     // Busy and touched just now: it may be a live supervisor's in another PID namespace.
     expect(existsSync(busy)).toBe(true);

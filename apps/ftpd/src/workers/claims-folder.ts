@@ -1,6 +1,7 @@
 import { accessSync, constants, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startFileClaimsFolder } from '@ftp/vfs';
 
 /** How long a dead supervisor's claims folder must have been untouched before a new supervisor removes it. */
 const STALE_CLAIMS_MS = 10 * 60_000;
@@ -35,12 +36,14 @@ export function makeClaimsFolder(): string {
     try {
       const st = lstatSync(folder);
       if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
-      if (Date.now() - st.mtimeMs > STALE_CLAIMS_MS || readdirSync(folder).length === 0) rmSync(folder, { recursive: true, force: true });
+      if (Date.now() - st.mtimeMs > STALE_CLAIMS_MS || readdirSync(folder).every((entry) => entry === 'epoch')) rmSync(folder, { recursive: true, force: true });
     } catch {
       // gone meanwhile, or not ours to remove
     }
   }
-  return mkdtempSync(join(parent, `ftpd-claims-${process.pid}-`));
+  const folder = mkdtempSync(join(parent, `ftpd-claims-${process.pid}-`));
+  startFileClaimsFolder(folder);
+  return folder;
 }
 
 function processAlive(pid: number): boolean {
