@@ -320,6 +320,21 @@ for (const syncMetadata of [true, false]) {
       expect(() => new LocalProvider(join(clean, 'a.txt'))).toThrowError(expect.objectContaining({ code: 'ENOTDIR' }));
     });
 
+    it('a root removed while served: what lies below it is missing (ENOENT), not forbidden; served again once back', async () => {
+      const gone = join(clean, 'served');
+      fs.mkdirSync(join(gone, 'sub'), { recursive: true });
+      const r = new LocalProvider(gone, { syncMetadata });
+      fs.rmSync(gone, { recursive: true });
+      expect(await code(r.stat('/sub'))).toBe('ENOENT');
+      expect(await code(r.stat('/a/b/c.txt'))).toBe('ENOENT');
+      expect(await code(r.mkdir('/new'))).toBe('ENOENT');
+      expect(await code(openWriteStream(r, '/up.txt'))).toBe('ENOENT');
+      expect(await code(listDirectory(r, '/sub'))).toBe('ENOENT');
+      expect(sync(() => r.statSync('/sub'))).toBe('ENOENT');
+      fs.mkdirSync(join(gone, 'sub'), { recursive: true });
+      expect((await r.stat('/sub')).isDirectory()).toBe(true);
+    });
+
     it('can be mounted with @platformatic/vfs create()', () => {
       const vfs = create(q, { moduleHooks: false });
       expect(vfs.readFileSync('/a.txt', 'utf8')).toBe('a');

@@ -747,6 +747,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         probe = await this.#danglingTarget(probe, syscall, v);
         continue;
       }
+      // The root itself is missing (removed, or a mount not there): nothing below it exists, as the client is told;
+      // walking on up would reach a folder outside it and answer "permission denied".
+      if (probe === this.#root) throw fsError('ENOENT', syscall, v);
       const up = nodePath.dirname(probe);
       if (up === probe) return host;
       probe = up;
@@ -789,6 +792,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         probe = this.#danglingTargetSync(probe, syscall, v);
         continue;
       }
+      // The root itself is missing (removed, or a mount not there): nothing below it exists, as the client is told;
+      // walking on up would reach a folder outside it and answer "permission denied".
+      if (probe === this.#root) throw fsError('ENOENT', syscall, v);
       const up = nodePath.dirname(probe);
       if (up === probe) return host;
       probe = up;
