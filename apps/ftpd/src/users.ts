@@ -26,14 +26,26 @@ interface Account {
 const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOTDIR']);
 
 /**
- * mkdir -p of a user's homes on their backends, until it has worked once. A failure does not stop the login (a
- * read-only backend keeps its error for the commands), and is tried again at the next login: remembered, a first
- * login while the backend was down left the user without a home, every command 550, until ftpd restarted.
+ * How long a home made (or found) is trusted before a login makes sure of it again (ms): a home removed while ftpd
+ * runs (an operator resetting an account, a clean-up) is made again at a login after this, as at the first, rather
+ * than leaving the user 550 for everything until a restart. One `mkdir -p` per user this often, whatever the rate
+ * of logins.
+ */
+export const HOME_RECHECK_MS = 10_000;
+
+/**
+ * mkdir -p of a user's homes on their backends, at the first login and again at a login {@link HOME_RECHECK_MS}
+ * after the last time it worked. A failure does not stop the login (a read-only backend keeps its error for the
+ * commands), and is tried again at the next login: remembered, a first login while the backend was down left the
+ * user without a home, every command 550, until ftpd restarted.
  */
 export function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ backend: string; home: string }>): () => Promise<void> {
   let made: Promise<void> | null = null;
+  let madeAt = 0;
   return () => {
+    if (made !== null && madeAt !== 0 && performance.now() - madeAt >= HOME_RECHECK_MS) made = null;
     made ??= (async () => {
+      madeAt = 0;
       let failed = false;
       for (const { backend, home } of homes) {
         if (home === '/') continue;
@@ -43,6 +55,7 @@ export function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ back
         });
       }
       if (failed) made = null;
+      else madeAt = performance.now();
     })();
     return made;
   };

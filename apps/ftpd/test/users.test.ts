@@ -1,8 +1,8 @@
 import { MemoryProvider, type FsProvider } from '@ftp/vfs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { decoyCostOf, hashPassword } from '../src/passwords.js';
-import { accountsDriver, homeMaker } from '../src/users.js';
+import { accountsDriver, HOME_RECHECK_MS, homeMaker } from '../src/users.js';
 
 describe("a user's homes", () => {
   it('are made at a login; a backend that failed (down at the first login) is asked again at the next one, then no more', async () => {
@@ -23,6 +23,34 @@ describe("a user's homes", () => {
     expect((await memory.stat('/alice')).isDirectory()).toBe(true);
     await ensure();
     expect(asked).toEqual(['/alice', '/alice']);
+  });
+
+  it('a home removed while ftpd runs is made again at a login once the last check is HOME_RECHECK_MS old, not at every login', async () => {
+    const memory = new MemoryProvider();
+    const asked: string[] = [];
+    const backend = Object.assign(Object.create(memory) as FsProvider, {
+      mkdir: async (path: string, options?: { recursive?: boolean }) => {
+        asked.push(path);
+        return memory.mkdir(path, options);
+      },
+    });
+    let now = 1000;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const ensure = homeMaker(new Map([['b', backend]]), [{ backend: 'b', home: '/carol' }]);
+      await ensure();
+      await memory.rmdir('/carol');
+      now += HOME_RECHECK_MS - 1;
+      await ensure();
+      expect(asked).toEqual(['/carol']);
+      now += 1;
+      await ensure();
+      expect((await memory.stat('/carol')).isDirectory()).toBe(true);
+      await ensure();
+      expect(asked).toEqual(['/carol', '/carol']);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('a backend that refuses for good (read-only) is not asked again at every login', async () => {
