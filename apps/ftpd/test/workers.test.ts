@@ -319,6 +319,31 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
     }
   });
 
+  it("a worker that dies young waits before its replacement even if the wall clock jumps forward meanwhile", async () => {
+    // The supervisor's wall clock jumps two minutes ahead when the test touches `jump` (a preload in every process).
+    const dir = await mkdtemp(join(tmpdir(), 'ftpd-clock-'));
+    const jump = join(dir, 'jump');
+    const preload = join(dir, 'clock.cjs');
+    await writeFile(preload, `const fs = require('node:fs'); const real = Date.now; Date.now = () => real() + (fs.existsSync(${JSON.stringify(jump)}) ? 120000 : 0);\n`);
+    const ftpd = await startFtpd(['--workers', '2', '--log-level', 'info'], { NODE_OPTIONS: `--require ${preload}` });
+    try {
+      await waitFor(() => workerPids(ftpd).size === 2);
+      const died = () => ftpd.logs().filter((l) => l.msg === 'worker died; starting another');
+      process.kill([...workerPids(ftpd)][0]!, 'SIGKILL');
+      await waitFor(() => died().length === 1);
+      await waitFor(() => workerPids(ftpd).size === 3);
+      await writeFile(jump, '');
+      // The replacement dies at once too: young by the monotonic clock, whatever the wall clock says.
+      const pids = [...workerPids(ftpd)];
+      process.kill(pids[pids.length - 1]!, 'SIGKILL');
+      await waitFor(() => died().length === 2);
+      expect(died().map((l) => l.restartInMs)).toEqual([0, 500]);
+    } finally {
+      await ftpd.stop('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('--max-sessions holds for all workers together', async () => {
     const ftpd = await startFtpd(['--workers', '2', '--max-sessions', '3']);
     const held: Array<ReturnType<typeof connect>> = [];

@@ -29,7 +29,10 @@ export class MemoryBanStore implements BanStore {
   private readonly records = new Map<string, AddressRecord>();
 
   addFailure(key: string, windowMs: number): number {
-    const now = Date.now();
+    // The window on the monotonic clock: a wall clock set back would keep old failures counted for that long (a ban
+    // for a typo an hour ago), set forward would forget them. Bans themselves are wall-clock times (`ban`'s `untilMs`,
+    // shared with other processes through a store).
+    const now = performance.now();
     const record = this.records.get(key) ?? { failures: [], bannedUntil: 0 };
     record.failures = record.failures.filter((t) => now - t < windowMs);
     record.failures.push(now);

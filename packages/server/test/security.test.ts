@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { MemoryProvider, readOnly, type FsProvider } from '@ftp/vfs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FtpServer, MemoryBanStore, type FtpServerOptions, type Permissions, type ServerSettings } from '../src/index.js';
 import { PASSWORD, RawClient, readAll, USER, writeAndClose } from './helpers.js';
 
@@ -123,6 +123,24 @@ describe('failed logins', () => {
     expect((await banned.next()).code).toBe(421);
     expect(() => new FtpServer({ settings: { banExempt: ['10.0.0.0/33'] }, driver: { authenticate: () => null } })).toThrow(/bad prefix/);
     expect(() => new FtpServer({ settings: { banExempt: ['localhost'] }, driver: { authenticate: () => null } })).toThrow(/not a network/);
+  });
+
+  it("the memory store's failure window runs on the monotonic clock: a wall clock set back does not keep old failures", () => {
+    const store = new MemoryBanStore();
+    let mono = 1_000_000;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => mono);
+    const wall = vi.spyOn(Date, 'now').mockImplementation(() => 1_800_000_000_000);
+    try {
+      expect(store.addFailure('a', 60_000)).toBe(1);
+      expect(store.addFailure('a', 60_000)).toBe(2);
+      // An hour back on the wall clock, a minute and more on the monotonic one: the two old failures are out.
+      wall.mockImplementation(() => 1_800_000_000_000 - 3_600_000);
+      mono += 60_001;
+      expect(store.addFailure('a', 60_000)).toBe(1);
+    } finally {
+      clock.mockRestore();
+      wall.mockRestore();
+    }
   });
 
   it('a shared ban store bans across servers', async () => {

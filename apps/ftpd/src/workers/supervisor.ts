@@ -177,7 +177,8 @@ export class Supervisor {
     this.perWorker.set(worker.id, new SessionCounts(0, 0));
     return new Promise((resolve, reject) => {
       let started = false;
-      const bornAt = Date.now();
+      // Monotonic: a wall clock stepped while it ran would make a young worker look stable, or a stable one young.
+      const bornAt = performance.now();
       worker.on('message', (m: unknown) => {
         if (!isMessage<ToSupervisor>(m)) return;
         if (m.t === 'ready') {
@@ -208,7 +209,7 @@ export class Supervisor {
         // A failure of the first start is start()'s to report; any later one must not shrink the pool for good.
         if (!started && !this.serving) return;
         // Replaced at once; one that dies young may die again at once: wait longer each time, up to half a minute.
-        const delayMs = Date.now() - bornAt > STABLE_MS ? 0 : this.restartDelayMs;
+        const delayMs = performance.now() - bornAt > STABLE_MS ? 0 : this.restartDelayMs;
         this.restartDelayMs = Math.min(Math.max(delayMs * 2, 500), 30_000);
         this.plan.logger.error({ worker: worker.id, code, signal, restartInMs: delayMs }, 'worker died; starting another');
         // Not unref'd: with every worker dead, this timer is all that keeps the supervisor from exiting (with 0).
