@@ -8,7 +8,7 @@ export * from './listing.js';
 export * from './hash.js';
 export * from './providers/memory.js';
 export * from './providers/local.js';
-export { releaseClaimsOf, shareFileClaims, startFileClaimsFolder } from './providers/shared-claims.js';
+export { releaseClaimsOf, shareFileClaims, startFileClaimsFolder, type ShareFileClaimsOptions } from './providers/shared-claims.js';
 export * from './providers/sqlite.js';
 export { WalCheckpointer, WAL_HOLD_BYTES } from './providers/sqlite-checkpointer.js';
 export type { CheckpointOutcome, WalCheckpointerHooks } from './providers/sqlite-checkpointer.js';

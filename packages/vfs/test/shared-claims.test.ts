@@ -3,11 +3,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalProvider, openReadStream, openWriteStream, releaseClaimsOf, shareFileClaims, startFileClaimsFolder, toVfsError } from '../src/index.js';
+import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, releaseClaimsOf, shareFileClaims, startFileClaimsFolder, toVfsError } from '../src/index.js';
 import { WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 import { RENEWAL_GRACE_MS } from '../src/providers/shared-claims.js';
 
@@ -40,12 +41,13 @@ afterEach(() => {
  * Another process with the same shared folder: it opens `/f.bin` to write (`write`) or to read (`read`), says
  * `open` or the error code, and closes the file when it reads a line.
  */
-async function otherProcess(mode: 'write' | 'read'): Promise<{ child: ChildProcess; said: string }> {
+async function otherProcess(mode: 'write' | 'read' | 'read-retry'): Promise<{ child: ChildProcess; said: string }> {
   const script = `
-    import { LocalProvider, openReadStream, openWriteStream, shareFileClaims } from ${JSON.stringify(dist)};
+    import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, shareFileClaims } from ${JSON.stringify(dist)};
     shareFileClaims(${JSON.stringify(claims)});
     const p = new LocalProvider(${JSON.stringify(root)});
     try {
+      ${mode === 'read-retry' ? `for (let i = 0; i < 50; i++) { try { await openReadStream(p, '/f.bin').then((s) => s.destroy()); break; } catch { await new Promise((r) => setTimeout(r, 100)); } }` : ''}
       const s = ${mode === 'write' ? `await openWriteStream(p, '/f.bin'); s.write(Buffer.from('new ver'));` : `await openReadStream(p, '/f.bin'); s.pause();`}
       process.stdout.write('open\\n');
       process.stdin.once('data', () => { ${mode === 'write' ? `s.end('sion', () => process.exit(0));` : `s.destroy(); s.on('close', () => process.exit(0));`} });
@@ -181,6 +183,146 @@ describe('file claims shared between processes', () => {
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('EBUSY');
     await finish(child);
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('open');
+  });
+
+  it("entries removed one by one under another process's upload, the marker last: that process makes a new marker and its claim again", { timeout: 20000 }, async () => {
+    // helper-111: rm -rf removes a folder's entries newest first, so the marker (the oldest) stood while the claims
+    // were gone, and a download here read the file being rewritten.
+    const p = new LocalProvider(root);
+    const { child, said } = await otherProcess('write');
+    expect(said).toBe('open');
+    const marker = fs.readlinkSync(join(claims, 'epoch'));
+    const writer = fs.readdirSync(claims).find((n) => n.endsWith('.w')) as string;
+    fs.unlinkSync(join(claims, writer));
+    await sleep(600);
+    expect(fs.readlinkSync(join(claims, 'epoch'))).not.toBe(marker);
+    expect(fs.readdirSync(claims)).toContain(writer);
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
+    await sleep(RENEWAL_GRACE_MS);
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
+    await finish(child);
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('open');
+  });
+
+  it('while the folder is new, a refused upload makes no entry (it could stand in the way of one being made again)', { timeout: 20000 }, async () => {
+    const p = new LocalProvider(root);
+    fs.rmSync(join(claims, 'epoch'));
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY'); // makes a new marker: the folder is new
+    const seen: string[] = [];
+    const watcher = fs.watch(claims, (_event, name) => seen.push(String(name)));
+    try {
+      expect(await code(openWriteStream(p, '/f.bin'))).toBe('EBUSY');
+      await sleep(100);
+    } finally {
+      watcher.close();
+    }
+    expect(seen.filter((n) => n.endsWith('.w'))).toEqual([]);
+  });
+
+  it('a marker that is not a link is replaced (the folder counts as new), not EIO for ever', { timeout: 20000 }, async () => {
+    const p = new LocalProvider(root);
+    fs.rmSync(join(claims, 'epoch'));
+    fs.mkdirSync(join(claims, 'epoch'));
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
+    expect(fs.lstatSync(join(claims, 'epoch')).isSymbolicLink()).toBe(true);
+    await sleep(RENEWAL_GRACE_MS + 100);
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('open');
+  });
+
+  it('a folder made again by someone else, open to others, is refused (EIO)', async () => {
+    const p = new LocalProvider(root);
+    fs.rmSync(claims, { recursive: true });
+    fs.mkdirSync(claims);
+    fs.chmodSync(claims, 0o777);
+    expect(await code(openReadStream(p, '/f.bin'))).toBe('EIO');
+    expect(await code(openWriteStream(p, '/f.bin'))).toBe('EIO');
+  });
+
+  it("says through `warn` how many claims it made again, and when it was held up past the grace", { timeout: 20000 }, async () => {
+    const warnings: string[] = [];
+    shareFileClaims(claims, { warn: (m) => warnings.push(m) });
+    const p = new LocalProvider(root);
+    const reading = await openReadStream(p, '/f.bin');
+    reading.pause();
+    try {
+      fs.rmSync(claims, { recursive: true });
+      await sleep(600);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/made anew .*: 1 claim\(s\) of this process made again; new claims wait/);
+      // Removed again while this process cannot look: another process makes it anew, and this one looks too late.
+      fs.rmSync(claims, { recursive: true });
+      expect((await otherProcess('write')).said).toBe('EBUSY');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, RENEWAL_GRACE_MS + 200);
+      await sleep(400);
+      expect(warnings[1]).toMatch(/held up/);
+    } finally {
+      reading.destroy();
+      await once(reading, 'close');
+    }
+  });
+
+  it('a download whose claim was lost (the folder cleaned) fails at its end if the file changed meanwhile, not otherwise', { timeout: 30000 }, async () => {
+    const p = new LocalProvider(root);
+    const whole = async (s: Readable): Promise<string> => {
+      const chunks: Buffer[] = [];
+      for await (const c of s) chunks.push(c as Buffer);
+      return Buffer.concat(chunks).toString();
+    };
+    const viaChunks = async (s: Readable): Promise<string> => {
+      const read = chunkReaderOf(s)!;
+      const chunks: Buffer[] = [];
+      try {
+        for (let n = -1; n !== 0; ) {
+          const into = Buffer.alloc(4);
+          n = await read(into);
+          chunks.push(into.subarray(0, n));
+        }
+        return Buffer.concat(chunks).toString();
+      } finally {
+        s.destroy();
+      }
+    };
+    // The folder made anew by a first claim (refused), then old enough for claims to go through.
+    const settle = async (): Promise<void> => {
+      expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
+      await sleep(RENEWAL_GRACE_MS + 100);
+    };
+    for (const consume of [whole, viaChunks]) {
+      // Lost, and the file rewritten meanwhile (as an upload of another process that got in would): an error.
+      const changed = await openReadStream(p, '/f.bin');
+      fs.rmSync(claims, { recursive: true });
+      fs.writeFileSync(join(root, 'f.bin'), 'new version');
+      expect(await consume(changed).then(() => 'sent', (err: unknown) => toVfsError(err).code)).toBe('EIO');
+      await settle();
+      // Lost, the file untouched: sent whole.
+      const untouched = await openReadStream(p, '/f.bin');
+      fs.rmSync(claims, { recursive: true });
+      expect(await consume(untouched)).toBe('new version');
+      await settle();
+      // Kept, and the file changed by a program that does not claim: sent as before (no check without a loss).
+      const kept = await openReadStream(p, '/f.bin');
+      fs.appendFileSync(join(root, 'f.bin'), '!');
+      expect(await consume(kept)).toBe('new version!');
+      fs.writeFileSync(join(root, 'f.bin'), 'old version');
+    }
+  });
+
+  it("an upload whose process made its claim again too late, another process reading the file by then, is ended (EIO)", { timeout: 20000 }, async () => {
+    const warnings: string[] = [];
+    shareFileClaims(claims, { warn: (m) => warnings.push(m) });
+    const p = new LocalProvider(root);
+    const upload = await openWriteStream(p, '/f.bin');
+    const failed = new Promise<string>((resolve) => upload.on('error', (err) => resolve(toVfsError(err).code)));
+    upload.write(Buffer.from('new ver'));
+    fs.rmSync(claims, { recursive: true });
+    // Another process downloads as soon as the folder made anew lets it, while this one is held up past the grace.
+    const reader = otherProcess('read-retry');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, RENEWAL_GRACE_MS + 1500);
+    const { child, said } = await reader;
+    expect(said).toBe('open');
+    expect(await failed).toBe('EIO');
+    expect(warnings.at(-1)).toMatch(/held up.*1 upload\(s\) ended/);
+    await finish(child);
   });
 
   it("an idle upload's takeover refused for another process's reader leaves the idle upload claimed", { timeout: 20000 }, async () => {

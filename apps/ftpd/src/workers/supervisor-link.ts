@@ -27,6 +27,8 @@ export class SupervisorLink {
    * with the previous configuration, applies it once it serves.
    */
   private earlyReload: ReloadOrder | null = null;
+  /** The folder where the workers claim local files (see `shareFileClaims`), once the setup came. */
+  fileClaims: string | null = null;
   /** This worker's share of the passive ports, from its setup: a reloaded setup is sliced the same way. */
   private share = { slot: 0, slots: 1 };
 
@@ -43,6 +45,7 @@ export class SupervisorLink {
         // Local files are claimed where every worker sees it: a download in one worker and an upload rewriting the
         // file in another must not meet, as they cannot within one process.
         shareFileClaims(fileClaims);
+        this.fileClaims = fileClaims;
         this.share = { slot, slots };
         resolve(this.mine(setup));
       };

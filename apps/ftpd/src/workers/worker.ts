@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
+import { shareFileClaims } from '@ftp/vfs';
 import { startFtpd } from '../index.js';
 import type { ConfiguredFtpd } from '../serve-config.js';
 import { messageOf, reportStartFailure } from '../start-errors.js';
@@ -22,6 +23,8 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
   const setup = await link.setup();
   const level = setup.mode === 'cli' ? setup.options.logLevel : setup.config.log.level;
   const logger = makeLogger(level).child({ worker: cluster.worker?.id });
+  // The claims folder made anew under running transfers (a clean-up of /dev/shm) is said in the log, not on stderr.
+  if (link.fileClaims !== null) shareFileClaims(link.fileClaims, { warn: (message) => logger.warn({ fileClaims: link.fileClaims }, message) });
   const hooks = { banStore: link.banStore, sessionGate: setup.limits ? link.sessionGate : undefined };
   let running: { close(graceMs?: number): Promise<void>; reload(order: ReloadOrder): void; listeners: WorkerListener[] };
   const graceMs = graceMsOf(setup);

@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
-import { fsError } from '../errors.js';
-import { claimRead, claimWrite, release as releaseShared, sharingFileClaims, type SharedClaim } from './shared-claims.js';
+import { fsError, VfsError } from '../errors.js';
+import { claimIntact, claimRead, claimWrite, release as releaseShared, sharingFileClaims, type SharedClaim } from './shared-claims.js';
 
 /**
  * The local files this process has open, by `dev:ino`: what {@link LocalProvider} checks before an upload writes a
@@ -113,6 +113,7 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
   }
   const tookOver = takeOver(key, path);
   const claim: WriterClaim = { key, path, idleSince: performance.now(), revoke: null, shared, tookOver };
+  if (shared !== null) shared.onLost = (why) => claim.revoke?.(new VfsError('EIO', why, { path }));
   writers.set(key, claim);
   return claim;
 }
@@ -153,6 +154,14 @@ export function releaseReader(claim: ReaderClaim): void {
   const n = readers.get(claim.key) ?? 0;
   if (n > 1) readers.set(claim.key, n - 1);
   else readers.delete(claim.key);
+}
+
+/**
+ * Whether a reader's claim shared with other processes was lost while it read (see `claimIntact`): a writer of
+ * another process may then have rewritten the file under it.
+ */
+export function readerClaimLost(claim: ReaderClaim): boolean {
+  return claim.shared !== null && !claimIntact(claim.shared);
 }
 
 /** Releases a writer's or a reader's registration. */

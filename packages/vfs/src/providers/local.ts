@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import { VirtualProvider } from '@platformatic/vfs';
 import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
-import { errorCodeOf, fsError, toVfsError } from '../errors.js';
+import { errorCodeOf, fsError, toVfsError, VfsError } from '../errors.js';
 import { inHand, mapErrors, namesOf } from '../internal/sliced.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { dirname, normalizePath, resolvePath } from '../paths.js';
@@ -19,7 +19,7 @@ import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_S
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { readerClaimLost, releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -248,15 +248,32 @@ function closeSyncTo(fd: number, cb: (err: NodeJS.ErrnoException | null) => void
  * `fs` overrides for a read stream: its reader registration is released as its descriptor is closed (at the end,
  * on an error, when destroyed), synchronously in sync mode.
  */
-function readStreamFs(reader: ReaderClaim, syncClose: boolean): Pick<typeof fs, 'read' | 'close'> {
+function readStreamFs(reader: ReaderClaim, syncClose: boolean, atEnd: () => VfsError | null): Pick<typeof fs, 'read' | 'close'> {
   const close = syncClose ? closeSyncTo : fs.close;
   return {
-    read: fs.read,
+    read: ((fd: number, buffer: Buffer, offset: number, length: number, position: number | null, cb: (err: NodeJS.ErrnoException | null, n: number, b: Buffer) => void) =>
+      fs.read(fd, buffer, offset, length, position, (err, n, b) => cb(err ?? (n === 0 ? atEnd() : null), n, b))) as typeof fs.read,
     close: ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
       releaseReader(reader);
       close(fd, cb);
     }) as typeof fs.close,
   };
+}
+
+/**
+ * The error that ends a download whose claim shared with other processes was lost while it read (the claims folder
+ * cleaned under it: see `shared-claims.ts`) and whose file changed meanwhile: another process may have rewritten it
+ * under the download, which must then not look complete (226). Null otherwise; nothing to check without sharing.
+ */
+function lostClaimError(reader: ReaderClaim, fd: number, opened: Stats, path: string): VfsError | null {
+  if (reader.shared === null || !readerClaimLost(reader)) return null;
+  try {
+    const now = fs.fstatSync(fd);
+    if (now.size === opened.size && now.mtimeMs === opened.mtimeMs && now.ctimeMs === opened.ctimeMs) return null;
+  } catch {
+    // Cannot tell: as changed.
+  }
+  return new VfsError('EIO', `EIO: ${path} changed while it was being read and its claim was lost (the file claims folder was cleaned up): the copy may mix two versions`, { path });
 }
 
 /** The first `limit` bytes of `chunks` (views, not copies). */
@@ -1277,10 +1294,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const fd = this.#sync ? fs.openSync(hostArg(this.#confineSync(path, true, 'open')), O_RDONLY | O_NONBLOCK) : await openFd(await this.#confine(path, true, 'open'), O_RDONLY | O_NONBLOCK);
       let size: number;
       let reader: ReaderClaim;
+      let st: Stats;
       try {
         this.#verifyFd(fd, path);
         // fstat of an open descriptor reads the in-memory inode: no thread-pool round trip needed.
-        const st = fs.fstatSync(fd);
+        st = fs.fstatSync(fd);
         if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
         // Only regular files are streamed: a FIFO or a device (/dev/zero) would block or never end.
         if (!st.isFile()) throw fsError('EINVAL', 'open', path);
@@ -1295,6 +1313,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         await this.#closeQuietly(fd);
         throw err;
       }
+      const opened = st;
+      const atEnd = (): VfsError | null => lostClaimError(reader, fd, opened, path);
       const from = options.start ?? 0;
       const to = Math.min(options.end ?? Infinity, size - 1);
       // At least 1 byte: a file that grows after the open is still read to its end, a small buffer at a time.
@@ -1302,7 +1322,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       let stream: fs.ReadStream;
       try {
         // The stream closes the descriptor (end, error, destroy), and releases the reader registration as it does.
-        stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true, fs: readStreamFs(reader, this.#sync) });
+        stream = fs.createReadStream('', { fd, start: options.start, end: options.end, highWaterMark, autoClose: true, fs: readStreamFs(reader, this.#sync, atEnd) });
       } catch (err) {
         // Refused options (a start past the end): the descriptor is not the stream's yet.
         releaseReader(reader);
@@ -1313,9 +1333,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       let pos = from;
       const limit = options.end === undefined ? Infinity : options.end + 1;
       attachFileSize(stream, size);
+      const ended = (): Promise<number> => {
+        const lost = atEnd();
+        return lost === null ? Promise.resolve(0) : Promise.reject(lost);
+      };
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
-        if (want <= 0) return Promise.resolve(0);
+        if (want <= 0) return ended();
         // The size of the file as seen at open decides, not the caller's buffer (servers read into 256 KiB).
         // A file that grows after the open is read synchronously to SYNC_READ_FILE (and one buffer past it) at most.
         const syncBytes = !sync ? 0 : size <= SYNC_READ_FILE ? (pos <= SYNC_READ_FILE ? want : 0) : size - pos <= SMALL_IO ? SMALL_IO : 0;
@@ -1323,7 +1347,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
           try {
             const n = fs.readSync(fd, into, 0, Math.min(want, syncBytes), pos);
             pos += n;
-            return Promise.resolve(n);
+            return n === 0 ? ended() : Promise.resolve(n);
           } catch (err) {
             return Promise.reject(toVfsError(err, path));
           }
@@ -1332,7 +1356,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
           fs.read(fd, into, 0, want, pos, (err, n) => {
             if (err) return reject(toVfsError(err, path));
             pos += n;
-            resolve(n);
+            const lost = n === 0 ? atEnd() : null;
+            if (lost !== null) reject(lost);
+            else resolve(n);
           }),
         );
       });

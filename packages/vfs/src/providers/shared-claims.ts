@@ -28,7 +28,9 @@ const state = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.shar
   sequence: 0,
   epoch: null,
   live: new Map(),
+  pending: new Set(),
   watch: null,
+  warn: null,
 }) as {
   root: string | null;
   sequence: number;
@@ -36,40 +38,66 @@ const state = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.shar
   epoch: string | null;
   /** This process's claims not yet released, by entry: made again in a folder made anew. */
   live: Map<string, SharedClaim>;
-  /** Looks at the folder's epoch while this process holds claims. */
+  /** Live claims not made again yet: their entry was taken (another process's short-lived one); tried at each look. */
+  pending: Set<SharedClaim>;
+  /** Looks at the folder while this process holds claims. */
   watch: NodeJS.Timeout | null;
+  /** Where warnings go (see {@link ShareFileClaimsOptions.warn}); null: `process.emitWarning`. */
+  warn: ((message: string) => void) | null;
 };
 
 /**
  * The entry that tells one life of the folder from the next: a symbolic link to `e<random>-<made>`, `made` being the
- * system's monotonic clock in ms (the same for every process of the machine, and never set back) when a process found
- * the folder or the marker missing and made it, or 0 for a folder made empty before any process claimed in it
- * ({@link startFileClaimsFolder}). A folder removed under running transfers (a clean-up of /dev/shm, systemd's
- * RemoveIPC) takes every claim with it, and a download in one process then read a file an upload in another was
- * rewriting (226 with a mixed file). Now every claim reads the marker (one `readlink`), and while a process holds
- * claims it reads it every {@link WATCH_MS}; a process that finds a marker it has not seen makes its live claims
- * again, and every process refuses new claims (EBUSY, the server's 450) while the marker is younger than
- * {@link RENEWAL_GRACE_MS}: by then the others have made theirs again. The age is the marker's own, not the time a
- * process noticed it, so a process that has not looked yet refuses too.
+ * system's monotonic clock in ms (the same for every process of the machine, and never set back) when a process made
+ * it anew, or 0 for a folder made empty before any process claimed in it ({@link startFileClaimsFolder}).
+ *
+ * A folder removed under running transfers (a clean-up of /dev/shm, systemd's RemoveIPC) takes the claims with it,
+ * and a download in one process then read a file an upload in another was rewriting (226 with a mixed file). So:
+ * - every claim reads the marker after it has looked for the other side's entries (a folder removed before the look
+ *   is then seen), and a writer also before it makes its entry (see {@link claimWrite});
+ * - a process holding claims looks every {@link WATCH_MS}: a marker gone is made anew; a marker it has not seen has
+ *   it make its claims again; its own entries gone while the marker stands (a clean-up removing entry by entry, the
+ *   marker, the oldest, last) has it make a new marker ({@link bumpEpoch}) and its claims again;
+ * - every process refuses new claims (EBUSY, the server's 450) while the marker is younger than
+ *   {@link RENEWAL_GRACE_MS}: by then the others have made theirs again. The age is the marker's own, not the time a
+ *   process noticed it, so a process that has not looked yet refuses too.
+ * And where a claim was lost all the same: a download whose claim did not stand to its end ({@link claimIntact}) fails
+ * there if its file changed meanwhile (`LocalProvider`); a writer whose process made its claim again too late (held
+ * up past the grace: stopped, a hung call) ends when another process reads its file by then (`onLost`).
+ * What remains: a download that starts and ends inside the {@link WATCH_MS} after an entry-by-entry clean-up took a
+ * writer's entry and before its process looks, reading a file the upload did not change meanwhile (a part of it).
  */
 const EPOCH = 'epoch';
 
-/** How often a process holding claims reads the folder's epoch marker (ms). */
+/** How often a process holding claims looks at the folder (ms). */
 const WATCH_MS = 250;
 
 /** How long after a folder is made anew every process refuses new claims (ms): many looks of every process. */
 export const RENEWAL_GRACE_MS = 2000;
+
+/** Options of {@link shareFileClaims}. */
+export interface ShareFileClaimsOptions {
+  /**
+   * Where to say that the folder was made anew under running transfers, and how many claims this process made again
+   * (a server's logger); default `process.emitWarning` (type `FtpVfsWarning`).
+   */
+  warn?: (message: string) => void;
+}
 
 /**
  * Makes every `LocalProvider` of this process claim the files it opens in `dir` too, a folder shared by all the
  * processes serving the same files (null: this process only, the default). It is made if missing (mode 0700); it
  * is never removed here (whoever made it removes it). Whoever makes it for the others calls
  * {@link startFileClaimsFolder} first; otherwise the first claims wait {@link RENEWAL_GRACE_MS}, as in a folder made
- * anew. Kept for every copy of this package loaded in the process.
+ * anew. Kept for every copy of this package loaded in the process; calling it again with the same folder only sets
+ * the options.
  */
-export function shareFileClaims(dir: string | null): void {
-  state.root = dir;
-  state.epoch = null;
+export function shareFileClaims(dir: string | null, options: ShareFileClaimsOptions = {}): void {
+  if (dir !== state.root) {
+    state.root = dir;
+    state.epoch = null;
+  }
+  state.warn = options.warn ?? null;
 }
 
 /**
@@ -92,6 +120,23 @@ export interface SharedClaim {
   readonly token: string;
   /** A writer's entry may be replaced (an idle takeover in its process): removed only while still its own. */
   readonly writer: boolean;
+  /** The folder's epoch marker when it was made (see {@link claimIntact}). */
+  epoch?: string;
+  /**
+   * Ends a writer whose claim was made again too late (its process held up past the grace) while another process
+   * reads the file: that download must not be rewritten under it.
+   */
+  onLost?: (why: string) => void;
+}
+
+/**
+ * Whether `claim` has stood since it was made: its entry is still its own and the folder's marker unchanged. False
+ * after a clean-up of the folder (even once this process made the claim again): another process may have written
+ * the file meanwhile, which a download then checks (`LocalProvider`: an error, not a complete transfer, when the file
+ * changed). Two `readlink`s.
+ */
+export function claimIntact(claim: SharedClaim): boolean {
+  return claim.epoch !== undefined && readlinkOrNull(`${state.root}/${EPOCH}`) === claim.epoch && readlinkOrNull(claim.entry) === claim.token;
 }
 
 /** An error of the claims folder itself: EIO, with the cause. */
@@ -99,8 +144,15 @@ function folderFailed(err: unknown): VfsError {
   return new VfsError('EIO', `file claims folder ${state.root}: ${(err as Error).message}`, { cause: err });
 }
 
+function warn(message: string): void {
+  if (state.warn !== null) state.warn(message);
+  else process.emitWarning(message, 'FtpVfsWarning');
+}
+
 /** The system's monotonic clock (ms): `CLOCK_MONOTONIC`, one for every process of the machine. */
 const monotonicMs = (): number => Number(process.hrtime.bigint() / 1_000_000n);
+
+const newMarker = (): string => `e${randomBytes(6).toString('hex')}-${monotonicMs()}`;
 
 /** Whether the epoch marker `token` was made anew less than {@link RENEWAL_GRACE_MS} ago. */
 function young(token: string): boolean {
@@ -110,56 +162,131 @@ function young(token: string): boolean {
 }
 
 /**
- * Reads the folder's epoch marker, making the folder and a new marker when either is missing, and makes this
- * process's live claims again when the marker is not the one it last read. Returns whether new claims must wait.
- * @throws VfsError EIO when the folder cannot be used.
+ * Makes the folder when it is missing. One that was there already (made by someone else between a look that found
+ * it missing and this) must be a folder of this user that nobody else can write: it was visible in /dev/shm, and
+ * another local user making it first could then remove or forge any claim.
  */
-function checkEpoch(): boolean {
+function makeFolder(): void {
   const root = state.root as string;
-  const marker = `${root}/${EPOCH}`;
-  let token: string | null = null;
-  for (let attempt = 0; token === null; attempt++) {
+  try {
+    if (fs.mkdirSync(root, { recursive: true, mode: 0o700 }) !== undefined) return;
+    const st = fs.lstatSync(root);
+    const uid = process.getuid?.();
+    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+      throw new Error('made again by someone else: not a folder of this user closed to others');
+    }
+  } catch (err) {
+    throw folderFailed(err);
+  }
+}
+
+/** Reads the epoch marker, making the folder and a new marker when either is missing or the marker is no link. */
+function readMarker(): string {
+  const marker = `${state.root}/${EPOCH}`;
+  for (let attempt = 0; ; attempt++) {
     try {
-      token = fs.readlinkSync(marker);
+      return fs.readlinkSync(marker);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 2) throw folderFailed(err);
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'EINVAL') || attempt === 2) throw folderFailed(err);
       try {
-        fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-        fs.symlinkSync(`e${randomBytes(6).toString('hex')}-${monotonicMs()}`, marker);
+        // EINVAL: something that is not a link stands there (a file, a folder): replaced, as a marker gone would be.
+        if (code === 'EINVAL') fs.rmSync(marker, { recursive: true, force: true });
+        else makeFolder();
+        fs.symlinkSync(newMarker(), marker);
       } catch (makeErr) {
+        if (makeErr instanceof VfsError) throw makeErr;
         if ((makeErr as NodeJS.ErrnoException).code !== 'EEXIST') throw folderFailed(makeErr);
       }
     }
   }
+}
+
+/**
+ * Reads the folder's epoch marker (see {@link EPOCH}) and makes this process's live claims again when it is not the
+ * one it last read. Returns whether new claims must wait.
+ * @throws VfsError EIO when the folder cannot be used.
+ */
+function checkEpoch(): boolean {
+  const token = readMarker();
   if (token !== state.epoch) {
     const first = state.epoch === null;
     state.epoch = token;
-    if (!first || state.live.size > 0) remakeLiveClaims();
+    if (!first || state.live.size > 0) remakeLiveClaims(token);
   }
   return young(token);
 }
 
-/** Makes this process's live claims again in a folder made anew (those already there are left as they are). */
-function remakeLiveClaims(): void {
-  let remade = 0;
-  let lost = 0;
-  for (const claim of state.live.values()) {
+/**
+ * Makes a new epoch marker in place of the current one: this process found its own entries gone while the marker
+ * stood (a clean-up removing entries one by one), so the others' may be gone too, and all must make theirs again.
+ */
+function bumpEpoch(): void {
+  const token = newMarker();
+  const marker = `${state.root}/${EPOCH}`;
+  const aside = `${marker}.${token}`;
+  fs.symlinkSync(token, aside);
+  try {
+    fs.renameSync(aside, marker);
+  } catch (err) {
+    fs.rmSync(aside, { force: true });
+    throw err;
+  }
+  state.epoch = token;
+  remakeLiveClaims(token);
+}
+
+/**
+ * Makes this process's live claims again in a folder made anew (those already there are left as they are); one
+ * whose entry another process holds for a moment (a newcomer's, about to be refused) is tried again at each look.
+ */
+function remakeLiveClaims(token: string): void {
+  for (const claim of state.live.values()) state.pending.add(claim);
+  const before = state.pending.size;
+  remakePending();
+  const remade = before - state.pending.size;
+  if (before > 0) {
+    const late = young(token) ? '' : ` ${RENEWAL_GRACE_MS} ms or more after it was made anew (this process was held up): their files were unclaimed meanwhile`;
+    // Too late: other processes took claims meanwhile. A writer of this process whose file another now reads ends.
+    let ended = 0;
+    if (late !== '') {
+      for (const claim of [...state.live.values()]) {
+        if (!claim.writer || claim.onLost === undefined) continue;
+        let read = false;
+        try {
+          read = othersRead(claim.entry.slice(0, -2));
+        } catch {
+          read = true; // cannot tell: the download is what must not break
+        }
+        if (read) {
+          ended++;
+          claim.onLost('EIO: the upload was ended: its file claim was lost (the file claims folder was cleaned up while this process was held up) and another process reads the file now');
+        }
+      }
+    }
+    warn(
+      `file claims folder ${state.root} was made anew (removed under running transfers?): ${remade} claim(s) of this process made again` +
+        (state.pending.size > 0 ? `, ${state.pending.size} to be tried again` : '') +
+        late +
+        (ended > 0 ? `; ${ended} upload(s) ended, their files being read by another process` : '') +
+        `; new claims wait ${RENEWAL_GRACE_MS} ms`,
+    );
+  }
+}
+
+function remakePending(): void {
+  for (const claim of state.pending) {
+    if (state.live.get(claim.entry) !== claim) {
+      state.pending.delete(claim);
+      continue;
+    }
     try {
       fs.symlinkSync(claim.token, claim.entry);
-      remade++;
+      state.pending.delete(claim);
     } catch (err) {
-      // EEXIST: still there (only the marker went), or a writer's entry another process made meanwhile.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && readlinkOrNull(claim.entry) === claim.token) continue;
-      lost++;
+      // EEXIST: still there (only the marker went), or an entry another process made meanwhile (tried again).
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && readlinkOrNull(claim.entry) === claim.token) state.pending.delete(claim);
     }
-  }
-  if (remade + lost > 0) {
-    process.emitWarning(
-      `file claims folder ${state.root} was made anew (removed under running transfers?): ${remade} claim(s) of this process made again` +
-        (lost > 0 ? `, ${lost} could not be` : '') +
-        `; new claims wait ${RENEWAL_GRACE_MS} ms`,
-      'FtpVfsWarning',
-    );
   }
 }
 
@@ -171,17 +298,32 @@ function readlinkOrNull(entry: string): string | null {
   }
 }
 
-/** Keeps {@link checkEpoch} running while this process holds claims: one that makes no new claim must still notice. */
+/** A look at the folder by a process holding claims (see {@link EPOCH}). */
+function look(): void {
+  checkEpoch();
+  if (state.pending.size > 0) remakePending();
+  if (state.live.size === 0) return;
+  const names = new Set(fs.readdirSync(state.root as string));
+  for (const claim of state.live.values()) {
+    if (!state.pending.has(claim) && !names.has(claim.entry.slice(claim.entry.lastIndexOf('/') + 1))) {
+      bumpEpoch();
+      return;
+    }
+  }
+}
+
+/** Keeps {@link look} running while this process holds claims: one that makes no new claim must still notice. */
 function watchWhileLive(): void {
   if (state.live.size > 0 && state.watch === null) {
     state.watch = setInterval(() => {
       if (state.root === null || state.live.size === 0) {
         clearInterval(state.watch as NodeJS.Timeout);
         state.watch = null;
+        state.pending.clear();
         return;
       }
       try {
-        checkEpoch();
+        look();
       } catch {
         // The folder cannot be used now: claims fail as EIO meanwhile, and the next look tries again.
       }
@@ -191,6 +333,7 @@ function watchWhileLive(): void {
 }
 
 function keep(claim: SharedClaim): SharedClaim {
+  claim.epoch = state.epoch ?? undefined;
   state.live.set(claim.entry, claim);
   watchWhileLive();
   return claim;
@@ -209,11 +352,7 @@ function make(action: () => void): boolean {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') return false;
       if (code === 'ENOENT' && attempt === 0 && state.root !== null) {
-        try {
-          fs.mkdirSync(state.root, { recursive: true, mode: 0o700 });
-        } catch (mkdirErr) {
-          throw folderFailed(mkdirErr);
-        }
+        makeFolder();
         continue;
       }
       throw folderFailed(err);
@@ -241,6 +380,16 @@ function othersRead(prefix: string): boolean {
   return false;
 }
 
+/** Runs a check of the folder, any failure as EIO (after `undo`). */
+function checked<T>(check: () => T, undo: () => void = () => {}): T {
+  try {
+    return check();
+  } catch (err) {
+    undo();
+    throw err instanceof VfsError ? err : folderFailed(err);
+  }
+}
+
 /**
  * Claims the file `key` (`dev:ino`) for writing; null when another process reads or writes it, or while the folder
  * is new ({@link RENEWAL_GRACE_MS}).
@@ -250,16 +399,14 @@ export function claimWrite(key: string): SharedClaim | null {
   const prefix = prefixOf(key);
   const entry = `${prefix}.w`;
   const token = `${process.pid}.${++state.sequence}`;
-  const claim = { entry, token, writer: true };
+  const claim: SharedClaim = { entry, token, writer: true };
+  // While the folder is new, refused before anything is made: a `.w` made for a moment could be in the way of the
+  // writer's entry its process is making again, which would then stay unmade.
+  if (checked(checkEpoch)) return null;
   if (make(() => fs.symlinkSync(token, entry))) {
-    try {
-      if (checkEpoch() || othersRead(prefix)) {
-        release(claim);
-        return null;
-      }
-    } catch (err) {
+    if (checked(() => othersRead(prefix) || checkEpoch(), () => release(claim))) {
       release(claim);
-      throw err instanceof VfsError ? err : folderFailed(err);
+      return null;
     }
     return keep(claim);
   }
@@ -267,11 +414,7 @@ export function claimWrite(key: string): SharedClaim | null {
   // takeover): replaced, atomically (made aside, renamed over it), but only once nothing refuses it, so that a
   // refused newcomer leaves the idle writer's entry as it was (its upload still runs).
   if (writerOf(entry) !== process.pid) return null;
-  try {
-    if (checkEpoch() || othersRead(prefix)) return null;
-  } catch (err) {
-    throw err instanceof VfsError ? err : folderFailed(err);
-  }
+  if (checked(() => othersRead(prefix))) return null;
   const aside = `${entry}.${token}`;
   make(() => fs.symlinkSync(token, aside));
   try {
@@ -279,6 +422,23 @@ export function claimWrite(key: string): SharedClaim | null {
   } catch (err) {
     fs.rmSync(aside, { force: true });
     throw folderFailed(err);
+  }
+  // The folder made anew between the look and the rename: the idle writer's entry is put back as it was, and the
+  // newcomer refused (the next look makes the claims again).
+  if (readlinkOrNull(`${state.root}/${EPOCH}`) !== state.epoch) {
+    const idle = state.live.get(entry);
+    if (idle === undefined) release(claim);
+    else {
+      const back = `${entry}.${idle.token}`;
+      try {
+        fs.symlinkSync(idle.token, back);
+        fs.renameSync(back, entry);
+      } catch {
+        fs.rmSync(back, { force: true });
+        state.pending.add(idle);
+      }
+    }
+    return null;
   }
   return keep(claim);
 }
@@ -292,17 +452,13 @@ export function claimRead(key: string): SharedClaim | null {
   const prefix = prefixOf(key);
   const token = `${process.pid}.${++state.sequence}`;
   const entry = `${prefix}.r.${token}`;
-  const claim = { entry, token, writer: false };
+  const claim: SharedClaim = { entry, token, writer: false };
   make(() => fs.symlinkSync(token, entry));
-  try {
-    const writer = checkEpoch() ? -1 : writerOf(`${prefix}.w`);
-    if (writer !== null && writer !== process.pid) {
-      release(claim);
-      return null;
-    }
-  } catch (err) {
+  // The marker after the look: a folder removed before the look (which then found no writer) is seen.
+  const writer = checked(() => writerOf(`${prefix}.w`), () => release(claim));
+  if ((writer !== null && writer !== process.pid) || checked(checkEpoch, () => release(claim))) {
     release(claim);
-    throw err instanceof VfsError ? err : folderFailed(err);
+    return null;
   }
   return keep(claim);
 }
@@ -310,6 +466,7 @@ export function claimRead(key: string): SharedClaim | null {
 /** Gives a claim back: its entry is removed while it is still its own (a writer's may have been replaced). */
 export function release(claim: SharedClaim): void {
   if (state.live.get(claim.entry) === claim) state.live.delete(claim.entry);
+  state.pending.delete(claim);
   try {
     if (!claim.writer || fs.readlinkSync(claim.entry) === claim.token) fs.unlinkSync(claim.entry);
   } catch {
