@@ -267,23 +267,24 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       await waitFor(async () => (await readFile(join(ftpd.root, 'f.bin'))).length >= 128 * 1024);
       // The upload keeps moving (one that sits idle for 5 s is taken for abandoned, and a newcomer ends it).
       const moving = setInterval(() => body.write(Buffer.alloc(64 * 1024, 2)), 250);
-      // Twelve sessions, hashed by the kernel to either worker (all to the uploader's: 2^-12): every one is refused.
-      const codes: number[] = [];
-      for (let i = 0; i < 12; i++) {
+      // A download in a new session: its reply code.
+      const download = async (): Promise<number> => {
         const c = new Client(10000);
         try {
           await c.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
           const sink = new PassThrough();
           sink.resume();
           await c.downloadTo(sink, 'f.bin');
-          codes.push(226);
-
+          return 226;
         } catch (err) {
-          codes.push((err as { code?: number }).code ?? 0);
+          return (err as { code?: number }).code ?? 0;
         } finally {
           c.close();
         }
-      }
+      };
+      // Twelve sessions, hashed by the kernel to either worker (all to the uploader's: 2^-12): every one is refused.
+      const codes: number[] = [];
+      for (let i = 0; i < 12; i++) codes.push(await download());
       expect(codes).toEqual(Array(12).fill(450));
       // The claims folder cleaned up under the upload (a /dev/shm clean-up): still refused, in either worker, and said
       // in the log (not on stderr). Without the folder's epoch marker the next claim made it again empty, and
@@ -294,18 +295,7 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       if (shm !== undefined) {
         await rm(join('/dev/shm', shm), { recursive: true });
         for (let i = 0; i < 12; i++) {
-          const c = new Client(10000);
-          try {
-            await c.access({ host: '127.0.0.1', port: ftpd.port, user: USER, password: PASSWORD });
-            const sink = new PassThrough();
-            sink.resume();
-            await c.downloadTo(sink, 'f.bin');
-            codes.push(226);
-          } catch (err) {
-            codes.push((err as { code?: number }).code ?? 0);
-          } finally {
-            c.close();
-          }
+          codes.push(await download());
           if (i === 5) await new Promise((r) => setTimeout(r, 2500)); // past the grace: refused for the upload's claim
         }
         expect(codes).toEqual(Array(24).fill(450));
