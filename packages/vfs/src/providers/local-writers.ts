@@ -43,8 +43,12 @@ export interface WriterClaim {
    * a running upload look idle); 0 while a write is running.
    */
   idleSince: number;
-  /** Ends the writer (an upload stream) so another can take the file; null for one that cannot be (a file handle). */
-  revoke: ((err: Error) => void) | null;
+  /**
+   * Ends the writer (an upload stream) so another can take the file; null for one that cannot be (a file handle).
+   * `untouched`: another process uses the file now, so the upload leaves its bytes as they are (nothing held is
+   * written out, nothing cut) and only sets its modification time to now (see `LocalProvider`'s end-of-file check).
+   */
+  revoke: ((err: Error, untouched?: boolean) => void) | null;
   /** Its claim in the folder shared with other processes, if claims are shared. */
   shared: SharedClaim | null;
   /**
@@ -113,7 +117,13 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
   }
   const tookOver = takeOver(key, path);
   const claim: WriterClaim = { key, path, idleSince: performance.now(), revoke: null, shared, tookOver };
-  if (shared !== null) shared.onLost = (why) => claim.revoke?.(new VfsError('EIO', why, { path }));
+  if (shared !== null) {
+    shared.onLost = (why) => {
+      if (claim.revoke === null) return false;
+      claim.revoke(new VfsError('EIO', why, { path }), true);
+      return true;
+    };
+  }
   writers.set(key, claim);
   return claim;
 }

@@ -268,8 +268,10 @@ function readStreamFs(reader: ReaderClaim, syncClose: boolean, atEnd: () => VfsE
 function lostClaimError(reader: ReaderClaim, fd: number, opened: Stats, path: string): VfsError | null {
   if (reader.shared === null || !readerClaimLost(reader)) return null;
   try {
+    // Size and modification time: what a write changes (ctime also moves with a rename or a chmod, which leave the
+    // contents as they were).
     const now = fs.fstatSync(fd);
-    if (now.size === opened.size && now.mtimeMs === opened.mtimeMs && now.ctimeMs === opened.ctimeMs) return null;
+    if (now.size === opened.size && now.mtimeMs === opened.mtimeMs) return null;
   } catch {
     // Cannot tell: as changed.
   }
@@ -343,6 +345,8 @@ class LocalWriteStream extends Writable implements UploadStream {
   #emptied: boolean;
   /** Ended by a newcomer taking the file over (see takeWriter, takeReader), which looks at the file right after. */
   #revoked = false;
+  /** Ended because another process uses the file now (a claim lost: see `shared-claims.ts`): its bytes are left alone. */
+  #untouched = false;
   /** The error the server reported for an interrupted transfer, if any. */
   interruptedBy: Error | undefined;
   /** A chunk is written (or copied, when held) before its callback runs. */
@@ -359,8 +363,9 @@ class LocalWriteStream extends Writable implements UploadStream {
     this.#syncClose = syncClose;
     this.#writer = writer;
     // An upload idle long enough gives the file up to a newcomer (its client is most likely gone): see takeWriter.
-    writer.revoke = (err) => {
-      this.#revoked = true;
+    writer.revoke = (err, untouched = false) => {
+      this.#revoked = !untouched;
+      this.#untouched = untouched;
       this.destroy(err);
     };
   }
@@ -505,6 +510,16 @@ class LocalWriteStream extends Writable implements UploadStream {
       // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it), and
       // no more: an old file overwritten in place, or one a REST upload stopped short of the end of, is cut there
       // (the memory and SQLite providers keep the same).
+      if (this.#untouched) {
+        // Its contents are left as they are, but its modification time is now: a download another process began
+        // while this upload ran unclaimed sees the file changed at its end (a part of this upload in it), and fails.
+        try {
+          fs.futimesSync(this.#fd, fs.fstatSync(this.#fd).atime, new Date());
+        } catch {
+          // the descriptor is being closed anyway
+        }
+        return this.#closeFd(() => cb(err));
+      }
       let failed = this.#flushHeldSync();
       const pos = this.#pos;
       const done = (): void => this.#closeFd(() => cb(err ?? failed));
@@ -1308,7 +1323,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         // An idle upload this download ended wrote out what it held and cut the file as it closed: the size is
         // looked up again then, or the download would promise bytes the file no longer has (the server's 451 "ended
         // the file after N of M bytes"). Otherwise the fstat above stands: no second call on every download.
-        size = reader.tookOver ? fs.fstatSync(fd).size : st.size;
+        if (reader.tookOver) st = fs.fstatSync(fd);
+        size = st.size;
       } catch (err) {
         await this.#closeQuietly(fd);
         throw err;

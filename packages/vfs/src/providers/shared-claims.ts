@@ -62,8 +62,9 @@ const state = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.shar
  *   {@link RENEWAL_GRACE_MS}: by then the others have made theirs again. The age is the marker's own, not the time a
  *   process noticed it, so a process that has not looked yet refuses too.
  * And where a claim was lost all the same: a download whose claim did not stand to its end ({@link claimIntact}) fails
- * there if its file changed meanwhile (`LocalProvider`); a writer whose process made its claim again too late (held
- * up past the grace: stopped, a hung call) ends when another process reads its file by then (`onLost`).
+ * there if its file changed meanwhile (`LocalProvider`); a process that made its claims again too late (held up past
+ * the grace: stopped, a hung call) ends its uploads whose file another process reads or writes by then (`onLost`),
+ * and makes a new marker, so that the downloads other processes began meanwhile count as lost and are checked.
  * What remains: a download that starts and ends inside the {@link WATCH_MS} after an entry-by-entry clean-up took a
  * writer's entry and before its process looks, reading a file the upload did not change meanwhile (a part of it).
  */
@@ -124,9 +125,9 @@ export interface SharedClaim {
   epoch?: string;
   /**
    * Ends a writer whose claim was made again too late (its process held up past the grace) while another process
-   * reads the file: that download must not be rewritten under it.
+   * reads or writes the file by then; returns whether there was a transfer to end.
    */
-  onLost?: (why: string) => void;
+  onLost?: (why: string) => boolean;
 }
 
 /**
@@ -162,22 +163,26 @@ function young(token: string): boolean {
 }
 
 /**
- * Makes the folder when it is missing. One that was there already (made by someone else between a look that found
- * it missing and this) must be a folder of this user that nobody else can write: it was visible in /dev/shm, and
- * another local user making it first could then remove or forge any claim.
+ * Throws unless the folder, when it is there, is a folder of this user: one found made again (it is visible in
+ * /dev/shm, so another local user could make it first after a clean-up) could otherwise have any claim removed or
+ * forged by its owner. Who else may write it is left to its owner (an embedder's folder may be shared with a group).
  */
+function checkOwner(): void {
+  const st = fs.lstatSync(state.root as string, { throwIfNoEntry: false });
+  const uid = process.getuid?.();
+  if (st !== undefined && (!st.isDirectory() || (uid !== undefined && st.uid !== uid))) {
+    throw folderFailed(new Error('not a folder of this user (made again by someone else?)'));
+  }
+}
+
+/** Makes the folder when it is missing (checking it when someone else made it first: {@link checkOwner}). */
 function makeFolder(): void {
-  const root = state.root as string;
   try {
-    if (fs.mkdirSync(root, { recursive: true, mode: 0o700 }) !== undefined) return;
-    const st = fs.lstatSync(root);
-    const uid = process.getuid?.();
-    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
-      throw new Error('made again by someone else: not a folder of this user closed to others');
-    }
+    if (fs.mkdirSync(state.root as string, { recursive: true, mode: 0o700 }) !== undefined) return;
   } catch (err) {
     throw folderFailed(err);
   }
+  checkOwner();
 }
 
 /** Reads the epoch marker, making the folder and a new marker when either is missing or the marker is no link. */
@@ -189,15 +194,11 @@ function readMarker(): string {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if ((code !== 'ENOENT' && code !== 'EINVAL') || attempt === 2) throw folderFailed(err);
-      try {
-        // EINVAL: something that is not a link stands there (a file, a folder): replaced, as a marker gone would be.
-        if (code === 'EINVAL') fs.rmSync(marker, { recursive: true, force: true });
-        else makeFolder();
-        fs.symlinkSync(newMarker(), marker);
-      } catch (makeErr) {
-        if (makeErr instanceof VfsError) throw makeErr;
-        if ((makeErr as NodeJS.ErrnoException).code !== 'EEXIST') throw folderFailed(makeErr);
-      }
+      // EINVAL: something that is not a link stands there (a file, a folder): replaced, as a marker gone would be.
+      // The folder itself is made (and checked) only when it is the folder that is missing.
+      checkOwner();
+      if (code === 'EINVAL') fs.rmSync(marker, { recursive: true, force: true });
+      if (!make(() => fs.symlinkSync(newMarker(), marker))) continue; // made meanwhile by another process: read it
     }
   }
 }
@@ -221,7 +222,7 @@ function checkEpoch(): boolean {
  * Makes a new epoch marker in place of the current one: this process found its own entries gone while the marker
  * stood (a clean-up removing entries one by one), so the others' may be gone too, and all must make theirs again.
  */
-function bumpEpoch(): void {
+function bumpEpoch(quiet = false): void {
   const token = newMarker();
   const marker = `${state.root}/${EPOCH}`;
   const aside = `${marker}.${token}`;
@@ -233,44 +234,53 @@ function bumpEpoch(): void {
     throw err;
   }
   state.epoch = token;
-  remakeLiveClaims(token);
+  remakeLiveClaims(token, quiet);
 }
 
 /**
  * Makes this process's live claims again in a folder made anew (those already there are left as they are); one
  * whose entry another process holds for a moment (a newcomer's, about to be refused) is tried again at each look.
+ * Too late (this process held up past the grace while other processes claimed on), its uploads whose file another
+ * process reads or writes by then end, and a new marker makes every other process's running downloads count as
+ * lost, so that one whose file changed fails at its end instead of looking complete.
  */
-function remakeLiveClaims(token: string): void {
+function remakeLiveClaims(token: string, quiet = false): void {
   for (const claim of state.live.values()) state.pending.add(claim);
   const before = state.pending.size;
   remakePending();
   const remade = before - state.pending.size;
-  if (before > 0) {
-    const late = young(token) ? '' : ` ${RENEWAL_GRACE_MS} ms or more after it was made anew (this process was held up): their files were unclaimed meanwhile`;
-    // Too late: other processes took claims meanwhile. A writer of this process whose file another now reads ends.
-    let ended = 0;
-    if (late !== '') {
-      for (const claim of [...state.live.values()]) {
-        if (!claim.writer || claim.onLost === undefined) continue;
-        let read = false;
-        try {
-          read = othersRead(claim.entry.slice(0, -2));
-        } catch {
-          read = true; // cannot tell: the download is what must not break
-        }
-        if (read) {
-          ended++;
-          claim.onLost('EIO: the upload was ended: its file claim was lost (the file claims folder was cleaned up while this process was held up) and another process reads the file now');
-        }
+  if (before === 0) return;
+  const late = !young(token);
+  let ended = 0;
+  let writing = false;
+  if (late) {
+    for (const claim of [...state.live.values()]) {
+      if (!claim.writer) continue;
+      writing = true;
+      let other = state.pending.has(claim); // its entry is another process's upload now
+      try {
+        other ||= othersRead(claim.entry.slice(0, -2));
+      } catch {
+        other = true; // cannot tell: the other transfer is what must not break
       }
+      if (other && claim.onLost?.('EIO: the upload was ended: its file claim was lost while this process was held up (the file claims folder was cleaned up), and another process uses the file now') === true) ended++;
     }
+  }
+  if (!quiet) {
     warn(
       `file claims folder ${state.root} was made anew (removed under running transfers?): ${remade} claim(s) of this process made again` +
         (state.pending.size > 0 ? `, ${state.pending.size} to be tried again` : '') +
-        late +
-        (ended > 0 ? `; ${ended} upload(s) ended, their files being read by another process` : '') +
+        (late ? ` ${RENEWAL_GRACE_MS} ms or more after it was made anew (this process was held up): their files were unclaimed meanwhile` : '') +
+        (ended > 0 ? `; ${ended} upload(s) ended, their files used by another process` : '') +
         `; new claims wait ${RENEWAL_GRACE_MS} ms`,
     );
+  }
+  if (writing) {
+    try {
+      bumpEpoch(true);
+    } catch {
+      // The folder went again meanwhile: the look that finds it gone makes a new marker anyway.
+    }
   }
 }
 
