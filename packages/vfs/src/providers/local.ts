@@ -507,9 +507,6 @@ class LocalWriteStream extends Writable implements UploadStream {
     if (this.#closed) return cb(err);
     this.#closed = true;
     const close = (): void => {
-      // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it), and
-      // no more: an old file overwritten in place, or one a REST upload stopped short of the end of, is cut there
-      // (the memory and SQLite providers keep the same).
       if (this.#untouched) {
         // Its contents are left as they are, but its modification time is now: a download another process began
         // while this upload ran unclaimed sees the file changed at its end (a part of this upload in it), and fails.
@@ -520,6 +517,9 @@ class LocalWriteStream extends Writable implements UploadStream {
         }
         return this.#closeFd(() => cb(err));
       }
+      // An interrupted upload keeps what was received, the held first chunk included (REST resumes from it), and
+      // no more: an old file overwritten in place, or one a REST upload stopped short of the end of, is cut there
+      // (the memory and SQLite providers keep the same).
       let failed = this.#flushHeldSync();
       const pos = this.#pos;
       const done = (): void => this.#closeFd(() => cb(err ?? failed));
