@@ -270,7 +270,7 @@ describe('file claims shared between processes', () => {
       // Removed again while this process cannot look: another process makes it anew, and this one looks too late.
       fs.rmSync(claims, { recursive: true });
       expect((await otherProcess('write')).said).toBe('EBUSY');
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, RENEWAL_GRACE_MS + 200);
+      holdUp(RENEWAL_GRACE_MS + 200);
       await sleep(400);
       expect(warnings[1]).toMatch(/held up/);
     } finally {
@@ -336,14 +336,8 @@ describe('file claims shared between processes', () => {
   it("an upload whose process made its claim again too late, another process reading the file by then, is ended, and that download fails if it changed", { timeout: 20000 }, async () => {
     const warnings: string[] = [];
     shareFileClaims(claims, { warn: (m) => warnings.push(m) });
-    const p = new LocalProvider(root);
-    const upload = await openWriteStream(p, '/f.bin');
-    const failed = new Promise<string>((resolve) => upload.on('error', (err) => resolve(toVfsError(err).code)));
-    upload.write(Buffer.from('new ver'));
-    fs.rmSync(claims, { recursive: true });
     // Another process downloads as soon as the folder made anew lets it, while this one is held up past the grace.
-    const reader = otherProcess('read-retry');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, RENEWAL_GRACE_MS + 1500);
+    const { failed, other: reader } = await uploadCleanedUpHeldUp('new ver', 'read-retry');
     const { child, said } = await reader;
     expect(said).toBe('open');
     // Back, it ends its upload (which the download read a part of: helper-112) and sets the file's mtime to now.
@@ -356,14 +350,8 @@ describe('file claims shared between processes', () => {
   });
 
   it("an upload whose process made its claim again too late, another process's upload holding the file by then, is ended", { timeout: 20000 }, async () => {
-    const p = new LocalProvider(root);
     shareFileClaims(claims, { warn: () => {} });
-    const upload = await openWriteStream(p, '/f.bin');
-    const failed = new Promise<string>((resolve) => upload.on('error', (err) => resolve(toVfsError(err).code)));
-    upload.write(Buffer.from('mine'));
-    fs.rmSync(claims, { recursive: true });
-    const writer = otherProcess('write-retry');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, RENEWAL_GRACE_MS + 1500);
+    const { failed, other: writer } = await uploadCleanedUpHeldUp('mine', 'write-retry');
     // What the other upload has written by the time this process is back (before this one looks).
     fs.writeFileSync(join(root, 'f.bin'), 'the other upload');
     const { child, said } = await writer;
@@ -405,3 +393,21 @@ describe('file claims shared between processes', () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Holds this process's event loop for `ms`, as a stopped process or a hung call would. */
+const holdUp = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * An upload here writing `data`, the claims folder removed under it, another process started in `mode` (it claims
+ * as soon as the folder made anew lets it), and this process held up past the grace meanwhile. `failed`: the
+ * upload's error code once it ends.
+ */
+async function uploadCleanedUpHeldUp(data: string, mode: 'read-retry' | 'write-retry') {
+  const upload = await openWriteStream(new LocalProvider(root), '/f.bin');
+  const failed = new Promise<string>((resolve) => upload.on('error', (err) => resolve(toVfsError(err).code)));
+  upload.write(Buffer.from(data));
+  fs.rmSync(claims, { recursive: true });
+  const other = otherProcess(mode);
+  holdUp(RENEWAL_GRACE_MS + 1500);
+  return { failed, other };
+}

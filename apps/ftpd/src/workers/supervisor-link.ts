@@ -1,5 +1,4 @@
 import type { BanStore, SessionGate, SessionGateVerdict } from '@ftp/server';
-import { shareFileClaims } from '@ftp/vfs';
 import type { MetricsSnapshot } from '../metrics.js';
 import { isMessage, type ReloadOrder, type ToSupervisor, type ToWorker, type WorkerSetup } from './messages.js';
 import { slicePassiveSettings } from './passive-slices.js';
@@ -42,9 +41,6 @@ export class SupervisorLink {
   setup(): Promise<WorkerSetup> {
     return new Promise((resolve) => {
       this.setupWaiter = ({ setup, slot, slots, fileClaims }) => {
-        // Local files are claimed where every worker sees it: a download in one worker and an upload rewriting the
-        // file in another must not meet, as they cannot within one process.
-        shareFileClaims(fileClaims);
         this.fileClaims = fileClaims;
         this.share = { slot, slots };
         resolve(this.mine(setup));

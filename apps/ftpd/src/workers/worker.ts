@@ -23,8 +23,11 @@ export async function runWorker(makeLogger: (level: string) => Logger): Promise<
   const setup = await link.setup();
   const level = setup.mode === 'cli' ? setup.options.logLevel : setup.config.log.level;
   const logger = makeLogger(level).child({ worker: cluster.worker?.id });
-  // The claims folder made anew under running transfers (a clean-up of /dev/shm) is said in the log, not on stderr.
-  if (link.fileClaims !== null) shareFileClaims(link.fileClaims, { warn: (message) => logger.warn({ fileClaims: link.fileClaims }, message) });
+  // Local files are claimed where every worker sees it: a download in one worker and an upload rewriting the file in
+  // another must not meet, as they cannot within one process. The folder made anew under running transfers (a
+  // clean-up of /dev/shm) is said in the log, not on stderr.
+  const fileClaims = link.fileClaims;
+  shareFileClaims(fileClaims, { warn: (message) => logger.warn({ fileClaims }, message) });
   const hooks = { banStore: link.banStore, sessionGate: setup.limits ? link.sessionGate : undefined };
   let running: { close(graceMs?: number): Promise<void>; reload(order: ReloadOrder): void; listeners: WorkerListener[] };
   const graceMs = graceMsOf(setup);

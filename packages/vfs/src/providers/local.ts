@@ -251,8 +251,12 @@ function closeSyncTo(fd: number, cb: (err: NodeJS.ErrnoException | null) => void
 function readStreamFs(reader: ReaderClaim, syncClose: boolean, atEnd: () => VfsError | null): Pick<typeof fs, 'read' | 'close'> {
   const close = syncClose ? closeSyncTo : fs.close;
   return {
-    read: ((fd: number, buffer: Buffer, offset: number, length: number, position: number | null, cb: (err: NodeJS.ErrnoException | null, n: number, b: Buffer) => void) =>
-      fs.read(fd, buffer, offset, length, position, (err, n, b) => cb(err ?? (n === 0 ? atEnd() : null), n, b))) as typeof fs.read,
+    // Without shared claims there is nothing to check at the end: fs.read as it is, no wrapper per chunk.
+    read:
+      reader.shared === null
+        ? fs.read
+        : (((fd: number, buffer: Buffer, offset: number, length: number, position: number | null, cb: (err: NodeJS.ErrnoException | null, n: number, b: Buffer) => void) =>
+            fs.read(fd, buffer, offset, length, position, (err, n, b) => cb(err ?? (n === 0 ? atEnd() : null), n, b))) as typeof fs.read),
     close: ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
       releaseReader(reader);
       close(fd, cb);
@@ -266,7 +270,7 @@ function readStreamFs(reader: ReaderClaim, syncClose: boolean, atEnd: () => VfsE
  * under the download, which must then not look complete (226). Null otherwise; nothing to check without sharing.
  */
 function lostClaimError(reader: ReaderClaim, fd: number, opened: Stats, path: string): VfsError | null {
-  if (reader.shared === null || !readerClaimLost(reader)) return null;
+  if (!readerClaimLost(reader)) return null;
   try {
     // Size and modification time: what a write changes (ctime also moves with a rename or a chmod, which leave the
     // contents as they were).

@@ -90,14 +90,11 @@ export interface ShareFileClaimsOptions {
  * processes serving the same files (null: this process only, the default). It is made if missing (mode 0700); it
  * is never removed here (whoever made it removes it). Whoever makes it for the others calls
  * {@link startFileClaimsFolder} first; otherwise the first claims wait {@link RENEWAL_GRACE_MS}, as in a folder made
- * anew. Kept for every copy of this package loaded in the process; calling it again with the same folder only sets
- * the options.
+ * anew. Kept for every copy of this package loaded in the process.
  */
 export function shareFileClaims(dir: string | null, options: ShareFileClaimsOptions = {}): void {
-  if (dir !== state.root) {
-    state.root = dir;
-    state.epoch = null;
-  }
+  state.root = dir;
+  state.epoch = null;
   state.warn = options.warn ?? null;
 }
 
