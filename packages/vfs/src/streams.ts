@@ -223,7 +223,26 @@ function streamTag<V>(name: string): { set<T extends Readable>(stream: T, value:
   };
 }
 
+/**
+ * The open file under a read stream and the part of it the stream reads, for a consumer that hands the file to
+ * the kernel instead of reading it (sendfile). The stream still owns the descriptor: the consumer must not read
+ * the stream as well, must not close the descriptor, and destroys the stream when done.
+ */
+export interface FileDescriptorSource {
+  /** A regular file's descriptor; read at explicit offsets (its own position is not used). */
+  readonly fd: number;
+  /** The first byte to send. */
+  readonly start: number;
+  /** The byte after the last one to send, or Infinity: to the end the file has when that is reached. */
+  readonly end: number;
+  /** Bytes it is fine to read on the event loop's thread (files the provider reads synchronously anyway). */
+  readonly inlineBytes: number;
+  /** Asked once everything was sent: an error if the bytes must not pass for the file (see `ChunkReader`). */
+  atEnd(): VfsError | null;
+}
+
 const chunkReaderTag = streamTag<ChunkReader>('chunkReader');
+const fileDescriptorTag = streamTag<FileDescriptorSource>('fileDescriptor');
 const fileSizeTag = streamTag<number>('fileSize');
 
 /**
@@ -237,6 +256,16 @@ export function attachChunkReader<T extends Readable>(stream: T, reader: ChunkRe
 /** The stream's {@link ChunkReader}, if its provider gave it one (wrappers pass the stream through unchanged). */
 export function chunkReaderOf(stream: Readable): ChunkReader | undefined {
   return chunkReaderTag.get(stream);
+}
+
+/** Gives a read stream its {@link FileDescriptorSource} (providers whose streams read a local file). */
+export function attachFileDescriptor<T extends Readable>(stream: T, source: FileDescriptorSource): T {
+  return fileDescriptorTag.set(stream, source);
+}
+
+/** The stream's {@link FileDescriptorSource}, if its provider gave it one (wrappers pass the stream through unchanged). */
+export function fileDescriptorOf(stream: Readable): FileDescriptorSource | undefined {
+  return fileDescriptorTag.get(stream);
 }
 
 /** Records the size of the file a read stream reads, as its provider saw it at open (saves the server a stat). */

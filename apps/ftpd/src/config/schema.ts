@@ -87,6 +87,7 @@ export const serverSettings = z
     allowCcc: z.boolean(),
     tlsUploadRequiresCloseNotify: z.boolean(),
     reuseUploadBuffers: z.boolean(),
+    sendfile: z.boolean(),
     tlsMinVersion: z.enum(['TLSv1.2', 'TLSv1.3']),
     tlsHandshakeTimeout: seconds,
     maxLoginFailures: count,

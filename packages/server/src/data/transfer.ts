@@ -8,6 +8,7 @@ import { FtpError } from '../errors.js';
 import { BIG_FILE_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
 import { Turns } from '../turns.js';
 import { feedThroughBuffers, type PooledFeed } from './receive-pooled.js';
+import { sendfileSource, sendWithSendfile } from './send-file.js';
 import { throttleTransform, type RateLimiter } from './throttle.js';
 
 /** Why a transfer stopped early. */
@@ -45,6 +46,8 @@ export class Transfer {
   storageCommitting: () => boolean = () => false;
   /** Told when {@link stop} is called: the upload's wait for its storage ends with the stop's failure. */
   afterStop: (() => void) | null = null;
+  /** Whether the kernel sends this download from the file (sendfile), not the server through buffers. */
+  sentByKernel = false;
   /** Whether the transfer waits for a bandwidth limit: not a stall, however long nothing moves. */
   throttled = false;
   /** The stall limit the transfer was attached with (ms; 0: none). */
@@ -331,13 +334,21 @@ function decoders(transfer: Transfer, coding: Coding): Transform[] {
   return out;
 }
 
+export interface SendOptions {
+  /** Let the kernel send the file when nothing has to change its bytes (the `sendfile` setting). */
+  sendfile?: boolean;
+}
+
 /**
  * Streams `source` to the data socket with backpressure, through the coding, and resolves once the last byte is
  * handed to the kernel and the socket is ended. `pipeline` also fails at once for a data connection that closed
  * before the transfer began, and for one the client closed before the end.
  */
-export async function sendToSocket(transfer: Transfer, source: Readable, coding: Coding): Promise<void> {
+export async function sendToSocket(transfer: Transfer, source: Readable, coding: Coding, options: SendOptions = {}): Promise<void> {
   const socket = transfer.socket!;
+  // Bytes that need no change on the way are sent by the kernel where it can (see send-file.ts).
+  const kernel = options.sendfile === true && !coding.ascii && coding.deflateLevel === null && coding.limiters.length === 0 ? sendfileSource(source, socket) : undefined;
+  if (kernel !== undefined && (await sendWithSendfile(transfer, source, kernel.file, kernel.socketFd, socket))) return;
   // Stream mode without a rate limit, in TYPE I or TYPE A: straight from the file into reused buffers, line ends
   // converted on the way (no stream stage, no buffer per read).
   const direct = coding.deflateLevel === null && coding.limiters.length === 0 ? chunkReaderOf(source) : undefined;

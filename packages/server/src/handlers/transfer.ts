@@ -48,7 +48,7 @@ export async function retr(s: Session, arg: string): Promise<void> {
     const expected = Math.max(0, end + 1 - offset);
     const coding = s.coding('download');
     await runDataCommand(s, 'download', path, `Opening ${modeName(s)} mode data connection for ${basename(path)} (${expected} bytes).`, async (t) => {
-      await sendToSocket(t, source, coding);
+      await sendToSocket(t, source, coding, { sendfile: s.settings.sendfile });
       // Storage that ends a file early (a file cut short meanwhile, a remote read that ended without an error)
       // must not pass for a complete download: the bytes sent are those stored when nothing recodes them.
       if (!coding.ascii && coding.deflateLevel === null && t.bytes < expected) {

@@ -15,7 +15,7 @@ import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, NameSlices, Re
 import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
-import { attachChunkReader, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+import { attachChunkReader, attachFileDescriptor, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
@@ -1357,6 +1357,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         const lost = atEnd();
         return lost === null ? Promise.resolve(0) : Promise.reject(lost);
       };
+      // Sending straight from the descriptor (sendfile) reads the same bytes: synchronously, as the chunk reader
+      // below does, a small file whole and a big one's first part when metadata is synchronous.
+      attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync ? SYNC_READ_FILE : 0, atEnd });
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
         if (want <= 0) return ended();

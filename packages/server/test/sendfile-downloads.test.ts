@@ -1,0 +1,209 @@
+// Downloads the kernel sends from the file (sendfile, @ftp/sendfile's addon): which downloads take that path, that
+// they are byte-exact (whole, REST, RANG, slow readers, many at once), that progress is counted, and that ABOR, a
+// stall, a client's reset and a file cut short end them with the right reply and never hold the connection open.
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { sendfileUnavailableReason } from '@ftp/sendfile';
+import { LocalProvider } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ServerSettings, TransferEvent } from '../src/index.js';
+import { RawClient, readAll, startServer, pattern, sha } from './helpers.js';
+
+const unavailable = sendfileUnavailableReason();
+// CI builds the addon on a machine that can: its absence there is a failure, not a reason to skip.
+if (process.env.CI === 'true' && unavailable !== null) throw new Error(`@ftp/sendfile is not available in CI: ${unavailable}`);
+if (unavailable !== null) console.warn(`SKIPPING sendfile download tests: ${unavailable}`);
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function setup(files: Record<string, Buffer>, settings: Partial<ServerSettings> = {}) {
+  const root = await mkdtemp(join(tmpdir(), 'sendfile-'));
+  for (const [name, data] of Object.entries(files)) await writeFile(join(root, name), data);
+  const ctx = await startServer({ fs: new LocalProvider(root), settings: { dataStallTimeout: 5, ...settings } });
+  const events: TransferEvent[] = [];
+  ctx.server.on('transfer', (e) => events.push(e));
+  cleanups.push(() => ctx.close(), () => rm(root, { recursive: true, force: true }));
+  return { ...ctx, root, events };
+}
+
+const client = (port: number): Promise<RawClient> => RawClient.binarySession(port, cleanups);
+
+async function download(c: RawClient, command: string, before: string[] = []): Promise<Buffer> {
+  for (const line of before) expect((await c.cmd(line)).code).toBe(350);
+  const socket = await c.passive();
+  c.send(command);
+  expect((await c.next()).code).toBe(150);
+  const got = await readAll(socket);
+  expect((await c.next()).code).toBe(226);
+  return got;
+}
+
+const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The event of the last transfer, once the server has emitted it (it follows the final reply). */
+async function lastEvent(events: TransferEvent[], count: number): Promise<TransferEvent> {
+  for (let i = 0; i < 100 && events.length < count; i++) await wait(10);
+  expect(events.length).toBe(count);
+  return events[count - 1]!;
+}
+
+describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
+  it('whole files, REST and RANG arrive byte-exact, and the transfer event says sendfile', async () => {
+    const big = pattern(6 * 1024 * 1024 + 4_321, 1);
+    const small = pattern(16 * 1024, 2);
+    const ctx = await setup({ 'big.bin': big, 'small.bin': small, 'empty.bin': Buffer.alloc(0) });
+    const c = await client(ctx.port);
+    expect(sha(await download(c, 'RETR big.bin'))).toBe(sha(big));
+    expect((await lastEvent(ctx.events, 1)).sendfile).toBe(true);
+    expect(ctx.events[0]!.bytes).toBe(big.length);
+    expect((await download(c, 'RETR small.bin')).equals(small)).toBe(true);
+    expect((await download(c, 'RETR empty.bin')).length).toBe(0);
+    expect(sha(await download(c, 'RETR big.bin', ['REST 1000001']))).toBe(sha(big.subarray(1_000_001)));
+    expect((await download(c, 'RETR big.bin', ['RANG 10 5000000']))).toEqual(big.subarray(10, 5_000_001));
+    const events = ctx.events.slice(0, 5);
+    await lastEvent(ctx.events, 5);
+    expect(events.map((e) => e.sendfile)).toEqual([true, true, true, true, true]);
+    expect(ctx.events.map((e) => e.bytes)).toEqual([big.length, small.length, 0, big.length - 1_000_001, 4_999_991]);
+  });
+
+  it('TYPE A, MODE Z, a rate limit and the setting turned off send through buffers, with the same bytes', async () => {
+    const data = pattern(300_000, 3);
+    const ctx = await setup({ 'f.bin': data }, { modeZ: true });
+    const c = await client(ctx.port);
+    expect((await c.cmd('TYPE A')).code).toBe(200);
+    await download(c, 'RETR f.bin');
+    expect((await c.cmd('TYPE I')).code).toBe(200);
+    expect((await c.cmd('MODE Z')).code).toBe(200);
+    await download(c, 'RETR f.bin');
+    expect((await c.cmd('MODE S')).code).toBe(200);
+    expect((await download(c, 'RETR f.bin')).equals(data)).toBe(true);
+    await lastEvent(ctx.events, 3);
+    expect(ctx.events.map((e) => e.sendfile ?? false)).toEqual([false, false, true]);
+
+    const off = await setup({ 'f.bin': data }, { sendfile: false });
+    const d = await client(off.port);
+    expect((await download(d, 'RETR f.bin')).equals(data)).toBe(true);
+    expect((await lastEvent(off.events, 1)).sendfile).toBeUndefined();
+
+    const limited = await setup({ 'f.bin': data }, { downloadRate: 50_000_000 });
+    const e = await client(limited.port);
+    expect((await download(e, 'RETR f.bin')).equals(data)).toBe(true);
+    expect((await lastEvent(limited.events, 1)).sendfile).toBeUndefined();
+  });
+
+  it('a slow reader gets every byte, STAT shows the bytes going meanwhile, and 20 parallel downloads each get their own', async () => {
+    const files = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.bin`, pattern(3 * 1024 * 1024 + i * 1_001, i)]));
+    // Far more than loopback's socket buffers hold: the send has to wait for the reader.
+    const slow = pattern(96 * 1024 * 1024, 99);
+    const ctx = await setup({ ...files, 'slow.bin': slow });
+    const c = await client(ctx.port);
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR slow.bin');
+    expect((await c.next()).code).toBe(150);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // Reads a little at a time: the send waits on the socket in the addon's thread, and goes on as it drains.
+    const seen: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      socket.resume();
+      await wait(5);
+      socket.pause();
+      await wait(300);
+      const status = await c.cmd('STAT');
+      const bytes = /(\d+) bytes/.exec(status.text)?.[1];
+      if (bytes !== undefined) seen.push(Number(bytes));
+    }
+    socket.resume();
+    await new Promise((r) => socket.once('end', r));
+    expect((await c.next()).code).toBe(226);
+    expect(sha(Buffer.concat(chunks))).toBe(sha(slow));
+    // Counted while it went, not only at the end: STAT saw it grow.
+    expect(seen.length).toBe(6);
+    expect(seen[0]).toBeGreaterThan(0);
+    expect(seen[5]).toBeGreaterThan(seen[0]!);
+    expect(seen[5]).toBeLessThan(slow.length);
+
+    await Promise.all(
+      Object.entries(files).map(async ([name, data]) => {
+        const d = await client(ctx.port);
+        expect(sha(await download(d, `RETR ${name}`))).toBe(sha(data));
+      }),
+    );
+  });
+
+  it('ABOR while the client reads nothing: 426 then 226, the connection reset at once, and the session goes on', async () => {
+    const data = pattern(64 * 1024 * 1024, 4);
+    const ctx = await setup({ 'big.bin': data });
+    const c = await client(ctx.port);
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big.bin');
+    expect((await c.next()).code).toBe(150);
+    await wait(200);
+    const closed = new Promise<string>((resolve) => {
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      socket.once('close', () => resolve('close'));
+    });
+    c.send('ABOR');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    socket.resume();
+    // The addon held a copy of the socket: the reset reaches the client only once that copy is closed too.
+    const outcome = await Promise.race([closed, wait(3000).then(() => 'still open')]);
+    expect(outcome).not.toBe('still open');
+    expect((await lastEvent(ctx.events, 1)).outcome).toBe('aborted');
+    expect((await download(c, 'RETR big.bin', ['REST 67108000'])).equals(data.subarray(67_108_000))).toBe(true);
+  });
+
+  it('a client that stops reading is cut at the stall timeout with 426, and one that resets gets 426', async () => {
+    const data = pattern(64 * 1024 * 1024, 5);
+    const ctx = await setup({ 'big.bin': data }, { dataStallTimeout: 1 });
+    const c = await client(ctx.port);
+    let socket: Socket = await c.passive();
+    socket.pause();
+    c.send('RETR big.bin');
+    expect((await c.next()).code).toBe(150);
+    const stalled = await c.next(10_000);
+    expect(stalled.code).toBe(426);
+    expect(stalled.text).toMatch(/stalled/i);
+    socket.destroy();
+
+    socket = await c.passive();
+    c.send('RETR big.bin');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => socket.once('data', r));
+    socket.resetAndDestroy();
+    expect((await c.next(10_000)).code).toBe(426);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+    await lastEvent(ctx.events, 2);
+    expect(ctx.events.map((e) => [e.outcome, e.sendfile])).toEqual([
+      ['failed', true],
+      ['failed', true],
+    ]);
+  });
+
+  it('a file cut short while it is sent ends with 451, not 226', async () => {
+    const data = pattern(64 * 1024 * 1024, 6);
+    const ctx = await setup({ 'big.bin': data });
+    const c = await client(ctx.port);
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big.bin');
+    expect((await c.next()).code).toBe(150);
+    await wait(200);
+    await truncate(join(ctx.root, 'big.bin'), 8 * 1024 * 1024);
+    socket.resume();
+    const got = await readAll(socket);
+    const reply = await c.next(10_000);
+    expect(reply.code).toBe(451);
+    expect(reply.text).toMatch(/ended the file after \d+ of 67108864 bytes/);
+    expect(got.length).toBeLessThan(data.length);
+    expect(got.equals(data.subarray(0, got.length))).toBe(true);
+  });
+});
