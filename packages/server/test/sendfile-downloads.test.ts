@@ -179,6 +179,31 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
     expect((await download(c, 'RETR big.bin', ['REST 67108000'])).equals(data.subarray(67_108_000))).toBe(true);
   });
 
+  it.each([true, false])('ABOR at any moment of a download read at full speed: a 226 for the transfer always means every byte arrived (sendfile %s)', async (sendfile) => {
+    const data = pattern(5 * 1024 * 1024 + 17, 8);
+    const ctx = await setup({ 'f.bin': data }, { sendfile });
+    const c = await client(ctx.port);
+    const short: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const socket = await c.passive();
+      let received = 0;
+      socket.on('data', (chunk: Buffer) => (received += chunk.length));
+      socket.on('error', () => {});
+      const closed = new Promise((r) => socket.once('close', r));
+      c.send('RETR f.bin');
+      expect((await c.next()).code).toBe(150);
+      // From at once to past the end (a 5 MiB download takes a few ms here): ABOR lands before, during and after.
+      await wait(Math.random() * 12);
+      c.send('ABOR');
+      const final = await c.next();
+      const abor = await c.next();
+      await closed;
+      expect([225, 226]).toContain(abor.code);
+      if (final.code === 226 && received !== data.length) short.push(`#${i}: 226 "${final.text}" with ${received} of ${data.length} bytes`);
+    }
+    expect(short).toEqual([]);
+  }, 60_000);
+
   it('a client that stops reading is cut at the stall timeout with 426, and one that resets gets 426', async () => {
     const data = pattern(64 * 1024 * 1024, 5);
     const ctx = await setup({ 'big.bin': data }, { dataStallTimeout: 1 });

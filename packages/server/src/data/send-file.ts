@@ -70,10 +70,14 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
       throw transfer.storageFailure(err);
     }
     count();
+    // Stopped (ABOR, a stall) or reset after the kernel took the last bytes but before they reached the client: the
+    // reset threw away what it held, so this is no complete transfer whatever `done` said.
+    if (transfer.reason !== null || socket.destroyed) throw transfer.closedError();
     const lost = file.atEnd();
     if (lost !== null) throw transfer.storageFailure(lost);
     socket.end();
     await finished(socket, { readable: false }).catch((err: unknown) => Promise.reject(transfer.failure(err)));
+    if (transfer.reason !== null) throw transfer.closedError();
     return true;
   } catch (err) {
     send.cancel();
