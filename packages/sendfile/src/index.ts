@@ -115,7 +115,8 @@ export interface FileSend {
   /** Bytes the kernel has taken so far (read at any time; it is updated as the send goes). */
   sent(): number;
   /**
-   * Ends the send at once and closes its own copies of the descriptors. Call it when the socket closes: until then
+   * Ends the send and closes its own copies of the descriptors: at once, or once the sendfile call under way
+   * returns (it may be waiting for a slow disk to read the file). Call it when the socket closes: until then
    * the send holds the connection open, even after Node closed its descriptor.
    */
   cancel(): void;

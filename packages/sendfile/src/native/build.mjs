@@ -15,7 +15,8 @@ const out = resolve(here, '../../dist/sendfile.node');
 const required = process.env.FTP_SENDFILE_REQUIRED === '1';
 
 function skip(reason) {
-  const message = `@ftp/sendfile: not built (${reason}); transfers copy through buffers instead`;
+  const kept = existsSync(out) ? `; the addon built before stays (${out})` : '; transfers copy through buffers instead';
+  const message = `@ftp/sendfile: not built (${reason})${kept}`;
   if (required) {
     console.error(`${message}, and FTP_SENDFILE_REQUIRED=1`);
     process.exit(1);

@@ -41,10 +41,13 @@
 /* States a send ends in (also trySend's result; negative values are -errno). */
 enum { SENT_ALL = 0, WOULD_BLOCK = 1, AT_EOF = 2, CANCELLED = 3, BUDGET_USED = 4 };
 
-/* One sendfile call moves at most this much: a thread serving many sockets turns to the next one between calls. */
-#define STEP (1 << 20)
+/*
+ * One sendfile call moves at most this much: a thread serving many sockets turns to the next one between calls. The
+ * file's side is read inside the call, so on a slow disk this bounds how long one cold file holds the others up.
+ */
+#define STEP (256 << 10)
 /* A socket that keeps taking bytes yields its thread after this much, so that others are not starved. */
-#define TURN (8 << 20)
+#define TURN (2 << 20)
 #define THREADS 2
 
 /* One per environment; freed when the environment and all its jobs are done with it. */
@@ -439,7 +442,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
     int err = errno;
     if (j->sock >= 0) close(j->sock);
     free(j);
-    napi_throw_error(env, err == EBADF ? "EBADF" : "EMFILE", strerror(err));
+    napi_throw_error(env, err == EBADF ? "EBADF" : err == EMFILE ? "EMFILE" : err == ENFILE ? "ENFILE" : "ERR_SENDFILE", strerror(err));
     return NULL;
   }
   j->offset = (int64_t)offset;

@@ -50,8 +50,9 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
     if (sent > counted) transfer.progress(sent - counted);
     counted = sent;
   };
+  // Not unref'd: the addon's completion does not hold the event loop, and a process closing meanwhile must still
+  // see the send end (the transfer's event and log line).
   const timer = setInterval(count, PROGRESS_INTERVAL_MS);
-  timer.unref();
   let handedBack = false;
   try {
     try {

@@ -224,7 +224,7 @@ const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean' | 'undeflat
   stalled: 'Data connection stalled; transfer aborted.',
 };
 
-const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 
 /**
  * Whether a transfer failed on MODE Z data that does not inflate (corrupt, ended by the client before the end of the
@@ -683,6 +683,12 @@ function isPrematureClose(err: unknown): boolean {
 /** Ends a TCP connection with a reset, discarding what it has not sent yet; destroys it where it cannot (no TCP handle). */
 function resetConnection(tcp: Socket): void {
   if (tcp.destroyed) return;
+  // Ended already (its FIN is queued after everything it sent): a reset with libuv's shutdown pending fails with
+  // EINVAL and Node then never closes the handle, a descriptor lost per ABOR. Closed instead.
+  if (tcp.writableEnded) {
+    tcp.destroy();
+    return;
+  }
   try {
     tcp.resetAndDestroy();
   } catch {

@@ -68,6 +68,9 @@ export async function runDataCommand(
     t.attach(socket, s.settings.dataStallTimeout * 1000, tcp);
     s.ctx.emit('transfer:start', { session: s.id, user: s.user, direction, path });
     const said = await work(t);
+    // Stopped (ABOR, a stall) after the last bytes went to the kernel but before this reply: the stop's reset threw
+    // away what the kernel still held for the client, so the transfer is not complete whatever `work` saw.
+    if (t.reason !== null) throw t.closedError();
     await s.reply(226, typeof said === 'string' ? said : 'Transfer complete.');
   } catch (err) {
     outcome = t.reason === 'aborted' ? 'aborted' : 'failed';

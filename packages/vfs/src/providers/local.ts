@@ -1357,9 +1357,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         const lost = atEnd();
         return lost === null ? Promise.resolve(0) : Promise.reject(lost);
       };
-      // Sending straight from the descriptor (sendfile) reads the same bytes: synchronously, as the chunk reader
-      // below does, a small file whole and a big one's first part when metadata is synchronous.
-      attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync ? SYNC_READ_FILE : 0, atEnd });
+      // Sending straight from the descriptor (sendfile) reads the same bytes: on this thread only where the chunk
+      // reader below would (a file of at most SYNC_READ_FILE, with synchronous metadata); a big file's first read
+      // from a cold cache would hold every session up.
+      attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd });
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
         if (want <= 0) return ended();
