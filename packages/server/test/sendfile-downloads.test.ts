@@ -46,6 +46,30 @@ async function download(c: RawClient, command: string, before: string[] = []): P
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** RETR f.bin over a fresh data connection read at full speed, once its 150 came: what arrived so far, and its close. */
+async function startedDownload(c: RawClient) {
+  const socket = await c.passive();
+  const got = { bytes: 0 };
+  socket.on('data', (chunk: Buffer) => (got.bytes += chunk.length));
+  socket.on('error', () => {});
+  const closed = new Promise((r) => socket.once('close', r));
+  c.send('RETR f.bin');
+  expect((await c.next()).code).toBe(150);
+  return { got, closed };
+}
+
+/** A 64 MiB download the client does not read yet, 200 ms in: the kernel's buffers full, the rest waiting. */
+async function heldDownload(files: Record<string, Buffer>, name: string) {
+  const ctx = await setup(files);
+  const c = await client(ctx.port);
+  const socket = await c.passive();
+  socket.pause();
+  c.send(`RETR ${name}`);
+  expect((await c.next()).code).toBe(150);
+  await wait(200);
+  return { ctx, c, socket };
+}
+
 /** Sockets this process has open (client and server sides alike). */
 function openSockets(): number {
   return readdirSync('/proc/self/fd').filter((fd) => {
@@ -169,13 +193,7 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
 
   it('ABOR while the client reads nothing: 426 then 226, the connection reset at once, and the session goes on', async () => {
     const data = pattern(64 * 1024 * 1024, 4);
-    const ctx = await setup({ 'big.bin': data });
-    const c = await client(ctx.port);
-    const socket = await c.passive();
-    socket.pause();
-    c.send('RETR big.bin');
-    expect((await c.next()).code).toBe(150);
-    await wait(200);
+    const { ctx, c, socket } = await heldDownload({ 'big.bin': data }, 'big.bin');
     const closed = new Promise<string>((resolve) => {
       socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
       socket.once('close', () => resolve('close'));
@@ -201,13 +219,7 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
     const sockets0 = openSockets();
     const short: string[] = [];
     for (let i = 0; i < 300; i++) {
-      const socket = await c.passive();
-      let received = 0;
-      socket.on('data', (chunk: Buffer) => (received += chunk.length));
-      socket.on('error', () => {});
-      const closed = new Promise((r) => socket.once('close', r));
-      c.send('RETR f.bin');
-      expect((await c.next()).code).toBe(150);
+      const { got, closed } = await startedDownload(c);
       // From at once to past the end (a 5 MiB download takes a few ms here): ABOR lands before, during and after.
       await wait(Math.random() * 12);
       c.send('ABOR');
@@ -215,7 +227,7 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
       const abor = await c.next();
       await closed;
       expect([225, 226]).toContain(abor.code);
-      if (final.code === 226 && received !== data.length) short.push(`#${i}: 226 "${final.text}" with ${received} of ${data.length} bytes`);
+      if (final.code === 226 && got.bytes !== data.length) short.push(`#${i}: 226 "${final.text}" with ${got.bytes} of ${data.length} bytes`);
     }
     expect(short).toEqual([]);
     // Every data connection closed: a reset of a socket already ended fails in libuv and Node then never closed it.
@@ -233,20 +245,14 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
     cleanups.push(() => ctx.close(), () => rm(root, { recursive: true, force: true }));
     const c = await client(ctx.port);
     for (let i = 0; i < 8; i++) {
-      const socket = await c.passive();
-      let received = 0;
-      socket.on('data', (chunk: Buffer) => (received += chunk.length));
-      socket.on('error', () => {});
-      const closed = new Promise((r) => socket.once('close', r));
-      c.send('RETR f.bin');
-      expect((await c.next()).code).toBe(150);
+      const { got, closed } = await startedDownload(c);
       c.send('ABOR');
       const until = performance.now() + 300;
       while (performance.now() < until); // the loop held up; the kernel and the addon's threads are not
       const final = await c.next();
       expect((await c.next()).code).toBeOneOf([225, 226]);
       await closed;
-      if (final.code === 226) expect(received).toBe(data.length);
+      if (final.code === 226) expect(got.bytes).toBe(data.length);
     }
   });
 
@@ -279,13 +285,7 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
 
   it('a file cut short while it is sent ends with 451, not 226', async () => {
     const data = pattern(64 * 1024 * 1024, 6);
-    const ctx = await setup({ 'big.bin': data });
-    const c = await client(ctx.port);
-    const socket = await c.passive();
-    socket.pause();
-    c.send('RETR big.bin');
-    expect((await c.next()).code).toBe(150);
-    await wait(200);
+    const { ctx, c, socket } = await heldDownload({ 'big.bin': data }, 'big.bin');
     await truncate(join(ctx.root, 'big.bin'), 8 * 1024 * 1024);
     socket.resume();
     const got = await readAll(socket);

@@ -326,20 +326,35 @@ static double *progress_arg(napi_env env, napi_value value) {
   return type == napi_float64_array && length >= 1 ? data : NULL;
 }
 
+/* The four leading arguments both sends take: socketFd, fileFd, offset, count. False (an exception pending) if wrong. */
+typedef struct {
+  int32_t sock, file;
+  double offset, count;
+} range_args;
+
+static int read_range(napi_env env, napi_value *argv, range_args *out) {
+  return napi_get_value_int32(env, argv[0], &out->sock) == napi_ok && napi_get_value_int32(env, argv[1], &out->file) == napi_ok &&
+         napi_get_value_double(env, argv[2], &out->offset) == napi_ok && napi_get_value_double(env, argv[3], &out->count) == napi_ok;
+}
+
+/* A send's six arguments into argv, its first four into `out`; false with a TypeError pending if they are wrong. */
+static int send_call(napi_env env, napi_callback_info info, napi_value argv[6], range_args *out) {
+  size_t argc = 6;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && read_range(env, argv, out)) return 1;
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "socketFd, fileFd, offset and count must be numbers");
+  return 0;
+}
+
 /*
  * trySend(socketFd, fileFd, offset, count, budget, progress: Float64Array) -> state; progress[0] = bytes sent.
  * Sends at most `budget` bytes (BUDGET_USED when they went and more is left).
  */
 static napi_value try_send(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t sock, file;
-  double offset, count;
-  CHECK(napi_get_value_int32(env, argv[0], &sock));
-  CHECK(napi_get_value_int32(env, argv[1], &file));
-  CHECK(napi_get_value_double(env, argv[2], &offset));
-  CHECK(napi_get_value_double(env, argv[3], &count));
+  range_args range;
+  if (!send_call(env, info, argv, &range)) return NULL;
+  int32_t sock = range.sock, file = range.file;
+  double offset = range.offset, count = range.count;
   double budget;
   CHECK(napi_get_value_double(env, argv[4], &budget));
   double *progress = progress_arg(env, argv[5]);
@@ -408,15 +423,11 @@ static void env_gone(void *data) {
  * progress[0] follows the bytes sent; the callback gets SENT_ALL, AT_EOF, CANCELLED or -errno.
  */
 static napi_value start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t sock, file;
-  double offset, count;
-  CHECK(napi_get_value_int32(env, argv[0], &sock));
-  CHECK(napi_get_value_int32(env, argv[1], &file));
-  CHECK(napi_get_value_double(env, argv[2], &offset));
-  CHECK(napi_get_value_double(env, argv[3], &count));
+  range_args range;
+  if (!send_call(env, info, argv, &range)) return NULL;
+  int32_t sock = range.sock, file = range.file;
+  double offset = range.offset, count = range.count;
   double *progress = progress_arg(env, argv[4]);
   napi_valuetype type;
   CHECK(napi_typeof(env, argv[5], &type));
