@@ -131,7 +131,7 @@ export interface FileSend {
 export function sendFile(socketFd: number, fileFd: number, range: SendFileRange): FileSend {
   const native = load();
   if (native === null) throw new Error(`sendfile is not available: ${unavailable}`);
-  const { SENT_ALL, AT_EOF, CANCELLED, BUDGET_USED } = native.states;
+  const { SENT_ALL, WOULD_BLOCK, AT_EOF, CANCELLED, BUDGET_USED } = native.states;
   const end = range.end ?? Infinity;
   const progress = new Float64Array(1);
   let before = 0;
@@ -142,9 +142,10 @@ export function sendFile(socketFd: number, fileFd: number, range: SendFileRange)
     before = progress[0]!;
     position += before;
     if (state < 0) return settled(Promise.reject(systemError(state)), before);
-    if (state === AT_EOF || (state === SENT_ALL && position >= end)) return settled(Promise.resolve({ sent: before, atEnd: state === AT_EOF || end === Infinity }), before);
-    if (state !== BUDGET_USED && state !== SENT_ALL && state !== native.states.WOULD_BLOCK) return settled(Promise.reject(new Error(`sendfile: unexpected state ${state}`)), before);
+    if (state === AT_EOF) return settled(Promise.resolve({ sent: before, atEnd: true }), before);
+    if (state !== BUDGET_USED && state !== SENT_ALL && state !== WOULD_BLOCK) return settled(Promise.reject(new Error(`sendfile: unexpected state ${state}`)), before);
   }
+  // Everything asked for went inline (SENT_ALL), or there was nothing to send.
   if (position >= end) return settled(Promise.resolve({ sent: before, atEnd: false }), before);
   progress[0] = 0;
   let id = 0;

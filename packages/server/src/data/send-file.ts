@@ -16,9 +16,6 @@ import type { Transfer } from './transfer.js';
 /** How often a send's progress is counted (STAT, the stall timer): well under the stall timeout's one second. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** Errors of the connection rather than the file: the client went away or reset. */
-const SOCKET_CODES = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECANCELED']);
-
 /** What sendfile would send, when every condition holds; else undefined (the caller copies through buffers). */
 export function sendfileSource(source: Readable, socket: Socket): { file: FileDescriptorSource; socketFd: number } | undefined {
   const file = fileDescriptorOf(source);
@@ -66,19 +63,18 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
         return false;
       }
       if (code === 'ECANCELED' || socket.destroyed) throw transfer.closedError();
-      if (code !== undefined && SOCKET_CODES.has(code)) throw transfer.failure(err);
-      // The file's side: a read error (EIO), a file on a filesystem sendfile cannot read (EINVAL).
-      throw transfer.storageFailure(err);
+      // Its code says whose side: the connection's (EPIPE, ECONNRESET…: 426) or the file's (EIO: 451).
+      throw transfer.failure(err);
     }
     count();
-    // Stopped (ABOR, a stall) or reset after the kernel took the last bytes but before they reached the client: the
-    // reset threw away what it held, so this is no complete transfer whatever `done` said.
-    if (transfer.reason !== null || socket.destroyed) throw transfer.closedError();
+    // Reset (by the client, or by ABOR or a stall) after the kernel took the last bytes but before they reached the
+    // client: the reset threw away what it held, so this is no complete transfer whatever `done` said. (A stop that
+    // comes later still is runDataCommand's to catch.)
+    if (socket.destroyed) throw transfer.closedError();
     const lost = file.atEnd();
     if (lost !== null) throw transfer.storageFailure(lost);
     socket.end();
     await finished(socket, { readable: false }).catch((err: unknown) => Promise.reject(transfer.failure(err)));
-    if (transfer.reason !== null) throw transfer.closedError();
     return true;
   } catch (err) {
     send.cancel();
