@@ -2,41 +2,29 @@
  * 200 concurrent clients, each in a loop of connect + login + RETR of 1 MiB + QUIT, for a fixed time: completed
  * transfers per second, session latency (connect to 221), and sessions that failed (refused, reset, timed out).
  */
-import { FtpClient } from '../ftp-client.js';
-import { percentile, summarize } from '../stats.js';
+import { generateLoad } from '../load-generator.js';
+import { summarize } from '../stats.js';
 import { measure, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
 
 const CLIENTS = 200;
 
 async function oneRun(ctx: WorkloadContext): Promise<number[]> {
-  const latencies: number[] = [];
-  let failed = 0;
-  let firstError = '';
-  const deadline = performance.now() + ctx.clientSeconds * 1000;
-  const worker = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const t0 = performance.now();
-      let client: FtpClient | null = null;
-      try {
-        client = await FtpClient.connect({ host: '127.0.0.1', port: ctx.start.port, timeoutMs: 10_000 });
-        await client.login(ctx.start.user, ctx.start.password);
-        await client.command('TYPE I', 200);
-        const got = await client.download(`RETR ${ctx.seed.mibName}`);
-        if (got.bytes !== 1024 * 1024) throw new Error(`RETR gave ${got.bytes} bytes`);
-        await client.quit();
-        latencies.push(performance.now() - t0);
-      } catch (e) {
-        failed++;
-        firstError ||= (e as Error).message;
-        client?.destroy();
-        await new Promise((r) => setTimeout(r, 50)); // a refused client backs off briefly, as real ones do
-      }
-    }
-  };
-  const m = await measure(ctx.server.pid, () => Promise.all(Array.from({ length: CLIENTS }, worker)));
-  if (failed > 0) ctx.log(`  ${failed} failed sessions, e.g. ${firstError}`);
-  return [latencies.length / m.seconds, percentile(latencies, 50), percentile(latencies, 99), failed, (m.serverCpu / Math.max(1, latencies.length)) * 1000, (m.clientCpu / m.seconds) * 100];
+  const m = await measure(ctx.server.pid, () =>
+    generateLoad({
+      mode: 'clients',
+      port: ctx.start.port,
+      user: ctx.start.user,
+      password: ctx.start.password,
+      concurrency: CLIENTS,
+      seconds: ctx.clientSeconds,
+      retr: { name: ctx.seed.mibName, bytes: 1024 * 1024 },
+    }),
+  );
+  const got = m.value;
+  if (got.failed > 0) ctx.log(`  ${got.failed} failed sessions, e.g. ${got.firstError}`);
+  if (got.done === 0) throw new Error(`no session completed (${got.failed} failed, e.g. ${got.firstError})`);
+  return [got.doneInWindow / got.window, got.p50, got.p99, got.failed, (m.serverCpu / got.done) * 1000, (m.clientCpu / m.seconds) * 100];
 }
 
 export const clients: Workload = {

@@ -1,5 +1,5 @@
 /** Logins per second: connect, 220, USER, PASS, QUIT, 221, close; one client at a time, then 50 in parallel. */
-import { FtpClient } from '../ftp-client.js';
+import { generateLoad } from '../load-generator.js';
 import { summarize } from '../stats.js';
 import { measure, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
@@ -8,30 +8,20 @@ const SECONDS = 1.5;
 const MAX_LOGINS = 50_000;
 
 async function loginLoop(ctx: WorkloadContext, parallel: number): Promise<number[]> {
-  const deadline = performance.now() + SECONDS * 1000;
-  let done = 0;
-  let failed = 0;
-  let started = 0;
-  let firstError = '';
-  const worker = async (): Promise<void> => {
-    while (performance.now() < deadline && started < MAX_LOGINS) {
-      started++;
-      let client: FtpClient | null = null;
-      try {
-        client = await FtpClient.connect({ host: '127.0.0.1', port: ctx.start.port, timeoutMs: 10_000 });
-        await client.login(ctx.start.user, ctx.start.password);
-        await client.quit();
-        done++;
-      } catch (e) {
-        failed++;
-        firstError ||= (e as Error).message;
-        client?.destroy();
-      }
-    }
-  };
-  const m = await measure(ctx.server.pid, () => Promise.all(Array.from({ length: parallel }, worker)));
+  const m = await measure(ctx.server.pid, () =>
+    generateLoad({
+      mode: 'logins',
+      port: ctx.start.port,
+      user: ctx.start.user,
+      password: ctx.start.password,
+      concurrency: parallel,
+      seconds: SECONDS,
+      maxSessions: MAX_LOGINS,
+    }),
+  );
+  const { done, failed, firstError } = m.value;
   if (failed > done) throw new Error(`${failed} of ${failed + done} logins failed, e.g. ${firstError}`);
-  return [done / m.seconds, (m.serverCpu / Math.max(1, done)) * 1000];
+  return [m.value.doneInWindow / m.value.window, (m.serverCpu / Math.max(1, done)) * 1000];
 }
 
 export const logins: Workload = {
