@@ -173,7 +173,7 @@ export interface ServerSettings {
   /**
    * Downloads in binary stream mode without a rate limit, over a plain (not TLS) data connection, from storage that
    * hands over the file's descriptor (the local disk), are sent by the kernel (sendfile(2), Linux, through
-   * @ftp/sendfile's addon, built when the package installs): no copy through buffers, about half the CPU per GiB.
+   * @ftp/native's addon, built when the package installs): no copy through buffers, about half the CPU per GiB.
    * Where the addon is missing they go through buffers, as with false. Default true.
    */
   sendfile: boolean;

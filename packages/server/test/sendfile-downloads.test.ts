@@ -1,4 +1,4 @@
-// Downloads the kernel sends from the file (sendfile, @ftp/sendfile's addon): which downloads take that path, that
+// Downloads the kernel sends from the file (sendfile, @ftp/native's addon): which downloads take that path, that
 // they are byte-exact (whole, REST, RANG, slow readers, many at once), that progress is counted, and that ABOR, a
 // stall, a client's reset and a file cut short end them with the right reply and never hold the connection open.
 import { readdirSync, readlinkSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { sendfileUnavailableReason } from '@ftp/sendfile';
+import { sendfileUnavailableReason } from '@ftp/native';
 import { LocalProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerSettings, TransferEvent } from '../src/index.js';
@@ -14,7 +14,7 @@ import { RawClient, readAll, startServer, pattern, sha } from './helpers.js';
 
 const unavailable = sendfileUnavailableReason();
 // CI builds the addon on a machine that can: its absence there is a failure, not a reason to skip.
-if (process.env.CI === 'true' && unavailable !== null) throw new Error(`@ftp/sendfile is not available in CI: ${unavailable}`);
+if (process.env.CI === 'true' && unavailable !== null) throw new Error(`@ftp/native is not available in CI: ${unavailable}`);
 if (unavailable !== null) console.warn(`SKIPPING sendfile download tests: ${unavailable}`);
 
 const cleanups: Array<() => unknown> = [];

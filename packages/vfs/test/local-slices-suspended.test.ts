@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalProvider, listDirectorySlices, quota, readOnly, scoped, type DirEntry } from '../src/index.js';
 import { LstatThread } from '../src/internal/lstat-thread.js';
+import { openFds } from './open-fds.js';
 
 // listSlices on local disk suspended for a long time by a slow consumer (from review): folder checks still hold.
 
 const dirFds = (under: string): number =>
-  fs.readdirSync('/proc/self/fd').filter((fd) => {
+  openFds().filter((fd) => {
     try {
       return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(under);
     } catch {

@@ -3,13 +3,13 @@
  * into buffers here: about half the CPU per GiB, and twice the speed where the CPU is what limits it.
  *
  * Only where nothing has to touch the bytes on the way: TYPE I, MODE S, no rate limit, a plain TCP data connection
- * (not TLS), a provider that hands over its file descriptor (the local disk), Linux with @ftp/sendfile's addon
+ * (not TLS), a provider that hands over its file descriptor (the local disk), Linux with @ftp/native's addon
  * built. Everything else goes through buffers as before.
  */
 import type { Socket } from 'node:net';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { sendFile, sendfileUnavailableReason, socketDescriptorOf } from '@ftp/sendfile';
+import { sendFile, sendfileUnavailableReason, socketDescriptorOf } from '@ftp/native';
 import { fileDescriptorOf, type FileDescriptorSource } from '@ftp/vfs';
 import type { Transfer } from './transfer.js';
 

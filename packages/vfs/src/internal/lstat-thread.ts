@@ -1,4 +1,6 @@
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { packLstats, STAT_FIELD_NAMES } from './packed-stats.js';
 
@@ -11,21 +13,34 @@ const MAX_QUEUED = 2;
 /** An unused thread ends after this long: it holds a few MiB that a server which rarely lists should not keep. */
 const IDLE_MS = 30_000;
 
-// The thread runs packLstats' own source, so the two can never disagree on the row layout.
+// The thread runs packLstats' own source, so the two can never disagree on the row layout. It looks entries up
+// with @ftp/native's lstatRows where that works (the same rows, in about half the time), as the main thread does.
 const SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { lstatSync } = require('node:fs');
 const packLstats = ${packLstats.toString()};
 const FIELDS = ${JSON.stringify(STAT_FIELD_NAMES)};
-parentPort.on('message', ({ id, prefix, names }) => {
+let lstatRows = () => null;
+const loading = workerData.native === null ? null : import(workerData.native).then((m) => { lstatRows = m.lstatRows; }, () => {});
+const answer = ({ id, prefix, names }) => {
   try {
-    const rows = packLstats(lstatSync, prefix, names, FIELDS);
+    const rows = lstatRows(prefix, names) ?? packLstats(lstatSync, prefix, names, FIELDS);
     parentPort.postMessage({ id, rows }, [rows.buffer]);
   } catch (err) {
     parentPort.postMessage({ id, error: { message: String(err && err.message), code: err && err.code, errno: err && err.errno, syscall: err && err.syscall, path: err && err.path } });
   }
-});
+};
+parentPort.on('message', (message) => (loading === null ? answer(message) : loading.then(() => answer(message))));
 `;
+
+/** @ftp/native's module, as a URL the thread can import; null where it cannot be found (the thread uses lstatSync). */
+function nativeModuleUrl(): string | null {
+  try {
+    return pathToFileURL(createRequire(import.meta.url).resolve('@ftp/native')).href;
+  } catch {
+    return null;
+  }
+}
 
 /** The thread went away (crashed, was ended) before it answered: the caller does the slice itself. */
 export class LstatThreadGone extends Error {}
@@ -61,7 +76,7 @@ export class LstatThread {
   private constructor() {
     // execArgv []: none of the process's own flags (--input-type=module would make the CommonJS source fail, and a
     // --require preload, such as an APM agent, would load again inside the thread).
-    this.#worker = new Worker(SOURCE, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    this.#worker = new Worker(SOURCE, { eval: true, execArgv: [], workerData: { native: nativeModuleUrl() }, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
     this.#worker.on('online', () => {
       this.#ready = true;
       this.#armIdle();

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
+import { lstatRows } from '@ftp/native';
 import { decodeEscaped, encodeEscaped, hasByteEscapes } from '@ftp/protocol';
 import type { DirEntry, DirSlices, NameSlices } from '../spec.js';
 import type { Sliced } from '../internal/sliced.js';
@@ -453,7 +454,12 @@ class NameRepair {
 function lookUp(folder: Folder, names: string[], thread: LstatThread | null, raw = false): SliceResult | Promise<SliceResult> {
   try {
     checkFolder(folder);
-    if (thread === null) return stillThere(folder, names, packLstats(raw ? lstatHost : fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES));
+    if (thread === null) {
+      // Names in a host encoding other than UTF-8 (raw) are looked up as bytes, by lstatHost; the rest by the
+      // native batch where it works (about half the time of fs.lstatSync per entry), else by fs.lstatSync.
+      const rows = (raw ? null : lstatRows(folder.prefix, names)) ?? packLstats(raw ? lstatHost : fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES);
+      return stillThere(folder, names, rows);
+    }
   } catch (error) {
     return { names, error };
   }

@@ -1,7 +1,8 @@
 /**
- * sendfile(2) for Node.js on Linux: moves a file's bytes to a TCP socket inside the kernel, without reading them
- * into JavaScript buffers first. An FTP download through it costs about half the CPU of read-then-write and
- * runs about twice as fast where the CPU is what limits it.
+ * The FTP server's Linux fast paths. sendfile(2) ({@link sendFile}) moves a file's bytes to a TCP socket inside
+ * the kernel, without reading them into JavaScript buffers first: an FTP download through it costs about half the
+ * CPU of read-then-write and runs about twice as fast where the CPU is what limits it. {@link lstatRows} looks up
+ * many entries of a folder in one call, for listings (see lstat.ts).
  *
  * The addon is built from C when the package installs (a C compiler and Node's headers are needed; the `node`
  * npm package and Node's tarballs ship the headers). Where it could not be built, {@link sendfileUnavailableReason}
@@ -11,7 +12,7 @@
  * ```ts
  * import { createServer } from 'node:net';
  * import { closeSync, openSync } from 'node:fs';
- * import { sendFile, socketDescriptorOf, sendfileUnavailableReason } from '@ftp/sendfile';
+ * import { sendFile, socketDescriptorOf, sendfileUnavailableReason } from '@ftp/native';
  *
  * createServer(async (socket) => {
  *   socket.on('error', () => {}); // a client's reset: 'close' follows, and `done` rejects
@@ -30,45 +31,20 @@
  * }).listen(2121, '127.0.0.1');
  * ```
  */
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
+import { addonMissingReason, loadAddon, type Addon } from './addon.js';
 
-interface Addon {
-  trySend(socketFd: number, fileFd: number, offset: number, count: number, budget: number, progress: Float64Array): number;
-  start(socketFd: number, fileFd: number, offset: number, count: number, progress: Float64Array, callback: (state: number, sent: number) => void): number;
-  cancel(id: number): void;
-  states: { SENT_ALL: number; WOULD_BLOCK: number; AT_EOF: number; CANCELLED: number; BUDGET_USED: number };
-}
-
-let addon: Addon | null | undefined;
-let unavailable: string | null = null;
-
+/** The addon for sendfile: also off with `FTP_SENDFILE=0`. */
 function load(): Addon | null {
-  if (addon !== undefined) return addon;
-  if (process.env.FTP_SENDFILE === '0') {
-    unavailable = 'turned off by FTP_SENDFILE=0';
-    return (addon = null);
-  }
-  if (process.platform !== 'linux') {
-    unavailable = `sendfile(2) here is Linux's; this is ${process.platform}`;
-    return (addon = null);
-  }
-  try {
-    // Written as a path from the package's folder: the same file from dist/index.js and from src/index.ts (tests).
-    addon = createRequire(import.meta.url)(fileURLToPath(new URL('../dist/sendfile.node', import.meta.url))) as Addon;
-  } catch (err) {
-    unavailable = `the addon did not load (${(err as Error).message.split('\n')[0]}); rebuild with \`node src/native/build.mjs\` in @ftp/sendfile`;
-    addon = null;
-  }
-  return addon;
+  if (process.env.FTP_SENDFILE === '0') return null;
+  return loadAddon();
 }
 
-/** Null when {@link sendFile} can be used; otherwise why not (not Linux, the addon was not built or did not load). */
+/** Null when {@link sendFile} can be used; otherwise why not (not Linux, the addon was not built or did not load, `FTP_SENDFILE=0`). */
 export function sendfileUnavailableReason(): string | null {
-  load();
-  return unavailable;
+  if (process.env.FTP_SENDFILE === '0') return 'turned off by FTP_SENDFILE=0';
+  return addonMissingReason();
 }
 
 /**
@@ -130,7 +106,7 @@ export interface FileSend {
  */
 export function sendFile(socketFd: number, fileFd: number, range: SendFileRange): FileSend {
   const native = load();
-  if (native === null) throw new Error(`sendfile is not available: ${unavailable}`);
+  if (native === null) throw new Error(`sendfile is not available: ${sendfileUnavailableReason()}`);
   const { SENT_ALL, WOULD_BLOCK, AT_EOF, CANCELLED, BUDGET_USED } = native.states;
   const end = range.end ?? Infinity;
   const progress = new Float64Array(1);
@@ -191,3 +167,5 @@ function systemError(state: number): NodeJS.ErrnoException {
   err.syscall = 'sendfile';
   return err;
 }
+
+export { lstatRows, LSTAT_ROW_FIELDS, lstatRowsUnavailableReason } from './lstat.js';

@@ -1,5 +1,5 @@
 // sendfile(2) through the addon, over real loopback sockets and real files. Imports the built package (dist/):
-// the wrapper loads the addon relative to itself (./sendfile.node), which only dist/ has. The test task runs after
+// the wrapper loads the addon relative to itself (./native.node), which only dist/ has. The test task runs after
 // the build (turbo), and so does `pnpm test`.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,8 +18,8 @@ const onCI = process.env.CI === 'true';
 
 if (unavailable !== null && !onCI) {
   console.warn(
-    `\n*** @ftp/sendfile: SKIPPING the sendfile tests: ${unavailable}.\n` +
-      '*** Build the addon (`pnpm build`, or `node src/native/build.mjs` in packages/sendfile) to run them.\n',
+    `\n*** @ftp/native: SKIPPING the sendfile tests: ${unavailable}.\n` +
+      '*** Build the addon (`pnpm build`, or `node src/native/build.mjs` in packages/native) to run them.\n',
   );
 }
 

@@ -1,9 +1,9 @@
-// Compiles sendfile.c into dist/sendfile.node with the machine's C compiler, against the headers of the Node that
+// Compiles sendfile.c into dist/native.node with the machine's C compiler, against the headers of the Node that
 // runs this script (the `node` npm package and Node's own tarballs ship them in include/node; Debian's are in
 // /usr/include/node). N-API is ABI-stable, so any Node >= 22 headers do for any later Node.
 //
 // Without Linux, a C compiler or the headers, nothing is built and the package says so at runtime
-// (`sendfileUnavailableReason()`): callers copy through buffers as before. FTP_SENDFILE_REQUIRED=1 (CI) makes a
+// (`sendfileUnavailableReason()`): callers copy through buffers as before. FTP_NATIVE_REQUIRED=1 (CI) makes a
 // failed build fail the install instead. It replaces an addon already built only once the new one is complete.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -11,14 +11,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = resolve(here, '../../dist/sendfile.node');
-const required = process.env.FTP_SENDFILE_REQUIRED === '1';
+const out = resolve(here, '../../dist/native.node');
+const required = process.env.FTP_NATIVE_REQUIRED === '1';
 
 function skip(reason) {
   const kept = existsSync(out) ? `; the addon built before stays (${out})` : '; transfers copy through buffers instead';
-  const message = `@ftp/sendfile: not built (${reason})${kept}`;
+  const message = `@ftp/native: not built (${reason})${kept}`;
   if (required) {
-    console.error(`${message}, and FTP_SENDFILE_REQUIRED=1`);
+    console.error(`${message}, and FTP_NATIVE_REQUIRED=1`);
     process.exit(1);
   }
   console.warn(message);
@@ -39,7 +39,7 @@ const compiler = process.env.CC || 'cc';
 const partial = `${out}.${process.pid}.tmp`;
 mkdirSync(dirname(out), { recursive: true });
 try {
-  execFileSync(compiler, ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-I${candidates[0]}`, join(here, 'sendfile.c'), '-o', partial, '-lpthread', '-Wl,-z,nodelete'], {
+  execFileSync(compiler, ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-I${candidates[0]}`, ...['addon.c', 'sendfile.c', 'lstat.c'].map((f) => join(here, f)), '-o', partial, '-lpthread', '-Wl,-z,nodelete'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   // Renamed into place: a Node loading the addon meanwhile sees the old one or the new one, never half of one.

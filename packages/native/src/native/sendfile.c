@@ -24,8 +24,7 @@
  * -z nodelete (build.mjs): Node unloads an addon with the worker thread that loaded it, and these threads run on.
  */
 #define _GNU_SOURCE
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "addon.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -505,9 +504,10 @@ static napi_value cancel(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-NAPI_MODULE_INIT() {
+/* Registers trySend, start, cancel and states on `exports`; false if the environment's owner could not be made. */
+int sendfile_init(napi_env env, napi_value exports) {
   owner *in = calloc(1, sizeof *in);
-  if (in == NULL) return NULL;
+  if (in == NULL) return 0;
   pthread_mutex_init(&in->lock, NULL);
   in->alive = 1;
   in->refs = 2; /* the instance data's and env_gone's */
@@ -516,7 +516,7 @@ NAPI_MODULE_INIT() {
   if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, call_done, &in->done) != napi_ok) {
     pthread_mutex_destroy(&in->lock);
     free(in);
-    return NULL;
+    return 0;
   }
   /* Sends in flight keep their sockets (and so the event loop) alive; this function alone must not. */
   napi_unref_threadsafe_function(env, in->done);
@@ -533,5 +533,5 @@ NAPI_MODULE_INIT() {
   const struct { const char *name; int value; } named[] = {{"SENT_ALL", SENT_ALL}, {"WOULD_BLOCK", WOULD_BLOCK}, {"AT_EOF", AT_EOF}, {"CANCELLED", CANCELLED}, {"BUDGET_USED", BUDGET_USED}};
   for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) napi_set_named_property(env, states, named[i].name, number(env, named[i].value));
   napi_set_named_property(env, exports, "states", states);
-  return exports;
+  return 1;
 }

@@ -1,0 +1,38 @@
+/** The compiled addon (src/native, built into dist/native.node when the package installs), loaded once. */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** What the addon exports (addon.c). */
+export interface Addon {
+  trySend(socketFd: number, fileFd: number, offset: number, count: number, budget: number, progress: Float64Array): number;
+  start(socketFd: number, fileFd: number, offset: number, count: number, progress: Float64Array, callback: (state: number, sent: number) => void): number;
+  cancel(id: number): void;
+  states: { SENT_ALL: number; WOULD_BLOCK: number; AT_EOF: number; CANCELLED: number; BUDGET_USED: number };
+  lstatRows(prefix: string, names: readonly string[], rows: Float64Array): { index: number; errno: number } | null;
+}
+
+let addon: Addon | null | undefined;
+let addonMissing: string | null = null;
+
+/** The addon, loaded once; null (and {@link addonMissingReason} says why) where it is not there. */
+export function loadAddon(): Addon | null {
+  if (addon !== undefined) return addon;
+  if (process.platform !== 'linux') {
+    addonMissing = `this addon is for Linux; this is ${process.platform}`;
+    return (addon = null);
+  }
+  try {
+    // Written as a path from the package's folder: the same file from dist/index.js and from src/index.ts (tests).
+    addon = createRequire(import.meta.url)(fileURLToPath(new URL('../dist/native.node', import.meta.url))) as Addon;
+  } catch (err) {
+    addonMissing = `the addon did not load (${(err as Error).message.split('\n')[0]}); rebuild with \`node src/native/build.mjs\` in @ftp/native`;
+    addon = null;
+  }
+  return addon;
+}
+
+/** Why {@link loadAddon} gave null (null when it loaded). */
+export function addonMissingReason(): string | null {
+  loadAddon();
+  return addonMissing;
+}
