@@ -4,7 +4,7 @@
  * 200-client figure became the client's; in C they cost well under half of one.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BENCH_ROOT, PEERS_DIR } from './peers.js';
@@ -20,9 +20,13 @@ export function loadGenerator(): Promise<string> {
   built ??= (async () => {
     if (existsSync(BINARY) && statSync(BINARY).mtimeMs >= statSync(SOURCE).mtimeMs) return BINARY;
     mkdirSync(PEERS_DIR, { recursive: true });
+    // Built beside it and renamed into place: an interrupted build never leaves a half binary with a fresh mtime.
+    const partial = `${BINARY}.${process.pid}.tmp`;
     try {
-      await run('cc', ['-O2', '-Wall', '-o', BINARY, SOURCE], { timeout: 60_000 });
+      await run('cc', ['-O2', '-Wall', '-o', partial, SOURCE], { timeout: 60_000 });
+      renameSync(partial, BINARY);
     } catch (e) {
+      rmSync(partial, { force: true });
       const err = e as { stderr?: string; message: string };
       built = undefined; // a later workload tries again (and says the same)
       throw new Error(`the load generator (native/loadgen.c) did not build with cc: ${(err.stderr?.trim() || err.message).slice(0, 300)}`);
@@ -62,7 +66,10 @@ export interface LoadResult {
   firstError: string;
 }
 
-/** Runs one bout of sessions against a server on 127.0.0.1 and returns what the generator counted. */
+/**
+ * Runs one bout of sessions against a server on 127.0.0.1 and returns what the generator counted. Build it first
+ * ({@link loadGenerator}), outside anything measured: the compiler's time and CPU are no client's.
+ */
 export async function generateLoad(options: LoadOptions): Promise<LoadResult> {
   const binary = await loadGenerator();
   const args = ['--mode', options.mode, '--port', String(options.port), '--user', options.user, '--pass', options.password];

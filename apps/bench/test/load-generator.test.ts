@@ -14,7 +14,7 @@ const CLI = fileURLToPath(new URL('../../ftpd/dist/cli.js', import.meta.url));
  * A scripted FTP server: a multi-line greeting, then fixed replies; RETR sends `retrBytes` on the EPSV data
  * connection. Enough to see what the generator accepts and what it fails.
  */
-async function scriptedServer(options: { password: string; retrBytes: number; greet?: boolean }): Promise<{ port: number; close(): void }> {
+async function scriptedServer(options: { password: string; retrBytes: number; greet?: boolean; trickle?: boolean }): Promise<{ port: number; close(): void }> {
   const data = net.createServer();
   await new Promise<void>((resolve) => data.listen(0, '127.0.0.1', resolve));
   const dataPort = (data.address() as net.AddressInfo).port;
@@ -39,7 +39,13 @@ async function scriptedServer(options: { password: string; retrBytes: number; gr
         else if (verb === 'EPSV') socket.write(`229 Entering Extended Passive Mode (|||${dataPort}|)\r\n`);
         else if (verb === 'RETR') {
           socket.write('150 here it comes\r\n');
-          nextDataSocket((d) => d.end(Buffer.alloc(options.retrBytes, 1), () => socket.write('226 done\r\n')));
+          if (options.trickle) {
+            // A byte every 50 ms for ever (until the socket goes): progress enough for any timeout, never an end.
+            nextDataSocket((d) => {
+              d.on('error', () => undefined);
+              const timer = setInterval(() => (d.destroyed ? clearInterval(timer) : d.write('x')), 50);
+            });
+          } else nextDataSocket((d) => d.end(Buffer.alloc(options.retrBytes, 1), () => socket.write('226 done\r\n')));
         } else if (verb === 'QUIT') socket.end('221 bye\r\n');
         else socket.write('500 what\r\n');
       }
@@ -52,6 +58,7 @@ async function scriptedServer(options: { password: string; retrBytes: number; gr
     close() {
       control.close();
       data.close();
+      for (const s of waiting) s.destroy();
     },
   };
 }
@@ -140,6 +147,72 @@ describe('the C load generator (native/loadgen.c)', () => {
         expect(got.firstError).toMatch(/^no progress within 0.3 s \(at greeting/);
       } finally {
         server.close();
+      }
+    });
+
+    it('a server that closes right after the login fails the session, not the run (no SIGPIPE)', async () => {
+      // Every reply at once, then gone: the first command written after gets a reset back, the next one EPIPE.
+      const rude = net.createServer((socket) => {
+        socket.on('error', () => undefined);
+        socket.end('220 hi\r\n331 pw\r\n230 in\r\n200 ok\r\n', () => socket.destroy());
+      });
+      await new Promise<void>((resolve) => rude.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = rude.address() as net.AddressInfo;
+        const got = await generateLoad({ ...base, mode: 'clients', port, concurrency: 2, seconds: 0.3, retr: { name: 'x', bytes: 1 } });
+        expect(got.done).toBe(0);
+        expect(got.failed).toBeGreaterThan(0);
+      } finally {
+        rude.close();
+      }
+    });
+
+    it('replies split across reads, one byte at a time, and a multi-line reply closed by the bare code', async () => {
+      const slow = net.createServer((socket) => {
+        socket.on('error', () => undefined);
+        const say = async (text: string): Promise<void> => {
+          for (const ch of text) {
+            if (socket.destroyed) return;
+            socket.write(ch);
+            await new Promise((r) => setImmediate(r));
+          }
+        };
+        void say('220-a\r\n220\r\n');
+        let buffered = '';
+        socket.on('data', (chunk) => {
+          buffered += chunk.toString();
+          for (let i = buffered.indexOf('\r\n'); i !== -1; i = buffered.indexOf('\r\n')) {
+            const verb = buffered.slice(0, i).split(' ')[0];
+            buffered = buffered.slice(i + 2);
+            if (verb === 'USER') void say('331 more\r\n');
+            else if (verb === 'PASS') void say('230-one\r\n230-two\r\n230 three\r\n');
+            else if (verb === 'QUIT') void say('221 bye\r\n').then(() => socket.end());
+          }
+        });
+      });
+      await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = slow.address() as net.AddressInfo;
+        const got = await generateLoad({ ...base, mode: 'logins', port, concurrency: 2, seconds: 0.3 });
+        expect(got.failed, got.firstError).toBe(0);
+        expect(got.done).toBeGreaterThan(0);
+      } finally {
+        slow.close();
+      }
+    });
+
+    it('sessions still running when the run must end are failed, not dropped', async () => {
+      // Greets, logs in, then answers RETR with a trickle of data that never ends within the bound.
+      const trickle = await scriptedServer({ password: 'p', retrBytes: 0, trickle: true });
+      try {
+        const t0 = performance.now();
+        const got = await generateLoad({ ...base, mode: 'clients', port: trickle.port, concurrency: 2, seconds: 0.2, timeoutSeconds: 0.5, retr: { name: 'x', bytes: 10 } });
+        expect(performance.now() - t0).toBeLessThan(5000);
+        expect(got.done).toBe(0);
+        expect(got.failed).toBe(2);
+        expect(got.firstError).toBe('still running when the run had to end');
+      } finally {
+        trickle.close();
       }
     });
 

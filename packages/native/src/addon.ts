@@ -8,7 +8,8 @@ export interface Addon {
   start(socketFd: number, fileFd: number, offset: number, count: number, progress: Float64Array, callback: (state: number, sent: number) => void): number;
   cancel(id: number): void;
   states: { SENT_ALL: number; WOULD_BLOCK: number; AT_EOF: number; CANCELLED: number; BUDGET_USED: number };
-  lstatRows(prefix: string, names: readonly string[], rows: Float64Array): { index: number; errno: number } | null;
+  lstatRows(prefix: string, names: readonly string[], rows: Float64Array, dev?: number, ino?: number): { index: number; errno: number } | null;
+  openBeneath(root: string, relative: string, flags: number, mode: number): number;
 }
 
 let addon: Addon | null | undefined;

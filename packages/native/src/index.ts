@@ -2,7 +2,8 @@
  * The FTP server's Linux fast paths. sendfile(2) ({@link sendFile}) moves a file's bytes to a TCP socket inside
  * the kernel, without reading them into JavaScript buffers first: an FTP download through it costs about half the
  * CPU of read-then-write and runs about twice as fast where the CPU is what limits it. {@link lstatRows} looks up
- * many entries of a folder in one call, for listings (see lstat.ts).
+ * many entries of a folder in one call, for listings (see lstat.ts); {@link openBeneath} opens a path confined
+ * below a folder by the kernel (see open.ts).
  *
  * The addon is built from C when the package installs (a C compiler and Node's headers are needed; the `node`
  * npm package and Node's tarballs ship the headers). Where it could not be built, {@link sendfileUnavailableReason}
@@ -168,4 +169,5 @@ function systemError(state: number): NodeJS.ErrnoException {
   return err;
 }
 
-export { lstatRows, LSTAT_ROW_FIELDS, lstatRowsUnavailableReason } from './lstat.js';
+export { lstatRows, LSTAT_ROW_FIELDS, lstatRowsUnavailableReason, type ExpectedFolder } from './lstat.js';
+export { openBeneath, openBeneathUnavailableReason } from './open.js';

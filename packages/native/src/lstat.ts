@@ -3,7 +3,7 @@
  * straight into a Float64Array. Node's `fs.lstatSync` costs about twice that per entry (a request, a Stats
  * object and a path conversion each time), which is most of what a 10,000-entry listing costs.
  */
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorMap } from 'node:util';
 import { addonMissingReason, loadAddon } from './addon.js';
 
 /** The fields of a row, in order: the number fields of Node's `fs.Stats`, in Node's own order. */
@@ -19,37 +19,36 @@ export function lstatRowsUnavailableReason(): string | null {
   return addonMissingReason();
 }
 
+/** The folder the names are looked up in, as the caller confined it: a folder found there that is not this one is refused. */
+export interface ExpectedFolder {
+  dev: number;
+  ino: number;
+}
+
 /**
  * The lstat of `prefix + name` for each name, as rows of {@link LSTAT_ROW_FIELDS} doubles with the values
  * `fs.lstatSync` gives; an entry that does not exist (gone since the folder was read) has a `mode` of NaN.
  * Throws the error `fs.lstatSync` would for the first entry that cannot be looked up (`code`, `errno`, `syscall`
- * 'lstat', `path`). Returns null when {@link lstatRowsUnavailableReason} is not null: use `fs.lstatSync` then.
+ * 'lstat', `path`). With `folder`, `prefix` must end in '/' and name that very folder when the lookups begin: a
+ * folder swapped there meanwhile (for a link that leads elsewhere, say) throws `code` 'ESTALE' instead, with
+ * nothing looked up in it. Returns null when {@link lstatRowsUnavailableReason} is not null: use `fs.lstatSync`.
  */
-export function lstatRows(prefix: string, names: readonly string[]): Float64Array | null {
+export function lstatRows(prefix: string, names: readonly string[], folder?: ExpectedFolder): Float64Array | null {
   if (process.env.FTP_NATIVE_LSTAT === '0' || noStatx) return null;
   const native = loadAddon();
   if (native === null) return null;
   const rows = new Float64Array(names.length * LSTAT_ROW_FIELDS.length);
-  const failed = native.lstatRows(prefix, names, rows);
+  const failed = folder === undefined ? native.lstatRows(prefix, names, rows) : native.lstatRows(prefix, names, rows, folder.dev, folder.ino);
   if (failed === null) return rows;
-  const code = systemErrorName(failed.errno);
+  const [code, description] = getSystemErrorMap().get(failed.errno) ?? [`E${-failed.errno}`, 'unknown error'];
   if (code === 'ENOSYS') {
     noStatx = true;
     return null;
   }
-  const path = prefix + (names[failed.index] ?? '');
-  const err: NodeJS.ErrnoException = new Error(`${code}: lstat '${path}'`);
-  err.code = code;
-  err.errno = failed.errno;
-  err.syscall = 'lstat';
-  err.path = path;
-  throw err;
-}
-
-function systemErrorName(errno: number): string {
-  try {
-    return getSystemErrorName(errno);
-  } catch {
-    return `E${-errno}`;
+  if (failed.index < 0) {
+    throw Object.assign(new Error(`ESTALE: the folder ${prefix} is not the one expected (replaced since it was checked), lstat '${prefix}'`), { code: 'ESTALE', errno: failed.errno, syscall: 'lstat', path: prefix });
   }
+  // Worded as Node words its own (uvException): "ENOTDIR: not a directory, lstat '/a/b'".
+  const path = prefix + (names[failed.index] ?? '');
+  throw Object.assign(new Error(`${code}: ${description}, lstat '${path}'`), { code, errno: failed.errno, syscall: 'lstat', path });
 }

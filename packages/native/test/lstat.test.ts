@@ -1,7 +1,9 @@
 // lstatRows against fs.lstatSync on real files of every kind: the same numbers, field for field, and the same
 // errors. Imports src/, which loads the addon from dist/ (built before the tests, as for sendfile.test.ts).
 import { execFileSync } from 'node:child_process';
-import { lstatSync, lutimesSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -99,6 +101,81 @@ describe.skipIf(unavailable !== null)('lstatRows', () => {
   test('a name holding a NUL byte is refused, never looked up as the shorter name before it', () => {
     expect(() => lstatRows(`${dir}/`, ['file\u0000.txt'])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => lstatRows(`${dir}/file\u0000/`, ['x'])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+
+  test('an absolute name is joined to the prefix as text, never looked up from the filesystem root', () => {
+    const rows = lstatRows(`${dir}/`, ['/file', '/etc/passwd'])!;
+    expect(rows[8]).toBe(12_345); // dir//file
+    expect(rows[LSTAT_ROW_FIELDS.length + 1]).toBeNaN(); // dir//etc/passwd: not there
+  });
+
+  test('a name too long only once cut inside a character is ENAMETOOLONG, never the shorter name', () => {
+    // A prefix leaving an odd 301 bytes below PATH_MAX (4096): 'é' × 151 is 302 bytes, too long; a copy cut to
+    // fit would stop at a whole character, after 150 of them (300 bytes), a shorter name that passes for one.
+    const deep = join(dir, 'deep');
+    mkdirSync(deep, { recursive: true });
+    let prefix = `${deep}/`;
+    while (prefix.length < 3795 - 41) prefix += 'x'.repeat(40) + '/';
+    prefix += 'x'.repeat(3795 - 1 - prefix.length) + '/';
+    expect(Buffer.byteLength(prefix)).toBe(3795);
+    expect(() => lstatRows(prefix, ['é'.repeat(151)])).toThrow(expect.objectContaining({ code: 'ENAMETOOLONG' }));
+  });
+
+  test('errors are worded as fs.lstatSync words them', () => {
+    let expected = '';
+    try {
+      lstatSync(join(dir, 'file', 'inside'));
+    } catch (err) {
+      expected = (err as Error).message;
+    }
+    expect(() => lstatRows(`${dir}/`, ['file/inside'])).toThrow(expected);
+  });
+
+  test('with the folder expected: its own rows, or ESTALE when another folder is found at the prefix', () => {
+    const st = lstatSync(dir);
+    expect(lstatRows(`${dir}/`, ['file'], { dev: st.dev, ino: st.ino })![8]).toBe(12_345);
+    expect(() => lstatRows(`${dir}/`, ['file'], { dev: st.dev, ino: st.ino + 1 })).toThrow(expect.objectContaining({ code: 'ESTALE', syscall: 'lstat' }));
+    const other = lstatSync(join(dir, 'folder'));
+    expect(() => lstatRows(`${dir}/`, ['file'], { dev: other.dev, ino: other.ino })).toThrow(expect.objectContaining({ code: 'ESTALE' }));
+    // A prefix that is no folder at all: looked up whole, failing as fs.lstatSync would.
+    expect(() => lstatRows(`${dir}/file/`, ['x'], { dev: st.dev, ino: st.ino })).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+  });
+
+  test('a getter that takes the rows memory away while names are read: a TypeError, never a write to freed memory', () => {
+    const rows = new Float64Array(2 * LSTAT_ROW_FIELDS.length);
+    const names: string[] = ['file', 'empty'];
+    // Through the addon's own entry point, with rows this test holds (lstatRows makes its own).
+    const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../dist/native.node', import.meta.url))) as {
+      lstatRows(p: string, n: unknown, r: Float64Array): unknown;
+    };
+    Object.defineProperty(names, 1, {
+      get() {
+        // ArrayBuffer.prototype.transfer (ES2024): detaches the buffer, the rows' memory going with it.
+        (rows.buffer as ArrayBuffer & { transfer(length: number): ArrayBuffer }).transfer(8);
+        return 'empty';
+      },
+    });
+    expect(() => addon.lstatRows(`${dir}/`, names, rows)).toThrow(TypeError);
+  });
+
+  test('no descriptor is left open, whichever way a call ends', () => {
+    const st = lstatSync(dir);
+    const open = (): number => readdirSync('/proc/self/fd').length;
+    const before = open();
+    for (let i = 0; i < 200; i++) {
+      lstatRows(`${dir}/`, names);
+      lstatRows(`${dir}/`, ['file'], { dev: st.dev, ino: st.ino });
+      for (const attempt of [
+        () => lstatRows(`${dir}/`, ['file/inside']),
+        () => lstatRows(`${dir}/`, ['a\u0000b']),
+        () => lstatRows(`${dir}/`, ['x'.repeat(5000)]),
+        () => lstatRows(`${dir}/`, ['file'], { dev: st.dev, ino: st.ino + 1 }),
+        () => lstatRows(`${dir}/`, [1 as unknown as string]),
+      ]) {
+        expect(attempt).toThrow();
+      }
+    }
+    expect(open()).toBe(before);
   });
 
   test('FTP_NATIVE_LSTAT=0 turns it off: null, and the reason says so', () => {

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { lstatRowsUnavailableReason } from '@ftp/native';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LocalProvider, readOnly, scoped, type DirEntry, type DirSlices } from '../src/index.js';
 import { LstatThread, LstatThreadGone } from '../src/internal/lstat-thread.js';
@@ -127,8 +128,13 @@ describe('big folders: lookups shared with the listing thread', () => {
     await withThreadOnline(p);
     const thread = LstatThread.available() as LstatThread;
     // ENOTDIR: a lookup through a file, unlike a missing entry, fails the listing.
-    await expect(thread.lstat(join(dir, 'f1') + '/', ['x'])).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'lstat' });
-    const rows = await thread.lstat(`${dir}/`, ['f2', 'gone', 'sub']);
+    const folder = fs.lstatSync(dir);
+    await expect(thread.lstat(join(dir, 'f1') + '/', ['x'], folder)).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'lstat' });
+    const rows = await thread.lstat(`${dir}/`, ['f2', 'gone', 'sub'], folder);
+    // The thread looks up with @ftp/native's lstatRows where it loads: it alone knows the folder by its identity.
+    if (lstatRowsUnavailableReason() === null) {
+      await expect(thread.lstat(`${dir}/`, ['f2'], { dev: folder.dev, ino: folder.ino + 1 })).rejects.toMatchObject({ code: 'ESTALE' });
+    }
     expect(rows).toHaveLength(3 * STAT_FIELDS);
     expect([rowPresent(rows, 0), rowPresent(rows, 1), rowPresent(rows, 2)]).toEqual([true, false, true]);
     expect(new PackedStats(rows, 2 * STAT_FIELDS).isDirectory()).toBe(true);
@@ -139,7 +145,7 @@ describe('big folders: lookups shared with the listing thread', () => {
     await withThreadOnline(p);
     const thread = LstatThread.available() as LstatThread;
     await thread.stop();
-    await expect(thread.lstat(`${dir}/`, ['f1'])).rejects.toBeInstanceOf(LstatThreadGone);
+    await expect(thread.lstat(`${dir}/`, ['f1'], fs.lstatSync(dir))).rejects.toBeInstanceOf(LstatThreadGone);
   });
 
   it('never holds a process open, and a script whose last await is a listing gets it (run as a file, with node flags)', () => {
@@ -233,9 +239,9 @@ describe('big folders: lookups shared with the listing thread', () => {
           await withThreadOnline(new LocalProvider(root));
           const lstat = LstatThread.prototype.lstat;
           // After the last slice was checked and handed over, before the thread looks its entries up.
-          spy = vi.spyOn(LstatThread.prototype, 'lstat').mockImplementation(function (this: LstatThread, prefix: string, names: string[]) {
+          spy = vi.spyOn(LstatThread.prototype, 'lstat').mockImplementation(function (this: LstatThread, prefix: string, names: string[], folder: { dev: number; ino: number }) {
             if (names.length === 300) swap();
-            return lstat.call(this, prefix, names);
+            return lstat.call(this, prefix, names, folder);
           });
         } else {
           const lstatSync = fs.lstatSync;
@@ -264,6 +270,53 @@ describe('big folders: lookups shared with the listing thread', () => {
         }
       }
     } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses the batch lookups of a folder swapped between its check and the lookups, and back (ESTALE, told as EACCES)', async () => {
+    // The window @ftp/native's lstatRows closes: the folder is checked, swapped for a link out, looked up, swapped
+    // back before the check after. Only the folder's identity, taken as the lookups begin, can tell.
+    const outside = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-outside-'));
+    const base = fs.mkdtempSync(join(tmpdir(), 'vfs-listing-swap-back-'));
+    try {
+      fs.mkdirSync(join(base, 'sw'));
+      for (let i = 0; i < 800; i++) {
+        fs.writeFileSync(join(base, 'sw', `f${i}`), '');
+        fs.writeFileSync(join(outside, `f${i}`), 'secret');
+      }
+      const folder = join(base, 'sw');
+      const real = fs.lstatSync;
+      let checks = 0;
+      let swappedOut = false;
+      // The folder's own lstats: one as it opens, then checkFolder's before and after each slice. Right after the one
+      // before the last slice's lookups (the fourth) the folder goes; right after the lookups (the next check) it
+      // comes back, unchanged to any later check.
+      vi.spyOn(fs, 'lstatSync').mockImplementation(((path: string, options?: fs.StatSyncOptions) => {
+        const st = real(path, options);
+        if (path === folder && ++checks === 4) {
+          fs.renameSync(folder, `${folder}-kept`);
+          fs.symlinkSync(outside, folder);
+          swappedOut = true;
+        } else if (path === folder && swappedOut) {
+          swappedOut = false;
+          fs.unlinkSync(folder);
+          fs.renameSync(`${folder}-kept`, folder);
+          return real(path, options);
+        }
+        return st;
+      }) as typeof fs.lstatSync);
+      const p = new LocalProvider(base, { listingThread: false });
+      const seen: number[] = [];
+      const listing = (async () => {
+        for await (const slice of await p.listSlices('/sw')) for (const e of slice) seen.push(e.stats.size);
+      })();
+      await expect(listing).rejects.toMatchObject({ code: 'EACCES' });
+      expect(checks).toBeGreaterThanOrEqual(4);
+      expect(seen.filter((size) => size === 6)).toEqual([]);
+    } finally {
+      vi.restoreAllMocks();
+      fs.rmSync(base, { recursive: true, force: true });
       fs.rmSync(outside, { recursive: true, force: true });
     }
   });

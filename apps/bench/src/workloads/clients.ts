@@ -2,7 +2,7 @@
  * 200 concurrent clients, each in a loop of connect + login + RETR of 1 MiB + QUIT, for a fixed time: completed
  * transfers per second, session latency (connect to 221), and sessions that failed (refused, reset, timed out).
  */
-import { generateLoad } from '../load-generator.js';
+import { generateLoad, loadGenerator } from '../load-generator.js';
 import { summarize } from '../stats.js';
 import { measure, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
@@ -10,6 +10,7 @@ import type { Row, Workload, WorkloadContext } from './types.js';
 const CLIENTS = 200;
 
 async function oneRun(ctx: WorkloadContext): Promise<number[]> {
+  await loadGenerator(); // built (once) before anything is measured
   const m = await measure(ctx.server.pid, () =>
     generateLoad({
       mode: 'clients',

@@ -1,5 +1,5 @@
 /** Logins per second: connect, 220, USER, PASS, QUIT, 221, close; one client at a time, then 50 in parallel. */
-import { generateLoad } from '../load-generator.js';
+import { generateLoad, loadGenerator } from '../load-generator.js';
 import { summarize } from '../stats.js';
 import { measure, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
@@ -8,6 +8,7 @@ const SECONDS = 1.5;
 const MAX_LOGINS = 50_000;
 
 async function loginLoop(ctx: WorkloadContext, parallel: number): Promise<number[]> {
+  await loadGenerator(); // built (once) before anything is measured
   const m = await measure(ctx.server.pid, () =>
     generateLoad({
       mode: 'logins',
@@ -20,7 +21,7 @@ async function loginLoop(ctx: WorkloadContext, parallel: number): Promise<number
     }),
   );
   const { done, failed, firstError } = m.value;
-  if (failed > done) throw new Error(`${failed} of ${failed + done} logins failed, e.g. ${firstError}`);
+  if (done === 0 || failed > done) throw new Error(`${failed} of ${failed + done} logins failed${firstError ? `, e.g. ${firstError}` : ''}`);
   return [m.value.doneInWindow / m.value.window, (m.serverCpu / Math.max(1, done)) * 1000];
 }
 

@@ -8,5 +8,7 @@
 int sendfile_init(napi_env env, napi_value exports);
 /* lstat.c: lstatRows. */
 int lstat_init(napi_env env, napi_value exports);
+/* open.c: openBeneath. */
+int open_init(napi_env env, napi_value exports);
 
 #endif

@@ -41,40 +41,54 @@ static void fill(double *row, const struct statx *s) {
   row[13] = ms(s->stx_btime);
 }
 
-static napi_value failure(napi_env env, uint32_t index, int err) {
+static napi_value failure(napi_env env, int64_t index, int err) {
   napi_value out, v;
   napi_create_object(env, &out);
-  napi_create_uint32(env, index, &v);
+  napi_create_int64(env, index, &v);
   napi_set_named_property(env, out, "index", v);
   napi_create_int32(env, -err, &v);
   napi_set_named_property(env, out, "errno", v);
   return out;
 }
 
+/* The UTF-8 length of a JavaScript string, or false if it is not one. */
+static int utf8_length(napi_env env, napi_value value, size_t *length) {
+  return napi_get_value_string_utf8(env, value, NULL, 0, length) == napi_ok;
+}
+
+/* statx's answers that mean it cannot be used here at all (as libuv reads them): seccomp, old kernels, DVS. */
+static int no_statx(int err) {
+  return err == ENOSYS || err == EPERM || err == EOPNOTSUPP || err == EINVAL;
+}
+
 /*
- * lstatRows(prefix: string, names: string[], rows: Float64Array) -> null | { index, errno }
+ * lstatRows(prefix: string, names: string[], rows: Float64Array, dev?: number, ino?: number)
+ *   -> null | { index, errno }
  * Row i gets the lstat of prefix + names[i]; a name that does not exist gets a mode of NaN. The first other
- * failure stops the call and is returned (errno negative, as libuv's), rows before it filled.
+ * failure stops the call and is returned (errno negative, as libuv's; index -1: the prefix's folder was not the one
+ * with `dev` and `ino`, -ESTALE; -ENOSYS: statx cannot be used here). Rows before it are filled.
  */
 static napi_value lstat_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_typedarray_type type;
-  size_t length, count = 0, prefix_len = 0;
+  size_t length, count = 0, prefix_len = 0, want = 0;
   void *data;
   uint32_t n = 0;
   bool is_array = false;
+  double want_dev = -1, want_ino = -1;
   char path[PATH_MAX + 1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[1], &n) != napi_ok || napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) != napi_ok ||
-      type != napi_float64_array || length < (size_t)n * FIELDS ||
-      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &prefix_len) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstatRows(prefix: string, names: string[], rows: Float64Array of names.length * 14)");
+      type != napi_float64_array || length < (size_t)n * FIELDS || !utf8_length(env, argv[0], &want) ||
+      (argc >= 5 && (napi_get_value_double(env, argv[3], &want_dev) != napi_ok || napi_get_value_double(env, argv[4], &want_ino) != napi_ok))) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstatRows(prefix: string, names: string[], rows: Float64Array of names.length * 14, dev?, ino?)");
     return NULL;
   }
-  double *rows = data;
-  /* A prefix that filled the buffer may have been cut: as Node would, say the path is too long. */
-  if (prefix_len >= PATH_MAX || strlen(path) != prefix_len) return failure(env, 0, prefix_len >= PATH_MAX ? ENAMETOOLONG : EINVAL);
+  /* Measured before it is copied: a copy cut to fit (even inside a character) must never pass for the path. */
+  if (want >= PATH_MAX) return failure(env, 0, ENAMETOOLONG);
+  napi_get_value_string_utf8(env, argv[0], path, sizeof path, &prefix_len);
+  if (strlen(path) != prefix_len) return failure(env, 0, EINVAL);
   if (n == 0) {
     napi_value none;
     napi_get_null(env, &none);
@@ -84,41 +98,64 @@ static napi_value lstat_rows(napi_env env, napi_callback_info info) {
    * The names are looked up relative to the prefix's folder, opened once: the path up to it is walked once, not
    * once per entry (about a sixth of each lookup on a path a few folders deep). Only a prefix that ends in '/'
    * is a folder's ("/tmp/a" + "bc" is /tmp/abc). One that is not a folder (or is not there) is looked up whole,
-   * per entry, for the error fs.lstatSync would give.
+   * per entry, for the error fs.lstatSync would give. With `dev` and `ino`, the folder opened must be that one:
+   * a folder swapped (for a link out, say) between the caller's check and this open is refused, not listed.
    */
   int folder = prefix_len > 0 && path[prefix_len - 1] == '/' ? open(path, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (want_dev >= 0 && folder >= 0) {
+    /* (A prefix that does not open as a folder any more is looked up whole, and fails as fs.lstatSync would.) */
+    struct statx f;
+    int looked = statx(folder, "", AT_EMPTY_PATH, STATX_INO, &f);
+    if (looked != 0 && no_statx(errno)) {
+      close(folder);
+      return failure(env, 0, ENOSYS);
+    }
+    if (looked != 0 || (double)makedev(f.stx_dev_major, f.stx_dev_minor) != want_dev || (double)f.stx_ino != want_ino) {
+      close(folder);
+      return failure(env, -1, ESTALE);
+    }
+  }
   const char *name_at = path + prefix_len;
   napi_value result = NULL;
   for (uint32_t i = 0; i < n && result == NULL; i++) {
     napi_value name;
-    if (napi_get_element(env, argv[1], i, &name) != napi_ok ||
-        napi_get_value_string_utf8(env, name, path + prefix_len, sizeof path - prefix_len, &count) != napi_ok) {
+    if (napi_get_element(env, argv[1], i, &name) != napi_ok || !utf8_length(env, name, &want)) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstatRows: every name must be a string");
       break;
     }
-    /* Cut to fit, or holding a NUL byte: never the lstat of another, shorter path. */
-    if (prefix_len + count >= PATH_MAX) {
+    /* Too long (measured before the copy, which could be cut inside a character), or holding a NUL byte: never
+       the lstat of another, shorter path. */
+    if (prefix_len + want >= PATH_MAX) {
       result = failure(env, i, ENAMETOOLONG);
       break;
     }
-    if (strlen(path + prefix_len) != count) {
+    napi_get_value_string_utf8(env, name, path + prefix_len, sizeof path - prefix_len, &count);
+    if (count != want || strlen(name_at) != count) {
       result = failure(env, i, EINVAL);
       break;
     }
+    /* Read again after each name: a getter on the array could have detached or replaced the rows' memory. */
+    if (napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) != napi_ok || length < (size_t)n * FIELDS) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstatRows: rows changed while names were read");
+      break;
+    }
     struct statx s;
-    double *row = rows + (size_t)i * FIELDS;
-    /* Relative to the folder (an empty name: the folder itself, as prefix + "" would be), else the whole path. */
-    int flags = AT_SYMLINK_NOFOLLOW | (folder >= 0 && count == 0 ? AT_EMPTY_PATH : 0);
-    if (statx(folder >= 0 ? folder : AT_FDCWD, folder >= 0 ? name_at : path, flags, STATX_BASIC_STATS | STATX_BTIME, &s) == 0) {
+    double *row = (double *)data + (size_t)i * FIELDS;
+    /* Relative to the folder (an empty name: the folder itself, as prefix + "" would be), else the whole path; so
+       is an absolute name, whose prefix + name is still below the prefix ("dir/" + "/x" is dir//x). */
+    int relative = folder >= 0 && name_at[0] != '/';
+    int flags = AT_SYMLINK_NOFOLLOW | (relative && count == 0 ? AT_EMPTY_PATH : 0);
+    if (statx(relative ? folder : AT_FDCWD, relative ? name_at : path, flags, STATX_BASIC_STATS | STATX_BTIME, &s) == 0) {
       fill(row, &s);
       continue;
     }
-    if (errno == ENOENT) {
+    int err = errno;
+    if (err == ENOENT) {
       memset(row, 0, FIELDS * sizeof *row);
       row[1] = NAN; /* gone between the folder's read and now */
       continue;
     }
-    result = failure(env, i, errno);
+    result = failure(env, i, no_statx(err) ? ENOSYS : err);
   }
   if (folder >= 0) close(folder);
   if (result == NULL) {

@@ -22,9 +22,9 @@ const packLstats = ${packLstats.toString()};
 const FIELDS = ${JSON.stringify(STAT_FIELD_NAMES)};
 let lstatRows = () => null;
 const loading = workerData.native === null ? null : import(workerData.native).then((m) => { lstatRows = m.lstatRows; }, () => {});
-const answer = ({ id, prefix, names }) => {
+const answer = ({ id, prefix, names, folder }) => {
   try {
-    const rows = lstatRows(prefix, names) ?? packLstats(lstatSync, prefix, names, FIELDS);
+    const rows = lstatRows(prefix, names, folder) ?? packLstats(lstatSync, prefix, names, FIELDS);
     parentPort.postMessage({ id, rows }, [rows.buffer]);
   } catch (err) {
     parentPort.postMessage({ id, error: { message: String(err && err.message), code: err && err.code, errno: err && err.errno, syscall: err && err.syscall, path: err && err.path } });
@@ -118,8 +118,12 @@ export class LstatThread {
     await LstatThread.#shared?.stop();
   }
 
-  /** The packed lstat rows of `names` in `prefix` (see {@link packLstats}); rejects with {@link LstatThreadGone} if the thread ends first. */
-  lstat(prefix: string, names: string[]): Promise<Float64Array> {
+  /**
+   * The packed lstat rows of `names` in `prefix` (see {@link packLstats}), the folder there being `folder` (else the
+   * lookups reject with code ESTALE, where @ftp/native does them); rejects with {@link LstatThreadGone} if the
+   * thread ends first.
+   */
+  lstat(prefix: string, names: string[], folder: { dev: number; ino: number }): Promise<Float64Array> {
     if (this.#gone) return Promise.reject(new LstatThreadGone('the listing thread has ended'));
     const id = this.#nextId++;
     if (this.#idleTimer) {
@@ -130,7 +134,7 @@ export class LstatThread {
     if (this.#pending.size === 0) this.#worker.ref();
     return new Promise((resolve, reject) => {
       try {
-        this.#worker.postMessage({ id, prefix, names });
+        this.#worker.postMessage({ id, prefix, names, folder: { dev: folder.dev, ino: folder.ino } });
       } catch (err) {
         if (this.#pending.size === 0) this.#worker.unref();
         return reject(new LstatThreadGone(`the listing thread took no slice: ${(err as Error).message}`));

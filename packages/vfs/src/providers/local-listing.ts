@@ -117,9 +117,19 @@ function checkFolder(folder: Folder): void {
   if (st === undefined) {
     throw Object.assign(new Error(`ENOENT: the folder was removed while it was being listed, scandir '${folder.dir}'`), { code: 'ENOENT', syscall: 'scandir', path: folder.dir });
   }
-  if (!st.isDirectory() || st.dev !== folder.dev || st.ino !== folder.ino) {
-    throw Object.assign(new Error(`EACCES: the folder was replaced while it was being listed, scandir '${folder.dir}'`), { code: 'EACCES', syscall: 'scandir', path: folder.dir });
-  }
+  if (!st.isDirectory() || st.dev !== folder.dev || st.ino !== folder.ino) throw replaced(folder);
+}
+
+function replaced(folder: Folder): Error {
+  return Object.assign(new Error(`EACCES: the folder was replaced while it was being listed, scandir '${folder.dir}'`), { code: 'EACCES', syscall: 'scandir', path: folder.dir });
+}
+
+/**
+ * `error`, or the folder's EACCES when it is @ftp/native's ESTALE: the folder found at the prefix when the batch
+ * lookups began was not the one confined (swapped between {@link checkFolder} and the lookups, perhaps and back).
+ */
+function replacedOr(folder: Folder, error: unknown): unknown {
+  return (error as NodeJS.ErrnoException | null)?.code === 'ESTALE' ? replaced(folder) : error;
 }
 
 /** Options of {@link lstatAllSync} and {@link lstatSlices}. */
@@ -457,16 +467,16 @@ function lookUp(folder: Folder, names: string[], thread: LstatThread | null, raw
     if (thread === null) {
       // Names in a host encoding other than UTF-8 (raw) are looked up as bytes, by lstatHost; the rest by the
       // native batch where it works (about half the time of fs.lstatSync per entry), else by fs.lstatSync.
-      const rows = (raw ? null : lstatRows(folder.prefix, names)) ?? packLstats(raw ? lstatHost : fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES);
+      const rows = (raw ? null : lstatRows(folder.prefix, names, folder)) ?? packLstats(raw ? lstatHost : fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES);
       return stillThere(folder, names, rows);
     }
   } catch (error) {
-    return { names, error };
+    return { names, error: replacedOr(folder, error) };
   }
   const changes = namespaceChanges;
-  return thread.lstat(folder.prefix, names).then(
+  return thread.lstat(folder.prefix, names, folder).then(
     (rows) => (namespaceChanges === changes ? stillThere(folder, names, rows) : lookUp(folder, names, null)),
-    (error: unknown) => (error instanceof LstatThreadGone ? lookUp(folder, names, null) : { names, error }),
+    (error: unknown) => (error instanceof LstatThreadGone ? lookUp(folder, names, null) : { names, error: replacedOr(folder, error) }),
   );
 }
 

@@ -4,6 +4,8 @@ import fsp from 'node:fs/promises';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
+import { openBeneath } from '@ftp/native';
+import { hasByteEscapes } from '@ftp/protocol';
 import { VirtualProvider } from '@platformatic/vfs';
 import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
 import { errorCodeOf, fsError, toVfsError, VfsError } from '../errors.js';
@@ -883,6 +885,20 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   /**
+   * Opens `v` (downloads, uploads) confined by the kernel where it can (@ftp/native's openBeneath: openat2 with
+   * RESOLVE_BENEATH from the root): one walk of the path instead of realpath's walk per component, the open, and the /proc/self/fd check,
+   * which a descriptor opened this way does not need (the kernel refused any step out of the root). Null, with
+   * nothing opened, for a path with byte escapes, the root itself, a kernel or machine without it, and every
+   * failure (a link leading out, or an absolute one, which may still lead inside; a missing file; a refusal): the
+   * careful path then opens or gives the error, as it always did. Synchronous, so for `syncMetadata` only.
+   */
+  #openBeneath(v: string, flags: number, mode?: number): number | null {
+    const host = this.#host(v);
+    if (host === this.#root || hasByteEscapes(host)) return null;
+    return openBeneath(this.#root, normalizePath(v).slice(1), flags, mode);
+  }
+
+  /**
    * Checks, through /proc/self/fd (Linux), that an opened descriptor is a file inside the root. Synchronous in
    * both modes: /proc/self/fd is in memory and never waits on a disk, and an async readlink would cost a
    * thread-pool round trip on every open.
@@ -1310,12 +1326,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     checkStreamOptions(options, path);
     return this.#run(path, async () => {
       // O_NONBLOCK: opening a FIFO must not hold a thread-pool thread until some writer shows up.
-      const fd = this.#sync ? fs.openSync(hostArg(this.#confineSync(path, true, 'open')), O_RDONLY | O_NONBLOCK) : await openFd(await this.#confine(path, true, 'open'), O_RDONLY | O_NONBLOCK);
+      const confined = this.#sync ? this.#openBeneath(path, O_RDONLY | O_NONBLOCK) : null;
+      const fd = confined ?? (this.#sync ? fs.openSync(hostArg(this.#confineSync(path, true, 'open')), O_RDONLY | O_NONBLOCK) : await openFd(await this.#confine(path, true, 'open'), O_RDONLY | O_NONBLOCK));
       let size: number;
       let reader: ReaderClaim;
       let st: Stats;
       try {
-        this.#verifyFd(fd, path);
+        if (confined === null) this.#verifyFd(fd, path);
         // fstat of an open descriptor reads the in-memory inode: no thread-pool round trip needed.
         st = fs.fstatSync(fd);
         if (st.isDirectory()) throw fsError('EISDIR', 'open', path);
@@ -1403,8 +1420,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const flags = O_WRONLY | O_CREAT | O_NONBLOCK | (append ? O_APPEND : 0);
       const mode = options.mode ?? 0o666;
       let fd: number;
+      // Confined by the kernel where it can, as downloads are (see #openBeneath): it also creates only below the root.
+      const confined = this.#sync ? this.#openBeneath(path, flags, mode) : null;
       try {
-        fd = this.#sync ? fs.openSync(hostArg(this.#confineSync(path, true, 'open')), flags, mode) : await openFd(await this.#confine(path, true, 'open'), flags, mode);
+        fd = confined ?? (this.#sync ? fs.openSync(hostArg(this.#confineSync(path, true, 'open')), flags, mode) : await openFd(await this.#confine(path, true, 'open'), flags, mode));
       } catch (err) {
         throw (err as NodeJS.ErrnoException).code === 'ENXIO' ? fsError('EINVAL', 'open', path) : err;
       }
@@ -1416,7 +1435,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       /** An old file was emptied (see LocalWriteStream's `#emptied`). */
       let emptied = false;
       try {
-        this.#verifyFd(fd, path);
+        if (confined === null) this.#verifyFd(fd, path);
         const st = fs.fstatSync(fd);
         // Only regular files are written: a FIFO with a reader or a device would take the upload somewhere else.
         if (!st.isFile()) throw fsError(st.isDirectory() ? 'EISDIR' : 'EINVAL', 'open', path);

@@ -1,0 +1,35 @@
+/**
+ * Opens confined by the kernel: openat2(2) with RESOLVE_BENEATH resolves a path below a folder and refuses, as it
+ * walks, anything that would leave it (`..` above it, an absolute symlink, a symlink leading out, a /proc magic
+ * link). One walk of the path, against realpath (a walk per component), the open and a check of what was opened.
+ */
+import { constants } from 'node:os';
+import { addonMissingReason, loadAddon } from './addon.js';
+
+/** Set once the kernel said it has no openat2 (Linux before 5.6). */
+let noOpenat2 = false;
+const ENOSYS = -constants.errno.ENOSYS;
+
+/** Null when {@link openBeneath} can open here; otherwise why not (it then returns null). `FTP_NATIVE_OPEN=0` turns it off. */
+export function openBeneathUnavailableReason(): string | null {
+  if (process.env.FTP_NATIVE_OPEN === '0') return 'turned off by FTP_NATIVE_OPEN=0';
+  if (noOpenat2) return 'the kernel has no openat2(2)';
+  return addonMissingReason();
+}
+
+/**
+ * Opens `relative` below the folder `root` with `flags` (`fs.constants` O_* bits; O_CLOEXEC is added) and `mode`
+ * (with O_CREAT), and returns the descriptor, which the caller owns (close it with `fs.close`). Null when it did
+ * not open, whatever the reason: the path leaves `root` or meets an absolute symlink (EXDEV), the file is missing,
+ * access is denied, `relative` holds a NUL byte, or {@link openBeneathUnavailableReason} is not null. A caller
+ * that needs the reason (or follows absolute links inside `root`) takes its careful path then.
+ */
+export function openBeneath(root: string, relative: string, flags: number, mode = 0o666): number | null {
+  if (noOpenat2 || process.env.FTP_NATIVE_OPEN === '0') return null;
+  const native = loadAddon();
+  if (native === null) return null;
+  const fd = native.openBeneath(root, relative, flags, mode);
+  if (fd >= 0) return fd;
+  if (fd === ENOSYS) noOpenat2 = true;
+  return null;
+}

@@ -1,0 +1,84 @@
+// openBeneath on real folders: what it opens, and every way out it refuses (returning null, nothing opened).
+import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { openBeneath, openBeneathUnavailableReason } from '../src/index.js';
+
+const unavailable = openBeneathUnavailableReason();
+const onCI = process.env.CI === 'true';
+if (unavailable !== null && !onCI) console.warn(`\n*** @ftp/native: SKIPPING the openBeneath tests: ${unavailable}.\n`);
+
+test('openBeneath is available on CI (CI=true), or the suite says why it skips', () => {
+  if (onCI) expect(unavailable, 'on CI the addon must be built and the kernel have openat2').toBeNull();
+  else expect(unavailable === null || typeof unavailable === 'string').toBe(true);
+});
+
+describe.skipIf(unavailable !== null)('openBeneath', () => {
+  let base = '';
+  let root = '';
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  beforeAll(() => {
+    base = mkdtempSync(join(tmpdir(), 'native-open-'));
+    root = join(base, 'root');
+    mkdirSync(join(root, 'd'), { recursive: true });
+    writeFileSync(join(root, 'd', 'f'), 'inside');
+    writeFileSync(join(base, 'secret'), 'outside');
+    symlinkSync('f', join(root, 'd', 'rel'));
+    symlinkSync(join(root, 'd', 'f'), join(root, 'abs-inside'));
+    symlinkSync('../secret', join(root, 'rel-out'));
+    symlinkSync('/proc/self/root/etc/hostname', join(root, 'magic'));
+  });
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  const contents = (fd: number): string => {
+    const buf = Buffer.alloc(64);
+    const n = readSync(fd, buf, 0, 64, 0);
+    closeSync(fd);
+    return buf.toString('utf8', 0, n);
+  };
+
+  test('opens paths below the root, relative links inside it followed, close-on-exec', () => {
+    expect(contents(openBeneath(root, 'd/f', constants.O_RDONLY)!)).toBe('inside');
+    expect(contents(openBeneath(root, 'd/rel', constants.O_RDONLY)!)).toBe('inside');
+    expect(contents(openBeneath(root, 'd/../d/f', constants.O_RDONLY)!)).toBe('inside');
+    const fd = openBeneath(root, 'd/f', constants.O_RDONLY)!;
+    expect(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).toMatch(/^flags:\s*0[0-7]*2[0-7]{6}$/m); // O_CLOEXEC (02000000)
+    closeSync(fd);
+  });
+
+  test('refuses every way out, and an absolute link even to inside (null: the caller checks it the careful way)', () => {
+    const before = fds();
+    for (const path of ['../secret', 'rel-out', 'abs-inside', 'magic', '/etc/hostname', 'd/../../secret']) {
+      expect(openBeneath(root, path, constants.O_RDONLY), path).toBeNull();
+    }
+    expect(fds()).toBe(before);
+  });
+
+  test('null for what does not open: missing, a NUL byte, a root that is not a folder', () => {
+    expect(openBeneath(root, 'nope', constants.O_RDONLY)).toBeNull();
+    expect(openBeneath(root, 'd/f\u0000x', constants.O_RDONLY)).toBeNull();
+    expect(openBeneath(join(root, 'd', 'f'), 'x', constants.O_RDONLY)).toBeNull();
+    expect(openBeneath(join(base, 'missing'), 'x', constants.O_RDONLY)).toBeNull();
+  });
+
+  test('creates with the mode given (O_CREAT), and only below the root', () => {
+    const fd = openBeneath(root, 'd/new', constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o640)!;
+    expect(fd).toBeGreaterThanOrEqual(0);
+    expect(fstatSync(fd).isFile()).toBe(true);
+    closeSync(fd);
+    expect(statSync(join(root, 'd', 'new')).mode & 0o777).toBe(0o640 & ~process.umask());
+    expect(openBeneath(root, '../created-outside', constants.O_WRONLY | constants.O_CREAT, 0o644)).toBeNull();
+    expect(() => statSync(join(base, 'created-outside'))).toThrow();
+  });
+
+  test('FTP_NATIVE_OPEN=0 turns it off', () => {
+    process.env.FTP_NATIVE_OPEN = '0';
+    try {
+      expect(openBeneath(root, 'd/f', constants.O_RDONLY)).toBeNull();
+      expect(openBeneathUnavailableReason()).toMatch(/FTP_NATIVE_OPEN=0/);
+    } finally {
+      delete process.env.FTP_NATIVE_OPEN;
+    }
+  });
+});

@@ -1,0 +1,111 @@
+// Downloads opened confined by the kernel (@ftp/native's openBeneath: openat2 + RESOLVE_BENEATH) where it can, and
+// by the careful path (realpath, open, /proc/self/fd check) otherwise: which path a download takes, and that every
+// way out of the root is still refused, whichever path saw it. fs.openSync is what only the careful path calls.
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openBeneathUnavailableReason } from '@ftp/native';
+import { afterAll, afterEach, beforeAll, describe, expect, it, test, vi } from 'vitest';
+import { LocalProvider, openReadStream, toVfsError } from '../src/index.js';
+
+const unavailable = openBeneathUnavailableReason();
+const onCI = process.env.CI === 'true';
+if (unavailable !== null && !onCI) console.warn(`\n*** @ftp/vfs: SKIPPING the kernel-confined open tests: ${unavailable}.\n`);
+
+test('openBeneath is available on CI (CI=true), or these tests say why they skip', () => {
+  if (onCI) expect(unavailable, 'on CI the addon must be built and the kernel have openat2').toBeNull();
+  else expect(unavailable === null || typeof unavailable === 'string').toBe(true);
+});
+
+let base = '';
+let root = '';
+let outside = '';
+
+beforeAll(() => {
+  base = fs.mkdtempSync(join(tmpdir(), 'vfs-open-beneath-'));
+  root = join(base, 'root');
+  outside = join(base, 'outside');
+  fs.mkdirSync(join(root, 'dir', 'deeper'), { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(join(root, 'dir', 'deeper', 'f.txt'), 'inside');
+  fs.writeFileSync(join(outside, 'secret.txt'), 'secret');
+  fs.symlinkSync('deeper/f.txt', join(root, 'dir', 'relative-link'));
+  fs.symlinkSync(join(root, 'dir', 'deeper', 'f.txt'), join(root, 'absolute-link-inside'));
+  fs.symlinkSync(join(outside, 'secret.txt'), join(root, 'absolute-link-out'));
+  fs.symlinkSync('../outside/secret.txt', join(root, 'relative-link-out'));
+  fs.symlinkSync(outside, join(root, 'folder-link-out'));
+  fs.symlinkSync('/proc/self/root/etc/hostname', join(root, 'proc-link'));
+});
+afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
+afterEach(() => {
+  vi.restoreAllMocks();
+  delete process.env.FTP_NATIVE_OPEN;
+});
+
+async function read(p: LocalProvider, path: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await openReadStream(p, path)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+async function code(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (err) {
+    return toVfsError(err).code;
+  }
+}
+
+describe.skipIf(unavailable !== null)('downloads opened beneath the root by the kernel', () => {
+  it('a plain path and a relative link inside the root: one confined open, no careful path', async () => {
+    const p = new LocalProvider(root);
+    const opens = vi.spyOn(fs, 'openSync');
+    expect(await read(p, '/dir/deeper/f.txt')).toBe('inside');
+    expect(await read(p, '/dir/relative-link')).toBe('inside');
+    expect(await read(p, 'dir/../dir/deeper/f.txt')).toBe('inside');
+    expect(opens).not.toHaveBeenCalled();
+  });
+
+  it('FTP_NATIVE_OPEN=0 takes the careful path for the same downloads', async () => {
+    process.env.FTP_NATIVE_OPEN = '0';
+    const p = new LocalProvider(root);
+    const opens = vi.spyOn(fs, 'openSync');
+    expect(await read(p, '/dir/deeper/f.txt')).toBe('inside');
+    expect(opens).toHaveBeenCalledTimes(1);
+  });
+
+  it('an absolute link to a file inside the root still works, through the careful path', async () => {
+    const p = new LocalProvider(root);
+    const opens = vi.spyOn(fs, 'openSync');
+    expect(await read(p, '/absolute-link-inside')).toBe('inside');
+    expect(opens).toHaveBeenCalledTimes(1);
+  });
+
+  it('every way out is refused with EACCES, as the careful path refuses it (never the outside file)', async () => {
+    const p = new LocalProvider(root);
+    for (const path of ['/absolute-link-out', '/relative-link-out', '/folder-link-out/secret.txt']) {
+      expect(await code(read(p, path)), path).toBe('EACCES');
+    }
+    // A magic link through /proc: outside the root too.
+    expect(await code(read(p, '/proc-link'))).toBe('EACCES');
+  });
+
+  it('errors are those of the careful path: missing, a folder, a path through a file', async () => {
+    const p = new LocalProvider(root);
+    expect(await code(read(p, '/nope.txt'))).toBe('ENOENT');
+    expect(await code(read(p, '/dir'))).toBe('EISDIR');
+    expect(await code(read(p, '/dir/deeper/f.txt/x'))).toBe('ENOTDIR');
+    expect(await code(read(p, '/'))).toBe('EISDIR');
+  });
+
+  it('a folder swapped for a link out between downloads: the next one is refused', async () => {
+    const p = new LocalProvider(root);
+    fs.mkdirSync(join(root, 'swap'));
+    fs.writeFileSync(join(root, 'swap', 'secret.txt'), 'mine');
+    expect(await read(p, '/swap/secret.txt')).toBe('mine');
+    fs.rmSync(join(root, 'swap'), { recursive: true });
+    fs.symlinkSync(outside, join(root, 'swap'));
+    expect(await code(read(p, '/swap/secret.txt'))).toBe('EACCES');
+  });
+});
