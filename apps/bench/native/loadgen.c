@@ -244,8 +244,8 @@ static void on_control_bytes(struct session *s, const char *buf, size_t n) {
     int code = has_code ? atoi(s->line) : 0;
     char sep = len > 3 ? s->line[3] : ' ';
     if (s->multiline_code != 0) {
-      /* The closing line: the code and a space, or the code alone (3 characters). */
-      if (code == s->multiline_code && (sep == ' ' || len == 3)) {
+      /* The closing line: the code and a space, or the code alone (3 characters: sep reads as a space). */
+      if (code == s->multiline_code && sep == ' ') {
         s->multiline_code = 0;
         on_reply(s, code, len > 4 ? s->line + 4 : "");
       }

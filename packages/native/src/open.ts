@@ -3,18 +3,20 @@
  * walks, anything that would leave it (`..` above it, an absolute symlink, a symlink leading out, a /proc magic
  * link). One walk of the path, against realpath (a walk per component), the open and a check of what was opened.
  */
-import { constants } from 'node:os';
-import { addonMissingReason, loadAddon } from './addon.js';
+import { closeSync, constants } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { addonMissingReason, loadAddon, type Addon } from './addon.js';
 
 /** Set once the kernel said it has no openat2 (Linux before 5.6). */
 let noOpenat2 = false;
-const ENOSYS = -constants.errno.ENOSYS;
 
 /** Null when {@link openBeneath} can open here; otherwise why not (it then returns null). `FTP_NATIVE_OPEN=0` turns it off. */
 export function openBeneathUnavailableReason(): string | null {
   if (process.env.FTP_NATIVE_OPEN === '0') return 'turned off by FTP_NATIVE_OPEN=0';
-  if (noOpenat2) return 'the kernel has no openat2(2)';
-  return addonMissingReason();
+  const native = loadAddon();
+  if (native === null) return addonMissingReason();
+  probed(native);
+  return noOpenat2 ? 'openat2(2) is not available here (a kernel before 5.6, or refused by a sandbox)' : null;
 }
 
 /**
@@ -27,9 +29,24 @@ export function openBeneathUnavailableReason(): string | null {
 export function openBeneath(root: string, relative: string, flags: number, mode = 0o666): number | null {
   if (noOpenat2 || process.env.FTP_NATIVE_OPEN === '0') return null;
   const native = loadAddon();
-  if (native === null) return null;
+  if (native === null || !probed(native)) return null;
   const fd = native.openBeneath(root, relative, flags, mode);
-  if (fd >= 0) return fd;
-  if (fd === ENOSYS) noOpenat2 = true;
-  return null;
+  return fd >= 0 ? fd : null;
+}
+
+let probe: boolean | undefined;
+
+/**
+ * Whether openat2 works here at all, asked once: a kernel before 5.6 says ENOSYS, some sandboxes' seccomp filters
+ * EPERM to every call. (EPERM from a real open means something else, an immutable file: it cannot be taken as
+ * "unavailable" there.)
+ */
+function probed(native: Addon): boolean {
+  if (probe !== undefined) return probe;
+  const fd = native.openBeneath('/', '.', constants.O_RDONLY | constants.O_DIRECTORY, 0);
+  probe = fd >= 0;
+  if (fd >= 0) closeSync(fd);
+  else if (fd === -osConstants.errno.ENOSYS || fd === -osConstants.errno.EPERM) noOpenat2 = true;
+  else probe = undefined; // something else (no /, a full descriptor table): asked again next time
+  return probe === true;
 }

@@ -1,5 +1,5 @@
 // openBeneath on real folders: what it opens, and every way out it refuses (returning null, nothing opened).
-import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -70,6 +70,43 @@ describe.skipIf(unavailable !== null)('openBeneath', () => {
     expect(statSync(join(root, 'd', 'new')).mode & 0o777).toBe(0o640 & ~process.umask());
     expect(openBeneath(root, '../created-outside', constants.O_WRONLY | constants.O_CREAT, 0o644)).toBeNull();
     expect(() => statSync(join(base, 'created-outside'))).toThrow();
+  });
+
+  test('a root swapped for a link (to a folder elsewhere) opens nothing: never a root somewhere else', () => {
+    const elsewhere = join(base, 'elsewhere');
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, 'f'), 'elsewhere');
+    const swapped = join(base, 'swapped');
+    symlinkSync(elsewhere, swapped);
+    expect(openBeneath(swapped, 'f', constants.O_RDONLY)).toBeNull();
+    expect(openBeneath(swapped, 'new', constants.O_WRONLY | constants.O_CREAT, 0o644)).toBeNull();
+    expect(readdirSync(elsewhere)).toEqual(['f']);
+    // A link anywhere in the root's own path, too.
+    symlinkSync(root, join(base, 'root-link'));
+    expect(openBeneath(join(base, 'root-link'), 'd/f', constants.O_RDONLY)).toBeNull();
+  });
+
+  test('a path too long only once cut inside a character opens nothing, never the shorter path', () => {
+    // A relative path of 4094 bytes that exists; with '€' (3 bytes) it is 4097, past PATH_MAX (4096): a copy cut
+    // to fit (4096 bytes and a NUL) would stop before the '€', at the existing file.
+    const deep = join(root, 'deep');
+    let rel = 'deep';
+    mkdirSync(deep);
+    while (rel.length < 4095 - 3 - 2 - 200) {
+      rel += `/${'x'.repeat(199)}`;
+      mkdirSync(join(root, rel));
+    }
+    const name = 'y'.repeat(4094 - 1 - rel.length);
+    rel += `/${name}`;
+    expect(Buffer.byteLength(rel)).toBe(4094);
+    // Its absolute path is past PATH_MAX: made, and read back, relative to the root.
+    const made = openBeneath(root, rel, constants.O_WRONLY | constants.O_CREAT, 0o644)!;
+    writeSync(made, 'shorter');
+    closeSync(made);
+    expect(contents(openBeneath(root, rel, constants.O_RDONLY)!)).toBe('shorter');
+    expect(openBeneath(root, `${rel}€`, constants.O_RDONLY)).toBeNull();
+    expect(openBeneath(root, `${rel}€`, constants.O_WRONLY | constants.O_TRUNC)).toBeNull();
+    expect(contents(openBeneath(root, rel, constants.O_RDONLY)!)).toBe('shorter');
   });
 
   test('FTP_NATIVE_OPEN=0 turns it off', () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openBeneathUnavailableReason } from '@ftp/native';
 import { afterAll, afterEach, beforeAll, describe, expect, it, test, vi } from 'vitest';
-import { LocalProvider, openReadStream, toVfsError } from '../src/index.js';
+import { LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
 
 const unavailable = openBeneathUnavailableReason();
 const onCI = process.env.CI === 'true';
@@ -46,6 +46,14 @@ async function read(p: LocalProvider, path: string): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of await openReadStream(p, path)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString();
+}
+
+async function write(p: LocalProvider, path: string, data: string): Promise<void> {
+  const ws = await openWriteStream(p, path);
+  await new Promise<void>((resolve, reject) => {
+    ws.on('error', reject);
+    ws.end(Buffer.from(data), () => resolve());
+  });
 }
 
 async function code(promise: Promise<unknown>): Promise<string> {
@@ -97,6 +105,47 @@ describe.skipIf(unavailable !== null)('downloads opened beneath the root by the 
     expect(await code(read(p, '/dir'))).toBe('EISDIR');
     expect(await code(read(p, '/dir/deeper/f.txt/x'))).toBe('ENOTDIR');
     expect(await code(read(p, '/'))).toBe('EISDIR');
+  });
+
+  it('uploads: one confined open too, new files and rewrites alike', async () => {
+    const p = new LocalProvider(root);
+    const opens = vi.spyOn(fs, 'openSync');
+    await write(p, '/dir/up.txt', 'first');
+    await write(p, '/dir/up.txt', 'second, longer');
+    await write(p, '/dir/relative-link', 'through the link');
+    expect(opens).not.toHaveBeenCalled();
+    expect(fs.readFileSync(join(root, 'dir', 'up.txt'), 'utf8')).toBe('second, longer');
+    expect(fs.readFileSync(join(root, 'dir', 'deeper', 'f.txt'), 'utf8')).toBe('through the link');
+    fs.writeFileSync(join(root, 'dir', 'deeper', 'f.txt'), 'inside');
+  });
+
+  it('uploads out of the root are refused (EACCES), nothing written or made there', async () => {
+    const p = new LocalProvider(root);
+    for (const path of ['/absolute-link-out', '/relative-link-out', '/folder-link-out/new.txt']) {
+      expect(await code(write(p, path, 'planted')), path).toBe('EACCES');
+    }
+    expect(fs.readdirSync(outside)).toEqual(['secret.txt']);
+    expect(fs.readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('secret');
+  });
+
+  it('a root swapped for a link after the provider resolved it: refused, never a root elsewhere', async () => {
+    const own = fs.mkdtempSync(join(tmpdir(), 'vfs-open-beneath-root-'));
+    const elsewhere = fs.mkdtempSync(join(tmpdir(), 'vfs-open-beneath-elsewhere-'));
+    try {
+      fs.mkdirSync(join(own, 'ftp'));
+      fs.writeFileSync(join(own, 'ftp', 'mine.txt'), 'mine');
+      fs.writeFileSync(join(elsewhere, 'mine.txt'), 'private');
+      const p = new LocalProvider(join(own, 'ftp'));
+      expect(await read(p, '/mine.txt')).toBe('mine');
+      fs.renameSync(join(own, 'ftp'), join(own, 'ftp-old'));
+      fs.symlinkSync(elsewhere, join(own, 'ftp'));
+      expect(await code(read(p, '/mine.txt'))).toBe('EACCES');
+      expect(await code(write(p, '/planted.txt', 'x'))).toBe('EACCES');
+      expect(fs.readdirSync(elsewhere)).toEqual(['mine.txt']);
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 
   it('a folder swapped for a link out between downloads: the next one is refused', async () => {

@@ -1,8 +1,9 @@
 /*
  * openat2(2) with RESOLVE_BENEATH: opens a path below a folder, the kernel refusing any resolution that would leave
- * it (a "..", an absolute symlink, a symlink leading out, a /proc magic link) as it walks, race-free. A confined
- * open in one walk of the path, where realpath-then-open-then-check walks it once per component and again after.
- * Linux 5.6 and later; older kernels say ENOSYS.
+ * it (a "..", an absolute symlink, a symlink leading out, a /proc magic link) as it walks, and checking that what it
+ * found is below the folder when the walk ends (a folder moved out meanwhile: EXDEV; a ".." raced by a rename:
+ * EAGAIN). A confined open in one walk of the path, where realpath-then-open-then-check walks it once per component and again after. Linux 5.6
+ * and later; older kernels say ENOSYS, some sandboxes EPERM.
  */
 #define _GNU_SOURCE
 #include "addon.h"
@@ -21,17 +22,34 @@ static napi_value number(napi_env env, double value) {
   return out;
 }
 
-/* A whole string argument, or false: wrong type, too long, or holding a NUL byte (never opened as a shorter path). */
+/*
+ * A whole string argument into `buf`: 0, or -errno (EINVAL: not a string, or holding a NUL byte; ENAMETOOLONG).
+ * Measured before it is copied: a copy cut to fit stops at a whole character, and would pass for a shorter path
+ * that may exist (another file opened, or overwritten, under the name a caller checked).
+ */
 static int path_arg(napi_env env, napi_value value, char *buf, size_t size) {
-  size_t length = 0;
-  if (napi_get_value_string_utf8(env, value, buf, size, &length) != napi_ok) return 0;
-  return length < size - 1 && strlen(buf) == length;
+  size_t want = 0, copied = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &want) != napi_ok) return -EINVAL;
+  if (want >= size - 1) return -ENAMETOOLONG;
+  if (napi_get_value_string_utf8(env, value, buf, size, &copied) != napi_ok || copied != want || strlen(buf) != want) return -EINVAL;
+  return 0;
+}
+
+/* Tries a few times on EINTR and EAGAIN (a rename raced the walk; or a lease: never waited out on this thread). */
+static long openat2_bounded(int dir, const char *path, struct open_how *how) {
+  long fd = -1;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    fd = syscall(SYS_openat2, dir, path, how, sizeof *how);
+    if (fd >= 0 || (errno != EINTR && errno != EAGAIN)) break;
+  }
+  return fd;
 }
 
 /*
  * openBeneath(root: string, relative: string, flags: number, mode: number) -> fd (>= 0) or -errno.
- * `relative` is resolved below the folder `root` (itself resolved as given). O_CLOEXEC is always added. EXDEV:
- * the resolution would have left `root` or met an absolute symlink; EINVAL: an argument that cannot be a path.
+ * `relative` is resolved below the folder `root`, which must be a path without symlinks (a realpath): one in it
+ * (the root swapped for a link since it was resolved) is ELOOP, never a root elsewhere. O_CLOEXEC is always added.
+ * EXDEV: the resolution would have left `root` or met an absolute symlink; EAGAIN: renames kept racing the walk.
  */
 static napi_value open_beneath(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -43,21 +61,23 @@ static napi_value open_beneath(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "openBeneath(root: string, relative: string, flags: number, mode: number)");
     return NULL;
   }
-  if (!path_arg(env, argv[0], root, sizeof root) || !path_arg(env, argv[1], relative, sizeof relative)) return number(env, -EINVAL);
-  int folder = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (folder < 0) return number(env, -errno);
+  int bad = path_arg(env, argv[0], root, sizeof root);
+  if (bad == 0) bad = path_arg(env, argv[1], relative, sizeof relative);
+  if (bad != 0) return number(env, bad);
   struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long folder = openat2_bounded(AT_FDCWD, root, &how);
+  if (folder < 0) return number(env, -errno);
   memset(&how, 0, sizeof how);
   how.flags = (uint64_t)(uint32_t)flags | O_CLOEXEC;
   /* openat2 refuses a mode without O_CREAT or O_TMPFILE (open(2) ignores it). */
   how.mode = (flags & O_CREAT) == O_CREAT || (flags & O_TMPFILE) == O_TMPFILE ? (uint64_t)(mode & 07777) : 0;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  long fd;
-  do {
-    fd = syscall(SYS_openat2, folder, relative, &how, sizeof how);
-  } while (fd < 0 && (errno == EINTR || errno == EAGAIN)); /* EAGAIN: a rename raced the walk; the kernel asks for a retry */
+  long fd = openat2_bounded((int)folder, relative, &how);
   int err = errno;
-  close(folder);
+  close((int)folder);
   return number(env, fd >= 0 ? (double)fd : -err);
 }
 

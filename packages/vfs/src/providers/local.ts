@@ -886,11 +886,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   /**
    * Opens `v` (downloads, uploads) confined by the kernel where it can (@ftp/native's openBeneath: openat2 with
-   * RESOLVE_BENEATH from the root): one walk of the path instead of realpath's walk per component, the open, and the /proc/self/fd check,
-   * which a descriptor opened this way does not need (the kernel refused any step out of the root). Null, with
-   * nothing opened, for a path with byte escapes, the root itself, a kernel or machine without it, and every
-   * failure (a link leading out, or an absolute one, which may still lead inside; a missing file; a refusal): the
-   * careful path then opens or gives the error, as it always did. Synchronous, so for `syncMetadata` only.
+   * RESOLVE_BENEATH from the root): one walk of the path instead of realpath's walk per component, the open, and
+   * the /proc/self/fd check, which a descriptor opened this way does not need: the kernel refused any step out of
+   * the root, checked that the file found is below it when the walk ended, and opened the root itself without
+   * following a link (a root swapped for one since the constructor resolved it is refused, as the careful path
+   * refuses it). Null, with nothing opened, for a path with byte escapes, the root itself, a kernel or machine
+   * without it, and every failure (a link leading out, or an absolute one, which may still lead inside; a missing
+   * file; a refusal): the careful path then opens or gives the error, as it always did. Synchronous, so for
+   * `syncMetadata` only.
    */
   #openBeneath(v: string, flags: number, mode?: number): number | null {
     const host = this.#host(v);
