@@ -2,26 +2,14 @@
  * 200 concurrent clients, each in a loop of connect + login + RETR of 1 MiB + QUIT, for a fixed time: completed
  * transfers per second, session latency (connect to 221), and sessions that failed (refused, reset, timed out).
  */
-import { generateLoad, loadGenerator } from '../load-generator.js';
 import { summarize } from '../stats.js';
-import { measure, repeat } from './measure.js';
+import { measureLoad, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
 
 const CLIENTS = 200;
 
 async function oneRun(ctx: WorkloadContext): Promise<number[]> {
-  await loadGenerator(); // built (once) before anything is measured
-  const m = await measure(ctx.server.pid, () =>
-    generateLoad({
-      mode: 'clients',
-      port: ctx.start.port,
-      user: ctx.start.user,
-      password: ctx.start.password,
-      concurrency: CLIENTS,
-      seconds: ctx.clientSeconds,
-      retr: { name: ctx.seed.mibName, bytes: 1024 * 1024 },
-    }),
-  );
+  const m = await measureLoad(ctx, { mode: 'clients', concurrency: CLIENTS, seconds: ctx.clientSeconds, retr: { name: ctx.seed.mibName, bytes: 1024 * 1024 } });
   const got = m.value;
   if (got.failed > 0) ctx.log(`  ${got.failed} failed sessions, e.g. ${got.firstError}`);
   if (got.done === 0) throw new Error(`no session completed (${got.failed} failed, e.g. ${got.firstError})`);

@@ -1,25 +1,13 @@
 /** Logins per second: connect, 220, USER, PASS, QUIT, 221, close; one client at a time, then 50 in parallel. */
-import { generateLoad, loadGenerator } from '../load-generator.js';
 import { summarize } from '../stats.js';
-import { measure, repeat } from './measure.js';
+import { measureLoad, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
 
 const SECONDS = 1.5;
 const MAX_LOGINS = 50_000;
 
 async function loginLoop(ctx: WorkloadContext, parallel: number): Promise<number[]> {
-  await loadGenerator(); // built (once) before anything is measured
-  const m = await measure(ctx.server.pid, () =>
-    generateLoad({
-      mode: 'logins',
-      port: ctx.start.port,
-      user: ctx.start.user,
-      password: ctx.start.password,
-      concurrency: parallel,
-      seconds: SECONDS,
-      maxSessions: MAX_LOGINS,
-    }),
-  );
+  const m = await measureLoad(ctx, { mode: 'logins', concurrency: parallel, seconds: SECONDS, maxSessions: MAX_LOGINS });
   const { done, failed, firstError } = m.value;
   if (done === 0 || failed > done) throw new Error(`${failed} of ${failed + done} logins failed${firstError ? `, e.g. ${firstError}` : ''}`);
   return [m.value.doneInWindow / m.value.window, (m.serverCpu / Math.max(1, done)) * 1000];

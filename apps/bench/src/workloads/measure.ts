@@ -1,5 +1,7 @@
 /** Brackets a piece of work with wall time and the CPU readings every figure carries. */
+import { generateLoad, loadGenerator, type LoadOptions, type LoadResult } from '../load-generator.js';
 import { childrenCpuSeconds, machineBusySeconds, selfCpuSeconds, treeCpuSeconds } from '../proc.js';
+import type { WorkloadContext } from './types.js';
 
 export interface Measured<T> {
   value: T;
@@ -45,4 +47,13 @@ export async function repeat(runs: number, attempt: (i: number) => Promise<numbe
     }
   }
   return { values, errors };
+}
+
+/**
+ * One bout of the C load generator's sessions against the workload's server (its port and account), measured. The
+ * generator is built first, outside the measurement: the compiler's time and CPU are no client's.
+ */
+export async function measureLoad(ctx: WorkloadContext, options: Omit<LoadOptions, 'port' | 'user' | 'password'>): Promise<Measured<LoadResult>> {
+  await loadGenerator();
+  return measure(ctx.server.pid, () => generateLoad({ ...options, port: ctx.start.port, user: ctx.start.user, password: ctx.start.password }));
 }
