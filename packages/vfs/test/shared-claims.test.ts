@@ -1,6 +1,6 @@
 // Claims shared between processes (ftpd --workers): a download in one process and an upload rewriting the file in
 // another must not meet, as they cannot within one process (local-writers.test.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -42,7 +42,23 @@ afterEach(() => {
  * `open` or the error code, and closes the file when it reads a line.
  */
 async function otherProcess(mode: 'write' | 'read' | 'read-retry' | 'write-retry'): Promise<{ child: ChildProcess; said: string }> {
-  const script = `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', otherProcessScript(mode)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(child);
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { child, said: line.toString().trim() };
+}
+
+/**
+ * {@link otherProcess} run to its end with this process's event loop held meanwhile (its claims timer cannot look):
+ * for a mode that ends by itself, as a refused open does. What it said (bounded: 10 s).
+ */
+function otherProcessHoldingThisOne(mode: 'write' | 'read'): string {
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', otherProcessScript(mode)], { input: '', timeout: 10_000, encoding: 'utf8' });
+  return run.stdout.trim();
+}
+
+function otherProcessScript(mode: 'write' | 'read' | 'read-retry' | 'write-retry'): string {
+  return `
     import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, shareFileClaims } from ${JSON.stringify(dist)};
     shareFileClaims(${JSON.stringify(claims)});
     const p = new LocalProvider(${JSON.stringify(root)});
@@ -63,10 +79,6 @@ async function otherProcess(mode: 'write' | 'read' | 'read-retry' | 'write-retry
       process.stdout.write((err.code ?? String(err)) + '\\n');
       process.exit(0);
     }`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.push(child);
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  return { child, said: line.toString().trim() };
 }
 
 async function code(promise: Promise<unknown>): Promise<string> {
@@ -267,9 +279,11 @@ describe('file claims shared between processes', () => {
       await sleep(600);
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/made anew .*: 1 claim\(s\) of this process made again; new claims wait/);
-      // Removed again while this process cannot look: another process makes it anew, and this one looks too late.
+      // Removed again while this process cannot look: another process makes it anew, and this one looks too late. (The
+      // other process runs while this one's event loop is held: awaited, this process's claims timer could look
+      // before the hold-up below, find the folder young, and never be late: a race that failed under CI's load.)
       fs.rmSync(claims, { recursive: true });
-      expect((await otherProcess('write')).said).toBe('EBUSY');
+      expect(otherProcessHoldingThisOne('write')).toBe('EBUSY');
       holdUp(RENEWAL_GRACE_MS + 200);
       await sleep(400);
       expect(warnings[1]).toMatch(/held up/);
