@@ -38,15 +38,15 @@ let probe: boolean | undefined;
 
 /**
  * Whether openat2 works here at all, asked once: a kernel before 5.6 says ENOSYS, some sandboxes' seccomp filters
- * EPERM to every call. (EPERM from a real open means something else, an immutable file: it cannot be taken as
- * "unavailable" there.)
+ * EPERM to every call. Any other answer (an open of "/" refused by an access policy that allows the served folder,
+ * say) means the call exists. (EPERM from a real open means something else, an immutable file: it cannot be taken
+ * as "unavailable" there.)
  */
 function probed(native: Addon): boolean {
   if (probe !== undefined) return probe;
   const fd = native.openBeneath('/', '.', constants.O_RDONLY | constants.O_DIRECTORY, 0);
-  probe = fd >= 0;
   if (fd >= 0) closeSync(fd);
-  else if (fd === -osConstants.errno.ENOSYS || fd === -osConstants.errno.EPERM) noOpenat2 = true;
-  else probe = undefined; // something else (no /, a full descriptor table): asked again next time
-  return probe === true;
+  probe = fd !== -osConstants.errno.ENOSYS && fd !== -osConstants.errno.EPERM;
+  if (!probe) noOpenat2 = true;
+  return probe;
 }

@@ -1,5 +1,5 @@
 // openBeneath on real folders: what it opens, and every way out it refuses (returning null, nothing opened).
-import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -19,7 +19,8 @@ describe.skipIf(unavailable !== null)('openBeneath', () => {
   let root = '';
   const fds = (): number => readdirSync('/proc/self/fd').length;
   beforeAll(() => {
-    base = mkdtempSync(join(tmpdir(), 'native-open-'));
+    // Its real path: the root is opened without following links, and TMPDIR may run through one.
+    base = realpathSync(mkdtempSync(join(tmpdir(), 'native-open-')));
     root = join(base, 'root');
     mkdirSync(join(root, 'd'), { recursive: true });
     writeFileSync(join(root, 'd', 'f'), 'inside');

@@ -53,7 +53,9 @@ async function otherProcess(mode: 'write' | 'read' | 'read-retry' | 'write-retry
  * for a mode that ends by itself, as a refused open does. What it said (bounded: 10 s).
  */
 function otherProcessHoldingThisOne(mode: 'write' | 'read'): string {
-  const run = spawnSync(process.execPath, ['--input-type=module', '-e', otherProcessScript(mode)], { input: '', timeout: 10_000, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', otherProcessScript(mode)], { input: '', timeout: 10_000, encoding: 'utf8', stdio: ['pipe', 'pipe', 'inherit'] });
+  // A child that did not run, crashed or hit the bound says so, rather than as an empty answer.
+  if (run.error || run.signal) return `(the other process: ${run.error?.message ?? `killed by ${run.signal}`})`;
   return run.stdout.trim();
 }
 
