@@ -1,6 +1,7 @@
 /** The compiled addon (src/native, built into dist/native.node when the package installs), loaded once. */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { getSystemErrorMap } from 'node:util';
 
 /** What the addon exports (addon.c). */
 export interface Addon {
@@ -36,4 +37,9 @@ export function loadAddon(): Addon | null {
 export function addonMissingReason(): string | null {
   loadAddon();
   return addonMissing;
+}
+
+/** A negative errno as libuv names and describes it (`[ 'ENOTDIR', 'not a directory' ]`). */
+export function errnoName(errno: number): [code: string, description: string] {
+  return getSystemErrorMap().get(errno) ?? [`E${-errno}`, 'unknown error'];
 }

@@ -33,8 +33,7 @@
  * ```
  */
 import type { Socket } from 'node:net';
-import { getSystemErrorName } from 'node:util';
-import { addonMissingReason, loadAddon, type Addon } from './addon.js';
+import { addonMissingReason, errnoName, loadAddon, type Addon } from './addon.js';
 
 /** The addon for sendfile: also off with `FTP_SENDFILE=0`. */
 function load(): Addon | null {
@@ -156,12 +155,7 @@ function settled(done: Promise<SendFileResult>, sent: number): FileSend {
 }
 
 function systemError(state: number): NodeJS.ErrnoException {
-  let code: string;
-  try {
-    code = getSystemErrorName(state);
-  } catch {
-    code = `E${-state}`;
-  }
+  const [code] = errnoName(state);
   const err: NodeJS.ErrnoException = new Error(`sendfile failed: ${code}`);
   err.code = code;
   err.errno = state;

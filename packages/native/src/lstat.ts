@@ -3,8 +3,7 @@
  * straight into a Float64Array. Node's `fs.lstatSync` costs about twice that per entry (a request, a Stats
  * object and a path conversion each time), which is most of what a 10,000-entry listing costs.
  */
-import { getSystemErrorMap } from 'node:util';
-import { addonMissingReason, loadAddon } from './addon.js';
+import { addonMissingReason, errnoName, loadAddon } from './addon.js';
 
 /** The fields of a row, in order: the number fields of Node's `fs.Stats`, in Node's own order. */
 export const LSTAT_ROW_FIELDS = ['dev', 'mode', 'nlink', 'uid', 'gid', 'rdev', 'blksize', 'ino', 'size', 'blocks', 'atimeMs', 'mtimeMs', 'ctimeMs', 'birthtimeMs'] as const;
@@ -40,7 +39,7 @@ export function lstatRows(prefix: string, names: readonly string[], folder?: Exp
   const rows = new Float64Array(names.length * LSTAT_ROW_FIELDS.length);
   const failed = folder === undefined ? native.lstatRows(prefix, names, rows) : native.lstatRows(prefix, names, rows, folder.dev, folder.ino);
   if (failed === null) return rows;
-  const [code, description] = getSystemErrorMap().get(failed.errno) ?? [`E${-failed.errno}`, 'unknown error'];
+  const [code, description] = errnoName(failed.errno);
   if (code === 'ENOSYS') {
     noStatx = true;
     return null;

@@ -7,16 +7,12 @@ import { closeSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { addonMissingReason, loadAddon, type Addon } from './addon.js';
 
-/** Set once the kernel said it has no openat2 (Linux before 5.6). */
-let noOpenat2 = false;
-
 /** Null when {@link openBeneath} can open here; otherwise why not (it then returns null). `FTP_NATIVE_OPEN=0` turns it off. */
 export function openBeneathUnavailableReason(): string | null {
   if (process.env.FTP_NATIVE_OPEN === '0') return 'turned off by FTP_NATIVE_OPEN=0';
   const native = loadAddon();
   if (native === null) return addonMissingReason();
-  probed(native);
-  return noOpenat2 ? 'openat2(2) is not available here (a kernel before 5.6, or refused by a sandbox)' : null;
+  return openat2Works(native) ? null : 'openat2(2) is not available here (a kernel before 5.6, or refused by a sandbox)';
 }
 
 /**
@@ -27,14 +23,15 @@ export function openBeneathUnavailableReason(): string | null {
  * that needs the reason (or follows absolute links inside `root`) takes its careful path then.
  */
 export function openBeneath(root: string, relative: string, flags: number, mode = 0o666): number | null {
-  if (noOpenat2 || process.env.FTP_NATIVE_OPEN === '0') return null;
+  if (process.env.FTP_NATIVE_OPEN === '0') return null;
   const native = loadAddon();
-  if (native === null || !probed(native)) return null;
+  if (native === null || !openat2Works(native)) return null;
   const fd = native.openBeneath(root, relative, flags, mode);
   return fd >= 0 ? fd : null;
 }
 
-let probe: boolean | undefined;
+/** {@link openat2Works}'s answer, once asked. */
+let works: boolean | undefined;
 
 /**
  * Whether openat2 works here at all, asked once: a kernel before 5.6 says ENOSYS, some sandboxes' seccomp filters
@@ -42,11 +39,10 @@ let probe: boolean | undefined;
  * say) means the call exists. (EPERM from a real open means something else, an immutable file: it cannot be taken
  * as "unavailable" there.)
  */
-function probed(native: Addon): boolean {
-  if (probe !== undefined) return probe;
+function openat2Works(native: Addon): boolean {
+  if (works !== undefined) return works;
   const fd = native.openBeneath('/', '.', constants.O_RDONLY | constants.O_DIRECTORY, 0);
   if (fd >= 0) closeSync(fd);
-  probe = fd !== -osConstants.errno.ENOSYS && fd !== -osConstants.errno.EPERM;
-  if (!probe) noOpenat2 = true;
-  return probe;
+  works = fd !== -osConstants.errno.ENOSYS && fd !== -osConstants.errno.EPERM;
+  return works;
 }

@@ -4,6 +4,18 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+/* values.c: a JavaScript number. */
+napi_value number(napi_env env, double value);
+
+/* copy_path's answer for a value that is not a string. */
+#define NOT_A_STRING 1
+/*
+ * values.c: a path string into `buf` (`size` bytes, room for a path shorter than size - 1 bytes and its NUL), its
+ * length in `length` when given: 0, -ENAMETOOLONG (measured before the copy), -EINVAL (a NUL byte inside), or
+ * NOT_A_STRING.
+ */
+int copy_path(napi_env env, napi_value value, char *buf, size_t size, size_t *length);
+
 /* sendfile.c: trySend, start, cancel, states. False if it could not set up (out of memory). */
 int sendfile_init(napi_env env, napi_value exports);
 /* lstat.c: lstatRows. */

@@ -51,11 +51,6 @@ static napi_value failure(napi_env env, int64_t index, int err) {
   return out;
 }
 
-/* The UTF-8 length of a JavaScript string, or false if it is not one. */
-static int utf8_length(napi_env env, napi_value value, size_t *length) {
-  return napi_get_value_string_utf8(env, value, NULL, 0, length) == napi_ok;
-}
-
 /* statx's answers that mean it cannot be used here at all (as libuv reads them): seccomp, old kernels, DVS. */
 static int no_statx(int err) {
   return err == ENOSYS || err == EPERM || err == EOPNOTSUPP || err == EINVAL;
@@ -72,7 +67,7 @@ static napi_value lstat_rows(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   napi_typedarray_type type;
-  size_t length, count = 0, prefix_len = 0, want = 0;
+  size_t length, count = 0, prefix_len = 0;
   void *data;
   uint32_t n = 0;
   bool is_array = false;
@@ -80,15 +75,17 @@ static napi_value lstat_rows(napi_env env, napi_callback_info info) {
   char path[PATH_MAX + 1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[1], &n) != napi_ok || napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) != napi_ok ||
-      type != napi_float64_array || length < (size_t)n * FIELDS || !utf8_length(env, argv[0], &want) ||
+      type != napi_float64_array || length < (size_t)n * FIELDS ||
       (argc >= 5 && (napi_get_value_double(env, argv[3], &want_dev) != napi_ok || napi_get_value_double(env, argv[4], &want_ino) != napi_ok))) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstatRows(prefix: string, names: string[], rows: Float64Array of names.length * 14, dev?, ino?)");
     return NULL;
   }
-  /* Measured before it is copied: a copy cut to fit (even inside a character) must never pass for the path. */
-  if (want >= PATH_MAX) return failure(env, 0, ENAMETOOLONG);
-  napi_get_value_string_utf8(env, argv[0], path, sizeof path, &prefix_len);
-  if (strlen(path) != prefix_len) return failure(env, 0, EINVAL);
+  int bad = copy_path(env, argv[0], path, sizeof path, &prefix_len);
+  if (bad == NOT_A_STRING) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstatRows: the prefix must be a string");
+    return NULL;
+  }
+  if (bad != 0) return failure(env, 0, -bad);
   if (n == 0) {
     napi_value none;
     napi_get_null(env, &none);
@@ -117,21 +114,16 @@ static napi_value lstat_rows(napi_env env, napi_callback_info info) {
   }
   const char *name_at = path + prefix_len;
   napi_value result = NULL;
-  for (uint32_t i = 0; i < n && result == NULL; i++) {
+  for (uint32_t i = 0; i < n; i++) {
     napi_value name;
-    if (napi_get_element(env, argv[1], i, &name) != napi_ok || !utf8_length(env, name, &want)) {
+    /* After the prefix: too long for it (with the prefix), or holding a NUL byte, never another, shorter path. */
+    bad = napi_get_element(env, argv[1], i, &name) != napi_ok ? NOT_A_STRING : copy_path(env, name, path + prefix_len, sizeof path - prefix_len, &count);
+    if (bad == NOT_A_STRING) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstatRows: every name must be a string");
       break;
     }
-    /* Too long (measured before the copy, which could be cut inside a character), or holding a NUL byte: never
-       the lstat of another, shorter path. */
-    if (prefix_len + want >= PATH_MAX) {
-      result = failure(env, i, ENAMETOOLONG);
-      break;
-    }
-    napi_get_value_string_utf8(env, name, path + prefix_len, sizeof path - prefix_len, &count);
-    if (count != want || strlen(name_at) != count) {
-      result = failure(env, i, EINVAL);
+    if (bad != 0) {
+      result = failure(env, i, -bad);
       break;
     }
     /* Read again after each name: a getter on the array could have detached or replaced the rows' memory. */
@@ -156,6 +148,7 @@ static napi_value lstat_rows(napi_env env, napi_callback_info info) {
       continue;
     }
     result = failure(env, i, no_statx(err) ? ENOSYS : err);
+    break;
   }
   if (folder >= 0) close(folder);
   if (result == NULL) {

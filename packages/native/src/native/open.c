@@ -16,25 +16,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static napi_value number(napi_env env, double value) {
-  napi_value out;
-  napi_create_double(env, value, &out);
-  return out;
-}
-
-/*
- * A whole string argument into `buf`: 0, or -errno (EINVAL: not a string, or holding a NUL byte; ENAMETOOLONG).
- * Measured before it is copied: a copy cut to fit stops at a whole character, and would pass for a shorter path
- * that may exist (another file opened, or overwritten, under the name a caller checked).
- */
-static int path_arg(napi_env env, napi_value value, char *buf, size_t size) {
-  size_t want = 0, copied = 0;
-  if (napi_get_value_string_utf8(env, value, NULL, 0, &want) != napi_ok) return -EINVAL;
-  if (want >= size - 1) return -ENAMETOOLONG;
-  if (napi_get_value_string_utf8(env, value, buf, size, &copied) != napi_ok || copied != want || strlen(buf) != want) return -EINVAL;
-  return 0;
-}
-
 /* Tries a few times on EINTR and EAGAIN (a rename raced the walk; or a lease: never waited out on this thread). */
 static long openat2_bounded(int dir, const char *path, struct open_how *how) {
   long fd = -1;
@@ -61,9 +42,9 @@ static napi_value open_beneath(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "openBeneath(root: string, relative: string, flags: number, mode: number)");
     return NULL;
   }
-  int bad = path_arg(env, argv[0], root, sizeof root);
-  if (bad == 0) bad = path_arg(env, argv[1], relative, sizeof relative);
-  if (bad != 0) return number(env, bad);
+  int bad = copy_path(env, argv[0], root, sizeof root, NULL);
+  if (bad == 0) bad = copy_path(env, argv[1], relative, sizeof relative, NULL);
+  if (bad != 0) return number(env, bad == NOT_A_STRING ? -EINVAL : bad);
   struct open_how how;
   memset(&how, 0, sizeof how);
   how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;

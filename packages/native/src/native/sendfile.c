@@ -306,12 +306,6 @@ static void start_threads(void) {
     }                                                                 \
   } while (0)
 
-static napi_value number(napi_env env, double value) {
-  napi_value out;
-  napi_create_double(env, value, &out);
-  return out;
-}
-
 /* count: a finite number of bytes, or a negative one (or Infinity) for "until the end of the file". */
 static int64_t count_arg(double count) {
   return count >= 0 && count < 9.0e18 ? (int64_t)count : -1;
@@ -352,8 +346,6 @@ static napi_value try_send(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   range_args range;
   if (!send_call(env, info, argv, &range)) return NULL;
-  int32_t sock = range.sock, file = range.file;
-  double offset = range.offset, count = range.count;
   double budget;
   CHECK(napi_get_value_double(env, argv[4], &budget));
   double *progress = progress_arg(env, argv[5]);
@@ -361,9 +353,9 @@ static napi_value try_send(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "progress must be a Float64Array");
     return NULL;
   }
-  int64_t off = (int64_t)offset, left = count_arg(count);
+  int64_t off = (int64_t)range.offset, left = count_arg(range.count);
   double sent = 0;
-  int r = pump(sock, file, &off, &left, &sent, budget >= 9.0e18 ? INT64_MAX : (int64_t)budget);
+  int r = pump(range.sock, range.file, &off, &left, &sent, budget >= 9.0e18 ? INT64_MAX : (int64_t)budget);
   progress[0] = sent;
   return number(env, r);
 }
@@ -425,8 +417,6 @@ static napi_value start(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   range_args range;
   if (!send_call(env, info, argv, &range)) return NULL;
-  int32_t sock = range.sock, file = range.file;
-  double offset = range.offset, count = range.count;
   double *progress = progress_arg(env, argv[4]);
   napi_valuetype type;
   CHECK(napi_typeof(env, argv[5], &type));
@@ -446,8 +436,8 @@ static napi_value start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "sendfile: out of memory");
     return NULL;
   }
-  j->sock = fcntl(sock, F_DUPFD_CLOEXEC, 0);
-  j->file = j->sock < 0 ? -1 : fcntl(file, F_DUPFD_CLOEXEC, 0);
+  j->sock = fcntl(range.sock, F_DUPFD_CLOEXEC, 0);
+  j->file = j->sock < 0 ? -1 : fcntl(range.file, F_DUPFD_CLOEXEC, 0);
   if (j->file < 0) {
     int err = errno;
     if (j->sock >= 0) close(j->sock);
@@ -455,8 +445,8 @@ static napi_value start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, err == EBADF ? "EBADF" : err == EMFILE ? "EMFILE" : err == ENFILE ? "ENFILE" : "ERR_SENDFILE", strerror(err));
     return NULL;
   }
-  j->offset = (int64_t)offset;
-  j->left = count_arg(count);
+  j->offset = (int64_t)range.offset;
+  j->left = count_arg(range.count);
   j->progress = progress;
   j->owner = in;
   __atomic_add_fetch(&in->refs, 1, __ATOMIC_ACQ_REL);

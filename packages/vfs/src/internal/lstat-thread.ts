@@ -21,7 +21,8 @@ const { lstatSync } = require('node:fs');
 const packLstats = ${packLstats.toString()};
 const FIELDS = ${JSON.stringify(STAT_FIELD_NAMES)};
 let lstatRows = () => null;
-const loading = workerData.native === null ? null : import(workerData.native).then((m) => { lstatRows = m.lstatRows; }, () => {});
+// Until @ftp/native has loaded (or failed to), slices wait for it; after, they are answered at once.
+let loading = workerData.native === null ? null : import(workerData.native).then((m) => { lstatRows = m.lstatRows; }, () => {}).finally(() => { loading = null; });
 const answer = ({ id, prefix, names, folder }) => {
   try {
     const rows = lstatRows(prefix, names, folder) ?? packLstats(lstatSync, prefix, names, FIELDS);

@@ -1,11 +1,13 @@
 import type { Stats } from 'node:fs';
+import { LSTAT_ROW_FIELDS } from '@ftp/native';
 import type { FileStats } from '../spec.js';
 
 /**
- * The `fs.Stats` number fields, in the order a packed row holds them (Node's own order). A row is
- * {@link STAT_FIELDS} doubles; a `mode` of NaN marks an entry that vanished before it was looked up.
+ * The `fs.Stats` number fields, in the order a packed row holds them (Node's own order): @ftp/native's rows, whose
+ * `lstatRows` fills them, so the two can never disagree. A row is {@link STAT_FIELDS} doubles; a `mode` of NaN marks
+ * an entry that vanished before it was looked up.
  */
-export const STAT_FIELD_NAMES = ['dev', 'mode', 'nlink', 'uid', 'gid', 'rdev', 'blksize', 'ino', 'size', 'blocks', 'atimeMs', 'mtimeMs', 'ctimeMs', 'birthtimeMs'] as const;
+export const STAT_FIELD_NAMES = LSTAT_ROW_FIELDS;
 
 /** Doubles per packed row. */
 export const STAT_FIELDS = STAT_FIELD_NAMES.length;

@@ -467,7 +467,9 @@ function lookUp(folder: Folder, names: string[], thread: LstatThread | null, raw
     if (thread === null) {
       // Names in a host encoding other than UTF-8 (raw) are looked up as bytes, by lstatHost; the rest by the
       // native batch where it works (about half the time of fs.lstatSync per entry), else by fs.lstatSync.
-      const rows = (raw ? null : lstatRows(folder.prefix, names, folder)) ?? packLstats(raw ? lstatHost : fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES);
+      const rows = raw
+        ? packLstats(lstatHost, folder.prefix, names, STAT_FIELD_NAMES)
+        : (lstatRows(folder.prefix, names, folder) ?? packLstats(fs.lstatSync, folder.prefix, names, STAT_FIELD_NAMES));
       return stillThere(folder, names, rows);
     }
   } catch (error) {

@@ -896,9 +896,9 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * `syncMetadata` only.
    */
   #openBeneath(v: string, flags: number, mode?: number): number | null {
-    const host = this.#host(v);
-    if (host === this.#root || hasByteEscapes(host)) return null;
-    return openBeneath(this.#root, normalizePath(v).slice(1), flags, mode);
+    const p = normalizePath(v);
+    if (p === '/' || hasByteEscapes(p)) return null;
+    return openBeneath(this.#root, p.slice(1), flags, mode);
   }
 
   /**
