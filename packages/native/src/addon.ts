@@ -7,6 +7,7 @@ import { getSystemErrorMap } from 'node:util';
 export interface Addon {
   trySend(socketFd: number, fileFd: number, offset: number, count: number, budget: number, progress: Float64Array): number;
   start(socketFd: number, fileFd: number, offset: number, count: number, progress: Float64Array, callback: (state: number, sent: number) => void): number;
+  receive(socketFd: number, fileFd: number, offset: number, progress: Float64Array, callback: (state: number, written: number, fileFailed: boolean) => void): number;
   cancel(id: number): void;
   states: { SENT_ALL: number; WOULD_BLOCK: number; AT_EOF: number; CANCELLED: number; BUDGET_USED: number };
   lstatRows(prefix: string, names: readonly string[], rows: Float64Array, dev?: number, ino?: number): { index: number; errno: number } | null;

@@ -165,3 +165,4 @@ function systemError(state: number): NodeJS.ErrnoException {
 
 export { lstatRows, LSTAT_ROW_FIELDS, lstatRowsUnavailableReason, type ExpectedFolder } from './lstat.js';
 export { openBeneath, openBeneathUnavailableReason } from './open.js';
+export { receiveToFile, receiveUnavailableReason, type FileReceive, type ReceiveError } from './receive.js';

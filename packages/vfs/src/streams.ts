@@ -1,4 +1,4 @@
-import { Readable, Writable } from 'node:stream';
+import { Readable, Writable, type Stream } from 'node:stream';
 import { fsError, toVfsError, VfsError } from './errors.js';
 import { mapStreamErrors } from './internal/stream-errors.js';
 import type { FileHandleLike, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from './spec.js';
@@ -212,7 +212,7 @@ export async function openWriteStream(p: FsProvider, path: string, options: Writ
 export type ChunkReader = (into: Buffer) => Promise<number>;
 
 /** A value a provider pins on a stream it returns, under a registered symbol (it survives wrappers and bundles). */
-function streamTag<V>(name: string): { set<T extends Readable>(stream: T, value: V): T; get(stream: Readable): V | undefined } {
+function streamTag<V>(name: string): { set<T extends Stream>(stream: T, value: V): T; get(stream: Stream): V | undefined } {
   const key = Symbol.for(`@ftp/vfs.${name}`);
   return {
     set(stream, value) {
@@ -241,7 +241,24 @@ export interface FileDescriptorSource {
   atEnd(): VfsError | null;
 }
 
+/**
+ * The open file under an upload stream, for a consumer that writes to it directly (the kernel, from another thread)
+ * instead of through `write()`: the local disk's uploads have one. The stream still owns the descriptor, and its
+ * end (`end()`: truncation for REST, the close) and failures work as for data written through it.
+ */
+export interface FileDescriptorSink {
+  /**
+   * Lends the descriptor to `write`, with `position` the offset of the upload's next byte (null: the descriptor
+   * appends, APPE). Until `write` calls `done` with how many bytes it wrote from there, the upload counts as busy:
+   * destroyed meanwhile, it closes its descriptor only after `done`. An error given to `done` is the file's (a full
+   * disk): the upload fails with it. Returns false, calling nothing, when the upload cannot lend now: data written
+   * through it is not stored yet, or it has ended or failed.
+   */
+  lend(write: (fd: number, position: number | null, done: (written: number, err: NodeJS.ErrnoException | null) => void) => void): boolean;
+}
+
 const chunkReaderTag = streamTag<ChunkReader>('chunkReader');
+const fileDescriptorSinkTag = streamTag<FileDescriptorSink>('fileDescriptorSink');
 const fileDescriptorTag = streamTag<FileDescriptorSource>('fileDescriptor');
 const fileSizeTag = streamTag<number>('fileSize');
 
@@ -266,6 +283,19 @@ export function attachFileDescriptor<T extends Readable>(stream: T, source: File
 /** The stream's {@link FileDescriptorSource}, if its provider gave it one (wrappers pass the stream through unchanged). */
 export function fileDescriptorOf(stream: Readable): FileDescriptorSource | undefined {
   return fileDescriptorTag.get(stream);
+}
+
+/** Gives an upload stream its {@link FileDescriptorSink} (providers whose uploads write a local file). */
+export function attachFileDescriptorSink<T extends Writable>(stream: T, sink: FileDescriptorSink): T {
+  return fileDescriptorSinkTag.set(stream, sink);
+}
+
+/**
+ * The upload stream's {@link FileDescriptorSink}, if its provider gave it one. Wrappers that must see the bytes (a
+ * quota) return a stream of their own, which has none; those that pass the stream through keep it.
+ */
+export function fileDescriptorSinkOf(stream: Writable): FileDescriptorSink | undefined {
+  return fileDescriptorSinkTag.get(stream);
 }
 
 /** Records the size of the file a read stream reads, as its provider saw it at open (saves the server a stat). */

@@ -88,6 +88,7 @@ export const serverSettings = z
     tlsUploadRequiresCloseNotify: z.boolean(),
     reuseUploadBuffers: z.boolean(),
     sendfile: z.boolean(),
+    kernelReceive: z.boolean(),
     tlsMinVersion: z.enum(['TLSv1.2', 'TLSv1.3']),
     tlsHandshakeTimeout: seconds,
     maxLoginFailures: count,

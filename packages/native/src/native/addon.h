@@ -16,7 +16,7 @@ napi_value number(napi_env env, double value);
  */
 int copy_path(napi_env env, napi_value value, char *buf, size_t size, size_t *length);
 
-/* sendfile.c: trySend, start, cancel, states. False if it could not set up (out of memory). */
+/* sendfile.c: trySend, start, receive, cancel, states. False if it could not set up (out of memory). */
 int sendfile_init(napi_env env, napi_value exports);
 /* lstat.c: lstatRows. */
 int lstat_init(napi_env env, napi_value exports);

@@ -21,6 +21,21 @@ function waitingLimit(buffer: Buffer): number {
   return buffer.length === BIG_CHUNK_SIZE ? 2 * BIG_CHUNK_SIZE : 4 * Math.max(buffer.length, FIRST_UPLOAD_SIZE);
 }
 
+/**
+ * Someone to take the rest of an upload over once it proved big (see receive-file.ts): small files never leave
+ * the event loop's thread.
+ */
+export interface HandOff {
+  /** Bytes read here first. */
+  readonly after: number;
+  /**
+   * Called once those arrived and storage has stored all of them, with the socket paused (its end not read yet).
+   * `resume` reads on here: called once the taker is done with the socket (at its end, which is then read here), or
+   * at once when it cannot take the upload after all. Not called after a failure the caller reports otherwise.
+   */
+  take(resume: () => void): void;
+}
+
 /** A socket feeding an upload through reused buffers. */
 export interface PooledFeed {
   /** Hands storage what was read and not yet handed over: call at the end of the data, before `upload.end()`. */
@@ -39,7 +54,7 @@ export interface PooledFeed {
  * the pool once storage has called back for every chunk of it. Returns null, changing nothing, when the socket
  * cannot be read this way: the caller pipes it as usual.
  */
-export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: UploadStream): PooledFeed | null {
+export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: UploadStream, handOff?: HandOff): PooledFeed | null {
   // A small buffer first: a client that opens an upload and sends nothing, or a small file, must not hold one of
   // the few big buffers downloads share. Those follow once it is full.
   let target = takeFirstUploadBuffer();
@@ -63,6 +78,22 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   };
   let paused = false;
   let disposed = false;
+  /** Bytes read here, until the hand-off. */
+  let read = 0;
+  /** Waiting for storage to finish before the hand-off; then done with it (it happens once at most). */
+  let handingOff = false;
+  let handedOff = handOff === undefined;
+  /** Storage has stored everything read: the taker gets the socket (paused since the last read). */
+  const offerIfIdle = (): void => {
+    if (!handingOff || pending.size > 0 || disposed) return;
+    handingOff = false;
+    handedOff = true;
+    handOff!.take(() => {
+      if (disposed || socket.destroyed) return;
+      paused = false;
+      socket.resume();
+    });
+  };
 
   const hand = (): void => {
     if (filled === handed) return;
@@ -81,6 +112,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       if (buffer !== target) recycle(buffer);
     }
     if (pending.size === 0) hand();
+    if (handingOff) return offerIfIdle();
     if (paused && waiting() < waitingLimit(target) && !socket.destroyed) {
       paused = false;
       socket.resume();
@@ -105,6 +137,15 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
         filled = handed = 0;
         // Still written from: recycled by its last callback.
         if (!pending.has(full)) recycle(full);
+      }
+      read += length;
+      if (!handedOff && read >= handOff!.after) {
+        // Everything read goes to storage now; once stored, the rest of the socket is the taker's.
+        hand();
+        handingOff = true;
+        paused = true;
+        queueMicrotask(offerIfIdle);
+        return false;
       }
       if (waiting() < waitingLimit(target)) return true;
       paused = true;

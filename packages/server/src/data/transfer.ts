@@ -7,6 +7,7 @@ import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStrea
 import { FtpError } from '../errors.js';
 import { BIG_FILE_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
 import { Turns } from '../turns.js';
+import { kernelReceiveHandOff } from './receive-file.js';
 import { feedThroughBuffers, type PooledFeed } from './receive-pooled.js';
 import { sendfileSource, sendWithSendfile } from './send-file.js';
 import { throttleTransform, type RateLimiter } from './throttle.js';
@@ -48,6 +49,8 @@ export class Transfer {
   afterStop: (() => void) | null = null;
   /** Whether the kernel sends this download from the file (sendfile), not the server through buffers. */
   sentByKernel = false;
+  /** Whether the rest of this upload went from the socket into the file on @ftp/native's threads (see receive-file.ts). */
+  receivedByKernel = false;
   /** Whether the transfer waits for a bandwidth limit: not a stall, however long nothing moves. */
   throttled = false;
   /** The stall limit the transfer was attached with (ms; 0: none). */
@@ -435,7 +438,10 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
   const socket = transfer.socket!;
   const stages: Transform[] = decoders(transfer, coding);
   // Plain bytes to storage that lets their memory be reused: read into the shared transfer buffers.
-  const feed = options.reuseBuffers !== false && stages.length === 0 && upload.releasesChunks === true ? feedThroughBuffers(transfer, socket, upload) : null;
+  const pooled = options.reuseBuffers !== false && stages.length === 0 && upload.releasesChunks === true;
+  // A big upload's rest goes from the socket to the file on the addon's threads where it can (see receive-file.ts).
+  const handOff = pooled && options.kernelReceive === true ? kernelReceiveHandOff(transfer, socket, upload) : undefined;
+  const feed = pooled ? feedThroughBuffers(transfer, socket, upload, handOff) : null;
   transfer.storageBusy = () => upload.writableLength > 0;
   transfer.storageCommitting = () => upload.writableEnded && !upload.writableFinished && !upload.destroyed;
   transfer.storageProgress = () => upload.storedBytes;
@@ -475,6 +481,11 @@ function uploadSettled(upload: UploadStream, waitMs: number, stored = false): Pr
 export interface ReceiveOptions {
   /** Read plain uploads into the shared transfer buffers when the storage lets them be reused. Default true. */
   reuseBuffers?: boolean;
+  /**
+   * Let a big upload's bytes go from the socket straight into storage's file on @ftp/native's threads, where
+   * storage lends its descriptor (the local disk) and nothing has to see the bytes (the `sendfile` setting).
+   */
+  kernelReceive?: boolean;
   /** On failure, wait (bounded) for the storage to close before telling the failure. Default true. */
   waitForStorage?: boolean;
   /**

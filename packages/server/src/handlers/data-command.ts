@@ -18,6 +18,8 @@ export interface TransferEvent {
   error?: string;
   /** Present for a download the kernel sent from the file (sendfile; see the `sendfile` setting). */
   sendfile?: true;
+  /** Present for an upload whose rest went from the socket into the file on the addon's threads (the `kernelReceive` setting). */
+  kernelReceive?: true;
 }
 
 /**
@@ -94,7 +96,7 @@ export async function runDataCommand(
     s.transfer = null;
     s.conn.setTransferring(false);
     t.dispose();
-    const event: TransferEvent = { session: s.id, user: s.user, direction, path, bytes: t.bytes, durationMs: Math.round(performance.now() - t.startedAt), outcome, ...(error ? { error } : {}), ...(t.sentByKernel ? { sendfile: true as const } : {}) };
+    const event: TransferEvent = { session: s.id, user: s.user, direction, path, bytes: t.bytes, durationMs: Math.round(performance.now() - t.startedAt), outcome, ...(error ? { error } : {}), ...(t.sentByKernel ? { sendfile: true as const } : {}), ...(t.receivedByKernel ? { kernelReceive: true as const } : {}) };
     // The rate an operator reads in the log; the event keeps the raw figures. The session's logger already
     // names the session and the user.
     const { session: _session, user: _user, ...logged } = event;

@@ -157,6 +157,7 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
     try {
       await receiveFromSocket(t, upload, s.coding('upload'), {
         reuseBuffers: s.settings.reuseUploadBuffers,
+        kernelReceive: s.settings.kernelReceive,
         waitForStorage: !wholeOnly,
         keepPartial: wholeOnly && keep,
         // The next command may be a resume of this file: it must find the partial upload stored, not overtake it.

@@ -17,7 +17,7 @@ import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, NameSlices, Re
 import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
-import { attachChunkReader, attachFileDescriptor, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
@@ -368,6 +368,7 @@ class LocalWriteStream extends Writable implements UploadStream {
     this.#truncateAtEnd = truncateAtEnd;
     this.#syncClose = syncClose;
     this.#writer = writer;
+    attachFileDescriptorSink(this, { lend: (write) => this.#lend(write) });
     // An upload idle long enough gives the file up to a newcomer (its client is most likely gone): see takeWriter.
     writer.revoke = (err, untouched = false) => {
       this.#revoked = !untouched;
@@ -448,6 +449,26 @@ class LocalWriteStream extends Writable implements UploadStream {
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     this.#started = true;
     this.#writeAll(this.#withHeld(chunks.map((c) => c.chunk)), cb);
+  }
+
+  /** See {@link FileDescriptorSink.lend}: the descriptor, as one long write of the stream's own. */
+  #lend(write: (fd: number, position: number | null, done: (written: number, err: NodeJS.ErrnoException | null) => void) => void): boolean {
+    if (this.#busy || this.#closed || this.#destroyed || this.writableLength > 0 || this.writableEnded) return false;
+    this.#started = true;
+    // The held first chunk belongs before whatever the borrower writes.
+    const failed = this.#flushHeldSync();
+    if (failed !== null) {
+      this.destroy(failed);
+      return false;
+    }
+    this.#io<[number]>(
+      (d) => write(this.#fd, this.#pos, (written, err) => d(err, written)),
+      (err, written) => {
+        if (this.#pos !== null) this.#pos += written;
+        if (err) this.destroy(err);
+      },
+    );
+    return true;
   }
 
   /** `chunks`, after the held first chunk if there is one (which is then no longer held). */
