@@ -33,6 +33,8 @@ export interface FileReceive {
   readonly done: Promise<number>;
   /** Bytes written to the file so far (updated as the receive goes; final once `done` settled). */
   written(): number;
+  /** Whether a write to the file is under way: a receive that makes no progress meanwhile waits on storage. */
+  writing(): boolean;
   /**
    * Ends the receive and closes its own copies of the descriptors: at once, or once the write under way returns.
    * Call it when the socket closes: until then the receive holds the connection open.
@@ -52,7 +54,9 @@ export function receiveToFile(socketFd: number, fileFd: number, position: number
   const native = load();
   if (native === null) throw new Error(`receiving into a file is not available: ${receiveUnavailableReason()}`);
   const { AT_EOF, CANCELLED } = native.states;
-  const progress = new Float64Array(1);
+  if (position !== null && !(Number.isSafeInteger(position) && position >= 0)) throw new RangeError(`position must be a whole number of bytes, not negative, or null (got ${position})`);
+  // [0]: bytes written; [1]: 1 while a write is under way.
+  const progress = new Float64Array(2);
   let finished = false;
   let total = 0;
   let settle!: { resolve: (written: number) => void; reject: (err: Error) => void };
@@ -68,6 +72,7 @@ export function receiveToFile(socketFd: number, fileFd: number, position: number
   return {
     done,
     written: () => (finished ? total : progress[0]!),
+    writing: () => !finished && progress[1] === 1,
     cancel: () => {
       if (!finished) native.cancel(id);
     },

@@ -1,11 +1,12 @@
 // Receiving a socket into a file on the addon's threads, over real loopback sockets and real files.
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { receiveToFile, receiveUnavailableReason, socketDescriptorOf } from '../src/index.js';
+import { receiveToFile, receiveUnavailableReason, sendFile, socketDescriptorOf } from '../src/index.js';
 
 const MiB = 1 << 20;
 const unavailable = receiveUnavailableReason();
@@ -224,8 +225,83 @@ describe.skipIf(unavailable !== null)('receiveToFile', () => {
     }
   });
 
-  test('arguments that are not numbers are refused', () => {
+  test('arguments that are not numbers, and positions that are not byte offsets, are refused', () => {
     expect(() => receiveToFile('3' as unknown as number, 4, 0)).toThrow(/must be numbers/);
+    for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 60]) expect(() => receiveToFile(3, 4, bad)).toThrow(RangeError);
+  });
+
+  test('a receive far into a file (past 4 GiB) writes there', async () => {
+    const { client, serverSide } = await pair();
+    const file = join(dir, 'far.bin');
+    const fd = openSync(file, 'w+');
+    const at = 5 * 1024 * MiB + 3;
+    const receive = receiveToFile(socketDescriptorOf(serverSide)!, fd, at);
+    client.end('far away');
+    expect(await within(receive.done, 10_000, 'the receive')).toBe(8);
+    const tail = Buffer.alloc(8);
+    readSync(fd, tail, 0, 8, at);
+    closeSync(fd);
+    expect(tail.toString()).toBe('far away');
+    rmSync(file);
+  });
+
+  test('a write waiting on storage says so (writing), and downloads on the send threads are not held up by it', async () => {
+    // FIFOs nobody reads stand for a disk that does not take the data: each receive's write waits in one. Two of
+    // them, started one after the other, occupy both receive threads.
+    const stuck = [0, 1].map((i) => {
+      const fifo = join(dir, `slow-disk-${i}`);
+      execFileSync('mkfifo', [fifo]);
+      const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      const writer = openSync(fifo, 'w');
+      return { reader, writer };
+    });
+    const receives = [];
+    for (const { writer } of stuck) {
+      const { client, serverSide } = await pair();
+      const receive = receiveToFile(socketDescriptorOf(serverSide)!, writer, null);
+      closeSync(writer);
+      client.write(Buffer.alloc(2 * MiB, 'z')); // more than the pipe holds (64 KiB)
+      receives.push({ client, receive });
+    }
+    const deadline = Date.now() + 5000;
+    while (!receives.every((r) => r.receive.writing()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(receives.map((r) => r.receive.writing())).toEqual([true, true]);
+    // Meanwhile sends run on their own threads: two, so both send threads are tried.
+    const source = join(dir, 'send-source.bin');
+    const data = randomBytes(4 * MiB);
+    writeFileSync(source, data);
+    for (let i = 0; i < 2; i++) {
+      const down = await pair();
+      const fileFd = openSync(source, 'r');
+      const send = sendFile(socketDescriptorOf(down.serverSide)!, fileFd, { start: 0 });
+      closeSync(fileFd);
+      const got: Buffer[] = [];
+      down.client.on('data', (chunk: Buffer) => got.push(chunk));
+      await within(send.done, 10_000, 'a send while receives wait on storage');
+      down.serverSide.end();
+      await within(new Promise((r) => down.client.once('end', r)), 5000, 'the download to end');
+      expect(Buffer.concat(got).equals(data)).toBe(true);
+    }
+    // Storage takes the data again: the receives go on and end.
+    const drain = setInterval(() => {
+      for (const { reader } of stuck) {
+        try {
+          while (readSync(reader, Buffer.alloc(1 << 16)) > 0);
+        } catch {
+          // EAGAIN: empty for now
+        }
+      }
+    }, 5);
+    try {
+      for (const { client, receive } of receives) {
+        client.end();
+        expect(await within(receive.done, 10_000, 'a receive once storage takes data')).toBe(2 * MiB);
+        expect(receive.writing()).toBe(false);
+      }
+    } finally {
+      clearInterval(drain);
+      for (const { reader } of stuck) closeSync(reader);
+    }
   });
 });
 

@@ -2,16 +2,18 @@
 // take that path, that they are byte-exact (whole, REST, APPE, over a longer file), that progress is counted while
 // the event loop sees none of the bytes, and that ABOR, a stall, a client's reset and a file that cannot grow end
 // them with the right reply, keep what arrived and never hold the connection open.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, constants, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import type { Socket } from 'node:net';
+import { connect, createServer as netServer, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { receiveUnavailableReason } from '@ftp/native';
-import { LocalProvider, quota } from '@ftp/vfs';
+import { attachFileDescriptorSink, LocalProvider, quota, type UploadStream } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KERNEL_RECEIVE_AFTER } from '../src/data/receive-file.js';
+import { receiveFromSocket, Transfer } from '../src/data/transfer.js';
 import type { ServerSettings, TransferEvent } from '../src/index.js';
 import { pattern, RawClient, sha, startServer, writeAndClose } from './helpers.js';
 
@@ -169,15 +171,16 @@ describe.skipIf(unavailable !== null)('uploads received on the addon threads', (
   });
 
   it('a client that stops sending mid-upload is stalled out, and the receive lets go of the connection', async () => {
-    const { c, root } = await setup({ dataStallTimeout: 1 });
+    const { c, root, events } = await setup({ dataStallTimeout: 1 });
     // The control connection's two ends: what must be left once the data connection went.
     const before = await connectedSockets();
     const socket = await startUpload(c, 'STOR stalled.bin');
     await send(socket, pattern(3 * MiB, 8));
     const reply = await c.next(10_000);
     expect(reply.code).toBe(426);
+    expect((await eventNumber(events, 1)).kernelReceive).toBe(true);
     // What arrived is kept (REST can resume it); the data connection is closed by the server.
-    await new Promise((r) => (socket.destroyed ? r(null) : socket.once('close', r)));
+    await within(new Promise((r) => (socket.destroyed ? r(null) : socket.once('close', r))), 5000, 'the data connection to close');
     expect((await stat(join(root, 'stalled.bin'))).size).toBe(3 * MiB);
     expect((await c.cmd('NOOP')).code).toBe(200);
     // Its two ends and the receive's own copy of the server's end are gone.
@@ -186,7 +189,7 @@ describe.skipIf(unavailable !== null)('uploads received on the addon threads', (
   });
 
   it('ABOR during the kernel receive: 426 then 226, what was written is kept, and the next upload works', async () => {
-    const { c, root } = await setup();
+    const { c, root, events } = await setup();
     const socket = await startUpload(c, 'STOR aborted.bin');
     const data = pattern(4 * MiB, 13);
     await send(socket, data);
@@ -197,38 +200,112 @@ describe.skipIf(unavailable !== null)('uploads received on the addon threads', (
     expect((await c.next()).code).toBe(226);
     const kept = await readFile(join(root, 'aborted.bin'));
     expect(sha(kept)).toBe(sha(data));
+    expect((await eventNumber(events, 1)).kernelReceive).toBe(true);
     const again = pattern(3 * MiB, 14);
     await upload(c, 'STOR aborted.bin', again);
     expect(sha(await readFile(join(root, 'aborted.bin')))).toBe(sha(again));
   });
 
   it("a client's reset mid-upload is the connection's failure (426), not a complete file", async () => {
-    const { c, events } = await setup({ partialUploads: 'keep' });
+    // A stall limit far off: the 426 can only come from the reset itself.
+    const { c, events } = await setup({ partialUploads: 'keep', dataStallTimeout: 60 });
     const socket = await startUpload(c, 'STOR reset.bin');
     await send(socket, pattern(3 * MiB, 15));
     await wait(100);
     socket.resetAndDestroy();
-    const reply = await c.next(10_000);
+    const reply = await c.next(5000);
     expect(reply.code).toBe(426);
     const event = await eventNumber(events, 1);
     expect(event.outcome).not.toBe('ok');
+    expect(event.kernelReceive).toBe(true);
     expect((await c.cmd('NOOP')).code).toBe(200);
   });
 
   it('a file that cannot grow (the file size limit: EFBIG) fails the upload as storage’s, with a clear reply', async () => {
-    const { c } = await setup();
+    const { c, events } = await setup();
     // This test process's own limit (each test file runs in a process of its own), given back right after.
     const limit = spawnSync('prlimit', ['--pid', String(process.pid), `--fsize=${2 * MiB}:`]);
     if (limit.status !== 0) throw new Error(`prlimit failed: ${limit.stderr}`);
     try {
       const socket = await startUpload(c, 'STOR limited.bin');
+      // A storage failure leaves the data connection open until its reply is out: cut first, a client takes the
+      // reset for a network failure and never reads why.
+      let replied = false;
+      let cutBeforeReply = false;
+      socket.once('close', () => (cutBeforeReply = !replied));
       socket.write(pattern(6 * MiB, 16));
-      socket.end();
       const reply = await c.next(10_000);
-      expect(`${reply.code} ${reply.text}`).toMatch(/^(451|452|552) .*(large|space|limit|EFBIG)/i);
+      replied = true;
+      expect(cutBeforeReply).toBe(false);
+      // EFBIG, like ENOSPC and EDQUOT, is the storage allocation exceeded: 552.
+      expect(`${reply.code} ${reply.text}`).toBe('552 /limited.bin: Insufficient storage space.');
     } finally {
       spawnSync('prlimit', ['--pid', String(process.pid), '--fsize=unlimited:']);
     }
     expect((await c.cmd('NOOP')).code).toBe(200);
+    // The limit was hit by the kernel path's writes (past the first MiB), not by the buffered ones.
+    expect((await eventNumber(events, 1)).kernelReceive).toBe(true);
+  });
+
+  it('a write that waits on storage is storage’s stall (451), not the client’s (426)', async () => {
+    // Storage whose file is a FIFO nobody reads: the receive's write waits in it, as on a disk that takes nothing.
+    const dir = await mkdtemp(join(tmpdir(), 'kernel-receive-fifo-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const fifo = join(dir, 'slow-disk');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writerFd = openSync(fifo, 'w');
+    // Closing the reader makes the stuck write fail (EPIPE): the receive's thread is free again.
+    cleanups.push(() => closeSync(writerFd), () => closeSync(reader));
+    const upload = new LendingUpload(writerFd);
+    const outcome = new Promise<unknown>((resolve) => {
+      const server = netServer((socket) => {
+        socket.on('error', () => {});
+        const t = new Transfer('upload', '/slow');
+        t.attach(socket, 1000);
+        receiveFromSocket(t, upload, { ascii: false, deflateLevel: null, limiters: [] } as never, { kernelReceive: true, waitForStorage: false }).then(
+          () => resolve('stored'),
+          (err: unknown) => resolve(err),
+        );
+      });
+      cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+      server.listen(0, '127.0.0.1', () => {
+        const client = connect((server.address() as { port: number }).port, '127.0.0.1');
+        client.on('error', () => {});
+        cleanups.push(() => client.destroy());
+        client.write(pattern(3 * MiB, 17));
+      });
+    });
+    const err = (await within(outcome, 10_000, 'the upload to stall')) as { reply?: { code: number; text: string }; message?: string };
+    expect(upload.lent).toBe(true);
+    expect(String((err as Error).message ?? err)).toMatch(/Storage took none of the upload's data/);
   });
 });
+
+/** Storage whose uploads take their first bytes through `write()` and lend `fd` for the rest (a FIFO, here). */
+class LendingUpload extends Writable implements UploadStream {
+  readonly releasesChunks = true;
+  lent = false;
+  constructor(fd: number) {
+    super();
+    attachFileDescriptorSink(this, {
+      lend: (write) => {
+        this.lent = true;
+        return (write(fd, null, () => {}), true);
+      },
+      progressed: () => {},
+    });
+  }
+  override _write(_chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
+    cb();
+  }
+}
+
+/** Rejects after `ms` naming what was awaited. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -242,19 +242,31 @@ export interface FileDescriptorSource {
 }
 
 /**
+ * Writes to a lent descriptor (see {@link FileDescriptorSink.lend}): `position` is the offset of the upload's next
+ * byte (null: the descriptor appends, APPE). Calls `done` once, with how many bytes it wrote from there and the
+ * file's error if writing failed. Returns a function that ends the writing early (the upload was destroyed or taken
+ * over); `done` must follow it.
+ */
+export type DescriptorWriter = (fd: number, position: number | null, done: (written: number, err: NodeJS.ErrnoException | null) => void) => () => void;
+
+/**
  * The open file under an upload stream, for a consumer that writes to it directly (the kernel, from another thread)
  * instead of through `write()`: the local disk's uploads have one. The stream still owns the descriptor, and its
  * end (`end()`: truncation for REST, the close) and failures work as for data written through it.
  */
 export interface FileDescriptorSink {
   /**
-   * Lends the descriptor to `write`, with `position` the offset of the upload's next byte (null: the descriptor
-   * appends, APPE). Until `write` calls `done` with how many bytes it wrote from there, the upload counts as busy:
-   * destroyed meanwhile, it closes its descriptor only after `done`. An error given to `done` is the file's (a full
-   * disk): the upload fails with it. Returns false, calling nothing, when the upload cannot lend now: data written
-   * through it is not stored yet, or it has ended or failed.
+   * Lends the descriptor to `write` until it calls `done`. Meanwhile the upload is busy: writes and `end()` wait
+   * for `done`, and a destroy ends the writing and closes the descriptor only after `done`. An error given to
+   * `done` is the file's (a full disk): the upload fails with it. Returns false, calling nothing, when the upload
+   * cannot lend now: data written through it is not stored yet, a write failed, or it has ended or failed.
    */
-  lend(write: (fd: number, position: number | null, done: (written: number, err: NodeJS.ErrnoException | null) => void) => void): boolean;
+  lend(write: DescriptorWriter): boolean;
+  /**
+   * The borrower wrote more: the upload is not idle (an upload idle for seconds may be taken over by a newcomer
+   * to the same file, its client most likely gone).
+   */
+  progressed(): void;
 }
 
 const chunkReaderTag = streamTag<ChunkReader>('chunkReader');

@@ -25,6 +25,7 @@ function writeThrough(u: UploadStream, data: string): Promise<{ position: number
       const n = position === null ? fs.writeSync(fd, bytes) : fs.writeSync(fd, bytes, 0, bytes.length, position);
       done(n, null);
       resolve({ position });
+      return () => {};
     });
     if (!lent) reject(new Error('not lent'));
   });
@@ -79,15 +80,17 @@ describe('local uploads lend their descriptor', () => {
     const u = await openWriteStream(p, '/d.txt');
     let finish!: () => void;
     let lentFd = -1;
-    fileDescriptorSinkOf(u)!.lend((fd, position, done) => {
+    let ended = 0;
+    fileDescriptorSinkOf(u)!.lend((fd, _position, done) => {
       lentFd = fd;
       finish = () => done(fs.writeSync(fd, 'late but kept', null, 'latin1'), null);
-      void position;
+      return () => ended++;
     });
     u.destroy(new Error('client went away'));
     u.on('error', () => {});
+    // The borrower is told to stop; until it says it is done, the descriptor stays open.
+    expect(ended).toBe(1);
     await new Promise((r) => setTimeout(r, 50));
-    // Still open: the borrower writes on.
     expect(() => fs.fstatSync(lentFd)).not.toThrow();
     finish();
     await new Promise((r) => u.once('close', r));
@@ -97,10 +100,107 @@ describe('local uploads lend their descriptor', () => {
   it("an error given back is the file's: the upload fails with it", async () => {
     const u = await openWriteStream(p, '/e.txt');
     const failed = new Promise<NodeJS.ErrnoException>((resolve) => u.once('error', resolve));
-    fileDescriptorSinkOf(u)!.lend((_fd, _position, done) => done(0, Object.assign(new Error('no space'), { code: 'ENOSPC' })));
+    fileDescriptorSinkOf(u)!.lend((_fd, _position, done) => {
+      done(0, Object.assign(new Error('no space'), { code: 'ENOSPC' }));
+      return () => expect.unreachable('ended after done');
+    });
     const err = await failed;
     expect(err.code).toBe('ENOSPC');
     expect(err.name).toBe('VfsError');
+  });
+
+  it('writes and the end that come while it is lent wait for the borrower, then follow its bytes', async () => {
+    fs.writeFileSync(join(root, 'w.txt'), 'an old file, longer than the new one');
+    const u = await openWriteStream(p, '/w.txt', { start: 2 });
+    let finish!: () => void;
+    fileDescriptorSinkOf(u)!.lend((fd, position, done) => {
+      finish = () => done(fs.writeSync(fd, 'LENT', position), null);
+      return () => {};
+    });
+    const order: string[] = [];
+    u.write('+after', () => order.push('write'));
+    u.end(() => order.push('end'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(order).toEqual([]);
+    finish();
+    await finished(u);
+    expect(order).toEqual(['write', 'end']);
+    // REST 2: the first two bytes stay, the lent bytes and the write follow, the old tail is cut.
+    expect(fs.readFileSync(join(root, 'w.txt'), 'latin1')).toBe('anLENT+after');
+  });
+
+  it('is refused right after a write failed (its error not emitted yet), so nothing is written past a gap', async () => {
+    const u = await openWriteStream(p, '/failed.txt');
+    u.on('error', () => {});
+    // A write that fails: the file size limit of this process (each test file runs in one of its own).
+    const { spawnSync } = await import('node:child_process');
+    await write(u, 'x'.repeat(100));
+    const limited = spawnSync('prlimit', ['--pid', String(process.pid), '--fsize=150:']);
+    expect(limited.status).toBe(0);
+    let lentAfterFailure: boolean | undefined;
+    try {
+      await new Promise<void>((resolve) =>
+        u.write('y'.repeat(100_000), (err) => {
+          expect(err).toBeTruthy();
+          try {
+            lentAfterFailure = fileDescriptorSinkOf(u)!.lend(() => {
+              throw new Error('lent after a failed write');
+            });
+          } catch {
+            lentAfterFailure = true;
+          }
+          resolve();
+        }),
+      );
+    } finally {
+      spawnSync('prlimit', ['--pid', String(process.pid), '--fsize=unlimited:']);
+    }
+    expect(lentAfterFailure).toBe(false);
+  });
+
+  it('an upload whose borrower stopped writing for a while can be taken over; one that reports progress cannot', async () => {
+    const taker = new LocalProvider(root);
+    const quiet = await openWriteStream(p, '/quiet.txt');
+    quiet.on('error', () => {});
+    let quietDone!: (written: number, err: null) => void;
+    let quietEnded = 0;
+    fileDescriptorSinkOf(quiet)!.lend((_fd, _position, done) => {
+      quietDone = done;
+      return () => {
+        quietEnded++;
+        queueMicrotask(() => done(0, null));
+      };
+    });
+    const vi = (await import('vitest')).vi;
+    const realNow = performance.now.bind(performance);
+    let skew = 0;
+    const spy = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + skew);
+    try {
+      // Six seconds later (the clock moved on), a newcomer takes the quiet upload's file over.
+      skew = 6000;
+      const newcomer = await openWriteStream(taker, '/quiet.txt');
+      expect(quietEnded).toBe(1);
+      newcomer.end('new');
+      await finished(newcomer);
+      expect(fs.readFileSync(join(root, 'quiet.txt'), 'latin1')).toBe('new');
+      void quietDone;
+
+      const busy = await openWriteStream(p, '/busy-lent.txt');
+      let busyDone!: (written: number, err: null) => void;
+      fileDescriptorSinkOf(busy)!.lend((_fd, _position, done) => {
+        busyDone = done;
+        return () => expect.unreachable('a busy borrower is not stopped');
+      });
+      skew = 12_000;
+      fileDescriptorSinkOf(busy)!.progressed();
+      skew = 14_000;
+      await expect(openWriteStream(taker, '/busy-lent.txt')).rejects.toMatchObject({ code: 'EBUSY' });
+      busyDone(0, null);
+      busy.end();
+      await finished(busy);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('memory uploads and uploads under a quota have none', async () => {

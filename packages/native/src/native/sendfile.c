@@ -27,6 +27,7 @@
 #include "addon.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -48,7 +49,13 @@ enum { SENT_ALL = 0, WOULD_BLOCK = 1, AT_EOF = 2, CANCELLED = 3, BUDGET_USED = 4
 #define STEP (256 << 10)
 /* A socket that keeps taking bytes yields its thread after this much, so that others are not starved. */
 #define TURN (2 << 20)
-#define THREADS 2
+/*
+ * Sends and receives have threads of their own: a receive's write can wait on a slow disk (the kernel throttles
+ * writers when too much is waiting to be written back), which must not hold up the downloads of other sessions.
+ */
+#define SEND_THREADS 2
+#define RECEIVE_THREADS 2
+#define THREADS (SEND_THREADS + RECEIVE_THREADS)
 
 /*
  * An upload's receive (`receive`) runs on the same threads the other way round: read from the socket into the thread's
@@ -78,7 +85,7 @@ typedef struct job {
   double sent;
   int armed;   /* registered with the thread's epoll */
   int result;  /* one of the states, or -errno */
-  double *progress; /* JavaScript's Float64Array: bytes sent so far */
+  double *progress; /* JavaScript's Float64Array: bytes sent (written) so far; a receive's [1]: 1 while writing */
   napi_ref progress_ref, callback_ref;
   owner *owner;
 } job;
@@ -92,7 +99,7 @@ typedef struct worker {
   int epoll, wake;
   job *active;          /* the thread's own */
   job *ready;           /* the thread's own: jobs that used their turn and still can send */
-  char *buffer;         /* the thread's own: what a receive reads into, RECV_STEP bytes */
+  char *buffer;         /* a receive thread's own: what its receives read into, RECV_STEP bytes */
 } worker;
 
 static worker workers[THREADS];
@@ -125,32 +132,43 @@ static int pump(int sock, int file, int64_t *offset, int64_t *left, double *sent
   return SENT_ALL;
 }
 
+/* Tells JavaScript whether a receive is inside a write to its file (a storage stall is then not the client's). */
+static void mark_writing(job *j, double on) {
+  pthread_mutex_lock(&j->owner->lock);
+  if (j->owner->alive) j->progress[1] = on;
+  pthread_mutex_unlock(&j->owner->lock);
+}
+
 /*
  * Reads the socket and writes what came to the file, until the socket has nothing more for now, its end, an error
- * (a failed write sets *file_failed) or `budget` bytes. *written counts what reached the file.
+ * (a failed write sets file_failed) or `budget` bytes. `sent` counts what reached the file.
  */
-static int pump_receive(int sock, int file, int64_t *offset, double *written, int *file_failed, char *buffer, int64_t budget) {
+static int pump_receive(job *j, char *buffer, int64_t budget) {
   for (;;) {
     if (budget <= 0) return BUDGET_USED;
     size_t want = budget < RECV_STEP ? (size_t)budget : RECV_STEP;
-    ssize_t n = recv(sock, buffer, want, 0);
+    ssize_t n = recv(j->sock, buffer, want, 0);
     if (n == 0) return AT_EOF;
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return WOULD_BLOCK;
       return -errno;
     }
+    mark_writing(j, 1);
     for (ssize_t done = 0; done < n;) {
-      ssize_t w = *offset >= 0 ? pwrite(file, buffer + done, (size_t)(n - done), (off_t)*offset) : write(file, buffer + done, (size_t)(n - done));
+      ssize_t w = j->offset >= 0 ? pwrite(j->file, buffer + done, (size_t)(n - done), (off_t)j->offset) : write(j->file, buffer + done, (size_t)(n - done));
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) {
-        *file_failed = 1;
-        return w < 0 ? -errno : -EIO;
+        int err = w < 0 ? errno : EIO;
+        mark_writing(j, 0);
+        j->file_failed = 1;
+        return -err;
       }
       done += w;
-      if (*offset >= 0) *offset += w;
-      *written += (double)w;
+      if (j->offset >= 0) j->offset += w;
+      j->sent += (double)w;
     }
+    mark_writing(j, 0);
     budget -= n;
   }
 }
@@ -224,7 +242,7 @@ static int is_active(worker *w, job *j) {
 static void run(worker *w, job *j) {
   /* A job whose environment is gone sends nothing more: nobody wants the rest. */
   int r = !report(j) ? CANCELLED
-          : j->receive ? pump_receive(j->sock, j->file, &j->offset, &j->sent, &j->file_failed, w->buffer, TURN)
+          : j->receive ? pump_receive(j, w->buffer, TURN)
                        : pump(j->sock, j->file, &j->offset, &j->left, &j->sent, TURN);
   /* Gone meanwhile: nobody is left to tell what was received (the bytes are in the file all the same). */
   if (!report(j)) r = CANCELLED;
@@ -328,8 +346,8 @@ static void start_threads(void) {
     pthread_mutex_init(&w->lock, NULL);
     w->epoll = epoll_create1(EPOLL_CLOEXEC);
     w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    w->buffer = malloc(RECV_STEP);
-    if (w->epoll < 0 || w->wake < 0 || w->buffer == NULL) return;
+    w->buffer = i >= SEND_THREADS ? malloc(RECV_STEP) : NULL;
+    if (w->epoll < 0 || w->wake < 0 || (i >= SEND_THREADS && w->buffer == NULL)) return;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(w->epoll, EPOLL_CTL_ADD, w->wake, &ev) != 0) return;
     pthread_t t;
@@ -359,12 +377,12 @@ static int64_t count_arg(double count) {
   return count >= 0 && count < 9.0e18 ? (int64_t)count : -1;
 }
 
-static double *progress_arg(napi_env env, napi_value value) {
+static double *progress_arg(napi_env env, napi_value value, size_t least) {
   napi_typedarray_type type;
   size_t length;
   void *data;
   if (napi_get_typedarray_info(env, value, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
-  return type == napi_float64_array && length >= 1 ? data : NULL;
+  return type == napi_float64_array && length >= least ? data : NULL;
 }
 
 /* The four leading arguments both sends take: socketFd, fileFd, offset, count. False (an exception pending) if wrong. */
@@ -375,14 +393,15 @@ typedef struct {
 
 static int read_range(napi_env env, napi_value *argv, range_args *out) {
   return napi_get_value_int32(env, argv[0], &out->sock) == napi_ok && napi_get_value_int32(env, argv[1], &out->file) == napi_ok &&
-         napi_get_value_double(env, argv[2], &out->offset) == napi_ok && napi_get_value_double(env, argv[3], &out->count) == napi_ok;
+         napi_get_value_double(env, argv[2], &out->offset) == napi_ok && napi_get_value_double(env, argv[3], &out->count) == napi_ok &&
+         out->offset >= 0 && out->offset < 9.0e18 && !isnan(out->count);
 }
 
 /* A send's six arguments into argv, its first four into `out`; false with a TypeError pending if they are wrong. */
 static int send_call(napi_env env, napi_callback_info info, napi_value argv[6], range_args *out) {
   size_t argc = 6;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && read_range(env, argv, out)) return 1;
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "socketFd, fileFd, offset and count must be numbers");
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "socketFd, fileFd, offset and count must be numbers (offset finite, not negative)");
   return 0;
 }
 
@@ -396,7 +415,7 @@ static napi_value try_send(napi_env env, napi_callback_info info) {
   if (!send_call(env, info, argv, &range)) return NULL;
   double budget;
   CHECK(napi_get_value_double(env, argv[4], &budget));
-  double *progress = progress_arg(env, argv[5]);
+  double *progress = progress_arg(env, argv[5], 1);
   if (progress == NULL) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "progress must be a Float64Array");
     return NULL;
@@ -460,7 +479,7 @@ static void env_gone(void *data) {
 
 /* Queues a send or a receive on one of the threads; its id, or NULL with an exception pending. */
 static napi_value queue_job(napi_env env, const range_args *range, napi_value progress_value, napi_value callback_value, int receive) {
-  double *progress = progress_arg(env, progress_value);
+  double *progress = progress_arg(env, progress_value, receive ? 2 : 1);
   napi_valuetype type;
   CHECK(napi_typeof(env, callback_value, &type));
   if (progress == NULL || type != napi_function) {
@@ -499,8 +518,9 @@ static napi_value queue_job(napi_env env, const range_args *range, napi_value pr
   pthread_mutex_lock(&ids_lock);
   uint64_t seq = next_seq++;
   pthread_mutex_unlock(&ids_lock);
-  j->id = (double)(seq * THREADS + seq % THREADS);
-  worker *w = &workers[seq % THREADS];
+  size_t index = receive ? SEND_THREADS + seq % RECEIVE_THREADS : seq % SEND_THREADS;
+  j->id = (double)(seq * THREADS + index);
+  worker *w = &workers[index];
   pthread_mutex_lock(&w->lock);
   j->next = w->incoming;
   w->incoming = j;
@@ -532,7 +552,8 @@ static napi_value receive(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   range_args range = {.count = -1};
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || napi_get_value_int32(env, argv[0], &range.sock) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &range.file) != napi_ok || napi_get_value_double(env, argv[2], &range.offset) != napi_ok) {
+      napi_get_value_int32(env, argv[1], &range.file) != napi_ok || napi_get_value_double(env, argv[2], &range.offset) != napi_ok ||
+      isnan(range.offset) || range.offset >= 9.0e18) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "socketFd, fileFd and offset must be numbers");
     return NULL;
   }

@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import { receiveToFile, receiveUnavailableReason, socketDescriptorOf, type FileReceive, type ReceiveError } from '@ftp/native';
-import { fileDescriptorSinkOf, type UploadStream } from '@ftp/vfs';
+import { fileDescriptorSinkOf, type FileDescriptorSink, type UploadStream } from '@ftp/vfs';
 import type { HandOff } from './receive-pooled.js';
 import type { Transfer } from './transfer.js';
 
@@ -29,7 +29,7 @@ export function kernelReceiveHandOff(transfer: Transfer, socket: Socket, upload:
     after: KERNEL_RECEIVE_AFTER,
     take(resume) {
       const socketFd = socketDescriptorOf(socket);
-      const lent = socketFd !== null && sink.lend((fd, position, done) => receiveInto(transfer, socket, socketFd, fd, position, done, resume));
+      const lent = socketFd !== null && sink.lend((fd, position, done) => receiveInto(transfer, socket, sink, socketFd, fd, position, done, resume));
       if (!lent) resume();
     },
   };
@@ -39,17 +39,18 @@ export function kernelReceiveHandOff(transfer: Transfer, socket: Socket, upload:
  * Runs the receive, counting its progress, until the socket's end (then `resume`: the feed reads the end and ends
  * the upload as usual), a failure, or the socket's close (ABOR, a stall, the session's end: cancelled, and the
  * failure is the close's). A failure of the socket destroys it with that error; one of the file goes to `done`,
- * which fails the upload with it.
+ * which fails the upload with it. Returns what ends it early (the upload destroyed or taken over).
  */
 function receiveInto(
   transfer: Transfer,
   socket: Socket,
+  sink: FileDescriptorSink,
   socketFd: number,
   fd: number,
   position: number | null,
   done: (written: number, err: NodeJS.ErrnoException | null) => void,
   resume: () => void,
-): void {
+): () => void {
   let receive: FileReceive;
   try {
     receive = receiveToFile(socketFd, fd, position);
@@ -57,7 +58,7 @@ function receiveInto(
     // The addon's threads could not start, or a descriptor could not be copied (EMFILE): buffers, as before.
     done(0, null);
     resume();
-    return;
+    return () => {};
   }
   transfer.receivedByKernel = true;
   // The receive holds its own copy of the socket: once Node's closes, nothing else would end it.
@@ -66,13 +67,20 @@ function receiveInto(
   let counted = 0;
   const count = (): void => {
     const written = receive.written();
-    if (written > counted) transfer.progress(written - counted);
+    if (written > counted) {
+      transfer.progress(written - counted);
+      sink.progressed();
+    }
     counted = written;
   };
+  // A write that waits on the disk is storage's stall, not the client's (the stall timer's 451, not 426).
+  const storageBusy = transfer.storageBusy;
+  transfer.storageBusy = () => receive.writing() || storageBusy();
   const timer = setInterval(count, PROGRESS_INTERVAL_MS);
   const settle = (err: ReceiveError | null): void => {
     clearInterval(timer);
     socket.off('close', cancel);
+    transfer.storageBusy = storageBusy;
     count();
     if (err === null) {
       done(counted, null);
@@ -87,4 +95,5 @@ function receiveInto(
     () => settle(null),
     (err: ReceiveError) => settle(err),
   );
+  return cancel;
 }

@@ -101,10 +101,15 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     const chunk = buffer.subarray(handed, filled);
     handed = filled;
     pending.set(buffer, (pending.get(buffer) ?? 0) + 1);
-    upload.write(chunk, () => written(buffer));
+    upload.write(chunk, (err) => written(buffer, err));
   };
-  const written = (buffer: Buffer): void => {
+  const written = (buffer: Buffer, err?: Error | null): void => {
     if (disposed) return;
+    // A failed write leaves a gap where its bytes belonged: nothing may be handed off after it (the upload fails).
+    if (err) {
+      handingOff = false;
+      handedOff = true;
+    }
     const left = pending.get(buffer)! - 1;
     if (left > 0) pending.set(buffer, left);
     else {

@@ -17,7 +17,7 @@ import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, NameSlices, Re
 import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
-import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
+import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE, type DescriptorWriter } from '../streams.js';
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
@@ -332,6 +332,11 @@ class LocalWriteStream extends Writable implements UploadStream {
    * small file does, it is written synchronously in `_final`; otherwise it goes out with the next write.
    */
   #held: Buffer | null = null;
+  /** The descriptor is lent (see {@link FileDescriptorSink}); `#endLend` ends the borrower's writing early. */
+  #lending = false;
+  #endLend: (() => void) | null = null;
+  /** A write or the end that came while the descriptor was lent: it runs once the borrower is done. */
+  #afterLend: (() => void) | null = null;
   /** Whether anything has been handed to `_write` yet (only a first chunk is held). */
   #started = false;
   /** The file's writer registration (see {@link takeWriter}), released when the descriptor is closed. */
@@ -368,7 +373,12 @@ class LocalWriteStream extends Writable implements UploadStream {
     this.#truncateAtEnd = truncateAtEnd;
     this.#syncClose = syncClose;
     this.#writer = writer;
-    attachFileDescriptorSink(this, { lend: (write) => this.#lend(write) });
+    attachFileDescriptorSink(this, {
+      lend: (write) => this.#lend(write),
+      progressed: () => {
+        if (this.#lending && this.#writer !== null) this.#writer.idleSince = performance.now();
+      },
+    });
     // An upload idle long enough gives the file up to a newcomer (its client is most likely gone): see takeWriter.
     writer.revoke = (err, untouched = false) => {
       this.#revoked = !untouched;
@@ -397,14 +407,16 @@ class LocalWriteStream extends Writable implements UploadStream {
    * in progress: the descriptor is closed only once that operation has returned, or its number could be reused by
    * another open and the late write land in someone else's file.
    */
-  #io<A extends unknown[]>(start: (done: (err: NodeJS.ErrnoException | null, ...rest: A) => void) => void, cb: (err: NodeJS.ErrnoException | null, ...rest: A) => void): void {
+  #io<A extends unknown[]>(start: (done: (err: NodeJS.ErrnoException | null, ...rest: A) => void) => void, cb: (err: NodeJS.ErrnoException | null, ...rest: A) => void, pinned = true): void {
     if (this.#destroyed) {
       cb(Object.assign(new Error('upload destroyed'), { code: 'ECANCELED' }) as NodeJS.ErrnoException, ...([] as unknown as A));
       return;
     }
     this.#busy = true;
     const writer = this.#writer;
-    if (writer !== null) writer.idleSince = 0;
+    // Pinned: not idle while it runs. A lent descriptor is not: its borrower says when it wrote (`progressed`), so
+    // an upload whose client went quiet mid-way can still be taken over.
+    if (writer !== null) writer.idleSince = pinned ? 0 : performance.now();
     start((err, ...rest) => {
       this.#busy = false;
       if (writer !== null) writer.idleSince = performance.now();
@@ -434,7 +446,11 @@ class LocalWriteStream extends Writable implements UploadStream {
     else this.#io<[number]>((d) => fs.writev(this.#fd, call, this.#pos, d), done);
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.#lending) {
+      this.#afterLend = () => this._write(chunk, enc, cb);
+      return;
+    }
     if (!this.#started) {
       this.#started = true;
       if (this.#syncClose && chunk.length <= SMALL_IO) {
@@ -447,13 +463,18 @@ class LocalWriteStream extends Writable implements UploadStream {
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    if (this.#lending) {
+      this.#afterLend = () => this._writev(chunks, cb);
+      return;
+    }
     this.#started = true;
     this.#writeAll(this.#withHeld(chunks.map((c) => c.chunk)), cb);
   }
 
   /** See {@link FileDescriptorSink.lend}: the descriptor, as one long write of the stream's own. */
-  #lend(write: (fd: number, position: number | null, done: (written: number, err: NodeJS.ErrnoException | null) => void) => void): boolean {
-    if (this.#busy || this.#closed || this.#destroyed || this.writableLength > 0 || this.writableEnded) return false;
+  #lend(write: DescriptorWriter): boolean {
+    // A write that failed has set `errored` before its callback ran (the stream's error event comes after).
+    if (this.#busy || this.#closed || this.#destroyed || this.writableLength > 0 || this.writableEnded || this.errored !== null) return false;
     this.#started = true;
     // The held first chunk belongs before whatever the borrower writes.
     const failed = this.#flushHeldSync();
@@ -461,12 +482,26 @@ class LocalWriteStream extends Writable implements UploadStream {
       this.destroy(failed);
       return false;
     }
+    this.#lending = true;
     this.#io<[number]>(
-      (d) => write(this.#fd, this.#pos, (written, err) => d(err, written)),
+      (d) => {
+        let returned = false;
+        const end = write(this.#fd, this.#pos, (written, err) => {
+          returned = true;
+          this.#endLend = null;
+          d(err, written);
+        });
+        if (!returned) this.#endLend = end;
+      },
       (err, written) => {
+        this.#lending = false;
         if (this.#pos !== null) this.#pos += written;
         if (err) this.destroy(err);
+        const next = this.#afterLend;
+        this.#afterLend = null;
+        next?.();
       },
+      false,
     );
     return true;
   }
@@ -498,6 +533,10 @@ class LocalWriteStream extends Writable implements UploadStream {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    if (this.#lending) {
+      this.#afterLend = () => this._final(cb);
+      return;
+    }
     const close = (err?: Error | null): void => {
       if (err) return cb(err);
       if (this.#closed) return cb();
@@ -572,8 +611,12 @@ class LocalWriteStream extends Writable implements UploadStream {
         done();
       });
     };
-    if (this.#busy) this.#closeWhenIdle = close;
-    else close();
+    if (this.#busy) {
+      this.#closeWhenIdle = close;
+      // A borrower of the descriptor stops writing (its `done` follows): destroyed, taken over or failed, the
+      // upload takes no more bytes.
+      this.#endLend?.();
+    } else close();
   }
 
   /** Records the interruption; what was received stays on disk (REST can resume it). */
