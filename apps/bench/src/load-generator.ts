@@ -4,14 +4,36 @@
  * 200-client figure became the client's; in C they cost well under half of one.
  */
 import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
-import { nativeTool } from './native-tools.js';
+import { BENCH_ROOT, PEERS_DIR } from './peers.js';
 
 const run = promisify(execFile);
+const SOURCE = path.join(BENCH_ROOT, 'native', 'loadgen.c');
+const BINARY = path.join(PEERS_DIR, 'loadgen');
+
+let built: Promise<string> | undefined;
 
 /** The built load generator's path; rebuilt when the source is newer. Throws with the compiler's complaint. */
 export function loadGenerator(): Promise<string> {
-  return nativeTool('loadgen', 'the load generator');
+  built ??= (async () => {
+    if (existsSync(BINARY) && statSync(BINARY).mtimeMs >= statSync(SOURCE).mtimeMs) return BINARY;
+    mkdirSync(PEERS_DIR, { recursive: true });
+    // Built beside it and renamed into place: an interrupted build never leaves a half binary with a fresh mtime.
+    const partial = `${BINARY}.${process.pid}.tmp`;
+    try {
+      await run('cc', ['-O2', '-Wall', '-o', partial, SOURCE], { timeout: 60_000 });
+      renameSync(partial, BINARY);
+    } catch (e) {
+      rmSync(partial, { force: true });
+      const err = e as { stderr?: string; message: string };
+      built = undefined; // a later workload tries again (and says the same)
+      throw new Error(`the load generator (native/loadgen.c) did not build with cc: ${(err.stderr?.trim() || err.message).slice(0, 300)}`);
+    }
+    return BINARY;
+  })();
+  return built;
 }
 
 export interface LoadOptions {

@@ -27,8 +27,6 @@ export function describePageReporting(atStart: number | null): string {
   return (
     `Free page reporting: on; ${gib.toFixed(1)} GiB of freed memory went back to the hypervisor during the run. ` +
     'Writing into such memory again costs a host fault per page: an upload round that grows the page cache into it ' +
-    'runs at a fraction of its speed with several times its kernel CPU, whichever server runs it. So before each ' +
-    'upload run the bench touches as much memory as the run will fill and frees it (native/prefault.c), outside the ' +
-    'measurement, for every server alike.'
+    'runs at a fraction of its speed with several times its kernel CPU, whichever server runs it (STOR varies most).'
   );
 }

@@ -6,7 +6,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { prefault } from '../native-tools.js';
 import { summarize } from '../stats.js';
 import { measure, repeat } from './measure.js';
 import type { Row, Workload, WorkloadContext } from './types.js';
@@ -50,9 +49,6 @@ function bulk(direction: 'retr' | 'stor', tls: boolean): Workload {
       const { values, errors } = await repeat(
         ctx.runs,
         async () => {
-          // Memory the upload's page cache will take is backed again first (see native/prefault.c): which server's
-          // round comes after memory went back to the hypervisor is luck, and cost it up to 5x the kernel CPU.
-          if (direction === 'stor') await prefault(seed.bigBytes / MIB + 256);
           const m = await measure(ctx.server.pid, () => curl(args, 300));
           // The upload is removed before the next run: its dirty pages are then dropped rather than written back
           // (a sync after 1 GiB took ~1.7 s here, ~0.3 s after the removal: ~1 minute of a full run), and every
