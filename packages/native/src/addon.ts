@@ -40,6 +40,19 @@ export function addonMissingReason(): string | null {
   return addonMissing;
 }
 
+/**
+ * The addon for one of its fast paths, unless that path's switch (an environment variable: `FTP_SENDFILE`,
+ * `FTP_KERNEL_RECEIVE`, `FTP_NATIVE_LSTAT`, `FTP_NATIVE_OPEN`) is '0', for A/B measurements.
+ */
+export function addonFor(switchName: string): Addon | null {
+  return process.env[switchName] === '0' ? null : loadAddon();
+}
+
+/** Why {@link addonFor} gives null: the switch, or why the addon is missing; null when it gives the addon. */
+export function addonForReason(switchName: string): string | null {
+  return process.env[switchName] === '0' ? `turned off by ${switchName}=0` : addonMissingReason();
+}
+
 /** A negative errno as libuv names and describes it (`[ 'ENOTDIR', 'not a directory' ]`). */
 export function errnoName(errno: number): [code: string, description: string] {
   return getSystemErrorMap().get(errno) ?? [`E${-errno}`, 'unknown error'];

@@ -33,18 +33,11 @@
  * ```
  */
 import type { Socket } from 'node:net';
-import { addonMissingReason, errnoName, loadAddon, type Addon } from './addon.js';
-
-/** The addon for sendfile: also off with `FTP_SENDFILE=0`. */
-function load(): Addon | null {
-  if (process.env.FTP_SENDFILE === '0') return null;
-  return loadAddon();
-}
+import { addonFor, addonForReason, errnoName } from './addon.js';
 
 /** Null when {@link sendFile} can be used; otherwise why not (not Linux, the addon was not built or did not load, `FTP_SENDFILE=0`). */
 export function sendfileUnavailableReason(): string | null {
-  if (process.env.FTP_SENDFILE === '0') return 'turned off by FTP_SENDFILE=0';
-  return addonMissingReason();
+  return addonForReason('FTP_SENDFILE');
 }
 
 /**
@@ -105,7 +98,7 @@ export interface FileSend {
  * Throws when {@link sendfileUnavailableReason} is not null.
  */
 export function sendFile(socketFd: number, fileFd: number, range: SendFileRange): FileSend {
-  const native = load();
+  const native = addonFor('FTP_SENDFILE');
   if (native === null) throw new Error(`sendfile is not available: ${sendfileUnavailableReason()}`);
   const { SENT_ALL, WOULD_BLOCK, AT_EOF, CANCELLED, BUDGET_USED } = native.states;
   const end = range.end ?? Infinity;

@@ -3,7 +3,7 @@
  * straight into a Float64Array. Node's `fs.lstatSync` costs about twice that per entry (a request, a Stats
  * object and a path conversion each time), which is most of what a 10,000-entry listing costs.
  */
-import { addonMissingReason, errnoName, loadAddon } from './addon.js';
+import { addonFor, addonForReason, errnoName } from './addon.js';
 
 /** The fields of a row, in order: the number fields of Node's `fs.Stats`, in Node's own order. */
 export const LSTAT_ROW_FIELDS = ['dev', 'mode', 'nlink', 'uid', 'gid', 'rdev', 'blksize', 'ino', 'size', 'blocks', 'atimeMs', 'mtimeMs', 'ctimeMs', 'birthtimeMs'] as const;
@@ -13,9 +13,9 @@ let noStatx = false;
 
 /** Null when {@link lstatRows} works here; otherwise why not (it then returns null). `FTP_NATIVE_LSTAT=0` turns it off. */
 export function lstatRowsUnavailableReason(): string | null {
-  if (process.env.FTP_NATIVE_LSTAT === '0') return 'turned off by FTP_NATIVE_LSTAT=0';
-  if (noStatx) return 'the kernel has no statx(2)';
-  return addonMissingReason();
+  const reason = addonForReason('FTP_NATIVE_LSTAT');
+  if (reason === null && noStatx) return 'the kernel has no statx(2)';
+  return reason;
 }
 
 /** The folder the names are looked up in, as the caller confined it: a folder found there that is not this one is refused. */
@@ -33,8 +33,7 @@ export interface ExpectedFolder {
  * nothing looked up in it. Returns null when {@link lstatRowsUnavailableReason} is not null: use `fs.lstatSync`.
  */
 export function lstatRows(prefix: string, names: readonly string[], folder?: ExpectedFolder): Float64Array | null {
-  if (process.env.FTP_NATIVE_LSTAT === '0' || noStatx) return null;
-  const native = loadAddon();
+  const native = noStatx ? null : addonFor('FTP_NATIVE_LSTAT');
   if (native === null) return null;
   const rows = new Float64Array(names.length * LSTAT_ROW_FIELDS.length);
   const failed = folder === undefined ? native.lstatRows(prefix, names, rows) : native.lstatRows(prefix, names, rows, folder.dev, folder.ino);

@@ -5,13 +5,12 @@
  */
 import { closeSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { addonMissingReason, loadAddon, type Addon } from './addon.js';
+import { addonFor, addonForReason, type Addon } from './addon.js';
 
 /** Null when {@link openBeneath} can open here; otherwise why not (it then returns null). `FTP_NATIVE_OPEN=0` turns it off. */
 export function openBeneathUnavailableReason(): string | null {
-  if (process.env.FTP_NATIVE_OPEN === '0') return 'turned off by FTP_NATIVE_OPEN=0';
-  const native = loadAddon();
-  if (native === null) return addonMissingReason();
+  const native = addonFor('FTP_NATIVE_OPEN');
+  if (native === null) return addonForReason('FTP_NATIVE_OPEN');
   return openat2Works(native) ? null : 'openat2(2) is not available here (a kernel before 5.6, or refused by a sandbox)';
 }
 
@@ -23,8 +22,7 @@ export function openBeneathUnavailableReason(): string | null {
  * that needs the reason (or follows absolute links inside `root`) takes its careful path then.
  */
 export function openBeneath(root: string, relative: string, flags: number, mode = 0o666): number | null {
-  if (process.env.FTP_NATIVE_OPEN === '0') return null;
-  const native = loadAddon();
+  const native = addonFor('FTP_NATIVE_OPEN');
   if (native === null || !openat2Works(native)) return null;
   const fd = native.openBeneath(root, relative, flags, mode);
   return fd >= 0 ? fd : null;

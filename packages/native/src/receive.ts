@@ -3,18 +3,11 @@
  * a small buffer one thread reuses, written to the file at once. Node's own way reads into a buffer on the event
  * loop's thread and writes it from a thread-pool thread, so every byte crosses between cores through memory.
  */
-import { addonMissingReason, errnoName, loadAddon, type Addon } from './addon.js';
-
-/** The addon for receives: also off with `FTP_KERNEL_RECEIVE=0`. */
-function load(): Addon | null {
-  if (process.env.FTP_KERNEL_RECEIVE === '0') return null;
-  return loadAddon();
-}
+import { addonFor, addonForReason, errnoName } from './addon.js';
 
 /** Null when {@link receiveToFile} can be used; otherwise why not (not Linux, no addon, `FTP_KERNEL_RECEIVE=0`). */
 export function receiveUnavailableReason(): string | null {
-  if (process.env.FTP_KERNEL_RECEIVE === '0') return 'turned off by FTP_KERNEL_RECEIVE=0';
-  return addonMissingReason();
+  return addonForReason('FTP_KERNEL_RECEIVE');
 }
 
 /** A receive's failure: a system error, from the socket (`syscall` 'recv') or the file (`'write'`, `fileFailed`). */
@@ -51,7 +44,7 @@ export interface FileReceive {
  * not null.
  */
 export function receiveToFile(socketFd: number, fileFd: number, position: number | null): FileReceive {
-  const native = load();
+  const native = addonFor('FTP_KERNEL_RECEIVE');
   if (native === null) throw new Error(`receiving into a file is not available: ${receiveUnavailableReason()}`);
   const { AT_EOF, CANCELLED } = native.states;
   if (position !== null && !(Number.isSafeInteger(position) && position >= 0)) throw new RangeError(`position must be a whole number of bytes, not negative, or null (got ${position})`);

@@ -1,12 +1,15 @@
 // Receiving a socket into a file on the addon's threads, over real loopback sockets and real files.
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { receiveToFile, receiveUnavailableReason, sendFile, socketDescriptorOf } from '../src/index.js';
+import { openSockets, rejection as rejected, within } from './waits.js';
+
+const rejection = (promise: Promise<unknown>, what: string) => rejected<ReceiveFailure>(promise, 10_000, what);
 
 const MiB = 1 << 20;
 const unavailable = receiveUnavailableReason();
@@ -23,40 +26,7 @@ test.runIf(onCI)('receiving into a file is available on CI (CI=true)', () => {
   expect(unavailable, 'on CI the addon must be built and load').toBeNull();
 });
 
-/** Rejects after `ms` naming what was awaited: no wait in this file is unbounded. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The rejection of `promise` (fails if it resolves). */
-function rejection(promise: Promise<unknown>, what: string): Promise<NodeJS.ErrnoException & { fileFailed?: boolean }> {
-  return within(
-    promise.then(
-      (value) => {
-        throw new Error(`${what}: expected a rejection, got ${JSON.stringify(value)}`);
-      },
-      (err: NodeJS.ErrnoException & { fileFailed?: boolean }) => err,
-    ),
-    10_000,
-    what,
-  );
-}
-
-function openSockets(): number {
-  let count = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) count++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return count;
-}
+type ReceiveFailure = NodeJS.ErrnoException & { fileFailed?: boolean };
 
 describe.skipIf(unavailable !== null)('receiveToFile', () => {
   let server: Server;

@@ -3,7 +3,7 @@
 // the build (turbo), and so does `pnpm test`.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket 
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { sendFile, sendfileUnavailableReason, socketDescriptorOf, type FileSend } from '../src/index.js';
+import { openSockets, rejection, sleep, until, within } from './waits.js';
 
 const MiB = 1 << 20;
 const unavailable = sendfileUnavailableReason();
@@ -29,53 +30,6 @@ test.runIf(onCI)('the addon is available on CI (CI=true)', () => {
 });
 
 // ---- helpers ----
-
-/** Rejects after `ms` with a message naming what was awaited: no wait in this file is unbounded. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Waits until `check()` is true, polling; fails after `ms`. */
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** How many sockets this process has open (the addon's copies included). */
-function openSockets(): number {
-  let count = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) count++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return count;
-}
-
-/** The rejection of `promise` (fails if it resolves). */
-async function rejection(promise: Promise<unknown>, ms: number, what: string): Promise<NodeJS.ErrnoException> {
-  return within(
-    promise.then(
-      (value) => {
-        throw new Error(`${what}: expected a rejection, got ${JSON.stringify(value)}`);
-      },
-      (err: NodeJS.ErrnoException) => err,
-    ),
-    ms,
-    what,
-  );
-}
 
 /** Everything the client reads, and when its connection ends (end, close or error). */
 interface Reader {
