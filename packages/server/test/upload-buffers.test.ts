@@ -385,3 +385,45 @@ it('TLS uploads the storage fails at once: the records decrypted after the failu
   await sleep(300);
   expect(bigAvailable()).toBe(before);
 }, 60_000);
+
+/** Fast storage that records the size of each write it gets (and copies the bytes: the chunks are reused). */
+class CountingUpload extends Writable implements UploadStream {
+  readonly releasesChunks = true;
+  readonly sizes: number[] = [];
+  readonly stored: Buffer[] = [];
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.sizes.push(chunk.length);
+    this.stored.push(Buffer.from(chunk));
+    // Done before the next socket read, as a fast disk's write through the thread pool is.
+    cb();
+  }
+}
+
+it('a TLS upload (16 KiB records) reaches fast storage in writes of about 256 KiB, not one per record', async () => {
+  const { key, cert } = certificate;
+  const upload = new CountingUpload();
+  let stored!: Promise<void>;
+  const server = createTlsServer({ key, cert }, (socket) => {
+    const t = new Transfer('upload', '/x');
+    t.attach(socket, 0);
+    stored = receiveFromSocket(t, upload, { ascii: false, deflateLevel: null, limiters: [] } as never, { waitForStorage: false });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as { port: number };
+  const data = pattern(4 * 1024 * 1024 + 777, 21);
+  const c = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+  c.on('error', () => undefined);
+  await once(c, 'secureConnect');
+  // Written in pieces with pauses, as a client's writes come: the server reads each record as it arrives.
+  for (let at = 0; at < data.length; at += 64 * 1024) {
+    c.write(data.subarray(at, at + 64 * 1024));
+    if (at % (512 * 1024) === 0) await sleep(2);
+  }
+  c.end();
+  await stored;
+  expect(sha(Buffer.concat(upload.stored))).toBe(sha(data));
+  // A write per 16 KiB record would be 257; about one per 256 KiB is 17 (a few more where a buffer ends).
+  expect(upload.sizes.length).toBeLessThanOrEqual(32);
+  c.destroy();
+});

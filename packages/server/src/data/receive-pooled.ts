@@ -10,6 +10,13 @@ import type { Transfer } from './transfer.js';
  */
 const MIN_ROOM = 64 * 1024;
 
+/**
+ * Bytes read before storage is handed them as one write (less when the buffer is smaller): each write is a
+ * thread-pool round trip, ~14 µs of the event loop's time on a 2-core VM, and a TLS upload reads 16 KiB records, so
+ * a write per record cost 0.9 s per GiB, more than the decryption.
+ */
+const HAND_AT = 256 * 1024;
+
 /** Buffers an upload keeps for itself between two reads, rather than giving them back to the pool and taking again. */
 const SPARES = 2;
 
@@ -48,10 +55,11 @@ export interface PooledFeed {
  * Feeds the data socket into `upload` through the shared transfer buffers, for unencoded uploads to storage that
  * lets chunk memory be reused ({@link UploadStream.releasesChunks}), in clear or over TLS.
  *
- * Reads fill a buffer one after the other; whenever storage has nothing in hand, it gets all that arrived since its
- * last write in one chunk. So a fast disk gets each read at once, and a disk slower than the network gets few big
- * writes (TLS reads are 16 KiB records: one write each would cost more than the decryption). A buffer goes back to
- * the pool once storage has called back for every chunk of it. Returns null, changing nothing, when the socket
+ * Reads fill a buffer one after the other; whenever storage has nothing in hand and {@link HAND_AT} bytes have
+ * arrived since its last write, it gets them in one chunk (the rest at the end of the data, or when the buffer is
+ * full). So a fast disk gets a write per 256 KiB however small the reads (TLS reads are 16 KiB records), and a disk
+ * slower than the network gets fewer, bigger ones. A buffer goes back to the pool once storage has called back for
+ * every chunk of it. Returns null, changing nothing, when the socket
  * cannot be read this way: the caller pipes it as usual.
  */
 export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: UploadStream, handOff?: HandOff): PooledFeed | null {
@@ -95,6 +103,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     });
   };
 
+  const enoughToHand = (): boolean => filled - handed >= Math.min(HAND_AT, target.length / 2);
   const hand = (): void => {
     if (filled === handed) return;
     const buffer = target;
@@ -116,7 +125,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       pending.delete(buffer);
       if (buffer !== target) recycle(buffer);
     }
-    if (pending.size === 0) hand();
+    if (pending.size === 0 && enoughToHand()) hand();
     if (handingOff) return offerIfIdle();
     if (paused && waiting() < waitingLimit(target) && !socket.destroyed) {
       paused = false;
@@ -134,7 +143,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       if (disposed) return false;
       transfer.progress(length);
       filled += length;
-      if (pending.size === 0) hand();
+      if (pending.size === 0 && enoughToHand()) hand();
       if (target.length - filled < Math.min(MIN_ROOM, target.length / 4)) {
         hand();
         const full = target;
