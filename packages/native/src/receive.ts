@@ -48,24 +48,22 @@ export function receiveToFile(socketFd: number, fileFd: number, position: number
   if (native === null) throw new Error(`receiving into a file is not available: ${receiveUnavailableReason()}`);
   const { AT_EOF, CANCELLED } = native.states;
   if (position !== null && !(Number.isSafeInteger(position) && position >= 0)) throw new RangeError(`position must be a whole number of bytes, not negative, or null (got ${position})`);
-  // [0]: bytes written; [1]: 1 while a write is under way.
+  // [0]: bytes written (final before the callback runs); [1]: 1 while a write is under way.
   const progress = new Float64Array(2);
   let finished = false;
-  let total = 0;
   let settle!: { resolve: (written: number) => void; reject: (err: Error) => void };
   const done = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
   // Called here, not inside the promise: wrong arguments throw to the caller.
   const id = native.receive(socketFd, fileFd, position ?? -1, progress, (state, written, fileFailed) => {
     finished = true;
-    total = written;
     if (state === AT_EOF) settle.resolve(written);
     else if (state === CANCELLED) settle.reject(Object.assign(new Error('receive cancelled'), { code: 'ECANCELED', syscall: 'recv', fileFailed: false }));
     else settle.reject(receiveError(state, fileFailed));
   });
   return {
     done,
-    written: () => (finished ? total : progress[0]!),
-    writing: () => !finished && progress[1] === 1,
+    written: () => progress[0]!,
+    writing: () => progress[1] === 1,
     cancel: () => {
       if (!finished) native.cancel(id);
     },

@@ -12,14 +12,12 @@
 import type { Socket } from 'node:net';
 import { receiveToFile, receiveUnavailableReason, socketDescriptorOf, type FileReceive, type ReceiveError } from '@ftp/native';
 import { fileDescriptorSinkOf, type FileDescriptorSink, type UploadStream } from '@ftp/vfs';
+import { followKernelTransfer } from './kernel-progress.js';
 import type { HandOff } from './receive-pooled.js';
 import type { Transfer } from './transfer.js';
 
 /** Bytes an upload reads through buffers before the rest goes to the addon's threads. */
 export const KERNEL_RECEIVE_AFTER = 1024 * 1024;
-
-/** How often a receive's progress is counted (STAT, the stall timer): well under the stall timeout's one second. */
-const PROGRESS_INTERVAL_MS = 250;
 
 /** The hand-off of an upload's rest to the kernel receive, when every condition holds; else undefined. */
 export function kernelReceiveHandOff(transfer: Transfer, socket: Socket, upload: UploadStream): HandOff | undefined {
@@ -61,27 +59,14 @@ function receiveInto(
     return () => {};
   }
   transfer.receivedByKernel = true;
-  // The receive holds its own copy of the socket: once Node's closes, nothing else would end it.
-  const cancel = (): void => receive.cancel();
-  socket.once('close', cancel);
-  let counted = 0;
-  const count = (): void => {
-    const written = receive.written();
-    if (written > counted) {
-      transfer.progress(written - counted);
-      sink.progressed();
-    }
-    counted = written;
-  };
+  const progress = followKernelTransfer(transfer, socket, () => receive.written(), () => receive.cancel(), () => sink.progressed());
   // A write that waits on the disk is storage's stall, not the client's (the stall timer's 451, not 426).
   const storageBusy = transfer.storageBusy;
   transfer.storageBusy = () => receive.writing() || storageBusy();
-  const timer = setInterval(count, PROGRESS_INTERVAL_MS);
   const settle = (err: ReceiveError | null): void => {
-    clearInterval(timer);
-    socket.off('close', cancel);
+    progress.stop();
     transfer.storageBusy = storageBusy;
-    count();
+    const counted = progress.count();
     if (err === null) {
       done(counted, null);
       return resume();
@@ -95,5 +80,5 @@ function receiveInto(
     () => settle(null),
     (err: ReceiveError) => settle(err),
   );
-  return cancel;
+  return () => receive.cancel();
 }

@@ -86,16 +86,12 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   };
   let paused = false;
   let disposed = false;
-  /** Bytes read here, until the hand-off. */
-  let read = 0;
-  /** Waiting for storage to finish before the hand-off; then done with it (it happens once at most). */
-  let handingOff = false;
-  let handedOff = handOff === undefined;
+  /** The hand-off: still ahead, waiting for storage to store what was read, or done with (it happens once at most). */
+  let handOffState: 'ahead' | 'waiting' | 'done' = handOff === undefined ? 'done' : 'ahead';
   /** Storage has stored everything read: the taker gets the socket (paused since the last read). */
   const offerIfIdle = (): void => {
-    if (!handingOff || pending.size > 0 || disposed) return;
-    handingOff = false;
-    handedOff = true;
+    if (handOffState !== 'waiting' || pending.size > 0 || disposed) return;
+    handOffState = 'done';
     handOff!.take(() => {
       if (disposed || socket.destroyed) return;
       paused = false;
@@ -115,10 +111,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   const written = (buffer: Buffer, err?: Error | null): void => {
     if (disposed) return;
     // A failed write leaves a gap where its bytes belonged: nothing may be handed off after it (the upload fails).
-    if (err) {
-      handingOff = false;
-      handedOff = true;
-    }
+    if (err) handOffState = 'done';
     const left = pending.get(buffer)! - 1;
     if (left > 0) pending.set(buffer, left);
     else {
@@ -126,7 +119,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
       if (buffer !== target) recycle(buffer);
     }
     if (pending.size === 0 && enoughToHand()) hand();
-    if (handingOff) return offerIfIdle();
+    if (handOffState === 'waiting') return offerIfIdle();
     if (paused && waiting() < waitingLimit(target) && !socket.destroyed) {
       paused = false;
       socket.resume();
@@ -152,11 +145,10 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
         // Still written from: recycled by its last callback.
         if (!pending.has(full)) recycle(full);
       }
-      read += length;
-      if (!handedOff && read >= handOff!.after) {
+      if (handOffState === 'ahead' && transfer.bytes >= handOff!.after) {
         // Everything read goes to storage now; once stored, the rest of the socket is the taker's.
         hand();
-        handingOff = true;
+        handOffState = 'waiting';
         paused = true;
         queueMicrotask(offerIfIdle);
         return false;

@@ -11,10 +11,9 @@ import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { sendFile, sendfileUnavailableReason, socketDescriptorOf } from '@ftp/native';
 import { fileDescriptorOf, type FileDescriptorSource } from '@ftp/vfs';
+import { followKernelTransfer } from './kernel-progress.js';
 import type { Transfer } from './transfer.js';
 
-/** How often a send's progress is counted (STAT, the stall timer): well under the stall timeout's one second. */
-const PROGRESS_INTERVAL_MS = 250;
 
 /** What sendfile would send, when every condition holds; else undefined (the caller copies through buffers). */
 export function sendfileSource(source: Readable, socket: Socket): { file: FileDescriptorSource; socketFd: number } | undefined {
@@ -37,25 +36,14 @@ const UNSUPPORTED_CODES = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP']);
 export async function sendWithSendfile(transfer: Transfer, source: Readable, file: FileDescriptorSource, socketFd: number, socket: Socket): Promise<boolean> {
   const send = sendFile(socketFd, file.fd, { start: file.start, end: file.end, inlineBytes: file.inlineBytes });
   transfer.sentByKernel = true;
-  // The send holds its own copy of the socket: once Node's is closed (the client's reset, ABOR's reset, a stall)
-  // nothing else would end it.
-  const cancel = (): void => send.cancel();
-  socket.once('close', cancel);
-  let counted = 0;
-  const count = (): void => {
-    const sent = send.sent();
-    if (sent > counted) transfer.progress(sent - counted);
-    counted = sent;
-  };
-  // Not unref'd: the addon's completion does not hold the event loop, and a process closing meanwhile must still
-  // see the send end (the transfer's event and log line).
-  const timer = setInterval(count, PROGRESS_INTERVAL_MS);
+  // Counted as it goes, and cancelled when the socket closes (the send holds its own copy of it).
+  const progress = followKernelTransfer(transfer, socket, () => send.sent(), () => send.cancel());
   let handedBack = false;
   try {
     try {
       await send.done;
     } catch (err) {
-      count();
+      const counted = progress.count();
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== undefined && UNSUPPORTED_CODES.has(code) && counted === 0 && !socket.destroyed) {
         handedBack = true;
@@ -66,7 +54,7 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
       // Its code says whose side: the connection's (EPIPE, ECONNRESET…: 426) or the file's (EIO: 451).
       throw transfer.failure(err);
     }
-    count();
+    progress.count();
     // Reset (by the client, or by ABOR or a stall) after the kernel took the last bytes but before they reached the
     // client: the reset threw away what it held, so this is no complete transfer whatever `done` said. (A stop that
     // comes later still is runDataCommand's to catch.)
@@ -81,8 +69,7 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
     socket.destroy();
     throw err;
   } finally {
-    clearInterval(timer);
-    socket.off('close', cancel);
+    progress.stop();
     if (!handedBack) source.destroy();
   }
 }

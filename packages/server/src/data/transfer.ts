@@ -483,7 +483,7 @@ export interface ReceiveOptions {
   reuseBuffers?: boolean;
   /**
    * Let a big upload's bytes go from the socket straight into storage's file on @ftp/native's threads, where
-   * storage lends its descriptor (the local disk) and nothing has to see the bytes (the `sendfile` setting).
+   * storage lends its descriptor (the local disk) and nothing has to see the bytes (the `kernelReceive` setting).
    */
   kernelReceive?: boolean;
   /** On failure, wait (bounded) for the storage to close before telling the failure. Default true. */
