@@ -31,9 +31,17 @@ async function finish(ws: UploadStream): Promise<void> {
  */
 type CommitFault = 'reply-lost' | 'rolled-back';
 
-/** A provider over a Kysely instance whose next COMMIT, once `arm`ed, fails as the fault says. */
+/** The statement of an upload's swap: the one that links the new inode into the tree (write-stream.ts `#commit`). */
+const SWAP_STATEMENT = /^update\s+\S+\s+set\s+["`]parent["`]\s*=/i;
+
+/**
+ * A provider over a Kysely instance whose next COMMIT of an upload's swap, once `arm`ed, fails as the fault says.
+ * Only a transaction that ran the swap's statement takes the fault: an upload's last chunks may still be committing
+ * in transactions of their own when it is armed (under load they commit after it), and must not take it.
+ */
 async function faultyCommits(db: TestDb): Promise<{ p: SqlProvider; kysely: Kysely<Database>; arm: (fault: CommitFault) => void }> {
   let armed: CommitFault | undefined;
+  const swapping = new WeakSet<DatabaseConnection>();
   const dropped = (): Error => Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
   const { dialect: inner } = createDialect(await db.url());
   const dialect: Dialect = {
@@ -42,12 +50,37 @@ async function faultyCommits(db: TestDb): Promise<{ p: SqlProvider; kysely: Kyse
     createIntrospector: (k) => inner.createIntrospector(k),
     createDriver: () => {
       const driver = inner.createDriver();
+      // Kysely hands the driver back the connection it acquired: the driver's own methods get the real one.
+      const real = new WeakMap<DatabaseConnection, DatabaseConnection>();
+      const wrappers = new WeakMap<DatabaseConnection, DatabaseConnection>();
+      /** The connection, noting when it runs the swap's statement. */
+      const watched = (conn: DatabaseConnection): DatabaseConnection => {
+        const w: DatabaseConnection = {
+          executeQuery: (query) => {
+            if (SWAP_STATEMENT.test(query.sql)) swapping.add(w);
+            return conn.executeQuery(query);
+          },
+          streamQuery: (query, chunkSize) => conn.streamQuery(query, chunkSize),
+        };
+        real.set(w, conn);
+        return w;
+      };
       return new Proxy(driver, {
         get(target, prop): unknown {
+          if (prop === 'acquireConnection') {
+            return async (): Promise<DatabaseConnection> => {
+              const conn = await target.acquireConnection();
+              let w = wrappers.get(conn);
+              if (w === undefined) wrappers.set(conn, (w = watched(conn)));
+              return w;
+            };
+          }
           if (prop === 'commitTransaction') {
-            return async (conn: DatabaseConnection): Promise<void> => {
-              const fault = armed;
-              armed = undefined;
+            return async (w: DatabaseConnection): Promise<void> => {
+              const conn = real.get(w) ?? w;
+              const fault = swapping.has(w) ? armed : undefined;
+              swapping.delete(w);
+              if (fault !== undefined) armed = undefined;
               if (fault === 'rolled-back') {
                 await target.rollbackTransaction(conn);
                 throw dropped();
@@ -57,7 +90,13 @@ async function faultyCommits(db: TestDb): Promise<{ p: SqlProvider; kysely: Kyse
             };
           }
           const v = Reflect.get(target, prop, target) as unknown;
-          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]): unknown => {
+            const [first] = args;
+            // A transaction begun, rolled back or a connection released: whatever ran before is not this swap's.
+            if (typeof first === 'object' && first !== null) swapping.delete(first as DatabaseConnection);
+            return (v as (...a: unknown[]) => unknown).apply(target, args.map((a) => (typeof a === 'object' && a !== null ? (real.get(a as DatabaseConnection) ?? a) : a)));
+          };
         },
       }) satisfies Driver;
     },
@@ -256,14 +295,14 @@ for (const db of DBS) {
       try {
         /** Uploads `data`, the swap's COMMIT failing as `fault` says; resolves with how the stream ended. */
         const upload = async (path: string, data: Buffer | string, fault: CommitFault, options?: { append?: boolean }): Promise<string> => {
-          // No reclaim of an earlier step may take the fault meant for the swap.
+          // What an earlier step left to reclaim is reclaimed first, so that the row counts below are this step's.
           await p.reclaimNow();
           const ws = await p.createWriteStream(path, options);
           const ended = new Promise<string>((resolve) => {
             ws.once('error', (e: Error & { code?: string }) => resolve(`error ${e.code}`));
             ws.once('finish', () => resolve('finished'));
           });
-          // The data's own statements are done when its callback runs: the next COMMIT is the swap's.
+          // Armed once the data is taken; only the swap's own COMMIT takes the fault (see faultyCommits).
           ws.write(data, () => {
             arm(fault);
             ws.end();
