@@ -12,6 +12,8 @@ export interface Addon {
   states: { SENT_ALL: number; WOULD_BLOCK: number; AT_EOF: number; CANCELLED: number; BUDGET_USED: number };
   lstatRows(prefix: string, names: readonly string[], rows: Float64Array, dev?: number, ino?: number): { index: number; errno: number } | null;
   openBeneath(root: string, relative: string, flags: number, mode: number): number;
+  /** open(2)'s O_PATH on this machine. */
+  O_PATH: number;
 }
 
 let addon: Addon | null | undefined;

@@ -157,5 +157,5 @@ function systemError(state: number): NodeJS.ErrnoException {
 }
 
 export { lstatRows, LSTAT_ROW_FIELDS, lstatRowsUnavailableReason, type ExpectedFolder } from './lstat.js';
-export { openBeneath, openBeneathUnavailableReason } from './open.js';
+export { openBeneath, openBeneathOrErrno, openBeneathUnavailableReason, openPathFlag } from './open.js';
 export { receiveToFile, receiveUnavailableReason, type FileReceive, type ReceiveError } from './receive.js';

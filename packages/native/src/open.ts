@@ -22,10 +22,27 @@ export function openBeneathUnavailableReason(): string | null {
  * that needs the reason (or follows absolute links inside `root`) takes its careful path then.
  */
 export function openBeneath(root: string, relative: string, flags: number, mode = 0o666): number | null {
+  const fd = openBeneathOrErrno(root, relative, flags, mode);
+  return fd !== null && fd >= 0 ? fd : null;
+}
+
+/**
+ * {@link openBeneath} that says why it did not open: the descriptor (>= 0), or the negated errno (`-ENOENT`: the walk
+ * stayed below `root` and found a name missing; `-EXDEV`: it would have left `root` or met an absolute symlink…), or
+ * null when {@link openBeneathUnavailableReason} is not null.
+ */
+export function openBeneathOrErrno(root: string, relative: string, flags: number, mode = 0o666): number | null {
   const native = addonFor('FTP_NATIVE_OPEN');
   if (native === null || !openat2Works(native)) return null;
-  const fd = native.openBeneath(root, relative, flags, mode);
-  return fd >= 0 ? fd : null;
+  return native.openBeneath(root, relative, flags, mode);
+}
+
+/**
+ * open(2)'s O_PATH (a descriptor that only stands for the file: nothing is opened, a FIFO or a device included, and
+ * fstat works on it), for {@link openBeneath}; null where the addon is not there. Node's `fs.constants` has none.
+ */
+export function openPathFlag(): number | null {
+  return addonFor('FTP_NATIVE_OPEN')?.O_PATH ?? null;
 }
 
 /** {@link openat2Works}'s answer, once asked. */

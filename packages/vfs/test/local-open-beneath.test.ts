@@ -1,6 +1,7 @@
 // Downloads opened confined by the kernel (@ftp/native's openBeneath: openat2 + RESOLVE_BENEATH) where it can, and
 // by the careful path (realpath, open, /proc/self/fd check) otherwise: which path a download takes, and that every
 // way out of the root is still refused, whichever path saw it. fs.openSync is what only the careful path calls.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,5 +157,67 @@ describe.skipIf(unavailable !== null)('downloads opened beneath the root by the 
     fs.rmSync(join(root, 'swap'), { recursive: true });
     fs.symlinkSync(outside, join(root, 'swap'));
     expect(await code(read(p, '/swap/secret.txt'))).toBe('EACCES');
+  });
+});
+
+describe.skipIf(unavailable !== null)('stat and lstat looked up beneath the root by the kernel (O_PATH)', () => {
+  // Sync metadata (the default) is the mode that looks up on the event loop; the other one keeps its async path.
+  const provider = (): LocalProvider => new LocalProvider(root, { syncMetadata: true });
+
+  it('plain paths and a relative link inside the root: no realpath walk; lstat sees the link itself', async () => {
+    const p = provider();
+    const walks = vi.spyOn(fs.realpathSync, 'native');
+    const st = await p.stat('/dir/deeper/f.txt');
+    expect(st.isFile() && st.size).toBe(6);
+    expect((await p.stat('/dir/relative-link')).isFile()).toBe(true);
+    expect((await p.lstat('/dir/relative-link')).isSymbolicLink()).toBe(true);
+    expect((await p.lstat('/dir/deeper/f.txt')).isFile()).toBe(true);
+    expect((await p.stat('/dir')).isDirectory()).toBe(true);
+    expect(p.statSync('dir/../dir/deeper/f.txt').size).toBe(6);
+    expect(walks).not.toHaveBeenCalled();
+  });
+
+  it('a missing name is ENOENT at once, for a name in a missing folder too (a new upload asks this first)', async () => {
+    const p = provider();
+    const walks = vi.spyOn(fs.realpathSync, 'native');
+    expect(await code(p.stat('/new-upload.bin'))).toBe('ENOENT');
+    expect(await code(p.lstat('/no-folder/new-upload.bin'))).toBe('ENOENT');
+    expect(walks).not.toHaveBeenCalled();
+    // The error names the virtual path, as the careful path's does.
+    await expect(p.stat('/new-upload.bin')).rejects.toMatchObject({ code: 'ENOENT', path: '/new-upload.bin', syscall: 'stat' });
+  });
+
+  it('a FIFO is only looked up, never opened (an open would wait for a writer)', async () => {
+    const p = provider();
+    execFileSync('mkfifo', [join(root, 'dir', 'pipe')]);
+    try {
+      expect((await p.stat('/dir/pipe')).isFIFO()).toBe(true);
+      expect((await p.lstat('/dir/pipe')).isFIFO()).toBe(true);
+    } finally {
+      fs.rmSync(join(root, 'dir', 'pipe'));
+    }
+  });
+
+  it('links out, absolute links, /proc and paths through a file: answered by the careful path as before', async () => {
+    const p = provider();
+    expect((await p.stat('/absolute-link-inside')).size).toBe(6);
+    for (const path of ['/absolute-link-out', '/relative-link-out', '/folder-link-out/secret.txt', '/proc-link']) {
+      expect(await code(p.stat(path)), path).toBe('EACCES');
+    }
+    // The links themselves are visible, as ever.
+    expect((await p.lstat('/absolute-link-out')).isSymbolicLink()).toBe(true);
+    expect((await p.lstat('/folder-link-out')).isSymbolicLink()).toBe(true);
+    expect(await code(p.stat('/dir/deeper/f.txt/x'))).toBe('ENOTDIR');
+    expect((await p.stat('/')).isDirectory()).toBe(true);
+  });
+
+  it('FTP_NATIVE_OPEN=0 takes the careful path (realpath) for the same lookups', async () => {
+    process.env.FTP_NATIVE_OPEN = '0';
+    const p = provider();
+    const walks = vi.spyOn(fs.realpathSync, 'native');
+    expect((await p.stat('/dir/deeper/f.txt')).size).toBe(6);
+    expect((await p.lstat('/dir/relative-link')).isSymbolicLink()).toBe(true);
+    expect(await code(p.stat('/new-upload.bin'))).toBe('ENOENT');
+    expect(walks).toHaveBeenCalled();
   });
 });

@@ -65,5 +65,7 @@ static napi_value open_beneath(napi_env env, napi_callback_info info) {
 int open_init(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "openBeneath", NAPI_AUTO_LENGTH, open_beneath, NULL, &fn) != napi_ok) return 0;
-  return napi_set_named_property(env, exports, "openBeneath", fn) == napi_ok;
+  if (napi_set_named_property(env, exports, "openBeneath", fn) != napi_ok) return 0;
+  /* Node's fs.constants has no O_PATH, and its value differs between architectures. */
+  return napi_set_named_property(env, exports, "O_PATH", number(env, O_PATH)) == napi_ok;
 }

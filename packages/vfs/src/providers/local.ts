@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
-import { openBeneath } from '@ftp/native';
+import { openBeneath, openBeneathOrErrno, openPathFlag } from '@ftp/native';
 import { hasByteEscapes } from '@ftp/protocol';
 import { VirtualProvider } from '@platformatic/vfs';
 import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
@@ -25,7 +26,8 @@ import { readerClaimLost, releaseClaim, releaseReader, releaseWriter, takeReader
 
 const MAX_SYMLINK_HOPS = 40;
 
-const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
+const ENOENT_ERRNO = -(os.constants.errno.ENOENT as number);
 
 /** Options of {@link LocalProvider}. */
 export interface LocalProviderOptions {
@@ -966,6 +968,30 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   /**
+   * The stats of `v` read through a descriptor the kernel opened confined ({@link #openBeneath}, with O_PATH: it only
+   * stands for the entry, so nothing is opened, a FIFO or a device included), `follow`ing a last symlink or not.
+   * One walk of the path, where the careful path has realpath walk it a component at a time and stat walk it again
+   * (an upload's check of its name: ~35 → ~12 us of the event loop's time here). Undefined, with nothing opened,
+   * wherever {@link #openBeneath} would give null, except for a name missing below the root, whose ENOENT the
+   * careful path would give all the same (its only other answer for a missing name is for a root that is gone:
+   * ENOENT too): a new upload's name is the common case, and must not pay for both.
+   */
+  #statBeneath(v: string, follow: boolean, syscall: string): Stats | undefined {
+    const p = normalizePath(v);
+    if (p === '/' || hasByteEscapes(p)) return undefined;
+    const pathOnly = openPathFlag();
+    if (pathOnly === null) return undefined;
+    const fd = openBeneathOrErrno(this.#root, p.slice(1), pathOnly | (follow ? 0 : O_NOFOLLOW));
+    if (fd === ENOENT_ERRNO) throw fsError('ENOENT', syscall, v);
+    if (fd === null || fd < 0) return undefined;
+    try {
+      return fs.fstatSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
    * Checks, through /proc/self/fd (Linux), that an opened descriptor is a file inside the root. Synchronous in
    * both modes: /proc/self/fd is in memory and never waits on a disk, and an async readlink would cost a
    * thread-pool round trip on every open.
@@ -1186,11 +1212,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   // ---------------------------------------------------------------- core (sync)
 
   override statSync(path: string): Stats {
-    return this.#runSync(path, () => fs.statSync(hostArg(this.#confineSync(path, true, 'stat'))));
+    return this.#runSync(path, () => this.#statBeneath(path, true, 'stat') ?? fs.statSync(hostArg(this.#confineSync(path, true, 'stat'))));
   }
 
   override lstatSync(path: string): Stats {
-    return this.#runSync(path, () => fs.lstatSync(hostArg(this.#confineSync(path, false, 'lstat'))));
+    return this.#runSync(path, () => this.#statBeneath(path, false, 'lstat') ?? fs.lstatSync(hostArg(this.#confineSync(path, false, 'lstat'))));
   }
 
   override readdirSync(path: string, options?: ReaddirOptions): string[] | VfsDirent[] {
