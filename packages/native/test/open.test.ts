@@ -1,9 +1,10 @@
 // openBeneath on real folders: what it opens, and every way out it refuses (returning null, nothing opened).
 import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { openBeneath, openBeneathUnavailableReason } from '../src/index.js';
+import { openBeneath, openBeneathOrErrno, openBeneathUnavailableReason, openPathFlag } from '../src/index.js';
 
 const unavailable = openBeneathUnavailableReason();
 const onCI = process.env.CI === 'true';
@@ -110,10 +111,45 @@ describe.skipIf(unavailable !== null)('openBeneath', () => {
     expect(contents(openBeneath(root, rel, constants.O_RDONLY)!)).toBe('shorter');
   });
 
+  test('openBeneathOrErrno says why nothing opened: ENOENT below the root (or a root gone), EXDEV on the way out, ENOTDIR through a file', () => {
+    const { ENOENT, EXDEV, ENOTDIR } = osConstants.errno;
+    const before = fds();
+    expect(openBeneathOrErrno(root, 'd/missing', constants.O_RDONLY)).toBe(-ENOENT);
+    expect(openBeneathOrErrno(root, 'no-folder/missing', constants.O_RDONLY)).toBe(-ENOENT);
+    expect(openBeneathOrErrno(root, 'rel-out', constants.O_RDONLY)).toBe(-EXDEV);
+    expect(openBeneathOrErrno(root, 'abs-inside', constants.O_RDONLY)).toBe(-EXDEV);
+    expect(openBeneathOrErrno(root, 'd/f/x', constants.O_RDONLY)).toBe(-ENOTDIR);
+    expect(openBeneathOrErrno(join(base, 'gone'), 'f', constants.O_RDONLY)).toBe(-ENOENT);
+    expect(fds()).toBe(before);
+    const fd = openBeneathOrErrno(root, 'd/f', constants.O_RDONLY)!;
+    expect(fd).toBeGreaterThanOrEqual(0);
+    expect(contents(fd)).toBe('inside');
+  });
+
+  test('openPathFlag (O_PATH): a FIFO is looked up without waiting for a writer; fstat works; with O_NOFOLLOW a link is itself', () => {
+    const pathOnly = openPathFlag()!;
+    expect(pathOnly).toBeGreaterThan(0);
+    execFileSync('mkfifo', [join(root, 'd', 'pipe')]);
+    try {
+      const fifo = openBeneath(root, 'd/pipe', pathOnly)!;
+      expect(fstatSync(fifo).isFIFO()).toBe(true);
+      closeSync(fifo);
+      const link = openBeneath(root, 'd/rel', pathOnly | constants.O_NOFOLLOW)!;
+      expect(fstatSync(link).isSymbolicLink()).toBe(true);
+      closeSync(link);
+      const target = openBeneath(root, 'd/rel', pathOnly)!;
+      expect(fstatSync(target).size).toBe(6);
+      closeSync(target);
+    } finally {
+      rmSync(join(root, 'd', 'pipe'));
+    }
+  });
+
   test('FTP_NATIVE_OPEN=0 turns it off', () => {
     process.env.FTP_NATIVE_OPEN = '0';
     try {
       expect(openBeneath(root, 'd/f', constants.O_RDONLY)).toBeNull();
+      expect(openBeneathOrErrno(root, 'd/f', constants.O_RDONLY)).toBeNull();
       expect(openBeneathUnavailableReason()).toMatch(/FTP_NATIVE_OPEN=0/);
     } finally {
       delete process.env.FTP_NATIVE_OPEN;
