@@ -236,24 +236,39 @@ describe('MemoryProvider (own)', () => {
     expect(await new MemoryProvider().availableSpace('/')).toBe(Infinity);
   });
 
-  it('capacity: an upload whose file is deleted, renamed over or replaced still counts until it ends (ENOSPC past it)', async () => {
+  it('an upload under way: its file may not be deleted, renamed away or renamed over (EBUSY); free once it ends', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/other', 'x');
+    const up = await openWriteStream(p, '/f');
+    await new Promise((resolve) => up.write('first', resolve));
+    expect(await code(p.unlink('/f'))).toBe('EBUSY');
+    expect(await code(p.rename('/f', '/g'))).toBe('EBUSY');
+    expect(await code(p.rename('/other', '/f'))).toBe('EBUSY');
+    up.end(' and last');
+    await once(up, 'finish');
+    expect(String(await p.readFile('/f'))).toBe('first and last');
+    await p.rename('/f', '/g');
+    await p.rename('/other', '/g');
+    await p.unlink('/g');
+    expect(p.usedBytes).toBe(0);
+  });
+
+  it('capacity: an upload whose file is replaced still counts until it ends (ENOSPC past it)', async () => {
     // The bug: the detached content stopped counting, and the upload stored whatever the client sent (50 MiB into a
     // 1 MiB provider, usedBytes 0).
     const KiB = 1024;
     const chunk = Buffer.alloc(256 * KiB, 1);
     const write = (ws: Awaited<ReturnType<typeof openWriteStream>>): Promise<string> =>
       new Promise((resolve) => ws.write(chunk, (err) => resolve(err ? toVfsError(err).code : 'ok')));
-    for (const detach of ['unlink', 'rename', 'stor'] as const) {
+    // A plain STOR replaces the file under an upload (the other detachings, unlink and rename, are refused now).
+    for (const detach of ['stor'] as const) {
       const p = new MemoryProvider({ capacity: 1024 * KiB });
       await p.writeFile('/other', 'x');
       const up = await openWriteStream(p, '/f');
       up.on('error', () => undefined);
       expect(await write(up)).toBe('ok');
-      let replacing: Awaited<ReturnType<typeof openWriteStream>> | undefined;
-      if (detach === 'unlink') await p.unlink('/f');
-      else if (detach === 'rename') await p.rename('/other', '/f');
-      else replacing = await openWriteStream(p, '/f');
-      // Whatever the detaching, one byte stays in a file: '/other' (or, renamed, '/f').
+      const replacing = await openWriteStream(p, '/f');
+      // One byte stays in a file: '/other'.
       expect(p.usedBytes, detach).toBe(256 * KiB + 1);
       expect(await write(up), detach).toBe('ok');
       expect(await write(up), detach).toBe('ok');
@@ -262,15 +277,17 @@ describe('MemoryProvider (own)', () => {
       // The failed upload ended: its bytes are given back.
       expect(up.destroyed, detach).toBe(true);
       expect(p.usedBytes, detach).toBe(1);
-      replacing?.end('new');
-      if (replacing !== undefined) await once(replacing, 'finish');
-      expect(p.usedBytes, detach).toBe(detach === 'stor' ? 4 : 1);
+      replacing.end('new');
+      await once(replacing, 'finish');
+      expect(p.usedBytes, detach).toBe(4);
     }
-    // An upload that ends normally after its file was deleted gives its bytes back as well.
+    // An upload that ends normally after its file was replaced gives its bytes back as well.
     const p = new MemoryProvider({ capacity: 1024 * KiB });
     const up = await openWriteStream(p, '/f');
     expect(await write(up)).toBe('ok');
-    await p.unlink('/f');
+    const replacing = await openWriteStream(p, '/f');
+    replacing.end();
+    await once(replacing, 'finish');
     expect(p.usedBytes).toBe(256 * KiB);
     up.end();
     await once(up, 'finish');

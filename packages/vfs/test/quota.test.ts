@@ -189,6 +189,10 @@ async function expectTruth(q: FsProvider, inner: FsProvider, limit: number): Pro
 }
 
 describe.each(['memory', 'sqlite'])('quota on %s: what an upload replaces is what is there when it completes', (kind) => {
+  // The memory provider refuses (EBUSY) to rename or delete a file an upload still writes (see busy-uploads in
+  // @ftp/server); SQLite's upload is swapped in when it completes, so there the rename goes ahead.
+  const refuses = kind === 'memory';
+
   it('a rename of the file away while it is uploaded frees nothing twice', async () => {
     const inner = providers[kind]!();
     const q = quota(inner, { bytes: 1000 });
@@ -196,6 +200,16 @@ describe.each(['memory', 'sqlite'])('quota on %s: what an upload replaces is wha
     for (let round = 0; round < 3; round++) {
       const w = await openWriteStream(q, '/a', {});
       expect(await write(w, 10)).toBeUndefined();
+      if (refuses) {
+        expect(await code(q.rename('/a', `/keep${round}`))).toBe('EBUSY');
+        expect(await finish(w)).toBeUndefined();
+        await expectTruth(q, inner, 1000);
+        await q.rename('/a', `/keep${round}`);
+        await expectTruth(q, inner, 1000);
+        await q.unlink(`/keep${round}`);
+        await put(q, '/a', 600);
+        continue;
+      }
       await q.rename('/a', `/keep${round}`);
       expect(await finish(w)).toBeUndefined();
       await expectTruth(q, inner, 1000);
@@ -212,8 +226,15 @@ describe.each(['memory', 'sqlite'])('quota on %s: what an upload replaces is wha
     await put(q, '/a', 500);
     const w = await openWriteStream(q, '/a', {});
     expect(await write(w, 400)).toBeUndefined();
-    await q.unlink('/a');
-    await finish(w, 100);
+    if (refuses) {
+      expect(await code(q.unlink('/a'))).toBe('EBUSY');
+      await finish(w, 100);
+      await expectTruth(q, inner, 1000);
+      await q.unlink('/a');
+    } else {
+      await q.unlink('/a');
+      await finish(w, 100);
+    }
     await expectTruth(q, inner, 1000);
     inner.close?.();
   });

@@ -128,6 +128,19 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
   return claim;
 }
 
+/**
+ * Refuses (EBUSY: the server's 450) to remove or replace the file `st` while an upload of this process still writes
+ * it: the upload would go on into a file no longer in the tree and be told it completed (DELE, or RNTO over it, in
+ * another session). An upload idle for {@link WRITER_TAKEOVER_IDLE_MS} is ended instead (its client is told, as for a
+ * newcomer's upload), and the removal goes ahead. Other processes' uploads are not seen here.
+ */
+export function refuseWhileWritten(st: Stats, path: string, syscall: string): void {
+  if (writers.size === 0) return;
+  const key = keyOf(st);
+  if (!freeOrIdle(key)) throw fsError('EBUSY', syscall, path);
+  takeOver(key, path);
+}
+
 /** Releases what {@link takeWriter} took, unless another writer has taken the file over since. Once, at close. */
 export function releaseWriter(claim: WriterClaim): void {
   if (writers.get(claim.key) === claim) writers.delete(claim.key);

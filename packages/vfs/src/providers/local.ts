@@ -22,7 +22,7 @@ import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, atta
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { readerClaimLost, releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { openWriterCount, readerClaimLost, refuseWhileWritten, releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -1085,10 +1085,18 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   override unlink(path: string): Promise<void> {
     return this.#run(path, async () => {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
-      if (!this.#sync) return fsp.unlink(hostArg(await this.#confine(path, false, 'unlink')));
+      if (!this.#sync) {
+        const target = hostArg(await this.#confine(path, false, 'unlink'));
+        if (openWriterCount() > 0) {
+          const st = await fsp.lstat(target).catch(() => undefined);
+          if (st !== undefined) refuseWhileWritten(st, path, 'unlink');
+        }
+        return fsp.unlink(target);
+      }
       const target = hostArg(this.#confineSync(path, false, 'unlink'));
       // Freeing a big file's blocks can take milliseconds: those are unlinked in the thread pool.
       const st = fs.lstatSync(target, { throwIfNoEntry: false });
+      if (st !== undefined) refuseWhileWritten(st, path, 'unlink');
       if (st !== undefined && st.size > BIG_FILE) return fsp.unlink(target);
       fs.unlinkSync(target);
     });
@@ -1111,6 +1119,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
+      if (openWriterCount() > 0) {
+        const [source, replaced] = await Promise.all([fsp.lstat(hostArg(from)).catch(() => undefined), fsp.lstat(hostArg(to)).catch(() => undefined)]);
+        if (source !== undefined) refuseWhileWritten(source, oldPath, 'rename');
+        if (replaced !== undefined) refuseWhileWritten(replaced, newPath, 'rename');
+      }
       const target = await hostFs.readlink(from).catch(() => undefined);
       // Resolved as the kernel will (through any link on the way), as a link being made is.
       if (target !== undefined) await this.#confinePath(nodePath.resolve(nodePath.dirname(to), target), 'rename', oldPath);
@@ -1253,7 +1266,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   override unlinkSync(path: string): void {
     this.#runSync(path, () => {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
-      fs.unlinkSync(hostArg(this.#confineSync(path, false, 'unlink')));
+      const target = hostArg(this.#confineSync(path, false, 'unlink'));
+      if (openWriterCount() > 0) {
+        const st = fs.lstatSync(target, { throwIfNoEntry: false });
+        if (st !== undefined) refuseWhileWritten(st, path, 'unlink');
+      }
+      fs.unlinkSync(target);
     });
   }
 
@@ -1269,6 +1287,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     const from = this.#runSync(oldPath, () => this.#confineSync(oldPath, false, 'rename'));
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
+    // Neither an upload under way nor the file it writes may be moved away or replaced (see refuseWhileWritten).
+    if (openWriterCount() > 0) {
+      const source = this.#runSync(oldPath, () => fs.lstatSync(hostArg(from), { throwIfNoEntry: false }));
+      if (source !== undefined) refuseWhileWritten(source, oldPath, 'rename');
+      const replaced = this.#runSync(newPath, () => fs.lstatSync(hostArg(to), { throwIfNoEntry: false }));
+      if (replaced !== undefined) refuseWhileWritten(replaced, newPath, 'rename');
+    }
     this.#refuseOutwardLinkSync(linkTargetSync(from), to, oldPath);
     noteNamespaceChange();
     return { from, to };

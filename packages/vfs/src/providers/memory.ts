@@ -769,6 +769,8 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   override unlinkSync(path: string): void {
     const loc = this.#existing(path, false, 'unlink');
     if (loc.node.kind === 'directory' || loc.dir === undefined) throw fsError('EISDIR', 'unlink', path);
+    // An upload under way would go on into a file no longer in the tree, and be told it completed: 450.
+    if (loc.node.kind === 'file' && busy(loc.node.content, path)) throw fsError('EBUSY', 'unlink', path);
     loc.dir.children.delete(loc.name);
     this.#drop(loc.node);
     this.#touch(loc.dir);
@@ -780,6 +782,9 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     if (src.dir === undefined || dst.dir === undefined) throw fsError('EPERM', 'rename', oldPath);
     if (src.node === dst.node) return;
     if (src.node.kind === 'directory' && isInside(src.path, dst.path)) throw fsError('EINVAL', 'rename', newPath);
+    // Neither an upload under way nor the file it writes may be moved away or replaced (see unlinkSync).
+    if (src.node.kind === 'file' && busy(src.node.content, oldPath)) throw fsError('EBUSY', 'rename', oldPath);
+    if (dst.node?.kind === 'file' && busy(dst.node.content, newPath)) throw fsError('EBUSY', 'rename', newPath);
     if (dst.node !== undefined) {
       if (src.node.kind === 'directory') {
         if (dst.node.kind !== 'directory') throw fsError('ENOTDIR', 'rename', newPath);

@@ -1,0 +1,101 @@
+// A file an upload is still writing cannot be deleted, renamed away or renamed over from another session (450, as a
+// second upload or a download of it is refused): the upload would go on into a file no longer in the tree and be
+// told 226 while its bytes were lost. Once the upload has its 226, the file is free at once (upload, then rename, is
+// how sync clients publish a file).
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalProvider, MemoryProvider, type FsProvider } from '@ftp/vfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient, startServer, writeAndClose } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Backend {
+  name: string;
+  make(): Promise<{ fs: FsProvider; read(name: string): Promise<Buffer>; plant(name: string, data: string): Promise<void> }>;
+}
+
+const local = (syncMetadata: boolean): Backend => ({
+  name: `local disk (syncMetadata: ${syncMetadata})`,
+  async make() {
+    const root = await mkdtemp(join(tmpdir(), 'busy-uploads-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    return {
+      fs: new LocalProvider(root, { syncMetadata }),
+      read: (name) => readFile(join(root, name)),
+      plant: (name, data) => writeFile(join(root, name), data),
+    };
+  },
+});
+
+const memory: Backend = {
+  name: 'memory',
+  async make() {
+    const fs = new MemoryProvider();
+    return {
+      fs,
+      read: async (name) => Buffer.from(await fs.readFile(`/${name}`)),
+      plant: (name, data) => fs.writeFile(`/${name}`, data),
+    };
+  },
+};
+
+for (const backend of [local(true), local(false), memory]) {
+  describe(backend.name, () => {
+    async function setup() {
+      const store = await backend.make();
+      const ctx = await startServer({ fs: store.fs });
+      cleanups.push(() => ctx.close());
+      const session = async (): Promise<RawClient> => {
+        const c = await RawClient.binarySession(ctx.port, cleanups);
+        return c;
+      };
+      return { ...store, session };
+    }
+
+    it('DELE, RNFR of it and RNTO over it are 450 while the upload writes; the upload completes whole', async () => {
+      const { read, plant, session } = await setup();
+      await plant('other.txt', 'OTHER FILE\n');
+      await plant('inprog.bin', 'an older version');
+      const a = await session();
+      const b = await session();
+      const data = await a.passive();
+      expect((await a.cmd('STOR inprog.bin')).code).toBe(150);
+      // Storage opened the upload before the 150.
+      data.write(Buffer.alloc(200_000, 'a'));
+      const dele = await b.cmd('DELE inprog.bin');
+      expect(dele.code, dele.text).toBe(450);
+      expect((await b.cmd('RNFR other.txt')).code).toBe(350);
+      const over = await b.cmd('RNTO inprog.bin');
+      expect(over.code, over.text).toBe(450);
+      expect((await b.cmd('RNFR inprog.bin')).code).toBe(350);
+      const away = await b.cmd('RNTO moved.bin');
+      expect(away.code, away.text).toBe(450);
+      await writeAndClose(data, Buffer.alloc(200_000, 'b'));
+      expect((await a.next()).code).toBe(226);
+      const stored = await read('inprog.bin');
+      expect(stored.length).toBe(400_000);
+      expect(stored.subarray(199_990, 200_010).toString()).toBe('a'.repeat(10) + 'b'.repeat(10));
+      expect((await read('other.txt')).toString()).toBe('OTHER FILE\n');
+    });
+
+    it('once the 226 is in, the file is free at once: renamed, replaced and deleted', async () => {
+      const { read, session } = await setup();
+      const a = await session();
+      for (let round = 0; round < 20; round++) {
+        await a.store('part.tmp', `version ${round}`);
+        expect((await a.cmd('RNFR part.tmp')).code).toBe(350);
+        const renamed = await a.cmd('RNTO final.txt');
+        expect(renamed.code, renamed.text).toBe(250);
+      }
+      expect((await read('final.txt')).toString()).toBe('version 19');
+      await a.store('gone.bin', 'x');
+      const dele = await a.cmd('DELE gone.bin');
+      expect(dele.code, dele.text).toBe(250);
+    });
+  });
+}
