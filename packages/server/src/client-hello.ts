@@ -12,6 +12,8 @@ const MAX_HELLO = 16 * 1024 + 5;
  * stream does not start with a ClientHello in one record, or ends, or nothing complete comes within `timeoutMs`.
  */
 export function offeredTlsVersions(stream: Duplex, timeoutMs: number): Promise<number[] | null> {
+  // Gone or ended already: its 'close' or 'end' will not come again (the handshake after this says it is gone).
+  if (stream.destroyed || stream.readableEnded) return Promise.resolve(null);
   return new Promise((resolve) => {
     let held: Buffer | null = null;
     let settled = false;

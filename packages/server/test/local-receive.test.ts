@@ -115,6 +115,37 @@ it('an aborted upload keeps a prefix of what was sent, and the next uploads are 
   }
 });
 
+for (const syncMetadata of [true, false]) {
+  it(`ABOR or a reset keeps every byte that arrived, not only what had been handed to the disk (syncMetadata: ${syncMetadata})`, async () => {
+    const ctx = await localServer(syncMetadata);
+    const c = await client(ctx.port);
+    // Less than one write's worth (gathered for 256 KiB), past one, and past the first MiB (the kernel's hand-off).
+    for (const [i, size] of [10_000, 100_000, 300_000, 1_300_000].entries()) {
+      for (const stop of ['ABOR', 'reset'] as const) {
+        const name = `${stop}-${i}.bin`;
+        const data = pattern(size, 30 + i);
+        const socket = await c.passive();
+        socket.on('error', () => {});
+        expect((await c.cmd(`STOR ${name}`)).code).toBe(150);
+        await new Promise<void>((resolve) => socket.write(data, () => resolve()));
+        // Loopback: the bytes are in the server's socket at once; it reads them within a turn or two.
+        await new Promise((r) => setTimeout(r, 300));
+        if (stop === 'ABOR') {
+          c.send('ABOR');
+          expect((await c.next()).code).toBe(426);
+          expect((await c.next()).code).toBe(226);
+        } else {
+          socket.resetAndDestroy();
+          expect((await c.next()).code).toBe(426);
+        }
+        const size2 = await c.cmd(`SIZE ${name}`);
+        expect(size2.text.trim(), `${name}`).toBe(String(size));
+        expect(sha(await readFile(join(ctx.root, name))), name).toBe(sha(data));
+      }
+    }
+  });
+}
+
 /** An upload that keeps a copy of each chunk and notes the memory each one came in; `delayMs` per write. */
 class RecordingUpload extends Writable implements UploadStream {
   readonly releasesChunks: boolean;

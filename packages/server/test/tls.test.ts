@@ -519,6 +519,29 @@ describe('a client that completes its data connection\'s TLS handshake before se
     expect(Buffer.concat(chunks).toString()).toBe('content');
   });
 
+  it('a data connection the client closed before its command: 425 at once, not after the handshake timeout', async () => {
+    const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 10 });
+    await fs.writeFile('/f', 'content');
+    const { c } = await handshakeFirst(port);
+    for (const command of ['LIST', 'RETR f', 'STOR g']) {
+      const epsv = await c.cmd('EPSV');
+      const data = netConnect({ host: '127.0.0.1', port: parseEpsvReply(epsv.text) });
+      data.on('error', () => {});
+      await once(data, 'connect');
+      data.end();
+      await once(data, 'close');
+      // Time for the server to see the FIN (and for its early-TLS watch to look at the connection).
+      await new Promise((r) => setTimeout(r, 400));
+      const started = Date.now();
+      const first = await c.cmd(command);
+      const final = first.code === 150 ? await c.next() : first;
+      expect(final.code, `${command}: ${final.text}`).toBe(425);
+      expect(Date.now() - started, command).toBeLessThan(2000);
+    }
+    // The session goes on.
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
   it('PROT C after the handshake: the connection is refused (425), no clear text goes over TLS', async () => {
     const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 5 });
     await fs.writeFile('/f', 'content');

@@ -47,6 +47,13 @@ export function watchForEarlyTls(s: Session, socket: Socket): (() => void) | und
   };
   const onReadable = (): void => {
     socket.off('readable', onReadable);
+    // Readable with nothing to read: the client's FIN, before any byte. No handshake can follow; ended now, the
+    // transfer that takes the connection says so at once (425), where a handshake begun on it would only have
+    // ended at tlsHandshakeTimeout (reading it here took the FIN where the TLS layer would have seen it).
+    if (socket.readableLength === 0) {
+      socket.destroy();
+      return;
+    }
     timer = setTimeout(check, EARLY_TLS_WAIT_MS);
   };
   socket.on('readable', onReadable);

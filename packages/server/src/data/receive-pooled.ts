@@ -47,6 +47,11 @@ export interface HandOff {
 export interface PooledFeed {
   /** Hands storage what was read and not yet handed over: call at the end of the data, before `upload.end()`. */
   flush(): void;
+  /**
+   * {@link flush}, then resolves once storage has called back for every write it was handed (at once when none is
+   * pending), or after `waitMs`: an interrupted upload written in place keeps all that arrived before it is ended.
+   */
+  settle(waitMs: number): Promise<void>;
   /** Once the upload has finished or failed: buffers go back to the pool, or are forgotten if still in use. */
   dispose(): void;
 }
@@ -86,6 +91,8 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   };
   let paused = false;
   let disposed = false;
+  /** Called once storage has nothing in hand (see `settle`). */
+  let onIdle: (() => void) | null = null;
   /** The hand-off: still ahead, waiting for storage to store what was read, or done with (it happens once at most). */
   let handOffState: 'ahead' | 'waiting' | 'done' = handOff === undefined ? 'done' : 'ahead';
   /** Storage has stored everything read: the taker gets the socket (paused since the last read). */
@@ -117,6 +124,10 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     else {
       pending.delete(buffer);
       if (buffer !== target) recycle(buffer);
+    }
+    if (onIdle !== null) {
+      if (pending.size === 0) onIdle();
+      return;
     }
     if (pending.size === 0 && enoughToHand()) hand();
     if (handOffState === 'waiting') return offerIfIdle();
@@ -169,6 +180,21 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
   socket.resume();
   return {
     flush: hand,
+    settle(waitMs: number): Promise<void> {
+      if (disposed) return Promise.resolve();
+      hand();
+      if (pending.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        timer.unref();
+        function done(): void {
+          clearTimeout(timer);
+          onIdle = null;
+          resolve();
+        }
+        onIdle = done;
+      });
+    },
     dispose(): void {
       if (disposed) return;
       disposed = true;

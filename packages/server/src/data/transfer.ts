@@ -530,16 +530,26 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
         void uploadSettled(upload, options.storeWaitMs ?? UPLOAD_CLOSE_WAIT_MS, true).then(() => reject(failure));
         return;
       }
-      try {
-        upload.transferError?.(failure);
-      } finally {
-        upload.destroy(failure);
+      const abandon = (): void => {
+        try {
+          upload.transferError?.(failure);
+        } finally {
+          upload.destroy(failure);
+        }
+        // The failure (426, 451…) is told once the upload has closed: a write still running in storage would
+        // otherwise land after it, under the client's next command on the same file (an APPE, a REST + STOR). A
+        // storage that takes longer to close is not waited for past UPLOAD_CLOSE_WAIT_MS.
+        if (options.waitForStorage !== false) void uploadSettled(upload, UPLOAD_CLOSE_WAIT_MS).then(() => reject(failure));
+        else reject(failure);
+      };
+      // Storage written in place keeps what arrived before ABOR, a stall or the client's reset (as vsftpd and
+      // pyftpdlib do, and as the transfer's byte count says): the bytes the feed gathered for its next write go to
+      // storage first. A failing storage ('local') gets nothing more, and bytes that did not decode are not the client's.
+      if (feed !== null && options.waitForStorage !== false && failure.reason !== 'local' && !unclean && !isInvalidData(failure)) {
+        void feed.settle(UPLOAD_CLOSE_WAIT_MS).then(abandon);
+        return;
       }
-      // The failure (426, 451…) is told once the upload has closed: a write still running in storage would
-      // otherwise land after it, under the client's next command on the same file (an APPE, a REST + STOR). A
-      // storage that takes longer to close is not waited for past UPLOAD_CLOSE_WAIT_MS.
-      if (options.waitForStorage !== false) void uploadSettled(upload, UPLOAD_CLOSE_WAIT_MS).then(() => reject(failure));
-      else reject(failure);
+      abandon();
     };
     // ABOR, a stall or the session's end: also once the data is all in and storage is storing it (its commit), when
     // the data connection has nothing left to fail with.
