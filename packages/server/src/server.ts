@@ -126,7 +126,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         max,
         undefined,
         this.settings.passiveProxyProtocol ? { timeoutMs: PROXY_HEADER_TIMEOUT_MS } : null,
-        foreignPeerLog(this.logger),
+        foreignPeerLog(this.logger, undefined, undefined, (address) => this.perIp.has(address)),
       ),
       ownsEndpoint: (host, port) => this.ownsEndpoint(host, port),
       advertiser: new Advertiser(this.settings, (name, err, last) =>

@@ -59,6 +59,26 @@ describe('passive ports: connections from foreign addresses', () => {
     expect(refused[0]).not.toHaveProperty('session');
   });
 
+  it("a connected client's own late connection (after ABOR) is no foreign one: a debug line, no warning", async () => {
+    const ctx = await serverLogging('debug', new MemoryProvider(), { passivePortRange: await freePortRange(1) });
+    cleanups.push(() => ctx.close());
+    const c = await client(ctx.port, '127.0.0.1', '127.0.0.41');
+    const port = parseEpsvReply((await c.cmd('EPSV')).text);
+    const first = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.41' });
+    first.on('error', () => {});
+    await once(first, 'connect');
+    expect((await c.cmd('NLST')).code).toBe(150);
+    expect((await c.next()).code).toBe(226);
+    // A second connection to the port, from the same client, with no transfer waiting.
+    await closedByServer(port, '127.0.0.41');
+    const lines = ctx.lines.filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('passive data connection'));
+    expect(lines.map((l) => l.msg)).toEqual(['passive data connection from a connected client with no transfer waiting for it closed']);
+    expect(lines[0]).toMatchObject({ level: 20, address: '127.0.0.41', port });
+    // A foreign address still gets its warning.
+    await closedByServer(port, '127.0.0.42');
+    expect(ctx.lines.filter((l) => l.msg === 'passive data connection from a foreign address refused')).toHaveLength(1);
+  });
+
   it('the log line after a quiet interval says how many were refused since the one before', () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = { warn: (o: Record<string, unknown>) => lines.push(o) } as unknown as Parameters<typeof foreignPeerLog>[0];

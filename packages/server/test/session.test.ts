@@ -473,6 +473,12 @@ describe('transfers', () => {
     expect(mlst.code).toBe(250);
     expect(mlst.lines[1]).toMatch(/^ type=file;size=5;.* \/a file\.txt$/);
     expect((await c.cmd('MLST nope')).code).toBe(550);
+    // The root cannot be removed or renamed: its perm offers neither (a folder below it does).
+    const root = await c.cmd('MLST /');
+    expect(root.lines[1]).toMatch(/;perm=[a-z]*;/);
+    expect(root.lines[1]).not.toMatch(/;perm=[a-z]*[df][a-z]*;/);
+    expect((await c.cmd('RMD /')).code).toBe(550);
+    expect((await c.cmd('MLST sub')).lines[1]).toMatch(/;perm=[a-z]*d[a-z]*;/);
     const socket = await c.passive();
     expect((await c.cmd('MLSD a file.txt')).code).toBe(501);
     socket.destroy();

@@ -10,10 +10,16 @@ export const FOREIGN_PEER_LOG_MS = 10_000;
  * Connecting needs no login, so a line per connection, or per session waiting on the port, would let anyone fill
  * the log.
  */
-export function foreignPeerLog(logger: Logger, intervalMs = FOREIGN_PEER_LOG_MS, now: () => number = () => performance.now()): ForeignPeerHook {
+export function foreignPeerLog(logger: Logger, intervalMs = FOREIGN_PEER_LOG_MS, now: () => number = () => performance.now(), isClient: (address: string) => boolean = () => false): ForeignPeerHook {
   let last = -Infinity;
   let refused = 0;
   return (address, port) => {
+    // A late or second connection of a connected client (after ABOR, a failed transfer, a client that opens two):
+    // nothing was waiting for it, but it is no one else's. For an operator who debugs a client, not a warning.
+    if (isClient(address)) {
+      logger.debug({ address, port }, 'passive data connection from a connected client with no transfer waiting for it closed');
+      return;
+    }
     refused++;
     const t = now();
     if (t - last < intervalMs) return;

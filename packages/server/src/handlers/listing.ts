@@ -709,7 +709,10 @@ export async function mlst(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg.trim() === '' ? '.' : arg);
   const own = await statOf(s, path);
   const st = own.isSymbolicLink() ? ((await followedLink(s, new LoopGuard(s, dirname(path)), basename(path)))?.stats ?? own) : own;
-  const line = formatFacts(toFactEntry(s, path, st), s.mlstFacts);
+  const entry = toFactEntry(s, path, st);
+  // The root is never removed nor renamed (RMD / and RNFR / are refused): `perm` does not offer it (RFC 3659 §7.5.5).
+  if (path === '/' && entry.perm !== undefined) entry.perm = entry.perm.replace(/[df]/g, '');
+  const line = formatFacts(entry, s.mlstFacts);
   return s.reply(250, [`Listing ${path}`, ` ${line}`, 'End']);
 }
 
