@@ -46,6 +46,10 @@ export async function size(s: Session, arg: string): Promise<void> {
   if (!st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
   // Digits only (RFC 3659 §4): a provider's NaN, negative or text size is its error, not a size to tell.
   if (!Number.isSafeInteger(st.size) || st.size < 0) throw storageNonsense(path, 'size');
+  // The stored size in TYPE A too, as vsftpd and pure-ftpd answer. RFC 3659 §4 would have the octets a TYPE A RETR
+  // sends (LF as CRLF), which only reading the whole file tells, and pyftpdlib and proftpd refuse SIZE in TYPE A
+  // instead; but sessions start in TYPE A, and scripts ask the size before any TYPE I (Python's ftplib `size()`)
+  // and take the answer for the file's size.
   return s.reply(213, String(st.size));
 }
 
