@@ -44,15 +44,15 @@ export class SessionCounts {
     return 'ok';
   }
 
-  /**
-   * Gives back up to `count` sessions of `ip` (an address, or a key from {@link byAddress}); returns how many were
-   * counted (0 for an address it does not know).
-   */
   /** Whether a session of `ip` (its IPv6 /64) is counted here. */
   has(ip: string): boolean {
     return this.perIp.has(banKey(ip));
   }
 
+  /**
+   * Gives back up to `count` sessions of `ip` (an address, or a key from {@link byAddress}); returns how many were
+   * counted (0 for an address it does not know).
+   */
   leave(ip: string, count = 1): number {
     const key = banKey(ip);
     const n = this.perIp.get(key);

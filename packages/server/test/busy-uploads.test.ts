@@ -83,6 +83,29 @@ for (const backend of [local(true), local(false), memory]) {
       expect((await read('other.txt')).toString()).toBe('OTHER FILE\n');
     });
 
+    it('a slow but steady upload (20 KB/s) is no idle one: a DELE after 9.5 s is 450, and the upload completes', async () => {
+      const { read, session } = await setup();
+      const a = await session();
+      const b = await session();
+      const data = await a.passive();
+      expect((await a.cmd('STOR slow.bin')).code).toBe(150);
+      // Past the first buffer (64 KiB) in ~3.3 s; then storage would see a write only per 256 KiB (~13 s at this
+      // rate) if the bytes waited for a whole write's worth, and the upload looked idle from ~8.3 s on.
+      const piece = Buffer.alloc(2000, 's');
+      let sent = 0;
+      let dele = 0;
+      for (let i = 0; i < 100; i++) {
+        data.write(piece);
+        sent += piece.length;
+        await new Promise((r) => setTimeout(r, 100));
+        if (i === 95) dele = (await b.cmd('DELE slow.bin')).code;
+      }
+      expect(dele).toBe(450);
+      await writeAndClose(data, piece);
+      expect((await a.next()).code).toBe(226);
+      expect((await read('slow.bin')).length).toBe(sent + piece.length);
+    }, 20_000);
+
     it('once the 226 is in, the file is free at once: renamed, replaced and deleted', async () => {
       const { read, session } = await setup();
       const a = await session();

@@ -542,6 +542,32 @@ describe('a client that completes its data connection\'s TLS handshake before se
     expect((await c.cmd('NOOP')).code).toBe(200);
   });
 
+  it('a FIN after PROT C is an empty clear upload (226); a FIN under PROT P, then PROT C, refuses the connection at once', async () => {
+    const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 10, dataStallTimeout: 30 });
+    const { c } = await handshakeFirst(port);
+    for (const order of ['PROT C, then FIN', 'FIN, then PROT C'] as const) {
+      expect((await c.cmd('PROT P')).code).toBe(200);
+      const epsv = await c.cmd('EPSV');
+      const data = netConnect({ host: '127.0.0.1', port: parseEpsvReply(epsv.text) });
+      data.on('error', () => {});
+      await once(data, 'connect');
+      await new Promise((r) => setTimeout(r, 100));
+      if (order === 'PROT C, then FIN') expect((await c.cmd('PROT C')).code).toBe(200);
+      data.end();
+      await new Promise((r) => setTimeout(r, 400));
+      if (order === 'FIN, then PROT C') expect((await c.cmd('PROT C')).code).toBe(200);
+      const started = Date.now();
+      const name = order === 'PROT C, then FIN' ? 'empty-1' : 'empty-2';
+      const first = await c.cmd(`STOR ${name}`);
+      const final = first.code === 150 ? await c.next() : first;
+      expect(Date.now() - started, order).toBeLessThan(2000);
+      if (order === 'PROT C, then FIN') {
+        expect(final.code, final.text).toBe(226);
+        expect((await fs.stat(`/${name}`)).size).toBe(0);
+      } else expect(final.code, final.text).toBe(425);
+    }
+  });
+
   it('PROT C after the handshake: the connection is refused (425), no clear text goes over TLS', async () => {
     const { port, fs } = await tlsServer({ tlsHandshakeTimeout: 5 });
     await fs.writeFile('/f', 'content');

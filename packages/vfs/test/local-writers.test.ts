@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { chunkReaderOf, fileSizeOf, LocalProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
+import { once } from 'node:events';
+import { chunkReaderOf, fileSizeOf, LocalProvider, MemoryProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
 import type { UploadStream, VfsErrorCode } from '../src/index.js';
 import { openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 
@@ -524,3 +525,36 @@ for (const syncMetadata of [true, false]) {
     });
   });
 }
+
+describe('removals and idle uploads (DELE, RNFR/RNTO)', () => {
+  // An upload idle for WRITER_TAKEOVER_IDLE_MS is ended by a removal of its file; a removal refused ends nothing.
+  for (const kind of ['local', 'memory'] as const) {
+    it(`${kind}: a rename refused because its target is busy leaves an idle upload of its source running`, async () => {
+      const dir = fs.mkdtempSync(join(tmpdir(), 'vfs-idle-rename-'));
+      try {
+        const p = kind === 'local' ? new LocalProvider(dir) : new MemoryProvider();
+        const idle = await openWriteStream(p, '/a');
+        idle.on('error', () => {});
+        await new Promise<void>((r) => idle.write(Buffer.from('idle'), () => r()));
+        const busy = await openWriteStream(p, '/b');
+        busy.on('error', () => {});
+        // `a`'s upload looks idle from here on; `b`'s writes now.
+        const later = performance.now() + 60_000;
+        const clock = vi.spyOn(performance, 'now').mockImplementation(() => later);
+        // Two writes: the local disk holds a small first chunk back (it is written with the next).
+        for (const part of ['bu', 'sy']) await new Promise<void>((r) => busy.write(Buffer.from(part), () => r()));
+        const outcome = (done: Promise<unknown>): Promise<string> => done.then(() => 'done', (err: unknown) => toVfsError(err).code);
+        expect(await outcome(p.rename('/a', '/b'))).toBe('EBUSY');
+        expect(idle.destroyed, 'after the refused rename').toBe(false);
+        // Nothing refuses this one: the idle upload is ended, the rename done.
+        expect(await outcome(p.rename('/a', '/c'))).toBe('done');
+        expect(idle.destroyed).toBe(true);
+        clock.mockRestore();
+        busy.end();
+        await once(busy, 'close');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});

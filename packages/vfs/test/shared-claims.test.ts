@@ -115,6 +115,20 @@ describe('file claims shared between processes', () => {
     expect(fs.readdirSync(claims)).toEqual(['epoch']);
   });
 
+  it("another process's upload cannot be deleted, renamed away or renamed over (EBUSY); the file is free after", async () => {
+    const p = new LocalProvider(root);
+    fs.writeFileSync(join(root, 'other.bin'), 'other');
+    const { child, said } = await otherProcess('write');
+    expect(said).toBe('open');
+    const outcome = (done: Promise<unknown>): Promise<string> => done.then(() => 'done', (err: unknown) => toVfsError(err).code);
+    expect(await outcome(p.unlink('/f.bin'))).toBe('EBUSY');
+    expect(await outcome(p.rename('/f.bin', '/moved.bin'))).toBe('EBUSY');
+    expect(await outcome(p.rename('/other.bin', '/f.bin'))).toBe('EBUSY');
+    await finish(child);
+    expect(await outcome(p.rename('/f.bin', '/moved.bin'))).toBe('done');
+    expect(fs.readFileSync(join(root, 'moved.bin'), 'utf8')).toBe('new version');
+  });
+
   it("an upload is refused while another process reads the file; readers do not block each other", async () => {
     const p = new LocalProvider(root);
     const { child, said } = await otherProcess('read');

@@ -51,7 +51,8 @@ export function watchForEarlyTls(s: Session, socket: Socket): (() => void) | und
     // transfer that takes the connection says so at once (425), where a handshake begun on it would only have
     // ended at tlsHandshakeTimeout (reading it here took the FIN where the TLS layer would have seen it).
     if (socket.readableLength === 0) {
-      socket.destroy();
+      // Only while PROT P still holds: after PROT C the FIN is a clear upload's end (an empty file).
+      if (wanted(s)) socket.destroy();
       return;
     }
     timer = setTimeout(check, EARLY_TLS_WAIT_MS);

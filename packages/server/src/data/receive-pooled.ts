@@ -17,6 +17,13 @@ const MIN_ROOM = 64 * 1024;
  */
 const HAND_AT = 256 * 1024;
 
+/**
+ * Longest a slow upload's bytes wait for the rest of a write's worth (ms): storage gets them at least this often.
+ * Storage that sees no write for seconds takes the upload for one whose client is gone (a newcomer, a DELE or an
+ * RNTO of the file may then end it: see WRITER_TAKEOVER_IDLE_MS in @ftp/vfs); below ~50 KiB/s, 256 KiB took longer.
+ */
+const SLOW_HAND_MS = 1000;
+
 /** Buffers an upload keeps for itself between two reads, rather than giving them back to the pool and taking again. */
 const SPARES = 2;
 
@@ -106,9 +113,12 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     });
   };
 
-  const enoughToHand = (): boolean => filled - handed >= Math.min(HAND_AT, target.length / 2);
+  /** When storage was last handed a write (a slow upload's bytes go at least every SLOW_HAND_MS). */
+  let handedAt = performance.now();
+  const enoughToHand = (): boolean => filled - handed >= Math.min(HAND_AT, target.length / 2) || performance.now() - handedAt >= SLOW_HAND_MS;
   const hand = (): void => {
     if (filled === handed) return;
+    handedAt = performance.now();
     const buffer = target;
     const chunk = buffer.subarray(handed, filled);
     handed = filled;

@@ -460,6 +460,12 @@ export async function receiveFromSocket(transfer: Transfer, upload: UploadStream
 export const UPLOAD_CLOSE_WAIT_MS = 5000;
 
 /**
+ * How long the last bytes of an upload stopped by ABOR, a stall or a reset may take to be written before it is ended
+ * anyway (ms): a working disk takes milliseconds, and one that hangs must not hold ABOR's reply for long.
+ */
+const KEEP_ARRIVED_WAIT_MS = 1000;
+
+/**
  * Resolves once `upload` has closed (or could not say so), or after `waitMs`; with `stored`, already once it has
  * stored what it was given ('finish'): not its clean-up after that, which may be slow.
  */
@@ -546,7 +552,7 @@ function pipeInto(transfer: Transfer, source: Readable, stages: Transform[], upl
       // pyftpdlib do, and as the transfer's byte count says): the bytes the feed gathered for its next write go to
       // storage first. A failing storage ('local') gets nothing more, and bytes that did not decode are not the client's.
       if (feed !== null && options.waitForStorage !== false && failure.reason !== 'local' && !unclean && !isInvalidData(failure)) {
-        void feed.settle(UPLOAD_CLOSE_WAIT_MS).then(abandon);
+        void feed.settle(KEEP_ARRIVED_WAIT_MS).then(abandon);
         return;
       }
       abandon();

@@ -59,6 +59,9 @@ export async function runDataCommand(
     let socket = await t.race(
       setup.kind === 'passive' ? setup.listener.accept(timeoutMs) : connectActive(setup.host, setup.port, s.localAddress || undefined, timeoutMs),
     );
+    // Gone before its transfer (a reset, or a FIN ending a PROT P connection before any byte: see early-tls.ts):
+    // nothing can come over it, and a transfer begun on it would wait for events it will not send again.
+    if (socket.destroyed) throw new FtpError(425, "Can't open data connection: the client closed it before the transfer.");
     // Under TLS the connection's own socket still shows the stall timer its write queue (see Transfer.attach).
     const tcp = socket;
     if (s.prot === 'P') socket = await t.race(protect(s, socket, t));

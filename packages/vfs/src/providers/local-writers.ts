@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
 import { fsError, VfsError } from '../errors.js';
-import { claimIntact, claimRead, claimWrite, release as releaseShared, sharingFileClaims, type SharedClaim } from './shared-claims.js';
+import { claimIntact, claimRead, claimWrite, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
 
 /**
  * The local files this process has open, by `dev:ino`: what {@link LocalProvider} checks before an upload writes a
@@ -129,16 +129,26 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
 }
 
 /**
- * Refuses (EBUSY: the server's 450) to remove or replace the file `st` while an upload of this process still writes
- * it: the upload would go on into a file no longer in the tree and be told it completed (DELE, or RNTO over it, in
- * another session). An upload idle for {@link WRITER_TAKEOVER_IDLE_MS} is ended instead (its client is told, as for a
- * newcomer's upload), and the removal goes ahead. Other processes' uploads are not seen here.
+ * Refuses (EBUSY: the server's 450) to remove or replace the file `st` while an upload still writes it: the upload
+ * would go on into a file no longer in the tree and be told it completed (DELE, or RNTO over it, in another
+ * session). Uploads of this process, and of other processes when claims are shared (`ftpd --workers`). One of this
+ * process idle for {@link WRITER_TAKEOVER_IDLE_MS} is not in the way: call {@link endIdleWriter} for it right before
+ * the removal, once nothing else refuses it.
  */
 export function refuseWhileWritten(st: Stats, path: string, syscall: string): void {
-  if (writers.size === 0) return;
   const key = keyOf(st);
-  if (!freeOrIdle(key)) throw fsError('EBUSY', syscall, path);
-  takeOver(key, path);
+  if (writers.size > 0 && !freeOrIdle(key)) throw fsError('EBUSY', syscall, path);
+  if (writtenByOthers(key)) throw fsError('EBUSY', syscall, path);
+}
+
+/** Whether an upload could be in the way of a removal: one of this process, or claims shared with other processes. */
+export function uploadsMayRun(): boolean {
+  return writers.size > 0 || sharingFileClaims();
+}
+
+/** Ends the idle upload of `st`, if any, as a newcomer's upload would ({@link refuseWhileWritten} let it through). */
+export function endIdleWriter(st: Stats, path: string): void {
+  if (writers.size > 0) takeOver(keyOf(st), path);
 }
 
 /** Releases what {@link takeWriter} took, unless another writer has taken the file over since. Once, at close. */

@@ -22,7 +22,7 @@ import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, atta
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { openWriterCount, readerClaimLost, refuseWhileWritten, releaseClaim, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { endIdleWriter, readerClaimLost, refuseWhileWritten, releaseClaim, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -1087,16 +1087,21 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
       if (!this.#sync) {
         const target = hostArg(await this.#confine(path, false, 'unlink'));
-        if (openWriterCount() > 0) {
-          const st = await fsp.lstat(target).catch(() => undefined);
-          if (st !== undefined) refuseWhileWritten(st, path, 'unlink');
+        // Best effort in this mode: an upload that opens the file between this look and the unlink is not seen.
+        const st = uploadsMayRun() ? await fsp.lstat(target).catch(() => undefined) : undefined;
+        if (st !== undefined) {
+          refuseWhileWritten(st, path, 'unlink');
+          endIdleWriter(st, path);
         }
         return fsp.unlink(target);
       }
       const target = hostArg(this.#confineSync(path, false, 'unlink'));
       // Freeing a big file's blocks can take milliseconds: those are unlinked in the thread pool.
       const st = fs.lstatSync(target, { throwIfNoEntry: false });
-      if (st !== undefined) refuseWhileWritten(st, path, 'unlink');
+      if (st !== undefined) {
+        refuseWhileWritten(st, path, 'unlink');
+        endIdleWriter(st, path);
+      }
       if (st !== undefined && st.size > BIG_FILE) return fsp.unlink(target);
       fs.unlinkSync(target);
     });
@@ -1119,14 +1124,16 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       const from = await this.#run(oldPath, () => this.#confine(oldPath, false, 'rename'));
       // A target that may not be used is named as such (RNTO's path, not RNFR's).
       const to = await this.#run(newPath, () => this.#confine(newPath, false, 'rename'));
-      if (openWriterCount() > 0) {
-        const [source, replaced] = await Promise.all([fsp.lstat(hostArg(from)).catch(() => undefined), fsp.lstat(hostArg(to)).catch(() => undefined)]);
-        if (source !== undefined) refuseWhileWritten(source, oldPath, 'rename');
-        if (replaced !== undefined) refuseWhileWritten(replaced, newPath, 'rename');
-      }
+      // Best effort in this mode: an upload that opens either file between this look and the rename is not seen.
+      const [source, replaced] = uploadsMayRun() ? await Promise.all([fsp.lstat(hostArg(from)).catch(() => undefined), fsp.lstat(hostArg(to)).catch(() => undefined)]) : [];
+      if (source !== undefined) refuseWhileWritten(source, oldPath, 'rename');
+      if (replaced !== undefined) refuseWhileWritten(replaced, newPath, 'rename');
       const target = await hostFs.readlink(from).catch(() => undefined);
       // Resolved as the kernel will (through any link on the way), as a link being made is.
       if (target !== undefined) await this.#confinePath(nodePath.resolve(nodePath.dirname(to), target), 'rename', oldPath);
+      // Nothing refused it: idle uploads of either file end now, right before the rename.
+      if (source !== undefined) endIdleWriter(source, oldPath);
+      if (replaced !== undefined) endIdleWriter(replaced, newPath);
       noteNamespaceChange();
       try {
         await this.#run(oldPath, () => fsp.rename(hostArg(from), hostArg(to)));
@@ -1267,9 +1274,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     this.#runSync(path, () => {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
       const target = hostArg(this.#confineSync(path, false, 'unlink'));
-      if (openWriterCount() > 0) {
-        const st = fs.lstatSync(target, { throwIfNoEntry: false });
-        if (st !== undefined) refuseWhileWritten(st, path, 'unlink');
+      const st = uploadsMayRun() ? fs.lstatSync(target, { throwIfNoEntry: false }) : undefined;
+      if (st !== undefined) {
+        refuseWhileWritten(st, path, 'unlink');
+        endIdleWriter(st, path);
       }
       fs.unlinkSync(target);
     });
@@ -1288,13 +1296,15 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     // A target that may not be used is named as such (RNTO's path, not RNFR's).
     const to = this.#runSync(newPath, () => this.#confineSync(newPath, false, 'rename'));
     // Neither an upload under way nor the file it writes may be moved away or replaced (see refuseWhileWritten).
-    if (openWriterCount() > 0) {
-      const source = this.#runSync(oldPath, () => fs.lstatSync(hostArg(from), { throwIfNoEntry: false }));
-      if (source !== undefined) refuseWhileWritten(source, oldPath, 'rename');
-      const replaced = this.#runSync(newPath, () => fs.lstatSync(hostArg(to), { throwIfNoEntry: false }));
-      if (replaced !== undefined) refuseWhileWritten(replaced, newPath, 'rename');
-    }
+    const look = uploadsMayRun();
+    const source = look ? this.#runSync(oldPath, () => fs.lstatSync(hostArg(from), { throwIfNoEntry: false })) : undefined;
+    if (source !== undefined) refuseWhileWritten(source, oldPath, 'rename');
+    const replaced = look ? this.#runSync(newPath, () => fs.lstatSync(hostArg(to), { throwIfNoEntry: false })) : undefined;
+    if (replaced !== undefined) refuseWhileWritten(replaced, newPath, 'rename');
     this.#refuseOutwardLinkSync(linkTargetSync(from), to, oldPath);
+    // Nothing refused it: idle uploads of either file end now, right before the rename.
+    if (source !== undefined) endIdleWriter(source, oldPath);
+    if (replaced !== undefined) endIdleWriter(replaced, newPath);
     noteNamespaceChange();
     return { from, to };
   }

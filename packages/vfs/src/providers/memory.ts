@@ -465,11 +465,18 @@ class MemoryWriteStream extends Writable implements UploadStream {
  * the file is what it wrote.
  */
 function busy(content: Content, path: string): boolean {
+  if (writing(content)) return true;
   const writer = content.writer;
   if (writer === null) return false;
-  if (!(writer instanceof MemoryWriteStream) || performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
-  writer.destroy(fsError('EBUSY', 'write', path));
+  (writer as MemoryWriteStream).destroy(fsError('EBUSY', 'write', path));
   return content.writer !== null;
+}
+
+/** Whether an upload writes `content` and is not idle (see {@link busy}): nothing is ended by asking. */
+function writing(content: Content): boolean {
+  const writer = content.writer;
+  if (writer === null) return false;
+  return !(writer instanceof MemoryWriteStream) || performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS;
 }
 
 /** A file handle of {@link MemoryProvider} (sync and async, as `@platformatic/vfs` expects). */
@@ -782,9 +789,10 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     if (src.dir === undefined || dst.dir === undefined) throw fsError('EPERM', 'rename', oldPath);
     if (src.node === dst.node) return;
     if (src.node.kind === 'directory' && isInside(src.path, dst.path)) throw fsError('EINVAL', 'rename', newPath);
-    // Neither an upload under way nor the file it writes may be moved away or replaced (see unlinkSync).
-    if (src.node.kind === 'file' && busy(src.node.content, oldPath)) throw fsError('EBUSY', 'rename', oldPath);
-    if (dst.node?.kind === 'file' && busy(dst.node.content, newPath)) throw fsError('EBUSY', 'rename', newPath);
+    // Neither an upload under way nor the file it writes may be moved away or replaced (see unlinkSync). Both are
+    // looked at before an idle one is ended: a rename refused ends nothing.
+    if (src.node.kind === 'file' && writing(src.node.content)) throw fsError('EBUSY', 'rename', oldPath);
+    if (dst.node?.kind === 'file' && writing(dst.node.content)) throw fsError('EBUSY', 'rename', newPath);
     if (dst.node !== undefined) {
       if (src.node.kind === 'directory') {
         if (dst.node.kind !== 'directory') throw fsError('ENOTDIR', 'rename', newPath);
@@ -792,8 +800,11 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
       } else if (dst.node.kind === 'directory') {
         throw fsError('EISDIR', 'rename', newPath);
       }
-      this.#drop(dst.node);
     }
+    // Nothing refused it: idle uploads of either file end now, right before the rename.
+    if (src.node.kind === 'file' && busy(src.node.content, oldPath)) throw fsError('EBUSY', 'rename', oldPath);
+    if (dst.node?.kind === 'file' && busy(dst.node.content, newPath)) throw fsError('EBUSY', 'rename', newPath);
+    if (dst.node !== undefined) this.#drop(dst.node);
     src.dir.children.delete(src.name);
     dst.dir.children.set(dst.name, src.node);
     src.node.ctimeMs = Date.now();

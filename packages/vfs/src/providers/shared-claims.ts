@@ -451,6 +451,20 @@ export function claimWrite(key: string): SharedClaim | null {
 }
 
 /**
+ * Whether another process has the file `key` (`dev:ino`) claimed for writing: an upload it runs. False when claims
+ * are not shared, and when the folder cannot be read (a removal is not refused for the claims folder's failure).
+ */
+export function writtenByOthers(key: string): boolean {
+  if (!sharingFileClaims()) return false;
+  try {
+    const writer = writerOf(`${prefixOf(key)}.w`);
+    return writer !== null && writer !== process.pid;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Claims the file `key` (`dev:ino`) for reading; null when another process writes it, or while the folder is new
  * ({@link RENEWAL_GRACE_MS}).
  * @throws VfsError EIO when the claims folder fails.
