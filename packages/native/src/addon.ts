@@ -14,6 +14,7 @@ export interface Addon {
   openBeneath(root: string, relative: string, flags: number, mode: number): number;
   /** open(2)'s O_PATH on this machine. */
   O_PATH: number;
+  unackedBytes(fd: number): number;
 }
 
 let addon: Addon | null | undefined;

@@ -33,7 +33,7 @@
  * ```
  */
 import type { Socket } from 'node:net';
-import { addonFor, addonForReason, errnoName } from './addon.js';
+import { addonFor, addonForReason, errnoName, loadAddon } from './addon.js';
 
 /** Null when {@link sendFile} can be used; otherwise why not (not Linux, the addon was not built or did not load, `FTP_SENDFILE=0`). */
 export function sendfileUnavailableReason(): string | null {
@@ -158,4 +158,16 @@ function systemError(state: number): NodeJS.ErrnoException {
 
 export { lstatRows, LSTAT_ROW_FIELDS, lstatRowsUnavailableReason, type ExpectedFolder } from './lstat.js';
 export { openBeneath, openBeneathOrErrno, openBeneathUnavailableReason, openPathFlag } from './open.js';
+
+/**
+ * Bytes a TCP socket (its descriptor) holds that the peer has not acknowledged yet (SIOCOUTQ), or null where the
+ * addon is missing or the descriptor is no TCP socket. A download's stall check reads it: a slow client empties a
+ * send buffer of megabytes for minutes while the server hands the kernel nothing new.
+ */
+export function unackedBytes(fd: number): number | null {
+  const native = loadAddon();
+  if (native === null || !Number.isInteger(fd) || fd < 0) return null;
+  const n = native.unackedBytes(fd);
+  return n >= 0 ? n : null;
+}
 export { receiveToFile, receiveUnavailableReason, type FileReceive, type ReceiveError } from './receive.js';

@@ -83,3 +83,45 @@ it('under TLS, the connection under the TLS socket reports its write queue live 
   expect(sizes.every((n) => typeof n === 'number')).toBe(true);
   expect(new Set(sizes).size).toBeGreaterThan(1);
 });
+
+for (const sendfile of [true, false]) {
+  it(`a download a slow client reads steadily is not stalled while the kernel's send buffer drains (sendfile: ${sendfile})`, async () => {
+    const { startServer, RawClient } = await import('./helpers.js');
+    const { MemoryProvider, LocalProvider } = await import('@ftp/vfs');
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const root = mkdtempSync(join(tmpdir(), 'stall-slow-'));
+    const size = 24 * 1024 * 1024;
+    writeFileSync(join(root, 'big.bin'), Buffer.alloc(size, 7));
+    const ctx = await startServer({ fs: sendfile ? new LocalProvider(root) : new MemoryProvider(), settings: { dataStallTimeout: 2, sendfile } });
+    if (!sendfile) await ctx.fs.writeFile('/big.bin', Buffer.alloc(size, 7));
+    const cleanups: Array<() => unknown> = [() => ctx.close(), () => rmSync(root, { recursive: true, force: true })];
+    try {
+      const c = await RawClient.binarySession(ctx.port, cleanups);
+      const data = await c.passive();
+      data.pause();
+      expect((await c.cmd('RETR big.bin')).code).toBe(150);
+      // Let the server fill the kernel's buffers, then read 64 KiB every 100 ms for 6 s (three stall timeouts):
+      // too slowly for the server to be handed room for more, steadily enough that nothing stalls.
+      await new Promise((r) => setTimeout(r, 500));
+      let got = 0;
+      const replies: number[] = [];
+      const early = c.next(7000).then((r) => replies.push(r.code), () => undefined);
+      for (let i = 0; i < 60; i++) {
+        for (let chunk: Buffer | null; got < (i + 1) * 65536 && (chunk = data.read() as Buffer | null) !== null; ) got += chunk.length;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(replies, 'no reply (426) while the client reads').toEqual([]);
+      // Then at full speed: the whole file, and 226.
+      data.on('data', (chunk: Buffer) => (got += chunk.length));
+      data.resume();
+      await once(data, 'end');
+      await early;
+      expect(replies).toEqual([226]);
+      expect(got).toBe(size);
+    } finally {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    }
+  }, 30_000);
+}

@@ -1,7 +1,8 @@
-/* The module: sendfile(2) for downloads (sendfile.c), batched lstat for listings (lstat.c), confined opens (open.c). */
+/* The module: sendfile(2) for downloads (sendfile.c), batched lstat for listings (lstat.c), confined opens (open.c),
+ * a socket's unacknowledged bytes (socket-queue.c). */
 #include "addon.h"
 
 NAPI_MODULE_INIT() {
-  if (!sendfile_init(env, exports) || !lstat_init(env, exports) || !open_init(env, exports)) return NULL;
+  if (!sendfile_init(env, exports) || !lstat_init(env, exports) || !open_init(env, exports) || !socket_queue_init(env, exports)) return NULL;
   return exports;
 }

@@ -20,7 +20,9 @@ int copy_path(napi_env env, napi_value value, char *buf, size_t size, size_t *le
 int sendfile_init(napi_env env, napi_value exports);
 /* lstat.c: lstatRows. */
 int lstat_init(napi_env env, napi_value exports);
-/* open.c: openBeneath. */
+/* open.c: openBeneath, O_PATH. */
 int open_init(napi_env env, napi_value exports);
+/* socket-queue.c: unackedBytes. */
+int socket_queue_init(napi_env env, napi_value exports);
 
 #endif

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createDeflate, createInflate, type Inflate } from 'node:zlib';
+import { unackedBytes } from '@ftp/native';
 import { AsciiDecoder, AsciiEncoder, encodeEscaped } from '@ftp/protocol';
 import { chunkReaderOf, fileSizeOf, VfsError, type ChunkReader, type UploadStream } from '@ftp/vfs';
 import { FtpError } from '../errors.js';
@@ -64,6 +65,8 @@ export class Transfer {
   private lastProgress = performance.now();
   /** The data socket's write queue at the last stall check (-1: none seen yet). */
   private lastQueued = -1;
+  /** What the kernel held of it unacknowledged at the last stall check (-1: none seen yet). */
+  private lastUnacked = -1;
   private stopReason: TransferFailure | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private onStop: ((reason: TransferFailure) => void) | null = null;
@@ -104,6 +107,14 @@ export class Transfer {
         if (queued !== undefined) {
           if (queued !== this.lastQueued) this.lastProgress = now;
           this.lastQueued = queued;
+        }
+        // Past Node, the kernel's send buffer (grown to megabytes for a fast link) drains for minutes into a slow
+        // client while the server can hand it nothing new (room for more is signalled only once a third is free):
+        // what the client has not acknowledged yet shrinking is progress too.
+        const unacked = unackedOf(tcp);
+        if (unacked !== undefined) {
+          if (unacked !== this.lastUnacked) this.lastProgress = now;
+          this.lastUnacked = unacked;
         }
         // Storage copying the kept part of an APPE or REST + STOR takes no data for as long as that lasts.
         const stored = this.storageProgress();
@@ -693,6 +704,13 @@ async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerato
  * reports live (`writeQueueSize`), shrinking as a slow client drains a big write. Undefined where the handle has none
  * (a relay): the stall timer then counts completed writes only.
  */
+/** Bytes the kernel holds of `socket`'s data that the client has not acknowledged (undefined: not known here). */
+function unackedOf(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  return unackedBytes(fd) ?? undefined;
+}
+
 function writeQueueOf(socket: Socket): number | undefined {
   const queued = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle?.writeQueueSize;
   return typeof queued === 'number' ? queued : undefined;
