@@ -94,8 +94,9 @@ for (const sendfile of [true, false]) {
     const root = mkdtempSync(join(tmpdir(), 'stall-slow-'));
     const size = 24 * 1024 * 1024;
     writeFileSync(join(root, 'big.bin'), Buffer.alloc(size, 7));
-    const ctx = await startServer({ fs: sendfile ? new LocalProvider(root) : new MemoryProvider(), settings: { dataStallTimeout: 2, sendfile } });
-    if (!sendfile) await ctx.fs.writeFile('/big.bin', Buffer.alloc(size, 7));
+    const memory = new MemoryProvider();
+    if (!sendfile) await memory.writeFile('/big.bin', Buffer.alloc(size, 7));
+    const ctx = await startServer({ fs: sendfile ? new LocalProvider(root) : memory, settings: { dataStallTimeout: 2, sendfile } });
     const cleanups: Array<() => unknown> = [() => ctx.close(), () => rmSync(root, { recursive: true, force: true })];
     try {
       const c = await RawClient.binarySession(ctx.port, cleanups);
