@@ -533,6 +533,14 @@ describe('HOST and LANG', () => {
     expect(seen).toEqual(['ftp.example.com']);
     expect((await c.cmd('HOST ftp.example.com')).code).toBe(503);
     expect((await c.cmd('LANG EN')).code).toBe(200);
+    // An IPv6 address without RFC 7151's brackets (lftp's): the address, bracketed; other odd arguments still 501.
+    const v6 = await RawClient.connect(port);
+    cleanups.push(() => v6.close());
+    await v6.next();
+    expect((await v6.cmd('HOST ::1')).code).toBe(504);
+    expect((await v6.cmd('HOST fe80::1:2')).text).toMatch(/Unknown host \[fe80::1:2\]/);
+    expect((await v6.cmd('HOST ::1::2')).code).toBe(501);
+    expect((await v6.cmd('HOST a b')).code).toBe(501);
     expect((await c.cmd('LANG FR')).code).toBe(504);
   });
 });

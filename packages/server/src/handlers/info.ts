@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { formatFeatFacts, formatOptsMlstReply, parseOpts, parseOptsMlst, SUPPORTED_FACTS, type MlsxFact } from '@ftp/protocol';
 import { COMMANDS, featureLines } from '../commands.js';
 import { FtpError } from '../errors.js';
@@ -84,7 +85,9 @@ export function noop(s: Session): Promise<void> | void {
 /** HOST (RFC 7151 §3): before login, names the virtual host; the driver may refuse it (504). */
 export async function host(s: Session, arg: string): Promise<void> {
   if (s.authenticated || s.user !== undefined) throw new FtpError(503, 'HOST must come before USER.');
-  const name = arg.trim();
+  const given = arg.trim();
+  // RFC 7151 brackets an IPv6 address; lftp over IPv6 sends it bare (`HOST ::1`): taken as the address it is.
+  const name = isIP(given) === 6 ? `[${given}]` : given;
   if (name.length > 255 || !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/.test(name)) throw new FtpError(501, 'HOST takes a domain name or an address.');
   const accepted = s.ctx.driver.virtualHost ? await s.ctx.driver.virtualHost(s, name) : true;
   if (!accepted) throw new FtpError(504, `Unknown host ${name}.`);
