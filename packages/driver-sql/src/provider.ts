@@ -104,6 +104,12 @@ export class SqlProvider implements FsProvider {
   #sweeping: Promise<void> | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
+  /**
+   * This provider's uploads running now, by the id of the folder they write into. An upload is swapped in only when
+   * it completes, so the folder does not show it: without this, RMD removed a folder an upload was writing into, and
+   * the upload failed at its end (551). Other processes' uploads (`ftpd --workers`, several servers) are not seen.
+   */
+  readonly #uploadFolders = new Map<number, number>();
 
   /** Builds the provider; nothing connects until the first call (or {@link migrate}). */
   constructor(options: SqlProviderOptions) {
@@ -491,6 +497,8 @@ export class SqlProvider implements FsProvider {
         // The root: EPERM (FTP 550), for good; EBUSY would be 450 "try again later", which clients retry for ever.
         if (loc.parent === undefined) throw fsError('EPERM', 'rmdir', path);
         if (loc.node.type !== T_DIR) throw fsError('ENOTDIR', 'rmdir', path);
+        // An upload into it shows in the folder only once it completes: busy (450) until then, not empty.
+        if (this.#uploadFolders.has(loc.node.id)) throw fsError('EBUSY', 'rmdir', path);
         await this.#lockDirs(trx, [loc.parent.id, loc.node.id], path, 'rmdir');
         const child = await trx.selectFrom(this.tables.inode('c')).select('c.id').where('c.parent', '=', loc.node.id).limit(1).executeTakeFirst();
         if (child !== undefined) throw fsError('ENOTEMPTY', 'rmdir', path);
@@ -677,7 +685,19 @@ export class SqlProvider implements FsProvider {
         const base = continues ? (old === undefined ? null : { id: old.id, gen: old.gen }) : undefined;
         return { tempId, tempName, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance, base };
       });
-      return new SqlWriteStream(this.#store, target, normalizePath(path));
+      const stream = new SqlWriteStream(this.#store, target, normalizePath(path));
+      this.#noteUploadFolder(stream, target.dirId);
+      return stream;
+    });
+  }
+
+  /** Notes that an upload writes into the folder `dirId` until its stream closes (see `#uploadFolders`). */
+  #noteUploadFolder(stream: SqlWriteStream, dirId: number): void {
+    this.#uploadFolders.set(dirId, (this.#uploadFolders.get(dirId) ?? 0) + 1);
+    stream.once('close', () => {
+      const left = (this.#uploadFolders.get(dirId) ?? 1) - 1;
+      if (left > 0) this.#uploadFolders.set(dirId, left);
+      else this.#uploadFolders.delete(dirId);
     });
   }
 
