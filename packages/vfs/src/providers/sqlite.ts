@@ -753,6 +753,12 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
   #wal: WalCheckpointer | undefined;
   #internals: Internals;
   #tempCounter = 0;
+  /**
+   * This provider's uploads running now, by the id of the folder they write into. An upload is swapped in only when
+   * it completes, so the folder does not show it: without this, RMD removed a folder an upload was writing into, and
+   * the upload failed at its end (551).
+   */
+  readonly #uploadFolders = new Map<number, number>();
 
   /**
    * @param filename a database file (created when missing) or `':memory:'` (the default).
@@ -1117,6 +1123,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
         // The root: EPERM (550), not EBUSY (450: a transient refusal that clients retry).
         if (loc.dirId === undefined) throw fsError('EPERM', 'rmdir', path);
         if (loc.row.type !== T_DIR) throw fsError('ENOTDIR', 'rmdir', path);
+        // An upload into it shows in the folder only once it completes: busy (450) until then, not empty.
+        if (this.#uploadFolders.has(loc.row.id)) throw fsError('EBUSY', 'rmdir', path);
         if (this.#st.hasChild.get(loc.row.id) !== undefined) throw fsError('ENOTEMPTY', 'rmdir', path);
         this.#st.deleteNode.run(loc.row.id);
         this.#touch(loc.dirId);
@@ -1284,7 +1292,15 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
         // The copy runs in the stream's construction, in batches: opening stays one short transaction whatever the size.
         const kept: KeptPart | undefined =
           keep === 0 && gap === 0 ? undefined : { chunks: Math.floor(keep / this.chunkSize), tail: keep % this.chunkSize, gap };
-        return new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, kept, base, normalizePath(path));
+        const stream = new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, kept, base, normalizePath(path));
+        const dirId = loc.dirId;
+        this.#uploadFolders.set(dirId, (this.#uploadFolders.get(dirId) ?? 0) + 1);
+        stream.once('close', () => {
+          const left = (this.#uploadFolders.get(dirId) ?? 1) - 1;
+          if (left > 0) this.#uploadFolders.set(dirId, left);
+          else this.#uploadFolders.delete(dirId);
+        });
+        return stream;
       }),
     );
   }
