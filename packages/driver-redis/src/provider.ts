@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { attachFileSize, checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
+import { attachFileSize, checkStreamOptions, createDigest, digestStream, dirname, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, newCallId, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
@@ -104,6 +104,13 @@ export class RedisProvider implements FsProvider {
   /** The key names of this filesystem. */
   readonly keys: Keys;
   readonly #owned: boolean;
+  /**
+   * This provider's uploads running now, by the path of the folder they write into. An upload is swapped in only when
+   * it completes, so the folder does not show it: without this, RMD removed a folder an upload was writing into, and
+   * the upload failed at its end (551). By path: an upload through a link to the folder, or another server's, is not
+   * seen.
+   */
+  readonly #uploadFolders = new Map<string, number>();
   readonly #options: typeof DEFAULTS;
   #ready: Promise<Internals> | undefined;
 
@@ -199,6 +206,8 @@ export class RedisProvider implements FsProvider {
 
   /** Removes an empty directory. */
   async rmdir(path: string): Promise<void> {
+    // An upload into it shows in the folder only once it completes: busy (450) until then, not empty.
+    if (this.#uploadFolders.has(normalizePath(path))) throw fsError('EBUSY', 'rmdir', path);
     await this.#run(RMDIR, 'rmdir', [path], [Date.now(), newCallId()]);
   }
 
@@ -349,7 +358,15 @@ export class RedisProvider implements FsProvider {
     const hole = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - start.kept);
     const mode = options.mode ?? start.baseMode ?? 0o644;
     const commit = this.#committer(path, mode & 0o7777, false, continues ? start : undefined);
-    return new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);
+    const stream = new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);
+    const folder = dirname(normalizePath(path));
+    this.#uploadFolders.set(folder, (this.#uploadFolders.get(folder) ?? 0) + 1);
+    stream.once('close', () => {
+      const left = (this.#uploadFolders.get(folder) ?? 1) - 1;
+      if (left > 0) this.#uploadFolders.set(folder, left);
+      else this.#uploadFolders.delete(folder);
+    });
+    return stream;
   }
 
   /**
