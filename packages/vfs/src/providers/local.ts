@@ -972,9 +972,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * stands for the entry, so nothing is opened, a FIFO or a device included), `follow`ing a last symlink or not.
    * One walk of the path, where the careful path has realpath walk it a component at a time and stat walk it again
    * (an upload's check of its name: ~35 → ~12 us of the event loop's time here). Undefined, with nothing opened,
-   * wherever {@link #openBeneath} would give null, except for a name missing below the root, whose ENOENT the
-   * careful path would give all the same (its only other answer for a missing name is for a root that is gone:
-   * ENOENT too): a new upload's name is the common case, and must not pay for both.
+   * wherever {@link #openBeneath} would give null, except for a name missing below the root: ENOENT at once (a new
+   * upload's name is the common case, and must not pay for both). The careful path says the same but for a link
+   * whose target climbs out of the root through a missing folder (`missing/../../x`): EACCES there, ENOENT here,
+   * and nothing outside is reached either way (an open of it is still refused).
    */
   #statBeneath(v: string, follow: boolean, syscall: string): Stats | undefined {
     const p = normalizePath(v);
