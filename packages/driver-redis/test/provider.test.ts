@@ -208,29 +208,6 @@ describe('RedisProvider: concurrent and interrupted uploads', () => {
     }
   });
 
-  it('RMD of a folder an upload writes into is EBUSY until the upload ends (the folder shows it only then)', async () => {
-    const p = fresh({ chunkSize: 16 * KiB });
-    await p.mkdir('/e');
-    await p.mkdir('/other');
-    const into = await p.createWriteStream('/e/new');
-    await writeChunk(into, deterministicBytes(10 * KiB, 1));
-    await expect(p.rmdir('/e')).rejects.toMatchObject({ code: 'EBUSY' });
-    await expect(p.rmdir('e/')).rejects.toMatchObject({ code: 'EBUSY' });
-    await p.rmdir('/other');
-    into.on('error', () => undefined);
-    const gone = new Promise((resolve) => into.once('close', resolve));
-    into.destroy(new Error('client went away'));
-    await gone;
-    await p.rmdir('/e');
-    await p.mkdir('/f');
-    const done = await p.createWriteStream('/f/x');
-    await expect(p.rmdir('/f')).rejects.toMatchObject({ code: 'EBUSY' });
-    const closed = new Promise((resolve) => done.once('close', resolve));
-    done.end('data');
-    await closed;
-    await expect(p.rmdir('/f')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
-  });
-
   it('a destroy() racing the commit never leaves a visible file without its content', async () => {
     const p = fresh({ chunkSize: 16 * KiB, gracePeriodMs: 0 });
     const oldData = deterministicBytes(40 * KiB, 1);

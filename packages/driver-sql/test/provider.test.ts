@@ -261,35 +261,6 @@ for (const db of DBS) {
       }
     });
 
-    it('RMD of a folder an upload writes into is EBUSY until the upload ends (the folder shows it only then)', async () => {
-      const p = await freshProvider(db);
-      try {
-        await p.mkdir('/e');
-        await p.mkdir('/e2');
-        const into = await p.createWriteStream('/e/new');
-        await expect(p.rmdir('/e')).rejects.toMatchObject({ code: 'EBUSY' });
-        // Another folder is not held by it.
-        await p.rmdir('/e2');
-        into.on('error', () => undefined);
-        const gone = new Promise((resolve) => into.once('close', resolve));
-        into.destroy(new Error('client went away'));
-        await gone;
-        await p.rmdir('/e');
-        // One that completes lands in its folder, which then is not empty.
-        await p.mkdir('/f');
-        const done = await p.createWriteStream('/f/x');
-        await expect(p.rmdir('/f')).rejects.toMatchObject({ code: 'EBUSY' });
-        const closed = new Promise((resolve) => done.once('close', resolve));
-        done.end('data');
-        await closed;
-        await expect(p.rmdir('/f')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
-        await p.unlink('/f/x');
-        await p.rmdir('/f');
-      } finally {
-        await disposeProvider(p);
-      }
-    });
-
     it('an interrupted upload (transferError, destroy) leaves no rows; the old version stays', async () => {
       const p = await freshProvider(db);
       try {

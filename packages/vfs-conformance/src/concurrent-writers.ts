@@ -228,4 +228,29 @@ export function concurrentWriterTests(ctx: { readonly p: FsProvider }): void {
       for (const [k, order] of END_ORDERS.entries()) await race(ctx.p, `/race${k}`, base, [first, second], order);
     }, 120_000);
   }
+
+  // A backend that shows an upload only once it completes has an empty-looking folder meanwhile: an RMD of it must not
+  // take the upload with it (removed, the upload failed at its end). Refused (EBUSY, ENOTEMPTY), or, where a folder
+  // is only a prefix (S3), removed and made again by the upload: either way the upload completes whole.
+  it('RMD of the folder a running upload writes into never costs the upload; an unrelated folder goes', async () => {
+    const p = ctx.p;
+    await p.mkdir('/into');
+    await p.mkdir('/unrelated');
+    const data = fill('u', 3 * STEP);
+    const ws = await within('open', startUpload(p, '/into/file', {}, data.subarray(0, STEP)));
+    const removal = await p.rmdir('/into').then(
+      () => 'removed',
+      (err: unknown) => toVfsError(err).code,
+    );
+    expect(['removed', 'EBUSY', 'ENOTEMPTY'], `RMD during the upload: ${removal}`).toContain(removal);
+    await p.rmdir('/unrelated');
+    await within('write', writeChunk(ws, data.subarray(STEP)));
+    await within('end', endStream(ws));
+    expect((await readAll(p, '/into/file')).equals(data)).toBe(true);
+    const after = await p.rmdir('/into').then(
+      () => 'removed',
+      (err: unknown) => toVfsError(err).code,
+    );
+    expect(after).toBe('ENOTEMPTY');
+  }, 60_000);
 }

@@ -109,29 +109,6 @@ describe('SqliteProvider (own)', () => {
     p.close();
   });
 
-  it('RMD of a folder an upload writes into is EBUSY until the upload ends (the folder shows it only then)', async () => {
-    const p = new SqliteProvider(':memory:', { chunkSize: 1024, batchChunks: 2 });
-    await p.mkdir('/e');
-    await p.mkdir('/other');
-    const into = await openWriteStream(p, '/e/new');
-    await write(into, Buffer.from('x'));
-    expect(await code(p.rmdir('/e'))).toBe('EBUSY');
-    await p.rmdir('/other');
-    into.on('error', () => undefined);
-    const gone = new Promise((resolve) => into.once('close', resolve));
-    into.destroy(new Error('client went away'));
-    await gone;
-    await p.rmdir('/e');
-    await p.mkdir('/f');
-    const done = await openWriteStream(p, '/f/x');
-    expect(await code(p.rmdir('/f'))).toBe('EBUSY');
-    const closed = new Promise((resolve) => done.once('close', resolve));
-    done.end('data');
-    await closed;
-    expect(await code(p.rmdir('/f'))).toBe('ENOTEMPTY');
-    p.close();
-  });
-
   it('an interrupted upload leaves no trace (transferError, or destroy before the end)', async () => {
     const file = dbFile();
     const p = new SqliteProvider(file, { chunkSize: 1000, batchChunks: 1 });
