@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { attachFileSize, checkStreamOptions, createDigest, digestStream, dirname, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
+import { attachFileSize, checkStreamOptions, countWhileOpen, createDigest, digestStream, dirname, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, newCallId, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
@@ -359,13 +359,7 @@ export class RedisProvider implements FsProvider {
     const mode = options.mode ?? start.baseMode ?? 0o644;
     const commit = this.#committer(path, mode & 0o7777, false, continues ? start : undefined);
     const stream = new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);
-    const folder = dirname(normalizePath(path));
-    this.#uploadFolders.set(folder, (this.#uploadFolders.get(folder) ?? 0) + 1);
-    stream.once('close', () => {
-      const left = (this.#uploadFolders.get(folder) ?? 1) - 1;
-      if (left > 0) this.#uploadFolders.set(folder, left);
-      else this.#uploadFolders.delete(folder);
-    });
+    countWhileOpen(this.#uploadFolders, dirname(normalizePath(path)), stream);
     return stream;
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Kysely } from 'kysely';
-import { checkStreamOptions, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
+import { checkStreamOptions, countWhileOpen, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
 import { connectExisting, connectUrl, dialectOfKysely } from './dialects.js';
 import type { Connection, DialectName, ExistingConnection, PoolOptions } from './dialects.js';
@@ -686,18 +686,8 @@ export class SqlProvider implements FsProvider {
         return { tempId, tempName, dirId: loc.parent.id, name: loc.name, seq: whole, partial, gap, whole: keep === 0 && gap === 0, allowance, base };
       });
       const stream = new SqlWriteStream(this.#store, target, normalizePath(path));
-      this.#noteUploadFolder(stream, target.dirId);
+      countWhileOpen(this.#uploadFolders, target.dirId, stream);
       return stream;
-    });
-  }
-
-  /** Notes that an upload writes into the folder `dirId` until its stream closes (see `#uploadFolders`). */
-  #noteUploadFolder(stream: SqlWriteStream, dirId: number): void {
-    this.#uploadFolders.set(dirId, (this.#uploadFolders.get(dirId) ?? 0) + 1);
-    stream.once('close', () => {
-      const left = (this.#uploadFolders.get(dirId) ?? 1) - 1;
-      if (left > 0) this.#uploadFolders.set(dirId, left);
-      else this.#uploadFolders.delete(dirId);
     });
   }
 

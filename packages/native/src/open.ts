@@ -5,7 +5,7 @@
  */
 import { closeSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { addonFor, addonForReason, type Addon } from './addon.js';
+import { addonFor, addonForReason, loadAddon, type Addon } from './addon.js';
 
 /** Null when {@link openBeneath} can open here; otherwise why not (it then returns null). `FTP_NATIVE_OPEN=0` turns it off. */
 export function openBeneathUnavailableReason(): string | null {
@@ -42,7 +42,8 @@ export function openBeneathOrErrno(root: string, relative: string, flags: number
  * fstat works on it), for {@link openBeneath}; null where the addon is not there. Node's `fs.constants` has none.
  */
 export function openPathFlag(): number | null {
-  return addonFor('FTP_NATIVE_OPEN')?.O_PATH ?? null;
+  // The addon's constant: FTP_NATIVE_OPEN=0 is openBeneath's to honour (it then opens nothing), not this one's.
+  return loadAddon()?.O_PATH ?? null;
 }
 
 /** {@link openat2Works}'s answer, once asked. */

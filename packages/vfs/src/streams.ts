@@ -319,3 +319,17 @@ export function attachFileSize<T extends Readable>(stream: T, size: number): T {
 export function fileSizeOf(stream: Readable): number | undefined {
   return fileSizeTag.get(stream);
 }
+
+/**
+ * Counts `key` in `counts` while `stream` is open: one more now, one less at its `close` (the key goes at 0). For a
+ * provider's own bookkeeping of what its running uploads hold (the folders they write into, say), which its other
+ * calls consult meanwhile.
+ */
+export function countWhileOpen<K>(counts: Map<K, number>, key: K, stream: { once(event: 'close', listener: () => void): unknown }): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+  stream.once('close', () => {
+    const left = (counts.get(key) ?? 1) - 1;
+    if (left > 0) counts.set(key, left);
+    else counts.delete(key);
+  });
+}

@@ -111,7 +111,8 @@ export class Transfer {
         // Past Node, the kernel's send buffer (grown to megabytes for a fast link) drains for minutes into a slow
         // client while the server can hand it nothing new (room for more is signalled only once a third is free):
         // what the client has not acknowledged yet shrinking is progress too.
-        const unacked = unackedOf(tcp);
+        // (An upload's connection carries nothing of ours to acknowledge: not asked.)
+        const unacked = this.direction === 'upload' ? undefined : unackedOf(tcp);
         if (unacked !== undefined) {
           if (unacked !== this.lastUnacked) this.lastProgress = now;
           this.lastUnacked = unacked;

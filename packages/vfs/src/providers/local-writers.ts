@@ -151,6 +151,12 @@ export function endIdleWriter(st: Stats, path: string): void {
   if (writers.size > 0) takeOver(keyOf(st), path);
 }
 
+/** {@link refuseWhileWritten}, then {@link endIdleWriter}: for a removal that nothing else refuses after this look. */
+export function clearForRemoval(st: Stats, path: string, syscall: string): void {
+  refuseWhileWritten(st, path, syscall);
+  endIdleWriter(st, path);
+}
+
 /** Releases what {@link takeWriter} took, unless another writer has taken the file over since. Once, at close. */
 export function releaseWriter(claim: WriterClaim): void {
   if (writers.get(claim.key) === claim) writers.delete(claim.key);

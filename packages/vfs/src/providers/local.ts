@@ -22,7 +22,7 @@ import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, atta
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { endIdleWriter, readerClaimLost, refuseWhileWritten, releaseClaim, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { clearForRemoval, endIdleWriter, readerClaimLost, refuseWhileWritten, releaseClaim, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -1090,19 +1090,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         const target = hostArg(await this.#confine(path, false, 'unlink'));
         // Best effort in this mode: an upload that opens the file between this look and the unlink is not seen.
         const st = uploadsMayRun() ? await fsp.lstat(target).catch(() => undefined) : undefined;
-        if (st !== undefined) {
-          refuseWhileWritten(st, path, 'unlink');
-          endIdleWriter(st, path);
-        }
+        if (st !== undefined) clearForRemoval(st, path, 'unlink');
         return fsp.unlink(target);
       }
       const target = hostArg(this.#confineSync(path, false, 'unlink'));
       // Freeing a big file's blocks can take milliseconds: those are unlinked in the thread pool.
       const st = fs.lstatSync(target, { throwIfNoEntry: false });
-      if (st !== undefined) {
-        refuseWhileWritten(st, path, 'unlink');
-        endIdleWriter(st, path);
-      }
+      if (st !== undefined) clearForRemoval(st, path, 'unlink');
       if (st !== undefined && st.size > BIG_FILE) return fsp.unlink(target);
       fs.unlinkSync(target);
     });
@@ -1276,10 +1270,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       if (normalizePath(path) === '/') throw fsError('EISDIR', 'unlink', path);
       const target = hostArg(this.#confineSync(path, false, 'unlink'));
       const st = uploadsMayRun() ? fs.lstatSync(target, { throwIfNoEntry: false }) : undefined;
-      if (st !== undefined) {
-        refuseWhileWritten(st, path, 'unlink');
-        endIdleWriter(st, path);
-      }
+      if (st !== undefined) clearForRemoval(st, path, 'unlink');
       fs.unlinkSync(target);
     });
   }

@@ -9,7 +9,7 @@ import { SyncBackedProvider } from './sync-backed.js';
 import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { NodeKind, OpenFlags } from '../stats.js';
-import { checkStreamOptions } from '../streams.js';
+import { checkStreamOptions, countWhileOpen } from '../streams.js';
 import { ReadTurns } from './read-turns.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 
@@ -1293,13 +1293,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
         const kept: KeptPart | undefined =
           keep === 0 && gap === 0 ? undefined : { chunks: Math.floor(keep / this.chunkSize), tail: keep % this.chunkSize, gap };
         const stream = new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, kept, base, normalizePath(path));
-        const dirId = loc.dirId;
-        this.#uploadFolders.set(dirId, (this.#uploadFolders.get(dirId) ?? 0) + 1);
-        stream.once('close', () => {
-          const left = (this.#uploadFolders.get(dirId) ?? 1) - 1;
-          if (left > 0) this.#uploadFolders.set(dirId, left);
-          else this.#uploadFolders.delete(dirId);
-        });
+        countWhileOpen(this.#uploadFolders, loc.dirId, stream);
         return stream;
       }),
     );
