@@ -65,10 +65,10 @@ describe('TYPE A downloads', () => {
       // A restart point in TYPE A is refused (stored bytes or wire octets: no reading of it can be trusted), and
       // spent: the next RETR sends the whole file.
       expect((await c.cmd('REST 262143')).code).toBe(350);
-      expect(await c.cmd('RETR big.txt')).toMatchObject({ code: 501, text: expect.stringContaining('ASCII mode') });
+      expect(await c.cmd('RETR big.txt')).toMatchObject({ code: 554, text: expect.stringContaining('ASCII mode') });
       expect((await c.retrieve('RETR big.txt')).equals(toWire(data))).toBe(true);
       expect((await c.cmd('REST 5')).code).toBe(350);
-      expect((await c.cmd('STOR big.txt')).code).toBe(501);
+      expect((await c.cmd('STOR big.txt')).code).toBe(554);
       expect((await c.retrieve('RETR big.txt')).equals(toWire(data))).toBe(true);
       // REST 0 is no restart; in TYPE I the offset counts stored bytes as ever.
       expect((await c.cmd('REST 0')).code).toBe(350);

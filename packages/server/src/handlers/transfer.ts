@@ -260,12 +260,12 @@ function takeRestOffset(s: Session): number {
  * A restart point for RETR or STOR in TYPE A is refused. RFC 3659 §5 counts it in octets of the data stream, which in
  * TYPE A is the file converted (LF sent as CRLF), while clients resuming a text file commonly send their local file's
  * size: neither reading can be trusted, and seeking either way corrupts the result without an error (the client
- * holding `line1<CR><LF>`, 7 octets, got `ine2…`). vsftpd and pure-ftpd refuse so too. 501: the refusal of a
- * parameter RFC 959 §5.4 lists for both commands.
+ * holding `line1<CR><LF>`, 7 octets, got `ine2…`). vsftpd and pure-ftpd refuse so too. 554: RFC 1123 §4.1.3.4's
+ * reply for a command after REST whose file cannot be repositioned as specified (as for a point past the end).
  */
 function refuseAsciiRestart(s: Session, offset: number): void {
   if (offset > 0 && s.transferType === 'A') {
-    throw new FtpError(501, `Restart offset ${offset} refused in ASCII mode (TYPE A): resume in TYPE I.`);
+    throw new FtpError(554, `Restart offset ${offset} refused in ASCII mode (TYPE A): resume in TYPE I.`);
   }
 }
 
