@@ -1,5 +1,5 @@
 import { ProtocolError } from '@ftp/protocol';
-import { errorCodeOf, type VfsErrorCode } from '@ftp/vfs';
+import { errorCodeOf, isTakenOver, type VfsErrorCode } from '@ftp/vfs';
 
 const kBrand = Symbol.for('@ftp/server.FtpError');
 
@@ -45,6 +45,12 @@ const VFS_REPLIES: Record<VfsErrorCode, readonly [number, string]> = {
 export const TOO_MANY_FILES = 'Too many open files on the server, try again later.';
 
 /**
+ * The reply text of an upload ended because it sent nothing for a while and another session then took its file
+ * (another upload, a download, a removal): "busy, try again" would send its client straight into the newcomer.
+ */
+const TAKEN_OVER = 'Upload ended: it sent nothing for a while and another session took the file over.';
+
+/**
  * Whether a storage error is the server running out of descriptors (EMFILE, ENFILE): the contract calls it EBUSY,
  * worth retrying, but it is the operator's problem, not the client's file, and said as such.
  */
@@ -77,7 +83,7 @@ export function toReply(err: unknown, path?: string): Reply {
   }
   const storage = errorCodeOf(err);
   const [code, known] = VFS_REPLIES[storage] ?? VFS_REPLIES.EIO;
-  const text = storage === 'EBUSY' && isShortage(err) ? TOO_MANY_FILES : known;
+  const text = storage !== 'EBUSY' ? known : isShortage(err) ? TOO_MANY_FILES : isTakenOver(err) ? TAKEN_OVER : known;
   return { code, text: path ? `${path}: ${text}` : text };
 }
 

@@ -106,6 +106,56 @@ for (const backend of [local(true), local(false), memory]) {
       expect((await read('slow.bin')).length).toBe(sent + piece.length);
     }, 20_000);
 
+    it('an upload the open would refuse as busy is refused with 450 before any 150, the running one completes whole', async () => {
+      const { fs, read, plant, session } = await setup();
+      // Bigger than what the disk overwrites in place: emptied at the open, so the open shows.
+      const older = 'an older version'.repeat(65_536);
+      await plant('held.bin', older);
+      const a = await session();
+      const b = await session();
+      const data = await a.passive();
+      expect((await a.cmd('STOR held.bin')).code).toBe(150);
+      data.write(Buffer.alloc(300_000, 'a'));
+      // Until storage has the upload open (its first bytes are in the file, or, for memory, the old version is gone).
+      for (let i = 0; i < 100 && (await fs.stat('/held.bin')).size === older.length; i++) await new Promise((r) => setTimeout(r, 50));
+      // Continuing uploads meet the running one everywhere; a plain one too where uploads are not atomic (the disk).
+      const refused = backend.name === 'memory' ? ['APPE held.bin', 'REST 10\r\nSTOR held.bin'] : ['STOR held.bin', 'APPE held.bin', 'REST 10\r\nSTOR held.bin'];
+      for (const command of refused) {
+        const [first, ...rest] = command.split('\r\n');
+        await b.passive();
+        if (rest.length > 0) expect((await b.cmd(first as string)).code).toBe(350);
+        // The client learns it before it could send a byte: no 150 first (after one, the refusal would be a 451).
+        const reply = await b.cmd(rest[0] ?? (first as string));
+        expect(reply.code, `${command}: ${reply.text}`).toBe(450);
+      }
+      await writeAndClose(data, Buffer.alloc(100_000, 'b'));
+      expect((await a.next()).code).toBe(226);
+      const stored = await read('held.bin');
+      expect(stored.length).toBe(400_000);
+      expect(stored.subarray(299_995, 300_005).toString()).toBe('a'.repeat(5) + 'b'.repeat(5));
+    });
+
+    it('an upload idle for 5 s is ended by a newcomer with its own reason (451, not "busy, try again"), the newcomer\'s upload is the file', async () => {
+      const { read, session } = await setup();
+      const a = await session();
+      const b = await session();
+      const stale = await a.passive();
+      expect((await a.cmd('STOR taken.bin')).code).toBe(150);
+      stale.write(Buffer.alloc(1000, 'a'));
+      // The 1,000 bytes reach storage within a second or two whatever follows; then nothing for WRITER_TAKEOVER_IDLE_MS
+      // of @ftp/vfs (5 s).
+      await new Promise((r) => setTimeout(r, 7500));
+      // A resume (memory lets a plain STOR replace the file beside a running upload: see its atomicUploads).
+      const data = await b.passive();
+      expect((await b.cmd('APPE taken.bin')).code).toBe(150);
+      await writeAndClose(data, Buffer.alloc(2000, 'b'));
+      expect((await b.next()).code).toBe(226);
+      const ended = await a.next();
+      expect(ended.code).toBe(451);
+      expect(ended.text).toMatch(/sent nothing for a while and another session took the file over/);
+      expect((await read('taken.bin')).toString()).toBe('a'.repeat(1000) + 'b'.repeat(2000));
+    }, 20_000);
+
     it('once the 226 is in, the file is free at once: renamed, replaced and deleted', async () => {
       const { read, session } = await setup();
       const a = await session();

@@ -102,7 +102,7 @@ it('ABOR during a download gets 426 then 226, and a client that drops the data c
 });
 
 // The upload's file is opened once its data connection is up, after the 150: RFC 959 §5.4 allows 451 there, not 450.
-it('an upload over a file another session is downloading is refused (451, file busy), and the download is whole', async () => {
+it('an upload over a file another session is downloading is refused (450, file busy) before any 150, and the download is whole', async () => {
   const data = pattern(32 * 1024 * 1024, 3);
   const ctx = await setup({ 'big.bin': data });
   const a = await client(ctx.port);
@@ -110,14 +110,14 @@ it('an upload over a file another session is downloading is refused (451, file b
   const downloading = await a.passive();
   a.send('RETR big.bin');
   expect((await a.next()).code).toBe(150);
-  // A reads nothing yet: its download holds the file open.
-  const uploading = await b.passive();
-  b.send('STOR big.bin');
-  expect((await b.next()).code).toBe(150);
-  const refused = await b.next();
-  expect(refused.code).toBe(451);
-  expect(refused.text).toMatch(/busy/i);
-  uploading.destroy();
+  // A reads nothing yet: its download holds the file open. The uploads are refused before the client could send a
+  // byte (after a 150 the refusal would be a 451, and clients resume onto the file).
+  for (const command of ['STOR big.bin', 'APPE big.bin']) {
+    await b.passive();
+    const refused = await b.cmd(command);
+    expect(refused.code, `${command}: ${refused.text}`).toBe(450);
+    expect(refused.text).toMatch(/busy/i);
+  }
   expect(sha(await readAll(downloading))).toBe(sha(data));
   expect((await a.next()).code).toBe(226);
 });

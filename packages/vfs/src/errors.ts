@@ -142,6 +142,27 @@ export function fsError(code: VfsErrorCode, syscall: string, path?: string): Vfs
   return new VfsError(code, undefined, path === undefined ? { syscall } : { path, syscall });
 }
 
+/** The operation named by the error of an upload whose file was taken over (see {@link takenOverError}). */
+const TAKEOVER = 'takeover';
+
+/**
+ * The error an idle upload ends with when a newcomer takes its file over (another upload, a download, a removal):
+ * EBUSY, told apart by {@link isTakenOver} so that its client hears why, not "busy, try again".
+ */
+export function takenOverError(path: string): VfsError {
+  return new VfsError('EBUSY', `EBUSY: the upload sent nothing for a while and another session took the file over, '${path}'`, { path, syscall: TAKEOVER });
+}
+
+/** Whether `err` (or an error it wraps) is a {@link takenOverError}. */
+export function isTakenOver(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && typeof e === 'object' && e !== null; depth++) {
+    if ((e as { syscall?: unknown }).syscall === TAKEOVER && errorCodeOf(e) === 'EBUSY') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** The contract code for any thrown value: Node fs codes as is, known aliases, SQLite result codes, else EIO. */
 export function errorCodeOf(err: unknown): VfsErrorCode {
   if (typeof err !== 'object' || err === null) return 'EIO';

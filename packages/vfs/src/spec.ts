@@ -176,6 +176,14 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * `options.signal`, stops reading when it aborts and rejects with its reason (`digestStream` does both).
    */
   hash?(path: string, algorithm: HashAlgorithm, start?: number, end?: number, options?: HashOptions): Promise<string>;
+  /**
+   * Whether `createWriteStream(path, options)` called now would be refused with EBUSY because another transfer of
+   * the file is under way (an upload still writing it; on the local disk, a download reading it too). The server asks
+   * before its 150 and answers 450, so that the client is refused before it sends a byte: a refusal after the 150
+   * comes once the client has sent data, and clients then resume (REST, APPE) onto whatever the file holds by then.
+   * Advisory: nothing is taken, and the open still decides. Leave it out where uploads never refuse each other.
+   */
+  uploadBusy?(path: string, options?: WriteStreamOptions): Promise<boolean>;
   /** Free bytes available under a path (AVBL); `Infinity` for unlimited. */
   availableSpace?(path: string): Promise<number>;
   /** Reserves room for an upload of `size` bytes (ALLO); throws ENOSPC when it cannot. */

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { once } from 'node:events';
-import { chunkReaderOf, fileSizeOf, LocalProvider, MemoryProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
-import type { UploadStream, VfsErrorCode } from '../src/index.js';
+import { chunkReaderOf, fileSizeOf, LocalProvider, MemoryProvider, mounts, openReadStream, openWriteStream, quota, scoped, toVfsError } from '../src/index.js';
+import type { FsProvider, UploadStream, VfsErrorCode } from '../src/index.js';
 import { openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 
 let root: string;
@@ -115,6 +115,49 @@ for (const syncMetadata of [true, false]) {
       await write(second, B);
       await end(second);
       expect(onDisk('same.bin').equals(B)).toBe(true);
+    });
+
+    it('uploadBusy says what an upload\'s open would answer (a writer, a reader, an idle writer), taking and ending nothing, through the wrappers too', async () => {
+      // The server asks it before its 150: a busy file is refused (450) before the client sends a byte.
+      const p = make();
+      fs.mkdirSync(join(root, 'ask'), { recursive: true });
+      fs.writeFileSync(join(root, 'ask/f.bin'), OLD);
+      fs.rmSync(join(root, 'ask/hard.bin'), { force: true });
+      fs.linkSync(join(root, 'ask/f.bin'), join(root, 'ask/hard.bin'));
+      // The same file through another provider, and the wrappers (paths inside them lead to ask/).
+      const askers: Array<[FsProvider, string]> = [
+        [p, '/ask/f.bin'],
+        [make(), '/ask/hard.bin'],
+        [scoped(p, '/ask'), '/f.bin'],
+        [mounts(new MemoryProvider(), { '/disk': p }), '/disk/ask/f.bin'],
+        [quota(p, { bytes: 1e12 }), '/ask/f.bin'],
+      ];
+      const busy = async (): Promise<boolean[]> => Promise.all(askers.map(([fsp, path]) => (fsp.uploadBusy as NonNullable<FsProvider['uploadBusy']>).call(fsp, path)));
+      const none = askers.map(() => false);
+      const all = askers.map(() => true);
+      expect(await busy()).toEqual(none);
+      expect(await p.uploadBusy('/ask/missing.bin')).toBe(false);
+      const up = await openWriteStream(p, '/ask/f.bin');
+      up.on('error', () => undefined);
+      await write(up, A.subarray(0, BLOCK));
+      expect(await busy()).toEqual(all);
+      expect(await p.uploadBusy('/ask')).toBe(false);
+      // Idle long enough to be taken over: not busy, and asking ends nothing.
+      const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + WRITER_TAKEOVER_IDLE_MS + 1);
+      try {
+        expect(await busy()).toEqual(none);
+        expect(up.destroyed).toBe(false);
+      } finally {
+        clock.mockRestore();
+      }
+      await end(up);
+      expect(await busy()).toEqual(none);
+      // A download holds the file against uploads as well.
+      const down = await openReadStream(p, '/ask/f.bin');
+      expect(await busy()).toEqual(all);
+      down.destroy();
+      await once(down, 'close');
+      expect(await busy()).toEqual(none);
     });
 
     it('a download of a file being uploaded is refused with EBUSY, and reads the new version whole once it is done', async () => {
@@ -525,6 +568,22 @@ for (const syncMetadata of [true, false]) {
     });
   });
 }
+
+describe('MemoryProvider.uploadBusy', () => {
+  it('says busy for an append or a REST + STOR while another upload writes the file, not for a plain one (it replaces)', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/m.bin', 'old');
+    expect(await p.uploadBusy('/m.bin', { append: true })).toBe(false);
+    const up = await openWriteStream(p, '/m.bin');
+    await write(up, A);
+    expect(await p.uploadBusy('/m.bin', { append: true })).toBe(true);
+    expect(await p.uploadBusy('/m.bin', { start: 5 })).toBe(true);
+    expect(await p.uploadBusy('/m.bin')).toBe(false);
+    expect(await p.uploadBusy('/missing', { append: true })).toBe(false);
+    await end(up);
+    expect(await p.uploadBusy('/m.bin', { append: true })).toBe(false);
+  });
+});
 
 describe('removals and idle uploads (DELE, RNFR/RNTO)', () => {
   // An upload idle for WRITER_TAKEOVER_IDLE_MS is ended by a removal of its file; a removal refused ends nothing.

@@ -108,7 +108,10 @@ describe('file claims shared between processes', () => {
     expect(said).toBe('open');
     expect(await code(openReadStream(p, '/f.bin'))).toBe('EBUSY');
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('EBUSY');
+    // Asked before the server's 150, as the open would answer.
+    expect(await p.uploadBusy('/f.bin')).toBe(true);
     await finish(child);
+    expect(await p.uploadBusy('/f.bin')).toBe(false);
     const chunks: Buffer[] = [];
     for await (const c of await openReadStream(p, '/f.bin')) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).toString()).toBe('new version');
@@ -133,9 +136,11 @@ describe('file claims shared between processes', () => {
     const p = new LocalProvider(root);
     const { child, said } = await otherProcess('read');
     expect(said).toBe('open');
+    expect(await p.uploadBusy('/f.bin')).toBe(true);
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('EBUSY');
     expect(await code(openReadStream(p, '/f.bin'))).toBe('open');
     await finish(child);
+    expect(await p.uploadBusy('/f.bin')).toBe(false);
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('open');
   });
 

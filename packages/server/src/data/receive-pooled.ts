@@ -24,6 +24,28 @@ const HAND_AT = 256 * 1024;
  */
 const SLOW_HAND_MS = 1000;
 
+/**
+ * Feeds with bytes storage may not have been handed yet, each with its check: bytes that arrive and are followed by
+ * nothing (a client that sent a little and paused) would otherwise wait for the next read, and storage, seeing no
+ * write, would take the upload for one whose client is gone and let a newcomer end it with those bytes unwritten.
+ * One timer for all of them, running only while there are any.
+ */
+const slowFeeds = new Set<() => void>();
+let slowSweep: NodeJS.Timeout | null = null;
+
+function watchSlowFeed(check: () => void): void {
+  slowFeeds.add(check);
+  if (slowSweep !== null) return;
+  slowSweep = setInterval(() => {
+    for (const c of slowFeeds) c();
+    if (slowFeeds.size === 0 && slowSweep !== null) {
+      clearInterval(slowSweep);
+      slowSweep = null;
+    }
+  }, SLOW_HAND_MS / 2);
+  slowSweep.unref();
+}
+
 /** Buffers an upload keeps for itself between two reads, rather than giving them back to the pool and taking again. */
 const SPARES = 2;
 
@@ -187,6 +209,10 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     transfer.progress(chunk.length);
     upload.write(chunk);
   }
+  const handIfDue = (): void => {
+    if (!disposed && pending.size === 0 && filled > handed && performance.now() - handedAt >= SLOW_HAND_MS) hand();
+  };
+  watchSlowFeed(handIfDue);
   socket.resume();
   return {
     flush: hand,
@@ -208,6 +234,7 @@ export function feedThroughBuffers(transfer: Transfer, socket: Socket, upload: U
     dispose(): void {
       if (disposed) return;
       disposed = true;
+      slowFeeds.delete(handIfDue);
       // Storage may still write from a buffer it has not called back for: those are never reused. The buffer
       // being read into is free once the socket can read no more (its end was read, or it is closed).
       for (const buffer of pending.keys()) forgetBuffer(buffer);

@@ -128,6 +128,12 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // A FIFO, a device or a socket is refused now, before a 150 the client would begin sending on (after it, RFC 959
   // leaves only 551 for this). The open below still checks, for one that appears meanwhile.
   if (st && !st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
+  // A file another transfer holds is refused now (450), before a 150 the client would begin sending on: refused after
+  // it (451), clients that saw their data go out resume with REST or APPE onto whatever the file holds by then.
+  // Before the restart point's check: the size of a file being written is in flux.
+  if (st !== null && (await s.vfs.uploadBusy?.(path, options)) === true) {
+    throw new FtpError(450, `${path}: File busy (another transfer of it is under way), try again later.`);
+  }
   // As for RETR (RFC 3659 §5.4, RFC 1123 §4.1.3.4): a restart point past the end is refused, not filled with zeros.
   const size = st?.size ?? 0;
   if (options.start !== undefined && options.start > size) {

@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
-import { fsError, VfsError } from '../errors.js';
-import { claimIntact, claimRead, claimWrite, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
+import { fsError, takenOverError, VfsError } from '../errors.js';
+import { claimIntact, claimRead, claimWrite, readByOthers, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
 
 /**
  * The local files this process has open, by `dev:ino`: what {@link LocalProvider} checks before an upload writes a
@@ -96,7 +96,7 @@ function takeOver(key: string, path: string): boolean {
   const held = writers.get(key);
   if (held === undefined) return false;
   writers.delete(key);
-  held.revoke?.(fsError('EBUSY', 'write', held.path === path ? path : held.path));
+  held.revoke?.(takenOverError(held.path));
   return true;
 }
 
@@ -126,6 +126,22 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
   }
   writers.set(key, claim);
   return claim;
+}
+
+/** Whether any transfer of this process, or of another one sharing claims, could be in the way of a new upload. */
+export function transfersMayRun(): boolean {
+  return writers.size > 0 || readers.size > 0 || sharingFileClaims();
+}
+
+/**
+ * Whether {@link takeWriter} would refuse an upload of the file `st` now (a reader, a writer that is not idle, or
+ * another process's of either), asked without taking or ending anything: the server looks before it says 150, so
+ * that a client is refused (450) before it sends a byte. Advisory; the open still decides.
+ */
+export function writerRefused(st: Stats): boolean {
+  const key = keyOf(st);
+  if (readers.has(key) || !freeOrIdle(key)) return true;
+  return writtenByOthers(key) || readByOthers(key);
 }
 
 /**

@@ -22,7 +22,7 @@ import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, atta
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { clearForRemoval, endIdleWriter, readerClaimLost, refuseWhileWritten, releaseClaim, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { clearForRemoval, endIdleWriter, readerClaimLost, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -1616,6 +1616,22 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   async chmod(path: string, mode: number): Promise<void> {
     if (this.#sync) return this.#runSync(path, () => fs.chmodSync(hostArg(this.#confineSync(path, true, 'chmod')), mode & 0o7777));
     return this.#run(path, async () => fsp.chmod(hostArg(await this.#confine(path, true, 'chmod')), mode & 0o7777));
+  }
+
+  /**
+   * Whether an upload of `path` opened now would be refused (EBUSY): another upload still writes the file, or a
+   * download reads it (see `local-writers.ts`). Without a transfer under way anywhere, nothing is looked up.
+   */
+  async uploadBusy(path: string): Promise<boolean> {
+    if (!transfersMayRun()) return false;
+    let st: Stats;
+    try {
+      st = this.statSync(path);
+    } catch {
+      // Missing, or not to be looked at: the open answers for it.
+      return false;
+    }
+    return st.isFile() && writerRefused(st);
   }
 
   /** Bytes available to this process on the file system of `path` (`fs.statfs`: `bavail × bsize`). */

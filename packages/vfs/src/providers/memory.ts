@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import type { MkdirOptions, ReaddirOptions } from '@platformatic/vfs';
 import { escapedByteLength } from '@ftp/protocol';
-import { fsError, VfsError } from '../errors.js';
+import { fsError, takenOverError, VfsError } from '../errors.js';
 import { basename, dirname, isInside, normalizePath, resolvePath, splitPath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
 import { SyncBackedProvider } from './sync-backed.js';
@@ -468,7 +468,7 @@ function busy(content: Content, path: string): boolean {
   if (writing(content)) return true;
   const writer = content.writer;
   if (writer === null) return false;
-  (writer as MemoryWriteStream).destroy(fsError('EBUSY', 'write', path));
+  (writer as MemoryWriteStream).destroy(takenOverError(path));
   return content.writer !== null;
 }
 
@@ -983,6 +983,21 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     const node = this.#existing(path, true, 'chmod').node;
     node.mode = mode & 0o7777;
     node.ctimeMs = Date.now();
+  }
+
+  /**
+   * Whether an upload of `path` with `options` opened now would be refused (EBUSY): an append or a REST + STOR
+   * while another upload still writes the file (a plain upload replaces it: see `atomicUploads`).
+   */
+  async uploadBusy(path: string, options: WriteStreamOptions = {}): Promise<boolean> {
+    if (options.append !== true && (options.start ?? 0) === 0) return false;
+    let node: MemNode;
+    try {
+      node = this.#existing(path, true, 'open').node;
+    } catch {
+      return false;
+    }
+    return node.kind === 'file' && writing((node as FileNode).content);
   }
 
   /** Bytes that can still be stored (`Infinity` without a capacity). */

@@ -465,6 +465,19 @@ export function writtenByOthers(key: string): boolean {
 }
 
 /**
+ * Whether another process has the file `key` (`dev:ino`) open for reading: what {@link claimWrite} would refuse, asked
+ * without claiming anything (a look before the server's 150). False when claims are not shared, or the folder fails.
+ */
+export function readByOthers(key: string): boolean {
+  if (!sharingFileClaims()) return false;
+  try {
+    return othersRead(prefixOf(key));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Claims the file `key` (`dev:ino`) for reading; null when another process writes it, or while the folder is new
  * ({@link RENEWAL_GRACE_MS}).
  * @throws VfsError EIO when the claims folder fails.

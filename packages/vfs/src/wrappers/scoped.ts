@@ -202,5 +202,7 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   if (typeof createWriteStream === 'function') {
     w.createWriteStream = (v: string, options?: WriteStreamOptions) => run(v, async () => mapStreamErrors(await createWriteStream.call(p, await at(v, true), options), v));
   }
+  const uploadBusy = p.uploadBusy;
+  if (typeof uploadBusy === 'function') w.uploadBusy = (v, options) => run(v, async () => uploadBusy.call(p, await at(v, true), options));
   return w;
 }
