@@ -111,6 +111,8 @@ export class RedisProvider implements FsProvider {
    * seen.
    */
   readonly #uploadFolders = new Map<string, number>();
+  /** This provider's uploads running now, by path (see {@link uploadBusy}). */
+  readonly #uploadFiles = new Map<string, number>();
   readonly #options: typeof DEFAULTS;
   #ready: Promise<Internals> | undefined;
 
@@ -360,7 +362,19 @@ export class RedisProvider implements FsProvider {
     const commit = this.#committer(path, mode & 0o7777, false, continues ? start : undefined);
     const stream = new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);
     countWhileOpen(this.#uploadFolders, dirname(normalizePath(path)), stream);
+    countWhileOpen(this.#uploadFiles, normalizePath(path), stream);
     return stream;
+  }
+
+  /**
+   * Whether an upload of `path` with `options` would now race another upload of this provider to the file: one that
+   * continues it (APPE, REST + STOR) commits only over the version it started from, so the first of the two to end
+   * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the file
+   * (last one wins) and is never busy. Uploads of other processes are not seen; the file is told by its path.
+   */
+  async uploadBusy(path: string, options: WriteStreamOptions = {}): Promise<boolean> {
+    if (options.append !== true && (options.start ?? 0) === 0) return false;
+    return this.#uploadFiles.has(normalizePath(path));
   }
 
   /**

@@ -121,7 +121,8 @@ describe('RedisProvider: uploads that continue a file never lose a concurrent wr
 });
 
 describe('RedisProvider over FTP: racing APPEs', () => {
-  it('the slower APPE gets 451 (busy: said after its 150) instead of 226, and the other one is kept', async () => {
+  it('an APPE while another APPE of the file runs gets 450 before its 150 (nothing sent), and succeeds once that one is done', async () => {
+    // Before uploadBusy: 150, every byte sent, then 451 at the end (the first to commit made the other's base stale).
     const p = fresh();
     await writeAll(p, '/f.bin', 'BASE');
     const { server, port } = await startFtp(p);
@@ -132,12 +133,13 @@ describe('RedisProvider over FTP: racing APPEs', () => {
       const first = c1.appendFrom(slow, '/f.bin');
       first.catch(() => undefined);
       slow.write(fill('A', 256 * KiB));
-      // Wait until the first upload is under way (its bytes reached the provider) before the second starts.
-      await new Promise((r) => setTimeout(r, 200));
-      await c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin');
+      // Until the first upload is open (after its data connection).
+      for (let i = 0; i < 250 && !(await p.uploadBusy('/f.bin', { append: true })); i++) await new Promise((r) => setTimeout(r, 20));
+      await expect(c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin')).rejects.toMatchObject({ code: 450 });
       slow.end(fill('A', 64 * KiB));
-      await expect(first).rejects.toMatchObject({ code: 451 });
-      expect((await readAll(p, '/f.bin')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 160 * KiB)]))).toBe(true);
+      expect((await first).code).toBe(226);
+      await c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin');
+      expect((await readAll(p, '/f.bin')).equals(Buffer.concat([Buffer.from('BASE'), fill('A', 320 * KiB), fill('B', 160 * KiB)]))).toBe(true);
     } finally {
       c1.close();
       c2.close();

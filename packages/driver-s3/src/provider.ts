@@ -2,8 +2,10 @@ import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   checkStreamOptions,
+  countWhileOpen,
   dirname,
   fsError,
+  normalizePath,
   parseOpenFlags,
   SPEC_VERSION,
   VfsDirent,
@@ -54,6 +56,8 @@ export class S3Provider implements FsProvider {
   readonly client: S3Client;
   readonly #ctx: S3Context;
   readonly #ownsClient: boolean;
+  /** This provider's uploads running now, by path (see {@link uploadBusy}). */
+  readonly #uploadFiles = new Map<string, number>();
 
   /** @param options bucket, prefix, client or connection settings, part size and concurrency. */
   constructor(options: S3ProviderOptions) {
@@ -246,7 +250,20 @@ export class S3Provider implements FsProvider {
     // A REST offset past S3's object limit: refused before the transfer starts (FTP 452), not after zero-filling.
     const { maxObjectSize } = this.#ctx.partSchedule;
     if ((plan.keep?.size ?? 0) + (plan.zeroFill ?? 0) > maxObjectSize) throw tooLarge(path, maxObjectSize, this.#ctx.partSchedule);
-    return new S3UploadStream(this.#ctx, plan);
+    const stream = new S3UploadStream(this.#ctx, plan);
+    countWhileOpen(this.#uploadFiles, normalizePath(path), stream);
+    return stream;
+  }
+
+  /**
+   * Whether an upload of `path` with `options` would now race another upload of this provider to the file: one that
+   * continues it (APPE, REST + STOR) completes only over the version it started from, so the first of the two to end
+   * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the object
+   * (last one wins) and is never busy. Uploads of other processes are not seen.
+   */
+  async uploadBusy(path: string, options: WriteStreamOptions = {}): Promise<boolean> {
+    if (options.append !== true && (options.start ?? 0) === 0) return false;
+    return this.#uploadFiles.has(normalizePath(path));
   }
 
   /** HASH: a digest stored with the object when there is one for the whole file, else streamed. */

@@ -110,6 +110,11 @@ export class SqlProvider implements FsProvider {
    * the upload failed at its end (551). Other processes' uploads (`ftpd --workers`, several servers) are not seen.
    */
   readonly #uploadFolders = new Map<number, number>();
+  /**
+   * This provider's uploads running now, by folder id and name (see {@link uploadBusy}): an append or a REST + STOR
+   * of a file another upload writes commits only if that one fails, so the server refuses it before its 150.
+   */
+  readonly #uploadFiles = new Map<string, number>();
 
   /** Builds the provider; nothing connects until the first call (or {@link migrate}). */
   constructor(options: SqlProviderOptions) {
@@ -687,7 +692,22 @@ export class SqlProvider implements FsProvider {
       });
       const stream = new SqlWriteStream(this.#store, target, normalizePath(path));
       countWhileOpen(this.#uploadFolders, target.dirId, stream);
+      countWhileOpen(this.#uploadFiles, `${target.dirId}/${target.name}`, stream);
       return stream;
+    });
+  }
+
+  /**
+   * Whether an upload of `path` with `options` would now race another upload of this provider to the file: one that
+   * continues it (APPE, REST + STOR) commits only over the version it started from, so the first of the two to end
+   * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the file
+   * (last one wins) and is never busy. Uploads of other processes are not seen.
+   */
+  async uploadBusy(path: string, options: WriteStreamOptions = {}): Promise<boolean> {
+    if (this.#uploadFiles.size === 0 || (options.append !== true && (options.start ?? 0) === 0)) return false;
+    return this.#use(path, async () => {
+      const loc = await this.#locate(this.db, path, true, 'open').catch(() => null);
+      return loc?.parent !== undefined && loc !== null && this.#uploadFiles.has(`${loc.parent.id}/${loc.name}`);
     });
   }
 

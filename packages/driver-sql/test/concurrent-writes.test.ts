@@ -147,7 +147,8 @@ for (const db of DBS) {
   });
 
   describe(`FTP over SqlProvider (${db.dialect}): racing APPEs`, () => {
-    it('the slower APPE gets 451 (busy: said after its 150) instead of 226, and the other one is kept', async () => {
+    it('an APPE while another APPE of the file runs gets 450 before its 150 (nothing sent), and succeeds once that one is done', async () => {
+      // Before uploadBusy: 150, every byte sent, then 451 at the end (the first to commit made the other's base stale).
       const p = await freshProvider(db);
       const { server, port } = await startFtp(p);
       const c1 = await ftpClient(port);
@@ -158,11 +159,13 @@ for (const db of DBS) {
         const first = c1.appendFrom(slow, '/f.bin');
         first.catch(() => undefined);
         slow.write(fill('A', 512 * KiB));
-        await new Promise((r) => setTimeout(r, 200));
-        await c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin');
+        // Until the first upload is open (after its data connection, a transaction away).
+        for (let i = 0; i < 250 && !(await p.uploadBusy('/f.bin', { append: true })); i++) await new Promise((r) => setTimeout(r, 20));
+        await expect(c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin')).rejects.toMatchObject({ code: 450 });
         slow.end(fill('A', 64 * KiB));
-        await expect(first).rejects.toMatchObject({ code: 451 });
-        expect((await get(p, '/f.bin')).equals(Buffer.concat([Buffer.from('BASE'), fill('B', 160 * KiB)]))).toBe(true);
+        expect((await first).code).toBe(226);
+        await c2.appendFrom(Readable.from([fill('B', 160 * KiB)]), '/f.bin');
+        expect((await get(p, '/f.bin')).equals(Buffer.concat([Buffer.from('BASE'), fill('A', 576 * KiB), fill('B', 160 * KiB)]))).toBe(true);
       } finally {
         c1.close();
         c2.close();

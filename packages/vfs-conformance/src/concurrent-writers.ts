@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { expect, it } from 'vitest';
 import { toVfsError } from '@ftp/vfs';
-import type { FsProvider, WriteStreamOptions } from '@ftp/vfs';
+import type { Capabilities, FsProvider, WriteStreamOptions } from '@ftp/vfs';
 import { endStream, readAll, startUpload, writeAll, writeChunk } from './helpers.js';
 
 // The `concurrent-writers` group: two uploads to one file that overlap in time never lose or mix data. Backends
@@ -222,12 +222,35 @@ function races(): [string, Buffer | undefined, Writer, Writer][] {
  * Registers the `concurrent-writers` group: for every race of {@link races}, each order of {@link END_ORDERS}, in
  * folders of its own on the test's provider.
  */
-export function concurrentWriterTests(ctx: { readonly p: FsProvider }): void {
+export function concurrentWriterTests(ctx: { readonly p: FsProvider; readonly caps: Capabilities }): void {
   for (const [name, base, first, second] of races()) {
     it(`${name}: each writer succeeds or gets EBUSY, the file is one serial outcome, and takes writes again`, async () => {
       for (const [k, order] of END_ORDERS.entries()) await race(ctx.p, `/race${k}`, base, [first, second], order);
     }, 120_000);
   }
+
+  // The server asks before its 150, so that a client is refused before it sends a byte (after it, it resumes onto
+  // whatever the file holds by then). Every backend refuses, at open or at the end, an upload that continues a file
+  // another upload writes: `uploadBusy` must say so while that one runs, and not once it has ended. (A plain upload
+  // is busy on the local disk only: the others replace the file, last one wins.)
+  const busyName = 'uploadBusy says an APPE or a REST + STOR of a file another upload writes is busy, until that one ends';
+  const busyTest = async (): Promise<void> => {
+    const p = ctx.p;
+    const ask = (path: string, options: WriteStreamOptions): Promise<boolean> => (p.uploadBusy as NonNullable<FsProvider['uploadBusy']>).call(p, path, options);
+    await writeAll(p, '/asked', fill('o', STEP));
+    expect(await ask('/asked', { append: true })).toBe(false);
+    const data = fill('n', 2 * STEP);
+    const ws = await within('open', startUpload(p, '/asked', {}, data.subarray(0, STEP)));
+    expect(await ask('/asked', { append: true }), 'APPE').toBe(true);
+    expect(await ask('/asked', { start: 10 }), 'REST 10 + STOR').toBe(true);
+    expect(await ask('/other', { append: true }), 'another file').toBe(false);
+    await within('write', writeChunk(ws, data.subarray(STEP)));
+    await within('end', endStream(ws));
+    expect(await ask('/asked', { append: true }), 'once ended').toBe(false);
+    expect((await readAll(p, '/asked')).equals(data)).toBe(true);
+  };
+  if (ctx.caps.uploadBusy) it(busyName, busyTest, 60_000);
+  else it.skip(`${busyName} — skipped: the provider has no uploadBusy (a busy file's upload is refused after the 150)`, () => undefined);
 
   // A backend that shows an upload only once it completes has an empty-looking folder meanwhile: an RMD of it must not
   // take the upload with it (removed, the upload failed at its end). Refused (EBUSY, ENOTEMPTY), or, where a folder

@@ -20,6 +20,8 @@ export interface Capabilities {
   allocate: boolean;
   /** `concat` (COMB). */
   concat: boolean;
+  /** `uploadBusy`: a busy file's upload is refused before the server's 150. */
+  uploadBusy: boolean;
   /** `symlink` and `readlink` that work (SITE SYMLINK, links in listings). */
   symlink: boolean;
   /** Every mutation fails with EROFS. */
@@ -52,6 +54,7 @@ export function describeCapabilities(p: FsProvider): Capabilities {
     availableSpace: has(p, 'availableSpace'),
     allocate: has(p, 'allocate'),
     concat: has(p, 'concat'),
+    uploadBusy: has(p, 'uploadBusy'),
     symlink: has(p, 'symlink') && has(p, 'readlink') && p.supportsSymlinks !== false,
     readonly: p.readonly === true,
     atomicUploads: p.atomicUploads === true,

@@ -140,7 +140,11 @@ for (const syncMetadata of [true, false]) {
       const up = await openWriteStream(p, '/ask/f.bin');
       up.on('error', () => undefined);
       await write(up, A.subarray(0, BLOCK));
+      // Without syncMetadata the look goes to the thread pool, as every other lookup of that mode.
+      const sync = vi.spyOn(p, 'statSync');
       expect(await busy()).toEqual(all);
+      expect(sync.mock.calls.length > 0).toBe(syncMetadata);
+      sync.mockRestore();
       expect(await p.uploadBusy('/ask')).toBe(false);
       // Idle long enough to be taken over: not busy, and asking ends nothing.
       const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + WRITER_TAKEOVER_IDLE_MS + 1);

@@ -32,6 +32,7 @@ describe('MemoryProvider (own)', () => {
       availableSpace: true,
       allocate: true,
       concat: false,
+      uploadBusy: true,
       symlink: true,
       readonly: false,
       atomicUploads: true,

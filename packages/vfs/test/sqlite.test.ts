@@ -61,6 +61,7 @@ describe('SqliteProvider (own)', () => {
       availableSpace: false,
       allocate: false,
       concat: false,
+      uploadBusy: true,
       symlink: true,
       readonly: false,
       atomicUploads: true,

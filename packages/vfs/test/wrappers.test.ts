@@ -37,7 +37,8 @@ function bare(): FsProvider {
 describe('readOnly()', () => {
   it('keeps exactly the capabilities of the inner provider, and says readonly', () => {
     const full = readOnly(new MemoryProvider());
-    expect(describeCapabilities(full)).toEqual({ ...describeCapabilities(new MemoryProvider()), readonly: true });
+    // Nothing can be uploaded: no upload is ever busy.
+    expect(describeCapabilities(full)).toEqual({ ...describeCapabilities(new MemoryProvider()), readonly: true, uploadBusy: false });
     const none = readOnly(bare());
     expect(describeCapabilities(none)).toEqual({
       streaming: false,
@@ -49,6 +50,7 @@ describe('readOnly()', () => {
       availableSpace: false,
       allocate: false,
       concat: false,
+      uploadBusy: false,
       symlink: false,
       readonly: true,
       atomicUploads: false,

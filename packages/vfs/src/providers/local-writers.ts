@@ -92,7 +92,7 @@ function freeOrIdle(key: string): boolean {
 }
 
 /** Ends the idle writer of `key`, if any ({@link freeOrIdle} said the file may be taken). */
-function takeOver(key: string, path: string): boolean {
+function takeOver(key: string): boolean {
   const held = writers.get(key);
   if (held === undefined) return false;
   writers.delete(key);
@@ -115,7 +115,7 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
     shared = claimWrite(key);
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
-  const tookOver = takeOver(key, path);
+  const tookOver = takeOver(key);
   const claim: WriterClaim = { key, path, idleSince: performance.now(), revoke: null, shared, tookOver };
   if (shared !== null) {
     shared.onLost = (why) => {
@@ -164,7 +164,7 @@ export function uploadsMayRun(): boolean {
 
 /** Ends the idle upload of `st`, if any, as a newcomer's upload would ({@link refuseWhileWritten} let it through). */
 export function endIdleWriter(st: Stats, path: string): void {
-  if (writers.size > 0) takeOver(keyOf(st), path);
+  if (writers.size > 0) takeOver(keyOf(st));
 }
 
 /** {@link refuseWhileWritten}, then {@link endIdleWriter}: for a removal that nothing else refuses after this look. */
@@ -196,7 +196,7 @@ export function takeReader(st: Stats, path: string): ReaderClaim {
     shared = claimRead(key);
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
-  const tookOver = writers.size > 0 && takeOver(key, path);
+  const tookOver = writers.size > 0 && takeOver(key);
   readers.set(key, (readers.get(key) ?? 0) + 1);
   return { key, reader: true, released: false, shared, tookOver };
 }

@@ -1626,7 +1626,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     if (!transfersMayRun()) return false;
     let st: Stats;
     try {
-      st = this.statSync(path);
+      // Without syncMetadata, in the thread pool: a lookup on a network filesystem may stall for seconds.
+      st = this.#sync ? this.statSync(path) : await this.stat(path);
     } catch {
       // Missing, or not to be looked at: the open answers for it.
       return false;

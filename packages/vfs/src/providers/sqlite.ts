@@ -759,6 +759,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
    * the upload failed at its end (551).
    */
   readonly #uploadFolders = new Map<number, number>();
+  /** This provider's uploads running now, by folder id and name (see {@link uploadBusy}). */
+  readonly #uploadFiles = new Map<string, number>();
 
   /**
    * @param filename a database file (created when missing) or `':memory:'` (the default).
@@ -1294,9 +1296,26 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
           keep === 0 && gap === 0 ? undefined : { chunks: Math.floor(keep / this.chunkSize), tail: keep % this.chunkSize, gap };
         const stream = new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, kept, base, normalizePath(path));
         countWhileOpen(this.#uploadFolders, loc.dirId, stream);
+        countWhileOpen(this.#uploadFiles, `${loc.dirId}/${loc.name}`, stream);
         return stream;
       }),
     );
+  }
+
+  /**
+   * Whether an upload of `path` with `options` would now race another upload of this provider to the file: one that
+   * continues it (APPE, REST + STOR) commits only over the version it started from, so the first of the two to end
+   * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the file
+   * (last one wins) and is never busy.
+   */
+  async uploadBusy(path: string, options: WriteStreamOptions = {}): Promise<boolean> {
+    if (this.#uploadFiles.size === 0 || (options.append !== true && (options.start ?? 0) === 0)) return false;
+    try {
+      const loc = this.#run(path, () => this.#locate(path, true, 'open'));
+      return loc.dirId !== undefined && this.#uploadFiles.has(`${loc.dirId}/${loc.name}`);
+    } catch {
+      return false;
+    }
   }
 
   /** Sets the modification time. */
