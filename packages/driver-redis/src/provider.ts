@@ -68,6 +68,11 @@ interface PreparedUpload {
   /** Bytes of the current file the upload keeps (copied, or to be copied with `copy`). */
   kept: number;
   /**
+   * Where the upload commits: the id of the folder the file is in and its name there, so that the upload follows a
+   * rename of that folder (or of one above it) while it runs, as on a disk. Undefined from an older PREPARE script.
+   */
+  entry: { dir: string; name: string } | undefined;
+  /**
    * With `deferCopy`: the copy not made yet, for the upload stream to make (chunks `0 … fullChunks-1`, then the
    * head); it resolves to the head.
    */
@@ -252,11 +257,13 @@ export class RedisProvider implements FsProvider {
    * still names the inode the upload started from (`null`: still no file); otherwise the upload is discarded with
    * EBUSY. Without it (a whole-file STOR) the last upload to commit wins.
    */
-  #committer(path: string, mode: number, exclusive: boolean, base?: PreparedUpload): Committer {
-    const expected = base === undefined ? '*' : base.baseIno === undefined ? '' : String(base.baseIno);
+  #committer(path: string, mode: number, exclusive: boolean, start: PreparedUpload, continues: boolean): Committer {
+    const expected = !continues ? '*' : start.baseIno === undefined ? '' : String(start.baseIno);
+    const dir = start.entry?.dir ?? '';
+    const name = start.entry?.name ?? '';
     return async (ino, size, chunks) => {
       try {
-        await this.#run(COMMIT, 'write', [path], [ino, size, chunks, mode, Date.now(), exclusive ? '1' : '0', this.#options.gracePeriodMs, expected]);
+        await this.#run(COMMIT, 'write', [path], [ino, size, chunks, mode, Date.now(), exclusive ? '1' : '0', this.#options.gracePeriodMs, expected, dir, name]);
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'EBUSY') throw err;
         throw new VfsError('EBUSY', `EBUSY: '${normalizePath(path)}' was changed by another client while this upload continued it; nothing was written, try again`, {
@@ -279,7 +286,8 @@ export class RedisProvider implements FsProvider {
     const baseIno = r[1] === null || r[1] === undefined ? undefined : num(r[1], 0);
     const baseSize = num(r[2], 0);
     const baseMode = r[3] === null || r[3] === undefined ? undefined : num(r[3], 0o644);
-    const prepared: PreparedUpload = { fs, ino, fullChunks: 0, head: Buffer.alloc(0), baseIno, baseSize, baseMode, kept: 0 };
+    const entry = typeof r[4] === 'string' && typeof r[5] === 'string' ? { dir: r[4], name: r[5] } : undefined;
+    const prepared: PreparedUpload = { fs, ino, fullChunks: 0, head: Buffer.alloc(0), baseIno, baseSize, baseMode, kept: 0, entry };
     if (baseIno === undefined || keep === 0 || baseSize === 0) return prepared;
     const cs = fs.chunkSize;
     const kept = keep < 0 || keep > baseSize ? baseSize : keep;
@@ -359,7 +367,7 @@ export class RedisProvider implements FsProvider {
     const start = await this.#prepare(path, keep, true, false, false, true);
     const hole = options.append === true ? 0 : Math.max(0, (options.start ?? 0) - start.kept);
     const mode = options.mode ?? start.baseMode ?? 0o644;
-    const commit = this.#committer(path, mode & 0o7777, false, continues ? start : undefined);
+    const commit = this.#committer(path, mode & 0o7777, false, start, continues);
     const stream = new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);
     countWhileOpen(this.#uploadFolders, dirname(normalizePath(path)), stream);
     countWhileOpen(this.#uploadFiles, normalizePath(path), stream);
@@ -391,7 +399,7 @@ export class RedisProvider implements FsProvider {
     const start = await this.#prepare(path, f.truncate ? 0 : -1, false, f.exclusive, !f.create);
     const fileMode = (start.baseMode ?? mode) & 0o7777;
     // A handle that keeps the content (r+, a) commits only over the version it copied; `w` replaces (last wins).
-    const commit = this.#committer(path, fileMode, f.exclusive, f.truncate ? undefined : start);
+    const commit = this.#committer(path, fileMode, f.exclusive, start, !f.truncate);
     return new RedisFileHandle(start.fs, { ino: start.ino, size: f.truncate ? 0 : start.baseSize, mode: fileMode, mtimeMs: Date.now(), commit }, f, normalizePath(path));
   }
 

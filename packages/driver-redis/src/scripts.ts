@@ -424,9 +424,9 @@ if ARGV[3] == '1' and r.ino then return {'EEXIST'} end
 if ARGV[4] == '1' and not r.ino then return {'ENOENT'} end
 local id = newId()
 if not id then return {'EBUSY'} end
-if not r.ino then return {'OK', id, false, 0, false} end
+if not r.ino then return {'OK', id, false, 0, false, r.parent, r.name} end
 local f = redis.call('HMGET', ik(r.ino), 's', 'o')
-return {'OK', id, r.ino, tonumber(f[1]) or 0, f[2]}
+return {'OK', id, r.ino, tonumber(f[1]) or 0, f[2], r.parent, r.name}
 `,
 );
 
@@ -453,7 +453,9 @@ return 1
 
 /**
  * Makes an upload visible: the entry of `path` now names the new inode, in one step. ARGV: tag, path, ino, size,
- * chunks, mode, now, exclusive (1|0), grace, base. The content must hold exactly `chunks` chunks: fewer means that its
+ * chunks, mode, now, exclusive (1|0), grace, base, folder id, name. The folder id and name are where PREPARE found
+ * the file (empty: resolve `path`): the upload commits into that folder under that name even if the folder was
+ * renamed meanwhile, as an upload on a disk does. The content must hold exactly `chunks` chunks: fewer means that its
  * TTL ran out while the upload stalled (EIO, nothing changes). The replaced version is dropped (see `drop`).
  *
  * `base` makes the commit conditional (compare-and-set, atomic since the script is): '*' replaces whatever is there
@@ -474,7 +476,17 @@ export const COMMIT = script(
   `
 local id = ARGV[3]
 if redis.call('EXISTS', ik(id), rk(id)) > 0 then return {'OK'} end
-local r, e = resolve(1, ARGV[2], true)
+local r, e
+-- Into the folder the upload started in, wherever it is now (renamed, or moved with a folder above it). A folder
+-- that is gone, or a name that has become a link, is resolved by path as before.
+local dir, name = ARGV[11], ARGV[12]
+if dir and dir ~= '' and (dir == '0' or redis.call('HGET', ik(dir), 't') == 'd') then
+  local child = redis.call('HGET', dk(dir), name)
+  local t = false
+  if child then t = redis.call('HGET', ik(child), 't') end
+  if t ~= 'l' then r = {parent = dir, name = name, ino = t and child or false, t = t} end
+end
+if not r then r, e = resolve(1, ARGV[2], true) end
 if e then
   -- A link is followed by running the script again: keep the content for that run.
   if e[1] ~= 'LINK' then redis.call('UNLINK', ck(id)) end

@@ -252,6 +252,26 @@ export function concurrentWriterTests(ctx: { readonly p: FsProvider; readonly ca
   if (ctx.caps.uploadBusy) it(busyName, busyTest, 60_000);
   else it.skip(`${busyName} — skipped: the provider has no uploadBusy (a busy file's upload is refused after the 150)`, () => undefined);
 
+  // A folder renamed while an upload writes into it: on a disk the upload follows it (its descriptor does), and so
+  // must every backend's; where a folder is only a prefix (S3) the upload lands at its old path. Either way it
+  // completes, whole (Redis once failed it at its end: its commit looked the old path up).
+  it('a folder renamed while an upload writes into it: the upload completes whole, in the renamed folder (or, S3, at its old path)', async () => {
+    const p = ctx.p;
+    await p.mkdir('/moving');
+    const data = fill('m', 3 * STEP);
+    const ws = await within('open', startUpload(p, '/moving/file', {}, data.subarray(0, STEP)));
+    const renamed = await p.rename('/moving', '/moved').then(
+      () => 'renamed',
+      (err: unknown) => toVfsError(err).code,
+    );
+    expect(['renamed', 'EBUSY'], `a rename of the folder during the upload: ${renamed}`).toContain(renamed);
+    await within('write', writeChunk(ws, data.subarray(STEP)));
+    await within('end', endStream(ws));
+    const stored = async (path: string): Promise<Buffer | null> => readAll(p, path).catch(() => null);
+    const found = (renamed === 'renamed' ? await stored('/moved/file') : null) ?? (await stored('/moving/file'));
+    expect(found?.equals(data), 'the upload, whole, in the renamed folder or at its old path').toBe(true);
+  }, 60_000);
+
   // A backend that shows an upload only once it completes has an empty-looking folder meanwhile: an RMD of it must not
   // take the upload with it (removed, the upload failed at its end). Refused (EBUSY, ENOTEMPTY), or, where a folder
   // is only a prefix (S3), removed and made again by the upload: either way the upload completes whole.
