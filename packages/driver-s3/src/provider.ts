@@ -3,6 +3,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import {
   checkStreamOptions,
   countWhileOpen,
+  holdOwner,
+  UploadHolds,
   dirname,
   fsError,
   normalizePath,
@@ -58,6 +60,8 @@ export class S3Provider implements FsProvider {
   readonly #ownsClient: boolean;
   /** This provider's uploads running now, by path (see {@link uploadBusy}). */
   readonly #uploadFiles = new Map<string, number>();
+  /** Files held for a continuing upload the server has announced and that has not opened yet (see {@link uploadBusy}). */
+  readonly #holds = new UploadHolds<string>();
 
   /** @param options bucket, prefix, client or connection settings, part size and concurrency. */
   constructor(options: S3ProviderOptions) {
@@ -252,6 +256,7 @@ export class S3Provider implements FsProvider {
     if ((plan.keep?.size ?? 0) + (plan.zeroFill ?? 0) > maxObjectSize) throw tooLarge(path, maxObjectSize, this.#ctx.partSchedule);
     const stream = new S3UploadStream(this.#ctx, plan);
     countWhileOpen(this.#uploadFiles, normalizePath(path), stream);
+    this.#holds.release(normalizePath(path));
     return stream;
   }
 
@@ -259,11 +264,15 @@ export class S3Provider implements FsProvider {
    * Whether an upload of `path` with `options` would now race another upload of this provider to the file: one that
    * continues it (APPE, REST + STOR) completes only over the version it started from, so the first of the two to end
    * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the object
-   * (last one wins) and is never busy. Uploads of other processes are not seen.
+   * (last one wins) and is never busy. With `hold`, a file found free is held for the upload that
+   * asked until it opens (see `UploadHolds`). Uploads of other processes are not seen.
    */
-  async uploadBusy(path: string, options: WriteStreamOptions = {}): Promise<boolean> {
+  async uploadBusy(path: string, options: WriteStreamOptions = {}, hold: boolean | object = false): Promise<boolean> {
     if (options.append !== true && (options.start ?? 0) === 0) return false;
-    return this.#uploadFiles.has(normalizePath(path));
+    const key = normalizePath(path);
+    if (this.#uploadFiles.has(key) || this.#holds.held(key, holdOwner(hold))) return true;
+    if (hold !== false) this.#holds.hold(key, holdOwner(hold));
+    return false;
   }
 
   /** HASH: a digest stored with the object when there is one for the whole file, else streamed. */

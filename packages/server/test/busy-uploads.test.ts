@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalProvider, MemoryProvider, type FsProvider } from '@ftp/vfs';
+import type { ServerSettings } from '../src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawClient, startServer, writeAndClose } from './helpers.js';
 
@@ -46,9 +47,9 @@ const memory: Backend = {
 
 for (const backend of [local(true), local(false), memory]) {
   describe(backend.name, () => {
-    async function setup() {
+    async function setup(settings: Partial<ServerSettings> = {}) {
       const store = await backend.make();
-      const ctx = await startServer({ fs: store.fs });
+      const ctx = await startServer({ fs: store.fs, settings });
       cleanups.push(() => ctx.close());
       const session = async (): Promise<RawClient> => {
         const c = await RawClient.binarySession(ctx.port, cleanups);
@@ -133,6 +134,53 @@ for (const backend of [local(true), local(false), memory]) {
       const stored = await read('held.bin');
       expect(stored.length).toBe(400_000);
       expect(stored.subarray(299_995, 300_005).toString()).toBe('a'.repeat(5) + 'b'.repeat(5));
+    });
+
+    it('two uploads of one file announced at the same moment: one is told 150, the other 450 before any 150', async () => {
+      // Without the hold both were told 150 and the second was refused at its open (451), after which lftp resumed it
+      // onto the first one's file.
+      const { read, plant, session } = await setup();
+      await plant('same.bin', 'an older version');
+      // A plain STOR replaces the file on memory beside a running upload (its atomicUploads): APPEs there.
+      const verb = backend.name === 'memory' ? 'APPE' : 'STOR';
+      for (let round = 0; round < 5; round++) {
+        const a = await session();
+        const b = await session();
+        const [da, db] = [await a.passive(), await b.passive()];
+        // In one turn: the server reads both commands before either upload opens its file.
+        a.send(`${verb} same.bin`);
+        b.send(`${verb} same.bin`);
+        const [ra, rb] = [await a.next(), await b.next()];
+        expect([ra.code, rb.code].sort(), `${ra.code} ${ra.text} / ${rb.code} ${rb.text}`).toEqual([150, 450]);
+        const [winner, data, other] = ra.code === 150 ? [a, da, db] : [b, db, da];
+        other.destroy();
+        await writeAndClose(data, Buffer.from(`round ${round};`));
+        expect((await winner.next()).code).toBe(226);
+      }
+      const stored = (await read('same.bin')).toString();
+      expect(stored).toBe(verb === 'STOR' ? 'round 4;' : 'an older versionround 0;round 1;round 2;round 3;round 4;');
+    });
+
+    it('a hold its upload left (no data connection came) keeps others out for a moment, never the session itself', async () => {
+      // The hold of an announced upload lasts until it opens, or 3 s: a transfer that failed before its open leaves
+      // it, and the session's own retry must not meet it (a 450 for its own upload).
+      const { read, plant, session } = await setup({ dataConnectTimeout: 1 });
+      await plant('kept.bin', 'an older version');
+      const verb = backend.name === 'memory' ? 'APPE' : 'STOR';
+      const a = await session();
+      const b = await session();
+      // PASV without connecting: 150, then 425 after dataConnectTimeout.
+      expect((await a.cmd('PASV')).code).toBe(227);
+      expect((await a.cmd(`${verb} kept.bin`)).code).toBe(150);
+      expect((await a.next()).code).toBe(425);
+      await b.passive();
+      const refused = await b.cmd(`${verb} kept.bin`);
+      expect(refused.code, refused.text).toBe(450);
+      const data = await a.passive();
+      expect((await a.cmd(`${verb} kept.bin`)).code).toBe(150);
+      await writeAndClose(data, Buffer.from('retried'));
+      expect((await a.next()).code).toBe(226);
+      expect((await read('kept.bin')).toString()).toBe(verb === 'STOR' ? 'retried' : 'an older versionretried');
     });
 
     it('an upload idle for 5 s is ended by a newcomer with its own reason (451, not "busy, try again"), the newcomer\'s upload is the file', async () => {

@@ -233,12 +233,15 @@ export function concurrentWriterTests(ctx: { readonly p: FsProvider; readonly ca
   // whatever the file holds by then). Every backend refuses, at open or at the end, an upload that continues a file
   // another upload writes: `uploadBusy` must say so while that one runs, and not once it has ended. (A plain upload
   // is busy on the local disk only: the others replace the file, last one wins.)
-  const busyName = 'uploadBusy says an APPE or a REST + STOR of a file another upload writes is busy, until that one ends';
+  const busyName = 'uploadBusy says an APPE or a REST + STOR of a file another upload writes (or holds) is busy, until that one ends';
   const busyTest = async (): Promise<void> => {
     const p = ctx.p;
-    const ask = (path: string, options: WriteStreamOptions): Promise<boolean> => (p.uploadBusy as NonNullable<FsProvider['uploadBusy']>).call(p, path, options);
+    const ask = (path: string, options: WriteStreamOptions, hold = false): Promise<boolean> => (p.uploadBusy as NonNullable<FsProvider['uploadBusy']>).call(p, path, options, hold);
     await writeAll(p, '/asked', fill('o', STEP));
     expect(await ask('/asked', { append: true })).toBe(false);
+    // The server's ask holds a free file for its upload until that opens: a second upload announced meanwhile is busy.
+    expect(await ask('/asked', { append: true }, true), 'the first ask, holding').toBe(false);
+    expect(await ask('/asked', { append: true }), 'held for the upload that asked').toBe(true);
     const data = fill('n', 2 * STEP);
     const ws = await within('open', startUpload(p, '/asked', {}, data.subarray(0, STEP)));
     expect(await ask('/asked', { append: true }), 'APPE').toBe(true);

@@ -181,9 +181,14 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * the file is under way (an upload still writing it; on the local disk, a download reading it too). The server asks
    * before its 150 and answers 450, so that the client is refused before it sends a byte: a refusal after the 150
    * comes once the client has sent data, and clients then resume (REST, APPE) onto whatever the file holds by then.
-   * Advisory: nothing is taken, and the open still decides. Leave it out where uploads never refuse each other.
+   * The open still decides. With `hold` (the server's call, right before its 150), a file found free is held for
+   * this upload until it opens (briefly: a client that never connects its data connection does not hold it long),
+   * and another upload asking meanwhile is told busy: two uploads announced at the same moment must not both get a
+   * 150. `hold` may be an object naming the upload's owner (the server passes its session): that owner's next ask is
+   * not refused by a hold its own failed transfer left. Without `hold` nothing is taken. Leave it out where uploads
+   * never refuse each other (`UploadHolds` keeps holds for a provider).
    */
-  uploadBusy?(path: string, options?: WriteStreamOptions): Promise<boolean>;
+  uploadBusy?(path: string, options?: WriteStreamOptions, hold?: boolean | object): Promise<boolean>;
   /** Free bytes available under a path (AVBL); `Infinity` for unlimited. */
   availableSpace?(path: string): Promise<number>;
   /** Reserves room for an upload of `size` bytes (ALLO); throws ENOSPC when it cannot. */

@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, v
 import { once } from 'node:events';
 import { chunkReaderOf, fileSizeOf, LocalProvider, MemoryProvider, mounts, openReadStream, openWriteStream, quota, scoped, toVfsError } from '../src/index.js';
 import type { FsProvider, UploadStream, VfsErrorCode } from '../src/index.js';
-import { openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
+import { heldCount, openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
+import { UPLOAD_HOLD_MS } from '../src/upload-holds.js';
 
 let root: string;
 
@@ -162,6 +163,43 @@ for (const syncMetadata of [true, false]) {
       down.destroy();
       await once(down, 'close');
       expect(await busy()).toEqual(none);
+    });
+
+    it('uploadBusy with hold keeps a free file for the upload that asked: a second ask and a download are refused until it opens, or for UPLOAD_HOLD_MS', async () => {
+      // Two STORs of one file announced at the same moment: without the hold both were told 150, and the second was
+      // refused at its open (451), after which clients resume onto the other upload's file.
+      const p = make();
+      const other = make();
+      fs.writeFileSync(join(root, 'held.bin'), OLD);
+      expect(await p.uploadBusy('/held.bin', {}, true)).toBe(false);
+      expect(heldCount()).toBe(1);
+      expect(await other.uploadBusy('/held.bin', { append: true }, true)).toBe(true);
+      expect(await p.uploadBusy('/held.bin')).toBe(true);
+      expect(await code(openReadStream(other, '/held.bin'))).toBe('EBUSY');
+      // The upload that asked opens: it takes the hold, and is the writer from then on.
+      const up = await openWriteStream(p, '/held.bin');
+      expect(heldCount()).toBe(0);
+      await write(up, A);
+      await end(up);
+      expect(await p.uploadBusy('/held.bin')).toBe(false);
+      // A hold names its owner (the server's session): the owner's next ask is not refused by a hold its own failed
+      // transfer left, anyone else's is.
+      const [mine, theirs] = [{}, {}];
+      expect(await p.uploadBusy('/held.bin', {}, mine)).toBe(false);
+      expect(await p.uploadBusy('/held.bin', {}, mine)).toBe(false);
+      expect(await other.uploadBusy('/held.bin', {}, theirs)).toBe(true);
+      expect(await p.uploadBusy('/held.bin')).toBe(true);
+      expect(await code(openReadStream(p, '/held.bin'))).toBe('EBUSY');
+      // One that never opens holds the file no longer than UPLOAD_HOLD_MS.
+      expect(await p.uploadBusy('/held.bin', {}, true)).toBe(true);
+      const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + UPLOAD_HOLD_MS + 1);
+      try {
+        expect(await p.uploadBusy('/held.bin')).toBe(false);
+        expect(heldCount()).toBe(0);
+      } finally {
+        clock.mockRestore();
+      }
+      expect(onDisk('held.bin').equals(A)).toBe(true);
     });
 
     it('a download of a file being uploaded is refused with EBUSY, and reads the new version whole once it is done', async () => {
@@ -586,6 +624,19 @@ describe('MemoryProvider.uploadBusy', () => {
     expect(await p.uploadBusy('/missing', { append: true })).toBe(false);
     await end(up);
     expect(await p.uploadBusy('/m.bin', { append: true })).toBe(false);
+    // With hold, an append announced keeps the file from a second one until it opens (or UPLOAD_HOLD_MS).
+    expect(await p.uploadBusy('/m.bin', { append: true }, true)).toBe(false);
+    expect(await p.uploadBusy('/m.bin', { start: 3 }, true)).toBe(true);
+    const appending = await openWriteStream(p, '/m.bin', { append: true });
+    await end(appending);
+    expect(await p.uploadBusy('/m.bin', { append: true })).toBe(false);
+    expect(await p.uploadBusy('/m.bin', { append: true }, true)).toBe(false);
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now() + UPLOAD_HOLD_MS + 1);
+    try {
+      expect(await p.uploadBusy('/m.bin', { append: true })).toBe(false);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });
 

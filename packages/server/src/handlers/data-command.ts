@@ -23,6 +23,23 @@ export interface TransferEvent {
 }
 
 /**
+ * The session's data setup for a data command, or the refusal that comes before any 150: none set up (425), clear
+ * data where the policy wants it protected (521), an active address that is this server's own (425).
+ */
+export function refuseDataSetup(s: Session): NonNullable<Session['dataSetup']> {
+  const setup = s.dataSetup;
+  if (!setup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
+  // RFC 4217 §9: a policy may refuse clear data connections.
+  if (s.tlsRequired === 'all' && s.prot !== 'P') throw new FtpError(521, 'Data connections must be protected: use PBSZ 0 and PROT P.');
+  // Checked at PORT too; again now, for a passive port of this server opened since then at the address given.
+  if (setup.kind === 'active' && s.ctx.ownsEndpoint(setup.host, setup.port)) {
+    s.setDataSetup(null);
+    throw new FtpError(425, `Can't open data connection: port ${setup.port} is this server's own.`);
+  }
+  return setup;
+}
+
+/**
  * Runs one data command: takes the data setup (PASV/EPSV/PORT/EPRT), says 150, gets the data connection,
  * lets `work` move the bytes, and gives the final reply: 226 (with the text `work` returns, if any), 426 (the client's side failed or ABOR) or the
  * storage error's reply as RFC 959 allows it after a 150 (451, 551, 552: see {@link afterPreliminary}). The setup is
@@ -35,15 +52,7 @@ export async function runDataCommand(
   preliminary: string,
   work: (t: Transfer) => Promise<string | undefined | void>,
 ): Promise<void> {
-  const setup = s.dataSetup;
-  if (!setup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
-  // RFC 4217 §9: a policy may refuse clear data connections.
-  if (s.tlsRequired === 'all' && s.prot !== 'P') throw new FtpError(521, 'Data connections must be protected: use PBSZ 0 and PROT P.');
-  // Checked at PORT too; again now, for a passive port of this server opened since then at the address given.
-  if (setup.kind === 'active' && s.ctx.ownsEndpoint(setup.host, setup.port)) {
-    s.setDataSetup(null);
-    throw new FtpError(425, `Can't open data connection: port ${setup.port} is this server's own.`);
-  }
+  const setup = refuseDataSetup(s);
   s.dataSetup = null;
   const t = new Transfer(direction, path);
   s.transfer = t;

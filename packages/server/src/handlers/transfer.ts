@@ -4,7 +4,7 @@ import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, o
 import { isInvalidData, receiveFromSocket, sendToSocket, TransferError, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { rangesSendable, refuseUnlistableName, requirePermission, takeRange, type Session } from '../session.js';
-import { runDataCommand } from './data-command.js';
+import { refuseDataSetup, runDataCommand } from './data-command.js';
 
 function modeName(s: Session): string {
   return s.transferType === 'A' ? 'ASCII' : 'BINARY';
@@ -128,15 +128,22 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // A FIFO, a device or a socket is refused now, before a 150 the client would begin sending on (after it, RFC 959
   // leaves only 551 for this). The open below still checks, for one that appears meanwhile.
   if (st && !st.isFile()) throw new FtpError(550, `${path}: not a plain file.`);
-  // A file another transfer holds is refused now (450), before a 150 the client would begin sending on: refused after
-  // it (451), clients that saw their data go out resume with REST or APPE onto whatever the file holds by then.
-  // Before the restart point's check: the size of a file being written is in flux.
-  if (st !== null && (await s.vfs.uploadBusy?.(path, options)) === true) {
-    throw new FtpError(450, `${path}: File busy (another transfer of it is under way), try again later.`);
-  }
   // As for RETR (RFC 3659 §5.4, RFC 1123 §4.1.3.4): a restart point past the end is refused, not filled with zeros.
   const size = st?.size ?? 0;
-  if (options.start !== undefined && options.start > size) {
+  const pastEnd = options.start !== undefined && options.start > size;
+  // A file another transfer holds is refused now (450), before a 150 the client would begin sending on: refused after
+  // it (451), clients that saw their data go out resume with REST or APPE onto whatever the file holds by then.
+  // Before the restart point's refusal: the size of a file being written is in flux. The ask holds a free file for
+  // this upload until it opens (the session named as its owner), so that a second upload asking meanwhile is refused
+  // too (both told 150 at the same moment, the second would be refused at its open, after its 150): only for an
+  // upload that goes on to its 150, so what refuses it before then is checked first.
+  if (st !== null && s.dataSetup) {
+    if (!pastEnd) refuseDataSetup(s);
+    if ((await s.vfs.uploadBusy?.(path, options, pastEnd ? false : s)) === true) {
+      throw new FtpError(450, `${path}: File busy (another transfer of it is under way), try again later.`);
+    }
+  }
+  if (pastEnd) {
     throw new FtpError(554, `Restart offset ${options.start} is beyond the end of the file (${size} bytes).`);
   }
   // A new file needs its folder: refused now, not after a 150 the client has begun sending on (RFC 959 §4.2 has

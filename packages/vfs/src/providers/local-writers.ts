@@ -1,5 +1,6 @@
 import type { Stats } from 'node:fs';
 import { fsError, takenOverError, VfsError } from '../errors.js';
+import { holdOwner, UploadHolds } from '../upload-holds.js';
 import { claimIntact, claimRead, claimWrite, readByOthers, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
 
 /**
@@ -116,6 +117,8 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
   const tookOver = takeOver(key);
+  // The upload announced for this file opens (or another writer, which the announced one will then meet).
+  announced.release(key);
   const claim: WriterClaim = { key, path, idleSince: performance.now(), revoke: null, shared, tookOver };
   if (shared !== null) {
     shared.onLost = (why) => {
@@ -128,20 +131,34 @@ export function takeWriter(st: Stats, path: string): WriterClaim {
   return claim;
 }
 
+/**
+ * Files held for an upload the server has announced (its 150 is on the way) but not opened yet, by key (see
+ * {@link writerRefused}'s `hold`); one set for the process, as the writers are.
+ */
+const announced: UploadHolds<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.held.v1')] ??= new UploadHolds<string>()) as UploadHolds<string>;
+
 /** Whether any transfer of this process, or of another one sharing claims, could be in the way of a new upload. */
 export function transfersMayRun(): boolean {
-  return writers.size > 0 || readers.size > 0 || sharingFileClaims();
+  return writers.size > 0 || readers.size > 0 || announced.size > 0 || sharingFileClaims();
 }
 
 /**
  * Whether {@link takeWriter} would refuse an upload of the file `st` now (a reader, a writer that is not idle, or
- * another process's of either), asked without taking or ending anything: the server looks before it says 150, so
- * that a client is refused (450) before it sends a byte. Advisory; the open still decides.
+ * another process's of either; or another announced upload holds it), asked without taking or ending anything: the
+ * server looks before it says 150, so that a client is refused (450) before it sends a byte.
+ *
+ * With `hold`, a file found free is held for the upload that asked until it opens (the next writer to open the file
+ * takes the hold) or for `UPLOAD_HOLD_MS` (upload-holds.ts): meanwhile another upload asking is refused, and so are downloads.
+ * Two uploads announced at the same moment would otherwise both be told 150, the second refused at its open (451),
+ * and clients resume such an upload (REST, APPE) onto the other one's file.
  */
-export function writerRefused(st: Stats): boolean {
+export function writerRefused(st: Stats, hold: boolean | object = false): boolean {
   const key = keyOf(st);
-  if (readers.has(key) || !freeOrIdle(key)) return true;
-  return writtenByOthers(key) || readByOthers(key);
+  const owner = holdOwner(hold);
+  if (readers.has(key) || !freeOrIdle(key) || announced.held(key, owner)) return true;
+  if (writtenByOthers(key) || readByOthers(key)) return true;
+  if (hold !== false) announced.hold(key, owner);
+  return false;
 }
 
 /**
@@ -191,6 +208,8 @@ export function releaseWriter(claim: WriterClaim): void {
 export function takeReader(st: Stats, path: string): ReaderClaim {
   const key = keyOf(st);
   if (writers.size > 0 && !freeOrIdle(key)) throw fsError('EBUSY', 'open', path);
+  // An announced upload is about to rewrite it: a download now would hold the file and refuse that upload at its open.
+  if (announced.held(key)) throw fsError('EBUSY', 'open', path);
   let shared: SharedClaim | null = null;
   if (sharingFileClaims()) {
     shared = claimRead(key);
@@ -228,6 +247,11 @@ export function releaseClaim(claim: FileClaim): void {
 /** @internal How many files are registered as being written (for tests: it must fall back to 0). */
 export function openWriterCount(): number {
   return writers.size;
+}
+
+/** @internal How many files are held for announced uploads (for tests). */
+export function heldCount(): number {
+  return announced.size;
 }
 
 /** @internal How many files are registered as being read (for tests: it must fall back to 0). */

@@ -1620,10 +1620,12 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
 
   /**
    * Whether an upload of `path` opened now would be refused (EBUSY): another upload still writes the file, or a
-   * download reads it (see `local-writers.ts`). Without a transfer under way anywhere, nothing is looked up.
+   * download reads it, or another announced upload holds it (see `local-writers.ts`); with `hold`, a free file is held
+   * for this upload until it opens. Without a transfer under way anywhere and without `hold`, nothing is looked up.
    */
-  async uploadBusy(path: string): Promise<boolean> {
-    if (!transfersMayRun()) return false;
+  async uploadBusy(path: string, _options?: WriteStreamOptions, hold: boolean | object = false): Promise<boolean> {
+    // With nothing under way nothing refuses it; a hold is taken all the same (another upload may ask next).
+    if (hold === false && !transfersMayRun()) return false;
     let st: Stats;
     try {
       // Without syncMetadata, in the thread pool: a lookup on a network filesystem may stall for seconds.
@@ -1632,7 +1634,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // Missing, or not to be looked at: the open answers for it.
       return false;
     }
-    return st.isFile() && writerRefused(st);
+    return st.isFile() && writerRefused(st, hold);
   }
 
   /** Bytes available to this process on the file system of `path` (`fs.statfs`: `bavail × bsize`). */

@@ -11,6 +11,7 @@ import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { OpenFlags } from '../stats.js';
 import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import { WRITER_TAKEOVER_IDLE_MS } from './local-writers.js';
+import { holdOwner, UploadHolds } from '../upload-holds.js';
 import { slicesOf } from '../listing.js';
 import { namesOf, type Sliced } from '../internal/sliced.js';
 
@@ -471,6 +472,9 @@ function busy(content: Content, path: string): boolean {
   (writer as MemoryWriteStream).destroy(takenOverError(path));
   return content.writer !== null;
 }
+
+/** Files held for an announced continuing upload (APPE, REST + STOR) not opened yet: see `uploadBusy`'s `hold`. */
+const holds = new UploadHolds<MemNode>();
 
 /** Whether an upload writes `content` and is not idle (see {@link busy}): nothing is ended by asking. */
 function writing(content: Content): boolean {
@@ -956,6 +960,8 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
     checkStreamOptions(options, path);
     const node = this.#openFile(path, true, false, options.mode ?? 0o644, 'open');
+    // The upload announced for it opens (see uploadBusy).
+    holds.release(node);
     const continues = options.append === true || (options.start ?? 0) > 0;
     if (continues && busy(node.content, path)) throw fsError('EBUSY', 'open', path);
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
@@ -987,9 +993,10 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
 
   /**
    * Whether an upload of `path` with `options` opened now would be refused (EBUSY): an append or a REST + STOR
-   * while another upload still writes the file (a plain upload replaces it: see `atomicUploads`).
+   * while another upload still writes the file, or another announced one holds it (a plain upload replaces it: see
+   * `atomicUploads`). With `hold`, a free file is held for this upload until it opens.
    */
-  async uploadBusy(path: string, options: WriteStreamOptions = {}): Promise<boolean> {
+  async uploadBusy(path: string, options: WriteStreamOptions = {}, hold: boolean | object = false): Promise<boolean> {
     if (options.append !== true && (options.start ?? 0) === 0) return false;
     let node: MemNode;
     try {
@@ -997,7 +1004,10 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     } catch {
       return false;
     }
-    return node.kind === 'file' && writing((node as FileNode).content);
+    if (node.kind !== 'file') return false;
+    if (writing((node as FileNode).content) || holds.held(node, holdOwner(hold))) return true;
+    if (hold !== false) holds.hold(node, holdOwner(hold));
+    return false;
   }
 
   /** Bytes that can still be stored (`Infinity` without a capacity). */

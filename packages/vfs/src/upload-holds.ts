@@ -1,0 +1,57 @@
+/**
+ * How long a file stays held for an announced upload that has not opened it (ms): see `FsProvider.uploadBusy`'s
+ * `hold`. The time between the server's 150 and the open is a data connection's (milliseconds); a client that never
+ * connects holds the file no longer than this.
+ */
+export const UPLOAD_HOLD_MS = 3000;
+
+/**
+ * Files held for uploads the server has announced (its 150 is on the way) and that have not opened yet, by a
+ * provider's own key for a file: what `uploadBusy(path, options, true)` takes and the upload's open gives back.
+ * Two uploads of one file announced at the same moment are then not both told 150.
+ */
+export class UploadHolds<K> {
+  // The owner by a weak reference: a hold never keeps a closed session alive.
+  readonly #holds = new Map<K, { until: number; owner: WeakRef<object> | undefined }>();
+
+  /**
+   * Whether `key` is held now for an upload of another owner than `owner` (any hold when `owner` is undefined); an
+   * expired hold is dropped.
+   */
+  held(key: K, owner?: object): boolean {
+    if (this.#holds.size === 0) return false;
+    const h = this.#holds.get(key);
+    if (h === undefined) return false;
+    if (h.until <= performance.now()) {
+      this.#holds.delete(key);
+      return false;
+    }
+    return owner === undefined || h.owner?.deref() !== owner;
+  }
+
+  /**
+   * Holds `key` for {@link UPLOAD_HOLD_MS}, for `owner` (the server passes the session: a hold its upload left,
+   * never opened because the transfer failed first, does not refuse its next one).
+   */
+  hold(key: K, owner?: object): void {
+    const now = performance.now();
+    // Holds of clients that never connected are dropped now and then, not only when their file is asked about again.
+    if (this.#holds.size >= 1024) for (const [k, h] of this.#holds) if (h.until <= now) this.#holds.delete(k);
+    this.#holds.set(key, { until: now + UPLOAD_HOLD_MS, owner: owner === undefined ? undefined : new WeakRef(owner) });
+  }
+
+  /** The announced upload (or another writer) opens the file: the hold is given back. */
+  release(key: K): void {
+    if (this.#holds.size > 0) this.#holds.delete(key);
+  }
+
+  /** How many holds there are, expired ones included until they are dropped. */
+  get size(): number {
+    return this.#holds.size;
+  }
+}
+
+/** The owner of a hold `uploadBusy` was asked to take: `true` holds for no one in particular. */
+export function holdOwner(hold: boolean | object | undefined): object | undefined {
+  return typeof hold === 'object' && hold !== null ? hold : undefined;
+}
