@@ -173,3 +173,60 @@ it.each([true, false])('STOR and APPE to a FIFO are refused (553 and 550) before
   expect(Date.now() - started).toBeLessThan(1500);
   expect((await c.cmd('NOOP')).code).toBe(200);
 });
+
+/**
+ * A client in another process (Python's ftplib): it RETRs the file, does not read the data connection until told to
+ * (a client in this process would read the socket into its own buffers at once), and prints what it got.
+ */
+const HOLDING_CLIENT = `
+import ftplib, sys, hashlib
+port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+a = ftplib.FTP(); a.connect('127.0.0.1', port, timeout=20); a.login(user, password); a.voidcmd('TYPE I')
+d = a.transfercmd('RETR sf.bin')
+print(a.getresp()[:3], flush=True)
+sys.stdin.readline()
+got = b''
+d.settimeout(20)
+while True:
+    x = d.recv(65536)
+    if not x: break
+    got += x
+print(len(got), hashlib.sha256(got).hexdigest(), flush=True)
+`;
+
+it('a download still in the kernel when another session replaces the file gets the version it began with, whole', async () => {
+  // The bug: sent with sendfile, the bytes waiting in the socket were the file's pages; a small upload rewrites those
+  // in place, and the client, reading after the 226, got the new version's bytes (or zeros past its end).
+  const { spawn } = await import('node:child_process');
+  const { USER, PASSWORD } = await import('./helpers.js');
+  for (const [size, replacement] of [
+    [65_536, 65_536],
+    [65_536, 100],
+    [16_384, 16_384],
+    [300_000, 100],
+  ] as const) {
+    const old = Buffer.alloc(size, 'A');
+    const ctx = await setup({ 'sf.bin': old });
+    const python = spawn('python3', ['-c', HOLDING_CLIENT, String(ctx.port), USER, PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] });
+    cleanups.push(() => python.kill());
+    const lines: string[] = [];
+    let wake: (() => void) | null = null;
+    python.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      lines.push(...chunk.split('\n').filter(Boolean));
+      wake?.();
+    });
+    const line = async (n: number): Promise<string> => {
+      for (let i = 0; i < 200 && lines.length < n; i++) await new Promise<void>((r) => ((wake = r), setTimeout(r, 100)));
+      return lines[n - 1] ?? '(nothing)';
+    };
+    // The download's 226: the server is done with it, the bytes wait in the kernel for the client.
+    expect(await line(1)).toBe('226');
+    const b = await client(ctx.port);
+    const data = await b.passive();
+    expect((await b.cmd('STOR sf.bin')).code).toBe(150);
+    data.end(Buffer.alloc(replacement, 'B'));
+    expect((await b.next()).code).toBe(226);
+    python.stdin.write('\n');
+    expect(await line(2), `${size} bytes replaced by ${replacement}: the old version`).toBe(`${size} ${sha(old)}`);
+  }
+}, 60_000);

@@ -103,7 +103,9 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
     expect((await download(c, 'RETR big.bin', ['RANG 10 5000000']))).toEqual(big.subarray(10, 5_000_001));
     const events = ctx.events.slice(0, 5);
     await lastEvent(ctx.events, 5);
-    expect(events.map((e) => e.sendfile)).toEqual([true, true, true, true, true]);
+    // A file of at most 64 KiB is sent from a copy: an upload may rewrite it in place (see @ftp/vfs's local provider)
+    // while the client has yet to read the pages sendfile left in the socket.
+    expect(events.map((e) => e.sendfile)).toEqual([true, undefined, undefined, true, true]);
     expect(ctx.events.map((e) => e.bytes)).toEqual([big.length, small.length, 0, big.length - 1_000_001, 4_999_991]);
   });
 

@@ -1497,7 +1497,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // Sending straight from the descriptor (sendfile) reads the same bytes: on this thread only where the chunk
       // reader below would (a file of at most SYNC_READ_FILE, with synchronous metadata); a big file's first read
       // from a cold cache would hold every session up.
-      attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd });
+      // Not a file an upload may overwrite in place (at most SMALL_IO, with synchronous metadata: see
+      // createWriteStream): sendfile leaves the client's bytes in the socket as references to the file's pages until
+      // the client has them, after the download's 226 and the release of its claim; an upload rewriting those pages
+      // then changed what the client received (another version's bytes, or zeros past its end). Copied, they are
+      // the client's (and as cheap: 16 KiB downloads measured the same either way).
+      if (!(sync && size <= SMALL_IO)) {
+        attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd });
+      }
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
         if (want <= 0) return ended();
