@@ -1,9 +1,10 @@
-import { once } from 'node:events';
-import { createServer, connect, type Socket } from 'node:net';
+import { EventEmitter, once } from 'node:events';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatHostPort, parseEpsvReply } from '@ftp/protocol';
 import { MemoryProvider } from '@ftp/vfs';
 import { foreignPeerLog } from '../src/data/foreign-peer-log.js';
+import { PortListener } from '../src/data/passive.js';
 import { FtpServer } from '../src/index.js';
 import { freePortRange, PASSWORD, RawClient, readAll, serverLogging, USER } from './helpers.js';
 
@@ -57,6 +58,21 @@ describe('passive ports: connections from foreign addresses', () => {
     expect(refused).toHaveLength(1);
     expect(refused[0]).toMatchObject({ address: '127.0.0.9', port, refused: 1 });
     expect(refused[0]).not.toHaveProperty('session');
+  });
+
+  it('a connection reset before it was accepted (no address left) is closed quietly: no foreign-address warning', () => {
+    // Seen under load: the warning named an empty address, for a client that had reset its own data connection.
+    const server = new EventEmitter() as unknown as Server;
+    const foreign: string[] = [];
+    new PortListener(server, '127.0.0.1', 1, () => {}, 1000, null, (address) => void foreign.push(address));
+    let destroyed = 0;
+    const gone = { remoteAddress: undefined, on: () => gone, destroy: () => void destroyed++ };
+    server.emit('connection', gone);
+    expect(destroyed).toBe(1);
+    expect(foreign).toEqual([]);
+    // One with an address nobody waits for is still a foreign one.
+    server.emit('connection', { ...gone, remoteAddress: '127.0.0.9' });
+    expect(foreign).toEqual(['127.0.0.9']);
   });
 
   it("a connected client's own late connection (after ABOR) is no foreign one: a debug line, no warning", async () => {

@@ -34,8 +34,9 @@ const ANY = '*';
  * One listening port of the range and the sessions waiting on it, at most one per client address. Connections
  * are told apart by their source address, so one port serves many clients at once (a small firewall range is
  * enough for many users) while a client never shares a port with itself.
+ * @internal Exported for tests.
  */
-class PortListener {
+export class PortListener {
   readonly waiting = new Map<string, PassiveReservation>();
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -51,6 +52,9 @@ class PortListener {
   ) {
     server.on('connection', (s) => {
       s.on('error', () => {});
+      // Reset by its peer before it came here (no address left to read): nobody's data connection any more, and no
+      // stranger's either (it was logged as one, with an empty address).
+      if (s.remoteAddress === undefined) return void s.destroy();
       if (!this.proxy) return this.route(s, plainAddress(s.remoteAddress));
       // Through a load balancer: the client's address is in the PROXY header, read before routing.
       readProxyHeader(s, this.proxy.timeoutMs)
