@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { attachFileSize, checkStreamOptions, countWhileOpen, holdOwner, UploadHolds, createDigest, digestStream, dirname, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
+import { attachFileSize, checkStreamOptions, countWhileOpen, RunningUploads, createDigest, digestStream, dirname, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
 import { connect, evalScript, newCallId, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
@@ -116,10 +116,8 @@ export class RedisProvider implements FsProvider {
    * seen.
    */
   readonly #uploadFolders = new Map<string, number>();
-  /** This provider's uploads running now, by path (see {@link uploadBusy}). */
-  readonly #uploadFiles = new Map<string, number>();
-  /** Files held for a continuing upload the server has announced and that has not opened yet (see {@link uploadBusy}). */
-  readonly #holds = new UploadHolds<string>();
+  /** This provider's uploads running or announced, by path (see {@link uploadBusy}). */
+  readonly #uploads = new RunningUploads<string>();
   readonly #options: typeof DEFAULTS;
   #ready: Promise<Internals> | undefined;
 
@@ -372,8 +370,7 @@ export class RedisProvider implements FsProvider {
     const commit = this.#committer(path, mode & 0o7777, false, start, continues);
     const stream = new RedisWriteStream(start.fs, { ino: start.ino, fullChunks: start.fullChunks, head: start.head, hole, copy: start.copy }, commit);
     countWhileOpen(this.#uploadFolders, dirname(normalizePath(path)), stream);
-    countWhileOpen(this.#uploadFiles, normalizePath(path), stream);
-    this.#holds.release(normalizePath(path));
+    this.#uploads.opened(normalizePath(path), stream);
     return stream;
   }
 
@@ -382,14 +379,10 @@ export class RedisProvider implements FsProvider {
    * continues it (APPE, REST + STOR) commits only over the version it started from, so the first of the two to end
    * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the file
    * (last one wins) and is never busy. With `hold`, a file found free is held for the upload that
-   * asked until it opens (see `UploadHolds`). Uploads of other processes are not seen; the file is told by its path.
+   * asked until it opens (see `RunningUploads`). Uploads of other processes are not seen; the file is told by its path.
    */
   async uploadBusy(path: string, options: WriteStreamOptions = {}, hold: boolean | object = false): Promise<boolean> {
-    if (options.append !== true && (options.start ?? 0) === 0) return false;
-    const key = normalizePath(path);
-    if (this.#uploadFiles.has(key) || this.#holds.held(key, holdOwner(hold))) return true;
-    if (hold !== false) this.#holds.hold(key, holdOwner(hold));
-    return false;
+    return this.#uploads.mayBeBusy(options, hold) && this.#uploads.busy(normalizePath(path), hold);
   }
 
   /**

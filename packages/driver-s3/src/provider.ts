@@ -2,9 +2,7 @@ import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   checkStreamOptions,
-  countWhileOpen,
-  holdOwner,
-  UploadHolds,
+  RunningUploads,
   dirname,
   fsError,
   normalizePath,
@@ -58,10 +56,8 @@ export class S3Provider implements FsProvider {
   readonly client: S3Client;
   readonly #ctx: S3Context;
   readonly #ownsClient: boolean;
-  /** This provider's uploads running now, by path (see {@link uploadBusy}). */
-  readonly #uploadFiles = new Map<string, number>();
-  /** Files held for a continuing upload the server has announced and that has not opened yet (see {@link uploadBusy}). */
-  readonly #holds = new UploadHolds<string>();
+  /** This provider's uploads running or announced, by path (see {@link uploadBusy}). */
+  readonly #uploads = new RunningUploads<string>();
 
   /** @param options bucket, prefix, client or connection settings, part size and concurrency. */
   constructor(options: S3ProviderOptions) {
@@ -255,8 +251,7 @@ export class S3Provider implements FsProvider {
     const { maxObjectSize } = this.#ctx.partSchedule;
     if ((plan.keep?.size ?? 0) + (plan.zeroFill ?? 0) > maxObjectSize) throw tooLarge(path, maxObjectSize, this.#ctx.partSchedule);
     const stream = new S3UploadStream(this.#ctx, plan);
-    countWhileOpen(this.#uploadFiles, normalizePath(path), stream);
-    this.#holds.release(normalizePath(path));
+    this.#uploads.opened(normalizePath(path), stream);
     return stream;
   }
 
@@ -265,14 +260,10 @@ export class S3Provider implements FsProvider {
    * continues it (APPE, REST + STOR) completes only over the version it started from, so the first of the two to end
    * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the object
    * (last one wins) and is never busy. With `hold`, a file found free is held for the upload that
-   * asked until it opens (see `UploadHolds`). Uploads of other processes are not seen.
+   * asked until it opens (see `RunningUploads`). Uploads of other processes are not seen.
    */
   async uploadBusy(path: string, options: WriteStreamOptions = {}, hold: boolean | object = false): Promise<boolean> {
-    if (options.append !== true && (options.start ?? 0) === 0) return false;
-    const key = normalizePath(path);
-    if (this.#uploadFiles.has(key) || this.#holds.held(key, holdOwner(hold))) return true;
-    if (hold !== false) this.#holds.hold(key, holdOwner(hold));
-    return false;
+    return this.#uploads.mayBeBusy(options, hold) && this.#uploads.busy(normalizePath(path), hold);
   }
 
   /** HASH: a digest stored with the object when there is one for the whole file, else streamed. */

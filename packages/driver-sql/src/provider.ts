@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Kysely } from 'kysely';
-import { checkStreamOptions, countWhileOpen, holdOwner, UploadHolds, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
+import { checkStreamOptions, countWhileOpen, RunningUploads, createDigest, digestStream, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, VfsDirent, VfsError, VfsStats } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, NodeKind, ReadStreamOptions, UploadStream, WriteStreamOptions } from '@ftp/vfs';
 import { connectExisting, connectUrl, dialectOfKysely } from './dialects.js';
 import type { Connection, DialectName, ExistingConnection, PoolOptions } from './dialects.js';
@@ -114,9 +114,7 @@ export class SqlProvider implements FsProvider {
    * This provider's uploads running now, by folder id and name (see {@link uploadBusy}): an append or a REST + STOR
    * of a file another upload writes commits only if that one fails, so the server refuses it before its 150.
    */
-  readonly #uploadFiles = new Map<string, number>();
-  /** Files held for a continuing upload the server has announced and that has not opened yet (see {@link uploadBusy}). */
-  readonly #holds = new UploadHolds<string>();
+  readonly #uploads = new RunningUploads<string>();
 
   /** Builds the provider; nothing connects until the first call (or {@link migrate}). */
   constructor(options: SqlProviderOptions) {
@@ -694,8 +692,7 @@ export class SqlProvider implements FsProvider {
       });
       const stream = new SqlWriteStream(this.#store, target, normalizePath(path));
       countWhileOpen(this.#uploadFolders, target.dirId, stream);
-      countWhileOpen(this.#uploadFiles, `${target.dirId}/${target.name}`, stream);
-      this.#holds.release(`${target.dirId}/${target.name}`);
+      this.#uploads.opened(`${target.dirId}/${target.name}`, stream);
       return stream;
     });
   }
@@ -705,18 +702,13 @@ export class SqlProvider implements FsProvider {
    * continues it (APPE, REST + STOR) commits only over the version it started from, so the first of the two to end
    * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the file
    * (last one wins) and is never busy. With `hold`, a file found free is held for the upload that asked until it opens
-   * (see `UploadHolds`). Uploads of other processes are not seen.
+   * (see `RunningUploads`). Uploads of other processes are not seen.
    */
   async uploadBusy(path: string, options: WriteStreamOptions = {}, hold: boolean | object = false): Promise<boolean> {
-    if (options.append !== true && (options.start ?? 0) === 0) return false;
-    if (hold === false && this.#uploadFiles.size === 0 && this.#holds.size === 0) return false;
+    if (!this.#uploads.mayBeBusy(options, hold)) return false;
     return this.#use(path, async () => {
       const loc = await this.#locate(this.db, path, true, 'open').catch(() => null);
-      if (loc === null || loc.parent === undefined) return false;
-      const key = `${loc.parent.id}/${loc.name}`;
-      if (this.#uploadFiles.has(key) || this.#holds.held(key, holdOwner(hold))) return true;
-      if (hold !== false) this.#holds.hold(key, holdOwner(hold));
-      return false;
+      return loc !== null && loc.parent !== undefined && this.#uploads.busy(`${loc.parent.id}/${loc.name}`, hold);
     });
   }
 

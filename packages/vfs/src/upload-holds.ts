@@ -1,3 +1,6 @@
+import type { WriteStreamOptions } from './spec.js';
+import { countWhileOpen } from './streams.js';
+
 /**
  * How long a file stays held for an announced upload that has not opened it (ms): see `FsProvider.uploadBusy`'s
  * `hold`. The time between the server's 150 and the open is a data connection's (milliseconds); a client that never
@@ -54,4 +57,38 @@ export class UploadHolds<K> {
 /** The owner of a hold `uploadBusy` was asked to take: `true` holds for no one in particular. */
 export function holdOwner(hold: boolean | object | undefined): object | undefined {
   return typeof hold === 'object' && hold !== null ? hold : undefined;
+}
+
+/**
+ * The uploads of one provider whose uploads never refuse each other at their open (they swap whole versions in),
+ * running or announced, by the provider's own key for a file: what its `uploadBusy` answers from. Only uploads that
+ * continue a file (APPE, REST + STOR) are ever busy there: they commit over the version they started from, so the
+ * first of two to end makes the other fail at its end, after its client sent everything.
+ */
+export class RunningUploads<K> {
+  readonly #running = new Map<K, number>();
+  readonly #holds = new UploadHolds<K>();
+
+  /** An upload of `key` has opened: running until `stream` closes; it takes the file's hold. */
+  opened(key: K, stream: { once(event: 'close', listener: () => void): unknown }): void {
+    countWhileOpen(this.#running, key, stream);
+    this.#holds.release(key);
+  }
+
+  /**
+   * Whether an upload with `options` may be busy at all, before the provider looks its file up: not a plain upload
+   * (it replaces the file, last one wins), and not while nothing runs or is held and no hold is asked for.
+   */
+  mayBeBusy(options: WriteStreamOptions, hold: boolean | object): boolean {
+    if (options.append !== true && (options.start ?? 0) === 0) return false;
+    return hold !== false || this.#running.size > 0 || this.#holds.size > 0;
+  }
+
+  /** `uploadBusy`'s answer for the file `key`: another upload runs or holds it; else, with `hold`, held now. */
+  busy(key: K, hold: boolean | object): boolean {
+    const owner = holdOwner(hold);
+    if (this.#running.has(key) || this.#holds.held(key, owner)) return true;
+    if (hold !== false) this.#holds.hold(key, owner);
+    return false;
+  }
 }

@@ -10,7 +10,7 @@ import type { DirEntry, DirSlices, FsProvider, ReadStreamOptions, UploadStream, 
 import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { NodeKind, OpenFlags } from '../stats.js';
 import { checkStreamOptions, countWhileOpen } from '../streams.js';
-import { holdOwner, UploadHolds } from '../upload-holds.js';
+import { RunningUploads } from '../upload-holds.js';
 import { ReadTurns } from './read-turns.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 
@@ -760,10 +760,8 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
    * the upload failed at its end (551).
    */
   readonly #uploadFolders = new Map<number, number>();
-  /** This provider's uploads running now, by folder id and name (see {@link uploadBusy}). */
-  readonly #uploadFiles = new Map<string, number>();
-  /** Files held for a continuing upload the server has announced and that has not opened yet (see {@link uploadBusy}). */
-  readonly #holds = new UploadHolds<string>();
+  /** This provider's uploads running or announced, by folder id and name (see {@link uploadBusy}). */
+  readonly #uploads = new RunningUploads<string>();
 
   /**
    * @param filename a database file (created when missing) or `':memory:'` (the default).
@@ -1299,8 +1297,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
           keep === 0 && gap === 0 ? undefined : { chunks: Math.floor(keep / this.chunkSize), tail: keep % this.chunkSize, gap };
         const stream = new SqliteWriteStream(this.#internals, tempId, loc.dirId, loc.name, kept, base, normalizePath(path));
         countWhileOpen(this.#uploadFolders, loc.dirId, stream);
-        countWhileOpen(this.#uploadFiles, `${loc.dirId}/${loc.name}`, stream);
-        this.#holds.release(`${loc.dirId}/${loc.name}`);
+        this.#uploads.opened(`${loc.dirId}/${loc.name}`, stream);
         return stream;
       }),
     );
@@ -1311,11 +1308,10 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
    * continues it (APPE, REST + STOR) commits only over the version it started from, so the first of the two to end
    * makes the other fail at its end (EBUSY, after its client sent everything). A plain upload replaces the file
    * (last one wins) and is never busy. With `hold`, a file found free is held for the upload that asked until it opens
-   * (see `UploadHolds`).
+   * (see `RunningUploads`).
    */
   async uploadBusy(path: string, options: WriteStreamOptions = {}, hold: boolean | object = false): Promise<boolean> {
-    if (options.append !== true && (options.start ?? 0) === 0) return false;
-    if (hold === false && this.#uploadFiles.size === 0 && this.#holds.size === 0) return false;
+    if (!this.#uploads.mayBeBusy(options, hold)) return false;
     let key: string;
     try {
       const loc = this.#run(path, () => this.#locate(path, true, 'open'));
@@ -1324,9 +1320,7 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     } catch {
       return false;
     }
-    if (this.#uploadFiles.has(key) || this.#holds.held(key, holdOwner(hold))) return true;
-    if (hold !== false) this.#holds.hold(key, holdOwner(hold));
-    return false;
+    return this.#uploads.busy(key, hold);
   }
 
   /** Sets the modification time. */
