@@ -159,6 +159,22 @@ for (const backend of [local(true), local(false), memory]) {
       }
       const stored = (await read('same.bin')).toString();
       expect(stored).toBe(verb === 'STOR' ? 'round 4;' : 'an older versionround 0;round 1;round 2;round 3;round 4;');
+      // A name that does not exist yet is held too (by its folder and name), on the disk; memory replaces.
+      if (verb !== 'STOR') return;
+      for (let round = 0; round < 5; round++) {
+        const a = await session();
+        const b = await session();
+        const [da, db] = [await a.passive(), await b.passive()];
+        a.send(`STOR new-${round}.bin`);
+        b.send(`STOR new-${round}.bin`);
+        const [ra, rb] = [await a.next(), await b.next()];
+        expect([ra.code, rb.code].sort(), `new name: ${ra.code} ${ra.text} / ${rb.code} ${rb.text}`).toEqual([150, 450]);
+        const [winner, data, other] = ra.code === 150 ? [a, da, db] : [b, db, da];
+        other.destroy();
+        await writeAndClose(data, Buffer.from(`new ${round}`));
+        expect((await winner.next()).code).toBe(226);
+        expect((await read(`new-${round}.bin`)).toString()).toBe(`new ${round}`);
+      }
     });
 
     it('a hold its upload left (no data connection came) keeps others out for a moment, never the session itself', async () => {

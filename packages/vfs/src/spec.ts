@@ -186,9 +186,10 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * and another upload asking meanwhile is told busy: two uploads announced at the same moment must not both get a
    * 150. `hold` may be an object naming the upload's owner (the server passes its session): that owner's next ask is
    * not refused by a hold its own failed transfer left. Without `hold` nothing is taken. Leave it out where uploads
-   * never refuse each other (`UploadHolds` keeps holds for a provider).
+   * never refuse each other (`UploadHolds` keeps holds for a provider). `known`: what the caller's own `stat` of
+   * `path` has just answered (null: no such file), for a provider that can use it instead of looking again.
    */
-  uploadBusy?(path: string, options?: WriteStreamOptions, hold?: boolean | object): Promise<boolean>;
+  uploadBusy?(path: string, options?: WriteStreamOptions, hold?: boolean | object, known?: FileStats | null): Promise<boolean>;
   /** Free bytes available under a path (AVBL); `Infinity` for unlimited. */
   availableSpace?(path: string): Promise<number>;
   /** Reserves room for an upload of `size` bytes (ALLO); throws ENOSPC when it cannot. */

@@ -137,9 +137,11 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // this upload until it opens (the session named as its owner), so that a second upload asking meanwhile is refused
   // too (both told 150 at the same moment, the second would be refused at its open, after its 150): only for an
   // upload that goes on to its 150, so what refuses it before then is checked first.
-  if (st !== null && s.dataSetup) {
+  // A new file is asked about too: two uploads of one new name announced at once are held apart by it. `st` is
+  // handed on, so the provider need not look the file up again.
+  if (s.dataSetup) {
     if (!pastEnd) refuseDataSetup(s);
-    if ((await s.vfs.uploadBusy?.(path, options, pastEnd ? false : s)) === true) {
+    if ((await s.vfs.uploadBusy?.(path, options, pastEnd ? false : s, st)) === true) {
       throw new FtpError(450, `${path}: File busy (another transfer of it is under way), try again later.`);
     }
   }

@@ -162,6 +162,23 @@ export function writerRefused(st: Stats, hold: boolean | object = false): boolea
 }
 
 /**
+ * {@link writerRefused} for a file that does not exist yet, told by `key` (its provider's root and its path: no
+ * inode to tell it by): two uploads of a new name announced at the same moment are no more both told 150 than two of
+ * an existing file. Given back by {@link releaseNewFile} when an upload of that path opens.
+ */
+export function newFileRefused(key: string, hold: boolean | object): boolean {
+  const owner = holdOwner(hold);
+  if (announced.held(key, owner)) return true;
+  if (hold !== false) announced.hold(key, owner);
+  return false;
+}
+
+/** An upload of the path `key` (see {@link newFileRefused}) has opened: a hold of that new name is given back. */
+export function releaseNewFile(key: string): void {
+  announced.release(key);
+}
+
+/**
  * Refuses (EBUSY: the server's 450) to remove or replace the file `st` while an upload still writes it: the upload
  * would go on into a file no longer in the tree and be told it completed (DELE, or RNTO over it, in another
  * session). Uploads of this process, and of other processes when claims are shared (`ftpd --workers`). One of this

@@ -14,7 +14,7 @@ import { inHand, mapErrors, namesOf } from '../internal/sliced.js';
 import { mapStreamErrors } from '../internal/stream-errors.js';
 import { dirname, normalizePath, resolvePath } from '../paths.js';
 import { SPEC_VERSION } from '../spec.js';
-import type { DirEntry, DirSlices, FsProvider, ListSlicesOptions, NameSlices, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
+import type { DirEntry, DirSlices, FileStats, FsProvider, ListSlicesOptions, NameSlices, ReadStreamOptions, UploadStream, WriteStreamOptions } from '../spec.js';
 import { mapSliceErrors, slicesOf } from '../listing.js';
 import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
@@ -22,7 +22,7 @@ import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, atta
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { clearForRemoval, endIdleWriter, readerClaimLost, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { clearForRemoval, endIdleWriter, newFileRefused, readerClaimLost, releaseNewFile, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -1594,6 +1594,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         await this.#closeQuietly(fd);
         throw err;
       }
+      // A hold of this path as a new file (see uploadBusy) is the upload's that now opens it, or no longer needed.
+      releaseNewFile(this.#newFileKey(path));
       const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync, writer, overwritten, restEnd, emptied);
       return mapStreamErrors(stream, path);
     });
@@ -1630,18 +1632,27 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * download reads it, or another announced upload holds it (see `local-writers.ts`); with `hold`, a free file is held
    * for this upload until it opens. Without a transfer under way anywhere and without `hold`, nothing is looked up.
    */
-  async uploadBusy(path: string, _options?: WriteStreamOptions, hold: boolean | object = false): Promise<boolean> {
+  async uploadBusy(path: string, _options?: WriteStreamOptions, hold: boolean | object = false, known?: FileStats | null): Promise<boolean> {
     // With nothing under way nothing refuses it; a hold is taken all the same (another upload may ask next).
     if (hold === false && !transfersMayRun()) return false;
-    let st: Stats;
-    try {
-      // Without syncMetadata, in the thread pool: a lookup on a network filesystem may stall for seconds.
-      st = this.#sync ? this.statSync(path) : await this.stat(path);
-    } catch {
-      // Missing, or not to be looked at: the open answers for it.
-      return false;
-    }
-    return st.isFile() && writerRefused(st, hold);
+    // Without syncMetadata, in the thread pool: a lookup on a network filesystem may stall for seconds.
+    const look = async (p: string): Promise<Stats | null> => {
+      try {
+        return this.#sync ? this.statSync(p) : await this.stat(p);
+      } catch {
+        return null;
+      }
+    };
+    // The caller's own lookup of a moment ago, when it is this provider's (it carries the file's identity).
+    const st = known === null ? null : known !== undefined && typeof known.dev === 'number' && typeof known.ino === 'number' ? (known as Stats) : await look(path);
+    if (st !== null) return st.isFile() && writerRefused(st, hold);
+    // A new file: held by its path under this root (a missing folder's too: the open answers for it).
+    return hold !== false && newFileRefused(this.#newFileKey(path), hold);
+  }
+
+  /** The key of a new file's hold: this provider's root and the path (see `newFileRefused`). */
+  #newFileKey(path: string): string {
+    return `${this.#root}\0${normalizePath(path)}`;
   }
 
   /** Bytes available to this process on the file system of `path` (`fs.statfs`: `bavail × bsize`). */

@@ -473,8 +473,6 @@ function busy(content: Content, path: string): boolean {
   return content.writer !== null;
 }
 
-/** Files held for an announced continuing upload (APPE, REST + STOR) not opened yet: see `uploadBusy`'s `hold`. */
-const holds = new UploadHolds<MemNode>();
 
 /** Whether an upload writes `content` and is not idle (see {@link busy}): nothing is ended by asking. */
 function writing(content: Content): boolean {
@@ -615,6 +613,8 @@ const LIST_SLICE = 500;
  * - Every sync method of `VirtualProvider` works too, so it can be mounted with `@platformatic/vfs`'s `create()`.
  */
 export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> implements FsProvider {
+  /** Files held for an announced continuing upload (APPE, REST + STOR) not opened yet, by path: see `uploadBusy`. */
+  readonly #holds = new UploadHolds<string>();
   /** The contract version this provider implements. */
   readonly specVersion = SPEC_VERSION;
   /** Concurrent whole-file uploads to one path end as one whole version. */
@@ -961,7 +961,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     checkStreamOptions(options, path);
     const node = this.#openFile(path, true, false, options.mode ?? 0o644, 'open');
     // The upload announced for it opens (see uploadBusy).
-    holds.release(node);
+    this.#holds.release(normalizePath(path));
     const continues = options.append === true || (options.start ?? 0) > 0;
     if (continues && busy(node.content, path)) throw fsError('EBUSY', 'open', path);
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
@@ -1005,8 +1005,9 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
       return false;
     }
     if (node.kind !== 'file') return false;
-    if (writing((node as FileNode).content) || holds.held(node, holdOwner(hold))) return true;
-    if (hold !== false) holds.hold(node, holdOwner(hold));
+    const key = normalizePath(path);
+    if (writing((node as FileNode).content) || this.#holds.held(key, holdOwner(hold))) return true;
+    if (hold !== false) this.#holds.hold(key, holdOwner(hold));
     return false;
   }
 

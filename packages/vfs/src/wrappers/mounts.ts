@@ -378,7 +378,7 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
     w.availableSpace = (v) => run(v, async () => (route(v).fs.availableSpace ?? unsupported('statfs', v)).call(route(v).fs, route(v).path));
   }
   if (all.some((f) => typeof f.uploadBusy === 'function')) {
-    w.uploadBusy = (v, options, hold) => run(v, async () => route(v).fs.uploadBusy?.call(route(v).fs, route(v).path, options, hold) ?? false);
+    w.uploadBusy = (v, options, hold, known) => run(v, async () => route(v).fs.uploadBusy?.call(route(v).fs, route(v).path, options, hold, known) ?? false);
   }
   if (caps.some((c) => c.allocate)) {
     w.allocate = (v, size) => run(v, async () => (route(v).fs.allocate ?? unsupported('allocate', v)).call(route(v).fs, route(v).path, size));

@@ -203,6 +203,6 @@ export function scoped(p: FsProvider, root: string): FsProvider {
     w.createWriteStream = (v: string, options?: WriteStreamOptions) => run(v, async () => mapStreamErrors(await createWriteStream.call(p, await at(v, true), options), v));
   }
   const uploadBusy = p.uploadBusy;
-  if (typeof uploadBusy === 'function') w.uploadBusy = (v, options, hold) => run(v, async () => uploadBusy.call(p, await at(v, true), options, hold));
+  if (typeof uploadBusy === 'function') w.uploadBusy = (v, options, hold, known) => run(v, async () => uploadBusy.call(p, await at(v, true), options, hold, known));
   return w;
 }
