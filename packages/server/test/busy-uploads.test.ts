@@ -141,38 +141,29 @@ for (const backend of [local(true), local(false), memory]) {
       // onto the first one's file.
       const { read, plant, session } = await setup();
       await plant('same.bin', 'an older version');
+      /** Two sessions send `command` in one turn (the server reads both before either opens the file): one is told 150 and stores `data`, the other 450. */
+      const race = async (command: string, data: string): Promise<void> => {
+        const a = await session();
+        const b = await session();
+        const [da, db] = [await a.passive(), await b.passive()];
+        a.send(command);
+        b.send(command);
+        const [ra, rb] = [await a.next(), await b.next()];
+        expect([ra.code, rb.code].sort(), `${command}: ${ra.code} ${ra.text} / ${rb.code} ${rb.text}`).toEqual([150, 450]);
+        const [winner, socket, other] = ra.code === 150 ? [a, da, db] : [b, db, da];
+        other.destroy();
+        await writeAndClose(socket, Buffer.from(data));
+        expect((await winner.next()).code).toBe(226);
+      };
       // A plain STOR replaces the file on memory beside a running upload (its atomicUploads): APPEs there.
       const verb = backend.name === 'memory' ? 'APPE' : 'STOR';
-      for (let round = 0; round < 5; round++) {
-        const a = await session();
-        const b = await session();
-        const [da, db] = [await a.passive(), await b.passive()];
-        // In one turn: the server reads both commands before either upload opens its file.
-        a.send(`${verb} same.bin`);
-        b.send(`${verb} same.bin`);
-        const [ra, rb] = [await a.next(), await b.next()];
-        expect([ra.code, rb.code].sort(), `${ra.code} ${ra.text} / ${rb.code} ${rb.text}`).toEqual([150, 450]);
-        const [winner, data, other] = ra.code === 150 ? [a, da, db] : [b, db, da];
-        other.destroy();
-        await writeAndClose(data, Buffer.from(`round ${round};`));
-        expect((await winner.next()).code).toBe(226);
-      }
+      for (let round = 0; round < 5; round++) await race(`${verb} same.bin`, `round ${round};`);
       const stored = (await read('same.bin')).toString();
       expect(stored).toBe(verb === 'STOR' ? 'round 4;' : 'an older versionround 0;round 1;round 2;round 3;round 4;');
-      // A name that does not exist yet is held too (by its folder and name), on the disk; memory replaces.
+      // A name that does not exist yet is held too (by its path), on the disk; memory replaces.
       if (verb !== 'STOR') return;
       for (let round = 0; round < 5; round++) {
-        const a = await session();
-        const b = await session();
-        const [da, db] = [await a.passive(), await b.passive()];
-        a.send(`STOR new-${round}.bin`);
-        b.send(`STOR new-${round}.bin`);
-        const [ra, rb] = [await a.next(), await b.next()];
-        expect([ra.code, rb.code].sort(), `new name: ${ra.code} ${ra.text} / ${rb.code} ${rb.text}`).toEqual([150, 450]);
-        const [winner, data, other] = ra.code === 150 ? [a, da, db] : [b, db, da];
-        other.destroy();
-        await writeAndClose(data, Buffer.from(`new ${round}`));
-        expect((await winner.next()).code).toBe(226);
+        await race(`STOR new-${round}.bin`, `new ${round}`);
         expect((await read(`new-${round}.bin`)).toString()).toBe(`new ${round}`);
       }
     });

@@ -4,7 +4,7 @@ export * from './paths.js';
 export * from './capabilities.js';
 export * from './stats.js';
 export * from './streams.js';
-export { holdOwner, RunningUploads, UPLOAD_HOLD_MS, UploadHolds } from './upload-holds.js';
+export { RunningUploads, UPLOAD_HOLD_MS, UploadHolds } from './upload-holds.js';
 export * from './listing.js';
 export * from './hash.js';
 export * from './providers/memory.js';

@@ -43,6 +43,17 @@ export class UploadHolds<K> {
     this.#holds.set(key, { until: now + UPLOAD_HOLD_MS, owner: owner === undefined ? undefined : new WeakRef(owner) });
   }
 
+  /**
+   * What `uploadBusy` asks of the holds: whether `key` is held for another upload than `hold`'s owner; if not, and
+   * `hold` is not false, it is held now for this one.
+   */
+  ask(key: K, hold: boolean | object): boolean {
+    const owner = holdOwner(hold);
+    if (this.held(key, owner)) return true;
+    if (hold !== false) this.hold(key, owner);
+    return false;
+  }
+
   /** The announced upload (or another writer) opens the file: the hold is given back. */
   release(key: K): void {
     if (this.#holds.size > 0) this.#holds.delete(key);
@@ -55,7 +66,7 @@ export class UploadHolds<K> {
 }
 
 /** The owner of a hold `uploadBusy` was asked to take: `true` holds for no one in particular. */
-export function holdOwner(hold: boolean | object | undefined): object | undefined {
+function holdOwner(hold: boolean | object | undefined): object | undefined {
   return typeof hold === 'object' && hold !== null ? hold : undefined;
 }
 
@@ -86,9 +97,6 @@ export class RunningUploads<K> {
 
   /** `uploadBusy`'s answer for the file `key`: another upload runs or holds it; else, with `hold`, held now. */
   busy(key: K, hold: boolean | object): boolean {
-    const owner = holdOwner(hold);
-    if (this.#running.has(key) || this.#holds.held(key, owner)) return true;
-    if (hold !== false) this.#holds.hold(key, owner);
-    return false;
+    return this.#running.has(key) || this.#holds.ask(key, hold);
   }
 }

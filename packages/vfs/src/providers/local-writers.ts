@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
 import { fsError, takenOverError, VfsError } from '../errors.js';
-import { holdOwner, UploadHolds } from '../upload-holds.js';
+import { UploadHolds } from '../upload-holds.js';
 import { claimIntact, claimRead, claimWrite, readByOthers, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
 
 /**
@@ -154,11 +154,8 @@ export function transfersMayRun(): boolean {
  */
 export function writerRefused(st: Stats, hold: boolean | object = false): boolean {
   const key = keyOf(st);
-  const owner = holdOwner(hold);
-  if (readers.has(key) || !freeOrIdle(key) || announced.held(key, owner)) return true;
-  if (writtenByOthers(key) || readByOthers(key)) return true;
-  if (hold !== false) announced.hold(key, owner);
-  return false;
+  if (readers.has(key) || !freeOrIdle(key) || writtenByOthers(key) || readByOthers(key)) return true;
+  return announced.ask(key, hold);
 }
 
 /**
@@ -167,15 +164,15 @@ export function writerRefused(st: Stats, hold: boolean | object = false): boolea
  * an existing file. Given back by {@link releaseNewFile} when an upload of that path opens.
  */
 export function newFileRefused(key: string, hold: boolean | object): boolean {
-  const owner = holdOwner(hold);
-  if (announced.held(key, owner)) return true;
-  if (hold !== false) announced.hold(key, owner);
-  return false;
+  return announced.ask(key, hold);
 }
 
-/** An upload of the path `key` (see {@link newFileRefused}) has opened: a hold of that new name is given back. */
-export function releaseNewFile(key: string): void {
-  announced.release(key);
+/**
+ * An upload of a path has opened: a hold of it as a new name (see {@link newFileRefused}) is given back. `key` makes
+ * the key, only when there are holds (every upload's open passes here).
+ */
+export function releaseNewFile(key: () => string): void {
+  if (announced.size > 0) announced.release(key());
 }
 
 /**

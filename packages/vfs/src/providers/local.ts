@@ -1595,7 +1595,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         throw err;
       }
       // A hold of this path as a new file (see uploadBusy) is the upload's that now opens it, or no longer needed.
-      releaseNewFile(this.#newFileKey(path));
+      releaseNewFile(() => this.#newFileKey(path));
       const stream = new LocalWriteStream(fd, append ? null : (options.start ?? 0), options.start !== undefined, this.#sync, writer, overwritten, restEnd, emptied);
       return mapStreamErrors(stream, path);
     });
@@ -1635,16 +1635,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   async uploadBusy(path: string, _options?: WriteStreamOptions, hold: boolean | object = false, known?: FileStats | null): Promise<boolean> {
     // With nothing under way nothing refuses it; a hold is taken all the same (another upload may ask next).
     if (hold === false && !transfersMayRun()) return false;
-    // Without syncMetadata, in the thread pool: a lookup on a network filesystem may stall for seconds.
-    const look = async (p: string): Promise<Stats | null> => {
-      try {
-        return this.#sync ? this.statSync(p) : await this.stat(p);
-      } catch {
-        return null;
-      }
-    };
-    // The caller's own lookup of a moment ago, when it is this provider's (it carries the file's identity).
-    const st = known === null ? null : known !== undefined && typeof known.dev === 'number' && typeof known.ino === 'number' ? (known as Stats) : await look(path);
+    // The caller's own lookup of a moment ago, when it is this provider's (it carries the file's identity); else one
+    // here, in the thread pool without syncMetadata (a lookup on a network filesystem may stall for seconds).
+    const own = known !== undefined && known !== null && typeof known.dev === 'number' && typeof known.ino === 'number';
+    const st = known === null ? null : own ? (known as Stats) : await this.stat(path).catch(() => null);
     if (st !== null) return st.isFile() && writerRefused(st, hold);
     // A new file: held by its path under this root (a missing folder's too: the open answers for it).
     return hold !== false && newFileRefused(this.#newFileKey(path), hold);

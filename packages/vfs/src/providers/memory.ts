@@ -11,7 +11,7 @@ import { parseOpenFlags, VfsDirent, VfsStats } from '../stats.js';
 import type { OpenFlags } from '../stats.js';
 import { checkStreamOptions, TRANSFER_CHUNK_SIZE } from '../streams.js';
 import { WRITER_TAKEOVER_IDLE_MS } from './local-writers.js';
-import { holdOwner, UploadHolds } from '../upload-holds.js';
+import { UploadHolds } from '../upload-holds.js';
 import { slicesOf } from '../listing.js';
 import { namesOf, type Sliced } from '../internal/sliced.js';
 
@@ -1005,10 +1005,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
       return false;
     }
     if (node.kind !== 'file') return false;
-    const key = normalizePath(path);
-    if (writing((node as FileNode).content) || this.#holds.held(key, holdOwner(hold))) return true;
-    if (hold !== false) this.#holds.hold(key, holdOwner(hold));
-    return false;
+    return writing((node as FileNode).content) || this.#holds.ask(normalizePath(path), hold);
   }
 
   /** Bytes that can still be stored (`Infinity` without a capacity). */
