@@ -174,13 +174,14 @@ describe('ABOR and a slow slice', () => {
 });
 
 describe('ordering', () => {
-  it('STAT of a folder bigger than listSortMax stays sorted (it is held whole anyway)', async () => {
+  it('STAT of a folder bigger than listSortMax comes as LIST comes: every entry once, in the order read', async () => {
     const c = await session(new LocalProvider(root), { listSortMax: 100 });
     const r = await c.cmd('STAT /big');
     expect(r.code).toBe(213);
+    expect(r.lines.at(-1)).toBe('End of status');
     const names = namesOf(r.lines.slice(1, -1).map((l) => l.trim()));
     expect(names).toHaveLength(ENTRIES + 1);
-    expect(names).toEqual(sorted(names));
+    expect(names).toEqual(namesOf(await listing(c, 'LIST /big')));
   });
 
   it('LIST -R: the first level of a folder bigger than listSortMax is sorted like the levels below it', async () => {
@@ -226,6 +227,35 @@ describe('backpressure and the DirSlices contract', () => {
     socket.destroy();
     expect((await c.next()).code).toBe(426);
     expect(made.ended).toBe(true);
+  });
+
+  it('STAT: a client that reads nothing holds the listing a bounded way ahead (it was held whole: ~200 MB per 100,000 entries)', async () => {
+    const { p, made } = countedFolder(3_000);
+    await seeded(p);
+    const c = await session(p);
+    c.socket.pause();
+    c.send('STAT /huge');
+    await new Promise((r) => setTimeout(r, 500));
+    const a = made.slices;
+    await new Promise((r) => setTimeout(r, 500));
+    // Steady (nothing read), and far short of the folder's 300,000 entries or the 100,000 the old code held.
+    expect(made.slices).toBe(a);
+    expect(a).toBeLessThan(1_000);
+    c.socket.destroy();
+    for (let i = 0; i < 100 && !made.ended; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(made.ended).toBe(true);
+  });
+
+  it('STAT: a slice that fails after the reply began ends it as a 213 that says so, and the session goes on', async () => {
+    const { p, made } = countedFolder(30, 20);
+    await seeded(p);
+    const c = await session(p, { listSortMax: 150 });
+    const r = await c.cmd('STAT /huge');
+    expect(r.code).toBe(213);
+    expect(r.lines.at(-1)).toMatch(/^End of status \(cut short: \/huge: .+\)$/);
+    expect(r.lines.length).toBeGreaterThanOrEqual(1_000);
+    expect(made.ended).toBe(true);
+    expect((await c.cmd('NOOP')).code).toBe(200);
   });
 
   it('a return() that rejects after the 226 does not put a second reply on the control connection', async () => {

@@ -19,7 +19,7 @@ import {
 } from '@ftp/vfs';
 import { globMatcher, isGlob } from '../glob.js';
 import { sendLines } from '../data/transfer.js';
-import { FtpError } from '../errors.js';
+import { FtpError, toReply } from '../errors.js';
 import type { Permissions } from '../driver.js';
 import { spendRestart, type Session } from '../session.js';
 import { runDataCommand } from './data-command.js';
@@ -735,22 +735,44 @@ export async function stat(s: Session, arg: string): Promise<void> {
     return s.reply(211, lines);
   }
   const target = await resolveTarget(s, listArgument(arg));
-  // A big folder's reply is made a turn at a time (see turns.ts): 100,000 entries held every session 0.3–0.8 s.
-  const turns = new Turns();
-  const entries = await toListEntries(s, directoryOf(s, target), await allEntries(s, target, turns), turns);
-  const now = Date.now();
-  const head = `Status of ${target.path}:`;
-  if (entries.length <= STAT_PIECE) return s.reply(213, [head, ...entries.map((e) => formatListLine(e, now)), 'End of status']);
-  // Nothing can fail from here on: the reply goes out a piece at a time, a turn of the loop between pieces.
-  await s.conn.sendPiece(213, [head], 'first');
-  for (let i = 0; i < entries.length; i += STAT_PIECE) {
-    const lines = entries.slice(i, i + STAT_PIECE).map((e) => formatListLine(e, now));
-    await s.conn.sendPiece(213, lines, 'middle');
-    await turns.check();
+  try {
+    await sendStatus(s, target.path, listLines(s, directoryOf(s, target), target.slices, Date.now()));
+  } finally {
+    await endSlices(s, target.slices);
   }
-  return s.conn.sendPiece(213, ['End of status'], 'last');
 }
 
+/**
+ * STAT's listing, sent as LIST's lines come (sorted as LIST sorts them, see `listSortMax`): a piece of the reply
+ * every {@link STAT_PIECE} lines, a turn of the event loop between pieces, waiting while the client does not read.
+ * Held whole, a 100,000-entry folder cost each STAT of it ~200 MB until its client had read the reply, so a few
+ * sessions could exhaust the server's memory. A read that fails before anything is sent is the command's error
+ * reply; one that fails later ends the reply, which has begun as 213, saying it was cut short.
+ */
+async function sendStatus(s: Session, path: string, groups: AsyncGenerator<string[]>): Promise<void> {
+  const turns = new Turns();
+  let pending: string[] = [`Status of ${path}:`];
+  let started = false;
+  let end = 'End of status';
+  try {
+    for await (const group of groups) {
+      for (const line of group) pending.push(line);
+      if (pending.length < STAT_PIECE) continue;
+      await s.conn.sendPiece(213, pending, started ? 'middle' : 'first');
+      started = true;
+      pending = [];
+      // A client gone: nothing more to read for it.
+      if (s.isClosed) return;
+      await turns.check();
+    }
+  } catch (err) {
+    if (!started) throw err;
+    s.log.warn({ err, path }, 'STAT: the listing failed after its reply began');
+    end = `End of status (cut short: ${toReply(err, path).text})`;
+  }
+  if (!started) return s.reply(213, [...pending, end]);
+  return s.conn.sendPiece(213, [...pending, end], 'last');
+}
 /** The directory the target's entries live in (for reading their symlinks). */
 function directoryOf(s: Session, target: Target): string {
   return target.isDirectory || target.glob ? target.path : s.resolve(`${target.path}/..`);
