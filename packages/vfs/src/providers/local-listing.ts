@@ -106,6 +106,11 @@ interface Folder {
    * (the listing thread takes plain strings only). A slice with an escaped name is too (see {@link NameRepair}).
    */
   raw: boolean;
+  /**
+   * The listing is over (ended early, failed or done): a slice still with the listing thread is not looked up again
+   * on the main thread if the thread goes (500 synchronous lookups for nobody, while every session waits).
+   */
+  ended?: boolean;
 }
 
 /**
@@ -317,6 +322,7 @@ async function* readSlices(folder: Folder, handle: fs.Dir, repair: NameRepair, u
       yield entriesOf(slice.names, slice.rows);
     }
   } finally {
+    folder.ended = true;
     handle.closeSync();
   }
 }
@@ -477,9 +483,14 @@ function lookUp(folder: Folder, names: string[], thread: LstatThread | null, raw
   }
   const changes = namespaceChanges;
   return thread.lstat(folder.prefix, names, folder).then(
-    (rows) => (namespaceChanges === changes ? stillThere(folder, names, rows) : lookUp(folder, names, null)),
-    (error: unknown) => (error instanceof LstatThreadGone ? lookUp(folder, names, null) : { names, error: replacedOr(folder, error) }),
+    (rows) => (namespaceChanges === changes ? stillThere(folder, names, rows) : again(folder, names)),
+    (error: unknown) => (error instanceof LstatThreadGone ? again(folder, names) : { names, error: replacedOr(folder, error) }),
   );
+}
+
+/** A slice the thread could not answer (or answered too early) looked up on this thread, unless nobody waits for it. */
+function again(folder: Folder, names: string[]): SliceResult | Promise<SliceResult> {
+  return folder.ended ? { names, error: new Error('the listing has ended') } : lookUp(folder, names, null);
 }
 
 /**
