@@ -194,11 +194,32 @@ while True:
 print(len(got), hashlib.sha256(got).hexdigest(), flush=True)
 `;
 
+/** {@link HOLDING_CLIENT} started on `port`: `line(n)` waits up to 20 s for its n-th line of output; `go()` lets it read. */
+async function holdingClient(port: number): Promise<{ line: (n: number) => Promise<string>; go: () => void }> {
+  const { spawn } = await import('node:child_process');
+  const { USER, PASSWORD } = await import('./helpers.js');
+  const python = spawn('python3', ['-c', HOLDING_CLIENT, String(port), USER, PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] });
+  cleanups.push(() => python.kill());
+  const lines: string[] = [];
+  let partial = '';
+  let wake: (() => void) | null = null;
+  python.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    // A line may come in two chunks: only whole lines count.
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts.filter(Boolean));
+    wake?.();
+  });
+  const line = async (n: number): Promise<string> => {
+    for (let i = 0; i < 200 && lines.length < n; i++) await new Promise<void>((r) => ((wake = r), setTimeout(r, 100)));
+    return lines[n - 1] ?? '(nothing)';
+  };
+  return { line, go: () => void python.stdin.write('\n') };
+}
+
 it('a download still in the kernel when another session replaces the file gets the version it began with, whole', async () => {
   // The bug: sent with sendfile, the bytes waiting in the socket were the file's pages; a small upload rewrites those
   // in place, and the client, reading after the 226, got the new version's bytes (or zeros past its end).
-  const { spawn } = await import('node:child_process');
-  const { USER, PASSWORD } = await import('./helpers.js');
   for (const [size, replacement] of [
     [65_536, 65_536],
     [65_536, 100],
@@ -207,18 +228,7 @@ it('a download still in the kernel when another session replaces the file gets t
   ] as const) {
     const old = Buffer.alloc(size, 'A');
     const ctx = await setup({ 'sf.bin': old });
-    const python = spawn('python3', ['-c', HOLDING_CLIENT, String(ctx.port), USER, PASSWORD], { stdio: ['pipe', 'pipe', 'inherit'] });
-    cleanups.push(() => python.kill());
-    const lines: string[] = [];
-    let wake: (() => void) | null = null;
-    python.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      lines.push(...chunk.split('\n').filter(Boolean));
-      wake?.();
-    });
-    const line = async (n: number): Promise<string> => {
-      for (let i = 0; i < 200 && lines.length < n; i++) await new Promise<void>((r) => ((wake = r), setTimeout(r, 100)));
-      return lines[n - 1] ?? '(nothing)';
-    };
+    const { line, go } = await holdingClient(ctx.port);
     // The download's 226: the server is done with it, the bytes wait in the kernel for the client.
     expect(await line(1)).toBe('226');
     const b = await client(ctx.port);
@@ -226,7 +236,40 @@ it('a download still in the kernel when another session replaces the file gets t
     expect((await b.cmd('STOR sf.bin')).code).toBe(150);
     data.end(Buffer.alloc(replacement, 'B'));
     expect((await b.next()).code).toBe(226);
-    python.stdin.write('\n');
+    go();
     expect(await line(2), `${size} bytes replaced by ${replacement}: the old version`).toBe(`${size} ${sha(old)}`);
   }
+}, 60_000);
+
+it('an upload that would rewrite in place (REST inside the file) bytes a finished download still has in the kernel is refused until the client has them', async () => {
+  // sendfile leaves the file's own pages in the socket after the 226: REST + STOR rewrote them in place, and the
+  // client, reading after its 226, got the new bytes. Now 450 before the 150 while they are unacknowledged.
+  const size = 300_000;
+  const old = Buffer.alloc(size, 'A');
+  const ctx = await setup({ 'sf.bin': old });
+  const { line, go } = await holdingClient(ctx.port);
+  expect(await line(1)).toBe('226');
+  const b = await client(ctx.port);
+  const resume = async (): Promise<number> => {
+    expect((await b.cmd('REST 1000')).code).toBe(350);
+    const data = await b.passive();
+    const r = await b.cmd('STOR sf.bin');
+    if (r.code !== 150) {
+      data.destroy();
+      return r.code;
+    }
+    data.end(Buffer.alloc(100_000, 'B'));
+    return (await b.next()).code;
+  };
+  expect(await resume()).toBe(450);
+  go();
+  expect(await line(2)).toBe(`${size} ${sha(old)}`);
+  // Once the client has everything (and has closed), the resume goes through.
+  let code = 0;
+  for (let i = 0; i < 50 && (code = await resume()) === 450; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(code).toBe(226);
+  const now = await download(b, 'sf.bin');
+  expect(now.length).toBe(101_000);
+  expect(now.subarray(0, 1000).equals(Buffer.alloc(1000, 'A'))).toBe(true);
+  expect(now.subarray(1000).equals(Buffer.alloc(100_000, 'B'))).toBe(true);
 }, 60_000);

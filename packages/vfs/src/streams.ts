@@ -239,6 +239,14 @@ export interface FileDescriptorSource {
   readonly inlineBytes: number;
   /** Asked once everything was sent: an error if the bytes must not pass for the file (see `ChunkReader`). */
   atEnd(): VfsError | null;
+  /**
+   * Says the bytes sent were handed to the kernel by reference (sendfile): the socket holds the file's own pages
+   * until the client acknowledges them, after the stream has closed and its claim on the file is gone. Until the
+   * returned function is called, an upload that would rewrite those bytes in place (a restart point inside the
+   * file) asks `stillLent()` and is refused (EBUSY) while it says true: the client would receive the new bytes in
+   * place of the ones it was sent. Call the returned function once the socket has closed.
+   */
+  lendPages?(stillLent: () => boolean): () => void;
 }
 
 /**

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { once } from 'node:events';
-import { chunkReaderOf, fileSizeOf, LocalProvider, MemoryProvider, mounts, openReadStream, openWriteStream, quota, scoped, toVfsError } from '../src/index.js';
+import { chunkReaderOf, fileDescriptorOf, fileSizeOf, LocalProvider, MemoryProvider, mounts, openReadStream, openWriteStream, quota, scoped, toVfsError } from '../src/index.js';
 import type { FsProvider, UploadStream, VfsErrorCode } from '../src/index.js';
-import { heldCount, openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
+import { heldCount, lentCount, openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 import { UPLOAD_HOLD_MS } from '../src/upload-holds.js';
 
 let root: string;
@@ -18,6 +18,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => {
   expect(openWriterCount()).toBe(0);
   expect(openReaderCount()).toBe(0);
+  expect(lentCount()).toBe(0);
 });
 
 const bytes = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
@@ -595,6 +596,39 @@ for (const syncMetadata of [true, false]) {
       await write(ws, B);
       await end(ws);
       expect(onDisk('eio.bin').equals(B)).toBe(true);
+    });
+
+    it('pages lent to a finished download\'s socket refuse an upload that would rewrite them in place, until acknowledged or given back', async () => {
+      // sendfile leaves the file's own pages in the socket after the download's claim is gone (see lendPages).
+      const p = make();
+      fs.writeFileSync(join(root, 'lent.bin'), OLD);
+      const r = await openReadStream(p, '/lent.bin');
+      const source = fileDescriptorOf(r);
+      expect(source?.lendPages).toBeTypeOf('function');
+      let unacked = true;
+      const giveBack = source!.lendPages!(() => unacked);
+      r.destroy();
+      await once(r, 'close');
+      // In place: a restart point inside the file, a handle that writes without emptying the file first.
+      expect(await p.uploadBusy!('/lent.bin', { start: 10 })).toBe(true);
+      expect(await code(openWriteStream(p, '/lent.bin', { start: 10 }))).toBe('EBUSY');
+      expect(await code(p.open('/lent.bin', 'r+'))).toBe('EBUSY');
+      // Not in place: a restart point at the end, an append, a replacement (the file is emptied first: the pages the
+      // socket holds are then no longer the file's).
+      expect(await p.uploadBusy!('/lent.bin', { start: OLD.length })).toBe(false);
+      expect(await p.uploadBusy!('/lent.bin', { append: true })).toBe(false);
+      expect(await p.uploadBusy!('/lent.bin')).toBe(false);
+      expect(onDisk('lent.bin').equals(OLD)).toBe(true);
+      // The client has acknowledged everything.
+      unacked = false;
+      expect(await p.uploadBusy!('/lent.bin', { start: 10 })).toBe(false);
+      // The socket has closed.
+      unacked = true;
+      giveBack();
+      expect(lentCount()).toBe(0);
+      const w = await openWriteStream(p, '/lent.bin', { start: 10 });
+      await end(w);
+      expect(onDisk('lent.bin').length).toBe(10);
     });
 
     it('file handles opened for writing register too (writeFile, appendFile, copyFile), sync and async, until closed', async () => {

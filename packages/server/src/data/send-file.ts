@@ -9,7 +9,7 @@
 import type { Socket } from 'node:net';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { sendFile, sendfileUnavailableReason, socketDescriptorOf } from '@ftp/native';
+import { sendFile, sendfileUnavailableReason, socketDescriptorOf, unackedBytes } from '@ftp/native';
 import { fileDescriptorOf, type FileDescriptorSource } from '@ftp/vfs';
 import { followKernelTransfer } from './kernel-progress.js';
 import type { Transfer } from './transfer.js';
@@ -63,6 +63,7 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
     if (lost !== null) throw transfer.storageFailure(lost);
     socket.end();
     await finished(socket, { readable: false }).catch((err: unknown) => Promise.reject(transfer.failure(err)));
+    lendUntilClosed(file, socket, socketFd);
     return true;
   } catch (err) {
     send.cancel();
@@ -72,4 +73,16 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
     progress.stop();
     if (!handedBack) source.destroy();
   }
+}
+
+/**
+ * sendfile hands the kernel the file's own pages, which it keeps sending after the 226 until the client has them:
+ * an upload rewriting them in place meanwhile (REST + STOR inside the file, in another session) would change bytes
+ * this client was told it had been sent. They are reported lent (refused to such an upload) while the client has
+ * not acknowledged everything, until the socket closes (after the client closes its side, or the linger's end).
+ */
+function lendUntilClosed(file: FileDescriptorSource, socket: Socket, socketFd: number): void {
+  if (file.lendPages === undefined || socket.destroyed) return;
+  const giveBack = file.lendPages(() => !socket.destroyed && (unackedBytes(socketFd) ?? 0) > 0);
+  socket.once('close', giveBack);
 }

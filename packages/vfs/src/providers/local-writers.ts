@@ -27,6 +27,35 @@ const writers: Map<string, WriterClaim> = ((globalThis as Record<symbol, unknown
 const readers: Map<string, number> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.readers.v1')] ??= new Map<string, number>()) as Map<string, number>;
 
 /**
+ * Files whose pages finished downloads may still have in their sockets, by key, with each download's check that the
+ * client has not acknowledged everything yet (see `FileDescriptorSource.lendPages`): sendfile gives the kernel
+ * references to the file's pages, not copies, so an upload rewriting them in place (REST + STOR inside the file)
+ * would change bytes a download has already sent. An entry goes when its download's socket closes.
+ */
+const lent: Map<string, Set<() => boolean>> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.lent.v1')] ??= new Map<string, Set<() => boolean>>()) as Map<string, Set<() => boolean>>;
+
+/** Registers a download's pages of the file `st` as lent (see {@link lent}); returns what gives them back. */
+export function lendPages(st: Stats, stillLent: () => boolean): () => void {
+  const key = keyOf(st);
+  let checks = lent.get(key);
+  if (checks === undefined) lent.set(key, (checks = new Set()));
+  checks.add(stillLent);
+  return () => {
+    checks.delete(stillLent);
+    if (checks.size === 0 && lent.get(key) === checks) lent.delete(key);
+  };
+}
+
+/** Whether a download's socket still holds unacknowledged pages of the file of `key` (see {@link lent}). */
+function pagesLent(key: string): boolean {
+  if (lent.size === 0) return false;
+  const checks = lent.get(key);
+  if (checks === undefined) return false;
+  for (const stillLent of checks) if (stillLent()) return true;
+  return false;
+}
+
+/**
  * How long an upload must have written nothing before another writer or a reader of its file may take it over
  * (ms). A client whose connection died without a reset (a Wi-Fi change, a NAT timeout) leaves its upload open until
  * the server's data stall timeout (5 minutes by default); its resume (REST + STOR, APPE) or download would get 450
@@ -103,13 +132,16 @@ function takeOver(key: string): boolean {
 
 /**
  * Registers a writer of the opened file `st` and returns its claim, to release when its descriptor closes.
+ * `inPlace`: it rewrites bytes the file has (a restart point inside it).
  * @throws VfsError EBUSY when a reader of this process has the file open (it would read the file rewritten under
- * it), or another writer that is not idle; or, with shared claims, a reader or a writer of another process.
+ * it), or another writer that is not idle; or, with shared claims, a reader or a writer of another process; or,
+ * `inPlace`, while a finished download's socket still holds the file's pages (see {@link lendPages}).
  */
-export function takeWriter(st: Stats, path: string): WriterClaim {
+export function takeWriter(st: Stats, path: string, inPlace = false): WriterClaim {
   const key = keyOf(st);
   // Every refusal before anything is changed: an upload refused must not end an idle writer on its way.
   if (readers.size > 0 && readers.has(key)) throw fsError('EBUSY', 'open', path);
+  if (inPlace && pagesLent(key)) throw fsError('EBUSY', 'open', path);
   if (!freeOrIdle(key)) throw fsError('EBUSY', 'open', path);
   let shared: SharedClaim | null = null;
   if (sharingFileClaims()) {
@@ -139,7 +171,7 @@ const announced: UploadHolds<string> = ((globalThis as Record<symbol, unknown>)[
 
 /** Whether any transfer of this process, or of another one sharing claims, could be in the way of a new upload. */
 export function transfersMayRun(): boolean {
-  return writers.size > 0 || readers.size > 0 || announced.size > 0 || sharingFileClaims();
+  return writers.size > 0 || readers.size > 0 || announced.size > 0 || lent.size > 0 || sharingFileClaims();
 }
 
 /**
@@ -152,9 +184,10 @@ export function transfersMayRun(): boolean {
  * Two uploads announced at the same moment would otherwise both be told 150, the second refused at its open (451),
  * and clients resume such an upload (REST, APPE) onto the other one's file.
  */
-export function writerRefused(st: Stats, hold: boolean | object = false): boolean {
+export function writerRefused(st: Stats, hold: boolean | object = false, inPlace = false): boolean {
   const key = keyOf(st);
   if (readers.has(key) || !freeOrIdle(key) || writtenByOthers(key) || readByOthers(key)) return true;
+  if (inPlace && pagesLent(key)) return true;
   return announced.ask(key, hold);
 }
 
@@ -266,6 +299,11 @@ export function openWriterCount(): number {
 /** @internal How many files are held for announced uploads (for tests). */
 export function heldCount(): number {
   return announced.size;
+}
+
+/** @internal How many files have pages lent to finished downloads' sockets (for tests: it must fall back to 0). */
+export function lentCount(): number {
+  return lent.size;
 }
 
 /** @internal How many files are registered as being read (for tests: it must fall back to 0). */

@@ -22,7 +22,7 @@ import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, atta
 import * as hostFs from '../internal/host-names.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { clearForRemoval, endIdleWriter, newFileRefused, readerClaimLost, releaseNewFile, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { clearForRemoval, endIdleWriter, lendPages, newFileRefused, readerClaimLost, releaseNewFile, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -696,9 +696,10 @@ function linkTargetSync(path: string): string | undefined {
  * descriptor closes. Directories, FIFOs and devices are not registered.
  * @throws VfsError EBUSY (a writer while the file is read or written, a reader while it is written)
  */
-function claimFile(st: Stats, write: boolean, path: string): FileClaim | null {
+function claimFile(st: Stats, f: { write: boolean; truncate: boolean; append: boolean }, path: string): FileClaim | null {
   if (!st.isFile()) return null;
-  return write ? takeWriter(st, path) : takeReader(st, path);
+  // Written at any offset of what the file holds, unless emptied first or only appended to (see takeWriter's inPlace).
+  return f.write ? takeWriter(st, path, !f.truncate && !f.append) : takeReader(st, path);
 }
 
 /**
@@ -1158,7 +1159,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       try {
         this.#verifyFd(fd, path);
         // fstat of an open descriptor reads the in-memory inode, as the streams do.
-        claim = claimFile(fs.fstatSync(fd), f.write, path);
+        claim = claimFile(fs.fstatSync(fd), f, path);
         if (f.truncate && f.write) await ftruncateFd(fd, 0);
       } catch (err) {
         if (claim !== null) releaseClaim(claim);
@@ -1350,7 +1351,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       let claim: FileClaim | null = null;
       try {
         this.#verifyFd(fd, path);
-        claim = claimFile(st ?? fs.fstatSync(fd), f.write, path);
+        claim = claimFile(st ?? fs.fstatSync(fd), f, path);
         if (f.truncate && f.write) fs.ftruncateSync(fd, 0);
       } catch (err) {
         if (claim !== null) releaseClaim(claim);
@@ -1503,7 +1504,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // then changed what the client received (another version's bytes, or zeros past its end). Copied, they are
       // the client's (and as cheap: 16 KiB downloads measured the same either way).
       if (!(sync && size <= SMALL_IO)) {
-        attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd });
+        attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd, lendPages: (stillLent) => lendPages(opened, stillLent) });
       }
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
@@ -1569,7 +1570,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
         // One writer at a time and none while the file is being read, registered before anything is truncated: a
         // second upload would interleave its blocks with the first one's, a download would get a torn mix of old
         // and new bytes as complete.
-        writer = takeWriter(st, path);
+        // A restart point inside the file rewrites bytes it has: not while a download's socket still holds them.
+        writer = takeWriter(st, path, options.start !== undefined && options.start < st.size);
         // An idle upload ended by this one wrote out what it held as it went: what to empty or cut is decided on
         // the size now (it was decided on the size before, and a shorter upload left the other's tail behind).
         const size = writer.tookOver ? fs.fstatSync(fd).size : st.size;
@@ -1632,14 +1634,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * download reads it, or another announced upload holds it (see `local-writers.ts`); with `hold`, a free file is held
    * for this upload until it opens. Without a transfer under way anywhere and without `hold`, nothing is looked up.
    */
-  async uploadBusy(path: string, _options?: WriteStreamOptions, hold: boolean | object = false, known?: FileStats | null): Promise<boolean> {
+  async uploadBusy(path: string, options?: WriteStreamOptions, hold: boolean | object = false, known?: FileStats | null): Promise<boolean> {
     // With nothing under way nothing refuses it; a hold is taken all the same (another upload may ask next).
     if (hold === false && !transfersMayRun()) return false;
     // The caller's own lookup of a moment ago, when it is this provider's (it carries the file's identity); else one
     // here, in the thread pool without syncMetadata (a lookup on a network filesystem may stall for seconds).
     const own = known !== undefined && known !== null && typeof known.dev === 'number' && typeof known.ino === 'number';
     const st = known === null ? null : own ? (known as Stats) : await this.stat(path).catch(() => null);
-    if (st !== null) return st.isFile() && writerRefused(st, hold);
+    if (st !== null) return st.isFile() && writerRefused(st, hold, options?.start !== undefined && options.start < st.size);
     // A new file: held by its path under this root (a missing folder's too: the open answers for it).
     return hold !== false && newFileRefused(this.#newFileKey(path), hold);
   }
