@@ -165,6 +165,31 @@ describe('small files (syncMetadata)', () => {
     expect(await reads(new LocalProvider(root, { syncMetadata: false }), '/mib.bin', mib)).toBeGreaterThan(0);
   });
 
+  it('a download that reads short has reached the end: the file is not read again to be told so', async () => {
+    const small = data.subarray(0, 16 * 1024);
+    fs.writeFileSync(join(root, 'once.bin'), small);
+    for (const provider of [p, new LocalProvider(root, { syncMetadata: false })]) {
+      const reads: string[] = [];
+      const patched = fs as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const saved = { read: patched.read!, readSync: patched.readSync! };
+      patched.read = (...args: unknown[]) => (reads.push('read'), saved.read(...args));
+      patched.readSync = (...args: unknown[]) => (reads.push('readSync'), saved.readSync(...args));
+      try {
+        const stream = await openReadStream(provider, '/once.bin');
+        const reader = chunkReaderOf(stream)!;
+        const into = Buffer.alloc(256 * 1024);
+        expect(await reader(into)).toBe(small.length);
+        expect(await reader(into)).toBe(0);
+        expect(await reader(into)).toBe(0);
+        stream.destroy();
+        await new Promise((r) => stream.once('close', r));
+      } finally {
+        Object.assign(patched, saved);
+      }
+      expect(reads).toHaveLength(1);
+    }
+  });
+
   it('a small first chunk followed by more lands in order, also after REST', async () => {
     const parts = [data.subarray(0, 100), data.subarray(100, 200_000), data.subarray(200_000, 200_010)];
     await upload(p, '/order.bin', parts);

@@ -1506,16 +1506,21 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       if (!(sync && size <= SMALL_IO)) {
         attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd, lendPages: (stillLent) => lendPages(opened, stillLent) });
       }
+      /** A read gave less than it asked for: the end of the file, as it was then (a regular file reads short only there). */
+      let short = false;
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
-        if (want <= 0) return ended();
+        // Not asked again after a short read: one system call less per small download, which would read nothing.
+        if (want <= 0 || short) return ended();
         // The size of the file as seen at open decides, not the caller's buffer (servers read into 256 KiB).
         // A file that grows after the open is read synchronously to SYNC_READ_FILE (and one buffer past it) at most.
         const syncBytes = !sync ? 0 : size <= SYNC_READ_FILE ? (pos <= SYNC_READ_FILE ? want : 0) : size - pos <= SMALL_IO ? SMALL_IO : 0;
         if (syncBytes > 0) {
           try {
-            const n = fs.readSync(fd, into, 0, Math.min(want, syncBytes), pos);
+            const asked = Math.min(want, syncBytes);
+            const n = fs.readSync(fd, into, 0, asked, pos);
             pos += n;
+            short = n < asked;
             return n === 0 ? ended() : Promise.resolve(n);
           } catch (err) {
             return Promise.reject(toVfsError(err, path));
@@ -1525,6 +1530,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
           fs.read(fd, into, 0, want, pos, (err, n) => {
             if (err) return reject(toVfsError(err, path));
             pos += n;
+            short = n < want;
             const lost = n === 0 ? atEnd() : null;
             if (lost !== null) reject(lost);
             else resolve(n);
