@@ -11,7 +11,7 @@ export interface Addon {
   cancel(id: number): void;
   states: { SENT_ALL: number; WOULD_BLOCK: number; AT_EOF: number; CANCELLED: number; BUDGET_USED: number };
   lstatRows(prefix: string, names: readonly string[], rows: Float64Array, dev?: number, ino?: number): { index: number; errno: number } | null;
-  openBeneath(root: string, relative: string, flags: number, mode: number, reuseRootMs?: number): number;
+  openBeneath(root: string, relative: string, flags: number, mode: number): number;
   /** open(2)'s O_PATH on this machine. */
   O_PATH: number;
   unackedBytes(fd: number): number;

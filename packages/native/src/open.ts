@@ -34,20 +34,7 @@ export function openBeneath(root: string, relative: string, flags: number, mode 
 export function openBeneathOrErrno(root: string, relative: string, flags: number, mode = 0o666): number | null {
   const native = addonFor('FTP_NATIVE_OPEN');
   if (native === null || !openat2Works(native)) return null;
-  return native.openBeneath(root, relative, flags, mode, ROOT_REUSE_MS);
-}
-
-/**
- * How long (ms) an opened root is used again for the next opens below it on the same thread, before its path is
- * walked again: the root's walk and close were two of a confined lookup's five system calls (an upload has two
- * lookups). Meanwhile a root renamed away, or swapped for a link, is still the folder that was confined, never one
- * elsewhere; after it the swap is refused as ever. `FTP_NATIVE_ROOT_REUSE_MS` sets it (0: walked every time).
- */
-const ROOT_REUSE_MS = rootReuseMs(process.env.FTP_NATIVE_ROOT_REUSE_MS);
-
-function rootReuseMs(setting: string | undefined): number {
-  const ms = setting === undefined || setting === '' ? 1000 : Number(setting);
-  return Number.isInteger(ms) && ms >= 0 && ms <= 60_000 ? ms : 1000;
+  return native.openBeneath(root, relative, flags, mode);
 }
 
 /**

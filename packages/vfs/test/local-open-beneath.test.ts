@@ -129,7 +129,7 @@ describe.skipIf(unavailable !== null)('downloads opened beneath the root by the 
     expect(fs.readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('secret');
   });
 
-  it('a root swapped for a link after the provider resolved it: refused once the opened root is let go (a second), never a root elsewhere', async () => {
+  it('a root swapped for a link after the provider resolved it: refused, never a root elsewhere', async () => {
     const own = fs.mkdtempSync(join(tmpdir(), 'vfs-open-beneath-root-'));
     const elsewhere = fs.mkdtempSync(join(tmpdir(), 'vfs-open-beneath-elsewhere-'));
     try {
@@ -140,9 +140,6 @@ describe.skipIf(unavailable !== null)('downloads opened beneath the root by the 
       expect(await read(p, '/mine.txt')).toBe('mine');
       fs.renameSync(join(own, 'ftp'), join(own, 'ftp-old'));
       fs.symlinkSync(elsewhere, join(own, 'ftp'));
-      // For a moment the root opened before is used again (see @ftp/native's openBeneath): the folder confined.
-      expect(await read(p, '/mine.txt').catch(() => 'refused')).not.toBe('private');
-      await new Promise((r) => setTimeout(r, 1_100));
       expect(await code(read(p, '/mine.txt'))).toBe('EACCES');
       expect(await code(write(p, '/planted.txt', 'x'))).toBe('EACCES');
       expect(fs.readdirSync(elsewhere)).toEqual(['mine.txt']);
