@@ -17,7 +17,12 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 /** Reads all a chunk reader gives into buffers of `size`, as the server does. */
 async function readAll(path: string, size: number, options: { start?: number; end?: number } = {}): Promise<Buffer> {
-  const stream = await openReadStream(p, path, options);
+  return readAllFrom(p, path, size, options);
+}
+
+/** {@link readAll} from `provider`. */
+async function readAllFrom(provider: LocalProvider, path: string, size: number, options: { start?: number; end?: number } = {}): Promise<Buffer> {
+  const stream = await openReadStream(provider, path, options);
   const reader = chunkReaderOf(stream);
   expect(reader).toBeTypeOf('function');
   const parts: Buffer[] = [];
@@ -187,6 +192,23 @@ describe('small files (syncMetadata)', () => {
         Object.assign(patched, saved);
       }
       expect(reads).toHaveLength(1);
+    }
+  });
+
+  it('a read that comes back short before the end of the file (a FUSE mount with direct I/O) is followed by another', async () => {
+    const whole = Buffer.concat([data, data]).subarray(0, 1_000_000);
+    fs.writeFileSync(join(root, 'direct.bin'), whole);
+    for (const provider of [p, new LocalProvider(root, { syncMetadata: false })]) {
+      const patched = fs as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const saved = { read: patched.read!, readSync: patched.readSync! };
+      // At most 128 KiB a call, as such a mount may answer.
+      patched.read = (fd: unknown, buf: unknown, off: unknown, len: unknown, ...rest: unknown[]) => saved.read(fd, buf, off, Math.min(len as number, 131_072), ...rest);
+      patched.readSync = (fd: unknown, buf: unknown, off: unknown, len: unknown, ...rest: unknown[]) => saved.readSync(fd, buf, off, Math.min(len as number, 131_072), ...rest);
+      try {
+        expect((await readAllFrom(provider, '/direct.bin', 256 * 1024)).equals(whole)).toBe(true);
+      } finally {
+        Object.assign(patched, saved);
+      }
     }
   });
 

@@ -1506,7 +1506,10 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       if (!(sync && size <= SMALL_IO)) {
         attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd, lendPages: (stillLent) => lendPages(opened, stillLent) });
       }
-      /** A read gave less than it asked for: the end of the file, as it was then (a regular file reads short only there). */
+      /**
+       * A read gave less than it asked for at or past the size the file had when opened: its end, as it was then.
+       * Only there: a FUSE mount with direct I/O (a network filesystem) may read short anywhere, and is read again.
+       */
       let short = false;
       attachChunkReader(stream, (into) => {
         const want = Math.min(into.length, limit - pos);
@@ -1520,7 +1523,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
             const asked = Math.min(want, syncBytes);
             const n = fs.readSync(fd, into, 0, asked, pos);
             pos += n;
-            short = n < asked;
+            short = n < asked && pos >= size;
             return n === 0 ? ended() : Promise.resolve(n);
           } catch (err) {
             return Promise.reject(toVfsError(err, path));
@@ -1530,7 +1533,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
           fs.read(fd, into, 0, want, pos, (err, n) => {
             if (err) return reject(toVfsError(err, path));
             pos += n;
-            short = n < want;
+            short = n < want && pos >= size;
             const lost = n === 0 ? atEnd() : null;
             if (lost !== null) reject(lost);
             else resolve(n);
