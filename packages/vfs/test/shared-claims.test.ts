@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, releaseClaimsOf, shareFileClaims, startFileClaimsFolder, toVfsError } from '../src/index.js';
 import { WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
+import { UPLOAD_HOLD_MS } from '../src/upload-holds.js';
 import { RENEWAL_GRACE_MS } from '../src/providers/shared-claims.js';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
@@ -143,6 +144,35 @@ describe('file claims shared between processes', () => {
     expect(await p.uploadBusy('/f.bin')).toBe(false);
     expect(await code(openWriteStream(p, '/f.bin'))).toBe('open');
   });
+
+  it('a file held for an announced upload is refused to the other processes too, until the upload has it and ends, or the hold ends', async () => {
+    // Two workers each told a client 150 for one file (the second refused at its open, after its 150: 451, and
+    // clients resume onto the other upload's file); and a download in the other worker refused the announced upload.
+    const p = new LocalProvider(root);
+    expect(await p.uploadBusy('/f.bin', {}, true)).toBe(false);
+    expect((await otherProcess('write')).said).toBe('EBUSY');
+    expect((await otherProcess('read')).said).toBe('EBUSY');
+    // The announced upload opens: it has the file's claim, and the others are still kept out until it ends.
+    const upload = await openWriteStream(p, '/f.bin');
+    expect((await otherProcess('read')).said).toBe('EBUSY');
+    upload.end('held upload');
+    await once(upload, 'close');
+    const reader = await otherProcess('read');
+    expect(reader.said).toBe('open');
+    await finish(reader.child);
+    // A hold whose upload never opens keeps them out no longer than UPLOAD_HOLD_MS.
+    expect(await p.uploadBusy('/f.bin', {}, true)).toBe(false);
+    expect((await otherProcess('write')).said).toBe('EBUSY');
+    await new Promise((r) => setTimeout(r, UPLOAD_HOLD_MS + 300));
+    const writer = await otherProcess('write');
+    expect(writer.said).toBe('open');
+    await finish(writer.child);
+    // Held elsewhere: this process's ask says busy (and holds nothing).
+    const other = await otherProcess('read');
+    expect(await p.uploadBusy('/f.bin', {}, true)).toBe(true);
+    await finish(other.child);
+    expect(fs.readFileSync(join(root, 'f.bin'), 'utf8')).toBe('new version');
+  }, 20_000);
 
   it('this process refuses the other one as well', async () => {
     const p = new LocalProvider(root);

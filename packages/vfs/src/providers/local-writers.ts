@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
 import { fsError, takenOverError, VfsError } from '../errors.js';
-import { UploadHolds } from '../upload-holds.js';
+import { UPLOAD_HOLD_MS, UploadHolds } from '../upload-holds.js';
 import { claimIntact, claimRead, claimWrite, readByOthers, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
 
 /**
@@ -145,7 +145,8 @@ export function takeWriter(st: Stats, path: string, inPlace = false): WriterClai
   if (!freeOrIdle(key)) throw fsError('EBUSY', 'open', path);
   let shared: SharedClaim | null = null;
   if (sharingFileClaims()) {
-    shared = claimWrite(key);
+    // The claim a hold took for this file (another writer of this process taking it ends the hold, as below).
+    shared = takeHeldShared(key) ?? claimWrite(key);
     if (shared === null) throw fsError('EBUSY', 'open', path);
   }
   const tookOver = takeOver(key);
@@ -169,6 +170,42 @@ export function takeWriter(st: Stats, path: string, inPlace = false): WriterClai
  */
 const announced: UploadHolds<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.held.v1')] ??= new UploadHolds<string>()) as UploadHolds<string>;
 
+/**
+ * Writer claims in the folder shared with other processes (`ftpd --workers`) taken for files held for announced
+ * uploads (see {@link writerRefused}), by key: the other processes then refuse their uploads and downloads of the file
+ * too, as this one does, from the 150 on. The upload's open takes its file's claim ({@link takeWriter}); one never
+ * taken is given back after {@link UPLOAD_HOLD_MS}.
+ */
+const heldShared = new Map<string, { claim: SharedClaim; timer: NodeJS.Timeout }>();
+
+/** Keeps other processes out of the held file `key`: false when one of them reads or writes it (busy after all). */
+function holdShared(key: string): boolean {
+  const held = heldShared.get(key);
+  if (held !== undefined) {
+    held.timer.refresh();
+    return true;
+  }
+  const claim = claimWrite(key);
+  if (claim === null) return false;
+  const timer = setTimeout(() => {
+    if (heldShared.get(key)?.claim !== claim) return;
+    heldShared.delete(key);
+    releaseShared(claim);
+  }, UPLOAD_HOLD_MS);
+  timer.unref();
+  heldShared.set(key, { claim, timer });
+  return true;
+}
+
+/** The shared claim held for the file `key`, handed to its writer (null: none held). */
+function takeHeldShared(key: string): SharedClaim | null {
+  const held = heldShared.get(key);
+  if (held === undefined) return null;
+  clearTimeout(held.timer);
+  heldShared.delete(key);
+  return held.claim;
+}
+
 /** Whether any transfer of this process, or of another one sharing claims, could be in the way of a new upload. */
 export function transfersMayRun(): boolean {
   return writers.size > 0 || readers.size > 0 || announced.size > 0 || lent.size > 0 || sharingFileClaims();
@@ -180,7 +217,8 @@ export function transfersMayRun(): boolean {
  * server looks before it says 150, so that a client is refused (450) before it sends a byte.
  *
  * With `hold`, a file found free is held for the upload that asked until it opens (the next writer to open the file
- * takes the hold) or for `UPLOAD_HOLD_MS` (upload-holds.ts): meanwhile another upload asking is refused, and so are downloads.
+ * takes the hold) or for `UPLOAD_HOLD_MS` (upload-holds.ts): meanwhile another upload asking is refused, and so are downloads;
+ * with claims shared between processes, those of the other processes too (a writer's claim is taken for the hold).
  * Two uploads announced at the same moment would otherwise both be told 150, the second refused at its open (451),
  * and clients resume such an upload (REST, APPE) onto the other one's file.
  */
@@ -188,7 +226,22 @@ export function writerRefused(st: Stats, hold: boolean | object = false, inPlace
   const key = keyOf(st);
   if (readers.has(key) || !freeOrIdle(key) || writtenByOthers(key) || readByOthers(key)) return true;
   if (inPlace && pagesLent(key)) return true;
-  return announced.ask(key, hold);
+  if (announced.ask(key, hold)) return true;
+  // Held for this upload: with claims shared between processes, kept from them too (their asks see its claim).
+  if (hold !== false && sharingFileClaims()) {
+    let kept: boolean;
+    try {
+      kept = holdShared(key);
+    } catch (err) {
+      announced.release(key);
+      throw err;
+    }
+    if (!kept) {
+      announced.release(key);
+      return true;
+    }
+  }
+  return false;
 }
 
 /**
