@@ -14,10 +14,10 @@ afterEach(async () => {
 
 
 
-async function setup(files: Record<string, Buffer>) {
+async function setup(files: Record<string, Buffer>, dataStallTimeout = 5) {
   const root = await mkdtemp(join(tmpdir(), 'local-send-'));
   for (const [name, data] of Object.entries(files)) await writeFile(join(root, name), data);
-  const ctx = await startServer({ fs: new LocalProvider(root), settings: { dataStallTimeout: 5 } });
+  const ctx = await startServer({ fs: new LocalProvider(root), settings: { dataStallTimeout } });
   cleanups.push(() => ctx.close(), () => rm(root, { recursive: true, force: true }));
   return ctx;
 }
@@ -187,11 +187,16 @@ print(a.getresp()[:3], flush=True)
 sys.stdin.readline()
 got = b''
 d.settimeout(20)
+reset = False
 while True:
-    x = d.recv(65536)
+    try:
+        x = d.recv(65536)
+    except ConnectionResetError:
+        reset = True
+        break
     if not x: break
     got += x
-print(len(got), hashlib.sha256(got).hexdigest(), flush=True)
+print(len(got), hashlib.sha256(got).hexdigest() + (' reset' if reset else ''), flush=True)
 `;
 
 /** {@link HOLDING_CLIENT} started on `port`: `line(n)` waits up to 20 s for its n-th line of output; `go()` lets it read. */
@@ -262,6 +267,10 @@ it('an upload that would rewrite in place (REST inside the file) bytes a finishe
     return (await b.next()).code;
   };
   expect(await resume()).toBe(450);
+  // Past the data connection's linger (5 s): still the client's until it has them (the socket closed then, the
+  // kernel went on sending the pages, and the resume rewrote them: 200,000 of its bytes were the new version's).
+  await new Promise((r) => setTimeout(r, 6_000));
+  expect(await resume()).toBe(450);
   go();
   expect(await line(2)).toBe(`${size} ${sha(old)}`);
   // Once the client has everything (and has closed), the resume goes through.
@@ -272,4 +281,21 @@ it('an upload that would rewrite in place (REST inside the file) bytes a finishe
   expect(now.length).toBe(101_000);
   expect(now.subarray(0, 1000).equals(Buffer.alloc(1000, 'A'))).toBe(true);
   expect(now.subarray(1000).equals(Buffer.alloc(100_000, 'B'))).toBe(true);
+}, 60_000);
+
+it('a client that takes none of its lent bytes for the data stall timeout is reset: it sees its transfer fail', async () => {
+  // The linger keeps a download sent from the file's pages open until the client closes its side (see the test
+  // above), but not for ever: with nothing taken for the data stall timeout, a reset drops what the kernel holds.
+  const size = 300_000;
+  const old = Buffer.alloc(size, 'A');
+  const ctx = await setup({ 'sf.bin': old }, 1);
+  const { line, go } = await holdingClient(ctx.port);
+  expect(await line(1)).toBe('226');
+  // The linger's end (5 s), then a look with nothing taken past the stall timeout (1 s): reset at about 10 s.
+  await new Promise((r) => setTimeout(r, 11_000));
+  go();
+  const [count, digest, reset] = (await line(2)).split(' ');
+  expect(Number(count)).toBeLessThan(size);
+  expect(digest).toBe(sha(old.subarray(0, Number(count))));
+  expect(reset).toBe('reset');
 }, 60_000);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, releaseClaimsOf, shareFileClaims, startFileClaimsFolder, toVfsError } from '../src/index.js';
+import { chunkReaderOf, fileDescriptorOf, LocalProvider, openReadStream, openWriteStream, releaseClaimsOf, shareFileClaims, startFileClaimsFolder, toVfsError } from '../src/index.js';
 import { WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
 import { UPLOAD_HOLD_MS } from '../src/upload-holds.js';
 import { RENEWAL_GRACE_MS } from '../src/providers/shared-claims.js';
@@ -42,7 +42,7 @@ afterEach(() => {
  * Another process with the same shared folder: it opens `/f.bin` to write (`write`) or to read (`read`), says
  * `open` or the error code, and closes the file when it reads a line.
  */
-async function otherProcess(mode: 'write' | 'read' | 'read-retry' | 'write-retry'): Promise<{ child: ChildProcess; said: string }> {
+async function otherProcess(mode: 'write' | 'read' | 'read-retry' | 'write-retry' | 'write-rest'): Promise<{ child: ChildProcess; said: string }> {
   const child = spawn(process.execPath, ['--input-type=module', '-e', otherProcessScript(mode)], { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(child);
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
@@ -60,7 +60,7 @@ function otherProcessHoldingThisOne(mode: 'write' | 'read'): string {
   return run.stdout.trim();
 }
 
-function otherProcessScript(mode: 'write' | 'read' | 'read-retry' | 'write-retry'): string {
+function otherProcessScript(mode: 'write' | 'read' | 'read-retry' | 'write-retry' | 'write-rest'): string {
   return `
     import { chunkReaderOf, LocalProvider, openReadStream, openWriteStream, shareFileClaims } from ${JSON.stringify(dist)};
     shareFileClaims(${JSON.stringify(claims)});
@@ -69,7 +69,7 @@ function otherProcessScript(mode: 'write' | 'read' | 'read-retry' | 'write-retry
       // -retry: until the folder made anew lets it (5 s at most), then as the plain mode; a reader then reads the
       // rest when told, and says 'sent' or the error's code.
       ${mode.endsWith('-retry') ? `for (let i = 0; i < 50; i++) { try { await ${mode === 'read-retry' ? 'openReadStream' : 'openWriteStream'}(p, '/f.bin').then((s) => s.destroy()); break; } catch { await new Promise((r) => setTimeout(r, 100)); } }` : ''}
-      const s = ${mode.startsWith('write') ? `await openWriteStream(p, '/f.bin'); s.write(Buffer.from('new ver'));` : `await openReadStream(p, '/f.bin'); s.pause();`}
+      const s = ${mode.startsWith('write') ? `await openWriteStream(p, '/f.bin'${mode === 'write-rest' ? ', { start: 0 }' : ''}); s.write(Buffer.from('new ver'));` : `await openReadStream(p, '/f.bin'); s.pause();`}
       process.stdout.write('open\\n');
       process.stdin.once('data', () => { ${
         mode.startsWith('write')
@@ -172,6 +172,24 @@ describe('file claims shared between processes', () => {
     expect(await p.uploadBusy('/f.bin', {}, true)).toBe(true);
     await finish(other.child);
     expect(fs.readFileSync(join(root, 'f.bin'), 'utf8')).toBe('new version');
+  }, 20_000);
+
+  it("pages lent to a finished download's socket here refuse another process's upload that would rewrite them in place, until given back", async () => {
+    fs.writeFileSync(join(root, 'f.bin'), Buffer.alloc(200_000, 'A'));
+    const p = new LocalProvider(root);
+    const download = await openReadStream(p, '/f.bin');
+    const giveBack = fileDescriptorOf(download)!.lendPages!(() => true);
+    download.destroy();
+    await once(download, 'close');
+    // A restart point inside the file: refused; a plain upload (the file is emptied first) is not.
+    expect((await otherProcess('write-rest')).said).toBe('EBUSY');
+    const plain = await otherProcess('write');
+    expect(plain.said).toBe('open');
+    await finish(plain.child);
+    giveBack();
+    const rest = await otherProcess('write-rest');
+    expect(rest.said).toBe('open');
+    await finish(rest.child);
   }, 20_000);
 
   it('this process refuses the other one as well', async () => {

@@ -9,7 +9,7 @@
 import type { Socket } from 'node:net';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { sendFile, sendfileUnavailableReason, socketDescriptorOf, unackedBytes } from '@ftp/native';
+import { sendFile, sendfileUnavailableReason, socketDescriptorOf } from '@ftp/native';
 import { fileDescriptorOf, type FileDescriptorSource } from '@ftp/vfs';
 import { followKernelTransfer } from './kernel-progress.js';
 import type { Transfer } from './transfer.js';
@@ -63,7 +63,7 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
     if (lost !== null) throw transfer.storageFailure(lost);
     socket.end();
     await finished(socket, { readable: false }).catch((err: unknown) => Promise.reject(transfer.failure(err)));
-    lendUntilClosed(file, socket, socketFd);
+    lendUntilClosed(file, socket);
     return true;
   } catch (err) {
     send.cancel();
@@ -76,13 +76,15 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
 }
 
 /**
- * sendfile hands the kernel the file's own pages, which it keeps sending after the 226 until the client has them:
- * an upload rewriting them in place meanwhile (REST + STOR inside the file, in another session) would change bytes
- * this client was told it had been sent. They are reported lent (refused to such an upload) while the client has
- * not acknowledged everything, until the socket closes (after the client closes its side, or the linger's end).
+ * sendfile hands the kernel the file's own pages, not copies of them: they stay in the socket until the client has
+ * acknowledged them and, for a client on this machine (loopback, a container's veth), in the client's receive queue
+ * until it reads them. An upload rewriting them in place meanwhile (REST + STOR inside the file, in another session)
+ * would change bytes this client was told in its 226 it had been sent. They are reported lent (refused to such an
+ * upload) until the client has closed its side of the data connection (it read to the end, or gave up) or the
+ * connection is gone (see data-command.ts' linger, which keeps it open meanwhile).
  */
-function lendUntilClosed(file: FileDescriptorSource, socket: Socket, socketFd: number): void {
+function lendUntilClosed(file: FileDescriptorSource, socket: Socket): void {
   if (file.lendPages === undefined || socket.destroyed) return;
-  const giveBack = file.lendPages(() => !socket.destroyed && (unackedBytes(socketFd) ?? 0) > 0);
+  const giveBack = file.lendPages(() => !socket.destroyed && !socket.readableEnded);
   socket.once('close', giveBack);
 }

@@ -706,7 +706,7 @@ async function* batchesOf(groups: GroupWaiter, batchSize: number): AsyncGenerato
  * (a relay): the stall timer then counts completed writes only.
  */
 /** Bytes the kernel holds of `socket`'s data that the client has not acknowledged (undefined: not known here). */
-function unackedOf(socket: Socket): number | undefined {
+export function unackedOf(socket: Socket): number | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return undefined;
   return unackedBytes(fd) ?? undefined;
@@ -727,11 +727,12 @@ function isPrematureClose(err: unknown): boolean {
 }
 
 /** Ends a TCP connection with a reset, discarding what it has not sent yet; destroys it where it cannot (no TCP handle). */
-function resetConnection(tcp: Socket): void {
+export function resetConnection(tcp: Socket): void {
   if (tcp.destroyed) return;
-  // Ended already (its FIN is queued after everything it sent): a reset with libuv's shutdown pending fails with
-  // EINVAL and Node then never closes the handle, a descriptor lost per ABOR. Closed instead.
-  if (tcp.writableEnded) {
+  // Ended, its shutdown still pending in libuv (the FIN queued after what it has not written yet): a reset then
+  // fails with EINVAL and Node never closes the handle, a descriptor lost per ABOR. Closed instead. Once the shutdown
+  // is done ('finish'), the reset works: it drops what the kernel still holds, a lingering download's pages included.
+  if (tcp.writableEnded && !tcp.writableFinished) {
     tcp.destroy();
     return;
   }

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
 import { earlyHandshake } from '../data/early-tls.js';
 import { SocketPipe } from '../socket-pipe.js';
-import { Transfer, TransferError } from '../data/transfer.js';
+import { resetConnection, Transfer, TransferError, unackedOf } from '../data/transfer.js';
 import { afterPreliminary, FtpError, isRefusal, toReply } from '../errors.js';
 import type { Session } from '../session.js';
 
@@ -104,7 +104,7 @@ export async function runDataCommand(
     }
   } finally {
     if (setup.kind === 'passive') setup.listener.dispose(true);
-    release(t.socket, outcome === 'ok');
+    release(t.socket, outcome === 'ok', t.sentByKernel ? s.settings.dataStallTimeout * 1000 : null);
     s.transfer = null;
     s.conn.setTransferring(false);
     t.dispose();
@@ -172,9 +172,11 @@ const FAILED_LINGER_MS = 500;
 
 /**
  * Frees a data connection: after a failure, unread, a moment after the reply; after a success, once the client
- * closes its side, or after a short linger, so that a client which never closes cannot pile up sockets.
+ * closes its side, or after a short linger, so that a client which never closes cannot pile up sockets. `lent`: the
+ * download was sent from the file's own pages (sendfile), with the data stall timeout (ms) that bounds the linger
+ * (see {@link lingerEnded}); null otherwise.
  */
-function release(socket: Socket | null, ok: boolean): void {
+function release(socket: Socket | null, ok: boolean, lent: number | null = null): void {
   if (!socket || socket.destroyed) return;
   if (!ok) {
     socket.pause();
@@ -186,7 +188,30 @@ function release(socket: Socket | null, ok: boolean): void {
   // A download has ended its side already; a second end() would only build (and drop) an error object.
   if (!socket.writableEnded) socket.end();
   socket.resume();
-  const timer = setTimeout(() => socket.destroy(), DATA_LINGER_MS);
+  lingerOn(socket, lent, performance.now(), Infinity);
+}
+
+function lingerOn(socket: Socket, lent: number | null, since: number, last: number): void {
+  const timer = setTimeout(() => lingerEnded(socket, lent, since, last), DATA_LINGER_MS);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
+}
+
+/**
+ * The end of a finished data connection's linger: closed, unless the download was sent from the file's own pages
+ * (`lent`, see send-file.ts' `lendUntilClosed`) and the client has not closed its side: those pages may still be in
+ * the socket or, for a client on this machine, in its receive queue, and are refused to an upload that would rewrite
+ * them in place until the client closes. It lingers on meanwhile; once the client has taken nothing more for the data
+ * stall timeout (`lent` ms, 0: no limit) it is reset. The reset drops what the kernel still holds (the client sees
+ * its transfer fail), but not what a local client's queue holds: a client on this machine that reads none of a file
+ * delivered whole for that long may read it rewritten afterwards.
+ */
+function lingerEnded(socket: Socket, lent: number | null, since: number, last: number): void {
+  if (socket.destroyed) return;
+  if (lent === null || socket.readableEnded) return void socket.destroy();
+  const unacked = unackedOf(socket) ?? 0;
+  const now = performance.now();
+  if (unacked < last) since = now;
+  else if (lent > 0 && now - since >= lent) return resetConnection(socket);
+  lingerOn(socket, lent, since, unacked);
 }

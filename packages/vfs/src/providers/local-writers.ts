@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { fsError, takenOverError, VfsError } from '../errors.js';
 import { UPLOAD_HOLD_MS, UploadHolds } from '../upload-holds.js';
-import { claimIntact, claimRead, claimWrite, readByOthers, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
+import { claimIntact, claimLent, claimRead, claimWrite, lentByOthers, readByOthers, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
 
 /**
  * The local files this process has open, by `dev:ino`: what {@link LocalProvider} checks before an upload writes a
@@ -27,32 +27,46 @@ const writers: Map<string, WriterClaim> = ((globalThis as Record<symbol, unknown
 const readers: Map<string, number> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.readers.v1')] ??= new Map<string, number>()) as Map<string, number>;
 
 /**
- * Files whose pages finished downloads may still have in their sockets, by key, with each download's check that the
- * client has not acknowledged everything yet (see `FileDescriptorSource.lendPages`): sendfile gives the kernel
- * references to the file's pages, not copies, so an upload rewriting them in place (REST + STOR inside the file)
- * would change bytes a download has already sent. An entry goes when its download's socket closes.
+ * Files whose pages finished downloads may still have in their sockets, by key, with each download's check that its
+ * client may not have them all yet (see `FileDescriptorSource.lendPages`): sendfile gives the kernel references to
+ * the file's pages, not copies, so an upload rewriting them in place (REST + STOR inside the file) would change bytes
+ * a download has already sent. An entry goes when its download's socket closes.
  */
 const lent: Map<string, Set<() => boolean>> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.lent.v1')] ??= new Map<string, Set<() => boolean>>()) as Map<string, Set<() => boolean>>;
 
-/** Registers a download's pages of the file `st` as lent (see {@link lent}); returns what gives them back. */
+/**
+ * Registers a download's pages of the file `st` as lent (see {@link lent}); returns what gives them back. With claims
+ * shared between processes, the others are told too (an entry in the claims folder, until given back).
+ */
 export function lendPages(st: Stats, stillLent: () => boolean): () => void {
   const key = keyOf(st);
   let checks = lent.get(key);
   if (checks === undefined) lent.set(key, (checks = new Set()));
   checks.add(stillLent);
+  let shared: SharedClaim | null = null;
+  if (sharingFileClaims()) {
+    try {
+      shared = claimLent(key);
+    } catch {
+      // The claims folder failing: the other processes are not told (a download is not failed for it).
+    }
+  }
   return () => {
     checks.delete(stillLent);
     if (checks.size === 0 && lent.get(key) === checks) lent.delete(key);
+    if (shared !== null) releaseShared(shared);
+    shared = null;
   };
 }
 
-/** Whether a download's socket still holds unacknowledged pages of the file of `key` (see {@link lent}). */
+/**
+ * Whether a download's socket still holds pages of the file of `key` (see {@link lent}): one of this process that
+ * says so, or one of another process sharing claims (until it gives them back).
+ */
 function pagesLent(key: string): boolean {
-  if (lent.size === 0) return false;
-  const checks = lent.get(key);
-  if (checks === undefined) return false;
-  for (const stillLent of checks) if (stillLent()) return true;
-  return false;
+  const checks = lent.size === 0 ? undefined : lent.get(key);
+  if (checks !== undefined) for (const stillLent of checks) if (stillLent()) return true;
+  return lentByOthers(key);
 }
 
 /**

@@ -379,12 +379,43 @@ const prefixOf = (key: string): string => `${state.root}/${key.replace(':', '-')
 
 /** Whether another process has a reader's entry for the file of `prefix`. */
 function othersRead(prefix: string): boolean {
-  const readers = `${prefix.slice(prefix.lastIndexOf('/') + 1)}.r.`;
-  const mine = `${readers}${process.pid}.`;
+  return othersHave(prefix, 'r');
+}
+
+/** Whether another process has an entry of `kind` (`r`: a reader; `l`: lent pages) for the file of `prefix`. */
+function othersHave(prefix: string, kind: 'r' | 'l'): boolean {
+  const entries = `${prefix.slice(prefix.lastIndexOf('/') + 1)}.${kind}.`;
+  const mine = `${entries}${process.pid}.`;
   for (const name of fs.readdirSync(state.root as string)) {
-    if (name.startsWith(readers) && !name.startsWith(mine)) return true;
+    if (name.startsWith(entries) && !name.startsWith(mine)) return true;
   }
   return false;
+}
+
+/**
+ * Says the file `key` (`dev:ino`) has pages lent to a finished download's socket (see `lendPages` in
+ * local-writers.ts): other processes then refuse to rewrite it in place ({@link lentByOthers}). Given back with
+ * {@link release}.
+ * @throws VfsError EIO when the claims folder fails.
+ */
+export function claimLent(key: string): SharedClaim {
+  const token = `${process.pid}.${++state.sequence}`;
+  const claim: SharedClaim = { entry: `${prefixOf(key)}.l.${token}`, token, writer: false };
+  make(() => fs.symlinkSync(token, claim.entry));
+  return keep(claim);
+}
+
+/**
+ * Whether another process has pages of the file `key` (`dev:ino`) lent to a download's socket ({@link claimLent}).
+ * False when claims are not shared, or the folder fails (as for {@link readByOthers}).
+ */
+export function lentByOthers(key: string): boolean {
+  if (!sharingFileClaims()) return false;
+  try {
+    return othersHave(prefixOf(key), 'l');
+  } catch {
+    return false;
+  }
 }
 
 /** Runs a check of the folder, any failure as EIO (after `undo`). */
