@@ -62,6 +62,30 @@ describe('quota', () => {
     expect(await code(q.allocate!('/x', 10_000))).toBe('EDQUOT');
   });
 
+  it('an upload refused at its first chunk leaves the file it would replace as it was, and makes no new file', async () => {
+    // The upload opened (and emptied the old file) before its first chunk was refused: 552, and the file gone.
+    const root = fs.mkdtempSync(join(tmpdir(), 'vfs-quota-first-'));
+    try {
+      for (const inner of [new MemoryProvider(), new LocalProvider(root)] as FsProvider[]) {
+        await put(inner, '/old', 300);
+        const q = quota(inner, { bytes: 1000 });
+        expect(await code(put(q, '/old', 2000))).toBe('EDQUOT');
+        expect((await inner.stat('/old')).size).toBe(300);
+        expect(await code(put(q, '/new', 2000))).toBe('EDQUOT');
+        expect(await code(inner.stat('/new'))).toBe('ENOENT');
+        // The refused uploads took and left nothing: the room is what it was.
+        expect(await q.availableSpace!('/')).toBe(700);
+        await put(q, '/old', 900);
+        expect((await inner.stat('/old')).size).toBe(900);
+        // An empty upload still replaces the file.
+        await put(q, '/old', 0);
+        expect((await inner.stat('/old')).size).toBe(0);
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('concurrent uploads reserve what they write: together they cannot pass the limit', async () => {
     const q = quota(new MemoryProvider(), { bytes: 1000 });
     const results = await Promise.all([code(put(q, '/one', 600)), code(put(q, '/two', 600))]);

@@ -285,14 +285,12 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
       drop(u);
       throw vfsError('EDQUOT', 'Storage quota exceeded.', path);
     }
-    let inner: UploadStream;
-    try {
-      inner = await openWriteStream(p, path, opts);
-    } catch (err) {
-      drop(u);
-      throw err;
-    }
-    return new MeteredUpload(inner, path, {
+    // Opened at the first byte the quota lets through (or at the end of an empty upload): an upload refused at its
+    // first chunk leaves the file it would have replaced as it was, and makes no empty file (the inner open empties
+    // an old file at once).
+    return new MeteredUpload(path, {
+      open: () => openWriteStream(p, path, opts),
+      drop: () => drop(u),
       room,
       reserve: (n) => (reserved += n),
       // A completed upload, and a failed one alike (a provider that writes in place keeps its partial data): what it
@@ -331,6 +329,10 @@ const METHODS = [
 ] as const;
 
 interface Meter {
+  /** Opens the inner upload. */
+  open(): Promise<UploadStream>;
+  /** The inner upload never opened (refused at its first chunk, or failed to open): it wrote and replaced nothing. */
+  drop(): void;
   /** Bytes this upload may still write. */
   room(): number;
   reserve(n: number): void;
@@ -340,67 +342,112 @@ interface Meter {
   recount(): void;
 }
 
-/** An upload that counts its bytes against the quota and fails with EDQUOT past it. */
+/**
+ * An upload that counts its bytes against the quota and fails with EDQUOT past it; its inner upload is opened at the
+ * first chunk that fits (see `createWriteStream` above).
+ */
 class MeteredUpload extends Writable implements UploadStream {
   private written = 0;
   /** The reservation has been given back (by `_final` or `_destroy`): never twice. */
   private settled = false;
+  private inner: UploadStream | null = null;
+  private opening: Promise<UploadStream> | null = null;
 
   constructor(
-    private readonly inner: UploadStream,
     private readonly path: string,
     private readonly meter: Meter,
   ) {
-    super({ highWaterMark: inner.writableHighWaterMark });
-    inner.on('error', (err) => this.destroy(toVfsError(err, path)));
+    super({ highWaterMark: METERED_HIGH_WATER_MARK });
+  }
+
+  /** The inner upload, opened on first need. */
+  private opened(): Promise<UploadStream> {
+    this.opening ??= this.meter.open().then((inner) => {
+      this.inner = inner;
+      inner.on('error', (err) => this.destroy(toVfsError(err, this.path)));
+      return inner;
+    });
+    return this.opening;
   }
 
   /** The inner upload's progress while it copies what it keeps (see {@link UploadStream.storedBytes}). */
   get storedBytes(): number | undefined {
-    return this.inner.storedBytes;
+    return this.inner?.storedBytes;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (chunk.length > this.meter.room()) return cb(vfsError('EDQUOT', 'Storage quota exceeded.', this.path));
+    if (this.inner !== null) return this.writeOn(this.inner, chunk, cb);
+    this.opened().then(
+      (inner) => this.writeOn(inner, chunk, cb),
+      (err: unknown) => cb(toVfsError(err, this.path)),
+    );
+  }
+
+  private writeOn(inner: UploadStream, chunk: Buffer, cb: (err?: Error | null) => void): void {
+    // Another upload may have taken room while this one opened.
+    if (chunk.length > this.meter.room()) return cb(vfsError('EDQUOT', 'Storage quota exceeded.', this.path));
     this.written += chunk.length;
     this.meter.reserve(chunk.length);
-    if (this.inner.write(chunk)) cb();
-    else this.inner.once('drain', () => cb());
+    if (inner.write(chunk)) cb();
+    else inner.once('drain', () => cb());
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.inner.end();
-    finished(this.inner).then(
-      () => {
-        if (!this.settled) {
-          this.settled = true;
-          this.meter.settle(this.written, true);
-        }
-        cb();
-      },
-      (err: unknown) => cb(toVfsError(err, this.path)),
-    );
+    this.opened()
+      .then((inner) => {
+        inner.end();
+        return finished(inner);
+      })
+      .then(
+        () => {
+          if (!this.settled) {
+            this.settled = true;
+            this.meter.settle(this.written, true);
+          }
+          cb();
+        },
+        (err: unknown) => cb(toVfsError(err, this.path)),
+      );
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // `_final` may have settled already (a destroy between its callback and 'finish').
     const failed = !this.settled;
     this.settled = true;
-    // The reservation goes back in the same step as the bytes are counted as used: given back alone (as it once was,
-    // until the inner upload closed), it opened room that uploads running in parallel took (16 of them passed a
-    // 20 MiB quota by 1.2 MB); waiting for the inner upload instead could hold it for as long as that takes.
-    if (failed) this.meter.settle(this.written, false);
-    if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
-    // Closed once the inner upload is: a write still running there lands before anyone is told the upload is over,
-    // and the usage is counted again only after it (else the count could miss it and stay wrong).
-    const closed = (): void => {
-      if (failed) this.meter.recount();
-      cb(err);
-    };
-    finished(this.inner).then(closed, closed);
+    const opening = this.opening;
+    // Never opened: nothing was written, nothing replaced.
+    if (opening === null) {
+      if (failed) this.meter.drop();
+      return cb(err);
+    }
+    opening.then(
+      (inner) => {
+        // The reservation goes back in the same step as the bytes are counted as used: given back alone (as it once
+        // was, until the inner upload closed), it opened room that uploads running in parallel took (16 of them
+        // passed a 20 MiB quota by 1.2 MB); waiting for the inner upload instead could hold it for as long as that takes.
+        if (failed) this.meter.settle(this.written, false);
+        if (!inner.destroyed) inner.destroy(err ?? undefined);
+        // Closed once the inner upload is: a write still running there lands before anyone is told the upload is
+        // over, and the usage is counted again only after it (else the count could miss it and stay wrong).
+        const closed = (): void => {
+          if (failed) this.meter.recount();
+          cb(err);
+        };
+        finished(inner).then(closed, closed);
+      },
+      () => {
+        // The open failed: as for an upload never opened.
+        if (failed) this.meter.drop();
+        cb(err);
+      },
+    );
   }
 
   transferError(err: Error): void {
-    this.inner.transferError?.(err);
+    this.inner?.transferError?.(err);
   }
 }
+
+/** What a metered upload buffers before it waits for its storage (the inner upload is not there to ask at first). */
+const METERED_HIGH_WATER_MARK = 64 * 1024;
