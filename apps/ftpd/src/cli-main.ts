@@ -238,7 +238,11 @@ function hostOf(l: { address: string; family: string }): string {
 
 /** Says why the server could not start, in the log and on stderr; a port in use or a privileged port by name. */
 function cannotStart(logger: Logger, err: NodeJS.ErrnoException, port: number | undefined): void {
-  const why = err.code === 'EADDRINUSE' ? `port ${port ?? ''} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${port ?? ''}` : undefined;
+  // The port the failed listen named (the implicit FTPS port is the second one tried); an EACCES from anything else
+  // (the root's mkdir) says what it is about itself.
+  const listening = err.syscall === 'listen' || err.syscall === 'bind';
+  const which = (err as { port?: unknown }).port ?? port ?? '';
+  const why = !listening ? undefined : err.code === 'EADDRINUSE' ? `port ${which} is in use` : err.code === 'EACCES' ? `no permission to listen on port ${which}` : undefined;
   reportStartFailure(logger, err, why);
 }
 

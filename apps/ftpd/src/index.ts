@@ -90,7 +90,14 @@ export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: W
   });
   const shared = worker ? { reusePort: true } : {};
   const address = await server.listen(options.port, options.host, shared);
-  const implicitAddress = options.implicitPort !== undefined ? await server.listenImplicitTls(options.implicitPort, options.host, shared) : undefined;
+  let implicitAddress: AddressInfo | undefined;
+  try {
+    implicitAddress = options.implicitPort !== undefined ? await server.listenImplicitTls(options.implicitPort, options.host, shared) : undefined;
+  } catch (err) {
+    // The plain listener must not go on serving (and hold the process) when the server as asked for cannot start.
+    await server.close(0);
+    throw err;
+  }
   const reloadTls = async (): Promise<boolean> => {
     if (generated || !files) return false;
     tls = await readFiles();

@@ -165,6 +165,52 @@ describe('ftpd command line', () => {
     }
   });
 
+  it('a taken --implicit-port stops the start (exit 1) naming that port, not the plain one, which it stops serving', async () => {
+    // It said the plain port was in use, and went on serving plain FTP there for ever without its FTPS listener.
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    const cwd = await mkdtemp(join(tmpdir(), 'ftpd-busy-'));
+    try {
+      const failed = await run(node, [CLI, '--port', '0', '--root', cwd, '--self-signed', '--implicit-port', String(port)], { timeoutMs: 15_000 }).then(
+        () => 'exit 0',
+        (err: Error) => err.message,
+      );
+      expect(failed).toMatch(new RegExp(`ftpd: cannot start: port ${port} is in use`));
+      expect(failed).not.toMatch(/killed|SIGTERM|timed out/i);
+    } finally {
+      blocker.close();
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('a root it may not make is said as such, not as a port it may not listen on', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'ftpd-ro-'));
+    const { chmod } = await import('node:fs/promises');
+    await chmod(parent, 0o555);
+    try {
+      // As root, permissions do not stop mkdir: the check is for everyone else.
+      if (process.getuid?.() === 0) {
+        const failed = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', node, CLI, '--port', '0', '--root', join(parent, 'ftp'), '--password', 'p']).then(
+          () => 'exit 0',
+          (err: Error) => err.message,
+        );
+        expect(failed).toMatch(/cannot start: EACCES: permission denied, mkdir/);
+        expect(failed).not.toMatch(/listen on port/);
+      } else {
+        const failed = await run(node, [CLI, '--port', '0', '--root', join(parent, 'ftp'), '--password', 'p']).then(
+          () => 'exit 0',
+          (err: Error) => err.message,
+        );
+        expect(failed).toMatch(/cannot start: EACCES: permission denied, mkdir/);
+      }
+    } finally {
+      await chmod(parent, 0o755);
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
   it('--anonymous-root serves its folder read-only to anonymous and ftp; ftp stays the real user when --user is ftp', async () => {
     const pub = await mkdtemp(join(tmpdir(), 'ftpd-anon-'));
     await writeFile(join(pub, 'readme.txt'), 'public');
