@@ -247,6 +247,21 @@ describe('backpressure and the DirSlices contract', () => {
     expect(made.ended).toBe(true);
   });
 
+  it('STAT: ABOR stops a long listing, which ends as a 213 that says so, then ABOR is answered', async () => {
+    const { p, made } = countedFolder(3_000);
+    await seeded(p);
+    const c = await session(p);
+    c.send('STAT /huge');
+    c.send('ABOR');
+    const r = await c.next(10_000);
+    expect(r.code).toBe(213);
+    expect(r.lines.at(-1)).toBe('End of status (cut short: aborted)');
+    expect(r.lines.length).toBeLessThan(300_000);
+    expect((await c.next()).code).toBe(226);
+    expect(made.ended).toBe(true);
+    expect((await c.cmd('NOOP')).code).toBe(200);
+  });
+
   it('STAT: a slice that fails after the reply began ends it as a 213 that says so, and the session goes on', async () => {
     const { p, made } = countedFolder(30, 20);
     await seeded(p);

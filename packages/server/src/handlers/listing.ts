@@ -737,29 +737,40 @@ export async function stat(s: Session, arg: string): Promise<void> {
  * reply; one that fails later ends the reply, which has begun as 213, saying it was cut short.
  */
 async function sendStatus(s: Session, path: string, groups: AsyncGenerator<string[]>): Promise<void> {
-  const turns = new Turns();
-  let pending: string[] = [`Status of ${path}:`];
-  let started = false;
-  let end = 'End of status';
+  // ABOR stops it (a folder of millions of lines takes a while); the ABOR's own reply follows this one's end.
+  const work = s.stoppableWork();
   try {
-    for await (const group of groups) {
-      for (const line of group) pending.push(line);
-      if (pending.length < STAT_PIECE) continue;
-      await s.conn.sendPiece(213, pending, started ? 'middle' : 'first');
-      started = true;
-      pending = [];
-      // A client gone: nothing more to read for it.
-      if (s.isClosed) return;
-      await turns.check();
+    const turns = new Turns();
+    let pending: string[] = [`Status of ${path}:`];
+    let started = false;
+    let end = 'End of status';
+    try {
+      for await (const group of groups) {
+        for (const line of group) pending.push(line);
+        if (pending.length < STAT_PIECE) continue;
+        await s.conn.sendPiece(213, pending, started ? 'middle' : 'first');
+        started = true;
+        pending = [];
+        // A client gone: nothing more to read for it.
+        if (s.isClosed) return;
+        if (work.signal.aborted) {
+          end = 'End of status (cut short: aborted)';
+          break;
+        }
+        await turns.check();
+      }
+    } catch (err) {
+      if (!started) throw err;
+      s.log.warn({ err, path }, 'STAT: the listing failed after its reply began');
+      end = `End of status (cut short: ${toReply(err, path).text})`;
     }
-  } catch (err) {
-    if (!started) throw err;
-    s.log.warn({ err, path }, 'STAT: the listing failed after its reply began');
-    end = `End of status (cut short: ${toReply(err, path).text})`;
+    if (!started) return await s.reply(213, [...pending, end]);
+    return await s.conn.sendPiece(213, [...pending, end], 'last');
+  } finally {
+    work.done();
   }
-  if (!started) return s.reply(213, [...pending, end]);
-  return s.conn.sendPiece(213, [...pending, end], 'last');
 }
+
 /** The directory the target's entries live in (for reading their symlinks). */
 function directoryOf(s: Session, target: Target): string {
   return target.isDirectory || target.glob ? target.path : s.resolve(`${target.path}/..`);
