@@ -116,6 +116,19 @@ export function followLink(path: string, index: number, target: string): string 
  * answer rewrites one path and runs the script again (at most 40 times, then ELOOP). Error statuses become
  * {@link VfsError}s naming `shownPath` (the path the caller asked for). Answers the rest of the reply after 'OK'.
  */
+/**
+ * The filesystem's root is not in Redis (it lost its data): thrown by {@link runFs} for the provider to make the
+ * root again and run the call once more.
+ */
+export class RootMissing extends Error {
+  constructor(
+    readonly syscall: string,
+    readonly path: string | undefined,
+  ) {
+    super('the filesystem root is missing in Redis');
+  }
+}
+
 export async function runFs(
   client: RedisClient,
   tag: string,
@@ -138,6 +151,7 @@ export async function runFs(
     if (!Array.isArray(reply) || reply.length === 0) throw redisError(new Error(`unexpected reply of script ${s.name}`), syscall, shownPath);
     const status = text(reply[0]);
     if (status === 'OK') return reply.slice(1);
+    if (status === 'NOROOT') throw new RootMissing(syscall, shownPath);
     if (status === 'LINK') {
       const which = Number(reply[1]) - 1;
       const p = current[which];

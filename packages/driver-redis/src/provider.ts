@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { attachFileSize, checkStreamOptions, countWhileOpen, RunningUploads, createDigest, digestStream, dirname, fsError, normalizePath, parseOpenFlags, SPEC_VERSION, toVfsError, TRANSFER_CHUNK_SIZE, VfsError } from '@ftp/vfs';
 import type { DirEntry, DirSlices, FsProvider, HashAlgorithm, HashOptions, ReadStreamOptions, UploadStream, VfsDirent, VfsStats, WriteStreamOptions } from '@ftp/vfs';
-import { connect, evalScript, newCallId, runFs } from './client.js';
+import { connect, evalScript, newCallId, RootMissing, runFs } from './client.js';
 import type { RedisClient, RedisTarget } from './client.js';
 import { contentGone, copyChunks, discardContent, getChunk } from './content.js';
 import type { Internals } from './content.js';
@@ -166,7 +166,20 @@ export class RedisProvider implements FsProvider {
 
   async #run(s: LuaScript, syscall: string, paths: readonly string[], args: readonly (string | number)[] = [], binary = false): Promise<unknown[]> {
     await this.#init();
-    return runFs(this.client, this.keys.tag, this.keys.route, s, syscall, paths.map(normalizePath), args, binary);
+    try {
+      return await runFs(this.client, this.keys.tag, this.keys.route, s, syscall, paths.map(normalizePath), args, binary);
+    } catch (err) {
+      if (!(err instanceof RootMissing)) throw err;
+      // Redis lost the filesystem (a restart without persistence, FLUSHDB): an empty one is made again, as at the
+      // first start, and the call runs once more. Still missing: EIO.
+      this.#ready = undefined;
+      await this.#init();
+      try {
+        return await runFs(this.client, this.keys.tag, this.keys.route, s, syscall, paths.map(normalizePath), args, binary);
+      } catch (again) {
+        throw again instanceof RootMissing ? redisError(new Error('the filesystem root is missing in Redis'), syscall, again.path) : again;
+      }
+    }
   }
 
   async #stat(path: string, follow: boolean, syscall: string): Promise<VfsStats> {

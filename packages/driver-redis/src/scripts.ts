@@ -54,6 +54,9 @@ end
 -- Walks path from the root. Returns r, nil on success: r.parent (false for the root), r.name, r.ino (false when the
 -- last component is missing), r.t, r.chain (the directories walked, root first, the parent last); or nil, status.
 local function resolve(which, path, follow)
+  -- The root gone (Redis lost its data: a restart without persistence, FLUSHDB, eviction): the caller makes it again
+  -- (INIT) and runs the call once more. Writing under it now would make a root of nothing but the fields written.
+  if redis.call('HGET', ik(0), 't') ~= 'd' then return nil, {'NOROOT'} end
   local comps = split(path)
   local n = #comps
   local chain = {'0'}
@@ -112,7 +115,8 @@ local function drop(ino, t, grace)
     if tonumber(grace) > 0 and readers(ino) > 0 then redis.call('PEXPIRE', ck(ino), grace) else redis.call('UNLINK', ck(ino)) end
   end
 end
-local function touch(ino, now) redis.call('HSET', ik(ino), 'm', now) end
+-- Only an inode that is there: HSET on a missing one would make a hash of nothing but its time.
+local function touch(ino, now) if redis.call('EXISTS', ik(ino)) == 1 then redis.call('HSET', ik(ino), 'm', now) end end
 -- A new inode id: the counter's next value, passing over any id that still has a key. The counter only grows
 -- (deleteFilesystem keeps it), so in use this passes over nothing and costs one EXISTS; should the counter be lost or
 -- set back while the filesystem's keys remain (deleted by hand, an older driver's deleteFilesystem running beside
@@ -147,13 +151,20 @@ end
 
 /**
  * ARGV: tag, chunkSize, now. Creates the root when missing; answers the chunk size the filesystem was made with. A
- * filesystem created again after deleteFilesystem finds the counter that outlived it and goes on from there.
+ * filesystem created again after deleteFilesystem finds the counter that outlived it and goes on from there. A root
+ * that lost its type (an older driver's write to it after Redis had lost its data made a hash of one field) is made
+ * a folder again, keeping what it has.
  */
 export const INIT = script(
   'init',
   `
 if redis.call('EXISTS', ik(0)) == 0 then
   redis.call('HSET', ik(0), 't', 'd', 'm', ARGV[3], 'b', ARGV[3], 'o', 493, 'cs', ARGV[2])
+  redis.call('SETNX', P .. ':seq', 0)
+elseif redis.call('HGET', ik(0), 't') ~= 'd' then
+  redis.call('HSET', ik(0), 't', 'd')
+  for _, f in ipairs({{'m', ARGV[3]}, {'b', ARGV[3]}, {'o', 493}, {'cs', ARGV[2]}}) do redis.call('HSETNX', ik(0), f[1], f[2]) end
+  redis.call('HDEL', ik(0), 's', 'l')
   redis.call('SETNX', P .. ':seq', 0)
 end
 return {'OK', redis.call('HGET', ik(0), 'cs')}

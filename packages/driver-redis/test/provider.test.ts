@@ -31,6 +31,34 @@ afterAll(async () => {
   await redis.quit();
 });
 
+describe('RedisProvider: Redis that lost its data', () => {
+  it('makes an empty filesystem again (a restart without persistence, FLUSHDB), instead of a root of one field', async () => {
+    // The bug: the first write after the loss made the root a hash of its time alone; the root then listed as a file
+    // named '/', uploads answered OK but never showed in a listing, and a restart of the server did not repair it.
+    const p = fresh();
+    await writeAll(p, '/a.bin', deterministicBytes(1000, 1));
+    await p.mkdir('/d');
+    await deleteFilesystem(redis, p.keys.prefix, { removeIdCounter: true });
+    await writeAll(p, '/b.bin', deterministicBytes(500, 2));
+    expect((await p.stat('/')).isDirectory()).toBe(true);
+    await p.mkdir('/d1');
+    expect((await p.list('/')).map((e) => e.name).sort()).toEqual(['b.bin', 'd1']);
+    expect((await p.stat('/d1')).isDirectory()).toBe(true);
+    expect((await readAll(p, '/b.bin')).equals(deterministicBytes(500, 2))).toBe(true);
+  });
+
+  it('repairs a root an older driver left without its type', async () => {
+    const p = fresh();
+    await p.mkdir('/kept');
+    await redis.hdel(`${p.keys.tag}:i:0`, 't', 'o', 'b', 'cs');
+    expect((await p.stat('/')).isDirectory()).toBe(true);
+    expect((await p.list('/')).map((e) => e.name)).toEqual(['kept']);
+    // A new provider (a server restarted) finds it whole too.
+    const again = new RedisProvider({ redis, prefix: p.keys.prefix });
+    expect((await again.stat('/')).isDirectory()).toBe(true);
+  });
+});
+
 describe('RedisProvider: data model', () => {
   it("stores content at about its size in Redis memory: default chunks fit jemalloc's 256 KiB size class", async () => {
     const p = fresh();
