@@ -151,38 +151,37 @@ describe('ftpd command line', () => {
     await servesOnFullDisk(['stdout', 'stderr']);
   });
 
-  it('says clearly when the port is taken', async () => {
+  /** Runs `check` with a port another listener holds and a scratch folder. */
+  async function withTakenPort(check: (port: number, cwd: string) => Promise<void>): Promise<void> {
     const { createServer } = await import('node:net');
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const port = (blocker.address() as { port: number }).port;
     const cwd = await mkdtemp(join(tmpdir(), 'ftpd-busy-'));
     try {
-      await expect(run(node, [CLI, '--port', String(port), '--root', cwd])).rejects.toThrow(new RegExp(`port ${port} is in use`));
+      await check(port, cwd);
     } finally {
       blocker.close();
       await rm(cwd, { recursive: true, force: true });
     }
+  }
+
+  it('says clearly when the port is taken', async () => {
+    await withTakenPort(async (port, cwd) => {
+      await expect(run(node, [CLI, '--port', String(port), '--root', cwd])).rejects.toThrow(new RegExp(`port ${port} is in use`));
+    });
   });
 
   it('a taken --implicit-port stops the start (exit 1) naming that port, not the plain one, which it stops serving', async () => {
     // It said the plain port was in use, and went on serving plain FTP there for ever without its FTPS listener.
-    const { createServer } = await import('node:net');
-    const blocker = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
-    const port = (blocker.address() as { port: number }).port;
-    const cwd = await mkdtemp(join(tmpdir(), 'ftpd-busy-'));
-    try {
+    await withTakenPort(async (port, cwd) => {
       const failed = await run(node, [CLI, '--port', '0', '--root', cwd, '--self-signed', '--implicit-port', String(port)], { timeoutMs: 15_000 }).then(
         () => 'exit 0',
         (err: Error) => err.message,
       );
       expect(failed).toMatch(new RegExp(`ftpd: cannot start: port ${port} is in use`));
       expect(failed).not.toMatch(/killed|SIGTERM|timed out/i);
-    } finally {
-      blocker.close();
-      await rm(cwd, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a root it may not make is said as such, not as a port it may not listen on', async () => {
