@@ -173,6 +173,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): FtpdOption
   const min = parsePort(range[0] ?? '', '--pasv-range');
   const max = parsePort(range[1] ?? '', '--pasv-range');
   if (min > max) throw new UsageError('--pasv-range: MIN must not be above MAX');
+  // Port 0 asks the kernel for any port: no range could hold it (refused at the start, exit 1, before).
+  if (min < 1) throw new UsageError('--pasv-range: ports must be 1-65535');
   const logLevel = v['log-level'] ?? env.FTPD_LOG_LEVEL ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new UsageError(`--log-level: expected one of fatal, error, warn, info, debug, trace, silent; got ${logLevel}`);

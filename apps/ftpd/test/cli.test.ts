@@ -23,6 +23,7 @@ describe('ftpd command line', () => {
     [['--port', 'abc'], /--port: expected a port number/],
     [['--bogus'], /Unknown option '--bogus'/],
     [['--pasv-range', '5000'], /--pasv-range/],
+    [['--pasv-range', '0-10'], /--pasv-range: ports must be 1-65535/],
     [['--log-level', 'loud'], /--log-level/],
     [['--max-sessions', 'many'], /--max-sessions: expected a whole number/],
     [['--ban-exempt', '10.0.0.0/8,nowhere'], /--ban-exempt: expected addresses or networks/],

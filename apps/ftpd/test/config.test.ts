@@ -93,6 +93,12 @@ describe('ftpd check-config', () => {
     const r1 = await cli(['check-config', refs]);
     expect(r1.code).toBe(1);
     expect(r1.stderr).toContain('users[0].backend: unknown backend "dsk" (defined: disk)');
+    // Two listeners on one address and port: said by check-config, not only when the start fails.
+    const twice = join(work, 'twice.yaml');
+    await writeFile(twice, `listeners:\n  - { port: 2999 }\n  - { host: 127.0.0.1, port: 2999 }\nbackends:\n  disk: { type: memory }\nusers:\n  - { name: bob, passwordHash: "${hash}", backend: disk }\n`);
+    const r3 = await cli(['check-config', twice]);
+    expect(r3.code).toBe(1);
+    expect(r3.stderr).toContain('listeners[1]: 127.0.0.1:2999 is listed twice');
     const syntax = join(work, 'syntax.yaml');
     await writeFile(syntax, 'backends:\n  disk: [\n');
     const r2 = await cli(['check-config', syntax]);

@@ -284,6 +284,13 @@ export function configProblems(c: z.infer<typeof configShape>): ConfigProblem[] 
     }
   });
   if (c.anonymous) known(c.anonymous.backend, ['anonymous', 'backend']);
+  // Two listeners on one address and port (port 0: any free one each, so never the same).
+  const listening = new Set<string>();
+  c.listeners.forEach((l, i) => {
+    const where = `${l.host}:${l.port}`;
+    if (l.port !== 0 && listening.has(where)) problems.push({ path: ['listeners', i], message: `${where} is listed twice` });
+    listening.add(where);
+  });
   const needsTls = c.listeners.some((l) => l.implicitTls) || (c.server.tlsRequired ?? 'none') !== 'none' || c.users.some((u) => (u.tlsRequired ?? 'none') !== 'none');
   if (needsTls && !c.tls) problems.push({ path: ['tls'], message: 'implicit TLS listeners and TLS requirements need tls.cert and tls.key' });
   if (c.workers !== 1) {
