@@ -134,6 +134,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       ),
       tls: new TlsContexts(options.driver, this.settings),
       listSortBudget: new ListingSortBudget(this.settings.listSortBudget),
+      lingering: new Set(),
       guard: new LoginGuard(options.banStore ?? new MemoryBanStore(), this.settings),
       loginTurns: new FairSlots(0, this.settings.maxConcurrentLoginsPerIp),
       loginSlots: new FairSlots(this.settings.maxConcurrentLogins, 0),
@@ -404,6 +405,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       session.close();
     }
     this.ctx.portPool.closeAll();
+    // Finished downloads whose clients have not closed them: closed now (the kernel still delivers what it holds).
+    for (const socket of this.ctx.lingering) socket.destroy();
+    this.ctx.lingering.clear();
     this.ctx.advertiser.close();
     if (this.idleSweep) clearInterval(this.idleSweep);
     this.idleSweep = null;

@@ -52,6 +52,11 @@ export interface SessionContext {
   readonly tls: TlsContexts;
   /** The names listings may hold at once to sort them (`listSortBudget`). */
   readonly listSortBudget: ListingSortBudget;
+  /**
+   * Finished data connections waiting for their client to close them (see data-command.ts' `release`): ended when
+   * the server closes, so that none holds the process after its sessions are gone.
+   */
+  readonly lingering: Set<Socket>;
   readonly guard: LoginGuard;
   /** Logins in progress per address, each through its failed-login delay (`maxConcurrentLoginsPerIp`). */
   readonly loginTurns: FairSlots;

@@ -299,3 +299,20 @@ it('a client that takes none of its lent bytes for the data stall timeout is res
   expect(digest).toBe(sha(old.subarray(0, Number(count))));
   expect(reset).toBe('reset');
 }, 60_000);
+
+it('closing the server ends the finished downloads it still holds for their clients (they held the process)', async () => {
+  // A download sent from the file's pages lingers until its client closes it (see above): the server's close must
+  // not leave it to hold the process for the stall timeout. Closed, not reset: the kernel still delivers it all.
+  const size = 300_000;
+  const old = Buffer.alloc(size, 'A');
+  const ctx = await setup({ 'sf.bin': old });
+  const { line, go } = await holdingClient(ctx.port);
+  expect(await line(1)).toBe('226');
+  const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+  expect(sockets()).toBeGreaterThan(0);
+  await ctx.server.close();
+  for (let i = 0; i < 50 && sockets() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(sockets()).toBe(0);
+  go();
+  expect(await line(2)).toBe(`${size} ${sha(old)}`);
+}, 30_000);

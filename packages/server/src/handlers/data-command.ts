@@ -104,7 +104,7 @@ export async function runDataCommand(
     }
   } finally {
     if (setup.kind === 'passive') setup.listener.dispose(true);
-    release(t.socket, outcome === 'ok', t.sentByKernel ? s.settings.dataStallTimeout * 1000 : null);
+    release(s, t.socket, outcome === 'ok', t.sentByKernel ? s.settings.dataStallTimeout * 1000 : null);
     s.transfer = null;
     s.conn.setTransferring(false);
     t.dispose();
@@ -176,8 +176,12 @@ const FAILED_LINGER_MS = 500;
  * download was sent from the file's own pages (sendfile), with the data stall timeout (ms) that bounds the linger
  * (see {@link lingerEnded}); null otherwise.
  */
-function release(socket: Socket | null, ok: boolean, lent: number | null = null): void {
+function release(s: Session, socket: Socket | null, ok: boolean, lent: number | null = null): void {
   if (!socket || socket.destroyed) return;
+  // Until it closes, the server's to end when it closes itself.
+  const lingering = s.ctx.lingering;
+  lingering.add(socket);
+  socket.once('close', () => lingering.delete(socket));
   if (!ok) {
     socket.pause();
     const timer = setTimeout(() => socket.destroy(), FAILED_LINGER_MS);
