@@ -33,3 +33,11 @@ export interface S3Context {
 export function copySource(ctx: S3Context, key: string): string {
   return `${ctx.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
 }
+
+/**
+ * The handler options of a request about names and metadata: aborted after `metadataTimeoutMs`, retries included
+ * (see the option). Aborted, it fails as any request that got no answer (EIO, the server's 451).
+ */
+export function metadataDeadline(ctx: S3Context): { abortSignal: AbortSignal } {
+  return { abortSignal: AbortSignal.timeout(ctx.options.metadataTimeoutMs) };
+}

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { VfsError } from '@ftp/vfs';
 import { mapLimit } from './concurrency.js';
-import { copySource, type S3Context } from './context.js';
+import { copySource, metadataDeadline, type S3Context } from './context.js';
 import { copyRanges } from './parts.js';
 
 /**
@@ -30,7 +30,7 @@ export async function copyObject(ctx: S3Context, srcKey: string, dstKey: string,
 
 async function multipartCopy(ctx: S3Context, srcKey: string, dstKey: string, size: number, etag: string | undefined): Promise<void> {
   // A multipart upload does not inherit the source's metadata: take it (and the version, for If-Match) first.
-  const head = await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: srcKey }));
+  const head = await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: srcKey }), metadataDeadline(ctx));
   if (etag !== undefined && head.ETag !== etag) {
     throw new VfsError('EBUSY', `EBUSY: '${srcKey}' was replaced while it was being renamed`, { syscall: 'rename' });
   }

@@ -1,6 +1,6 @@
 import { ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
 import { collectSlices, fsError, slicesFromGenerator, VfsStats, type DirEntry, type DirSlices } from '@ftp/vfs';
-import type { S3Context } from './context.js';
+import { metadataDeadline, type S3Context } from './context.js';
 import { toS3Error } from './errors.js';
 import { dirStats, FILE_MODE, headFile, objectMtime } from './objects.js';
 import { entryName } from './paths.js';
@@ -18,7 +18,7 @@ interface Page {
 async function fetchPage(ctx: S3Context, prefix: string, path: string, token: string | undefined): Promise<Page> {
   let out;
   try {
-    out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
+    out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }), metadataDeadline(ctx));
   } catch (err) {
     throw toS3Error(err, path, 'scandir');
   }
@@ -151,7 +151,7 @@ export async function* walkObjects(ctx: S3Context, prefix: string, path: string)
   for (let page = 0; page < MAX_PAGES; page++) {
     let out;
     try {
-      out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, ContinuationToken: token }));
+      out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, ContinuationToken: token }), metadataDeadline(ctx));
     } catch (err) {
       throw toS3Error(err, path, 'scandir');
     }

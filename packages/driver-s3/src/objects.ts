@@ -1,6 +1,6 @@
 import { HeadObjectCommand, ListObjectsV2Command, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { VfsStats, fsError } from '@ftp/vfs';
-import type { S3Context } from './context.js';
+import { metadataDeadline, type S3Context } from './context.js';
 import { isNotFound, toS3Error } from './errors.js';
 
 /** Permission bits reported for objects and prefixes (S3 has none; these say "readable, writable by the user"). */
@@ -61,7 +61,7 @@ export function dirStats(mtimeMs = Date.now()): VfsStats {
 export async function headFile(ctx: S3Context, path: string, checksums = false): Promise<HeadObjectCommandOutput | undefined> {
   if (path === '/') return undefined;
   try {
-    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.fileKey(path), ...(checksums ? { ChecksumMode: 'ENABLED' as const } : {}) }));
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.fileKey(path), ...(checksums ? { ChecksumMode: 'ENABLED' as const } : {}) }), metadataDeadline(ctx));
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw toS3Error(err, path, 'stat');
@@ -87,7 +87,7 @@ export async function probeDir(ctx: S3Context, path: string): Promise<DirProbe> 
   const prefix = ctx.keys.dirKey(path);
   let out;
   try {
-    out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, Delimiter: '/', MaxKeys: 2 }));
+    out = await ctx.client.send(new ListObjectsV2Command({ Bucket: ctx.bucket, Prefix: prefix, Delimiter: '/', MaxKeys: 2 }), metadataDeadline(ctx));
   } catch (err) {
     throw toS3Error(err, path, 'stat');
   }

@@ -76,6 +76,13 @@ export interface S3ProviderOptions {
    * meanwhile); none fails for it. The first 64 KiB of each upload are outside the budget, so small files never wait.
    */
   uploadMemory?: number | UploadMemoryBudget;
+  /**
+   * How long a request about names and metadata (a stat, a listing page, a delete, a folder marker) may take in all,
+   * the SDK's retries included (ms). The silence limit of the client (`S3_TIMEOUTS`) is long, for transfers paced by
+   * slow FTP clients, and each retry starts it again: a store that accepts connections and stops answering held a
+   * SIZE for over ten minutes. Default 60,000. Transfers (parts, downloads, copies) are not bounded by it.
+   */
+  metadataTimeoutMs?: number;
 }
 
 /** The options with defaults applied. */
@@ -88,6 +95,7 @@ export interface ResolvedOptions {
   maxRenameObjects: number;
   storeSha256: boolean;
   uploadMemory: UploadMemoryBudget;
+  metadataTimeoutMs: number;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -110,6 +118,7 @@ export function resolveOptions(options: S3ProviderOptions): ResolvedOptions {
     maxRenameObjects: positiveInt('maxRenameObjects', options.maxRenameObjects, 100_000),
     storeSha256: options.storeSha256 ?? true,
     uploadMemory: options.uploadMemory instanceof UploadMemoryBudget ? options.uploadMemory : new UploadMemoryBudget(options.uploadMemory),
+    metadataTimeoutMs: positiveInt('metadataTimeoutMs', options.metadataTimeoutMs, 60_000),
   };
 }
 

@@ -9,7 +9,7 @@ import {
   type ObjectIdentifier,
 } from '@aws-sdk/client-s3';
 import { mapLimit } from './concurrency.js';
-import type { S3Context } from './context.js';
+import { metadataDeadline, type S3Context } from './context.js';
 import { isConditionRefused, isNotFound, isPreconditionFailed, toS3Error } from './errors.js';
 
 /** DeleteObjects takes at most 1,000 keys per request. */
@@ -54,7 +54,7 @@ export interface DeleteFailure {
 /** Deletes one object. */
 export async function deleteKey(ctx: S3Context, key: string, path: string): Promise<void> {
   try {
-    await ctx.client.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key }));
+    await ctx.client.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key }), metadataDeadline(ctx));
   } catch (err) {
     throw toS3Error(err, path, 'unlink');
   }
@@ -76,7 +76,7 @@ export async function deleteIfUnchanged(ctx: S3Context, key: string, etag: strin
   }
   let current: string | undefined;
   try {
-    current = (await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }))).ETag;
+    current = (await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), metadataDeadline(ctx))).ETag;
   } catch (err) {
     if (isNotFound(err)) return false;
     throw toS3Error(err, path, 'unlink');
@@ -84,7 +84,7 @@ export async function deleteIfUnchanged(ctx: S3Context, key: string, etag: strin
   if (current !== etag) return false;
   if (!ctx.conditionalDeletesUnsupported) {
     try {
-      await ctx.client.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key, IfMatch: etag }));
+      await ctx.client.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key, IfMatch: etag }), metadataDeadline(ctx));
       return true;
     } catch (err) {
       if (isPreconditionFailed(err)) return false;
@@ -122,7 +122,7 @@ export async function deleteKeys(ctx: S3Context, keys: readonly string[], etags?
       const ETag = conditional ? etags?.get(Key) : undefined;
       return ETag === undefined ? { Key } : { Key, ETag };
     });
-    return ctx.client.send(withContentMd5(new DeleteObjectsCommand({ Bucket: ctx.bucket, Delete: { Objects: objects, Quiet: true } })));
+    return ctx.client.send(withContentMd5(new DeleteObjectsCommand({ Bucket: ctx.bucket, Delete: { Objects: objects, Quiet: true } })), metadataDeadline(ctx));
   };
   let pending: readonly string[] = keys;
   for (let round = 0; pending.length > 0; round++) {
@@ -169,7 +169,7 @@ export async function deleteKeys(ctx: S3Context, keys: readonly string[], etags?
 export async function putMarker(ctx: S3Context, path: string, syscall: string): Promise<void> {
   if (path === '/') return;
   try {
-    await ctx.client.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.dirKey(path), Body: Buffer.alloc(0) }));
+    await ctx.client.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.dirKey(path), Body: Buffer.alloc(0) }), metadataDeadline(ctx));
   } catch (err) {
     throw toS3Error(err, path, syscall);
   }

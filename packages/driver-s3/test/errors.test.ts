@@ -98,6 +98,28 @@ describe('error mapping', () => {
     }
   });
 
+  it('a request about names and metadata fails after metadataTimeoutMs in all, its retries included (EIO)', async () => {
+    // Each retry started the 300 s silence limit again: a frozen store held a SIZE for over ten minutes.
+    const silent = createServer((socket) => socket.on('error', () => undefined));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const settings = { bucket: 'b', endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } };
+    // The SDK's own retries, and a silence limit longer than the test.
+    const p = new S3Provider({ ...settings, metadataTimeoutMs: 500, clientConfig: { maxAttempts: 3, requestHandler: { ...S3_TIMEOUTS, socketTimeout: 60_000 } } });
+    try {
+      for (const call of [() => p.stat('/x'), () => p.list('/'), () => p.unlink('/x'), () => p.mkdir('/d')]) {
+        const t0 = Date.now();
+        await expect(call()).rejects.toMatchObject({ code: 'EIO' });
+        expect(Date.now() - t0).toBeLessThan(4000);
+      }
+      expect(() => new S3Provider({ ...settings, metadataTimeoutMs: 0 })).toThrow(/metadataTimeoutMs/);
+    } finally {
+      p.close();
+      silent.close();
+    }
+  }, 30_000);
+
   it('throttling is retried by the SDK; throttling that persists is EBUSY', async () => {
     const t = await store.target();
     const client = new S3Client({ ...store.settings, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', retryStrategy: undefined, maxAttempts: 3 });
