@@ -178,6 +178,8 @@ export class S3Provider implements FsProvider {
     if (k.kind === 'file') throw fsError('ENOTDIR', 'rmdir', path);
     if (k.kind === 'none') throw fsError('ENOENT', 'rmdir', path);
     if (k.probe.nonEmpty) throw fsError('ENOTEMPTY', 'rmdir', path);
+    // An upload into it has no object yet (the folder looks empty) and would bring it back at its end.
+    this.#refuseWhileUploaded(path, 'rmdir');
     await deleteKey(this.#ctx, this.#ctx.keys.dirKey(path), path);
     // The parent stays, even if this was all it held.
     await putMarker(this.#ctx, dirname(path), 'rmdir');
@@ -188,13 +190,27 @@ export class S3Provider implements FsProvider {
     const k = await kindOf(this.#ctx, path);
     if (k.kind === 'directory') throw fsError('EISDIR', 'unlink', path);
     if (k.kind === 'none') throw fsError('ENOENT', 'unlink', path);
+    this.#refuseWhileUploaded(path, 'unlink');
     await deleteKey(this.#ctx, this.#ctx.keys.fileKey(path), path);
     await putMarker(this.#ctx, dirname(path), 'unlink');
   }
 
   /** Renames a file or a whole directory (server-side copies, then deletes; see the README for the guarantees). */
-  rename(oldPath: string, newPath: string): Promise<void> {
+  async rename(oldPath: string, newPath: string): Promise<void> {
+    this.#refuseWhileUploaded(oldPath, 'rename');
+    this.#refuseWhileUploaded(newPath, 'rename');
     return renamePath(this.#ctx, oldPath, newPath);
+  }
+
+  /**
+   * EBUSY (the server's 450) while an upload of this provider writes `path` or below it: its object appears only when
+   * it completes, at the key it began with, so a delete or rename meanwhile would be undone then (the file, or the
+   * folder, back where it was), as the other backends never let happen. Uploads of other processes are not seen.
+   */
+  #refuseWhileUploaded(path: string, syscall: string): void {
+    const p = normalizePath(path);
+    const below = p === '/' ? '/' : `${p}/`;
+    if (this.#uploads.runningWhere((key) => key === p || key.startsWith(below))) throw fsError('EBUSY', syscall, path);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deterministicBytes, readAll, writeAll } from '@ftp/vfs-conformance';
+import { deterministicBytes, endStream, readAll, startUpload, writeAll } from '@ftp/vfs-conformance';
 import { mapLimit } from '../src/concurrency.js';
 import { harness, s3ErrorLike, type Harness } from './fixtures/harness.js';
 import { startStore } from './fixtures/store.js';
@@ -24,6 +24,37 @@ async function makeTree(h: Harness): Promise<string[]> {
   await mapLimit(files, 8, (f, i) => writeAll(h.p, f, `content ${i}`));
   return files;
 }
+
+describe('a file or folder an upload of this provider is writing', () => {
+  it('is not removed or renamed (EBUSY) until the upload ends: its object, made at its end, would bring it back', async () => {
+    // RMD answered 250 and the upload brought the folder back with its file; a renamed folder came back beside the
+    // new name, which lacked the file. The other backends refuse both while the upload runs.
+    const h = await harness(store);
+    try {
+      await h.p.mkdir('/solo');
+      await h.p.mkdir('/up');
+      await writeAll(h.p, '/up/old.bin', 'old');
+      // A folder whose only file is being uploaded looks empty: no object yet.
+      const fresh = await startUpload(h.p, '/solo/new.bin', {}, Buffer.from('first bytes'));
+      const over = await startUpload(h.p, '/up/old.bin', {}, Buffer.from('new version'));
+      await expect(h.p.rmdir('/solo')).rejects.toMatchObject({ code: 'EBUSY' });
+      await expect(h.p.rename('/up', '/moved')).rejects.toMatchObject({ code: 'EBUSY' });
+      await expect(h.p.unlink('/up/old.bin')).rejects.toMatchObject({ code: 'EBUSY' });
+      await expect(h.p.rename('/up/old.bin', '/elsewhere.bin')).rejects.toMatchObject({ code: 'EBUSY' });
+      await writeAll(h.p, '/other.bin', 'other');
+      await expect(h.p.rename('/other.bin', '/solo/new.bin')).rejects.toMatchObject({ code: 'EBUSY' });
+      await endStream(fresh);
+      await endStream(over);
+      await h.p.rename('/up', '/moved');
+      expect(await h.p.readdir('/moved')).toEqual(['old.bin']);
+      expect((await readAll(h.p, '/moved/old.bin')).toString()).toBe('new version');
+      await expect(h.p.stat('/up')).rejects.toMatchObject({ code: 'ENOENT' });
+      expect((await readAll(h.p, '/solo/new.bin')).toString()).toBe('first bytes');
+    } finally {
+      await h.close();
+    }
+  });
+});
 
 describe('rename', () => {
   it('moves a directory tree: every object (markers included), with bounded concurrency, nothing left behind', async () => {

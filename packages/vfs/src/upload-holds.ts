@@ -95,6 +95,12 @@ export class RunningUploads<K> {
     return hold !== false || this.#running.size > 0 || this.#holds.size > 0;
   }
 
+  /** Whether an upload runs (opened, not closed yet) whose key `test` accepts: a folder's, say, before it is removed. */
+  runningWhere(test: (key: K) => boolean): boolean {
+    for (const key of this.#running.keys()) if (test(key)) return true;
+    return false;
+  }
+
   /** `uploadBusy`'s answer for the file `key`: another upload runs or holds it; else, with `hold`, held now. */
   busy(key: K, hold: boolean | object): boolean {
     return this.#running.has(key) || this.#holds.ask(key, hold);
