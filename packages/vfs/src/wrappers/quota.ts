@@ -262,8 +262,11 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
   }
   w.createWriteStream = async (path: string, opts: WriteStreamOptions = {}): Promise<UploadStream> => {
     await usage();
+    /** What the inner open refuses at once (a missing folder, a directory): opened now, so that it is refused now. */
+    let refusable = false;
     const u = await serially(async () => {
       const [dir, st] = await Promise.all([folderOf(path), fileStats(path)]);
+      refusable = dir === undefined || st?.isDirectory() === true;
       const old = sizeOf(st);
       // What stays of the old file: all of it for APPE, the first `start` bytes for REST, nothing otherwise.
       const kept = opts.append ? old : Math.min(old, opts.start ?? 0);
@@ -287,9 +290,18 @@ export function quota(p: FsProvider, options: QuotaOptions): FsProvider {
     }
     // Opened at the first byte the quota lets through (or at the end of an empty upload): an upload refused at its
     // first chunk leaves the file it would have replaced as it was, and makes no empty file (the inner open empties
-    // an old file at once).
-    return new MeteredUpload(path, {
-      open: () => openWriteStream(p, path, opts),
+    // an old file at once). Unless the open would be refused anyway: then here, as for any provider.
+    let early: UploadStream | null = null;
+    if (refusable) {
+      try {
+        early = await openWriteStream(p, path, opts);
+      } catch (err) {
+        drop(u);
+        throw err;
+      }
+    }
+    return new MeteredUpload(path, early !== null, {
+      open: () => (early !== null ? Promise.resolve(early) : openWriteStream(p, path, opts)),
       drop: () => drop(u),
       room,
       reserve: (n) => (reserved += n),
@@ -355,9 +367,12 @@ class MeteredUpload extends Writable implements UploadStream {
 
   constructor(
     private readonly path: string,
+    openNow: boolean,
     private readonly meter: Meter,
   ) {
     super({ highWaterMark: METERED_HIGH_WATER_MARK });
+    // Already open (see createWriteStream): its errors and its end are this upload's from now on.
+    if (openNow) void this.opened().catch(() => undefined);
   }
 
   /** The inner upload, opened on first need. */
