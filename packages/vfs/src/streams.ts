@@ -240,14 +240,13 @@ export interface FileDescriptorSource {
   /** Asked once everything was sent: an error if the bytes must not pass for the file (see `ChunkReader`). */
   atEnd(): VfsError | null;
   /**
-   * Says the bytes sent were handed to the kernel by reference (sendfile): the socket holds the file's own pages
-   * until the client acknowledges them (and a client on the same machine's receive queue until it reads them),
-   * after the stream has closed and its claim on the file is gone. Until the returned function is called, an upload
-   * that would rewrite those bytes in place (a restart point inside the file) asks `stillLent()` and is refused
-   * (EBUSY) while it says true (other processes sharing claims: until it is called): the client would receive the
-   * new bytes in place of the ones it was sent. Call the returned function once the socket has closed.
+   * Says the bytes sent were handed to the kernel by reference (sendfile): `socket` holds the file's own pages until
+   * the client acknowledges them (and a client on the same machine's receive queue until it reads them), after the
+   * stream has closed and its claim on the file is gone. Until `socket` closes, an upload that would rewrite those
+   * bytes in place (a restart point inside the file) is refused (EBUSY), in other processes sharing claims too: the
+   * client would receive the new bytes in place of the ones it was sent.
    */
-  lendPages?(stillLent: () => boolean): () => void;
+  lendPages?(socket: { once(event: 'close', listener: () => void): unknown }): void;
 }
 
 /**

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { chunkReaderOf, fileDescriptorOf, fileSizeOf, LocalProvider, MemoryProvider, mounts, openReadStream, openWriteStream, quota, scoped, toVfsError } from '../src/index.js';
 import type { FsProvider, UploadStream, VfsErrorCode } from '../src/index.js';
 import { heldCount, lentCount, openReaderCount, openWriterCount, WRITER_TAKEOVER_IDLE_MS } from '../src/providers/local-writers.js';
@@ -598,17 +598,20 @@ for (const syncMetadata of [true, false]) {
       expect(onDisk('eio.bin').equals(B)).toBe(true);
     });
 
-    it('pages lent to a finished download\'s socket refuse an upload that would rewrite them in place, until acknowledged or given back', async () => {
+    it('pages lent to finished downloads\' sockets refuse an upload that would rewrite them in place, until the last socket closes', async () => {
       // sendfile leaves the file's own pages in the socket after the download's claim is gone (see lendPages).
       const p = make();
       fs.writeFileSync(join(root, 'lent.bin'), OLD);
-      const r = await openReadStream(p, '/lent.bin');
-      const source = fileDescriptorOf(r);
-      expect(source?.lendPages).toBeTypeOf('function');
-      let unacked = true;
-      const giveBack = source!.lendPages!(() => unacked);
-      r.destroy();
-      await once(r, 'close');
+      const first = new EventEmitter();
+      const second = new EventEmitter();
+      for (const socket of [first, second]) {
+        const r = await openReadStream(p, '/lent.bin');
+        const source = fileDescriptorOf(r);
+        expect(source?.lendPages).toBeTypeOf('function');
+        source!.lendPages!(socket);
+        r.destroy();
+        await once(r, 'close');
+      }
       // In place: a restart point inside the file, a handle that writes without emptying the file first.
       expect(await p.uploadBusy!('/lent.bin', { start: 10 })).toBe(true);
       expect(await code(openWriteStream(p, '/lent.bin', { start: 10 }))).toBe('EBUSY');
@@ -619,12 +622,12 @@ for (const syncMetadata of [true, false]) {
       expect(await p.uploadBusy!('/lent.bin', { append: true })).toBe(false);
       expect(await p.uploadBusy!('/lent.bin')).toBe(false);
       expect(onDisk('lent.bin').equals(OLD)).toBe(true);
-      // The client has acknowledged everything.
-      unacked = false;
+      // One download's connection has closed: the other still holds the pages.
+      first.emit('close');
+      expect(await p.uploadBusy!('/lent.bin', { start: 10 })).toBe(true);
+      // The last one has closed.
+      second.emit('close');
       expect(await p.uploadBusy!('/lent.bin', { start: 10 })).toBe(false);
-      // The socket has closed.
-      unacked = true;
-      giveBack();
       expect(lentCount()).toBe(0);
       const w = await openWriteStream(p, '/lent.bin', { start: 10 });
       await end(w);

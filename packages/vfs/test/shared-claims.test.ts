@@ -1,7 +1,7 @@
 // Claims shared between processes (ftpd --workers): a download in one process and an upload rewriting the file in
 // another must not meet, as they cannot within one process (local-writers.test.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -178,7 +178,8 @@ describe('file claims shared between processes', () => {
     fs.writeFileSync(join(root, 'f.bin'), Buffer.alloc(200_000, 'A'));
     const p = new LocalProvider(root);
     const download = await openReadStream(p, '/f.bin');
-    const giveBack = fileDescriptorOf(download)!.lendPages!(() => true);
+    const socket = new EventEmitter();
+    fileDescriptorOf(download)!.lendPages!(socket);
     download.destroy();
     await once(download, 'close');
     // A restart point inside the file: refused; a plain upload (the file is emptied first) is not.
@@ -186,7 +187,7 @@ describe('file claims shared between processes', () => {
     const plain = await otherProcess('write');
     expect(plain.said).toBe('open');
     await finish(plain.child);
-    giveBack();
+    socket.emit('close');
     const rest = await otherProcess('write-rest');
     expect(rest.said).toBe('open');
     await finish(rest.child);

@@ -80,11 +80,9 @@ export async function sendWithSendfile(transfer: Transfer, source: Readable, fil
  * acknowledged them and, for a client on this machine (loopback, a container's veth), in the client's receive queue
  * until it reads them. An upload rewriting them in place meanwhile (REST + STOR inside the file, in another session)
  * would change bytes this client was told in its 226 it had been sent. They are reported lent (refused to such an
- * upload) until the client has closed its side of the data connection (it read to the end, or gave up) or the
- * connection is gone (see data-command.ts' linger, which keeps it open meanwhile).
+ * upload) until the connection closes, which comes once the client has closed its side (it read to the end, or gave
+ * up; see data-command.ts' linger, which keeps it open until then).
  */
 function lendUntilClosed(file: FileDescriptorSource, socket: Socket): void {
-  if (file.lendPages === undefined || socket.destroyed) return;
-  const giveBack = file.lendPages(() => !socket.destroyed && !socket.readableEnded);
-  socket.once('close', giveBack);
+  if (!socket.destroyed) file.lendPages?.(socket);
 }

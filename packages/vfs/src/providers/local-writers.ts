@@ -1,5 +1,6 @@
 import type { Stats } from 'node:fs';
 import { fsError, takenOverError, VfsError } from '../errors.js';
+import { countWhileOpen } from '../streams.js';
 import { UPLOAD_HOLD_MS, UploadHolds } from '../upload-holds.js';
 import { claimIntact, claimLent, claimRead, claimWrite, lentByOthers, readByOthers, release as releaseShared, sharingFileClaims, writtenByOthers, type SharedClaim } from './shared-claims.js';
 
@@ -27,46 +28,32 @@ const writers: Map<string, WriterClaim> = ((globalThis as Record<symbol, unknown
 const readers: Map<string, number> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.readers.v1')] ??= new Map<string, number>()) as Map<string, number>;
 
 /**
- * Files whose pages finished downloads may still have in their sockets, by key, with each download's check that its
- * client may not have them all yet (see `FileDescriptorSource.lendPages`): sendfile gives the kernel references to
- * the file's pages, not copies, so an upload rewriting them in place (REST + STOR inside the file) would change bytes
- * a download has already sent. An entry goes when its download's socket closes.
+ * Files whose pages finished downloads may still have in their sockets, by key, with how many such sockets are open
+ * (see `FileDescriptorSource.lendPages`): sendfile gives the kernel references to the file's pages, not copies, so an
+ * upload rewriting them in place (REST + STOR inside the file) would change bytes a download has already sent. A
+ * socket counts until it closes.
  */
-const lent: Map<string, Set<() => boolean>> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.lent.v1')] ??= new Map<string, Set<() => boolean>>()) as Map<string, Set<() => boolean>>;
+const lent: Map<string, number> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.lent.v2')] ??= new Map<string, number>()) as Map<string, number>;
 
 /**
- * Registers a download's pages of the file `st` as lent (see {@link lent}); returns what gives them back. With claims
- * shared between processes, the others are told too (an entry in the claims folder, until given back).
+ * Registers a download's pages of the file `st` as lent until `socket` closes (see {@link lent}). With claims shared
+ * between processes, the others are told too (an entry in the claims folder, until then).
  */
-export function lendPages(st: Stats, stillLent: () => boolean): () => void {
+export function lendPages(st: Stats, socket: { once(event: 'close', listener: () => void): unknown }): void {
   const key = keyOf(st);
-  let checks = lent.get(key);
-  if (checks === undefined) lent.set(key, (checks = new Set()));
-  checks.add(stillLent);
-  let shared: SharedClaim | null = null;
-  if (sharingFileClaims()) {
-    try {
-      shared = claimLent(key);
-    } catch {
-      // The claims folder failing: the other processes are not told (a download is not failed for it).
-    }
+  countWhileOpen(lent, key, socket);
+  if (!sharingFileClaims()) return;
+  try {
+    const shared = claimLent(key);
+    socket.once('close', () => releaseShared(shared));
+  } catch {
+    // The claims folder failing: the other processes are not told (a download is not failed for it).
   }
-  return () => {
-    checks.delete(stillLent);
-    if (checks.size === 0 && lent.get(key) === checks) lent.delete(key);
-    if (shared !== null) releaseShared(shared);
-    shared = null;
-  };
 }
 
-/**
- * Whether a download's socket still holds pages of the file of `key` (see {@link lent}): one of this process that
- * says so, or one of another process sharing claims (until it gives them back).
- */
+/** Whether a download's socket of this process, or of another one sharing claims, still holds pages of the file of `key`. */
 function pagesLent(key: string): boolean {
-  const checks = lent.size === 0 ? undefined : lent.get(key);
-  if (checks !== undefined) for (const stillLent of checks) if (stillLent()) return true;
-  return lentByOthers(key);
+  return (lent.size > 0 && lent.has(key)) || lentByOthers(key);
 }
 
 /**
@@ -190,7 +177,7 @@ const announced: UploadHolds<string> = ((globalThis as Record<symbol, unknown>)[
  * too, as this one does, from the 150 on. The upload's open takes its file's claim ({@link takeWriter}); one never
  * taken is given back after {@link UPLOAD_HOLD_MS}.
  */
-const heldShared = new Map<string, { claim: SharedClaim; timer: NodeJS.Timeout }>();
+const heldShared: Map<string, { claim: SharedClaim; timer: NodeJS.Timeout }> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ftp/vfs.LocalProvider.heldShared.v1')] ??= new Map()) as Map<string, { claim: SharedClaim; timer: NodeJS.Timeout }>;
 
 /** Keeps other processes out of the held file `key`: false when one of them reads or writes it (busy after all). */
 function holdShared(key: string): boolean {

@@ -1504,7 +1504,7 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
       // then changed what the client received (another version's bytes, or zeros past its end). Copied, they are
       // the client's (and as cheap: 16 KiB downloads measured the same either way).
       if (!(sync && size <= SMALL_IO)) {
-        attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd, lendPages: (stillLent) => lendPages(opened, stillLent) });
+        attachFileDescriptor(stream, { fd, start: from, end: limit, inlineBytes: sync && size <= SYNC_READ_FILE ? SYNC_READ_FILE : 0, atEnd, lendPages: (socket) => lendPages(opened, socket) });
       }
       /**
        * A read gave less than it asked for at or past the size the file had when opened: its end, as it was then.

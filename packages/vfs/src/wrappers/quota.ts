@@ -391,8 +391,9 @@ class MeteredUpload extends Writable implements UploadStream {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (chunk.length > this.meter.room()) return cb(vfsError('EDQUOT', 'Storage quota exceeded.', this.path));
     if (this.inner !== null) return this.writeOn(this.inner, chunk, cb);
+    // Refused before the open: the file it would replace stays as it was.
+    if (chunk.length > this.meter.room()) return cb(vfsError('EDQUOT', 'Storage quota exceeded.', this.path));
     this.opened().then(
       (inner) => this.writeOn(inner, chunk, cb),
       (err: unknown) => cb(toVfsError(err, this.path)),
@@ -400,7 +401,7 @@ class MeteredUpload extends Writable implements UploadStream {
   }
 
   private writeOn(inner: UploadStream, chunk: Buffer, cb: (err?: Error | null) => void): void {
-    // Another upload may have taken room while this one opened.
+    // Checked here for every chunk (again for the first: another upload may have taken room while this one opened).
     if (chunk.length > this.meter.room()) return cb(vfsError('EDQUOT', 'Storage quota exceeded.', this.path));
     this.written += chunk.length;
     this.meter.reserve(chunk.length);
