@@ -337,3 +337,33 @@ it('storage that copies the kept part of a file for longer than the stall timeou
   expect(final.code).toBe(226);
   expect(Buffer.concat(upload!.received).equals(body)).toBe(true);
 });
+
+// The quota wrapper opens its file at the first byte it lets through: an upload refused there, or ended before its
+// first byte, never replaced the old file, and discarding that "partial upload" must not delete it.
+it("a STOR through the quota wrapper refused at its first chunk, or aborted before it, keeps the old file, even with partialUploads: 'discard'", async () => {
+  const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const file = join(root, 'precious.txt');
+  await writeFile(file, 'precious old content');
+  const fs = quota(new LocalProvider(root, { syncMetadata: false }), { bytes: 1000 });
+  const ctx = await startServer({ fs, settings: { partialUploads: 'discard' } });
+  cleanups.push(() => ctx.close());
+  const c = await RawClient.binarySession(ctx.port, cleanups);
+  const socket = await c.passive();
+  socket.on('error', () => undefined);
+  c.send('STOR precious.txt');
+  expect((await c.next()).code).toBe(150);
+  socket.write(Buffer.alloc(5000, 1));
+  expect((await c.next()).code).toBe(552);
+  socket.destroy();
+  expect(await readFile(file, 'utf8')).toBe('precious old content');
+  await abortedStor(c, 'precious.txt', '', 100);
+  expect(await readFile(file, 'utf8')).toBe('precious old content');
+  // One that fits replaces it, as ever.
+  const s3 = await c.passive();
+  c.send('STOR precious.txt');
+  expect((await c.next()).code).toBe(150);
+  await writeAndClose(s3, 'new');
+  expect((await c.next()).code).toBe(226);
+  expect(await readFile(file, 'utf8')).toBe('new');
+});

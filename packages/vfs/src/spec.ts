@@ -136,6 +136,12 @@ export interface UploadStream extends Writable {
    * upload prepares nothing that takes long.
    */
   readonly storedBytes?: number;
+  /**
+   * True while the upload has neither created nor changed its file: a backend that opens its file at the first byte
+   * it takes (the quota wrapper does) and has not yet. The server then leaves the path alone when it discards a failed
+   * upload (`partialUploads: 'discard'`): deleting it would delete the file the upload never replaced.
+   */
+  readonly untouched?: boolean;
 }
 
 /** The fast path for transfers. Without it the server streams through file handles (`open`). */

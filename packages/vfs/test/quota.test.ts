@@ -86,6 +86,22 @@ describe('quota', () => {
     }
   });
 
+  it('an upload says it left its file untouched until it opens it (the server then deletes nothing on a failure)', async () => {
+    const inner = new MemoryProvider();
+    await put(inner, '/old', 300);
+    const q = quota(inner, { bytes: 1000 });
+    const refused = await q.createWriteStream!('/old');
+    expect(refused.untouched).toBe(true);
+    const failed = new Promise<unknown>((resolve) => refused.on('error', resolve));
+    refused.write(Buffer.alloc(2000));
+    expect((await failed as NodeJS.ErrnoException).code).toBe('EDQUOT');
+    expect(refused.untouched).toBe(true);
+    const written = await q.createWriteStream!('/old');
+    await new Promise<void>((resolve, reject) => written.write(Buffer.alloc(10), (err) => (err ? reject(err) : resolve())));
+    expect(written.untouched).toBe(false);
+    written.destroy();
+  });
+
   it('concurrent uploads reserve what they write: together they cannot pass the limit', async () => {
     const q = quota(new MemoryProvider(), { bytes: 1000 });
     const results = await Promise.all([code(put(q, '/one', 600)), code(put(q, '/two', 600))]);

@@ -181,14 +181,17 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
     } catch (err) {
       // MODE Z data that did not inflate wrote bytes that are not the client's (zlib finds out at the end, after
       // them): they go, whatever partialUploads says. Storage that shows only complete uploads dropped them itself.
+      // An upload that never opened its file (opened at its first byte, refused there or ended before it) left it as it was:
+      // deleting the path would delete the old file it never replaced.
+      const untouched = upload.untouched === true;
       if (isInvalidData(err)) {
         // A file that did not exist before (STOR, or an APPE creating it) goes; one that did is cut back to its size.
-        if (!wholeOnly) await discardUpload(s, path, fresh || st === null ? null : (options.start ?? size));
+        if (!wholeOnly && !untouched) await discardUpload(s, path, fresh || st === null ? null : (options.start ?? size));
         throw err;
       }
       // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
       // whose uploads show only when complete kept the previous version: deleting the path would lose it.
-      if (!keep && !wholeOnly) {
+      if (!keep && !wholeOnly && !untouched) {
         await s.vfs.unlink(path).catch(() => undefined);
       }
       throw err;

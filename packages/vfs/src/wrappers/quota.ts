@@ -364,6 +364,8 @@ class MeteredUpload extends Writable implements UploadStream {
   private settled = false;
   private inner: UploadStream | null = null;
   private opening: Promise<UploadStream> | null = null;
+  /** The inner open failed: it replaced nothing. */
+  private openFailed = false;
 
   constructor(
     private readonly path: string,
@@ -377,12 +379,23 @@ class MeteredUpload extends Writable implements UploadStream {
 
   /** The inner upload, opened on first need. */
   private opened(): Promise<UploadStream> {
-    this.opening ??= this.meter.open().then((inner) => {
-      this.inner = inner;
-      inner.on('error', (err) => this.destroy(toVfsError(err, this.path)));
-      return inner;
-    });
+    this.opening ??= this.meter.open().then(
+      (inner) => {
+        this.inner = inner;
+        inner.on('error', (err) => this.destroy(toVfsError(err, this.path)));
+        return inner;
+      },
+      (err: unknown) => {
+        this.openFailed = true;
+        throw err;
+      },
+    );
     return this.opening;
+  }
+
+  /** Not opened yet (refused at its first chunk, or ended before one), or its open failed: the file is as it was. */
+  get untouched(): boolean {
+    return this.opening === null || this.openFailed;
   }
 
   /** The inner upload's progress while it copies what it keeps (see {@link UploadStream.storedBytes}). */
