@@ -541,6 +541,13 @@ describe('HOST and LANG', () => {
     expect((await v6.cmd('HOST fe80::1:2')).text).toMatch(/Unknown host \[fe80::1:2\]/);
     expect((await v6.cmd('HOST ::1::2')).code).toBe(501);
     expect((await v6.cmd('HOST a b')).code).toBe(501);
+    // Not a domain name: an empty label, a label starting or ending with a hyphen, one over 63 characters.
+    for (const bad of ['foo..bar', '.foo', '-a.example', 'a-.example', `${'x'.repeat(64)}.example`, '[1.2.3.4]']) {
+      expect((await v6.cmd(`HOST ${bad}`)).code, bad).toBe(501);
+    }
+    // A root's final dot, an IPv4 address: names all the same (asked of the driver, which knows neither here).
+    expect((await v6.cmd('HOST ftp.example.com.')).code).toBe(504);
+    expect((await v6.cmd('HOST 127.0.0.1')).code).toBe(504);
     expect((await c.cmd('LANG FR')).code).toBe(504);
   });
 });

@@ -88,11 +88,23 @@ export async function host(s: Session, arg: string): Promise<void> {
   const given = arg.trim();
   // RFC 7151 brackets an IPv6 address; lftp over IPv6 sends it bare (`HOST ::1`): taken as the address it is.
   const name = isIP(given) === 6 ? `[${given}]` : given;
-  if (name.length > 255 || !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/.test(name)) throw new FtpError(501, 'HOST takes a domain name or an address.');
+  if (!isHostName(name)) throw new FtpError(501, 'HOST takes a domain name or an address.');
   const accepted = s.ctx.driver.virtualHost ? await s.ctx.driver.virtualHost(s, name) : true;
   if (!accepted) throw new FtpError(504, `Unknown host ${name}.`);
   s.host = name;
   return s.reply(220, `Host ${name} selected.`);
+}
+
+/**
+ * A name RFC 7151 §3 lets HOST carry: a bracketed IPv6 address, an IPv4 address or a domain name of labels of 1–63
+ * letters, digits and hyphens (none at either end of a label; an empty label, as in `a..b`, is none), 253 characters
+ * at most, a root's final dot allowed.
+ */
+function isHostName(name: string): boolean {
+  if (name.startsWith('[')) return name.endsWith(']') && isIP(name.slice(1, -1)) === 6;
+  const bare = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (bare.length === 0 || bare.length > 253) return false;
+  return bare.split('.').every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
 }
 
 /** CLNT: the client names itself (logged, nothing else). */
