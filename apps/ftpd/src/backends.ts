@@ -33,6 +33,7 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
         ...(b.uploadConcurrency ? { uploadConcurrency: b.uploadConcurrency } : {}),
         ...(b.uploadMemory ? { uploadMemory: b.uploadMemory } : {}),
         ...(b.maxRenameObjects ? { maxRenameObjects: b.maxRenameObjects } : {}),
+        ...(b.metadataTimeoutMs ? { metadataTimeoutMs: b.metadataTimeoutMs } : {}),
       });
     }
     case 'redis': {

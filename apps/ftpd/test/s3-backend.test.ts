@@ -73,3 +73,41 @@ it('an s3 backend through the built ftpd: upload, list, download, rename, delete
   await run('curl', ['-sS', '--fail', '-Q', 'RNFR in/big.bin', '-Q', 'RNTO in/moved.bin', '-Q', 'DELE in/moved.bin', `${url}/`, '-l']);
   expect((await run('curl', ['-sS', '--fail', `${url}/in/`, '-l'])).stdout.trim()).toBe('');
 });
+
+it('metadataTimeoutMs reaches the driver: a store that accepts and never answers fails a command within it', { timeout: 60000 }, async () => {
+  // An endpoint that takes connections and says nothing (a hung store): without the setting, a SIZE waits 60 s.
+  const { createServer } = await import('node:net');
+  const held: import('node:net').Socket[] = [];
+  const silent = createServer((sock) => void held.push(sock));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silentPort = (silent.address() as import('node:net').AddressInfo).port;
+  try {
+    const hash = await hashPassword('pw');
+    const file = join(work, 'ftpd-silent.yaml');
+    await writeFile(
+      file,
+      [
+        'listeners: [{ port: 0 }]',
+        'backends:',
+        `  bucket: { type: s3, bucket: ftp-files, region: us-east-1, endpoint: "http://127.0.0.1:${silentPort}", forcePathStyle: true, accessKeyId: S3RVER, secretAccessKey: S3RVER, metadataTimeoutMs: 500 }`,
+        `users: [{ name: alice, passwordHash: "${hash}", backend: bucket }]`,
+        '',
+      ].join('\n'),
+    );
+    const s = await startFtpdConfig(file, 1);
+    running.push(s);
+    const started = performance.now();
+    const failed = await run('curl', ['-sS', '--max-time', '20', '-o', '/dev/null', `ftp://alice:pw@127.0.0.1:${s.ports[0]}/x.bin`]).then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    // curl's own 20 s deadline (exit 28) is not the store's answer: the server must have replied long before.
+    expect(failed).toMatch(/RETR|server denied|curl: \(\d+\)/i);
+    expect(failed).not.toMatch(/timed out|\(28\)/i);
+    expect(seconds).toBeLessThan(15);
+  } finally {
+    for (const sock of held) sock.destroy();
+    silent.close();
+  }
+});

@@ -29,11 +29,18 @@ export async function openDownload(ctx: S3Context, path: string, options: Downlo
   if (path === '/') throw fsError('EISDIR', 'open', path);
   const start = options.start ?? 0;
   if (options.end !== undefined && options.end < start) return Readable.from([]);
+  // The store must begin its answer within metadataTimeoutMs, retries included: only the body is paced by the FTP
+  // client, and a store that accepts connections and never answers held a RETR for the client's socket timeout (300 s).
+  const firstAnswer = new AbortController();
+  const deadline = setTimeout(() => firstAnswer.abort(new Error('the store did not answer in time')), ctx.options.metadataTimeoutMs);
+  const signal = options.signal === undefined ? firstAnswer.signal : AbortSignal.any([options.signal, firstAnswer.signal]);
   try {
-    const out = await ctx.client.send(
-      new GetObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.fileKey(path), Range: rangeHeader(start, options.end), IfMatch: options.ifMatch }),
-      options.signal === undefined ? {} : { abortSignal: options.signal },
-    );
+    const out = await ctx.client
+      .send(
+        new GetObjectCommand({ Bucket: ctx.bucket, Key: ctx.keys.fileKey(path), Range: rangeHeader(start, options.end), IfMatch: options.ifMatch }),
+        { abortSignal: signal },
+      )
+      .finally(() => clearTimeout(deadline));
     const body = out.Body;
     if (body === undefined) return Readable.from([]);
     // In Node the SDK's body is the http.IncomingMessage itself (a Readable).

@@ -80,7 +80,8 @@ export interface S3ProviderOptions {
    * How long a request about names and metadata (a stat, a listing page, a delete, a folder marker) may take in all,
    * the SDK's retries included (ms). The silence limit of the client (`S3_TIMEOUTS`) is long, for transfers paced by
    * slow FTP clients, and each retry starts it again: a store that accepts connections and stops answering held a
-   * SIZE for over ten minutes. Default 60,000. Transfers (parts, downloads, copies) are not bounded by it.
+   * SIZE for over ten minutes. Default 60,000. A download's wait for the store's first answer is bounded by it too;
+   * transfers themselves (a download's body, parts, copies) are not.
    */
   metadataTimeoutMs?: number;
 }

@@ -108,7 +108,8 @@ describe('error mapping', () => {
     // The SDK's own retries, and a silence limit longer than the test.
     const p = new S3Provider({ ...settings, metadataTimeoutMs: 500, clientConfig: { maxAttempts: 3, requestHandler: { ...S3_TIMEOUTS, socketTimeout: 60_000 } } });
     try {
-      for (const call of [() => p.stat('/x'), () => p.list('/'), () => p.unlink('/x'), () => p.mkdir('/d')]) {
+      // A download's wait for the store's first answer too (a RETR was held for the 300 s silence limit).
+      for (const call of [() => p.stat('/x'), () => p.list('/'), () => p.unlink('/x'), () => p.mkdir('/d'), () => p.createReadStream('/x')]) {
         const t0 = Date.now();
         await expect(call()).rejects.toMatchObject({ code: 'EIO' });
         expect(Date.now() - t0).toBeLessThan(4000);
@@ -117,6 +118,25 @@ describe('error mapping', () => {
     } finally {
       p.close();
       silent.close();
+    }
+  }, 30_000);
+
+  it('a download read slower than metadataTimeoutMs is not cut by it: only the wait for the first answer is', async () => {
+    const t = await store.target();
+    const p = new S3Provider({ bucket: t.bucket, prefix: t.prefix, ...store.settings, metadataTimeoutMs: 300 });
+    try {
+      const data = Buffer.alloc(3 << 20, 7);
+      await writeAll(p, '/slow.bin', data);
+      const stream = await openReadStream(p, '/slow.bin');
+      let got = 0;
+      for await (const chunk of stream) {
+        got += (chunk as Buffer).length;
+        // Three pauses past the deadline while the body is read.
+        if (got < 3 * 65536) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(got).toBe(data.length);
+    } finally {
+      p.close();
     }
   }, 30_000);
 

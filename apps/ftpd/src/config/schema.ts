@@ -139,6 +139,11 @@ const backend = z.discriminatedUnion('type', [
       uploadMemory: z.number().int().min(1024 * 1024).optional(),
       /** Objects a folder rename may move (the driver's default 100,000); a bigger tree's RNTO is refused (550). */
       maxRenameObjects: z.number().int().min(1).optional(),
+      /**
+       * How long a request about names and metadata (stat, listing page, delete) may take, retries included (ms; the
+       * driver's default 60,000): a store that stops answering fails the command (451) instead of holding it.
+       */
+      metadataTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     })
     .strict()
     .refine((b) => (b.accessKeyId === undefined) === (b.secretAccessKey === undefined), 'accessKeyId and secretAccessKey go together'),
