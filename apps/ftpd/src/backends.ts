@@ -1,6 +1,5 @@
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { LocalProvider, MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
+import { LocalProvider, makeFoldersSync, MemoryProvider, SqliteProvider, type FsProvider } from '@ftp/vfs';
 import type { BackendConfig } from './config/schema.js';
 
 /**
@@ -13,10 +12,10 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
     case 'memory':
       return new MemoryProvider();
     case 'local':
-      if (b.create) await mkdir(b.root, { recursive: true });
+      if (b.create) makeFoldersSync(b.root);
       return new LocalProvider(b.root, { syncMetadata: b.syncMetadata });
     case 'sqlite':
-      await mkdir(dirname(b.file), { recursive: true });
+      makeFoldersSync(dirname(b.file));
       return new SqliteProvider(b.file);
     case 's3': {
       const { S3Provider } = await import('@ftp/driver-s3');

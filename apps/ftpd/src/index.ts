@@ -1,10 +1,9 @@
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { FtpServer, type BanStore, type SessionGate } from '@ftp/server';
-import { LocalProvider } from '@ftp/vfs';
+import { LocalProvider, makeFoldersSync } from '@ftp/vfs';
 import type { FtpdOptions } from './options.js';
 import { selfSignedCertificate } from './self-signed.js';
 import { CLI_TLS_NAMES, readTlsMaterial, validityWarning } from './tls-material.js';
@@ -109,7 +108,7 @@ export async function startFtpd(options: FtpdOptions, logger: Logger, worker?: W
 /** mkdir -p, saying plainly when the path is a file (mkdir's own EEXIST names neither the option nor the problem). */
 async function makeFolder(path: string, option: string): Promise<void> {
   try {
-    await mkdir(path, { recursive: true });
+    makeFoldersSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST' || code === 'ENOTDIR') throw new Error(`${option} ${path} is not a directory`);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -209,6 +210,17 @@ describe('ftpd command line', () => {
       await chmod(parent, 0o755);
       await rm(parent, { recursive: true, force: true });
     }
+  });
+
+  // Node's own mkdir -p never returns there (mkdir answers ENOENT under /proc, which exists): the start hung.
+  it.runIf(existsSync('/proc/self'))('a root that cannot be made under a pseudo file system (/proc) stops the start at once', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const started = performance.now();
+    const r = spawnSync(node, [CLI, '--port', '0', '--root', '/proc/no-such-ftp-root/data', '--password', 'p'], { timeout: 15000, encoding: 'utf8' });
+    expect(r.signal).toBeNull();
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/cannot start: ENOENT: no such file or directory, mkdir '\/proc\/no-such-ftp-root'/);
+    expect(performance.now() - started).toBeLessThan(15000);
   });
 
   it('--anonymous-root serves its folder read-only to anonymous and ftp; ftp stays the real user when --user is ftp', async () => {

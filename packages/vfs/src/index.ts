@@ -7,6 +7,7 @@ export * from './streams.js';
 export { RunningUploads, UPLOAD_HOLD_MS, UploadHolds } from './upload-holds.js';
 export * from './listing.js';
 export * from './hash.js';
+export { makeFoldersSync } from './make-folders.js';
 export * from './providers/memory.js';
 export * from './providers/local.js';
 export { releaseClaimsOf, shareFileClaims, startFileClaimsFolder, type ShareFileClaimsOptions } from './providers/shared-claims.js';

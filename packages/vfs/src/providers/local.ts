@@ -20,6 +20,7 @@ import { parseOpenFlags, VfsDirent } from '../stats.js';
 import type { NodeKind } from '../stats.js';
 import { attachChunkReader, attachFileDescriptor, attachFileDescriptorSink, attachFileSize, checkStreamOptions, TRANSFER_CHUNK_SIZE, type DescriptorWriter } from '../streams.js';
 import * as hostFs from '../internal/host-names.js';
+import { makeFoldersSync } from '../make-folders.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
 import { clearForRemoval, endIdleWriter, lendPages, newFileRefused, readerClaimLost, releaseNewFile, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
@@ -771,7 +772,11 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     this.#sync = options.syncMetadata !== false;
     this.#listingThread = options.listingThread !== false;
     try {
-      if (options.create === true) fs.mkdirSync(hostArg(rootDir), { recursive: true });
+      if (options.create === true) {
+        const host = hostArg(rootDir);
+        if (typeof host === 'string') makeFoldersSync(host);
+        else fs.mkdirSync(host, { recursive: true });
+      }
       this.#root = hostFs.realpathSync(rootDir);
     } catch (err) {
       throw toVfsError(err, rootDir);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { VfsError } from '../errors.js';
+import { makeFoldersSync } from '../make-folders.js';
 
 /**
  * Readers and writers of local files claimed across processes, for servers that run several processes on one
@@ -175,7 +176,7 @@ function checkOwner(): void {
 /** Makes the folder when it is missing (checking it when someone else made it first: {@link checkOwner}). */
 function makeFolder(): void {
   try {
-    if (fs.mkdirSync(state.root as string, { recursive: true, mode: 0o700 }) !== undefined) return;
+    if (makeFoldersSync(state.root as string, 0o700) !== undefined) return;
   } catch (err) {
     throw folderFailed(err);
   }
