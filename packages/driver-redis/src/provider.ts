@@ -398,6 +398,11 @@ export class RedisProvider implements FsProvider {
     return this.#uploads.mayBeBusy(options, hold) && this.#uploads.busy(normalizePath(path), hold);
   }
 
+  /** Gives back `owner`'s hold of `path` (see `FsProvider.releaseUploadHold`). */
+  async releaseUploadHold(path: string, owner: object): Promise<void> {
+    this.#uploads.releaseHold(normalizePath(path), owner);
+  }
+
   /**
    * A file handle. Read-only handles read one version; writable ones (`w`, `a`, `r+`, `wx`…) work on a private copy
    * that `close()` makes visible atomically (so a file opened with `w` appears at `close()`, not at `open()`).

@@ -282,6 +282,11 @@ export class S3Provider implements FsProvider {
     return this.#uploads.mayBeBusy(options, hold) && this.#uploads.busy(normalizePath(path), hold);
   }
 
+  /** Gives back `owner`'s hold of `path` (see `FsProvider.releaseUploadHold`). */
+  async releaseUploadHold(path: string, owner: object): Promise<void> {
+    this.#uploads.releaseHold(normalizePath(path), owner);
+  }
+
   /** HASH: a digest stored with the object when there is one for the whole file, else streamed. */
   hash(path: string, algorithm: HashAlgorithm, start?: number, end?: number, options: HashOptions = {}): Promise<string> {
     return hashObject(this.#ctx, path, algorithm, start, end, options.signal);

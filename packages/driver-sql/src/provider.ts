@@ -712,6 +712,15 @@ export class SqlProvider implements FsProvider {
     });
   }
 
+  /** Gives back `owner`'s hold of `path` (see `FsProvider.releaseUploadHold`). */
+  async releaseUploadHold(path: string, owner: object): Promise<void> {
+    if (!this.#uploads.holding) return;
+    await this.#use(path, async () => {
+      const loc = await this.#locate(this.db, path, true, 'open').catch(() => null);
+      if (loc !== null && loc.parent !== undefined) this.#uploads.releaseHold(`${loc.parent.id}/${loc.name}`, owner);
+    });
+  }
+
   /** Sets the modification time (MFMT). */
   async setTimes(path: string, mtime: Date): Promise<void> {
     await this.#use(path, async () => {

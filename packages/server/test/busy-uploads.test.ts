@@ -168,9 +168,9 @@ for (const backend of [local(true), local(false), memory]) {
       }
     });
 
-    it('a hold its upload left (no data connection came) keeps others out for a moment, never the session itself', async () => {
-      // The hold of an announced upload lasts until it opens, or 3 s: a transfer that failed before its open leaves
-      // it, and the session's own retry must not meet it (a 450 for its own upload).
+    it('a hold its upload left (no data connection came) is given back: neither another session nor its own retry is refused', async () => {
+      // The hold of an announced upload lasts until it opens; one that failed before its open gives it back (it once
+      // kept other sessions out for 3 s: a client retrying on a new connection was told 450).
       const { read, plant, session } = await setup({ dataConnectTimeout: 1 });
       await plant('kept.bin', 'an older version');
       const verb = backend.name === 'memory' ? 'APPE' : 'STOR';
@@ -180,14 +180,16 @@ for (const backend of [local(true), local(false), memory]) {
       expect((await a.cmd('PASV')).code).toBe(227);
       expect((await a.cmd(`${verb} kept.bin`)).code).toBe(150);
       expect((await a.next()).code).toBe(425);
-      await b.passive();
-      const refused = await b.cmd(`${verb} kept.bin`);
-      expect(refused.code, refused.text).toBe(450);
+      const other = await b.passive();
+      const taken = await b.cmd(`${verb} kept.bin`);
+      expect(taken.code, taken.text).toBe(150);
+      await writeAndClose(other, Buffer.from(' and b'));
+      expect((await b.next()).code).toBe(226);
       const data = await a.passive();
       expect((await a.cmd(`${verb} kept.bin`)).code).toBe(150);
       await writeAndClose(data, Buffer.from('retried'));
       expect((await a.next()).code).toBe(226);
-      expect((await read('kept.bin')).toString()).toBe(verb === 'STOR' ? 'retried' : 'an older versionretried');
+      expect((await read('kept.bin')).toString()).toBe(verb === 'STOR' ? 'retried' : 'an older version and bretried');
     });
 
     it('an upload idle for 5 s is ended by a newcomer with its own reason (451, not "busy, try again"), the newcomer\'s upload is the file', async () => {

@@ -367,3 +367,52 @@ it("a STOR through the quota wrapper refused at its first chunk, or aborted befo
   expect((await c.next()).code).toBe(226);
   expect(await readFile(file, 'utf8')).toBe('new');
 });
+
+// The hold a STOR's ask took before its 150 goes with the upload's open. One that never opened (refused at its first
+// byte by a quota) gave it back only when it expired (3 s): a client retrying at once on a new connection, as curl
+// does, was told 450 "File busy".
+for (const existing of [false, true]) {
+  it(`another session may store a file right after an upload of it was refused at its first byte (${existing ? 'an existing file' : 'a new name'})`, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    if (existing) await writeFile(join(root, 'f.bin'), 'old');
+    const ctx = await startServer({ fs: quota(new LocalProvider(root, { syncMetadata: false }), { bytes: 1000 }) });
+    cleanups.push(() => ctx.close());
+    const first = await RawClient.binarySession(ctx.port, cleanups);
+    const socket = await first.passive();
+    socket.on('error', () => undefined);
+    first.send('STOR f.bin');
+    expect((await first.next()).code).toBe(150);
+    socket.write(Buffer.alloc(5000, 1));
+    expect((await first.next()).code).toBe(552);
+    socket.destroy();
+    const second = await RawClient.binarySession(ctx.port, cleanups);
+    const s2 = await second.passive();
+    second.send('STOR f.bin');
+    expect((await second.next()).code).toBe(150);
+    await writeAndClose(s2, 'small');
+    expect((await second.next()).code).toBe(226);
+    expect(await readFile(join(root, 'f.bin'), 'utf8')).toBe('small');
+  });
+}
+
+it('another session may store a file right after an upload of it whose data connection never came', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const ctx = await startServer({ fs: new LocalProvider(root, { syncMetadata: false }), settings: { dataConnectTimeout: 1 } });
+  cleanups.push(() => ctx.close());
+  const first = await RawClient.binarySession(ctx.port, cleanups);
+  first.send('PASV');
+  expect((await first.next()).code).toBe(227);
+  first.send('STOR g.bin');
+  // Never connected: the 425 (or 150 then 425) comes once the server stops waiting.
+  let code = (await first.next()).code;
+  if (code === 150) code = (await first.next()).code;
+  expect(code).toBe(425);
+  const second = await RawClient.binarySession(ctx.port, cleanups);
+  const s2 = await second.passive();
+  second.send('STOR g.bin');
+  expect((await second.next()).code).toBe(150);
+  await writeAndClose(s2, 'here');
+  expect((await second.next()).code).toBe(226);
+});

@@ -255,6 +255,29 @@ export function concurrentWriterTests(ctx: { readonly p: FsProvider; readonly ca
   if (ctx.caps.uploadBusy) it(busyName, busyTest, 60_000);
   else it.skip(`${busyName} — skipped: the provider has no uploadBusy (a busy file's upload is refused after the 150)`, () => undefined);
 
+  // An upload that ends without opening its file (refused at its first byte, its data connection never came) gives
+  // its hold back: other uploads of the file are not refused until the hold expires.
+  const releaseName = "releaseUploadHold gives back the hold its owner's ask took, and no one else's";
+  const releaseTest = async (): Promise<void> => {
+    const p = ctx.p;
+    const busy = p.uploadBusy as NonNullable<FsProvider['uploadBusy']>;
+    const release = p.releaseUploadHold as NonNullable<FsProvider['releaseUploadHold']>;
+    const [owner, other] = [{}, {}];
+    await writeAll(p, '/released', fill('o', STEP));
+    expect(await busy.call(p, '/released', { append: true }, owner), 'the first ask, holding').toBe(false);
+    expect(await busy.call(p, '/released', { append: true }, other), 'held for its owner').toBe(true);
+    await release.call(p, '/released', other);
+    expect(await busy.call(p, '/released', { append: true }), 'another owner gives back nothing').toBe(true);
+    await release.call(p, '/released', owner);
+    expect(await busy.call(p, '/released', { append: true }, other), 'given back').toBe(false);
+    await release.call(p, '/released', other);
+    expect(await busy.call(p, '/released', { append: true }), 'given back again').toBe(false);
+    // A path with nothing held, or nothing there: nothing happens.
+    await release.call(p, '/no-such-file', owner);
+  };
+  if (ctx.caps.uploadBusy && ctx.caps.releaseUploadHold) it(releaseName, releaseTest, 60_000);
+  else it.skip(`${releaseName} — skipped: the provider has no uploadBusy or no releaseUploadHold (a hold expires on its own)`, () => undefined);
+
   // A folder renamed while an upload writes into it: on a disk the upload follows it (its descriptor does), and so
   // must every backend's; where a folder is only a prefix (S3) the upload lands at its old path. Either way it
   // completes, whole (Redis once failed it at its end: its commit looked the old path up).

@@ -22,6 +22,8 @@ export interface Capabilities {
   concat: boolean;
   /** `uploadBusy`: a busy file's upload is refused before the server's 150. */
   uploadBusy: boolean;
+  /** `releaseUploadHold`: an upload that ended unopened gives its hold back at once (else it expires). */
+  releaseUploadHold: boolean;
   /** `symlink` and `readlink` that work (SITE SYMLINK, links in listings). */
   symlink: boolean;
   /** Every mutation fails with EROFS. */
@@ -55,6 +57,7 @@ export function describeCapabilities(p: FsProvider): Capabilities {
     allocate: has(p, 'allocate'),
     concat: has(p, 'concat'),
     uploadBusy: has(p, 'uploadBusy'),
+    releaseUploadHold: has(p, 'releaseUploadHold'),
     symlink: has(p, 'symlink') && has(p, 'readlink') && p.supportsSymlinks !== false,
     readonly: p.readonly === true,
     atomicUploads: p.atomicUploads === true,

@@ -196,6 +196,13 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * `path` has just answered (null: no such file), for a provider that can use it instead of looking again.
    */
   uploadBusy?(path: string, options?: WriteStreamOptions, hold?: boolean | object, known?: FileStats | null): Promise<boolean>;
+  /**
+   * Gives back, now, the hold that {@link uploadBusy} took for `owner`'s upload of `path`, when that upload ended
+   * without opening the file (refused at its first byte by a quota, its data connection never came, …); else the
+   * hold would refuse other uploads of the file until it expires (`UPLOAD_HOLD_MS`). Only `owner`'s hold goes: one
+   * taken since by another upload stays. Implement it with `uploadBusy`'s holds.
+   */
+  releaseUploadHold?(path: string, owner: object): Promise<void>;
   /** Free bytes available under a path (AVBL); `Infinity` for unlimited. */
   availableSpace?(path: string): Promise<number>;
   /** Reserves room for an upload of `size` bytes (ALLO); throws ENOSPC when it cannot. */

@@ -54,6 +54,14 @@ export class UploadHolds<K> {
     return false;
   }
 
+  /** Gives back the hold of `key` when `owner` took it (its upload ended unopened); true when one was given back. */
+  releaseOwned(key: K, owner: object): boolean {
+    const h = this.#holds.get(key);
+    if (h === undefined || h.owner?.deref() !== owner) return false;
+    this.#holds.delete(key);
+    return true;
+  }
+
   /** The announced upload (or another writer) opens the file: the hold is given back. */
   release(key: K): void {
     if (this.#holds.size > 0) this.#holds.delete(key);
@@ -99,6 +107,16 @@ export class RunningUploads<K> {
   runningWhere(test: (key: K) => boolean): boolean {
     for (const key of this.#running.keys()) if (test(key)) return true;
     return false;
+  }
+
+  /** `releaseUploadHold`'s work: `owner`'s hold of `key`, if it still has one, is given back. */
+  releaseHold(key: K, owner: object): void {
+    this.#holds.releaseOwned(key, owner);
+  }
+
+  /** Whether any upload is held (announced, not opened): else `releaseUploadHold` has nothing to look up. */
+  get holding(): boolean {
+    return this.#holds.size > 0;
   }
 
   /** `uploadBusy`'s answer for the file `key`: another upload runs or holds it; else, with `hold`, held now. */

@@ -33,6 +33,7 @@ describe('MemoryProvider (own)', () => {
       allocate: true,
       concat: false,
       uploadBusy: true,
+      releaseUploadHold: true,
       symlink: true,
       readonly: false,
       atomicUploads: true,

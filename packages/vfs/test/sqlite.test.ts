@@ -62,6 +62,7 @@ describe('SqliteProvider (own)', () => {
       allocate: false,
       concat: false,
       uploadBusy: true,
+      releaseUploadHold: true,
       symlink: true,
       readonly: false,
       atomicUploads: true,

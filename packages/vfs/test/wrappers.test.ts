@@ -38,7 +38,7 @@ describe('readOnly()', () => {
   it('keeps exactly the capabilities of the inner provider, and says readonly', () => {
     const full = readOnly(new MemoryProvider());
     // Nothing can be uploaded: no upload is ever busy.
-    expect(describeCapabilities(full)).toEqual({ ...describeCapabilities(new MemoryProvider()), readonly: true, uploadBusy: false });
+    expect(describeCapabilities(full)).toEqual({ ...describeCapabilities(new MemoryProvider()), readonly: true, uploadBusy: false, releaseUploadHold: false });
     const none = readOnly(bare());
     expect(describeCapabilities(none)).toEqual({
       streaming: false,
@@ -51,6 +51,7 @@ describe('readOnly()', () => {
       allocate: false,
       concat: false,
       uploadBusy: false,
+      releaseUploadHold: false,
       symlink: false,
       readonly: true,
       atomicUploads: false,

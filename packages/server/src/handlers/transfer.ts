@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileHandleLike, type FileStats, type WriteStreamOptions } from '@ftp/vfs';
+import { basename, dirname, errorCodeOf, fileSizeOf, joinPath, openReadStream, openWriteStream, type FileHandleLike, type FileStats, type UploadStream, type WriteStreamOptions } from '@ftp/vfs';
 import { isInvalidData, receiveFromSocket, sendToSocket, TransferError, UPLOAD_CLOSE_WAIT_MS } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { rangesSendable, refuseUnlistableName, requirePermission, takeRange, type Session } from '../session.js';
@@ -139,64 +139,76 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // upload that goes on to its 150, so what refuses it before then is checked first.
   // A new file is asked about too: two uploads of one new name announced at once are held apart by it. `st` is
   // handed on, so the provider need not look the file up again.
+  // Whether the ask below takes a hold for this upload (see the `finally` further down).
+  const held = Boolean(s.dataSetup) && !pastEnd;
   if (s.dataSetup) {
     if (!pastEnd) refuseDataSetup(s);
     if ((await s.vfs.uploadBusy?.(path, options, pastEnd ? false : s, st)) === true) {
       throw new FtpError(450, `${path}: File busy (another transfer of it is under way), try again later.`);
     }
   }
-  if (pastEnd) {
-    throw new FtpError(554, `Restart offset ${options.start} is beyond the end of the file (${size} bytes).`);
-  }
-  // A new file needs its folder: refused now, not after a 150 the client has begun sending on (RFC 959 §4.2 has
-  // no 550 after the preliminary reply; curl reported a broken pipe).
-  if (st === null) {
-    // A file that exists keeps its name, whatever it is; a new one may not hold a line break (see resolveNew).
-    refuseUnlistableName(path);
-    await requireFolder(s, dirname(path));
-  }
-  if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
-  // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
-  const fresh = options.start === undefined && options.append !== true;
-  // What arrived of an interrupted upload stays (APPE and REST uploads always: earlier bytes go with them). Storage
-  // written in place keeps it by itself; storage that shows only complete uploads is told to store it.
-  const keep = !fresh || s.settings.partialUploads === 'keep';
-  const wholeOnly = s.vfs.uploadsVisibleWhenComplete === true;
-  await runDataCommand(s, 'upload', path, preliminary ?? `Opening ${modeName(s)} mode data connection for ${basename(path)}.`, async (t) => {
-    const upload = await openWriteStream(s.vfs, path, options).catch(async (err: unknown) => {
-      // EINVAL from a provider that writes regular files only (a FIFO, a device); any other EINVAL stays as it is.
-      if (errorCodeOf(err) !== 'EINVAL') throw err;
-      const st = await s.vfs.stat(path).catch(() => null);
-      throw st !== null && !st.isFile() ? new FtpError(550, `${path}: not a plain file.`) : err;
-    });
-    try {
-      await receiveFromSocket(t, upload, s.coding('upload'), {
-        reuseBuffers: s.settings.reuseUploadBuffers,
-        kernelReceive: s.settings.kernelReceive,
-        waitForStorage: !wholeOnly,
-        keepPartial: wholeOnly && keep,
-        // The next command may be a resume of this file: it must find the partial upload stored, not overtake it.
-        storeWaitMs: Math.max(UPLOAD_CLOSE_WAIT_MS, s.settings.dataStallTimeout * 1000),
+  // The hold taken above goes with the upload's open; an upload that never opened its file (refused before its 150,
+  // its data connection never came, refused at its first byte by a quota) gives it back here, or other sessions'
+  // uploads of the file would be refused (450) until it expires: a client retrying at once on a new connection, say.
+  // Set from the data command's callback (a holder: TypeScript does not see a variable set there).
+  const opened: { upload: UploadStream | null } = { upload: null };
+  try {
+    if (pastEnd) {
+      throw new FtpError(554, `Restart offset ${options.start} is beyond the end of the file (${size} bytes).`);
+    }
+    // A new file needs its folder: refused now, not after a 150 the client has begun sending on (RFC 959 §4.2 has
+    // no 550 after the preliminary reply; curl reported a broken pipe).
+    if (st === null) {
+      // A file that exists keeps its name, whatever it is; a new one may not hold a line break (see resolveNew).
+      refuseUnlistableName(path);
+      await requireFolder(s, dirname(path));
+    }
+    if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
+    // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
+    const fresh = options.start === undefined && options.append !== true;
+    // What arrived of an interrupted upload stays (APPE and REST uploads always: earlier bytes go with them). Storage
+    // written in place keeps it by itself; storage that shows only complete uploads is told to store it.
+    const keep = !fresh || s.settings.partialUploads === 'keep';
+    const wholeOnly = s.vfs.uploadsVisibleWhenComplete === true;
+    await runDataCommand(s, 'upload', path, preliminary ?? `Opening ${modeName(s)} mode data connection for ${basename(path)}.`, async (t) => {
+      const upload = await openWriteStream(s.vfs, path, options).catch(async (err: unknown) => {
+        // EINVAL from a provider that writes regular files only (a FIFO, a device); any other EINVAL stays as it is.
+        if (errorCodeOf(err) !== 'EINVAL') throw err;
+        const st = await s.vfs.stat(path).catch(() => null);
+        throw st !== null && !st.isFile() ? new FtpError(550, `${path}: not a plain file.`) : err;
       });
-    } catch (err) {
-      // MODE Z data that did not inflate wrote bytes that are not the client's (zlib finds out at the end, after
-      // them): they go, whatever partialUploads says. Storage that shows only complete uploads dropped them itself.
-      // An upload that never opened its file (opened at its first byte, refused there or ended before it) left it as it was:
-      // deleting the path would delete the old file it never replaced.
-      const untouched = upload.untouched === true;
-      if (isInvalidData(err)) {
-        // A file that did not exist before (STOR, or an APPE creating it) goes; one that did is cut back to its size.
-        if (!wholeOnly && !untouched) await discardUpload(s, path, fresh || st === null ? null : (options.start ?? size));
+      opened.upload = upload;
+      try {
+        await receiveFromSocket(t, upload, s.coding('upload'), {
+          reuseBuffers: s.settings.reuseUploadBuffers,
+          kernelReceive: s.settings.kernelReceive,
+          waitForStorage: !wholeOnly,
+          keepPartial: wholeOnly && keep,
+          // The next command may be a resume of this file: it must find the partial upload stored, not overtake it.
+          storeWaitMs: Math.max(UPLOAD_CLOSE_WAIT_MS, s.settings.dataStallTimeout * 1000),
+        });
+      } catch (err) {
+        // MODE Z data that did not inflate wrote bytes that are not the client's (zlib finds out at the end, after
+        // them): they go, whatever partialUploads says. Storage that shows only complete uploads dropped them itself.
+        // An upload that never opened its file (opened at its first byte, refused there or ended before it) left it as it was:
+        // deleting the path would delete the old file it never replaced.
+        const untouched = upload.untouched === true;
+        if (isInvalidData(err)) {
+          // A file that did not exist before (STOR, or an APPE creating it) goes; one that did is cut back to its size.
+          if (!wholeOnly && !untouched) await discardUpload(s, path, fresh || st === null ? null : (options.start ?? size));
+          throw err;
+        }
+        // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
+        // whose uploads show only when complete kept the previous version: deleting the path would lose it.
+        if (!keep && !wholeOnly && !untouched) {
+          await s.vfs.unlink(path).catch(() => undefined);
+        }
         throw err;
       }
-      // Only a whole-file upload can be discarded: APPE and REST would take earlier bytes with them. A provider
-      // whose uploads show only when complete kept the previous version: deleting the path would lose it.
-      if (!keep && !wholeOnly && !untouched) {
-        await s.vfs.unlink(path).catch(() => undefined);
-      }
-      throw err;
-    }
-  });
+    });
+  } finally {
+    if (held && (opened.upload === null || opened.upload.untouched === true)) await s.vfs.releaseUploadHold?.(path, s).catch(() => undefined);
+  }
 }
 
 /**

@@ -207,6 +207,26 @@ function takeHeldShared(key: string): SharedClaim | null {
   return held.claim;
 }
 
+/**
+ * `owner`'s hold of the file `key` (or of a new file's key), its upload ended without opening it: given back now,
+ * with the claim it kept other processes out with.
+ */
+export function releaseHeld(key: string, owner: object): void {
+  if (!announced.releaseOwned(key, owner)) return;
+  const shared = takeHeldShared(key);
+  if (shared !== null) releaseShared(shared);
+}
+
+/** {@link releaseHeld} for the file `st`. */
+export function releaseHeldFile(st: Stats, owner: object): void {
+  releaseHeld(keyOf(st), owner);
+}
+
+/** Whether any upload is held (announced, not opened): else a release has nothing to look up. */
+export function anyHeld(): boolean {
+  return announced.size > 0;
+}
+
 /** Whether any transfer of this process, or of another one sharing claims, could be in the way of a new upload. */
 export function transfersMayRun(): boolean {
   return writers.size > 0 || readers.size > 0 || announced.size > 0 || lent.size > 0 || sharingFileClaims();

@@ -23,7 +23,7 @@ import * as hostFs from '../internal/host-names.js';
 import { makeFoldersSync } from '../make-folders.js';
 import { hostArg } from '../internal/host-names.js';
 import { lstatAll, lstatAllSync, lstatSlices, nameSlices, noteNamespaceChange } from './local-listing.js';
-import { clearForRemoval, endIdleWriter, lendPages, newFileRefused, readerClaimLost, releaseNewFile, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
+import { anyHeld, releaseHeld, releaseHeldFile, clearForRemoval, endIdleWriter, lendPages, newFileRefused, readerClaimLost, releaseNewFile, refuseWhileWritten, releaseClaim, transfersMayRun, uploadsMayRun, releaseReader, releaseWriter, takeReader, takeWriter, writerRefused, type FileClaim, type ReaderClaim, type WriterClaim } from './local-writers.js';
 
 const MAX_SYMLINK_HOPS = 40;
 
@@ -1658,6 +1658,14 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     if (st !== null) return st.isFile() && writerRefused(st, hold, options?.start !== undefined && options.start < st.size);
     // A new file: held by its path under this root (a missing folder's too: the open answers for it).
     return hold !== false && newFileRefused(this.#newFileKey(path), hold);
+  }
+
+  /** Gives back `owner`'s hold of `path` (see `FsProvider.releaseUploadHold`): as a new name, and as the file there now. */
+  async releaseUploadHold(path: string, owner: object): Promise<void> {
+    if (!anyHeld()) return;
+    releaseHeld(this.#newFileKey(path), owner);
+    const st = await this.stat(path).catch(() => null);
+    if (st !== null && st.isFile()) releaseHeldFile(st as Stats, owner);
   }
 
   /** The key of a new file's hold: this provider's root and the path (see `newFileRefused`). */

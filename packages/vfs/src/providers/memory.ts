@@ -1008,6 +1008,11 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     return writing((node as FileNode).content) || this.#holds.ask(normalizePath(path), hold);
   }
 
+  /** Gives back `owner`'s hold of `path` (see `FsProvider.releaseUploadHold`). */
+  async releaseUploadHold(path: string, owner: object): Promise<void> {
+    this.#holds.releaseOwned(normalizePath(path), owner);
+  }
+
   /** Bytes that can still be stored (`Infinity` without a capacity). */
   async availableSpace(path: string): Promise<number> {
     this.#existing(path, true, 'statfs');

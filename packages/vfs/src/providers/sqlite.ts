@@ -1323,6 +1323,17 @@ export class SqliteProvider extends SyncBackedProvider<SqliteFileHandle> impleme
     return this.#uploads.busy(key, hold);
   }
 
+  /** Gives back `owner`'s hold of `path` (see `FsProvider.releaseUploadHold`). */
+  async releaseUploadHold(path: string, owner: object): Promise<void> {
+    if (!this.#uploads.holding) return;
+    try {
+      const loc = this.#run(path, () => this.#locate(path, true, 'open'));
+      if (loc.dirId !== undefined) this.#uploads.releaseHold(`${loc.dirId}/${loc.name}`, owner);
+    } catch {
+      // Gone: its hold expires on its own.
+    }
+  }
+
   /** Sets the modification time. */
   async setTimes(path: string, mtime: Date): Promise<void> {
     this.#run(path, () => {

@@ -380,6 +380,9 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   if (all.some((f) => typeof f.uploadBusy === 'function')) {
     w.uploadBusy = (v, options, hold, known) => run(v, async () => route(v).fs.uploadBusy?.call(route(v).fs, route(v).path, options, hold, known) ?? false);
   }
+  if (all.some((f) => typeof f.releaseUploadHold === 'function')) {
+    w.releaseUploadHold = (v, owner) => run(v, async () => route(v).fs.releaseUploadHold?.call(route(v).fs, route(v).path, owner));
+  }
   if (caps.some((c) => c.allocate)) {
     w.allocate = (v, size) => run(v, async () => (route(v).fs.allocate ?? unsupported('allocate', v)).call(route(v).fs, route(v).path, size));
   }

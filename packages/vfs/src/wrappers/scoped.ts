@@ -204,5 +204,7 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   }
   const uploadBusy = p.uploadBusy;
   if (typeof uploadBusy === 'function') w.uploadBusy = (v, options, hold, known) => run(v, async () => uploadBusy.call(p, await at(v, true), options, hold, known));
+  const releaseUploadHold = p.releaseUploadHold;
+  if (typeof releaseUploadHold === 'function') w.releaseUploadHold = (v, owner) => run(v, async () => releaseUploadHold.call(p, await at(v, true), owner));
   return w;
 }
