@@ -91,18 +91,39 @@ describe('MemoryProvider (own)', () => {
     expect((await p.stat('/up')).size).toBe(1000);
   });
 
-  it('the upload opened last wins, whole', async () => {
-    const p = new MemoryProvider();
+  it('of two uploads of one file, the one that ends last wins, whole (the client told 226 last finds its data)', async () => {
+    for (const last of ['a', 'b'] as const) {
+      const p = new MemoryProvider({ capacity: 100_000 });
+      const a = await openWriteStream(p, '/f');
+      const b = await openWriteStream(p, '/f');
+      for (let i = 0; i < 10; i++) {
+        a.write(Buffer.alloc(1000, 0x61));
+        b.write(Buffer.alloc(500, 0x62));
+      }
+      const [first, second] = last === 'a' ? [b, a] : [a, b];
+      first.end();
+      await once(first, 'finish');
+      second.end();
+      await once(second, 'finish');
+      expect(await p.readFile('/f', 'utf8'), `${last} ended last`).toBe(last === 'a' ? 'a'.repeat(10_000) : 'b'.repeat(5000));
+      // Only the file's version counts against the store.
+      expect(await p.availableSpace('/')).toBe(100_000 - (last === 'a' ? 10_000 : 5000));
+    }
+  });
+
+  it('an upload that ends after the file it replaced was deleted does not bring it back', async () => {
+    const p = new MemoryProvider({ capacity: 100_000 });
     const a = await openWriteStream(p, '/f');
     const b = await openWriteStream(p, '/f');
-    for (let i = 0; i < 10; i++) {
-      a.write(Buffer.alloc(1000, 0x61));
-      b.write(Buffer.alloc(500, 0x62));
-    }
+    a.write(Buffer.alloc(1000, 0x61));
+    b.end(Buffer.alloc(500, 0x62));
+    await once(b, 'finish');
+    await p.unlink('/f');
     a.end();
-    b.end();
-    await Promise.all([once(a, 'finish'), once(b, 'finish')]);
-    expect(await p.readFile('/f', 'utf8')).toBe('b'.repeat(5000));
+    await once(a, 'finish');
+    expect(await code(p.stat('/f'))).toBe('ENOENT');
+    await new Promise((r) => setImmediate(r));
+    expect(await p.availableSpace('/')).toBe(100_000);
   });
 
   it('a download of a file an upload is still writing is refused with EBUSY; one opened before reads the old version whole', async () => {
@@ -283,17 +304,19 @@ describe('MemoryProvider (own)', () => {
       await once(replacing, 'finish');
       expect(p.usedBytes).toBe(4);
     }
-    // An upload that ends normally after its file was replaced gives its bytes back as well.
+    // An upload that ends after the one that replaced its file ended is the file (it ended last): its bytes count
+    // once, the replaced version's went back.
     const p = new MemoryProvider({ capacity: 1024 * KiB });
     const up = await openWriteStream(p, '/f');
     expect(await write(up)).toBe('ok');
     const replacing = await openWriteStream(p, '/f');
-    replacing.end();
+    replacing.end('new');
     await once(replacing, 'finish');
-    expect(p.usedBytes).toBe(256 * KiB);
+    expect(p.usedBytes).toBe(256 * KiB + 3);
     up.end();
     await once(up, 'finish');
-    expect(p.usedBytes).toBe(0);
+    expect(p.usedBytes).toBe(256 * KiB);
+    expect((await p.stat('/f')).size).toBe(256 * KiB);
   });
 
   it('capacity: REST k + STOR keeps k bytes, not the whole block they were cut from', async () => {

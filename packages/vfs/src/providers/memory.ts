@@ -256,6 +256,15 @@ class Content {
     return this.attached && this.writer === null ? this.size : 0;
   }
 
+  /**
+   * Made the file's content again by its writer (the upload that replaced it ended first, see
+   * `MemoryWriteStream._final`): it still counts, its writer being there.
+   */
+  reattach(): void {
+    if (this.counted) this.attached = true;
+    else this.attach();
+  }
+
   /** The file is deleted or replaced: its bytes stop counting, once its upload (if any) ends. */
   detach(): void {
     if (!this.attached) return;
@@ -378,11 +387,15 @@ class MemoryWriteStream extends Writable implements UploadStream {
   /** Bytes stored since the event loop last had a turn (see {@link TURN_BYTES}). */
   #sinceTurn = 0;
 
-  constructor(node: FileNode, content: Content, position: number | null) {
+  /** A whole-file upload (its own new content): the file's version if it ends last (see `_final`). */
+  readonly #replaces: boolean;
+
+  constructor(node: FileNode, content: Content, position: number | null, replaces = false) {
     super({ highWaterMark: TRANSFER_CHUNK_SIZE });
     this.#node = node;
     this.#content = content;
     this.#pos = position;
+    this.#replaces = replaces;
     content.writer = this;
   }
 
@@ -444,6 +457,16 @@ class MemoryWriteStream extends Writable implements UploadStream {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.#content.seal();
+    // Replaced meanwhile by a whole-file upload that has ended already: this one, ending last, is the file (as on
+    // S3, SQL and Redis: the client told 226 last finds its data). One still running is the file once it ends; a
+    // file deleted or renamed over since (its content detached) stays so.
+    const current = this.#node.content;
+    if (this.#replaces && current !== this.#content && !this.#content.attached && current.attached && current.writer === null) {
+      current.detach();
+      this.#content.reattach();
+      this.#node.content = this.#content;
+      this.#node.mtimeMs = Date.now();
+    }
     this.#release();
     cb();
   }
@@ -601,8 +624,8 @@ const LIST_SLICE = 500;
  *
  * - Uploads are visible as they are written (like a local disk). A whole-file upload replaces the file's content
  *   object when it opens, so two concurrent uploads to one path never interleave: the file ends as the version of
- *   the upload opened last (`atomicUploads`). An upload that continues a file (APPE, REST + STOR) while another
- *   upload still writes it is refused with EBUSY when it opens (FTP 450), so that it never interleaves its bytes
+ *   the upload that ended last (`atomicUploads`; as on S3, SQL and Redis). An upload that continues a file (APPE,
+ *   REST + STOR) while another upload still writes it is refused with EBUSY when it opens (FTP 450), so that it never interleaves its bytes
  *   with the other's nor keeps a prefix of a half-written file; so is a download (it would send a prefix as if it
  *   were the file). A reader sees the content as it was when its stream opened, whatever uploads do after.
  * - Symlinks: targets are stored as given and resolved inside the provider (`/` is the provider's root; `..` stops
@@ -967,7 +990,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
     this.#install(node, content);
-    return new MemoryWriteStream(node, content, content.size);
+    return new MemoryWriteStream(node, content, content.size, options.start === undefined);
   }
 
   /** Sets the modification time. */
