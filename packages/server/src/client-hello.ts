@@ -31,7 +31,14 @@ export function offeredTlsVersions(stream: Duplex, timeoutMs: number): Promise<n
     const onReadable = (): void => {
       for (let chunk: Buffer | null; (chunk = stream.read() as Buffer | null) !== null; ) held = held === null ? chunk : Buffer.concat([held, chunk]);
       if (held === null) return;
-      const versions = helloVersions(held);
+      // A guess about the client, from bytes anyone can send: whatever they hold, never a throw from this handler
+      // (an event handler's exception ends the process), only no guess.
+      let versions: number[] | null | 'incomplete';
+      try {
+        versions = helloVersions(held);
+      } catch {
+        versions = null;
+      }
       if (versions !== 'incomplete') finish(versions);
       else if (held.length > MAX_HELLO) finish(null);
     };
@@ -52,7 +59,9 @@ export function helloVersions(buf: Buffer): number[] | null | 'incomplete' {
   if (buf[0] !== 22) return null;
   const end = 5 + buf.readUInt16BE(3);
   if (buf.length < end) return 'incomplete';
-  if (end < 9 || buf[5] !== 1) return null;
+  // A handshake header and the legacy version at least (a record that ends sooner is no ClientHello to look into:
+  // reading past it threw, from a socket's 'readable' handler, and took the process down).
+  if (end < 11 || buf[5] !== 1) return null;
   // Only a ClientHello the record holds whole.
   if (9 + buf.readUIntBE(6, 3) > end) return null;
   let at = 9;

@@ -49,4 +49,49 @@ describe('the TLS versions a ClientHello offers', () => {
     const record = Buffer.concat([Buffer.from([22, 3, 1, 0, hello.length]), hello]);
     expect(helloVersions(record)).toEqual([TLS12]);
   });
+
+  it('never throws, whatever the bytes: every cut of a real ClientHello and random bytes behind a handshake header', async () => {
+    // A 9- or 10-byte record (`16 03 01 00 04 01 00 00 00`) was read past its end, from a socket's 'readable'
+    // handler: the process ended.
+    expect(helloVersions(Buffer.from('160301000401000000', 'hex'))).toBeNull();
+    expect(helloVersions(Buffer.from('16030300050100000100', 'hex'))).toBeNull();
+    const { rest } = await offered('TLSv1.2', 'TLSv1.3');
+    const record = rest.subarray(0, 5 + rest.readUInt16BE(3));
+    for (let cut = 0; cut <= record.length; cut++) {
+      const part = Buffer.from(record.subarray(0, cut));
+      // The record's own length said to be the cut: a record that ends there.
+      if (cut >= 5) part.writeUInt16BE(cut - 5, 3);
+      expect(() => helloVersions(part), `cut at ${cut}`).not.toThrow();
+      if (cut >= 9) {
+        part.writeUIntBE(Math.max(0, cut - 9), 6, 3);
+        expect(() => helloVersions(part), `cut at ${cut}, handshake length agreeing`).not.toThrow();
+      }
+    }
+    let seed = 12345;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+    for (let i = 0; i < 20_000; i++) {
+      const length = random() % 80;
+      const buf = Buffer.from([22, 3, 1, 0, length, 1, ...Array.from({ length }, random)]);
+      expect(() => helloVersions(buf)).not.toThrow();
+    }
+  });
+
+  it('a record too short to hold a ClientHello is no guess: the handler neither throws nor waits', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    const { connect } = await import('node:net');
+    const client = connect(port, '127.0.0.1');
+    const [socket] = await accepted;
+    try {
+      client.write(Buffer.from('160301000401000000', 'hex'));
+      expect(await offeredTlsVersions(socket, 5000)).toBeNull();
+    } finally {
+      client.destroy();
+      socket.destroy();
+      server.close();
+    }
+  });
 });

@@ -1028,3 +1028,27 @@ describe('uploads from clients that never read their data connection (Go clients
     expect(version).toBe('TLSv1.3');
   });
 });
+
+describe('a data connection that sends a ClientHello cut short', () => {
+  it('fails that transfer only: the server (and another session) goes on', async () => {
+    // `16 03 01 00 04 01 00 00 00`: a handshake record that ends right after the ClientHello's header. Reading the
+    // TLS versions it offers (for an upload's connection) went past its end from a socket handler: the process died.
+    const { port } = await tlsServer();
+    for (const record of ['160301000401000000', '16030300050100000100']) {
+      const { t, dataPort } = await protectedSession(port, { minVersion: 'TLSv1.3' });
+      t.socket.write('STOR cut.bin\r\n');
+      expect((await t.next()).code).toBe(150);
+      const tcp = netConnect(dataPort, '127.0.0.1');
+      tcp.on('error', () => {});
+      await once(tcp, 'connect');
+      tcp.write(Buffer.from(record, 'hex'));
+      // Not a ClientHello to guess from: the handshake reads it and fails (425), or waits for the rest until the
+      // client leaves; either way this transfer alone ends.
+      setTimeout(() => tcp.destroy(), 300);
+      expect((await t.next()).code).toBeGreaterThanOrEqual(400);
+      expect((await t.cmd('NOOP')).code).toBe(200);
+    }
+    const other = await client(port, true);
+    await roundTrip(other);
+  });
+});
