@@ -9,6 +9,13 @@ import type { TlsRecordFramer } from './tls-records.js';
  */
 export type ControlEvent = LineEvent | { type: 'dropped'; count: number };
 
+/**
+ * Commands dropped for being sent too far ahead (during a transfer) past which the session ends the connection (421)
+ * rather than answer each with 500. Past it the socket is no longer read either: the lines would all be dropped, and
+ * a client streaming them kept the event loop parsing for as long as its transfer ran.
+ */
+export const MAX_DROPPED_COMMANDS = 1000;
+
 /** Bytes of unsent replies past which the session stops taking commands until the client reads. */
 const MAX_PENDING_REPLY_BYTES = 64 * 1024;
 
@@ -366,6 +373,11 @@ export class ControlConnection {
         const last = queue[queue.length - 1];
         if (last?.type === 'dropped') last.count++;
         else queue.push({ type: 'dropped', count: 1 });
+        // The connection is to end (421) once the session reaches these: nothing more needs reading until then.
+        if (last?.type === 'dropped' && last.count > MAX_DROPPED_COMMANDS && !this.is(PAUSED_FOR_QUEUE)) {
+          this.set(PAUSED_FOR_QUEUE, true);
+          this.socket.pause();
+        }
       }
       this.wakeOwner();
     }

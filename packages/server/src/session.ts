@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { escapedByteLength, hasByteEscapes, latin1ForEscapes, parseCommand } from '@ftp/protocol';
 import { describeCapabilities, resolvePath, type FsProvider } from '@ftp/vfs';
 import { COMMANDS } from './commands.js';
-import { ControlConnection, type ControlEvent, type ControlOwner } from './control-connection.js';
+import { ControlConnection, MAX_DROPPED_COMMANDS, type ControlEvent, type ControlOwner } from './control-connection.js';
 import type { FtpDriver, Permissions, SessionInfo } from './driver.js';
 import { FtpError, isServerFault, isSystemRefusal, toReply } from './errors.js';
 import type { Advertiser } from './data/advertise.js';
@@ -645,9 +645,6 @@ const STAT_INTERCEPTED = 8;
 const ABOR_INTERCEPTED = 16;
 /** {@link Session.run} has begun: the client's commands will be served. */
 const STARTED = 32;
-
-/** Commands dropped while a transfer ran past which a client is taken for a flood and disconnected. */
-const MAX_DROPPED_COMMANDS = 1000;
 
 /**
  * How long after the CCC reply the server waits for the client's close_notify before sending its own: long

@@ -112,6 +112,40 @@ describe('review findings', () => {
     socket.destroy();
   });
 
+  it('a flood of commands during a transfer is no longer read once it is to end the session (421), not parsed to the end', { timeout: 20000 }, async () => {
+    // Past 1,000 dropped lines the session ends the connection once the transfer is over: reading on only kept the
+    // event loop parsing whatever the client streamed for as long as the transfer ran (260 MB in 10 s, one client).
+    await put('big', Buffer.alloc(16 * 1024 * 1024, 1));
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big');
+    expect((await c.next()).code).toBe(150);
+    // In 60 KiB pieces, so that what the kernel took shows in the client's queue as it goes.
+    const piece = Buffer.from('NOOP\r\n'.repeat(10 * 1024));
+    for (let i = 0; i < 1600; i++) c.socket.write(piece, () => undefined);
+    // Within the transfer's 2 s stall limit. The server runs in this process: reading on, it spent the whole time
+    // parsing lines it would drop (1.5 s of CPU in 1.5 s, measured; 30 ms once it stops reading).
+    const cpu = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, 1500));
+    const spent = process.cpuUsage(cpu);
+    expect((spent.user + spent.system) / 1000).toBeLessThan(600);
+    // Loopback buffers hold a few MiB at most: nearly all of the 94 MiB stays with the client.
+    expect(c.socket.writableLength).toBeGreaterThan(78 * 1024 * 1024);
+    const codes: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const r = await c.next(5000).catch(() => null);
+      if (!r) break;
+      codes.push(r.code);
+      if (r.code === 421) break;
+    }
+    expect(codes[0]).toBe(426);
+    expect(codes.at(-1)).toBe(421);
+    // Closed by the server (the client's unsent flood makes its side fail with EPIPE: no 'close' wait that throws).
+    for (let i = 0; i < 100 && !c.closed; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(c.closed).toBe(true);
+    socket.destroy();
+  });
+
   it('a finished data connection is closed by the server even if the client keeps it open', { timeout: 15000 }, async () => {
     await put('small', 'abc');
     const r = await c.cmd('EPSV');
