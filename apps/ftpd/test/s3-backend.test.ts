@@ -40,19 +40,25 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-it('an s3 backend through the built ftpd: upload, list, download, rename, delete', { timeout: 60000 }, async () => {
-  const hash = await hashPassword('pw');
-  const file = join(work, 'ftpd.yaml');
+/** A config file `name` in the work folder: one s3 backend at `endpoint` (with `extra` settings) and the user alice. */
+async function s3Config(name: string, endpoint: string, extra: string, userExtra = ''): Promise<string> {
+  const file = join(work, name);
+  const credentials = 'forcePathStyle: true, accessKeyId: S3RVER, secretAccessKey: S3RVER';
   await writeFile(
     file,
     [
       'listeners: [{ port: 0 }]',
       'backends:',
-      `  bucket: { type: s3, bucket: ftp-files, region: us-east-1, endpoint: "${endpoint}", forcePathStyle: true, accessKeyId: S3RVER, secretAccessKey: S3RVER, maxRenameObjects: 1 }`,
-      `users: [{ name: alice, passwordHash: "${hash}", backend: bucket, home: /alice }]`,
+      `  bucket: { type: s3, bucket: ftp-files, region: us-east-1, endpoint: "${endpoint}", ${credentials}, ${extra} }`,
+      `users: [{ name: alice, passwordHash: "${await hashPassword('pw')}", backend: bucket${userExtra ? `, ${userExtra}` : ''} }]`,
       '',
     ].join('\n'),
   );
+  return file;
+}
+
+it('an s3 backend through the built ftpd: upload, list, download, rename, delete', { timeout: 60000 }, async () => {
+  const file = await s3Config('ftpd.yaml', endpoint, 'maxRenameObjects: 1', 'home: /alice');
   const s = await startFtpdConfig(file, 1);
   running.push(s);
   const url = `ftp://alice:pw@127.0.0.1:${s.ports[0]}`;
@@ -82,18 +88,7 @@ it('metadataTimeoutMs reaches the driver: a store that accepts and never answers
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const silentPort = (silent.address() as import('node:net').AddressInfo).port;
   try {
-    const hash = await hashPassword('pw');
-    const file = join(work, 'ftpd-silent.yaml');
-    await writeFile(
-      file,
-      [
-        'listeners: [{ port: 0 }]',
-        'backends:',
-        `  bucket: { type: s3, bucket: ftp-files, region: us-east-1, endpoint: "http://127.0.0.1:${silentPort}", forcePathStyle: true, accessKeyId: S3RVER, secretAccessKey: S3RVER, metadataTimeoutMs: 500 }`,
-        `users: [{ name: alice, passwordHash: "${hash}", backend: bucket }]`,
-        '',
-      ].join('\n'),
-    );
+    const file = await s3Config('ftpd-silent.yaml', `http://127.0.0.1:${silentPort}`, 'metadataTimeoutMs: 500');
     const s = await startFtpdConfig(file, 1);
     running.push(s);
     const started = performance.now();

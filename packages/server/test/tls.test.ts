@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { Duplex, Readable, Writable } from 'node:stream';
 import { constants } from 'node:crypto';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
@@ -676,6 +676,17 @@ async function protectedSession(port: number, options: ConnectionOptions = {}): 
   return { t, dataPort: parseEpsvReply((await t.cmd('EPSV')).text) };
 }
 
+/** A TLS 1.3 session with PROT P that sent STOR `name` (150), and its data connection, connected, TLS not begun. */
+async function protectedStor(port: number, name: string): Promise<{ t: TlsRaw; tcp: Socket }> {
+  const { t, dataPort } = await protectedSession(port, { minVersion: 'TLSv1.3' });
+  t.socket.write(`STOR ${name}\r\n`);
+  expect((await t.next()).code).toBe(150);
+  const tcp = netConnect(dataPort, '127.0.0.1');
+  tcp.on('error', () => {});
+  await once(tcp, 'connect');
+  return { t, tcp };
+}
+
 describe('REIN under TLS', () => {
   it('keeps the control connection protected, and its PBSZ and PROT (RFC 4217 takes TLS back only with CCC)', async () => {
     const { port } = await tlsServer();
@@ -925,12 +936,7 @@ describe('uploads from clients that never read their data connection (Go clients
    */
   async function uploadWithoutReading(settings: Partial<ServerSettings>, body: Buffer, session?: 'resume'): Promise<{ code: number; stored: boolean; version: string | null; resumed: boolean }> {
     const { port, fs } = await tlsServer(settings);
-    const { t, dataPort } = await protectedSession(port, { minVersion: 'TLSv1.3' });
-    t.socket.write('STOR up.bin\r\n');
-    expect((await t.next()).code).toBe(150);
-    const tcp = netConnect(dataPort, '127.0.0.1');
-    tcp.on('error', () => {});
-    await once(tcp, 'connect');
+    const { t, tcp } = await protectedStor(port, 'up.bin');
     // The TLS client reads through this relay; once its handshake is done the socket is paused, so what the server
     // sends from then on (TLS 1.3's session tickets) stays unread in the kernel.
     const relay = new Duplex({
@@ -1035,12 +1041,7 @@ describe('a data connection that sends a ClientHello cut short', () => {
     // TLS versions it offers (for an upload's connection) went past its end from a socket handler: the process died.
     const { port } = await tlsServer();
     for (const record of ['160301000401000000', '16030300050100000100']) {
-      const { t, dataPort } = await protectedSession(port, { minVersion: 'TLSv1.3' });
-      t.socket.write('STOR cut.bin\r\n');
-      expect((await t.next()).code).toBe(150);
-      const tcp = netConnect(dataPort, '127.0.0.1');
-      tcp.on('error', () => {});
-      await once(tcp, 'connect');
+      const { t, tcp } = await protectedStor(port, 'cut.bin');
       tcp.write(Buffer.from(record, 'hex'));
       // Not a ClientHello to guess from: the handshake reads it and fails (425), or waits for the rest until the
       // client leaves; either way this transfer alone ends.

@@ -338,24 +338,33 @@ it('storage that copies the kept part of a file for longer than the stall timeou
   expect(Buffer.concat(upload!.received).equals(body)).toBe(true);
 });
 
-// The quota wrapper opens its file at the first byte it lets through: an upload refused there, or ended before its
-// first byte, never replaced the old file, and discarding that "partial upload" must not delete it.
-it("a STOR through the quota wrapper refused at its first chunk, or aborted before it, keeps the old file, even with partialUploads: 'discard'", async () => {
+/** A server over a fresh folder (holding `files`) behind a 1,000-byte quota, and a logged-in binary session. */
+async function quotaSession(files: Record<string, string>, settings: Partial<ServerSettings> = {}): Promise<{ root: string; port: number; c: RawClient }> {
   const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
   cleanups.push(() => rm(root, { recursive: true, force: true }));
-  const file = join(root, 'precious.txt');
-  await writeFile(file, 'precious old content');
-  const fs = quota(new LocalProvider(root, { syncMetadata: false }), { bytes: 1000 });
-  const ctx = await startServer({ fs, settings: { partialUploads: 'discard' } });
+  for (const [name, content] of Object.entries(files)) await writeFile(join(root, name), content);
+  const ctx = await startServer({ fs: quota(new LocalProvider(root, { syncMetadata: false }), { bytes: 1000 }), settings });
   cleanups.push(() => ctx.close());
-  const c = await RawClient.binarySession(ctx.port, cleanups);
+  return { root, port: ctx.port, c: await RawClient.binarySession(ctx.port, cleanups) };
+}
+
+/** STOR `name` with 5,000 bytes, more than the quota's 1,000: refused (552) at its first chunk. */
+async function storPastQuota(c: RawClient, name: string): Promise<void> {
   const socket = await c.passive();
   socket.on('error', () => undefined);
-  c.send('STOR precious.txt');
+  c.send(`STOR ${name}`);
   expect((await c.next()).code).toBe(150);
   socket.write(Buffer.alloc(5000, 1));
   expect((await c.next()).code).toBe(552);
   socket.destroy();
+}
+
+// The quota wrapper opens its file at the first byte it lets through: an upload refused there, or ended before its
+// first byte, never replaced the old file, and discarding that "partial upload" must not delete it.
+it("a STOR through the quota wrapper refused at its first chunk, or aborted before it, keeps the old file, even with partialUploads: 'discard'", async () => {
+  const { root, c } = await quotaSession({ 'precious.txt': 'precious old content' }, { partialUploads: 'discard' });
+  const file = join(root, 'precious.txt');
+  await storPastQuota(c, 'precious.txt');
   expect(await readFile(file, 'utf8')).toBe('precious old content');
   await abortedStor(c, 'precious.txt', '', 100);
   expect(await readFile(file, 'utf8')).toBe('precious old content');
@@ -373,22 +382,11 @@ it("a STOR through the quota wrapper refused at its first chunk, or aborted befo
 // does, was told 450 "File busy".
 for (const existing of [false, true]) {
   it(`another session may store a file right after an upload of it was refused at its first byte (${existing ? 'an existing file' : 'a new name'})`, async () => {
-    const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
-    cleanups.push(() => rm(root, { recursive: true, force: true }));
-    if (existing) await writeFile(join(root, 'f.bin'), 'old');
-    const ctx = await startServer({ fs: quota(new LocalProvider(root, { syncMetadata: false }), { bytes: 1000 }) });
-    cleanups.push(() => ctx.close());
-    const first = await RawClient.binarySession(ctx.port, cleanups);
-    const socket = await first.passive();
-    socket.on('error', () => undefined);
-    first.send('STOR f.bin');
-    expect((await first.next()).code).toBe(150);
-    socket.write(Buffer.alloc(5000, 1));
-    expect((await first.next()).code).toBe(552);
-    socket.destroy();
+    const { root, port, c: first } = await quotaSession(existing ? { 'f.bin': 'old' } : {});
+    await storPastQuota(first, 'f.bin');
     // The session's own download of the file is not refused either (it was: 450, the hold counting as a writer).
     if (existing) expect((await first.retrieve('RETR f.bin')).toString()).toBe('old');
-    const second = await RawClient.binarySession(ctx.port, cleanups);
+    const second = await RawClient.binarySession(port, cleanups);
     const s2 = await second.passive();
     second.send('STOR f.bin');
     expect((await second.next()).code).toBe(150);
