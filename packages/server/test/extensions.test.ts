@@ -542,7 +542,7 @@ describe('HOST and LANG', () => {
     expect((await v6.cmd('HOST ::1::2')).code).toBe(501);
     expect((await v6.cmd('HOST a b')).code).toBe(501);
     // Not a domain name: an empty label, a label starting or ending with a hyphen, one over 63 characters.
-    for (const bad of ['foo..bar', '.foo', '-a.example', 'a-.example', `${'x'.repeat(64)}.example`, '[1.2.3.4]']) {
+    for (const bad of ['foo..bar', '.foo', '-a.example', 'a-.example', `${'x'.repeat(64)}.example`, '[1.2.3.4]', 'fe80::1%eth0', '[::1%a.b-c]']) {
       expect((await v6.cmd(`HOST ${bad}`)).code, bad).toBe(501);
     }
     // A root's final dot, an IPv4 address: names all the same (asked of the driver, which knows neither here).

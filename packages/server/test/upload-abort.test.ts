@@ -383,16 +383,17 @@ it("a STOR through the quota wrapper refused at its first chunk, or aborted befo
 for (const existing of [false, true]) {
   it(`another session may store a file right after an upload of it was refused at its first byte (${existing ? 'an existing file' : 'a new name'})`, async () => {
     const { root, port, c: first } = await quotaSession(existing ? { 'f.bin': 'old' } : {});
-    await storPastQuota(first, 'f.bin');
-    // The session's own download of the file is not refused either (it was: 450, the hold counting as a writer).
-    if (existing) expect((await first.retrieve('RETR f.bin')).toString()).toBe('old');
+    // Logged in and ready beforehand: its STOR follows the 552 at once (the hold must be back before that reply).
     const second = await RawClient.binarySession(port, cleanups);
     const s2 = await second.passive();
+    await storPastQuota(first, 'f.bin');
     second.send('STOR f.bin');
     expect((await second.next()).code).toBe(150);
     await writeAndClose(s2, 'small');
     expect((await second.next()).code).toBe(226);
     expect(await readFile(join(root, 'f.bin'), 'utf8')).toBe('small');
+    // The session's own download of the file is not refused either (it was: 450, the hold counting as a writer).
+    if (existing) expect((await first.retrieve('RETR f.bin')).toString()).toBe('small');
   });
 }
 
@@ -402,6 +403,9 @@ it('another session may store a file right after an upload of it whose data conn
   const ctx = await startServer({ fs: new LocalProvider(root, { syncMetadata: false }), settings: { dataConnectTimeout: 1 } });
   cleanups.push(() => ctx.close());
   const first = await RawClient.binarySession(ctx.port, cleanups);
+  // Logged in and ready beforehand: its STOR follows the 425 at once.
+  const second = await RawClient.binarySession(ctx.port, cleanups);
+  const s2 = await second.passive();
   first.send('PASV');
   expect((await first.next()).code).toBe(227);
   first.send('STOR g.bin');
@@ -409,10 +413,29 @@ it('another session may store a file right after an upload of it whose data conn
   let code = (await first.next()).code;
   if (code === 150) code = (await first.next()).code;
   expect(code).toBe(425);
-  const second = await RawClient.binarySession(ctx.port, cleanups);
-  const s2 = await second.passive();
   second.send('STOR g.bin');
   expect((await second.next()).code).toBe(150);
   await writeAndClose(s2, 'here');
+  expect((await second.next()).code).toBe(226);
+});
+
+it('the hold is back before the refusal is told: storage slow to give it back holds the 552, not the next upload', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'upload-abort-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const q = quota(new LocalProvider(root, { syncMetadata: false }), { bytes: 1000 });
+  // A release that takes 300 ms (a lookup in a slow database, say).
+  const fs: FsProvider = { ...q, releaseUploadHold: async (path, owner) => {
+    await new Promise((r) => setTimeout(r, 300));
+    await q.releaseUploadHold!(path, owner);
+  } };
+  const ctx = await startServer({ fs });
+  cleanups.push(() => ctx.close());
+  const first = await RawClient.binarySession(ctx.port, cleanups);
+  const second = await RawClient.binarySession(ctx.port, cleanups);
+  const s2 = await second.passive();
+  await storPastQuota(first, 'f.bin');
+  second.send('STOR f.bin');
+  expect((await second.next()).code).toBe(150);
+  await writeAndClose(s2, 'small');
   expect((await second.next()).code).toBe(226);
 });

@@ -111,6 +111,35 @@ describe('MemoryProvider (own)', () => {
     }
   });
 
+  it('an upload that ends after the file it replaced was renamed away does not replace it there, nor come back', async () => {
+    // The bug: the older upload's data replaced the finished, renamed file at its new name (upload, then RNTO).
+    const p = new MemoryProvider({ capacity: 100_000 });
+    await p.mkdir('/archive');
+    const a = await openWriteStream(p, '/f');
+    const b = await openWriteStream(p, '/f');
+    a.write(Buffer.alloc(1000, 0x61));
+    b.end('B-complete-data');
+    await once(b, 'finish');
+    await p.rename('/f', '/archive/f');
+    a.end();
+    await once(a, 'finish');
+    expect(await p.readFile('/archive/f', 'utf8')).toBe('B-complete-data');
+    expect(await code(p.stat('/f'))).toBe('ENOENT');
+    await new Promise((r) => setImmediate(r));
+    expect(await p.availableSpace('/')).toBe(100_000 - 'B-complete-data'.length);
+    // A folder renamed on the way keeps the file in it: the upload that ends last is the file there.
+    await p.mkdir('/d');
+    const c = await openWriteStream(p, '/d/g');
+    const d = await openWriteStream(p, '/d/g');
+    c.write('c-last');
+    d.end('d-first');
+    await once(d, 'finish');
+    await p.rename('/d', '/e');
+    c.end();
+    await once(c, 'finish');
+    expect(await p.readFile('/e/g', 'utf8')).toBe('c-last');
+  });
+
   it('an upload that ends after the file it replaced was deleted does not bring it back', async () => {
     const p = new MemoryProvider({ capacity: 100_000 });
     const a = await openWriteStream(p, '/f');

@@ -43,7 +43,9 @@ export function refuseDataSetup(s: Session): NonNullable<Session['dataSetup']> {
  * Runs one data command: takes the data setup (PASV/EPSV/PORT/EPRT), says 150, gets the data connection,
  * lets `work` move the bytes, and gives the final reply: 226 (with the text `work` returns, if any), 426 (the client's side failed or ABOR) or the
  * storage error's reply as RFC 959 allows it after a 150 (451, 551, 552: see {@link afterPreliminary}). The setup is
- * used once, as RFC 959 intends.
+ * used once, as RFC 959 intends. `settle` runs once the outcome is known, right before the final reply (an upload
+ * gives back what it held for itself: the client may act on the reply at once, on another connection too); it is
+ * waited for {@link SETTLE_WAIT_MS} at most.
  */
 export async function runDataCommand(
   s: Session,
@@ -51,6 +53,7 @@ export async function runDataCommand(
   path: string,
   preliminary: string,
   work: (t: Transfer) => Promise<string | undefined | void>,
+  settle?: () => Promise<void>,
 ): Promise<void> {
   const setup = refuseDataSetup(s);
   s.dataSetup = null;
@@ -85,11 +88,15 @@ export async function runDataCommand(
     // Stopped (ABOR, a stall) after the last bytes went to the kernel but before this reply: the stop's reset threw
     // away what the kernel still held for the client, so the transfer is not complete whatever `work` saw.
     if (t.reason !== null) throw t.closedError();
+    await settled(settle);
+    settle = undefined;
     await s.reply(226, typeof said === 'string' ? said : 'Transfer complete.');
   } catch (err) {
     outcome = t.reason === 'aborted' ? 'aborted' : 'failed';
     if (err instanceof TransferError && err.reason !== 'local') {
       error = err.message;
+      await settled(settle);
+      settle = undefined;
       await s.reply(426, err.message);
     } else {
       const cause = err instanceof TransferError ? err.cause : err;
@@ -100,6 +107,8 @@ export async function runDataCommand(
       // anything else (the storage failing, a full disk, a bug) is worth a warning with its stack.
       // A transfer stopped from outside for 'local' is one whose storage stopped taking data: worth a warning too.
       if (!isRefusal(cause) || t.reason === 'local') s.log.warn({ err: cause, path }, 'transfer failed');
+      await settled(settle);
+      settle = undefined;
       await s.reply(reply.code, reply.text);
     }
   } finally {
@@ -115,6 +124,17 @@ export async function runDataCommand(
     s.logAt('info')?.info({ ...logged, bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
     s.ctx.emit('transfer', event);
   }
+}
+
+/** How long a data command's `settle` may hold its final reply (ms): storage that does not answer holds it no longer. */
+const SETTLE_WAIT_MS = 1000;
+
+/** Runs `settle` (if any), waiting {@link SETTLE_WAIT_MS} at most; its failure is not the transfer's. */
+async function settled(settle: (() => Promise<void>) | undefined): Promise<void> {
+  if (settle === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([settle().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLE_WAIT_MS)))]);
+  clearTimeout(timer);
 }
 
 /**

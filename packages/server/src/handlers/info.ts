@@ -87,7 +87,8 @@ export async function host(s: Session, arg: string): Promise<void> {
   if (s.authenticated || s.user !== undefined) throw new FtpError(503, 'HOST must come before USER.');
   const given = arg.trim();
   // RFC 7151 brackets an IPv6 address; lftp over IPv6 sends it bare (`HOST ::1`): taken as the address it is.
-  const name = isIP(given) === 6 ? `[${given}]` : given;
+  // A zone (`fe80::1%eth0`) names an interface of the client's, nothing a server's host could be called.
+  const name = isIP(given) === 6 && !given.includes('%') ? `[${given}]` : given;
   if (!isHostName(name)) throw new FtpError(501, 'HOST takes a domain name or an address.');
   const accepted = s.ctx.driver.virtualHost ? await s.ctx.driver.virtualHost(s, name) : true;
   if (!accepted) throw new FtpError(504, `Unknown host ${name}.`);
@@ -101,7 +102,7 @@ export async function host(s: Session, arg: string): Promise<void> {
  * at most, a root's final dot allowed.
  */
 function isHostName(name: string): boolean {
-  if (name.startsWith('[')) return name.endsWith(']') && isIP(name.slice(1, -1)) === 6;
+  if (name.startsWith('[')) return name.endsWith(']') && !name.includes('%') && isIP(name.slice(1, -1)) === 6;
   const bare = name.endsWith('.') ? name.slice(0, -1) : name;
   if (bare.length === 0 || bare.length > 253) return false;
   return bare.split('.').every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));

@@ -139,8 +139,8 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // upload that goes on to its 150, so what refuses it before then is checked first.
   // A new file is asked about too: two uploads of one new name announced at once are held apart by it. `st` is
   // handed on, so the provider need not look the file up again.
-  // Whether the ask below takes a hold for this upload (see the `finally` further down).
-  const held = Boolean(s.dataSetup) && !pastEnd;
+  // Whether the ask below takes a hold for this upload (see giveBack below).
+  let holding = Boolean(s.dataSetup) && !pastEnd;
   if (s.dataSetup) {
     if (!pastEnd) refuseDataSetup(s);
     if ((await s.vfs.uploadBusy?.(path, options, pastEnd ? false : s, st)) === true) {
@@ -148,10 +148,17 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
     }
   }
   // The hold taken above goes with the upload's open; an upload that never opened its file (refused before its 150,
-  // its data connection never came, refused at its first byte by a quota) gives it back here, or other sessions'
-  // uploads of the file would be refused (450) until it expires: a client retrying at once on a new connection, say.
-  // Set from the data command's callback (a holder: TypeScript does not see a variable set there).
+  // its data connection never came, refused at its first byte by a quota) gives it back before its final reply, or
+  // other sessions' uploads of the file would be refused (450) until it expires: a client retrying at once on a new
+  // connection, say. `opened` is set from the data command's callback (a holder: TypeScript does not see a variable
+  // set there).
   const opened: { upload: UploadStream | null } = { upload: null };
+  /** Gives the hold back (once) unless the upload opened its file, which took the hold itself. */
+  const giveBack = async (): Promise<void> => {
+    if (!holding) return;
+    holding = false;
+    if (opened.upload === null || opened.upload.untouched === true) await s.vfs.releaseUploadHold?.(path, s).catch(() => undefined);
+  };
   try {
     if (pastEnd) {
       throw new FtpError(554, `Restart offset ${options.start} is beyond the end of the file (${size} bytes).`);
@@ -205,9 +212,10 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
         }
         throw err;
       }
-    });
+    }, giveBack);
   } finally {
-    if (held && (opened.upload === null || opened.upload.untouched === true)) await s.vfs.releaseUploadHold?.(path, s).catch(() => undefined);
+    // Refused before its data command began (a missing folder, a restart point past the end).
+    await giveBack();
   }
 }
 

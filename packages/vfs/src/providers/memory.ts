@@ -387,15 +387,18 @@ class MemoryWriteStream extends Writable implements UploadStream {
   /** Bytes stored since the event loop last had a turn (see {@link TURN_BYTES}). */
   #sinceTurn = 0;
 
-  /** A whole-file upload (its own new content): the file's version if it ends last (see `_final`). */
-  readonly #replaces: boolean;
+  /**
+   * For a whole-file upload (its own new content), the folder and name of its file: the file's version if it ends last
+   * and the file is still there (see `_final`).
+   */
+  readonly #place: { dir: DirNode; name: string } | undefined;
 
-  constructor(node: FileNode, content: Content, position: number | null, replaces = false) {
+  constructor(node: FileNode, content: Content, position: number | null, place?: { dir: DirNode; name: string }) {
     super({ highWaterMark: TRANSFER_CHUNK_SIZE });
     this.#node = node;
     this.#content = content;
     this.#pos = position;
-    this.#replaces = replaces;
+    this.#place = place;
     content.writer = this;
   }
 
@@ -459,9 +462,10 @@ class MemoryWriteStream extends Writable implements UploadStream {
     this.#content.seal();
     // Replaced meanwhile by a whole-file upload that has ended already: this one, ending last, is the file (as on
     // S3, SQL and Redis: the client told 226 last finds its data). One still running is the file once it ends; a
-    // file deleted or renamed over since (its content detached) stays so.
+    // file deleted, renamed over or renamed away since stays so (a folder renamed on the way keeps the file in it).
     const current = this.#node.content;
-    if (this.#replaces && current !== this.#content && !this.#content.attached && current.attached && current.writer === null) {
+    const place = this.#place;
+    if (place !== undefined && current !== this.#content && !this.#content.attached && current.attached && current.writer === null && place.dir.children.get(place.name) === this.#node) {
       current.detach();
       this.#content.reattach();
       this.#node.content = this.#content;
@@ -990,7 +994,10 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
     this.#install(node, content);
-    return new MemoryWriteStream(node, content, content.size, options.start === undefined);
+    if (options.start !== undefined) return new MemoryWriteStream(node, content, content.size);
+    // Where the file is, for a whole-file upload: it becomes the file again only if the file is still there.
+    const at = this.#locate(path, true, 'open');
+    return new MemoryWriteStream(node, content, content.size, at.dir === undefined ? undefined : { dir: at.dir, name: at.name });
   }
 
   /** Sets the modification time. */
