@@ -53,7 +53,7 @@ export async function runDataCommand(
   path: string,
   preliminary: string,
   work: (t: Transfer) => Promise<string | undefined | void>,
-  settle?: () => Promise<void>,
+  settle?: () => Promise<void> | undefined,
 ): Promise<void> {
   const setup = refuseDataSetup(s);
   s.dataSetup = null;
@@ -129,11 +129,15 @@ export async function runDataCommand(
 /** How long a data command's `settle` may hold its final reply (ms): storage that does not answer holds it no longer. */
 const SETTLE_WAIT_MS = 1000;
 
-/** Runs `settle` (if any), waiting {@link SETTLE_WAIT_MS} at most; its failure is not the transfer's. */
-async function settled(settle: (() => Promise<void>) | undefined): Promise<void> {
-  if (settle === undefined) return;
+/**
+ * Runs `settle` (if any), waiting {@link SETTLE_WAIT_MS} at most; its failure is not the transfer's. One with nothing
+ * to do returns nothing: no timer then (every upload passes here).
+ */
+async function settled(settle: (() => Promise<void> | undefined) | undefined): Promise<void> {
+  const settling = settle?.();
+  if (settling === undefined) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([settle().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLE_WAIT_MS)))]);
+  await Promise.race([settling.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLE_WAIT_MS)))]);
   clearTimeout(timer);
 }
 

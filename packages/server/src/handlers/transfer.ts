@@ -153,11 +153,12 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
   // connection, say. `opened` is set from the data command's callback (a holder: TypeScript does not see a variable
   // set there).
   const opened: { upload: UploadStream | null } = { upload: null };
-  /** Gives the hold back (once) unless the upload opened its file, which took the hold itself. */
-  const giveBack = async (): Promise<void> => {
-    if (!holding) return;
+  /** Gives the hold back (once) unless the upload opened its file, which took the hold itself; nothing to wait for if not. */
+  const giveBack = (): Promise<void> | undefined => {
+    if (!holding) return undefined;
     holding = false;
-    if (opened.upload === null || opened.upload.untouched === true) await s.vfs.releaseUploadHold?.(path, s).catch(() => undefined);
+    if (opened.upload !== null && opened.upload.untouched !== true) return undefined;
+    return s.vfs.releaseUploadHold?.(path, s).catch(() => undefined);
   };
   try {
     if (pastEnd) {
