@@ -49,7 +49,12 @@ export async function openBackend(b: BackendConfig): Promise<FsProvider> {
     case 'sql': {
       const { createSqlProvider } = await import('@ftp/driver-sql');
       // Migrates at once: a wrong URL or missing privileges stop the start with a clear message.
-      return createSqlProvider({ connection: b.url, tablePrefix: b.tablePrefix, ...(b.quota !== undefined ? { quota: b.quota } : {}) });
+      return createSqlProvider({
+        connection: b.url,
+        tablePrefix: b.tablePrefix,
+        ...(b.quota !== undefined ? { quota: b.quota } : {}),
+        ...(b.queryTimeoutMs !== undefined ? { queryTimeoutMs: b.queryTimeoutMs } : {}),
+      });
     }
   }
 }

@@ -88,12 +88,17 @@ async function moveTree(ctx: S3Context, from: string, to: string): Promise<void>
   }
   if (failed.length > 0) {
     const undone = (await deleteKeys(ctx, copied)).failures;
-    const left = undone.length === 0 ? '' : `; ${undone.length} copies could not be removed again: ${describeFailures(undone)}`;
+    // The originals are all kept either way; copies that could not be removed again stay under the new name (the
+    // message must not say nothing happened there: a retry meets them).
+    const outcome =
+      undone.length === 0
+        ? 'nothing was moved'
+        : `the originals were kept, but ${undone.length} copies could not be removed again and stay under '${to}' (${describeFailures(undone)})`;
     // Only sources replaced since the listing: another client is writing there, a retry may well succeed.
     const code = changed === failed.length ? 'EBUSY' : 'EIO';
     throw new VfsError(
       code,
-      `${code}: rename '${from}' to '${to}': ${failed.length} of ${objects.length} objects could not be copied, nothing was moved: ${describeFailures(failed)}${left}`,
+      `${code}: rename '${from}' to '${to}': ${failed.length} of ${objects.length} objects could not be copied, ${outcome}: ${describeFailures(failed)}`,
       { path: from, syscall: 'rename' },
     );
   }

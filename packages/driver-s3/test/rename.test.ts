@@ -102,6 +102,31 @@ describe('rename', () => {
     }
   }, 60_000);
 
+  it('a failed directory rename whose copies cannot be removed again says they stay under the new name', async () => {
+    // It said "nothing was moved" while 1,143 copies stayed under the target (the store died mid-rename).
+    const h = await harness(store);
+    try {
+      await makeTree(h);
+      h.failWhen(
+        (c) => c.command === 'CopyObjectCommand' && /\/f7$/.test(String(c.input.CopySource)),
+        () => s3ErrorLike('AccessDenied', 403, 'Access Denied'),
+      );
+      h.failWhen(
+        (c) => c.command === 'DeleteObjectsCommand' || c.command === 'DeleteObjectCommand',
+        () => s3ErrorLike('AccessDenied', 403, 'Access Denied'),
+      );
+      const err = await h.p.rename('/src', '/dst').then(
+        () => undefined,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(err?.code).toBe('EIO');
+      expect(err?.message).not.toContain('nothing was moved');
+      expect(err?.message).toMatch(/the originals were kept, but \d+ copies could not be removed again and stay under '\/dst'/);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
   it('refuses to rename onto a non-empty directory, a directory onto a file, a file onto a directory', async () => {
     const h = await harness(store);
     try {

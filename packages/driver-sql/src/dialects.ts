@@ -38,7 +38,17 @@ export interface PoolOptions {
   poolSize?: number;
   /** SQLite: how long a statement waits for another process's lock, ms (default 5000). */
   busyTimeout?: number;
+  /**
+   * PostgreSQL, MySQL: how long one statement may take, ms (default 60,000). A database that stops answering (a
+   * frozen host, a partition) or a statement stuck behind a lock then fails that statement, and the FTP command with
+   * it (451), instead of holding the command for ever; its connection is closed (its state is unknown) and the pool
+   * opens another. Statements are small (a lookup, a chunk of a file), so a healthy database never comes near it.
+   */
+  queryTimeoutMs?: number;
 }
+
+/** Default of {@link PoolOptions.queryTimeoutMs}. */
+export const QUERY_TIMEOUT_MS = 60_000;
 
 /** Removes the password of a URL (for messages and logs). */
 export function redactUrl(url: string): string {
@@ -121,13 +131,19 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
     pool.on('error', () => undefined);
     // pg.Pool takes its listener off a connection while it is checked out (a query or a transaction running), and an
     // end of the connection then is an 'error' event of the connection itself: heard here, the query fails instead.
-    pool.on('connect', (client) => client.on('error', () => undefined));
+    pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+      boundPgQueries(client, options.queryTimeoutMs ?? QUERY_TIMEOUT_MS);
+    });
     return { name, dialect: new PostgresDialect({ pool }), raw: { dialect: 'postgres', pool } };
   }
   if (name === 'mysql') {
     const uri = url.replace(/^mariadb:/i, 'mysql:');
     // VARBINARY names come back as Buffers (decoded in schema.ts); BIGINTs as numbers (sizes stay below 2^53).
     const pool: MysqlPool = mysql.createPool({ uri, connectionLimit: size, charset: 'utf8mb4' });
+    const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
+    pool.on('connection', (connection) => boundMysqlQueries(connection, timeout));
+    boundMysqlWaits(pool, PG_CONNECT_TIMEOUT_MS);
     return { name, dialect: new MysqlDialect({ pool }), raw: { dialect: 'mysql', pool } };
   }
   const filename = sqliteFilename(url);
@@ -136,6 +152,106 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
   // One connection (Kysely serialises its use): node:sqlite is synchronous, a second one would not add throughput.
   const dialect = new ImmediateSqliteDialect({ database: async () => (opened = openSqlite(filename, busyTimeout)) });
   return { name, dialect, walRoom: () => opened?.walRoom() };
+}
+
+/**
+ * Bounds every promise-style query of a pg client (Kysely's, and the driver's own chunk reads and writes) to
+ * `timeoutMs`: past it the connection's socket is destroyed, which fails the query at once (the protocol has no
+ * way to drop one statement's answer and go on) and has the pool discard the client. node-postgres' own
+ * `query_timeout` leaves the statement running on the connection, which then serves its next user behind it.
+ */
+function boundPgQueries(client: pg.PoolClient, timeoutMs: number): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    // A callback or a submittable (a cursor) runs as it did: only promises are bounded.
+    if (!(result instanceof Promise)) return result;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      (client as unknown as { connection?: { stream?: { destroy(err?: Error): void } } }).connection?.stream?.destroy();
+    }, timeoutMs);
+    return result.then(
+      (value: unknown) => {
+        clearTimeout(timer);
+        return value;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        throw timedOut ? queryTimeout(timeoutMs, err) : err;
+      },
+    );
+  };
+}
+
+/**
+ * Bounds every callback-style `query` and `execute` of a mysql2 pool connection (Kysely's, and the driver's chunk
+ * statements) to `timeoutMs`: past it the connection is destroyed (which takes it out of the pool) and the caller
+ * told. mysql2's own per-query `timeout` only reports the error: the statement stays on the connection, and every
+ * later query on it waited behind it for ever.
+ */
+function boundMysqlQueries(connection: unknown, timeoutMs: number): void {
+  const c = connection as Record<'query' | 'execute', (...args: unknown[]) => unknown> & { destroy(): void };
+  for (const method of ['query', 'execute'] as const) {
+    const original = c[method].bind(c);
+    c[method] = (...args: unknown[]) => {
+      const callback = args[args.length - 1];
+      if (typeof callback !== 'function') return original(...args);
+      let answered = false;
+      const timer = setTimeout(() => {
+        answered = true;
+        c.destroy();
+        callback(queryTimeout(timeoutMs, undefined));
+      }, timeoutMs);
+      args[args.length - 1] = (...result: unknown[]) => {
+        clearTimeout(timer);
+        if (answered) return;
+        answered = true;
+        callback(...result);
+      };
+      return original(...args);
+    };
+  }
+}
+
+/**
+ * Bounds the wait for a connection of a mysql2 pool to `timeoutMs`, as pg's `connectionTimeoutMillis` does: mysql2
+ * queues a request while every connection is busy and has no limit on that wait, and a request queued behind
+ * connections that a hung database then ended was never served (the pool creates connections for new requests only).
+ * A connection that comes after the wait ended goes straight back. A pooled connection that has failed (one a
+ * query timeout ended: mysql2 takes it back into the pool all the same, and a query on it was never answered) is
+ * destroyed, and another asked for.
+ */
+function boundMysqlWaits(pool: MysqlPool, timeoutMs: number): void {
+  type PooledConnection = { release(): void; destroy(): void; _fatalError?: unknown; stream?: { destroyed?: boolean } };
+  type Callback = (err: Error | null, connection?: PooledConnection) => void;
+  const getConnection = pool.getConnection.bind(pool) as (cb: Callback) => void;
+  (pool as unknown as { getConnection: (cb: Callback) => void }).getConnection = (cb: Callback) => {
+    let waiting = true;
+    const timer = setTimeout(() => {
+      waiting = false;
+      cb(Object.assign(new Error(`no database connection within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    const take: Callback = (err, connection) => {
+      if (connection !== undefined && (connection._fatalError || connection.stream?.destroyed === true)) {
+        connection.destroy();
+        if (waiting) getConnection(take);
+        return;
+      }
+      if (waiting) {
+        clearTimeout(timer);
+        waiting = false;
+        return cb(err, connection);
+      }
+      connection?.release();
+    };
+    getConnection(take);
+  };
+}
+
+/** The error of a statement that passed `queryTimeoutMs`: EIO for the FTP reply (451), the cause kept. */
+function queryTimeout(timeoutMs: number, cause: unknown): Error {
+  return Object.assign(new Error(`the database did not answer within ${timeoutMs} ms (queryTimeoutMs)`, { cause }), { code: 'ETIMEDOUT' });
 }
 
 /** Builds the Kysely instance (and pool) of a URL. */

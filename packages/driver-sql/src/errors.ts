@@ -38,7 +38,7 @@ const SQLITE_EXTENDED: Record<number, VfsErrorCode> = {
 };
 
 /** Node socket errors of a database that cannot be reached. */
-const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'PROTOCOL_SEQUENCE_TIMEOUT', 'PROTOCOL_CONNECTION_LOST']);
 
 /** The contract code of a database error, or undefined when it is not one this module knows. */
 export function dbErrorCode(err: unknown): VfsErrorCode | undefined {

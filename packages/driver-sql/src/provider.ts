@@ -257,8 +257,10 @@ export class SqlProvider implements FsProvider {
     clearInterval(this.#sweeper);
     await this.#sweeping;
     await this.#reclaimer.stop();
-    // Kysely.destroy() would end a caller's pool too: only instances built here are destroyed.
-    if (this.#conn.owned) await this.#conn.db.destroy();
+    // Kysely.destroy() would end a caller's pool too: only instances built here are destroyed. A connection that
+    // had already failed (a handshake a hung database never answered) reports its failure again as the pool ends:
+    // nothing for the caller to act on, the pool is gone either way.
+    if (this.#conn.owned) await this.#conn.db.destroy().catch(() => undefined);
   }
 
   // ---------------------------------------------------------------- plumbing

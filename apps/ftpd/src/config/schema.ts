@@ -169,6 +169,11 @@ const backend = z.discriminatedUnion('type', [
       tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _ only').default('ftp_'),
       /** Bytes the files may take in total (AVBL, ALLO, and uploads fail past it: 452, or 552 once the upload's 150 is sent). */
       quota: z.number().int().min(0).optional(),
+      /**
+       * PostgreSQL, MySQL: how long one statement may take (ms; the driver's default 60,000). A database that stops
+       * answering fails the command (451) instead of holding it; the connection is closed and another opened.
+       */
+      queryTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     })
     .strict(),
 ]);

@@ -1,0 +1,64 @@
+// A database that stops answering (a frozen host, a partition) or a statement stuck behind a lock must fail the
+// FTP command (451) within queryTimeoutMs: a SIZE once waited for ever (no reply in 560 s), and the connections it
+// held stayed stuck.
+import { once } from 'node:events';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freshProvider, DBS } from './services.js';
+import { put } from './helpers.js';
+
+/** A TCP relay to `target` that forwards, or (`hang`) holds everything: connections stay open, nothing passes. */
+async function relay(target: URL): Promise<{ url: string; hang(on: boolean): void; close(): void }> {
+  let hanging = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    for (const s of [client, upstream]) s.on('error', () => undefined);
+    client.on('data', (d) => void (hanging ? undefined : upstream.write(d)));
+    upstream.on('data', (d) => void (hanging ? undefined : client.write(d)));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = new URL(target);
+  url.port = String((server.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    hang: (on) => void (hanging = on),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+const closers: Array<() => unknown> = [];
+afterAll(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+describe.each(DBS.filter((d) => d.dialect !== 'sqlite'))('queryTimeoutMs ($dialect)', (db) => {
+  it('a database that stops answering fails the statement (EIO) within it; the pool connects again once it answers', { timeout: 60_000 }, async () => {
+    const r = await relay(new URL(await db.url()));
+    closers.push(() => r.close());
+    const p = await freshProvider(db, { queryTimeoutMs: 1500, poolSize: 2 }, r.url);
+    closers.push(() => p.close());
+    await put(p, '/f', 'hello');
+    r.hang(true);
+    // More lookups than the pool has connections: each fails in time, none waits for ever behind a stuck one.
+    const started = performance.now();
+    const results = await Promise.all([1, 2, 3].map(() => p.stat('/f').then(() => 'ok', (err: NodeJS.ErrnoException) => err.code)));
+    expect(results).toEqual(['EIO', 'EIO', 'EIO']);
+    expect(performance.now() - started).toBeLessThan(15_000);
+    r.hang(false);
+    expect((await p.stat('/f')).size).toBe(5);
+    // A connection whose handshake the relay dropped during the hang fails once its own connect timeout passes, and
+    // may take one request with it (EIO, as any connection that failed): the tables are dropped on a later try.
+    for (let attempt = 1; ; attempt++) {
+      const dropped = await p.dropTables().then(() => true, () => false);
+      if (dropped || attempt === 3) break;
+    }
+  });
+});
