@@ -359,6 +359,20 @@ async function storPastQuota(c: RawClient, name: string): Promise<void> {
   socket.destroy();
 }
 
+/**
+ * A second session, logged in and ready beforehand, stores f.bin ('small') at once after `refusal` (another session's
+ * upload of it refused): 150 and 226, not 450, so the hold is back before the refusal's reply.
+ */
+async function storesRightAfter(port: number, refusal: () => Promise<void>): Promise<void> {
+  const second = await RawClient.binarySession(port, cleanups);
+  const data = await second.passive();
+  await refusal();
+  second.send('STOR f.bin');
+  expect((await second.next()).code).toBe(150);
+  await writeAndClose(data, 'small');
+  expect((await second.next()).code).toBe(226);
+}
+
 // The quota wrapper opens its file at the first byte it lets through: an upload refused there, or ended before its
 // first byte, never replaced the old file, and discarding that "partial upload" must not delete it.
 it("a STOR through the quota wrapper refused at its first chunk, or aborted before it, keeps the old file, even with partialUploads: 'discard'", async () => {
@@ -383,14 +397,7 @@ it("a STOR through the quota wrapper refused at its first chunk, or aborted befo
 for (const existing of [false, true]) {
   it(`another session may store a file right after an upload of it was refused at its first byte (${existing ? 'an existing file' : 'a new name'})`, async () => {
     const { root, port, c: first } = await quotaSession(existing ? { 'f.bin': 'old' } : {});
-    // Logged in and ready beforehand: its STOR follows the 552 at once (the hold must be back before that reply).
-    const second = await RawClient.binarySession(port, cleanups);
-    const s2 = await second.passive();
-    await storPastQuota(first, 'f.bin');
-    second.send('STOR f.bin');
-    expect((await second.next()).code).toBe(150);
-    await writeAndClose(s2, 'small');
-    expect((await second.next()).code).toBe(226);
+    await storesRightAfter(port, () => storPastQuota(first, 'f.bin'));
     expect(await readFile(join(root, 'f.bin'), 'utf8')).toBe('small');
     // The session's own download of the file is not refused either (it was: 450, the hold counting as a writer).
     if (existing) expect((await first.retrieve('RETR f.bin')).toString()).toBe('small');
@@ -431,11 +438,5 @@ it('the hold is back before the refusal is told: storage slow to give it back ho
   const ctx = await startServer({ fs });
   cleanups.push(() => ctx.close());
   const first = await RawClient.binarySession(ctx.port, cleanups);
-  const second = await RawClient.binarySession(ctx.port, cleanups);
-  const s2 = await second.passive();
-  await storPastQuota(first, 'f.bin');
-  second.send('STOR f.bin');
-  expect((await second.next()).code).toBe(150);
-  await writeAndClose(s2, 'small');
-  expect((await second.next()).code).toBe(226);
+  await storesRightAfter(ctx.port, () => storPastQuota(first, 'f.bin'));
 });

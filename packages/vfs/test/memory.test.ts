@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { create } from '@platformatic/vfs';
 import { describe, expect, it } from 'vitest';
 import { describeCapabilities, MemoryProvider, openReadStream, openWriteStream, toVfsError } from '../src/index.js';
-import type { MemoryFileHandle } from '../src/index.js';
+import type { MemoryFileHandle, UploadStream } from '../src/index.js';
 import { turnsDuring } from './turns.js';
 
 async function readAll(p: MemoryProvider, path: string): Promise<Buffer[]> {
@@ -18,6 +18,19 @@ async function code(promise: Promise<unknown>): Promise<string> {
   } catch (err) {
     return toVfsError(err).code;
   }
+}
+
+/**
+ * An upload of `path` that wrote `first`, replaced meanwhile by a second upload of `path` that wrote `second` and
+ * ended: the first, still open, is returned.
+ */
+async function replacedBeforeItEnds(p: MemoryProvider, path: string, first: string, second: string): Promise<UploadStream> {
+  const a = await openWriteStream(p, path);
+  const b = await openWriteStream(p, path);
+  a.write(first);
+  b.end(second);
+  await once(b, 'finish');
+  return a;
 }
 
 describe('MemoryProvider (own)', () => {
@@ -115,11 +128,7 @@ describe('MemoryProvider (own)', () => {
     // The bug: the older upload's data replaced the finished, renamed file at its new name (upload, then RNTO).
     const p = new MemoryProvider({ capacity: 100_000 });
     await p.mkdir('/archive');
-    const a = await openWriteStream(p, '/f');
-    const b = await openWriteStream(p, '/f');
-    a.write(Buffer.alloc(1000, 0x61));
-    b.end('B-complete-data');
-    await once(b, 'finish');
+    const a = await replacedBeforeItEnds(p, '/f', 'a'.repeat(1000), 'B-complete-data');
     await p.rename('/f', '/archive/f');
     a.end();
     await once(a, 'finish');
@@ -129,11 +138,7 @@ describe('MemoryProvider (own)', () => {
     expect(await p.availableSpace('/')).toBe(100_000 - 'B-complete-data'.length);
     // A folder renamed on the way keeps the file in it: the upload that ends last is the file there.
     await p.mkdir('/d');
-    const c = await openWriteStream(p, '/d/g');
-    const d = await openWriteStream(p, '/d/g');
-    c.write('c-last');
-    d.end('d-first');
-    await once(d, 'finish');
+    const c = await replacedBeforeItEnds(p, '/d/g', 'c-last', 'd-first');
     await p.rename('/d', '/e');
     c.end();
     await once(c, 'finish');
@@ -142,11 +147,7 @@ describe('MemoryProvider (own)', () => {
 
   it('an upload that ends after the file it replaced was deleted does not bring it back', async () => {
     const p = new MemoryProvider({ capacity: 100_000 });
-    const a = await openWriteStream(p, '/f');
-    const b = await openWriteStream(p, '/f');
-    a.write(Buffer.alloc(1000, 0x61));
-    b.end(Buffer.alloc(500, 0x62));
-    await once(b, 'finish');
+    const a = await replacedBeforeItEnds(p, '/f', 'a'.repeat(1000), 'b'.repeat(500));
     await p.unlink('/f');
     a.end();
     await once(a, 'finish');
