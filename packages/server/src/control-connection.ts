@@ -437,9 +437,10 @@ export class ControlConnection {
    * Offers the lines queued while the command that starts a transfer was being served to the owner again: an ABOR a
    * client sent right behind its RETR (pipelined, or while storage was slow to open the file) is meant for that
    * transfer, and queued it would wait until the transfer had ended (at the data connection timeout when the client
-   * never connects).
+   * never connects). Also called as stoppable work begins (a HASH, a STAT listing): an ABOR read with its command,
+   * in one segment, was queued before there was anything to stop.
    */
-  private offerQueued(): void {
+  offerQueued(): void {
     const queue = this.queue;
     if (queue === null || queue.length === 0) return;
     this.queue = queue.filter((event) => !this.owner.intercept(event));

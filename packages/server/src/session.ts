@@ -560,6 +560,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     const work: StoppableWork = { controller: new AbortController(), finished: new Promise<void>((r) => (finished = r)) };
     if (this.closed) work.controller.abort();
     stoppable.set(this, work);
+    // An ABOR the client sent right behind this command (read with it, queued) is for this work.
+    this.conn.offerQueued();
     return {
       signal: work.controller.signal,
       done: () => {
