@@ -1,16 +1,25 @@
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeAll } from '@ftp/vfs-conformance';
 import { openReadStream, toVfsError } from '@ftp/vfs';
-import { S3Provider, toS3Error } from '../src/index.js';
+import { S3Provider, toS3Error, type S3ProviderOptions } from '../src/index.js';
 import { S3_TIMEOUTS } from '../src/options.js';
 import { s3ErrorLike } from './fixtures/harness.js';
 import { startStore } from './fixtures/store.js';
 
 const store = await startStore();
 afterAll(() => store.close());
+
+/** A store that accepts connections and never answers, and provider settings that point at it. */
+async function silentStore(): Promise<{ silent: Server; settings: S3ProviderOptions }> {
+  const silent = createServer((socket) => socket.on('error', () => undefined));
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  return { silent, settings: { bucket: 'b', endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } } };
+}
 
 describe('error mapping', () => {
   it('maps S3 error codes and HTTP statuses to the contract, keeping the message of the rest', () => {
@@ -78,11 +87,7 @@ describe('error mapping', () => {
   });
 
   it('a store that accepts and never answers fails after the silence limit (EIO), not never; the client it makes has one', async () => {
-    const silent = createServer((socket) => socket.on('error', () => undefined));
-    silent.listen(0, '127.0.0.1');
-    await once(silent, 'listening');
-    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-    const settings = { bucket: 'b', endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } };
+    const { silent, settings } = await silentStore();
     const defaults = new S3Provider({ ...settings });
     const p = new S3Provider({ ...settings, clientConfig: { maxAttempts: 1, requestHandler: { ...S3_TIMEOUTS, socketTimeout: 500 } } });
     try {
@@ -100,11 +105,7 @@ describe('error mapping', () => {
 
   it('a request about names and metadata fails after metadataTimeoutMs in all, its retries included (EIO)', async () => {
     // Each retry started the 300 s silence limit again: a frozen store held a SIZE for over ten minutes.
-    const silent = createServer((socket) => socket.on('error', () => undefined));
-    silent.listen(0, '127.0.0.1');
-    await once(silent, 'listening');
-    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-    const settings = { bucket: 'b', endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } };
+    const { silent, settings } = await silentStore();
     // The SDK's own retries, and a silence limit longer than the test.
     const p = new S3Provider({ ...settings, metadataTimeoutMs: 500, clientConfig: { maxAttempts: 3, requestHandler: { ...S3_TIMEOUTS, socketTimeout: 60_000 } } });
     try {

@@ -246,14 +246,23 @@ it('a download still in the kernel when another session replaces the file gets t
   }
 }, 60_000);
 
+/**
+ * A server over sf.bin (300,000 bytes of 'A', sent from the file's pages) with `dataStallTimeout` seconds, and a
+ * client that downloaded it (226) and reads nothing of it until `go()`.
+ */
+async function heldDownload(dataStallTimeout?: number) {
+  const size = 300_000;
+  const old = Buffer.alloc(size, 'A');
+  const ctx = await setup({ 'sf.bin': old }, dataStallTimeout);
+  const { line, go } = await holdingClient(ctx.port);
+  expect(await line(1)).toBe('226');
+  return { size, old, ctx, line, go };
+}
+
 it('an upload that would rewrite in place (REST inside the file) bytes a finished download still has in the kernel is refused until the client has them', async () => {
   // sendfile leaves the file's own pages in the socket after the 226: REST + STOR rewrote them in place, and the
   // client, reading after its 226, got the new bytes. Now 450 before the 150 while they are unacknowledged.
-  const size = 300_000;
-  const old = Buffer.alloc(size, 'A');
-  const ctx = await setup({ 'sf.bin': old });
-  const { line, go } = await holdingClient(ctx.port);
-  expect(await line(1)).toBe('226');
+  const { size, old, ctx, line, go } = await heldDownload();
   const b = await client(ctx.port);
   const resume = async (): Promise<number> => {
     expect((await b.cmd('REST 1000')).code).toBe(350);
@@ -286,11 +295,7 @@ it('an upload that would rewrite in place (REST inside the file) bytes a finishe
 it('a client that takes none of its lent bytes for the data stall timeout is reset: it sees its transfer fail', async () => {
   // The linger keeps a download sent from the file's pages open until the client closes its side (see the test
   // above), but not for ever: with nothing taken for the data stall timeout, a reset drops what the kernel holds.
-  const size = 300_000;
-  const old = Buffer.alloc(size, 'A');
-  const ctx = await setup({ 'sf.bin': old }, 1);
-  const { line, go } = await holdingClient(ctx.port);
-  expect(await line(1)).toBe('226');
+  const { size, old, line, go } = await heldDownload(1);
   // The linger's end (5 s), then a look with nothing taken past the stall timeout (1 s): reset at about 10 s.
   await new Promise((r) => setTimeout(r, 11_000));
   go();
@@ -303,11 +308,7 @@ it('a client that takes none of its lent bytes for the data stall timeout is res
 it('closing the server ends the finished downloads it still holds for their clients (they held the process)', async () => {
   // A download sent from the file's pages lingers until its client closes it (see above): the server's close must
   // not leave it to hold the process for the stall timeout. Closed, not reset: the kernel still delivers it all.
-  const size = 300_000;
-  const old = Buffer.alloc(size, 'A');
-  const ctx = await setup({ 'sf.bin': old });
-  const { line, go } = await holdingClient(ctx.port);
-  expect(await line(1)).toBe('226');
+  const { size, old, ctx, line, go } = await heldDownload();
   const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
   expect(sockets()).toBeGreaterThan(0);
   await ctx.server.close();

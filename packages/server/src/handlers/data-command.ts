@@ -63,6 +63,12 @@ export async function runDataCommand(
   const timeoutMs = s.settings.dataConnectTimeout * 1000;
   let outcome: TransferEvent['outcome'] = 'ok';
   let error: string | undefined;
+  /** The final reply, `settle` run first (once: a 226 that fails to go out is followed by the failure's reply). */
+  const finalReply = async (code: number, text: string): Promise<void> => {
+    await settled(settle);
+    settle = undefined;
+    await s.reply(code, text);
+  };
   try {
     // A client sends its upload only once it has the 150: that one goes at once. A download's or a listing's may
     // wait for the 226 of a transfer that ends in this turn of the event loop (see sendPreliminary).
@@ -88,16 +94,12 @@ export async function runDataCommand(
     // Stopped (ABOR, a stall) after the last bytes went to the kernel but before this reply: the stop's reset threw
     // away what the kernel still held for the client, so the transfer is not complete whatever `work` saw.
     if (t.reason !== null) throw t.closedError();
-    await settled(settle);
-    settle = undefined;
-    await s.reply(226, typeof said === 'string' ? said : 'Transfer complete.');
+    await finalReply(226, typeof said === 'string' ? said : 'Transfer complete.');
   } catch (err) {
     outcome = t.reason === 'aborted' ? 'aborted' : 'failed';
     if (err instanceof TransferError && err.reason !== 'local') {
       error = err.message;
-      await settled(settle);
-      settle = undefined;
-      await s.reply(426, err.message);
+      await finalReply(426, err.message);
     } else {
       const cause = err instanceof TransferError ? err.cause : err;
       // Said after the 150, so within RFC 959's set for that moment (a busy file: 451, not 450).
@@ -107,9 +109,7 @@ export async function runDataCommand(
       // anything else (the storage failing, a full disk, a bug) is worth a warning with its stack.
       // A transfer stopped from outside for 'local' is one whose storage stopped taking data: worth a warning too.
       if (!isRefusal(cause) || t.reason === 'local') s.log.warn({ err: cause, path }, 'transfer failed');
-      await settled(settle);
-      settle = undefined;
-      await s.reply(reply.code, reply.text);
+      await finalReply(reply.code, reply.text);
     }
   } finally {
     if (setup.kind === 'passive') setup.listener.dispose(true);

@@ -308,6 +308,12 @@ interface LinkNode extends NodeBase {
 type MemNode = FileNode | DirNode | LinkNode;
 
 /** Where a path leads: its (canonical) parent directory, name, and the node there if any. */
+/** Where a file is: its folder and its name there. */
+interface FilePlace {
+  dir: DirNode;
+  name: string;
+}
+
 interface Location {
   /** Undefined for the root. */
   dir: DirNode | undefined;
@@ -391,9 +397,9 @@ class MemoryWriteStream extends Writable implements UploadStream {
    * For a whole-file upload (its own new content), the folder and name of its file: the file's version if it ends last
    * and the file is still there (see `_final`).
    */
-  readonly #place: { dir: DirNode; name: string } | undefined;
+  readonly #place: FilePlace | undefined;
 
-  constructor(node: FileNode, content: Content, position: number | null, place?: { dir: DirNode; name: string }) {
+  constructor(node: FileNode, content: Content, position: number | null, place?: FilePlace) {
     super({ highWaterMark: TRANSFER_CHUNK_SIZE });
     this.#node = node;
     this.#content = content;
@@ -458,14 +464,20 @@ class MemoryWriteStream extends Writable implements UploadStream {
     step();
   }
 
+  /** Whether this whole-file upload, replaced by another that has ended (`current`), is to be the file again. */
+  #endsLast(current: Content): boolean {
+    const place = this.#place;
+    if (place === undefined || current === this.#content || this.#content.attached) return false;
+    return current.attached && current.writer === null && place.dir.children.get(place.name) === this.#node;
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     this.#content.seal();
     // Replaced meanwhile by a whole-file upload that has ended already: this one, ending last, is the file (as on
     // S3, SQL and Redis: the client told 226 last finds its data). One still running is the file once it ends; a
     // file deleted, renamed over or renamed away since stays so (a folder renamed on the way keeps the file in it).
     const current = this.#node.content;
-    const place = this.#place;
-    if (place !== undefined && current !== this.#content && !this.#content.attached && current.attached && current.writer === null && place.dir.children.get(place.name) === this.#node) {
+    if (this.#endsLast(current)) {
       current.detach();
       this.#content.reattach();
       this.#node.content = this.#content;
@@ -629,9 +641,9 @@ const LIST_SLICE = 500;
  * - Uploads are visible as they are written (like a local disk). A whole-file upload replaces the file's content
  *   object when it opens, so two concurrent uploads to one path never interleave: the file ends as the version of
  *   the upload that ended last (`atomicUploads`; as on S3, SQL and Redis). An upload that continues a file (APPE,
- *   REST + STOR) while another upload still writes it is refused with EBUSY when it opens (FTP 450), so that it never interleaves its bytes
- *   with the other's nor keeps a prefix of a half-written file; so is a download (it would send a prefix as if it
- *   were the file). A reader sees the content as it was when its stream opened, whatever uploads do after.
+ *   REST + STOR) while another upload still writes it is refused with EBUSY when it opens (FTP 450), so that it never
+ *   interleaves its bytes with the other's nor keeps a prefix of a half-written file; so is a download (it would send
+ *   a prefix as if it were the file). A reader sees the content as it was when its stream opened, whatever uploads do after.
  * - Symlinks: targets are stored as given and resolved inside the provider (`/` is the provider's root; `..` stops
  *   there).
  * - Renames of files and whole directories are O(1).
@@ -851,17 +863,23 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
   }
 
   #openFile(path: string, create: boolean, exclusive: boolean, mode: number, syscall: string): FileNode {
+    return this.#openFileAt(path, create, exclusive, mode, syscall).node;
+  }
+
+  /** {@link #openFile}, with the folder and name the file is under (a file is never the root: it has a folder). */
+  #openFileAt(path: string, create: boolean, exclusive: boolean, mode: number, syscall: string): FilePlace & { node: FileNode } {
     const loc = this.#locate(path, true, syscall);
+    const dir = loc.dir as DirNode;
     if (loc.node === undefined) {
       if (!create) throw fsError('ENOENT', syscall, path);
       const node = this.#newFile(mode);
-      (loc.dir as DirNode).children.set(loc.name, node);
-      this.#touch(loc.dir as DirNode);
-      return node;
+      dir.children.set(loc.name, node);
+      this.#touch(dir);
+      return { node, dir, name: loc.name };
     }
     if (exclusive) throw fsError('EEXIST', syscall, path);
     if (loc.node.kind === 'directory') throw fsError('EISDIR', syscall, path);
-    return loc.node as FileNode;
+    return { node: loc.node as FileNode, dir, name: loc.name };
   }
 
   /** Makes `next` the content of `node`; the old one is detached (readers keep their snapshots). */
@@ -986,7 +1004,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
    */
   async createWriteStream(path: string, options: WriteStreamOptions = {}): Promise<UploadStream> {
     checkStreamOptions(options, path);
-    const node = this.#openFile(path, true, false, options.mode ?? 0o644, 'open');
+    const { node, ...place } = this.#openFileAt(path, true, false, options.mode ?? 0o644, 'open');
     // The upload announced for it opens (see uploadBusy).
     this.#holds.release(normalizePath(path));
     const continues = options.append === true || (options.start ?? 0) > 0;
@@ -994,10 +1012,8 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
     this.#install(node, content);
-    if (options.start !== undefined) return new MemoryWriteStream(node, content, content.size);
     // Where the file is, for a whole-file upload: it becomes the file again only if the file is still there.
-    const at = this.#locate(path, true, 'open');
-    return new MemoryWriteStream(node, content, content.size, at.dir === undefined ? undefined : { dir: at.dir, name: at.name });
+    return new MemoryWriteStream(node, content, content.size, options.start === undefined ? place : undefined);
   }
 
   /** Sets the modification time. */
