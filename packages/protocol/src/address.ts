@@ -30,7 +30,8 @@ export interface ExtendedAddress {
 export type EpsvArg = { kind: 'any' } | { kind: 'all' } | { kind: 'family'; family: 4 | 6 };
 
 const BYTE = /^\d{1,3}$/;
-const PORT_DIGITS = /^\d{1,5}$/;
+/** A port's decimal digits: at most five significant ones, leading zeros allowed (as PORT's numbers take them). */
+const PORT_DIGITS = /^0*\d{1,5}$/;
 
 function checkPort(port: unknown): number {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {

@@ -86,6 +86,8 @@ describe('EPRT (RFC 2428 §2)', () => {
     expect(parseEprt('!1!10.0.0.1!21!')).toEqual({ family: 4, host: '10.0.0.1', port: 21 });
     expect(parseEprt('~2~::1~1025~')).toEqual({ family: 6, host: '::1', port: 1025 });
     expect(parseEprt(' |1|10.0.0.1|21| ')).toEqual({ family: 4, host: '10.0.0.1', port: 21 });
+    // Leading zeros, as PORT takes them in its numbers; the value still counts (65536 written 0065536 is refused).
+    expect(parseEprt('|1|10.0.0.1|0005000|')).toEqual({ family: 4, host: '10.0.0.1', port: 5000 });
   });
 
   it('answers UNSUPPORTED_NETWORK for other network protocols (server replies 522)', () => {
@@ -106,6 +108,9 @@ describe('EPRT (RFC 2428 §2)', () => {
     '|1|1.2.3|21|',
     '|1|1.2.3.4|0|',
     '|1|1.2.3.4|65536|',
+    '|1|1.2.3.4|0065536|',
+    '|1|1.2.3.4|000000|',
+    '|1|1.2.3.4|123456|',
     '|1|1.2.3.4|-1|',
     '|1|1.2.3.4||',
     ':2:::1:21:',

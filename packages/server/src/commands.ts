@@ -76,6 +76,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   PBSZ: { preAuth: true, arg: 'required', served: tlsServed, feat: 'PBSZ', help: 'PBSZ 0', handler: security.pbsz },
   PROT: { preAuth: true, arg: 'required', served: tlsServed, feat: 'PROT', help: 'PROT <C|P>', handler: security.prot },
   CCC: { arg: 'none', help: 'CCC', handler: security.ccc },
+  // RFC 2228's other mechanisms (GSSAPI, Kerberos): known, not implemented (502, not 500's "not understood").
+  ADAT: { preAuth: true, arg: 'required', help: 'ADAT <base64 data>' },
+  MIC: { preAuth: true, arg: 'required', help: 'MIC <base64 data>' },
+  CONF: { preAuth: true, arg: 'required', help: 'CONF <base64 data>' },
+  ENC: { preAuth: true, arg: 'required', help: 'ENC <base64 data>' },
   // Navigation
   PWD: { arg: 'none', help: 'PWD', handler: dirs.pwd },
   XPWD: { arg: 'none', help: 'XPWD', handler: dirs.pwd },
@@ -123,6 +128,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   EPSV: { arg: 'optional', feat: 'EPSV', help: 'EPSV [<1|2|ALL>]', handler: dataChannel.epsv },
   PORT: { arg: 'required', help: 'PORT <h1,h2,h3,h4,p1,p2>', handler: dataChannel.port },
   EPRT: { arg: 'required', feat: 'EPRT', help: 'EPRT |<proto>|<addr>|<port>|', handler: dataChannel.eprt },
+  // RFC 1639's long addresses, superseded by EPRT and EPSV (RFC 2428): known, not implemented.
+  LPRT: { arg: 'required', help: 'LPRT <af,hal,h1,...,pal,p1,...>' },
+  LPSV: { arg: 'none', help: 'LPSV' },
   // Transfers
   RETR: { arg: 'required', help: 'RETR <path>', handler: transfer.retr },
   STOR: { arg: 'required', help: 'STOR <path>', handler: transfer.stor, refusal: 553 },

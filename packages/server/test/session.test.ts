@@ -58,6 +58,18 @@ describe('command syntax', () => {
   it('500 for unknown commands, 502 for known but unimplemented ones', async () => {
     expect((await c.cmd('FROB x')).code).toBe(500);
     expect((await c.cmd('SMNT /x')).code).toBe(502);
+    // RFC 1639's long addresses and RFC 2228's other security mechanisms are known commands, not unknown ones.
+    for (const line of ['LPRT 4,4,127,0,0,1,2,19,136', 'LPSV', 'ADAT eA==', 'MIC eA==', 'CONF eA==', 'ENC eA==']) {
+      expect((await c.cmd(line)).code, line).toBe(502);
+    }
+  });
+
+  it('HELP lines its columns up, the longest verb included', async () => {
+    const rows = (await c.cmd('HELP')).text.split('\n').filter((l) => l.startsWith(' '));
+    expect(rows.some((r) => r.includes('XSHA256'))).toBe(true);
+    const starts = (row: string): number[] => [...row.matchAll(/\S+/g)].map((m) => m.index);
+    const first = starts(rows[0]!);
+    for (const row of rows) expect(starts(row)).toEqual(first.slice(0, starts(row).length));
   });
 
   it('501 for missing or bad arguments', async () => {

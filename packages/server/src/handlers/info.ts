@@ -60,8 +60,10 @@ export function help(s: Session, arg: string): Promise<void> | void {
     return s.reply(214, `Syntax: ${spec.help}${spec.handler ? '' : ' (not implemented)'}`);
   }
   const verbs = Object.keys(COMMANDS).filter((v) => offered(s, v));
+  // Columns as wide as the longest verb (XSHA256), so that they line up.
+  const width = Math.max(...verbs.map((v) => v.length));
   const rows: string[] = [];
-  for (let i = 0; i < verbs.length; i += 8) rows.push(' ' + verbs.slice(i, i + 8).map((v) => v.padEnd(6)).join(' ').trimEnd());
+  for (let i = 0; i < verbs.length; i += 8) rows.push(' ' + verbs.slice(i, i + 8).map((v) => v.padEnd(width)).join(' ').trimEnd());
   return s.reply(214, ['The following commands are recognized:', ...rows, 'Help OK.']);
 }
 
