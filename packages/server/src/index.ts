@@ -9,4 +9,5 @@ export { DEFAULT_SETTINGS, isPublicHost, resolveSettings, type ServerSettings } 
 export { FtpError, toReply, type Reply } from './errors.js';
 export { COMMANDS, type CommandSpec, type Handler } from './commands.js';
 export type { TransferEvent } from './handlers/data-command.js';
+export type { ChangeAction, ChangeEvent } from './change-log.js';
 export { RateLimiter } from './data/throttle.js';

@@ -6,6 +6,7 @@ import { foreignPeerLog } from './data/foreign-peer-log.js';
 import { PassivePorts } from './data/passive.js';
 import type { FtpDriver } from './driver.js';
 import type { TransferEvent } from './handlers/data-command.js';
+import type { ChangeEvent } from './change-log.js';
 import { isIPv6Address, isThisMachine, plainAddress } from './ip-address.js';
 import { FairSlots } from './fair-slots.js';
 import { LoginGuard, MemoryBanStore, type BanStore } from './login-guard.js';
@@ -71,6 +72,8 @@ export interface FtpServerEvents {
   'login:failed': [{ session: number; user: string; remoteAddress: string }];
   'transfer:start': [{ session: number; user: string | undefined; direction: TransferEvent['direction']; path: string }];
   transfer: [TransferEvent];
+  /** A command changed storage: deleted, renamed, made or removed a folder, set a mode or a time, linked, combined. */
+  change: [ChangeEvent];
   /** A 4xx or 5xx reply was sent (for metrics of errors by code). */
   'reply:error': [{ session: number; code: number }];
   /** An address was banned after too many failed logins. */
@@ -142,6 +145,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       anonymous: options.anonymous,
       emit: (event, payload) => this.notify(event as keyof FtpServerEvents, payload as never),
       onSessionClosed: (session) => this.forget(session),
+      stopping: () => this.closing,
     };
   }
 
@@ -389,15 +393,19 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   }
 
   /**
-   * Stops accepting connections and ends every session: running transfers get up to `graceMs` to finish,
-   * then every client gets 421 and is disconnected.
+   * Stops accepting connections and ends every session: sessions waiting for a command at once, those running one
+   * (a transfer, a listing, a driver call) once it ends, within `graceMs`; no new command starts meanwhile (421,
+   * QUIT excepted). Then every client left gets 421 and is disconnected.
    */
   async close(graceMs = 0): Promise<void> {
     this.closing = true;
     const listening = this.sockets.splice(0).map((l) => l.server);
     const closed = Promise.all(listening.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     const deadline = performance.now() + graceMs;
-    while (graceMs > 0 && performance.now() < deadline && [...this.sessions].some((s) => s.transfer)) {
+    for (;;) {
+      let running = 0;
+      for (const session of [...this.sessions]) if (!session.endIfIdle()) running++;
+      if (running === 0 || graceMs <= 0 || performance.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const session of [...this.sessions]) {

@@ -69,6 +69,8 @@ export interface SessionContext {
   ownsEndpoint(host: string, port: number): boolean;
   emit(event: string, payload: unknown): void;
   onSessionClosed(session: Session): void;
+  /** The server is stopping ({@link FtpServer.close}): what runs may finish in its grace, nothing new starts. */
+  stopping(): boolean;
 }
 
 /**
@@ -259,6 +261,18 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
       this.serving = false;
     }
     this.close();
+  }
+
+  /**
+   * @internal The server is stopping: a session waiting for its next command ends now (421); one running a command
+   * is left to finish it (its next one is refused). Whether the session is gone.
+   */
+  endIfIdle(): boolean {
+    if (this.closed) return true;
+    if (this.serving) return false;
+    void this.reply(421, 'Server shutting down.');
+    this.close();
+    return true;
   }
 
   /** @internal ControlOwner: a command arrived (or the client left) while the session waited. */
@@ -483,6 +497,14 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     }
     const { verb, arg } = parseCommand(event.line);
     if (verb === '') return;
+    // The server is stopping: a running transfer may finish (ABOR and STAT still reach it), a new command may not
+    // start one, nor log in (RFC 959: 421 may answer any command when the service must shut down).
+    if (this.ctx.stopping() && verb !== 'QUIT' && !(this.transfer && (verb === 'ABOR' || verb === 'STAT'))) {
+      this.log.info({ cmd: verb }, 'command refused: the server is stopping');
+      await this.reply(421, 'Server shutting down.');
+      this.close();
+      return;
+    }
     if (this.authenticated) this.touch(); // RFC 959 has no empty command; blank lines are ignored as most servers do.
     // Whatever separates PASS from the password (a tab…), the line is masked. The level is asked of the server's
     // logger: asking the session's would make a child logger for every session just to learn that debug is off.

@@ -1,5 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
 import { MemoryProvider, quota, type FsProvider } from '@ftp/vfs';
+import { FtpServer, type ChangeEvent } from '../src/index.js';
 import { PASSWORD, RawClient, serverLogging as loggingServer, USER, writeAndClose } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -96,4 +97,51 @@ it('a transfer the storage failed (a full disk) is a warning with its cause', as
   expect(await refusedStor(c)).toBeGreaterThanOrEqual(450);
   await new Promise((r) => setTimeout(r, 50));
   expect(lines.find((l) => l.msg === 'transfer failed')).toMatchObject({ level: 40, err: { code: 'ENOSPC' } });
+});
+
+it('changes made by commands are logged at info level and emitted as `change` events, with who made them', async () => {
+  const fs = new MemoryProvider();
+  await fs.writeFile('/old.txt', 'x');
+  await fs.writeFile('/gone.txt', 'y');
+  const { port, lines } = await serverLogging('info', fs);
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  expect((await c.cmd('MKD made')).code).toBe(257);
+  expect((await c.cmd('RNFR old.txt')).code).toBe(350);
+  expect((await c.cmd('RNTO made/new.txt')).code).toBe(250);
+  expect((await c.cmd('DELE gone.txt')).code).toBe(250);
+  expect((await c.cmd('MFMT 20200102030405 made/new.txt')).code).toBe(213);
+  expect((await c.cmd('DELE made/new.txt')).code).toBe(250);
+  expect((await c.cmd('RMD made')).code).toBe(250);
+  // Refused: nothing changed, nothing said at info level.
+  expect((await c.cmd('DELE missing.txt')).code).toBe(550);
+  await c.cmd('QUIT');
+  await new Promise((r) => setTimeout(r, 50));
+  const changes = lines.filter((l) => l.msg === 'changed').map(({ action, path, to, timeSet, user }) => ({ action, path, to, timeSet, user }));
+  expect(changes).toEqual([
+    { action: 'make-folder', path: '/made', to: undefined, timeSet: undefined, user: USER },
+    { action: 'rename', path: '/old.txt', to: '/made/new.txt', timeSet: undefined, user: USER },
+    { action: 'delete', path: '/gone.txt', to: undefined, timeSet: undefined, user: USER },
+    { action: 'set-modified', path: '/made/new.txt', to: undefined, timeSet: '2020-01-02T03:04:05.000Z', user: USER },
+    { action: 'delete', path: '/made/new.txt', to: undefined, timeSet: undefined, user: USER },
+    { action: 'remove-folder', path: '/made', to: undefined, timeSet: undefined, user: USER },
+  ]);
+});
+
+it('the `change` event carries the session and the user', async () => {
+  const fs = new MemoryProvider();
+  const server = new FtpServer({
+    settings: { failedLoginDelay: 0 },
+    driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
+  });
+  const events: ChangeEvent[] = [];
+  server.on('change', (e) => events.push(e));
+  const { port } = await server.listen(0, '127.0.0.1');
+  cleanups.push(() => server.close());
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  expect((await c.cmd('MKD d')).code).toBe(257);
+  expect(events).toEqual([{ session: expect.any(Number), user: USER, action: 'make-folder', path: '/d' }]);
 });

@@ -1,5 +1,6 @@
 import { quotePath } from '@ftp/protocol';
 import { FtpError } from '../errors.js';
+import { reportChange } from '../change-log.js';
 import { requirePermission, type Session } from '../session.js';
 
 /** PWD (RFC 959 §4.1.3, Appendix II): 257 with the path quoted, `"` doubled. */
@@ -32,6 +33,7 @@ export async function mkd(s: Session, arg: string): Promise<void> {
   const path = s.resolveNew(arg);
   if (path === '/') throw new FtpError(550, '/: File exists.');
   await s.vfs.mkdir(path);
+  reportChange(s, 'make-folder', path);
   return s.reply(257, `${quotePath(path)} created.`);
 }
 
@@ -42,5 +44,6 @@ export async function rmd(s: Session, arg: string): Promise<void> {
   if (path === '/') throw new FtpError(550, 'Cannot remove the root directory.');
   if (s.cwd === path || s.cwd.startsWith(path + '/')) throw new FtpError(550, `${path}: is the current directory or contains it.`);
   await s.vfs.rmdir(path);
+  reportChange(s, 'remove-folder', path);
   return s.reply(250, `Directory ${path} removed.`);
 }

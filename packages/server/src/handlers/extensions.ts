@@ -14,6 +14,7 @@ import { describeCapabilities, dirname, hashFile, openReadStream, openWriteStrea
 import { pipeline } from 'node:stream/promises';
 import type { Permissions } from '../driver.js';
 import { FtpError } from '../errors.js';
+import { reportChange } from '../change-log.js';
 import { banKey } from '../login-guard.js';
 import { rangesSendable, requirePermission, takeRange, type Session } from '../session.js';
 import { exists } from './transfer.js';
@@ -180,6 +181,7 @@ export async function comb(s: Session, arg: string): Promise<void> {
     }
   }
   for (const part of parts) if (part !== target) await fs.unlink(part);
+  reportChange(s, 'combine', target, { parts: [...parts] });
   return s.reply(250, `Combined ${parts.length} files into ${target}.`);
 }
 
@@ -244,6 +246,7 @@ export async function mfct(s: Session, arg: string): Promise<void> {
   const path = s.resolve(name);
   await fs.stat(path);
   await fs.setCreationTime(path, time);
+  reportChange(s, 'set-created', path, { timeSet: time.toISOString() });
   return s.reply(213, `Create=${formatFtpTime(time)}; ${name}`);
 }
 
@@ -263,6 +266,7 @@ export async function setModificationTime(s: Session, name: string, time: Date):
   const path = s.resolve(name);
   await fs.stat(path);
   await fs.setTimes(path, time);
+  reportChange(s, 'set-modified', path, { timeSet: time.toISOString() });
   return fs.stat(path).then(
     (st) => new Date(st.mtimeMs),
     () => time,

@@ -1,5 +1,6 @@
 import { formatFtpTime } from '@ftp/protocol';
 import { FtpError } from '../errors.js';
+import { reportChange } from '../change-log.js';
 import { requirePermission, type Session } from '../session.js';
 import { mdtmSet } from './extensions.js';
 
@@ -10,6 +11,7 @@ export async function dele(s: Session, arg: string): Promise<void> {
   const st = await lstatOf(s, path);
   if (st.isDirectory()) throw new FtpError(550, `${path}: Is a directory; use RMD.`);
   await s.vfs.unlink(path);
+  reportChange(s, 'delete', path);
   return s.reply(250, `File ${path} deleted.`);
 }
 
@@ -36,6 +38,7 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   // A trailing slash names a folder (as rename(2) has it): a file is not renamed to `name/` as if it were `name`.
   if (arg.endsWith('/') && !(await lstatOf(s, from)).isDirectory()) throw new FtpError(553, `${arg}: Not a directory.`);
   await s.vfs.rename(from, to);
+  reportChange(s, 'rename', from, { to });
   return s.reply(250, 'Rename successful.');
 }
 

@@ -1,5 +1,6 @@
 import { formatFtpTime, parseSiteChmod, parseSiteCommand, parseSiteUtime } from '@ftp/protocol';
 import { FtpError } from '../errors.js';
+import { reportChange } from '../change-log.js';
 import { setModificationTime } from './extensions.js';
 import { printable, requirePermission, type Session } from '../session.js';
 
@@ -19,6 +20,7 @@ async function chmod(s: Session, arg: string): Promise<void> {
   const mode = asked & CLIENT_MODE_BITS;
   // Served only where storage has chmod (see SITE_COMMANDS).
   await s.vfs.chmod!(path, mode);
+  reportChange(s, 'chmod', path, { mode });
   if (mode === asked) return s.reply(200, 'SITE CHMOD command successful.');
   // Said, not silent: a mirroring client should not believe the special bits were set.
   return s.reply(200, `SITE CHMOD command successful: mode set to 0${mode.toString(8).padStart(3, '0')} (setuid, setgid and sticky bits are not allowed).`);
@@ -32,7 +34,9 @@ async function symlink(s: Session, arg: string): Promise<void> {
   // The target is stored as the client gave it (in the form of names the storage keeps); resolving it is the
   // provider's job, and it refuses targets that leave the root.
   // Served only where storage has links (see SITE_COMMANDS).
-  await s.vfs.symlink!(s.forStorage(target), s.resolveNew(link));
+  const linkPath = s.resolveNew(link);
+  await s.vfs.symlink!(s.forStorage(target), linkPath);
+  reportChange(s, 'symlink', linkPath, { to: target });
   return s.reply(200, 'SITE SYMLINK command successful.');
 }
 
