@@ -6,6 +6,7 @@ import { logOutput } from './log-output.js';
 import { availableParallelism } from 'node:os';
 import { DEFAULT_SETTINGS } from '@ftp/server';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
+import { optionVariablesIn } from './flags.js';
 import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
 import { oneAtATime } from './one-at-a-time.js';
 import { withoutPem } from './secret-text.js';
@@ -36,8 +37,12 @@ function startIdleRelease(): boolean {
 // The configuration file's modules (YAML, the schema, the drivers) load only in the modes that use them, so the
 // zero-config server starts light.
 const configModules = async () => {
-  const [{ ConfigError, loadConfig }, { checkConfiguredTls, readConfiguredTls }] = await Promise.all([import('./config/load.js'), import('./config/tls-check.js')]);
-  return { ConfigError, loadConfig, checkConfiguredTls, readConfiguredTls };
+  const [{ ConfigError, loadConfig }, { checkConfiguredTls, readConfiguredTls }, { checkLocalHomes }] = await Promise.all([
+    import('./config/load.js'),
+    import('./config/tls-check.js'),
+    import('./config/home-check.js'),
+  ]);
+  return { ConfigError, loadConfig, checkConfiguredTls, readConfiguredTls, checkLocalHomes };
 };
 
 function version(): string {
@@ -115,16 +120,18 @@ async function hashPasswordCommand(): Promise<number> {
   return 0;
 }
 
-async function checkConfigCommand(file: string | undefined): Promise<number> {
-  if (!file) {
-    process.stderr.write('Usage: ftpd check-config FILE\n');
+async function checkConfigCommand(args: readonly string[]): Promise<number> {
+  const [file] = args;
+  if (!file || args.length > 1) {
+    // A second file was silently not checked: `check-config a b` said only whether a was valid.
+    process.stderr.write(`${args.length > 1 ? `ftpd check-config: one file at a time (got ${args.join(' ')})\n` : ''}Usage: ftpd check-config FILE\n`);
     return 2;
   }
-  const { ConfigError, loadConfig, checkConfiguredTls } = await configModules();
+  const { ConfigError, loadConfig, checkConfiguredTls, checkLocalHomes } = await configModules();
   try {
     const c = loadConfig(file);
-    const warning = await checkConfiguredTls(c, file);
-    if (warning) process.stderr.write(`${file}: warning: ${warning}\n`);
+    const warnings = [await checkConfiguredTls(c, file), ...checkLocalHomes(c, file)];
+    for (const warning of warnings) if (warning) process.stderr.write(`${file}: warning: ${warning}\n`);
     process.stdout.write(
       `${file}: ok (${c.listeners.length} listener(s), ${Object.keys(c.backends).length} backend(s), ${c.users.length} user(s)${c.anonymous ? ', anonymous access' : ''})\n`,
     );
@@ -140,13 +147,13 @@ async function checkConfigCommand(file: string | undefined): Promise<number> {
 
 /** `ftpd --config FILE`: the whole server from a configuration file. */
 async function serveConfig(file: string): Promise<number> {
-  const { ConfigError, loadConfig, checkConfiguredTls, readConfiguredTls } = await configModules();
+  const { ConfigError, loadConfig, checkConfiguredTls, readConfiguredTls, checkLocalHomes } = await configModules();
   let config;
-  let tlsWarning;
+  let warnings;
   try {
     config = loadConfig(file);
     // Here, not only in each worker: a pair that cannot serve stops the start once, with the file's other problems' format.
-    tlsWarning = await checkConfiguredTls(config, file);
+    warnings = [await checkConfiguredTls(config, file), ...checkLocalHomes(config, file)];
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ftpd: ${err.message}\n`);
@@ -155,9 +162,10 @@ async function serveConfig(file: string): Promise<number> {
     throw err;
   }
   const logger = makeLogger(config.log.level);
-  if (tlsWarning) {
-    logger.warn(tlsWarning);
-    process.stderr.write(`ftpd: warning: ${tlsWarning}\n`);
+  for (const warning of warnings) {
+    if (!warning) continue;
+    logger.warn(warning);
+    process.stderr.write(`ftpd: warning: ${warning}\n`);
   }
   const { reloadConfiguration } = await import('./config-reload.js');
   // What runs now: SIGHUP compares the file with it, and replaces its users (see config-reload.ts).
@@ -342,7 +350,7 @@ async function main(): Promise<number> {
   // `pnpm start -- --port 2222` (the README's form) hands the `--` on: a leading one separates nothing here.
   if (argv[0] === '--') argv.shift();
   if (argv[0] === 'hash-password') return hashPasswordCommand();
-  if (argv[0] === 'check-config') return checkConfigCommand(argv[1]);
+  if (argv[0] === 'check-config') return checkConfigCommand(argv.slice(1));
   const request = configRequest(argv, process.env);
   if (request) {
     // --help and --version answer whatever else is set (FTPD_CONFIG in a container's environment, say).
@@ -352,6 +360,14 @@ async function main(): Promise<number> {
     if (request.others.length > 0) {
       const why = request.from === 'FTPD_CONFIG' ? 'with FTPD_CONFIG set, ftpd takes no option' : '--config FILE takes no other option';
       return usageError(`${why}: the file says everything (got ${request.others.join(' ')})`);
+    }
+    // Refused as the options they stand for: ignored, FTPD_PORT=2222 left the file's port serving without a word.
+    const variables = optionVariablesIn(process.env);
+    if (variables.length > 0) {
+      const why = request.from === 'FTPD_CONFIG' ? 'with FTPD_CONFIG set' : 'with --config FILE';
+      return usageError(
+        `${variables.join(', ')}: ${variables.length === 1 ? 'an option variable' : 'option variables'} of the zero-config mode, refused ${why}: the file says everything (its fields are overridden as FTPD_<SECTION>__<FIELD>, e.g. FTPD_LISTENERS__0__PORT)`,
+      );
     }
     if (!prepareToServe()) return 2;
     return serveConfig(request.file);

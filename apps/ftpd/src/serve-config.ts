@@ -42,8 +42,14 @@ export async function startFromConfig(config: FtpdConfig, logger: Logger, worker
   // Redis, when configured, is shared by every process; else workers share their supervisor's memory.
   const redisBans = config.bans ? new (await import('@ftp/driver-redis')).RedisBanStore({ redis: config.bans.url, prefix: config.bans.prefix, ...(config.bans.timeoutMs ? { timeoutMs: config.bans.timeoutMs } : {}) }) : undefined;
   const banStore = redisBans ?? worker?.banStore;
-  const { anonymous, authenticate, makeAnonymousHome, replaceUsers } = accountsDriver(config, backends);
-  await makeAnonymousHome();
+  const { anonymous, authenticate, makeAnonymousHome, replaceUsers } = accountsDriver(config, backends, logger);
+  try {
+    await makeAnonymousHome();
+  } catch (err) {
+    await closeBackends(backends);
+    await redisBans?.close();
+    throw err;
+  }
   const server = new FtpServer({
     logger,
     settings: config.server,

@@ -18,8 +18,8 @@ interface Account {
   user: UserConfig;
   hash: NonNullable<ReturnType<typeof parseHash>>;
   login: LoginResult;
-  /** Creates the user's home (and mounted homes) on the backends, once, at the first login. */
-  ensureHomes: () => Promise<void>;
+  /** Creates the user's home (and mounted homes) on the backends, once, at the first login: see {@link homeMaker}. */
+  ensureHomes: () => Promise<HomeNotFolder[]>;
 }
 
 /** Failures of a home's mkdir that another try would meet again. */
@@ -33,32 +33,60 @@ const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['EROFS', 'EACCES', 'EPE
  */
 export const HOME_RECHECK_MS = 10_000;
 
+/** A home that exists and is not a folder (or lies under a file): a login there would see a file as `/`. */
+export interface HomeNotFolder {
+  backend: string;
+  home: string;
+}
+
 /**
  * mkdir -p of a user's homes on their backends, at the first login and again at a login {@link HOME_RECHECK_MS}
- * after the last time it worked. A failure does not stop the login (a read-only backend keeps its error for the
- * commands), and is tried again at the next login: remembered, a first login while the backend was down left the
- * user without a home, every command 550, until ftpd restarted.
+ * after the last time it worked; resolves with the homes that are not folders (none when all is well). Another
+ * failure does not stop the login (a read-only backend keeps its error for the commands), and is tried again at
+ * the next login: remembered, a first login while the backend was down left the user without a home, every command
+ * 550, until ftpd restarted. A home that is not a folder is looked at again at every login, so that the login
+ * works as soon as the operator has put it right.
  */
-export function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ backend: string; home: string }>): () => Promise<void> {
-  let made: Promise<void> | null = null;
+export function homeMaker(backends: Map<string, FsProvider>, homes: Array<{ backend: string; home: string }>): () => Promise<HomeNotFolder[]> {
+  let made: Promise<HomeNotFolder[]> | null = null;
   let madeAt = 0;
   return () => {
     if (made !== null && madeAt !== 0 && performance.now() - madeAt >= HOME_RECHECK_MS) made = null;
     made ??= (async () => {
       madeAt = 0;
       let failed = false;
+      const notFolders: HomeNotFolder[] = [];
       for (const { backend, home } of homes) {
         if (home === '/') continue;
-        await backends.get(backend)?.mkdir(home, { recursive: true }).catch((err: unknown) => {
+        const provider = backends.get(backend);
+        await provider?.mkdir(home, { recursive: true }).catch(async (err: unknown) => {
+          if (await isNotFolder(provider, home, err)) notFolders.push({ backend, home });
           // A backend that refuses for good (read-only, permissions) is not asked again at every login.
-          if (!PERMANENT_REFUSALS.has(errorCodeOf(err) ?? '')) failed = true;
+          else if (!PERMANENT_REFUSALS.has(errorCodeOf(err) ?? '')) failed = true;
         });
       }
-      if (failed) made = null;
+      if (failed || notFolders.length > 0) made = null;
       else madeAt = performance.now();
+      return notFolders;
     })();
     return made;
   };
+}
+
+/** Whether a failed mkdir -p of `home` failed because a file is there, or above it. */
+async function isNotFolder(provider: FsProvider, home: string, mkdirError: unknown): Promise<boolean> {
+  const code = errorCodeOf(mkdirError);
+  if (code !== 'EEXIST' && code !== 'ENOTDIR') return false;
+  try {
+    return !(await provider.stat(home)).isDirectory();
+  } catch (err) {
+    return errorCodeOf(err) === 'ENOTDIR';
+  }
+}
+
+/** `home /afile on backend "disk"`, for a log line or an error. */
+export function describeHomes(homes: readonly HomeNotFolder[]): string {
+  return homes.map((h) => `home ${h.home} on backend "${h.backend}"`).join(', ');
 }
 
 function viewOf(backends: Map<string, FsProvider>, backend: string, home: string): FsProvider {
@@ -117,6 +145,11 @@ function accountOf(backends: Map<string, FsProvider>, u: UserConfig, previous: A
   };
 }
 
+/** Where a refused login's reason goes (pino's logger is one): the operator's log. */
+export interface ErrorLog {
+  error(fields: object, message: string): void;
+}
+
 /** The configured users as `authenticate` looks them up, with the decoy cost for names that are not among them. */
 interface UserTable {
   accounts: Map<string, Account>;
@@ -137,8 +170,10 @@ function userTable(backends: Map<string, FsProvider>, users: readonly UserConfig
 export function accountsDriver(
   config: FtpdConfig,
   backends: Map<string, FsProvider>,
+  logger: ErrorLog,
 ): Pick<FtpDriver, 'authenticate'> & {
   anonymous: { fs: FsProvider } | undefined;
+  /** Makes the anonymous home; rejects when it is not a folder (anonymous logins would see a file). */
   makeAnonymousHome: () => Promise<void>;
   /** Replaces the users; every backend they name must be open in `backends` (else it throws, and nothing changes). */
   replaceUsers: (users: readonly UserConfig[]) => void;
@@ -147,13 +182,20 @@ export function accountsDriver(
   const anonymous = config.anonymous ? { fs: readOnly(viewOf(backends, config.anonymous.backend, config.anonymous.home)) } : undefined;
   return {
     anonymous,
-    // Anonymous logins have no hook of ours to make the home at the first one: it is made at start, as
-    // --anonymous-root is (else 230, then 550 for every LIST).
-    makeAnonymousHome: config.anonymous ? homeMaker(backends, [config.anonymous]) : async () => {},
+    // Anonymous logins have no hook of ours to make the home at the first one (nor to refuse them): it is made at
+    // start, as --anonymous-root is (else 230, then 550 for every LIST), and one that is a file stops the start.
+    async makeAnonymousHome() {
+      if (!config.anonymous) return;
+      const notFolders = await homeMaker(backends, [config.anonymous])();
+      if (notFolders.length > 0) throw new Error(`anonymous: ${describeHomes(notFolders)} is not a folder`);
+    },
     replaceUsers(users) {
       table = userTable(backends, users, table.accounts);
     },
     async authenticate(_session, user, password) {
+      // `ftpd hash-password` refuses an empty password, but a hash made elsewhere may be of one: a bare `PASS` then
+      // logged in whoever knew the name. Refused for every name alike, it tells nothing about who exists.
+      if (password === '') return null;
       const { accounts, decoyCost } = table;
       let account = accounts.get(user);
       const ok = await verifyPassword(password, account?.hash ?? null, decoyCost);
@@ -166,7 +208,13 @@ export function accountsDriver(
         account = now;
       }
       // A new user's home appears on first login (an S3 prefix or SQL folder nobody made yet).
-      await account.ensureHomes();
+      const notFolders = await account.ensureHomes();
+      if (notFolders.length > 0) {
+        // Served, the user would see a file as / (LIST showing one entry named /, STOR 551): the operator's mistake,
+        // said where the operator looks. The client is told no more than for a wrong password.
+        logger.error({ user, homes: notFolders }, `login refused: user "${user}": ${describeHomes(notFolders)} is not a folder`);
+        return null;
+      }
       return account.login;
     },
   };

@@ -71,7 +71,7 @@ describe('ftpd check-config', () => {
     expect(r.stderr).toContain(`${file}: invalid configuration`);
     expect(r.stderr).toMatch(/listeners\[0\]\.port: .*65535/);
     expect(r.stderr).toMatch(/backends\.disk\.type: .*'memory' \| 'local' \| 'sqlite'/);
-    expect(r.stderr).toMatch(/users\[0\]\.passwordHash: expected an scrypt hash/);
+    expect(r.stderr).toMatch(/users\[0\]\.passwordHash \(user "bob"\): expected an scrypt hash/);
     expect(r.stderr).toMatch(/server: Unrecognized key: "idleTimout"/);
   });
 
@@ -92,7 +92,7 @@ describe('ftpd check-config', () => {
     await writeFile(refs, `backends:\n  disk: { type: memory }\nusers:\n  - { name: bob, passwordHash: "${hash}", backend: dsk }\n`);
     const r1 = await cli(['check-config', refs]);
     expect(r1.code).toBe(1);
-    expect(r1.stderr).toContain('users[0].backend: unknown backend "dsk" (defined: disk)');
+    expect(r1.stderr).toContain('users[0].backend (user "bob"): unknown backend "dsk" (defined: disk)');
     // Two listeners on one address and port: said by check-config, not only when the start fails.
     const twice = join(work, 'twice.yaml');
     await writeFile(twice, `listeners:\n  - { port: 2999 }\n  - { host: 127.0.0.1, port: 2999 }\nbackends:\n  disk: { type: memory }\nusers:\n  - { name: bob, passwordHash: "${hash}", backend: disk }\n`);

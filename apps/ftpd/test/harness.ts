@@ -203,9 +203,9 @@ export async function startFtpdConfig(file: string, listeners: number, env: Node
 }
 
 /** Runs the built CLI and resolves with its exit code and output, whatever the code (20 s at most). */
-export function cliOutcome(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function cliOutcome(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20000, env: { ...process.env, ...options.env } }, (error, stdout, stderr) =>
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20000, env: { ...process.env, ...options.env }, cwd: options.cwd }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     if (options.input !== undefined) child.stdin?.end(options.input);

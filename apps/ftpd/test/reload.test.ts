@@ -163,7 +163,7 @@ describe('SIGHUP with a configuration file', () => {
     const errors = messages(s, ERROR);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBe(
-      `SIGHUP: configuration not reloaded, nothing changed: ${file}: invalid configuration: users[1].passwordHash: expected an scrypt hash as \`ftpd hash-password\` prints it ($scrypt$ln=…)`,
+      `SIGHUP: configuration not reloaded, nothing changed: ${file}: invalid configuration: users[1].passwordHash (user "carol"): expected an scrypt hash as \`ftpd hash-password\` prints it ($scrypt$ln=…)`,
     );
     expect(messages(s, INFO).some((m) => m.startsWith('SIGHUP: configuration reloaded'))).toBe(false);
     expect(await loginCode(port, 'bob', 'bob-old')).toBe('230');

@@ -4,6 +4,9 @@ import { parseConfig } from '../src/config/load.js';
 import { decoyCostOf, hashPassword } from '../src/passwords.js';
 import { accountsDriver, HOME_RECHECK_MS, homeMaker } from '../src/users.js';
 
+/** A logger for drivers whose errors these tests do not look at. */
+const quiet = { error: () => {} };
+
 describe("a user's homes", () => {
   it('are made at a login; a backend that failed (down at the first login) is asked again at the next one, then no more', async () => {
     const memory = new MemoryProvider();
@@ -67,6 +70,61 @@ describe("a user's homes", () => {
   });
 });
 
+describe('a home that is a file (or lies under one)', () => {
+  /** alice's home is a file, bob's mount lies under it; carol's home is a folder. */
+  async function driverOverAFile() {
+    const memory = new MemoryProvider();
+    await memory.writeFile('/afile', 'x');
+    const hash = await hashPassword('pw', { ln: 10, r: 8, p: 1 });
+    const config = parseConfig(
+      [
+        'backends: { m: { type: memory } }',
+        'users:',
+        `  - { name: alice, passwordHash: "${hash}", backend: m, home: /afile }`,
+        `  - { name: bob, passwordHash: "${hash}", backend: m, home: /bob, mounts: { /more: { backend: m, home: /afile/more } } }`,
+        `  - { name: carol, passwordHash: "${hash}", backend: m, home: /carol }`,
+        '',
+      ].join('\n'),
+      'homes.yaml',
+      {},
+    );
+    const errors: Array<{ fields: unknown; message: string }> = [];
+    const logger = { error: (fields: unknown, message: string) => void errors.push({ fields, message }) };
+    const driver = accountsDriver(config, new Map([['m', memory]]), logger);
+    return { memory, driver, errors, session: {} as Parameters<typeof driver.authenticate>[0] };
+  }
+
+  it('refuses the login (530: null) and logs an error naming the user and the home, instead of serving a file as /', async () => {
+    // The login succeeded: LIST then showed one entry named /, and STOR answered 551 Not a directory, nothing logged.
+    const { driver, errors, session } = await driverOverAFile();
+    expect(await driver.authenticate(session, 'alice', 'pw')).toBeNull();
+    expect(await driver.authenticate(session, 'bob', 'pw')).toBeNull();
+    expect(await driver.authenticate(session, 'carol', 'pw')).not.toBeNull();
+    expect(errors.map((e) => e.message)).toEqual([
+      'login refused: user "alice": home /afile on backend "m" is not a folder',
+      'login refused: user "bob": home /afile/more on backend "m" is not a folder',
+    ]);
+  });
+
+  it('lets the user in at the next login once the file is gone (the home is then made)', async () => {
+    const { memory, driver, session } = await driverOverAFile();
+    expect(await driver.authenticate(session, 'alice', 'pw')).toBeNull();
+    await memory.unlink('/afile');
+    expect(await driver.authenticate(session, 'alice', 'pw')).not.toBeNull();
+    expect((await memory.stat('/afile')).isDirectory()).toBe(true);
+  });
+});
+
+describe('an empty password', () => {
+  it('never logs a configured user in, even one whose hash (made elsewhere) is of the empty password', async () => {
+    // `ftpd hash-password` refuses an empty password; a hash of one made with hashPassword('') let a bare PASS in.
+    const empty = await hashPassword('', { ln: 10, r: 8, p: 1 });
+    const config = parseConfig(`backends: { m: { type: memory } }\nusers: [{ name: alice, passwordHash: "${empty}", backend: m }]\n`, 'empty.yaml', {});
+    const { authenticate } = accountsDriver(config, new Map([['m', new MemoryProvider()]]), quiet);
+    expect(await authenticate({} as Parameters<typeof authenticate>[0], 'alice', '')).toBeNull();
+  });
+});
+
 describe('password checks of unknown users', () => {
   /** Median ms of `n` calls of `f`. */
   async function medianMs(n: number, f: () => unknown): Promise<number> {
@@ -87,7 +145,7 @@ describe('password checks of unknown users', () => {
       'users.yaml',
       {},
     );
-    const { authenticate } = accountsDriver(config, new Map([['m', new MemoryProvider()]]));
+    const { authenticate } = accountsDriver(config, new Map([['m', new MemoryProvider()]]), quiet);
     const session = {} as Parameters<typeof authenticate>[0];
     expect(await authenticate(session, 'alice', 'right')).not.toBeNull();
     expect(await authenticate(session, 'nobody', 'right')).toBeNull();
@@ -112,7 +170,7 @@ describe('users replaced at a reload (SIGHUP)', () => {
         '',
       ].join('\n');
     const config = (bob: { hash: string; rate: number; home: string }) => parseConfig(users(bob), 'users.yaml', {});
-    const driver = accountsDriver(config({ hash: one, rate: 500, home: '/bob' }), new Map([['m', new MemoryProvider()]]));
+    const driver = accountsDriver(config({ hash: one, rate: 500, home: '/bob' }), new Map([['m', new MemoryProvider()]]), quiet);
     const session = {} as Parameters<typeof driver.authenticate>[0];
     const login = async (name: string, password: string) => (await driver.authenticate(session, name, password))!;
     const alice = await login('alice', 'one');
@@ -142,7 +200,7 @@ describe('users replaced at a reload (SIGHUP)', () => {
     const [one, two] = [await hashPassword('one', { ln: 10, r: 8, p: 1 }), await hashPassword('two', { ln: 10, r: 8, p: 1 })];
     const config = (lines: string[]) => parseConfig(['backends: { m: { type: memory } }', 'users:', ...lines, ''].join('\n'), 'users.yaml', {});
     const alice = `  - { name: alice, passwordHash: "${one}", backend: m }`;
-    const driver = accountsDriver(config([alice, `  - { name: bob, passwordHash: "${one}", backend: m }`]), new Map([['m', new MemoryProvider()]]));
+    const driver = accountsDriver(config([alice, `  - { name: bob, passwordHash: "${one}", backend: m }`]), new Map([['m', new MemoryProvider()]]), quiet);
     const session = {} as Parameters<typeof driver.authenticate>[0];
     // The checks start, then bob is removed and alice's password changed (revoked), before they end.
     const bob = driver.authenticate(session, 'bob', 'one');
@@ -152,7 +210,7 @@ describe('users replaced at a reload (SIGHUP)', () => {
     expect(await aliceOld).toBeNull();
     // A check under the old users that the change does not concern gets the account as it is now.
     const carolHash = `  - { name: carol, passwordHash: "${one}", backend: m }`;
-    const again = accountsDriver(config([carolHash]), new Map([['m', new MemoryProvider()]]));
+    const again = accountsDriver(config([carolHash]), new Map([['m', new MemoryProvider()]]), quiet);
     const carol = again.authenticate(session, 'carol', 'one');
     again.replaceUsers(config([`  - { name: carol, passwordHash: "${one}", backend: m, downloadRate: 100 }`]).users);
     expect((await carol)?.rateLimits?.download?.rate).toBe(100);

@@ -29,9 +29,11 @@ export function fieldPath(path: Path): string {
  * separated by `__`, each level in SCREAMING_SNAKE_CASE (camelCase in the file), array items by their index
  * (`FTPD_LISTENERS__0__PORT`). Values are read as YAML scalars (`300` is a number, `true` a boolean); a name ending
  * in `_FILE` reads the value from that file instead (`FTPD_USERS__0__PASSWORD_HASH_FILE=/run/secrets/alice`).
- * Variables without `__` (`FTPD_PORT`…) belong to the zero-config mode and are ignored here.
+ * Variables without `__` (`FTPD_PORT`…) belong to the zero-config mode and are not read here (ftpd refuses them
+ * with a configuration file). Returns the field path each variable set, so that a problem with its value names it.
  */
-export function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, problems: string[]): void {
+export function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, problems: string[]): Override[] {
+  const overrides: Override[] = [];
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith('FTPD_') || !name.includes('__') || raw === undefined) continue;
     let value: unknown;
@@ -49,6 +51,7 @@ export function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, p
       value = parseScalar(raw);
     }
     const keys = levels.map((l) => (/^\d+$/.test(l) ? Number(l) : camel(l)));
+    overrides.push({ variable: name, path: keys });
     let node: Record<string | number, unknown> = doc;
     keys.forEach((key, i) => {
       if (i === keys.length - 1) {
@@ -60,6 +63,13 @@ export function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, p
       node = node[key] as Record<string | number, unknown>;
     });
   }
+  return overrides;
+}
+
+/** A field an environment variable set: `FTPD_SERVER__IDLE_TIMEOUT` set `server.idleTimeout`. */
+export interface Override {
+  variable: string;
+  path: ReadonlyArray<string | number>;
 }
 
 function parseScalar(text: string): unknown {
@@ -97,8 +107,44 @@ function resolveSecrets(node: unknown, base: string, path: (string | number)[], 
   return Object.fromEntries(entries.map(([k, v]) => [k, resolveSecrets(v, base, [...path, k], problems, unread)]));
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  return `${fieldPath(issue.path)}: ${issue.message}`;
+/**
+ * An issue of the schema as problem lines: `users[0].passwordHash (user "bob"): expected…`, or, when an environment
+ * variable brought the value, `FTPD_SERVER__IDLE_TIMOUT: server: Unrecognized key: "idleTimout"`: the file is
+ * not where to look for it. A key the file and a variable both brought unrecognized is one line each.
+ */
+function describeIssue(issue: z.core.$ZodIssue, overrides: readonly Override[], raw: unknown): string[] {
+  const where = `${fieldPath(issue.path)}${userNameOf(issue.path, raw, issue.message)}`;
+  if (issue.code === 'unrecognized_keys') {
+    const fromEnv = issue.keys.map((k) => ({ key: k, by: overrideOf([...issue.path, k], overrides, true) }));
+    const fromFile = fromEnv.filter((k) => k.by === undefined).map((k) => k.key);
+    return [
+      ...fromEnv.filter((k) => k.by !== undefined).map((k) => `${k.by!.variable}: ${where}: ${unrecognized([k.key])}`),
+      ...(fromFile.length > 0 ? [`${where}: ${unrecognized(fromFile)}`] : []),
+    ];
+  }
+  const by = overrideOf(issue.path, overrides, false);
+  return [`${by ? `${by.variable}: ` : ''}${where}: ${issue.message}`];
+}
+
+/** zod's words for keys not in the schema. */
+function unrecognized(keys: readonly string[]): string {
+  return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${keys.map((k) => JSON.stringify(k)).join(', ')}`;
+}
+
+/**
+ * The variable that set the value at `path`, or one inside it; `inside` also counts one that set a field under
+ * `path` (a key it made: `FTPD_SERVER__FOO__BAR` made `server.foo`).
+ */
+function overrideOf(path: Path, overrides: readonly Override[], inside: boolean): Override | undefined {
+  const startsWith = (long: Path, short: Path): boolean => short.length <= long.length && short.every((k, i) => String(k) === String(long[i]));
+  return overrides.findLast((o) => startsWith(path, o.path) || (inside && startsWith(o.path, path)));
+}
+
+/** ` (user "bob")` for a path in the users' list, so that a problem of the 87th user says whose it is. */
+function userNameOf(path: Path, raw: unknown, message: string): string {
+  if (path[0] !== 'users' || typeof path[1] !== 'number') return '';
+  const name = ((raw as { users?: unknown }).users as Array<{ name?: unknown }> | undefined)?.[path[1]]?.name;
+  return typeof name === 'string' && name !== '' && !message.includes(JSON.stringify(name)) ? ` (user ${JSON.stringify(name)})` : '';
 }
 
 /**
@@ -123,7 +169,9 @@ const MAX_ALIAS_COUNT = 10_000;
 
 /** {@link loadConfig} for text already read; `file` names it in errors and anchors relative paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): FtpdConfig {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  // `merge`: YAML 1.1's `<<: *common` merge keys, which the 1.2 core schema leaves out (it read `<<` as a field);
+  // a merge repeats what its alias names, so it counts against MAX_ALIAS_COUNT as any alias does.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
@@ -143,12 +191,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (typeof raw !== 'object' || Array.isArray(raw) || raw === null) throw new ConfigError(file, ['(top level): expected a mapping of sections (listeners, backends, users…)']);
   const problems: string[] = [];
   const base = dirname(resolve(file));
-  applyEnv(raw as Record<string, unknown>, env, problems);
+  const overrides = applyEnv(raw as Record<string, unknown>, env, problems);
   // A secret file that cannot be read is one problem: the schema's complaint about the { fromFile } left in its place would repeat it.
   const unread: string[] = [];
   const resolved = resolveSecrets(raw, base, [], problems, unread);
   const result = config.safeParse(resolved);
-  if (!result.success) problems.push(...result.error.issues.filter((i) => !unread.includes(fieldPath(i.path))).map(describeIssue));
+  if (!result.success) problems.push(...result.error.issues.filter((i) => !unread.includes(fieldPath(i.path))).flatMap((i) => describeIssue(i, overrides, resolved)));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems);
   return anchorPaths(result.data, base);
 }

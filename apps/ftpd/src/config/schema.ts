@@ -11,7 +11,9 @@ import { passiveRangeProblem } from '../workers/passive-slices.js';
  */
 
 /** A secret given inline or read from a file at start (Docker and Kubernetes secrets). */
-export const secret = z.union([z.string().min(1), z.object({ fromFile: z.string().min(1) }).strict()]);
+export const secret = z.union([z.string().min(1), z.object({ fromFile: z.string().min(1) }).strict()], {
+  error: 'expected the secret (not empty), or { fromFile: path }',
+});
 
 /**
  * A file or folder path. One holding a file's content instead (an `_FILE` override or `fromFile` on a path field
@@ -31,13 +33,17 @@ const count = z.number().int().min(0);
 
 /** `30000-30999` or `[30000, 30999]`. */
 const portRange = z
-  .union([
-    z.tuple([port, port]),
-    z
-      .string()
-      .regex(/^\d+-\d+$/, 'expected MIN-MAX, e.g. 30000-30999')
-      .transform((s) => s.split('-').map(Number) as [number, number]),
-  ])
+  .union(
+    [
+      z.tuple([port, port]),
+      z
+        .string()
+        .regex(/^\d+-\d+$/)
+        .transform((s) => s.split('-').map(Number) as [number, number]),
+    ],
+    // A union that fails says only "Invalid input" by itself.
+    { error: 'expected two ports as MIN-MAX (30000-30999) or [MIN, MAX]' },
+  )
   .refine(([a, b]) => a <= b && b <= 65535, 'the first port must not be above the second, and both at most 65535');
 
 /** What PASV may advertise: an IPv4 address, or a DNS name (looked up, and again every minute: dynamic DNS). */
@@ -178,18 +184,29 @@ const backend = z.discriminatedUnion('type', [
     .strict(),
 ]);
 
-const permission = z.enum(['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site']);
+const PERMISSIONS = ['read', 'write', 'append', 'delete', 'rename', 'mkdir', 'rmdir', 'site'] as const;
+const permission = z.enum(PERMISSIONS);
+
+/** What is wrong with a user's `permissions`, said with the words it may hold (a failed union says "Invalid input"). */
+function permissionsError(input: unknown): string {
+  const expected = `expected all, read-only, or a list of: ${PERMISSIONS.join(', ')}`;
+  if (!Array.isArray(input)) return `${expected}; got ${JSON.stringify(input)}`;
+  const unknown = input.filter((p) => !(PERMISSIONS as readonly unknown[]).includes(p));
+  return `${expected}; unknown: ${unknown.map((p) => JSON.stringify(p)).join(', ')}`;
+}
 
 const user = z
   .object({
     name: z.string().min(1).max(256).regex(/^[^\s:]+$/, 'no spaces or colons'),
     /** An scrypt hash made by `ftpd hash-password` (or `{ fromFile: path }`, resolved before validation). */
-    passwordHash: z.string().refine((h) => parseHash(h) !== null, 'expected an scrypt hash as `ftpd hash-password` prints it ($scrypt$ln=…)'),
+    passwordHash: z.string().refine((h) => parseHash(h) !== null, {
+      error: (issue) => `${issue.input === '' ? 'empty: ' : ''}expected an scrypt hash as \`ftpd hash-password\` prints it ($scrypt$ln=…)`,
+    }),
     backend: z.string().min(1),
     /** The sub-tree of the backend the user sees as `/` (a chroot). Default `/`. */
     home: z.string().startsWith('/').default('/'),
     /** What the user may do: a list of permissions, or `all` (the default), or `read-only`. */
-    permissions: z.union([z.literal('all'), z.literal('read-only'), z.array(permission)]).default('all'),
+    permissions: z.union([z.literal('all'), z.literal('read-only'), z.array(permission)], { error: (issue) => permissionsError(issue.input) }).default('all'),
     /** Bytes per second for all of the user's sessions together; 0 is unlimited. */
     downloadRate: count.default(0),
     uploadRate: count.default(0),
@@ -247,7 +264,7 @@ const configShape = z
      * default) runs one process; `auto` one per CPU. Limits and bans hold for all of them together. Backends and
      * settings that live in one process's memory (memory and SQLite backends, user quotas and rates) need 1.
      */
-    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'expected auto or a number from 1 to 256' }).default(1),
     /** Seconds running transfers get to finish at SIGTERM/SIGINT before clients get 421. */
     shutdownGrace: seconds.default(30),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
@@ -289,7 +306,8 @@ export function configProblems(c: z.infer<typeof configShape>): ConfigProblem[] 
     for (const [at, m] of Object.entries(u.mounts)) known(m.backend, ['users', i, 'mounts', at, 'backend']);
     if (seen.has(u.name)) problems.push({ path: ['users', i, 'name'], message: `user "${u.name}" is defined twice` });
     seen.add(u.name);
-    if (c.anonymous && (u.name === 'anonymous' || u.name === 'ftp')) {
+    // The server matches the anonymous names in any case: `Anonymous` could never log in either.
+    if (c.anonymous && ['anonymous', 'ftp'].includes(u.name.toLowerCase())) {
       problems.push({ path: ['users', i, 'name'], message: `"${u.name}" is the anonymous login while anonymous access is on` });
     }
   });
