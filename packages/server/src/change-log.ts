@@ -1,3 +1,4 @@
+import { hasByteEscapes } from '@ftp/protocol';
 import type { Session } from './session.js';
 
 /** What a command (not a transfer) changed in storage. */
@@ -16,9 +17,14 @@ export interface ChangeEvent {
   path: string;
   /** `rename`: the new name; `symlink`: the link's target as given. */
   to?: string;
+  /** `rename`: a file of the new name was there before, and was replaced. */
+  replaced?: true;
   /** `chmod`: the mode set (its permission bits). */
   mode?: number;
-  /** `set-modified`, `set-created`: the time set (ISO 8601; not `time`, which log lines give the moment they were written). */
+  /**
+   * `set-modified`, `set-created`: the time set (ISO 8601; not `time`, which log lines give the moment they were
+   * written), as storage kept it where it says (ext4 clamps years).
+   */
   timeSet?: string;
   /** `combine`: the parts joined into `path` (then deleted, but for the target when it was the first part). */
   parts?: string[];
@@ -26,8 +32,24 @@ export interface ChangeEvent {
 
 /** Reports a change `s` made: its log line (the session's logger names the session and the user) and the event. */
 export function reportChange(s: Session, action: ChangeAction, path: string, details: Omit<ChangeEvent, 'session' | 'user' | 'action' | 'path'> = {}): void {
-  const logged = { action, path, ...details, ...(details.mode !== undefined ? { mode: `0${details.mode.toString(8).padStart(3, '0')}` } : {}) };
+  const logged = {
+    action,
+    path: loggable(path),
+    ...details,
+    ...(details.to !== undefined ? { to: loggable(details.to) } : {}),
+    ...(details.parts !== undefined ? { parts: details.parts.map(loggable) } : {}),
+    ...(details.mode !== undefined ? { mode: `0${details.mode.toString(8).padStart(3, '0')}` } : {}),
+  };
   s.logAt('info')?.info(logged, 'changed');
   const event: ChangeEvent = { session: s.id, user: s.user, action, path, ...details };
   s.ctx.emit('change', event);
+}
+
+/**
+ * A name as a log line can carry it: a byte that is not UTF-8 (a byte escape, see `@ftp/protocol`'s byte-escapes)
+ * as `\xE9`; JSON would turn every one into U+FFFD, and `caf\xE9` and `caf\xE8` would read as one name.
+ */
+export function loggable(name: string): string {
+  if (!hasByteEscapes(name)) return name;
+  return name.replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16).toUpperCase().padStart(2, '0')}`);
 }

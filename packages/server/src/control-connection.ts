@@ -140,6 +140,8 @@ const TRANSFERRING = 8;
 const TELNET_SEEN = 16;
 /** A wait on a held CR is armed (its timer is in `heldCRTimers`): chunks without one skip the map. */
 const CR_TIMER = 32;
+/** Between prepareUpgrade and upgrade: the socket carries (or is about to carry) a TLS handshake, not replies. */
+const UPGRADING = 64;
 
 /**
  * The one owner of the line reader and the reply formatter: bytes in, command lines out; replies in, bytes out.
@@ -155,7 +157,7 @@ export class ControlConnection {
   private reader: LineReader | null = null;
   /** Events read ahead of the session (allocated when the first one must wait). */
   private queue: ControlEvent[] | null = null;
-  /** WAITING, ENDED, PAUSED_FOR_QUEUE, TRANSFERRING, TELNET_SEEN, CR_TIMER. */
+  /** WAITING, ENDED, PAUSED_FOR_QUEUE, TRANSFERRING, TELNET_SEEN, CR_TIMER, UPGRADING. */
   private flags = 0;
   /**
    * Bytes read but not yet fed to the line reader because enough commands are queued: with the socket paused,
@@ -217,6 +219,7 @@ export class ControlConnection {
     this.socket.pause();
     this.stopWaitingOnHeldCR();
     this.reader = null;
+    this.set(UPGRADING, true);
     this.set(TELNET_SEEN, false);
     this.queue = null;
     this.unread = null;
@@ -227,6 +230,7 @@ export class ControlConnection {
     this.tlsRecords = options.tlsRecords && !options.tlsRecords.clearText ? options.tlsRecords : null;
     this.socket = next;
     this.set(PAUSED_FOR_QUEUE, false);
+    this.set(UPGRADING, false);
     this.attach(next);
     next.resume();
     // The client's FIN may have come while no one listened (during CCC's hand-back): no 'end' will follow.
@@ -540,6 +544,14 @@ export class ControlConnection {
   /** Replies are piling up unsent: the client is not reading them. */
   get backlogged(): boolean {
     return this.socket.writableLength > MAX_PENDING_REPLY_BYTES;
+  }
+
+  /**
+   * A TLS handshake is due or under way on the socket (implicit FTPS before it, AUTH TLS after its 234, CCC's
+   * hand-back): a clear-text reply written now would land inside it.
+   */
+  get upgrading(): boolean {
+    return this.is(UPGRADING);
   }
 
   get isOpen(): boolean {

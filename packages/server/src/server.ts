@@ -409,7 +409,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const session of [...this.sessions]) {
-      void session.reply(421, 'Server shutting down.');
+      session.sayShuttingDown();
       session.close();
     }
     this.ctx.portPool.closeAll();

@@ -269,10 +269,25 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
    */
   endIfIdle(): boolean {
     if (this.closed) return true;
-    if (this.serving) return false;
-    void this.reply(421, 'Server shutting down.');
+    // Worth waiting for: a logged-in client's command whose replies it reads. Not a login (PASS waiting for a check
+    // slot would run its check, and log in, only to be cut), nor a client that reads no replies (it would hold the
+    // stop for the whole grace).
+    if (this.serving && this.authenticated && !(this.conn.backlogged && !this.transfer)) return false;
+    this.sayShuttingDown();
     this.close();
     return true;
+  }
+
+  /** @internal 421 before the session is closed for a shutdown, unless a TLS handshake holds the socket. */
+  sayShuttingDown(): void {
+    // Clear text inside a TLS handshake (implicit FTPS before it, AUTH TLS after its 234) is garbage to the client.
+    if (!this.conn.upgrading) void this.reply(421, 'Server shutting down.');
+  }
+
+  /** Whether `verb` is an ABOR or STAT reaching the running transfer or stoppable work (a HASH) of this session. */
+  private stopsRunningWork(verb: string): boolean {
+    if (verb === 'ABOR') return this.transfer !== null || stoppable.has(this);
+    return verb === 'STAT' && this.transfer !== null;
   }
 
   /** @internal ControlOwner: a command arrived (or the client left) while the session waited. */
@@ -316,7 +331,13 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   async secureControl(context: SecureContext): Promise<void> {
     const raw = this.conn.socket;
     const carrier = this.settings.allowCcc ? new SocketPipe(raw) : raw;
-    const secure = await this.ctx.tls.handshake(raw, context, this.settings.tlsHandshakeTimeout * 1000, 'control', carrier);
+    const watch = this.closeWatch();
+    let secure: TLSSocket;
+    try {
+      secure = await this.ctx.tls.handshake(raw, context, this.settings.tlsHandshakeTimeout * 1000, 'control', carrier, watch.signal);
+    } finally {
+      watch.done();
+    }
     this.controlPipe = carrier instanceof SocketPipe ? carrier : null;
 
     this.conn.upgrade(secure);
@@ -499,8 +520,8 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     if (verb === '') return;
     // The server is stopping: a running transfer may finish (ABOR and STAT still reach it), a new command may not
     // start one, nor log in (RFC 959: 421 may answer any command when the service must shut down).
-    if (this.ctx.stopping() && verb !== 'QUIT' && !(this.transfer && (verb === 'ABOR' || verb === 'STAT'))) {
-      this.log.info({ cmd: verb }, 'command refused: the server is stopping');
+    if (this.ctx.stopping() && verb !== 'QUIT' && !this.stopsRunningWork(verb)) {
+      this.logAt('debug')?.debug({ cmd: verb }, 'command refused: the server is stopping');
       await this.reply(421, 'Server shutting down.');
       this.close();
       return;

@@ -127,10 +127,10 @@ export class TlsContexts {
    * `socket` closes, the context is not reused: a handshake still running when its session ends (a client holding
    * back its last data connection's messages) would otherwise be answered with tickets under the next session's keys.
    */
-  handshake(socket: Socket, context: SecureContext, timeoutMs: number, role: 'control' | 'data' | 'upload', carrier: Duplex = socket): Promise<TLSSocket> {
+  handshake(socket: Socket, context: SecureContext, timeoutMs: number, role: 'control' | 'data' | 'upload', carrier: Duplex = socket, signal?: AbortSignal): Promise<TLSSocket> {
     this.#use(context, socket);
     if (role === 'control') {
-      const secured = startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.control);
+      const secured = startTls(carrier, context, timeoutMs, this.#sessionIdsOf(context)?.control, signal);
       secured.then((tls) => this.#controlVersion.set(context, tls.getProtocol() ?? ''), () => undefined);
       return secured;
     }
@@ -248,8 +248,9 @@ function stricter(floor: SecureVersion, asked: SecureVersion | undefined): Secur
  * The server is the TLS server on every connection, data connections included (RFC 4217 §4). `sessionIds`, when
  * given, stores and resumes TLS 1.2 sessions by ID (one side of a {@link TlsSessionIds}).
  */
-export function startTls(socket: Socket | Duplex, context: SecureContext, timeoutMs: number, sessionIds?: EventEmitter): Promise<TLSSocket> {
+export function startTls(socket: Socket | Duplex, context: SecureContext, timeoutMs: number, sessionIds?: EventEmitter, signal?: AbortSignal): Promise<TLSSocket> {
   if (socket.destroyed) return Promise.reject(new FtpError(421, 'Connection closed before the TLS handshake.'));
+  if (signal?.aborted) return Promise.reject(new FtpError(421, 'Session closed before the TLS handshake.'));
   return new Promise((resolve, reject) => {
     // Node looks for stored sessions on the socket's `server` (its newSession/resumeSession events), which needs
     // nothing else of a server from a socket it did not accept itself.
@@ -261,11 +262,16 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', aborted);
       tlsSocket.destroy();
       socket.destroy();
       reject(FtpError.isInstance(err) ? err : new FtpError(421, `TLS handshake failed: ${handshakeFailure(err)}.`));
     };
     const closed = (): void => fail(new FtpError(421, 'Connection closed during the TLS handshake.'));
+    // The session ended meanwhile (a shutdown, say): a handshake under way owns the socket, whose own end or
+    // destroy leaves the connection open until the handshake times out.
+    const aborted = (): void => fail(new FtpError(421, 'Session closed during the TLS handshake.'));
+    signal?.addEventListener('abort', aborted, { once: true });
     tlsSocket.once('error', fail);
     tlsSocket.once('close', closed);
     // A half-open socket (the server's sockets are) ends without closing: a FIN before the handshake is the end.
@@ -277,6 +283,7 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', aborted);
       tlsSocket.removeListener('error', fail);
       tlsSocket.removeListener('end', closed);
       socket.removeListener('close', closed);

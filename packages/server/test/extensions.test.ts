@@ -295,6 +295,17 @@ describe('HASH that nobody waits for stops', () => {
     if (pasv) expect((await c.cmd('LIST')).code).toBe(425);
   });
 
+  it('at ABOR while the server stops: 426 for the HASH, then 226, as without the stop', async () => {
+    const { fs } = await slowFile(600);
+    const { srv, port } = await server(fs);
+    const c = await hashing(port);
+    const closing = srv.close(5000);
+    c.socket.write('ABOR\r\n');
+    expect((await c.next()).code).toBe(426);
+    expect((await c.next()).code).toBe(226);
+    await closing;
+  });
+
   it('when the server closes', async () => {
     const { fs, reads } = await slowFile(600);
     const { srv, port } = await server(fs);

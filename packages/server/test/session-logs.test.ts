@@ -1,5 +1,5 @@
 import { afterEach, expect, it } from 'vitest';
-import { MemoryProvider, quota, type FsProvider } from '@ftp/vfs';
+import { MemoryProvider, quota, vfsError, type FsProvider } from '@ftp/vfs';
 import { FtpServer, type ChangeEvent } from '../src/index.js';
 import { PASSWORD, RawClient, serverLogging as loggingServer, USER, writeAndClose } from './helpers.js';
 
@@ -144,4 +144,47 @@ it('the `change` event carries the session and the user', async () => {
   await c.login();
   expect((await c.cmd('MKD d')).code).toBe(257);
   expect(events).toEqual([{ session: expect.any(Number), user: USER, action: 'make-folder', path: '/d' }]);
+});
+
+it('a rename over a file says it replaced one; a COMB whose part cannot be deleted still reports the target it wrote', async () => {
+  class StuckPart extends MemoryProvider {
+    override async unlink(path: string): Promise<void> {
+      if (path === '/p2') throw vfsError('EACCES', 'permission denied', path);
+      return super.unlink(path);
+    }
+  }
+  const fs = new StuckPart();
+  for (const name of ['a', 'b', 'p1', 'p2']) await fs.writeFile(`/${name}`, name);
+  const { port, lines } = await serverLogging('info', fs);
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  expect((await c.cmd('RNFR a')).code).toBe(350);
+  expect((await c.cmd('RNTO b')).code).toBe(250);
+  expect((await c.cmd('COMB t p1 p2')).code).toBe(550);
+  await c.cmd('QUIT');
+  await new Promise((r) => setTimeout(r, 50));
+  const changes = lines.filter((l) => l.msg === 'changed').map(({ action, path, to, replaced, parts }) => ({ action, path, to, replaced, parts }));
+  expect(changes).toEqual([
+    { action: 'rename', path: '/a', to: '/b', replaced: true, parts: undefined },
+    { action: 'combine', path: '/t', to: undefined, replaced: undefined, parts: ['/p1', '/p2'] },
+  ]);
+});
+
+it('a name that is not UTF-8 is logged with its bytes written out, not as U+FFFD', async () => {
+  const fs = new MemoryProvider();
+  // Names as a client with an 8-bit charset sends them (byte escapes: see @ftp/protocol's byte-escapes).
+  await fs.writeFile('/caf\udce9', 'x');
+  await fs.writeFile('/caf\udce8', 'y');
+  const { port, lines } = await serverLogging('info', fs);
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  for (const byte of [0xe9, 0xe8]) {
+    c.send(Buffer.concat([Buffer.from('DELE caf'), Buffer.from([byte]), Buffer.from('\r\n')]));
+    expect((await c.next()).code).toBe(250);
+  }
+  await c.cmd('QUIT');
+  await new Promise((r) => setTimeout(r, 50));
+  expect(lines.filter((l) => l.msg === 'changed').map((l) => l.path)).toEqual(['/caf\\xE9', '/caf\\xE8']);
 });

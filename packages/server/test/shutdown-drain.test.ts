@@ -1,6 +1,10 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { MemoryProvider } from '@ftp/vfs';
 import { afterEach, expect, it } from 'vitest';
-import { pattern, RawClient, readAll, startServer } from './helpers.js';
+import { FtpServer } from '../src/index.js';
+import { pattern, PASSWORD, RawClient, readAll, startServer, USER } from './helpers.js';
+import { makeCertificate } from './tls-fixture.js';
 
 // FtpServer.close(grace): what runs may finish within the grace; nothing new starts, and sessions with nothing
 // running end at once (they held the process for the whole grace, and could start new transfers in it).
@@ -47,4 +51,83 @@ it('a shutdown ends waiting sessions at once, lets a running download finish, an
   // Nothing left running: the server is closed long before its grace of 15 s.
   await closing;
   expect(performance.now() - started).toBeLessThan(8000);
+});
+
+it('a client that reads no replies does not hold the stop for its grace', { timeout: 20000 }, async () => {
+  const ctx = await startServer();
+  cleanups.push(() => ctx.close());
+  const c = await RawClient.binarySession(ctx.port, cleanups);
+  // Replies it never reads pile up in the server's socket until the session waits on one.
+  c.socket.pause();
+  // One write each: the server stops reading while they wait (a chunk of thousands would be refused as a flood).
+  // 30,000 replies of HELP: more than loopback's socket buffers hold (~8,000), so the session waits on one.
+  for (let i = 0; i < 30_000; i++) c.send('HELP');
+  await new Promise((r) => setTimeout(r, 1500));
+  const started = performance.now();
+  await ctx.server.close(15_000);
+  // Not the grace: the session ends at once; its socket, full of replies, is destroyed 2 s after its end.
+  expect(performance.now() - started).toBeLessThan(6000);
+});
+
+it('logins waiting for their check when the stop begins are not checked, and do not hold it', { timeout: 20000 }, async () => {
+  const fs = new MemoryProvider();
+  let checks = 0;
+  const server = new FtpServer({
+    settings: { failedLoginDelay: 0, maxConcurrentLogins: 1 },
+    driver: {
+      authenticate: async (_s, user, pass) => {
+        checks++;
+        await new Promise((r) => setTimeout(r, 1000));
+        return user === USER && pass === PASSWORD ? { fs } : null;
+      },
+    },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  cleanups.push(() => server.close());
+  const clients = await Promise.all([0, 1, 2, 3].map(() => RawClient.connect(port)));
+  for (const c of clients) {
+    cleanups.push(() => c.close());
+    expect((await c.next()).code).toBe(220);
+    expect((await c.cmd(`USER ${USER}`)).code).toBe(331);
+    c.send(`PASS ${PASSWORD}`);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  expect(checks).toBe(1);
+  const started = performance.now();
+  await server.close(15_000);
+  expect(performance.now() - started).toBeLessThan(1500);
+  // The one check running was not waited for, and none of the three waiting ran.
+  await new Promise((r) => setTimeout(r, 1200));
+  expect(checks).toBe(1);
+  for (const c of clients) {
+    expect((await c.next(2000)).code).toBe(421);
+    expect(await c.waitClosed(2000)).toBe(true);
+  }
+});
+
+it('a stop says nothing in clear text to an implicit FTPS connection before its handshake, or inside an AUTH TLS one', { timeout: 20000 }, async () => {
+  const fs = new MemoryProvider();
+  const server = new FtpServer({
+    settings: { failedLoginDelay: 0 },
+    driver: { authenticate: () => ({ fs }), tlsOptions: () => makeCertificate() },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const { port: implicitPort } = await server.listenImplicitTls(0, '127.0.0.1');
+  cleanups.push(() => server.close());
+  const implicit = connect({ port: implicitPort, host: '127.0.0.1' });
+  implicit.on('error', () => {});
+  await once(implicit, 'connect');
+  const explicit = await RawClient.connect(port);
+  cleanups.push(() => explicit.close());
+  expect((await explicit.next()).code).toBe(220);
+  expect((await explicit.cmd('AUTH TLS')).code).toBe(234);
+  // From here the server waits for a ClientHello on both: any byte it sends is read as TLS by the client.
+  const received: Buffer[] = [];
+  implicit.on('data', (d: Buffer) => received.push(d));
+  explicit.socket.removeAllListeners('data');
+  explicit.socket.on('data', (d: Buffer) => received.push(d));
+  await new Promise((r) => setTimeout(r, 100));
+  await server.close(2000);
+  await Promise.all([once(implicit, 'close'), explicit.waitClosed(3000)]);
+  expect(Buffer.concat(received).toString('latin1')).toBe('');
 });

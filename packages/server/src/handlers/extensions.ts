@@ -180,8 +180,10 @@ export async function comb(s: Session, arg: string): Promise<void> {
       throw err;
     }
   }
-  for (const part of parts) if (part !== target) await fs.unlink(part);
+  // Reported once the target is written, before the parts go: a part that cannot be deleted fails the command
+  // (550), but the target has changed all the same.
   reportChange(s, 'combine', target, { parts: [...parts] });
+  for (const part of parts) if (part !== target) await fs.unlink(part);
   return s.reply(250, `Combined ${parts.length} files into ${target}.`);
 }
 
@@ -266,11 +268,12 @@ export async function setModificationTime(s: Session, name: string, time: Date):
   const path = s.resolve(name);
   await fs.stat(path);
   await fs.setTimes(path, time);
-  reportChange(s, 'set-modified', path, { timeSet: time.toISOString() });
-  return fs.stat(path).then(
+  const kept = await fs.stat(path).then(
     (st) => new Date(st.mtimeMs),
     () => time,
   );
+  reportChange(s, 'set-modified', path, { timeSet: kept.toISOString() });
+  return kept;
 }
 
 /** MDTM: with a time before the path, some clients (old WS_FTP, lftp's fallback) set the time instead. */

@@ -3,6 +3,7 @@ import { FtpError } from '../errors.js';
 import { reportChange } from '../change-log.js';
 import { requirePermission, type Session } from '../session.js';
 import { mdtmSet } from './extensions.js';
+import { exists } from './transfer.js';
 
 /** DELE: removes a file (a directory needs RMD). */
 export async function dele(s: Session, arg: string): Promise<void> {
@@ -37,8 +38,10 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   if (to === '/' || to.startsWith(from + '/')) throw new FtpError(553, 'Cannot move a directory into itself.');
   // A trailing slash names a folder (as rename(2) has it): a file is not renamed to `name/` as if it were `name`.
   if (arg.endsWith('/') && !(await lstatOf(s, from)).isDirectory()) throw new FtpError(553, `${arg}: Not a directory.`);
+  // For the audit: a rename over a file replaces it (asked before, so a little racy; told, not enforced).
+  const replaced = await exists(s, to);
   await s.vfs.rename(from, to);
-  reportChange(s, 'rename', from, { to });
+  reportChange(s, 'rename', from, { to, ...(replaced ? { replaced } : {}) });
   return s.reply(250, 'Rename successful.');
 }
 

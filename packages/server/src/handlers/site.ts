@@ -36,7 +36,7 @@ async function symlink(s: Session, arg: string): Promise<void> {
   // Served only where storage has links (see SITE_COMMANDS).
   const linkPath = s.resolveNew(link);
   await s.vfs.symlink!(s.forStorage(target), linkPath);
-  reportChange(s, 'symlink', linkPath, { to: target });
+  reportChange(s, 'symlink', linkPath, { to: s.forStorage(target) });
   return s.reply(200, 'SITE SYMLINK command successful.');
 }
 
