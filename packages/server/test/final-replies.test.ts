@@ -4,7 +4,10 @@
  * up; the disk fills during it) keep their text and whether they are worth retrying, in that set.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryProvider, vfsError, type UploadStream, type WriteStreamOptions } from '@ftp/vfs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalProvider, MemoryProvider, quota, vfsError, type UploadStream, type WriteStreamOptions } from '@ftp/vfs';
 import { afterPreliminary } from '../src/errors.js';
 import { RawClient, startServer, writeAndClose } from './helpers.js';
 
@@ -96,5 +99,48 @@ describe('a transfer refused after its 150', () => {
     expect((await c.cmd('NOOP')).code).toBe(200);
     // Cut at the failure, the connection closed before the reply came; now it is held (unread) ~500 ms after it.
     expect((await closed) - repliedAt).toBeGreaterThan(250);
+  });
+
+  /** The local disk (its uploads read into the shared transfer buffers) full after 1 MiB of an upload. */
+  class FullDisk extends LocalProvider {
+    override async createWriteStream(path: string, options?: WriteStreamOptions): Promise<UploadStream> {
+      const upload = await super.createWriteStream(path, options);
+      let written = 0;
+      const full = (bytes: number, go: () => void, cb: (err?: Error | null) => void): void => {
+        written += bytes;
+        if (written > 1024 * 1024) cb(vfsError('ENOSPC', 'no space left on device', path));
+        else go();
+      };
+      const write = upload._write.bind(upload);
+      const writev = upload._writev?.bind(upload);
+      upload._write = (chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void) => full(chunk.length, () => write(chunk, enc, cb), cb);
+      if (writev) upload._writev = (chunks: { chunk: Buffer; encoding: BufferEncoding }[], cb: (err?: Error | null) => void) => full(chunks.reduce((n, c) => n + c.chunk.length, 0), () => writev(chunks, cb), cb);
+      return upload;
+    }
+  }
+
+  // A full memory store and a quota are fed chunks; the local disk reads into the shared transfer buffers (pooled
+  // reads, which the refusal's reading-on must take back from the pool's buffers).
+  it.each([
+    ['a full store', () => new MemoryProvider({ capacity: 10 })],
+    ['a quota', () => quota(new MemoryProvider(), { bytes: 1000 })],
+    ['a full local disk', () => new FullDisk(mkdtempSync(join(tmpdir(), 'ftp-full-')))],
+  ])('an upload refused midway (%s) is read to its end and dropped: its client finishes sending, then reads the 552 (curl, ftplib)', async (_name, make) => {
+    const ctx = await startServer({ fs: make(), settings: { kernelReceive: false } });
+    cleanups.push(() => ctx.close());
+    // TYPE I: in TYPE A the bytes go through a decoder, never into the shared buffers.
+    const c = await RawClient.binarySession(ctx.port, cleanups);
+    const data = await c.passive();
+    let failed: Error | null = null;
+    data.on('error', (err) => (failed = err));
+    const closed = new Promise<void>((resolve) => data.once('close', () => resolve()));
+    expect((await c.cmd('STOR f.bin')).code).toBe(150);
+    // As curl and ftplib send: everything, then the end, and only then a look at the control connection.
+    await new Promise<void>((resolve) => data.end(Buffer.alloc(8 * 1024 * 1024, 1), () => resolve()));
+    await closed;
+    // Cut while sending, the client got a reset (curl: "Send failure: Connection reset by peer").
+    expect(failed).toBeNull();
+    expect((await c.next(5000)).code).toBe(552);
+    expect((await c.cmd('NOOP')).code).toBe(200);
   });
 });

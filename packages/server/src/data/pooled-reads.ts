@@ -66,3 +66,29 @@ export function readIntoBuffers(socket: Socket, first: Buffer, next: () => Buffe
   for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) earlier.push(chunk);
   return earlier;
 }
+
+/** Where a socket's reads go once nothing wants them (see {@link discardReads}): never handed to anyone. */
+let scratch: Buffer | null = null;
+
+/**
+ * Points the reads of a socket taken over by {@link readIntoBuffers} at a scratch buffer of this module's own, each
+ * read reported to `onRead` and dropped: for a data connection whose bytes nobody wants any more, read on so that
+ * its client can finish sending (a buffer of the pool must not be read into once it went back). Returns false for
+ * a socket not taken over (its 'data' events then carry the reads).
+ */
+export function discardReads(socket: Socket, onRead: (length: number) => void): boolean {
+  const f = onreadFields();
+  const own = socket as unknown as Record<symbol, unknown>;
+  const handle = (socket as unknown as { _handle: HandleWithUserBuffer | null })._handle;
+  if (f === null || own[f.buffer] === null || own[f.buffer] === undefined || typeof handle?.useUserBuffer !== 'function') return false;
+  scratch ??= Buffer.allocUnsafe(64 * 1024);
+  const into = scratch;
+  own[f.buffer] = into;
+  own[f.generator] = () => into;
+  own[f.callback] = (length: number): boolean => {
+    onRead(length);
+    return true;
+  };
+  handle.useUserBuffer(into);
+  return true;
+}

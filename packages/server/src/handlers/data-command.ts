@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { connectActive } from '../data/active.js';
 import { earlyHandshake } from '../data/early-tls.js';
+import { discardReads } from '../data/pooled-reads.js';
 import { SocketPipe } from '../socket-pipe.js';
 import { resetConnection, Transfer, TransferError, unackedOf } from '../data/transfer.js';
 import { afterPreliminary, FtpError, isRefusal, toReply } from '../errors.js';
@@ -64,6 +65,8 @@ export async function runDataCommand(
   const timeoutMs = s.settings.dataConnectTimeout * 1000;
   let outcome: TransferEvent['outcome'] = 'ok';
   let error: string | undefined;
+  /** An upload the storage refused midway (a quota, a full disk): its client is still sending (see drainThenCut). */
+  let drain = false;
   /** The final reply, `settle` run first (once: a 226 that fails to go out is followed by the failure's reply). */
   const finalReply = async (code: number, text: string): Promise<void> => {
     await settled(settle);
@@ -110,11 +113,14 @@ export async function runDataCommand(
       // anything else (the storage failing, a full disk, a bug) is worth a warning with its stack.
       // A transfer stopped from outside for 'local' is one whose storage stopped taking data: worth a warning too.
       if (!isRefusal(cause) || t.reason === 'local') s.log.warn({ err: cause, path }, 'transfer failed');
+      // Plain TCP read by this process only: under TLS the records must be read by the TLS layer, and bytes the
+      // addon's threads receive are not this thread's to discard.
+      drain = direction === 'upload' && t.socket !== null && s.prot !== 'P' && !t.receivedByKernel;
       await finalReply(reply.code, reply.text);
     }
   } finally {
     if (setup.kind === 'passive') setup.listener.dispose(true);
-    release(s, t.socket, outcome === 'ok', t.sentByKernel ? s.settings.dataStallTimeout * 1000 : null);
+    release(s, t.socket, outcome === 'ok', t.sentByKernel ? s.settings.dataStallTimeout * 1000 : null, drain);
     s.transfer = null;
     s.conn.setTransferring(false);
     t.dispose();
@@ -196,17 +202,26 @@ const DATA_LINGER_MS = 5000;
 const FAILED_LINGER_MS = 500;
 
 /**
+ * How long, and how many bytes, an upload refused midway is read on and dropped after the refusal (see
+ * {@link drainThenCut}).
+ */
+const REFUSED_DRAIN_MS = 2000;
+const REFUSED_DRAIN_BYTES = 64 * 1024 * 1024;
+
+/**
  * Frees a data connection: after a failure, unread, a moment after the reply; after a success, once the client
  * closes its side, or after a short linger, so that a client which never closes cannot pile up sockets. `lent`: the
  * download was sent from the file's own pages (sendfile), with the data stall timeout (ms) that bounds the linger
- * (see {@link lingerEnded}); null otherwise.
+ * (see {@link lingerEnded}); null otherwise. `drain`: an upload refused midway, read on a while (see
+ * {@link drainThenCut}).
  */
-function release(s: Session, socket: Socket | null, ok: boolean, lent: number | null = null): void {
+function release(s: Session, socket: Socket | null, ok: boolean, lent: number | null = null, drain = false): void {
   if (!socket || socket.destroyed) return;
   // Until it closes, the server's to end when it closes itself.
   const lingering = s.ctx.lingering;
   lingering.add(socket);
   socket.once('close', () => lingering.delete(socket));
+  if (!ok && drain) return drainThenCut(socket);
   if (!ok) {
     socket.pause();
     const timer = setTimeout(() => socket.destroy(), FAILED_LINGER_MS);
@@ -218,6 +233,32 @@ function release(s: Session, socket: Socket | null, ok: boolean, lent: number | 
   if (!socket.writableEnded) socket.end();
   socket.resume();
   lingerOn(socket, lent, performance.now(), Infinity);
+}
+
+/**
+ * An upload refused midway (552 over a quota, 452 on a full disk): what its client still sends is read and dropped
+ * for up to {@link REFUSED_DRAIN_MS} and {@link REFUSED_DRAIN_BYTES}, and a client that finishes meanwhile gets a
+ * plain end. Clients that read the control connection only once their upload is sent (curl, Python's ftplib) then
+ * read the refusal; cut while sending, the reset made them report "connection reset" and never the 552 (ftplib
+ * took it, unread, for the reply to its next command). A client still sending past the bounds is cut as before.
+ */
+function drainThenCut(socket: Socket): void {
+  let dropped = 0;
+  const count = (length: number): void => {
+    dropped += length;
+    if (dropped > REFUSED_DRAIN_BYTES) socket.destroy();
+  };
+  if (!discardReads(socket, count)) socket.on('data', (chunk: Buffer) => count(chunk.length));
+  const timer = setTimeout(() => socket.destroy(), REFUSED_DRAIN_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => {
+    clearTimeout(timer);
+    socket.end();
+    // Its FIN answered: closed once the client closes too, or a moment later whatever it does.
+    setTimeout(() => socket.destroy(), FAILED_LINGER_MS).unref();
+  });
+  socket.resume();
 }
 
 function lingerOn(socket: Socket, lent: number | null, since: number, last: number): void {
