@@ -361,12 +361,14 @@ async function main(): Promise<number> {
       const why = request.from === 'FTPD_CONFIG' ? 'with FTPD_CONFIG set, ftpd takes no option' : '--config FILE takes no other option';
       return usageError(`${why}: the file says everything (got ${request.others.join(' ')})`);
     }
-    // Refused as the options they stand for: ignored, FTPD_PORT=2222 left the file's port serving without a word.
+    // Said, not refused (silently ignored, FTPD_PORT=2222 left the file's port serving without a word): Kubernetes
+    // and Docker links put FTPD_PORT=tcp://10.0.0.5:21 into every container beside a service named ftpd, and a
+    // refusal stopped such a pod from ever starting.
     const variables = optionVariablesIn(process.env);
     if (variables.length > 0) {
       const why = request.from === 'FTPD_CONFIG' ? 'with FTPD_CONFIG set' : 'with --config FILE';
-      return usageError(
-        `${variables.join(', ')}: ${variables.length === 1 ? 'an option variable' : 'option variables'} of the zero-config mode, refused ${why}: the file says everything (its fields are overridden as FTPD_<SECTION>__<FIELD>, e.g. FTPD_LISTENERS__0__PORT)`,
+      process.stderr.write(
+        `ftpd: warning: ${variables.join(', ')} ignored ${why}: ${variables.length === 1 ? 'an option variable' : 'option variables'} of the zero-config mode; the file says everything (its fields are overridden as FTPD_<SECTION>__<FIELD>, e.g. FTPD_LISTENERS__0__PORT)\n`,
       );
     }
     if (!prepareToServe()) return 2;

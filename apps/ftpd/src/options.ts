@@ -204,14 +204,15 @@ const SWITCH_WORDS: ReadonlyMap<string, boolean> = new Map([
 ]);
 
 /**
- * A switch given on the command line, or by its variable as 1, true, yes or on (off: 0, false, no, off; any case).
- * Another value is refused: `FTPD_MODE_Z=maybe` was silently off.
+ * A switch given on the command line, or by its variable as 1, true, yes or on (off: 0, false, no, off; any case;
+ * empty is unset, as compose files write `FTPD_MODE_Z=${FTPD_MODE_Z:-}`). Another value is refused:
+ * `FTPD_MODE_Z=maybe` was silently off.
  */
 function switchedOn(values: ParsedValues, env: NodeJS.ProcessEnv, name: 'async-metadata' | 'mode-z'): boolean {
   if (values[name] === true) return true;
   const variable = OPTION_VARIABLES[name];
   const text = env[variable];
-  if (text === undefined) return false;
+  if (text === undefined || text.trim() === '') return false;
   const on = SWITCH_WORDS.get(text.trim().toLowerCase());
   if (on === undefined) throw new UsageError(`${variable}: expected 1, true, yes or on (or 0, false, no, off), got ${JSON.stringify(text)}`);
   return on;

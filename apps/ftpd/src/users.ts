@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { RateLimiter, type FtpDriver, type LoginResult, type Permissions } from '@ftp/server';
+import { AccountUnavailableError, RateLimiter, type FtpDriver, type LoginResult, type Permissions } from '@ftp/server';
 import { errorCodeOf, mounts, quota, readOnly, scoped, type FsProvider } from '@ftp/vfs';
 import type { FtpdConfig, UserConfig } from './config/schema.js';
 import { decoyCostOf, parseHash, verifyPassword, type ScryptCost } from './passwords.js';
@@ -211,9 +211,10 @@ export function accountsDriver(
       const notFolders = await account.ensureHomes();
       if (notFolders.length > 0) {
         // Served, the user would see a file as / (LIST showing one entry named /, STOR 551): the operator's mistake,
-        // said where the operator looks. The client is told no more than for a wrong password.
+        // said where the operator looks. The client, whose password was right, is told so and counts no failed login:
+        // counted as one, a client retrying banned its address (and everyone behind it) until the ban ran out.
         logger.error({ user, homes: notFolders }, `login refused: user "${user}": ${describeHomes(notFolders)} is not a folder`);
-        return null;
+        throw new AccountUnavailableError('Your home folder is not available; the administrator has been told.');
       }
       return account.login;
     },

@@ -60,31 +60,17 @@ describe("the schema's words", () => {
 });
 
 describe('YAML merge keys', () => {
-  it('are merged (they were refused as `Unrecognized key: "<<"`), a key given beside one winning', () => {
+  // Each `<<: *anchor` copies its anchor whole, which YAML's alias count does not see: 9,000 merges of a 2,000-key
+  // anchor (110 KB) took 25 s and 2 GB to load, and froze a running server at its reload.
+  it('are not taken: a merge is refused as the unknown key it is', () => {
     const yaml = [
-      'backends: { m: { type: memory }, n: { type: memory } }',
+      'backends: { m: { type: memory } }',
       'users:',
-      `  - &common { name: alice, passwordHash: "${HASH}", backend: m, permissions: [read], downloadRate: 100 }`,
+      `  - &common { name: alice, passwordHash: "${HASH}", backend: m }`,
       '  - { <<: *common, name: bob }',
-      '  - <<: *common',
-      '    name: carol',
-      '    backend: n',
       '',
     ].join('\n');
-    const users = parseConfig(yaml, 'merge.yaml', {}).users;
-    expect(users.map((u) => [u.name, u.backend, u.permissions, u.downloadRate])).toEqual([
-      ['alice', 'm', ['read'], 100],
-      ['bob', 'm', ['read'], 100],
-      ['carol', 'n', ['read'], 100],
-    ]);
-  });
-
-  it('count against the alias limit: a bomb made of merges is refused in one line', () => {
-    const levels = ['a: &a { x0: 1, x1: 1, x2: 1, x3: 1 }'];
-    for (let i = 1; i < 12; i++) {
-      const [before, name] = [String.fromCharCode(96 + i), String.fromCharCode(97 + i)];
-      levels.push(`${name}: &${name} [${Array(10).fill(`{ <<: *${before} }`).join(', ')}]`);
-    }
-    expect(problems(`${levels.join('\n')}\n`)).toEqual([expect.stringMatching(/^cannot expand the file's YAML aliases: Excessive alias count/)]);
+    expect(problems(yaml)).toContain('users[1] (user "bob"): Unrecognized key: "<<"');
   });
 });
+

@@ -169,8 +169,8 @@ export interface ConfiguredFtpdProcess {
 }
 
 /** Starts the built CLI with a configuration file and waits until every listener is announced. */
-export async function startFtpdConfig(file: string, listeners: number, env: NodeJS.ProcessEnv = {}): Promise<ConfiguredFtpdProcess> {
-  const proc = spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export async function startFtpdConfig(file: string, listeners: number, env: NodeJS.ProcessEnv = {}, args: string[] = ['--config', file]): Promise<ConfiguredFtpdProcess> {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   let out = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));

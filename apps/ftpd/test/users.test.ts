@@ -94,11 +94,13 @@ describe('a home that is a file (or lies under one)', () => {
     return { memory, driver, errors, session: {} as Parameters<typeof driver.authenticate>[0] };
   }
 
-  it('refuses the login (530: null) and logs an error naming the user and the home, instead of serving a file as /', async () => {
+  it('refuses the login (530, counting no failed login) and logs an error naming the user and the home, instead of serving a file as /', async () => {
     // The login succeeded: LIST then showed one entry named /, and STOR answered 551 Not a directory, nothing logged.
     const { driver, errors, session } = await driverOverAFile();
-    expect(await driver.authenticate(session, 'alice', 'pw')).toBeNull();
-    expect(await driver.authenticate(session, 'bob', 'pw')).toBeNull();
+    await expect(driver.authenticate(session, 'alice', 'pw')).rejects.toMatchObject({ name: 'AccountUnavailableError' });
+    await expect(driver.authenticate(session, 'bob', 'pw')).rejects.toMatchObject({ name: 'AccountUnavailableError' });
+    // A wrong password is still a wrong password (checked first).
+    expect(await driver.authenticate(session, 'alice', 'wrong')).toBeNull();
     expect(await driver.authenticate(session, 'carol', 'pw')).not.toBeNull();
     expect(errors.map((e) => e.message)).toEqual([
       'login refused: user "alice": home /afile on backend "m" is not a folder',
@@ -108,7 +110,7 @@ describe('a home that is a file (or lies under one)', () => {
 
   it('lets the user in at the next login once the file is gone (the home is then made)', async () => {
     const { memory, driver, session } = await driverOverAFile();
-    expect(await driver.authenticate(session, 'alice', 'pw')).toBeNull();
+    await expect(driver.authenticate(session, 'alice', 'pw')).rejects.toMatchObject({ name: 'AccountUnavailableError' });
     await memory.unlink('/afile');
     expect(await driver.authenticate(session, 'alice', 'pw')).not.toBeNull();
     expect((await memory.stat('/afile')).isDirectory()).toBe(true);

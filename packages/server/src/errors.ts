@@ -20,6 +20,26 @@ export class FtpError extends Error {
   }
 }
 
+const kAccountUnavailable = Symbol.for('@ftp/server.AccountUnavailableError');
+
+/**
+ * For a driver's `authenticate` to throw for an account whose password it found right but which cannot be served
+ * now (its home is a file, its storage is being moved): the client gets 530 with this message, and it counts as no
+ * failed login, so a client retrying with the right password is not banned (nor is everyone behind its address).
+ * Throw it only after the password was checked: before, it would tell a guesser which names exist, uncounted.
+ */
+export class AccountUnavailableError extends Error {
+  readonly [kAccountUnavailable] = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'AccountUnavailableError';
+  }
+
+  static isInstance(e: unknown): e is AccountUnavailableError {
+    return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[kAccountUnavailable] === true;
+  }
+}
+
 /** The reply a filesystem error code becomes. The one table that maps storage failures to FTP (RFC 959 §4.2). */
 const VFS_REPLIES: Record<VfsErrorCode, readonly [number, string]> = {
   ENOENT: [550, 'No such file or directory.'],

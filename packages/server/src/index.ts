@@ -6,7 +6,7 @@ export type { AnonymousAccess } from './session.js';
 export type { TlsRequirement } from './settings.js';
 export { DEFAULT_TLS_CIPHERS } from './tls.js';
 export { DEFAULT_SETTINGS, isPublicHost, resolveSettings, type ServerSettings } from './settings.js';
-export { FtpError, toReply, type Reply } from './errors.js';
+export { AccountUnavailableError, FtpError, toReply, type Reply } from './errors.js';
 export { COMMANDS, type CommandSpec, type Handler } from './commands.js';
 export type { TransferEvent } from './handlers/data-command.js';
 export type { ChangeAction, ChangeEvent } from './change-log.js';

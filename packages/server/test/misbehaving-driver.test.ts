@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryProvider, type DirEntry, type FsProvider } from '@ftp/vfs';
-import { FtpServer, type FtpDriver, type ServerSettings } from '../src/index.js';
+import { AccountUnavailableError, FtpServer, type FtpDriver, type ServerSettings } from '../src/index.js';
 import { PASSWORD, RawClient, readAll, USER, writeAndClose } from './helpers.js';
 
 // A server must outlive the driver plugged into it: an authenticator or a provider that hangs, throws or answers
@@ -371,3 +371,25 @@ describe('sizes and times a provider cannot have', () => {
   });
 });
 
+
+describe('an account the driver cannot serve now (AccountUnavailableError)', () => {
+  it('is told 530 with the driver\'s words, and counts no failed login: retrying with the right password bans no one', async () => {
+    const fs = new MemoryProvider();
+    const { port } = await serve(
+      {
+        authenticate: (_s, user, password) => {
+          if (password !== PASSWORD) return null;
+          if (user === 'moved') throw new AccountUnavailableError('Your files are being moved; try again in an hour.');
+          return user === USER ? { fs } : null;
+        },
+      },
+      { maxLoginFailures: 2, banExempt: [], failedLoginDelay: 0 },
+    );
+    for (let i = 0; i < 4; i++) {
+      const c = await connect(port);
+      expect((await c.cmd('USER moved')).code).toBe(331);
+      expect(await c.cmd(`PASS ${PASSWORD}`)).toMatchObject({ code: 530, text: 'Your files are being moved; try again in an hour.' });
+    }
+    expect(await pass(await connect(port), USER, PASSWORD, 3000)).toBe(230);
+  });
+});

@@ -3,7 +3,7 @@ import { latin1ForEscapes } from '@ftp/protocol';
 import { readOnly, resolvePath } from '@ftp/vfs';
 import type { LoginResult } from '../driver.js';
 import type { FairSlots, ReleaseSlot } from '../fair-slots.js';
-import { FtpError } from '../errors.js';
+import { AccountUnavailableError, FtpError } from '../errors.js';
 import { banKey } from '../login-guard.js';
 import { ALL_PERMISSIONS, NO_LIMITS, type Session } from '../session.js';
 import type { TlsRequirement } from '../settings.js';
@@ -114,7 +114,15 @@ async function slotUnlessClosed(slots: FairSlots, key: string, closed?: AbortSig
  * LDAP or database call without a timeout) no longer holds them, and every later login behind them, for ever.
  * Anything but a login result is a failed login.
  */
-async function checkPassword(s: Session, name: string, arg: string, watch: CheckWatch = {}): Promise<LoginResult | null | undefined> {
+/**
+ * The driver's "this account cannot be served now" (it threw an {@link AccountUnavailableError}): answered 530 with
+ * its text, and not counted as a failed login (see the error).
+ */
+class AccountUnavailable {
+  constructor(readonly text: string) {}
+}
+
+async function checkPassword(s: Session, name: string, arg: string, watch: CheckWatch = {}): Promise<LoginResult | AccountUnavailable | null | undefined> {
   const release = await slotUnlessClosed(s.ctx.loginSlots, banKey(s.remoteAddress), watch.closed);
   if (release === undefined) return undefined;
   if (s.isClosed) {
@@ -129,6 +137,7 @@ async function checkPassword(s: Session, name: string, arg: string, watch: Check
       return null;
     },
     (err: unknown) => {
+      if (AccountUnavailableError.isInstance(err)) return new AccountUnavailable(err.message || 'This account cannot be served now.');
       s.log.warn({ err }, 'authenticator failed');
       return null;
     },
@@ -188,6 +197,12 @@ async function login(s: Session, name: string, arg: string, anonymous: boolean, 
   } else {
     const checked = await checkPassword(s, name, arg, watch);
     if (checked === undefined) return;
+    if (checked instanceof AccountUnavailable) {
+      s.user = undefined;
+      s.log.info({ user: name, reason: checked.text }, 'login refused: account unavailable');
+      // 530, not 421: curl takes any 421 for a timeout ("Timeout was reached"), and the session may go on.
+      return s.reply(530, checked.text);
+    }
     result = checked;
   }
   const required = result?.tlsRequired && TLS_RANK[result.tlsRequired] > TLS_RANK[s.tlsRequired] ? result.tlsRequired : s.tlsRequired;
