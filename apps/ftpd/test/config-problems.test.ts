@@ -74,3 +74,19 @@ describe('YAML merge keys', () => {
   });
 });
 
+describe('an override of a value the file shares through an alias', () => {
+  it('changes the one field it names, not the anchor\'s other users', () => {
+    const yaml = [
+      'backends: { m: { type: memory } }',
+      'users:',
+      `  - { name: alice, passwordHash: "${HASH}", backend: m, permissions: &p [read, write] }`,
+      `  - { name: bob, passwordHash: "${HASH}", backend: m, permissions: *p }`,
+      '',
+    ].join('\n');
+    const users = parseConfig(yaml, 'alias.yaml', { FTPD_USERS__1__PERMISSIONS__0: 'delete' }).users;
+    expect(users.map((u) => [u.name, u.permissions])).toEqual([
+      ['alice', ['read', 'write']],
+      ['bob', ['delete', 'write']],
+    ]);
+  });
+});

@@ -29,7 +29,7 @@ export function fieldPath(path: Path): string {
  * separated by `__`, each level in SCREAMING_SNAKE_CASE (camelCase in the file), array items by their index
  * (`FTPD_LISTENERS__0__PORT`). Values are read as YAML scalars (`300` is a number, `true` a boolean); a name ending
  * in `_FILE` reads the value from that file instead (`FTPD_USERS__0__PASSWORD_HASH_FILE=/run/secrets/alice`).
- * Variables without `__` (`FTPD_PORT`…) belong to the zero-config mode and are not read here (ftpd refuses them
+ * Variables without `__` (`FTPD_PORT`…) belong to the zero-config mode and are not read here (ftpd warns of them
  * with a configuration file). Returns the field path each variable set, so that a problem with its value names it.
  */
 export function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, problems: string[]): Override[] {
@@ -59,7 +59,10 @@ export function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, p
         return;
       }
       const next = node[key];
+      // A copy of each level on the way: a YAML alias is the very object of its anchor, so setting bob's
+      // `permissions: *p` changed alice's `&p` too (an override meant for one user given to another).
       if (typeof next !== 'object' || next === null) node[key] = typeof keys[i + 1] === 'number' ? [] : {};
+      else node[key] = Array.isArray(next) ? [...(next as unknown[])] : { ...(next as Record<string, unknown>) };
       node = node[key] as Record<string | number, unknown>;
     });
   }
