@@ -99,27 +99,34 @@ it('a transfer the storage failed (a full disk) is a warning with its cause', as
   expect(lines.find((l) => l.msg === 'transfer failed')).toMatchObject({ level: 40, err: { code: 'ENOSPC' } });
 });
 
-it('changes made by commands are logged at info level and emitted as `change` events, with who made them', async () => {
-  const fs = new MemoryProvider();
-  await fs.writeFile('/old.txt', 'x');
-  await fs.writeFile('/gone.txt', 'y');
+/** The `changed` lines an info-level server over `fs` logs while `commands` run in a logged-in session. */
+async function changesLogged(fs: FsProvider, commands: (c: RawClient) => Promise<void>): Promise<Array<Record<string, unknown>>> {
   const { port, lines } = await serverLogging('info', fs);
   const c = await RawClient.connect(port);
   cleanups.push(() => c.close());
   await c.login();
-  expect((await c.cmd('MKD made')).code).toBe(257);
-  expect((await c.cmd('RNFR old.txt')).code).toBe(350);
-  expect((await c.cmd('RNTO made/new.txt')).code).toBe(250);
-  expect((await c.cmd('DELE gone.txt')).code).toBe(250);
-  expect((await c.cmd('MFMT 20200102030405 made/new.txt')).code).toBe(213);
-  expect((await c.cmd('DELE made/new.txt')).code).toBe(250);
-  expect((await c.cmd('RMD made')).code).toBe(250);
-  // Refused: nothing changed, nothing said at info level.
-  expect((await c.cmd('DELE missing.txt')).code).toBe(550);
+  await commands(c);
   await c.cmd('QUIT');
   await new Promise((r) => setTimeout(r, 50));
-  const changes = lines.filter((l) => l.msg === 'changed').map(({ action, path, to, timeSet, user }) => ({ action, path, to, timeSet, user }));
-  expect(changes).toEqual([
+  return lines.filter((l) => l.msg === 'changed');
+}
+
+it('changes made by commands are logged at info level and emitted as `change` events, with who made them', async () => {
+  const fs = new MemoryProvider();
+  await fs.writeFile('/old.txt', 'x');
+  await fs.writeFile('/gone.txt', 'y');
+  const lines = await changesLogged(fs, async (c) => {
+    expect((await c.cmd('MKD made')).code).toBe(257);
+    expect((await c.cmd('RNFR old.txt')).code).toBe(350);
+    expect((await c.cmd('RNTO made/new.txt')).code).toBe(250);
+    expect((await c.cmd('DELE gone.txt')).code).toBe(250);
+    expect((await c.cmd('MFMT 20200102030405 made/new.txt')).code).toBe(213);
+    expect((await c.cmd('DELE made/new.txt')).code).toBe(250);
+    expect((await c.cmd('RMD made')).code).toBe(250);
+    // Refused: nothing changed, nothing said at info level.
+    expect((await c.cmd('DELE missing.txt')).code).toBe(550);
+  });
+  expect(lines.map(({ action, path, to, timeSet, user }) => ({ action, path, to, timeSet, user }))).toEqual([
     { action: 'make-folder', path: '/made', to: undefined, timeSet: undefined, user: USER },
     { action: 'rename', path: '/old.txt', to: '/made/new.txt', timeSet: undefined, user: USER },
     { action: 'delete', path: '/gone.txt', to: undefined, timeSet: undefined, user: USER },
@@ -155,17 +162,12 @@ it('a rename over a file says it replaced one; a COMB whose part cannot be delet
   }
   const fs = new StuckPart();
   for (const name of ['a', 'b', 'p1', 'p2']) await fs.writeFile(`/${name}`, name);
-  const { port, lines } = await serverLogging('info', fs);
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
-  expect((await c.cmd('RNFR a')).code).toBe(350);
-  expect((await c.cmd('RNTO b')).code).toBe(250);
-  expect((await c.cmd('COMB t p1 p2')).code).toBe(550);
-  await c.cmd('QUIT');
-  await new Promise((r) => setTimeout(r, 50));
-  const changes = lines.filter((l) => l.msg === 'changed').map(({ action, path, to, replaced, parts }) => ({ action, path, to, replaced, parts }));
-  expect(changes).toEqual([
+  const lines = await changesLogged(fs, async (c) => {
+    expect((await c.cmd('RNFR a')).code).toBe(350);
+    expect((await c.cmd('RNTO b')).code).toBe(250);
+    expect((await c.cmd('COMB t p1 p2')).code).toBe(550);
+  });
+  expect(lines.map(({ action, path, to, replaced, parts }) => ({ action, path, to, replaced, parts }))).toEqual([
     { action: 'rename', path: '/a', to: '/b', replaced: true, parts: undefined },
     { action: 'combine', path: '/t', to: undefined, replaced: undefined, parts: ['/p1', '/p2'] },
   ]);
@@ -176,15 +178,11 @@ it('a name that is not UTF-8 is logged with its bytes written out, not as U+FFFD
   // Names as a client with an 8-bit charset sends them (byte escapes: see @ftp/protocol's byte-escapes).
   await fs.writeFile('/caf\udce9', 'x');
   await fs.writeFile('/caf\udce8', 'y');
-  const { port, lines } = await serverLogging('info', fs);
-  const c = await RawClient.connect(port);
-  cleanups.push(() => c.close());
-  await c.login();
-  for (const byte of [0xe9, 0xe8]) {
-    c.send(Buffer.concat([Buffer.from('DELE caf'), Buffer.from([byte]), Buffer.from('\r\n')]));
-    expect((await c.next()).code).toBe(250);
-  }
-  await c.cmd('QUIT');
-  await new Promise((r) => setTimeout(r, 50));
-  expect(lines.filter((l) => l.msg === 'changed').map((l) => l.path)).toEqual(['/caf\\xE9', '/caf\\xE8']);
+  const lines = await changesLogged(fs, async (c) => {
+    for (const byte of [0xe9, 0xe8]) {
+      c.send(Buffer.concat([Buffer.from('DELE caf'), Buffer.from([byte]), Buffer.from('\r\n')]));
+      expect((await c.next()).code).toBe(250);
+    }
+  });
+  expect(lines.map((l) => l.path)).toEqual(['/caf\\xE9', '/caf\\xE8']);
 });
