@@ -135,3 +135,13 @@ export function latin1ForEscapes(text: string): string {
   ESCAPE.lastIndex = 0;
   return text.replace(ESCAPE, (c) => String.fromCharCode(c.charCodeAt(0) - 0xdc00));
 }
+
+/**
+ * `text` with each byte escape written out as `\xNN` (U+DCE9 → `\xE9`), for a log line: JSON would turn every
+ * escape into U+FFFD, and `caf\xE9` and `caf\xE8` would read as one name. Text without escapes is returned as it is.
+ */
+export function hexForEscapes(text: string): string {
+  if (!hasByteEscapes(text)) return text; // (checks that it is a string)
+  ESCAPE.lastIndex = 0;
+  return text.replace(ESCAPE, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16).toUpperCase()}`);
+}

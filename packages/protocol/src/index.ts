@@ -13,7 +13,7 @@ export type { ProtocolErrorCode } from './errors.js';
 export { LineReader, DEFAULT_MAX_LINE_LENGTH } from './line-reader.js';
 export type { LineEvent, LineReaderOptions } from './line-reader.js';
 
-export { decodeEscaped, encodeEscaped, escapedByteLength, hasByteEscapes, latin1ForEscapes } from './byte-escapes.js';
+export { decodeEscaped, encodeEscaped, escapedByteLength, hasByteEscapes, hexForEscapes, latin1ForEscapes } from './byte-escapes.js';
 
 export { parseCommand } from './command.js';
 export type { ParsedCommand } from './command.js';

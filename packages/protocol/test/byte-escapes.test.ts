@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeEscaped, encodeEscaped, escapedByteLength, hasByteEscapes, latin1ForEscapes } from '../src/index.js';
+import { decodeEscaped, encodeEscaped, escapedByteLength, hasByteEscapes, hexForEscapes, latin1ForEscapes } from '../src/index.js';
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -51,5 +51,10 @@ describe('byte escapes (PEP 383)', () => {
   it('turns escapes into Latin-1 characters for UTF-8-only storage', () => {
     expect(latin1ForEscapes('caf\udce9/\u{10080}')).toBe('café/\u{10080}');
     expect(latin1ForEscapes('plain')).toBe('plain');
+  });
+
+  it('writes escapes out as \\xNN for log lines, leaving surrogate pairs and plain text as they are', () => {
+    expect(hexForEscapes('caf\udce9/\udc80/\u{10080}')).toBe('caf\\xE9/\\x80/\u{10080}');
+    expect(hexForEscapes('plain')).toBe('plain');
   });
 });

@@ -1,4 +1,4 @@
-import { hasByteEscapes } from '@ftp/protocol';
+import { hexForEscapes } from '@ftp/protocol';
 import type { Session } from './session.js';
 
 /** What a command (not a transfer) changed in storage. */
@@ -30,14 +30,22 @@ export interface ChangeEvent {
   parts?: string[];
 }
 
-/** Reports a change `s` made: its log line (the session's logger names the session and the user) and the event. */
+/** Whether a change `s` makes is recorded anywhere: a log at info level, or a listener of the `change` event. */
+export function changesRecorded(s: Session): boolean {
+  return s.logAt('info') !== null || s.ctx.listens('change');
+}
+
+/**
+ * Reports a change `s` made: its log line (the session's logger names the session and the user) and the event.
+ * Names are logged with their non-UTF-8 bytes written out (`hexForEscapes`).
+ */
 export function reportChange(s: Session, action: ChangeAction, path: string, details: Omit<ChangeEvent, 'session' | 'user' | 'action' | 'path'> = {}): void {
   const logged = {
     action,
-    path: loggable(path),
+    path: hexForEscapes(path),
     ...details,
-    ...(details.to !== undefined ? { to: loggable(details.to) } : {}),
-    ...(details.parts !== undefined ? { parts: details.parts.map(loggable) } : {}),
+    ...(details.to !== undefined ? { to: hexForEscapes(details.to) } : {}),
+    ...(details.parts !== undefined ? { parts: details.parts.map(hexForEscapes) } : {}),
     ...(details.mode !== undefined ? { mode: `0${details.mode.toString(8).padStart(3, '0')}` } : {}),
   };
   s.logAt('info')?.info(logged, 'changed');
@@ -45,11 +53,3 @@ export function reportChange(s: Session, action: ChangeAction, path: string, det
   s.ctx.emit('change', event);
 }
 
-/**
- * A name as a log line can carry it: a byte that is not UTF-8 (a byte escape, see `@ftp/protocol`'s byte-escapes)
- * as `\xE9`; JSON would turn every one into U+FFFD, and `caf\xE9` and `caf\xE8` would read as one name.
- */
-export function loggable(name: string): string {
-  if (!hasByteEscapes(name)) return name;
-  return name.replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16).toUpperCase().padStart(2, '0')}`);
-}

@@ -146,6 +146,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       emit: (event, payload) => this.notify(event as keyof FtpServerEvents, payload as never),
       onSessionClosed: (session) => this.forget(session),
       stopping: () => this.closing,
+      listens: (event) => this.listenerCount(event) > 0,
     };
   }
 

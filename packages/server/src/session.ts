@@ -71,6 +71,8 @@ export interface SessionContext {
   onSessionClosed(session: Session): void;
   /** The server is stopping ({@link FtpServer.close}): what runs may finish in its grace, nothing new starts. */
   stopping(): boolean;
+  /** Whether anyone listens to the server's `event`. */
+  listens(event: string): boolean;
 }
 
 /**
@@ -522,7 +524,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     // start one, nor log in (RFC 959: 421 may answer any command when the service must shut down).
     if (this.ctx.stopping() && verb !== 'QUIT' && !this.stopsRunningWork(verb)) {
       this.logAt('debug')?.debug({ cmd: verb }, 'command refused: the server is stopping');
-      await this.reply(421, 'Server shutting down.');
+      this.sayShuttingDown();
       this.close();
       return;
     }

@@ -114,15 +114,8 @@ async function slotUnlessClosed(slots: FairSlots, key: string, closed?: AbortSig
  * LDAP or database call without a timeout) no longer holds them, and every later login behind them, for ever.
  * Anything but a login result is a failed login.
  */
-/**
- * The driver's "this account cannot be served now" (it threw an {@link AccountUnavailableError}): answered 530 with
- * its text, and not counted as a failed login (see the error).
- */
-class AccountUnavailable {
-  constructor(readonly text: string) {}
-}
-
-async function checkPassword(s: Session, name: string, arg: string, watch: CheckWatch = {}): Promise<LoginResult | AccountUnavailable | null | undefined> {
+/** The driver's answer; its {@link AccountUnavailableError}, when it threw one, is handed back (see `login`). */
+async function checkPassword(s: Session, name: string, arg: string, watch: CheckWatch = {}): Promise<LoginResult | AccountUnavailableError | null | undefined> {
   const release = await slotUnlessClosed(s.ctx.loginSlots, banKey(s.remoteAddress), watch.closed);
   if (release === undefined) return undefined;
   if (s.isClosed) {
@@ -137,7 +130,7 @@ async function checkPassword(s: Session, name: string, arg: string, watch: Check
       return null;
     },
     (err: unknown) => {
-      if (AccountUnavailableError.isInstance(err)) return new AccountUnavailable(err.message || 'This account cannot be served now.');
+      if (AccountUnavailableError.isInstance(err)) return err;
       s.log.warn({ err }, 'authenticator failed');
       return null;
     },
@@ -197,11 +190,12 @@ async function login(s: Session, name: string, arg: string, anonymous: boolean, 
   } else {
     const checked = await checkPassword(s, name, arg, watch);
     if (checked === undefined) return;
-    if (checked instanceof AccountUnavailable) {
+    if (AccountUnavailableError.isInstance(checked)) {
+      // Answered with the driver's words and not counted as a failed login (see the error); 530, not 421: curl
+      // takes any 421 for a timeout ("Timeout was reached"), and the session may go on.
       s.user = undefined;
-      s.log.info({ user: name, reason: checked.text }, 'login refused: account unavailable');
-      // 530, not 421: curl takes any 421 for a timeout ("Timeout was reached"), and the session may go on.
-      return s.reply(530, checked.text);
+      s.log.info({ user: name, reason: checked.message }, 'login refused: account unavailable');
+      return s.reply(530, checked.message || 'This account cannot be served now.');
     }
     result = checked;
   }

@@ -1,11 +1,11 @@
 import type { Socket } from 'node:net';
+import { hexForEscapes } from '@ftp/protocol';
 import { connectActive } from '../data/active.js';
 import { earlyHandshake } from '../data/early-tls.js';
 import { discardReads } from '../data/pooled-reads.js';
 import { SocketPipe } from '../socket-pipe.js';
 import { resetConnection, Transfer, TransferError, unackedOf } from '../data/transfer.js';
 import { afterPreliminary, FtpError, isRefusal, toReply } from '../errors.js';
-import { loggable } from '../change-log.js';
 import type { Session } from '../session.js';
 
 /** What the server reports of every transfer (the `transfer` event). */
@@ -128,7 +128,7 @@ export async function runDataCommand(
     // The rate an operator reads in the log; the event keeps the raw figures. The session's logger already
     // names the session and the user.
     const { session: _session, user: _user, ...logged } = event;
-    s.logAt('info')?.info({ ...logged, path: loggable(path), bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
+    s.logAt('info')?.info({ ...logged, path: hexForEscapes(path), bytesPerSecond: Math.round((event.bytes * 1000) / Math.max(1, event.durationMs)) }, 'transfer');
     s.ctx.emit('transfer', event);
   }
 }

@@ -1,6 +1,6 @@
 import { formatFtpTime } from '@ftp/protocol';
 import { FtpError } from '../errors.js';
-import { reportChange } from '../change-log.js';
+import { changesRecorded, reportChange } from '../change-log.js';
 import { requirePermission, type Session } from '../session.js';
 import { mdtmSet } from './extensions.js';
 import { exists } from './transfer.js';
@@ -38,8 +38,9 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   if (to === '/' || to.startsWith(from + '/')) throw new FtpError(553, 'Cannot move a directory into itself.');
   // A trailing slash names a folder (as rename(2) has it): a file is not renamed to `name/` as if it were `name`.
   if (arg.endsWith('/') && !(await lstatOf(s, from)).isDirectory()) throw new FtpError(553, `${arg}: Not a directory.`);
-  // For the audit: a rename over a file replaces it (asked before, so a little racy; told, not enforced).
-  const replaced = await exists(s, to);
+  // For the audit: a rename over a file replaces it (asked before, so a little racy; told, not enforced). Asked
+  // only when something records it: on remote storage the question is a round trip.
+  const replaced = changesRecorded(s) && (await exists(s, to));
   await s.vfs.rename(from, to);
   reportChange(s, 'rename', from, { to, ...(replaced ? { replaced } : {}) });
   return s.reply(250, 'Rename successful.');
