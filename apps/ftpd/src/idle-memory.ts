@@ -1,6 +1,7 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { trimHeap } from '@ftp/native';
 
 /**
  * Gives memory back to the system once the server has been quiet for a while after a burst of work.
@@ -13,7 +14,10 @@ import { runInNewContext } from 'node:vm';
  * How: the event loop's utilization is sampled every {@link IdleMemoryPolicy.tickMs}. When it has stayed below
  * {@link IdleMemoryPolicy.quietUtilization} for {@link IdleMemoryPolicy.quietMs}, and the loop did enough work since
  * the last release for a collection to be worth it, one memory-reducing collection runs (V8's "last resort" full
- * collection: it shrinks the young generation and releases free pages).
+ * collection: it shrinks the young generation and releases free pages), and then the malloc heaps' free pages go
+ * back to the system (glibc's `malloc_trim`, through @ftp/native's `trimHeap`): what TLS, deflate, SQLite and Node's
+ * buffers freed between chunks still in use, which glibc keeps resident otherwise (after 30 sessions' transfers over
+ * SQLite with TLS and MODE Z: RSS 306 → 110 MB, the main heap 106 → 12.5 MB; V8's collection alone left it).
  *
  * Why only after 10 minutes by default, measured on a 2-core VM: a release takes ~6 MiB off the process after a
  * burst of 1,500 logins (1,000 idle sessions: 4.7 → ~2 KiB each), but the next burst runs cold:
@@ -58,7 +62,7 @@ export interface IdleMemoryRelease {
 export interface IdleMemoryDeps {
   /** `performance.eventLoopUtilization` or a stand-in. */
   utilization: (since?: EventLoopUtilization) => EventLoopUtilization;
-  /** Runs one memory-reducing collection. */
+  /** Runs one memory-reducing collection, then gives the malloc heaps' free pages back. */
   collect: () => void;
   now: () => number;
 }
@@ -71,7 +75,7 @@ export function releaseMemoryWhenIdle(policy: Partial<IdleMemoryPolicy> = {}, de
   const p = { ...DEFAULT_IDLE_MEMORY_POLICY, ...policy };
   const quietTicks = Math.max(1, Math.ceil(p.quietMs / p.tickMs));
   const utilization = deps.utilization ?? ((since?: EventLoopUtilization) => performance.eventLoopUtilization(since));
-  const collect = deps.collect ?? memoryReducingCollection();
+  const collect = deps.collect ?? releaseAll(memoryReducingCollection());
   const now = deps.now ?? (() => performance.now());
   let last = utilization();
   // Starting up is work too: loading the code and the configuration leaves garbage for the first quiet moment.
@@ -109,6 +113,17 @@ export function releaseMemoryWhenIdle(policy: Partial<IdleMemoryPolicy> = {}, de
       return lastPauseMs;
     },
     stop: () => clearInterval(timer),
+  };
+}
+
+/**
+ * V8's collection, then malloc's trim: the collection frees array buffers' and native objects' memory (its finalizers
+ * call free()), which the trim can then hand back. Where there is no trim (no addon, not glibc) the collection alone.
+ */
+export function releaseAll(collect: () => void, trim: () => unknown = trimHeap): () => void {
+  return () => {
+    collect();
+    trim();
   };
 }
 

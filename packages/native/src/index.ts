@@ -171,3 +171,4 @@ export function unackedBytes(fd: number): number | null {
   return n >= 0 ? n : null;
 }
 export { receiveToFile, receiveUnavailableReason, type FileReceive, type ReceiveError } from './receive.js';
+export { trimHeap, trimHeapUnavailableReason } from './heap-trim.js';

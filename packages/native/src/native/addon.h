@@ -24,5 +24,7 @@ int lstat_init(napi_env env, napi_value exports);
 int open_init(napi_env env, napi_value exports);
 /* socket-queue.c: unackedBytes. */
 int socket_queue_init(napi_env env, napi_value exports);
+/* heap-trim.c: trimHeap. */
+int heap_trim_init(napi_env env, napi_value exports);
 
 #endif

@@ -1,4 +1,4 @@
-// Compiles the addon (addon.c, values.c, sendfile.c, lstat.c, open.c, socket-queue.c) into dist/native.node with the machine's C compiler,
+// Compiles the addon (addon.c, values.c, sendfile.c, lstat.c, open.c, socket-queue.c, heap-trim.c) into dist/native.node with the machine's C compiler,
 // against the headers of the Node that runs this script (the `node` npm package and Node's own tarballs ship them
 // in include/node; Debian's are in /usr/include/node). N-API is ABI-stable, so any Node >= 22 headers do for any
 // later Node.
@@ -40,7 +40,7 @@ const compiler = process.env.CC || 'cc';
 const partial = `${out}.${process.pid}.tmp`;
 mkdirSync(dirname(out), { recursive: true });
 try {
-  execFileSync(compiler, ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-I${candidates[0]}`, ...['addon.c', 'values.c', 'sendfile.c', 'lstat.c', 'open.c', 'socket-queue.c'].map((f) => join(here, f)), '-o', partial, '-lpthread', '-Wl,-z,nodelete'], {
+  execFileSync(compiler, ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-I${candidates[0]}`, ...['addon.c', 'values.c', 'sendfile.c', 'lstat.c', 'open.c', 'socket-queue.c', 'heap-trim.c'].map((f) => join(here, f)), '-o', partial, '-lpthread', '-Wl,-z,nodelete'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   // Renamed into place: a Node loading the addon meanwhile sees the old one or the new one, never half of one.
