@@ -8,6 +8,7 @@ import { DEFAULT_SETTINGS } from '@ftp/server';
 import { parseOptions, startFtpd, USAGE, UsageError } from './index.js';
 import { optionVariablesIn } from './flags.js';
 import { idleReleaseQuietMs, releaseMemoryWhenIdle } from './idle-memory.js';
+import { nativeStatus } from './native-status.js';
 import { oneAtATime } from './one-at-a-time.js';
 import { withoutPem } from './secret-text.js';
 import { reportStartFailure } from './start-errors.js';
@@ -211,7 +212,7 @@ async function serveConfig(file: string): Promise<number> {
   const stopped = waitForStop(logger, (graceMs) => ftpd.close(graceMs), config.shutdownGrace * 1000);
   listenersBanner(ftpd.listeners);
   if (ftpd.metricsAddress) process.stderr.write(`  metrics on http://${ftpd.metricsAddress.address}:${ftpd.metricsAddress.port}/metrics\n`);
-  logger.info({ listeners: ftpd.listeners, users: config.users.length }, 'ready');
+  logger.info({ listeners: ftpd.listeners, users: config.users.length, ...nativeStatus() }, 'ready');
   await stopped;
   stopHangUps();
   return 0;
@@ -334,7 +335,7 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
   run.banner(listeners);
   process.stderr.write(`  ${run.workers} worker processes\n`);
   if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);
-  logger.info({ listeners, workers: run.workers }, 'ready');
+  logger.info({ listeners, workers: run.workers, ...nativeStatus() }, 'ready');
   await stopped;
   stopHangUps();
   return 0;
@@ -436,7 +437,7 @@ async function main(): Promise<number> {
   // Before the banner, as in serveConfig.
   const stopped = waitForStop(logger, (graceMs) => ftpd.close(graceMs), CLI_SHUTDOWN_GRACE_MS);
   serverBanner(options, address, ftpd.implicitAddress, ftpd.fingerprint);
-  logger.info({ port: address.port, host: address.address, root: options.root, user: options.user }, 'ready');
+  logger.info({ port: address.port, host: address.address, root: options.root, user: options.user, ...nativeStatus() }, 'ready');
   await stopped;
   stopHangUps();
   return 0;

@@ -6,7 +6,11 @@ import { runInNewContext } from 'node:vm';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_IDLE_MEMORY_POLICY, idleReleaseQuietMs, memoryReducingCollection, releaseAll, releaseMemoryWhenIdle, type IdleMemoryRelease } from '../src/idle-memory.js';
+import { trimHeapUnavailableReason } from '@ftp/native';
 import { CLI, PASSWORD, startFtpd, USER, type RunningFtpd } from './harness.js';
+
+const noTrim = trimHeapUnavailableReason();
+if (noTrim !== null && process.env.CI !== 'true') console.warn(`\n*** ftpd: SKIPPING the malloc-trim release test: ${noTrim}.\n`);
 
 /**
  * A scripted event loop: each tick of the release loop reads the next sample's busy milliseconds (of 250), and a
@@ -254,7 +258,7 @@ describe('ftpd', () => {
     expect(rssOff - rssOn).toBeGreaterThan(2048);
   });
 
-  it("gives the malloc heap's free pages back too, which V8's collection alone leaves resident", { timeout: 120000 }, async () => {
+  it.skipIf(noTrim !== null && process.env.CI !== 'true')("gives the malloc heap's free pages back too, which V8's collection alone leaves resident", { timeout: 120000 }, async () => {
     // Measured on a load of TLS, MODE Z and SQLite sessions: the main heap 90 → 23 MB. Here MODE Z alone makes the
     // holes; what a collection frees (array buffers) and what the trim hands back both show in [heap].
     const on = await startFtpd(['--mode-z'], { FTPD_RELEASE_IDLE_MEMORY: '0.5' });
