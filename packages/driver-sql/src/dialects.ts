@@ -124,7 +124,12 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
   if (name === 'postgres') {
     // A connection that never answers (a frozen host, a partition) fails after 10 s instead of waiting for ever;
     // keep-alive finds a dead peer under an idle pooled connection.
-    const pool = new pg.Pool({ connectionString: url, max: size, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true });
+    const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
+    // statement_timeout (sent with the connection's start-up, no round trip): the server ends a statement at the
+    // deadline too. Closing the socket (boundPgQueries) does not: a backend waiting for a lock notices its client gone
+    // only when it answers, so it kept waiting, holding the locks its transaction had, and an autocommit statement
+    // would still apply once the lock came free, after the FTP client was told it failed.
+    const pool = new pg.Pool({ connectionString: url, max: size, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, statement_timeout: timeout });
     // An idle pooled connection that the server drops (a restart, a failover, pg_terminate_backend) is reported
     // here; pg.Pool discards it and the next query connects again. Without a listener the 'error' event would end
     // the whole process.
@@ -133,7 +138,7 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
     // end of the connection then is an 'error' event of the connection itself: heard here, the query fails instead.
     pool.on('connect', (client) => {
       client.on('error', () => undefined);
-      boundPgQueries(client, options.queryTimeoutMs ?? QUERY_TIMEOUT_MS);
+      boundPgQueries(client, timeout);
     });
     return { name, dialect: new PostgresDialect({ pool }), raw: { dialect: 'postgres', pool } };
   }
@@ -142,7 +147,10 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
     // VARBINARY names come back as Buffers (decoded in schema.ts); BIGINTs as numbers (sizes stay below 2^53).
     const pool: MysqlPool = mysql.createPool({ uri, connectionLimit: size, charset: 'utf8mb4' });
     const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
-    pool.on('connection', (connection) => boundMysqlQueries(connection, timeout));
+    pool.on('connection', (connection) => {
+      boundMysqlQueries(connection, timeout);
+      boundMysqlLockWaits(connection, timeout);
+    });
     boundMysqlWaits(pool, CONNECT_TIMEOUT_MS);
     return { name, dialect: new MysqlDialect({ pool }), raw: { dialect: 'mysql', pool } };
   }
@@ -248,6 +256,23 @@ function boundMysqlWaits(pool: MysqlPool, timeoutMs: number): void {
     };
     getConnection(take);
   };
+}
+
+/**
+ * Bounds the server's own lock waits on a mysql2 pool connection to `timeoutMs` (whole seconds, at least 1): row
+ * locks (`innodb_lock_wait_timeout`, 50 s by default) and table metadata locks (`lock_wait_timeout`, a year). Past
+ * the client's deadline the connection is destroyed (boundMysqlQueries), but the server goes on waiting for the lock
+ * until its own timeout, holding the locks its transaction took, and an autocommit statement applies once it gets
+ * it. Both variables exist in MySQL and MariaDB. Sent first on the connection: mysql2 runs a connection's commands
+ * in order, so every statement after it is bounded.
+ */
+function boundMysqlLockWaits(connection: unknown, timeoutMs: number): void {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  (connection as { query(sql: string, callback: (err: unknown) => void): void }).query(
+    `SET SESSION innodb_lock_wait_timeout = ${seconds}, lock_wait_timeout = ${seconds}`,
+    // A server that refuses it (an old or restricted one) leaves its defaults: the client's deadline still holds.
+    () => undefined,
+  );
 }
 
 /** The error of a statement that passed `queryTimeoutMs`: EIO for the FTP reply (451), the cause kept. */

@@ -62,3 +62,70 @@ describe.each(DBS.filter((d) => d.dialect !== 'sqlite'))('queryTimeoutMs ($diale
     }
   });
 });
+
+/**
+ * Another session holding every row of the provider's inodes table locked, in an open transaction, through a raw
+ * connection; `waiting()` counts the database's sessions waiting for a lock on a statement of that table.
+ */
+async function rowLocker(dialect: string, url: string, table: string): Promise<{ waiting(): Promise<number>; release(): Promise<void> }> {
+  if (dialect === 'postgres') {
+    const pg = (await import('pg')).default;
+    const holder = new pg.Client({ connectionString: url });
+    const observer = new pg.Client({ connectionString: url });
+    await holder.connect();
+    await observer.connect();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT id FROM ${table} FOR UPDATE`);
+    return {
+      waiting: async () =>
+        Number((await observer.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${table}%`])).rows[0].n),
+      release: async () => {
+        await holder.query('COMMIT');
+        await holder.end();
+        await observer.end();
+      },
+    };
+  }
+  const mysql = (await import('mysql2/promise')).default;
+  const holder = await mysql.createConnection({ uri: url.replace(/^mariadb:/i, 'mysql:') });
+  const observer = await mysql.createConnection({ uri: url.replace(/^mariadb:/i, 'mysql:') });
+  await holder.query('BEGIN');
+  await holder.query(`SELECT id FROM ${table} FOR UPDATE`);
+  return {
+    waiting: async () => {
+      const [rows] = await observer.query(`SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()`, [`%${table}%`]);
+      return Number((rows as Array<{ n: number }>)[0]!.n);
+    },
+    release: async () => {
+      await holder.query('COMMIT');
+      await holder.end();
+      await observer.end();
+    },
+  };
+}
+
+describe.each(DBS.filter((d) => d.dialect !== 'sqlite'))('queryTimeoutMs on the server side ($dialect)', (db) => {
+  it('a statement that timed out is not left waiting in the database, holding its locks and applying later', { timeout: 60_000 }, async () => {
+    const p = await freshProvider(db, { queryTimeoutMs: 1500, poolSize: 2 });
+    closers.push(() => p.close());
+    await put(p, '/f', 'hello');
+    const table = p.tables.inodes;
+    const locker = await rowLocker(db.dialect, await db.url(), table);
+    let released = false;
+    closers.push(() => (released ? undefined : locker.release()));
+    const started = performance.now();
+    await expect(p.unlink('/f')).rejects.toMatchObject({ code: 'EIO' });
+    expect(performance.now() - started).toBeLessThan(10_000);
+    // The client gave up; the database must have too, within a moment (before: the statement waited for the lock for
+    // as long as it was held, PostgreSQL for ever, InnoDB for innodb_lock_wait_timeout, 50 s by default).
+    let waiting = await locker.waiting();
+    for (let i = 0; i < 40 && waiting > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      waiting = await locker.waiting();
+    }
+    expect(waiting).toBe(0);
+    released = true;
+    await locker.release();
+    expect((await p.stat('/f')).size).toBe(5);
+  });
+});
