@@ -15,7 +15,7 @@ import { reportStartFailure } from './start-errors.js';
 import { handleHangUps, ignoreHangUps } from './hang-ups.js';
 import { NOTHING_TO_RELOAD, onHangUp } from './tls-reload.js';
 import { applyFtpdV8Flags } from './v8-flags.js';
-import type { WorkerListener, WorkerSetup } from './workers/messages.js';
+import { graceMsOf, type WorkerListener, type WorkerSetup } from './workers/messages.js';
 import type { Supervisor } from './workers/supervisor.js';
 
 // Before our code runs hot: Maglev alone keeps 4–7 MiB resident after a burst of logins (see v8-flags.ts).
@@ -320,7 +320,8 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
   }
   const [maxSessions, maxSessionsPerIp] = sessionLimits(run.settings);
   const reload = oneAtATime(logger, () => run.reload(supervisor, ports));
-  const supervisor = new Supervisor({ workers: run.workers, setup: run.setupFor(ports), limits: { maxSessions, maxSessionsPerIp }, metrics: run.metrics, logger });
+  const setup = run.setupFor(ports);
+  const supervisor = new Supervisor({ workers: run.workers, setup, limits: { maxSessions, maxSessionsPerIp }, metrics: run.metrics, logger });
   let listeners: WorkerListener[];
   try {
     listeners = await supervisor.start();
@@ -331,7 +332,8 @@ async function supervise(logger: Logger, run: SupervisedServer): Promise<number>
   // A hang-up that came while the workers started (noted since cli.ts) is done now.
   const stopHangUps = handleHangUps(reload);
   // Before the banner, as in serveConfig.
-  const stopped = waitForStop(logger, () => supervisor.stop(), 0);
+  // The grace is the workers' (each closes its own sessions); logged here as they will use it.
+  const stopped = waitForStop(logger, () => supervisor.stop(), graceMsOf(setup));
   run.banner(listeners);
   process.stderr.write(`  ${run.workers} worker processes\n`);
   if (supervisor.metricsAddress) process.stderr.write(`  metrics on http://${supervisor.metricsAddress.address}:${supervisor.metricsAddress.port}/metrics\n`);

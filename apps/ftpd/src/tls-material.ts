@@ -77,8 +77,18 @@ export function validityWarning(certificate: X509Certificate, name: string, now 
   if (now < from) return `${name} is not valid before ${from.toISOString()}: clients that check it refuse it`;
   if (now > to) return `${name} expired on ${to.toISOString()}: clients that check it refuse it`;
   const daysLeft = (to.getTime() - now.getTime()) / 86_400_000;
-  if (daysLeft < EXPIRY_WARNING_DAYS) return `${name} expires on ${to.toISOString()}, in ${Math.max(0, Math.floor(daysLeft))} day(s)`;
+  if (daysLeft < EXPIRY_WARNING_DAYS) return `${name} expires on ${to.toISOString()}, in ${timeLeft(to.getTime() - now.getTime())}`;
   return null;
+}
+
+/** "13 days 4 hours", "1 day 23 hours", "5 hours", "12 minutes": whole units, cut down (a two-day certificate made a minute ago has 1 day 23 hours left, not "1 day(s)"). */
+export function timeLeft(ms: number): string {
+  const unit = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const minutes = Math.max(0, Math.floor(ms / 60_000));
+  const hours = Math.floor(minutes / 60);
+  const days = Math.floor(hours / 24);
+  if (days > 0) return hours % 24 === 0 ? unit(days, 'day') : `${unit(days, 'day')} ${unit(hours % 24, 'hour')}`;
+  return hours > 0 ? unit(hours, 'hour') : unit(minutes, 'minute');
 }
 
 async function readPem(path: string, name: string): Promise<Buffer> {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
+import { timeLeft } from '../src/tls-material.js';
 import { cliOutcome, makeCertificateFiles, run, startFtpd, startFtpdConfig } from './harness.js';
 
 let work: string;
@@ -110,7 +111,7 @@ describe('TLS files', () => {
     const file = await tlsConfig('short.yaml', `tls: { cert: ${JSON.stringify(short.cert)}, key: ${JSON.stringify(short.key)} }`);
     const check = await cli(['check-config', file]);
     expect(check.code).toBe(0);
-    expect(check.stderr).toMatch(/warning: tls\.cert expires on .*, in 1 day\(s\)/);
+    expect(check.stderr).toMatch(/warning: tls\.cert expires on .*, in 1 day 23 hours\n/);
     const s = await startFtpdConfig(file, 2);
     try {
       expect(s.stderr()).toMatch(/ftpd: warning: tls\.cert expires on/);
@@ -153,6 +154,20 @@ describe('TLS files', () => {
     } finally {
       expect(await s.stop()).toBe(0);
     }
+  });
+});
+
+describe('how long a certificate has left, as a warning says it', () => {
+  it('in whole units, cut down', () => {
+    const h = 3_600_000;
+    expect(timeLeft(13 * 24 * h + 4 * h + 59 * 60_000)).toBe('13 days 4 hours');
+    expect(timeLeft(2 * 24 * h - 60_000)).toBe('1 day 23 hours');
+    expect(timeLeft(24 * h)).toBe('1 day');
+    expect(timeLeft(5 * h + 1)).toBe('5 hours');
+    expect(timeLeft(h)).toBe('1 hour');
+    expect(timeLeft(61_000)).toBe('1 minute');
+    expect(timeLeft(12_000)).toBe('0 minutes');
+    expect(timeLeft(-5)).toBe('0 minutes');
   });
 });
 

@@ -185,7 +185,7 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
   });
 
   it('SIGTERM waits for a running transfer; a second SIGTERM stops at once', async () => {
-    const ftpd = await startFtpd(['--workers', '2']);
+    const ftpd = await startFtpd(['--workers', '2', '--log-level', 'info']);
     const client = new Client(10000);
     try {
       await writeFile(join(ftpd.root, 'big.bin'), Buffer.alloc(64 * 1024 * 1024, 7));
@@ -198,6 +198,9 @@ describe.skipIf(!linux)('ftpd --workers (SKIPPED off Linux: the workers share th
       ftpd.proc.kill('SIGTERM');
       const early = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 1500))]);
       expect(early).toBe('running');
+      // The supervisor's line gives the grace its workers use (the command line's 5 s; it once said 0).
+      const stopping = ftpd.logs().find((l) => l.signal === 'SIGTERM' && String(l.msg).startsWith('shutting down'));
+      expect(stopping?.graceMs).toBe(5000);
       const second = Date.now();
       ftpd.proc.kill('SIGTERM');
       expect(await exited).toBe(0);
