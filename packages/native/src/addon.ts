@@ -49,7 +49,7 @@ export function addonMissingReason(): string | null {
 
 /**
  * The addon for one of its fast paths, unless that path's switch (an environment variable: `FTP_SENDFILE`,
- * `FTP_KERNEL_RECEIVE`, `FTP_NATIVE_LSTAT`, `FTP_NATIVE_OPEN`) is '0', for A/B measurements.
+ * `FTP_KERNEL_RECEIVE`, `FTP_NATIVE_LSTAT`, `FTP_NATIVE_OPEN`, `FTP_MALLOC_TRIM`) is '0', for A/B measurements.
  */
 export function addonFor(switchName: string): Addon | null {
   return process.env[switchName] === '0' ? null : loadAddon();

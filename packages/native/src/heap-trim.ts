@@ -1,10 +1,13 @@
-import { loadAddon, addonMissingReason } from './addon.js';
+import { addonFor, addonForReason } from './addon.js';
+
+/** `FTP_MALLOC_TRIM=0` turns {@link trimHeap} off, for A/B measurements. */
+const SWITCH = 'FTP_MALLOC_TRIM';
 
 /**
  * Gives the free pages inside the process's malloc heaps back to the system (glibc's `malloc_trim`), and says
  * whether there were any: true if memory was released, false if none was free, null where it cannot be done (the
  * addon is missing, or the C library is not glibc: musl has no such call; {@link trimHeapUnavailableReason} says
- * which).
+ * which; `FTP_MALLOC_TRIM=0` in the environment also turns it off).
  *
  * Why: glibc returns freed memory to the kernel on its own only from the top of a heap. After a burst of work the
  * native parts of a Node server allocate (TLS records, deflate state, SQLite pages, buffers), the freed chunks that
@@ -23,7 +26,7 @@ import { loadAddon, addonMissingReason } from './addon.js';
  * ```
  */
 export function trimHeap(): boolean | null {
-  const native = loadAddon();
+  const native = addonFor(SWITCH);
   if (native === null || !native.HAS_MALLOC_TRIM) return null;
   const result = native.trimHeap();
   return result < 0 ? null : result === 1;
@@ -31,7 +34,7 @@ export function trimHeap(): boolean | null {
 
 /** Null when {@link trimHeap} works here; otherwise why not. */
 export function trimHeapUnavailableReason(): string | null {
-  const native = loadAddon();
-  if (native === null) return addonMissingReason();
+  const native = addonFor(SWITCH);
+  if (native === null) return addonForReason(SWITCH);
   return native.HAS_MALLOC_TRIM ? null : 'the C library is not glibc (malloc_trim is glibc’s; musl has none)';
 }

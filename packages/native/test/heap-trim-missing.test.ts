@@ -3,8 +3,8 @@ import { beforeEach, expect, test, vi } from 'vitest';
 
 const state: { addon: unknown; reason: string | null } = { addon: null, reason: null };
 vi.mock('../src/addon.js', () => ({
-  loadAddon: () => state.addon,
-  addonMissingReason: () => state.reason,
+  addonFor: () => state.addon,
+  addonForReason: () => state.reason,
 }));
 const { trimHeap, trimHeapUnavailableReason } = await import('../src/heap-trim.js');
 

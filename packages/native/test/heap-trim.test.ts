@@ -49,3 +49,13 @@ test.skipIf(unavailable !== null && process.env.CI !== 'true')('answers null, sa
   if (trimHeapUnavailableReason() === null) expect(typeof result).toBe('boolean');
   else expect(result).toBeNull();
 });
+
+test('FTP_MALLOC_TRIM=0 turns it off, saying so', () => {
+  process.env.FTP_MALLOC_TRIM = '0';
+  try {
+    expect(trimHeap()).toBeNull();
+    expect(trimHeapUnavailableReason()).toBe('turned off by FTP_MALLOC_TRIM=0');
+  } finally {
+    delete process.env.FTP_MALLOC_TRIM;
+  }
+});
