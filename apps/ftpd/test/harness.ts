@@ -211,3 +211,12 @@ export function cliOutcome(args: string[], options: { env?: NodeJS.ProcessEnv; i
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
+
+/**
+ * Waits until `check` holds, 10 s at most, looking every 50 ms; returns either way (the assertion after it says
+ * what was missing). ftpd writes its JSON log lines in batches up to 100 ms apart: a test reads them this way.
+ */
+export async function waitFor(check: () => boolean | Promise<boolean>, ms = 10000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}

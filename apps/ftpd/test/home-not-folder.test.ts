@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
-import { cliOutcome, run, startFtpdConfig } from './harness.js';
+import { cliOutcome, run, startFtpdConfig, waitFor } from './harness.js';
 
 let work: string;
 let hash: string;
@@ -46,6 +46,8 @@ it('a user whose home is a file: check-config warns, the login is refused (530, 
     // Her password is right: told why, however often she tries, and no ban for her address.
     for (let i = 0; i < 4; i++) await expect(run('curl', ['-sS', '--fail', '-l', `ftp://alice:pw@127.0.0.1:${s.ports[0]}/`])).rejects.toThrow(/530/);
     expect((await run('curl', ['-sS', '--fail', '-l', `ftp://bob:pw@127.0.0.1:${s.ports[0]}/`])).stdout).toBe('');
+    // Log lines are written in batches (up to 100 ms apart).
+    await waitFor(() => s.logs().some((l) => l.level === 50));
     const refused = s.logs().find((l) => l.level === 50);
     expect(refused).toMatchObject({ msg: 'login refused: user "alice": home /afile on backend "disk" is not a folder', user: 'alice', homes: [{ backend: 'disk', home: '/afile' }] });
   } finally {

@@ -6,7 +6,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { CLI, makeCertificateFiles, startFtpdConfig, type ConfiguredFtpdProcess } from './harness.js';
+import { CLI, makeCertificateFiles, startFtpdConfig, waitFor, type ConfiguredFtpdProcess } from './harness.js';
 
 /** A control connection read one final reply at a time (every wait bounded). */
 class ControlConnection {
@@ -72,11 +72,6 @@ async function loginCode(port: number, user: string, password: string): Promise<
   const { control, reply } = await logIn(port, user, password);
   control?.close();
   return reply.slice(0, 3);
-}
-
-async function waitFor(check: () => boolean, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
 type Log = Record<string, unknown>;

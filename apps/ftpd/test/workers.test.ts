@@ -9,7 +9,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/passwords.js';
-import { CLI, PASSWORD, run, startFtpd, startFtpdConfig, USER, type ConfiguredFtpdProcess, type RunningFtpd } from './harness.js';
+import { CLI, PASSWORD, run, startFtpd, startFtpdConfig, USER, waitFor, type ConfiguredFtpdProcess, type RunningFtpd } from './harness.js';
 
 /** Connects, reads the first reply line, sends the given lines one reply at a time, and closes. */
 async function talk(port: number, lines: string[] = [], from?: string, keepOpen?: (close: () => void) => void): Promise<string[]> {
@@ -139,11 +139,6 @@ async function certificateOf(port: number): Promise<string> {
 /** The pids of the worker processes, from their log lines. */
 function workerPids(ftpd: RunningFtpd): Set<number> {
   return new Set(ftpd.logs().filter((l) => l.worker !== undefined && l.msg === 'listening').map((l) => l.pid as number));
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
 const alive = (pid: number): boolean => {

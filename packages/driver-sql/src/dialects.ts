@@ -125,11 +125,7 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
     // A connection that never answers (a frozen host, a partition) fails after 10 s instead of waiting for ever;
     // keep-alive finds a dead peer under an idle pooled connection.
     const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
-    // statement_timeout (sent with the connection's start-up, no round trip): the server ends a statement at the
-    // deadline too. Closing the socket (boundPgQueries) does not: a backend waiting for a lock notices its client gone
-    // only when it answers, so it kept waiting, holding the locks its transaction had, and an autocommit statement
-    // would still apply once the lock came free, after the FTP client was told it failed.
-    const pool = new pg.Pool({ connectionString: url, max: size, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, statement_timeout: timeout });
+    const pool = new pg.Pool({ connectionString: url, max: size, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true });
     // An idle pooled connection that the server drops (a restart, a failover, pg_terminate_backend) is reported
     // here; pg.Pool discards it and the next query connects again. Without a listener the 'error' event would end
     // the whole process.
@@ -139,6 +135,7 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
     pool.on('connect', (client) => {
       client.on('error', () => undefined);
       boundPgQueries(client, timeout);
+      boundPgStatements(client, timeout);
     });
     return { name, dialect: new PostgresDialect({ pool }), raw: { dialect: 'postgres', pool } };
   }
@@ -259,7 +256,23 @@ function boundMysqlWaits(pool: MysqlPool, timeoutMs: number): void {
 }
 
 /**
- * Bounds the server's own lock waits on a mysql2 pool connection to `timeoutMs` (whole seconds, at least 1): row
+ * The server ends a statement a second after the client's deadline too (`statement_timeout`). Closing the socket
+ * (boundPgQueries) does not end it: a backend waiting for a lock notices its client gone only when it answers, so
+ * it kept waiting, holding the locks its transaction had, and an autocommit statement would still apply once the
+ * lock came free, after the FTP client was told it failed. A second later than the client's, so that the client's
+ * deadline decides what the caller is told. Sent as the connection's first statement (pg runs a client's queries in
+ * order), not as a start-up parameter: PgBouncer refuses unknown start-up parameters, and every connection failed
+ * through it ("unsupported startup parameter"). A pooler or server that refuses the SET leaves the client's deadline.
+ */
+function boundPgStatements(client: pg.PoolClient, timeoutMs: number): void {
+  client.query(`SET statement_timeout = ${Math.ceil(timeoutMs) + SERVER_DEADLINE_MARGIN_MS}`).catch(() => undefined);
+}
+
+/** How much later than the client's deadline the database's own ends a statement (see boundPgStatements). */
+const SERVER_DEADLINE_MARGIN_MS = 1000;
+
+/**
+ * Bounds the server's own lock waits on a mysql2 pool connection to just past `timeoutMs` (whole seconds): row
  * locks (`innodb_lock_wait_timeout`, 50 s by default) and table metadata locks (`lock_wait_timeout`, a year). Past
  * the client's deadline the connection is destroyed (boundMysqlQueries), but the server goes on waiting for the lock
  * until its own timeout, holding the locks its transaction took, and an autocommit statement applies once it gets
@@ -267,7 +280,9 @@ function boundMysqlWaits(pool: MysqlPool, timeoutMs: number): void {
  * in order, so every statement after it is bounded.
  */
 function boundMysqlLockWaits(connection: unknown, timeoutMs: number): void {
-  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  // Whole seconds, and after the client's deadline: a lock-wait timeout (1205) that came first would be retried as a
+  // lock conflict (isRetryable), each try waiting the whole deadline again.
+  const seconds = Math.ceil((timeoutMs + SERVER_DEADLINE_MARGIN_MS) / 1000);
   (connection as { query(sql: string, callback: (err: unknown) => void): void }).query(
     `SET SESSION innodb_lock_wait_timeout = ${seconds}, lock_wait_timeout = ${seconds}`,
     // A server that refuses it (an old or restricted one) leaves its defaults: the client's deadline still holds.

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshProvider, DBS } from './services.js';
+import { sql } from 'kysely';
 import { put } from './helpers.js';
 
 /** A TCP relay to `target` that forwards, or (`hang`) holds everything: connections stay open, nothing passes. */
@@ -127,5 +128,10 @@ describe.each(DBS.filter((d) => d.dialect !== 'sqlite'))('queryTimeoutMs on the 
     released = true;
     await locker.release();
     expect((await p.stat('/f')).size).toBe(5);
+    // The database's deadline is a second past the client's (whole seconds on MySQL), so that the client's decides.
+    const setting = db.dialect === 'postgres' ? sql<{ v: string }>`SHOW statement_timeout` : sql<{ v: number }>`SELECT @@SESSION.innodb_lock_wait_timeout AS v`;
+    const rows = (await setting.execute(p.db)).rows as Array<Record<string, unknown>>;
+    expect(Object.values(rows[0]!)[0]).toBe(db.dialect === 'postgres' ? '2500ms' : 3);
+    await p.dropTables();
   });
 });
