@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { localHomeWarnings } from './config/home-check.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import type { FtpdConfig } from './config/schema.js';
@@ -50,6 +51,8 @@ export async function reloadConfiguration(file: string, running: FtpdConfig, log
     logger.error(`SIGHUP: configuration not reloaded: ${messageOf(err)}`);
     return running;
   }
+  // As at start: a home that is a file refuses that user's logins (said at each one); said here once too.
+  if (!('refused' in plan.users)) for (const warning of localHomeWarnings(config)) logger.warn(`SIGHUP: ${warning}`);
   logger.info(`SIGHUP: configuration reloaded: ${usersOutcome(plan)}, ${tlsRead ? 'TLS reloaded' : running.tls ? 'TLS unchanged' : 'no TLS'}`);
   return config;
 }

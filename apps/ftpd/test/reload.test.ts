@@ -183,6 +183,18 @@ describe('SIGHUP with a configuration file', () => {
     expect(await loginCode(port, 'carol', 'carol-pw')).toBe('230');
   });
 
+  it('a user whose home on a local disk is a file is warned of, as at start', async () => {
+    const root = join(work, 'homes-root');
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, 'afile'), 'not a folder');
+    const backends = { disk: { type: 'local', root } };
+    const { s, file } = await serve('homes.yaml', configText({ backends, users: [{ ...user('bob', 'bob-old', 'disk'), home: '/bob' }] }));
+    expect(messages(s, WARN)).toEqual([]);
+    await reload(s, file, configText({ backends, users: [{ ...user('bob', 'bob-old', 'disk'), home: '/bob' }, { ...user('carol', 'carol-pw', 'disk'), home: '/afile' }] }));
+    expect(messages(s, WARN)).toEqual([`SIGHUP: users[1].home: home /afile on backend "disk" (${join(root, 'afile')}) is not a folder: user "carol" cannot log in until it is one`]);
+    expect(await loginCode(s.ports[0]!, 'bob', 'bob-old')).toBe('230');
+  });
+
   it('users naming a backend that is new are refused whole: the running users stay', async () => {
     const { s, file } = await serve('backend.yaml', configText({ users: [user('bob', 'bob-old')] }));
     const port = s.ports[0]!;

@@ -14,6 +14,14 @@ export function checkLocalHomes(config: FtpdConfig, file: string): string[] {
   return problems.map((p) => p.message);
 }
 
+/**
+ * The same problems as warnings only, for a SIGHUP reload: the users applied, a user whose home is a file is refused
+ * at login as at start, and the operator is told now rather than by that user.
+ */
+export function localHomeWarnings(config: FtpdConfig): string[] {
+  return localHomeProblems(config).map((p) => p.message);
+}
+
 /** A home on a local disk that exists and is not a folder. */
 interface LocalHomeProblem {
   /** `users[0].home: home /afile on backend "disk" (/srv/ftp/afile) is not a folder: …` */
