@@ -283,7 +283,11 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   /** @internal 421 before the session is closed for a shutdown, unless a TLS handshake holds the socket. */
   sayShuttingDown(): void {
     // Clear text inside a TLS handshake (implicit FTPS before it, AUTH TLS after its 234) is garbage to the client.
-    if (!this.conn.upgrading) void this.reply(421, 'Server shutting down.');
+    if (this.conn.upgrading) return;
+    // A transfer cut at the end of the grace: its own final reply first (RFC 959: 426 for a data connection closed
+    // mid-transfer), so that a client waiting for it is not left to take the 421 as the transfer's outcome.
+    if (this.transfer !== null) void this.reply(426, 'Connection closed; transfer aborted: the server is shutting down.');
+    void this.reply(421, 'Server shutting down.');
   }
 
   /** Whether `verb` is an ABOR or STAT reaching the running transfer or stoppable work (a HASH) of this session. */

@@ -53,6 +53,25 @@ it('a shutdown ends waiting sessions at once, lets a running download finish, an
   expect(performance.now() - started).toBeLessThan(8000);
 });
 
+it('a download still running at the end of the grace is told 426 before the 421', { timeout: 20000 }, async () => {
+  const fs = new MemoryProvider();
+  const ctx = await startServer({ settings: { downloadRate: 100_000 }, fs });
+  cleanups.push(() => ctx.close());
+  await fs.writeFile('/file', pattern(1_000_000, 3));
+  const c = await RawClient.binarySession(ctx.port, cleanups);
+  const socket = await c.passive();
+  const got = readAll(socket).catch(() => Buffer.alloc(0));
+  expect((await c.cmd('RETR file')).code).toBe(150);
+  await ctx.server.close(500);
+  const cut = await c.next(2000);
+  expect(cut.code).toBe(426);
+  expect(cut.text).toMatch(/shutting down/);
+  expect((await c.next(2000)).code).toBe(421);
+  expect(await c.waitClosed(2000)).toBe(true);
+  // Nothing after the 421: the transfer's own ending says nothing more.
+  expect((await got).length).toBeLessThan(1_000_000);
+});
+
 it('a client that reads no replies does not hold the stop for its grace', { timeout: 20000 }, async () => {
   const ctx = await startServer();
   cleanups.push(() => ctx.close());
