@@ -285,8 +285,9 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     // Clear text inside a TLS handshake (implicit FTPS before it, AUTH TLS after its 234) is garbage to the client.
     if (this.conn.upgrading) return;
     // A transfer cut at the end of the grace: its own final reply first (RFC 959: 426 for a data connection closed
-    // mid-transfer), so that a client waiting for it is not left to take the 421 as the transfer's outcome.
-    if (this.transfer !== null) void this.reply(426, 'Connection closed; transfer aborted: the server is shutting down.');
+    // mid-transfer), so that a client waiting for it is not left to take the 421 as the transfer's outcome. Not for
+    // an upload that arrived whole and is being stored: it is stored all the same, nothing of it was aborted.
+    if (this.transfer !== null && !this.transfer.storageCommitting()) void this.reply(426, 'Connection closed; transfer aborted: the server is shutting down.');
     void this.reply(421, 'Server shutting down.');
   }
 
