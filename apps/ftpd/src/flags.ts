@@ -48,7 +48,7 @@ Options:
   -v, --version           the version
 
 A switch's variable takes 1, true, yes or on, and 0, false, no or off. With a configuration file (--config or
-FTPD_CONFIG) these variables are refused as the options are: the file says everything.
+FTPD_CONFIG) these variables are not read, and ftpd warns of them: the file says everything.
 `;
 
 /** Every option of the zero-config mode, for parseArgs. */
@@ -88,7 +88,7 @@ export type OptionName = keyof typeof OPTIONS;
 
 /**
  * The variable each option may be given by instead (the option wins when both are). The one list of them: the
- * zero-config mode reads them, and a configuration file refuses them as it refuses the options.
+ * zero-config mode reads them, and with a configuration file ftpd warns of those set (it refuses the options).
  */
 export const OPTION_VARIABLES = {
   port: 'FTPD_PORT',

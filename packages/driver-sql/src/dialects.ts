@@ -122,9 +122,9 @@ export function createDialect(url: string, options: PoolOptions = {}): { name: D
   const name = dialectOfUrl(url);
   const size = options.poolSize ?? 10;
   if (name === 'postgres') {
+    const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
     // A connection that never answers (a frozen host, a partition) fails after 10 s instead of waiting for ever;
     // keep-alive finds a dead peer under an idle pooled connection.
-    const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
     const pool = new pg.Pool({ connectionString: url, max: size, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true });
     // An idle pooled connection that the server drops (a restart, a failover, pg_terminate_backend) is reported
     // here; pg.Pool discards it and the next query connects again. Without a listener the 'error' event would end

@@ -15,7 +15,7 @@ export interface Addon {
   /** open(2)'s O_PATH on this machine. */
   O_PATH: number;
   unackedBytes(fd: number): number;
-  /** malloc_trim(0): 1 released, 0 nothing to release, -1 no malloc_trim in this C library. */
+  /** malloc_trim(0): 1 released, 0 nothing to release (always 0 without glibc: see HAS_MALLOC_TRIM). */
   trimHeap(): number;
   /** Built against glibc, which has malloc_trim. */
   HAS_MALLOC_TRIM: boolean;

@@ -28,8 +28,7 @@ const SWITCH = 'FTP_MALLOC_TRIM';
 export function trimHeap(): boolean | null {
   const native = addonFor(SWITCH);
   if (native === null || !native.HAS_MALLOC_TRIM) return null;
-  const result = native.trimHeap();
-  return result < 0 ? null : result === 1;
+  return native.trimHeap() === 1;
 }
 
 /** Null when {@link trimHeap} works here; otherwise why not. */

@@ -52,4 +52,3 @@ export function reportChange(s: Session, action: ChangeAction, path: string, det
   const event: ChangeEvent = { session: s.id, user: s.user, action, path, ...details };
   s.ctx.emit('change', event);
 }
-

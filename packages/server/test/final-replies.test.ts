@@ -4,7 +4,7 @@
  * up; the disk fills during it) keep their text and whether they are worth retrying, in that set.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalProvider, MemoryProvider, quota, vfsError, type UploadStream, type WriteStreamOptions } from '@ftp/vfs';
@@ -124,7 +124,14 @@ describe('a transfer refused after its 150', () => {
   it.each([
     ['a full store', () => new MemoryProvider({ capacity: 10 })],
     ['a quota', () => quota(new MemoryProvider(), { bytes: 1000 })],
-    ['a full local disk', () => new FullDisk(mkdtempSync(join(tmpdir(), 'ftp-full-')))],
+    [
+      'a full local disk',
+      () => {
+        const dir = mkdtempSync(join(tmpdir(), 'ftp-full-'));
+        cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+        return new FullDisk(dir);
+      },
+    ],
   ])('an upload refused midway (%s) is read to its end and dropped: its client finishes sending, then reads the 552 (curl, ftplib)', async (_name, make) => {
     const ctx = await startServer({ fs: make(), settings: { kernelReceive: false } });
     cleanups.push(() => ctx.close());

@@ -8,18 +8,20 @@
 #include "addon.h"
 
 #include <stdbool.h>
+/* Any C library header defines __GLIBC__ on glibc (through features.h): said here, not left to Node's headers. */
+#include <stdlib.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
-/* trimHeap() -> 1 if memory was released, 0 if there was none to release, -1 where the C library has no malloc_trim. */
+/* trimHeap() -> 1 if memory was released, else 0 (always 0 without glibc: HAS_MALLOC_TRIM says so first). */
 static napi_value trim_heap(napi_env env, napi_callback_info info) {
   (void)info;
 #if defined(__GLIBC__)
   return number(env, malloc_trim(0) ? 1 : 0);
 #else
-  return number(env, -1);
+  return number(env, 0);
 #endif
 }
 
