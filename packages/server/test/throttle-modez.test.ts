@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { deflateSync } from 'node:zlib';
+import { constants as zlibConstants, deflateSync } from 'node:zlib';
 import { MemoryProvider } from '@ftp/vfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FtpServer, RateLimiter, type ServerSettings } from '../src/index.js';
@@ -54,9 +54,10 @@ async function writeTimed(socket: Socket, data: Buffer): Promise<number> {
 
 /** Where the data breaks: a bit flipped in the middle of a deflate stream of a few hundred KB. */
 function corruptDeflate(data: Buffer): Buffer {
-  const bad = Buffer.from(deflateSync(data));
-  for (let i = bad.length >> 1; i < (bad.length >> 1) + 40; i++) bad[i]! ^= 0x55;
-  return bad;
+  // All of `data`, flushed, then a block of the reserved type (BFINAL 1, BTYPE 11): zlib inflates and hands on every
+  // byte of `data` before it finds the fault (Z_DATA_ERROR), so the server has stored them by then. (Bytes flipped
+  // inside the stream can also read as a stream that merely ends early, which is an interrupted upload.)
+  return Buffer.concat([deflateSync(data, { finishFlush: zlibConstants.Z_SYNC_FLUSH }), Buffer.from([0x07, 0, 0, 0])]);
 }
 
 // 25,000 B/s with a stall timeout of 1 s: a 64 KiB burst followed by a 64 KiB slice (2.6 s with nothing moving) was
@@ -198,6 +199,28 @@ describe('MODE Z uploads of data that is not one valid deflate stream', () => {
       expect(await upload(c, 'APPE created', corruptDeflate(text))).toMatchObject({ code: 426 });
       await expect(fs.stat('/created')).rejects.toThrow();
     }
+  });
+
+  // A deflate stream the client flushed (Z_SYNC_FLUSH) but never finished: what a client killed midway, or whose
+  // connection was lost, leaves on the wire before the FIN.
+  const cutStream = (data: Buffer): Buffer => deflateSync(data, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+
+  it('a stream the connection ends inside is an interrupted upload: what inflated is kept, the old file not deleted', async () => {
+    const { c, fs } = await modeZ();
+    await fs.writeFile('/victim', pattern(5000, 8));
+    expect(await upload(c, 'STOR victim', cutStream(text))).toMatchObject({ code: 426, text: expect.stringMatching(/before the end of the MODE Z/) });
+    // Everything the client flushed inflated: it is the file now, as after a cut in MODE S (SIZE + REST resume it).
+    expect(Buffer.from(await fs.readFile('/victim')).equals(text)).toBe(true);
+    expect((await c.cmd('SIZE victim')).text).toBe(String(text.length));
+    expect(await upload(c, 'STOR fresh', cutStream(text.subarray(0, 70_000)))).toMatchObject({ code: 426 });
+    expect(Buffer.from(await fs.readFile('/fresh')).equals(text.subarray(0, 70_000))).toBe(true);
+  });
+
+  it("with partialUploads 'discard', a cut MODE Z STOR is removed as a cut MODE S one is", async () => {
+    const s = await session({ modeZ: true, partialUploads: 'discard' });
+    expect((await s.c.cmd('MODE Z')).code).toBe(200);
+    expect(await upload(s.c, 'STOR gone', cutStream(text))).toMatchObject({ code: 426, text: expect.stringMatching(/before the end of the MODE Z/) });
+    await expect(s.fs.stat('/gone')).rejects.toThrow();
   });
 
   it('two concatenated streams, or a stream followed by junk, fail with 426 and store nothing', async () => {

@@ -225,15 +225,17 @@ export class Transfer {
     // The error says whose side failed: storage errors carry a filesystem code, the data connection's a socket code.
     const reason = this.stopReason ?? (isSocketError(err) || !isStorageError(err) ? 'connection' : 'local');
     if (reason === 'local') return new TransferError(reason, (err as Error)?.message ?? 'local error', { cause: err });
-    // The client's MODE Z data that does not inflate: the connection was fine, what came over it was not.
-    const message = reason === 'connection' && isZlibError(err) ? MESSAGES.undeflatable : MESSAGES[reason];
+    // The client's MODE Z data that does not inflate: the connection was fine, what came over it was not. Or the
+    // connection ended inside the deflate stream: an interrupted upload, as a cut in MODE S is.
+    const message = reason === 'connection' && isZlibError(err) ? (isCutDeflate(err) ? MESSAGES.deflateCut : MESSAGES.undeflatable) : MESSAGES[reason];
     return new TransferError(reason, message, { cause: err });
   }
 }
 
-const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean' | 'undeflatable', string> = {
+const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean' | 'undeflatable' | 'deflateCut', string> = {
   unclean: 'Data connection ended without TLS close_notify; upload incomplete.',
   undeflatable: 'Data received is not valid MODE Z (deflate) data; transfer aborted.',
+  deflateCut: 'Data connection closed before the end of the MODE Z (deflate) stream; transfer aborted.',
   aborted: 'Transfer aborted.',
   connection: 'Data connection closed; transfer aborted.',
   stalled: 'Data connection stalled; transfer aborted.',
@@ -242,13 +244,17 @@ const MESSAGES: Record<Exclude<TransferFailure, 'local'> | 'unclean' | 'undeflat
 const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 
 /**
- * Whether a transfer failed on MODE Z data that does not inflate (corrupt, ended by the client before the end of the
- * deflate stream, or followed by more bytes), rather than on a cut connection. What it stored cannot be told from
- * the client's data (the checksum that would tell is at the stream's end): it must not be kept as a partial upload
- * that a client would resume from.
+ * Whether a transfer failed on MODE Z data that does not inflate (corrupt, or followed by more bytes after the end
+ * of the deflate stream), rather than on a cut connection. What it stored before zlib found out cannot be told from
+ * the client's data: it must not be kept as a partial upload that a client would resume from.
+ *
+ * Not a stream the connection ended inside (the client killed, the network gone): what inflated is the client's
+ * data up to the cut, as in MODE S, and is kept or not as `partialUploads` says (as after an ABOR or a reset).
+ * Removing it lost an old file that storage written in place had already emptied, and left `reput` nothing to
+ * resume from.
  */
 export function isInvalidData(err: unknown): boolean {
-  return err instanceof TransferError && isZlibError(err.cause);
+  return err instanceof TransferError && isZlibError(err.cause) && !isCutDeflate(err.cause);
 }
 
 /**
@@ -277,6 +283,14 @@ function strictInflate(): Transform {
 /** An error of zlib's (`Z_DATA_ERROR`, `Z_BUF_ERROR`…): data that does not inflate. */
 function isZlibError(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code?.startsWith('Z_') === true;
+}
+
+/**
+ * zlib's "unexpected end of file": the input ended inside the deflate stream, everything before the end having
+ * inflated. (Node's inflate gives `Z_BUF_ERROR` only when asked to finish a stream that has not ended.)
+ */
+function isCutDeflate(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'Z_BUF_ERROR';
 }
 
 function isSocketError(err: unknown): boolean {
