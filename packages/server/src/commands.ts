@@ -84,8 +84,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   // Navigation
   PWD: { arg: 'none', help: 'PWD', handler: dirs.pwd },
   XPWD: { arg: 'none', help: 'XPWD', handler: dirs.pwd },
-  CWD: { arg: 'required', help: 'CWD <path>', handler: dirs.cwd },
-  XCWD: { arg: 'required', help: 'XCWD <path>', handler: dirs.cwd },
+  CWD: { arg: 'optional', help: 'CWD [<path>]', handler: dirs.cwd },
+  XCWD: { arg: 'optional', help: 'XCWD [<path>]', handler: dirs.cwd },
   CDUP: { arg: 'none', help: 'CDUP', handler: dirs.cdup },
   XCUP: { arg: 'none', help: 'XCUP', handler: dirs.cdup },
   MKD: { arg: 'required', help: 'MKD <path>', handler: dirs.mkd },

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { escapedByteLength, hasByteEscapes, latin1ForEscapes, parseCommand } from '@ftp/protocol';
+import { escapedByteLength, hasByteEscapes, hexForEscapes, latin1ForEscapes, parseCommand } from '@ftp/protocol';
 import { describeCapabilities, resolvePath, type FsProvider } from '@ftp/vfs';
 import { COMMANDS } from './commands.js';
 import { ControlConnection, MAX_DROPPED_COMMANDS, type ControlEvent, type ControlOwner } from './control-connection.js';
@@ -778,5 +778,6 @@ function depthOf(path: string): number {
 function loggedCommand(line: string): string {
   // A prefix, not a word: a line such as `PASSsecret` (a client's typo) is masked too.
   const secret = /^\s*(pass|acct)/i.exec(line);
-  return secret ? `${secret[1]!.toUpperCase()} ****` : line;
+  // Bytes that are not UTF-8 as `\xNN`, as the path of the same command is logged (JSON would make them U+FFFD).
+  return secret ? `${secret[1]!.toUpperCase()} ****` : hexForEscapes(line);
 }

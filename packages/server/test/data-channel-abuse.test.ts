@@ -207,6 +207,13 @@ describe('EPRT with an IPv4-mapped IPv6 address', () => {
     // Another address, mapped, is still another address.
     expect((await c.cmd(`EPRT |2|::ffff:127.0.0.2|${port}|`)).code).toBe(500);
   });
+
+  it('an IPv6 address from an IPv4 client is a protocol its data cannot use: 522 naming IPv4 (RFC 2428 §2)', async () => {
+    const ctx = await serverLogging('warn');
+    cleanups.push(() => ctx.close());
+    const c = await client(ctx.port);
+    for (const address of ['::1', '2001:db8::1']) expect(await c.cmd(`EPRT |2|${address}|50000|`)).toMatchObject({ code: 522, text: 'Network protocol not supported, use (1).' });
+  });
 });
 
 describe('EPSV ALL', () => {

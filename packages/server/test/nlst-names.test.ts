@@ -55,6 +55,24 @@ describe('NLST output', () => {
     expect(await listing(c, 'NLST to-sub')).toEqual(['to-sub/inner.txt']);
   });
 
+  it('a pattern followed by a slash lists the one folder it matches (as `ls su?/`); a file followed by one is 550', async () => {
+    const c = await session(new LocalProvider(root));
+    // `sub.t?t/` matches the folder sub.txt only, not the files beside it (it gave `d/sub.t?t/a.txt`…, paths that do not exist).
+    expect(await listing(c, 'NLST d/sub.t?t/')).toEqual(['d/sub.txt/inner.txt']);
+    expect(await listing(c, 'NLST /d/to-s?b/')).toEqual(['/d/to-sub/inner.txt']);
+    const long = await listing(c, 'LIST d/sub.t?t/');
+    expect(long).toHaveLength(1);
+    expect(long[0]).toMatch(/ inner\.txt$/);
+    // Only files match, or several folders do: refused, saying so.
+    await expect(listing(c, 'NLST d/a.*/')).rejects.toThrow(/got 550 .*No folders found/);
+    await expect(listing(c, 'LIST d/*sub*/')).rejects.toThrow(/got 550 .*more than one folder \(sub\.txt\/, to-sub\/…\)/);
+    // A file named with a trailing slash is no folder, in every listing as for RETR or SIZE.
+    for (const command of ['NLST d/a.txt/', 'LIST d/a.txt/']) await expect(listing(c, command)).rejects.toThrow(/got 550 .*Not a directory/);
+    expect((await c.cmd('MLST d/a.txt/')).code).toBe(550);
+    expect((await c.cmd('MLST d/a.txt')).code).toBe(250);
+    expect((await c.cmd('MLST d/sub.txt/')).code).toBe(250);
+  });
+
   it('a pattern: the names it matches, sorted, dot files only for a dot pattern; none is 550', async () => {
     const c = await session(new LocalProvider(root));
     expect(await listing(c, 'NLST d/*.txt')).toEqual(lines('d/', txt(mixed())));

@@ -40,6 +40,19 @@ it('session log lines carry the session, the remote address and, once known, the
   expect(JSON.stringify(lines)).not.toContain('glued-secret-8');
 });
 
+it('a command with bytes that are not UTF-8 is logged with them as \\xNN, as its path is', async () => {
+  const { port, lines } = await serverLogging('debug');
+  const c = await RawClient.connect(port);
+  cleanups.push(() => c.close());
+  await c.login();
+  c.send(Buffer.from([...Buffer.from('MKD bad_'), 0xe9, ...Buffer.from('_dir\r\n')]));
+  expect((await c.next()).code).toBe(257);
+  await c.cmd('QUIT');
+  await new Promise((r) => setTimeout(r, 50));
+  // JSON made the byte U+FFFD: `bad_\xE9_dir` and `bad_\xE8_dir` read alike.
+  expect(lines.filter((l) => l.msg === 'command').map((l) => l.cmd)).toContain('MKD bad_\\xE9_dir');
+});
+
 it('a server that logs nothing still serves sessions (no session logger is made)', async () => {
   const { port, lines } = await serverLogging('silent');
   const c = await RawClient.connect(port);

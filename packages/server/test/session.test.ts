@@ -72,8 +72,32 @@ describe('command syntax', () => {
     for (const row of rows) expect(starts(row)).toEqual(first.slice(0, starts(row).length));
   });
 
+  it('CWD with no argument, or an empty one, goes home (RFC 1738: tnftp sends "CWD " for ftp://host//path)', async () => {
+    expect((await c.cmd('MKD cwd-home')).code).toBe(257);
+    for (const line of ['CWD', 'CWD ', 'XCWD']) {
+      expect((await c.cmd('CWD cwd-home')).code).toBe(250);
+      expect((await c.cmd(line)).code, line).toBe(250);
+      expect((await c.cmd('PWD')).text, line).toMatch(/^"\/"/);
+    }
+    expect((await c.cmd('RMD cwd-home')).code).toBe(250);
+    // A user whose home is not the root goes back to it.
+    await ctx.fs.mkdir('/homes');
+    await ctx.fs.mkdir('/homes/bob');
+    const other = await startServer({ fs: ctx.fs, driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs: ctx.fs, home: '/homes/bob' } : null) } });
+    const d = await RawClient.connect(other.port);
+    try {
+      await d.login();
+      expect((await d.cmd('CWD /')).code).toBe(250);
+      expect((await d.cmd('CWD')).code).toBe(250);
+      expect((await d.cmd('PWD')).text).toMatch(/^"\/homes\/bob"/);
+    } finally {
+      d.close();
+      await other.close();
+    }
+  });
+
   it('501 for missing or bad arguments', async () => {
-    expect((await c.cmd('CWD')).code).toBe(501);
+    expect((await c.cmd('MKD')).code).toBe(501);
     expect((await c.cmd('PORT 1,2,3')).code).toBe(501);
     expect((await c.cmd('EPRT |1|999.1.1.1|80|')).code).toBe(501);
     expect((await c.cmd('REST -5')).code).toBe(501);
@@ -248,6 +272,9 @@ describe('directories and files', () => {
     expect(await c.cmd('RNTO nodir/h.txt')).toMatchObject({ code: 553 });
     expect((await c.cmd('RNFR g.txt')).code).toBe(350);
     expect((await c.cmd('RNTO d')).code).toBe(553);
+    // Onto the root: refused for what it is (it said "Cannot move a directory into itself" of a file).
+    expect((await c.cmd('RNFR g.txt')).code).toBe(350);
+    expect(await c.cmd('RNTO /')).toMatchObject({ code: 553, text: '/: the root cannot be replaced.' });
     expect((await c.cmd('SIZE g.txt')).code).toBe(213);
     expect((await c.cmd('SIZE d')).code).toBe(550);
     expect((await c.cmd('DELE d')).code).toBe(550);

@@ -80,7 +80,12 @@ export function eprt(s: Session, arg: string): Promise<void> | void {
   const { host, port } = parseEprt(arg);
   // RFC 2428 allows any spelling of an IPv6 address: compared (and connected to) in the socket's own, with an
   // IPv4-mapped one (`::ffff:1.2.3.4`) as the IPv4 address it is, as the session's own address is kept.
-  return setActive(s, plainAddress(canonicalAddress(host)), port, 'EPRT');
+  const address = plainAddress(canonicalAddress(host));
+  // The data connection goes out from this server's address of the client's family: an address of the other family
+  // is a protocol this session's data cannot use (RFC 2428 §2: 522, naming the one it can), not a foreign address.
+  const family = isIPv4(plainAddress(canonicalAddress(s.remoteAddress))) ? 4 : 6;
+  if ((isIPv4(address) ? 4 : 6) !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
+  return setActive(s, address, port, 'EPRT');
 }
 
 function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {

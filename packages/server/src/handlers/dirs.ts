@@ -8,9 +8,13 @@ export function pwd(s: Session): Promise<void> | void {
   return s.reply(257, `${quotePath(s.cwd)} is the current directory.`);
 }
 
-/** CWD: enters a directory that exists. */
+/**
+ * CWD: enters a directory that exists. Without an argument, the user's home: RFC 1738 §3.2.2 maps an empty segment
+ * of a URL (`ftp://host//etc/motd`) to a CWD with an empty argument, and tnftp sends just that (pure-ftpd and
+ * pyftpdlib answer it the same way; a 501 failed the whole download).
+ */
 export async function cwd(s: Session, arg: string): Promise<void> {
-  const path = s.resolve(arg);
+  const path = arg === '' ? s.home : s.resolve(arg);
   await enter(s, path);
   return s.reply(250, `Directory changed to ${s.cwd}.`);
 }

@@ -35,7 +35,8 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   if (!from) throw new FtpError(503, 'RNFR required first.');
   requirePermission(s, 'rename');
   const to = s.resolveNew(arg);
-  if (to === '/' || to.startsWith(from + '/')) throw new FtpError(553, 'Cannot move a directory into itself.');
+  if (to === '/') throw new FtpError(553, '/: the root cannot be replaced.');
+  if (to.startsWith(from + '/')) throw new FtpError(553, 'Cannot move a directory into itself.');
   // A trailing slash names a folder (as rename(2) has it): a file is not renamed to `name/` as if it were `name`.
   if (arg.endsWith('/') && !(await lstatOf(s, from)).isDirectory()) throw new FtpError(553, `${arg}: Not a directory.`);
   // For the audit: a rename over a file replaces it (asked before, so a little racy; told, not enforced). Asked

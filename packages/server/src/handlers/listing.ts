@@ -154,6 +154,8 @@ async function statTarget(s: Session, path: string): Promise<FileStats | null> {
 async function resolveTarget(s: Session, arg: string, folderItself = false): Promise<Target> {
   const path = s.resolve(arg);
   const st = await statTarget(s, path);
+  if (st === null && namesFolder(arg)) return resolveTarget(s, await theFolderMatched(s, arg, path), folderItself);
+  if (st !== null) refuseFileAsFolder(arg, path, st);
   if (st === null) {
     const matches = globMatcher(basename(path));
     const dir = dirname(path);
@@ -471,8 +473,9 @@ export async function nlst(s: Session, arg: string): Promise<void> {
   // `NLST -l` is how some clients ask for a long listing.
   if (s.settings.listOptions && parseListArgument(arg).long) return list(s, arg);
   // RFC 959 §4.1.3: names relative to the argument as given, so clients can RETR them (mget).
-  const raw = listArgument(arg);
-  const target = await nlstTarget(s, raw);
+  // A pattern naming a folder (`su*/`) comes back as the folder's own name: the names are prefixed with that.
+  const target = await nlstTarget(s, listArgument(arg));
+  const raw = target.arg;
   let prefix = '';
   if (target.glob) {
     const slash = raw.lastIndexOf('/');
@@ -486,17 +489,50 @@ export async function nlst(s: Session, arg: string): Promise<void> {
  * looked up past the path itself: a provider that reads names apart from stats (the local disk) lists a folder
  * without a lookup per entry, and a pattern is matched against names, never against entries looked up first.
  */
-async function nlstTarget(s: Session, arg: string): Promise<{ path: string; names: Sliced<string> | null; glob?: boolean }> {
+async function nlstTarget(s: Session, arg: string): Promise<{ path: string; names: Sliced<string> | null; glob?: boolean; arg: string }> {
   const path = s.resolve(arg);
   const st = await statTarget(s, path);
+  if (st === null && namesFolder(arg)) return nlstTarget(s, await theFolderMatched(s, arg, path));
+  if (st !== null) refuseFileAsFolder(arg, path, st);
   if (st === null) {
     const dir = dirname(path);
     const names = await matchingNames(s, dir, globMatcher(basename(path)));
     if (names.length === 0) throw new FtpError(550, `${path}: No files found.`);
-    return { path: dir, names: slicesOf([names.sort()]), glob: true };
+    return { path: dir, names: slicesOf([names.sort()]), glob: true, arg };
   }
-  if (st.isDirectory()) return { path, names: await namedOrder<string>(s, (options) => listNameSlices(s.vfs, path, options), itself) };
-  return { path, names: null };
+  if (st.isDirectory()) return { path, names: await namedOrder<string>(s, (options) => listNameSlices(s.vfs, path, options), itself), arg };
+  return { path, names: null, arg };
+}
+
+/** Whether a listing's argument ends in a slash, and so names a folder (`ls name/`), not a file nor a pattern's files. */
+function namesFolder(arg: string): boolean {
+  return arg.length > 1 && arg.endsWith('/');
+}
+
+/** `file/` names a folder, as in any POSIX path (`ls file/`: Not a directory), as RETR, SIZE or DELE refuse it. */
+function refuseFileAsFolder(arg: string, path: string, st: FileStats): void {
+  if (namesFolder(arg) && !st.isDirectory()) throw new FtpError(550, `${path}: Not a directory.`);
+}
+
+/**
+ * A pattern followed by a slash (`NLST su?/`) names the folder it matches, whose contents are listed, as a shell's
+ * `ls su?/` does: the argument with the pattern replaced by that folder's name. Matched against the files beside it,
+ * it gave paths that do not exist (`su?/sub`). Several folders matched are refused, named: a listing is of one folder.
+ */
+async function theFolderMatched(s: Session, arg: string, path: string): Promise<string> {
+  const dir = dirname(path);
+  const candidates = await matching(await listDirectory(s.vfs, dir), globMatcher(basename(path)));
+  const folders: string[] = [];
+  for (const e of candidates.sort(byName)) {
+    // A link to a folder is one (`ls link/` lists the folder), looked up past the link; a dangling one is not.
+    const isFolder = e.stats.isDirectory() || (e.stats.isSymbolicLink() && (await s.vfs.stat(joinPath(dir, e.name)).then((st) => st.isDirectory(), () => false)));
+    if (isFolder) folders.push(e.name);
+    if (folders.length > 1) break;
+  }
+  if (folders.length === 0) throw new FtpError(550, `${path}: No folders found.`);
+  const stem = arg.replace(/\/+$/, '');
+  if (folders.length > 1) throw new FtpError(550, `${stem}/: matches more than one folder (${folders.map((n) => `${n}/`).join(', ')}…); name one.`);
+  return `${stem.slice(0, stem.lastIndexOf('/') + 1)}${folders[0]}/`;
 }
 
 /** The names of `dir` that `matches` takes, as the folder is read: only they are held. */
@@ -696,6 +732,7 @@ export async function mlst(s: Session, arg: string): Promise<void> {
   const path = s.resolve(arg.trim() === '' ? '.' : arg);
   const own = await statOf(s, path);
   const st = own.isSymbolicLink() ? ((await followedLink(s, new LoopGuard(s, dirname(path)), basename(path)))?.stats ?? own) : own;
+  refuseFileAsFolder(arg.trim(), path, st);
   const entry = toFactEntry(s, path, st);
   // The root is never removed nor renamed (RMD / and RNFR / are refused): `perm` does not offer it (RFC 3659 §7.5.5).
   if (path === '/' && entry.perm !== undefined) entry.perm = entry.perm.replace(/[df]/g, '');
