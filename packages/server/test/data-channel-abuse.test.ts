@@ -208,6 +208,23 @@ describe('EPRT with an IPv4-mapped IPv6 address', () => {
     expect((await c.cmd(`EPRT |2|::ffff:127.0.0.2|${port}|`)).code).toBe(500);
   });
 
+  it('the unspecified address (lftp sends `EPRT |2|::|port|` over IPv6) is the client itself: accepted and connected to', async () => {
+    const ctx = await serverLogging('warn');
+    cleanups.push(() => ctx.close());
+    const c = await client(ctx.port);
+    for (const line of ['EPRT |1|0.0.0.0|PORT|', 'EPRT |2|::|PORT|', 'EPRT |2|0:0:0:0:0:0:0:0|PORT|', 'PORT 0,0,0,0,HI,LO']) {
+      const { port, accepted } = await activeListener();
+      const command = line.replace('PORT|', `${port}|`).replace('HI,LO', `${port >> 8},${port & 255}`);
+      expect((await c.cmd(command)).code, command).toBe(200);
+      c.send('LIST');
+      expect((await c.next()).code, command).toBe(150);
+      await readAll(await accepted);
+      expect((await c.next()).code, command).toBe(226);
+    }
+    // Not refused as a bounce, so nothing was warned of.
+    expect(ctx.lines.filter((l) => String(l.msg).includes('refused'))).toEqual([]);
+  });
+
   it('an IPv6 address from an IPv4 client is a protocol its data cannot use: 522 naming IPv4 (RFC 2428 §2)', async () => {
     const ctx = await serverLogging('warn');
     cleanups.push(() => ctx.close());

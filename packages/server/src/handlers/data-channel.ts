@@ -71,7 +71,17 @@ export async function epsv(s: Session, arg: string): Promise<void> {
 export function port(s: Session, arg: string): Promise<void> | void {
   if (s.epsvAll) throw new FtpError(503, 'PORT not allowed after EPSV ALL.');
   const { host, port } = parseHostPort(arg);
-  return setActive(s, host, port, 'PORT');
+  return setActive(s, clientIfUnspecified(s, host), port, 'PORT');
+}
+
+/**
+ * The unspecified address (`0.0.0.0`, `::`) as the client's own: lftp sends `EPRT |2|::|port|` in active mode over
+ * IPv6 (the address its socket was bound to), and was refused as a bounce on every transfer, falling back to passive
+ * each time after a warning in the log. It names no third party, and the client's address is the one a data
+ * connection may go to anyway.
+ */
+function clientIfUnspecified(s: Session, host: string): string {
+  return host === '0.0.0.0' || host === '::' ? plainAddress(canonicalAddress(s.remoteAddress)) : host;
 }
 
 /** EPRT (RFC 2428 §2): IPv4 or IPv6. */
@@ -80,7 +90,7 @@ export function eprt(s: Session, arg: string): Promise<void> | void {
   const { host, port } = parseEprt(arg);
   // RFC 2428 allows any spelling of an IPv6 address: compared (and connected to) in the socket's own, with an
   // IPv4-mapped one (`::ffff:1.2.3.4`) as the IPv4 address it is, as the session's own address is kept.
-  const address = plainAddress(canonicalAddress(host));
+  const address = clientIfUnspecified(s, plainAddress(canonicalAddress(host)));
   // The data connection goes out from this server's address of the client's family: an address of the other family
   // is a protocol this session's data cannot use (RFC 2428 §2: 522, naming the one it can), not a foreign address.
   const family = isIPv4(plainAddress(canonicalAddress(s.remoteAddress))) ? 4 : 6;
