@@ -522,20 +522,6 @@ export class ControlConnection {
     }
   }
 
-  /**
-   * Sends a preliminary reply (150) that the replies after it may join: held until the end of this turn of the
-   * event loop, so a transfer that ends within it (a small file, a short listing) costs the client one segment
-   * and the server one write for its 150 and 226, instead of two of each.
-   */
-  sendPreliminary(code: number, text: string): void {
-    const socket = this.socket;
-    if (socket.destroyed || !socket.writable) return;
-    socket.cork();
-    socket.write(wireReply(code, text));
-    // The socket corked, not whichever one the connection has by then.
-    setImmediate(() => socket.uncork());
-  }
-
   /** The session has served every command read and waits for the next. */
   get waitingForCommand(): boolean {
     return this.is(WAITING);
