@@ -67,7 +67,7 @@ describe.skipIf(absent('wget'))('wget (SKIPPED outside CI when wget is not insta
     const contents: Record<string, string> = { 'a.txt': 'a\n', 'sub dir/naïve café.txt': 'café\n', 'sub dir/deeper/z.bin': 'z'.repeat(70_000) };
     for (const [path, text] of Object.entries(contents)) await writeFile(join(tree, path), text);
     const out = join(work, 'wget');
-    // -nH: no host folder; --cut-dirs=0 keeps `wget tree/…` as the server names it.
+    // -nH: no host folder, so the copy is under `wget tree/` as the server names it.
     await run('wget', ['-q', '-r', '-nH', '--tries=1', '--timeout=15', '-P', out, `${ftpd.url}/${urlPath('wget tree')}/`], { timeoutMs: 45_000 });
     for (const path of Object.keys(contents)) expect(await sha256File(join(out, 'wget tree', path)), path).toBe(await sha256File(join(tree, path)));
   });

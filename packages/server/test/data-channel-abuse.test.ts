@@ -230,6 +230,11 @@ describe('EPRT with an IPv4-mapped IPv6 address', () => {
     cleanups.push(() => ctx.close());
     const c = await client(ctx.port);
     for (const address of ['::1', '2001:db8::1']) expect(await c.cmd(`EPRT |2|${address}|50000|`)).toMatchObject({ code: 522, text: 'Network protocol not supported, use (1).' });
+    // With active mode off, that comes first: no 522 suggesting an IPv4 EPRT would do.
+    const off = await serverLogging('warn', undefined, { activeMode: false });
+    cleanups.push(() => off.close());
+    const d = await client(off.port);
+    expect((await d.cmd('EPRT |2|::1|50000|')).code).toBe(502);
   });
 });
 

@@ -54,9 +54,15 @@ async function writeTimed(socket: Socket, data: Buffer): Promise<number> {
 
 /** Where the data breaks: a bit flipped in the middle of a deflate stream of a few hundred KB. */
 function corruptDeflate(data: Buffer): Buffer {
-  // All of `data`, flushed, then a block of the reserved type (BFINAL 1, BTYPE 11): zlib inflates and hands on every
-  // byte of `data` before it finds the fault (Z_DATA_ERROR), so the server has stored them by then. (Bytes flipped
-  // inside the stream can also read as a stream that merely ends early, which is an interrupted upload.)
+  // Bytes flipped mid-stream: zlib may refuse them (Z_DATA_ERROR) or, as here, decode garbage from them on and find
+  // the stream unfinished at the end (Z_BUF_ERROR), like a stream the connection ended inside.
+  const bad = Buffer.from(deflateSync(data));
+  for (let i = bad.length >> 1; i < (bad.length >> 1) + 40; i++) bad[i]! ^= 0x55;
+  return bad;
+}
+
+/** All of `data`, flushed, then a block of the reserved type: zlib hands on every byte of `data`, then refuses it. */
+function refusedDeflate(data: Buffer): Buffer {
   return Buffer.concat([deflateSync(data, { finishFlush: zlibConstants.Z_SYNC_FLUSH }), Buffer.from([0x07, 0, 0, 0])]);
 }
 
@@ -156,7 +162,8 @@ describe('MODE Z uploads of data that is not one valid deflate stream', () => {
 
   it('a corrupt stream stores nothing, even with partialUploads keep (the default)', async () => {
     const { c, fs } = await modeZ();
-    expect(await upload(c, 'STOR zk', corruptDeflate(text))).toMatchObject({ code: 426, text: expect.stringMatching(/not valid MODE Z/) });
+    // (This corruption reads to zlib as a stream that ends early: see corruptDeflate.)
+    expect(await upload(c, 'STOR zk', corruptDeflate(text))).toMatchObject({ code: 426, text: expect.stringMatching(/MODE Z/) });
     expect((await c.cmd('SIZE zk')).code).toBe(550);
     await expect(fs.stat('/zk')).rejects.toThrow();
   });
@@ -205,22 +212,26 @@ describe('MODE Z uploads of data that is not one valid deflate stream', () => {
   // connection was lost, leaves on the wire before the FIN.
   const cutStream = (data: Buffer): Buffer => deflateSync(data, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
 
-  it('a stream the connection ends inside is an interrupted upload: what inflated is kept, the old file not deleted', async () => {
+  it('a stream the connection ends inside is said to be cut, and is not kept either: corrupt data ends that way too', async () => {
     const { c, fs } = await modeZ();
-    await fs.writeFile('/victim', pattern(5000, 8));
-    expect(await upload(c, 'STOR victim', cutStream(text))).toMatchObject({ code: 426, text: expect.stringMatching(/before the end of the MODE Z/) });
-    // Everything the client flushed inflated: it is the file now, as after a cut in MODE S (SIZE + REST resume it).
-    expect(Buffer.from(await fs.readFile('/victim')).equals(text)).toBe(true);
-    expect((await c.cmd('SIZE victim')).text).toBe(String(text.length));
-    expect(await upload(c, 'STOR fresh', cutStream(text.subarray(0, 70_000)))).toMatchObject({ code: 426 });
-    expect(Buffer.from(await fs.readFile('/fresh')).equals(text.subarray(0, 70_000))).toBe(true);
+    // Flushed but unfinished: what a client killed midway leaves on the wire before its FIN.
+    const cut = deflateSync(text, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    expect(await upload(c, 'STOR cut', cut)).toMatchObject({ code: 426, text: expect.stringMatching(/before the end of the MODE Z .*not kept/) });
+    await expect(fs.stat('/cut')).rejects.toThrow();
+    // Corrupt data that decodes as far as the end reads the same to zlib: its output is garbage from the fault on.
+    expect(await upload(c, 'STOR flipped', corruptDeflate(text))).toMatchObject({ code: 426, text: expect.stringMatching(/before the end of the MODE Z/) });
+    await expect(fs.stat('/flipped')).rejects.toThrow();
+    // An APPE is cut back to what the file held, not left with what inflated.
+    const before = pattern(5000, 8);
+    await fs.writeFile('/appended', before);
+    expect(await upload(c, 'APPE appended', corruptDeflate(text))).toMatchObject({ code: 426 });
+    expect(Buffer.from(await fs.readFile('/appended')).equals(before)).toBe(true);
   });
 
-  it("with partialUploads 'discard', a cut MODE Z STOR is removed as a cut MODE S one is", async () => {
-    const s = await session({ modeZ: true, partialUploads: 'discard' });
-    expect((await s.c.cmd('MODE Z')).code).toBe(200);
-    expect(await upload(s.c, 'STOR gone', cutStream(text))).toMatchObject({ code: 426, text: expect.stringMatching(/before the end of the MODE Z/) });
-    await expect(s.fs.stat('/gone')).rejects.toThrow();
+  it('data zlib refuses after inflating all that came before it is removed too (Z_DATA_ERROR)', async () => {
+    const { c, fs } = await modeZ();
+    expect(await upload(c, 'STOR refused', refusedDeflate(text))).toMatchObject({ code: 426, text: expect.stringMatching(/not valid MODE Z/) });
+    await expect(fs.stat('/refused')).rejects.toThrow();
   });
 
   it('two concatenated streams, or a stream followed by junk, fail with 426 and store nothing', async () => {

@@ -93,13 +93,19 @@ export function eprt(s: Session, arg: string): Promise<void> | void {
   const address = clientIfUnspecified(s, plainAddress(canonicalAddress(host)));
   // The data connection goes out from this server's address of the client's family: an address of the other family
   // is a protocol this session's data cannot use (RFC 2428 §2: 522, naming the one it can), not a foreign address.
+  refuseIfNoActiveMode(s);
   const family = isIPv4(plainAddress(canonicalAddress(s.remoteAddress))) ? 4 : 6;
   if ((isIPv4(address) ? 4 : 6) !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
   return setActive(s, address, port, 'EPRT');
 }
 
-function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {
+/** 502 where active mode is off: said first, before anything about the address that could not be used anyway. */
+function refuseIfNoActiveMode(s: Session): void {
   if (!s.settings.activeMode) throw new FtpError(502, 'Active mode is disabled; use PASV or EPSV.');
+}
+
+function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {
+  refuseIfNoActiveMode(s);
   // RFC 2577 §3: refuse bounces to third parties and to privileged ports.
   if (s.settings.activeModeBounceCheck && host !== canonicalAddress(s.remoteAddress)) {
     s.log.warn({ host, port }, 'active data connection to a foreign address refused');

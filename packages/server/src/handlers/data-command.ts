@@ -75,8 +75,8 @@ export async function runDataCommand(
   };
   try {
     // The 150 leaves before any byte of the data (RFC 959: "about to open data connection"), in its own write. Held
-    // back to share a write with the 226 of a small file (as until stop 51), it reached the client after the data
-    // and with the 226: aria2c read both at once and waited 60 s for a 226 it had already read, every file. Sent
+    // back to share a write with the 226 of a transfer that ends at once, it reached the client after the data and
+    // with the 226: aria2c read both at once and waited 60 s for a 226 it had already read, every small file. Sent
     // alone, `pnpm bench`'s 16 KiB downloads were no slower (2,336 and 2,851 files/s against 2,184 and 2,216).
     await s.reply(150, preliminary);
     let socket = await t.race(

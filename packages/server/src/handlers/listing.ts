@@ -487,7 +487,8 @@ export async function nlst(s: Session, arg: string): Promise<void> {
 /**
  * What NLST lists: a folder's names, a pattern's matches, or (`names` null) the file named. Names only, nothing
  * looked up past the path itself: a provider that reads names apart from stats (the local disk) lists a folder
- * without a lookup per entry, and a pattern is matched against names, never against entries looked up first.
+ * without a lookup per entry, and a pattern is matched against names, never against entries looked up first (a
+ * pattern followed by a slash looks up its matches alone, to find its folder: see theFolderMatched).
  */
 async function nlstTarget(s: Session, arg: string): Promise<{ path: string; names: Sliced<string> | null; glob?: boolean; arg: string }> {
   const path = s.resolve(arg);
@@ -504,9 +505,12 @@ async function nlstTarget(s: Session, arg: string): Promise<{ path: string; name
   return { path, names: null, arg };
 }
 
-/** Whether a listing's argument ends in a slash, and so names a folder (`ls name/`), not a file nor a pattern's files. */
+/**
+ * Whether a listing's argument names a folder (`ls name/`, `ls name/.`), not a file nor a pattern's files. (The path
+ * it resolves to has lost the slash.)
+ */
 function namesFolder(arg: string): boolean {
-  return arg.length > 1 && arg.endsWith('/');
+  return arg.length > 1 && /\/\.?$/.test(arg);
 }
 
 /** `file/` names a folder, as in any POSIX path (`ls file/`: Not a directory), as RETR, SIZE or DELE refuse it. */
@@ -514,24 +518,29 @@ function refuseFileAsFolder(arg: string, path: string, st: FileStats): void {
   if (namesFolder(arg) && !st.isDirectory()) throw new FtpError(550, `${path}: Not a directory.`);
 }
 
+/** Names a pattern followed by a slash may look up, at most, to find the folder among them. */
+const FOLDER_MATCH_LOOKUPS = 1000;
+
 /**
  * A pattern followed by a slash (`NLST su?/`) names the folder it matches, whose contents are listed, as a shell's
  * `ls su?/` does: the argument with the pattern replaced by that folder's name. Matched against the files beside it,
- * it gave paths that do not exist (`su?/sub`). Several folders matched are refused, named: a listing is of one folder.
+ * it gave paths that do not exist (`su?/sub`). Several folders matched are refused, named: a listing is of one
+ * folder. Names are matched as NLST matches them (no lookup per entry of the folder); only the matches are looked
+ * up, at most {@link FOLDER_MATCH_LOOKUPS}.
  */
 async function theFolderMatched(s: Session, arg: string, path: string): Promise<string> {
   const dir = dirname(path);
-  const candidates = await matching(await listDirectory(s.vfs, dir), globMatcher(basename(path)));
+  const names = await matchingNames(s, dir, globMatcher(basename(path)));
+  const stem = arg.replace(/(\/+\.?)+$/, '');
+  if (names.length > FOLDER_MATCH_LOOKUPS) throw new FtpError(550, `${stem}/: matches ${names.length} names; name the folder.`);
   const folders: string[] = [];
-  for (const e of candidates.sort(byName)) {
-    // A link to a folder is one (`ls link/` lists the folder), looked up past the link; a dangling one is not.
-    const isFolder = e.stats.isDirectory() || (e.stats.isSymbolicLink() && (await s.vfs.stat(joinPath(dir, e.name)).then((st) => st.isDirectory(), () => false)));
-    if (isFolder) folders.push(e.name);
-    if (folders.length > 1) break;
+  for (const name of names.sort()) {
+    // Looked up past a link (`ls link/` lists the folder it leads to); one that leads nowhere, or out of reach, is none.
+    if (await s.vfs.stat(joinPath(dir, name)).then((st) => st.isDirectory(), () => false)) folders.push(name);
+    if (folders.length > 2) break;
   }
-  if (folders.length === 0) throw new FtpError(550, `${path}: No folders found.`);
-  const stem = arg.replace(/\/+$/, '');
-  if (folders.length > 1) throw new FtpError(550, `${stem}/: matches more than one folder (${folders.map((n) => `${n}/`).join(', ')}…); name one.`);
+  if (folders.length === 0) throw new FtpError(550, `${stem}/: No folders found.`);
+  if (folders.length > 1) throw new FtpError(550, `${stem}/: matches more than one folder (${folders.slice(0, 2).map((n) => `${n}/`).join(', ')}${folders.length > 2 ? ', …' : ''}); name one.`);
   return `${stem.slice(0, stem.lastIndexOf('/') + 1)}${folders[0]}/`;
 }
 

@@ -199,9 +199,9 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
         // An upload that never opened its file (opened at its first byte, refused there or ended before it) left it
         // as it was: deleting the path would delete the old file it never replaced.
         const untouched = upload.untouched === true;
-        // MODE Z data that did not inflate wrote bytes that may not be the client's (zlib finds out where it fails,
-        // after them): they go, whatever partialUploads says. Storage that shows only complete uploads dropped them
-        // itself. (A stream cut by the end of the connection is an interrupted upload, kept as partialUploads says.)
+        // MODE Z data that did not inflate, or whose stream the connection ended inside, wrote bytes that may not be
+        // the client's (see isInvalidData): they go, whatever partialUploads says. Storage that shows only complete
+        // uploads dropped them itself.
         if (isInvalidData(err)) {
           // A file that did not exist before (STOR, or an APPE creating it) goes; one that did is cut back to its size.
           if (!wholeOnly && !untouched) await discardUpload(s, path, fresh || st === null ? null : (options.start ?? size));
