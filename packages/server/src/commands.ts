@@ -46,6 +46,9 @@ export interface CommandSpec {
   refusal?: 553 | 450;
 }
 
+/** PORT and EPRT are served where active mode is on (`activeMode`); elsewhere they are 502, and FEAT offers no EPRT. */
+const activeServed = (s: Session): boolean => s.settings.activeMode;
+
 /** The TLS commands are served where the driver gives TLS material. */
 const tlsServed = (s: Session): boolean => s.ctx.tls.available;
 
@@ -126,8 +129,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   ALLO: { arg: 'required', help: 'ALLO <size>', handler: params.allo },
   PASV: { arg: 'none', feat: 'PASV', help: 'PASV', handler: dataChannel.pasv },
   EPSV: { arg: 'optional', feat: 'EPSV', help: 'EPSV [<1|2|ALL>]', handler: dataChannel.epsv },
-  PORT: { arg: 'required', help: 'PORT <h1,h2,h3,h4,p1,p2>', handler: dataChannel.port },
-  EPRT: { arg: 'required', feat: 'EPRT', help: 'EPRT |<proto>|<addr>|<port>|', handler: dataChannel.eprt },
+  PORT: { arg: 'required', served: activeServed, help: 'PORT <h1,h2,h3,h4,p1,p2>', handler: dataChannel.port },
+  EPRT: { arg: 'required', served: activeServed, feat: 'EPRT', help: 'EPRT |<proto>|<addr>|<port>|', handler: dataChannel.eprt },
   // RFC 1639's long addresses, superseded by EPRT and EPSV (RFC 2428): known, not implemented.
   LPRT: { arg: 'required', help: 'LPRT <af,hal,h1,...,pal,p1,...>' },
   LPSV: { arg: 'none', help: 'LPSV' },

@@ -234,7 +234,11 @@ describe('EPRT with an IPv4-mapped IPv6 address', () => {
     const off = await serverLogging('warn', undefined, { activeMode: false });
     cleanups.push(() => off.close());
     const d = await client(off.port);
-    expect((await d.cmd('EPRT |2|::1|50000|')).code).toBe(502);
+    // 502 before anything about the argument: an unknown protocol (522) or a malformed one (501).
+    for (const line of ['EPRT |2|::1|50000|', 'EPRT |3|x|50000|', 'EPRT garbage', 'PORT 1,2,3']) expect((await d.cmd(line)).code, line).toBe(502);
+    // Nor offered: FEAT has no EPRT, HELP neither PORT nor EPRT.
+    expect((await d.cmd('FEAT')).lines).not.toContain(' EPRT');
+    expect((await d.cmd('HELP')).text).not.toMatch(/\b(PORT|EPRT)\b/);
   });
 });
 

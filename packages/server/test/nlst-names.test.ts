@@ -66,8 +66,9 @@ describe('NLST output', () => {
     // Only files match, or several folders do: refused, saying so.
     await expect(listing(c, 'NLST d/a.*/')).rejects.toThrow(/got 550 .*No folders found/);
     await expect(listing(c, 'LIST d/*sub*/')).rejects.toThrow(/got 550 d\/\*sub\*\/: matches more than one folder \(sub\.txt\/, to-sub\/\)/);
-    // `su?/./` is `su?/`, as in a shell.
+    // `su?/./` is `su?/`, as in a shell; `su?/x/../` too (named from the root, the pattern not being last).
     expect(await listing(c, 'NLST d/sub.t?t/./')).toEqual(['d/sub.txt/inner.txt']);
+    expect(await listing(c, 'NLST d/sub.t?t/inner.txt/../')).toEqual(['/d/sub.txt/inner.txt']);
     // A file named with a trailing slash is no folder, in every listing as for RETR or SIZE.
     for (const command of ['NLST d/a.txt/', 'LIST d/a.txt/']) await expect(listing(c, command)).rejects.toThrow(/got 550 .*Not a directory/);
     expect((await c.cmd('MLST d/a.txt/')).code).toBe(550);

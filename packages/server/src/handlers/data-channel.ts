@@ -70,6 +70,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
 /** PORT (RFC 959 §4.1.1). */
 export function port(s: Session, arg: string): Promise<void> | void {
   if (s.epsvAll) throw new FtpError(503, 'PORT not allowed after EPSV ALL.');
+  refuseIfNoActiveMode(s);
   const { host, port } = parseHostPort(arg);
   return setActive(s, clientIfUnspecified(s, host), port, 'PORT');
 }
@@ -87,25 +88,27 @@ function clientIfUnspecified(s: Session, host: string): string {
 /** EPRT (RFC 2428 §2): IPv4 or IPv6. */
 export function eprt(s: Session, arg: string): Promise<void> | void {
   if (s.epsvAll) throw new FtpError(503, 'EPRT not allowed after EPSV ALL.');
+  refuseIfNoActiveMode(s);
   const { host, port } = parseEprt(arg);
   // RFC 2428 allows any spelling of an IPv6 address: compared (and connected to) in the socket's own, with an
   // IPv4-mapped one (`::ffff:1.2.3.4`) as the IPv4 address it is, as the session's own address is kept.
   const address = clientIfUnspecified(s, plainAddress(canonicalAddress(host)));
   // The data connection goes out from this server's address of the client's family: an address of the other family
   // is a protocol this session's data cannot use (RFC 2428 §2: 522, naming the one it can), not a foreign address.
-  refuseIfNoActiveMode(s);
   const family = isIPv4(plainAddress(canonicalAddress(s.remoteAddress))) ? 4 : 6;
   if ((isIPv4(address) ? 4 : 6) !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
   return setActive(s, address, port, 'EPRT');
 }
 
-/** 502 where active mode is off: said first, before anything about the address that could not be used anyway. */
+/**
+ * 502 where active mode is off: said before anything about the argument (a 522 for its protocol, a 501 for its
+ * form), which would suggest that another PORT or EPRT could do.
+ */
 function refuseIfNoActiveMode(s: Session): void {
   if (!s.settings.activeMode) throw new FtpError(502, 'Active mode is disabled; use PASV or EPSV.');
 }
 
 function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {
-  refuseIfNoActiveMode(s);
   // RFC 2577 §3: refuse bounces to third parties and to privileged ports.
   if (s.settings.activeModeBounceCheck && host !== canonicalAddress(s.remoteAddress)) {
     s.log.warn({ host, port }, 'active data connection to a foreign address refused');

@@ -541,7 +541,10 @@ async function theFolderMatched(s: Session, arg: string, path: string): Promise<
   }
   if (folders.length === 0) throw new FtpError(550, `${stem}/: No folders found.`);
   if (folders.length > 1) throw new FtpError(550, `${stem}/: matches more than one folder (${folders.slice(0, 2).map((n) => `${n}/`).join(', ')}${folders.length > 2 ? ', …' : ''}); name one.`);
-  return `${stem.slice(0, stem.lastIndexOf('/') + 1)}${folders[0]}/`;
+  // The argument as the client wrote it, its pattern replaced, so that NLST's names stay relative to it; where its
+  // last segment is not the pattern (`su?/x/..`, resolved to `su?`), the folder's path from the root.
+  const slash = stem.lastIndexOf('/');
+  return stem.slice(slash + 1) === basename(path) ? `${stem.slice(0, slash + 1)}${folders[0]}/` : `${joinPath(dir, folders[0]!)}/`;
 }
 
 /** The names of `dir` that `matches` takes, as the folder is read: only they are held. */
