@@ -35,9 +35,9 @@ import { trimHeap } from '@ftp/native';
  *
  * Bounds: a release costs one pause (~25 ms with 1,000 sessions, ~50 ms with 10,000), and the trim a few more
  * milliseconds (1–7 ms measured in ftpd after bursts of MODE Z sessions; up to ~120 ms for 400 MB freed in 256-byte
- * holes, a heap more fragmented than a server's). It only runs after the loop
- * has been busy for at least twice the previous pause, and no sooner than twenty previous pauses after it. A
- * server that never goes quiet never pays for one.
+ * holes, a heap more fragmented than a server's). It only runs after the loop has been busy for at least twice the
+ * previous pause, and no sooner than twenty previous pauses after it. A server that never goes quiet never pays for
+ * one.
  */
 export interface IdleMemoryPolicy {
   /** How often the event loop's utilization is sampled (ms). */

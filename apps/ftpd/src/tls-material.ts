@@ -81,7 +81,10 @@ export function validityWarning(certificate: X509Certificate, name: string, now 
   return null;
 }
 
-/** "13 days 4 hours", "1 day 23 hours", "5 hours", "12 minutes": whole units, cut down (a two-day certificate made a minute ago has 1 day 23 hours left, not "1 day(s)"). */
+/**
+ * "13 days 4 hours", "1 day 23 hours", "5 hours", "12 minutes": whole units, cut down (a two-day certificate made a
+ * minute ago has 1 day 23 hours left, not "1 day(s)").
+ */
 export function timeLeft(ms: number): string {
   const unit = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
   const minutes = Math.max(0, Math.floor(ms / 60_000));

@@ -82,7 +82,12 @@ export function port(s: Session, arg: string): Promise<void> | void {
  * connection may go to anyway.
  */
 function clientIfUnspecified(s: Session, host: string): string {
-  return host === '0.0.0.0' || host === '::' ? plainAddress(canonicalAddress(s.remoteAddress)) : host;
+  return host === '0.0.0.0' || host === '::' ? clientAddress(s) : host;
+}
+
+/** The client's address as active-mode addresses are compared with it: plain (session.ts) and canonically spelt. */
+function clientAddress(s: Session): string {
+  return canonicalAddress(s.remoteAddress);
 }
 
 /** EPRT (RFC 2428 §2): IPv4 or IPv6. */
@@ -95,8 +100,8 @@ export function eprt(s: Session, arg: string): Promise<void> | void {
   const address = clientIfUnspecified(s, plainAddress(canonicalAddress(host)));
   // The data connection goes out from this server's address of the client's family: an address of the other family
   // is a protocol this session's data cannot use (RFC 2428 §2: 522, naming the one it can), not a foreign address.
-  const family = isIPv4(plainAddress(canonicalAddress(s.remoteAddress))) ? 4 : 6;
-  if ((isIPv4(address) ? 4 : 6) !== family) throw new FtpError(522, `Network protocol not supported, use (${family === 4 ? 1 : 2}).`);
+  const clientIsIPv4 = isIPv4(clientAddress(s));
+  if (isIPv4(address) !== clientIsIPv4) throw new FtpError(522, `Network protocol not supported, use (${clientIsIPv4 ? 1 : 2}).`);
   return setActive(s, address, port, 'EPRT');
 }
 
@@ -110,7 +115,7 @@ function refuseIfNoActiveMode(s: Session): void {
 
 function setActive(s: Session, host: string, port: number, verb: string): Promise<void> | void {
   // RFC 2577 §3: refuse bounces to third parties and to privileged ports.
-  if (s.settings.activeModeBounceCheck && host !== canonicalAddress(s.remoteAddress)) {
+  if (s.settings.activeModeBounceCheck && host !== clientAddress(s)) {
     s.log.warn({ host, port }, 'active data connection to a foreign address refused');
     throw new FtpError(500, `Illegal ${verb} command: address must be the client's.`);
   }

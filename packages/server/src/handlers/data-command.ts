@@ -239,9 +239,10 @@ function release(s: Session, socket: Socket | null, ok: boolean, lent: number | 
 /**
  * An upload refused midway (552, over a quota or on a full disk: see afterPreliminary): what its client still sends
  * is read and dropped for up to {@link REFUSED_DRAIN_MS} and {@link REFUSED_DRAIN_BYTES}, and a client that
- * finishes meanwhile gets a plain end. Clients that read the control connection only once their upload is sent (curl, Python's ftplib) then
- * read the refusal; cut while sending, the reset made them report "connection reset" and never the 552 (ftplib
- * took it, unread, for the reply to its next command). A client still sending past the bounds is cut as before.
+ * finishes meanwhile gets a plain end. Clients that read the control connection only once their upload is sent
+ * (curl, Python's ftplib) then read the refusal; cut while sending, the reset made them report "connection reset"
+ * and never the 552 (ftplib took it, unread, for the reply to its next command). A client still sending past the
+ * bounds is cut as before.
  */
 function drainThenCut(socket: Socket): void {
   let dropped = 0;

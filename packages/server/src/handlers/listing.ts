@@ -151,11 +151,21 @@ async function statTarget(s: Session, path: string): Promise<FileStats | null> {
   });
 }
 
-async function resolveTarget(s: Session, arg: string, folderItself = false): Promise<Target> {
+/**
+ * What a listing's argument names: its path and stats (null for a pattern that names nothing itself), and the
+ * argument, in which a pattern followed by a slash is replaced by the folder it matches (see theFolderMatched).
+ * `file/` is refused as no folder.
+ */
+async function listedPath(s: Session, arg: string): Promise<{ arg: string; path: string; st: FileStats | null }> {
   const path = s.resolve(arg);
   const st = await statTarget(s, path);
-  if (st === null && namesFolder(arg)) return resolveTarget(s, await theFolderMatched(s, arg, path), folderItself);
-  if (st !== null) refuseFileAsFolder(arg, path, st);
+  if (st === null) return namesFolder(arg) ? listedPath(s, await theFolderMatched(s, arg, path)) : { arg, path, st };
+  refuseFileAsFolder(arg, path, st);
+  return { arg, path, st };
+}
+
+async function resolveTarget(s: Session, given: string, folderItself = false): Promise<Target> {
+  const { path, st } = await listedPath(s, given);
   if (st === null) {
     const matches = globMatcher(basename(path));
     const dir = dirname(path);
@@ -490,11 +500,8 @@ export async function nlst(s: Session, arg: string): Promise<void> {
  * without a lookup per entry, and a pattern is matched against names, never against entries looked up first (a
  * pattern followed by a slash looks up its matches alone, to find its folder: see theFolderMatched).
  */
-async function nlstTarget(s: Session, arg: string): Promise<{ path: string; names: Sliced<string> | null; glob?: boolean; arg: string }> {
-  const path = s.resolve(arg);
-  const st = await statTarget(s, path);
-  if (st === null && namesFolder(arg)) return nlstTarget(s, await theFolderMatched(s, arg, path));
-  if (st !== null) refuseFileAsFolder(arg, path, st);
+async function nlstTarget(s: Session, given: string): Promise<{ path: string; names: Sliced<string> | null; glob?: boolean; arg: string }> {
+  const { arg, path, st } = await listedPath(s, given);
   if (st === null) {
     const dir = dirname(path);
     const names = await matchingNames(s, dir, globMatcher(basename(path)));
@@ -535,7 +542,7 @@ async function theFolderMatched(s: Session, arg: string, path: string): Promise<
   if (names.length > FOLDER_MATCH_LOOKUPS) throw new FtpError(550, `${stem}/: matches ${names.length} names; name the folder.`);
   const folders: string[] = [];
   for (const name of names.sort()) {
-    // Looked up past a link (`ls link/` lists the folder it leads to); one that leads nowhere, or out of reach, is none.
+    // Looked up past a link (`ls link/` lists the folder it leads to); one leading nowhere, or out of reach, is none.
     if (await s.vfs.stat(joinPath(dir, name)).then((st) => st.isDirectory(), () => false)) folders.push(name);
     if (folders.length > 2) break;
   }
