@@ -1,7 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,12 +30,15 @@ export interface RunningFtpd {
  * Starts the built CLI as a real user would, and waits until it prints its address. `detached`: in a process group
  * of its own, which a test can signal as a whole, as systemd does.
  */
-export async function startFtpd(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, options: { detached?: boolean } = {}): Promise<RunningFtpd> {
+export async function startFtpd(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, options: { detached?: boolean; runAs?: { uid: number; gid: number } } = {}): Promise<RunningFtpd> {
   const root = await mkdtemp(join(tmpdir(), 'ftpd-e2e-'));
+  // `runAs` (for a test run as root): the server runs as that user, and its root folder is that user's.
+  if (options.runAs) await chown(root, options.runAs.uid, options.runAs.gid);
   const proc = spawn(process.execPath, [CLI, '--port', '0', '--root', root, '--user', USER, '--password', PASSWORD, '--log-level', 'warn', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
     detached: options.detached === true,
+    ...options.runAs,
   });
   let err = '';
   let out = '';

@@ -940,6 +940,7 @@ function readOnlyTests(ctx: Ctx): void {
     const ro = readOnly(ctx.p);
     const rc = describeCapabilities(ro);
     expect(rc.readonly).toBe(true);
+    expect(rc.checkUpload).toBe(true);
     const refusals: [string, () => Promise<unknown>][] = [
       ['mkdir', () => ro.mkdir('/new')],
       ['mkdir recursive', () => ro.mkdir('/a/b', { recursive: true })],
@@ -954,6 +955,9 @@ function readOnlyTests(ctx: Ctx): void {
       ['upload new', () => writeAll(ro, '/new', 'x')],
       ['append', () => writeAll(ro, '/f', 'more', { append: true })],
       ['rest', () => writeAll(ro, '/f', 'X', { start: 2 })],
+      // Asked before the server's 150: every upload is refused there already.
+      ['checkUpload', () => (ro.checkUpload as NonNullable<FsProvider['checkUpload']>)('/f')],
+      ['checkUpload new', () => (ro.checkUpload as NonNullable<FsProvider['checkUpload']>)('/new', {}, null)],
     ];
     if (typeof ro.setTimes === 'function') refusals.push(['setTimes', () => (ro.setTimes as NonNullable<FsProvider['setTimes']>)('/f', new Date(0))]);
     if (typeof ro.chmod === 'function') refusals.push(['chmod', () => (ro.chmod as NonNullable<FsProvider['chmod']>)('/f', 0o600)]);

@@ -24,6 +24,10 @@ export interface Capabilities {
   uploadBusy: boolean;
   /** `releaseUploadHold`: an upload that ended unopened gives its hold back at once (else it expires). */
   releaseUploadHold: boolean;
+  /** `checkUpload`: an upload the file system would refuse (permissions, a read-only mount) is refused before the 150. */
+  checkUpload: boolean;
+  /** `checkEnter`: CWD into a folder the server's user may not search is refused (550). */
+  checkEnter: boolean;
   /** `symlink` and `readlink` that work (SITE SYMLINK, links in listings). */
   symlink: boolean;
   /** Every mutation fails with EROFS. */
@@ -58,6 +62,8 @@ export function describeCapabilities(p: FsProvider): Capabilities {
     concat: has(p, 'concat'),
     uploadBusy: has(p, 'uploadBusy'),
     releaseUploadHold: has(p, 'releaseUploadHold'),
+    checkUpload: has(p, 'checkUpload'),
+    checkEnter: has(p, 'checkEnter'),
     symlink: has(p, 'symlink') && has(p, 'readlink') && p.supportsSymlinks !== false,
     readonly: p.readonly === true,
     atomicUploads: p.atomicUploads === true,

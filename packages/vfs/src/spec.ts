@@ -203,6 +203,21 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * taken since by another upload stays. Implement it with `uploadBusy`'s holds.
    */
   releaseUploadHold?(path: string, owner: object): Promise<void>;
+  /**
+   * Rejects with the error `createWriteStream(path, options)` would give, where the provider can tell without opening
+   * or creating anything: the local disk asks the system whether it may write the file, or add a file to its folder
+   * (no write permission for the server's user, an immutable file or folder, a read-only mount). The server asks
+   * before its 150, so that such an upload is refused (550) before the client sends a byte, not after (551). The
+   * open still decides. `known`: as for {@link uploadBusy}.
+   */
+  checkUpload?(path: string, options?: WriteStreamOptions, known?: FileStats | null): Promise<void>;
+  /**
+   * Rejects with the error a lookup inside folder `path` would give for want of permission, where the provider can
+   * tell: the local disk asks the system whether the server's user may search the folder (access(2), execute). The
+   * server asks at CWD and CDUP, so that a folder nothing inside can be reached from is refused there (550), as
+   * chdir(2) refuses it, rather than entered and then every command in it refused.
+   */
+  checkEnter?(path: string): Promise<void>;
   /** Free bytes available under a path (AVBL); `Infinity` for unlimited. */
   availableSpace?(path: string): Promise<number>;
   /** Reserves room for an upload of `size` bytes (ALLO); throws ENOSPC when it cannot. */

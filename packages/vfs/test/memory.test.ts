@@ -47,6 +47,8 @@ describe('MemoryProvider (own)', () => {
       concat: false,
       uploadBusy: true,
       releaseUploadHold: true,
+      checkUpload: false,
+      checkEnter: false,
       symlink: true,
       readonly: false,
       atomicUploads: true,

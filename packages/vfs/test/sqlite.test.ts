@@ -63,6 +63,8 @@ describe('SqliteProvider (own)', () => {
       concat: false,
       uploadBusy: true,
       releaseUploadHold: true,
+      checkUpload: false,
+      checkEnter: false,
       symlink: true,
       readonly: false,
       atomicUploads: true,

@@ -35,10 +35,10 @@ function bare(): FsProvider {
 }
 
 describe('readOnly()', () => {
-  it('keeps exactly the capabilities of the inner provider, and says readonly', () => {
+  it('keeps exactly the capabilities of the inner provider, and says readonly and that it refuses uploads early', () => {
     const full = readOnly(new MemoryProvider());
-    // Nothing can be uploaded: no upload is ever busy.
-    expect(describeCapabilities(full)).toEqual({ ...describeCapabilities(new MemoryProvider()), readonly: true, uploadBusy: false, releaseUploadHold: false });
+    // Nothing can be uploaded: no upload is ever busy, and every one is refused before the server's 150.
+    expect(describeCapabilities(full)).toEqual({ ...describeCapabilities(new MemoryProvider()), readonly: true, uploadBusy: false, releaseUploadHold: false, checkUpload: true });
     const none = readOnly(bare());
     expect(describeCapabilities(none)).toEqual({
       streaming: false,
@@ -52,6 +52,9 @@ describe('readOnly()', () => {
       concat: false,
       uploadBusy: false,
       releaseUploadHold: false,
+      // Every upload is refused there before the server's 150.
+      checkUpload: true,
+      checkEnter: false,
       symlink: false,
       readonly: true,
       atomicUploads: false,

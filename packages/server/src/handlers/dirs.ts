@@ -28,6 +28,9 @@ export async function cdup(s: Session): Promise<void> {
 async function enter(s: Session, path: string): Promise<void> {
   const st = await s.vfs.stat(path);
   if (!st.isDirectory()) throw new FtpError(550, `${path}: Not a directory.`);
+  // A folder the server's own user may not search (no execute permission) is refused here, as chdir(2) refuses it:
+  // entered, every command in it would fail.
+  await s.vfs.checkEnter?.(path);
   s.cwd = path;
 }
 

@@ -171,6 +171,9 @@ async function store(s: Session, path: string, options: WriteStreamOptions, prel
       refuseUnlistableName(path);
       await requireFolder(s, dirname(path));
     }
+    // The file system's own refusal (no write permission for the server's user, a read-only mount), where storage can
+    // tell without opening: said now too, rather than as a 551 after the 150.
+    await s.vfs.checkUpload?.(path, options, st);
     if (!s.dataSetup) throw new FtpError(425, 'Use PORT, PASV or EPSV first.');
     // The file is opened only once the data connection is up, so a client that never connects truncates nothing.
     const fresh = options.start === undefined && options.append !== true;

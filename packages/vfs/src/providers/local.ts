@@ -1668,6 +1668,41 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
     if (st !== null && st.isFile()) releaseHeldFile(st as Stats, owner);
   }
 
+  /**
+   * Rejects with what the upload's open would say where the system can tell without opening anything (see
+   * `FsProvider.checkUpload`): access(2) of the file for writing, or of its folder for adding a name. The open still
+   * decides.
+   */
+  async checkUpload(path: string, _options?: WriteStreamOptions, known?: FileStats | null): Promise<void> {
+    const exists = known !== undefined ? known !== null : (await this.stat(path).catch(() => null)) !== null;
+    if (exists) return this.#access(path, path, fs.constants.W_OK);
+    return this.#access(path, dirname(path), fs.constants.W_OK | fs.constants.X_OK);
+  }
+
+  /** Rejects where the server's user may not search folder `path` (see `FsProvider.checkEnter`): access(2), execute. */
+  async checkEnter(path: string): Promise<void> {
+    return this.#access(path, path, fs.constants.X_OK);
+  }
+
+  /**
+   * access(2) of `target` with `mode`, for the server's own user (root passes the permission bits, but not an
+   * immutable file or a read-only mount); a refusal names `path`. The entry is looked up confined, as an open would
+   * be (with O_PATH where it can: it only stands for the entry), and asked about through its /proc/self/fd link.
+   */
+  async #access(path: string, target: string, mode: number): Promise<void> {
+    const pathOnly = this.#sync ? openPathFlag() : null;
+    const fd = pathOnly === null ? null : this.#openBeneath(target, pathOnly);
+    if (fd !== null) {
+      try {
+        return this.#runSync(path, () => fs.accessSync(`/proc/self/fd/${fd}`, mode));
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    if (this.#sync) return this.#runSync(path, () => fs.accessSync(hostArg(this.#confineSync(target, true, 'access')), mode));
+    return this.#run(path, async () => fsp.access(hostArg(await this.#confine(target, true, 'access')), mode));
+  }
+
   /** The key of a new file's hold: this provider's root and the path (see `newFileRefused`). */
   #newFileKey(path: string): string {
     return `${this.#root}\0${normalizePath(path)}`;

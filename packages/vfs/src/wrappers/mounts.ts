@@ -380,6 +380,18 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   if (all.some((f) => typeof f.uploadBusy === 'function')) {
     w.uploadBusy = (v, options, hold, known) => run(v, async () => route(v).fs.uploadBusy?.call(route(v).fs, route(v).path, options, hold, known) ?? false);
   }
+  if (all.some((f) => typeof f.checkUpload === 'function')) {
+    w.checkUpload = (v, options, known) => run(v, async () => route(v).fs.checkUpload?.call(route(v).fs, route(v).path, options, known));
+  }
+  if (all.some((f) => typeof f.checkEnter === 'function')) {
+    w.checkEnter = (v) =>
+      run(v, async () => {
+        // A folder on the way to a mount point is entered whether or not the root provider has it.
+        const n = normalizePath(v);
+        if (virtual.has(n) && !(await root.stat(n).then((st) => st.isDirectory(), () => false))) return;
+        return route(v).fs.checkEnter?.call(route(v).fs, route(v).path);
+      });
+  }
   if (all.some((f) => typeof f.releaseUploadHold === 'function')) {
     w.releaseUploadHold = (v, owner) => run(v, async () => route(v).fs.releaseUploadHold?.call(route(v).fs, route(v).path, owner));
   }

@@ -337,7 +337,7 @@ function delegate(p: FsProvider): { -readonly [K in keyof FsProvider]: FsProvide
 
 const METHODS = [
   'stat', 'lstat', 'readdir', 'mkdir', 'rmdir', 'unlink', 'rename', 'open', 'readlink', 'symlink', 'list', 'listSlices', 'listNameSlices', 'setTimes', 'setCreationTime', 'chmod',
-  'hash', 'availableSpace', 'allocate', 'concat', 'createReadStream', 'createWriteStream', 'uploadBusy', 'releaseUploadHold',
+  'hash', 'availableSpace', 'allocate', 'concat', 'createReadStream', 'createWriteStream', 'uploadBusy', 'releaseUploadHold', 'checkUpload', 'checkEnter',
 ] as const;
 
 interface Meter {

@@ -10,7 +10,8 @@ function refuse(syscall: string, path: string): Promise<never> {
 /**
  * A read-only view of a provider: every mutation (`mkdir`, `rmdir`, `unlink`, `rename`, `symlink`, `open` with a
  * write, create, truncate or append flag, `createWriteStream`, `setTimes`, `chmod`, `allocate`, `concat`) fails
- * with EROFS; reads pass through. `readonly` is true. An optional capability is present only when the inner provider has it (so capability
+ * with EROFS, and so does `checkUpload` (the server refuses an upload before its 150); reads pass through.
+ * `readonly` is true. An optional capability is present only when the inner provider has it (so capability
  * detection still works). The wrapper never closes the inner provider (it is usually shared).
  */
 export function readOnly(p: FsProvider): FsProvider {
@@ -49,6 +50,7 @@ export function readOnly(p: FsProvider): FsProvider {
   if (typeof p.list === 'function') w.list = (path) => (p.list as NonNullable<FsProvider['list']>).call(p, path);
   if (typeof p.listSlices === 'function') w.listSlices = (path, options) => (p.listSlices as NonNullable<FsProvider['listSlices']>).call(p, path, options);
   if (typeof p.listNameSlices === 'function') w.listNameSlices = (path, options) => (p.listNameSlices as NonNullable<FsProvider['listNameSlices']>).call(p, path, options);
+  if (typeof p.checkEnter === 'function') w.checkEnter = (path) => (p.checkEnter as NonNullable<FsProvider['checkEnter']>).call(p, path);
   if (typeof p.hash === 'function') w.hash = (...args) => (p.hash as NonNullable<FsProvider['hash']>).apply(p, args);
   if (typeof p.availableSpace === 'function') w.availableSpace = (path) => (p.availableSpace as NonNullable<FsProvider['availableSpace']>).call(p, path);
   if (typeof p.setTimes === 'function') w.setTimes = (path) => refuse('utime', path);
@@ -60,5 +62,7 @@ export function readOnly(p: FsProvider): FsProvider {
     w.createReadStream = (path: string, options?: ReadStreamOptions) => (p.createReadStream as NonNullable<FsProvider['createReadStream']>).call(p, path, options);
   }
   if (typeof p.createWriteStream === 'function') w.createWriteStream = (path) => refuse('open', path);
+  // Said before the server's 150: every upload here is refused.
+  w.checkUpload = (path) => refuse('open', path);
   return w;
 }

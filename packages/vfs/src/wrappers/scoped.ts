@@ -204,6 +204,10 @@ export function scoped(p: FsProvider, root: string): FsProvider {
   }
   const uploadBusy = p.uploadBusy;
   if (typeof uploadBusy === 'function') w.uploadBusy = (v, options, hold, known) => run(v, async () => uploadBusy.call(p, await at(v, true), options, hold, known));
+  const checkUpload = p.checkUpload;
+  if (typeof checkUpload === 'function') w.checkUpload = (v, options, known) => run(v, async () => checkUpload.call(p, await at(v, true), options, known));
+  const checkEnter = p.checkEnter;
+  if (typeof checkEnter === 'function') w.checkEnter = (v) => run(v, async () => checkEnter.call(p, await at(v, true)));
   const releaseUploadHold = p.releaseUploadHold;
   if (typeof releaseUploadHold === 'function') w.releaseUploadHold = (v, owner) => run(v, async () => releaseUploadHold.call(p, await at(v, true), owner));
   return w;
