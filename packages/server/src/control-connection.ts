@@ -33,6 +33,8 @@ export interface ControlOwner {
   inputEnded(): void;
   /** Called once the socket is gone: whatever the session was doing (a transfer) must stop. */
   connectionClosed(): void;
+  /** The socket failed (a reset, bytes that are not TLS on a TLS connection): said before {@link inputEnded}. */
+  connectionFailed(err: Error): void;
 }
 
 /** The connection a socket's listeners serve: shared listener functions instead of closures per connection. */
@@ -49,6 +51,10 @@ function onSocketEnd(this: OwnedSocket): void {
   conn.releaseHeldCR();
   conn.finish();
   conn.owner.inputEnded();
+}
+function onSocketError(this: OwnedSocket, err: Error): void {
+  this[OWNER]?.owner.connectionFailed(err);
+  onSocketEnd.call(this);
 }
 function onSocketClose(this: OwnedSocket): void {
   const conn = this[OWNER];
@@ -196,14 +202,14 @@ export class ControlConnection {
     socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
-    socket.on('error', onSocketEnd);
+    socket.on('error', onSocketError);
   }
 
   private detach(socket: Socket): void {
     socket.off('data', onSocketData);
     socket.off('end', onSocketEnd);
     socket.off('close', onSocketClose);
-    socket.off('error', onSocketEnd);
+    socket.off('error', onSocketError);
     socket.on('error', ignore);
   }
 

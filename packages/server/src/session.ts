@@ -313,6 +313,15 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   connectionClosed(): void {
     this.close();
   }
+
+  /**
+   * @internal ControlOwner: the control connection failed. Said in the log, or the session's end has no reason
+   * there: a client that wrote clear text into its TLS connection (Perl's Net::FTP sends ABOR's Telnet bytes so)
+   * only showed as "disconnected".
+   */
+  connectionFailed(err: Error): void {
+    this.logAt('info')?.info({ error: err.message, code: (err as NodeJS.ErrnoException).code }, 'control connection failed');
+  }
   private async startImplicitTls(): Promise<boolean> {
     const context = await this.ctx.tls.context(this).catch((err: unknown) => {
       this.log.error({ err }, 'TLS options unavailable');

@@ -289,6 +289,11 @@ export function startTls(socket: Socket | Duplex, context: SecureContext, timeou
       socket.removeListener('close', closed);
       socket.removeListener('end', closed);
       tlsSocket.on('error', () => {});
+      // A TLSSocket made by hand (not accepted by a tls.Server) never has its "control released": a TLS failure after
+      // the handshake (bytes that are not TLS records, a bad MAC, a renegotiation flood) is then only told as this
+      // internal event, never as 'error', and the socket stays open, unable to read: a control connection sat dead
+      // until the idle timeout, a transfer until the stall timeout. Ended at once, with the error for the log.
+      tlsSocket.on('_tlsError', (err: Error) => tlsSocket.destroy(err));
       resolve(tlsSocket);
     });
   });

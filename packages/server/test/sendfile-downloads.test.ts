@@ -134,6 +134,22 @@ describe.skipIf(unavailable !== null)('downloads sent by the kernel', () => {
     expect((await lastEvent(limited.events, 1)).sendfile).toBeUndefined();
   });
 
+  it('STAT right after the first bytes arrived counts them (it said 0 until the next quarter-second count)', async () => {
+    const big = pattern(64 * 1024 * 1024, 7);
+    const ctx = await setup({ 'big.bin': big });
+    const c = await client(ctx.port);
+    const socket = await c.passive();
+    socket.pause();
+    c.send('RETR big.bin');
+    expect((await c.next()).code).toBe(150);
+    await new Promise((r) => socket.once('readable', r));
+    const status = await c.cmd('STAT');
+    const bytes = Number(/(\d+) bytes/.exec(status.text)?.[1]);
+    expect(bytes, status.text).toBeGreaterThan(0);
+    socket.destroy();
+    expect((await c.next()).code).toBe(426);
+  });
+
   it('a slow reader gets every byte, STAT shows the bytes going meanwhile, and 20 parallel downloads each get their own', async () => {
     const files = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.bin`, pattern(3 * 1024 * 1024 + i * 1_001, i)]));
     // Far more than loopback's socket buffers hold: the send has to wait for the reader.

@@ -497,6 +497,20 @@ describe('transfers', () => {
     expect((await download(c, 'RETR u')).toString()).toBe('first');
   });
 
+  it('STOU into another folder says the whole path of the new file (it said its name alone)', async () => {
+    expect((await c.cmd('MKD stou-dir')).code).toBe(257);
+    await upload(c, 'stou-dir/u', 'first');
+    const socket = await c.passive();
+    c.send('STOU stou-dir/u');
+    const r = await c.next();
+    expect(r.code).toBe(150);
+    const name = /FILE: (.+)$/.exec(r.text)?.[1];
+    expect(name).toMatch(/^\/stou-dir\/u\.[0-9a-f]{8}$/);
+    await writeAndClose(socket, 'second');
+    expect((await c.next()).code).toBe(226);
+    expect((await download(c, `RETR ${name}`)).toString()).toBe('second');
+  });
+
   it('LIST, NLST, MLSD and MLST describe entries', async () => {
     await upload(c, 'a file.txt', '12345');
     expect((await c.cmd('MKD sub')).code).toBe(257);

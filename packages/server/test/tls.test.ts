@@ -6,6 +6,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { Client } from 'basic-ftp';
 import { parseEpsvReply, ReplyParser, type Reply } from '@ftp/protocol';
 import { MemoryProvider } from '@ftp/vfs';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
 import { SocketPipe } from '../src/socket-pipe.js';
@@ -258,6 +259,73 @@ describe('explicit FTPS (AUTH TLS)', () => {
   });
 });
 
+it('a TLS control connection that fails after its handshake (clear text written into it) is closed at once, saying why in the log', async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const fs = new MemoryProvider();
+  const server = new FtpServer({
+    logger: pino({ level: 'info' }, sink),
+    settings: { failedLoginDelay: 0 },
+    driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null), tlsOptions: () => certificate },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  cleanups.push(() => server.close());
+  const raw = await RawClient.connect(port);
+  cleanups.push(() => raw.close());
+  await raw.next();
+  expect((await raw.cmd('AUTH TLS')).code).toBe(234);
+  raw.socket.removeAllListeners('data');
+  // TLS over a relay, so that bytes can be written past it, as a client writing to its socket's descriptor does.
+  const pipe = new SocketPipe(raw.socket);
+  const secure = tlsConnect({ socket: pipe, rejectUnauthorized: false });
+  secure.on('error', () => {});
+  await once(secure, 'secureConnect');
+  const t = new TlsRaw(secure);
+  expect((await t.cmd(`USER ${USER}`)).code).toBe(331);
+  // What Perl's Net::FTP does for an abort over TLS: the Telnet bytes and ABOR, sent in clear past the TLS layer.
+  pipe.raw.write(Buffer.from([0xff, 0xf4, 0xff, 0xf2, ...Buffer.from('ABOR\r\n')]));
+  // It was kept open, unable to read: the session sat dead until the idle timeout.
+  const closed = raw.socket.destroyed || (await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 3000);
+    raw.socket.once('close', () => (clearTimeout(timer), resolve(true)));
+  }));
+  expect(closed).toBe(true);
+  for (let i = 0; i < 100 && !lines.some((l) => l.msg === 'disconnected'); i++) await new Promise((r) => setTimeout(r, 20));
+  const failed = lines.findIndex((l) => l.msg === 'control connection failed');
+  expect(failed, JSON.stringify(lines)).toBeGreaterThanOrEqual(0);
+  expect(lines[failed]).toMatchObject({ code: expect.stringMatching(/^ERR_SSL_/) });
+  expect(failed).toBeLessThan(lines.findIndex((l) => l.msg === 'disconnected'));
+});
+
+it('a PROT P upload whose TLS fails midway ends with 426 at once, not at the data stall timeout', async () => {
+  const { port } = await tlsServer({ dataStallTimeout: 60 });
+  const { t, dataPort } = await protectedSession(port);
+  t.socket.write('STOR broken.bin\r\n');
+  expect((await t.next()).code).toBe(150);
+  const tcp = netConnect(dataPort, '127.0.0.1');
+  tcp.on('error', () => {});
+  await once(tcp, 'connect');
+  const pipe = new SocketPipe(tcp);
+  const data = tlsConnect({ socket: pipe, rejectUnauthorized: false });
+  data.on('error', () => {});
+  cleanups.push(() => data.destroy());
+  await once(data, 'secureConnect');
+  data.write(Buffer.alloc(100_000, 'd'));
+  await new Promise((r) => setTimeout(r, 100));
+  pipe.raw.write(Buffer.from('this is not a TLS record\r\n'));
+  const started = Date.now();
+  const final = await t.next();
+  expect(final.code, final.text).toBe(426);
+  expect(Date.now() - started).toBeLessThan(5000);
+  // The session goes on.
+  expect((await t.cmd('NOOP')).code).toBe(200);
+});
+
 describe('CCC', () => {
   /** A logged-in session over TLS that the client runs over a relay it can take off again (as the server does). */
   async function cccSession(settings: Partial<ServerSettings> = {}): Promise<{ raw: RawClient; pipe: HoldingPipe; t: TlsRaw; server: FtpServer; fs: MemoryProvider }> {
@@ -347,6 +415,29 @@ describe('CCC', () => {
     await t2.cmd(`PASS ${PASSWORD}`);
     expect((await t2.cmd('CCC')).code).toBe(534);
     expect((await t2.cmd('NOOP')).code).toBe(200);
+  });
+
+  it('after CCC, PBSZ and PROT say the protection stays as it was (they said "AUTH TLS first" after an AUTH TLS)', async () => {
+    const { pipe, t } = await cccSession();
+    expect((await t.cmd('PBSZ 0')).code).toBe(200);
+    expect((await t.cmd('PROT P')).code).toBe(200);
+    pipe.beginClearing();
+    pipe.holdAfterNextWrite();
+    expect((await t.cmd('CCC')).code).toBe(200);
+    const flushed = once(pipe, 'finish');
+    t.socket.end();
+    await flushed;
+    pipe.release(Buffer.from('PROT C\r\nPBSZ 0\r\n'));
+    const { socket: clear } = pipe.detach();
+    const parser = new ReplyParser();
+    const replies: Reply[] = [];
+    clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
+    clear.resume();
+    for (let i = 0; i < 50 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(replies.map((r) => `${r.code} ${r.text}`)).toEqual([
+      '503 PROT cannot change after CCC: data connections keep protection level P.',
+      '503 PBSZ cannot change after CCC: data connections keep protection level P.',
+    ]);
   });
 
   it('a client that hangs up while the TLS layer is being taken off is let go at once', async () => {

@@ -34,11 +34,14 @@ export function followKernelTransfer(transfer: Transfer, socket: Socket, moved: 
     return counted;
   };
   const timer = setInterval(count, PROGRESS_INTERVAL_MS);
+  // STAT reads the count at once: up to a quarter of a second late, it said 0 bytes of a download under way.
+  transfer.countKernelProgress = count;
   return {
     count,
     stop() {
       clearInterval(timer);
       socket.off('close', cancel);
+      transfer.countKernelProgress = () => undefined;
     },
   };
 }

@@ -56,6 +56,8 @@ export class Transfer {
   throttled = false;
   /** The stall limit the transfer was attached with (ms; 0: none). */
   stallTimeoutMs = 0;
+  /** Counts now what the kernel moved so far of a transfer on @ftp/native's threads, for a reading that must be current (STAT). */
+  countKernelProgress: () => void = () => undefined;
   /** What storage has stored so far, when it says (see `UploadStream.storedBytes`): a change is progress. */
   storageProgress: () => number | undefined = () => undefined;
   /** {@link storageProgress} at the last stall check. */

@@ -34,7 +34,7 @@ export async function auth(s: Session, arg: string): Promise<void> {
 
 /** PBSZ (RFC 4217 §8): only 0 makes sense over TLS, and that is what the reply says whatever was asked. */
 export function pbsz(s: Session, arg: string): Promise<void> | void {
-  if (!s.secure) throw new FtpError(503, 'PBSZ needs a protected control connection (AUTH TLS first).');
+  if (!s.secure) throw notSecure(s, 'PBSZ');
   if (!/^\d+$/.test(arg.trim())) throw new FtpError(501, 'PBSZ takes a number.');
   s.pbsz = true;
   return s.reply(200, 'PBSZ=0');
@@ -42,7 +42,7 @@ export function pbsz(s: Session, arg: string): Promise<void> | void {
 
 /** PROT (RFC 4217 §9): C (clear) or P (private) data connections. */
 export function prot(s: Session, arg: string): Promise<void> | void {
-  if (!s.secure) throw new FtpError(503, 'PROT needs a protected control connection (AUTH TLS first).');
+  if (!s.secure) throw notSecure(s, 'PROT');
   if (!s.pbsz) throw new FtpError(503, 'PBSZ first.');
   const level = arg.trim().toUpperCase();
   if (level === 'P') {
@@ -56,6 +56,15 @@ export function prot(s: Session, arg: string): Promise<void> | void {
   }
   if (level === 'S' || level === 'E') throw new FtpError(536, `Protection level ${level} not supported.`);
   throw new FtpError(504, 'PROT takes C or P.');
+}
+
+/**
+ * PBSZ or PROT without TLS on the control connection: before AUTH TLS, or after CCC, which keeps the data
+ * connections' protection as it was (RFC 4217 §6): a change asked for in clear text is not taken.
+ */
+function notSecure(s: Session, verb: 'PBSZ' | 'PROT'): FtpError {
+  if (s.clearedControl) return new FtpError(503, `${verb} cannot change after CCC: data connections keep protection level ${s.prot}.`);
+  return new FtpError(503, `${verb} needs a protected control connection (AUTH TLS first).`);
 }
 
 /**

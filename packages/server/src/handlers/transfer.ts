@@ -110,7 +110,9 @@ export async function stou(s: Session, arg: string): Promise<void> {
   let path = wanted;
   for (let i = 0; (await exists(s, path)) && i < 16; i++) path = `${wanted}.${randomBytes(4).toString('hex')}`;
   if (await exists(s, path)) throw new FtpError(450, 'Could not find a unique file name.');
-  return store(s, path, {}, `FILE: ${basename(path)}`);
+  // RFC 1123 §4.1.2.9: the reply gives the name the file is stored under, one the client can use as it is: its name
+  // alone in the working folder (as every server says it), its whole path elsewhere (`STOU dir/name`).
+  return store(s, path, {}, `FILE: ${dirname(path) === s.cwd ? basename(path) : path}`);
 }
 
 /** Lookup failures that refuse an upload's name itself (see {@link store}). */
