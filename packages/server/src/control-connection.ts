@@ -533,6 +533,11 @@ export class ControlConnection {
     return this.is(WAITING);
   }
 
+  /** Lines read and not yet served: a line answered out of turn now would overtake them. */
+  get hasQueued(): boolean {
+    return this.queued > 0;
+  }
+
   /** Replies are piling up unsent: the client is not reading them. */
   get backlogged(): boolean {
     return this.socket.writableLength > MAX_PENDING_REPLY_BYTES;

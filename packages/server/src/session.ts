@@ -476,11 +476,13 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
    * STAT at a time, and STAT only while the client reads its replies. A client sending thousands of STATs during a
    * transfer without reading would otherwise have every reply buffered (the control connection keeps being read
    * during a transfer, so that ABOR is heard): the rest wait in the command queue, bounded like any pipelined
-   * commands. ABOR never waits for a STAT.
+   * commands. ABOR never waits for a STAT. NOOP during a transfer is answered at once too (see
+   * {@link noopDuringTransfer}).
    */
   intercept(event: ControlEvent): boolean {
     if (event.type !== 'line' || (!this.transfer && !stoppable.has(this))) return false;
     const { verb } = parseCommand(event.line);
+    if (verb === 'NOOP') return this.noopDuringTransfer(event);
     const spec = COMMANDS[verb];
     if (!spec?.duringTransfer) return false;
     // During a stoppable command (a HASH) only ABOR: a STAT answered first would come before the command's reply.
@@ -493,6 +495,26 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
     };
     this.handle(event).then(done, (err: unknown) => {
       done();
+      this.log.error({ err }, 'session failed');
+      this.close();
+    });
+    return true;
+  }
+
+  /**
+   * NOOP while a transfer runs is answered at once, as pure-ftpd and FileZilla Server do: clients send it as a
+   * keepalive during long transfers (Apache Commons Net's `setControlKeepAliveTimeout`: one a second) and wait a moment
+   * for each reply, so queued until the transfer's end every one held the client's copy loop up, and past the command
+   * queue's bound the session ended with 421 after a transfer that had succeeded. Only with nothing queued before it
+   * and no ABOR under way (it must not overtake a command's replies: an ABOR's 426 and 226 come first), while the
+   * client reads its replies (else it waits in the queue, bounded like any pipelined command), and not while the
+   * server stops (queued, it waits for the transfer the shutdown's grace lets finish; served now, it would end it).
+   */
+  private noopDuringTransfer(event: ControlEvent): boolean {
+    const t = this.transfer;
+    if (t === null || t.reason !== null || (this.flags & ABOR_INTERCEPTED) !== 0) return false;
+    if (this.conn.hasQueued || this.conn.backlogged || this.ctx.stopping()) return false;
+    this.handle(event).catch((err: unknown) => {
       this.log.error({ err }, 'session failed');
       this.close();
     });

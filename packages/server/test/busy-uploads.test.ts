@@ -84,6 +84,34 @@ for (const backend of [local(true), local(false), memory]) {
       expect((await read('other.txt')).toString()).toBe('OTHER FILE\n');
     });
 
+    it("another session's STOR of the file while an upload runs, then its DELE: the DELE is 450, and the first upload, told 226, is the file", async () => {
+      // Found with Apache Commons Net: on memory the second STOR ended (226), its DELE was allowed, and the first upload,
+      // told 226 after it, left no file. (The local disk refuses the second STOR itself: 450.)
+      const { read, session } = await setup();
+      const a = await session();
+      const b = await session();
+      const first = await a.passive();
+      expect((await a.cmd('STOR twice.bin')).code).toBe(150);
+      first.write(Buffer.alloc(100_000, 'a'));
+      await new Promise((r) => setTimeout(r, 100));
+      const second = await b.passive();
+      const stor = await b.cmd('STOR twice.bin');
+      if (stor.code === 150) {
+        await writeAndClose(second, 'B whole');
+        expect((await b.next()).code).toBe(226);
+      } else {
+        expect(stor.code, stor.text).toBe(450);
+        second.destroy();
+      }
+      const dele = await b.cmd('DELE twice.bin');
+      expect(dele.code, dele.text).toBe(450);
+      await writeAndClose(first, Buffer.alloc(100_000, 'z'));
+      expect((await a.next()).code).toBe(226);
+      const stored = await read('twice.bin');
+      expect(stored.length).toBe(200_000);
+      expect(stored.subarray(99_990, 100_010).toString()).toBe('a'.repeat(10) + 'z'.repeat(10));
+    });
+
     it('a slow but steady upload (20 KB/s) is no idle one: a DELE after 9.5 s is 450, and the upload completes', async () => {
       const { read, session } = await setup();
       const a = await session();

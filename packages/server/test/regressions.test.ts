@@ -100,15 +100,16 @@ describe('review findings', () => {
     socket.pause();
     c.send('RETR big');
     expect((await c.next()).code).toBe(150);
-    c.send(Array.from({ length: 40 }, () => 'NOOP').join('\r\n') + '\r\n');
+    // PWD: a NOOP is answered at once during a transfer (keepalives), not queued.
+    c.send(Array.from({ length: 40 }, () => 'PWD').join('\r\n') + '\r\n');
     await new Promise((r) => setTimeout(r, 100));
     c.send('ABOR');
     const codes = [];
     for (let i = 0; i < 42; i++) codes.push((await c.next(3000)).code);
     expect(codes[0]).toBe(426);
     expect(codes[1]).toBe(226);
-    // Every NOOP is answered in order afterwards: 200, or 500 for those dropped past the limit.
-    expect(codes.slice(2).every((code) => code === 200 || code === 500)).toBe(true);
+    // Every PWD is answered in order afterwards: 257, or 500 for those dropped past the limit.
+    expect(codes.slice(2).every((code) => code === 257 || code === 500)).toBe(true);
     socket.destroy();
   });
 
@@ -121,7 +122,8 @@ describe('review findings', () => {
     c.send('RETR big');
     expect((await c.next()).code).toBe(150);
     // In 60 KiB pieces, so that what the kernel took shows in the client's queue as it goes.
-    const piece = Buffer.from('NOOP\r\n'.repeat(10 * 1024));
+    // PWD, not NOOP: a NOOP is answered at once during a transfer (see the keepalive tests).
+    const piece = Buffer.from('PWD\r\n'.repeat(12 * 1024));
     for (let i = 0; i < 1600; i++) c.socket.write(piece, () => undefined);
     // Within the transfer's 2 s stall limit. The server runs in this process: reading on, it spent the whole time
     // parsing lines it would drop (1.5 s of CPU in 1.5 s, measured; 30 ms once it stops reading).

@@ -3,7 +3,7 @@
 // before its 150 rather than with a 551 after it; a folder it may not search (`checkEnter`), refused at CWD. Root
 // passes permission bits, so as root the upload's refusal comes from immutable entries (chattr +i, which ext4, XFS and
 // btrfs support) and a folder's cannot be shown at all; as any other user, from modes.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ fs.mkdirSync(join(base, 'open'));
 fs.writeFileSync(join(base, 'frozen/old.txt'), 'old');
 fs.writeFileSync(join(base, 'open/frozen.txt'), 'kept');
 fs.writeFileSync(join(base, 'open/free.txt'), 'free');
+// A dangling link in the folder that refuses new names, to a file the open would create in one that takes them.
+fs.symlinkSync('../open/through-link.txt', join(base, 'frozen/link'));
 
 /** Makes the `frozen` entries refuse writes to this process; the reason it cannot, or null. */
 function freeze(): string | null {
@@ -85,6 +87,15 @@ describe.skipIf(whyNot !== null)(`checkUpload says before any open what the uplo
         expect(await code(p.checkUpload('/new-at-root.txt', {}, null))).toBe('resolved');
         expect(fs.existsSync(join(base, 'open/new.txt'))).toBe(false);
         expect(fs.readFileSync(join(base, 'open/free.txt'), 'utf8')).toBe('free');
+      });
+
+      it('leaves an upload through a dangling link to the open, which creates the target where the link leads', async () => {
+        expect(await code(p.checkUpload('/frozen/link', {}, null))).toBe('resolved');
+        expect(await code(p.checkUpload('/frozen/link'))).toBe('resolved');
+        const ws = await openWriteStream(p, '/frozen/link');
+        await new Promise<void>((resolve, reject) => ws.end(Buffer.from('via link'), () => resolve()).on('error', reject));
+        expect(fs.readFileSync(join(base, 'open/through-link.txt'), 'utf8')).toBe('via link');
+        fs.rmSync(join(base, 'open/through-link.txt'));
       });
 
       it('says ENOENT for a folder that is not there', async () => {
@@ -185,4 +196,35 @@ describe('the wrappers forward checkUpload and checkEnter with their paths mappe
     expect(scoped(new MemoryProvider(), '/a').checkEnter).toBeUndefined();
     expect(mounts(new MemoryProvider(), { '/b': new MemoryProvider() }).checkUpload).toBeUndefined();
   });
+});
+
+/** Why a process cannot be run here without /proc (a mount namespace needs root and unshare(1)), or null. */
+function noProcUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root, for a mount namespace with no /proc';
+  const probe = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /proc && test ! -e /proc/self'], { stdio: 'pipe' });
+  return probe.status === 0 ? null : `unshare -m cannot hide /proc here: ${String(probe.stderr).trim() || probe.error?.message}`;
+}
+const noProc = noProcUnavailable();
+if (noProc !== null) console.warn(`local-access-checks: the no-/proc test SKIPPED — ${noProc}`);
+
+it.skipIf(noProc !== null)(`without /proc (a chroot, a sandbox), the checks answer through the careful path${noProc ? ` — SKIPPED: ${noProc}` : ''}`, () => {
+  // The bug: with /proc missing, the access(2) through /proc/self/fd said ENOENT, and CWD into any folder and uploads
+  // into any but the root were refused. The built package is what a process without /proc runs.
+  const dist = new URL('../dist/index.js', import.meta.url).pathname;
+  expect(fs.existsSync(dist), `${dist} is built before the tests (turbo's test depends on build)`).toBe(true);
+  const script = join(base, 'no-proc.mjs');
+  fs.writeFileSync(
+    script,
+    `import { LocalProvider } from ${JSON.stringify(dist)};
+const p = new LocalProvider(${JSON.stringify(base)}, { syncMetadata: true });
+const out = {};
+for (const [k, f] of [['enter', () => p.checkEnter('/open')], ['upload new', () => p.checkUpload('/open/new.txt', {}, null)], ['upload', () => p.checkUpload('/open/free.txt')], ['frozen', () => p.checkUpload('/frozen/new.txt', {}, null)]]) {
+  try { await f(); out[k] = 'resolved'; } catch (e) { out[k] = e.code; }
+}
+console.log(JSON.stringify(out));
+`,
+  );
+  const run = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs none /proc && exec "${process.execPath}" "${script}"`], { stdio: 'pipe', timeout: 30_000 });
+  expect(run.status, String(run.stderr)).toBe(0);
+  expect(JSON.parse(String(run.stdout))).toEqual({ enter: 'resolved', 'upload new': 'resolved', upload: 'resolved', frozen: whyNot === null ? refused : 'resolved' });
 });

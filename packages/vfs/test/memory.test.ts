@@ -126,18 +126,20 @@ describe('MemoryProvider (own)', () => {
     }
   });
 
-  it('an upload that ends after the file it replaced was renamed away does not replace it there, nor come back', async () => {
-    // The bug: the older upload's data replaced the finished, renamed file at its new name (upload, then RNTO).
+  it('a file whose replaced upload still writes cannot be renamed away (EBUSY); a folder renamed on the way keeps it in it', async () => {
+    // Once the bug was the older upload's data replacing the finished, renamed file at its new name (upload, then
+    // RNTO); the rename was then allowed and the older upload's data dropped although told 226. Now the rename waits for it.
     const p = new MemoryProvider({ capacity: 100_000 });
     await p.mkdir('/archive');
     const a = await replacedBeforeItEnds(p, '/f', 'a'.repeat(1000), 'B-complete-data');
-    await p.rename('/f', '/archive/f');
+    expect(await code(p.rename('/f', '/archive/f'))).toBe('EBUSY');
     a.end();
     await once(a, 'finish');
-    expect(await p.readFile('/archive/f', 'utf8')).toBe('B-complete-data');
+    expect(await p.readFile('/f', 'utf8')).toBe('a'.repeat(1000));
+    await p.rename('/f', '/archive/f');
     expect(await code(p.stat('/f'))).toBe('ENOENT');
     await new Promise((r) => setImmediate(r));
-    expect(await p.availableSpace('/')).toBe(100_000 - 'B-complete-data'.length);
+    expect(await p.availableSpace('/')).toBe(100_000 - 1000);
     // A folder renamed on the way keeps the file in it: the upload that ends last is the file there.
     await p.mkdir('/d');
     const c = await replacedBeforeItEnds(p, '/d/g', 'c-last', 'd-first');
@@ -147,12 +149,14 @@ describe('MemoryProvider (own)', () => {
     expect(await p.readFile('/e/g', 'utf8')).toBe('c-last');
   });
 
-  it('an upload that ends after the file it replaced was deleted does not bring it back', async () => {
+  it('a file whose replaced upload still writes cannot be deleted (EBUSY); once it ends it is the file, and goes with a DELE then', async () => {
     const p = new MemoryProvider({ capacity: 100_000 });
     const a = await replacedBeforeItEnds(p, '/f', 'a'.repeat(1000), 'b'.repeat(500));
-    await p.unlink('/f');
+    expect(await code(p.unlink('/f'))).toBe('EBUSY');
     a.end();
     await once(a, 'finish');
+    expect(await p.readFile('/f', 'utf8')).toBe('a'.repeat(1000));
+    await p.unlink('/f');
     expect(await code(p.stat('/f'))).toBe('ENOENT');
     await new Promise((r) => setImmediate(r));
     expect(await p.availableSpace('/')).toBe(100_000);
@@ -200,14 +204,20 @@ describe('MemoryProvider (own)', () => {
       up.write(Buffer.from('x'));
       expect(await code(openWriteStream(p, '/f', { append: true }))).toBe('EBUSY');
       expect(await code(openWriteStream(p, '/f', { start: 1 }))).toBe('EBUSY');
-      // A whole-file upload, or REST 0, replaces the content instead: not refused (the one opened last wins).
-      const stor = await openWriteStream(p, '/f', { start: 0 });
-      stor.end('new');
-      await once(stor, 'finish');
+      if (Object.keys(first).length === 0) {
+        // A whole-file upload, or REST 0, replaces another whole-file upload: not refused (the one ending last wins).
+        const stor = await openWriteStream(p, '/f', { start: 0 });
+        stor.end('new');
+        await once(stor, 'finish');
+      } else {
+        // It would replace the content an APPE or a REST + STOR writes into, and their bytes would go with it.
+        expect(await code(openWriteStream(p, '/f', { start: 0 }))).toBe('EBUSY');
+      }
       up.end();
       await once(up, 'finish');
     }
-    expect(await p.readFile('/f', 'utf8')).toBe('new');
+    // 'x' (the first upload ended last), 'x' appended, then REST 2 + STOR of 'x'.
+    expect(await p.readFile('/f', 'utf8')).toBe('xxx');
     // Released when the upload is destroyed (an interrupted transfer), and on a missing file it creates.
     const gone = await openWriteStream(p, '/g', { append: true });
     gone.write(Buffer.from('partial'));
@@ -306,6 +316,80 @@ describe('MemoryProvider (own)', () => {
     await p.rename('/other', '/g');
     await p.unlink('/g');
     expect(p.usedBytes).toBe(0);
+  });
+
+  it('an upload replaced by another that has ended still holds its file: DELE, RNFR/RNTO and APPE are EBUSY until it ends, and it is the file then', async () => {
+    // The bug (found with Apache Commons Net): B's STOR ended while A's still ran, B's DELE was allowed, and A, told
+    // 226, left no file. S3, SQL and Redis end with A's version; the local disk refuses B's STOR and DELE (450).
+    const p = new MemoryProvider();
+    await p.writeFile('/other', 'x');
+    const a = await openWriteStream(p, '/f');
+    await new Promise((resolve) => a.write('A first', resolve));
+    const b = await openWriteStream(p, '/f');
+    b.end('B whole');
+    await once(b, 'finish');
+    expect(String(await p.readFile('/f'))).toBe('B whole');
+    expect(await code(p.unlink('/f'))).toBe('EBUSY');
+    expect(await code(p.rename('/f', '/g'))).toBe('EBUSY');
+    expect(await code(p.rename('/other', '/f'))).toBe('EBUSY');
+    expect(await code(openWriteStream(p, '/f', { append: true }))).toBe('EBUSY');
+    expect(await p.uploadBusy('/f', { append: true })).toBe(true);
+    a.end(' and last');
+    await once(a, 'finish');
+    expect(String(await p.readFile('/f'))).toBe('A first and last');
+    await p.unlink('/f');
+    await p.unlink('/other');
+    expect(p.usedBytes).toBe(0);
+  });
+
+  it('a STOR while an APPE or a REST + STOR still writes the file is EBUSY (it would replace what they write into), and uploadBusy says so first', async () => {
+    // The bug: B's STOR replaced the content A's APPE wrote into, and A, told 226, left none of its bytes.
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'start;');
+    for (const options of [{ append: true }, { start: 2 }]) {
+      const a = await openWriteStream(p, '/f', options);
+      await new Promise((resolve) => a.write('A;', resolve));
+      expect(await p.uploadBusy('/f', {})).toBe(true);
+      expect(await code(openWriteStream(p, '/f'))).toBe('EBUSY');
+      expect(await code(p.unlink('/f'))).toBe('EBUSY');
+      a.end();
+      await once(a, 'finish');
+      expect(await p.uploadBusy('/f', {})).toBe(false);
+    }
+    // 'start;' + 'A;' appended, then REST 2 + STOR of 'A;'.
+    expect(String(await p.readFile('/f'))).toBe('stA;');
+    // Two whole-file uploads still replace each other (atomicUploads): the one that ends last is the file.
+    const first = await openWriteStream(p, '/f');
+    expect(await p.uploadBusy('/f', {})).toBe(false);
+    const second = await openWriteStream(p, '/f');
+    second.end('second');
+    await once(second, 'finish');
+    first.end('first');
+    await once(first, 'finish');
+    expect(String(await p.readFile('/f'))).toBe('first');
+  });
+
+  it('a refused DELE ends no idle upload: while another upload of the file still writes, an idle one is left alone; ended once the DELE can go ahead', async () => {
+    // The file's current upload (b, which replaced a) is idle; a, replaced, still writes. The DELE is refused for
+    // a, and used to end b all the same ("another session took the file over", while nobody had).
+    const p = new MemoryProvider();
+    const a = await openWriteStream(p, '/f');
+    a.write('A');
+    const b = await openWriteStream(p, '/f');
+    b.on('error', () => undefined);
+    const bEnded = new Promise<unknown>((resolve) => b.once('close', () => resolve(b.errored)));
+    b.write('B');
+    const now = performance.now();
+    (a as unknown as { idleSince: number }).idleSince = now + 10_000;
+    (b as unknown as { idleSince: number }).idleSince = now - 10_000;
+    expect(await code(p.unlink('/f'))).toBe('EBUSY');
+    expect(b.destroyed, 'the refused DELE ended nothing').toBe(false);
+    a.end();
+    await once(a, 'finish');
+    // Only the idle one is left: the DELE ends it and goes ahead.
+    await p.unlink('/f');
+    expect(b.destroyed).toBe(true);
+    expect(toVfsError(await bEnded).code).toBe('EBUSY');
   });
 
   it('capacity: an upload whose file is replaced still counts until it ends (ENOSPC past it)', async () => {

@@ -1676,6 +1676,8 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   async checkUpload(path: string, _options?: WriteStreamOptions, known?: FileStats | null): Promise<void> {
     const exists = known !== undefined ? known !== null : (await this.stat(path).catch(() => null)) !== null;
     if (exists) return this.#access(path, path, fs.constants.W_OK);
+    // A dangling link: the open creates its target, maybe in another folder; that open answers for it.
+    if ((await this.lstat(path).catch(() => null))?.isSymbolicLink()) return;
     return this.#access(path, dirname(path), fs.constants.W_OK | fs.constants.X_OK);
   }
 
@@ -1685,19 +1687,26 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   }
 
   /**
-   * access(2) of `target` with `mode`, for the server's own user (root passes the permission bits, but not an
-   * immutable file or a read-only mount); a refusal names `path`. The entry is looked up confined, as an open would
-   * be (with O_PATH where it can: it only stands for the entry), and asked about through its /proc/self/fd link.
+   * access(2) of `target` with `mode`, for the process's user (its real uid and gids, as access(2) asks; root passes
+   * the permission bits, but not an immutable file or a read-only mount); a refusal names `path`. The entry is looked
+   * up confined, as an open would be (with O_PATH where it can: it only stands for the entry), and asked about
+   * through its /proc/self/fd link; without /proc (a chroot, a sandbox), through the careful path.
    */
   async #access(path: string, target: string, mode: number): Promise<void> {
     const pathOnly = this.#sync ? openPathFlag() : null;
     const fd = pathOnly === null ? null : this.#openBeneath(target, pathOnly);
     if (fd !== null) {
+      let refused: unknown = null;
       try {
-        return this.#runSync(path, () => fs.accessSync(`/proc/self/fd/${fd}`, mode));
+        fs.accessSync(`/proc/self/fd/${fd}`, mode);
+        return;
+      } catch (err) {
+        refused = err;
       } finally {
         fs.closeSync(fd);
       }
+      const code = errorCodeOf(refused);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toVfsError(refused, path);
     }
     if (this.#sync) return this.#runSync(path, () => fs.accessSync(hostArg(this.#confineSync(target, true, 'access')), mode));
     return this.#run(path, async () => fsp.access(hostArg(await this.#confine(target, true, 'access')), mode));

@@ -399,6 +399,11 @@ class MemoryWriteStream extends Writable implements UploadStream {
    */
   readonly #place: FilePlace | undefined;
 
+  /** An APPE or a REST + STOR: it writes into the file's content, and has no version of its own to become the file. */
+  get continues(): boolean {
+    return this.#place === undefined;
+  }
+
   constructor(node: FileNode, content: Content, position: number | null, place?: FilePlace) {
     super({ highWaterMark: TRANSFER_CHUNK_SIZE });
     this.#node = node;
@@ -406,11 +411,15 @@ class MemoryWriteStream extends Writable implements UploadStream {
     this.#pos = position;
     this.#place = place;
     content.writer = this;
+    let writers = writersOf.get(node);
+    if (writers === undefined) writersOf.set(node, (writers = new Set()));
+    writers.add(this);
   }
 
   /** Lets other uploads continue the content again; a detached content stops counting against the store. */
   #release(): void {
     this.#content.endWriter(this);
+    writersOf.get(this.#node)?.delete(this);
   }
 
   #write(chunk: Buffer): void {
@@ -512,6 +521,39 @@ function busy(content: Content, path: string): boolean {
   return content.writer !== null;
 }
 
+
+/**
+ * The uploads writing into each file: its current content's, and those of whole-file uploads a later one replaced
+ * meanwhile (such an upload that ends last becomes the file again: see `MemoryWriteStream._final`). The file is busy
+ * for as long as any of them writes. Looking at the current content alone, a DELE after a second upload of the file
+ * had ended was allowed while the first still wrote, and the first, told 226, left no file.
+ */
+const writersOf = new WeakMap<FileNode, Set<MemoryWriteStream>>();
+
+/** Whether an upload that is not idle writes into `node` (see {@link writersOf}): nothing is ended by asking. */
+function nodeWriting(node: FileNode): boolean {
+  if (writing(node.content)) return true;
+  for (const writer of writersOf.get(node) ?? []) if (performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
+  return false;
+}
+
+/**
+ * As {@link busy}, for every upload writing into `node`: when none of them still writes, the idle ones are ended and
+ * the file is free. A refusal ends nothing (an idle upload is ended only for an action that then goes ahead).
+ */
+function nodeBusy(node: FileNode, path: string): boolean {
+  if (nodeWriting(node)) return true;
+  for (const writer of [...(writersOf.get(node) ?? [])]) writer.destroy(takenOverError(path));
+  return busy(node.content, path);
+}
+
+/** Whether an upload that continues `node`'s content (APPE, REST + STOR) still writes it (see {@link nodeWriting}). */
+function continuedNow(node: FileNode): boolean {
+  for (const writer of writersOf.get(node) ?? []) {
+    if (writer.continues && performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
+  }
+  return false;
+}
 
 /** Whether an upload writes `content` and is not idle (see {@link busy}): nothing is ended by asking. */
 function writing(content: Content): boolean {
@@ -643,7 +685,9 @@ const LIST_SLICE = 500;
  *   the upload that ended last (`atomicUploads`; as on S3, SQL and Redis). An upload that continues a file (APPE,
  *   REST + STOR) while another upload still writes it is refused with EBUSY when it opens (FTP 450), so that it never
  *   interleaves its bytes with the other's nor keeps a prefix of a half-written file; so is a download (it would send
- *   a prefix as if it were the file). A reader sees the content as it was when its stream opened, whatever uploads do after.
+ *   a prefix as if it were the file). So is a whole-file upload while an APPE or a REST + STOR writes the file (it
+ *   would replace the content they write into). While any upload writes a file, a replaced one included (it is the
+ *   file again if it ends last), deleting it or renaming it away or over is refused with EBUSY too. A reader sees the content as it was when its stream opened, whatever uploads do after.
  * - Symlinks: targets are stored as given and resolved inside the provider (`/` is the provider's root; `..` stops
  *   there).
  * - Renames of files and whole directories are O(1).
@@ -820,7 +864,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     const loc = this.#existing(path, false, 'unlink');
     if (loc.node.kind === 'directory' || loc.dir === undefined) throw fsError('EISDIR', 'unlink', path);
     // An upload under way would go on into a file no longer in the tree, and be told it completed: 450.
-    if (loc.node.kind === 'file' && busy(loc.node.content, path)) throw fsError('EBUSY', 'unlink', path);
+    if (loc.node.kind === 'file' && nodeBusy(loc.node, path)) throw fsError('EBUSY', 'unlink', path);
     loc.dir.children.delete(loc.name);
     this.#drop(loc.node);
     this.#touch(loc.dir);
@@ -834,8 +878,8 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     if (src.node.kind === 'directory' && isInside(src.path, dst.path)) throw fsError('EINVAL', 'rename', newPath);
     // Neither an upload under way nor the file it writes may be moved away or replaced (see unlinkSync). Both are
     // looked at before an idle one is ended: a rename refused ends nothing.
-    if (src.node.kind === 'file' && writing(src.node.content)) throw fsError('EBUSY', 'rename', oldPath);
-    if (dst.node?.kind === 'file' && writing(dst.node.content)) throw fsError('EBUSY', 'rename', newPath);
+    if (src.node.kind === 'file' && nodeWriting(src.node)) throw fsError('EBUSY', 'rename', oldPath);
+    if (dst.node?.kind === 'file' && nodeWriting(dst.node)) throw fsError('EBUSY', 'rename', newPath);
     if (dst.node !== undefined) {
       if (src.node.kind === 'directory') {
         if (dst.node.kind !== 'directory') throw fsError('ENOTDIR', 'rename', newPath);
@@ -845,8 +889,8 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
       }
     }
     // Nothing refused it: idle uploads of either file end now, right before the rename.
-    if (src.node.kind === 'file' && busy(src.node.content, oldPath)) throw fsError('EBUSY', 'rename', oldPath);
-    if (dst.node?.kind === 'file' && busy(dst.node.content, newPath)) throw fsError('EBUSY', 'rename', newPath);
+    if (src.node.kind === 'file' && nodeBusy(src.node, oldPath)) throw fsError('EBUSY', 'rename', oldPath);
+    if (dst.node?.kind === 'file' && nodeBusy(dst.node, newPath)) throw fsError('EBUSY', 'rename', newPath);
     if (dst.node !== undefined) this.#drop(dst.node);
     src.dir.children.delete(src.name);
     dst.dir.children.set(dst.name, src.node);
@@ -1008,7 +1052,10 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     // The upload announced for it opens (see uploadBusy).
     this.#holds.release(normalizePath(path));
     const continues = options.append === true || (options.start ?? 0) > 0;
-    if (continues && busy(node.content, path)) throw fsError('EBUSY', 'open', path);
+    if (continues && nodeBusy(node, path)) throw fsError('EBUSY', 'open', path);
+    // A whole-file upload replaces the content an APPE or a REST + STOR still writes into: their bytes, told 226 at
+    // their end, would go with the replaced content. Refused as a continuing upload is (the local disk refuses both).
+    if (!continues && continuedNow(node)) throw fsError('EBUSY', 'open', path);
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
     this.#install(node, content);
@@ -1039,11 +1086,12 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
 
   /**
    * Whether an upload of `path` with `options` opened now would be refused (EBUSY): an append or a REST + STOR
-   * while another upload still writes the file, or another announced one holds it (a plain upload replaces it: see
-   * `atomicUploads`). With `hold`, a free file is held for this upload until it opens.
+   * while another upload still writes the file, or another announced one holds it; a whole-file upload while an append
+   * or a REST + STOR writes it (it replaces another whole-file upload: see `atomicUploads`). With `hold`, a free file
+   * is held for this upload until it opens.
    */
   async uploadBusy(path: string, options: WriteStreamOptions = {}, hold: boolean | object = false): Promise<boolean> {
-    if (options.append !== true && (options.start ?? 0) === 0) return false;
+    const continues = options.append === true || (options.start ?? 0) > 0;
     let node: MemNode;
     try {
       node = this.#existing(path, true, 'open').node;
@@ -1051,7 +1099,9 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
       return false;
     }
     if (node.kind !== 'file') return false;
-    return writing((node as FileNode).content) || this.#holds.ask(normalizePath(path), hold);
+    // A whole-file upload may replace another whole-file upload (see `atomicUploads`), not an APPE or a REST + STOR.
+    if (!continues) return continuedNow(node as FileNode);
+    return nodeWriting(node as FileNode) || this.#holds.ask(normalizePath(path), hold);
   }
 
   /** Gives back `owner`'s hold of `path` (see `FsProvider.releaseUploadHold`). */

@@ -386,9 +386,9 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
   if (all.some((f) => typeof f.checkEnter === 'function')) {
     w.checkEnter = (v) =>
       run(v, async () => {
-        // A folder on the way to a mount point is entered whether or not the root provider has it.
-        const n = normalizePath(v);
-        if (virtual.has(n) && !(await root.stat(n).then((st) => st.isDirectory(), () => false))) return;
+        // A folder on the way to a mount point is entered whatever the root provider holds there (nothing, or a folder
+        // its user may not search): the mount points below it stay reachable, and are listed in it.
+        if (virtual.has(normalizePath(v))) return;
         return route(v).fs.checkEnter?.call(route(v).fs, route(v).path);
       });
   }
