@@ -382,29 +382,38 @@ describe('CCC', () => {
   }
 
   /** The replies the server sends in clear text once the relay is taken off, waiting for `count` of them. */
-  async function clearReplies(pipe: SocketPipe, count: number): Promise<number[]> {
+  /** The first `count` replies that come in clear text once the TLS layer is off. */
+  async function clearReplies(pipe: SocketPipe, count: number): Promise<Reply[]> {
     const { socket: clear } = pipe.detach();
     const parser = new ReplyParser();
     const replies: Reply[] = [];
     clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
     clear.resume();
     for (let i = 0; i < 50 && replies.length < count; i++) await new Promise((r) => setTimeout(r, 20));
-    return replies.map((r) => r.code);
+    return replies;
   }
 
-  it('is refused by default; when allowed, the session goes on in clear text after login', async () => {
+  /**
+   * A session with PBSZ 0 and PROT P that sends CCC and then, as lftp does, its close_notify and its first clear-text
+   * `lines` in one TCP segment; returns the relay and the bytes of that segment.
+   */
+  async function clearedWith(lines: string): Promise<{ pipe: HoldingPipe; segment: Buffer }> {
     const { pipe, t } = await cccSession();
     expect((await t.cmd('PBSZ 0')).code).toBe(200);
     expect((await t.cmd('PROT P')).code).toBe(200);
     pipe.beginClearing();
     pipe.holdAfterNextWrite();
     expect((await t.cmd('CCC')).code).toBe(200);
-    // As lftp does: the client's close_notify and its first clear-text command leave in one TCP segment.
     const flushed = once(pipe, 'finish');
     t.socket.end();
     await flushed;
-    expect(pipe.release(Buffer.from('PWD\r\n'))[0]).toBeGreaterThanOrEqual(20);
-    expect(await clearReplies(pipe, 1)).toEqual([257]);
+    return { pipe, segment: pipe.release(Buffer.from(lines)) };
+  }
+
+  it('is refused by default; when allowed, the session goes on in clear text after login', async () => {
+    const { pipe, segment } = await clearedWith('PWD\r\n');
+    expect(segment[0]).toBeGreaterThanOrEqual(20);
+    expect((await clearReplies(pipe, 1)).map((r) => r.code)).toEqual([257]);
 
     const strict = await tlsServer({});
     const raw2 = await RawClient.connect(strict.port);
@@ -418,23 +427,8 @@ describe('CCC', () => {
   });
 
   it('after CCC, PBSZ and PROT say the protection stays as it was (they said "AUTH TLS first" after an AUTH TLS)', async () => {
-    const { pipe, t } = await cccSession();
-    expect((await t.cmd('PBSZ 0')).code).toBe(200);
-    expect((await t.cmd('PROT P')).code).toBe(200);
-    pipe.beginClearing();
-    pipe.holdAfterNextWrite();
-    expect((await t.cmd('CCC')).code).toBe(200);
-    const flushed = once(pipe, 'finish');
-    t.socket.end();
-    await flushed;
-    pipe.release(Buffer.from('PROT C\r\nPBSZ 0\r\n'));
-    const { socket: clear } = pipe.detach();
-    const parser = new ReplyParser();
-    const replies: Reply[] = [];
-    clear.on('data', (d: Buffer) => replies.push(...parser.push(d)));
-    clear.resume();
-    for (let i = 0; i < 50 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(replies.map((r) => `${r.code} ${r.text}`)).toEqual([
+    const { pipe } = await clearedWith('PROT C\r\nPBSZ 0\r\n');
+    expect((await clearReplies(pipe, 2)).map((r) => `${r.code} ${r.text}`)).toEqual([
       '503 PROT cannot change after CCC: data connections keep protection level P.',
       '503 PBSZ cannot change after CCC: data connections keep protection level P.',
     ]);
@@ -520,7 +514,7 @@ describe('CCC', () => {
     pipe.beginClearing();
     expect((await t.cmd('CCC')).code).toBe(200);
     raw.socket.write('NOOP\r\nPWD\r\n');
-    expect(await clearReplies(pipe, 2)).toEqual([200, 257]);
+    expect((await clearReplies(pipe, 2)).map((r) => r.code)).toEqual([200, 257]);
   });
 });
 
