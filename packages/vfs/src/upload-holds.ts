@@ -54,6 +54,11 @@ export class UploadHolds<K> {
     return false;
   }
 
+  /** Whether `key` is held for another upload than `hold`'s owner (as {@link ask} says), taking no hold. */
+  heldAgainst(key: K, hold: boolean | object): boolean {
+    return this.held(key, holdOwner(hold));
+  }
+
   /** Gives back the hold of `key` when `owner` took it (its upload ended unopened); true when one was given back. */
   releaseOwned(key: K, owner: object): boolean {
     const h = this.#holds.get(key);

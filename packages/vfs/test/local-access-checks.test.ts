@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalProvider, MemoryProvider, mounts, openWriteStream, quota, readOnly, scoped, toVfsError, type FsProvider } from '../src/index.js';
+import { listDirectory, LocalProvider, MemoryProvider, mounts, openWriteStream, quota, readOnly, scoped, toVfsError, type FsProvider } from '../src/index.js';
 
 const base = fs.mkdtempSync(join(tmpdir(), 'check-upload-'));
 const frozen = [join(base, 'frozen'), join(base, 'frozen/old.txt'), join(base, 'open/frozen.txt')];
@@ -191,6 +191,21 @@ describe('the wrappers forward checkUpload and checkEnter with their paths mappe
     expect(await code(disk.checkEnter?.('/virtual'))).toBe('resolved');
     expect(await code(disk.checkEnter?.('/virtual/inner'))).toBe('resolved');
     expect(await code(disk.checkEnter?.('/absent'))).toBe('ENOENT');
+
+    // A folder on the way to a mount point that the root provider refuses to enter is entered all the same (the mount
+    // below it stays reachable), and lists the mount points.
+    const refusing = recorder();
+    const over = mounts(refusing.p, { '/no/inner': new MemoryProvider() });
+    expect(await code(over.checkEnter?.('/no'))).toBe('resolved');
+    expect(await code(over.checkEnter?.('/no-mount'))).toBe('EACCES');
+    const unlisted = new MemoryProvider();
+    await unlisted.mkdir('/no');
+    for (const method of ['list', 'listSlices', 'listNameSlices', 'readdir'] as const) {
+      (unlisted as unknown as Record<string, unknown>)[method] = async () => {
+        throw Object.assign(new Error('EACCES: /no'), { code: 'EACCES' });
+      };
+    }
+    expect((await listDirectory(mounts(unlisted, { '/no/inner': new MemoryProvider() }), '/no')).map((e) => e.name)).toEqual(['inner']);
 
     // A provider without them: nothing to forward.
     expect(scoped(new MemoryProvider(), '/a').checkEnter).toBeUndefined();

@@ -383,13 +383,55 @@ describe('MemoryProvider (own)', () => {
     (a as unknown as { idleSince: number }).idleSince = now + 10_000;
     (b as unknown as { idleSince: number }).idleSince = now - 10_000;
     expect(await code(p.unlink('/f'))).toBe('EBUSY');
-    expect(b.destroyed, 'the refused DELE ended nothing').toBe(false);
+    expect(await code(p.rename('/f', '/g'))).toBe('EBUSY');
+    await p.writeFile('/other', 'x');
+    expect(await code(p.rename('/other', '/f'))).toBe('EBUSY');
+    expect(b.destroyed, 'the refused DELE and renames ended nothing').toBe(false);
     a.end();
     await once(a, 'finish');
     // Only the idle one is left: the DELE ends it and goes ahead.
     await p.unlink('/f');
     expect(b.destroyed).toBe(true);
     expect(toVfsError(await bEnded).code).toBe('EBUSY');
+  });
+
+  it('a STOR ends an idle APPE of the file (it has lost its client: its end is an error, not a 226 with its bytes gone)', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'start;');
+    const a = await openWriteStream(p, '/f', { append: true });
+    a.on('error', () => undefined);
+    const aEnded = new Promise<unknown>((resolve) => a.once('close', () => resolve(a.errored)));
+    await new Promise((resolve) => a.write('A1;', resolve));
+    (a as unknown as { idleSince: number }).idleSince = performance.now() - 10_000;
+    expect(await p.uploadBusy('/f', {})).toBe(false);
+    const b = await openWriteStream(p, '/f');
+    expect(toVfsError(await aEnded).code).toBe('EBUSY');
+    b.end('B whole');
+    await once(b, 'finish');
+    expect(String(await p.readFile('/f'))).toBe('B whole');
+  });
+
+  it('a STOR asked about while an APPE of the file is announced (held: it had its 150) is busy; REST 0 is a whole-file upload', async () => {
+    const p = new MemoryProvider();
+    await p.writeFile('/f', 'x');
+    const appending = {};
+    const storing = {};
+    expect(await p.uploadBusy('/f', { append: true }, appending)).toBe(false);
+    expect(await p.uploadBusy('/f', {}, storing)).toBe(true);
+    // Its own hold does not refuse the announcing upload.
+    expect(await p.uploadBusy('/f', {}, appending)).toBe(false);
+    await p.releaseUploadHold('/f', appending);
+    expect(await p.uploadBusy('/f', {}, storing)).toBe(false);
+    // REST 0 + STOR replaces the file as a STOR does: another STOR meanwhile is not refused.
+    const rest0 = await openWriteStream(p, '/f', { start: 0 });
+    rest0.write('r');
+    expect(await p.uploadBusy('/f', {})).toBe(false);
+    const plain = await openWriteStream(p, '/f');
+    plain.end('plain');
+    await once(plain, 'finish');
+    rest0.end('0');
+    await once(rest0, 'finish');
+    expect(String(await p.readFile('/f'))).toBe('r0');
   });
 
   it('capacity: an upload whose file is replaced still counts until it ends (ENOSPC past it)', async () => {

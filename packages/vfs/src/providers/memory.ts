@@ -419,7 +419,8 @@ class MemoryWriteStream extends Writable implements UploadStream {
   /** Lets other uploads continue the content again; a detached content stops counting against the store. */
   #release(): void {
     this.#content.endWriter(this);
-    writersOf.get(this.#node)?.delete(this);
+    const writers = writersOf.get(this.#node);
+    if (writers?.delete(this) === true && writers.size === 0) writersOf.delete(this.#node);
   }
 
   #write(chunk: Buffer): void {
@@ -1054,13 +1055,18 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     const continues = options.append === true || (options.start ?? 0) > 0;
     if (continues && nodeBusy(node, path)) throw fsError('EBUSY', 'open', path);
     // A whole-file upload replaces the content an APPE or a REST + STOR still writes into: their bytes, told 226 at
-    // their end, would go with the replaced content. Refused as a continuing upload is (the local disk refuses both).
-    if (!continues && continuedNow(node)) throw fsError('EBUSY', 'open', path);
+    // their end, would go with the replaced content. Refused as a continuing upload is (the local disk refuses both);
+    // one gone idle is ended, as a continuing upload's open ends it (it has lost its client: 451 there, not 226).
+    if (!continues) {
+      if (continuedNow(node)) throw fsError('EBUSY', 'open', path);
+      for (const writer of [...(writersOf.get(node) ?? [])]) if (writer.continues) writer.destroy(takenOverError(path));
+    }
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
     this.#install(node, content);
     // Where the file is, for a whole-file upload: it becomes the file again only if the file is still there.
-    return new MemoryWriteStream(node, content, content.size, options.start === undefined ? place : undefined);
+    // REST 0 + STOR is a whole-file upload too: its own version, the file again if it ends last.
+    return new MemoryWriteStream(node, content, content.size, continues ? undefined : place);
   }
 
   /** Sets the modification time. */
@@ -1099,8 +1105,9 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
       return false;
     }
     if (node.kind !== 'file') return false;
-    // A whole-file upload may replace another whole-file upload (see `atomicUploads`), not an APPE or a REST + STOR.
-    if (!continues) return continuedNow(node as FileNode);
+    // A whole-file upload may replace another whole-file upload (see `atomicUploads`), not an APPE or a REST + STOR,
+    // running or announced (held: it got its 150 and has not opened yet; this ask takes no hold of its own).
+    if (!continues) return continuedNow(node as FileNode) || this.#holds.heldAgainst(normalizePath(path), hold);
     return nodeWriting(node as FileNode) || this.#holds.ask(normalizePath(path), hold);
   }
 

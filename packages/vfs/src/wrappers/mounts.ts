@@ -111,6 +111,9 @@ class SlicesWithDev implements DirSlices {
   }
 }
 
+/** What the root provider may say of a folder on the way to a mount point that is listed with the mount points alone. */
+const VIRTUAL_OWN_MISSING: ReadonlySet<string> = new Set(['ENOENT', 'EACCES', 'EPERM', 'ENOTDIR']);
+
 /**
  * Several providers under one tree (virtual folders): `mounts(disk, { '/archive': s3, '/reports': sql })` serves
  * `/archive/...` from `s3` and everything else from `disk`. A mount point shows in its parent's listing even when
@@ -234,8 +237,9 @@ export function mounts(root: FsProvider, table: Readonly<Record<string, FsProvid
     try {
       own = await open(r, extra.length === 0 ? options : undefined);
     } catch (err) {
-      // A purely virtual folder has nothing of its own.
-      if (!(virtual.has(n) && toVfsError(err).code === 'ENOENT')) throw err;
+      // A purely virtual folder has nothing of its own; one the root provider has but will not list (its user may not
+      // read it, or it is a file there) still lists the mount points it leads to, as CWD enters it (checkEnter).
+      if (!(virtual.has(n) && VIRTUAL_OWN_MISSING.has(toVfsError(err).code))) throw err;
     }
     if (extra.length === 0 && own) return own;
     return fromGenerator(thenSpecial(own, extra, nameOf, () => special(n, extra)));
