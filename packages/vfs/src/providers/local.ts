@@ -1690,23 +1690,21 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
    * access(2) of `target` with `mode`, for the process's user (its real uid and gids, as access(2) asks; root passes
    * the permission bits, but not an immutable file or a read-only mount); a refusal names `path`. The entry is looked
    * up confined, as an open would be (with O_PATH where it can: it only stands for the entry), and asked about
-   * through its /proc/self/fd link; without /proc (a chroot, a sandbox), through the careful path.
+   * through its /proc/self/fd link; a refusal there, or no /proc (a chroot, a sandbox), is asked again through the
+   * careful path, whose answer stands (refusals are rare: the second look costs nothing on the common path).
    */
   async #access(path: string, target: string, mode: number): Promise<void> {
     const pathOnly = this.#sync ? openPathFlag() : null;
     const fd = pathOnly === null ? null : this.#openBeneath(target, pathOnly);
     if (fd !== null) {
-      let refused: unknown = null;
       try {
         fs.accessSync(`/proc/self/fd/${fd}`, mode);
         return;
-      } catch (err) {
-        refused = err;
+      } catch {
+        // Refused, or no /proc (a chroot), or a sandbox denying /proc itself: the careful path below has the last word.
       } finally {
         fs.closeSync(fd);
       }
-      const code = errorCodeOf(refused);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toVfsError(refused, path);
     }
     if (this.#sync) return this.#runSync(path, () => fs.accessSync(hostArg(this.#confineSync(target, true, 'access')), mode));
     return this.#run(path, async () => fsp.access(hostArg(await this.#confine(target, true, 'access')), mode));
