@@ -322,6 +322,7 @@ export class Session extends SessionStateHolder implements SessionInfo, ControlO
   connectionFailed(err: Error): void {
     this.logAt('info')?.info({ error: err.message, code: (err as NodeJS.ErrnoException).code }, 'control connection failed');
   }
+
   private async startImplicitTls(): Promise<boolean> {
     const context = await this.ctx.tls.context(this).catch((err: unknown) => {
       this.log.error({ err }, 'TLS options unavailable');

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { ReplyParser, parseEpsvReply, type Reply } from '@ftp/protocol';
 import { MemoryProvider, type FsProvider } from '@ftp/vfs';
 import { FtpServer, type FtpServerOptions, type ServerSettings } from '../src/index.js';
@@ -10,12 +10,8 @@ import { FtpServer, type FtpServerOptions, type ServerSettings } from '../src/in
 export const USER = 'alice';
 export const PASSWORD = 's3cret';
 
-/** A server like {@link startServer}'s whose log lines (pino, at `level`) are collected, parsed, in `lines`. */
-export async function serverLogging(
-  level: string,
-  fs: FsProvider = new MemoryProvider(),
-  settings: Partial<ServerSettings> = {},
-): Promise<{ port: number; lines: Array<Record<string, unknown>>; close(): Promise<void> }> {
+/** A pino logger at `level` whose lines are collected, parsed, in `lines`. */
+export function collectingLogger(level: string): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -23,8 +19,18 @@ export async function serverLogging(
       cb();
     },
   });
+  return { logger: pino({ level }, sink), lines };
+}
+
+/** A server like {@link startServer}'s whose log lines (pino, at `level`) are collected, parsed, in `lines`. */
+export async function serverLogging(
+  level: string,
+  fs: FsProvider = new MemoryProvider(),
+  settings: Partial<ServerSettings> = {},
+): Promise<{ port: number; lines: Array<Record<string, unknown>>; close(): Promise<void> }> {
+  const { logger, lines } = collectingLogger(level);
   const server = new FtpServer({
-    logger: pino({ level }, sink),
+    logger,
     settings: { failedLoginDelay: 0, ...settings },
     driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null) },
   });

@@ -2,6 +2,7 @@
 // Net's setControlKeepAliveTimeout, one a second) and wait a moment for each reply. Queued until the transfer's end,
 // every NOOP held the client's copy loop up for its reply timeout, and past the command queue's bound (64 queued,
 // 1,000 dropped: ~18 minutes of keepalives) the session ended with 421 after a transfer that had succeeded.
+import type { Socket } from 'node:net';
 import { MemoryProvider } from '@ftp/vfs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { RawClient, readAll, startServer, writeAndClose } from './helpers.js';
@@ -38,30 +39,36 @@ it('1,500 keepalive NOOPs during an upload are each answered at once; the upload
   expect((await c.cmd('NOOP')).code).toBe(200);
 });
 
-it('a NOOP behind another command during a transfer waits its turn: replies stay in the order of the commands', async () => {
+/** RETR of a 16 MiB file whose data connection is not read: the transfer runs until it is stopped. */
+async function stuckDownload(): Promise<Socket> {
   await fs.writeFile('/big', Buffer.alloc(16 * 1024 * 1024, 1));
   const data = await c.passive();
   data.pause();
   expect((await c.cmd('RETR big')).code).toBe(150);
+  return data;
+}
+
+/** The codes of the next `count` replies. */
+async function nextCodes(count: number): Promise<number[]> {
+  const codes: number[] = [];
+  for (let i = 0; i < count; i++) codes.push((await c.next(3000)).code);
+  return codes;
+}
+
+it('a NOOP behind another command during a transfer waits its turn: replies stay in the order of the commands', async () => {
+  const data = await stuckDownload();
   c.send('PWD\r\nNOOP');
   await new Promise((r) => setTimeout(r, 200));
   // The PWD waits for the transfer to end (it is no out-of-band command), and the NOOP behind it waits its turn.
   c.send('ABOR');
-  const codes: number[] = [];
-  for (let i = 0; i < 4; i++) codes.push((await c.next(3000)).code);
-  expect(codes).toEqual([426, 226, 257, 200]);
+  expect(await nextCodes(4)).toEqual([426, 226, 257, 200]);
   data.destroy();
 });
 
 it('a NOOP right behind an ABOR waits for the ABOR\'s 426 and 226 (it was answered before them)', async () => {
-  await fs.writeFile('/big', Buffer.alloc(16 * 1024 * 1024, 1));
-  const data = await c.passive();
-  data.pause();
-  expect((await c.cmd('RETR big')).code).toBe(150);
+  const data = await stuckDownload();
   c.send('ABOR\r\nNOOP');
-  const codes: number[] = [];
-  for (let i = 0; i < 3; i++) codes.push((await c.next(3000)).code);
-  expect(codes).toEqual([426, 226, 200]);
+  expect(await nextCodes(3)).toEqual([426, 226, 200]);
   data.destroy();
 });
 
@@ -73,10 +80,8 @@ it('a keepalive NOOP during a shutdown\'s grace does not end the transfer the gr
   c.send('NOOP');
   await new Promise((r) => setTimeout(r, 100));
   await writeAndClose(data, Buffer.alloc(10_000, 'h'));
-  const codes: number[] = [];
-  for (let i = 0; i < 2; i++) codes.push((await c.next(3000)).code);
   // The transfer ends whole (226); the NOOP, queued behind it, is refused as the server stops (421).
-  expect(codes).toEqual([226, 421]);
+  expect(await nextCodes(2)).toEqual([226, 421]);
   await closing;
   expect((await fs.stat('/graced.bin')).size).toBe(20_000);
 });

@@ -6,12 +6,12 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { Client } from 'basic-ftp';
 import { parseEpsvReply, ReplyParser, type Reply } from '@ftp/protocol';
 import { MemoryProvider } from '@ftp/vfs';
-import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FtpServer, type ServerSettings } from '../src/index.js';
 import { SocketPipe } from '../src/socket-pipe.js';
 import { makeCertificate } from './tls-fixture.js';
-import { PASSWORD, RawClient, USER } from './helpers.js';
+import { collectingLogger, PASSWORD, RawClient, USER } from './helpers.js';
 
 const certificate = makeCertificate();
 const cleanups: Array<() => unknown> = [];
@@ -19,10 +19,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-async function tlsServer(settings: Partial<ServerSettings> = {}, implicit = false) {
+async function tlsServer(settings: Partial<ServerSettings> = {}, implicit = false, logger?: Logger) {
   const fs = new MemoryProvider();
   let tlsOptions = { ...certificate };
   const server = new FtpServer({
+    ...(logger ? { logger } : {}),
     settings: { failedLoginDelay: 0, passivePortRange: [47000, 47999], ...settings },
     driver: {
       authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null),
@@ -259,42 +260,34 @@ describe('explicit FTPS (AUTH TLS)', () => {
   });
 });
 
+/**
+ * A client TLS connection over `socket` through a relay, so that a test can write bytes past the TLS layer (`pipe.raw`),
+ * as a client writing to its socket's descriptor does.
+ */
+async function tlsOverRelay(socket: Socket): Promise<{ pipe: SocketPipe; secure: TLSSocket }> {
+  const pipe = new SocketPipe(socket);
+  const secure = tlsConnect({ socket: pipe, rejectUnauthorized: false });
+  secure.on('error', () => {});
+  cleanups.push(() => secure.destroy());
+  await once(secure, 'secureConnect');
+  return { pipe, secure };
+}
+
 it('a TLS control connection that fails after its handshake (clear text written into it) is closed at once, saying why in the log', async () => {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const fs = new MemoryProvider();
-  const server = new FtpServer({
-    logger: pino({ level: 'info' }, sink),
-    settings: { failedLoginDelay: 0 },
-    driver: { authenticate: (_s, user, pass) => (user === USER && pass === PASSWORD ? { fs } : null), tlsOptions: () => certificate },
-  });
-  const { port } = await server.listen(0, '127.0.0.1');
-  cleanups.push(() => server.close());
+  const { logger, lines } = collectingLogger('info');
+  const { port } = await tlsServer({}, false, logger);
   const raw = await RawClient.connect(port);
   cleanups.push(() => raw.close());
   await raw.next();
   expect((await raw.cmd('AUTH TLS')).code).toBe(234);
   raw.socket.removeAllListeners('data');
-  // TLS over a relay, so that bytes can be written past it, as a client writing to its socket's descriptor does.
-  const pipe = new SocketPipe(raw.socket);
-  const secure = tlsConnect({ socket: pipe, rejectUnauthorized: false });
-  secure.on('error', () => {});
-  await once(secure, 'secureConnect');
+  const { pipe, secure } = await tlsOverRelay(raw.socket);
   const t = new TlsRaw(secure);
   expect((await t.cmd(`USER ${USER}`)).code).toBe(331);
   // What Perl's Net::FTP does for an abort over TLS: the Telnet bytes and ABOR, sent in clear past the TLS layer.
   pipe.raw.write(Buffer.from([0xff, 0xf4, 0xff, 0xf2, ...Buffer.from('ABOR\r\n')]));
   // It was kept open, unable to read: the session sat dead until the idle timeout.
-  const closed = raw.socket.destroyed || (await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 3000);
-    raw.socket.once('close', () => (clearTimeout(timer), resolve(true)));
-  }));
-  expect(closed).toBe(true);
+  expect(await raw.waitClosed(3000)).toBe(true);
   for (let i = 0; i < 100 && !lines.some((l) => l.msg === 'disconnected'); i++) await new Promise((r) => setTimeout(r, 20));
   const failed = lines.findIndex((l) => l.msg === 'control connection failed');
   expect(failed, JSON.stringify(lines)).toBeGreaterThanOrEqual(0);
@@ -310,11 +303,7 @@ it('a PROT P upload whose TLS fails midway ends with 426 at once, not at the dat
   const tcp = netConnect(dataPort, '127.0.0.1');
   tcp.on('error', () => {});
   await once(tcp, 'connect');
-  const pipe = new SocketPipe(tcp);
-  const data = tlsConnect({ socket: pipe, rejectUnauthorized: false });
-  data.on('error', () => {});
-  cleanups.push(() => data.destroy());
-  await once(data, 'secureConnect');
+  const { pipe, secure: data } = await tlsOverRelay(tcp);
   data.write(Buffer.alloc(100_000, 'd'));
   await new Promise((r) => setTimeout(r, 100));
   pipe.raw.write(Buffer.from('this is not a TLS record\r\n'));

@@ -207,8 +207,8 @@ export interface OptionalCapabilities extends Partial<StreamingCapability> {
    * Rejects with the error `createWriteStream(path, options)` would give, where the provider can tell without opening
    * or creating anything: the local disk asks the system whether it may write the file, or add a file to its folder
    * (no write permission for the server's user, an immutable file or folder, a read-only mount). The server asks
-   * before its 150, so that such an upload is refused (550) before the client sends a byte, not after (551). The
-   * open still decides. `known`: as for {@link uploadBusy}.
+   * before its 150, so that such an upload is refused (553, or 550 for APPE) before the client sends a byte, not after
+   * it (551). The open still decides. `known`: as for {@link uploadBusy}.
    */
   checkUpload?(path: string, options?: WriteStreamOptions, known?: FileStats | null): Promise<void>;
   /**

@@ -33,6 +33,17 @@ async function replacedBeforeItEnds(p: MemoryProvider, path: string, first: stri
   return a;
 }
 
+/** Makes `upload` look as if it last wrote `ms` ago (negative: in the future, still writing), for the takeover rules. */
+function lastWrote(upload: UploadStream, ms: number): void {
+  (upload as unknown as { idleSince: number }).idleSince = performance.now() - ms;
+}
+
+/** The error `upload` is ended with (its errors are expected: no unhandled 'error'). */
+function endedWith(upload: UploadStream): Promise<unknown> {
+  upload.on('error', () => undefined);
+  return new Promise((resolve) => upload.once('close', () => resolve(upload.errored)));
+}
+
 describe('MemoryProvider (own)', () => {
   it('declares its capabilities', () => {
     expect(describeCapabilities(new MemoryProvider())).toEqual({
@@ -376,12 +387,10 @@ describe('MemoryProvider (own)', () => {
     const a = await openWriteStream(p, '/f');
     a.write('A');
     const b = await openWriteStream(p, '/f');
-    b.on('error', () => undefined);
-    const bEnded = new Promise<unknown>((resolve) => b.once('close', () => resolve(b.errored)));
+    const bEnded = endedWith(b);
     b.write('B');
-    const now = performance.now();
-    (a as unknown as { idleSince: number }).idleSince = now + 10_000;
-    (b as unknown as { idleSince: number }).idleSince = now - 10_000;
+    lastWrote(a, -10_000);
+    lastWrote(b, 10_000);
     expect(await code(p.unlink('/f'))).toBe('EBUSY');
     expect(await code(p.rename('/f', '/g'))).toBe('EBUSY');
     await p.writeFile('/other', 'x');
@@ -399,10 +408,9 @@ describe('MemoryProvider (own)', () => {
     const p = new MemoryProvider();
     await p.writeFile('/f', 'start;');
     const a = await openWriteStream(p, '/f', { append: true });
-    a.on('error', () => undefined);
-    const aEnded = new Promise<unknown>((resolve) => a.once('close', () => resolve(a.errored)));
+    const aEnded = endedWith(a);
     await new Promise((resolve) => a.write('A1;', resolve));
-    (a as unknown as { idleSince: number }).idleSince = performance.now() - 10_000;
+    lastWrote(a, 10_000);
     expect(await p.uploadBusy('/f', {})).toBe(false);
     const b = await openWriteStream(p, '/f');
     expect(toVfsError(await aEnded).code).toBe('EBUSY');

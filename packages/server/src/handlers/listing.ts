@@ -772,9 +772,10 @@ export async function stat(s: Session, arg: string): Promise<void> {
       ` TYPE: ${s.transferType === 'A' ? 'ASCII' : 'BINARY'}, STRUcture: File, MODE: ${s.mode === 'Z' ? 'Deflate' : 'Stream'}`,
     ];
     const t = s.transfer;
-    t?.countKernelProgress();
-    if (t) lines.push(` ${t.direction} of ${t.path} in progress: ${t.bytes} bytes in ${((performance.now() - t.startedAt) / 1000).toFixed(1)} s`);
-    else lines.push(' No data connection');
+    if (t) {
+      t.countKernelProgress();
+      lines.push(` ${t.direction} of ${t.path} in progress: ${t.bytes} bytes in ${((performance.now() - t.startedAt) / 1000).toFixed(1)} s`);
+    } else lines.push(' No data connection');
     lines.push('End of status');
     return s.reply(211, lines);
   }

@@ -1676,9 +1676,13 @@ export class LocalProvider extends VirtualProvider implements FsProvider {
   async checkUpload(path: string, _options?: WriteStreamOptions, known?: FileStats | null): Promise<void> {
     const exists = known !== undefined ? known !== null : (await this.stat(path).catch(() => null)) !== null;
     if (exists) return this.#access(path, path, fs.constants.W_OK);
-    // A dangling link: the open creates its target, maybe in another folder; that open answers for it.
-    if ((await this.lstat(path).catch(() => null))?.isSymbolicLink()) return;
-    return this.#access(path, dirname(path), fs.constants.W_OK | fs.constants.X_OK);
+    try {
+      await this.#access(path, dirname(path), fs.constants.W_OK | fs.constants.X_OK);
+    } catch (err) {
+      // Unless the name is a dangling link: the open creates its target where the link leads, and answers for it.
+      // Looked at only on a refusal, so that a new file's upload pays for no lookup more.
+      if (!(await this.lstat(path).catch(() => null))?.isSymbolicLink()) throw err;
+    }
   }
 
   /** Rejects where the server's user may not search folder `path` (see `FsProvider.checkEnter`): access(2), execute. */

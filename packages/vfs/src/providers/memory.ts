@@ -531,11 +531,21 @@ function busy(content: Content, path: string): boolean {
  */
 const writersOf = new WeakMap<FileNode, Set<MemoryWriteStream>>();
 
+/** Whether an upload has written within {@link WRITER_TAKEOVER_IDLE_MS} (an idle one has most likely lost its client). */
+function active(writer: MemoryWriteStream): boolean {
+  return performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS;
+}
+
 /** Whether an upload that is not idle writes into `node` (see {@link writersOf}): nothing is ended by asking. */
 function nodeWriting(node: FileNode): boolean {
   if (writing(node.content)) return true;
-  for (const writer of writersOf.get(node) ?? []) if (performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
+  for (const writer of writersOf.get(node) ?? []) if (active(writer)) return true;
   return false;
+}
+
+/** Ends the idle uploads writing into `node` (those continuing it alone with `continuing`): the file is taken over. */
+function endIdle(node: FileNode, path: string, continuing = false): void {
+  for (const writer of [...(writersOf.get(node) ?? [])]) if (!continuing || writer.continues) writer.destroy(takenOverError(path));
 }
 
 /**
@@ -544,15 +554,13 @@ function nodeWriting(node: FileNode): boolean {
  */
 function nodeBusy(node: FileNode, path: string): boolean {
   if (nodeWriting(node)) return true;
-  for (const writer of [...(writersOf.get(node) ?? [])]) writer.destroy(takenOverError(path));
+  endIdle(node, path);
   return busy(node.content, path);
 }
 
 /** Whether an upload that continues `node`'s content (APPE, REST + STOR) still writes it (see {@link nodeWriting}). */
 function continuedNow(node: FileNode): boolean {
-  for (const writer of writersOf.get(node) ?? []) {
-    if (writer.continues && performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS) return true;
-  }
+  for (const writer of writersOf.get(node) ?? []) if (writer.continues && active(writer)) return true;
   return false;
 }
 
@@ -560,7 +568,7 @@ function continuedNow(node: FileNode): boolean {
 function writing(content: Content): boolean {
   const writer = content.writer;
   if (writer === null) return false;
-  return !(writer instanceof MemoryWriteStream) || performance.now() - writer.idleSince < WRITER_TAKEOVER_IDLE_MS;
+  return !(writer instanceof MemoryWriteStream) || active(writer);
 }
 
 /** A file handle of {@link MemoryProvider} (sync and async, as `@platformatic/vfs` expects). */
@@ -688,7 +696,8 @@ const LIST_SLICE = 500;
  *   interleaves its bytes with the other's nor keeps a prefix of a half-written file; so is a download (it would send
  *   a prefix as if it were the file). So is a whole-file upload while an APPE or a REST + STOR writes the file (it
  *   would replace the content they write into). While any upload writes a file, a replaced one included (it is the
- *   file again if it ends last), deleting it or renaming it away or over is refused with EBUSY too. A reader sees the content as it was when its stream opened, whatever uploads do after.
+ *   file again if it ends last), deleting it or renaming it away or over is refused with EBUSY too. A reader sees the
+ *   content as it was when its stream opened, whatever uploads do after.
  * - Symlinks: targets are stored as given and resolved inside the provider (`/` is the provider's root; `..` stops
  *   there).
  * - Renames of files and whole directories are O(1).
@@ -1059,7 +1068,7 @@ export class MemoryProvider extends SyncBackedProvider<MemoryFileHandle> impleme
     // one gone idle is ended, as a continuing upload's open ends it (it has lost its client: 451 there, not 226).
     if (!continues) {
       if (continuedNow(node)) throw fsError('EBUSY', 'open', path);
-      for (const writer of [...(writersOf.get(node) ?? [])]) if (writer.continues) writer.destroy(takenOverError(path));
+      endIdle(node, path, true);
     }
     if (options.append === true) return new MemoryWriteStream(node, node.content, null);
     const content = options.start === undefined ? new Content(this.#store) : Content.prefixOf(node.content, options.start);
